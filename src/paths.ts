@@ -1,0 +1,33 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * Where wheellock keeps things. Cache: rebuildable artefacts (kernel, agent, images).
+ * Data: things that must survive (CA key, sandbox records, volumes).
+ */
+export function cacheDir(): string {
+  const override = process.env.WHEELLOCK_CACHE_DIR;
+  if (override) return override;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), ".cache"), "wheellock");
+}
+
+export function dataDir(): string {
+  const override = process.env.WHEELLOCK_DATA_DIR;
+  if (override) return override;
+  const xdg = process.env.XDG_DATA_HOME;
+  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), ".local", "share"), "wheellock");
+}
+
+/** Per-process scratch space for running sandboxes (sockets, upper disks, logs). */
+export function runDir(): string {
+  const override = process.env.WHEELLOCK_RUN_DIR;
+  if (override) return override;
+  return join(dataDir(), "run");
+}
+
+/** The repository root (where guest/ lives), resolved from this module's location. */
+export function packageRoot(): string {
+  // src/paths.ts and dist/paths.js are both one level below the root.
+  return join(new URL(".", import.meta.url).pathname, "..");
+}
