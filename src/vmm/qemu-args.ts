@@ -1,0 +1,100 @@
+import type { Accel } from "./accel.js";
+
+export interface VmDisk {
+  path: string;
+  /** virtio-blk serial: the guest finds its disks by serial, not by /dev/vdX order. */
+  serial: string;
+  readonly: boolean;
+}
+
+export interface VmSpec {
+  accel: Accel;
+  cpus: number;
+  memoryMb: number;
+  kernelPath: string;
+  initramfsPath: string;
+  /** Extra kernel command-line words (wheellock.* keys). */
+  kernelArgs: string[];
+  disks: VmDisk[];
+  /** Unix socket the host listens on; QEMU connects to it for the control port. */
+  controlSocketPath: string;
+  /** Serial console output goes here. */
+  consoleLogPath: string;
+  /** Unix socket of the host network stack (-netdev stream); no NIC when absent. */
+  networkSocketPath?: string;
+  /** Jumbo MTU on the virtual link so one frame can carry up to 64 KB. */
+  networkMtu?: number;
+}
+
+/** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
+export const CONTROL_PORT_NAME = "wheellock.ctl";
+
+function quoteOptionValue(value: string): string {
+  // QEMU option values escape a literal comma by doubling it.
+  return value.replaceAll(",", ",,");
+}
+
+export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "kernelArgs">): string {
+  const words = ["console=ttyS0", "quiet", "panic=-1", "reboot=t"];
+  // Without a calibrated TSC frequency, a TCG guest spins for seconds calibrating it.
+  if (spec.accel === "tcg") words.push("tsc_early_khz=2000000");
+  return [...words, ...spec.kernelArgs].join(" ");
+}
+
+export function buildQemuArgs(spec: VmSpec): string[] {
+  const args: string[] = [
+    "-M",
+    "microvm,rtc=on",
+    "-accel",
+    spec.accel,
+    "-cpu",
+    spec.accel === "kvm" ? "host" : "max",
+    "-smp",
+    String(spec.cpus),
+    "-m",
+    `${spec.memoryMb}M`,
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    // A guest reboot (our agent's exit path) must end QEMU, never restart the VM.
+    "-no-reboot",
+    "-kernel",
+    spec.kernelPath,
+    "-initrd",
+    spec.initramfsPath,
+    "-append",
+    kernelCommandLine(spec),
+    "-chardev",
+    `file,id=console,path=${quoteOptionValue(spec.consoleLogPath)}`,
+    "-serial",
+    "chardev:console",
+  ];
+  spec.disks.forEach((disk, i) => {
+    args.push(
+      "-drive",
+      `id=disk${i},file=${quoteOptionValue(disk.path)},format=raw,if=none,` +
+        `readonly=${disk.readonly ? "on" : "off"},cache=unsafe`,
+      "-device",
+      `virtio-blk-device,drive=disk${i},serial=${disk.serial}`,
+    );
+  });
+  args.push(
+    "-device",
+    "virtio-serial-device,max_ports=4",
+    "-chardev",
+    `socket,id=ctl,path=${quoteOptionValue(spec.controlSocketPath)}`,
+    "-device",
+    `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,
+    "-device",
+    "virtio-rng-device",
+  );
+  if (spec.networkSocketPath !== undefined) {
+    args.push(
+      "-netdev",
+      `stream,id=net0,server=off,addr.type=unix,addr.path=${quoteOptionValue(spec.networkSocketPath)}`,
+      "-device",
+      `virtio-net-device,netdev=net0,host_mtu=${spec.networkMtu ?? 65520}`,
+    );
+  }
+  return args;
+}
