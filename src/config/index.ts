@@ -1,0 +1,38 @@
+/**
+ * Sandbox configuration: the SDK's create options and their validated, defaulted form, plus
+ * the parsers the CLI shares with it (env flags and files, numeric flags, durations) and the
+ * command helpers (Docker ENTRYPOINT/CMD composition, POSIX shell quoting).
+ */
+export type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+export { resolveSandboxOptions } from "./resolve.js";
+export {
+  DEFAULT_CPUS,
+  DEFAULT_DISK_SIZE_MB,
+  DEFAULT_IMAGE,
+  DEFAULT_MEMORY_MB,
+  DEFAULT_TIMEOUT_SECONDS,
+  ENV_ACCEL,
+  ENV_DEFAULT_IMAGE,
+  ENV_KERNEL,
+  MAX_TIMEOUT_SECONDS,
+  MIN_DISK_SIZE_MB,
+  MIN_MEMORY_MB,
+} from "./defaults.js";
+export { isSandboxId, newSandboxId } from "./sandbox-id.js";
+export {
+  envNameProblem,
+  envValueProblem,
+  parseEnvFlag,
+  type EnvAssignment,
+  type HostEnv,
+} from "./env-vars.js";
+export { parseEnvFile } from "./env-file.js";
+export { mergeEnv } from "./env-merge.js";
+export { shellQuote } from "./shell-quote.js";
+export { shellSplit } from "./shell-split.js";
+export {
+  composeCommand,
+  withEntrypointOverride,
+  type ImageCommandConfig,
+} from "./compose-command.js";
+export { parseCount, parseCpus, parseDurationSeconds, parseMemoryMb } from "./flag-values.js";

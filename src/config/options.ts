@@ -1,0 +1,86 @@
+/**
+ * What an SDK caller passes to create a sandbox, and the fully-defaulted form the rest of the
+ * host code consumes. Units are in the names; every field is validated by
+ * `resolveSandboxOptions`.
+ */
+
+/** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
+export type AccelChoice = "auto" | "kvm" | "tcg";
+
+export interface SandboxOptions {
+  /**
+   * OCI image reference (`alpine:3.20`, `ghcr.io/org/img@sha256:...`) or local tag.
+   * Default: `$WHEELLOCK_IMAGE`, else `alpine:latest`.
+   */
+  image?: string;
+  /**
+   * Virtual CPUs; fractional values are allowed (`0.5`): the VM gets `ceil(cpus)` vCPUs and the
+   * guest caps CPU time to the fraction. Finite, > 0, and `ceil(cpus)` at most the host's CPU
+   * count. Default 1.
+   */
+  cpus?: number;
+  /** Guest RAM in MiB. Integer >= 64. Default 512. */
+  memoryMb?: number;
+  /** Size of the writable root layer in MiB. Integer >= 64. Default 5120. */
+  diskSizeMb?: number;
+  /**
+   * Lifetime limit in seconds from start: at the deadline the sandbox is stopped and pending
+   * operations fail with ErrTimeout. `0` means no deadline. Finite, >= 0, at most
+   * 2147483 (~24.8 days, the longest delay a Node timer can hold). Default 300.
+   */
+  timeoutSeconds?: number;
+  /**
+   * Environment for every exec in the sandbox (on top of the image's ENV). Names are non-empty
+   * with no `=` or NUL; values have no NUL. Visible to anything in the guest: use secrets for
+   * credentials, not this.
+   */
+  env?: Record<string, string>;
+  /** Absolute guest path where commands start. Default: the image's WORKDIR, else `/`. */
+  workdir?: string;
+  /**
+   * Guest user for commands: `uid`, `uid:gid`, `name` or `name:group` (syntax-checked on the
+   * host; names are resolved in the guest). Default: the image's USER, else root.
+   */
+  user?: string;
+  /**
+   * Guest hostname: RFC 1123 labels (letters, digits, inner hyphens, <= 63 each) joined by dots,
+   * at most 64 characters (Linux's limit). Default: the sandbox id.
+   */
+  hostname?: string;
+  /**
+   * Skip the in-guest hardening (seccomp filter, capability drop, no_new_privs). The VM
+   * boundary still holds. Default false.
+   */
+  privileged?: boolean;
+  /** Accelerator. Default: `$WHEELLOCK_ACCEL`, else `auto`. */
+  accel?: AccelChoice;
+  /**
+   * Path to a guest kernel (bzImage) to boot instead of the bundled one; relative paths are
+   * resolved against the current directory. Default: `$WHEELLOCK_KERNEL`, else bundled.
+   */
+  kernel?: string;
+}
+
+/** `SandboxOptions` with every default applied and every value checked. Frozen. */
+export interface ResolvedSandboxConfig {
+  /** Generated (`vm-` + 8 hex digits); callers cannot choose it. */
+  readonly id: string;
+  readonly image: string;
+  readonly cpus: number;
+  /** `ceil(cpus)`: the number of vCPUs QEMU is given. */
+  readonly vcpuCount: number;
+  readonly memoryMb: number;
+  readonly diskSizeMb: number;
+  /** 0 = no deadline. */
+  readonly timeoutSeconds: number;
+  readonly env: Readonly<Record<string, string>>;
+  /** Undefined: the image decides (WORKDIR, else `/`). */
+  readonly workdir: string | undefined;
+  /** Undefined: the image decides (USER, else root). */
+  readonly user: string | undefined;
+  readonly hostname: string;
+  readonly privileged: boolean;
+  readonly accel: AccelChoice;
+  /** Absolute path; undefined: the bundled kernel. */
+  readonly kernel: string | undefined;
+}

@@ -1,0 +1,117 @@
+import { availableParallelism } from "node:os";
+import { resolve as resolvePath } from "node:path";
+import { ErrInvalidConfig } from "../errors.js";
+import {
+  DEFAULT_CPUS,
+  DEFAULT_DISK_SIZE_MB,
+  DEFAULT_IMAGE,
+  DEFAULT_MEMORY_MB,
+  DEFAULT_TIMEOUT_SECONDS,
+  ENV_ACCEL,
+  ENV_DEFAULT_IMAGE,
+  ENV_KERNEL,
+  MAX_TIMEOUT_SECONDS,
+  MIN_DISK_SIZE_MB,
+  MIN_MEMORY_MB,
+} from "./defaults.js";
+import type { HostEnv } from "./env-vars.js";
+import {
+  checkAbsoluteGuestPath,
+  checkBoolean,
+  checkEnvRecord,
+  checkHostname,
+  checkHostPath,
+  checkImageRef,
+  checkIntegerAtLeast,
+  checkOneOf,
+  checkPositiveNumber,
+  checkTimeoutSeconds,
+  checkUserSpec,
+} from "./field-checks.js";
+import type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import { newSandboxId } from "./sandbox-id.js";
+
+const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
+
+/** An environment default; empty counts as unset, as for the other WHEELLOCK_* variables. */
+function envDefault(env: HostEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * Applies defaults to `opts` and checks every field, before anything is started. Throws
+ * ErrInvalidConfig with one line naming the first bad field (`invalid configuration: cpus must
+ * be a finite number > 0, got -1`). `env` supplies the WHEELLOCK_IMAGE / WHEELLOCK_KERNEL /
+ * WHEELLOCK_ACCEL defaults; `hostCpus` bounds `cpus`; `id` is for restoring a known sandbox.
+ */
+export function resolveSandboxOptions(
+  opts: SandboxOptions = {},
+  env: HostEnv = process.env,
+  hostCpus: number = availableParallelism(),
+  id: string = newSandboxId(),
+): ResolvedSandboxConfig {
+  if (typeof opts !== "object" || opts === null) {
+    throw new ErrInvalidConfig("sandbox options must be an object");
+  }
+  if (Object.hasOwn(opts, "id")) {
+    throw new ErrInvalidConfig("id is assigned by wheellock and cannot be set");
+  }
+
+  const cpus = opts.cpus === undefined ? DEFAULT_CPUS : checkPositiveNumber("cpus", opts.cpus);
+  const vcpuCount = Math.ceil(cpus);
+  if (vcpuCount > hostCpus) {
+    throw new ErrInvalidConfig(
+      `cpus ${cpus} needs ${vcpuCount} vCPUs but the host has ${hostCpus} CPUs`,
+    );
+  }
+
+  const imageFromEnv = envDefault(env, ENV_DEFAULT_IMAGE);
+  const accelFromEnv = envDefault(env, ENV_ACCEL);
+  const kernelFromEnv = envDefault(env, ENV_KERNEL);
+  const kernel =
+    opts.kernel !== undefined
+      ? checkHostPath("kernel", opts.kernel)
+      : kernelFromEnv !== undefined
+        ? checkHostPath(ENV_KERNEL, kernelFromEnv)
+        : undefined;
+
+  const resolved: ResolvedSandboxConfig = {
+    id,
+    image:
+      opts.image !== undefined
+        ? checkImageRef("image", opts.image)
+        : imageFromEnv !== undefined
+          ? checkImageRef(ENV_DEFAULT_IMAGE, imageFromEnv)
+          : DEFAULT_IMAGE,
+    cpus,
+    vcpuCount,
+    memoryMb:
+      opts.memoryMb === undefined
+        ? DEFAULT_MEMORY_MB
+        : checkIntegerAtLeast("memoryMb", opts.memoryMb, MIN_MEMORY_MB),
+    diskSizeMb:
+      opts.diskSizeMb === undefined
+        ? DEFAULT_DISK_SIZE_MB
+        : checkIntegerAtLeast("diskSizeMb", opts.diskSizeMb, MIN_DISK_SIZE_MB),
+    timeoutSeconds:
+      opts.timeoutSeconds === undefined
+        ? DEFAULT_TIMEOUT_SECONDS
+        : checkTimeoutSeconds("timeoutSeconds", opts.timeoutSeconds, MAX_TIMEOUT_SECONDS),
+    env: Object.freeze(opts.env === undefined ? {} : checkEnvRecord("env", opts.env)),
+    workdir:
+      opts.workdir === undefined ? undefined : checkAbsoluteGuestPath("workdir", opts.workdir),
+    user: opts.user === undefined ? undefined : checkUserSpec("user", opts.user),
+    hostname: opts.hostname === undefined ? id : checkHostname("hostname", opts.hostname),
+    privileged: opts.privileged === undefined ? false : checkBoolean("privileged", opts.privileged),
+    accel:
+      opts.accel !== undefined
+        ? checkOneOf("accel", opts.accel, ACCEL_CHOICES)
+        : accelFromEnv !== undefined
+          ? checkOneOf(ENV_ACCEL, accelFromEnv, ACCEL_CHOICES)
+          : "auto",
+    // Absolute now, so a later chdir by the host program cannot change which kernel boots.
+    kernel: kernel === undefined ? undefined : resolvePath(kernel),
+  };
+  return Object.freeze(resolved);
+}
