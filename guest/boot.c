@@ -1,0 +1,291 @@
+#include "boot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define MODULES_DIR "/lib/wheellock/modules"
+#define MODULES_ORDER "/lib/wheellock/modules.order"
+#define DISK_WAIT_MS 10000
+#define PORT_NAME "wheellock.ctl"
+/* Where the disks live before (and, seen from the initramfs, after) the root switch. */
+#define IMAGE_MNT "/mnt/image"
+#define UPPER_MNT "/mnt/upper"
+#define NEWROOT "/mnt/root"
+
+static int privileged;
+static int initramfs_root_fd = -1;
+
+int boot_privileged(void)
+{
+	return privileged;
+}
+
+static void __attribute__((noreturn)) fatal(const char *what)
+{
+	logmsg("FATAL: %s: %s", what, strerror(errno));
+	/* PID 1 exiting panics the kernel; with panic=-1 and -no-reboot QEMU then exits. */
+	sync();
+	_exit(1);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+		    const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) != 0 && errno != EBUSY) {
+		logmsg("mount %s on %s (%s): %s", src, dst, type, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void read_cmdline(void)
+{
+	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
+	if (!cmd)
+		return;
+	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n"))
+		if (strcmp(tok, "wheellock.privileged=1") == 0)
+			privileged = 1;
+	free(cmd);
+}
+
+static void load_modules(void)
+{
+	char *order = read_small_file(MODULES_ORDER, 65536, NULL);
+	if (!order)
+		return; /* a kernel with everything built in ships no list */
+	char *save = NULL;
+	for (char *name = strtok_r(order, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+		if (!*name || strchr(name, '/'))
+			continue;
+		char path[512];
+		snprintf(path, sizeof path, "%s/%s", MODULES_DIR, name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			logmsg("module %s: %s", name, strerror(errno));
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
+			logmsg("module %s: %s", name, strerror(errno));
+		close(fd);
+		unlink(path); /* initramfs pages are RAM: give them back once loaded */
+	}
+	free(order);
+}
+
+/* virtio-mmio probe order is not the command-line order, so disks are found by the serial
+ * the host gave each one. Fills dev with "/dev/vdX"; 0 when found. */
+static int find_disk_once(const char *serial, char *dev, size_t devlen)
+{
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return -1;
+	int found = -1;
+	struct dirent *de;
+	while (found != 0 && (de = readdir(d))) {
+		if (strncmp(de->d_name, "vd", 2) != 0)
+			continue;
+		char path[300];
+		snprintf(path, sizeof path, "/sys/block/%s/serial", de->d_name);
+		char *s = read_small_file(path, 64, NULL);
+		if (!s)
+			continue;
+		s[strcspn(s, "\n")] = '\0';
+		if (strcmp(s, serial) == 0) {
+			snprintf(dev, devlen, "/dev/%s", de->d_name);
+			found = 0;
+		}
+		free(s);
+	}
+	closedir(d);
+	return found;
+}
+
+static void wait_disk(const char *serial, char *dev, size_t devlen)
+{
+	for (int waited = 0;; waited++) {
+		struct stat st;
+		if (find_disk_once(serial, dev, devlen) == 0 && stat(dev, &st) == 0)
+			return;
+		if (waited >= DISK_WAIT_MS) {
+			errno = ENODEV;
+			logmsg("no virtio disk with serial %s", serial);
+			fatal("waiting for disks");
+		}
+		sleep_ms(1);
+	}
+}
+
+static void mount_base(void)
+{
+	do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,gid=5,ptmxmode=0666");
+	do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	/* devtmpfs does not provide these; shells (process substitution) expect them. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+static void loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+/* fds 0-2 must be open so pipes created later never land on them. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		int n = open("/dev/null", O_RDWR);
+		if (n >= 0 && n != fd) {
+			dup2(n, fd);
+			close(n);
+		}
+	}
+}
+
+void boot_system(void)
+{
+	umask(0);
+	mkdir("/dev", 0755);
+	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	log_open_console();
+	ensure_std_fds();
+	do_mount("proc", "/proc", "proc", 0, NULL);
+	do_mount("sysfs", "/sys", "sysfs", 0, NULL);
+	read_cmdline();
+	load_modules();
+
+	char root_dev[300], upper_dev[300];
+	wait_disk("wl-root", root_dev, sizeof root_dev);
+	wait_disk("wl-upper", upper_dev, sizeof upper_dev);
+	mkdir("/mnt", 0755);
+	if (do_mount(root_dev, IMAGE_MNT, "ext4", MS_RDONLY, NULL) != 0)
+		fatal("mounting the image");
+	if (do_mount(upper_dev, UPPER_MNT, "ext4", MS_NOATIME, NULL) != 0)
+		fatal("mounting the upper disk");
+	if (mkdir_p(UPPER_MNT "/upper", 0755) != 0 || mkdir_p(UPPER_MNT "/work", 0755) != 0)
+		fatal("preparing the upper disk");
+	if (do_mount("overlay", NEWROOT, "overlay", 0,
+		     "lowerdir=" IMAGE_MNT ",upperdir=" UPPER_MNT "/upper,workdir=" UPPER_MNT
+		     "/work") != 0)
+		fatal("mounting the overlay root");
+
+	/* The initramfs (rootfs) cannot be pivot_root'ed away: move the new root over / and
+	 * chroot into it. A handle on the old root lets power-off come back to unmount. */
+	initramfs_root_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	umount2("/proc", MNT_DETACH);
+	umount2("/sys", MNT_DETACH);
+	if (chdir(NEWROOT) != 0 || mount(NEWROOT, "/", NULL, MS_MOVE, NULL) != 0 ||
+	    chroot(".") != 0 || chdir("/") != 0)
+		fatal("switching root");
+	mount_base();
+	umask(022);
+	loopback_up();
+	if (sethostname("wheellock", 9) != 0)
+		logmsg("sethostname: %s", strerror(errno));
+	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+}
+
+int boot_open_port(void)
+{
+	for (int waited = 0; waited < DISK_WAIT_MS; waited++) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char path[300];
+			snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", de->d_name);
+			char *name = read_small_file(path, 128, NULL);
+			if (!name)
+				continue;
+			name[strcspn(name, "\n")] = '\0';
+			int match = strcmp(name, PORT_NAME) == 0;
+			free(name);
+			if (!match)
+				continue;
+			snprintf(path, sizeof path, "/dev/%s", de->d_name);
+			int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+			if (fd >= 0) {
+				closedir(d);
+				return fd;
+			}
+		}
+		if (d)
+			closedir(d);
+		sleep_ms(1);
+	}
+	logmsg("no virtio-serial port named %s", PORT_NAME);
+	return -1;
+}
+
+void boot_poweroff(void)
+{
+	kill(-1, SIGKILL);
+	/* Reap what we can so the filesystems are no longer busy (bounded: ~1 s). */
+	for (int i = 0; i < 1000; i++) {
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		if (p < 0)
+			break;
+		if (p == 0)
+			sleep_ms(1);
+	}
+	sync();
+	static const char *const mounts[] = {"/dev/pts", "/dev/shm", "/dev", "/proc",
+					     "/sys", "/tmp", "/run"};
+	for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++)
+		umount2(mounts[i], MNT_DETACH);
+	if (initramfs_root_fd >= 0 && fchdir(initramfs_root_fd) == 0 && chroot(".") == 0) {
+		umount2(NEWROOT, MNT_DETACH);
+		if (umount(UPPER_MNT) != 0)
+			mount(NULL, UPPER_MNT, NULL, MS_REMOUNT | MS_RDONLY, NULL);
+		umount2(IMAGE_MNT, MNT_DETACH);
+	}
+	sync();
+	reboot(RB_POWER_OFF);
+	/* Without a working power-off method the kernel just halts; a reboot ends QEMU when
+	 * the host runs it with -no-reboot. */
+	reboot(RB_AUTOBOOT);
+	_exit(0);
+}

@@ -1,0 +1,122 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "util.h"
+#include "wire.h"
+
+static int valid_hostname(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+/* Replaces the file (which may be a symlink in the image) with new content. */
+static int replace_file(const char *path, const char *data, size_t len)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof tmp, "%s.wheellock-tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, data, len);
+	if (close(fd) != 0)
+		rc = -1;
+	if (rc == 0)
+		rc = rename(tmp, path);
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+int config_set_hostname(const char *name)
+{
+	if (sethostname(name, strlen(name)) != 0)
+		return -1;
+	char line[80];
+	int n = snprintf(line, sizeof line, "%s\n", name);
+	if (replace_file("/etc/hostname", line, (size_t)n) != 0)
+		return -1;
+
+	/* Keep the image's /etc/hosts but own the 127.0.1.1 line. */
+	size_t len = 0;
+	char *old = read_small_file("/etc/hosts", 65536, &len);
+	size_t cap = len + 256;
+	char *out = malloc(cap);
+	if (!out) {
+		free(old);
+		errno = ENOMEM;
+		return -1;
+	}
+	size_t o = 0;
+	int has_localhost = 0;
+	char *save = NULL;
+	for (char *l = old ? strtok_r(old, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "127.0.1.1", 9) == 0 && (l[9] == ' ' || l[9] == '\t'))
+			continue;
+		if (strncmp(l, "127.0.0.1", 9) == 0)
+			has_localhost = 1;
+		o += (size_t)snprintf(out + o, cap - o, "%s\n", l);
+	}
+	if (!has_localhost)
+		o += (size_t)snprintf(out + o, cap - o,
+				      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	o += (size_t)snprintf(out + o, cap - o, "127.0.1.1\t%s\n", name);
+	int rc = replace_file("/etc/hosts", out, o);
+	free(out);
+	free(old);
+	return rc;
+}
+
+int config_apply(uint32_t id, const uint8_t *payload, uint32_t len)
+{
+	if (!rec_valid(payload, len))
+		return -1;
+	struct rec_it it;
+	uint8_t tag;
+	const uint8_t *v;
+	uint32_t l;
+	rec_iter(&it, payload, len);
+	while (rec_next(&it, &tag, &v, &l) == 1) {
+		if (tag == T_CONF_TIME_UNIX_MS) {
+			uint64_t ms;
+			if (val_u64(v, l, &ms) != 0) {
+				wire_send_error(id, EINVAL, "bad TIME_UNIX_MS");
+				return 0;
+			}
+			struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+			if (clock_settime(CLOCK_REALTIME, &ts) != 0) {
+				wire_send_error(id, errno, "clock_settime: %s", strerror(errno));
+				return 0;
+			}
+		} else if (tag == T_CONF_HOSTNAME) {
+			char *name = val_strdup(v, l);
+			if (!name || !valid_hostname(name)) {
+				free(name);
+				wire_send_error(id, EINVAL, "invalid hostname");
+				return 0;
+			}
+			int rc = config_set_hostname(name);
+			free(name);
+			if (rc != 0) {
+				wire_send_error(id, errno, "hostname: %s", strerror(errno));
+				return 0;
+			}
+		}
+	}
+	wire_send(FT_OK, id, NULL, 0);
+	return 0;
+}

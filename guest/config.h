@@ -1,0 +1,12 @@
+/* CONFIGURE: wall clock and hostname. */
+#ifndef WL_CONFIG_H
+#define WL_CONFIG_H
+
+#include <stdint.h>
+
+/* Returns -1 on a protocol error (malformed record), else 0 (reply sent). */
+int config_apply(uint32_t id, const uint8_t *payload, uint32_t len);
+/* sethostname + /etc/hostname + /etc/hosts; 0 or -1 with errno. */
+int config_set_hostname(const char *name);
+
+#endif
