@@ -1,0 +1,109 @@
+import { existsSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { ErrSetup } from "../errors.js";
+import { ensureDefaultImage, type DefaultImage } from "../image/default-image.js";
+import { cacheDir } from "../paths.js";
+import { findExecutable } from "../util/which.js";
+import { ensureGuestAgent } from "./agent.js";
+import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js";
+import { ensureInitramfs } from "./initramfs.js";
+import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kernel.js";
+
+export type { GuestKernel } from "./kernel.js";
+export type { DefaultImage } from "../image/default-image.js";
+export { ensureHostPackages, type HostPackage } from "./apt.js";
+
+export interface SetupResult {
+  kernel: GuestKernel;
+  initramfsPath: string;
+  image: DefaultImage;
+}
+
+export interface SetupOptions {
+  /** A guest kernel (vmlinuz) to use instead of Debian's cloud kernel; default $WHEELLOCK_KERNEL. */
+  kernel?: string | undefined;
+  log?: (m: string) => void;
+}
+
+/** What the host needs, as Debian/Ubuntu packages and the file that proves each is installed. */
+export const HOST_PACKAGES: readonly HostPackage[] = [
+  { pkg: "qemu-system-x86", provides: "qemu-system-x86_64" },
+  { pkg: "qemu-utils", provides: "qemu-img" },
+  { pkg: "e2fsprogs", provides: "mkfs.ext4" },
+  { pkg: "e2fsprogs", provides: "debugfs" },
+  // The guest agent is a static musl binary built from guest/ (musl-dev pulls in gcc).
+  { pkg: "musl-tools", provides: "musl-gcc" },
+  { pkg: "make", provides: "make" },
+  { pkg: "mmdebstrap", provides: "mmdebstrap" },
+  // Ubuntu hosts need Debian's keys to verify the default image's packages.
+  { pkg: "debian-archive-keyring", provides: "/usr/share/keyrings/debian-archive-keyring.gpg" },
+  // newuidmap: building the image without root runs in a user namespace with subuid ranges.
+  { pkg: "uidmap", provides: "newuidmap" },
+];
+
+/**
+ * `wheellock setup`: installs missing host packages (apt, as root), then prepares the guest
+ * kernel, agent, initramfs and default image. Idempotent; quick when done before.
+ */
+export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
+  const log = opts.log ?? noop;
+  await ensureHostPackages(HOST_PACKAGES, log);
+  return prepare(opts, log);
+}
+
+/**
+ * What a sandbox calls before it boots: runSetup without installing packages (a library call must
+ * not run apt). Missing host tools fail with one line pointing at `wheellock setup`. Cached per
+ * process, so only the first sandbox pays for any checks beyond a few stat calls.
+ */
+export async function prepareAssets(opts: SetupOptions = {}): Promise<SetupResult> {
+  const missing = missingPackages(HOST_PACKAGES, { isProvided });
+  if (missing.length > 0) {
+    const what = missing.map((p) => `${p.provides} (package ${p.pkg})`).join(", ");
+    throw new ErrSetup(`missing host tools: ${what}; run: wheellock setup`);
+  }
+  const key = kernelOverride(opts) ?? "";
+  const memo = memoByKernel.get(key);
+  if (memo && stillThere(memo)) return memo;
+  const result = await prepare(opts, opts.log ?? noop);
+  memoByKernel.set(key, result);
+  return result;
+}
+
+const memoByKernel = new Map<string, SetupResult>();
+
+async function prepare(opts: SetupOptions, log: (m: string) => void): Promise<SetupResult> {
+  const dir = cacheDir();
+  const override = kernelOverride(opts);
+  // The image build (mmdebstrap, ~20-35 s) does not depend on the kernel/agent chain: overlap them.
+  const imageP = ensureDefaultImage(dir, log);
+  const bootP = (async () => {
+    const kernel =
+      override !== undefined ? kernelFromOverride(override) : await ensureGuestKernel(dir, log);
+    const agentPath = await ensureGuestAgent(dir, log);
+    const initramfsPath = await ensureInitramfs(dir, agentPath, kernel);
+    return { kernel, initramfsPath };
+  })();
+  // allSettled, so a failure on one side never leaves the other's rejection unobserved.
+  const [boot, image] = await Promise.allSettled([bootP, imageP]);
+  if (boot.status === "rejected") throw boot.reason;
+  if (image.status === "rejected") throw image.reason;
+  return { ...boot.value, image: image.value };
+}
+
+function kernelOverride(opts: SetupOptions): string | undefined {
+  const k = opts.kernel ?? process.env.WHEELLOCK_KERNEL;
+  return k !== undefined && k.length > 0 ? k : undefined;
+}
+
+function stillThere(r: SetupResult): boolean {
+  return (
+    existsSync(r.kernel.vmlinuzPath) && existsSync(r.initramfsPath) && existsSync(r.image.ext4Path)
+  );
+}
+
+function isProvided(provides: string): boolean {
+  return isAbsolute(provides) ? existsSync(provides) : findExecutable(provides) !== undefined;
+}
+
+function noop(): void {}
