@@ -1,0 +1,93 @@
+/**
+ * Wire constants of the host<->guest protocol (docs/PROTOCOL.md, version 1). The C agent
+ * (guest/agent.c) hard-codes the same numbers, so they change only with the spec.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const FRAME_MAGIC = 0x57;
+export const FRAME_HEADER_BYTES = 12;
+/** Largest payload either side may send in one frame; also the parser's allocation bound. */
+export const MAX_PAYLOAD = 262144;
+/** Per-direction, per-stream flow-control window at stream open. */
+export const INITIAL_WINDOW = 262144;
+/** Bytes per TLV entry header: u8 tag + u32 length. */
+export const RECORD_ENTRY_HEADER_BYTES = 5;
+
+export const FrameType = {
+  Hello: 0x01,
+  Configure: 0x02,
+  Poweroff: 0x04,
+  Ping: 0x05,
+  Exec: 0x10,
+  Started: 0x11,
+  Stdin: 0x12,
+  Stdout: 0x13,
+  Stderr: 0x14,
+  Eof: 0x15,
+  Signal: 0x16,
+  Resize: 0x17,
+  Exit: 0x18,
+  Credit: 0x19,
+  Close: 0x1a,
+  Error: 0x1f,
+  FileWrite: 0x20,
+  Ok: 0x21,
+  FileRead: 0x22,
+  FileList: 0x23,
+  FileStat: 0x24,
+  Mkdir: 0x25,
+  Remove: 0x26,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+const frameTypeNames = new Map<number, string>(
+  Object.entries(FrameType).map(([name, value]) => [
+    value,
+    name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase(),
+  ]),
+);
+
+export function isFrameType(value: number): value is FrameType {
+  return frameTypeNames.has(value);
+}
+
+/** Name for error messages; unknown numbers print as hex so a corrupt byte is recognisable. */
+export function frameTypeName(value: number): string {
+  return frameTypeNames.get(value) ?? `0x${value.toString(16).padStart(2, "0")}`;
+}
+
+/** The only types a guest may send; anything else from the guest is a protocol error. */
+export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
+  FrameType.Hello,
+  FrameType.Started,
+  FrameType.Stdout,
+  FrameType.Stderr,
+  FrameType.Exit,
+  FrameType.Credit,
+  FrameType.Error,
+  FrameType.Ok,
+]);
+
+// Record tags, one object per record kind (tags are only meaningful within their record).
+export const HelloTag = { Version: 1, BootMs: 2, Agent: 3 } as const;
+export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2 } as const;
+export const ExecTag = { Argv: 1, Env: 2, Cwd: 3, User: 4, Tty: 5, Rows: 6, Cols: 7 } as const;
+export const StartedTag = { Pid: 1 } as const;
+export const ErrorTag = { Message: 1, Errno: 2 } as const;
+export const FileWriteTag = { Path: 1, Mode: 2, Uid: 3, Gid: 4 } as const;
+export const FileReadTag = { Path: 1 } as const;
+export const FileReadOkTag = { Size: 1 } as const;
+export const FileListTag = { Path: 1 } as const;
+export const FileListOkTag = { Entry: 1 } as const;
+export const FileStatTag = { Path: 1, Follow: 2 } as const;
+export const MkdirTag = { Path: 1, Mode: 2 } as const;
+export const RemoveTag = { Path: 1, Recursive: 2 } as const;
+export const StatTag = {
+  Name: 1,
+  Size: 2,
+  Mode: 3,
+  Uid: 4,
+  Gid: 5,
+  MtimeMs: 6,
+  Link: 7,
+} as const;
