@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { runCommand } from "./run.js";
+import { setupCommand } from "./setup.js";
+import { versionCommand, packageVersion } from "./version.js";
+
+/** One line on stderr, no stack trace (unless WHEELLOCK_DEBUG=1), non-zero exit. */
+function reportError(err: unknown): void {
+  if (process.env.WHEELLOCK_DEBUG === "1" && err instanceof Error) {
+    process.stderr.write(`${err.stack ?? err.message}\n`);
+  } else {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`wheellock: ${message}\n`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command("wheellock")
+    .description("run untrusted code in throwaway micro-VMs under host-side policy")
+    .version(packageVersion(), "-v, --version")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      // Commander's own parse errors become our one-line format.
+      writeErr: (str) => process.stderr.write(str.replace(/^error: /, "wheellock: ")),
+    });
+  program.addCommand(runCommand().exitOverride());
+  program.addCommand(setupCommand().exitOverride());
+  program.addCommand(versionCommand().exitOverride());
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version output exit 0; parse errors were already printed by commander.
+      process.exitCode = err.exitCode;
+      return;
+    }
+    reportError(err);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,17 @@
+import { Command } from "commander";
+import { runSetup } from "../setup/index.js";
+
+export function setupCommand(): Command {
+  return new Command("setup")
+    .description("install host packages (QEMU, e2fsprogs, musl) and prepare the guest kernel, agent and default image")
+    .option("--kernel <path>", "use this guest kernel instead of Debian's cloud kernel")
+    .action(async (flags: { kernel?: string }) => {
+      const result = await runSetup({
+        ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
+        log: (msg) => process.stderr.write(`${msg}\n`),
+      });
+      process.stderr.write(
+        `ready: kernel ${result.kernel.version}, default image ${result.image.digest.slice(0, 19)}\n`,
+      );
+    });
+}

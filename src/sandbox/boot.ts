@@ -1,0 +1,113 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { Channel } from "../channel/index.js";
+import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
+import { QemuProcess, logTail, type Accel, type VmSpec } from "../vmm/index.js";
+
+export interface BootRequest {
+  runDir: string;
+  accel: Accel;
+  cpus: number;
+  memoryMb: number;
+  kernelPath: string;
+  initramfsPath: string;
+  kernelArgs: string[];
+  imagePath: string;
+  upperDiskPath: string;
+  bootTimeoutMs: number;
+  onFatal: (err: Error) => void;
+}
+
+export interface BootedVm {
+  qemu: QemuProcess;
+  channel: Channel;
+  consoleLogPath: string;
+  /** Guest CLOCK_BOOTTIME when the agent became ready. */
+  guestBootMs: number;
+  /** Host wall time from spawning QEMU to the agent's hello. */
+  hostBootMs: number;
+}
+
+function listen(path: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(path, () => resolve(server));
+  });
+}
+
+function firstConnection(server: Server): Promise<Socket> {
+  return new Promise((resolve) => server.once("connection", resolve));
+}
+
+/**
+ * Starts QEMU and waits for the guest agent's hello. Any failure (QEMU dies, boot times out,
+ * the guest talks nonsense) kills QEMU and reports the console tail, so a broken kernel or
+ * image explains itself.
+ */
+export async function bootVm(req: BootRequest): Promise<BootedVm> {
+  const controlSocketPath = join(req.runDir, "ctl.sock");
+  const consoleLogPath = join(req.runDir, "console.log");
+  const spec: VmSpec = {
+    accel: req.accel,
+    cpus: Math.ceil(req.cpus),
+    memoryMb: req.memoryMb,
+    kernelPath: req.kernelPath,
+    initramfsPath: req.initramfsPath,
+    kernelArgs: req.kernelArgs,
+    disks: [
+      { path: req.imagePath, serial: "wl-root", readonly: true },
+      { path: req.upperDiskPath, serial: "wl-upper", readonly: false },
+    ],
+    controlSocketPath,
+    consoleLogPath,
+  };
+  const server = await listen(controlSocketPath);
+  const started = Date.now();
+  let qemu: QemuProcess;
+  try {
+    qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  const describeFailure = (what: string): string => {
+    const tail = logTail(join(req.runDir, "qemu.log")) || logTail(consoleLogPath);
+    return tail ? `${what}; last output:\n${tail}` : what;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ErrTimeout(describeFailure(`VM did not become ready within ${req.bootTimeoutMs} ms`))),
+      req.bootTimeoutMs,
+    );
+  });
+  const qemuDied = qemu.exited.then((exit) => {
+    throw new ErrVMNotRunning(
+      describeFailure(`QEMU exited during boot (code ${exit.code ?? "-"}, signal ${exit.signal ?? "-"})`),
+    );
+  });
+  try {
+    const socket = await Promise.race([firstConnection(server), deadline, qemuDied]);
+    // Only QEMU may connect; stop listening so nothing else can attach to the control port.
+    server.close();
+    const channel = Channel.attach(socket, { onFatal: req.onFatal });
+    const hello = await Promise.race([channel.hello, deadline, qemuDied]);
+    return {
+      qemu,
+      channel,
+      consoleLogPath,
+      guestBootMs: hello.bootMs,
+      hostBootMs: Date.now() - started,
+    };
+  } catch (err) {
+    qemu.kill();
+    server.close();
+    await qemu.exited;
+    if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning) throw err;
+    throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), { cause: err });
+  } finally {
+    clearTimeout(timer);
+    qemuDied.catch(() => undefined);
+  }
+}

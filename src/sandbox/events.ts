@@ -1,0 +1,71 @@
+/**
+ * The sandbox's event stream. Exec events today; network and file events join the same stream.
+ * Each `events()` iterator gets every event emitted after it was created. A slow consumer's
+ * backlog is bounded: past `maxBacklog` the oldest events are dropped and counted, so an
+ * iterator nobody reads cannot grow host memory without bound.
+ */
+export interface ExecEventInfo {
+  command: string[];
+  exitCode: number;
+  durationMs: number;
+}
+
+export type SandboxEvent =
+  | { type: "exec"; timestamp: Date; exec: ExecEventInfo }
+  | { type: "lifecycle"; timestamp: Date; lifecycle: { state: "running" | "stopped"; reason?: string } };
+
+interface Subscriber {
+  queue: SandboxEvent[];
+  wake: (() => void) | undefined;
+  dropped: number;
+}
+
+export class EventHub {
+  private readonly subscribers = new Set<Subscriber>();
+  private ended = false;
+
+  constructor(private readonly maxBacklog = 10_000) {}
+
+  emit(event: SandboxEvent): void {
+    for (const sub of this.subscribers) {
+      if (sub.queue.length >= this.maxBacklog) {
+        sub.queue.shift();
+        sub.dropped++;
+      }
+      sub.queue.push(event);
+      sub.wake?.();
+    }
+  }
+
+  /** Ends every iterator once its queued events are consumed. */
+  end(): void {
+    this.ended = true;
+    for (const sub of this.subscribers) sub.wake?.();
+  }
+
+  subscribe(): AsyncIterableIterator<SandboxEvent> {
+    const sub: Subscriber = { queue: [], wake: undefined, dropped: 0 };
+    this.subscribers.add(sub);
+    const hub = this;
+    const iterator: AsyncIterableIterator<SandboxEvent> = {
+      async next(): Promise<IteratorResult<SandboxEvent>> {
+        for (;;) {
+          const event = sub.queue.shift();
+          if (event !== undefined) return { value: event, done: false };
+          if (hub.ended || !hub.subscribers.has(sub)) return { value: undefined, done: true };
+          await new Promise<void>((resolve) => (sub.wake = resolve));
+          sub.wake = undefined;
+        }
+      },
+      async return(): Promise<IteratorResult<SandboxEvent>> {
+        hub.subscribers.delete(sub);
+        sub.wake?.();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+}

@@ -1,0 +1,134 @@
+import { posix } from "node:path";
+import { Readable } from "node:stream";
+import {
+  ConfigureTag,
+  FileListOkTag,
+  FileListTag,
+  FileStatTag,
+  FrameType,
+  MkdirTag,
+  RemoveTag,
+  decodeListEntry,
+  decodeRecord,
+  decodeStat,
+  field,
+  type Channel,
+  type StatInfo,
+} from "../channel/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+
+/** A guest file's metadata, as `listFiles` and `stat` report it. */
+export interface FileInfo {
+  name: string;
+  sizeBytes: number;
+  /** Permission bits and type bits, as in `st_mode`. */
+  mode: number;
+  isDir: boolean;
+  isSymlink: boolean;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  /** Symlinks only. */
+  linkTarget?: string;
+}
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+function toFileInfo(stat: StatInfo): FileInfo {
+  const type = stat.mode & S_IFMT;
+  return {
+    name: stat.name,
+    sizeBytes: stat.sizeBytes,
+    mode: stat.mode,
+    isDir: type === S_IFDIR,
+    isSymlink: type === S_IFLNK,
+    uid: stat.uid,
+    gid: stat.gid,
+    mtime: new Date(stat.mtimeMs),
+    ...(stat.linkTarget !== undefined ? { linkTarget: stat.linkTarget } : {}),
+  };
+}
+
+/** Guest paths are absolute; `..` is resolved here so the request names one clear path. */
+function guestPath(path: string): string {
+  if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
+    throw new ErrInvalidConfig(`guest path must be absolute with no NUL: ${JSON.stringify(path)}`);
+  }
+  return posix.normalize(path);
+}
+
+type FileData = string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>;
+
+/** File operations on any guest path, through the guest agent. */
+export class SandboxFiles {
+  constructor(
+    private readonly channel: Channel,
+    private readonly ensureRunning: () => void,
+  ) {}
+
+  async writeFile(path: string, data: FileData, options: { mode?: number; uid?: number; gid?: number } = {}): Promise<void> {
+    this.ensureRunning();
+    const body = typeof data === "string" ? Buffer.from(data) : data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data;
+    await this.channel.writeFile({ path: guestPath(path), ...options }, body);
+  }
+
+  /** Streams a guest file; errors (missing file, not a regular file) arrive as stream errors. */
+  readFileStream(path: string): Readable {
+    this.ensureRunning();
+    return this.channel.readFile(guestPath(path));
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.readFileStream(path)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async list(path: string): Promise<FileInfo[]> {
+    this.ensureRunning();
+    const reply = await this.channel.request(FrameType.FileList, [field.string(FileListTag.Path, guestPath(path))]);
+    return reply.all(FileListOkTag.Entry).map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
+  }
+
+  /** Metadata of one path; symlinks are followed unless `followSymlinks` is false. */
+  async stat(path: string, options: { followSymlinks?: boolean } = {}): Promise<FileInfo> {
+    this.ensureRunning();
+    const reply = await this.channel.request(FrameType.FileStat, [
+      field.string(FileStatTag.Path, guestPath(path)),
+      field.u8(FileStatTag.Follow, options.followSymlinks === false ? 0 : 1),
+    ]);
+    return toFileInfo(decodeStat(reply));
+  }
+
+  /** `mkdir -p`: parents are created; an existing directory is fine. */
+  async mkdir(path: string, options: { mode?: number } = {}): Promise<void> {
+    this.ensureRunning();
+    await this.channel.request(FrameType.Mkdir, [
+      field.string(MkdirTag.Path, guestPath(path)),
+      field.u32(MkdirTag.Mode, options.mode ?? 0o755),
+    ]);
+  }
+
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    this.ensureRunning();
+    await this.channel.request(FrameType.Remove, [
+      field.string(RemoveTag.Path, guestPath(path)),
+      field.u8(RemoveTag.Recursive, options.recursive ? 1 : 0),
+    ]);
+  }
+
+  /** Sets the guest clock and hostname (right after boot). */
+  async configure(settings: { timeUnixMs: number; hostname: string }): Promise<void> {
+    await this.channel.request(FrameType.Configure, [
+      field.u64(ConfigureTag.TimeUnixMs, settings.timeUnixMs),
+      field.string(ConfigureTag.Hostname, settings.hostname),
+    ]);
+  }
+
+  /** A no-op round trip to the agent (liveness, latency). */
+  async ping(): Promise<void> {
+    await this.channel.request(FrameType.Ping);
+  }
+}

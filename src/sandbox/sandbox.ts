@@ -1,0 +1,249 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import type { Channel } from "../channel/index.js";
+import { resolveSandboxOptions, type ResolvedSandboxConfig, type SandboxOptions } from "../config/index.js";
+import { ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
+import { createEmptyExt4 } from "../image/ext4.js";
+import { runDir } from "../paths.js";
+import { prepareAssets } from "../setup/index.js";
+import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
+import { bootVm } from "./boot.js";
+import { EventHub, type SandboxEvent } from "./events.js";
+import { commandArgv, composeExecEnv } from "./exec-env.js";
+import { ExecProcess } from "./exec-process.js";
+import { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
+import { SandboxFiles, type FileInfo } from "./files.js";
+import { createRunDir, onProcessExit, sweepStaleRunDirs } from "./run-dir.js";
+import { resolveImage } from "./image.js";
+
+export interface SpawnOptions {
+  /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
+  cwd?: string;
+  /** Extra environment for this command, over the image's and the sandbox's. */
+  env?: Record<string, string>;
+  /** `uid`, `uid:gid`, `name` or `name:group`. Default: the sandbox's user, else root. */
+  user?: string;
+  /** Run on a pseudo-terminal of this size (`true` = 24x80). Output arrives on stdout only. */
+  tty?: boolean | { rows: number; cols: number };
+}
+
+/** How long the guest may take to power off cleanly before QEMU is killed. */
+const POWEROFF_GRACE_MS = 2000;
+
+/**
+ * One sandbox = one micro-VM. Create with `Sandbox.create()`, run commands with `exec()`
+ * (collected output) or `spawn()` (streaming), move files with the file methods, and
+ * `close()` it (or `await using`) to destroy the VM and everything it wrote.
+ */
+export class Sandbox implements AsyncDisposable {
+  readonly id: string;
+  readonly config: ResolvedSandboxConfig;
+  /** The accelerator the VM runs on. */
+  readonly accel: Accel;
+  /** Milliseconds from starting QEMU to the guest agent being ready. */
+  readonly bootMs: number;
+  readonly files: SandboxFiles;
+
+  private readonly events_ = new EventHub();
+  private failure: WheellockError | undefined;
+  private closing: Promise<void> | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+
+  private constructor(
+    config: ResolvedSandboxConfig,
+    accel: Accel,
+    bootMs: number,
+    private readonly channel: Channel,
+    private readonly qemu: QemuProcess,
+    private readonly dir: string,
+    private readonly unregisterExitCleanup: () => void,
+    private readonly imageEnv: Readonly<Record<string, string>>,
+  ) {
+    this.id = config.id;
+    this.config = config;
+    this.accel = accel;
+    this.bootMs = bootMs;
+    this.files = new SandboxFiles(channel, () => this.ensureRunning());
+  }
+
+  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+    const config = resolveSandboxOptions(options);
+    const image = resolveImage(config.image);
+    const root = runDir();
+    sweepStaleRunDirs(root);
+    const assets = await prepareAssets({ kernel: config.kernel, log: () => undefined });
+    const accel = detectAccel(config.accel);
+    const dir = createRunDir(root, config.id);
+    let qemuPid: number | undefined;
+    const unregister = onProcessExit(() => {
+      if (qemuPid !== undefined) process.kill(qemuPid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    });
+    let sandbox: Sandbox | undefined;
+    try {
+      const upperDiskPath = join(dir, "upper.ext4");
+      await createEmptyExt4(upperDiskPath, config.diskSizeMb);
+      const vm = await bootVm({
+        runDir: dir,
+        accel: accel.accel,
+        cpus: config.vcpuCount,
+        memoryMb: config.memoryMb,
+        kernelPath: assets.kernel.vmlinuzPath,
+        initramfsPath: assets.initramfsPath,
+        kernelArgs: config.privileged ? ["wheellock.privileged=1"] : [],
+        imagePath: assets.image.ext4Path,
+        upperDiskPath,
+        bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
+        onFatal: (err) => sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
+      });
+      qemuPid = vm.qemu.pid;
+      sandbox = new Sandbox(config, accel.accel, vm.hostBootMs, vm.channel, vm.qemu, dir, unregister, image.env);
+      await sandbox.configureGuest();
+      sandbox.watch();
+      return sandbox;
+    } catch (err) {
+      if (sandbox) await sandbox.close();
+      else {
+        unregister();
+        rmSync(dir, { recursive: true, force: true });
+      }
+      throw err;
+    }
+  }
+
+  /** Runs a command to completion and collects its output. */
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return runCollected(this.spawn(command, options), options);
+  }
+
+  /** Starts a command and returns at once with its streams. */
+  spawn(command: string | readonly string[], options: SpawnOptions = {}): ExecProcess {
+    this.ensureRunning();
+    const argv = commandArgv(command);
+    const tty = options.tty === true ? { rows: 24, cols: 80 } : options.tty || undefined;
+    const startedAt = Date.now();
+    const user = options.user ?? this.config.user;
+    const cwd = options.cwd ?? this.config.workdir;
+    const stream = this.channel.exec({
+      argv,
+      env: composeExecEnv({
+        image: this.imageEnv,
+        sandbox: this.config.env,
+        command: options.env,
+        hostname: this.config.hostname,
+        tty: tty !== undefined,
+      }),
+      ...(cwd !== undefined ? { cwd } : {}),
+      ...(user !== undefined ? { user } : {}),
+      ...(tty !== undefined ? { tty } : {}),
+    });
+    return new ExecProcess(stream, startedAt, (exit) =>
+      this.events_.emit({
+        type: "exec",
+        timestamp: new Date(),
+        exec: { command: argv, exitCode: exit.exitCode, durationMs: exit.durationMs },
+      }),
+    );
+  }
+
+  writeFile(
+    path: string,
+    data: string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>,
+    options?: { mode?: number; uid?: number; gid?: number },
+  ): Promise<void> {
+    return this.files.writeFile(path, data, options);
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return this.files.readFile(path);
+  }
+
+  listFiles(path: string): Promise<FileInfo[]> {
+    return this.files.list(path);
+  }
+
+  stat(path: string, options?: { followSymlinks?: boolean }): Promise<FileInfo> {
+    return this.files.stat(path, options);
+  }
+
+  mkdir(path: string, options?: { mode?: number }): Promise<void> {
+    return this.files.mkdir(path, options);
+  }
+
+  remove(path: string, options?: { recursive?: boolean }): Promise<void> {
+    return this.files.remove(path, options);
+  }
+
+  /** Network, file and exec events, from now on, until the sandbox closes. */
+  events(): AsyncIterableIterator<SandboxEvent> {
+    return this.events_.subscribe();
+  }
+
+  get running(): boolean {
+    return this.failure === undefined && this.closing === undefined;
+  }
+
+  /** Powers the VM off and removes everything it wrote. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private ensureRunning(): void {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
+  }
+
+  private async configureGuest(): Promise<void> {
+    await this.files.configure({ timeUnixMs: Date.now(), hostname: this.config.hostname });
+  }
+
+  private watch(): void {
+    if (this.config.timeoutSeconds > 0) {
+      this.deadline = setTimeout(() => {
+        this.fail(new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`));
+      }, this.config.timeoutSeconds * 1000);
+      // The deadline alone must not keep a finished program alive.
+      this.deadline.unref();
+    }
+    void this.qemu.exited.then((exit) => {
+      if (this.closing) return;
+      this.fail(
+        new ErrVMNotRunning(
+          `sandbox ${this.id} VM exited unexpectedly (code ${exit.code ?? "-"}, signal ${exit.signal ?? "-"})`,
+        ),
+      );
+    });
+    this.events_.emit({ type: "lifecycle", timestamp: new Date(), lifecycle: { state: "running" } });
+  }
+
+  /** Ends the sandbox because of an error; pending operations reject with it. */
+  private fail(err: WheellockError): void {
+    if (this.failure || this.closing) return;
+    this.failure = err;
+    this.channel.close(err);
+    void this.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    clearTimeout(this.deadline);
+    if (!this.channel.closed) {
+      this.channel.poweroff();
+    }
+    await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
+    this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
+    rmSync(this.dir, { recursive: true, force: true });
+    this.unregisterExitCleanup();
+    this.events_.emit({
+      type: "lifecycle",
+      timestamp: new Date(),
+      lifecycle: { state: "stopped", ...(this.failure ? { reason: this.failure.message } : {}) },
+    });
+    this.events_.end();
+  }
+}

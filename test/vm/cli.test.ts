@@ -1,0 +1,140 @@
+// The `wheellock` CLI end to end, as a user at a terminal would run it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isolateDataDir, runDirEntries } from "../helpers/vm.js";
+
+const dataDir = isolateDataDir();
+const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
+
+function wheellock(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [...CLI, ...args], {
+    input: input ?? "",
+    encoding: "utf8",
+    timeout: 180_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("run streams output, keeps stderr apart and exits with the command's status", () => {
+  const r = wheellock(["run", "--", "sh", "-c", "echo out; echo err >&2; exit 5"]);
+  assert.equal(r.stdout, "out\n");
+  assert.equal(r.stderr, "err\n");
+  assert.equal(r.code, 5);
+});
+
+test("run -i pipes stdin; options reach the guest", () => {
+  const dir = mkdtempSync(join(tmpdir(), "wl-cli-"));
+  const envFile = join(dir, "env");
+  writeFileSync(envFile, "# comment\nFROM_FILE=file\nBOTH=file\n");
+  const r = wheellock(
+    [
+      "run", "-i", "-e", "BOTH=flag", "--env-file", envFile, "-w", "/tmp", "-u", "1000",
+      "--hostname", "cli-host", "--cpus", "2", "--memory", "300", "--",
+      "sh", "-c", 'cat; echo "$FROM_FILE $BOTH"; pwd; id -u; hostname; nproc; grep MemTotal /proc/meminfo',
+    ],
+    "piped-input\n",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.deepEqual(lines.slice(0, 6), ["piped-input", "file flag", "/tmp", "1000", "cli-host", "2"]);
+  const memKb = Number(/MemTotal:\s+(\d+)/.exec(lines[6] ?? "")?.[1]);
+  assert.ok(memKb > 200_000 && memKb <= 300 * 1024, `MemTotal ${memKb} kB`);
+});
+
+test("signal deaths map to 128+N", () => {
+  const r = wheellock(["run", "--", "sh", "-c", "kill -KILL $$"]);
+  assert.equal(r.code, 137);
+});
+
+test("--timeout stops the sandbox with a clear error and exit 124", () => {
+  const r = wheellock(["run", "--timeout", "2", "--", "sleep", "60"]);
+  assert.equal(r.code, 124);
+  assert.match(r.stderr, /timed out after 2 s/);
+});
+
+test("bad input gets a one-line error and a non-zero exit", () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["run", "--memory", "12abc", "--", "true"], /--memory must be a positive integer/],
+    [["run", "--cpus", "-1", "--", "true"], /error|cpus/],
+    [["run", "--bogus-flag", "--", "true"], /unknown option '--bogus-flag'/],
+    [["run"], /command required/],
+    [["run", "--kernel", "/nonexistent/vmlinuz", "--", "true"], /nonexistent\/vmlinuz/],
+    [["run", "--image", "no-such-image:1", "--", "true"], /image not found: no-such-image:1/],
+    [["run", "-u", "nosuchuser", "--", "true"], /unknown user: nosuchuser/],
+    [["run", "-e", "=x", "--", "true"], /name/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = wheellock(args);
+    assert.notEqual(r.code, 0, `${args.join(" ")} should fail`);
+    assert.match(r.stderr, pattern, args.join(" "));
+    assert.equal(r.stderr.trim().split("\n").length, 1, `one line for ${args.join(" ")}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  }
+  assert.deepEqual(runDirEntries(dataDir), [], "failed runs leave nothing behind");
+});
+
+test("version", () => {
+  const r = wheellock(["version"]);
+  assert.match(r.stdout, /^wheellock \d+\.\d+\.\d+\n$/);
+});
+
+test("run -it drives an interactive shell through a real PTY", async () => {
+  // `script` gives the CLI a real terminal on stdin/stdout, as a user's terminal would.
+  const command = [process.execPath, ...CLI, "run", "-it", "--", "sh"].map((a) => `'${a}'`).join(" ");
+  const child = spawn("script", ["-qfec", command, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  const waitFor = async (pattern: RegExp) => {
+    const start = Date.now();
+    while (!pattern.test(out)) {
+      if (Date.now() - start > 150_000) throw new Error(`timed out waiting for ${pattern}; got ${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await waitFor(/# $/m);
+  child.stdin.write("tty; echo $((6*7))\r");
+  await waitFor(/42/);
+  // Ctrl-C reaches the guest: it interrupts the sleep, not the CLI.
+  child.stdin.write("sleep 30\r");
+  await new Promise((r) => setTimeout(r, 1500));
+  child.stdin.write("\x03");
+  child.stdin.write("echo after-int\r");
+  await waitFor(/after-int\r?\n/);
+  child.stdin.write("exit 9\r");
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.match(out, /\/dev\/pts\/\d+/);
+  assert.equal(code, 9);
+});
+
+test("killing the CLI with SIGKILL leaves no QEMU behind", async () => {
+  const child = spawn(process.execPath, [...CLI, "run", "--", "sleep", "120"], { stdio: "ignore" });
+  // Wait until its VM is up (a run dir with a QEMU child of the CLI).
+  const start = Date.now();
+  let qemuPid: number | undefined;
+  while (qemuPid === undefined) {
+    if (Date.now() - start > 120_000) throw new Error("VM did not start");
+    const r = spawnSync("pgrep", ["-P", String(child.pid), "-f", "qemu-system"], { encoding: "utf8" });
+    if (r.status === 0) qemuPid = Number(r.stdout.trim().split("\n")[0]);
+    else await new Promise((res) => setTimeout(res, 200));
+  }
+  child.kill("SIGKILL");
+  const deadline = Date.now() + 10_000;
+  let alive = true;
+  while (alive && Date.now() < deadline) {
+    try {
+      process.kill(qemuPid, 0);
+      await new Promise((res) => setTimeout(res, 100));
+    } catch {
+      alive = false;
+    }
+  }
+  assert.equal(alive, false, "QEMU must die with its owner");
+  // The next wheellock process sweeps the dead owner's run dir.
+  assert.equal(runDirEntries(dataDir).length, 1);
+  wheellock(["run", "--", "true"]);
+  assert.deepEqual(runDirEntries(dataDir), []);
+});
