@@ -28,7 +28,9 @@ export function positiveNumber(name: string): (value: string) => number {
 export function oneOf<T extends string>(name: string, choices: readonly T[]): (value: string) => T {
   return (value) => {
     if (!(choices as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`${name} must be one of ${choices.join(", ")}, got "${value}"`);
+      throw new InvalidArgumentError(
+        `${name} must be one of ${choices.join(", ")}, got "${value}"`,
+      );
     }
     return value as T;
   };

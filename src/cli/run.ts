@@ -35,15 +35,32 @@ export function runCommand(): Command {
     .option("--image <ref>", "image to run (default: the locally built default image)")
     .option("--cpus <n>", "virtual CPUs (may be fractional)", positiveNumber("--cpus"))
     .option("--memory <mb>", "memory in MB (default 512)", positiveInteger("--memory"))
-    .option("--disk-size <mb>", "writable disk size in MB (default 5120)", positiveInteger("--disk-size"))
-    .option("--timeout <s>", "stop the sandbox after this many seconds (default 300, 0 = none)", positiveInteger("--timeout"))
-    .option("-e, --env <K=V|K>", "set an environment variable (repeatable; bare K copies the host's)", collect, [])
+    .option(
+      "--disk-size <mb>",
+      "writable disk size in MB (default 5120)",
+      positiveInteger("--disk-size"),
+    )
+    .option(
+      "--timeout <s>",
+      "stop the sandbox after this many seconds (default 300, 0 = none)",
+      positiveInteger("--timeout"),
+    )
+    .option(
+      "-e, --env <K=V|K>",
+      "set an environment variable (repeatable; bare K copies the host's)",
+      collect,
+      [],
+    )
     .option("--env-file <path>", "read KEY=VALUE lines from a file (repeatable)", collect, [])
     .option("-w, --workdir <dir>", "working directory in the guest")
     .option("-u, --user <user>", "user in the guest: uid, uid:gid or name")
     .option("--hostname <name>", "guest hostname (default: the sandbox id)")
     .option("--privileged", "skip in-guest hardening (seccomp, capability drop, no_new_privs)")
-    .addOption(new Option("--accel <kind>", "accelerator").argParser(oneOf("--accel", ["auto", "kvm", "tcg"] as const)))
+    .addOption(
+      new Option("--accel <kind>", "accelerator").argParser(
+        oneOf("--accel", ["auto", "kvm", "tcg"] as const),
+      ),
+    )
     .option("--kernel <path>", "guest kernel to boot instead of the prepared one")
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal")
@@ -78,7 +95,9 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
   try {
     const proc = sandbox.spawn(command, flags.tty ? { tty: hostTerminalSize() } : {});
     await proc.pid;
-    return await (flags.tty && flags.interactive ? interactive(proc) : streamed(proc, flags.interactive === true));
+    return await (flags.tty && flags.interactive
+      ? interactive(proc)
+      : streamed(proc, flags.interactive === true));
   } catch (err) {
     if (err instanceof ErrTimeout) {
       process.stderr.write(`wheellock: ${err.message}\n`);
@@ -132,7 +151,10 @@ async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<numbe
 async function interactive(proc: ExecProcess): Promise<number> {
   const restore = attachTerminal(proc);
   try {
-    const [exit] = await Promise.all([proc.wait(), pipeline(proc.stdout, keepOpen(process.stdout))]);
+    const [exit] = await Promise.all([
+      proc.wait(),
+      pipeline(proc.stdout, keepOpen(process.stdout)),
+    ]);
     return exit.exitCode;
   } finally {
     restore();

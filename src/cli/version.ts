@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { packageRoot } from "../paths.js";
 
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
+    version: string;
+  };
   return pkg.version;
 }
 

@@ -78,13 +78,18 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new ErrTimeout(describeFailure(`VM did not become ready within ${req.bootTimeoutMs} ms`))),
+      () =>
+        reject(
+          new ErrTimeout(describeFailure(`VM did not become ready within ${req.bootTimeoutMs} ms`)),
+        ),
       req.bootTimeoutMs,
     );
   });
   const qemuDied = qemu.exited.then((exit) => {
     throw new ErrVMNotRunning(
-      describeFailure(`QEMU exited during boot (code ${exit.code ?? "-"}, signal ${exit.signal ?? "-"})`),
+      describeFailure(
+        `QEMU exited during boot (code ${exit.code ?? "-"}, signal ${exit.signal ?? "-"})`,
+      ),
     );
   });
   try {
@@ -104,8 +109,11 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     qemu.kill();
     server.close();
     await qemu.exited;
-    if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning) throw err;
-    throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), { cause: err });
+    if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)
+      throw err;
+    throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), {
+      cause: err,
+    });
   } finally {
     clearTimeout(timer);
     qemuDied.catch(() => undefined);

@@ -12,7 +12,11 @@ export interface ExecEventInfo {
 
 export type SandboxEvent =
   | { type: "exec"; timestamp: Date; exec: ExecEventInfo }
-  | { type: "lifecycle"; timestamp: Date; lifecycle: { state: "running" | "stopped"; reason?: string } };
+  | {
+      type: "lifecycle";
+      timestamp: Date;
+      lifecycle: { state: "running" | "stopped"; reason?: string };
+    };
 
 interface Subscriber {
   queue: SandboxEvent[];
@@ -46,19 +50,20 @@ export class EventHub {
   subscribe(): AsyncIterableIterator<SandboxEvent> {
     const sub: Subscriber = { queue: [], wake: undefined, dropped: 0 };
     this.subscribers.add(sub);
-    const hub = this;
+    const subscribers = this.subscribers;
+    const isEnded = () => this.ended;
     const iterator: AsyncIterableIterator<SandboxEvent> = {
       async next(): Promise<IteratorResult<SandboxEvent>> {
         for (;;) {
           const event = sub.queue.shift();
           if (event !== undefined) return { value: event, done: false };
-          if (hub.ended || !hub.subscribers.has(sub)) return { value: undefined, done: true };
+          if (isEnded() || !subscribers.has(sub)) return { value: undefined, done: true };
           await new Promise<void>((resolve) => (sub.wake = resolve));
           sub.wake = undefined;
         }
       },
       async return(): Promise<IteratorResult<SandboxEvent>> {
-        hub.subscribers.delete(sub);
+        subscribers.delete(sub);
         sub.wake?.();
         return { value: undefined, done: true };
       },

@@ -56,7 +56,9 @@ async function feedStdin(proc: ExecProcess, stdin: ExecOptions["stdin"]): Promis
     return;
   }
   const source =
-    typeof stdin === "string" || stdin instanceof Uint8Array ? Readable.from([Buffer.from(stdin)]) : Readable.from(stdin);
+    typeof stdin === "string" || stdin instanceof Uint8Array
+      ? Readable.from([Buffer.from(stdin)])
+      : Readable.from(stdin);
   source.pipe(proc.stdin);
   await finished(proc.stdin).catch(() => undefined);
 }
@@ -83,7 +85,11 @@ export async function runCollected(proc: ExecProcess, options: ExecOptions): Pro
     if (signal) {
       const onAbort = () => {
         proc.abandon();
-        reject(signal.reason instanceof Error ? signal.reason : new WheellockError("ErrExec", "command aborted"));
+        reject(
+          signal.reason instanceof Error
+            ? signal.reason
+            : new WheellockError("ErrExec", "command aborted"),
+        );
       };
       if (signal.aborted) onAbort();
       else {

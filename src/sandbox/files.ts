@@ -68,9 +68,18 @@ export class SandboxFiles {
     private readonly ensureRunning: () => void,
   ) {}
 
-  async writeFile(path: string, data: FileData, options: { mode?: number; uid?: number; gid?: number } = {}): Promise<void> {
+  async writeFile(
+    path: string,
+    data: FileData,
+    options: { mode?: number; uid?: number; gid?: number } = {},
+  ): Promise<void> {
     this.ensureRunning();
-    const body = typeof data === "string" ? Buffer.from(data) : data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : data;
+    const body =
+      typeof data === "string"
+        ? Buffer.from(data)
+        : data instanceof Uint8Array
+          ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+          : data;
     await this.channel.writeFile({ path: guestPath(path), ...options }, body);
   }
 
@@ -88,8 +97,12 @@ export class SandboxFiles {
 
   async list(path: string): Promise<FileInfo[]> {
     this.ensureRunning();
-    const reply = await this.channel.request(FrameType.FileList, [field.string(FileListTag.Path, guestPath(path))]);
-    return reply.all(FileListOkTag.Entry).map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
+    const reply = await this.channel.request(FrameType.FileList, [
+      field.string(FileListTag.Path, guestPath(path)),
+    ]);
+    return reply
+      .all(FileListOkTag.Entry)
+      .map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
   }
 
   /** Metadata of one path; symlinks are followed unless `followSymlinks` is false. */

@@ -2,7 +2,11 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Channel } from "../channel/index.js";
-import { resolveSandboxOptions, type ResolvedSandboxConfig, type SandboxOptions } from "../config/index.js";
+import {
+  resolveSandboxOptions,
+  type ResolvedSandboxConfig,
+  type SandboxOptions,
+} from "../config/index.js";
 import { ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import { createEmptyExt4 } from "../image/ext4.js";
 import { runDir } from "../paths.js";
@@ -95,10 +99,20 @@ export class Sandbox implements AsyncDisposable {
         imagePath: assets.image.ext4Path,
         upperDiskPath,
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
-        onFatal: (err) => sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
+        onFatal: (err) =>
+          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
       });
       qemuPid = vm.qemu.pid;
-      sandbox = new Sandbox(config, accel.accel, vm.hostBootMs, vm.channel, vm.qemu, dir, unregister, image.env);
+      sandbox = new Sandbox(
+        config,
+        accel.accel,
+        vm.hostBootMs,
+        vm.channel,
+        vm.qemu,
+        dir,
+        unregister,
+        image.env,
+      );
       await sandbox.configureGuest();
       sandbox.watch();
       return sandbox;
@@ -206,7 +220,9 @@ export class Sandbox implements AsyncDisposable {
   private watch(): void {
     if (this.config.timeoutSeconds > 0) {
       this.deadline = setTimeout(() => {
-        this.fail(new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`));
+        this.fail(
+          new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`),
+        );
       }, this.config.timeoutSeconds * 1000);
       // The deadline alone must not keep a finished program alive.
       this.deadline.unref();
@@ -219,7 +235,11 @@ export class Sandbox implements AsyncDisposable {
         ),
       );
     });
-    this.events_.emit({ type: "lifecycle", timestamp: new Date(), lifecycle: { state: "running" } });
+    this.events_.emit({
+      type: "lifecycle",
+      timestamp: new Date(),
+      lifecycle: { state: "running" },
+    });
   }
 
   /** Ends the sandbox because of an error; pending operations reject with it. */

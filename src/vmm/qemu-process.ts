@@ -20,7 +20,9 @@ export function findQemuBinary(env: NodeJS.ProcessEnv = process.env): string {
     const candidate = `${dir}/qemu-system-x86_64`;
     if (dir && existsSync(candidate)) return candidate;
   }
-  throw new ErrSetup("qemu-system-x86_64 not found: run `wheellock setup` (or install qemu-system-x86)");
+  throw new ErrSetup(
+    "qemu-system-x86_64 not found: run `wheellock setup` (or install qemu-system-x86)",
+  );
 }
 
 /**
@@ -86,7 +88,9 @@ export class QemuProcess {
 /** Last lines of a log file, for error messages ("QEMU exited: <tail>"). */
 export function logTail(path: string, maxLines = 15): string {
   try {
-    const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim().length > 0);
+    const lines = readFileSync(path, "utf8")
+      .split("\n")
+      .filter((l) => l.trim().length > 0);
     return lines.slice(-maxLines).join("\n");
   } catch {
     return "";

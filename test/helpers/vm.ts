@@ -17,7 +17,9 @@ export function isolateDataDir(): string {
 export function childQemuPids(): number[] {
   let out = "";
   try {
-    out = execFileSync("pgrep", ["-P", String(process.pid), "-f", "qemu-system"], { encoding: "utf8" });
+    out = execFileSync("pgrep", ["-P", String(process.pid), "-f", "qemu-system"], {
+      encoding: "utf8",
+    });
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }

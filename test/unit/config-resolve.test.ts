@@ -29,7 +29,7 @@ describe("resolveSandboxOptions defaults", () => {
   it("fills every default from an empty options object", () => {
     assert.deepEqual(resolve({}), {
       id: "vm-0123abcd",
-      image: "alpine:latest",
+      image: "default",
       cpus: 1,
       vcpuCount: 1,
       memoryMb: 512,
@@ -109,7 +109,7 @@ describe("resolveSandboxOptions defaults", () => {
 
   it("treats empty WHEELLOCK_* variables as unset", () => {
     const r = resolveSandboxOptions({}, { WHEELLOCK_IMAGE: "", WHEELLOCK_ACCEL: "" }, HOST_CPUS);
-    assert.equal(r.image, "alpine:latest");
+    assert.equal(r.image, "default");
     assert.equal(r.accel, "auto");
   });
 

@@ -64,7 +64,10 @@ test("QEMU argv: microvm, no default devices, resources, disks by serial", () =>
 
 test("QEMU argv: network socket adds a jumbo-MTU virtio-net NIC", () => {
   const args = buildQemuArgs({ ...spec, networkSocketPath: "/run/net.sock" });
-  assert.match(optionAfter(args, "-netdev")[0]!, /^stream,.*addr\.type=unix,addr\.path=\/run\/net\.sock/);
+  assert.match(
+    optionAfter(args, "-netdev")[0]!,
+    /^stream,.*addr\.type=unix,addr\.path=\/run\/net\.sock/,
+  );
   assert.ok(optionAfter(args, "-device").includes("virtio-net-device,netdev=net0,host_mtu=65520"));
 });
 

@@ -32,15 +32,39 @@ test("run -i pipes stdin; options reach the guest", () => {
   writeFileSync(envFile, "# comment\nFROM_FILE=file\nBOTH=file\n");
   const r = wheellock(
     [
-      "run", "-i", "-e", "BOTH=flag", "--env-file", envFile, "-w", "/tmp", "-u", "1000",
-      "--hostname", "cli-host", "--cpus", "2", "--memory", "300", "--",
-      "sh", "-c", 'cat; echo "$FROM_FILE $BOTH"; pwd; id -u; hostname; nproc; grep MemTotal /proc/meminfo',
+      "run",
+      "-i",
+      "-e",
+      "BOTH=flag",
+      "--env-file",
+      envFile,
+      "-w",
+      "/tmp",
+      "-u",
+      "1000",
+      "--hostname",
+      "cli-host",
+      "--cpus",
+      "2",
+      "--memory",
+      "300",
+      "--",
+      "sh",
+      "-c",
+      'cat; echo "$FROM_FILE $BOTH"; pwd; id -u; hostname; nproc; grep MemTotal /proc/meminfo',
     ],
     "piped-input\n",
   );
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
-  assert.deepEqual(lines.slice(0, 6), ["piped-input", "file flag", "/tmp", "1000", "cli-host", "2"]);
+  assert.deepEqual(lines.slice(0, 6), [
+    "piped-input",
+    "file flag",
+    "/tmp",
+    "1000",
+    "cli-host",
+    "2",
+  ]);
   const memKb = Number(/MemTotal:\s+(\d+)/.exec(lines[6] ?? "")?.[1]);
   assert.ok(memKb > 200_000 && memKb <= 300 * 1024, `MemTotal ${memKb} kB`);
 });
@@ -71,7 +95,11 @@ test("bad input gets a one-line error and a non-zero exit", () => {
     const r = wheellock(args);
     assert.notEqual(r.code, 0, `${args.join(" ")} should fail`);
     assert.match(r.stderr, pattern, args.join(" "));
-    assert.equal(r.stderr.trim().split("\n").length, 1, `one line for ${args.join(" ")}: ${r.stderr}`);
+    assert.equal(
+      r.stderr.trim().split("\n").length,
+      1,
+      `one line for ${args.join(" ")}: ${r.stderr}`,
+    );
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
   assert.deepEqual(runDirEntries(dataDir), [], "failed runs leave nothing behind");
@@ -84,14 +112,19 @@ test("version", () => {
 
 test("run -it drives an interactive shell through a real PTY", async () => {
   // `script` gives the CLI a real terminal on stdin/stdout, as a user's terminal would.
-  const command = [process.execPath, ...CLI, "run", "-it", "--", "sh"].map((a) => `'${a}'`).join(" ");
-  const child = spawn("script", ["-qfec", command, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+  const command = [process.execPath, ...CLI, "run", "-it", "--", "sh"]
+    .map((a) => `'${a}'`)
+    .join(" ");
+  const child = spawn("script", ["-qfec", command, "/dev/null"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   const waitFor = async (pattern: RegExp) => {
     const start = Date.now();
     while (!pattern.test(out)) {
-      if (Date.now() - start > 150_000) throw new Error(`timed out waiting for ${pattern}; got ${out}`);
+      if (Date.now() - start > 150_000)
+        throw new Error(`timed out waiting for ${pattern}; got ${out}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   };
@@ -117,7 +150,9 @@ test("killing the CLI with SIGKILL leaves no QEMU behind", async () => {
   let qemuPid: number | undefined;
   while (qemuPid === undefined) {
     if (Date.now() - start > 120_000) throw new Error("VM did not start");
-    const r = spawnSync("pgrep", ["-P", String(child.pid), "-f", "qemu-system"], { encoding: "utf8" });
+    const r = spawnSync("pgrep", ["-P", String(child.pid), "-f", "qemu-system"], {
+      encoding: "utf8",
+    });
     if (r.status === 0) qemuPid = Number(r.stdout.trim().split("\n")[0]);
     else await new Promise((res) => setTimeout(res, 200));
   }

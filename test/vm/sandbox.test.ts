@@ -46,13 +46,20 @@ describe("exec", () => {
     const payload = randomBytes(300_000).toString("base64");
     const r = await sb.exec("cat", { stdin: payload });
     assert.equal(r.stdout, payload);
-    const counted = await sb.exec("wc -c", { stdin: Readable.from([Buffer.from("abc"), Buffer.from("de")]) });
+    const counted = await sb.exec("wc -c", {
+      stdin: Readable.from([Buffer.from("abc"), Buffer.from("de")]),
+    });
     assert.equal(counted.stdout.trim(), "5");
   });
 
   test("env: sandbox-wide, per command, and defaults", async () => {
-    const r = await sb.exec('echo "$SANDBOX_WIDE $PER_CMD $HOME $PATH"', { env: { PER_CMD: "a b" } });
-    assert.equal(r.stdout.trim(), "yes a b /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    const r = await sb.exec('echo "$SANDBOX_WIDE $PER_CMD $HOME $PATH"', {
+      env: { PER_CMD: "a b" },
+    });
+    assert.equal(
+      r.stdout.trim(),
+      "yes a b /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
   });
 
   test("working directory", async () => {
@@ -78,7 +85,9 @@ describe("exec", () => {
 
   test("10 concurrent execs each get their own output", async () => {
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => sb.exec(`sleep 0.$((RANDOM % 5)); echo run-${i}; exit ${i}`)),
+      Array.from({ length: 10 }, (_, i) =>
+        sb.exec(`sleep 0.$((RANDOM % 5)); echo run-${i}; exit ${i}`),
+      ),
     );
     results.forEach((r, i) => {
       assert.equal(r.stdout, `run-${i}\n`);
@@ -131,7 +140,9 @@ describe("exec", () => {
   });
 
   test("signals reach the command's process group", async () => {
-    const proc = sb.spawn("trap 'echo got-int; exit 7' INT; echo ready; while true; do sleep 0.1; done");
+    const proc = sb.spawn(
+      "trap 'echo got-int; exit 7' INT; echo ready; while true; do sleep 0.1; done",
+    );
     proc.stdin.end();
     let out = "";
     proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
@@ -167,17 +178,25 @@ describe("files", () => {
     await sb.mkdir("/srv/a/b/c");
     await sb.writeFile("/srv/a/file.txt", "hello");
     await sb.exec("ln -s file.txt /srv/a/link");
-    const names = (await sb.listFiles("/srv/a")).map((f) => `${f.name}:${f.isDir ? "d" : f.isSymlink ? "l" : "f"}`);
+    const names = (await sb.listFiles("/srv/a")).map(
+      (f) => `${f.name}:${f.isDir ? "d" : f.isSymlink ? "l" : "f"}`,
+    );
     assert.deepEqual(names, ["b:d", "file.txt:f", "link:l"]);
     const link = await sb.stat("/srv/a/link", { followSymlinks: false });
     assert.equal(link.linkTarget, "file.txt");
     assert.equal((await sb.stat("/srv/a/link")).sizeBytes, 5);
     await sb.remove("/srv/a", { recursive: true });
-    await assert.rejects(sb.stat("/srv/a"), (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT");
+    await assert.rejects(
+      sb.stat("/srv/a"),
+      (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT",
+    );
   });
 
   test("reading a missing file or a directory fails clearly", async () => {
-    await assert.rejects(sb.readFile("/nope/missing"), (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT");
+    await assert.rejects(
+      sb.readFile("/nope/missing"),
+      (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT",
+    );
     await assert.rejects(sb.readFile("/etc"), ErrFile);
   });
 
@@ -204,7 +223,9 @@ describe("hardening (not privileged)", () => {
   });
 
   test("a process cannot open the agent's memory", async () => {
-    const r = await sb.exec("cat /proc/1/mem 2>&1 | head -c 200; cat /proc/1/environ 2>&1 | head -c 100");
+    const r = await sb.exec(
+      "cat /proc/1/mem 2>&1 | head -c 200; cat /proc/1/environ 2>&1 | head -c 100",
+    );
     assert.match(r.stdout, /Permission denied|Operation not permitted|Input\/output error/);
   });
 });
