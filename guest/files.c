@@ -26,12 +26,15 @@ struct file_req {
 	uint32_t mode;
 	int has_uid, has_gid;
 	uint32_t uid, gid;
-	uint8_t flag; /* FOLLOW or RECURSIVE */
+	uint8_t flag; /* FOLLOW (FILE_STAT) or RECURSIVE (REMOVE) */
 };
+
+/* Which optional fields a request may carry (all requests have PATH = tag 1). */
+enum req_kind { RQ_PATH_ONLY, RQ_WRITE, RQ_STAT, RQ_MKDIR, RQ_REMOVE };
 
 /* 0 = ok, -1 = protocol error, 1 = request invalid (ERROR already sent). */
 static int parse_req(uint32_t id, const uint8_t *payload, uint32_t len, struct file_req *r,
-		     uint8_t flag_tag)
+		     enum req_kind kind)
 {
 	if (!rec_valid(payload, len))
 		return -1;
@@ -45,18 +48,19 @@ static int parse_req(uint32_t id, const uint8_t *payload, uint32_t len, struct f
 		if (tag == T_PATH) {
 			free(r->path);
 			bad = !(r->path = val_strdup(v, l));
-		} else if (flag_tag == T_FW_MODE && tag == T_FW_MODE) {
+		} else if (kind == RQ_WRITE && tag == T_FW_MODE) {
 			bad = val_u32(v, l, &r->mode) != 0;
-		} else if (flag_tag == T_FW_MODE && tag == T_FW_UID) {
+		} else if (kind == RQ_WRITE && tag == T_FW_UID) {
 			bad = val_u32(v, l, &r->uid) != 0;
 			r->has_uid = 1;
-		} else if (flag_tag == T_FW_MODE && tag == T_FW_GID) {
+		} else if (kind == RQ_WRITE && tag == T_FW_GID) {
 			bad = val_u32(v, l, &r->gid) != 0;
 			r->has_gid = 1;
-		} else if (flag_tag != T_FW_MODE && tag == flag_tag) {
-			/* MKDIR's MODE is u32; FOLLOW and RECURSIVE are u8 */
-			bad = flag_tag == T_MKDIR_MODE && l == 4 ? val_u32(v, l, &r->mode) != 0
-								  : val_u8(v, l, &r->flag) != 0;
+		} else if (kind == RQ_MKDIR && tag == T_MKDIR_MODE) {
+			bad = val_u32(v, l, &r->mode) != 0;
+		} else if ((kind == RQ_STAT && tag == T_FS_FOLLOW) ||
+			   (kind == RQ_REMOVE && tag == T_RM_RECURSIVE)) {
+			bad = val_u8(v, l, &r->flag) != 0;
 		}
 	}
 	if (!bad && (!r->path || r->path[0] == '\0' || strlen(r->path) > MAX_PATH_LEN))
@@ -95,7 +99,7 @@ static int make_parents(const char *path)
 int file_write_start(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {.mode = 0644};
-	int rc = parse_req(id, payload, len, &r, T_FW_MODE);
+	int rc = parse_req(id, payload, len, &r, RQ_WRITE);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	int fd = -1;
@@ -156,7 +160,7 @@ void file_write_eof(struct stream *s)
 int file_read_start(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {0};
-	int rc = parse_req(id, payload, len, &r, 0);
+	int rc = parse_req(id, payload, len, &r, RQ_PATH_ONLY);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	int fd = open(r.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -243,7 +247,7 @@ static int stat_record(struct rec *r, const char *name, int dirfd, const char *p
 int file_stat(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {0};
-	int rc = parse_req(id, payload, len, &r, T_FS_FOLLOW);
+	int rc = parse_req(id, payload, len, &r, RQ_STAT);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	char copy[MAX_PATH_LEN + 1];
@@ -267,7 +271,7 @@ static int cmp_names(const void *a, const void *b)
 int file_list(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {0};
-	int rc = parse_req(id, payload, len, &r, 0);
+	int rc = parse_req(id, payload, len, &r, RQ_PATH_ONLY);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	DIR *d = opendir(r.path);
@@ -334,10 +338,13 @@ int file_list(uint32_t id, const uint8_t *payload, uint32_t len)
 int file_mkdir(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {.mode = 0755};
-	int rc = parse_req(id, payload, len, &r, T_MKDIR_MODE);
+	int rc = parse_req(id, payload, len, &r, RQ_MKDIR);
 	if (rc)
 		return rc < 0 ? -1 : 0;
-	if (mkdir_p(r.path, r.mode & 07777) != 0)
+	struct stat before;
+	int existed = stat(r.path, &before) == 0;
+	/* parents get 0755 like mkdir -p -m; the mode (without umask) applies to a new leaf */
+	if (mkdir_p(r.path, 0755) != 0 || (!existed && chmod(r.path, r.mode & 07777) != 0))
 		send_errno(id, r.path, errno);
 	else
 		send_ok_empty(id);
@@ -356,7 +363,7 @@ static int remove_one(const char *path, const struct stat *st, int type, struct 
 int file_remove(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {0};
-	int rc = parse_req(id, payload, len, &r, T_RM_RECURSIVE);
+	int rc = parse_req(id, payload, len, &r, RQ_REMOVE);
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	struct stat st;
@@ -365,7 +372,8 @@ int file_remove(uint32_t id, const uint8_t *payload, uint32_t len)
 		/* like rm -rf: nothing to remove is success when recursive */
 		ok = r.flag == 1 && errno == ENOENT;
 	} else if (S_ISDIR(st.st_mode)) {
-		ok = r.flag == 1 ? nftw(r.path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) == 0
+		/* no FTW_MOUNT: on overlayfs a file's st_dev is its layer's, not the mount's */
+		ok = r.flag == 1 ? nftw(r.path, remove_one, 32, FTW_DEPTH | FTW_PHYS) == 0
 				 : rmdir(r.path) == 0;
 	} else {
 		ok = unlink(r.path) == 0;
