@@ -16,8 +16,8 @@
 
 /* After the process exits, output is forwarded until EOF or this long without any. */
 #define DRAIN_IDLE_MS 100
-/* One read's worth; a bit under the frame limit is plenty to keep the port busy. */
-#define OUTPUT_CHUNK (128u * 1024u)
+/* One read's worth: a whole frame, so bulk output moves in as few frames as possible. */
+#define OUTPUT_CHUNK WL_MAX_PAYLOAD
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static uint8_t iobuf[OUTPUT_CHUNK];
