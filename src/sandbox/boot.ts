@@ -15,6 +15,7 @@ export interface BootRequest {
   imagePath: string;
   upperDiskPath: string;
   bootTimeoutMs: number;
+  rawPorts?: VmSpec["rawPorts"];
   onFatal: (err: Error) => void;
 }
 
@@ -61,6 +62,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     ],
     controlSocketPath,
     consoleLogPath,
+    ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
   };
   const server = await listen(controlSocketPath);
   const started = Date.now();

@@ -71,7 +71,14 @@ export class Sandbox implements AsyncDisposable {
     this.files = new SandboxFiles(channel, () => this.ensureRunning());
   }
 
-  static async create(options: SandboxOptions = {}): Promise<Sandbox> {
+  /**
+   * Boots a new sandbox. `internal` is for wheellock's own benchmarks and tests (extra raw
+   * serial ports); it is not part of the supported API.
+   */
+  static async create(
+    options: SandboxOptions = {},
+    internal: { rawPorts?: { name: string; socketPath: string }[] } = {},
+  ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options);
     const image = resolveImage(config.image);
     const root = runDir();
@@ -98,6 +105,7 @@ export class Sandbox implements AsyncDisposable {
         kernelArgs: config.privileged ? ["wheellock.privileged=1"] : [],
         imagePath: assets.image.ext4Path,
         upperDiskPath,
+        ...(internal.rawPorts ? { rawPorts: internal.rawPorts } : {}),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),

@@ -24,6 +24,11 @@ export interface VmSpec {
   networkSocketPath?: string;
   /** Jumbo MTU on the virtual link so one frame can carry up to 64 KB. */
   networkMtu?: number;
+  /**
+   * Extra raw virtio-serial ports (no protocol), each connected to a host unix socket. The
+   * benchmark uses one to measure the bare transport the control channel runs on.
+   */
+  rawPorts?: { name: string; socketPath: string }[];
 }
 
 /** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
@@ -88,6 +93,14 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     "-device",
     "virtio-rng-device",
   );
+  (spec.rawPorts ?? []).forEach((port, i) => {
+    args.push(
+      "-chardev",
+      `socket,id=raw${i},path=${quoteOptionValue(port.socketPath)}`,
+      "-device",
+      `virtserialport,chardev=raw${i},name=${port.name}`,
+    );
+  });
   if (spec.networkSocketPath !== undefined) {
     args.push(
       "-netdev",

@@ -1,0 +1,186 @@
+// `npm run bench`: start, exec and I/O figures with their same-run baselines, as JSON on
+// stdout (progress on stderr). Numbers, not pass/fail: see docs/PERFORMANCE.md.
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Sandbox } from "../src/index.js";
+import { prepareAssets } from "../src/setup/index.js";
+import { detectAccel } from "../src/vmm/index.js";
+import { bareBootMs } from "./baseline-boot.js";
+
+const MB = 1024 * 1024;
+const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function stats(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    min: round(s[0] ?? NaN),
+    p50: round(percentile(s, 50)),
+    p99: round(percentile(s, 99)),
+    max: round(s[s.length - 1] ?? NaN),
+    n: s.length,
+  };
+}
+
+function round(n: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function median(samples: number[]): number {
+  return stats(samples).p50;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = process.hrtime.bigint();
+  const r = await fn();
+  return [Number(process.hrtime.bigint() - t) / 1e6, r];
+}
+
+/** The whole CLI process: `wheellock run -- true`, as a user types it. */
+function cliRunTrueMs(): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, ["dist/cli/main.js", "run", "--", "true"], {
+    stdio: "inherit",
+  });
+  if (r.status !== 0) throw new Error(`wheellock run -- true exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+async function throughputMBps(sb: Sandbox, bytes: number): Promise<number> {
+  const [ms] = await timed(async () => {
+    // Same producer as the raw-serial baseline, so the ratio measures the channel alone.
+    const proc = sb.spawn(`dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null`);
+    proc.stdin.end();
+    let total = 0;
+    for await (const chunk of proc.stdout) total += (chunk as Buffer).length;
+    await proc.wait();
+    if (total !== bytes) throw new Error(`stdout: got ${total} of ${bytes} bytes`);
+  });
+  return bytes / MB / (ms / 1000);
+}
+
+/** Guest `dd` straight into a raw virtio-serial port while the host drains the socket. */
+async function rawSerialMBps(sb: Sandbox, port: Promise<Socket>, bytes: number): Promise<number> {
+  const socket = await port;
+  let received = 0;
+  const done = new Promise<bigint>((resolve) => {
+    socket.on("data", (c: Buffer) => {
+      received += c.length;
+      if (received >= bytes) resolve(process.hrtime.bigint());
+    });
+  });
+  const started = process.hrtime.bigint();
+  const dev =
+    "$(grep -l '^wheellock.raw$' /sys/class/virtio-ports/*/name | xargs dirname | xargs basename)";
+  const r = sb.exec(`dd if=/dev/zero of=/dev/${dev} bs=65536 count=${bytes / 65536} 2>/dev/null`);
+  const finished = await done;
+  await r;
+  return bytes / MB / (Number(finished - started) / 1e9);
+}
+
+async function main(): Promise<void> {
+  const assets = await prepareAssets();
+  const accel = detectAccel("auto");
+  log(`accelerator ${accel.accel} (${accel.reason})`);
+
+  log("baseline: bare boot of the same kernel with a trivial init (3 runs)");
+  const bare: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    bare.push(
+      await bareBootMs({
+        accel: accel.accel,
+        kernelPath: assets.kernel.vmlinuzPath,
+        imagePath: assets.image.ext4Path,
+        memoryMb: 512,
+      }),
+    );
+  }
+
+  log("cold start: `wheellock run -- true` (3 runs)");
+  const cli: number[] = [];
+  for (let i = 0; i < 3; i++) cli.push(cliRunTrueMs());
+
+  log("cold start: SDK create + first exec (3 runs)");
+  const sdk: number[] = [];
+  const boots: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const [ms, sb] = await timed(async () => {
+      const s = await Sandbox.create();
+      await s.exec(["true"]);
+      return s;
+    });
+    sdk.push(ms);
+    boots.push(sb.bootMs);
+    await sb.close();
+  }
+
+  log("warm VM: round trips, throughput, files");
+  const dir = mkdtempSync(join(tmpdir(), "wl-bench-"));
+  const rawSocketPath = join(dir, "raw.sock");
+  const rawServer = createServer();
+  const rawConnection = new Promise<Socket>((r) => rawServer.once("connection", r));
+  await new Promise<void>((r) => rawServer.listen(rawSocketPath, r));
+  const sb = await Sandbox.create(
+    {},
+    { rawPorts: [{ name: "wheellock.raw", socketPath: rawSocketPath }] },
+  );
+  try {
+    const ping: number[] = [];
+    for (let i = 0; i < 300; i++) ping.push((await timed(() => sb.files.ping()))[0]);
+    const execRtt: number[] = [];
+    for (let i = 0; i < 100; i++) execRtt.push((await timed(() => sb.exec(["true"])))[0]);
+
+    const stdoutBytes = 256 * MB;
+    const stdout = [await throughputMBps(sb, stdoutBytes), await throughputMBps(sb, stdoutBytes)];
+    const raw = await rawSerialMBps(sb, rawConnection, stdoutBytes);
+
+    const fileBytes = 64 * MB;
+    const data = randomBytes(fileBytes);
+    const [writeMs] = await timed(() => sb.writeFile("/tmp/bench.bin", data));
+    const [readMs, back] = await timed(() => sb.readFile("/tmp/bench.bin"));
+    if (!back.equals(data)) throw new Error("file read back differs");
+
+    const stdoutMBps = Math.max(...stdout);
+    const result = {
+      accel: accel.accel,
+      accelReason: accel.reason,
+      kernel: assets.kernel.version,
+      coldStart: {
+        cliRunTrueMs: stats(cli),
+        sdkCreateToFirstExecMs: stats(sdk),
+        qemuSpawnToAgentReadyMs: stats(boots),
+        baselineBareBootMs: stats(bare),
+        ratioCliVsBaseline: round(median(cli) / median(bare)),
+        ratioSdkVsBaseline: round(median(sdk) / median(bare)),
+      },
+      warm: {
+        agentPingMs: stats(ping),
+        execTrueMs: stats(execRtt),
+      },
+      throughput: {
+        stdoutMBps: round(stdoutMBps),
+        baselineRawSerialMBps: round(raw),
+        ratioStdoutVsRaw: round(stdoutMBps / raw),
+        fileWriteMBps: round(fileBytes / MB / (writeMs / 1000)),
+        fileReadMBps: round(fileBytes / MB / (readMs / 1000)),
+        ratioFileWriteVsRaw: round(fileBytes / MB / (writeMs / 1000) / raw),
+        ratioFileReadVsRaw: round(fileBytes / MB / (readMs / 1000) / raw),
+      },
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await sb.close();
+    rawServer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
