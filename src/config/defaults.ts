@@ -4,7 +4,7 @@
  */
 
 /** Image used when `image` is not given and `WHEELLOCK_IMAGE` is unset. */
-export const DEFAULT_IMAGE = "alpine:latest";
+export const DEFAULT_IMAGE = "default";
 export const DEFAULT_CPUS = 1;
 export const DEFAULT_MEMORY_MB = 512;
 export const DEFAULT_DISK_SIZE_MB = 5120;

@@ -10,7 +10,7 @@ export type AccelChoice = "auto" | "kvm" | "tcg";
 export interface SandboxOptions {
   /**
    * OCI image reference (`alpine:3.20`, `ghcr.io/org/img@sha256:...`) or local tag.
-   * Default: `$WHEELLOCK_IMAGE`, else `alpine:latest`.
+   * Default: `$WHEELLOCK_IMAGE`, else `default` (the image `wheellock setup` builds locally).
    */
   image?: string;
   /**
