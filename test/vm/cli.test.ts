@@ -10,11 +10,12 @@ import { isolateDataDir, runDirEntries } from "../helpers/vm.js";
 const dataDir = isolateDataDir();
 const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
 
-function wheellock(args: string[], input?: string) {
+function wheellock(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(process.execPath, [...CLI, ...args], {
     input: input ?? "",
     encoding: "utf8",
     timeout: 180_000,
+    env,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -44,6 +45,8 @@ test("run -i pipes stdin; options reach the guest", () => {
       "1000",
       "--hostname",
       "cli-host",
+      "--disk-size",
+      "1024",
       "--cpus",
       "2",
       "--memory",
@@ -51,7 +54,7 @@ test("run -i pipes stdin; options reach the guest", () => {
       "--",
       "sh",
       "-c",
-      'cat; echo "$FROM_FILE $BOTH"; pwd; id -u; hostname; nproc; grep MemTotal /proc/meminfo',
+      'cat; echo "$FROM_FILE $BOTH"; pwd; id -u; hostname; nproc; grep MemTotal /proc/meminfo; df -k / | tail -1',
     ],
     "piped-input\n",
   );
@@ -67,6 +70,9 @@ test("run -i pipes stdin; options reach the guest", () => {
   ]);
   const memKb = Number(/MemTotal:\s+(\d+)/.exec(lines[6] ?? "")?.[1]);
   assert.ok(memKb > 200_000 && memKb <= 300 * 1024, `MemTotal ${memKb} kB`);
+  // The writable layer is the --disk-size disk: its size shows as the root filesystem's.
+  const rootKb = Number((lines[7] ?? "").trim().split(/\s+/)[1]);
+  assert.ok(rootKb > 900 * 1024 && rootKb <= 1024 * 1024, `root fs ${rootKb} kB`);
 });
 
 test("signal deaths map to 128+N", () => {
@@ -102,6 +108,12 @@ test("bad input gets a one-line error and a non-zero exit", () => {
     );
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   }
+  const noQemu = wheellock(["run", "--", "true"], "", {
+    ...process.env,
+    WHEELLOCK_QEMU: "/nonexistent/qemu",
+  });
+  assert.equal(noQemu.code, 1);
+  assert.match(noQemu.stderr, /^wheellock: .*\/nonexistent\/qemu.*\n$/);
   assert.deepEqual(runDirEntries(dataDir), [], "failed runs leave nothing behind");
 });
 

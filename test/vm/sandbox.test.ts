@@ -222,6 +222,17 @@ describe("hardening (not privileged)", () => {
     assert.equal((await sb.exec("echo still-here")).stdout, "still-here\n");
   });
 
+  test("guest processes cannot open the control port to inject frames", async () => {
+    const r = await sb.exec(
+      "dev=$(basename $(dirname $(grep -l '^wheellock.ctl$' /sys/class/virtio-ports/*/name))); " +
+        'echo dev=$dev; printf "W\\001garbage" > /dev/$dev && echo opened',
+    );
+    assert.match(r.stdout, /dev=vport\d+p\d+/);
+    assert.doesNotMatch(r.stdout, /opened/);
+    assert.match(r.stderr, /busy/i);
+    assert.equal((await sb.exec("echo channel-intact")).stdout, "channel-intact\n");
+  });
+
   test("a process cannot open the agent's memory", async () => {
     const r = await sb.exec(
       "cat /proc/1/mem 2>&1 | head -c 200; cat /proc/1/environ 2>&1 | head -c 100",
