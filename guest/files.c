@@ -220,6 +220,36 @@ int file_read_pump(struct stream *s)
 	return 0;
 }
 
+/* The host requires UTF-8 strings, while Linux names are arbitrary bytes. */
+static int valid_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+			: (*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (n < 0 || (n == 1 && *p < 0xc2) || (n == 3 && *p > 0xf4))
+			return 0;
+		unsigned cp = n == 0 ? *p : *p & (0x3f >> n);
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
+/* The host takes u64s only up to 2^53 - 1 (JavaScript numbers). */
+static uint64_t clamp53(int64_t v)
+{
+	const int64_t max = ((int64_t)1 << 53) - 1;
+	return v < 0 ? 0 : v > max ? (uint64_t)max : (uint64_t)v;
+}
+
 /* Appends a stat record; returns -1 if it did not fit. */
 static int stat_record(struct rec *r, const char *name, int dirfd, const char *path, int follow)
 {
@@ -227,18 +257,19 @@ static int stat_record(struct rec *r, const char *name, int dirfd, const char *p
 	if (fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
 		return -2;
 	rec_str(r, T_ST_NAME, name);
-	rec_u64(r, T_ST_SIZE, (uint64_t)st.st_size);
+	rec_u64(r, T_ST_SIZE, clamp53(st.st_size));
 	rec_u32(r, T_ST_MODE, (uint32_t)st.st_mode);
 	rec_u32(r, T_ST_UID, (uint32_t)st.st_uid);
 	rec_u32(r, T_ST_GID, (uint32_t)st.st_gid);
 	rec_u64(r, T_ST_MTIME_MS,
-		(uint64_t)st.st_mtim.tv_sec * 1000u + (uint64_t)st.st_mtim.tv_nsec / 1000000u);
+		clamp53((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000));
 	if (S_ISLNK(st.st_mode)) {
 		char link[MAX_PATH_LEN + 1];
 		ssize_t n = readlinkat(dirfd, path, link, sizeof link - 1);
 		if (n >= 0) {
 			link[n] = '\0';
-			rec_str(r, T_ST_LINK, link);
+			if (valid_utf8(link))
+				rec_str(r, T_ST_LINK, link);
 		}
 	}
 	return r->overflow ? -1 : 0;
@@ -287,7 +318,7 @@ int file_list(uint32_t id, const uint8_t *payload, uint32_t len)
 	int toobig = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !valid_utf8(de->d_name))
 			continue;
 		bytes += strlen(de->d_name) + 80;
 		if (bytes > WL_MAX_PAYLOAD) {
