@@ -86,6 +86,21 @@ async function rawSerialMBps(sb: Sandbox, port: Promise<Socket>, bytes: number):
   return bytes / MB / (Number(finished - started) / 1e9);
 }
 
+/**
+ * A second baseline: `dd | cat` entirely inside the guest. Command output must cross a pipe
+ * before the agent sees it, and under TCG the pipe alone is slower than the raw port.
+ */
+async function guestPipeMBps(sb: Sandbox, bytes: number): Promise<number> {
+  const r = await sb.exec(
+    `a=$(date +%s%N); dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null | cat >/dev/null; ` +
+      "b=$(date +%s%N); echo $((b-a))",
+  );
+  const ns = Number(r.stdout.trim());
+  if (!Number.isFinite(ns) || ns <= 0)
+    throw new Error(`guest pipe baseline failed: ${r.stdout} ${r.stderr}`);
+  return bytes / MB / (ns / 1e9);
+}
+
 async function main(): Promise<void> {
   const assets = await prepareAssets();
   const accel = detectAccel("auto");
@@ -137,10 +152,20 @@ async function main(): Promise<void> {
     for (let i = 0; i < 300; i++) ping.push((await timed(() => sb.files.ping()))[0]);
     const execRtt: number[] = [];
     for (let i = 0; i < 100; i++) execRtt.push((await timed(() => sb.exec(["true"])))[0]);
+    // Baseline: what one fork+exec of /bin/true costs inside this guest, from a shell loop.
+    const loops = 100;
+    const [loopMs] = await timed(() =>
+      sb.exec(`i=0; while [ $i -lt ${loops} ]; do /bin/true; i=$((i+1)); done`),
+    );
+    const [emptyLoopMs] = await timed(() =>
+      sb.exec(`i=0; while [ $i -lt ${loops} ]; do :; i=$((i+1)); done`),
+    );
+    const guestForkExecMs = (loopMs - emptyLoopMs) / loops;
 
     const stdoutBytes = 256 * MB;
     const stdout = [await throughputMBps(sb, stdoutBytes), await throughputMBps(sb, stdoutBytes)];
     const raw = await rawSerialMBps(sb, rawConnection, stdoutBytes);
+    const pipe = await guestPipeMBps(sb, stdoutBytes);
 
     const fileBytes = 64 * MB;
     const data = randomBytes(fileBytes);
@@ -164,11 +189,15 @@ async function main(): Promise<void> {
       warm: {
         agentPingMs: stats(ping),
         execTrueMs: stats(execRtt),
+        baselineGuestForkExecTrueMs: round(guestForkExecMs),
+        ratioExecVsGuestForkExec: round(median(execRtt) / guestForkExecMs),
       },
       throughput: {
         stdoutMBps: round(stdoutMBps),
         baselineRawSerialMBps: round(raw),
         ratioStdoutVsRaw: round(stdoutMBps / raw),
+        baselineGuestPipeMBps: round(pipe),
+        ratioStdoutVsGuestPipe: round(stdoutMBps / pipe),
         fileWriteMBps: round(fileBytes / MB / (writeMs / 1000)),
         fileReadMBps: round(fileBytes / MB / (readMs / 1000)),
         ratioFileWriteVsRaw: round(fileBytes / MB / (writeMs / 1000) / raw),
