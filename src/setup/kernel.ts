@@ -6,7 +6,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:
 import { basename, join, resolve } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { withFileLock } from "../util/file-lock.js";
-import { runToolOk } from "../util/run-tool.js";
+import { runTool, runToolOk } from "../util/run-tool.js";
 import { loadOrder, moduleDepends, normalizeModuleName } from "./modinfo.js";
 
 export interface GuestKernel {
@@ -180,14 +180,22 @@ async function fetchKernel(root: string, log: (msg: string) => void): Promise<Gu
 
 /** linux-image-cloud-amd64 depends on exactly one linux-image-<abi>-cloud-amd64. */
 async function concretePackage(): Promise<string> {
-  const res = await runToolOk(["apt-cache", "depends", META_PACKAGE], setupError);
-  const m = /Depends:\s*(linux-image-\S+-cloud-amd64)/.exec(res.stdout);
-  if (!m?.[1]) {
+  const lookup = async (): Promise<string | undefined> => {
+    const res = await runTool(["apt-cache", "depends", META_PACKAGE]);
+    return /Depends:\s*(linux-image-\S+-cloud-amd64)/.exec(res.stdout)?.[1];
+  };
+  let pkg = await lookup();
+  // A fresh machine (or a container image) often has no package lists yet.
+  if (pkg === undefined && process.getuid?.() === 0) {
+    await runToolOk(["apt-get", "update", "-q"], setupError);
+    pkg = await lookup();
+  }
+  if (pkg === undefined) {
     throw new ErrSetup(
-      `cannot find the kernel behind ${META_PACKAGE} (is this Debian/Ubuntu with package lists? try apt-get update), or set WHEELLOCK_KERNEL`,
+      `cannot find the kernel behind ${META_PACKAGE} (no package lists? run apt-get update as root), or set WHEELLOCK_KERNEL`,
     );
   }
-  return m[1];
+  return pkg;
 }
 
 async function findModulesDir(tree: string): Promise<string> {
