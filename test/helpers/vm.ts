@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, existsSync } from "node:fs";
+import { mkdtempSync, readdirSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -10,6 +10,15 @@ import { join } from "node:path";
 export function isolateDataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "wheellock-test-"));
   process.env.WHEELLOCK_DATA_DIR = dir;
+  // Tests leave nothing behind: the whole data dir goes when the test process ends.
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A temp dir for one test file's scratch files, removed when the test process ends. */
+export function scratchDir(prefix = "wheellock-scratch-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -2,10 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isolateDataDir, runDirEntries } from "../helpers/vm.js";
+import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
@@ -28,7 +27,7 @@ test("run streams output, keeps stderr apart and exits with the command's status
 });
 
 test("run -i pipes stdin; options reach the guest", () => {
-  const dir = mkdtempSync(join(tmpdir(), "wl-cli-"));
+  const dir = scratchDir("wl-cli-");
   const envFile = join(dir, "env");
   writeFileSync(envFile, "# comment\nFROM_FILE=file\nBOTH=file\n");
   const r = wheellock(
