@@ -16,6 +16,7 @@ function reportError(err: unknown): void {
 
 async function main(argv: string[]): Promise<void> {
   const program = new Command("wheellock")
+    .enablePositionalOptions()
     .description("run untrusted code in throwaway micro-VMs under host-side policy")
     .version(packageVersion(), "-v, --version")
     .showSuggestionAfterError(true)

@@ -28,6 +28,8 @@ interface RunFlags {
 /** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
 const EXIT_TIMEOUT = 124;
 
+// passThroughOptions: in `run ls -la`, options after the command are the command's own, as with
+// `docker run`.
 export function runCommand(): Command {
   return new Command("run")
     .description("run a command in a new sandbox, then destroy it")
@@ -65,6 +67,7 @@ export function runCommand(): Command {
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal")
     .argument("[command...]", "command and arguments (after --)")
+    .passThroughOptions()
     .action(async (command: string[], flags: RunFlags) => {
       process.exitCode = await run(command, flags);
     });

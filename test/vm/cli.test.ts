@@ -75,7 +75,8 @@ test("run -i pipes stdin; options reach the guest", () => {
 });
 
 test("signal deaths map to 128+N", () => {
-  const r = wheellock(["run", "--", "sh", "-c", "kill -KILL $$"]);
+  // No `--`: options after the command are the command's own (`-c`), as with `docker run`.
+  const r = wheellock(["run", "sh", "-c", "kill -KILL $$"]);
   assert.equal(r.code, 137);
 });
 
