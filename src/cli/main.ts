@@ -3,6 +3,8 @@ import { Command, CommanderError } from "commander";
 import { runCommand } from "./run.js";
 import { setupCommand } from "./setup.js";
 import { versionCommand, packageVersion } from "./version.js";
+import { lifecycleCommands } from "./lifecycle.js";
+import { completionCommand } from "./completion.js";
 
 /** One line on stderr, no stack trace (unless WHEELLOCK_DEBUG=1), non-zero exit. */
 function reportError(err: unknown): void {
@@ -28,6 +30,8 @@ async function main(argv: string[]): Promise<void> {
   program.addCommand(runCommand().exitOverride());
   program.addCommand(setupCommand().exitOverride());
   program.addCommand(versionCommand().exitOverride());
+  for (const cmd of lifecycleCommands()) program.addCommand(cmd.exitOverride());
+  program.addCommand(completionCommand(program).exitOverride());
   try {
     await program.parseAsync(argv);
   } catch (err) {

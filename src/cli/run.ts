@@ -1,11 +1,17 @@
 import { Command, Option } from "commander";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
-import { mergeEnv } from "../config/index.js";
+import { mergeEnv, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
+import {
+  addLongLivedOptions,
+  isLongLived,
+  runLongLived,
+  type LongLivedFlags,
+} from "./run-long-lived.js";
 
 interface RunFlags {
   image?: string;
@@ -25,13 +31,16 @@ interface RunFlags {
   tty?: boolean;
 }
 
+/** `run` flags, with those of long-lived sandboxes (run-long-lived.ts). */
+type RunAllFlags = RunFlags & LongLivedFlags;
+
 /** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
 const EXIT_TIMEOUT = 124;
 
 // passThroughOptions: in `run ls -la`, options after the command are the command's own, as with
 // `docker run`.
 export function runCommand(): Command {
-  return new Command("run")
+  const cmd = new Command("run")
     .description("run a command in a new sandbox, then destroy it")
     .usage("[flags] [-- command [args...]]")
     .option("--image <ref>", "image to run (default: the locally built default image)")
@@ -67,21 +76,19 @@ export function runCommand(): Command {
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal")
     .argument("[command...]", "command and arguments (after --)")
-    .passThroughOptions()
-    .action(async (command: string[], flags: RunFlags) => {
-      process.exitCode = await run(command, flags);
-    });
+    .passThroughOptions();
+  addLongLivedOptions(cmd);
+  return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    if (isLongLived(flags)) {
+      process.exitCode = await runLongLived(command, flags, sandboxOptions(flags));
+      return;
+    }
+    process.exitCode = await run(command, flags);
+  });
 }
 
-async function run(command: string[], flags: RunFlags): Promise<number> {
-  if (command.length === 0) {
-    throw new ErrInvalidConfig("command required: wheellock run [flags] -- command [args...]");
-  }
-  if (flags.tty && flags.interactive && !process.stdin.isTTY) {
-    throw new ErrInvalidConfig("-it requires a terminal on stdin");
-  }
-  const env = mergeEnv(flags.envFile, flags.env);
-  const sandbox = await Sandbox.create({
+function sandboxOptions(flags: RunFlags): SandboxOptions {
+  return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
     ...(flags.memory !== undefined ? { memoryMb: flags.memory } : {}),
@@ -93,8 +100,18 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
     ...(flags.accel !== undefined ? { accel: flags.accel } : {}),
     ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
     privileged: flags.privileged === true,
-    env,
-  });
+    env: mergeEnv(flags.envFile, flags.env),
+  };
+}
+
+async function run(command: string[], flags: RunFlags): Promise<number> {
+  if (command.length === 0) {
+    throw new ErrInvalidConfig("command required: wheellock run [flags] -- command [args...]");
+  }
+  if (flags.tty && flags.interactive && !process.stdin.isTTY) {
+    throw new ErrInvalidConfig("-it requires a terminal on stdin");
+  }
+  const sandbox = await Sandbox.create(sandboxOptions(flags));
   try {
     const proc = sandbox.spawn(command, flags.tty ? { tty: hostTerminalSize() } : {});
     await proc.pid;
@@ -122,7 +139,7 @@ function keepOpen(dest: NodeJS.WritableStream): Writable {
   });
 }
 
-async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
+export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
   if (forwardStdin) process.stdin.pipe(proc.stdin);
   else proc.stdin.end();
   // Ctrl-C and SIGTERM go to the guest command, like `docker run`'s signal proxy; a second
@@ -151,7 +168,7 @@ async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<numbe
   }
 }
 
-async function interactive(proc: ExecProcess): Promise<number> {
+export async function interactive(proc: ExecProcess): Promise<number> {
   const restore = attachTerminal(proc);
   try {
     const [exit] = await Promise.all([

@@ -16,6 +16,8 @@ export interface BootRequest {
   upperDiskPath: string;
   bootTimeoutMs: number;
   rawPorts?: VmSpec["rawPorts"];
+  /** Default: `console.log` in the run dir. */
+  consoleLogPath?: string;
   onFatal: (err: Error) => void;
 }
 
@@ -48,7 +50,7 @@ function firstConnection(server: Server): Promise<Socket> {
  */
 export async function bootVm(req: BootRequest): Promise<BootedVm> {
   const controlSocketPath = join(req.runDir, "ctl.sock");
-  const consoleLogPath = join(req.runDir, "console.log");
+  const consoleLogPath = req.consoleLogPath ?? join(req.runDir, "console.log");
   const spec: VmSpec = {
     accel: req.accel,
     cpus: Math.ceil(req.cpus),

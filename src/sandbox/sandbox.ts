@@ -77,9 +77,15 @@ export class Sandbox implements AsyncDisposable {
    */
   static async create(
     options: SandboxOptions = {},
-    internal: { rawPorts?: { name: string; socketPath: string }[] } = {},
+    internal: {
+      rawPorts?: { name: string; socketPath: string }[];
+      /** A supervisor picks the id first, to name the record and log before boot. */
+      id?: string;
+      /** Where the serial console goes (default: the run dir, removed with it). */
+      consoleLogPath?: string;
+    } = {},
   ): Promise<Sandbox> {
-    const config = resolveSandboxOptions(options);
+    const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
     const image = resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
@@ -106,6 +112,7 @@ export class Sandbox implements AsyncDisposable {
         imagePath: assets.image.ext4Path,
         upperDiskPath,
         ...(internal.rawPorts ? { rawPorts: internal.rawPorts } : {}),
+        ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),

@@ -70,7 +70,8 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     "-append",
     kernelCommandLine(spec),
     "-chardev",
-    `file,id=console,path=${quoteOptionValue(spec.consoleLogPath)}`,
+    // append: a detached sandbox's log also holds the output of commands run in it.
+    `file,id=console,path=${quoteOptionValue(spec.consoleLogPath)},append=on`,
     "-serial",
     "chardev:console",
   ];

@@ -1,0 +1,57 @@
+import { Command } from "commander";
+import { createReadStream, createWriteStream, statSync } from "node:fs";
+import { posix, basename } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { isSandboxId } from "../config/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import { RemoteSandbox } from "../supervisor/index.js";
+
+interface Location {
+  id?: string;
+  path: string;
+}
+
+/** `ID:/guest/path` names a sandbox path; anything else is a host path. */
+function parseLocation(text: string): Location {
+  const colon = text.indexOf(":");
+  if (colon > 0 && isSandboxId(text.slice(0, colon))) {
+    const path = text.slice(colon + 1);
+    if (!path.startsWith("/")) throw new ErrInvalidConfig(`guest path must be absolute: ${text}`);
+    return { id: text.slice(0, colon), path };
+  }
+  return { path: text };
+}
+
+export function cpCommand(): Command {
+  return new Command("cp")
+    .description("copy a file between the host and a running sandbox")
+    .usage("SRC DEST   (one of them ID:/path; - is stdin or stdout)")
+    .argument("<src>")
+    .argument("<dest>")
+    .option("--mode <octal>", "permission bits of a file written into the sandbox (default 0644)")
+    .action(async (srcText: string, destText: string, flags: { mode?: string }) => {
+      const src = parseLocation(srcText);
+      const dest = parseLocation(destText);
+      if ((src.id === undefined) === (dest.id === undefined)) {
+        throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
+      }
+      if (dest.id !== undefined) {
+        const sandbox = RemoteSandbox.connect(dest.id);
+        let target = dest.path;
+        if (target.endsWith("/") && src.path !== "-")
+          target = posix.join(target, basename(src.path));
+        const mode =
+          flags.mode !== undefined
+            ? Number.parseInt(flags.mode, 8)
+            : src.path === "-"
+              ? undefined
+              : statSync(src.path).mode & 0o777;
+        const input = src.path === "-" ? process.stdin : createReadStream(src.path);
+        await sandbox.writeFile(target, input, mode !== undefined ? { mode } : {});
+        return;
+      }
+      const sandbox = RemoteSandbox.connect(src.id as string);
+      const output = dest.path === "-" ? process.stdout : createWriteStream(dest.path);
+      await pipeline(sandbox.readFileStream(src.path), output, { end: dest.path !== "-" });
+    });
+}

@@ -1,0 +1,47 @@
+import { Command } from "commander";
+import { ErrInvalidConfig } from "../errors.js";
+import { RemoteSandbox } from "../supervisor/index.js";
+import { interactive, streamed } from "./run.js";
+import { hostTerminalSize } from "./tty.js";
+
+interface ExecFlags {
+  interactive?: boolean;
+  tty?: boolean;
+  workdir?: string;
+  user?: string;
+}
+
+export function execCommand(): Command {
+  return new Command("exec")
+    .description("run a command in a running sandbox")
+    .usage("[flags] ID -- command [args...]")
+    .option("-i, --interactive", "forward stdin to the command")
+    .option("-t, --tty", "allocate a pseudo-terminal (-it for an interactive shell)")
+    .option("-w, --workdir <dir>", "working directory in the guest")
+    .option("-u, --user <user>", "user in the guest: uid, uid:gid or name")
+    .argument("<id>", "sandbox id")
+    .argument("[command...]", "command and arguments (after --)")
+    .passThroughOptions()
+    .action(async (id: string, command: string[], flags: ExecFlags) => {
+      process.exitCode = await exec(id, command, flags);
+    });
+}
+
+async function exec(id: string, command: string[], flags: ExecFlags): Promise<number> {
+  // After the id, options pass through to the command, so `exec ID -- cmd` keeps its `--`.
+  if (command[0] === "--") command = command.slice(1);
+  const it = flags.tty === true && flags.interactive === true;
+  if (it && !process.stdin.isTTY) throw new ErrInvalidConfig("-it requires a terminal on stdin");
+  if (command.length === 0) {
+    if (!it) throw new ErrInvalidConfig("command required (or use -it for an interactive shell)");
+    command = ["/bin/sh"];
+  }
+  const sandbox = RemoteSandbox.connect(id);
+  const proc = sandbox.spawn(command, {
+    ...(flags.workdir !== undefined ? { cwd: flags.workdir } : {}),
+    ...(flags.user !== undefined ? { user: flags.user } : {}),
+    ...(flags.tty ? { tty: hostTerminalSize() } : {}),
+  });
+  await proc.pid;
+  return it ? interactive(proc) : streamed(proc, flags.interactive === true);
+}

@@ -1,0 +1,94 @@
+import { Command } from "commander";
+import { ErrInvalidConfig, WheellockError } from "../errors.js";
+import {
+  collectGarbage,
+  getRecord,
+  LIVE_STATUSES,
+  listRecords,
+  removeRecordDir,
+  type GcReport,
+} from "../state/index.js";
+
+function printReport(report: GcReport): boolean {
+  if (report.skipped) process.stdout.write(`${report.id}: skipped (${report.skipped})\n`);
+  else if (report.cleaned.length > 0)
+    process.stdout.write(`${report.id}: cleaned ${report.cleaned.join(", ")}\n`);
+  else if (report.failed.length === 0)
+    process.stdout.write(`${report.id}: no resources to clean\n`);
+  for (const f of report.failed)
+    process.stderr.write(`${report.id}: failed ${f.item}: ${f.error}\n`);
+  return report.failed.length === 0;
+}
+
+export function gcCommand(): Command {
+  return new Command("gc")
+    .description("clean up what dead sandboxes left behind (VM processes, run dirs)")
+    .argument("[id]", "only this sandbox")
+    .option("--force-running", "also clean sandboxes that look alive")
+    .action((id: string | undefined, flags: { forceRunning?: boolean }) => {
+      if (id !== undefined) getRecord(id);
+      const reports = collectGarbage(id, { force: flags.forceRunning === true });
+      const ok = reports.map(printReport).every(Boolean);
+      if (id === undefined) process.stdout.write(`Reconciled ${reports.length} sandboxes\n`);
+      if (!ok) process.exitCode = 1;
+    });
+}
+
+/** gc then delete the record; refuses a live sandbox. */
+function removeSandbox(id: string): void {
+  const record = getRecord(id);
+  if (LIVE_STATUSES.has(record.status)) {
+    throw new WheellockError(
+      "ErrInvalidConfig",
+      `cannot remove running sandbox ${id}, kill it first`,
+    );
+  }
+  const [report] = collectGarbage(id);
+  const failure = report?.failed[0];
+  if (failure)
+    throw new WheellockError("ErrSetup", `${id}: failed ${failure.item}: ${failure.error}`);
+  removeRecordDir(id);
+}
+
+export function rmCommand(): Command {
+  return new Command("rm")
+    .alias("remove")
+    .description("remove stopped sandboxes (record, logs and leftovers)")
+    .argument("[ids...]", "sandbox ids")
+    .option("--stopped", "remove every sandbox that is not running")
+    .action((ids: string[], flags: { stopped?: boolean }) => {
+      const targets = flags.stopped
+        ? listRecords()
+            .filter((r) => !LIVE_STATUSES.has(r.status))
+            .map((r) => r.id)
+        : ids;
+      if (targets.length === 0 && !flags.stopped) {
+        throw new ErrInvalidConfig("sandbox id required (or use --stopped)");
+      }
+      for (const id of targets) {
+        removeSandbox(id);
+        process.stdout.write(`Removed ${id}\n`);
+      }
+    });
+}
+
+export function pruneCommand(): Command {
+  return new Command("prune").description("remove every stopped or crashed sandbox").action(() => {
+    let pruned = 0;
+    const errors: string[] = [];
+    for (const record of listRecords()) {
+      if (LIVE_STATUSES.has(record.status)) continue;
+      try {
+        removeSandbox(record.id);
+        pruned++;
+        process.stdout.write(`Pruned ${record.id}\n`);
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    // Run dirs of one-shot sandboxes whose process died also go.
+    collectGarbage();
+    process.stdout.write(`Pruned ${pruned} sandboxes\n`);
+    if (errors.length > 0) throw new WheellockError("ErrSetup", errors.join("; "));
+  });
+}

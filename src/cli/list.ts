@@ -1,0 +1,49 @@
+import { Command } from "commander";
+import { getRecord, listRecords, type SandboxRecord } from "../state/index.js";
+import { formatTable } from "./table.js";
+
+/** `2006-01-02 15:04` in UTC, as the reference CLI prints CREATED. */
+function shortTime(iso: string): string {
+  return iso.slice(0, 16).replace("T", " ");
+}
+
+function ports(record: SandboxRecord): string {
+  return record.ports.map((p) => `${p.address}:${p.localPort}->${p.remotePort}`).join(",") || "-";
+}
+
+export function listCommand(): Command {
+  return new Command("list")
+    .alias("ls")
+    .description("list sandboxes")
+    .option("--running", "only running sandboxes")
+    .option("--json", "print JSON")
+    .action((flags: { running?: boolean; json?: boolean }) => {
+      const records = listRecords().filter((r) => !flags.running || r.status === "running");
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+        return;
+      }
+      const rows = records.map((r) => [
+        r.id,
+        r.status,
+        r.image,
+        shortTime(r.createdAt),
+        r.status === "running" || r.status === "starting" || r.status === "stopping"
+          ? String(r.supervisorPid)
+          : "-",
+        ports(r),
+      ]);
+      process.stdout.write(
+        formatTable([["ID", "STATUS", "IMAGE", "CREATED", "PID", "PORTS"], ...rows]),
+      );
+    });
+}
+
+export function inspectCommand(): Command {
+  return new Command("inspect")
+    .description("print a sandbox's record as JSON")
+    .argument("<id>", "sandbox id")
+    .action((id: string) => {
+      process.stdout.write(`${JSON.stringify(getRecord(id), null, 2)}\n`);
+    });
+}

@@ -1,0 +1,52 @@
+import { Command } from "commander";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { getRecord, logPath } from "../state/index.js";
+
+const POLL_MS = 100;
+
+/** Copies the file from `offset` to stdout; returns the new offset (0 again if it shrank). */
+function copyFrom(path: string, offset: number): number {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return 0; // not written yet
+  }
+  if (size < offset) offset = 0;
+  if (size === offset) return offset;
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, offset);
+      if (n <= 0) break;
+      process.stdout.write(buf.subarray(0, n));
+      offset += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return offset;
+}
+
+export function logCommand(): Command {
+  return new Command("log")
+    .alias("logs")
+    .description("print a sandbox's log (serial console and the output of its run command)")
+    .argument("<id>", "sandbox id")
+    .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)")
+    .action(async (id: string, flags: { follow?: boolean }) => {
+      getRecord(id);
+      const path = logPath(id);
+      let offset = copyFrom(path, 0);
+      if (!flags.follow) return;
+      let stop = false;
+      const onSignal = () => (stop = true);
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      while (!stop) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        offset = copyFrom(path, offset);
+      }
+    });
+}

@@ -1,0 +1,96 @@
+/**
+ * `run -d` and `run --rm=false`: a sandbox that outlives the command. `-d` starts a detached
+ * supervisor and prints the id; `--rm=false` makes this process the supervisor, in the
+ * foreground, until Ctrl-C or `wheellock kill`.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { parseDurationSeconds, type SandboxOptions } from "../config/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import { READY_PREFIX, startDetached, supervise, SUPERVISOR_FLAG } from "../supervisor/index.js";
+import { collect } from "./flags.js";
+import { parsePublish } from "./publish.js";
+
+export interface LongLivedFlags {
+  detach?: boolean;
+  rm?: boolean;
+  publish: string[];
+  address: string[];
+  gracefulShutdown?: number;
+  supervisor?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+}
+
+function parseBool(value: string): boolean {
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+}
+
+export function addLongLivedOptions(cmd: Command): void {
+  cmd
+    .option(
+      "-d, --detach",
+      "start the sandbox in the background and print its id (implies --rm=false)",
+    )
+    .addOption(
+      new Option("--rm [bool]", "remove the sandbox when the command ends (--rm=false keeps it)")
+        .argParser(parseBool)
+        .default(true),
+    )
+    .option(
+      "-p, --publish <[local:]remote>",
+      "forward a host port to a guest port (repeatable)",
+      collect,
+      [],
+    )
+    .option("--address <ip>", "host address for -p (repeatable; default 127.0.0.1)", collect, [])
+    .option(
+      "--graceful-shutdown <duration>",
+      "on stop, give running commands this long after SIGTERM (e.g. 10s; default 0)",
+      (v: string) => parseDurationSeconds(v, "--graceful-shutdown"),
+    )
+    .addOption(new Option(SUPERVISOR_FLAG).hideHelp());
+}
+
+export function isLongLived(flags: LongLivedFlags): boolean {
+  return flags.detach === true || flags.rm === false || flags.supervisor === true;
+}
+
+export async function runLongLived(
+  command: string[],
+  flags: LongLivedFlags,
+  options: SandboxOptions,
+): Promise<number> {
+  if (flags.detach && (flags.tty || flags.interactive)) {
+    throw new ErrInvalidConfig("--detach cannot be combined with -t/--tty or -i/--interactive");
+  }
+  const ports = parsePublish(flags.publish, flags.address);
+  if (flags.detach && !flags.supervisor) {
+    const id = await startDetached(process.argv.slice(process.argv.indexOf("run") + 1));
+    process.stdout.write(`${id}\n`);
+    return 0;
+  }
+  const gracefulShutdownMs = Math.round((flags.gracefulShutdown ?? 0) * 1000);
+  return supervise({
+    options,
+    command,
+    ports,
+    gracefulShutdownMs,
+    ...(flags.supervisor ? {} : { echo: { stdout: process.stdout, stderr: process.stderr } }),
+    onReady: (record) => {
+      if (flags.supervisor) {
+        process.stdout.write(`${READY_PREFIX}${record.id}\n`);
+        return;
+      }
+      process.stderr.write(
+        `Sandbox ${record.id} is running\n` +
+          `  Connect: wheellock exec ${record.id} -it sh\n` +
+          `  Stop:    wheellock kill ${record.id}\n`,
+      );
+      for (const p of record.ports) {
+        process.stderr.write(`Forwarding ${p.address}:${p.localPort} -> sandbox:${p.remotePort}\n`);
+      }
+    },
+  });
+}

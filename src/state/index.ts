@@ -1,0 +1,27 @@
+/** Records of long-lived sandboxes under the data dir: crash-safe, reconciled on every read. */
+export {
+  controlSocketPath,
+  LIVE_STATUSES,
+  logPath,
+  sandboxDir,
+  sandboxesDir,
+  statePath,
+  type PortBinding,
+  type SandboxRecord,
+  type SandboxStatus,
+} from "./record.js";
+export {
+  getRecord,
+  listRecords,
+  loadRecord,
+  reconcile,
+  removeRecordDir,
+  writeRecord,
+} from "./store.js";
+export {
+  pidAlive,
+  processCommandLine,
+  processStartTicks,
+  sameProcessAlive,
+} from "./process-info.js";
+export { collectGarbage, type GcReport } from "./gc.js";

@@ -1,0 +1,69 @@
+/**
+ * `run -d`: start this CLI again as a supervisor in its own session (no terminal, so closing
+ * the terminal or the CLI's exit leaves it running), wait until it reports the sandbox
+ * running, and hand back the id. Its early stderr goes to a file so a boot failure can be
+ * reported here in one line.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { WheellockError } from "../errors.js";
+import { sandboxesDir } from "../state/index.js";
+
+/** The hidden flag that turns `run` into the supervisor of a detached sandbox. */
+export const SUPERVISOR_FLAG = "--supervisor";
+/** What the supervisor prints on stdout once the sandbox runs. */
+export const READY_PREFIX = "ready ";
+
+/** `args` are the original `run` arguments (after `run`). */
+export async function startDetached(args: string[]): Promise<string> {
+  const script = process.argv[1];
+  if (script === undefined) throw new Error("cannot find the wheellock CLI script to re-run");
+  const dash = args.indexOf("--");
+  const childArgs =
+    dash < 0
+      ? [...args, SUPERVISOR_FLAG]
+      : [...args.slice(0, dash), SUPERVISOR_FLAG, ...args.slice(dash)];
+  mkdirSync(sandboxesDir(), { recursive: true, mode: 0o700 });
+  const errPath = join(
+    sandboxesDir(),
+    `.start-${process.pid}-${randomBytes(4).toString("hex")}.log`,
+  );
+  const errFd = openSync(errPath, "w", 0o600);
+  try {
+    const child = spawn(process.execPath, [...process.execArgv, script, "run", ...childArgs], {
+      detached: true,
+      stdio: ["ignore", "pipe", errFd],
+    });
+    const stdout = child.stdout;
+    if (!stdout) throw new Error("supervisor started without a stdout pipe");
+    const id = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      stdout.setEncoding("utf8");
+      stdout.on("data", (text: string) => {
+        out += text;
+        const line = out.split("\n").find((l) => l.startsWith(READY_PREFIX));
+        if (line) resolve(line.slice(READY_PREFIX.length).trim());
+      });
+      child.once("error", reject);
+      child.once("exit", (code, signal) => {
+        const lines = readFileSync(errPath, "utf8").trim().split("\n").filter(Boolean);
+        const last = lines.at(-1)?.replace(/^wheellock: /, "");
+        reject(
+          new WheellockError(
+            "ErrVMNotRunning",
+            last ??
+              `sandbox supervisor exited before the sandbox ran (code ${code ?? "-"}, signal ${signal ?? "-"})`,
+          ),
+        );
+      });
+    });
+    stdout.destroy();
+    child.unref();
+    return id;
+  } finally {
+    closeSync(errFd);
+    rmSync(errPath, { force: true });
+  }
+}
