@@ -1,0 +1,53 @@
+/**
+ * What the stack needs from the outside world. The stack itself never touches host sockets,
+ * so unit tests drive it with fakes and policy lives in one place (the Upstream implementation).
+ */
+
+/** Callbacks from a host-side connection into the guest flow that owns it. */
+export interface UpstreamTcpEvents {
+  onConnect(): void;
+  onData(chunk: Buffer): void;
+  /** The remote end finished sending (half-close). */
+  onEnd(): void;
+  /** Buffered writes fell below the high-water mark. */
+  onDrain(): void;
+  /** The connection is gone: refused, reset, timed out or closed after an error. */
+  onError(err: Error): void;
+}
+
+export interface UpstreamTcp {
+  write(chunk: Buffer): void;
+  /** Bytes accepted by `write` and not yet handed to the kernel. */
+  readonly pendingWriteBytes: number;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+}
+
+export interface UpstreamUdp {
+  send(payload: Buffer): void;
+  close(): void;
+}
+
+export interface UpstreamUdpEvents {
+  onMessage(payload: Buffer): void;
+  onError(err: Error): void;
+}
+
+/** A dial refused by policy; the guest sees a reset (TCP) or silence (UDP). */
+export interface Denied {
+  denied: string;
+}
+
+export interface Upstream {
+  /** `dstIp` is the dotted address the guest asked for. */
+  connectTcp(dstIp: string, dstPort: number, events: UpstreamTcpEvents): UpstreamTcp | Denied;
+  openUdp(dstIp: string, dstPort: number, events: UpstreamUdpEvents): UpstreamUdp | Denied;
+  /** IPv4 addresses for a name (guest DNS), or an empty list when it does not resolve. */
+  resolveIpv4(name: string): Promise<string[]>;
+}
+
+export function isDenied(r: object): r is Denied {
+  return "denied" in r;
+}

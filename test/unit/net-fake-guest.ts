@@ -1,0 +1,137 @@
+/**
+ * The guest side of the virtual link for unit tests: builds the frames a guest kernel would
+ * send and decodes what the stack sends back. No VM involved.
+ */
+import { defaultAddressing, parseIpv4 } from "../../src/net/addresses.js";
+import { parseEthernet } from "../../src/net/ethernet.js";
+import { parseIpv4Packet, PROTO_TCP, PROTO_UDP } from "../../src/net/ipv4.js";
+import { NetworkStack, type NetworkStackOptions } from "../../src/net/stack.js";
+import {
+  buildTcpFrame,
+  parseTcp,
+  type TcpOutSegment,
+  type TcpSegment,
+} from "../../src/net/tcp-segment.js";
+import { buildUdpFrame, parseUdp } from "../../src/net/udp.js";
+import type {
+  Denied,
+  Upstream,
+  UpstreamTcp,
+  UpstreamTcpEvents,
+  UpstreamUdp,
+  UpstreamUdpEvents,
+} from "../../src/net/upstream.js";
+
+export const addressing = defaultAddressing();
+export const GUEST_MAC = Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+export const PUBLIC_IP = parseIpv4("93.184.216.34") ?? 0;
+
+export function guestHeader(dstIp: number) {
+  return {
+    srcMac: GUEST_MAC,
+    dstMac: addressing.gatewayMac,
+    srcIp: addressing.guestIp,
+    dstIp,
+  };
+}
+
+export function guestTcp(dstIp: number, seg: TcpOutSegment): Buffer {
+  return buildTcpFrame(guestHeader(dstIp), seg);
+}
+
+export function guestUdp(dstIp: number, srcPort: number, dstPort: number, payload: Buffer) {
+  return buildUdpFrame(guestHeader(dstIp), srcPort, dstPort, payload);
+}
+
+export interface Received {
+  frame: Buffer;
+  srcIp: number;
+  tcp?: TcpSegment;
+  udp?: { srcPort: number; dstPort: number; payload: Buffer };
+}
+
+export function decode(frame: Buffer): Received {
+  const eth = parseEthernet(frame);
+  if (!eth) throw new Error("bad ethernet frame from the stack");
+  const ip = parseIpv4Packet(eth.payload);
+  if (!ip.ok) return { frame, srcIp: 0 };
+  const r: Received = { frame, srcIp: ip.packet.srcIp };
+  if (ip.packet.protocol === PROTO_TCP) {
+    const tcp = parseTcp(ip.packet.payload, ip.packet.srcIp, ip.packet.dstIp);
+    if (!tcp) throw new Error("bad TCP checksum from the stack");
+    r.tcp = tcp;
+  }
+  if (ip.packet.protocol === PROTO_UDP) {
+    const udp = parseUdp(ip.packet.payload, ip.packet.srcIp, ip.packet.dstIp);
+    if (!udp) throw new Error("bad UDP checksum from the stack");
+    r.udp = udp;
+  }
+  return r;
+}
+
+export class FakeTcp implements UpstreamTcp {
+  written: Buffer[] = [];
+  pendingWriteBytes = 0;
+  ended = false;
+  destroyed = false;
+  paused = false;
+  constructor(
+    readonly ip: string,
+    readonly port: number,
+    readonly events: UpstreamTcpEvents,
+  ) {}
+  write(chunk: Buffer): void {
+    this.written.push(Buffer.from(chunk));
+  }
+  end(): void {
+    this.ended = true;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  get writtenText(): string {
+    return Buffer.concat(this.written).toString();
+  }
+}
+
+export class FakeUpstream implements Upstream {
+  tcp: FakeTcp[] = [];
+  udp: { ip: string; port: number; sent: Buffer[]; events: UpstreamUdpEvents }[] = [];
+  deny = false;
+  names = new Map<string, string[]>();
+  connectTcp(ip: string, port: number, events: UpstreamTcpEvents): UpstreamTcp | Denied {
+    if (this.deny) return { denied: "test" };
+    const c = new FakeTcp(ip, port, events);
+    this.tcp.push(c);
+    return c;
+  }
+  openUdp(ip: string, port: number, events: UpstreamUdpEvents): UpstreamUdp | Denied {
+    if (this.deny) return { denied: "test" };
+    const entry = { ip, port, sent: [] as Buffer[], events };
+    this.udp.push(entry);
+    return { send: (p) => entry.sent.push(Buffer.from(p)), close: () => undefined };
+  }
+  async resolveIpv4(name: string): Promise<string[]> {
+    return this.names.get(name) ?? [];
+  }
+}
+
+export function makeStack(extra: Partial<NetworkStackOptions> = {}) {
+  const upstream = new FakeUpstream();
+  const out: Buffer[] = [];
+  const stack = new NetworkStack({
+    upstream,
+    sendFrame: (f) => out.push(Buffer.from(f)),
+    ...extra,
+  });
+  const take = (): Received[] => out.splice(0).map(decode);
+  return { stack, upstream, out, take };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,176 @@
+/**
+ * The stack with the real open-mode upstream, against servers this test runs on 127.0.0.1
+ * (reached through the gateway address with private hosts allowed). No other address is used.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import { NetworkStack } from "../../src/net/stack.js";
+import { OpenUpstream } from "../../src/net/open-upstream.js";
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  seqAdd,
+  seqDiff,
+  type TcpSegment,
+} from "../../src/net/tcp-segment.js";
+import { addressing, decode, guestTcp } from "./net-fake-guest.js";
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+/** A minimal guest TCP client: connects, sends `request`, reads to FIN, acks everything. */
+function guestFetch(
+  stack: NetworkStack,
+  inbox: { deliver?: (s: TcpSegment) => void },
+  port: number,
+  request: Buffer,
+) {
+  return new Promise<{ data: Buffer; reset: boolean }>((resolve) => {
+    const GUEST_PORT = 50000;
+    const chunks: Buffer[] = [];
+    let rcvNxt = 0;
+    let seq = 7000;
+    const send = (flags: number, payload?: Buffer) =>
+      stack.handleFrame(
+        guestTcp(addressing.gatewayIp, {
+          srcPort: GUEST_PORT,
+          dstPort: port,
+          seq,
+          ack: rcvNxt,
+          flags,
+          window: 0xffff,
+          ...(flags & TCP_SYN ? { mss: 65480, windowScale: 7 } : {}),
+          ...(payload ? { payload } : {}),
+        }),
+      );
+    inbox.deliver = (s) => {
+      if (s.flags & TCP_RST) return resolve({ data: Buffer.concat(chunks), reset: true });
+      if (s.flags & TCP_SYN) {
+        rcvNxt = seqAdd(s.seq, 1);
+        seq = seqAdd(seq, 1);
+        send(TCP_ACK);
+        send(TCP_ACK, request);
+        seq = seqAdd(seq, request.length);
+        return;
+      }
+      if (s.payload.length > 0 && seqDiff(s.seq, rcvNxt) === 0) {
+        chunks.push(Buffer.from(s.payload));
+        rcvNxt = seqAdd(rcvNxt, s.payload.length);
+      }
+      if (s.flags & TCP_FIN && seqDiff(seqAdd(s.seq, s.payload.length), rcvNxt) === 0) {
+        rcvNxt = seqAdd(rcvNxt, 1);
+        send(TCP_ACK | TCP_FIN);
+        seq = seqAdd(seq, 1);
+        return resolve({ data: Buffer.concat(chunks), reset: false });
+      }
+      if (s.payload.length > 0) send(TCP_ACK);
+    };
+    send(TCP_SYN);
+    seq = 7000;
+  });
+}
+
+function makeRelayStack(allowPrivateHosts: boolean) {
+  const inbox: { deliver?: (s: TcpSegment) => void } = {};
+  const stack = new NetworkStack({
+    upstream: new OpenUpstream({ allowPrivateHosts }),
+    // The guest reacts asynchronously, as a real one would (no re-entrant calls).
+    sendFrame: (frame) => {
+      const copy = Buffer.from(frame);
+      setImmediate(() => {
+        const r = decode(copy);
+        if (r.tcp) inbox.deliver?.(r.tcp);
+      });
+    },
+  });
+  return { stack, inbox };
+}
+
+test("open mode: a guest download from a 127.0.0.1 server arrives intact", async () => {
+  const sizeBytes = 32 * 1024 * 1024;
+  const body = Buffer.alloc(sizeBytes);
+  for (let i = 0; i < sizeBytes; i += 4) body.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const server = createServer((sock) => {
+    sock.once("data", () => sock.end(body));
+  });
+  const port = await listen(server);
+  const { stack, inbox } = makeRelayStack(true);
+  const started = process.hrtime.bigint();
+  const { data, reset } = await guestFetch(stack, inbox, port, Buffer.from("GET\n"));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  assert.equal(reset, false);
+  assert.equal(data.length, sizeBytes);
+  assert.equal(
+    createHash("sha256").update(data).digest("hex"),
+    createHash("sha256").update(body).digest("hex"),
+  );
+  // Not a pass/fail threshold; printed so regressions are visible in the test log.
+  console.log(`# stack relay throughput: ${(sizeBytes / 1e6 / seconds).toFixed(0)} MB/s`);
+  stack.close();
+  server.close();
+});
+
+test("open mode: host loopback is refused unless private hosts are allowed", async () => {
+  let connections = 0;
+  const server = createServer((sock) => {
+    connections++;
+    sock.end("secret");
+  });
+  const port = await listen(server);
+  const { stack, inbox } = makeRelayStack(false);
+  const { data, reset } = await guestFetch(stack, inbox, port, Buffer.from("x"));
+  assert.equal(reset, true);
+  assert.equal(data.length, 0);
+  assert.equal(connections, 0);
+  assert.equal(stack.stats.tcpDenied, 1);
+  stack.close();
+  server.close();
+});
+
+test("open mode: a refused connection becomes a reset for the guest", async () => {
+  const server = createServer();
+  const port = await listen(server);
+  server.close(); // nothing listens there now
+  const { stack, inbox } = makeRelayStack(true);
+  const { reset } = await guestFetch(stack, inbox, port, Buffer.from("x"));
+  assert.equal(reset, true);
+  assert.equal(stack.stats.tcpFlows, 0);
+  stack.close();
+});
+
+test("open mode: private ranges are refused on the address dialed", () => {
+  const up = new OpenUpstream();
+  const events = {
+    onConnect: () => assert.fail("must not connect"),
+    onData: () => undefined,
+    onEnd: () => undefined,
+    onDrain: () => undefined,
+    onError: () => undefined,
+  };
+  for (const ip of ["10.0.0.1", "169.254.169.254", "100.64.1.1", "127.0.0.1", "224.0.0.1"]) {
+    assert.deepEqual(Object.keys(up.connectTcp(ip, 80, events)), ["denied"], ip);
+    const udp = up.openUdp(ip, 53, { onMessage: () => undefined, onError: () => undefined });
+    assert.ok("denied" in udp, ip);
+  }
+});
+
+test("open mode: resolve overrides answer before the host resolver", async () => {
+  let asked = 0;
+  const up = new OpenUpstream({
+    resolveOverrides: new Map([["Api.Test", "127.0.0.1"]]),
+    resolve4: async () => {
+      asked++;
+      return [];
+    },
+  });
+  assert.deepEqual(await up.resolveIpv4("api.test"), ["127.0.0.1"]);
+  assert.deepEqual(await up.resolveIpv4("other.test"), []);
+  assert.equal(asked, 1);
+});
