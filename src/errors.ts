@@ -15,6 +15,7 @@ export type WheellockErrorCode =
   | "ErrNotFound"
   | "ErrExec"
   | "ErrFile"
+  | "ErrImage"
   | "ErrClosed";
 
 export class WheellockError extends Error {
@@ -82,5 +83,15 @@ export class ErrFile extends WheellockError {
 export class ErrExec extends WheellockError {
   constructor(message: string) {
     super("ErrExec", message);
+  }
+}
+
+/**
+ * An image could not be pulled, imported or unpacked: registry and auth failures (naming the
+ * registry), digest mismatches, unsafe layers. A missing image is `ErrNotFound` instead.
+ */
+export class ErrImage extends WheellockError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ErrImage", message, options);
   }
 }

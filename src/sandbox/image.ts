@@ -1,24 +1,26 @@
-import { WheellockError } from "../errors.js";
+import { DEFAULT_IMAGE } from "../config/index.js";
+import { ensureImage, type ImageRuntimeConfig } from "../image/index.js";
 
 /** The name of the image built locally by `wheellock setup` (busybox userland, curl, CA bundle). */
 export { DEFAULT_IMAGE as DEFAULT_IMAGE_NAME } from "../config/index.js";
-import { DEFAULT_IMAGE } from "../config/index.js";
 
 export interface ImageSelection {
   name: string;
   /** The image's ENV; the default image has none beyond the defaults. */
   env: Readonly<Record<string, string>>;
+  /** The flattened OCI image to boot; undefined = the locally built default image. */
+  ext4Path?: string;
+  /** ENTRYPOINT/CMD/USER/WORKDIR of an OCI image (the default image has none). */
+  config?: Readonly<ImageRuntimeConfig>;
 }
 
 /**
- * Maps an image reference to something bootable. Only the locally built default image exists
- * until the OCI image store lands; any other reference fails clearly instead of silently
- * running the default.
+ * Maps an image reference to something bootable: the locally built default image, or an OCI
+ * image from the local store, pulled on first use (`image not found: NAME` when no registry
+ * has it).
  */
-export function resolveImage(reference: string): ImageSelection {
+export async function resolveImage(reference: string): Promise<ImageSelection> {
   if (reference === DEFAULT_IMAGE) return { name: reference, env: {} };
-  throw new WheellockError(
-    "ErrNotFound",
-    `image not found: ${reference} (registry images are not supported yet; omit --image for the default image)`,
-  );
+  const { record, ext4Path } = await ensureImage(reference);
+  return { name: reference, env: record.config.env, ext4Path, config: record.config };
 }

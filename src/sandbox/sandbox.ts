@@ -19,7 +19,7 @@ import { ExecProcess } from "./exec-process.js";
 import { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
 import { SandboxFiles, type FileInfo } from "./files.js";
 import { createRunDir, onProcessExit, sweepStaleRunDirs } from "./run-dir.js";
-import { resolveImage } from "./image.js";
+import { resolveImage, type ImageSelection } from "./image.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -62,7 +62,8 @@ export class Sandbox implements AsyncDisposable {
     private readonly qemu: QemuProcess,
     private readonly dir: string,
     private readonly unregisterExitCleanup: () => void,
-    private readonly imageEnv: Readonly<Record<string, string>>,
+    /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
+    readonly image: ImageSelection,
   ) {
     this.id = config.id;
     this.config = config;
@@ -86,7 +87,7 @@ export class Sandbox implements AsyncDisposable {
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
-    const image = resolveImage(config.image);
+    const image = await resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
     const assets = await prepareAssets({ kernel: config.kernel, log: () => undefined });
@@ -109,7 +110,7 @@ export class Sandbox implements AsyncDisposable {
         kernelPath: assets.kernel.vmlinuzPath,
         initramfsPath: assets.initramfsPath,
         kernelArgs: config.privileged ? ["wheellock.privileged=1"] : [],
-        imagePath: assets.image.ext4Path,
+        imagePath: image.ext4Path ?? assets.image.ext4Path,
         upperDiskPath,
         ...(internal.rawPorts ? { rawPorts: internal.rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
@@ -126,7 +127,7 @@ export class Sandbox implements AsyncDisposable {
         vm.qemu,
         dir,
         unregister,
-        image.env,
+        image,
       );
       await sandbox.configureGuest();
       sandbox.watch();
@@ -152,12 +153,12 @@ export class Sandbox implements AsyncDisposable {
     const argv = commandArgv(command);
     const tty = options.tty === true ? { rows: 24, cols: 80 } : options.tty || undefined;
     const startedAt = Date.now();
-    const user = options.user ?? this.config.user;
-    const cwd = options.cwd ?? this.config.workdir;
+    const user = options.user ?? this.config.user ?? this.image.config?.user;
+    const cwd = options.cwd ?? this.config.workdir ?? this.image.config?.workdir;
     const stream = this.channel.exec({
       argv,
       env: composeExecEnv({
-        image: this.imageEnv,
+        image: this.image.env,
         sandbox: this.config.env,
         command: options.env,
         hostname: this.config.hostname,

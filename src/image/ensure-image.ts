@@ -1,0 +1,42 @@
+import { WheellockError } from "../errors.js";
+import type { ImageRecord } from "./image-store.js";
+import { ImageStore } from "./image-store.js";
+import { DEFAULT_PLATFORM, formatPlatform } from "./platform.js";
+import { pullImage, type PullOptions } from "./pull.js";
+import { canonicalReference, parseReference } from "./reference.js";
+
+export interface EnsureImageOptions extends Partial<PullOptions> {
+  /** Pull even when the image is stored (`--pull`). */
+  forcePull?: boolean;
+}
+
+export interface BootableImage {
+  record: ImageRecord;
+  ext4Path: string;
+}
+
+/**
+ * The stored image for `reference`, pulled on first use. Only linux/amd64 images boot (the
+ * guest is x86-64), so anything else is refused here with a clear message.
+ */
+export async function ensureImage(
+  reference: string,
+  opts: EnsureImageOptions = {},
+): Promise<BootableImage> {
+  const store = opts.store ?? new ImageStore();
+  let ref;
+  try {
+    ref = parseReference(reference);
+  } catch {
+    throw new WheellockError("ErrNotFound", `image not found: ${reference}`);
+  }
+  let record = opts.forcePull ? undefined : await store.get(canonicalReference(ref));
+  record ??= await pullImage(reference, { ...opts, store });
+  const want = formatPlatform(DEFAULT_PLATFORM);
+  if (record.platform !== want)
+    throw new WheellockError(
+      "ErrInvalidConfig",
+      `image ${reference} is ${record.platform}; sandboxes run ${want} images`,
+    );
+  return { record, ext4Path: store.ext4Path(record) };
+}

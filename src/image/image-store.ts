@@ -1,0 +1,200 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { cacheDir } from "../paths.js";
+import { isAlive, withFileLock } from "../util/file-lock.js";
+import { BlobStore, digestHex } from "./blob-store.js";
+import type { ImageRuntimeConfig } from "./image-config.js";
+import type { Descriptor } from "./manifest.js";
+import { buildRootfsExt4, type LayerSource } from "./rootfs-build.js";
+
+/** One local image: what `image ls` shows and what a sandbox boots. */
+export interface ImageRecord {
+  /** Canonical reference (`docker.io/library/alpine:3.20`), the record's key. */
+  reference: string;
+  registry: string;
+  repository: string;
+  tag?: string;
+  /** Digest of the platform manifest (what `name@digest` pins). */
+  digest: string;
+  configDigest: string;
+  platform: string;
+  layers: Descriptor[];
+  /** Compressed layer bytes, as registries report image size. */
+  sizeBytes: number;
+  /** File name of the flattened ext4 under `rootfs/`. */
+  rootfsFile: string;
+  rootfsSizeBytes: number;
+  /** The image's own creation time (config `created`), if it has one. */
+  created?: string;
+  storedAt: string;
+  source: "registry" | "import";
+  config: ImageRuntimeConfig;
+}
+
+/** Bump when extraction changes what ends up in the ext4, so old flattenings are not reused. */
+const ROOTFS_FORMAT = "v1";
+
+/**
+ * The local image store under `<cacheDir>/images/oci`:
+ *   blobs/sha256/<hex>        manifests, configs, compressed layers (shared, content-addressed)
+ *   rootfs/v1-<config hex>.ext4  the flattened read-only root disk, one per image config digest
+ *   refs/<hash of ref>.json   one record per reference, written last (atomic rename)
+ *   tmp/                      scratch for flattening; `prune` removes what dead processes left
+ * Flattened ext4 per image (not per-layer disks assembled in the guest) because a sandbox then
+ * boots one disk with no layer mounts, and the second start does no work at all; the price is
+ * disk space for images that share layers. A record is written only after its ext4 is complete,
+ * so an interrupted pull or a full disk never leaves an image that looks usable.
+ */
+export class ImageStore {
+  readonly blobs: BlobStore;
+  constructor(readonly root: string = join(cacheDir(), "images", "oci")) {
+    this.blobs = new BlobStore(join(root, "blobs"));
+  }
+
+  private refPath(reference: string): string {
+    const key = createHash("sha256").update(reference).digest("hex").slice(0, 40);
+    return join(this.root, "refs", `${key}.json`);
+  }
+
+  rootfsPathFor(configDigest: string): string {
+    return join(this.root, "rootfs", `${ROOTFS_FORMAT}-${digestHex(configDigest)}.ext4`);
+  }
+
+  /** The record, only if its ext4 is present and whole. */
+  async get(reference: string): Promise<ImageRecord | undefined> {
+    let rec: ImageRecord;
+    try {
+      rec = JSON.parse(await readFile(this.refPath(reference), "utf8")) as ImageRecord;
+    } catch {
+      return undefined;
+    }
+    if (rec.reference !== reference) return undefined;
+    return (await this.rootfsOk(rec)) ? rec : undefined;
+  }
+
+  ext4Path(rec: ImageRecord): string {
+    return join(this.root, "rootfs", rec.rootfsFile);
+  }
+
+  private async rootfsOk(rec: ImageRecord): Promise<boolean> {
+    try {
+      return (await stat(this.ext4Path(rec))).size === rec.rootfsSizeBytes;
+    } catch {
+      return false;
+    }
+  }
+
+  async put(rec: ImageRecord): Promise<void> {
+    const path = this.refPath(rec.reference);
+    await mkdir(join(this.root, "refs"), { recursive: true });
+    const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    await writeFile(tmp, JSON.stringify(rec, null, 2));
+    await rename(tmp, path);
+  }
+
+  async list(): Promise<ImageRecord[]> {
+    const dir = join(this.root, "refs");
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const out: ImageRecord[] = [];
+    for (const n of names.filter((x) => x.endsWith(".json"))) {
+      try {
+        const rec = JSON.parse(await readFile(join(dir, n), "utf8")) as ImageRecord;
+        if (await this.rootfsOk(rec)) out.push(rec);
+      } catch {
+        // A record being replaced right now, or damaged: not listed.
+      }
+    }
+    return out.sort((a, b) => b.storedAt.localeCompare(a.storedAt));
+  }
+
+  /** Removes the record and its ext4 when no other record uses it. False when absent. */
+  async remove(reference: string): Promise<boolean> {
+    const path = this.refPath(reference);
+    try {
+      await stat(path);
+    } catch {
+      return false;
+    }
+    await rm(path, { force: true });
+    await this.removeUnusedRootfs();
+    return true;
+  }
+
+  /**
+   * The flattened ext4 for an image config, building it from `layers` if missing. A file lock per
+   * config digest keeps two processes from flattening the same image at once.
+   */
+  async ensureRootfs(
+    configDigest: string,
+    layers: () => Promise<LayerSource[]>,
+  ): Promise<{ path: string; sizeBytes: number; built: boolean }> {
+    const out = this.rootfsPathFor(configDigest);
+    const existing = await stat(out).catch(() => undefined);
+    if (existing) return { path: out, sizeBytes: existing.size, built: false };
+    const lockDir = join(this.root, "tmp");
+    await mkdir(join(this.root, "rootfs"), { recursive: true });
+    await mkdir(lockDir, { recursive: true });
+    return withFileLock(
+      join(lockDir, `${digestHex(configDigest)}.lock`),
+      { timeoutMs: 30 * 60_000 },
+      async () => {
+        const done = await stat(out).catch(() => undefined);
+        if (done) return { path: out, sizeBytes: done.size, built: false };
+        await buildRootfsExt4({ layers: await layers(), workDir: lockDir, outPath: out });
+        return { path: out, sizeBytes: (await stat(out)).size, built: true };
+      },
+    );
+  }
+
+  /**
+   * Deletes blobs and ext4 images no record refers to, and scratch left by dead processes.
+   * Returns how many files and bytes went.
+   */
+  async prune(): Promise<{ files: number; bytes: number }> {
+    const recs = await this.list();
+    const keep = new Set<string>();
+    for (const r of recs) {
+      keep.add(digestHex(r.digest));
+      keep.add(digestHex(r.configDigest));
+      for (const l of r.layers) keep.add(digestHex(l.digest));
+    }
+    let files = 0;
+    let bytes = 0;
+    const drop = async (path: string): Promise<void> => {
+      const st = await stat(path).catch(() => undefined);
+      await rm(path, { recursive: true, force: true });
+      files++;
+      bytes += st?.isFile() ? st.size : 0;
+    };
+    const blobDir = join(this.blobs.root, "sha256");
+    for (const name of await readdir(blobDir).catch(() => [] as string[])) {
+      const tmp = /\.tmp-(\d+)-/.exec(name);
+      if (tmp ? !isAlive(Number(tmp[1])) : !keep.has(name)) await drop(join(blobDir, name));
+    }
+    const r = await this.removeUnusedRootfs();
+    files += r.files;
+    bytes += r.bytes;
+    const tmpDir = join(this.root, "tmp");
+    for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
+      const m = /^build-(\d+)-/.exec(name);
+      if (m && !isAlive(Number(m[1]))) await drop(join(tmpDir, name));
+    }
+    return { files, bytes };
+  }
+
+  private async removeUnusedRootfs(): Promise<{ files: number; bytes: number }> {
+    const used = new Set((await this.list()).map((r) => r.rootfsFile));
+    const dir = join(this.root, "rootfs");
+    let files = 0;
+    let bytes = 0;
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (used.has(name)) continue;
+      const st = await stat(join(dir, name)).catch(() => undefined);
+      await rm(join(dir, name), { force: true });
+      files++;
+      bytes += st?.size ?? 0;
+    }
+    return { files, bytes };
+  }
+}

@@ -1,0 +1,199 @@
+import { ErrImage } from "../errors.js";
+import type { RegistryCredentials } from "./docker-auth.js";
+import { MANIFEST_ACCEPT } from "./manifest.js";
+import { isLoopbackRegistry, registryApiHost } from "./reference.js";
+import { parseChallenge } from "./www-authenticate.js";
+
+export interface RegistryClientOptions {
+  /** Plain HTTP for this registry (`--insecure-registry`); loopback registries always are. */
+  insecure?: boolean;
+  credentials?: RegistryCredentials | undefined;
+  /** Extra attempts after a network error, HTTP 429 or 5xx (default 3). */
+  retries?: number;
+  /** Base delay of the exponential backoff between attempts (default 250 ms). */
+  retryDelayMs?: number;
+}
+
+export interface FetchedManifest {
+  body: Buffer;
+  contentType: string | undefined;
+}
+
+/** Manifests are small; a bigger answer is an attack or a mistake. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * One registry, one repository at a time: the OCI distribution API (`/v2/...`) with the auth
+ * dance registries use (401 + WWW-Authenticate, then Basic, or a Bearer token from the realm).
+ * The token is kept for the client's lifetime so parallel blob requests reuse it.
+ */
+export class RegistryClient {
+  readonly registry: string;
+  private readonly baseUrl: string;
+  private readonly opts: RegistryClientOptions;
+  private authorization: string | undefined;
+  private authenticating: Promise<void> | undefined;
+
+  constructor(registry: string, opts: RegistryClientOptions = {}) {
+    this.registry = registry;
+    this.opts = opts;
+    const scheme = opts.insecure || isLoopbackRegistry(registry) ? "http" : "https";
+    this.baseUrl = `${scheme}://${registryApiHost(registry)}/v2/`;
+  }
+
+  /** GET a manifest or index by tag or digest. Null when the registry says it does not exist. */
+  async getManifest(repository: string, reference: string): Promise<FetchedManifest | null> {
+    const res = await this.request(repository, `${repository}/manifests/${reference}`, {
+      accept: MANIFEST_ACCEPT,
+    });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    await this.ensureOk(res, repository, "manifest");
+    const declared = Number(res.headers.get("content-length") ?? "0");
+    if (declared > MAX_MANIFEST_BYTES)
+      throw new ErrImage(`manifest from ${this.registry} too large`);
+    const body = Buffer.from(await res.arrayBuffer());
+    if (body.length > MAX_MANIFEST_BYTES)
+      throw new ErrImage(`manifest from ${this.registry} too large`);
+    return { body, contentType: res.headers.get("content-type") ?? undefined };
+  }
+
+  /** Starts a blob download; the caller streams and verifies `res.body`. */
+  async getBlob(repository: string, digest: string, signal?: AbortSignal): Promise<Response> {
+    const res = await this.request(repository, `${repository}/blobs/${digest}`, {}, signal);
+    await this.ensureOk(res, repository, `blob ${digest}`);
+    return res;
+  }
+
+  private async ensureOk(res: Response, repository: string, what: string): Promise<void> {
+    if (res.ok) return;
+    const text = (await res.text().catch(() => "")).slice(0, 300).replace(/\s+/g, " ");
+    if (res.status === 401 || res.status === 403) {
+      throw new ErrImage(
+        this.opts.credentials
+          ? `authentication failed for registry ${this.registry} (HTTP ${res.status} on ${repository})`
+          : `registry ${this.registry} denied access to ${repository} (HTTP ${res.status}): it may not exist, or needs a login in ~/.docker/config.json`,
+      );
+    }
+    throw new ErrImage(
+      `registry ${this.registry}: ${what} of ${repository}: HTTP ${res.status} ${text}`,
+    );
+  }
+
+  private async request(
+    repository: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
+    const retries = this.opts.retries ?? 3;
+    let challenged = false;
+    for (let attempt = 0; ;) {
+      let res: Response;
+      try {
+        const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+        res = await fetch(this.baseUrl + path, {
+          headers: {
+            ...headers,
+            ...(this.authorization ? { authorization: this.authorization } : {}),
+          },
+          redirect: "follow",
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        });
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (attempt++ < retries) {
+          await this.backoff(attempt);
+          continue;
+        }
+        const cause =
+          (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+        throw new ErrImage(`registry ${this.registry} unreachable: ${cause}`, { cause: err });
+      }
+      if (res.status === 401 && !challenged) {
+        challenged = true;
+        const header = res.headers.get("www-authenticate");
+        await res.body?.cancel();
+        await this.authenticate(repository, header);
+        continue;
+      }
+      if ((res.status === 429 || res.status >= 500) && attempt++ < retries) {
+        await res.body?.cancel();
+        await this.backoff(attempt);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private backoff(attempt: number): Promise<void> {
+    const ms = (this.opts.retryDelayMs ?? 250) * 2 ** (attempt - 1);
+    return new Promise((r) => setTimeout(r, ms));
+  }
+
+  /** Parallel requests that all hit 401 share one token request. */
+  private authenticate(repository: string, header: string | null): Promise<void> {
+    this.authenticating ??= this.answerChallenge(repository, header).finally(() => {
+      this.authenticating = undefined;
+    });
+    return this.authenticating;
+  }
+
+  private async answerChallenge(repository: string, header: string | null): Promise<void> {
+    const challenge = parseChallenge(header);
+    const creds = this.opts.credentials;
+    const basic = creds
+      ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`
+      : undefined;
+    if (!challenge || challenge.scheme === "basic") {
+      if (!basic)
+        throw new ErrImage(
+          `registry ${this.registry} requires authentication and no credentials were found for it (docker login, or ~/.docker/config.json)`,
+        );
+      this.authorization = basic;
+      return;
+    }
+    if (challenge.scheme !== "bearer" || !challenge.params.realm)
+      throw new ErrImage(
+        `registry ${this.registry}: unsupported authentication challenge: ${header}`,
+      );
+    const url = new URL(challenge.params.realm);
+    if (
+      url.protocol !== "https:" &&
+      !(url.protocol === "http:" && this.baseUrl.startsWith("http:"))
+    )
+      throw new ErrImage(`registry ${this.registry}: token realm ${url.origin} is not HTTPS`);
+    if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+    url.searchParams.set("scope", `repository:${repository}:pull`);
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: basic ? { authorization: basic } : {},
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new ErrImage(
+        `registry ${this.registry}: token service ${url.host} unreachable: ${(err as Error).message}`,
+      );
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new ErrImage(
+        `authentication failed for registry ${this.registry}: token service answered HTTP ${res.status}`,
+      );
+    }
+    const json = (await res.json().catch(() => ({}))) as {
+      token?: unknown;
+      access_token?: unknown;
+    };
+    const token = typeof json.token === "string" ? json.token : json.access_token;
+    if (typeof token !== "string" || token === "")
+      throw new ErrImage(
+        `authentication failed for registry ${this.registry}: token service sent no token`,
+      );
+    this.authorization = `Bearer ${token}`;
+  }
+}
