@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { imageCommand } from "./image.js";
+import { pullCommand } from "./pull.js";
 import { runCommand } from "./run.js";
 import { setupCommand } from "./setup.js";
 import { versionCommand, packageVersion } from "./version.js";
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<void> {
   program.addCommand(runCommand().exitOverride());
   program.addCommand(setupCommand().exitOverride());
   program.addCommand(versionCommand().exitOverride());
+  program.addCommand(pullCommand().exitOverride());
+  program.addCommand(imageCommand().exitOverride());
   for (const cmd of lifecycleCommands()) program.addCommand(cmd.exitOverride());
   program.addCommand(completionCommand(program).exitOverride());
   try {

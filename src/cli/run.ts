@@ -6,6 +6,7 @@ import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
+import { addImageOptions, prepareRunImage, runArgv, type RunImageFlags } from "./run-image.js";
 import {
   addLongLivedOptions,
   isLongLived,
@@ -32,7 +33,7 @@ interface RunFlags {
 }
 
 /** `run` flags, with those of long-lived sandboxes (run-long-lived.ts). */
-type RunAllFlags = RunFlags & LongLivedFlags;
+type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags;
 
 /** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
 const EXIT_TIMEOUT = 124;
@@ -78,6 +79,7 @@ export function runCommand(): Command {
     .argument("[command...]", "command and arguments (after --)")
     .passThroughOptions();
   addLongLivedOptions(cmd);
+  addImageOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       process.exitCode = await runLongLived(command, flags, sandboxOptions(flags));
@@ -104,16 +106,21 @@ function sandboxOptions(flags: RunFlags): SandboxOptions {
   };
 }
 
-async function run(command: string[], flags: RunFlags): Promise<number> {
-  if (command.length === 0) {
+async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<number> {
+  // An image may supply the command (ENTRYPOINT/CMD); the default image does not.
+  if (command.length === 0 && flags.image === undefined && flags.entrypoint === undefined) {
     throw new ErrInvalidConfig("command required: wheellock run [flags] -- command [args...]");
   }
   if (flags.tty && flags.interactive && !process.stdin.isTTY) {
     throw new ErrInvalidConfig("-it requires a terminal on stdin");
   }
+  await prepareRunImage(flags);
   const sandbox = await Sandbox.create(sandboxOptions(flags));
   try {
-    const proc = sandbox.spawn(command, flags.tty ? { tty: hostTerminalSize() } : {});
+    const proc = sandbox.spawn(
+      runArgv(sandbox.image, command, flags.entrypoint),
+      flags.tty ? { tty: hostTerminalSize() } : {},
+    );
     await proc.pid;
     return await (flags.tty && flags.interactive
       ? interactive(proc)

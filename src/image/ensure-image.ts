@@ -8,6 +8,8 @@ import { canonicalReference, parseReference } from "./reference.js";
 export interface EnsureImageOptions extends Partial<PullOptions> {
   /** Pull even when the image is stored (`--pull`). */
   forcePull?: boolean;
+  /** Accept an image for another platform (`pull --platform`): stored, not bootable. */
+  allowOtherPlatform?: boolean;
 }
 
 export interface BootableImage {
@@ -33,7 +35,7 @@ export async function ensureImage(
   let record = opts.forcePull ? undefined : await store.get(canonicalReference(ref));
   record ??= await pullImage(reference, { ...opts, store });
   const want = formatPlatform(DEFAULT_PLATFORM);
-  if (record.platform !== want)
+  if (record.platform !== want && !opts.allowOtherPlatform)
     throw new WheellockError(
       "ErrInvalidConfig",
       `image ${reference} is ${record.platform}; sandboxes run ${want} images`,
