@@ -1,0 +1,109 @@
+// One registry and one VM for the SDK checks; one CLI run for ENTRYPOINT/CMD composition.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { ImageStore } from "../../src/image/index.js";
+import { Sandbox } from "../../src/index.js";
+import { buildImage, busyboxEntries, layerTar } from "../helpers/oci-build.js";
+import { pushImage, startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { isolateDataDir } from "../helpers/vm.js";
+
+isolateDataDir();
+let reg: TestRegistry;
+let ref = "";
+let sb: Sandbox | undefined;
+
+before(async () => {
+  reg = await startRegistry();
+  const img = buildImage(
+    [
+      await layerTar([
+        ...busyboxEntries(),
+        { name: "usr/bin/suid", content: "s", mode: 0o4755 },
+        { name: "data/old", content: "old" },
+        { name: "data/owned", content: "mine", uid: 1000, gid: 1000, mode: 0o640 },
+      ]),
+      await layerTar([
+        { name: "data/.wh.old", content: "" },
+        { name: "data/link", type: "symlink", linkname: "owned" },
+        { name: "data/hard", type: "link", linkname: "data/owned" },
+      ]),
+    ],
+    {
+      Env: ["FROM_IMAGE=1", "OVERRIDE=image"],
+      Entrypoint: ["/bin/echo", "ep"],
+      Cmd: ["default-cmd"],
+      User: "app",
+      WorkingDir: "/data",
+    },
+  );
+  await pushImage(reg.host, "vm/busybox", "v1", img);
+  ref = `${reg.host}/vm/busybox:v1`;
+  sb = await Sandbox.create({ image: ref, env: { OVERRIDE: "user" } });
+});
+
+after(async () => {
+  await sb?.close();
+  await new ImageStore().remove(ref).catch(() => undefined);
+  await reg?.stop();
+});
+
+describe("an OCI image in a VM", () => {
+  test("USER, WORKDIR and ENV apply to every exec; -u/-w override", async () => {
+    const s = sb as Sandbox;
+    const r = await s.exec(["sh", "-c", "id -u; pwd; echo $FROM_IMAGE $OVERRIDE"]);
+    assert.equal(r.stdout, "1000\n/data\n1 user\n");
+    const r2 = await s.exec(["sh", "-c", "id -u; pwd"], { user: "0", cwd: "/" });
+    assert.equal(r2.stdout, "0\n/\n");
+  });
+
+  test("ownership, modes, whiteouts, symlinks and hard links as the layers say", async () => {
+    const s = sb as Sandbox;
+    const r = await s.exec(
+      [
+        "sh",
+        "-c",
+        "stat -c '%n %u:%g %a %h' /data/owned /usr/bin/suid; ls /data; readlink /data/link; cat /data/hard",
+      ],
+      { user: "0" },
+    );
+    assert.equal(
+      r.stdout,
+      "/data/owned 1000:1000 640 2\n/usr/bin/suid 0:0 4755 1\nhard\nlink\nowned\nowned\nmine",
+    );
+  });
+
+  test("CLI run: ENTRYPOINT + CMD, user args replace CMD, --entrypoint overrides", async () => {
+    const cli = (args: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        ["--import", "tsx", "src/cli/main.ts", "run", "--image", ref, ...args],
+        {
+          encoding: "utf8",
+        },
+      );
+    const out = await cli(["--", "sh", "-c", "true"]);
+    assert.equal(out.stdout, "ep sh -c true\n");
+    // --entrypoint "" clears ENTRYPOINT and CMD: the user's args are the whole command.
+    const out2 = await cli(["--entrypoint", "", "--", "sh", "-c", "echo $((6*7)) $(id -u)"]);
+    assert.equal(out2.stdout, "42 1000\n");
+  });
+
+  test("an unknown image: image not found, exit 1", async () => {
+    await assert.rejects(
+      promisify(execFile)(process.execPath, [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        "run",
+        "--image",
+        `${reg.host}/vm/nope:1`,
+        "--",
+        "true",
+      ]),
+      (err: { code?: number; stderr?: string }) =>
+        err.code === 1 && err.stderr === `wheellock: image not found: ${reg.host}/vm/nope:1\n`,
+    );
+  });
+});
