@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -200,6 +201,8 @@ static void give_credit(struct stream *s, uint32_t n)
 
 static void close_stdin(struct stream *s)
 {
+	if (s->in_fd >= 0 && s->kind == S_PORT)
+		shutdown(s->in_fd, SHUT_WR); /* the fd is a dup: only shutdown sends the FIN */
 	if (s->in_fd >= 0)
 		close(s->in_fd);
 	s->in_fd = -1;

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "exec.h"
 #include "files.h"
+#include "portfwd.h"
 #include "proto.h"
 #include "spawn.h"
 #include "stream.h"
@@ -23,7 +24,7 @@
 /* Retry delay after the host side of the port went away (avoids spinning on HUP). */
 #define PORT_RETRY_MS 100
 
-enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN };
+enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN };
 struct owner {
 	enum role role;
 	struct stream *s;
@@ -50,7 +51,7 @@ static int is_open_op(uint8_t t)
 {
 	return t == FT_CONFIGURE || t == FT_PING || t == FT_EXEC || t == FT_FILE_WRITE ||
 	       t == FT_FILE_READ || t == FT_FILE_LIST || t == FT_FILE_STAT || t == FT_MKDIR ||
-	       t == FT_REMOVE;
+	       t == FT_REMOVE || t == FT_PORT_FORWARD;
 }
 
 static int open_op(const struct frame *f)
@@ -79,6 +80,8 @@ static int open_op(const struct frame *f)
 		return file_mkdir(f->stream, f->payload, f->len);
 	case FT_REMOVE:
 		return file_remove(f->stream, f->payload, f->len);
+	case FT_PORT_FORWARD:
+		return port_start(f->stream, f->payload, f->len);
 	}
 	return -1;
 }
@@ -100,7 +103,7 @@ static int stream_op(const struct frame *f)
 	case FT_STDIN:
 		if (!s)
 			return 0;
-		if (s->kind == S_EXEC)
+		if (s->kind == S_EXEC || (s->kind == S_PORT && !s->connecting))
 			return exec_on_stdin(s, f->payload, f->len);
 		if (s->kind == S_FILE_WRITE)
 			return file_write_data(s, f->payload, f->len);
@@ -112,6 +115,8 @@ static int stream_op(const struct frame *f)
 			exec_on_eof(s);
 		else if (s && s->kind == S_FILE_WRITE)
 			file_write_eof(s);
+		else if (s && s->kind == S_PORT)
+			port_on_eof(s);
 		return 0;
 	case FT_SIGNAL:
 		if (f->len != 4)
@@ -175,6 +180,8 @@ static int service_streams(void)
 			int t = -1;
 			if (s->kind == S_EXEC) {
 				t = exec_check_done(s);
+			} else if (s->kind == S_PORT) {
+				t = port_check_done(s);
 			} else if (s->kind == S_FILE_READ) {
 				if (file_read_pump(s))
 					t = 0;
@@ -214,7 +221,12 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		own[n++] = (struct owner){R_SIGNAL, NULL};
 		for (size_t i = 0; i < stream_count(); i++) {
 			struct stream *s = stream_at(i);
-			if (s->kind != S_EXEC)
+			if (s->kind == S_PORT && s->connecting) {
+				pfd[n] = (struct pollfd){s->out_fd, POLLOUT, 0};
+				own[n++] = (struct owner){R_CONN, s};
+				continue;
+			}
+			if (s->kind != S_EXEC && s->kind != S_PORT)
 				continue;
 			/* Without window the fds are left out entirely (even for HUP): the child
 			 * blocks on a full pipe, which is the flow control. */
@@ -246,7 +258,11 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 			if (!pfd[i].revents)
 				continue;
 			struct stream *s = own[i].s;
-			if (own[i].role == R_OUT && s->out_fd == pfd[i].fd)
+			if (own[i].role == R_CONN)
+				port_on_connect(s);
+			else if (own[i].role == R_OUT && s->kind == S_PORT && s->out_fd == pfd[i].fd)
+				port_on_output(s);
+			else if (own[i].role == R_OUT && s->out_fd == pfd[i].fd)
 				exec_on_output(s, s->out_fd);
 			else if (own[i].role == R_ERR && s->err_fd == pfd[i].fd)
 				exec_on_output(s, s->err_fd);

@@ -32,6 +32,7 @@ enum wl_frame_type {
 	FT_FILE_STAT = 0x24,
 	FT_MKDIR = 0x25,
 	FT_REMOVE = 0x26,
+	FT_PORT_FORWARD = 0x30,
 };
 
 /* HELLO */
@@ -64,6 +65,8 @@ enum wl_frame_type {
 #define T_FS_FOLLOW 2
 #define T_MKDIR_MODE 2
 #define T_RM_RECURSIVE 2
+/* PORT_FORWARD */
+#define T_PF_PORT 1
 /* stat record */
 #define T_ST_NAME 1
 #define T_ST_SIZE 2

@@ -8,7 +8,7 @@
 
 #define MAX_STREAMS 1024
 
-enum stream_kind { S_EXEC, S_FILE_WRITE, S_FILE_READ };
+enum stream_kind { S_EXEC, S_FILE_WRITE, S_FILE_READ, S_PORT };
 
 struct stream {
 	uint32_t id;
@@ -28,6 +28,10 @@ struct stream {
 	int stdin_broken;       /* child closed its stdin: discard (but credit) further data */
 	uint8_t *inbuf;         /* stdin bytes the child has not taken yet */
 	size_t in_head, in_len;
+
+	/* port forward: the socket is out_fd, a dup of it in_fd (closing that one alone must
+	 * not end the read side) */
+	int connecting;
 
 	/* files */
 	int file_fd;

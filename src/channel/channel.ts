@@ -13,6 +13,7 @@ import {
   FrameType,
   GUEST_FRAME_TYPES,
   HelloTag,
+  PortForwardTag,
   PROTOCOL_VERSION,
   frameTypeName,
 } from "./constants.js";
@@ -20,7 +21,13 @@ import { Deferred } from "./deferred.js";
 import { ExecHandle, type ExecRequest, type ExecStream } from "./exec.js";
 import { FrameParser, type Frame } from "./frame.js";
 import { Transport } from "./transport.js";
-import { type DecodedRecord, type RecordField, decodeRecord, field } from "./record.js";
+import {
+  type DecodedRecord,
+  type RecordField,
+  decodeRecord,
+  encodeRecord,
+  field,
+} from "./record.js";
 import { decodeListEntry, decodeStat, type StatInfo } from "./stat.js";
 import { StrayFrameGuard } from "./stray.js";
 import type { StreamContext, StreamHandler } from "./streams.js";
@@ -32,6 +39,7 @@ import {
   type WriteFileRequest,
 } from "./open.js";
 import { encodeExecRequest } from "./exec-request.js";
+import { PortHandle, type PortStream } from "./port.js";
 
 export interface ChannelOptions {
   /** Called once when the guest breaks the protocol (ErrProtocol) or a handler fails; the channel is already closed. */
@@ -146,6 +154,12 @@ export class Channel {
   async list(path: string): Promise<StatInfo[]> {
     const rec = await this.request(FrameType.FileList, [field.string(FileListTag.Path, path)]);
     return rec.records(FileListOkTag.Entry).map(decodeListEntry);
+  }
+
+  /** PORT_FORWARD: a TCP connection to 127.0.0.1:`port` inside the guest. */
+  forwardPort(port: number): PortStream {
+    const payload = encodeRecord([field.u32(PortForwardTag.Port, port)]);
+    return this.opener().open(FrameType.PortForward, payload, (id) => new PortHandle(id, this.ctx));
   }
 
   /** Asks the agent to power the VM off; there is no reply, the io simply ends. */

@@ -37,6 +37,7 @@ export const FrameType = {
   FileStat: 0x24,
   Mkdir: 0x25,
   Remove: 0x26,
+  PortForward: 0x30,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -66,6 +67,8 @@ export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.Credit,
   FrameType.Error,
   FrameType.Ok,
+  // Only on PORT_FORWARD streams: the guest service closed its side.
+  FrameType.Eof,
 ]);
 
 // Record tags, one object per record kind (tags are only meaningful within their record).
@@ -82,6 +85,7 @@ export const FileListOkTag = { Entry: 1 } as const;
 export const FileStatTag = { Path: 1, Follow: 2 } as const;
 export const MkdirTag = { Path: 1, Mode: 2 } as const;
 export const RemoveTag = { Path: 1, Recursive: 2 } as const;
+export const PortForwardTag = { Port: 1 } as const;
 export const StatTag = {
   Name: 1,
   Size: 2,

@@ -2,6 +2,7 @@
 export { Channel, type ChannelOptions, type Hello } from "./channel.js";
 export type { ExecExit, ExecRequest, ExecStream } from "./exec.js";
 export type { FileData, WriteFileRequest } from "./open.js";
+export type { PortStream } from "./port.js";
 export {
   ConfigureTag,
   ErrorTag,
@@ -17,6 +18,7 @@ export {
   INITIAL_WINDOW,
   MAX_PAYLOAD,
   MkdirTag,
+  PortForwardTag,
   PROTOCOL_VERSION,
   RemoveTag,
   StartedTag,

@@ -7,6 +7,7 @@ import { gcCommand, pruneCommand, rmCommand } from "./gc.js";
 import { killCommand } from "./kill.js";
 import { inspectCommand, listCommand } from "./list.js";
 import { logCommand } from "./log.js";
+import { portForwardCommand } from "./port-forward.js";
 
 export function lifecycleCommands(): Command[] {
   return [
@@ -18,6 +19,7 @@ export function lifecycleCommands(): Command[] {
     pruneCommand(),
     gcCommand(),
     logCommand(),
+    portForwardCommand(),
     cpCommand(),
     diagnoseCommand(),
   ];

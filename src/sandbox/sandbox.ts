@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import type { Channel } from "../channel/index.js";
+import type { Channel, PortStream } from "../channel/index.js";
 import {
   resolveSandboxOptions,
   type ResolvedSandboxConfig,
@@ -203,6 +203,12 @@ export class Sandbox implements AsyncDisposable {
 
   remove(path: string, options?: { recursive?: boolean }): Promise<void> {
     return this.files.remove(path, options);
+  }
+
+  /** A TCP connection to `127.0.0.1:port` inside the guest (what `-p` / port-forward use). */
+  openPort(port: number): PortStream {
+    this.ensureRunning();
+    return this.channel.forwardPort(port);
   }
 
   /** Network, file and exec events, from now on, until the sandbox closes. */

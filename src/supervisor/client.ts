@@ -2,6 +2,7 @@
  * The SDK's handle on a long-lived sandbox owned by another process (`wheellock run -d`):
  * the same exec and file methods as `Sandbox`, carried over the supervisor's control socket.
  */
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { commandArgv } from "../sandbox/exec-env.js";
@@ -12,6 +13,7 @@ import { runDir } from "../paths.js";
 import { controlSocketPath, getRecord, type SandboxRecord } from "../state/index.js";
 import { errorFromWire, openOperation, requestResult } from "./client-conn.js";
 import { remoteExec } from "./remote-exec.js";
+import { tunnelTcp } from "./remote-port.js";
 import {
   encodeMessage,
   Msg,
@@ -161,6 +163,11 @@ export class RemoteSandbox {
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     await requestResult(this.socketPath, this.id, { op: "remove", path, ...options }, path);
+  }
+
+  /** Tunnels a host TCP connection to guest 127.0.0.1:`port` (what `port-forward` does). */
+  tunnelTcp(port: number, client: Socket, onError: (err: Error) => void = () => undefined): void {
+    tunnelTcp(this.socketPath, this.id, port, client, onError);
   }
 
   /** Asks the supervisor to stop the sandbox (graceful, like `wheellock kill`). */

@@ -174,3 +174,48 @@ export function busyboxEntries(): EntrySpec[] {
     { name: "home/app/", type: "directory", uid: 1000, gid: 1000 },
   ];
 }
+
+/** A `docker save` archive (classic layout: manifest.json, <id>.json, <id>/layer.tar). */
+export async function dockerSaveTar(
+  tars: Buffer[],
+  cfg: ImageConfigSpec,
+  repoTag: string,
+): Promise<Buffer> {
+  const img = buildImage(tars, cfg, { gzip: false });
+  const configName = `${img.configDigest.slice(7)}.json`;
+  const layerNames = img.layers.map((l) => `${l.diffId.slice(7)}/layer.tar`);
+  return layerTar([
+    { name: configName, content: img.config },
+    ...img.layers.flatMap((l, i) => [
+      { name: `${l.diffId.slice(7)}/`, type: "directory" as const },
+      { name: layerNames[i] ?? "", content: l.blob },
+      { name: `${l.diffId.slice(7)}/VERSION`, content: "1.0" },
+    ]),
+    {
+      name: "manifest.json",
+      content: JSON.stringify([{ Config: configName, RepoTags: [repoTag], Layers: layerNames }]),
+    },
+    { name: "repositories", content: "{}" },
+  ]);
+}
+
+/** An OCI image-layout archive (oci-layout, index.json, blobs/sha256/...). */
+export async function ociLayoutTar(img: BuiltImage): Promise<Buffer> {
+  const blob = (digest: string, content: Buffer): EntrySpec => ({
+    name: `blobs/sha256/${digest.slice(7)}`,
+    content,
+  });
+  const index = {
+    schemaVersion: 2,
+    manifests: [
+      { mediaType: img.manifestMediaType, digest: img.manifestDigest, size: img.manifest.length },
+    ],
+  };
+  return layerTar([
+    { name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' },
+    { name: "index.json", content: JSON.stringify(index) },
+    blob(img.manifestDigest, img.manifest),
+    blob(img.configDigest, img.config),
+    ...img.layers.map((l) => blob(l.digest, l.blob)),
+  ]);
+}
