@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "util.h"
 
 #define MODULES_DIR "/lib/wheellock/modules"
@@ -222,6 +223,7 @@ void boot_system(void)
 	mount_base();
 	umask(022);
 	loopback_up();
+	net_setup();
 	if (sethostname("wheellock", 9) != 0)
 		logmsg("sethostname: %s", strerror(errno));
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);

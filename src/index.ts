@@ -14,4 +14,6 @@ export type {
 } from "./sandbox/index.js";
 export type { SandboxOptions, ResolvedSandboxConfig, AccelChoice } from "./config/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
+export type { RemoteSandbox } from "./supervisor/client.js";
+export type { SandboxRecord, SandboxStatus, PortBinding } from "./state/index.js";
 export * from "./errors.js";

@@ -5,6 +5,7 @@ import { mergeEnv, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
+import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import { addImageOptions, prepareRunImage, runArgv, type RunImageFlags } from "./run-image.js";
 import {
@@ -14,7 +15,7 @@ import {
   type LongLivedFlags,
 } from "./run-long-lived.js";
 
-interface RunFlags {
+interface RunFlags extends NetworkFlags {
   image?: string;
   cpus?: number;
   memory?: number;
@@ -80,6 +81,7 @@ export function runCommand(): Command {
     .passThroughOptions();
   addLongLivedOptions(cmd);
   addImageOptions(cmd);
+  addNetworkOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       process.exitCode = await runLongLived(command, flags, sandboxOptions(flags));
@@ -102,6 +104,7 @@ function sandboxOptions(flags: RunFlags): SandboxOptions {
     ...(flags.accel !== undefined ? { accel: flags.accel } : {}),
     ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
     privileged: flags.privileged === true,
+    ...networkSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
 }

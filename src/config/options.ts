@@ -59,6 +59,20 @@ export interface SandboxOptions {
    * resolved against the current directory. Default: `$WHEELLOCK_KERNEL`, else bundled.
    */
   kernel?: string;
+  /** No network device at all: the guest sees only `lo`. Default false. */
+  noNetwork?: boolean;
+  /**
+   * Let the guest reach private and special-purpose addresses (RFC 1918, loopback, link-local,
+   * CGNAT, ...). The gateway address (10.0.2.2) then reaches the host's own loopback, which is
+   * how tests reach servers they run on 127.0.0.1. Default false.
+   */
+  allowPrivateHosts?: boolean;
+  /**
+   * Host name -> IPv4 address, answered to the guest's DNS before the host resolver is asked
+   * (`--resolve name:ip`). Names are case-insensitive. An address on host loopback is shown to
+   * the guest as the gateway.
+   */
+  resolveOverrides?: Record<string, string>;
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */
@@ -83,4 +97,8 @@ export interface ResolvedSandboxConfig {
   readonly accel: AccelChoice;
   /** Absolute path; undefined: the bundled kernel. */
   readonly kernel: string | undefined;
+  readonly noNetwork: boolean;
+  readonly allowPrivateHosts: boolean;
+  /** Lower-case names. */
+  readonly resolveOverrides: Readonly<Record<string, string>>;
 }

@@ -29,6 +29,7 @@ import {
   checkUserSpec,
 } from "./field-checks.js";
 import type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import { checkNetworkOptions } from "./network-checks.js";
 import { newSandboxId } from "./sandbox-id.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
@@ -112,6 +113,7 @@ export function resolveSandboxOptions(
           : "auto",
     // Absolute now, so a later chdir by the host program cannot change which kernel boots.
     kernel: kernel === undefined ? undefined : resolvePath(kernel),
+    ...checkNetworkOptions(opts),
   };
   return Object.freeze(resolved);
 }

@@ -2,7 +2,9 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { Channel } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
+import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
 import { QemuProcess, logTail, type Accel, type VmSpec } from "../vmm/index.js";
+import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
   runDir: string;
@@ -18,6 +20,8 @@ export interface BootRequest {
   rawPorts?: VmSpec["rawPorts"];
   /** Default: `console.log` in the run dir. */
   consoleLogPath?: string;
+  /** Start the userspace network stack and give the VM a NIC; none when absent. */
+  network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
 }
 
@@ -29,6 +33,8 @@ export interface BootedVm {
   guestBootMs: number;
   /** Host wall time from spawning QEMU to the agent's hello. */
   hostBootMs: number;
+  /** Ends by itself when QEMU closes its end of the link. */
+  network: NetworkLink | undefined;
 }
 
 function listen(path: string): Promise<Server> {
@@ -66,6 +72,14 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     consoleLogPath,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
   };
+  const network = req.network
+    ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
+    : undefined;
+  if (network) {
+    spec.networkSocketPath = join(req.runDir, "net.sock");
+    spec.networkMtu = network.stack.addressing.mtuBytes;
+    spec.kernelArgs = [...spec.kernelArgs, ...guestNetworkArgs(network.stack.addressing)];
+  }
   const server = await listen(controlSocketPath);
   const started = Date.now();
   let qemu: QemuProcess;
@@ -73,6 +87,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
     server.close();
+    network?.close();
     throw err;
   }
   const describeFailure = (what: string): string => {
@@ -108,10 +123,12 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       consoleLogPath,
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
+      network,
     };
   } catch (err) {
     qemu.kill();
     server.close();
+    network?.close();
     await qemu.exited;
     if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)
       throw err;

@@ -13,12 +13,15 @@ import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
 import { bootVm } from "./boot.js";
+import { networkOptions } from "./network.js";
 import { EventHub, type SandboxEvent } from "./events.js";
 import { commandArgv, composeExecEnv } from "./exec-env.js";
 import { ExecProcess } from "./exec-process.js";
 import { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
 import { SandboxFiles, type FileInfo } from "./files.js";
 import { createRunDir, onProcessExit, sweepStaleRunDirs } from "./run-dir.js";
+import { RemoteSandbox } from "../supervisor/client.js";
+import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 
 export interface SpawnOptions {
@@ -114,6 +117,7 @@ export class Sandbox implements AsyncDisposable {
         upperDiskPath,
         ...(internal.rawPorts ? { rawPorts: internal.rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
+        network: networkOptions(config),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
@@ -140,6 +144,19 @@ export class Sandbox implements AsyncDisposable {
       }
       throw err;
     }
+  }
+
+  /**
+   * Attaches to a long-lived sandbox that another process owns (`wheellock run -d`), by id:
+   * the same exec and file methods, over its supervisor's control socket.
+   */
+  static connect(id: string): RemoteSandbox {
+    return RemoteSandbox.connect(id);
+  }
+
+  /** The records of long-lived sandboxes, newest first, each status checked now. */
+  static list(): SandboxRecord[] {
+    return listRecords();
   }
 
   /** Runs a command to completion and collects its output. */

@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { commandArgv } from "../sandbox/exec-env.js";
 import { runCollected, type ExecOptions, type ExecResult } from "../sandbox/exec-collect.js";
-import { ExecProcess, type FileInfo, type SpawnOptions } from "../sandbox/index.js";
+// Direct imports, not sandbox/index.js: Sandbox.connect() imports this module.
+import { ExecProcess } from "../sandbox/exec-process.js";
+import type { FileInfo } from "../sandbox/files.js";
+import type { SpawnOptions } from "../sandbox/sandbox.js";
 import { ErrVMNotRunning } from "../errors.js";
 import { runDir } from "../paths.js";
 import { controlSocketPath, getRecord, type SandboxRecord } from "../state/index.js";

@@ -42,6 +42,9 @@ describe("resolveSandboxOptions defaults", () => {
       privileged: false,
       accel: "auto",
       kernel: undefined,
+      noNetwork: false,
+      allowPrivateHosts: false,
+      resolveOverrides: {},
     });
   });
 
