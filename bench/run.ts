@@ -10,6 +10,7 @@ import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
 import { bareBootMs } from "./baseline-boot.js";
+import { imageBench } from "./image.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -204,7 +205,9 @@ async function main(): Promise<void> {
         ratioFileReadVsRaw: round(fileBytes / MB / (readMs / 1000) / raw),
       },
     };
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    // A separate section: pull/unpack throughput and first vs cached image start.
+    const image = await imageBench(log);
+    process.stdout.write(`${JSON.stringify({ ...result, image }, null, 2)}\n`);
   } finally {
     await sb.close();
     rawServer.close();
