@@ -1,0 +1,147 @@
+// Sandbox records: atomic writes, reconcile on read (dead or recycled supervisor = crashed),
+// gc of leftovers; `-p` specs; the control socket's message framing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { scratchDir } from "../helpers/vm.js";
+
+const dataDir = scratchDir("wheellock-state-");
+process.env.WHEELLOCK_DATA_DIR = dataDir;
+delete process.env.WHEELLOCK_RUN_DIR;
+
+const { collectGarbage, getRecord, listRecords, processStartTicks, statePath, writeRecord } =
+  await import("../../src/state/index.js");
+const { parsePublish } = await import("../../src/cli/publish.js");
+const { MessageReader, Msg, encodeMessage, encodeJson, MAX_MESSAGE_BYTES } =
+  await import("../../src/supervisor/wire.js");
+type SandboxRecord = import("../../src/state/index.js").SandboxRecord;
+
+function record(id: string, patch: Partial<SandboxRecord> = {}): SandboxRecord {
+  return {
+    id,
+    image: "default",
+    status: "running",
+    supervisorPid: process.pid,
+    supervisorStartTicks: processStartTicks(process.pid) ?? 0,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    updatedAt: "2026-01-01T00:00:00.000Z",
+    ports: [],
+    config: {
+      cpus: 1,
+      memoryMb: 512,
+      diskSizeMb: 5120,
+      timeoutSeconds: 0,
+      hostname: id,
+      privileged: false,
+      accel: "auto",
+      envNames: [],
+    },
+    ...patch,
+  };
+}
+
+/** A pid that is certainly dead: a child that has exited and been reaped. */
+function deadPid(): number {
+  return spawnSync("true").pid ?? 999_999;
+}
+
+test("records are written atomically (no temp files left) and read back", () => {
+  writeRecord(record("vm-00000001"));
+  const dir = join(dataDir, "sandboxes", "vm-00000001");
+  assert.deepEqual(readdirSync(dir), ["state.json"]);
+  const read = getRecord("vm-00000001");
+  assert.equal(read.status, "running");
+  assert.notEqual(read.updatedAt, "2026-01-01T00:00:00.000Z");
+});
+
+test("a live record whose supervisor is dead reads as crashed, and that is persisted", () => {
+  writeRecord(record("vm-00000002", { supervisorPid: deadPid() }));
+  assert.equal(getRecord("vm-00000002").status, "crashed");
+  const onDisk = JSON.parse(readFileSync(statePath("vm-00000002"), "utf8")) as SandboxRecord;
+  assert.equal(onDisk.status, "crashed");
+  assert.match(onDisk.lastError ?? "", /supervisor \(pid \d+\) is gone/);
+});
+
+test("a recycled pid (same pid, other start time) is not mistaken for the supervisor", () => {
+  writeRecord(record("vm-00000003", { supervisorStartTicks: 1 }));
+  assert.equal(getRecord("vm-00000003").status, "crashed");
+});
+
+test("stopped records stay stopped; list is newest first and skips garbage", () => {
+  writeRecord(
+    record("vm-00000004", {
+      status: "stopped",
+      supervisorPid: deadPid(),
+      createdAt: "2027-01-01T00:00:00.000Z",
+    }),
+  );
+  mkdirSync(join(dataDir, "sandboxes", "vm-0000000f"), { recursive: true });
+  writeFileSync(join(dataDir, "sandboxes", "vm-0000000f", "state.json"), "{ torn");
+  mkdirSync(join(dataDir, "sandboxes", "not-an-id"), { recursive: true });
+  const list = listRecords();
+  assert.equal(list[0]?.id, "vm-00000004");
+  assert.equal(list[0]?.status, "stopped");
+  assert.ok(!list.some((r) => r.id === "vm-0000000f"));
+  assert.throws(() => getRecord("vm-0000000e"), { code: "ErrVMNotFound" });
+});
+
+test("gc skips live sandboxes and removes the run dirs of dead ones", () => {
+  const runRoot = join(dataDir, "run");
+  mkdirSync(join(runRoot, "vm-00000001"), { recursive: true });
+  mkdirSync(join(runRoot, "vm-00000002"), { recursive: true });
+  // A one-shot sandbox whose owner died: no record, only a run dir.
+  mkdirSync(join(runRoot, "vm-00000005"), { recursive: true });
+  writeFileSync(join(runRoot, "vm-00000005", "owner.pid"), `${deadPid()}\n`);
+  const reports = collectGarbage();
+  const byId = new Map(reports.map((r) => [r.id, r]));
+  assert.equal(byId.get("vm-00000001")?.skipped, "sandbox is running");
+  assert.deepEqual(byId.get("vm-00000002")?.cleaned, ["run_dir"]);
+  assert.deepEqual(byId.get("vm-00000005")?.cleaned, ["run_dir"]);
+  assert.ok(existsSync(join(runRoot, "vm-00000001")));
+  assert.ok(!existsSync(join(runRoot, "vm-00000002")));
+  assert.deepEqual(collectGarbage("vm-00000002")[0]?.cleaned, []);
+});
+
+test("-p specs: REMOTE, LOCAL:REMOTE, ADDR:LOCAL:REMOTE, per --address, with checks", () => {
+  assert.deepEqual(parsePublish(["8080"], []), [
+    { address: "127.0.0.1", localPort: 8080, remotePort: 8080 },
+  ]);
+  assert.deepEqual(parsePublish(["0:80"], ["127.0.0.1,::1"]), [
+    { address: "127.0.0.1", localPort: 0, remotePort: 80 },
+    { address: "::1", localPort: 0, remotePort: 80 },
+  ]);
+  assert.deepEqual(parsePublish(["0.0.0.0:9000:90"], []), [
+    { address: "0.0.0.0", localPort: 9000, remotePort: 90 },
+  ]);
+  assert.throws(() => parsePublish(["70000"], []), /port must be 1-65535/);
+  assert.throws(() => parsePublish(["0"], []), /port must be 1-65535/);
+  assert.throws(() => parsePublish(["80"], ["example.com"]), /expected an IP literal/);
+  assert.throws(() => parsePublish(["1:2:3:4"], []), /expected \[ADDR:\]LOCAL:REMOTE/);
+  assert.throws(() => parsePublish(["8080:80", "8080:81"], []), /forwarded twice/);
+});
+
+test("control messages are reassembled from any split, and oversized ones are refused", () => {
+  const wire = Buffer.concat([
+    encodeJson(Msg.Request, { op: "stop" }),
+    encodeMessage(Msg.Stdin, Buffer.from("abc")),
+    encodeMessage(Msg.Stdin),
+  ]);
+  for (const step of [1, 2, 7, wire.length]) {
+    const got: { type: number; payload: string }[] = [];
+    const reader = new MessageReader((m) =>
+      got.push({ type: m.type, payload: m.payload.toString() }),
+    );
+    for (let i = 0; i < wire.length; i += step) reader.push(wire.subarray(i, i + step));
+    assert.deepEqual(got, [
+      { type: Msg.Request, payload: '{"op":"stop"}' },
+      { type: Msg.Stdin, payload: "abc" },
+      { type: Msg.Stdin, payload: "" },
+    ]);
+  }
+  const huge = Buffer.alloc(5);
+  huge.writeUInt8(Msg.Stdin, 0);
+  huge.writeUInt32BE(MAX_MESSAGE_BYTES + 1, 1);
+  assert.throws(() => new MessageReader(() => undefined).push(huge), /control message of/);
+});
