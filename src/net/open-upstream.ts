@@ -76,11 +76,9 @@ export class OpenUpstream implements Upstream {
     });
     socket.connect({ host: ip, port, family: 4 });
     return {
-      write: (chunk) => {
-        if (!socket.destroyed) socket.write(chunk);
-      },
-      get pendingWriteBytes() {
-        return socket.writableLength;
+      write: (chunk, onFlushed) => {
+        if (socket.destroyed) onFlushed();
+        else socket.write(chunk, () => onFlushed());
       },
       end: () => {
         if (!socket.destroyed) socket.end();

@@ -1,5 +1,6 @@
 import { defaultAddressing, formatIpv4, type LinkAddressing } from "./addresses.js";
 import { buildArpReply, parseArpRequest } from "./arp.js";
+import { ByteBudget } from "./byte-budget.js";
 import { DnsResponder } from "./dns-responder.js";
 import { ETHERTYPE_ARP, ETHERTYPE_IPV4, parseEthernet } from "./ethernet.js";
 import { buildEchoReply } from "./icmp.js";
@@ -30,6 +31,8 @@ export interface NetworkStackOptions {
   addressing?: LinkAddressing;
   tcp?: Partial<TcpTuning>;
   maxTcpFlows?: number;
+  /** Bytes buffered for all TCP flows together (default 64 MiB). */
+  bufferBudgetBytes?: number;
   udp?: Partial<UdpFlowLimits>;
 }
 
@@ -37,6 +40,8 @@ export interface NetworkStackStats {
   framesIn: number;
   framesDropped: number;
   tcpFlows: number;
+  /** Bytes held for TCP flows (both directions), bounded by the buffer budget. */
+  bufferedBytes: number;
   udpFlows: number;
   tcpDenied: number;
   udpDenied: number;
@@ -58,6 +63,7 @@ export class NetworkStack {
   private readonly tcpFlows = new Map<string, TcpConnection>();
   private readonly udpFlows: UdpFlows;
   private readonly dns: DnsResponder;
+  private readonly budget: ByteBudget;
   private guestMac: Buffer | undefined;
   private closed = false;
   private readonly counters = { framesIn: 0, framesDropped: 0, tcpDenied: 0 };
@@ -70,6 +76,9 @@ export class NetworkStack {
       ...opts.tcp,
     };
     this.maxTcpFlows = opts.maxTcpFlows ?? 1024;
+    this.budget = new ByteBudget(opts.bufferBudgetBytes ?? 64 * 1024 * 1024, () => {
+      for (const flow of this.tcpFlows.values()) flow.onBudgetFreed();
+    });
     this.udpFlows = new UdpFlows(
       opts.upstream,
       { ...DEFAULT_UDP_LIMITS, ...opts.udp },
@@ -85,6 +94,7 @@ export class NetworkStack {
     return {
       ...this.counters,
       tcpFlows: this.tcpFlows.size,
+      bufferedBytes: this.budget.used,
       udpFlows: this.udpFlows.size,
       udpDenied: this.udpFlows.denied,
     };
@@ -203,6 +213,7 @@ export class NetworkStack {
       return;
     }
     const conn = new TcpConnection(seg, this.tuning, {
+      budget: this.budget,
       emit: (out) => {
         if (this.closed) return;
         out.srcPort = seg.dstPort;

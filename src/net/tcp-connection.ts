@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import type { ByteBudget } from "./byte-budget.js";
 import { ByteQueue } from "./byte-queue.js";
 import {
   TCP_ACK,
@@ -43,6 +44,8 @@ const DEFAULT_GUEST_MSS = 536;
 type State = "connecting" | "syn-received" | "established" | "closed";
 
 export interface TcpConnectionHooks {
+  /** Shared by all flows of the guest; this flow's buffered bytes count against it. */
+  budget: ByteBudget;
   emit(seg: TcpOutSegment): void;
   /** False while the link to the guest is congested; `pump()` is called again when it drains. */
   linkWritable(): boolean;
@@ -73,6 +76,8 @@ export class TcpConnection implements UpstreamTcpEvents {
   private guestFinReceived = false;
   private upstreamPaused = false;
   private lastAdvertisedBytes = 0;
+  /** Bytes written upstream and not yet flushed (held against the budget). */
+  private unflushedBytes = 0;
   private rtoMs: number;
   private retransmits = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -111,7 +116,10 @@ export class TcpConnection implements UpstreamTcpEvents {
   onData(chunk: Buffer): void {
     if (this.state === "closed") return;
     this.sendQueue.push(chunk);
-    if (this.sendQueue.lengthBytes >= this.tuning.sendBufferBytes && !this.upstreamPaused) {
+    this.hooks.budget.take(chunk.length);
+    const full =
+      this.sendQueue.lengthBytes >= this.tuning.sendBufferBytes || this.hooks.budget.exhausted;
+    if (full && !this.upstreamPaused) {
       this.upstreamPaused = true;
       this.upstream?.pause();
     }
@@ -125,9 +133,27 @@ export class TcpConnection implements UpstreamTcpEvents {
   }
 
   onDrain(): void {
+    this.reopenWindow();
+  }
+
+  /** Reopens a window that backpressure had shrunk, or the guest would wait for a probe. */
+  private reopenWindow(): void {
     if (this.state !== "established") return;
-    // Reopen a window that backpressure had shrunk, or the guest would wait for a probe.
     if (this.lastAdvertisedBytes < this.tuning.receiveWindowBytes / 2) this.sendAck();
+  }
+
+  /** The shared budget has room again: continue whatever it had stopped. */
+  onBudgetFreed(): void {
+    this.maybeResumeUpstream();
+    this.reopenWindow();
+  }
+
+  private maybeResumeUpstream(): void {
+    if (!this.upstreamPaused || this.state === "closed") return;
+    if (this.sendQueue.lengthBytes >= this.tuning.sendBufferBytes / 2) return;
+    if (this.hooks.budget.exhausted) return;
+    this.upstreamPaused = false;
+    this.upstream?.resume();
   }
 
   onError(): void {
@@ -187,16 +213,14 @@ export class TcpConnection implements UpstreamTcpEvents {
     }
     const dataAcked = Math.min(acked, this.sendQueue.lengthBytes);
     this.sendQueue.drop(dataAcked);
+    this.hooks.budget.release(dataAcked);
     if (this.finSent && acked > dataAcked) this.finAcked = true;
     this.sndUna = seg.ack;
     this.retransmits = 0;
     this.rtoMs = this.tuning.initialRtoMs;
     this.clearTimer();
     if (seqDiff(this.sndNxt, this.sndUna) > 0) this.armTimer();
-    if (this.upstreamPaused && this.sendQueue.lengthBytes < this.tuning.sendBufferBytes / 2) {
-      this.upstreamPaused = false;
-      this.upstream?.resume();
-    }
+    this.maybeResumeUpstream();
   }
 
   private processData(seg: TcpSegment): void {
@@ -209,8 +233,11 @@ export class TcpConnection implements UpstreamTcpEvents {
     }
     const window = this.receiveWindowBytes();
     const accepted = seg.payload.subarray(0, window);
-    if (accepted.length > 0) {
-      this.upstream?.write(accepted);
+    if (accepted.length > 0 && this.upstream) {
+      const n = accepted.length;
+      this.unflushedBytes += n;
+      this.hooks.budget.take(n);
+      this.upstream.write(accepted, () => this.flushed(n));
       this.rcvNxt = seqAdd(this.rcvNxt, accepted.length);
     }
     if (fin && accepted.length === seg.payload.length) {
@@ -221,11 +248,19 @@ export class TcpConnection implements UpstreamTcpEvents {
     this.sendAck();
   }
 
-  /** What the guest may still send: the window shrinks as the upstream socket backs up. */
+  private flushed(n: number): void {
+    if (this.state === "closed") return; // released all at once on close
+    this.unflushedBytes -= n;
+    this.hooks.budget.release(n);
+  }
+
+  /**
+   * What the guest may still send: the window shrinks as the upstream socket backs up, and as
+   * all flows together approach the shared budget.
+   */
   private receiveWindowBytes(): number {
-    const pending = this.upstream?.pendingWriteBytes ?? 0;
-    const free = Math.max(0, this.tuning.receiveWindowBytes - pending);
-    return Math.min(free, 0xffff << this.ourShift);
+    const free = Math.max(0, this.tuning.receiveWindowBytes - this.unflushedBytes);
+    return Math.min(free, this.hooks.budget.free, 0xffff << this.ourShift);
   }
 
   // ---- sending ----
@@ -343,6 +378,8 @@ export class TcpConnection implements UpstreamTcpEvents {
     if (this.state === "closed") return;
     this.state = "closed";
     this.clearTimer();
+    this.hooks.budget.release(this.sendQueue.lengthBytes + this.unflushedBytes);
+    this.unflushedBytes = 0;
     this.sendQueue.clear();
     this.upstream?.destroy();
     this.hooks.onClosed();

@@ -16,9 +16,8 @@ export interface UpstreamTcpEvents {
 }
 
 export interface UpstreamTcp {
-  write(chunk: Buffer): void;
-  /** Bytes accepted by `write` and not yet handed to the kernel. */
-  readonly pendingWriteBytes: number;
+  /** `onFlushed` runs once the chunk left the process (or the connection died). */
+  write(chunk: Buffer, onFlushed: () => void): void;
   end(): void;
   destroy(): void;
   pause(): void;

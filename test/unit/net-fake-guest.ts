@@ -71,7 +71,6 @@ export function decode(frame: Buffer): Received {
 
 export class FakeTcp implements UpstreamTcp {
   written: Buffer[] = [];
-  pendingWriteBytes = 0;
   ended = false;
   destroyed = false;
   paused = false;
@@ -80,8 +79,14 @@ export class FakeTcp implements UpstreamTcp {
     readonly port: number,
     readonly events: UpstreamTcpEvents,
   ) {}
-  write(chunk: Buffer): void {
+  flushers: (() => void)[] = [];
+  write(chunk: Buffer, onFlushed: () => void): void {
     this.written.push(Buffer.from(chunk));
+    this.flushers.push(onFlushed);
+  }
+  /** Pretends the kernel took everything written so far. */
+  flush(): void {
+    for (const f of this.flushers.splice(0)) f();
   }
   end(): void {
     this.ended = true;

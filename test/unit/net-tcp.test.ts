@@ -139,24 +139,44 @@ test("TCP: window scaling is negotiated and applied to the guest's window", () =
 test("TCP: our receive window shrinks while the upstream socket is backed up", () => {
   const f = open({ tcp: { tcp: { receiveWindowBytes: 60_000 } } });
   f.take();
-  f.conn.pendingWriteBytes = 50_000;
-  f.data("x".repeat(100));
+  const seq = f.guestSeq;
+  f.data(Buffer.alloc(50_000));
   const [ack] = f.take();
   assert.equal(ack?.tcp?.window, 10_000);
   // A guest that ignores the window gets only what fits; the rest is not acknowledged.
-  f.conn.pendingWriteBytes = 60_000;
-  const before = f.conn.writtenText.length;
-  f.send({ seq: f.guestSeq, ack: 0, flags: TCP_ACK, payload: Buffer.alloc(500) });
-  assert.equal(f.conn.writtenText.length, before);
+  f.send({ seq: seqAdd(seq, 50_000), ack: 0, flags: TCP_ACK, payload: Buffer.alloc(20_000) });
+  assert.equal(Buffer.concat(f.conn.written).length, 60_000);
   const [zero] = f.take();
   assert.equal(zero?.tcp?.window, 0);
-  assert.equal(zero?.tcp?.ack, f.guestSeq);
-  // Draining reopens the window without the guest having to probe.
-  f.conn.pendingWriteBytes = 0;
+  assert.equal(zero?.tcp?.ack, seqAdd(seq, 60_000));
+  // Flushing reopens the window without the guest having to probe.
+  f.conn.flush();
   f.conn.events.onDrain();
   const [update] = f.take();
   assert.equal(update?.tcp?.window, 60_000);
   f.stack.close();
+});
+
+test("TCP: all flows together stay within the stack's buffer budget", () => {
+  const f = open({ mss: 1000, tcp: { bufferBudgetBytes: 100_000 } });
+  f.take();
+  // Upstream data the guest does not acknowledge fills the budget; the upstream is paused.
+  f.conn.events.onData(Buffer.alloc(70_000));
+  f.conn.events.onData(Buffer.alloc(40_000));
+  assert.equal(f.conn.paused, true);
+  assert.equal(f.stack.stats.bufferedBytes, 110_000);
+  // Guest data on the same flow gets a zero window: nothing is left in the budget.
+  const seq = f.guestSeq;
+  f.send({ seq, ack: 0, flags: TCP_ACK, payload: Buffer.alloc(5000) });
+  assert.equal(f.conn.written.length, 0);
+  // Acknowledgements free the budget: the upstream resumes and the window reopens.
+  f.take();
+  f.ack(seqAdd(f.synAck.seq, 1 + 60_000));
+  assert.equal(f.conn.paused, false);
+  const update = f.take().find((r) => (r.tcp?.window ?? 0) > 0);
+  assert.ok(update, "window update after the budget freed");
+  f.stack.close();
+  assert.equal(f.stack.stats.bufferedBytes, 0);
 });
 
 test("TCP: a full send buffer pauses the upstream; acknowledgements resume it", () => {
