@@ -1,5 +1,6 @@
 /** The commands of long-lived sandboxes, in the order `--help` lists them. */
 import type { Command } from "commander";
+import { allowListCommand } from "./allow-list.js";
 import { cpCommand } from "./cp.js";
 import { diagnoseCommand } from "./diagnose.js";
 import { execCommand } from "./exec.js";
@@ -20,6 +21,7 @@ export function lifecycleCommands(): Command[] {
     gcCommand(),
     logCommand(),
     portForwardCommand(),
+    allowListCommand(),
     cpCommand(),
     diagnoseCommand(),
   ];

@@ -36,6 +36,12 @@ async function main(argv: string[]): Promise<void> {
   program.addCommand(imageCommand().exitOverride());
   for (const cmd of lifecycleCommands()) program.addCommand(cmd.exitOverride());
   program.addCommand(completionCommand(program).exitOverride());
+  // addCommand() does not pass settings down: every subcommand gets the one-line error format.
+  const everywhere = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput(program.configureOutput());
+    cmd.commands.forEach(everywhere);
+  };
+  program.commands.forEach(everywhere);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -17,6 +17,7 @@ import { controlSocketPath, getRecord, type SandboxRecord } from "../state/index
 import { errorFromWire, openOperation, requestResult } from "./client-conn.js";
 import { remoteExec } from "./remote-exec.js";
 import { tunnelTcp } from "./remote-port.js";
+import type { AllowListResult } from "./server.js";
 import {
   encodeMessage,
   Msg,
@@ -171,6 +172,15 @@ export class RemoteSandbox {
   /** Tunnels a host TCP connection to guest 127.0.0.1:`port` (what `port-forward` does). */
   tunnelTcp(port: number, client: Socket, onError: (err: Error) => void = () => undefined): void {
     tunnelTcp(this.socketPath, this.id, port, client, onError);
+  }
+
+  /** Adds hosts to (or deletes them from) the sandbox's network allow-list. */
+  allowList(action: "add" | "delete", hosts: string[]): Promise<AllowListResult> {
+    return requestResult<AllowListResult>(this.socketPath, this.id, {
+      op: "allow-list",
+      action,
+      hosts,
+    });
   }
 
   /** Asks the supervisor to stop the sandbox (graceful, like `wheellock kill`). */

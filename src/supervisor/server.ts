@@ -20,6 +20,14 @@ export interface ControlHandlers {
   onStop: () => void;
   /** Opens a byte stream to a guest TCP port, when the sandbox supports it. */
   forwardPort?: (socket: Socket, port: number) => (msg: Message) => void;
+  /** Changes the network allow-list at run time, when the sandbox intercepts its network. */
+  allowList?: (action: "add" | "delete", hosts: string[]) => Promise<AllowListResult>;
+}
+
+export interface AllowListResult {
+  changed: string[];
+  /** The allow-list after the change; empty means every host is allowed. */
+  allowed: string[];
 }
 
 export class ControlServer {
@@ -131,6 +139,14 @@ export class ControlServer {
         if (!this.handlers.forwardPort)
           throw new Error("port forwarding is not supported by this sandbox");
         return this.handlers.forwardPort(socket, req.port);
+      case "allow-list":
+        if (!this.handlers.allowList) {
+          throw new Error(
+            "allow-list updates unavailable: sandbox was started without network interception",
+          );
+        }
+        reply(this.handlers.allowList(req.action, req.hosts));
+        return ignore;
       case "stop":
         socket.end(encodeJson(Msg.Result, {}), () => this.handlers.onStop());
         return ignore;

@@ -52,6 +52,7 @@ export type ControlRequest =
   | { op: "mkdir"; path: string; mode?: number }
   | { op: "remove"; path: string; recursive?: boolean }
   | { op: "port-forward"; port: number }
+  | { op: "allow-list"; action: "add" | "delete"; hosts: string[] }
   | { op: "stop" };
 
 export interface WireError {

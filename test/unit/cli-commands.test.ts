@@ -1,0 +1,134 @@
+// The CLI surface without a VM: --help on every command, one-line errors, shell completion,
+// diagnose, and the messages for sandboxes that do not exist.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { scratchDir } from "../helpers/vm.js";
+
+const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
+const env = { ...process.env, WHEELLOCK_DATA_DIR: scratchDir("wheellock-cli-") };
+
+function wheellock(args: string[]) {
+  const r = spawnSync(process.execPath, [...CLI, ...args], {
+    encoding: "utf8",
+    env,
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const COMMANDS = [
+  "run",
+  "setup",
+  "version",
+  "exec",
+  "list",
+  "inspect",
+  "kill",
+  "rm",
+  "prune",
+  "gc",
+  "log",
+  "port-forward",
+  "allow-list",
+  "allow-list add",
+  "allow-list delete",
+  "cp",
+  "diagnose",
+  "completion",
+];
+
+test("every command has --help", () => {
+  for (const command of COMMANDS) {
+    const r = wheellock([...command.split(" "), "--help"]);
+    assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+    // Aliases show as `list|ls`.
+    assert.match(r.stdout, new RegExp(`^Usage: wheellock ${command}(\\|\\w+)? `), command);
+  }
+  const top = wheellock(["--help"]);
+  for (const command of COMMANDS.filter((c) => !c.includes(" "))) {
+    assert.match(top.stdout, new RegExp(`\\n  ${command}[ |]`), command);
+  }
+});
+
+test("errors are one line; unknown sandboxes are named", () => {
+  for (const args of [
+    ["exec", "vm-0badc0de", "--", "true"],
+    ["inspect", "vm-0badc0de"],
+    ["kill", "vm-0badc0de"],
+    ["log", "vm-0badc0de"],
+  ]) {
+    const r = wheellock(args);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "wheellock: sandbox not found: vm-0badc0de\n");
+  }
+  const missing = wheellock(["exec"]);
+  assert.deepEqual(
+    [missing.code, missing.stderr],
+    [1, "wheellock: missing required argument 'id'\n"],
+  );
+  assert.equal(
+    wheellock(["rm"]).stderr,
+    "wheellock: invalid configuration: sandbox id required (or use --stopped)\n",
+  );
+  assert.match(
+    wheellock(["run", "-d", "-it", "--", "sh"]).stderr,
+    /--detach cannot be combined with -t/,
+  );
+  assert.match(wheellock(["run", "-p", "99999", "--rm=false"]).stderr, /port must be 1-65535/);
+});
+
+test("list, gc and prune on an empty data dir", () => {
+  assert.equal(wheellock(["list"]).stdout, "ID  STATUS  IMAGE  CREATED  PID  PORTS\n");
+  assert.equal(wheellock(["ls", "--json"]).stdout, "[]\n");
+  assert.equal(wheellock(["gc"]).stdout, "Reconciled 0 sandboxes\n");
+  assert.equal(wheellock(["prune"]).stdout, "Pruned 0 sandboxes\n");
+});
+
+test("completion scripts are valid and list the commands", () => {
+  const bash = wheellock(["completion", "bash"]);
+  assert.equal(bash.code, 0);
+  assert.match(bash.stdout, /complete -F _wheellock wheellock/);
+  assert.match(bash.stdout, /exec\) opts="-i --interactive -t --tty/);
+  const check = spawnSync("bash", ["-n"], { input: bash.stdout, encoding: "utf8" });
+  assert.equal(check.status, 0, check.stderr);
+  assert.match(
+    wheellock(["completion", "fish"]).stdout,
+    /complete -c wheellock -n "__fish_use_subcommand" -a port-forward/,
+  );
+  assert.match(wheellock(["completion", "zsh"]).stdout, /^#compdef wheellock/);
+  assert.equal(wheellock(["completion", "tcsh"]).code, 1);
+});
+
+test("diagnose reports every check, as text and JSON, and its exit status follows failures", () => {
+  const json = wheellock(["diagnose", "--json"]);
+  const report = JSON.parse(json.stdout) as {
+    ok: boolean;
+    checks: { name: string; status: string }[];
+  };
+  assert.deepEqual(
+    report.checks.map((c) => c.name),
+    [
+      "qemu",
+      "setpriv",
+      "kernel",
+      "accelerator",
+      "image",
+      "disk-space-data",
+      "disk-space-cache",
+      "ca",
+    ],
+  );
+  assert.equal(json.code, report.ok ? 0 : 1);
+  assert.equal(
+    report.ok,
+    report.checks.every((c) => c.status !== "fail"),
+  );
+  const broken = spawnSync(process.execPath, [...CLI, "diagnose"], {
+    encoding: "utf8",
+    env: { ...env, WHEELLOCK_QEMU: "/nonexistent/qemu" },
+  });
+  assert.equal(broken.status, 1);
+  assert.match(broken.stdout, /^✗ qemu: WHEELLOCK_QEMU=\/nonexistent\/qemu does not exist$/m);
+});
