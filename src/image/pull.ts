@@ -44,34 +44,42 @@ export async function pullImage(reference: string, opts: PullOptions): Promise<I
       `${reference}: manifest has ${manifest.layers.length} layers, config lists ${config.diffIds.length}`,
     );
   const downloads = new Map<string, Promise<void>>();
-  const rootfs = await opts.store.ensureRootfs(manifest.config.digest, async () => {
-    const limit = limiter(opts.concurrency ?? 4);
-    for (const layer of manifest.layers) {
-      if (downloads.has(layer.digest)) continue;
-      const cached = await opts.store.blobs.has(layer.digest, layer.size);
-      progress.layer(layer.digest, layer.size, cached);
-      const p = cached
-        ? Promise.resolve()
-        : limit(() => downloadBlob(client, ref.repository, layer, opts.store, progress));
-      // Failures surface when the layer is opened; avoid an unhandled rejection meanwhile.
-      p.catch(() => undefined);
-      downloads.set(
-        layer.digest,
-        p.then(() => progress.layerDone(layer.digest)),
-      );
-    }
-    return manifest.layers.map((layer, i) => ({
-      name: layer.digest,
-      diffId: config.diffIds[i] ?? "",
-      open: async () => {
-        await downloads.get(layer.digest);
-        if (i === 0) progress.status("unpacking");
-        return createReadStream(opts.store.blobs.path(layer.digest), { highWaterMark: 1 << 20 });
-      },
-    }));
-  });
-  // Layers the flattening did not need (already flattened) are still fetched lazily never:
-  // the ext4 is what boots, the blobs only serve later re-flattening and `image ls` sizes.
+  // A failed pull stops the other layers' transfers instead of leaving them running.
+  const abort = new AbortController();
+  const rootfs = await opts.store
+    .ensureRootfs(manifest.config.digest, async () => {
+      const limit = limiter(opts.concurrency ?? 4);
+      for (const layer of manifest.layers) {
+        if (downloads.has(layer.digest)) continue;
+        const cached = await opts.store.blobs.has(layer.digest, layer.size);
+        progress.layer(layer.digest, layer.size, cached);
+        const p = cached
+          ? Promise.resolve()
+          : limit(() =>
+              downloadBlob(client, ref.repository, layer, opts.store, progress, abort.signal),
+            );
+        const done = p.then(() => progress.layerDone(layer.digest));
+        // Failures surface when the layer is opened; a layer never opened (an earlier one
+        // failed) must not become an unhandled rejection.
+        done.catch(() => undefined);
+        downloads.set(layer.digest, done);
+      }
+      return manifest.layers.map((layer, i) => ({
+        name: layer.digest,
+        diffId: config.diffIds[i] ?? "",
+        open: async () => {
+          await downloads.get(layer.digest);
+          if (i === 0) progress.status("unpacking");
+          return createReadStream(opts.store.blobs.path(layer.digest), { highWaterMark: 1 << 20 });
+        },
+      }));
+    })
+    .catch((err: unknown) => {
+      abort.abort();
+      throw err;
+    });
+  // When the ext4 already existed nothing was downloaded: it is what boots; blobs only serve
+  // re-flattening. Otherwise every download has been awaited by now.
   await Promise.allSettled(downloads.values());
   const rec: ImageRecord = {
     reference: canonicalReference(ref),
@@ -158,12 +166,13 @@ async function downloadBlob(
   desc: Descriptor,
   store: ImageStore,
   progress: PullProgress,
+  signal: AbortSignal,
 ): Promise<void> {
   // A transfer cut short mid-body is retried from the start (fetch retries only the request).
   for (let attempt = 1; ; attempt++) {
     let sent = 0;
     try {
-      const res = await client.getBlob(repository, desc.digest);
+      const res = await client.getBlob(repository, desc.digest, signal);
       if (!res.body)
         throw new ErrImage(`registry ${client.registry}: empty body for blob ${desc.digest}`);
       await store.blobs.putStream(
@@ -180,7 +189,7 @@ async function downloadBlob(
       return;
     } catch (err) {
       progress.bytes(desc.digest, -sent);
-      if (err instanceof ErrImage || attempt >= 3) throw err;
+      if (err instanceof ErrImage || signal.aborted || attempt >= 3) throw err;
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
