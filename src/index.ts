@@ -16,4 +16,20 @@ export type { SandboxOptions, ResolvedSandboxConfig, AccelChoice } from "./confi
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";
 export type { SandboxRecord, SandboxStatus, PortBinding } from "./state/index.js";
+// Images: pull ahead of time (with a platform or progress), import tarballs, list and prune.
+export {
+  ImageStore,
+  pullImage,
+  importImage,
+  parseReference,
+  parsePlatform,
+} from "./image/index.js";
+export type {
+  ImageRecord,
+  ImageRuntimeConfig,
+  PullOptions,
+  ImportOptions,
+  PullProgress,
+  Platform,
+} from "./image/index.js";
 export * from "./errors.js";
