@@ -42,6 +42,7 @@ enum wl_frame_type {
 /* CONFIGURE */
 #define T_CONF_TIME_UNIX_MS 1
 #define T_CONF_HOSTNAME 2
+#define T_CONF_SEED 3
 /* EXEC */
 #define T_EXEC_ARGV 1
 #define T_EXEC_ENV 2

@@ -73,7 +73,7 @@ export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
 
 // Record tags, one object per record kind (tags are only meaningful within their record).
 export const HelloTag = { Version: 1, BootMs: 2, Agent: 3 } as const;
-export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2 } as const;
+export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2, Seed: 3 } as const;
 export const ExecTag = { Argv: 1, Env: 2, Cwd: 3, User: 4, Tty: 5, Rows: 6, Cols: 7 } as const;
 export const StartedTag = { Pid: 1 } as const;
 export const ErrorTag = { Message: 1, Errno: 2 } as const;

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -253,7 +254,11 @@ export class Sandbox implements AsyncDisposable {
   }
 
   private async configureGuest(): Promise<void> {
-    await this.files.configure({ timeUnixMs: Date.now(), hostname: this.config.hostname });
+    await this.files.configure({
+      timeUnixMs: Date.now(),
+      hostname: this.config.hostname,
+      seed: randomBytes(32),
+    });
   }
 
   private watch(): void {
