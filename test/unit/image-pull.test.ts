@@ -131,6 +131,29 @@ describe("pull from a registry on 127.0.0.1", () => {
     );
   });
 
+  test("a malicious image is refused and leaves no image, root disk or scratch", async () => {
+    const evil = buildImage([
+      await layerTar([{ name: "etc/", type: "directory" }]),
+      await layerTar([
+        { name: "escape", type: "symlink", linkname: "/" },
+        { name: "escape/etc/evil", content: "x" },
+      ]),
+    ]);
+    await pushImage(reg.host, "test/evil", "v1", evil);
+    const store = newStore("evil");
+    await assert.rejects(
+      pullImage(`${reg.host}/test/evil:v1`, { store }),
+      /unsafe layer sha256:[0-9a-f]{64}: entry "escape\/etc\/evil" writes through the symlink "escape"; refused/,
+    );
+    assert.equal(existsSync(join(store.root, "refs")), false);
+    assert.deepEqual(readdirSync(join(store.root, "rootfs")), []);
+    assert.deepEqual(
+      readdirSync(join(store.root, "tmp")).filter((n) => !n.endsWith(".lock")),
+      [],
+    );
+    assert.equal(existsSync("/etc/evil"), false);
+  });
+
   test("unknown image and tag: image not found", async () => {
     const store = newStore("s3");
     await assert.rejects(pullImage(`${reg.host}/test/nope:v1`, { store }), {
