@@ -1,0 +1,48 @@
+import { compileHostPattern, type HostPattern } from "./host-pattern.js";
+
+export interface HostAllowlistOptions {
+  /**
+   * What an empty list means. Reference semantics (matchlock): every host is allowed. `true`
+   * starts with everything denied, so hosts must be added before anything is reachable.
+   */
+  denyWhenEmpty?: boolean;
+}
+
+/**
+ * The user's host allowlist; entries can be added and removed while a sandbox runs and take
+ * effect for the next connection. `host` arguments must already be canonical (canonicalHost).
+ */
+export class HostAllowlist {
+  private patterns: HostPattern[] = [];
+
+  constructor(
+    entries: readonly string[] = [],
+    private readonly opts: HostAllowlistOptions = {},
+  ) {
+    this.add(entries);
+  }
+
+  /** Entries as given, in order, without duplicates. */
+  get entries(): string[] {
+    return this.patterns.map((p) => p.text);
+  }
+
+  /** Compiles every entry first, so one bad entry leaves the list unchanged. */
+  add(entries: readonly string[]): void {
+    const compiled = entries.map(compileHostPattern);
+    for (const p of compiled) {
+      if (!this.patterns.some((q) => q.text.toLowerCase() === p.text.toLowerCase()))
+        this.patterns.push(p);
+    }
+  }
+
+  remove(entries: readonly string[]): void {
+    const gone = new Set(entries.map((e) => e.trim().toLowerCase()));
+    this.patterns = this.patterns.filter((p) => !gone.has(p.text.toLowerCase()));
+  }
+
+  allows(host: string, port: number): boolean {
+    if (this.patterns.length === 0) return !this.opts.denyWhenEmpty;
+    return this.patterns.some((p) => p.matches(host, port));
+  }
+}

@@ -1,0 +1,56 @@
+import { isPrivateOrSpecialAddress } from "../ip-ranges.js";
+import { HostAllowlist, type HostAllowlistOptions } from "./allowlist.js";
+import { canonicalHost } from "./host-name.js";
+
+export type EgressDecision =
+  | { allowed: true; host: string }
+  | {
+      allowed: false;
+      code: "invalid_host" | "host_not_allowed" | "private_address";
+      reason: string;
+    };
+
+export interface EgressPolicyOptions extends HostAllowlistOptions {
+  allowedHosts?: readonly string[];
+  /** Private and special-purpose addresses may be dialed (tests, local services). */
+  allowPrivateHosts?: boolean;
+}
+
+/**
+ * Egress decisions in two steps, made at two moments: the name the guest asked for (Host,
+ * SNI) against the allowlist, and later the address actually dialed against the private
+ * ranges. Checking the dialed address closes the DNS-rebinding gap: whatever a name resolved
+ * to at check time, the connection goes only where the second check allowed.
+ */
+export class EgressPolicy {
+  readonly allowlist: HostAllowlist;
+  private readonly allowPrivate: boolean;
+
+  constructor(opts: EgressPolicyOptions = {}) {
+    this.allowlist = new HostAllowlist(opts.allowedHosts ?? [], opts);
+    this.allowPrivate = opts.allowPrivateHosts ?? false;
+  }
+
+  checkHost(rawHost: string, port: number): EgressDecision {
+    const canonical = canonicalHost(rawHost);
+    if (!canonical.ok) return { allowed: false, code: "invalid_host", reason: canonical.reason };
+    if (!this.allowlist.allows(canonical.host, port))
+      return {
+        allowed: false,
+        code: "host_not_allowed",
+        reason: `host ${canonical.host} is not in the allowlist`,
+      };
+    return { allowed: true, host: canonical.host };
+  }
+
+  /** For the address a connection is about to use, after any resolution. */
+  checkDialAddress(address: string): EgressDecision {
+    if (!this.allowPrivate && isPrivateOrSpecialAddress(address))
+      return {
+        allowed: false,
+        code: "private_address",
+        reason: `${address} is a private or special-purpose address`,
+      };
+    return { allowed: true, host: address };
+  }
+}
