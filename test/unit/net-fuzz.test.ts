@@ -100,3 +100,46 @@ test("the frame decoder survives random byte streams with bounded memory", () =>
   }
   assert.ok(frames >= 0);
 });
+
+test("adversarial TCP with valid checksums: random flags, sequence numbers and windows", async () => {
+  const rand = mulberry32(99);
+  const int = (n: number) => Math.floor(rand() * n);
+  const { stack, upstream, take } = makeStack({
+    tcp: { initialRtoMs: 5, maxRtoMs: 10, maxRetransmits: 3 },
+    maxTcpFlows: 8,
+    bufferBudgetBytes: 256 * 1024,
+  });
+  const ports = [1, 2, 3, 4];
+  for (let i = 0; i < 20_000; i++) {
+    const flagsPool = [TCP_SYN, TCP_ACK, TCP_ACK | TCP_FIN, TCP_ACK | 0x08, 0x04, 0x3f, 0];
+    const payloadBytes = int(5) === 0 ? int(3000) : 0;
+    stack.handleFrame(
+      guestTcp(PUBLIC_IP, {
+        srcPort: ports[int(ports.length)] as number,
+        dstPort: 80,
+        seq: int(3) === 0 ? int(0x100000000) : 1 + int(4000),
+        ack: int(0x100000000),
+        flags: flagsPool[int(flagsPool.length)] as number,
+        window: int(0x10000),
+        ...(int(4) === 0 ? { mss: int(0x10000), windowScale: int(20) } : {}),
+        ...(payloadBytes > 0 ? { payload: Buffer.alloc(payloadBytes, i & 0xff) } : {}),
+      }),
+    );
+    for (const c of upstream.tcp) {
+      const r = int(40);
+      if (r === 0) c.events.onConnect();
+      else if (r === 1 && !c.paused) c.events.onData(Buffer.alloc(int(100_000)));
+      else if (r === 2) c.events.onEnd();
+      else if (r === 3) c.flush();
+      else if (r === 4 && int(10) === 0) c.events.onError(new Error("reset"));
+    }
+    if (i % 1000 === 0) take();
+    assert.ok(stack.stats.tcpFlows <= 8);
+    assert.ok(stack.stats.bufferedBytes <= 256 * 1024 + 8 * 100_000);
+  }
+  await sleep(100); // let retransmission timers run out
+  take();
+  stack.close();
+  assert.equal(stack.stats.bufferedBytes, 0);
+  assert.equal(stack.stats.tcpFlows, 0);
+});

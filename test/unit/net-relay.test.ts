@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { createSocket } from "node:dgram";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { NetworkStack } from "../../src/net/stack.js";
 import { OpenUpstream } from "../../src/net/open-upstream.js";
@@ -17,7 +18,7 @@ import {
   seqDiff,
   type TcpSegment,
 } from "../../src/net/tcp-segment.js";
-import { addressing, decode, guestTcp } from "./net-fake-guest.js";
+import { addressing, decode, guestTcp, guestUdp } from "./net-fake-guest.js";
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
@@ -173,4 +174,26 @@ test("open mode: resolve overrides answer before the host resolver", async () =>
   assert.deepEqual(await up.resolveIpv4("api.test"), ["127.0.0.1"]);
   assert.deepEqual(await up.resolveIpv4("other.test"), []);
   assert.equal(asked, 1);
+});
+
+test("open mode: UDP is relayed to a 127.0.0.1 server and the reply comes back", async () => {
+  const echo = createSocket("udp4");
+  echo.on("message", (msg, from) =>
+    echo.send(Buffer.concat([Buffer.from("echo:"), msg]), from.port, from.address),
+  );
+  await new Promise<void>((r) => echo.bind(0, "127.0.0.1", () => r()));
+  const port = echo.address().port;
+  const replies: Buffer[] = [];
+  const stack = new NetworkStack({
+    upstream: new OpenUpstream({ allowPrivateHosts: true }),
+    sendFrame: (frame) => replies.push(Buffer.from(frame)),
+  });
+  stack.handleFrame(guestUdp(addressing.gatewayIp, 40000, port, Buffer.from("hi")));
+  for (let i = 0; i < 100 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const udp = decode(replies[0] as Buffer).udp;
+  assert.equal(udp?.payload.toString(), "echo:hi");
+  assert.equal(udp?.srcPort, port);
+  assert.equal(udp?.dstPort, 40000);
+  stack.close();
+  echo.close();
 });
