@@ -3,9 +3,10 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { ImageStore } from "../../src/image/index.js";
+import { Readable } from "node:stream";
+import { ImageStore, importImage } from "../../src/image/index.js";
 import { Sandbox } from "../../src/index.js";
-import { buildImage, busyboxEntries, layerTar } from "../helpers/oci-build.js";
+import { buildImage, busyboxEntries, dockerSaveTar, layerTar } from "../helpers/oci-build.js";
 import { pushImage, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { isolateDataDir } from "../helpers/vm.js";
 
@@ -13,6 +14,7 @@ isolateDataDir();
 let reg: TestRegistry;
 let ref = "";
 let sb: Sandbox | undefined;
+const IMPORTED = `wl-vmtest-import:${process.pid}`;
 
 before(async () => {
   reg = await startRegistry();
@@ -23,11 +25,14 @@ before(async () => {
         { name: "usr/bin/suid", content: "s", mode: 0o4755 },
         { name: "data/old", content: "old" },
         { name: "data/owned", content: "mine", uid: 1000, gid: 1000, mode: 0o640 },
+        { name: "opq/old", content: "lower" },
       ]),
       await layerTar([
         { name: "data/.wh.old", content: "" },
         { name: "data/link", type: "symlink", linkname: "owned" },
         { name: "data/hard", type: "link", linkname: "data/owned" },
+        { name: "opq/.wh..wh..opq", content: "" },
+        { name: "opq/new", content: "upper" },
       ]),
     ],
     {
@@ -58,19 +63,19 @@ describe("an OCI image in a VM", () => {
     assert.equal(r2.stdout, "0\n/\n");
   });
 
-  test("ownership, modes, whiteouts, symlinks and hard links as the layers say", async () => {
+  test("ownership, modes, whiteouts, opaque dirs, symlinks and hard links as the layers say", async () => {
     const s = sb as Sandbox;
     const r = await s.exec(
       [
         "sh",
         "-c",
-        "stat -c '%n %u:%g %a %h' /data/owned /usr/bin/suid; ls /data; readlink /data/link; cat /data/hard",
+        "stat -c '%n %u:%g %a %h' /data/owned /usr/bin/suid; ls /data; readlink /data/link; cat /data/hard; echo; ls /opq",
       ],
       { user: "0" },
     );
     assert.equal(
       r.stdout,
-      "/data/owned 1000:1000 640 2\n/usr/bin/suid 0:0 4755 1\nhard\nlink\nowned\nowned\nmine",
+      "/data/owned 1000:1000 640 2\n/usr/bin/suid 0:0 4755 1\nhard\nlink\nowned\nowned\nmine\nnew\n",
     );
   });
 
@@ -88,6 +93,23 @@ describe("an OCI image in a VM", () => {
     // --entrypoint "" clears ENTRYPOINT and CMD: the user's args are the whole command.
     const out2 = await cli(["--entrypoint", "", "--", "sh", "-c", "echo $((6*7)) $(id -u)"]);
     assert.equal(out2.stdout, "42 1000\n");
+  });
+
+  test("an image imported from a docker save tarball boots with its config", async () => {
+    const tar = await dockerSaveTar(
+      [await layerTar([...busyboxEntries(), { name: "marker", content: "imported" }])],
+      { Env: ["IMPORTED=yes"], WorkingDir: "/home/app" },
+      "x:1",
+    );
+    const store = new ImageStore();
+    await importImage(IMPORTED, { store, source: Readable.from([tar]) });
+    try {
+      await using imported = await Sandbox.create({ image: IMPORTED });
+      const r = await imported.exec(["sh", "-c", 'cat /marker; echo " $IMPORTED $(pwd)"']);
+      assert.equal(r.stdout, "imported yes /home/app\n");
+    } finally {
+      await store.remove(`docker.io/library/${IMPORTED}`);
+    }
   });
 
   test("an unknown image: image not found, exit 1", async () => {
