@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { ByteQueue } from "../../src/net/byte-queue.js";
 import { internetChecksum } from "../../src/net/checksum.js";
@@ -46,6 +47,26 @@ test("checksum: RFC 1071 example and odd lengths", () => {
   const words = Buffer.from([0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);
   assert.equal(internetChecksum(words), ~0xddf2 & 0xffff);
   assert.equal(internetChecksum(Buffer.from([0xff])), ~0xff00 & 0xffff);
+});
+
+test("checksum: the word-at-a-time sum equals the RFC 1071 16-bit reference", () => {
+  const reference = (b: Buffer): number => {
+    let sum = 0;
+    for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+    if (b.length % 2 === 1) sum += b.readUInt8(b.length - 1) << 8;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    return ~sum & 0xffff;
+  };
+  for (let n = 0; n < 600; n++) {
+    const b = randomBytes(n < 500 ? n % 97 : 65_000 + n);
+    assert.equal(internetChecksum(b), reference(b), `length ${b.length}`);
+    assert.equal(
+      internetChecksum(b, 3, b.length - 1 > 3 ? b.length - 1 : 3),
+      reference(b.subarray(3, Math.max(3, b.length - 1))),
+    );
+  }
+  const ones = Buffer.alloc(65_536, 0xff);
+  assert.equal(internetChecksum(ones), reference(ones));
 });
 
 test("IPv4: fragments, bad checksums and lying lengths are rejected", () => {
