@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { composeCommand, DEFAULT_IMAGE, withEntrypointOverride } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { ensureImage, parsePlatform } from "../image/index.js";
+import { ensureImage, parsePlatform, type ImageRuntimeConfig } from "../image/index.js";
 import type { ImageSelection } from "../sandbox/image.js";
 import { collect } from "./flags.js";
 import { terminalProgress } from "./pull-progress.js";
@@ -31,16 +31,30 @@ export function addImageOptions(cmd: Command): Command {
  * Pulls the image before the sandbox starts when it is not stored (or `--pull`), so the user sees
  * progress; Sandbox.create then finds it in the store.
  */
-export async function prepareRunImage(flags: RunImageFlags): Promise<void> {
+export async function prepareRunImage(
+  flags: RunImageFlags,
+): Promise<ImageRuntimeConfig | undefined> {
   const image = flags.image ?? process.env.WHEELLOCK_IMAGE ?? DEFAULT_IMAGE;
-  if (image === DEFAULT_IMAGE) return;
+  if (image === DEFAULT_IMAGE) return undefined;
   const progress = terminalProgress(`Pulling ${image}`);
-  await ensureImage(image, {
+  const { record } = await ensureImage(image, {
     forcePull: flags.pull === true,
     ...(flags.platform !== undefined ? { platform: parsePlatform(flags.platform) } : {}),
     insecureRegistries: flags.insecureRegistry,
     ...(progress ? { progress } : {}),
   });
+  return record.config;
+}
+
+/**
+ * The command of a long-lived sandbox (`run -d`): ENTRYPOINT/CMD composed as for `run`, but an
+ * empty result is allowed (the sandbox then runs nothing and waits for `exec`).
+ */
+export async function longLivedArgv(flags: RunImageFlags, userArgs: string[]): Promise<string[]> {
+  const config = await prepareRunImage(flags);
+  const base =
+    flags.entrypoint !== undefined ? withEntrypointOverride(config, flags.entrypoint) : config;
+  return composeCommand(base, userArgs);
 }
 
 /** Docker's rules: ENTRYPOINT + (user args, else CMD); `--entrypoint` replaces both. */

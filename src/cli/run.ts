@@ -7,7 +7,13 @@ import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
-import { addImageOptions, prepareRunImage, runArgv, type RunImageFlags } from "./run-image.js";
+import {
+  addImageOptions,
+  longLivedArgv,
+  prepareRunImage,
+  runArgv,
+  type RunImageFlags,
+} from "./run-image.js";
 import {
   addLongLivedOptions,
   isLongLived,
@@ -84,7 +90,8 @@ export function runCommand(): Command {
   addNetworkOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
-      process.exitCode = await runLongLived(command, flags, sandboxOptions(flags));
+      const argv = await longLivedArgv(flags, command);
+      process.exitCode = await runLongLived(argv, flags, sandboxOptions(flags));
       return;
     }
     process.exitCode = await run(command, flags);
