@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { getRecord, LIVE_STATUSES, listRecords, sameProcessAlive } from "../state/index.js";
 
-/** How long `kill` waits for a supervisor to stop by itself before SIGKILL. */
+/** How long `kill` waits (beyond the graceful shutdown) for a supervisor to stop before SIGKILL. */
 const STOP_WAIT_MS = 30_000;
 
 async function stopSandbox(id: string): Promise<void> {
@@ -11,7 +11,7 @@ async function stopSandbox(id: string): Promise<void> {
   const { supervisorPid: pid, supervisorStartTicks: ticks } = record;
   // The supervisor stops the VM (graceful shutdown included) and records `stopped`.
   process.kill(pid, "SIGTERM");
-  const graceMs = STOP_WAIT_MS;
+  const graceMs = STOP_WAIT_MS + (record.config.gracefulShutdownMs ?? 0);
   const deadline = Date.now() + graceMs;
   while (sameProcessAlive(pid, ticks) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));

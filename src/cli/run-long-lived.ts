@@ -81,6 +81,8 @@ export async function runLongLived(
     onReady: (record) => {
       if (flags.supervisor) {
         process.stdout.write(`${READY_PREFIX}${record.id}\n`);
+        // The `run -d` that reads this goes away: later writes must not kill the supervisor.
+        process.stdout.on("error", () => undefined);
         return;
       }
       process.stderr.write(

@@ -41,6 +41,8 @@ export interface SandboxRecord {
     privileged: boolean;
     accel: string;
     envNames: string[];
+    /** On stop, running commands get SIGTERM and this long before the VM is powered off. */
+    gracefulShutdownMs?: number;
   };
   /** Why it crashed or stopped, when known. */
   lastError?: string;

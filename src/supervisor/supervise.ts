@@ -79,6 +79,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   const id = newSandboxId();
   mkdirSync(sandboxDir(id), { recursive: true, mode: 0o700 });
   let record = initialRecord(id, req.options, req.ports);
+  record.config.gracefulShutdownMs = req.gracefulShutdownMs;
   const update = (patch: Partial<SandboxRecord>): void => {
     record = { ...record, ...patch };
     writeRecord(record);
