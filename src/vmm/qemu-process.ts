@@ -56,7 +56,9 @@ export class QemuProcess {
       : [qemu, argv];
     const logFd = openSync(qemuLogPath, "a");
     try {
-      const child = spawn(cmd, args, { stdio: ["ignore", logFd, logFd] });
+      // Own session: Ctrl-C at the owner's terminal is for the owner (which forwards it to the
+      // guest command or stops cleanly), not for QEMU. The parent-death signal still applies.
+      const child = spawn(cmd, args, { stdio: ["ignore", logFd, logFd], detached: true });
       return new QemuProcess(child);
     } finally {
       closeSync(logFd);

@@ -228,7 +228,7 @@ export class FakeGuest extends EventEmitter {
       stdin: [],
       eof: false,
       argv: type === FrameType.Exec ? rec.strings(1) : [],
-      path: type === FrameType.Exec ? "" : (rec.string(1) ?? ""),
+      path: type === FrameType.Exec || type === FrameType.PortForward ? "" : (rec.string(1) ?? ""),
       ended: false,
     };
     this.streams.set(id, stream);
@@ -298,6 +298,8 @@ export class FakeGuest extends EventEmitter {
         }
         return program(this, s);
       }
+      case FrameType.PortForward:
+        return; // the test script speaks for the guest
       default:
         return this.error(id, "unsupported");
     }
