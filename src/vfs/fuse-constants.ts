@@ -1,0 +1,113 @@
+/**
+ * FUSE wire constants (linux/fuse.h). We negotiate protocol 7.31: every field we read or write
+ * exists in that layout, and the 6.1 guest kernel (7.37) accepts an older minor from the server.
+ */
+
+export const FUSE_KERNEL_VERSION = 7;
+/** The minor we speak; the kernel adapts to the lower of its own and ours. */
+export const FUSE_OUR_MINOR = 31;
+/** MAX_PAGES arrived in 7.28; below that max_write cannot exceed 32 pages. */
+export const FUSE_MIN_KERNEL_MINOR = 28;
+
+export const FUSE_ROOT_ID = 1n;
+
+export const IN_HEADER_BYTES = 40;
+export const OUT_HEADER_BYTES = 16;
+
+/** Linux 6.1 caps max_pages at FUSE_MAX_MAX_PAGES = 256, i.e. 1 MiB with 4 KiB pages. */
+export const FUSE_MAX_PAGES = 256;
+export const PAGE_BYTES = 4096;
+export const MAX_WRITE_BYTES = FUSE_MAX_PAGES * PAGE_BYTES;
+export const MAX_READAHEAD_BYTES = MAX_WRITE_BYTES;
+/** Largest request the kernel can send: headers, fuse_write_in and max_write of data, plus slack for names. */
+export const MAX_REQUEST_BYTES = MAX_WRITE_BYTES + PAGE_BYTES;
+/** Linux NAME_MAX; longer names are refused before any provider sees them. */
+export const NAME_MAX_BYTES = 255;
+/** Symlink targets are bounded like Linux PATH_MAX. */
+export const PATH_MAX_BYTES = 4096;
+
+export enum Opcode {
+  LOOKUP = 1,
+  FORGET = 2,
+  GETATTR = 3,
+  SETATTR = 4,
+  READLINK = 5,
+  SYMLINK = 6,
+  MKNOD = 8,
+  MKDIR = 9,
+  UNLINK = 10,
+  RMDIR = 11,
+  RENAME = 12,
+  LINK = 13,
+  OPEN = 14,
+  READ = 15,
+  WRITE = 16,
+  STATFS = 17,
+  RELEASE = 18,
+  FSYNC = 20,
+  SETXATTR = 21,
+  GETXATTR = 22,
+  LISTXATTR = 23,
+  REMOVEXATTR = 24,
+  FLUSH = 25,
+  INIT = 26,
+  OPENDIR = 27,
+  READDIR = 28,
+  RELEASEDIR = 29,
+  FSYNCDIR = 30,
+  GETLK = 31,
+  SETLK = 32,
+  SETLKW = 33,
+  ACCESS = 34,
+  CREATE = 35,
+  INTERRUPT = 36,
+  BMAP = 37,
+  DESTROY = 38,
+  IOCTL = 39,
+  POLL = 40,
+  BATCH_FORGET = 42,
+  FALLOCATE = 43,
+  READDIRPLUS = 44,
+  RENAME2 = 45,
+  LSEEK = 46,
+  COPY_FILE_RANGE = 47,
+}
+
+/** fuse_init_in/out flags we use. */
+export const InitFlag = {
+  ASYNC_READ: 1 << 0,
+  ATOMIC_O_TRUNC: 1 << 3,
+  BIG_WRITES: 1 << 5,
+  AUTO_INVAL_DATA: 1 << 12,
+  PARALLEL_DIROPS: 1 << 18,
+  MAX_PAGES: 1 << 22,
+} as const;
+
+/** fuse_setattr_in.valid bits. */
+export const SetattrValid = {
+  MODE: 1 << 0,
+  UID: 1 << 1,
+  GID: 1 << 2,
+  SIZE: 1 << 3,
+  ATIME: 1 << 4,
+  MTIME: 1 << 5,
+  FH: 1 << 6,
+  ATIME_NOW: 1 << 7,
+  MTIME_NOW: 1 << 8,
+} as const;
+
+export const FUSE_GETATTR_FH = 1;
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+/** fuse_open_out.open_flags */
+export const FOPEN_KEEP_CACHE = 1 << 1;
+
+/** Notification codes (out header error field, unique 0). */
+export const NotifyCode = { INVAL_INODE: 2, INVAL_ENTRY: 3 } as const;
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_IFIFO = 0o010000;

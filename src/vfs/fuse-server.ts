@@ -1,0 +1,184 @@
+/**
+ * The FUSE server: turns kernel requests into provider calls. Requests run concurrently and
+ * each reply goes out when its own provider call finishes, tagged with the request's
+ * `unique`, so a slow read never holds up a lookup. Nothing the guest sends can throw out of
+ * here: a malformed request gets an error reply, a broken stream stops the server.
+ */
+import type { Duplex } from "node:stream";
+import {
+  FUSE_KERNEL_VERSION,
+  FUSE_MAX_PAGES,
+  FUSE_MIN_KERNEL_MINOR,
+  FUSE_OUR_MINOR,
+  InitFlag,
+  MAX_READAHEAD_BYTES,
+  MAX_WRITE_BYTES,
+  Opcode,
+} from "./fuse-constants.js";
+import { Errno, VfsError, toErrno } from "./errors.js";
+import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
+import { BodyReader } from "./fuse-reader.js";
+import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
+import { HandleTable } from "./handle-table.js";
+import { InodeTable } from "./inode-table.js";
+import { fileOps } from "./ops-file.js";
+import { nodeOps } from "./ops-node.js";
+import type { OpHandler, OpsContext } from "./ops-context.js";
+import type { VfsProvider } from "./provider.js";
+
+export interface FuseServerOptions {
+  readonly provider: VfsProvider;
+  /** How long the guest kernel may cache names and attributes; host-side changes show up after this. */
+  readonly entryTimeoutMs?: number;
+  readonly attrTimeoutMs?: number;
+  /** Requests served at once; beyond this the server stops reading from the stream. */
+  readonly maxInFlight?: number;
+  /** Open handles the guest may hold at once (EMFILE beyond). */
+  readonly maxHandles?: number;
+  /** Called once when the stream breaks the protocol or fails; the server has stopped. */
+  readonly onError?: (err: Error) => void;
+}
+
+const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
+const MAX_BACKGROUND = 64;
+
+export class FuseServer {
+  private readonly ctx: OpsContext;
+  private readonly ops = new Map<number, OpHandler>([...nodeOps, ...fileOps]);
+  private initialized = false;
+  private destroyed = false;
+  private inFlight = 0;
+  private stream: Duplex | undefined;
+
+  constructor(private readonly options: FuseServerOptions) {
+    const timeouts: CacheTimeouts = {
+      entryMs: options.entryTimeoutMs ?? 1000,
+      attrMs: options.attrTimeoutMs ?? 1000,
+    };
+    this.ctx = {
+      provider: options.provider,
+      inodes: new InodeTable(),
+      handles: new HandleTable(options.maxHandles ?? 4096),
+      timeouts,
+    };
+  }
+
+  /** Node ids and handles the guest currently holds (for tests and leak checks). */
+  get counts(): { nodes: number; handles: number; inFlight: number } {
+    return { nodes: this.ctx.inodes.size, handles: this.ctx.handles.size, inFlight: this.inFlight };
+  }
+
+  /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
+  async handle(request: FuseRequest): Promise<Buffer | undefined> {
+    const { header } = request;
+    const noReply = NO_REPLY.has(header.opcode);
+    try {
+      const payload = await this.dispatch(request);
+      return noReply || payload === undefined ? undefined : reply(header.unique, payload);
+    } catch (err) {
+      if (noReply) return undefined;
+      return errorReply(header.unique, toErrno(err));
+    }
+  }
+
+  private async dispatch(request: FuseRequest): Promise<Buffer | undefined> {
+    const { header } = request;
+    const body = new BodyReader(request.body);
+    if (header.opcode === Opcode.INIT) return this.init(body);
+    if (!this.initialized || this.destroyed) throw new VfsError(Errno.EIO);
+    if (header.opcode === Opcode.DESTROY) {
+      this.destroyed = true;
+      await this.releaseAll();
+      return Buffer.alloc(0);
+    }
+    if (header.opcode === Opcode.INTERRUPT) return undefined; // replies come when the work ends
+    const handler = this.ops.get(header.opcode);
+    if (handler === undefined) throw new VfsError(Errno.ENOSYS);
+    return handler(this.ctx, header, body);
+  }
+
+  private init(body: BodyReader): Buffer {
+    if (this.initialized) throw new VfsError(Errno.EIO);
+    const major = body.u32();
+    const minor = body.u32();
+    const maxReadahead = body.u32();
+    const kernelFlags = body.u32();
+    if (major < FUSE_KERNEL_VERSION) throw new VfsError(Errno.EPROTO);
+    if (major === FUSE_KERNEL_VERSION && minor < FUSE_MIN_KERNEL_MINOR) {
+      throw new VfsError(Errno.EPROTO);
+    }
+    // A newer major: answer with ours only and the kernel sends INIT again (fuse.h rule).
+    if (major > FUSE_KERNEL_VERSION) {
+      return initOut({
+        minor: FUSE_OUR_MINOR,
+        maxReadaheadBytes: 0,
+        flags: 0,
+        maxBackground: 0,
+        maxWriteBytes: 0,
+        maxPages: 0,
+      });
+    }
+    this.initialized = true;
+    const wanted =
+      InitFlag.ASYNC_READ |
+      InitFlag.ATOMIC_O_TRUNC |
+      InitFlag.BIG_WRITES |
+      InitFlag.AUTO_INVAL_DATA |
+      InitFlag.PARALLEL_DIROPS |
+      InitFlag.MAX_PAGES;
+    return initOut({
+      minor: Math.min(minor, FUSE_OUR_MINOR),
+      maxReadaheadBytes: Math.min(maxReadahead, MAX_READAHEAD_BYTES),
+      flags: kernelFlags & wanted,
+      maxBackground: MAX_BACKGROUND,
+      maxWriteBytes: MAX_WRITE_BYTES,
+      maxPages: FUSE_MAX_PAGES,
+    });
+  }
+
+  /** Serves the requests arriving on `stream` (the relay's socket) and writes replies to it. */
+  attach(stream: Duplex): void {
+    if (this.stream !== undefined) throw new Error("FuseServer is already attached");
+    this.stream = stream;
+    const maxInFlight = this.options.maxInFlight ?? 256;
+    const framer = new FuseFramer(
+      (request) => {
+        this.inFlight++;
+        if (this.inFlight >= maxInFlight) stream.pause();
+        void this.handle(request).then((bytes) => {
+          this.inFlight--;
+          if (bytes !== undefined && !stream.destroyed) stream.write(bytes);
+          if (this.inFlight < maxInFlight && stream.isPaused()) stream.resume();
+        });
+      },
+      (reason) => this.fail(new Error(`FUSE stream corrupt: ${reason}`)),
+    );
+    stream.on("data", (chunk: Buffer) => framer.push(chunk));
+    stream.on("error", (err: Error) => this.fail(err));
+    stream.on("close", () => void this.releaseAll());
+  }
+
+  private failed = false;
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.stream?.destroy();
+    void this.releaseAll();
+    this.options.onError?.(err);
+  }
+
+  private async releaseAll(): Promise<void> {
+    for (const handle of this.ctx.handles.drain()) {
+      if (handle.kind === "file") await handle.file.close().catch(() => undefined);
+    }
+  }
+
+  /** Closes open handles and the provider; the stream (if any) is ended. */
+  async close(): Promise<void> {
+    this.destroyed = true;
+    this.stream?.destroy();
+    await this.releaseAll();
+    await this.options.provider.close?.();
+  }
+}

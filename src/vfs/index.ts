@@ -1,0 +1,31 @@
+/**
+ * The host side of guest filesystems: a FUSE server speaking the kernel's wire protocol over
+ * any byte stream, and the providers it serves. No VM needed; see docs/ARCHITECTURE.md.
+ */
+export { FuseServer, type FuseServerOptions } from "./fuse-server.js";
+export {
+  FuseFramer,
+  encodeRequest,
+  decodeInHeader,
+  type FuseInHeader,
+  type FuseRequest,
+} from "./fuse-framer.js";
+export { VfsError, Errno, toErrno } from "./errors.js";
+export { checkName } from "./names.js";
+export type {
+  RenameMode,
+  VfsDirEntry,
+  VfsFileType,
+  VfsHandle,
+  VfsOpenFlags,
+  VfsOwner,
+  VfsProvider,
+  VfsSetattr,
+  VfsStat,
+  VfsStatfs,
+} from "./provider.js";
+export { MemoryProvider, type MemoryProviderOptions } from "./providers/memory.js";
+export { HostDirProvider, type HostDirOptions } from "./providers/host-dir.js";
+export { ReadOnlyProvider } from "./providers/read-only.js";
+export { RouterProvider } from "./providers/router.js";
+export { MAX_WRITE_BYTES } from "./fuse-constants.js";

@@ -1,0 +1,21 @@
+/** What every request handler gets: the provider, the tables and the caching policy. */
+import type { FuseInHeader } from "./fuse-framer.js";
+import type { BodyReader } from "./fuse-reader.js";
+import type { CacheTimeouts } from "./fuse-reply.js";
+import type { HandleTable } from "./handle-table.js";
+import type { InodeTable } from "./inode-table.js";
+import type { VfsProvider } from "./provider.js";
+
+export interface OpsContext {
+  readonly provider: VfsProvider;
+  readonly inodes: InodeTable;
+  readonly handles: HandleTable;
+  readonly timeouts: CacheTimeouts;
+}
+
+/** A handler returns the reply payload, or undefined for requests that get no reply. */
+export type OpHandler = (
+  ctx: OpsContext,
+  header: FuseInHeader,
+  body: BodyReader,
+) => Promise<Buffer | undefined>;

@@ -1,0 +1,220 @@
+/** Handlers for requests about names and attributes (no open handle involved). */
+import {
+  Opcode,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  S_IFIFO,
+  S_IFMT,
+  S_IFREG,
+  SetattrValid,
+  NAME_MAX_BYTES,
+} from "./fuse-constants.js";
+import { Errno, VfsError } from "./errors.js";
+import { attrOut, entryOut, statfsOut } from "./fuse-reply.js";
+import type { FuseInHeader } from "./fuse-framer.js";
+import type { BodyReader } from "./fuse-reader.js";
+import type { OpHandler, OpsContext } from "./ops-context.js";
+import type { RenameMode, VfsOwner, VfsSetattr } from "./provider.js";
+
+function owner(header: FuseInHeader): VfsOwner {
+  return { uid: header.uid, gid: header.gid };
+}
+
+/** Stats the new name and hands the kernel a counted reference to it. */
+export async function replyEntry(ctx: OpsContext, parent: bigint, name: string): Promise<Buffer> {
+  const stat = await ctx.provider.stat(ctx.inodes.childPath(parent, name));
+  return entryOut(ctx.inodes.remember(parent, name), stat, ctx.timeouts);
+}
+
+const lookup: OpHandler = async (ctx, header, body) => replyEntry(ctx, header.nodeid, body.name());
+
+const getattr: OpHandler = async (ctx, header, body) => {
+  const flags = body.u32();
+  body.skip(4);
+  const fh = body.u64();
+  // The kernel passes the handle for fstat; an unlinked open file has no path left.
+  if ((flags & 1) !== 0) {
+    const open = ctx.handles.file(fh);
+    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+  }
+  const stat = await ctx.provider.stat(ctx.inodes.path(header.nodeid));
+  return attrOut(header.nodeid, stat, ctx.timeouts);
+};
+
+function nsToMs(seconds: bigint, ns: number): number {
+  return Number(seconds) * 1000 + ns / 1e6;
+}
+
+const setattr: OpHandler = async (ctx, header, body) => {
+  const valid = body.u32();
+  body.skip(4);
+  const fh = body.u64();
+  const sizeBytes = body.u64Number();
+  body.skip(8); // lock_owner
+  const atime = body.u64();
+  const mtime = body.u64();
+  body.skip(8); // ctime: not settable
+  const atimeNs = body.u32();
+  const mtimeNs = body.u32();
+  body.skip(4);
+  const mode = body.u32();
+  body.skip(4);
+  const uid = body.u32();
+  const gid = body.u32();
+  const now = Date.now();
+  const attrs: VfsSetattr = {
+    ...((valid & SetattrValid.MODE) !== 0 ? { mode: mode & 0o7777 } : {}),
+    ...((valid & SetattrValid.UID) !== 0 ? { uid } : {}),
+    ...((valid & SetattrValid.GID) !== 0 ? { gid } : {}),
+    ...((valid & SetattrValid.SIZE) !== 0 ? { sizeBytes } : {}),
+    ...((valid & SetattrValid.ATIME_NOW) !== 0
+      ? { atimeMs: now }
+      : (valid & SetattrValid.ATIME) !== 0
+        ? { atimeMs: nsToMs(atime, atimeNs) }
+        : {}),
+    ...((valid & SetattrValid.MTIME_NOW) !== 0
+      ? { mtimeMs: now }
+      : (valid & SetattrValid.MTIME) !== 0
+        ? { mtimeMs: nsToMs(mtime, mtimeNs) }
+        : {}),
+  };
+  const onlySize = Object.keys(attrs).length === 1 && attrs.sizeBytes !== undefined;
+  if ((valid & SetattrValid.FH) !== 0 && onlySize) {
+    // ftruncate on an open (possibly unlinked) file goes through its handle.
+    const open = ctx.handles.file(fh);
+    await open.file.truncate(sizeBytes);
+    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+  }
+  const stat = await ctx.provider.setattr(ctx.inodes.path(header.nodeid), attrs);
+  return attrOut(header.nodeid, stat, ctx.timeouts);
+};
+
+const readlink: OpHandler = async (ctx, header) =>
+  Buffer.from(await ctx.provider.readlink(ctx.inodes.path(header.nodeid)));
+
+const symlink: OpHandler = async (ctx, header, body) => {
+  const name = body.name();
+  const target = body.linkTarget();
+  await ctx.provider.symlink(target, ctx.inodes.childPath(header.nodeid, name), owner(header));
+  return replyEntry(ctx, header.nodeid, name);
+};
+
+const mknod: OpHandler = async (ctx, header, body) => {
+  const mode = body.u32();
+  body.skip(12); // rdev, umask, padding: the kernel already applied the umask
+  const name = body.name();
+  const kind = mode & S_IFMT;
+  // Device nodes would be a way to reach host devices through a host directory; never.
+  if (kind !== S_IFREG && kind !== S_IFIFO) throw new VfsError(Errno.EPERM);
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  await ctx.provider.mknod(path, kind === S_IFREG ? "file" : "fifo", mode & 0o7777, owner(header));
+  return replyEntry(ctx, header.nodeid, name);
+};
+
+const mkdir: OpHandler = async (ctx, header, body) => {
+  const mode = body.u32();
+  body.skip(4);
+  const name = body.name();
+  await ctx.provider.mkdir(ctx.inodes.childPath(header.nodeid, name), mode & 0o7777, owner(header));
+  return replyEntry(ctx, header.nodeid, name);
+};
+
+const unlink: OpHandler = async (ctx, header, body) => {
+  const name = body.name();
+  await ctx.provider.unlink(ctx.inodes.childPath(header.nodeid, name));
+  ctx.inodes.detach(header.nodeid, name);
+  return Buffer.alloc(0);
+};
+
+const rmdir: OpHandler = async (ctx, header, body) => {
+  const name = body.name();
+  await ctx.provider.rmdir(ctx.inodes.childPath(header.nodeid, name));
+  ctx.inodes.detach(header.nodeid, name);
+  return Buffer.alloc(0);
+};
+
+async function renameCommon(
+  ctx: OpsContext,
+  header: FuseInHeader,
+  newParent: bigint,
+  flags: number,
+  body: BodyReader,
+): Promise<Buffer> {
+  const fromName = body.name();
+  const toName = body.name();
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) throw new VfsError(Errno.EINVAL);
+  if (flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)) throw new VfsError(Errno.EINVAL);
+  const mode: RenameMode =
+    flags === RENAME_EXCHANGE ? "exchange" : flags === RENAME_NOREPLACE ? "noreplace" : "replace";
+  const from = ctx.inodes.childPath(header.nodeid, fromName);
+  const to = ctx.inodes.childPath(newParent, toName);
+  // Moving a directory into itself would detach a subtree from the root of the table.
+  if (to.startsWith(`${from}/`)) throw new VfsError(Errno.EINVAL);
+  await ctx.provider.rename(from, to, mode);
+  if (mode === "exchange") ctx.inodes.exchange(header.nodeid, fromName, newParent, toName);
+  else ctx.inodes.move(header.nodeid, fromName, newParent, toName);
+  return Buffer.alloc(0);
+}
+
+const rename: OpHandler = async (ctx, header, body) =>
+  renameCommon(ctx, header, body.u64(), 0, body);
+
+const rename2: OpHandler = async (ctx, header, body) => {
+  const newParent = body.u64();
+  const flags = body.u32();
+  body.skip(4);
+  return renameCommon(ctx, header, newParent, flags, body);
+};
+
+const link: OpHandler = async (ctx, header, body) => {
+  const oldNode = body.u64();
+  const name = body.name();
+  await ctx.provider.link(ctx.inodes.path(oldNode), ctx.inodes.childPath(header.nodeid, name));
+  return replyEntry(ctx, header.nodeid, name);
+};
+
+const statfs: OpHandler = async (ctx, header) =>
+  statfsOut(await ctx.provider.statfs(ctx.inodes.path(header.nodeid)), NAME_MAX_BYTES);
+
+/** Permission checks are the guest kernel's (default_permissions); existence is ours. */
+const access: OpHandler = async (ctx, header) => {
+  await ctx.provider.stat(ctx.inodes.path(header.nodeid));
+  return Buffer.alloc(0);
+};
+
+const forget: OpHandler = async (ctx, header, body) => {
+  ctx.inodes.forget(header.nodeid, body.u64());
+  return undefined;
+};
+
+/** At most this many entries per BATCH_FORGET, whatever count the request claims. */
+const MAX_BATCH_FORGET = 1 << 16;
+
+const batchForget: OpHandler = async (ctx, _header, body) => {
+  const count = Math.min(body.u32(), MAX_BATCH_FORGET);
+  body.skip(4);
+  for (let i = 0; i < count; i++) {
+    const nodeid = body.u64();
+    ctx.inodes.forget(nodeid, body.u64());
+  }
+  return undefined;
+};
+
+export const nodeOps: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
+  [Opcode.LOOKUP, lookup],
+  [Opcode.GETATTR, getattr],
+  [Opcode.SETATTR, setattr],
+  [Opcode.READLINK, readlink],
+  [Opcode.SYMLINK, symlink],
+  [Opcode.MKNOD, mknod],
+  [Opcode.MKDIR, mkdir],
+  [Opcode.UNLINK, unlink],
+  [Opcode.RMDIR, rmdir],
+  [Opcode.RENAME, rename],
+  [Opcode.RENAME2, rename2],
+  [Opcode.LINK, link],
+  [Opcode.STATFS, statfs],
+  [Opcode.ACCESS, access],
+  [Opcode.FORGET, forget],
+  [Opcode.BATCH_FORGET, batchForget],
+]);

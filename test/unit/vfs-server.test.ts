@@ -1,0 +1,210 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Duplex, PassThrough } from "node:stream";
+import {
+  Errno,
+  FuseFramer,
+  FuseServer,
+  MemoryProvider,
+  encodeRequest,
+  type FuseRequest,
+  type VfsProvider,
+} from "../../src/vfs/index.js";
+import { InitFlag, MAX_REQUEST_BYTES, Opcode } from "../../src/vfs/fuse-constants.js";
+import { FakeKernel } from "./vfs-fake-kernel.js";
+import { kernelFor, rejectsErrno } from "./vfs-posix-suite.js";
+
+test("INIT negotiates 7.31, 1 MiB writes through MAX_PAGES, and only flags the kernel offered", async () => {
+  const k = new FakeKernel(new FuseServer({ provider: new MemoryProvider() }));
+  const out = await k.init(37, InitFlag.MAX_PAGES | InitFlag.ASYNC_READ | (1 << 16));
+  assert.equal(out.length, 64);
+  assert.equal(out.readUInt32LE(0), 7);
+  assert.equal(out.readUInt32LE(4), 31);
+  const flags = out.readUInt32LE(12);
+  assert.equal(
+    flags,
+    InitFlag.MAX_PAGES | InitFlag.ASYNC_READ,
+    "no writeback cache, nothing unoffered",
+  );
+  assert.equal(out.readUInt32LE(20), 1 << 20, "max_write");
+  assert.equal(out.readUInt16LE(28), 256, "max_pages: the 6.1 kernel's FUSE_MAX_MAX_PAGES");
+});
+
+test("INIT: an old kernel is refused, a second INIT is an error, nothing is served before INIT", async () => {
+  const old = new FakeKernel(new FuseServer({ provider: new MemoryProvider() }));
+  await rejectsErrno(old.init(20), Errno.EPROTO);
+  const k = new FakeKernel(new FuseServer({ provider: new MemoryProvider() }));
+  await rejectsErrno(k.lookup(1n, "x"), Errno.EIO);
+  await k.init();
+  await rejectsErrno(k.init(), Errno.EIO);
+});
+
+test("malformed requests get an error reply for their own unique, never an exception", async () => {
+  const k = await kernelFor(new MemoryProvider());
+  const cases: [number, Buffer, number][] = [
+    [Opcode.LOOKUP, Buffer.from("no-terminator"), Errno.EINVAL],
+    [Opcode.GETATTR, Buffer.alloc(3), Errno.EINVAL],
+    [Opcode.SETATTR, Buffer.alloc(10), Errno.EINVAL],
+    [Opcode.MKDIR, Buffer.alloc(4), Errno.EINVAL],
+    [Opcode.RENAME2, Buffer.alloc(12), Errno.EINVAL],
+    [Opcode.READ, Buffer.alloc(16), Errno.EINVAL],
+    [Opcode.WRITE, Buffer.alloc(39), Errno.EINVAL],
+    [Opcode.CREATE, Buffer.alloc(16), Errno.EINVAL],
+    [Opcode.LINK, Buffer.alloc(8), Errno.EINVAL],
+    [Opcode.SYMLINK, Buffer.from("name\0"), Errno.EINVAL],
+    [9999, Buffer.alloc(0), Errno.ENOSYS],
+    [Opcode.SETXATTR, Buffer.alloc(64), Errno.ENOSYS],
+  ];
+  for (const [opcode, body, errno] of cases) {
+    const reply = await k.raw(k.request(opcode, 1n, body));
+    assert.equal(reply?.error, -errno, `opcode ${opcode}`);
+  }
+  // The u64 size of a SETATTR beyond 2^53 cannot be a real size.
+  const huge = Buffer.alloc(88);
+  huge.writeUInt32LE(8, 0);
+  huge.writeBigUInt64LE(2n ** 63n, 16);
+  assert.equal((await k.raw(k.request(Opcode.SETATTR, 1n, huge)))?.error, -Errno.EINVAL);
+});
+
+test("reads larger than max_write and writes whose size field lies are refused", async () => {
+  const k = await kernelFor(new MemoryProvider());
+  const f = await k.create(1n, "f");
+  await rejectsErrno(k.read(f.fh, 0, 0xffffffff), Errno.EINVAL);
+  const lying = k.writeRequest(f.fh, 0, Buffer.from("abc"), 1000);
+  assert.equal((await k.raw(lying))?.error, -Errno.EINVAL);
+  const tooBig = k.writeRequest(f.fh, 0, Buffer.alloc((1 << 20) + 1));
+  assert.equal((await k.raw(tooBig))?.error, -Errno.EINVAL);
+  assert.equal((await k.getattr(f.nodeid)).size, 0);
+});
+
+test("FORGET drops node ids once their lookup count reaches zero and is never answered", async () => {
+  const k = await kernelFor(new MemoryProvider());
+  const server = k.server;
+  const f = await k.create(1n, "f");
+  await k.release(f.fh);
+  await k.lookup(1n, "f");
+  await k.lookup(1n, "f");
+  const before = server.counts.nodes;
+  await k.forget(f.nodeid, 2);
+  assert.equal(server.counts.nodes, before, "one lookup is still held");
+  await k.forget(f.nodeid, 1);
+  assert.equal(server.counts.nodes, before - 1);
+  await rejectsErrno(k.getattr(f.nodeid), Errno.ENOENT);
+  const again = await k.lookup(1n, "f");
+  assert.notEqual(again.nodeid, f.nodeid, "node ids are never reused");
+  const batch = Buffer.alloc(8 + 16);
+  batch.writeUInt32LE(5, 0); // claims 5 entries, carries 1: handled, not answered
+  batch.writeBigUInt64LE(again.nodeid, 8);
+  batch.writeBigUInt64LE(1n, 16);
+  assert.equal(await k.raw(k.request(Opcode.BATCH_FORGET, 0n, batch)), undefined);
+  assert.equal(server.counts.nodes, before - 1);
+});
+
+/** A provider whose reads of "slow" wait until released, to force out-of-order replies. */
+function gatedProvider(): { provider: VfsProvider; release: () => void } {
+  const inner = new MemoryProvider();
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const provider = Object.create(inner) as VfsProvider;
+  provider.stat = async (path: string) => {
+    if (path === "/slow") await gate;
+    return inner.stat(path === "/slow" ? "/" : path);
+  };
+  return { provider, release: () => release() };
+}
+
+function pipePair(): { host: Duplex; guestIn: PassThrough; guestOut: PassThrough } {
+  const guestIn = new PassThrough();
+  const guestOut = new PassThrough();
+  const host = Duplex.from({ readable: guestIn, writable: guestOut });
+  return { host, guestIn, guestOut };
+}
+
+test("requests are served concurrently over a stream and replies carry their own unique", async () => {
+  const { provider, release } = gatedProvider();
+  const server = new FuseServer({ provider });
+  const { host, guestIn, guestOut } = pipePair();
+  server.attach(host);
+  const replies: bigint[] = [];
+  guestOut.on("data", (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length;) {
+      const len = chunk.readUInt32LE(at);
+      replies.push(chunk.readBigUInt64LE(at + 8));
+      at += len;
+    }
+  });
+  const init = Buffer.alloc(64);
+  init.writeUInt32LE(7, 0);
+  init.writeUInt32LE(37, 4);
+  const req = (unique: bigint, opcode: number, body: Buffer): Buffer =>
+    encodeRequest({ opcode, unique, nodeid: 1n, uid: 0, gid: 0, pid: 1 }, body);
+  guestIn.write(req(1n, Opcode.INIT, init));
+  // One request split across writes byte by byte, then two at once in one chunk.
+  const slow = req(2n, Opcode.LOOKUP, Buffer.from("slow\0"));
+  for (const byte of slow) guestIn.write(Buffer.from([byte]));
+  guestIn.write(
+    Buffer.concat([
+      req(3n, Opcode.LOOKUP, Buffer.from("nope\0")),
+      req(4n, Opcode.STATFS, Buffer.alloc(0)),
+    ]),
+  );
+  await waitFor(() => replies.length === 3);
+  assert.deepEqual(
+    [...replies].sort(),
+    [1n, 3n, 4n],
+    "the slow lookup does not hold up later requests",
+  );
+  assert.equal(server.counts.inFlight, 1);
+  release();
+  await waitFor(() => replies.length === 4);
+  assert.equal(replies[3], 2n);
+  await server.close();
+});
+
+test("a corrupt length field stops the server and reports it, without buffering the claimed size", async () => {
+  let failure: Error | undefined;
+  const server = new FuseServer({
+    provider: new MemoryProvider(),
+    onError: (err) => (failure = err),
+  });
+  const { host, guestIn } = pipePair();
+  server.attach(host);
+  const bogus = Buffer.alloc(40);
+  bogus.writeUInt32LE(MAX_REQUEST_BYTES + 1, 0);
+  guestIn.write(bogus);
+  await waitFor(() => failure !== undefined);
+  assert.match(String(failure?.message), /out of range/);
+  assert.ok(host.destroyed);
+});
+
+test("framer: a length below the header size is corrupt; whole requests are delivered intact", () => {
+  const got: FuseRequest[] = [];
+  const errors: string[] = [];
+  const framer = new FuseFramer(
+    (r) => got.push(r),
+    (e) => errors.push(e),
+  );
+  const good = encodeRequest(
+    { opcode: Opcode.GETATTR, unique: 9n, nodeid: 1n, uid: 5, gid: 6, pid: 7 },
+    Buffer.alloc(16, 1),
+  );
+  framer.push(Buffer.concat([good, good.subarray(0, 10)]));
+  framer.push(good.subarray(10));
+  assert.equal(got.length, 2);
+  assert.equal(got[1]?.header.uid, 5);
+  assert.equal(got[1]?.body.length, 16);
+  const short = Buffer.alloc(40);
+  short.writeUInt32LE(39, 0);
+  framer.push(short);
+  assert.equal(errors.length, 1);
+  framer.push(good);
+  assert.equal(got.length, 2, "nothing after corruption");
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
