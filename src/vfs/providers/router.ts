@@ -5,7 +5,7 @@
  * across providers are EXDEV, as between two real filesystems.
  */
 import { Errno, VfsError } from "../errors.js";
-import { isWithin, splitPath } from "../names.js";
+import { isWithin, splitParent, splitPath } from "../names.js";
 import type {
   RenameMode,
   VfsDirEntry,
@@ -72,8 +72,15 @@ export class RouterProvider implements VfsProvider {
   private routed(path: string): Routed {
     const r = this.route(path);
     if (r !== undefined) return r;
-    // Above every mount: only synthetic directories exist here, and nothing can change them.
-    throw new VfsError(this.isAncestor(path) ? Errno.EROFS : Errno.ENOENT);
+    // Above every mount: only synthetic directories exist here, and nothing can change them
+    // (nor can anything be created in them).
+    const synthetic =
+      this.isAncestor(path) || (path !== "/" && this.isSynthetic(splitParent(path).parent));
+    throw new VfsError(synthetic ? Errno.EROFS : Errno.ENOENT);
+  }
+
+  private isSynthetic(path: string): boolean {
+    return path === "/" || this.isAncestor(path);
   }
 
   private isAncestor(path: string): boolean {

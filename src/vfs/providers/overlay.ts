@@ -1,0 +1,202 @@
+/**
+ * Copy-on-write over a lower provider (typically a read-only host directory): reads come
+ * from the upper layer when it has the entry, else from the lower one; every change copies
+ * the entry up first and lands in the upper layer, so the lower one is never written.
+ * Removed lower entries are remembered as in-memory whiteouts (the upper layer is per
+ * sandbox, so they live exactly as long as it does).
+ *
+ * Known difference from overlayfs: a file opened read-only before another handle copies it
+ * up keeps reading the lower copy.
+ */
+import { Errno, VfsError } from "../errors.js";
+import { childPath, splitParent } from "../names.js";
+import type {
+  RenameMode,
+  VfsDirEntry,
+  VfsHandle,
+  VfsOpenFlags,
+  VfsOwner,
+  VfsProvider,
+  VfsSetattr,
+  VfsStat,
+  VfsStatfs,
+} from "../provider.js";
+import { CopyUp } from "./overlay-copy-up.js";
+import { OverlayMasks } from "./overlay-state.js";
+
+export class OverlayProvider implements VfsProvider {
+  readonly readOnly = false;
+  private readonly masks = new OverlayMasks();
+  private readonly copyUp: CopyUp;
+
+  constructor(
+    private readonly lower: VfsProvider,
+    private readonly upper: VfsProvider,
+    private readonly onClose?: () => Promise<void>,
+  ) {
+    this.copyUp = new CopyUp(lower, upper, this.masks);
+  }
+
+  async stat(path: string): Promise<VfsStat> {
+    const up = await this.copyUp.inUpper(path);
+    if (up !== undefined) return up;
+    try {
+      if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
+      return await this.lower.stat(path);
+    } catch (err) {
+      // Missing in both layers: ENOTDIR when the merged parent is a file, as POSIX says.
+      if (err instanceof VfsError && err.errno === Errno.ENOENT && path !== "/") {
+        const parent = await this.stat(splitParent(path).parent);
+        if (parent.type !== "dir") throw new VfsError(Errno.ENOTDIR);
+      }
+      throw err;
+    }
+  }
+
+  private async exists(path: string): Promise<VfsStat | undefined> {
+    try {
+      return await this.stat(path);
+    } catch (err) {
+      if (err instanceof VfsError && (err.errno === Errno.ENOENT || err.errno === Errno.ENOTDIR)) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  async readdir(path: string): Promise<VfsDirEntry[]> {
+    const stat = await this.stat(path);
+    if (stat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
+    const merged = new Map<string, VfsDirEntry>();
+    if (this.masks.lowerChildrenVisible(path)) {
+      const lower = await this.lower.readdir(path).catch(() => []);
+      for (const e of lower)
+        if (this.masks.lowerVisible(childPath(path, e.name))) merged.set(e.name, e);
+    }
+    if ((await this.copyUp.inUpper(path)) !== undefined) {
+      for (const e of await this.upper.readdir(path)) merged.set(e.name, e);
+    }
+    return [...merged.values()];
+  }
+
+  async open(path: string, flags: VfsOpenFlags): Promise<VfsHandle> {
+    if (flags.write || flags.truncate || flags.append) {
+      await this.copyUp.ensure(path);
+      return this.upper.open(path, flags);
+    }
+    if ((await this.copyUp.inUpper(path)) !== undefined) return this.upper.open(path, flags);
+    if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
+    return this.lower.open(path, flags);
+  }
+
+  /** Prepares a new name: EEXIST if visible, parent copied up. */
+  private async newEntry(path: string): Promise<void> {
+    if ((await this.exists(path)) !== undefined) throw new VfsError(Errno.EEXIST);
+    const { parent } = splitParent(path);
+    const parentStat = await this.stat(parent);
+    if (parentStat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
+    await this.copyUp.ensure(parent);
+  }
+
+  async create(
+    path: string,
+    mode: number,
+    flags: VfsOpenFlags,
+    owner: VfsOwner,
+  ): Promise<VfsHandle> {
+    await this.newEntry(path);
+    const handle = await this.upper.create(path, mode, flags, owner);
+    this.masks.created(path, false);
+    return handle;
+  }
+
+  async mkdir(path: string, mode: number, owner: VfsOwner): Promise<void> {
+    await this.newEntry(path);
+    await this.upper.mkdir(path, mode, owner);
+    this.masks.created(path, true);
+  }
+
+  async mknod(path: string, type: "file" | "fifo", mode: number, owner: VfsOwner): Promise<void> {
+    await this.newEntry(path);
+    await this.upper.mknod(path, type, mode, owner);
+    this.masks.created(path, false);
+  }
+
+  async symlink(target: string, path: string, owner: VfsOwner): Promise<void> {
+    await this.newEntry(path);
+    await this.upper.symlink(target, path, owner);
+    this.masks.created(path, false);
+  }
+
+  async link(from: string, to: string): Promise<void> {
+    await this.copyUp.ensure(from);
+    await this.newEntry(to);
+    await this.upper.link(from, to);
+    this.masks.created(to, false);
+  }
+
+  async readlink(path: string): Promise<string> {
+    if ((await this.copyUp.inUpper(path)) !== undefined) return this.upper.readlink(path);
+    if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
+    return this.lower.readlink(path);
+  }
+
+  /** Removes a visible entry: from the upper layer if there, and hides the lower one. */
+  private async remove(path: string, wantDir: boolean): Promise<void> {
+    const stat = await this.stat(path);
+    if (wantDir && stat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
+    if (!wantDir && stat.type === "dir") throw new VfsError(Errno.EISDIR);
+    if (wantDir && (await this.readdir(path)).length > 0) throw new VfsError(Errno.ENOTEMPTY);
+    if ((await this.copyUp.inUpper(path)) !== undefined) {
+      // Directory in the upper layer may still hold nothing visible but is empty by now.
+      if (wantDir) await this.upper.rmdir(path);
+      else await this.upper.unlink(path);
+    }
+    this.masks.whiteout(path);
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.remove(path, false);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    if (path === "/") throw new VfsError(Errno.EBUSY);
+    await this.remove(path, true);
+  }
+
+  async rename(from: string, to: string, mode: RenameMode): Promise<void> {
+    if (mode === "exchange") throw new VfsError(Errno.EINVAL);
+    const src = await this.stat(from);
+    const dst = await this.exists(to);
+    if (dst !== undefined) {
+      if (mode === "noreplace") throw new VfsError(Errno.EEXIST);
+      if (dst.type === "dir" && src.type !== "dir") throw new VfsError(Errno.EISDIR);
+      if (dst.type !== "dir" && src.type === "dir") throw new VfsError(Errno.ENOTDIR);
+      if (dst.type === "dir" && (await this.readdir(to)).length > 0)
+        throw new VfsError(Errno.ENOTEMPTY);
+    }
+    await this.copyUp.ensureTree(from);
+    await this.copyUp.ensure(splitParent(to).parent);
+    await this.upper.rename(from, to, "replace");
+    this.masks.whiteout(from);
+    // The moved entry is complete in the upper layer; nothing of the lower `to` may show.
+    if (src.type === "dir") this.masks.makeOpaque(to);
+    else this.masks.created(to, false);
+  }
+
+  async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
+    await this.copyUp.ensure(path);
+    return this.upper.setattr(path, attrs);
+  }
+
+  /** Space is what the upper layer has: that is where writes go. */
+  statfs(): Promise<VfsStatfs> {
+    return this.upper.statfs("/");
+  }
+
+  async close(): Promise<void> {
+    await this.lower.close?.();
+    await this.upper.close?.();
+    await this.onClose?.();
+  }
+}
