@@ -79,6 +79,7 @@ export async function applyLayerTar(
     await applyEntry(entry.header, entry as AsyncIterable<Buffer>, tree, layer, layerName);
     entry.resume();
   }
+  await tree.flush();
   // Trailing bytes after the end-of-archive blocks still count towards the diff ID.
   if (!hasher.writableFinished)
     await new Promise<void>((resolve, reject) => {
@@ -142,7 +143,7 @@ async function applyEntry(
       break;
     case "file":
     case "contiguous-file":
-      inode = await tree.writeFile(rel, m, content, layer);
+      inode = await tree.writeFile(rel, m, content, h.size ?? 0, layer);
       break;
     case "symlink":
       inode = await tree.symlink(rel, h.linkname ?? "", m, layer);

@@ -37,9 +37,9 @@ export async function buildRootfsExt4(opts: BuildRootfsOptions): Promise<{ sizeB
   const scratch = await mkdtemp(join(opts.workDir, `build-${process.pid}-`));
   const rootDir = join(scratch, "rootfs");
   const tmpImage = join(scratch, "image.ext4");
+  const tree = new RootfsTree(rootDir);
   try {
     await mkdir(rootDir, { mode: 0o755 });
-    const tree = new RootfsTree(rootDir);
     for (const [index, layer] of opts.layers.entries()) {
       const tar = await decompressLayer(await layer.open(), layer.name);
       const diffId = await applyLayerTar(tar, tree, index, layer.name);
@@ -61,6 +61,8 @@ export async function buildRootfsExt4(opts: BuildRootfsOptions): Promise<{ sizeB
     await rename(tmpImage, opts.outPath);
     return { sizeBytes };
   } finally {
+    // Background writes must be over before the tree goes, or they could recreate files in it.
+    await tree.flush().catch(() => undefined);
     await rm(scratch, { recursive: true, force: true });
   }
 }

@@ -26,6 +26,13 @@ export interface EntryMeta {
   mtimeSec: number;
 }
 
+/** Files up to this size are buffered and written behind the tar stream. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+const MAX_WRITES_IN_FLIGHT = 32;
+/** Never open an existing name, never follow a symlink: the model says the name is free. */
+const CREATE_FLAGS =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 /** Kinds an unprivileged process cannot create on the host: made in the ext4 by debugfs. */
 export const SPECIAL_KINDS: ReadonlySet<InodeKind> = new Set(["char", "block", "fifo"]);
 
@@ -44,6 +51,8 @@ export class RootfsTree {
   private readonly children = new Map<string, Set<string>>();
   /** The layer index that last wrote each path (for opaque directories). */
   private readonly writtenIn = new Map<string, number>();
+  private readonly writing = new Set<Promise<void>>();
+  private writeError: unknown;
 
   constructor(readonly root: string) {
     this.nodes.set("", { kind: "dir", uid: 0, gid: 0, mode: 0o755, mtimeSec: 0 });
@@ -96,12 +105,21 @@ export class RootfsTree {
     rel: string,
     meta: EntryMeta,
     content: AsyncIterable<Buffer>,
+    sizeBytes: number,
     layer: number,
   ): Promise<Inode> {
     await this.remove(rel);
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const fh = await open(this.host(rel), flags, 0o600);
-    await pipeline(content, fh.createWriteStream());
+    if (sizeBytes <= SMALL_FILE_BYTES) {
+      const chunks: Buffer[] = [];
+      for await (const c of content) chunks.push(c);
+      await this.writeBehind(
+        this.host(rel),
+        chunks.length === 1 ? chunks : [Buffer.concat(chunks)],
+      );
+    } else {
+      const fh = await open(this.host(rel), CREATE_FLAGS, 0o600);
+      await pipeline(content, fh.createWriteStream());
+    }
     const inode: Inode = { kind: "file", ...meta };
     this.add(rel, inode, layer);
     return inode;
@@ -136,6 +154,7 @@ export class RootfsTree {
       throw unsafe(layerName, entryName, "is a hard link to a device node or FIFO (not supported)");
     if (targetRel === rel) return;
     await this.remove(rel);
+    await this.flush();
     await link(this.host(targetRel), this.host(rel));
     this.add(rel, target, layer);
   }
@@ -147,6 +166,8 @@ export class RootfsTree {
   /** Deletes `rel` and everything below it, from the model and from disk. */
   async remove(rel: string): Promise<void> {
     if (rel === "" || !this.nodes.has(rel)) return;
+    // A file below `rel` may still be being written.
+    await this.flush();
     await rm(this.host(rel), { recursive: true, force: true });
     this.forget(rel);
   }
@@ -188,6 +209,7 @@ export class RootfsTree {
    * readable for mkfs; the real owners and modes go into the ext4 afterwards with debugfs.
    */
   async applyMetadata(asRoot: boolean): Promise<void> {
+    await this.flush();
     for (const { inode, paths } of this.inodesDeepestFirst()) {
       const path = paths[0];
       if (path === undefined || SPECIAL_KINDS.has(inode.kind)) continue;
@@ -199,6 +221,36 @@ export class RootfsTree {
       }
       await lutimes(host, inode.mtimeSec, inode.mtimeSec);
     }
+  }
+
+  /**
+   * Small files are written in the background, several at a time, while the tar stream moves on:
+   * unpacking is bound by per-file create latency, not bandwidth, and waiting for each
+   * open/write/close in turn left the process idle most of the time (measured: ~2x on layers of
+   * 16 KB files). Every reader of the tree (remove, hardlink, metadata) flushes first.
+   */
+  private async writeBehind(path: string, data: Buffer[]): Promise<void> {
+    if (this.writing.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(this.writing);
+    const write = async (): Promise<void> => {
+      const fh = await open(path, CREATE_FLAGS, 0o600);
+      try {
+        await fh.writev(data);
+      } finally {
+        await fh.close();
+      }
+    };
+    const p: Promise<void> = write()
+      .catch((err: unknown) => {
+        this.writeError ??= err;
+      })
+      .finally(() => this.writing.delete(p));
+    this.writing.add(p);
+  }
+
+  /** Waits for background writes; rethrows the first that failed. */
+  async flush(): Promise<void> {
+    while (this.writing.size > 0) await Promise.all(this.writing);
+    if (this.writeError !== undefined) throw this.writeError;
   }
 
   private add(rel: string, inode: Inode, layer: number): void {
