@@ -231,6 +231,11 @@ void boot_system(void)
 
 int boot_open_port(void)
 {
+	return boot_open_named_port(PORT_NAME);
+}
+
+int boot_open_named_port(const char *port_name)
+{
 	for (int waited = 0; waited < DISK_WAIT_MS; waited++) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *de;
@@ -243,7 +248,7 @@ int boot_open_port(void)
 			if (!name)
 				continue;
 			name[strcspn(name, "\n")] = '\0';
-			int match = strcmp(name, PORT_NAME) == 0;
+			int match = strcmp(name, port_name) == 0;
 			free(name);
 			if (!match)
 				continue;
@@ -258,7 +263,7 @@ int boot_open_port(void)
 			closedir(d);
 		sleep_ms(1);
 	}
-	logmsg("no virtio-serial port named %s", PORT_NAME);
+	logmsg("no virtio-serial port named %s", port_name);
 	return -1;
 }
 

@@ -8,6 +8,8 @@ void boot_system(void);
 int boot_privileged(void);
 /* Opens the virtio-serial port named wheellock.ctl; -1 on failure. */
 int boot_open_port(void);
+/* Opens the virtio-serial port with this name (waits for it like the control port). */
+int boot_open_named_port(const char *port_name);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);
 

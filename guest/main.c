@@ -14,6 +14,7 @@
 #include "config.h"
 #include "exec.h"
 #include "files.h"
+#include "fuse.h"
 #include "portfwd.h"
 #include "proto.h"
 #include "spawn.h"
@@ -24,7 +25,7 @@
 /* Retry delay after the host side of the port went away (avoids spinning on HUP). */
 #define PORT_RETRY_MS 100
 
-enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN };
+enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN, R_FUSE };
 struct owner {
 	enum role role;
 	struct stream *s;
@@ -103,7 +104,9 @@ static int stream_op(const struct frame *f)
 	case FT_STDIN:
 		if (!s)
 			return 0;
-		if (s->kind == S_EXEC || (s->kind == S_PORT && !s->connecting))
+		if (s->kind == S_PORT && s->connecting)
+			return -1; /* no socket yet: the host must wait for STARTED */
+		if (s->kind == S_EXEC || s->kind == S_PORT)
 			return exec_on_stdin(s, f->payload, f->len);
 		if (s->kind == S_FILE_WRITE)
 			return file_write_data(s, f->payload, f->len);
@@ -115,6 +118,8 @@ static int stream_op(const struct frame *f)
 			exec_on_eof(s);
 		else if (s && s->kind == S_FILE_WRITE)
 			file_write_eof(s);
+		else if (s && s->kind == S_PORT && s->connecting)
+			return -1;
 		else if (s && s->kind == S_PORT)
 			port_on_eof(s);
 		return 0;
@@ -199,8 +204,8 @@ static int service_streams(void)
 
 static void __attribute__((noreturn)) serve(int port, int sfd)
 {
-	static struct pollfd pfd[2 + 3 * MAX_STREAMS];
-	static struct owner own[2 + 3 * MAX_STREAMS];
+	static struct pollfd pfd[4 + 3 * MAX_STREAMS];
+	static struct owner own[4 + 3 * MAX_STREAMS];
 	int port_down_until = 0;
 	uint64_t port_retry_at = 0;
 
@@ -243,6 +248,11 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 				own[n++] = (struct owner){R_IN, s};
 			}
 		}
+		/* The FUSE relay's fds go last; they never point at streams. */
+		size_t fuse_at = n;
+		size_t fuse_n = fuse_poll_fds(pfd + n);
+		for (size_t i = 0; i < fuse_n; i++)
+			own[n++] = (struct owner){R_FUSE, NULL};
 		int rc = poll(pfd, n, timeout);
 		if (rc < 0) {
 			if (errno != EINTR)
@@ -254,7 +264,8 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		for (size_t i = 0; i < n; i++)
 			if (own[i].role == R_SIGNAL && pfd[i].revents)
 				reap_children(sfd);
-		for (size_t i = 0; i < n; i++) {
+		fuse_on_events(pfd + fuse_at, fuse_n);
+		for (size_t i = 0; i < fuse_at; i++) {
 			if (!pfd[i].revents)
 				continue;
 			struct stream *s = own[i].s;
@@ -303,6 +314,7 @@ int main(void)
 	}
 	boot_system();
 	privileged = boot_privileged();
+	fuse_setup();
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));
 	spawn_init();

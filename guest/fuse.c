@@ -1,0 +1,235 @@
+#include "fuse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "util.h"
+
+#define FUSE_KEY "wheellock.fuse="
+#define FUSE_PORT_NAME "wheellock.fuse"
+/* Where the one FUSE filesystem is mounted; each guest path is a bind mount of a subdir. */
+#define FUSE_ROOT "/run/wheellock/vfs"
+/* The kernel wants a read buffer of at least max_write (1 MiB) plus the request headers. */
+#define MSG_MAX ((1u << 20) + 8192u)
+#define OUT_HEADER_BYTES 16u
+#define MAX_MOUNTS 16
+#define MOUNT_WAIT_MS 30000
+
+static int fuse_fd = -1;
+static int port_fd = -1;
+/* One request at a time travels to the host: /dev/fuse is not read while it is pending, so
+ * a slow host throttles the kernel instead of growing our buffer. */
+static uint8_t to_host[MSG_MAX];
+static size_t to_host_len, to_host_off;
+/* Replies from the host, reassembled until one whole message can go to /dev/fuse. */
+static uint8_t from_host[MSG_MAX];
+static size_t from_host_len;
+
+/* The host went away or broke the stream: closing /dev/fuse aborts the connection, so guest
+ * processes get ENOTCONN instead of hanging, and the relay leaves the poll set for good. */
+static void relay_stop(const char *why)
+{
+	logmsg("fuse relay stopped: %s", why);
+	if (port_fd >= 0)
+		close(port_fd);
+	if (fuse_fd >= 0)
+		close(fuse_fd);
+	port_fd = fuse_fd = -1;
+}
+
+static int parse_paths(char *value, char *paths[], int max)
+{
+	int n = 0;
+	for (char *p = strtok(value, ":"); p && n < max; p = strtok(NULL, ":")) {
+		/* The host validated these (absolute, [A-Za-z0-9/_.-]); refuse anything else. */
+		if (p[0] != '/' || strstr(p, "..") || strspn(p, "abcdefghijklmnopqrstuvwxyz"
+							"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.-") != strlen(p))
+			return -1;
+		paths[n++] = p;
+	}
+	return n;
+}
+
+static void relay_to_host(void)
+{
+	if (to_host_len == 0) {
+		ssize_t got = read(fuse_fd, to_host, sizeof to_host);
+		if (got <= 0) {
+			/* ENODEV: unmounted; EAGAIN/EINTR: nothing now; ENOENT: interrupted request. */
+			if (got < 0 && errno == ENODEV) {
+				close(fuse_fd);
+				fuse_fd = -1;
+			}
+			return;
+		}
+		to_host_len = (size_t)got;
+		to_host_off = 0;
+	}
+	while (to_host_off < to_host_len) {
+		ssize_t put = write(port_fd, to_host + to_host_off, to_host_len - to_host_off);
+		if (put <= 0)
+			return; /* EAGAIN: the poll loop waits for POLLOUT */
+		to_host_off += (size_t)put;
+	}
+	to_host_len = to_host_off = 0;
+}
+
+static void relay_to_kernel(void)
+{
+	ssize_t got = read(port_fd, from_host + from_host_len, sizeof from_host - from_host_len);
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+		relay_stop("host closed the port");
+		return;
+	}
+	if (got < 0)
+		return;
+	from_host_len += (size_t)got;
+	while (from_host_len >= OUT_HEADER_BYTES) {
+		uint32_t len;
+		memcpy(&len, from_host, 4);
+		if (len < OUT_HEADER_BYTES || len > MSG_MAX) {
+			/* The stream is out of step: nothing after this can be trusted. */
+			logmsg("fuse relay: bad reply length %u", len);
+			relay_stop("protocol error");
+			return;
+		}
+		if (from_host_len < len)
+			return;
+		/* One write per reply; an error (e.g. an interrupted request's reply) is the
+		 * kernel refusing that reply only. */
+		if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
+			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
+		memmove(from_host, from_host + len, from_host_len - len);
+		from_host_len -= len;
+	}
+}
+
+size_t fuse_poll_fds(struct pollfd *pfd)
+{
+	if (fuse_fd < 0 || port_fd < 0)
+		return 0;
+	short port_events = POLLIN;
+	if (to_host_len > 0)
+		port_events |= POLLOUT;
+	pfd[0] = (struct pollfd){port_fd, port_events, 0};
+	if (to_host_len > 0)
+		return 1;
+	pfd[1] = (struct pollfd){fuse_fd, POLLIN, 0};
+	return 2;
+}
+
+void fuse_on_events(const struct pollfd *pfd, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!pfd[i].revents)
+			continue;
+		if (pfd[i].fd == port_fd && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			relay_to_kernel();
+		if (port_fd >= 0 && pfd[i].fd == port_fd && (pfd[i].revents & POLLOUT))
+			relay_to_host();
+		if (fuse_fd >= 0 && pfd[i].fd == fuse_fd && (pfd[i].revents & POLLIN))
+			relay_to_host();
+	}
+}
+
+/* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
+ * process relays; the child's exit status says whether every mount worked. */
+static int bind_paths(char *paths[], int n)
+{
+	pid_t child = fork();
+	if (child < 0)
+		return -1;
+	if (child == 0) {
+		int failed = 0;
+		for (int i = 0; i < n; i++) {
+			char src[512];
+			snprintf(src, sizeof src, "%s%s", FUSE_ROOT, paths[i]);
+			if (mkdir_p(paths[i], 0755) != 0 ||
+			    mount(src, paths[i], NULL, MS_BIND, NULL) != 0) {
+				logmsg("fuse: bind %s: %s", paths[i], strerror(errno));
+				failed = 1;
+			}
+		}
+		_exit(failed);
+	}
+	uint64_t deadline = now_ms() + MOUNT_WAIT_MS;
+	for (;;) {
+		int status;
+		pid_t done = waitpid(child, &status, WNOHANG);
+		if (done == child)
+			return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+		if (now_ms() > deadline) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			return -1;
+		}
+		struct pollfd pfd[2];
+		size_t k = fuse_poll_fds(pfd);
+		if (k == 0) {
+			kill(child, SIGKILL);
+			waitpid(child, NULL, 0);
+			return -1;
+		}
+		if (poll(pfd, k, 10) > 0)
+			fuse_on_events(pfd, k);
+	}
+}
+
+void fuse_setup(void)
+{
+	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
+	if (!cmd)
+		return;
+	char *value = NULL;
+	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n"))
+		if (strncmp(tok, FUSE_KEY, strlen(FUSE_KEY)) == 0)
+			value = tok + strlen(FUSE_KEY);
+	char *paths[MAX_MOUNTS];
+	char copy[1024];
+	int n = -1;
+	if (value && strlen(value) < sizeof copy) {
+		strcpy(copy, value);
+		n = parse_paths(copy, paths, MAX_MOUNTS);
+	}
+	free(cmd);
+	if (!value)
+		return;
+	if (n <= 0) {
+		logmsg("fuse: bad %s value", FUSE_KEY);
+		return;
+	}
+	port_fd = boot_open_named_port(FUSE_PORT_NAME);
+	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (port_fd < 0 || fuse_fd < 0 || set_nonblock(port_fd) != 0 ||
+	    mkdir_p(FUSE_ROOT, 0755) != 0) {
+		logmsg("fuse: cannot start the relay: %s", strerror(errno));
+		goto fail;
+	}
+	char opts[160];
+	snprintf(opts, sizeof opts,
+		 "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
+		 fuse_fd);
+	if (mount("wheellock", FUSE_ROOT, "fuse.wheellock", MS_NOSUID | MS_NODEV, opts) != 0) {
+		logmsg("fuse: mount: %s", strerror(errno));
+		goto fail;
+	}
+	if (bind_paths(paths, n) != 0)
+		logmsg("fuse: some mounts failed");
+	return;
+fail:
+	if (fuse_fd >= 0)
+		close(fuse_fd);
+	if (port_fd >= 0)
+		close(port_fd);
+	fuse_fd = port_fd = -1;
+}

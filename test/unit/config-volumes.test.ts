@@ -1,0 +1,69 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  parseVolumeMount,
+  validateGuestMount,
+  validateGuestPathWithinWorkspace,
+} from "../../src/config/volumes.js";
+
+const host = mkdtempSync(join(tmpdir(), "wheellock-vol-"));
+process.on("exit", () => rmSync(host, { recursive: true, force: true }));
+
+test("-v: options map to mount types; no option means overlay", () => {
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace/src`), {
+    guestPath: "/workspace/src",
+    mount: { type: "overlay", hostPath: host },
+  });
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace:ro`).mount, {
+    type: "host_fs",
+    hostPath: host,
+    readonly: true,
+  });
+  assert.equal(parseVolumeMount(`${host}:/workspace:READONLY`).mount.readonly, true);
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace: host_fs `).mount, {
+    type: "host_fs",
+    hostPath: host,
+  });
+  assert.equal(parseVolumeMount(`${host}:/workspace:overlay`).mount.type, "overlay");
+});
+
+test("-v: relative guest paths are inside the workspace; relative host paths from cwd", () => {
+  assert.equal(parseVolumeMount(`${host}:code`).guestPath, "/workspace/code");
+  assert.equal(parseVolumeMount(`${host}:code`, "/work/").guestPath, "/work/code");
+  const rel = parseVolumeMount(`.:code`, "/workspace", host);
+  assert.equal(rel.mount.hostPath, host);
+});
+
+test("-v: errors say what is wrong, with the reference's texts", () => {
+  const cases: [string, RegExp][] = [
+    ["justone", /expected format host:guest or host:guest:ro/],
+    ["a:b:c:d", /expected format/],
+    [`${host}/missing:/workspace`, /host path does not exist: .*missing/],
+    [`${host}:/workspace:rw`, /unknown option "rw" \(use 'ro', 'overlay', or 'host_fs'\)/],
+    [`${host}:/etc`, /guest path must be within workspace: "\/etc" not in "\/workspace"/],
+    [`${host}:/workspace-cache`, /must be within workspace/],
+    [`${host}:../escape`, /must be within workspace/],
+    [`${host}:/workspace/a b`, /invalid guest mount path/],
+    [`${host}:/workspace/a,b`, /invalid guest mount path/],
+  ];
+  for (const [spec, message] of cases) {
+    assert.throws(() => parseVolumeMount(spec), message, spec);
+  }
+  assert.throws(
+    () => parseVolumeMount(`${host}:/x`),
+    /^.*invalid configuration: invalid volume mount/,
+  );
+});
+
+test("guest mount and workspace rules", () => {
+  assert.equal(validateGuestMount("/mnt/data_1.v-2"), "/mnt/data_1.v-2");
+  for (const bad of ["relative", "/", "/a b", "/a:b", "/a/../etc", "/ä"]) {
+    assert.throws(() => validateGuestMount(bad), /invalid guest mount path/, bad);
+  }
+  assert.equal(validateGuestPathWithinWorkspace("/anything/x/", "/"), "/anything/x");
+  assert.equal(validateGuestPathWithinWorkspace("/workspace/./a", "/workspace"), "/workspace/a");
+  assert.throws(() => validateGuestPathWithinWorkspace("x", "/workspace"), /must be absolute/);
+});
