@@ -11,7 +11,9 @@ import {
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import { ImageStore, pullImage, parsePlatform } from "../../src/image/index.js";
 import { catIn, listIn, statIn } from "../helpers/ext4-inspect.js";
@@ -206,6 +208,33 @@ describe("pull from a registry on 127.0.0.1", () => {
       process.env.PATH = oldPath;
       rmSync(join(dockerConfigDir, "config.json"));
     }
+  });
+});
+
+describe("CLI pull", () => {
+  test("pull prints the digest; --platform picks from an index", async () => {
+    const env = { ...process.env, WHEELLOCK_CACHE_DIR: join(work, "cli-cache") };
+    const pull = (args: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        ["--import", "tsx", "src/cli/main.ts", "pull", ...args],
+        {
+          env,
+          encoding: "utf8",
+        },
+      );
+    const amd = await pull([`${reg.host}/test/multi:multi`]);
+    assert.match(amd.stdout, new RegExp(`Digest: ${img.manifestDigest}\nPlatform: linux/amd64\n`));
+    const armOut = await pull(["--platform", "linux/arm64", `${reg.host}/test/multi:multi`]);
+    assert.match(
+      armOut.stdout,
+      new RegExp(`Digest: ${arm.manifestDigest}\nPlatform: linux/arm64\n`),
+    );
+    await assert.rejects(
+      pull([`${reg.host}/test/none:1`]),
+      (err: { code?: number; stderr?: string }) =>
+        err.code === 1 && err.stderr === `wheellock: image not found: ${reg.host}/test/none:1\n`,
+    );
   });
 });
 
