@@ -26,12 +26,8 @@ export async function ensureImage(
   opts: EnsureImageOptions = {},
 ): Promise<BootableImage> {
   const store = opts.store ?? new ImageStore();
-  let ref;
-  try {
-    ref = parseReference(reference);
-  } catch {
-    throw new WheellockError("ErrNotFound", `image not found: ${reference}`);
-  }
+  // A malformed reference is a usage error (ErrInvalidConfig), not an unknown image.
+  const ref = parseReference(reference);
   let record = opts.forcePull ? undefined : await store.get(canonicalReference(ref));
   record ??= await pullImage(reference, { ...opts, store });
   const want = formatPlatform(DEFAULT_PLATFORM);

@@ -11,6 +11,8 @@ import { silentProgress, type PullProgress } from "./progress.js";
 import { canonicalReference, parseReference, type ImageReference } from "./reference.js";
 import { RegistryClient } from "./registry-client.js";
 
+const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
 export interface PullOptions {
   store: ImageStore;
   platform?: Platform;
@@ -153,6 +155,9 @@ async function fetchSmallBlob(
   store: ImageStore,
 ): Promise<Buffer> {
   if (!(await store.blobs.has(desc.digest, desc.size))) {
+    // Configs are read into memory: a registry must not make us buffer gigabytes.
+    if (desc.size > MAX_CONFIG_BYTES)
+      throw new ErrImage(`image config ${desc.digest} is ${desc.size} bytes; refusing over 16 MiB`);
     const res = await client.getBlob(repository, desc.digest);
     const body = Buffer.from(await res.arrayBuffer());
     await store.blobs.putBuffer(desc.digest, body);
