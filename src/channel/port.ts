@@ -11,6 +11,33 @@ import type { Frame } from "./frame.js";
 import { GuestExecError } from "./guest-error.js";
 import { CreditedReadable } from "./inbound.js";
 import { CreditedWritable, OutboundSender } from "./outbound.js";
+
+/**
+ * The guest has no socket to write to before it connected: data and EOF wait for STARTED
+ * (and are dropped quietly if the connect fails; `connected` reports why).
+ */
+class HeldWritable extends CreditedWritable {
+  constructor(
+    sender: OutboundSender,
+    private readonly connected: Promise<void>,
+  ) {
+    super(sender);
+  }
+
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.connected.then(
+      () => super._write(chunk, enc, cb),
+      () => cb(),
+    );
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.connected.then(
+      () => super._final(cb),
+      () => cb(),
+    );
+  }
+}
 import { decodeRecord } from "./record.js";
 import { decodeGuestError, type StreamContext, type StreamHandler } from "./streams.js";
 
@@ -47,7 +74,7 @@ export class PortHandle implements PortStream, StreamHandler {
       onConsumed: (bytes: number) => this.live && this.ctx.consumed(this.id, bytes),
     });
     this.sender = new OutboundSender(ctx, id);
-    this.writable = new CreditedWritable(this.sender);
+    this.writable = new HeldWritable(this.sender, this.connectedD.promise);
     this.readable.on("error", noop);
     this.writable.on("error", noop);
     this.connectedD.promise.catch(noop);

@@ -1,6 +1,13 @@
 import { Command } from "commander";
-import { createReadStream, createWriteStream, statSync } from "node:fs";
-import { posix, basename } from "node:path";
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { basename, join, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
@@ -51,7 +58,21 @@ export function cpCommand(): Command {
         return;
       }
       const sandbox = RemoteSandbox.connect(src.id as string);
-      const output = dest.path === "-" ? process.stdout : createWriteStream(dest.path);
-      await pipeline(sandbox.readFileStream(src.path), output, { end: dest.path !== "-" });
+      let destPath = dest.path;
+      if (destPath !== "-" && existsSync(destPath) && statSync(destPath).isDirectory()) {
+        destPath = join(destPath, posix.basename(src.path));
+      }
+      if (destPath === "-") {
+        await pipeline(sandbox.readFileStream(src.path), process.stdout, { end: false });
+        return;
+      }
+      // A temp file renamed at the end: a failed copy never truncates an existing file.
+      const temp = `${destPath}.wheellock-${process.pid}.tmp`;
+      try {
+        await pipeline(sandbox.readFileStream(src.path), createWriteStream(temp, { mode: 0o644 }));
+        renameSync(temp, destPath);
+      } finally {
+        rmSync(temp, { force: true });
+      }
     });
 }

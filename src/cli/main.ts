@@ -7,6 +7,7 @@ import { setupCommand } from "./setup.js";
 import { versionCommand, packageVersion } from "./version.js";
 import { lifecycleCommands } from "./lifecycle.js";
 import { completionCommand } from "./completion.js";
+import { normalizeRmFlag } from "./run-long-lived.js";
 
 /** One line on stderr, no stack trace (unless WHEELLOCK_DEBUG=1), non-zero exit. */
 function reportError(err: unknown): void {
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<void> {
   };
   program.commands.forEach(everywhere);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(normalizeRmFlag(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version output exit 0; parse errors were already printed by commander.

@@ -3,7 +3,7 @@
  * supervisor and prints the id; `--rm=false` makes this process the supervisor, in the
  * foreground, until Ctrl-C or `wheellock kill`.
  */
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { parseDurationSeconds, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { READY_PREFIX, startDetached, supervise, SUPERVISOR_FLAG } from "../supervisor/index.js";
@@ -21,10 +21,15 @@ export interface LongLivedFlags {
   tty?: boolean;
 }
 
-function parseBool(value: string): boolean {
-  if (value === "true" || value === "1") return true;
-  if (value === "false" || value === "0") return false;
-  throw new InvalidArgumentError(`expected true or false, got "${value}"`);
+/** `--rm=false` / `--rm=true` to the flags commander knows, up to the command's `--`. */
+export function normalizeRmFlag(argv: readonly string[]): string[] {
+  const end = argv.indexOf("--");
+  return argv.map((arg, i) => {
+    if (end >= 0 && i > end) return arg;
+    if (arg === "--rm=false" || arg === "--rm=0") return "--no-rm";
+    if (arg === "--rm=true" || arg === "--rm=1") return "--rm";
+    return arg;
+  });
 }
 
 export function addLongLivedOptions(cmd: Command): void {
@@ -33,11 +38,10 @@ export function addLongLivedOptions(cmd: Command): void {
       "-d, --detach",
       "start the sandbox in the background and print its id (implies --rm=false)",
     )
-    .addOption(
-      new Option("--rm [bool]", "remove the sandbox when the command ends (--rm=false keeps it)")
-        .argParser(parseBool)
-        .default(true),
-    )
+    // `--rm=false` (the reference CLI's spelling) is rewritten to --no-rm before parsing
+    // (normalizeRmFlag), so `--rm` never swallows the command that follows it.
+    .option("--rm", "remove the sandbox when the command ends (default)")
+    .option("--no-rm", "keep the sandbox running after the command (also --rm=false)")
     .option(
       "-p, --publish <[local:]remote>",
       "forward a host port to a guest port (repeatable)",

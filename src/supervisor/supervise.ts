@@ -88,8 +88,8 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   let sandbox: Sandbox;
   try {
     sandbox = await Sandbox.create(
-      // A long-lived sandbox has no deadline unless one was asked for.
-      { ...req.options, timeoutSeconds: req.options.timeoutSeconds ?? 0 },
+      // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
+      { ...req.options, timeoutSeconds: 0 },
       { id, consoleLogPath: logPath(id) },
     );
   } catch (err) {
@@ -103,18 +103,22 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   };
 
   let stopping: Promise<number> | undefined;
+  let deadline: NodeJS.Timeout | undefined;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
   const forwarder = new PortForwarder(sandbox);
-  const stop = (reason?: string): Promise<number> => {
+  /** `crash`: why the sandbox died under us; `note`: why a clean stop happened. */
+  const stop = (crash?: string, note?: string): Promise<number> => {
     stopping ??= (async () => {
+      clearTimeout(deadline);
       update({ status: "stopping" });
-      if (!reason) await terminateGracefully(server.running, req.gracefulShutdownMs);
+      if (!crash) await terminateGracefully(server.running, req.gracefulShutdownMs);
       forwarder.close();
       server.close();
       await sandbox.close();
-      update({ status: reason ? "crashed" : "stopped", ...(reason ? { lastError: reason } : {}) });
-      return reason ? 1 : 0;
+      const why = crash ?? note;
+      update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
+      return crash ? 1 : 0;
     })();
     void stopping.then(finish);
     return stopping;
@@ -138,6 +142,14 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   } catch (err) {
     await stop((err as Error).message);
     throw err;
+  }
+  // A long-lived sandbox has no deadline unless one was asked for (--timeout).
+  const timeoutSeconds = req.options.timeoutSeconds ?? 0;
+  if (timeoutSeconds > 0) {
+    deadline = setTimeout(
+      () => void stop(undefined, `timed out after ${timeoutSeconds} s`),
+      timeoutSeconds * 1000,
+    );
   }
   req.onReady(record);
   if (req.command.length > 0) void runLogged(sandbox, req.command, logPath(id), req.echo);

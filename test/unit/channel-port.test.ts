@@ -30,6 +30,22 @@ test("a forwarded connection carries bytes both ways and half-closes each way", 
   channel.close();
 });
 
+test("data and EOF written before the guest connected wait for STARTED", async () => {
+  const { channel, guest, fatals } = setup();
+  const port = channel.forwardPort(8080);
+  port.writable.end("early");
+  await until(() => guest.streams.size === 1, "the guest sees the request");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(
+    guest.received.map((f) => f.type),
+    [FrameType.PortForward],
+  );
+  guest.send(FrameType.Started, 1, started);
+  assert.equal((await guest.readStdin(1)).toString(), "early");
+  assert.deepEqual(fatals, []);
+  channel.close();
+});
+
 test("a refused connection rejects with the guest's reason", async () => {
   const { channel, guest } = setup();
   const port = channel.forwardPort(9);

@@ -132,3 +132,15 @@ test("diagnose reports every check, as text and JSON, and its exit status follow
   assert.equal(broken.status, 1);
   assert.match(broken.stdout, /^✗ qemu: WHEELLOCK_QEMU=\/nonexistent\/qemu does not exist$/m);
 });
+
+test("--rm=false is the reference CLI's spelling of --no-rm, but only before the command", async () => {
+  const { normalizeRmFlag } = await import("../../src/cli/run-long-lived.js");
+  assert.deepEqual(normalizeRmFlag(["run", "--rm=false", "--", "echo", "--rm=false"]), [
+    "run",
+    "--no-rm",
+    "--",
+    "echo",
+    "--rm=false",
+  ]);
+  assert.deepEqual(normalizeRmFlag(["run", "--rm=true", "sh"]), ["run", "--rm", "sh"]);
+});

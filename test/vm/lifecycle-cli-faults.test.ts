@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { isolateDataDir, runDirEntries } from "../helpers/vm.js";
+import { Sandbox } from "../../src/index.js";
 import {
   CLI,
   inspect,
@@ -54,6 +55,17 @@ test("five sandboxes start concurrently, each distinct and running", async () =>
     hostnames.map((r) => r.stdout.trim()),
     ids,
   );
+  // 20 concurrent execs into one of them while all five run.
+  const sb = Sandbox.connect(ids[3] as string);
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      sb.exec(["sh", "-c", `echo ${i}; head -c 100000 /dev/zero`]),
+    ),
+  );
+  results.forEach((r, i) => {
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout.length, `${i}\n`.length + 100_000);
+  });
 });
 
 test("SIGKILL of the supervisor: list says crashed, QEMU dies with it, gc cleans the run dir", async () => {

@@ -33,11 +33,13 @@ const HTTP_SERVER =
 
 function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    get({ host: "127.0.0.1", port, path, timeout: 20_000 }, (res) => {
+    const req = get({ host: "127.0.0.1", port, path, timeout: 20_000 }, (res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c.toString()));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on("error", reject);
   });
 }
 
@@ -136,6 +138,9 @@ test("cp copies files both ways, keeping the mode", async () => {
   const missing = await wheellock(["cp", `${id}:/nope`, dest]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /^wheellock: \/nope: .*No such file/);
+  assert.ok(readFileSync(dest).equals(data), "a failed copy leaves the destination alone");
+  const intoDir = await wheellock(["cp", `${id}:/root/in.bin`, scratch]);
+  assert.equal(intoDir.code, 0, intoDir.stderr);
 });
 
 test("log shows the serial console and the run command's output", async () => {
@@ -145,6 +150,17 @@ test("log shows the serial console and the run command's output", async () => {
   const log = wheellockSync(["log", id]).stdout;
   assert.match(log, /wheellock-agent: ready after \d+ ms/);
   assert.match(log, /command exited with status 0/);
+  // -f follows what the guest writes to its console from now on.
+  const follow = spawn(process.execPath, [...CLI, "log", "-f", id], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let followed = "";
+  follow.stdout.on("data", (c: Buffer) => (followed += c.toString()));
+  await waitUntil("log -f printed the old log", () => followed.includes("from-the-run-command"));
+  await wheellock(["exec", id, "--", "sh", "-c", "echo console-marker-$((40+2)) > /dev/console"]);
+  await waitUntil("log -f shows new console output", () => followed.includes("console-marker-42"));
+  follow.kill("SIGINT");
+  assert.equal(await new Promise((resolve) => follow.once("exit", resolve)), 0);
 });
 
 test("published port and port-forward reach an HTTP server in the guest", async () => {
