@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
-import { Transform, type Readable } from "node:stream";
+import { spawn } from "node:child_process";
+import { pipeline, Transform, type Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { extract, type Header } from "tar-stream";
 import { ErrImage } from "../errors.js";
+import { findExecutable } from "../util/which.js";
 import { baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from "./rootfs-path.js";
 import type { EntryMeta, Inode, RootfsTree } from "./rootfs-tree.js";
 
@@ -11,19 +13,50 @@ const OPAQUE = ".wh..wh..opq";
 
 /**
  * Decompresses by content (gzip or zstd magic, else plain tar): `docker save` archives and some
- * registries label layers loosely, and the bytes never lie.
+ * registries label layers loosely, and the bytes never lie. zstd uses Node's own decoder where it
+ * has one (>= 22.15), else the `zstd` tool.
  */
 export async function decompressLayer(source: Readable, layerName: string): Promise<Readable> {
   const first = await peek(source);
-  if (first[0] === 0x1f && first[1] === 0x8b) return source.pipe(zlib.createGunzip());
+  if (first[0] === 0x1f && first[1] === 0x8b) return through(source, zlib.createGunzip());
   if (first[0] === 0x28 && first[1] === 0xb5 && first[2] === 0x2f && first[3] === 0xfd) {
     const make = (zlib as unknown as { createZstdDecompress?: () => Transform })
       .createZstdDecompress;
-    if (!make)
-      throw new ErrImage(`layer ${layerName} is zstd-compressed, which needs Node.js >= 22.15`);
-    return source.pipe(make());
+    if (make) return through(source, make());
+    return zstdTool(source, layerName);
   }
   return source;
+}
+
+/** `source.pipe(t)`, but a failing source also fails `t` (pipe alone would leave it hanging). */
+function through(source: Readable, t: Transform): Readable {
+  pipeline(source, t, (err) => {
+    if (err) t.destroy(err);
+  });
+  return t;
+}
+
+function zstdTool(source: Readable, layerName: string): Readable {
+  const zstd = findExecutable("zstd");
+  if (!zstd)
+    throw new ErrImage(
+      `layer ${layerName} is zstd-compressed: install zstd (apt-get install zstd) or use Node.js >= 22.15`,
+    );
+  const child = spawn(zstd, ["-dcq"], { stdio: ["pipe", "pipe", "pipe"] });
+  const stdout = child.stdout;
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-500)));
+  pipeline(source, child.stdin, (err) => {
+    if (err) stdout.destroy(err);
+  });
+  child.on("error", (err) => stdout.destroy(err));
+  child.on("close", (code) => {
+    if (code !== 0)
+      stdout.destroy(
+        new ErrImage(`layer ${layerName}: zstd failed (exit ${code}): ${stderr.trim()}`),
+      );
+  });
+  return stdout;
 }
 
 /** Reads the first bytes and puts them back. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -94,6 +95,33 @@ for (const asRoot of isRoot ? [true, false] : [false]) {
     });
   });
 }
+
+test("zstd, gzip and plain layers are recognised by their bytes", async () => {
+  const tars = [
+    await layerTar([{ name: "z", content: "zstd" }]),
+    await layerTar([{ name: "g", content: "gzip" }]),
+    await layerTar([{ name: "p", content: "plain" }]),
+  ];
+  const blobs = [
+    execFileSync("zstd", ["-c", "-q"], { input: tars[0] }),
+    gzipSync(tars[1] ?? Buffer.alloc(0)),
+    tars[2],
+  ];
+  const img = join(work, "mixed.ext4");
+  await buildRootfsExt4({
+    layers: blobs.map((b, i) => ({
+      name: `l${i}`,
+      diffId: sha256(tars[i] ?? Buffer.alloc(0)),
+      open: () => Promise.resolve(Readable.from([b ?? Buffer.alloc(0)])),
+    })),
+    workDir: join(work, "w"),
+    outPath: img,
+  });
+  assert.deepEqual(
+    [catIn(img, "/z"), catIn(img, "/g"), catIn(img, "/p")],
+    ["zstd", "gzip", "plain"],
+  );
+});
 
 describe("hostile layers are refused and leave nothing behind", () => {
   const cases: Array<[string, EntrySpec[][], RegExp]> = [
