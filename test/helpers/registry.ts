@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { findExecutable } from "../../src/util/which.js";
 import type { BuiltImage } from "./oci-build.js";
 
 /** A real OCI registry (Debian's docker-registry) on 127.0.0.1, with its own storage. */
@@ -27,6 +28,10 @@ async function freePort(): Promise<number> {
 export async function startRegistry(
   opts: { user?: string; password?: string } = {},
 ): Promise<TestRegistry> {
+  if (!findExecutable("docker-registry"))
+    throw new Error(
+      "docker-registry not found: apt-get install docker-registry apache2-utils (see .ci/run)",
+    );
   const dir = mkdtempSync(join(tmpdir(), "wl-registry-"));
   const port = await freePort();
   let auth = "";
