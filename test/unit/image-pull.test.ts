@@ -241,7 +241,8 @@ describe("CLI pull", () => {
 describe("a misbehaving registry", () => {
   let server: Server;
   let host = "";
-  let mode: "tamper" | "cut" = "tamper";
+  let mode: "tamper" | "cut" | "stall" | "good" = "tamper";
+  const stalled: Array<{ destroy(): void }> = [];
   let good: BuiltImage;
   before(async () => {
     good = buildImage([await layerTar([{ name: "f", content: randomBytes(100_000) }])]);
@@ -256,6 +257,14 @@ describe("a misbehaving registry", () => {
       const layer = good.layers[0];
       if (layer && url.endsWith(layer.digest)) {
         const bytes = Buffer.from(layer.blob);
+        if (mode === "good") return res.end(bytes);
+        if (mode === "stall") {
+          // Half the layer, then nothing: the client sits in the download until killed.
+          res.setHeader("content-length", bytes.length);
+          res.write(bytes.subarray(0, bytes.length >> 1));
+          stalled.push(res);
+          return;
+        }
         if (mode === "tamper") {
           bytes[bytes.length - 20] = (bytes[bytes.length - 20] ?? 0) ^ 0xff;
           return res.end(bytes);
@@ -272,7 +281,10 @@ describe("a misbehaving registry", () => {
     const addr = server.address();
     host = `127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
   });
-  after(() => new Promise<void>((r) => server.close(() => r())));
+  after(() => {
+    for (const r of stalled) r.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
 
   const assertNothingStored = (store: ImageStore): void => {
     const blobs = existsSync(join(store.root, "blobs", "sha256"))
@@ -308,5 +320,36 @@ describe("a misbehaving registry", () => {
     await assert.rejects(pullImage(`${host}/x/y:1`, { store }));
     assertNothingStored(store);
     assert.equal(sha256(good.config), good.configDigest);
+  });
+
+  test("a pull killed mid-download leaves no image; prune clears its scraps; a new pull works", async () => {
+    mode = "stall";
+    const cacheDir = join(work, "killed-cache");
+    const env = { ...process.env, WHEELLOCK_CACHE_DIR: cacheDir };
+    const cli = (args: string[]) =>
+      promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+        env,
+        encoding: "utf8",
+      });
+    const child = execFile(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "pull", `${host}/x/y:1`],
+      { env },
+    );
+    const store = new ImageStore(join(cacheDir, "images", "oci"));
+    const tmpBlob = (): boolean =>
+      existsSync(join(store.root, "blobs", "sha256")) &&
+      readdirSync(join(store.root, "blobs", "sha256")).some((b) => b.includes(".tmp-"));
+    for (let i = 0; i < 200 && !tmpBlob(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(tmpBlob(), "the download had started");
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    assert.equal((await cli(["image", "ls"])).stdout, "REPOSITORY  TAG  DIGEST  SIZE  CREATED\n");
+    await cli(["image", "prune"]);
+    assertNothingStored(store);
+    mode = "good";
+    const ok = await cli(["pull", `${host}/x/y:1`]);
+    assert.match(ok.stdout, new RegExp(`Digest: ${good.manifestDigest}`));
   });
 });
