@@ -4,6 +4,8 @@
  * `resolveSandboxOptions`.
  */
 
+import type { MountConfig } from "./volumes.js";
+
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
 export type AccelChoice = "auto" | "kvm" | "tcg";
 
@@ -73,6 +75,13 @@ export interface SandboxOptions {
    * the guest as the gateway.
    */
   resolveOverrides?: Record<string, string>;
+  /**
+   * Host-backed filesystems, by absolute guest path: `{ "/workspace": { type: "host_fs",
+   * hostPath: "/src", readonly: true } }`. Served by the host (FUSE over virtio-serial); the
+   * guest cannot reach anything outside each host path. `overlay` mounts write to a
+   * per-sandbox copy-on-write layer and never change the host. See `-v` for the CLI form.
+   */
+  mounts?: Record<string, MountConfig>;
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */

@@ -24,6 +24,7 @@ import { createRunDir, onProcessExit, sweepStaleRunDirs } from "./run-dir.js";
 import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
+import { FuseMounts } from "./fuse-mounts.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -57,6 +58,8 @@ export class Sandbox implements AsyncDisposable {
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  /** The FUSE server behind `options.mounts`; closed (overlay layers dropped) on shutdown. */
+  private mounts: FuseMounts | undefined;
 
   private constructor(
     config: ResolvedSandboxConfig,
@@ -103,7 +106,14 @@ export class Sandbox implements AsyncDisposable {
       rmSync(dir, { recursive: true, force: true });
     });
     let sandbox: Sandbox | undefined;
+    let mounts: FuseMounts | undefined;
     try {
+      if (options.mounts !== undefined && Object.keys(options.mounts).length > 0) {
+        mounts = await FuseMounts.open(dir, options.mounts, (err) =>
+          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`)),
+        );
+      }
+      const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
       const upperDiskPath = join(dir, "upper.ext4");
       await createEmptyExt4(upperDiskPath, config.diskSizeMb);
       const vm = await bootVm({
@@ -113,10 +123,13 @@ export class Sandbox implements AsyncDisposable {
         memoryMb: config.memoryMb,
         kernelPath: assets.kernel.vmlinuzPath,
         initramfsPath: assets.initramfsPath,
-        kernelArgs: config.privileged ? ["wheellock.privileged=1"] : [],
+        kernelArgs: [
+          ...(config.privileged ? ["wheellock.privileged=1"] : []),
+          ...(mounts?.kernelArgs ?? []),
+        ],
         imagePath: image.ext4Path ?? assets.image.ext4Path,
         upperDiskPath,
-        ...(internal.rawPorts ? { rawPorts: internal.rawPorts } : {}),
+        ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: networkOptions(config),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
@@ -134,12 +147,14 @@ export class Sandbox implements AsyncDisposable {
         unregister,
         image,
       );
+      sandbox.mounts = mounts;
       await sandbox.configureGuest();
       sandbox.watch();
       return sandbox;
     } catch (err) {
       if (sandbox) await sandbox.close();
       else {
+        await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
       }
@@ -301,6 +316,7 @@ export class Sandbox implements AsyncDisposable {
     }
     await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
+    await this.mounts?.close();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();
     this.events_.emit({

@@ -1,19 +1,25 @@
 /**
- * Node ids handed to the guest kernel, with the kernel's lookup counts. A node is a name in a
- * parent node, so a path is rebuilt by walking parents: renaming a directory moves everything
- * below it at once. Node ids are never reused, so the generation is always 0.
+ * Node ids handed to the guest kernel, with the kernel's lookup counts. A node is known by
+ * its names (parent node + name), so a path is rebuilt by walking parents and renaming a
+ * directory moves everything below it at once. Names whose stat carries the same `fileId`
+ * are hard links of one file and share one node id, so the kernel sees one inode (one
+ * attribute cache, one link count). Node ids are never reused, so the generation is always 0.
  */
 import { FUSE_ROOT_ID } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
 import { childPath } from "./names.js";
 
+interface Link {
+  parent: Node;
+  name: string;
+}
+
 interface Node {
   readonly id: bigint;
-  parent: Node | undefined;
-  name: string;
+  /** The names that lead here; the first one is used to build the path. Empty: unlinked. */
+  readonly links: Link[];
   lookups: bigint;
-  /** False once unlinked or replaced: the kernel may still hold it but no path leads to it. */
-  attached: boolean;
+  readonly fileId: string | undefined;
 }
 
 /** Bounds the path walk so a corrupted table can never loop. */
@@ -22,14 +28,9 @@ const MAX_DEPTH = 4096;
 export class InodeTable {
   private readonly byId = new Map<bigint, Node>();
   private readonly byKey = new Map<string, Node>();
+  private readonly byFileId = new Map<string, Node>();
   private nextId = FUSE_ROOT_ID + 1n;
-  private readonly root: Node = {
-    id: FUSE_ROOT_ID,
-    parent: undefined,
-    name: "",
-    lookups: 1n,
-    attached: true,
-  };
+  private readonly root: Node = { id: FUSE_ROOT_ID, links: [], lookups: 1n, fileId: undefined };
 
   constructor() {
     this.byId.set(this.root.id, this.root);
@@ -39,37 +40,48 @@ export class InodeTable {
     return this.byId.size;
   }
 
-  /** The current path of an attached node; ENOENT for unknown ids, ESTALE for detached ones. */
+  /** The current path of a linked node; ENOENT for unknown ids, ESTALE for unlinked ones. */
   path(id: bigint): string {
     let node = this.byId.get(id);
     if (node === undefined) throw new VfsError(Errno.ENOENT);
-    if (!node.attached) throw new VfsError(Errno.ESTALE);
     const names: string[] = [];
-    for (let depth = 0; node.parent !== undefined; depth++) {
+    for (let depth = 0; node !== this.root; depth++) {
+      const link: Link | undefined = node.links[0];
+      if (link === undefined) throw new VfsError(Errno.ESTALE);
       if (depth > MAX_DEPTH) throw new VfsError(Errno.ELOOP);
-      names.push(node.name);
-      node = node.parent;
+      names.push(link.name);
+      node = link.parent;
     }
     return names.length === 0 ? "/" : `/${names.reverse().join("/")}`;
   }
 
-  has(id: bigint): boolean {
-    return this.byId.has(id);
-  }
-
-  /** Id for `name` in `parentId`, counting one more kernel reference to it. */
-  remember(parentId: bigint, name: string): bigint {
+  /**
+   * Id for `name` in `parentId`, counting one more kernel reference to it. `fileId` (not for
+   * directories) joins the name to an existing node of the same file: a hard link.
+   */
+  remember(parentId: bigint, name: string, fileId?: string): bigint {
     const key = this.key(parentId, name);
     const existing = this.byKey.get(key);
-    if (existing !== undefined) {
+    if (existing !== undefined && (fileId === undefined || existing.fileId === fileId)) {
       existing.lookups += 1n;
       return existing.id;
     }
     const parent = this.byId.get(parentId);
     if (parent === undefined) throw new VfsError(Errno.ENOENT);
-    const node: Node = { id: this.nextId++, parent, name, lookups: 1n, attached: true };
+    // The name now names another file (changed behind our back): drop the old binding.
+    if (existing !== undefined) this.detach(parentId, name);
+    const same = fileId === undefined ? undefined : this.byFileId.get(fileId);
+    if (same !== undefined) {
+      // The newest name goes first: it is the one most likely to still exist.
+      same.links.unshift({ parent, name });
+      same.lookups += 1n;
+      this.byKey.set(key, same);
+      return same.id;
+    }
+    const node: Node = { id: this.nextId++, links: [{ parent, name }], lookups: 1n, fileId };
     this.byId.set(node.id, node);
     this.byKey.set(key, node);
+    if (fileId !== undefined) this.byFileId.set(fileId, node);
     return node.id;
   }
 
@@ -80,32 +92,47 @@ export class InodeTable {
     node.lookups = count >= node.lookups ? 0n : node.lookups - count;
     if (node.lookups > 0n) return;
     this.byId.delete(id);
-    if (node.attached && node.parent !== undefined) {
-      const key = this.key(node.parent.id, node.name);
+    for (const link of node.links) {
+      const key = this.key(link.parent.id, link.name);
       if (this.byKey.get(key) === node) this.byKey.delete(key);
+    }
+    if (node.fileId !== undefined && this.byFileId.get(node.fileId) === node) {
+      this.byFileId.delete(node.fileId);
     }
   }
 
-  /** The name is gone (unlink, rmdir, replaced by rename): the node keeps its id, loses its path. */
+  /** The name is gone (unlink, rmdir, replaced by rename); the node keeps its other names. */
   detach(parentId: bigint, name: string): void {
     const key = this.key(parentId, name);
     const node = this.byKey.get(key);
     if (node === undefined) return;
     this.byKey.delete(key);
-    node.attached = false;
+    this.dropLink(node, parentId, name);
+  }
+
+  private dropLink(node: Node, parentId: bigint, name: string): Link | undefined {
+    const at = node.links.findIndex((l) => l.parent.id === parentId && l.name === name);
+    const [link] = at >= 0 ? node.links.splice(at, 1) : [];
+    if (node.links.length === 0 && node.fileId !== undefined) {
+      if (this.byFileId.get(node.fileId) === node) this.byFileId.delete(node.fileId);
+    }
+    return link;
   }
 
   /** Moves a known name to a new parent/name, detaching whatever the target name held. */
   move(fromParent: bigint, fromName: string, toParent: bigint, toName: string): void {
     const toNode = this.byId.get(toParent);
     if (toNode === undefined) return;
+    const fromKey = this.key(fromParent, fromName);
+    const node = this.byKey.get(fromKey);
+    // rename(2) between two links of one file does nothing.
+    if (node !== undefined && this.byKey.get(this.key(toParent, toName)) === node) return;
     this.detach(toParent, toName);
-    const key = this.key(fromParent, fromName);
-    const node = this.byKey.get(key);
     if (node === undefined) return;
-    this.byKey.delete(key);
-    node.parent = toNode;
-    node.name = toName;
+    this.byKey.delete(fromKey);
+    const link = this.dropLink(node, fromParent, fromName);
+    node.links.unshift({ parent: toNode, name: toName });
+    if (link === undefined && node.fileId !== undefined) this.byFileId.set(node.fileId, node);
     this.byKey.set(this.key(toParent, toName), node);
   }
 
@@ -115,18 +142,20 @@ export class InodeTable {
     const b = this.byKey.get(this.key(bParent, bName));
     const aParentNode = this.byId.get(aParent);
     const bParentNode = this.byId.get(bParent);
-    if (aParentNode === undefined || bParentNode === undefined) return;
+    if (aParentNode === undefined || bParentNode === undefined || a === b) return;
     this.byKey.delete(this.key(aParent, aName));
     this.byKey.delete(this.key(bParent, bName));
-    if (a !== undefined) {
-      a.parent = bParentNode;
-      a.name = bName;
-      this.byKey.set(this.key(bParent, bName), a);
-    }
-    if (b !== undefined) {
-      b.parent = aParentNode;
-      b.name = aName;
-      this.byKey.set(this.key(aParent, aName), b);
+    for (const [node, from, to] of [
+      [a, { id: aParent, name: aName }, { parent: bParentNode, name: bName }],
+      [b, { id: bParent, name: bName }, { parent: aParentNode, name: aName }],
+    ] as const) {
+      if (node === undefined) continue;
+      const link = node.links.find((l) => l.parent.id === from.id && l.name === from.name);
+      if (link !== undefined) {
+        link.parent = to.parent;
+        link.name = to.name;
+      }
+      this.byKey.set(this.key(to.parent.id, to.name), node);
     }
   }
 

@@ -23,7 +23,8 @@ function owner(header: FuseInHeader): VfsOwner {
 /** Stats the new name and hands the kernel a counted reference to it. */
 export async function replyEntry(ctx: OpsContext, parent: bigint, name: string): Promise<Buffer> {
   const stat = await ctx.provider.stat(ctx.inodes.childPath(parent, name));
-  return entryOut(ctx.inodes.remember(parent, name), stat, ctx.timeouts);
+  const fileId = stat.type === "dir" ? undefined : stat.fileId;
+  return entryOut(ctx.inodes.remember(parent, name, fileId), stat, ctx.timeouts);
 }
 
 const lookup: OpHandler = async (ctx, header, body) => replyEntry(ctx, header.nodeid, body.name());

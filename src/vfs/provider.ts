@@ -29,6 +29,12 @@ export interface VfsStat {
   readonly ctimeMs: number;
   /** Stable identity of the underlying file, when the provider has one (host inode number). */
   readonly ino?: number;
+  /**
+   * Identity of the file, unique within the provider (e.g. host "dev:ino"). Names with the
+   * same fileId are hard links of one file: the server gives them one node id, so the guest
+   * kernel caches one set of attributes. Omit when the provider cannot tell.
+   */
+  readonly fileId?: string;
 }
 
 export interface VfsDirEntry {

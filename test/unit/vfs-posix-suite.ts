@@ -113,11 +113,20 @@ export function posixSuite(
     await k.link(f.nodeid, ROOT, "two");
     const two = await k.lookup(ROOT, "two");
     assert.equal(two.attr.nlink, 2);
+    assert.equal(two.nodeid, f.nodeid, "both names are one inode for the kernel");
     const fh2 = await k.open(two.nodeid, 2);
     await k.write(fh2, 0, Buffer.from("SH"));
     assert.equal((await k.read(f.fh, 0, 10)).toString(), "SHared");
     await k.release(fh2);
     await k.release(f.fh);
+    // Removing the name the node was first known by leaves it reachable through the other.
+    const d = await k.mkdir(ROOT, "sub");
+    await k.link(f.nodeid, d, "three");
+    await k.unlink(ROOT, "one");
+    await k.unlink(ROOT, "two");
+    assert.equal((await k.getattr(f.nodeid)).nlink, 1);
+    assert.equal((await k.setattr(f.nodeid, { mode: 0o600 })).mode & 0o777, 0o600);
+    assert.equal((await k.lookup(d, "three")).attr.mode & 0o777, 0o600);
   });
 
   withKernel("symlinks are stored verbatim and never followed by the server", async (k) => {

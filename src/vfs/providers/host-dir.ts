@@ -81,6 +81,7 @@ export class HostDirProvider implements VfsProvider {
     mtimeMs: st.mtimeMs,
     ctimeMs: st.ctimeMs,
     ino: st.ino,
+    fileId: `${st.dev}:${st.ino}`,
   });
 
   async stat(path: string): Promise<VfsStat> {

@@ -55,6 +55,7 @@ export function memStat(node: MemNode): VfsStat {
     mtimeMs: m.mtimeMs,
     ctimeMs: m.ctimeMs,
     ino: m.ino,
+    fileId: `m${m.ino}`,
   };
 }
 

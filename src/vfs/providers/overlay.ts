@@ -39,10 +39,10 @@ export class OverlayProvider implements VfsProvider {
 
   async stat(path: string): Promise<VfsStat> {
     const up = await this.copyUp.inUpper(path);
-    if (up !== undefined) return up;
+    if (up !== undefined) return withLayer(up, "u");
     try {
       if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
-      return await this.lower.stat(path);
+      return withLayer(await this.lower.stat(path), "l");
     } catch (err) {
       // Missing in both layers: ENOTDIR when the merged parent is a file, as POSIX says.
       if (err instanceof VfsError && err.errno === Errno.ENOENT && path !== "/") {
@@ -199,4 +199,9 @@ export class OverlayProvider implements VfsProvider {
     await this.upper.close?.();
     await this.onClose?.();
   }
+}
+
+/** The two layers are separate providers: keep their file ids apart. */
+function withLayer(stat: VfsStat, layer: "u" | "l"): VfsStat {
+  return stat.fileId === undefined ? stat : { ...stat, fileId: `${layer}${stat.fileId}` };
 }

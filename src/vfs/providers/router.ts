@@ -106,7 +106,11 @@ export class RouterProvider implements VfsProvider {
       throw new VfsError(Errno.ENOENT);
     }
     try {
-      return await r.mount.provider.stat(r.inner);
+      const stat = await r.mount.provider.stat(r.inner);
+      // File ids are unique per provider only; two mounts may reuse the same ones.
+      return stat.fileId === undefined
+        ? stat
+        : { ...stat, fileId: `${r.mount.path}\0${stat.fileId}` };
     } catch (err) {
       // An ancestor of a deeper mount exists even where the outer provider has nothing.
       if (err instanceof VfsError && err.errno === Errno.ENOENT && this.isAncestor(path)) {

@@ -1,0 +1,89 @@
+/**
+ * Host side of a sandbox's mounts: one FUSE server (src/vfs) behind the `wheellock.fuse`
+ * virtio-serial port, serving every mount through a router keyed by guest path. The guest
+ * agent mounts that one filesystem and binds each guest path to its subtree
+ * (`wheellock.fuse=/a:/b` on the kernel command line).
+ */
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import type { MountConfig } from "../config/volumes.js";
+import { validateGuestMount } from "../config/volumes.js";
+import { ErrInvalidConfig } from "../errors.js";
+import {
+  FuseServer,
+  HostDirProvider,
+  MemoryProvider,
+  ReadOnlyProvider,
+  RouterProvider,
+  openHostOverlay,
+  type VfsProvider,
+} from "../vfs/index.js";
+
+export const FUSE_PORT_NAME = "wheellock.fuse";
+
+async function providerFor(mount: MountConfig, runDir: string): Promise<VfsProvider> {
+  let provider: VfsProvider;
+  if (mount.type === "memory") {
+    provider = new MemoryProvider();
+  } else {
+    if (mount.hostPath === undefined) {
+      throw new ErrInvalidConfig(`a ${mount.type} mount needs a host path`);
+    }
+    provider =
+      mount.type === "overlay"
+        ? (await openHostOverlay({ hostPath: mount.hostPath, upperParentDir: runDir })).provider
+        : await HostDirProvider.open(mount.hostPath);
+  }
+  return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
+}
+
+export class FuseMounts {
+  private constructor(
+    private readonly listener: Server,
+    private readonly server: FuseServer,
+    readonly socketPath: string,
+    readonly guestPaths: string[],
+  ) {}
+
+  /** Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it). */
+  static async open(
+    runDir: string,
+    mounts: Readonly<Record<string, MountConfig>>,
+    onError: (err: Error) => void,
+  ): Promise<FuseMounts> {
+    const guestPaths = Object.keys(mounts).map(validateGuestMount);
+    const providers = new Map<string, VfsProvider>();
+    try {
+      for (const path of guestPaths) providers.set(path, await providerFor(mounts[path]!, runDir));
+    } catch (err) {
+      await Promise.all([...providers.values()].map((p) => p.close?.()));
+      throw err;
+    }
+    const server = new FuseServer({ provider: new RouterProvider(providers), onError });
+    const socketPath = join(runDir, "fuse.sock");
+    const listener = createServer((socket) => {
+      // Only QEMU connects, once; nothing else may attach to the guest's filesystem.
+      listener.close();
+      server.attach(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(socketPath, resolve);
+    });
+    return new FuseMounts(listener, server, socketPath, guestPaths);
+  }
+
+  get rawPort(): { name: string; socketPath: string } {
+    return { name: FUSE_PORT_NAME, socketPath: this.socketPath };
+  }
+
+  get kernelArgs(): string[] {
+    return [`wheellock.fuse=${this.guestPaths.join(":")}`];
+  }
+
+  /** Stops serving and releases every provider (an overlay's upper layer goes here). */
+  async close(): Promise<void> {
+    this.listener.close();
+    await this.server.close();
+  }
+}

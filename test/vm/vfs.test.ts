@@ -1,0 +1,106 @@
+// Host directories mounted into the VM through the FUSE relay: guest writes reach the host
+// (host_fs), read-only mounts refuse writes, overlay mounts never change the host, and a
+// root shell in the guest cannot reach host files outside the mounted directory.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { Sandbox } from "../../src/index.js";
+import { isolateDataDir, scratchDir } from "../helpers/vm.js";
+
+isolateDataDir();
+const base = scratchDir();
+const work = join(base, "work");
+const ro = join(base, "ro");
+const ov = join(base, "ov");
+const outside = join(base, "outside");
+for (const d of [work, ro, ov, outside]) mkdirSync(d);
+writeFileSync(join(outside, "secret"), "SECRET");
+writeFileSync(join(ro, "keep"), "read me");
+writeFileSync(join(ov, "base.txt"), "lower");
+
+describe("mounts", () => {
+  let sb: Sandbox;
+  before(async () => {
+    sb = await Sandbox.create({
+      mounts: {
+        "/workspace": { type: "host_fs", hostPath: work },
+        "/workspace/ro": { type: "host_fs", hostPath: ro, readonly: true },
+        "/mnt/ov": { type: "overlay", hostPath: ov },
+      },
+    });
+  });
+  after(async () => sb?.close());
+
+  test("a guest write is on the host, and a host file is visible in the guest", async () => {
+    writeFileSync(join(work, "from-host"), "hello guest");
+    const r = await sb.exec(
+      "echo hello host > /workspace/from-guest && cat /workspace/from-host && ls /workspace",
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /hello guest/);
+    assert.equal(readFileSync(join(work, "from-guest"), "utf8"), "hello host\n");
+  });
+
+  test("POSIX basics in the mount: mkdir, rename, hard link, symlink, chmod, truncate, append", async () => {
+    const r = await sb.exec(
+      [
+        "set -e; cd /workspace",
+        "mkdir -p d/e && echo 1 > d/e/f && mv d dd && cat dd/e/f",
+        "ln dd/e/f hard && ln -s dd/e/f soft && cat soft",
+        "chmod 600 hard && stat -c %a dd/e/f",
+        "echo more >> hard && truncate -s 2 hard && wc -c < dd/e/f",
+        "dd if=/dev/urandom of=big bs=1M count=8 2>/dev/null && sha256sum big | cut -c1-64",
+      ].join("\n"),
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.deepEqual(lines.slice(0, 4), ["1", "1", "600", "2"]);
+    const { createHash } = await import("node:crypto");
+    const hostSha = createHash("sha256")
+      .update(readFileSync(join(work, "big")))
+      .digest("hex");
+    assert.equal(lines[4], hostSha, "8 MiB written in the guest arrive intact");
+  });
+
+  test("a read-only mount refuses writes and keeps the host file", async () => {
+    const r = await sb.exec(
+      "cat /workspace/ro/keep; echo; echo x > /workspace/ro/keep; echo rc=$?; touch /workspace/ro/new; echo rc=$?",
+    );
+    assert.match(r.stdout, /read me/);
+    assert.doesNotMatch(r.stdout, /rc=0/);
+    assert.match(r.stderr, /Read-only file system/);
+    assert.equal(readFileSync(join(ro, "keep"), "utf8"), "read me");
+    assert.ok(!existsSync(join(ro, "new")));
+  });
+
+  test("an overlay mount takes writes in the guest and never changes the host", async () => {
+    const r = await sb.exec(
+      "echo changed > /mnt/ov/base.txt && echo new > /mnt/ov/new.txt && rm /mnt/ov/base.txt && ls /mnt/ov",
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "new.txt");
+    assert.equal(readFileSync(join(ov, "base.txt"), "utf8"), "lower");
+    assert.deepEqual(readdirSync(ov), ["base.txt"]);
+  });
+
+  test("escape attempts from a root shell stay inside the mount", async () => {
+    const r = await sb.exec(
+      [
+        "cd /workspace",
+        `ln -s ${outside}/secret abs; cat abs 2>&1`,
+        "ln -s ../outside/secret rel; cat rel 2>&1",
+        `ln ${outside}/secret hard 2>&1`,
+        "cat ../outside/secret 2>&1",
+        "echo pwned > abs 2>&1; echo pwned > rel 2>&1",
+        "mkfifo p 2>&1; mknod dev c 1 3 2>&1",
+        "true",
+      ].join("\n"),
+    );
+    assert.doesNotMatch(r.stdout, /SECRET/);
+    assert.equal(readFileSync(join(outside, "secret"), "utf8"), "SECRET");
+    assert.deepEqual(readdirSync(outside), ["secret"]);
+    // The guest's symlinks exist on the host as links, pointing where the guest said.
+    assert.ok(!existsSync(join(work, "dev")));
+  });
+});
