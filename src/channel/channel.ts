@@ -46,6 +46,11 @@ export interface ChannelOptions {
   onFatal?: (err: Error) => void;
   /** Frames tolerated on unknown streams, and on each stream after the host CLOSEd it (default 1024). */
   maxUnknownFrames?: number;
+  /**
+   * The guest already said HELLO to an earlier host: a VM restored from a memory snapshot
+   * resumes after its hello, so this channel starts as if it had received this one.
+   */
+  resumedHello?: Hello;
 }
 
 export interface Hello {
@@ -86,6 +91,11 @@ export class Channel {
       onData: (chunk) => this.onData(chunk),
       onGone: (err) => this.close(err),
     });
+    if (opts.resumedHello) {
+      this.helloReceived = true;
+      this.transport.flushHeld();
+      this.helloD.resolve(opts.resumedHello);
+    }
     this.ctx = {
       send: (type, id, payload) => this.transport.send(type, id, payload),
       whenWritable: () => this.transport.whenWritable(),

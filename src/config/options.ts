@@ -54,6 +54,13 @@ export interface SandboxOptions {
    * boundary still holds. Default false.
    */
   privileged?: boolean;
+  /**
+   * Start from a memory snapshot of an already booted VM with the same kernel, agent, image
+   * and resources when one exists (and save one after a cold boot when none does). The
+   * restored guest gets fresh entropy, clock and hostname. `false` forces a cold boot.
+   * Default: true, unless `WHEELLOCK_NO_SNAPSHOT=1`.
+   */
+  snapshot?: boolean;
   /** Accelerator. Default: `$WHEELLOCK_ACCEL`, else `auto`. */
   accel?: AccelChoice;
   /**
@@ -103,6 +110,7 @@ export interface ResolvedSandboxConfig {
   readonly user: string | undefined;
   readonly hostname: string;
   readonly privileged: boolean;
+  readonly snapshot: boolean;
   readonly accel: AccelChoice;
   /** Absolute path; undefined: the bundled kernel. */
   readonly kernel: string | undefined;

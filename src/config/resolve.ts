@@ -105,6 +105,10 @@ export function resolveSandboxOptions(
     user: opts.user === undefined ? undefined : checkUserSpec("user", opts.user),
     hostname: opts.hostname === undefined ? id : checkHostname("hostname", opts.hostname),
     privileged: opts.privileged === undefined ? false : checkBoolean("privileged", opts.privileged),
+    snapshot:
+      opts.snapshot === undefined
+        ? env.WHEELLOCK_NO_SNAPSHOT !== "1"
+        : checkBoolean("snapshot", opts.snapshot),
     accel:
       opts.accel !== undefined
         ? checkOneOf("accel", opts.accel, ACCEL_CHOICES)

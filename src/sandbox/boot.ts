@@ -1,9 +1,9 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { Channel } from "../channel/index.js";
+import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
-import { QemuProcess, logTail, type Accel, type VmSpec } from "../vmm/index.js";
+import { QemuProcess, logTail, resumeIncoming, type Accel, type VmSpec } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -20,6 +20,10 @@ export interface BootRequest {
   rawPorts?: VmSpec["rawPorts"];
   /** Default: `console.log` in the run dir. */
   consoleLogPath?: string;
+  /** Give QEMU a QMP socket (`qmp.sock` in the run dir) so the VM's state can be saved. */
+  qmp?: boolean;
+  /** Resume from this saved VM state (a snapshot) instead of booting the kernel. */
+  restoreStatePath?: string;
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
@@ -35,7 +39,10 @@ export interface BootedVm {
   hostBootMs: number;
   /** Ends by itself when QEMU closes its end of the link. */
   network: NetworkLink | undefined;
+  qmpSocketPath: string | undefined;
 }
+
+const RESTORED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -71,6 +78,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     controlSocketPath,
     consoleLogPath,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
+    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
+    ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
   };
   const network = req.network
     ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
@@ -112,11 +121,25 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    const socket = await Promise.race([firstConnection(server), deadline, qemuDied]);
+    const connection = firstConnection(server);
+    if (req.restoreStatePath && spec.qmpSocketPath) {
+      await Promise.race([
+        resumeIncoming(spec.qmpSocketPath, req.bootTimeoutMs),
+        deadline,
+        qemuDied,
+      ]);
+    }
+    const socket = await Promise.race([connection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
     server.close();
-    const channel = Channel.attach(socket, { onFatal: req.onFatal });
+    const channel = Channel.attach(socket, {
+      onFatal: req.onFatal,
+      ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
+    });
     const hello = await Promise.race([channel.hello, deadline, qemuDied]);
+    // A restored agent said hello long ago; a round trip proves it is really running.
+    if (req.restoreStatePath)
+      await Promise.race([channel.request(FrameType.Ping), deadline, qemuDied]);
     return {
       qemu,
       channel,
@@ -124,6 +147,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
       network,
+      qmpSocketPath: spec.qmpSocketPath,
     };
   } catch (err) {
     qemu.kill();

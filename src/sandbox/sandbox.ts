@@ -9,11 +9,12 @@ import {
   type SandboxOptions,
 } from "../config/index.js";
 import { ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
-import { createEmptyExt4 } from "../image/ext4.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
-import { bootVm } from "./boot.js";
+import type { BootRequest } from "./boot.js";
+import { snapshotKeyFor } from "./snapshot-policy.js";
+import { startVm } from "./start-vm.js";
 import { networkOptions } from "./network.js";
 import { EventHub, type SandboxEvent } from "./events.js";
 import { commandArgv, composeExecEnv } from "./exec-env.js";
@@ -52,6 +53,11 @@ export class Sandbox implements AsyncDisposable {
   readonly accel: Accel;
   /** Milliseconds from starting QEMU to the guest agent being ready. */
   readonly bootMs: number;
+  /** True when the VM resumed from a memory snapshot instead of booting its kernel. */
+  get restoredFromSnapshot(): boolean {
+    return this.restored;
+  }
+  private restored = false;
   readonly files: SandboxFiles;
 
   private readonly events_ = new EventHub();
@@ -114,9 +120,7 @@ export class Sandbox implements AsyncDisposable {
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
-      const upperDiskPath = join(dir, "upper.ext4");
-      await createEmptyExt4(upperDiskPath, config.diskSizeMb);
-      const vm = await bootVm({
+      const bootRequest: BootRequest = {
         runDir: dir,
         accel: accel.accel,
         cpus: config.vcpuCount,
@@ -128,13 +132,20 @@ export class Sandbox implements AsyncDisposable {
           ...(mounts?.kernelArgs ?? []),
         ],
         imagePath: image.ext4Path ?? assets.image.ext4Path,
-        upperDiskPath,
+        upperDiskPath: join(dir, "upper.ext4"),
         ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: networkOptions(config),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
+      };
+      const vm = await startVm(bootRequest, {
+        diskSizeMb: config.diskSizeMb,
+        snapshotKey: snapshotKeyFor(config, bootRequest, { rawPorts }),
+        warn: (msg) => {
+          if (process.env.WHEELLOCK_DEBUG === "1") process.stderr.write(`wheellock: ${msg}\n`);
+        },
       });
       qemuPid = vm.qemu.pid;
       sandbox = new Sandbox(
@@ -147,6 +158,7 @@ export class Sandbox implements AsyncDisposable {
         unregister,
         image,
       );
+      sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
       await sandbox.configureGuest();
       sandbox.watch();

@@ -4,3 +4,5 @@ export { buildQemuArgs, kernelCommandLine, CONTROL_PORT_NAME } from "./qemu-args
 export type { VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
 export type { QemuExit } from "./qemu-process.js";
+export { saveVmState, resumeIncoming } from "./save-state.js";
+export { QmpClient } from "./qmp.js";

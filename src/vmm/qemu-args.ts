@@ -29,6 +29,13 @@ export interface VmSpec {
    * benchmark uses one to measure the bare transport the control channel runs on.
    */
   rawPorts?: { name: string; socketPath: string }[];
+  /** QMP control socket (QEMU listens): used to save the VM's state for snapshots. */
+  qmpSocketPath?: string;
+  /**
+   * Start from saved VM state instead of booting: memory and device state are loaded from this
+   * file (written by a VM with the same spec) and the guest resumes where it was saved.
+   */
+  incomingStatePath?: string;
 }
 
 /** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
@@ -94,6 +101,13 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     "-device",
     "virtio-rng-device",
   );
+  if (spec.qmpSocketPath !== undefined) {
+    args.push("-qmp", `unix:${quoteOptionValue(spec.qmpSocketPath)},server=on,wait=off`);
+  }
+  if (spec.incomingStatePath !== undefined) {
+    // QEMU runs the exec: URI through /bin/sh; single quotes keep the path one word.
+    args.push("-incoming", `exec:cat '${spec.incomingStatePath.replaceAll("'", "'\\''")}'`);
+  }
   (spec.rawPorts ?? []).forEach((port, i) => {
     args.push(
       "-chardev",

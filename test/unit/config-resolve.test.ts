@@ -40,6 +40,7 @@ describe("resolveSandboxOptions defaults", () => {
       user: undefined,
       hostname: "vm-0123abcd",
       privileged: false,
+      snapshot: true,
       accel: "auto",
       kernel: undefined,
       noNetwork: false,

@@ -1,0 +1,32 @@
+import type { ResolvedSandboxConfig } from "../config/index.js";
+import { defaultAddressing } from "../net/index.js";
+import type { BootRequest } from "./boot.js";
+import { guestNetworkArgs } from "./network.js";
+import { snapshotKey } from "./snapshot-store.js";
+
+/**
+ * Which starts may use a memory snapshot, and under which key. A snapshot holds a guest that
+ * booted with exactly this kernel command line and these devices; anything that gives a guest
+ * per-sandbox state at boot time (extra serial ports, mounts, extra disks) must opt out here.
+ */
+export function snapshotKeyFor(
+  config: ResolvedSandboxConfig,
+  req: BootRequest,
+  internal: { rawPorts?: unknown[] },
+): string | undefined {
+  if (!config.snapshot) return undefined;
+  if (internal.rawPorts && internal.rawPorts.length > 0) return undefined;
+  const addressing = req.network?.addressing ?? defaultAddressing();
+  return snapshotKey({
+    kernelPath: req.kernelPath,
+    initramfsPath: req.initramfsPath,
+    imagePath: req.imagePath,
+    accel: req.accel,
+    vcpus: req.cpus,
+    memoryMb: req.memoryMb,
+    diskSizeMb: config.diskSizeMb,
+    // The guest's network settings come from the command line the saved kernel booted with.
+    kernelArgs: req.network ? [...req.kernelArgs, ...guestNetworkArgs(addressing)] : req.kernelArgs,
+    networkMtu: req.network ? addressing.mtuBytes : undefined,
+  });
+}

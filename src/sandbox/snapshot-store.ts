@@ -1,0 +1,130 @@
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { rename } from "node:fs/promises";
+import { join } from "node:path";
+import { cacheDir } from "../paths.js";
+import { runToolOk } from "../util/run-tool.js";
+import { findQemuBinary } from "../vmm/index.js";
+
+/**
+ * Saved VM states ("snapshots") of freshly booted sandboxes, one per distinct boot: the key
+ * covers everything the saved memory depends on, so a changed kernel, agent, image, resource
+ * size, kernel command line or QEMU binary can never resume a stale state.
+ */
+
+/** Bump when what a snapshot holds or how it is restored changes. */
+const FORMAT_VERSION = 1;
+/** Snapshots are ~100 MB each; keep the most recently used few. */
+const KEEP_SNAPSHOTS = 6;
+const COMPLETE_MARKER = "complete.json";
+
+export interface SnapshotInputs {
+  kernelPath: string;
+  initramfsPath: string;
+  imagePath: string;
+  accel: string;
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  kernelArgs: readonly string[];
+  /** NIC MTU, or undefined without a NIC. */
+  networkMtu: number | undefined;
+}
+
+export interface StoredSnapshot {
+  key: string;
+  dir: string;
+  statePath: string;
+  upperDiskPath: string;
+}
+
+/** Identity of a file's content as cheaply as possible: content-addressed paths plus size and mtime. */
+function fileIdentity(path: string): string {
+  const st = statSync(path);
+  return `${path}:${st.size}:${st.mtimeMs}`;
+}
+
+export function snapshotKey(inputs: SnapshotInputs): string {
+  const identity = {
+    format: FORMAT_VERSION,
+    kernel: fileIdentity(inputs.kernelPath),
+    initramfs: fileIdentity(inputs.initramfsPath),
+    image: fileIdentity(inputs.imagePath),
+    qemu: fileIdentity(findQemuBinary()),
+    accel: inputs.accel,
+    vcpus: inputs.vcpus,
+    memoryMb: inputs.memoryMb,
+    diskSizeMb: inputs.diskSizeMb,
+    kernelArgs: inputs.kernelArgs,
+    networkMtu: inputs.networkMtu ?? null,
+  };
+  return createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 32);
+}
+
+function snapshotsRoot(): string {
+  return join(cacheDir(), "snapshots");
+}
+
+function stored(key: string, dir: string): StoredSnapshot {
+  return { key, dir, statePath: join(dir, "vm.state"), upperDiskPath: join(dir, "upper.ext4") };
+}
+
+export function findSnapshot(key: string): StoredSnapshot | undefined {
+  const dir = join(snapshotsRoot(), key);
+  if (!existsSync(join(dir, COMPLETE_MARKER))) return undefined;
+  const now = new Date();
+  utimesSync(dir, now, now); // recently used: kept by the pruning below
+  return stored(key, dir);
+}
+
+/** A snapshot that failed to restore is removed so it is never tried again. */
+export function discardSnapshot(key: string): void {
+  rmSync(join(snapshotsRoot(), key), { recursive: true, force: true });
+}
+
+/** Copies a sparse disk image without filling its holes (and shares blocks where the fs can). */
+export async function copySparse(from: string, to: string): Promise<void> {
+  await runToolOk(["cp", "--sparse=always", "--reflink=auto", from, to], (msg) => new Error(msg));
+}
+
+/**
+ * Builds a snapshot in a private temp dir, then renames it into place, so a crash mid-way or
+ * two processes saving the same key never leave a half-written snapshot that looks complete.
+ */
+export async function writeSnapshot(
+  key: string,
+  fill: (target: StoredSnapshot) => Promise<void>,
+): Promise<void> {
+  const root = snapshotsRoot();
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const tmp = join(root, `.tmp-${key}-${process.pid}-${Date.now()}`);
+  mkdirSync(tmp, { mode: 0o700 });
+  try {
+    await fill(stored(key, tmp));
+    writeFileSync(join(tmp, COMPLETE_MARKER), JSON.stringify({ key, createdAt: new Date() }));
+    const dest = join(root, key);
+    if (existsSync(dest)) return; // another process won the race; keep theirs
+    await rename(tmp, dest);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  pruneSnapshots(root);
+}
+
+function pruneSnapshots(root: string): void {
+  const entries = readdirSync(root)
+    .filter((name) => !name.startsWith("."))
+    .map((name) => ({ name, usedMs: statSync(join(root, name)).mtimeMs }))
+    .sort((a, b) => b.usedMs - a.usedMs);
+  for (const old of entries.slice(KEEP_SNAPSHOTS)) {
+    rmSync(join(root, old.name), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,82 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { createEmptyExt4 } from "../image/ext4.js";
+import { saveVmState } from "../vmm/index.js";
+import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
+import {
+  copySparse,
+  discardSnapshot,
+  findSnapshot,
+  writeSnapshot,
+  type StoredSnapshot,
+} from "./snapshot-store.js";
+
+export interface StartedVm extends BootedVm {
+  /** True when the VM resumed from a snapshot instead of booting. */
+  restored: boolean;
+}
+
+export interface StartOptions {
+  diskSizeMb: number;
+  /** Use (or create) the snapshot with this key; undefined = always cold boot. */
+  snapshotKey: string | undefined;
+  /** Where snapshot problems are reported; they never fail the start. */
+  warn: (message: string) => void;
+}
+
+/**
+ * Starts the sandbox's VM: from a snapshot when a matching one exists (a fraction of a cold
+ * boot), otherwise by booting; after a cold boot it saves a snapshot for the next start. The
+ * snapshot is taken right after the agent's hello, before anything sandbox-specific (clock,
+ * hostname, entropy, commands) reaches the guest, so it holds nothing of this sandbox.
+ */
+export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
+  const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
+  if (snapshot) {
+    try {
+      return { ...(await restore(req, snapshot)), restored: true };
+    } catch (err) {
+      // Never try a snapshot that failed once again: fall back to a cold boot.
+      discardSnapshot(snapshot.key);
+      opts.warn(
+        `snapshot ${snapshot.key} could not be restored, booting: ${(err as Error).message}`,
+      );
+      clearRunDirForRetry(req.runDir, req.upperDiskPath);
+    }
+  }
+  await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
+  const vm = await bootVm({ ...req, qmp: opts.snapshotKey !== undefined });
+  if (opts.snapshotKey && vm.qmpSocketPath) {
+    await capture(vm.qmpSocketPath, opts.snapshotKey, req.upperDiskPath).catch((err: Error) =>
+      opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
+    );
+  }
+  return { ...vm, restored: false };
+}
+
+async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<BootedVm> {
+  // The saved memory expects the disk exactly as it was at save time: each sandbox gets its
+  // own copy (sparse, so a few MB), and its writes never reach the snapshot.
+  await copySparse(snapshot.upperDiskPath, req.upperDiskPath);
+  return bootVm({ ...req, restoreStatePath: snapshot.statePath });
+}
+
+async function capture(qmpSocketPath: string, key: string, upperDiskPath: string): Promise<void> {
+  let paused: { resume(): Promise<void> } | undefined;
+  try {
+    await writeSnapshot(key, async (target) => {
+      paused = await saveVmState(qmpSocketPath, target.statePath);
+      // The VM is paused: its disk matches the saved memory.
+      await copySparse(upperDiskPath, target.upperDiskPath);
+    });
+  } finally {
+    await paused?.resume();
+  }
+}
+
+function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
+  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qemu.log"]) {
+    rmSync(join(runDir, name), { force: true });
+  }
+  rmSync(upperDiskPath, { force: true });
+}

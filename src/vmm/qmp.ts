@@ -1,0 +1,96 @@
+import { createConnection, type Socket } from "node:net";
+
+/**
+ * A minimal QMP (QEMU Machine Protocol) client: one command at a time, JSON lines over a unix
+ * socket. Used to stop a VM and save its state for snapshot restore.
+ */
+export class QmpClient {
+  private buffer = "";
+  private waiting: ((msg: Record<string, unknown>) => void) | undefined;
+  private failure: Error | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => this.onData(chunk));
+    socket.on("error", (err) => this.fail(err));
+    socket.on("close", () => this.fail(new Error("QMP connection closed")));
+  }
+
+  static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = createConnection(path);
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`QMP connect timed out: ${path}`));
+      }, timeoutMs);
+      s.once("connect", () => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+      s.once("error", (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const client = new QmpClient(socket);
+    await client.next(); // greeting
+    await client.execute("qmp_capabilities");
+    return client;
+  }
+
+  /** Runs a command and returns its `return` value; a QMP error becomes an Error. */
+  async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    this.socket.write(
+      `${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`,
+    );
+    for (;;) {
+      const msg = await this.next();
+      if ("event" in msg) continue; // asynchronous events are not replies
+      if ("error" in msg) {
+        const error = msg.error as { desc?: string } | undefined;
+        throw new Error(`QMP ${command}: ${error?.desc ?? "failed"}`);
+      }
+      return msg.return;
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const line = this.takeLine();
+    if (line) return Promise.resolve(line);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  private takeLine(): Record<string, unknown> | undefined {
+    for (;;) {
+      const nl = this.buffer.indexOf("\n");
+      if (nl < 0) return undefined;
+      const text = this.buffer.slice(0, nl).trim();
+      this.buffer = this.buffer.slice(nl + 1);
+      if (text) return JSON.parse(text) as Record<string, unknown>;
+    }
+  }
+
+  private onData(chunk: string): void {
+    this.buffer += chunk;
+    if (!this.waiting) return;
+    const line = this.takeLine();
+    if (line) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve(line);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    const resolve = this.waiting;
+    this.waiting = undefined;
+    // The pending next() sees the failure through a synthetic error reply.
+    resolve?.({ error: { desc: this.failure.message } });
+  }
+}

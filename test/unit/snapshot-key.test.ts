@@ -1,0 +1,47 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { snapshotKey, type SnapshotInputs } from "../../src/sandbox/snapshot-store.js";
+
+const dir = mkdtempSync(join(tmpdir(), "wl-snapkey-"));
+process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+for (const f of ["vmlinuz", "initrd", "image"]) writeFileSync(join(dir, f), f);
+
+const base: SnapshotInputs = {
+  kernelPath: join(dir, "vmlinuz"),
+  initramfsPath: join(dir, "initrd"),
+  imagePath: join(dir, "image"),
+  accel: "tcg",
+  vcpus: 1,
+  memoryMb: 512,
+  diskSizeMb: 5120,
+  kernelArgs: [],
+  networkMtu: 65520,
+};
+
+test("the snapshot key changes with everything the saved state depends on", () => {
+  const key = snapshotKey(base);
+  assert.equal(snapshotKey({ ...base }), key, "stable for the same inputs");
+  const variants: Partial<SnapshotInputs>[] = [
+    { accel: "kvm" },
+    { vcpus: 2 },
+    { memoryMb: 1024 },
+    { diskSizeMb: 1024 },
+    { kernelArgs: ["wheellock.privileged=1"] },
+    { networkMtu: undefined },
+    { imagePath: join(dir, "initrd") },
+  ];
+  for (const v of variants) assert.notEqual(snapshotKey({ ...base, ...v }), key, JSON.stringify(v));
+});
+
+test("a rebuilt kernel, agent or image (same path, new content) changes the key", () => {
+  const key = snapshotKey(base);
+  writeFileSync(join(dir, "initrd"), "a rebuilt agent");
+  assert.notEqual(snapshotKey(base), key);
+  const key2 = snapshotKey(base);
+  const later = new Date(Date.now() + 5000);
+  utimesSync(join(dir, "vmlinuz"), later, later);
+  assert.notEqual(snapshotKey(base), key2);
+});
