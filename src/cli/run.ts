@@ -1,0 +1,203 @@
+import { Command, Option } from "commander";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import { mergeEnv, type SandboxOptions } from "../config/index.js";
+import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
+import { Sandbox, type ExecProcess } from "../sandbox/index.js";
+import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
+import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
+import { attachTerminal, hostTerminalSize } from "./tty.js";
+import {
+  addImageOptions,
+  longLivedArgv,
+  prepareRunImage,
+  runArgv,
+  type RunImageFlags,
+} from "./run-image.js";
+import {
+  addLongLivedOptions,
+  isLongLived,
+  runLongLived,
+  type LongLivedFlags,
+} from "./run-long-lived.js";
+
+interface RunFlags extends NetworkFlags {
+  /** Commander's negatable `--no-snapshot`: false when given. */
+  snapshot?: boolean;
+  image?: string;
+  cpus?: number;
+  memory?: number;
+  diskSize?: number;
+  timeout?: number;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  privileged?: boolean;
+  accel?: "auto" | "kvm" | "tcg";
+  kernel?: string;
+  interactive?: boolean;
+  tty?: boolean;
+}
+
+/** `run` flags, with those of long-lived sandboxes (run-long-lived.ts). */
+type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags;
+
+/** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
+const EXIT_TIMEOUT = 124;
+
+// passThroughOptions: in `run ls -la`, options after the command are the command's own, as with
+// `docker run`.
+export function runCommand(): Command {
+  const cmd = new Command("run")
+    .description("run a command in a new sandbox, then destroy it")
+    .usage("[flags] [-- command [args...]]")
+    .option("--image <ref>", "image to run (default: the locally built default image)")
+    .option("--cpus <n>", "virtual CPUs (may be fractional)", positiveNumber("--cpus"))
+    .option("--memory <mb>", "memory in MB (default 512)", positiveInteger("--memory"))
+    .option(
+      "--disk-size <mb>",
+      "writable disk size in MB (default 5120)",
+      positiveInteger("--disk-size"),
+    )
+    .option(
+      "--timeout <s>",
+      "stop the sandbox after this many seconds (default 300, 0 = none)",
+      positiveInteger("--timeout"),
+    )
+    .option(
+      "-e, --env <K=V|K>",
+      "set an environment variable (repeatable; bare K copies the host's)",
+      collect,
+      [],
+    )
+    .option("--env-file <path>", "read KEY=VALUE lines from a file (repeatable)", collect, [])
+    .option("-w, --workdir <dir>", "working directory in the guest")
+    .option("-u, --user <user>", "user in the guest: uid, uid:gid or name")
+    .option("--hostname <name>", "guest hostname (default: the sandbox id)")
+    .option("--privileged", "skip in-guest hardening (seccomp, capability drop, no_new_privs)")
+    .option("--no-snapshot", "cold boot even when a memory snapshot of this boot exists")
+    .addOption(
+      new Option("--accel <kind>", "accelerator").argParser(
+        oneOf("--accel", ["auto", "kvm", "tcg"] as const),
+      ),
+    )
+    .option("--kernel <path>", "guest kernel to boot instead of the prepared one")
+    .option("-i, --interactive", "forward stdin to the command")
+    .option("-t, --tty", "allocate a pseudo-terminal")
+    .argument("[command...]", "command and arguments (after --)")
+    .passThroughOptions();
+  addLongLivedOptions(cmd);
+  addImageOptions(cmd);
+  addNetworkOptions(cmd);
+  return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    if (isLongLived(flags)) {
+      const argv = await longLivedArgv(flags, command);
+      process.exitCode = await runLongLived(argv, flags, sandboxOptions(flags));
+      return;
+    }
+    process.exitCode = await run(command, flags);
+  });
+}
+
+function sandboxOptions(flags: RunFlags): SandboxOptions {
+  return {
+    ...(flags.image !== undefined ? { image: flags.image } : {}),
+    ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
+    ...(flags.memory !== undefined ? { memoryMb: flags.memory } : {}),
+    ...(flags.diskSize !== undefined ? { diskSizeMb: flags.diskSize } : {}),
+    ...(flags.timeout !== undefined ? { timeoutSeconds: flags.timeout } : {}),
+    ...(flags.workdir !== undefined ? { workdir: flags.workdir } : {}),
+    ...(flags.user !== undefined ? { user: flags.user } : {}),
+    ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
+    ...(flags.accel !== undefined ? { accel: flags.accel } : {}),
+    ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
+    privileged: flags.privileged === true,
+    ...(flags.snapshot === false ? { snapshot: false } : {}),
+    ...networkSandboxOptions(flags),
+    env: mergeEnv(flags.envFile, flags.env),
+  };
+}
+
+async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<number> {
+  // An image may supply the command (ENTRYPOINT/CMD); the default image does not.
+  if (command.length === 0 && flags.image === undefined && flags.entrypoint === undefined) {
+    throw new ErrInvalidConfig("command required: wheellock run [flags] -- command [args...]");
+  }
+  if (flags.tty && flags.interactive && !process.stdin.isTTY) {
+    throw new ErrInvalidConfig("-it requires a terminal on stdin");
+  }
+  await prepareRunImage(flags);
+  const sandbox = await Sandbox.create(sandboxOptions(flags));
+  try {
+    const proc = sandbox.spawn(
+      runArgv(sandbox.image, command, flags.entrypoint),
+      flags.tty ? { tty: hostTerminalSize() } : {},
+    );
+    await proc.pid;
+    return await (flags.tty && flags.interactive
+      ? interactive(proc)
+      : streamed(proc, flags.interactive === true));
+  } catch (err) {
+    if (err instanceof ErrTimeout) {
+      process.stderr.write(`wheellock: ${err.message}\n`);
+      return EXIT_TIMEOUT;
+    }
+    throw err;
+  } finally {
+    await sandbox.close();
+  }
+}
+
+/** Keeps a destination from being ended when the guest's stream ends (stdout is shared). */
+function keepOpen(dest: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (dest.write(chunk)) done();
+      else dest.once("drain", () => done());
+    },
+  });
+}
+
+export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
+  if (forwardStdin) process.stdin.pipe(proc.stdin);
+  else proc.stdin.end();
+  // Ctrl-C and SIGTERM go to the guest command, like `docker run`'s signal proxy; a second
+  // Ctrl-C while it is still running ends the sandbox.
+  let interrupts = 0;
+  const forward = (signal: NodeJS.Signals) => {
+    if (signal === "SIGINT" && ++interrupts > 1) proc.abandon();
+    else proc.kill(signal);
+  };
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  try {
+    const [exit] = await Promise.all([
+      proc.wait(),
+      pipeline(proc.stdout, keepOpen(process.stdout)),
+      pipeline(proc.stderr, keepOpen(process.stderr)),
+    ]);
+    return exit.exitCode;
+  } finally {
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
+    if (forwardStdin) {
+      process.stdin.unpipe(proc.stdin);
+      process.stdin.pause();
+    }
+  }
+}
+
+export async function interactive(proc: ExecProcess): Promise<number> {
+  const restore = attachTerminal(proc);
+  try {
+    const [exit] = await Promise.all([
+      proc.wait(),
+      pipeline(proc.stdout, keepOpen(process.stdout)),
+    ]);
+    return exit.exitCode;
+  } finally {
+    restore();
+  }
+}
