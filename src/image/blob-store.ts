@@ -58,7 +58,11 @@ export class BlobStore {
    */
   async putStream(
     digest: string,
-    source: Readable,
+    /**
+     * Opened only once the temp file is ready and consumed at once: a stream created earlier
+     * could error (a connection reset) while nobody listens, which Node treats as uncaught.
+     */
+    openSource: () => Readable,
     opts: { expectedSize?: number; onBytes?: (n: number) => void } = {},
   ): Promise<void> {
     await this.write(digest, async (tmp) => {
@@ -78,7 +82,7 @@ export class BlobStore {
           done(null, chunk);
         },
       });
-      await pipeline(source, meter, createWriteStream(tmp, { mode: 0o644 }));
+      await pipeline(openSource(), meter, createWriteStream(tmp, { mode: 0o644 }));
       const got = `sha256:${hash.digest("hex")}`;
       if (got !== digest)
         throw new ErrImage(`digest mismatch for blob ${digest}: got ${got}; discarded`);

@@ -178,19 +178,16 @@ async function downloadBlob(
     let sent = 0;
     try {
       const res = await client.getBlob(repository, desc.digest, signal);
-      if (!res.body)
+      const body = res.body as import("node:stream/web").ReadableStream<Uint8Array> | null;
+      if (!body)
         throw new ErrImage(`registry ${client.registry}: empty body for blob ${desc.digest}`);
-      await store.blobs.putStream(
-        desc.digest,
-        Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>),
-        {
-          expectedSize: desc.size,
-          onBytes: (n) => {
-            sent += n;
-            progress.bytes(desc.digest, n);
-          },
+      await store.blobs.putStream(desc.digest, () => Readable.fromWeb(body), {
+        expectedSize: desc.size,
+        onBytes: (n) => {
+          sent += n;
+          progress.bytes(desc.digest, n);
         },
-      );
+      });
       return;
     } catch (err) {
       progress.bytes(desc.digest, -sent);
