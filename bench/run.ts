@@ -48,9 +48,13 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 /** The whole CLI process: `wheellock run -- true`, as a user types it. */
 function cliRunTrueMs(): number {
   const t = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ["dist/cli/main.js", "run", "--", "true"], {
-    stdio: "inherit",
-  });
+  const r = spawnSync(
+    process.execPath,
+    ["dist/cli/main.js", "run", "--no-snapshot", "--", "true"],
+    {
+      stdio: "inherit",
+    },
+  );
   if (r.status !== 0) throw new Error(`wheellock run -- true exited ${r.status}`);
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
@@ -129,12 +133,29 @@ async function main(): Promise<void> {
   const boots: number[] = [];
   for (let i = 0; i < 3; i++) {
     const [ms, sb] = await timed(async () => {
-      const s = await Sandbox.create();
+      const s = await Sandbox.create({ snapshot: false });
       await s.exec(["true"]);
       return s;
     });
     sdk.push(ms);
     boots.push(sb.bootMs);
+    await sb.close();
+  }
+
+  log("snapshot restore: SDK create + first exec (1 save, then 5 restores)");
+  const primer = await Sandbox.create({ snapshot: true });
+  await primer.close();
+  const restores: number[] = [];
+  const restoreBoots: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const [ms, sb] = await timed(async () => {
+      const s = await Sandbox.create({ snapshot: true });
+      await s.exec(["true"]);
+      return s;
+    });
+    if (!sb.restoredFromSnapshot) throw new Error("expected a snapshot restore");
+    restores.push(ms);
+    restoreBoots.push(sb.bootMs);
     await sb.close();
   }
 
@@ -186,6 +207,11 @@ async function main(): Promise<void> {
         baselineBareBootMs: stats(bare),
         ratioCliVsBaseline: round(median(cli) / median(bare)),
         ratioSdkVsBaseline: round(median(sdk) / median(bare)),
+      },
+      snapshotStart: {
+        sdkCreateToFirstExecMs: stats(restores),
+        qemuSpawnToAgentReadyMs: stats(restoreBoots),
+        speedupVsColdStart: round(median(sdk) / median(restores)),
       },
       warm: {
         agentPingMs: stats(ping),
