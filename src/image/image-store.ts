@@ -141,6 +141,7 @@ export class ImageStore {
       async () => {
         const done = await stat(out).catch(() => undefined);
         if (done) return { path: out, sizeBytes: done.size, built: false };
+        await this.removeDeadScratch();
         await buildRootfsExt4({ layers: await layers(), workDir: lockDir, outPath: out });
         return { path: out, sizeBytes: (await stat(out)).size, built: true };
       },
@@ -175,12 +176,21 @@ export class ImageStore {
     const r = await this.removeUnusedRootfs();
     files += r.files;
     bytes += r.bytes;
+    files += await this.removeDeadScratch();
+    return { files, bytes };
+  }
+
+  /** Flattening scratch of processes that died mid-build (killed, power loss). */
+  private async removeDeadScratch(): Promise<number> {
     const tmpDir = join(this.root, "tmp");
+    let n = 0;
     for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
       const m = /^build-(\d+)-/.exec(name);
-      if (m && !isAlive(Number(m[1]))) await drop(join(tmpDir, name));
+      if (!m || isAlive(Number(m[1]))) continue;
+      await rm(join(tmpDir, name), { recursive: true, force: true });
+      n++;
     }
-    return { files, bytes };
+    return n;
   }
 
   private async removeUnusedRootfs(): Promise<{ files: number; bytes: number }> {
