@@ -12,7 +12,33 @@ export type {
   ExecEventInfo,
   FileInfo,
 } from "./sandbox/index.js";
-export type { SandboxOptions, ResolvedSandboxConfig, AccelChoice } from "./config/index.js";
+export type {
+  SandboxOptions,
+  ResolvedSandboxConfig,
+  AccelChoice,
+  MountConfig,
+  MountType,
+} from "./config/index.js";
+// Filesystems served to the guest: write your own provider against VfsProvider.
+export {
+  MemoryProvider,
+  HostDirProvider,
+  ReadOnlyProvider,
+  OverlayProvider,
+  RouterProvider,
+  VfsError,
+} from "./vfs/index.js";
+export type {
+  VfsProvider,
+  VfsHandle,
+  VfsStat,
+  VfsDirEntry,
+  VfsOpenFlags,
+  VfsOwner,
+  VfsSetattr,
+  VfsStatfs,
+  RenameMode,
+} from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";
 export type { SandboxRecord, SandboxStatus, PortBinding } from "./state/index.js";

@@ -6,6 +6,7 @@ import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
+import { addVolumeOptions, volumeSandboxOptions, type VolumeFlags } from "./volume-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -21,7 +22,7 @@ import {
   type LongLivedFlags,
 } from "./run-long-lived.js";
 
-interface RunFlags extends NetworkFlags {
+interface RunFlags extends NetworkFlags, VolumeFlags {
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
   image?: string;
@@ -91,6 +92,7 @@ export function runCommand(): Command {
   addLongLivedOptions(cmd);
   addImageOptions(cmd);
   addNetworkOptions(cmd);
+  addVolumeOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
@@ -116,6 +118,7 @@ function sandboxOptions(flags: RunFlags): SandboxOptions {
     privileged: flags.privileged === true,
     ...(flags.snapshot === false ? { snapshot: false } : {}),
     ...networkSandboxOptions(flags),
+    ...volumeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
 }

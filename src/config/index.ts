@@ -36,3 +36,11 @@ export {
   type ImageCommandConfig,
 } from "./compose-command.js";
 export { parseCount, parseCpus, parseDurationSeconds, parseMemoryMb } from "./flag-values.js";
+export {
+  DEFAULT_WORKSPACE,
+  parseVolumeMount,
+  validateGuestMount,
+  type MountConfig,
+  type MountType,
+  type VolumeMount,
+} from "./volumes.js";

@@ -6,14 +6,17 @@
 import { existsSync } from "node:fs";
 import { posix, resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
+import type { VfsProvider } from "../vfs/index.js";
 
-export type MountType = "host_fs" | "overlay" | "memory";
+export type MountType = "host_fs" | "overlay" | "memory" | "provider";
 
 export interface MountConfig {
   readonly type: MountType;
   /** Absolute host path (host_fs and overlay). */
   readonly hostPath?: string;
   readonly readonly?: boolean;
+  /** Your own filesystem (`type: "provider"`): any object implementing VfsProvider. */
+  readonly provider?: VfsProvider;
 }
 
 export const DEFAULT_WORKSPACE = "/workspace";

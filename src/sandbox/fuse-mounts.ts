@@ -25,6 +25,11 @@ async function providerFor(mount: MountConfig, runDir: string): Promise<VfsProvi
   let provider: VfsProvider;
   if (mount.type === "memory") {
     provider = new MemoryProvider();
+  } else if (mount.type === "provider") {
+    if (mount.provider === undefined) {
+      throw new ErrInvalidConfig(`a provider mount needs a provider`);
+    }
+    provider = mount.provider;
   } else {
     if (mount.hostPath === undefined) {
       throw new ErrInvalidConfig(`a ${mount.type} mount needs a host path`);

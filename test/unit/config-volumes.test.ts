@@ -67,3 +67,16 @@ test("guest mount and workspace rules", () => {
   assert.equal(validateGuestPathWithinWorkspace("/workspace/./a", "/workspace"), "/workspace/a");
   assert.throws(() => validateGuestPathWithinWorkspace("x", "/workspace"), /must be absolute/);
 });
+
+test("CLI -v list: mounts by guest path, --workspace for relative paths, duplicates refused", async () => {
+  const { volumeSandboxOptions } = await import("../../src/cli/volume-flags.js");
+  assert.deepEqual(volumeSandboxOptions({}), {});
+  assert.deepEqual(volumeSandboxOptions({ volume: [`${host}:src:ro`], workspace: "/work" }), {
+    mounts: { "/work/src": { type: "host_fs", hostPath: host, readonly: true } },
+  });
+  assert.throws(
+    () => volumeSandboxOptions({ volume: [`${host}:a`, `${host}:/workspace/a`] }),
+    /two volumes are mounted at \/workspace\/a/,
+  );
+  assert.throws(() => volumeSandboxOptions({ workspace: "rel" }), /invalid guest mount path/);
+});

@@ -5,7 +5,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox } from "../../src/index.js";
+import { spawnSync } from "node:child_process";
+import { MemoryProvider, Sandbox } from "../../src/index.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
 isolateDataDir();
@@ -19,6 +20,8 @@ writeFileSync(join(outside, "secret"), "SECRET");
 writeFileSync(join(ro, "keep"), "read me");
 writeFileSync(join(ov, "base.txt"), "lower");
 
+const custom = new MemoryProvider();
+
 describe("mounts", () => {
   let sb: Sandbox;
   before(async () => {
@@ -27,6 +30,7 @@ describe("mounts", () => {
         "/workspace": { type: "host_fs", hostPath: work },
         "/workspace/ro": { type: "host_fs", hostPath: ro, readonly: true },
         "/mnt/ov": { type: "overlay", hostPath: ov },
+        "/mnt/mem": { type: "provider", provider: custom },
       },
     });
   });
@@ -84,6 +88,11 @@ describe("mounts", () => {
     assert.deepEqual(readdirSync(ov), ["base.txt"]);
   });
 
+  test("writes to a mount of an SDK-provided provider reach that provider", async () => {
+    const r = await sb.exec("echo hello > /mnt/mem/note && cat /mnt/mem/note");
+    assert.equal(r.stdout, "hello\n", r.stderr);
+  });
+
   test("escape attempts from a root shell stay inside the mount", async () => {
     const r = await sb.exec(
       [
@@ -103,4 +112,38 @@ describe("mounts", () => {
     // The guest's symlinks exist on the host as links, pointing where the guest said.
     assert.ok(!existsSync(join(work, "dev")));
   });
+});
+
+test("a provider of the SDK user's own serves a mount", async () => {
+  // Runs after the suite: the sandbox above wrote through the custom provider.
+  const st = await custom.stat("/note");
+  assert.equal(st.sizeBytes, 6);
+});
+
+test("CLI: -v mounts a host directory; a bad spec is one clear error line", () => {
+  const cli = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
+  writeFileSync(join(work, "cli.txt"), "via cli");
+  const ok = spawnSync(
+    process.execPath,
+    [
+      ...cli,
+      "run",
+      "-v",
+      `${work}:/workspace:host_fs`,
+      "--",
+      "sh",
+      "-c",
+      "cat /workspace/cli.txt && touch /workspace/cli-made",
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(ok.stdout, "via cli");
+  assert.ok(existsSync(join(work, "cli-made")));
+  const bad = spawnSync(process.execPath, [...cli, "run", "-v", `${work}:/etc`, "--", "true"], {
+    encoding: "utf8",
+  });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /invalid volume mount .*guest path must be within workspace/);
+  assert.equal(bad.stderr.trim().split("\n").length, 1);
 });
