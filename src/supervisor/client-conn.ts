@@ -3,7 +3,6 @@ import { connect, type Socket } from "node:net";
 import {
   ErrExec,
   ErrFile,
-  ErrInvalidConfig,
   ErrVMNotRunning,
   WheellockError,
   type WheellockErrorCode,
@@ -87,8 +86,4 @@ export async function requestResult<T>(
   } finally {
     socket.destroy();
   }
-}
-
-export function invalid(message: string): never {
-  throw new ErrInvalidConfig(message);
 }

@@ -23,12 +23,10 @@ const dataDir = isolateDataDir();
 let ids: string[] = [];
 
 before(async () => {
-  // Five at once: ids, records and run dirs must not collide.
-  ids = await Promise.all(
-    Array.from({ length: 5 }, (_, i) =>
-      startDetached(i === 4 ? ["--graceful-shutdown", "20s"] : []),
-    ),
-  );
+  // Six at once (five, plus one with a deadline): ids, records and run dirs must not collide.
+  const extra = (i: number) =>
+    i === 4 ? ["--graceful-shutdown", "20s"] : i === 5 ? ["--timeout", "60"] : [];
+  ids = await Promise.all(Array.from({ length: 6 }, (_, i) => startDetached(extra(i))));
 });
 
 after(async () => {
@@ -44,8 +42,8 @@ function statusOf(id: string): string {
   return rows.find((r) => r.id === id)?.status ?? "missing";
 }
 
-test("five sandboxes start concurrently, each distinct and running", async () => {
-  assert.equal(new Set(ids).size, 5);
+test("six sandboxes start concurrently, each distinct and running", async () => {
+  assert.equal(new Set(ids).size, 6);
   const running = JSON.parse(wheellockSync(["list", "--running", "--json"]).stdout) as {
     id: string;
   }[];
@@ -142,16 +140,22 @@ test("--graceful-shutdown: kill gives running commands SIGTERM and time to finis
   assert.equal(statusOf(id), "stopped");
 });
 
+test("--timeout: a detached sandbox stops cleanly at its deadline", async () => {
+  const id = ids[5] as string;
+  await waitUntil("the deadline passes", () => statusOf(id) === "stopped", 120_000);
+  assert.equal(inspect(id).lastError, "timed out after 60 s");
+});
+
 test("kill --all, prune and gc leave nothing behind", async () => {
   const gcAll = await wheellock(["gc"]);
   assert.match(gcAll.stdout, /skipped \(sandbox is running\)/);
-  assert.match(gcAll.stdout, /Reconciled 5 sandboxes\n$/);
+  assert.match(gcAll.stdout, /Reconciled 6 sandboxes\n$/);
   const killed = await wheellock(["kill", "--all"]);
   assert.equal(killed.code, 0);
   for (const id of ids.slice(2, 4)) assert.match(killed.stdout, new RegExp(`Killed ${id}`));
   for (const id of ids.slice(2)) assert.equal(statusOf(id), "stopped");
   const prune = await wheellock(["prune"]);
-  assert.match(prune.stdout, /Pruned 5 sandboxes\n$/);
+  assert.match(prune.stdout, /Pruned 6 sandboxes\n$/);
   assert.equal(wheellockSync(["list", "--json"]).stdout.trim(), "[]");
   assert.deepEqual(runDirEntries(dataDir), []);
   assert.ok(!existsSync(join(dataDir, "sandboxes", ids[0] as string)));
