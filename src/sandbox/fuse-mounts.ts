@@ -4,6 +4,7 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
+import { stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
@@ -21,18 +22,38 @@ import {
 
 export const FUSE_PORT_NAME = "wheellock.fuse";
 
-async function providerFor(mount: MountConfig, runDir: string): Promise<VfsProvider> {
+const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
+
+async function providerFor(
+  guestPath: string,
+  mount: MountConfig,
+  runDir: string,
+): Promise<VfsProvider> {
+  const bad = (why: string): never => {
+    throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
+  };
+  if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type)) {
+    return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
+  }
+  if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath !== undefined) {
+    try {
+      if (!(await stat(mount.hostPath)).isDirectory()) bad(`not a directory: ${mount.hostPath}`);
+    } catch (err) {
+      if (err instanceof ErrInvalidConfig) throw err;
+      bad(`host path does not exist: ${mount.hostPath}`);
+    }
+  }
   let provider: VfsProvider;
   if (mount.type === "memory") {
     provider = new MemoryProvider();
   } else if (mount.type === "provider") {
     if (mount.provider === undefined) {
-      throw new ErrInvalidConfig(`a provider mount needs a provider`);
+      return bad("a provider mount needs a provider");
     }
     provider = mount.provider;
   } else {
     if (mount.hostPath === undefined) {
-      throw new ErrInvalidConfig(`a ${mount.type} mount needs a host path`);
+      return bad(`a ${mount.type} mount needs a host path`);
     }
     provider =
       mount.type === "overlay"
@@ -59,7 +80,9 @@ export class FuseMounts {
     const guestPaths = Object.keys(mounts).map(validateGuestMount);
     const providers = new Map<string, VfsProvider>();
     try {
-      for (const path of guestPaths) providers.set(path, await providerFor(mounts[path]!, runDir));
+      for (const path of guestPaths) {
+        providers.set(path, await providerFor(path, mounts[path]!, runDir));
+      }
     } catch (err) {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
       throw err;
