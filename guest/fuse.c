@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,6 +143,25 @@ void fuse_on_events(const struct pollfd *pfd, size_t n)
 	}
 }
 
+/* The kernel offers FUSE the default 128 KiB readahead; reads then travel in 128 KiB
+ * requests although max_pages allows 1 MiB. Raising the mount's bdi window lets sequential
+ * reads use whole 1 MiB requests (fewer round trips through the relay). */
+static void raise_readahead(void)
+{
+	struct stat st;
+	if (stat(FUSE_ROOT, &st) != 0)
+		return;
+	char path[96];
+	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1024", 4) != 4)
+		logmsg("fuse: %s: %s", path, strerror(errno));
+	close(fd);
+}
+
 /* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
  * process relays; the child's exit status says whether every mount worked. */
 static int bind_paths(char *paths[], int n)
@@ -151,6 +171,8 @@ static int bind_paths(char *paths[], int n)
 		return -1;
 	if (child == 0) {
 		int failed = 0;
+		/* stat() of the mount needs a host reply: only here, where the parent relays. */
+		raise_readahead();
 		for (int i = 0; i < n; i++) {
 			char src[512];
 			snprintf(src, sizeof src, "%s%s", FUSE_ROOT, paths[i]);

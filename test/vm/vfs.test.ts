@@ -67,6 +67,45 @@ describe("mounts", () => {
     assert.equal(lines[4], hostSha, "8 MiB written in the guest arrive intact");
   });
 
+  test("a directory of 10,000 host files lists completely in the guest", async () => {
+    const many = join(work, "many");
+    mkdirSync(many);
+    for (let i = 0; i < 10_000; i++) writeFileSync(join(many, `f${i}`), "");
+    const r = await sb.exec("ls /workspace/many | wc -l; ls /workspace/many | sort | head -1");
+    assert.equal(r.stdout, "10000\nf0\n", r.stderr);
+  });
+
+  test("concurrent writers to separate regions of one file all land", async () => {
+    const r = await sb.exec(
+      [
+        "cd /workspace && : > shared",
+        "for i in 0 1 2 3 4 5 6 7; do dd if=/dev/zero bs=64k count=16 2>/dev/null | tr '\\0' \"$i\" | dd of=shared bs=64k seek=$((i*16)) conv=notrunc 2>/dev/null & done; wait",
+        "wc -c < shared",
+      ].join("\n"),
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const data = readFileSync(join(work, "shared"));
+    assert.equal(data.length, 8 * 1024 * 1024);
+    for (let i = 0; i < 8; i++) {
+      const region = data.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024);
+      assert.ok(
+        region.every((b) => b === 48 + i),
+        `region ${i} holds writer ${i}'s bytes`,
+      );
+    }
+  });
+
+  test("sequential reads use 1 MiB requests (readahead raised) and match the host", async () => {
+    const r = await sb.exec(
+      "cat /sys/class/bdi/$(mountpoint -d /run/wheellock/vfs)/read_ahead_kb; echo 3 > /proc/sys/vm/drop_caches; sha256sum /workspace/big | cut -c1-64",
+    );
+    const { createHash } = await import("node:crypto");
+    const hostSha = createHash("sha256")
+      .update(readFileSync(join(work, "big")))
+      .digest("hex");
+    assert.equal(r.stdout, `1024\n${hostSha}\n`, r.stderr);
+  });
+
   test("a read-only mount refuses writes and keeps the host file", async () => {
     const r = await sb.exec(
       "cat /workspace/ro/keep; echo; echo x > /workspace/ro/keep; echo rc=$?; touch /workspace/ro/new; echo rc=$?",
