@@ -190,7 +190,7 @@ export class TcpConnection implements UpstreamTcpEvents {
       this.retransmits = 0;
       this.clearTimer();
     }
-    this.processAck(seg);
+    if (!this.processAck(seg)) return;
     if (this.state !== "established") return;
     this.processData(seg);
     this.pump();
@@ -202,15 +202,21 @@ export class TcpConnection implements UpstreamTcpEvents {
     return d >= 0 && d <= Math.max(this.tuning.receiveWindowBytes, 1);
   }
 
-  private processAck(seg: TcpSegment): void {
-    this.guestWindowBytes = seg.window << this.guestShift;
+  /**
+   * False when the segment acknowledges data never sent: it is answered with an ACK and
+   * dropped, data and all (RFC 793; RFC 5961 section 5 against blind injection).
+   */
+  private processAck(seg: TcpSegment): boolean {
     const acked = seqDiff(seg.ack, this.sndUna);
     const outstanding = seqDiff(this.sndNxt, this.sndUna);
-    if (acked <= 0 || acked > outstanding) {
-      if (acked > outstanding) this.sendAck(); // acks data we never sent: tell it where we are
-      this.retransmits = 0; // any ACK proves the guest is alive (zero-window waits included)
-      return;
+    if (acked > outstanding) {
+      this.sendAck();
+      return false;
     }
+    if (acked < 0) return true; // an old duplicate: its window is stale too
+    this.guestWindowBytes = seg.window << this.guestShift;
+    this.retransmits = 0; // any ACK proves the guest is alive (zero-window waits included)
+    if (acked === 0) return true;
     const dataAcked = Math.min(acked, this.sendQueue.lengthBytes);
     this.sendQueue.drop(dataAcked);
     this.hooks.budget.release(dataAcked);
@@ -221,6 +227,7 @@ export class TcpConnection implements UpstreamTcpEvents {
     this.clearTimer();
     if (seqDiff(this.sndNxt, this.sndUna) > 0) this.armTimer();
     this.maybeResumeUpstream();
+    return true;
   }
 
   private processData(seg: TcpSegment): void {

@@ -144,7 +144,8 @@ test("TCP: our receive window shrinks while the upstream socket is backed up", (
   const [ack] = f.take();
   assert.equal(ack?.tcp?.window, 10_000);
   // A guest that ignores the window gets only what fits; the rest is not acknowledged.
-  f.send({ seq: seqAdd(seq, 50_000), ack: 0, flags: TCP_ACK, payload: Buffer.alloc(20_000) });
+  const ourAck = seqAdd(f.synAck.seq, 1);
+  f.send({ seq: seqAdd(seq, 50_000), ack: ourAck, flags: TCP_ACK, payload: Buffer.alloc(20_000) });
   assert.equal(Buffer.concat(f.conn.written).length, 60_000);
   const [zero] = f.take();
   assert.equal(zero?.tcp?.window, 0);
@@ -167,7 +168,7 @@ test("TCP: all flows together stay within the stack's buffer budget", () => {
   assert.equal(f.stack.stats.bufferedBytes, 110_000);
   // Guest data on the same flow gets a zero window: nothing is left in the budget.
   const seq = f.guestSeq;
-  f.send({ seq, ack: 0, flags: TCP_ACK, payload: Buffer.alloc(5000) });
+  f.send({ seq, ack: seqAdd(f.synAck.seq, 1), flags: TCP_ACK, payload: Buffer.alloc(5000) });
   assert.equal(f.conn.written.length, 0);
   // Acknowledgements free the budget: the upstream resumes and the window reopens.
   f.take();
@@ -309,9 +310,22 @@ test("TCP: segments of unknown flows are reset; the flow table is bounded", () =
 test("TCP: out-of-order data is not buffered; the guest is told what is expected", () => {
   const f = open();
   f.take();
-  f.send({ seq: seqAdd(f.guestSeq, 100), ack: 0, flags: TCP_ACK, payload: Buffer.from("later") });
+  const ack = seqAdd(f.synAck.seq, 1);
+  f.send({ seq: seqAdd(f.guestSeq, 100), ack, flags: TCP_ACK, payload: Buffer.from("later") });
   assert.equal(f.conn.written.length, 0);
   const [dup] = f.take();
   assert.equal(dup?.tcp?.ack, f.guestSeq);
+  f.stack.close();
+});
+
+test("TCP: a segment acknowledging data never sent is answered and dropped", () => {
+  const f = open();
+  f.take();
+  const bogusAck = seqAdd(f.synAck.seq, 1_000_000);
+  f.send({ seq: f.guestSeq, ack: bogusAck, flags: TCP_ACK, payload: Buffer.from("inject") });
+  assert.equal(f.conn.written.length, 0);
+  const [reply] = f.take();
+  assert.equal(reply?.tcp?.ack, f.guestSeq);
+  assert.equal(reply?.tcp?.seq, seqAdd(f.synAck.seq, 1));
   f.stack.close();
 });
