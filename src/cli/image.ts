@@ -65,7 +65,7 @@ export function imageCommand(): Command {
     });
   cmd
     .command("prune")
-    .description("delete blobs and root disks no stored image uses")
+    .description("delete blobs and root disks no stored image uses (older than 10 minutes)")
     .action(async () => {
       const { files, bytes } = await new ImageStore().prune();
       process.stdout.write(`Removed ${files} unreferenced files (${mb(bytes)})\n`);

@@ -108,16 +108,26 @@ export class ImageStore {
     return out.sort((a, b) => b.storedAt.localeCompare(a.storedAt));
   }
 
-  /** Removes the record and its ext4 when no other record uses it. False when absent. */
+  /**
+   * Removes the record, and its ext4 and blobs where no other record uses them (as `docker rmi`
+   * deletes an image's layers). False when absent.
+   */
   async remove(reference: string): Promise<boolean> {
     const path = this.refPath(reference);
+    let rec: ImageRecord;
     try {
-      await stat(path);
+      rec = JSON.parse(await readFile(path, "utf8")) as ImageRecord;
     } catch {
       return false;
     }
     await rm(path, { force: true });
-    await this.removeUnusedRootfs();
+    const others = await this.list();
+    if (!others.some((o) => o.rootfsFile === rec.rootfsFile))
+      await rm(join(this.root, "rootfs", rec.rootfsFile), { force: true });
+    const used = referencedBlobs(others);
+    for (const d of [rec.digest, rec.configDigest, ...rec.layers.map((l) => l.digest)]) {
+      if (!used.has(digestHex(d))) await rm(this.blobs.path(d), { force: true });
+    }
     return true;
   }
 
@@ -150,32 +160,34 @@ export class ImageStore {
 
   /**
    * Deletes blobs and ext4 images no record refers to, and scratch left by dead processes.
-   * Returns how many files and bytes went.
+   * Unreferenced files younger than `graceMs` (default 10 min) stay: they may belong to a pull
+   * in another process that has not written its record yet. Returns how many files and bytes went.
    */
-  async prune(): Promise<{ files: number; bytes: number }> {
+  async prune(opts: { graceMs?: number } = {}): Promise<{ files: number; bytes: number }> {
+    const cutoffMs = Date.now() - (opts.graceMs ?? 10 * 60_000);
     const recs = await this.list();
-    const keep = new Set<string>();
-    for (const r of recs) {
-      keep.add(digestHex(r.digest));
-      keep.add(digestHex(r.configDigest));
-      for (const l of r.layers) keep.add(digestHex(l.digest));
-    }
+    const keepBlobs = referencedBlobs(recs);
+    const keepRootfs = new Set(recs.map((r) => r.rootfsFile));
     let files = 0;
     let bytes = 0;
-    const drop = async (path: string): Promise<void> => {
+    const dropIfOld = async (path: string, always: boolean): Promise<void> => {
       const st = await stat(path).catch(() => undefined);
+      if (!st || (!always && st.mtimeMs > cutoffMs)) return;
       await rm(path, { recursive: true, force: true });
       files++;
-      bytes += st?.isFile() ? st.size : 0;
+      bytes += st.isFile() ? st.size : 0;
     };
     const blobDir = join(this.blobs.root, "sha256");
     for (const name of await readdir(blobDir).catch(() => [] as string[])) {
       const tmp = /\.tmp-(\d+)-/.exec(name);
-      if (tmp ? !isAlive(Number(tmp[1])) : !keep.has(name)) await drop(join(blobDir, name));
+      if (tmp) {
+        if (!isAlive(Number(tmp[1]))) await dropIfOld(join(blobDir, name), true);
+      } else if (!keepBlobs.has(name)) await dropIfOld(join(blobDir, name), false);
     }
-    const r = await this.removeUnusedRootfs();
-    files += r.files;
-    bytes += r.bytes;
+    const rootfsDir = join(this.root, "rootfs");
+    for (const name of await readdir(rootfsDir).catch(() => [] as string[])) {
+      if (!keepRootfs.has(name)) await dropIfOld(join(rootfsDir, name), false);
+    }
     files += await this.removeDeadScratch();
     return { files, bytes };
   }
@@ -192,19 +204,15 @@ export class ImageStore {
     }
     return n;
   }
+}
 
-  private async removeUnusedRootfs(): Promise<{ files: number; bytes: number }> {
-    const used = new Set((await this.list()).map((r) => r.rootfsFile));
-    const dir = join(this.root, "rootfs");
-    let files = 0;
-    let bytes = 0;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (used.has(name)) continue;
-      const st = await stat(join(dir, name)).catch(() => undefined);
-      await rm(join(dir, name), { force: true });
-      files++;
-      bytes += st?.size ?? 0;
-    }
-    return { files, bytes };
+/** Hex digests of every blob the records need. */
+function referencedBlobs(recs: ImageRecord[]): Set<string> {
+  const keep = new Set<string>();
+  for (const r of recs) {
+    keep.add(digestHex(r.digest));
+    keep.add(digestHex(r.configDigest));
+    for (const l of r.layers) keep.add(digestHex(l.digest));
   }
+  return keep;
 }
