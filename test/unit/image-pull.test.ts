@@ -15,7 +15,7 @@ import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
-import { ImageStore, pullImage, parsePlatform } from "../../src/image/index.js";
+import { ensureImage, ImageStore, pullImage, parsePlatform } from "../../src/image/index.js";
 import { catIn, listIn, statIn } from "../helpers/ext4-inspect.js";
 import {
   buildImage,
@@ -154,6 +154,23 @@ describe("pull from a registry on 127.0.0.1", () => {
       [],
     );
     assert.equal(existsSync("/etc/evil"), false);
+  });
+
+  test("a stored image is used as is; forcePull (--pull) fetches the moved tag", async () => {
+    const store = newStore("moved");
+    const ref = `${reg.host}/test/moving:latest`;
+    await pushImage(reg.host, "test/moving", "latest", img);
+    assert.equal((await ensureImage(ref, { store })).record.digest, img.manifestDigest);
+    await pushImage(reg.host, "test/moving", "latest", arm);
+    // Still the stored one: no registry round trip decides what runs.
+    assert.equal((await ensureImage(ref, { store })).record.digest, img.manifestDigest);
+    const forced = await ensureImage(ref, { store, forcePull: true, allowOtherPlatform: true });
+    assert.equal(forced.record.digest, arm.manifestDigest);
+    // The platform guard: an arm64 image is stored but not bootable.
+    await assert.rejects(
+      ensureImage(ref, { store }),
+      /is linux\/arm64; sandboxes run linux\/amd64 images/,
+    );
   });
 
   test("unknown image and tag: image not found", async () => {
