@@ -17,6 +17,8 @@ export interface BootableImage {
   ext4Path: string;
 }
 
+const pulling = new Map<string, Promise<ImageRecord>>();
+
 /**
  * The stored image for `reference`, pulled on first use. Only linux/amd64 images boot (the
  * guest is x86-64), so anything else is refused here with a clear message.
@@ -28,8 +30,17 @@ export async function ensureImage(
   const store = opts.store ?? new ImageStore();
   // A malformed reference is a usage error (ErrInvalidConfig), not an unknown image.
   const ref = parseReference(reference);
+  const key = `${store.root}\0${canonicalReference(ref)}`;
   let record = opts.forcePull ? undefined : await store.get(canonicalReference(ref));
-  record ??= await pullImage(reference, { ...opts, store });
+  if (!record) {
+    // Sandboxes created together for one new image share one pull.
+    let pull = pulling.get(key);
+    if (!pull) {
+      pull = pullImage(reference, { ...opts, store }).finally(() => pulling.delete(key));
+      pulling.set(key, pull);
+    }
+    record = await pull;
+  }
   const want = formatPlatform(DEFAULT_PLATFORM);
   if (record.platform !== want && !opts.allowOtherPlatform)
     throw new WheellockError(

@@ -173,6 +173,24 @@ describe("pull from a registry on 127.0.0.1", () => {
     );
   });
 
+  test("sandboxes started together for a new image share one pull", async () => {
+    const store = newStore("together");
+    let layerCalls = 0;
+    const progress = {
+      layer: () => void layerCalls++,
+      bytes: () => undefined,
+      layerDone: () => undefined,
+      status: () => undefined,
+    };
+    const ref = `${reg.host}/test/multi:v1`;
+    const [a, b] = await Promise.all([
+      ensureImage(ref, { store, progress }),
+      ensureImage(ref, { store, progress }),
+    ]);
+    assert.equal(a.record.digest, b.record.digest);
+    assert.equal(layerCalls, img.layers.length);
+  });
+
   test("unknown image and tag: image not found", async () => {
     const store = newStore("s3");
     await assert.rejects(pullImage(`${reg.host}/test/nope:v1`, { store }), {
