@@ -41,7 +41,9 @@ export type {
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";
-export type { SandboxRecord, SandboxStatus, PortBinding } from "./state/index.js";
+export type { SandboxRecord, SandboxStatus, PortBinding, GcReport } from "./state/index.js";
+/** Long-lived sandboxes by id, as `wheellock kill`, `rm` and `gc` manage them. */
+export { stopSandbox, removeSandbox, collectGarbage } from "./state/index.js";
 // Images: pull ahead of time (with a platform or progress), import tarballs, list and prune.
 export {
   ImageStore,

@@ -5,7 +5,7 @@ import {
   getRecord,
   LIVE_STATUSES,
   listRecords,
-  removeRecordDir,
+  removeSandbox,
   type GcReport,
 } from "../state/index.js";
 
@@ -32,22 +32,6 @@ export function gcCommand(): Command {
       if (id === undefined) process.stdout.write(`Reconciled ${reports.length} sandboxes\n`);
       if (!ok) process.exitCode = 1;
     });
-}
-
-/** gc then delete the record; refuses a live sandbox. */
-function removeSandbox(id: string): void {
-  const record = getRecord(id);
-  if (LIVE_STATUSES.has(record.status)) {
-    throw new WheellockError(
-      "ErrInvalidConfig",
-      `cannot remove running sandbox ${id}, kill it first`,
-    );
-  }
-  const [report] = collectGarbage(id);
-  const failure = report?.failed[0];
-  if (failure)
-    throw new WheellockError("ErrSetup", `${id}: failed ${failure.item}: ${failure.error}`);
-  removeRecordDir(id);
 }
 
 export function rmCommand(): Command {

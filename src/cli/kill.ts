@@ -1,25 +1,6 @@
 import { Command } from "commander";
-import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
-import { getRecord, LIVE_STATUSES, listRecords, sameProcessAlive } from "../state/index.js";
-
-/** How long `kill` waits (beyond the graceful shutdown) for a supervisor to stop before SIGKILL. */
-const STOP_WAIT_MS = 30_000;
-
-async function stopSandbox(id: string): Promise<void> {
-  const record = getRecord(id);
-  if (!LIVE_STATUSES.has(record.status)) throw new ErrVMNotRunning(`sandbox ${id} is not running`);
-  const { supervisorPid: pid, supervisorStartTicks: ticks } = record;
-  // The supervisor stops the VM (graceful shutdown included) and records `stopped`.
-  process.kill(pid, "SIGTERM");
-  const graceMs = STOP_WAIT_MS + (record.config.gracefulShutdownMs ?? 0);
-  const deadline = Date.now() + graceMs;
-  while (sameProcessAlive(pid, ticks) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  // A wedged supervisor: SIGKILL takes QEMU with it (parent-death signal); gc cleans the rest.
-  if (sameProcessAlive(pid, ticks)) process.kill(pid, "SIGKILL");
-  getRecord(id); // reconcile now, so the record is final when we return
-}
+import { ErrInvalidConfig } from "../errors.js";
+import { LIVE_STATUSES, listRecords, stopSandbox } from "../state/index.js";
 
 export function killCommand(): Command {
   return new Command("kill")

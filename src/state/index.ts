@@ -25,3 +25,4 @@ export {
   sameProcessAlive,
 } from "./process-info.js";
 export { collectGarbage, type GcReport } from "./gc.js";
+export { removeSandbox, stopSandbox } from "./manage.js";

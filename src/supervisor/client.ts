@@ -102,6 +102,7 @@ export class RemoteSandbox {
 
   /** Streams a guest file; guest errors arrive as the stream's error. */
   readFileStream(path: string): Readable {
+    let answered = false;
     const out = new Readable({
       read: () =>
         socketPromise.then(
@@ -116,16 +117,21 @@ export class RemoteSandbox {
       (msg) => {
         if (msg.type === Msg.Stdout) {
           if (!out.push(msg.payload)) void socketPromise.then((s) => s.pause());
-        } else if (msg.type === Msg.Result) out.push(null);
-        else if (msg.type === Msg.Error)
+        } else if (msg.type === Msg.Result) {
+          answered = true;
+          out.push(null);
+        } else if (msg.type === Msg.Error) {
+          answered = true;
           out.destroy(errorFromWire(parseJson<WireError>(msg.payload), path));
+        }
       },
     );
     socketPromise.then(
       (s) => {
         s.once("close", () => {
-          if (!out.readableEnded)
-            out.destroy(new ErrVMNotRunning(`sandbox ${this.id}: connection lost`));
+          // The reader may still be draining data that has all arrived: only a missing
+          // answer means the connection was lost.
+          if (!answered) out.destroy(new ErrVMNotRunning(`sandbox ${this.id}: connection lost`));
         });
         out.once("close", () => s.destroy());
       },

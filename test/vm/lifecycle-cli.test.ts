@@ -129,11 +129,13 @@ test("cp copies files both ways, keeping the mode", async () => {
   const src = join(scratch, "in.bin");
   const data = Buffer.alloc(700_000, "wheellock");
   writeFileSync(src, data, { mode: 0o751 });
-  assert.equal((await wheellock(["cp", src, `${id}:/root/in.bin`])).code, 0);
+  const up = await wheellock(["cp", src, `${id}:/root/in.bin`]);
+  assert.equal(up.code, 0, up.stderr);
   const mode = await wheellock(["exec", id, "--", "stat", "-c", "%a %s", "/root/in.bin"]);
   assert.equal(mode.stdout, "751 700000\n");
   const dest = join(scratch, "out.bin");
-  assert.equal((await wheellock(["cp", `${id}:/root/in.bin`, dest])).code, 0);
+  const down = await wheellock(["cp", `${id}:/root/in.bin`, dest]);
+  assert.equal(down.code, 0, down.stderr);
   assert.ok(readFileSync(dest).equals(data));
   const missing = await wheellock(["cp", `${id}:/nope`, dest]);
   assert.equal(missing.code, 1);
@@ -148,7 +150,8 @@ test("log shows the serial console and the run command's output", async () => {
     wheellockSync(["log", id]).stdout.includes("from-the-run-command"),
   );
   const log = wheellockSync(["log", id]).stdout;
-  assert.match(log, /wheellock-agent: ready after \d+ ms/);
+  // (A sandbox resumed from a memory snapshot has no boot messages; the console marker
+  // below shows the serial console is in the log either way.)
   assert.match(log, /command exited with status 0/);
   // -f follows what the guest writes to its console from now on.
   const follow = spawn(process.execPath, [...CLI, "log", "-f", id], {

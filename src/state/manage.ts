@@ -1,0 +1,43 @@
+/** Stopping and removing long-lived sandboxes by id: what `kill` and `rm` do, for the SDK too. */
+import { ErrVMNotRunning, WheellockError } from "../errors.js";
+import { collectGarbage } from "./gc.js";
+import { sameProcessAlive } from "./process-info.js";
+import { LIVE_STATUSES } from "./record.js";
+import { getRecord, removeRecordDir } from "./store.js";
+
+/** How long `kill` waits (beyond the graceful shutdown) for a supervisor to stop before SIGKILL. */
+const STOP_WAIT_MS = 30_000;
+
+/**
+ * SIGTERM to the supervisor, which stops the VM (graceful shutdown included) and records
+ * `stopped`; a supervisor still alive after the wait is SIGKILLed (QEMU dies with it by its
+ * parent-death signal, and `gc` cleans the rest).
+ */
+export async function stopSandbox(id: string): Promise<void> {
+  const record = getRecord(id);
+  if (!LIVE_STATUSES.has(record.status)) throw new ErrVMNotRunning(`sandbox ${id} is not running`);
+  const { supervisorPid: pid, supervisorStartTicks: ticks } = record;
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + STOP_WAIT_MS + (record.config.gracefulShutdownMs ?? 0);
+  while (sameProcessAlive(pid, ticks) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (sameProcessAlive(pid, ticks)) process.kill(pid, "SIGKILL");
+  getRecord(id); // reconcile now, so the record is final when we return
+}
+
+/** gc, then delete the record and log; refuses a live sandbox. */
+export function removeSandbox(id: string): void {
+  const record = getRecord(id);
+  if (LIVE_STATUSES.has(record.status)) {
+    throw new WheellockError(
+      "ErrInvalidConfig",
+      `cannot remove running sandbox ${id}, kill it first`,
+    );
+  }
+  const [report] = collectGarbage(id);
+  const failure = report?.failed[0];
+  if (failure)
+    throw new WheellockError("ErrSetup", `${id}: failed ${failure.item}: ${failure.error}`);
+  removeRecordDir(id);
+}
