@@ -145,3 +145,41 @@ test("control messages are reassembled from any split, and oversized ones are re
   huge.writeUInt32BE(MAX_MESSAGE_BYTES + 1, 1);
   assert.throws(() => new MessageReader(() => undefined).push(huge), /control message of/);
 });
+
+test("concurrent writers never leave a torn record for readers", async () => {
+  const id = "vm-000000cc";
+  writeRecord(record(id));
+  const writer = `
+    const { writeRecord } = await import(${JSON.stringify(new URL("../../src/state/index.ts", import.meta.url).pathname)});
+    const base = JSON.parse(process.argv[1]);
+    for (let i = 0; i < 150; i++) writeRecord({ ...base, lastError: "w" + process.pid + "-" + i + "x".repeat(i * 50) });
+  `;
+  const { spawn } = await import("node:child_process");
+  const children = Array.from({ length: 4 }, () =>
+    spawn(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", writer, JSON.stringify(record(id))],
+      {
+        stdio: "inherit",
+        env: process.env,
+      },
+    ),
+  );
+  const exited = Promise.all(
+    children.map((c) => new Promise((resolve) => c.once("exit", resolve))),
+  );
+  let reads = 0;
+  let done = false;
+  void exited.then(() => (done = true));
+  while (!done) {
+    const text = readFileSync(statePath(id), "utf8");
+    assert.equal((JSON.parse(text) as SandboxRecord).id, id);
+    reads++;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.deepEqual(await exited, [0, 0, 0, 0]);
+  assert.ok(reads > 10, `only ${reads} reads`);
+  const last = JSON.parse(readFileSync(statePath(id), "utf8")) as SandboxRecord;
+  assert.match(last.lastError ?? "", /^w\d+-149x+$/);
+  assert.deepEqual(readdirSync(join(dataDir, "sandboxes", id)), ["state.json"]);
+});
