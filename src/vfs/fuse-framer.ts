@@ -62,11 +62,27 @@ export class FuseFramer {
     private readonly maxRequestBytes = MAX_REQUEST_BYTES,
   ) {}
 
+  private paused = false;
+
   push(chunk: Buffer): void {
     if (this.failed) return;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    while (!this.failed && this.pendingBytes >= IN_HEADER_BYTES) {
+    this.drain();
+  }
+
+  /** Holds back requests already received (the rest of a chunk) until `resume`. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.drain();
+  }
+
+  private drain(): void {
+    while (!this.failed && !this.paused && this.pendingBytes >= IN_HEADER_BYTES) {
       const head = this.peek(4);
       const lengthBytes = head.readUInt32LE(0);
       if (lengthBytes < IN_HEADER_BYTES || lengthBytes > this.maxRequestBytes) {

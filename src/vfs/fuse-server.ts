@@ -33,6 +33,11 @@ export interface FuseServerOptions {
   readonly attrTimeoutMs?: number;
   /** Requests served at once; beyond this the server stops reading from the stream. */
   readonly maxInFlight?: number;
+  /**
+   * Request bytes (mostly WRITE data) held at once; beyond this the server stops reading, so
+   * a guest cannot make the host buffer more than about this much (default 32 MiB).
+   */
+  readonly maxInFlightBytes?: number;
   /** Open handles the guest may hold at once (EMFILE beyond). */
   readonly maxHandles?: number;
   /** Called once when the stream breaks the protocol or fails; the server has stopped. */
@@ -48,6 +53,7 @@ export class FuseServer {
   private initialized = false;
   private destroyed = false;
   private inFlight = 0;
+  private inFlightBytes = 0;
   private stream: Duplex | undefined;
 
   constructor(private readonly options: FuseServerOptions) {
@@ -141,14 +147,37 @@ export class FuseServer {
     if (this.stream !== undefined) throw new Error("FuseServer is already attached");
     this.stream = stream;
     const maxInFlight = this.options.maxInFlight ?? 256;
-    const framer = new FuseFramer(
+    const maxInFlightBytes = this.options.maxInFlightBytes ?? 32 * 1024 * 1024;
+    const full = (): boolean =>
+      this.inFlight >= maxInFlight || this.inFlightBytes >= maxInFlightBytes;
+    // The framer and the stream pause together: a chunk can hold hundreds of small requests.
+    const pause = (): void => {
+      framer.pause();
+      stream.pause();
+    };
+    const resume = (): void => {
+      if (full() || stream.destroyed) return;
+      framer.resume();
+      if (!full()) stream.resume();
+    };
+    const framer: FuseFramer = new FuseFramer(
       (request) => {
+        // A request counts until its reply has left the socket: a guest that stops reading
+        // replies stalls itself instead of filling host memory with them.
+        let heldBytes = request.body.length + replyEstimateBytes(request);
         this.inFlight++;
-        if (this.inFlight >= maxInFlight) stream.pause();
-        void this.handle(request).then((bytes) => {
+        this.inFlightBytes += heldBytes;
+        if (full()) pause();
+        const done = (): void => {
           this.inFlight--;
-          if (bytes !== undefined && !stream.destroyed) stream.write(bytes);
-          if (this.inFlight < maxInFlight && stream.isPaused()) stream.resume();
+          this.inFlightBytes -= heldBytes;
+          resume();
+        };
+        void this.handle(request).then((reply) => {
+          if (reply === undefined || stream.destroyed) return done();
+          this.inFlightBytes += reply.length - heldBytes;
+          heldBytes = reply.length;
+          stream.write(reply, () => done());
         });
       },
       (reason) => this.fail(new Error(`FUSE stream corrupt: ${reason}`)),
@@ -181,4 +210,11 @@ export class FuseServer {
     await this.releaseAll();
     await this.options.provider.close?.();
   }
+}
+
+/** What a READ or READDIR will send back (its size field, capped): reserved when it arrives. */
+function replyEstimateBytes(request: FuseRequest): number {
+  const { opcode } = request.header;
+  if ((opcode !== Opcode.READ && opcode !== Opcode.READDIR) || request.body.length < 20) return 0;
+  return Math.min(request.body.readUInt32LE(16), MAX_WRITE_BYTES);
 }

@@ -208,3 +208,53 @@ async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+test("a guest that stops reading replies stalls itself, not host memory", async () => {
+  const { createServer, connect } = await import("node:net");
+  const { mkdtemp, rm } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = await mkdtemp(join(tmpdir(), "wheellock-vfs-bp-"));
+  const provider = new MemoryProvider();
+  const file = await provider.create(
+    "/f",
+    0o644,
+    { read: true, write: true, append: false, truncate: false },
+    { uid: 0, gid: 0 },
+  );
+  await file.write(0, Buffer.alloc(1 << 20, 1));
+  const server = new FuseServer({ provider, maxInFlightBytes: 4 << 20 });
+  const listener = createServer((s) => server.attach(s));
+  const path = join(dir, "fuse.sock");
+  await new Promise<void>((r) => listener.listen(path, r));
+  const guest = connect(path);
+  let received = 0;
+  guest.on("data", (d: Buffer) => (received += d.length));
+  const k = new FakeKernel(server);
+  const init = Buffer.alloc(64);
+  init.writeUInt32LE(7, 0);
+  init.writeUInt32LE(37, 4);
+  guest.write(k.request(Opcode.INIT, 0n, init));
+  const openBody = Buffer.alloc(8);
+  openBody.writeUInt32LE(2, 0);
+  guest.write(k.request(Opcode.LOOKUP, 1n, Buffer.from("f\0")));
+  await waitFor(() => received > 0);
+  guest.write(k.request(Opcode.OPEN, 2n, openBody));
+  await waitFor(() => server.counts.handles === 1);
+  guest.pause();
+  const READS = 64;
+  for (let i = 0; i < READS; i++) {
+    const body = Buffer.alloc(40);
+    body.writeBigUInt64LE(1n, 0);
+    body.writeUInt32LE(1 << 20, 16);
+    guest.write(k.request(Opcode.READ, 0n, body));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(server.counts.inFlight < READS, `server kept reading: ${server.counts.inFlight}`);
+  guest.resume();
+  await waitFor(() => received >= READS * ((1 << 20) + 16), 5000);
+  guest.destroy();
+  await server.close();
+  listener.close();
+  await rm(dir, { recursive: true, force: true });
+});
