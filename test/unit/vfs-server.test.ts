@@ -258,3 +258,26 @@ test("a guest that stops reading replies stalls itself, not host memory", async 
   listener.close();
   await rm(dir, { recursive: true, force: true });
 });
+
+test("STATFS, ACCESS, FLUSH, FSYNC, INTERRUPT and DESTROY", async () => {
+  const k = await kernelFor(new MemoryProvider({ maxBytes: 1 << 20 }));
+  const statfs = await k.call(Opcode.STATFS, 1n);
+  assert.equal(statfs.length, 80);
+  assert.equal(statfs.readUInt32LE(40), 4096, "bsize");
+  assert.equal(statfs.readUInt32LE(44), 255, "namelen");
+  assert.equal(Number(statfs.readBigUInt64LE(0)), 256, "1 MiB in 4 KiB blocks");
+  await k.call(Opcode.ACCESS, 1n, Buffer.alloc(8));
+  await rejectsErrno(k.call(Opcode.ACCESS, 77n, Buffer.alloc(8)), Errno.ENOENT);
+  const f = await k.create(1n, "f");
+  const fhBody = Buffer.alloc(24);
+  fhBody.writeBigUInt64LE(f.fh, 0);
+  await k.call(Opcode.FLUSH, f.nodeid, fhBody);
+  await k.call(Opcode.FSYNC, f.nodeid, fhBody.subarray(0, 16));
+  const interrupt = Buffer.alloc(8);
+  interrupt.writeBigUInt64LE(5n, 0);
+  assert.equal(await k.raw(k.request(Opcode.INTERRUPT, 0n, interrupt)), undefined);
+  await rejectsErrno(k.call(Opcode.OPENDIR, f.nodeid, Buffer.alloc(8)), Errno.ENOTDIR);
+  await k.call(Opcode.DESTROY, 0n);
+  assert.equal(k.server.counts.handles, 0, "DESTROY closes every handle");
+  await rejectsErrno(k.lookup(1n, "f"), Errno.EIO);
+});
