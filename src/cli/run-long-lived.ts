@@ -6,7 +6,16 @@
 import { Command, Option } from "commander";
 import { parseDurationSeconds, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { READY_PREFIX, startDetached, supervise, SUPERVISOR_FLAG } from "../supervisor/index.js";
+import { renameSync } from "node:fs";
+import { join } from "node:path";
+import { sandboxDir } from "../state/index.js";
+import {
+  READY_PREFIX,
+  startDetached,
+  supervise,
+  SUPERVISOR_FLAG,
+  SUPERVISOR_LOG_ENV,
+} from "../supervisor/index.js";
 import { collect } from "./flags.js";
 import { parsePublish } from "./publish.js";
 
@@ -84,6 +93,9 @@ export async function runLongLived(
     ...(flags.supervisor ? {} : { echo: { stdout: process.stdout, stderr: process.stderr } }),
     onReady: (record) => {
       if (flags.supervisor) {
+        // Keep our stderr (later warnings, a crash's stack) as sandboxes/<id>/supervisor.log.
+        const errLog = process.env[SUPERVISOR_LOG_ENV];
+        if (errLog) renameSync(errLog, join(sandboxDir(record.id), "supervisor.log"));
         process.stdout.write(`${READY_PREFIX}${record.id}\n`);
         // The `run -d` that reads this goes away: later writes must not kill the supervisor.
         process.stdout.on("error", () => undefined);

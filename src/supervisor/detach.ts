@@ -13,6 +13,8 @@ import { sandboxesDir } from "../state/index.js";
 
 /** The hidden flag that turns `run` into the supervisor of a detached sandbox. */
 export const SUPERVISOR_FLAG = "--supervisor";
+/** Names the supervisor's stderr file, which it moves into the sandbox dir once it runs. */
+export const SUPERVISOR_LOG_ENV = "WHEELLOCK_SUPERVISOR_LOG";
 /** What the supervisor prints on stdout once the sandbox runs. */
 export const READY_PREFIX = "ready ";
 
@@ -35,6 +37,7 @@ export async function startDetached(args: string[]): Promise<string> {
     const child = spawn(process.execPath, [...process.execArgv, script, "run", ...childArgs], {
       detached: true,
       stdio: ["ignore", "pipe", errFd],
+      env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },
     });
     const stdout = child.stdout;
     if (!stdout) throw new Error("supervisor started without a stdout pipe");

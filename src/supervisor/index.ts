@@ -1,4 +1,4 @@
 /** Long-lived sandboxes: the supervisor process, its control socket, and clients of it. */
 export { supervise, type SuperviseRequest } from "./supervise.js";
-export { startDetached, SUPERVISOR_FLAG, READY_PREFIX } from "./detach.js";
+export { startDetached, SUPERVISOR_FLAG, SUPERVISOR_LOG_ENV, READY_PREFIX } from "./detach.js";
 export { RemoteSandbox } from "./client.js";

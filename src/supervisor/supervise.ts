@@ -6,7 +6,7 @@
  */
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { newSandboxId, type SandboxOptions } from "../config/index.js";
+import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
 import { runDir } from "../paths.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import {
@@ -77,6 +77,8 @@ function initialRecord(id: string, options: SandboxOptions, ports: PortBinding[]
 /** Runs until the sandbox stops; resolves with the process exit status to use. */
 export async function supervise(req: SuperviseRequest): Promise<number> {
   const id = newSandboxId();
+  // Bad options are the caller's mistake, not a sandbox that crashed: no record for them.
+  resolveSandboxOptions(req.options, undefined, undefined, id);
   mkdirSync(sandboxDir(id), { recursive: true, mode: 0o700 });
   let record = initialRecord(id, req.options, req.ports);
   record.config.gracefulShutdownMs = req.gracefulShutdownMs;

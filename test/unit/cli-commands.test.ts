@@ -77,6 +77,13 @@ test("errors are one line; unknown sandboxes are named", () => {
     /--detach cannot be combined with -t/,
   );
   assert.match(wheellock(["run", "-p", "99999", "--rm=false"]).stderr, /port must be 1-65535/);
+  // The detached supervisor's error comes back as one line, and leaves no record behind.
+  const bad = wheellock(["run", "-d", "--memory", "10"]);
+  assert.deepEqual(
+    [bad.code, bad.stdout, bad.stderr],
+    [1, "", "wheellock: invalid configuration: memoryMb must be an integer >= 64, got 10\n"],
+  );
+  assert.equal(wheellock(["ls", "--json"]).stdout, "[]\n");
 });
 
 test("list, gc and prune on an empty data dir", () => {
