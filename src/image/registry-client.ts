@@ -93,15 +93,24 @@ export class RegistryClient {
     let challenged = false;
     for (let attempt = 0; ;) {
       let res: Response;
+      // The deadline covers the response headers only: a large layer may stream for longer
+      // than any fixed limit (a stalled body is cut by undici's 5-minute idle timeout).
+      signal?.throwIfAborted();
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const deadline = setTimeout(
+        () => abort.abort(new Error(`no response within ${REQUEST_TIMEOUT_MS / 1000} s`)),
+        REQUEST_TIMEOUT_MS,
+      );
       try {
-        const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
         res = await fetch(this.baseUrl + path, {
           headers: {
             ...headers,
             ...(this.authorization ? { authorization: this.authorization } : {}),
           },
           redirect: "follow",
-          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          signal: abort.signal,
         });
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -112,6 +121,8 @@ export class RegistryClient {
         const cause =
           (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
         throw new ErrImage(`registry ${this.registry} unreachable: ${cause}`, { cause: err });
+      } finally {
+        clearTimeout(deadline);
       }
       if (res.status === 401 && !challenged) {
         challenged = true;
