@@ -124,11 +124,20 @@ export class ImageStore {
     const others = await this.list();
     if (!others.some((o) => o.rootfsFile === rec.rootfsFile))
       await rm(join(this.root, "rootfs", rec.rootfsFile), { force: true });
-    const used = referencedBlobs(others);
-    for (const d of [rec.digest, rec.configDigest, ...rec.layers.map((l) => l.digest)]) {
+    await this.removeBlobsUnlessUsed([
+      rec.digest,
+      rec.configDigest,
+      ...rec.layers.map((l) => l.digest),
+    ]);
+    return true;
+  }
+
+  /** Deletes these blobs where no record needs them (an image's own, an import's scraps). */
+  async removeBlobsUnlessUsed(digests: readonly string[]): Promise<void> {
+    const used = referencedBlobs(await this.list());
+    for (const d of digests) {
       if (!used.has(digestHex(d))) await rm(this.blobs.path(d), { force: true });
     }
-    return true;
   }
 
   /**

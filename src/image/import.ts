@@ -125,6 +125,8 @@ export async function importImage(name: string, opts: ImportOptions): Promise<Im
     config: parsed.runtime,
   };
   await opts.store.put(rec);
+  // Archive members the image does not use (docker save's VERSION and json files, ...).
+  await opts.store.removeBlobsUnlessUsed([...members.values()].map((m) => m.digest));
   return rec;
 }
 
