@@ -17,6 +17,12 @@ export interface MountConfig {
   readonly readonly?: boolean;
   /** Your own filesystem (`type: "provider"`): any object implementing VfsProvider. */
   readonly provider?: VfsProvider;
+  /**
+   * Owner the guest sees for files of the host user (host_fs, overlay). Default root (0:0);
+   * set it to the image's user when that user must write the mount (the guest kernel
+   * checks permissions against it).
+   */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 export const DEFAULT_WORKSPACE = "/workspace";

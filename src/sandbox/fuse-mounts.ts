@@ -22,6 +22,10 @@ import {
 
 export const FUSE_PORT_NAME = "wheellock.fuse";
 
+function isId(value: unknown): boolean {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < 0xffffffff;
+}
+
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
 
 async function providerFor(
@@ -55,10 +59,21 @@ async function providerFor(
     if (mount.hostPath === undefined) {
       return bad(`a ${mount.type} mount needs a host path`);
     }
+    const owner = mount.owner;
+    if (owner !== undefined && !(isId(owner.uid) && isId(owner.gid))) {
+      return bad("owner must be { uid, gid } with integers from 0 to 2^32-2");
+    }
+    const hostOptions = owner === undefined ? {} : { guestOwner: owner };
     provider =
       mount.type === "overlay"
-        ? (await openHostOverlay({ hostPath: mount.hostPath, upperParentDir: runDir })).provider
-        : await HostDirProvider.open(mount.hostPath);
+        ? (
+            await openHostOverlay({
+              hostPath: mount.hostPath,
+              upperParentDir: runDir,
+              ...hostOptions,
+            })
+          ).provider
+        : await HostDirProvider.open(mount.hostPath, hostOptions);
   }
   return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
 }

@@ -30,6 +30,7 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
       [{ "/w": { type: "nfs" } }, /type must be one of/],
       [{ "/w": { type: "provider" } }, /needs a provider/],
       [{ relative: { type: "memory" } }, /invalid guest mount path/],
+      [{ "/w": { type: "host_fs", hostPath: host, owner: { uid: -1, gid: 0 } } }, /owner must be/],
     ];
     for (const [mounts, message] of cases) {
       await assert.rejects(

@@ -21,6 +21,8 @@ writeFileSync(join(ro, "keep"), "read me");
 writeFileSync(join(ov, "base.txt"), "lower");
 
 const custom = new MemoryProvider();
+const appHome = join(base, "app-home");
+mkdirSync(appHome);
 
 describe("mounts", () => {
   let sb: Sandbox;
@@ -31,6 +33,7 @@ describe("mounts", () => {
         "/workspace/ro": { type: "host_fs", hostPath: ro, readonly: true },
         "/mnt/ov": { type: "overlay", hostPath: ov },
         "/mnt/mem": { type: "provider", provider: custom },
+        "/home/app": { type: "host_fs", hostPath: appHome, owner: { uid: 1000, gid: 1000 } },
       },
     });
   });
@@ -130,6 +133,18 @@ describe("mounts", () => {
   test("writes to a mount of an SDK-provided provider reach that provider", async () => {
     const r = await sb.exec("echo hello > /mnt/mem/note && cat /mnt/mem/note");
     assert.equal(r.stdout, "hello\n", r.stderr);
+  });
+
+  test("a non-root guest user writes where the mount's owner is that user, not elsewhere", async () => {
+    const mine = await sb.exec("touch /home/app/by-app && stat -c %u:%g /home/app/by-app", {
+      user: "1000:1000",
+    });
+    assert.equal(mine.exitCode, 0, mine.stderr);
+    assert.equal(mine.stdout, "1000:1000\n");
+    assert.ok(existsSync(join(appHome, "by-app")));
+    const other = await sb.exec("touch /workspace/by-app", { user: "1000:1000" });
+    assert.notEqual(other.exitCode, 0);
+    assert.match(other.stderr, /Permission denied/);
   });
 
   test("escape attempts from a root shell stay inside the mount", async () => {
