@@ -8,7 +8,16 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FuseServer, HostDirProvider, decodeInHeader } from "../../src/vfs/index.js";
+import {
+  FuseServer,
+  HostDirProvider,
+  MemoryProvider,
+  ReadOnlyProvider,
+  RouterProvider,
+  decodeInHeader,
+  openHostOverlay,
+  type VfsProvider,
+} from "../../src/vfs/index.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
 import { FakeKernel } from "./vfs-fake-kernel.js";
 
@@ -27,7 +36,33 @@ function rng(seed: number): () => number {
 const NAMES = ["a", "b", "..", ".", "a/b", "door", "x".repeat(300), "f", "d", ""];
 const NO_REPLY = new Set([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
 
-test("fuzz: 4000 random and mutated requests over a host dir", async () => {
+type Make = (root: string, base: string) => Promise<VfsProvider>;
+
+const PROVIDERS: [string, Make][] = [
+  ["a host dir", (root) => HostDirProvider.open(root)],
+  [
+    "an overlay over a host dir",
+    async (root, base) =>
+      (await openHostOverlay({ hostPath: root, upperParentDir: base })).provider,
+  ],
+  [
+    "a router of memory, read-only and host dir",
+    async (root) =>
+      new RouterProvider({
+        "/": new MemoryProvider(),
+        "/ro": new ReadOnlyProvider(new MemoryProvider()),
+        "/d/host": await HostDirProvider.open(root),
+      }),
+  ],
+];
+
+for (const [label, make] of PROVIDERS) {
+  test(`fuzz: 4000 random and mutated requests over ${label}`, async () => {
+    await fuzz(make);
+  });
+}
+
+async function fuzz(make: Make): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), "wheellock-vfs-fuzz-"));
   const outside = join(base, "outside");
   const root = join(base, "root");
@@ -35,7 +70,7 @@ test("fuzz: 4000 random and mutated requests over a host dir", async () => {
   await mkdir(root);
   await writeFile(join(outside, "secret"), "SECRET");
   await symlink(outside, join(root, "door"));
-  const provider = await HostDirProvider.open(root);
+  const provider = await make(root, base);
   const server = new FuseServer({ provider });
   const kernel = new FakeKernel(server);
   await kernel.init();
@@ -99,4 +134,4 @@ test("fuzz: 4000 random and mutated requests over a host dir", async () => {
     await server.close();
     await rm(base, { recursive: true, force: true });
   }
-});
+}
