@@ -4,6 +4,11 @@ import { NetworkStack, type NetworkStackOptions } from "./stack.js";
 
 /** Frames queued toward the guest before flows stop sending (per link, not per flow). */
 const LINK_HIGH_WATER_BYTES = 2 * 1024 * 1024;
+/**
+ * Past this, frames are dropped as a congested router would (TCP resends them). Only senders
+ * that ignore `linkWritable` (ACKs, resets) can get here, so it bounds the link's memory.
+ */
+const LINK_DROP_BYTES = 8 * 1024 * 1024;
 
 export type NetworkLinkOptions = Omit<NetworkStackOptions, "sendFrame" | "linkWritable">;
 
@@ -15,6 +20,8 @@ export class NetworkLink {
   readonly stack: NetworkStack;
   private socket: Socket | undefined;
   private closed = false;
+  /** Frames toward the guest dropped because QEMU was not reading. */
+  droppedFrames = 0;
 
   private constructor(
     private readonly server: Server,
@@ -22,11 +29,21 @@ export class NetworkLink {
   ) {
     this.stack = new NetworkStack({
       ...opts,
-      sendFrame: (frame) => this.socket?.write(encodeFrame(frame)),
+      sendFrame: (frame) => this.send(frame),
       linkWritable: () =>
         this.socket !== undefined && this.socket.writableLength < LINK_HIGH_WATER_BYTES,
     });
-    server.once("connection", (socket) => this.attach(socket));
+    server.on("connection", (socket) => this.attach(socket));
+  }
+
+  private send(frame: Buffer): void {
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return;
+    if (socket.writableLength > LINK_DROP_BYTES) {
+      this.droppedFrames++;
+      return;
+    }
+    socket.write(encodeFrame(frame));
   }
 
   static listen(path: string, opts: NetworkLinkOptions): Promise<NetworkLink> {
@@ -43,7 +60,7 @@ export class NetworkLink {
 
   private attach(socket: Socket): void {
     this.server.close();
-    if (this.closed) {
+    if (this.closed || this.socket) {
       socket.destroy();
       return;
     }

@@ -46,7 +46,8 @@ export class OpenUpstream implements Upstream {
     const denied = this.check(ip);
     if (denied) return denied;
     if (port === 0) return { denied: "port 0" };
-    const socket = new Socket();
+    // Half-open: the remote finishing its side must not end ours while the guest still sends.
+    const socket = new Socket({ allowHalfOpen: true });
     socket.setNoDelay(true);
     let done = false;
     const fail = (err: Error): void => {

@@ -192,8 +192,10 @@ export class NetworkStack {
 
   private sendUdp(srcIp: number, srcPort: number, guestPort: number, payload: Buffer): void {
     if (this.closed) return;
-    // Replies larger than the link can carry are dropped, as a router would.
+    // Replies larger than the link can carry, or arriving while it is congested, are dropped
+    // as a router would: UDP senders expect loss, and the host must not queue for them.
     if (payload.length > this.addressing.mtuBytes - 28) return;
+    if (this.opts.linkWritable && !this.opts.linkWritable()) return;
     this.opts.sendFrame(buildUdpFrame(this.header(srcIp), srcPort, guestPort, payload));
   }
 

@@ -32,6 +32,8 @@ function guestFetch(
   inbox: { deliver?: (s: TcpSegment) => void },
   port: number,
   request: Buffer,
+  /** Send the request only after the remote has finished sending (half-close). */
+  requestAfterRemoteFin = false,
 ) {
   return new Promise<{ data: Buffer; reset: boolean }>((resolve) => {
     const GUEST_PORT = 50000;
@@ -57,8 +59,10 @@ function guestFetch(
         rcvNxt = seqAdd(s.seq, 1);
         seq = seqAdd(seq, 1);
         send(TCP_ACK);
-        send(TCP_ACK, request);
-        seq = seqAdd(seq, request.length);
+        if (!requestAfterRemoteFin) {
+          send(TCP_ACK, request);
+          seq = seqAdd(seq, request.length);
+        }
         return;
       }
       if (s.payload.length > 0 && seqDiff(s.seq, rcvNxt) === 0) {
@@ -67,6 +71,10 @@ function guestFetch(
       }
       if (s.flags & TCP_FIN && seqDiff(seqAdd(s.seq, s.payload.length), rcvNxt) === 0) {
         rcvNxt = seqAdd(rcvNxt, 1);
+        if (requestAfterRemoteFin) {
+          send(TCP_ACK, request);
+          seq = seqAdd(seq, request.length);
+        }
         send(TCP_ACK | TCP_FIN);
         seq = seqAdd(seq, 1);
         return resolve({ data: Buffer.concat(chunks), reset: false });
@@ -197,3 +205,26 @@ test("open mode: UDP is relayed to a 127.0.0.1 server and the reply comes back",
   stack.close();
   echo.close();
 });
+
+test(
+  "open mode: the remote closing first does not end the guest's direction (half-close)",
+  { timeout: 10_000 },
+  async () => {
+    let received = "";
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
+      sock.end("bye first\n"); // the remote finishes sending at once
+      sock.on("data", (d: Buffer) => (received += d.toString()));
+      sock.on("end", () => sock.destroy());
+    });
+    const port = await listen(server);
+    const { stack, inbox } = makeRelayStack(true);
+    // The guest's request goes out after the remote's FIN has already been relayed.
+    const { data, reset } = await guestFetch(stack, inbox, port, Buffer.from("late data"), true);
+    for (let i = 0; i < 100 && received === ""; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(reset, false);
+    assert.equal(data.toString(), "bye first\n");
+    assert.equal(received, "late data");
+    stack.close();
+    server.close();
+  },
+);
