@@ -36,6 +36,14 @@ export class HandleTable {
     return handle;
   }
 
+  /** Some open file of `nodeid`: an unlinked file is only reachable through its handles. */
+  fileOf(nodeid: bigint): Extract<OpenHandle, { kind: "file" }> | undefined {
+    for (const handle of this.handles.values()) {
+      if (handle.kind === "file" && handle.nodeid === nodeid) return handle;
+    }
+    return undefined;
+  }
+
   take(fh: bigint): OpenHandle | undefined {
     const handle = this.handles.get(fh);
     this.handles.delete(fh);

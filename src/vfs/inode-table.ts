@@ -55,6 +55,12 @@ export class InodeTable {
     return names.length === 0 ? "/" : `/${names.reverse().join("/")}`;
   }
 
+  /** True while some name leads to the node (false once unlinked, or unknown). */
+  linked(id: bigint): boolean {
+    const node = this.byId.get(id);
+    return node !== undefined && (node === this.root || node.links.length > 0);
+  }
+
   /**
    * Id for `name` in `parentId`, counting one more kernel reference to it. `fileId` (not for
    * directories) joins the name to an existing node of the same file: a hard link.

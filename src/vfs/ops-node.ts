@@ -38,6 +38,11 @@ const getattr: OpHandler = async (ctx, header, body) => {
     const open = ctx.handles.file(fh);
     return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
   }
+  const open = ctx.handles.fileOf(header.nodeid);
+  // fstat(2) comes without a handle; once the name is gone only an open handle can answer.
+  if (open !== undefined && !ctx.inodes.linked(header.nodeid)) {
+    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+  }
   const stat = await ctx.provider.stat(ctx.inodes.path(header.nodeid));
   return attrOut(header.nodeid, stat, ctx.timeouts);
 };

@@ -104,6 +104,7 @@ export function posixSuite(
     await rejectsErrno(k.lookup(ROOT, "tmp"), Errno.ENOENT);
     assert.equal((await k.read(f.fh, 0, 100)).toString(), "still here");
     assert.equal((await k.getattr(f.nodeid, f.fh)).size, 10);
+    assert.equal((await k.getattr(f.nodeid)).size, 10, "fstat comes without a handle");
     await k.release(f.fh);
   });
 

@@ -58,6 +58,9 @@ describe("mounts", () => {
         "chmod 600 hard && stat -c %a dd/e/f",
         "echo more >> hard && truncate -s 2 hard && wc -c < dd/e/f",
         "dd if=/dev/urandom of=big bs=1M count=8 2>/dev/null && sha256sum big | cut -c1-64",
+        // An open file outlives its name; a directory renames over an empty one.
+        "echo kept > gone && exec 3< gone && rm gone && cat <&3 && exec 3<&-",
+        "mkdir -p over/a empty && touch over/a/x && mv -T over empty && ls empty/a",
       ].join("\n"),
     );
     assert.equal(r.exitCode, 0, r.stderr);
@@ -68,6 +71,8 @@ describe("mounts", () => {
       .update(readFileSync(join(work, "big")))
       .digest("hex");
     assert.equal(lines[4], hostSha, "8 MiB written in the guest arrive intact");
+    assert.deepEqual(lines.slice(5), ["kept", "x"]);
+    assert.ok(!existsSync(join(work, "gone")) && !existsSync(join(work, "over")));
   });
 
   test("a directory of 10,000 host files lists completely in the guest", async () => {
