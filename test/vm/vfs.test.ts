@@ -75,6 +75,29 @@ describe("mounts", () => {
     assert.ok(!existsSync(join(work, "gone")) && !existsSync(join(work, "over")));
   });
 
+  test("scripts run from the mount; times, statfs, find, symlinked dirs, moves across mounts", async () => {
+    const r = await sb.exec(
+      [
+        "set -e; cd /workspace",
+        "printf '#!/bin/sh\\necho ran\\n' > run.sh && chmod +x run.sh && ./run.sh",
+        "touch -d '2001-02-03 04:05:06 UTC' old && date -u -r old +%Y",
+        "df -P /workspace | tail -1 | awk '{print ($2 > 0)}'",
+        "mkdir -p t/u && touch t/u/v && ln -s t/u linkdir && ls linkdir && find t | sort | tr '\\n' ' '; echo",
+        "echo moved > /mnt/mem/cross && mv /mnt/mem/cross /workspace/cross && cat /workspace/cross",
+      ].join("\n"),
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), [
+      "ran",
+      "2001",
+      "1",
+      "v",
+      "t t/u t/u/v ",
+      "moved",
+    ]);
+    assert.equal(readFileSync(join(work, "cross"), "utf8"), "moved\n");
+  });
+
   test("a directory of 10,000 host files lists completely in the guest", async () => {
     const many = join(work, "many");
     mkdirSync(many);
