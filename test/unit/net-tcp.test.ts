@@ -329,3 +329,25 @@ test("TCP: a segment acknowledging data never sent is answered and dropped", () 
   assert.equal(reply?.tcp?.seq, seqAdd(f.synAck.seq, 1));
   f.stack.close();
 });
+
+test("TCP: a zero window is probed until the guest opens it again", async () => {
+  const f = open({ mss: 1000, tcp: { tcp: { initialRtoMs: 15 } } });
+  f.take();
+  const start = seqAdd(f.synAck.seq, 1);
+  f.ack(start, 0); // the guest's buffer is full
+  f.conn.events.onData(Buffer.from("abcdef"));
+  assert.equal(f.take().length, 0, "nothing sent into a zero window");
+  await sleep(40);
+  const probes = f.take().map((r) => r.tcp as TcpSegment);
+  assert.ok(probes.length >= 1);
+  assert.equal(probes[0]?.seq, start);
+  assert.equal(probes[0]?.payload.toString(), "a");
+  // The guest took the probe byte and reopened its window: the rest follows at once.
+  f.ack(seqAdd(start, 1), 1000);
+  const rest = f
+    .take()
+    .map((r) => r.tcp?.payload.toString() ?? "")
+    .join("");
+  assert.equal(rest, "bcdef");
+  f.stack.close();
+});
