@@ -1,7 +1,7 @@
 import { createSocket } from "node:dgram";
 import { promises as dnsPromises } from "node:dns";
 import { Socket, isIPv4 } from "node:net";
-import { isPrivateOrSpecialAddress } from "./ip-ranges.js";
+import { EgressPolicy } from "./policy/egress-policy.js";
 import type {
   Denied,
   Upstream,
@@ -28,8 +28,11 @@ export interface OpenUpstreamOptions {
  */
 export class OpenUpstream implements Upstream {
   private readonly overrides: ReadonlyMap<string, string>;
+  /** Only its dialed-address check applies in open mode (no allowlist). */
+  private readonly policy: EgressPolicy;
 
   constructor(private readonly opts: OpenUpstreamOptions = {}) {
+    this.policy = new EgressPolicy({ allowPrivateHosts: opts.allowPrivateHosts ?? false });
     const lowered = new Map<string, string>();
     for (const [name, ip] of opts.resolveOverrides ?? []) lowered.set(name.toLowerCase(), ip);
     this.overrides = lowered;
@@ -37,9 +40,8 @@ export class OpenUpstream implements Upstream {
 
   private check(ip: string): Denied | undefined {
     if (!isIPv4(ip)) return { denied: "not an IPv4 address" };
-    if (!this.opts.allowPrivateHosts && isPrivateOrSpecialAddress(ip))
-      return { denied: `private or special-purpose address ${ip}` };
-    return undefined;
+    const decision = this.policy.checkDialAddress(ip);
+    return decision.allowed ? undefined : { denied: decision.reason };
   }
 
   connectTcp(ip: string, port: number, events: UpstreamTcpEvents): UpstreamTcp | Denied {
