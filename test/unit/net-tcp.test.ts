@@ -351,3 +351,48 @@ test("TCP: a zero window is probed until the guest opens it again", async () => 
   assert.equal(rest, "bcdef");
   f.stack.close();
 });
+
+test("TCP: an upstream that cannot drain slows its own flow only", () => {
+  const ctx = makeStack({ tcp: { receiveWindowBytes: 20_000 } });
+  const syn = (port: number) =>
+    ctx.stack.handleFrame(
+      guestTcp(PUBLIC_IP, {
+        srcPort: port,
+        dstPort: 80,
+        seq: 100,
+        ack: 0,
+        flags: TCP_SYN,
+        window: 65535,
+      }),
+    );
+  syn(1);
+  syn(2);
+  const [stuck, free] = ctx.upstream.tcp as [FakeTcp, FakeTcp];
+  stuck.events.onConnect();
+  free.events.onConnect();
+  const synAcks = new Map(ctx.take().map((r) => [r.tcp?.dstPort, r.tcp as TcpSegment]));
+  const push = (port: number, seq: number, bytes: number) =>
+    ctx.stack.handleFrame(
+      guestTcp(PUBLIC_IP, {
+        srcPort: port,
+        dstPort: 80,
+        seq,
+        ack: seqAdd(synAcks.get(port)?.seq ?? 0, 1),
+        flags: TCP_ACK,
+        window: 65535,
+        payload: Buffer.alloc(bytes),
+      }),
+    );
+  push(1, 101, 20_000); // never flushed: this flow's window closes
+  push(2, 101, 20_000);
+  free.flush();
+  push(2, 20_101, 20_000);
+  free.flush();
+  const windows = new Map<number, number>();
+  for (const r of ctx.take()) windows.set(r.tcp?.dstPort ?? 0, r.tcp?.window ?? -1);
+  assert.equal(windows.get(1), 0);
+  assert.equal(Buffer.concat(free.written).length, 40_000);
+  push(2, 40_101, 1000);
+  assert.equal(Buffer.concat(free.written).length, 41_000, "the other flow keeps going");
+  ctx.stack.close();
+});
