@@ -73,7 +73,8 @@ export class ErrFile extends WheellockError {
   readonly errno: string | undefined;
   readonly path: string;
   constructor(path: string, message: string, errno?: string) {
-    super("ErrFile", `${path}: ${message}`);
+    // The guest's own message often names the path already; say it once.
+    super("ErrFile", message.startsWith(`${path}:`) ? message : `${path}: ${message}`);
     this.path = path;
     this.errno = errno;
   }
