@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { ErrImage, WheellockError } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
+import { diskFullError, isDiskFull } from "./disk-full.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
@@ -31,6 +32,17 @@ export interface PullOptions {
  * flattened ext4 (skipped when this image config was flattened before).
  */
 export async function pullImage(reference: string, opts: PullOptions): Promise<ImageRecord> {
+  try {
+    return await pullInto(reference, opts);
+  } catch (err) {
+    // Blobs only appear once verified and the record only after the ext4, so a full disk
+    // leaves nothing that looks complete; the raw errno just needs saying in words.
+    if (isDiskFull(err)) throw diskFullError(`pulling ${reference}`, opts.store.root, err);
+    throw err;
+  }
+}
+
+async function pullInto(reference: string, opts: PullOptions): Promise<ImageRecord> {
   const ref = parseReference(reference);
   const platform = opts.platform ?? DEFAULT_PLATFORM;
   const progress = opts.progress ?? silentProgress;
@@ -191,7 +203,8 @@ async function downloadBlob(
       return;
     } catch (err) {
       progress.bytes(desc.digest, -sent);
-      if (err instanceof ErrImage || signal.aborted || attempt >= 3) throw err;
+      // A full disk stays full: retrying would only write the same bytes again.
+      if (err instanceof ErrImage || isDiskFull(err) || signal.aborted || attempt >= 3) throw err;
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
