@@ -8,10 +8,22 @@ import { DOCKER_HUB } from "./reference.js";
 export interface RegistryCredentials {
   username: string;
   password: string;
+  /**
+   * An OAuth2 refresh token ("identity token") to trade at the token service instead of sending
+   * a password: what `docker login` stores for registries that issue one, and what a credential
+   * helper returns with the username `<token>`.
+   */
+  identityToken?: string;
 }
 
+/** Docker's marker: a helper answering this username holds an identity token as its secret. */
+const IDENTITY_TOKEN_USER = "<token>";
+
 interface DockerConfigFile {
-  auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  auths?: Record<
+    string,
+    { auth?: string; username?: string; password?: string; identitytoken?: string }
+  >;
   credHelpers?: Record<string, string>;
   credsStore?: string;
 }
@@ -55,6 +67,8 @@ export async function lookupCredentials(
   for (const key of keys) {
     const entry = config.auths?.[key] ?? config.auths?.[`${key}/`];
     if (!entry) continue;
+    if (entry.identitytoken)
+      return { username: "", password: "", identityToken: entry.identitytoken };
     if (entry.username !== undefined && entry.password !== undefined)
       return { username: entry.username, password: entry.password };
     if (entry.auth) {
@@ -101,7 +115,11 @@ export function runCredentialHelper(
         const r = JSON.parse(out) as { Username?: string; Secret?: string };
         if (typeof r.Username !== "string" || typeof r.Secret !== "string")
           return resolve(undefined);
-        resolve({ username: r.Username, password: r.Secret });
+        resolve(
+          r.Username === IDENTITY_TOKEN_USER
+            ? { username: "", password: "", identityToken: r.Secret }
+            : { username: r.Username, password: r.Secret },
+        );
       } catch {
         reject(new ErrImage(`credential helper docker-credential-${helper} printed no JSON`));
       }

@@ -156,10 +156,16 @@ export class RegistryClient {
   private async answerChallenge(repository: string, header: string | null): Promise<void> {
     const challenge = parseChallenge(header);
     const creds = this.opts.credentials;
-    const basic = creds
-      ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`
-      : undefined;
+    const identityToken = creds?.identityToken;
+    const basic =
+      creds && !identityToken
+        ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`
+        : undefined;
     if (!challenge || challenge.scheme === "basic") {
+      if (identityToken)
+        throw new ErrImage(
+          `registry ${this.registry} asks for a password, but only an identity token is stored for it (docker login again)`,
+        );
       if (!basic)
         throw new ErrImage(
           `registry ${this.registry} requires authentication and no credentials were found for it (docker login, or ~/.docker/config.json)`,
@@ -181,10 +187,16 @@ export class RegistryClient {
     url.searchParams.set("scope", `repository:${repository}:pull`);
     let res: Response;
     try {
-      res = await fetch(url, {
-        headers: basic ? { authorization: basic } : {},
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
+      // The grant's parameters travel in the form body, so it goes to the realm as given.
+      res = await fetch(
+        identityToken ? challenge.params.realm : url,
+        identityToken
+          ? identityTokenRequest(url, identityToken)
+          : {
+              headers: basic ? { authorization: basic } : {},
+              signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+            },
+      );
     } catch (err) {
       throw new ErrImage(
         `registry ${this.registry}: token service ${url.host} unreachable: ${(err as Error).message}`,
@@ -207,4 +219,30 @@ export class RegistryClient {
       );
     this.authorization = `Bearer ${token}`;
   }
+}
+
+/** What we call ourselves to OAuth2 token services (they require a client_id; docker sends "docker"). */
+const OAUTH_CLIENT_ID = "wheellock";
+
+/**
+ * The OAuth2 refresh-token grant of the distribution token spec (docs/spec/auth/oauth.md): the
+ * identity token goes in a POST form body, never in a URL or a Basic header, and the service
+ * answers with an `access_token`. `url` already carries service and scope as query parameters.
+ */
+function identityTokenRequest(url: URL, refreshToken: string): RequestInit {
+  const form = new URLSearchParams({
+    grant_type: "refresh_token",
+    refresh_token: refreshToken,
+    client_id: OAUTH_CLIENT_ID,
+  });
+  for (const key of ["service", "scope"]) {
+    const value = url.searchParams.get(key);
+    if (value !== null) form.set(key, value);
+  }
+  return {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: form.toString(),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  };
 }
