@@ -34,7 +34,7 @@ export function addImageOptions(cmd: Command): Command {
 export async function prepareRunImage(
   flags: RunImageFlags,
 ): Promise<ImageRuntimeConfig | undefined> {
-  const image = flags.image ?? process.env.WHEELLOCK_IMAGE ?? DEFAULT_IMAGE;
+  const image = flags.image ?? (process.env.WHEELLOCK_IMAGE || DEFAULT_IMAGE);
   if (image === DEFAULT_IMAGE) return undefined;
   const progress = terminalProgress(`Pulling ${image}`);
   const { record } = await ensureImage(image, {

@@ -1,7 +1,12 @@
 import { Command, Option } from "commander";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
-import { mergeEnv, type SandboxOptions } from "../config/index.js";
+import {
+  DEFAULT_IMAGE,
+  ENV_DEFAULT_IMAGE,
+  mergeEnv,
+  type SandboxOptions,
+} from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
@@ -124,8 +129,10 @@ function sandboxOptions(flags: RunFlags): SandboxOptions {
 }
 
 async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<number> {
-  // An image may supply the command (ENTRYPOINT/CMD); the default image does not.
-  if (command.length === 0 && flags.image === undefined && flags.entrypoint === undefined) {
+  // An image may supply the command (ENTRYPOINT/CMD); the default image does not. The image can
+  // come from WHEELLOCK_IMAGE as well as --image (empty counts as unset, as in resolve.ts).
+  const image = flags.image ?? (process.env[ENV_DEFAULT_IMAGE] || DEFAULT_IMAGE);
+  if (command.length === 0 && image === DEFAULT_IMAGE && flags.entrypoint === undefined) {
     throw new ErrInvalidConfig("command required: wheellock run [flags] -- command [args...]");
   }
   if (flags.tty && flags.interactive && !process.stdin.isTTY) {

@@ -79,7 +79,7 @@ describe("an OCI image in a VM", () => {
     );
   });
 
-  test("CLI run: ENTRYPOINT + CMD, user args replace CMD, --entrypoint overrides", async () => {
+  test("CLI run: ENTRYPOINT + CMD, user args replace CMD, --entrypoint overrides, WHEELLOCK_IMAGE", async () => {
     const cli = (args: string[]) =>
       promisify(execFile)(
         process.execPath,
@@ -93,6 +93,13 @@ describe("an OCI image in a VM", () => {
     // --entrypoint "" clears ENTRYPOINT and CMD: the user's args are the whole command.
     const out2 = await cli(["--entrypoint", "", "--", "sh", "-c", "echo $((6*7)) $(id -u)"]);
     assert.equal(out2.stdout, "42 1000\n");
+    // The image named only by WHEELLOCK_IMAGE, no command: its ENTRYPOINT + CMD run.
+    const out3 = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "run"],
+      { encoding: "utf8", env: { ...process.env, WHEELLOCK_IMAGE: ref } },
+    );
+    assert.equal(out3.stdout, "ep default-cmd\n");
   });
 
   test("an image imported from a docker save tarball boots with its config", async () => {
