@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync } from "node:fs";
-import { access, mkdir, open, rename, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { access, mkdir, open, rename, rm, statfs } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { cacheDir } from "../paths.js";
 import { runTool, outputTail } from "../util/run-tool.js";
@@ -140,12 +140,26 @@ export async function buildExt4FromDir(
     if (res.code === 0) return { sizeBytes };
     await rm(outPath, { force: true });
     const full = /No space left|Could not allocate|insufficient|not enough/i.test(res.stderr);
+    // "No space left" also comes from the host filesystem filling up under the image file;
+    // a larger image would not help then, so say so instead of retrying.
+    if (full) await throwIfHostFull(outPath, usage.dataBytes);
     if (!full || attempt >= 2) {
       throw new ErrSetup(`mkfs.ext4 -d ${dir} failed (exit ${res.code}): ${outputTail(res)}`);
     }
     sizeBytes = Math.ceil((sizeBytes * 1.5) / MIB) * MIB;
     inodes = Math.ceil(inodes * 1.5);
   }
+}
+
+/** Throws when the filesystem `path` is on has less free space than the data mkfs must write. */
+async function throwIfHostFull(path: string, needBytes: number): Promise<void> {
+  const fs = await statfs(dirname(path)).catch(() => undefined);
+  if (!fs) return;
+  const freeBytes = fs.bavail * fs.bsize;
+  if (freeBytes >= needBytes) return;
+  throw new ErrSetup(
+    `no space left on device for ${path}: mkfs.ext4 must write ${(needBytes / MIB).toFixed(1)} MiB, ${(freeBytes / MIB).toFixed(1)} MiB free`,
+  );
 }
 
 export interface EmptyExt4Options {

@@ -33,6 +33,18 @@ before(async () => {
   );
   // "fat": 20 MB of zeros gzip to a few KB, so the download fits and flattening overflows.
   images.set("fat", buildImage([await layerTar([{ name: "z", content: Buffer.alloc(20 << 20) }])]));
+  // "mid": 3 MB of random bytes, stored once as a blob and once in the staging tree, fits;
+  // the third copy, mkfs.ext4 writing the image, is what overflows.
+  images.set(
+    "mid",
+    buildImage(
+      [await layerTar([{ name: "m", content: randomBytes(3 << 20) }])],
+      {},
+      {
+        gzip: false,
+      },
+    ),
+  );
   server = createServer((req, res) => {
     const m = /^\/v2\/([a-z]+)\/(manifests|blobs)\/(.+)$/.exec(req.url ?? "");
     const img = m?.[1] ? images.get(m[1]) : undefined;
@@ -94,7 +106,7 @@ function mount(dir: string, opts: string): void {
   assert.equal(r.status, 0, r.stderr);
 }
 
-for (const name of ["big", "fat"]) {
+for (const name of ["big", "fat", "mid"]) {
   test(
     `pull of "${name}" into a full cache fails in one line and leaves nothing`,
     { skip },
