@@ -11,6 +11,7 @@ import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
 import { bareBootMs } from "./baseline-boot.js";
 import { imageBench } from "./image.js";
+import { kernelComparison } from "./kernels.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -233,7 +234,8 @@ async function main(): Promise<void> {
     };
     // A separate section: pull/unpack throughput and first vs cached image start.
     const image = await imageBench(log);
-    process.stdout.write(`${JSON.stringify({ ...result, image }, null, 2)}\n`);
+    const kernels = await kernelComparison(accel.accel, log);
+    process.stdout.write(`${JSON.stringify({ ...result, image, kernels }, null, 2)}\n`);
   } finally {
     await sb.close();
     rawServer.close();

@@ -8,6 +8,7 @@ import { ensureGuestAgent } from "./agent.js";
 import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js";
 import { ensureInitramfs } from "./initramfs.js";
 import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kernel.js";
+import { ensureMinimalKernel, findMinimalKernel, MIN_KERNEL_PACKAGES } from "./min-kernel.js";
 
 export type { GuestKernel } from "./kernel.js";
 export type { DefaultImage } from "../image/default-image.js";
@@ -48,7 +49,14 @@ export const HOST_PACKAGES: readonly HostPackage[] = [
 export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
   const log = opts.log ?? noop;
   await ensureHostPackages(HOST_PACKAGES, log);
-  return prepare(opts, log);
+  if (guestKernelChoice() !== "debian") {
+    // Optional: without them (no root, no such package on this distribution) the guest boots
+    // Debian's kernel, only slower.
+    await ensureHostPackages(MIN_KERNEL_PACKAGES, log).catch((err: unknown) =>
+      log(`minimal guest kernel: ${(err as Error).message}`),
+    );
+  }
+  return prepare(opts, log, true);
 }
 
 /**
@@ -62,24 +70,29 @@ export async function prepareAssets(opts: SetupOptions = {}): Promise<SetupResul
     const what = missing.map((p) => `${p.provides} (package ${p.pkg})`).join(", ");
     throw new ErrSetup(`missing host tools: ${what}; run: wheellock setup`);
   }
-  const key = kernelOverride(opts) ?? "";
+  const key = `${kernelOverride(opts) ?? ""}\0${guestKernelChoice() ?? ""}`;
   const memo = memoByKernel.get(key);
   if (memo && stillThere(memo)) return memo;
-  const result = await prepare(opts, opts.log ?? noop);
+  const result = await prepare(opts, opts.log ?? noop, false);
   memoByKernel.set(key, result);
   return result;
 }
 
 const memoByKernel = new Map<string, SetupResult>();
 
-async function prepare(opts: SetupOptions, log: (m: string) => void): Promise<SetupResult> {
+/** `build`: compile the minimal kernel when missing (setup), else only use a built one. */
+async function prepare(
+  opts: SetupOptions,
+  log: (m: string) => void,
+  build: boolean,
+): Promise<SetupResult> {
   const dir = cacheDir();
   const override = kernelOverride(opts);
   // The image build (mmdebstrap, ~20-35 s) does not depend on the kernel/agent chain: overlap them.
   const imageP = ensureDefaultImage(dir, log);
   const bootP = (async () => {
     const kernel =
-      override !== undefined ? kernelFromOverride(override) : await ensureGuestKernel(dir, log);
+      override !== undefined ? kernelFromOverride(override) : await pickKernel(dir, log, build);
     const agentPath = await ensureGuestAgent(dir, log);
     const initramfsPath = await ensureInitramfs(dir, agentPath, kernel);
     return { kernel, initramfsPath };
@@ -89,6 +102,57 @@ async function prepare(opts: SetupOptions, log: (m: string) => void): Promise<Se
   if (boot.status === "rejected") throw boot.reason;
   if (image.status === "rejected") throw image.reason;
   return { ...boot.value, image: image.value };
+}
+
+/**
+ * The minimal kernel when built (faster boot), else Debian's cloud kernel.
+ * WHEELLOCK_GUEST_KERNEL=debian|minimal forces one (tests, benchmarks); `minimal` builds it if
+ * needed even outside setup, since the caller asked for it.
+ */
+async function pickKernel(
+  dir: string,
+  log: (m: string) => void,
+  build: boolean,
+): Promise<GuestKernel> {
+  const choice = guestKernelChoice();
+  if (build && choice !== "debian") {
+    // setup keeps the Debian kernel too: it is the fallback, and the tests boot both.
+    const minimalP = ensureMinimalKernel(dir, log).catch((err: unknown) => {
+      // Optional unless forced: a failed build leaves the (slower) Debian kernel in use.
+      if (choice === "minimal") throw err;
+      log(`${(err as Error).message}; using Debian's kernel`);
+      return undefined;
+    });
+    // allSettled, so neither side's rejection is left unobserved.
+    const [debian, minimal] = await Promise.allSettled([ensureGuestKernel(dir, log), minimalP]);
+    if (minimal.status === "rejected") throw minimal.reason;
+    if (minimal.value) return minimal.value;
+    if (choice === "minimal")
+      throw new ErrSetup(`${GUEST_KERNEL_ENV}=minimal but the minimal kernel could not be built`);
+    if (debian.status === "rejected") throw debian.reason;
+    return debian.value;
+  }
+  if (choice === "debian") return ensureGuestKernel(dir, log);
+  if (choice === "minimal") {
+    const k = await ensureMinimalKernel(dir, log);
+    if (!k)
+      throw new ErrSetup(
+        `${GUEST_KERNEL_ENV}=minimal but the minimal kernel cannot be built here; run: wheellock setup`,
+      );
+    return k;
+  }
+  return (await findMinimalKernel(dir)) ?? ensureGuestKernel(dir, log);
+}
+
+const GUEST_KERNEL_ENV = "WHEELLOCK_GUEST_KERNEL";
+
+function guestKernelChoice(): "debian" | "minimal" | undefined {
+  const v = process.env[GUEST_KERNEL_ENV];
+  if (v === undefined || v === "" || v === "auto") return undefined;
+  if (v === "debian" || v === "minimal") return v;
+  throw new ErrSetup(
+    `${GUEST_KERNEL_ENV} must be debian, minimal or auto, got ${JSON.stringify(v)}`,
+  );
 }
 
 function kernelOverride(opts: SetupOptions): string | undefined {
