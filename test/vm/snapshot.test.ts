@@ -3,6 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, rmSync, truncateSync } from "node:fs";
 import { join } from "node:path";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Sandbox } from "../../src/index.js";
 import { cacheDir } from "../../src/paths.js";
 import { childQemuPids, isolateDataDir, runDirEntries } from "../helpers/vm.js";
@@ -22,8 +24,12 @@ test("restored sandboxes are independent and correct", async () => {
   const first = await started();
   await first.sb.close();
 
+  // Host-side network policy is not part of the snapshot: b may reach the test's server.
+  const server = createServer((_req, res) => res.end("hello after restore"));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
   const a = await started({ hostname: "restored-a" });
-  const b = await started({ hostname: "restored-b" });
+  const b = await started({ hostname: "restored-b", allowPrivateHosts: true });
   try {
     assert.equal(a.sb.restoredFromSnapshot, true);
     assert.equal(b.sb.restoredFromSnapshot, true);
@@ -55,9 +61,15 @@ test("restored sandboxes are independent and correct", async () => {
     tty.stdout.on("data", (c: Buffer) => (out += c.toString()));
     await tty.wait();
     assert.match(out, /20 70/);
+    // The network works after restore (a new host stack behind the same guest NIC).
+    const curl = await b.sb.exec(`curl -sS -m 30 http://10.0.2.2:${port}/`);
+    assert.equal(curl.stdout, "hello after restore", curl.stderr);
+    // ...and a's policy (private hosts not allowed) still applies to a.
+    assert.notEqual((await a.sb.exec(`curl -sS -m 10 http://10.0.2.2:${port}/`)).exitCode, 0);
   } finally {
     await a.sb.close();
     await b.sb.close();
+    server.close();
   }
   assert.deepEqual(childQemuPids(), []);
   assert.deepEqual(runDirEntries(dataDir), []);
