@@ -30,3 +30,21 @@ export function diskFullError(what: string, dir: string, cause: unknown): ErrIma
     { cause },
   );
 }
+
+/**
+ * Runs a store operation (pull, import) and turns a full disk anywhere inside it into the one
+ * clear error above. Safe to report like this because blobs only appear once verified and an
+ * image's record only after its ext4, so a full disk leaves nothing that looks complete.
+ */
+export async function reportingDiskFull<T>(
+  what: string,
+  dir: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isDiskFull(err)) throw diskFullError(what, dir, err);
+    throw err;
+  }
+}

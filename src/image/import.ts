@@ -3,7 +3,7 @@ import type { Readable } from "node:stream";
 import { extract } from "tar-stream";
 import { ErrImage } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
-import { diskFullError, isDiskFull } from "./disk-full.js";
+import { reportingDiskFull } from "./disk-full.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
 import { MEDIA, parseManifest, type Descriptor } from "./manifest.js";
@@ -25,12 +25,7 @@ const JSON_MEMBERS = new Set(["manifest.json", "index.json", "oci-layout", "repo
  * stream (stdin works), and no member can name a path on the host.
  */
 export async function importImage(name: string, opts: ImportOptions): Promise<ImageRecord> {
-  try {
-    return await importInto(name, opts);
-  } catch (err) {
-    if (isDiskFull(err)) throw diskFullError(`importing ${name}`, opts.store.root, err);
-    throw err;
-  }
+  return reportingDiskFull(`importing ${name}`, opts.store.root, () => importInto(name, opts));
 }
 
 async function importInto(name: string, opts: ImportOptions): Promise<ImageRecord> {

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { ErrImage, WheellockError } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
-import { diskFullError, isDiskFull } from "./disk-full.js";
+import { isDiskFull, reportingDiskFull } from "./disk-full.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
@@ -32,14 +32,9 @@ export interface PullOptions {
  * flattened ext4 (skipped when this image config was flattened before).
  */
 export async function pullImage(reference: string, opts: PullOptions): Promise<ImageRecord> {
-  try {
-    return await pullInto(reference, opts);
-  } catch (err) {
-    // Blobs only appear once verified and the record only after the ext4, so a full disk
-    // leaves nothing that looks complete; the raw errno just needs saying in words.
-    if (isDiskFull(err)) throw diskFullError(`pulling ${reference}`, opts.store.root, err);
-    throw err;
-  }
+  return reportingDiskFull(`pulling ${reference}`, opts.store.root, () =>
+    pullInto(reference, opts),
+  );
 }
 
 async function pullInto(reference: string, opts: PullOptions): Promise<ImageRecord> {

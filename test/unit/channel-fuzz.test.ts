@@ -9,17 +9,7 @@ import { Channel, FrameType, encodeFrame, encodeRecord, field } from "../../src/
 import { ErrProtocol, WheellockError } from "../../src/errors.js";
 import { duplexPair, helloFrame, i32pair, u32 } from "./channel-fake-guest.js";
 import { collect, until } from "./channel-setup.js";
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/seeded-random.js";
 
 type Rand = () => number;
 const int = (r: Rand, n: number): number => Math.floor(r() * n);

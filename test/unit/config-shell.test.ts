@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { ErrInvalidConfig } from "../../src/errors.js";
 import { shellQuote, shellSplit } from "../../src/config/index.js";
+import { mulberry32 } from "../helpers/seeded-random.js";
 
 /** What a real POSIX shell makes of `words` when they follow `set --`. */
 function argvFromRealShell(words: string): string[] {
@@ -12,18 +13,6 @@ function argvFromRealShell(words: string): string[] {
   const parts = res.stdout.split("\0");
   parts.pop();
   return parts;
-}
-
-/** Small deterministic PRNG so a failing case can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALPHABET = [..."abcXYZ019_-./:=@%+,", ..." \t\n'\"\\$`!*?[]{}~#;&|<>()^", "é", "😀", "\r"];

@@ -20,18 +20,7 @@ import {
 } from "../../src/vfs/index.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
 import { FakeKernel } from "./vfs-fake-kernel.js";
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from "../helpers/seeded-random.js";
 
 const NAMES = ["a", "b", "..", ".", "a/b", "door", "x".repeat(300), "f", "d", ""];
 const NO_REPLY = new Set([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
