@@ -13,7 +13,8 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { withFileLock, isAlive } from "../util/file-lock.js";
+import { withFileLock } from "../util/file-lock.js";
+import { pidAlive } from "../util/process-info.js";
 import { runTool, runToolOk } from "../util/run-tool.js";
 import { findExecutable } from "../util/which.js";
 import { debianMirrorsFor, mirrorSourceLines } from "./debian-mirror.js";
@@ -268,7 +269,7 @@ async function removeStaleBuilds(dir: string): Promise<void> {
   const isRoot = (process.getuid?.() ?? 0) === 0;
   for (const name of await readdir(dir)) {
     const m = /^build-(\d+)-/.exec(name) ?? /\.tmp-(\d+)$/.exec(name);
-    if (!m?.[1] || isAlive(Number(m[1]))) continue;
+    if (!m?.[1] || pidAlive(Number(m[1]))) continue;
     const wrap = isRoot ? [] : await userNamespacePrefix().catch(() => []);
     await removeTree(join(dir, name), wrap);
   }

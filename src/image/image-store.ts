@@ -2,7 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cacheDir } from "../paths.js";
-import { isAlive, withFileLock } from "../util/file-lock.js";
+import { withFileLock } from "../util/file-lock.js";
+import { pidAlive } from "../util/process-info.js";
 import { BlobStore, digestHex } from "./blob-store.js";
 import type { ImageRuntimeConfig } from "./image-config.js";
 import type { Descriptor } from "./manifest.js";
@@ -190,7 +191,7 @@ export class ImageStore {
     for (const name of await readdir(blobDir).catch(() => [] as string[])) {
       const tmp = /\.tmp-(\d+)-/.exec(name);
       if (tmp) {
-        if (!isAlive(Number(tmp[1]))) await dropIfOld(join(blobDir, name), true);
+        if (!pidAlive(Number(tmp[1]))) await dropIfOld(join(blobDir, name), true);
       } else if (!keepBlobs.has(name)) await dropIfOld(join(blobDir, name), false);
     }
     const rootfsDir = join(this.root, "rootfs");
@@ -207,7 +208,7 @@ export class ImageStore {
     let n = 0;
     for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
       const m = /^build-(\d+)-/.exec(name);
-      if (!m || isAlive(Number(m[1]))) continue;
+      if (!m || pidAlive(Number(m[1]))) continue;
       await rm(join(tmpDir, name), { recursive: true, force: true });
       n++;
     }

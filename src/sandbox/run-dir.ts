@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pidAlive } from "../util/process-info.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -15,15 +16,6 @@ export function createRunDir(root: string, id: string): string {
   mkdirSync(dir, { mode: 0o700 });
   writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);
   return dir;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Removes run dirs whose owner process is gone. Returns the ids removed. */

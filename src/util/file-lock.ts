@@ -1,3 +1,4 @@
+import { pidAlive } from "./process-info.js";
 import { open, readFile, stat, unlink } from "node:fs/promises";
 
 export interface FileLockOptions {
@@ -29,7 +30,7 @@ export async function withFileLock<T>(
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const holder = await readPid(lockPath);
-    if (holder === undefined ? await olderThanMs(lockPath, 5000) : !isAlive(holder)) {
+    if (holder === undefined ? await olderThanMs(lockPath, 5000) : !pidAlive(holder)) {
       // Stale: the holder died, or died between creating the file and writing its pid (a fresh
       // empty file is left alone: its creator is about to write the pid).
       await unlink(lockPath).catch(() => undefined);
@@ -64,15 +65,5 @@ async function olderThanMs(path: string, ms: number): Promise<boolean> {
     return Date.now() - (await stat(path)).mtimeMs > ms;
   } catch {
     return true;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
