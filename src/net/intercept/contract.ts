@@ -1,0 +1,107 @@
+/**
+ * The boundary between the three parts of intercept mode, fixed first so they can be built
+ * apart:
+ * - the proxy (`src/net/intercept/`): recognises HTTP and TLS in a guest TCP flow, terminates
+ *   TLS with a per-host certificate, parses HTTP/1.1, checks the host allowlist, forwards
+ *   upstream, streams the response back, reports events;
+ * - the HTTP policy (`src/net/http-policy/`): secrets and hook rules/callbacks, which decide what
+ *   happens to one request and its response, with no sockets of its own;
+ * - the wiring (`src/sandbox`, `src/config`, `src/cli`): options and flags, the CA in the guest,
+ *   placeholders in the guest env, events to the SDK and `--events`, runtime allowlist changes.
+ */
+import type { Transform } from "node:stream";
+
+/** Why a connection or request was refused; stable strings for events and error codes. */
+export type NetworkBlockCode =
+  | "host_not_allowed"
+  | "private_address"
+  | "secret_leak"
+  | "blocked_by_rule"
+  | "sni_mismatch"
+  | "connect_refused"
+  | "protocol_not_allowed"
+  | "invalid_request"
+  | "upstream_error";
+
+/** One HTTP request (or one raw TCP connection) as the sandbox's event stream reports it. */
+export interface NetworkEventInfo {
+  /** Empty for raw TCP. */
+  method: string;
+  /** With the real scheme (`https://` for intercepted TLS); placeholders never substituted. */
+  url: string;
+  scheme: "http" | "https" | "tcp";
+  host: string;
+  port: number;
+  /** Status returned to the guest (403 for blocked requests); absent for raw TCP. */
+  status?: number;
+  /** Body bytes from upstream to the guest. */
+  bytesIn: number;
+  /** Body bytes from the guest to upstream. */
+  bytesOut: number;
+  durationMs: number;
+  blocked: boolean;
+  reason?: string;
+  code?: NetworkBlockCode;
+}
+
+export type HeaderList = Array<[name: string, value: string]>;
+
+export interface HttpRequestHead {
+  method: string;
+  scheme: "http" | "https";
+  /** Canonical host (lower case, no port) that the allowlist accepted. */
+  host: string;
+  port: number;
+  /** Origin-form target: path plus `?query`, as sent on the wire. */
+  target: string;
+  /** In wire order, names as sent. */
+  headers: HeaderList;
+}
+
+export interface HttpResponseHead {
+  status: number;
+  statusMessage?: string;
+  headers: HeaderList;
+}
+
+/** Lets a policy look at a body; the proxy buffers it (bounded) and sends the buffer on. */
+export interface BodyAccess {
+  /** Rejects when the body is larger than `limitBytes`. */
+  readBody(limitBytes: number): Promise<Buffer>;
+}
+
+export type RequestVerdict =
+  /** Forward `request` (possibly changed); `body` replaces the guest's body when present. */
+  | { action: "forward"; request: HttpRequestHead; body?: Buffer }
+  /** The guest gets a 403 and an event with `code`; nothing goes upstream. */
+  | { action: "block"; code: NetworkBlockCode; reason: string }
+  /** A hook answered the request itself; nothing goes upstream. */
+  | { action: "respond"; response: HttpResponseHead; body: Buffer };
+
+export type ResponseVerdict =
+  | {
+      action: "forward";
+      response: HttpResponseHead;
+      /** Replaces the whole body (Content-Length set, Transfer-Encoding dropped). */
+      body?: Buffer;
+      /** Streaming rewrite of the body (e.g. SSE `data:` lines); length headers dropped. */
+      transformBody?: () => Transform;
+    }
+  | { action: "block"; code: NetworkBlockCode; reason: string };
+
+/** Secrets and hooks for one sandbox. Everything async may run user code (with timeouts). */
+export interface HttpPolicy {
+  onRequest(request: HttpRequestHead, body: BodyAccess): Promise<RequestVerdict>;
+  /** `request` is the one that was forwarded (after secrets and hooks). */
+  onResponse(
+    request: HttpRequestHead,
+    response: HttpResponseHead,
+    body: BodyAccess,
+  ): Promise<ResponseVerdict>;
+}
+
+/** Forwards everything unchanged: intercept mode with an allowlist and nothing else. */
+export const PASS_THROUGH_POLICY: HttpPolicy = {
+  onRequest: async (request) => ({ action: "forward", request }),
+  onResponse: async (_request, response) => ({ action: "forward", response }),
+};
