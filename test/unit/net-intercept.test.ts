@@ -12,7 +12,6 @@ import { EgressPolicy } from "../../src/net/policy/index.js";
 import {
   InterceptUpstream,
   PASS_THROUGH_POLICY,
-  type HttpPolicy,
   type InterceptUpstreamOptions,
   type NetworkEventInfo,
 } from "../../src/net/intercept/index.js";
