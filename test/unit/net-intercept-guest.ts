@@ -184,6 +184,11 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
 
 function websocketEcho(server: Server): void {
   server.on("upgrade", (req, socket, head) => {
+    if (String(req.headers.upgrade).toLowerCase() !== "websocket") {
+      // Declines other upgrades (h2c): an ordinary response, delimited by closing.
+      const body = JSON.stringify({ method: req.method, url: req.url });
+      return void socket.end(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n${body}`);
+    }
     const key = String(req.headers["sec-websocket-key"] ?? "");
     const accept = createHash("sha1")
       .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
