@@ -6,10 +6,14 @@
 import { request as httpsRequest } from "node:https";
 import { request, type IncomingMessage } from "node:http";
 import { pathToFileURL } from "node:url";
-import { EgressPolicy } from "../src/net/policy/index.js";
-import { InterceptUpstream, PASS_THROUGH_POLICY } from "../src/net/intercept/index.js";
+import type { InterceptUpstream } from "../src/net/intercept/index.js";
 import { createCa } from "../src/net/tls/index.js";
-import { guestSocket, startUpstreams, type Upstreams } from "../test/unit/net-intercept-guest.js";
+import {
+  guestSocket,
+  startUpstreams,
+  testProxy,
+  type Upstreams,
+} from "../test/unit/net-intercept-guest.js";
 
 const MB = 1024 * 1024;
 const BYTES = 256 * MB;
@@ -78,13 +82,7 @@ async function intercepted(up: Upstreams, proxy: InterceptUpstream, caPem: strin
 export async function interceptBench(log: (m: string) => void): Promise<Record<string, unknown>> {
   const up = await startUpstreams();
   const ca = createCa();
-  const proxy = new InterceptUpstream({
-    policy: new EgressPolicy({ allowedHosts: ["api.test"], allowPrivateHosts: true }),
-    httpPolicy: PASS_THROUGH_POLICY,
-    ca,
-    upstreamCaPems: [up.upstreamCaPem],
-    resolveOverrides: new Map([["api.test", "127.0.0.1"]]),
-  });
+  const { p: proxy } = testProxy(up, ca);
   try {
     const baseline: number[] = [];
     const https: number[] = [];

@@ -10,8 +10,14 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import type { InterceptUpstream } from "../../src/net/intercept/index.js";
-import { createCa, LeafCertificates } from "../../src/net/tls/index.js";
+import {
+  InterceptUpstream,
+  PASS_THROUGH_POLICY,
+  type InterceptUpstreamOptions,
+  type NetworkEventInfo,
+} from "../../src/net/intercept/index.js";
+import { EgressPolicy } from "../../src/net/policy/index.js";
+import { createCa, LeafCertificates, type CaMaterial } from "../../src/net/tls/index.js";
 import { isDenied } from "../../src/net/upstream.js";
 
 export function guestDial(up: InterceptUpstream, ip: string, port: number): Promise<Duplex> {
@@ -231,4 +237,36 @@ export async function startUpstreams(): Promise<Upstreams> {
       secure.close();
     },
   };
+}
+
+/** Names the tests use; all resolve (host side) to 127.0.0.1. */
+export const TEST_NAMES = ["api.test", "plain.test", "other.test", "echo.test", "private.test"];
+
+export type TestProxyOptions = Partial<InterceptUpstreamOptions> & {
+  allowedHosts?: string[];
+  allowPrivate?: boolean;
+};
+
+/** A proxy toward `up`'s servers that trusts their CA and records its events. */
+export function testProxy(up: Upstreams, ca: CaMaterial, over: TestProxyOptions = {}) {
+  const events: NetworkEventInfo[] = [];
+  const { allowedHosts, allowPrivate, ...rest } = over;
+  const p = new InterceptUpstream({
+    policy: new EgressPolicy({
+      allowedHosts: allowedHosts ?? ["api.test"],
+      allowPrivateHosts: allowPrivate ?? true,
+    }),
+    httpPolicy: PASS_THROUGH_POLICY,
+    ca,
+    upstreamCaPems: [up.upstreamCaPem],
+    resolveOverrides: new Map(TEST_NAMES.map((n) => [n, "127.0.0.1"])),
+    onEvent: (e) => events.push(e),
+    ...rest,
+  });
+  return { p, events };
+}
+
+/** Events are reported when an exchange ends: wait (bounded) until `n` have arrived. */
+export async function settle(events: NetworkEventInfo[], n = 1): Promise<void> {
+  for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 10));
 }

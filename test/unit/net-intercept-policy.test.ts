@@ -6,14 +6,15 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { Transform } from "node:stream";
-import { EgressPolicy } from "../../src/net/policy/index.js";
-import {
-  InterceptUpstream,
-  type HttpPolicy,
-  type NetworkEventInfo,
-} from "../../src/net/intercept/index.js";
+import type { HttpPolicy, InterceptUpstream } from "../../src/net/intercept/index.js";
 import { createCa } from "../../src/net/tls/index.js";
-import { guestRequest, startUpstreams, type Upstreams } from "./net-intercept-guest.js";
+import {
+  guestRequest,
+  settle,
+  startUpstreams,
+  testProxy,
+  type Upstreams,
+} from "./net-intercept-guest.js";
 
 const ca = createCa();
 let up: Upstreams;
@@ -27,17 +28,9 @@ after(() => {
 });
 
 function proxy(httpPolicy: HttpPolicy) {
-  const events: NetworkEventInfo[] = [];
-  const p = new InterceptUpstream({
-    policy: new EgressPolicy({ allowedHosts: ["api.test"], allowPrivateHosts: true }),
-    httpPolicy,
-    ca,
-    upstreamCaPems: [up.upstreamCaPem],
-    resolveOverrides: new Map([["api.test", "127.0.0.1"]]),
-    onEvent: (e) => events.push(e),
-  });
-  proxies.push(p);
-  return { p, events };
+  const made = testProxy(up, ca, { httpPolicy });
+  proxies.push(made.p);
+  return made;
 }
 
 const get = (p: InterceptUpstream, path = "/x", body?: Buffer) =>
@@ -49,10 +42,6 @@ const get = (p: InterceptUpstream, path = "/x", body?: Buffer) =>
     path,
     ...(body ? { method: "POST", body } : {}),
   });
-
-async function settle(events: NetworkEventInfo[]): Promise<void> {
-  for (let i = 0; i < 200 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-}
 
 const forwardResponse: HttpPolicy["onResponse"] = async (_req, response) => ({
   action: "forward",

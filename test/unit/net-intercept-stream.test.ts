@@ -5,10 +5,14 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { EgressPolicy } from "../../src/net/policy/index.js";
-import { InterceptUpstream, PASS_THROUGH_POLICY } from "../../src/net/intercept/index.js";
 import { createCa } from "../../src/net/tls/index.js";
-import { bigRoute, guestSocket, startUpstreams, type Upstreams } from "./net-intercept-guest.js";
+import {
+  bigRoute,
+  guestSocket,
+  startUpstreams,
+  testProxy,
+  type Upstreams,
+} from "./net-intercept-guest.js";
 import { request } from "node:http";
 
 const TOTAL = 384 * 1024 * 1024;
@@ -24,13 +28,7 @@ after(() => up.close());
 
 test(`a ${TOTAL >> 20} MiB HTTPS download to a slow guest keeps host memory bounded`, async () => {
   const ca = createCa();
-  const p = new InterceptUpstream({
-    policy: new EgressPolicy({ allowedHosts: ["api.test"], allowPrivateHosts: true }),
-    httpPolicy: PASS_THROUGH_POLICY,
-    ca,
-    upstreamCaPems: [up.upstreamCaPem],
-    resolveOverrides: new Map([["api.test", "127.0.0.1"]]),
-  });
+  const { p: p } = testProxy(up, ca);
   const baseline = process.memoryUsage().rss;
   let peak = baseline;
   let peakInFlight = 0;

@@ -8,20 +8,17 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import type { Duplex } from "node:stream";
 import { createServer as createTcpServer } from "node:net";
-import { EgressPolicy } from "../../src/net/policy/index.js";
-import {
-  InterceptUpstream,
-  PASS_THROUGH_POLICY,
-  type InterceptUpstreamOptions,
-  type NetworkEventInfo,
-} from "../../src/net/intercept/index.js";
+import type { InterceptUpstream } from "../../src/net/intercept/index.js";
 import { createCa } from "../../src/net/tls/index.js";
 import {
   guestDial,
   guestRequest,
   guestSocket,
   listen,
+  settle,
   startUpstreams,
+  testProxy,
+  type TestProxyOptions,
   type Upstreams,
 } from "./net-intercept-guest.js";
 
@@ -37,34 +34,13 @@ after(() => {
   up.close();
 });
 
-const LOCAL = ["api.test", "plain.test", "other.test", "echo.test", "private.test"];
-
-function proxy(
-  over: Partial<InterceptUpstreamOptions> & {
-    allowedHosts?: string[];
-    allowPrivate?: boolean;
-  } = {},
-) {
-  const events: NetworkEventInfo[] = [];
-  const p = new InterceptUpstream({
-    policy: new EgressPolicy({
-      allowedHosts: over.allowedHosts ?? ["api.test", "plain.test", "echo.test"],
-      allowPrivateHosts: over.allowPrivate ?? true,
-    }),
-    httpPolicy: PASS_THROUGH_POLICY,
-    ca,
-    upstreamCaPems: [up.upstreamCaPem],
-    resolveOverrides: new Map(LOCAL.map((n) => [n, "127.0.0.1"])),
-    onEvent: (e) => events.push(e),
+function proxy(over: TestProxyOptions = {}) {
+  const made = testProxy(up, ca, {
+    allowedHosts: ["api.test", "plain.test", "echo.test"],
     ...over,
   });
-  proxies.push(p);
-  return { p, events };
-}
-
-/** Events are reported when the exchange ends; give the proxy a moment after the client. */
-async function settle(events: NetworkEventInfo[], n = 1): Promise<void> {
-  for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  proxies.push(made.p);
+  return made;
 }
 
 test("plain HTTP to an allowed host is forwarded, with one event", async () => {
