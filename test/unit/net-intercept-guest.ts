@@ -42,6 +42,8 @@ export function guestDial(up: InterceptUpstream, ip: string, port: number): Prom
     const flow = result;
     const side = new Duplex({
       allowHalfOpen: true,
+      // As much as the stack holds toward the guest per flow (its send buffer).
+      readableHighWaterMark: 1 << 20,
       read() {
         if (paused) {
           paused = false;
