@@ -38,6 +38,12 @@ export type {
   VfsSetattr,
   VfsStatfs,
   RenameMode,
+  FileHookRule,
+  FileHookVerdict,
+  FileOp,
+  FileOpInfo,
+  FileEventInfo,
+  FileErrnoName,
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";

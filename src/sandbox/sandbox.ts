@@ -26,6 +26,7 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { compileFileHooks } from "../vfs/index.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -60,7 +61,8 @@ export class Sandbox implements AsyncDisposable {
   private restored = false;
   readonly files: SandboxFiles;
 
-  private readonly events_ = new EventHub();
+  /** Exec, lifecycle and file events (file events begin with the mounts, before boot). */
+  private readonly events_: EventHub;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -77,12 +79,18 @@ export class Sandbox implements AsyncDisposable {
     private readonly unregisterExitCleanup: () => void,
     /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
     readonly image: ImageSelection,
+    events: EventHub,
   ) {
+    this.events_ = events;
     this.id = config.id;
     this.config = config;
     this.accel = accel;
     this.bootMs = bootMs;
-    this.files = new SandboxFiles(channel, () => this.ensureRunning());
+    this.files = new SandboxFiles(
+      channel,
+      () => this.ensureRunning(),
+      () => this.mounts?.files,
+    );
   }
 
   /**
@@ -100,6 +108,7 @@ export class Sandbox implements AsyncDisposable {
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
+    compileFileHooks(options.fileHooks);
     const image = await resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
@@ -113,10 +122,20 @@ export class Sandbox implements AsyncDisposable {
     });
     let sandbox: Sandbox | undefined;
     let mounts: FuseMounts | undefined;
+    const events = new EventHub();
     try {
       if (options.mounts !== undefined && Object.keys(options.mounts).length > 0) {
-        mounts = await FuseMounts.open(dir, options.mounts, (err) =>
-          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`)),
+        mounts = await FuseMounts.open(
+          dir,
+          options.mounts,
+          (err) =>
+            sandbox?.fail(
+              new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`),
+            ),
+          {
+            ...(options.fileHooks !== undefined ? { fileHooks: options.fileHooks } : {}),
+            onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+          },
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
@@ -157,6 +176,7 @@ export class Sandbox implements AsyncDisposable {
         dir,
         unregister,
         image,
+        events,
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;

@@ -31,3 +31,15 @@ export { RouterProvider } from "./providers/router.js";
 export { OverlayProvider } from "./providers/overlay.js";
 export { openHostOverlay, type HostOverlayOptions } from "./providers/overlay-host.js";
 export { MAX_WRITE_BYTES } from "./fuse-constants.js";
+export { asCaller, currentCaller, type VfsCaller } from "./caller.js";
+export {
+  HookedProvider,
+  compileFileHooks,
+  FILE_OPS,
+  type FileErrnoName,
+  type FileEventInfo,
+  type FileHookRule,
+  type FileHookVerdict,
+  type FileOp,
+  type FileOpInfo,
+} from "./hooks/index.js";
