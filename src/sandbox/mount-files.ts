@@ -9,6 +9,7 @@
  */
 import { posix } from "node:path";
 import { Readable } from "node:stream";
+import { getSystemErrorMap } from "node:util";
 import { GuestFileError, errnoName } from "../channel/guest-error.js";
 import { WheellockError } from "../errors.js";
 import { typeBits } from "../vfs/fuse-reply.js";
@@ -36,7 +37,15 @@ function fileError(path: string, err: unknown): unknown {
   if (!(err instanceof VfsError) && !isSystem) return err;
   const errno = toErrno(err);
   if (errno === Errno.ELOOP) return new NeedsAgent();
-  return new GuestFileError(path, errnoName(errno) ?? "I/O error", errno);
+  return new GuestFileError(path, describeErrno(errno), errno);
+}
+
+/** "No such file or directory", as the agent's strerror() words it. */
+function describeErrno(errno: number): string {
+  const text = getSystemErrorMap().get(-errno)?.[1];
+  return text === undefined
+    ? (errnoName(errno) ?? `errno ${errno}`)
+    : text[0]!.toUpperCase() + text.slice(1);
 }
 
 function infoOf(name: string, stat: VfsStat, linkTarget?: string): FileInfo {
