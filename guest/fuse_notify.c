@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,7 +57,14 @@ int fuse_notify_start(int fuse_fd)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 * 1024 + NOTIFY_MAX);
+	/* The thread starts with every signal blocked: the agent reads SIGCHLD from a signalfd,
+	 * and a thread that leaves it unblocked would take those signals (execs would never
+	 * be seen to exit). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int err = pthread_create(&thread, &attr, writer, (void *)(intptr_t)fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (err != 0) {
 		close(fd);
