@@ -188,7 +188,7 @@ describe("wheellock cp through mounts and the rootfs of a detached sandbox", () 
     mkdirSync(join(tree, "sub"), { recursive: true });
     writeFileSync(join(tree, "a.txt"), "A");
     writeFileSync(join(tree, "sub", "b.sh"), "#!/bin/sh\necho B\n", { mode: 0o755 });
-    id = await startDetached(["-v", `${data}:/data`]);
+    id = await startDetached(["-v", `${data}:/workspace:host_fs`]);
   });
   after(async () => {
     await wheellock(["kill", "--all"]);
@@ -197,18 +197,18 @@ describe("wheellock cp through mounts and the rootfs of a detached sandbox", () 
 
   test("a file into a mounted path lands in the host dir; back out again", async () => {
     writeFileSync(join(base, "one.txt"), "one");
-    const up = await wheellock(["cp", join(base, "one.txt"), `${id}:/data/one.txt`]);
+    const up = await wheellock(["cp", join(base, "one.txt"), `${id}:/workspace/one.txt`]);
     assert.equal(up.code, 0, up.stderr);
     assert.equal(readFileSync(join(data, "one.txt"), "utf8"), "one");
-    const seen = await wheellock(["exec", id, "--", "cat", "/data/one.txt"]);
+    const seen = await wheellock(["exec", id, "--", "cat", "/workspace/one.txt"]);
     assert.equal(seen.stdout, "one");
-    const down = await wheellock(["cp", `${id}:/data/one.txt`, join(base, "one-back.txt")]);
+    const down = await wheellock(["cp", `${id}:/workspace/one.txt`, join(base, "one-back.txt")]);
     assert.equal(down.code, 0, down.stderr);
     assert.equal(readFileSync(join(base, "one-back.txt"), "utf8"), "one");
   });
 
   test("directories both ways, on the mount and on the rootfs, modes kept", async () => {
-    for (const target of ["/data/", "/root/"]) {
+    for (const target of ["/workspace/", "/root/"]) {
       const up = await wheellock(["cp", tree, `${id}:${target}`]);
       assert.equal(up.code, 0, up.stderr);
       const run = await wheellock(["exec", id, "--", "sh", `${target}tree/sub/b.sh`]);
