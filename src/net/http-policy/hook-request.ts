@@ -4,6 +4,7 @@ import {
   getHeader,
   headerNameProblem,
   headerValueProblem,
+  isFramingHeader,
   type HeaderSide,
 } from "./headers.js";
 import { queryParams, splitTarget } from "./target.js";
@@ -54,11 +55,15 @@ export function headerRecordProblem(
   record: unknown,
   side: HeaderSide,
   field: string,
+  /** Full replacements may name framing headers: they are ignored, not refused. */
+  fullReplacement = false,
 ): string | undefined {
   if (typeof record !== "object" || record === null || Array.isArray(record))
     return `${field} is not an object`;
   for (const [name, value] of Object.entries(record)) {
-    const why = headerNameProblem(name, side) ?? headerValueProblem(name, value);
+    const nameWhy = headerNameProblem(name, side);
+    const ignored = fullReplacement && isFramingHeader(name, side);
+    const why = (ignored ? undefined : nameWhy) ?? headerValueProblem(name, value);
     if (why) return `${field}: ${why}`;
   }
   return undefined;

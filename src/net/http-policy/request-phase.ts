@@ -67,7 +67,7 @@ function resultProblem(r: Exclude<RequestHookResult, void | string>): string | u
     v === undefined ? undefined : f(v);
   return (
     check(r.action, (a) => (a === "allow" || a === "block" ? undefined : `action ${String(a)}`)) ??
-    check(r.headers, (h) => headerRecordProblem(h, "request", "headers")) ??
+    check(r.headers, (h) => headerRecordProblem(h, "request", "headers", true)) ??
     check(r.setHeaders, (h) => headerRecordProblem(h, "request", "setHeaders")) ??
     check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
     check(r.query, (q) => stringRecordProblem(q, "query")) ??

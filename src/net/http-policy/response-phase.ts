@@ -46,7 +46,7 @@ function resultProblem(r: Exclude<ResponseHookResult, void | string>): string | 
     check(r.status, (s) =>
       Number.isInteger(s) && s >= 200 && s <= 599 ? undefined : `status ${String(s)}`,
     ) ??
-    check(r.headers, (h) => headerRecordProblem(h, "response", "headers")) ??
+    check(r.headers, (h) => headerRecordProblem(h, "response", "headers", true)) ??
     check(r.setHeaders, (h) => headerRecordProblem(h, "response", "setHeaders")) ??
     check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
     check(r.body, (b) =>
