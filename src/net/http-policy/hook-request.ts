@@ -1,4 +1,9 @@
-import type { BodyAccess, HeaderList, HttpRequestHead } from "../intercept/contract.js";
+import type {
+  BodyAccess,
+  HeaderList,
+  HttpRequestHead,
+  RequestVerdict,
+} from "../intercept/contract.js";
 import {
   copyHeaders,
   getHeader,
@@ -8,7 +13,7 @@ import {
   type HeaderSide,
 } from "./headers.js";
 import { queryParams, splitTarget } from "./target.js";
-import type { HookRequest } from "./types.js";
+import type { HookRequest, HookResultCommon } from "./types.js";
 
 /** Bodies handed to callbacks or rewritten whole are buffered up to this. */
 export const MAX_BUFFERED_BODY_BYTES = 16 * 1024 * 1024;
@@ -89,4 +94,28 @@ export function toBuffer(body: Buffer | string): Buffer {
 
 export function headerRecordToList(record: Record<string, string>): HeaderList {
   return Object.entries(record);
+}
+
+export type RuleBlock = Extract<RequestVerdict, { action: "block" }>;
+
+export function ruleBlock(reason: string): RuleBlock {
+  return { action: "block", code: "blocked_by_rule", reason };
+}
+
+/** Runs `f` on `v` when `v` is present: the checks of a callback result read as one chain. */
+export function check<T>(v: T | undefined, f: (v: T) => string | undefined): string | undefined {
+  return v === undefined ? undefined : f(v);
+}
+
+/** Why the fields both phases share cannot be applied, or undefined when they can. */
+export function commonResultProblem(r: HookResultCommon, side: HeaderSide): string | undefined {
+  return (
+    check(r.action, (a) => (a === "allow" || a === "block" ? undefined : `action ${String(a)}`)) ??
+    check(r.headers, (h) => headerRecordProblem(h, side, "headers", true)) ??
+    check(r.setHeaders, (h) => headerRecordProblem(h, side, "setHeaders")) ??
+    check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
+    check(r.body, (b) =>
+      typeof b === "string" || Buffer.isBuffer(b) ? undefined : "body is not a string or Buffer",
+    )
+  );
 }
