@@ -75,6 +75,28 @@ test("path globs follow Go path.Match", () => {
   assert.equal(m("/(x)+", "/(x)+"), true);
 });
 
+test("path globs: classes, escapes, and no catastrophic backtracking on guest paths", async () => {
+  const m = (p: string, s: string) => compilePathGlob(p).test(s);
+  assert.equal(m("/[]a]", "/]"), true, "] first in a class is literal");
+  assert.equal(m("/[a-]", "/-"), true);
+  assert.equal(m("/[\\]]x", "/]x"), true);
+  assert.equal(m("/[ab]", "/"), false);
+  assert.equal(m("/[^a]", "/"), false, "nothing but / matches /");
+  assert.equal(m("/a\\/b", "/a/b"), true, "escaped slash is a slash");
+  assert.equal(m("/*", "/"), true);
+  assert.equal(m("/**x", "/abx"), true);
+  assert.equal(m("/*a*b", "/xaxb"), true);
+  assert.equal(m("/*a*b", "/xaxbx"), false);
+  const evil = `/${"a".repeat(20000)}`;
+  const start = Date.now();
+  assert.equal(m("/*a*a*a*a*a*a*a*b", evil), false);
+  assert.equal(
+    (await run([{ action: "block", path: "/*a*a*a*a*a*a*a*b" }], { target: evil })).action,
+    "forward",
+  );
+  assert.ok(Date.now() - start < 1000, `took ${Date.now() - start} ms`);
+});
+
 test("matching: hosts (globs, any), methods (case-insensitive), path; all must hold", async () => {
   const rule: HookRule = {
     action: "block",
