@@ -206,6 +206,7 @@ test("the real value never shows in inspect, JSON, String or config errors", asy
     spec({ name: "1BAD" }),
     spec({ value: `${VALUE}\r\nX-Injected: 1` }),
     spec({ hosts: "api.example.com" }),
+    spec({ hosts: undefined }),
   ];
   for (const s of bad) {
     assert.throws(
