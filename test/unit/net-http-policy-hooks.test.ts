@@ -366,3 +366,28 @@ test("SSE responses with replacements stream through transformBody, length heade
   );
   assert.equal(gz.action, "block", "a compressed stream cannot be rewritten: fail closed");
 });
+
+test("a callback's new body drops the upstream's Content-Encoding, not one it sets itself", async () => {
+  const replaced = createHttpPolicy({
+    rules: [{ phase: "after", hook: () => ({ body: "plain" }) }],
+  });
+  const v = await replaced.onResponse(
+    req(),
+    res({ headers: [["Content-Encoding", "gzip"]] }),
+    bodyOf(gzipSync("x")),
+  );
+  assert.equal(
+    v.action === "forward" && JSON.stringify([v.response.headers, v.body?.toString()]),
+    '[[],"plain"]',
+  );
+  const own = createHttpPolicy({
+    rules: [
+      {
+        phase: "after",
+        hook: () => ({ body: gzipSync("mine"), setHeaders: { "Content-Encoding": "gzip" } }),
+      },
+    ],
+  });
+  const w = await own.onResponse(req(), res({ headers: [] }), bodyOf("upstream"));
+  assert.deepEqual(w.action === "forward" && w.response.headers, [["Content-Encoding", "gzip"]]);
+});

@@ -124,7 +124,11 @@ async function finishBody(
   codings: string[],
   reader: BodyReader,
 ): Promise<ResponseVerdict> {
-  const plain = { ...response, headers: deleteHeader(response.headers, "content-encoding") };
+  // Bodies we hand over are decoded: the upstream's coding no longer describes them.
+  const plain =
+    codings.length === 0
+      ? response
+      : { ...response, headers: deleteHeader(response.headers, "content-encoding") };
   if (newBody !== undefined)
     return { action: "forward", response: plain, body: applyReplacements(newBody, replacements) };
   if (replacements.length === 0) {
