@@ -5,7 +5,6 @@
  * thousand 1 MiB requests; one event per request would flood every listener and say nothing
  * more than the totals do.
  */
-import { toErrno } from "../errors.js";
 import type { VfsHandle, VfsStat } from "../provider.js";
 import type { HookEngine } from "./engine.js";
 import type { FileEventInfo, FileOpInfo } from "./types.js";
@@ -79,17 +78,14 @@ export class HookedHandle implements VfsHandle {
   async truncate(sizeBytes: number): Promise<void> {
     const info: FileOpInfo = { ...this.base, op: "truncate", size: sizeBytes, mode: undefined };
     const scope = { ops: ["truncate" as const, "setattr" as const], paths: [info.path] };
-    let errno = 0;
     try {
       await this.engine.before(info, scope);
       await this.inner.truncate(sizeBytes);
     } catch (err) {
-      errno = toErrno(err);
       this.engine.after(failedEvent(info, err), scope);
       throw err;
-    } finally {
-      if (errno === 0) this.engine.after(eventOf(info, 0), scope);
     }
+    this.engine.after(eventOf(info, 0), scope);
   }
 
   async sync(): Promise<void> {

@@ -1,14 +1,15 @@
 /** Checks file hook rules once, up front, and compiles their globs. */
 import { ErrInvalidConfig } from "../../errors.js";
 import { Errno } from "../errors.js";
-import { globToRegExp } from "./glob.js";
+import { compileGlob } from "./glob.js";
+import type { PathGlob } from "../../net/http-policy/path-glob.js";
 import { FILE_OPS, type FileErrnoName, type FileHookRule, type FileOp } from "./types.js";
 
 export interface CompiledRule {
   readonly rule: FileHookRule;
   readonly label: string;
   readonly ops: ReadonlySet<FileOp> | undefined;
-  readonly paths: readonly RegExp[] | undefined;
+  readonly paths: readonly PathGlob[] | undefined;
   readonly errno: number;
   readonly timeoutMs: number;
 }
@@ -85,7 +86,13 @@ function compileRule(rule: FileHookRule, index: number): CompiledRule {
     rule,
     label,
     ops: action === "mutate-write" ? new Set(["write"]) : ops && new Set(ops),
-    paths: globs?.map(globToRegExp),
+    paths: globs?.map((glob) => {
+      try {
+        return compileGlob(glob);
+      } catch (err) {
+        return bad((err as Error).message);
+      }
+    }),
     errno: errnoNumber(errno ?? "EPERM"),
     timeoutMs: timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
   };
@@ -106,5 +113,5 @@ export function ruleMatches(
 ): boolean {
   if (rule.ops !== undefined && !ops.some((op) => rule.ops!.has(op))) return false;
   if (rule.paths === undefined) return true;
-  return paths.some((path) => rule.paths!.some((re) => re.test(path)));
+  return paths.some((path) => rule.paths!.some((glob) => glob.test(path)));
 }
