@@ -15,7 +15,6 @@ import {
   MAX_WRITE_BYTES,
   Opcode,
 } from "./fuse-constants.js";
-import { asCaller } from "./caller.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import { Invalidator } from "./fuse-notify.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
@@ -112,8 +111,10 @@ export class FuseServer {
     if (header.opcode === Opcode.INTERRUPT) return undefined; // replies come when the work ends
     const handler = this.ops.get(header.opcode);
     if (handler === undefined) throw new VfsError(Errno.ENOSYS);
+    const { provider } = this.ctx;
+    if (provider.forCaller === undefined) return handler(this.ctx, header, body);
     const caller = { uid: header.uid, gid: header.gid, pid: header.pid };
-    return asCaller(caller, () => handler(this.ctx, header, body));
+    return handler({ ...this.ctx, provider: provider.forCaller(caller) }, header, body);
   }
 
   private init(body: BodyReader): Buffer {

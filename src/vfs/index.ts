@@ -18,6 +18,7 @@ export type {
   VfsFileType,
   VfsHandle,
   VfsOpenFlags,
+  VfsCaller,
   VfsOwner,
   VfsProvider,
   VfsSetattr,
@@ -31,7 +32,6 @@ export { RouterProvider } from "./providers/router.js";
 export { OverlayProvider } from "./providers/overlay.js";
 export { openHostOverlay, type HostOverlayOptions } from "./providers/overlay-host.js";
 export { MAX_WRITE_BYTES } from "./fuse-constants.js";
-export { asCaller, currentCaller, type VfsCaller } from "./caller.js";
 export {
   HookedProvider,
   compileFileHooks,

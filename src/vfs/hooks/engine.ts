@@ -54,11 +54,18 @@ export class HookEngine {
   constructor(
     private readonly rules: readonly CompiledRule[],
     private readonly onEvent: ((event: FileEventInfo) => void) | undefined,
-  ) {}
+  ) {
+    this.checksBefore = rules.some(
+      (r) => r.rule.action !== undefined || r.rule.before !== undefined,
+    );
+  }
 
   get active(): boolean {
     return this.rules.length > 0 || this.onEvent !== undefined;
   }
+
+  /** False when no rule acts before operations: callers skip `before` (and its promise). */
+  readonly checksBefore: boolean;
 
   /**
    * Throws HookBlocked when a rule refuses; for writes, resolves to the data to write (the

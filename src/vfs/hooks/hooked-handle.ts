@@ -36,7 +36,7 @@ export class HookedHandle implements VfsHandle {
     };
     const scope = { ops: ["read" as const], paths: [info.path] };
     try {
-      await this.engine.before(info, scope);
+      if (this.engine.checksBefore) await this.engine.before(info, scope);
       const data = await this.inner.read(offset, lengthBytes);
       this.reads.bytes += data.length;
       this.reads.count++;
@@ -58,7 +58,9 @@ export class HookedHandle implements VfsHandle {
     };
     const scope = { ops: ["write" as const], paths: [info.path] };
     try {
-      const toWrite = (await this.engine.before(info, scope)) ?? data;
+      const toWrite = this.engine.checksBefore
+        ? ((await this.engine.before(info, scope)) ?? data)
+        : data;
       const written = await this.inner.write(offset, toWrite);
       this.writes.bytes += written;
       this.writes.count++;

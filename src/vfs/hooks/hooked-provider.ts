@@ -5,9 +5,9 @@
  * against the rules but not reported: the guest kernel's cache decides how many lookups a
  * program makes, so they would flood the stream without saying what the program did.
  */
-import { currentCaller } from "../caller.js";
 import type {
   RenameMode,
+  VfsCaller,
   VfsDirEntry,
   VfsHandle,
   VfsOpenFlags,
@@ -39,6 +39,8 @@ function setattrOps(attrs: VfsSetattr): FileOp[] {
 export class HookedProvider implements VfsProvider {
   readonly readOnly: boolean;
   private readonly engine: HookEngine;
+  /** Set on the per-request views `forCaller` makes; undefined for SDK file calls. */
+  private caller: VfsCaller | undefined = undefined;
 
   /** Throws ErrInvalidConfig for a bad rule. */
   constructor(
@@ -55,8 +57,19 @@ export class HookedProvider implements VfsProvider {
     return this.engine.droppedAfter;
   }
 
+  /**
+   * A view that reports `caller` (one object per request sharing everything else through its
+   * prototype: cheaper than carrying the caller through async context for every promise).
+   */
+  forCaller(caller: VfsCaller): VfsProvider {
+    if (!this.engine.active) return this;
+    const view = Object.create(this) as HookedProvider;
+    view.caller = caller;
+    return view;
+  }
+
   private info(fields: OpFields): FileOpInfo {
-    const caller = currentCaller();
+    const caller = this.caller;
     return caller === undefined
       ? { ...fields, origin: "api" }
       : { ...fields, origin: "guest", uid: caller.uid, gid: caller.gid, pid: caller.pid };
@@ -68,11 +81,11 @@ export class HookedProvider implements VfsProvider {
     work: () => Promise<T>,
     report = true,
   ): Promise<T> {
-    if (!this.engine.active) return work();
+    if (!this.engine.active || (!report && !this.engine.checksBefore)) return work();
     const info = this.info(fields);
     let result: T;
     try {
-      await this.engine.before(info, scope);
+      if (this.engine.checksBefore) await this.engine.before(info, scope);
       result = await work();
     } catch (err) {
       if (report) this.engine.after(failedEvent(info, err), scope);
