@@ -280,3 +280,38 @@ test("bad rules are one-line ErrInvalidConfig naming the rule", () => {
   }
   assert.throws(() => new HookedProvider(new MemoryProvider(), [{ ops: [] }]), ErrInvalidConfig);
 });
+
+test("attack: a hard link or a rename cannot carry a guarded file out of reach of its rules", async () => {
+  const { k } = await hooked([
+    { ops: ["write", "truncate", "link", "rename"], path: "/guarded/**", action: "block" },
+  ]);
+  const guarded = await k.mkdir(ROOT, "guarded");
+  const file = await (async () => {
+    const { nodeid, fh } = await k.create(guarded, "f");
+    await k.release(fh);
+    return nodeid;
+  })();
+  // A second name outside the glob would make writes through it escape the path rules.
+  await rejectsErrno(k.link(file, ROOT, "alias"), Errno.EPERM);
+  await rejectsErrno(k.rename(guarded, "f", ROOT, "moved"), Errno.EPERM);
+  await rejectsErrno(k.rename(ROOT, "guarded", ROOT, "renamed-dir"), Errno.EPERM);
+  await rejectsErrno(k.setattr(file, { size: 0 }), Errno.EPERM);
+  const fh = await k.open(file, 2);
+  await rejectsErrno(k.write(fh, 0, Buffer.from("x")), Errno.EPERM);
+});
+
+test("a before-hook that hangs holds only its own request; others are served meanwhile", async () => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const { k } = await hooked([
+    { ops: ["mkdir"], path: "/slow", timeoutMs: 60_000, before: () => gate.then(() => undefined) },
+  ]);
+  const slow = k.mkdir(ROOT, "slow");
+  let slowDone = false;
+  void slow.then(() => (slowDone = true));
+  await k.mkdir(ROOT, "fast");
+  await writeFile(k, ROOT, "also-fast", "x");
+  assert.equal(slowDone, false, "the slow one is still waiting for its hook");
+  release();
+  await slow;
+});
