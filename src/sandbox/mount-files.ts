@@ -4,8 +4,8 @@
  * go through the same hooked provider the guest uses, so rules and events apply (origin
  * "api"), and every change is invalidated in the guest's cache at once. Semantics follow the
  * agent's: writeFile creates parents and truncates, mkdir is `mkdir -p`, `remove` with
- * `recursive` is `rm -rf`. A symlink in the way (ELOOP) is left to the agent, which resolves
- * it the way the guest kernel does (it may point out of the mount).
+ * `recursive` is `rm -rf`. A symlink in the way (ELOOP, ENOTDIR) is left to the agent, which
+ * resolves it the way the guest kernel does (it may point out of the mount).
  */
 import { posix } from "node:path";
 import { Readable } from "node:stream";
@@ -36,7 +36,10 @@ function fileError(path: string, err: unknown): unknown {
     typeof (err as { code?: unknown })?.code === "string" && !(err instanceof WheellockError);
   if (!(err instanceof VfsError) && !isSystem) return err;
   const errno = toErrno(err);
-  if (errno === Errno.ELOOP) return new NeedsAgent();
+  // A symlink as the last component (ELOOP) or in the middle (ENOTDIR from the provider, which
+  // never follows one): the agent answers, resolving it as the guest kernel does. A real
+  // ENOTDIR costs one more round trip and gets the same answer from the agent.
+  if (errno === Errno.ELOOP || errno === Errno.ENOTDIR) return new NeedsAgent();
   return new GuestFileError(path, describeErrno(errno), errno);
 }
 

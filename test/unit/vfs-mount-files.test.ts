@@ -175,6 +175,15 @@ test("a symlink on the way is left to the agent (it may point out of the mount)"
       files.readFileStream("/workspace/out", () => Readable.from([Buffer.from("agent")])),
     );
     assert.equal(viaAgent.toString(), "agent");
+    // A symlinked directory in the middle of the path: the agent too.
+    symlinkSync("/etc", join(hostDir, "etc-link"));
+    const middle = await collect(
+      files.readFileStream("/workspace/etc-link/hostname", () =>
+        Readable.from([Buffer.from("agent again")]),
+      ),
+    );
+    assert.equal(middle.toString(), "agent again");
+    await assert.rejects(files.list("/workspace/etc-link"), NeedsAgent);
   } finally {
     cleanup();
   }
