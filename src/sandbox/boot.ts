@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
-import { QemuProcess, logTail, resumeIncoming, type Accel, type VmSpec } from "../vmm/index.js";
+import { QemuProcess, logTail, type Accel, type VmSpec } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -78,7 +78,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     controlSocketPath,
     consoleLogPath,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
-    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
+    ...(req.qmp ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
     ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
   };
   const network = req.network
@@ -121,15 +121,9 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    const connection = firstConnection(server);
-    if (req.restoreStatePath && spec.qmpSocketPath) {
-      await Promise.race([
-        resumeIncoming(spec.qmpSocketPath, req.bootTimeoutMs),
-        deadline,
-        qemuDied,
-      ]);
-    }
-    const socket = await Promise.race([connection, deadline, qemuDied]);
+    // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
+    // a state that fails to load makes QEMU exit, which `qemuDied` reports.
+    const socket = await Promise.race([firstConnection(server), deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
     server.close();
     const channel = Channel.attach(socket, {

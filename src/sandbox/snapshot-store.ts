@@ -20,8 +20,8 @@ import { findQemuBinary } from "../vmm/index.js";
  * size, kernel command line or QEMU binary can never resume a stale state.
  */
 
-/** Bump when what a snapshot holds or how it is restored changes. */
-const FORMAT_VERSION = 1;
+/** Bump when what a snapshot holds or how it is restored changes (2: saved running, restores without QMP). */
+const FORMAT_VERSION = 2;
 /** Snapshots are ~100 MB each; keep the most recently used few. */
 const KEEP_SNAPSHOTS = 6;
 const COMPLETE_MARKER = "complete.json";

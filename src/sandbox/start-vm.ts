@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { createEmptyExt4 } from "../image/ext4.js";
 import { saveVmState } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
+import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
   copySparse,
   discardSnapshot,
@@ -27,8 +28,9 @@ export interface StartOptions {
 /**
  * Starts the sandbox's VM: from a snapshot when a matching one exists (a fraction of a cold
  * boot), otherwise by booting; after a cold boot it saves a snapshot for the next start. The
- * snapshot is taken right after the agent's hello, before anything sandbox-specific (clock,
- * hostname, entropy, commands) reaches the guest, so it holds nothing of this sandbox.
+ * snapshot is taken right after the agent's hello and a warm-up (snapshot-warmup.ts), before
+ * anything sandbox-specific (clock, hostname, entropy, commands) reaches the guest, so it
+ * holds nothing of this sandbox.
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
   const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
@@ -47,6 +49,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
   const vm = await bootVm({ ...req, qmp: opts.snapshotKey !== undefined });
   if (opts.snapshotKey && vm.qmpSocketPath) {
+    await warmUpForSnapshot(vm.channel);
     await capture(vm.qmpSocketPath, opts.snapshotKey, req.upperDiskPath).catch((err: Error) =>
       opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
     );
@@ -66,7 +69,7 @@ async function capture(qmpSocketPath: string, key: string, upperDiskPath: string
   try {
     await writeSnapshot(key, async (target) => {
       paused = await saveVmState(qmpSocketPath, target.statePath);
-      // The VM is paused: its disk matches the saved memory.
+      // The VM is stopped: its disk matches the saved memory.
       await copySparse(upperDiskPath, target.upperDiskPath);
     });
   } finally {

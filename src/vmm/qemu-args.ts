@@ -38,6 +38,9 @@ export interface VmSpec {
   incomingStatePath?: string;
 }
 
+/** The descriptor QEMU inherits the saved state file on (`incomingStatePath`). */
+export const INCOMING_STATE_FD = 3;
+
 /** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
 export const CONTROL_PORT_NAME = "wheellock.ctl";
 
@@ -105,8 +108,9 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     args.push("-qmp", `unix:${quoteOptionValue(spec.qmpSocketPath)},server=on,wait=off`);
   }
   if (spec.incomingStatePath !== undefined) {
-    // QEMU runs the exec: URI through /bin/sh; single quotes keep the path one word.
-    args.push("-incoming", `exec:cat '${spec.incomingStatePath.replaceAll("'", "'\\''")}'`);
+    // QemuProcess opens the file as this fd: QEMU reads it directly, with no shell, no `cat`
+    // and no pipe in between (QEMU 7.2 has no `file:` migration URI).
+    args.push("-incoming", `fd:${INCOMING_STATE_FD}`);
   }
   (spec.rawPorts ?? []).forEach((port, i) => {
     args.push(

@@ -1,6 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildQemuArgs, chooseAccel, kernelCommandLine, type VmSpec } from "../../src/vmm/index.js";
+import {
+  buildQemuArgs,
+  chooseAccel,
+  INCOMING_STATE_FD,
+  kernelCommandLine,
+  type VmSpec,
+} from "../../src/vmm/index.js";
 
 const facts = (over: Partial<Parameters<typeof chooseAccel>[1]> = {}) => ({
   kvmDeviceUsable: true,
@@ -75,4 +81,12 @@ test("kernel command line calibrates the TSC only under TCG", () => {
   assert.match(kernelCommandLine(spec), /tsc_early_khz=/);
   assert.doesNotMatch(kernelCommandLine({ ...spec, accel: "kvm" }), /tsc_early_khz/);
   assert.match(kernelCommandLine(spec), /wheellock\.privileged=1$/);
+});
+
+test("a restore reads the saved state from an inherited descriptor, not through a shell", () => {
+  const args = buildQemuArgs({ ...spec, incomingStatePath: "/snap/it's.state" });
+  const i = args.indexOf("-incoming");
+  assert.equal(args[i + 1], `fd:${INCOMING_STATE_FD}`);
+  assert.ok(!args.some((a) => a.includes("it's.state")), "the path must not reach QEMU's argv");
+  assert.equal(buildQemuArgs(spec).indexOf("-incoming"), -1);
 });
