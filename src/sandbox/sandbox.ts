@@ -183,7 +183,13 @@ export class Sandbox implements AsyncDisposable {
    * (docs/PERFORMANCE.md has the figures). `close()` the pool when done.
    */
   static pool(options: PoolOptions): SandboxPool {
-    return new SandboxPool(options, (o) => Sandbox.create(o, { deferTimeout: true }));
+    return new SandboxPool(options, async (o) => {
+      const sandbox = await Sandbox.create(o, { deferTimeout: true });
+      // One command while nobody waits: the guest's exec path (and, under TCG, its translated
+      // code) is warm for the caller's first command (an image without `true` just misses it).
+      await sandbox.exec(["true"]).catch(() => undefined);
+      return sandbox;
+    });
   }
 
   /**

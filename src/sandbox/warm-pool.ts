@@ -48,7 +48,8 @@ export class WarmPool<T extends PoolMember> {
     this.dropDead();
     const member = this.ready.shift();
     if (member) {
-      this.fill();
+      // The replacement starts after the caller has its member, not inside this call.
+      setImmediate(() => this.fill());
       return Promise.resolve(member);
     }
     if (this.failure !== undefined) {
