@@ -47,10 +47,19 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const vm = await bootVm({ ...req, qmp: opts.snapshotKey !== undefined });
+  const saving = opts.snapshotKey !== undefined;
+  // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
+  // so the snapshot's RAM is a copy of that file which restores map instead of loading.
+  const memoryPath = join(req.runDir, "ram");
+  const vm = await bootVm({
+    ...req,
+    qmp: saving,
+    ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
+  });
   if (opts.snapshotKey && vm.qmpSocketPath) {
     await warmUpForSnapshot(vm.channel);
-    await capture(vm.qmpSocketPath, opts.snapshotKey, req.upperDiskPath).catch((err: Error) =>
+    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
       opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
     );
   }
@@ -61,16 +70,27 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
   // The saved memory expects the disk exactly as it was at save time: each sandbox gets its
   // own copy (sparse, so a few MB), and its writes never reach the snapshot.
   await copySparse(snapshot.upperDiskPath, req.upperDiskPath);
-  return bootVm({ ...req, restoreStatePath: snapshot.statePath });
+  // The snapshot's RAM file is mapped copy-on-write: shared by every sandbox restored from
+  // it through the page cache, never written.
+  return bootVm({
+    ...req,
+    restoreStatePath: snapshot.statePath,
+    memoryFile: { path: snapshot.memoryPath, shared: false },
+  });
 }
 
-async function capture(qmpSocketPath: string, key: string, upperDiskPath: string): Promise<void> {
+async function capture(
+  qmpSocketPath: string,
+  key: string,
+  from: { upperDiskPath: string; memoryPath: string },
+): Promise<void> {
   let paused: { resume(): Promise<void> } | undefined;
   try {
     await writeSnapshot(key, async (target) => {
       paused = await saveVmState(qmpSocketPath, target.statePath);
-      // The VM is stopped: its disk matches the saved memory.
-      await copySparse(upperDiskPath, target.upperDiskPath);
+      // The VM is stopped: its disk and RAM file match the saved device state.
+      await copySparse(from.upperDiskPath, target.upperDiskPath);
+      await copySparse(from.memoryPath, target.memoryPath);
     });
   } finally {
     await paused?.resume();
@@ -78,7 +98,7 @@ async function capture(qmpSocketPath: string, key: string, upperDiskPath: string
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
-  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qemu.log"]) {
+  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qmp-in.sock", "qemu.log", "ram"]) {
     rmSync(join(runDir, name), { force: true });
   }
   rmSync(upperDiskPath, { force: true });

@@ -9,5 +9,5 @@ export {
 export type { VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
 export type { QemuExit } from "./qemu-process.js";
-export { saveVmState } from "./save-state.js";
+export { saveVmState, startIncoming } from "./save-state.js";
 export { QmpClient } from "./qmp.js";

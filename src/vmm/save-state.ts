@@ -1,10 +1,13 @@
+import { INCOMING_STATE_FD } from "./qemu-args.js";
 import { QmpClient } from "./qmp.js";
 
 const POLL_MS = 10;
 
+const IGNORE_SHARED_RAM = { capabilities: [{ capability: "x-ignore-shared", state: true }] };
+
 /**
- * Writes the running VM's complete state (memory and devices) to `statePath`, for a later QEMU
- * started with `incomingStatePath`. The VM keeps running while its memory is copied; QEMU
+ * Writes the running VM's state (devices, and any RAM not in a shared memory file) to
+ * `statePath`, for a later QEMU started with `incomingStatePath`. The VM keeps running while its memory is copied; QEMU
  * stops it for the final pass, so when this returns the VM is stopped and its disks match
  * the saved memory (the caller copies them now); `resume()` on the returned handle continues
  * it. Because the state was saved from a running VM, a QEMU that loads it starts the guest by
@@ -17,6 +20,9 @@ export async function saveVmState(
 ): Promise<{ resume(): Promise<void> }> {
   const qmp = await QmpClient.connect(qmpSocketPath);
   try {
+    // RAM backed by a shared file (VmSpec.memoryFile) is left out of the stream: the caller
+    // copies that file, and a restore maps it instead of loading it.
+    await qmp.execute("migrate-set-capabilities", IGNORE_SHARED_RAM);
     // QEMU's default migration bandwidth cap (128 MiB/s) would dominate a local file save.
     await qmp.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 * 1024 * 1024 });
     await qmp.execute("migrate", { uri: `exec:cat > '${statePath.replaceAll("'", "'\\''")}'` });
@@ -51,4 +57,15 @@ export async function saveVmState(
       }
     },
   };
+}
+
+/**
+ * For a QEMU started with `incomingStatePath` (`-incoming defer`), over its QMP connection:
+ * the same capabilities as the saving side, then load the state from the inherited fd. The
+ * guest starts by itself when the load ends (the state was saved running); a state that
+ * fails to load makes QEMU exit.
+ */
+export async function startIncoming(qmp: QmpClient): Promise<void> {
+  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED_RAM);
+  await qmp.execute("migrate-incoming", { uri: `fd:${INCOMING_STATE_FD}` });
 }
