@@ -4,6 +4,8 @@
 export { Sandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
 export type {
   SpawnOptions,
+  SandboxPool,
+  PoolOptions,
   ExecExit,
   ExecOptions,
   ExecResult,
@@ -38,6 +40,12 @@ export type {
   VfsSetattr,
   VfsStatfs,
   RenameMode,
+  FileHookRule,
+  FileHookVerdict,
+  FileOp,
+  FileOpInfo,
+  FileEventInfo,
+  FileErrnoName,
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";

@@ -4,6 +4,7 @@
  * `resolveSandboxOptions`.
  */
 
+import type { FileHookRule } from "../vfs/hooks/types.js";
 import type { MountConfig } from "./volumes.js";
 
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
@@ -89,6 +90,14 @@ export interface SandboxOptions {
    * per-sandbox copy-on-write layer and never change the host. See `-v` for the CLI form.
    */
   mounts?: Record<string, MountConfig>;
+  /**
+   * Rules run on every operation on `mounts`, by op and guest path glob: allow, block with an
+   * errno, rewrite writes, or call your code before (may veto, fails closed) or after
+   * (observes). Evaluated in order; the first `allow`/`block` that matches ends it. They also
+   * apply to the SDK file methods on mounted paths. See docs/FILESYSTEM.md.
+   * @example [{ ops: ["unlink", "rmdir"], path: "/workspace/**", action: "block" }]
+   */
+  fileHooks?: FileHookRule[];
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */

@@ -1,3 +1,5 @@
+import type { FileEventInfo } from "../vfs/index.js";
+
 /**
  * The sandbox's event stream. Exec events today; network and file events join the same stream.
  * Each `events()` iterator gets every event emitted after it was created. A slow consumer's
@@ -12,6 +14,8 @@ export interface ExecEventInfo {
 
 export type SandboxEvent =
   | { type: "exec"; timestamp: Date; exec: ExecEventInfo }
+  /** One operation on a mount (reads and writes: totals per open handle, at close). */
+  | { type: "file"; timestamp: Date; file: FileEventInfo }
   | {
       type: "lifecycle";
       timestamp: Date;

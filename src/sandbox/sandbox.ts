@@ -26,6 +26,8 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { compileFileHooks } from "../vfs/index.js";
+import { SandboxPool, type PoolOptions } from "./pool.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -60,7 +62,8 @@ export class Sandbox implements AsyncDisposable {
   private restored = false;
   readonly files: SandboxFiles;
 
-  private readonly events_ = new EventHub();
+  /** Exec, lifecycle and file events (file events begin with the mounts, before boot). */
+  private readonly events_: EventHub;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -77,12 +80,18 @@ export class Sandbox implements AsyncDisposable {
     private readonly unregisterExitCleanup: () => void,
     /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
     readonly image: ImageSelection,
+    events: EventHub,
   ) {
+    this.events_ = events;
     this.id = config.id;
     this.config = config;
     this.accel = accel;
     this.bootMs = bootMs;
-    this.files = new SandboxFiles(channel, () => this.ensureRunning());
+    this.files = new SandboxFiles(
+      channel,
+      () => this.ensureRunning(),
+      () => this.mounts?.files,
+    );
   }
 
   /**
@@ -97,9 +106,12 @@ export class Sandbox implements AsyncDisposable {
       id?: string;
       /** Where the serial console goes (default: the run dir, removed with it). */
       consoleLogPath?: string;
+      /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
+      deferTimeout?: boolean;
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
+    compileFileHooks(options.fileHooks);
     const image = await resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
@@ -113,10 +125,20 @@ export class Sandbox implements AsyncDisposable {
     });
     let sandbox: Sandbox | undefined;
     let mounts: FuseMounts | undefined;
+    const events = new EventHub();
     try {
       if (options.mounts !== undefined && Object.keys(options.mounts).length > 0) {
-        mounts = await FuseMounts.open(dir, options.mounts, (err) =>
-          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`)),
+        mounts = await FuseMounts.open(
+          dir,
+          options.mounts,
+          (err) =>
+            sandbox?.fail(
+              new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`),
+            ),
+          {
+            ...(options.fileHooks !== undefined ? { fileHooks: options.fileHooks } : {}),
+            onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+          },
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
@@ -157,11 +179,13 @@ export class Sandbox implements AsyncDisposable {
         dir,
         unregister,
         image,
+        events,
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
       await sandbox.configureGuest();
       sandbox.watch();
+      if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
     } catch (err) {
       if (sandbox) await sandbox.close();
@@ -172,6 +196,20 @@ export class Sandbox implements AsyncDisposable {
       }
       throw err;
     }
+  }
+
+  /**
+   * Keeps `size` sandboxes of this configuration started so `acquire()` returns one at once
+   * (docs/PERFORMANCE.md has the figures). `close()` the pool when done.
+   */
+  static pool(options: PoolOptions): SandboxPool {
+    return new SandboxPool(options, async (o) => {
+      const sandbox = await Sandbox.create(o, { deferTimeout: true });
+      // One command while nobody waits: the guest's exec path (and, under TCG, its translated
+      // code) is warm for the caller's first command (an image without `true` just misses it).
+      await sandbox.exec(["true"]).catch(() => undefined);
+      return sandbox;
+    });
   }
 
   /**
@@ -288,8 +326,9 @@ export class Sandbox implements AsyncDisposable {
     });
   }
 
-  private watch(): void {
-    if (this.config.timeoutSeconds > 0) {
+  /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
+  startTimeout(): void {
+    if (this.config.timeoutSeconds > 0 && this.deadline === undefined && this.running) {
       this.deadline = setTimeout(() => {
         this.fail(
           new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`),
@@ -298,6 +337,9 @@ export class Sandbox implements AsyncDisposable {
       // The deadline alone must not keep a finished program alive.
       this.deadline.unref();
     }
+  }
+
+  private watch(): void {
     void this.qemu.exited.then((exit) => {
       if (this.closing) return;
       this.fail(
