@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { Transform } from "node:stream";
 import type { HttpPolicy, InterceptUpstream } from "../../src/net/intercept/index.js";
+import { createHttpPolicy } from "../../src/net/http-policy/index.js";
 import { createCa } from "../../src/net/tls/index.js";
 import {
   guestRequest,
@@ -200,4 +201,41 @@ test("a policy that retargets a request is still held to the allowlist", async (
   assert.equal(res.status, 403);
   await settle(events);
   assert.equal(events[0]?.code, "host_not_allowed");
+});
+
+test("with the real HTTP policy: a secret reaches its host, and a placeholder elsewhere is blocked", async () => {
+  const policy = createHttpPolicy({
+    secrets: [{ name: "TOKEN", value: "real-value-123", hosts: ["api.test"] }],
+    rules: [
+      {
+        phase: "after",
+        hosts: ["api.test"],
+        bodyReplacements: [{ find: "real-value-123", replace: "[redacted]" }],
+      },
+    ],
+  });
+  const placeholder = policy.placeholders().TOKEN ?? "";
+  const made = testProxy(up, ca, { httpPolicy: policy, allowedHosts: ["api.test", "plain.test"] });
+  proxies.push(made.p);
+  const ok = await guestRequest(made.p, {
+    name: "api.test",
+    port: up.httpsPort,
+    tls: true,
+    caPem: ca.certPem,
+    headers: { authorization: `Bearer ${placeholder}` },
+  });
+  assert.equal(ok.status, 200);
+  // The upstream echoed the real value; the after-rule rewrote it before the guest saw it.
+  assert.match(ok.body.toString(), /Bearer \[redacted\]/);
+  assert.doesNotMatch(ok.body.toString(), /real-value-123/);
+  const leak = await guestRequest(made.p, {
+    name: "plain.test",
+    port: up.httpPort,
+    tls: false,
+    headers: { authorization: `Bearer ${placeholder}` },
+  });
+  assert.equal(leak.status, 403);
+  await settle(made.events, 2);
+  assert.equal(made.events[1]?.code, "secret_leak");
+  assert.doesNotMatch(JSON.stringify(made.events), /real-value-123/);
 });
