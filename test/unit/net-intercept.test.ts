@@ -357,3 +357,17 @@ test("an upgrade the upstream declines is relayed as an ordinary response", asyn
   assert.match(reply, /^HTTP\/1\.1 200 /);
   assert.match(reply, /"url":"\/h2c"/);
 });
+
+test("a guest that half-closes after its request still gets the whole response", async () => {
+  const { p } = proxy();
+  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const reply = await new Promise<string>((resolve) => {
+    let got = "";
+    socket.on("data", (c: Buffer) => (got += c.toString()));
+    socket.on("end", () => resolve(got));
+    socket.on("close", () => resolve(got));
+    socket.end(`GET /half HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\n\r\n`);
+  });
+  assert.match(reply, /^HTTP\/1\.1 200 /);
+  assert.match(reply, /"url":"\/half"/);
+});

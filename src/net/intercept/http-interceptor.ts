@@ -20,6 +20,10 @@ export class HttpInterceptor {
     // Host is checked by admission, which reports an event; Node's own check would not.
     this.server = createServer({ requireHostHeader: false, maxHeaderSize: 64 * 1024 });
     this.server.keepAliveTimeout = 120_000;
+    // A guest that half-closes after its request (HTTP/1.0 style, `nc -N`) still gets the
+    // response; Node aborts pending requests on FIN otherwise. The switch is Node's internal
+    // (`_http_server.js`, Node 14-24); the half-close test fails if it ever goes away.
+    (this.server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.headersTimeout = 0;
     this.server.requestTimeout = 0;
     this.server.on("request", (req, res) => {
