@@ -46,7 +46,7 @@ after(async () => {
 async function frontDoor(p: InterceptUpstream, name: string, port: number): Promise<Server> {
   const [ip] = await p.resolveIpv4(name);
   const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const flow = p.connectTcp(ip!, port, {
+    const result = p.connectTcp(ip!, port, {
       onConnect: () => undefined,
       onData: (c) => {
         if (!sock.write(c)) flow.pause();
@@ -55,7 +55,8 @@ async function frontDoor(p: InterceptUpstream, name: string, port: number): Prom
       onDrain: () => undefined,
       onError: () => sock.destroy(),
     });
-    if (isDenied(flow)) return void sock.destroy();
+    if (isDenied(result)) return void sock.destroy();
+    const flow = result;
     sock.on("drain", () => flow.resume());
     sock.on("data", (c: Buffer) => flow.write(c, () => undefined));
     sock.on("end", () => flow.end());
