@@ -85,6 +85,10 @@ test("a guest resolves a name and fetches over HTTP through the stack and the pr
     other,
   );
   assert.match(blocked.data.toString(), /^HTTP\/1\.1 403 /);
+  // Both flows closed cleanly on both sides: nothing left in the stack.
+  for (let i = 0; i < 100 && stack.stats.tcpFlows > 0; i++)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(stack.stats.tcpFlows, 0);
   stack.close();
   upstream.close();
 });

@@ -23,7 +23,7 @@ export class InterceptedFlow implements UpstreamTcp {
     sniffTimeoutMs: number,
     private readonly onClassified: (kind: FlowKind, stream: GuestStream) => void,
   ) {
-    this.timer = setTimeout(() => this.classify(true), sniffTimeoutMs);
+    this.timer = setTimeout(() => this.classify(true), sniffTimeoutMs).unref();
   }
 
   write(chunk: Buffer, onFlushed: () => void): void {
