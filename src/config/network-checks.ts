@@ -2,14 +2,18 @@ import { isIPv4 } from "node:net";
 import { ErrInvalidConfig } from "../errors.js";
 import { checkBoolean } from "./field-checks.js";
 import type { ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import {
+  anyInterceptOption,
+  checkInterceptOptions,
+  HOST_NAME_RE,
+  type InterceptFields,
+} from "./intercept-checks.js";
 
 type NetworkFields = Pick<
   ResolvedSandboxConfig,
   "noNetwork" | "allowPrivateHosts" | "resolveOverrides"
->;
-
-const NAME_RE =
-  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+> &
+  InterceptFields;
 
 function checkResolveOverrides(value: unknown): Record<string, string> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
@@ -17,7 +21,7 @@ function checkResolveOverrides(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [rawName, ip] of Object.entries(value)) {
     const name = rawName.toLowerCase().replace(/\.$/, "");
-    if (!NAME_RE.test(name))
+    if (!HOST_NAME_RE.test(name))
       throw new ErrInvalidConfig(`resolveOverrides: ${JSON.stringify(rawName)} is not a host name`);
     if (typeof ip !== "string" || !isIPv4(ip))
       throw new ErrInvalidConfig(`resolveOverrides: ${name} must map to an IPv4 address`);
@@ -36,7 +40,16 @@ export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
       : checkBoolean("allowPrivateHosts", opts.allowPrivateHosts);
   const resolveOverrides =
     opts.resolveOverrides === undefined ? {} : checkResolveOverrides(opts.resolveOverrides);
-  if (noNetwork && (allowPrivateHosts || Object.keys(resolveOverrides).length > 0))
+  const intercept = checkInterceptOptions(opts);
+  if (
+    noNetwork &&
+    (allowPrivateHosts || Object.keys(resolveOverrides).length > 0 || anyInterceptOption(intercept))
+  )
     throw new ErrInvalidConfig("noNetwork cannot be combined with network policy options");
-  return { noNetwork, allowPrivateHosts, resolveOverrides: Object.freeze(resolveOverrides) };
+  return {
+    noNetwork,
+    allowPrivateHosts,
+    resolveOverrides: Object.freeze(resolveOverrides),
+    ...intercept,
+  };
 }

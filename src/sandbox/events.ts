@@ -1,9 +1,14 @@
 /**
- * The sandbox's event stream. Exec events today; network and file events join the same stream.
+ * The sandbox's event stream: exec, lifecycle and network events (one per HTTP request or raw
+ * TCP connection in intercept mode).
  * Each `events()` iterator gets every event emitted after it was created. A slow consumer's
  * backlog is bounded: past `maxBacklog` the oldest events are dropped and counted, so an
  * iterator nobody reads cannot grow host memory without bound.
  */
+import type { NetworkEventInfo } from "../net/intercept/contract.js";
+
+export type { NetworkEventInfo };
+
 export interface ExecEventInfo {
   command: string[];
   exitCode: number;
@@ -12,6 +17,7 @@ export interface ExecEventInfo {
 
 export type SandboxEvent =
   | { type: "exec"; timestamp: Date; exec: ExecEventInfo }
+  | { type: "network"; timestamp: Date; network: NetworkEventInfo }
   | {
       type: "lifecycle";
       timestamp: Date;
