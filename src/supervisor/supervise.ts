@@ -104,7 +104,15 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   record = {
     ...record,
     image: sandbox.config.image,
-    config: { ...record.config, hostname: sandbox.config.hostname },
+    config: {
+      ...record.config,
+      hostname: sandbox.config.hostname,
+      network: {
+        intercept: sandbox.config.networkIntercept,
+        allowedHosts: [...sandbox.config.allowedHosts],
+        secretNames: sandbox.config.secrets.map((s) => s.name),
+      },
+    },
   };
 
   let stopping: Promise<number> | undefined;
