@@ -9,7 +9,6 @@ import {
 import type { NetworkEventInfo } from "../net/intercept/contract.js";
 import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
-import { createInterceptUpstream } from "./intercept.js";
 
 /**
  * Kernel command-line words the guest agent reads to configure eth0: address/prefix, gateway
@@ -75,6 +74,9 @@ export async function prepareNetwork(
     denyWhenEmpty: config.denyAllHosts,
     allowPrivateHosts: config.allowPrivateHosts,
   });
+  // Loaded only when needed: the proxy, TLS and policy code (and tsx for policy scripts) cost
+  // start-up time that open-mode sandboxes should not pay.
+  const { createInterceptUpstream } = await import("./intercept.js");
   const intercept = await createInterceptUpstream({
     config,
     options,
