@@ -71,7 +71,9 @@ export function serverName(body: Buffer): string | undefined | null {
   r.skip(r.u8()); // compression_methods
   if (r.failed) return null;
   if (r.remaining === 0) return undefined; // no extensions at all
-  const extEnd = r.offset + r.u16();
+  // Length first: `r.offset + r.u16()` would add the offset from before the length field.
+  const extLen = r.u16();
+  const extEnd = r.offset + extLen;
   let sni: string | undefined;
   while (!r.failed && r.offset + 4 <= extEnd) {
     const type = r.u16();
@@ -81,7 +83,8 @@ export function serverName(body: Buffer): string | undefined | null {
       continue;
     }
     const ext = new Reader(r.take(len));
-    const listEnd = ext.offset + ext.u16();
+    const listLen = ext.u16();
+    const listEnd = ext.offset + listLen;
     while (!ext.failed && ext.offset + 3 <= listEnd) {
       const nameType = ext.u8();
       const name = ext.take(ext.u16());
