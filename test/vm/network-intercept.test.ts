@@ -70,10 +70,11 @@ describe("SDK sandbox in intercept mode", () => {
           path: "/sse",
           bodyReplacements: [{ find: "world", replace: "there" }],
         },
+        // After-phase rules see the request as forwarded (path already rewritten).
         {
           phase: "after",
           hosts: ["api.test"],
-          path: "/hooked/*",
+          path: "/rewritten",
           setResponseHeaders: { "x-after": "set" },
         },
       ],
@@ -134,11 +135,18 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(lastLine(r.stdout), "200", r.stderr);
     const got = servers.requestsFor("/with-secret")[0];
     assert.equal(got?.headers.authorization, `Bearer ${REAL_SECRET}`);
+    // The pattern must not contain the value itself, or grep's own cmdline would match.
+    const pattern = `${REAL_SECRET.slice(0, -1)}[${REAL_SECRET.slice(-1)}]`;
     const scan = await sb.exec(
-      `sleep 30 & grep -l '${REAL_SECRET}' /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; ` +
-        `grep -rlsI '${REAL_SECRET}' /etc /root /tmp /var /home /run 2>/dev/null; echo scanned`,
+      `sleep 30 & grep -l '${pattern}' /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; ` +
+        `grep -rlsI '${pattern}' /etc /root /tmp /var /home /run 2>/dev/null; echo scanned`,
     );
     assert.equal(scan.stdout, "scanned\n");
+    // Control: the same scan does find the value when a process does hold it.
+    const control = await sb.exec(`grep -c '${pattern}' /proc/self/environ`, {
+      env: { CONTROL: REAL_SECRET },
+    });
+    assert.equal(control.stdout, "1\n");
     assert.ok(!JSON.stringify(events).includes(REAL_SECRET));
   });
 
