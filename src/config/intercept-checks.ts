@@ -20,7 +20,7 @@ export type InterceptFields = Pick<
 >;
 
 /** Host names as DNS and /etc/hosts accept them (lower case, no trailing dot). */
-export const HOST_NAME_RE =
+const HOST_NAME_RE =
   /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 
 export const SECRET_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,16 +82,17 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
   return out;
 }
 
-function checkAddHosts(value: unknown): Record<string, string> {
+/** `{ name: IPv4 }` with names lower-cased (trailing dot dropped): `resolveOverrides`, `addHosts`. */
+export function checkNameToIpv4(field: string, value: unknown): Record<string, string> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new ErrInvalidConfig("addHosts must be an object of name -> IPv4 address");
+    throw new ErrInvalidConfig(`${field} must be an object of name -> IPv4 address`);
   const out: Record<string, string> = {};
   for (const [rawName, ip] of Object.entries(value)) {
     const name = rawName.toLowerCase().replace(/\.$/, "");
     if (!HOST_NAME_RE.test(name))
-      throw new ErrInvalidConfig(`addHosts: ${JSON.stringify(rawName)} is not a host name`);
+      throw new ErrInvalidConfig(`${field}: ${JSON.stringify(rawName)} is not a host name`);
     if (typeof ip !== "string" || !isIPv4(ip))
-      throw new ErrInvalidConfig(`addHosts: ${name} must map to an IPv4 address`);
+      throw new ErrInvalidConfig(`${field}: ${name} must map to an IPv4 address`);
     out[name] = ip;
   }
   return out;
@@ -137,7 +138,9 @@ export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
       opts.policyScript === undefined
         ? undefined
         : resolvePath(checkHostPath("policyScript", opts.policyScript)),
-    addHosts: Object.freeze(opts.addHosts === undefined ? {} : checkAddHosts(opts.addHosts)),
+    addHosts: Object.freeze(
+      opts.addHosts === undefined ? {} : checkNameToIpv4("addHosts", opts.addHosts),
+    ),
     dnsServers: Object.freeze(
       opts.dnsServers === undefined ? [] : checkDnsServers(opts.dnsServers),
     ),

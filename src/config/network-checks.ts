@@ -1,11 +1,10 @@
-import { isIPv4 } from "node:net";
 import { ErrInvalidConfig } from "../errors.js";
 import { checkBoolean } from "./field-checks.js";
 import type { ResolvedSandboxConfig, SandboxOptions } from "./options.js";
 import {
   anyInterceptOption,
   checkInterceptOptions,
-  HOST_NAME_RE,
+  checkNameToIpv4,
   type InterceptFields,
 } from "./intercept-checks.js";
 
@@ -14,21 +13,6 @@ type NetworkFields = Pick<
   "noNetwork" | "allowPrivateHosts" | "resolveOverrides"
 > &
   InterceptFields;
-
-function checkResolveOverrides(value: unknown): Record<string, string> {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new ErrInvalidConfig("resolveOverrides must be an object of name -> IPv4 address");
-  const out: Record<string, string> = {};
-  for (const [rawName, ip] of Object.entries(value)) {
-    const name = rawName.toLowerCase().replace(/\.$/, "");
-    if (!HOST_NAME_RE.test(name))
-      throw new ErrInvalidConfig(`resolveOverrides: ${JSON.stringify(rawName)} is not a host name`);
-    if (typeof ip !== "string" || !isIPv4(ip))
-      throw new ErrInvalidConfig(`resolveOverrides: ${name} must map to an IPv4 address`);
-    out[name] = ip;
-  }
-  return out;
-}
 
 /** The network fields of the resolved config; policy options with `noNetwork` are an error. */
 export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
@@ -39,7 +23,9 @@ export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
       ? false
       : checkBoolean("allowPrivateHosts", opts.allowPrivateHosts);
   const resolveOverrides =
-    opts.resolveOverrides === undefined ? {} : checkResolveOverrides(opts.resolveOverrides);
+    opts.resolveOverrides === undefined
+      ? {}
+      : checkNameToIpv4("resolveOverrides", opts.resolveOverrides);
   const intercept = checkInterceptOptions(opts);
   if (
     noNetwork &&

@@ -103,6 +103,8 @@ describe("SDK sandbox in intercept mode", () => {
       'echo "$SSL_CERT_FILE $CURL_CA_BUNDLE $REQUESTS_CA_BUNDLE $NODE_EXTRA_CA_CERTS"; ' +
         "grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/wheellock-ca.crt",
     );
+    // Snapshots are taken before this setup, so a restored guest must get it too.
+    console.log(`# sandbox restored from a snapshot: ${sb.restoredFromSnapshot}`);
     const ca = "/etc/ssl/certs/wheellock-ca.crt";
     assert.equal(r.stdout, `${ca} ${ca} ${ca} ${ca}\n1\n`);
     // Without the env variables, curl's default bundle (the system one) trusts it too.
