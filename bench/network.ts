@@ -42,59 +42,70 @@ function startServer(body: Buffer, tls?: { cert: string; key: string }): Promise
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-/** curl's `-w` figures for one invocation, from wherever `run` runs it. */
+/** Runs curl with these arguments wherever the figures are taken; resolves with stdout. */
 type Run = (args: string[]) => Promise<string>;
 
-async function measure(run: Run, base: string) {
-  const downloads: number[] = [];
-  const uploads: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const d = await run(["-sS", "-o", "/dev/null", "-w", "%{speed_download}", `${base}/big`]);
-    downloads.push(Number(d) / 1e6);
-    const u = await run([
-      "-sS",
-      "-o",
-      "/dev/null",
-      "-w",
-      "%{speed_upload}",
-      "-T",
-      "-",
-      `${base}/up`,
-    ]);
-    uploads.push(Number(u) / 1e6);
-  }
-  // 20 small requests on one connection, then 20 with a new connection each.
-  // curl's -o applies to one URL each: one "-o /dev/null" per URL keeps stdout for -w only.
-  const urls = Array.from({ length: 20 }, () => ["-o", "/dev/null", `${base}/small`]).flat();
-  const fmt = "%{time_total}\\n";
-  const times = (out: string) =>
-    out
-      .trim()
-      .split("\n")
-      .map((t) => Number(t) * 1000);
-  const reused = times(await run(["-sS", "-w", fmt, ...urls]));
-  const fresh = times(await run(["-sS", "-H", "Connection: close", "-w", fmt, ...urls]));
-  return {
-    downloadMBps: round(median(downloads)),
-    uploadMBps: round(median(uploads)),
-    keepAliveRequestMs: round(median(reused.slice(1))),
-    newConnectionRequestMs: round(median(fresh)),
-  };
+/** One client placement: where curl runs and the URLs it uses there. */
+interface Place {
+  run: Run;
+  http: string;
+  https: string;
 }
 
-/** Median HTTPS download speed (MB/s) and request time on a new connection each (ms). */
-async function measureTls(run: Run, base: string) {
-  const downloads: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const d = await run(["-sS", "-o", "/dev/null", "-w", "%{speed_download}", `${base}/big`]);
-    downloads.push(Number(d) / 1e6);
+const speed = async (run: Run, url: string, what: "download" | "upload"): Promise<number> => {
+  const args = ["-sS", "-o", "/dev/null", "-w", `%{speed_${what}}`];
+  const out = await run(
+    what === "upload" ? [...args, "-T", "-", `${url}/up`] : [...args, `${url}/big`],
+  );
+  return Number(out) / 1e6;
+};
+
+/**
+ * Time per small request, by the host's clock: one curl with 41 requests minus one with 1,
+ * over 40, so process start and exec overhead cancel out. (curl's own `time_total` inside a
+ * TCG guest is quantized to the guest's clock tick, often 4 ms, so it is not used.)
+ */
+async function perRequestMs(run: Run, base: string, extra: string[]): Promise<number> {
+  const timed = async (n: number): Promise<number> => {
+    // curl's -o applies to one URL each: one "-o /dev/null" per URL.
+    const urls = Array.from({ length: n }, () => ["-o", "/dev/null", `${base}/small`]).flat();
+    const started = performance.now();
+    await run(["-sS", ...extra, ...urls]);
+    return performance.now() - started;
+  };
+  return ((await timed(41)) - (await timed(1))) / 40;
+}
+
+const CLOSE = ["-H", "Connection: close"];
+const FIGURES = {
+  downloadMBps: (p: Place) => speed(p.run, p.http, "download"),
+  uploadMBps: (p: Place) => speed(p.run, p.http, "upload"),
+  httpsDownloadMBps: (p: Place) => speed(p.run, p.https, "download"),
+  keepAliveRequestMs: (p: Place) => perRequestMs(p.run, p.http, []),
+  newConnectionRequestMs: (p: Place) => perRequestMs(p.run, p.http, CLOSE),
+  httpsNewConnectionRequestMs: (p: Place) => perRequestMs(p.run, p.https, CLOSE),
+};
+type Figures = Record<keyof typeof FIGURES, number>;
+
+/**
+ * Medians of 3 rounds; each round takes every figure in every place in turn, so a change in
+ * the machine's load (shared, busy cores) hits all places alike and the ratios stay fair.
+ */
+async function measureInterleaved(places: Record<string, Place>): Promise<Record<string, Figures>> {
+  const samples: Record<string, Record<string, number[]>> = {};
+  for (let round = 0; round < 3; round++) {
+    for (const [figure, take] of Object.entries(FIGURES)) {
+      for (const [name, place] of Object.entries(places)) {
+        ((samples[name] ??= {})[figure] ??= []).push(await take(place));
+      }
+    }
   }
-  const urls = Array.from({ length: 10 }, () => ["-o", "/dev/null", `${base}/small`]).flat();
-  const fresh = (await run(["-sS", "-H", "Connection: close", "-w", "%{time_total}\\n", ...urls]))
-    .trim()
-    .split("\n")
-    .map((t) => Number(t) * 1000);
-  return { downloadMBps: round(median(downloads)), newConnectionRequestMs: round(median(fresh)) };
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, figs]) => [
+      name,
+      Object.fromEntries(Object.entries(figs).map(([f, xs]) => [f, round(median(xs))])) as Figures,
+    ]),
+  );
 }
 
 /** curl on the host, asynchronously: the server it talks to runs in this same process. */
@@ -120,72 +131,70 @@ export async function networkBench(log: (m: string) => void): Promise<Record<str
   const tlsServer = await startServer(body, ca);
   const tlsPort = (tlsServer.address() as AddressInfo).port;
   try {
-    log("network: host baseline (curl on the host)");
-    // Uploads stream 64 MB of zeros from stdin in both places.
-    const hostRun: Run = (args) => hostCurl(args, args.includes("-T") ? DOWNLOAD_BYTES : 0);
-    const host = await measure(hostRun, `http://127.0.0.1:${port}`);
-    log("network: guest through the stack (open mode)");
-    await using sb = await Sandbox.create({
+    const resolveOverrides = { "bench.test": "127.0.0.1" };
+    log("network: starting an open-mode and an intercept-mode sandbox");
+    await using open = await Sandbox.create({ allowPrivateHosts: true, resolveOverrides });
+    await open.writeFile("/tmp/bench-ca.pem", readFileSync(ca.caPath));
+    await using intercept = await Sandbox.create({
       allowPrivateHosts: true,
-      resolveOverrides: { "bench.test": "127.0.0.1" },
-    });
-    const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
-    const guestRun: Run = async (args) => {
-      const feed = args.includes("-T") ? `head -c ${DOWNLOAD_BYTES} /dev/zero | ` : "";
-      const r = await sb.exec(`${feed}curl ${args.map(quote).join(" ")}`);
-      if (r.exitCode !== 0) throw new Error(`guest curl failed: ${r.stderr}`);
-      return r.stdout;
-    };
-    const guest = await measure(guestRun, `http://10.0.2.2:${port}`);
-    const tlsBase = `https://bench.test:${tlsPort}`;
-    const hostTls = await measureTls(
-      (args) =>
-        hostCurl(
-          ["--cacert", ca.caPath, "--resolve", `bench.test:${tlsPort}:127.0.0.1`, ...args],
-          0,
-        ),
-      tlsBase,
-    );
-    await sb.writeFile("/tmp/bench-ca.pem", readFileSync(ca.caPath));
-    const guestTls = await measureTls(
-      (args) => guestRun(["--cacert", "/tmp/bench-ca.pem", ...args]),
-      tlsBase,
-    );
-    await sb.close();
-
-    log("network: guest through the intercepting proxy");
-    await using ib = await Sandbox.create({
-      allowPrivateHosts: true,
-      resolveOverrides: { "bench.test": "127.0.0.1" },
+      resolveOverrides,
       allowedHosts: ["bench.test"],
       upstreamCa: [ca.caPath],
     });
-    const interceptRun: Run = async (args) => {
-      const feed = args.includes("-T") ? `head -c ${DOWNLOAD_BYTES} /dev/zero | ` : "";
-      const r = await ib.exec(`${feed}curl ${args.map(quote).join(" ")}`);
-      if (r.exitCode !== 0) throw new Error(`guest curl failed: ${r.stderr}`);
-      return r.stdout;
-    };
-    const intercept = await measure(interceptRun, `http://bench.test:${port}`);
-    const interceptTls = await measureTls(interceptRun, tlsBase);
+    const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+    const inGuest =
+      (sb: Sandbox, extra: string[]): Run =>
+      async (args) => {
+        // Uploads stream 64 MB of zeros from stdin, in the guest as on the host.
+        const feed = args.includes("-T") ? `head -c ${DOWNLOAD_BYTES} /dev/zero | ` : "";
+        const r = await sb.exec(`${feed}curl ${[...extra, ...args].map(quote).join(" ")}`);
+        if (r.exitCode !== 0) throw new Error(`guest curl failed: ${r.stderr}`);
+        return r.stdout;
+      };
+    const http = `http://bench.test:${port}`;
+    const https = `https://bench.test:${tlsPort}`;
+    log("network: measuring host, open mode and intercept mode in turn");
+    const figures = await measureInterleaved({
+      host: {
+        run: (args) =>
+          hostCurl(
+            [
+              "--cacert",
+              ca.caPath,
+              "--resolve",
+              `bench.test:${port}:127.0.0.1`,
+              "--resolve",
+              `bench.test:${tlsPort}:127.0.0.1`,
+              ...args,
+            ],
+            args.includes("-T") ? DOWNLOAD_BYTES : 0,
+          ),
+        http,
+        https,
+      },
+      guestOpenMode: { run: inGuest(open, ["--cacert", "/tmp/bench-ca.pem"]), http, https },
+      // The intercept CA is in the guest's env; the proxy checks upstream against the test CA.
+      guestIntercept: { run: inGuest(intercept, []), http, https },
+    });
+    const { host, guestOpenMode: o, guestIntercept: i } = figures as Record<string, Figures>;
     return {
-      accel: sb.accel,
+      accel: open.accel,
       transferBytes: DOWNLOAD_BYTES,
-      host,
-      hostHttps: hostTls,
-      guestOpenMode: guest,
-      guestOpenModeHttps: guestTls,
-      guestIntercept: intercept,
-      guestInterceptHttps: interceptTls,
-      downloadRatio: round(guest.downloadMBps / host.downloadMBps),
-      uploadRatio: round(guest.uploadMBps / host.uploadMBps),
-      interceptVsOpenHttpDownload: round(intercept.downloadMBps / guest.downloadMBps),
-      interceptVsOpenHttpsDownload: round(interceptTls.downloadMBps / guestTls.downloadMBps),
-      interceptAddedRequestMs: round(
-        intercept.newConnectionRequestMs - guest.newConnectionRequestMs,
+      ...figures,
+      downloadRatio: round((o?.downloadMBps ?? NaN) / (host?.downloadMBps ?? NaN)),
+      uploadRatio: round((o?.uploadMBps ?? NaN) / (host?.uploadMBps ?? NaN)),
+      interceptVsOpenHttpDownload: round((i?.downloadMBps ?? NaN) / (o?.downloadMBps ?? NaN)),
+      interceptVsOpenHttpsDownload: round(
+        (i?.httpsDownloadMBps ?? NaN) / (o?.httpsDownloadMBps ?? NaN),
+      ),
+      interceptAddedKeepAliveRequestMs: round(
+        (i?.keepAliveRequestMs ?? NaN) - (o?.keepAliveRequestMs ?? NaN),
+      ),
+      interceptAddedNewConnectionRequestMs: round(
+        (i?.newConnectionRequestMs ?? NaN) - (o?.newConnectionRequestMs ?? NaN),
       ),
       interceptAddedHttpsRequestMs: round(
-        interceptTls.newConnectionRequestMs - guestTls.newConnectionRequestMs,
+        (i?.httpsNewConnectionRequestMs ?? NaN) - (o?.httpsNewConnectionRequestMs ?? NaN),
       ),
     };
   } finally {
