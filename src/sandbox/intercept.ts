@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import type { EgressPolicy, Upstream } from "../net/index.js";
+import type { EgressPolicy } from "../net/index.js";
 import type { NetworkEventInfo } from "../net/intercept/contract.js";
 import { InterceptUpstream } from "../net/intercept/index.js";
 import { createHttpPolicy, loadPolicyScript, type SecretSpec } from "../net/http-policy/index.js";
@@ -20,10 +20,11 @@ export interface InterceptRequest {
 }
 
 export interface InterceptSetup {
-  upstream: Upstream;
+  upstream: InterceptUpstream;
   caPem: string;
   /** Secret name -> placeholder, for every command's env. */
   placeholders: Record<string, string>;
+  close(): void;
 }
 
 function readUpstreamCas(paths: readonly string[]): string[] {
@@ -72,5 +73,10 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     onEvent: req.onEvent,
     ...(req.resolve4 ? { resolve4: req.resolve4 } : {}),
   });
-  return { upstream, caPem: ca.certPem, placeholders: httpPolicy.placeholders() };
+  return {
+    upstream,
+    caPem: ca.certPem,
+    placeholders: httpPolicy.placeholders(),
+    close: () => upstream.close(),
+  };
 }

@@ -30,6 +30,8 @@ export interface SandboxNetwork {
   /** For every command (CA variables, secret placeholders), over the image's and config's. */
   execEnv: Readonly<Record<string, string>>;
   guestSetup: GuestNetworkSetup;
+  /** Releases what outlives the link (the proxy's keep-alive upstream connections). */
+  close(): void;
 }
 
 /** A resolver that asks only `servers`; undefined means the host's own (getaddrinfo). */
@@ -52,7 +54,9 @@ export async function prepareNetwork(
   onEvent: (event: NetworkEventInfo) => void,
 ): Promise<SandboxNetwork> {
   const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
-  if (config.noNetwork) return { link: undefined, egress: undefined, execEnv: {}, guestSetup };
+  const nothing = (): void => undefined;
+  if (config.noNetwork)
+    return { link: undefined, egress: undefined, execEnv: {}, guestSetup, close: nothing };
   const resolve4 = resolverFor(config.dnsServers);
   const resolveOverrides = new Map(Object.entries(config.resolveOverrides));
   if (!config.networkIntercept) {
@@ -67,6 +71,7 @@ export async function prepareNetwork(
       egress: undefined,
       execEnv: {},
       guestSetup,
+      close: nothing,
     };
   }
   const egress = new EgressPolicy({
@@ -90,5 +95,6 @@ export async function prepareNetwork(
     egress,
     execEnv: { ...caEnv(), ...intercept.placeholders },
     guestSetup: { ...guestSetup, caPem: intercept.caPem },
+    close: () => intercept.close(),
   };
 }

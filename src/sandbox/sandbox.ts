@@ -173,6 +173,7 @@ export class Sandbox implements AsyncDisposable {
     } catch (err) {
       if (sandbox) await sandbox.close();
       else {
+        network.close();
         await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
@@ -379,6 +380,7 @@ export class Sandbox implements AsyncDisposable {
     await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
     await this.mounts?.close();
+    this.network?.close();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();
     this.events_.emit({
