@@ -71,7 +71,6 @@ export function serverName(body: Buffer): string | undefined | null {
   r.skip(r.u8()); // compression_methods
   if (r.failed) return null;
   if (r.remaining === 0) return undefined; // no extensions at all
-  // Length first: `r.offset + r.u16()` would add the offset from before the length field.
   const extLen = r.u16();
   const extEnd = r.offset + extLen;
   let sni: string | undefined;
