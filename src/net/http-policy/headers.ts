@@ -82,14 +82,17 @@ export function deleteHeader(headers: HeaderList, name: string): HeaderList {
   return headers.filter(([n]) => n.toLowerCase() !== lower);
 }
 
-/** A full replacement that keeps the framing headers of `original`. */
+/**
+ * A full replacement that keeps the framing headers of `original`; framing headers in
+ * `replacement` are ignored, so a callback can copy the headers it was given and edit them.
+ */
 export function replaceHeaders(
   original: HeaderList,
   replacement: Record<string, string>,
   side: HeaderSide,
 ): HeaderList {
   const kept = original.filter(([n]) => isFramingHeader(n, side));
-  return [...kept, ...Object.entries(replacement)];
+  return [...kept, ...Object.entries(replacement).filter(([n]) => !isFramingHeader(n, side))];
 }
 
 export function copyHeaders(headers: HeaderList): HeaderList {

@@ -1,13 +1,19 @@
-import type { BodyAccess, HeaderList, HttpRequestHead } from "../intercept/contract.js";
+import type {
+  BodyAccess,
+  HeaderList,
+  HttpRequestHead,
+  RequestVerdict,
+} from "../intercept/contract.js";
 import {
   copyHeaders,
   getHeader,
   headerNameProblem,
   headerValueProblem,
+  isFramingHeader,
   type HeaderSide,
 } from "./headers.js";
 import { queryParams, splitTarget } from "./target.js";
-import type { HookRequest } from "./types.js";
+import type { HookRequest, HookResultCommon } from "./types.js";
 
 /** Bodies handed to callbacks or rewritten whole are buffered up to this. */
 export const MAX_BUFFERED_BODY_BYTES = 16 * 1024 * 1024;
@@ -54,11 +60,15 @@ export function headerRecordProblem(
   record: unknown,
   side: HeaderSide,
   field: string,
+  /** Full replacements may name framing headers: they are ignored, not refused. */
+  fullReplacement = false,
 ): string | undefined {
   if (typeof record !== "object" || record === null || Array.isArray(record))
     return `${field} is not an object`;
   for (const [name, value] of Object.entries(record)) {
-    const why = headerNameProblem(name, side) ?? headerValueProblem(name, value);
+    const nameWhy = headerNameProblem(name, side);
+    const ignored = fullReplacement && isFramingHeader(name, side);
+    const why = (ignored ? undefined : nameWhy) ?? headerValueProblem(name, value);
     if (why) return `${field}: ${why}`;
   }
   return undefined;
@@ -84,4 +94,28 @@ export function toBuffer(body: Buffer | string): Buffer {
 
 export function headerRecordToList(record: Record<string, string>): HeaderList {
   return Object.entries(record);
+}
+
+export type RuleBlock = Extract<RequestVerdict, { action: "block" }>;
+
+export function ruleBlock(reason: string): RuleBlock {
+  return { action: "block", code: "blocked_by_rule", reason };
+}
+
+/** Runs `f` on `v` when `v` is present: the checks of a callback result read as one chain. */
+export function check<T>(v: T | undefined, f: (v: T) => string | undefined): string | undefined {
+  return v === undefined ? undefined : f(v);
+}
+
+/** Why the fields both phases share cannot be applied, or undefined when they can. */
+export function commonResultProblem(r: HookResultCommon, side: HeaderSide): string | undefined {
+  return (
+    check(r.action, (a) => (a === "allow" || a === "block" ? undefined : `action ${String(a)}`)) ??
+    check(r.headers, (h) => headerRecordProblem(h, side, "headers", true)) ??
+    check(r.setHeaders, (h) => headerRecordProblem(h, side, "setHeaders")) ??
+    check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
+    check(r.body, (b) =>
+      typeof b === "string" || Buffer.isBuffer(b) ? undefined : "body is not a string or Buffer",
+    )
+  );
 }

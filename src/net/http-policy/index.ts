@@ -8,6 +8,7 @@ export type {
   BodyReplacement,
   DirectResponse,
   HookRequest,
+  HookResultCommon,
   HookRule,
   HttpPolicyOptions,
   RequestHookContext,

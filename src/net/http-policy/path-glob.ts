@@ -1,81 +1,117 @@
 /**
  * Path globs with Go `path.Match` syntax (the reference's): `*` matches any run of characters
  * other than `/`, `?` one such character, `[...]` a class (`[^...]` negated, ranges `a-z`),
- * and `\` escapes the next character. Compiled once to a RegExp; a malformed pattern throws.
+ * and `\` escapes the next character. A malformed pattern throws when compiled.
+ *
+ * Not a RegExp: the path is the guest's, and a backtracking regex for `*a*a*a*` would let a
+ * long path stall the host. Since nothing but a literal `/` matches `/`, pattern and path are
+ * compared segment by segment, each with the linear-time star algorithm (O(path × pattern)).
  */
-export function compilePathGlob(pattern: string): RegExp {
-  let re = "^";
-  let i = 0;
+export interface PathGlob {
+  test(path: string): boolean;
+}
+
+/** One pattern position: a star, or a test for one character. */
+type Token = "*" | ((c: string) => boolean);
+
+export function compilePathGlob(pattern: string): PathGlob {
   const fail = (why: string): never => {
     throw new Error(`bad path glob ${JSON.stringify(pattern)}: ${why}`);
   };
+  const segments: Token[][] = [[]];
+  let i = 0;
   while (i < pattern.length) {
     const c = pattern[i] as string;
-    if (c === "*") {
-      re += "[^/]*";
+    const current = segments[segments.length - 1] as Token[];
+    if (c === "/") {
+      segments.push([]);
+      i++;
+    } else if (c === "*") {
+      if (current[current.length - 1] !== "*") current.push("*");
       i++;
     } else if (c === "?") {
-      re += "[^/]";
+      current.push(() => true);
       i++;
     } else if (c === "\\") {
-      if (i + 1 >= pattern.length) fail("trailing backslash");
-      re += escapeRe(pattern[i + 1] as string);
+      const lit = pattern[i + 1] ?? fail("trailing backslash");
+      if (lit === "/") segments.push([]);
+      else current.push((x) => x === lit);
       i += 2;
     } else if (c === "[") {
-      const end = classEnd(pattern, i + 1);
-      if (end < 0) fail("unclosed [");
-      let body = pattern.slice(i + 1, end);
-      let negate = false;
-      if (body.startsWith("^")) {
-        negate = true;
-        body = body.slice(1);
-      }
-      if (body === "") fail("empty character class");
-      re += `(?![/])[${negate ? "^" : ""}${classBody(body, fail)}]`;
+      const [test, end] = compileClass(pattern, i + 1, fail);
+      current.push(test);
       i = end + 1;
     } else {
-      re += escapeRe(c);
+      current.push((x) => x === c);
       i++;
     }
   }
-  return new RegExp(`${re}$`, "s");
+  return {
+    test(path) {
+      const parts = path.split("/");
+      if (parts.length !== segments.length) return false;
+      return segments.every((tokens, k) => matchSegment(tokens, [...(parts[k] as string)]));
+    },
+  };
 }
 
-function classEnd(pattern: string, from: number): number {
-  for (let j = from; j < pattern.length; j++) {
-    if (pattern[j] === "\\") j++;
-    else if (pattern[j] === "]" && j > from) return j;
+/** A character class starting after `[`: its test, and the index of its `]`. */
+function compileClass(
+  pattern: string,
+  from: number,
+  fail: (why: string) => never,
+): [(c: string) => boolean, number] {
+  let j = from;
+  let negate = false;
+  if (pattern[j] === "^") {
+    negate = true;
+    j++;
   }
-  return -1;
-}
-
-function classBody(body: string, fail: (why: string) => never): string {
-  let out = "";
-  for (let j = 0; j < body.length; j++) {
-    let c = body[j] as string;
+  const ranges: Array<[string, string]> = [];
+  const next = (): string => {
+    let c = pattern[j] ?? fail("unclosed [");
     if (c === "\\") {
       j++;
-      c = body[j] ?? fail("trailing backslash in class");
+      c = pattern[j] ?? fail("trailing backslash in class");
     }
-    if (body[j + 1] === "-" && j + 2 < body.length) {
-      let hi = body[j + 2] as string;
-      let skip = 2;
-      if (hi === "\\") {
-        hi = body[j + 3] ?? fail("trailing backslash in class");
-        skip = 3;
-      }
-      if (hi < c) fail(`bad range ${c}-${hi}`);
-      out += `${escapeClass(c)}-${escapeClass(hi)}`;
-      j += skip;
-    } else out += escapeClass(c);
+    j++;
+    return c;
+  };
+  while (true) {
+    if (j >= pattern.length) fail("unclosed [");
+    if (pattern[j] === "]" && ranges.length > 0) break;
+    const lo = next();
+    let hi = lo;
+    if (pattern[j] === "-" && pattern[j + 1] !== "]" && j + 1 < pattern.length) {
+      j++;
+      hi = next();
+      if (hi < lo) fail(`bad range ${lo}-${hi}`);
+    }
+    ranges.push([lo, hi]);
   }
-  return out;
+  const inClass = (c: string) => ranges.some(([lo, hi]) => c >= lo && c <= hi);
+  return [(c) => inClass(c) !== negate, j];
 }
 
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
-}
-
-function escapeClass(c: string): string {
-  return c.replace(/[\]\\^-]/g, "\\$&");
+/** Wildcard matching with one remembered star: linear backtracking, never exponential. */
+function matchSegment(tokens: readonly Token[], chars: readonly string[]): boolean {
+  let t = 0;
+  let s = 0;
+  let starT = -1;
+  let starS = 0;
+  while (s < chars.length) {
+    const tok = tokens[t];
+    if (tok !== undefined && tok !== "*" && tok(chars[s] as string)) {
+      t++;
+      s++;
+    } else if (tok === "*") {
+      starT = t++;
+      starS = s;
+    } else if (starT >= 0) {
+      t = starT + 1;
+      s = ++starS;
+    } else return false;
+  }
+  while (tokens[t] === "*") t++;
+  return t === tokens.length;
 }

@@ -6,14 +6,17 @@ import type { BodyAccess, HttpRequestHead, RequestVerdict } from "../intercept/c
 import { deleteHeader, replaceHeaders, setHeader } from "./headers.js";
 import {
   BodyReader,
+  check,
+  commonResultProblem,
   headerRecordProblem,
   headerRecordToList,
   hookRequest,
+  ruleBlock,
   stringListProblem,
   stringRecordProblem,
   toBuffer,
 } from "./hook-request.js";
-import { runHook } from "./hook-runner.js";
+import { runRuleHook } from "./hook-runner.js";
 import { ruleMatches, type CompiledRequestRule } from "./rules.js";
 import {
   deleteQueryParam,
@@ -24,12 +27,6 @@ import {
   splitTarget,
 } from "./target.js";
 import type { DirectResponse, RequestHookContext, RequestHookResult } from "./types.js";
-
-type Blocked = Extract<RequestVerdict, { action: "block" }>;
-
-function block(reason: string): Blocked {
-  return { action: "block", code: "blocked_by_rule", reason };
-}
 
 interface Changes {
   headers?: Record<string, string>;
@@ -63,20 +60,12 @@ function applyChanges(request: HttpRequestHead, c: Changes): HttpRequestHead {
 
 /** Why a callback's result cannot be applied, or undefined when it can. */
 function resultProblem(r: Exclude<RequestHookResult, void | string>): string | undefined {
-  const check = <T>(v: T | undefined, f: (v: T) => string | undefined) =>
-    v === undefined ? undefined : f(v);
   return (
-    check(r.action, (a) => (a === "allow" || a === "block" ? undefined : `action ${String(a)}`)) ??
-    check(r.headers, (h) => headerRecordProblem(h, "request", "headers")) ??
-    check(r.setHeaders, (h) => headerRecordProblem(h, "request", "setHeaders")) ??
-    check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
+    commonResultProblem(r, "request") ??
     check(r.query, (q) => stringRecordProblem(q, "query")) ??
     check(r.setQuery, (q) => stringRecordProblem(q, "setQuery")) ??
     check(r.deleteQuery, (l) => stringListProblem(l, "deleteQuery")) ??
     check(r.path, pathProblem) ??
-    check(r.body, (b) =>
-      typeof b === "string" || Buffer.isBuffer(b) ? undefined : "body is not a string or Buffer",
-    ) ??
     check(r.respond, respondProblem)
   );
 }
@@ -101,7 +90,7 @@ export async function runRequestRules(
   const reader = new BodyReader(bodyAccess);
   for (const rule of rules) {
     if (!ruleMatches(rule, request)) continue;
-    if (rule.action === "block") return block(`blocked by hook rule ${rule.label}`);
+    if (rule.action === "block") return ruleBlock(`blocked by hook rule ${rule.label}`);
     request = applyChanges(request, {
       setHeaders: rule.setHeaders,
       deleteHeaders: rule.deleteHeaders,
@@ -111,22 +100,21 @@ export async function runRequestRules(
     });
     if (!rule.hook) continue;
     const current = request;
-    const outcome = await runHook<RequestHookContext, RequestHookResult>(
-      rule.label,
-      rule.timeoutMs,
-      (signal) => ({ ...hookRequest(current), rule: rule.label, body: reader.read, signal }),
+    const verdict = await runRuleHook(
+      rule,
+      (signal): RequestHookContext => ({
+        ...hookRequest(current),
+        rule: rule.label,
+        body: reader.read,
+        signal,
+      }),
       rule.hook,
+      resultProblem,
+      `blocked by hook rule ${rule.label}`,
     );
-    if (!outcome.ok) return block(outcome.reason);
-    const r = outcome.result;
-    if (r === undefined || r === "allow") continue;
-    if (r === "block") return block(`blocked by hook rule ${rule.label}`);
-    if (typeof r !== "object" || r === null)
-      return block(`hook rule ${rule.label} returned ${typeof r}`);
-    const why = resultProblem(r);
-    if (why) return block(`hook rule ${rule.label} returned a bad result: ${why}`);
-    if (r.action === "block")
-      return block(r.reason ? `${rule.label}: ${r.reason}` : `blocked by hook rule ${rule.label}`);
+    if ("block" in verdict) return verdict.block;
+    const r = verdict.changes;
+    if (r === undefined) continue;
     if (r.respond) {
       return {
         action: "respond",

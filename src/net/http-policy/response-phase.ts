@@ -15,21 +15,16 @@ import { deleteHeader, getHeader, replaceHeaders, setHeader } from "./headers.js
 import {
   BodyReader,
   MAX_BUFFERED_BODY_BYTES,
-  headerRecordProblem,
+  check,
+  commonResultProblem,
   hookRequest,
-  stringListProblem,
+  ruleBlock,
   toBuffer,
 } from "./hook-request.js";
-import { runHook } from "./hook-runner.js";
+import { runRuleHook } from "./hook-runner.js";
 import { ruleMatches, type CompiledResponseRule } from "./rules.js";
 import { sseDataTransform } from "./sse-transform.js";
 import type { BodyReplacement, ResponseHookContext, ResponseHookResult } from "./types.js";
-
-type Blocked = Extract<ResponseVerdict, { action: "block" }>;
-
-function block(reason: string): Blocked {
-  return { action: "block", code: "blocked_by_rule", reason };
-}
 
 export function isEventStream(headers: HttpResponseHead["headers"]): boolean {
   return (getHeader(headers, "content-type") ?? "")
@@ -39,18 +34,10 @@ export function isEventStream(headers: HttpResponseHead["headers"]): boolean {
 }
 
 function resultProblem(r: Exclude<ResponseHookResult, void | string>): string | undefined {
-  const check = <T>(v: T | undefined, f: (v: T) => string | undefined) =>
-    v === undefined ? undefined : f(v);
   return (
-    check(r.action, (a) => (a === "allow" || a === "block" ? undefined : `action ${String(a)}`)) ??
+    commonResultProblem(r, "response") ??
     check(r.status, (s) =>
       Number.isInteger(s) && s >= 200 && s <= 599 ? undefined : `status ${String(s)}`,
-    ) ??
-    check(r.headers, (h) => headerRecordProblem(h, "response", "headers")) ??
-    check(r.setHeaders, (h) => headerRecordProblem(h, "response", "setHeaders")) ??
-    check(r.deleteHeaders, (l) => stringListProblem(l, "deleteHeaders")) ??
-    check(r.body, (b) =>
-      typeof b === "string" || Buffer.isBuffer(b) ? undefined : "body is not a string or Buffer",
     ) ??
     check(r.bodyReplacements, replacementsProblem)
   );
@@ -87,16 +74,15 @@ export async function runResponseRules(
   });
   for (const rule of rules) {
     if (!ruleMatches(rule, request)) continue;
-    if (rule.action === "block") return block(`response blocked by hook rule ${rule.label}`);
+    if (rule.action === "block") return ruleBlock(`response blocked by hook rule ${rule.label}`);
     for (const [n, v] of rule.setHeaders) response.headers = setHeader(response.headers, n, v);
     for (const n of rule.deleteHeaders) response.headers = deleteHeader(response.headers, n);
     replacements.push(...rule.replacements);
     if (!rule.hook) continue;
     const current = response;
-    const outcome = await runHook<ResponseHookContext, ResponseHookResult>(
-      rule.label,
-      rule.timeoutMs,
-      (signal) => ({
+    const verdict = await runRuleHook(
+      rule,
+      (signal): ResponseHookContext => ({
         rule: rule.label,
         request: hookRequest(callbackRequest),
         status: current.status,
@@ -107,19 +93,12 @@ export async function runResponseRules(
         signal,
       }),
       rule.hook,
+      resultProblem,
+      `response blocked by hook rule ${rule.label}`,
     );
-    if (!outcome.ok) return block(outcome.reason);
-    const r = outcome.result;
-    if (r === undefined || r === "allow") continue;
-    if (r === "block") return block(`response blocked by hook rule ${rule.label}`);
-    if (typeof r !== "object" || r === null)
-      return block(`hook rule ${rule.label} returned ${typeof r}`);
-    const why = resultProblem(r);
-    if (why) return block(`hook rule ${rule.label} returned a bad result: ${why}`);
-    if (r.action === "block")
-      return block(
-        r.reason ? `${rule.label}: ${r.reason}` : `response blocked by hook rule ${rule.label}`,
-      );
+    if ("block" in verdict) return verdict.block;
+    const r = verdict.changes;
+    if (r === undefined) continue;
     response = applyResponseChanges(response, r);
     if (r.body !== undefined) newBody = toBuffer(r.body);
     if (r.bodyReplacements) replacements.push(...toByteReplacements(r.bodyReplacements));
@@ -145,7 +124,11 @@ async function finishBody(
   codings: string[],
   reader: BodyReader,
 ): Promise<ResponseVerdict> {
-  const plain = { ...response, headers: deleteHeader(response.headers, "content-encoding") };
+  // Bodies we hand over are decoded: the upstream's coding no longer describes them.
+  const plain =
+    codings.length === 0
+      ? response
+      : { ...response, headers: deleteHeader(response.headers, "content-encoding") };
   if (newBody !== undefined)
     return { action: "forward", response: plain, body: applyReplacements(newBody, replacements) };
   if (replacements.length === 0) {
@@ -154,14 +137,14 @@ async function finishBody(
   }
   if (isEventStream(response.headers)) {
     if (codings.length > 0)
-      return block("cannot rewrite an event stream with a Content-Encoding; response blocked");
+      return ruleBlock("cannot rewrite an event stream with a Content-Encoding; response blocked");
     return { action: "forward", response, transformBody: () => sseDataTransform(replacements) };
   }
   let body: Buffer;
   try {
     body = await reader.read(MAX_BUFFERED_BODY_BYTES);
   } catch (err) {
-    return block(
+    return ruleBlock(
       `response body could not be rewritten (${(err as Error).message}; limit ${MAX_BUFFERED_BODY_BYTES} bytes)`,
     );
   }

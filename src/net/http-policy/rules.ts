@@ -8,7 +8,7 @@ import type { HttpRequestHead } from "../intercept/contract.js";
 import { compileHostPattern, type HostPattern } from "../policy/index.js";
 import { toByteReplacements, type ByteReplacement } from "./bytes.js";
 import { headerNameProblem, headerValueProblem, type HeaderSide } from "./headers.js";
-import { compilePathGlob } from "./path-glob.js";
+import { compilePathGlob, type PathGlob } from "./path-glob.js";
 import { pathForms, pathProblem, splitTarget } from "./target.js";
 import type { HookRule, RequestHookRule, ResponseHookRule } from "./types.js";
 
@@ -26,7 +26,7 @@ interface CompiledCommon {
   readonly action: "allow" | "block" | "mutate";
   readonly hosts: readonly HostPattern[];
   readonly methods: ReadonlySet<string> | undefined;
-  readonly path: RegExp | undefined;
+  readonly path: PathGlob | undefined;
   readonly timeoutMs: number;
 }
 
@@ -187,7 +187,7 @@ function methodSet(value: unknown, fail: Fail): Set<string> | undefined {
   return methods.length === 0 ? undefined : new Set(methods.map((m) => m.toUpperCase()));
 }
 
-function pathGlob(value: unknown, fail: Fail): RegExp | undefined {
+function pathGlob(value: unknown, fail: Fail): PathGlob | undefined {
   if (value === undefined || value === "") return undefined;
   if (typeof value !== "string") return fail("path must be a string");
   try {

@@ -31,7 +31,9 @@ export function newPlaceholder(): string {
 }
 
 function compileHosts(name: string, hosts: unknown): HostPattern[] {
-  if (!Array.isArray(hosts)) throw new ErrInvalidConfig(`secret ${name}: hosts must be an array`);
+  // No default: a forgotten list must not quietly mean "every host".
+  if (!Array.isArray(hosts))
+    throw new ErrInvalidConfig(`secret ${name}: hosts must be an array ([] for every host)`);
   return hosts.map((h: unknown) => {
     if (typeof h !== "string") throw new ErrInvalidConfig(`secret ${name}: bad host entry`);
     try {
@@ -62,7 +64,7 @@ export class SecretSet {
         throw new ErrInvalidConfig(`secret ${name}: empty value`);
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
-      const hosts = compileHosts(name, spec.hosts ?? []);
+      const hosts = compileHosts(name, spec.hosts);
       return {
         name,
         placeholder: newPlaceholder(),

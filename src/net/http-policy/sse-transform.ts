@@ -21,15 +21,29 @@ export function sseDataTransform(
 ): Transform {
   let pending: Buffer = Buffer.alloc(0);
 
+  const finds = replacements.map((r) => r.find);
+
+  /** The region with its `data:` lines rewritten; untouched runs are passed as slices. */
   const rewriteLines = (region: Buffer, push: (b: Buffer) => void): void => {
+    // Most regions contain nothing to replace: pass them whole.
+    if (!finds.some((f) => region.includes(f))) return push(region);
+    let runStart = 0;
     let start = 0;
     while (start < region.length) {
       const nl = region.indexOf(NL, start);
       const end = nl < 0 ? region.length : nl + 1;
       const line = region.subarray(start, end);
-      push(line.subarray(0, DATA.length).equals(DATA) ? rewriteDataLine(line) : line);
+      if (line.subarray(0, DATA.length).equals(DATA)) {
+        const rewritten = rewriteDataLine(line);
+        if (rewritten !== line) {
+          if (start > runStart) push(region.subarray(runStart, start));
+          push(rewritten);
+          runStart = end;
+        }
+      }
       start = end;
     }
+    if (runStart < region.length) push(region.subarray(runStart));
   };
 
   const rewriteDataLine = (line: Buffer): Buffer => {

@@ -63,35 +63,41 @@ export interface DirectResponse {
   body?: Buffer | string;
 }
 
+/** What both phases' callbacks may return besides their own fields. */
+export interface HookResultCommon {
+  /** `block` sends a 403 to the guest; default `allow`. */
+  action?: "allow" | "block";
+  /** Why, for the event (blocks only). */
+  reason?: string;
+  /** Replaces every header; framing ones (Host, Content-Length, ...) are kept as they were. */
+  headers?: Record<string, string>;
+  /** Framing headers cannot be set or deleted: that result is refused (and blocks). */
+  setHeaders?: Record<string, string>;
+  deleteHeaders?: string[];
+  /** Replaces the body. */
+  body?: Buffer | string;
+}
+
 /**
  * What a before-phase callback returns. Nothing (or `"allow"`) lets the request go on unchanged.
  * Request changes apply in this order: `headers` (full replacement), `setHeaders`,
  * `deleteHeaders`, `query` (full replacement), `setQuery`, `deleteQuery`, `path`, `body`.
+ * A result that cannot be applied (a bad header, a relative path) blocks the request.
  */
 export type RequestHookResult =
   | void
   | "allow"
   | "block"
-  | {
-      /** `block` sends a 403 to the guest; default `allow`. */
-      action?: "allow" | "block";
-      /** Why, for the event (blocks only). */
-      reason?: string;
-      /** Replaces every header except the framing ones (Host, Content-Length, ...). */
-      headers?: Record<string, string>;
-      setHeaders?: Record<string, string>;
-      deleteHeaders?: string[];
+  | (HookResultCommon & {
       /** Replaces the whole query. */
       query?: Record<string, string>;
       setQuery?: Record<string, string>;
       deleteQuery?: string[];
       /** New path (starts with `/`, percent-encoded as needed); the query is kept. */
       path?: string;
-      /** Replaces the request body. */
-      body?: Buffer | string;
       /** Answer the guest directly; nothing goes upstream. */
       respond?: DirectResponse;
-    };
+    });
 
 /** What an after-phase callback gets. */
 export interface ResponseHookContext {
@@ -108,25 +114,20 @@ export interface ResponseHookContext {
   readonly signal: AbortSignal;
 }
 
-/** What an after-phase callback returns; nothing (or `"allow"`) passes the response on. */
+/**
+ * What an after-phase callback returns; nothing (or `"allow"`) passes the response on. A new
+ * `body` gets every matching rule's `bodyReplacements` applied.
+ */
 export type ResponseHookResult =
   | void
   | "allow"
   | "block"
-  | {
-      action?: "allow" | "block";
-      reason?: string;
-      /** 100..599. */
+  | (HookResultCommon & {
+      /** 200..599. */
       status?: number;
-      /** Replaces every header except the framing ones. */
-      headers?: Record<string, string>;
-      setHeaders?: Record<string, string>;
-      deleteHeaders?: string[];
-      /** Replaces the body (then every rule's `bodyReplacements` apply to it). */
-      body?: Buffer | string;
       /** Added to the replacements of earlier rules. */
       bodyReplacements?: BodyReplacement[];
-    };
+    });
 
 interface HookRuleCommon {
   /** For errors and events. */
