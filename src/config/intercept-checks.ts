@@ -98,11 +98,14 @@ export function checkNameToIpv4(field: string, value: unknown): Record<string, s
   return out;
 }
 
+/** `IPv4` or `IPv4:port` (a resolver on another port, e.g. a local one in tests). */
 function checkDnsServers(value: unknown): string[] {
   const servers = stringList("dnsServers", value);
   for (const s of servers) {
-    if (!isIPv4(s))
-      throw new ErrInvalidConfig(`dnsServers: ${JSON.stringify(s)} is not an IPv4 address`);
+    const [ip, port, extra] = s.split(":");
+    const portOk = port === undefined || (/^\d{1,5}$/.test(port) && +port > 0 && +port < 65536);
+    if (!isIPv4(ip ?? "") || !portOk || extra !== undefined)
+      throw new ErrInvalidConfig(`dnsServers: ${JSON.stringify(s)} is not an IPv4 address[:port]`);
   }
   return [...new Set(servers)];
 }

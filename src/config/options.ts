@@ -125,7 +125,7 @@ export interface SandboxOptions {
   policyScript?: string;
   /** Extra guest `/etc/hosts` lines: name -> IPv4 address. */
   addHosts?: Record<string, string>;
-  /** DNS servers (IPv4) the host asks for the guest's lookups, instead of the host resolver. */
+  /** DNS servers (`IPv4` or `IPv4:port`) the host asks for the guest's lookups, instead of its resolver. */
   dnsServers?: string[];
   /** PEM files of extra CAs trusted for upstream TLS (intercept mode), besides the system's. */
   upstreamCa?: string[];

@@ -67,6 +67,8 @@ test("intercept mode: bad entries are one-line ErrInvalidConfig", () => {
     [{ addHosts: { "a b": "1.2.3.4" } }, /addHosts/],
     [{ addHosts: { "a.test": "::1" } }, /addHosts/],
     [{ dnsServers: ["dns.google"] }, /dnsServers/],
+    [{ dnsServers: ["1.1.1.1:99999"] }, /dnsServers/],
+    [{ dnsServers: ["1.1.1.1:53:1"] }, /dnsServers/],
     [{ networkHooks: {} as unknown as [] }, /networkHooks/],
     [{ denyAllHosts: "yes" as unknown as boolean }, /denyAllHosts/],
   ];
@@ -100,10 +102,10 @@ test("intercept mode: paths become absolute, names lower-case", () => {
     policyScript: "hooks.ts",
     upstreamCa: ["ca.pem"],
     addHosts: { "DB.Local.": "10.0.0.5" },
-    dnsServers: ["1.1.1.1", "1.1.1.1", "8.8.8.8"],
+    dnsServers: ["1.1.1.1", "1.1.1.1", "127.0.0.1:5353"],
   });
   assert.equal(r.policyScript, `${process.cwd()}/hooks.ts`);
   assert.deepEqual(r.upstreamCa, [`${process.cwd()}/ca.pem`]);
   assert.deepEqual(r.addHosts, { "db.local": "10.0.0.5" });
-  assert.deepEqual(r.dnsServers, ["1.1.1.1", "8.8.8.8"]);
+  assert.deepEqual(r.dnsServers, ["1.1.1.1", "127.0.0.1:5353"]);
 });
