@@ -4,6 +4,8 @@
 export { Sandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
 export type {
   SpawnOptions,
+  SandboxPool,
+  PoolOptions,
   ExecExit,
   ExecOptions,
   ExecResult,

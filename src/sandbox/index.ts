@@ -1,4 +1,5 @@
 export { Sandbox } from "./sandbox.js";
+export type { SandboxPool, PoolOptions } from "./pool.js";
 export type { SpawnOptions } from "./sandbox.js";
 export { ExecProcess } from "./exec-process.js";
 export type { ExecExit, OutputChunk } from "./exec-process.js";

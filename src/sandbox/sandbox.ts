@@ -27,6 +27,7 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { SandboxPool, type PoolOptions } from "./pool.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -99,6 +100,8 @@ export class Sandbox implements AsyncDisposable {
       id?: string;
       /** Where the serial console goes (default: the run dir, removed with it). */
       consoleLogPath?: string;
+      /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
+      deferTimeout?: boolean;
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
@@ -169,6 +172,7 @@ export class Sandbox implements AsyncDisposable {
       sandbox.network = network;
       await sandbox.configureGuest();
       sandbox.watch();
+      if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
     } catch (err) {
       if (sandbox) await sandbox.close();
@@ -180,6 +184,20 @@ export class Sandbox implements AsyncDisposable {
       }
       throw err;
     }
+  }
+
+  /**
+   * Keeps `size` sandboxes of this configuration started so `acquire()` returns one at once
+   * (docs/PERFORMANCE.md has the figures). `close()` the pool when done.
+   */
+  static pool(options: PoolOptions): SandboxPool {
+    return new SandboxPool(options, async (o) => {
+      const sandbox = await Sandbox.create(o, { deferTimeout: true });
+      // One command while nobody waits: the guest's exec path (and, under TCG, its translated
+      // code) is warm for the caller's first command (an image without `true` just misses it).
+      await sandbox.exec(["true"]).catch(() => undefined);
+      return sandbox;
+    });
   }
 
   /**
@@ -339,8 +357,9 @@ export class Sandbox implements AsyncDisposable {
     if (this.network) await applyGuestNetworkSetup(this.files, this.network.guestSetup);
   }
 
-  private watch(): void {
-    if (this.config.timeoutSeconds > 0) {
+  /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
+  startTimeout(): void {
+    if (this.config.timeoutSeconds > 0 && this.deadline === undefined && this.running) {
       this.deadline = setTimeout(() => {
         this.fail(
           new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`),
@@ -349,6 +368,9 @@ export class Sandbox implements AsyncDisposable {
       // The deadline alone must not keep a finished program alive.
       this.deadline.unref();
     }
+  }
+
+  private watch(): void {
     void this.qemu.exited.then((exit) => {
       if (this.closing) return;
       this.fail(
