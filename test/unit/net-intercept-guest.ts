@@ -145,6 +145,9 @@ export function listen(server: Server): Promise<number> {
   );
 }
 
+/** Body bytes the /big route has handed to its sockets so far (all servers together). */
+export const bigRoute = { bytesWritten: 0 };
+
 /** What the upstream test servers do: a few routes and a WebSocket-style echo after 101. */
 function routes(req: IncomingMessage, res: import("node:http").ServerResponse): void {
   const url = new URL(req.url ?? "/", "http://x");
@@ -157,6 +160,7 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
       while (sent < total) {
         const n = Math.min(chunk.length, total - sent);
         sent += n;
+        bigRoute.bytesWritten += n;
         if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
           return void res.once("drain", pump);
       }
@@ -180,6 +184,11 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
 
 function websocketEcho(server: Server): void {
   server.on("upgrade", (req, socket, head) => {
+    if (String(req.headers.upgrade).toLowerCase() !== "websocket") {
+      // Declines other upgrades (h2c): an ordinary response, delimited by closing.
+      const body = JSON.stringify({ method: req.method, url: req.url });
+      return void socket.end(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n${body}`);
+    }
     const key = String(req.headers["sec-websocket-key"] ?? "");
     const accept = createHash("sha1")
       .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")

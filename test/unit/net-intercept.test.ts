@@ -12,7 +12,6 @@ import { EgressPolicy } from "../../src/net/policy/index.js";
 import {
   InterceptUpstream,
   PASS_THROUGH_POLICY,
-  type HttpPolicy,
   type InterceptUpstreamOptions,
   type NetworkEventInfo,
 } from "../../src/net/intercept/index.js";
@@ -365,4 +364,20 @@ test("synthetic DNS: stable addresses, mapped back, no upstream lookups; UDP ref
   assert.equal(events[0]?.scheme, "udp");
   assert.equal(events[0]?.host, "other.example");
   assert.equal(events[0]?.code, "protocol_not_allowed");
+});
+
+test("an upgrade the upstream declines is relayed as an ordinary response", async () => {
+  const { p } = proxy();
+  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const reply = await new Promise<string>((resolve) => {
+    let got = "";
+    socket.on("data", (c: Buffer) => (got += c.toString()));
+    socket.on("end", () => resolve(got));
+    socket.on("close", () => resolve(got));
+    socket.write(
+      `GET /h2c HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+    );
+  });
+  assert.match(reply, /^HTTP\/1\.1 200 /);
+  assert.match(reply, /"url":"\/h2c"/);
 });

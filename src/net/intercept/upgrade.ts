@@ -9,8 +9,6 @@ import { DialRefused } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
 const NO_BODY = { readBody: async () => Buffer.alloc(0) };
-/** A refused upgrade's upstream answer is relayed whole, up to this size. */
-const MAX_REFUSAL_BODY = 256 * 1024;
 
 /**
  * An HTTP Upgrade (WebSocket): the same admission and request policy as any request; once the
@@ -92,28 +90,21 @@ export async function handleUpgrade(
     else refuse(502, "upstream_error", err.message);
   });
   upstream.on("response", (ures) => {
-    // No upgrade: relay the answer whole (bounded) and close.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    ures.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_REFUSAL_BODY) chunks.push(c);
-      else ures.destroy();
-    });
-    ures.once("end", () => {
-      const body = Buffer.concat(chunks);
-      event.bytesIn = body.length;
-      event.finish({ status: ures.statusCode ?? 502 });
-      const h = withLength(endToEnd(pairs(ures.rawHeaders)), body.length);
-      writeRawResponse(
-        guest,
-        ures.statusCode ?? 502,
-        ures.statusMessage ?? "",
-        [...h, ["Connection", "close"]],
-        body,
-      );
-    });
+    // No upgrade (e.g. an h2c offer the server ignored): an ordinary response, relayed with
+    // backpressure and delimited by closing the connection.
+    const h = endToEnd(pairs(ures.rawHeaders), ["transfer-encoding"]);
+    writeRawResponse(
+      guest,
+      ures.statusCode ?? 502,
+      ures.statusMessage ?? "",
+      [...h, ["Connection", "close"]],
+      Buffer.alloc(0),
+      false,
+    );
+    ures.on("data", (c: Buffer) => (event.bytesIn += c.length));
+    ures.once("end", () => event.finish({ status: ures.statusCode ?? 502 }));
     ures.once("error", () => guest.destroy());
+    ures.pipe(guest);
   });
   upstream.on("upgrade", (ures, usocket: Duplex, uhead: Buffer) => {
     const responseHeaders = pairs(ures.rawHeaders);
