@@ -2,8 +2,8 @@ import { promises as dnsPromises, type LookupAddress, type LookupOptions } from 
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { isIPv4, type LookupFunction } from "node:net";
-import { rootCertificates } from "node:tls";
 import type { EgressPolicy } from "../policy/egress-policy.js";
+import { upstreamTrustAnchors } from "../tls/host-trust.js";
 import type { NetworkBlockCode } from "./contract.js";
 
 /** A dial that policy refused after resolution (the address, not the name, was refused). */
@@ -21,7 +21,7 @@ export interface HostDialerOptions {
   /** name -> IPv4, asked before the host resolver. */
   resolveOverrides?: ReadonlyMap<string, string>;
   resolve4?(name: string): Promise<string[]>;
-  /** Added to the host trust store for upstream TLS. */
+  /** Added to the trust store for upstream TLS (Node's roots plus the host's system bundle). */
   upstreamCaPems?: readonly string[];
   connectTimeoutMs?: number;
 }
@@ -58,13 +58,11 @@ export class HostDialer {
         (err: Error) => callback(err as NodeJS.ErrnoException, "", 4),
       );
     };
-    const extra = opts.upstreamCaPems ?? [];
     const agentOptions = { keepAlive: true, maxFreeSockets: 16, scheduling: "lifo" as const };
     this.httpAgent = new HttpAgent(agentOptions);
     this.httpsAgent = new HttpsAgent({
       ...agentOptions,
-      // `ca` replaces Node's store, so the bundled roots are kept and the extra ones appended.
-      ...(extra.length > 0 ? { ca: [...rootCertificates, ...extra] } : {}),
+      ca: upstreamTrustAnchors(opts.upstreamCaPems),
     });
   }
 
