@@ -156,6 +156,19 @@ async function echoServer(): Promise<{ port: number; close(): void }> {
   return { port, close: () => server.close() };
 }
 
+/** Sends `request` (ending the guest's side when `end`), then collects everything until the proxy closes. */
+function sendAndReadAll(socket: Duplex, request: string, end = false): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let got = "";
+    socket.on("data", (c: Buffer) => (got += c.toString()));
+    socket.on("end", () => resolve(got));
+    socket.on("close", () => resolve(got));
+    socket.on("error", () => resolve(got));
+    if (end) socket.end(request);
+    else socket.write(request);
+  });
+}
+
 function exchange(socket: Duplex, data: string): Promise<{ data: string; error?: string }> {
   return new Promise((resolve) => {
     let got = "";
@@ -278,14 +291,10 @@ test("malformed HTTP gets 400 and the proxy keeps serving", async () => {
   const { p, events } = proxy();
   const [ip] = await p.resolveIpv4("plain.test");
   const socket = await guestDial(p, ip!, up.httpPort);
-  const reply = await new Promise<string>((resolve) => {
-    let got = "";
-    socket.on("data", (c: Buffer) => (got += c.toString()));
-    socket.on("end", () => resolve(got));
-    socket.on("close", () => resolve(got));
-    socket.on("error", () => resolve(got));
-    socket.write("GET / HTTP/1.1\r\nHost: plain.test\r\nBad Header Line\r\n\r\n");
-  });
+  const reply = await sendAndReadAll(
+    socket,
+    "GET / HTTP/1.1\r\nHost: plain.test\r\nBad Header Line\r\n\r\n",
+  );
   assert.match(reply, /^HTTP\/1\.1 400/);
   await settle(events);
   assert.equal(events[0]?.code, "invalid_request");
@@ -345,15 +354,10 @@ test("synthetic DNS: stable addresses, mapped back, no upstream lookups; UDP ref
 test("an upgrade the upstream declines is relayed as an ordinary response", async () => {
   const { p } = proxy();
   const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
-  const reply = await new Promise<string>((resolve) => {
-    let got = "";
-    socket.on("data", (c: Buffer) => (got += c.toString()));
-    socket.on("end", () => resolve(got));
-    socket.on("close", () => resolve(got));
-    socket.write(
-      `GET /h2c HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
-    );
-  });
+  const reply = await sendAndReadAll(
+    socket,
+    `GET /h2c HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+  );
   assert.match(reply, /^HTTP\/1\.1 200 /);
   assert.match(reply, /"url":"\/h2c"/);
 });
@@ -361,13 +365,11 @@ test("an upgrade the upstream declines is relayed as an ordinary response", asyn
 test("a guest that half-closes after its request still gets the whole response", async () => {
   const { p } = proxy();
   const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
-  const reply = await new Promise<string>((resolve) => {
-    let got = "";
-    socket.on("data", (c: Buffer) => (got += c.toString()));
-    socket.on("end", () => resolve(got));
-    socket.on("close", () => resolve(got));
-    socket.end(`GET /half HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\n\r\n`);
-  });
+  const reply = await sendAndReadAll(
+    socket,
+    `GET /half HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\n\r\n`,
+    true,
+  );
   assert.match(reply, /^HTTP\/1\.1 200 /);
   assert.match(reply, /"url":"\/half"/);
 });
