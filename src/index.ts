@@ -18,7 +18,18 @@ export type {
   AccelChoice,
   MountConfig,
   MountType,
+  DiskConfig,
+  ResolvedDisk,
 } from "./config/index.js";
+// Named volumes (`wheellock volume ...`) to attach with `disks: [{ volume, guestPath }]`.
+export {
+  createVolume,
+  listVolumes,
+  removeVolume,
+  ErrVolumeInUse,
+  ErrVolumeNotFound,
+} from "./volumes/index.js";
+export type { VolumeInfo } from "./volumes/index.js";
 // Filesystems served to the guest: write your own provider against VfsProvider.
 export {
   MemoryProvider,

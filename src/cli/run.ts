@@ -11,7 +11,12 @@ import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
-import { addVolumeOptions, volumeSandboxOptions, type VolumeFlags } from "./volume-flags.js";
+import {
+  addVolumeOptions,
+  reportKeptOverlays,
+  volumeSandboxOptions,
+  type VolumeFlags,
+} from "./volume-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -157,6 +162,7 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     throw err;
   } finally {
     await sandbox.close();
+    reportKeptOverlays(sandbox.keptOverlays);
   }
 }
 

@@ -4,6 +4,7 @@
  * `resolveSandboxOptions`.
  */
 
+import type { DiskConfig, ResolvedDisk } from "./disks.js";
 import type { MountConfig } from "./volumes.js";
 
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
@@ -89,6 +90,13 @@ export interface SandboxOptions {
    * per-sandbox copy-on-write layer and never change the host. See `-v` for the CLI form.
    */
   mounts?: Record<string, MountConfig>;
+  /**
+   * ext4 images attached as virtio block devices and mounted by the guest: `[{ volume: "cache",
+   * guestPath: "/cache" }]` or `[{ hostPath: "./data.ext4", guestPath: "/data", readonly: true }]`.
+   * Data written to them outlives the sandbox. One sandbox at a time may attach an image
+   * read-write (ErrVolumeInUse otherwise); any number may attach it read-only. See `--disk`.
+   */
+  disks?: DiskConfig[];
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */
@@ -118,4 +126,6 @@ export interface ResolvedSandboxConfig {
   readonly allowPrivateHosts: boolean;
   /** Lower-case names. */
   readonly resolveOverrides: Readonly<Record<string, string>>;
+  /** Extra disks in attach order (the guest finds disk i by serial `wl-disk<i>`). */
+  readonly disks: readonly ResolvedDisk[];
 }

@@ -4,12 +4,13 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { stat } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
+import { dataDir } from "../paths.js";
 import {
   FuseServer,
   HostDirProvider,
@@ -28,10 +29,16 @@ function isId(value: unknown): boolean {
 
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
 
+/** Where kept overlay upper layers go: the run dir is removed on close. */
+export function keptOverlaysDir(): string {
+  return join(dataDir(), "overlays");
+}
+
 async function providerFor(
   guestPath: string,
   mount: MountConfig,
   runDir: string,
+  keptUpperDirs: Record<string, string>,
 ): Promise<VfsProvider> {
   const bad = (why: string): never => {
     throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
@@ -64,16 +71,26 @@ async function providerFor(
       return bad("owner must be { uid, gid } with integers from 0 to 2^32-2");
     }
     const hostOptions = owner === undefined ? {} : { guestOwner: owner };
-    provider =
-      mount.type === "overlay"
-        ? (
-            await openHostOverlay({
-              hostPath: mount.hostPath,
-              upperParentDir: runDir,
-              ...hostOptions,
-            })
-          ).provider
-        : await HostDirProvider.open(mount.hostPath, hostOptions);
+    if (mount.keepUpper !== undefined && typeof mount.keepUpper !== "boolean") {
+      return bad("keepUpper must be a boolean");
+    }
+    if (mount.keepUpper === true && mount.type !== "overlay") {
+      return bad("keepUpper applies to overlay mounts only");
+    }
+    if (mount.type === "overlay") {
+      const keep = mount.keepUpper === true;
+      if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
+      const overlay = await openHostOverlay({
+        hostPath: mount.hostPath,
+        upperParentDir: keep ? keptOverlaysDir() : runDir,
+        keepUpper: keep,
+        ...hostOptions,
+      });
+      if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
+      provider = overlay.provider;
+    } else {
+      provider = await HostDirProvider.open(mount.hostPath, hostOptions);
+    }
   }
   return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
 }
@@ -84,6 +101,8 @@ export class FuseMounts {
     private readonly server: FuseServer,
     readonly socketPath: string,
     readonly guestPaths: string[],
+    /** Guest path -> host directory of each overlay upper layer kept after close. */
+    readonly keptUpperDirs: Readonly<Record<string, string>>,
   ) {}
 
   /** Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it). */
@@ -94,12 +113,17 @@ export class FuseMounts {
   ): Promise<FuseMounts> {
     const guestPaths = Object.keys(mounts).map(validateGuestMount);
     const providers = new Map<string, VfsProvider>();
+    const keptUpperDirs: Record<string, string> = {};
     try {
       for (const path of guestPaths) {
-        providers.set(path, await providerFor(path, mounts[path]!, runDir));
+        providers.set(path, await providerFor(path, mounts[path]!, runDir, keptUpperDirs));
       }
     } catch (err) {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
+      // Nothing ran yet: a kept layer made so far is empty and would only be litter.
+      await Promise.all(
+        Object.values(keptUpperDirs).map((d) => rm(d, { recursive: true, force: true })),
+      );
       throw err;
     }
     const server = new FuseServer({ provider: new RouterProvider(providers), onError });
@@ -113,7 +137,7 @@ export class FuseMounts {
       listener.once("error", reject);
       listener.listen(socketPath, resolve);
     });
-    return new FuseMounts(listener, server, socketPath, guestPaths);
+    return new FuseMounts(listener, server, socketPath, guestPaths, Object.freeze(keptUpperDirs));
   }
 
   get rawPort(): { name: string; socketPath: string } {

@@ -26,6 +26,7 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { SandboxDisks } from "./disks.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -66,6 +67,16 @@ export class Sandbox implements AsyncDisposable {
   private deadline: NodeJS.Timeout | undefined;
   /** The FUSE server behind `options.mounts`; closed (overlay layers dropped) on shutdown. */
   private mounts: FuseMounts | undefined;
+  /** Attach locks of the extra disks; released once QEMU has stopped writing them. */
+  private disks: SandboxDisks | undefined;
+
+  /**
+   * Where the upper layer of each overlay mount with `keepUpper` is kept (guest path -> host
+   * directory). It holds the guest's changes as plain files and survives `close()`.
+   */
+  get keptOverlays(): Readonly<Record<string, string>> {
+    return this.mounts?.keptUpperDirs ?? {};
+  }
 
   private constructor(
     config: ResolvedSandboxConfig,
@@ -105,11 +116,13 @@ export class Sandbox implements AsyncDisposable {
     sweepStaleRunDirs(root);
     const assets = await prepareAssets({ kernel: config.kernel, log: () => undefined });
     const accel = detectAccel(config.accel);
+    const disks = SandboxDisks.attach(config.id, config.disks);
     const dir = createRunDir(root, config.id);
     let qemuPid: number | undefined;
     const unregister = onProcessExit(() => {
       if (qemuPid !== undefined) process.kill(qemuPid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
+      disks.release();
     });
     let sandbox: Sandbox | undefined;
     let mounts: FuseMounts | undefined;
@@ -130,9 +143,11 @@ export class Sandbox implements AsyncDisposable {
         kernelArgs: [
           ...(config.privileged ? ["wheellock.privileged=1"] : []),
           ...(mounts?.kernelArgs ?? []),
+          ...disks.kernelArgs,
         ],
         imagePath: image.ext4Path ?? assets.image.ext4Path,
         upperDiskPath: join(dir, "upper.ext4"),
+        extraDisks: disks.vmDisks,
         ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: networkOptions(config),
@@ -160,6 +175,7 @@ export class Sandbox implements AsyncDisposable {
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
+      sandbox.disks = disks;
       await sandbox.configureGuest();
       sandbox.watch();
       return sandbox;
@@ -169,6 +185,7 @@ export class Sandbox implements AsyncDisposable {
         await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
+        disks.release();
       }
       throw err;
     }
@@ -329,6 +346,7 @@ export class Sandbox implements AsyncDisposable {
     await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
     await this.mounts?.close();
+    this.disks?.release();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();
     this.events_.emit({
