@@ -111,6 +111,16 @@ async function main(): Promise<void> {
       log(`${name} (${path})`);
       results[name] = await measure(sb, path);
     }
+    // Where the metadata time goes: one FUSE round trip (a LOOKUP of a missing name, from
+    // perl so no process starts per call) against one control-channel round trip.
+    const t = performance.now();
+    for (let i = 0; i < 300; i++) await sb.files.ping();
+    const controlPingMs = round((performance.now() - t) / 300);
+    const rtt = await sb.exec(
+      'perl -e \'use Time::HiRes qw(time); my $t = time; lstat("/workspace/missing$_") for 1..3000; ' +
+        'printf("%.4f", (time - $t) * 1000 / 3000)\'',
+    );
+    const fuseLookupRttMs = round(Number(rtt.stdout));
     const ratio = (t: Target, k: "seqWriteMBps" | "seqReadMBps" | "metadataOpsPerSec") =>
       round(results[t][k] / results.rootDisk[k]);
     process.stdout.write(
@@ -121,6 +131,7 @@ async function main(): Promise<void> {
           metadataFiles: META_FILES,
           treeTarEntries: treeEntries,
           ...results,
+          roundTrips: { fuseLookupMs: fuseLookupRttMs, controlPingMs },
           ratiosVsRootDisk: {
             fuseSeqWrite: ratio("fuseHostDir", "seqWriteMBps"),
             fuseSeqRead: ratio("fuseHostDir", "seqReadMBps"),
