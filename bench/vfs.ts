@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox, createVolume, removeVolume } from "../src/index.js";
+import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
 
 const log = (msg: string) => process.stderr.write(`bench-vfs: ${msg}\n`);
 const round = (n: number): number => Math.round(n * 100) / 100;
@@ -93,17 +94,21 @@ async function main(): Promise<void> {
   const treeEntries = listing.stdout.trim().split("\n").length;
   const volume = `bench-${process.pid}`;
   await createVolume(volume, 1024);
-  const sb = await Sandbox.create({
-    privileged: true, // drop_caches needs CAP_SYS_ADMIN
-    memoryMb: 1024,
-    diskSizeMb: 2048,
-    timeoutSeconds: 0,
-    mounts: {
-      "/workspace": { type: "host_fs", hostPath: hostDir },
-      "/opt/inputs": { type: "host_fs", hostPath: inputs, readonly: true },
+  const raw = await listenRawPort(dir);
+  const sb = await Sandbox.create(
+    {
+      privileged: true, // drop_caches needs CAP_SYS_ADMIN
+      memoryMb: 1024,
+      diskSizeMb: 2048,
+      timeoutSeconds: 0,
+      mounts: {
+        "/workspace": { type: "host_fs", hostPath: hostDir },
+        "/opt/inputs": { type: "host_fs", hostPath: inputs, readonly: true },
+      },
+      disks: [{ volume, guestPath: "/vol" }],
     },
-    disks: [{ volume, guestPath: "/vol" }],
-  });
+    { rawPorts: [raw.port] },
+  );
   try {
     await sb.exec("cp /opt/inputs/tree.tar /dev/shm/tree.tar");
     const results = {} as Record<Target, Awaited<ReturnType<typeof measure>>>;
@@ -121,6 +126,8 @@ async function main(): Promise<void> {
         'printf("%.4f", (time - $t) * 1000 / 3000)\'',
     );
     const fuseLookupRttMs = round(Number(rtt.stdout));
+    // FUSE replies ride on virtio-serial: its raw rate is the ceiling for reads from a mount.
+    const rawSerial = round(await rawSerialMBps(sb, raw.connection, FILE_MB * 1024 * 1024));
     const ratio = (t: Target, k: "seqWriteMBps" | "seqReadMBps" | "metadataOpsPerSec") =>
       round(results[t][k] / results.rootDisk[k]);
     process.stdout.write(
@@ -132,6 +139,8 @@ async function main(): Promise<void> {
           treeTarEntries: treeEntries,
           ...results,
           roundTrips: { fuseLookupMs: fuseLookupRttMs, controlPingMs },
+          baselineRawSerialMBps: rawSerial,
+          fuseSeqReadVsRawSerial: round(results.fuseHostDir.seqReadMBps / rawSerial),
           ratiosVsRootDisk: {
             fuseSeqWrite: ratio("fuseHostDir", "seqWriteMBps"),
             fuseSeqRead: ratio("fuseHostDir", "seqReadMBps"),
@@ -149,6 +158,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await sb.close();
+    raw.close();
     await removeVolume(volume);
     rmSync(dir, { recursive: true, force: true });
   }
