@@ -21,7 +21,7 @@ export function addVolumeOptions(cmd: Command): Command {
   return cmd
     .option(
       "-v, --volume <host:guest[:ro|:overlay|:host_fs]>",
-      "mount a host path (default overlay: guest writes never reach the host; ro; host_fs: read-write); relative guest paths are inside the workspace (repeatable)",
+      "mount a host directory or single file (default overlay: guest writes never reach the host; ro; host_fs: read-write); relative guest paths are inside the workspace (repeatable)",
       collect,
       [],
     )

@@ -4,9 +4,9 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, realpath, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
@@ -17,6 +17,7 @@ import {
   MemoryProvider,
   ReadOnlyProvider,
   RouterProvider,
+  SingleFileProvider,
   openHostOverlay,
   type VfsProvider,
 } from "../vfs/index.js";
@@ -46,13 +47,14 @@ async function providerFor(
   if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type)) {
     return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
   }
+  // A file is served as a mount of its own: its parent directory's provider, narrowed to it.
+  // The file's real path, so a symlink the user named is followed here, once, on the host.
+  let file: string | undefined;
   if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath !== undefined) {
-    try {
-      if (!(await stat(mount.hostPath)).isDirectory()) bad(`not a directory: ${mount.hostPath}`);
-    } catch (err) {
-      if (err instanceof ErrInvalidConfig) throw err;
-      bad(`host path does not exist: ${mount.hostPath}`);
-    }
+    const st = await stat(mount.hostPath).catch(() => undefined);
+    if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
+    if (st.isFile()) file = await realpath(mount.hostPath);
+    else if (!st.isDirectory()) return bad(`not a directory or regular file: ${mount.hostPath}`);
   }
   let provider: VfsProvider;
   if (mount.type === "memory") {
@@ -71,6 +73,7 @@ async function providerFor(
       return bad("owner must be { uid, gid } with integers from 0 to 2^32-2");
     }
     const hostOptions = owner === undefined ? {} : { guestOwner: owner };
+    const hostPath = file === undefined ? mount.hostPath : dirname(file);
     if (mount.keepUpper !== undefined && typeof mount.keepUpper !== "boolean") {
       return bad("keepUpper must be a boolean");
     }
@@ -81,7 +84,7 @@ async function providerFor(
       const keep = mount.keepUpper === true;
       if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
       const overlay = await openHostOverlay({
-        hostPath: mount.hostPath,
+        hostPath,
         upperParentDir: keep ? keptOverlaysDir() : runDir,
         keepUpper: keep,
         ...hostOptions,
@@ -89,8 +92,9 @@ async function providerFor(
       if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
       provider = overlay.provider;
     } else {
-      provider = await HostDirProvider.open(mount.hostPath, hostOptions);
+      provider = await HostDirProvider.open(hostPath, hostOptions);
     }
+    if (file !== undefined) provider = new SingleFileProvider(provider, basename(file));
   }
   return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
 }

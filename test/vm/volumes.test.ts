@@ -26,6 +26,12 @@ assert.equal(mkfs.status, 0, mkfs.stderr);
 const ov = join(base, "ov");
 mkdirSync(ov);
 writeFileSync(join(ov, "base.txt"), "lower\n");
+const files = join(base, "files");
+mkdirSync(files);
+writeFileSync(join(files, "app.json"), '{"v":1}\n');
+writeFileSync(join(files, "ro.conf"), "read only\n");
+writeFileSync(join(files, "ov.txt"), "lower\n");
+writeFileSync(join(files, "secret"), "SIBLING");
 const cli = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
 
 let writtenSha = "";
@@ -40,7 +46,12 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
         { volume: "work", guestPath: "/data" },
         { hostPath: roImage, guestPath: "/srv/ro", readonly: true },
       ],
-      mounts: { "/mnt/ov": { type: "overlay", hostPath: ov, keepUpper: true } },
+      mounts: {
+        "/mnt/ov": { type: "overlay", hostPath: ov, keepUpper: true },
+        "/srv/app.json": { type: "host_fs", hostPath: join(files, "app.json") },
+        "/etc/wl/ro.conf": { type: "host_fs", hostPath: join(files, "ro.conf"), readonly: true },
+        "/srv/ov.txt": { type: "overlay", hostPath: join(files, "ov.txt") },
+      },
     });
   });
   after(async () => sb?.close());
@@ -81,6 +92,31 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
       );
     }
     await assert.rejects(removeVolume("work"), ErrVolumeInUse);
+  });
+
+  test("single-file mounts: read-write, read-only and overlay, and nothing beside them", async () => {
+    const r = await sb.exec(
+      [
+        "cat /srv/app.json && echo '{\"v\":2}' >> /srv/app.json",
+        "cat /etc/wl/ro.conf; echo x 2>&1 > /etc/wl/ro.conf | sed 's/.*: //'",
+        "echo changed > /srv/ov.txt && cat /srv/ov.txt",
+        "stat -c %F /srv/app.json; ls /etc/wl",
+        "ls /run/wheellock/vfs/srv | sort | tr '\\n' ' '; echo",
+      ].join("\n"),
+    );
+    assert.deepEqual(r.stdout.split("\n"), [
+      '{"v":1}',
+      "read only",
+      "Read-only file system",
+      "changed",
+      "regular file",
+      "ro.conf",
+      "app.json ov.txt ",
+      "",
+    ]);
+    assert.equal(readFileSync(join(files, "app.json"), "utf8"), '{"v":1}\n{"v":2}\n');
+    assert.equal(readFileSync(join(files, "ro.conf"), "utf8"), "read only\n");
+    assert.equal(readFileSync(join(files, "ov.txt"), "utf8"), "lower\n");
   });
 
   test("a sandbox with disks never resumes from a memory snapshot", () => {
