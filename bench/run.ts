@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
-import { bareBootMs } from "./baseline-boot.js";
+import { startRounds, type StartRound } from "./starts.js";
 import { imageBench } from "./image.js";
+import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
 
@@ -93,53 +94,21 @@ async function main(): Promise<void> {
   const accel = detectAccel("auto");
   log(`accelerator ${accel.accel} (${accel.reason})`);
 
-  log("baseline: bare boot of the same kernel with a trivial init (3 runs)");
-  const bare: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    bare.push(
-      await bareBootMs({
-        accel: accel.accel,
-        kernelPath: assets.kernel.vmlinuzPath,
-        imagePath: assets.image.ext4Path,
-        memoryMb: 512,
-      }),
-    );
-  }
-
-  log("cold start: `wheellock run -- true` (3 runs)");
+  log("cold start: `wheellock run --no-snapshot -- true` (3 runs)");
   const cli: number[] = [];
   for (let i = 0; i < 3; i++) cli.push(cliRunTrueMs());
 
-  log("cold start: SDK create + first exec (3 runs)");
-  const sdk: number[] = [];
-  const boots: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const [ms, sb] = await timed(async () => {
-      const s = await Sandbox.create({ snapshot: false });
-      await s.exec(["true"]);
-      return s;
-    });
-    sdk.push(ms);
-    boots.push(sb.bootMs);
-    await sb.close();
-  }
-
-  log("snapshot restore: SDK create + first exec (1 save, then 5 restores)");
-  const primer = await Sandbox.create({ snapshot: true });
-  await primer.close();
-  const restores: number[] = [];
-  const restoreBoots: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const [ms, sb] = await timed(async () => {
-      const s = await Sandbox.create({ snapshot: true });
-      await s.exec(["true"]);
-      return s;
-    });
-    if (!sb.restoredFromSnapshot) throw new Error("expected a snapshot restore");
-    restores.push(ms);
-    restoreBoots.push(sb.bootMs);
-    await sb.close();
-  }
+  log("starts, interleaved: bare boot, cold, snapshot restore, pool acquire (5 rounds)");
+  const rounds = await startRounds(
+    accel.accel,
+    { kernelPath: assets.kernel.vmlinuzPath, imagePath: assets.image.ext4Path },
+    5,
+    log,
+  );
+  const col = (k: keyof StartRound) => rounds.map((r) => r[k]);
+  const perRound = (f: (r: StartRound) => number) => stats(rounds.map(f));
+  const bare = col("bareBootMs");
+  const sdk = col("coldMs");
 
   log("warm VM: round trips, throughput, files");
   const dir = mkdtempSync(join(tmpdir(), "wl-bench-"));
@@ -179,15 +148,20 @@ async function main(): Promise<void> {
       coldStart: {
         cliRunTrueMs: stats(cli),
         sdkCreateToFirstExecMs: stats(sdk),
-        qemuSpawnToAgentReadyMs: stats(boots),
         baselineBareBootMs: stats(bare),
         ratioCliVsBaseline: round(median(cli) / median(bare)),
-        ratioSdkVsBaseline: round(median(sdk) / median(bare)),
+        ratioSdkVsBaseline: perRound((r) => r.coldMs / r.bareBootMs),
       },
       snapshotStart: {
-        sdkCreateToFirstExecMs: stats(restores),
-        qemuSpawnToAgentReadyMs: stats(restoreBoots),
-        speedupVsColdStart: round(median(sdk) / median(restores)),
+        sdkCreateToFirstExecMs: stats(col("restoreMs")),
+        qemuSpawnToAgentReadyMs: stats(col("restoreBootMs")),
+        speedupVsColdStart: perRound((r) => r.coldMs / r.restoreMs),
+        speedupVsBareBoot: perRound((r) => r.bareBootMs / r.restoreMs),
+      },
+      poolAcquire: {
+        acquireMs: stats(col("poolAcquireMs")),
+        acquireToFirstExecMs: stats(col("poolAcquireToFirstExecMs")),
+        speedupVsColdStart: perRound((r) => r.coldMs / r.poolAcquireToFirstExecMs),
       },
       warm: {
         agentPingMs: stats(ping),
@@ -210,7 +184,8 @@ async function main(): Promise<void> {
     // A separate section: pull/unpack throughput and first vs cached image start.
     const image = await imageBench(log);
     const kernels = await kernelComparison(accel.accel, log);
-    process.stdout.write(`${JSON.stringify({ ...result, image, kernels }, null, 2)}\n`);
+    const intercept = await interceptBench(log);
+    process.stdout.write(`${JSON.stringify({ ...result, image, kernels, intercept }, null, 2)}\n`);
   } finally {
     await sb.close();
     rawPort.close();

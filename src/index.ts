@@ -4,12 +4,15 @@
 export { Sandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
 export type {
   SpawnOptions,
+  SandboxPool,
+  PoolOptions,
   ExecExit,
   ExecOptions,
   ExecResult,
   OutputChunk,
   SandboxEvent,
   ExecEventInfo,
+  NetworkEventInfo,
   FileInfo,
 } from "./sandbox/index.js";
 export type {
@@ -20,6 +23,8 @@ export type {
   MountType,
   DiskConfig,
   ResolvedDisk,
+  SecretOption,
+  NetworkHookRule,
 } from "./config/index.js";
 // Named volumes (`wheellock volume ...`) to attach with `disks: [{ volume, guestPath }]`.
 export {
@@ -30,6 +35,18 @@ export {
   ErrVolumeNotFound,
 } from "./volumes/index.js";
 export type { VolumeInfo } from "./volumes/index.js";
+// Network hooks: the shapes of rules, callbacks and what they return.
+export type {
+  HookRule,
+  RequestHookRule,
+  ResponseHookRule,
+  RequestHookContext,
+  RequestHookResult,
+  ResponseHookContext,
+  ResponseHookResult,
+  BodyReplacement,
+  DirectResponse,
+} from "./net/http-policy/index.js";
 // Filesystems served to the guest: write your own provider against VfsProvider.
 export {
   MemoryProvider,
@@ -49,6 +66,12 @@ export type {
   VfsSetattr,
   VfsStatfs,
   RenameMode,
+  FileHookRule,
+  FileHookVerdict,
+  FileOp,
+  FileOpInfo,
+  FileEventInfo,
+  FileErrnoName,
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";

@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
-import { QemuProcess, logTail, resumeIncoming, type Accel, type VmSpec } from "../vmm/index.js";
+import {
+  QemuProcess,
+  QmpClient,
+  logTail,
+  startIncoming,
+  type Accel,
+  type VmSpec,
+} from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -26,6 +33,8 @@ export interface BootRequest {
   qmp?: boolean;
   /** Resume from this saved VM state (a snapshot) instead of booting the kernel. */
   restoreStatePath?: string;
+  /** Guest RAM in a file (see VmSpec.memoryFile): shared to be saved, private to restore. */
+  memoryFile?: VmSpec["memoryFile"];
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
@@ -81,8 +90,14 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     controlSocketPath,
     consoleLogPath,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
-    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
-    ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
+    ...(req.qmp ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
+    ...(req.restoreStatePath
+      ? {
+          incomingStatePath: req.restoreStatePath,
+          qmpConnectPath: join(req.runDir, "qmp-in.sock"),
+        }
+      : {}),
+    ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
   const network = req.network
     ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
@@ -93,12 +108,20 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     spec.kernelArgs = [...spec.kernelArgs, ...guestNetworkArgs(network.stack.addressing)];
   }
   const server = await listen(controlSocketPath);
+  const ctlConnection = firstConnection(server);
+  // A restoring QEMU connects its monitor here to be told to load the state.
+  const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
+  const qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+  const closeServers = () => {
+    server.close();
+    qmpServer?.close();
+  };
   const started = Date.now();
   let qemu: QemuProcess;
   try {
     qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
-    server.close();
+    closeServers();
     network?.close();
     throw err;
   }
@@ -124,17 +147,21 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    const connection = firstConnection(server);
-    if (req.restoreStatePath && spec.qmpSocketPath) {
-      await Promise.race([
-        resumeIncoming(spec.qmpSocketPath, req.bootTimeoutMs),
-        deadline,
-        qemuDied,
-      ]);
+    if (qmpConnection) {
+      // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
+      // a state that fails to load makes QEMU exit, which `qemuDied` reports.
+      const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
+      qmpServer?.close();
+      const qmp = await Promise.race([QmpClient.attach(qmpSocket), deadline, qemuDied]);
+      try {
+        await Promise.race([startIncoming(qmp), deadline, qemuDied]);
+      } finally {
+        qmp.close();
+      }
     }
-    const socket = await Promise.race([connection, deadline, qemuDied]);
+    const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
-    server.close();
+    closeServers();
     const channel = Channel.attach(socket, {
       onFatal: req.onFatal,
       ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
@@ -154,7 +181,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     };
   } catch (err) {
     qemu.kill();
-    server.close();
+    closeServers();
     network?.close();
     await qemu.exited;
     if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)

@@ -8,14 +8,15 @@ import {
   type ResolvedSandboxConfig,
   type SandboxOptions,
 } from "../config/index.js";
-import { ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
+import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
 import type { BootRequest } from "./boot.js";
 import { snapshotKeyFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
-import { networkOptions } from "./network.js";
+import { prepareNetwork, type SandboxNetwork } from "./network.js";
+import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { EventHub, type SandboxEvent } from "./events.js";
 import { commandArgv, composeExecEnv } from "./exec-env.js";
 import { ExecProcess } from "./exec-process.js";
@@ -27,6 +28,8 @@ import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
 import { SandboxDisks } from "./disks.js";
+import { compileFileHooks } from "../vfs/index.js";
+import { SandboxPool, type PoolOptions } from "./pool.js";
 
 export interface SpawnOptions {
   /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
@@ -61,7 +64,8 @@ export class Sandbox implements AsyncDisposable {
   private restored = false;
   readonly files: SandboxFiles;
 
-  private readonly events_ = new EventHub();
+  /** Exec, lifecycle and file events (file events begin with the mounts, before boot). */
+  private readonly events_: EventHub;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -77,6 +81,7 @@ export class Sandbox implements AsyncDisposable {
   get keptOverlays(): Readonly<Record<string, string>> {
     return this.mounts?.keptUpperDirs ?? {};
   }
+  private network: SandboxNetwork | undefined;
 
   private constructor(
     config: ResolvedSandboxConfig,
@@ -88,12 +93,18 @@ export class Sandbox implements AsyncDisposable {
     private readonly unregisterExitCleanup: () => void,
     /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
     readonly image: ImageSelection,
+    events: EventHub,
   ) {
+    this.events_ = events;
     this.id = config.id;
     this.config = config;
     this.accel = accel;
     this.bootMs = bootMs;
-    this.files = new SandboxFiles(channel, () => this.ensureRunning());
+    this.files = new SandboxFiles(
+      channel,
+      () => this.ensureRunning(),
+      () => this.mounts?.files,
+    );
   }
 
   /**
@@ -108,15 +119,29 @@ export class Sandbox implements AsyncDisposable {
       id?: string;
       /** Where the serial console goes (default: the run dir, removed with it). */
       consoleLogPath?: string;
+      /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
+      deferTimeout?: boolean;
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
+    compileFileHooks(options.fileHooks);
     const image = await resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
     const assets = await prepareAssets({ kernel: config.kernel, log: () => undefined });
     const accel = detectAccel(config.accel);
-    const disks = SandboxDisks.attach(config.id, config.disks);
+    let sandbox: Sandbox | undefined;
+    // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
+    const network = await prepareNetwork(config, options, (info) =>
+      sandbox?.events_.emit({ type: "network", timestamp: new Date(), network: info }),
+    );
+    let disks: SandboxDisks;
+    try {
+      disks = SandboxDisks.attach(config.id, config.disks);
+    } catch (err) {
+      network.close();
+      throw err;
+    }
     const dir = createRunDir(root, config.id);
     let qemuPid: number | undefined;
     const unregister = onProcessExit(() => {
@@ -124,12 +149,21 @@ export class Sandbox implements AsyncDisposable {
       rmSync(dir, { recursive: true, force: true });
       disks.release();
     });
-    let sandbox: Sandbox | undefined;
     let mounts: FuseMounts | undefined;
+    const events = new EventHub();
     try {
       if (options.mounts !== undefined && Object.keys(options.mounts).length > 0) {
-        mounts = await FuseMounts.open(dir, options.mounts, (err) =>
-          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`)),
+        mounts = await FuseMounts.open(
+          dir,
+          options.mounts,
+          (err) =>
+            sandbox?.fail(
+              new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`),
+            ),
+          {
+            ...(options.fileHooks !== undefined ? { fileHooks: options.fileHooks } : {}),
+            onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+          },
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
@@ -150,7 +184,7 @@ export class Sandbox implements AsyncDisposable {
         extraDisks: disks.vmDisks,
         ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
-        network: networkOptions(config),
+        network: network.link,
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
@@ -172,16 +206,20 @@ export class Sandbox implements AsyncDisposable {
         dir,
         unregister,
         image,
+        events,
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
       sandbox.disks = disks;
+      sandbox.network = network;
       await sandbox.configureGuest();
       sandbox.watch();
+      if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
     } catch (err) {
       if (sandbox) await sandbox.close();
       else {
+        network.close();
         await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
@@ -189,6 +227,20 @@ export class Sandbox implements AsyncDisposable {
       }
       throw err;
     }
+  }
+
+  /**
+   * Keeps `size` sandboxes of this configuration started so `acquire()` returns one at once
+   * (docs/PERFORMANCE.md has the figures). `close()` the pool when done.
+   */
+  static pool(options: PoolOptions): SandboxPool {
+    return new SandboxPool(options, async (o) => {
+      const sandbox = await Sandbox.create(o, { deferTimeout: true });
+      // One command while nobody waits: the guest's exec path (and, under TCG, its translated
+      // code) is warm for the caller's first command (an image without `true` just misses it).
+      await sandbox.exec(["true"]).catch(() => undefined);
+      return sandbox;
+    });
   }
 
   /**
@@ -222,6 +274,7 @@ export class Sandbox implements AsyncDisposable {
       env: composeExecEnv({
         image: this.image.env,
         sandbox: this.config.env,
+        network: this.network?.execEnv,
         command: options.env,
         hostname: this.config.hostname,
         tty: tty !== undefined,
@@ -273,6 +326,47 @@ export class Sandbox implements AsyncDisposable {
     return this.channel.forwardPort(port);
   }
 
+  /**
+   * Adds entries to the intercept-mode host allowlist (same syntax as `allowedHosts`); new
+   * connections and requests see them at once. Returns the entries that were not there yet.
+   * Throws ErrInvalidConfig on an open-mode sandbox, which has no allowlist to change.
+   */
+  allowHosts(...hosts: string[]): string[] {
+    const list = this.allowlist();
+    const before = new Set(list.entries.map((e) => e.toLowerCase()));
+    list.add(hosts);
+    return list.entries.filter((e) => !before.has(e.toLowerCase()));
+  }
+
+  /** Removes allowlist entries (exact text, case-insensitive); returns those it removed. */
+  disallowHosts(...hosts: string[]): string[] {
+    const list = this.allowlist();
+    const before = list.entries;
+    list.remove(hosts);
+    const after = new Set(list.entries);
+    return before.filter((e) => !after.has(e));
+  }
+
+  /** The allowlist now; empty means every host (unless started with `denyAllHosts`). */
+  get allowedHosts(): string[] {
+    return this.network?.egress?.allowlist.entries ?? [];
+  }
+
+  /** True when the network goes through the intercepting proxy (allowlist, TLS, secrets). */
+  get intercepting(): boolean {
+    return this.network?.egress !== undefined;
+  }
+
+  private allowlist() {
+    this.ensureRunning();
+    const egress = this.network?.egress;
+    if (!egress)
+      throw new ErrInvalidConfig(
+        `sandbox ${this.id} was started without network interception: no allowlist to change`,
+      );
+    return egress.allowlist;
+  }
+
   /** Network, file and exec events, from now on, until the sandbox closes. */
   events(): AsyncIterableIterator<SandboxEvent> {
     return this.events_.subscribe();
@@ -303,10 +397,12 @@ export class Sandbox implements AsyncDisposable {
       hostname: this.config.hostname,
       seed: randomBytes(32),
     });
+    if (this.network) await applyGuestNetworkSetup(this.files, this.network.guestSetup);
   }
 
-  private watch(): void {
-    if (this.config.timeoutSeconds > 0) {
+  /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
+  startTimeout(): void {
+    if (this.config.timeoutSeconds > 0 && this.deadline === undefined && this.running) {
       this.deadline = setTimeout(() => {
         this.fail(
           new ErrTimeout(`sandbox ${this.id} timed out after ${this.config.timeoutSeconds} s`),
@@ -315,6 +411,9 @@ export class Sandbox implements AsyncDisposable {
       // The deadline alone must not keep a finished program alive.
       this.deadline.unref();
     }
+  }
+
+  private watch(): void {
     void this.qemu.exited.then((exit) => {
       if (this.closing) return;
       this.fail(
@@ -347,6 +446,7 @@ export class Sandbox implements AsyncDisposable {
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
     await this.mounts?.close();
     this.disks?.release();
+    this.network?.close();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();
     this.events_.emit({

@@ -8,6 +8,13 @@ import { snapshotKey } from "./snapshot-store.js";
  * Which starts may use a memory snapshot, and under which key. A snapshot holds a guest that
  * booted with exactly this kernel command line and these devices; anything that gives a guest
  * per-sandbox state at boot time (extra serial ports, mounts, extra disks) must opt out here.
+ *
+ * FUSE mounts in particular stay out: the guest kernel mounted them at boot over a session
+ * with the host's FUSE server (INIT negotiated, node ids and open handles cached in the
+ * guest's dentry and inode caches). A restored guest would keep talking that old session to a
+ * new server that knows none of those node ids, and the mount points are part of the boot
+ * command line. Making that correct needs the mounts done after restore (by CONFIGURE), not
+ * at boot.
  */
 export function snapshotKeyFor(
   config: ResolvedSandboxConfig,

@@ -20,8 +20,11 @@ import { findQemuBinary } from "../vmm/index.js";
  * size, kernel command line or QEMU binary can never resume a stale state.
  */
 
-/** Bump when what a snapshot holds or how it is restored changes. */
-const FORMAT_VERSION = 1;
+/**
+ * Bump when what a snapshot holds or how it is restored changes (2: saved running; 3: guest
+ * RAM in its own file, mapped by restores, not in the state stream).
+ */
+const FORMAT_VERSION = 3;
 /** Snapshots are ~100 MB each; keep the most recently used few. */
 const KEEP_SNAPSHOTS = 6;
 const COMPLETE_MARKER = "complete.json";
@@ -44,6 +47,8 @@ export interface StoredSnapshot {
   dir: string;
   statePath: string;
   upperDiskPath: string;
+  /** Guest RAM as a sparse file of `memoryMb` (VmSpec.memoryFile). */
+  memoryPath: string;
 }
 
 /** Identity of a file's content as cheaply as possible: content-addressed paths plus size and mtime. */
@@ -74,7 +79,13 @@ function snapshotsRoot(): string {
 }
 
 function stored(key: string, dir: string): StoredSnapshot {
-  return { key, dir, statePath: join(dir, "vm.state"), upperDiskPath: join(dir, "upper.ext4") };
+  return {
+    key,
+    dir,
+    statePath: join(dir, "vm.state"),
+    upperDiskPath: join(dir, "upper.ext4"),
+    memoryPath: join(dir, "ram"),
+  };
 }
 
 export function findSnapshot(key: string): StoredSnapshot | undefined {

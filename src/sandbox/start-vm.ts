@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { createEmptyExt4 } from "../image/ext4.js";
 import { saveVmState } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
+import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
   copySparse,
   discardSnapshot,
@@ -27,8 +28,9 @@ export interface StartOptions {
 /**
  * Starts the sandbox's VM: from a snapshot when a matching one exists (a fraction of a cold
  * boot), otherwise by booting; after a cold boot it saves a snapshot for the next start. The
- * snapshot is taken right after the agent's hello, before anything sandbox-specific (clock,
- * hostname, entropy, commands) reaches the guest, so it holds nothing of this sandbox.
+ * snapshot is taken right after the agent's hello and a warm-up (snapshot-warmup.ts), before
+ * anything sandbox-specific (clock, hostname, entropy, commands) reaches the guest, so it
+ * holds nothing of this sandbox.
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
   const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
@@ -45,9 +47,19 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const vm = await bootVm({ ...req, qmp: opts.snapshotKey !== undefined });
+  const saving = opts.snapshotKey !== undefined;
+  // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
+  // so the snapshot's RAM is a copy of that file which restores map instead of loading.
+  const memoryPath = join(req.runDir, "ram");
+  const vm = await bootVm({
+    ...req,
+    qmp: saving,
+    ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
+  });
   if (opts.snapshotKey && vm.qmpSocketPath) {
-    await capture(vm.qmpSocketPath, opts.snapshotKey, req.upperDiskPath).catch((err: Error) =>
+    await warmUpForSnapshot(vm.channel);
+    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
       opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
     );
   }
@@ -58,16 +70,27 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
   // The saved memory expects the disk exactly as it was at save time: each sandbox gets its
   // own copy (sparse, so a few MB), and its writes never reach the snapshot.
   await copySparse(snapshot.upperDiskPath, req.upperDiskPath);
-  return bootVm({ ...req, restoreStatePath: snapshot.statePath });
+  // The snapshot's RAM file is mapped copy-on-write: shared by every sandbox restored from
+  // it through the page cache, never written.
+  return bootVm({
+    ...req,
+    restoreStatePath: snapshot.statePath,
+    memoryFile: { path: snapshot.memoryPath, shared: false },
+  });
 }
 
-async function capture(qmpSocketPath: string, key: string, upperDiskPath: string): Promise<void> {
+async function capture(
+  qmpSocketPath: string,
+  key: string,
+  from: { upperDiskPath: string; memoryPath: string },
+): Promise<void> {
   let paused: { resume(): Promise<void> } | undefined;
   try {
     await writeSnapshot(key, async (target) => {
       paused = await saveVmState(qmpSocketPath, target.statePath);
-      // The VM is paused: its disk matches the saved memory.
-      await copySparse(upperDiskPath, target.upperDiskPath);
+      // The VM is stopped: its disk and RAM file match the saved device state.
+      await copySparse(from.upperDiskPath, target.upperDiskPath);
+      await copySparse(from.memoryPath, target.memoryPath);
     });
   } finally {
     await paused?.resume();
@@ -75,7 +98,7 @@ async function capture(qmpSocketPath: string, key: string, upperDiskPath: string
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
-  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qemu.log"]) {
+  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qmp-in.sock", "qemu.log", "ram"]) {
     rmSync(join(runDir, name), { force: true });
   }
   rmSync(upperDiskPath, { force: true });

@@ -36,12 +36,27 @@ export interface VmSpec {
   rawPorts?: { name: string; socketPath: string }[];
   /** QMP control socket (QEMU listens): used to save the VM's state for snapshots. */
   qmpSocketPath?: string;
+  /** A host socket QEMU connects its QMP monitor to (used to start loading a saved state). */
+  qmpConnectPath?: string;
   /**
-   * Start from saved VM state instead of booting: memory and device state are loaded from this
-   * file (written by a VM with the same spec) and the guest resumes where it was saved.
+   * Guest RAM backed by this file instead of anonymous memory. `shared`: the guest's writes go
+   * to the file (a VM whose RAM a snapshot will copy); otherwise the file is mapped
+   * copy-on-write (a restored VM: pages come from the snapshot on first touch, and its writes
+   * never reach the file).
+   */
+  memoryFile?: { path: string; shared: boolean };
+  /**
+   * Start from saved VM state instead of booting: device state (and any RAM not in
+   * `memoryFile`) is loaded from this file, written by a VM with the same spec. QEMU waits
+   * (`-incoming defer`) until told over QMP to read it from INCOMING_STATE_FD.
    */
   incomingStatePath?: string;
 }
+
+/** The descriptor QEMU inherits the saved state file on (`incomingStatePath`). */
+export const INCOMING_STATE_FD = 3;
+
+const RAM_BACKEND_ID = "wl-ram";
 
 /** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
 export const CONTROL_PORT_NAME = "wheellock.ctl";
@@ -61,7 +76,7 @@ export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "kernelArgs">): s
 export function buildQemuArgs(spec: VmSpec): string[] {
   const args: string[] = [
     "-M",
-    "microvm,rtc=on",
+    spec.memoryFile ? `microvm,rtc=on,memory-backend=${RAM_BACKEND_ID}` : "microvm,rtc=on",
     "-accel",
     spec.accel,
     "-cpu",
@@ -109,9 +124,21 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   if (spec.qmpSocketPath !== undefined) {
     args.push("-qmp", `unix:${quoteOptionValue(spec.qmpSocketPath)},server=on,wait=off`);
   }
+  if (spec.memoryFile !== undefined) {
+    args.push(
+      "-object",
+      `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMb}M,` +
+        `mem-path=${quoteOptionValue(spec.memoryFile.path)},share=${spec.memoryFile.shared ? "on" : "off"}`,
+    );
+  }
+  if (spec.qmpConnectPath !== undefined) {
+    args.push("-qmp", `unix:${quoteOptionValue(spec.qmpConnectPath)}`);
+  }
   if (spec.incomingStatePath !== undefined) {
-    // QEMU runs the exec: URI through /bin/sh; single quotes keep the path one word.
-    args.push("-incoming", `exec:cat '${spec.incomingStatePath.replaceAll("'", "'\\''")}'`);
+    // Deferred: the migration capabilities must match the saving side's before the stream is
+    // read, and QEMU 7.2 cannot set them on the command line. QemuProcess opens the file as
+    // INCOMING_STATE_FD, so QEMU reads it with no shell, `cat` or pipe in between.
+    args.push("-incoming", "defer");
   }
   (spec.rawPorts ?? []).forEach((port, i) => {
     args.push(

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, existsSync, readFileSync } from "node:fs";
 import { ErrSetup } from "../errors.js";
-import { buildQemuArgs, type VmSpec } from "./qemu-args.js";
+import { buildQemuArgs, INCOMING_STATE_FD, type VmSpec } from "./qemu-args.js";
 
 export interface QemuExit {
   code: number | null;
@@ -55,13 +55,20 @@ export class QemuProcess {
       ? [setpriv, ["--pdeathsig", "KILL", "--", qemu, ...argv]]
       : [qemu, argv];
     const logFd = openSync(qemuLogPath, "a");
+    let stateFd: number | undefined;
     try {
+      const stdio: (number | "ignore")[] = ["ignore", logFd, logFd];
+      if (spec.incomingStatePath !== undefined) {
+        stateFd = openSync(spec.incomingStatePath, "r");
+        stdio[INCOMING_STATE_FD] = stateFd;
+      }
       // Own session: Ctrl-C at the owner's terminal is for the owner (which forwards it to the
       // guest command or stops cleanly), not for QEMU. The parent-death signal still applies.
-      const child = spawn(cmd, args, { stdio: ["ignore", logFd, logFd], detached: true });
+      const child = spawn(cmd, args, { stdio, detached: true });
       return new QemuProcess(child);
     } finally {
       closeSync(logFd);
+      if (stateFd !== undefined) closeSync(stateFd);
     }
   }
 

@@ -2,7 +2,7 @@ import { createConnection, type Socket } from "node:net";
 
 /**
  * A minimal QMP (QEMU Machine Protocol) client: one command at a time, JSON lines over a unix
- * socket. Used to stop a VM and save its state for snapshot restore.
+ * socket. Used to save a VM's state for a snapshot and to start loading one.
  */
 export class QmpClient {
   private buffer = "";
@@ -32,9 +32,19 @@ export class QmpClient {
         reject(err);
       });
     });
+    return QmpClient.attach(socket);
+  }
+
+  /** Takes over a connected socket (QEMU may also connect to us): greeting, capabilities. */
+  static async attach(socket: Socket): Promise<QmpClient> {
     const client = new QmpClient(socket);
-    await client.next(); // greeting
-    await client.execute("qmp_capabilities");
+    try {
+      await client.next(); // greeting
+      await client.execute("qmp_capabilities");
+    } catch (err) {
+      client.close();
+      throw err;
+    }
     return client;
   }
 

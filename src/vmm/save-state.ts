@@ -1,11 +1,17 @@
+import { INCOMING_STATE_FD } from "./qemu-args.js";
 import { QmpClient } from "./qmp.js";
 
-const POLL_MS = 20;
+const POLL_MS = 10;
+
+const IGNORE_SHARED_RAM = { capabilities: [{ capability: "x-ignore-shared", state: true }] };
 
 /**
- * Pauses the VM and writes its complete state (memory and devices) to `statePath`, for a later
- * QEMU started with `incomingStatePath`. The VM stays paused so the caller can copy its disks
- * in a consistent state; `resume()` on the returned handle continues it.
+ * Writes the running VM's state (devices, and any RAM not in a shared memory file) to
+ * `statePath`, for a later QEMU started with `incomingStatePath`. The VM keeps running while its memory is copied; QEMU
+ * stops it for the final pass, so when this returns the VM is stopped and its disks match
+ * the saved memory (the caller copies them now); `resume()` on the returned handle continues
+ * it. Because the state was saved from a running VM, a QEMU that loads it starts the guest by
+ * itself: restoring needs no QMP round trips at all.
  */
 export async function saveVmState(
   qmpSocketPath: string,
@@ -14,7 +20,9 @@ export async function saveVmState(
 ): Promise<{ resume(): Promise<void> }> {
   const qmp = await QmpClient.connect(qmpSocketPath);
   try {
-    await qmp.execute("stop");
+    // RAM backed by a shared file (VmSpec.memoryFile) is left out of the stream: the caller
+    // copies that file, and a restore maps it instead of loading it.
+    await qmp.execute("migrate-set-capabilities", IGNORE_SHARED_RAM);
     // QEMU's default migration bandwidth cap (128 MiB/s) would dominate a local file save.
     await qmp.execute("migrate-set-parameters", { "max-bandwidth": 64 * 1024 * 1024 * 1024 });
     await qmp.execute("migrate", { uri: `exec:cat > '${statePath.replaceAll("'", "'\\''")}'` });
@@ -26,9 +34,13 @@ export async function saveVmState(
       };
       if (info.status === "completed") break;
       if (info.status === "failed" || info.status === "cancelled") {
+        // A failed migration leaves the source VM running: nothing to undo.
         throw new Error(`saving VM state ${info.status}: ${info["error-desc"] ?? "no detail"}`);
       }
-      if (Date.now() > deadline) throw new Error(`saving VM state timed out after ${timeoutMs} ms`);
+      if (Date.now() > deadline) {
+        await qmp.execute("migrate_cancel").catch(() => undefined);
+        throw new Error(`saving VM state timed out after ${timeoutMs} ms`);
+      }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } catch (err) {
@@ -38,6 +50,7 @@ export async function saveVmState(
   return {
     async resume() {
       try {
+        // From "postmigrate": `cont` also reactivates the disks QEMU released at the end.
         await qmp.execute("cont");
       } finally {
         qmp.close();
@@ -47,34 +60,12 @@ export async function saveVmState(
 }
 
 /**
- * For a QEMU started with `incomingStatePath`: waits until the saved state is loaded, then
- * starts the guest. (The state was saved from a paused VM, so QEMU does not start it itself.)
+ * For a QEMU started with `incomingStatePath` (`-incoming defer`), over its QMP connection:
+ * the same capabilities as the saving side, then load the state from the inherited fd. The
+ * guest starts by itself when the load ends (the state was saved running); a state that
+ * fails to load makes QEMU exit.
  */
-export async function resumeIncoming(qmpSocketPath: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let qmp: QmpClient | undefined;
-  while (!qmp) {
-    try {
-      qmp = await QmpClient.connect(qmpSocketPath);
-    } catch (err) {
-      // QEMU creates the socket shortly after it starts.
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-  }
-  try {
-    for (;;) {
-      const status = (await qmp.execute("query-status")) as { status?: string };
-      if (status.status === "running") return;
-      if (status.status !== "inmigrate") {
-        await qmp.execute("cont");
-        return;
-      }
-      if (Date.now() > deadline)
-        throw new Error(`loading VM state timed out after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-  } finally {
-    qmp.close();
-  }
+export async function startIncoming(qmp: QmpClient): Promise<void> {
+  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED_RAM);
+  await qmp.execute("migrate-incoming", { uri: `fd:${INCOMING_STATE_FD}` });
 }

@@ -47,6 +47,16 @@ describe("resolveSandboxOptions defaults", () => {
       allowPrivateHosts: false,
       resolveOverrides: {},
       disks: [],
+      networkIntercept: false,
+      allowedHosts: [],
+      denyAllHosts: false,
+      secrets: [],
+      networkHookCount: 0,
+      policyScript: undefined,
+      addHosts: {},
+      dnsServers: [],
+      upstreamCa: [],
+      allowTcp: [],
     });
   });
 

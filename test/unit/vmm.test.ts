@@ -76,3 +76,24 @@ test("kernel command line calibrates the TSC only under TCG", () => {
   assert.doesNotMatch(kernelCommandLine({ ...spec, accel: "kvm" }), /tsc_early_khz/);
   assert.match(kernelCommandLine(spec), /wheellock\.privileged=1$/);
 });
+
+test("a restore waits for QMP, maps the saved RAM copy-on-write and never names the state file", () => {
+  const args = buildQemuArgs({
+    ...spec,
+    incomingStatePath: "/snap/it's.state",
+    qmpConnectPath: "/run/qmp-in.sock",
+    memoryFile: { path: "/snap/r,am", shared: false },
+  });
+  assert.equal(args[args.indexOf("-incoming") + 1], "defer");
+  assert.ok(!args.some((a) => a.includes("it's.state")), "the state is read from an fd");
+  assert.equal(args[args.indexOf("-qmp") + 1], "unix:/run/qmp-in.sock");
+  assert.match(args[args.indexOf("-M") + 1] ?? "", /,memory-backend=wl-ram$/);
+  const backend = args[args.indexOf("-object") + 1] ?? "";
+  assert.match(backend, /^memory-backend-file,id=wl-ram,size=768M,mem-path=\/snap\/r,,am,/);
+  assert.match(backend, /share=off$/, "a restored guest's writes must never reach the snapshot");
+  const saving = buildQemuArgs({ ...spec, memoryFile: { path: "/run/ram", shared: true } });
+  assert.match(saving[saving.indexOf("-object") + 1] ?? "", /share=on$/);
+  const plain = buildQemuArgs(spec);
+  for (const flag of ["-incoming", "-object", "-qmp"]) assert.equal(plain.indexOf(flag), -1);
+  assert.equal(plain[plain.indexOf("-M") + 1], "microvm,rtc=on");
+});

@@ -4,9 +4,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { isolateDataDir, runDirEntries } from "../helpers/vm.js";
+import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
+import { findQemuBinary } from "../../src/vmm/index.js";
 import { Sandbox } from "../../src/index.js";
 import {
   CLI,
@@ -77,6 +78,36 @@ test("SIGKILL of the supervisor: list says crashed, QEMU dies with it, gc cleans
   assert.deepEqual([gc.code, gc.stdout], [0, `${id}: cleaned run_dir\n`]);
   assert.ok(!runDirEntries(dataDir).includes(id));
   assert.equal((await wheellock(["gc", id])).stdout, `${id}: no resources to clean\n`);
+});
+
+test("a QEMU that outlived its supervisor: list says crashed, gc kills it and cleans up", async () => {
+  // Where the parent-death signal is missing (no setpriv on the host), QEMU survives its
+  // supervisor. Simulate that host: the same QEMU with the parent-death signal cleared.
+  const wrapper = join(scratchDir(), "qemu-without-pdeathsig");
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec setpriv --pdeathsig clear -- ${findQemuBinary()} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const saved = process.env.WHEELLOCK_QEMU;
+  process.env.WHEELLOCK_QEMU = wrapper;
+  const started = startDetached();
+  if (saved === undefined) delete process.env.WHEELLOCK_QEMU;
+  else process.env.WHEELLOCK_QEMU = saved;
+  const id = await started;
+  const { supervisorPid, qemuPid } = inspect(id);
+  assert.ok(qemuPid && pidAlive(qemuPid));
+  process.kill(supervisorPid, "SIGKILL");
+  await waitUntil("the supervisor is gone", () => !pidAlive(supervisorPid));
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(pidAlive(qemuPid), "this QEMU has no parent-death signal: it keeps running");
+  assert.equal(statusOf(id), "crashed");
+  const gc = await wheellock(["gc", id]);
+  assert.deepEqual([gc.code, gc.stdout], [0, `${id}: cleaned qemu, run_dir\n`]);
+  await waitUntil("gc killed the orphaned QEMU", () => !pidAlive(qemuPid));
+  assert.ok(!runDirEntries(dataDir).includes(id));
+  // Out of the counts the last test checks.
+  assert.equal((await wheellock(["rm", id])).code, 0);
 });
 
 test("SIGKILL of QEMU: the supervisor records the crash and exits", async () => {

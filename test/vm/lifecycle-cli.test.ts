@@ -4,8 +4,8 @@
 // concurrent execs, kill, rm.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { join } from "node:path";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
@@ -105,7 +105,43 @@ test("exec propagates exit codes, keeps stderr apart, forwards stdin, honours -w
   assert.match(noCmd.stderr, /^wheellock: .*command required/);
 });
 
-test("exec -it drives a shell through a real PTY", async () => {
+/** Every process below `pid` (children first found through /proc). */
+function descendantsOf(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift() as number;
+    for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (ppid === parent) {
+          out.push(Number(entry));
+          queue.push(Number(entry));
+        }
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** The terminal one of these processes has as stdout (the CLI, under `script`). */
+function terminalOf(pids: number[]): string {
+  for (const pid of pids) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      const tty = readlinkSync(`/proc/${pid}/fd/1`);
+      if (cmdline.includes("exec") && tty.startsWith("/dev/pts/")) return tty;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error("no CLI process with a terminal found");
+}
+
+test("exec -it drives a shell through a real PTY, window resizes included", async () => {
   const command = [process.execPath, ...CLI, "exec", "-it", id, "--", "sh"]
     .map((a) => `'${a}'`)
     .join(" ");
@@ -119,6 +155,16 @@ test("exec -it drives a shell through a real PTY", async () => {
   await waitFor(/# $/m);
   child.stdin.write("tty; echo $((6*7))\r");
   await waitFor(/42/);
+  // A window resize on the host terminal reaches the guest PTY: set the size of the terminal
+  // `script` gave the CLI (the kernel then sends the CLI SIGWINCH) and ask the guest.
+  const cliTerminal = terminalOf(descendantsOf(child.pid as number));
+  execFileSync("stty", ["-F", cliTerminal, "rows", "41", "cols", "97"]);
+  // The resize travels host signal -> CLI -> supervisor -> agent; ask until it has arrived.
+  for (let attempt = 0; !/^41 97\r?$/m.test(out); attempt++) {
+    if (attempt === 20) assert.fail(`the guest never saw the new size: ${out}`);
+    child.stdin.write("stty size\r");
+    await new Promise((r) => setTimeout(r, 1500));
+  }
   child.stdin.write("exit 4\r");
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   assert.match(out, /\/dev\/pts\/\d+/);
@@ -208,6 +254,15 @@ test("published port and port-forward reach an HTTP server in the guest", async 
   );
   refused.kill("SIGINT");
   await new Promise((resolve) => refused.once("exit", resolve));
+});
+
+test("allow-list on an open-mode sandbox is a one-line error", async () => {
+  const r = await wheellock(["allow-list", "add", id, "example.com"]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    "wheellock: allow-list updates unavailable: sandbox was started without network interception\n",
+  );
 });
 
 test("SDK: Sandbox.connect runs 20 concurrent execs and moves files", async () => {

@@ -1,0 +1,30 @@
+import { field, FrameType, ConfigureTag, type Channel } from "../channel/index.js";
+import { runCollected } from "./exec-collect.js";
+import { DEFAULT_PATH } from "./exec-env.js";
+import { ExecProcess } from "./exec-process.js";
+
+/** A placeholder: every restored sandbox sets its own hostname right after the restore. */
+const WARMUP_HOSTNAME = "wheellock-snapshot";
+const WARMUP_TIMEOUT_MS = 30_000;
+
+/**
+ * Does, once, before a snapshot is saved, the guest work every sandbox does right after it
+ * starts: the hostname files are copied up into the writable layer, and one command runs, so
+ * the dynamic loader, libc and the agent's exec path sit in the saved page cache. A restored
+ * guest then skips those disk reads (under TCG each is an emulated virtio request).
+ *
+ * Nothing here is specific to a sandbox: no clock, no entropy, a placeholder hostname that
+ * CONFIGURE replaces after every restore. Failures are ignored (an image without `true` just
+ * gets a less warm snapshot).
+ */
+export async function warmUpForSnapshot(channel: Channel): Promise<void> {
+  await channel
+    .request(FrameType.Configure, [field.string(ConfigureTag.Hostname, WARMUP_HOSTNAME)])
+    .catch(() => undefined);
+  const proc = new ExecProcess(
+    channel.exec({ argv: ["true"], env: [`PATH=${DEFAULT_PATH}`] }),
+    Date.now(),
+    () => undefined,
+  );
+  await runCollected(proc, { timeoutMs: WARMUP_TIMEOUT_MS }).catch(() => undefined);
+}

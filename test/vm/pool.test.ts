@@ -1,0 +1,55 @@
+// Sandbox.pool(): sandboxes kept started, handed out at once, each its own machine.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Sandbox } from "../../src/index.js";
+import { childQemuPids, isolateDataDir, runDirEntries } from "../helpers/vm.js";
+
+const dataDir = isolateDataDir();
+
+test("a pool hands out ready, independent sandboxes and cleans up what it kept", async () => {
+  // The timeout must count from acquire, not from the start in the background.
+  const pool = Sandbox.pool({ size: 2, timeoutSeconds: 8 });
+  const acquired: Sandbox[] = [];
+  try {
+    await pool.whenFull();
+    assert.equal(pool.available, 2);
+    // Idle in the pool for longer than the sandboxes' timeout.
+    await new Promise((r) => setTimeout(r, 9000));
+    const t = performance.now();
+    const a = await pool.acquire();
+    const acquireMs = performance.now() - t;
+    acquired.push(a);
+    const first = await a.exec("hostname");
+    const firstExecMs = performance.now() - t;
+    process.stderr.write(
+      `pool: acquire ${acquireMs.toFixed(1)} ms, acquire + first exec ${firstExecMs.toFixed(0)} ms\n`,
+    );
+    // Handed over without starting anything (a restore takes ~0.2-0.5 s here, a boot ~1 s);
+    // the bound has slack for a loaded machine.
+    assert.ok(acquireMs < 150, `acquire took ${acquireMs} ms`);
+    assert.equal(first.stdout.trim(), a.id);
+    assert.equal(pool.available, 1);
+
+    const b = await pool.acquire();
+    acquired.push(b);
+    assert.notEqual(a.id, b.id);
+    const rand = "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'";
+    const [ra, rb] = await Promise.all([a.exec(rand), b.exec(rand)]);
+    assert.notEqual(ra.stdout, rb.stdout, "pooled sandboxes must not share RNG state");
+    await a.writeFile("/root/mine", "a");
+    await assert.rejects(b.readFile("/root/mine"));
+  } finally {
+    // Closes what the pool kept, including a replacement still starting.
+    await pool.close();
+  }
+  await assert.rejects(pool.acquire(), /closed/);
+  assert.equal(childQemuPids().length, acquired.length, "only the acquired sandboxes remain");
+  // The timeout (8 s) started at acquire: both are still running now...
+  for (const sb of acquired) assert.equal(sb.running, true);
+  // ...and it does fire.
+  await new Promise((r) => setTimeout(r, 8500));
+  for (const sb of acquired) assert.equal(sb.running, false);
+  for (const sb of acquired) await sb.close();
+  assert.deepEqual(childQemuPids(), []);
+  assert.deepEqual(runDirEntries(dataDir), []);
+});
