@@ -99,13 +99,23 @@ test("intercept mode: noNetwork with any network option is an error", () => {
 
 test("intercept mode: paths become absolute, names lower-case", () => {
   const r = resolve({
-    policyScript: "hooks.ts",
+    networkIntercept: true,
     upstreamCa: ["ca.pem"],
     addHosts: { "DB.Local.": "10.0.0.5" },
     dnsServers: ["1.1.1.1", "1.1.1.1", "127.0.0.1:5353"],
   });
-  assert.equal(r.policyScript, `${process.cwd()}/hooks.ts`);
+  assert.equal(resolve({ policyScript: "hooks.ts" }).policyScript, `${process.cwd()}/hooks.ts`);
   assert.deepEqual(r.upstreamCa, [`${process.cwd()}/ca.pem`]);
   assert.deepEqual(r.addHosts, { "db.local": "10.0.0.5" });
   assert.deepEqual(r.dnsServers, ["1.1.1.1", "127.0.0.1:5353"]);
+});
+
+test("intercept mode: upstreamCa without interception is an error, not silently ignored", () => {
+  assert.throws(
+    () => resolve({ upstreamCa: ["ca.pem"] }),
+    /upstreamCa applies only in intercept mode/,
+  );
+  assert.deepEqual(resolve({ upstreamCa: ["ca.pem"], allowedHosts: ["a.test"] }).upstreamCa, [
+    `${process.cwd()}/ca.pem`,
+  ]);
 });
