@@ -362,6 +362,35 @@ test("an upgrade the upstream declines is relayed as an ordinary response", asyn
   assert.match(reply, /"url":"\/h2c"/);
 });
 
+test("an upgrade request with a body is refused: its body would never reach the upstream", async () => {
+  // A raw upstream shows every byte: the declared body must not leave the next request on
+  // the kept-alive upstream connection to be read as that body (a desync).
+  const seen: string[] = [];
+  const raw = createTcpServer((s) =>
+    s.on("data", (c: Buffer) => {
+      seen.push(c.toString("latin1"));
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }),
+  );
+  const port = await listen(raw as never);
+  try {
+    const { p, events } = proxy();
+    for (const framing of ["Content-Length: 5", "Transfer-Encoding: chunked"]) {
+      const socket = await guestSocket(p, { name: "plain.test", port, tls: false });
+      const reply = await sendAndReadAll(
+        socket,
+        `GET /up HTTP/1.1\r\nHost: plain.test:${port}\r\nConnection: Upgrade\r\nUpgrade: foo\r\n${framing}\r\n\r\nabcde`,
+      );
+      assert.match(reply, /^HTTP\/1\.1 400 /, framing);
+    }
+    assert.deepEqual(seen, []);
+    await settle(events);
+    assert.ok(events.every((e) => e.code === "invalid_request"));
+  } finally {
+    raw.close();
+  }
+});
+
 test("a guest that half-closes after its request still gets the whole response", async () => {
   const { p } = proxy();
   const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
