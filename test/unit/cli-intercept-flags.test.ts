@@ -8,6 +8,7 @@ import {
   withoutSecretArgs,
   type InterceptFlags,
 } from "../../src/cli/intercept-flags.js";
+import { allowListReport, parseHosts } from "../../src/cli/allow-list.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
 
 function parse(argv: string[]) {
@@ -100,5 +101,27 @@ test("a supervisor's argv never holds --secret", () => {
       "kept",
     ]),
     ["-d", "--allow-host", "a.test", "--", "sh", "--secret", "kept"],
+  );
+});
+
+test("allow-list: hosts are comma-split and de-duplicated; the report says what an empty list means", () => {
+  assert.deepEqual(parseHosts(["a.test, b.test", "a.test,,", "*.c.test"]), [
+    "a.test",
+    "b.test",
+    "*.c.test",
+  ]);
+  assert.throws(() => parseHosts([" , "]), /expected one or more hosts/);
+  assert.equal(
+    allowListReport("vm-1", "add", { changed: ["b.test"], allowed: ["a.test", "b.test"] }),
+    "Added to vm-1: b.test\nCurrent allow-list: a.test,b.test\n",
+  );
+  assert.equal(
+    allowListReport("vm-1", "delete", { changed: [], allowed: [] }),
+    "No hosts were removed from vm-1\nCurrent allow-list: (empty: all hosts allowed)\n",
+  );
+  // Started with --deny-all-hosts: an empty list lets nothing through, and says so.
+  assert.equal(
+    allowListReport("vm-1", "delete", { changed: ["a.test"], allowed: [], emptyDeniesAll: true }),
+    "Removed from vm-1: a.test\nCurrent allow-list: (empty: all hosts denied)\n",
   );
 });
