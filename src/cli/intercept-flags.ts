@@ -67,6 +67,17 @@ function splitList(values: readonly string[]): string[] {
 }
 
 /**
+ * A list flag that was given must name something: `--allow-host "$EMPTY"` quietly meaning
+ * "no flag" would leave the network open instead of intercepted.
+ */
+function nonEmptyList(flag: string, values: readonly string[] | undefined): string[] {
+  const list = splitList(values ?? []);
+  if (values !== undefined && values.length > 0 && list.length === 0)
+    throw new ErrInvalidConfig(`${flag}: no host given`);
+  return list;
+}
+
+/**
  * `NAME=VALUE@h1,h2` or `NAME@h1,h2` (value from `env[NAME]`). The last `@` separates the hosts,
  * so a value may itself contain `@`.
  */
@@ -118,11 +129,11 @@ export function interceptSandboxOptions(
   flags: InterceptFlags,
   secrets: Record<string, SecretOption> = parseSecretFlags(flags.secret ?? []),
 ): SandboxOptions {
-  const hosts = splitList(flags.allowHost ?? []);
+  const hosts = nonEmptyList("--allow-host", flags.allowHost);
   const dns = splitList(flags.dnsServers === undefined ? [] : [flags.dnsServers]);
   const addHosts = flags.addHost ?? [];
   const cas = flags.upstreamCa ?? [];
-  const tcp = splitList(flags.allowTcp ?? []);
+  const tcp = nonEmptyList("--allow-tcp", flags.allowTcp);
   return {
     ...(hosts.length > 0 ? { allowedHosts: hosts } : {}),
     ...(flags.denyAllHosts ? { denyAllHosts: true } : {}),

@@ -125,3 +125,9 @@ test("allow-list: hosts are comma-split and de-duplicated; the report says what 
     "Removed from vm-1: a.test\nCurrent allow-list: (empty: all hosts denied)\n",
   );
 });
+
+test("an --allow-host or --allow-tcp with nothing in it is an error, not an open network", () => {
+  assert.throws(() => parse(["--allow-host", ""]), /--allow-host: no host given/);
+  assert.throws(() => parse(["--allow-host", " , "]), /--allow-host: no host given/);
+  assert.throws(() => parse(["--allow-tcp", ""]), /--allow-tcp: no host given/);
+});
