@@ -107,7 +107,13 @@ export function parseSecretFlag(
 }
 
 export function parseSecretFlags(entries: readonly string[]): Record<string, SecretOption> {
-  return Object.fromEntries(entries.map((e) => parseSecretFlag(e))) as Record<string, SecretOption>;
+  const out: Record<string, SecretOption> = {};
+  for (const [name, secret] of entries.map((e) => parseSecretFlag(e))) {
+    // The last one silently winning would drop the first one's hosts (or value).
+    if (Object.hasOwn(out, name)) throw new ErrInvalidConfig(`--secret ${name} is given twice`);
+    out[name] = secret;
+  }
+  return out;
 }
 
 function parseAddHosts(entries: readonly string[]): Record<string, string> {

@@ -5,6 +5,7 @@ import {
   addInterceptOptions,
   interceptSandboxOptions,
   parseSecretFlag,
+  parseSecretFlags,
   withoutSecretArgs,
   type InterceptFlags,
 } from "../../src/cli/intercept-flags.js";
@@ -130,4 +131,12 @@ test("an --allow-host or --allow-tcp with nothing in it is an error, not an open
   assert.throws(() => parse(["--allow-host", ""]), /--allow-host: no host given/);
   assert.throws(() => parse(["--allow-host", " , "]), /--allow-host: no host given/);
   assert.throws(() => parse(["--allow-tcp", ""]), /--allow-tcp: no host given/);
+});
+
+test("the same --secret name twice is an error (the last one would silently drop the first's hosts)", () => {
+  assert.throws(
+    () => parseSecretFlags(["K=v1@a.test", "K=v2@b.test"]),
+    (err: Error) => /--secret K is given twice/.test(err.message) && !/v1|v2/.test(err.message),
+  );
+  assert.deepEqual(Object.keys(parseSecretFlags(["K=v@a.test", "L=w@b.test"])), ["K", "L"]);
 });
