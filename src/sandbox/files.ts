@@ -1,7 +1,6 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import {
-  ConfigureTag,
   FileListOkTag,
   FileListTag,
   FileStatTag,
@@ -129,22 +128,6 @@ export class SandboxFiles {
     await this.channel.request(FrameType.Remove, [
       field.string(RemoveTag.Path, guestPath(path)),
       field.u8(RemoveTag.Recursive, options.recursive ? 1 : 0),
-    ]);
-  }
-
-  /**
-   * Sets the guest clock and hostname and mixes host entropy into the guest's RNG (right after
-   * boot or restore: a restored VM must not repeat its snapshot siblings' random numbers).
-   */
-  async configure(settings: {
-    timeUnixMs: number;
-    hostname: string;
-    seed: Uint8Array;
-  }): Promise<void> {
-    await this.channel.request(FrameType.Configure, [
-      field.u64(ConfigureTag.TimeUnixMs, settings.timeUnixMs),
-      field.bytes(ConfigureTag.Seed, settings.seed),
-      field.string(ConfigureTag.Hostname, settings.hostname),
     ]);
   }
 

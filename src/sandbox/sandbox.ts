@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -13,6 +12,7 @@ import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
 import type { BootRequest } from "./boot.js";
+import { configureGuest } from "./guest-config.js";
 import { snapshotKeyFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
 import { networkOptions } from "./network.js";
@@ -140,6 +140,7 @@ export class Sandbox implements AsyncDisposable {
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: networkOptions(config),
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
+        configureGuest: (channel) => configureGuest(channel, config.hostname),
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
       };
@@ -163,7 +164,8 @@ export class Sandbox implements AsyncDisposable {
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
-      await sandbox.configureGuest();
+      // A restore configured the guest as its first request (BootRequest.configureGuest).
+      if (!vm.restored) await configureGuest(vm.channel, config.hostname);
       sandbox.watch();
       if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
@@ -296,14 +298,6 @@ export class Sandbox implements AsyncDisposable {
   private ensureRunning(): void {
     if (this.failure) throw this.failure;
     if (this.closing) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
-  }
-
-  private async configureGuest(): Promise<void> {
-    await this.files.configure({
-      timeUnixMs: Date.now(),
-      hostname: this.config.hostname,
-      seed: randomBytes(32),
-    });
   }
 
   /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
