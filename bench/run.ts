@@ -11,6 +11,7 @@ import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
 import { startRounds, type StartRound } from "./starts.js";
 import { imageBench } from "./image.js";
+import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
 
 const MB = 1024 * 1024;
@@ -208,7 +209,8 @@ async function main(): Promise<void> {
     // A separate section: pull/unpack throughput and first vs cached image start.
     const image = await imageBench(log);
     const kernels = await kernelComparison(accel.accel, log);
-    process.stdout.write(`${JSON.stringify({ ...result, image, kernels }, null, 2)}\n`);
+    const intercept = await interceptBench(log);
+    process.stdout.write(`${JSON.stringify({ ...result, image, kernels, intercept }, null, 2)}\n`);
   } finally {
     await sb.close();
     rawServer.close();

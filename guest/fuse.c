@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "fuse_notify.h"
 #include "util.h"
 
 #define FUSE_KEY "wheellock.fuse="
@@ -41,6 +42,7 @@ static size_t from_host_len;
 static void relay_stop(const char *why)
 {
 	logmsg("fuse relay stopped: %s", why);
+	fuse_notify_stop();
 	if (port_fd >= 0)
 		close(port_fd);
 	if (fuse_fd >= 0)
@@ -106,9 +108,13 @@ static void relay_to_kernel(void)
 		}
 		if (from_host_len < len)
 			return;
+		uint64_t unique;
+		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
-		 * kernel refusing that reply only. */
-		if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
+		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
+		if (unique == 0)
+			fuse_notify_queue(from_host, len);
+		else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
 			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
 		memmove(from_host, from_host + len, from_host_len - len);
 		from_host_len -= len;
@@ -245,6 +251,8 @@ void fuse_setup(void)
 		logmsg("fuse: mount: %s", strerror(errno));
 		goto fail;
 	}
+	if (fuse_notify_start(fuse_fd) != 0)
+		logmsg("fuse: no invalidation writer: %s", strerror(errno));
 	if (bind_paths(paths, n) != 0)
 		logmsg("fuse: some mounts failed");
 	return;

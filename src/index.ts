@@ -12,6 +12,7 @@ export type {
   OutputChunk,
   SandboxEvent,
   ExecEventInfo,
+  NetworkEventInfo,
   FileInfo,
 } from "./sandbox/index.js";
 export type {
@@ -20,7 +21,21 @@ export type {
   AccelChoice,
   MountConfig,
   MountType,
+  SecretOption,
+  NetworkHookRule,
 } from "./config/index.js";
+// Network hooks: the shapes of rules, callbacks and what they return.
+export type {
+  HookRule,
+  RequestHookRule,
+  ResponseHookRule,
+  RequestHookContext,
+  RequestHookResult,
+  ResponseHookContext,
+  ResponseHookResult,
+  BodyReplacement,
+  DirectResponse,
+} from "./net/http-policy/index.js";
 // Filesystems served to the guest: write your own provider against VfsProvider.
 export {
   MemoryProvider,
@@ -40,6 +55,12 @@ export type {
   VfsSetattr,
   VfsStatfs,
   RenameMode,
+  FileHookRule,
+  FileHookVerdict,
+  FileOp,
+  FileOpInfo,
+  FileEventInfo,
+  FileErrnoName,
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";

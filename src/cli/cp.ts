@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { RemoteSandbox } from "../supervisor/index.js";
+import { copyTreeIn, copyTreeOut } from "./cp-tree.js";
 
 interface Location {
   id?: string;
@@ -31,7 +32,9 @@ function parseLocation(text: string): Location {
 
 export function cpCommand(): Command {
   return new Command("cp")
-    .description("copy a file between the host and a running sandbox")
+    .description(
+      "copy a file or directory between the host and a running sandbox (mounted paths too)",
+    )
     .usage("SRC DEST   (one of them ID:/path; - is stdin or stdout)")
     .argument("<src>")
     .argument("<dest>")
@@ -47,6 +50,13 @@ export function cpCommand(): Command {
         let target = dest.path;
         if (target.endsWith("/") && src.path !== "-")
           target = posix.join(target, basename(src.path));
+        if (src.path !== "-" && statSync(src.path).isDirectory()) {
+          // Into an existing directory, like cp -r: DEST/basename(SRC).
+          const existing = await sandbox.stat(target).catch(() => undefined);
+          if (existing?.isDir) target = posix.join(target, basename(src.path));
+          await copyTreeIn(sandbox, src.path, target);
+          return;
+        }
         const mode =
           flags.mode !== undefined
             ? Number.parseInt(flags.mode, 8)
@@ -61,6 +71,11 @@ export function cpCommand(): Command {
       let destPath = dest.path;
       if (destPath !== "-" && existsSync(destPath) && statSync(destPath).isDirectory()) {
         destPath = join(destPath, posix.basename(src.path));
+      }
+      const source = destPath === "-" ? undefined : await sandbox.stat(src.path);
+      if (source?.isDir) {
+        await copyTreeOut(sandbox, src.path, destPath, source.mode);
+        return;
       }
       if (destPath === "-") {
         await pipeline(sandbox.readFileStream(src.path), process.stdout, { end: false });

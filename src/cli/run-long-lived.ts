@@ -16,7 +16,11 @@ import {
   SUPERVISOR_FLAG,
   SUPERVISOR_LOG_ENV,
 } from "../supervisor/index.js";
+
+/** Tells a supervisor that `run -d` writes the secrets to its stdin. */
+const SECRETS_STDIN_FLAG = "--secrets-stdin";
 import { collect } from "./flags.js";
+import { withoutSecretArgs } from "./intercept-flags.js";
 import { parsePublish } from "./publish.js";
 
 export interface LongLivedFlags {
@@ -26,6 +30,9 @@ export interface LongLivedFlags {
   address: string[];
   gracefulShutdown?: number;
   supervisor?: boolean;
+  /** Hidden: the supervisor reads its secrets from stdin (never from argv). */
+  secretsStdin?: boolean;
+  events?: string;
   interactive?: boolean;
   tty?: boolean;
 }
@@ -63,7 +70,8 @@ export function addLongLivedOptions(cmd: Command): void {
       "on stop, give running commands this long after SIGTERM (e.g. 10s; default 0)",
       (v: string) => parseDurationSeconds(v, "--graceful-shutdown"),
     )
-    .addOption(new Option(SUPERVISOR_FLAG).hideHelp());
+    .addOption(new Option(SUPERVISOR_FLAG).hideHelp())
+    .addOption(new Option(SECRETS_STDIN_FLAG).hideHelp());
 }
 
 export function isLongLived(flags: LongLivedFlags): boolean {
@@ -80,7 +88,14 @@ export async function runLongLived(
   }
   const ports = parsePublish(flags.publish, flags.address);
   if (flags.detach && !flags.supervisor) {
-    const id = await startDetached(process.argv.slice(process.argv.indexOf("run") + 1));
+    // Secrets travel on a pipe: a supervisor's argv is visible to every user (ps), and the
+    // state record and logs must never hold them.
+    const secrets = options.secrets ?? {};
+    const hasSecrets = Object.keys(secrets).length > 0;
+    const id = await startDetached(
+      withoutSecretArgs(process.argv.slice(process.argv.indexOf("run") + 1)),
+      hasSecrets ? { flags: [SECRETS_STDIN_FLAG], stdin: JSON.stringify(secrets) } : {},
+    );
     process.stdout.write(`${id}\n`);
     return 0;
   }
@@ -90,6 +105,7 @@ export async function runLongLived(
     command,
     ports,
     gracefulShutdownMs,
+    ...(flags.events !== undefined ? { eventsPath: flags.events } : {}),
     ...(flags.supervisor ? {} : { echo: { stdout: process.stdout, stderr: process.stderr } }),
     onReady: (record) => {
       if (flags.supervisor) {

@@ -6,11 +6,19 @@ import {
   ENV_DEFAULT_IMAGE,
   mergeEnv,
   type SandboxOptions,
+  type SecretOption,
 } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
+import {
+  addInterceptOptions,
+  interceptSandboxOptions,
+  parseSecretFlags,
+  type InterceptFlags,
+} from "./intercept-flags.js";
+import { writeEventsFile } from "../sandbox/events-file.js";
 import { addVolumeOptions, volumeSandboxOptions, type VolumeFlags } from "./volume-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
@@ -27,7 +35,7 @@ import {
   type LongLivedFlags,
 } from "./run-long-lived.js";
 
-interface RunFlags extends NetworkFlags, VolumeFlags {
+interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags {
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
   image?: string;
@@ -97,18 +105,35 @@ export function runCommand(): Command {
   addLongLivedOptions(cmd);
   addImageOptions(cmd);
   addNetworkOptions(cmd);
+  addInterceptOptions(cmd);
   addVolumeOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
-      process.exitCode = await runLongLived(argv, flags, sandboxOptions(flags));
+      // A detached supervisor gets the secrets on stdin from the `run -d` that started it.
+      const secrets = flags.secretsStdin
+        ? await readSecretsFromStdin()
+        : parseSecretFlags(flags.secret ?? []);
+      process.exitCode = await runLongLived(argv, flags, sandboxOptions(flags, secrets));
       return;
     }
     process.exitCode = await run(command, flags);
   });
 }
 
-function sandboxOptions(flags: RunFlags): SandboxOptions {
+/** What `run -d` wrote to the supervisor's stdin: `{ NAME: { value, hosts } }` as JSON. */
+async function readSecretsFromStdin(): Promise<Record<string, SecretOption>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  try {
+    return JSON.parse(text) as Record<string, SecretOption>;
+  } catch {
+    throw new ErrInvalidConfig("secrets from the starting process were not valid JSON");
+  }
+}
+
+function sandboxOptions(flags: RunFlags, secrets?: Record<string, SecretOption>): SandboxOptions {
   return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
@@ -123,6 +148,7 @@ function sandboxOptions(flags: RunFlags): SandboxOptions {
     privileged: flags.privileged === true,
     ...(flags.snapshot === false ? { snapshot: false } : {}),
     ...networkSandboxOptions(flags),
+    ...interceptSandboxOptions(flags, secrets),
     ...volumeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
@@ -140,6 +166,8 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   }
   await prepareRunImage(flags);
   const sandbox = await Sandbox.create(sandboxOptions(flags));
+  const eventsWritten =
+    flags.events !== undefined ? writeEventsFile(sandbox.events(), flags.events) : undefined;
   try {
     const proc = sandbox.spawn(
       runArgv(sandbox.image, command, flags.entrypoint),
@@ -157,6 +185,7 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     throw err;
   } finally {
     await sandbox.close();
+    await eventsWritten;
   }
 }
 

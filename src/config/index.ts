@@ -3,7 +3,15 @@
  * the parsers the CLI shares with it (env flags and files, numeric flags, durations) and the
  * command helpers (Docker ENTRYPOINT/CMD composition, POSIX shell quoting).
  */
-export type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+export type {
+  AccelChoice,
+  ResolvedSandboxConfig,
+  ResolvedSecret,
+  SandboxOptions,
+  SecretOption,
+} from "./options.js";
+export type { NetworkHookRule } from "./hook-rule.js";
+export { SECRET_NAME_RE } from "./intercept-checks.js";
 export { resolveSandboxOptions } from "./resolve.js";
 export {
   DEFAULT_CPUS,

@@ -1,30 +1,18 @@
-import { isIPv4 } from "node:net";
 import { ErrInvalidConfig } from "../errors.js";
 import { checkBoolean } from "./field-checks.js";
 import type { ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import {
+  anyInterceptOption,
+  checkInterceptOptions,
+  checkNameToIpv4,
+  type InterceptFields,
+} from "./intercept-checks.js";
 
 type NetworkFields = Pick<
   ResolvedSandboxConfig,
   "noNetwork" | "allowPrivateHosts" | "resolveOverrides"
->;
-
-const NAME_RE =
-  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
-
-function checkResolveOverrides(value: unknown): Record<string, string> {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new ErrInvalidConfig("resolveOverrides must be an object of name -> IPv4 address");
-  const out: Record<string, string> = {};
-  for (const [rawName, ip] of Object.entries(value)) {
-    const name = rawName.toLowerCase().replace(/\.$/, "");
-    if (!NAME_RE.test(name))
-      throw new ErrInvalidConfig(`resolveOverrides: ${JSON.stringify(rawName)} is not a host name`);
-    if (typeof ip !== "string" || !isIPv4(ip))
-      throw new ErrInvalidConfig(`resolveOverrides: ${name} must map to an IPv4 address`);
-    out[name] = ip;
-  }
-  return out;
-}
+> &
+  InterceptFields;
 
 /** The network fields of the resolved config; policy options with `noNetwork` are an error. */
 export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
@@ -35,8 +23,19 @@ export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
       ? false
       : checkBoolean("allowPrivateHosts", opts.allowPrivateHosts);
   const resolveOverrides =
-    opts.resolveOverrides === undefined ? {} : checkResolveOverrides(opts.resolveOverrides);
-  if (noNetwork && (allowPrivateHosts || Object.keys(resolveOverrides).length > 0))
+    opts.resolveOverrides === undefined
+      ? {}
+      : checkNameToIpv4("resolveOverrides", opts.resolveOverrides);
+  const intercept = checkInterceptOptions(opts);
+  if (
+    noNetwork &&
+    (allowPrivateHosts || Object.keys(resolveOverrides).length > 0 || anyInterceptOption(intercept))
+  )
     throw new ErrInvalidConfig("noNetwork cannot be combined with network policy options");
-  return { noNetwork, allowPrivateHosts, resolveOverrides: Object.freeze(resolveOverrides) };
+  return {
+    noNetwork,
+    allowPrivateHosts,
+    resolveOverrides: Object.freeze(resolveOverrides),
+    ...intercept,
+  };
 }

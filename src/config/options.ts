@@ -4,7 +4,19 @@
  * `resolveSandboxOptions`.
  */
 
+import type { FileHookRule } from "../vfs/hooks/types.js";
 import type { MountConfig } from "./volumes.js";
+import type { NetworkHookRule } from "./hook-rule.js";
+
+/** One credential the guest never sees: it gets a placeholder, the host swaps it in. */
+export interface SecretOption {
+  /** The real value; never written to state files, logs, events or errors. */
+  value: string;
+  /** Host globs (as in `allowedHosts`) the value may be sent to; at least one. */
+  hosts: string[];
+  /** Also replace the placeholder in the URL query (default: request headers only). */
+  inQuery?: boolean;
+}
 
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
 export type AccelChoice = "auto" | "kvm" | "tcg";
@@ -89,6 +101,52 @@ export interface SandboxOptions {
    * per-sandbox copy-on-write layer and never change the host. See `-v` for the CLI form.
    */
   mounts?: Record<string, MountConfig>;
+  /**
+   * Rules run on every operation on `mounts`, by op and guest path glob: allow, block with an
+   * errno, rewrite writes, or call your code before (may veto, fails closed) or after
+   * (observes). Evaluated in order; the first `allow`/`block` that matches ends it. They also
+   * apply to the SDK file methods on mounted paths. See docs/FILESYSTEM.md.
+   * @example [{ ops: ["unlink", "rmdir"], path: "/workspace/**", action: "block" }]
+   */
+  fileHooks?: FileHookRule[];
+  /**
+   * Intercept mode's host allowlist: globs (`*.example.com`, `example.*`, `*`), exact names or
+   * IPv4 addresses, each with an optional `:port`. Case-insensitive. Reference semantics: an
+   * empty list allows every host (see `denyAllHosts`). Giving any entry turns interception on.
+   */
+  allowedHosts?: string[];
+  /** Intercept mode, starting with every host denied until `allowHosts()` adds some. */
+  denyAllHosts?: boolean;
+  /**
+   * Force intercept mode (TLS terminated by the host, HTTP checked and forwarded, other TCP
+   * refused) even without an allowlist, secrets or hooks, e.g. to change the allowlist later.
+   */
+  networkIntercept?: boolean;
+  /**
+   * Secrets by environment variable name: every command gets `NAME=<placeholder>`, and the host
+   * replaces the placeholder with the value in requests to the secret's hosts only; a
+   * placeholder headed anywhere else blocks the request. The hosts join the allowlist.
+   */
+  secrets?: Record<string, SecretOption>;
+  /** HTTP hook rules and callbacks, applied in order (intercept mode). */
+  networkHooks?: readonly NetworkHookRule[];
+  /** A JS/TS module (host path) exporting hooks, loaded on the host when the sandbox starts. */
+  policyScript?: string;
+  /** Extra guest `/etc/hosts` lines: name -> IPv4 address. */
+  addHosts?: Record<string, string>;
+  /** DNS servers (`IPv4` or `IPv4:port`) the host asks for the guest's lookups, instead of its resolver. */
+  dnsServers?: string[];
+  /** PEM files of extra CAs trusted for upstream TLS (intercept mode), besides the system's. */
+  upstreamCa?: string[];
+  /** Raw-TCP rules `host:port` (globs allowed) passed through in intercept mode. */
+  allowTcp?: string[];
+}
+
+/** A secret as the resolved config keeps it: everything but the value. */
+export interface ResolvedSecret {
+  readonly name: string;
+  readonly hosts: readonly string[];
+  readonly inQuery: boolean;
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */
@@ -118,4 +176,20 @@ export interface ResolvedSandboxConfig {
   readonly allowPrivateHosts: boolean;
   /** Lower-case names. */
   readonly resolveOverrides: Readonly<Record<string, string>>;
+  /** True when the network goes through the intercepting proxy (see `networkIntercept`). */
+  readonly networkIntercept: boolean;
+  /** The user's entries followed by every secret's hosts, without duplicates. */
+  readonly allowedHosts: readonly string[];
+  readonly denyAllHosts: boolean;
+  /** Names and hosts only: the values stay with the caller's options. */
+  readonly secrets: readonly ResolvedSecret[];
+  readonly networkHookCount: number;
+  /** Absolute path. */
+  readonly policyScript: string | undefined;
+  /** Lower-case names. */
+  readonly addHosts: Readonly<Record<string, string>>;
+  readonly dnsServers: readonly string[];
+  /** Absolute paths. */
+  readonly upstreamCa: readonly string[];
+  readonly allowTcp: readonly string[];
 }

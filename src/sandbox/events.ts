@@ -1,9 +1,15 @@
 /**
- * The sandbox's event stream. Exec events today; network and file events join the same stream.
+ * The sandbox's event stream: exec, lifecycle, network events (one per HTTP request or raw
+ * TCP connection in intercept mode) and file events (operations on mounts).
  * Each `events()` iterator gets every event emitted after it was created. A slow consumer's
  * backlog is bounded: past `maxBacklog` the oldest events are dropped and counted, so an
  * iterator nobody reads cannot grow host memory without bound.
  */
+import type { NetworkEventInfo } from "../net/intercept/contract.js";
+import type { FileEventInfo } from "../vfs/index.js";
+
+export type { NetworkEventInfo };
+
 export interface ExecEventInfo {
   command: string[];
   exitCode: number;
@@ -12,6 +18,10 @@ export interface ExecEventInfo {
 
 export type SandboxEvent =
   | { type: "exec"; timestamp: Date; exec: ExecEventInfo }
+  /** One HTTP request or raw TCP connection in intercept mode. */
+  | { type: "network"; timestamp: Date; network: NetworkEventInfo }
+  /** One operation on a mount (reads and writes: totals per open handle, at close). */
+  | { type: "file"; timestamp: Date; file: FileEventInfo }
   | {
       type: "lifecycle";
       timestamp: Date;

@@ -6,6 +6,8 @@ export interface ExecEnvLayers {
   image?: Readonly<Record<string, string>>;
   /** The sandbox-wide env from create options. */
   sandbox?: Readonly<Record<string, string>>;
+  /** Set by the network (CA variables, secret placeholders): over the image's and sandbox's. */
+  network?: Readonly<Record<string, string>>;
   /** Per-command env (highest precedence). */
   command?: Readonly<Record<string, string>>;
   hostname: string;
@@ -23,6 +25,7 @@ export function composeExecEnv(layers: ExecEnvLayers): string[] {
     ...(layers.tty ? { TERM: "xterm-256color" } : {}),
     ...layers.image,
     ...layers.sandbox,
+    ...layers.network,
     ...layers.command,
   };
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);

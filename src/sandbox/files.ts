@@ -15,6 +15,7 @@ import {
   type StatInfo,
 } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
+import { NeedsAgent, type MountFiles } from "./mount-files.js";
 
 /** A guest file's metadata, as `listFiles` and `stat` report it. */
 export interface FileInfo {
@@ -60,12 +61,38 @@ function guestPath(path: string): string {
 
 type FileData = string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>;
 
-/** File operations on any guest path, through the guest agent. */
+/**
+ * File operations on any guest path: paths under a mount are served by the host provider
+ * directly (see mount-files.ts), every other path through the guest agent.
+ */
 export class SandboxFiles {
   constructor(
     private readonly channel: Channel,
     private readonly ensureRunning: () => void,
+    private readonly mounts: () => MountFiles | undefined = () => undefined,
   ) {}
+
+  /** The mount serving `path`, if any; otherwise the agent does. */
+  private mounted(path: string): MountFiles | undefined {
+    const mounts = this.mounts();
+    return mounts?.serves(path) ? mounts : undefined;
+  }
+
+  /** Runs `direct` on the mount, or `viaAgent` when no mount serves the path or a symlink is in the way. */
+  private async route<T>(
+    path: string,
+    direct: (mounts: MountFiles) => Promise<T>,
+    viaAgent: () => Promise<T>,
+  ): Promise<T> {
+    const mounts = this.mounted(path);
+    if (mounts === undefined) return viaAgent();
+    try {
+      return await direct(mounts);
+    } catch (err) {
+      if (err instanceof NeedsAgent) return viaAgent();
+      throw err;
+    }
+  }
 
   async writeFile(
     path: string,
@@ -79,13 +106,20 @@ export class SandboxFiles {
         : data instanceof Uint8Array
           ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
           : data;
-    await this.channel.writeFile({ path: guestPath(path), ...options }, body);
+    const target = guestPath(path);
+    await this.route(
+      target,
+      (mounts) => mounts.writeFile(target, body, options),
+      () => this.channel.writeFile({ path: target, ...options }, body),
+    );
   }
 
   /** Streams a guest file; errors (missing file, not a regular file) arrive as stream errors. */
   readFileStream(path: string): Readable {
     this.ensureRunning();
-    return this.channel.readFile(guestPath(path));
+    const target = guestPath(path);
+    const viaAgent = (): Readable => this.channel.readFile(target);
+    return this.mounted(target)?.readFileStream(target, viaAgent) ?? viaAgent();
   }
 
   async readFile(path: string): Promise<Buffer> {
@@ -96,39 +130,70 @@ export class SandboxFiles {
 
   async list(path: string): Promise<FileInfo[]> {
     this.ensureRunning();
-    const reply = await this.channel.request(FrameType.FileList, [
-      field.string(FileListTag.Path, guestPath(path)),
-    ]);
-    return reply
-      .all(FileListOkTag.Entry)
-      .map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
+    const target = guestPath(path);
+    return this.route(
+      target,
+      (mounts) => mounts.list(target),
+      async () => {
+        const reply = await this.channel.request(FrameType.FileList, [
+          field.string(FileListTag.Path, target),
+        ]);
+        return reply
+          .all(FileListOkTag.Entry)
+          .map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
+      },
+    );
   }
 
   /** Metadata of one path; symlinks are followed unless `followSymlinks` is false. */
   async stat(path: string, options: { followSymlinks?: boolean } = {}): Promise<FileInfo> {
     this.ensureRunning();
-    const reply = await this.channel.request(FrameType.FileStat, [
-      field.string(FileStatTag.Path, guestPath(path)),
-      field.u8(FileStatTag.Follow, options.followSymlinks === false ? 0 : 1),
-    ]);
-    return toFileInfo(decodeStat(reply));
+    const target = guestPath(path);
+    const follow = options.followSymlinks !== false;
+    return this.route(
+      target,
+      (mounts) => mounts.stat(target, follow),
+      async () => {
+        const reply = await this.channel.request(FrameType.FileStat, [
+          field.string(FileStatTag.Path, target),
+          field.u8(FileStatTag.Follow, follow ? 1 : 0),
+        ]);
+        return toFileInfo(decodeStat(reply));
+      },
+    );
   }
 
   /** `mkdir -p`: parents are created; an existing directory is fine. */
   async mkdir(path: string, options: { mode?: number } = {}): Promise<void> {
     this.ensureRunning();
-    await this.channel.request(FrameType.Mkdir, [
-      field.string(MkdirTag.Path, guestPath(path)),
-      field.u32(MkdirTag.Mode, options.mode ?? 0o755),
-    ]);
+    const target = guestPath(path);
+    const mode = options.mode ?? 0o755;
+    await this.route(
+      target,
+      (mounts) => mounts.mkdir(target, mode),
+      async () => {
+        await this.channel.request(FrameType.Mkdir, [
+          field.string(MkdirTag.Path, target),
+          field.u32(MkdirTag.Mode, mode),
+        ]);
+      },
+    );
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
     this.ensureRunning();
-    await this.channel.request(FrameType.Remove, [
-      field.string(RemoveTag.Path, guestPath(path)),
-      field.u8(RemoveTag.Recursive, options.recursive ? 1 : 0),
-    ]);
+    const target = guestPath(path);
+    const recursive = options.recursive === true;
+    await this.route(
+      target,
+      (mounts) => mounts.remove(target, recursive),
+      async () => {
+        await this.channel.request(FrameType.Remove, [
+          field.string(RemoveTag.Path, target),
+          field.u8(RemoveTag.Recursive, recursive ? 1 : 0),
+        ]);
+      },
+    );
   }
 
   /** A no-op round trip to the agent (liveness, latency). */

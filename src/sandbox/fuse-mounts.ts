@@ -6,7 +6,7 @@
  */
 import { stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
@@ -17,8 +17,14 @@ import {
   ReadOnlyProvider,
   RouterProvider,
   openHostOverlay,
+  HookedProvider,
+  compileFileHooks,
+  type FileEventInfo,
+  type FileHookRule,
   type VfsProvider,
 } from "../vfs/index.js";
+import { HostTreeWatcher } from "./host-watch.js";
+import { MountFiles } from "./mount-files.js";
 
 export const FUSE_PORT_NAME = "wheellock.fuse";
 
@@ -78,21 +84,63 @@ async function providerFor(
   return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
 }
 
+/** Hooks and events for every mount (see src/vfs/hooks). */
+export interface MountHooks {
+  readonly fileHooks?: readonly FileHookRule[];
+  readonly onFileEvent?: (event: FileEventInfo) => void;
+}
+
+/**
+ * Host directories can change behind the guest's back: watch them and invalidate what the
+ * guest cached. Watching starts in the background; until it is done (or where the watch
+ * bound stops it), the cache timeouts alone apply.
+ */
+function watchHostDirs(
+  mounts: Readonly<Record<string, MountConfig>>,
+  guestPaths: readonly string[],
+  invalidate: (guestPath: string) => void,
+): HostTreeWatcher[] {
+  const watchers: HostTreeWatcher[] = [];
+  for (const [i, key] of Object.keys(mounts).entries()) {
+    const mount = mounts[key]!;
+    if ((mount.type !== "host_fs" && mount.type !== "overlay") || mount.hostPath === undefined) {
+      continue;
+    }
+    const guestRoot = guestPaths[i]!;
+    const watcher = new HostTreeWatcher(mount.hostPath, (relative) =>
+      invalidate(relative === "" ? guestRoot : posix.join(guestRoot, relative)),
+    );
+    void watcher.start().catch(() => undefined);
+    watchers.push(watcher);
+  }
+  return watchers;
+}
+
 export class FuseMounts {
+  /** The file methods for paths under these mounts, served without the guest agent. */
+  readonly files: MountFiles;
+
   private constructor(
     private readonly listener: Server,
     private readonly server: FuseServer,
     readonly socketPath: string,
     readonly guestPaths: string[],
-  ) {}
+    provider: VfsProvider,
+    private readonly watchers: HostTreeWatcher[],
+  ) {
+    this.files = new MountFiles(provider, guestPaths, (path) => server.invalidate(path));
+  }
 
   /** Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it). */
   static async open(
     runDir: string,
     mounts: Readonly<Record<string, MountConfig>>,
     onError: (err: Error) => void,
+    hooks: MountHooks = {},
   ): Promise<FuseMounts> {
     const guestPaths = Object.keys(mounts).map(validateGuestMount);
+    // Rules are checked before anything is built: a bad rule is a config error, nothing leaks.
+    compileFileHooks(hooks.fileHooks);
     const providers = new Map<string, VfsProvider>();
     try {
       for (const path of guestPaths) {
@@ -102,7 +150,12 @@ export class FuseMounts {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
       throw err;
     }
-    const server = new FuseServer({ provider: new RouterProvider(providers), onError });
+    const provider = new HookedProvider(
+      new RouterProvider(providers),
+      hooks.fileHooks,
+      hooks.onFileEvent,
+    );
+    const server = new FuseServer({ provider, onError });
     const socketPath = join(runDir, "fuse.sock");
     const listener = createServer((socket) => {
       // Only QEMU connects, once; nothing else may attach to the guest's filesystem.
@@ -113,7 +166,8 @@ export class FuseMounts {
       listener.once("error", reject);
       listener.listen(socketPath, resolve);
     });
-    return new FuseMounts(listener, server, socketPath, guestPaths);
+    const watchers = watchHostDirs(mounts, guestPaths, (path) => server.invalidate(path));
+    return new FuseMounts(listener, server, socketPath, guestPaths, provider, watchers);
   }
 
   get rawPort(): { name: string; socketPath: string } {
@@ -126,6 +180,7 @@ export class FuseMounts {
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */
   async close(): Promise<void> {
+    for (const watcher of this.watchers) watcher.close();
     this.listener.close();
     await this.server.close();
   }

@@ -1,10 +1,14 @@
+import { promises as dnsPromises } from "node:dns";
 import {
+  EgressPolicy,
   formatIpv4,
   OpenUpstream,
   type LinkAddressing,
   type NetworkLinkOptions,
 } from "../net/index.js";
-import type { ResolvedSandboxConfig } from "../config/index.js";
+import type { NetworkEventInfo } from "../net/intercept/contract.js";
+import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
+import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
 
 /**
  * Kernel command-line words the guest agent reads to configure eth0: address/prefix, gateway
@@ -17,13 +21,80 @@ export function guestNetworkArgs(a: LinkAddressing): string[] {
   ];
 }
 
-/** Open mode (no allowlist yet): public destinations relayed, private ones per the config. */
-export function networkOptions(config: ResolvedSandboxConfig): NetworkLinkOptions | undefined {
-  if (config.noNetwork) return undefined;
+/** Everything one sandbox's network needs, decided before the VM starts. */
+export interface SandboxNetwork {
+  /** Undefined with `noNetwork`: no NIC at all. */
+  link: NetworkLinkOptions | undefined;
+  /** Intercept mode only: the allowlist that `allowHosts`/`disallowHosts` change. */
+  egress: EgressPolicy | undefined;
+  /** For every command (CA variables, secret placeholders), over the image's and config's. */
+  execEnv: Readonly<Record<string, string>>;
+  guestSetup: GuestNetworkSetup;
+  /** Releases what outlives the link (the proxy's keep-alive upstream connections). */
+  close(): void;
+}
+
+/** A resolver that asks only `servers`; undefined means the host's own (getaddrinfo). */
+export function resolverFor(
+  servers: readonly string[],
+): ((name: string) => Promise<string[]>) | undefined {
+  if (servers.length === 0) return undefined;
+  const resolver = new dnsPromises.Resolver({ timeout: 3000, tries: 2 });
+  resolver.setServers([...servers]);
+  return (name) => resolver.resolve4(name);
+}
+
+/**
+ * Open mode (no policy options): public destinations relayed, private ones per the config.
+ * Intercept mode: the proxy with the user's allowlist, the local CA and the HTTP policy.
+ */
+export async function prepareNetwork(
+  config: ResolvedSandboxConfig,
+  options: SandboxOptions,
+  onEvent: (event: NetworkEventInfo) => void,
+): Promise<SandboxNetwork> {
+  const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
+  const nothing = (): void => undefined;
+  if (config.noNetwork)
+    return { link: undefined, egress: undefined, execEnv: {}, guestSetup, close: nothing };
+  const resolve4 = resolverFor(config.dnsServers);
+  const resolveOverrides = new Map(Object.entries(config.resolveOverrides));
+  if (!config.networkIntercept) {
+    return {
+      link: {
+        upstream: new OpenUpstream({
+          allowPrivateHosts: config.allowPrivateHosts,
+          resolveOverrides,
+          ...(resolve4 ? { resolve4 } : {}),
+        }),
+      },
+      egress: undefined,
+      execEnv: {},
+      guestSetup,
+      close: nothing,
+    };
+  }
+  const egress = new EgressPolicy({
+    allowedHosts: config.allowedHosts,
+    denyWhenEmpty: config.denyAllHosts,
+    allowPrivateHosts: config.allowPrivateHosts,
+  });
+  // Loaded only when needed: the proxy, TLS and policy code (and tsx for policy scripts) cost
+  // start-up time that open-mode sandboxes should not pay.
+  const { createInterceptUpstream } = await import("./intercept.js");
+  const intercept = await createInterceptUpstream({
+    config,
+    options,
+    egress,
+    resolveOverrides,
+    ...(resolve4 ? { resolve4 } : {}),
+    onEvent,
+  });
   return {
-    upstream: new OpenUpstream({
-      allowPrivateHosts: config.allowPrivateHosts,
-      resolveOverrides: new Map(Object.entries(config.resolveOverrides)),
-    }),
+    link: { upstream: intercept.upstream },
+    egress,
+    execEnv: { ...caEnv(), ...intercept.placeholders },
+    guestSetup: { ...guestSetup, caPem: intercept.caPem },
+    close: () => intercept.close(),
   };
 }

@@ -7,7 +7,7 @@ import {
   type ResolvedSandboxConfig,
   type SandboxOptions,
 } from "../config/index.js";
-import { ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
+import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
@@ -15,7 +15,8 @@ import type { BootRequest } from "./boot.js";
 import { configureGuest } from "./guest-config.js";
 import { snapshotKeyFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
-import { networkOptions } from "./network.js";
+import { prepareNetwork, type SandboxNetwork } from "./network.js";
+import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { EventHub, type SandboxEvent } from "./events.js";
 import { commandArgv, composeExecEnv } from "./exec-env.js";
 import { ExecProcess } from "./exec-process.js";
@@ -26,6 +27,7 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { compileFileHooks } from "../vfs/index.js";
 import { SandboxPool, type PoolOptions } from "./pool.js";
 
 export interface SpawnOptions {
@@ -61,12 +63,14 @@ export class Sandbox implements AsyncDisposable {
   private restored = false;
   readonly files: SandboxFiles;
 
-  private readonly events_ = new EventHub();
+  /** Exec, lifecycle and file events (file events begin with the mounts, before boot). */
+  private readonly events_: EventHub;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
   /** The FUSE server behind `options.mounts`; closed (overlay layers dropped) on shutdown. */
   private mounts: FuseMounts | undefined;
+  private network: SandboxNetwork | undefined;
 
   private constructor(
     config: ResolvedSandboxConfig,
@@ -78,12 +82,18 @@ export class Sandbox implements AsyncDisposable {
     private readonly unregisterExitCleanup: () => void,
     /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
     readonly image: ImageSelection,
+    events: EventHub,
   ) {
+    this.events_ = events;
     this.id = config.id;
     this.config = config;
     this.accel = accel;
     this.bootMs = bootMs;
-    this.files = new SandboxFiles(channel, () => this.ensureRunning());
+    this.files = new SandboxFiles(
+      channel,
+      () => this.ensureRunning(),
+      () => this.mounts?.files,
+    );
   }
 
   /**
@@ -103,23 +113,38 @@ export class Sandbox implements AsyncDisposable {
     } = {},
   ): Promise<Sandbox> {
     const config = resolveSandboxOptions(options, undefined, undefined, internal.id);
+    compileFileHooks(options.fileHooks);
     const image = await resolveImage(config.image);
     const root = runDir();
     sweepStaleRunDirs(root);
     const assets = await prepareAssets({ kernel: config.kernel, log: () => undefined });
     const accel = detectAccel(config.accel);
+    let sandbox: Sandbox | undefined;
+    // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
+    const network = await prepareNetwork(config, options, (info) =>
+      sandbox?.events_.emit({ type: "network", timestamp: new Date(), network: info }),
+    );
     const dir = createRunDir(root, config.id);
     let qemuPid: number | undefined;
     const unregister = onProcessExit(() => {
       if (qemuPid !== undefined) process.kill(qemuPid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     });
-    let sandbox: Sandbox | undefined;
     let mounts: FuseMounts | undefined;
+    const events = new EventHub();
     try {
       if (options.mounts !== undefined && Object.keys(options.mounts).length > 0) {
-        mounts = await FuseMounts.open(dir, options.mounts, (err) =>
-          sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`)),
+        mounts = await FuseMounts.open(
+          dir,
+          options.mounts,
+          (err) =>
+            sandbox?.fail(
+              new ErrVMNotRunning(`sandbox ${config.id} mounts failed: ${err.message}`),
+            ),
+          {
+            ...(options.fileHooks !== undefined ? { fileHooks: options.fileHooks } : {}),
+            onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+          },
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
@@ -138,7 +163,7 @@ export class Sandbox implements AsyncDisposable {
         upperDiskPath: join(dir, "upper.ext4"),
         ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
-        network: networkOptions(config),
+        network: network.link,
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
         configureGuest: (channel) => configureGuest(channel, config.hostname),
         onFatal: (err) =>
@@ -161,17 +186,21 @@ export class Sandbox implements AsyncDisposable {
         dir,
         unregister,
         image,
+        events,
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
+      sandbox.network = network;
       // A restore configured the guest as its first request (BootRequest.configureGuest).
       if (!vm.restored) await configureGuest(vm.channel, config.hostname);
+      await sandbox.applyNetworkSetup();
       sandbox.watch();
       if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
     } catch (err) {
       if (sandbox) await sandbox.close();
       else {
+        network.close();
         await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
@@ -225,6 +254,7 @@ export class Sandbox implements AsyncDisposable {
       env: composeExecEnv({
         image: this.image.env,
         sandbox: this.config.env,
+        network: this.network?.execEnv,
         command: options.env,
         hostname: this.config.hostname,
         tty: tty !== undefined,
@@ -276,6 +306,47 @@ export class Sandbox implements AsyncDisposable {
     return this.channel.forwardPort(port);
   }
 
+  /**
+   * Adds entries to the intercept-mode host allowlist (same syntax as `allowedHosts`); new
+   * connections and requests see them at once. Returns the entries that were not there yet.
+   * Throws ErrInvalidConfig on an open-mode sandbox, which has no allowlist to change.
+   */
+  allowHosts(...hosts: string[]): string[] {
+    const list = this.allowlist();
+    const before = new Set(list.entries.map((e) => e.toLowerCase()));
+    list.add(hosts);
+    return list.entries.filter((e) => !before.has(e.toLowerCase()));
+  }
+
+  /** Removes allowlist entries (exact text, case-insensitive); returns those it removed. */
+  disallowHosts(...hosts: string[]): string[] {
+    const list = this.allowlist();
+    const before = list.entries;
+    list.remove(hosts);
+    const after = new Set(list.entries);
+    return before.filter((e) => !after.has(e));
+  }
+
+  /** The allowlist now; empty means every host (unless started with `denyAllHosts`). */
+  get allowedHosts(): string[] {
+    return this.network?.egress?.allowlist.entries ?? [];
+  }
+
+  /** True when the network goes through the intercepting proxy (allowlist, TLS, secrets). */
+  get intercepting(): boolean {
+    return this.network?.egress !== undefined;
+  }
+
+  private allowlist() {
+    this.ensureRunning();
+    const egress = this.network?.egress;
+    if (!egress)
+      throw new ErrInvalidConfig(
+        `sandbox ${this.id} was started without network interception: no allowlist to change`,
+      );
+    return egress.allowlist;
+  }
+
   /** Network, file and exec events, from now on, until the sandbox closes. */
   events(): AsyncIterableIterator<SandboxEvent> {
     return this.events_.subscribe();
@@ -298,6 +369,11 @@ export class Sandbox implements AsyncDisposable {
   private ensureRunning(): void {
     if (this.failure) throw this.failure;
     if (this.closing) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
+  }
+
+  /** The CA and `--add-host` lines (after CONFIGURE, which rewrites `/etc/hosts`). */
+  private async applyNetworkSetup(): Promise<void> {
+    if (this.network) await applyGuestNetworkSetup(this.files, this.network.guestSetup);
   }
 
   /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
@@ -345,6 +421,7 @@ export class Sandbox implements AsyncDisposable {
     await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
     await this.mounts?.close();
+    this.network?.close();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();
     this.events_.emit({

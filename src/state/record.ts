@@ -41,6 +41,9 @@ export interface SandboxRecord {
     privileged: boolean;
     accel: string;
     envNames: string[];
+    /** Intercept mode: the allowlist at start (runtime changes are not recorded) and the
+     * names of the secrets; their values are never written anywhere. */
+    network?: { intercept: boolean; allowedHosts: string[]; secretNames: string[] };
     /** On stop, running commands get SIGTERM and this long before the VM is powered off. */
     gracefulShutdownMs?: number;
   };

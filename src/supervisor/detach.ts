@@ -18,15 +18,21 @@ export const SUPERVISOR_LOG_ENV = "WHEELLOCK_SUPERVISOR_LOG";
 /** What the supervisor prints on stdout once the sandbox runs. */
 export const READY_PREFIX = "ready ";
 
-/** `args` are the original `run` arguments (after `run`). */
-export async function startDetached(args: string[]): Promise<string> {
+/**
+ * `args` are the original `run` arguments (after `run`); `extra.flags` are added before the
+ * command's `--`, and `extra.stdin` is written to the supervisor's stdin (then closed), which
+ * is how data that must not appear in its argv (secrets) reaches it.
+ */
+export async function startDetached(
+  args: string[],
+  extra: { flags?: string[]; stdin?: string } = {},
+): Promise<string> {
   const script = process.argv[1];
   if (script === undefined) throw new Error("cannot find the wheellock CLI script to re-run");
   const dash = args.indexOf("--");
+  const added = [SUPERVISOR_FLAG, ...(extra.flags ?? [])];
   const childArgs =
-    dash < 0
-      ? [...args, SUPERVISOR_FLAG]
-      : [...args.slice(0, dash), SUPERVISOR_FLAG, ...args.slice(dash)];
+    dash < 0 ? [...args, ...added] : [...args.slice(0, dash), ...added, ...args.slice(dash)];
   mkdirSync(sandboxesDir(), { recursive: true, mode: 0o700 });
   const errPath = join(
     sandboxesDir(),
@@ -36,9 +42,13 @@ export async function startDetached(args: string[]): Promise<string> {
   try {
     const child = spawn(process.execPath, [...process.execArgv, script, "run", ...childArgs], {
       detached: true,
-      stdio: ["ignore", "pipe", errFd],
+      stdio: [extra.stdin !== undefined ? "pipe" : "ignore", "pipe", errFd],
       env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },
     });
+    if (extra.stdin !== undefined) {
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(extra.stdin);
+    }
     const stdout = child.stdout;
     if (!stdout) throw new Error("supervisor started without a stdout pipe");
     const id = await new Promise<string>((resolve, reject) => {

@@ -5,7 +5,8 @@
  * is killed outright the VM dies with it and readers see the record as crashed.
  */
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
+import { writeEventsFile } from "../sandbox/events-file.js";
 import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
 import { runDir } from "../paths.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
@@ -30,6 +31,8 @@ export interface SuperviseRequest {
   gracefulShutdownMs: number;
   /** The sandbox is running and its record says so. */
   onReady: (record: SandboxRecord) => void;
+  /** Append the sandbox's events here as JSON lines (`--events FILE`). */
+  eventsPath?: string;
   /** Also copy the command's output here (foreground `run --rm=false`). */
   echo?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
 }
@@ -101,7 +104,15 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   record = {
     ...record,
     image: sandbox.config.image,
-    config: { ...record.config, hostname: sandbox.config.hostname },
+    config: {
+      ...record.config,
+      hostname: sandbox.config.hostname,
+      network: {
+        intercept: sandbox.config.networkIntercept,
+        allowedHosts: [...sandbox.config.allowedHosts],
+        secretNames: sandbox.config.secrets.map((s) => s.name),
+      },
+    },
   };
 
   let stopping: Promise<number> | undefined;
@@ -118,6 +129,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
       forwarder.close();
       server.close();
       await sandbox.close();
+      await eventsWritten;
       const why = crash ?? note;
       update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
       return crash ? 1 : 0;
@@ -125,9 +137,24 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
     void stopping.then(finish);
     return stopping;
   };
+  const eventsWritten =
+    req.eventsPath !== undefined
+      ? writeEventsFile(sandbox.events(), resolvePath(req.eventsPath)).catch((err: Error) =>
+          process.stderr.write(`wheellock: --events: ${err.message}\n`),
+        )
+      : undefined;
   const server = await ControlServer.listen(sandbox, controlSocketPath(join(runDir(), id)), {
     onStop: () => void stop(),
     forwardPort: (socket, port) => forwarder.relay(socket, port),
+    ...(sandbox.intercepting
+      ? {
+          allowList: async (action: "add" | "delete", hosts: string[]) => ({
+            changed:
+              action === "add" ? sandbox.allowHosts(...hosts) : sandbox.disallowHosts(...hosts),
+            allowed: sandbox.allowedHosts,
+          }),
+        }
+      : {}),
   });
   void (async () => {
     for await (const event of sandbox.events()) {

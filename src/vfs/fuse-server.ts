@@ -16,6 +16,7 @@ import {
   Opcode,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
+import { Invalidator } from "./fuse-notify.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
 import { BodyReader } from "./fuse-reader.js";
 import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
@@ -55,6 +56,7 @@ export class FuseServer {
   private inFlight = 0;
   private inFlightBytes = 0;
   private stream: Duplex | undefined;
+  private readonly invalidator: Invalidator;
 
   constructor(private readonly options: FuseServerOptions) {
     const timeouts: CacheTimeouts = {
@@ -67,11 +69,20 @@ export class FuseServer {
       handles: new HandleTable(options.maxHandles ?? 4096),
       timeouts,
     };
+    this.invalidator = new Invalidator(this.ctx.inodes, () => this.stream);
   }
 
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
   get counts(): { nodes: number; handles: number; inFlight: number } {
     return { nodes: this.ctx.inodes.size, handles: this.ctx.handles.size, inFlight: this.inFlight };
+  }
+
+  /**
+   * Tells the guest kernel that `path` (in the served tree) changed behind its back, so its
+   * cached name, attributes and pages are dropped now instead of when they time out.
+   */
+  invalidate(path: string): void {
+    if (this.initialized && !this.destroyed) this.invalidator.changed(path);
   }
 
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
@@ -100,7 +111,10 @@ export class FuseServer {
     if (header.opcode === Opcode.INTERRUPT) return undefined; // replies come when the work ends
     const handler = this.ops.get(header.opcode);
     if (handler === undefined) throw new VfsError(Errno.ENOSYS);
-    return handler(this.ctx, header, body);
+    const { provider } = this.ctx;
+    if (provider.forCaller === undefined) return handler(this.ctx, header, body);
+    const caller = { uid: header.uid, gid: header.gid, pid: header.pid };
+    return handler({ ...this.ctx, provider: provider.forCaller(caller) }, header, body);
   }
 
   private init(body: BodyReader): Buffer {

@@ -18,6 +18,7 @@ export type {
   VfsFileType,
   VfsHandle,
   VfsOpenFlags,
+  VfsCaller,
   VfsOwner,
   VfsProvider,
   VfsSetattr,
@@ -31,3 +32,14 @@ export { RouterProvider } from "./providers/router.js";
 export { OverlayProvider } from "./providers/overlay.js";
 export { openHostOverlay, type HostOverlayOptions } from "./providers/overlay-host.js";
 export { MAX_WRITE_BYTES } from "./fuse-constants.js";
+export {
+  HookedProvider,
+  compileFileHooks,
+  FILE_OPS,
+  type FileErrnoName,
+  type FileEventInfo,
+  type FileHookRule,
+  type FileHookVerdict,
+  type FileOp,
+  type FileOpInfo,
+} from "./hooks/index.js";

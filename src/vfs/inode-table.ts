@@ -165,6 +165,18 @@ export class InodeTable {
     }
   }
 
+  /** The node ids the kernel holds for `path` and its parent (undefined where it holds none). */
+  find(path: string): { node: bigint | undefined; parent: bigint | undefined; name: string } {
+    const names = path.split("/").filter((n) => n !== "");
+    let parent: Node | undefined;
+    let node: Node | undefined = this.root;
+    for (const name of names) {
+      parent = node;
+      node = parent === undefined ? undefined : this.byKey.get(this.key(parent.id, name));
+    }
+    return { node: node?.id, parent: parent?.id, name: names[names.length - 1] ?? "" };
+  }
+
   /** Path of `name` inside node `parentId`. */
   childPath(parentId: bigint, name: string): string {
     return childPath(this.path(parentId), name);

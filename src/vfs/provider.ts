@@ -88,6 +88,13 @@ export interface VfsOwner {
 
 export type RenameMode = "replace" | "noreplace" | "exchange";
 
+/** The guest process behind one FUSE request. */
+export interface VfsCaller {
+  readonly uid: number;
+  readonly gid: number;
+  readonly pid: number;
+}
+
 export interface VfsProvider {
   readonly readOnly: boolean;
   stat(path: string): Promise<VfsStat>;
@@ -111,6 +118,11 @@ export interface VfsProvider {
   statfs(path: string): Promise<VfsStatfs>;
   /** Releases what the provider holds (temp dirs, descriptors). */
   close?(): Promise<void>;
+  /**
+   * Optional: this provider as seen by one guest request's caller. The server calls it once
+   * per request when present (hooks use it to know who asked); most providers leave it out.
+   */
+  forCaller?(caller: VfsCaller): VfsProvider;
 }
 
 export const READ_ONLY_FLAGS: VfsOpenFlags = {

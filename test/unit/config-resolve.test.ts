@@ -46,6 +46,16 @@ describe("resolveSandboxOptions defaults", () => {
       noNetwork: false,
       allowPrivateHosts: false,
       resolveOverrides: {},
+      networkIntercept: false,
+      allowedHosts: [],
+      denyAllHosts: false,
+      secrets: [],
+      networkHookCount: 0,
+      policyScript: undefined,
+      addHosts: {},
+      dnsServers: [],
+      upstreamCa: [],
+      allowTcp: [],
     });
   });
 

@@ -7,8 +7,14 @@ import { parseEthernet } from "../../src/net/ethernet.js";
 import { parseIpv4Packet, PROTO_TCP, PROTO_UDP } from "../../src/net/ipv4.js";
 import { NetworkStack, type NetworkStackOptions } from "../../src/net/stack.js";
 import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
   buildTcpFrame,
   parseTcp,
+  seqAdd,
+  seqDiff,
   type TcpOutSegment,
   type TcpSegment,
 } from "../../src/net/tcp-segment.js";
@@ -140,3 +146,65 @@ export function makeStack(extra: Partial<NetworkStackOptions> = {}) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A minimal guest TCP client: connects, sends `request`, reads to FIN, acks everything. */
+export function guestFetch(
+  stack: NetworkStack,
+  inbox: { deliver?: (s: TcpSegment) => void },
+  port: number,
+  request: Buffer,
+  /** Send the request only after the remote has finished sending (half-close). */
+  requestAfterRemoteFin = false,
+  /** Where the guest connects: the gateway (host loopback) unless told otherwise. */
+  dstIp = addressing.gatewayIp,
+) {
+  return new Promise<{ data: Buffer; reset: boolean }>((resolve) => {
+    const GUEST_PORT = 50000;
+    const chunks: Buffer[] = [];
+    let rcvNxt = 0;
+    let seq = 7000;
+    const send = (flags: number, payload?: Buffer) =>
+      stack.handleFrame(
+        guestTcp(dstIp, {
+          srcPort: GUEST_PORT,
+          dstPort: port,
+          seq,
+          ack: rcvNxt,
+          flags,
+          window: 0xffff,
+          ...(flags & TCP_SYN ? { mss: 65480, windowScale: 7 } : {}),
+          ...(payload ? { payload } : {}),
+        }),
+      );
+    inbox.deliver = (s) => {
+      if (s.flags & TCP_RST) return resolve({ data: Buffer.concat(chunks), reset: true });
+      if (s.flags & TCP_SYN) {
+        rcvNxt = seqAdd(s.seq, 1);
+        seq = seqAdd(seq, 1);
+        send(TCP_ACK);
+        if (!requestAfterRemoteFin) {
+          send(TCP_ACK, request);
+          seq = seqAdd(seq, request.length);
+        }
+        return;
+      }
+      if (s.payload.length > 0 && seqDiff(s.seq, rcvNxt) === 0) {
+        chunks.push(Buffer.from(s.payload));
+        rcvNxt = seqAdd(rcvNxt, s.payload.length);
+      }
+      if (s.flags & TCP_FIN && seqDiff(seqAdd(s.seq, s.payload.length), rcvNxt) === 0) {
+        rcvNxt = seqAdd(rcvNxt, 1);
+        if (requestAfterRemoteFin) {
+          send(TCP_ACK, request);
+          seq = seqAdd(seq, request.length);
+        }
+        send(TCP_ACK | TCP_FIN);
+        seq = seqAdd(seq, 1);
+        return resolve({ data: Buffer.concat(chunks), reset: false });
+      }
+      if (s.payload.length > 0) send(TCP_ACK);
+    };
+    send(TCP_SYN);
+    seq = 7000;
+  });
+}

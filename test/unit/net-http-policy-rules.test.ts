@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { ErrInvalidConfig } from "../../src/errors.js";
 import type { HttpRequestHead, RequestVerdict } from "../../src/net/intercept/contract.js";
 import { createHttpPolicy, type HookRule } from "../../src/net/http-policy/index.js";
-import { compilePathGlob } from "../../src/net/http-policy/path-glob.js";
+import { compilePathGlob } from "../../src/util/path-glob.js";
 import { bodyOf, header, req, res } from "./net-http-policy-fixtures.js";
 
 function forwarded(v: RequestVerdict): HttpRequestHead {

@@ -9,81 +9,13 @@ import { createSocket } from "node:dgram";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { NetworkStack } from "../../src/net/stack.js";
 import { OpenUpstream } from "../../src/net/open-upstream.js";
-import {
-  TCP_ACK,
-  TCP_FIN,
-  TCP_RST,
-  TCP_SYN,
-  seqAdd,
-  seqDiff,
-  type TcpSegment,
-} from "../../src/net/tcp-segment.js";
-import { addressing, decode, guestTcp, guestUdp } from "./net-fake-guest.js";
+import type { TcpSegment } from "../../src/net/tcp-segment.js";
+import { addressing, decode, guestFetch, guestUdp } from "./net-fake-guest.js";
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) =>
     server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
   );
-}
-
-/** A minimal guest TCP client: connects, sends `request`, reads to FIN, acks everything. */
-function guestFetch(
-  stack: NetworkStack,
-  inbox: { deliver?: (s: TcpSegment) => void },
-  port: number,
-  request: Buffer,
-  /** Send the request only after the remote has finished sending (half-close). */
-  requestAfterRemoteFin = false,
-) {
-  return new Promise<{ data: Buffer; reset: boolean }>((resolve) => {
-    const GUEST_PORT = 50000;
-    const chunks: Buffer[] = [];
-    let rcvNxt = 0;
-    let seq = 7000;
-    const send = (flags: number, payload?: Buffer) =>
-      stack.handleFrame(
-        guestTcp(addressing.gatewayIp, {
-          srcPort: GUEST_PORT,
-          dstPort: port,
-          seq,
-          ack: rcvNxt,
-          flags,
-          window: 0xffff,
-          ...(flags & TCP_SYN ? { mss: 65480, windowScale: 7 } : {}),
-          ...(payload ? { payload } : {}),
-        }),
-      );
-    inbox.deliver = (s) => {
-      if (s.flags & TCP_RST) return resolve({ data: Buffer.concat(chunks), reset: true });
-      if (s.flags & TCP_SYN) {
-        rcvNxt = seqAdd(s.seq, 1);
-        seq = seqAdd(seq, 1);
-        send(TCP_ACK);
-        if (!requestAfterRemoteFin) {
-          send(TCP_ACK, request);
-          seq = seqAdd(seq, request.length);
-        }
-        return;
-      }
-      if (s.payload.length > 0 && seqDiff(s.seq, rcvNxt) === 0) {
-        chunks.push(Buffer.from(s.payload));
-        rcvNxt = seqAdd(rcvNxt, s.payload.length);
-      }
-      if (s.flags & TCP_FIN && seqDiff(seqAdd(s.seq, s.payload.length), rcvNxt) === 0) {
-        rcvNxt = seqAdd(rcvNxt, 1);
-        if (requestAfterRemoteFin) {
-          send(TCP_ACK, request);
-          seq = seqAdd(seq, request.length);
-        }
-        send(TCP_ACK | TCP_FIN);
-        seq = seqAdd(seq, 1);
-        return resolve({ data: Buffer.concat(chunks), reset: false });
-      }
-      if (s.payload.length > 0) send(TCP_ACK);
-    };
-    send(TCP_SYN);
-    seq = 7000;
-  });
 }
 
 function makeRelayStack(allowPrivateHosts: boolean) {

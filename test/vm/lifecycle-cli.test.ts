@@ -256,6 +256,15 @@ test("published port and port-forward reach an HTTP server in the guest", async 
   await new Promise((resolve) => refused.once("exit", resolve));
 });
 
+test("allow-list on an open-mode sandbox is a one-line error", async () => {
+  const r = await wheellock(["allow-list", "add", id, "example.com"]);
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.stderr,
+    "wheellock: allow-list updates unavailable: sandbox was started without network interception\n",
+  );
+});
+
 test("SDK: Sandbox.connect runs 20 concurrent execs and moves files", async () => {
   const sb = Sandbox.connect(id);
   const results = await Promise.all(

@@ -29,7 +29,7 @@ export interface NetworkEventInfo {
   method: string;
   /** With the real scheme (`https://` for intercepted TLS); placeholders never substituted. */
   url: string;
-  scheme: "http" | "https" | "tcp";
+  scheme: "http" | "https" | "tcp" | "udp";
   host: string;
   port: number;
   /** Status returned to the guest (403 for blocked requests); absent for raw TCP. */

@@ -1,0 +1,160 @@
+/**
+ * Intercept-mode flags of `run`: allowlist, secrets, hooks script, raw-TCP rules, CA, DNS,
+ * /etc/hosts. Secret values are never echoed in an error (they may be the whole argument).
+ */
+import type { Command } from "commander";
+import { SECRET_NAME_RE, type SandboxOptions, type SecretOption } from "../config/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import { collect } from "./flags.js";
+
+export interface InterceptFlags {
+  allowHost?: string[];
+  denyAllHosts?: boolean;
+  networkIntercept?: boolean;
+  secret?: string[];
+  addHost?: string[];
+  dnsServers?: string;
+  upstreamCa?: string[];
+  allowTcp?: string[];
+  policyScript?: string;
+  events?: string;
+}
+
+export function addInterceptOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--allow-host <hosts>",
+      "allow only these hosts (globs, optional :port; comma list, repeatable); enables interception",
+      collect,
+      [],
+    )
+    .option("--deny-all-hosts", "intercept with every host denied (add some with allow-list add)")
+    .option("--network-intercept", "intercept HTTP/TLS even without an allowlist")
+    .option(
+      "--secret <NAME=VALUE@hosts>",
+      "secret sent only to these hosts; NAME@hosts takes the value from $NAME (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--add-host <name:ip>",
+      "add a line to the guest's /etc/hosts (repeatable)",
+      collect,
+      [],
+    )
+    .option("--dns-servers <a,b>", "DNS servers the host asks for the guest's lookups")
+    .option(
+      "--upstream-ca <file>",
+      "also trust this PEM CA for upstream TLS (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--allow-tcp <host:port>",
+      "pass raw TCP to host:port when intercepting (repeatable)",
+      collect,
+      [],
+    )
+    .option("--policy-script <file>", "JS/TS module exporting network hooks")
+    .option("--events <file>", "append the sandbox's events (network included) as JSON lines");
+}
+
+function splitList(values: readonly string[]): string[] {
+  return values
+    .flatMap((v) => v.split(","))
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
+/**
+ * `NAME=VALUE@h1,h2` or `NAME@h1,h2` (value from `env[NAME]`). The last `@` separates the hosts,
+ * so a value may itself contain `@`.
+ */
+export function parseSecretFlag(
+  entry: string,
+  env: NodeJS.ProcessEnv = process.env,
+): [string, SecretOption] {
+  const at = entry.lastIndexOf("@");
+  if (at <= 0) throw new ErrInvalidConfig("--secret expects NAME=VALUE@host,... or NAME@host,...");
+  const left = entry.slice(0, at);
+  const hosts = splitList([entry.slice(at + 1)]);
+  const eq = left.indexOf("=");
+  const name = eq < 0 ? left : left.slice(0, eq);
+  if (!SECRET_NAME_RE.test(name))
+    throw new ErrInvalidConfig(
+      "--secret: the name must be a shell variable name (NAME=VALUE@hosts)",
+    );
+  if (hosts.length === 0) throw new ErrInvalidConfig(`--secret ${name}: no hosts after @`);
+  const value = eq < 0 ? env[name] : left.slice(eq + 1);
+  if (value === undefined || value === "")
+    throw new ErrInvalidConfig(
+      eq < 0
+        ? `--secret ${name}: $${name} is not set in the environment`
+        : `--secret ${name}: empty value`,
+    );
+  return [name, { value, hosts }];
+}
+
+export function parseSecretFlags(entries: readonly string[]): Record<string, SecretOption> {
+  return Object.fromEntries(entries.map((e) => parseSecretFlag(e))) as Record<string, SecretOption>;
+}
+
+function parseAddHosts(entries: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const colon = entry.indexOf(":");
+    if (colon <= 0 || colon === entry.length - 1)
+      throw new ErrInvalidConfig(`--add-host expects name:ip, got ${JSON.stringify(entry)}`);
+    out[entry.slice(0, colon)] = entry.slice(colon + 1);
+  }
+  return out;
+}
+
+/**
+ * Options from the flags. `secrets` comes from the caller when already known (a detached
+ * supervisor receives them on stdin, never in its argv).
+ */
+export function interceptSandboxOptions(
+  flags: InterceptFlags,
+  secrets: Record<string, SecretOption> = parseSecretFlags(flags.secret ?? []),
+): SandboxOptions {
+  const hosts = splitList(flags.allowHost ?? []);
+  const dns = splitList(flags.dnsServers === undefined ? [] : [flags.dnsServers]);
+  const addHosts = flags.addHost ?? [];
+  const cas = flags.upstreamCa ?? [];
+  const tcp = splitList(flags.allowTcp ?? []);
+  return {
+    ...(hosts.length > 0 ? { allowedHosts: hosts } : {}),
+    ...(flags.denyAllHosts ? { denyAllHosts: true } : {}),
+    ...(flags.networkIntercept ? { networkIntercept: true } : {}),
+    ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
+    ...(addHosts.length > 0 ? { addHosts: parseAddHosts(addHosts) } : {}),
+    ...(dns.length > 0 ? { dnsServers: dns } : {}),
+    ...(cas.length > 0 ? { upstreamCa: cas } : {}),
+    ...(tcp.length > 0 ? { allowTcp: tcp } : {}),
+    ...(flags.policyScript !== undefined ? { policyScript: flags.policyScript } : {}),
+  };
+}
+
+/**
+ * `run` arguments without any `--secret` (before the command's `--`), for a supervisor's argv
+ * that `ps` shows to every user.
+ */
+export function withoutSecretArgs(args: readonly string[]): string[] {
+  const end = args.indexOf("--");
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (end >= 0 && i >= end) {
+      out.push(arg);
+      continue;
+    }
+    if (arg === "--secret") {
+      i++;
+      continue;
+    }
+    if (arg.startsWith("--secret=")) continue;
+    out.push(arg);
+  }
+  return out;
+}

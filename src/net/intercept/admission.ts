@@ -1,0 +1,95 @@
+import type { IncomingMessage } from "node:http";
+import { isIPv4 } from "node:net";
+import { canonicalHost } from "../policy/host-name.js";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import type { HttpRequestHead, NetworkBlockCode } from "./contract.js";
+import { pairs } from "./headers.js";
+
+/** What the proxy knows about a guest connection before any request on it. */
+export interface ConnectionInfo {
+  scheme: "http" | "https";
+  /** The port the guest connected to: requests go upstream to that port. */
+  port: number;
+  /** How the guest named the destination: SNI, else the synthetic DNS name, else the IP. */
+  name: string;
+  /** HTTPS: the name the leaf certificate was issued for; every Host must equal it. */
+  tlsName?: string;
+}
+
+export type Admission =
+  | { ok: true; head: HttpRequestHead }
+  | {
+      ok: false;
+      status: number;
+      code: NetworkBlockCode;
+      reason: string;
+      host: string;
+      url: string;
+    };
+
+const HOST_PORT_RE = /^([^:]+)(?::([0-9]{1,5}))?$/;
+
+export function defaultPort(scheme: "http" | "https"): number {
+  return scheme === "https" ? 443 : 80;
+}
+
+export function requestUrl(scheme: string, host: string, port: number, target: string): string {
+  const shownPort = port === defaultPort(scheme as "http" | "https") ? "" : `:${port}`;
+  return `${scheme}://${host}${shownPort}${target}`;
+}
+
+/**
+ * Decides whether one guest request may go anywhere: an origin-form target, exactly one Host
+ * that parses as a canonical host on the connection's port, equal to the TLS name for HTTPS
+ * (domain fronting refused), allowed by the allowlist, and, for a literal IPv4 host, an address
+ * policy lets the proxy dial.
+ */
+export function admit(req: IncomingMessage, conn: ConnectionInfo, policy: EgressPolicy): Admission {
+  const target = req.url ?? "";
+  const method = req.method ?? "";
+  const refuse = (status: number, code: NetworkBlockCode, reason: string, host = conn.name) => ({
+    ok: false as const,
+    status,
+    code,
+    reason,
+    host,
+    url: requestUrl(conn.scheme, host, conn.port, target.startsWith("/") ? target : "/"),
+  });
+  if (method === "CONNECT") return refuse(403, "connect_refused", "CONNECT is not allowed");
+  if (!target.startsWith("/") && !(method === "OPTIONS" && target === "*"))
+    return refuse(400, "invalid_request", "request target must be origin-form (/path)");
+  const headers = pairs(req.rawHeaders);
+  const hosts = headers.filter(([k]) => k.toLowerCase() === "host");
+  if (hosts.length !== 1) return refuse(400, "invalid_request", "exactly one Host header required");
+  const hostMatch = HOST_PORT_RE.exec(hosts[0]?.[1] ?? "");
+  if (!hostMatch) return refuse(400, "invalid_request", "unparsable Host header");
+  const canonical = canonicalHost(hostMatch[1] ?? "");
+  if (!canonical.ok) return refuse(400, "invalid_request", canonical.reason);
+  const host = canonical.host;
+  const port = hostMatch[2] !== undefined ? Number(hostMatch[2]) : defaultPort(conn.scheme);
+  if (port !== conn.port)
+    return refuse(400, "invalid_request", `Host port ${port} is not the port connected to`, host);
+  if (conn.tlsName !== undefined && host !== conn.tlsName)
+    return refuse(
+      403,
+      "sni_mismatch",
+      `Host ${host} does not match the TLS server name ${conn.tlsName}`,
+      host,
+    );
+  const decision = policy.checkHost(host, port);
+  if (!decision.allowed)
+    return refuse(
+      decision.code === "invalid_host" ? 400 : 403,
+      decision.code === "invalid_host" ? "invalid_request" : decision.code,
+      decision.reason,
+      host,
+    );
+  if (isIPv4(host)) {
+    const dial = policy.checkDialAddress(host);
+    if (!dial.allowed) return refuse(403, "private_address", dial.reason, host);
+  }
+  return {
+    ok: true,
+    head: { method, scheme: conn.scheme, host, port, target, headers },
+  };
+}

@@ -1,0 +1,215 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline } from "node:stream";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import type {
+  HttpPolicy,
+  HttpRequestHead,
+  NetworkBlockCode,
+  NetworkEventInfo,
+  ResponseVerdict,
+} from "./contract.js";
+import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
+import { RequestEvent } from "./request-event.js";
+import { DialRefused, type HostDialer } from "./upstream-dial.js";
+import { openUpstreamRequest } from "./upstream-request.js";
+
+export interface ExchangeDeps {
+  policy: EgressPolicy;
+  httpPolicy: HttpPolicy;
+  dialer: HostDialer;
+  onEvent?(e: NetworkEventInfo): void;
+}
+
+function sendPlain(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  code?: NetworkBlockCode,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(`${text}\n`);
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": body.length,
+    ...(code ? { "x-wheellock-blocked": code } : {}),
+  });
+  res.end(body);
+}
+
+/** A policy that threw is a refusal, never a pass. */
+function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
+  return { code: "blocked_by_rule", reason: `policy failed: ${(err as Error).message}` };
+}
+
+/**
+ * One guest HTTP request, start to finish: admission (Host, SNI, allowlist), the HTTP policy,
+ * the upstream request, the response policy, and the response streamed back with backpressure.
+ * Reports exactly one event.
+ */
+export async function handleRequest(
+  deps: ExchangeDeps,
+  conn: ConnectionInfo,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const admission = admit(req, conn, deps.policy);
+  const where = admission.ok
+    ? {
+        host: admission.head.host,
+        url: requestUrl(
+          conn.scheme,
+          admission.head.host,
+          admission.head.port,
+          admission.head.target,
+        ),
+      }
+    : { host: admission.host, url: admission.url };
+  const event = new RequestEvent(deps.onEvent, {
+    method: req.method ?? "",
+    scheme: conn.scheme,
+    port: conn.port,
+    ...where,
+  });
+  const refuse = (status: number, code: NetworkBlockCode, reason: string) => {
+    event.finish({ status, blocked: true, code, reason });
+    sendPlain(res, status, `Blocked by policy: ${reason}`, code);
+  };
+  res.once("close", () => event.finish({ status: res.statusCode }));
+  if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
+
+  const requestBody = new BodyBuffer(req);
+  let verdict;
+  try {
+    verdict = await deps.httpPolicy.onRequest(admission.head, requestBody.access);
+  } catch (err) {
+    const f = policyFailure(err);
+    return refuse(403, f.code, f.reason);
+  }
+  if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
+  if (verdict.action === "respond") {
+    const body = verdict.body;
+    event.bytesIn = body.length;
+    res.once("finish", () => event.finish({ status: verdict.response.status }));
+    res.writeHead(
+      verdict.response.status,
+      verdict.response.statusMessage ?? "",
+      flat(withLength(endToEnd(verdict.response.headers), body.length)),
+    );
+    res.end(body);
+    return;
+  }
+  const forwarded: HttpRequestHead = verdict.request;
+  if (forwarded.host !== admission.head.host || forwarded.port !== admission.head.port) {
+    // A policy that retargets a request does not get around the allowlist.
+    const recheck = deps.policy.checkHost(forwarded.host, forwarded.port);
+    if (!recheck.allowed) return refuse(403, "host_not_allowed", recheck.reason);
+  }
+  const body = verdict.body ?? requestBody.buffered;
+  if (body === undefined && requestBody.spent)
+    return refuse(413, "invalid_request", "request body too large for policy inspection");
+  const headers =
+    body !== undefined
+      ? withLength(endToEnd(forwarded.headers), body.length)
+      : endToEnd(forwarded.headers);
+  forwardUpstream(deps, forwarded, headers, body, req, res, event);
+}
+
+function forwardUpstream(
+  deps: ExchangeDeps,
+  forwarded: HttpRequestHead,
+  headers: ReturnType<typeof endToEnd>,
+  body: Buffer | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  event: RequestEvent,
+): void {
+  const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
+  res.once("close", () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  upstream.on("error", (err) => {
+    if (err instanceof DialRefused) {
+      event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
+      sendPlain(res, 403, `Blocked by policy: ${err.message}`, err.code);
+    } else {
+      event.finish({ status: 502, blocked: false, code: "upstream_error", reason: err.message });
+      sendPlain(res, 502, `Upstream error: ${err.message}`);
+    }
+  });
+  upstream.on("response", (ures) => {
+    void respond(deps, forwarded, ures, res, event);
+  });
+  if (body !== undefined) {
+    event.bytesOut = body.length;
+    upstream.end(body);
+  } else {
+    req.on("data", (c: Buffer) => (event.bytesOut += c.length));
+    req.pipe(upstream);
+  }
+}
+
+async function respond(
+  deps: ExchangeDeps,
+  forwarded: HttpRequestHead,
+  ures: IncomingMessage,
+  res: ServerResponse,
+  event: RequestEvent,
+): Promise<void> {
+  const head = {
+    status: ures.statusCode ?? 502,
+    statusMessage: ures.statusMessage ?? "",
+    headers: pairs(ures.rawHeaders),
+  };
+  const responseBody = new BodyBuffer(ures);
+  let verdict: ResponseVerdict;
+  try {
+    verdict = await deps.httpPolicy.onResponse(forwarded, head, responseBody.access);
+  } catch (err) {
+    verdict = { action: "block", ...policyFailure(err) };
+  }
+  if (res.destroyed) return void ures.destroy();
+  if (verdict.action === "block") {
+    ures.destroy();
+    event.finish({ status: 403, blocked: true, code: verdict.code, reason: verdict.reason });
+    return sendPlain(res, 403, `Blocked by policy: ${verdict.reason}`, verdict.code);
+  }
+  const out = verdict.response;
+  const whole = verdict.body ?? (verdict.transformBody ? undefined : responseBody.buffered);
+  if (whole === undefined && responseBody.spent) {
+    ures.destroy();
+    const reason = "response body too large for policy inspection";
+    event.finish({ status: 502, blocked: true, code: "upstream_error", reason });
+    return sendPlain(res, 502, reason, "upstream_error");
+  }
+  res.once("finish", () => event.finish({ status: out.status }));
+  if (whole !== undefined) {
+    ures.resume();
+    event.bytesIn = whole.length;
+    res.writeHead(
+      out.status,
+      out.statusMessage ?? "",
+      flat(withLength(endToEnd(out.headers), whole.length)),
+    );
+    res.end(whole);
+    return;
+  }
+  const transform = verdict.transformBody?.();
+  const headers = transform
+    ? endToEnd(out.headers, ["content-length", "transfer-encoding"])
+    : endToEnd(out.headers);
+  res.writeHead(out.status, out.statusMessage ?? "", flat(headers));
+  // The counting listener sits on the stream that feeds the guest.
+  const source = transform ? ures.pipe(transform) : ures;
+  if (transform) ures.on("error", (err) => transform.destroy(err));
+  source.on("data", (c: Buffer) => (event.bytesIn += c.length));
+  pipeline(source, res, (err) => {
+    if (err) {
+      ures.destroy();
+      res.destroy();
+    }
+  });
+}

@@ -1,0 +1,2 @@
+export { InterceptUpstream, type InterceptUpstreamOptions } from "./intercept-upstream.js";
+export * from "./contract.js";

@@ -1,0 +1,171 @@
+import { TLSSocket } from "node:tls";
+import { canonicalHost } from "../policy/host-name.js";
+import { HostAllowlist } from "../policy/allowlist.js";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import { LeafCertificates } from "../tls/leaf-certificates.js";
+import type { CaMaterial } from "../tls/ca.js";
+import type {
+  Denied,
+  Upstream,
+  UpstreamTcp,
+  UpstreamTcpEvents,
+  UpstreamUdp,
+  UpstreamUdpEvents,
+} from "../upstream.js";
+import type { ConnectionInfo } from "./admission.js";
+import type { HttpPolicy, NetworkEventInfo } from "./contract.js";
+import type { GuestStream } from "./guest-stream.js";
+import { HttpInterceptor } from "./http-interceptor.js";
+import { InterceptedFlow, type FlowKind } from "./intercepted-flow.js";
+import { relayRaw } from "./raw-relay.js";
+import { RequestEvent } from "./request-event.js";
+import { SyntheticNames } from "./synthetic-dns.js";
+import { HostDialer } from "./upstream-dial.js";
+
+export interface InterceptUpstreamOptions {
+  policy: EgressPolicy;
+  httpPolicy: HttpPolicy;
+  ca: CaMaterial;
+  /** Trusted for upstream TLS in addition to the host's store. */
+  upstreamCaPems?: string[];
+  /** name -> IPv4 for upstream dials, asked before the host resolver. */
+  resolveOverrides?: ReadonlyMap<string, string>;
+  /** "host:port" globs (allowlist syntax) whose non-HTTP traffic is relayed as raw TCP. */
+  rawTcpAllow?: readonly string[];
+  onEvent?(e: NetworkEventInfo): void;
+  /** Host resolver for upstream dials; default getaddrinfo. */
+  resolve4?(name: string): Promise<string[]>;
+  connectTimeoutMs?: number;
+  /** How long a flow may stay silent before it is judged not HTTP/TLS (default 15 s). */
+  sniffTimeoutMs?: number;
+  /** The same, for destinations a raw-TCP rule allows (server-speaks-first; default 1 s). */
+  rawSniffTimeoutMs?: number;
+}
+
+/**
+ * Intercept mode: every guest TCP flow ends here. HTTP and TLS are recognised by content; TLS
+ * is terminated with a per-name certificate from the local CA; each HTTP/1.1 request is
+ * checked (Host, SNI, allowlist, HTTP policy) and forwarded from the host, whose resolver and
+ * address check decide where it really goes. Other TCP passes only where a raw rule allows it;
+ * UDP never (the stack answers DNS itself, from `resolveIpv4`'s synthetic addresses).
+ */
+export class InterceptUpstream implements Upstream {
+  private readonly names = new SyntheticNames();
+  private readonly leaves: LeafCertificates;
+  private readonly dialer: HostDialer;
+  private readonly http: HttpInterceptor;
+  private readonly rawAllow: HostAllowlist;
+
+  constructor(private readonly opts: InterceptUpstreamOptions) {
+    this.leaves = new LeafCertificates(opts.ca);
+    this.dialer = new HostDialer({
+      policy: opts.policy,
+      ...(opts.resolveOverrides ? { resolveOverrides: opts.resolveOverrides } : {}),
+      ...(opts.resolve4 ? { resolve4: opts.resolve4 } : {}),
+      ...(opts.upstreamCaPems ? { upstreamCaPems: opts.upstreamCaPems } : {}),
+      ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    });
+    this.http = new HttpInterceptor({
+      policy: opts.policy,
+      httpPolicy: opts.httpPolicy,
+      dialer: this.dialer,
+      ...(opts.onEvent ? { onEvent: (e: NetworkEventInfo) => opts.onEvent?.(e) } : {}),
+    });
+    this.rawAllow = new HostAllowlist(opts.rawTcpAllow ?? [], { denyWhenEmpty: true });
+  }
+
+  connectTcp(dstIp: string, dstPort: number, events: UpstreamTcpEvents): UpstreamTcp | Denied {
+    if (dstPort === 0) return { denied: "port 0" };
+    // A synthetic address stands for the name it was handed out for; an unknown one for nothing.
+    const name = this.names.isSynthetic(dstIp) ? this.names.nameFor(dstIp) : dstIp;
+    if (name === undefined) return { denied: `${dstIp} is not a known synthetic address` };
+    const rawAllowed = this.rawAllow.allows(name, dstPort);
+    const flow = new InterceptedFlow(
+      events,
+      rawAllowed ? (this.opts.rawSniffTimeoutMs ?? 1000) : (this.opts.sniffTimeoutMs ?? 15_000),
+      (kind, stream) => this.classified(kind, stream, name, dstPort),
+    );
+    // The guest's handshake completes at once; the protocol is judged from what it sends.
+    setImmediate(() => events.onConnect());
+    return flow;
+  }
+
+  openUdp(dstIp: string, dstPort: number, _events: UpstreamUdpEvents): UpstreamUdp | Denied {
+    const host = this.names.nameFor(dstIp) ?? dstIp;
+    const reason = "UDP is not relayed in intercept mode";
+    new RequestEvent(this.opts.onEvent, {
+      method: "",
+      url: `udp://${host}:${dstPort}`,
+      scheme: "udp",
+      host,
+      port: dstPort,
+    }).finish({ blocked: true, code: "protocol_not_allowed", reason });
+    return { denied: reason };
+  }
+
+  async resolveIpv4(name: string): Promise<string[]> {
+    const canonical = canonicalHost(name);
+    if (!canonical.ok) return [];
+    if (/^[0-9.]+$/.test(canonical.host)) return [canonical.host];
+    return [this.names.addressFor(canonical.host)];
+  }
+
+  /** Stops keep-alive connections and idle guest connections (the sandbox is going away). */
+  close(): void {
+    this.http.close();
+    this.dialer.close();
+  }
+
+  private classified(kind: FlowKind, stream: GuestStream, name: string, port: number): void {
+    if (kind.kind === "http") return this.http.accept(stream, { scheme: "http", port, name });
+    if (kind.kind === "tls") return this.terminateTls(stream, kind.sni, name, port);
+    const event = new RequestEvent(this.opts.onEvent, {
+      method: "",
+      url: `tcp://${name}:${port}`,
+      scheme: "tcp",
+      host: name,
+      port,
+    });
+    if (this.rawAllow.allows(name, port)) {
+      void relayRaw(this.dialer, stream, name, port, event);
+      return;
+    }
+    event.finish({
+      blocked: true,
+      code: "protocol_not_allowed",
+      reason: `not HTTP or TLS, and no raw TCP rule allows ${name}:${port}`,
+    });
+    stream.destroy();
+  }
+
+  private terminateTls(stream: GuestStream, sni: string | undefined, name: string, port: number) {
+    let tlsName = name;
+    if (sni !== undefined) {
+      const canonical = canonicalHost(sni);
+      if (!canonical.ok) {
+        new RequestEvent(this.opts.onEvent, {
+          method: "",
+          url: `https://${name}:${port}/`,
+          scheme: "https",
+          host: name,
+          port,
+        }).finish({
+          blocked: true,
+          code: "invalid_request",
+          reason: `bad SNI: ${canonical.reason}`,
+        });
+        return void stream.destroy();
+      }
+      tlsName = canonical.host;
+    }
+    const conn: ConnectionInfo = { scheme: "https", port, name: tlsName, tlsName };
+    const tls = new TLSSocket(stream, {
+      isServer: true,
+      secureContext: this.leaves.contextFor(tlsName),
+      ALPNProtocols: ["http/1.1"],
+      requestCert: false,
+    });
+    tls.once("close", () => stream.destroy());
+    this.http.accept(tls, conn);
+  }
+}

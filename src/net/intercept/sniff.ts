@@ -1,0 +1,132 @@
+/**
+ * Recognises the protocol of a guest TCP flow from its first bytes, not its port: a TLS
+ * ClientHello (with its SNI), an HTTP/1.x request line, or anything else. The bytes are
+ * adversarial: every length is bounds-checked and nothing here throws.
+ */
+
+export type Sniffed =
+  | { kind: "need-more" }
+  | { kind: "tls"; sni: string | undefined }
+  | { kind: "http" }
+  | { kind: "other" };
+
+/** A ClientHello larger than this (all records together) is not waited for. */
+export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
+const TLS_HANDSHAKE = 0x16;
+const CLIENT_HELLO = 0x01;
+const EXT_SERVER_NAME = 0x0000;
+const METHOD_MAX = 20;
+
+export function sniff(buf: Buffer): Sniffed {
+  if (buf.length === 0) return { kind: "need-more" };
+  if (buf[0] === TLS_HANDSHAKE) return sniffTls(buf);
+  return sniffHttp(buf);
+}
+
+/** `METHOD SP` with an upper-case token; the HTTP parser judges the rest. */
+function sniffHttp(buf: Buffer): Sniffed {
+  const n = Math.min(buf.length, METHOD_MAX + 1);
+  for (let i = 0; i < n; i++) {
+    const c = buf[i] ?? 0;
+    if (c === 0x20) return i > 0 ? { kind: "http" } : { kind: "other" };
+    if (c < 0x41 || c > 0x5a) return { kind: "other" };
+  }
+  return buf.length > METHOD_MAX ? { kind: "other" } : { kind: "need-more" };
+}
+
+/** Joins the handshake records' payloads until the whole ClientHello message is there. */
+function sniffTls(buf: Buffer): Sniffed {
+  const fragments: Buffer[] = [];
+  let have = 0;
+  let at = 0;
+  while (at + 5 <= buf.length) {
+    if (buf[at] !== TLS_HANDSHAKE || buf[at + 1] !== 0x03) return { kind: "other" };
+    const len = buf.readUInt16BE(at + 3);
+    if (len === 0 || len > 16384 + 2048) return { kind: "other" };
+    if (at + 5 + len > buf.length) break;
+    fragments.push(buf.subarray(at + 5, at + 5 + len));
+    have += len;
+    at += 5 + len;
+    const hs = Buffer.concat(fragments, have);
+    if (hs.length >= 4) {
+      if (hs[0] !== CLIENT_HELLO) return { kind: "other" };
+      const msgLen = hs.readUIntBE(1, 3);
+      if (msgLen + 4 > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+      if (hs.length >= msgLen + 4) {
+        const sni = serverName(hs.subarray(4, 4 + msgLen));
+        return sni === null ? { kind: "other" } : { kind: "tls", sni };
+      }
+    }
+  }
+  if (buf.length >= 3 && buf[1] !== 0x03) return { kind: "other" };
+  return buf.length >= MAX_CLIENT_HELLO_BYTES ? { kind: "other" } : { kind: "need-more" };
+}
+
+/** The host_name from a ClientHello body; undefined without SNI, null when malformed. */
+export function serverName(body: Buffer): string | undefined | null {
+  const r = new Reader(body);
+  r.skip(2 + 32); // client_version, random
+  r.skip(r.u8()); // session_id
+  r.skip(r.u16()); // cipher_suites
+  r.skip(r.u8()); // compression_methods
+  if (r.failed) return null;
+  if (r.remaining === 0) return undefined; // no extensions at all
+  const extLen = r.u16();
+  const extEnd = r.offset + extLen;
+  let sni: string | undefined;
+  while (!r.failed && r.offset + 4 <= extEnd) {
+    const type = r.u16();
+    const len = r.u16();
+    if (type !== EXT_SERVER_NAME) {
+      r.skip(len);
+      continue;
+    }
+    const ext = new Reader(r.take(len));
+    const listLen = ext.u16();
+    const listEnd = ext.offset + listLen;
+    while (!ext.failed && ext.offset + 3 <= listEnd) {
+      const nameType = ext.u8();
+      const name = ext.take(ext.u16());
+      if (nameType === 0 && sni === undefined) sni = name.toString("latin1");
+    }
+    if (ext.failed) return null;
+  }
+  if (r.failed || r.offset > extEnd || extEnd > body.length) return null;
+  return sni;
+}
+
+/** Bounds-checked big-endian reads; a read past the end sets `failed` instead of throwing. */
+class Reader {
+  offset = 0;
+  failed = false;
+  constructor(private readonly buf: Buffer) {}
+  get remaining(): number {
+    return this.buf.length - this.offset;
+  }
+  private need(n: number): boolean {
+    if (this.failed || this.offset + n > this.buf.length) {
+      this.failed = true;
+      return false;
+    }
+    return true;
+  }
+  u8(): number {
+    if (!this.need(1)) return 0;
+    return this.buf[this.offset++] ?? 0;
+  }
+  u16(): number {
+    if (!this.need(2)) return 0;
+    const v = this.buf.readUInt16BE(this.offset);
+    this.offset += 2;
+    return v;
+  }
+  skip(n: number): void {
+    if (this.need(n)) this.offset += n;
+  }
+  take(n: number): Buffer {
+    if (!this.need(n)) return Buffer.alloc(0);
+    const out = this.buf.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return out;
+  }
+}

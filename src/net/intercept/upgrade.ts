@@ -1,0 +1,136 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import type { HeaderList, NetworkBlockCode, RequestVerdict } from "./contract.js";
+import { endToEnd, headerValue, pairs, withLength, writeRawResponse } from "./headers.js";
+import type { ExchangeDeps } from "./http-exchange.js";
+import { RequestEvent } from "./request-event.js";
+import { DialRefused } from "./upstream-dial.js";
+import { openUpstreamRequest } from "./upstream-request.js";
+
+const NO_BODY = { readBody: async () => Buffer.alloc(0) };
+
+/**
+ * An HTTP Upgrade (WebSocket): the same admission and request policy as any request; once the
+ * upstream answers 101 the two sockets are piped both ways (with stream backpressure). The
+ * event is reported when the tunnel closes, with the bytes that crossed it.
+ */
+export async function handleUpgrade(
+  deps: ExchangeDeps,
+  conn: ConnectionInfo,
+  req: IncomingMessage,
+  guest: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const admission = admit(req, conn, deps.policy);
+  const event = new RequestEvent(deps.onEvent, {
+    method: req.method ?? "",
+    scheme: conn.scheme,
+    port: conn.port,
+    ...(admission.ok
+      ? {
+          host: admission.head.host,
+          url: requestUrl(conn.scheme, admission.head.host, conn.port, admission.head.target),
+        }
+      : { host: admission.host, url: admission.url }),
+  });
+  guest.on("error", () => guest.destroy());
+  const refuse = (status: number, code: NetworkBlockCode, reason: string) => {
+    event.finish({ status, blocked: true, code, reason });
+    const body = Buffer.from(`Blocked by policy: ${reason}\n`);
+    writeRawResponse(
+      guest,
+      status,
+      status === 403 ? "Forbidden" : status === 502 ? "Bad Gateway" : "Bad Request",
+      [
+        ["Content-Type", "text/plain; charset=utf-8"],
+        ["Content-Length", String(body.length)],
+        ["Connection", "close"],
+        ["X-Wheellock-Blocked", code],
+      ],
+      body,
+    );
+  };
+  if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
+  let verdict: RequestVerdict;
+  try {
+    verdict = await deps.httpPolicy.onRequest(admission.head, NO_BODY);
+  } catch (err) {
+    return refuse(403, "blocked_by_rule", `policy failed: ${(err as Error).message}`);
+  }
+  if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
+  if (verdict.action === "respond") {
+    const r = verdict.response;
+    event.finish({ status: r.status });
+    writeRawResponse(
+      guest,
+      r.status,
+      r.statusMessage ?? "",
+      withLength(endToEnd(r.headers), verdict.body.length),
+      verdict.body,
+    );
+    return;
+  }
+  const forwarded = verdict.request;
+  if (forwarded.host !== admission.head.host || forwarded.port !== admission.head.port) {
+    const recheck = deps.policy.checkHost(forwarded.host, forwarded.port);
+    if (!recheck.allowed) return refuse(403, "host_not_allowed", recheck.reason);
+  }
+  // The upgrade headers are hop-by-hop but are the point here: put them back.
+  const upgradeTo = headerValue(admission.head.headers, "upgrade") ?? "websocket";
+  const headers: HeaderList = [
+    ...endToEnd(forwarded.headers),
+    ["Connection", "Upgrade"],
+    ["Upgrade", upgradeTo],
+  ];
+  const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
+  guest.once("close", () => upstream.destroy());
+  upstream.on("error", (err) => {
+    if (err instanceof DialRefused) refuse(403, err.code, err.message);
+    else refuse(502, "upstream_error", err.message);
+  });
+  upstream.on("response", (ures) => {
+    // No upgrade (e.g. an h2c offer the server ignored): an ordinary response, relayed with
+    // backpressure and delimited by closing the connection.
+    const h = endToEnd(pairs(ures.rawHeaders), ["transfer-encoding"]);
+    writeRawResponse(
+      guest,
+      ures.statusCode ?? 502,
+      ures.statusMessage ?? "",
+      [...h, ["Connection", "close"]],
+      Buffer.alloc(0),
+      false,
+    );
+    ures.on("data", (c: Buffer) => (event.bytesIn += c.length));
+    ures.once("end", () => event.finish({ status: ures.statusCode ?? 502 }));
+    ures.once("error", () => guest.destroy());
+    ures.pipe(guest);
+  });
+  upstream.on("upgrade", (ures, usocket: Duplex, uhead: Buffer) => {
+    const responseHeaders = pairs(ures.rawHeaders);
+    writeRawResponse(
+      guest,
+      ures.statusCode ?? 101,
+      ures.statusMessage ?? "Switching Protocols",
+      responseHeaders,
+      uhead,
+      false,
+    );
+    if (head.length > 0) usocket.write(head);
+    event.bytesOut = head.length;
+    event.bytesIn = uhead.length;
+    guest.on("data", (c: Buffer) => (event.bytesOut += c.length));
+    usocket.on("data", (c: Buffer) => (event.bytesIn += c.length));
+    usocket.on("error", () => guest.destroy());
+    guest.pipe(usocket);
+    usocket.pipe(guest);
+    const done = () => {
+      event.finish({ status: ures.statusCode ?? 101 });
+      guest.destroy();
+      usocket.destroy();
+    };
+    guest.once("close", done);
+    usocket.once("close", done);
+  });
+  upstream.end();
+}

@@ -1,0 +1,99 @@
+import { promises as dnsPromises, type LookupAddress, type LookupOptions } from "node:dns";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { isIPv4, type LookupFunction } from "node:net";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import { upstreamTrustAnchors } from "../tls/host-trust.js";
+import type { NetworkBlockCode } from "./contract.js";
+
+/** A dial that policy refused after resolution (the address, not the name, was refused). */
+export class DialRefused extends Error {
+  constructor(
+    readonly code: NetworkBlockCode,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+export interface HostDialerOptions {
+  policy: EgressPolicy;
+  /** name -> IPv4, asked before the host resolver. */
+  resolveOverrides?: ReadonlyMap<string, string>;
+  resolve4?(name: string): Promise<string[]>;
+  /** Added to the trust store for upstream TLS (Node's roots plus the host's system bundle). */
+  upstreamCaPems?: readonly string[];
+  connectTimeoutMs?: number;
+}
+
+async function systemResolve4(name: string): Promise<string[]> {
+  return (await dnsPromises.lookup(name, { family: 4, all: true })).map((a) => a.address);
+}
+
+/**
+ * How the proxy reaches real hosts: names are resolved here on the host (overrides first), and
+ * the address a socket is about to connect to is checked by `lookup` itself, so what was
+ * checked is what is connected to (no DNS-rebinding window). Keep-alive agents reuse
+ * connections per host; each new one goes through the same lookup.
+ */
+export class HostDialer {
+  readonly httpAgent: HttpAgent;
+  readonly httpsAgent: HttpsAgent;
+  readonly lookup: LookupFunction;
+  readonly connectTimeoutMs: number;
+  private readonly overrides = new Map<string, string>();
+
+  constructor(private readonly opts: HostDialerOptions) {
+    for (const [name, ip] of opts.resolveOverrides ?? [])
+      this.overrides.set(name.toLowerCase(), ip);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 30_000;
+    this.lookup = (hostname, options, callback) => {
+      this.resolveChecked(hostname).then(
+        (address) => {
+          if ((options as LookupOptions).all) {
+            const all: LookupAddress[] = [{ address, family: 4 }];
+            (callback as (e: null, a: LookupAddress[]) => void)(null, all);
+          } else callback(null, address, 4);
+        },
+        (err: Error) => callback(err as NodeJS.ErrnoException, "", 4),
+      );
+    };
+    const agentOptions = { keepAlive: true, maxFreeSockets: 16, scheduling: "lifo" as const };
+    this.httpAgent = new HttpAgent(agentOptions);
+    this.httpsAgent = new HttpsAgent({
+      ...agentOptions,
+      ca: upstreamTrustAnchors(opts.upstreamCaPems),
+    });
+  }
+
+  /** The first IPv4 address for `name`, refused unless policy allows dialing it. */
+  async resolveChecked(name: string): Promise<string> {
+    let address = this.overrides.get(name.toLowerCase());
+    if (address === undefined) {
+      if (isIPv4(name)) address = name;
+      else {
+        let addresses: string[];
+        try {
+          addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
+        } catch (err) {
+          throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
+        }
+        address = addresses.find((a) => isIPv4(a));
+        if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
+      }
+    }
+    this.checkAddress(address);
+    return address;
+  }
+
+  /** Throws DialRefused for an address policy does not let the proxy connect to. */
+  checkAddress(address: string): void {
+    const decision = this.opts.policy.checkDialAddress(address);
+    if (!decision.allowed) throw new DialRefused("private_address", decision.reason);
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}

@@ -1,0 +1,2 @@
+export { loadOrCreateCa, createCa, CA_CERT_FILE, CA_KEY_FILE, type CaMaterial } from "./ca.js";
+export { LeafCertificates, type LeafCertificateOptions } from "./leaf-certificates.js";

@@ -1,0 +1,108 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
+import { X509Certificate } from "node:crypto";
+import { createSecureContext, type SecureContext } from "node:tls";
+import type { CaMaterial } from "./ca.js";
+import { issueCertificate } from "./x509.js";
+
+export interface LeafCertificateOptions {
+  /** Most contexts kept (least recently used evicted). */
+  maxEntries?: number;
+  /** Leaf lifetime; contexts are re-issued after half of it. */
+  validityMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  context: SecureContext;
+  certPem: string;
+  renewAt: number;
+}
+
+/**
+ * Per-host leaf certificates signed by the interception CA, cached as ready TLS contexts. One
+ * fresh P-256 key per leaf (cheap, unlike RSA); SAN is exactly the name or IPv4 address; short
+ * validity, backdated an hour for guest clock skew. ALPN is fixed to http/1.1 by the server.
+ */
+export class LeafCertificates {
+  private readonly entries = new Map<string, Entry>();
+  private readonly caKey: KeyObject;
+  private readonly caPublicKey: KeyObject;
+  private readonly caName: string;
+  private readonly maxEntries: number;
+  private readonly validityMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly ca: CaMaterial,
+    opts: LeafCertificateOptions = {},
+  ) {
+    this.caKey = createPrivateKey(ca.keyPem);
+    this.caPublicKey = createPublicKey(this.caKey);
+    const cn = /CN=([^\n,]+)/.exec(new X509Certificate(ca.certPem).subject)?.[1];
+    this.caName = cn ?? "wheellock sandbox CA";
+    this.maxEntries = opts.maxEntries ?? 512;
+    this.validityMs = opts.validityMs ?? 3 * 24 * 3600_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** `name` must be canonical (canonicalHost): lower-case DNS name or dotted IPv4. */
+  contextFor(name: string): SecureContext {
+    return this.entry(name).context;
+  }
+
+  /** The leaf certificate PEM for `name` (tests, diagnostics). */
+  certificateFor(name: string): string {
+    return this.entry(name).certPem;
+  }
+
+  private entry(name: string): Entry {
+    const now = this.now();
+    const hit = this.entries.get(name);
+    if (hit && hit.renewAt > now) {
+      // Re-insert: Map order is the LRU order.
+      this.entries.delete(name);
+      this.entries.set(name, hit);
+      return hit;
+    }
+    const entry = this.issue(name, now);
+    this.entries.delete(name);
+    this.entries.set(name, entry);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+    return entry;
+  }
+
+  private issue(name: string, now: number): Entry {
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const certPem = issueCertificate({
+      subjectCommonName: name,
+      issuerCommonName: this.caName,
+      publicKey,
+      signingKey: this.caKey,
+      issuerPublicKey: this.caPublicKey,
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + this.validityMs),
+      isCa: false,
+      altName: name,
+    });
+    const context = createSecureContext({
+      key: privateKey.export({ type: "pkcs8", format: "pem" }),
+      // The chain includes the CA, as servers normally send it.
+      cert: certPem + this.ca.certPem,
+      minVersion: "TLSv1.2",
+    });
+    return { context, certPem, renewAt: now + this.validityMs / 2 };
+  }
+}

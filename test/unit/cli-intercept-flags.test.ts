@@ -1,0 +1,104 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Command } from "commander";
+import {
+  addInterceptOptions,
+  interceptSandboxOptions,
+  parseSecretFlag,
+  withoutSecretArgs,
+  type InterceptFlags,
+} from "../../src/cli/intercept-flags.js";
+import { ErrInvalidConfig } from "../../src/errors.js";
+
+function parse(argv: string[]) {
+  const cmd = addInterceptOptions(new Command("run").exitOverride());
+  cmd.parse(argv, { from: "user" });
+  return interceptSandboxOptions(cmd.opts<InterceptFlags>());
+}
+
+test("intercept flags map to sandbox options", () => {
+  assert.deepEqual(parse([]), {});
+  assert.deepEqual(
+    parse([
+      "--allow-host",
+      "a.test, *.b.test:443",
+      "--allow-host",
+      "c.test",
+      "--deny-all-hosts",
+      "--network-intercept",
+      "--add-host",
+      "db.local:10.0.0.5",
+      "--dns-servers",
+      "1.1.1.1,8.8.8.8",
+      "--upstream-ca",
+      "ca.pem",
+      "--allow-tcp",
+      "db.test:5432",
+      "--policy-script",
+      "hooks.ts",
+    ]),
+    {
+      allowedHosts: ["a.test", "*.b.test:443", "c.test"],
+      denyAllHosts: true,
+      networkIntercept: true,
+      addHosts: { "db.local": "10.0.0.5" },
+      dnsServers: ["1.1.1.1", "8.8.8.8"],
+      upstreamCa: ["ca.pem"],
+      allowTcp: ["db.test:5432"],
+      policyScript: "hooks.ts",
+    },
+  );
+  assert.throws(() => parse(["--add-host", "nocolon"]), ErrInvalidConfig);
+});
+
+test("--secret: inline value (may contain @), or from the host env", () => {
+  assert.deepEqual(parseSecretFlag("TOKEN=a@b=c@api.test,*.x.test"), [
+    "TOKEN",
+    { value: "a@b=c", hosts: ["api.test", "*.x.test"] },
+  ]);
+  assert.deepEqual(parseSecretFlag("TOKEN@api.test", { TOKEN: "from-env" }), [
+    "TOKEN",
+    { value: "from-env", hosts: ["api.test"] },
+  ]);
+  assert.deepEqual(parse(["--secret", "K=v@h.test"]), {
+    secrets: { K: { value: "v", hosts: ["h.test"] } },
+  });
+});
+
+test("--secret errors are one line and never carry the value", () => {
+  const value = "super-secret-value";
+  const cases: [string, NodeJS.ProcessEnv, RegExp][] = [
+    [`TOKEN=${value}`, {}, /NAME=VALUE@host/],
+    [`TOKEN=${value}@`, {}, /no hosts/],
+    [`1TOKEN=${value}@a.test`, {}, /variable name/],
+    ["TOKEN@a.test", {}, /\$TOKEN is not set/],
+    ["TOKEN@a.test", { TOKEN: "" }, /\$TOKEN is not set/],
+    ["TOKEN=@a.test", {}, /empty value/],
+  ];
+  for (const [entry, env, re] of cases) {
+    assert.throws(
+      () => parseSecretFlag(entry, env),
+      (err: Error) =>
+        err instanceof ErrInvalidConfig && re.test(err.message) && !err.message.includes(value),
+      entry,
+    );
+  }
+});
+
+test("a supervisor's argv never holds --secret", () => {
+  assert.deepEqual(
+    withoutSecretArgs([
+      "-d",
+      "--secret",
+      "A=1@a.test",
+      "--secret=B=2@b.test",
+      "--allow-host",
+      "a.test",
+      "--",
+      "sh",
+      "--secret",
+      "kept",
+    ]),
+    ["-d", "--allow-host", "a.test", "--", "sh", "--secret", "kept"],
+  );
+});

@@ -1,0 +1,68 @@
+/**
+ * Protocol recognition on hostile first bytes: real ClientHellos (SNI found, whatever the
+ * split), then truncated, mutated and random input, which must classify without throwing and
+ * never report an SNI that is not in the bytes.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Duplex } from "node:stream";
+import { connect } from "node:tls";
+import { sniff } from "../../src/net/intercept/sniff.js";
+import { mulberry32 } from "../helpers/seeded-random.js";
+
+/** The first flight of a real Node TLS client for `servername`. */
+function clientHello(servername?: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const sink = new Duplex({
+      read() {},
+      write(chunk: Buffer, _e, cb) {
+        resolve(Buffer.from(chunk));
+        cb();
+        setImmediate(() => socket.destroy());
+      },
+    });
+    const socket = connect({ socket: sink, ...(servername ? { servername } : {}) });
+    socket.on("error", () => undefined);
+  });
+}
+
+test("a real ClientHello yields its SNI; none without SNI; need-more while incomplete", async () => {
+  const hello = await clientHello("api.example.com");
+  assert.deepEqual(sniff(hello), { kind: "tls", sni: "api.example.com" });
+  for (let cut = 1; cut < hello.length; cut += 7)
+    assert.deepEqual(sniff(hello.subarray(0, cut)), { kind: "need-more" }, `cut at ${cut}`);
+  const bare = await clientHello();
+  assert.deepEqual(sniff(bare), { kind: "tls", sni: undefined });
+});
+
+test("HTTP request lines are recognised; other bytes are not", () => {
+  assert.equal(sniff(Buffer.from("GET / HTTP/1.1\r\n")).kind, "http");
+  assert.equal(sniff(Buffer.from("OPTIONS * HTTP/1.1\r\n")).kind, "http");
+  assert.equal(sniff(Buffer.from("GE")).kind, "need-more");
+  assert.equal(sniff(Buffer.from("SSH-2.0-OpenSSH_9.2\r\n")).kind, "other");
+  assert.equal(sniff(Buffer.from("get / HTTP/1.1\r\n")).kind, "other");
+  assert.equal(sniff(Buffer.from(" GET /")).kind, "other");
+  assert.equal(sniff(Buffer.from("A".repeat(40))).kind, "other");
+});
+
+test("mutated and random first bytes never throw and never invent an SNI", async () => {
+  const rand = mulberry32(0x5eed);
+  const hello = await clientHello("fuzz.example.org");
+  for (let i = 0; i < 5000; i++) {
+    const buf = Buffer.from(hello);
+    const flips = 1 + Math.floor(rand() * 8);
+    for (let f = 0; f < flips; f++) buf[Math.floor(rand() * buf.length)] = Math.floor(rand() * 256);
+    const cut = rand() < 0.3 ? Math.floor(rand() * buf.length) : buf.length;
+    const r = sniff(buf.subarray(0, cut));
+    if (r.kind === "tls" && r.sni !== undefined)
+      assert.ok(buf.includes(Buffer.from(r.sni, "latin1")), "SNI must come from the bytes");
+  }
+  for (let i = 0; i < 5000; i++) {
+    const len = Math.floor(rand() * 600);
+    const buf = Buffer.alloc(len);
+    for (let j = 0; j < len; j++) buf[j] = Math.floor(rand() * 256);
+    if (len > 0 && rand() < 0.5) buf[0] = 0x16;
+    if (len > 1 && rand() < 0.5) buf[1] = 0x03;
+    sniff(buf);
+  }
+});
