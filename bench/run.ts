@@ -3,7 +3,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox } from "../src/index.js";
@@ -13,6 +12,7 @@ import { startRounds, type StartRound } from "./starts.js";
 import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
+import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -74,25 +74,6 @@ async function throughputMBps(sb: Sandbox, bytes: number): Promise<number> {
   return bytes / MB / (ms / 1000);
 }
 
-/** Guest `dd` straight into a raw virtio-serial port while the host drains the socket. */
-async function rawSerialMBps(sb: Sandbox, port: Promise<Socket>, bytes: number): Promise<number> {
-  const socket = await port;
-  let received = 0;
-  const done = new Promise<bigint>((resolve) => {
-    socket.on("data", (c: Buffer) => {
-      received += c.length;
-      if (received >= bytes) resolve(process.hrtime.bigint());
-    });
-  });
-  const started = process.hrtime.bigint();
-  const dev =
-    "$(grep -l '^wheellock.raw$' /sys/class/virtio-ports/*/name | xargs dirname | xargs basename)";
-  const r = sb.exec(`dd if=/dev/zero of=/dev/${dev} bs=65536 count=${bytes / 65536} 2>/dev/null`);
-  const finished = await done;
-  await r;
-  return bytes / MB / (Number(finished - started) / 1e9);
-}
-
 /**
  * A second baseline: `dd | cat` entirely inside the guest. Command output must cross a pipe
  * before the agent sees it, and under TCG the pipe alone is slower than the raw port.
@@ -131,14 +112,8 @@ async function main(): Promise<void> {
 
   log("warm VM: round trips, throughput, files");
   const dir = mkdtempSync(join(tmpdir(), "wl-bench-"));
-  const rawSocketPath = join(dir, "raw.sock");
-  const rawServer = createServer();
-  const rawConnection = new Promise<Socket>((r) => rawServer.once("connection", r));
-  await new Promise<void>((r) => rawServer.listen(rawSocketPath, r));
-  const sb = await Sandbox.create(
-    {},
-    { rawPorts: [{ name: "wheellock.raw", socketPath: rawSocketPath }] },
-  );
+  const rawPort = await listenRawPort(dir);
+  const sb = await Sandbox.create({}, { rawPorts: [rawPort.port] });
   try {
     const ping: number[] = [];
     for (let i = 0; i < 300; i++) ping.push((await timed(() => sb.files.ping()))[0]);
@@ -156,7 +131,7 @@ async function main(): Promise<void> {
 
     const stdoutBytes = 256 * MB;
     const stdout = [await throughputMBps(sb, stdoutBytes), await throughputMBps(sb, stdoutBytes)];
-    const raw = await rawSerialMBps(sb, rawConnection, stdoutBytes);
+    const raw = await rawSerialMBps(sb, rawPort.connection, stdoutBytes);
     const pipe = await guestPipeMBps(sb, stdoutBytes);
 
     const fileBytes = 64 * MB;
@@ -213,7 +188,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...result, image, kernels, intercept }, null, 2)}\n`);
   } finally {
     await sb.close();
-    rawServer.close();
+    rawPort.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -34,6 +34,15 @@
 static int privileged;
 static int initramfs_root_fd = -1;
 
+/* Extra disks (wheellock.disks=/a,/b:ro): disk i has serial wl-disk<i>. */
+#define MAX_EXTRA_DISKS 8
+#define DISKS_KEY "wheellock.disks="
+static char disks_value[1024];
+static char *disk_paths[MAX_EXTRA_DISKS];
+static int disk_readonly[MAX_EXTRA_DISKS];
+static int n_disks;
+static int n_disks_mounted;
+
 int boot_privileged(void)
 {
 	return privileged;
@@ -69,10 +78,25 @@ static void read_cmdline(void)
 	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
 	if (!cmd)
 		return;
-	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n"))
+	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
 		if (strcmp(tok, "wheellock.privileged=1") == 0)
 			privileged = 1;
+		else if (strncmp(tok, DISKS_KEY, strlen(DISKS_KEY)) == 0 &&
+			 strlen(tok + strlen(DISKS_KEY)) < sizeof disks_value)
+			strcpy(disks_value, tok + strlen(DISKS_KEY));
+	}
 	free(cmd);
+	char *save = NULL;
+	for (char *p = strtok_r(disks_value, ",", &save); p && n_disks < MAX_EXTRA_DISKS;
+	     p = strtok_r(NULL, ",", &save)) {
+		char *opt = strchr(p, ':');
+		disk_readonly[n_disks] = opt && strcmp(opt, ":ro") == 0;
+		if (opt)
+			*opt = '\0';
+		if (p[0] != '/')
+			continue;
+		disk_paths[n_disks++] = p;
+	}
 }
 
 static void load_modules(void)
@@ -158,6 +182,40 @@ static void mount_base(void)
 	symlink("/proc/self/fd/2", "/dev/stderr");
 }
 
+/* The user's disks, at their guest paths in the new root. A disk that cannot be mounted ends
+ * the boot: running without it would silently write the user's data to the throwaway root. */
+static void mount_extra_disks(void)
+{
+	for (int i = 0; i < n_disks; i++) {
+		char serial[32], dev[300];
+		snprintf(serial, sizeof serial, "wl-disk%d", i);
+		wait_disk(serial, dev, sizeof dev);
+		if (mkdir_p(disk_paths[i], 0755) != 0)
+			fatal("creating a disk mount point");
+		unsigned long flags = MS_NOATIME | MS_NOSUID | MS_NODEV;
+		if (disk_readonly[i])
+			flags |= MS_RDONLY;
+		int rc = mount(dev, disk_paths[i], "ext4", flags, NULL);
+		/* A read-only device cannot replay a journal left by an unclean stop: mount the
+		 * last consistent state instead. */
+		if (rc != 0 && disk_readonly[i])
+			rc = mount(dev, disk_paths[i], "ext4", flags, "noload");
+		if (rc != 0) {
+			logmsg("disk %s (%s) on %s: %s", serial, dev, disk_paths[i], strerror(errno));
+			fatal("mounting a disk");
+		}
+		n_disks_mounted = i + 1;
+	}
+}
+
+static void unmount_extra_disks(void)
+{
+	for (int i = n_disks_mounted - 1; i >= 0; i--) {
+		if (umount2(disk_paths[i], 0) != 0 && !disk_readonly[i])
+			mount(NULL, disk_paths[i], NULL, MS_REMOUNT | MS_RDONLY, NULL);
+	}
+}
+
 static void loopback_up(void)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -222,6 +280,7 @@ void boot_system(void)
 	    chroot(".") != 0 || chdir("/") != 0)
 		fatal("switching root");
 	mount_base();
+	mount_extra_disks();
 	umask(022);
 	loopback_up();
 	net_setup();
@@ -285,6 +344,7 @@ void boot_poweroff(void)
 					     "/sys", "/tmp", "/run"};
 	for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++)
 		umount2(mounts[i], MNT_DETACH);
+	unmount_extra_disks();
 	if (initramfs_root_fd >= 0 && fchdir(initramfs_root_fd) == 0 && chroot(".") == 0) {
 		umount2(NEWROOT, MNT_DETACH);
 		if (umount(UPPER_MNT) != 0)

@@ -168,6 +168,30 @@ static void raise_readahead(void)
 	close(fd);
 }
 
+/* A bind mount needs a target of the source's kind: a directory, or for a single-file mount
+ * (the host serves a regular file at that path) an empty file in a created parent. */
+static int make_target(const char *src, const char *target)
+{
+	struct stat st;
+	if (stat(src, &st) != 0)
+		return -1;
+	if (!S_ISREG(st.st_mode))
+		return mkdir_p(target, 0755);
+	char parent[512];
+	snprintf(parent, sizeof parent, "%s", target);
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		if (mkdir_p(parent, 0755) != 0)
+			return -1;
+	}
+	int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
  * process relays; the child's exit status says whether every mount worked. */
 static int bind_paths(char *paths[], int n)
@@ -182,7 +206,7 @@ static int bind_paths(char *paths[], int n)
 		for (int i = 0; i < n; i++) {
 			char src[512];
 			snprintf(src, sizeof src, "%s%s", FUSE_ROOT, paths[i]);
-			if (mkdir_p(paths[i], 0755) != 0 ||
+			if (make_target(src, paths[i]) != 0 ||
 			    mount(src, paths[i], NULL, MS_BIND, NULL) != 0) {
 				logmsg("fuse: bind %s: %s", paths[i], strerror(errno));
 				failed = 1;

@@ -16,6 +16,7 @@ export type WheellockErrorCode =
   | "ErrExec"
   | "ErrFile"
   | "ErrImage"
+  | "ErrVolumeInUse"
   | "ErrClosed";
 
 export class WheellockError extends Error {

@@ -21,9 +21,20 @@ export type {
   AccelChoice,
   MountConfig,
   MountType,
+  DiskConfig,
+  ResolvedDisk,
   SecretOption,
   NetworkHookRule,
 } from "./config/index.js";
+// Named volumes (`wheellock volume ...`) to attach with `disks: [{ volume, guestPath }]`.
+export {
+  createVolume,
+  listVolumes,
+  removeVolume,
+  ErrVolumeInUse,
+  ErrVolumeNotFound,
+} from "./volumes/index.js";
+export type { VolumeInfo } from "./volumes/index.js";
 // Network hooks: the shapes of rules, callbacks and what they return.
 export type {
   HookRule,

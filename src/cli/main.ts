@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { imageCommand } from "./image.js";
+import { volumeCommand } from "./volume.js";
 import { pullCommand } from "./pull.js";
 import { runCommand } from "./run.js";
 import { setupCommand } from "./setup.js";
@@ -35,6 +36,7 @@ async function main(argv: string[]): Promise<void> {
   program.addCommand(versionCommand().exitOverride());
   program.addCommand(pullCommand().exitOverride());
   program.addCommand(imageCommand().exitOverride());
+  program.addCommand(volumeCommand().exitOverride());
   for (const cmd of lifecycleCommands()) program.addCommand(cmd.exitOverride());
   program.addCommand(completionCommand(program).exitOverride());
   // addCommand() does not pass settings down: every subcommand gets the one-line error format.

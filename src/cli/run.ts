@@ -13,13 +13,18 @@ import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
+  addVolumeOptions,
+  reportKeptOverlays,
+  volumeSandboxOptions,
+  type VolumeFlags,
+} from "./volume-flags.js";
+import {
   addInterceptOptions,
   interceptSandboxOptions,
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
 import { writeEventsFile } from "../sandbox/events-file.js";
-import { addVolumeOptions, volumeSandboxOptions, type VolumeFlags } from "./volume-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -186,6 +191,7 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   } finally {
     await sandbox.close();
     await eventsWritten;
+    reportKeptOverlays(sandbox.keptOverlays);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { SandboxOptions } from "../config/index.js";
+import { parseDiskSpec } from "../config/disks.js";
 import {
   DEFAULT_WORKSPACE,
   parseVolumeMount,
@@ -11,35 +12,62 @@ import { collect } from "./flags.js";
 
 export interface VolumeFlags {
   volume?: string[];
+  disk?: string[];
   workspace?: string;
+  keepOverlay?: boolean;
 }
 
 export function addVolumeOptions(cmd: Command): Command {
   return cmd
     .option(
       "-v, --volume <host:guest[:ro|:overlay|:host_fs]>",
-      "mount a host path (default overlay: guest writes never reach the host; ro; host_fs: read-write); relative guest paths are inside the workspace (repeatable)",
+      "mount a host directory or single file (default overlay: guest writes never reach the host; ro; host_fs: read-write); relative guest paths are inside the workspace (repeatable)",
       collect,
       [],
     )
     .option(
       "--workspace <path>",
       `guest directory for relative -v paths (default ${DEFAULT_WORKSPACE})`,
+    )
+    .option(
+      "--disk <image:guest[:ro]>",
+      "attach an ext4 image file, or a named volume as @NAME, as a block device mounted at an absolute guest path; data outlives the sandbox (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--keep-overlay",
+      "keep the upper layer of every overlay -v mount (the guest's changes) after the sandbox ends; its path is printed on stderr",
     );
 }
 
-/** The `-v` list as `mounts`; every spec is checked here so errors name the flag value. */
+/** The `-v` list as `mounts` and the `--disk` list as `disks`; errors name the flag value. */
 export function volumeSandboxOptions(flags: VolumeFlags): SandboxOptions {
   const specs = flags.volume ?? [];
   const workspace = validateGuestMount(flags.workspace ?? DEFAULT_WORKSPACE);
-  if (specs.length === 0) return {};
+  const disks = (flags.disk ?? []).map((spec) => parseDiskSpec(spec));
+  const options: SandboxOptions = disks.length > 0 ? { disks } : {};
+  if (specs.length === 0) {
+    if (flags.keepOverlay === true) throw new ErrInvalidConfig("--keep-overlay needs a -v mount");
+    return options;
+  }
   const mounts: Record<string, MountConfig> = {};
   for (const spec of specs) {
     const { guestPath, mount } = parseVolumeMount(spec, workspace);
     if (mounts[guestPath] !== undefined) {
       throw new ErrInvalidConfig(`two volumes are mounted at ${guestPath}`);
     }
-    mounts[guestPath] = mount;
+    mounts[guestPath] =
+      flags.keepOverlay === true && mount.type === "overlay"
+        ? { ...mount, keepUpper: true }
+        : mount;
   }
-  return { mounts };
+  return { ...options, mounts };
+}
+
+/** After the sandbox closed: where each kept overlay layer is (stderr: stdout is the guest's). */
+export function reportKeptOverlays(kept: Readonly<Record<string, string>>): void {
+  for (const [guestPath, dir] of Object.entries(kept)) {
+    process.stderr.write(`wheellock: kept overlay upper layer of ${guestPath}: ${dir}\n`);
+  }
 }

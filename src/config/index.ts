@@ -52,3 +52,10 @@ export {
   type MountType,
   type VolumeMount,
 } from "./volumes.js";
+export {
+  MAX_DISKS,
+  checkDisks,
+  parseDiskSpec,
+  type DiskConfig,
+  type ResolvedDisk,
+} from "./disks.js";

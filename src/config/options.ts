@@ -4,6 +4,7 @@
  * `resolveSandboxOptions`.
  */
 
+import type { DiskConfig, ResolvedDisk } from "./disks.js";
 import type { FileHookRule } from "../vfs/hooks/types.js";
 import type { MountConfig } from "./volumes.js";
 import type { NetworkHookRule } from "./hook-rule.js";
@@ -102,6 +103,13 @@ export interface SandboxOptions {
    */
   mounts?: Record<string, MountConfig>;
   /**
+   * ext4 images attached as virtio block devices and mounted by the guest: `[{ volume: "cache",
+   * guestPath: "/cache" }]` or `[{ hostPath: "./data.ext4", guestPath: "/data", readonly: true }]`.
+   * Data written to them outlives the sandbox. One sandbox at a time may attach an image
+   * read-write (ErrVolumeInUse otherwise); any number may attach it read-only. See `--disk`.
+   */
+  disks?: DiskConfig[];
+  /**
    * Rules run on every operation on `mounts`, by op and guest path glob: allow, block with an
    * errno, rewrite writes, or call your code before (may veto, fails closed) or after
    * (observes). Evaluated in order; the first `allow`/`block` that matches ends it. They also
@@ -176,6 +184,8 @@ export interface ResolvedSandboxConfig {
   readonly allowPrivateHosts: boolean;
   /** Lower-case names. */
   readonly resolveOverrides: Readonly<Record<string, string>>;
+  /** Extra disks in attach order (the guest finds disk i by serial `wl-disk<i>`). */
+  readonly disks: readonly ResolvedDisk[];
   /** True when the network goes through the intercepting proxy (see `networkIntercept`). */
   readonly networkIntercept: boolean;
   /** The user's entries followed by every secret's hosts, without duplicates. */

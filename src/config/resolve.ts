@@ -30,6 +30,7 @@ import {
 } from "./field-checks.js";
 import type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
 import { checkNetworkOptions } from "./network-checks.js";
+import { checkDisks } from "./disks.js";
 import { newSandboxId } from "./sandbox-id.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
@@ -118,6 +119,14 @@ export function resolveSandboxOptions(
     // Absolute now, so a later chdir by the host program cannot change which kernel boots.
     kernel: kernel === undefined ? undefined : resolvePath(kernel),
     ...checkNetworkOptions(opts),
+    disks: Object.freeze(
+      opts.disks === undefined
+        ? []
+        : checkDisks(
+            opts.disks,
+            Object.keys(opts.mounts ?? {}).map((p) => p.replace(/(.)\/+$/, "$1")),
+          ),
+    ),
   };
   return Object.freeze(resolved);
 }

@@ -23,6 +23,11 @@ export interface MountConfig {
    * checks permissions against it).
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
+  /**
+   * Overlay only: keep the upper layer (the guest's changes, as plain files) when the sandbox
+   * closes, under `<data dir>/overlays/`; `sandbox.keptOverlays` says where. Default: dropped.
+   */
+  readonly keepUpper?: boolean;
 }
 
 export const DEFAULT_WORKSPACE = "/workspace";

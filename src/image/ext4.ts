@@ -221,7 +221,11 @@ async function ensureTemplate(dir: string, sizeMb: number): Promise<string> {
  * which is true for a fresh sparse file; without it the guest kernel would zero them lazily
  * after mount, burning guest CPU and turning the sparse file dense.
  */
-export async function formatEmptyExt4(path: string, sizeMb: number): Promise<void> {
+export async function formatEmptyExt4(
+  path: string,
+  sizeMb: number,
+  opts: { label?: string; rootOwner?: string } = {},
+): Promise<void> {
   const mkfs = requireTool("mkfs.ext4");
   const attempts = [
     "assume_storage_prezeroed=1,nodiscard",
@@ -246,9 +250,9 @@ export async function formatEmptyExt4(path: string, sizeMb: number): Promise<voi
       "-m",
       "0",
       "-E",
-      ext,
+      opts.rootOwner === undefined ? ext : `${ext},root_owner=${opts.rootOwner}`,
       "-L",
-      "upper",
+      opts.label ?? "upper",
       path,
     ]);
     if (res.code === 0) return;

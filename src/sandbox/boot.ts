@@ -16,6 +16,8 @@ export interface BootRequest {
   kernelArgs: string[];
   imagePath: string;
   upperDiskPath: string;
+  /** Attached after the root and upper disks (the user's `--disk`s). */
+  extraDisks?: VmSpec["disks"];
   bootTimeoutMs: number;
   rawPorts?: VmSpec["rawPorts"];
   /** Default: `console.log` in the run dir. */
@@ -83,6 +85,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     disks: [
       { path: req.imagePath, serial: "wl-root", readonly: true },
       { path: req.upperDiskPath, serial: "wl-upper", readonly: false },
+      ...(req.extraDisks ?? []),
     ],
     controlSocketPath,
     consoleLogPath,

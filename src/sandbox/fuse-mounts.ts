@@ -4,18 +4,20 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { stat } from "node:fs/promises";
+import { mkdir, realpath, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { join, posix } from "node:path";
+import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
+import { dataDir } from "../paths.js";
 import {
   FuseServer,
   HostDirProvider,
   MemoryProvider,
   ReadOnlyProvider,
   RouterProvider,
+  SingleFileProvider,
   openHostOverlay,
   HookedProvider,
   compileFileHooks,
@@ -34,10 +36,16 @@ function isId(value: unknown): boolean {
 
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
 
+/** Where kept overlay upper layers go: the run dir is removed on close. */
+export function keptOverlaysDir(): string {
+  return join(dataDir(), "overlays");
+}
+
 async function providerFor(
   guestPath: string,
   mount: MountConfig,
   runDir: string,
+  keptUpperDirs: Record<string, string>,
 ): Promise<VfsProvider> {
   const bad = (why: string): never => {
     throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
@@ -45,13 +53,14 @@ async function providerFor(
   if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type)) {
     return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
   }
+  // A file is served as a mount of its own: its parent directory's provider, narrowed to it.
+  // The file's real path, so a symlink the user named is followed here, once, on the host.
+  let file: string | undefined;
   if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath !== undefined) {
-    try {
-      if (!(await stat(mount.hostPath)).isDirectory()) bad(`not a directory: ${mount.hostPath}`);
-    } catch (err) {
-      if (err instanceof ErrInvalidConfig) throw err;
-      bad(`host path does not exist: ${mount.hostPath}`);
-    }
+    const st = await stat(mount.hostPath).catch(() => undefined);
+    if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
+    if (st.isFile()) file = await realpath(mount.hostPath);
+    else if (!st.isDirectory()) return bad(`not a directory or regular file: ${mount.hostPath}`);
   }
   let provider: VfsProvider;
   if (mount.type === "memory") {
@@ -70,16 +79,28 @@ async function providerFor(
       return bad("owner must be { uid, gid } with integers from 0 to 2^32-2");
     }
     const hostOptions = owner === undefined ? {} : { guestOwner: owner };
-    provider =
-      mount.type === "overlay"
-        ? (
-            await openHostOverlay({
-              hostPath: mount.hostPath,
-              upperParentDir: runDir,
-              ...hostOptions,
-            })
-          ).provider
-        : await HostDirProvider.open(mount.hostPath, hostOptions);
+    const hostPath = file === undefined ? mount.hostPath : dirname(file);
+    if (mount.keepUpper !== undefined && typeof mount.keepUpper !== "boolean") {
+      return bad("keepUpper must be a boolean");
+    }
+    if (mount.keepUpper === true && mount.type !== "overlay") {
+      return bad("keepUpper applies to overlay mounts only");
+    }
+    if (mount.type === "overlay") {
+      const keep = mount.keepUpper === true;
+      if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
+      const overlay = await openHostOverlay({
+        hostPath,
+        upperParentDir: keep ? keptOverlaysDir() : runDir,
+        keepUpper: keep,
+        ...hostOptions,
+      });
+      if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
+      provider = overlay.provider;
+    } else {
+      provider = await HostDirProvider.open(hostPath, hostOptions);
+    }
+    if (file !== undefined) provider = new SingleFileProvider(provider, basename(file));
   }
   return mount.readonly === true ? new ReadOnlyProvider(provider) : provider;
 }
@@ -127,6 +148,8 @@ export class FuseMounts {
     readonly guestPaths: string[],
     provider: VfsProvider,
     private readonly watchers: HostTreeWatcher[],
+    /** Guest path -> host directory of each overlay upper layer kept after close. */
+    readonly keptUpperDirs: Readonly<Record<string, string>>,
   ) {
     this.files = new MountFiles(provider, guestPaths, (path) => server.invalidate(path));
   }
@@ -142,12 +165,17 @@ export class FuseMounts {
     // Rules are checked before anything is built: a bad rule is a config error, nothing leaks.
     compileFileHooks(hooks.fileHooks);
     const providers = new Map<string, VfsProvider>();
+    const keptUpperDirs: Record<string, string> = {};
     try {
       for (const path of guestPaths) {
-        providers.set(path, await providerFor(path, mounts[path]!, runDir));
+        providers.set(path, await providerFor(path, mounts[path]!, runDir, keptUpperDirs));
       }
     } catch (err) {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
+      // Nothing ran yet: a kept layer made so far is empty and would only be litter.
+      await Promise.all(
+        Object.values(keptUpperDirs).map((d) => rm(d, { recursive: true, force: true })),
+      );
       throw err;
     }
     const provider = new HookedProvider(
@@ -167,7 +195,15 @@ export class FuseMounts {
       listener.listen(socketPath, resolve);
     });
     const watchers = watchHostDirs(mounts, guestPaths, (path) => server.invalidate(path));
-    return new FuseMounts(listener, server, socketPath, guestPaths, provider, watchers);
+    return new FuseMounts(
+      listener,
+      server,
+      socketPath,
+      guestPaths,
+      provider,
+      watchers,
+      Object.freeze(keptUpperDirs),
+    );
   }
 
   get rawPort(): { name: string; socketPath: string } {

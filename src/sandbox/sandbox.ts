@@ -27,6 +27,7 @@ import { RemoteSandbox } from "../supervisor/client.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { SandboxDisks } from "./disks.js";
 import { compileFileHooks } from "../vfs/index.js";
 import { SandboxPool, type PoolOptions } from "./pool.js";
 
@@ -70,6 +71,16 @@ export class Sandbox implements AsyncDisposable {
   private deadline: NodeJS.Timeout | undefined;
   /** The FUSE server behind `options.mounts`; closed (overlay layers dropped) on shutdown. */
   private mounts: FuseMounts | undefined;
+  /** Attach locks of the extra disks; released once QEMU has stopped writing them. */
+  private disks: SandboxDisks | undefined;
+
+  /**
+   * Where the upper layer of each overlay mount with `keepUpper` is kept (guest path -> host
+   * directory). It holds the guest's changes as plain files and survives `close()`.
+   */
+  get keptOverlays(): Readonly<Record<string, string>> {
+    return this.mounts?.keptUpperDirs ?? {};
+  }
   private network: SandboxNetwork | undefined;
 
   private constructor(
@@ -124,11 +135,19 @@ export class Sandbox implements AsyncDisposable {
     const network = await prepareNetwork(config, options, (info) =>
       sandbox?.events_.emit({ type: "network", timestamp: new Date(), network: info }),
     );
+    let disks: SandboxDisks;
+    try {
+      disks = SandboxDisks.attach(config.id, config.disks);
+    } catch (err) {
+      network.close();
+      throw err;
+    }
     const dir = createRunDir(root, config.id);
     let qemuPid: number | undefined;
     const unregister = onProcessExit(() => {
       if (qemuPid !== undefined) process.kill(qemuPid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
+      disks.release();
     });
     let mounts: FuseMounts | undefined;
     const events = new EventHub();
@@ -158,9 +177,11 @@ export class Sandbox implements AsyncDisposable {
         kernelArgs: [
           ...(config.privileged ? ["wheellock.privileged=1"] : []),
           ...(mounts?.kernelArgs ?? []),
+          ...disks.kernelArgs,
         ],
         imagePath: image.ext4Path ?? assets.image.ext4Path,
         upperDiskPath: join(dir, "upper.ext4"),
+        extraDisks: disks.vmDisks,
         ...(rawPorts.length > 0 ? { rawPorts } : {}),
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: network.link,
@@ -190,6 +211,7 @@ export class Sandbox implements AsyncDisposable {
       );
       sandbox.restored = vm.restored;
       sandbox.mounts = mounts;
+      sandbox.disks = disks;
       sandbox.network = network;
       // A restore configured the guest as its first request (BootRequest.configureGuest).
       if (!vm.restored) await configureGuest(vm.channel, config.hostname);
@@ -204,6 +226,7 @@ export class Sandbox implements AsyncDisposable {
         await mounts?.close();
         unregister();
         rmSync(dir, { recursive: true, force: true });
+        disks.release();
       }
       throw err;
     }
@@ -421,6 +444,7 @@ export class Sandbox implements AsyncDisposable {
     await this.qemu.stop(this.failure ? 0 : POWEROFF_GRACE_MS);
     this.channel.close(this.failure ?? new ErrVMNotRunning(`sandbox ${this.id} is closed`));
     await this.mounts?.close();
+    this.disks?.release();
     this.network?.close();
     rmSync(this.dir, { recursive: true, force: true });
     this.unregisterExitCleanup();

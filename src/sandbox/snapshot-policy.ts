@@ -23,6 +23,9 @@ export function snapshotKeyFor(
 ): string | undefined {
   if (!config.snapshot) return undefined;
   if (internal.rawPorts && internal.rawPorts.length > 0) return undefined;
+  // A saved guest has no extra disks mounted (and its page cache could hold another run's
+  // view of one): sandboxes with disks always boot.
+  if (config.disks.length > 0) return undefined;
   const addressing = req.network?.addressing ?? defaultAddressing();
   return snapshotKey({
     kernelPath: req.kernelPath,

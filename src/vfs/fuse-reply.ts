@@ -99,6 +99,19 @@ export function entryOut(nodeid: bigint, stat: VfsStat, timeouts: CacheTimeouts)
   return buf;
 }
 
+/**
+ * "No such name", cacheable: nodeid 0 with an entry timeout makes the kernel keep a negative
+ * dentry, so repeated misses (PATH searches, git probing for files) stop crossing to the host.
+ * The caller sees ENOENT exactly as with an error reply.
+ */
+export function negativeEntryOut(timeouts: CacheTimeouts): Buffer {
+  const buf = Buffer.alloc(ENTRY_OUT_BYTES);
+  const [entry, entryNs] = splitMs(timeouts.entryMs);
+  buf.writeBigUInt64LE(entry, 16);
+  buf.writeUInt32LE(entryNs, 32);
+  return buf;
+}
+
 export function attrOut(nodeid: bigint, stat: VfsStat, timeouts: CacheTimeouts): Buffer {
   const buf = Buffer.alloc(ATTR_OUT_BYTES);
   const [attr, attrNs] = splitMs(timeouts.attrMs);

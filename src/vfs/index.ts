@@ -29,6 +29,7 @@ export { MemoryProvider, type MemoryProviderOptions } from "./providers/memory.j
 export { HostDirProvider, type HostDirOptions } from "./providers/host-dir.js";
 export { ReadOnlyProvider } from "./providers/read-only.js";
 export { RouterProvider } from "./providers/router.js";
+export { SingleFileProvider } from "./providers/single-file.js";
 export { OverlayProvider } from "./providers/overlay.js";
 export { openHostOverlay, type HostOverlayOptions } from "./providers/overlay-host.js";
 export { MAX_WRITE_BYTES } from "./fuse-constants.js";

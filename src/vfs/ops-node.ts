@@ -9,8 +9,8 @@ import {
   SetattrValid,
   NAME_MAX_BYTES,
 } from "./fuse-constants.js";
-import { Errno, VfsError } from "./errors.js";
-import { attrOut, entryOut, statfsOut } from "./fuse-reply.js";
+import { Errno, VfsError, toErrno } from "./errors.js";
+import { attrOut, entryOut, negativeEntryOut, statfsOut } from "./fuse-reply.js";
 import type { FuseInHeader } from "./fuse-framer.js";
 import type { BodyReader } from "./fuse-reader.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
@@ -27,7 +27,16 @@ export async function replyEntry(ctx: OpsContext, parent: bigint, name: string):
   return entryOut(ctx.inodes.remember(parent, name, fileId), stat, ctx.timeouts);
 }
 
-const lookup: OpHandler = async (ctx, header, body) => replyEntry(ctx, header.nodeid, body.name());
+const lookup: OpHandler = async (ctx, header, body) => {
+  try {
+    return await replyEntry(ctx, header.nodeid, body.name());
+  } catch (err) {
+    if (toErrno(err) === Errno.ENOENT && ctx.timeouts.entryMs > 0) {
+      return negativeEntryOut(ctx.timeouts);
+    }
+    throw err;
+  }
+};
 
 const getattr: OpHandler = async (ctx, header, body) => {
   const flags = body.u32();

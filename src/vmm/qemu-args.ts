@@ -5,6 +5,11 @@ export interface VmDisk {
   /** virtio-blk serial: the guest finds its disks by serial, not by /dev/vdX order. */
   serial: string;
   readonly: boolean;
+  /**
+   * QEMU cache mode. Default `unsafe` (guest flushes ignored): right for throwaway disks.
+   * Disks whose data must outlive the VM use `writeback`, so a guest fsync reaches the host.
+   */
+  cache?: "unsafe" | "writeback";
 }
 
 export interface VmSpec {
@@ -101,7 +106,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     args.push(
       "-drive",
       `id=disk${i},file=${quoteOptionValue(disk.path)},format=raw,if=none,` +
-        `readonly=${disk.readonly ? "on" : "off"},cache=unsafe`,
+        `readonly=${disk.readonly ? "on" : "off"},cache=${disk.cache ?? "unsafe"}`,
       "-device",
       `virtio-blk-device,drive=disk${i},serial=${disk.serial}`,
     );

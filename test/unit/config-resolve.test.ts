@@ -46,6 +46,7 @@ describe("resolveSandboxOptions defaults", () => {
       noNetwork: false,
       allowPrivateHosts: false,
       resolveOverrides: {},
+      disks: [],
       networkIntercept: false,
       allowedHosts: [],
       denyAllHosts: false,

@@ -45,3 +45,31 @@ test("a rebuilt kernel, agent or image (same path, new content) changes the key"
   utimesSync(join(dir, "vmlinuz"), later, later);
   assert.notEqual(snapshotKey(base), key2);
 });
+
+test("a sandbox with extra disks never gets a snapshot key (a saved guest has none mounted)", async () => {
+  const { snapshotKeyFor } = await import("../../src/sandbox/snapshot-policy.js");
+  const { resolveSandboxOptions } = await import("../../src/config/index.js");
+  const disk = join(dir, "disk.ext4");
+  writeFileSync(disk, "");
+  const req = {
+    runDir: dir,
+    accel: "tcg" as const,
+    cpus: 1,
+    memoryMb: 512,
+    kernelPath: base.kernelPath,
+    initramfsPath: base.initramfsPath,
+    kernelArgs: [],
+    imagePath: base.imagePath,
+    upperDiskPath: join(dir, "upper"),
+    bootTimeoutMs: 1000,
+    onFatal: () => undefined,
+  };
+  const plain = resolveSandboxOptions({ snapshot: true, noNetwork: true });
+  assert.notEqual(snapshotKeyFor(plain, req, {}), undefined, "the control case has a key");
+  const withDisk = resolveSandboxOptions({
+    snapshot: true,
+    noNetwork: true,
+    disks: [{ hostPath: disk, guestPath: "/data" }],
+  });
+  assert.equal(snapshotKeyFor(withDisk, req, {}), undefined);
+});

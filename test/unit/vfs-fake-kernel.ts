@@ -97,6 +97,8 @@ export class FakeKernel {
 
   async lookup(parent: bigint, name: string): Promise<{ nodeid: bigint; attr: Attr }> {
     const p = await this.call(Opcode.LOOKUP, parent, cstr(name));
+    // A cacheable negative entry (nodeid 0): the kernel turns it into ENOENT for the caller.
+    if (p.readBigUInt64LE(0) === 0n) throw new FuseErrno(2);
     return { nodeid: p.readBigUInt64LE(0), attr: decodeAttr(p, 40) };
   }
 

@@ -26,7 +26,7 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
         { "/w": { type: "host_fs", hostPath: join(host, "missing") } },
         /mounts\["\/w"\]: host path does not exist/,
       ],
-      [{ "/w": { type: "host_fs", hostPath: join(host, "file") } }, /not a directory/],
+      [{ "/w": { type: "host_fs", hostPath: "/dev/null" } }, /not a directory or regular file/],
       [{ "/w": { type: "nfs" } }, /type must be one of/],
       [{ "/w": { type: "provider" } }, /needs a provider/],
       [{ relative: { type: "memory" } }, /invalid guest mount path/],
@@ -38,6 +38,13 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
         (err: unknown) => err instanceof ErrInvalidConfig && message.test(err.message),
       );
     }
+    // A regular file is a single-file mount (tests/unit/vfs-single-file.test.ts).
+    const single = await FuseMounts.open(
+      runDir,
+      { "/w/file": { type: "host_fs", hostPath: join(host, "file") } },
+      () => undefined,
+    );
+    await single.close();
   });
 });
 

@@ -259,6 +259,19 @@ test("a guest that stops reading replies stalls itself, not host memory", async 
   await rm(dir, { recursive: true, force: true });
 });
 
+test("a missing name is a cacheable negative entry, and ENOENT where caching is off", async () => {
+  const k = await kernelFor(new MemoryProvider());
+  const p = await k.call(Opcode.LOOKUP, 1n, Buffer.from("missing\0"));
+  assert.equal(p.readBigUInt64LE(0), 0n, "nodeid 0: negative entry");
+  assert.equal(p.readBigUInt64LE(16) * 1000n + BigInt(p.readUInt32LE(32)) / 1_000_000n, 1000n);
+  assert.equal(k.server.counts.nodes, 1, "no node is remembered for a miss");
+  const uncached = new FakeKernel(
+    new FuseServer({ provider: new MemoryProvider(), entryTimeoutMs: 0 }),
+  );
+  await uncached.init();
+  await rejectsErrno(uncached.call(Opcode.LOOKUP, 1n, Buffer.from("missing\0")), Errno.ENOENT);
+});
+
 test("STATFS, ACCESS, FLUSH, FSYNC, INTERRUPT and DESTROY", async () => {
   const k = await kernelFor(new MemoryProvider({ maxBytes: 1 << 20 }));
   const statfs = await k.call(Opcode.STATFS, 1n);
@@ -271,7 +284,8 @@ test("STATFS, ACCESS, FLUSH, FSYNC, INTERRUPT and DESTROY", async () => {
   const f = await k.create(1n, "f");
   const fhBody = Buffer.alloc(24);
   fhBody.writeBigUInt64LE(f.fh, 0);
-  await k.call(Opcode.FLUSH, f.nodeid, fhBody);
+  // Writes are never buffered on the host: FLUSH is declined once, and the kernel stops sending it.
+  await rejectsErrno(k.call(Opcode.FLUSH, f.nodeid, fhBody), Errno.ENOSYS);
   await k.call(Opcode.FSYNC, f.nodeid, fhBody.subarray(0, 16));
   const interrupt = Buffer.alloc(8);
   interrupt.writeBigUInt64LE(5n, 0);

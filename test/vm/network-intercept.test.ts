@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, type SandboxEvent } from "../../src/index.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
@@ -348,7 +348,7 @@ describe("CLI: detached sandbox with secrets, allow-list, --add-host and --event
   });
 });
 
-test("CLI: foreground run --events and a one-line error for a missing secret env", async () => {
+test("CLI: foreground run with --events and a TypeScript --policy-script; a one-line error for a missing secret env", async () => {
   const missing = await wheellock(["run", "--secret", "NOPE_NOT_SET@api.test", "--", "true"]);
   assert.equal(missing.code, 1);
   assert.equal(
@@ -356,6 +356,17 @@ test("CLI: foreground run --events and a one-line error for a missing secret env
     "wheellock: invalid configuration: --secret NOPE_NOT_SET: $NOPE_NOT_SET is not set in the environment\n",
   );
   const eventsPath = join(scratch, "fg-events.jsonl");
+  // TypeScript on purpose (the annotation makes it invalid JS): the CLI loads it through tsx.
+  const scriptPath = join(scratch, "policy.ts");
+  writeFileSync(
+    scriptPath,
+    `const rules: Array<Record<string, unknown>> = [
+      { phase: "after", hosts: ["api.test"], path: "/fg-run",
+        hook: async (ctx: { status: number; request: { path: string } }) =>
+          ({ body: "script saw " + ctx.status + " " + ctx.request.path + "\\n" }) },
+    ];
+    export default rules;\n`,
+  );
   const r = await wheellock([
     "run",
     "--memory",
@@ -367,12 +378,14 @@ test("CLI: foreground run --events and a one-line error for a missing secret env
     "api.test",
     "--events",
     eventsPath,
+    "--policy-script",
+    scriptPath,
     "--",
     "sh",
     "-c",
     `curl -sS -m 60 http://api.test:${servers.httpPort}/fg-run`,
   ]);
-  assert.equal(r.stdout, "ok http GET /fg-run\n", r.stderr);
+  assert.equal(r.stdout, "script saw 200 /fg-run\n", r.stderr);
   const lines = readFileSync(eventsPath, "utf8")
     .trim()
     .split("\n")

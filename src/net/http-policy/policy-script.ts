@@ -21,10 +21,13 @@ function firstLine(err: unknown): string {
   return (text.split("\n").find((l) => l.trim() !== "") ?? "unknown error").trim().slice(0, 300);
 }
 
-function rulesOf(mod: Record<string, unknown>): unknown {
+function rulesOf(mod: Record<string, unknown>, depth = 0): unknown {
   const def = mod.default as Record<string, unknown> | unknown[] | undefined;
   if (Array.isArray(def)) return def;
   if (def && typeof def === "object") {
+    // A .ts file outside an ESM package is compiled as CommonJS when no tsx loader is
+    // registered (the installed CLI): its ESM exports then arrive wrapped once more.
+    if (depth === 0 && "__esModule" in def) return rulesOf(def, 1);
     if (def.rules !== undefined) return def.rules;
     if (def.hooks !== undefined) return def.hooks;
   }

@@ -132,10 +132,25 @@ export class RouterProvider implements VfsProvider {
     const extra = this.mountChildren(path);
     if (r === undefined && extra.length === 0 && path !== "/") throw new VfsError(Errno.ENOENT);
     const hidden = new Set(extra);
-    return [
-      ...own.filter((e) => !hidden.has(e.name)),
-      ...extra.map((name) => ({ name, type: "dir" as const })),
-    ];
+    const shown = await Promise.all(
+      extra.map(async (name): Promise<VfsDirEntry> => ({
+        name,
+        type: await this.mountType(path, name),
+      })),
+    );
+    return [...own.filter((e) => !hidden.has(e.name)), ...shown];
+  }
+
+  /** A mount point's own type (a single-file mount is a file); ancestors are directories. */
+  private async mountType(parent: string, name: string): Promise<VfsDirEntry["type"]> {
+    const path = parent === "/" ? `/${name}` : `${parent}/${name}`;
+    const mount = this.mounts.find((m) => m.path === path);
+    if (mount === undefined) return "dir";
+    try {
+      return (await mount.provider.stat("/")).type;
+    } catch {
+      return "dir";
+    }
   }
 
   open(path: string, flags: VfsOpenFlags): Promise<VfsHandle> {

@@ -1,0 +1,51 @@
+/**
+ * A sandbox's extra disks (`disks` option / `--disk`): their attach locks, the QEMU drives and
+ * the kernel command-line word telling the guest agent where to mount each one.
+ */
+import type { ResolvedDisk } from "../config/index.js";
+import { lockDisk, type DiskLock } from "../volumes/index.js";
+import type { VmDisk } from "../vmm/index.js";
+
+/** virtio-blk serial of extra disk `i`; the agent finds disks by serial, not /dev/vdX order. */
+export function extraDiskSerial(i: number): string {
+  return `wl-disk${i}`;
+}
+
+export class SandboxDisks {
+  private constructor(
+    private readonly disks: readonly ResolvedDisk[],
+    private readonly locks: DiskLock[],
+  ) {}
+
+  /** Takes every attach lock, or none (ErrVolumeInUse names the sandbox in the way). */
+  static attach(sandboxId: string, disks: readonly ResolvedDisk[]): SandboxDisks {
+    const locks: DiskLock[] = [];
+    try {
+      for (const disk of disks) locks.push(lockDisk(disk.hostPath, sandboxId, disk.readonly));
+    } catch (err) {
+      for (const lock of locks) lock.release();
+      throw err;
+    }
+    return new SandboxDisks(disks, locks);
+  }
+
+  get vmDisks(): VmDisk[] {
+    return this.disks.map((d, i) => ({
+      path: d.hostPath,
+      serial: extraDiskSerial(i),
+      readonly: d.readonly,
+      cache: "writeback",
+    }));
+  }
+
+  /** `wheellock.disks=/a,/b:ro`: guest path of disk i at position i (paths have no `,` `:`). */
+  get kernelArgs(): string[] {
+    if (this.disks.length === 0) return [];
+    const list = this.disks.map((d) => (d.readonly ? `${d.guestPath}:ro` : d.guestPath));
+    return [`wheellock.disks=${list.join(",")}`];
+  }
+
+  release(): void {
+    for (const lock of this.locks) lock.release();
+  }
+}

@@ -1,0 +1,180 @@
+// Named volumes and raw disks attached as block devices: data written in one sandbox is there
+// in the next (SDK, then CLI), a read-only disk refuses writes, one writer at a time, a volume
+// in use cannot be removed, and a kept overlay layer survives close with the guest's changes.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import {
+  ErrVolumeInUse,
+  Sandbox,
+  createVolume,
+  listVolumes,
+  removeVolume,
+} from "../../src/index.js";
+import { isolateDataDir, scratchDir } from "../helpers/vm.js";
+
+const dataDir = isolateDataDir();
+const base = scratchDir();
+const seed = join(base, "seed");
+mkdirSync(seed);
+writeFileSync(join(seed, "hello.txt"), "from the host image\n");
+const roImage = join(base, "ro.ext4");
+const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", seed, roImage, "16M"], { encoding: "utf8" });
+assert.equal(mkfs.status, 0, mkfs.stderr);
+const ov = join(base, "ov");
+mkdirSync(ov);
+writeFileSync(join(ov, "base.txt"), "lower\n");
+const files = join(base, "files");
+mkdirSync(files);
+writeFileSync(join(files, "app.json"), '{"v":1}\n');
+writeFileSync(join(files, "ro.conf"), "read only\n");
+writeFileSync(join(files, "ov.txt"), "lower\n");
+writeFileSync(join(files, "secret"), "SIBLING");
+const cli = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
+
+let writtenSha = "";
+let keptUpper = "";
+
+describe("a sandbox with a named volume, a read-only disk and a kept overlay", () => {
+  let sb: Sandbox;
+  before(async () => {
+    await createVolume("work", 64);
+    sb = await Sandbox.create({
+      disks: [
+        { volume: "work", guestPath: "/data" },
+        { hostPath: roImage, guestPath: "/srv/ro", readonly: true },
+      ],
+      mounts: {
+        "/mnt/ov": { type: "overlay", hostPath: ov, keepUpper: true },
+        "/srv/app.json": { type: "host_fs", hostPath: join(files, "app.json") },
+        "/etc/wl/ro.conf": { type: "host_fs", hostPath: join(files, "ro.conf"), readonly: true },
+        "/srv/ov.txt": { type: "overlay", hostPath: join(files, "ov.txt") },
+      },
+    });
+  });
+  after(async () => sb?.close());
+
+  test("the volume is an ext4 block device at the guest path and takes writes", async () => {
+    const r = await sb.exec(
+      [
+        "set -e",
+        "grep ' /data ' /proc/mounts | cut -d' ' -f3,4 | cut -d, -f1",
+        "dd if=/dev/urandom of=/data/blob bs=1M count=4 2>/dev/null",
+        "mkdir -p /data/dir && echo kept > /data/dir/note",
+        "sha256sum /data/blob | cut -c1-64",
+      ].join("\n"),
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const [mountLine, sha] = r.stdout.trim().split("\n");
+    assert.equal(mountLine, "ext4 rw");
+    writtenSha = sha ?? "";
+    assert.match(writtenSha, /^[0-9a-f]{64}$/);
+  });
+
+  test("a read-only disk shows the image's files and refuses writes", async () => {
+    const r = await sb.exec(
+      "cat /srv/ro/hello.txt; grep ' /srv/ro ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; " +
+        "touch /srv/ro/new 2>&1; echo rc=$?",
+    );
+    assert.match(r.stdout, /^from the host image\nro\n/);
+    assert.match(r.stdout, /Read-only file system/);
+    assert.match(r.stdout, /rc=1$/m);
+  });
+
+  test("a second sandbox cannot attach the volume read-write or read-only while it is in use", async () => {
+    for (const readonly of [false, true]) {
+      await assert.rejects(
+        Sandbox.create({ disks: [{ volume: "work", guestPath: "/data", readonly }] }),
+        (err: Error) =>
+          err instanceof ErrVolumeInUse && /attached read-write by sandbox/.test(err.message),
+      );
+    }
+    await assert.rejects(removeVolume("work"), ErrVolumeInUse);
+  });
+
+  test("single-file mounts: read-write, read-only and overlay, and nothing beside them", async () => {
+    const r = await sb.exec(
+      [
+        "cat /srv/app.json && echo '{\"v\":2}' >> /srv/app.json",
+        "cat /etc/wl/ro.conf; echo x 2>&1 > /etc/wl/ro.conf | sed 's/.*: //'",
+        "echo changed > /srv/ov.txt && cat /srv/ov.txt",
+        "stat -c %F /srv/app.json; ls /etc/wl",
+        "ls /run/wheellock/vfs/srv | sort | tr '\\n' ' '; echo",
+      ].join("\n"),
+    );
+    assert.deepEqual(r.stdout.split("\n"), [
+      '{"v":1}',
+      "read only",
+      "Read-only file system",
+      "changed",
+      "regular file",
+      "ro.conf",
+      "app.json ov.txt ",
+      "",
+    ]);
+    assert.equal(readFileSync(join(files, "app.json"), "utf8"), '{"v":1}\n{"v":2}\n');
+    assert.equal(readFileSync(join(files, "ro.conf"), "utf8"), "read only\n");
+    assert.equal(readFileSync(join(files, "ov.txt"), "utf8"), "lower\n");
+  });
+
+  test("a sandbox with disks never resumes from a memory snapshot", () => {
+    assert.equal(sb.restoredFromSnapshot, false);
+  });
+
+  test("the overlay's kept upper layer holds the guest's changes after close", async () => {
+    const r = await sb.exec("echo changed > /mnt/ov/base.txt && echo new > /mnt/ov/added.txt");
+    assert.equal(r.exitCode, 0, r.stderr);
+    keptUpper = sb.keptOverlays["/mnt/ov"] ?? "";
+    assert.ok(keptUpper.startsWith(join(dataDir, "overlays")), keptUpper);
+    await sb.close();
+    assert.equal(readFileSync(join(keptUpper, "added.txt"), "utf8"), "new\n");
+    assert.equal(readFileSync(join(keptUpper, "base.txt"), "utf8"), "changed\n");
+    assert.equal(readFileSync(join(ov, "base.txt"), "utf8"), "lower\n");
+    assert.ok(!existsSync(join(ov, "added.txt")));
+  });
+});
+
+test("CLI: the volume's data is there in the next sandbox; ls and rm once it is free", () => {
+  assert.ok(writtenSha !== "", "the first sandbox wrote the volume");
+  const run = spawnSync(
+    process.execPath,
+    [
+      ...cli,
+      "run",
+      "--disk",
+      "@work:/other",
+      "--",
+      "sh",
+      "-c",
+      "sha256sum /other/blob | cut -c1-64; cat /other/dir/note",
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `${writtenSha}\nkept\n`);
+  const ls = spawnSync(process.execPath, [...cli, "volume", "ls"], { encoding: "utf8" });
+  assert.match(ls.stdout, /^NAME\s+SIZE\nwork\s+64\.0 MB\n$/);
+  const rm = spawnSync(process.execPath, [...cli, "volume", "rm", "work"], { encoding: "utf8" });
+  assert.equal(rm.stdout, "Removed volume work\n", rm.stderr);
+  assert.equal(readdirSync(join(dataDir, "volumes")).length, 0);
+});
+
+test("CLI: bad --disk specs and missing volumes are one clear line, before any VM starts", async () => {
+  for (const [spec, message] of [
+    ["nope", /invalid disk mount "nope": expected format/],
+    ["@missing:/d", /named volume not found: missing/],
+    [`${roImage}:/d:rw`, /unknown disk option "rw" \(use "ro"\)/],
+    [`${roImage}:relative`, /invalid guest mount path "relative"/],
+    [`${roImage}:/proc/x`, /cannot mount a disk on \/proc\/x/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [...cli, "run", "--disk", spec, "--", "true"], {
+      encoding: "utf8",
+    });
+    assert.notEqual(r.status, 0, spec);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+  assert.deepEqual(await listVolumes(), []);
+});
