@@ -116,6 +116,19 @@ test("a host outside the allowlist gets 403 and an event with the reason", async
   assert.match(events[0]?.reason ?? "", /other\.test/);
 });
 
+test("the upstream gets the Host that was checked, in canonical form", async () => {
+  const { p } = proxy();
+  const socket = await guestSocket(p, { name: "api.test", port: up.httpPort, tls: false });
+  const reply = await sendAndReadAll(
+    socket,
+    `GET /h HTTP/1.1\r\nHost: API.Test.:${up.httpPort}\r\nConnection: close\r\n\r\n`,
+  );
+  assert.match(reply, /^HTTP\/1\.1 200 /, reply);
+  // The route's JSON (chunked: take it from between the chunk-size lines).
+  const body = JSON.parse(/\{.*\}/.exec(reply)?.[0] ?? "{}") as { headers: string[] };
+  assert.deepEqual(body.headers.slice(0, 2), ["Host", `api.test:${up.httpPort}`]);
+});
+
 test("a Host that differs from the SNI is refused (domain fronting)", async () => {
   const { p, events } = proxy();
   const res = await guestRequest(p, {
