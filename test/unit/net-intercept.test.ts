@@ -315,6 +315,24 @@ test("malformed HTTP gets 400 and the proxy keeps serving", async () => {
   assert.equal(ok.status, 200);
 });
 
+test("a request that fails after its head is not reported as a 200", async () => {
+  // Node accepts the head, then rejects the unknown transfer coding: the request never got a
+  // response, and its event must not claim the server's default status.
+  const { p, events } = proxy();
+  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const reply = await sendAndReadAll(
+    socket,
+    `POST /te HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nTransfer-Encoding: identity\r\n\r\nabc`,
+  );
+  assert.match(reply, /^HTTP\/1\.1 400/);
+  await settle(events);
+  assert.ok(events.some((e) => e.code === "invalid_request"));
+  assert.ok(
+    events.every((e) => e.status !== 200),
+    JSON.stringify(events),
+  );
+});
+
 test("TLS garbage and a truncated ClientHello are closed without harm", async () => {
   const { p, events } = proxy({ sniffTimeoutMs: 200 });
   const [ip] = await p.resolveIpv4("api.test");
