@@ -63,6 +63,10 @@ test("intercept mode: bad entries are one-line ErrInvalidConfig", () => {
     [{ allowedHosts: ["exa mple.com"] }, /allowedHosts/],
     [{ allowedHosts: ["a.test:99999"] }, /allowedHosts.*port/],
     [{ allowedHosts: "a.test" as unknown as string[] }, /allowedHosts/],
+    // An empty entry dropped quietly would leave the network open instead of intercepted.
+    [{ allowedHosts: [""] }, /allowedHosts: empty entry/],
+    [{ allowedHosts: ["a.test", " "] }, /allowedHosts: empty entry/],
+    [{ allowTcp: [""] }, /allowTcp: empty entry/],
     [{ allowTcp: ["db.test"] }, /allowTcp.*needs a port/],
     [{ addHosts: { "a b": "1.2.3.4" } }, /addHosts/],
     [{ addHosts: { "a.test": "::1" } }, /addHosts/],
