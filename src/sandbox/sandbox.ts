@@ -350,9 +350,17 @@ export class Sandbox implements AsyncDisposable {
     return before.filter((e) => !after.has(e));
   }
 
-  /** The allowlist now; empty means every host (unless started with `denyAllHosts`). */
+  /**
+   * The allowlist now. Empty means every host if it was empty from the start (reference
+   * semantics), and no host when started with `denyAllHosts` or emptied by `disallowHosts`.
+   */
   get allowedHosts(): string[] {
     return this.network?.egress?.allowlist.entries ?? [];
+  }
+
+  /** Whether an empty `allowedHosts` now denies every host (see there). */
+  get allowlistEmptyDeniesAll(): boolean {
+    return this.network?.egress?.allowlist.emptyDeniesAll ?? false;
   }
 
   /** True when the network goes through the intercepting proxy (allowlist, TLS, secrets). */

@@ -155,7 +155,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
             changed:
               action === "add" ? sandbox.allowHosts(...hosts) : sandbox.disallowHosts(...hosts),
             allowed: sandbox.allowedHosts,
-            emptyDeniesAll: sandbox.config.denyAllHosts,
+            emptyDeniesAll: sandbox.allowlistEmptyDeniesAll,
           }),
         }
       : {}),
