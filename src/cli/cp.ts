@@ -30,6 +30,14 @@ function parseLocation(text: string): Location {
   return { path: text };
 }
 
+/** `--mode 644` / `0755`: permission bits in octal, checked before anything is copied. */
+function parseMode(text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text)) {
+    throw new ErrInvalidConfig(`invalid --mode "${text}": expected octal permission bits like 644`);
+  }
+  return Number.parseInt(text, 8);
+}
+
 export function cpCommand(): Command {
   return new Command("cp")
     .description(
@@ -42,6 +50,7 @@ export function cpCommand(): Command {
     .action(async (srcText: string, destText: string, flags: { mode?: string }) => {
       const src = parseLocation(srcText);
       const dest = parseLocation(destText);
+      const explicitMode = flags.mode !== undefined ? parseMode(flags.mode) : undefined;
       if ((src.id === undefined) === (dest.id === undefined)) {
         throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
       }
@@ -58,8 +67,8 @@ export function cpCommand(): Command {
           return;
         }
         const mode =
-          flags.mode !== undefined
-            ? Number.parseInt(flags.mode, 8)
+          explicitMode !== undefined
+            ? explicitMode
             : src.path === "-"
               ? undefined
               : statSync(src.path).mode & 0o777;
