@@ -7,7 +7,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { basename, join, posix } from "node:path";
+import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
@@ -75,6 +75,9 @@ export function cpCommand(): Command {
         const input = src.path === "-" ? process.stdin : createReadStream(src.path);
         await sandbox.writeFile(target, input, mode !== undefined ? { mode } : {});
         return;
+      }
+      if (dest.path !== "-" && !existsSync(dirname(resolve(dest.path)))) {
+        throw new ErrInvalidConfig(`no such host directory: ${dirname(resolve(dest.path))}`);
       }
       const sandbox = RemoteSandbox.connect(src.id as string);
       let destPath = dest.path;

@@ -81,6 +81,10 @@ test("errors are one line; unknown sandboxes are named", () => {
     /--detach cannot be combined with -t/,
   );
   assert.match(wheellock(["run", "-p", "99999", "--rm=false"]).stderr, /port must be 1-65535/);
+  assert.equal(
+    wheellock(["cp", "vm-0badc0de:/x", "/nonexistent-dir/x"]).stderr,
+    "wheellock: invalid configuration: no such host directory: /nonexistent-dir\n",
+  );
   // A bad --mode is refused before anything is copied, not passed on as NaN.
   assert.equal(
     wheellock(["cp", "--mode", "abc", "/etc/hostname", "vm-0badc0de:/x"]).stderr,
