@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "net.h"
 #include "util.h"
 
@@ -283,6 +284,7 @@ void boot_system(void)
 	umask(022);
 	loopback_up();
 	net_setup();
+	config_prepare_etc_files();
 	if (sethostname("wheellock", 9) != 0)
 		logmsg("sethostname: %s", strerror(errno));
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
 import { RemoteSandbox } from "../supervisor/index.js";
+import type { AllowListResult } from "../supervisor/server.js";
 
 /** `a.com, b.com` in one or more arguments: split, trimmed, de-duplicated, in order. */
 export function parseHosts(args: readonly string[]): string[] {
@@ -20,6 +21,25 @@ export function parseHosts(args: readonly string[]): string[] {
   return hosts;
 }
 
+/** What `allow-list add|delete` prints (the reference CLI's wording). */
+export function allowListReport(
+  id: string,
+  action: "add" | "delete",
+  result: AllowListResult,
+): string {
+  const changed = result.changed.join(",");
+  const first =
+    action === "add"
+      ? changed
+        ? `Added to ${id}: ${changed}`
+        : `No new hosts were added to ${id}`
+      : changed
+        ? `Removed from ${id}: ${changed}`
+        : `No hosts were removed from ${id}`;
+  const empty = result.emptyDeniesAll ? "(empty: all hosts denied)" : "(empty: all hosts allowed)";
+  return `${first}\nCurrent allow-list: ${result.allowed.join(",") || empty}\n`;
+}
+
 function action(name: "add" | "delete"): Command {
   return new Command(name)
     .description(name === "add" ? "allow more hosts" : "stop allowing hosts")
@@ -28,19 +48,7 @@ function action(name: "add" | "delete"): Command {
     .action(async (id: string, args: string[]) => {
       const hosts = parseHosts(args);
       const result = await RemoteSandbox.connect(id).allowList(name, hosts);
-      const changed = result.changed.join(",");
-      if (name === "add") {
-        process.stdout.write(
-          changed ? `Added to ${id}: ${changed}\n` : `No new hosts were added to ${id}\n`,
-        );
-      } else {
-        process.stdout.write(
-          changed ? `Removed from ${id}: ${changed}\n` : `No hosts were removed from ${id}\n`,
-        );
-      }
-      process.stdout.write(
-        `Current allow-list: ${result.allowed.join(",") || "(empty: all hosts allowed)"}\n`,
-      );
+      process.stdout.write(allowListReport(id, name, result));
     });
 }
 

@@ -67,6 +67,17 @@ function splitList(values: readonly string[]): string[] {
 }
 
 /**
+ * A list flag that was given must name something: `--allow-host "$EMPTY"` quietly meaning
+ * "no flag" would leave the network open instead of intercepted.
+ */
+function nonEmptyList(flag: string, values: readonly string[] | undefined): string[] {
+  const list = splitList(values ?? []);
+  if (values !== undefined && values.length > 0 && list.length === 0)
+    throw new ErrInvalidConfig(`${flag}: no host given`);
+  return list;
+}
+
+/**
  * `NAME=VALUE@h1,h2` or `NAME@h1,h2` (value from `env[NAME]`). The last `@` separates the hosts,
  * so a value may itself contain `@`.
  */
@@ -96,7 +107,13 @@ export function parseSecretFlag(
 }
 
 export function parseSecretFlags(entries: readonly string[]): Record<string, SecretOption> {
-  return Object.fromEntries(entries.map((e) => parseSecretFlag(e))) as Record<string, SecretOption>;
+  const out: Record<string, SecretOption> = {};
+  for (const [name, secret] of entries.map((e) => parseSecretFlag(e))) {
+    // The last one silently winning would drop the first one's hosts (or value).
+    if (Object.hasOwn(out, name)) throw new ErrInvalidConfig(`--secret ${name} is given twice`);
+    out[name] = secret;
+  }
+  return out;
 }
 
 function parseAddHosts(entries: readonly string[]): Record<string, string> {
@@ -118,11 +135,11 @@ export function interceptSandboxOptions(
   flags: InterceptFlags,
   secrets: Record<string, SecretOption> = parseSecretFlags(flags.secret ?? []),
 ): SandboxOptions {
-  const hosts = splitList(flags.allowHost ?? []);
+  const hosts = nonEmptyList("--allow-host", flags.allowHost);
   const dns = splitList(flags.dnsServers === undefined ? [] : [flags.dnsServers]);
   const addHosts = flags.addHost ?? [];
   const cas = flags.upstreamCa ?? [];
-  const tcp = splitList(flags.allowTcp ?? []);
+  const tcp = nonEmptyList("--allow-tcp", flags.allowTcp);
   return {
     ...(hosts.length > 0 ? { allowedHosts: hosts } : {}),
     ...(flags.denyAllHosts ? { denyAllHosts: true } : {}),

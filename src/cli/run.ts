@@ -24,7 +24,7 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
-import { writeEventsFile } from "../sandbox/events-file.js";
+import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -169,10 +169,16 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   if (flags.tty && flags.interactive && !process.stdin.isTTY) {
     throw new ErrInvalidConfig("-it requires a terminal on stdin");
   }
+  const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
-  const sandbox = await Sandbox.create(sandboxOptions(flags));
-  const eventsWritten =
-    flags.events !== undefined ? writeEventsFile(sandbox.events(), flags.events) : undefined;
+  let sandbox: Sandbox;
+  try {
+    sandbox = await Sandbox.create(sandboxOptions(flags));
+  } catch (err) {
+    eventsOut?.end();
+    throw err;
+  }
+  const eventsWritten = eventsOut ? writeEventsFile(sandbox.events(), eventsOut) : undefined;
   try {
     const proc = sandbox.spawn(
       runArgv(sandbox.image, command, flags.entrypoint),

@@ -34,6 +34,9 @@ function stringList(field: string, value: unknown): string[] {
 /** Each entry compiled once, so a bad glob is reported here and not at the first request. */
 function hostGlobs(field: string, value: unknown): string[] {
   const entries = stringList(field, value);
+  // `[""]` quietly becoming `[]` would mean open mode instead of intercept.
+  if ((value as string[]).length > entries.length)
+    throw new ErrInvalidConfig(`${field}: empty entry`);
   for (const e of entries) {
     try {
       compileHostPattern(e);

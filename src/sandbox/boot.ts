@@ -3,14 +3,7 @@ import { join } from "node:path";
 import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
-import {
-  QemuProcess,
-  QmpClient,
-  logTail,
-  startIncoming,
-  type Accel,
-  type VmSpec,
-} from "../vmm/index.js";
+import { QemuProcess, logTail, startIncoming, type Accel, type VmSpec } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -35,6 +28,13 @@ export interface BootRequest {
   restoreStatePath?: string;
   /** Guest RAM in a file (see VmSpec.memoryFile): shared to be saved, private to restore. */
   memoryFile?: VmSpec["memoryFile"];
+  /**
+   * The sandbox's own settings (guest-config.ts). After a restore they are the first request,
+   * and their reply is the proof that the resumed agent runs (no separate PING: under TCG
+   * every first round trip after a restore is slow). A cold boot leaves them to the caller,
+   * which must send them only after any snapshot is saved.
+   */
+  configureGuest?: (channel: Channel) => Promise<void>;
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
@@ -152,11 +152,10 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
       const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
       qmpServer?.close();
-      const qmp = await Promise.race([QmpClient.attach(qmpSocket), deadline, qemuDied]);
       try {
-        await Promise.race([startIncoming(qmp), deadline, qemuDied]);
+        await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
       } finally {
-        qmp.close();
+        qmpSocket.destroy();
       }
     }
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
@@ -167,9 +166,15 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
     });
     const hello = await Promise.race([channel.hello, deadline, qemuDied]);
-    // A restored agent said hello long ago; a round trip proves it is really running.
-    if (req.restoreStatePath)
-      await Promise.race([channel.request(FrameType.Ping), deadline, qemuDied]);
+    // A restored agent said hello long ago; a round trip proves it is really running. An
+    // error reply to CONFIGURE fails the restore too (the caller then boots cold, where the
+    // same CONFIGURE runs again and reports its error).
+    if (req.restoreStatePath) {
+      const roundTrip = req.configureGuest
+        ? req.configureGuest(channel)
+        : channel.request(FrameType.Ping).then(() => undefined);
+      await Promise.race([roundTrip, deadline, qemuDied]);
+    }
     return {
       qemu,
       channel,

@@ -1,18 +1,32 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
+import { ErrInvalidConfig } from "../errors.js";
 import type { SandboxEvent } from "./events.js";
 
 /**
- * Appends every event of `events` to `path` as one JSON line each (`--events FILE`), until
- * the iterator ends (the sandbox closed). Resolves once everything is on disk. The file is
- * created 0600: URLs and commands can be private even though secret values never appear.
+ * Opens `path` for appending events (`--events FILE`), created 0600: URLs and commands can be
+ * private even though secret values never appear. Opened before the sandbox starts, so a path
+ * that cannot be written is a one-line configuration error, not a crash after boot.
+ */
+export async function openEventsFile(path: string): Promise<WriteStream> {
+  const out = createWriteStream(path, { flags: "a", mode: 0o600 });
+  try {
+    await once(out, "open");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ErrInvalidConfig(`--events: cannot open ${path}: ${code}`);
+  }
+  return out;
+}
+
+/**
+ * Appends every event of `events` to `out` (from openEventsFile) as one JSON line each, until
+ * the iterator ends (the sandbox closed). Resolves once everything is on disk.
  */
 export async function writeEventsFile(
   events: AsyncIterable<SandboxEvent>,
-  path: string,
+  out: WriteStream,
 ): Promise<void> {
-  const out = createWriteStream(path, { flags: "a", mode: 0o600 });
-  await once(out, "open");
   try {
     for await (const event of events) {
       if (!out.write(`${JSON.stringify(event)}\n`)) await once(out, "drain");

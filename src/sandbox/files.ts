@@ -1,7 +1,6 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import {
-  ConfigureTag,
   FileListOkTag,
   FileListTag,
   FileStatTag,
@@ -195,22 +194,6 @@ export class SandboxFiles {
         ]);
       },
     );
-  }
-
-  /**
-   * Sets the guest clock and hostname and mixes host entropy into the guest's RNG (right after
-   * boot or restore: a restored VM must not repeat its snapshot siblings' random numbers).
-   */
-  async configure(settings: {
-    timeUnixMs: number;
-    hostname: string;
-    seed: Uint8Array;
-  }): Promise<void> {
-    await this.channel.request(FrameType.Configure, [
-      field.u64(ConfigureTag.TimeUnixMs, settings.timeUnixMs),
-      field.bytes(ConfigureTag.Seed, settings.seed),
-      field.string(ConfigureTag.Hostname, settings.hostname),
-    ]);
   }
 
   /** A no-op round trip to the agent (liveness, latency). */

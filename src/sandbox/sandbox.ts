@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -13,6 +12,7 @@ import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
 import type { BootRequest } from "./boot.js";
+import { configureGuest } from "./guest-config.js";
 import { snapshotKeyFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
 import { prepareNetwork, type SandboxNetwork } from "./network.js";
@@ -186,6 +186,7 @@ export class Sandbox implements AsyncDisposable {
         ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
         network: network.link,
         bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
+        configureGuest: (channel) => configureGuest(channel, config.hostname),
         onFatal: (err) =>
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${config.id} stopped: ${err.message}`)),
       };
@@ -212,7 +213,9 @@ export class Sandbox implements AsyncDisposable {
       sandbox.mounts = mounts;
       sandbox.disks = disks;
       sandbox.network = network;
-      await sandbox.configureGuest();
+      // A restore configured the guest as its first request (BootRequest.configureGuest).
+      if (!vm.restored) await configureGuest(vm.channel, config.hostname);
+      await sandbox.applyNetworkSetup();
       sandbox.watch();
       if (!internal.deferTimeout) sandbox.startTimeout();
       return sandbox;
@@ -347,9 +350,17 @@ export class Sandbox implements AsyncDisposable {
     return before.filter((e) => !after.has(e));
   }
 
-  /** The allowlist now; empty means every host (unless started with `denyAllHosts`). */
+  /**
+   * The allowlist now. Empty means every host if it was empty from the start (reference
+   * semantics), and no host when started with `denyAllHosts` or emptied by `disallowHosts`.
+   */
   get allowedHosts(): string[] {
     return this.network?.egress?.allowlist.entries ?? [];
+  }
+
+  /** Whether an empty `allowedHosts` now denies every host (see there). */
+  get allowlistEmptyDeniesAll(): boolean {
+    return this.network?.egress?.allowlist.emptyDeniesAll ?? false;
   }
 
   /** True when the network goes through the intercepting proxy (allowlist, TLS, secrets). */
@@ -391,12 +402,8 @@ export class Sandbox implements AsyncDisposable {
     if (this.closing) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
   }
 
-  private async configureGuest(): Promise<void> {
-    await this.files.configure({
-      timeUnixMs: Date.now(),
-      hostname: this.config.hostname,
-      seed: randomBytes(32),
-    });
+  /** The CA and `--add-host` lines (after CONFIGURE, which rewrites `/etc/hosts`). */
+  private async applyNetworkSetup(): Promise<void> {
     if (this.network) await applyGuestNetworkSetup(this.files, this.network.guestSetup);
   }
 

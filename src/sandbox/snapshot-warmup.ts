@@ -9,7 +9,7 @@ const WARMUP_TIMEOUT_MS = 30_000;
 
 /**
  * Does, once, before a snapshot is saved, the guest work every sandbox does right after it
- * starts: the hostname files are copied up into the writable layer, and one command runs, so
+ * starts: the hostname files are rewritten (on their tmpfs, guest/config.c), and one command runs, so
  * the dynamic loader, libc and the agent's exec path sit in the saved page cache. A restored
  * guest then skips those disk reads (under TCG each is an emulated virtio request).
  *

@@ -26,8 +26,10 @@ export interface ControlHandlers {
 
 export interface AllowListResult {
   changed: string[];
-  /** The allow-list after the change; empty means every host is allowed. */
+  /** The allow-list after the change. */
   allowed: string[];
+  /** What an empty list means: every host (reference semantics), or none (`--deny-all-hosts`). */
+  emptyDeniesAll?: boolean;
 }
 
 export class ControlServer {

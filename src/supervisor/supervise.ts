@@ -6,7 +6,7 @@
  */
 import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
-import { writeEventsFile } from "../sandbox/events-file.js";
+import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
 import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
 import { runDir } from "../paths.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
@@ -82,6 +82,8 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   const id = newSandboxId();
   // Bad options are the caller's mistake, not a sandbox that crashed: no record for them.
   resolveSandboxOptions(req.options, undefined, undefined, id);
+  const eventsOut =
+    req.eventsPath !== undefined ? await openEventsFile(resolvePath(req.eventsPath)) : undefined;
   mkdirSync(sandboxDir(id), { recursive: true, mode: 0o700 });
   let record = initialRecord(id, req.options, req.ports);
   record.config.gracefulShutdownMs = req.gracefulShutdownMs;
@@ -98,6 +100,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
       { id, consoleLogPath: logPath(id) },
     );
   } catch (err) {
+    eventsOut?.end();
     update({ status: "crashed", lastError: (err as Error).message });
     throw err;
   }
@@ -138,8 +141,8 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
     return stopping;
   };
   const eventsWritten =
-    req.eventsPath !== undefined
-      ? writeEventsFile(sandbox.events(), resolvePath(req.eventsPath)).catch((err: Error) =>
+    eventsOut !== undefined
+      ? writeEventsFile(sandbox.events(), eventsOut).catch((err: Error) =>
           process.stderr.write(`wheellock: --events: ${err.message}\n`),
         )
       : undefined;
@@ -152,6 +155,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
             changed:
               action === "add" ? sandbox.allowHosts(...hosts) : sandbox.disallowHosts(...hosts),
             allowed: sandbox.allowedHosts,
+            emptyDeniesAll: sandbox.allowlistEmptyDeniesAll,
           }),
         }
       : {}),

@@ -1,5 +1,14 @@
 import { createConnection, type Socket } from "node:net";
 
+export interface QmpCommand {
+  command: string;
+  args?: Record<string, unknown>;
+}
+
+function commandLine({ command, args }: QmpCommand): string {
+  return `${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`;
+}
+
 /**
  * A minimal QMP (QEMU Machine Protocol) client: one command at a time, JSON lines over a unix
  * socket. Used to save a VM's state for a snapshot and to start loading one.
@@ -35,12 +44,20 @@ export class QmpClient {
     return QmpClient.attach(socket);
   }
 
-  /** Takes over a connected socket (QEMU may also connect to us): greeting, capabilities. */
-  static async attach(socket: Socket): Promise<QmpClient> {
+  /**
+   * Takes over a connected socket (QEMU may also connect to us): greeting, capabilities, then
+   * `commands`. All are written at once, before the greeting arrives: QEMU runs a
+   * connection's commands in order, so a fresh QEMU costs one round trip instead of one per
+   * command (each is a main-loop wake-up on a loaded machine). The first failed command
+   * throws; those after it may still have run.
+   */
+  static async attach(socket: Socket, commands: QmpCommand[] = []): Promise<QmpClient> {
     const client = new QmpClient(socket);
     try {
+      const all: QmpCommand[] = [{ command: "qmp_capabilities" }, ...commands];
+      socket.write(all.map(commandLine).join(""));
       await client.next(); // greeting
-      await client.execute("qmp_capabilities");
+      for (const { command } of all) await client.reply(command);
     } catch (err) {
       client.close();
       throw err;
@@ -50,9 +67,11 @@ export class QmpClient {
 
   /** Runs a command and returns its `return` value; a QMP error becomes an Error. */
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
-    this.socket.write(
-      `${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) })}\n`,
-    );
+    this.socket.write(commandLine({ command, ...(args ? { args } : {}) }));
+    return this.reply(command);
+  }
+
+  private async reply(command: string): Promise<unknown> {
     for (;;) {
       const msg = await this.next();
       if ("event" in msg) continue; // asynchronous events are not replies

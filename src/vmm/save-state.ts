@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import { INCOMING_STATE_FD } from "./qemu-args.js";
 import { QmpClient } from "./qmp.js";
 
@@ -60,12 +61,15 @@ export async function saveVmState(
 }
 
 /**
- * For a QEMU started with `incomingStatePath` (`-incoming defer`), over its QMP connection:
- * the same capabilities as the saving side, then load the state from the inherited fd. The
- * guest starts by itself when the load ends (the state was saved running); a state that
- * fails to load makes QEMU exit.
+ * For a QEMU started with `incomingStatePath` (`-incoming defer`) that connected its monitor
+ * to us (`socket`): the same capabilities as the saving side, then load the state from the
+ * inherited fd, all in one round trip (QmpClient.attach). The guest starts by itself when the
+ * load ends (the state was saved running); a state that fails to load makes QEMU exit.
  */
-export async function startIncoming(qmp: QmpClient): Promise<void> {
-  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED_RAM);
-  await qmp.execute("migrate-incoming", { uri: `fd:${INCOMING_STATE_FD}` });
+export async function startIncoming(socket: Socket): Promise<void> {
+  const qmp = await QmpClient.attach(socket, [
+    { command: "migrate-set-capabilities", args: IGNORE_SHARED_RAM },
+    { command: "migrate-incoming", args: { uri: `fd:${INCOMING_STATE_FD}` } },
+  ]);
+  qmp.close();
 }

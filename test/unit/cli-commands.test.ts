@@ -164,3 +164,25 @@ test("--rm=false is the reference CLI's spelling of --no-rm, but only before the
   ]);
   assert.deepEqual(normalizeRmFlag(["run", "--rm=true", "sh"]), ["run", "--rm", "sh"]);
 });
+
+test("--events to a path that cannot be written is one line, before any sandbox starts", () => {
+  for (const detach of [[], ["-d"]]) {
+    const r = wheellock([
+      "run",
+      ...detach,
+      "--events",
+      "/nonexistent-dir/events.jsonl",
+      "--",
+      "true",
+    ]);
+    assert.deepEqual(
+      [r.code, r.stdout, r.stderr],
+      [
+        1,
+        "",
+        "wheellock: invalid configuration: --events: cannot open /nonexistent-dir/events.jsonl: ENOENT\n",
+      ],
+    );
+  }
+  assert.equal(wheellock(["ls", "--json"]).stdout, "[]\n");
+});

@@ -5,9 +5,11 @@ import {
   addInterceptOptions,
   interceptSandboxOptions,
   parseSecretFlag,
+  parseSecretFlags,
   withoutSecretArgs,
   type InterceptFlags,
 } from "../../src/cli/intercept-flags.js";
+import { allowListReport, parseHosts } from "../../src/cli/allow-list.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
 
 function parse(argv: string[]) {
@@ -101,4 +103,40 @@ test("a supervisor's argv never holds --secret", () => {
     ]),
     ["-d", "--allow-host", "a.test", "--", "sh", "--secret", "kept"],
   );
+});
+
+test("allow-list: hosts are comma-split and de-duplicated; the report says what an empty list means", () => {
+  assert.deepEqual(parseHosts(["a.test, b.test", "a.test,,", "*.c.test"]), [
+    "a.test",
+    "b.test",
+    "*.c.test",
+  ]);
+  assert.throws(() => parseHosts([" , "]), /expected one or more hosts/);
+  assert.equal(
+    allowListReport("vm-1", "add", { changed: ["b.test"], allowed: ["a.test", "b.test"] }),
+    "Added to vm-1: b.test\nCurrent allow-list: a.test,b.test\n",
+  );
+  assert.equal(
+    allowListReport("vm-1", "delete", { changed: [], allowed: [] }),
+    "No hosts were removed from vm-1\nCurrent allow-list: (empty: all hosts allowed)\n",
+  );
+  // Started with --deny-all-hosts: an empty list lets nothing through, and says so.
+  assert.equal(
+    allowListReport("vm-1", "delete", { changed: ["a.test"], allowed: [], emptyDeniesAll: true }),
+    "Removed from vm-1: a.test\nCurrent allow-list: (empty: all hosts denied)\n",
+  );
+});
+
+test("an --allow-host or --allow-tcp with nothing in it is an error, not an open network", () => {
+  assert.throws(() => parse(["--allow-host", ""]), /--allow-host: no host given/);
+  assert.throws(() => parse(["--allow-host", " , "]), /--allow-host: no host given/);
+  assert.throws(() => parse(["--allow-tcp", ""]), /--allow-tcp: no host given/);
+});
+
+test("the same --secret name twice is an error (the last one would silently drop the first's hosts)", () => {
+  assert.throws(
+    () => parseSecretFlags(["K=v1@a.test", "K=v2@b.test"]),
+    (err: Error) => /--secret K is given twice/.test(err.message) && !/v1|v2/.test(err.message),
+  );
+  assert.deepEqual(Object.keys(parseSecretFlags(["K=v@a.test", "L=w@b.test"])), ["K", "L"]);
 });

@@ -63,6 +63,10 @@ test("intercept mode: bad entries are one-line ErrInvalidConfig", () => {
     [{ allowedHosts: ["exa mple.com"] }, /allowedHosts/],
     [{ allowedHosts: ["a.test:99999"] }, /allowedHosts.*port/],
     [{ allowedHosts: "a.test" as unknown as string[] }, /allowedHosts/],
+    // An empty entry dropped quietly would leave the network open instead of intercepted.
+    [{ allowedHosts: [""] }, /allowedHosts: empty entry/],
+    [{ allowedHosts: ["a.test", " "] }, /allowedHosts: empty entry/],
+    [{ allowTcp: [""] }, /allowTcp: empty entry/],
     [{ allowTcp: ["db.test"] }, /allowTcp.*needs a port/],
     [{ addHosts: { "a b": "1.2.3.4" } }, /addHosts/],
     [{ addHosts: { "a.test": "::1" } }, /addHosts/],
@@ -99,13 +103,23 @@ test("intercept mode: noNetwork with any network option is an error", () => {
 
 test("intercept mode: paths become absolute, names lower-case", () => {
   const r = resolve({
-    policyScript: "hooks.ts",
+    networkIntercept: true,
     upstreamCa: ["ca.pem"],
     addHosts: { "DB.Local.": "10.0.0.5" },
     dnsServers: ["1.1.1.1", "1.1.1.1", "127.0.0.1:5353"],
   });
-  assert.equal(r.policyScript, `${process.cwd()}/hooks.ts`);
+  assert.equal(resolve({ policyScript: "hooks.ts" }).policyScript, `${process.cwd()}/hooks.ts`);
   assert.deepEqual(r.upstreamCa, [`${process.cwd()}/ca.pem`]);
   assert.deepEqual(r.addHosts, { "db.local": "10.0.0.5" });
   assert.deepEqual(r.dnsServers, ["1.1.1.1", "127.0.0.1:5353"]);
+});
+
+test("intercept mode: upstreamCa without interception is an error, not silently ignored", () => {
+  assert.throws(
+    () => resolve({ upstreamCa: ["ca.pem"] }),
+    /upstreamCa applies only in intercept mode/,
+  );
+  assert.deepEqual(resolve({ upstreamCa: ["ca.pem"], allowedHosts: ["a.test"] }).upstreamCa, [
+    `${process.cwd()}/ca.pem`,
+  ]);
 });

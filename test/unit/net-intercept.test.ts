@@ -116,6 +116,19 @@ test("a host outside the allowlist gets 403 and an event with the reason", async
   assert.match(events[0]?.reason ?? "", /other\.test/);
 });
 
+test("the upstream gets the Host that was checked, in canonical form", async () => {
+  const { p } = proxy();
+  const socket = await guestSocket(p, { name: "api.test", port: up.httpPort, tls: false });
+  const reply = await sendAndReadAll(
+    socket,
+    `GET /h HTTP/1.1\r\nHost: API.Test.:${up.httpPort}\r\nConnection: close\r\n\r\n`,
+  );
+  assert.match(reply, /^HTTP\/1\.1 200 /, reply);
+  // The route's JSON (chunked: take it from between the chunk-size lines).
+  const body = JSON.parse(/\{.*\}/.exec(reply)?.[0] ?? "{}") as { headers: string[] };
+  assert.deepEqual(body.headers.slice(0, 2), ["Host", `api.test:${up.httpPort}`]);
+});
+
 test("a Host that differs from the SNI is refused (domain fronting)", async () => {
   const { p, events } = proxy();
   const res = await guestRequest(p, {
@@ -302,6 +315,24 @@ test("malformed HTTP gets 400 and the proxy keeps serving", async () => {
   assert.equal(ok.status, 200);
 });
 
+test("a request that fails after its head is not reported as a 200", async () => {
+  // Node accepts the head, then rejects the unknown transfer coding: the request never got a
+  // response, and its event must not claim the server's default status.
+  const { p, events } = proxy();
+  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const reply = await sendAndReadAll(
+    socket,
+    `POST /te HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nTransfer-Encoding: identity\r\n\r\nabc`,
+  );
+  assert.match(reply, /^HTTP\/1\.1 400/);
+  await settle(events);
+  assert.ok(events.some((e) => e.code === "invalid_request"));
+  assert.ok(
+    events.every((e) => e.status !== 200),
+    JSON.stringify(events),
+  );
+});
+
 test("TLS garbage and a truncated ClientHello are closed without harm", async () => {
   const { p, events } = proxy({ sniffTimeoutMs: 200 });
   const [ip] = await p.resolveIpv4("api.test");
@@ -360,6 +391,35 @@ test("an upgrade the upstream declines is relayed as an ordinary response", asyn
   );
   assert.match(reply, /^HTTP\/1\.1 200 /);
   assert.match(reply, /"url":"\/h2c"/);
+});
+
+test("an upgrade request with a body is refused: its body would never reach the upstream", async () => {
+  // A raw upstream shows every byte: the declared body must not leave the next request on
+  // the kept-alive upstream connection to be read as that body (a desync).
+  const seen: string[] = [];
+  const raw = createTcpServer((s) =>
+    s.on("data", (c: Buffer) => {
+      seen.push(c.toString("latin1"));
+      s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    }),
+  );
+  const port = await listen(raw as never);
+  try {
+    const { p, events } = proxy();
+    for (const framing of ["Content-Length: 5", "Transfer-Encoding: chunked"]) {
+      const socket = await guestSocket(p, { name: "plain.test", port, tls: false });
+      const reply = await sendAndReadAll(
+        socket,
+        `GET /up HTTP/1.1\r\nHost: plain.test:${port}\r\nConnection: Upgrade\r\nUpgrade: foo\r\n${framing}\r\n\r\nabcde`,
+      );
+      assert.match(reply, /^HTTP\/1\.1 400 /, framing);
+    }
+    assert.deepEqual(seen, []);
+    await settle(events);
+    assert.ok(events.every((e) => e.code === "invalid_request"));
+  } finally {
+    raw.close();
+  }
 });
 
 test("a guest that half-closes after its request still gets the whole response", async () => {

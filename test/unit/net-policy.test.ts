@@ -66,6 +66,23 @@ test("runtime add/remove: de-duplicated, ordered, all-or-nothing on bad entries"
   assert.deepEqual(list.entries, ["a.test", "c.test"]);
 });
 
+test("deleting the last entry denies every host instead of allowing all", () => {
+  const list = new HostAllowlist(["a.test", "b.test"]);
+  assert.equal(list.emptyDeniesAll, false);
+  list.remove(["a.test", "B.test"]);
+  assert.deepEqual(list.entries, []);
+  assert.equal(list.emptyDeniesAll, true);
+  assert.equal(list.allows("a.test", 443), false);
+  assert.equal(list.allows("anything.test", 80), false);
+  list.add(["c.test"]);
+  assert.equal(list.allows("c.test", 80), true);
+  assert.equal(list.allows("a.test", 80), false);
+  // A list empty from the start keeps the reference meaning (all hosts) until it is used.
+  const open = new HostAllowlist();
+  open.remove(["x.test"]);
+  assert.equal(open.allows("x.test", 80), true);
+});
+
 test("bad patterns are configuration errors", () => {
   for (const bad of [
     "",

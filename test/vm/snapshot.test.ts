@@ -41,6 +41,15 @@ test("restored sandboxes are independent and correct", async () => {
     const [hostB, randB, clockB] = rb.stdout.trim().split("\n");
     assert.equal(hostA, "restored-a");
     assert.equal(hostB, "restored-b");
+    // The hostname files (tmpfs bind mounts, guest/config.c) name each sandbox alone and keep
+    // the image's localhost line.
+    const files =
+      "cat /etc/hostname; awk '$1 == \"127.0.1.1\" { print $2 }' /etc/hosts; grep -c '^127.0.0.1' /etc/hosts";
+    assert.equal((await a.sb.exec(files)).stdout, "restored-a\nrestored-a\n1\n");
+    assert.equal((await b.sb.exec(files)).stdout, "restored-b\nrestored-b\n1\n");
+    const edit = await a.sb.exec("echo '10.9.9.9 extra' >> /etc/hosts && grep -c extra /etc/hosts");
+    assert.equal(edit.stdout, "1\n", edit.stderr);
+    assert.equal((await b.sb.exec("grep -c extra /etc/hosts")).stdout, "0\n");
     assert.match(randA ?? "", /^[0-9a-f]{32}$/);
     assert.notEqual(randA, randB, "restored VMs must not share RNG state");
     for (const clock of [clockA, clockB]) {

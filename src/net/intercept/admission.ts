@@ -88,8 +88,18 @@ export function admit(req: IncomingMessage, conn: ConnectionInfo, policy: Egress
     const dial = policy.checkDialAddress(host);
     if (!dial.allowed) return refuse(403, "private_address", dial.reason, host);
   }
+  // The upstream gets the Host that was checked, not the guest's spelling of it (case, a
+  // trailing dot, leading zeros in the port): no parser differential past this point.
+  const canonicalHostHeader = hostMatch[2] !== undefined ? `${host}:${port}` : host;
   return {
     ok: true,
-    head: { method, scheme: conn.scheme, host, port, target, headers },
+    head: {
+      method,
+      scheme: conn.scheme,
+      host,
+      port,
+      target,
+      headers: headers.map(([k, v]) => [k, k.toLowerCase() === "host" ? canonicalHostHeader : v]),
+    },
   };
 }

@@ -78,7 +78,15 @@ export async function handleRequest(
     event.finish({ status, blocked: true, code, reason });
     sendPlain(res, status, `Blocked by policy: ${reason}`, code);
   };
-  res.once("close", () => event.finish({ status: res.statusCode }));
+  // Closed before any response (the guest went away, or its request turned out malformed
+  // after the head): no status to report, least of all the server's default 200.
+  res.once("close", () =>
+    event.finish(
+      res.headersSent
+        ? { status: res.statusCode }
+        : { reason: "connection closed before a response was sent" },
+    ),
+  );
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const requestBody = new BodyBuffer(req);

@@ -10,6 +10,14 @@ import { openUpstreamRequest } from "./upstream-request.js";
 
 const NO_BODY = { readBody: async () => Buffer.alloc(0) };
 
+function declaresBody(headers: HeaderList): boolean {
+  const length = headerValue(headers, "content-length");
+  return (
+    headerValue(headers, "transfer-encoding") !== undefined ||
+    (length !== undefined && length.trim() !== "0")
+  );
+}
+
 /**
  * An HTTP Upgrade (WebSocket): the same admission and request policy as any request; once the
  * upstream answers 101 the two sockets are piped both ways (with stream backpressure). The
@@ -52,6 +60,11 @@ export async function handleUpgrade(
     );
   };
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
+  // Node hands everything after an upgrade request's head over as `head`, unparsed, so a body
+  // would never be forwarded while its Content-Length was: a declined upgrade would leave the
+  // kept-alive upstream connection waiting for bytes that the next request then supplies.
+  if (declaresBody(admission.head.headers))
+    return refuse(400, "invalid_request", "an Upgrade request cannot carry a body");
   let verdict: RequestVerdict;
   try {
     verdict = await deps.httpPolicy.onRequest(admission.head, NO_BODY);

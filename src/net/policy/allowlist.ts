@@ -14,12 +14,16 @@ export interface HostAllowlistOptions {
  */
 export class HostAllowlist {
   private patterns: HostPattern[] = [];
+  private denyWhenEmpty: boolean;
 
-  constructor(
-    entries: readonly string[] = [],
-    private readonly opts: HostAllowlistOptions = {},
-  ) {
+  constructor(entries: readonly string[] = [], opts: HostAllowlistOptions = {}) {
+    this.denyWhenEmpty = opts.denyWhenEmpty ?? false;
     this.add(entries);
+  }
+
+  /** What an empty list means now: true = every host denied. */
+  get emptyDeniesAll(): boolean {
+    return this.denyWhenEmpty;
   }
 
   /** Entries as given, in order, without duplicates. */
@@ -36,13 +40,20 @@ export class HostAllowlist {
     }
   }
 
+  /**
+   * Removing the last entry of a list that restricted hosts leaves it denying everything:
+   * a delete must never widen access (the reference's "empty means all" applies only to a
+   * list that was empty from the start).
+   */
   remove(entries: readonly string[]): void {
     const gone = new Set(entries.map((e) => e.trim().toLowerCase()));
+    const hadEntries = this.patterns.length > 0;
     this.patterns = this.patterns.filter((p) => !gone.has(p.text.toLowerCase()));
+    if (hadEntries && this.patterns.length === 0) this.denyWhenEmpty = true;
   }
 
   allows(host: string, port: number): boolean {
-    if (this.patterns.length === 0) return !this.opts.denyWhenEmpty;
+    if (this.patterns.length === 0) return !this.denyWhenEmpty;
     return this.patterns.some((p) => p.matches(host, port));
   }
 }
