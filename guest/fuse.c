@@ -1,7 +1,9 @@
 #include "fuse.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,7 +123,7 @@ static void relay_to_kernel(void)
 	}
 }
 
-size_t fuse_poll_fds(struct pollfd *pfd)
+static size_t fuse_poll_fds(struct pollfd *pfd)
 {
 	if (fuse_fd < 0 || port_fd < 0)
 		return 0;
@@ -135,7 +137,7 @@ size_t fuse_poll_fds(struct pollfd *pfd)
 	return 2;
 }
 
-void fuse_on_events(const struct pollfd *pfd, size_t n)
+static void fuse_on_events(const struct pollfd *pfd, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (!pfd[i].revents)
@@ -237,6 +239,42 @@ static int bind_paths(char *paths[], int n)
 	}
 }
 
+/* The relay runs on its own thread: the agent's main loop makes blocking file system calls
+ * (the files API, a symlink that leads into a mount), and a FUSE request they cause must
+ * still reach the host. Relayed on the main loop, it would wait for that very loop. */
+static void *relay_loop(void *unused)
+{
+	(void)unused;
+	for (;;) {
+		struct pollfd pfd[2];
+		size_t k = fuse_poll_fds(pfd);
+		if (k == 0)
+			return NULL; /* stopped: the fds are closed */
+		if (poll(pfd, k, -1) > 0)
+			fuse_on_events(pfd, k);
+	}
+}
+
+static int relay_start(void)
+{
+	pthread_t thread;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* Every signal stays with the main thread (its signalfd wants SIGCHLD blocked here). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int err = pthread_create(&thread, &attr, relay_loop, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 void fuse_setup(void)
 {
 	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
@@ -279,6 +317,10 @@ void fuse_setup(void)
 		logmsg("fuse: no invalidation writer: %s", strerror(errno));
 	if (bind_paths(paths, n) != 0)
 		logmsg("fuse: some mounts failed");
+	if (relay_start() != 0) {
+		logmsg("fuse: cannot start the relay thread: %s", strerror(errno));
+		goto fail;
+	}
 	return;
 fail:
 	if (fuse_fd >= 0)

@@ -25,7 +25,7 @@
 /* Retry delay after the host side of the port went away (avoids spinning on HUP). */
 #define PORT_RETRY_MS 100
 
-enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN, R_FUSE };
+enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN };
 struct owner {
 	enum role role;
 	struct stream *s;
@@ -248,11 +248,6 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 				own[n++] = (struct owner){R_IN, s};
 			}
 		}
-		/* The FUSE relay's fds go last; they never point at streams. */
-		size_t fuse_at = n;
-		size_t fuse_n = fuse_poll_fds(pfd + n);
-		for (size_t i = 0; i < fuse_n; i++)
-			own[n++] = (struct owner){R_FUSE, NULL};
 		int rc = poll(pfd, n, timeout);
 		if (rc < 0) {
 			if (errno != EINTR)
@@ -264,8 +259,7 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		for (size_t i = 0; i < n; i++)
 			if (own[i].role == R_SIGNAL && pfd[i].revents)
 				reap_children(sfd);
-		fuse_on_events(pfd + fuse_at, fuse_n);
-		for (size_t i = 0; i < fuse_at; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
 			struct stream *s = own[i].s;

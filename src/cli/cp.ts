@@ -7,7 +7,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
-import { basename, join, posix } from "node:path";
+import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
@@ -30,6 +30,14 @@ function parseLocation(text: string): Location {
   return { path: text };
 }
 
+/** `--mode 644` / `0755`: permission bits in octal, checked before anything is copied. */
+function parseMode(text: string): number {
+  if (!/^[0-7]{1,4}$/.test(text)) {
+    throw new ErrInvalidConfig(`invalid --mode "${text}": expected octal permission bits like 644`);
+  }
+  return Number.parseInt(text, 8);
+}
+
 export function cpCommand(): Command {
   return new Command("cp")
     .description(
@@ -42,6 +50,7 @@ export function cpCommand(): Command {
     .action(async (srcText: string, destText: string, flags: { mode?: string }) => {
       const src = parseLocation(srcText);
       const dest = parseLocation(destText);
+      const explicitMode = flags.mode !== undefined ? parseMode(flags.mode) : undefined;
       if ((src.id === undefined) === (dest.id === undefined)) {
         throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
       }
@@ -58,14 +67,17 @@ export function cpCommand(): Command {
           return;
         }
         const mode =
-          flags.mode !== undefined
-            ? Number.parseInt(flags.mode, 8)
+          explicitMode !== undefined
+            ? explicitMode
             : src.path === "-"
               ? undefined
               : statSync(src.path).mode & 0o777;
         const input = src.path === "-" ? process.stdin : createReadStream(src.path);
         await sandbox.writeFile(target, input, mode !== undefined ? { mode } : {});
         return;
+      }
+      if (dest.path !== "-" && !existsSync(dirname(resolve(dest.path)))) {
+        throw new ErrInvalidConfig(`no such host directory: ${dirname(resolve(dest.path))}`);
       }
       const sandbox = RemoteSandbox.connect(src.id as string);
       let destPath = dest.path;

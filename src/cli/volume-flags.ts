@@ -27,7 +27,7 @@ export function addVolumeOptions(cmd: Command): Command {
     )
     .option(
       "--workspace <path>",
-      `guest directory for relative -v paths (default ${DEFAULT_WORKSPACE})`,
+      `guest directory -v paths must lie in; relative -v paths are inside it (default ${DEFAULT_WORKSPACE}; / allows any absolute path)`,
     )
     .option(
       "--disk <image:guest[:ro]>",
@@ -44,7 +44,10 @@ export function addVolumeOptions(cmd: Command): Command {
 /** The `-v` list as `mounts` and the `--disk` list as `disks`; errors name the flag value. */
 export function volumeSandboxOptions(flags: VolumeFlags): SandboxOptions {
   const specs = flags.volume ?? [];
-  const workspace = validateGuestMount(flags.workspace ?? DEFAULT_WORKSPACE);
+  // `--workspace /` lifts the within-workspace rule: -v may then mount at any absolute path
+  // (each mount point itself must still be a valid, non-root guest path).
+  const workspace =
+    flags.workspace === "/" ? "/" : validateGuestMount(flags.workspace ?? DEFAULT_WORKSPACE);
   const disks = (flags.disk ?? []).map((spec) => parseDiskSpec(spec));
   const options: SandboxOptions = disks.length > 0 ? { disks } : {};
   if (specs.length === 0) {

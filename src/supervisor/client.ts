@@ -86,14 +86,22 @@ export class RemoteSandbox {
     socket.once("close", () =>
       settle?.reject(new ErrVMNotRunning(`sandbox ${this.id}: connection lost`)),
     );
+    // The supervisor may refuse (a read-only path) while the upload is still running: stop
+    // sending then, and keep that rejection handled until it is awaited below.
+    let answered = false;
+    done.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
     try {
       const source =
         typeof data === "string" || data instanceof Uint8Array ? [Buffer.from(data)] : data;
       for await (const chunk of source) {
+        if (answered) break;
         const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
         if (bytes.length > 0) await writeData(socket, Msg.Stdin, bytes);
       }
-      socket.write(encodeMessage(Msg.Stdin));
+      if (!answered) socket.write(encodeMessage(Msg.Stdin));
       await done;
     } finally {
       socket.destroy();

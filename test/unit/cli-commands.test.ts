@@ -37,6 +37,10 @@ const COMMANDS = [
   "cp",
   "diagnose",
   "completion",
+  "volume",
+  "volume create",
+  "volume ls",
+  "volume rm",
 ];
 
 test("every command has --help", () => {
@@ -77,6 +81,15 @@ test("errors are one line; unknown sandboxes are named", () => {
     /--detach cannot be combined with -t/,
   );
   assert.match(wheellock(["run", "-p", "99999", "--rm=false"]).stderr, /port must be 1-65535/);
+  assert.equal(
+    wheellock(["cp", "vm-0badc0de:/x", "/nonexistent-dir/x"]).stderr,
+    "wheellock: invalid configuration: no such host directory: /nonexistent-dir\n",
+  );
+  // A bad --mode is refused before anything is copied, not passed on as NaN.
+  assert.equal(
+    wheellock(["cp", "--mode", "abc", "/etc/hostname", "vm-0badc0de:/x"]).stderr,
+    'wheellock: invalid configuration: invalid --mode "abc": expected octal permission bits like 644\n',
+  );
   // The detached supervisor's error comes back as one line, and leaves no record behind.
   const bad = wheellock(["run", "-d", "--memory", "10"]);
   assert.deepEqual(

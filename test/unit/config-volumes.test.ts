@@ -79,4 +79,18 @@ test("CLI -v list: mounts by guest path, --workspace for relative paths, duplica
     /two volumes are mounted at \/workspace\/a/,
   );
   assert.throws(() => volumeSandboxOptions({ workspace: "rel" }), /invalid guest mount path/);
+  // Mounts at arbitrary absolute guest paths: --workspace / accepts any, but never / itself.
+  assert.deepEqual(
+    volumeSandboxOptions({ volume: [`${host}:/opt/a:ro`, `${host}:/srv/b`], workspace: "/" }),
+    {
+      mounts: {
+        "/opt/a": { type: "host_fs", hostPath: host, readonly: true },
+        "/srv/b": { type: "overlay", hostPath: host },
+      },
+    },
+  );
+  assert.throws(
+    () => volumeSandboxOptions({ volume: [`${host}:/`], workspace: "/" }),
+    /invalid guest mount path "\/"/,
+  );
 });

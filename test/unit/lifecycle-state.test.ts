@@ -1,5 +1,5 @@
 // Sandbox records: atomic writes, reconcile on read (dead or recycled supervisor = crashed),
-// gc of leftovers; `-p` specs; the control socket's message framing.
+// gc of leftovers; `-p` specs; the control socket's message framing and an early refusal.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -182,4 +182,42 @@ test("concurrent writers never leave a torn record for readers", async () => {
   const last = JSON.parse(readFileSync(statePath(id), "utf8")) as SandboxRecord;
   assert.match(last.lastError ?? "", /^w\d+-149x+$/);
   assert.deepEqual(readdirSync(join(dataDir, "sandboxes", id)), ["state.json"]);
+});
+
+test("a write the supervisor refuses early rejects with its error, never an unhandled rejection", async () => {
+  const { createServer } = await import("node:net");
+  const { controlSocketPath } = await import("../../src/state/index.js");
+  const runDirOf = (id: string) => join(dataDir, "run", id);
+  const { RemoteSandbox } = await import("../../src/supervisor/index.js");
+  const id = "vm-0000e401";
+  writeRecord(record(id));
+  mkdirSync(runDirOf(id), { recursive: true });
+  // Like a read-only mount: the supervisor answers ERROR at once and hangs up.
+  const server = createServer((socket) => {
+    socket.once("data", () => {
+      const error = { code: "ErrFile", message: "/r/x: Read-only file system", errno: 30 };
+      socket.end(encodeJson(Msg.Error, error));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(controlSocketPath(runDirOf(id)), resolve));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    async function* slowUpload() {
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        yield Buffer.alloc(64 * 1024, i);
+      }
+    }
+    await assert.rejects(RemoteSandbox.connect(id).writeFile("/r/x", slowUpload()), {
+      code: "ErrFile",
+      message: "/r/x: Read-only file system",
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    server.close();
+  }
 });

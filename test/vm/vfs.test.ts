@@ -1,6 +1,7 @@
 // Host directories mounted into the VM through the FUSE relay: guest writes reach the host
 // (host_fs), read-only mounts refuse writes, overlay mounts never change the host, and a
-// root shell in the guest cannot reach host files outside the mounted directory.
+// root shell in the guest cannot reach host files outside the mounted directory; the files
+// API keeps working when guest symlinks lead it through a mount.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
@@ -193,6 +194,29 @@ describe("mounts", () => {
     assert.deepEqual(readdirSync(outside), ["secret"]);
     // The guest's symlinks exist on the host as links, pointing where the guest said.
     assert.ok(!existsSync(join(work, "dev")));
+  });
+
+  test("the files API follows guest symlinks into and out of a mount without wedging the agent", async () => {
+    // A symlink sends the files API to the agent, whose open() then walks into the FUSE
+    // mount: the relay must keep running while the agent's main loop is blocked in it.
+    const r = await sb.exec(
+      "echo inside > /workspace/real && ln -s real /workspace/inlink && " +
+        "echo rootfs > /tmp/plain && ln -s /tmp/plain /workspace/outlink && " +
+        "ln -s /workspace/real /tmp/rootlink",
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const within = <T>(work: Promise<T>): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("files API call hung (agent wedged)")), 60_000);
+      });
+      return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+    };
+    assert.equal((await within(sb.readFile("/workspace/inlink"))).toString(), "inside\n");
+    assert.equal((await within(sb.readFile("/workspace/outlink"))).toString(), "rootfs\n");
+    assert.equal((await within(sb.readFile("/tmp/rootlink"))).toString(), "inside\n");
+    assert.equal((await within(sb.stat("/workspace/inlink"))).sizeBytes, 7);
+    assert.equal((await within(sb.exec("echo alive"))).stdout, "alive\n");
   });
 });
 
