@@ -75,6 +75,7 @@ export type {
 } from "./vfs/index.js";
 export { shellQuote, shellSplit } from "./config/index.js";
 export type { RemoteSandbox } from "./supervisor/client.js";
+export type { DetachedStartOptions } from "./supervisor/start-detached.js";
 export type { SandboxRecord, SandboxStatus, PortBinding, GcReport } from "./state/index.js";
 /** Long-lived sandboxes by id, as `wheellock kill`, `rm` and `gc` manage them. */
 export { stopSandbox, removeSandbox, collectGarbage } from "./state/index.js";

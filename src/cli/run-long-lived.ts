@@ -10,6 +10,7 @@ import { renameSync } from "node:fs";
 import { join } from "node:path";
 import { sandboxDir } from "../state/index.js";
 import {
+  OPTIONS_STDIN_FLAG,
   READY_PREFIX,
   startDetached,
   supervise,
@@ -32,6 +33,8 @@ export interface LongLivedFlags {
   supervisor?: boolean;
   /** Hidden: the supervisor reads its secrets from stdin (never from argv). */
   secretsStdin?: boolean;
+  /** Hidden: the supervisor reads all its SandboxOptions from stdin (SDK startDetached). */
+  optionsStdin?: boolean;
   events?: string;
   interactive?: boolean;
   tty?: boolean;
@@ -71,7 +74,8 @@ export function addLongLivedOptions(cmd: Command): void {
       (v: string) => parseDurationSeconds(v, "--graceful-shutdown"),
     )
     .addOption(new Option(SUPERVISOR_FLAG).hideHelp())
-    .addOption(new Option(SECRETS_STDIN_FLAG).hideHelp());
+    .addOption(new Option(SECRETS_STDIN_FLAG).hideHelp())
+    .addOption(new Option(OPTIONS_STDIN_FLAG).hideHelp());
 }
 
 export function isLongLived(flags: LongLivedFlags): boolean {

@@ -115,26 +115,32 @@ export function runCommand(): Command {
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
-      // A detached supervisor gets the secrets on stdin from the `run -d` that started it.
-      const secrets = flags.secretsStdin
-        ? await readSecretsFromStdin()
-        : parseSecretFlags(flags.secret ?? []);
-      process.exitCode = await runLongLived(argv, flags, sandboxOptions(flags, secrets));
+      // A detached supervisor gets its secrets (`run -d`) or all its options (the SDK's
+      // startDetached) on stdin from the process that started it.
+      const options = flags.optionsStdin
+        ? await readJsonFromStdin<SandboxOptions>("sandbox options")
+        : sandboxOptions(
+            flags,
+            flags.secretsStdin
+              ? await readJsonFromStdin<Record<string, SecretOption>>("secrets")
+              : parseSecretFlags(flags.secret ?? []),
+          );
+      process.exitCode = await runLongLived(argv, flags, options);
       return;
     }
     process.exitCode = await run(command, flags);
   });
 }
 
-/** What `run -d` wrote to the supervisor's stdin: `{ NAME: { value, hosts } }` as JSON. */
-async function readSecretsFromStdin(): Promise<Record<string, SecretOption>> {
+/** What the starting process wrote to a supervisor's stdin, as JSON (checked later). */
+async function readJsonFromStdin<T>(what: string): Promise<T> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8");
   try {
-    return JSON.parse(text) as Record<string, SecretOption>;
+    return JSON.parse(text) as T;
   } catch {
-    throw new ErrInvalidConfig("secrets from the starting process were not valid JSON");
+    throw new ErrInvalidConfig(`${what} from the starting process were not valid JSON`);
   }
 }
 

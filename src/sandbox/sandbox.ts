@@ -24,6 +24,7 @@ import { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.
 import { SandboxFiles, type FileInfo } from "./files.js";
 import { createRunDir, onProcessExit, sweepStaleRunDirs } from "./run-dir.js";
 import { RemoteSandbox } from "../supervisor/client.js";
+import { startDetachedSandbox, type DetachedStartOptions } from "../supervisor/start-detached.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { FuseMounts } from "./fuse-mounts.js";
@@ -252,6 +253,19 @@ export class Sandbox implements AsyncDisposable {
    */
   static connect(id: string): RemoteSandbox {
     return RemoteSandbox.connect(id);
+  }
+
+  /**
+   * Starts a long-lived sandbox in a supervisor process of its own, as `wheellock run -d`
+   * does: it outlives this process and is managed by id (`connect`, `list`, the CLI's
+   * `exec`, `kill`, `rm`). Options travel as JSON (never in argv), so hook callbacks and
+   * custom providers are refused: use `policyScript` and declarative rules instead.
+   */
+  static startDetached(
+    options: SandboxOptions = {},
+    start: DetachedStartOptions = {},
+  ): Promise<RemoteSandbox> {
+    return startDetachedSandbox(options, start);
   }
 
   /** The records of long-lived sandboxes, newest first, each status checked now. */

@@ -25,9 +25,10 @@ export const READY_PREFIX = "ready ";
  */
 export async function startDetached(
   args: string[],
-  extra: { flags?: string[]; stdin?: string } = {},
+  extra: { flags?: string[]; stdin?: string; script?: string; execArgv?: string[] } = {},
 ): Promise<string> {
-  const script = process.argv[1];
+  // The CLI re-runs itself; the SDK names the CLI's entry point (its caller is not the CLI).
+  const script = extra.script ?? process.argv[1];
   if (script === undefined) throw new Error("cannot find the wheellock CLI script to re-run");
   const dash = args.indexOf("--");
   const added = [SUPERVISOR_FLAG, ...(extra.flags ?? [])];
@@ -40,7 +41,8 @@ export async function startDetached(
   );
   const errFd = openSync(errPath, "w", 0o600);
   try {
-    const child = spawn(process.execPath, [...process.execArgv, script, "run", ...childArgs], {
+    const execArgv = extra.execArgv ?? process.execArgv;
+    const child = spawn(process.execPath, [...execArgv, script, "run", ...childArgs], {
       detached: true,
       stdio: [extra.stdin !== undefined ? "pipe" : "ignore", "pipe", errFd],
       env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },
@@ -61,7 +63,13 @@ export async function startDetached(
       });
       child.once("error", reject);
       child.once("exit", (code, signal) => {
-        const lines = readFileSync(errPath, "utf8").trim().split("\n").filter(Boolean);
+        let early = "";
+        try {
+          early = readFileSync(errPath, "utf8");
+        } catch {
+          // already moved into the sandbox dir by a supervisor that got as far as running
+        }
+        const lines = early.trim().split("\n").filter(Boolean);
         const last = lines.at(-1)?.replace(/^wheellock: /, "");
         reject(
           new WheellockError(
@@ -72,7 +80,12 @@ export async function startDetached(
         );
       });
     });
+    // The supervisor lives on by itself: an SDK caller's process must neither wait for it
+    // nor hear about its exit (which is `kill`'s business, not a failed start).
+    child.removeAllListeners("exit");
+    child.removeAllListeners("error");
     stdout.destroy();
+    child.stdin?.destroy();
     child.unref();
     return id;
   } finally {

@@ -286,6 +286,28 @@ test("SDK: Sandbox.connect runs 20 concurrent execs and moves files", async () =
   assert.ok(Sandbox.list().some((r) => r.id === id && r.status === "running"));
 });
 
+test("SDK: Sandbox.startDetached starts a sandbox like run -d; callbacks are refused", async () => {
+  await assert.rejects(
+    Sandbox.startDetached({ networkHooks: [{ hosts: ["a.test"], hook: () => undefined }] }),
+    /options\.networkHooks\.0\.hook: callbacks cannot be passed to a detached sandbox/,
+  );
+  const remote = await Sandbox.startDetached(
+    { memoryMb: 256, env: { FROM_SDK: "yes" }, hostname: "sdk-detached" },
+    { gracefulShutdownSeconds: 1 },
+  );
+  try {
+    const r = await remote.exec("echo $FROM_SDK; hostname");
+    assert.deepEqual([r.exitCode, r.stdout], [0, "yes\nsdk-detached\n"]);
+    assert.equal(inspect(remote.id).status, "running");
+    // The supervisor outlives its starter: it is not our child, and the CLI manages it by id.
+    const listed = await wheellock(["list", "--running"]);
+    assert.match(listed.stdout, new RegExp(remote.id));
+  } finally {
+    assert.equal((await wheellock(["kill", remote.id])).code, 0);
+    assert.equal((await wheellock(["rm", remote.id])).stdout, `Removed ${remote.id}\n`);
+  }
+});
+
 test("kill stops it gracefully, rm removes it, and nothing is left", async () => {
   const { supervisorPid, qemuPid } = inspect(id);
   const notStopped = await wheellock(["rm", id]);
