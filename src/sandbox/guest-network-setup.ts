@@ -1,14 +1,9 @@
+// host-trust directly, not the tls index: that would load the X.509 code in open mode too.
+import { SYSTEM_CA_BUNDLE_PATHS } from "../net/tls/host-trust.js";
 import type { SandboxFiles } from "./files.js";
 
 /** Where the intercept CA lands in the guest, and what every command's env points at it. */
 export const GUEST_CA_PATH = "/etc/ssl/certs/wheellock-ca.crt";
-
-/** System bundles that distributions read by default (Debian/Alpine, Fedora/RHEL, BSD-style). */
-const SYSTEM_BUNDLES = [
-  "/etc/ssl/certs/ca-certificates.crt",
-  "/etc/pki/tls/certs/ca-bundle.crt",
-  "/etc/ssl/cert.pem",
-];
 
 /** The variables common TLS stacks (OpenSSL, curl, Python requests, Node) read a CA from. */
 export function caEnv(): Record<string, string> {
@@ -52,7 +47,7 @@ export async function applyGuestNetworkSetup(
     const pem = setup.caPem.endsWith("\n") ? setup.caPem : `${setup.caPem}\n`;
     await files.mkdir("/etc/ssl/certs");
     await files.writeFile(GUEST_CA_PATH, pem, { mode: 0o644 });
-    for (const bundle of SYSTEM_BUNDLES) {
+    for (const bundle of SYSTEM_CA_BUNDLE_PATHS) {
       const current = await readIfRegular(files, bundle);
       if (current === undefined || current.includes(pem)) continue;
       const sep = current.length === 0 || current.at(-1) === 0x0a ? "" : "\n";

@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 
-/** Where distributions keep the system CA bundle (Debian/Ubuntu/Alpine, Fedora/RHEL, BSD-style). */
-const SYSTEM_BUNDLES = [
+/**
+ * Where distributions keep the system CA bundle that TLS stacks read by default
+ * (Debian/Ubuntu/Alpine, Fedora/RHEL, BSD-style): read on the host for upstream trust, and
+ * appended to in the guest so its tools trust the intercept CA.
+ */
+export const SYSTEM_CA_BUNDLE_PATHS: readonly string[] = [
   "/etc/ssl/certs/ca-certificates.crt",
   "/etc/pki/tls/certs/ca-bundle.crt",
   "/etc/ssl/cert.pem",
@@ -14,7 +18,7 @@ let cachedSystemPem: string | null | undefined;
 function systemBundlePem(): string | null {
   if (cachedSystemPem !== undefined) return cachedSystemPem;
   cachedSystemPem = null;
-  for (const path of SYSTEM_BUNDLES) {
+  for (const path of SYSTEM_CA_BUNDLE_PATHS) {
     try {
       cachedSystemPem = readFileSync(path, "utf8");
       break;
