@@ -2,6 +2,7 @@ import { promises as dnsPromises, type LookupAddress, type LookupOptions } from 
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import { isIPv4, type LookupFunction } from "node:net";
+import { createSecureContext } from "node:tls";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import { upstreamTrustAnchors } from "../tls/host-trust.js";
 import type { NetworkBlockCode } from "./contract.js";
@@ -62,7 +63,9 @@ export class HostDialer {
     this.httpAgent = new HttpAgent(agentOptions);
     this.httpsAgent = new HttpsAgent({
       ...agentOptions,
-      ca: upstreamTrustAnchors(opts.upstreamCaPems),
+      // One context built here: a `ca` list would be parsed again for every new upstream
+      // connection (~145 roots, ~50 ms under load), a context is reused as is.
+      secureContext: createSecureContext({ ca: upstreamTrustAnchors(opts.upstreamCaPems) }),
     });
   }
 
