@@ -81,9 +81,9 @@ export async function startDetached(
       });
     });
     // The supervisor lives on by itself: an SDK caller's process must neither wait for it
-    // nor hear about its exit (which is `kill`'s business, not a failed start).
+    // nor hear about its exit (which is `kill`'s business, not a failed start). The "error"
+    // listener stays: a late error on a ChildProcess without one would be thrown.
     child.removeAllListeners("exit");
-    child.removeAllListeners("error");
     stdout.destroy();
     child.stdin?.destroy();
     child.unref();
