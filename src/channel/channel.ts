@@ -30,7 +30,7 @@ import {
 } from "./record.js";
 import { decodeListEntry, decodeStat, type StatInfo } from "./stat.js";
 import { StrayFrameGuard } from "./stray.js";
-import type { StreamContext, StreamHandler } from "./streams.js";
+import type { StreamContext, StreamHandler, StreamOpener } from "./streams.js";
 import {
   openReadFile,
   openRequest,
@@ -297,11 +297,6 @@ export class Channel {
     }
     throw new ErrProtocol(`${frameTypeName(frame.type)} on the control stream`);
   }
-}
-
-export interface StreamOpener {
-  readonly ctx: StreamContext;
-  open<T extends StreamHandler>(type: number, payload: Buffer, make: (id: number) => T): T;
 }
 
 function u32(value: number): Buffer {

@@ -2,7 +2,7 @@
 import type { Readable } from "node:stream";
 import { ErrFile } from "../errors.js";
 import { FileReadTag, FileWriteTag, FrameType, frameTypeName } from "./constants.js";
-import type { StreamOpener } from "./channel.js";
+import type { StreamOpener } from "./streams.js";
 import { ReadFileHandle, RECORD_REQUEST_TYPES, RequestHandle, WriteFileHandle } from "./ops.js";
 import {
   decodeRecord,

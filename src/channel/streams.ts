@@ -38,3 +38,9 @@ export function decodeGuestError(payload: Buffer): GuestErrorInfo {
     errno: rec.u32(ErrorTag.Errno),
   };
 }
+
+/** Opens new streams on the channel (what the request helpers in open.ts need of it). */
+export interface StreamOpener {
+  readonly ctx: StreamContext;
+  open<T extends StreamHandler>(type: number, payload: Buffer, make: (id: number) => T): T;
+}

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { composeCommand, DEFAULT_IMAGE, withEntrypointOverride } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { ensureImage, parsePlatform, type ImageRuntimeConfig } from "../image/index.js";
-import type { ImageSelection } from "../sandbox/image.js";
+import type { ImageSelection } from "../sandbox/index.js";
 import { collect } from "./flags.js";
 import { terminalProgress } from "./pull-progress.js";
 

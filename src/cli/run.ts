@@ -6,10 +6,11 @@ import {
   ENV_DEFAULT_IMAGE,
   mergeEnv,
   type SandboxOptions,
-  type SecretOption,
 } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
-import { Sandbox, type ExecProcess } from "../sandbox/index.js";
+import type { ExecProcess, VmSandbox } from "../sandbox/index.js";
+import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
+import { Sandbox } from "../sdk/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -24,7 +25,6 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
-import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -115,16 +115,7 @@ export function runCommand(): Command {
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
-      // A detached supervisor gets its secrets (`run -d`) or all its options (the SDK's
-      // startDetached) on stdin from the process that started it.
-      const options = flags.optionsStdin
-        ? await readJsonFromStdin<SandboxOptions>("sandbox options")
-        : sandboxOptions(
-            flags,
-            flags.secretsStdin
-              ? await readJsonFromStdin<Record<string, SecretOption>>("secrets")
-              : parseSecretFlags(flags.secret ?? []),
-          );
+      const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));
       process.exitCode = await runLongLived(argv, flags, options);
       return;
     }
@@ -132,19 +123,10 @@ export function runCommand(): Command {
   });
 }
 
-/** What the starting process wrote to a supervisor's stdin, as JSON (checked later). */
-async function readJsonFromStdin<T>(what: string): Promise<T> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new ErrInvalidConfig(`${what} from the starting process were not valid JSON`);
-  }
-}
-
-function sandboxOptions(flags: RunFlags, secrets?: Record<string, SecretOption>): SandboxOptions {
+function sandboxOptions(
+  flags: RunFlags,
+  secrets?: ReturnType<typeof parseSecretFlags>,
+): SandboxOptions {
   return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
@@ -177,7 +159,7 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   }
   const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
-  let sandbox: Sandbox;
+  let sandbox: VmSandbox;
   try {
     sandbox = await Sandbox.create(sandboxOptions(flags));
   } catch (err) {

@@ -12,7 +12,9 @@ export type {
 } from "./options.js";
 export type { NetworkHookRule } from "./hook-rule.js";
 export { SECRET_NAME_RE } from "./intercept-checks.js";
-export { resolveSandboxOptions } from "./resolve.js";
+export { planSandbox, resolveSandboxOptions } from "./resolve.js";
+export { planFromJson, planFromValue, planToJson, publicConfig, type SandboxPlan } from "./plan.js";
+export { parsePublish, type PortBinding } from "./publish.js";
 export {
   DEFAULT_CPUS,
   DEFAULT_DISK_SIZE_MB,

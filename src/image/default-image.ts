@@ -13,10 +13,10 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { withFileLock } from "../util/file-lock.js";
-import { pidAlive } from "../util/process-info.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { withFileLock } from "../util/index.js";
+import { pidAlive } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 import { debianMirrorsFor, mirrorSourceLines } from "./debian-mirror.js";
 import { buildExt4FromDir } from "./ext4.js";
 

@@ -3,8 +3,8 @@ import { access, mkdir, open, rename, rm, statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { cacheDir } from "../paths.js";
-import { runTool, outputTail } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { runTool, outputTail } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 
 const BLOCK_BYTES = 4096;
 const INODE_BYTES = 256;

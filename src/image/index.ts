@@ -15,3 +15,5 @@ export {
   familiarRepository,
   type ImageReference,
 } from "./reference.js";
+export { createEmptyExt4, formatEmptyExt4 } from "./ext4.js";
+export { ensureDefaultImage, type DefaultImage } from "./default-image.js";

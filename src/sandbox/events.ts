@@ -5,7 +5,7 @@
  * backlog is bounded: past `maxBacklog` the oldest events are dropped and counted, so an
  * iterator nobody reads cannot grow host memory without bound.
  */
-import type { NetworkEventInfo } from "../net/intercept/contract.js";
+import type { NetworkEventInfo } from "../net/index.js";
 import type { FileEventInfo } from "../vfs/index.js";
 
 export type { NetworkEventInfo };

@@ -17,20 +17,16 @@ import {
 import { ErrInvalidConfig } from "../errors.js";
 import { NeedsAgent, type MountFiles } from "./mount-files.js";
 
-/** A guest file's metadata, as `listFiles` and `stat` report it. */
-export interface FileInfo {
-  name: string;
-  sizeBytes: number;
-  /** Permission bits and type bits, as in `st_mode`. */
-  mode: number;
-  isDir: boolean;
-  isSymlink: boolean;
-  uid: number;
-  gid: number;
-  mtime: Date;
-  /** Symlinks only. */
-  linkTarget?: string;
-}
+import type {
+  FileData,
+  FileInfo,
+  MkdirOptions,
+  RemoveOptions,
+  StatOptions,
+  WriteFileOptions,
+} from "./api.js";
+
+export type { FileInfo };
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -58,8 +54,6 @@ function guestPath(path: string): string {
   }
   return posix.normalize(path);
 }
-
-type FileData = string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>;
 
 /**
  * File operations on any guest path: paths under a mount are served by the host provider
@@ -94,11 +88,7 @@ export class SandboxFiles {
     }
   }
 
-  async writeFile(
-    path: string,
-    data: FileData,
-    options: { mode?: number; uid?: number; gid?: number } = {},
-  ): Promise<void> {
+  async writeFile(path: string, data: FileData, options: WriteFileOptions = {}): Promise<void> {
     this.ensureRunning();
     const body =
       typeof data === "string"
@@ -146,7 +136,7 @@ export class SandboxFiles {
   }
 
   /** Metadata of one path; symlinks are followed unless `followSymlinks` is false. */
-  async stat(path: string, options: { followSymlinks?: boolean } = {}): Promise<FileInfo> {
+  async stat(path: string, options: StatOptions = {}): Promise<FileInfo> {
     this.ensureRunning();
     const target = guestPath(path);
     const follow = options.followSymlinks !== false;
@@ -164,7 +154,7 @@ export class SandboxFiles {
   }
 
   /** `mkdir -p`: parents are created; an existing directory is fine. */
-  async mkdir(path: string, options: { mode?: number } = {}): Promise<void> {
+  async mkdir(path: string, options: MkdirOptions = {}): Promise<void> {
     this.ensureRunning();
     const target = guestPath(path);
     const mode = options.mode ?? 0o755;
@@ -180,7 +170,7 @@ export class SandboxFiles {
     );
   }
 
-  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  async remove(path: string, options: RemoveOptions = {}): Promise<void> {
     this.ensureRunning();
     const target = guestPath(path);
     const recursive = options.recursive === true;

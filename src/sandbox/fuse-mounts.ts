@@ -7,8 +7,7 @@
 import { mkdir, realpath, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
-import type { MountConfig } from "../config/volumes.js";
-import { validateGuestMount } from "../config/volumes.js";
+import { validateGuestMount, type MountConfig } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { dataDir } from "../paths.js";
 import {

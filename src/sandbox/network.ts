@@ -5,9 +5,9 @@ import {
   OpenUpstream,
   type LinkAddressing,
   type NetworkLinkOptions,
+  type NetworkEventInfo,
 } from "../net/index.js";
-import type { NetworkEventInfo } from "../net/intercept/contract.js";
-import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
+import type { SandboxPlan } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
 
 /**
@@ -49,8 +49,7 @@ export function resolverFor(
  * Intercept mode: the proxy with the user's allowlist, the local CA and the HTTP policy.
  */
 export async function prepareNetwork(
-  config: ResolvedSandboxConfig,
-  options: SandboxOptions,
+  config: SandboxPlan,
   onEvent: (event: NetworkEventInfo) => void,
 ): Promise<SandboxNetwork> {
   const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
@@ -83,8 +82,7 @@ export async function prepareNetwork(
   // start-up time that open-mode sandboxes should not pay.
   const { createInterceptUpstream } = await import("./intercept.js");
   const intercept = await createInterceptUpstream({
-    config,
-    options,
+    plan: config,
     egress,
     resolveOverrides,
     ...(resolve4 ? { resolve4 } : {}),

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { pidAlive } from "../util/process-info.js";
+import { pidAlive } from "../util/index.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -18,7 +19,21 @@ export function createRunDir(root: string, id: string): string {
   return dir;
 }
 
-/** Removes run dirs whose owner process is gone. Returns the ids removed. */
+/** Removes a run dir and whatever the guest left in it. */
+export async function removeRunDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** The same, synchronously, for the process-exit hook (best effort). */
+export function removeRunDirAtExit(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Removes run dirs whose owner process is gone. Returns the ids removed. Never throws: a dir
+ * that cannot be removed now is left for `wheellock gc` and must not stop this sandbox from
+ * starting.
+ */
 export function sweepStaleRunDirs(root: string): string[] {
   let entries: string[];
   try {
@@ -36,34 +51,13 @@ export function sweepStaleRunDirs(root: string): string[] {
       continue; // not ours, or still being created
     }
     if (Number.isInteger(ownerPid) && ownerPid > 0 && !pidAlive(ownerPid)) {
-      rmSync(dir, { recursive: true, force: true });
-      removed.push(id);
+      try {
+        rmSync(dir, { recursive: true, force: true });
+        removed.push(id);
+      } catch {
+        // left for `wheellock gc`, which reports why
+      }
     }
   }
   return removed;
-}
-
-type ExitCleanup = () => void;
-const exitCleanups = new Set<ExitCleanup>();
-let exitHookInstalled = false;
-
-/**
- * Registers synchronous cleanup to run if the host process exits with the sandbox still open
- * (e.g. an uncaught exception). QEMU also has a parent-death signal, so this is about files.
- */
-export function onProcessExit(cleanup: ExitCleanup): () => void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const fn of exitCleanups) {
-        try {
-          fn();
-        } catch {
-          // best effort: the process is exiting
-        }
-      }
-    });
-  }
-  exitCleanups.add(cleanup);
-  return () => exitCleanups.delete(cleanup);
 }

@@ -11,7 +11,7 @@ import {
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import { cacheDir } from "../paths.js";
-import { runToolOk } from "../util/run-tool.js";
+import { runToolOk } from "../util/index.js";
 import { findQemuBinary } from "../vmm/index.js";
 
 /**

@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { createEmptyExt4 } from "../image/ext4.js";
+import { createEmptyExt4 } from "../image/index.js";
 import { saveVmState } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";

@@ -4,9 +4,9 @@ import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { packageRoot } from "../paths.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runToolOk } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { withFileLock } from "../util/index.js";
+import { runToolOk } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 
 const AGENT_NAME = "wheellock-agent";
 

@@ -5,8 +5,8 @@ import { existsSync } from "node:fs";
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
+import { withFileLock } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
 import { loadOrder, moduleDepends, normalizeModuleName } from "./modinfo.js";
 
 export interface GuestKernel {

@@ -14,8 +14,8 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { packageRoot } from "../paths.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
+import { withFileLock } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
 import { missingPackages, type HostPackage } from "./apt.js";
 import type { GuestKernel } from "./kernel.js";
 

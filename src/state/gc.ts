@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isSandboxId } from "../config/index.js";
 import { runDir } from "../paths.js";
-import { pidAlive, processCommandLine } from "../util/process-info.js";
+import { pidAlive, processCommandLine } from "../util/index.js";
 import { LIVE_STATUSES, sandboxesDir } from "./record.js";
 import { getRecord, loadRecord } from "./store.js";
 

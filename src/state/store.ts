@@ -13,7 +13,7 @@ import {
 import { dirname } from "node:path";
 import { isSandboxId } from "../config/index.js";
 import { ErrVMNotFound } from "../errors.js";
-import { sameProcessAlive } from "../util/process-info.js";
+import { sameProcessAlive } from "../util/index.js";
 import {
   LIVE_STATUSES,
   sandboxDir,

@@ -44,3 +44,5 @@ export {
   type FileOp,
   type FileOpInfo,
 } from "./hooks/index.js";
+export { typeBits } from "./fuse-reply.js";
+export { isWithin } from "./names.js";

@@ -8,9 +8,9 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { WheellockError } from "../errors.js";
+import { ErrVolumeInUse } from "../errors.js";
 import { dataDir } from "../paths.js";
-import { processStartTicks, sameProcessAlive } from "../util/process-info.js";
+import { processStartTicks, sameProcessAlive } from "../util/index.js";
 
 export interface DiskHolder {
   readonly pid: number;
@@ -18,11 +18,7 @@ export interface DiskHolder {
   readonly readonly: boolean;
 }
 
-export class ErrVolumeInUse extends WheellockError {
-  constructor(message: string) {
-    super("ErrVolumeInUse", message);
-  }
-}
+export { ErrVolumeInUse };
 
 const ENTRY_RE = /^(\d+)-(\d+)\.([A-Za-z0-9_-]+)\.(rw|ro)$/;
 

@@ -4,8 +4,8 @@
  */
 import { mkdir, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { WheellockError } from "../errors.js";
-import { formatEmptyExt4 } from "../image/ext4.js";
+import { ErrNotFound, WheellockError } from "../errors.js";
+import { formatEmptyExt4 } from "../image/index.js";
 import { ErrVolumeInUse, diskHolders } from "./disk-lock.js";
 import { checkVolumeName, volumePath, volumesDir } from "./names.js";
 
@@ -20,9 +20,9 @@ export interface VolumeInfo {
   readonly path: string;
 }
 
-export class ErrVolumeNotFound extends WheellockError {
+export class ErrVolumeNotFound extends ErrNotFound {
   constructor(name: string) {
-    super("ErrNotFound", `named volume not found: ${name}`);
+    super(`named volume not found: ${name}`);
   }
 }
 

@@ -13,9 +13,9 @@ delete process.env.WHEELLOCK_RUN_DIR;
 
 const { collectGarbage, getRecord, listRecords, processStartTicks, statePath, writeRecord } =
   await import("../../src/state/index.js");
-const { parsePublish } = await import("../../src/cli/publish.js");
+const { parsePublish } = await import("../../src/config/index.js");
 const { MessageReader, Msg, encodeMessage, encodeJson, MAX_MESSAGE_BYTES } =
-  await import("../../src/supervisor/wire.js");
+  await import("../../src/remote/protocol.js");
 type SandboxRecord = import("../../src/state/index.js").SandboxRecord;
 
 function record(id: string, patch: Partial<SandboxRecord> = {}): SandboxRecord {
@@ -188,7 +188,7 @@ test("a write the supervisor refuses early rejects with its error, never an unha
   const { createServer } = await import("node:net");
   const { controlSocketPath } = await import("../../src/state/index.js");
   const runDirOf = (id: string) => join(dataDir, "run", id);
-  const { RemoteSandbox } = await import("../../src/supervisor/index.js");
+  const { Sandbox } = await import("../../src/sdk/index.js");
   const id = "vm-0000e401";
   writeRecord(record(id));
   mkdirSync(runDirOf(id), { recursive: true });
@@ -210,7 +210,7 @@ test("a write the supervisor refuses early rejects with its error, never an unha
         yield Buffer.alloc(64 * 1024, i);
       }
     }
-    await assert.rejects(RemoteSandbox.connect(id).writeFile("/r/x", slowUpload()), {
+    await assert.rejects(Sandbox.connect(id).writeFile("/r/x", slowUpload()), {
       code: "ErrFile",
       message: "/r/x: Read-only file system",
     });

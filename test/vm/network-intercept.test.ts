@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type SandboxEvent } from "../../src/index.js";
+import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
 import {
@@ -39,7 +39,7 @@ function lastLine(text: string): string {
 }
 
 describe("SDK sandbox in intercept mode", () => {
-  let sb: Sandbox;
+  let sb: VmSandbox;
   const events: SandboxEvent[] = [];
   const network = () => events.flatMap((e) => (e.type === "network" ? [e.network] : []));
   let h = "";
@@ -210,11 +210,11 @@ describe("SDK sandbox in intercept mode", () => {
   test("allowlist changes at run time take effect", async () => {
     const url = `http://late.test:${servers.httpPort}/late`;
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.deepEqual(sb.allowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.allowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "200");
-    assert.deepEqual(sb.disallowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.disallowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.ok(!sb.allowedHosts.includes("late.test"));
+    assert.ok(!(await sb.allowedHosts()).hosts.includes("late.test"));
   });
 
   test("hooks: header set, path rewrite, response header, block, SSE data: replacement", async () => {

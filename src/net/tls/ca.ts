@@ -6,7 +6,7 @@ import {
 } from "node:crypto";
 import { chmod, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { withFileLock } from "../../util/file-lock.js";
+import { withFileLock } from "../../util/index.js";
 import { issueCertificate } from "./x509.js";
 
 export interface CaMaterial {

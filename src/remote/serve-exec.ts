@@ -1,28 +1,27 @@
-/** Serves one `exec` control connection: a guest command's stdio relayed over the socket. */
-import type { Socket } from "node:net";
-import type { Readable } from "node:stream";
-import type { ExecProcess, Sandbox } from "../sandbox/index.js";
-import { signalNumber } from "../sandbox/signals.js";
+/** Serves one `exec` operation: a guest command's stdio relayed over the connection. */
+import type { Duplex, Readable } from "node:stream";
+import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
+import { signalNumber } from "../sandbox/index.js";
 import {
   encodeJson,
   encodeMessage,
   Msg,
   parseJson,
-  type ControlRequest,
+  wireError,
   type Message,
-} from "./wire.js";
-import { wireError } from "./wire-error.js";
+  type OperationRequest,
+} from "./protocol.js";
 
 /**
  * Guest output goes out as it comes, and a slow client pauses the guest stream (which stops
  * credits, which stops the guest process): memory per connection stays bounded.
  */
-function relayOutput(source: Readable, socket: Socket, type: Msg): Promise<void> {
+export function relayOutput(source: Readable, stream: Duplex, type: Msg): Promise<void> {
   return new Promise((resolve) => {
     source.on("data", (chunk: Buffer) => {
-      if (!socket.write(encodeMessage(type, chunk))) {
+      if (!stream.write(encodeMessage(type, chunk))) {
         source.pause();
-        socket.once("drain", () => source.resume());
+        stream.once("drain", () => source.resume());
       }
     });
     source.once("end", resolve);
@@ -32,12 +31,12 @@ function relayOutput(source: Readable, socket: Socket, type: Msg): Promise<void>
 }
 
 export function serveExec(
-  sandbox: Sandbox,
-  socket: Socket,
-  req: Extract<ControlRequest, { op: "exec" }>,
+  api: SandboxApi,
+  stream: Duplex,
+  req: Extract<OperationRequest, { op: "exec" }>,
   track: (proc: ExecProcess) => () => void,
 ): (msg: Message) => void {
-  const proc = sandbox.spawn(req.argv, {
+  const proc = api.spawn(req.argv, {
     ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
     ...(req.user !== undefined ? { user: req.user } : {}),
     ...(req.env !== undefined ? { env: req.env } : {}),
@@ -46,28 +45,28 @@ export function serveExec(
   const untrack = track(proc);
   let finished = false;
   proc.pid.then(
-    (pid) => socket.write(encodeJson(Msg.Started, { pid })),
+    (pid) => stream.write(encodeJson(Msg.Started, { pid })),
     () => undefined, // the exit promise reports it
   );
   const outputs = Promise.all([
-    relayOutput(proc.stdout, socket, Msg.Stdout),
-    relayOutput(proc.stderr, socket, Msg.Stderr),
+    relayOutput(proc.stdout, stream, Msg.Stdout),
+    relayOutput(proc.stderr, stream, Msg.Stderr),
   ]);
   void Promise.all([proc.wait(), outputs]).then(
     ([exit]) => {
       finished = true;
       untrack();
       const signal = exit.signal !== undefined ? signalNumber(exit.signal) : 0;
-      socket.end(encodeJson(Msg.Exit, { exitCode: signal > 0 ? -1 : exit.exitCode, signal }));
+      stream.end(encodeJson(Msg.Exit, { exitCode: signal > 0 ? -1 : exit.exitCode, signal }));
     },
     (err: unknown) => {
       finished = true;
       untrack();
-      socket.end(encodeJson(Msg.Error, wireError(err)));
+      stream.end(encodeJson(Msg.Error, wireError(err)));
     },
   );
   // A client that goes away (closed terminal, SIGKILLed CLI) must not leave the command behind.
-  socket.once("close", () => {
+  stream.once("close", () => {
     if (!finished) proc.abandon();
   });
   return (msg) => {
@@ -75,8 +74,8 @@ export function serveExec(
       case Msg.Stdin:
         if (msg.payload.length === 0) proc.stdin.end();
         else if (!proc.stdin.writableEnded && !proc.stdin.write(msg.payload)) {
-          socket.pause();
-          proc.stdin.once("drain", () => socket.resume());
+          stream.pause();
+          proc.stdin.once("drain", () => stream.resume());
         }
         return;
       case Msg.Resize: {

@@ -1,6 +1,12 @@
 import { isIP } from "node:net";
 import { ErrInvalidConfig } from "../errors.js";
-import type { PortBinding } from "../state/index.js";
+
+/** A published port: host `address:localPort` forwards to guest `127.0.0.1:remotePort`. */
+export interface PortBinding {
+  address: string;
+  localPort: number;
+  remotePort: number;
+}
 
 function port(text: string, spec: string, allowZero: boolean): number {
   const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;

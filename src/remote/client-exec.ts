@@ -1,18 +1,19 @@
-/** A guest command reached through a supervisor's control socket, as a channel ExecStream. */
-import type { Socket } from "node:net";
+/** A guest command reached over an operation connection, as the ExecStream an ExecProcess wraps. */
+import type { Duplex } from "node:stream";
 import { PassThrough, Writable } from "node:stream";
 import type { ExecExit, ExecStream } from "../channel/index.js";
-import { ErrVMNotRunning, WheellockError } from "../errors.js";
-import { errorFromWire, openOperation } from "./client-conn.js";
+import { ErrClosed, ErrVMNotRunning } from "../errors.js";
+import { openOperation, type Connector } from "./client-conn.js";
 import {
   encodeJson,
   encodeMessage,
+  errorFromWire,
   Msg,
   parseJson,
-  type ControlRequest,
   type Message,
+  type OperationRequest,
   type WireError,
-} from "./wire.js";
+} from "./protocol.js";
 
 interface Pending<T> {
   promise: Promise<T>;
@@ -32,25 +33,25 @@ function pending<T>(): Pending<T> {
 }
 
 export function remoteExec(
-  socketPath: string,
+  connect: Connector,
   id: string,
-  req: Extract<ControlRequest, { op: "exec" }>,
+  req: Extract<OperationRequest, { op: "exec" }>,
 ): ExecStream {
   const started = pending<number>();
   const exit = pending<ExecExit>();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  let socket: Socket | undefined;
+  let conn: Duplex | undefined;
   let ended = false;
   const queued: Buffer[] = [];
   const send = (frame: Buffer, done?: () => void): void => {
     if (ended) return done?.();
-    if (!socket) {
+    if (!conn) {
       queued.push(frame);
       return done?.();
     }
-    if (socket.write(frame)) done?.();
-    else socket.once("drain", () => done?.());
+    if (conn.write(frame)) done?.();
+    else conn.once("drain", () => done?.());
   };
   const stdin = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -69,10 +70,10 @@ export function remoteExec(
     stderr.end();
   };
   const deliver = (target: PassThrough, data: Buffer): void => {
-    // The supervisor pauses the guest when we stop reading: keep only one window here.
-    if (!target.write(data) && socket) {
-      socket.pause();
-      target.once("drain", () => socket?.resume());
+    // The server pauses the guest when we stop reading: keep only one window here.
+    if (!target.write(data) && conn) {
+      conn.pause();
+      target.once("drain", () => conn?.resume());
     }
   };
   const onMessage = (msg: Message): void => {
@@ -96,12 +97,12 @@ export function remoteExec(
         return fail(errorFromWire(parseJson<WireError>(msg.payload)));
     }
   };
-  openOperation(socketPath, id, req, onMessage).then(
-    (s) => {
-      socket = s;
-      for (const frame of queued.splice(0)) s.write(frame);
-      s.once("close", () =>
-        fail(new ErrVMNotRunning(`sandbox ${id}: connection to the supervisor lost`)),
+  openOperation(connect, req, onMessage).then(
+    (c) => {
+      conn = c;
+      for (const frame of queued.splice(0)) c.write(frame);
+      c.once("close", () =>
+        fail(new ErrVMNotRunning(`sandbox ${id}: the connection to it was lost`)),
       );
     },
     (err: Error) => fail(err),
@@ -115,8 +116,8 @@ export function remoteExec(
     signal: (signo) => send(encodeJson(Msg.Signal, { signal: signo })),
     resize: (rows, cols) => send(encodeJson(Msg.Resize, { rows, cols })),
     close: () => {
-      fail(new WheellockError("ErrClosed", "exec stream closed by the host"));
-      socket?.destroy();
+      fail(new ErrClosed("exec stream closed by the host"));
+      conn?.destroy();
     },
   };
 }
