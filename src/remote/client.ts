@@ -63,7 +63,7 @@ export class RemoteSandbox implements SandboxApi {
     return new ExecProcess(stream, Date.now(), () => undefined);
   }
 
-  exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     return runCollected(this.spawn(command, options), options);
   }
 

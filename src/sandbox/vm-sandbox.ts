@@ -114,7 +114,7 @@ export class VmSandbox implements SandboxApi {
     return this.failure === undefined && this.closing === undefined;
   }
 
-  exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     return runCollected(this.spawn(command, options), options);
   }
 
@@ -197,6 +197,7 @@ export class VmSandbox implements SandboxApi {
   }
 
   async allowedHosts(): Promise<AllowlistState> {
+    this.ensureRunning();
     const list = this.network?.egress?.allowlist;
     return {
       intercepting: list !== undefined,

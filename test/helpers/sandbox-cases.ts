@@ -6,7 +6,13 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { ErrFile, ErrTimeout, type SandboxApi, type SandboxOptions } from "../../src/index.js";
+import {
+  ErrFile,
+  ErrTimeout,
+  ErrVMNotRunning,
+  type SandboxApi,
+  type SandboxOptions,
+} from "../../src/index.js";
 
 export const SANDBOX_OPTIONS: SandboxOptions = {
   hostname: "shared-vm",
@@ -329,6 +335,18 @@ export function sandboxCases(current: () => SandboxApi): void {
         assert.equal(value.exec.exitCode, 4);
         assert.ok(value.exec.durationMs >= 0);
       }
+    });
+  });
+
+  // Last: it closes the shared sandbox.
+  describe("close", () => {
+    test("close is idempotent, and later calls reject with ErrVMNotRunning", async () => {
+      const sb = current();
+      await sb.close();
+      await sb.close();
+      await assert.rejects(sb.exec("true"), ErrVMNotRunning);
+      await assert.rejects(sb.readFile("/etc/hostname"), ErrVMNotRunning);
+      await assert.rejects(sb.allowedHosts(), ErrVMNotRunning);
     });
   });
 }
