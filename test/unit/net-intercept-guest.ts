@@ -176,6 +176,11 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
     };
     return pump();
   }
+  if (url.pathname === "/redirect") {
+    // Where a 3xx points is the guest's business: the proxy must not follow it.
+    res.writeHead(302, { location: url.searchParams.get("to") ?? "/" });
+    return void res.end();
+  }
   const body: Buffer[] = [];
   req.on("data", (c: Buffer) => body.push(c));
   req.on("end", () => {
@@ -209,9 +214,19 @@ function websocketEcho(server: Server): void {
   });
 }
 
+/** One request an upstream test server received: what crossed the wire to it. */
+export interface UpstreamSeen {
+  tls: boolean;
+  url: string;
+  /** Raw, in wire order: name, value, name, value, ... */
+  headers: string[];
+}
+
 export interface Upstreams {
   httpPort: number;
   httpsPort: number;
+  /** Every request (upgrades included) either server received, in order. */
+  seen: UpstreamSeen[];
   /** The CA the HTTPS upstream's certificate chains to (not the intercept CA). */
   upstreamCaPem: string;
   close(): void;
@@ -227,10 +242,21 @@ export async function startUpstreams(): Promise<Upstreams> {
   );
   websocketEcho(plain);
   websocketEcho(secure);
+  const seen: UpstreamSeen[] = [];
+  for (const [server, tls] of [
+    [plain, false],
+    [secure, true],
+  ] as const) {
+    const record = (req: IncomingMessage) =>
+      seen.push({ tls, url: req.url ?? "", headers: req.rawHeaders });
+    server.prependListener("request", record);
+    server.prependListener("upgrade", record);
+  }
   const [httpPort, httpsPort] = await Promise.all([listen(plain), listen(secure)]);
   return {
     httpPort,
     httpsPort,
+    seen,
     upstreamCaPem: upstreamCa.certPem,
     close: () => {
       plain.closeAllConnections();
