@@ -9,6 +9,7 @@ import { createServer, request, type IncomingMessage, type Server } from "node:h
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
+import { after, before } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import {
   InterceptUpstream,
@@ -297,4 +298,32 @@ export function testProxy(up: Upstreams, ca: CaMaterial, over: TestProxyOptions 
 /** Events are reported when an exchange ends: wait (bounded) until `n` have arrived. */
 export async function settle(events: NetworkEventInfo[], n = 1): Promise<void> {
   for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * The upstreams of one test file, started before its first test and closed after its last,
+ * with the proxies made toward them.
+ */
+export function upstreamFixture(ca: CaMaterial) {
+  let started: Upstreams | undefined;
+  const proxies: InterceptUpstream[] = [];
+  before(async () => {
+    started = await startUpstreams();
+  });
+  after(() => {
+    for (const p of proxies) p.close();
+    started?.close();
+  });
+  const up = (): Upstreams => {
+    if (started === undefined) throw new Error("upstreams not started yet (use inside a test)");
+    return started;
+  };
+  return {
+    up,
+    proxy(over: TestProxyOptions = {}) {
+      const made = testProxy(up(), ca, over);
+      proxies.push(made.p);
+      return made;
+    },
+  };
 }

@@ -5,33 +5,18 @@
  * reaches no upstream at all. Also the interactions: keep-alive across hosts, WebSocket
  * upgrades, redirects (never followed).
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import type { Duplex } from "node:stream";
 import type { InterceptUpstream } from "../../src/net/intercept/index.js";
 import { createHttpPolicy, type SecretSpec } from "../../src/net/http-policy/index.js";
 import { createCa } from "../../src/net/tls/index.js";
-import {
-  guestRequest,
-  guestSocket,
-  settle,
-  startUpstreams,
-  testProxy,
-  type Upstreams,
-} from "./net-intercept-guest.js";
+import { guestRequest, guestSocket, settle, upstreamFixture } from "./net-intercept-guest.js";
 
 const VALUE = "real-value-5e1d0c9b";
 const ca = createCa();
-let up: Upstreams;
-const proxies: InterceptUpstream[] = [];
-before(async () => {
-  up = await startUpstreams();
-});
-after(() => {
-  for (const p of proxies) p.close();
-  up.close();
-});
+const { up, proxy } = upstreamFixture(ca);
 
 /** A proxy with one secret TOKEN; `ph` is its placeholder. */
 function withSecret(over: Partial<SecretSpec> = {}) {
@@ -40,24 +25,25 @@ function withSecret(over: Partial<SecretSpec> = {}) {
       {
         name: "TOKEN",
         value: VALUE,
-        hosts: [`api.test:${up.httpPort}`, `api.test:${up.httpsPort}`],
+        hosts: [`api.test:${up().httpPort}`, `api.test:${up().httpsPort}`],
         ...over,
       },
     ],
   });
-  const made = testProxy(up, ca, { httpPolicy: policy, allowedHosts: ["api.test", "plain.test"] });
-  proxies.push(made.p);
+  const made = proxy({ httpPolicy: policy, allowedHosts: ["api.test", "plain.test"] });
   return { ...made, ph: policy.placeholders().TOKEN as string };
 }
 
 /** What the upstreams received for `path`, as one string per request. */
 const received = (path: string) =>
-  up.seen.filter((r) => r.url.startsWith(path)).map((r) => JSON.stringify(r));
+  up()
+    .seen.filter((r) => r.url.startsWith(path))
+    .map((r) => JSON.stringify(r));
 
 const send = (p: InterceptUpstream, tls: boolean, path: string, headers: Record<string, string>) =>
   guestRequest(p, {
     name: "api.test",
-    port: tls ? up.httpsPort : up.httpPort,
+    port: tls ? up().httpsPort : up().httpPort,
     tls,
     caPem: ca.certPem,
     path,
@@ -83,7 +69,7 @@ test("over TLS the value reaches the upstream in Authorization; an unlisted head
     "x-api-key": ph,
   });
   assert.equal(ok.status, 200);
-  const [seen] = up.seen.filter((r) => r.url === "/tls-secret");
+  const [seen] = up().seen.filter((r) => r.url === "/tls-secret");
   assert.equal(seen?.tls, true);
   assert.ok(seen?.headers.includes(`Bearer ${VALUE}`), JSON.stringify(seen));
   assert.ok(seen?.headers.includes(VALUE), "listed header");
@@ -99,7 +85,7 @@ test("allowHttp: the value crosses plain HTTP when the secret says so", async ()
   const { p, ph } = withSecret({ allowHttp: true });
   const res = await send(p, false, "/http-allowed", { authorization: `Bearer ${ph}` });
   assert.equal(res.status, 200);
-  const [seen] = up.seen.filter((r) => r.url === "/http-allowed");
+  const [seen] = up().seen.filter((r) => r.url === "/http-allowed");
   assert.equal(seen?.tls, false);
   assert.ok(seen?.headers.includes(`Bearer ${VALUE}`), JSON.stringify(seen));
 });
@@ -116,9 +102,9 @@ function exchangeRaw(socket: Duplex, raw: string): Promise<string> {
 
 test("keep-alive: one guest connection, two hosts: the value goes only to the secret's host", async () => {
   const { p, ph } = withSecret({ allowHttp: true });
-  const socket = await guestSocket(p, { name: "api.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "api.test", port: up().httpPort, tls: false });
   const head = (host: string, path: string, last: boolean) =>
-    `GET ${path} HTTP/1.1\r\nHost: ${host}:${up.httpPort}\r\nAuthorization: Bearer ${ph}\r\n` +
+    `GET ${path} HTTP/1.1\r\nHost: ${host}:${up().httpPort}\r\nAuthorization: Bearer ${ph}\r\n` +
     `Connection: ${last ? "close" : "keep-alive"}\r\n\r\n`;
   const reply = await exchangeRaw(
     socket,
@@ -136,7 +122,7 @@ test("keep-alive: one guest connection, two hosts: the value goes only to the se
 
 /** A WebSocket upgrade from the guest; resolves to the status the guest sees. */
 async function upgrade(p: InterceptUpstream, tls: boolean, path: string, auth: string) {
-  const port = tls ? up.httpsPort : up.httpPort;
+  const port = tls ? up().httpsPort : up().httpPort;
   const socket = await guestSocket(p, { name: "api.test", port, tls, caPem: ca.certPem });
   return new Promise<number>((resolve, reject) => {
     const req = request({
@@ -172,7 +158,7 @@ test("WebSocket upgrades follow the same rules: refused over plain HTTP, value o
 
 test("a redirect is handed to the guest, never followed by the proxy", async () => {
   const { p, ph } = withSecret();
-  const to = `http://plain.test:${up.httpPort}/redirected`;
+  const to = `http://plain.test:${up().httpPort}/redirected`;
   const res = await send(p, true, `/redirect?to=${encodeURIComponent(to)}`, {
     authorization: `Bearer ${ph}`,
   });
@@ -183,7 +169,7 @@ test("a redirect is handed to the guest, never followed by the proxy", async () 
   // The guest following it with the placeholder is a new request, judged on its own.
   const followed = await guestRequest(p, {
     name: "plain.test",
-    port: up.httpPort,
+    port: up().httpPort,
     tls: false,
     path: "/redirected",
     headers: { authorization: `Bearer ${ph}` },
