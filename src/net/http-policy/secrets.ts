@@ -25,7 +25,7 @@ export type SubstituteResult =
   /** The reason names the secret, never its value or placeholder. */
   | { ok: false; code: NetworkBlockCode; reason: string };
 
-/** Where `swap` writes: header names (lower case) or every header, and the query or not. */
+/** Where `swap` writes: the headers `header` accepts (by name as sent), and the query or not. */
 interface SwapPlaces {
   header(name: string): boolean;
   query: boolean;
