@@ -150,8 +150,9 @@ export interface SandboxOptions {
   networkIntercept?: boolean;
   /**
    * Secrets by environment variable name: every command gets `NAME=<placeholder>`, and the host
-   * replaces the placeholder with the value in requests to the secret's hosts only; a
-   * placeholder headed anywhere else blocks the request. The hosts join the allowlist.
+   * replaces the placeholder with the value only in TLS requests to the secret's hosts, in its
+   * headers (see `SecretOption`); a placeholder headed anywhere else blocks the request. The
+   * hosts join the allowlist.
    */
   secrets?: Record<string, SecretOption>;
   /** HTTP hook rules and callbacks, applied in order (intercept mode). */
