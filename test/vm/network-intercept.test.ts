@@ -358,11 +358,13 @@ describe("CLI: detached sandbox with secrets, allow-list, --add-host and --event
     const get = async () =>
       lastLine((await wheellock(["exec", id, "--", "sh", "-c", curl(url)])).stdout);
     assert.equal(await get(), "403");
+    // The secrets' host entries joined the list after the user's.
+    const base = `api.test,api.test:${servers.httpsPort},api.test:${servers.httpPort}`;
     const add = await wheellock(["allow-list", "add", id, "late.test"]);
-    assert.equal(add.stdout, `Added to ${id}: late.test\nCurrent allow-list: api.test,late.test\n`);
+    assert.equal(add.stdout, `Added to ${id}: late.test\nCurrent allow-list: ${base},late.test\n`);
     assert.equal(await get(), "200");
     const del = await wheellock(["allow-list", "delete", id, "late.test"]);
-    assert.equal(del.stdout, `Removed from ${id}: late.test\nCurrent allow-list: api.test\n`);
+    assert.equal(del.stdout, `Removed from ${id}: late.test\nCurrent allow-list: ${base}\n`);
     assert.equal(await get(), "403");
   });
 
