@@ -9,6 +9,8 @@ import { ErrInvalidConfig } from "../../src/errors.js";
 import { encodeRequest } from "../../src/vfs/index.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
 
+const GIB = 1 << 30;
+
 async function withRunDir(body: (runDir: string, host: string) => Promise<void>): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), "wheellock-mounts-"));
   try {
@@ -34,7 +36,7 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
     ];
     for (const [mounts, message] of cases) {
       await assert.rejects(
-        FuseMounts.open(runDir, mounts as never, () => undefined),
+        FuseMounts.open(runDir, mounts as never, () => undefined, {}, GIB),
         (err: unknown) => err instanceof ErrInvalidConfig && message.test(err.message),
       );
     }
@@ -43,6 +45,8 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
       runDir,
       { "/w/file": { type: "host_fs", hostPath: join(host, "file") } },
       () => undefined,
+      {},
+      GIB,
     );
     await single.close();
   });
@@ -58,6 +62,8 @@ test("mounts: one FUSE server on fuse.sock serves every guest path through the r
         "/tmp/m": { type: "memory" },
       },
       () => undefined,
+      {},
+      GIB,
     );
     try {
       assert.deepEqual(mounts.kernelArgs, ["wheellock.fuse=/workspace:/tmp/m"]);

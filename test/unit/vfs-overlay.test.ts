@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Errno, MemoryProvider, OverlayProvider, openHostOverlay } from "../../src/vfs/index.js";
+import {
+  Errno,
+  MemoryProvider,
+  OverlayProvider,
+  openHostOverlay,
+  quotaOfSize,
+} from "../../src/vfs/index.js";
 import { kernelFor, posixSuite, rejectsErrno } from "./vfs-posix-suite.js";
 
 posixSuite("overlay (memory over memory)", async () => ({
@@ -16,6 +22,7 @@ posixSuite("overlay (host dir, empty lower)", async () => {
   const { provider } = await openHostOverlay({
     hostPath: join(base, "lower"),
     upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
   });
   return { provider, cleanup: () => rm(base, { recursive: true, force: true }) };
 });
@@ -35,7 +42,11 @@ async function withLowerTree(
   await writeFile(join(lower, "src", "deep", "x"), "x");
   await symlink("src/main.c", join(lower, "link"));
   const before = await snapshot(lower);
-  const { provider, upperDir } = await openHostOverlay({ hostPath: lower, upperParentDir: base });
+  const { provider, upperDir } = await openHostOverlay({
+    hostPath: lower,
+    upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
+  });
   try {
     await body(await kernelFor(provider), { lower, base });
     assert.deepEqual(await snapshot(lower), before, "the lower directory is never modified");

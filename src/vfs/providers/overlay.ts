@@ -5,6 +5,11 @@
  * Removed lower entries are remembered as in-memory whiteouts (the upper layer is per
  * sandbox, so they live exactly as long as it does).
  *
+ * The root shows the lower root's mode, owner and times (the upper root is a private host
+ * directory made for this sandbox, whose attributes mean nothing to the guest); a guest
+ * chmod/chown of the root is kept in memory, and once the guest changes the root's entries
+ * or times, the times are the upper root's.
+ *
  * Known difference from overlayfs: a file opened read-only before another handle copies it
  * up keeps reading the lower copy.
  */
@@ -24,10 +29,16 @@ import type {
 import { CopyUp } from "./overlay-copy-up.js";
 import { OverlayMasks } from "./overlay-state.js";
 
+type RootAttrs = Pick<VfsSetattr, "mode" | "uid" | "gid">;
+
 export class OverlayProvider implements VfsProvider {
   readonly readOnly = false;
   private readonly masks = new OverlayMasks();
   private readonly copyUp: CopyUp;
+  /** The guest's chmod/chown of the root (never applied to the host directory). */
+  private rootAttrs: RootAttrs = {};
+  /** The guest changed the root's entries or times: the upper root's times are the real ones. */
+  private rootChanged = false;
 
   constructor(
     private readonly lower: VfsProvider,
@@ -38,6 +49,7 @@ export class OverlayProvider implements VfsProvider {
   }
 
   async stat(path: string): Promise<VfsStat> {
+    if (path === "/") return this.rootStat();
     const up = await this.copyUp.inUpper(path);
     if (up !== undefined) return withLayer(up, "u");
     try {
@@ -51,6 +63,28 @@ export class OverlayProvider implements VfsProvider {
       }
       throw err;
     }
+  }
+
+  private async rootStat(): Promise<VfsStat> {
+    const upper = withLayer(await this.upper.stat("/"), "u");
+    const lower = await this.lower.stat("/").catch(() => undefined);
+    if (lower === undefined || lower.type !== "dir") return { ...upper, ...this.rootAttrs };
+    const times = this.rootChanged ? upper : lower;
+    return {
+      ...upper,
+      mode: lower.mode,
+      uid: lower.uid,
+      gid: lower.gid,
+      ...this.rootAttrs,
+      atimeMs: times.atimeMs,
+      mtimeMs: times.mtimeMs,
+      ctimeMs: times.ctimeMs,
+    };
+  }
+
+  /** Notes a change of entries in `path`'s parent (for the root's times). */
+  private changedIn(path: string): void {
+    if (!this.rootChanged && splitParent(path).parent === "/") this.rootChanged = true;
   }
 
   private async exists(path: string): Promise<VfsStat | undefined> {
@@ -96,6 +130,7 @@ export class OverlayProvider implements VfsProvider {
     const parentStat = await this.stat(parent);
     if (parentStat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
     await this.copyUp.ensure(parent);
+    this.changedIn(path);
   }
 
   async create(
@@ -147,12 +182,24 @@ export class OverlayProvider implements VfsProvider {
     if (wantDir && stat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
     if (!wantDir && stat.type === "dir") throw new VfsError(Errno.EISDIR);
     if (wantDir && (await this.readdir(path)).length > 0) throw new VfsError(Errno.ENOTEMPTY);
+    const hide = await this.lowerShows(path);
     if ((await this.copyUp.inUpper(path)) !== undefined) {
       // Directory in the upper layer may still hold nothing visible but is empty by now.
       if (wantDir) await this.upper.rmdir(path);
       else await this.upper.unlink(path);
     }
-    this.masks.whiteout(path);
+    this.changedIn(path);
+    if (hide) this.masks.whiteout(path);
+  }
+
+  /**
+   * Whether removing `path` needs a whiteout: only where a lower entry shows. A whiteout for
+   * every name the guest ever removed would let it grow host memory without bound (create,
+   * rename away, repeat).
+   */
+  private async lowerShows(path: string): Promise<boolean> {
+    if (!this.masks.lowerVisible(path)) return false;
+    return (await this.lower.stat(path).catch(() => undefined)) !== undefined;
   }
 
   async unlink(path: string): Promise<void> {
@@ -177,16 +224,42 @@ export class OverlayProvider implements VfsProvider {
     }
     await this.copyUp.ensureTree(from);
     await this.copyUp.ensure(splitParent(to).parent);
+    const hideFrom = await this.lowerShows(from);
+    const hideTo = src.type === "dir" && (await this.lowerShows(to));
     await this.upper.rename(from, to, "replace");
-    this.masks.whiteout(from);
+    this.changedIn(from);
+    this.changedIn(to);
+    if (hideFrom) this.masks.whiteout(from);
     // The moved entry is complete in the upper layer; nothing of the lower `to` may show.
-    if (src.type === "dir") this.masks.makeOpaque(to);
-    else this.masks.created(to, false);
+    if (hideTo) this.masks.makeOpaque(to);
+    else this.masks.created(to, src.type === "dir");
   }
 
   async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
+    if (path === "/") return this.setRootAttrs(attrs);
     await this.copyUp.ensure(path);
     return this.upper.setattr(path, attrs);
+  }
+
+  private async setRootAttrs(attrs: VfsSetattr): Promise<VfsStat> {
+    const { mode, uid, gid, sizeBytes, atimeMs, mtimeMs } = attrs;
+    if (sizeBytes !== undefined) throw new VfsError(Errno.EISDIR);
+    if (atimeMs !== undefined || mtimeMs !== undefined) {
+      // A time not given stays what the guest saw, not the upper root's.
+      const shown = await this.rootStat();
+      await this.upper.setattr("/", {
+        atimeMs: atimeMs ?? shown.atimeMs,
+        mtimeMs: mtimeMs ?? shown.mtimeMs,
+      });
+      this.rootChanged = true;
+    }
+    this.rootAttrs = {
+      ...this.rootAttrs,
+      ...(mode !== undefined ? { mode: mode & 0o7777 } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    };
+    return this.rootStat();
   }
 
   /** Space is what the upper layer has: that is where writes go. */
