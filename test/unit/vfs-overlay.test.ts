@@ -1,6 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -124,4 +136,56 @@ test("overlay: memory lower and upper work without a host", async () => {
   const d = await k.mkdir(1n, "d");
   await k.release((await k.create(d, "f")).fh);
   assert.deepEqual(await k.readdir(d), ["f"]);
+});
+
+test("overlay: the root shows the overlaid directory's mode, owner and times (finding 8)", async () => {
+  const base = await mkdtemp(join(tmpdir(), "wheellock-vfs-ov-"));
+  const lower = join(base, "lower");
+  await mkdir(lower);
+  await chmod(lower, 0o751);
+  await utimes(lower, new Date("2001-02-03T04:05:06Z"), new Date("2001-02-03T04:05:06Z"));
+  const asRoot = process.getuid?.() === 0;
+  // As root the test can give the directory to another user, as a host user owning it would.
+  if (asRoot) await chown(lower, 1000, 1001);
+  const { provider } = await openHostOverlay({
+    hostPath: lower,
+    upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
+  });
+  try {
+    const k = await kernelFor(provider);
+    const root = await k.getattr(1n);
+    assert.equal(root.mode & 0o7777, 0o751, "not the private upper directory's 0700");
+    assert.deepEqual([root.uid, root.gid], asRoot ? [1000, 1001] : [0, 0]);
+    assert.equal(root.mtimeSec, Date.parse("2001-02-03T04:05:06Z") / 1000);
+    // chmod/chown of the root change what the guest sees, never the host directories.
+    await k.setattr(1n, { mode: 0o700, uid: 1234 });
+    const changed = await k.getattr(1n);
+    assert.deepEqual([changed.mode & 0o7777, changed.uid], [0o700, 1234]);
+    assert.equal((await stat(lower)).mode & 0o7777, 0o751);
+    // A new entry is a change of the root: its mtime moves on.
+    const before = Math.floor(Date.now() / 1000) - 1;
+    await k.release((await k.create(1n, "new")).fh);
+    assert.ok((await k.getattr(1n)).mtimeSec >= before);
+  } finally {
+    await provider.close();
+    await rm(base, { recursive: true, force: true });
+  }
+});
+
+test("overlay: attack: names the guest creates and renames away leave no whiteouts behind", async () => {
+  const provider = new OverlayProvider(new MemoryProvider(), new MemoryProvider());
+  const k = await kernelFor(provider);
+  for (let i = 0; i < 200; i++) {
+    await k.release((await k.create(1n, `f${i}`)).fh);
+    await k.rename(1n, `f${i}`, 1n, "last");
+    const d = await k.mkdir(1n, `d${i}`);
+    await k.rename(1n, `d${i}`, 1n, `e${i}`);
+    await k.rmdir(1n, `e${i}`);
+    void d;
+  }
+  // Each name would otherwise be a path kept in host memory for the sandbox's lifetime.
+  const masks = Reflect.get(provider, "masks") as object;
+  assert.equal((Reflect.get(masks, "whiteouts") as Set<string>).size, 0);
+  assert.equal((Reflect.get(masks, "opaque") as Set<string>).size, 0);
 });

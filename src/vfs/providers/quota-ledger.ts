@@ -30,6 +30,10 @@ export function quotaOfSize(sizeBytes: number, inodes?: number): VfsQuota {
   };
 }
 
+function clamp(value: number, max: number): number {
+  return Math.min(max, Math.max(0, value));
+}
+
 function blocks(sizeBytes: number): number {
   return Math.ceil(sizeBytes / QUOTA_BLOCK_BYTES) * QUOTA_BLOCK_BYTES;
 }
@@ -122,14 +126,15 @@ export class QuotaLedger {
 
   statfs(): VfsStatfs {
     const total = Math.floor(this.quota.sizeBytes / QUOTA_BLOCK_BYTES);
-    const free = Math.max(0, total - Math.ceil(this.usedBytes / QUOTA_BLOCK_BYTES));
+    // Use goes below zero where the guest removed what predates the mount (host_fs).
+    const free = clamp(total - Math.ceil(this.usedBytes / QUOTA_BLOCK_BYTES), total);
     return {
       blockBytes: QUOTA_BLOCK_BYTES,
       blocks: total,
       blocksFree: free,
       blocksAvailable: free,
       files: this.quota.inodes,
-      filesFree: Math.max(0, this.quota.inodes - this.usedInodes),
+      filesFree: clamp(this.quota.inodes - this.usedInodes, this.quota.inodes),
     };
   }
 
