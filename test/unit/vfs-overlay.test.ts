@@ -189,3 +189,30 @@ test("overlay: attack: names the guest creates and renames away leave no whiteou
   assert.equal((Reflect.get(masks, "whiteouts") as Set<string>).size, 0);
   assert.equal((Reflect.get(masks, "opaque") as Set<string>).size, 0);
 });
+
+test("overlay: upper nodes belong to the guest user who made them; copy-up and chown keep owners", async () => {
+  await withLowerTree(async (k, { lower }) => {
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) await chown(join(lower, "README"), 1000, 1000);
+    k.uid = 1000;
+    k.gid = 1000;
+    const f = await k.create(1n, "mine");
+    assert.deepEqual(
+      [(await k.getattr(f.nodeid, f.fh)).uid, (await k.getattr(f.nodeid)).gid],
+      [1000, 1000],
+    );
+    await k.release(f.fh);
+    const d = await k.mkdir(1n, "dir");
+    assert.equal((await k.getattr(d)).uid, 1000);
+    // A write copies README up: it stays the lower file's owner's, not the host user's.
+    const readme = await k.lookup(1n, "README");
+    const fh = await k.open(readme.nodeid, 2);
+    await k.write(fh, 0, Buffer.from("x"));
+    await k.release(fh);
+    assert.equal((await k.getattr(readme.nodeid)).uid, asRoot ? 1000 : 0);
+    k.uid = 0;
+    await k.setattr(f.nodeid, { uid: 4242 });
+    assert.equal((await k.getattr(f.nodeid)).uid, 4242);
+    assert.equal((await stat(join(lower, "README"))).uid, asRoot ? 1000 : process.getuid?.());
+  });
+});
