@@ -30,9 +30,11 @@ export interface MountConfig {
   /** Your own filesystem (`type: "provider"`): any object implementing VfsProvider. */
   readonly provider?: VfsProvider;
   /**
-   * Owner the guest sees for files of the host user (host_fs, overlay). Default root (0:0);
-   * set it to the image's user when that user must write the mount (the guest kernel
-   * checks permissions against it).
+   * Owner the guest sees for files of the host user (host_fs, and an overlay's lower
+   * directory). Default root (0:0); set it to the image's user when that user must write a
+   * host_fs mount (the guest kernel checks permissions against it). In overlay mounts, new
+   * files belong to the guest user that made them and the root shows the host directory's
+   * own mode and owner.
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
   /**
