@@ -17,7 +17,8 @@ export type WheellockErrorCode =
   | "ErrFile"
   | "ErrImage"
   | "ErrVolumeInUse"
-  | "ErrClosed";
+  | "ErrClosed"
+  | "ErrCleanup";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -140,6 +141,20 @@ export class ErrImage extends WheellockError {
   }
 }
 
+/**
+ * Something wheellock made (a run dir, an overlay layer) could not be removed. `path` is the
+ * tree's root; `errno` the failing call's error name (EACCES, EBUSY, ...) when known.
+ */
+export class ErrCleanup extends WheellockError {
+  constructor(
+    readonly path: string,
+    message: string,
+    readonly errno?: string,
+  ) {
+    super("ErrCleanup", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -159,6 +174,7 @@ const CLASS_BY_CODE: Record<
   ErrImage,
   ErrVolumeInUse,
   ErrClosed,
+  ErrCleanup,
 };
 
 /**

@@ -64,6 +64,7 @@ export {
   ReadOnlyProvider,
   OverlayProvider,
   RouterProvider,
+  QuotaProvider,
   VfsError,
 } from "./vfs/index.js";
 export type {
@@ -75,6 +76,7 @@ export type {
   VfsOwner,
   VfsSetattr,
   VfsStatfs,
+  VfsQuota,
   RenameMode,
   FileHookRule,
   FileHookVerdict,

@@ -1,10 +1,11 @@
 /**
- * The static checks of `options.mounts`: guest paths, mount types and their fields. What can
- * only be checked against the host at start (the host path exists and is a directory or a
- * file) is checked when the mounts are opened, right before the VM starts.
+ * The checks of `options.mounts`: guest paths, mount types and their fields, quotas, and that
+ * each host path is a directory or a regular file now (the mounts are opened from the plan
+ * without checking again).
  */
+import { statSync } from "node:fs";
 import { ErrInvalidConfig } from "../errors.js";
-import { validateGuestMount, type MountConfig } from "./volumes.js";
+import { checkMountQuota, validateGuestMount, type MountConfig } from "./volumes.js";
 
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
 
@@ -13,11 +14,23 @@ function isId(value: unknown): boolean {
 }
 
 function checkMount(guestPath: string, mount: MountConfig): MountConfig {
+  const where = `mounts[${JSON.stringify(guestPath)}]`;
   const bad = (why: string): never => {
-    throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
+    throw new ErrInvalidConfig(`${where}: ${why}`);
   };
   if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type))
     return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
+  if (mount.quota !== undefined) {
+    checkMountQuota(mount.quota, where);
+    if (mount.type === "provider" || mount.readonly === true)
+      return bad("a quota applies to writable overlay, memory and host_fs mounts only");
+  }
+  if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath !== undefined) {
+    const st = statSync(mount.hostPath, { throwIfNoEntry: false });
+    if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
+    if (!st.isFile() && !st.isDirectory())
+      return bad(`not a directory or regular file: ${mount.hostPath}`);
+  }
   if (mount.type === "provider" && mount.provider === undefined)
     return bad("a provider mount needs a provider");
   if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath === undefined)

@@ -22,3 +22,4 @@ export type { NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js
  * time that open-mode sandboxes (and every CLI call) should not pay.
  */
 export const loadInterceptModules = () => import("./intercept-modules.js");
+export { secretHeaderProblem } from "./http-policy/secret-scope.js";

@@ -43,14 +43,9 @@ function readUpstreamCas(paths: readonly string[]): string[] {
   });
 }
 
-/** Secret specs for the policy: names and hosts with their values. */
+/** Secret specs for the policy: each secret as resolved, with its value. */
 function secretSpecs(plan: SandboxPlan): SecretSpec[] {
-  return plan.secrets.map((s) => ({
-    name: s.name,
-    value: plan.secretValues[s.name] ?? "",
-    hosts: [...s.hosts],
-    inQuery: s.inQuery,
-  }));
+  return plan.secrets.map((s) => ({ ...s, value: plan.secretValues[s.name] ?? "" }));
 }
 
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */

@@ -88,6 +88,7 @@ export async function launchVmSandbox(
           fileHooks: plan.fileHooks,
           onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
         },
+        plan.diskSizeMb * 1024 * 1024,
       );
       const opened = mounts;
       resources.defer("mounts", () => opened.close());

@@ -1,7 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pidAlive } from "../util/index.js";
+import { pidAlive, removeTree, removeTreeSync } from "../util/index.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -21,12 +20,12 @@ export function createRunDir(root: string, id: string): string {
 
 /** Removes a run dir and whatever the guest left in it. */
 export async function removeRunDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
+  await removeTree(dir);
 }
 
 /** The same, synchronously, for the process-exit hook (best effort). */
 export function removeRunDirAtExit(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  removeTreeSync(dir);
 }
 
 /**
@@ -52,7 +51,7 @@ export function sweepStaleRunDirs(root: string): string[] {
     }
     if (Number.isInteger(ownerPid) && ownerPid > 0 && !pidAlive(ownerPid)) {
       try {
-        rmSync(dir, { recursive: true, force: true });
+        removeTreeSync(dir);
         removed.push(id);
       } catch {
         // left for `wheellock gc`, which reports why

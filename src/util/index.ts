@@ -16,3 +16,5 @@ export {
   type RunToolResult,
 } from "./run-tool.js";
 export { findExecutable } from "./which.js";
+export { removeTree, removeTreeSync } from "./remove-tree.js";
+export { SerialQueue } from "./serial-queue.js";
