@@ -85,7 +85,17 @@ export type {
   FileEventInfo,
   FileErrnoName,
 } from "./vfs/index.js";
-export { shellQuote, shellSplit } from "./config/index.js";
+// The reference API's helpers, under TypeScript names.
+export {
+  shellQuote,
+  shellQuote as shellQuoteArgs,
+  shellSplit,
+  composeCommand,
+  parseVolumeMount,
+  validateGuestMount,
+} from "./config/index.js";
+export type { ImageCommandConfig, VolumeMount } from "./config/index.js";
+export { networkEventError, type PolicyErrorCode } from "./sandbox/index.js";
 export type { SandboxRecord, SandboxStatus, PortBinding, GcReport } from "./state/index.js";
 /** Long-lived sandboxes by id, as `wheellock kill`, `rm` and `gc` manage them. */
 export { stopSandbox, removeSandbox, collectGarbage } from "./state/index.js";

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
+import { ResourceStack } from "../util/index.js";
 import { QemuProcess, logTail, startIncoming, type Accel, type VmSpec } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
@@ -38,6 +39,8 @@ export interface BootRequest {
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
+  /** The sandbox's resources: a VM that booted hands its QEMU and network link over to it. */
+  resources: ResourceStack;
 }
 
 export interface BootedVm {
@@ -99,32 +102,47 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
+  // What this attempt acquires; handed to the sandbox only if the VM comes up.
+  const own = new ResourceStack();
   const network = req.network
     ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
     : undefined;
   if (network) {
+    own.defer("network link", () => network.close());
     spec.networkSocketPath = join(req.runDir, "net.sock");
     spec.networkMtu = network.stack.addressing.mtuBytes;
     spec.kernelArgs = [...spec.kernelArgs, ...guestNetworkArgs(network.stack.addressing)];
   }
-  const server = await listen(controlSocketPath);
-  const ctlConnection = firstConnection(server);
-  // A restoring QEMU connects its monitor here to be told to load the state.
-  const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
-  const qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
-  const closeServers = () => {
-    server.close();
-    qmpServer?.close();
-  };
   const started = Date.now();
   let qemu: QemuProcess;
+  let closeServers = (): void => undefined;
+  let ctlConnection: Promise<Socket>;
+  let qmpConnection: Promise<Socket> | undefined;
   try {
+    const server = await listen(controlSocketPath);
+    ctlConnection = firstConnection(server);
+    // A restoring QEMU connects its monitor here to be told to load the state.
+    const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
+    qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+    closeServers = () => {
+      if (server.listening) server.close();
+      if (qmpServer?.listening) qmpServer.close();
+    };
+    own.defer("boot listeners", closeServers);
     qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
-    closeServers();
-    network?.close();
+    await own.release();
     throw err;
   }
+  const vm = qemu;
+  own.defer(
+    "qemu",
+    async () => {
+      vm.kill();
+      await vm.exited;
+    },
+    () => vm.kill(),
+  );
   const describeFailure = (what: string): string => {
     const tail = logTail(join(req.runDir, "qemu.log")) || logTail(consoleLogPath);
     return tail ? `${what}; last output:\n${tail}` : what;
@@ -151,7 +169,6 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
       const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
-      qmpServer?.close();
       try {
         await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
       } finally {
@@ -175,6 +192,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
         : channel.request(FrameType.Ping).then(() => undefined);
       await Promise.race([roundTrip, deadline, qemuDied]);
     }
+    own.transferTo(req.resources);
     return {
       qemu,
       channel,
@@ -185,10 +203,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       qmpSocketPath: spec.qmpSocketPath,
     };
   } catch (err) {
-    qemu.kill();
-    closeServers();
-    network?.close();
-    await qemu.exited;
+    await own.release();
     if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)
       throw err;
     throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), {

@@ -24,3 +24,4 @@ export { signalName, signalNumber } from "./signals.js";
 export type { SandboxEvent, ExecEventInfo, NetworkEventInfo } from "./events.js";
 export { openEventsFile, writeEventsFile } from "./events-file.js";
 export { DEFAULT_IMAGE_NAME, type ImageSelection } from "./image.js";
+export { networkEventError, type PolicyErrorCode } from "./network-event-error.js";

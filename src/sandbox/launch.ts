@@ -18,6 +18,7 @@ import { configureGuest } from "./guest-config.js";
 import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { resolveImage } from "./image.js";
 import { prepareNetwork } from "./network.js";
+import { policyErrorCode } from "./network-event-error.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
 import { snapshotKeyFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
@@ -61,9 +62,14 @@ export async function launchVmSandbox(
   let sandbox: VmSandbox | undefined;
   try {
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
-    const network = await prepareNetwork(plan, (info) =>
-      events.emit({ type: "network", timestamp: new Date(), network: info }),
-    );
+    const network = await prepareNetwork(plan, (info) => {
+      const errorCode = policyErrorCode(info);
+      events.emit({
+        type: "network",
+        timestamp: new Date(),
+        network: errorCode ? { ...info, errorCode } : info,
+      });
+    });
     resources.defer("network", () => network.close());
     const disks = SandboxDisks.attach(plan.id, plan.disks);
     resources.defer(
@@ -116,22 +122,20 @@ export async function launchVmSandbox(
       configureGuest: (channel) => configureGuest(channel, plan.hostname),
       onFatal: (err) =>
         sandbox?.fail(new ErrVMNotRunning(`sandbox ${plan.id} stopped: ${err.message}`)),
+      resources,
     };
     const vm = await startVm(bootRequest, {
       diskSizeMb: plan.diskSizeMb,
       snapshotKey: snapshotKeyFor(plan, bootRequest, { rawPorts }),
       warn: debugWarn,
     });
-    // Released first: the guest powers off (or QEMU is killed) before anything it uses goes.
-    resources.defer(
-      "vm",
-      async () => {
-        if (!vm.channel.closed) vm.channel.poweroff();
-        await vm.qemu.stop(sandbox?.failed ? 0 : POWEROFF_GRACE_MS);
-        vm.channel.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
-      },
-      () => vm.qemu.kill(),
-    );
+    // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
+    // before anything it uses goes. The boot put QEMU itself on the stack already.
+    resources.defer("vm", async () => {
+      if (!vm.channel.closed) vm.channel.poweroff();
+      await vm.qemu.stop(sandbox?.failed ? 0 : POWEROFF_GRACE_MS);
+      vm.channel.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
+    });
     sandbox = new VmSandbox({
       plan,
       accel: accel.accel,

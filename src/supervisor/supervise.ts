@@ -24,6 +24,7 @@ import {
   type PortBinding,
   type SandboxRecord,
 } from "../state/index.js";
+import { ResourceStack } from "../util/index.js";
 import { ControlServer } from "./control-server.js";
 import { runLogged, type EchoStreams } from "./logged-command.js";
 import { PortPublisher } from "./port-forward.js";
@@ -105,6 +106,9 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
     writeRecord(record);
   };
   update({});
+  // Everything the supervisor holds, released in reverse order by `stop` or a failed start.
+  const resources = new ResourceStack((err) => process.stderr.write(`wheellock: ${err.message}\n`));
+  if (eventsOut) resources.defer("events file", () => void eventsOut.end());
   let sandbox: VmSandbox;
   try {
     // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
@@ -113,32 +117,31 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
       { consoleLogPath: logPath(plan.id) },
     );
   } catch (err) {
-    eventsOut?.end();
+    await resources.release();
     update({ status: "crashed", lastError: (err as Error).message });
     throw err;
   }
-
-  let stopping: Promise<number> | undefined;
-  let deadline: NodeJS.Timeout | undefined;
-  let finish: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (finish = resolve));
-  const publisher = new PortPublisher(sandbox);
   const eventsWritten =
     eventsOut !== undefined
       ? writeEventsFile(sandbox.events(), eventsOut).catch((err: Error) =>
           process.stderr.write(`wheellock: --events: ${err.message}\n`),
         )
       : undefined;
+  // After the sandbox: its last events (the `stopped` one) are written before the file ends.
+  resources.defer("events writer", async () => void (await eventsWritten));
+  resources.defer("sandbox", () => sandbox.close());
+
+  let stopping: Promise<number> | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
   /** `crash`: why the sandbox died under us; `note`: why a clean stop happened. */
   const stop = (crash?: string, note?: string): Promise<number> => {
     stopping ??= (async () => {
       clearTimeout(deadline);
       update({ status: "stopping" });
       if (!crash) await terminateGracefully(control.running, req.gracefulShutdownMs);
-      publisher.close();
-      control.stopAccepting();
-      await sandbox.close();
-      await eventsWritten;
+      await resources.release();
       const why = crash ?? note;
       update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
       // After the reply to a `stop` operation has gone out.
@@ -153,6 +156,9 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
     controlSocketPath(join(runDir(), plan.id)),
     async () => void (await stop()),
   );
+  resources.defer("control socket", () => control.stopAccepting());
+  const publisher = new PortPublisher(sandbox);
+  resources.defer("published ports", () => publisher.close());
   void (async () => {
     for await (const event of sandbox.events()) {
       if (event.type === "lifecycle" && event.lifecycle.state === "stopped" && !stopping) {

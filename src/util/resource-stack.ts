@@ -76,6 +76,15 @@ export class ResourceStack {
     this.push({ name, release, ...(onExit ? { onExit } : {}) });
   }
 
+  /**
+   * Hands everything over to `owner` (in acquisition order), for a step that acquires on its
+   * own behalf and passes the result on only when it succeeded (a boot attempt).
+   */
+  transferTo(owner: ResourceStack): void {
+    for (const item of this.items.splice(0)) owner.push(item);
+    this.unregisterExit();
+  }
+
   get released(): boolean {
     return this.releasing !== undefined;
   }

@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
+import {
+  ErrHostNotAllowed,
+  ErrSecretLeak,
+  networkEventError,
+  Sandbox,
+  type SandboxEvent,
+  type VmSandbox,
+} from "../../src/index.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
 import {
@@ -133,6 +140,9 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(ev?.blocked, true);
     assert.equal(ev?.code, "host_not_allowed");
     assert.ok(ev?.reason, "a reason");
+    // The reference API's typed error for it.
+    assert.equal(ev?.errorCode, "ErrHostNotAllowed");
+    assert.ok(ev && networkEventError(ev) instanceof ErrHostNotAllowed);
   });
 
   test("the server receives the real secret; no process or file in the guest holds it", async () => {
@@ -167,6 +177,9 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(lastLine(r.stdout), "403");
     assert.equal(servers.requestsFor("/leak-attempt").length, 0);
     await waitUntil("leak event", () => network().some((e) => e.code === "secret_leak"));
+    const leak = network().find((e) => e.code === "secret_leak");
+    assert.equal(leak?.errorCode, "ErrSecretLeak");
+    assert.ok(leak && networkEventError(leak) instanceof ErrSecretLeak);
   });
 
   test("the secret never crosses plain HTTP, nor goes into a header it does not list", async () => {
