@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
+import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { dataDir } from "../paths.js";
 import {
@@ -27,8 +28,6 @@ import {
 } from "../vfs/index.js";
 import { HostTreeWatcher } from "./host-watch.js";
 import { MountFiles } from "./mount-files.js";
-
-export const FUSE_PORT_NAME = "wheellock.fuse";
 
 function isId(value: unknown): boolean {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < 0xffffffff;
@@ -207,11 +206,11 @@ export class FuseMounts {
   }
 
   get rawPort(): { name: string; socketPath: string } {
-    return { name: FUSE_PORT_NAME, socketPath: this.socketPath };
+    return { name: PortName.Fuse, socketPath: this.socketPath };
   }
 
   get kernelArgs(): string[] {
-    return [`wheellock.fuse=${this.guestPaths.join(":")}`];
+    return [kernelArg(CmdlineKey.Fuse, this.guestPaths.join(":"))];
   }
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */

@@ -10,7 +10,7 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { getSystemErrorMap } from "node:util";
-import { GuestFileError, errnoName } from "../channel/guest-error.js";
+import { GuestFileError, errnoName } from "../channel/index.js";
 import { WheellockError } from "../errors.js";
 import { typeBits } from "../vfs/fuse-reply.js";
 import {

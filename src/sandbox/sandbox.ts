@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import type { Channel, PortStream } from "../channel/index.js";
+import { CmdlineKey, kernelArg, type GuestAgent, type PortStream } from "../channel/index.js";
 import {
   resolveSandboxOptions,
   type ResolvedSandboxConfig,
@@ -88,7 +88,7 @@ export class Sandbox implements AsyncDisposable {
     config: ResolvedSandboxConfig,
     accel: Accel,
     bootMs: number,
-    private readonly channel: Channel,
+    private readonly channel: GuestAgent,
     private readonly qemu: QemuProcess,
     private readonly dir: string,
     private readonly unregisterExitCleanup: () => void,
@@ -176,7 +176,7 @@ export class Sandbox implements AsyncDisposable {
         kernelPath: assets.kernel.vmlinuzPath,
         initramfsPath: assets.initramfsPath,
         kernelArgs: [
-          ...(config.privileged ? ["wheellock.privileged=1"] : []),
+          ...(config.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
           ...(mounts?.kernelArgs ?? []),
           ...disks.kernelArgs,
         ],
@@ -203,7 +203,7 @@ export class Sandbox implements AsyncDisposable {
         config,
         accel.accel,
         vm.hostBootMs,
-        vm.channel,
+        vm.agent,
         vm.qemu,
         dir,
         unregister,
@@ -215,7 +215,7 @@ export class Sandbox implements AsyncDisposable {
       sandbox.disks = disks;
       sandbox.network = network;
       // A restore configured the guest as its first request (BootRequest.configureGuest).
-      if (!vm.restored) await configureGuest(vm.channel, config.hostname);
+      if (!vm.restored) await configureGuest(vm.agent, config.hostname);
       await sandbox.applyNetworkSetup();
       sandbox.watch();
       if (!internal.deferTimeout) sandbox.startTimeout();
@@ -418,7 +418,7 @@ export class Sandbox implements AsyncDisposable {
 
   /** The CA and `--add-host` lines (after CONFIGURE, which rewrites `/etc/hosts`). */
   private async applyNetworkSetup(): Promise<void> {
-    if (this.network) await applyGuestNetworkSetup(this.files, this.network.guestSetup);
+    if (this.network) await applyGuestNetworkSetup(this.channel, this.network.guestSetup);
   }
 
   /** @internal Arms `timeoutSeconds` (at create, or when a pool hands the sandbox out). */
