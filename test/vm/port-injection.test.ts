@@ -57,7 +57,7 @@ const ATTACK = [
 ].join("\n");
 
 describe("a re-bound control port cannot inject frames", () => {
-  test("privileged root re-binds the driver and forges EXIT: the caller never sees it", async () => {
+  test("privileged root re-binds the driver and forges EXIT: the caller never sees it", async (t) => {
     const sb = await create({ privileged: true });
     // A privileged sandbox keeps a writable /sys (that is what `privileged` means).
     assert.match((await sb.exec("grep ' /sys ' /proc/mounts")).stdout, /\srw[,\s]/);
@@ -79,6 +79,11 @@ describe("a re-bound control port cannot inject frames", () => {
       outcome.err instanceof ErrProtocol || outcome.err instanceof ErrVMNotRunning,
       String(outcome.err),
     );
+    t.diagnostic(`the attack ended with: ${String(outcome.err)}`);
+    // The sandbox is over, not just this command (QEMU exits: the agent powered off, or the
+    // host stopped it after the protocol error).
+    const deadline = Date.now() + 30_000;
+    while (sb.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(sb.running, false);
   });
 
@@ -93,7 +98,7 @@ describe("a re-bound control port cannot inject frames", () => {
       { timeoutMs: 30_000 },
     );
     assert.match(r.stderr, /Read-only file system/);
-    assert.match(r.stdout, /unbind=1/);
+    assert.match(r.stdout, /unbind=[1-9]/);
     assert.match(r.stdout, /sysfs \/sys sysfs ro[,\s]/);
     assert.match(r.stdout, /mount=\d*[1-9]/);
     // Ordinary programs read sysfs as before.
