@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Sandbox } from "../src/index.js";
+import { stdoutThroughputMBps } from "./stdout-throughput.js";
 
 const MB = 1024 * 1024;
 const SAMPLE_BYTES = 128 * MB;
@@ -15,16 +16,7 @@ function arg(name: string): string | undefined {
 }
 
 async function stdoutMBps(sb: Sandbox): Promise<number> {
-  const started = process.hrtime.bigint();
-  // The same producer as bench/run.ts's throughput and raw-serial baseline.
-  const proc = sb.spawn(`dd if=/dev/zero bs=65536 count=${SAMPLE_BYTES / 65536} 2>/dev/null`);
-  proc.stdin.end();
-  let total = 0;
-  for await (const chunk of proc.stdout) total += (chunk as Buffer).length;
-  await proc.wait();
-  if (total !== SAMPLE_BYTES) throw new Error(`stdout: got ${total} of ${SAMPLE_BYTES} bytes`);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return Math.round((SAMPLE_BYTES / MB / seconds) * 10) / 10;
+  return Math.round((await stdoutThroughputMBps(sb, SAMPLE_BYTES)) * 10) / 10;
 }
 
 function median(values: number[]): number {
