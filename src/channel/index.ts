@@ -11,11 +11,4 @@ export type { PortStream } from "./port.js";
 export type { GuestSettings, NetworkSetupRequest } from "./requests.js";
 export type { StatInfo } from "./stat.js";
 export { GuestExecError, GuestFileError, errnoName } from "./guest-error.js";
-export {
-  CmdlineKey,
-  DiskSerial,
-  PortName,
-  PROTOCOL_VERSION,
-  extraDiskSerial,
-  kernelArg,
-} from "./contract.js";
+export { CmdlineKey, DiskSerial, PortName, extraDiskSerial, kernelArg } from "./contract.js";
