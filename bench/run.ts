@@ -13,6 +13,7 @@ import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
+import { stdoutThroughputMBps as throughputMBps } from "./stdout-throughput.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -59,19 +60,6 @@ function cliRunTrueMs(): number {
   );
   if (r.status !== 0) throw new Error(`wheellock run -- true exited ${r.status}`);
   return Number(process.hrtime.bigint() - t) / 1e6;
-}
-
-async function throughputMBps(sb: Sandbox, bytes: number): Promise<number> {
-  const [ms] = await timed(async () => {
-    // Same producer as the raw-serial baseline, so the ratio measures the channel alone.
-    const proc = sb.spawn(`dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null`);
-    proc.stdin.end();
-    let total = 0;
-    for await (const chunk of proc.stdout) total += (chunk as Buffer).length;
-    await proc.wait();
-    if (total !== bytes) throw new Error(`stdout: got ${total} of ${bytes} bytes`);
-  });
-  return bytes / MB / (ms / 1000);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Frame } from "./frame.js";
 import type { FrameSink, OutboundSender } from "./outbound.js";
 import { RecvWindow } from "./credit.js";
 import { decodeRecord } from "./record.js";
-import { ErrorTag } from "./constants.js";
+import { ErrorTag } from "./contract.js";
 
 /** What handlers may ask of the channel. */
 export interface StreamContext extends FrameSink {

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
+import { DiskSerial, GuestAgent } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
 import { ResourceStack } from "../util/index.js";
@@ -35,7 +35,7 @@ export interface BootRequest {
    * every first round trip after a restore is slow). A cold boot leaves them to the caller,
    * which must send them only after any snapshot is saved.
    */
-  configureGuest?: (channel: Channel) => Promise<void>;
+  configureGuest?: (agent: GuestAgent) => Promise<void>;
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
@@ -45,7 +45,7 @@ export interface BootRequest {
 
 export interface BootedVm {
   qemu: QemuProcess;
-  channel: Channel;
+  agent: GuestAgent;
   consoleLogPath: string;
   /** Guest CLOCK_BOOTTIME when the agent became ready. */
   guestBootMs: number;
@@ -55,8 +55,6 @@ export interface BootedVm {
   network: NetworkLink | undefined;
   qmpSocketPath: string | undefined;
 }
-
-const RESTORED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -86,8 +84,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     initramfsPath: req.initramfsPath,
     kernelArgs: req.kernelArgs,
     disks: [
-      { path: req.imagePath, serial: "wl-root", readonly: true },
-      { path: req.upperDiskPath, serial: "wl-upper", readonly: false },
+      { path: req.imagePath, serial: DiskSerial.Root, readonly: true },
+      { path: req.upperDiskPath, serial: DiskSerial.Upper, readonly: false },
       ...(req.extraDisks ?? []),
     ],
     controlSocketPath,
@@ -178,24 +176,23 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
     closeServers();
-    const channel = Channel.attach(socket, {
+    const agent = GuestAgent.attach(socket, {
       onFatal: req.onFatal,
-      ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
+      ...(req.restoreStatePath ? { resumed: true } : {}),
     });
-    const hello = await Promise.race([channel.hello, deadline, qemuDied]);
-    // A restored agent said hello long ago; a round trip proves it is really running. An
-    // error reply to CONFIGURE fails the restore too (the caller then boots cold, where the
-    // same CONFIGURE runs again and reports its error).
+    const hello = await Promise.race([agent.hello, deadline, qemuDied]);
+    // A restored agent said hello long ago; a round trip proves it is really running. It
+    // must be a CONFIGURE: the agent still holds its snapshot's session token, and only a
+    // CONFIGURE gives it this session's. An error reply fails the restore too (the caller
+    // then boots cold, where the same CONFIGURE runs again and reports its error).
     if (req.restoreStatePath) {
-      const roundTrip = req.configureGuest
-        ? req.configureGuest(channel)
-        : channel.request(FrameType.Ping).then(() => undefined);
+      const roundTrip = req.configureGuest ? req.configureGuest(agent) : agent.configure();
       await Promise.race([roundTrip, deadline, qemuDied]);
     }
     own.transferTo(req.resources);
     return {
       qemu,
-      channel,
+      agent,
       consoleLogPath,
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,

@@ -1,19 +1,6 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import {
-  FileListOkTag,
-  FileListTag,
-  FileStatTag,
-  FrameType,
-  MkdirTag,
-  RemoveTag,
-  decodeListEntry,
-  decodeRecord,
-  decodeStat,
-  field,
-  type Channel,
-  type StatInfo,
-} from "../channel/index.js";
+import type { GuestAgent, StatInfo } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { NeedsAgent, type MountFiles } from "./mount-files.js";
 
@@ -61,7 +48,7 @@ function guestPath(path: string): string {
  */
 export class SandboxFiles {
   constructor(
-    private readonly channel: Channel,
+    private readonly agent: GuestAgent,
     private readonly ensureRunning: () => void,
     private readonly mounts: () => MountFiles | undefined = () => undefined,
   ) {}
@@ -100,7 +87,7 @@ export class SandboxFiles {
     await this.route(
       target,
       (mounts) => mounts.writeFile(target, body, options),
-      () => this.channel.writeFile({ path: target, ...options }, body),
+      () => this.agent.writeFile({ path: target, ...options }, body),
     );
   }
 
@@ -108,7 +95,7 @@ export class SandboxFiles {
   readFileStream(path: string): Readable {
     this.ensureRunning();
     const target = guestPath(path);
-    const viaAgent = (): Readable => this.channel.readFile(target);
+    const viaAgent = (): Readable => this.agent.readFile(target);
     return this.mounted(target)?.readFileStream(target, viaAgent) ?? viaAgent();
   }
 
@@ -124,14 +111,7 @@ export class SandboxFiles {
     return this.route(
       target,
       (mounts) => mounts.list(target),
-      async () => {
-        const reply = await this.channel.request(FrameType.FileList, [
-          field.string(FileListTag.Path, target),
-        ]);
-        return reply
-          .all(FileListOkTag.Entry)
-          .map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
-      },
+      async () => (await this.agent.listFiles(target)).map(toFileInfo),
     );
   }
 
@@ -143,13 +123,7 @@ export class SandboxFiles {
     return this.route(
       target,
       (mounts) => mounts.stat(target, follow),
-      async () => {
-        const reply = await this.channel.request(FrameType.FileStat, [
-          field.string(FileStatTag.Path, target),
-          field.u8(FileStatTag.Follow, follow ? 1 : 0),
-        ]);
-        return toFileInfo(decodeStat(reply));
-      },
+      async () => toFileInfo(await this.agent.stat(target, { follow })),
     );
   }
 
@@ -161,12 +135,7 @@ export class SandboxFiles {
     await this.route(
       target,
       (mounts) => mounts.mkdir(target, mode),
-      async () => {
-        await this.channel.request(FrameType.Mkdir, [
-          field.string(MkdirTag.Path, target),
-          field.u32(MkdirTag.Mode, mode),
-        ]);
-      },
+      () => this.agent.mkdir(target, { mode }),
     );
   }
 
@@ -177,17 +146,12 @@ export class SandboxFiles {
     await this.route(
       target,
       (mounts) => mounts.remove(target, recursive),
-      async () => {
-        await this.channel.request(FrameType.Remove, [
-          field.string(RemoveTag.Path, target),
-          field.u8(RemoveTag.Recursive, recursive ? 1 : 0),
-        ]);
-      },
+      () => this.agent.remove(target, { recursive }),
     );
   }
 
   /** A no-op round trip to the agent (liveness, latency). */
   async ping(): Promise<void> {
-    await this.channel.request(FrameType.Ping);
+    await this.agent.ping();
   }
 }

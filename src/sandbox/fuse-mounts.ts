@@ -8,6 +8,7 @@ import { mkdir, realpath, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/index.js";
+import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { dataDir } from "../paths.js";
 import { removeTree } from "../util/index.js";
@@ -29,8 +30,6 @@ import {
 } from "../vfs/index.js";
 import { HostTreeWatcher } from "./host-watch.js";
 import { MountFiles } from "./mount-files.js";
-
-export const FUSE_PORT_NAME = "wheellock.fuse";
 
 /** Where kept overlay upper layers go: the run dir is removed on close. */
 export function keptOverlaysDir(): string {
@@ -202,11 +201,11 @@ export class FuseMounts {
   }
 
   get rawPort(): { name: string; socketPath: string } {
-    return { name: FUSE_PORT_NAME, socketPath: this.socketPath };
+    return { name: PortName.Fuse, socketPath: this.socketPath };
   }
 
   get kernelArgs(): string[] {
-    return [`wheellock.fuse=${this.guestPaths.join(":")}`];
+    return [kernelArg(CmdlineKey.Fuse, this.guestPaths.join(":"))];
   }
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */

@@ -4,6 +4,7 @@
  * fails half-way, a `close()` and the process-exit hook all release through the same list.
  */
 import { join } from "node:path";
+import { CmdlineKey, kernelArg } from "../channel/index.js";
 import type { SandboxPlan } from "../config/index.js";
 import { ErrVMNotRunning } from "../errors.js";
 import { runDir } from "../paths.js";
@@ -108,7 +109,7 @@ export async function launchVmSandbox(
       kernelPath: assets.kernel.vmlinuzPath,
       initramfsPath: assets.initramfsPath,
       kernelArgs: [
-        ...(plan.privileged ? ["wheellock.privileged=1"] : []),
+        ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
         ...(mounts?.kernelArgs ?? []),
         ...disks.kernelArgs,
       ],
@@ -132,16 +133,16 @@ export async function launchVmSandbox(
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
     // before anything it uses goes. The boot put QEMU itself on the stack already.
     resources.defer("vm", async () => {
-      if (!vm.channel.closed) vm.channel.poweroff();
+      if (!vm.agent.closed) vm.agent.poweroff();
       await vm.qemu.stop(sandbox?.failed ? 0 : POWEROFF_GRACE_MS);
-      vm.channel.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
+      vm.agent.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
     });
     sandbox = new VmSandbox({
       plan,
       accel: accel.accel,
       bootMs: vm.hostBootMs,
       restored: vm.restored,
-      channel: vm.channel,
+      agent: vm.agent,
       qemu: vm.qemu,
       image,
       events,
@@ -150,8 +151,8 @@ export async function launchVmSandbox(
       resources,
     });
     // A restore configured the guest as its first request (BootRequest.configureGuest).
-    if (!vm.restored) await configureGuest(vm.channel, plan.hostname);
-    await applyGuestNetworkSetup(sandbox.files, network.guestSetup);
+    if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
+    await applyGuestNetworkSetup(vm.agent, network.guestSetup);
     sandbox.watch();
     if (!internal.deferTimeout) sandbox.startTimeout();
     return sandbox;

@@ -1,4 +1,5 @@
 import { promises as dnsPromises } from "node:dns";
+import { CmdlineKey, kernelArg } from "../channel/index.js";
 import {
   EgressPolicy,
   formatIpv4,
@@ -17,7 +18,10 @@ import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
  */
 export function guestNetworkArgs(a: LinkAddressing): string[] {
   return [
-    `wheellock.net=${formatIpv4(a.guestIp)}/${a.prefixLength},${formatIpv4(a.gatewayIp)},${a.mtuBytes}`,
+    kernelArg(
+      CmdlineKey.Net,
+      `${formatIpv4(a.guestIp)}/${a.prefixLength},${formatIpv4(a.gatewayIp)},${a.mtuBytes}`,
+    ),
   ];
 }
 

@@ -57,7 +57,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
   if (opts.snapshotKey && vm.qmpSocketPath) {
-    await warmUpForSnapshot(vm.channel);
+    await warmUpForSnapshot(vm.agent);
     const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
     await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
       opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),

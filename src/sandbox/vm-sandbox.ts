@@ -5,7 +5,7 @@
  * and (synchronously) on process exit.
  */
 import type { Readable } from "node:stream";
-import type { Channel } from "../channel/index.js";
+import type { GuestAgent } from "../channel/index.js";
 import { publicConfig, type ResolvedSandboxConfig, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import type { HostAllowlist } from "../net/index.js";
@@ -38,7 +38,7 @@ export interface VmSandboxParts {
   accel: Accel;
   bootMs: number;
   restored: boolean;
-  channel: Channel;
+  agent: GuestAgent;
   qemu: QemuProcess;
   image: ImageSelection;
   events: EventHub;
@@ -62,7 +62,7 @@ export class VmSandbox implements SandboxApi {
   readonly image: ImageSelection;
   readonly files: SandboxFiles;
 
-  private readonly channel: Channel;
+  private readonly agent: GuestAgent;
   private readonly qemu: QemuProcess;
   private readonly hub: EventHub;
   private readonly network: SandboxNetwork | undefined;
@@ -79,14 +79,14 @@ export class VmSandbox implements SandboxApi {
     this.bootMs = parts.bootMs;
     this.restoredFromSnapshot = parts.restored;
     this.image = parts.image;
-    this.channel = parts.channel;
+    this.agent = parts.agent;
     this.qemu = parts.qemu;
     this.hub = parts.events;
     this.network = parts.network;
     this.mounts = parts.mounts;
     this.resources = parts.resources;
     this.files = new SandboxFiles(
-      this.channel,
+      this.agent,
       () => this.ensureRunning(),
       () => this.mounts?.files,
     );
@@ -125,7 +125,7 @@ export class VmSandbox implements SandboxApi {
     const startedAt = Date.now();
     const user = options.user ?? this.config.user ?? this.image.config?.user;
     const cwd = options.cwd ?? this.config.workdir ?? this.image.config?.workdir;
-    const stream = this.channel.exec({
+    const stream = this.agent.exec({
       argv,
       env: composeExecEnv({
         image: this.image.env,
@@ -178,7 +178,7 @@ export class VmSandbox implements SandboxApi {
 
   openPort(port: number): PortConnection {
     this.ensureRunning();
-    return this.channel.forwardPort(port);
+    return this.agent.forwardPort(port);
   }
 
   async allowHosts(...hosts: string[]): Promise<string[]> {
@@ -249,7 +249,7 @@ export class VmSandbox implements SandboxApi {
   fail(err: WheellockError): void {
     if (this.failure || this.closing) return;
     this.failure = err;
-    this.channel.close(err);
+    this.agent.close(err);
     void this.close();
   }
 
