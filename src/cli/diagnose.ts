@@ -102,7 +102,6 @@ const MARK: Record<Status, string> = { pass: "✓", fail: "✗", warn: "⚠" };
 
 export function diagnoseCommand(): Command {
   return new Command("diagnose")
-    .description("check that this host can run sandboxes (exit 1 on failure)")
     .option("--json", "print JSON")
     .action((flags: { json?: boolean }) => {
       const checks = runChecks();
