@@ -1,5 +1,5 @@
 // host-trust directly, not the tls index: that would load the X.509 code in open mode too.
-import { SYSTEM_CA_BUNDLE_PATHS } from "../net/tls/host-trust.js";
+import { SYSTEM_CA_BUNDLE_PATHS } from "../net/tls/ca-bundle-paths.js";
 import type { SandboxFiles } from "./files.js";
 
 /** Where the intercept CA lands in the guest, and what every command's env points at it. */
