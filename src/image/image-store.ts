@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cacheDir } from "../paths.js";
+import { cacheDir, makePrivateDir } from "../paths.js";
 import { withFileLock } from "../util/file-lock.js";
 import { pidAlive } from "../util/process-info.js";
 import { BlobStore, digestHex } from "./blob-store.js";
@@ -88,7 +88,7 @@ export class ImageStore {
 
   async put(rec: ImageRecord): Promise<void> {
     const path = this.refPath(rec.reference);
-    await mkdir(join(this.root, "refs"), { recursive: true });
+    makePrivateDir(join(this.root, "refs"));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     await writeFile(tmp, JSON.stringify(rec, null, 2));
     await rename(tmp, path);
@@ -153,8 +153,8 @@ export class ImageStore {
     const existing = await stat(out).catch(() => undefined);
     if (existing) return { path: out, sizeBytes: existing.size, built: false };
     const lockDir = join(this.root, "tmp");
-    await mkdir(join(this.root, "rootfs"), { recursive: true });
-    await mkdir(lockDir, { recursive: true });
+    makePrivateDir(join(this.root, "rootfs"));
+    makePrivateDir(lockDir);
     return withFileLock(
       join(lockDir, `${digestHex(configDigest)}.lock`),
       { timeoutMs: 30 * 60_000 },

@@ -4,13 +4,13 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { mkdir, realpath, rm, stat } from "node:fs/promises";
+import { realpath, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
 import { validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { dataDir } from "../paths.js";
+import { dataDir, makePrivateDir } from "../paths.js";
 import {
   FuseServer,
   HostDirProvider,
@@ -88,7 +88,7 @@ async function providerFor(
     }
     if (mount.type === "overlay") {
       const keep = mount.keepUpper === true;
-      if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
+      if (keep) makePrivateDir(keptOverlaysDir());
       const overlay = await openHostOverlay({
         hostPath,
         upperParentDir: keep ? keptOverlaysDir() : runDir,

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pidAlive } from "../util/process-info.js";
+import { makePrivateDir } from "../paths.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -11,7 +12,7 @@ import { pidAlive } from "../util/process-info.js";
 const OWNER_FILE = "owner.pid";
 
 export function createRunDir(root: string, id: string): string {
-  mkdirSync(root, { recursive: true, mode: 0o700 });
+  makePrivateDir(root);
   const dir = join(root, id);
   mkdirSync(dir, { mode: 0o700 });
   writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);

@@ -1,7 +1,6 @@
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -21,6 +20,7 @@ import {
   statePath,
   type SandboxRecord,
 } from "./record.js";
+import { makePrivateDir } from "../paths.js";
 
 let tempCounter = 0;
 
@@ -32,7 +32,7 @@ let tempCounter = 0;
 export function writeRecord(record: SandboxRecord): void {
   const path = statePath(record.id);
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const temp = `${path}.${process.pid}.${tempCounter++}.tmp`;
   const fd = openSync(temp, "w", 0o600);
   try {

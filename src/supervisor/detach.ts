@@ -5,11 +5,12 @@
  * reported here in one line.
  */
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { WheellockError } from "../errors.js";
 import { sandboxesDir } from "../state/index.js";
+import { makePrivateDir } from "../paths.js";
 
 /** The hidden flag that turns `run` into the supervisor of a detached sandbox. */
 export const SUPERVISOR_FLAG = "--supervisor";
@@ -34,7 +35,7 @@ export async function startDetached(
   const added = [SUPERVISOR_FLAG, ...(extra.flags ?? [])];
   const childArgs =
     dash < 0 ? [...args, ...added] : [...args.slice(0, dash), ...added, ...args.slice(dash)];
-  mkdirSync(sandboxesDir(), { recursive: true, mode: 0o700 });
+  makePrivateDir(sandboxesDir());
   const errPath = join(
     sandboxesDir(),
     `.start-${process.pid}-${randomBytes(4).toString("hex")}.log`,

@@ -4,11 +4,11 @@
  * how the sandbox ended. QEMU is its child under a parent-death signal, so if the supervisor
  * is killed outright the VM dies with it and readers see the record as crashed.
  */
-import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, readdirSync, readFileSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
 import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
-import { runDir } from "../paths.js";
+import { makePrivateDir, runDir } from "../paths.js";
 import { Sandbox, type ExecProcess } from "../sandbox/index.js";
 import {
   controlSocketPath,
@@ -84,7 +84,7 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   resolveSandboxOptions(req.options, undefined, undefined, id);
   const eventsOut =
     req.eventsPath !== undefined ? await openEventsFile(resolvePath(req.eventsPath)) : undefined;
-  mkdirSync(sandboxDir(id), { recursive: true, mode: 0o700 });
+  makePrivateDir(sandboxDir(id));
   let record = initialRecord(id, req.options, req.ports);
   record.config.gracefulShutdownMs = req.gracefulShutdownMs;
   const update = (patch: Partial<SandboxRecord>): void => {

@@ -2,12 +2,13 @@
  * `wheellock volume create|ls|rm`: named ext4 images under the data directory that sandboxes
  * attach as block devices (`--disk @NAME:/path`). Their data outlives every sandbox.
  */
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { WheellockError } from "../errors.js";
 import { formatEmptyExt4 } from "../image/ext4.js";
 import { ErrVolumeInUse, diskHolders } from "./disk-lock.js";
 import { checkVolumeName, volumePath, volumesDir } from "./names.js";
+import { makePrivateDir } from "../paths.js";
 
 export const DEFAULT_VOLUME_SIZE_MB = 10240;
 /** ext4 with a journal needs a few MiB; below this mkfs refuses or leaves no room for data. */
@@ -38,7 +39,7 @@ export async function createVolume(
     );
   }
   const path = volumePath(name);
-  await mkdir(volumesDir(), { recursive: true });
+  makePrivateDir(volumesDir());
   if (await exists(path)) {
     throw new WheellockError("ErrInvalidConfig", `named volume already exists: ${name}`);
   }
