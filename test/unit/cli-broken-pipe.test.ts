@@ -3,33 +3,14 @@
 // `list` read records from a scratch data dir. The VM side (run, exec) is test/vm/cli.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { wheellockIntoHead } from "../helpers/broken-pipe.js";
 import { scratchDir } from "../helpers/vm.js";
 
 const dataDir = scratchDir("wheellock-epipe-");
 process.env.WHEELLOCK_DATA_DIR = dataDir;
 const { logPath, writeRecord } = await import("../../src/state/index.js");
-
-const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
-
-/** `wheellock ARGS | head -c1` in bash: the CLI's exit status and what it wrote to stderr. */
-async function headC1(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const script = '"$@" | head -c1 >/dev/null; exit "${PIPESTATUS[0]}"';
-  const child = spawn("bash", ["-c", script, "bash", process.execPath, ...CLI, ...args], {
-    env: process.env,
-    stdio: ["ignore", "ignore", "pipe"],
-    detached: true, // its own process group: a hung CLI is killed with the shell
-  });
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => process.kill(-(child.pid as number), "SIGKILL"), 30_000);
-  const [code] = (await once(child, "exit")) as [number | null];
-  clearTimeout(timer);
-  return { code, stderr };
-}
 
 function stoppedSandbox(id: string): void {
   writeRecord({
@@ -61,14 +42,14 @@ mkdirSync(join(logPath(id), ".."), { recursive: true });
 writeFileSync(logPath(id), "y\n".repeat(4 * 1024 * 1024));
 
 test("log | head -c1: no stack trace, status 141", async () => {
-  assert.deepEqual(await headC1(["log", id]), { code: 141, stderr: "" });
+  assert.deepEqual(await wheellockIntoHead(["log", id]), { code: 141, stderr: "" });
 });
 
 test("log -f | head -c1 ends (it used to crash, and would otherwise follow forever)", async () => {
-  assert.deepEqual(await headC1(["log", "-f", id]), { code: 141, stderr: "" });
+  assert.deepEqual(await wheellockIntoHead(["log", "-f", id]), { code: 141, stderr: "" });
 });
 
 test("list --json | head -c1 with more records than a pipe holds", async () => {
   for (let i = 0; i < 400; i++) stoppedSandbox(`vm-1e9e${i.toString(16).padStart(4, "0")}`);
-  assert.deepEqual(await headC1(["list", "--json"]), { code: 141, stderr: "" });
+  assert.deepEqual(await wheellockIntoHead(["list", "--json"]), { code: 141, stderr: "" });
 });
