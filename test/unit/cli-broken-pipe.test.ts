@@ -6,34 +6,14 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { wheellockIntoHead } from "../helpers/broken-pipe.js";
+import { sandboxRecord } from "../helpers/record.js";
 import { scratchDir } from "../helpers/vm.js";
 
 const dataDir = scratchDir("wheellock-epipe-");
 process.env.WHEELLOCK_DATA_DIR = dataDir;
 const { logPath, writeRecord } = await import("../../src/state/index.js");
 
-function stoppedSandbox(id: string): void {
-  writeRecord({
-    id,
-    image: "default",
-    status: "stopped",
-    supervisorPid: 0,
-    supervisorStartTicks: 0,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    updatedAt: "2026-01-01T00:00:00.000Z",
-    ports: [],
-    config: {
-      cpus: 1,
-      memoryMb: 512,
-      diskSizeMb: 5120,
-      timeoutSeconds: 0,
-      hostname: id,
-      privileged: false,
-      accel: "auto",
-      envNames: [],
-    },
-  });
-}
+const stoppedSandbox = (id: string): void => writeRecord(sandboxRecord(id));
 
 const id = "vm-0e9e0001";
 stoppedSandbox(id);
