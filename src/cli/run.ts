@@ -231,6 +231,7 @@ async function forwarded(proc: ExecProcess, outputs: Promise<void>[]): Promise<n
     const [exit] = await Promise.all([proc.wait(), ...outputs]);
     return exit.exitCode;
   } catch (err) {
+    // Abandoned because our output failed: the status is output.ts's, not the command's.
     if (outputFailed()) return exitStatus(0);
     throw err;
   } finally {
