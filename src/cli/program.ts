@@ -11,7 +11,7 @@ import { outputFailed } from "./output.js";
 import { packageVersion } from "./version.js";
 
 /** One line on stderr, no stack trace (unless WHEELLOCK_DEBUG=1). */
-export function reportError(err: unknown): void {
+function reportError(err: unknown): void {
   if (process.env.WHEELLOCK_DEBUG === "1" && err instanceof Error) {
     process.stderr.write(`${err.stack ?? err.message}\n`);
   } else {
@@ -59,7 +59,6 @@ async function buildProgram(invoked: CommandEntry | undefined): Promise<Command>
 export async function runProgram(argv: readonly string[]): Promise<number> {
   try {
     const program = await buildProgram(invokedCommand(argv.slice(2)));
-    process.exitCode = undefined;
     await program.parseAsync(normalizeRmFlag(argv));
     return Number(process.exitCode ?? 0);
   } catch (err) {
