@@ -9,6 +9,7 @@ import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
 import { startRounds, type StartRound } from "./starts.js";
+import { cliStartupBench } from "./cli-startup.js";
 import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
@@ -78,6 +79,8 @@ async function guestPipeMBps(sb: Sandbox, bytes: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  // First, while nothing else of the bench runs: whole-process figures are the noisiest.
+  const cliStartup = cliStartupBench(log);
   const assets = await prepareAssets();
   const accel = detectAccel("auto");
   log(`accelerator ${accel.accel} (${accel.reason})`);
@@ -173,7 +176,9 @@ async function main(): Promise<void> {
     const image = await imageBench(log);
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
-    process.stdout.write(`${JSON.stringify({ ...result, image, kernels, intercept }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept }, null, 2)}\n`,
+    );
   } finally {
     await sb.close();
     rawPort.close();

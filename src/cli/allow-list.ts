@@ -74,8 +74,5 @@ function action(name: "add" | "delete"): Command {
 }
 
 export function allowListCommand(): Command {
-  return new Command("allow-list")
-    .description("change a running sandbox's network allow-list")
-    .addCommand(action("add"))
-    .addCommand(action("delete"));
+  return new Command("allow-list").addCommand(action("add")).addCommand(action("delete"));
 }

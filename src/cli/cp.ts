@@ -40,9 +40,6 @@ function parseMode(text: string): number {
 
 export function cpCommand(): Command {
   return new Command("cp")
-    .description(
-      "copy a file or directory between the host and a running sandbox (mounted paths too)",
-    )
     .usage("SRC DEST   (one of them ID:/path; - is stdin or stdout)")
     .argument("<src>")
     .argument("<dest>")

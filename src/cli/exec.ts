@@ -13,7 +13,6 @@ interface ExecFlags {
 
 export function execCommand(): Command {
   return new Command("exec")
-    .description("run a command in a running sandbox")
     .usage("[flags] ID -- command [args...]")
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal (-it for an interactive shell)")

@@ -7,7 +7,6 @@ import { collect } from "./flags.js";
 
 export function portForwardCommand(): Command {
   return new Command("port-forward")
-    .description("forward host ports to ports in a running sandbox (until Ctrl-C)")
     .usage("[flags] ID [ADDR:][LOCAL:]REMOTE...")
     .argument("<id>", "sandbox id")
     .argument("<specs...>", "[ADDR:][LOCAL:]REMOTE (LOCAL 0 picks a free port)")

@@ -26,17 +26,6 @@ export interface LongLivedFlags {
   tty?: boolean;
 }
 
-/** `--rm=false` / `--rm=true` to the flags commander knows, up to the command's `--`. */
-export function normalizeRmFlag(argv: readonly string[]): string[] {
-  const end = argv.indexOf("--");
-  return argv.map((arg, i) => {
-    if (end >= 0 && i > end) return arg;
-    if (arg === "--rm=false" || arg === "--rm=0") return "--no-rm";
-    if (arg === "--rm=true" || arg === "--rm=1") return "--rm";
-    return arg;
-  });
-}
-
 export function addLongLivedOptions(cmd: Command): void {
   cmd
     .option(
@@ -44,7 +33,7 @@ export function addLongLivedOptions(cmd: Command): void {
       "start the sandbox in the background and print its id (implies --rm=false)",
     )
     // `--rm=false` (the reference CLI's spelling) is rewritten to --no-rm before parsing
-    // (normalizeRmFlag), so `--rm` never swallows the command that follows it.
+    // (normalizeRmFlag in flags.ts), so `--rm` never swallows the command that follows it.
     .option("--rm", "remove the sandbox when the command ends (default)")
     .option("--no-rm", "keep the sandbox running after the command (also --rm=false)")
     .option(

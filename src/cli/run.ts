@@ -25,6 +25,7 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
+import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -70,7 +71,6 @@ const EXIT_TIMEOUT = 124;
 // `docker run`.
 export function runCommand(): Command {
   const cmd = new Command("run")
-    .description("run a command in a new sandbox, then destroy it")
     .usage("[flags] [-- command [args...]]")
     .option("--image <ref>", "image to run (default: the locally built default image)")
     .option("--cpus <n>", "virtual CPUs (may be fractional)", positiveNumber("--cpus"))
@@ -189,14 +189,36 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   }
 }
 
-/** Keeps a destination from being ended when the guest's stream ends (stdout is shared). */
-function keepOpen(dest: NodeJS.WritableStream): Writable {
+/**
+ * Keeps a destination from being ended when the guest's stream ends (stdout is shared). Once
+ * the destination has failed (its reader went away), the rest is dropped rather than waited on.
+ */
+function keepOpen(dest: NodeJS.WriteStream): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      if (dest.write(chunk)) done();
+      if (dest.destroyed || dest.write(chunk) || dest.destroyed) done();
       else dest.once("drain", () => done());
     },
   });
+}
+
+/**
+ * Waits for the command and the forwarding of its output. When our own stdout or stderr fails
+ * (`| head -c1`), the command is abandoned, as a local writer would die of SIGPIPE, and the
+ * status is output.ts's EXIT_BROKEN_PIPE.
+ */
+async function forwarded(proc: ExecProcess, outputs: Promise<void>[]): Promise<number> {
+  const stop = onOutputFailed(() => proc.abandon());
+  try {
+    const [exit] = await Promise.all([proc.wait(), ...outputs]);
+    return exit.exitCode;
+  } catch (err) {
+    // Abandoned because our output failed: the status is output.ts's, not the command's.
+    if (outputFailed()) return exitStatus(0);
+    throw err;
+  } finally {
+    stop();
+  }
 }
 
 export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
@@ -212,12 +234,10 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   process.on("SIGINT", forward);
   process.on("SIGTERM", forward);
   try {
-    const [exit] = await Promise.all([
-      proc.wait(),
+    return await forwarded(proc, [
       pipeline(proc.stdout, keepOpen(process.stdout)),
       pipeline(proc.stderr, keepOpen(process.stderr)),
     ]);
-    return exit.exitCode;
   } finally {
     process.off("SIGINT", forward);
     process.off("SIGTERM", forward);
@@ -231,11 +251,7 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
 export async function interactive(proc: ExecProcess): Promise<number> {
   const restore = attachTerminal(proc);
   try {
-    const [exit] = await Promise.all([
-      proc.wait(),
-      pipeline(proc.stdout, keepOpen(process.stdout)),
-    ]);
-    return exit.exitCode;
+    return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
   } finally {
     restore();
   }

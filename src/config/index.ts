@@ -28,7 +28,7 @@ export {
   MIN_DISK_SIZE_MB,
   MIN_MEMORY_MB,
 } from "./defaults.js";
-export { isSandboxId, newSandboxId } from "./sandbox-id.js";
+export { isSandboxId, newSandboxId } from "../util/index.js";
 export {
   envNameProblem,
   envValueProblem,

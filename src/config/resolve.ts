@@ -34,7 +34,7 @@ import { checkMounts } from "./mount-checks.js";
 import { checkFileHooks, checkNetworkHooks, secretValues } from "./rule-checks.js";
 import { checkNetworkOptions } from "./network-checks.js";
 import { checkDisks } from "./disks.js";
-import { newSandboxId } from "./sandbox-id.js";
+import { newSandboxId } from "../util/index.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
 

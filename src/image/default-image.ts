@@ -19,6 +19,7 @@ import { runTool, runToolOk } from "../util/index.js";
 import { findExecutable } from "../util/index.js";
 import { debianMirrorsFor, mirrorSourceLines } from "./debian-mirror.js";
 import { buildExt4FromDir } from "./ext4.js";
+import { makePrivateDir } from "../paths.js";
 
 export interface DefaultImage {
   ext4Path: string;
@@ -82,7 +83,7 @@ async function ensureOnce(cacheDir: string, log: (m: string) => void): Promise<D
   const pointer = join(dir, `recipe-${recipeKey()}.json`);
   const cached = await readCached(dir, pointer);
   if (cached) return cached;
-  await mkdir(dir, { recursive: true });
+  makePrivateDir(dir);
   return withFileLock(
     join(dir, "build.lock"),
     {

@@ -14,7 +14,7 @@ export {
 // The plan (src/config) checks hook rules once, before anything starts.
 export { compileRules as checkHookRules } from "./http-policy/rules.js";
 export { compileHostPattern, type HostPattern } from "./policy/index.js";
-export { SYSTEM_CA_BUNDLE_PATHS } from "./tls/host-trust.js";
+export { SYSTEM_CA_BUNDLE_PATHS } from "./tls/ca-bundle-paths.js";
 export type { HookRule, SecretSpec } from "./http-policy/index.js";
 export type { NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
 /**

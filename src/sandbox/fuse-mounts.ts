@@ -4,13 +4,13 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { mkdir, realpath, stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/index.js";
 import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { dataDir } from "../paths.js";
+import { dataDir, makePrivateDir } from "../paths.js";
 import { removeTree } from "../util/index.js";
 import {
   FuseServer,
@@ -70,7 +70,7 @@ async function providerFor(
     const hostPath = file === undefined ? (mount.hostPath as string) : dirname(file);
     if (mount.type === "overlay") {
       const keep = mount.keepUpper === true;
-      if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
+      if (keep) makePrivateDir(keptOverlaysDir());
       const overlay = await openHostOverlay({
         hostPath,
         upperParentDir: keep ? keptOverlaysDir() : runDir,

@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makePrivateDir } from "../paths.js";
 import { pidAlive, removeTree, removeTreeSync } from "../util/index.js";
 
 /**
@@ -11,7 +12,7 @@ import { pidAlive, removeTree, removeTreeSync } from "../util/index.js";
 const OWNER_FILE = "owner.pid";
 
 export function createRunDir(root: string, id: string): string {
-  mkdirSync(root, { recursive: true, mode: 0o700 });
+  makePrivateDir(root);
   const dir = join(root, id);
   mkdirSync(dir, { mode: 0o700 });
   writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);

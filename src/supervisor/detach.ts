@@ -5,11 +5,11 @@
  * id. Its early stderr goes to a file so a boot failure is reported here in one line.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ErrVMNotRunning } from "../errors.js";
-import { packageRoot } from "../paths.js";
+import { makePrivateDir, packageRoot } from "../paths.js";
 import { sandboxesDir } from "../state/index.js";
 import { READY_PREFIX, SUPERVISOR_LOG_ENV, writeSupervisorStart } from "./start-request.js";
 import type { SuperviseRequest } from "./supervise.js";
@@ -51,7 +51,7 @@ function earlyError(errPath: string, code: number | null, signal: string | null)
 export async function startSupervisor(req: SuperviseRequest, label?: string): Promise<string> {
   // Before anything starts: a plan that cannot travel (callbacks) is refused here.
   const input = writeSupervisorStart(req, label);
-  mkdirSync(sandboxesDir(), { recursive: true, mode: 0o700 });
+  makePrivateDir(sandboxesDir());
   const errPath = join(
     sandboxesDir(),
     `.start-${process.pid}-${randomBytes(4).toString("hex")}.log`,

@@ -4,10 +4,10 @@
  * how the sandbox ended. QEMU is its child under a parent-death signal, so if the supervisor
  * is killed outright the VM dies with it and readers see the record as crashed.
  */
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxPlan } from "../config/index.js";
-import { runDir } from "../paths.js";
+import { makePrivateDir, runDir } from "../paths.js";
 import {
   launchVmSandbox,
   openEventsFile,
@@ -99,7 +99,7 @@ function initialRecord(plan: SandboxPlan, req: SuperviseRequest): SandboxRecord 
 export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): Promise<number> {
   const { plan } = req;
   const eventsOut = req.eventsPath !== undefined ? await openEventsFile(req.eventsPath) : undefined;
-  mkdirSync(sandboxDir(plan.id), { recursive: true, mode: 0o700 });
+  makePrivateDir(sandboxDir(plan.id));
   let record = initialRecord(plan, req);
   const update = (patch: Partial<SandboxRecord>): void => {
     record = { ...record, ...patch };

@@ -18,3 +18,4 @@ export {
 export { findExecutable } from "./which.js";
 export { removeTree, removeTreeSync } from "./remove-tree.js";
 export { SerialQueue } from "./serial-queue.js";
+export { isSandboxId, newSandboxId } from "./sandbox-id.js";

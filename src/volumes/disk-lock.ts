@@ -6,10 +6,10 @@
  * never locks a volume for good. Synchronous so it can be released from an exit handler.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ErrVolumeInUse } from "../errors.js";
-import { dataDir } from "../paths.js";
+import { dataDir, makePrivateDir } from "../paths.js";
 import { processStartTicks, sameProcessAlive } from "../util/index.js";
 
 export interface DiskHolder {
@@ -67,7 +67,7 @@ export interface DiskLock {
  */
 export function lockDisk(imagePath: string, sandboxId: string, readonly: boolean): DiskLock {
   const dir = lockDirFor(imagePath);
-  mkdirSync(dir, { recursive: true });
+  makePrivateDir(dir);
   const entry = join(
     dir,
     `${process.pid}-${processStartTicks(process.pid) ?? 0}.${sandboxId}.${readonly ? "ro" : "rw"}`,

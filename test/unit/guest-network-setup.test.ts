@@ -6,7 +6,7 @@ import {
   GUEST_CA_PATH,
 } from "../../src/sandbox/guest-network-setup.js";
 import { composeExecEnv } from "../../src/sandbox/exec-env.js";
-import { SYSTEM_CA_BUNDLE_PATHS } from "../../src/net/tls/host-trust.js";
+import { SYSTEM_CA_BUNDLE_PATHS } from "../../src/net/index.js";
 import { FrameType, NetworkSetupTag } from "../../src/channel/contract.js";
 import type { NetworkSetupRequest } from "../../src/channel/index.js";
 import { setup } from "./channel-setup.js";

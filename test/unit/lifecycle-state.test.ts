@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { sandboxRecord } from "../helpers/record.js";
 import { scratchDir } from "../helpers/vm.js";
 
 const dataDir = scratchDir("wheellock-state-");
@@ -18,28 +19,14 @@ const { MessageReader, Msg, encodeMessage, encodeJson, MAX_MESSAGE_BYTES } =
   await import("../../src/remote/protocol.js");
 type SandboxRecord = import("../../src/state/index.js").SandboxRecord;
 
+/** A live-looking record: its supervisor is this test process. */
 function record(id: string, patch: Partial<SandboxRecord> = {}): SandboxRecord {
-  return {
-    id,
-    image: "default",
+  return sandboxRecord(id, {
     status: "running",
     supervisorPid: process.pid,
     supervisorStartTicks: processStartTicks(process.pid) ?? 0,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    updatedAt: "2026-01-01T00:00:00.000Z",
-    ports: [],
-    config: {
-      cpus: 1,
-      memoryMb: 512,
-      diskSizeMb: 5120,
-      timeoutSeconds: 0,
-      hostname: id,
-      privileged: false,
-      accel: "auto",
-      envNames: [],
-    },
     ...patch,
-  };
+  });
 }
 
 /** A pid that is certainly dead: a child that has exited and been reaped. */
