@@ -4,6 +4,8 @@
  * target, a process-level uncaught error or unhandled rejection during the input, an input
  * running past the target's time limit, or the heap growing across bursts of inputs.
  */
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { BlockCoverage } from "./coverage.js";
 import { describeError, signature, type Finding } from "./findings.js";
 import { mutate } from "./mutate.js";
@@ -75,6 +77,11 @@ export class Engine {
 
   constructor(private readonly opts: EngineOptions) {
     this.random = new Random(opts.seed);
+  }
+
+  /** The inputs kept: seeds, committed ones, and those that reached new code. */
+  get corpusInputs(): readonly Buffer[] {
+    return this.corpus;
   }
 
   /** Fuzzes until the deadline: the seeds and committed inputs first, then mutations. */
@@ -261,12 +268,18 @@ export class Engine {
   }
 }
 
+/** `gc()`, from --expose-gc or else by turning the flag on and taking it from a new context. */
 function findGc(): Gc | undefined {
-  const gc = (globalThis as { gc?: Gc }).gc;
-  return typeof gc === "function" ? gc : undefined;
+  const exposed = (globalThis as { gc?: Gc }).gc;
+  if (typeof exposed === "function") return exposed;
+  setFlagsFromString("--expose-gc");
+  const gc: unknown = runInNewContext("gc");
+  return typeof gc === "function" ? (gc as Gc) : undefined;
 }
 
+/** JS heap plus Buffers' memory outside it (ArrayBuffer backing stores), after a full GC. */
 function liveHeapBytes(gc: Gc): number {
   gc();
-  return process.memoryUsage().heapUsed;
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
 }

@@ -10,6 +10,8 @@ export interface WorkerJob {
   /** Committed corpus files for this target (run first), or the one input to replay. */
   readonly inputs: readonly Uint8Array[];
   readonly replay: boolean;
+  /** Send the corpus back at the end (to be saved under fuzz/corpus). */
+  readonly returnCorpus: boolean;
   /** Heartbeat and the input being run, for hangs the worker cannot report itself. */
   readonly shared: SharedArrayBuffer;
 }
@@ -22,7 +24,7 @@ export type WorkerMessage =
       stack?: string;
       input: Uint8Array;
     }
-  | { type: "done"; stats: EngineStats };
+  | { type: "done"; stats: EngineStats; corpus?: Uint8Array[] };
 
 /** Layout of `shared`: [execs, input length] as Int32, then the input bytes. */
 export const SHARED_HEADER_BYTES = 8;

@@ -15,6 +15,9 @@ import { TARGET_NAMES } from "./targets/index.js";
 
 const FUZZ_DIR = import.meta.dirname;
 const CORPUS_DIR = join(FUZZ_DIR, "corpus");
+/** Committed inputs per target: enough to start deep, few enough to review. */
+const MAX_CORPUS_FILES = 64;
+const MAX_CORPUS_FILE_BYTES = 16 * 1024;
 
 interface Options {
   time: number;
@@ -25,6 +28,7 @@ interface Options {
   coverage: CoverageMode;
   verbose: boolean;
   list: boolean;
+  saveCorpus: boolean;
 }
 
 function positiveNumber(v: string): number {
@@ -65,6 +69,11 @@ function parseArgs(argv: string[]): Options {
     )
     .option("--verbose", "pass the targets' own output through to stderr", false)
     .option("--list", "list the targets and exit", false)
+    .option(
+      "--save-corpus",
+      `add the run's corpus to fuzz/corpus/<target>/ (at most ${MAX_CORPUS_FILES} files each)`,
+      false,
+    )
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stderr.write(s) });
   program.parse(argv, { from: "user" });
@@ -80,6 +89,24 @@ function corpusOf(target: string): Buffer[] {
     return [];
   }
   return names.map((n) => readFileSync(join(dir, n)));
+}
+
+/** Adds inputs to a target's committed corpus, named by content, small ones first. */
+function saveCorpus(target: string, inputs: Buffer[]): number {
+  const dir = join(CORPUS_DIR, target);
+  mkdirSync(dir, { recursive: true });
+  const have = new Set(readdirSync(dir));
+  let added = 0;
+  for (const input of [...inputs].sort((a, b) => a.length - b.length)) {
+    if (have.size >= MAX_CORPUS_FILES) break;
+    if (input.length > MAX_CORPUS_FILE_BYTES) continue;
+    const name = `${createHash("sha256").update(input).digest("hex").slice(0, 16)}.bin`;
+    if (have.has(name)) continue;
+    writeFileSync(join(dir, name), input);
+    have.add(name);
+    added++;
+  }
+  return added;
 }
 
 function saveFinding(dir: string, f: Finding): string {
@@ -134,6 +161,9 @@ async function fuzz(opts: Options): Promise<number> {
       inputs: corpusOf(target),
       replay: false,
       verbose: opts.verbose,
+      ...(opts.saveCorpus
+        ? { onCorpus: (inputs: Buffer[]) => void saveCorpus(target, inputs) }
+        : {}),
       onFinding: (f) => {
         const file = saveFinding(opts.crashes, f);
         crashFiles.push(relative(process.cwd(), file));

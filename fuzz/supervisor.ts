@@ -22,6 +22,10 @@ export interface TargetRun {
   readonly onFinding: (f: Finding) => void;
   /** Pass what the target prints through to stderr. */
   readonly verbose?: boolean;
+  /** Heap limit of the worker (MiB): an input that needs more is an "oom" finding. */
+  readonly heapMb?: number;
+  /** Receives the final corpus (seeds, committed inputs, inputs that reached new code). */
+  readonly onCorpus?: (inputs: Buffer[]) => void;
 }
 
 export interface TargetResult {
@@ -31,10 +35,11 @@ export interface TargetResult {
   readonly wallMs: number;
 }
 
-const WORKER_HEAP_MB = 1024;
+const DEFAULT_HEAP_MB = 1024;
 /** Setup (servers, CAs) plus the last input after the deadline, before the worker is killed. */
 const GRACE_MS = 30_000;
 const WATCH_MS = 100;
+const RSS_GROWTH_LIMIT_BYTES = 2 * 2 ** 30;
 
 export async function superviseTarget(run: TargetRun): Promise<TargetResult> {
   const started = Date.now();
@@ -84,6 +89,7 @@ function runWorker(
   report: (f: Finding) => void,
 ): Promise<WorkerOutcome> {
   const shared = new SharedInput();
+  const heapMb = run.heapMb ?? DEFAULT_HEAP_MB;
   const job: WorkerJob = {
     target: run.target,
     seed,
@@ -91,13 +97,14 @@ function runWorker(
     coverage: run.coverage,
     inputs: run.inputs,
     replay: run.replay,
+    returnCorpus: run.onCorpus !== undefined,
     shared: shared.buffer,
   };
   const worker = new Worker(new URL("./worker-boot.mjs", import.meta.url), {
     workerData: job,
     // Node rejects process-wide V8 flags in a worker's execArgv; they apply to it anyway.
     execArgv: process.execArgv.filter((a) => a !== "--expose-gc"),
-    resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+    resourceLimits: { maxOldGenerationSizeMb: heapMb },
     stdout: true,
     stderr: true,
   });
@@ -119,26 +126,36 @@ function runWorker(
       clearInterval(watch);
       resolve({ ...(stats ? { stats } : {}), execs: stats?.execs ?? shared.execs });
     };
+    const rssLimit = process.memoryUsage.rss() + RSS_GROWTH_LIMIT_BYTES;
+    const kill = (kind: Finding["kind"], message: string): void => {
+      clearInterval(watch);
+      report({ target, kind, message, input: shared.current() });
+      void worker.terminate().then(finish);
+    };
     const watch = setInterval(() => {
       const execs = shared.execs;
       const now = Date.now();
+      // Buffers live outside the worker's heap limit: watch the process as a whole too.
+      if (process.memoryUsage.rss() > rssLimit)
+        return kill("oom", `process memory grew by over ${RSS_GROWTH_LIMIT_BYTES / 2 ** 30} GiB`);
       if (execs !== lastExecs) {
         lastExecs = execs;
         lastProgress = now;
         return;
       }
       const stuckMs = now - lastProgress;
-      const hung = execs > 0 && stuckMs > hangMs;
-      if (!hung && now < deadlineMs + GRACE_MS) return;
-      const message = hung
-        ? `no progress for ${stuckMs} ms: the input never returned (synchronous hang)`
-        : "worker did not finish after its deadline";
-      report({ target, kind: "hang", message, input: shared.current() });
-      void worker.terminate().then(finish);
+      if (execs > 0 && stuckMs > hangMs)
+        return kill(
+          "hang",
+          `no progress for ${stuckMs} ms: the input never returned (synchronous hang)`,
+        );
+      if (now > deadlineMs + GRACE_MS) kill("hang", "worker did not finish after its deadline");
     }, WATCH_MS);
     worker.on("message", (m: WorkerMessage) => {
-      if (m.type === "done") stats = m.stats;
-      else
+      if (m.type === "done") {
+        stats = m.stats;
+        if (m.corpus) run.onCorpus?.(m.corpus.map((i) => Buffer.from(i)));
+      } else
         report({
           target,
           kind: m.kind,
@@ -153,7 +170,7 @@ function runWorker(
         target,
         kind: oom ? "oom" : "crash",
         message: oom
-          ? `worker ran out of its ${WORKER_HEAP_MB} MiB heap on this input`
+          ? `worker ran out of its ${heapMb} MiB heap on this input`
           : `worker died: ${err.message}`,
         ...(err.stack && !oom ? { stack: err.stack } : {}),
         input: shared.current(),

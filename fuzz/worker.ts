@@ -28,4 +28,8 @@ const engine = new Engine({
     }),
 });
 const stats = job.replay ? await engine.replay(inputs) : await engine.run();
-send({ type: "done", stats });
+send({
+  type: "done",
+  stats,
+  ...(job.returnCorpus ? { corpus: engine.corpusInputs.map((i) => new Uint8Array(i)) } : {}),
+});

@@ -15,7 +15,7 @@ import {
   field,
 } from "../../src/channel/index.js";
 import { ErrProtocol, WheellockError } from "../../src/errors.js";
-import { chunked } from "../random.js";
+import { Random, chunked, hashBytes } from "../random.js";
 import { check, type FuzzTarget } from "../target.js";
 import { frameUnits, helloFrame, statRecord } from "./channel-frames.js";
 
@@ -37,9 +37,14 @@ function guestIo(): Duplex {
   });
 }
 
+/** Reads to the end; a reader the host itself destroyed just stops. */
 async function drain(r: Readable): Promise<void> {
-  for await (const _ of r) {
-    // discard
+  try {
+    for await (const _ of r) {
+      // discard
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ERR_STREAM_PREMATURE_CLOSE") throw err;
   }
 }
 
@@ -110,9 +115,26 @@ export const channelTarget: FuzzTarget = {
       channel.list("/"),
     ];
     const port = channel.forwardPort(8080);
-    port.writable.end(Buffer.from("to the guest"));
+    for (const s of [exec.stdin, port.writable, exec.stdout]) s.on("error", () => undefined);
     ops.push(port.connected, port.done, drain(port.readable));
-    for (const chunk of chunked(input)) io.push(chunk);
+    // What the host side does meanwhile (a user stopping a command, abandoning a reader,
+    // writing stdin), at points chosen per input: paths the guest alone cannot reach.
+    const stdout = exec.stdout;
+    const hostActions: (() => void)[] = [
+      () => exec.signal(15),
+      () => exec.resize(24, 80),
+      () => exec.close(),
+      () => stdout.destroy(),
+      () => port.close(),
+      () => exec.stdin.write(Buffer.alloc(100_000, 0x61)),
+      () => exec.stdin.end(),
+      () => port.writable.write(Buffer.alloc(300_000, 0x62)),
+    ];
+    const host = new Random(hashBytes(input));
+    for (const chunk of chunked(input)) {
+      io.push(chunk);
+      if (host.chance(0.2)) host.pick(hostActions)();
+    }
     io.push(null);
     const results = await Promise.allSettled(ops);
     check(channel.closed, "channel still open after its io ended");

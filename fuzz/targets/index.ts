@@ -14,6 +14,10 @@ const loaders: Record<string, () => Promise<FuzzTarget>> = {
 export const TARGET_NAMES: readonly string[] = Object.keys(loaders);
 
 export async function loadTarget(name: string): Promise<FuzzTarget> {
+  if (name.startsWith("selftest-")) {
+    const target = (await import("./selftest.js")).selftestTargets[name];
+    if (target) return target;
+  }
   const load = loaders[name];
   if (!load) throw new Error(`unknown fuzz target "${name}" (have: ${TARGET_NAMES.join(", ")})`);
   return load();

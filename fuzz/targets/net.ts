@@ -39,7 +39,7 @@ import type {
   UpstreamUdp,
   UpstreamUdpEvents,
 } from "../../src/net/upstream.js";
-import { chunked } from "../random.js";
+import { Random, chunked, hashBytes } from "../random.js";
 import { check, splitByLength, type FuzzTarget, type UnitCodec } from "../target.js";
 import { absoluteAck, fixChecksums, noteIss } from "./net-frames.js";
 
@@ -108,15 +108,34 @@ export const netUnits: UnitCodec = {
   },
 };
 
+/**
+ * The host side of every flow: echoes what the guest sends (300 KB for a request with "BIG"),
+ * and — at points the input's hash picks — holds writes unflushed, resets, or half-closes,
+ * as real upstreams do. Paused flows get no data until resumed.
+ */
 class EchoTcp implements UpstreamTcp {
   paused = false;
-  constructor(private readonly events: UpstreamTcpEvents) {
+  private held: Buffer[] = [];
+  private unflushed: (() => void)[] = [];
+  constructor(
+    private readonly events: UpstreamTcpEvents,
+    private readonly env: Random,
+  ) {
     queueMicrotask(() => events.onConnect());
   }
   write(chunk: Buffer, onFlushed: () => void): void {
-    onFlushed();
+    if (this.env.chance(0.3)) this.unflushed.push(onFlushed);
+    else onFlushed();
     const reply = chunk.includes("BIG") ? Buffer.alloc(BIG_REPLY_BYTES, 0x61) : Buffer.from(chunk);
-    queueMicrotask(() => this.events.onData(reply));
+    queueMicrotask(() => this.send(reply));
+    if (this.env.chance(0.05)) queueMicrotask(() => this.events.onError(new Error("reset")));
+  }
+  /** Environment step between guest frames. */
+  step(): void {
+    if (this.unflushed.length > 0 && this.env.chance(0.5)) {
+      for (const f of this.unflushed.splice(0)) f();
+      this.events.onDrain();
+    }
   }
   end(): void {
     queueMicrotask(() => this.events.onEnd());
@@ -127,17 +146,28 @@ class EchoTcp implements UpstreamTcp {
   }
   resume(): void {
     this.paused = false;
+    for (const c of this.held.splice(0)) this.events.onData(c);
+  }
+  private send(data: Buffer): void {
+    if (this.paused) this.held.push(data);
+    else this.events.onData(data);
   }
 }
 
 class EchoUpstream implements Upstream {
+  readonly flows: EchoTcp[] = [];
+  constructor(private readonly env: Random) {}
   connectTcp(_ip: string, port: number, events: UpstreamTcpEvents) {
-    return port === 9 ? { denied: "port 9 is closed" } : new EchoTcp(events);
+    if (port === 9) return { denied: "port 9 is closed" };
+    const flow = new EchoTcp(events, this.env);
+    this.flows.push(flow);
+    return flow;
   }
   openUdp(_ip: string, _port: number, events: UpstreamUdpEvents): UpstreamUdp {
     return { send: (p) => queueMicrotask(() => events.onMessage(p)), close: () => undefined };
   }
   async resolveIpv4(name: string): Promise<string[]> {
+    if (name.startsWith("fail")) throw new Error("resolver down");
     return name === "localhost" ? ["127.0.0.1"] : name.endsWith(".com") ? ["93.184.216.34"] : [];
   }
 }
@@ -186,8 +216,12 @@ export const netTarget: FuzzTarget = {
   async run(input) {
     const issByFlow = new Map<string, number>();
     const internal: unknown[] = [];
+    const env = new Random(hashBytes(input));
+    const upstream = new EchoUpstream(env);
+    let linkBusy = false;
     const stack = new NetworkStack({
-      upstream: new EchoUpstream(),
+      upstream,
+      linkWritable: () => !linkBusy,
       sendFrame: (f) => {
         checkSent(f);
         noteIss(f, issByFlow);
@@ -214,6 +248,12 @@ export const netTarget: FuzzTarget = {
     try {
       for (const frame of frames) {
         stack.handleFrame(absoluteAck(frame, issByFlow));
+        for (const flow of upstream.flows) flow.step();
+        // The link to the guest congests now and then, and drains.
+        if (linkBusy && env.chance(0.5)) {
+          linkBusy = false;
+          stack.linkDrained();
+        } else if (env.chance(0.1)) linkBusy = true;
         // Let connects, echoes and DNS answers happen, as they would between guest frames.
         await turn();
         if (internal.length > 0) throw internal[0];
