@@ -208,6 +208,7 @@ export class Engine {
     const { target } = this.opts;
     const problems: Problem[] = [];
     let timer: NodeJS.Timeout | undefined;
+    const started = performance.now();
     try {
       const result = target.run(input);
       if (result instanceof Promise) {
@@ -227,6 +228,14 @@ export class Engine {
     } finally {
       clearTimeout(timer);
     }
+    // Synchronous work past the limit (a quadratic loop, say) finishes before any timer can
+    // fire: measured, it is a hang all the same.
+    const tookMs = Math.round(performance.now() - started);
+    if (tookMs > target.timeLimitMs && !problems.some((p) => p.kind === "hang"))
+      problems.push({
+        kind: "hang",
+        message: `input took ${tookMs} ms (limit ${target.timeLimitMs} ms)`,
+      });
     const stray = this.processErrors;
     this.processErrors = [];
     for (const err of stray) {
