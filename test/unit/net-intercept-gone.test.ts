@@ -9,6 +9,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { PASS_THROUGH_POLICY } from "../../src/net/intercept/index.js";
 import { createCa } from "../../src/net/tls/index.js";
 import { guestDial, startUpstreams, testProxy, type Upstreams } from "./net-intercept-guest.js";
@@ -18,6 +19,7 @@ let recorder: Server;
 let port = 0;
 /** Upstream connections open now: nothing here is ever answered, so none should stay. */
 let openConnections = 0;
+const sockets = new Set<Duplex>();
 
 before(async () => {
   up = await startUpstreams();
@@ -25,27 +27,39 @@ before(async () => {
     req.resume();
     req.on("end", () => res.end("ok"));
   });
+  // Upgrades are accepted and kept open, as a WebSocket server would.
+  recorder.on("upgrade", (_req, socket: Duplex) => {
+    socket.write(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    );
+    socket.pipe(socket);
+  });
   recorder.on("connection", (socket) => {
     openConnections++;
-    socket.once("close", () => openConnections--);
+    sockets.add(socket);
+    socket.once("close", () => {
+      openConnections--;
+      sockets.delete(socket);
+    });
   });
   await new Promise<void>((resolve) => recorder.listen(0, "127.0.0.1", resolve));
   port = (recorder.address() as AddressInfo).port;
 });
 after(() => {
   up.close();
-  recorder.closeAllConnections();
+  for (const socket of sockets) socket.destroy();
   recorder.close();
 });
 
+const slowPolicy = {
+  ...PASS_THROUGH_POLICY,
+  onRequest: async (request: Parameters<typeof PASS_THROUGH_POLICY.onRequest>[0]) => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return { action: "forward" as const, request };
+  },
+};
+
 test("a guest gone while the policy runs leaves no upstream request open", async () => {
-  const slowPolicy = {
-    ...PASS_THROUGH_POLICY,
-    onRequest: async (request: Parameters<typeof PASS_THROUGH_POLICY.onRequest>[0]) => {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      return { action: "forward" as const, request };
-    },
-  };
   const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"], httpPolicy: slowPolicy });
   try {
     for (let i = 0; i < 5; i++) {
@@ -60,6 +74,28 @@ test("a guest gone while the policy runs leaves no upstream request open", async
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(openConnections, 0, `${openConnections} upstream connections left open`);
+  } finally {
+    p.close();
+  }
+});
+
+test("a guest gone while the policy runs on its Upgrade leaves no upstream tunnel open", async () => {
+  const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"], httpPolicy: slowPolicy });
+  try {
+    for (let i = 0; i < 5; i++) {
+      const [ip] = await p.resolveIpv4("plain.test");
+      const socket = await guestDial(p, ip!, port);
+      socket.on("data", () => undefined);
+      socket.on("error", () => undefined);
+      socket.write(
+        `GET /ws HTTP/1.1\r\nHost: plain.test:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+      );
+      // Gone (a reset) while the policy decides.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      socket.destroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(openConnections, 0, `${openConnections} upstream tunnels left open`);
   } finally {
     p.close();
   }
