@@ -63,9 +63,9 @@ function parseArgs(argv: string[]): Options {
     .option("--crashes <dir>", "where findings are written", join(FUZZ_DIR, "crashes"))
     .option(
       "--coverage <mode>",
-      "guide: V8 block coverage picks the inputs to build on; measure: blind mutation, coverage only counted; off",
+      "measure: blind mutation, blocks reached only counted; guide: V8 block coverage picks the inputs to build on (slower, no deeper here: docs/PERFORMANCE.md); off",
       coverageMode,
-      "guide",
+      "measure",
     )
     .option("--verbose", "pass the targets' own output through to stderr", false)
     .option("--list", "list the targets and exit", false)
