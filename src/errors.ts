@@ -17,7 +17,8 @@ export type WheellockErrorCode =
   | "ErrFile"
   | "ErrImage"
   | "ErrVolumeInUse"
-  | "ErrClosed";
+  | "ErrClosed"
+  | "ErrCleanup";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -95,5 +96,19 @@ export class ErrExec extends WheellockError {
 export class ErrImage extends WheellockError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("ErrImage", message, options);
+  }
+}
+
+/**
+ * Something wheellock made (a run dir, an overlay layer) could not be removed. `path` is the
+ * tree's root; `errno` the failing call's error name (EACCES, EBUSY, ...) when known.
+ */
+export class ErrCleanup extends WheellockError {
+  constructor(
+    readonly path: string,
+    message: string,
+    readonly errno?: string,
+  ) {
+    super("ErrCleanup", message);
   }
 }

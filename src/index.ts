@@ -54,6 +54,7 @@ export {
   ReadOnlyProvider,
   OverlayProvider,
   RouterProvider,
+  QuotaProvider,
   VfsError,
 } from "./vfs/index.js";
 export type {
@@ -65,6 +66,7 @@ export type {
   VfsOwner,
   VfsSetattr,
   VfsStatfs,
+  VfsQuota,
   RenameMode,
   FileHookRule,
   FileHookVerdict,

@@ -4,21 +4,25 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { mkdir, realpath, rm, stat } from "node:fs/promises";
+import { mkdir, realpath, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/volumes.js";
-import { validateGuestMount } from "../config/volumes.js";
+import { checkMountQuota, validateGuestMount } from "../config/volumes.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { dataDir } from "../paths.js";
+import { removeTree } from "../util/remove-tree.js";
 import {
   FuseServer,
   HostDirProvider,
+  DEFAULT_MEMORY_BYTES,
   MemoryProvider,
+  QuotaProvider,
   ReadOnlyProvider,
   RouterProvider,
   SingleFileProvider,
   openHostOverlay,
+  quotaOfSize,
   HookedProvider,
   compileFileHooks,
   type FileEventInfo,
@@ -46,12 +50,18 @@ async function providerFor(
   mount: MountConfig,
   runDir: string,
   keptUpperDirs: Record<string, string>,
+  diskSizeBytes: number,
 ): Promise<VfsProvider> {
+  const where = `mounts[${JSON.stringify(guestPath)}]`;
   const bad = (why: string): never => {
-    throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
+    throw new ErrInvalidConfig(`${where}: ${why}`);
   };
   if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type)) {
     return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
+  }
+  const quota = mount.quota === undefined ? undefined : checkMountQuota(mount.quota, where);
+  if (quota !== undefined && (mount.type === "provider" || mount.readonly === true)) {
+    return bad("a quota applies to writable overlay, memory and host_fs mounts only");
   }
   // A file is served as a mount of its own: its parent directory's provider, narrowed to it.
   // The file's real path, so a symlink the user named is followed here, once, on the host.
@@ -64,7 +74,10 @@ async function providerFor(
   }
   let provider: VfsProvider;
   if (mount.type === "memory") {
-    provider = new MemoryProvider();
+    provider = new MemoryProvider({
+      maxBytes: quota?.sizeBytes ?? DEFAULT_MEMORY_BYTES,
+      ...(quota?.inodes !== undefined ? { maxInodes: quota.inodes } : {}),
+    });
   } else if (mount.type === "provider") {
     if (mount.provider === undefined) {
       return bad("a provider mount needs a provider");
@@ -93,12 +106,21 @@ async function providerFor(
         hostPath,
         upperParentDir: keep ? keptOverlaysDir() : runDir,
         keepUpper: keep,
+        // Without a quota of its own, the layer may hold what the VM's own disk may.
+        quota: quotaOfSize(quota?.sizeBytes ?? diskSizeBytes, quota?.inodes),
         ...hostOptions,
       });
       if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
       provider = overlay.provider;
     } else {
       provider = await HostDirProvider.open(hostPath, hostOptions);
+      // The user's own directory: bounded only when asked (then its growth from now on).
+      if (quota !== undefined) {
+        provider = new QuotaProvider(
+          provider,
+          quotaOfSize(quota.sizeBytes ?? diskSizeBytes, quota.inodes),
+        );
+      }
     }
     if (file !== undefined) provider = new SingleFileProvider(provider, basename(file));
   }
@@ -154,12 +176,16 @@ export class FuseMounts {
     this.files = new MountFiles(provider, guestPaths, (path) => server.invalidate(path));
   }
 
-  /** Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it). */
+  /**
+   * Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it).
+   * `diskSizeBytes` (the sandbox's disk size) is the default budget of each overlay mount.
+   */
   static async open(
     runDir: string,
     mounts: Readonly<Record<string, MountConfig>>,
     onError: (err: Error) => void,
-    hooks: MountHooks = {},
+    hooks: MountHooks,
+    diskSizeBytes: number,
   ): Promise<FuseMounts> {
     const guestPaths = Object.keys(mounts).map(validateGuestMount);
     // Rules are checked before anything is built: a bad rule is a config error, nothing leaks.
@@ -168,14 +194,15 @@ export class FuseMounts {
     const keptUpperDirs: Record<string, string> = {};
     try {
       for (const path of guestPaths) {
-        providers.set(path, await providerFor(path, mounts[path]!, runDir, keptUpperDirs));
+        providers.set(
+          path,
+          await providerFor(path, mounts[path]!, runDir, keptUpperDirs, diskSizeBytes),
+        );
       }
     } catch (err) {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
       // Nothing ran yet: a kept layer made so far is empty and would only be litter.
-      await Promise.all(
-        Object.values(keptUpperDirs).map((d) => rm(d, { recursive: true, force: true })),
-      );
+      await Promise.all(Object.values(keptUpperDirs).map((d) => removeTree(d)));
       throw err;
     }
     const provider = new HookedProvider(

@@ -43,14 +43,9 @@ function readUpstreamCas(paths: readonly string[]): string[] {
   });
 }
 
-/** Secret specs for the policy, values from the options, names and hosts as resolved. */
+/** Secret specs for the policy: values from the options, everything else as resolved. */
 function secretSpecs(config: ResolvedSandboxConfig, options: SandboxOptions): SecretSpec[] {
-  return config.secrets.map((s) => ({
-    name: s.name,
-    value: options.secrets?.[s.name]?.value ?? "",
-    hosts: [...s.hosts],
-    inQuery: s.inQuery,
-  }));
+  return config.secrets.map((s) => ({ ...s, value: options.secrets?.[s.name]?.value ?? "" }));
 }
 
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */

@@ -1,6 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pidAlive } from "../util/process-info.js";
+import { removeTreeSync } from "../util/remove-tree.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -36,7 +37,7 @@ export function sweepStaleRunDirs(root: string): string[] {
       continue; // not ours, or still being created
     }
     if (Number.isInteger(ownerPid) && ownerPid > 0 && !pidAlive(ownerPid)) {
-      rmSync(dir, { recursive: true, force: true });
+      removeTreeSync(dir);
       removed.push(id);
     }
   }

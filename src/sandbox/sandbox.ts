@@ -1,4 +1,3 @@
-import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Channel, PortStream } from "../channel/index.js";
@@ -9,6 +8,7 @@ import {
 } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import { runDir } from "../paths.js";
+import { removeTree, removeTreeSync } from "../util/remove-tree.js";
 import { prepareAssets } from "../setup/index.js";
 import { detectAccel, type Accel, type QemuProcess } from "../vmm/index.js";
 import type { BootRequest } from "./boot.js";
@@ -147,7 +147,7 @@ export class Sandbox implements AsyncDisposable {
     let qemuPid: number | undefined;
     const unregister = onProcessExit(() => {
       if (qemuPid !== undefined) process.kill(qemuPid, "SIGKILL");
-      rmSync(dir, { recursive: true, force: true });
+      removeTreeSync(dir);
       disks.release();
     });
     let mounts: FuseMounts | undefined;
@@ -165,6 +165,7 @@ export class Sandbox implements AsyncDisposable {
             ...(options.fileHooks !== undefined ? { fileHooks: options.fileHooks } : {}),
             onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
           },
+          config.diskSizeMb * 1024 * 1024,
         );
       }
       const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
@@ -226,7 +227,7 @@ export class Sandbox implements AsyncDisposable {
         network.close();
         await mounts?.close();
         unregister();
-        rmSync(dir, { recursive: true, force: true });
+        await removeTree(dir);
         disks.release();
       }
       throw err;
@@ -468,7 +469,7 @@ export class Sandbox implements AsyncDisposable {
     await this.mounts?.close();
     this.disks?.release();
     this.network?.close();
-    rmSync(this.dir, { recursive: true, force: true });
+    await removeTree(this.dir);
     this.unregisterExitCleanup();
     this.events_.emit({
       type: "lifecycle",

@@ -6,7 +6,6 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
@@ -14,6 +13,7 @@ import { dirname } from "node:path";
 import { isSandboxId } from "../config/index.js";
 import { ErrVMNotFound } from "../errors.js";
 import { sameProcessAlive } from "../util/process-info.js";
+import { removeTreeSync } from "../util/remove-tree.js";
 import {
   LIVE_STATUSES,
   sandboxDir,
@@ -126,5 +126,5 @@ export function listRecords(): SandboxRecord[] {
 
 /** Deletes a sandbox's record directory (state and logs). */
 export function removeRecordDir(id: string): void {
-  rmSync(sandboxDir(id), { recursive: true, force: true });
+  removeTreeSync(sandboxDir(id));
 }
