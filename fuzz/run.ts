@@ -16,8 +16,8 @@ import { TARGET_NAMES } from "./targets/index.js";
 const FUZZ_DIR = import.meta.dirname;
 const CORPUS_DIR = join(FUZZ_DIR, "corpus");
 /** Committed inputs per target: enough to start deep, few enough to review. */
-const MAX_CORPUS_FILES = 64;
-const MAX_CORPUS_FILE_BYTES = 16 * 1024;
+const MAX_CORPUS_FILES = 24;
+const MAX_CORPUS_FILE_BYTES = 8 * 1024;
 
 interface Options {
   time: number;
