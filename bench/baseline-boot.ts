@@ -14,6 +14,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
+import { DiskSerial } from "../src/channel/index.js";
 import { buildCpio } from "../src/setup/cpio.js";
 import { buildQemuArgs, findQemuBinary, type Accel } from "../src/vmm/index.js";
 
@@ -62,7 +63,7 @@ export async function bareBootMs(opts: {
       initramfsPath,
       kernelArgs: [],
       disks: [
-        { path: opts.imagePath, serial: "wl-root", readonly: true },
+        { path: opts.imagePath, serial: DiskSerial.Root, readonly: true },
         { path: upper, serial: "wl-upper", readonly: false },
       ],
       controlSocketPath,

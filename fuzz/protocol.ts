@@ -10,6 +10,8 @@ export interface WorkerJob {
   /** Committed corpus files for this target (run first), or the one input to replay. */
   readonly inputs: readonly Uint8Array[];
   readonly replay: boolean;
+  /** Heap growth over the run that counts as a leak (MiB; default 64). */
+  readonly heapGrowthLimitMb?: number;
   /** Send the corpus back at the end (to be saved under fuzz/corpus). */
   readonly returnCorpus: boolean;
   /** Heartbeat and the input being run, for hangs the worker cannot report itself. */

@@ -22,6 +22,8 @@ export interface TargetRun {
   readonly onFinding: (f: Finding) => void;
   /** Pass what the target prints through to stderr. */
   readonly verbose?: boolean;
+  /** Heap growth over the run that counts as a leak (MiB; default 64). */
+  readonly heapGrowthLimitMb?: number;
   /** Heap limit of the worker (MiB): an input that needs more is an "oom" finding. */
   readonly heapMb?: number;
   /** Receives the final corpus (seeds, committed inputs, inputs that reached new code). */
@@ -98,6 +100,7 @@ function runWorker(
     inputs: run.inputs,
     replay: run.replay,
     returnCorpus: run.onCorpus !== undefined,
+    ...(run.heapGrowthLimitMb !== undefined ? { heapGrowthLimitMb: run.heapGrowthLimitMb } : {}),
     shared: shared.buffer,
   };
   const worker = new Worker(new URL("./worker-boot.mjs", import.meta.url), {

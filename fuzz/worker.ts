@@ -17,6 +17,9 @@ const engine = new Engine({
   deadlineMs: job.deadlineMs,
   coverage: job.coverage,
   extraInputs: inputs,
+  ...(job.heapGrowthLimitMb !== undefined
+    ? { heapGrowthLimitBytes: job.heapGrowthLimitMb * 1024 * 1024 }
+    : {}),
   onInput: (input) => shared.publish(input),
   onFinding: (f) =>
     send({

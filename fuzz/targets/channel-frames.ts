@@ -4,26 +4,28 @@
  * escape; the frames (and the error) must not depend on how the stream was chunked; no payload
  * beyond MAX_PAYLOAD; nothing delivered after the parser failed.
  */
+// The wire codec is internal to src/channel (its index exports the typed GuestAgent only);
+// the fuzzer is one of the few that must speak the wire itself, like the channel's own tests.
+import { FrameType, HelloTag, MAX_PAYLOAD, PROTOCOL_VERSION } from "../../src/channel/contract.js";
 import {
   FrameParser,
-  FrameType,
-  HelloTag,
-  MAX_PAYLOAD,
-  PROTOCOL_VERSION,
-  decodeListEntry,
-  decodeRecord,
   encodeFrame,
-  encodeRecord,
-  field,
-  type DecodedRecord,
+  encodeFrameHeader,
   type Frame,
-} from "../../src/channel/index.js";
+} from "../../src/channel/frame.js";
+import { decodeRecord, encodeRecord, field, type DecodedRecord } from "../../src/channel/record.js";
+import { decodeListEntry } from "../../src/channel/stat.js";
 import { ErrProtocol } from "../../src/errors.js";
 import { chunked } from "../random.js";
 import { allowing, check, splitByLength, type FuzzTarget, type UnitCodec } from "../target.js";
 
-/** Header size, read from a real encoded frame so a format change follows automatically. */
+/** Header size and where its payload length sits, read from real encoded headers (a format
+ * change moves them; the splitter follows). */
 const HEADER_BYTES = encodeFrame(FrameType.Ping, 0).length;
+const LENGTH_PROBE = 0x030201;
+const LENGTH_AT = encodeFrameHeader(FrameType.Ping, 0, LENGTH_PROBE).indexOf(
+  Buffer.from([0, 3, 2, 1]),
+);
 
 interface Parsed {
   frames: { type: number; streamId: number; payload: string }[];
@@ -70,8 +72,7 @@ function readRecords(f: Frame): void {
 }
 
 function unitBytes(input: Buffer, at: number): number | undefined {
-  // The payload length is the header's last u32 (docs/PROTOCOL.md).
-  return HEADER_BYTES + input.readUInt32BE(at + HEADER_BYTES - 4);
+  return HEADER_BYTES + input.readUInt32BE(at + LENGTH_AT);
 }
 
 export const frameUnits: UnitCodec = {
@@ -79,7 +80,7 @@ export const frameUnits: UnitCodec = {
   fix: (unit) => {
     if (unit.length < HEADER_BYTES) return unit;
     const out = Buffer.from(unit);
-    out.writeUInt32BE(unit.length - HEADER_BYTES, HEADER_BYTES - 4);
+    out.writeUInt32BE(unit.length - HEADER_BYTES, LENGTH_AT);
     return out;
   },
 };

@@ -1,19 +1,15 @@
 /**
- * The whole host end of the control port: a Channel with operations open on it (exec, file
+ * The whole host end of the control port: the GuestAgent with operations open on it (exec, file
  * read/write, stat, list, port forward, ping) and the guest's bytes arriving in random chunks.
  * Oracles (the channel's contract, src/channel/channel.ts): at most one fatal error and it is
  * ErrProtocol; once the io ends every operation settles, rejecting only with the channel's
  * typed errors; nothing thrown out of an io event, no unhandled rejection.
  */
 import { Duplex, type Readable } from "node:stream";
-import {
-  Channel,
-  FrameType,
-  StartedTag,
-  encodeFrame,
-  encodeRecord,
-  field,
-} from "../../src/channel/index.js";
+import { GuestAgent } from "../../src/channel/index.js";
+import { FrameType, StartedTag } from "../../src/channel/contract.js";
+import { encodeFrame } from "../../src/channel/frame.js";
+import { encodeRecord, field } from "../../src/channel/record.js";
 import { ErrProtocol, WheellockError } from "../../src/errors.js";
 import { Random, chunked, hashBytes } from "../random.js";
 import { check, type FuzzTarget } from "../target.js";
@@ -100,7 +96,10 @@ export const channelTarget: FuzzTarget = {
   async run(input) {
     const io = guestIo();
     const fatals: Error[] = [];
-    const channel = Channel.attach(io, { onFatal: (e) => fatals.push(e), maxUnknownFrames: 8 });
+    const channel = GuestAgent.attach(io, {
+      onFatal: (e: Error) => fatals.push(e),
+      maxUnknownFrames: 8,
+    });
     // Stream ids follow the order of opening: 1 exec, 2 ping, 3 read, 4 write, 5 stat,
     // 6 list, 7 port (the transcript's numbering).
     const exec = channel.exec({ argv: ["x"], env: [] });
@@ -108,11 +107,11 @@ export const channelTarget: FuzzTarget = {
       exec.exit,
       drain(exec.stdout),
       drain(exec.stderr),
-      channel.request(FrameType.Ping),
+      channel.ping(),
       drain(channel.readFile("/f")),
       channel.writeFile({ path: "/w" }, Buffer.alloc(1000, 1)),
       channel.stat("/f"),
-      channel.list("/"),
+      channel.listFiles("/"),
     ];
     const port = channel.forwardPort(8080);
     for (const s of [exec.stdin, port.writable, exec.stdout]) s.on("error", () => undefined);

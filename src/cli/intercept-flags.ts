@@ -183,26 +183,3 @@ export function interceptSandboxOptions(
     ...(flags.policyScript !== undefined ? { policyScript: flags.policyScript } : {}),
   };
 }
-
-/**
- * `run` arguments without any `--secret` (before the command's `--`), for a supervisor's argv
- * that `ps` shows to every user.
- */
-export function withoutSecretArgs(args: readonly string[]): string[] {
-  const end = args.indexOf("--");
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (end >= 0 && i >= end) {
-      out.push(arg);
-      continue;
-    }
-    if (arg === "--secret") {
-      i++;
-      continue;
-    }
-    if (arg.startsWith("--secret=")) continue;
-    out.push(arg);
-  }
-  return out;
-}

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { getRecord, logPath } from "../state/index.js";
+import { outputFailed } from "./output.js";
 
 const POLL_MS = 100;
 
@@ -17,7 +18,7 @@ function copyFrom(path: string, offset: number): number {
   const fd = openSync(path, "r");
   try {
     const buf = Buffer.allocUnsafe(64 * 1024);
-    for (;;) {
+    while (!outputFailed()) {
       const n = readSync(fd, buf, 0, buf.length, offset);
       if (n <= 0) break;
       process.stdout.write(buf.subarray(0, n));
@@ -31,8 +32,6 @@ function copyFrom(path: string, offset: number): number {
 
 export function logCommand(): Command {
   return new Command("log")
-    .alias("logs")
-    .description("print a sandbox's log (serial console and the output of its run command)")
     .argument("<id>", "sandbox id")
     .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)")
     .action(async (id: string, flags: { follow?: boolean }) => {
@@ -44,7 +43,8 @@ export function logCommand(): Command {
       const onSignal = () => (stop = true);
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
-      while (!stop) {
+      // Until Ctrl-C, or until the reader of our output goes away (`log -f ID | head`).
+      while (!stop && !outputFailed()) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
         offset = copyFrom(path, offset);
       }

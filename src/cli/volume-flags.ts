@@ -1,12 +1,12 @@
 import type { Command } from "commander";
-import type { SandboxOptions } from "../config/index.js";
-import { parseDiskSpec } from "../config/disks.js";
 import {
   DEFAULT_WORKSPACE,
+  parseDiskSpec,
   parseVolumeMount,
   validateGuestMount,
   type MountConfig,
-} from "../config/volumes.js";
+  type SandboxOptions,
+} from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { collect } from "./flags.js";
 

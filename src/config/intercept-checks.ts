@@ -1,8 +1,7 @@
 import { isIPv4 } from "node:net";
 import { resolve as resolvePath } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
-import { secretHeaderProblem } from "../net/http-policy/secret-scope.js";
-import { compileHostPattern } from "../net/policy/host-pattern.js";
+import { compileHostPattern, secretHeaderProblem } from "../net/index.js";
 import { checkBoolean, checkHostPath } from "./field-checks.js";
 import type { ResolvedSandboxConfig, ResolvedSecret, SandboxOptions } from "./options.js";
 

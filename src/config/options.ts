@@ -5,7 +5,7 @@
  */
 
 import type { DiskConfig, ResolvedDisk } from "./disks.js";
-import type { FileHookRule } from "../vfs/hooks/types.js";
+import type { FileHookRule } from "../vfs/index.js";
 import type { MountConfig } from "./volumes.js";
 import type { NetworkHookRule } from "./hook-rule.js";
 

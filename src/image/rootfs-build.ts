@@ -13,6 +13,7 @@ import {
   type LayerLimits,
 } from "./layer-limits.js";
 import { RootfsTree } from "./rootfs-tree.js";
+import { makePrivateDir } from "../paths.js";
 
 export interface LayerSource {
   /** For error messages: the layer's digest. */
@@ -44,7 +45,7 @@ export interface BuildRootfsOptions {
  */
 export async function buildRootfsExt4(opts: BuildRootfsOptions): Promise<{ sizeBytes: number }> {
   const asRoot = opts.asRoot ?? (process.getuid?.() ?? 0) === 0;
-  await mkdir(opts.workDir, { recursive: true });
+  makePrivateDir(opts.workDir);
   const scratch = await mkdtemp(join(opts.workDir, `build-${process.pid}-`));
   const rootDir = join(scratch, "rootfs");
   const tmpImage = join(scratch, "image.ext4");

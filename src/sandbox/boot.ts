@@ -1,8 +1,9 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
+import { DiskSerial, GuestAgent } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
+import { ResourceStack } from "../util/index.js";
 import { QemuProcess, logTail, startIncoming, type Accel, type VmSpec } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
@@ -34,15 +35,17 @@ export interface BootRequest {
    * every first round trip after a restore is slow). A cold boot leaves them to the caller,
    * which must send them only after any snapshot is saved.
    */
-  configureGuest?: (channel: Channel) => Promise<void>;
+  configureGuest?: (agent: GuestAgent) => Promise<void>;
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
+  /** The sandbox's resources: a VM that booted hands its QEMU and network link over to it. */
+  resources: ResourceStack;
 }
 
 export interface BootedVm {
   qemu: QemuProcess;
-  channel: Channel;
+  agent: GuestAgent;
   consoleLogPath: string;
   /** Guest CLOCK_BOOTTIME when the agent became ready. */
   guestBootMs: number;
@@ -52,8 +55,6 @@ export interface BootedVm {
   network: NetworkLink | undefined;
   qmpSocketPath: string | undefined;
 }
-
-const RESTORED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -83,8 +84,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     initramfsPath: req.initramfsPath,
     kernelArgs: req.kernelArgs,
     disks: [
-      { path: req.imagePath, serial: "wl-root", readonly: true },
-      { path: req.upperDiskPath, serial: "wl-upper", readonly: false },
+      { path: req.imagePath, serial: DiskSerial.Root, readonly: true },
+      { path: req.upperDiskPath, serial: DiskSerial.Upper, readonly: false },
       ...(req.extraDisks ?? []),
     ],
     controlSocketPath,
@@ -99,32 +100,47 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
+  // What this attempt acquires; handed to the sandbox only if the VM comes up.
+  const own = new ResourceStack();
   const network = req.network
     ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
     : undefined;
   if (network) {
+    own.defer("network link", () => network.close());
     spec.networkSocketPath = join(req.runDir, "net.sock");
     spec.networkMtu = network.stack.addressing.mtuBytes;
     spec.kernelArgs = [...spec.kernelArgs, ...guestNetworkArgs(network.stack.addressing)];
   }
-  const server = await listen(controlSocketPath);
-  const ctlConnection = firstConnection(server);
-  // A restoring QEMU connects its monitor here to be told to load the state.
-  const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
-  const qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
-  const closeServers = () => {
-    server.close();
-    qmpServer?.close();
-  };
   const started = Date.now();
   let qemu: QemuProcess;
+  let closeServers = (): void => undefined;
+  let ctlConnection: Promise<Socket>;
+  let qmpConnection: Promise<Socket> | undefined;
   try {
+    const server = await listen(controlSocketPath);
+    ctlConnection = firstConnection(server);
+    // A restoring QEMU connects its monitor here to be told to load the state.
+    const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
+    qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+    closeServers = () => {
+      if (server.listening) server.close();
+      if (qmpServer?.listening) qmpServer.close();
+    };
+    own.defer("boot listeners", closeServers);
     qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
-    closeServers();
-    network?.close();
+    await own.release();
     throw err;
   }
+  const vm = qemu;
+  own.defer(
+    "qemu",
+    async () => {
+      vm.kill();
+      await vm.exited;
+    },
+    () => vm.kill(),
+  );
   const describeFailure = (what: string): string => {
     const tail = logTail(join(req.runDir, "qemu.log")) || logTail(consoleLogPath);
     return tail ? `${what}; last output:\n${tail}` : what;
@@ -151,7 +167,6 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
       const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
-      qmpServer?.close();
       try {
         await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
       } finally {
@@ -161,23 +176,23 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
     closeServers();
-    const channel = Channel.attach(socket, {
+    const agent = GuestAgent.attach(socket, {
       onFatal: req.onFatal,
-      ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
+      ...(req.restoreStatePath ? { resumed: true } : {}),
     });
-    const hello = await Promise.race([channel.hello, deadline, qemuDied]);
-    // A restored agent said hello long ago; a round trip proves it is really running. An
-    // error reply to CONFIGURE fails the restore too (the caller then boots cold, where the
-    // same CONFIGURE runs again and reports its error).
+    const hello = await Promise.race([agent.hello, deadline, qemuDied]);
+    // A restored agent said hello long ago; a round trip proves it is really running. It
+    // must be a CONFIGURE: the agent still holds its snapshot's session token, and only a
+    // CONFIGURE gives it this session's. An error reply fails the restore too (the caller
+    // then boots cold, where the same CONFIGURE runs again and reports its error).
     if (req.restoreStatePath) {
-      const roundTrip = req.configureGuest
-        ? req.configureGuest(channel)
-        : channel.request(FrameType.Ping).then(() => undefined);
+      const roundTrip = req.configureGuest ? req.configureGuest(agent) : agent.configure();
       await Promise.race([roundTrip, deadline, qemuDied]);
     }
+    own.transferTo(req.resources);
     return {
       qemu,
-      channel,
+      agent,
       consoleLogPath,
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
@@ -185,10 +200,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       qmpSocketPath: spec.qmpSocketPath,
     };
   } catch (err) {
-    qemu.kill();
-    closeServers();
-    network?.close();
-    await qemu.exited;
+    await own.release();
     if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)
       throw err;
     throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), {

@@ -1,9 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isSandboxId } from "../config/index.js";
 import { runDir } from "../paths.js";
-import { pidAlive, processCommandLine } from "../util/process-info.js";
-import { removeTreeSync } from "../util/remove-tree.js";
+import { isSandboxId, pidAlive, processCommandLine, removeTreeSync } from "../util/index.js";
 import { LIVE_STATUSES, sandboxesDir } from "./record.js";
 import { getRecord, loadRecord } from "./store.js";
 

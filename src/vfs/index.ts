@@ -55,3 +55,5 @@ export {
   type FileOp,
   type FileOpInfo,
 } from "./hooks/index.js";
+export { typeBits } from "./fuse-reply.js";
+export { isWithin } from "./names.js";

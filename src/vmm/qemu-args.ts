@@ -1,3 +1,4 @@
+import { PortName } from "../channel/index.js";
 import type { Accel } from "./accel.js";
 
 export interface VmDisk {
@@ -58,9 +59,6 @@ export const INCOMING_STATE_FD = 3;
 
 const RAM_BACKEND_ID = "wl-ram";
 
-/** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
-export const CONTROL_PORT_NAME = "wheellock.ctl";
-
 function quoteOptionValue(value: string): string {
   // QEMU option values escape a literal comma by doubling it.
   return value.replaceAll(",", ",,");
@@ -117,7 +115,7 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     "-chardev",
     `socket,id=ctl,path=${quoteOptionValue(spec.controlSocketPath)}`,
     "-device",
-    `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,
+    `virtserialport,chardev=ctl,name=${PortName.Control}`,
     "-device",
     "virtio-rng-device",
   );

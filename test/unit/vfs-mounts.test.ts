@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FuseMounts } from "../../src/sandbox/fuse-mounts.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
+import { planSandbox } from "../../src/config/index.js";
 import { encodeRequest, type FuseServer } from "../../src/vfs/index.js";
 import { FakeKernel } from "./vfs-fake-kernel.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
@@ -42,9 +43,10 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
         /a quota applies to writable overlay, memory and host_fs mounts only/,
       ],
     ];
+    // Checked once, when the plan is made; the mounts are then opened from the plan.
     for (const [mounts, message] of cases) {
-      await assert.rejects(
-        FuseMounts.open(runDir, mounts as never, () => undefined, {}, GIB),
+      assert.throws(
+        () => planSandbox({ mounts: mounts as never }),
         (err: unknown) => err instanceof ErrInvalidConfig && message.test(err.message),
       );
     }

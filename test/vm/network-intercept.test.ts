@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type SandboxEvent } from "../../src/index.js";
+import {
+  ErrHostNotAllowed,
+  ErrSecretLeak,
+  networkEventError,
+  Sandbox,
+  type SandboxEvent,
+  type VmSandbox,
+} from "../../src/index.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
 import {
@@ -39,7 +46,7 @@ function lastLine(text: string): string {
 }
 
 describe("SDK sandbox in intercept mode", () => {
-  let sb: Sandbox;
+  let sb: VmSandbox;
   const events: SandboxEvent[] = [];
   const network = () => events.flatMap((e) => (e.type === "network" ? [e.network] : []));
   let h = "";
@@ -133,6 +140,9 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(ev?.blocked, true);
     assert.equal(ev?.code, "host_not_allowed");
     assert.ok(ev?.reason, "a reason");
+    // The reference API's typed error for it.
+    assert.equal(ev?.errorCode, "ErrHostNotAllowed");
+    assert.ok(ev && networkEventError(ev) instanceof ErrHostNotAllowed);
   });
 
   test("the server receives the real secret; no process or file in the guest holds it", async () => {
@@ -167,6 +177,9 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(lastLine(r.stdout), "403");
     assert.equal(servers.requestsFor("/leak-attempt").length, 0);
     await waitUntil("leak event", () => network().some((e) => e.code === "secret_leak"));
+    const leak = network().find((e) => e.code === "secret_leak");
+    assert.equal(leak?.errorCode, "ErrSecretLeak");
+    assert.ok(leak && networkEventError(leak) instanceof ErrSecretLeak);
   });
 
   test("the secret never crosses plain HTTP, nor goes into a header it does not list", async () => {
@@ -246,11 +259,11 @@ describe("SDK sandbox in intercept mode", () => {
   test("allowlist changes at run time take effect", async () => {
     const url = `http://late.test:${servers.httpPort}/late`;
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.deepEqual(sb.allowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.allowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "200");
-    assert.deepEqual(sb.disallowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.disallowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.ok(!sb.allowedHosts.includes("late.test"));
+    assert.ok(!(await sb.allowedHosts()).hosts.includes("late.test"));
   });
 
   test("hooks: header set, path rewrite, response header, block, SSE data: replacement", async () => {

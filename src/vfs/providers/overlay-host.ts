@@ -5,7 +5,7 @@
  */
 import { mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
-import { removeTree } from "../../util/remove-tree.js";
+import { removeTree } from "../../util/index.js";
 import { HostDirProvider, type HostDirOptions } from "./host-dir.js";
 import { OverlayProvider } from "./overlay.js";
 import { QuotaProvider } from "./quota.js";

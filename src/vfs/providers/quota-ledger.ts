@@ -9,7 +9,7 @@
  */
 import { Errno, VfsError } from "../errors.js";
 import type { VfsStat, VfsStatfs } from "../provider.js";
-import { SerialQueue } from "../../util/serial-queue.js";
+import { SerialQueue } from "../../util/index.js";
 
 export interface VfsQuota {
   /** Bytes the layer may hold (file sizes rounded up to 4 KiB, 4 KiB per other node). */

@@ -24,7 +24,7 @@ import type {
   VfsStat,
   VfsStatfs,
 } from "../provider.js";
-import { SerialQueue } from "../../util/serial-queue.js";
+import { SerialQueue } from "../../util/index.js";
 import { QUOTA_BLOCK_BYTES, QuotaLedger, type FileCharge, type VfsQuota } from "./quota-ledger.js";
 
 const WRITE_ONLY: VfsOpenFlags = { read: false, write: true, append: false, truncate: false };
