@@ -5,7 +5,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { makePrivateDir, packageRoot } from "../paths.js";
-import { withFileLock } from "../util/index.js";
+import { pidAlive, withFileLock } from "../util/index.js";
 import { runTool, runToolOk } from "../util/index.js";
 import { missingPackages, type HostPackage } from "./apt.js";
 import type { GuestKernel } from "./kernel.js";
@@ -136,8 +136,25 @@ export async function ensureMinimalKernel(
       timeoutMs: 60 * 60_000,
       onWait: (pid) => log(`waiting for pid ${pid} to build the minimal guest kernel`),
     },
-    async () => (await readCached(dest)) ?? buildKernel(cacheDir, key, log),
+    async () => {
+      const built = await readCached(dest);
+      if (built) return built;
+      await removeDeadBuilds(root);
+      return buildKernel(cacheDir, key, log);
+    },
   );
+}
+
+/**
+ * Work dirs of builds whose process died (a killed `setup`, a reboot): ~1 GB each. A live
+ * pid's may be another fragment's build, under its own lock, so it stays.
+ */
+export async function removeDeadBuilds(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [])) {
+    const pid = /^\.build-(\d+)-\d+$/.exec(name)?.[1];
+    if (pid !== undefined && !pidAlive(Number(pid)))
+      await rm(join(root, name), { recursive: true, force: true });
+  }
 }
 
 async function buildKernel(cacheDir: string, key: CacheKey, log: (m: string) => void) {

@@ -18,6 +18,7 @@ import {
   startBackgroundKernelBuild,
 } from "../../src/setup/kernel-background.js";
 import { guestKernelNotice } from "../../src/setup/index.js";
+import { removeDeadBuilds } from "../../src/setup/min-kernel.js";
 
 const freshCache = (): string => {
   const dir = mkdtempSync(join(tmpdir(), "wl-kbg-"));
@@ -148,4 +149,17 @@ test("a host that cannot build the kernel gets one line and no builder", async (
     "minimal guest kernel skipped (missing bc); sandboxes boot Debian's kernel",
   ]);
   assert.equal(existsSync(backgroundBuildLog(dir)), false);
+});
+
+test("a build that died leaves no work dir behind the next build; a live one is left alone", async () => {
+  const root = join(freshCache(), "kernel-min");
+  const dead = join(root, `.build-${2 ** 22 + 17}-1`);
+  const live = join(root, `.build-${process.pid}-2`);
+  mkdirSync(join(dead, "out"), { recursive: true });
+  mkdirSync(live);
+  mkdirSync(join(root, "0123abcd"));
+  await removeDeadBuilds(root);
+  assert.equal(existsSync(dead), false);
+  assert.equal(existsSync(live), true);
+  assert.equal(existsSync(join(root, "0123abcd")), true, "built kernels stay");
 });
