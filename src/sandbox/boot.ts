@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
-import { QemuProcess, logTail, startIncoming, type Accel, type VmSpec } from "../vmm/index.js";
+import {
+  QemuProcess,
+  VmStateSaver,
+  logTail,
+  startIncoming,
+  type Accel,
+  type VmSpec,
+} from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -20,9 +27,9 @@ export interface BootRequest {
   extraDisks?: VmSpec["disks"];
   bootTimeoutMs: number;
   rawPorts?: VmSpec["rawPorts"];
-  /** Default: `console.log` in the run dir. */
+  /** Default: `console.log` in the run dir (a ring log: util/ring-log.ts). */
   consoleLogPath?: string;
-  /** Give QEMU a QMP socket (`qmp.sock` in the run dir) so the VM's state can be saved. */
+  /** Connect QEMU's monitor and a state socket, so the VM's state can be saved. */
   qmp?: boolean;
   /** Resume from this saved VM state (a snapshot) instead of booting the kernel. */
   restoreStatePath?: string;
@@ -50,7 +57,8 @@ export interface BootedVm {
   hostBootMs: number;
   /** Ends by itself when QEMU closes its end of the link. */
   network: NetworkLink | undefined;
-  qmpSocketPath: string | undefined;
+  /** With `qmp`: saves the VM's state once; close it when done. */
+  stateSaver: VmStateSaver | undefined;
 }
 
 const RESTORED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
@@ -89,14 +97,11 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     ],
     controlSocketPath,
     consoleLogPath,
+    name: req.runDir,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
-    ...(req.qmp ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
-    ...(req.restoreStatePath
-      ? {
-          incomingStatePath: req.restoreStatePath,
-          qmpConnectPath: join(req.runDir, "qmp-in.sock"),
-        }
-      : {}),
+    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
+    ...(req.qmp ? { saveStateSocketPath: join(req.runDir, "save.sock") } : {}),
+    ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
   const network = req.network
@@ -109,17 +114,20 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
   }
   const server = await listen(controlSocketPath);
   const ctlConnection = firstConnection(server);
-  // A restoring QEMU connects its monitor here to be told to load the state.
-  const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
+  // QEMU's monitor: told to load a saved state, or later to save one.
+  const qmpServer = spec.qmpSocketPath ? await listen(spec.qmpSocketPath) : undefined;
   const qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+  const stateSink = spec.saveStateSocketPath ? await listen(spec.saveStateSocketPath) : undefined;
   const closeServers = () => {
     server.close();
     qmpServer?.close();
+    stateSink?.close();
+    void qmpConnection?.then((socket) => socket.destroy());
   };
   const started = Date.now();
   let qemu: QemuProcess;
   try {
-    qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
+    qemu = await QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
     closeServers();
     network?.close();
@@ -147,11 +155,13 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    if (qmpConnection) {
+    const qmpSocket = qmpConnection
+      ? await Promise.race([qmpConnection, deadline, qemuDied])
+      : undefined;
+    qmpServer?.close();
+    if (qmpSocket && req.restoreStatePath) {
       // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
-      const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
-      qmpServer?.close();
       try {
         await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
       } finally {
@@ -160,7 +170,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     }
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
-    closeServers();
+    server.close();
     const channel = Channel.attach(socket, {
       onFatal: req.onFatal,
       ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
@@ -182,7 +192,10 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
       network,
-      qmpSocketPath: spec.qmpSocketPath,
+      stateSaver:
+        qmpSocket && stateSink && !req.restoreStatePath
+          ? new VmStateSaver(qmpSocket, stateSink)
+          : undefined,
     };
   } catch (err) {
     qemu.kill();

@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createEmptyExt4 } from "../image/ext4.js";
-import { saveVmState } from "../vmm/index.js";
+import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
@@ -56,12 +56,17 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (opts.snapshotKey && vm.qmpSocketPath) {
-    await warmUpForSnapshot(vm.channel);
-    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
-      opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
-    );
+  if (opts.snapshotKey && vm.stateSaver) {
+    const saver = vm.stateSaver;
+    try {
+      await warmUpForSnapshot(vm.channel);
+      const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+      await capture(saver, opts.snapshotKey, disks).catch((err: Error) =>
+        opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
+      );
+    } finally {
+      saver.close();
+    }
   }
   return { ...vm, restored: false };
 }
@@ -80,17 +85,19 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
 }
 
 async function capture(
-  qmpSocketPath: string,
+  saver: VmStateSaver,
   key: string,
   from: { upperDiskPath: string; memoryPath: string },
 ): Promise<void> {
   let paused: { resume(): Promise<void> } | undefined;
   try {
     await writeSnapshot(key, async (target) => {
-      paused = await saveVmState(qmpSocketPath, target.statePath);
+      paused = await saver.save(target.statePath);
       // The VM is stopped: its disk and RAM file match the saved device state.
       await copySparse(from.upperDiskPath, target.upperDiskPath);
       await copySparse(from.memoryPath, target.memoryPath);
+      // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
+      shareSnapshotRam(target.memoryPath);
     });
   } finally {
     await paused?.resume();
@@ -98,7 +105,15 @@ async function capture(
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
-  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qmp-in.sock", "qemu.log", "ram"]) {
+  for (const name of [
+    "ctl.sock",
+    "net.sock",
+    "qmp.sock",
+    "save.sock",
+    "qemu.log",
+    "qemu.log.1",
+    "ram",
+  ]) {
     rmSync(join(runDir, name), { force: true });
   }
   rmSync(upperDiskPath, { force: true });

@@ -4,7 +4,7 @@
  * how the sandbox ended. QEMU is its child under a parent-death signal, so if the supervisor
  * is killed outright the VM dies with it and readers see the record as crashed.
  */
-import { createWriteStream, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
 import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
@@ -19,6 +19,7 @@ import {
   type PortBinding,
   type SandboxRecord,
 } from "../state/index.js";
+import { openRingLog } from "../util/ring-log.js";
 import { ControlServer } from "./server.js";
 import { PortForwarder } from "./port-forward.js";
 
@@ -204,14 +205,17 @@ async function terminateGracefully(
   clearTimeout(timer);
 }
 
-/** The command a detached `run` was given: output appended to the sandbox log. */
+/**
+ * The command a detached `run` was given: output appended to the sandbox log, a ring shared
+ * with the serial console (util/ring-log.ts), so neither can fill the host disk.
+ */
 async function runLogged(
   sandbox: Sandbox,
   command: string[],
   path: string,
   echo: SuperviseRequest["echo"],
 ): Promise<void> {
-  const log = createWriteStream(path, { flags: "a" });
+  const log = openRingLog(path);
   try {
     const proc = sandbox.spawn(command);
     proc.stdin.end();

@@ -1,0 +1,113 @@
+import { closeSync, fchownSync, fstatSync, openSync } from "node:fs";
+import { createConnection, type Socket } from "node:net";
+import type { Stream } from "node:stream";
+import { ErrSetup } from "../errors.js";
+import { mayOpen, type QemuJail } from "./jail.js";
+import type { LaunchDescriptor } from "./qemu-args.js";
+
+/** Linux O_PATH (not exported by Node's fs.constants). */
+const O_PATH = 0o10000000;
+
+type StdioEntry = "ignore" | "pipe" | number | Stream;
+
+export interface OpenedDescriptors {
+  /** The spawn `stdio` array: index = descriptor number in QEMU. */
+  stdio: StdioEntry[];
+  /** The console's descriptor number (a socket pair end; the host reads `child.stdio[n]`). */
+  consoleFd: number;
+  /** Closes this process's copies once QEMU has its own (or the launch failed). */
+  close(): void;
+}
+
+/**
+ * A connection to a host socket, made on QEMU's behalf. It must never be read here: it is
+ * paused before it connects, so bytes the listener writes early (QMP commands) wait in the
+ * socket for QEMU.
+ */
+function connectPaused(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    socket.pause();
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** Opens what `descriptors` name, for a QEMU that runs as `jail` (undefined: as this user). */
+export async function openLaunchDescriptors(
+  descriptors: readonly LaunchDescriptor[],
+  jail: QemuJail | undefined,
+): Promise<OpenedDescriptors> {
+  const stdio: StdioEntry[] = ["ignore", "ignore", "pipe"];
+  const fds: number[] = [];
+  const sockets: Socket[] = [];
+  let consoleFd = -1;
+  const close = (): void => {
+    for (const fd of fds.splice(0)) closeSync(fd);
+    for (const socket of sockets.splice(0)) socket.destroy();
+  };
+  try {
+    for (const d of descriptors) {
+      switch (d.kind) {
+        case "file":
+          stdio[d.fd] = track(fds, openSync(d.path, d.write ? "r+" : "r"));
+          break;
+        case "reopen":
+          stdio[d.fd] = track(fds, openReopenable(d, jail));
+          break;
+        case "path":
+          stdio[d.fd] = track(fds, openSync(d.path, O_PATH));
+          break;
+        case "connect": {
+          const socket = await connectPaused(d.path);
+          sockets.push(socket);
+          stdio[d.fd] = socket;
+          break;
+        }
+        case "console":
+          stdio[d.fd] = "pipe";
+          consoleFd = d.fd;
+          break;
+      }
+    }
+  } catch (err) {
+    close();
+    throw err;
+  }
+  for (let i = 0; i < stdio.length; i++) stdio[i] ??= "ignore";
+  return { stdio, consoleFd, close };
+}
+
+function track(fds: number[], fd: number): number {
+  fds.push(fd);
+  return fd;
+}
+
+function openReopenable(
+  d: Extract<LaunchDescriptor, { kind: "reopen" }>,
+  jail: QemuJail | undefined,
+): number {
+  if (d.create) {
+    // The VM's own RAM file: created for it and owned by its user, so QEMU may open it.
+    const fd = openSync(d.path, "w", 0o600);
+    try {
+      if (jail) fchownSync(fd, jail.uid, jail.gid);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  // An O_PATH descriptor grants nothing by itself: QEMU's open through it is checked
+  // against the file's own permissions, here first so a refusal explains itself.
+  const fd = openSync(d.path, O_PATH);
+  if (jail && !mayOpen(fstatSync(fd), jail, d.write)) {
+    closeSync(fd);
+    throw new ErrSetup(
+      `QEMU runs as uid ${jail.uid} and may not ${d.write ? "write" : "read"} ${d.path}` +
+        (d.write ? "" : ": make it readable by others (chmod o+r)"),
+    );
+  }
+  return fd;
+}
