@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, statSync, type Stats } from "node:fs";
+import { chmodSync, chownSync, existsSync, statSync, type Stats } from "node:fs";
 import { ErrSetup } from "../errors.js";
 import type { Accel } from "./accel.js";
 import { claimJailId, JAIL_ID_BASE } from "./jail-ids.js";
@@ -6,7 +6,8 @@ import { claimJailId, JAIL_ID_BASE } from "./jail-ids.js";
 /**
  * Run as root, wheellock starts every QEMU as a user of its own (a jailer in the spirit of
  * Firecracker's): a fresh uid/gid from a reserved range (jail-ids.ts), no supplementary
- * groups but the few it needs, no capabilities, no way to regain any. Everything it uses is
+ * groups but the few it needs, no capabilities, no way to regain any, in network and IPC
+ * namespaces of its own (it has no use for either: its sockets are inherited). Everything it uses is
  * handed over as a descriptor (qemu-args.ts), so it needs no access to the run dir, the data
  * dir or the cache, which stay 0700 root, and it cannot reach another sandbox's files or
  * processes. Run as anyone else, QEMU runs as that user, as before; QEMU's seccomp filter
@@ -68,6 +69,38 @@ export function setprivJailArgs(jail: QemuJail): string[] {
     "--bounding-set",
     "-all",
     "--no-new-privs",
+  ];
+}
+
+/** A util-linux tool where Debian and others put it. */
+export function findTool(name: "setpriv" | "unshare"): string | undefined {
+  return [`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p));
+}
+
+/**
+ * `command` in new network and IPC namespaces (unshare execs, no fork: the pid stays the
+ * one we spawned), as the jail's user, with the parent-death signal set after the switch
+ * (a uid change clears it).
+ */
+export function jailedCommand(jail: QemuJail, command: string[]): string[] {
+  const unshare = findTool("unshare");
+  const setpriv = findTool("setpriv");
+  if (!unshare || !setpriv) {
+    throw new ErrSetup(
+      "setpriv and unshare (util-linux) are needed to run QEMU unprivileged as root",
+    );
+  }
+  return [
+    unshare,
+    "--net",
+    "--ipc",
+    "--",
+    setpriv,
+    ...setprivJailArgs(jail),
+    "--pdeathsig",
+    "KILL",
+    "--",
+    ...command,
   ];
 }
 

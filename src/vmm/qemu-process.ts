@@ -5,7 +5,7 @@ import { pipeline } from "node:stream/promises";
 import { ErrSetup } from "../errors.js";
 import { CONSOLE_LOG_SEGMENT_BYTES, openRingLog, readRingLogTail } from "../util/ring-log.js";
 import { sanitizeTerminalText } from "../util/terminal-text.js";
-import { acquireJail, jailNeeded, setprivJailArgs, type QemuJail } from "./jail.js";
+import { acquireJail, findTool, jailedCommand, jailNeeded, type QemuJail } from "./jail.js";
 import { openLaunchDescriptors } from "./launch-descriptors.js";
 import { planQemuLaunch, type VmSpec } from "./qemu-args.js";
 
@@ -14,7 +14,6 @@ export interface QemuExit {
   signal: NodeJS.Signals | null;
 }
 
-const SETPRIV_CANDIDATES = ["/usr/bin/setpriv", "/bin/setpriv"];
 /** QEMU's own messages (stderr), kept like the console: a guest can make QEMU complain. */
 const QEMU_LOG_SEGMENT_BYTES = 256 * 1024;
 
@@ -35,18 +34,14 @@ export function findQemuBinary(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * The command that starts QEMU: under `setpriv --pdeathsig KILL`, so the kernel kills it if
- * the host process dies for any reason (even SIGKILL): no orphaned VMs; as the jail's user
- * when there is a jail. Without setpriv only an unjailed QEMU may start (with no parent-death
- * signal, as before).
+ * the host process dies for any reason (even SIGKILL): no orphaned VMs. Jailed, setpriv
+ * also switches to the jail's user (jail.ts). Without setpriv only an unjailed QEMU may start
+ * (with no parent-death signal, as before).
  */
 function launchCommand(qemu: string, args: string[], jail: QemuJail | undefined): string[] {
-  const setpriv = SETPRIV_CANDIDATES.find((p) => existsSync(p));
-  if (!setpriv) {
-    if (jail) throw new ErrSetup("setpriv (util-linux) is needed to run QEMU unprivileged as root");
-    return [qemu, ...args];
-  }
-  const jailArgs = jail ? setprivJailArgs(jail) : [];
-  return [setpriv, ...jailArgs, "--pdeathsig", "KILL", "--", qemu, ...args];
+  if (jail) return jailedCommand(jail, [qemu, ...args]);
+  const setpriv = findTool("setpriv");
+  return setpriv ? [setpriv, "--pdeathsig", "KILL", "--", qemu, ...args] : [qemu, ...args];
 }
 
 /**

@@ -3,7 +3,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { claimJailId, JAIL_ID_BASE, JAIL_SLOTS } from "../../src/vmm/jail-ids.js";
-import { kvmGroups, mayOpen, setprivJailArgs, SNAPSHOT_RAM_GID } from "../../src/vmm/jail.js";
+import {
+  jailedCommand,
+  kvmGroups,
+  mayOpen,
+  setprivJailArgs,
+  SNAPSHOT_RAM_GID,
+} from "../../src/vmm/jail.js";
 
 test("jail ids are unique while claimed, from the reserved range, and never the snapshot group", () => {
   const claims = Array.from({ length: 300 }, () => claimJailId());
@@ -58,4 +64,17 @@ test("setpriv drops every capability and keeps only the groups asked for", () =>
   const withKvm = setprivJailArgs({ ...jail, groups: [108, SNAPSHOT_RAM_GID] });
   assert.equal(withKvm[withKvm.indexOf("--groups") + 1], `108,${SNAPSHOT_RAM_GID}`);
   assert.ok(!withKvm.includes("--clear-groups"));
+});
+
+test("the jailed command: own namespaces, then the user switch, then the parent-death signal", () => {
+  const jail = { uid: 1879048200, gid: 1879048200, groups: [], release: () => undefined };
+  const argv = jailedCommand(jail, ["/usr/bin/qemu-system-x86_64", "-M", "microvm"]);
+  assert.match(argv[0]!, /\/unshare$/);
+  assert.deepEqual(argv.slice(1, 4), ["--net", "--ipc", "--"]);
+  assert.match(argv[4]!, /\/setpriv$/);
+  // A uid change clears the parent-death signal: setpriv applies it last, and unshare execs
+  // without forking, so the signal is armed in the process we spawned.
+  assert.ok(argv.indexOf("--reuid") < argv.indexOf("--pdeathsig"));
+  assert.ok(!argv.includes("--fork"));
+  assert.deepEqual(argv.slice(-3), ["/usr/bin/qemu-system-x86_64", "-M", "microvm"]);
 });

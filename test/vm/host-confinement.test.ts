@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox } from "../../src/index.js";
 import { cacheDir } from "../../src/paths.js";
@@ -68,12 +68,30 @@ test("QEMU runs under seccomp, and as root as a user of its own per sandbox", as
     const gidA = Number(statusA!.get("Gid")!.split(/\s+/)[0]);
     for (const status of [statusA!, statusB!]) {
       // real, effective, saved and filesystem ids: none of them root.
-      assert.ok(status.get("Uid")!.split(/\s+/).every((id) => id !== "0"), status.get("Uid"));
-      assert.ok(status.get("Gid")!.split(/\s+/).every((id) => id !== "0"), status.get("Gid"));
+      assert.ok(
+        status
+          .get("Uid")!
+          .split(/\s+/)
+          .every((id) => id !== "0"),
+        status.get("Uid"),
+      );
+      assert.ok(
+        status
+          .get("Gid")!
+          .split(/\s+/)
+          .every((id) => id !== "0"),
+        status.get("Gid"),
+      );
       assert.equal(status.get("CapEff"), "0000000000000000");
       assert.equal(status.get("CapBnd"), "0000000000000000");
     }
     assert.notEqual(uidA, uidB, "two sandboxes never share a QEMU user");
+    // Network and IPC namespaces of its own: no loopback services, no metadata address.
+    for (const ns of ["net", "ipc"]) {
+      const host = readlinkSync(`/proc/self/ns/${ns}`);
+      assert.notEqual(readlinkSync(`/proc/${qemuPidOf(a)}/ns/${ns}`), host, ns);
+      assert.notEqual(readlinkSync(`/proc/${qemuPidOf(b)}/ns/${ns}`), host, ns);
+    }
     // The restored VM maps the snapshot's RAM through the snapshot group; the booted one not.
     assert.ok(statusB!.get("Groups")!.split(/\s+/).includes(String(SNAPSHOT_RAM_GID)));
     assert.ok(!statusA!.get("Groups")!.split(/\s+/).includes(String(SNAPSHOT_RAM_GID)));
