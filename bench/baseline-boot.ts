@@ -69,6 +69,7 @@ export async function bareBootMs(opts: {
         ],
         controlSocketPath,
         consoleLogPath: join(dir, "console.log"),
+        consoleSocketPath: join(dir, "console.sock"),
       },
       join(dir, "qemu.log"),
     );

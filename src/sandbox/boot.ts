@@ -97,6 +97,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     ],
     controlSocketPath,
     consoleLogPath,
+    consoleSocketPath: join(req.runDir, "console.sock"),
     name: req.runDir,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
     ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { open, rename, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -94,6 +94,13 @@ export function openRingLog(path: string, segmentBytes = CONSOLE_LOG_SEGMENT_BYT
     write(chunk: Buffer, _encoding, callback) {
       void shared.append(chunk).then(() => callback());
     },
+    // A console arrives a few bytes at a time (QEMU's serial sends each byte on its own):
+    // what queued up while a write was in flight goes out as one.
+    writev(chunks, callback) {
+      void shared
+        .append(Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
+        .then(() => callback());
+    },
     final(callback) {
       void release().then(() => callback());
     },
@@ -105,14 +112,7 @@ export function openRingLog(path: string, segmentBytes = CONSOLE_LOG_SEGMENT_BYT
 
 /** The log's segments that exist, oldest first. */
 export function ringLogSegments(path: string): string[] {
-  return [previousSegmentPath(path), path].filter((p) => {
-    try {
-      closeSync(openSync(p, "r"));
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return [previousSegmentPath(path), path].filter((p) => existsSync(p));
 }
 
 /** The last `maxBytes` of the log, across both segments. */

@@ -1,8 +1,9 @@
-import { closeSync, fchownSync, fstatSync, openSync } from "node:fs";
+import { chownSync, closeSync, fchownSync, fstatSync, openSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import type { Stream } from "node:stream";
 import { ErrSetup } from "../errors.js";
 import { mayOpen, type QemuJail } from "./jail.js";
+import { consoleSocketPair } from "./console-stream.js";
 import type { LaunchDescriptor } from "./qemu-args.js";
 
 /** Linux O_PATH (not exported by Node's fs.constants). */
@@ -13,8 +14,8 @@ type StdioEntry = "ignore" | "pipe" | number | Stream;
 export interface OpenedDescriptors {
   /** The spawn `stdio` array: index = descriptor number in QEMU. */
   stdio: StdioEntry[];
-  /** The console's descriptor number (a socket pair end; the host reads `child.stdio[n]`). */
-  consoleFd: number;
+  /** This process's end of the console (console-stream.ts). */
+  console: Socket;
   /** Closes this process's copies once QEMU has its own (or the launch failed). */
   close(): void;
 }
@@ -44,7 +45,7 @@ export async function openLaunchDescriptors(
   const stdio: StdioEntry[] = ["ignore", "ignore", "pipe"];
   const fds: number[] = [];
   const sockets: Socket[] = [];
-  let consoleFd = -1;
+  let consoleHost: Socket | undefined;
   const close = (): void => {
     for (const fd of fds.splice(0)) closeSync(fd);
     for (const socket of sockets.splice(0)) socket.destroy();
@@ -59,6 +60,8 @@ export async function openLaunchDescriptors(
           stdio[d.fd] = track(fds, openReopenable(d, jail));
           break;
         case "path":
+          // Connecting needs write permission on the socket itself: the jail's user gets it.
+          if (jail) chownSync(d.path, jail.uid, jail.gid);
           stdio[d.fd] = track(fds, openSync(d.path, O_PATH));
           break;
         case "connect": {
@@ -67,18 +70,23 @@ export async function openLaunchDescriptors(
           stdio[d.fd] = socket;
           break;
         }
-        case "console":
-          stdio[d.fd] = "pipe";
-          consoleFd = d.fd;
+        case "console": {
+          const pair = await consoleSocketPair(d.path);
+          consoleHost = pair.host;
+          sockets.push(pair.qemu);
+          stdio[d.fd] = pair.qemu;
           break;
+        }
       }
     }
+    if (!consoleHost) throw new Error("a QEMU launch plan without a console");
   } catch (err) {
     close();
+    consoleHost?.destroy();
     throw err;
   }
   for (let i = 0; i < stdio.length; i++) stdio[i] ??= "ignore";
-  return { stdio, consoleFd, close };
+  return { stdio, console: consoleHost, close };
 }
 
 function track(fds: number[], fd: number): number {

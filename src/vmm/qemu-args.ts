@@ -30,6 +30,8 @@ export interface VmSpec {
   controlSocketPath: string;
   /** Serial console output is kept here as a bounded ring log (util/ring-log.ts). */
   consoleLogPath: string;
+  /** Where the launcher briefly listens to connect the console to this process. */
+  consoleSocketPath: string;
   /** Unix socket of the host network stack (-netdev stream); no NIC when absent. */
   networkSocketPath?: string;
   /** Jumbo MTU on the virtual link so one frame can carry up to 64 KB. */
@@ -78,14 +80,15 @@ const FIRST_FREE_FD = 5;
  *   permission on the file itself (`write`: read-write); `create` for a new RAM file;
  * - `connect`: a connection to a host socket, made here on QEMU's behalf;
  * - `path`: an O_PATH descriptor, a name QEMU can connect to that no path of its own reaches;
- * - `console`: one end of a socket pair; the host reads the console from the other.
+ * - `console`: one end of a socket pair made through a listener at `path` (console-stream.ts);
+ *   the host reads the console from the other.
  */
 export type LaunchDescriptor = { fd: number } & (
   | { kind: "file"; path: string; write: boolean }
   | { kind: "reopen"; path: string; write: boolean; create?: boolean }
   | { kind: "connect"; path: string }
   | { kind: "path"; path: string }
-  | { kind: "console" }
+  | { kind: "console"; path: string }
 );
 
 export interface QemuLaunchPlan {
@@ -144,7 +147,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 /** The QEMU command line for `spec` and the descriptors it expects to inherit. */
 export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
   const fds = new DescriptorTable();
-  const consoleFd = fds.add({ kind: "console" });
+  const consoleFd = fds.add({ kind: "console", path: spec.consoleSocketPath });
   const args: string[] = [
     "-sandbox",
     QEMU_SECCOMP,

@@ -6,7 +6,8 @@ import { ErrSetup } from "../errors.js";
 import { CONSOLE_LOG_SEGMENT_BYTES, openRingLog, readRingLogTail } from "../util/ring-log.js";
 import { sanitizeTerminalText } from "../util/terminal-text.js";
 import { acquireJail, findTool, jailedCommand, jailNeeded, type QemuJail } from "./jail.js";
-import { openLaunchDescriptors } from "./launch-descriptors.js";
+import { drainConsole } from "./console-stream.js";
+import { openLaunchDescriptors, type OpenedDescriptors } from "./launch-descriptors.js";
 import { planQemuLaunch, type VmSpec } from "./qemu-args.js";
 
 export interface QemuExit {
@@ -87,10 +88,11 @@ export class QemuProcess {
           mapsSnapshotRam: spec.memoryFile !== undefined && !spec.memoryFile.shared,
         })
       : undefined;
-    let child: ChildProcess;
+    let opened: OpenedDescriptors | undefined;
     try {
       const [cmd, ...args] = launchCommand(qemu, plan.args, jail);
-      const opened = await openLaunchDescriptors(plan.descriptors, jail);
+      opened = await openLaunchDescriptors(plan.descriptors, jail);
+      let child: ChildProcess;
       try {
         // Own session: Ctrl-C at the owner's terminal is for the owner (which forwards it to
         // the guest command or stops cleanly), not for QEMU. The parent-death signal still
@@ -104,17 +106,13 @@ export class QemuProcess {
       if (child.pid === undefined) throw new ErrSetup(`failed to start QEMU (${cmd})`);
       const logs = [
         keepLog(child.stdio[2], qemuLogPath, QEMU_LOG_SEGMENT_BYTES),
-        // A "pipe" above stderr is a socket: readable.
-        keepLog(
-          child.stdio[opened.consoleFd] as Readable | null,
-          spec.consoleLogPath,
-          CONSOLE_LOG_SEGMENT_BYTES,
-        ),
+        drainConsole(opened.console, openRingLog(spec.consoleLogPath, CONSOLE_LOG_SEGMENT_BYTES)),
       ];
       const vm = new QemuProcess(child, child.pid, jail?.uid ?? currentUid(), Promise.all(logs));
       void vm.exited.then(() => jail?.release());
       return vm;
     } catch (err) {
+      opened?.console.destroy();
       jail?.release();
       throw err;
     }

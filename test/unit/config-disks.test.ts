@@ -107,6 +107,7 @@ test("the guest is told where disk i goes; persistent disks honour guest flushes
       disks: attached.vmDisks,
       controlSocketPath: "/c",
       consoleLogPath: "/l",
+      consoleSocketPath: "/s",
     });
     const args = plan.args.join(" ");
     // Disks reach QEMU as descriptors (an fdset each), the writable one both ways.

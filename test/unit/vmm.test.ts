@@ -46,6 +46,7 @@ const spec: VmSpec = {
   ],
   controlSocketPath: "/run/ctl.sock",
   consoleLogPath: "/run/console.log",
+  consoleSocketPath: "/run/console.sock",
 };
 
 function optionAfter(args: string[], flag: string): string[] {
@@ -193,7 +194,11 @@ test("QEMU is confined by its seccomp filter and opens no host path by name", ()
   });
   const console = /^socket,id=console,fd=(\d+)$/.exec(optionAfter(plan.args, "-chardev")[0]!);
   assert.ok(console);
-  assert.equal(described(plan, Number(console[1])).kind, "console");
+  assert.deepEqual(described(plan, Number(console[1])), {
+    fd: Number(console[1]),
+    kind: "console",
+    path: "/run/console.sock",
+  });
   assert.deepEqual(optionAfter(plan.args, "-serial"), ["chardev:console"]);
   // Every descriptor has its own number, none of them stdin/stdout/stderr.
   const fds = plan.descriptors.map((d) => d.fd);
