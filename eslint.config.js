@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import importThroughIndex from "./scripts/eslint/import-through-index.js";
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "guest/build/"] },
@@ -26,5 +27,10 @@ export default tseslint.config(
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
       ],
     },
+  },
+  {
+    files: ["src/**/*.ts"],
+    plugins: { wheellock: { rules: { "import-through-index": importThroughIndex } } },
+    rules: { "wheellock/import-through-index": "error" },
   },
 );

@@ -13,6 +13,7 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DiskSerial } from "../src/channel/index.js";
 import { buildCpio } from "../src/setup/cpio.js";
 import { QemuProcess, type Accel } from "../src/vmm/index.js";
 
@@ -64,7 +65,7 @@ export async function bareBootMs(opts: {
         initramfsPath,
         kernelArgs: [],
         disks: [
-          { path: opts.imagePath, serial: "wl-root", readonly: true },
+          { path: opts.imagePath, serial: DiskSerial.Root, readonly: true },
           { path: upper, serial: "wl-upper", readonly: false },
         ],
         controlSocketPath,

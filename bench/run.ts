@@ -9,10 +9,12 @@ import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
 import { startRounds, type StartRound } from "./starts.js";
+import { cliStartupBench } from "./cli-startup.js";
 import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { kernelComparison } from "./kernels.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
+import { stdoutThroughputMBps as throughputMBps } from "./stdout-throughput.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -61,19 +63,6 @@ function cliRunTrueMs(): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
-async function throughputMBps(sb: Sandbox, bytes: number): Promise<number> {
-  const [ms] = await timed(async () => {
-    // Same producer as the raw-serial baseline, so the ratio measures the channel alone.
-    const proc = sb.spawn(`dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null`);
-    proc.stdin.end();
-    let total = 0;
-    for await (const chunk of proc.stdout) total += (chunk as Buffer).length;
-    await proc.wait();
-    if (total !== bytes) throw new Error(`stdout: got ${total} of ${bytes} bytes`);
-  });
-  return bytes / MB / (ms / 1000);
-}
-
 /**
  * A second baseline: `dd | cat` entirely inside the guest. Command output must cross a pipe
  * before the agent sees it, and under TCG the pipe alone is slower than the raw port.
@@ -90,6 +79,8 @@ async function guestPipeMBps(sb: Sandbox, bytes: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  // First, while nothing else of the bench runs: whole-process figures are the noisiest.
+  const cliStartup = cliStartupBench(log);
   const assets = await prepareAssets();
   const accel = detectAccel("auto");
   log(`accelerator ${accel.accel} (${accel.reason})`);
@@ -185,7 +176,9 @@ async function main(): Promise<void> {
     const image = await imageBench(log);
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
-    process.stdout.write(`${JSON.stringify({ ...result, image, kernels, intercept }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept }, null, 2)}\n`,
+    );
   } finally {
     await sb.close();
     rawPort.close();

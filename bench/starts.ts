@@ -1,7 +1,7 @@
 // Start figures (issue 7), interleaved round by round so a shared machine's drifting load hits
 // every kind alike: bare boot (baseline), cold start, snapshot restore and warm-pool acquire,
 // each to the first `exec(["true"])` done. Ratios are taken per round, then the median.
-import { Sandbox } from "../src/index.js";
+import { Sandbox, type VmSandbox } from "../src/index.js";
 import type { Accel } from "../src/vmm/index.js";
 import { bareBootMs } from "./baseline-boot.js";
 
@@ -16,7 +16,7 @@ export interface StartRound {
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-async function createToFirstExec(snapshot: boolean): Promise<[number, Sandbox]> {
+async function createToFirstExec(snapshot: boolean): Promise<[number, VmSandbox]> {
   const t = now();
   const sb = await Sandbox.create({ snapshot });
   await sb.exec(["true"]);

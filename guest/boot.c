@@ -18,35 +18,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "config.h"
 #include "net.h"
+#include "proto.h"
 #include "util.h"
 
 #define MODULES_DIR "/lib/wheellock/modules"
 #define MODULES_ORDER "/lib/wheellock/modules.order"
 #define DISK_WAIT_MS 10000
-#define PORT_NAME "wheellock.ctl"
 /* Where the disks live before (and, seen from the initramfs, after) the root switch. */
 #define IMAGE_MNT "/mnt/image"
 #define UPPER_MNT "/mnt/upper"
 #define NEWROOT "/mnt/root"
 
-static int privileged;
 static int initramfs_root_fd = -1;
-
-/* Extra disks (wheellock.disks=/a,/b:ro): disk i has serial wl-disk<i>. */
-#define MAX_EXTRA_DISKS 8
-#define DISKS_KEY "wheellock.disks="
-static char disks_value[1024];
-static char *disk_paths[MAX_EXTRA_DISKS];
-static int disk_readonly[MAX_EXTRA_DISKS];
-static int n_disks;
+/* Extra disks mounted so far, unmounted in reverse at power-off. */
 static int n_disks_mounted;
-
-int boot_privileged(void)
-{
-	return privileged;
-}
 
 static void __attribute__((noreturn)) fatal(const char *what)
 {
@@ -71,32 +59,6 @@ static int do_mount(const char *src, const char *dst, const char *type, unsigned
 		return -1;
 	}
 	return 0;
-}
-
-static void read_cmdline(void)
-{
-	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
-	if (!cmd)
-		return;
-	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
-		if (strcmp(tok, "wheellock.privileged=1") == 0)
-			privileged = 1;
-		else if (strncmp(tok, DISKS_KEY, strlen(DISKS_KEY)) == 0 &&
-			 strlen(tok + strlen(DISKS_KEY)) < sizeof disks_value)
-			strcpy(disks_value, tok + strlen(DISKS_KEY));
-	}
-	free(cmd);
-	char *save = NULL;
-	for (char *p = strtok_r(disks_value, ",", &save); p && n_disks < MAX_EXTRA_DISKS;
-	     p = strtok_r(NULL, ",", &save)) {
-		char *opt = strchr(p, ':');
-		disk_readonly[n_disks] = opt && strcmp(opt, ":ro") == 0;
-		if (opt)
-			*opt = '\0';
-		if (p[0] != '/')
-			continue;
-		disk_paths[n_disks++] = p;
-	}
 }
 
 static void load_modules(void)
@@ -186,22 +148,24 @@ static void mount_base(void)
  * the boot: running without it would silently write the user's data to the throwaway root. */
 static void mount_extra_disks(void)
 {
-	for (int i = 0; i < n_disks; i++) {
+	const struct cmdline *c = cmdline();
+	for (int i = 0; i < c->n_disks; i++) {
 		char serial[32], dev[300];
-		snprintf(serial, sizeof serial, "wl-disk%d", i);
+		snprintf(serial, sizeof serial, WL_SERIAL_EXTRA_PREFIX "%d", i);
 		wait_disk(serial, dev, sizeof dev);
-		if (mkdir_p(disk_paths[i], 0755) != 0)
+		if (mkdir_p(c->disk_paths[i], 0755) != 0)
 			fatal("creating a disk mount point");
 		unsigned long flags = MS_NOATIME | MS_NOSUID | MS_NODEV;
-		if (disk_readonly[i])
+		if (c->disk_readonly[i])
 			flags |= MS_RDONLY;
-		int rc = mount(dev, disk_paths[i], "ext4", flags, NULL);
+		int rc = mount(dev, c->disk_paths[i], "ext4", flags, NULL);
 		/* A read-only device cannot replay a journal left by an unclean stop: mount the
 		 * last consistent state instead. */
-		if (rc != 0 && disk_readonly[i])
-			rc = mount(dev, disk_paths[i], "ext4", flags, "noload");
+		if (rc != 0 && c->disk_readonly[i])
+			rc = mount(dev, c->disk_paths[i], "ext4", flags, "noload");
 		if (rc != 0) {
-			logmsg("disk %s (%s) on %s: %s", serial, dev, disk_paths[i], strerror(errno));
+			logmsg("disk %s (%s) on %s: %s", serial, dev, c->disk_paths[i],
+			       strerror(errno));
 			fatal("mounting a disk");
 		}
 		n_disks_mounted = i + 1;
@@ -210,9 +174,10 @@ static void mount_extra_disks(void)
 
 static void unmount_extra_disks(void)
 {
+	const struct cmdline *c = cmdline();
 	for (int i = n_disks_mounted - 1; i >= 0; i--) {
-		if (umount2(disk_paths[i], 0) != 0 && !disk_readonly[i])
-			mount(NULL, disk_paths[i], NULL, MS_REMOUNT | MS_RDONLY, NULL);
+		if (umount2(c->disk_paths[i], 0) != 0 && !c->disk_readonly[i])
+			mount(NULL, c->disk_paths[i], NULL, MS_REMOUNT | MS_RDONLY, NULL);
 	}
 }
 
@@ -253,12 +218,12 @@ void boot_system(void)
 	ensure_std_fds();
 	do_mount("proc", "/proc", "proc", 0, NULL);
 	do_mount("sysfs", "/sys", "sysfs", 0, NULL);
-	read_cmdline();
+	cmdline_load();
 	load_modules();
 
 	char root_dev[300], upper_dev[300];
-	wait_disk("wl-root", root_dev, sizeof root_dev);
-	wait_disk("wl-upper", upper_dev, sizeof upper_dev);
+	wait_disk(WL_SERIAL_ROOT, root_dev, sizeof root_dev);
+	wait_disk(WL_SERIAL_UPPER, upper_dev, sizeof upper_dev);
 	mkdir("/mnt", 0755);
 	if (do_mount(root_dev, IMAGE_MNT, "ext4", MS_RDONLY, NULL) != 0)
 		fatal("mounting the image");
@@ -290,42 +255,16 @@ void boot_system(void)
 	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
 }
 
-int boot_open_port(void)
+/* Unbinding the virtio console driver through sysfs (then binding it again) recreates the
+ * agent's ports with nobody holding them; docs/SECURITY.md. A remount without MS_BIND makes
+ * the sysfs superblock read-only, not just this mount: commands lack CAP_SYS_ADMIN to remount
+ * it, and a sysfs mounted afresh in a user namespace must then be read-only too (the kernel
+ * refuses a more permissive mount than the visible one), so there is no writable view left. */
+void boot_lock_sysfs(void)
 {
-	return boot_open_named_port(PORT_NAME);
-}
-
-int boot_open_named_port(const char *port_name)
-{
-	for (int waited = 0; waited < DISK_WAIT_MS; waited++) {
-		DIR *d = opendir("/sys/class/virtio-ports");
-		struct dirent *de;
-		while (d && (de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			char path[300];
-			snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", de->d_name);
-			char *name = read_small_file(path, 128, NULL);
-			if (!name)
-				continue;
-			name[strcspn(name, "\n")] = '\0';
-			int match = strcmp(name, port_name) == 0;
-			free(name);
-			if (!match)
-				continue;
-			snprintf(path, sizeof path, "/dev/%s", de->d_name);
-			int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-			if (fd >= 0) {
-				closedir(d);
-				return fd;
-			}
-		}
-		if (d)
-			closedir(d);
-		sleep_ms(1);
-	}
-	logmsg("no virtio-serial port named %s", port_name);
-	return -1;
+	if (mount(NULL, "/sys", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) != 0)
+		fatal("making /sys read-only");
 }
 
 void boot_poweroff(void)

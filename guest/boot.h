@@ -1,15 +1,14 @@
-/* PID 1 duties: modules, disks, overlay root, base mounts, the control port, power-off. */
+/* PID 1 duties: modules, disks, overlay root, base mounts, power-off. */
 #ifndef WL_BOOT_H
 #define WL_BOOT_H
 
-/* Everything up to a usable root; exits (kernel panic, VM ends) on failure. */
+/* Everything up to a usable root; exits (kernel panic, VM ends) on failure. Reads the kernel
+ * command line (cmdline.h) first. */
 void boot_system(void);
-/* 1 if the kernel command line has wheellock.privileged=1. */
-int boot_privileged(void);
-/* Opens the virtio-serial port named wheellock.ctl; -1 on failure. */
-int boot_open_port(void);
-/* Opens the virtio-serial port with this name (waits for it like the control port). */
-int boot_open_named_port(const char *port_name);
+/* Makes sysfs read-only for everyone, the agent included: call once the agent's own writes
+ * to /sys (FUSE readahead) are done. Unless the sandbox is privileged, no process it starts
+ * can undo that (see boot.c), so none can unbind or re-bind a driver. */
+void boot_lock_sysfs(void);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);
 

@@ -27,24 +27,6 @@ static int valid_hostname(const char *s)
 	return 1;
 }
 
-/* Replaces the file (which may be a symlink in the image) with new content. */
-static int replace_file(const char *path, const char *data, size_t len)
-{
-	char tmp[64];
-	snprintf(tmp, sizeof tmp, "%s.wheellock-tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	int rc = write_all(fd, data, len);
-	if (close(fd) != 0)
-		rc = -1;
-	if (rc == 0)
-		rc = rename(tmp, path);
-	if (rc != 0)
-		unlink(tmp);
-	return rc;
-}
-
 /* Overwrites a regular file the sandbox alone owns (one link, not a symlink) in place, or
  * falls back to replace_file. The hostname files are bind mounts (config_prepare_etc_files),
  * which cannot be renamed over. Not atomic, which is fine: CONFIGURE runs before any command
@@ -181,9 +163,21 @@ static int add_seed(const uint8_t *seed, uint32_t len)
 	return rc;
 }
 
+/* The token goes first, before anything that can fail: every frame from here on, this
+ * reply included (OK or ERROR), carries it. A TOKEN that is not a u32 is a host bug the
+ * host would only see as frames with the wrong token: make it a protocol error instead. */
+static int apply_token(const uint8_t *payload, uint32_t len)
+{
+	uint32_t token;
+	int found = rec_find_u32(payload, len, T_CONFIGURE_TOKEN, &token);
+	if (found > 0)
+		wire_set_token(token);
+	return found < 0 ? -1 : 0;
+}
+
 int config_apply(uint32_t id, const uint8_t *payload, uint32_t len)
 {
-	if (!rec_valid(payload, len))
+	if (!rec_valid(payload, len) || apply_token(payload, len) != 0)
 		return -1;
 	struct rec_it it;
 	uint8_t tag;
@@ -191,7 +185,7 @@ int config_apply(uint32_t id, const uint8_t *payload, uint32_t len)
 	uint32_t l;
 	rec_iter(&it, payload, len);
 	while (rec_next(&it, &tag, &v, &l) == 1) {
-		if (tag == T_CONF_TIME_UNIX_MS) {
+		if (tag == T_CONFIGURE_TIME_UNIX_MS) {
 			uint64_t ms;
 			if (val_u64(v, l, &ms) != 0) {
 				wire_send_error(id, EINVAL, "bad TIME_UNIX_MS");
@@ -202,12 +196,12 @@ int config_apply(uint32_t id, const uint8_t *payload, uint32_t len)
 				wire_send_error(id, errno, "clock_settime: %s", strerror(errno));
 				return 0;
 			}
-		} else if (tag == T_CONF_SEED) {
+		} else if (tag == T_CONFIGURE_SEED) {
 			if (add_seed(v, l) != 0) {
 				wire_send_error(id, errno ? errno : EINVAL, "seed: %s", strerror(errno));
 				return 0;
 			}
-		} else if (tag == T_CONF_HOSTNAME) {
+		} else if (tag == T_CONFIGURE_HOSTNAME) {
 			char *name = val_strdup(v, l);
 			if (!name || !valid_hostname(name)) {
 				free(name);

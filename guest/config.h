@@ -1,4 +1,4 @@
-/* CONFIGURE: wall clock and hostname. */
+/* CONFIGURE: session token, wall clock, entropy and hostname. */
 #ifndef WL_CONFIG_H
 #define WL_CONFIG_H
 

@@ -30,6 +30,10 @@ struct file_req {
 };
 
 /* Which optional fields a request may carry (all requests have PATH = tag 1). */
+_Static_assert(T_FILE_WRITE_PATH == T_FILE_READ_PATH && T_FILE_READ_PATH == T_FILE_LIST_PATH &&
+		       T_FILE_LIST_PATH == T_FILE_STAT_PATH && T_FILE_STAT_PATH == T_MKDIR_PATH &&
+		       T_MKDIR_PATH == T_REMOVE_PATH,
+	       "parse_req reads PATH with one tag");
 enum req_kind { RQ_PATH_ONLY, RQ_WRITE, RQ_STAT, RQ_MKDIR, RQ_REMOVE };
 
 /* 0 = ok, -1 = protocol error, 1 = request invalid (ERROR already sent). */
@@ -45,21 +49,21 @@ static int parse_req(uint32_t id, const uint8_t *payload, uint32_t len, struct f
 	int bad = 0;
 	rec_iter(&it, payload, len);
 	while (!bad && rec_next(&it, &tag, &v, &l) == 1) {
-		if (tag == T_PATH) {
+		if (tag == T_FILE_WRITE_PATH) {
 			free(r->path);
 			bad = !(r->path = val_strdup(v, l));
-		} else if (kind == RQ_WRITE && tag == T_FW_MODE) {
+		} else if (kind == RQ_WRITE && tag == T_FILE_WRITE_MODE) {
 			bad = val_u32(v, l, &r->mode) != 0;
-		} else if (kind == RQ_WRITE && tag == T_FW_UID) {
+		} else if (kind == RQ_WRITE && tag == T_FILE_WRITE_UID) {
 			bad = val_u32(v, l, &r->uid) != 0;
 			r->has_uid = 1;
-		} else if (kind == RQ_WRITE && tag == T_FW_GID) {
+		} else if (kind == RQ_WRITE && tag == T_FILE_WRITE_GID) {
 			bad = val_u32(v, l, &r->gid) != 0;
 			r->has_gid = 1;
 		} else if (kind == RQ_MKDIR && tag == T_MKDIR_MODE) {
 			bad = val_u32(v, l, &r->mode) != 0;
-		} else if ((kind == RQ_STAT && tag == T_FS_FOLLOW) ||
-			   (kind == RQ_REMOVE && tag == T_RM_RECURSIVE)) {
+		} else if ((kind == RQ_STAT && tag == T_FILE_STAT_FOLLOW) ||
+			   (kind == RQ_REMOVE && tag == T_REMOVE_RECURSIVE)) {
 			bad = val_u8(v, l, &r->flag) != 0;
 		}
 	}
@@ -84,18 +88,6 @@ static void send_errno(uint32_t id, const char *path, int err)
 	wire_send_error(id, err, "%s: %s", path, strerror(err));
 }
 
-/* Creates the parents of path (mkdir -p of its dirname). */
-static int make_parents(const char *path)
-{
-	char buf[MAX_PATH_LEN + 1];
-	snprintf(buf, sizeof buf, "%s", path);
-	char *slash = strrchr(buf, '/');
-	if (!slash || slash == buf)
-		return 0;
-	*slash = '\0';
-	return mkdir_p(buf, 0755);
-}
-
 int file_write_start(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	struct file_req r = {.mode = 0644};
@@ -103,7 +95,7 @@ int file_write_start(uint32_t id, const uint8_t *payload, uint32_t len)
 	if (rc)
 		return rc < 0 ? -1 : 0;
 	int fd = -1;
-	if (make_parents(r.path) != 0 ||
+	if (mkdir_parents(r.path) != 0 ||
 	    (fd = open(r.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0600)) < 0 ||
 	    fchmod(fd, r.mode & 07777) != 0 ||
 	    ((r.has_uid || r.has_gid) &&
@@ -214,7 +206,7 @@ int file_read_pump(struct stream *s)
 		uint8_t b[16];
 		struct rec r;
 		rec_init(&r, b, sizeof b);
-		rec_u64(&r, T_FR_SIZE, total);
+		rec_u64(&r, T_FILE_READ_OK_SIZE, total);
 		wire_send(FT_OK, id, b, r.len);
 	}
 	return 0;
@@ -256,12 +248,12 @@ static int stat_record(struct rec *r, const char *name, int dirfd, const char *p
 	struct stat st;
 	if (fstatat(dirfd, path, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
 		return -2;
-	rec_str(r, T_ST_NAME, name);
-	rec_u64(r, T_ST_SIZE, clamp53(st.st_size));
-	rec_u32(r, T_ST_MODE, (uint32_t)st.st_mode);
-	rec_u32(r, T_ST_UID, (uint32_t)st.st_uid);
-	rec_u32(r, T_ST_GID, (uint32_t)st.st_gid);
-	rec_u64(r, T_ST_MTIME_MS,
+	rec_str(r, T_STAT_NAME, name);
+	rec_u64(r, T_STAT_SIZE, clamp53(st.st_size));
+	rec_u32(r, T_STAT_MODE, (uint32_t)st.st_mode);
+	rec_u32(r, T_STAT_UID, (uint32_t)st.st_uid);
+	rec_u32(r, T_STAT_GID, (uint32_t)st.st_gid);
+	rec_u64(r, T_STAT_MTIME_MS,
 		clamp53((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000));
 	if (S_ISLNK(st.st_mode)) {
 		char link[MAX_PATH_LEN + 1];
@@ -269,7 +261,7 @@ static int stat_record(struct rec *r, const char *name, int dirfd, const char *p
 		if (n >= 0) {
 			link[n] = '\0';
 			if (valid_utf8(link))
-				rec_str(r, T_ST_LINK, link);
+				rec_str(r, T_STAT_LINK, link);
 		}
 	}
 	return r->overflow ? -1 : 0;
@@ -350,7 +342,7 @@ int file_list(uint32_t id, const uint8_t *payload, uint32_t len)
 		int src = stat_record(&er, names[i], dirfd(d), names[i], 0);
 		if (src == -2)
 			continue; /* removed while listing */
-		rec_bytes(&out, T_FL_ENTRY, entry, er.len);
+		rec_bytes(&out, T_FILE_LIST_OK_ENTRY, entry, er.len);
 		toobig = out.overflow;
 	}
 	if (toobig)

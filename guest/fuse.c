@@ -9,28 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "boot.h"
+#include "cmdline.h"
 #include "fuse_notify.h"
+#include "port.h"
+#include "proto.h"
 #include "util.h"
-
-#define FUSE_KEY "wheellock.fuse="
-#define FUSE_PORT_NAME "wheellock.fuse"
 /* Where the one FUSE filesystem is mounted; each guest path is a bind mount of a subdir. */
 #define FUSE_ROOT "/run/wheellock/vfs"
 /* The kernel wants a read buffer of at least max_write (1 MiB) plus the request headers. */
 #define MSG_MAX ((1u << 20) + 8192u)
 #define OUT_HEADER_BYTES 16u
-#define MAX_MOUNTS 16
 #define MOUNT_WAIT_MS 30000
 
 static int fuse_fd = -1;
-static int port_fd = -1;
+static struct port fport = {WL_PORT_FUSE, -1, -1};
+/* Signalled by the relay thread when its port is gone; the main loop powers off. */
+static int lost_fd = -1;
 /* One request at a time travels to the host: /dev/fuse is not read while it is pending, so
  * a slow host throttles the kernel instead of growing our buffer. */
 static uint8_t to_host[MSG_MAX];
@@ -40,29 +41,37 @@ static uint8_t from_host[MSG_MAX];
 static size_t from_host_len;
 
 /* The host went away or broke the stream: closing /dev/fuse aborts the connection, so guest
- * processes get ENOTCONN instead of hanging, and the relay leaves the poll set for good. */
-static void relay_stop(const char *why)
+ * processes get ENOTCONN instead of hanging, and the relay leaves the poll set for good.
+ * A port that is gone (port.h) is worse: whatever opens its successor could feed the host
+ * FUSE requests, so the main loop is told to power off. */
+static void close_relay_fds(void)
 {
-	logmsg("fuse relay stopped: %s", why);
-	fuse_notify_stop();
-	if (port_fd >= 0)
-		close(port_fd);
-	if (fuse_fd >= 0)
-		close(fuse_fd);
-	port_fd = fuse_fd = -1;
+	int *fds[] = {&fuse_fd, &fport.fd, &fport.sysfs_dir};
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
 }
 
-static int parse_paths(char *value, char *paths[], int max)
+static void relay_stop(const char *why)
 {
-	int n = 0;
-	for (char *p = strtok(value, ":"); p && n < max; p = strtok(NULL, ":")) {
-		/* The host validated these (absolute, [A-Za-z0-9/_.-]); refuse anything else. */
-		if (p[0] != '/' || strstr(p, "..") || strspn(p, "abcdefghijklmnopqrstuvwxyz"
-							"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.-") != strlen(p))
-			return -1;
-		paths[n++] = p;
-	}
-	return n;
+	int lost = fport.fd >= 0 && !port_alive(&fport);
+	logmsg("fuse relay stopped: %s", lost ? "port removed" : why);
+	fuse_notify_stop();
+	close_relay_fds();
+	if (lost && lost_fd >= 0 && eventfd_write(lost_fd, 1) != 0)
+		logmsg("fuse: cannot report the lost port: %s", strerror(errno));
+}
+
+int fuse_lost_fd(void)
+{
+	return lost_fd;
+}
+
+void fuse_port_lost(void)
+{
+	port_lost(&fport, "the relay saw it disappear");
 }
 
 static void relay_to_host(void)
@@ -81,7 +90,11 @@ static void relay_to_host(void)
 		to_host_off = 0;
 	}
 	while (to_host_off < to_host_len) {
-		ssize_t put = write(port_fd, to_host + to_host_off, to_host_len - to_host_off);
+		ssize_t put = write(fport.fd, to_host + to_host_off, to_host_len - to_host_off);
+		if (put < 0 && errno != EAGAIN && errno != EINTR) {
+			relay_stop("port write failed");
+			return;
+		}
 		if (put <= 0)
 			return; /* EAGAIN: the poll loop waits for POLLOUT */
 		to_host_off += (size_t)put;
@@ -91,7 +104,7 @@ static void relay_to_host(void)
 
 static void relay_to_kernel(void)
 {
-	ssize_t got = read(port_fd, from_host + from_host_len, sizeof from_host - from_host_len);
+	ssize_t got = read(fport.fd, from_host + from_host_len, sizeof from_host - from_host_len);
 	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
 		relay_stop("host closed the port");
 		return;
@@ -125,12 +138,12 @@ static void relay_to_kernel(void)
 
 static size_t fuse_poll_fds(struct pollfd *pfd)
 {
-	if (fuse_fd < 0 || port_fd < 0)
+	if (fuse_fd < 0 || fport.fd < 0)
 		return 0;
 	short port_events = POLLIN;
 	if (to_host_len > 0)
 		port_events |= POLLOUT;
-	pfd[0] = (struct pollfd){port_fd, port_events, 0};
+	pfd[0] = (struct pollfd){fport.fd, port_events, 0};
 	if (to_host_len > 0)
 		return 1;
 	pfd[1] = (struct pollfd){fuse_fd, POLLIN, 0};
@@ -142,9 +155,9 @@ static void fuse_on_events(const struct pollfd *pfd, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (!pfd[i].revents)
 			continue;
-		if (pfd[i].fd == port_fd && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (pfd[i].fd == fport.fd && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			relay_to_kernel();
-		if (port_fd >= 0 && pfd[i].fd == port_fd && (pfd[i].revents & POLLOUT))
+		if (fport.fd >= 0 && pfd[i].fd == fport.fd && (pfd[i].revents & POLLOUT))
 			relay_to_host();
 		if (fuse_fd >= 0 && pfd[i].fd == fuse_fd && (pfd[i].revents & POLLIN))
 			relay_to_host();
@@ -179,14 +192,8 @@ static int make_target(const char *src, const char *target)
 		return -1;
 	if (!S_ISREG(st.st_mode))
 		return mkdir_p(target, 0755);
-	char parent[512];
-	snprintf(parent, sizeof parent, "%s", target);
-	char *slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		if (mkdir_p(parent, 0755) != 0)
-			return -1;
-	}
+	if (mkdir_parents(target) != 0)
+		return -1;
 	int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return -1;
@@ -196,7 +203,7 @@ static int make_target(const char *src, const char *target)
 
 /* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
  * process relays; the child's exit status says whether every mount worked. */
-static int bind_paths(char *paths[], int n)
+static int bind_paths(const char *const paths[], int n)
 {
 	pid_t child = fork();
 	if (child < 0)
@@ -277,31 +284,13 @@ static int relay_start(void)
 
 void fuse_setup(void)
 {
-	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
-	if (!cmd)
-		return;
-	char *value = NULL;
-	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n"))
-		if (strncmp(tok, FUSE_KEY, strlen(FUSE_KEY)) == 0)
-			value = tok + strlen(FUSE_KEY);
-	char *paths[MAX_MOUNTS];
-	char copy[1024];
-	int n = -1;
-	if (value && strlen(value) < sizeof copy) {
-		strcpy(copy, value);
-		n = parse_paths(copy, paths, MAX_MOUNTS);
-	}
-	free(cmd);
-	if (!value)
-		return;
-	if (n <= 0) {
-		logmsg("fuse: bad %s value", FUSE_KEY);
-		return;
-	}
-	port_fd = boot_open_named_port(FUSE_PORT_NAME);
-	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-	if (port_fd < 0 || fuse_fd < 0 || set_nonblock(port_fd) != 0 ||
-	    mkdir_p(FUSE_ROOT, 0755) != 0) {
+	const struct cmdline *c = cmdline();
+	if (c->n_mounts <= 0)
+		return; /* no key, or a bad value (cmdline.c logged it) */
+	if (port_open(WL_PORT_FUSE, &fport) != 0 ||
+	    (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK)) < 0 ||
+	    set_nonblock(fport.fd) != 0 || mkdir_p(FUSE_ROOT, 0755) != 0 ||
+	    (lost_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		logmsg("fuse: cannot start the relay: %s", strerror(errno));
 		goto fail;
 	}
@@ -315,7 +304,7 @@ void fuse_setup(void)
 	}
 	if (fuse_notify_start(fuse_fd) != 0)
 		logmsg("fuse: no invalidation writer: %s", strerror(errno));
-	if (bind_paths(paths, n) != 0)
+	if (bind_paths(c->mount_paths, c->n_mounts) != 0)
 		logmsg("fuse: some mounts failed");
 	if (relay_start() != 0) {
 		logmsg("fuse: cannot start the relay thread: %s", strerror(errno));
@@ -323,9 +312,8 @@ void fuse_setup(void)
 	}
 	return;
 fail:
-	if (fuse_fd >= 0)
-		close(fuse_fd);
-	if (port_fd >= 0)
-		close(port_fd);
-	fuse_fd = port_fd = -1;
+	close_relay_fds();
+	if (lost_fd >= 0)
+		close(lost_fd);
+	lost_fd = -1;
 }

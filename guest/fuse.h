@@ -10,5 +10,9 @@
  * then leaves it to a thread of its own. Failures are logged, never fatal: exec must still
  * work. */
 void fuse_setup(void);
+/* Readable (an eventfd) once the relay found its port removed (port.h); -1 without a relay.
+ * The main loop polls it and then calls fuse_port_lost, which powers the VM off. */
+int fuse_lost_fd(void);
+void __attribute__((noreturn)) fuse_port_lost(void);
 
 #endif

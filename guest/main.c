@@ -11,10 +11,13 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "cmdline.h"
 #include "config.h"
 #include "exec.h"
 #include "files.h"
 #include "fuse.h"
+#include "netsetup.h"
+#include "port.h"
 #include "portfwd.h"
 #include "proto.h"
 #include "spawn.h"
@@ -25,13 +28,14 @@
 /* Retry delay after the host side of the port went away (avoids spinning on HUP). */
 #define PORT_RETRY_MS 100
 
-enum role { R_PORT, R_SIGNAL, R_OUT, R_ERR, R_IN, R_CONN };
+enum role { R_PORT, R_SIGNAL, R_FUSE_LOST, R_OUT, R_ERR, R_IN, R_CONN };
 struct owner {
 	enum role role;
 	struct stream *s;
 };
 
 static int privileged;
+static struct port control;
 
 static void send_hello(void)
 {
@@ -50,7 +54,8 @@ static void send_hello(void)
 
 static int is_open_op(uint8_t t)
 {
-	return t == FT_CONFIGURE || t == FT_PING || t == FT_EXEC || t == FT_FILE_WRITE ||
+	return t == FT_CONFIGURE || t == FT_PING || t == FT_NETWORK_SETUP || t == FT_EXEC ||
+	       t == FT_FILE_WRITE ||
 	       t == FT_FILE_READ || t == FT_FILE_LIST || t == FT_FILE_STAT || t == FT_MKDIR ||
 	       t == FT_REMOVE || t == FT_PORT_FORWARD;
 }
@@ -67,6 +72,8 @@ static int open_op(const struct frame *f)
 	case FT_PING:
 		wire_send(FT_OK, f->stream, NULL, 0);
 		return 0;
+	case FT_NETWORK_SETUP:
+		return netsetup_apply(f->stream, f->payload, f->len);
 	case FT_EXEC:
 		return exec_start(f->stream, f->payload, f->len, privileged);
 	case FT_FILE_WRITE:
@@ -202,8 +209,9 @@ static int service_streams(void)
 	return timeout;
 }
 
-static void __attribute__((noreturn)) serve(int port, int sfd)
+static void __attribute__((noreturn)) serve(int sfd)
 {
+	const int port = control.fd;
 	static struct pollfd pfd[4 + 3 * MAX_STREAMS];
 	static struct owner own[4 + 3 * MAX_STREAMS];
 	int port_down_until = 0;
@@ -224,6 +232,10 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		}
 		pfd[n] = (struct pollfd){sfd, POLLIN, 0};
 		own[n++] = (struct owner){R_SIGNAL, NULL};
+		if (fuse_lost_fd() >= 0) {
+			pfd[n] = (struct pollfd){fuse_lost_fd(), POLLIN, 0};
+			own[n++] = (struct owner){R_FUSE_LOST, NULL};
+		}
 		for (size_t i = 0; i < stream_count(); i++) {
 			struct stream *s = stream_at(i);
 			if (s->kind == S_PORT && s->connecting) {
@@ -256,9 +268,12 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		}
 		/* Children first so EXIT state is current; port last because it can free streams
 		 * that later pollfd entries point at. */
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			if (own[i].role == R_SIGNAL && pfd[i].revents)
 				reap_children(sfd);
+			if (own[i].role == R_FUSE_LOST && pfd[i].revents)
+				fuse_port_lost();
+		}
 		for (size_t i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
@@ -276,7 +291,14 @@ static void __attribute__((noreturn)) serve(int port, int sfd)
 		}
 		if (pfd[0].fd == port && own[0].role == R_PORT && pfd[0].revents) {
 			long got = (pfd[0].revents & (POLLIN | POLLERR)) ? wire_fill() : 0;
-			if (got <= 0) {
+			if (got < 0)
+				port_lost(&control, strerror(errno));
+			/* Nothing to read but woken: the host end is not connected (normal around a
+			 * snapshot), or the port was removed, and then nothing good can come of it
+			 * any more: whatever opens its successor is not this agent. */
+			if (got == 0 && !port_alive(&control))
+				port_lost(&control, "removed");
+			if (got == 0) {
 				/* The host end is not connected; look again shortly. */
 				port_down_until = 1;
 				port_retry_at = now_ms() + PORT_RETRY_MS;
@@ -307,8 +329,12 @@ int main(void)
 		return 1;
 	}
 	boot_system();
-	privileged = boot_privileged();
+	privileged = cmdline()->privileged;
 	fuse_setup();
+	/* Last of the agent's own sysfs writes done (FUSE readahead): from here on nobody
+	 * unbinds a driver, unless the user asked for a privileged sandbox. */
+	if (!privileged)
+		boot_lock_sysfs();
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));
 	spawn_init();
@@ -323,10 +349,9 @@ int main(void)
 		logmsg("signalfd: %s", strerror(errno));
 		return 1;
 	}
-	int port = boot_open_port();
-	if (port < 0)
+	if (port_open(WL_PORT_CONTROL, &control) != 0)
 		return 1;
-	wire_init(port);
+	wire_init(&control);
 	send_hello();
-	serve(port, sfd);
+	serve(sfd);
 }

@@ -14,54 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "util.h"
 
-#define NET_KEY "wheellock.net="
 #define IFACE "eth0"
-
-struct net_config {
-	struct in_addr addr, gateway, netmask;
-	int mtu;
-};
-
-/* "10.0.2.15/24,10.0.2.2,65520" */
-static int parse_config(const char *value, struct net_config *cfg)
-{
-	char buf[128];
-	if (strlen(value) >= sizeof buf)
-		return -1;
-	strcpy(buf, value);
-	char *slash = strchr(buf, '/');
-	char *comma1 = strchr(buf, ',');
-	if (!slash || !comma1 || slash > comma1)
-		return -1;
-	char *comma2 = strchr(comma1 + 1, ',');
-	if (!comma2)
-		return -1;
-	*slash = *comma1 = *comma2 = '\0';
-	int prefix = atoi(slash + 1);
-	cfg->mtu = atoi(comma2 + 1);
-	if (prefix < 1 || prefix > 30 || cfg->mtu < 576 || cfg->mtu > 65535)
-		return -1;
-	if (inet_pton(AF_INET, buf, &cfg->addr) != 1 ||
-	    inet_pton(AF_INET, comma1 + 1, &cfg->gateway) != 1)
-		return -1;
-	cfg->netmask.s_addr = htonl(0xffffffffu << (32 - prefix));
-	return 0;
-}
-
-static int find_config(struct net_config *cfg)
-{
-	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
-	if (!cmd)
-		return -1;
-	int rc = -1;
-	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n"))
-		if (strncmp(tok, NET_KEY, strlen(NET_KEY)) == 0)
-			rc = parse_config(tok + strlen(NET_KEY), cfg);
-	free(cmd);
-	return rc;
-}
 
 static int set_addr(int s, unsigned long req, struct in_addr a)
 {
@@ -119,9 +75,9 @@ static void write_resolv_conf(struct in_addr dns)
 
 void net_setup(void)
 {
-	struct net_config cfg;
-	if (find_config(&cfg) != 0)
+	if (!cmdline()->has_net)
 		return;
+	const struct net_config cfg = cmdline()->net;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0) {
 		logmsg("net: socket: %s", strerror(errno));

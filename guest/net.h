@@ -1,4 +1,4 @@
-/* eth0 from the kernel command line (wheellock.net=ADDR/PREFIX,GATEWAY,MTU). */
+/* eth0 from the kernel command line (wheellock.net=ADDR/PREFIX,GATEWAY,MTU, cmdline.h). */
 #ifndef WL_NET_H
 #define WL_NET_H
 

@@ -24,7 +24,7 @@ int port_start(uint32_t id, const uint8_t *payload, uint32_t len)
 	int have = 0;
 	rec_iter(&it, payload, len);
 	while (rec_next(&it, &tag, &v, &l) == 1) {
-		if (tag != T_PF_PORT)
+		if (tag != T_PORT_FORWARD_PORT)
 			continue;
 		if (have || val_u32(v, l, &port) != 0) {
 			wire_send_error(id, EINVAL, "bad PORT field");

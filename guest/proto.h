@@ -1,18 +1,26 @@
-/* Wire constants from docs/PROTOCOL.md (version 1). Keep in sync with src/channel. */
+/* The host<->guest contract (docs/PROTOCOL.md, version 2): wire numbers, record tags and the
+ * names both sides agree on. The host's copy is src/channel/contract.ts, and
+ * test/unit/guest-contract.test.ts parses this file and fails when any number or name
+ * differs, so keep to its spelling: FT_<TYPE> for frame types, T_<RECORD>_<FIELD> for tags,
+ * WL_* for the rest, one definition per line. */
 #ifndef WL_PROTO_H
 #define WL_PROTO_H
 
-#define WL_PROTOCOL_VERSION 1u
+#define WL_PROTOCOL_VERSION 2u
 #define WL_MAGIC 0x57u
-#define WL_HEADER_SIZE 12u
+/* magic u8, type u8, reserved u16, stream u32, length u32, token u32 */
+#define WL_HEADER_SIZE 16u
 #define WL_MAX_PAYLOAD 262144u
 #define WL_INITIAL_WINDOW 262144u
+/* u8 tag + u32 length before each record value */
+#define WL_RECORD_ENTRY_HEADER 5u
 
 enum wl_frame_type {
 	FT_HELLO = 0x01,
 	FT_CONFIGURE = 0x02,
 	FT_POWEROFF = 0x04,
 	FT_PING = 0x05,
+	FT_NETWORK_SETUP = 0x06,
 	FT_EXEC = 0x10,
 	FT_STARTED = 0x11,
 	FT_STDIN = 0x12,
@@ -40,9 +48,15 @@ enum wl_frame_type {
 #define T_HELLO_BOOT_MS 2
 #define T_HELLO_AGENT 3
 /* CONFIGURE */
-#define T_CONF_TIME_UNIX_MS 1
-#define T_CONF_HOSTNAME 2
-#define T_CONF_SEED 3
+#define T_CONFIGURE_TIME_UNIX_MS 1
+#define T_CONFIGURE_HOSTNAME 2
+#define T_CONFIGURE_SEED 3
+#define T_CONFIGURE_TOKEN 4
+/* NETWORK_SETUP */
+#define T_NETWORK_SETUP_CA_PEM 1
+#define T_NETWORK_SETUP_CA_PATH 2
+#define T_NETWORK_SETUP_BUNDLE 3
+#define T_NETWORK_SETUP_HOSTS_LINE 4
 /* EXEC */
 #define T_EXEC_ARGV 1
 #define T_EXEC_ENV 2
@@ -54,27 +68,47 @@ enum wl_frame_type {
 /* STARTED */
 #define T_STARTED_PID 1
 /* ERROR */
-#define T_ERR_MESSAGE 1
-#define T_ERR_ERRNO 2
-/* file ops: PATH is tag 1 everywhere */
-#define T_PATH 1
-#define T_FW_MODE 2
-#define T_FW_UID 3
-#define T_FW_GID 4
-#define T_FR_SIZE 1
-#define T_FL_ENTRY 1
-#define T_FS_FOLLOW 2
+#define T_ERROR_MESSAGE 1
+#define T_ERROR_ERRNO 2
+/* file requests: PATH is tag 1 in every one (files.c relies on it) */
+#define T_FILE_WRITE_PATH 1
+#define T_FILE_WRITE_MODE 2
+#define T_FILE_WRITE_UID 3
+#define T_FILE_WRITE_GID 4
+#define T_FILE_READ_PATH 1
+#define T_FILE_READ_OK_SIZE 1
+#define T_FILE_LIST_PATH 1
+#define T_FILE_LIST_OK_ENTRY 1
+#define T_FILE_STAT_PATH 1
+#define T_FILE_STAT_FOLLOW 2
+#define T_MKDIR_PATH 1
 #define T_MKDIR_MODE 2
-#define T_RM_RECURSIVE 2
+#define T_REMOVE_PATH 1
+#define T_REMOVE_RECURSIVE 2
 /* PORT_FORWARD */
-#define T_PF_PORT 1
-/* stat record */
-#define T_ST_NAME 1
-#define T_ST_SIZE 2
-#define T_ST_MODE 3
-#define T_ST_UID 4
-#define T_ST_GID 5
-#define T_ST_MTIME_MS 6
-#define T_ST_LINK 7
+#define T_PORT_FORWARD_PORT 1
+/* stat record (FILE_STAT replies, FILE_LIST entries) */
+#define T_STAT_NAME 1
+#define T_STAT_SIZE 2
+#define T_STAT_MODE 3
+#define T_STAT_UID 4
+#define T_STAT_GID 5
+#define T_STAT_MTIME_MS 6
+#define T_STAT_LINK 7
+
+/* virtio-serial port names (/sys/class/virtio-ports/<port>/name) */
+#define WL_PORT_CONTROL "wheellock.ctl"
+#define WL_PORT_FUSE "wheellock.fuse"
+
+/* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
+#define WL_SERIAL_ROOT "wl-root"
+#define WL_SERIAL_UPPER "wl-upper"
+#define WL_SERIAL_EXTRA_PREFIX "wl-disk"
+
+/* kernel command-line keys, each given as key=value (cmdline.c) */
+#define WL_KEY_PRIVILEGED "wheellock.privileged"
+#define WL_KEY_DISKS "wheellock.disks"
+#define WL_KEY_FUSE "wheellock.fuse"
+#define WL_KEY_NET "wheellock.net"
 
 #endif

@@ -99,6 +99,45 @@ int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+int mkdir_parents(const char *path)
+{
+	char buf[4096];
+	if ((size_t)snprintf(buf, sizeof buf, "%s", path) >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	char *slash = strrchr(buf, '/');
+	if (!slash || slash == buf)
+		return 0;
+	*slash = '\0';
+	return mkdir_p(buf, 0755);
+}
+
+int replace_file(const char *path, const void *data, size_t len)
+{
+	char tmp[4096];
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.wheellock-tmp", path) >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	int rc = fchmod(fd, 0644);
+	if (rc == 0)
+		rc = write_all(fd, data, len);
+	if (close(fd) != 0)
+		rc = -1;
+	if (rc == 0)
+		rc = rename(tmp, path);
+	if (rc != 0) {
+		int saved = errno;
+		unlink(tmp);
+		errno = saved;
+	}
+	return rc;
+}
+
 char *read_small_file(const char *path, size_t max, size_t *len_out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

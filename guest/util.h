@@ -16,6 +16,11 @@ int set_nonblock(int fd);
 int write_all(int fd, const void *buf, size_t len);
 /* mkdir -p; an existing directory (or symlink to one) is fine. */
 int mkdir_p(const char *path, mode_t mode);
+/* mkdir -p of the directory that holds path, 0755 (nothing for a path in /). */
+int mkdir_parents(const char *path);
+/* Replaces path (which may be a symlink in the image: the link itself is replaced) with a
+ * regular 0644 file holding data, through a temporary file renamed over it. */
+int replace_file(const char *path, const void *data, size_t len);
 /* Reads a small file whole (NUL-terminated), at most max bytes. Caller frees. */
 char *read_small_file(const char *path, size_t max, size_t *len_out);
 

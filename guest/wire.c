@@ -8,10 +8,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "port.h"
 #include "proto.h"
 #include "util.h"
 
-static int port = -1;
+static const struct port *port;
+/* Stamped on every frame we send (docs/PROTOCOL.md "Session token"); 0 until CONFIGURE. */
+static uint32_t session_token;
 /* Room for two maximal frames so a read never has to stop short of a whole frame. */
 #define INBUF_SIZE (2 * (WL_HEADER_SIZE + WL_MAX_PAYLOAD))
 static uint8_t inbuf[INBUF_SIZE];
@@ -30,9 +33,14 @@ void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-void wire_init(int port_fd)
+void wire_init(const struct port *control)
 {
-	port = port_fd;
+	port = control;
+}
+
+void wire_set_token(uint32_t token)
+{
+	session_token = token;
 }
 
 int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
@@ -40,16 +48,18 @@ int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
 	uint8_t hdr[WL_HEADER_SIZE] = {WL_MAGIC, type, 0, 0};
 	put_be32(hdr + 4, stream);
 	put_be32(hdr + 8, (uint32_t)len);
+	put_be32(hdr + 12, session_token);
 	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
 	int cnt = len ? 2 : 1;
 	struct iovec *v = iov;
 	while (cnt > 0) {
-		ssize_t n = writev(port, v, cnt);
+		ssize_t n = writev(port->fd, v, cnt);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			logmsg("port write failed: %s", strerror(errno));
-			return -1;
+			/* The fd blocks while the host is away, so an error means the port itself is
+			 * broken (ENODEV: removed); a frame cut short cannot be resumed either. */
+			port_lost(port, strerror(errno));
 		}
 		while (cnt > 0 && (size_t)n >= v->iov_len) {
 			n -= (ssize_t)v->iov_len;
@@ -81,9 +91,9 @@ void wire_send_error(uint32_t stream, int err, const char *fmt, ...)
 	uint8_t buf[1100];
 	struct rec r;
 	rec_init(&r, buf, sizeof buf);
-	rec_str(&r, T_ERR_MESSAGE, msg);
+	rec_str(&r, T_ERROR_MESSAGE, msg);
 	if (err > 0)
-		rec_u32(&r, T_ERR_ERRNO, (uint32_t)err);
+		rec_u32(&r, T_ERROR_ERRNO, (uint32_t)err);
 	wire_send(FT_ERROR, stream, buf, r.len);
 }
 
@@ -98,7 +108,7 @@ long wire_fill(void)
 		in_start = 0;
 	}
 	for (;;) {
-		ssize_t n = read(port, inbuf + in_end, INBUF_SIZE - in_end);
+		ssize_t n = read(port->fd, inbuf + in_end, INBUF_SIZE - in_end);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -112,7 +122,8 @@ long wire_fill(void)
 static int known_host_type(uint8_t t)
 {
 	switch (t) {
-	case FT_CONFIGURE: case FT_POWEROFF: case FT_PING: case FT_EXEC: case FT_STDIN:
+	case FT_CONFIGURE: case FT_POWEROFF: case FT_PING: case FT_NETWORK_SETUP: case FT_EXEC:
+	case FT_STDIN:
 	case FT_EOF: case FT_SIGNAL: case FT_RESIZE: case FT_CREDIT: case FT_CLOSE:
 	case FT_FILE_WRITE: case FT_FILE_READ: case FT_FILE_LIST: case FT_FILE_STAT:
 	case FT_MKDIR: case FT_REMOVE: case FT_PORT_FORWARD:
@@ -129,8 +140,9 @@ int wire_next(struct frame *out)
 		goto need_more;
 	const uint8_t *h = inbuf + in_start;
 	uint32_t len = get_be32(h + 8);
+	/* The host sends no token (0): it is the guest's frames the token vouches for. */
 	if (h[0] != WL_MAGIC || h[2] != 0 || h[3] != 0 || len > WL_MAX_PAYLOAD ||
-	    !known_host_type(h[1])) {
+	    !known_host_type(h[1]) || get_be32(h + 12) != 0) {
 		logmsg("protocol error: bad frame header (magic %#x type %#x len %u)", h[0], h[1],
 		       len);
 		return -1;
@@ -163,15 +175,15 @@ void rec_init(struct rec *r, uint8_t *buf, size_t cap)
 
 void rec_bytes(struct rec *r, uint8_t tag, const void *v, size_t len)
 {
-	if (r->overflow || len > UINT32_MAX || r->cap - r->len < 5 + len) {
+	if (r->overflow || len > UINT32_MAX || r->cap - r->len < WL_RECORD_ENTRY_HEADER + len) {
 		r->overflow = 1;
 		return;
 	}
 	r->buf[r->len] = tag;
 	put_be32(r->buf + r->len + 1, (uint32_t)len);
 	if (len)
-		memcpy(r->buf + r->len + 5, v, len);
-	r->len += 5 + len;
+		memcpy(r->buf + r->len + WL_RECORD_ENTRY_HEADER, v, len);
+	r->len += WL_RECORD_ENTRY_HEADER + len;
 }
 
 void rec_str(struct rec *r, uint8_t tag, const char *s)
@@ -210,15 +222,15 @@ int rec_next(struct rec_it *it, uint8_t *tag, const uint8_t **val, uint32_t *len
 	size_t left = (size_t)(it->end - it->p);
 	if (left == 0)
 		return 0;
-	if (left < 5)
+	if (left < WL_RECORD_ENTRY_HEADER)
 		return -1;
 	uint32_t l = get_be32(it->p + 1);
-	if (l > left - 5)
+	if (l > left - WL_RECORD_ENTRY_HEADER)
 		return -1;
 	*tag = it->p[0];
 	*len = l;
-	*val = it->p + 5;
-	it->p += 5 + l;
+	*val = it->p + WL_RECORD_ENTRY_HEADER;
+	it->p += WL_RECORD_ENTRY_HEADER + l;
 	return 1;
 }
 
@@ -257,6 +269,20 @@ int val_u64(const uint8_t *v, uint32_t len, uint64_t *out)
 		return -1;
 	*out = (uint64_t)get_be32(v) << 32 | get_be32(v + 4);
 	return 0;
+}
+
+int rec_find_u32(const uint8_t *buf, size_t len, uint8_t want, uint32_t *out)
+{
+	struct rec_it it;
+	uint8_t tag;
+	const uint8_t *v;
+	uint32_t l;
+	int found = 0;
+	rec_iter(&it, buf, len);
+	while (found >= 0 && rec_next(&it, &tag, &v, &l) == 1)
+		if (tag == want)
+			found = val_u32(v, l, out) == 0 ? 1 : -1;
+	return found;
 }
 
 char *val_strdup(const uint8_t *v, uint32_t len)

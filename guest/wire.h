@@ -12,8 +12,12 @@ struct frame {
 	const uint8_t *payload;
 };
 
-void wire_init(int port_fd);
-/* Sends one frame; len must be <= WL_MAX_PAYLOAD. Returns -1 if the port failed. */
+struct port;
+void wire_init(const struct port *control);
+/* The session token for every frame from now on (CONFIGURE's TOKEN). */
+void wire_set_token(uint32_t token);
+/* Sends one frame; len must be <= WL_MAX_PAYLOAD. Returns 0; a port that fails to take it
+ * ends the VM (port_lost), since a stream cut mid-frame cannot be resumed. */
 int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len);
 int wire_send_u32(uint8_t type, uint32_t stream, uint32_t value);
 /* Terminal ERROR frame on a stream. err may be 0 (no ERRNO field). */
@@ -21,7 +25,8 @@ void wire_send_error(uint32_t stream, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Reads what the port has into the input buffer (call when poll says POLLIN).
- * Returns bytes read, 0 on EOF/host gone, -1 on error. */
+ * Returns bytes read, 0 when the host end is not connected (or the port is gone: check
+ * port_alive), -1 on error. */
 long wire_fill(void);
 /* Takes the next complete frame from the input buffer: 1 = got one, 0 = need more,
  * -1 = protocol error (message logged). The frame payload is valid until the next call. */
@@ -53,6 +58,9 @@ int rec_valid(const uint8_t *buf, size_t len);
 int val_u8(const uint8_t *v, uint32_t len, uint8_t *out);
 int val_u32(const uint8_t *v, uint32_t len, uint32_t *out);
 int val_u64(const uint8_t *v, uint32_t len, uint64_t *out);
+/* The last field with this tag of a well-formed record, as a u32: 1 = found, 0 = absent,
+ * -1 = not 4 bytes wide. */
+int rec_find_u32(const uint8_t *buf, size_t len, uint8_t tag, uint32_t *out);
 /* Copies a string value into a new NUL-terminated heap string. */
 char *val_strdup(const uint8_t *v, uint32_t len);
 

@@ -17,7 +17,8 @@ export type WheellockErrorCode =
   | "ErrFile"
   | "ErrImage"
   | "ErrVolumeInUse"
-  | "ErrClosed";
+  | "ErrClosed"
+  | "ErrCleanup";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -69,6 +70,48 @@ export class ErrSetup extends WheellockError {
   }
 }
 
+/** A network request or connection was refused by policy (a rule, a private address, SNI). */
+export class ErrBlocked extends WheellockError {
+  constructor(message: string) {
+    super("ErrBlocked", message);
+  }
+}
+
+/** A request went to a host outside the sandbox's allowlist. */
+export class ErrHostNotAllowed extends WheellockError {
+  constructor(message: string) {
+    super("ErrHostNotAllowed", message);
+  }
+}
+
+/** A secret's placeholder was headed somewhere the secret may not go; nothing was sent. */
+export class ErrSecretLeak extends WheellockError {
+  constructor(message: string) {
+    super("ErrSecretLeak", message);
+  }
+}
+
+/** Something named does not exist: an image, a volume, a checkpoint. */
+export class ErrNotFound extends WheellockError {
+  constructor(message: string) {
+    super("ErrNotFound", message);
+  }
+}
+
+/** The operation was abandoned by the host (a closed exec stream, a cancelled request). */
+export class ErrClosed extends WheellockError {
+  constructor(message: string) {
+    super("ErrClosed", message);
+  }
+}
+
+/** A volume or disk image is attached read-write elsewhere (or read-only, for a writer). */
+export class ErrVolumeInUse extends WheellockError {
+  constructor(message: string) {
+    super("ErrVolumeInUse", message);
+  }
+}
+
 /** A guest file operation failed; `errno` is the guest's errno name when known (ENOENT, ...). */
 export class ErrFile extends WheellockError {
   readonly errno: string | undefined;
@@ -96,4 +139,62 @@ export class ErrImage extends WheellockError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("ErrImage", message, options);
   }
+}
+
+/**
+ * Something wheellock made (a run dir, an overlay layer) could not be removed. `path` is the
+ * tree's root; `errno` the failing call's error name (EACCES, EBUSY, ...) when known.
+ */
+export class ErrCleanup extends WheellockError {
+  constructor(
+    readonly path: string,
+    message: string,
+    readonly errno?: string,
+  ) {
+    super("ErrCleanup", message);
+  }
+}
+
+/** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
+const CLASS_BY_CODE: Record<
+  Exclude<WheellockErrorCode, "ErrFile">,
+  { prototype: WheellockError }
+> = {
+  ErrInvalidConfig,
+  ErrVMNotRunning,
+  ErrVMNotFound,
+  ErrTimeout,
+  ErrBlocked,
+  ErrHostNotAllowed,
+  ErrSecretLeak,
+  ErrProtocol,
+  ErrSetup,
+  ErrNotFound,
+  ErrExec,
+  ErrImage,
+  ErrVolumeInUse,
+  ErrClosed,
+  ErrCleanup,
+};
+
+/**
+ * The typed error for a code and a message that crossed a process boundary (a supervisor's
+ * socket, a remote node): the same class as where it was thrown, so `instanceof` and `code`
+ * behave alike on both sides, with the message exactly as it was (no second prefix).
+ */
+export function reviveError(
+  code: string,
+  message: string,
+  file?: { path: string; errno?: string },
+): WheellockError {
+  if (code === "ErrFile") return new ErrFile(file?.path ?? "", message, file?.errno);
+  const known = Object.hasOwn(CLASS_BY_CODE, code)
+    ? CLASS_BY_CODE[code as keyof typeof CLASS_BY_CODE]
+    : undefined;
+  const err = new WheellockError((known ? code : "ErrExec") as WheellockErrorCode, message);
+  if (known) {
+    Object.setPrototypeOf(err, known.prototype);
+    err.name = (known.prototype.constructor as { name: string }).name;
+  }
+  return err;
 }

@@ -1,8 +1,18 @@
 /**
  * wheellock SDK: `const sb = await Sandbox.create(); await sb.exec("echo hi"); await sb.close();`
  */
-export { Sandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
+export { Sandbox, type DetachedStartOptions } from "./sdk/index.js";
+export { VmSandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
+export type { RemoteSandbox } from "./remote/index.js";
 export type {
+  SandboxApi,
+  AllowlistState,
+  FileData,
+  MkdirOptions,
+  PortConnection,
+  RemoveOptions,
+  StatOptions,
+  WriteFileOptions,
   SpawnOptions,
   SandboxPool,
   PoolOptions,
@@ -54,6 +64,7 @@ export {
   ReadOnlyProvider,
   OverlayProvider,
   RouterProvider,
+  QuotaProvider,
   VfsError,
 } from "./vfs/index.js";
 export type {
@@ -65,6 +76,7 @@ export type {
   VfsOwner,
   VfsSetattr,
   VfsStatfs,
+  VfsQuota,
   RenameMode,
   FileHookRule,
   FileHookVerdict,
@@ -73,9 +85,17 @@ export type {
   FileEventInfo,
   FileErrnoName,
 } from "./vfs/index.js";
-export { shellQuote, shellSplit } from "./config/index.js";
-export type { RemoteSandbox } from "./supervisor/client.js";
-export type { DetachedStartOptions } from "./supervisor/start-detached.js";
+// The reference API's helpers, under TypeScript names.
+export {
+  shellQuote,
+  shellQuote as shellQuoteArgs,
+  shellSplit,
+  composeCommand,
+  parseVolumeMount,
+  validateGuestMount,
+} from "./config/index.js";
+export type { ImageCommandConfig, VolumeMount } from "./config/index.js";
+export { networkEventError, type PolicyErrorCode } from "./sandbox/index.js";
 export type { SandboxRecord, SandboxStatus, PortBinding, GcReport } from "./state/index.js";
 /** Long-lived sandboxes by id, as `wheellock kill`, `rm` and `gc` manage them. */
 export { stopSandbox, removeSandbox, collectGarbage } from "./state/index.js";

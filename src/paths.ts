@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -30,4 +31,15 @@ export function runDir(): string {
 export function packageRoot(): string {
   // src/paths.ts and dist/paths.js are both one level below the root.
   return join(new URL(".", import.meta.url).pathname, "..");
+}
+
+/**
+ * Creates a wheellock directory, and any missing parents, readable by this user only (0700;
+ * the umask can only take bits away): records, volumes, keys, images and build scratch are
+ * nobody else's business. A directory that exists keeps its mode. Every directory wheellock
+ * makes under its data, cache and run dirs goes through here.
+ */
+export function makePrivateDir(path: string): string {
+  mkdirSync(path, { recursive: true, mode: 0o700 });
+  return path;
 }

@@ -1,45 +1,26 @@
 /**
  * The host end of the control port: one Channel per VM, multiplexing operations onto
- * streams. Everything arriving here is guest-controlled, so every handler path either
- * succeeds or ends the whole channel with one error; nothing throws out of an io event and
- * every promise handed out settles when the channel ends.
+ * streams (the typed operations are GuestAgent's, agent.ts). Everything arriving here is
+ * guest-controlled, so every handler path either succeeds or ends the whole channel with one
+ * error; nothing throws out of an io event and every promise handed out settles when the
+ * channel ends.
  */
-import type { Duplex, Readable } from "node:stream";
-import { ErrExec, ErrProtocol, ErrVMNotRunning } from "../errors.js";
+import type { Duplex } from "node:stream";
+import { ErrProtocol, ErrVMNotRunning } from "../errors.js";
 import {
-  FileListOkTag,
-  FileListTag,
-  FileStatTag,
   FrameType,
   GUEST_FRAME_TYPES,
   HelloTag,
-  PortForwardTag,
   PROTOCOL_VERSION,
   frameTypeName,
-} from "./constants.js";
+} from "./contract.js";
 import { Deferred } from "./deferred.js";
-import { ExecHandle, type ExecRequest, type ExecStream } from "./exec.js";
 import { FrameParser, type Frame } from "./frame.js";
 import { Transport } from "./transport.js";
-import {
-  type DecodedRecord,
-  type RecordField,
-  decodeRecord,
-  encodeRecord,
-  field,
-} from "./record.js";
-import { decodeListEntry, decodeStat, type StatInfo } from "./stat.js";
+import { decodeRecord } from "./record.js";
 import { StrayFrameGuard } from "./stray.js";
-import type { StreamContext, StreamHandler } from "./streams.js";
-import {
-  openReadFile,
-  openRequest,
-  openWriteFile,
-  type FileData,
-  type WriteFileRequest,
-} from "./open.js";
-import { encodeExecRequest } from "./exec-request.js";
-import { PortHandle, type PortStream } from "./port.js";
+import type { StreamContext, StreamHandler, StreamOpener } from "./streams.js";
+import { TokenGate } from "./token.js";
 
 export interface ChannelOptions {
   /** Called once when the guest breaks the protocol (ErrProtocol) or a handler fails; the channel is already closed. */
@@ -48,9 +29,11 @@ export interface ChannelOptions {
   maxUnknownFrames?: number;
   /**
    * The guest already said HELLO to an earlier host: a VM restored from a memory snapshot
-   * resumes after its hello, so this channel starts as if it had received this one.
+   * resumes after its hello, so this channel starts as if it had received one. Its agent
+   * still holds the snapshot's session token, which this channel never accepts: the first
+   * request must be a CONFIGURE (GuestAgent.configure) with a token of its own.
    */
-  resumedHello?: Hello;
+  resumed?: boolean;
 }
 
 export interface Hello {
@@ -60,6 +43,8 @@ export interface Hello {
 }
 
 const DEFAULT_MAX_UNKNOWN_FRAMES = 1024;
+/** What `hello` resolves with on a resumed channel (the real HELLO went to an earlier host). */
+const RESUMED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
 const MAX_STREAM_ID = 0xffffffff;
 
 export class Channel {
@@ -67,6 +52,7 @@ export class Channel {
   private readonly parser: FrameParser;
   private readonly streams = new Map<number, StreamHandler>();
   private readonly stray: StrayFrameGuard;
+  private readonly tokens: TokenGate;
   private readonly helloD = new Deferred<Hello>();
   private helloReceived = false;
   private nextId = 1;
@@ -87,14 +73,15 @@ export class Channel {
     }
     this.parser = new FrameParser((frame) => this.onFrame(frame));
     this.stray = new StrayFrameGuard(maxUnknownFrames);
+    this.tokens = new TokenGate(opts.resumed === true);
     this.transport = new Transport(io, {
       onData: (chunk) => this.onData(chunk),
       onGone: (err) => this.close(err),
     });
-    if (opts.resumedHello) {
+    if (opts.resumed === true) {
       this.helloReceived = true;
       this.transport.flushHeld();
-      this.helloD.resolve(opts.resumedHello);
+      this.helloD.resolve(RESUMED_HELLO);
     }
     this.ctx = {
       send: (type, id, payload) => this.transport.send(type, id, payload),
@@ -125,51 +112,9 @@ export class Channel {
     return this.closeError !== undefined;
   }
 
-  /** Record-reply operations (PING, CONFIGURE, FILE_LIST, FILE_STAT, MKDIR, REMOVE). */
-  request(type: number, fields: readonly RecordField[] = []): Promise<DecodedRecord> {
-    return openRequest(this.opener(), type, fields);
-  }
-
-  exec(req: ExecRequest): ExecStream {
-    let payload: Buffer;
-    try {
-      payload = encodeExecRequest(req);
-    } catch (err) {
-      const handle = new ExecHandle(0, this.ctx);
-      handle.fail(
-        new ErrExec(`invalid exec request: ${err instanceof Error ? err.message : String(err)}`),
-      );
-      return handle;
-    }
-    return this.opener().open(FrameType.Exec, payload, (id) => new ExecHandle(id, this.ctx));
-  }
-
-  writeFile(req: WriteFileRequest, data: FileData): Promise<void> {
-    return openWriteFile(this.opener(), req, data);
-  }
-
-  /** File contents as a stream; guest errors (ENOENT, ...) arrive as the stream's 'error'. */
-  readFile(path: string): Readable {
-    return openReadFile(this.opener(), path);
-  }
-
-  /** FILE_STAT; `follow` stats a symlink's target instead of the link. */
-  async stat(path: string, opts: { follow?: boolean } = {}): Promise<StatInfo> {
-    const fields = [field.string(FileStatTag.Path, path)];
-    if (opts.follow === true) fields.push(field.u8(FileStatTag.Follow, 1));
-    return decodeStat(await this.request(FrameType.FileStat, fields));
-  }
-
-  /** FILE_LIST: the entries of a directory, as the guest sorted them. */
-  async list(path: string): Promise<StatInfo[]> {
-    const rec = await this.request(FrameType.FileList, [field.string(FileListTag.Path, path)]);
-    return rec.records(FileListOkTag.Entry).map(decodeListEntry);
-  }
-
-  /** PORT_FORWARD: a TCP connection to 127.0.0.1:`port` inside the guest. */
-  forwardPort(port: number): PortStream {
-    const payload = encodeRecord([field.u32(PortForwardTag.Port, port)]);
-    return this.opener().open(FrameType.PortForward, payload, (id) => new PortHandle(id, this.ctx));
+  /** A fresh session token for the CONFIGURE about to be sent (token.ts). */
+  nextToken(): number {
+    return this.tokens.next();
   }
 
   /** Asks the agent to power the VM off; there is no reply, the io simply ends. */
@@ -190,8 +135,8 @@ export class Channel {
     this.transport.close(error);
   }
 
-  /** Opens streams for the operation helpers in open.ts; a closed channel fails them at once. */
-  private opener(): StreamOpener {
+  /** Opens streams for the operations (agent.ts, open.ts); a closed channel fails them at once. */
+  opener(): StreamOpener {
     return {
       ctx: this.ctx,
       open: <T extends StreamHandler>(
@@ -250,6 +195,7 @@ export class Channel {
 
   private onFrame(frame: Frame): void {
     const { type, streamId, payload } = frame;
+    this.tokens.check(frame);
     if (!GUEST_FRAME_TYPES.has(type))
       throw new ErrProtocol(`guest sent ${frameTypeName(type)}, a host-to-guest frame`);
     if (type === FrameType.Hello) return this.onHello(frame);
@@ -297,11 +243,6 @@ export class Channel {
     }
     throw new ErrProtocol(`${frameTypeName(frame.type)} on the control stream`);
   }
-}
-
-export interface StreamOpener {
-  readonly ctx: StreamContext;
-  open<T extends StreamHandler>(type: number, payload: Buffer, make: (id: number) => T): T;
 }
 
 function u32(value: number): Buffer {

@@ -4,7 +4,7 @@
  * decides when to hand window back.
  */
 import { ErrProtocol } from "../errors.js";
-import { INITIAL_WINDOW } from "./constants.js";
+import { INITIAL_WINDOW } from "./contract.js";
 
 /** A window can never usefully exceed what a u32 CREDIT could describe; more means a broken guest. */
 const MAX_WINDOW = 0xffffffff;

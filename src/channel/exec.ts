@@ -1,7 +1,7 @@
 /** EXEC streams: STARTED, STDOUT/STDERR, EXIT or ERROR from the guest; STDIN, EOF, SIGNAL, RESIZE to it. */
 import type { Readable, Writable } from "node:stream";
 import { ErrProtocol, WheellockError } from "../errors.js";
-import { FrameType, StartedTag, frameTypeName } from "./constants.js";
+import { FrameType, StartedTag, frameTypeName } from "./contract.js";
 import { RecvWindow } from "./credit.js";
 import { Deferred } from "./deferred.js";
 import type { Frame } from "./frame.js";

@@ -1,5 +1,5 @@
 /**
- * Frame codec: the 12-byte header and an incremental parser. The parser sees guest bytes,
+ * Frame codec: the 16-byte header and an incremental parser. The parser sees guest bytes,
  * so it validates each header as soon as its 12 bytes are in and allocates at most
  * MAX_PAYLOAD per frame, whatever a corrupt length field claims.
  */
@@ -11,19 +11,29 @@ import {
   frameTypeName,
   isFrameType,
   type FrameType,
-} from "./constants.js";
+} from "./contract.js";
 
 export interface Frame {
   readonly type: FrameType;
   readonly streamId: number;
+  /**
+   * The session token the agent stamps on every frame it sends (0 until the first CONFIGURE);
+   * the channel rejects frames without the current one. Host frames carry 0.
+   */
+  readonly token: number;
   /** May be a view into a chunk the parser was given; copy it if you keep it and mutate the chunk. */
   readonly payload: Buffer;
 }
 
-const MAX_STREAM_ID = 0xffffffff;
+const MAX_U32 = 0xffffffff;
 
-export function encodeFrameHeader(type: number, streamId: number, payloadBytes: number): Buffer {
-  if (!Number.isInteger(streamId) || streamId < 0 || streamId > MAX_STREAM_ID) {
+export function encodeFrameHeader(
+  type: number,
+  streamId: number,
+  payloadBytes: number,
+  token = 0,
+): Buffer {
+  if (!Number.isInteger(streamId) || streamId < 0 || streamId > MAX_U32) {
     throw new RangeError(`stream id out of range: ${streamId}`);
   }
   if (payloadBytes > MAX_PAYLOAD) {
@@ -35,6 +45,7 @@ export function encodeFrameHeader(type: number, streamId: number, payloadBytes: 
   header.writeUInt16BE(0, 2);
   header.writeUInt32BE(streamId, 4);
   header.writeUInt32BE(payloadBytes, 8);
+  header.writeUInt32BE(token, 12);
   return header;
 }
 
@@ -43,8 +54,9 @@ export function encodeFrame(
   type: number,
   streamId: number,
   payload: Uint8Array = Buffer.alloc(0),
+  token = 0,
 ): Buffer {
-  return Buffer.concat([encodeFrameHeader(type, streamId, payload.length), payload]);
+  return Buffer.concat([encodeFrameHeader(type, streamId, payload.length, token), payload]);
 }
 
 /**
@@ -57,6 +69,7 @@ export class FrameParser {
   private headerFill = 0;
   private type: FrameType | undefined;
   private streamId = 0;
+  private token = 0;
   private payloadBytes = 0;
   private payload: Buffer | undefined;
   private payloadFill = 0;
@@ -116,6 +129,7 @@ export class FrameParser {
     const reserved = header.readUInt16BE(offset + 2);
     const streamId = header.readUInt32BE(offset + 4);
     const length = header.readUInt32BE(offset + 8);
+    const token = header.readUInt32BE(offset + 12);
     if (magic !== FRAME_MAGIC) this.fail(`bad frame magic 0x${(magic ?? 0).toString(16)}`);
     if (!isFrameType(type)) this.fail(`unknown frame type ${frameTypeName(type)}`);
     if (reserved !== 0) this.fail(`non-zero reserved field in ${frameTypeName(type)} frame`);
@@ -124,12 +138,18 @@ export class FrameParser {
     }
     this.type = type as FrameType;
     this.streamId = streamId;
+    this.token = token;
     this.payloadBytes = length;
     return next;
   }
 
   private emit(payload: Buffer): void {
-    const frame: Frame = { type: this.type as FrameType, streamId: this.streamId, payload };
+    const frame: Frame = {
+      type: this.type as FrameType,
+      streamId: this.streamId,
+      token: this.token,
+      payload,
+    };
     this.type = undefined;
     this.payload = undefined;
     this.payloadFill = 0;

@@ -8,7 +8,7 @@
  * explicit read — goes through `read()`).
  */
 import { Readable } from "node:stream";
-import { INITIAL_WINDOW } from "./constants.js";
+import { INITIAL_WINDOW } from "./contract.js";
 
 export interface InboundHooks {
   /** `bytes` more have left the buffer (or were discarded): time to (maybe) return credit. */

@@ -1,31 +1,14 @@
-/** Host side of the host<->guest agent protocol (docs/PROTOCOL.md). */
-export { Channel, type ChannelOptions, type Hello } from "./channel.js";
+/**
+ * Host side of the host<->guest agent contract (docs/PROTOCOL.md): the typed agent, its
+ * request and result types, its errors, and the names both sides agree on. Wire details
+ * (frame types, record tags, the codec) stay inside this folder.
+ */
+export { GuestAgent } from "./agent.js";
+export type { ChannelOptions as GuestAgentOptions, Hello } from "./channel.js";
 export type { ExecExit, ExecRequest, ExecStream } from "./exec.js";
 export type { FileData, WriteFileRequest } from "./open.js";
 export type { PortStream } from "./port.js";
-export {
-  ConfigureTag,
-  ErrorTag,
-  ExecTag,
-  FileListOkTag,
-  FileListTag,
-  FileReadOkTag,
-  FileReadTag,
-  FileStatTag,
-  FileWriteTag,
-  FrameType,
-  HelloTag,
-  INITIAL_WINDOW,
-  MAX_PAYLOAD,
-  MkdirTag,
-  PortForwardTag,
-  PROTOCOL_VERSION,
-  RemoveTag,
-  StartedTag,
-  StatTag,
-  frameTypeName,
-} from "./constants.js";
-export { DecodedRecord, decodeRecord, encodeRecord, field, type RecordField } from "./record.js";
-export { decodeListEntry, decodeStat, type StatInfo } from "./stat.js";
+export type { GuestSettings, NetworkSetupRequest } from "./requests.js";
+export type { StatInfo } from "./stat.js";
 export { GuestExecError, GuestFileError, errnoName } from "./guest-error.js";
-export { FrameParser, encodeFrame, encodeFrameHeader, type Frame } from "./frame.js";
+export { CmdlineKey, DiskSerial, PortName, extraDiskSerial, kernelArg } from "./contract.js";

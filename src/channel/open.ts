@@ -1,16 +1,10 @@
 /** Opening the record and file operations: encode the request, register a handler, start data. */
 import type { Readable } from "node:stream";
 import { ErrFile } from "../errors.js";
-import { FileReadTag, FileWriteTag, FrameType, frameTypeName } from "./constants.js";
-import type { StreamOpener } from "./channel.js";
+import { FileReadTag, FileWriteTag, FrameType, frameTypeName } from "./contract.js";
+import type { StreamOpener } from "./streams.js";
 import { ReadFileHandle, RECORD_REQUEST_TYPES, RequestHandle, WriteFileHandle } from "./ops.js";
-import {
-  decodeRecord,
-  encodeRecord,
-  field,
-  type DecodedRecord,
-  type RecordField,
-} from "./record.js";
+import { encodeRecord, field, type DecodedRecord, type RecordField } from "./record.js";
 
 export interface WriteFileRequest {
   path: string;
@@ -22,23 +16,16 @@ export interface WriteFileRequest {
 
 export type FileData = Uint8Array | AsyncIterable<Uint8Array> | Readable;
 
-/** Tag 1 is PATH in every file request; used to name the path in ErrFile. */
-function pathOf(payload: Buffer): string | undefined {
-  try {
-    return decodeRecord(payload).string(1);
-  } catch {
-    return undefined;
-  }
-}
-
+/** A record-in, record-out request; `path` names the file in the ErrFile a guest ERROR becomes. */
 export function openRequest(
   opener: StreamOpener,
   type: number,
   fields: readonly RecordField[],
+  path?: string,
 ): Promise<DecodedRecord> {
   if (!RECORD_REQUEST_TYPES.has(type)) {
     return Promise.reject(
-      new TypeError(`request() cannot carry ${frameTypeName(type)}; use the dedicated method`),
+      new TypeError(`${frameTypeName(type)} is not a record request; use its dedicated method`),
     );
   }
   let payload: Buffer;
@@ -47,8 +34,6 @@ export function openRequest(
   } catch (err) {
     return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
-  const path =
-    type === FrameType.Ping || type === FrameType.Configure ? undefined : pathOf(payload);
   return opener.open(type, payload, (id) => new RequestHandle(id, type, path)).result.promise;
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Readable } from "node:stream";
 import { ErrProtocol } from "../errors.js";
-import { FileListOkTag, FileReadOkTag, FrameType, frameTypeName } from "./constants.js";
+import { FileListOkTag, FileReadOkTag, FrameType, frameTypeName } from "./contract.js";
 import { RecvWindow } from "./credit.js";
 import { Deferred } from "./deferred.js";
 import type { Frame } from "./frame.js";
@@ -15,10 +15,11 @@ import { decodeRecord, type DecodedRecord } from "./record.js";
 import { decodeListEntry, decodeStat } from "./stat.js";
 import { decodeGuestError, type StreamContext, type StreamHandler } from "./streams.js";
 
-/** Operations whose reply is one record (no data frames); `request()` accepts only these. */
+/** Operations whose reply is one record (no data frames); `openRequest()` accepts only these. */
 export const RECORD_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.Configure,
   FrameType.Ping,
+  FrameType.NetworkSetup,
   FrameType.FileList,
   FrameType.FileStat,
   FrameType.Mkdir,

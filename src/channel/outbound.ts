@@ -4,7 +4,7 @@
  * backpressure — write() returning false, 'drain', pipeline — follows the guest's credit).
  */
 import { Writable } from "node:stream";
-import { FrameType, MAX_PAYLOAD } from "./constants.js";
+import { FrameType, MAX_PAYLOAD } from "./contract.js";
 import { SendWindow } from "./credit.js";
 
 /** What a sender needs from the channel. */

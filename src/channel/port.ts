@@ -4,7 +4,7 @@
  * EOF from the host, and OK once both directions are over; ERROR if the connect failed.
  */
 import { ErrProtocol } from "../errors.js";
-import { FrameType, frameTypeName } from "./constants.js";
+import { FrameType, frameTypeName } from "./contract.js";
 import { RecvWindow } from "./credit.js";
 import { Deferred } from "./deferred.js";
 import type { Frame } from "./frame.js";

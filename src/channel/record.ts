@@ -5,7 +5,7 @@
  * a bad value becomes a protocol error there.
  */
 import { ErrProtocol } from "../errors.js";
-import { MAX_PAYLOAD, RECORD_ENTRY_HEADER_BYTES } from "./constants.js";
+import { MAX_PAYLOAD, RECORD_ENTRY_HEADER_BYTES } from "./contract.js";
 
 export interface RecordField {
   readonly tag: number;

@@ -1,6 +1,6 @@
 /** The stat record shared by FILE_STAT replies and FILE_LIST entries. */
 import { ErrProtocol } from "../errors.js";
-import { StatTag } from "./constants.js";
+import { StatTag } from "./contract.js";
 import type { DecodedRecord } from "./record.js";
 
 export interface StatInfo {

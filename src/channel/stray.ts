@@ -12,7 +12,7 @@
  * fall back to the shared allowance.
  */
 import { ErrProtocol } from "../errors.js";
-import { FrameType, frameTypeName } from "./constants.js";
+import { FrameType, frameTypeName } from "./contract.js";
 import type { Frame } from "./frame.js";
 
 const MAX_TRACKED = 1024;

@@ -3,7 +3,7 @@ import type { Frame } from "./frame.js";
 import type { FrameSink, OutboundSender } from "./outbound.js";
 import { RecvWindow } from "./credit.js";
 import { decodeRecord } from "./record.js";
-import { ErrorTag } from "./constants.js";
+import { ErrorTag } from "./contract.js";
 
 /** What handlers may ask of the channel. */
 export interface StreamContext extends FrameSink {
@@ -37,4 +37,10 @@ export function decodeGuestError(payload: Buffer): GuestErrorInfo {
     message: rec.require(rec.string(ErrorTag.Message), "MESSAGE"),
     errno: rec.u32(ErrorTag.Errno),
   };
+}
+
+/** Opens new streams on the channel (what the request helpers in open.ts need of it). */
+export interface StreamOpener {
+  readonly ctx: StreamContext;
+  open<T extends StreamHandler>(type: number, payload: Buffer, make: (id: number) => T): T;
 }

@@ -1,7 +1,14 @@
 import { Command } from "commander";
-import { ErrInvalidConfig } from "../errors.js";
-import { RemoteSandbox } from "../supervisor/index.js";
-import type { AllowListResult } from "../supervisor/server.js";
+import { ErrInvalidConfig, WheellockError } from "../errors.js";
+import { Sandbox } from "../sdk/index.js";
+
+/** What an allow-list change did, and the list after it. */
+export interface AllowListResult {
+  changed: string[];
+  allowed: string[];
+  /** What an empty list means: every host (reference semantics), or none (`--deny-all-hosts`). */
+  emptyDeniesAll?: boolean;
+}
 
 /** `a.com, b.com` in one or more arguments: split, trimmed, de-duplicated, in order. */
 export function parseHosts(args: readonly string[]): string[] {
@@ -47,14 +54,25 @@ function action(name: "add" | "delete"): Command {
     .argument("<hosts...>", "host,host,... (globs as in --allow-host)")
     .action(async (id: string, args: string[]) => {
       const hosts = parseHosts(args);
-      const result = await RemoteSandbox.connect(id).allowList(name, hosts);
-      process.stdout.write(allowListReport(id, name, result));
+      const sandbox = Sandbox.connect(id);
+      if (!(await sandbox.allowedHosts()).intercepting)
+        throw new WheellockError(
+          "ErrInvalidConfig",
+          "allow-list updates unavailable: sandbox was started without network interception",
+        );
+      const changed =
+        name === "add" ? await sandbox.allowHosts(...hosts) : await sandbox.disallowHosts(...hosts);
+      const now = await sandbox.allowedHosts();
+      process.stdout.write(
+        allowListReport(id, name, {
+          changed,
+          allowed: now.hosts,
+          emptyDeniesAll: now.emptyDeniesAll,
+        }),
+      );
     });
 }
 
 export function allowListCommand(): Command {
-  return new Command("allow-list")
-    .description("change a running sandbox's network allow-list")
-    .addCommand(action("add"))
-    .addCommand(action("delete"));
+  return new Command("allow-list").addCommand(action("add")).addCommand(action("delete"));
 }

@@ -1,19 +1,36 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
+import type { CommandEntry } from "./command-entry.js";
 
-/** Subcommands and their flags, read from the program so completion never goes stale. */
-function describe(program: Command): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const cmd of program.commands) {
-    const flags = cmd.options
-      .filter((o) => !o.hidden)
-      .flatMap((o) => [o.short, o.long].filter((f): f is string => !!f));
-    for (const name of [cmd.name(), ...cmd.aliases()]) out.set(name, [...flags, "--help"]);
-  }
-  return out;
+type LoadCommand = (entry: CommandEntry) => Promise<Command>;
+
+interface Described {
+  /** Every command name and alias, with its flags. */
+  flags: Map<string, string[]>;
+  /** The names and aliases of the commands whose first argument is a sandbox id. */
+  takeSandboxId: string[];
 }
 
-function bash(commands: Map<string, string[]>): string {
+/** Commands and their flags, read from the command table so completion never goes stale. */
+async function describe(
+  commands: readonly CommandEntry[],
+  loadCommand: LoadCommand,
+): Promise<Described> {
+  const flags = new Map<string, string[]>();
+  for (const entry of commands) {
+    const cmd = await loadCommand(entry);
+    const own = cmd.options
+      .filter((o) => !o.hidden)
+      .flatMap((o) => [o.short, o.long].filter((f): f is string => !!f));
+    for (const name of [cmd.name(), ...cmd.aliases()]) flags.set(name, [...own, "--help"]);
+  }
+  const takeSandboxId = commands
+    .filter((c) => c.takesSandboxId)
+    .flatMap((c) => [c.name, ...c.aliases]);
+  return { flags, takeSandboxId };
+}
+
+function bash({ flags: commands, takeSandboxId }: Described): string {
   const cases = [...commands]
     .map(([name, flags]) => `    ${name}) opts="${flags.join(" ")}" ;;`)
     .join("\n");
@@ -28,7 +45,7 @@ ${cases}
   esac
   if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); return; fi
   case "$sub" in
-    exec|inspect|kill|rm|remove|log|logs|gc|port-forward)
+    ${takeSandboxId.join("|")})
       COMPREPLY=($(compgen -W "$(wheellock list --json 2>/dev/null | sed -n 's/.*"id": "\\(vm-[0-9a-f]*\\)".*/\\1/p')" -- "$cur")) ;;
   esac
 }
@@ -36,14 +53,14 @@ complete -F _wheellock wheellock
 `;
 }
 
-function zsh(commands: Map<string, string[]>): string {
+function zsh(described: Described): string {
   return `#compdef wheellock
 # wheellock zsh completion: source <(wheellock completion zsh)
 autoload -U +X bashcompinit && bashcompinit
-${bash(commands)}`;
+${bash(described)}`;
 }
 
-function fish(commands: Map<string, string[]>): string {
+function fish({ flags: commands }: Described): string {
   const lines = [
     `# wheellock fish completion: wheellock completion fish | source`,
     "complete -c wheellock -f",
@@ -59,22 +76,22 @@ function fish(commands: Map<string, string[]>): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function completionCommand(program: Command): Command {
+const SHELLS = new Map([
+  ["bash", bash],
+  ["zsh", zsh],
+  ["fish", fish],
+]);
+
+export function completionCommand(
+  commands: readonly CommandEntry[],
+  loadCommand: LoadCommand,
+): Command {
   return new Command("completion")
-    .description("print a shell completion script (bash, zsh or fish)")
     .argument("<shell>", "bash, zsh or fish")
-    .action((shell: string) => {
-      const commands = describe(program);
-      const script =
-        shell === "bash"
-          ? bash(commands)
-          : shell === "zsh"
-            ? zsh(commands)
-            : shell === "fish"
-              ? fish(commands)
-              : undefined;
-      if (script === undefined)
+    .action(async (shell: string) => {
+      const write = SHELLS.get(shell);
+      if (write === undefined)
         throw new ErrInvalidConfig(`unsupported shell "${shell}" (bash, zsh or fish)`);
-      process.stdout.write(script);
+      process.stdout.write(write(await describe(commands, loadCommand)));
     });
 }

@@ -6,7 +6,7 @@
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, lstatSync } from "node:fs";
 import { join, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { RemoteSandbox } from "../supervisor/index.js";
+import type { SandboxApi } from "../sandbox/index.js";
 
 function warn(message: string): void {
   process.stderr.write(`wheellock cp: ${message}\n`);
@@ -14,7 +14,7 @@ function warn(message: string): void {
 
 /** Copies the host directory `hostDir` to `guestDir` (created, with parents). */
 export async function copyTreeIn(
-  sandbox: RemoteSandbox,
+  sandbox: SandboxApi,
   hostDir: string,
   guestDir: string,
 ): Promise<void> {
@@ -31,7 +31,7 @@ export async function copyTreeIn(
 
 /** Copies the guest directory `guestDir` to `hostDir` (created). */
 export async function copyTreeOut(
-  sandbox: RemoteSandbox,
+  sandbox: SandboxApi,
   guestDir: string,
   hostDir: string,
   mode: number,

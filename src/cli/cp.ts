@@ -11,7 +11,7 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { RemoteSandbox } from "../supervisor/index.js";
+import { Sandbox } from "../sdk/index.js";
 import { copyTreeIn, copyTreeOut } from "./cp-tree.js";
 
 interface Location {
@@ -40,9 +40,6 @@ function parseMode(text: string): number {
 
 export function cpCommand(): Command {
   return new Command("cp")
-    .description(
-      "copy a file or directory between the host and a running sandbox (mounted paths too)",
-    )
     .usage("SRC DEST   (one of them ID:/path; - is stdin or stdout)")
     .argument("<src>")
     .argument("<dest>")
@@ -55,7 +52,7 @@ export function cpCommand(): Command {
         throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
       }
       if (dest.id !== undefined) {
-        const sandbox = RemoteSandbox.connect(dest.id);
+        const sandbox = Sandbox.connect(dest.id);
         let target = dest.path;
         if (target.endsWith("/") && src.path !== "-")
           target = posix.join(target, basename(src.path));
@@ -79,7 +76,7 @@ export function cpCommand(): Command {
       if (dest.path !== "-" && !existsSync(dirname(resolve(dest.path)))) {
         throw new ErrInvalidConfig(`no such host directory: ${dirname(resolve(dest.path))}`);
       }
-      const sandbox = RemoteSandbox.connect(src.id as string);
+      const sandbox = Sandbox.connect(src.id as string);
       let destPath = dest.path;
       if (destPath !== "-" && existsSync(destPath) && statSync(destPath).isDirectory()) {
         destPath = join(destPath, posix.basename(src.path));

@@ -1,8 +1,8 @@
 import { Command } from "commander";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statfsSync } from "node:fs";
+import { existsSync, readdirSync, statfsSync } from "node:fs";
 import { join } from "node:path";
-import { cacheDir, dataDir } from "../paths.js";
+import { cacheDir, dataDir, makePrivateDir } from "../paths.js";
 import { detectAccel, findQemuBinary } from "../vmm/index.js";
 
 type Status = "pass" | "fail" | "warn";
@@ -26,7 +26,7 @@ const WARN_FREE_MB = 2048;
 
 function diskSpace(name: string, dir: string): Check {
   return check(name, () => {
-    mkdirSync(dir, { recursive: true });
+    makePrivateDir(dir);
     const s = statfsSync(dir);
     const freeMb = Math.floor((s.bavail * s.bsize) / 1024 / 1024);
     const message = `${freeMb} MB free in ${dir}`;
@@ -102,7 +102,6 @@ const MARK: Record<Status, string> = { pass: "✓", fail: "✗", warn: "⚠" };
 
 export function diagnoseCommand(): Command {
   return new Command("diagnose")
-    .description("check that this host can run sandboxes (exit 1 on failure)")
     .option("--json", "print JSON")
     .action((flags: { json?: boolean }) => {
       const checks = runChecks();

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
-import { RemoteSandbox } from "../supervisor/index.js";
+import { Sandbox } from "../sdk/index.js";
 import { interactive, streamed } from "./run.js";
 import { hostTerminalSize } from "./tty.js";
 
@@ -13,7 +13,6 @@ interface ExecFlags {
 
 export function execCommand(): Command {
   return new Command("exec")
-    .description("run a command in a running sandbox")
     .usage("[flags] ID -- command [args...]")
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal (-it for an interactive shell)")
@@ -36,7 +35,7 @@ async function exec(id: string, command: string[], flags: ExecFlags): Promise<nu
     if (!it) throw new ErrInvalidConfig("command required (or use -it for an interactive shell)");
     command = ["/bin/sh"];
   }
-  const sandbox = RemoteSandbox.connect(id);
+  const sandbox = Sandbox.connect(id);
   const proc = sandbox.spawn(command, {
     ...(flags.workdir !== undefined ? { cwd: flags.workdir } : {}),
     ...(flags.user !== undefined ? { user: flags.user } : {}),

@@ -35,3 +35,14 @@ export function oneOf<T extends string>(name: string, choices: readonly T[]): (v
     return value as T;
   };
 }
+
+/** `--rm=false` / `--rm=true` to the flags commander knows, up to the command's `--`. */
+export function normalizeRmFlag(argv: readonly string[]): string[] {
+  const end = argv.indexOf("--");
+  return argv.map((arg, i) => {
+    if (end >= 0 && i > end) return arg;
+    if (arg === "--rm=false" || arg === "--rm=0") return "--no-rm";
+    if (arg === "--rm=true" || arg === "--rm=1") return "--rm";
+    return arg;
+  });
+}

@@ -22,7 +22,6 @@ function printReport(report: GcReport): boolean {
 
 export function gcCommand(): Command {
   return new Command("gc")
-    .description("clean up what dead sandboxes left behind (VM processes, run dirs)")
     .argument("[id]", "only this sandbox")
     .option("--force-running", "also clean sandboxes that look alive")
     .action((id: string | undefined, flags: { forceRunning?: boolean }) => {
@@ -36,8 +35,6 @@ export function gcCommand(): Command {
 
 export function rmCommand(): Command {
   return new Command("rm")
-    .alias("remove")
-    .description("remove stopped sandboxes (record, logs and leftovers)")
     .argument("[ids...]", "sandbox ids")
     .option("--stopped", "remove every sandbox that is not running")
     .action((ids: string[], flags: { stopped?: boolean }) => {
@@ -57,7 +54,7 @@ export function rmCommand(): Command {
 }
 
 export function pruneCommand(): Command {
-  return new Command("prune").description("remove every stopped or crashed sandbox").action(() => {
+  return new Command("prune").action(() => {
     let pruned = 0;
     const errors: string[] = [];
     for (const record of listRecords()) {

@@ -12,7 +12,7 @@ import {
 const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
 
 export function imageCommand(): Command {
-  const cmd = new Command("image").description("manage the local image store");
+  const cmd = new Command("image");
   cmd
     .command("ls")
     .alias("list")

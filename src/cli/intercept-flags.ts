@@ -31,8 +31,10 @@ export function addInterceptOptions(cmd: Command): Command {
     .option("--deny-all-hosts", "intercept with every host denied (add some with allow-list add)")
     .option("--network-intercept", "intercept HTTP/TLS even without an allowlist")
     .option(
-      "--secret <NAME=VALUE@hosts>",
-      "secret sent only to these hosts; NAME@hosts takes the value from $NAME (repeatable)",
+      "--secret <NAME=VALUE@hosts[;opt]>",
+      "the guest gets a placeholder; the host puts the value only into Authorization of TLS " +
+        "requests to these hosts (no port: 443); NAME@hosts reads $NAME; options: " +
+        ";header=X-Key ;query ;http (plain HTTP too, port 80) (repeatable)",
       collect,
       [],
     )
@@ -78,17 +80,45 @@ function nonEmptyList(flag: string, values: readonly string[] | undefined): stri
 }
 
 /**
- * `NAME=VALUE@h1,h2` or `NAME@h1,h2` (value from `env[NAME]`). The last `@` separates the hosts,
- * so a value may itself contain `@`.
+ * What may follow the hosts, after `;`: `header=X-Api-Key[,X-Other]` (more headers the value
+ * goes into), `query` (also the URL query), `http` (also over plain HTTP).
+ */
+function secretFlagOptions(name: string, options: readonly string[]): Partial<SecretOption> {
+  const headers: string[] = [];
+  const out: Partial<SecretOption> = {};
+  for (const option of options.map((o) => o.trim()).filter(Boolean)) {
+    const eq = option.indexOf("=");
+    const key = (eq < 0 ? option : option.slice(0, eq)).trim().toLowerCase();
+    if ((key === "header" || key === "headers") && eq > 0) {
+      const names = splitList([option.slice(eq + 1)]);
+      if (names.length === 0)
+        throw new ErrInvalidConfig(`--secret ${name}: header= names no header`);
+      headers.push(...names);
+    } else if (key === "query" && eq < 0) out.inQuery = true;
+    else if (key === "http" && eq < 0) out.allowHttp = true;
+    // Not quoted: with a value that holds `@` and `;`, this text could be part of it.
+    else
+      throw new ErrInvalidConfig(
+        `--secret ${name}: unknown option after the hosts (expected header=NAME, query or http)`,
+      );
+  }
+  return headers.length > 0 ? { ...out, headers } : out;
+}
+
+/**
+ * `NAME=VALUE@h1,h2[;option...]` or `NAME@h1,h2[;option...]` (value from `env[NAME]`). The
+ * last `@` separates the hosts, so a value may itself contain `@` (and `;`).
  */
 export function parseSecretFlag(
   entry: string,
   env: NodeJS.ProcessEnv = process.env,
 ): [string, SecretOption] {
   const at = entry.lastIndexOf("@");
-  if (at <= 0) throw new ErrInvalidConfig("--secret expects NAME=VALUE@host,... or NAME@host,...");
+  if (at <= 0)
+    throw new ErrInvalidConfig("--secret expects NAME=VALUE@host,...[;option] or NAME@host,...");
   const left = entry.slice(0, at);
-  const hosts = splitList([entry.slice(at + 1)]);
+  const [hostText = "", ...options] = entry.slice(at + 1).split(";");
+  const hosts = splitList([hostText]);
   const eq = left.indexOf("=");
   const name = eq < 0 ? left : left.slice(0, eq);
   if (!SECRET_NAME_RE.test(name))
@@ -96,6 +126,7 @@ export function parseSecretFlag(
       "--secret: the name must be a shell variable name (NAME=VALUE@hosts)",
     );
   if (hosts.length === 0) throw new ErrInvalidConfig(`--secret ${name}: no hosts after @`);
+  const extra = secretFlagOptions(name, options);
   const value = eq < 0 ? env[name] : left.slice(eq + 1);
   if (value === undefined || value === "")
     throw new ErrInvalidConfig(
@@ -103,7 +134,7 @@ export function parseSecretFlag(
         ? `--secret ${name}: $${name} is not set in the environment`
         : `--secret ${name}: empty value`,
     );
-  return [name, { value, hosts }];
+  return [name, { value, hosts, ...extra }];
 }
 
 export function parseSecretFlags(entries: readonly string[]): Record<string, SecretOption> {
@@ -151,27 +182,4 @@ export function interceptSandboxOptions(
     ...(tcp.length > 0 ? { allowTcp: tcp } : {}),
     ...(flags.policyScript !== undefined ? { policyScript: flags.policyScript } : {}),
   };
-}
-
-/**
- * `run` arguments without any `--secret` (before the command's `--`), for a supervisor's argv
- * that `ps` shows to every user.
- */
-export function withoutSecretArgs(args: readonly string[]): string[] {
-  const end = args.indexOf("--");
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (end >= 0 && i >= end) {
-      out.push(arg);
-      continue;
-    }
-    if (arg === "--secret") {
-      i++;
-      continue;
-    }
-    if (arg.startsWith("--secret=")) continue;
-    out.push(arg);
-  }
-  return out;
 }

@@ -4,7 +4,6 @@ import { LIVE_STATUSES, listRecords, stopSandbox } from "../state/index.js";
 
 export function killCommand(): Command {
   return new Command("kill")
-    .description("stop a running sandbox")
     .argument("[id]", "sandbox id")
     .option("--all", "stop every running sandbox")
     .action(async (id: string | undefined, flags: { all?: boolean }) => {

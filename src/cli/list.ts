@@ -13,8 +13,6 @@ function ports(record: SandboxRecord): string {
 
 export function listCommand(): Command {
   return new Command("list")
-    .alias("ls")
-    .description("list sandboxes")
     .option("--running", "only running sandboxes")
     .option("--json", "print JSON")
     .action((flags: { running?: boolean; json?: boolean }) => {
@@ -40,10 +38,7 @@ export function listCommand(): Command {
 }
 
 export function inspectCommand(): Command {
-  return new Command("inspect")
-    .description("print a sandbox's record as JSON")
-    .argument("<id>", "sandbox id")
-    .action((id: string) => {
-      process.stdout.write(`${JSON.stringify(getRecord(id), null, 2)}\n`);
-    });
+  return new Command("inspect").argument("<id>", "sandbox id").action((id: string) => {
+    process.stdout.write(`${JSON.stringify(getRecord(id), null, 2)}\n`);
+  });
 }

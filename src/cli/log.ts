@@ -1,8 +1,8 @@
 import { Command } from "commander";
 import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { getRecord, logPath } from "../state/index.js";
-import { previousSegmentPath } from "../util/ring-log.js";
-import { TerminalSanitizer } from "../util/terminal-text.js";
+import { previousSegmentPath, TerminalSanitizer } from "../util/index.js";
+import { outputFailed } from "./output.js";
 
 const POLL_MS = 100;
 
@@ -75,21 +75,18 @@ class LogReader {
   private drain(fd: number, from: number): number {
     const buf = Buffer.allocUnsafe(64 * 1024);
     let offset = from;
-    for (;;) {
+    while (!outputFailed()) {
       const n = readSync(fd, buf, 0, buf.length, offset);
-      if (n <= 0) return offset;
+      if (n <= 0) break;
       this.out(Buffer.from(buf.subarray(0, n)));
       offset += n;
     }
+    return offset;
   }
 }
 
 export function logCommand(): Command {
   return new Command("log")
-    .alias("logs")
-    .description(
-      "print a sandbox's log (serial console and the output of its run command; the last 2-4 MiB)",
-    )
     .argument("<id>", "sandbox id")
     .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)")
     .option(
@@ -107,7 +104,8 @@ export function logCommand(): Command {
         const onSignal = () => (stop = true);
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
-        while (!stop) {
+        // Until Ctrl-C, or until the reader of our output goes away (`log -f ID | head`).
+        while (!stop && !outputFailed()) {
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));
           reader.poll();
         }

@@ -1,14 +1,12 @@
 import { Command } from "commander";
-import { createServer } from "node:net";
+import { parsePublish } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { RemoteSandbox } from "../supervisor/index.js";
-import { listenTcp } from "../supervisor/port-forward.js";
+import { Sandbox } from "../sdk/index.js";
+import { forwardingServer, listenTcp } from "../supervisor/index.js";
 import { collect } from "./flags.js";
-import { parsePublish } from "./publish.js";
 
 export function portForwardCommand(): Command {
   return new Command("port-forward")
-    .description("forward host ports to ports in a running sandbox (until Ctrl-C)")
     .usage("[flags] ID [ADDR:][LOCAL:]REMOTE...")
     .argument("<id>", "sandbox id")
     .argument("<specs...>", "[ADDR:][LOCAL:]REMOTE (LOCAL 0 picks a free port)")
@@ -21,13 +19,11 @@ export function portForwardCommand(): Command {
     .action(async (id: string, specs: string[], flags: { address: string[] }) => {
       const bindings = parsePublish(specs, flags.address);
       if (bindings.length === 0) throw new ErrInvalidConfig("at least one port to forward");
-      const sandbox = RemoteSandbox.connect(id);
+      const sandbox = Sandbox.connect(id);
       const servers = [];
       for (const b of bindings) {
-        const server = createServer({ allowHalfOpen: true }, (client) =>
-          sandbox.tunnelTcp(b.remotePort, client, (err) =>
-            process.stderr.write(`wheellock: forward to sandbox:${b.remotePort}: ${err.message}\n`),
-          ),
+        const server = forwardingServer(sandbox, b.remotePort, (err) =>
+          process.stderr.write(`wheellock: forward to sandbox:${b.remotePort}: ${err.message}\n`),
         );
         const local = await listenTcp(server, b.address, b.localPort);
         servers.push(server);

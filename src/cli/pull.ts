@@ -10,7 +10,6 @@ interface PullFlags {
 
 export function pullCommand(): Command {
   return new Command("pull")
-    .description("pull an image from a registry into the local store")
     .argument("<image>", "image reference, e.g. alpine:3.20 or ghcr.io/org/img@sha256:...")
     .option(
       "--platform <os/arch>",

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { composeCommand, DEFAULT_IMAGE, withEntrypointOverride } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { ensureImage, parsePlatform, type ImageRuntimeConfig } from "../image/index.js";
-import type { ImageSelection } from "../sandbox/image.js";
+import type { ImageRuntimeConfig } from "../image/index.js";
+import type { ImageSelection } from "../sandbox/index.js";
 import { collect } from "./flags.js";
 import { terminalProgress } from "./pull-progress.js";
 
@@ -36,6 +36,8 @@ export async function prepareRunImage(
 ): Promise<ImageRuntimeConfig | undefined> {
   const image = flags.image ?? (process.env.WHEELLOCK_IMAGE || DEFAULT_IMAGE);
   if (image === DEFAULT_IMAGE) return undefined;
+  // The registry client and tar code load only for OCI images (CLI start-up).
+  const { ensureImage, parsePlatform } = await import("../image/index.js");
   const progress = terminalProgress(`Pulling ${image}`);
   const { record } = await ensureImage(image, {
     forcePull: flags.pull === true,

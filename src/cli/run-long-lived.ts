@@ -3,26 +3,17 @@
  * supervisor and prints the id; `--rm=false` makes this process the supervisor, in the
  * foreground, until Ctrl-C or `wheellock kill`.
  */
-import { Command, Option } from "commander";
-import { parseDurationSeconds, type SandboxOptions } from "../config/index.js";
-import { ErrInvalidConfig } from "../errors.js";
-import { renameSync } from "node:fs";
-import { join } from "node:path";
-import { sandboxDir } from "../state/index.js";
+import { Command } from "commander";
+import { resolve as resolvePath } from "node:path";
 import {
-  OPTIONS_STDIN_FLAG,
-  READY_PREFIX,
-  startDetached,
-  supervise,
-  SUPERVISOR_FLAG,
-  SUPERVISOR_LOG_ENV,
-} from "../supervisor/index.js";
-
-/** Tells a supervisor that `run -d` writes the secrets to its stdin. */
-const SECRETS_STDIN_FLAG = "--secrets-stdin";
+  parseDurationSeconds,
+  parsePublish,
+  planSandbox,
+  type SandboxOptions,
+} from "../config/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import { startSupervisor, supervise, type SuperviseRequest } from "../supervisor/index.js";
 import { collect } from "./flags.js";
-import { withoutSecretArgs } from "./intercept-flags.js";
-import { parsePublish } from "./publish.js";
 
 export interface LongLivedFlags {
   detach?: boolean;
@@ -30,25 +21,9 @@ export interface LongLivedFlags {
   publish: string[];
   address: string[];
   gracefulShutdown?: number;
-  supervisor?: boolean;
-  /** Hidden: the supervisor reads its secrets from stdin (never from argv). */
-  secretsStdin?: boolean;
-  /** Hidden: the supervisor reads all its SandboxOptions from stdin (SDK startDetached). */
-  optionsStdin?: boolean;
   events?: string;
   interactive?: boolean;
   tty?: boolean;
-}
-
-/** `--rm=false` / `--rm=true` to the flags commander knows, up to the command's `--`. */
-export function normalizeRmFlag(argv: readonly string[]): string[] {
-  const end = argv.indexOf("--");
-  return argv.map((arg, i) => {
-    if (end >= 0 && i > end) return arg;
-    if (arg === "--rm=false" || arg === "--rm=0") return "--no-rm";
-    if (arg === "--rm=true" || arg === "--rm=1") return "--rm";
-    return arg;
-  });
 }
 
 export function addLongLivedOptions(cmd: Command): void {
@@ -58,7 +33,7 @@ export function addLongLivedOptions(cmd: Command): void {
       "start the sandbox in the background and print its id (implies --rm=false)",
     )
     // `--rm=false` (the reference CLI's spelling) is rewritten to --no-rm before parsing
-    // (normalizeRmFlag), so `--rm` never swallows the command that follows it.
+    // (normalizeRmFlag in flags.ts), so `--rm` never swallows the command that follows it.
     .option("--rm", "remove the sandbox when the command ends (default)")
     .option("--no-rm", "keep the sandbox running after the command (also --rm=false)")
     .option(
@@ -72,14 +47,11 @@ export function addLongLivedOptions(cmd: Command): void {
       "--graceful-shutdown <duration>",
       "on stop, give running commands this long after SIGTERM (e.g. 10s; default 0)",
       (v: string) => parseDurationSeconds(v, "--graceful-shutdown"),
-    )
-    .addOption(new Option(SUPERVISOR_FLAG).hideHelp())
-    .addOption(new Option(SECRETS_STDIN_FLAG).hideHelp())
-    .addOption(new Option(OPTIONS_STDIN_FLAG).hideHelp());
+    );
 }
 
 export function isLongLived(flags: LongLivedFlags): boolean {
-  return flags.detach === true || flags.rm === false || flags.supervisor === true;
+  return flags.detach === true || flags.rm === false;
 }
 
 export async function runLongLived(
@@ -90,37 +62,22 @@ export async function runLongLived(
   if (flags.detach && (flags.tty || flags.interactive)) {
     throw new ErrInvalidConfig("--detach cannot be combined with -t/--tty or -i/--interactive");
   }
-  const ports = parsePublish(flags.publish, flags.address);
-  if (flags.detach && !flags.supervisor) {
-    // Secrets travel on a pipe: a supervisor's argv is visible to every user (ps), and the
-    // state record and logs must never hold them.
-    const secrets = options.secrets ?? {};
-    const hasSecrets = Object.keys(secrets).length > 0;
-    const id = await startDetached(
-      withoutSecretArgs(process.argv.slice(process.argv.indexOf("run") + 1)),
-      hasSecrets ? { flags: [SECRETS_STDIN_FLAG], stdin: JSON.stringify(secrets) } : {},
-    );
-    process.stdout.write(`${id}\n`);
+  const request: SuperviseRequest = {
+    // A long-lived sandbox has no deadline unless one was asked for (--timeout).
+    plan: planSandbox({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 }),
+    command,
+    ports: parsePublish(flags.publish, flags.address),
+    gracefulShutdownMs: Math.round((flags.gracefulShutdown ?? 0) * 1000),
+    ...(flags.events !== undefined ? { eventsPath: resolvePath(flags.events) } : {}),
+  };
+  if (flags.detach) {
+    // The supervisor gets the plan (secrets included) on a pipe, never in its argv.
+    process.stdout.write(`${await startSupervisor(request)}\n`);
     return 0;
   }
-  const gracefulShutdownMs = Math.round((flags.gracefulShutdown ?? 0) * 1000);
-  return supervise({
-    options,
-    command,
-    ports,
-    gracefulShutdownMs,
-    ...(flags.events !== undefined ? { eventsPath: flags.events } : {}),
-    ...(flags.supervisor ? {} : { echo: { stdout: process.stdout, stderr: process.stderr } }),
+  return supervise(request, {
+    echo: { stdout: process.stdout, stderr: process.stderr },
     onReady: (record) => {
-      if (flags.supervisor) {
-        // Keep our stderr (later warnings, a crash's stack) as sandboxes/<id>/supervisor.log.
-        const errLog = process.env[SUPERVISOR_LOG_ENV];
-        if (errLog) renameSync(errLog, join(sandboxDir(record.id), "supervisor.log"));
-        process.stdout.write(`${READY_PREFIX}${record.id}\n`);
-        // The `run -d` that reads this goes away: later writes must not kill the supervisor.
-        process.stdout.on("error", () => undefined);
-        return;
-      }
       process.stderr.write(
         `Sandbox ${record.id} is running\n` +
           `  Connect: wheellock exec ${record.id} -it sh\n` +

@@ -6,10 +6,11 @@ import {
   ENV_DEFAULT_IMAGE,
   mergeEnv,
   type SandboxOptions,
-  type SecretOption,
 } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
-import { Sandbox, type ExecProcess } from "../sandbox/index.js";
+import type { ExecProcess, VmSandbox } from "../sandbox/index.js";
+import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
+import { Sandbox } from "../sdk/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -24,7 +25,7 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
-import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
+import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -70,7 +71,6 @@ const EXIT_TIMEOUT = 124;
 // `docker run`.
 export function runCommand(): Command {
   const cmd = new Command("run")
-    .description("run a command in a new sandbox, then destroy it")
     .usage("[flags] [-- command [args...]]")
     .option("--image <ref>", "image to run (default: the locally built default image)")
     .option("--cpus <n>", "virtual CPUs (may be fractional)", positiveNumber("--cpus"))
@@ -115,16 +115,7 @@ export function runCommand(): Command {
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
-      // A detached supervisor gets its secrets (`run -d`) or all its options (the SDK's
-      // startDetached) on stdin from the process that started it.
-      const options = flags.optionsStdin
-        ? await readJsonFromStdin<SandboxOptions>("sandbox options")
-        : sandboxOptions(
-            flags,
-            flags.secretsStdin
-              ? await readJsonFromStdin<Record<string, SecretOption>>("secrets")
-              : parseSecretFlags(flags.secret ?? []),
-          );
+      const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));
       process.exitCode = await runLongLived(argv, flags, options);
       return;
     }
@@ -132,19 +123,10 @@ export function runCommand(): Command {
   });
 }
 
-/** What the starting process wrote to a supervisor's stdin, as JSON (checked later). */
-async function readJsonFromStdin<T>(what: string): Promise<T> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new ErrInvalidConfig(`${what} from the starting process were not valid JSON`);
-  }
-}
-
-function sandboxOptions(flags: RunFlags, secrets?: Record<string, SecretOption>): SandboxOptions {
+function sandboxOptions(
+  flags: RunFlags,
+  secrets?: ReturnType<typeof parseSecretFlags>,
+): SandboxOptions {
   return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
     ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
@@ -177,7 +159,7 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   }
   const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
-  let sandbox: Sandbox;
+  let sandbox: VmSandbox;
   try {
     sandbox = await Sandbox.create(sandboxOptions(flags));
   } catch (err) {
@@ -207,14 +189,36 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   }
 }
 
-/** Keeps a destination from being ended when the guest's stream ends (stdout is shared). */
-function keepOpen(dest: NodeJS.WritableStream): Writable {
+/**
+ * Keeps a destination from being ended when the guest's stream ends (stdout is shared). Once
+ * the destination has failed (its reader went away), the rest is dropped rather than waited on.
+ */
+function keepOpen(dest: NodeJS.WriteStream): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      if (dest.write(chunk)) done();
+      if (dest.destroyed || dest.write(chunk) || dest.destroyed) done();
       else dest.once("drain", () => done());
     },
   });
+}
+
+/**
+ * Waits for the command and the forwarding of its output. When our own stdout or stderr fails
+ * (`| head -c1`), the command is abandoned, as a local writer would die of SIGPIPE, and the
+ * status is output.ts's EXIT_BROKEN_PIPE.
+ */
+async function forwarded(proc: ExecProcess, outputs: Promise<void>[]): Promise<number> {
+  const stop = onOutputFailed(() => proc.abandon());
+  try {
+    const [exit] = await Promise.all([proc.wait(), ...outputs]);
+    return exit.exitCode;
+  } catch (err) {
+    // Abandoned because our output failed: the status is output.ts's, not the command's.
+    if (outputFailed()) return exitStatus(0);
+    throw err;
+  } finally {
+    stop();
+  }
 }
 
 export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
@@ -230,12 +234,10 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   process.on("SIGINT", forward);
   process.on("SIGTERM", forward);
   try {
-    const [exit] = await Promise.all([
-      proc.wait(),
+    return await forwarded(proc, [
       pipeline(proc.stdout, keepOpen(process.stdout)),
       pipeline(proc.stderr, keepOpen(process.stderr)),
     ]);
-    return exit.exitCode;
   } finally {
     process.off("SIGINT", forward);
     process.off("SIGTERM", forward);
@@ -249,11 +251,7 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
 export async function interactive(proc: ExecProcess): Promise<number> {
   const restore = attachTerminal(proc);
   try {
-    const [exit] = await Promise.all([
-      proc.wait(),
-      pipeline(proc.stdout, keepOpen(process.stdout)),
-    ]);
-    return exit.exitCode;
+    return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
   } finally {
     restore();
   }

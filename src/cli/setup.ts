@@ -3,9 +3,6 @@ import { runSetup } from "../setup/index.js";
 
 export function setupCommand(): Command {
   return new Command("setup")
-    .description(
-      "install host packages (QEMU, e2fsprogs, musl) and prepare the guest kernel, agent and default image",
-    )
     .option("--kernel <path>", "use this guest kernel instead of Debian's cloud kernel")
     .action(async (flags: { kernel?: string }) => {
       const result = await runSetup({

@@ -1,8 +1,8 @@
-import { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../paths.js";
 
+/** The version in package.json. Kept free of commander: `wheellock version` loads only this. */
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
     version: string;
@@ -10,8 +10,7 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-export function versionCommand(): Command {
-  return new Command("version").description("print the version").action(() => {
-    process.stdout.write(`wheellock ${packageVersion()}\n`);
-  });
+/** What `wheellock version` prints. */
+export function versionLine(): string {
+  return `wheellock ${packageVersion()}\n`;
 }

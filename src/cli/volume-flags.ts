@@ -1,12 +1,12 @@
 import type { Command } from "commander";
-import type { SandboxOptions } from "../config/index.js";
-import { parseDiskSpec } from "../config/disks.js";
 import {
   DEFAULT_WORKSPACE,
+  parseDiskSpec,
   parseVolumeMount,
   validateGuestMount,
   type MountConfig,
-} from "../config/volumes.js";
+  type SandboxOptions,
+} from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { collect } from "./flags.js";
 
@@ -20,8 +20,8 @@ export interface VolumeFlags {
 export function addVolumeOptions(cmd: Command): Command {
   return cmd
     .option(
-      "-v, --volume <host:guest[:ro|:overlay|:host_fs]>",
-      "mount a host directory or single file (default overlay: guest writes never reach the host; ro; host_fs: read-write); relative guest paths are inside the workspace (repeatable)",
+      "-v, --volume <host:guest[:ro|:overlay|:host_fs][,size=MB][,inodes=N]>",
+      "mount a host directory or single file (default overlay: guest writes never reach the host and take at most --disk-size, or size=MB; ro; host_fs: read-write, unbounded unless size= or inodes= is given); relative guest paths are inside the workspace (repeatable)",
       collect,
       [],
     )

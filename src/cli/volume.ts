@@ -12,9 +12,7 @@ const mb = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MB`
 
 /** `wheellock volume create|ls|rm`: named ext4 volumes for `--disk @NAME:/path`. */
 export function volumeCommand(): Command {
-  const cmd = new Command("volume").description(
-    "manage named volumes (ext4 images attached with --disk @NAME:/path)",
-  );
+  const cmd = new Command("volume");
   cmd
     .command("create")
     .description("create an empty ext4 volume")

@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
-import { checkVolumeName, volumePath } from "../volumes/names.js";
+import { checkVolumeName, volumePath } from "../volumes/index.js";
 import { validateGuestMount } from "./volumes.js";
 
 export interface DiskConfig {

@@ -12,7 +12,9 @@ export type {
 } from "./options.js";
 export type { NetworkHookRule } from "./hook-rule.js";
 export { SECRET_NAME_RE } from "./intercept-checks.js";
-export { resolveSandboxOptions } from "./resolve.js";
+export { planSandbox, resolveSandboxOptions } from "./resolve.js";
+export { planFromJson, planFromValue, planToJson, publicConfig, type SandboxPlan } from "./plan.js";
+export { parsePublish, type PortBinding } from "./publish.js";
 export {
   DEFAULT_CPUS,
   DEFAULT_DISK_SIZE_MB,
@@ -26,7 +28,7 @@ export {
   MIN_DISK_SIZE_MB,
   MIN_MEMORY_MB,
 } from "./defaults.js";
-export { isSandboxId, newSandboxId } from "./sandbox-id.js";
+export { isSandboxId, newSandboxId } from "../util/index.js";
 export {
   envNameProblem,
   envValueProblem,

@@ -1,7 +1,7 @@
 import { isIPv4 } from "node:net";
 import { resolve as resolvePath } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
-import { compileHostPattern } from "../net/policy/host-pattern.js";
+import { compileHostPattern, secretHeaderProblem } from "../net/index.js";
 import { checkBoolean, checkHostPath } from "./field-checks.js";
 import type { ResolvedSandboxConfig, ResolvedSecret, SandboxOptions } from "./options.js";
 
@@ -57,6 +57,22 @@ function tcpRules(value: unknown): string[] {
   return entries;
 }
 
+const SECRET_FIELDS = new Set(["value", "hosts", "headers", "inQuery", "allowHttp"]);
+
+/** Extra headers a secret goes into: header names the proxy does not own, de-duplicated. */
+function secretHeaders(field: string, value: unknown): string[] {
+  if (!Array.isArray(value))
+    throw new ErrInvalidConfig(`${field} must be an array of header names`);
+  const out = new Map<string, string>();
+  for (const h of value) {
+    const problem = secretHeaderProblem(h);
+    if (problem !== undefined) throw new ErrInvalidConfig(`${field}: ${problem}`);
+    const name = h as string;
+    if (!out.has(name.toLowerCase())) out.set(name.toLowerCase(), name);
+  }
+  return [...out.values()];
+}
+
 /** The value is checked but never quoted: error messages must not carry it. */
 export function checkSecrets(value: unknown): ResolvedSecret[] {
   if (typeof value !== "object" || value === null || Array.isArray(value))
@@ -70,7 +86,13 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
       );
     if (typeof spec !== "object" || spec === null)
       throw new ErrInvalidConfig(`secrets.${name} must be an object with value and hosts`);
-    const { value: secret, hosts, inQuery } = spec as Record<string, unknown>;
+    // A misspelt `allowHttp` or `headers` would silently change where the value may go.
+    const unknown = Object.keys(spec).find((k) => !SECRET_FIELDS.has(k));
+    if (unknown !== undefined)
+      throw new ErrInvalidConfig(
+        `secrets.${name}: unknown field ${JSON.stringify(unknown)} (known: ${[...SECRET_FIELDS].join(", ")})`,
+      );
+    const { value: secret, hosts, headers, inQuery, allowHttp } = spec as Record<string, unknown>;
     if (typeof secret !== "string" || secret.length === 0 || secret.includes("\0"))
       throw new ErrInvalidConfig(`secrets.${name}.value must be a non-empty string without NUL`);
     const globs = hostGlobs(`secrets.${name}.hosts`, hosts ?? []);
@@ -79,7 +101,12 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
     out.push({
       name,
       hosts: Object.freeze(globs),
+      headers: Object.freeze(
+        headers === undefined ? [] : secretHeaders(`secrets.${name}.headers`, headers),
+      ),
       inQuery: inQuery === undefined ? false : checkBoolean(`secrets.${name}.inQuery`, inQuery),
+      allowHttp:
+        allowHttp === undefined ? false : checkBoolean(`secrets.${name}.allowHttp`, allowHttp),
     });
   }
   return out;

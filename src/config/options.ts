@@ -5,18 +5,36 @@
  */
 
 import type { DiskConfig, ResolvedDisk } from "./disks.js";
-import type { FileHookRule } from "../vfs/hooks/types.js";
+import type { FileHookRule } from "../vfs/index.js";
 import type { MountConfig } from "./volumes.js";
 import type { NetworkHookRule } from "./hook-rule.js";
 
-/** One credential the guest never sees: it gets a placeholder, the host swaps it in. */
+/**
+ * One credential the guest never sees: it gets a placeholder, the host swaps the value in —
+ * only toward `hosts`, only over TLS (unless `allowHttp`), and only in `Authorization`,
+ * `Proxy-Authorization`, the listed `headers` and (with `inQuery`) the query. A placeholder
+ * anywhere else blocks the request.
+ */
 export interface SecretOption {
   /** The real value; never written to state files, logs, events or errors. */
   value: string;
-  /** Host globs (as in `allowedHosts`) the value may be sent to; at least one. */
+  /**
+   * Host globs (as in `allowedHosts`) the value may be sent to; at least one. An entry without
+   * a port means port 443 (and 80 for plain HTTP with `allowHttp`); `host:port` that port.
+   */
   hosts: string[];
-  /** Also replace the placeholder in the URL query (default: request headers only). */
+  /**
+   * More request headers the value goes into, besides `Authorization` and
+   * `Proxy-Authorization` (case-insensitive), e.g. `["X-Api-Key"]`.
+   */
+  headers?: string[];
+  /** Also replace the placeholder in the URL query (default: headers only). */
   inQuery?: boolean;
+  /**
+   * Also send the value over plain HTTP, where anyone on the path can read it. Default false:
+   * a placeholder in a plain-HTTP request is blocked (`secret_requires_tls`).
+   */
+  allowHttp?: boolean;
 }
 
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
@@ -132,8 +150,9 @@ export interface SandboxOptions {
   networkIntercept?: boolean;
   /**
    * Secrets by environment variable name: every command gets `NAME=<placeholder>`, and the host
-   * replaces the placeholder with the value in requests to the secret's hosts only; a
-   * placeholder headed anywhere else blocks the request. The hosts join the allowlist.
+   * replaces the placeholder with the value only in TLS requests to the secret's hosts, in its
+   * headers (see `SecretOption`); a placeholder headed anywhere else blocks the request. The
+   * hosts join the allowlist.
    */
   secrets?: Record<string, SecretOption>;
   /** HTTP hook rules and callbacks, applied in order (intercept mode). */
@@ -154,7 +173,10 @@ export interface SandboxOptions {
 export interface ResolvedSecret {
   readonly name: string;
   readonly hosts: readonly string[];
+  /** The user's extra headers (Authorization and Proxy-Authorization always apply). */
+  readonly headers: readonly string[];
   readonly inQuery: boolean;
+  readonly allowHttp: boolean;
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */

@@ -29,9 +29,12 @@ import {
   checkUserSpec,
 } from "./field-checks.js";
 import type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import { publicConfig, type SandboxPlan } from "./plan.js";
+import { checkMounts } from "./mount-checks.js";
+import { checkFileHooks, checkNetworkHooks, secretValues } from "./rule-checks.js";
 import { checkNetworkOptions } from "./network-checks.js";
 import { checkDisks } from "./disks.js";
-import { newSandboxId } from "./sandbox-id.js";
+import { newSandboxId } from "../util/index.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
 
@@ -42,12 +45,39 @@ function envDefault(env: HostEnv, name: string): string | undefined {
 }
 
 /**
- * Applies defaults to `opts` and checks every field, before anything is started. Throws
- * ErrInvalidConfig with one line naming the first bad field (`invalid configuration: cpus must
- * be a finite number > 0, got -1`). `env` supplies the WHEELLOCK_IMAGE / WHEELLOCK_KERNEL /
- * WHEELLOCK_ACCEL defaults; `hostCpus` bounds `cpus`; `id` is for restoring a known sandbox.
+ * Turns the caller's options into the sandbox plan: defaults applied and every field checked,
+ * once, before anything is started. Throws ErrInvalidConfig with one line naming the first bad
+ * field (`invalid configuration: cpus must be a finite number > 0, got -1`). `env` supplies
+ * the WHEELLOCK_IMAGE / WHEELLOCK_KERNEL / WHEELLOCK_ACCEL defaults; `hostCpus` bounds `cpus`;
+ * `id` is the sandbox's (a supervisor picks it before the boot).
  */
+export function planSandbox(
+  opts: SandboxOptions = {},
+  env: HostEnv = process.env,
+  hostCpus: number = availableParallelism(),
+  id: string = newSandboxId(),
+): SandboxPlan {
+  const config = resolveFields(opts, env, hostCpus, id);
+  return Object.freeze({
+    ...config,
+    secretValues: Object.freeze(secretValues(opts.secrets)),
+    mounts: Object.freeze(checkMounts(opts.mounts)),
+    fileHooks: Object.freeze(checkFileHooks(opts.fileHooks)),
+    networkHooks: Object.freeze(checkNetworkHooks(opts.networkHooks)),
+  });
+}
+
+/** The plan's public view (no secret values, rules or mounts): `sandbox.config`. */
 export function resolveSandboxOptions(
+  opts: SandboxOptions = {},
+  env: HostEnv = process.env,
+  hostCpus: number = availableParallelism(),
+  id: string = newSandboxId(),
+): ResolvedSandboxConfig {
+  return publicConfig(planSandbox(opts, env, hostCpus, id));
+}
+
+function resolveFields(
   opts: SandboxOptions = {},
   env: HostEnv = process.env,
   hostCpus: number = availableParallelism(),

@@ -1,6 +1,6 @@
 /**
- * Volume mounts (`-v host:guest[:ro|:overlay|:host_fs]`) and the guest-path rules of the
- * reference (matchlock ParseVolumeMountSpec, ValidateGuestMount,
+ * Volume mounts (`-v host:guest[:ro|:overlay|:host_fs][,size=MB][,inodes=N]`) and the
+ * guest-path rules of the reference (matchlock ParseVolumeMountSpec, ValidateGuestMount,
  * ValidateGuestPathWithinWorkspace), with its error texts, so scripts written for it work.
  */
 import { existsSync } from "node:fs";
@@ -10,6 +10,18 @@ import type { VfsProvider } from "../vfs/index.js";
 
 export type MountType = "host_fs" | "overlay" | "memory" | "provider";
 
+/**
+ * What a writable mount may hold on the host (docs/FILESYSTEM.md, "Quotas"): file sizes
+ * rounded up to 4 KiB plus 4 KiB per directory or symlink, and a number of inodes. Beyond
+ * either, writes fail with ENOSPC; the guest's `df` shows the budget.
+ */
+export interface MountQuota {
+  /** Default: the sandbox's disk size (overlay), 256 MiB (memory). */
+  readonly sizeBytes?: number;
+  /** Default: one per 16 KiB of `sizeBytes` (mkfs.ext4's ratio). */
+  readonly inodes?: number;
+}
+
 export interface MountConfig {
   readonly type: MountType;
   /** Absolute host path (host_fs and overlay). */
@@ -18,9 +30,11 @@ export interface MountConfig {
   /** Your own filesystem (`type: "provider"`): any object implementing VfsProvider. */
   readonly provider?: VfsProvider;
   /**
-   * Owner the guest sees for files of the host user (host_fs, overlay). Default root (0:0);
-   * set it to the image's user when that user must write the mount (the guest kernel
-   * checks permissions against it).
+   * Owner the guest sees for files of the host user (host_fs, and an overlay's lower
+   * directory). Default root (0:0); set it to the image's user when that user must write a
+   * host_fs mount (the guest kernel checks permissions against it). In overlay mounts, new
+   * files belong to the guest user that made them and the root shows the host directory's
+   * own mode and owner.
    */
   readonly owner?: { readonly uid: number; readonly gid: number };
   /**
@@ -28,6 +42,36 @@ export interface MountConfig {
    * closes, under `<data dir>/overlays/`; `sandbox.keptOverlays` says where. Default: dropped.
    */
   readonly keepUpper?: boolean;
+  /**
+   * Overlay (its upper layer), memory, and read-write host_fs mounts. Overlay and memory
+   * mounts always have one (defaults in MountQuota); a host_fs mount only when this is set,
+   * and then it bounds how much the directory may grow from what it held at mount time.
+   */
+  readonly quota?: MountQuota;
+}
+
+const QUOTA_MIN_BYTES = 4096;
+
+/** A quota given by the user: whole numbers, at least one 4 KiB block and one inode. */
+export function checkMountQuota(quota: unknown, where: string): MountQuota {
+  const bad = (why: string): never => {
+    throw new ErrInvalidConfig(`${where}: ${why}`);
+  };
+  if (typeof quota !== "object" || quota === null) return bad("quota must be an object");
+  const { sizeBytes, inodes, ...rest } = quota as Record<string, unknown>;
+  const unknownKey = Object.keys(rest)[0];
+  if (unknownKey !== undefined)
+    return bad(`quota has an unknown field ${JSON.stringify(unknownKey)}`);
+  if (
+    sizeBytes !== undefined &&
+    !(Number.isSafeInteger(sizeBytes) && Number(sizeBytes) >= QUOTA_MIN_BYTES)
+  ) {
+    return bad(`quota.sizeBytes must be a whole number of at least ${QUOTA_MIN_BYTES}`);
+  }
+  if (inodes !== undefined && !(Number.isSafeInteger(inodes) && Number(inodes) >= 1)) {
+    return bad("quota.inodes must be a whole number of at least 1");
+  }
+  return quota as MountQuota;
 }
 
 export const DEFAULT_WORKSPACE = "/workspace";
@@ -87,22 +131,23 @@ export function parseVolumeMount(
     return bad("expected format host:guest or host:guest:ro");
   const hostPath = resolve(cwd, hostPart);
   if (!existsSync(hostPath)) return bad(`host path does not exist: ${hostPath}`);
+  const { mode, quota } = parseVolumeOptions(option, bad);
   let mount: MountConfig;
-  switch (option?.trim().toLowerCase()) {
+  switch (mode) {
     case undefined:
     case "overlay":
       mount = { type: "overlay", hostPath };
       break;
     case "ro":
     case "readonly":
+      if (quota !== undefined) return bad("size= and inodes= apply to writable mounts only");
       mount = { type: "host_fs", hostPath, readonly: true };
       break;
-    case "host_fs":
+    default:
       mount = { type: "host_fs", hostPath };
       break;
-    default:
-      return bad(`unknown option ${JSON.stringify(option)} (use 'ro', 'overlay', or 'host_fs')`);
   }
+  if (quota !== undefined) mount = { ...mount, quota };
   const guest = guestPart.startsWith("/") ? guestPart : posix.join(cleanPath(workspace), guestPart);
   try {
     const guestPath = validateGuestPathWithinWorkspace(guest, workspace);
@@ -110,4 +155,54 @@ export function parseVolumeMount(
   } catch (err) {
     return bad((err as Error).message.replace(/^invalid configuration: /, ""));
   }
+}
+
+const VOLUME_MODES: readonly string[] = ["ro", "readonly", "overlay", "host_fs"];
+const MIB = 1024 * 1024;
+
+/**
+ * The `:OPT` part of `-v`: a comma-separated list of at most one mode (`ro`, `overlay`,
+ * `host_fs`) and the quota keys `size=MB` and `inodes=N`.
+ */
+function parseVolumeOptions(
+  option: string | undefined,
+  bad: (why: string) => never,
+): { mode: string | undefined; quota: MountQuota | undefined } {
+  if (option === undefined) return { mode: undefined, quota: undefined };
+  let mode: string | undefined;
+  let sizeBytes: number | undefined;
+  let inodes: number | undefined;
+  for (const raw of option.split(",")) {
+    const item = raw.trim().toLowerCase();
+    const eq = item.indexOf("=");
+    const key = eq < 0 ? item : item.slice(0, eq);
+    const value = eq < 0 ? undefined : item.slice(eq + 1);
+    if (value === undefined && VOLUME_MODES.includes(key) && mode === undefined) {
+      mode = key;
+    } else if (key === "size" && value !== undefined && sizeBytes === undefined) {
+      if (!/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(Number(value) * MIB)) {
+        return bad(`size must be a whole number of MB, got ${JSON.stringify(value)}`);
+      }
+      sizeBytes = Number(value) * MIB;
+    } else if (key === "inodes" && value !== undefined && inodes === undefined) {
+      if (!/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(Number(value))) {
+        return bad(`inodes must be a whole number, got ${JSON.stringify(value)}`);
+      }
+      inodes = Number(value);
+    } else {
+      return bad(
+        eq < 0
+          ? `unknown option ${JSON.stringify(raw)} (use 'ro', 'overlay', or 'host_fs')`
+          : `unknown option ${JSON.stringify(raw)} (quota options are size=MB and inodes=N, once each)`,
+      );
+    }
+  }
+  const quota =
+    sizeBytes === undefined && inodes === undefined
+      ? undefined
+      : {
+          ...(sizeBytes !== undefined ? { sizeBytes } : {}),
+          ...(inodes !== undefined ? { inodes } : {}),
+        };
+  return { mode, quota };
 }

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ErrImage } from "../errors.js";
+import { makePrivateDir } from "../paths.js";
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -95,7 +96,7 @@ export class BlobStore {
 
   /** Stores a stream of unknown digest (archive members), named by the digest it hashes to. */
   async putAny(source: AsyncIterable<Buffer>): Promise<{ digest: string; sizeBytes: number }> {
-    await mkdir(join(this.root, "sha256"), { recursive: true });
+    makePrivateDir(join(this.root, "sha256"));
     const tmp = join(
       this.root,
       "sha256",
@@ -122,7 +123,7 @@ export class BlobStore {
 
   private async write(digest: string, fill: (tmp: string) => Promise<void>): Promise<void> {
     const final = this.path(digest);
-    await mkdir(join(this.root, "sha256"), { recursive: true });
+    makePrivateDir(join(this.root, "sha256"));
     const tmp = `${final}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     try {
       await fill(tmp);

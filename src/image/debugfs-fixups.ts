@@ -1,8 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrImage } from "../errors.js";
-import { runTool, outputTail } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { runTool, outputTail } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 import { baseOf, parentOf } from "./rootfs-path.js";
 import { SPECIAL_KINDS, type Inode, type InodeKind, type RootfsTree } from "./rootfs-tree.js";
 

@@ -13,12 +13,13 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { withFileLock } from "../util/file-lock.js";
-import { pidAlive } from "../util/process-info.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { withFileLock } from "../util/index.js";
+import { pidAlive } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 import { debianMirrorsFor, mirrorSourceLines } from "./debian-mirror.js";
 import { buildExt4FromDir } from "./ext4.js";
+import { makePrivateDir } from "../paths.js";
 
 export interface DefaultImage {
   ext4Path: string;
@@ -82,7 +83,7 @@ async function ensureOnce(cacheDir: string, log: (m: string) => void): Promise<D
   const pointer = join(dir, `recipe-${recipeKey()}.json`);
   const cached = await readCached(dir, pointer);
   if (cached) return cached;
-  await mkdir(dir, { recursive: true });
+  makePrivateDir(dir);
   return withFileLock(
     join(dir, "build.lock"),
     {

@@ -1,10 +1,10 @@
 import { lstatSync, readdirSync } from "node:fs";
-import { access, mkdir, open, rename, rm, statfs } from "node:fs/promises";
+import { access, open, rename, rm, statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { cacheDir } from "../paths.js";
-import { runTool, outputTail } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { cacheDir, makePrivateDir } from "../paths.js";
+import { runTool, outputTail } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 
 const BLOCK_BYTES = 4096;
 const INODE_BYTES = 256;
@@ -203,7 +203,7 @@ async function ensureTemplate(dir: string, sizeMb: number): Promise<string> {
   } catch {
     // Not made yet: format one below.
   }
-  await mkdir(dir, { recursive: true });
+  makePrivateDir(dir);
   const tmp = `${template}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
     await formatEmptyExt4(tmp, sizeMb);

@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cacheDir } from "../paths.js";
-import { withFileLock } from "../util/file-lock.js";
-import { pidAlive } from "../util/process-info.js";
+import { cacheDir, makePrivateDir } from "../paths.js";
+import { withFileLock } from "../util/index.js";
+import { pidAlive } from "../util/index.js";
 import { BlobStore, digestHex } from "./blob-store.js";
 import type { ImageRuntimeConfig } from "./image-config.js";
 import type { Descriptor } from "./manifest.js";
-import { buildRootfsExt4, type LayerSource } from "./rootfs-build.js";
+import type { LayerSource } from "./rootfs-build.js";
 
 /** One local image: what `image ls` shows and what a sandbox boots. */
 export interface ImageRecord {
@@ -88,7 +88,7 @@ export class ImageStore {
 
   async put(rec: ImageRecord): Promise<void> {
     const path = this.refPath(rec.reference);
-    await mkdir(join(this.root, "refs"), { recursive: true });
+    makePrivateDir(join(this.root, "refs"));
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
     await writeFile(tmp, JSON.stringify(rec, null, 2));
     await rename(tmp, path);
@@ -153,8 +153,8 @@ export class ImageStore {
     const existing = await stat(out).catch(() => undefined);
     if (existing) return { path: out, sizeBytes: existing.size, built: false };
     const lockDir = join(this.root, "tmp");
-    await mkdir(join(this.root, "rootfs"), { recursive: true });
-    await mkdir(lockDir, { recursive: true });
+    makePrivateDir(join(this.root, "rootfs"));
+    makePrivateDir(lockDir);
     return withFileLock(
       join(lockDir, `${digestHex(configDigest)}.lock`),
       { timeoutMs: 30 * 60_000 },
@@ -162,6 +162,8 @@ export class ImageStore {
         const done = await stat(out).catch(() => undefined);
         if (done) return { path: out, sizeBytes: done.size, built: false };
         await this.removeDeadScratch();
+        // Loaded here: listing and reading the store must not load the layer code (tar).
+        const { buildRootfsExt4 } = await import("./rootfs-build.js");
         await buildRootfsExt4({ layers: await layers(), workDir: lockDir, outPath: out });
         return { path: out, sizeBytes: (await stat(out)).size, built: true };
       },

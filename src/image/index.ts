@@ -2,11 +2,11 @@
  * Images: the locally built default image, and OCI images pulled from registries or imported
  * from tarballs into a local store, each flattened into one read-only ext4 the guest boots.
  */
-export { ensureImage, type BootableImage, type EnsureImageOptions } from "./ensure-image.js";
+export type { BootableImage, EnsureImageOptions } from "./ensure-image.js";
 export { ImageStore, type ImageRecord } from "./image-store.js";
 export type { ImageRuntimeConfig } from "./image-config.js";
-export { importImage, type ImportOptions } from "./import.js";
-export { pullImage, type PullOptions } from "./pull.js";
+export type { ImportOptions } from "./import.js";
+export type { PullOptions } from "./pull.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
 export type { PullProgress } from "./progress.js";
 export {
@@ -15,3 +15,32 @@ export {
   familiarRepository,
   type ImageReference,
 } from "./reference.js";
+export { createEmptyExt4, formatEmptyExt4 } from "./ext4.js";
+export { ensureDefaultImage, type DefaultImage } from "./default-image.js";
+
+// The pull and import paths (registry client, tar, layer flattening) load on first use: most
+// commands and every sandbox on the default image never need them.
+type Pull = typeof import("./pull.js");
+type Import = typeof import("./import.js");
+type Ensure = typeof import("./ensure-image.js");
+
+/** Pulls an image into the store (see pull.ts). */
+export async function pullImage(
+  ...args: Parameters<Pull["pullImage"]>
+): ReturnType<Pull["pullImage"]> {
+  return (await import("./pull.js")).pullImage(...args);
+}
+
+/** Imports an image tarball into the store (see import.ts). */
+export async function importImage(
+  ...args: Parameters<Import["importImage"]>
+): ReturnType<Import["importImage"]> {
+  return (await import("./import.js")).importImage(...args);
+}
+
+/** The stored image for a reference, pulled first when missing (see ensure-image.ts). */
+export async function ensureImage(
+  ...args: Parameters<Ensure["ensureImage"]>
+): ReturnType<Ensure["ensureImage"]> {
+  return (await import("./ensure-image.js")).ensureImage(...args);
+}

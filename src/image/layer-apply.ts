@@ -4,7 +4,7 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { extract, type Header } from "tar-stream";
 import { ErrImage } from "../errors.js";
-import { findExecutable } from "../util/which.js";
+import { findExecutable } from "../util/index.js";
 import { baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from "./rootfs-path.js";
 import type { EntryMeta, Inode, RootfsTree } from "./rootfs-tree.js";
 

@@ -6,6 +6,7 @@ import { debugfsScript, runDebugfs } from "./debugfs-fixups.js";
 import { buildExt4FromDir } from "./ext4.js";
 import { applyLayerTar, decompressLayer } from "./layer-apply.js";
 import { RootfsTree } from "./rootfs-tree.js";
+import { makePrivateDir } from "../paths.js";
 
 export interface LayerSource {
   /** For error messages: the layer's digest. */
@@ -33,7 +34,7 @@ export interface BuildRootfsOptions {
  */
 export async function buildRootfsExt4(opts: BuildRootfsOptions): Promise<{ sizeBytes: number }> {
   const asRoot = opts.asRoot ?? (process.getuid?.() ?? 0) === 0;
-  await mkdir(opts.workDir, { recursive: true });
+  makePrivateDir(opts.workDir);
   const scratch = await mkdtemp(join(opts.workDir, `build-${process.pid}-`));
   const rootDir = join(scratch, "rootfs");
   const tmpImage = join(scratch, "image.ext4");

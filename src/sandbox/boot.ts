@@ -1,8 +1,9 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { Channel, FrameType, PROTOCOL_VERSION, type Hello } from "../channel/index.js";
+import { DiskSerial, GuestAgent } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
+import { ResourceStack } from "../util/index.js";
 import {
   QemuProcess,
   VmStateSaver,
@@ -41,15 +42,17 @@ export interface BootRequest {
    * every first round trip after a restore is slow). A cold boot leaves them to the caller,
    * which must send them only after any snapshot is saved.
    */
-  configureGuest?: (channel: Channel) => Promise<void>;
+  configureGuest?: (agent: GuestAgent) => Promise<void>;
   /** Start the userspace network stack and give the VM a NIC; none when absent. */
   network?: NetworkLinkOptions;
   onFatal: (err: Error) => void;
+  /** The sandbox's resources: a VM that booted hands its QEMU and network link over to it. */
+  resources: ResourceStack;
 }
 
 export interface BootedVm {
   qemu: QemuProcess;
-  channel: Channel;
+  agent: GuestAgent;
   consoleLogPath: string;
   /** Guest CLOCK_BOOTTIME when the agent became ready. */
   guestBootMs: number;
@@ -60,8 +63,6 @@ export interface BootedVm {
   /** With `qmp`: saves the VM's state once; close it when done. */
   stateSaver: VmStateSaver | undefined;
 }
-
-const RESTORED_HELLO: Hello = { version: PROTOCOL_VERSION, bootMs: 0, agent: "restored" };
 
 function listen(path: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -91,8 +92,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     initramfsPath: req.initramfsPath,
     kernelArgs: req.kernelArgs,
     disks: [
-      { path: req.imagePath, serial: "wl-root", readonly: true },
-      { path: req.upperDiskPath, serial: "wl-upper", readonly: false },
+      { path: req.imagePath, serial: DiskSerial.Root, readonly: true },
+      { path: req.upperDiskPath, serial: DiskSerial.Upper, readonly: false },
       ...(req.extraDisks ?? []),
     ],
     controlSocketPath,
@@ -105,35 +106,55 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
+  // What this attempt acquires; handed to the sandbox only if the VM comes up.
+  const own = new ResourceStack();
   const network = req.network
     ? await NetworkLink.listen(join(req.runDir, "net.sock"), req.network)
     : undefined;
   if (network) {
+    own.defer("network link", () => network.close());
     spec.networkSocketPath = join(req.runDir, "net.sock");
     spec.networkMtu = network.stack.addressing.mtuBytes;
     spec.kernelArgs = [...spec.kernelArgs, ...guestNetworkArgs(network.stack.addressing)];
   }
-  const server = await listen(controlSocketPath);
-  const ctlConnection = firstConnection(server);
-  // QEMU's monitor: told to load a saved state, or later to save one.
-  const qmpServer = spec.qmpSocketPath ? await listen(spec.qmpSocketPath) : undefined;
-  const qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
-  const stateSink = spec.saveStateSocketPath ? await listen(spec.saveStateSocketPath) : undefined;
-  const closeServers = () => {
-    server.close();
-    qmpServer?.close();
-    stateSink?.close();
-    void qmpConnection?.then((socket) => socket.destroy());
-  };
   const started = Date.now();
   let qemu: QemuProcess;
+  let closeServers = (): void => undefined;
+  let ctlConnection: Promise<Socket>;
+  let qmpConnection: Promise<Socket> | undefined;
+  let stateSink: Server | undefined;
   try {
+    const server = await listen(controlSocketPath);
+    ctlConnection = firstConnection(server);
+    // QEMU's monitor: told to load a saved state, or later to save one.
+    const qmpServer = spec.qmpSocketPath ? await listen(spec.qmpSocketPath) : undefined;
+    qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+    const monitor = qmpConnection;
+    if (monitor) own.defer("qmp connection", () => void monitor.then((s) => s.destroy()));
+    const sink = spec.saveStateSocketPath ? await listen(spec.saveStateSocketPath) : undefined;
+    stateSink = sink;
+    closeServers = () => {
+      if (server.listening) server.close();
+      if (qmpServer?.listening) qmpServer.close();
+    };
+    own.defer("boot listeners", () => {
+      closeServers();
+      if (sink?.listening) sink.close();
+    });
     qemu = await QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
-    closeServers();
-    network?.close();
+    await own.release();
     throw err;
   }
+  const vm = qemu;
+  own.defer(
+    "qemu",
+    async () => {
+      vm.kill();
+      await vm.exited;
+    },
+    () => vm.kill(),
+  );
   const describeFailure = (what: string): string => {
     const tail = logTail(join(req.runDir, "qemu.log")) || logTail(consoleLogPath);
     return tail ? `${what}; last output:\n${tail}` : what;
@@ -159,7 +180,6 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     const qmpSocket = qmpConnection
       ? await Promise.race([qmpConnection, deadline, qemuDied])
       : undefined;
-    qmpServer?.close();
     if (qmpSocket && req.restoreStatePath) {
       // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
@@ -171,24 +191,24 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     }
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
-    server.close();
-    const channel = Channel.attach(socket, {
+    closeServers();
+    const agent = GuestAgent.attach(socket, {
       onFatal: req.onFatal,
-      ...(req.restoreStatePath ? { resumedHello: RESTORED_HELLO } : {}),
+      ...(req.restoreStatePath ? { resumed: true } : {}),
     });
-    const hello = await Promise.race([channel.hello, deadline, qemuDied]);
-    // A restored agent said hello long ago; a round trip proves it is really running. An
-    // error reply to CONFIGURE fails the restore too (the caller then boots cold, where the
-    // same CONFIGURE runs again and reports its error).
+    const hello = await Promise.race([agent.hello, deadline, qemuDied]);
+    // A restored agent said hello long ago; a round trip proves it is really running. It
+    // must be a CONFIGURE: the agent still holds its snapshot's session token, and only a
+    // CONFIGURE gives it this session's. An error reply fails the restore too (the caller
+    // then boots cold, where the same CONFIGURE runs again and reports its error).
     if (req.restoreStatePath) {
-      const roundTrip = req.configureGuest
-        ? req.configureGuest(channel)
-        : channel.request(FrameType.Ping).then(() => undefined);
+      const roundTrip = req.configureGuest ? req.configureGuest(agent) : agent.configure();
       await Promise.race([roundTrip, deadline, qemuDied]);
     }
+    own.transferTo(req.resources);
     return {
       qemu,
-      channel,
+      agent,
       consoleLogPath,
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
@@ -199,10 +219,7 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
           : undefined,
     };
   } catch (err) {
-    qemu.kill();
-    closeServers();
-    network?.close();
-    await qemu.exited;
+    await own.release();
     if (err instanceof ErrSetup || err instanceof ErrTimeout || err instanceof ErrVMNotRunning)
       throw err;
     throw new ErrVMNotRunning(describeFailure(`VM failed to boot: ${(err as Error).message}`), {

@@ -2,14 +2,10 @@
  * A sandbox's extra disks (`disks` option / `--disk`): their attach locks, the QEMU drives and
  * the kernel command-line word telling the guest agent where to mount each one.
  */
+import { CmdlineKey, extraDiskSerial, kernelArg } from "../channel/index.js";
 import type { ResolvedDisk } from "../config/index.js";
 import { lockDisk, type DiskLock } from "../volumes/index.js";
 import type { VmDisk } from "../vmm/index.js";
-
-/** virtio-blk serial of extra disk `i`; the agent finds disks by serial, not /dev/vdX order. */
-export function extraDiskSerial(i: number): string {
-  return `wl-disk${i}`;
-}
 
 export class SandboxDisks {
   private constructor(
@@ -42,7 +38,7 @@ export class SandboxDisks {
   get kernelArgs(): string[] {
     if (this.disks.length === 0) return [];
     const list = this.disks.map((d) => (d.readonly ? `${d.guestPath}:ro` : d.guestPath));
-    return [`wheellock.disks=${list.join(",")}`];
+    return [kernelArg(CmdlineKey.Disks, list.join(","))];
   }
 
   release(): void {

@@ -5,10 +5,15 @@
  * backlog is bounded: past `maxBacklog` the oldest events are dropped and counted, so an
  * iterator nobody reads cannot grow host memory without bound.
  */
-import type { NetworkEventInfo } from "../net/intercept/contract.js";
+import type { NetworkEventInfo as ProxyEventInfo } from "../net/index.js";
 import type { FileEventInfo } from "../vfs/index.js";
+import type { PolicyErrorCode } from "./network-event-error.js";
 
-export type { NetworkEventInfo };
+/** One HTTP request or raw connection as the proxy saw it, with the policy error it met. */
+export interface NetworkEventInfo extends ProxyEventInfo {
+  /** Set on requests refused by policy: the reference API's error for it. */
+  errorCode?: PolicyErrorCode;
+}
 
 export interface ExecEventInfo {
   command: string[];

@@ -1,36 +1,19 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
-import {
-  FileListOkTag,
-  FileListTag,
-  FileStatTag,
-  FrameType,
-  MkdirTag,
-  RemoveTag,
-  decodeListEntry,
-  decodeRecord,
-  decodeStat,
-  field,
-  type Channel,
-  type StatInfo,
-} from "../channel/index.js";
+import type { GuestAgent, StatInfo } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { NeedsAgent, type MountFiles } from "./mount-files.js";
 
-/** A guest file's metadata, as `listFiles` and `stat` report it. */
-export interface FileInfo {
-  name: string;
-  sizeBytes: number;
-  /** Permission bits and type bits, as in `st_mode`. */
-  mode: number;
-  isDir: boolean;
-  isSymlink: boolean;
-  uid: number;
-  gid: number;
-  mtime: Date;
-  /** Symlinks only. */
-  linkTarget?: string;
-}
+import type {
+  FileData,
+  FileInfo,
+  MkdirOptions,
+  RemoveOptions,
+  StatOptions,
+  WriteFileOptions,
+} from "./api.js";
+
+export type { FileInfo };
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -59,15 +42,13 @@ function guestPath(path: string): string {
   return posix.normalize(path);
 }
 
-type FileData = string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>;
-
 /**
  * File operations on any guest path: paths under a mount are served by the host provider
  * directly (see mount-files.ts), every other path through the guest agent.
  */
 export class SandboxFiles {
   constructor(
-    private readonly channel: Channel,
+    private readonly agent: GuestAgent,
     private readonly ensureRunning: () => void,
     private readonly mounts: () => MountFiles | undefined = () => undefined,
   ) {}
@@ -94,11 +75,7 @@ export class SandboxFiles {
     }
   }
 
-  async writeFile(
-    path: string,
-    data: FileData,
-    options: { mode?: number; uid?: number; gid?: number } = {},
-  ): Promise<void> {
+  async writeFile(path: string, data: FileData, options: WriteFileOptions = {}): Promise<void> {
     this.ensureRunning();
     const body =
       typeof data === "string"
@@ -110,7 +87,7 @@ export class SandboxFiles {
     await this.route(
       target,
       (mounts) => mounts.writeFile(target, body, options),
-      () => this.channel.writeFile({ path: target, ...options }, body),
+      () => this.agent.writeFile({ path: target, ...options }, body),
     );
   }
 
@@ -118,7 +95,7 @@ export class SandboxFiles {
   readFileStream(path: string): Readable {
     this.ensureRunning();
     const target = guestPath(path);
-    const viaAgent = (): Readable => this.channel.readFile(target);
+    const viaAgent = (): Readable => this.agent.readFile(target);
     return this.mounted(target)?.readFileStream(target, viaAgent) ?? viaAgent();
   }
 
@@ -134,70 +111,47 @@ export class SandboxFiles {
     return this.route(
       target,
       (mounts) => mounts.list(target),
-      async () => {
-        const reply = await this.channel.request(FrameType.FileList, [
-          field.string(FileListTag.Path, target),
-        ]);
-        return reply
-          .all(FileListOkTag.Entry)
-          .map((entry) => toFileInfo(decodeListEntry(decodeRecord(entry, "FILE_LIST entry"))));
-      },
+      async () => (await this.agent.listFiles(target)).map(toFileInfo),
     );
   }
 
   /** Metadata of one path; symlinks are followed unless `followSymlinks` is false. */
-  async stat(path: string, options: { followSymlinks?: boolean } = {}): Promise<FileInfo> {
+  async stat(path: string, options: StatOptions = {}): Promise<FileInfo> {
     this.ensureRunning();
     const target = guestPath(path);
     const follow = options.followSymlinks !== false;
     return this.route(
       target,
       (mounts) => mounts.stat(target, follow),
-      async () => {
-        const reply = await this.channel.request(FrameType.FileStat, [
-          field.string(FileStatTag.Path, target),
-          field.u8(FileStatTag.Follow, follow ? 1 : 0),
-        ]);
-        return toFileInfo(decodeStat(reply));
-      },
+      async () => toFileInfo(await this.agent.stat(target, { follow })),
     );
   }
 
   /** `mkdir -p`: parents are created; an existing directory is fine. */
-  async mkdir(path: string, options: { mode?: number } = {}): Promise<void> {
+  async mkdir(path: string, options: MkdirOptions = {}): Promise<void> {
     this.ensureRunning();
     const target = guestPath(path);
     const mode = options.mode ?? 0o755;
     await this.route(
       target,
       (mounts) => mounts.mkdir(target, mode),
-      async () => {
-        await this.channel.request(FrameType.Mkdir, [
-          field.string(MkdirTag.Path, target),
-          field.u32(MkdirTag.Mode, mode),
-        ]);
-      },
+      () => this.agent.mkdir(target, { mode }),
     );
   }
 
-  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  async remove(path: string, options: RemoveOptions = {}): Promise<void> {
     this.ensureRunning();
     const target = guestPath(path);
     const recursive = options.recursive === true;
     await this.route(
       target,
       (mounts) => mounts.remove(target, recursive),
-      async () => {
-        await this.channel.request(FrameType.Remove, [
-          field.string(RemoveTag.Path, target),
-          field.u8(RemoveTag.Recursive, recursive ? 1 : 0),
-        ]);
-      },
+      () => this.agent.remove(target, { recursive }),
     );
   }
 
   /** A no-op round trip to the agent (liveness, latency). */
   async ping(): Promise<void> {
-    await this.channel.request(FrameType.Ping);
+    await this.agent.ping();
   }
 }

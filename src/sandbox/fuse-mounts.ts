@@ -4,37 +4,32 @@
  * agent mounts that one filesystem and binds each guest path to its subtree
  * (`wheellock.fuse=/a:/b` on the kernel command line).
  */
-import { mkdir, realpath, rm, stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
-import type { MountConfig } from "../config/volumes.js";
-import { validateGuestMount } from "../config/volumes.js";
+import type { MountConfig } from "../config/index.js";
+import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { dataDir } from "../paths.js";
+import { dataDir, makePrivateDir } from "../paths.js";
+import { removeTree } from "../util/index.js";
 import {
   FuseServer,
   HostDirProvider,
+  DEFAULT_MEMORY_BYTES,
   MemoryProvider,
+  QuotaProvider,
   ReadOnlyProvider,
   RouterProvider,
   SingleFileProvider,
   openHostOverlay,
+  quotaOfSize,
   HookedProvider,
-  compileFileHooks,
   type FileEventInfo,
   type FileHookRule,
   type VfsProvider,
 } from "../vfs/index.js";
 import { HostTreeWatcher } from "./host-watch.js";
 import { MountFiles } from "./mount-files.js";
-
-export const FUSE_PORT_NAME = "wheellock.fuse";
-
-function isId(value: unknown): boolean {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < 0xffffffff;
-}
-
-const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
 
 /** Where kept overlay upper layers go: the run dir is removed on close. */
 export function keptOverlaysDir(): string {
@@ -46,13 +41,13 @@ async function providerFor(
   mount: MountConfig,
   runDir: string,
   keptUpperDirs: Record<string, string>,
+  diskSizeBytes: number,
 ): Promise<VfsProvider> {
+  // The plan checked every field (src/config/mount-checks.ts).
+  const quota = mount.quota;
   const bad = (why: string): never => {
     throw new ErrInvalidConfig(`mounts[${JSON.stringify(guestPath)}]: ${why}`);
   };
-  if (typeof mount !== "object" || mount === null || !MOUNT_TYPES.includes(mount.type)) {
-    return bad(`type must be one of ${MOUNT_TYPES.join(", ")}`);
-  }
   // A file is served as a mount of its own: its parent directory's provider, narrowed to it.
   // The file's real path, so a symlink the user named is followed here, once, on the host.
   let file: string | undefined;
@@ -60,45 +55,41 @@ async function providerFor(
     const st = await stat(mount.hostPath).catch(() => undefined);
     if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
     if (st.isFile()) file = await realpath(mount.hostPath);
-    else if (!st.isDirectory()) return bad(`not a directory or regular file: ${mount.hostPath}`);
   }
   let provider: VfsProvider;
   if (mount.type === "memory") {
-    provider = new MemoryProvider();
+    provider = new MemoryProvider({
+      maxBytes: quota?.sizeBytes ?? DEFAULT_MEMORY_BYTES,
+      ...(quota?.inodes !== undefined ? { maxInodes: quota.inodes } : {}),
+    });
   } else if (mount.type === "provider") {
-    if (mount.provider === undefined) {
-      return bad("a provider mount needs a provider");
-    }
-    provider = mount.provider;
+    provider = mount.provider as VfsProvider;
   } else {
-    if (mount.hostPath === undefined) {
-      return bad(`a ${mount.type} mount needs a host path`);
-    }
     const owner = mount.owner;
-    if (owner !== undefined && !(isId(owner.uid) && isId(owner.gid))) {
-      return bad("owner must be { uid, gid } with integers from 0 to 2^32-2");
-    }
     const hostOptions = owner === undefined ? {} : { guestOwner: owner };
-    const hostPath = file === undefined ? mount.hostPath : dirname(file);
-    if (mount.keepUpper !== undefined && typeof mount.keepUpper !== "boolean") {
-      return bad("keepUpper must be a boolean");
-    }
-    if (mount.keepUpper === true && mount.type !== "overlay") {
-      return bad("keepUpper applies to overlay mounts only");
-    }
+    const hostPath = file === undefined ? (mount.hostPath as string) : dirname(file);
     if (mount.type === "overlay") {
       const keep = mount.keepUpper === true;
-      if (keep) await mkdir(keptOverlaysDir(), { recursive: true });
+      if (keep) makePrivateDir(keptOverlaysDir());
       const overlay = await openHostOverlay({
         hostPath,
         upperParentDir: keep ? keptOverlaysDir() : runDir,
         keepUpper: keep,
+        // Without a quota of its own, the layer may hold what the VM's own disk may.
+        quota: quotaOfSize(quota?.sizeBytes ?? diskSizeBytes, quota?.inodes),
         ...hostOptions,
       });
       if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
       provider = overlay.provider;
     } else {
       provider = await HostDirProvider.open(hostPath, hostOptions);
+      // The user's own directory: bounded only when asked (then its growth from now on).
+      if (quota !== undefined) {
+        provider = new QuotaProvider(
+          provider,
+          quotaOfSize(quota.sizeBytes ?? diskSizeBytes, quota.inodes),
+        );
+      }
     }
     if (file !== undefined) provider = new SingleFileProvider(provider, basename(file));
   }
@@ -154,28 +145,31 @@ export class FuseMounts {
     this.files = new MountFiles(provider, guestPaths, (path) => server.invalidate(path));
   }
 
-  /** Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it). */
+  /**
+   * Builds the providers and listens on `fuse.sock` in the run dir (QEMU connects to it).
+   * `diskSizeBytes` (the sandbox's disk size) is the default budget of each overlay mount.
+   */
   static async open(
     runDir: string,
     mounts: Readonly<Record<string, MountConfig>>,
     onError: (err: Error) => void,
-    hooks: MountHooks = {},
+    hooks: MountHooks,
+    diskSizeBytes: number,
   ): Promise<FuseMounts> {
-    const guestPaths = Object.keys(mounts).map(validateGuestMount);
-    // Rules are checked before anything is built: a bad rule is a config error, nothing leaks.
-    compileFileHooks(hooks.fileHooks);
+    const guestPaths = Object.keys(mounts);
     const providers = new Map<string, VfsProvider>();
     const keptUpperDirs: Record<string, string> = {};
     try {
       for (const path of guestPaths) {
-        providers.set(path, await providerFor(path, mounts[path]!, runDir, keptUpperDirs));
+        providers.set(
+          path,
+          await providerFor(path, mounts[path]!, runDir, keptUpperDirs, diskSizeBytes),
+        );
       }
     } catch (err) {
       await Promise.all([...providers.values()].map((p) => p.close?.()));
       // Nothing ran yet: a kept layer made so far is empty and would only be litter.
-      await Promise.all(
-        Object.values(keptUpperDirs).map((d) => rm(d, { recursive: true, force: true })),
-      );
+      await Promise.all(Object.values(keptUpperDirs).map((d) => removeTree(d)));
       throw err;
     }
     const provider = new HookedProvider(
@@ -207,11 +201,11 @@ export class FuseMounts {
   }
 
   get rawPort(): { name: string; socketPath: string } {
-    return { name: FUSE_PORT_NAME, socketPath: this.socketPath };
+    return { name: PortName.Fuse, socketPath: this.socketPath };
   }
 
   get kernelArgs(): string[] {
-    return [`wheellock.fuse=${this.guestPaths.join(":")}`];
+    return [kernelArg(CmdlineKey.Fuse, this.guestPaths.join(":"))];
   }
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */

@@ -1,6 +1,6 @@
 // host-trust directly, not the tls index: that would load the X.509 code in open mode too.
-import { SYSTEM_CA_BUNDLE_PATHS } from "../net/tls/host-trust.js";
-import type { SandboxFiles } from "./files.js";
+import { SYSTEM_CA_BUNDLE_PATHS } from "../net/index.js";
+import type { GuestAgent } from "../channel/index.js";
 
 /** Where the intercept CA lands in the guest, and what every command's env points at it. */
 export const GUEST_CA_PATH = "/etc/ssl/certs/wheellock-ca.crt";
@@ -22,48 +22,24 @@ export interface GuestNetworkSetup {
   addHosts: Readonly<Record<string, string>>;
 }
 
-async function readIfRegular(files: SandboxFiles, path: string): Promise<Buffer | undefined> {
-  try {
-    const info = await files.stat(path, { followSymlinks: false });
-    // A symlinked bundle points at one of the others (or outside them): appending through it
-    // would add the CA twice or write somewhere unexpected.
-    if (info.isSymlink || info.isDir) return undefined;
-    return await files.readFile(path);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Writes the network settings into a freshly booted or restored guest, before its first
- * command: the CA file and the system bundles that exist, then `/etc/hosts` lines. A snapshot
- * is taken before this runs, so restored guests start without any of it and get it here.
+ * command, in one NETWORK_SETUP round trip: the CA file, the CA appended to the system bundles
+ * that exist as regular files (not symlinks, which point at one of the others or somewhere
+ * unexpected) and lack it, then `/etc/hosts` lines. A snapshot is taken before this runs, so
+ * restored guests start without any of it and get it here.
  */
 export async function applyGuestNetworkSetup(
-  files: SandboxFiles,
+  agent: Pick<GuestAgent, "networkSetup">,
   setup: GuestNetworkSetup,
 ): Promise<void> {
-  if (setup.caPem !== undefined) {
-    const pem = setup.caPem.endsWith("\n") ? setup.caPem : `${setup.caPem}\n`;
-    await files.mkdir("/etc/ssl/certs");
-    await files.writeFile(GUEST_CA_PATH, pem, { mode: 0o644 });
-    for (const bundle of SYSTEM_CA_BUNDLE_PATHS) {
-      const current = await readIfRegular(files, bundle);
-      if (current === undefined || current.includes(pem)) continue;
-      const sep = current.length === 0 || current.at(-1) === 0x0a ? "" : "\n";
-      await files.writeFile(bundle, Buffer.concat([current, Buffer.from(sep + pem)]), {
-        mode: 0o644,
-      });
-    }
-  }
-  const entries = Object.entries(setup.addHosts);
-  if (entries.length > 0) {
-    const current =
-      (await readIfRegular(files, "/etc/hosts")) ?? Buffer.from("127.0.0.1\tlocalhost\n");
-    const sep = current.length === 0 || current.at(-1) === 0x0a ? "" : "\n";
-    const lines = entries.map(([name, ip]) => `${ip}\t${name}\n`).join("");
-    await files.writeFile("/etc/hosts", Buffer.concat([current, Buffer.from(sep + lines)]), {
-      mode: 0o644,
-    });
-  }
+  const hostsLines = Object.entries(setup.addHosts).map(([name, ip]) => `${ip}\t${name}`);
+  if (setup.caPem === undefined && hostsLines.length === 0) return;
+  const pem = setup.caPem?.endsWith("\n") === false ? `${setup.caPem}\n` : setup.caPem;
+  await agent.networkSetup({
+    ...(pem !== undefined
+      ? { ca: { pem, path: GUEST_CA_PATH, bundlePaths: SYSTEM_CA_BUNDLE_PATHS } }
+      : {}),
+    hostsLines,
+  });
 }

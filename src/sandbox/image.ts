@@ -1,5 +1,5 @@
 import { DEFAULT_IMAGE } from "../config/index.js";
-import { ensureImage, type ImageRuntimeConfig } from "../image/index.js";
+import type { ImageRuntimeConfig } from "../image/index.js";
 
 /** The name of the image built locally by `wheellock setup` (busybox userland, curl, CA bundle). */
 export { DEFAULT_IMAGE as DEFAULT_IMAGE_NAME } from "../config/index.js";
@@ -21,6 +21,8 @@ export interface ImageSelection {
  */
 export async function resolveImage(reference: string): Promise<ImageSelection> {
   if (reference === DEFAULT_IMAGE) return { name: reference, env: {} };
+  // The registry client and tar code load only for OCI images: the default image needs neither.
+  const { ensureImage } = await import("../image/index.js");
   const { record, ext4Path } = await ensureImage(reference);
   return { name: reference, env: record.config.env, ext4Path, config: record.config };
 }

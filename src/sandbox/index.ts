@@ -1,9 +1,27 @@
-export { Sandbox } from "./sandbox.js";
-export type { SandboxPool, PoolOptions } from "./pool.js";
-export type { SpawnOptions } from "./sandbox.js";
-export { ExecProcess } from "./exec-process.js";
-export type { ExecExit, OutputChunk } from "./exec-process.js";
-export type { ExecOptions, ExecResult } from "./exec-collect.js";
+/**
+ * One sandbox, in this process: the `SandboxApi` interface every kind of sandbox implements,
+ * and `VmSandbox`, the one whose QEMU this process runs (launched from a plan).
+ */
+export type {
+  AllowlistState,
+  FileData,
+  FileInfo,
+  MkdirOptions,
+  PortConnection,
+  RemoveOptions,
+  SandboxApi,
+  SpawnOptions,
+  StatOptions,
+  WriteFileOptions,
+} from "./api.js";
+export { VmSandbox } from "./vm-sandbox.js";
+export { launchVmSandbox, type LaunchInternals } from "./launch.js";
+export { SandboxPool, type PoolOptions } from "./pool.js";
+export { ExecProcess, type ExecExit, type OutputChunk } from "./exec-process.js";
+export { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
+export { commandArgv } from "./exec-env.js";
+export { signalName, signalNumber } from "./signals.js";
 export type { SandboxEvent, ExecEventInfo, NetworkEventInfo } from "./events.js";
-export type { FileInfo } from "./files.js";
-export { DEFAULT_IMAGE_NAME } from "./image.js";
+export { openEventsFile, writeEventsFile } from "./events-file.js";
+export { DEFAULT_IMAGE_NAME, type ImageSelection } from "./image.js";
+export { networkEventError, type PolicyErrorCode } from "./network-event-error.js";

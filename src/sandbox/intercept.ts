@@ -1,18 +1,18 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
+import type { SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import type { EgressPolicy } from "../net/index.js";
-import type { NetworkEventInfo } from "../net/intercept/contract.js";
-import { InterceptUpstream } from "../net/intercept/index.js";
-import { createHttpPolicy, loadPolicyScript, type SecretSpec } from "../net/http-policy/index.js";
-import { loadOrCreateCa } from "../net/tls/index.js";
+import {
+  loadInterceptModules,
+  type EgressPolicy,
+  type Upstream,
+  type NetworkEventInfo,
+  type SecretSpec,
+} from "../net/index.js";
 import { dataDir } from "../paths.js";
 
 export interface InterceptRequest {
-  config: ResolvedSandboxConfig;
-  /** The caller's options: secret values and hook callbacks live only there. */
-  options: SandboxOptions;
+  plan: SandboxPlan;
   egress: EgressPolicy;
   resolveOverrides: ReadonlyMap<string, string>;
   resolve4?: (name: string) => Promise<string[]>;
@@ -20,7 +20,7 @@ export interface InterceptRequest {
 }
 
 export interface InterceptSetup {
-  upstream: InterceptUpstream;
+  upstream: Upstream & { close(): void };
   caPem: string;
   /** Secret name -> placeholder, for every command's env. */
   placeholders: Record<string, string>;
@@ -43,33 +43,30 @@ function readUpstreamCas(paths: readonly string[]): string[] {
   });
 }
 
-/** Secret specs for the policy, values from the options, names and hosts as resolved. */
-function secretSpecs(config: ResolvedSandboxConfig, options: SandboxOptions): SecretSpec[] {
-  return config.secrets.map((s) => ({
-    name: s.name,
-    value: options.secrets?.[s.name]?.value ?? "",
-    hosts: [...s.hosts],
-    inQuery: s.inQuery,
-  }));
+/** Secret specs for the policy: each secret as resolved, with its value. */
+function secretSpecs(plan: SandboxPlan): SecretSpec[] {
+  return plan.secrets.map((s) => ({ ...s, value: plan.secretValues[s.name] ?? "" }));
 }
 
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */
 export async function createInterceptUpstream(req: InterceptRequest): Promise<InterceptSetup> {
-  const { config, options } = req;
+  const { plan } = req;
+  const { createHttpPolicy, InterceptUpstream, loadOrCreateCa, loadPolicyScript } =
+    await loadInterceptModules();
   const ca = await loadOrCreateCa(join(dataDir(), "ca"));
   const scriptRules =
-    config.policyScript === undefined ? [] : await loadPolicyScript(config.policyScript);
+    plan.policyScript === undefined ? [] : await loadPolicyScript(plan.policyScript);
   const httpPolicy = createHttpPolicy({
-    secrets: secretSpecs(config, options),
-    rules: [...(options.networkHooks ?? []), ...scriptRules],
+    secrets: secretSpecs(plan),
+    rules: [...plan.networkHooks, ...scriptRules],
   });
   const upstream = new InterceptUpstream({
     policy: req.egress,
     httpPolicy,
     ca: { certPem: ca.certPem, keyPem: ca.keyPem },
-    upstreamCaPems: readUpstreamCas(config.upstreamCa),
+    upstreamCaPems: readUpstreamCas(plan.upstreamCa),
     resolveOverrides: req.resolveOverrides,
-    rawTcpAllow: config.allowTcp,
+    rawTcpAllow: plan.allowTcp,
     onEvent: req.onEvent,
     ...(req.resolve4 ? { resolve4: req.resolve4 } : {}),
   });

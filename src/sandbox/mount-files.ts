@@ -10,19 +10,19 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { getSystemErrorMap } from "node:util";
-import { GuestFileError, errnoName } from "../channel/guest-error.js";
+import { GuestFileError, errnoName } from "../channel/index.js";
 import { WheellockError } from "../errors.js";
-import { typeBits } from "../vfs/fuse-reply.js";
 import {
   Errno,
+  isWithin,
+  typeBits,
   MAX_WRITE_BYTES,
   VfsError,
   toErrno,
   type VfsProvider,
   type VfsStat,
 } from "../vfs/index.js";
-import { isWithin } from "../vfs/names.js";
-import type { FileInfo } from "./files.js";
+import type { FileInfo } from "./api.js";
 
 /** Thrown when the agent must answer instead (a symlink on the way). */
 export class NeedsAgent extends Error {}

@@ -1,13 +1,14 @@
 import { promises as dnsPromises } from "node:dns";
+import { CmdlineKey, kernelArg } from "../channel/index.js";
 import {
   EgressPolicy,
   formatIpv4,
   OpenUpstream,
   type LinkAddressing,
   type NetworkLinkOptions,
+  type NetworkEventInfo,
 } from "../net/index.js";
-import type { NetworkEventInfo } from "../net/intercept/contract.js";
-import type { ResolvedSandboxConfig, SandboxOptions } from "../config/index.js";
+import type { SandboxPlan } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
 
 /**
@@ -17,7 +18,10 @@ import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
  */
 export function guestNetworkArgs(a: LinkAddressing): string[] {
   return [
-    `wheellock.net=${formatIpv4(a.guestIp)}/${a.prefixLength},${formatIpv4(a.gatewayIp)},${a.mtuBytes}`,
+    kernelArg(
+      CmdlineKey.Net,
+      `${formatIpv4(a.guestIp)}/${a.prefixLength},${formatIpv4(a.gatewayIp)},${a.mtuBytes}`,
+    ),
   ];
 }
 
@@ -49,8 +53,7 @@ export function resolverFor(
  * Intercept mode: the proxy with the user's allowlist, the local CA and the HTTP policy.
  */
 export async function prepareNetwork(
-  config: ResolvedSandboxConfig,
-  options: SandboxOptions,
+  config: SandboxPlan,
   onEvent: (event: NetworkEventInfo) => void,
 ): Promise<SandboxNetwork> {
   const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
@@ -83,8 +86,7 @@ export async function prepareNetwork(
   // start-up time that open-mode sandboxes should not pay.
   const { createInterceptUpstream } = await import("./intercept.js");
   const intercept = await createInterceptUpstream({
-    config,
-    options,
+    plan: config,
     egress,
     resolveOverrides,
     ...(resolve4 ? { resolve4 } : {}),

@@ -1,5 +1,5 @@
-import { resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
-import type { Sandbox } from "./sandbox.js";
+import { planSandbox, type SandboxOptions } from "../config/index.js";
+import type { VmSandbox } from "./vm-sandbox.js";
 import { WarmPool } from "./warm-pool.js";
 
 export interface PoolOptions extends SandboxOptions {
@@ -14,12 +14,12 @@ export interface PoolOptions extends SandboxOptions {
  * `close()` stops the ones still waiting in the pool.
  */
 export class SandboxPool implements AsyncDisposable {
-  private readonly pool: WarmPool<Sandbox>;
+  private readonly pool: WarmPool<VmSandbox>;
 
-  constructor(options: PoolOptions, start: (options: SandboxOptions) => Promise<Sandbox>) {
+  constructor(options: PoolOptions, start: (options: SandboxOptions) => Promise<VmSandbox>) {
     const { size, ...sandboxOptions } = options;
     // Refuse a bad configuration now, not on every background start.
-    resolveSandboxOptions(sandboxOptions);
+    planSandbox(sandboxOptions);
     this.pool = new WarmPool(() => start(sandboxOptions), size);
   }
 
@@ -36,7 +36,7 @@ export class SandboxPool implements AsyncDisposable {
    * A ready sandbox (at once when one is waiting; otherwise when the next start finishes); a
    * replacement starts in the background. Rejects with a background start's error.
    */
-  async acquire(): Promise<Sandbox> {
+  async acquire(): Promise<VmSandbox> {
     const sandbox = await this.pool.acquire();
     sandbox.startTimeout();
     return sandbox;

@@ -1,6 +1,7 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { pidAlive } from "../util/process-info.js";
+import { makePrivateDir } from "../paths.js";
+import { pidAlive, removeTree, removeTreeSync } from "../util/index.js";
 
 /**
  * Each running sandbox owns a directory (control socket, writable upper disk, logs) under
@@ -11,14 +12,28 @@ import { pidAlive } from "../util/process-info.js";
 const OWNER_FILE = "owner.pid";
 
 export function createRunDir(root: string, id: string): string {
-  mkdirSync(root, { recursive: true, mode: 0o700 });
+  makePrivateDir(root);
   const dir = join(root, id);
   mkdirSync(dir, { mode: 0o700 });
   writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);
   return dir;
 }
 
-/** Removes run dirs whose owner process is gone. Returns the ids removed. */
+/** Removes a run dir and whatever the guest left in it. */
+export async function removeRunDir(dir: string): Promise<void> {
+  await removeTree(dir);
+}
+
+/** The same, synchronously, for the process-exit hook (best effort). */
+export function removeRunDirAtExit(dir: string): void {
+  removeTreeSync(dir);
+}
+
+/**
+ * Removes run dirs whose owner process is gone. Returns the ids removed. Never throws: a dir
+ * that cannot be removed now is left for `wheellock gc` and must not stop this sandbox from
+ * starting.
+ */
 export function sweepStaleRunDirs(root: string): string[] {
   let entries: string[];
   try {
@@ -36,34 +51,13 @@ export function sweepStaleRunDirs(root: string): string[] {
       continue; // not ours, or still being created
     }
     if (Number.isInteger(ownerPid) && ownerPid > 0 && !pidAlive(ownerPid)) {
-      rmSync(dir, { recursive: true, force: true });
-      removed.push(id);
+      try {
+        removeTreeSync(dir);
+        removed.push(id);
+      } catch {
+        // left for `wheellock gc`, which reports why
+      }
     }
   }
   return removed;
-}
-
-type ExitCleanup = () => void;
-const exitCleanups = new Set<ExitCleanup>();
-let exitHookInstalled = false;
-
-/**
- * Registers synchronous cleanup to run if the host process exits with the sandbox still open
- * (e.g. an uncaught exception). QEMU also has a parent-death signal, so this is about files.
- */
-export function onProcessExit(cleanup: ExitCleanup): () => void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const fn of exitCleanups) {
-        try {
-          fn();
-        } catch {
-          // best effort: the process is exiting
-        }
-      }
-    });
-  }
-  exitCleanups.add(cleanup);
-  return () => exitCleanups.delete(cleanup);
 }

@@ -18,7 +18,17 @@ import { snapshotKey } from "./snapshot-store.js";
  */
 export function snapshotKeyFor(
   config: ResolvedSandboxConfig,
-  req: BootRequest,
+  req: Pick<
+    BootRequest,
+    | "kernelPath"
+    | "initramfsPath"
+    | "imagePath"
+    | "accel"
+    | "cpus"
+    | "memoryMb"
+    | "kernelArgs"
+    | "network"
+  >,
   internal: { rawPorts?: unknown[] },
 ): string | undefined {
   if (!config.snapshot) return undefined;

@@ -10,8 +10,8 @@ import {
 } from "node:fs";
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
-import { cacheDir } from "../paths.js";
-import { runToolOk } from "../util/run-tool.js";
+import { cacheDir, makePrivateDir } from "../paths.js";
+import { runToolOk } from "../util/index.js";
 import { findQemuBinary } from "../vmm/index.js";
 
 /**
@@ -116,7 +116,7 @@ export async function writeSnapshot(
   fill: (target: StoredSnapshot) => Promise<void>,
 ): Promise<void> {
   const root = snapshotsRoot();
-  mkdirSync(root, { recursive: true, mode: 0o700 });
+  makePrivateDir(root);
   const tmp = join(root, `.tmp-${key}-${process.pid}-${Date.now()}`);
   mkdirSync(tmp, { mode: 0o700 });
   try {

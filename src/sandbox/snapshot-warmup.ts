@@ -1,4 +1,4 @@
-import { field, FrameType, ConfigureTag, type Channel } from "../channel/index.js";
+import type { GuestAgent } from "../channel/index.js";
 import { runCollected } from "./exec-collect.js";
 import { DEFAULT_PATH } from "./exec-env.js";
 import { ExecProcess } from "./exec-process.js";
@@ -14,15 +14,14 @@ const WARMUP_TIMEOUT_MS = 30_000;
  * guest then skips those disk reads (under TCG each is an emulated virtio request).
  *
  * Nothing here is specific to a sandbox: no clock, no entropy, a placeholder hostname that
- * CONFIGURE replaces after every restore. Failures are ignored (an image without `true` just
+ * CONFIGURE replaces after every restore, and a session token that no restored sandbox's
+ * host accepts (each sends its own in that CONFIGURE). Failures are ignored (an image without `true` just
  * gets a less warm snapshot).
  */
-export async function warmUpForSnapshot(channel: Channel): Promise<void> {
-  await channel
-    .request(FrameType.Configure, [field.string(ConfigureTag.Hostname, WARMUP_HOSTNAME)])
-    .catch(() => undefined);
+export async function warmUpForSnapshot(agent: GuestAgent): Promise<void> {
+  await agent.configure({ hostname: WARMUP_HOSTNAME }).catch(() => undefined);
   const proc = new ExecProcess(
-    channel.exec({ argv: ["true"], env: [`PATH=${DEFAULT_PATH}`] }),
+    agent.exec({ argv: ["true"], env: [`PATH=${DEFAULT_PATH}`] }),
     Date.now(),
     () => undefined,
   );

@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { createEmptyExt4 } from "../image/ext4.js";
+import { createEmptyExt4 } from "../image/index.js";
 import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
@@ -59,7 +59,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
   if (opts.snapshotKey && vm.stateSaver) {
     const saver = vm.stateSaver;
     try {
-      await warmUpForSnapshot(vm.channel);
+      await warmUpForSnapshot(vm.agent);
       const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
       await capture(saver, opts.snapshotKey, disks).catch((err: Error) =>
         opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),

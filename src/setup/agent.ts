@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { packageRoot } from "../paths.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runToolOk } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { makePrivateDir, packageRoot } from "../paths.js";
+import { withFileLock } from "../util/index.js";
+import { runToolOk } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 
 const AGENT_NAME = "wheellock-agent";
 
@@ -47,7 +47,7 @@ export async function ensureGuestAgent(
     throw new ErrSetup("musl-gcc not found (package musl-tools); run: wheellock setup");
   if (!findExecutable("make"))
     throw new ErrSetup("make not found (package make); install it to build the guest agent");
-  await mkdir(join(cacheDir, "agent"), { recursive: true });
+  makePrivateDir(join(cacheDir, "agent"));
   return withFileLock(
     join(cacheDir, "agent", `.${hash}.lock`),
     { timeoutMs: 5 * 60_000 },
@@ -56,14 +56,14 @@ export async function ensureGuestAgent(
       // Objects go to a private dir: guest/ may be read-only (an installed package) and two
       // builds must not share object files.
       const work = join(cacheDir, "agent", `.build-${process.pid}-${Date.now()}`);
-      await mkdir(work, { recursive: true });
+      makePrivateDir(work);
       try {
         log("building the guest agent");
         await runToolOk(
           ["make", "-s", "-C", guestDir, `BUILD=${work}`],
           (m, cause) => new ErrSetup(`guest agent build failed: ${m}`, { cause }),
         );
-        await mkdir(dir, { recursive: true });
+        makePrivateDir(dir);
         await rename(join(work, AGENT_NAME), binary);
         return binary;
       } finally {

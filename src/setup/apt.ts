@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { runTool, outputTail, type RunToolResult } from "../util/run-tool.js";
-import { findExecutable } from "../util/which.js";
+import { runTool, outputTail, type RunToolResult } from "../util/index.js";
+import { findExecutable } from "../util/index.js";
 
 export interface HostPackage {
   /** Debian/Ubuntu package name. */

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { ensureDefaultImage, type DefaultImage } from "../image/default-image.js";
+import { ensureDefaultImage, type DefaultImage } from "../image/index.js";
 import { cacheDir } from "../paths.js";
-import { findExecutable } from "../util/which.js";
+import { findExecutable } from "../util/index.js";
 import { ensureGuestAgent } from "./agent.js";
 import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js";
 import { ensureInitramfs } from "./initramfs.js";
@@ -11,7 +11,7 @@ import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kerne
 import { ensureMinimalKernel, findMinimalKernel, MIN_KERNEL_PACKAGES } from "./min-kernel.js";
 
 export type { GuestKernel } from "./kernel.js";
-export type { DefaultImage } from "../image/default-image.js";
+export type { DefaultImage } from "../image/index.js";
 export { ensureHostPackages, type HostPackage } from "./apt.js";
 
 export interface SetupResult {

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { buildCpio, type CpioEntry } from "./cpio.js";
 import type { GuestKernel } from "./kernel.js";
+import { makePrivateDir } from "../paths.js";
 
 /** Bump when the layout below changes, so old cached archives are not reused. */
 const LAYOUT_VERSION = "1";
@@ -61,7 +62,7 @@ export async function ensureInitramfs(
       data: Buffer.from(names.map((n) => `${n}\n`).join("")),
     },
   ];
-  await mkdir(dir, { recursive: true });
+  makePrivateDir(dir);
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, buildCpio(entries));
   await rename(tmp, path);

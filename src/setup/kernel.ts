@@ -2,12 +2,13 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
+import { withFileLock } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
 import { loadOrder, moduleDepends, normalizeModuleName } from "./modinfo.js";
+import { makePrivateDir } from "../paths.js";
 
 export interface GuestKernel {
   version: string;
@@ -63,7 +64,7 @@ export async function ensureGuestKernel(
   const root = join(cacheDir, "kernel");
   const cached = await newestCached(root);
   if (cached) return cached;
-  await mkdir(root, { recursive: true });
+  makePrivateDir(root);
   return withFileLock(
     join(root, ".lock"),
     { timeoutMs: 10 * 60_000, onWait: (pid) => log(`waiting for pid ${pid} to fetch the kernel`) },
@@ -112,7 +113,7 @@ async function readCached(dir: string): Promise<GuestKernel | undefined> {
 async function fetchKernel(root: string, log: (msg: string) => void): Promise<GuestKernel> {
   const pkg = await concretePackage();
   const work = join(root, `.tmp-${process.pid}-${Date.now()}`);
-  await mkdir(work, { recursive: true });
+  makePrivateDir(work);
   try {
     log(`downloading ${pkg}`);
     // A Sandbox user of root avoids apt's warning about dropping to _apt in a dir it cannot write.
@@ -129,7 +130,7 @@ async function fetchKernel(root: string, log: (msg: string) => void): Promise<Gu
     const modRoot = await findModulesDir(tree);
     const version = basename(modRoot);
     const out = join(work, "out");
-    await mkdir(join(out, "modules"), { recursive: true });
+    makePrivateDir(join(out, "modules"));
     await copyFile(join(tree, "boot", `vmlinuz-${version}`), join(out, "vmlinuz"));
 
     const files = await indexModules(join(modRoot, "kernel"));

@@ -1,21 +1,12 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import {
-  appendFile,
-  copyFile,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  writeFile,
-} from "node:fs/promises";
+import { appendFile, copyFile, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { packageRoot } from "../paths.js";
-import { withFileLock } from "../util/file-lock.js";
-import { runTool, runToolOk } from "../util/run-tool.js";
+import { makePrivateDir, packageRoot } from "../paths.js";
+import { withFileLock } from "../util/index.js";
+import { runTool, runToolOk } from "../util/index.js";
 import { missingPackages, type HostPackage } from "./apt.js";
 import type { GuestKernel } from "./kernel.js";
 
@@ -127,7 +118,7 @@ export async function ensureMinimalKernel(
   const dest = join(root, key.hash);
   const cached = await readCached(dest);
   if (cached) return cached;
-  await mkdir(root, { recursive: true });
+  makePrivateDir(root);
   return withFileLock(
     join(root, `.${key.hash}.lock`),
     {
@@ -142,13 +133,13 @@ export async function ensureMinimalKernel(
 async function buildKernel(root: string, key: CacheKey, log: (m: string) => void) {
   const started = Date.now();
   const work = join(root, `.build-${process.pid}-${started}`);
-  await mkdir(work, { recursive: true });
+  makePrivateDir(work);
   try {
     log(`building the minimal guest kernel from ${SOURCE_PACKAGE} ${key.sourceVersion} (minutes)`);
     await runToolOk(["tar", "-xJf", SOURCE_TARBALL, "-C", work], setupError);
     const src = await sourceDir(work);
     const out = join(work, "out");
-    await mkdir(out);
+    makePrivateDir(out);
     // nice: setup may run next to VMs and other builds; the kernel build must not starve them.
     const make = ["nice", "-n", "19", "make", "-s", "-C", src, `O=${out}`];
     await runToolOk([...make, "tinyconfig"], setupError);
@@ -162,7 +153,7 @@ async function buildKernel(root: string, key: CacheKey, log: (m: string) => void
     ).trim();
 
     const staged = join(work, "result");
-    await mkdir(staged);
+    makePrivateDir(staged);
     await copyFile(join(out, "arch", "x86", "boot", "bzImage"), join(staged, "vmlinuz"));
     await copyFile(join(out, ".config"), join(staged, "config"));
     const manifest: Manifest = {

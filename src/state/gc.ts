@@ -1,8 +1,7 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isSandboxId } from "../config/index.js";
 import { runDir } from "../paths.js";
-import { pidAlive, processCommandLine } from "../util/process-info.js";
+import { isSandboxId, pidAlive, processCommandLine, removeTreeSync } from "../util/index.js";
 import { LIVE_STATUSES, sandboxesDir } from "./record.js";
 import { getRecord, loadRecord } from "./store.js";
 
@@ -55,7 +54,7 @@ function cleanOne(id: string, force: boolean): GcReport {
   }
   if (existsSync(dir)) {
     try {
-      rmSync(dir, { recursive: true, force: true });
+      removeTreeSync(dir);
       report.cleaned.push("run_dir");
     } catch (err) {
       report.failed.push({ item: "run_dir", error: (err as Error).message });

@@ -23,6 +23,6 @@ export {
   processCommandLine,
   processStartTicks,
   sameProcessAlive,
-} from "../util/process-info.js";
+} from "../util/index.js";
 export { collectGarbage, type GcReport } from "./gc.js";
 export { removeSandbox, stopSandbox } from "./manage.js";

@@ -1,7 +1,7 @@
 /** Stopping and removing long-lived sandboxes by id: what `kill` and `rm` do, for the SDK too. */
 import { ErrVMNotRunning, WheellockError } from "../errors.js";
 import { collectGarbage } from "./gc.js";
-import { sameProcessAlive } from "../util/process-info.js";
+import { sameProcessAlive } from "../util/index.js";
 import { LIVE_STATUSES } from "./record.js";
 import { getRecord, removeRecordDir } from "./store.js";
 

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { PortBinding } from "../config/index.js";
 import { dataDir } from "../paths.js";
 
 /**
@@ -8,12 +9,7 @@ import { dataDir } from "../paths.js";
  */
 export type SandboxStatus = "starting" | "running" | "stopping" | "stopped" | "crashed";
 
-/** A published port: host `address:localPort` forwards to guest `127.0.0.1:remotePort`. */
-export interface PortBinding {
-  address: string;
-  localPort: number;
-  remotePort: number;
-}
+export type { PortBinding };
 
 /** The durable record of one long-lived sandbox (`state.json`). Never holds secret values. */
 export interface SandboxRecord {

@@ -1,19 +1,16 @@
 import {
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
-  rmSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import { dirname } from "node:path";
-import { isSandboxId } from "../config/index.js";
 import { ErrVMNotFound } from "../errors.js";
-import { sameProcessAlive } from "../util/process-info.js";
+import { isSandboxId, removeTreeSync, sameProcessAlive } from "../util/index.js";
 import {
   LIVE_STATUSES,
   sandboxDir,
@@ -21,6 +18,7 @@ import {
   statePath,
   type SandboxRecord,
 } from "./record.js";
+import { makePrivateDir } from "../paths.js";
 
 let tempCounter = 0;
 
@@ -32,7 +30,7 @@ let tempCounter = 0;
 export function writeRecord(record: SandboxRecord): void {
   const path = statePath(record.id);
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const temp = `${path}.${process.pid}.${tempCounter++}.tmp`;
   const fd = openSync(temp, "w", 0o600);
   try {
@@ -126,5 +124,5 @@ export function listRecords(): SandboxRecord[] {
 
 /** Deletes a sandbox's record directory (state and logs). */
 export function removeRecordDir(id: string): void {
-  rmSync(sandboxDir(id), { recursive: true, force: true });
+  removeTreeSync(sandboxDir(id));
 }

@@ -1,56 +1,70 @@
 /**
- * `run -d`: start this CLI again as a supervisor in its own session (no terminal, so closing
- * the terminal or the CLI's exit leaves it running), wait until it reports the sandbox
- * running, and hand back the id. Its early stderr goes to a file so a boot failure can be
- * reported here in one line.
+ * Starting a detached supervisor (`run -d`, `Sandbox.startDetached`): its own process in its
+ * own session (no terminal, so closing the terminal or the caller's exit leaves it running),
+ * given its request on stdin; we wait until it reports the sandbox running and hand back the
+ * id. Its early stderr goes to a file so a boot failure is reported here in one line.
  */
 import { spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { WheellockError } from "../errors.js";
+import { join } from "node:path";
+import { ErrVMNotRunning } from "../errors.js";
+import { makePrivateDir, packageRoot } from "../paths.js";
 import { sandboxesDir } from "../state/index.js";
-
-/** The hidden flag that turns `run` into the supervisor of a detached sandbox. */
-export const SUPERVISOR_FLAG = "--supervisor";
-/** Names the supervisor's stderr file, which it moves into the sandbox dir once it runs. */
-export const SUPERVISOR_LOG_ENV = "WHEELLOCK_SUPERVISOR_LOG";
-/** What the supervisor prints on stdout once the sandbox runs. */
-export const READY_PREFIX = "ready ";
+import { READY_PREFIX, SUPERVISOR_LOG_ENV, writeSupervisorStart } from "./start-request.js";
+import type { SuperviseRequest } from "./supervise.js";
 
 /**
- * `args` are the original `run` arguments (after `run`); `extra.flags` are added before the
- * command's `--`, and `extra.stdin` is written to the supervisor's stdin (then closed), which
- * is how data that must not appear in its argv (secrets) reaches it.
+ * The supervisor's entry point, from the same tree as this code: the built one (no tsx at run
+ * time), or the source through tsx when wheellock itself runs from source (tests, development).
  */
-export async function startDetached(
-  args: string[],
-  extra: { flags?: string[]; stdin?: string; script?: string; execArgv?: string[] } = {},
-): Promise<string> {
-  // The CLI re-runs itself; the SDK names the CLI's entry point (its caller is not the CLI).
-  const script = extra.script ?? process.argv[1];
-  if (script === undefined) throw new Error("cannot find the wheellock CLI script to re-run");
-  const dash = args.indexOf("--");
-  const added = [SUPERVISOR_FLAG, ...(extra.flags ?? [])];
-  const childArgs =
-    dash < 0 ? [...args, ...added] : [...args.slice(0, dash), ...added, ...args.slice(dash)];
-  mkdirSync(sandboxesDir(), { recursive: true, mode: 0o700 });
+function supervisorEntry(): string[] {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const path = fromSource
+    ? join(packageRoot(), "src", "supervisor", "main.ts")
+    : join(packageRoot(), "dist", "supervisor", "main.js");
+  if (!existsSync(path)) throw new Error(`cannot find the wheellock supervisor (${path})`);
+  return fromSource ? ["--import", "tsx", path] : [path];
+}
+
+/** The last line the supervisor wrote before it died, for a one-line error. */
+function earlyError(errPath: string, code: number | null, signal: string | null): string {
+  let early = "";
+  try {
+    early = readFileSync(errPath, "utf8");
+  } catch {
+    // already moved into the sandbox dir by a supervisor that got as far as running
+  }
+  const last = early
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .at(-1)
+    ?.replace(/^wheellock: /, "");
+  return (
+    last ??
+    `sandbox supervisor exited before the sandbox ran (code ${code ?? "-"}, signal ${signal ?? "-"})`
+  );
+}
+
+/** Starts the supervisor; resolves with the sandbox id once it runs. */
+export async function startSupervisor(req: SuperviseRequest, label?: string): Promise<string> {
+  // Before anything starts: a plan that cannot travel (callbacks) is refused here.
+  const input = writeSupervisorStart(req, label);
+  makePrivateDir(sandboxesDir());
   const errPath = join(
     sandboxesDir(),
     `.start-${process.pid}-${randomBytes(4).toString("hex")}.log`,
   );
   const errFd = openSync(errPath, "w", 0o600);
   try {
-    const execArgv = extra.execArgv ?? process.execArgv;
-    const child = spawn(process.execPath, [...execArgv, script, "run", ...childArgs], {
+    const child = spawn(process.execPath, supervisorEntry(), {
       detached: true,
-      stdio: [extra.stdin !== undefined ? "pipe" : "ignore", "pipe", errFd],
+      stdio: ["pipe", "pipe", errFd],
       env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },
     });
-    if (extra.stdin !== undefined) {
-      child.stdin?.on("error", () => undefined);
-      child.stdin?.end(extra.stdin);
-    }
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(input);
     const stdout = child.stdout;
     if (!stdout) throw new Error("supervisor started without a stdout pipe");
     const id = await new Promise<string>((resolve, reject) => {
@@ -62,26 +76,12 @@ export async function startDetached(
         if (line) resolve(line.slice(READY_PREFIX.length).trim());
       });
       child.once("error", reject);
-      child.once("exit", (code, signal) => {
-        let early = "";
-        try {
-          early = readFileSync(errPath, "utf8");
-        } catch {
-          // already moved into the sandbox dir by a supervisor that got as far as running
-        }
-        const lines = early.trim().split("\n").filter(Boolean);
-        const last = lines.at(-1)?.replace(/^wheellock: /, "");
-        reject(
-          new WheellockError(
-            "ErrVMNotRunning",
-            last ??
-              `sandbox supervisor exited before the sandbox ran (code ${code ?? "-"}, signal ${signal ?? "-"})`,
-          ),
-        );
-      });
+      child.once("exit", (code, signal) =>
+        reject(new ErrVMNotRunning(earlyError(errPath, code, signal))),
+      );
     });
-    // The supervisor lives on by itself: an SDK caller's process must neither wait for it
-    // nor hear about its exit (which is `kill`'s business, not a failed start). The "error"
+    // The supervisor lives on by itself: the caller's process must neither wait for it nor
+    // hear about its exit (which is `kill`'s business, not a failed start). The "error"
     // listener stays: a late error on a ChildProcess without one would be thrown.
     child.removeAllListeners("exit");
     stdout.destroy();

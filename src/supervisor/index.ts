@@ -1,9 +1,10 @@
-/** Long-lived sandboxes: the supervisor process, its control socket, and clients of it. */
-export { supervise, type SuperviseRequest } from "./supervise.js";
-export { startDetached, SUPERVISOR_FLAG, SUPERVISOR_LOG_ENV, READY_PREFIX } from "./detach.js";
-export { RemoteSandbox } from "./client.js";
-export {
-  startDetachedSandbox,
-  OPTIONS_STDIN_FLAG,
-  type DetachedStartOptions,
-} from "./start-detached.js";
+/**
+ * Long-lived sandboxes: the supervisor process that owns one (its entry point is main.ts),
+ * its control socket, starting one detached, attaching to one by id, and forwarding host
+ * ports to it.
+ */
+export { supervise, type SuperviseRequest, type SuperviseHooks } from "./supervise.js";
+export { startSupervisor } from "./detach.js";
+export { connectSupervised, unixConnector } from "./connect.js";
+export { forwardingServer, joinTcp, listenTcp, PortPublisher } from "./port-forward.js";
+export type { EchoStreams } from "./logged-command.js";

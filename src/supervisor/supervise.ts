@@ -4,12 +4,17 @@
  * how the sandbox ended. QEMU is its child under a parent-death signal, so if the supervisor
  * is killed outright the VM dies with it and readers see the record as crashed.
  */
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { join, resolve as resolvePath } from "node:path";
-import { openEventsFile, writeEventsFile } from "../sandbox/events-file.js";
-import { newSandboxId, resolveSandboxOptions, type SandboxOptions } from "../config/index.js";
-import { runDir } from "../paths.js";
-import { Sandbox, type ExecProcess } from "../sandbox/index.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SandboxPlan } from "../config/index.js";
+import { makePrivateDir, runDir } from "../paths.js";
+import {
+  launchVmSandbox,
+  openEventsFile,
+  writeEventsFile,
+  type ExecProcess,
+  type VmSandbox,
+} from "../sandbox/index.js";
 import {
   controlSocketPath,
   logPath,
@@ -19,23 +24,28 @@ import {
   type PortBinding,
   type SandboxRecord,
 } from "../state/index.js";
-import { openRingLog } from "../util/ring-log.js";
-import { ControlServer } from "./server.js";
-import { PortForwarder } from "./port-forward.js";
+import { ResourceStack } from "../util/index.js";
+import { ControlServer } from "./control-server.js";
+import { runLogged, type EchoStreams } from "./logged-command.js";
+import { PortPublisher } from "./port-forward.js";
 
+/** What a supervisor is asked to run: the plan and what is around the sandbox. */
 export interface SuperviseRequest {
-  options: SandboxOptions;
+  plan: SandboxPlan;
   /** Run once the sandbox is up; its output is appended to the sandbox log. */
   command: string[];
   ports: PortBinding[];
   /** On stop, running commands get SIGTERM and this long to exit before the VM is powered off. */
   gracefulShutdownMs: number;
+  /** Append the sandbox's events here as JSON lines (`--events FILE`), an absolute path. */
+  eventsPath?: string;
+}
+
+export interface SuperviseHooks {
   /** The sandbox is running and its record says so. */
   onReady: (record: SandboxRecord) => void;
-  /** Append the sandbox's events here as JSON lines (`--events FILE`). */
-  eventsPath?: string;
   /** Also copy the command's output here (foreground `run --rm=false`). */
-  echo?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
+  echo?: EchoStreams;
 }
 
 /** Children of this process (QEMU is the only one while a sandbox boots). */
@@ -52,115 +62,103 @@ function childPids(): number[] {
   return pids;
 }
 
-function initialRecord(id: string, options: SandboxOptions, ports: PortBinding[]): SandboxRecord {
+function initialRecord(plan: SandboxPlan, req: SuperviseRequest): SandboxRecord {
   const now = new Date().toISOString();
   return {
-    id,
-    image: options.image ?? process.env.WHEELLOCK_IMAGE ?? "default",
+    id: plan.id,
+    image: plan.image,
     status: "starting",
     supervisorPid: process.pid,
     supervisorStartTicks: processStartTicks(process.pid) ?? 0,
     createdAt: now,
     updatedAt: now,
-    ports,
+    ports: req.ports,
     config: {
-      cpus: options.cpus ?? 1,
-      memoryMb: options.memoryMb ?? 512,
-      diskSizeMb: options.diskSizeMb ?? 5120,
-      timeoutSeconds: options.timeoutSeconds ?? 0,
-      hostname: options.hostname ?? id,
-      ...(options.workdir !== undefined ? { workdir: options.workdir } : {}),
-      ...(options.user !== undefined ? { user: options.user } : {}),
-      privileged: options.privileged === true,
-      accel: options.accel ?? process.env.WHEELLOCK_ACCEL ?? "auto",
-      envNames: Object.keys(options.env ?? {}).sort(),
+      cpus: plan.cpus,
+      memoryMb: plan.memoryMb,
+      diskSizeMb: plan.diskSizeMb,
+      timeoutSeconds: plan.timeoutSeconds,
+      hostname: plan.hostname,
+      ...(plan.workdir !== undefined ? { workdir: plan.workdir } : {}),
+      ...(plan.user !== undefined ? { user: plan.user } : {}),
+      privileged: plan.privileged,
+      accel: plan.accel,
+      envNames: Object.keys(plan.env).sort(),
+      // Names only: secret values never reach a record.
+      network: {
+        intercept: plan.networkIntercept,
+        allowedHosts: [...plan.allowedHosts],
+        secretNames: plan.secrets.map((s) => s.name),
+      },
+      gracefulShutdownMs: req.gracefulShutdownMs,
     },
   };
 }
 
 /** Runs until the sandbox stops; resolves with the process exit status to use. */
-export async function supervise(req: SuperviseRequest): Promise<number> {
-  const id = newSandboxId();
-  // Bad options are the caller's mistake, not a sandbox that crashed: no record for them.
-  resolveSandboxOptions(req.options, undefined, undefined, id);
-  const eventsOut =
-    req.eventsPath !== undefined ? await openEventsFile(resolvePath(req.eventsPath)) : undefined;
-  mkdirSync(sandboxDir(id), { recursive: true, mode: 0o700 });
-  let record = initialRecord(id, req.options, req.ports);
-  record.config.gracefulShutdownMs = req.gracefulShutdownMs;
+export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): Promise<number> {
+  const { plan } = req;
+  const eventsOut = req.eventsPath !== undefined ? await openEventsFile(req.eventsPath) : undefined;
+  makePrivateDir(sandboxDir(plan.id));
+  let record = initialRecord(plan, req);
   const update = (patch: Partial<SandboxRecord>): void => {
     record = { ...record, ...patch };
     writeRecord(record);
   };
   update({});
-  let sandbox: Sandbox;
+  // Everything the supervisor holds, released in reverse order by `stop` or a failed start.
+  const resources = new ResourceStack((err) => process.stderr.write(`wheellock: ${err.message}\n`));
+  if (eventsOut) resources.defer("events file", () => void eventsOut.end());
+  let sandbox: VmSandbox;
   try {
-    sandbox = await Sandbox.create(
-      // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
-      { ...req.options, timeoutSeconds: 0 },
-      { id, consoleLogPath: logPath(id) },
+    // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
+    sandbox = await launchVmSandbox(
+      { ...plan, timeoutSeconds: 0 },
+      { consoleLogPath: logPath(plan.id) },
     );
   } catch (err) {
-    eventsOut?.end();
+    await resources.release();
     update({ status: "crashed", lastError: (err as Error).message });
     throw err;
   }
-  record = {
-    ...record,
-    image: sandbox.config.image,
-    config: {
-      ...record.config,
-      hostname: sandbox.config.hostname,
-      network: {
-        intercept: sandbox.config.networkIntercept,
-        allowedHosts: [...sandbox.config.allowedHosts],
-        secretNames: sandbox.config.secrets.map((s) => s.name),
-      },
-    },
-  };
-
-  let stopping: Promise<number> | undefined;
-  let deadline: NodeJS.Timeout | undefined;
-  let finish: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (finish = resolve));
-  const forwarder = new PortForwarder(sandbox);
-  /** `crash`: why the sandbox died under us; `note`: why a clean stop happened. */
-  const stop = (crash?: string, note?: string): Promise<number> => {
-    stopping ??= (async () => {
-      clearTimeout(deadline);
-      update({ status: "stopping" });
-      if (!crash) await terminateGracefully(server.running, req.gracefulShutdownMs);
-      forwarder.close();
-      server.close();
-      await sandbox.close();
-      await eventsWritten;
-      const why = crash ?? note;
-      update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
-      return crash ? 1 : 0;
-    })();
-    void stopping.then(finish);
-    return stopping;
-  };
   const eventsWritten =
     eventsOut !== undefined
       ? writeEventsFile(sandbox.events(), eventsOut).catch((err: Error) =>
           process.stderr.write(`wheellock: --events: ${err.message}\n`),
         )
       : undefined;
-  const server = await ControlServer.listen(sandbox, controlSocketPath(join(runDir(), id)), {
-    onStop: () => void stop(),
-    forwardPort: (socket, port) => forwarder.relay(socket, port),
-    ...(sandbox.intercepting
-      ? {
-          allowList: async (action: "add" | "delete", hosts: string[]) => ({
-            changed:
-              action === "add" ? sandbox.allowHosts(...hosts) : sandbox.disallowHosts(...hosts),
-            allowed: sandbox.allowedHosts,
-            emptyDeniesAll: sandbox.allowlistEmptyDeniesAll,
-          }),
-        }
-      : {}),
-  });
+  // After the sandbox: its last events (the `stopped` one) are written before the file ends.
+  resources.defer("events writer", async () => void (await eventsWritten));
+  resources.defer("sandbox", () => sandbox.close());
+
+  let stopping: Promise<number> | undefined;
+  let deadline: NodeJS.Timeout | undefined;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  /** `crash`: why the sandbox died under us; `note`: why a clean stop happened. */
+  const stop = (crash?: string, note?: string): Promise<number> => {
+    stopping ??= (async () => {
+      clearTimeout(deadline);
+      update({ status: "stopping" });
+      if (!crash) await terminateGracefully(control.running, req.gracefulShutdownMs);
+      await resources.release();
+      const why = crash ?? note;
+      update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
+      // After the reply to a `stop` operation has gone out.
+      setImmediate(() => control.disconnectAll());
+      return crash ? 1 : 0;
+    })();
+    void stopping.then(finish);
+    return stopping;
+  };
+  const control = await ControlServer.listen(
+    sandbox,
+    controlSocketPath(join(runDir(), plan.id)),
+    async () => void (await stop()),
+  );
+  resources.defer("control socket", () => control.stopAccepting());
+  const publisher = new PortPublisher(sandbox);
+  resources.defer("published ports", () => publisher.close());
   void (async () => {
     for await (const event of sandbox.events()) {
       if (event.type === "lifecycle" && event.lifecycle.state === "stopped" && !stopping) {
@@ -171,22 +169,21 @@ export async function supervise(req: SuperviseRequest): Promise<number> {
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
     process.on(signal, () => void stop());
   try {
-    const bound = await forwarder.listenAll(req.ports);
+    const bound = await publisher.listenAll(req.ports);
     update({ status: "running", qemuPid: childPids()[0], ports: bound });
   } catch (err) {
     await stop((err as Error).message);
     throw err;
   }
   // A long-lived sandbox has no deadline unless one was asked for (--timeout).
-  const timeoutSeconds = req.options.timeoutSeconds ?? 0;
-  if (timeoutSeconds > 0) {
+  if (plan.timeoutSeconds > 0) {
     deadline = setTimeout(
-      () => void stop(undefined, `timed out after ${timeoutSeconds} s`),
-      timeoutSeconds * 1000,
+      () => void stop(undefined, `timed out after ${plan.timeoutSeconds} s`),
+      plan.timeoutSeconds * 1000,
     );
   }
-  req.onReady(record);
-  if (req.command.length > 0) void runLogged(sandbox, req.command, logPath(id), req.echo);
+  hooks.onReady(record);
+  if (req.command.length > 0) void runLogged(sandbox, req.command, logPath(plan.id), hooks.echo);
   return done;
 }
 
@@ -203,31 +200,4 @@ async function terminateGracefully(
     new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
   ]);
   clearTimeout(timer);
-}
-
-/**
- * The command a detached `run` was given: output appended to the sandbox log, a ring shared
- * with the serial console (util/ring-log.ts), so neither can fill the host disk.
- */
-async function runLogged(
-  sandbox: Sandbox,
-  command: string[],
-  path: string,
-  echo: SuperviseRequest["echo"],
-): Promise<void> {
-  const log = openRingLog(path);
-  try {
-    const proc = sandbox.spawn(command);
-    proc.stdin.end();
-    for await (const chunk of proc) {
-      log.write(chunk.data);
-      echo?.[chunk.stream].write(chunk.data);
-    }
-    const exit = await proc.wait();
-    log.write(`wheellock: command exited with status ${exit.exitCode}\n`);
-  } catch (err) {
-    log.write(`wheellock: command failed: ${(err as Error).message}\n`);
-  } finally {
-    log.end();
-  }
 }

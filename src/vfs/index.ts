@@ -25,7 +25,18 @@ export type {
   VfsStat,
   VfsStatfs,
 } from "./provider.js";
-export { MemoryProvider, type MemoryProviderOptions } from "./providers/memory.js";
+export {
+  MemoryProvider,
+  DEFAULT_MEMORY_BYTES,
+  type MemoryProviderOptions,
+} from "./providers/memory.js";
+export { QuotaProvider } from "./providers/quota.js";
+export {
+  quotaOfSize,
+  QUOTA_BLOCK_BYTES,
+  QUOTA_BYTES_PER_INODE,
+  type VfsQuota,
+} from "./providers/quota-ledger.js";
 export { HostDirProvider, type HostDirOptions } from "./providers/host-dir.js";
 export { ReadOnlyProvider } from "./providers/read-only.js";
 export { RouterProvider } from "./providers/router.js";
@@ -44,3 +55,5 @@ export {
   type FileOp,
   type FileOpInfo,
 } from "./hooks/index.js";
+export { typeBits } from "./fuse-reply.js";
+export { isWithin } from "./names.js";

@@ -3,7 +3,6 @@ export type { Accel, AccelChoice, AccelDecision, HostVirtFacts } from "./accel.j
 export {
   planQemuLaunch,
   kernelCommandLine,
-  CONTROL_PORT_NAME,
   INCOMING_STATE_FD,
   SAVE_STATE_FD,
   QEMU_SECCOMP,

@@ -1,17 +1,9 @@
 import { randomInt } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
-import { runDir } from "../paths.js";
-import { processStartTicks, sameProcessAlive } from "../util/process-info.js";
+import { makePrivateDir, runDir } from "../paths.js";
+import { processStartTicks, sameProcessAlive } from "../util/index.js";
 
 /**
  * User and group ids for jailed QEMUs: 0x70000000 + slot, slot 1..65535 (uid = gid). The
@@ -41,7 +33,7 @@ const MAX_TRIES = 256;
 
 export function claimJailId(): JailId {
   const dir = claimsDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   const owner = `${process.pid} ${processStartTicks(process.pid) ?? 0}\n`;
   for (let tries = 0; tries < MAX_TRIES; tries++) {
     const id = JAIL_ID_BASE + randomInt(1, JAIL_SLOTS);

@@ -1,3 +1,4 @@
+import { PortName } from "../channel/index.js";
 import type { Accel } from "./accel.js";
 
 export interface VmDisk {
@@ -97,9 +98,6 @@ export interface QemuLaunchPlan {
 }
 
 const RAM_BACKEND_ID = "wl-ram";
-
-/** Name of the virtio-serial port carrying the framed control protocol (docs/PROTOCOL.md). */
-export const CONTROL_PORT_NAME = "wheellock.ctl";
 
 /**
  * QEMU's own seccomp filter: no obsolete syscalls, no setuid/setgid-style privilege changes,
@@ -205,7 +203,7 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
     "-chardev",
     `socket,id=ctl,fd=${fds.socket(spec.controlSocketPath)}`,
     "-device",
-    `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,
+    `virtserialport,chardev=ctl,name=${PortName.Control}`,
     "-device",
     "virtio-rng-device",
   );

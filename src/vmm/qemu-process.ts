@@ -3,8 +3,12 @@ import { existsSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ErrSetup } from "../errors.js";
-import { CONSOLE_LOG_SEGMENT_BYTES, openRingLog, readRingLogTail } from "../util/ring-log.js";
-import { sanitizeTerminalText } from "../util/terminal-text.js";
+import {
+  CONSOLE_LOG_SEGMENT_BYTES,
+  openRingLog,
+  readRingLogTail,
+  sanitizeTerminalText,
+} from "../util/index.js";
 import { acquireJail, findTool, jailedCommand, jailNeeded, type QemuJail } from "./jail.js";
 import { drainConsole } from "./console-stream.js";
 import { openLaunchDescriptors, type OpenedDescriptors } from "./launch-descriptors.js";

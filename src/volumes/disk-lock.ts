@@ -6,11 +6,11 @@
  * never locks a volume for good. Synchronous so it can be released from an exit handler.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, realpathSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { WheellockError } from "../errors.js";
-import { dataDir } from "../paths.js";
-import { processStartTicks, sameProcessAlive } from "../util/process-info.js";
+import { ErrVolumeInUse } from "../errors.js";
+import { dataDir, makePrivateDir } from "../paths.js";
+import { processStartTicks, sameProcessAlive } from "../util/index.js";
 
 export interface DiskHolder {
   readonly pid: number;
@@ -18,11 +18,7 @@ export interface DiskHolder {
   readonly readonly: boolean;
 }
 
-export class ErrVolumeInUse extends WheellockError {
-  constructor(message: string) {
-    super("ErrVolumeInUse", message);
-  }
-}
+export { ErrVolumeInUse };
 
 const ENTRY_RE = /^(\d+)-(\d+)\.([A-Za-z0-9_-]+)\.(rw|ro)$/;
 
@@ -71,7 +67,7 @@ export interface DiskLock {
  */
 export function lockDisk(imagePath: string, sandboxId: string, readonly: boolean): DiskLock {
   const dir = lockDirFor(imagePath);
-  mkdirSync(dir, { recursive: true });
+  makePrivateDir(dir);
   const entry = join(
     dir,
     `${process.pid}-${processStartTicks(process.pid) ?? 0}.${sandboxId}.${readonly ? "ro" : "rw"}`,

@@ -2,12 +2,12 @@
  * `wheellock volume create|ls|rm`: named ext4 images under the data directory that sandboxes
  * attach as block devices (`--disk @NAME:/path`). Their data outlives every sandbox.
  */
-import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { WheellockError } from "../errors.js";
-import { formatEmptyExt4 } from "../image/ext4.js";
+import { ErrNotFound, WheellockError } from "../errors.js";
 import { ErrVolumeInUse, diskHolders } from "./disk-lock.js";
 import { checkVolumeName, volumePath, volumesDir } from "./names.js";
+import { makePrivateDir } from "../paths.js";
 
 export const DEFAULT_VOLUME_SIZE_MB = 10240;
 /** ext4 with a journal needs a few MiB; below this mkfs refuses or leaves no room for data. */
@@ -20,9 +20,9 @@ export interface VolumeInfo {
   readonly path: string;
 }
 
-export class ErrVolumeNotFound extends WheellockError {
+export class ErrVolumeNotFound extends ErrNotFound {
   constructor(name: string) {
-    super("ErrNotFound", `named volume not found: ${name}`);
+    super(`named volume not found: ${name}`);
   }
 }
 
@@ -38,11 +38,13 @@ export async function createVolume(
     );
   }
   const path = volumePath(name);
-  await mkdir(volumesDir(), { recursive: true });
+  makePrivateDir(volumesDir());
   if (await exists(path)) {
     throw new WheellockError("ErrInvalidConfig", `named volume already exists: ${name}`);
   }
   // Root-owned top directory: the guest's root (the default user) owns the file system.
+  // Loaded here: the image code is not needed to list, lock or remove volumes.
+  const { formatEmptyExt4 } = await import("../image/index.js");
   await formatEmptyExt4(path, sizeMb, { label: name.slice(0, 16), rootOwner: "0:0" });
   return { name, sizeBytes: sizeMb * 1024 * 1024, path };
 }

@@ -1,19 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ErrProtocol } from "../../src/errors.js";
-import {
-  DecodedRecord,
-  FrameParser,
-  FrameType,
-  MAX_PAYLOAD,
-  decodeListEntry,
-  decodeRecord,
-  decodeStat,
-  encodeFrame,
-  encodeRecord,
-  field,
-  type Frame,
-} from "../../src/channel/index.js";
+import { FrameType, MAX_PAYLOAD } from "../../src/channel/contract.js";
+import { FrameParser, encodeFrame, type Frame } from "../../src/channel/frame.js";
+import { DecodedRecord, decodeRecord, encodeRecord, field } from "../../src/channel/record.js";
+import { decodeListEntry, decodeStat } from "../../src/channel/stat.js";
 
 function parseAll(chunks: Buffer[]): Frame[] {
   const frames: Frame[] = [];
@@ -23,8 +14,11 @@ function parseAll(chunks: Buffer[]): Frame[] {
 }
 
 test("frame header matches the spec byte for byte", () => {
-  const bytes = encodeFrame(FrameType.Credit, 0x01020304, Buffer.from([0, 4, 0, 0]));
-  assert.equal(bytes.toString("hex"), "57190000" + "01020304" + "00000004" + "00040000");
+  const bytes = encodeFrame(FrameType.Credit, 0x01020304, Buffer.from([0, 4, 0, 0]), 0xa1b2c3d4);
+  assert.equal(
+    bytes.toString("hex"),
+    "57190000" + "01020304" + "00000004" + "a1b2c3d4" + "00040000",
+  );
 });
 
 test("record TLV matches the spec byte for byte", () => {
@@ -91,13 +85,21 @@ function header(bytes: number[]): Buffer {
   return Buffer.from(bytes);
 }
 
-test("parser rejects corrupt headers as soon as the 12 bytes are in", () => {
+test("parser rejects corrupt headers as soon as the 16 bytes are in", () => {
   const cases: [string, Buffer, RegExp][] = [
-    ["bad magic", header([0x58, 0x21, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), /magic/],
-    ["unknown type", header([0x57, 0x03, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), /unknown frame type 0x03/],
-    ["reserved", header([0x57, 0x21, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]), /reserved/],
+    ["bad magic", header([0x58, 0x21, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), /magic/],
+    [
+      "unknown type",
+      header([0x57, 0x03, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+      /unknown frame type 0x03/,
+    ],
+    ["reserved", header([0x57, 0x21, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), /reserved/],
     // 4 GiB claimed: must fail on the header alone, before any allocation.
-    ["oversize", header([0x57, 0x13, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]), /exceeds 262144/],
+    [
+      "oversize",
+      header([0x57, 0x13, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+      /exceeds 262144/,
+    ],
   ];
   for (const [name, bytes, pattern] of cases) {
     const parser = new FrameParser(() => assert.fail(`${name}: no frame expected`));

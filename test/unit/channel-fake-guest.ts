@@ -5,16 +5,19 @@
 import { Duplex } from "node:stream";
 import { once, EventEmitter } from "node:events";
 import {
-  FrameParser,
+  ConfigureTag,
   FrameType,
   INITIAL_WINDOW,
+  PROTOCOL_VERSION,
+} from "../../src/channel/contract.js";
+import { FrameParser, encodeFrame, type Frame } from "../../src/channel/frame.js";
+import {
   decodeRecord,
-  encodeFrame,
   encodeRecord,
   field,
-  type Frame,
+  type DecodedRecord,
   type RecordField,
-} from "../../src/channel/index.js";
+} from "../../src/channel/record.js";
 
 /**
  * Two connected Duplexes (node:stream's duplexPair is Node >= 22). Like a socket, delivery is
@@ -65,7 +68,7 @@ export function i32pair(a: number, b: number): Buffer {
   return buf;
 }
 
-export function helloFrame(version = 1): Buffer {
+export function helloFrame(version = PROTOCOL_VERSION): Buffer {
   return encodeFrame(
     FrameType.Hello,
     0,
@@ -102,6 +105,10 @@ export class FakeGuest extends EventEmitter {
   autoCredit = true;
   helloSent = false;
   bytesSentToHost = 0;
+  /** Stamped on every frame, like the agent: 0 until a CONFIGURE gives one. */
+  token = 0;
+  /** Every record request after HELLO, by frame type (tests inspect what the host asked). */
+  readonly requests: { type: number; record: DecodedRecord }[] = [];
   private readonly parser: FrameParser;
 
   constructor(
@@ -119,7 +126,7 @@ export class FakeGuest extends EventEmitter {
   }
 
   send(type: number, id: number, payload: Uint8Array = Buffer.alloc(0)): void {
-    if (this.io.writable) this.io.write(encodeFrame(type, id, payload));
+    if (this.io.writable) this.io.write(encodeFrame(type, id, payload, this.token));
   }
 
   ok(id: number, fields: RecordField[] = []): void {
@@ -220,6 +227,8 @@ export class FakeGuest extends EventEmitter {
         return;
     }
     const rec = decodeRecord(payload);
+    this.requests.push({ type, record: rec });
+    if (type === FrameType.Configure) this.token = rec.u32(ConfigureTag.Token) ?? this.token;
     const stream: GuestStream = {
       id,
       kind: type,
@@ -232,7 +241,7 @@ export class FakeGuest extends EventEmitter {
       ended: false,
     };
     this.streams.set(id, stream);
-    this.serve(stream, rec.string(4)).catch((err: unknown) =>
+    this.serve(stream, type === FrameType.Exec ? rec.string(4) : undefined).catch((err: unknown) =>
       this.violations.push(`guest program threw: ${String(err)}`),
     );
   }
@@ -241,6 +250,8 @@ export class FakeGuest extends EventEmitter {
     const id = s.id;
     switch (s.kind) {
       case FrameType.Ping:
+      case FrameType.Configure:
+      case FrameType.NetworkSetup:
         return this.ok(id);
       case FrameType.FileStat: {
         const data = this.files.get(s.path);

@@ -5,7 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Channel, FrameType, encodeFrame, encodeRecord, field } from "../../src/channel/index.js";
+import { GuestAgent } from "../../src/channel/index.js";
+import { FrameType } from "../../src/channel/contract.js";
+import { encodeFrame } from "../../src/channel/frame.js";
+import { encodeRecord, field } from "../../src/channel/record.js";
 import { ErrProtocol, WheellockError } from "../../src/errors.js";
 import { duplexPair, helloFrame, i32pair, u32 } from "./channel-fake-guest.js";
 import { collect, until } from "./channel-setup.js";
@@ -86,7 +89,10 @@ async function drive(seed: number, bytes: (r: Rand) => Buffer): Promise<void> {
   const [hostIo, guestIo] = duplexPair();
   guestIo.resume();
   const fatals: Error[] = [];
-  const channel = Channel.attach(hostIo, { onFatal: (e) => fatals.push(e), maxUnknownFrames: 8 });
+  const channel = GuestAgent.attach(hostIo, {
+    onFatal: (e) => fatals.push(e),
+    maxUnknownFrames: 8,
+  });
   const p = channel.exec({ argv: ["x"], env: [] });
   // `hello` and `started` are deliberately not awaited: a user who ignores them must not get
   // an unhandled rejection when the guest misbehaves.
@@ -94,10 +100,10 @@ async function drive(seed: number, bytes: (r: Rand) => Buffer): Promise<void> {
     p.exit,
     collect(p.stdout),
     collect(p.stderr),
-    channel.request(FrameType.Ping),
+    channel.ping(),
     collect(channel.readFile("/f")),
     channel.writeFile({ path: "/w" }, Buffer.alloc(1000, 1)),
-    channel.request(FrameType.FileStat, [field.string(1, "/f")]),
+    channel.stat("/f"),
   ];
   const input = bytes(r);
   for (let off = 0; off < input.length;) {
@@ -177,13 +183,13 @@ test("fuzz sanity: the unmutated transcript completes every operation", async ()
   const [hostIo, guestIo] = duplexPair();
   guestIo.resume();
   const fatals: Error[] = [];
-  const channel = Channel.attach(hostIo, { onFatal: (e) => fatals.push(e) });
+  const channel = GuestAgent.attach(hostIo, { onFatal: (e) => fatals.push(e) });
   const p = channel.exec({ argv: ["x"], env: [] });
   const out = collect(p.stdout);
-  const ping = channel.request(FrameType.Ping);
+  const ping = channel.ping();
   const file = collect(channel.readFile("/f"));
   const write = channel.writeFile({ path: "/w" }, Buffer.alloc(10));
-  const st = channel.request(FrameType.FileStat, [field.string(1, "/f")]);
+  const st = channel.stat("/f");
   for (const f of transcript()) guestIo.write(f);
   assert.equal((await out).toString(), "hello");
   assert.deepEqual(await p.exit, { exitCode: 0, signal: 0 });

@@ -2,7 +2,8 @@
 // OK at the end; connect errors; and guests that break the stream's rules.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FrameType, encodeRecord, field } from "../../src/channel/index.js";
+import { FrameType } from "../../src/channel/contract.js";
+import { encodeRecord, field } from "../../src/channel/record.js";
 import { collect, setup, until } from "./channel-setup.js";
 
 const started = encodeRecord([]);

@@ -1,7 +1,8 @@
-/** Shared setup for the channel tests: a Channel wired to a FakeGuest, plus small helpers. */
+/** Shared setup for the channel tests: a GuestAgent wired to a FakeGuest, plus small helpers. */
 import { once } from "node:events";
 import type { Readable } from "node:stream";
-import { Channel, FrameType } from "../../src/channel/index.js";
+import { GuestAgent } from "../../src/channel/index.js";
+import { FrameType } from "../../src/channel/contract.js";
 import { duplexPair, FakeGuest, type Program } from "./channel-fake-guest.js";
 
 export const programs: Record<string, Program> = {
@@ -53,13 +54,13 @@ export function pattern(bytes: number, seed: number): Buffer {
 }
 
 export function setup(opts: { hello?: boolean; maxUnknownFrames?: number } = {}): {
-  channel: Channel;
+  channel: GuestAgent;
   guest: FakeGuest;
   fatals: Error[];
 } {
   const [hostIo, guestIo] = duplexPair();
   const fatals: Error[] = [];
-  const channel = Channel.attach(hostIo, {
+  const channel = GuestAgent.attach(hostIo, {
     onFatal: (err) => fatals.push(err),
     ...(opts.maxUnknownFrames !== undefined ? { maxUnknownFrames: opts.maxUnknownFrames } : {}),
   });

@@ -7,14 +7,10 @@ import {
   ErrVMNotRunning,
   WheellockError,
 } from "../../src/errors.js";
-import {
-  FrameType,
-  GuestFileError,
-  decodeStat,
-  encodeFrame,
-  encodeRecord,
-  field,
-} from "../../src/channel/index.js";
+import { GuestFileError } from "../../src/channel/index.js";
+import { FrameType, PROTOCOL_VERSION } from "../../src/channel/contract.js";
+import { encodeFrame } from "../../src/channel/frame.js";
+import { encodeRecord, field } from "../../src/channel/record.js";
 import { helloFrame, i32pair } from "./channel-fake-guest.js";
 import { collect, pattern, setup, tick, until } from "./channel-setup.js";
 import { once } from "node:events";
@@ -28,26 +24,29 @@ async function endOf(io: Duplex): Promise<boolean> {
 
 test("hello resolves, and nothing is sent to the guest before it", async () => {
   const { channel, guest } = setup({ hello: false });
-  const ping = channel.request(FrameType.Ping);
+  const ping = channel.ping();
   await tick(20);
   assert.equal(guest.received.length, 0, "host must hold frames until HELLO");
   guest.hello();
-  assert.deepEqual(await channel.hello, { version: 1, bootMs: 1234, agent: "fake-agent/1" });
-  assert.equal((await ping).fields.length, 0);
+  assert.deepEqual(await channel.hello, {
+    version: PROTOCOL_VERSION,
+    bootMs: 1234,
+    agent: "fake-agent/1",
+  });
+  await ping;
   assert.deepEqual(guest.violations, []);
   channel.close();
 });
 
-test("request: OK returns the record, ERROR rejects with ErrFile carrying errno", async () => {
+test("stat: OK returns the decoded record, ERROR rejects with ErrFile carrying errno", async () => {
   const { channel, guest } = setup();
   guest.files.set("/etc/motd", Buffer.from("hi there"));
-  const rec = await channel.request(FrameType.FileStat, [field.string(1, "/etc/motd")]);
-  const stat = decodeStat(rec);
+  const stat = await channel.stat("/etc/motd");
   assert.equal(stat.name, "motd");
   assert.equal(stat.sizeBytes, 8);
   assert.equal(stat.mode, 0o100644);
 
-  const err = await channel.request(FrameType.FileStat, [field.string(1, "/nope")]).then(
+  const err = await channel.stat("/nope").then(
     () => assert.fail("expected rejection"),
     (e: unknown) => e,
   );
@@ -56,8 +55,6 @@ test("request: OK returns the record, ERROR rejects with ErrFile carrying errno"
   assert.equal(err.errnoNumber, 2);
   assert.equal(err.path, "/nope");
   assert.match(err.message, /\/nope: No such file or directory/);
-
-  await assert.rejects(channel.request(FrameType.Exec), TypeError);
   channel.close();
 });
 
@@ -156,7 +153,7 @@ test("close() on an exec sends CLOSE and ends its streams", async () => {
   // Frames racing with the CLOSE are tolerated...
   guest.send(FrameType.Stdout, 1, Buffer.from("late"));
   guest.exit(1, -1, 9);
-  assert.equal((await channel.request(FrameType.Ping)).fields.length, 0);
+  await channel.ping();
   assert.equal(channel.closed, false);
   channel.close();
 });
@@ -165,7 +162,7 @@ test("when the io ends, everything pending rejects with ErrVMNotRunning", async 
   const { channel, guest } = setup();
   await channel.hello;
   const p = channel.exec({ argv: ["hang"], env: [] });
-  const ping = channel.request(FrameType.Ping);
+  const ping = channel.ping();
   const reader = channel.readFile("/missing-but-never-answered");
   const readErr = new Promise<unknown>((resolve) => reader.on("error", resolve));
   guest.io.end();
@@ -173,7 +170,7 @@ test("when the io ends, everything pending rejects with ErrVMNotRunning", async 
   await assert.rejects(ping, ErrVMNotRunning);
   assert.ok((await readErr) instanceof ErrVMNotRunning);
   assert.equal(channel.closed, true);
-  await assert.rejects(channel.request(FrameType.Ping), ErrVMNotRunning);
+  await assert.rejects(channel.ping(), ErrVMNotRunning);
   await assert.rejects(channel.exec({ argv: ["x"], env: [] }).started, ErrVMNotRunning);
 });
 
@@ -233,7 +230,7 @@ for (const [name, build, pattern_] of protocolErrors) {
     const { channel, guest, fatals } = setup({ maxUnknownFrames: 16 });
     await channel.hello;
     const p = channel.exec({ argv: ["raw"], env: [] });
-    const ping = channel.request(FrameType.Ping); // stream 2: the fake guest answers it
+    const ping = channel.ping(); // stream 2: the fake guest answers it
     await ping;
     const hang = channel.exec({ argv: ["hang"], env: [] }); // stream 3: started, never exits
     await hang.started;
@@ -251,14 +248,14 @@ for (const [name, build, pattern_] of protocolErrors) {
     // Stream 1 either finished before the bad frame (EXIT twice) or failed with the same error.
     const [first] = await Promise.allSettled([p.exit]);
     if (first.status === "rejected") assert.equal(first.reason, fatals[0]);
-    await assert.rejects(channel.request(FrameType.Ping), ErrProtocol);
+    await assert.rejects(channel.ping(), ErrProtocol);
   });
 }
 
 test("HELLO with another protocol version is fatal; close() is not", async () => {
   const { channel, guest, fatals } = setup({ hello: false });
-  guest.io.write(helloFrame(2));
-  await assert.rejects(channel.hello, /protocol version 2/);
+  guest.io.write(helloFrame(PROTOCOL_VERSION + 1));
+  await assert.rejects(channel.hello, /agent speaks protocol version 3, host speaks 2/);
   assert.equal(fatals.length, 1);
 
   const other = setup();
@@ -310,14 +307,14 @@ test("stat and list decode the stat records; a hostile entry name is fatal", asy
   guest.files.set("/d/b", Buffer.from("22"));
   assert.equal((await channel.stat("/d/b")).sizeBytes, 2);
   assert.deepEqual(
-    (await channel.list("/d")).map((e) => [e.name, e.sizeBytes]),
+    (await channel.listFiles("/d")).map((e) => [e.name, e.sizeBytes]),
     [
       ["a", 1],
       ["b", 2],
     ],
   );
   guest.files.set("/d/../../etc/passwd", Buffer.from("x"));
-  await assert.rejects(channel.list("/d"), /invalid name/);
+  await assert.rejects(channel.listFiles("/d"), /invalid name/);
   assert.equal(fatals.length, 1);
 });
 

@@ -154,7 +154,7 @@ test("diagnose reports every check, as text and JSON, and its exit status follow
 });
 
 test("--rm=false is the reference CLI's spelling of --no-rm, but only before the command", async () => {
-  const { normalizeRmFlag } = await import("../../src/cli/run-long-lived.js");
+  const { normalizeRmFlag } = await import("../../src/cli/flags.js");
   assert.deepEqual(normalizeRmFlag(["run", "--rm=false", "--", "echo", "--rm=false"]), [
     "run",
     "--no-rm",

@@ -30,14 +30,61 @@ test("intercept mode: secret hosts join the allowlist, without duplicates", () =
     allowedHosts: ["example.com", "*.api.test:443"],
     secrets: {
       A: { value: SECRET, hosts: ["api.example.com", "example.com"] },
-      B: { value: "other", hosts: ["b.test"], inQuery: true },
+      B: {
+        value: "other",
+        hosts: ["b.test"],
+        headers: ["X-Api-Key", "x-api-key", "X-Other"],
+        inQuery: true,
+        allowHttp: true,
+      },
     },
   });
   assert.deepEqual(r.allowedHosts, ["example.com", "*.api.test:443", "api.example.com", "b.test"]);
   assert.deepEqual(r.secrets, [
-    { name: "A", hosts: ["api.example.com", "example.com"], inQuery: false },
-    { name: "B", hosts: ["b.test"], inQuery: true },
+    {
+      name: "A",
+      hosts: ["api.example.com", "example.com"],
+      headers: [],
+      inQuery: false,
+      allowHttp: false,
+    },
+    {
+      name: "B",
+      hosts: ["b.test"],
+      headers: ["X-Api-Key", "X-Other"],
+      inQuery: true,
+      allowHttp: true,
+    },
   ]);
+});
+
+test("secrets: headers, allowHttp and unknown fields are checked, one line naming the field", () => {
+  const secret = (over: Record<string, unknown>) =>
+    ({ secrets: { KEY: { value: SECRET, hosts: ["a.test"], ...over } } }) as SandboxOptions;
+  const bad: [SandboxOptions, RegExp][] = [
+    [
+      secret({ headers: "X-Api-Key" }),
+      /^invalid configuration: secrets\.KEY\.headers must be an array/,
+    ],
+    [secret({ headers: ["Host"] }), /secrets\.KEY\.headers: header "Host" is managed by the proxy/],
+    [secret({ headers: ["Transfer-Encoding"] }), /secrets\.KEY\.headers: .*managed by the proxy/],
+    [secret({ headers: ["X Api"] }), /secrets\.KEY\.headers: bad header name/],
+    [secret({ headers: [""] }), /secrets\.KEY\.headers: bad header name/],
+    [secret({ allowHttp: "yes" }), /secrets\.KEY\.allowHttp/],
+    // A misspelt option must not quietly change where the value may go.
+    [secret({ allowHTTP: true }), /secrets\.KEY: unknown field "allowHTTP"/],
+    [secret({ header: ["X-Api-Key"] }), /secrets\.KEY: unknown field "header"/],
+  ];
+  for (const [o, re] of bad)
+    assert.throws(
+      () => resolve(o),
+      (err: Error) =>
+        err instanceof ErrInvalidConfig &&
+        re.test(err.message) &&
+        !err.message.includes("\n") &&
+        !err.message.includes(SECRET),
+      JSON.stringify(o.secrets?.KEY && { ...o.secrets.KEY, value: "…" }),
+    );
 });
 
 test("intercept mode: secret values never reach the resolved config or an error", () => {

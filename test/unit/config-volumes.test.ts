@@ -94,3 +94,34 @@ test("CLI -v list: mounts by guest path, --workspace for relative paths, duplica
     /invalid guest mount path "\/"/,
   );
 });
+
+test("-v quota options: size=MB and inodes=N after the mode, comma-separated", () => {
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace:overlay,size=512,inodes=1000`).mount, {
+    type: "overlay",
+    hostPath: host,
+    quota: { sizeBytes: 512 * 1024 * 1024, inodes: 1000 },
+  });
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace:size=64`).mount, {
+    type: "overlay",
+    hostPath: host,
+    quota: { sizeBytes: 64 * 1024 * 1024 },
+  });
+  assert.deepEqual(parseVolumeMount(`${host}:/workspace:host_fs, INODES=10`).mount, {
+    type: "host_fs",
+    hostPath: host,
+    quota: { inodes: 10 },
+  });
+  const cases: [string, RegExp][] = [
+    [`${host}:/workspace:ro,size=1`, /size= and inodes= apply to writable mounts only/],
+    [`${host}:/workspace:size=0`, /size must be a whole number of MB, got "0"/],
+    [`${host}:/workspace:size=1g`, /size must be a whole number of MB/],
+    [`${host}:/workspace:inodes=-1`, /inodes must be a whole number/],
+    [`${host}:/workspace:size=1,size=2`, /unknown option "size=2" \(quota options are/],
+    [
+      `${host}:/workspace:ro,overlay`,
+      /unknown option "overlay" \(use 'ro', 'overlay', or 'host_fs'\)/,
+    ],
+    [`${host}:/workspace:color=red`, /unknown option "color=red"/],
+  ];
+  for (const [spec, message] of cases) assert.throws(() => parseVolumeMount(spec), message, spec);
+});

@@ -6,52 +6,55 @@ import {
   GUEST_CA_PATH,
 } from "../../src/sandbox/guest-network-setup.js";
 import { composeExecEnv } from "../../src/sandbox/exec-env.js";
-import type { SandboxFiles } from "../../src/sandbox/files.js";
+import { SYSTEM_CA_BUNDLE_PATHS } from "../../src/net/index.js";
+import { FrameType, NetworkSetupTag } from "../../src/channel/contract.js";
+import type { NetworkSetupRequest } from "../../src/channel/index.js";
+import { setup } from "./channel-setup.js";
 
-/** A guest filesystem in a map: path -> contents, or a symlink target. */
-function fakeFiles(initial: Record<string, string | { link: string }>) {
-  const fs = new Map(Object.entries(initial));
-  const files = {
-    async stat(path: string) {
-      const entry = fs.get(path);
-      if (entry === undefined) throw new Error("ENOENT");
-      return { isSymlink: typeof entry !== "string", isDir: false };
-    },
-    async readFile(path: string) {
-      const entry = fs.get(path);
-      if (typeof entry !== "string") throw new Error("ENOENT");
-      return Buffer.from(entry);
-    },
-    async writeFile(path: string, data: string | Buffer) {
-      fs.set(path, data.toString());
-    },
-    async mkdir() {},
-  };
-  return { fs, files: files as unknown as SandboxFiles };
+const PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+
+function recorder() {
+  const sent: NetworkSetupRequest[] = [];
+  return { sent, agent: { networkSetup: async (req: NetworkSetupRequest) => void sent.push(req) } };
 }
 
-const PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-
-test("the CA goes to its own file and into existing regular bundles, once", async () => {
-  const { fs, files } = fakeFiles({
-    "/etc/ssl/certs/ca-certificates.crt": "SYSTEM-CAS",
-    "/etc/ssl/cert.pem": { link: "/etc/ssl/certs/ca-certificates.crt" },
-  });
-  await applyGuestNetworkSetup(files, { caPem: PEM, addHosts: {} });
-  assert.equal(fs.get(GUEST_CA_PATH), PEM);
-  assert.equal(fs.get("/etc/ssl/certs/ca-certificates.crt"), `SYSTEM-CAS\n${PEM}`);
-  assert.deepEqual(fs.get("/etc/ssl/cert.pem"), { link: "/etc/ssl/certs/ca-certificates.crt" });
-  assert.equal(fs.has("/etc/pki/tls/certs/ca-bundle.crt"), false);
-  // Applying again (e.g. a guest restored from a disk that already has it) adds nothing.
-  await applyGuestNetworkSetup(files, { caPem: PEM, addHosts: {} });
-  assert.equal(fs.get("/etc/ssl/certs/ca-certificates.crt"), `SYSTEM-CAS\n${PEM}`);
+test("intercept mode: the CA (newline-terminated), its path and the system bundles, in one request", async () => {
+  const { sent, agent } = recorder();
+  await applyGuestNetworkSetup(agent, { caPem: PEM, addHosts: { "db.local": "10.0.0.5" } });
+  assert.deepEqual(sent, [
+    {
+      ca: { pem: `${PEM}\n`, path: GUEST_CA_PATH, bundlePaths: SYSTEM_CA_BUNDLE_PATHS },
+      hostsLines: ["10.0.0.5\tdb.local"],
+    },
+  ]);
 });
 
-test("--add-host lines are appended to /etc/hosts; open mode writes no CA", async () => {
-  const { fs, files } = fakeFiles({ "/etc/hosts": "127.0.0.1 localhost" });
-  await applyGuestNetworkSetup(files, { caPem: undefined, addHosts: { "db.local": "10.0.0.5" } });
-  assert.equal(fs.get("/etc/hosts"), "127.0.0.1 localhost\n10.0.0.5\tdb.local\n");
-  assert.equal(fs.has(GUEST_CA_PATH), false);
+test("open mode sends only the hosts lines, and nothing at all without them", async () => {
+  const { sent, agent } = recorder();
+  await applyGuestNetworkSetup(agent, { caPem: undefined, addHosts: { a: "10.0.0.1" } });
+  await applyGuestNetworkSetup(agent, { caPem: undefined, addHosts: {} });
+  assert.deepEqual(sent, [{ hostsLines: ["10.0.0.1\ta"] }]);
+});
+
+test("on the wire: one NETWORK_SETUP round trip carrying every field", async () => {
+  const { channel, guest } = setup();
+  await applyGuestNetworkSetup(channel, {
+    caPem: PEM,
+    addHosts: { "db.local": "10.0.0.5", "cache.local": "10.0.0.6" },
+  });
+  assert.deepEqual(
+    guest.requests.map((r) => r.type),
+    [FrameType.NetworkSetup],
+  );
+  const rec = guest.requests[0]?.record;
+  assert.equal(rec?.string(NetworkSetupTag.CaPem), `${PEM}\n`);
+  assert.equal(rec?.string(NetworkSetupTag.CaPath), GUEST_CA_PATH);
+  assert.deepEqual(rec?.strings(NetworkSetupTag.Bundle), SYSTEM_CA_BUNDLE_PATHS);
+  assert.deepEqual(rec?.strings(NetworkSetupTag.HostsLine), [
+    "10.0.0.5\tdb.local",
+    "10.0.0.6\tcache.local",
+  ]);
+  channel.close();
 });
 
 test("network env (CA, placeholders) overrides image and sandbox env, not the command's", () => {

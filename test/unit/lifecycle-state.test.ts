@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { sandboxRecord } from "../helpers/record.js";
 import { scratchDir } from "../helpers/vm.js";
 
 const dataDir = scratchDir("wheellock-state-");
@@ -13,33 +14,19 @@ delete process.env.WHEELLOCK_RUN_DIR;
 
 const { collectGarbage, getRecord, listRecords, processStartTicks, statePath, writeRecord } =
   await import("../../src/state/index.js");
-const { parsePublish } = await import("../../src/cli/publish.js");
+const { parsePublish } = await import("../../src/config/index.js");
 const { MessageReader, Msg, encodeMessage, encodeJson, MAX_MESSAGE_BYTES } =
-  await import("../../src/supervisor/wire.js");
+  await import("../../src/remote/protocol.js");
 type SandboxRecord = import("../../src/state/index.js").SandboxRecord;
 
+/** A live-looking record: its supervisor is this test process. */
 function record(id: string, patch: Partial<SandboxRecord> = {}): SandboxRecord {
-  return {
-    id,
-    image: "default",
+  return sandboxRecord(id, {
     status: "running",
     supervisorPid: process.pid,
     supervisorStartTicks: processStartTicks(process.pid) ?? 0,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    updatedAt: "2026-01-01T00:00:00.000Z",
-    ports: [],
-    config: {
-      cpus: 1,
-      memoryMb: 512,
-      diskSizeMb: 5120,
-      timeoutSeconds: 0,
-      hostname: id,
-      privileged: false,
-      accel: "auto",
-      envNames: [],
-    },
     ...patch,
-  };
+  });
 }
 
 /** A pid that is certainly dead: a child that has exited and been reaped. */
@@ -188,7 +175,7 @@ test("a write the supervisor refuses early rejects with its error, never an unha
   const { createServer } = await import("node:net");
   const { controlSocketPath } = await import("../../src/state/index.js");
   const runDirOf = (id: string) => join(dataDir, "run", id);
-  const { RemoteSandbox } = await import("../../src/supervisor/index.js");
+  const { Sandbox } = await import("../../src/sdk/index.js");
   const id = "vm-0000e401";
   writeRecord(record(id));
   mkdirSync(runDirOf(id), { recursive: true });
@@ -210,7 +197,7 @@ test("a write the supervisor refuses early rejects with its error, never an unha
         yield Buffer.alloc(64 * 1024, i);
       }
     }
-    await assert.rejects(RemoteSandbox.connect(id).writeFile("/r/x", slowUpload()), {
+    await assert.rejects(Sandbox.connect(id).writeFile("/r/x", slowUpload()), {
       code: "ErrFile",
       message: "/r/x: Read-only file system",
     });

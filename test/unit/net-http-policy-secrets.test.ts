@@ -46,23 +46,23 @@ test("secretHosts: every secret's patterns, de-duplicated, for the allowlist", (
   assert.deepEqual(p.secretHosts(), ["api.example.com", "*.b.test"]);
 });
 
-test("allowed host: placeholder replaced in header values (Bearer, custom), not path or body", async () => {
-  const { policy, ph } = setup();
+test("allowed host over TLS: value in Authorization and the listed headers, never the body", async () => {
+  const { policy, ph } = setup({ headers: ["X-Twice"] });
   const v = await policy.onRequest(
     req({
-      target: `/v1/${ph}?q=${ph}`,
+      target: "/v1/items?q=1",
       headers: [
         ["Host", "api.example.com"],
         ["Authorization", `Bearer ${ph}`],
-        ["X-Twice", `${ph}:${ph}`],
+        ["x-twice", `${ph}:${ph}`],
       ],
     }),
     bodyOf(`body ${ph}`),
   );
   const out = forwarded(v);
   assert.deepEqual(header(out, "authorization"), [`Bearer ${VALUE}`]);
-  assert.deepEqual(header(out, "x-twice"), [`${VALUE}:${VALUE}`]);
-  assert.equal(out.target, `/v1/${ph}?q=${ph}`, "path never, query only when opted in");
+  assert.deepEqual(header(out, "x-twice"), [`${VALUE}:${VALUE}`], "names case-insensitive");
+  assert.equal(out.target, "/v1/items?q=1");
   assert.equal((v as { body?: Buffer }).body, undefined, "body never rewritten");
 });
 
@@ -79,19 +79,20 @@ test("Basic auth: credentials decoded, placeholder replaced, re-encoded", async 
 
 test("inQuery: opt-in query replacement, value percent-encoded so it stays one parameter", async () => {
   const { policy, ph } = setup({ inQuery: true });
-  const out = forwarded(
-    await policy.onRequest(req({ target: `/p/${ph}?key=${ph}&b=2` }), bodyOf()),
-  );
-  assert.equal(out.target, `/p/${ph}?key=${encodeURIComponent(VALUE)}&b=2`);
+  const out = forwarded(await policy.onRequest(req({ target: `/p?key=${ph}&b=2` }), bodyOf()));
+  assert.equal(out.target, `/p?key=${encodeURIComponent(VALUE)}&b=2`);
   assert.equal(new URLSearchParams(out.target.split("?")[1]).get("key"), VALUE);
+  // The path is still no place for it.
+  const path = await policy.onRequest(req({ target: `/p/${ph}?key=${ph}` }), bodyOf());
+  assert.equal(path.action === "block" && path.code, "secret_leak");
 });
 
 test("host patterns: globs and ports; empty hosts means every host (reference)", async () => {
   const glob = createHttpPolicy({ secrets: [spec({ hosts: ["*.example.com:8443"] })] });
   const gp = glob.placeholders().API_KEY as string;
-  const h = (host: string, port: number) => req({ host, port, headers: [["X-Key", gp]] });
+  const h = (host: string, port: number) => req({ host, port, headers: [["Authorization", gp]] });
   assert.deepEqual(
-    header(forwarded(await glob.onRequest(h("a.example.com", 8443), bodyOf())), "x-key"),
+    header(forwarded(await glob.onRequest(h("a.example.com", 8443), bodyOf())), "authorization"),
     [VALUE],
   );
   const wrongPort = await glob.onRequest(h("a.example.com", 443), bodyOf());
@@ -99,9 +100,9 @@ test("host patterns: globs and ports; empty hosts means every host (reference)",
   const any = createHttpPolicy({ secrets: [spec({ hosts: [] })] });
   const ap = any.placeholders().API_KEY as string;
   const out = forwarded(
-    await any.onRequest(req({ host: "x.test", headers: [["X", ap]] }), bodyOf()),
+    await any.onRequest(req({ host: "x.test", headers: [["Authorization", ap]] }), bodyOf()),
   );
-  assert.deepEqual(header(out, "x"), [VALUE]);
+  assert.deepEqual(header(out, "authorization"), [VALUE]);
   assert.deepEqual(any.secretHosts(), []);
 });
 
@@ -145,8 +146,8 @@ test("leak check covers every secret: one allowed here, another not", async () =
   const v = await policy.onRequest(
     req({
       headers: [
-        ["A", a as string],
-        ["B", o as string],
+        ["Authorization", a as string],
+        ["Proxy-Authorization", o as string],
       ],
     }),
     bodyOf(),
@@ -158,7 +159,7 @@ test("leak check covers every secret: one allowed here, another not", async () =
 test("callbacks see placeholders only, before and after; a copied placeholder is caught", async () => {
   const seen: string[] = [];
   const policy = createHttpPolicy({
-    secrets: [spec()],
+    secrets: [spec({ headers: ["X-Copied"] })],
     rules: [
       {
         hook: (ctx) => {

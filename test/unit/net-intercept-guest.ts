@@ -9,6 +9,7 @@ import { createServer, request, type IncomingMessage, type Server } from "node:h
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
+import { after, before } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import {
   InterceptUpstream,
@@ -176,6 +177,11 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
     };
     return pump();
   }
+  if (url.pathname === "/redirect") {
+    // Where a 3xx points is the guest's business: the proxy must not follow it.
+    res.writeHead(302, { location: url.searchParams.get("to") ?? "/" });
+    return void res.end();
+  }
   const body: Buffer[] = [];
   req.on("data", (c: Buffer) => body.push(c));
   req.on("end", () => {
@@ -209,9 +215,19 @@ function websocketEcho(server: Server): void {
   });
 }
 
+/** One request an upstream test server received: what crossed the wire to it. */
+export interface UpstreamSeen {
+  tls: boolean;
+  url: string;
+  /** Raw, in wire order: name, value, name, value, ... */
+  headers: string[];
+}
+
 export interface Upstreams {
   httpPort: number;
   httpsPort: number;
+  /** Every request (upgrades included) either server received, in order. */
+  seen: UpstreamSeen[];
   /** The CA the HTTPS upstream's certificate chains to (not the intercept CA). */
   upstreamCaPem: string;
   close(): void;
@@ -227,10 +243,21 @@ export async function startUpstreams(): Promise<Upstreams> {
   );
   websocketEcho(plain);
   websocketEcho(secure);
+  const seen: UpstreamSeen[] = [];
+  for (const [server, tls] of [
+    [plain, false],
+    [secure, true],
+  ] as const) {
+    const record = (req: IncomingMessage) =>
+      seen.push({ tls, url: req.url ?? "", headers: req.rawHeaders });
+    server.prependListener("request", record);
+    server.prependListener("upgrade", record);
+  }
   const [httpPort, httpsPort] = await Promise.all([listen(plain), listen(secure)]);
   return {
     httpPort,
     httpsPort,
+    seen,
     upstreamCaPem: upstreamCa.certPem,
     close: () => {
       plain.closeAllConnections();
@@ -271,4 +298,32 @@ export function testProxy(up: Upstreams, ca: CaMaterial, over: TestProxyOptions 
 /** Events are reported when an exchange ends: wait (bounded) until `n` have arrived. */
 export async function settle(events: NetworkEventInfo[], n = 1): Promise<void> {
   for (let i = 0; i < 200 && events.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+/**
+ * The upstreams of one test file, started before its first test and closed after its last,
+ * with the proxies made toward them.
+ */
+export function upstreamFixture(ca: CaMaterial) {
+  let started: Upstreams | undefined;
+  const proxies: InterceptUpstream[] = [];
+  before(async () => {
+    started = await startUpstreams();
+  });
+  after(() => {
+    for (const p of proxies) p.close();
+    started?.close();
+  });
+  const up = (): Upstreams => {
+    if (started === undefined) throw new Error("upstreams not started yet (use inside a test)");
+    return started;
+  };
+  return {
+    up,
+    proxy(over: TestProxyOptions = {}) {
+      const made = testProxy(up(), ca, over);
+      proxies.push(made.p);
+      return made;
+    },
+  };
 }

@@ -205,7 +205,8 @@ test("a policy that retargets a request is still held to the allowlist", async (
 
 test("with the real HTTP policy: a secret reaches its host, and a placeholder elsewhere is blocked", async () => {
   const policy = createHttpPolicy({
-    secrets: [{ name: "TOKEN", value: "real-value-123", hosts: ["api.test"] }],
+    // The upstream listens on a test port: no port in the entry would mean 443 only.
+    secrets: [{ name: "TOKEN", value: "real-value-123", hosts: [`api.test:${up.httpsPort}`] }],
     rules: [
       {
         phase: "after",

@@ -130,6 +130,23 @@ export class FakeKernel {
     return decodeAttr(await this.call(Opcode.SETATTR, nodeid, body), 16);
   }
 
+  async statfs(nodeid = 1n): Promise<{
+    blocks: number;
+    blocksFree: number;
+    files: number;
+    filesFree: number;
+    blockBytes: number;
+  }> {
+    const p = await this.call(Opcode.STATFS, nodeid);
+    return {
+      blocks: Number(p.readBigUInt64LE(0)),
+      blocksFree: Number(p.readBigUInt64LE(8)),
+      files: Number(p.readBigUInt64LE(24)),
+      filesFree: Number(p.readBigUInt64LE(32)),
+      blockBytes: p.readUInt32LE(40),
+    };
+  }
+
   async mkdir(parent: bigint, name: string, mode = 0o755): Promise<bigint> {
     const p = await this.call(Opcode.MKDIR, parent, Buffer.concat([u32s(mode, 0), cstr(name)]));
     return p.readBigUInt64LE(0);

@@ -16,6 +16,7 @@ import {
   RouterProvider,
   decodeInHeader,
   openHostOverlay,
+  quotaOfSize,
   type VfsProvider,
 } from "../../src/vfs/index.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
@@ -32,7 +33,8 @@ const PROVIDERS: [string, Make][] = [
   [
     "an overlay over a host dir",
     async (root, base) =>
-      (await openHostOverlay({ hostPath: root, upperParentDir: base })).provider,
+      (await openHostOverlay({ hostPath: root, upperParentDir: base, quota: quotaOfSize(1 << 30) }))
+        .provider,
   ],
   [
     "a router of memory, read-only and host dir",

@@ -193,9 +193,15 @@ test("FuseMounts checks fileHooks before building anything", async () => {
   const runDir = mkdtempSync(join(tmpdir(), "wl-mrun-"));
   try {
     await assert.rejects(
-      FuseMounts.open(runDir, { "/scratch": { type: "memory" } }, () => undefined, {
-        fileHooks: [{ ops: ["bogus" as "read"], action: "block" }],
-      }),
+      FuseMounts.open(
+        runDir,
+        { "/scratch": { type: "memory" } },
+        () => undefined,
+        {
+          fileHooks: [{ ops: ["bogus" as "read"], action: "block" }],
+        },
+        1 << 30,
+      ),
       ErrInvalidConfig,
     );
   } finally {

@@ -6,8 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FuseMounts } from "../../src/sandbox/fuse-mounts.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
-import { encodeRequest } from "../../src/vfs/index.js";
+import { planSandbox } from "../../src/config/index.js";
+import { encodeRequest, type FuseServer } from "../../src/vfs/index.js";
+import { FakeKernel } from "./vfs-fake-kernel.js";
 import { Opcode } from "../../src/vfs/fuse-constants.js";
+
+const GIB = 1 << 30;
 
 async function withRunDir(body: (runDir: string, host: string) => Promise<void>): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), "wheellock-mounts-"));
@@ -31,10 +35,18 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
       [{ "/w": { type: "provider" } }, /needs a provider/],
       [{ relative: { type: "memory" } }, /invalid guest mount path/],
       [{ "/w": { type: "host_fs", hostPath: host, owner: { uid: -1, gid: 0 } } }, /owner must be/],
+      [{ "/w": { type: "memory", quota: { sizeBytes: 100 } } }, /quota.sizeBytes must be/],
+      [{ "/w": { type: "memory", quota: { inodes: 1.5 } } }, /quota.inodes must be/],
+      [{ "/w": { type: "memory", quota: { bytes: 1 } } }, /unknown field "bytes"/],
+      [
+        { "/w": { type: "host_fs", hostPath: host, readonly: true, quota: {} } },
+        /a quota applies to writable overlay, memory and host_fs mounts only/,
+      ],
     ];
+    // Checked once, when the plan is made; the mounts are then opened from the plan.
     for (const [mounts, message] of cases) {
-      await assert.rejects(
-        FuseMounts.open(runDir, mounts as never, () => undefined),
+      assert.throws(
+        () => planSandbox({ mounts: mounts as never }),
         (err: unknown) => err instanceof ErrInvalidConfig && message.test(err.message),
       );
     }
@@ -43,6 +55,8 @@ test("mounts: bad specs are ErrInvalidConfig naming the guest path", async () =>
       runDir,
       { "/w/file": { type: "host_fs", hostPath: join(host, "file") } },
       () => undefined,
+      {},
+      GIB,
     );
     await single.close();
   });
@@ -58,6 +72,8 @@ test("mounts: one FUSE server on fuse.sock serves every guest path through the r
         "/tmp/m": { type: "memory" },
       },
       () => undefined,
+      {},
+      GIB,
     );
     try {
       assert.deepEqual(mounts.kernelArgs, ["wheellock.fuse=/workspace:/tmp/m"]);
@@ -86,6 +102,39 @@ test("mounts: one FUSE server on fuse.sock serves every guest path through the r
       assert.equal(second.readInt32LE(4), 0, "the guest path is a directory of the one filesystem");
       socket.destroy();
       assert.equal(await readFile(join(host, "hello"), "utf8"), "from host");
+    } finally {
+      await mounts.close();
+    }
+  });
+});
+
+test("mounts: each writable mount's df shows its budget (default: the disk size for overlays)", async () => {
+  await withRunDir(async (runDir, host) => {
+    const mounts = await FuseMounts.open(
+      runDir,
+      {
+        "/ov": { type: "overlay", hostPath: host },
+        "/ov2": { type: "overlay", hostPath: host, quota: { sizeBytes: 8 << 20, inodes: 99 } },
+        "/mem": { type: "memory" },
+        "/rw": { type: "host_fs", hostPath: host },
+      },
+      () => undefined,
+      {},
+      64 << 20,
+    );
+    try {
+      // What the guest kernel gets for statfs(2) on each mount point.
+      const k = new FakeKernel(Reflect.get(mounts, "server") as FuseServer);
+      await k.init();
+      const df = async (path: string) => {
+        const s = await k.statfs((await k.lookup(1n, path.slice(1))).nodeid);
+        return [s.blocks * s.blockBytes, s.files];
+      };
+      assert.deepEqual(await df("/ov"), [64 << 20, 4096]);
+      assert.deepEqual(await df("/ov2"), [8 << 20, 99]);
+      assert.deepEqual(await df("/mem"), [256 << 20, 16384]);
+      // A read-write host directory is the user's own: its df is the host's, unless a quota is set.
+      assert.notDeepEqual(await df("/rw"), [64 << 20, 4096]);
     } finally {
       await mounts.close();
     }

@@ -1,9 +1,27 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Errno, MemoryProvider, OverlayProvider, openHostOverlay } from "../../src/vfs/index.js";
+import {
+  Errno,
+  MemoryProvider,
+  OverlayProvider,
+  openHostOverlay,
+  quotaOfSize,
+} from "../../src/vfs/index.js";
 import { kernelFor, posixSuite, rejectsErrno } from "./vfs-posix-suite.js";
 
 posixSuite("overlay (memory over memory)", async () => ({
@@ -16,6 +34,7 @@ posixSuite("overlay (host dir, empty lower)", async () => {
   const { provider } = await openHostOverlay({
     hostPath: join(base, "lower"),
     upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
   });
   return { provider, cleanup: () => rm(base, { recursive: true, force: true }) };
 });
@@ -35,7 +54,11 @@ async function withLowerTree(
   await writeFile(join(lower, "src", "deep", "x"), "x");
   await symlink("src/main.c", join(lower, "link"));
   const before = await snapshot(lower);
-  const { provider, upperDir } = await openHostOverlay({ hostPath: lower, upperParentDir: base });
+  const { provider, upperDir } = await openHostOverlay({
+    hostPath: lower,
+    upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
+  });
   try {
     await body(await kernelFor(provider), { lower, base });
     assert.deepEqual(await snapshot(lower), before, "the lower directory is never modified");
@@ -113,4 +136,83 @@ test("overlay: memory lower and upper work without a host", async () => {
   const d = await k.mkdir(1n, "d");
   await k.release((await k.create(d, "f")).fh);
   assert.deepEqual(await k.readdir(d), ["f"]);
+});
+
+test("overlay: the root shows the overlaid directory's mode, owner and times (finding 8)", async () => {
+  const base = await mkdtemp(join(tmpdir(), "wheellock-vfs-ov-"));
+  const lower = join(base, "lower");
+  await mkdir(lower);
+  await chmod(lower, 0o751);
+  await utimes(lower, new Date("2001-02-03T04:05:06Z"), new Date("2001-02-03T04:05:06Z"));
+  const asRoot = process.getuid?.() === 0;
+  // As root the test can give the directory to another user, as a host user owning it would.
+  if (asRoot) await chown(lower, 1000, 1001);
+  const { provider } = await openHostOverlay({
+    hostPath: lower,
+    upperParentDir: base,
+    quota: quotaOfSize(1 << 30),
+  });
+  try {
+    const k = await kernelFor(provider);
+    const root = await k.getattr(1n);
+    assert.equal(root.mode & 0o7777, 0o751, "not the private upper directory's 0700");
+    assert.deepEqual([root.uid, root.gid], asRoot ? [1000, 1001] : [0, 0]);
+    assert.equal(root.mtimeSec, Date.parse("2001-02-03T04:05:06Z") / 1000);
+    // chmod/chown of the root change what the guest sees, never the host directories.
+    await k.setattr(1n, { mode: 0o700, uid: 1234 });
+    const changed = await k.getattr(1n);
+    assert.deepEqual([changed.mode & 0o7777, changed.uid], [0o700, 1234]);
+    assert.equal((await stat(lower)).mode & 0o7777, 0o751);
+    // A new entry is a change of the root: its mtime moves on.
+    const before = Math.floor(Date.now() / 1000) - 1;
+    await k.release((await k.create(1n, "new")).fh);
+    assert.ok((await k.getattr(1n)).mtimeSec >= before);
+  } finally {
+    await provider.close();
+    await rm(base, { recursive: true, force: true });
+  }
+});
+
+test("overlay: attack: names the guest creates and renames away leave no whiteouts behind", async () => {
+  const provider = new OverlayProvider(new MemoryProvider(), new MemoryProvider());
+  const k = await kernelFor(provider);
+  for (let i = 0; i < 200; i++) {
+    await k.release((await k.create(1n, `f${i}`)).fh);
+    await k.rename(1n, `f${i}`, 1n, "last");
+    const d = await k.mkdir(1n, `d${i}`);
+    await k.rename(1n, `d${i}`, 1n, `e${i}`);
+    await k.rmdir(1n, `e${i}`);
+    void d;
+  }
+  // Each name would otherwise be a path kept in host memory for the sandbox's lifetime.
+  const masks = Reflect.get(provider, "masks") as object;
+  assert.equal((Reflect.get(masks, "whiteouts") as Set<string>).size, 0);
+  assert.equal((Reflect.get(masks, "opaque") as Set<string>).size, 0);
+});
+
+test("overlay: upper nodes belong to the guest user who made them; copy-up and chown keep owners", async () => {
+  await withLowerTree(async (k, { lower }) => {
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) await chown(join(lower, "README"), 1000, 1000);
+    k.uid = 1000;
+    k.gid = 1000;
+    const f = await k.create(1n, "mine");
+    assert.deepEqual(
+      [(await k.getattr(f.nodeid, f.fh)).uid, (await k.getattr(f.nodeid)).gid],
+      [1000, 1000],
+    );
+    await k.release(f.fh);
+    const d = await k.mkdir(1n, "dir");
+    assert.equal((await k.getattr(d)).uid, 1000);
+    // A write copies README up: it stays the lower file's owner's, not the host user's.
+    const readme = await k.lookup(1n, "README");
+    const fh = await k.open(readme.nodeid, 2);
+    await k.write(fh, 0, Buffer.from("x"));
+    await k.release(fh);
+    assert.equal((await k.getattr(readme.nodeid)).uid, asRoot ? 1000 : 0);
+    k.uid = 0;
+    await k.setattr(f.nodeid, { uid: 4242 });
+    assert.equal((await k.getattr(f.nodeid)).uid, 4242);
+    assert.equal((await stat(join(lower, "README"))).uid, asRoot ? 1000 : process.getuid?.());
+  });
 });

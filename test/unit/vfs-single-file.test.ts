@@ -11,6 +11,7 @@ import {
   RouterProvider,
   SingleFileProvider,
   openHostOverlay,
+  quotaOfSize,
 } from "../../src/vfs/index.js";
 import { kernelFor, rejectsErrno } from "./vfs-posix-suite.js";
 
@@ -63,7 +64,11 @@ test("a single-file mount never serves a symlink, and read-only / overlay wrappe
   const roFile = await ro.lookup(1n, "app.json");
   await rejectsErrno(ro.open(roFile.nodeid, 2), Errno.EROFS);
 
-  const overlay = await openHostOverlay({ hostPath: dir, upperParentDir: dir });
+  const overlay = await openHostOverlay({
+    hostPath: dir,
+    upperParentDir: dir,
+    quota: quotaOfSize(1 << 30),
+  });
   const ov = await kernelFor(
     new RouterProvider({ "/app.json": new SingleFileProvider(overlay.provider, "app.json") }),
   );

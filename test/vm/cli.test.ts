@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { wheellockIntoHead } from "../helpers/broken-pipe.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
@@ -120,6 +121,14 @@ test("bad input gets a one-line error and a non-zero exit", () => {
   assert.equal(noQemu.code, 1);
   assert.match(noQemu.stderr, /^wheellock: .*\/nonexistent\/qemu.*\n$/);
   assert.deepEqual(runDirEntries(dataDir), [], "failed runs leave nothing behind");
+});
+
+test("run -- yes | head -c1: no stack trace, status 141, no QEMU or run dir left", async () => {
+  // A shell reports 141 (128 + SIGPIPE) for any writer whose reader went away.
+  assert.deepEqual(await wheellockIntoHead(["run", "--", "yes"]), { code: 141, stderr: "" });
+  assert.deepEqual(runDirEntries(dataDir), []);
+  const qemu = spawnSync("pgrep", ["-f", `qemu-system.*${dataDir}`], { encoding: "utf8" });
+  assert.equal(qemu.stdout, "", "no QEMU left running");
 });
 
 test("version", () => {

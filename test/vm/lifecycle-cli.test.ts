@@ -8,6 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { join } from "node:path";
+import { wheellockIntoHead } from "../helpers/broken-pipe.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import {
   CLI,
@@ -189,6 +190,18 @@ test("cp copies files both ways, keeping the mode", async () => {
   assert.ok(readFileSync(dest).equals(data), "a failed copy leaves the destination alone");
   const intoDir = await wheellock(["cp", `${id}:/root/in.bin`, scratch]);
   assert.equal(intoDir.code, 0, intoDir.stderr);
+});
+
+test("exec and cp - into a closed pipe (| head -c1): quiet, 141, the guest command is gone", async () => {
+  assert.deepEqual(await wheellockIntoHead(["exec", id, "--", "yes"]), { code: 141, stderr: "" });
+  const running = () =>
+    wheellockSync(["exec", id, "--", "sh", "-c", "cat /proc/[0-9]*/comm | grep -cx yes"]).stdout;
+  await waitUntil("the guest's yes is gone", () => running() === "0\n");
+  const made = await wheellock(["exec", id, "--", "sh", "-c", "head -c 4000000 /dev/zero >/big"]);
+  assert.equal(made.code, 0, made.stderr);
+  assert.deepEqual(await wheellockIntoHead(["cp", `${id}:/big`, "-"]), { code: 141, stderr: "" });
+  // The sandbox keeps serving.
+  assert.equal((await wheellock(["exec", id, "--", "echo", "still-here"])).stdout, "still-here\n");
 });
 
 test("log shows the serial console and the run command's output", async () => {

@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type SandboxEvent } from "../../src/index.js";
+import {
+  ErrHostNotAllowed,
+  ErrSecretLeak,
+  networkEventError,
+  Sandbox,
+  type SandboxEvent,
+  type VmSandbox,
+} from "../../src/index.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
 import {
@@ -39,7 +46,7 @@ function lastLine(text: string): string {
 }
 
 describe("SDK sandbox in intercept mode", () => {
-  let sb: Sandbox;
+  let sb: VmSandbox;
   const events: SandboxEvent[] = [];
   const network = () => events.flatMap((e) => (e.type === "network" ? [e.network] : []));
   let h = "";
@@ -53,7 +60,15 @@ describe("SDK sandbox in intercept mode", () => {
       resolveOverrides,
       allowedHosts: ["api.test", "other.test"],
       upstreamCa: [testCa.caPath],
-      secrets: { API_KEY: { value: REAL_SECRET, hosts: ["api.test"] } },
+      // The test servers listen on random ports: an entry without a port would mean 443. The
+      // plain-HTTP port is bound too, to show that naming it does not let the value cross it.
+      secrets: {
+        API_KEY: {
+          value: REAL_SECRET,
+          hosts: [`api.test:${servers.httpsPort}`, `api.test:${servers.httpPort}`],
+          headers: ["X-Api-Key"],
+        },
+      },
       allowTcp: [`tcp.test:${servers.tcpPort}`],
       networkHooks: [
         {
@@ -125,6 +140,9 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(ev?.blocked, true);
     assert.equal(ev?.code, "host_not_allowed");
     assert.ok(ev?.reason, "a reason");
+    // The reference API's typed error for it.
+    assert.equal(ev?.errorCode, "ErrHostNotAllowed");
+    assert.ok(ev && networkEventError(ev) instanceof ErrHostNotAllowed);
   });
 
   test("the server receives the real secret; no process or file in the guest holds it", async () => {
@@ -159,6 +177,37 @@ describe("SDK sandbox in intercept mode", () => {
     assert.equal(lastLine(r.stdout), "403");
     assert.equal(servers.requestsFor("/leak-attempt").length, 0);
     await waitUntil("leak event", () => network().some((e) => e.code === "secret_leak"));
+    const leak = network().find((e) => e.code === "secret_leak");
+    assert.equal(leak?.errorCode, "ErrSecretLeak");
+    assert.ok(leak && networkEventError(leak) instanceof ErrSecretLeak);
+  });
+
+  test("the secret never crosses plain HTTP, nor goes into a header it does not list", async () => {
+    const plain = await sb.exec(curl(`-H "Authorization: Bearer $API_KEY" ${h}/secret-over-http`));
+    assert.equal(lastLine(plain.stdout), "403", plain.stderr);
+    const unlisted = await sb.exec(curl(`-H "X-Unlisted: $API_KEY" ${hs}/secret-unlisted`));
+    assert.equal(lastLine(unlisted.stdout), "403", unlisted.stderr);
+    // Neither reached the server, with the value or the placeholder.
+    assert.deepEqual(servers.requestsFor("/secret-over-http"), []);
+    assert.deepEqual(servers.requestsFor("/secret-unlisted"), []);
+    await waitUntil("secret events", () =>
+      ["/secret-over-http", "/secret-unlisted"].every((p) =>
+        network().some((e) => e.url.endsWith(p)),
+      ),
+    );
+    const codeFor = (p: string) => network().find((e) => e.url.endsWith(p))?.code;
+    assert.equal(codeFor("/secret-over-http"), "secret_requires_tls");
+    assert.equal(codeFor("/secret-unlisted"), "secret_leak");
+    // Control: over TLS, the listed header and Authorization carry the value.
+    const listed = await sb.exec(
+      curl(`-H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $API_KEY" ${hs}/secret-listed`),
+    );
+    assert.equal(lastLine(listed.stdout), "200", listed.stderr);
+    const got = servers.requestsFor("/secret-listed")[0];
+    assert.equal(got?.tls, true);
+    assert.equal(got?.headers.authorization, `Bearer ${REAL_SECRET}`);
+    assert.equal(got?.headers["x-api-key"], REAL_SECRET);
+    assert.ok(!JSON.stringify(events).includes(REAL_SECRET));
   });
 
   test("SNI/Host mismatch (domain fronting) is refused", async () => {
@@ -210,11 +259,11 @@ describe("SDK sandbox in intercept mode", () => {
   test("allowlist changes at run time take effect", async () => {
     const url = `http://late.test:${servers.httpPort}/late`;
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.deepEqual(sb.allowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.allowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "200");
-    assert.deepEqual(sb.disallowHosts("late.test"), ["late.test"]);
+    assert.deepEqual(await sb.disallowHosts("late.test"), ["late.test"]);
     assert.equal(lastLine((await sb.exec(curl(url))).stdout), "403");
-    assert.ok(!sb.allowedHosts.includes("late.test"));
+    assert.ok(!(await sb.allowedHosts()).hosts.includes("late.test"));
   });
 
   test("hooks: header set, path rewrite, response header, block, SSE data: replacement", async () => {
@@ -264,10 +313,12 @@ describe("CLI: detached sandbox with secrets, allow-list, --add-host and --event
       ...NAMES.flatMap((n) => ["--resolve", `${n}:127.0.0.1`]),
       "--allow-host",
       "api.test",
+      // One over TLS in a listed header, one in another header over plain HTTP (`;http`):
+      // the options must survive the hand-over to the supervisor on its stdin.
       "--secret",
-      "CLI_KEY@api.test",
+      `CLI_KEY@api.test:${servers.httpsPort};header=X-A`,
       "--secret",
-      `INLINE_KEY=${CLI_SECRET}-inline@api.test`,
+      `INLINE_KEY=${CLI_SECRET}-inline@api.test:${servers.httpPort};header=X-B;http`,
       "--upstream-ca",
       testCa.caPath,
       "--add-host",
@@ -289,14 +340,16 @@ describe("CLI: detached sandbox with secrets, allow-list, --add-host and --event
       "--",
       "sh",
       "-c",
-      curl(
-        `-H "X-A: $CLI_KEY" -H "X-B: $INLINE_KEY" http://api.test:${servers.httpPort}/cli-secret`,
-      ),
+      `${curl(`-H "X-A: $CLI_KEY" https://api.test:${servers.httpsPort}/cli-secret-tls`)}; echo; ` +
+        curl(`-H "X-B: $INLINE_KEY" http://api.test:${servers.httpPort}/cli-secret-http`),
     ]);
-    assert.equal(lastLine(r.stdout), "200", r.stderr);
-    const got = servers.requestsFor("/cli-secret")[0];
-    assert.equal(got?.headers["x-a"], CLI_SECRET);
-    assert.equal(got?.headers["x-b"], `${CLI_SECRET}-inline`);
+    assert.deepEqual(r.stdout.match(/^\d{3}$/gm), ["200", "200"], r.stderr);
+    const tls = servers.requestsFor("/cli-secret-tls")[0];
+    assert.equal(tls?.tls, true);
+    assert.equal(tls?.headers["x-a"], CLI_SECRET);
+    const http = servers.requestsFor("/cli-secret-http")[0];
+    assert.equal(http?.tls, false);
+    assert.equal(http?.headers["x-b"], `${CLI_SECRET}-inline`);
     const record = inspect(id) as unknown as { supervisorPid: number };
     const argv = readFileSync(`/proc/${record.supervisorPid}/cmdline`, "utf8");
     assert.ok(!argv.includes(CLI_SECRET), "argv");
@@ -318,11 +371,13 @@ describe("CLI: detached sandbox with secrets, allow-list, --add-host and --event
     const get = async () =>
       lastLine((await wheellock(["exec", id, "--", "sh", "-c", curl(url)])).stdout);
     assert.equal(await get(), "403");
+    // The secrets' host entries joined the list after the user's.
+    const base = `api.test,api.test:${servers.httpsPort},api.test:${servers.httpPort}`;
     const add = await wheellock(["allow-list", "add", id, "late.test"]);
-    assert.equal(add.stdout, `Added to ${id}: late.test\nCurrent allow-list: api.test,late.test\n`);
+    assert.equal(add.stdout, `Added to ${id}: late.test\nCurrent allow-list: ${base},late.test\n`);
     assert.equal(await get(), "200");
     const del = await wheellock(["allow-list", "delete", id, "late.test"]);
-    assert.equal(del.stdout, `Removed from ${id}: late.test\nCurrent allow-list: api.test\n`);
+    assert.equal(del.stdout, `Removed from ${id}: late.test\nCurrent allow-list: ${base}\n`);
     assert.equal(await get(), "403");
   });
 

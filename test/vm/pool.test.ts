@@ -1,7 +1,7 @@
 // Sandbox.pool(): sandboxes kept started, handed out at once, each its own machine.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Sandbox } from "../../src/index.js";
+import { Sandbox, type VmSandbox } from "../../src/index.js";
 import { childQemuPids, isolateDataDir, runDirEntries } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
@@ -9,7 +9,7 @@ const dataDir = isolateDataDir();
 test("a pool hands out ready, independent sandboxes and cleans up what it kept", async () => {
   // The timeout must count from acquire, not from the start in the background.
   const pool = Sandbox.pool({ size: 2, timeoutSeconds: 8 });
-  const acquired: Sandbox[] = [];
+  const acquired: VmSandbox[] = [];
   try {
     await pool.whenFull();
     assert.equal(pool.available, 2);

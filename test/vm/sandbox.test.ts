@@ -1,265 +1,32 @@
-// One VM shared by every test in this file (TCG boots are slow); each test uses its own paths.
-import { after, before, describe, test } from "node:test";
-import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
-import { ErrFile, ErrTimeout, Sandbox } from "../../src/index.js";
+// The sandbox API's cases (test/helpers/sandbox-cases.ts), once against a VM in this process
+// and once against a detached sandbox reached through its supervisor (`Sandbox.connect`), so
+// the two implementations can never drift apart. One VM per kind (TCG boots are slow).
+import { after, before, describe } from "node:test";
+import { Sandbox, type SandboxApi } from "../../src/index.js";
 import { isolateDataDir } from "../helpers/vm.js";
+import { SANDBOX_OPTIONS, sandboxCases } from "../helpers/sandbox-cases.js";
 
 isolateDataDir();
-let sb: Sandbox;
 
-before(async () => {
-  sb = await Sandbox.create({ hostname: "shared-vm", env: { SANDBOX_WIDE: "yes" } });
+describe("in-process sandbox (Sandbox.create)", () => {
+  let sb: SandboxApi | undefined;
+  before(async () => {
+    sb = await Sandbox.create(SANDBOX_OPTIONS);
+  });
+  after(async () => {
+    await sb?.close();
+  });
+  sandboxCases(() => sb as SandboxApi);
 });
 
-after(async () => {
-  await sb?.close();
+describe("detached sandbox (Sandbox.startDetached + Sandbox.connect)", () => {
+  let sb: SandboxApi | undefined;
+  before(async () => {
+    const started = await Sandbox.startDetached(SANDBOX_OPTIONS);
+    sb = Sandbox.connect(started.id);
+  });
+  after(async () => {
+    await sb?.close();
+  });
+  sandboxCases(() => sb as SandboxApi);
 });
-
-describe("exec", () => {
-  test("exit codes come back as the command's status", async () => {
-    assert.equal((await sb.exec("true")).exitCode, 0);
-    assert.equal((await sb.exec("exit 3")).exitCode, 3);
-    assert.equal((await sb.exec(["sh", "-c", "exit 255"])).exitCode, 255);
-  });
-
-  test("a command killed by a signal reports 128+N and the signal name", async () => {
-    const r = await sb.exec("kill -TERM $$");
-    assert.equal(r.exitCode, 128 + 15);
-    assert.equal(r.signal, "SIGTERM");
-  });
-
-  test("stdout and stderr are kept apart", async () => {
-    const r = await sb.exec("echo out1; echo err1 >&2; echo out2; echo err2 >&2");
-    assert.equal(r.stdout, "out1\nout2\n");
-    assert.equal(r.stderr, "err1\nerr2\n");
-  });
-
-  test("a missing program exits 127 with a message, like a shell", async () => {
-    const r = await sb.exec(["/no/such/program"]);
-    assert.equal(r.exitCode, 127);
-    assert.match(r.stderr, /no\/such\/program/);
-  });
-
-  test("stdin round trip, including EOF", async () => {
-    const payload = randomBytes(300_000).toString("base64");
-    const r = await sb.exec("cat", { stdin: payload });
-    assert.equal(r.stdout, payload);
-    const counted = await sb.exec("wc -c", {
-      stdin: Readable.from([Buffer.from("abc"), Buffer.from("de")]),
-    });
-    assert.equal(counted.stdout.trim(), "5");
-  });
-
-  test("env: sandbox-wide, per command, and defaults", async () => {
-    const r = await sb.exec('echo "$SANDBOX_WIDE $PER_CMD $HOME $PATH"', {
-      env: { PER_CMD: "a b" },
-    });
-    assert.equal(
-      r.stdout.trim(),
-      "yes a b /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    );
-  });
-
-  test("working directory", async () => {
-    assert.equal((await sb.exec("pwd", { cwd: "/tmp" })).stdout, "/tmp\n");
-    assert.equal((await sb.exec("pwd")).stdout, "/\n");
-  });
-
-  test("user as uid, uid:gid and name", async () => {
-    assert.equal((await sb.exec("id -u; id -g", { user: "1000" })).stdout, "1000\n1000\n");
-    assert.equal((await sb.exec("id -u; id -g", { user: "1234:4321" })).stdout, "1234\n4321\n");
-    const nobody = await sb.exec("id -un; echo $HOME", { user: "nobody" });
-    assert.equal(nobody.stdout.split("\n")[0], "nobody");
-    assert.equal((await sb.exec("id -u")).stdout, "0\n");
-  });
-
-  test("an unknown user name is a clear error", async () => {
-    await assert.rejects(sb.exec("true", { user: "no-such-user" }), /unknown user: no-such-user/);
-  });
-
-  test("hostname is applied", async () => {
-    assert.equal((await sb.exec("hostname")).stdout.trim(), "shared-vm");
-  });
-
-  test("10 concurrent execs each get their own output", async () => {
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        sb.exec(`sleep 0.$((RANDOM % 5)); echo run-${i}; exit ${i}`),
-      ),
-    );
-    results.forEach((r, i) => {
-      assert.equal(r.stdout, `run-${i}\n`);
-      assert.equal(r.exitCode, i);
-    });
-  });
-
-  test("50 MB of output streams through with bounded host memory", async () => {
-    const proc = sb.spawn("head -c 52428800 /dev/zero");
-    proc.stdin.end();
-    let total = 0;
-    let peakBuffered = 0;
-    for await (const chunk of proc.stdout) {
-      total += (chunk as Buffer).length;
-      peakBuffered = Math.max(peakBuffered, proc.stdout.readableLength);
-    }
-    assert.equal((await proc.wait()).exitCode, 0);
-    assert.equal(total, 52428800);
-    // The protocol window (256 KiB) bounds what can pile up on the host.
-    assert.ok(peakBuffered <= 512 * 1024, `host buffered ${peakBuffered} bytes`);
-  });
-
-  test("a reader that stops reading stops the guest producer", async () => {
-    const proc = sb.spawn("head -c 20000000 /dev/zero; echo done >&2");
-    proc.stdin.end();
-    proc.stdout.pause();
-    await new Promise((r) => setTimeout(r, 1500));
-    // Nothing read: at most the window can have arrived.
-    assert.ok(proc.stdout.readableLength <= 512 * 1024, `buffered ${proc.stdout.readableLength}`);
-    let total = proc.stdout.readableLength;
-    proc.stdout.on("data", (c: Buffer) => (total += c.length));
-    proc.stdout.resume();
-    await proc.wait();
-    assert.equal(total >= 20000000, true);
-  });
-
-  test("PTY: a terminal with the requested size, resizable", async () => {
-    const proc = sb.spawn("stty size; read line; stty size; tty", { tty: { rows: 33, cols: 101 } });
-    let out = "";
-    proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    await proc.pid;
-    await waitFor(() => out.includes("33 101"));
-    proc.resize(40, 120);
-    proc.stdin.write("go\n");
-    const exit = await proc.wait();
-    assert.equal(exit.exitCode, 0);
-    assert.match(out, /33 101/);
-    assert.match(out, /40 120/);
-    assert.match(out, /\/dev\/pts\/\d+/);
-  });
-
-  test("signals reach the command's process group", async () => {
-    const proc = sb.spawn(
-      "trap 'echo got-int; exit 7' INT; echo ready; while true; do sleep 0.1; done",
-    );
-    proc.stdin.end();
-    let out = "";
-    proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    await waitFor(() => out.includes("ready"));
-    proc.kill("SIGINT");
-    const exit = await proc.wait();
-    assert.equal(exit.exitCode, 7);
-    assert.match(out, /got-int/);
-  });
-
-  test("per-command timeout kills the command", async () => {
-    await assert.rejects(sb.exec("sleep 30", { timeoutMs: 500 }), ErrTimeout);
-    // The sandbox is still usable afterwards.
-    assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
-  });
-});
-
-describe("files", () => {
-  test("write and read back a 20 MB file by checksum", async () => {
-    const data = randomBytes(20 * 1024 * 1024);
-    await sb.writeFile("/tmp/big/nested/blob.bin", data, { mode: 0o600 });
-    const sum = createHash("sha256").update(data).digest("hex");
-    const guestSum = await sb.exec("sha256sum /tmp/big/nested/blob.bin");
-    assert.equal(guestSum.stdout.split(" ")[0], sum);
-    const back = await sb.readFile("/tmp/big/nested/blob.bin");
-    assert.equal(createHash("sha256").update(back).digest("hex"), sum);
-    const info = await sb.stat("/tmp/big/nested/blob.bin");
-    assert.equal(info.sizeBytes, data.length);
-    assert.equal(info.mode & 0o777, 0o600);
-  });
-
-  test("list, stat, mkdir -p, remove", async () => {
-    await sb.mkdir("/srv/a/b/c");
-    await sb.writeFile("/srv/a/file.txt", "hello");
-    await sb.exec("ln -s file.txt /srv/a/link");
-    const names = (await sb.listFiles("/srv/a")).map(
-      (f) => `${f.name}:${f.isDir ? "d" : f.isSymlink ? "l" : "f"}`,
-    );
-    assert.deepEqual(names, ["b:d", "file.txt:f", "link:l"]);
-    const link = await sb.stat("/srv/a/link", { followSymlinks: false });
-    assert.equal(link.linkTarget, "file.txt");
-    assert.equal((await sb.stat("/srv/a/link")).sizeBytes, 5);
-    await sb.remove("/srv/a", { recursive: true });
-    await assert.rejects(
-      sb.stat("/srv/a"),
-      (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT",
-    );
-  });
-
-  test("reading a missing file or a directory fails clearly", async () => {
-    await assert.rejects(
-      sb.readFile("/nope/missing"),
-      (err: unknown) => err instanceof ErrFile && err.errno === "ENOENT",
-    );
-    await assert.rejects(sb.readFile("/etc"), ErrFile);
-  });
-
-  test("files written as root can be owned by another user", async () => {
-    await sb.writeFile("/tmp/owned.txt", "x", { uid: 1000, gid: 1000 });
-    assert.equal((await sb.exec("stat -c %u:%g /tmp/owned.txt")).stdout.trim(), "1000:1000");
-  });
-});
-
-describe("hardening (not privileged)", () => {
-  test("commands cannot load modules, reboot, or ptrace the agent", async () => {
-    const r = await sb.exec(
-      "grep CapBnd /proc/self/status; cat /proc/self/status | grep NoNewPrivs; " +
-        "echo 1 > /proc/sys/kernel/sysrq 2>/dev/null; " +
-        "busybox reboot -f 2>&1; echo rebooted=$?",
-    );
-    const bounding = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(r.stdout)?.[1] ?? "0"}`);
-    for (const cap of [16n, 17n, 19n, 21n, 22n]) {
-      assert.equal((bounding >> cap) & 1n, 0n, `capability ${cap} must be dropped`);
-    }
-    assert.match(r.stdout, /NoNewPrivs:\s+1/);
-    // The VM survived the reboot attempt.
-    assert.equal((await sb.exec("echo still-here")).stdout, "still-here\n");
-  });
-
-  test("guest processes cannot open the control port to inject frames", async () => {
-    const r = await sb.exec(
-      "dev=$(basename $(dirname $(grep -l '^wheellock.ctl$' /sys/class/virtio-ports/*/name))); " +
-        'echo dev=$dev; printf "W\\001garbage" > /dev/$dev && echo opened',
-    );
-    assert.match(r.stdout, /dev=vport\d+p\d+/);
-    assert.doesNotMatch(r.stdout, /opened/);
-    assert.match(r.stderr, /busy/i);
-    assert.equal((await sb.exec("echo channel-intact")).stdout, "channel-intact\n");
-  });
-
-  test("a process cannot open the agent's memory", async () => {
-    const r = await sb.exec(
-      "cat /proc/1/mem 2>&1 | head -c 200; cat /proc/1/environ 2>&1 | head -c 100",
-    );
-    assert.match(r.stdout, /Permission denied|Operation not permitted|Input\/output error/);
-  });
-});
-
-describe("events", () => {
-  test("each exec is reported with command, exit code and duration", async () => {
-    const events = sb.events();
-    await sb.exec(["sh", "-c", "exit 4"]);
-    const { value } = await events.next();
-    await events.return?.();
-    assert.equal(value?.type, "exec");
-    if (value?.type === "exec") {
-      assert.deepEqual(value.exec.command, ["sh", "-c", "exit 4"]);
-      assert.equal(value.exec.exitCode, 4);
-      assert.ok(value.exec.durationMs >= 0);
-    }
-  });
-});
-
-async function waitFor(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import {
   ErrVolumeInUse,
   Sandbox,
+  type VmSandbox,
   createVolume,
   listVolumes,
   removeVolume,
@@ -38,7 +39,7 @@ let writtenSha = "";
 let keptUpper = "";
 
 describe("a sandbox with a named volume, a read-only disk and a kept overlay", () => {
-  let sb: Sandbox;
+  let sb: VmSandbox;
   before(async () => {
     await createVolume("work", 64);
     sb = await Sandbox.create({

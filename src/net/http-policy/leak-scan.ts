@@ -1,8 +1,14 @@
 import type { HttpRequestHead } from "../intercept/contract.js";
-import { percentDecode } from "./target.js";
+import { percentDecode, splitTarget } from "./target.js";
 
 const BASE64_TOKEN_RE = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
 const MAX_DECODE_ROUNDS = 3;
+
+/** Where in a request head a placeholder was found. */
+export type HeadPlace =
+  | { kind: "method" | "host" | "path" | "query" | "header-name" }
+  /** A header's value; `name` as sent. */
+  | { kind: "header"; name: string };
 
 /** The text and its percent-decodings (double encoding included). */
 function decodings(text: string): string[] {
@@ -26,28 +32,58 @@ function base64Decodings(text: string): string[] {
   return out;
 }
 
+/** Every form of `text` the scan compares against: as sent, percent-decoded, base64-decoded. */
+function views(text: string): string[] {
+  const out: string[] = [];
+  for (const d of decodings(text)) out.push(d.toLowerCase(), ...base64Decodings(d));
+  return out;
+}
+
 /**
- * The first of `placeholders` that occurs anywhere in the request head: method, host, target,
+ * One request head, decoded once, to look for placeholders in: method, host, path, query,
  * header names and values, as sent, percent-decoded (up to three rounds), case-folded, and
  * inside base64 tokens (Basic credentials, tokens in query strings). Best effort by nature —
  * a guest can always encode a string some other way — but the guarantee that matters does not
- * rest on it: a real value is only ever written toward the hosts its secret names.
+ * rest on it: a real value is only ever written where its secret allows.
  */
-export function findPlaceholder(
-  request: HttpRequestHead,
-  placeholders: readonly string[],
-): string | undefined {
-  const raw = [request.method, request.host, request.target, ...request.headers.flat()];
-  const views: string[] = [];
-  for (const text of raw) {
-    for (const d of decodings(text)) {
-      views.push(d.toLowerCase());
-      views.push(...base64Decodings(d));
-    }
+export class HeadScan {
+  readonly #parts: ReadonlyArray<{ place: HeadPlace; views: string[] }>;
+
+  constructor(request: HttpRequestHead) {
+    const { path, query } = splitTarget(request.target);
+    const texts: Array<[HeadPlace, string]> = [
+      [{ kind: "method" }, request.method],
+      [{ kind: "host" }, request.host],
+      [{ kind: "path" }, path],
+    ];
+    if (query !== undefined) texts.push([{ kind: "query" }, query]);
+    for (const [name, value] of request.headers)
+      texts.push([{ kind: "header-name" }, name], [{ kind: "header", name }, value]);
+    this.#parts = texts.map(([place, text]) => ({ place, views: views(text) }));
   }
-  for (const p of placeholders) {
-    const lower = p.toLowerCase();
-    if (views.some((v) => v.includes(lower))) return p;
+
+  /** The first place `placeholder` occurs in, leaving out the places `skip` accepts. */
+  find(
+    placeholder: string,
+    skip: (place: HeadPlace) => boolean = () => false,
+  ): HeadPlace | undefined {
+    const lower = placeholder.toLowerCase();
+    for (const part of this.#parts)
+      if (!skip(part.place) && part.views.some((v) => v.includes(lower))) return part.place;
+    return undefined;
   }
-  return undefined;
+}
+
+/** A place in words for a block reason; never quotes guest text that may hold a placeholder. */
+export function describePlace(place: HeadPlace): string {
+  switch (place.kind) {
+    case "header":
+      return /^[A-Za-z0-9-]{1,64}$/.test(place.name) && !/sandbox_secret_/i.test(place.name)
+        ? `header ${place.name}`
+        : "a header";
+    case "header-name":
+      return "a header name";
+    default:
+      return `the ${place.kind}`;
+  }
 }

@@ -32,8 +32,9 @@ export interface SandboxHttpPolicy extends HttpPolicy {
  * Builds the HTTP policy of one sandbox: placeholders are drawn and rules compiled here, so a
  * bad option fails before anything starts (ErrInvalidConfig). Per request: before-phase rules
  * (callbacks see placeholders), then secrets — the leak check and the substitution come last,
- * so no callback ever sees a real value and a callback that moves a placeholder toward a host
- * its secret does not name is caught like the guest doing it. Per response: after-phase rules.
+ * so no callback ever sees a real value and a callback that moves a placeholder toward a host,
+ * port, scheme or header its secret does not allow is caught like the guest doing it. Per
+ * response: after-phase rules.
  */
 export function createHttpPolicy(options: HttpPolicyOptions = {}): SandboxHttpPolicy {
   const secrets = new SecretSet(options.secrets ?? []);
@@ -56,11 +57,7 @@ export function createHttpPolicy(options: HttpPolicyOptions = {}): SandboxHttpPo
       hooked = { ...hooked, headers: setHeader(hooked.headers, "Accept-Encoding", "identity") };
     const substituted = secrets.substitute(hooked);
     if (!substituted.ok)
-      return {
-        action: "block",
-        code: "secret_leak",
-        reason: `secret placeholder (${substituted.name}) sent to a host the secret is not allowed for`,
-      };
+      return { action: "block", code: substituted.code, reason: substituted.reason };
     concealed.set(substituted.request, hooked);
     return { ...verdict, request: substituted.request };
   };

@@ -8,7 +8,7 @@ import type { HttpRequestHead } from "../intercept/contract.js";
 import { compileHostPattern, type HostPattern } from "../policy/index.js";
 import { toByteReplacements, type ByteReplacement } from "./bytes.js";
 import { headerNameProblem, headerValueProblem, type HeaderSide } from "./headers.js";
-import { compilePathGlob, type PathGlob } from "../../util/path-glob.js";
+import { compilePathGlob, type PathGlob } from "../../util/index.js";
 import { pathForms, pathProblem, splitTarget } from "./target.js";
 import type { HookRule, RequestHookRule, ResponseHookRule } from "./types.js";
 

@@ -1,53 +1,46 @@
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { ErrInvalidConfig } from "../../errors.js";
-import type { HttpRequestHead } from "../intercept/contract.js";
-import { compileHostPattern, type HostPattern } from "../policy/index.js";
+import type { HttpRequestHead, NetworkBlockCode } from "../intercept/contract.js";
 import { replaceAllBytes } from "./bytes.js";
 import { headerValueProblem } from "./headers.js";
-import { findPlaceholder } from "./leak-scan.js";
+import { HeadScan, describePlace } from "./leak-scan.js";
+import { SecretScope } from "./secret-scope.js";
 import { joinTarget, splitTarget } from "./target.js";
 import type { SecretSpec } from "./types.js";
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const BASIC_RE = /^(\s*basic\s+)([A-Za-z0-9+/=_-]+)(\s*)$/i;
+const CREDENTIAL_HEADER_RE = /^(proxy-)?authorization$/i;
 
 interface Secret {
   readonly name: string;
   readonly placeholder: string;
   readonly value: string;
-  readonly hosts: readonly HostPattern[];
-  readonly inQuery: boolean;
+  readonly scope: SecretScope;
 }
 
 export type SubstituteResult =
   | { ok: true; request: HttpRequestHead }
-  /** `name` is the secret's name, never its value. */
-  | { ok: false; name: string };
+  /** The reason names the secret, never its value or placeholder. */
+  | { ok: false; code: NetworkBlockCode; reason: string };
+
+/** Where `swap` writes: the headers `header` accepts (by name as sent), and the query or not. */
+interface SwapPlaces {
+  header(name: string): boolean;
+  query: boolean;
+}
+
+const EVERYWHERE: SwapPlaces = { header: () => true, query: true };
 
 /** `SANDBOX_SECRET_` + 32 lowercase hex digits, as the reference. */
 export function newPlaceholder(): string {
   return `SANDBOX_SECRET_${randomBytes(16).toString("hex")}`;
 }
 
-function compileHosts(name: string, hosts: unknown): HostPattern[] {
-  // No default: a forgotten list must not quietly mean "every host".
-  if (!Array.isArray(hosts))
-    throw new ErrInvalidConfig(`secret ${name}: hosts must be an array ([] for every host)`);
-  return hosts.map((h: unknown) => {
-    if (typeof h !== "string") throw new ErrInvalidConfig(`secret ${name}: bad host entry`);
-    try {
-      return compileHostPattern(h);
-    } catch (err) {
-      const why = (err as Error).message.replace(/^invalid configuration: /, "");
-      throw new ErrInvalidConfig(`secret ${name}: ${why}`);
-    }
-  });
-}
-
 /**
  * The secrets of one sandbox, each with a placeholder drawn once. Real values live in a private
- * field only: `inspect`, `JSON.stringify` and `String()` show names, placeholders and hosts.
+ * field only: `inspect`, `JSON.stringify` and `String()` show names, placeholders and scopes.
  */
 export class SecretSet {
   readonly #secrets: readonly Secret[];
@@ -64,14 +57,8 @@ export class SecretSet {
         throw new ErrInvalidConfig(`secret ${name}: empty value`);
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
-      const hosts = compileHosts(name, spec.hosts);
-      return {
-        name,
-        placeholder: newPlaceholder(),
-        value: spec.value,
-        hosts,
-        inQuery: !!spec.inQuery,
-      };
+      const scope = SecretScope.compile(name, spec);
+      return { name, placeholder: newPlaceholder(), value: spec.value, scope };
     });
   }
 
@@ -86,36 +73,52 @@ export class SecretSet {
 
   /** Every secret's host patterns, de-duplicated, for the allowlist. */
   hostPatterns(): string[] {
-    return [...new Set(this.#secrets.flatMap((s) => s.hosts.map((h) => h.text)))];
+    return [...new Set(this.#secrets.flatMap((s) => s.scope.hostTexts()))];
   }
 
   /**
-   * Checks for placeholders headed where their secret may not go (anywhere in the head, in
-   * encoded forms too), then swaps real values in for the secrets this host may receive: header
-   * values, `Authorization: Basic` credentials, and the query when the secret opts in.
+   * Blocks a request that carries a placeholder where its secret may not go — a destination
+   * the secret is not bound to (host, port, plain HTTP), or a place in the head it is not
+   * substituted in — looking in encoded forms too; otherwise writes each real value into its
+   * secret's places: its headers (inside `Authorization: Basic` credentials too) and, when the
+   * secret opts in, the query. Runs last, on the request as it will be forwarded.
    */
   substitute(request: HttpRequestHead): SubstituteResult {
-    const allowed = (s: Secret): boolean =>
-      s.hosts.length === 0 || s.hosts.some((h) => h.matches(request.host, request.port));
-    const denied = this.#secrets.filter((s) => !allowed(s));
-    if (denied.length > 0) {
-      const leaked = findPlaceholder(
-        request,
-        denied.map((s) => s.placeholder),
-      );
-      if (leaked !== undefined)
-        return { ok: false, name: denied.find((s) => s.placeholder === leaked)?.name ?? "?" };
+    if (this.#secrets.length === 0) return { ok: true, request };
+    const scan = new HeadScan(request);
+    const bound: Secret[] = [];
+    for (const s of this.#secrets) {
+      const destination = s.scope.destination(request);
+      if (!destination.ok) {
+        if (scan.find(s.placeholder) !== undefined) return destination;
+        continue;
+      }
+      const stray = scan.find(s.placeholder, (place) => s.scope.substitutesIn(place));
+      if (stray !== undefined)
+        return {
+          ok: false,
+          code: "secret_leak",
+          reason:
+            `secret placeholder (${s.name}) in ${describePlace(stray)}, where it is not ` +
+            `substituted (only in ${s.scope.places()})`,
+        };
+      bound.push(s);
     }
     let out = request;
-    for (const s of this.#secrets)
-      if (allowed(s)) out = swap(out, s.placeholder, s.value, s.inQuery);
+    for (const s of bound) {
+      const places: SwapPlaces = {
+        header: (name) => s.scope.substitutesIn({ kind: "header", name }),
+        query: s.scope.inQuery,
+      };
+      out = swap(out, s.placeholder, s.value, places);
+    }
     return { ok: true, request: out };
   }
 
   /** The reverse of `substitute`: real values back to placeholders, for callbacks. */
   conceal(request: HttpRequestHead): HttpRequestHead {
     let out = request;
-    for (const s of this.#secrets) out = swap(out, s.value, s.placeholder, true);
+    for (const s of this.#secrets) out = swap(out, s.value, s.placeholder, EVERYWHERE);
     return out;
   }
 
@@ -130,7 +133,10 @@ export class SecretSet {
     return this.#secrets.map((s) => ({
       name: s.name,
       placeholder: s.placeholder,
-      hosts: s.hosts.map((h) => h.text),
+      hosts: s.scope.hostTexts(),
+      headers: s.scope.headers,
+      inQuery: s.scope.inQuery,
+      allowHttp: s.scope.allowHttp,
     }));
   }
 
@@ -147,17 +153,18 @@ export class SecretSet {
   }
 }
 
-/** `from` → `to` in header values, inside Basic credentials, and (when `inQuery`) the query. */
+/** `from` → `to` in the values of the headers `places` names (Basic credentials decoded), and the query. */
 function swap(
   request: HttpRequestHead,
   from: string,
   to: string,
-  inQuery: boolean,
+  places: SwapPlaces,
 ): HttpRequestHead {
   let changed = false;
   const headers = request.headers.map(([name, value]): [string, string] => {
+    if (!places.header(name)) return [name, value];
     let v = value.includes(from) ? value.split(from).join(to) : value;
-    const basic = /^(proxy-)?authorization$/i.test(name) ? BASIC_RE.exec(v) : null;
+    const basic = CREDENTIAL_HEADER_RE.test(name) ? BASIC_RE.exec(v) : null;
     if (basic) {
       const decoded = Buffer.from(basic[2] as string, "base64");
       const swapped = replaceAllBytes(decoded, Buffer.from(from), Buffer.from(to));
@@ -167,7 +174,7 @@ function swap(
     return [name, v];
   });
   let target = request.target;
-  if (inQuery) {
+  if (places.query) {
     const { path, query } = splitTarget(target);
     if (query !== undefined) {
       const q = query

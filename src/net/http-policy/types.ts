@@ -6,7 +6,10 @@ import type { HeaderList } from "../intercept/contract.js";
 
 /**
  * A credential that never enters the VM. The guest's env holds a random placeholder under
- * `name`; the host swaps the real `value` into requests bound for `hosts` only.
+ * `name`; the host swaps the real `value` in only where all of these hold: the request goes to
+ * one of `hosts` (an entry without a port: 443, or 80 for plain HTTP), over TLS on both legs
+ * unless `allowHttp`, and the placeholder sits in `Authorization`, `Proxy-Authorization`, one
+ * of `headers`, or (with `inQuery`) the query. A placeholder anywhere else blocks the request.
  */
 export interface SecretSpec {
   /** Env var name in the guest (`[A-Za-z_][A-Za-z0-9_]*`). */
@@ -15,11 +18,19 @@ export interface SecretSpec {
   value: string;
   /**
    * Host globs as in the allowlist (`api.example.com`, `*.example.com`, optional `:port`).
-   * Empty: every host (reference semantics) — prefer naming the hosts.
+   * Without a port an entry means port 443 (and 80 when `allowHttp`). Empty: every host
+   * (reference semantics) — prefer naming the hosts.
    */
-  hosts: string[];
+  hosts: readonly string[];
+  /**
+   * Request headers the value may be sent in besides `Authorization` and
+   * `Proxy-Authorization` (case-insensitive), e.g. `["X-Api-Key"]`.
+   */
+  headers?: readonly string[];
   /** Also replace the placeholder in the URL query (off by default: URLs end up in logs). */
   inQuery?: boolean;
+  /** Also send the value over plain HTTP (off by default: it would cross the network in clear). */
+  allowHttp?: boolean;
 }
 
 /** One literal find/replace applied to a response body (no regex). */

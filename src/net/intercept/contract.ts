@@ -16,6 +16,8 @@ export type NetworkBlockCode =
   | "host_not_allowed"
   | "private_address"
   | "secret_leak"
+  /** A secret's placeholder in a plain-HTTP request, for a secret that is only sent over TLS. */
+  | "secret_requires_tls"
   | "blocked_by_rule"
   | "sni_mismatch"
   | "connect_refused"

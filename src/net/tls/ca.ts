@@ -4,10 +4,11 @@ import {
   generateKeyPairSync,
   X509Certificate,
 } from "node:crypto";
-import { chmod, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { chmod, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { withFileLock } from "../../util/file-lock.js";
+import { withFileLock } from "../../util/index.js";
 import { issueCertificate } from "./x509.js";
+import { makePrivateDir } from "../../paths.js";
 
 export interface CaMaterial {
   certPem: string;
@@ -77,7 +78,7 @@ export function createCa(now = new Date()): CaMaterial {
 export async function loadOrCreateCa(dir: string): Promise<CaMaterial> {
   const existing = await readCa(dir);
   if (existing) return existing;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  makePrivateDir(dir);
   return withFileLock(join(dir, "ca.lock"), { timeoutMs: 30_000, pollMs: 50 }, async () => {
     const raced = await readCa(dir);
     if (raced) return raced;

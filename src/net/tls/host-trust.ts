@@ -1,16 +1,6 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
-
-/**
- * Where distributions keep the system CA bundle that TLS stacks read by default
- * (Debian/Ubuntu/Alpine, Fedora/RHEL, BSD-style): read on the host for upstream trust, and
- * appended to in the guest so its tools trust the intercept CA.
- */
-export const SYSTEM_CA_BUNDLE_PATHS: readonly string[] = [
-  "/etc/ssl/certs/ca-certificates.crt",
-  "/etc/pki/tls/certs/ca-bundle.crt",
-  "/etc/ssl/cert.pem",
-];
+import { SYSTEM_CA_BUNDLE_PATHS } from "./ca-bundle-paths.js";
 
 let cachedSystemPem: string | null | undefined;
 

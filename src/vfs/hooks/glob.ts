@@ -6,7 +6,7 @@
  * (segments by dynamic programming, O(pattern segments × path segments), and each segment
  * with the HTTP policy's non-backtracking matcher).
  */
-import { compilePathGlob, type PathGlob } from "../../util/path-glob.js";
+import { compilePathGlob, type PathGlob } from "../../util/index.js";
 
 type Segment = "**" | PathGlob;
 

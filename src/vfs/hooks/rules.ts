@@ -2,7 +2,7 @@
 import { ErrInvalidConfig } from "../../errors.js";
 import { Errno } from "../errors.js";
 import { compileGlob } from "./glob.js";
-import type { PathGlob } from "../../util/path-glob.js";
+import type { PathGlob } from "../../util/index.js";
 import { FILE_OPS, type FileErrnoName, type FileHookRule, type FileOp } from "./types.js";
 
 export interface CompiledRule {

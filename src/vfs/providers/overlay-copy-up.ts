@@ -6,6 +6,7 @@
 import { Errno, VfsError } from "../errors.js";
 import { childPath, splitParent } from "../names.js";
 import type { VfsProvider, VfsStat } from "../provider.js";
+import type { UpperOwners } from "./overlay-owners.js";
 import type { OverlayMasks } from "./overlay-state.js";
 
 const COPY_CHUNK_BYTES = 1 << 20;
@@ -18,6 +19,7 @@ export class CopyUp {
     private readonly lower: VfsProvider,
     private readonly upper: VfsProvider,
     private readonly masks: OverlayMasks,
+    private readonly owners: UpperOwners,
   ) {}
 
   async inUpper(path: string): Promise<VfsStat | undefined> {
@@ -76,6 +78,8 @@ export class CopyUp {
       default:
         throw new VfsError(Errno.EACCES);
     }
+    // The copy is the same node to the guest: same owner, same times.
+    this.owners.set(await this.upper.stat(path), stat);
     await this.upper
       .setattr(path, { atimeMs: stat.atimeMs, mtimeMs: stat.mtimeMs })
       .catch(() => undefined);

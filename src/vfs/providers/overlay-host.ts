@@ -1,11 +1,15 @@
 /**
  * The overlay mount of `-v host:guest:overlay`: the host directory read-only below, a fresh
- * per-sandbox upper directory above, removed on close unless the caller keeps it.
+ * per-sandbox upper directory above, under a byte and inode budget, removed on close unless
+ * the caller keeps it.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
+import { removeTree } from "../../util/index.js";
 import { HostDirProvider, type HostDirOptions } from "./host-dir.js";
 import { OverlayProvider } from "./overlay.js";
+import { QuotaProvider } from "./quota.js";
+import type { VfsQuota } from "./quota-ledger.js";
 import { ReadOnlyProvider } from "./read-only.js";
 
 export interface HostOverlayOptions extends HostDirOptions {
@@ -13,6 +17,8 @@ export interface HostOverlayOptions extends HostDirOptions {
   readonly hostPath: string;
   /** Directory under which the upper layer is created (a run dir). */
   readonly upperParentDir: string;
+  /** What the upper layer may hold (the guest's `df` shows it). */
+  readonly quota: VfsQuota;
   /** Keep the upper layer on close (default: removed). */
   readonly keepUpper?: boolean;
 }
@@ -23,13 +29,14 @@ export async function openHostOverlay(
   const upperDir = await mkdtemp(join(options.upperParentDir, "overlay-upper-"));
   try {
     const lower = new ReadOnlyProvider(await HostDirProvider.open(options.hostPath, options));
-    const upper = await HostDirProvider.open(upperDir, options);
+    const upper = new QuotaProvider(await HostDirProvider.open(upperDir, options), options.quota);
+    // Whatever the guest built there (any depth, any names) goes: see removeTree.
     const dropUpper = async (): Promise<void> => {
-      if (options.keepUpper !== true) await rm(upperDir, { recursive: true, force: true });
+      if (options.keepUpper !== true) await removeTree(upperDir);
     };
     return { provider: new OverlayProvider(lower, upper, dropUpper), upperDir };
   } catch (err) {
-    await rm(upperDir, { recursive: true, force: true });
+    await removeTree(upperDir);
     throw err;
   }
 }

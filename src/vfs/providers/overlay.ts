@@ -5,6 +5,12 @@
  * Removed lower entries are remembered as in-memory whiteouts (the upper layer is per
  * sandbox, so they live exactly as long as it does).
  *
+ * Upper-layer nodes show the owner the guest gave them (overlay-owners.ts). The root shows
+ * the lower root's mode, owner and times (the upper root is a private host
+ * directory made for this sandbox, whose attributes mean nothing to the guest); a guest
+ * chmod/chown of the root is kept in memory, and once the guest changes the root's entries
+ * or times, the times are the upper root's.
+ *
  * Known difference from overlayfs: a file opened read-only before another handle copies it
  * up keeps reading the lower copy.
  */
@@ -22,24 +28,33 @@ import type {
   VfsStatfs,
 } from "../provider.js";
 import { CopyUp } from "./overlay-copy-up.js";
+import { UpperOwners } from "./overlay-owners.js";
 import { OverlayMasks } from "./overlay-state.js";
+
+type RootAttrs = Pick<VfsSetattr, "mode" | "uid" | "gid">;
 
 export class OverlayProvider implements VfsProvider {
   readonly readOnly = false;
   private readonly masks = new OverlayMasks();
   private readonly copyUp: CopyUp;
+  private readonly owners = new UpperOwners();
+  /** The guest's chmod/chown of the root (never applied to the host directory). */
+  private rootAttrs: RootAttrs = {};
+  /** The guest changed the root's entries or times: the upper root's times are the real ones. */
+  private rootChanged = false;
 
   constructor(
     private readonly lower: VfsProvider,
     private readonly upper: VfsProvider,
     private readonly onClose?: () => Promise<void>,
   ) {
-    this.copyUp = new CopyUp(lower, upper, this.masks);
+    this.copyUp = new CopyUp(lower, upper, this.masks, this.owners);
   }
 
   async stat(path: string): Promise<VfsStat> {
+    if (path === "/") return this.rootStat();
     const up = await this.copyUp.inUpper(path);
-    if (up !== undefined) return withLayer(up, "u");
+    if (up !== undefined) return withLayer(this.owners.apply(up), "u");
     try {
       if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
       return withLayer(await this.lower.stat(path), "l");
@@ -51,6 +66,28 @@ export class OverlayProvider implements VfsProvider {
       }
       throw err;
     }
+  }
+
+  private async rootStat(): Promise<VfsStat> {
+    const upper = withLayer(await this.upper.stat("/"), "u");
+    const lower = await this.lower.stat("/").catch(() => undefined);
+    if (lower === undefined || lower.type !== "dir") return { ...upper, ...this.rootAttrs };
+    const times = this.rootChanged ? upper : lower;
+    return {
+      ...upper,
+      mode: lower.mode,
+      uid: lower.uid,
+      gid: lower.gid,
+      ...this.rootAttrs,
+      atimeMs: times.atimeMs,
+      mtimeMs: times.mtimeMs,
+      ctimeMs: times.ctimeMs,
+    };
+  }
+
+  /** Notes a change of entries in `path`'s parent (for the root's times). */
+  private changedIn(path: string): void {
+    if (!this.rootChanged && splitParent(path).parent === "/") this.rootChanged = true;
   }
 
   private async exists(path: string): Promise<VfsStat | undefined> {
@@ -82,9 +119,11 @@ export class OverlayProvider implements VfsProvider {
   async open(path: string, flags: VfsOpenFlags): Promise<VfsHandle> {
     if (flags.write || flags.truncate || flags.append) {
       await this.copyUp.ensure(path);
-      return this.upper.open(path, flags);
+      return this.owners.handle(await this.upper.open(path, flags));
     }
-    if ((await this.copyUp.inUpper(path)) !== undefined) return this.upper.open(path, flags);
+    if ((await this.copyUp.inUpper(path)) !== undefined) {
+      return this.owners.handle(await this.upper.open(path, flags));
+    }
     if (!this.masks.lowerVisible(path)) throw new VfsError(Errno.ENOENT);
     return this.lower.open(path, flags);
   }
@@ -96,6 +135,7 @@ export class OverlayProvider implements VfsProvider {
     const parentStat = await this.stat(parent);
     if (parentStat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
     await this.copyUp.ensure(parent);
+    this.changedIn(path);
   }
 
   async create(
@@ -106,25 +146,34 @@ export class OverlayProvider implements VfsProvider {
   ): Promise<VfsHandle> {
     await this.newEntry(path);
     const handle = await this.upper.create(path, mode, flags, owner);
+    try {
+      this.owners.set(await handle.stat(), owner);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
     this.masks.created(path, false);
-    return handle;
+    return this.owners.handle(handle);
   }
 
   async mkdir(path: string, mode: number, owner: VfsOwner): Promise<void> {
     await this.newEntry(path);
     await this.upper.mkdir(path, mode, owner);
+    this.owners.set(await this.upper.stat(path), owner);
     this.masks.created(path, true);
   }
 
   async mknod(path: string, type: "file" | "fifo", mode: number, owner: VfsOwner): Promise<void> {
     await this.newEntry(path);
     await this.upper.mknod(path, type, mode, owner);
+    this.owners.set(await this.upper.stat(path), owner);
     this.masks.created(path, false);
   }
 
   async symlink(target: string, path: string, owner: VfsOwner): Promise<void> {
     await this.newEntry(path);
     await this.upper.symlink(target, path, owner);
+    this.owners.set(await this.upper.stat(path), owner);
     this.masks.created(path, false);
   }
 
@@ -147,12 +196,26 @@ export class OverlayProvider implements VfsProvider {
     if (wantDir && stat.type !== "dir") throw new VfsError(Errno.ENOTDIR);
     if (!wantDir && stat.type === "dir") throw new VfsError(Errno.EISDIR);
     if (wantDir && (await this.readdir(path)).length > 0) throw new VfsError(Errno.ENOTEMPTY);
-    if ((await this.copyUp.inUpper(path)) !== undefined) {
+    const hide = await this.lowerShows(path);
+    const up = await this.copyUp.inUpper(path);
+    if (up !== undefined) {
       // Directory in the upper layer may still hold nothing visible but is empty by now.
       if (wantDir) await this.upper.rmdir(path);
       else await this.upper.unlink(path);
+      this.owners.unlinked(up);
     }
-    this.masks.whiteout(path);
+    this.changedIn(path);
+    if (hide) this.masks.whiteout(path);
+  }
+
+  /**
+   * Whether removing `path` needs a whiteout: only where a lower entry shows. A whiteout for
+   * every name the guest ever removed would let it grow host memory without bound (create,
+   * rename away, repeat).
+   */
+  private async lowerShows(path: string): Promise<boolean> {
+    if (!this.masks.lowerVisible(path)) return false;
+    return (await this.lower.stat(path).catch(() => undefined)) !== undefined;
   }
 
   async unlink(path: string): Promise<void> {
@@ -177,16 +240,53 @@ export class OverlayProvider implements VfsProvider {
     }
     await this.copyUp.ensureTree(from);
     await this.copyUp.ensure(splitParent(to).parent);
+    const hideFrom = await this.lowerShows(from);
+    const hideTo = src.type === "dir" && (await this.lowerShows(to));
+    const replaced = await this.copyUp.inUpper(to);
     await this.upper.rename(from, to, "replace");
-    this.masks.whiteout(from);
+    this.owners.unlinked(replaced);
+    this.changedIn(from);
+    this.changedIn(to);
+    if (hideFrom) this.masks.whiteout(from);
     // The moved entry is complete in the upper layer; nothing of the lower `to` may show.
-    if (src.type === "dir") this.masks.makeOpaque(to);
-    else this.masks.created(to, false);
+    if (hideTo) this.masks.makeOpaque(to);
+    else this.masks.created(to, src.type === "dir");
   }
 
   async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
+    if (path === "/") return this.setRootAttrs(attrs);
     await this.copyUp.ensure(path);
-    return this.upper.setattr(path, attrs);
+    const { uid, gid, ...rest } = attrs;
+    if (uid === undefined && gid === undefined) {
+      return this.owners.apply(await this.upper.setattr(path, attrs));
+    }
+    // A chown is the guest's business (it checked the caller): kept here, not on the host.
+    const before = await this.upper.stat(path);
+    const shown = this.owners.apply(before);
+    this.owners.set(before, { uid: uid ?? shown.uid, gid: gid ?? shown.gid });
+    const after = Object.keys(rest).length > 0 ? await this.upper.setattr(path, rest) : before;
+    return this.owners.apply(after);
+  }
+
+  private async setRootAttrs(attrs: VfsSetattr): Promise<VfsStat> {
+    const { mode, uid, gid, sizeBytes, atimeMs, mtimeMs } = attrs;
+    if (sizeBytes !== undefined) throw new VfsError(Errno.EISDIR);
+    if (atimeMs !== undefined || mtimeMs !== undefined) {
+      // A time not given stays what the guest saw, not the upper root's.
+      const shown = await this.rootStat();
+      await this.upper.setattr("/", {
+        atimeMs: atimeMs ?? shown.atimeMs,
+        mtimeMs: mtimeMs ?? shown.mtimeMs,
+      });
+      this.rootChanged = true;
+    }
+    this.rootAttrs = {
+      ...this.rootAttrs,
+      ...(mode !== undefined ? { mode: mode & 0o7777 } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    };
+    return this.rootStat();
   }
 
   /** Space is what the upper layer has: that is where writes go. */

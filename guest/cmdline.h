@@ -1,0 +1,37 @@
+/* The kernel command line, read once at boot into one struct that every part of the agent
+ * uses (keys in proto.h, meanings in docs/PROTOCOL.md "Boot"). Values the host would never
+ * send are dropped here with a log line, so users of the struct need no checks of their own. */
+#ifndef WL_CMDLINE_H
+#define WL_CMDLINE_H
+
+#include <netinet/in.h>
+
+#define CMDLINE_MAX_DISKS 8
+#define CMDLINE_MAX_MOUNTS 16
+
+struct net_config {
+	struct in_addr addr, gateway, netmask;
+	int mtu;
+};
+
+struct cmdline {
+	int privileged; /* privileged=1: commands run without hardening */
+	/* disks=/a,/b:ro: extra disk i (serial wl-disk<i>) is mounted on disk_paths[i] */
+	int n_disks;
+	const char *disk_paths[CMDLINE_MAX_DISKS];
+	int disk_readonly[CMDLINE_MAX_DISKS];
+	/* fuse=/a:/b: guest paths served over the FUSE port; n_mounts 0 without the key, -1 when
+	 * its value was invalid (no mounts then) */
+	int n_mounts;
+	const char *mount_paths[CMDLINE_MAX_MOUNTS];
+	/* net=ADDR/PREFIX,GATEWAY,MTU: has_net 0 without the key or with an invalid value */
+	int has_net;
+	struct net_config net;
+};
+
+/* Reads /proc/cmdline (must be mounted); call once, early in boot. */
+void cmdline_load(void);
+/* The parsed command line; all zero before cmdline_load. */
+const struct cmdline *cmdline(void);
+
+#endif

@@ -1,0 +1,127 @@
+/**
+ * The sandbox plan: everything about one sandbox, validated and defaulted once by config/,
+ * and the only description of it that the layers below see (they never read SandboxOptions).
+ * It is plain data and travels as JSON — to a supervisor on its stdin, to a remote node —
+ * except for what can only live in the caller's process (hook callbacks, custom VFS
+ * providers), which `planToJson` refuses with one line naming the field.
+ */
+import type { FileHookRule } from "../vfs/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import type { NetworkHookRule } from "./hook-rule.js";
+import type { ResolvedSandboxConfig } from "./options.js";
+import type { MountConfig } from "./volumes.js";
+
+export interface SandboxPlan extends ResolvedSandboxConfig {
+  /**
+   * Secret values by name (the names and hosts are in `secrets`). Kept apart so that the
+   * public view (`publicConfig`) and everything derived from it (state records, inspect,
+   * events) cannot carry them by accident.
+   */
+  readonly secretValues: Readonly<Record<string, string>>;
+  /** Host-backed filesystems by absolute guest path (validated guest paths). */
+  readonly mounts: Readonly<Record<string, MountConfig>>;
+  /** File hook rules, checked (callbacks allowed in-process only). */
+  readonly fileHooks: readonly FileHookRule[];
+  /** HTTP hook rules, checked (callbacks allowed in-process only). */
+  readonly networkHooks: readonly NetworkHookRule[];
+}
+
+/** The plan without secret values: what a sandbox shows as its `config`. */
+export function publicConfig(plan: SandboxPlan): ResolvedSandboxConfig {
+  const {
+    secretValues: _secretValues,
+    mounts: _mounts,
+    fileHooks: _fileHooks,
+    networkHooks: _networkHooks,
+    ...rest
+  } = plan;
+  return Object.freeze(rest);
+}
+
+/** Throws for values JSON would drop or mangle: functions and class instances (providers). */
+function assertPlainData(value: unknown, path: string, where: string): void {
+  if (typeof value === "function")
+    throw new ErrInvalidConfig(
+      `${path}: callbacks cannot be passed to ${where}; use a policyScript or declarative rules`,
+    );
+  if (value === null || typeof value !== "object") return;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null)
+    throw new ErrInvalidConfig(
+      `${path}: objects such as custom providers cannot be passed to ${where}`,
+    );
+  for (const [key, inner] of Object.entries(value)) assertPlainData(inner, `${path}.${key}`, where);
+}
+
+/**
+ * The plan as JSON for another process. `label` names the root in errors (`options` for the
+ * SDK, where the user wrote the callback); `where` says where it was going.
+ */
+export function planToJson(
+  plan: SandboxPlan,
+  label = "options",
+  where = "a detached sandbox (it runs in another process)",
+): string {
+  const { mounts, fileHooks, networkHooks } = plan;
+  assertPlainData(mounts, `${label}.mounts`, where);
+  assertPlainData(fileHooks, `${label}.fileHooks`, where);
+  assertPlainData(networkHooks, `${label}.networkHooks`, where);
+  return JSON.stringify(plan);
+}
+
+const PLAN_KEYS = [
+  "id",
+  "image",
+  "cpus",
+  "vcpuCount",
+  "memoryMb",
+  "diskSizeMb",
+  "timeoutSeconds",
+  "env",
+  "hostname",
+  "privileged",
+  "snapshot",
+  "accel",
+  "noNetwork",
+  "allowPrivateHosts",
+  "resolveOverrides",
+  "disks",
+  "networkIntercept",
+  "allowedHosts",
+  "denyAllHosts",
+  "secrets",
+  "secretValues",
+  "networkHookCount",
+  "addHosts",
+  "dnsServers",
+  "upstreamCa",
+  "allowTcp",
+  "mounts",
+  "fileHooks",
+  "networkHooks",
+] as const;
+
+/**
+ * A plan read back from JSON (`planToJson` in the parent process). It was validated there;
+ * this only checks that it is whole, so a truncated or foreign input fails with one line
+ * instead of somewhere deep in the boot.
+ */
+export function planFromJson(text: string): SandboxPlan {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ErrInvalidConfig("sandbox plan is not valid JSON");
+  }
+  return planFromValue(value);
+}
+
+/** The same for a plan already parsed (part of a larger JSON message). */
+export function planFromValue(value: unknown): SandboxPlan {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new ErrInvalidConfig("sandbox plan must be a JSON object");
+  const missing = PLAN_KEYS.filter((key) => !Object.hasOwn(value, key));
+  if (missing.length > 0)
+    throw new ErrInvalidConfig(`sandbox plan is missing ${missing.join(", ")}`);
+  return Object.freeze(value as SandboxPlan);
+}

@@ -1,0 +1,123 @@
+/** A guest command reached over an operation connection, as the ExecStream an ExecProcess wraps. */
+import type { Duplex } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
+import type { ExecExit, ExecStream } from "../channel/index.js";
+import { ErrClosed, ErrVMNotRunning } from "../errors.js";
+import { openOperation, type Connector } from "./client-conn.js";
+import {
+  encodeJson,
+  encodeMessage,
+  errorFromWire,
+  Msg,
+  parseJson,
+  type Message,
+  type OperationRequest,
+  type WireError,
+} from "./protocol.js";
+
+interface Pending<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+function pending<T>(): Pending<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+export function remoteExec(
+  connect: Connector,
+  id: string,
+  req: Extract<OperationRequest, { op: "exec" }>,
+): ExecStream {
+  const started = pending<number>();
+  const exit = pending<ExecExit>();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let conn: Duplex | undefined;
+  let ended = false;
+  const queued: Buffer[] = [];
+  const send = (frame: Buffer, done?: () => void): void => {
+    if (ended) return done?.();
+    if (!conn) {
+      queued.push(frame);
+      return done?.();
+    }
+    if (conn.write(frame)) done?.();
+    else conn.once("drain", () => done?.());
+  };
+  const stdin = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      send(encodeMessage(Msg.Stdin, chunk), () => done());
+    },
+    final(done) {
+      send(encodeMessage(Msg.Stdin), () => done());
+    },
+  });
+  const fail = (err: Error): void => {
+    if (ended) return;
+    ended = true;
+    started.reject(err);
+    exit.reject(err);
+    stdout.end();
+    stderr.end();
+  };
+  const deliver = (target: PassThrough, data: Buffer): void => {
+    // The server pauses the guest when we stop reading: keep only one window here.
+    if (!target.write(data) && conn) {
+      conn.pause();
+      target.once("drain", () => conn?.resume());
+    }
+  };
+  const onMessage = (msg: Message): void => {
+    switch (msg.type) {
+      case Msg.Started:
+        started.resolve(parseJson<{ pid: number }>(msg.payload).pid);
+        return;
+      case Msg.Stdout:
+        return deliver(stdout, msg.payload);
+      case Msg.Stderr:
+        return deliver(stderr, msg.payload);
+      case Msg.Exit: {
+        ended = true;
+        const value = parseJson<ExecExit>(msg.payload);
+        stdout.end();
+        stderr.end();
+        exit.resolve(value);
+        return;
+      }
+      case Msg.Error:
+        return fail(errorFromWire(parseJson<WireError>(msg.payload)));
+    }
+  };
+  openOperation(connect, req, onMessage).then(
+    (c) => {
+      conn = c;
+      for (const frame of queued.splice(0)) c.write(frame);
+      c.once("close", () =>
+        fail(new ErrVMNotRunning(`sandbox ${id}: the connection to it was lost`)),
+      );
+    },
+    (err: Error) => fail(err),
+  );
+  return {
+    started: started.promise,
+    exit: exit.promise,
+    stdout,
+    stderr,
+    stdin,
+    signal: (signo) => send(encodeJson(Msg.Signal, { signal: signo })),
+    resize: (rows, cols) => send(encodeJson(Msg.Resize, { rows, cols })),
+    close: () => {
+      fail(new ErrClosed("exec stream closed by the host"));
+      conn?.destroy();
+    },
+  };
+}

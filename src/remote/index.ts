@@ -1,0 +1,15 @@
+/**
+ * The sandbox operation protocol: `SandboxApi` carried over any byte stream. The client is
+ * `RemoteSandbox` (given a connector); the server is `serveConnection` (given a SandboxApi).
+ * A supervisor's unix socket and `serve`'s WebSockets are two transports of the same thing.
+ */
+export { RemoteSandbox } from "./client.js";
+export type { Connector } from "./client-conn.js";
+export { serveConnection, type ServeHooks } from "./serve.js";
+export {
+  MAX_MESSAGE_BYTES,
+  Msg,
+  type OperationName,
+  type OperationRequest,
+  type WireError,
+} from "./protocol.js";

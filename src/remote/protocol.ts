@@ -1,0 +1,175 @@
+/**
+ * The sandbox operation protocol: how a `SandboxApi` is carried over a byte stream (a
+ * supervisor's unix socket today, a WebSocket stream for `serve`). One operation per
+ * connection: the client sends REQUEST (JSON), then data messages flow both ways, and the
+ * server ends with EXIT, RESULT or ERROR. Messages are `[type u8][length u32 BE][payload]`.
+ * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
+ */
+import type { Duplex } from "node:stream";
+import { ErrFile, reviveError, WheellockError } from "../errors.js";
+
+export const Msg = {
+  /** C→S JSON `OperationRequest`. */
+  Request: 1,
+  /** S→C raw bytes (exec stdout, file contents, port-forward data). */
+  Stdout: 2,
+  /** S→C raw bytes. */
+  Stderr: 3,
+  /** C→S raw bytes; an empty payload is EOF. */
+  Stdin: 4,
+  /** S→C JSON `{ exitCode, signal }` as the guest reported it. Terminal. */
+  Exit: 5,
+  /** C→S JSON `{ rows, cols }`. */
+  Resize: 6,
+  /** C→S JSON `{ signal }` (a number). */
+  Signal: 7,
+  /** S→C JSON (operation specific). Terminal. */
+  Result: 8,
+  /** S→C JSON `{ code, message, errno? }`. Terminal. */
+  Error: 9,
+  /** S→C JSON `{ pid }`: the exec started; `{}`: a port connection is up. */
+  Started: 10,
+  /** S→C empty: a port-forward's guest side closed its write direction. */
+  Eof: 11,
+  /** S→C JSON: one sandbox event (timestamps as ISO strings). */
+  Event: 12,
+} as const;
+export type Msg = (typeof Msg)[keyof typeof Msg];
+
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+const HEADER_BYTES = 5;
+
+export type OperationRequest =
+  | {
+      op: "exec";
+      argv: string[];
+      cwd?: string;
+      user?: string;
+      env?: Record<string, string>;
+      tty?: { rows: number; cols: number };
+    }
+  | { op: "read-file"; path: string }
+  | { op: "write-file"; path: string; mode?: number; uid?: number; gid?: number }
+  | { op: "list-files"; path: string }
+  | { op: "stat"; path: string; followSymlinks?: boolean }
+  | { op: "mkdir"; path: string; mode?: number }
+  | { op: "remove"; path: string; recursive?: boolean }
+  | { op: "port-forward"; port: number }
+  | { op: "allow-list"; action: "add" | "delete"; hosts: string[] }
+  | { op: "allowed-hosts" }
+  | { op: "events" }
+  | { op: "stop" };
+
+export type OperationName = OperationRequest["op"];
+
+export interface WireError {
+  code: string;
+  message: string;
+  errno?: string;
+}
+
+export function encodeMessage(type: Msg, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : payload;
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  header.writeUInt8(type, 0);
+  header.writeUInt32BE(body.length, 1);
+  return Buffer.concat([header, body]);
+}
+
+export function encodeJson(type: Msg, value: unknown): Buffer {
+  return encodeMessage(type, JSON.stringify(value));
+}
+
+export interface Message {
+  type: number;
+  payload: Buffer;
+}
+
+/** Splits a byte stream into messages; throws on an oversized one. */
+export class MessageReader {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onMessage: (msg: Message) => void) {}
+
+  push(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    while (this.buffered.length >= HEADER_BYTES) {
+      const length = this.buffered.readUInt32BE(1);
+      if (length > MAX_MESSAGE_BYTES) throw new Error(`control message of ${length} bytes`);
+      if (this.buffered.length < HEADER_BYTES + length) return;
+      const type = this.buffered.readUInt8(0);
+      const payload = this.buffered.subarray(HEADER_BYTES, HEADER_BYTES + length);
+      this.buffered = this.buffered.subarray(HEADER_BYTES + length);
+      this.onMessage({ type, payload });
+    }
+  }
+}
+
+/** Reads messages from a stream; a framing error destroys it. */
+export function readMessages(stream: Duplex, onMessage: (msg: Message) => void): void {
+  const reader = new MessageReader(onMessage);
+  stream.on("data", (chunk: Buffer) => {
+    try {
+      reader.push(chunk);
+    } catch (err) {
+      stream.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  });
+}
+
+/** JSON from a peer; a malformed payload is a protocol error, not a crash. */
+export function parseJson<T>(payload: Buffer): T {
+  try {
+    return JSON.parse(payload.toString("utf8")) as T;
+  } catch {
+    throw new WheellockError("ErrProtocol", "malformed JSON in an operation message");
+  }
+}
+
+/** Bytes of a data message are sent in slices no larger than this. */
+export const DATA_CHUNK_BYTES = 256 * 1024;
+
+/** Resolves once `stream` can take more, or is closed. */
+export function drained(stream: Duplex): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
+/** Writes data messages, resolving when the stream can take more (backpressure). */
+export async function writeData(stream: Duplex, type: Msg, data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length; at += DATA_CHUNK_BYTES) {
+    if (!stream.write(encodeMessage(type, data.subarray(at, at + DATA_CHUNK_BYTES)))) {
+      await drained(stream);
+    }
+  }
+}
+
+/** An error as it crosses the wire: code and message, errno for file errors. */
+export function wireError(err: unknown): WireError {
+  if (err instanceof ErrFile) {
+    return { code: err.code, message: err.message, ...(err.errno ? { errno: err.errno } : {}) };
+  }
+  if (err instanceof WheellockError) return { code: err.code, message: err.message };
+  return { code: "ErrExec", message: err instanceof Error ? err.message : String(err) };
+}
+
+/** The typed error a wire error stands for, so both sides of the wire throw the same classes. */
+export function errorFromWire(wire: WireError, path?: string): WheellockError {
+  if (wire.code !== "ErrFile") return reviveError(wire.code, wire.message);
+  // ErrFile prefixes its path; the client knows the path it asked for.
+  const prefix = path !== undefined ? `${path}: ` : "";
+  const message = wire.message.startsWith(prefix)
+    ? wire.message.slice(prefix.length)
+    : wire.message;
+  return reviveError("ErrFile", message, {
+    path: path ?? "",
+    ...(wire.errno !== undefined ? { errno: wire.errno } : {}),
+  });
+}

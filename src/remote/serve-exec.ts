@@ -1,0 +1,91 @@
+/** Serves one `exec` operation: a guest command's stdio relayed over the connection. */
+import type { Duplex, Readable } from "node:stream";
+import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
+import { signalNumber } from "../sandbox/index.js";
+import {
+  encodeJson,
+  encodeMessage,
+  Msg,
+  parseJson,
+  wireError,
+  type Message,
+  type OperationRequest,
+} from "./protocol.js";
+
+/**
+ * Guest output goes out as it comes, and a slow client pauses the guest stream (which stops
+ * credits, which stops the guest process): memory per connection stays bounded.
+ */
+export function relayOutput(source: Readable, stream: Duplex, type: Msg): Promise<void> {
+  return new Promise((resolve) => {
+    source.on("data", (chunk: Buffer) => {
+      if (!stream.write(encodeMessage(type, chunk))) {
+        source.pause();
+        stream.once("drain", () => source.resume());
+      }
+    });
+    source.once("end", resolve);
+    source.once("error", () => resolve());
+    source.once("close", resolve);
+  });
+}
+
+export function serveExec(
+  api: SandboxApi,
+  stream: Duplex,
+  req: Extract<OperationRequest, { op: "exec" }>,
+  track: (proc: ExecProcess) => () => void,
+): (msg: Message) => void {
+  const proc = api.spawn(req.argv, {
+    ...(req.cwd !== undefined ? { cwd: req.cwd } : {}),
+    ...(req.user !== undefined ? { user: req.user } : {}),
+    ...(req.env !== undefined ? { env: req.env } : {}),
+    ...(req.tty !== undefined ? { tty: req.tty } : {}),
+  });
+  const untrack = track(proc);
+  let finished = false;
+  proc.pid.then(
+    (pid) => stream.write(encodeJson(Msg.Started, { pid })),
+    () => undefined, // the exit promise reports it
+  );
+  const outputs = Promise.all([
+    relayOutput(proc.stdout, stream, Msg.Stdout),
+    relayOutput(proc.stderr, stream, Msg.Stderr),
+  ]);
+  void Promise.all([proc.wait(), outputs]).then(
+    ([exit]) => {
+      finished = true;
+      untrack();
+      const signal = exit.signal !== undefined ? signalNumber(exit.signal) : 0;
+      stream.end(encodeJson(Msg.Exit, { exitCode: signal > 0 ? -1 : exit.exitCode, signal }));
+    },
+    (err: unknown) => {
+      finished = true;
+      untrack();
+      stream.end(encodeJson(Msg.Error, wireError(err)));
+    },
+  );
+  // A client that goes away (closed terminal, SIGKILLed CLI) must not leave the command behind.
+  stream.once("close", () => {
+    if (!finished) proc.abandon();
+  });
+  return (msg) => {
+    switch (msg.type) {
+      case Msg.Stdin:
+        if (msg.payload.length === 0) proc.stdin.end();
+        else if (!proc.stdin.writableEnded && !proc.stdin.write(msg.payload)) {
+          stream.pause();
+          proc.stdin.once("drain", () => stream.resume());
+        }
+        return;
+      case Msg.Resize: {
+        const { rows, cols } = parseJson<{ rows: number; cols: number }>(msg.payload);
+        proc.resize(rows, cols);
+        return;
+      }
+      case Msg.Signal:
+        proc.kill(parseJson<{ signal: number }>(msg.payload).signal);
+        return;
+    }
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * The server side of the operation protocol: one connection (any byte stream) carries one
+ * operation on a `SandboxApi`. A supervisor serves its control socket with it; `serve` serves
+ * WebSocket streams with it. Nothing here knows which kind of sandbox is behind the API.
+ */
+import type { Duplex } from "node:stream";
+import { PassThrough } from "node:stream";
+import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
+import { serveExec } from "./serve-exec.js";
+import { serveEvents, servePort, serveReadFile } from "./serve-streams.js";
+import {
+  encodeJson,
+  Msg,
+  parseJson,
+  readMessages,
+  wireError,
+  type Message,
+  type OperationRequest,
+} from "./protocol.js";
+
+export interface ServeHooks {
+  /** `stop` asked for; resolves once the sandbox is stopped. Default: `api.close()`. */
+  stop?: () => Promise<void>;
+  /** Each command started through this server, until it ends (for a graceful shutdown). */
+  trackExec?: (proc: ExecProcess) => () => void;
+}
+
+type OnMessage = (msg: Message) => void;
+const ignore: OnMessage = () => undefined;
+
+/** Reads the connection's REQUEST and serves it; the connection ends with the operation. */
+export function serveConnection(api: SandboxApi, stream: Duplex, hooks: ServeHooks = {}): void {
+  stream.on("error", () => undefined);
+  let onMessage: OnMessage | undefined;
+  readMessages(stream, (msg) => {
+    if (onMessage) return onMessage(msg);
+    if (msg.type !== Msg.Request) return stream.destroy();
+    try {
+      onMessage = dispatch(api, stream, parseJson<OperationRequest>(msg.payload), hooks);
+    } catch (err) {
+      stream.end(encodeJson(Msg.Error, wireError(err)));
+      onMessage = ignore;
+    }
+  });
+}
+
+function requireString(value: unknown, field: string): string {
+  if (typeof value !== "string") throw new TypeError(`operation field ${field} must be a string`);
+  return value;
+}
+
+function dispatch(
+  api: SandboxApi,
+  stream: Duplex,
+  req: OperationRequest,
+  hooks: ServeHooks,
+): OnMessage {
+  const reply = (work: Promise<unknown>): OnMessage => {
+    work.then(
+      (value) => stream.end(encodeJson(Msg.Result, value ?? {})),
+      (err: unknown) => stream.end(encodeJson(Msg.Error, wireError(err))),
+    );
+    return ignore;
+  };
+  if (typeof req !== "object" || req === null) throw new TypeError("operation must be an object");
+  switch (req.op) {
+    case "exec":
+      return serveExec(api, stream, req, hooks.trackExec ?? (() => () => undefined));
+    case "read-file":
+      serveReadFile(api, stream, requireString(req.path, "path"));
+      return ignore;
+    case "write-file":
+      return serveWriteFile(api, stream, req, reply);
+    case "list-files":
+      return reply(api.listFiles(requireString(req.path, "path")));
+    case "stat":
+      return reply(
+        api.stat(
+          requireString(req.path, "path"),
+          req.followSymlinks !== undefined ? { followSymlinks: req.followSymlinks } : {},
+        ),
+      );
+    case "mkdir":
+      return reply(
+        api.mkdir(
+          requireString(req.path, "path"),
+          req.mode !== undefined ? { mode: req.mode } : {},
+        ),
+      );
+    case "remove":
+      return reply(
+        api.remove(requireString(req.path, "path"), { recursive: req.recursive === true }),
+      );
+    case "port-forward":
+      return servePort(api, stream, req.port);
+    case "allow-list":
+      return reply(
+        (req.action === "add"
+          ? api.allowHosts(...req.hosts)
+          : api.disallowHosts(...req.hosts)
+        ).then((changed) => ({ changed })),
+      );
+    case "allowed-hosts":
+      return reply(api.allowedHosts());
+    case "events":
+      serveEvents(api, stream);
+      return ignore;
+    case "stop":
+      return reply((hooks.stop ?? (() => api.close()))());
+    default:
+      throw new TypeError(`unknown operation: ${String((req as { op: unknown }).op)}`);
+  }
+}
+
+function serveWriteFile(
+  api: SandboxApi,
+  stream: Duplex,
+  req: Extract<OperationRequest, { op: "write-file" }>,
+  reply: (work: Promise<unknown>) => OnMessage,
+): OnMessage {
+  const body = new PassThrough();
+  const { mode, uid, gid } = req;
+  reply(
+    api.writeFile(requireString(req.path, "path"), body, {
+      ...(mode !== undefined ? { mode } : {}),
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
+    }),
+  );
+  stream.once("close", () => body.destroy());
+  return (msg) => {
+    if (msg.type !== Msg.Stdin) return;
+    if (msg.payload.length === 0) body.end();
+    else if (!body.write(msg.payload)) {
+      stream.pause();
+      body.once("drain", () => stream.resume());
+    }
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * The one sandbox interface. Every front (the SDK, the CLI, `wheellock rpc`, a supervisor's
+ * control socket, `wheellock serve`) drives a sandbox only through `SandboxApi`, and every
+ * kind of sandbox (a VM in this process, one owned by a supervisor, one on another node)
+ * implements it with the same verbs, options, results and typed errors.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { ExecOptions, ExecResult } from "./exec-collect.js";
+import type { ExecProcess } from "./exec-process.js";
+import type { SandboxEvent } from "./events.js";
+
+export interface SpawnOptions {
+  /** Working directory in the guest (absolute). Default: the sandbox's workdir, else `/`. */
+  cwd?: string;
+  /** Extra environment for this command, over the image's and the sandbox's. */
+  env?: Record<string, string>;
+  /** `uid`, `uid:gid`, `name` or `name:group`. Default: the sandbox's user, else root. */
+  user?: string;
+  /** Run on a pseudo-terminal of this size (`true` = 24x80). Output arrives on stdout only. */
+  tty?: boolean | { rows: number; cols: number };
+}
+
+/** A guest file's metadata, as `listFiles` and `stat` report it. */
+export interface FileInfo {
+  name: string;
+  sizeBytes: number;
+  /** Permission bits and type bits, as in `st_mode`. */
+  mode: number;
+  isDir: boolean;
+  isSymlink: boolean;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  /** Symlinks only. */
+  linkTarget?: string;
+}
+
+/** What `writeFile` accepts: bytes at once, or a stream of them (never held whole in memory). */
+export type FileData = string | Buffer | Uint8Array | Readable | AsyncIterable<Buffer | Uint8Array>;
+
+export interface WriteFileOptions {
+  /** Permission bits of a new file (default 0644). */
+  mode?: number;
+  /** Owner of the written file (default root). */
+  uid?: number;
+  gid?: number;
+}
+
+export interface StatOptions {
+  /** Default true: the target of a symlink is described. */
+  followSymlinks?: boolean;
+}
+
+export interface MkdirOptions {
+  /** Permission bits of the directories created (default 0755). Parents are created too. */
+  mode?: number;
+}
+
+export interface RemoveOptions {
+  /** Remove a directory and everything in it. */
+  recursive?: boolean;
+}
+
+/** A TCP connection to `127.0.0.1:port` inside the guest. */
+export interface PortConnection {
+  /** Resolves once the guest connected; rejects with the guest's reason (ECONNREFUSED, ...). */
+  readonly connected: Promise<void>;
+  /** Bytes from the guest service; ends when it closed its side. */
+  readonly readable: Readable;
+  /** Bytes to the guest service; `end()` half-closes the connection. */
+  readonly writable: Writable;
+  /** Resolves when both directions are over. */
+  readonly done: Promise<void>;
+  /** Abandons the connection (the guest closes its socket). */
+  close(): void;
+}
+
+/** The intercept-mode allowlist as it is now. */
+export interface AllowlistState {
+  /** False for an open-mode sandbox, which has no allowlist. */
+  intercepting: boolean;
+  hosts: string[];
+  /**
+   * What an empty `hosts` means: every host when it was empty from the start (the reference's
+   * semantics), no host when started with `denyAllHosts` or emptied by `disallowHosts`.
+   */
+  emptyDeniesAll: boolean;
+}
+
+export interface SandboxApi extends AsyncDisposable {
+  readonly id: string;
+
+  /** Runs a command to completion and collects its output. */
+  exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /** Starts a command and returns at once with its streams (stdin, PTY, resize, signals). */
+  spawn(command: string | readonly string[], options?: SpawnOptions): ExecProcess;
+
+  readFile(path: string): Promise<Buffer>;
+  /** Streams a guest file; errors (missing file, a directory) arrive as the stream's error. */
+  readFileStream(path: string): Readable;
+  writeFile(path: string, data: FileData, options?: WriteFileOptions): Promise<void>;
+  listFiles(path: string): Promise<FileInfo[]>;
+  stat(path: string, options?: StatOptions): Promise<FileInfo>;
+  /** `mkdir -p`: parents are created; an existing directory is fine. */
+  mkdir(path: string, options?: MkdirOptions): Promise<void>;
+  remove(path: string, options?: RemoveOptions): Promise<void>;
+
+  /** A TCP connection to `127.0.0.1:port` inside the guest (what `-p` / port-forward use). */
+  openPort(port: number): PortConnection;
+
+  /**
+   * Adds intercept-mode allowlist entries (same syntax as `allowedHosts`); new connections and
+   * requests see them at once. Resolves with the entries that were not there yet. Rejects with
+   * ErrInvalidConfig on an open-mode sandbox, which has no allowlist to change.
+   */
+  allowHosts(...hosts: string[]): Promise<string[]>;
+  /** Removes allowlist entries (exact text, case-insensitive); resolves with those removed. */
+  disallowHosts(...hosts: string[]): Promise<string[]>;
+  allowedHosts(): Promise<AllowlistState>;
+
+  /** Exec, network, file and lifecycle events from now on, until the sandbox stops. */
+  events(): AsyncIterableIterator<SandboxEvent>;
+
+  /** Stops the sandbox and removes everything it wrote. Safe to call more than once. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,164 @@
+/**
+ * Starting a sandbox from its plan: assets, network, disk locks, run dir, mounts, then the VM.
+ * Each resource goes onto the sandbox's ResourceStack the moment it exists, so a start that
+ * fails half-way, a `close()` and the process-exit hook all release through the same list.
+ */
+import { join } from "node:path";
+import { CmdlineKey, kernelArg } from "../channel/index.js";
+import type { SandboxPlan } from "../config/index.js";
+import { ErrVMNotRunning } from "../errors.js";
+import { runDir } from "../paths.js";
+import { prepareAssets } from "../setup/index.js";
+import { ResourceStack, type ReleaseError } from "../util/index.js";
+import { detectAccel } from "../vmm/index.js";
+import type { BootRequest } from "./boot.js";
+import { SandboxDisks } from "./disks.js";
+import { EventHub } from "./events.js";
+import { FuseMounts } from "./fuse-mounts.js";
+import { configureGuest } from "./guest-config.js";
+import { applyGuestNetworkSetup } from "./guest-network-setup.js";
+import { resolveImage } from "./image.js";
+import { prepareNetwork } from "./network.js";
+import { policyErrorCode } from "./network-event-error.js";
+import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
+import { snapshotKeyFor } from "./snapshot-policy.js";
+import { startVm } from "./start-vm.js";
+import { VmSandbox } from "./vm-sandbox.js";
+
+/** For wheellock's own supervisor, pool, benchmarks and tests; not part of the public API. */
+export interface LaunchInternals {
+  /** Extra raw virtio-serial ports (benchmarks). */
+  rawPorts?: { name: string; socketPath: string }[];
+  /** Where the serial console goes (default: the run dir, removed with it). */
+  consoleLogPath?: string;
+  /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
+  deferTimeout?: boolean;
+}
+
+/** How long the guest may take to power off cleanly before QEMU is killed. */
+const POWEROFF_GRACE_MS = 2000;
+
+function warnCleanup(err: ReleaseError): void {
+  process.emitWarning(
+    `wheellock: ${err.message} (run \`wheellock gc\`)`,
+    "WheellockCleanupWarning",
+  );
+}
+
+function debugWarn(message: string): void {
+  if (process.env.WHEELLOCK_DEBUG === "1") process.stderr.write(`wheellock: ${message}\n`);
+}
+
+export async function launchVmSandbox(
+  plan: SandboxPlan,
+  internal: LaunchInternals = {},
+): Promise<VmSandbox> {
+  const image = await resolveImage(plan.image);
+  const root = runDir();
+  sweepStaleRunDirs(root);
+  const assets = await prepareAssets({ kernel: plan.kernel, log: () => undefined });
+  const accel = detectAccel(plan.accel);
+  const events = new EventHub();
+  const resources = new ResourceStack(warnCleanup);
+  let sandbox: VmSandbox | undefined;
+  try {
+    // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
+    const network = await prepareNetwork(plan, (info) => {
+      const errorCode = policyErrorCode(info);
+      events.emit({
+        type: "network",
+        timestamp: new Date(),
+        network: errorCode ? { ...info, errorCode } : info,
+      });
+    });
+    resources.defer("network", () => network.close());
+    const disks = SandboxDisks.attach(plan.id, plan.disks);
+    resources.defer(
+      "disk locks",
+      () => disks.release(),
+      () => disks.release(),
+    );
+    const dir = createRunDir(root, plan.id);
+    resources.defer(
+      "run dir",
+      () => removeRunDir(dir),
+      () => removeRunDirAtExit(dir),
+    );
+    let mounts: FuseMounts | undefined;
+    if (Object.keys(plan.mounts).length > 0) {
+      mounts = await FuseMounts.open(
+        dir,
+        plan.mounts,
+        (err) =>
+          sandbox?.fail(new ErrVMNotRunning(`sandbox ${plan.id} mounts failed: ${err.message}`)),
+        {
+          fileHooks: plan.fileHooks,
+          onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+        },
+        plan.diskSizeMb * 1024 * 1024,
+      );
+      const opened = mounts;
+      resources.defer("mounts", () => opened.close());
+    }
+    const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
+    const bootRequest: BootRequest = {
+      runDir: dir,
+      accel: accel.accel,
+      cpus: plan.vcpuCount,
+      memoryMb: plan.memoryMb,
+      kernelPath: assets.kernel.vmlinuzPath,
+      initramfsPath: assets.initramfsPath,
+      kernelArgs: [
+        ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
+        ...(mounts?.kernelArgs ?? []),
+        ...disks.kernelArgs,
+      ],
+      imagePath: image.ext4Path ?? assets.image.ext4Path,
+      upperDiskPath: join(dir, "upper.ext4"),
+      extraDisks: disks.vmDisks,
+      ...(rawPorts.length > 0 ? { rawPorts } : {}),
+      ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
+      network: network.link,
+      bootTimeoutMs: accel.accel === "kvm" ? 30_000 : 120_000,
+      configureGuest: (channel) => configureGuest(channel, plan.hostname),
+      onFatal: (err) =>
+        sandbox?.fail(new ErrVMNotRunning(`sandbox ${plan.id} stopped: ${err.message}`)),
+      resources,
+    };
+    const vm = await startVm(bootRequest, {
+      diskSizeMb: plan.diskSizeMb,
+      snapshotKey: snapshotKeyFor(plan, bootRequest, { rawPorts }),
+      warn: debugWarn,
+    });
+    // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
+    // before anything it uses goes. The boot put QEMU itself on the stack already.
+    resources.defer("vm", async () => {
+      if (!vm.agent.closed) vm.agent.poweroff();
+      await vm.qemu.stop(sandbox?.failed ? 0 : POWEROFF_GRACE_MS);
+      vm.agent.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
+    });
+    sandbox = new VmSandbox({
+      plan,
+      accel: accel.accel,
+      bootMs: vm.hostBootMs,
+      restored: vm.restored,
+      agent: vm.agent,
+      qemu: vm.qemu,
+      image,
+      events,
+      network,
+      mounts,
+      resources,
+    });
+    // A restore configured the guest as its first request (BootRequest.configureGuest).
+    if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
+    await applyGuestNetworkSetup(vm.agent, network.guestSetup);
+    sandbox.watch();
+    if (!internal.deferTimeout) sandbox.startTimeout();
+    return sandbox;
+  } catch (err) {
+    if (sandbox) await sandbox.close();
+    else await resources.release();
+    throw err;
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * A sandbox whose VM runs in this process: the `SandboxApi` over the guest agent's channel,
+ * the host-side mounts and the network policy. `launchVmSandbox` (launch.ts) builds one;
+ * everything it holds is released through one ResourceStack, on `close()`, on a failure,
+ * and (synchronously) on process exit.
+ */
+import type { Readable } from "node:stream";
+import type { GuestAgent } from "../channel/index.js";
+import { publicConfig, type ResolvedSandboxConfig, type SandboxPlan } from "../config/index.js";
+import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
+import type { HostAllowlist } from "../net/index.js";
+import type { ResourceStack } from "../util/index.js";
+import type { Accel, QemuProcess } from "../vmm/index.js";
+import type {
+  AllowlistState,
+  FileData,
+  FileInfo,
+  MkdirOptions,
+  PortConnection,
+  RemoveOptions,
+  SandboxApi,
+  SpawnOptions,
+  StatOptions,
+  WriteFileOptions,
+} from "./api.js";
+import type { EventHub, SandboxEvent } from "./events.js";
+import { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
+import { commandArgv, composeExecEnv } from "./exec-env.js";
+import { ExecProcess } from "./exec-process.js";
+import { SandboxFiles } from "./files.js";
+import type { FuseMounts } from "./fuse-mounts.js";
+import type { ImageSelection } from "./image.js";
+import type { SandboxNetwork } from "./network.js";
+
+/** What launch.ts hands over once the VM runs. */
+export interface VmSandboxParts {
+  plan: SandboxPlan;
+  accel: Accel;
+  bootMs: number;
+  restored: boolean;
+  agent: GuestAgent;
+  qemu: QemuProcess;
+  image: ImageSelection;
+  events: EventHub;
+  network: SandboxNetwork | undefined;
+  mounts: FuseMounts | undefined;
+  /** Owns everything acquired for this sandbox, the VM included. */
+  resources: ResourceStack;
+}
+
+export class VmSandbox implements SandboxApi {
+  readonly id: string;
+  /** The sandbox's resolved configuration (no secret values). */
+  readonly config: ResolvedSandboxConfig;
+  /** The accelerator the VM runs on. */
+  readonly accel: Accel;
+  /** Milliseconds from starting QEMU to the guest agent being ready. */
+  readonly bootMs: number;
+  /** True when the VM resumed from a memory snapshot instead of booting its kernel. */
+  readonly restoredFromSnapshot: boolean;
+  /** The image booted, with its ENV/ENTRYPOINT/CMD/USER/WORKDIR. */
+  readonly image: ImageSelection;
+  readonly files: SandboxFiles;
+
+  private readonly agent: GuestAgent;
+  private readonly qemu: QemuProcess;
+  private readonly hub: EventHub;
+  private readonly network: SandboxNetwork | undefined;
+  private readonly mounts: FuseMounts | undefined;
+  private readonly resources: ResourceStack;
+  private failure: WheellockError | undefined;
+  private closing: Promise<void> | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(parts: VmSandboxParts) {
+    this.id = parts.plan.id;
+    this.config = publicConfig(parts.plan);
+    this.accel = parts.accel;
+    this.bootMs = parts.bootMs;
+    this.restoredFromSnapshot = parts.restored;
+    this.image = parts.image;
+    this.agent = parts.agent;
+    this.qemu = parts.qemu;
+    this.hub = parts.events;
+    this.network = parts.network;
+    this.mounts = parts.mounts;
+    this.resources = parts.resources;
+    this.files = new SandboxFiles(
+      this.agent,
+      () => this.ensureRunning(),
+      () => this.mounts?.files,
+    );
+  }
+
+  /**
+   * Where the upper layer of each overlay mount with `keepUpper` is kept (guest path -> host
+   * directory). It holds the guest's changes as plain files and survives `close()`.
+   */
+  get keptOverlays(): Readonly<Record<string, string>> {
+    return this.mounts?.keptUpperDirs ?? {};
+  }
+
+  /** True when the network goes through the intercepting proxy (allowlist, TLS, secrets). */
+  get intercepting(): boolean {
+    return this.network?.egress !== undefined;
+  }
+
+  /** True once the sandbox ended because of an error (timeout, crash, guest fault). */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get running(): boolean {
+    return this.failure === undefined && this.closing === undefined;
+  }
+
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return runCollected(this.spawn(command, options), options);
+  }
+
+  spawn(command: string | readonly string[], options: SpawnOptions = {}): ExecProcess {
+    this.ensureRunning();
+    const argv = commandArgv(command);
+    const tty = options.tty === true ? { rows: 24, cols: 80 } : options.tty || undefined;
+    const startedAt = Date.now();
+    const user = options.user ?? this.config.user ?? this.image.config?.user;
+    const cwd = options.cwd ?? this.config.workdir ?? this.image.config?.workdir;
+    const stream = this.agent.exec({
+      argv,
+      env: composeExecEnv({
+        image: this.image.env,
+        sandbox: this.config.env,
+        network: this.network?.execEnv,
+        command: options.env,
+        hostname: this.config.hostname,
+        tty: tty !== undefined,
+      }),
+      ...(cwd !== undefined ? { cwd } : {}),
+      ...(user !== undefined ? { user } : {}),
+      ...(tty !== undefined ? { tty } : {}),
+    });
+    return new ExecProcess(stream, startedAt, (exit) =>
+      this.hub.emit({
+        type: "exec",
+        timestamp: new Date(),
+        exec: { command: argv, exitCode: exit.exitCode, durationMs: exit.durationMs },
+      }),
+    );
+  }
+
+  writeFile(path: string, data: FileData, options?: WriteFileOptions): Promise<void> {
+    return this.files.writeFile(path, data, options);
+  }
+
+  readFile(path: string): Promise<Buffer> {
+    return this.files.readFile(path);
+  }
+
+  readFileStream(path: string): Readable {
+    return this.files.readFileStream(path);
+  }
+
+  listFiles(path: string): Promise<FileInfo[]> {
+    return this.files.list(path);
+  }
+
+  stat(path: string, options?: StatOptions): Promise<FileInfo> {
+    return this.files.stat(path, options);
+  }
+
+  mkdir(path: string, options?: MkdirOptions): Promise<void> {
+    return this.files.mkdir(path, options);
+  }
+
+  remove(path: string, options?: RemoveOptions): Promise<void> {
+    return this.files.remove(path, options);
+  }
+
+  openPort(port: number): PortConnection {
+    this.ensureRunning();
+    return this.agent.forwardPort(port);
+  }
+
+  async allowHosts(...hosts: string[]): Promise<string[]> {
+    const list = this.allowlist();
+    const before = new Set(list.entries.map((e) => e.toLowerCase()));
+    list.add(hosts);
+    return list.entries.filter((e) => !before.has(e.toLowerCase()));
+  }
+
+  async disallowHosts(...hosts: string[]): Promise<string[]> {
+    const list = this.allowlist();
+    const before = list.entries;
+    list.remove(hosts);
+    const after = new Set(list.entries);
+    return before.filter((e) => !after.has(e));
+  }
+
+  async allowedHosts(): Promise<AllowlistState> {
+    this.ensureRunning();
+    const list = this.network?.egress?.allowlist;
+    return {
+      intercepting: list !== undefined,
+      hosts: list?.entries ?? [],
+      emptyDeniesAll: list?.emptyDeniesAll ?? false,
+    };
+  }
+
+  events(): AsyncIterableIterator<SandboxEvent> {
+    return this.hub.subscribe();
+  }
+
+  /** Powers the VM off and removes everything it wrote. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal Arms `timeoutSeconds` (at launch, or when a pool hands the sandbox out). */
+  startTimeout(): void {
+    const seconds = this.config.timeoutSeconds;
+    if (seconds > 0 && this.deadline === undefined && this.running) {
+      this.deadline = setTimeout(() => {
+        this.fail(new ErrTimeout(`sandbox ${this.id} timed out after ${seconds} s`));
+      }, seconds * 1000);
+      // The deadline alone must not keep a finished program alive.
+      this.deadline.unref();
+    }
+  }
+
+  /** @internal Reports the sandbox running and ends it if QEMU exits behind its back. */
+  watch(): void {
+    void this.qemu.exited.then((exit) => {
+      if (this.closing) return;
+      this.fail(
+        new ErrVMNotRunning(
+          `sandbox ${this.id} VM exited unexpectedly (code ${exit.code ?? "-"}, signal ${exit.signal ?? "-"})`,
+        ),
+      );
+    });
+    this.hub.emit({ type: "lifecycle", timestamp: new Date(), lifecycle: { state: "running" } });
+  }
+
+  /** @internal Ends the sandbox because of an error; pending operations reject with it. */
+  fail(err: WheellockError): void {
+    if (this.failure || this.closing) return;
+    this.failure = err;
+    this.agent.close(err);
+    void this.close();
+  }
+
+  private ensureRunning(): void {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
+  }
+
+  private allowlist(): HostAllowlist {
+    this.ensureRunning();
+    const egress = this.network?.egress;
+    if (!egress)
+      throw new ErrInvalidConfig(
+        `sandbox ${this.id} was started without network interception: no allowlist to change`,
+      );
+    return egress.allowlist;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearTimeout(this.deadline);
+    // Cleanup problems are reported, never thrown: the caller's work is done by now, and what
+    // could not be removed is left for `wheellock gc`.
+    await this.resources.release();
+    this.hub.emit({
+      type: "lifecycle",
+      timestamp: new Date(),
+      lifecycle: { state: "stopped", ...(this.failure ? { reason: this.failure.message } : {}) },
+    });
+    this.hub.end();
+  }
+}

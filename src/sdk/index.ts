@@ -1,0 +1,2 @@
+/** The SDK: `Sandbox.create/connect/startDetached/list/pool` and the reference's helpers. */
+export { Sandbox, type DetachedStartOptions } from "./sandbox.js";

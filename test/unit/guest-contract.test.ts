@@ -1,0 +1,103 @@
+/**
+ * The host<->guest contract is written twice, in src/channel/contract.ts and guest/proto.h.
+ * This test parses the header and fails on any number or name that differs, and on anything
+ * defined on one side only.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as contract from "../../src/channel/contract.js";
+
+type Value = number | string;
+
+/** Every `#define NAME value` and `NAME = value` enum entry of the header. */
+function parseHeader(text: string): Map<string, Value> {
+  const defs = new Map<string, Value>();
+  const put = (name: string, value: Value): void => {
+    assert.ok(!defs.has(name), `proto.h defines ${name} twice`);
+    defs.set(name, value);
+  };
+  const source = text.replace(/\/\*[\s\S]*?\*\//g, "");
+  for (const m of source.matchAll(/^#define\s+(\w+)\s+"([^"]*)"\s*$/gm)) put(m[1]!, m[2]!);
+  for (const m of source.matchAll(/^#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\s*$/gm))
+    put(m[1]!, Number(m[2]));
+  for (const m of source.matchAll(/^\s*(FT_\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,/gm))
+    put(m[1]!, Number(m[2]));
+  return defs;
+}
+
+/** What proto.h must define, derived from the host contract by the header's naming rule. */
+function expectedHeader(c: typeof contract): Map<string, Value> {
+  const expected = new Map<string, Value>([
+    ["WL_PROTOCOL_VERSION", c.PROTOCOL_VERSION],
+    ["WL_MAGIC", c.FRAME_MAGIC],
+    ["WL_HEADER_SIZE", c.FRAME_HEADER_BYTES],
+    ["WL_MAX_PAYLOAD", c.MAX_PAYLOAD],
+    ["WL_INITIAL_WINDOW", c.INITIAL_WINDOW],
+    ["WL_RECORD_ENTRY_HEADER", c.RECORD_ENTRY_HEADER_BYTES],
+  ]);
+  const snake = c.screamingSnake;
+  for (const [name, value] of Object.entries(c.FrameType)) expected.set(`FT_${snake(name)}`, value);
+  for (const [record, tags] of Object.entries(c.RECORD_TAGS)) {
+    for (const [field, tag] of Object.entries(tags))
+      expected.set(`T_${snake(record)}_${snake(field)}`, tag);
+  }
+  const names: [string, Record<string, string>][] = [
+    ["WL_PORT", c.PortName],
+    ["WL_SERIAL", c.DiskSerial],
+    ["WL_KEY", c.CmdlineKey],
+  ];
+  for (const [prefix, table] of names) {
+    for (const [name, value] of Object.entries(table))
+      expected.set(`${prefix}_${snake(name)}`, value);
+  }
+  return expected;
+}
+
+const header = parseHeader(readFileSync(new URL("../../guest/proto.h", import.meta.url), "utf8"));
+
+test("guest/proto.h and src/channel/contract.ts define the same numbers and names", () => {
+  assert.deepEqual(
+    Object.fromEntries([...header].sort(([a], [b]) => a.localeCompare(b))),
+    Object.fromEntries([...expectedHeader(contract)].sort(([a], [b]) => a.localeCompare(b))),
+  );
+});
+
+test("the parser reads every form proto.h uses, and no comment", () => {
+  const parsed = parseHeader(
+    [
+      "/* #define IN_COMMENT 1 */",
+      "#define WL_X 262144u",
+      "#define WL_Y 0x57u",
+      '#define WL_NAME "wheellock.ctl"',
+      "enum t {",
+      "\tFT_A = 0x1A,",
+      "};",
+    ].join("\n"),
+  );
+  assert.deepEqual(Object.fromEntries(parsed), {
+    WL_X: 262144,
+    WL_Y: 0x57,
+    WL_NAME: "wheellock.ctl",
+    FT_A: 0x1a,
+  });
+});
+
+test("the guest sources use the names of proto.h, not their own copies", () => {
+  const guest = (file: string) =>
+    readFileSync(new URL(`../../guest/${file}`, import.meta.url), "utf8");
+  for (const file of ["boot.c", "cmdline.c", "fuse.c", "main.c", "net.c", "port.c"]) {
+    const text = guest(file);
+    for (const value of [
+      ...Object.values(contract.PortName),
+      ...Object.values(contract.DiskSerial),
+      ...Object.values(contract.CmdlineKey),
+    ]) {
+      assert.ok(!text.includes(`"${value}`), `${file} spells "${value}" itself`);
+    }
+    assert.ok(
+      !text.includes("/proc/cmdline") || file === "cmdline.c",
+      `${file} reads /proc/cmdline`,
+    );
+  }
+});
