@@ -1,5 +1,6 @@
-import { chmodSync, chownSync, existsSync, statSync, type Stats } from "node:fs";
+import { chmodSync, chownSync, statSync, type Stats } from "node:fs";
 import { ErrSetup } from "../errors.js";
+import { findExecutable } from "../util/index.js";
 import type { Accel } from "./accel.js";
 import { claimJailId, JAIL_ID_BASE } from "./jail-ids.js";
 
@@ -72,9 +73,12 @@ export function setprivJailArgs(jail: QemuJail): string[] {
   ];
 }
 
-/** A util-linux tool where Debian and others put it. */
+/**
+ * A util-linux tool from the system directories only: not through PATH, so when wheellock
+ * runs as root no PATH entry decides what starts (and jails) QEMU.
+ */
 export function findTool(name: "setpriv" | "unshare"): string | undefined {
-  return [`/usr/bin/${name}`, `/bin/${name}`].find((p) => existsSync(p));
+  return findExecutable(name, "");
 }
 
 /**

@@ -21,6 +21,12 @@ export interface QemuExit {
 
 /** QEMU's own messages (stderr), kept like the console: a guest can make QEMU complain. */
 const QEMU_LOG_SEGMENT_BYTES = 256 * 1024;
+/**
+ * How long `exited` waits, once QEMU is gone, for its logs to be written out. Bounded, so a
+ * log that cannot be written (a stuck disk) never wedges stopping a sandbox; the copy goes
+ * on in the background.
+ */
+const LOG_FLUSH_MS = 5_000;
 
 export function findQemuBinary(env: NodeJS.ProcessEnv = process.env): string {
   const override = env.WHEELLOCK_QEMU;
@@ -78,7 +84,10 @@ export class QemuProcess {
       });
     });
     this.exited = processExit.then(async (exit) => {
-      await logsWritten;
+      let timer: NodeJS.Timeout | undefined;
+      const flushDeadline = new Promise((resolve) => (timer = setTimeout(resolve, LOG_FLUSH_MS)));
+      await Promise.race([logsWritten, flushDeadline]);
+      clearTimeout(timer);
       return exit;
     });
   }
