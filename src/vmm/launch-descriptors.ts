@@ -1,4 +1,12 @@
-import { chownSync, closeSync, fchownSync, fstatSync, openSync } from "node:fs";
+import {
+  chownSync,
+  closeSync,
+  fchownSync,
+  fstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+} from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import type { Stream } from "node:stream";
 import { ErrSetup } from "../errors.js";
@@ -80,6 +88,11 @@ export async function openLaunchDescriptors(
       }
     }
     if (!consoleHost) throw new Error("a QEMU launch plan without a console");
+    const strays = inheritableStrayFds().filter((fd) => stdio[fd] === undefined);
+    if (strays.length > 0) {
+      const devNull = track(fds, openSync("/dev/null", "r"));
+      for (const fd of strays) stdio[fd] = devNull;
+    }
   } catch (err) {
     close();
     consoleHost?.destroy();
@@ -87,6 +100,33 @@ export async function openLaunchDescriptors(
   }
   for (let i = 0; i < stdio.length; i++) stdio[i] ??= "ignore";
   return { stdio, console: consoleHost, close };
+}
+
+/** O_CLOEXEC as `/proc/<pid>/fdinfo` shows it (octal `flags`). */
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * Descriptors this process inherited without close-on-exec from whatever started it (a shell
+ * script's `exec 200>lock`, a CI runner's pipes). Node marks only the lowest ones
+ * close-on-exec, and a spawned child keeps every other descriptor it is not given, so QEMU
+ * (jailed or not) would hold them: a root-opened file in an unprivileged QEMU, or a lock
+ * that is not released while any QEMU lives. Its stdio overlays each with /dev/null.
+ */
+export function inheritableStrayFds(): number[] {
+  const strays: number[] = [];
+  for (const name of readdirSync("/proc/self/fd")) {
+    const fd = Number(name);
+    if (fd < 3) continue;
+    let info: string;
+    try {
+      info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    } catch {
+      continue; // the directory listing's own descriptor, closed by now
+    }
+    const flags = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
+    if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) strays.push(fd);
+  }
+  return strays;
 }
 
 function track(fds: number[], fd: number): number {
