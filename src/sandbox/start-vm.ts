@@ -1,6 +1,7 @@
 /** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { ErrSetup } from "../errors.js";
 import { createEmptyExt4 } from "../image/index.js";
 import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
@@ -62,9 +63,8 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     try {
       await warmUpForSnapshot(vm.agent);
       const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-      await capture(saver, opts.snapshotKey, disks).catch((err: Error) =>
-        opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
-      );
+      const failure = await capture(saver, opts.snapshotKey, disks);
+      if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
     } finally {
       saver.close();
     }
@@ -85,12 +85,18 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
   });
 }
 
+/**
+ * Saves a snapshot of the running VM. A failed save is returned (the VM runs on without a
+ * snapshot); a VM that cannot continue afterwards throws: it would stay paused, and every
+ * later operation on the sandbox would wait for it forever.
+ */
 async function capture(
   saver: VmStateSaver,
   key: string,
   from: { upperDiskPath: string; memoryPath: string },
-): Promise<void> {
+): Promise<Error | undefined> {
   let paused: { resume(): Promise<void> } | undefined;
+  let failure: Error | undefined;
   try {
     await writeSnapshot(key, async (target) => {
       paused = await saver.save(target.statePath);
@@ -100,9 +106,13 @@ async function capture(
       // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
       shareSnapshotRam(target.memoryPath);
     });
-  } finally {
-    await paused?.resume();
+  } catch (err) {
+    failure = err as Error;
   }
+  await paused?.resume().catch((err: Error) => {
+    throw new ErrSetup(`the VM could not continue after saving a snapshot: ${err.message}`);
+  });
+  return failure;
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {

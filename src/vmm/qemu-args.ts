@@ -189,9 +189,14 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
         `fd=${fds.add({ kind: "file", path: disk.path, write: true })},set=${set}`,
       );
     }
+    // QEMU's own image locks are off: they are OFD locks, and a descriptor the fdset keeps
+    // still holds the locks QEMU drops by closing its copy, so re-taking the write lock when
+    // a VM continues after its state was saved failed ("Failed to get write lock"). Who may
+    // use a disk is decided by wheellock's own locks (volumes/disk-lock.ts); a writable
+    // upper disk is one sandbox's alone, in its 0700 run dir.
     args.push(
       "-drive",
-      `id=disk${i},file=/dev/fdset/${set},format=raw,if=none,` +
+      `id=disk${i},file=/dev/fdset/${set},file.locking=off,format=raw,if=none,` +
         `readonly=${disk.readonly ? "on" : "off"},cache=${disk.cache ?? "unsafe"}`,
       "-device",
       `virtio-blk-device,drive=disk${i},serial=${disk.serial}`,

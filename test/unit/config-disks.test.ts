@@ -120,7 +120,10 @@ test("the guest is told where disk i goes; persistent disks honour guest flushes
       ],
     );
     assert.match(attached.vmDisks[0]!.path, /d\.ext4$/);
-    assert.match(args, /file=\/dev\/fdset\/1,format=raw,if=none,readonly=off,cache=writeback/);
+    assert.match(
+      args,
+      /file=\/dev\/fdset\/1,file\.locking=off,format=raw,if=none,readonly=off,cache=writeback/,
+    );
     assert.match(
       args,
       /readonly=on,cache=writeback -device virtio-blk-device,drive=disk1,serial=wl-disk1/,
