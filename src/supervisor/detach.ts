@@ -77,7 +77,8 @@ export async function startSupervisor(req: SuperviseRequest, label?: string): Pr
       stdout.setEncoding("utf8");
       stdout.on("data", (text: string) => {
         out += text;
-        const lines = out.split("\n");
+        // Whole lines only: a line split across reads must not yield half an id.
+        const lines = out.split("\n").slice(0, -1);
         const line = lines.find((l) => l.startsWith(READY_PREFIX));
         if (line) resolve(line.slice(READY_PREFIX.length).trim());
         // The start failed: the same typed error an in-process start would have thrown.
