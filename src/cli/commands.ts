@@ -50,6 +50,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./pull.js")).pullCommand,
   ),
   entry(
+    "push",
+    "push a stored image to a registry",
+    async () => (await import("./push.js")).pushCommand,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,

@@ -7,6 +7,8 @@ export { ImageStore, type ImageRecord } from "./image-store.js";
 export type { ImageRuntimeConfig } from "./image-config.js";
 export type { ImportOptions } from "./import.js";
 export type { PullOptions } from "./pull.js";
+export type { PushOptions, PushResult, PushContent } from "./push.js";
+export type { BlobOutcome, BlobSource } from "./registry-upload.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
 export type { PullProgress } from "./progress.js";
 export {
@@ -23,6 +25,7 @@ export { ensureDefaultImage, type DefaultImage } from "./default-image.js";
 type Pull = typeof import("./pull.js");
 type Import = typeof import("./import.js");
 type Ensure = typeof import("./ensure-image.js");
+type Push = typeof import("./push.js");
 
 /** Pulls an image into the store (see pull.ts). */
 export async function pullImage(
@@ -43,4 +46,11 @@ export async function ensureImage(
   ...args: Parameters<Ensure["ensureImage"]>
 ): ReturnType<Ensure["ensureImage"]> {
   return (await import("./ensure-image.js")).ensureImage(...args);
+}
+
+/** Pushes a stored image to a registry (see push.ts). */
+export async function pushImage(
+  ...args: Parameters<Push["pushImage"]>
+): ReturnType<Push["pushImage"]> {
+  return (await import("./push.js")).pushImage(...args);
 }

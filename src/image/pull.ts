@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { ErrImage, WheellockError } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
 import { isDiskFull, reportingDiskFull } from "./disk-full.js";
+import { limiter } from "./limiter.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
@@ -203,20 +204,4 @@ async function downloadBlob(
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
-}
-
-/** At most `n` of the returned function's tasks run at once. */
-function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async (task) => {
-    if (active >= n) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
 }
