@@ -9,6 +9,11 @@ export type { ImportOptions } from "./import.js";
 export type { PullOptions } from "./pull.js";
 export type { PushOptions, PushResult, PushContent } from "./push.js";
 export type { BlobOutcome, BlobSource } from "./registry-upload.js";
+export type { RegistryClient } from "./registry-client.js";
+export type { RegistryConnectOptions } from "./registry-connect.js";
+export type { RegistryCredentials } from "./docker-auth.js";
+export { sha256Digest } from "./blob-store.js";
+export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
 export type { PullProgress } from "./progress.js";
 export {
@@ -26,6 +31,8 @@ type Pull = typeof import("./pull.js");
 type Import = typeof import("./import.js");
 type Ensure = typeof import("./ensure-image.js");
 type Push = typeof import("./push.js");
+type Connect = typeof import("./registry-connect.js");
+type Upload = typeof import("./registry-upload.js");
 
 /** Pulls an image into the store (see pull.ts). */
 export async function pullImage(
@@ -53,4 +60,25 @@ export async function pushImage(
   ...args: Parameters<Push["pushImage"]>
 ): ReturnType<Push["pushImage"]> {
   return (await import("./push.js")).pushImage(...args);
+}
+
+/** Pushes any manifest and its blobs (images, snapshot artifacts; see push.ts). */
+export async function pushContent(
+  ...args: Parameters<Push["pushContent"]>
+): ReturnType<Push["pushContent"]> {
+  return (await import("./push.js")).pushContent(...args);
+}
+
+/** A registry client with stored credentials (see registry-connect.ts). */
+export async function connectRegistry(
+  ...args: Parameters<Connect["connectRegistry"]>
+): ReturnType<Connect["connectRegistry"]> {
+  return (await import("./registry-connect.js")).connectRegistry(...args);
+}
+
+/** A blob read from a file, for `pushContent` (see registry-upload.ts). */
+export async function fileBlobSource(
+  ...args: Parameters<Upload["fileBlobSource"]>
+): Promise<ReturnType<Upload["fileBlobSource"]>> {
+  return (await import("./registry-upload.js")).fileBlobSource(...args);
 }

@@ -8,7 +8,9 @@ import {
   copySparse,
   discardSnapshot,
   findSnapshot,
+  snapshotKey,
   writeSnapshot,
+  type SnapshotInputs,
   type StoredSnapshot,
 } from "./snapshot-store.js";
 
@@ -19,8 +21,8 @@ export interface StartedVm extends BootedVm {
 
 export interface StartOptions {
   diskSizeMb: number;
-  /** Use (or create) the snapshot with this key; undefined = always cold boot. */
-  snapshotKey: string | undefined;
+  /** Use (or create) the snapshot of these inputs (its key); undefined = always cold boot. */
+  snapshot: SnapshotInputs | undefined;
   /** Where snapshot problems are reported; they never fail the start. */
   warn: (message: string) => void;
 }
@@ -33,7 +35,8 @@ export interface StartOptions {
  * holds nothing of this sandbox.
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
-  const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
+  const key = opts.snapshot ? snapshotKey(opts.snapshot) : undefined;
+  const snapshot = key ? findSnapshot(key) : undefined;
   if (snapshot) {
     try {
       return { ...(await restore(req, snapshot)), restored: true };
@@ -47,7 +50,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const saving = opts.snapshotKey !== undefined;
+  const saving = key !== undefined;
   // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
   // so the snapshot's RAM is a copy of that file which restores map instead of loading.
   const memoryPath = join(req.runDir, "ram");
@@ -56,10 +59,10 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (opts.snapshotKey && vm.qmpSocketPath) {
+  if (key && opts.snapshot && vm.qmpSocketPath) {
     await warmUpForSnapshot(vm.agent);
     const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
+    await capture(vm.qmpSocketPath, key, opts.snapshot, disks).catch((err: Error) =>
       opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
     );
   }
@@ -82,16 +85,21 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
 async function capture(
   qmpSocketPath: string,
   key: string,
+  inputs: SnapshotInputs,
   from: { upperDiskPath: string; memoryPath: string },
 ): Promise<void> {
   let paused: { resume(): Promise<void> } | undefined;
   try {
-    await writeSnapshot(key, async (target) => {
-      paused = await saveVmState(qmpSocketPath, target.statePath);
-      // The VM is stopped: its disk and RAM file match the saved device state.
-      await copySparse(from.upperDiskPath, target.upperDiskPath);
-      await copySparse(from.memoryPath, target.memoryPath);
-    });
+    await writeSnapshot(
+      key,
+      async (target) => {
+        paused = await saveVmState(qmpSocketPath, target.statePath);
+        // The VM is stopped: its disk and RAM file match the saved device state.
+        await copySparse(from.upperDiskPath, target.upperDiskPath);
+        await copySparse(from.memoryPath, target.memoryPath);
+      },
+      { inputs },
+    );
   } finally {
     await paused?.resume();
   }
