@@ -44,6 +44,12 @@ export interface SnapshotKeyDocument {
   initramfs: string;
   image: SnapshotImage;
   accel: "kvm" | "tcg";
+  /**
+   * Under KVM the guest sees the host's CPU (`-cpu host`): sha256 of the saving host's CPU
+   * vendor, model and feature flags, so no node restores a CPU state its processor cannot
+   * honour. null under TCG (QEMU's `max` model: the QEMU digest covers it).
+   */
+  hostCpu: string | null;
   vcpus: number;
   memoryMb: number;
   diskSizeMb: number;
@@ -88,6 +94,8 @@ export function parseKeyDocument(body: Buffer): SnapshotKeyDocument {
   )
     bad("bad kernel arguments");
   if (doc.accel !== "kvm" && doc.accel !== "tcg") bad("unknown accelerator");
+  if (doc.accel === "kvm" ? !DIGEST.test(String(doc.hostCpu)) : doc.hostCpu !== null)
+    bad("hostCpu must be a sha256 digest under KVM and null under TCG");
   if (doc.networkMtu !== null) int(doc.networkMtu, "networkMtu", 68, 65535);
   return {
     wheellockSnapshot: 1,
@@ -103,6 +111,7 @@ export function parseKeyDocument(body: Buffer): SnapshotKeyDocument {
         : {}),
     },
     accel: doc.accel as "kvm" | "tcg",
+    hostCpu: doc.hostCpu as string | null,
     vcpus: int(doc.vcpus, "vcpus", 1, 1024),
     memoryMb: int(doc.memoryMb, "memoryMb", 1, 16 * 1024 * 1024),
     diskSizeMb: int(doc.diskSizeMb, "diskSizeMb", 1, 1024 * 1024 * 1024),

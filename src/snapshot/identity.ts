@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { createReadStream, existsSync, readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { ENV_ACCEL } from "../config/index.js";
 import { ErrSnapshotMismatch } from "../errors.js";
@@ -56,6 +56,7 @@ export async function describeSnapshot(
     initramfs,
     image,
     accel: inputs.accel === "kvm" ? "kvm" : "tcg",
+    hostCpu: inputs.accel === "kvm" ? hostCpuDigest() : null,
     vcpus: inputs.vcpus,
     memoryMb: inputs.memoryMb,
     diskSizeMb: inputs.diskSizeMb,
@@ -119,6 +120,7 @@ export async function fitToNode(
   await same("image", theirs.image.digest, imagePath);
   if (theirs.accel !== accel)
     mismatches.push(`accelerator ${theirs.accel} is not this node's ${accel}`);
+  else mismatches.push(...cpuMismatch(theirs, accel === "kvm" ? hostCpuDigest() : null));
   return {
     inputs: {
       kernelPath: assets.kernel.vmlinuzPath,
@@ -133,6 +135,28 @@ export async function fitToNode(
     },
     mismatches,
   };
+}
+
+/**
+ * The host CPU as a KVM guest sees it (`-cpu host`): vendor, family, model and feature flags
+ * of the first processor in /proc/cpuinfo, hashed. Microcode and clock speed are left out:
+ * they do not change what the guest may execute.
+ */
+export function hostCpuDigest(cpuinfo = readFileSync("/proc/cpuinfo", "utf8")): string {
+  const first = cpuinfo.split(/\n\s*\n/)[0] ?? "";
+  const field = (name: string): string =>
+    new RegExp(`^${name}\\s*:\\s*(.*)$`, "m").exec(first)?.[1]?.trim() ?? "";
+  const flags = field("flags").split(/\s+/).filter(Boolean).sort().join(" ");
+  const id = [field("vendor_id"), field("cpu family"), field("model"), flags].join("\n");
+  return `sha256:${createHash("sha256").update(id).digest("hex")}`;
+}
+
+/** Why a snapshot's CPU state cannot run on this node's processor (empty when it can). */
+export function cpuMismatch(theirs: SnapshotKeyDocument, ours: string | null): string[] {
+  if (theirs.accel !== "kvm" || theirs.hostCpu === ours) return [];
+  return [
+    `its KVM CPU state was saved on another processor model (${short(theirs.hostCpu ?? "none")}, this node's ${short(ours ?? "none")})`,
+  ];
 }
 
 /** The refusal for a snapshot that does not fit: one line, every reason. */

@@ -21,6 +21,7 @@ import {
   SNAPSHOT_MEDIA,
   type SnapshotKeyDocument,
 } from "../../src/snapshot/artifact.js";
+import { cpuMismatch, hostCpuDigest } from "../../src/snapshot/identity.js";
 import { decodeSparse, encodeSparse } from "../../src/snapshot/sparse-codec.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wl-snapart-"));
@@ -118,6 +119,7 @@ const doc: SnapshotKeyDocument = {
   initramfs: `sha256:${"3".repeat(64)}`,
   image: { digest: `sha256:${"4".repeat(64)}`, name: "default" },
   accel: "tcg",
+  hostCpu: null,
   vcpus: 1,
   memoryMb: 512,
   diskSizeMb: 5120,
@@ -132,6 +134,9 @@ test("the key document: a valid one round-trips; anything off is refused", () =>
     ["version", { ...doc, wheellockSnapshot: 2 }],
     ["digest", { ...doc, kernel: "sha256:abc" }],
     ["accelerator", { ...doc, accel: "hvf" }],
+    ["kvm without its host CPU", { ...doc, accel: "kvm" }],
+    ["kvm with a made-up host CPU", { ...doc, accel: "kvm", hostCpu: "intel" }],
+    ["tcg with a host CPU", { ...doc, hostCpu: `sha256:${"5".repeat(64)}` }],
     ["vcpus", { ...doc, vcpus: 0 }],
     ["memory", { ...doc, memoryMb: 1.5 }],
     ["kernel args", { ...doc, kernelArgs: [1] }],
@@ -186,4 +191,23 @@ test("the manifest: only a wheellock snapshot with its three layers is accepted"
       },
       what,
     );
+});
+
+test("a KVM snapshot restores only on the processor model that saved it", () => {
+  const cpu = (flags: string, extra = ""): string =>
+    `processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n${extra}flags\t\t: ${flags}\n\nprocessor\t: 1\nflags\t\t: other\n`;
+  const here = hostCpuDigest(cpu("fpu sse2 avx512f amx_tile"));
+  // Flag order, clock speed and microcode do not change what a guest may execute.
+  assert.equal(
+    hostCpuDigest(cpu("amx_tile avx512f sse2 fpu", "cpu MHz\t\t: 2100.000\nmicrocode\t: 0x2b\n")),
+    here,
+  );
+  const older = hostCpuDigest(cpu("fpu sse2 avx512f"));
+  assert.notEqual(older, here);
+  assert.notEqual(hostCpuDigest(cpu("fpu sse2 avx512f amx_tile").replace("143", "85")), here);
+  const kvm: SnapshotKeyDocument = { ...doc, accel: "kvm", hostCpu: here };
+  assert.deepEqual(cpuMismatch(kvm, here), []);
+  assert.match(cpuMismatch(kvm, older).join(), /saved on another processor model/);
+  assert.deepEqual(cpuMismatch(doc, older), [], "TCG's CPU model is QEMU's, not the host's");
+  assert.match(hostCpuDigest(), /^sha256:[a-f0-9]{64}$/, "this machine's /proc/cpuinfo");
 });
