@@ -45,14 +45,22 @@ export function recipeKey(): string {
 }
 
 /** The cached base layer, built with mmdebstrap when missing. */
+/** The base layer of the current recipe when an earlier build left it in `workDir`. */
+export function cachedBaseLayer(workDir: string): BuiltLayer | undefined {
+  const path = join(workDir, `base-${recipeKey()}.tar.gz`);
+  const meta = `${path}.json`;
+  if (!existsSync(path) || !existsSync(meta)) return undefined;
+  return { path, ...(JSON.parse(readFileSync(meta, "utf8")) as Omit<BuiltLayer, "path">) };
+}
+
 export async function ensureBaseLayer(
   workDir: string,
   log: (line: string) => void,
 ): Promise<BuiltLayer> {
+  const cached = cachedBaseLayer(workDir);
+  if (cached) return cached;
   const path = join(workDir, `base-${recipeKey()}.tar.gz`);
   const meta = `${path}.json`;
-  if (existsSync(path) && existsSync(meta))
-    return { path, ...(JSON.parse(readFileSync(meta, "utf8")) as Omit<BuiltLayer, "path">) };
   await mkdir(workDir, { recursive: true });
   const tar = join(workDir, `base-${process.pid}.tar`);
   const started = Date.now();

@@ -60,7 +60,7 @@ export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<Runt
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   if (!existsSync(join(REPO, "dist/cli/main.js")))
     throw new Error("dist/ is missing: run `npm run build` first");
-  const work = join(cacheDir(), "runtime-image");
+  const work = runtimeImageWorkDir();
   await mkdir(work, { recursive: true, mode: 0o700 });
   // The Debian kernel: the minimal one is found only where its source package is installed.
   process.env.WHEELLOCK_GUEST_KERNEL = "debian";
@@ -138,6 +138,11 @@ export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<Runt
     layers,
     sizeBytes: layers.reduce((n, l) => n + l.sizeBytes, config.length),
   };
+}
+
+/** Where builds keep their layers (the base layer is reused while its recipe is unchanged). */
+export function runtimeImageWorkDir(): string {
+  return join(cacheDir(), "runtime-image");
 }
 
 /** The directories of every production dependency (`npm ls --omit=dev`), outermost first. */
