@@ -1,4 +1,5 @@
 import { createReadStream } from "node:fs";
+import { readBodyUpTo } from "./bounded-body.js";
 import { Readable } from "node:stream";
 import { ErrImage, WheellockError } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
@@ -168,7 +169,12 @@ async function fetchSmallBlob(
     if (desc.size > MAX_CONFIG_BYTES)
       throw new ErrImage(`image config ${desc.digest} is ${desc.size} bytes; refusing over 16 MiB`);
     const res = await client.getBlob(repository, desc.digest);
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await readBodyUpTo(
+      res,
+      desc.size,
+      () =>
+        new ErrImage(`image config ${desc.digest} is larger than its declared ${desc.size} bytes`),
+    );
     await store.blobs.putBuffer(desc.digest, body);
   }
   return store.blobs.read(desc.digest);

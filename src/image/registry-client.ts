@@ -1,4 +1,5 @@
 import { ErrImage } from "../errors.js";
+import { readBodyUpTo } from "./bounded-body.js";
 import type { RegistryCredentials } from "./docker-auth.js";
 import { MANIFEST_ACCEPT } from "./manifest.js";
 import { isLoopbackRegistry, registryApiHost } from "./reference.js";
@@ -73,12 +74,11 @@ export class RegistryClient {
       return null;
     }
     await this.ensureOk(res, repository, "manifest");
-    const declared = Number(res.headers.get("content-length") ?? "0");
-    if (declared > MAX_MANIFEST_BYTES)
-      throw new ErrImage(`manifest from ${this.registry} too large`);
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length > MAX_MANIFEST_BYTES)
-      throw new ErrImage(`manifest from ${this.registry} too large`);
+    const body = await readBodyUpTo(
+      res,
+      MAX_MANIFEST_BYTES,
+      () => new ErrImage(`manifest from ${this.registry} too large`),
+    );
     return { body, contentType: res.headers.get("content-type") ?? undefined };
   }
 

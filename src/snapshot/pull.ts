@@ -11,6 +11,7 @@ import {
   canonicalReference,
   connectRegistry,
   parseReference,
+  readBodyUpTo,
   sha256Digest,
   type RegistryClient,
   type RegistryConnectOptions,
@@ -113,8 +114,10 @@ async function fetchSmall(
   desc: LayerDescriptor,
 ): Promise<Buffer> {
   const res = await client.getBlob(repository, desc.digest);
-  const body = Buffer.from(await res.arrayBuffer());
-  if (body.length > MAX_CONFIG_BYTES || body.length !== desc.size)
+  const tooLarge = (): Error =>
+    new ErrSnapshotMismatch(`snapshot key blob is larger than its declared ${desc.size} bytes`);
+  const body = await readBodyUpTo(res, Math.min(desc.size, MAX_CONFIG_BYTES), tooLarge);
+  if (body.length !== desc.size)
     throw new ErrSnapshotMismatch(`snapshot key blob is ${body.length} bytes, not ${desc.size}`);
   if (sha256Digest(body) !== desc.digest)
     throw new ErrSnapshotMismatch(`snapshot key blob does not match its digest ${desc.digest}`);
