@@ -2,10 +2,10 @@
 // node A, push it to Debian's docker-registry on loopback, then boot a sandbox on node B (empty
 // image store) from the pushed reference and run wheellock *inside* it.
 //
-// Building the Debian base layer (mmdebstrap) downloads packages and takes minutes, too long
-// for CI; the build caches it by recipe. This file runs when that cache exists (any earlier
-// `node --import tsx deploy/runtime-image/build.ts` on this machine) or when
-// WHEELLOCK_TEST_RUNTIME_IMAGE=1 asks for the full build; otherwise it is skipped, saying so.
+// It takes minutes even with the Debian base layer (mmdebstrap) cached: ~7 min on the 2-core
+// development machine under load (building the ~110 MB app layer, pushing and pulling ~190 MB,
+// flattening it, booting). Too long for every CI run, so it runs when asked:
+// WHEELLOCK_TEST_RUNTIME_IMAGE=1 (and builds the base layer first if it is not cached).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -23,13 +23,12 @@ const run = promisify(execFile);
 const MINUTE_MS = 60_000;
 const PACKAGE_VERSION = (JSON.parse(readFileSync("package.json", "utf8")) as { version: string })
   .version;
-const enabled =
-  process.env.WHEELLOCK_TEST_RUNTIME_IMAGE === "1" ||
-  cachedBaseLayer(runtimeImageWorkDir()) !== undefined;
+const enabled = process.env.WHEELLOCK_TEST_RUNTIME_IMAGE === "1";
 const skip = enabled
   ? false
-  : "runtime image base layer not cached (build it once with deploy/runtime-image/build.ts, " +
-    "or set WHEELLOCK_TEST_RUNTIME_IMAGE=1)";
+  : `takes minutes: set WHEELLOCK_TEST_RUNTIME_IMAGE=1 to build the runtime image and run it${
+      cachedBaseLayer(runtimeImageWorkDir()) ? "" : " (its Debian base layer is not cached yet)"
+    }`;
 let reg: TestRegistry | undefined;
 
 before(async () => {
