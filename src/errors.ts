@@ -18,7 +18,8 @@ export type WheellockErrorCode =
   | "ErrImage"
   | "ErrVolumeInUse"
   | "ErrClosed"
-  | "ErrCleanup";
+  | "ErrCleanup"
+  | "ErrSnapshotMismatch";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -155,6 +156,17 @@ export class ErrCleanup extends WheellockError {
   }
 }
 
+/**
+ * A memory snapshot from elsewhere (a registry) does not fit this node: another QEMU, kernel,
+ * agent, image or accelerator, or a tampered artifact. It is never restored; sandboxes here
+ * cold-boot instead.
+ */
+export class ErrSnapshotMismatch extends WheellockError {
+  constructor(message: string) {
+    super("ErrSnapshotMismatch", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -175,6 +187,7 @@ const CLASS_BY_CODE: Record<
   ErrVolumeInUse,
   ErrClosed,
   ErrCleanup,
+  ErrSnapshotMismatch,
 };
 
 /**

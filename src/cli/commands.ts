@@ -50,6 +50,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./pull.js")).pullCommand,
   ),
   entry(
+    "push",
+    "push a stored image to a registry",
+    async () => (await import("./push.js")).pushCommand,
+  ),
+  entry(
+    "snapshot",
+    "list, push, pull and remove memory snapshots (restore sandboxes another node booted)",
+    async () => (await import("./snapshot.js")).snapshotCommand,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,
