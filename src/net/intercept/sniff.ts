@@ -6,7 +6,11 @@
  */
 
 export type Sniffed =
-  | { kind: "need-more" }
+  /**
+   * Undecided. Fewer than `minBytes` can show the flow is not TLS (an answer that never
+   * changes as bytes arrive), but never that it is: callers may wait for that many.
+   */
+  | { kind: "need-more"; minBytes: number }
   | { kind: "tls"; sni: string | undefined; offersH2: boolean }
   | { kind: "http" }
   | { kind: "h2c" }
@@ -24,7 +28,7 @@ const EXT_ALPN = 0x0010;
 const METHOD_MAX = 20;
 
 export function sniff(buf: Buffer): Sniffed {
-  if (buf.length === 0) return { kind: "need-more" };
+  if (buf.length === 0) return { kind: "need-more", minBytes: 1 };
   if (buf[0] === TLS_HANDSHAKE) return sniffTls(buf);
   return sniffHttp(buf);
 }
@@ -33,21 +37,29 @@ export function sniff(buf: Buffer): Sniffed {
 function sniffHttp(buf: Buffer): Sniffed {
   const preface = Math.min(buf.length, H2_PREFACE.length);
   if (buf.subarray(0, preface).equals(H2_PREFACE.subarray(0, preface)))
-    return preface === H2_PREFACE.length ? { kind: "h2c" } : { kind: "need-more" };
+    return preface === H2_PREFACE.length
+      ? { kind: "h2c" }
+      : { kind: "need-more", minBytes: H2_PREFACE.length };
   const n = Math.min(buf.length, METHOD_MAX + 1);
   for (let i = 0; i < n; i++) {
     const c = buf[i] ?? 0;
     if (c === 0x20) return i > 0 ? { kind: "http" } : { kind: "other" };
     if (c < 0x41 || c > 0x5a) return { kind: "other" };
   }
-  return buf.length > METHOD_MAX ? { kind: "other" } : { kind: "need-more" };
+  return buf.length > METHOD_MAX ? { kind: "other" } : { kind: "need-more", minBytes: n + 1 };
 }
 
-/** Joins the handshake records' payloads until the whole ClientHello message is there. */
+/**
+ * Joins the handshake records' payloads until the whole ClientHello message is there. Linear
+ * in the bytes held (TLS lets a client cut its hello into one-byte records), and when it
+ * cannot decide yet it says how many bytes must be held first: the rest of an incomplete
+ * record, or the missing handshake bytes plus at least one more record header.
+ */
 function sniffTls(buf: Buffer): Sniffed {
   const fragments: Buffer[] = [];
-  let have = 0;
-  let at = 0;
+  let have = 0; // handshake bytes in complete records
+  let at = 0; // where the complete records end
+  let messageBytes: number | undefined; // the ClientHello with its 4-byte header, once known
   while (at + 5 <= buf.length) {
     if (buf[at] !== TLS_HANDSHAKE || buf[at + 1] !== 0x03) return { kind: "other" };
     const len = buf.readUInt16BE(at + 3);
@@ -56,19 +68,34 @@ function sniffTls(buf: Buffer): Sniffed {
     fragments.push(buf.subarray(at + 5, at + 5 + len));
     have += len;
     at += 5 + len;
-    const hs = Buffer.concat(fragments, have);
-    if (hs.length >= 4) {
-      if (hs[0] !== CLIENT_HELLO) return { kind: "other" };
-      const msgLen = hs.readUIntBE(1, 3);
-      if (msgLen + 4 > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
-      if (hs.length >= msgLen + 4) {
-        const hello = clientHello(hs.subarray(4, 4 + msgLen));
-        return hello === null ? { kind: "other" } : { kind: "tls", ...hello };
-      }
+    if (messageBytes === undefined && have >= 4) {
+      const head = firstBytes(fragments, 4);
+      if (head[0] !== CLIENT_HELLO) return { kind: "other" };
+      messageBytes = head.readUIntBE(1, 3) + 4;
+      if (messageBytes > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+    }
+    if (messageBytes !== undefined && have >= messageBytes) {
+      const hs = Buffer.concat(fragments, have);
+      const hello = clientHello(hs.subarray(4, messageBytes));
+      return hello === null ? { kind: "other" } : { kind: "tls", ...hello };
     }
   }
   if (buf.length >= 3 && buf[1] !== 0x03) return { kind: "other" };
-  return buf.length >= MAX_CLIENT_HELLO_BYTES ? { kind: "other" } : { kind: "need-more" };
+  if (buf.length >= MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+  const missing = messageBytes === undefined ? 4 - have : messageBytes - have;
+  const partialRecord = at + 5 <= buf.length ? buf.readUInt16BE(at + 3) : 0;
+  return { kind: "need-more", minBytes: at + 5 + Math.max(missing, partialRecord) };
+}
+
+/** The first `n` bytes of the joined fragments, without joining them all. */
+function firstBytes(fragments: readonly Buffer[], n: number): Buffer {
+  const out = Buffer.alloc(n);
+  let filled = 0;
+  for (const f of fragments) {
+    filled += f.copy(out, filled, 0, Math.min(f.length, n - filled));
+    if (filled === n) break;
+  }
+  return out;
 }
 
 /** The host_name from a ClientHello body; undefined without SNI, null when malformed. */
