@@ -322,24 +322,13 @@ void exec_on_output(struct stream *s, int fd)
 	if (s->tx_window == 0)
 		return; /* never pull from the child without window: this is the backpressure */
 	size_t want = s->tx_window < sizeof iobuf ? s->tx_window : sizeof iobuf;
-	uint8_t type = fd == s->err_fd ? FT_STDERR : FT_STDOUT;
-	int queued = 0;
-	/* A pipe (not a PTY): what it holds goes to the port by splice, without passing through
-	 * this process. An empty pipe that polls readable is at EOF: the read below says so. */
-	if (!s->tty && s->kind == S_EXEC && ioctl(fd, FIONREAD, &queued) == 0 && queued > 0) {
-		size_t n = (size_t)queued < want ? (size_t)queued : want;
-		s->tx_window -= (uint32_t)n;
-		s->idle_since_ms = now_ms();
-		wire_send_from_pipe(type, s->id, fd, n);
-		return;
-	}
 	ssize_t n = read(fd, iobuf, want);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		s->tx_window -= (uint32_t)n;
 		s->idle_since_ms = now_ms();
-		wire_send(type, s->id, iobuf, (size_t)n);
+		wire_send(fd == s->err_fd ? FT_STDERR : FT_STDOUT, s->id, iobuf, (size_t)n);
 		return;
 	}
 	/* EOF, or EIO from a PTY master whose last slave fd closed. */

@@ -15,6 +15,8 @@
 #include "util.h"
 #include "wire.h"
 
+/* One frame per protocol window (256 KiB): half the frames, and read() calls, of 128 KiB. */
+#define READ_CHUNK WL_MAX_PAYLOAD
 #define MAX_PATH_LEN 4095
 
 static uint8_t replybuf[WL_MAX_PAYLOAD];
@@ -182,15 +184,17 @@ int file_read_start(uint32_t id, const uint8_t *payload, uint32_t len)
 
 int file_read_pump(struct stream *s)
 {
+	static uint8_t buf[READ_CHUNK];
 	if (s->tx_window == 0)
 		return 0;
-	size_t want = s->tx_window < WL_MAX_PAYLOAD ? s->tx_window : WL_MAX_PAYLOAD;
-	ssize_t n = wire_send_from_file(FT_STDOUT, s->id, s->file_fd, want);
+	size_t want = s->tx_window < READ_CHUNK ? s->tx_window : READ_CHUNK;
+	ssize_t n = read(s->file_fd, buf, want);
 	if (n < 0 && errno == EINTR)
 		return 1;
 	if (n > 0) {
 		s->tx_window -= (uint32_t)n;
 		s->file_bytes += (uint64_t)n;
+		wire_send(FT_STDOUT, s->id, buf, (size_t)n);
 		return s->tx_window > 0;
 	}
 	uint32_t id = s->id;

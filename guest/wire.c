@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -44,18 +43,15 @@ void wire_set_token(uint32_t token)
 	session_token = token;
 }
 
-static void header_for(uint8_t *hdr, uint8_t type, uint32_t stream, size_t len)
+int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
 {
-	memset(hdr, 0, WL_HEADER_SIZE);
-	hdr[0] = WL_MAGIC;
-	hdr[1] = type;
+	uint8_t hdr[WL_HEADER_SIZE] = {WL_MAGIC, type, 0, 0};
 	put_be32(hdr + 4, stream);
 	put_be32(hdr + 8, (uint32_t)len);
 	put_be32(hdr + 12, session_token);
-}
-
-static void write_iov(struct iovec *v, int cnt)
-{
+	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
+	int cnt = len ? 2 : 1;
+	struct iovec *v = iov;
 	while (cnt > 0) {
 		ssize_t n = writev(port->fd, v, cnt);
 		if (n < 0) {
@@ -75,85 +71,7 @@ static void write_iov(struct iovec *v, int cnt)
 			v->iov_len -= (size_t)n;
 		}
 	}
-}
-
-int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
-{
-	uint8_t hdr[WL_HEADER_SIZE];
-	header_for(hdr, type, stream, len);
-	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
-	write_iov(iov, len ? 2 : 1);
 	return 0;
-}
-
-/* Cleared the first time the kernel refuses to splice into the port (EINVAL): from then on
- * payloads are copied through the agent. */
-static int splice_works = 1;
-
-void wire_send_from_pipe(uint8_t type, uint32_t stream, int fd, size_t len)
-{
-	static uint8_t bounce[32768];
-	uint8_t hdr[WL_HEADER_SIZE];
-	header_for(hdr, type, stream, len);
-	struct iovec iov = {hdr, sizeof hdr};
-	write_iov(&iov, 1);
-	size_t left = len;
-	while (left > 0) {
-		if (splice_works) {
-			ssize_t n = splice(fd, NULL, port->fd, NULL, left, SPLICE_F_MOVE);
-			if (n > 0) {
-				left -= (size_t)n;
-				continue;
-			}
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EINVAL)
-				splice_works = 0;
-		}
-		/* Copy what splice did not move (a kernel without it, or a partial move). */
-		size_t want = left < sizeof bounce ? left : sizeof bounce;
-		ssize_t got = read(fd, bounce, want);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			/* The caller promised len bytes (it is the pipe's only reader); should it
-			 * still fall short, zeros keep the frame stream intact. */
-			logmsg("short pipe for stream %u: %zu bytes padded", stream, left);
-			memset(bounce, 0, want);
-			got = (ssize_t)want;
-		}
-		iov = (struct iovec){bounce, (size_t)got};
-		write_iov(&iov, 1);
-		left -= (size_t)got;
-	}
-}
-
-/* A pipe of the agent's own that file data passes through on its way to the port: splicing
- * a file into it only takes page references, and the count is exact before the header. */
-static int stage[2] = {-1, -1};
-
-ssize_t wire_send_from_file(uint8_t type, uint32_t stream, int fd, size_t max)
-{
-	if (stage[0] < 0 && splice_works) {
-		if (pipe2(stage, O_CLOEXEC | O_NONBLOCK) != 0)
-			stage[0] = stage[1] = -1;
-		else
-			fcntl(stage[1], F_SETPIPE_SZ, (int)WL_MAX_PAYLOAD);
-	}
-	if (stage[0] >= 0 && splice_works) {
-		ssize_t n = splice(fd, NULL, stage[1], NULL, max, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n > 0) {
-			wire_send_from_pipe(type, stream, stage[0], (size_t)n);
-			return n;
-		}
-		if (n == 0 || (errno != EINVAL && errno != EAGAIN))
-			return n;
-	}
-	static uint8_t buf[WL_MAX_PAYLOAD];
-	ssize_t n = read(fd, buf, max < sizeof buf ? max : sizeof buf);
-	if (n > 0)
-		wire_send(type, stream, buf, (size_t)n);
-	return n;
 }
 
 int wire_send_u32(uint8_t type, uint32_t stream, uint32_t value)

@@ -4,7 +4,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 struct frame {
 	uint8_t type;
@@ -20,15 +19,6 @@ void wire_set_token(uint32_t token);
 /* Sends one frame; len must be <= WL_MAX_PAYLOAD. Returns 0; a port that fails to take it
  * ends the VM (port_lost), since a stream cut mid-frame cannot be resumed. */
 int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len);
-/* Sends one data frame whose payload is the next len bytes of the pipe fd, which the caller
- * knows are there (it is the pipe's only reader and FIONREAD said so). They move by splice():
- * virtio-console takes the pipe's pages without a copy through the agent (read and write
- * where the kernel cannot). */
-void wire_send_from_pipe(uint8_t type, uint32_t stream, int fd, size_t len);
-/* Sends one data frame of up to max bytes read from the regular file fd (through a pipe of
- * the agent's own, spliced). Returns the bytes sent, 0 at end of file, -1 (errno) if the
- * file could not be read. */
-ssize_t wire_send_from_file(uint8_t type, uint32_t stream, int fd, size_t max);
 int wire_send_u32(uint8_t type, uint32_t stream, uint32_t value);
 /* Terminal ERROR frame on a stream. err may be 0 (no ERRNO field). */
 void wire_send_error(uint32_t stream, int err, const char *fmt, ...)
