@@ -98,6 +98,8 @@ export async function startH2Upstreams(): Promise<H2Upstreams> {
     server.on("session", (session) => {
       const n = ++connections;
       session.on("stream", (stream, headers) => {
+        // A client torn down mid-response (a test's hostile guest) resets its streams here.
+        stream.on("error", () => undefined);
         const chunks: Buffer[] = [];
         stream.on("data", (c: Buffer) => chunks.push(c));
         stream.on("end", () => {
