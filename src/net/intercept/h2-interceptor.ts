@@ -143,6 +143,8 @@ export class H2Interceptor {
       host: conn.name,
       port: conn.port,
     }).finish({
+      // The status the HTTP/1.1 path reports for the same failures (a bad handshake included).
+      status: 400,
       blocked: true,
       code: "invalid_request",
       reason: `HTTP/2 connection failed: ${err.message}`,
