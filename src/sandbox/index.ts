@@ -25,3 +25,4 @@ export type { SandboxEvent, ExecEventInfo, NetworkEventInfo } from "./events.js"
 export { openEventsFile, writeEventsFile } from "./events-file.js";
 export { DEFAULT_IMAGE_NAME, type ImageSelection } from "./image.js";
 export { networkEventError, type PolicyErrorCode } from "./network-event-error.js";
+export { listSnapshotKeys } from "./snapshot-store.js";
