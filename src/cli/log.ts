@@ -1,7 +1,9 @@
 import { Command } from "commander";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { getRecord, logPath } from "../state/index.js";
+import { readRemoteLog } from "../sdk/index.js";
 import { outputFailed } from "./output.js";
+import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
 const POLL_MS = 100;
 
@@ -30,14 +32,31 @@ function copyFrom(path: string, offset: number): number {
   return offset;
 }
 
+/** The same from a node: one slice per call, from where the last one ended. */
+async function copyRemote(id: string, remote: Remote, offset: number): Promise<number> {
+  for (;;) {
+    const { data, size } = await readRemoteLog(id, remote, offset);
+    if (size < offset) return 0;
+    if (data.length === 0 || outputFailed()) return offset;
+    process.stdout.write(data);
+    offset += data.length;
+  }
+}
+
+type Remote = NonNullable<ReturnType<typeof resolvedRemote>>;
+
 export function logCommand(): Command {
-  return new Command("log")
+  const cmd = new Command("log")
     .argument("<id>", "sandbox id")
-    .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)")
-    .action(async (id: string, flags: { follow?: boolean }) => {
-      getRecord(id);
+    .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)");
+  return addRemoteOption(cmd).action(
+    async (id: string, flags: { follow?: boolean } & RemoteFlags) => {
+      const remote = resolvedRemote(flags);
+      if (!remote) getRecord(id);
       const path = logPath(id);
-      let offset = copyFrom(path, 0);
+      const copy = (from: number) =>
+        remote ? copyRemote(id, remote, from) : Promise.resolve(copyFrom(path, from));
+      let offset = await copy(0);
       if (!flags.follow) return;
       let stop = false;
       const onSignal = () => (stop = true);
@@ -46,7 +65,8 @@ export function logCommand(): Command {
       // Until Ctrl-C, or until the reader of our output goes away (`log -f ID | head`).
       while (!stop && !outputFailed()) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-        offset = copyFrom(path, offset);
+        offset = await copy(offset);
       }
-    });
+    },
+  );
 }

@@ -71,8 +71,10 @@ export function webSocketConnector(target: WebSocketTarget, id: string): Connect
         ...(target.ca !== undefined ? { ca: target.ca } : {}),
       });
       ws.once("unexpected-response", (_req, res) => {
+        // The refusal's body says why; the socket's own error after that says nothing more.
+        ws.removeAllListeners("error");
+        ws.on("error", () => undefined);
         void refusal(res, target.url).then(reject);
-        ws.terminate();
       });
       ws.once("error", (err: NodeJS.ErrnoException) => {
         const unreachable = ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND"];

@@ -23,8 +23,11 @@ export interface HostedSandbox {
 }
 
 export interface SandboxHost {
-  /** Starts a sandbox from the caller's options (checked here, on the node). */
-  create(options: SandboxOptions): Promise<HostedSandbox>;
+  /**
+   * Starts a sandbox from the caller's options (checked here, on the node), and `command` in
+   * it when given (its output goes to the sandbox's log, as with `run -d`).
+   */
+  create(options: SandboxOptions, command: readonly string[]): Promise<HostedSandbox>;
   list(): HostedSandbox[];
   find(id: string): HostedSandbox | undefined;
   /**
@@ -32,6 +35,8 @@ export interface SandboxHost {
    * to be read from it); the stream ends with the operation.
    */
   serveOperation(id: string, stream: Duplex): void;
+  /** The sandbox's log (serial console, the create command's output) from `offset`. */
+  readLog(id: string, offset: number, maxBytes: number): { data: Buffer; size: number };
   /** Stops the sandbox (if running) and removes everything of it. */
   remove(id: string): Promise<void>;
   /** Stops serving; sandboxes owned by supervisors keep running. */

@@ -3,8 +3,9 @@
  *   GET    /healthz                    no token; `{"ok":true}` (liveness and readiness probes)
  *   GET    /v1/info                    node id, version, accelerator, free vCPUs and memory, ...
  *   GET    /v1/sandboxes               every sandbox of this node
- *   POST   /v1/sandboxes               `{ "options": SandboxOptions }` -> `{ sandbox, token }`
+ *   POST   /v1/sandboxes               `{ options, command? }` -> `{ sandbox, token }`
  *   GET    /v1/sandboxes/{id}          one sandbox (`?wait=running` waits up to 60 s)
+ *   GET    /v1/sandboxes/{id}/log      its log from `?offset=N` (`x-log-size`: the whole size)
  *   DELETE /v1/sandboxes/{id}          stop it and remove everything of it
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -33,6 +34,8 @@ export interface SandboxView extends Omit<HostedSandbox, "vcpus" | "memoryMb"> {
 }
 
 const WAIT_LIMIT_MS = 60_000;
+/** A log is read in slices of at most this (`log -f` asks again from where it got to). */
+const LOG_SLICE_BYTES = 1024 * 1024;
 
 export function sandboxView(s: HostedSandbox, nodeId: string): SandboxView {
   const { vcpus: _vcpus, memoryMb: _memoryMb, ...rest } = s;
@@ -70,7 +73,9 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     const url = new URL(req.url ?? "/", "http://node");
     const path = url.pathname;
     const method = req.method ?? "GET";
-    if (path === "/healthz" && method === "GET") return sendJson(res, 200, { ok: true });
+    // No token: probes. The node id is no secret (every sandbox id names it).
+    if (path === "/healthz" && method === "GET")
+      return sendJson(res, 200, { ok: true, node: opts.nodeId });
     if (path === "/v1/info" && method === "GET") {
       operator(req);
       return sendJson(
@@ -89,14 +94,33 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       if (method === "GET") return sendJson(res, 200, { sandboxes: opts.host.list().map(view) });
       if (method === "POST") {
         const body = await readJsonBody(req, opts.maxBodyBytes);
-        const options = nodeOptions((body as { options?: unknown }).options ?? {});
-        const created = await opts.host.create(options as SandboxOptions);
+        const doc = body as { options?: unknown; command?: unknown };
+        const options = nodeOptions(doc.options ?? {});
+        const command = doc.command ?? [];
+        if (!Array.isArray(command) || !command.every((a) => typeof a === "string"))
+          throw new HttpError(400, "ErrInvalidConfig", "command must be an array of strings");
+        const created = await opts.host.create(options as SandboxOptions, command as string[]);
         return sendJson(res, 201, {
           sandbox: view(created),
           token: opts.credentials.sandboxToken(created.id, created.createdAt),
         });
       }
       throw new HttpError(405, "ErrInvalidConfig", `${method} is not allowed here`);
+    }
+    const log = /^\/v1\/sandboxes\/([^/]{1,100})\/log$/.exec(path);
+    if (log && method === "GET") {
+      const found = sandboxFor(req, decodeURIComponent(log[1] ?? ""), false);
+      const offset = Number(url.searchParams.get("offset") ?? "0");
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new HttpError(400, "ErrInvalidConfig", "offset must be an integer >= 0");
+      const slice = opts.host.readLog(found.id, offset, LOG_SLICE_BYTES);
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": slice.data.length,
+        "x-log-size": String(slice.size),
+      });
+      res.end(slice.data);
+      return;
     }
     const one = /^\/v1\/sandboxes\/([^/]{1,100})$/.exec(path);
     if (one) {

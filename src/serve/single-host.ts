@@ -72,6 +72,11 @@ export class SingleHost implements SandboxHost {
     stream.resume();
   }
 
+  readLog(): { data: Buffer; size: number } {
+    // The console of an in-process sandbox is not kept (a pod's log is `serve`'s stderr).
+    return { data: Buffer.alloc(0), size: 0 };
+  }
+
   async remove(id: string): Promise<void> {
     if (id !== this.sandbox.id) throw new ErrVMNotFound(id);
     await this.sandbox.close();

@@ -23,7 +23,9 @@ import {
   type SandboxRecord,
 } from "../state/index.js";
 import { startSupervisor, unixConnector } from "../supervisor/index.js";
-import { controlSocketPath } from "../state/index.js";
+import { controlSocketPath, logPath } from "../state/index.js";
+import { readLogSlice } from "./log-slice.js";
+import { relayOperation } from "./relay.js";
 import { runDir } from "../paths.js";
 import { isSandboxId } from "../util/index.js";
 import { holdsResources, type HostedSandbox, type SandboxHost } from "./host.js";
@@ -57,7 +59,7 @@ export class SupervisedHost implements SandboxHost {
 
   constructor(private readonly maxSandboxes: number) {}
 
-  async create(options: SandboxOptions): Promise<HostedSandbox> {
+  async create(options: SandboxOptions, command: readonly string[]): Promise<HostedSandbox> {
     // Checked with the node's own defaults (WHEELLOCK_IMAGE, ...), CPU count and id.
     const plan = planSandbox(options, process.env, availableParallelism());
     const live = this.list().filter((s) => holdsResources(s.status)).length;
@@ -68,7 +70,10 @@ export class SupervisedHost implements SandboxHost {
     writeFileSync(join(ownedDir(), `${plan.id}.json`), JSON.stringify(owned), { mode: 0o600 });
     this.starting++;
     try {
-      await startSupervisor({ plan, command: [], ports: [], gracefulShutdownMs: 0 }, "options");
+      await startSupervisor(
+        { plan, command: [...command], ports: [], gracefulShutdownMs: 0 },
+        "options",
+      );
     } catch (err) {
       this.forget(plan.id);
       throw err;
@@ -98,20 +103,11 @@ export class SupervisedHost implements SandboxHost {
   }
 
   serveOperation(id: string, stream: Duplex): void {
-    const connect = unixConnector(controlSocketPath(join(runDir(), id)), id);
-    stream.on("error", () => undefined);
-    connect().then(
-      (socket) => {
-        socket.on("error", () => stream.destroy());
-        stream.once("close", () => socket.destroy());
-        socket.once("close", () => stream.destroy());
-        // pipe() stops reading one side while the other cannot take more: a slow client
-        // stops the supervisor's writes, which stops the guest.
-        stream.pipe(socket);
-        socket.pipe(stream);
-      },
-      () => stream.destroy(),
-    );
+    relayOperation(stream, unixConnector(controlSocketPath(join(runDir(), id)), id));
+  }
+
+  readLog(id: string, offset: number, maxBytes: number): { data: Buffer; size: number } {
+    return readLogSlice(logPath(id), offset, maxBytes);
   }
 
   async remove(id: string): Promise<void> {
