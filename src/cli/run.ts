@@ -26,6 +26,7 @@ import {
   type InterceptFlags,
 } from "./intercept-flags.js";
 import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
+import { addRemoteOption, remoteOptions, type RemoteFlags } from "./remote-flags.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
@@ -62,7 +63,7 @@ interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags {
 }
 
 /** `run` flags, with those of long-lived sandboxes (run-long-lived.ts). */
-type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags;
+type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags & RemoteFlags;
 
 /** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
 const EXIT_TIMEOUT = 124;
@@ -112,7 +113,16 @@ export function runCommand(): Command {
   addNetworkOptions(cmd);
   addInterceptOptions(cmd);
   addVolumeOptions(cmd);
+  addRemoteOption(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    const remote = remoteOptions(flags);
+    if (remote) {
+      // Loaded only for remote runs: a local `run` does not pay for the SDK's remote code.
+      const { runRemote } = await import("./run-remote.js");
+      const secrets = parseSecretFlags(flags.secret ?? []);
+      process.exitCode = await runRemote(command, flags, sandboxOptions(flags, secrets), remote);
+      return;
+    }
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
       const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));

@@ -8,6 +8,7 @@ export {
 export {
   ENV_REMOTE,
   ENV_TOKEN,
+  createRemote,
   inspectRemote,
   listRemote,
   NodeSandbox,

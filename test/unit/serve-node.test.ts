@@ -13,7 +13,7 @@ import {
   Sandbox,
   type NodeSandbox,
 } from "../../src/index.js";
-import { startNode, type RunningNode } from "../../src/serve/index.js";
+import { startNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-unit-"));
@@ -146,7 +146,7 @@ describe("serve: one node", () => {
       body: JSON.stringify({ options: { env: { BIG: "x".repeat(2 * 1024 * 1024) } } }),
     });
     assert.equal(res.status, 413);
-    assert.equal((await res.json()).error.code, "ErrTooLarge");
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "ErrTooLarge");
   });
 
   test("configure needs the operator token; applied with it", async () => {
