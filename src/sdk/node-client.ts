@@ -17,19 +17,24 @@ export interface NodeEndpoint {
 /** Bodies a node sends are small; a bigger one is not from a node. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
+/** The URL as an error message may show it: userinfo (a password or token) blanked. */
+function shown(url: string): string {
+  return JSON.stringify(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@"));
+}
+
 export function checkNodeUrl(url: string): URL {
+  const wrong = (why = ""): ErrInvalidConfig =>
+    new ErrInvalidConfig(`remote url must be http(s)://HOST:PORT${why}, got ${shown(url)}`);
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new ErrInvalidConfig(
-      `remote url must be http(s)://HOST:PORT, got ${JSON.stringify(url)}`,
-    );
+    throw wrong();
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-    throw new ErrInvalidConfig(
-      `remote url must be http(s)://HOST:PORT, got ${JSON.stringify(url)}`,
-    );
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw wrong();
+  // A token in the URL would end up in error messages, shell history and proxies' logs.
+  if (parsed.username !== "" || parsed.password !== "")
+    throw wrong(" with no user or password (the token goes in remote.token or WHEELLOCK_TOKEN)");
   return parsed;
 }
 

@@ -21,7 +21,7 @@ import {
 } from "../remote/index.js";
 import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
-import { errorBody, HttpError, statusFor } from "./http-json.js";
+import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
 import type { SandboxHost } from "./host.js";
 import { nodeOptions } from "./node-options.js";
 import { readRequest } from "./operation-request.js";
@@ -38,8 +38,13 @@ export interface DataPlaneOptions {
 
 const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
 
-/** Operations a sandbox's own token may not run: they change what the operator decided. */
-const OPERATOR_ONLY: ReadonlySet<OperationRequest["op"]> = new Set(["configure"]);
+/**
+ * Operations a sandbox's own token may not run: they change what the operator decided (its
+ * secrets, policy, env) or widen where the guest may reach. Narrowing the allowlist is fine.
+ */
+function operatorOnly(req: OperationRequest): boolean {
+  return req.op === "configure" || (req.op === "allow-list" && req.action === "add");
+}
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
@@ -105,12 +110,12 @@ export class DataPlane {
 
   /** The local id the request may open; throws the refusal otherwise. */
   private authorize(req: IncomingMessage): string {
-    const path = new URL(req.url ?? "/", "http://node").pathname;
+    const path = requestUrl(req).pathname;
     const match = OPERATION_PATH.exec(path);
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) throw new HttpError(401, "ErrAuth", "a bearer token is required");
-    const parsed = parseNodeSandboxId(decodeURIComponent(match[1] ?? ""));
+    const parsed = parseNodeSandboxId(decodePathSegment(match[1]));
     const operator = this.opts.credentials.isOperator(token);
     // Only the operator learns whether an id exists; anyone else gets the same 403.
     const denied = new ErrAuth("this token does not open that sandbox");
@@ -139,8 +144,9 @@ export class DataPlane {
     }
     const reply = (type: number, value: unknown): void =>
       void stream.end(encodeJson(type as Msg, value));
-    if (OPERATOR_ONLY.has(req.op) && !this.opts.credentials.isOperator(token)) {
-      reply(Msg.Error, wireError(new ErrAuth(`${req.op} needs the node's operator token`)));
+    if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
+      const what = req.op === "allow-list" ? "allow-list add" : req.op;
+      reply(Msg.Error, wireError(new ErrAuth(`${what} needs the node's operator token`)));
       stream.resume();
       return;
     }

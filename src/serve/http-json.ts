@@ -82,3 +82,24 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     throw new HttpError(400, "ErrInvalidConfig", "request body is not valid JSON");
   }
 }
+
+/**
+ * A path segment, percent-decoded; a malformed escape (`%E0%A4%A`) gives "" so that it is
+ * refused as a malformed id (400, or 403 to a caller who may not learn more), never a 500.
+ */
+export function decodePathSegment(raw: string | undefined): string {
+  try {
+    return decodeURIComponent(raw ?? "");
+  } catch {
+    return "";
+  }
+}
+
+/** The request's URL; a target that is not a path (`http://[`) is a 400, not a 500. */
+export function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? "/", "http://node");
+  } catch {
+    throw new HttpError(400, "ErrInvalidConfig", "malformed request target");
+  }
+}

@@ -14,7 +14,14 @@ import { ErrAuth, ErrVMNotFound } from "../errors.js";
 import { nodeSandboxId, parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import type { HostedSandbox, SandboxHost } from "./host.js";
-import { HttpError, readJsonBody, sendError, sendJson } from "./http-json.js";
+import {
+  decodePathSegment,
+  HttpError,
+  readJsonBody,
+  requestUrl,
+  sendError,
+  sendJson,
+} from "./http-json.js";
 import { nodeInfo } from "./node-info.js";
 import { nodeOptions } from "./node-options.js";
 
@@ -70,7 +77,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? "/", "http://node");
+    const url = requestUrl(req);
     const path = url.pathname;
     const method = req.method ?? "GET";
     // No token: probes. The node id is no secret (every sandbox id names it).
@@ -109,7 +116,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     }
     const log = /^\/v1\/sandboxes\/([^/]{1,100})\/log$/.exec(path);
     if (log && method === "GET") {
-      const found = sandboxFor(req, decodeURIComponent(log[1] ?? ""), false);
+      const found = sandboxFor(req, decodePathSegment(log[1]), false);
       const offset = Number(url.searchParams.get("offset") ?? "0");
       if (!Number.isSafeInteger(offset) || offset < 0)
         throw new HttpError(400, "ErrInvalidConfig", "offset must be an integer >= 0");
@@ -124,7 +131,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     }
     const one = /^\/v1\/sandboxes\/([^/]{1,100})$/.exec(path);
     if (one) {
-      const id = decodeURIComponent(one[1] ?? "");
+      const id = decodePathSegment(one[1]);
       if (method === "GET") {
         let found = sandboxFor(req, id, false);
         if (url.searchParams.get("wait") === "running") found = await waitRunning(opts.host, found);

@@ -36,25 +36,35 @@ const localIds = (dir: string): string[] =>
     ? readdirSync(join(dir, "sandboxes")).filter((f) => f.startsWith("vm-"))
     : [];
 
-before(async () => {
-  // Node A takes one sandbox: the next create must be placed on B.
-  a = await startServe(dirA, ["--max-sandboxes", "1"]);
-  sb = await Sandbox.create({ ...SANDBOX_OPTIONS, remote: { url: a.url, token: a.token } });
-});
+before(
+  async () => {
+    // Node A takes one sandbox: the next create must be placed on B.
+    a = await startServe(dirA, ["--max-sandboxes", "1"]);
+    sb = await Sandbox.create({ ...SANDBOX_OPTIONS, remote: { url: a.url, token: a.token } });
+  },
+  { timeout: 300_000 },
+);
 
-after(async () => {
-  await sb?.close().catch(() => undefined);
-  await a?.stop();
-  await b?.stop();
-  // Whatever a failed test left: supervisors of both nodes (QEMU dies with them).
-  for (const dir of [dirA, dirB])
-    for (const pid of supervisorPids(dir, localIds(dir)))
-      if (pidAlive(pid)) process.kill(pid, "SIGKILL");
-});
+after(
+  async () => {
+    await sb?.close().catch(() => undefined);
+    await a?.stop();
+    await b?.stop();
+    // Whatever a failed test left: supervisors of both nodes (QEMU dies with them).
+    for (const dir of [dirA, dirB])
+      for (const pid of supervisorPids(dir, localIds(dir)))
+        if (pidAlive(pid)) process.kill(pid, "SIGKILL");
+  },
+  { timeout: 120_000 },
+);
 
-describe("served sandbox (Sandbox.create({ remote }) against serve on loopback)", () => {
-  sandboxCases(() => sb as NodeSandbox);
-});
+describe(
+  "served sandbox (Sandbox.create({ remote }) against serve on loopback)",
+  { timeout: 900_000 },
+  () => {
+    sandboxCases(() => sb as NodeSandbox);
+  },
+);
 
 /** The CLI against node A, token from the environment as a user would give it. */
 function remoteCli(args: string[], input = ""): ReturnType<typeof wheellock> {
@@ -62,7 +72,7 @@ function remoteCli(args: string[], input = ""): ReturnType<typeof wheellock> {
   return wheellock([...args.slice(0, 1), "--remote", a?.url as string, ...args.slice(1)], input);
 }
 
-describe("CLI --remote", () => {
+describe("CLI --remote", { timeout: 400_000 }, () => {
   test("exec: output and exit codes as locally", async () => {
     const r = await remoteCli(["exec", sb!.id, "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
     assert.deepEqual([r.code, r.stdout, r.stderr], [7, "out\n", "err\n"]);
@@ -126,7 +136,7 @@ describe("CLI --remote", () => {
   });
 });
 
-describe("backpressure through the node", () => {
+describe("backpressure through the node", { timeout: 300_000 }, () => {
   test("a client that does not read: the node's and the supervisor's memory stay flat", async () => {
     const node = a!.child.pid as number;
     const [supervisor] = supervisorPids(dirA, [sb!.id.split("@")[0] as string]);
@@ -156,7 +166,7 @@ describe("backpressure through the node", () => {
   });
 });
 
-describe("faults", () => {
+describe("faults", { timeout: 600_000 }, () => {
   test("kill -9 of the node mid-exec: one clear error; a restarted node finds the sandbox", async () => {
     const proc = sb!.spawn("sleep 60");
     proc.stdin.end();
@@ -170,7 +180,10 @@ describe("faults", () => {
     });
     // The sandbox lives in its supervisor: a new `serve` on the same data dir serves it again.
     a = await startServe(dirA, ["--max-sandboxes", "1", "--listen", `127.0.0.1:${port}`]);
-    assert.equal((await sb!.exec("echo back; cat /proc/[0-9]*/comm | grep -cx sleep")).stdout, "back\n0\n");
+    assert.equal(
+      (await sb!.exec("echo back; cat /proc/[0-9]*/comm | grep -cx sleep")).stdout,
+      "back\n0\n",
+    );
     const list = await remoteCli(["list", "--json"]);
     assert.deepEqual(
       (JSON.parse(list.stdout) as { id: string }[]).map((v) => v.id),
