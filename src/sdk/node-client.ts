@@ -57,6 +57,14 @@ async function readBody(res: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * How long a call may go without a byte from the node. Always set: Node's global agent times
+ * sockets out after 5 s idle, and a node answers `create` only once the VM is up.
+ */
+export const DEFAULT_NODE_TIMEOUT_MS = 60_000;
+/** `create` boots a VM and `DELETE` stops one before answering (minutes under TCG, loaded). */
+export const LIFECYCLE_TIMEOUT_MS = 15 * 60_000;
+
 /** One REST call; resolves with the parsed JSON, or the raw bytes for `raw: true`. */
 export function nodeRequest<T>(
   node: NodeEndpoint,
@@ -79,7 +87,7 @@ export function nodeRequest<T>(
             : {}),
         },
         ...(node.ca !== undefined ? { ca: node.ca } : {}),
-        ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
+        timeout: options.timeoutMs ?? DEFAULT_NODE_TIMEOUT_MS,
       },
       (res) => {
         readBody(res).then((bytes) => {

@@ -9,7 +9,13 @@ import { ErrCapacity, ErrInvalidConfig, ErrVMNotFound, ErrVMNotRunning } from ".
 import { RemoteSandbox, webSocketConnector } from "../remote/index.js";
 import type { NodeInfo, SandboxView } from "../serve/index.js";
 import { parseNodeSandboxId } from "../util/index.js";
-import { checkNodeUrl, nodeRequest, operationUrl, type NodeEndpoint } from "./node-client.js";
+import {
+  checkNodeUrl,
+  LIFECYCLE_TIMEOUT_MS,
+  nodeRequest,
+  operationUrl,
+  type NodeEndpoint,
+} from "./node-client.js";
 import { placementOrder } from "./placement.js";
 
 export interface RemoteOptions {
@@ -136,6 +142,7 @@ export async function createRemote(
         "POST",
         "/v1/sandboxes",
         body,
+        { timeoutMs: LIFECYCLE_TIMEOUT_MS },
       );
       const node = endpoint(remote, url);
       return new NodeSandbox(r.json.sandbox.id, () => Promise.resolve(node), r.json.token);
@@ -183,7 +190,14 @@ export async function inspectRemote(id: string, remote: ResolvedRemote): Promise
 /** Stops the sandbox and removes everything of it on its node. */
 export async function removeRemote(id: string, remote: ResolvedRemote): Promise<void> {
   const url = await nodeUrlFor(remote, id);
-  await nodeRequest(endpoint(remote, url), "DELETE", `/v1/sandboxes/${encodeURIComponent(id)}`);
+  // Stopping waits for the guest's graceful shutdown, then QEMU's exit.
+  await nodeRequest(
+    endpoint(remote, url),
+    "DELETE",
+    `/v1/sandboxes/${encodeURIComponent(id)}`,
+    undefined,
+    { timeoutMs: LIFECYCLE_TIMEOUT_MS },
+  );
 }
 
 /** The sandbox's log from `offset`; `size` is the log's size now. */

@@ -21,6 +21,8 @@ interface Entry {
 
 export class FakeHost implements SandboxHost {
   readonly entries = new Map<string, Entry>();
+  /** How long `create` takes (a VM boot answers only once the VM is up). */
+  createDelayMs = 0;
 
   constructor(
     private readonly socketDir: string,
@@ -29,6 +31,7 @@ export class FakeHost implements SandboxHost {
 
   async create(): Promise<HostedSandbox> {
     if (this.entries.size >= this.maxSandboxes) throw new ErrCapacity("fake host is full");
+    await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
     const id = newSandboxId();
     const sandbox = new FakeSandbox(id);
     const socketPath = join(this.socketDir, `${id}.sock`);

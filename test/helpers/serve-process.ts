@@ -11,6 +11,8 @@ export interface ServeProcess {
   node: string;
   token: string;
   dataDir: string;
+  /** With `--single`: the id of the one sandbox it serves. */
+  sandbox?: string;
   child: ChildProcess;
   /** Everything it wrote on stderr so far. */
   stderr(): string;
@@ -18,11 +20,17 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServe(dataDir: string, args: string[] = []): Promise<ServeProcess> {
+/** `input`, when given, is written to its stdin (a plan for `--single`), then EOF. */
+export async function startServe(
+  dataDir: string,
+  args: string[] = [],
+  input?: string,
+): Promise<ServeProcess> {
   const child = spawn(process.execPath, [...CLI, "serve", "--listen", "127.0.0.1:0", ...args], {
     env: { ...process.env, WHEELLOCK_DATA_DIR: dataDir },
     stdio: ["pipe", "pipe", "pipe"],
   });
+  if (input !== undefined) child.stdin?.end(input);
   let err = "";
   child.stderr?.on("data", (c: Buffer) => (err += c.toString()));
   const line = await new Promise<string>((resolve, reject) => {
@@ -33,12 +41,18 @@ export async function startServe(dataDir: string, args: string[] = []): Promise<
     });
     child.once("exit", (code) => reject(new Error(`serve exited (${code}): ${err}`)));
   });
-  const ready = JSON.parse(line) as { url: string; node: string; tokenFile: string };
+  const ready = JSON.parse(line) as {
+    url: string;
+    node: string;
+    tokenFile: string;
+    sandbox?: string;
+  };
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
     url: ready.url,
     node: ready.node,
     token: readFileSync(ready.tokenFile, "utf8").trim(),
+    ...(ready.sandbox !== undefined ? { sandbox: ready.sandbox } : {}),
     dataDir,
     child,
     stderr: () => err,

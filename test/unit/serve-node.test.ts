@@ -212,6 +212,20 @@ describe("serve: limits", () => {
   });
 });
 
+describe("serve: slow calls", () => {
+  test("a create that takes longer than the HTTP agent's 5 s idle timeout still succeeds", async () => {
+    const n = await node("node-slow");
+    n.host.createDelayMs = 6000;
+    try {
+      const sb = await Sandbox.create({ remote: { url: n.node.url, token: n.token } });
+      assert.equal((await sb.exec(["echo", "booted"])).stdout, "booted\n");
+    } finally {
+      await n.node.close();
+      await n.host.close();
+    }
+  });
+});
+
 describe("serve: two nodes", () => {
   test("placement takes the node with room; ids find their node among several", async () => {
     const roomy = await node("node-roomy");

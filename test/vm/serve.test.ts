@@ -237,3 +237,23 @@ describe("faults", { timeout: 600_000 }, () => {
     assert.deepEqual(existsSync(runDir) ? readdirSync(runDir) : [], []);
   });
 });
+
+describe("serve --single", { timeout: 300_000 }, () => {
+  test("serves the one sandbox of its plan and exits when it stops", async () => {
+    const dir = nodeDir("single");
+    const plan = JSON.stringify({ options: { hostname: "single-vm", env: { FROM: "plan" } } });
+    const single = await startServe(dir, ["--single"], plan);
+    try {
+      assert.match(single.sandbox ?? "", new RegExp(`^vm-[0-9a-f]{8}@${single.node}$`));
+      const remote = { url: single.url, token: single.token };
+      await assert.rejects(Sandbox.create({ remote }), /serves one sandbox/);
+      const one = Sandbox.connect(single.sandbox as string, { remote });
+      assert.equal((await one.exec("hostname; printenv FROM")).stdout, "single-vm\nplan\n");
+      const exited = new Promise<number | null>((resolve) => single.child.once("exit", resolve));
+      await one.close();
+      assert.equal(await exited, 0);
+    } finally {
+      await single.stop("SIGKILL");
+    }
+  });
+});
