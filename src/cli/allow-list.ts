@@ -54,7 +54,7 @@ function action(name: "add" | "delete"): Command {
     .argument("<hosts...>", "host,host,... (globs as in --allow-host)");
   return addRemoteOption(cmd).action(async (id: string, args: string[], flags: RemoteFlags) => {
     const hosts = parseHosts(args);
-    const sandbox = connectSandbox(id, flags);
+    const sandbox = await connectSandbox(id, flags);
     if (!(await sandbox.allowedHosts()).intercepting)
       throw new WheellockError(
         "ErrInvalidConfig",

@@ -53,7 +53,7 @@ export function cpCommand(): Command {
         throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
       }
       if (dest.id !== undefined) {
-        const sandbox = connectSandbox(dest.id, flags);
+        const sandbox = await connectSandbox(dest.id, flags);
         let target = dest.path;
         if (target.endsWith("/") && src.path !== "-")
           target = posix.join(target, basename(src.path));
@@ -77,7 +77,7 @@ export function cpCommand(): Command {
       if (dest.path !== "-" && !existsSync(dirname(resolve(dest.path)))) {
         throw new ErrInvalidConfig(`no such host directory: ${dirname(resolve(dest.path))}`);
       }
-      const sandbox = connectSandbox(src.id as string, flags);
+      const sandbox = await connectSandbox(src.id as string, flags);
       let destPath = dest.path;
       if (destPath !== "-" && existsSync(destPath) && statSync(destPath).isDirectory()) {
         destPath = join(destPath, posix.basename(src.path));

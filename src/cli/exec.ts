@@ -35,7 +35,7 @@ async function exec(id: string, command: string[], flags: ExecFlags): Promise<nu
     if (!it) throw new ErrInvalidConfig("command required (or use -it for an interactive shell)");
     command = ["/bin/sh"];
   }
-  const sandbox = connectSandbox(id, flags);
+  const sandbox = await connectSandbox(id, flags);
   const proc = sandbox.spawn(command, {
     ...(flags.workdir !== undefined ? { cwd: flags.workdir } : {}),
     ...(flags.user !== undefined ? { user: flags.user } : {}),

@@ -1,6 +1,5 @@
 import { Command } from "commander";
 import { ErrInvalidConfig, WheellockError } from "../errors.js";
-import { listRemote, removeRemote } from "../sdk/index.js";
 import {
   collectGarbage,
   getRecord,
@@ -41,8 +40,8 @@ export function rmCommand(): Command {
     .option("--stopped", "remove every sandbox that is not running");
   return addRemoteOption(cmd).action(
     async (ids: string[], flags: { stopped?: boolean } & RemoteFlags) => {
-      const remote = resolvedRemote(flags);
-      const records = remote ? await listRemote(remote) : listRecords();
+      const onNode = await resolvedRemote(flags);
+      const records = onNode ? await onNode.sdk.listRemote(onNode.remote) : listRecords();
       const targets = flags.stopped
         ? records.filter((r) => !LIVE_STATUSES.has(r.status)).map((r) => r.id)
         : ids;
@@ -50,13 +49,13 @@ export function rmCommand(): Command {
         throw new ErrInvalidConfig("sandbox id required (or use --stopped)");
       }
       for (const id of targets) {
-        if (remote) {
+        if (onNode) {
           // A node refuses nothing here: removing a running sandbox there stops it first,
           // so check as `rm` does locally.
           const view = records.find((r) => r.id === id || r.id.startsWith(`${id}@`));
           if (view && LIVE_STATUSES.has(view.status))
             throw new ErrInvalidConfig(`cannot remove running sandbox ${id}, kill it first`);
-          await removeRemote(id, remote);
+          await onNode.sdk.removeRemote(id, onNode.remote);
         } else removeSandbox(id);
         process.stdout.write(`Removed ${id}\n`);
       }

@@ -1,6 +1,5 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
-import { listRemote, removeRemote } from "../sdk/index.js";
 import { LIVE_STATUSES, listRecords, stopSandbox } from "../state/index.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
@@ -11,11 +10,11 @@ export function killCommand(): Command {
   return addRemoteOption(cmd).action(
     async (id: string | undefined, flags: { all?: boolean } & RemoteFlags) => {
       // On a node, a stopped sandbox is removed with everything of it (nothing to `rm` later).
-      const remote = resolvedRemote(flags);
-      const stop = remote ? (i: string) => removeRemote(i, remote) : stopSandbox;
+      const onNode = await resolvedRemote(flags);
+      const stop = onNode ? (i: string) => onNode.sdk.removeRemote(i, onNode.remote) : stopSandbox;
       if (flags.all) {
-        const live = remote
-          ? (await listRemote(remote)).filter((v) => LIVE_STATUSES.has(v.status))
+        const live = onNode
+          ? (await onNode.sdk.listRemote(onNode.remote)).filter((v) => LIVE_STATUSES.has(v.status))
           : listRecords().filter((r) => LIVE_STATUSES.has(r.status));
         await Promise.all(
           live.map((r) =>

@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import { inspectRemote, listRemote } from "../sdk/index.js";
 import { getRecord, listRecords, type SandboxRecord } from "../state/index.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
@@ -17,9 +16,11 @@ type ListFlags = { running?: boolean; json?: boolean } & RemoteFlags;
 
 /** `list --remote`: every node's sandboxes, with the node that runs each. */
 async function listOnNodes(flags: ListFlags): Promise<boolean> {
-  const remote = resolvedRemote(flags);
-  if (!remote) return false;
-  const views = (await listRemote(remote)).filter((v) => !flags.running || v.status === "running");
+  const onNode = await resolvedRemote(flags);
+  if (!onNode) return false;
+  const views = (await onNode.sdk.listRemote(onNode.remote)).filter(
+    (v) => !flags.running || v.status === "running",
+  );
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(views, null, 2)}\n`);
     return true;
@@ -59,8 +60,8 @@ export function listCommand(): Command {
 export function inspectCommand(): Command {
   return addRemoteOption(new Command("inspect").argument("<id>", "sandbox id")).action(
     async (id: string, flags: RemoteFlags) => {
-      const remote = resolvedRemote(flags);
-      const shown = remote ? await inspectRemote(id, remote) : getRecord(id);
+      const onNode = await resolvedRemote(flags);
+      const shown = onNode ? await onNode.sdk.inspectRemote(id, onNode.remote) : getRecord(id);
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
     },
   );

@@ -1,7 +1,6 @@
 import { Command } from "commander";
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { getRecord, logPath } from "../state/index.js";
-import { readRemoteLog } from "../sdk/index.js";
 import { outputFailed } from "./output.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
@@ -33,9 +32,9 @@ function copyFrom(path: string, offset: number): number {
 }
 
 /** The same from a node: one slice per call, from where the last one ended. */
-async function copyRemote(id: string, remote: Remote, offset: number): Promise<number> {
+async function copyRemote(id: string, onNode: OnNode, offset: number): Promise<number> {
   for (;;) {
-    const { data, size } = await readRemoteLog(id, remote, offset);
+    const { data, size } = await onNode.sdk.readRemoteLog(id, onNode.remote, offset);
     if (size < offset) return 0;
     if (data.length === 0 || outputFailed()) return offset;
     process.stdout.write(data);
@@ -43,7 +42,7 @@ async function copyRemote(id: string, remote: Remote, offset: number): Promise<n
   }
 }
 
-type Remote = NonNullable<ReturnType<typeof resolvedRemote>>;
+type OnNode = NonNullable<Awaited<ReturnType<typeof resolvedRemote>>>;
 
 export function logCommand(): Command {
   const cmd = new Command("log")
@@ -51,11 +50,11 @@ export function logCommand(): Command {
     .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)");
   return addRemoteOption(cmd).action(
     async (id: string, flags: { follow?: boolean } & RemoteFlags) => {
-      const remote = resolvedRemote(flags);
-      if (!remote) getRecord(id);
+      const onNode = await resolvedRemote(flags);
+      if (!onNode) getRecord(id);
       const path = logPath(id);
       const copy = (from: number) =>
-        remote ? copyRemote(id, remote, from) : Promise.resolve(copyFrom(path, from));
+        onNode ? copyRemote(id, onNode, from) : Promise.resolve(copyFrom(path, from));
       let offset = await copy(0);
       if (!flags.follow) return;
       let stop = false;

@@ -20,7 +20,7 @@ export function portForwardCommand(): Command {
     async (id: string, specs: string[], flags: { address: string[] } & RemoteFlags) => {
       const bindings = parsePublish(specs, flags.address);
       if (bindings.length === 0) throw new ErrInvalidConfig("at least one port to forward");
-      const sandbox = connectSandbox(id, flags);
+      const sandbox = await connectSandbox(id, flags);
       const servers = [];
       for (const b of bindings) {
         const server = forwardingServer(sandbox, b.remotePort, (err) =>

@@ -16,4 +16,5 @@ export {
   removeRemote,
   resolveRemote,
   type RemoteOptions,
+  type ResolvedRemote,
 } from "./remote.js";

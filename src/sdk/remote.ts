@@ -31,7 +31,7 @@ export interface RemoteOptions {
 export const ENV_REMOTE = "WHEELLOCK_REMOTE";
 export const ENV_TOKEN = "WHEELLOCK_TOKEN";
 
-interface ResolvedRemote {
+export interface ResolvedRemote {
   urls: string[];
   token: string;
   ca: string | undefined;
