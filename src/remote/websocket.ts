@@ -59,6 +59,8 @@ async function refusal(res: IncomingMessage, url: string): Promise<WheellockErro
   return reviveError(code, message);
 }
 
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
 /** Opens one WebSocket per operation to `target`. */
 export function webSocketConnector(target: WebSocketTarget, id: string): Connector {
   return async () => {
@@ -68,6 +70,8 @@ export function webSocketConnector(target: WebSocketTarget, id: string): Connect
         headers: { authorization: `Bearer ${target.token}` },
         maxPayload: MAX_FRAME_BYTES,
         perMessageDeflate: false,
+        // A node that accepts the connection and never answers must not hang the caller.
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         ...(target.ca !== undefined ? { ca: target.ca } : {}),
       });
       ws.once("unexpected-response", (_req, res) => {
