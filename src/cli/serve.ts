@@ -32,6 +32,7 @@ interface ServeFlags {
 }
 
 const DEFAULT_MAX_SANDBOXES = 32;
+const STOP_ANSWER_GRACE_MS = 5000;
 
 function readPem(path: string, flag: string): string {
   try {
@@ -128,8 +129,8 @@ async function serve(flags: ServeFlags): Promise<number> {
     process.once("SIGTERM", () => resolve("signal"));
     void single?.ended.then(() => resolve("sandbox"));
   });
-  await stopped;
-  await node.close();
+  // A sandbox that ended through `stop`: that operation's answer is still to be sent.
+  await node.close((await stopped) === "sandbox" ? STOP_ANSWER_GRACE_MS : 0);
   await host.close();
   return 0;
 }

@@ -103,6 +103,13 @@ export class DataPlane {
     });
   }
 
+  /** Resolves once no operation is open, or after `waitMs`. */
+  async drained(waitMs: number): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while (this.open > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   close(): void {
     for (const client of this.wss.clients) client.terminate();
     this.wss.close();

@@ -40,8 +40,12 @@ export interface RunningNode {
   tokenPath: string;
   tokenCreated: boolean;
   host: SandboxHost;
-  /** Stops listening and closes every connection (sandboxes of supervisors keep running). */
-  close(): Promise<void>;
+  /**
+   * Stops listening and closes every connection (sandboxes of supervisors keep running),
+   * first letting open operations finish for up to `graceMs` (the answer to the `stop` that
+   * ended a `--single` sandbox is still on its way).
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** TCP connections beyond the open operations: REST calls and handshakes in progress. */
@@ -99,7 +103,9 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     tokenPath,
     tokenCreated,
     host,
-    close: async () => {
+    close: async (graceMs = 0) => {
+      server.close();
+      await dataPlane.drained(graceMs);
       await resources.release();
     },
   };
