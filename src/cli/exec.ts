@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
-import { interactive, streamed } from "./run.js";
+import { interactive, streamed } from "./forward.js";
 import { hostTerminalSize } from "./tty.js";
 
 interface ExecFlags extends RemoteFlags {

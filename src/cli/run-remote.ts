@@ -9,7 +9,7 @@ import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { createRemote, resolveRemote, type RemoteOptions } from "../sdk/index.js";
 import { hostTerminalSize } from "./tty.js";
-import { interactive, streamed } from "./run.js";
+import { interactive, streamed } from "./forward.js";
 
 export interface RemoteRunFlags {
   detach?: boolean;
