@@ -68,6 +68,8 @@ export class NodeSandbox extends RemoteSandbox {
   ) {
     let located: Promise<NodeEndpoint> | undefined;
     super(id, async () => {
+      // Closed through this object: the node has removed it (its id is unknown there now).
+      if (this.closed) throw new ErrVMNotRunning(`sandbox ${id} was closed`);
       located ??= locate();
       const node = await located.catch((err: unknown) => {
         located = undefined;
@@ -82,6 +84,13 @@ export class NodeSandbox extends RemoteSandbox {
         id,
       )();
     });
+  }
+
+  private closed = false;
+
+  override async close(): Promise<void> {
+    await super.close();
+    this.closed = true;
   }
 }
 

@@ -122,7 +122,8 @@ export class DataPlane {
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) throw new HttpError(401, "ErrAuth", "a bearer token is required");
-    const parsed = parseNodeSandboxId(decodePathSegment(match[1]));
+    const text = decodePathSegment(match[1]);
+    const parsed = parseNodeSandboxId(text);
     const operator = this.opts.credentials.isOperator(token);
     // Only the operator learns whether an id exists; anyone else gets the same 403.
     const denied = new ErrAuth("this token does not open that sandbox");
@@ -132,7 +133,7 @@ export class DataPlane {
       parsed.nodeId === undefined || parsed.nodeId === this.opts.nodeId
         ? this.opts.host.find(parsed.localId)
         : undefined;
-    if (!sandbox) throw operator ? new ErrVMNotFound(match[1] ?? "") : denied;
+    if (!sandbox) throw operator ? new ErrVMNotFound(text) : denied;
     if (!this.opts.credentials.opens(token, sandbox.id, sandbox.createdAt)) throw denied;
     if (sandbox.status !== "running")
       throw new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);

@@ -10,6 +10,7 @@ import {
   ErrAuth,
   ErrCapacity,
   ErrInvalidConfig,
+  ErrVMNotRunning,
   Sandbox,
   type NodeSandbox,
 } from "../../src/index.js";
@@ -213,7 +214,9 @@ describe("serve: one node", () => {
   test("close stops the sandbox through the node and removes it", async () => {
     const gone = await Sandbox.create({ remote: { url: a.node.url, token: a.token } });
     await gone.close();
+    await gone.close();
     assert.equal((await get(`${a.node.url}/v1/sandboxes/${gone.id}`, a.token)).status, 404);
+    await assert.rejects(gone.exec(["true"]), ErrVMNotRunning);
   });
 });
 

@@ -58,14 +58,6 @@ after(
   { timeout: 120_000 },
 );
 
-describe(
-  "served sandbox (Sandbox.create({ remote }) against serve on loopback)",
-  { timeout: 900_000 },
-  () => {
-    sandboxCases(() => sb as NodeSandbox);
-  },
-);
-
 /** The CLI against node A, token from the environment as a user would give it. */
 function remoteCli(args: string[], input = ""): ReturnType<typeof wheellock> {
   process.env.WHEELLOCK_TOKEN = a?.token;
@@ -257,3 +249,12 @@ describe("serve --single", { timeout: 300_000 }, () => {
     }
   });
 });
+
+// Last: the shared table ends by closing the sandbox the tests above use.
+describe(
+  "served sandbox (Sandbox.create({ remote }) against serve on loopback)",
+  { timeout: 900_000 },
+  () => {
+    sandboxCases(() => sb as NodeSandbox);
+  },
+);
