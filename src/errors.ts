@@ -19,7 +19,9 @@ export type WheellockErrorCode =
   | "ErrVolumeInUse"
   | "ErrClosed"
   | "ErrCleanup"
-  | "ErrSnapshotMismatch";
+  | "ErrSnapshotMismatch"
+  | "ErrAuth"
+  | "ErrCapacity";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -167,6 +169,20 @@ export class ErrSnapshotMismatch extends WheellockError {
   }
 }
 
+/** A remote node refused the credentials: none, wrong, or for another sandbox (401/403). */
+export class ErrAuth extends WheellockError {
+  constructor(message: string) {
+    super("ErrAuth", message);
+  }
+}
+
+/** A remote node is at one of its limits (sandboxes, connections); try another or later. */
+export class ErrCapacity extends WheellockError {
+  constructor(message: string) {
+    super("ErrCapacity", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -188,6 +204,8 @@ const CLASS_BY_CODE: Record<
   ErrClosed,
   ErrCleanup,
   ErrSnapshotMismatch,
+  ErrAuth,
+  ErrCapacity,
 };
 
 /**

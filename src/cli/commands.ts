@@ -125,6 +125,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./cp.js")).cpCommand,
   ),
   entry(
+    "serve",
+    "serve sandboxes to other machines over HTTP(S) and WebSocket (docs/REMOTE.md)",
+    async () => (await import("./serve.js")).serveCommand,
+  ),
+  entry(
     "diagnose",
     "check that this host can run sandboxes (exit 1 on failure)",
     async () => (await import("./diagnose.js")).diagnoseCommand,

@@ -16,7 +16,7 @@ export { compileRules as checkHookRules } from "./http-policy/rules.js";
 export { compileHostPattern, type HostPattern } from "./policy/index.js";
 export { SYSTEM_CA_BUNDLE_PATHS } from "./tls/ca-bundle-paths.js";
 export type { HookRule, SecretSpec } from "./http-policy/index.js";
-export type { NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
+export type { HttpPolicy, NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
 /**
  * The proxy, the HTTP policy and the CA, loaded on demand: TLS and X.509 code costs start-up
  * time that open-mode sandboxes (and every CLI call) should not pay.

@@ -39,3 +39,4 @@ export {
   type SnapshotMeta,
   type StoredSnapshot,
 } from "./snapshot-store.js";
+export { listSnapshotKeys } from "./snapshot-store.js";

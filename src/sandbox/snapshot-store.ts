@@ -109,6 +109,15 @@ export function findSnapshot(key: string): StoredSnapshot | undefined {
   return stored(key, dir);
 }
 
+/** Keys of the complete snapshots held (what a node advertises in `/v1/info`). */
+export function listSnapshotKeys(): string[] {
+  const root = snapshotsRoot();
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((key) => existsSync(join(root, key, COMPLETE_MARKER)))
+    .sort();
+}
+
 /** A snapshot that failed to restore is removed so it is never tried again. */
 export function discardSnapshot(key: string): void {
   rmSync(join(snapshotsRoot(), key), { recursive: true, force: true });

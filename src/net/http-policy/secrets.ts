@@ -11,6 +11,7 @@ import type { SecretSpec } from "./types.js";
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const BASIC_RE = /^(\s*basic\s+)([A-Za-z0-9+/=_-]+)(\s*)$/i;
+const PLACEHOLDER_RE = /^SANDBOX_SECRET_[0-9a-f]{32}$/;
 const CREDENTIAL_HEADER_RE = /^(proxy-)?authorization$/i;
 
 interface Secret {
@@ -58,7 +59,11 @@ export class SecretSet {
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
       const scope = SecretScope.compile(name, spec);
-      return { name, placeholder: newPlaceholder(), value: spec.value, scope };
+      // A policy rebuilt for a running sandbox keeps the placeholders its guest already has.
+      const placeholder = spec.placeholder ?? newPlaceholder();
+      if (!PLACEHOLDER_RE.test(placeholder))
+        throw new ErrInvalidConfig(`secret ${name}: malformed placeholder`);
+      return { name, placeholder, value: spec.value, scope };
     });
   }
 

@@ -31,6 +31,11 @@ export interface SecretSpec {
   inQuery?: boolean;
   /** Also send the value over plain HTTP (off by default: it would cross the network in clear). */
   allowHttp?: boolean;
+  /**
+   * @internal The placeholder to keep (a policy rebuilt for a running sandbox by `configure`);
+   * default: a new random one.
+   */
+  placeholder?: string;
 }
 
 /** One literal find/replace applied to a response body (no regex). */
