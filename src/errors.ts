@@ -18,7 +18,8 @@ export type WheellockErrorCode =
   | "ErrImage"
   | "ErrVolumeInUse"
   | "ErrClosed"
-  | "ErrCleanup";
+  | "ErrCleanup"
+  | "ErrBuild";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -155,6 +156,19 @@ export class ErrCleanup extends WheellockError {
   }
 }
 
+/**
+ * An image build failed: a Dockerfile error (`line` names its line), a failing `RUN` (its
+ * `exitCode`), a context path that escapes, a layer that would carry a secret, an interrupt.
+ */
+export class ErrBuild extends WheellockError {
+  constructor(
+    message: string,
+    readonly details: { line?: number; exitCode?: number } = {},
+  ) {
+    super("ErrBuild", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -175,6 +189,7 @@ const CLASS_BY_CODE: Record<
   ErrVolumeInUse,
   ErrClosed,
   ErrCleanup,
+  ErrBuild,
 };
 
 /**
