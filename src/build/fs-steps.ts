@@ -142,6 +142,7 @@ export async function workdirStep(ctx: StepContext, fs: FsState, chain: string):
     const started = Date.now();
     const lower = await run.disks.reader(fs);
     if ((await resolveInImage(lower, dir)).inode?.kind === "dir") {
+      run.stepsRun++;
       run.progress.done(n, Date.now() - started);
       await run.cache.put({ key: chain });
       return fs;
