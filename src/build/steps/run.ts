@@ -164,6 +164,8 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
       });
       proc.stdin.end();
       const abort = (): void => proc.kill("SIGKILL");
+      // Ctrl-C while the VM was booting: the command is killed as soon as it started.
+      if (req.signal.aborted) abort();
       req.signal.addEventListener("abort", abort, { once: true });
       try {
         for await (const chunk of proc) req.onOutput(chunk.data);
