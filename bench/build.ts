@@ -24,7 +24,11 @@ export async function buildBench(log: (m: string) => void): Promise<Record<strin
       [
         await layerTar([
           ...busyboxEntries(),
-          ...applets.map((a) => ({ name: `bin/${a}`, type: "symlink" as const, linkname: "busybox" })),
+          ...applets.map((a) => ({
+            name: `bin/${a}`,
+            type: "symlink" as const,
+            linkname: "busybox",
+          })),
         ]),
       ],
       { Env: ["PATH=/bin"] },
@@ -33,7 +37,8 @@ export async function buildBench(log: (m: string) => void): Promise<Record<strin
     await importImage(base, { store, source: Readable.from([tar]) });
     const ctx = join(work, "ctx");
     mkdirSync(join(ctx, "src"), { recursive: true });
-    for (let i = 0; i < 50; i++) writeFileSync(join(ctx, "src", `m${i}.txt`), `module ${i}\n`.repeat(100));
+    for (let i = 0; i < 50; i++)
+      writeFileSync(join(ctx, "src", `m${i}.txt`), `module ${i}\n`.repeat(100));
     writeFileSync(join(ctx, "config.json"), '{"v":1}\n');
     writeFileSync(
       join(ctx, "Dockerfile"),

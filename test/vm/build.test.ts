@@ -27,7 +27,19 @@ const BASE = `wl-build-vmbase:${process.pid}`;
 const TAG = `wl-build-vmout:${process.pid}`;
 const SECRET = "s3cr3t-value-that-must-not-leak";
 const BUNDLE = "# the image's own CA bundle\n";
-const APPLETS = ["rm", "mkdir", "chmod", "chown", "ln", "mknod", "wc", "ls", "cat", "printf", "true"];
+const APPLETS = [
+  "rm",
+  "mkdir",
+  "chmod",
+  "chown",
+  "ln",
+  "mknod",
+  "wc",
+  "ls",
+  "cat",
+  "printf",
+  "true",
+];
 let log = "";
 
 before(async () => {
@@ -35,7 +47,11 @@ before(async () => {
     [
       await layerTar([
         ...busyboxEntries(),
-        ...APPLETS.map((a) => ({ name: `bin/${a}`, type: "symlink" as const, linkname: "busybox" })),
+        ...APPLETS.map((a) => ({
+          name: `bin/${a}`,
+          type: "symlink" as const,
+          linkname: "busybox",
+        })),
         { name: "etc/old", content: "old\n" },
         { name: "etc/dir/lower", content: "lower\n" },
         { name: "etc/ssl/certs/ca-certificates.crt", content: BUNDLE },
@@ -165,7 +181,10 @@ describe("wheellock build with sandboxes", () => {
     const out = await cli(["build", "--progress", "plain", "-f", df, "-t", `${TAG}-fail`, ctx]);
     assert.equal(out.code, 3);
     assert.match(out.stderr, /failing-output/);
-    assert.match(out.stderr, /wheellock: Dockerfile line 2 \(RUN\) failed: the command exited with code 3/);
+    assert.match(
+      out.stderr,
+      /wheellock: Dockerfile line 2 \(RUN\) failed: the command exited with code 3/,
+    );
     assert.equal(await store.get(`docker.io/library/${TAG}-fail`), undefined);
     assert.deepEqual(childQemuPids(), []);
   });
@@ -176,26 +195,24 @@ describe("wheellock build with sandboxes", () => {
       df,
       `FROM ${BASE}\nRUN --mount=type=secret,id=api,env=API_KEY sh -c 'echo "$API_KEY" > /seen; cat /etc/ssl/certs/ca-certificates.crt > /bundle-seen'\n`,
     );
-    await buildImage(
-      opts({
-        dockerfile: df,
-        tags: [`${TAG}-net`],
-        allowHosts: ["example.com"],
-        secrets: { api: { value: SECRET, hosts: ["api.example.com"] } },
-      }),
-    ).then(
+    const intercepted = (): Promise<unknown> =>
+      buildImage(
+        opts({
+          dockerfile: df,
+          tags: [`${TAG}-net`],
+          allowHosts: ["example.com"],
+          secrets: { api: { value: SECRET, hosts: ["api.example.com"] } },
+        }),
+      );
+    await intercepted().then(
       () => assert.fail("copying the bundle (with the wheellock CA) into a layer must fail"),
       (e: Error) => assert.match(e.message, /would contain the wheellock intercept CA certificate/),
     );
-    writeFileSync(df, `FROM ${BASE}\nRUN --mount=type=secret,id=api,env=API_KEY sh -c 'echo "$API_KEY" > /seen'\n`);
-    await buildImage(
-      opts({
-        dockerfile: df,
-        tags: [`${TAG}-net`],
-        allowHosts: ["example.com"],
-        secrets: { api: { value: SECRET, hosts: ["api.example.com"] } },
-      }),
+    writeFileSync(
+      df,
+      `FROM ${BASE}\nRUN --mount=type=secret,id=api,env=API_KEY sh -c 'echo "$API_KEY" > /seen'\n`,
     );
+    await intercepted();
     const rec = await store.get(`docker.io/library/${TAG}-net`);
     assert.ok(rec);
     const img = store.ext4Path(rec);

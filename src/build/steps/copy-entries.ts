@@ -12,19 +12,17 @@ import type { Ext4Reader } from "../ext4/reader.js";
 import { resolveInImage } from "../fs/resolve.js";
 import type { LayerEntry, LayerEntryKind } from "../layer/entry.js";
 
-export interface CopyFile {
+/** One thing to copy: a layer entry's metadata, at a path below its item. */
+export type CopyFile = Pick<
+  LayerEntry,
+  "mode" | "uid" | "gid" | "mtimeSec" | "sizeBytes" | "content"
+> & {
   /** Path below the item ("" is the item itself). */
   rel: string;
   kind: Extract<LayerEntryKind, "file" | "dir" | "symlink" | "hardlink">;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtimeSec: number;
-  sizeBytes?: number;
   /** Symlink target, or for a hard link the `rel` of the file it links to. */
   linkTarget?: string;
-  content?: () => AsyncIterable<Buffer> | Iterable<Buffer>;
-}
+};
 
 export interface CopyItem {
   /** The name a single file gets in a destination directory. */
