@@ -136,7 +136,13 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
         owner: { uid: first.uid, gid: first.gid },
       };
     }
-    const intercept = settings.allowHosts.length > 0 || Object.keys(placeholders).length > 0;
+    const offline = req.network === "none";
+    if (offline && Object.keys(placeholders).length > 0)
+      throw new ErrBuild(
+        `${req.what}: a secret bound to hosts needs the network; this step has --network=none`,
+      );
+    const intercept =
+      !offline && (settings.allowHosts.length > 0 || Object.keys(placeholders).length > 0);
     const options: SandboxOptions = {
       image: "wheellock-build-step",
       ...(settings.cpus !== undefined ? { cpus: settings.cpus } : {}),
@@ -144,10 +150,14 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
       ...(settings.diskSizeMb !== undefined ? { diskSizeMb: settings.diskSizeMb } : {}),
       timeoutSeconds: 0,
       snapshot: false,
-      noNetwork: req.network === "none",
-      allowPrivateHosts: settings.allowPrivateHosts,
-      ...(settings.allowHosts.length > 0 ? { allowedHosts: [...settings.allowHosts] } : {}),
-      ...(Object.keys(placeholders).length > 0 ? { secrets: placeholders } : {}),
+      // No network device at all, or the build's policy (policy options with none are refused).
+      ...(offline
+        ? { noNetwork: true }
+        : {
+            allowPrivateHosts: settings.allowPrivateHosts,
+            ...(settings.allowHosts.length > 0 ? { allowedHosts: [...settings.allowHosts] } : {}),
+            ...(Object.keys(placeholders).length > 0 ? { secrets: placeholders } : {}),
+          }),
       ...(Object.keys(mounts).length > 0 ? { mounts } : {}),
     };
     const upperPath = join(work, "upper.ext4");
