@@ -4,13 +4,12 @@
  * last), and optionally written as an OCI-layout or `docker load` tar.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, link, mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { pack } from "tar-stream";
-import { createReadStream } from "node:fs";
 import {
   canonicalReference,
   MEDIA,
@@ -20,7 +19,7 @@ import {
   type ImageStore,
 } from "../image/index.js";
 import type { StageConfig } from "./config.js";
-import type { FsState, RootDisks } from "./fs/root-disks.js";
+import { layerSources, type FsState, type RootDisks } from "./fs/root-disks.js";
 import { NeedleScanner, type Needle } from "./layer/scanner.js";
 import { ErrBuild } from "../errors.js";
 
@@ -103,16 +102,7 @@ export async function storeImage(
     const made = disks.made(fs);
     const ready = made ? await made : fs.ext4;
     if (ready !== undefined) await placeBlob(ready, rootfsPath, (await stat(ready)).size);
-    else
-      await store.ensureRootfs(docs.configDigest, () =>
-        Promise.resolve(
-          fs.layers.map((l) => ({
-            name: l.digest,
-            diffId: l.diffId,
-            open: () => Promise.resolve(createReadStream(l.blobPath)),
-          })),
-        ),
-      );
+    else await store.ensureRootfs(docs.configDigest, () => Promise.resolve(layerSources(fs)));
   }
   const rootfsSizeBytes = (await stat(rootfsPath)).size;
   const records: ImageRecord[] = [];

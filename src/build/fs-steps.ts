@@ -3,8 +3,8 @@
  * WORKDIR (creates its directory when missing). Each looks its key up in the cache first;
  * a hit reuses the stored layer and boots nothing.
  */
-import { createHash } from "node:crypto";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrBuild } from "../errors.js";
 import { ensureImage } from "../image/index.js";
@@ -255,9 +255,8 @@ async function copyItems(
       digests.push(["heredoc", body]);
     } else if (ins.keyword === "ADD" && /^https?:\/\//i.test(s)) {
       const file = join(work, `url-${items.length}`);
-      const { name, sizeBytes } = await downloadUrl(s, file, run.urlPolicy, w, run.signal);
-      const bytes = await readFile(file);
-      const sha = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+      const got = await downloadUrl(s, file, run.urlPolicy, w, run.signal);
+      const { name, sizeBytes, sha256: sha } = got;
       if (checksum !== undefined && checksum !== sha)
         throw new ErrBuild(`${w}: ${s} has checksum ${sha}, not ${checksum}`);
       items.push({
@@ -272,7 +271,7 @@ async function copyItems(
             gid: 0,
             mtimeSec: 0,
             sizeBytes,
-            content: () => [bytes],
+            content: () => createReadStream(file),
           },
         ],
       });

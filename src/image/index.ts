@@ -21,6 +21,13 @@ export { ensureDefaultImage, type DefaultImage } from "./default-image.js";
 export { BlobStore, digestHex, sha256Digest } from "./blob-store.js";
 export { MEDIA, type Descriptor } from "./manifest.js";
 export type { LayerSource, BuildRootfsOptions } from "./rootfs-build.js";
+export {
+  DEFAULT_LAYER_LIMITS,
+  DecompressedBytesCap,
+  freeBytes,
+  layerBudget,
+  type LayerLimits,
+} from "./layer-limits.js";
 
 // The pull and import paths (registry client, tar, layer flattening) load on first use: most
 // commands and every sandbox on the default image never need them.

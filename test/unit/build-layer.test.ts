@@ -59,6 +59,7 @@ before(async () => {
       {
         name: "lower",
         diffId: sha256(lowerTar),
+        sizeBytes: lowerTar.length,
         open: () => Promise.resolve(Readable.from([lowerTar])),
       },
     ],
@@ -189,11 +190,13 @@ describe("a RUN layer from the sandbox's writable disk", () => {
           {
             name: "lower",
             diffId: sha256(lowerTar),
+            sizeBytes: lowerTar.length,
             open: () => Promise.resolve(Readable.from([lowerTar])),
           },
           {
             name: "step",
             diffId: layer.diffId,
+            sizeBytes: layer.sizeBytes,
             open: () =>
               Promise.resolve(createReadStream(join(blobDir, "sha256", layer.digest.slice(7)))),
           },

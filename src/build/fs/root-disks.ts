@@ -33,6 +33,16 @@ export function fsKey(state: FsState): string {
     .digest("hex");
 }
 
+/** The state's layers as the image module's flatten reads them (blobs opened in order). */
+export function layerSources(state: FsState): LayerSource[] {
+  return state.layers.map((l) => ({
+    name: l.digest,
+    diffId: l.diffId,
+    sizeBytes: l.sizeBytes,
+    open: () => Promise.resolve(createReadStream(l.blobPath, { highWaterMark: 1 << 20 })),
+  }));
+}
+
 export class RootDisks {
   private readonly disks = new Map<string, Promise<string>>();
   private readonly readers = new Map<string, Promise<Ext4Reader>>();
@@ -45,11 +55,7 @@ export class RootDisks {
     let disk = this.disks.get(key);
     if (!disk) {
       const outPath = join(this.scratchDir, `root-${key.slice(0, 32)}.ext4`);
-      const layers: LayerSource[] = state.layers.map((l) => ({
-        name: l.digest,
-        diffId: l.diffId,
-        open: () => Promise.resolve(createReadStream(l.blobPath, { highWaterMark: 1 << 20 })),
-      }));
+      const layers = layerSources(state);
       disk = flattenLayers({ layers, workDir: this.scratchDir, outPath }).then(() => outPath);
       // A failed flatten is not cached: the error goes to whoever asked.
       disk.catch(() => this.disks.delete(key));

@@ -5,13 +5,17 @@
  * the address actually connected to, so DNS cannot rebind around it). Redirects are followed
  * (at most 5), each checked again.
  */
+import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { posix } from "node:path";
+import { isIP } from "node:net";
+import { dirname, posix } from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ErrBuild } from "../../errors.js";
+import { freeBytes } from "../../image/index.js";
 import { HostAllowlist, isPrivateOrSpecialAddress } from "../../net/index.js";
 
 export interface UrlPolicy {
@@ -63,6 +67,13 @@ function get(
     !new HostAllowlist(policy.allowHosts).allows(url.hostname, port)
   )
     throw new ErrBuild(`${what}: ${url.host} is not in the build's --allow-host list`);
+  // An address literal is never looked up (Node connects to it directly), so the lookup's
+  // check would not run: it is checked here.
+  const literal = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (isIP(literal) !== 0 && !policy.allowPrivateHosts && isPrivateOrSpecialAddress(literal))
+    throw new ErrBuild(
+      `${what}: ${url.host} is a private address; blocked by the build's network policy`,
+    );
   const request = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -77,14 +88,17 @@ function get(
   });
 }
 
-/** Downloads `href` to `file`; returns the name ADD gives it in a directory. */
+/**
+ * Downloads `href` to `file` (at most the free space of its disk), hashing it on the way;
+ * returns the name ADD gives it in a directory.
+ */
 export async function downloadUrl(
   href: string,
   file: string,
   policy: UrlPolicy,
   what: string,
   signal: AbortSignal,
-): Promise<{ name: string; sizeBytes: number }> {
+): Promise<{ name: string; sizeBytes: number; sha256: string }> {
   let url = new URL(href);
   for (let hops = 0; ; hops++) {
     if (url.protocol !== "http:" && url.protocol !== "https:")
@@ -101,10 +115,39 @@ export async function downloadUrl(
       res.resume();
       throw new ErrBuild(`${what}: ${url.href} answered HTTP ${status}`);
     }
+    const limitBytes = await freeBytes(dirname(file));
+    const hash = createHash("sha256");
     let sizeBytes = 0;
-    res.on("data", (c: Buffer) => (sizeBytes += c.length));
-    await pipeline(res, createWriteStream(file, { mode: 0o600, flags: "wx" }));
-    const name = posix.basename(decodeURIComponent(new URL(href).pathname)) || "index.html";
-    return { name, sizeBytes };
+    const counted = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        sizeBytes += chunk.length;
+        if (sizeBytes > limitBytes)
+          return done(
+            new ErrBuild(
+              `${what}: ${url.href} is larger than the ${Math.round(limitBytes / 1048576)} MiB free on the build's disk`,
+            ),
+          );
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    await pipeline(res, counted, createWriteStream(file, { mode: 0o600, flags: "wx" }));
+    return { name: fileName(href, what), sizeBytes, sha256: `sha256:${hash.digest("hex")}` };
   }
+}
+
+/** The name ADD gives a download in a directory: the URL path's last segment, decoded. */
+function fileName(href: string, what: string): string {
+  const raw = new URL(href).pathname;
+  let decoded = raw;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    // Not valid percent-encoding: the name as written.
+  }
+  const name = posix.basename(decoded);
+  if (name === "") return "index.html";
+  if (name === "." || name === ".." || name.includes("\0"))
+    throw new ErrBuild(`${what}: ${href} does not name a file; give the destination a file name`);
+  return name;
 }
