@@ -2,10 +2,13 @@
 // opaque dirs, hard links, setuid, owners, FIFOs), a built image that runs with its
 // ENTRYPOINT/CMD/USER/WORKDIR, cache hits that boot nothing, a changed file re-running only
 // the steps after it, a failing RUN, and secrets (files and placeholders) that never reach a
-// layer. One base image (imported, no registry), six VM boots in all.
+// layer; the network each RUN gets (private ranges blocked by default, none with
+// --network=none). One base image (imported, no registry), nine VM boots in all.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -39,6 +42,7 @@ const APPLETS = [
   "cat",
   "printf",
   "true",
+  "wget",
 ];
 let log = "";
 
@@ -118,12 +122,14 @@ async function imageBytes(ref: string): Promise<Buffer[]> {
 const cli = (args: string[]) =>
   promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
     encoding: "utf8",
+    timeout: 300_000,
   }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number; stdout: string; stderr: string }) => e,
   );
 
-describe("wheellock build with sandboxes", () => {
+// TCG boots take tens of seconds; nothing here may wait longer than this for good.
+describe("wheellock build with sandboxes", { timeout: 15 * 60_000 }, () => {
   test("RUN steps become layers: whiteouts, opaque dirs, hard links, setuid, owners, FIFOs", async () => {
     const r = await buildImage(opts());
     assert.equal(r.stepsRun, 4, "RUN, COPY, RUN, WORKDIR");
@@ -222,5 +228,45 @@ describe("wheellock build with sandboxes", () => {
     assert.equal(statIn(img, "/etc/ssl/certs/wheellock-ca.crt"), undefined);
     assert.ok(!(await imageBytes(`${TAG}-net`)).some((b) => b.includes(SECRET)));
     assert.equal(readlinkIn(img, "/bin/sh"), "busybox");
+  });
+
+  test("RUN's network: private ranges blocked by default, no device with --network=none", async () => {
+    // A server on the host's 127.0.0.1: the guest reaches it as the gateway only when private
+    // hosts are allowed, so the allowed build shows the blocked ones could have reached it.
+    const server = createServer((_req, res) => res.end("from the host\n"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://10.0.2.2:${(server.address() as AddressInfo).port}/`;
+    const fetch = (file: string) => `wget -q -T 5 -O ${file} ${url}; echo $? > ${file}.rc`;
+    const df = join(work, "Dockerfile.net-policy");
+    const tag = `${TAG}-policy`;
+    try {
+      writeFileSync(
+        df,
+        [
+          `FROM ${BASE}`,
+          `RUN ${fetch("/open")}`,
+          `RUN --network=none sh -c 'ls /sys/class/net > /nets; ${fetch("/none")}'`,
+          "",
+        ].join("\n"),
+      );
+      await buildImage(opts({ dockerfile: df, tags: [tag], allowPrivateHosts: true }));
+      let img = store.ext4Path((await store.get(`docker.io/library/${tag}`)) ?? assert.fail());
+      assert.equal(
+        catIn(img, "/open"),
+        "from the host\n",
+        "reachable when private hosts are allowed",
+      );
+      assert.equal(catIn(img, "/nets"), "lo\n", "--network=none: no network device");
+      assert.notEqual(catIn(img, "/none.rc").trim(), "0");
+      writeFileSync(df, `FROM ${BASE}\nRUN ${fetch("/blocked")}\n`);
+      await buildImage(opts({ dockerfile: df, tags: [tag] }));
+      img = store.ext4Path((await store.get(`docker.io/library/${tag}`)) ?? assert.fail());
+      assert.notEqual(catIn(img, "/blocked.rc").trim(), "0", "the default blocks private ranges");
+      assert.ok((statIn(img, "/blocked")?.sizeBytes ?? 0) === 0);
+    } finally {
+      server.close();
+      await store.remove(`docker.io/library/${tag}`).catch(() => undefined);
+    }
+    assert.deepEqual(childQemuPids(), []);
   });
 });
