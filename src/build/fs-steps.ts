@@ -315,7 +315,10 @@ async function fromReader(
     if (!r) throw new ErrBuild(`${what(ctx)}: stage ${from} was not built`);
     return { reader: await run.disks.reader(r.fs), identity: fsKey(r.fs) };
   }
-  const { record, ext4Path } = await ensureImage(from, { store: run.store });
+  // Not a stage: an image, as in Docker (so a misspelt stage name is a failed pull).
+  const { record, ext4Path } = await ensureImage(from, { store: run.store }).catch((err: Error) => {
+    throw new ErrBuild(`${what(ctx)}: --from=${from} is no stage; as an image: ${err.message}`);
+  });
   return {
     reader: await run.disks.reader({ layers: [], ext4: ext4Path }),
     identity: record.configDigest,

@@ -266,6 +266,30 @@ describe("a RUN layer from the sandbox's writable disk", () => {
     }
   });
 
+  test("a secret with '/' in a long file name (ustar's prefix/name split) is found", async () => {
+    // ustar keeps a long path as prefix + name, split at a '/': here the secret's own, so its
+    // halves land 100+ bytes apart in the header, out of reach of a scan of the byte stream.
+    const secret = "tok3n-part-one/tok3n-part-two";
+    const dir = `${"p".repeat(50)}tok3n-part-one`;
+    const path = `${"p".repeat(50)}${secret}${"x".repeat(40)}`;
+    const meta = { mode: 0o755, uid: 0, gid: 0, mtimeSec: 0 };
+    await assert.rejects(
+      writeLayer(
+        [
+          { path: dir, kind: "dir", ...meta },
+          { path, kind: "file", ...meta, sizeBytes: 0, content: () => [] },
+        ],
+        {
+          blobDir: join(work, "b3"),
+          needles: [{ label: 'the value of secret "s"', bytes: Buffer.from(secret) }],
+          what: "step 5",
+          maxBytes: 1 << 30,
+        },
+      ),
+      /step 5: the layer would contain the value of secret "s" \(in a file name\); refused/,
+    );
+  });
+
   test("a crafted disk fails cleanly: a directory cycle, a bad superblock", async () => {
     const bad = join(work, "bad.ext4");
     writeFileSync(bad, Buffer.alloc(4096));

@@ -63,8 +63,19 @@ export async function writeLayer(
   let uncompressedBytes = 0;
   let sizeBytes = 0;
   try {
+    const ordered = orderLayerEntries(entries);
+    // Names are scanned whole too: ustar splits a long path into prefix and name fields at a
+    // '/', which can fall inside a secret (its halves then lie apart in the tar bytes).
+    for (const e of ordered) {
+      const names = new NeedleScanner(opts.needles);
+      names.push(Buffer.from(`${e.path}\0${e.linkTarget ?? ""}`));
+      if (names.found !== undefined)
+        throw new ErrBuild(
+          `${opts.what}: the layer would contain ${names.found} (in a file name); refused (nothing was stored)`,
+        );
+    }
     await pipeline(
-      Readable.from(writeLayerTar(orderLayerEntries(entries))),
+      Readable.from(writeLayerTar(ordered)),
       meter((c) => {
         uncompressedBytes += c.length;
         if (uncompressedBytes > opts.maxBytes)
