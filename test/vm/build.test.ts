@@ -1,11 +1,13 @@
 // wheellock build with real sandboxes: RUN steps (heredoc, secret file, cache mount, whiteouts,
 // opaque dirs, hard links, setuid, owners, FIFOs), a built image that runs with its
 // ENTRYPOINT/CMD/USER/WORKDIR, cache hits that boot nothing, a changed file re-running only
-// the steps after it, a failing RUN, and secrets (files and placeholders) that never reach a
-// layer; the network each RUN gets (private ranges blocked by default, none with
-// --network=none). One base image (imported, no registry), nine VM boots in all.
+// the steps after it, a failing RUN, secrets (files and placeholders) that never reach a layer
+// or outlive their step in a cache mount, and the network each RUN gets (private ranges
+// blocked by default, none with --network=none). One base image (imported, no registry), ten
+// VM boots in all.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -228,6 +230,25 @@ describe("wheellock build with sandboxes", { timeout: 15 * 60_000 }, () => {
     assert.equal(statIn(img, "/etc/ssl/certs/wheellock-ca.crt"), undefined);
     assert.ok(!(await imageBytes(`${TAG}-net`)).some((b) => b.includes(SECRET)));
     assert.equal(readlinkIn(img, "/bin/sh"), "busybox");
+  });
+
+  test("a secret left in a cache mount fails the step and empties the mount", async () => {
+    const df = join(work, "Dockerfile.cache-leak");
+    writeFileSync(
+      df,
+      `FROM ${BASE}\nRUN --mount=type=secret,id=tok --mount=type=cache,id=leaky,target=/c sh -c 'cat /run/secrets/tok > /c/creds; echo kept > /c/other'\n`,
+    );
+    await assert.rejects(
+      buildImage(opts({ dockerfile: df, tags: [`${TAG}-leak`] })),
+      /left the value of secret "tok" in its cache mount \/c; the cache mount was emptied/,
+    );
+    const dir = join(
+      cacheDir,
+      "mounts",
+      createHash("sha256").update("leaky").digest("hex").slice(0, 32),
+    );
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(await store.get(`docker.io/library/${TAG}-leak`), undefined);
   });
 
   test("RUN's network: private ranges blocked by default, no device with --network=none", async () => {

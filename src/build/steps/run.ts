@@ -13,7 +13,9 @@ import { Sandbox } from "../../sdk/index.js";
 import type { BuildCache } from "../cache.js";
 import { Ext4Reader } from "../ext4/reader.js";
 import type { LayerEntry } from "../layer/entry.js";
+import type { Needle } from "../layer/scanner.js";
 import { diffUpper } from "../layer/upper-diff.js";
+import { emptyDir, findNeedlesInTree } from "./cache-scan.js";
 import type { CacheMount, RunMount, RunNetwork, SecretMount } from "./run-mounts.js";
 
 export interface BuildSecret {
@@ -88,6 +90,8 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
     const placeholders: Record<string, SecretOption> = {};
     const fileEnv: Record<string, string> = {};
     const secretsByDir = new Map<string, SecretMount[]>();
+    /** Secret values this step's guest sees (files, env): what its cache mounts must not keep. */
+    const guestSecrets: Needle[] = [];
     for (const m of req.mounts) {
       if (m.type === "secret") {
         const secret = settings.secrets[m.id];
@@ -106,6 +110,10 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
           placeholders[m.env] = { value: secret.value, hosts: [...secret.hosts] };
           continue;
         }
+        guestSecrets.push({
+          label: `the value of secret "${m.id}"`,
+          bytes: Buffer.from(secret.value),
+        });
         if (m.env) fileEnv[m.env] = secret.value;
         if (m.target) {
           const dir = posix.dirname(m.target);
@@ -186,6 +194,7 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
     } finally {
       await sandbox.close();
     }
+    await checkCacheMounts(req, mounts, guestSecrets);
     if (req.signal.aborted) throw new ErrBuild("build interrupted");
     if (exitCode !== 0)
       throw new ErrBuild(`${req.what} failed: the command exited with code ${exitCode}`, {
@@ -222,6 +231,26 @@ export async function runStep(req: RunRequest): Promise<RunOutcome> {
   } catch (err) {
     await rm(work, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/** A cache mount left holding a secret value is emptied, and the step fails. */
+async function checkCacheMounts(
+  req: RunRequest,
+  mounts: Readonly<Record<string, MountConfig>>,
+  guestSecrets: readonly Needle[],
+): Promise<void> {
+  for (const m of req.mounts) {
+    if (m.type !== "cache" || m.readonly) continue;
+    const mount = mounts[m.target];
+    if (mount?.type !== "host_fs" || mount.hostPath === undefined) continue;
+    const found = await findNeedlesInTree(mount.hostPath, guestSecrets);
+    if (found === undefined) continue;
+    await emptyDir(mount.hostPath);
+    throw new ErrBuild(
+      `${req.what}: the step left ${found} in its cache mount ${m.target}; the cache mount was emptied (a secret must not outlive its step)`,
+      { line: req.line },
+    );
   }
 }
 
