@@ -5,6 +5,8 @@
  * running step (its last output line and a timer). A failed step's output tail is shown in
  * both, so the reason is on screen.
  */
+import { StringDecoder } from "node:string_decoder";
+
 export interface BuildProgress {
   /** A step begins; `label` is `[stage k/n] INSTRUCTION args`. */
   start(step: number, label: string): void;
@@ -27,20 +29,41 @@ export const silentBuildProgress: BuildProgress = {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 const TAIL_LINES = 30;
+/** A longer line is cut: a step printing without newlines must not grow what is held. */
+const MAX_LINE_CHARS = 4096;
 
 /** Keeps the last lines of a step's output (shown again when it fails). */
 class Tail {
   lines: string[] = [];
   partial = "";
+  private readonly decoder = new StringDecoder("utf8");
   push(chunk: Buffer): string[] {
-    const text = this.partial + chunk.toString("utf8");
-    const parts = text.split(/\r?\n/);
+    // Only the new text is split: the held partial line is at most MAX_LINE_CHARS.
+    const parts = this.decoder.write(chunk).split(/\r?\n/);
+    parts[0] = this.partial + (parts[0] ?? "");
     this.partial = parts.pop() ?? "";
-    this.lines.push(...parts);
+    const out: string[] = [];
+    for (const line of parts) out.push(...cut(line));
+    while (this.partial.length > MAX_LINE_CHARS) {
+      out.push(this.partial.slice(0, MAX_LINE_CHARS));
+      this.partial = this.partial.slice(MAX_LINE_CHARS);
+    }
+    this.lines.push(...out.slice(-TAIL_LINES));
     if (this.lines.length > TAIL_LINES) this.lines.splice(0, this.lines.length - TAIL_LINES);
-    return parts;
+    return out;
   }
 }
+
+function cut(line: string): string[] {
+  if (line.length <= MAX_LINE_CHARS) return [line];
+  const out: string[] = [];
+  for (let i = 0; i < line.length; i += MAX_LINE_CHARS) out.push(line.slice(i, i + MAX_LINE_CHARS));
+  return out;
+}
+
+/** The step's text for the terminal view: control characters (escapes) shown as `?`. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const printable = (s: string): string => s.replace(/[\x00-\x1f\x7f-\x9f]/g, "?");
 
 export function plainBuildProgress(write: (text: string) => void): BuildProgress {
   const started = new Map<number, number>();
@@ -78,7 +101,7 @@ export function ttyBuildProgress(
     if (!current) return;
     const last = current.tail.partial || current.tail.lines[current.tail.lines.length - 1] || "";
     const head = `=> ${current.label} ${seconds(Date.now() - current.startedAt)}`;
-    write(`\r\x1b[K${fit(last ? `${head}  ${last.trim()}` : head)}`);
+    write(`\r\x1b[K${fit(last ? `${head}  ${printable(last.trim())}` : head)}`);
   };
   const finish = (suffix: string): void => {
     if (!current) return;
@@ -101,7 +124,7 @@ export function ttyBuildProgress(
       const tail = current?.tail;
       finish(`ERROR ${seconds(ms)}`);
       for (const line of [...(tail?.lines ?? []), ...(tail?.partial ? [tail.partial] : [])])
-        write(`   ${line}\n`);
+        write(`   ${printable(line)}\n`);
     },
     note: (message) => write(`\r\x1b[K${message}\n`),
   };
