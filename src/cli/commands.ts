@@ -115,6 +115,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./cp.js")).cpCommand,
   ),
   entry(
+    "rpc",
+    "serve matchlock's JSON-RPC on stdin/stdout (for its SDKs: MATCHLOCK_BIN=wheellock)",
+    async () => (await import("./rpc.js")).rpcCommand,
+  ),
+  entry(
     "diagnose",
     "check that this host can run sandboxes (exit 1 on failure)",
     async () => (await import("./diagnose.js")).diagnoseCommand,

@@ -1,2 +1,2 @@
 /** The SDK: `Sandbox.create/connect/startDetached/list/pool` and the reference's helpers. */
-export { Sandbox, type DetachedStartOptions } from "./sandbox.js";
+export { Sandbox, type CreateInternals, type DetachedStartOptions } from "./sandbox.js";

@@ -30,12 +30,19 @@ export interface DetachedStartOptions {
   eventsPath?: string;
 }
 
-/** Boots a new sandbox in this process. `internal` is for wheellock's own benchmarks. */
+/** For wheellock's own fronts (`rpc`), benchmarks and tests; not part of the public API. */
+export interface CreateInternals extends LaunchInternals {
+  /** The sandbox id, when the caller must know it before the boot (for its log path). */
+  id?: string;
+}
+
+/** Boots a new sandbox in this process. `internal` is for wheellock's own fronts and benchmarks. */
 async function create(
   options: SandboxOptions = {},
-  internal?: LaunchInternals,
+  internal: CreateInternals = {},
 ): Promise<VmSandbox> {
-  return launchVmSandbox(planSandbox(options), internal);
+  const { id, ...launch } = internal;
+  return launchVmSandbox(planSandbox(options, undefined, undefined, id), launch);
 }
 
 /**

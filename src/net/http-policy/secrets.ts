@@ -58,7 +58,7 @@ export class SecretSet {
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
       const scope = SecretScope.compile(name, spec);
-      return { name, placeholder: newPlaceholder(), value: spec.value, scope };
+      return { name, placeholder: spec.placeholder ?? newPlaceholder(), value: spec.value, scope };
     });
   }
 

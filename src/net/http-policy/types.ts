@@ -31,6 +31,8 @@ export interface SecretSpec {
   inQuery?: boolean;
   /** Also send the value over plain HTTP (off by default: it would cross the network in clear). */
   allowHttp?: boolean;
+  /** What the guest sees instead of a random placeholder (checked by the config). */
+  placeholder?: string;
 }
 
 /** One literal find/replace applied to a response body (no regex). */
