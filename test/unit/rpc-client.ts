@@ -1,6 +1,6 @@
 // A wire-level client for the rpc tests: writes raw lines, reads every line the server writes,
 // and matches responses to requests by id (what the SDKs do, without any SDK code).
-import { PassThrough } from "node:stream";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { RpcSession, type RpcSessionOptions } from "../../src/rpc/index.js";
 import { fakeFactory, type FakeFactory } from "./rpc-fake-sandbox.js";
 
@@ -26,8 +26,10 @@ export class WireClient {
   ended = false;
 
   constructor(
-    readonly input: PassThrough,
-    output: PassThrough,
+    /** The server's stdin. */
+    readonly input: Writable,
+    /** The server's stdout. */
+    output: Readable,
   ) {
     output.setEncoding("latin1");
     output.on("data", (text: string) => {
