@@ -1,6 +1,6 @@
 // `exec` round trip through `wheellock rpc` (what matchlock's SDKs pay) against the same call
 // through the SDK in this process, in the same run (issue 12: goal within 1.2x or +2 ms):
-//   npm run build && node --import tsx bench/rpc.ts [--rounds 200]
+//   npm run bench:rpc -- [--rounds 200]
 // One warm VM each (default image, no network), samples interleaved so both see the same load.
 // The rpc client is a minimal NDJSON client (one request in flight). Prints JSON.
 import { spawn } from "node:child_process";
