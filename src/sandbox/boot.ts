@@ -1,3 +1,7 @@
+/**
+ * Boots one VM: QEMU started, the control port connected, the agent's hello (or a restore's
+ * first CONFIGURE) awaited; failures report the console tail.
+ */
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { DiskSerial, GuestAgent } from "../channel/index.js";

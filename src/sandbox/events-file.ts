@@ -1,3 +1,4 @@
+/** `--events FILE`: a sandbox's events appended as JSON lines to a 0600 file. */
 import { createWriteStream, type WriteStream } from "node:fs";
 import { once } from "node:events";
 import { ErrInvalidConfig } from "../errors.js";

@@ -1,3 +1,7 @@
+/**
+ * `exec()`: a spawned command driven to completion, output collected, timeout and abort
+ * honoured.
+ */
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { ErrTimeout, WheellockError } from "../errors.js";

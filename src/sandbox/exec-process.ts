@@ -1,3 +1,7 @@
+/**
+ * A command running in the guest: its streams, pid, exit, signals and resize (`spawn()`'s
+ * result).
+ */
 import type { Readable, Writable } from "node:stream";
 import type { ExecStream } from "../channel/index.js";
 import { signalName, signalNumber } from "./signals.js";

@@ -1,3 +1,7 @@
+/**
+ * The file methods of a VM sandbox: mounted paths served by the host provider, the rest by the
+ * guest agent.
+ */
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import type { GuestAgent, StatInfo } from "../channel/index.js";

@@ -1,3 +1,4 @@
+/** CONFIGURE after a boot or restore: guest clock, hostname and fresh entropy. */
 import { randomBytes } from "node:crypto";
 import type { GuestAgent } from "../channel/index.js";
 

@@ -1,3 +1,4 @@
+/** Which image a sandbox boots: the locally built default image, or an OCI image from the store. */
 import { DEFAULT_IMAGE } from "../config/index.js";
 import type { ImageRuntimeConfig } from "../image/index.js";
 

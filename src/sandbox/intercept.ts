@@ -1,3 +1,7 @@
+/**
+ * Intercept mode's proxy for one sandbox: the per-user CA, secrets and hook rules, the upstream
+ * (loaded on demand).
+ */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxPlan } from "../config/index.js";

@@ -1,3 +1,7 @@
+/**
+ * A sandbox's network, decided before the VM starts: none, open mode, or intercept mode with its
+ * exec env.
+ */
 import { promises as dnsPromises } from "node:dns";
 import { CmdlineKey, kernelArg } from "../channel/index.js";
 import {

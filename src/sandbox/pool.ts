@@ -1,3 +1,4 @@
+/** `Sandbox.pool()`: a warm pool of VM sandboxes of one plan (policy in warm-pool.ts). */
 import { planSandbox, type SandboxOptions } from "../config/index.js";
 import type { VmSandbox } from "./vm-sandbox.js";
 import { WarmPool } from "./warm-pool.js";

@@ -1,3 +1,7 @@
+/**
+ * Per-sandbox run dirs: created owner-stamped, removed at close/exit, swept when their owner
+ * died.
+ */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makePrivateDir } from "../paths.js";

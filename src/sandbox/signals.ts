@@ -1,3 +1,4 @@
+/** Signal names and numbers as the guest uses them (both sides are x86_64 Linux). */
 import { constants } from "node:os";
 
 /** Host and guest are both x86_64 Linux, so Node's signal numbers are the guest's. */

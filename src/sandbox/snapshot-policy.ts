@@ -1,3 +1,4 @@
+/** Which starts may use a memory snapshot, and the key that says which snapshot fits. */
 import type { ResolvedSandboxConfig } from "../config/index.js";
 import { defaultAddressing } from "../net/index.js";
 import type { BootRequest } from "./boot.js";

@@ -1,3 +1,4 @@
+/** Memory snapshots on disk: find, write atomically, discard, keep the newest few. */
 import { createHash } from "node:crypto";
 import {
   existsSync,

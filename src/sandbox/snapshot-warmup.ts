@@ -1,3 +1,4 @@
+/** What a VM does right before its snapshot is saved, so restored sandboxes start warm. */
 import type { GuestAgent } from "../channel/index.js";
 import { runCollected } from "./exec-collect.js";
 import { DEFAULT_PATH } from "./exec-env.js";

@@ -1,3 +1,4 @@
+/** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createEmptyExt4 } from "../image/index.js";

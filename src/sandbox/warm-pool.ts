@@ -1,3 +1,7 @@
+/**
+ * The warm pool's policy, independent of sandboxes: keep N started, hand out, replace, report
+ * start errors.
+ */
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 
 /** What the pool keeps: something started that can be checked and closed. */
