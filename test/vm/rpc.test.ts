@@ -312,15 +312,15 @@ describe("one rpc process, one VM", () => {
   });
 
   test("network callbacks: mutate before the request leaves, block, fail-open on silence, rewrite the response; events", async () => {
-    // The body, then the status on a line of its own.
-    const curl = async (path: string) =>
-      text(
-        await c.call(
-          "exec",
-          { command: `curl -sS -m 60 -w '\\n%{http_code}' http://api.test:${httpPort}${path}` },
-          120_000,
-        ),
+    // The body, then the status on a line of its own; the error instead when there is none.
+    const curl = async (path: string) => {
+      const r = await c.call(
+        "exec",
+        { command: `curl -sS -m 60 -w '\\n%{http_code}' http://api.test:${httpPort}${path}` },
+        120_000,
       );
+      return text(r) || `failed: ${JSON.stringify(r.error) ?? text(r, "stderr")}`;
+    };
     assert.equal(await curl("/hooked?q=1&q=2"), "host saw /hooked?q=1&q=2\n\n200");
     const hooked = seen.find((s) => s.url.startsWith("/hooked"));
     assert.equal(hooked?.headers["x-hooked"], "yes");
