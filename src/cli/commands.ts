@@ -94,7 +94,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   entry(
     "log",
-    "print a sandbox's log (serial console and the output of its run command)",
+    "print a sandbox's log (serial console and the output of its run command; the last 2-4 MiB)",
     async () => (await import("./log.js")).logCommand,
     { ...ID, aliases: ["logs"] },
   ),

@@ -11,6 +11,7 @@ import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import type { ExecProcess, VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
+import { guestKernelNotice } from "../setup/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -113,6 +114,7 @@ export function runCommand(): Command {
   addInterceptOptions(cmd);
   addVolumeOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    noteGuestKernel(flags.kernel);
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
       const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));
@@ -121,6 +123,12 @@ export function runCommand(): Command {
     }
     process.exitCode = await run(command, flags);
   });
+}
+
+/** While the minimal kernel builds in the background, or once it has switched in: one line. */
+function noteGuestKernel(kernel: string | undefined): void {
+  const line = guestKernelNotice({ kernel });
+  if (line !== undefined) process.stderr.write(`wheellock: ${line}\n`);
 }
 
 function sandboxOptions(

@@ -23,9 +23,10 @@ import { findQemuBinary } from "../vmm/index.js";
 
 /**
  * Bump when what a snapshot holds or how it is restored changes (2: saved running; 3: guest
- * RAM in its own file, mapped by restores, not in the state stream).
+ * RAM in its own file, mapped by restores, not in the state stream; 4: that file is usable by
+ * jailed QEMUs, group SNAPSHOT_RAM_GID).
  */
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
 /** Snapshots are ~100 MB each; keep the most recently used few. */
 const KEEP_SNAPSHOTS = 6;
 const COMPLETE_MARKER = "complete.json";

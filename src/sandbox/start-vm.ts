@@ -1,8 +1,9 @@
 /** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { ErrSetup } from "../errors.js";
 import { createEmptyExt4 } from "../image/index.js";
-import { saveVmState } from "../vmm/index.js";
+import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
@@ -57,12 +58,16 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (opts.snapshotKey && vm.qmpSocketPath) {
-    await warmUpForSnapshot(vm.agent);
-    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
-      opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
-    );
+  if (opts.snapshotKey && vm.stateSaver) {
+    const saver = vm.stateSaver;
+    try {
+      await warmUpForSnapshot(vm.agent);
+      const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+      const failure = await capture(saver, opts.snapshotKey, disks);
+      if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
+    } finally {
+      saver.close();
+    }
   }
   return { ...vm, restored: false };
 }
@@ -80,26 +85,46 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
   });
 }
 
+/**
+ * Saves a snapshot of the running VM. A failed save is returned (the VM runs on without a
+ * snapshot); a VM that cannot continue afterwards throws: it would stay paused, and every
+ * later operation on the sandbox would wait for it forever.
+ */
 async function capture(
-  qmpSocketPath: string,
+  saver: VmStateSaver,
   key: string,
   from: { upperDiskPath: string; memoryPath: string },
-): Promise<void> {
+): Promise<Error | undefined> {
   let paused: { resume(): Promise<void> } | undefined;
+  let failure: Error | undefined;
   try {
     await writeSnapshot(key, async (target) => {
-      paused = await saveVmState(qmpSocketPath, target.statePath);
+      paused = await saver.save(target.statePath);
       // The VM is stopped: its disk and RAM file match the saved device state.
       await copySparse(from.upperDiskPath, target.upperDiskPath);
       await copySparse(from.memoryPath, target.memoryPath);
+      // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
+      shareSnapshotRam(target.memoryPath);
     });
-  } finally {
-    await paused?.resume();
+  } catch (err) {
+    failure = err as Error;
   }
+  await paused?.resume().catch((err: Error) => {
+    throw new ErrSetup(`the VM could not continue after saving a snapshot: ${err.message}`);
+  });
+  return failure;
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
-  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qmp-in.sock", "qemu.log", "ram"]) {
+  for (const name of [
+    "ctl.sock",
+    "net.sock",
+    "qmp.sock",
+    "save.sock",
+    "qemu.log",
+    "qemu.log.1",
+    "ram",
+  ]) {
     rmSync(join(runDir, name), { force: true });
   }
   rmSync(upperDiskPath, { force: true });

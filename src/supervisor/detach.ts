@@ -5,27 +5,14 @@
  * id. Its early stderr goes to a file so a boot failure is reported here in one line.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ErrVMNotRunning } from "../errors.js";
-import { makePrivateDir, packageRoot } from "../paths.js";
+import { makePrivateDir, ownEntryPoint } from "../paths.js";
 import { sandboxesDir } from "../state/index.js";
 import { READY_PREFIX, SUPERVISOR_LOG_ENV, writeSupervisorStart } from "./start-request.js";
 import type { SuperviseRequest } from "./supervise.js";
-
-/**
- * The supervisor's entry point, from the same tree as this code: the built one (no tsx at run
- * time), or the source through tsx when wheellock itself runs from source (tests, development).
- */
-function supervisorEntry(): string[] {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const path = fromSource
-    ? join(packageRoot(), "src", "supervisor", "main.ts")
-    : join(packageRoot(), "dist", "supervisor", "main.js");
-  if (!existsSync(path)) throw new Error(`cannot find the wheellock supervisor (${path})`);
-  return fromSource ? ["--import", "tsx", path] : [path];
-}
 
 /** The last line the supervisor wrote before it died, for a one-line error. */
 function earlyError(errPath: string, code: number | null, signal: string | null): string {
@@ -58,7 +45,7 @@ export async function startSupervisor(req: SuperviseRequest, label?: string): Pr
   );
   const errFd = openSync(errPath, "w", 0o600);
   try {
-    const child = spawn(process.execPath, supervisorEntry(), {
+    const child = spawn(process.execPath, ownEntryPoint("supervisor/main"), {
       detached: true,
       stdio: ["pipe", "pipe", errFd],
       env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },

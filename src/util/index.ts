@@ -19,3 +19,11 @@ export { findExecutable } from "./which.js";
 export { removeTree, removeTreeSync } from "./remove-tree.js";
 export { SerialQueue } from "./serial-queue.js";
 export { isSandboxId, newSandboxId } from "./sandbox-id.js";
+export {
+  CONSOLE_LOG_SEGMENT_BYTES,
+  openRingLog,
+  previousSegmentPath,
+  readRingLogTail,
+  ringLogSegments,
+} from "./ring-log.js";
+export { TerminalSanitizer, sanitizeTerminalText } from "./terminal-text.js";
