@@ -312,14 +312,17 @@ describe("one rpc process, one VM", () => {
   });
 
   test("network callbacks: mutate before the request leaves, block, fail-open on silence, rewrite the response; events", async () => {
-    // The body, then the status on a line of its own; the error instead when there is none.
+    // The body, then the status on a line of its own; the failure instead when there is none.
+    // `command` runs under `sh -c`, so the URL is quoted: an unquoted `&` in the query sends curl
+    // to the background, the shell exits at once and exec answers with no output at all.
     const curl = async (path: string) => {
       const r = await c.call(
         "exec",
-        { command: `curl -sS -m 60 -w '\\n%{http_code}' http://api.test:${httpPort}${path}` },
+        { command: `curl -sS -m 60 -w '\\n%{http_code}' 'http://api.test:${httpPort}${path}'` },
         120_000,
       );
-      return text(r) || `failed: ${JSON.stringify(r.error) ?? text(r, "stderr")}`;
+      const failure = { error: r.error, exit_code: r.result?.exit_code, stderr: text(r, "stderr") };
+      return text(r) || `failed: ${JSON.stringify(failure)}`;
     };
     assert.equal(await curl("/hooked?q=1&q=2"), "host saw /hooked?q=1&q=2\n\n200");
     const hooked = seen.find((s) => s.url.startsWith("/hooked"));
