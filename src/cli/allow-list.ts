@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { ErrInvalidConfig, WheellockError } from "../errors.js";
-import { Sandbox } from "../sdk/index.js";
+import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 
 /** What an allow-list change did, and the list after it. */
 export interface AllowListResult {
@@ -48,29 +48,29 @@ export function allowListReport(
 }
 
 function action(name: "add" | "delete"): Command {
-  return new Command(name)
+  const cmd = new Command(name)
     .description(name === "add" ? "allow more hosts" : "stop allowing hosts")
     .argument("<id>", "sandbox id")
-    .argument("<hosts...>", "host,host,... (globs as in --allow-host)")
-    .action(async (id: string, args: string[]) => {
-      const hosts = parseHosts(args);
-      const sandbox = Sandbox.connect(id);
-      if (!(await sandbox.allowedHosts()).intercepting)
-        throw new WheellockError(
-          "ErrInvalidConfig",
-          "allow-list updates unavailable: sandbox was started without network interception",
-        );
-      const changed =
-        name === "add" ? await sandbox.allowHosts(...hosts) : await sandbox.disallowHosts(...hosts);
-      const now = await sandbox.allowedHosts();
-      process.stdout.write(
-        allowListReport(id, name, {
-          changed,
-          allowed: now.hosts,
-          emptyDeniesAll: now.emptyDeniesAll,
-        }),
+    .argument("<hosts...>", "host,host,... (globs as in --allow-host)");
+  return addRemoteOption(cmd).action(async (id: string, args: string[], flags: RemoteFlags) => {
+    const hosts = parseHosts(args);
+    const sandbox = await connectSandbox(id, flags);
+    if (!(await sandbox.allowedHosts()).intercepting)
+      throw new WheellockError(
+        "ErrInvalidConfig",
+        "allow-list updates unavailable: sandbox was started without network interception",
       );
-    });
+    const changed =
+      name === "add" ? await sandbox.allowHosts(...hosts) : await sandbox.disallowHosts(...hosts);
+    const now = await sandbox.allowedHosts();
+    process.stdout.write(
+      allowListReport(id, name, {
+        changed,
+        allowed: now.hosts,
+        emptyDeniesAll: now.emptyDeniesAll,
+      }),
+    );
+  });
 }
 
 export function allowListCommand(): Command {

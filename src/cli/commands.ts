@@ -50,6 +50,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./pull.js")).pullCommand,
   ),
   entry(
+    "push",
+    "push a stored image to a registry",
+    async () => (await import("./push.js")).pushCommand,
+  ),
+  entry(
+    "snapshot",
+    "list, push, pull and remove memory snapshots (restore sandboxes another node booted)",
+    async () => (await import("./snapshot.js")).snapshotCommand,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,
@@ -118,6 +128,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     "rpc",
     "serve matchlock's JSON-RPC on stdin/stdout (for its SDKs: MATCHLOCK_BIN=wheellock)",
     async () => (await import("./rpc.js")).rpcCommand,
+  ),
+  entry(
+    "serve",
+    "serve sandboxes to other machines over HTTP(S) and WebSocket (docs/REMOTE.md)",
+    async () => (await import("./serve.js")).serveCommand,
   ),
   entry(
     "diagnose",

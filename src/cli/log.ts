@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { getRecord, logPath } from "../state/index.js";
 import { previousSegmentPath, TerminalSanitizer } from "../util/index.js";
 import { outputFailed } from "./output.js";
+import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
 const POLL_MS = 100;
 
@@ -85,18 +86,58 @@ class LogReader {
   }
 }
 
+/** The same from a node: one slice per call, from where the last one ended. */
+async function copyRemote(
+  id: string,
+  onNode: OnNode,
+  offset: number,
+  out: (chunk: Buffer) => void,
+): Promise<number> {
+  for (;;) {
+    const { data, size } = await onNode.sdk.readRemoteLog(id, onNode.remote, offset);
+    if (size < offset) return 0;
+    if (data.length === 0 || outputFailed()) return offset;
+    out(data);
+    offset += data.length;
+  }
+}
+
+/** `log --remote`: the node's log of the sandbox, followed by polling with `-f`. */
+async function followRemote(
+  id: string,
+  onNode: OnNode,
+  follow: boolean,
+  out: (chunk: Buffer) => void,
+): Promise<void> {
+  let offset = await copyRemote(id, onNode, 0, out);
+  let stop = !follow;
+  const onSignal = () => (stop = true);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  while (!stop && !outputFailed()) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    offset = await copyRemote(id, onNode, offset, out);
+  }
+}
+
+type OnNode = NonNullable<Awaited<ReturnType<typeof resolvedRemote>>>;
+
 export function logCommand(): Command {
-  return new Command("log")
+  const cmd = new Command("log")
     .argument("<id>", "sandbox id")
     .option("-f, --follow", "keep printing as the log grows (until Ctrl-C)")
     .option(
       "--raw",
       "print the bytes as the guest wrote them; by default terminal escape sequences and " +
         "control characters other than newline and tab are removed, on a terminal or not",
-    )
-    .action(async (id: string, flags: { follow?: boolean; raw?: boolean }) => {
+    );
+  return addRemoteOption(cmd).action(
+    async (id: string, flags: { follow?: boolean; raw?: boolean } & RemoteFlags) => {
+      const out = logOutput(flags.raw === true);
+      const onNode = await resolvedRemote(flags);
+      if (onNode) return followRemote(id, onNode, flags.follow === true, out);
       getRecord(id);
-      const reader = new LogReader(logPath(id), logOutput(flags.raw === true));
+      const reader = new LogReader(logPath(id), out);
       try {
         reader.printExisting();
         if (!flags.follow) return;
@@ -112,5 +153,6 @@ export function logCommand(): Command {
       } finally {
         reader.close();
       }
-    });
+    },
+  );
 }

@@ -13,7 +13,20 @@ export type {
 export type { NetworkHookRule } from "./hook-rule.js";
 export { SECRET_NAME_RE } from "./intercept-checks.js";
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
-export { planFromJson, planFromValue, planToJson, publicConfig, type SandboxPlan } from "./plan.js";
+export {
+  configureNeedsIntercept,
+  planConfigure,
+  type ConfigureOptions,
+  type ConfigurePlan,
+} from "./configure.js";
+export {
+  planFromJson,
+  planFromValue,
+  planToJson,
+  publicConfig,
+  remoteOptionsJson,
+  type SandboxPlan,
+} from "./plan.js";
 export { parsePublish, type PortBinding } from "./publish.js";
 export {
   DEFAULT_CPUS,

@@ -23,7 +23,7 @@ export type {
   ResponseHookContext,
   ResponseHookResult,
 } from "./http-policy/index.js";
-export type { NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
+export type { HttpPolicy, NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
 /**
  * The proxy, the HTTP policy and the CA, loaded on demand: TLS and X.509 code costs start-up
  * time that open-mode sandboxes (and every CLI call) should not pay.

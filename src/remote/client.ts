@@ -4,6 +4,7 @@
  * connector it was given, so the same class serves every transport.
  */
 import { Readable } from "node:stream";
+import { planConfigure, type ConfigureOptions } from "../config/index.js";
 import { ErrVMNotRunning, WheellockError } from "../errors.js";
 import {
   commandArgv,
@@ -179,6 +180,12 @@ export class RemoteSandbox implements SandboxApi {
 
   allowedHosts(): Promise<AllowlistState> {
     return this.request<AllowlistState>({ op: "allowed-hosts" });
+  }
+
+  async configure(options: ConfigureOptions): Promise<void> {
+    // Checked here too, so a bad option fails before its secret values travel anywhere.
+    planConfigure(options);
+    await this.request({ op: "configure", options });
   }
 
   events(): AsyncIterableIterator<SandboxEvent> {

@@ -6,6 +6,7 @@
  * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
  */
 import type { Duplex } from "node:stream";
+import type { ConfigureOptions } from "../config/index.js";
 import { ErrFile, reviveError, WheellockError } from "../errors.js";
 
 export const Msg = {
@@ -57,6 +58,7 @@ export type OperationRequest =
   | { op: "port-forward"; port: number }
   | { op: "allow-list"; action: "add" | "delete"; hosts: string[] }
   | { op: "allowed-hosts" }
+  | { op: "configure"; options: ConfigureOptions }
   | { op: "events" }
   | { op: "stop" };
 

@@ -102,6 +102,8 @@ function dispatch(
       );
     case "allowed-hosts":
       return reply(api.allowedHosts());
+    case "configure":
+      return reply(api.configure(req.options));
     case "events":
       serveEvents(api, stream);
       return ignore;

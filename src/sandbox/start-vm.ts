@@ -10,7 +10,9 @@ import {
   copySparse,
   discardSnapshot,
   findSnapshot,
+  snapshotKey,
   writeSnapshot,
+  type SnapshotInputs,
   type StoredSnapshot,
 } from "./snapshot-store.js";
 
@@ -21,8 +23,8 @@ export interface StartedVm extends BootedVm {
 
 export interface StartOptions {
   diskSizeMb: number;
-  /** Use (or create) the snapshot with this key; undefined = always cold boot. */
-  snapshotKey: string | undefined;
+  /** Use (or create) the snapshot of these inputs (its key); undefined = always cold boot. */
+  snapshot: SnapshotInputs | undefined;
   /** Where snapshot problems are reported; they never fail the start. */
   warn: (message: string) => void;
 }
@@ -35,7 +37,8 @@ export interface StartOptions {
  * holds nothing of this sandbox.
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
-  const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
+  const key = opts.snapshot ? snapshotKey(opts.snapshot) : undefined;
+  const snapshot = key ? findSnapshot(key) : undefined;
   if (snapshot) {
     try {
       return { ...(await restore(req, snapshot)), restored: true };
@@ -49,7 +52,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const saving = opts.snapshotKey !== undefined;
+  const saving = key !== undefined;
   // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
   // so the snapshot's RAM is a copy of that file which restores map instead of loading.
   const memoryPath = join(req.runDir, "ram");
@@ -58,12 +61,12 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (opts.snapshotKey && vm.stateSaver) {
+  if (key && opts.snapshot && vm.stateSaver) {
     const saver = vm.stateSaver;
     try {
       await warmUpForSnapshot(vm.agent);
       const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-      const failure = await capture(saver, opts.snapshotKey, disks);
+      const failure = await capture(saver, key, opts.snapshot, disks);
       if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
     } finally {
       saver.close();
@@ -93,19 +96,24 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
 async function capture(
   saver: VmStateSaver,
   key: string,
+  inputs: SnapshotInputs,
   from: { upperDiskPath: string; memoryPath: string },
 ): Promise<Error | undefined> {
   let paused: { resume(): Promise<void> } | undefined;
   let failure: Error | undefined;
   try {
-    await writeSnapshot(key, async (target) => {
-      paused = await saver.save(target.statePath);
-      // The VM is stopped: its disk and RAM file match the saved device state.
-      await copySparse(from.upperDiskPath, target.upperDiskPath);
-      await copySparse(from.memoryPath, target.memoryPath);
-      // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
-      shareSnapshotRam(target.memoryPath);
-    });
+    await writeSnapshot(
+      key,
+      async (target) => {
+        paused = await saver.save(target.statePath);
+        // The VM is stopped: its disk and RAM file match the saved device state.
+        await copySparse(from.upperDiskPath, target.upperDiskPath);
+        await copySparse(from.memoryPath, target.memoryPath);
+        // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
+        shareSnapshotRam(target.memoryPath);
+      },
+      { inputs },
+    );
   } catch (err) {
     failure = err as Error;
   }

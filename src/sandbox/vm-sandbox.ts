@@ -6,7 +6,14 @@
  */
 import type { Readable } from "node:stream";
 import type { GuestAgent } from "../channel/index.js";
-import { publicConfig, type ResolvedSandboxConfig, type SandboxPlan } from "../config/index.js";
+import {
+  configureNeedsIntercept,
+  planConfigure,
+  publicConfig,
+  type ConfigureOptions,
+  type ResolvedSandboxConfig,
+  type SandboxPlan,
+} from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import type { HostAllowlist } from "../net/index.js";
 import type { ResourceStack } from "../util/index.js";
@@ -71,6 +78,8 @@ export class VmSandbox implements SandboxApi {
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  /** Env added by `configure`, over `config.env`. */
+  private configuredEnv: Readonly<Record<string, string>> = {};
 
   constructor(parts: VmSandboxParts) {
     this.id = parts.plan.id;
@@ -129,7 +138,7 @@ export class VmSandbox implements SandboxApi {
       argv,
       env: composeExecEnv({
         image: this.image.env,
-        sandbox: this.config.env,
+        sandbox: { ...this.config.env, ...this.configuredEnv },
         network: this.network?.execEnv,
         command: options.env,
         hostname: this.config.hostname,
@@ -204,6 +213,21 @@ export class VmSandbox implements SandboxApi {
       hosts: list?.entries ?? [],
       emptyDeniesAll: list?.emptyDeniesAll ?? false,
     };
+  }
+
+  async configure(options: ConfigureOptions): Promise<void> {
+    this.ensureRunning();
+    const change = planConfigure(options);
+    if (configureNeedsIntercept(change)) {
+      const configure = this.network?.configure;
+      if (!configure)
+        throw new ErrInvalidConfig(
+          `sandbox ${this.id} was started without network interception: secrets, ` +
+            "allowedHosts and policyScript need it (start it with networkIntercept: true)",
+        );
+      await configure(change);
+    }
+    this.configuredEnv = { ...this.configuredEnv, ...change.env };
   }
 
   events(): AsyncIterableIterator<SandboxEvent> {

@@ -49,6 +49,15 @@ export const HOST_PACKAGES: readonly HostPackage[] = [
 ];
 
 /**
+ * What running sandboxes needs once the guest assets exist (a runtime image ships them built):
+ * QEMU and the ext4 tools. The build-only tools (musl-gcc, make, mmdebstrap, newuidmap) are
+ * checked where a build needs them, with the same "run: wheellock setup" advice.
+ */
+const RUNTIME_PACKAGES: readonly HostPackage[] = HOST_PACKAGES.filter((p) =>
+  ["qemu-system-x86", "e2fsprogs"].includes(p.pkg),
+);
+
+/**
  * `wheellock setup`: installs missing host packages (apt, as root), then prepares the guest
  * kernel, agent, initramfs and default image. Idempotent; quick when done before.
  */
@@ -71,7 +80,7 @@ export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
  * process, so only the first sandbox pays for any checks beyond a few stat calls.
  */
 export async function prepareAssets(opts: SetupOptions = {}): Promise<SetupResult> {
-  const missing = missingPackages(HOST_PACKAGES, { isProvided });
+  const missing = missingPackages(RUNTIME_PACKAGES, { isProvided });
   if (missing.length > 0) {
     const what = missing.map((p) => `${p.provides} (package ${p.pkg})`).join(", ");
     throw new ErrSetup(`missing host tools: ${what}; run: wheellock setup`);

@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { ErrVMNotRunning } from "../errors.js";
 import { makePrivateDir, ownEntryPoint } from "../paths.js";
 import { sandboxesDir } from "../state/index.js";
-import { READY_PREFIX, SUPERVISOR_LOG_ENV, writeSupervisorStart } from "./start-request.js";
+import {
+  READY_PREFIX,
+  readStartFailed,
+  SUPERVISOR_LOG_ENV,
+  writeSupervisorStart,
+} from "./start-request.js";
 import type { SuperviseRequest } from "./supervise.js";
 
 /** The last line the supervisor wrote before it died, for a one-line error. */
@@ -59,18 +64,24 @@ export async function startSupervisor(req: SuperviseRequest, label?: string): Pr
       stdout.setEncoding("utf8");
       stdout.on("data", (text: string) => {
         out += text;
-        const line = out.split("\n").find((l) => l.startsWith(READY_PREFIX));
+        // Whole lines only: a line split across reads must not yield half an id.
+        const lines = out.split("\n").slice(0, -1);
+        const line = lines.find((l) => l.startsWith(READY_PREFIX));
         if (line) resolve(line.slice(READY_PREFIX.length).trim());
+        // The start failed: the same typed error an in-process start would have thrown.
+        const failed = lines.map(readStartFailed).find((err) => err !== undefined);
+        if (failed) reject(failed);
       });
       child.once("error", reject);
-      child.once("exit", (code, signal) =>
+      // After its stdout is read to the end (`close`), so a failure line is never missed.
+      child.once("close", (code, signal) =>
         reject(new ErrVMNotRunning(earlyError(errPath, code, signal))),
       );
     });
     // The supervisor lives on by itself: the caller's process must neither wait for it nor
     // hear about its exit (which is `kill`'s business, not a failed start). The "error"
     // listener stays: a late error on a ChildProcess without one would be thrown.
-    child.removeAllListeners("exit");
+    child.removeAllListeners("close");
     stdout.destroy();
     child.stdin?.destroy();
     child.unref();

@@ -12,6 +12,7 @@ import {
 import { acquireJail, findTool, jailedCommand, jailNeeded, type QemuJail } from "./jail.js";
 import { drainConsole } from "./console-stream.js";
 import { openLaunchDescriptors, type OpenedDescriptors } from "./launch-descriptors.js";
+import { qemuEnvironment } from "./qemu-env.js";
 import { planQemuLaunch, type VmSpec } from "./qemu-args.js";
 
 export interface QemuExit {
@@ -110,7 +111,11 @@ export class QemuProcess {
         // Own session: Ctrl-C at the owner's terminal is for the owner (which forwards it to
         // the guest command or stops cleanly), not for QEMU. The parent-death signal still
         // applies.
-        child = spawn(cmd ?? qemu, args, { stdio: opened.stdio, detached: true });
+        child = spawn(cmd ?? qemu, args, {
+          stdio: opened.stdio,
+          detached: true,
+          env: qemuEnvironment(process.env),
+        });
       } finally {
         opened.close();
       }

@@ -232,6 +232,11 @@ export class FakeSandbox implements SandboxApi {
     return this.allowlist;
   }
 
+  /** rpc never personalises a running sandbox; a call here is a bug in the server. */
+  async configure(): Promise<void> {
+    throw new ErrInvalidConfig("configure is not part of the rpc server's use");
+  }
+
   emit(event: SandboxEvent): void {
     for (const fn of this.subscribers) fn(event);
   }

@@ -97,12 +97,16 @@ async function closeAll(sandboxes: (Sandbox | undefined)[]): Promise<void> {
   for (const r of results) if (r.status === "rejected") throw r.reason;
 }
 
+const PLANTED_SECRET = `planted-${process.pid}-secret-value`;
+
 describe("a confined QEMU per sandbox", () => {
   let a: VmSandbox;
   let b: VmSandbox;
 
   before(
     async () => {
+      // What `--secret NAME` reads: a real value in the caller's environment.
+      process.env.WHEELLOCK_TEST_PLANTED_SECRET = PLANTED_SECRET;
       removeOwnSnapshots();
       a = await Sandbox.create({ memoryMb, snapshot: true, timeoutSeconds });
       b = await Sandbox.create({ memoryMb, snapshot: true, timeoutSeconds });
@@ -124,6 +128,13 @@ describe("a confined QEMU per sandbox", () => {
     assert.equal(b.restoredFromSnapshot, true);
     assert.equal((await a.exec("echo a", { timeoutMs: 60_000 })).stdout, "a\n");
     assert.equal((await b.exec("echo b", { timeoutMs: 60_000 })).stdout, "b\n");
+  });
+
+  test("QEMU's environment holds none of the caller's (a --secret's real value lives there)", () => {
+    for (const sb of [a, b]) {
+      const environ = readFileSync(`/proc/${qemuPidOf(sb)}/environ`, "utf8");
+      assert.equal(environ.includes(PLANTED_SECRET), false, "the caller's secret reached QEMU");
+    }
   });
 
   test("QEMU runs under its seccomp filter", () => {

@@ -41,7 +41,7 @@ function sendPlain(
 }
 
 /** A policy that threw is a refusal, never a pass. */
-function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
+export function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
   return { code: "blocked_by_rule", reason: `policy failed: ${(err as Error).message}` };
 }
 
