@@ -130,6 +130,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./cp.js")).cpCommand,
   ),
   entry(
+    "rpc",
+    "serve matchlock's JSON-RPC on stdin/stdout (for its SDKs: MATCHLOCK_BIN=wheellock)",
+    async () => (await import("./rpc.js")).rpcCommand,
+  ),
+  entry(
     "serve",
     "serve sandboxes to other machines over HTTP(S) and WebSocket (docs/REMOTE.md)",
     async () => (await import("./serve.js")).serveCommand,

@@ -63,6 +63,7 @@ export {
   DEFAULT_WORKSPACE,
   parseVolumeMount,
   validateGuestMount,
+  validateGuestPathWithinWorkspace,
   type MountConfig,
   type MountType,
   type VolumeMount,

@@ -240,6 +240,15 @@ export class VmSandbox implements SandboxApi {
     return this.closing;
   }
 
+  /**
+   * @internal Stops the VM at once, without the guest's clean poweroff, even while a `close()`
+   * waits for one (`wheellock rpc` on stdin EOF, or a `close` whose deadline passed).
+   */
+  kill(): Promise<void> {
+    this.qemu.kill();
+    return this.close();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -2,6 +2,7 @@
 export {
   Sandbox,
   type ConnectOptions,
+  type CreateInternals,
   type DetachedStartOptions,
   type RemoteCreateOptions,
 } from "./sandbox.js";

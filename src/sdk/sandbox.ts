@@ -40,23 +40,30 @@ export interface DetachedStartOptions {
   eventsPath?: string;
 }
 
+/** For wheellock's own fronts (`rpc`), benchmarks and tests; not part of the public API. */
+export interface CreateInternals extends LaunchInternals {
+  /** The sandbox id, when the caller must know it before the boot (for its log path). */
+  id?: string;
+}
+
 /** `create`'s options for a sandbox on a node: `remote: true` takes the environment's. */
 export type RemoteCreateOptions = SandboxOptions & { remote: RemoteOptions | true };
 
 /**
  * Boots a new sandbox in this process, or, with `remote`, on a node running `wheellock serve`
- * (the freer of two when `remote.url` lists several). `internal` is for wheellock's own
- * benchmarks.
+ * (the freer of two when `remote.url` lists several). `internal` is for wheellock's own fronts
+ * and benchmarks.
  */
 function create(options: RemoteCreateOptions): Promise<NodeSandbox>;
-function create(options?: SandboxOptions, internal?: LaunchInternals): Promise<VmSandbox>;
+function create(options?: SandboxOptions, internal?: CreateInternals): Promise<VmSandbox>;
 async function create(
   options: SandboxOptions & { remote?: RemoteOptions | true } = {},
-  internal?: LaunchInternals,
+  internal: CreateInternals = {},
 ): Promise<VmSandbox | NodeSandbox> {
   const { remote, ...local } = options;
   if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
-  return launchVmSandbox(planSandbox(local), internal);
+  const { id, ...launch } = internal;
+  return launchVmSandbox(planSandbox(local, undefined, undefined, id), launch);
 }
 
 export interface ConnectOptions {

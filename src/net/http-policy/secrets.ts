@@ -11,7 +11,6 @@ import type { SecretSpec } from "./types.js";
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const BASIC_RE = /^(\s*basic\s+)([A-Za-z0-9+/=_-]+)(\s*)$/i;
-const PLACEHOLDER_RE = /^SANDBOX_SECRET_[0-9a-f]{32}$/;
 const CREDENTIAL_HEADER_RE = /^(proxy-)?authorization$/i;
 
 interface Secret {
@@ -59,10 +58,9 @@ export class SecretSet {
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
       const scope = SecretScope.compile(name, spec);
-      // A policy rebuilt for a running sandbox keeps the placeholders its guest already has.
+      // A caller's placeholder was checked by the config; a policy rebuilt for a running sandbox
+      // (`configure`) keeps the placeholders its guest already has, whatever their form.
       const placeholder = spec.placeholder ?? newPlaceholder();
-      if (!PLACEHOLDER_RE.test(placeholder))
-        throw new ErrInvalidConfig(`secret ${name}: malformed placeholder`);
       return { name, placeholder, value: spec.value, scope };
     });
   }

@@ -32,8 +32,8 @@ export interface SecretSpec {
   /** Also send the value over plain HTTP (off by default: it would cross the network in clear). */
   allowHttp?: boolean;
   /**
-   * @internal The placeholder to keep (a policy rebuilt for a running sandbox by `configure`);
-   * default: a new random one.
+   * What the guest sees instead of a new random placeholder: a caller's own (checked by the
+   * config), or the one kept when `configure` rebuilds a running sandbox's policy.
    */
   placeholder?: string;
 }
