@@ -127,7 +127,8 @@ describe("CLI --remote", { timeout: 400_000 }, () => {
     }
     assert.equal(log.code, 0, log.stderr);
     assert.match(log.stdout, /console-marker-42/);
-    const allow = await remoteCli(["allow-list", "add", sb!.id, "example.com"]);
+    // --remote belongs to the subcommand (`allow-list add --remote ...`), as locally.
+    const allow = await wheellock(["allow-list", "add", "--remote", a!.url, sb!.id, "example.com"]);
     assert.equal(allow.code, 1);
     assert.match(allow.stderr, /without network interception/);
     const missing = await remoteCli(["exec", "vm-00000000@" + a!.node, "--", "true"]);
