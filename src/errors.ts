@@ -21,7 +21,8 @@ export type WheellockErrorCode =
   | "ErrCleanup"
   | "ErrSnapshotMismatch"
   | "ErrAuth"
-  | "ErrCapacity";
+  | "ErrCapacity"
+  | "ErrBuild";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -183,6 +184,19 @@ export class ErrCapacity extends WheellockError {
   }
 }
 
+/**
+ * An image build failed: a Dockerfile error (`line` names its line), a failing `RUN` (its
+ * `exitCode`), a context path that escapes, a layer that would carry a secret, an interrupt.
+ */
+export class ErrBuild extends WheellockError {
+  constructor(
+    message: string,
+    readonly details: { line?: number; exitCode?: number } = {},
+  ) {
+    super("ErrBuild", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -206,6 +220,7 @@ const CLASS_BY_CODE: Record<
   ErrSnapshotMismatch,
   ErrAuth,
   ErrCapacity,
+  ErrBuild,
 };
 
 /**

@@ -124,4 +124,7 @@ export type {
   PullProgress,
   Platform,
 } from "./image/index.js";
+// Images built from Dockerfiles, every RUN in a sandbox (docs/BUILD.md).
+export { buildImage, plainBuildProgress } from "./build/index.js";
+export type { BuildOptions, BuildResult, BuildSecretOption, BuildProgress } from "./build/index.js";
 export * from "./errors.js";

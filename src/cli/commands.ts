@@ -60,6 +60,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./snapshot.js")).snapshotCommand,
   ),
   entry(
+    "build",
+    "build an image from a Dockerfile (every RUN in a sandbox) into the local store",
+    async () => (await import("./build.js")).buildCommand,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,

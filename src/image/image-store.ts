@@ -29,7 +29,7 @@ export interface ImageRecord {
   /** The image's own creation time (config `created`), if it has one. */
   created?: string;
   storedAt: string;
-  source: "registry" | "import";
+  source: "registry" | "import" | "build";
   config: ImageRuntimeConfig;
 }
 

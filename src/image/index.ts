@@ -12,7 +12,6 @@ export type { BlobOutcome, BlobSource } from "./registry-upload.js";
 export type { RegistryClient } from "./registry-client.js";
 export type { RegistryConnectOptions } from "./registry-connect.js";
 export type { RegistryCredentials } from "./docker-auth.js";
-export { sha256Digest } from "./blob-store.js";
 export { readBodyUpTo } from "./bounded-body.js";
 export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
@@ -25,6 +24,17 @@ export {
 } from "./reference.js";
 export { createEmptyExt4, formatEmptyExt4 } from "./ext4.js";
 export { ensureDefaultImage, type DefaultImage } from "./default-image.js";
+// For the image builder (src/build): its layers and images go through the same store.
+export { BlobStore, digestHex, sha256Digest } from "./blob-store.js";
+export { MEDIA, type Descriptor } from "./manifest.js";
+export type { LayerSource, BuildRootfsOptions } from "./rootfs-build.js";
+export {
+  DEFAULT_LAYER_LIMITS,
+  DecompressedBytesCap,
+  freeBytes,
+  layerBudget,
+  type LayerLimits,
+} from "./layer-limits.js";
 
 // The pull and import paths (registry client, tar, layer flattening) load on first use: most
 // commands and every sandbox on the default image never need them.
@@ -34,6 +44,17 @@ type Ensure = typeof import("./ensure-image.js");
 type Push = typeof import("./push.js");
 type Connect = typeof import("./registry-connect.js");
 type Upload = typeof import("./registry-upload.js");
+type Flatten = typeof import("./rootfs-build.js");
+
+/**
+ * Flattens layers into one ext4 with the checks every pulled layer gets (see rootfs-build.ts);
+ * the builder uses it for each stage's root disk, so its own layers pass the same rules.
+ */
+export async function flattenLayers(
+  ...args: Parameters<Flatten["buildRootfsExt4"]>
+): ReturnType<Flatten["buildRootfsExt4"]> {
+  return (await import("./rootfs-build.js")).buildRootfsExt4(...args);
+}
 
 /** Pulls an image into the store (see pull.ts). */
 export async function pullImage(

@@ -147,7 +147,11 @@ function meta(h: Header): EntryMeta {
   };
 }
 
-/** PAX `SCHILY.xattr.*` records, as GNU tar and BuildKit write them. */
+/**
+ * PAX `SCHILY.xattr.*` records, as GNU tar and BuildKit write them. tar-stream decodes PAX
+ * values as UTF-8, which mangles binary values (security.capability); libarchive's
+ * `LIBARCHIVE.xattr.<url-encoded name>` carries them base64-encoded, and wins when present.
+ */
 function xattrsOf(h: Header): Map<string, Buffer> | undefined {
   const pax = h.pax;
   if (!pax) return undefined;
@@ -156,6 +160,17 @@ function xattrsOf(h: Header): Map<string, Buffer> | undefined {
     if (!key.startsWith("SCHILY.xattr.") || typeof value !== "string") continue;
     out ??= new Map();
     out.set(key.slice("SCHILY.xattr.".length), Buffer.from(value, "latin1"));
+  }
+  for (const [key, value] of Object.entries(pax as Record<string, unknown>)) {
+    if (!key.startsWith("LIBARCHIVE.xattr.") || typeof value !== "string") continue;
+    let name: string;
+    try {
+      name = decodeURIComponent(key.slice("LIBARCHIVE.xattr.".length));
+    } catch {
+      continue;
+    }
+    out ??= new Map();
+    out.set(name, Buffer.from(value, "base64"));
   }
   return out;
 }

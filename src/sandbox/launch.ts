@@ -3,6 +3,7 @@
  * Each resource goes onto the sandbox's ResourceStack the moment it exists, so a start that
  * fails half-way, a `close()` and the process-exit hook all release through the same list.
  */
+import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import { CmdlineKey, kernelArg } from "../channel/index.js";
 import type { SandboxPlan } from "../config/index.js";
@@ -17,7 +18,7 @@ import { EventHub } from "./events.js";
 import { FuseMounts } from "./fuse-mounts.js";
 import { configureGuest } from "./guest-config.js";
 import { applyGuestNetworkSetup } from "./guest-network-setup.js";
-import { resolveImage } from "./image.js";
+import { resolveImage, type ImageSelection } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { policyErrorCode } from "./network-event-error.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
@@ -33,7 +34,21 @@ export interface LaunchInternals {
   consoleLogPath?: string;
   /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
   deferTimeout?: boolean;
+  /**
+   * Boot this root disk instead of resolving `plan.image` (the image builder: a stage's root
+   * disk that is in no image record).
+   */
+  image?: ImageSelection;
+  /**
+   * Keep the writable upper disk: on close, once the VM has powered off, it is moved to this
+   * host path instead of being removed with the run dir (the image builder reads a RUN step's
+   * layer from it). The guest gets up to KEEP_UPPER_GRACE_MS to unmount it cleanly.
+   */
+  keepUpperDisk?: string;
 }
+
+/** A kept disk must be unmounted cleanly: the guest's sync can take a while under TCG. */
+const KEEP_UPPER_GRACE_MS = 60_000;
 
 /** How long the guest may take to power off cleanly before QEMU is killed. */
 const POWEROFF_GRACE_MS = 2000;
@@ -53,7 +68,7 @@ export async function launchVmSandbox(
   plan: SandboxPlan,
   internal: LaunchInternals = {},
 ): Promise<VmSandbox> {
-  const image = await resolveImage(plan.image);
+  const image = internal.image ?? (await resolveImage(plan.image));
   const root = runDir();
   sweepStaleRunDirs(root);
   const assets = await prepareAssets({ kernel: plan.kernel, log: () => undefined });
@@ -84,6 +99,13 @@ export async function launchVmSandbox(
       () => removeRunDir(dir),
       () => removeRunDirAtExit(dir),
     );
+    const keepUpper = internal.keepUpperDisk;
+    if (keepUpper !== undefined)
+      // Released after the VM stopped and before the run dir goes.
+      // (A VM that never booted has none: the caller finds no file there.)
+      resources.defer("upper disk", () =>
+        rename(join(dir, "upper.ext4"), keepUpper).catch(() => undefined),
+      );
     let mounts: FuseMounts | undefined;
     if (Object.keys(plan.mounts).length > 0) {
       mounts = await FuseMounts.open(
@@ -134,7 +156,8 @@ export async function launchVmSandbox(
     // before anything it uses goes. The boot put QEMU itself on the stack already.
     resources.defer("vm", async () => {
       if (!vm.agent.closed) vm.agent.poweroff();
-      await vm.qemu.stop(sandbox?.failed ? 0 : POWEROFF_GRACE_MS);
+      const grace = keepUpper !== undefined ? KEEP_UPPER_GRACE_MS : POWEROFF_GRACE_MS;
+      await vm.qemu.stop(sandbox?.failed ? 0 : grace);
       vm.agent.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
     });
     sandbox = new VmSandbox({
