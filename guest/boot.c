@@ -284,10 +284,20 @@ void boot_poweroff(void)
 	for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++)
 		umount2(mounts[i], MNT_DETACH);
 	unmount_extra_disks();
+	/* The overlay was moved over the rootfs's "/" at boot: it is our root, and NEWROOT names
+	 * an empty rootfs directory, not it. Detach it while it is still our root; it goes once
+	 * our root and working directory leave it (next), and with it its hold on the upper
+	 * disk. */
+	if (umount2("/", MNT_DETACH) != 0)
+		logmsg("power off: detaching the root: %s", strerror(errno));
 	if (initramfs_root_fd >= 0 && fchdir(initramfs_root_fd) == 0 && chroot(".") == 0) {
-		umount2(NEWROOT, MNT_DETACH);
-		if (umount(UPPER_MNT) != 0)
-			mount(NULL, UPPER_MNT, NULL, MS_REMOUNT | MS_RDONLY, NULL);
+		/* Read-only first: that writes the journal out and marks the upper filesystem clean
+		 * even if a process that would not die still holds the overlay (unmounting this
+		 * mount alone would not: the overlay keeps a mount of its own). The host reads a kept
+		 * upper disk (the image builder) and refuses one whose journal needs recovery. */
+		if (mount(NULL, UPPER_MNT, NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0)
+			logmsg("power off: remounting the upper disk read-only: %s", strerror(errno));
+		umount2(UPPER_MNT, MNT_DETACH);
 		umount2(IMAGE_MNT, MNT_DETACH);
 	}
 	sync();
