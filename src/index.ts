@@ -4,8 +4,11 @@
 export {
   Sandbox,
   NodeSandbox,
+  KubernetesSandbox,
   type ConnectOptions,
   type DetachedStartOptions,
+  type KubernetesCreateOptions,
+  type KubernetesOptions,
   type RemoteCreateOptions,
   type RemoteOptions,
 } from "./sdk/index.js";
