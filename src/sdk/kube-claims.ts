@@ -2,8 +2,8 @@
  * The few Kubernetes API calls the SDK's Kubernetes backend makes: create, get, watch and
  * delete agent-sandbox `SandboxClaim`s. Behind one small interface so the backend's logic does
  * not depend on the client library; the implementation uses `@kubernetes/client-node`
- * (kubeconfig, in-cluster service account, exec and OIDC credential plugins), loaded on first
- * use so programs that never reach a cluster do not pay for it.
+ * (kubeconfig, in-cluster service account, exec and OIDC credential plugins), an optional peer
+ * dependency loaded on first use, so programs that never reach a cluster do not pay for it.
  */
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 
@@ -81,7 +81,13 @@ function apiError(what: string, err: unknown): Error {
  * (`KUBECONFIG`, `~/.kube/config`) or, inside a pod, of its service account.
  */
 export async function clientNodeClaims(kubeconfig?: string): Promise<KubeClaims> {
-  const k8s = await import("@kubernetes/client-node");
+  // An optional peer dependency: most users of the SDK never reach a cluster.
+  const k8s = await import("@kubernetes/client-node").catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ERR_MODULE_NOT_FOUND") throw err;
+    throw new ErrInvalidConfig(
+      "remote.kubernetes needs the package @kubernetes/client-node (npm install @kubernetes/client-node@~1.4)",
+    );
+  });
   const config = new k8s.KubeConfig();
   if (kubeconfig !== undefined) config.loadFromFile(kubeconfig);
   else config.loadFromDefault();
