@@ -160,7 +160,7 @@ function waitReady(
           },
           // Servers end watches after a while, or on a too-old version: read again, watch on.
           (err) => {
-            if (!done) setTimeout(() => void start(), err ? 1000 : 0);
+            if (!done) setTimeout(() => void start(), err ? 1000 : 100);
           },
         );
         if (done) watch.stop();

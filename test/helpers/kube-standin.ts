@@ -61,8 +61,10 @@ export class KubeStandIn {
   readonly deleted: string[] = [];
   /** Sandboxes of the warm pool not claimed yet. */
   readonly free: PoolSandbox[] = [];
-  /** How long the "controller" takes to bind a claim. */
+  /** How long the "controller" takes to bind a claim; < 0: only when `bindPending()` is called. */
   readyDelayMs = 50;
+  /** A watch ends after this long, as API servers end them (their timeout). */
+  watchLifetimeMs = 60_000;
   private version = 1;
   private readonly watchers = new Set<{ name: string; res: ServerResponse }>();
   private server: Server | undefined;
@@ -104,10 +106,13 @@ export class KubeStandIn {
         w.res.write(`${JSON.stringify({ type: "MODIFIED", object: claim.object })}\n`);
   }
 
-  private bind(namespace: string, claim: Claim): void {
-    setTimeout(() => {
+  /** Binds every claim not bound yet to a free sandbox and marks it Ready. */
+  bindPending(): void {
+    for (const claim of this.claims.values()) {
+      if (claim.object.status) continue;
       const sandbox = this.free.shift();
-      if (!sandbox || !this.claims.has(claim.object.metadata.name)) return;
+      if (!sandbox) return;
+      const namespace = String(claim.object.metadata.namespace);
       claim.object.status = {
         sandbox: { name: sandbox.name, podIPs: ["127.0.0.1"] },
         conditions: [
@@ -121,7 +126,12 @@ export class KubeStandIn {
         ],
       };
       this.bump(claim);
-    }, this.readyDelayMs);
+    }
+  }
+
+  /** Watch requests made so far. */
+  watches(): number {
+    return this.requests.filter((r) => r.includes("watch=true")).length;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -145,7 +155,7 @@ export class KubeStandIn {
       const claim: Claim = { object: obj };
       claim.object.metadata.resourceVersion = String(++this.version);
       this.claims.set(claimName, claim);
-      this.bind(namespace, claim);
+      if (this.readyDelayMs >= 0) setTimeout(() => this.bindPending(), this.readyDelayMs);
       return send(res, 201, claim.object);
     }
     if (req.method === "GET" && name === undefined && url.searchParams.get("watch") === "true") {
@@ -155,6 +165,8 @@ export class KubeStandIn {
       const watcher = { name: field[1] as string, res };
       this.watchers.add(watcher);
       res.once("close", () => this.watchers.delete(watcher));
+      const ending = setTimeout(() => res.end(), this.watchLifetimeMs);
+      res.once("close", () => clearTimeout(ending));
       // What changed after the version the client has.
       const since = Number(url.searchParams.get("resourceVersion") ?? "0");
       const claim = this.claims.get(watcher.name);

@@ -13,6 +13,7 @@ import {
   ErrTimeout,
   Sandbox,
   type KubernetesOptions,
+  type KubernetesSandbox,
 } from "../../src/index.js";
 import { startNode, type RunningNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
@@ -22,7 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), "wheellock-k8s-unit-"));
 process.env.WHEELLOCK_DATA_DIR = dir;
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 60_000 }, () => {
+describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 180_000 }, () => {
   const api = new KubeStandIn();
   const pool: PoolSandbox[] = [];
   const router = new RouterStandIn(() => pool);
@@ -67,17 +68,35 @@ describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 60_000 }, () =
     pool.splice(0, pool.length, { name: "wheellock-pod0", url: node.url });
     api.free.splice(0, api.free.length, ...pool);
     api.requests.length = 0;
+    api.claims.clear();
+    api.deleted.length = 0;
+    api.readyDelayMs = 0;
     router.seen.length = 0;
   });
 
-  test("claims from the pool, routes by X-Sandbox-ID, configures, deletes the claim on close", async () => {
-    api.readyDelayMs = 200; // Ready arrives on the watch, not on the first read
-    const sb = await Sandbox.create({
+  /** `create` with Ready held back until `watches` watch requests were made. */
+  async function createAfterWatches(
+    watches: number,
+    options: KubernetesOptions = kube,
+  ): Promise<KubernetesSandbox> {
+    api.readyDelayMs = -1;
+    const creating = Sandbox.create({
       env: { GREETING: "hello" },
       allowedHosts: ["api.example.com"],
       secrets: { API_KEY: { value: "sk-real", hosts: ["api.example.com"] } },
-      remote: { kubernetes: kube },
+      remote: { kubernetes: options },
     });
+    creating.catch(() => undefined);
+    const deadline = Date.now() + 30_000;
+    while (api.watches() < watches && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    api.bindPending();
+    return creating;
+  }
+
+  test("claims from the pool, routes by X-Sandbox-ID, configures, deletes the claim on close", async () => {
+    // Ready arrives on the watch, not on the first read.
+    const sb = await createAfterWatches(1);
     const claim = sb.claim.name;
     assert.match(claim, /^wheellock-[0-9a-f]{6}$/);
     assert.equal(sb.claim.namespace, "wheellock");
@@ -136,6 +155,18 @@ describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 60_000 }, () =
     await sb.close();
   });
 
+  test("a watch the server ends is started again until the claim is Ready", async () => {
+    api.watchLifetimeMs = 100;
+    try {
+      const sb = await createAfterWatches(3);
+      assert.ok(api.watches() >= 3);
+      assert.equal(sb.claim.namespace, "wheellock");
+      await sb.close();
+    } finally {
+      api.watchLifetimeMs = 60_000;
+    }
+  });
+
   test("options the template fixes are refused before anything is claimed", async () => {
     await assert.rejects(
       Sandbox.create({ image: "alpine", cpus: 2, remote: { kubernetes: kube } }),
@@ -167,7 +198,6 @@ describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 60_000 }, () =
   });
 
   test("a wrong serve token is refused by the pod, and the claim is deleted", async () => {
-    api.readyDelayMs = 0;
     const before = api.deleted.length;
     await assert.rejects(
       Sandbox.create({ remote: { kubernetes: { ...kube, token: "not-the-pods-token-at-all" } } }),
