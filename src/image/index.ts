@@ -12,6 +12,7 @@ export type { BlobOutcome, BlobSource } from "./registry-upload.js";
 export type { RegistryClient } from "./registry-client.js";
 export type { RegistryConnectOptions } from "./registry-connect.js";
 export type { RegistryCredentials } from "./docker-auth.js";
+export { DigestMeter } from "./digest-meter.js";
 export { readBodyUpTo } from "./bounded-body.js";
 export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
