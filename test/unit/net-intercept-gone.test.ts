@@ -79,6 +79,30 @@ test("a guest gone while the policy runs leaves no upstream request open", async
   }
 });
 
+test("a pipelined request waiting its turn is torn down when the connection goes", async () => {
+  // Two good requests and then garbage (or a request cut short by FIN): the 400 closes the
+  // connection; the second response was queued behind the first, gets no "close" of its own
+  // and its request never ends, so its upstream request used to stay open for good (found by
+  // the http fuzz target).
+  const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"] });
+  const request = (path: string) => `GET ${path} HTTP/1.1\r\nHost: plain.test:${port}\r\n\r\n`;
+  try {
+    for (const tail of ["XX YY\r\n\r\n", "GET /c HTT"]) {
+      const [ip] = await p.resolveIpv4("plain.test");
+      const socket = await guestDial(p, ip!, port);
+      socket.on("data", () => undefined);
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      socket.end(request("/a") + request("/b") + tail);
+      await closed;
+    }
+    for (let waitedMs = 0; openConnections > 0 && waitedMs < 2000; waitedMs += 50)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(openConnections, 0, `${openConnections} upstream connections left open`);
+  } finally {
+    p.close();
+  }
+});
+
 test("a guest gone while the policy runs on its Upgrade leaves no upstream tunnel open", async () => {
   const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"], httpPolicy: slowPolicy });
   try {

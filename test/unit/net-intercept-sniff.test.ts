@@ -63,6 +63,18 @@ test("the HTTP/2 preface is h2c once complete; a request line starting alike is 
   assert.equal(sniff(Buffer.from("POST / HTTP/1.1\r\n")).kind, "http");
 });
 
+test("a prefix of the preface asks for one more byte, not the whole preface", () => {
+  // A flow waits for minBytes before it looks again: a short HTTP/1 request from a method
+  // starting with "P" (found by the tls-sniff fuzz target: "PGET / HTTP/1.1" is decided at
+  // 5 bytes) must not wait for 24 it may never send.
+  const short = Buffer.from("PUT / HTTP/1.0\r\n\r\n");
+  for (let cut = 1; cut < 4; cut++) {
+    const r = sniff(short.subarray(0, cut));
+    assert.deepEqual(r, { kind: "need-more", minBytes: cut + 1 }, `cut at ${cut}`);
+  }
+  assert.equal(sniff(short.subarray(0, 4)).kind, "http");
+});
+
 test("HTTP request lines are recognised; other bytes are not", () => {
   assert.equal(sniff(Buffer.from("GET / HTTP/1.1\r\n")).kind, "http");
   assert.equal(sniff(Buffer.from("OPTIONS * HTTP/1.1\r\n")).kind, "http");

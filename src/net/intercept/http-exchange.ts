@@ -137,11 +137,18 @@ function forwardUpstream(
 ): void {
   // The guest went away while the policy ran: "close" has fired (the event is finished) and
   // would never tear an upstream request down, which would then hold its socket for good.
-  if (res.destroyed) return;
+  const guest = req.socket;
+  if (res.destroyed || guest.destroyed) return;
   const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
-  res.once("close", () => {
+  // A pipelined response still waiting for its turn gets no "close" when the guest's
+  // connection goes (Node tells only the response on the wire) and its request never ends,
+  // so the connection's own close is what reaches every exchange on it.
+  const abandon = (): void => {
     if (!res.writableFinished) upstream.destroy();
-  });
+  };
+  res.once("close", abandon);
+  guest.once("close", abandon);
+  upstream.once("close", () => guest.off("close", abandon));
   upstream.on("error", (err) => {
     if (err instanceof DialRefused) {
       event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
