@@ -5,30 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Duplex } from "node:stream";
-import { connect } from "node:tls";
 import { sniff } from "../../src/net/intercept/sniff.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
-
-/** The first flight of a real Node TLS client for `servername`. */
-function clientHello(servername?: string, alpn?: string[]): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const sink = new Duplex({
-      read() {},
-      write(chunk: Buffer, _e, cb) {
-        resolve(Buffer.from(chunk));
-        cb();
-        setImmediate(() => socket.destroy());
-      },
-    });
-    const socket = connect({
-      socket: sink,
-      ...(servername ? { servername } : {}),
-      ...(alpn ? { ALPNProtocols: alpn } : {}),
-    });
-    socket.on("error", () => undefined);
-  });
-}
+import { clientHello } from "../helpers/tls-client-hello.js";
 
 test("a real ClientHello yields its SNI; none without SNI; need-more while incomplete", async () => {
   const hello = await clientHello("api.example.com");
