@@ -82,6 +82,7 @@ export class NodeSandbox extends RemoteSandbox {
           url: operationUrl(node.url, id),
           token: node.token,
           ...(node.ca !== undefined ? { ca: node.ca } : {}),
+          ...(node.headers !== undefined ? { headers: node.headers } : {}),
         },
         id,
       )();
