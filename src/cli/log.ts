@@ -86,19 +86,21 @@ class LogReader {
   }
 }
 
-/** The same from a node: one slice per call, from where the last one ended. */
+/**
+ * The same from a node: slices until nothing is new, each from where the last one ended (the
+ * node's cursor follows rotations, so both segments are read, as locally).
+ */
 async function copyRemote(
   id: string,
   onNode: OnNode,
-  offset: number,
+  cursor: string | undefined,
   out: (chunk: Buffer) => void,
-): Promise<number> {
+): Promise<string | undefined> {
   for (;;) {
-    const { data, size } = await onNode.sdk.readRemoteLog(id, onNode.remote, offset);
-    if (size < offset) return 0;
-    if (data.length === 0 || outputFailed()) return offset;
-    out(data);
-    offset += data.length;
+    const slice = await onNode.sdk.readRemoteLog(id, onNode.remote, cursor);
+    cursor = slice.cursor;
+    if (slice.data.length === 0 || outputFailed()) return cursor;
+    out(slice.data);
   }
 }
 
@@ -109,14 +111,14 @@ async function followRemote(
   follow: boolean,
   out: (chunk: Buffer) => void,
 ): Promise<void> {
-  let offset = await copyRemote(id, onNode, 0, out);
+  let cursor = await copyRemote(id, onNode, undefined, out);
   let stop = !follow;
   const onSignal = () => (stop = true);
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   while (!stop && !outputFailed()) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    offset = await copyRemote(id, onNode, offset, out);
+    cursor = await copyRemote(id, onNode, cursor, out);
   }
 }
 

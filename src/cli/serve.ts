@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { ErrInvalidConfig } from "../errors.js";
 import {
   DEFAULT_LISTEN,
+  hostPathRoots,
   parseListen,
   readSingleOptions,
   SingleHost,
@@ -29,6 +30,7 @@ interface ServeFlags {
   nodeId?: string;
   single?: boolean;
   plan?: string;
+  hostPath: string[];
 }
 
 const DEFAULT_MAX_SANDBOXES = 32;
@@ -73,6 +75,13 @@ export function serveCommand(): Command {
     .option("--node-id <name>", "this node's name in sandbox ids (default: generated, kept)")
     .option("--single", "run one sandbox from a plan (stdin or --plan) and exit when it stops")
     .option("--plan <file>", "with --single: the plan file ({ options } JSON; - is stdin)")
+    .option(
+      "--host-path <dir>",
+      "a node directory callers may name in mounts, disks and policy scripts (repeatable; " +
+        "default none: the operator token opens no host file)",
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
     .action(async (flags: ServeFlags) => {
       process.exitCode = await serve(flags);
     });
@@ -84,6 +93,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     throw new ErrInvalidConfig("--tls-cert and --tls-key go together");
   if (flags.plan !== undefined && !flags.single)
     throw new ErrInvalidConfig("--plan needs --single");
+  const hostPaths = hostPathRoots(flags.hostPath);
   const tls =
     flags.tlsCert !== undefined && flags.tlsKey !== undefined
       ? {
@@ -108,6 +118,7 @@ async function serve(flags: ServeFlags): Promise<number> {
         maxSandboxes: single ? 1 : flags.maxSandboxes,
         maxOperations: flags.maxOperations,
         single: single !== undefined,
+        hostPaths,
       },
       host,
     );

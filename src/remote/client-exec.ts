@@ -5,6 +5,7 @@ import type { ExecExit, ExecStream } from "../channel/index.js";
 import { ErrClosed, ErrVMNotRunning } from "../errors.js";
 import { openOperation, type Connector } from "./client-conn.js";
 import {
+  deliverOrPause,
   encodeJson,
   encodeMessage,
   errorFromWire,
@@ -69,13 +70,8 @@ export function remoteExec(
     stdout.end();
     stderr.end();
   };
-  const deliver = (target: PassThrough, data: Buffer): void => {
-    // The server pauses the guest when we stop reading: keep only one window here.
-    if (!target.write(data) && conn) {
-      conn.pause();
-      target.once("drain", () => conn?.resume());
-    }
-  };
+  // The server pauses the guest when we stop reading: keep only one window here.
+  const deliver = (target: PassThrough, data: Buffer): void => deliverOrPause(target, data, conn);
   const onMessage = (msg: Message): void => {
     switch (msg.type) {
       case Msg.Started:

@@ -4,7 +4,14 @@ import { PassThrough, Writable } from "node:stream";
 import { ErrVMNotRunning } from "../errors.js";
 import type { PortConnection, SandboxEvent } from "../sandbox/index.js";
 import { openOperation, type Connector } from "./client-conn.js";
-import { encodeMessage, errorFromWire, Msg, parseJson, type WireError } from "./protocol.js";
+import {
+  deliverOrPause,
+  encodeMessage,
+  errorFromWire,
+  Msg,
+  parseJson,
+  type WireError,
+} from "./protocol.js";
 
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
   let resolve!: () => void;
@@ -42,12 +49,7 @@ export function remotePort(connect: Connector, id: string, port: number): PortCo
       case Msg.Started:
         return connected.resolve();
       case Msg.Stdout:
-        if (!readable.write(msg.payload) && conn) {
-          const c = conn;
-          c.pause();
-          readable.once("drain", () => c.resume());
-        }
-        return;
+        return deliverOrPause(readable, msg.payload, conn);
       case Msg.Eof:
         readable.end();
         return;

@@ -5,7 +5,7 @@
  * server ends with EXIT, RESULT or ERROR. Messages are `[type u8][length u32 BE][payload]`.
  * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
  */
-import type { Duplex } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import type { ConfigureOptions } from "../config/index.js";
 import { ErrFile, reviveError, WheellockError } from "../errors.js";
 
@@ -141,6 +141,29 @@ export function drained(stream: Duplex): Promise<void> {
     };
     stream.on("drain", done);
     stream.on("close", done);
+  });
+}
+
+const awaitingDrain = new WeakSet<Writable>();
+
+/**
+ * Hands a received data message to the reader's stream; when that is full, pauses `source`
+ * (the connection) until it drains, so the far side stops the producer. One waiter per
+ * pause: messages already read from the connection when it paused add none (each added a
+ * 'drain' listener: a MaxListenersExceededWarning under many small frames).
+ */
+export function deliverOrPause(
+  target: Writable,
+  data: Buffer,
+  source: { pause(): void; resume(): void } | undefined,
+): void {
+  if (target.write(data) || source === undefined) return;
+  source.pause();
+  if (awaitingDrain.has(target)) return;
+  awaitingDrain.add(target);
+  target.once("drain", () => {
+    awaitingDrain.delete(target);
+    source.resume();
   });
 }
 

@@ -5,6 +5,7 @@
 import { promises as dnsPromises } from "node:dns";
 import { CmdlineKey, kernelArg } from "../channel/index.js";
 import {
+  defaultAddressing,
   EgressPolicy,
   formatIpv4,
   OpenUpstream,
@@ -58,6 +59,21 @@ export function resolverFor(
 }
 
 /**
+ * The names the intercept proxy dials without a resolver. The gateway address stands for the
+ * host in both modes (docs/NETWORK.md): the stack dials a flow to it on host loopback, and the
+ * proxy does the same for a request addressed to it (`Host: 10.0.2.2:PORT`, what matchlock's
+ * SDKs send to reach a server on the host), still only if the allowlist names it and private
+ * hosts are allowed (127.0.0.1 is private). Without this the proxy dialed 10.0.2.2 itself: 502.
+ * A user's own override of the literal wins.
+ */
+export function interceptResolveOverrides(
+  overrides: Readonly<Record<string, string>>,
+): Map<string, string> {
+  const gateway = formatIpv4(defaultAddressing().gatewayIp);
+  return new Map([[gateway, "127.0.0.1"], ...Object.entries(overrides)]);
+}
+
+/**
  * Open mode (no policy options): public destinations relayed, private ones per the config.
  * Intercept mode: the proxy with the user's allowlist, the local CA and the HTTP policy.
  */
@@ -97,7 +113,7 @@ export async function prepareNetwork(
   const intercept = await createInterceptUpstream({
     plan: config,
     egress,
-    resolveOverrides,
+    resolveOverrides: interceptResolveOverrides(config.resolveOverrides),
     ...(resolve4 ? { resolve4 } : {}),
     onEvent,
   });

@@ -40,6 +40,26 @@ export function checkNodeUrl(url: string): URL {
   return parsed;
 }
 
+const warnedPlainHttp = new Set<string>();
+
+/**
+ * A token sent over plain HTTP to another machine can be read and reused by anyone on the way
+ * (tokens do not expire): warned once per node and process. Loopback stays quiet (tests,
+ * `serve` on the same host, an SSH tunnel).
+ */
+export function warnIfPlainHttp(url: URL): void {
+  if (url.protocol !== "http:") return;
+  const host = url.hostname;
+  if (host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)) return;
+  if (warnedPlainHttp.has(url.origin)) return;
+  warnedPlainHttp.add(url.origin);
+  process.emitWarning(
+    `wheellock: the token for ${url.origin} goes over plain HTTP, readable by anyone on the ` +
+      "network path; serve with --tls-cert/--tls-key and use https://",
+    "WheellockInsecureWarning",
+  );
+}
+
 /** The WebSocket URL of a sandbox's operation endpoint on its node. */
 export function operationUrl(node: string, id: string): string {
   const base = checkNodeUrl(node);

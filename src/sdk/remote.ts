@@ -11,6 +11,7 @@ import type { NodeInfo, SandboxView } from "../serve/index.js";
 import { parseNodeSandboxId } from "../util/index.js";
 import {
   checkNodeUrl,
+  warnIfPlainHttp,
   LIFECYCLE_TIMEOUT_MS,
   nodeRequest,
   operationUrl,
@@ -51,9 +52,10 @@ export function resolveRemote(
     .filter(Boolean);
   if (urls.length === 0)
     throw new ErrInvalidConfig(`remote.url (or ${ENV_REMOTE}) must name at least one node`);
-  for (const u of urls) checkNodeUrl(u);
+  const parsed = urls.map((u) => checkNodeUrl(u));
   const token = given?.token ?? env[ENV_TOKEN];
   if (!token) throw new ErrInvalidConfig(`remote.token (or ${ENV_TOKEN}) is required`);
+  for (const u of parsed) warnIfPlainHttp(u);
   return { urls, token, ca: given?.ca };
 }
 
@@ -210,17 +212,22 @@ export async function removeRemote(id: string, remote: ResolvedRemote): Promise<
   );
 }
 
-/** The sandbox's log from `offset`; `size` is the log's size now. */
+/**
+ * The next slice of the sandbox's log after `cursor` (none: from the start of what the node
+ * keeps, older segment first) and the cursor to ask from next; an empty slice: nothing new yet.
+ */
 export async function readRemoteLog(
   id: string,
   remote: ResolvedRemote,
-  offset: number,
-): Promise<{ data: Buffer; size: number }> {
+  cursor?: string,
+): Promise<{ data: Buffer; cursor: string | undefined }> {
   const url = await nodeUrlFor(remote, id);
+  const query = cursor === undefined ? "" : `?cursor=${encodeURIComponent(cursor)}`;
   const r = await nodeRequest(
     endpoint(remote, url),
     "GET",
-    `/v1/sandboxes/${encodeURIComponent(id)}/log?offset=${offset}`,
+    `/v1/sandboxes/${encodeURIComponent(id)}/log${query}`,
   );
-  return { data: r.bytes, size: Number(r.headers["x-log-size"] ?? r.bytes.length + offset) };
+  const next = r.headers["x-log-cursor"];
+  return { data: r.bytes, cursor: typeof next === "string" ? next : cursor };
 }

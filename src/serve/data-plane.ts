@@ -6,7 +6,7 @@
  * with backpressure end to end. Frames are bounded (`maxPayload`), and so is the number of
  * operations open at once.
  */
-import type { IncomingMessage, Server } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
@@ -32,6 +32,8 @@ export interface DataPlaneOptions {
   nodeId: string;
   /** Operations (WebSockets) open at once, over all sandboxes. */
   maxOperations: number;
+  /** Node directories `configure`'s policy script may be in (serve --host-path). */
+  hostPaths: readonly string[];
   /** Largest WebSocket frame accepted (a protocol message and its header). */
   maxFrameBytes?: number;
 }
@@ -46,21 +48,12 @@ function operatorOnly(req: OperationRequest): boolean {
   return req.op === "configure" || (req.op === "allow-list" && req.action === "add");
 }
 
-const REASONS: Record<number, string> = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  409: "Conflict",
-  503: "Service Unavailable",
-};
-
 /** A refusal on the raw socket, before any WebSocket exists. */
 function refuseUpgrade(socket: Socket, err: unknown): void {
   const { status, code, message } = statusFor(err);
   const body = errorBody(code, message);
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
       "Content-Type: application/json\r\n" +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       (status === 401 ? 'WWW-Authenticate: Bearer realm="wheellock"\r\n' : "") +
@@ -160,7 +153,10 @@ export class DataPlane {
     }
     if (req.op === "configure") {
       try {
-        nodeOptions({ policyScript: (req.options as { policyScript?: unknown })?.policyScript });
+        // Checked only: the request goes to the supervisor as sent (a path given through a
+        // symlink is opened as given; its target was checked).
+        const policyScript = (req.options as { policyScript?: unknown })?.policyScript;
+        nodeOptions({ policyScript }, this.opts.hostPaths);
       } catch (err) {
         reply(Msg.Error, wireError(err));
         stream.resume();

@@ -6,6 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { SandboxOptions } from "../config/index.js";
 import type { SandboxRecord, SandboxStatus } from "../state/index.js";
+import type { LogCursor } from "./log-slice.js";
 
 /** One sandbox of the node, as the API shows it (never a secret value). */
 export interface HostedSandbox {
@@ -35,8 +36,11 @@ export interface SandboxHost {
    * to be read from it); the stream ends with the operation.
    */
   serveOperation(id: string, stream: Duplex): void;
-  /** The sandbox's log (serial console, the create command's output) from `offset`. */
-  readLog(id: string, offset: number, maxBytes: number): { data: Buffer; size: number };
+  /**
+   * The sandbox's log (serial console, the create command's output; both segments of its
+   * ring) after `cursor`, and where that read ended.
+   */
+  readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor };
   /** Stops the sandbox (if running) and removes everything of it. */
   remove(id: string): Promise<void>;
   /** Stops serving; sandboxes owned by supervisors keep running. */

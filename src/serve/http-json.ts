@@ -1,6 +1,6 @@
 /** JSON in and out of the REST API: bounded bodies, one-line JSON errors. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { WheellockError } from "../errors.js";
+import { WheellockError, type WheellockErrorCode } from "../errors.js";
 
 /** An HTTP refusal with a typed code, answered as `{"error":{"code","message"}}`. */
 export class HttpError extends Error {
@@ -13,24 +13,27 @@ export class HttpError extends Error {
   }
 }
 
-/** The HTTP status for a typed error from below (config errors are the caller's fault). */
+/**
+ * The HTTP status for each typed error from below; the body's `code` is what clients branch on
+ * (the SDK revives the same class from it), the status only says whose fault it was.
+ */
+const STATUS_BY_CODE: Partial<Record<WheellockErrorCode, number>> = {
+  ErrInvalidConfig: 400, // the caller's options
+  ErrExec: 400, // a command that cannot start (unknown user, working directory)
+  ErrAuth: 403,
+  ErrVMNotFound: 404,
+  ErrNotFound: 404, // also an image the registry does not have
+  ErrVMNotRunning: 409,
+  ErrImage: 502, // the node could not get the image from its registry
+  ErrCapacity: 503,
+  ErrSetup: 503, // the node is not set up (kernel, agent): not the caller's fault
+  ErrTimeout: 504,
+};
+
 export function statusFor(err: unknown): { status: number; code: string; message: string } {
   if (err instanceof HttpError) return { status: err.status, code: err.code, message: err.message };
-  if (err instanceof WheellockError) {
-    const status =
-      err.code === "ErrInvalidConfig"
-        ? 400
-        : err.code === "ErrVMNotFound" || err.code === "ErrNotFound"
-          ? 404
-          : err.code === "ErrAuth"
-            ? 403
-            : err.code === "ErrCapacity"
-              ? 503
-              : err.code === "ErrVMNotRunning"
-                ? 409
-                : 500;
-    return { status, code: err.code, message: err.message };
-  }
+  if (err instanceof WheellockError)
+    return { status: STATUS_BY_CODE[err.code] ?? 500, code: err.code, message: err.message };
   return { status: 500, code: "ErrInternal", message: "internal error" };
 }
 

@@ -10,5 +10,6 @@ export type { HostedSandbox, SandboxHost } from "./host.js";
 export { DEFAULT_LISTEN, parseListen, isLoopback } from "./listen.js";
 export { defaultTokenPath } from "./node-identity.js";
 export { readSingleOptions } from "./single-options.js";
+export { hostPathRoots } from "./node-options.js";
 export type { NodeInfo } from "./node-info.js";
 export type { SandboxView } from "./routes.js";

@@ -2,32 +2,85 @@
  * What a node accepts as a sandbox's options from the network, before planning them: plain
  * JSON (no provider mounts: a provider is code in the caller's process), and host paths that
  * are absolute — they name files on this node, and a path relative to `serve`'s working
- * directory would be a guess.
+ * directory would be a guess — and lie under a directory the node's owner opened to callers
+ * (`serve --host-path DIR`). Without that, the operator token would read (through a mount, a
+ * disk or a policy script) every file the `serve` user can: its SSH keys, cloud credentials,
+ * the node's own key. None is open by default.
  */
+import { realpathSync } from "node:fs";
+import { dirname, basename, join, resolve, sep } from "node:path";
 import { remoteOptionsJson } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 
-function absolute(field: string, value: unknown): void {
-  if (typeof value === "string" && !value.startsWith("/"))
+/** The node directories a network caller may name (already resolved); "any" for --single. */
+export type HostPathRoots = readonly string[] | "any";
+
+/** The real path of `path`, or of its nearest existing parent joined with the rest. */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(realPath(parent), basename(path));
+  }
+}
+
+/** `--host-path` values as roots: absolute, existing, symlinks resolved. */
+export function hostPathRoots(dirs: readonly string[]): string[] {
+  return dirs.map((dir) => {
+    if (!dir.startsWith("/")) throw new ErrInvalidConfig(`--host-path ${dir}: must be absolute`);
+    try {
+      return realpathSync(dir);
+    } catch {
+      throw new ErrInvalidConfig(`--host-path ${dir}: no such directory`);
+    }
+  });
+}
+
+/** The path to use for `value`: checked, and with symlinks resolved when roots are set. */
+function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
+  if (typeof value !== "string") return value;
+  if (!value.startsWith("/"))
     throw new ErrInvalidConfig(
       `${field}: a path on the node must be absolute, got ${JSON.stringify(value)}`,
     );
+  if (roots === "any") return value;
+  if (roots.length === 0)
+    throw new ErrInvalidConfig(
+      `${field}: this node opens no host paths to callers (its owner can, with serve --host-path DIR)`,
+    );
+  // Symlinks resolved, `..` gone, and that path used: what is checked is what is opened.
+  const real = realPath(resolve(value));
+  if (!roots.some((root) => real === root || real.startsWith(root === sep ? root : root + sep)))
+    throw new ErrInvalidConfig(
+      `${field}: ${JSON.stringify(value)} is outside the directories this node opens to callers`,
+    );
+  return real;
 }
 
-export function nodeOptions(value: unknown): Record<string, unknown> {
+export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ErrInvalidConfig("options must be a JSON object");
   remoteOptionsJson(value);
-  const o = value as Record<string, unknown>;
-  absolute("kernel", o.kernel);
-  absolute("policyScript", o.policyScript);
-  if (Array.isArray(o.upstreamCa)) o.upstreamCa.forEach((p, i) => absolute(`upstreamCa[${i}]`, p));
+  const o = { ...(value as Record<string, unknown>) };
+  if (o.kernel !== undefined) o.kernel = onNode("kernel", o.kernel, roots);
+  if (o.policyScript !== undefined) o.policyScript = onNode("policyScript", o.policyScript, roots);
+  if (Array.isArray(o.upstreamCa))
+    o.upstreamCa = o.upstreamCa.map((p, i) => onNode(`upstreamCa[${i}]`, p, roots));
   if (typeof o.mounts === "object" && o.mounts !== null)
-    for (const [guest, mount] of Object.entries(o.mounts as Record<string, { hostPath?: unknown }>))
-      absolute(`mounts[${JSON.stringify(guest)}].hostPath`, mount?.hostPath);
+    o.mounts = Object.fromEntries(
+      Object.entries(o.mounts as Record<string, unknown>).map(([guest, mount]) => {
+        if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
+          return [guest, mount];
+        const field = `mounts[${JSON.stringify(guest)}].hostPath`;
+        return [guest, { ...mount, hostPath: onNode(field, mount.hostPath, roots) }];
+      }),
+    );
   if (Array.isArray(o.disks))
-    o.disks.forEach((d: { hostPath?: unknown } | null, i) =>
-      absolute(`disks[${i}].hostPath`, d?.hostPath),
+    o.disks = o.disks.map((d: unknown, i) =>
+      typeof d === "object" && d !== null && "hostPath" in d
+        ? { ...d, hostPath: onNode(`disks[${i}].hostPath`, d.hostPath, roots) }
+        : d,
     );
   return o;
 }

@@ -30,6 +30,11 @@ export interface NodeOptions {
   /** Largest WebSocket frame. Default: one protocol message. */
   maxFrameBytes?: number;
   single?: boolean;
+  /**
+   * Node directories network callers may name in host paths (mounts, disks, policy scripts,
+   * kernel, CAs), resolved (`hostPathRoots`). Default none.
+   */
+  hostPaths?: readonly string[];
   warn?: (message: string) => void;
 }
 
@@ -65,6 +70,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxSandboxes: opts.maxSandboxes,
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     single: opts.single === true,
+    hostPaths: opts.hostPaths ?? [],
   });
   const server: Server = opts.tls
     ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler)
@@ -79,6 +85,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     credentials,
     nodeId: id,
     maxOperations,
+    hostPaths: opts.hostPaths ?? [],
     ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
   });
   dataPlane.attach(server);

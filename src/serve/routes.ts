@@ -5,7 +5,7 @@
  *   GET    /v1/sandboxes               every sandbox of this node
  *   POST   /v1/sandboxes               `{ options, command? }` -> `{ sandbox, token }`
  *   GET    /v1/sandboxes/{id}          one sandbox (`?wait=running` waits up to 60 s)
- *   GET    /v1/sandboxes/{id}/log      its log from `?offset=N` (`x-log-size`: the whole size)
+ *   GET    /v1/sandboxes/{id}/log      its log after `?cursor=C` (`x-log-cursor`: where it ended)
  *   DELETE /v1/sandboxes/{id}          stop it and remove everything of it
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,6 +22,7 @@ import {
   sendError,
   sendJson,
 } from "./http-json.js";
+import { formatLogCursor, LOG_START, parseLogCursor } from "./log-slice.js";
 import { nodeInfo } from "./node-info.js";
 import { nodeOptions } from "./node-options.js";
 
@@ -33,6 +34,8 @@ export interface RoutesOptions {
   maxSandboxes: number;
   maxBodyBytes: number;
   single: boolean;
+  /** Node directories callers may name in host paths (serve --host-path); none by default. */
+  hostPaths: readonly string[];
 }
 
 /** A sandbox as the API shows it: the full id (`vm-...@node`) and what its record holds. */
@@ -102,7 +105,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       if (method === "POST") {
         const body = await readJsonBody(req, opts.maxBodyBytes);
         const doc = body as { options?: unknown; command?: unknown };
-        const options = nodeOptions(doc.options ?? {});
+        const options = nodeOptions(doc.options ?? {}, opts.hostPaths);
         const command = doc.command ?? [];
         if (!Array.isArray(command) || !command.every((a) => typeof a === "string"))
           throw new HttpError(400, "ErrInvalidConfig", "command must be an array of strings");
@@ -117,14 +120,15 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     const log = /^\/v1\/sandboxes\/([^/]{1,100})\/log$/.exec(path);
     if (log && method === "GET") {
       const found = sandboxFor(req, decodePathSegment(log[1]), false);
-      const offset = Number(url.searchParams.get("offset") ?? "0");
-      if (!Number.isSafeInteger(offset) || offset < 0)
-        throw new HttpError(400, "ErrInvalidConfig", "offset must be an integer >= 0");
-      const slice = opts.host.readLog(found.id, offset, LOG_SLICE_BYTES);
+      const given = url.searchParams.get("cursor");
+      const cursor = given === null ? LOG_START : parseLogCursor(given);
+      if (cursor === undefined)
+        throw new HttpError(400, "ErrInvalidConfig", "cursor must be an x-log-cursor value");
+      const slice = opts.host.readLog(found.id, cursor, LOG_SLICE_BYTES);
       res.writeHead(200, {
         "content-type": "application/octet-stream",
         "content-length": slice.data.length,
-        "x-log-size": String(slice.size),
+        "x-log-cursor": formatLogCursor(slice.cursor),
       });
       res.end(slice.data);
       return;

@@ -11,6 +11,7 @@ import { serveConnection } from "../remote/index.js";
 import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
 import type { HostedSandbox, SandboxHost } from "./host.js";
 import { HttpError } from "./http-json.js";
+import type { LogCursor } from "./log-slice.js";
 
 export class SingleHost implements SandboxHost {
   private readonly procs = new Set<ExecProcess>();
@@ -72,9 +73,9 @@ export class SingleHost implements SandboxHost {
     stream.resume();
   }
 
-  readLog(): { data: Buffer; size: number } {
+  readLog(_id: string, cursor: LogCursor): { data: Buffer; cursor: LogCursor } {
     // The console of an in-process sandbox is not kept (a pod's log is `serve`'s stderr).
-    return { data: Buffer.alloc(0), size: 0 };
+    return { data: Buffer.alloc(0), cursor };
   }
 
   async remove(id: string): Promise<void> {

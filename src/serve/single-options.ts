@@ -33,5 +33,6 @@ export async function readSingleOptions(planFile: string | undefined): Promise<S
   }
   const doc = value as { options?: unknown };
   const options = typeof doc === "object" && doc !== null && "options" in doc ? doc.options : value;
-  return nodeOptions(options) as SandboxOptions;
+  // The node owner's own plan, not a network caller's: any absolute host path.
+  return nodeOptions(options, "any") as SandboxOptions;
 }

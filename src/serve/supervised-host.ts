@@ -24,7 +24,7 @@ import {
 } from "../state/index.js";
 import { startSupervisor, unixConnector } from "../supervisor/index.js";
 import { controlSocketPath, logPath } from "../state/index.js";
-import { readLogSlice } from "./log-slice.js";
+import { readRingLog, type LogCursor } from "./log-slice.js";
 import { relayOperation } from "./relay.js";
 import { runDir } from "../paths.js";
 import { isSandboxId } from "../util/index.js";
@@ -106,8 +106,8 @@ export class SupervisedHost implements SandboxHost {
     relayOperation(stream, unixConnector(controlSocketPath(join(runDir(), id)), id));
   }
 
-  readLog(id: string, offset: number, maxBytes: number): { data: Buffer; size: number } {
-    return readLogSlice(logPath(id), offset, maxBytes);
+  readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor } {
+    return readRingLog(logPath(id), cursor, maxBytes);
   }
 
   async remove(id: string): Promise<void> {

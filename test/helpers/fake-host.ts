@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
 import { serveConnection } from "../../src/remote/index.js";
 import type { HostedSandbox, SandboxHost } from "../../src/serve/index.js";
+import { readRingLog, type LogCursor } from "../../src/serve/log-slice.js";
 import { relayOperation } from "../../src/serve/relay.js";
 import { unixConnector } from "../../src/supervisor/index.js";
 import { newSandboxId } from "../../src/util/index.js";
@@ -70,8 +71,13 @@ export class FakeHost implements SandboxHost {
     relayOperation(stream, unixConnector(entry.socketPath, id));
   }
 
-  readLog(): { data: Buffer; size: number } {
-    return { data: Buffer.from("log line\n"), size: 9 };
+  /** Each sandbox's ring log (`<id>.log`, `<id>.log.1`) is read as a supervised one's. */
+  logPath(id: string): string {
+    return join(this.socketDir, `${id}.log`);
+  }
+
+  readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor } {
+    return readRingLog(this.logPath(id), cursor, maxBytes);
   }
 
   async remove(id: string): Promise<void> {

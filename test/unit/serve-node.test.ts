@@ -2,7 +2,7 @@
 // protocol server on a unix socket) in front of fake sandboxes, driven through the SDK.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
@@ -14,6 +14,7 @@ import {
   Sandbox,
   type NodeSandbox,
 } from "../../src/index.js";
+import { readRemoteLog } from "../../src/sdk/index.js";
 import { startNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
@@ -209,6 +210,27 @@ describe("serve: one node", () => {
     proc.abandon();
     await assert.rejects(proc.wait());
     assert.equal((await sb.exec(["echo", "after"])).stdout, "after\n");
+  });
+
+  test("the log is read through both ring segments with the sandbox's own token", async () => {
+    const bare = sb.id.split("@")[0] as string;
+    writeFileSync(`${a.host.logPath(bare)}.1`, "older\n");
+    writeFileSync(a.host.logPath(bare), "current\n");
+    const remote = { urls: [a.node.url], token: sb.token as string, ca: undefined };
+    let cursor: string | undefined;
+    let text = "";
+    for (let slice = await readRemoteLog(sb.id, remote); slice.data.length > 0;) {
+      text += slice.data.toString();
+      cursor = slice.cursor;
+      slice = await readRemoteLog(sb.id, remote, cursor);
+    }
+    assert.equal(text, "older\ncurrent\n");
+    appendFileSync(a.host.logPath(bare), "more\n");
+    assert.equal((await readRemoteLog(sb.id, remote, cursor)).data.toString(), "more\n");
+    const bad = await get(`${a.node.url}/v1/sandboxes/${sb.id}/log?cursor=x`, sb.token);
+    assert.equal(bad.status, 400);
+    const otherLog = await get(`${a.node.url}/v1/sandboxes/${other.id}/log`, sb.token);
+    assert.equal(otherLog.status, 403);
   });
 
   test("close stops the sandbox through the node and removes it", async () => {

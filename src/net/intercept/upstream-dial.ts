@@ -98,6 +98,11 @@ export class HostDialer {
     return address;
   }
 
+  /** The override for an IPv4 literal (the gateway address stands for host loopback), if any. */
+  literalOverride(host: string): string | undefined {
+    return isIPv4(host) ? this.overrides.get(host) : undefined;
+  }
+
   /** Throws DialRefused for an address policy does not let the proxy connect to. */
   checkAddress(address: string): void {
     const decision = this.opts.policy.checkDialAddress(address);

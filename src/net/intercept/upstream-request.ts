@@ -16,8 +16,11 @@ export function openUpstreamRequest(
   headers: HeaderList,
 ): ClientRequest {
   const tls = head.scheme === "https";
+  // Node connects to an IP literal without calling `lookup`: an override of one is applied,
+  // and checked, here (admission checked only the literal).
+  const override = dialer.literalOverride(head.host);
   const options = {
-    host: head.host,
+    host: override ?? head.host,
     port: head.port,
     method: head.method,
     path: head.target,
@@ -30,6 +33,15 @@ export function openUpstreamRequest(
     ...(tls && !isIPv4(head.host) ? { servername: head.host } : {}),
   };
   const req = tls ? httpsRequest(options) : httpRequest(options);
+  if (override !== undefined) {
+    try {
+      dialer.checkAddress(override);
+    } catch (err) {
+      // The same path as a refusal from `lookup`: the request's 'error'.
+      process.nextTick(() => req.destroy(err as Error));
+      return req;
+    }
+  }
   req.on("socket", (socket) => {
     if (!socket.connecting) return;
     const timer = setTimeout(
