@@ -131,7 +131,7 @@ function call(
 
 function expectOk(method: string, r: CallResult): void {
   const problems = [
-    r.headers[":status"] === 200 ? "" : `status ${String(r.headers[":status"])}`,
+    Number(r.headers[":status"]) === 200 ? "" : `status ${String(r.headers[":status"])}`,
     r.headers["x-probe-header"] === `h:${method}` ? "" : "x-probe-header missing",
     r.trailers["grpc-status"] === "0" ? "" : `grpc-status ${String(r.trailers["grpc-status"])}`,
     r.trailers["x-probe-trailer"] === `t:${method}` ? "" : "x-probe-trailer missing",
