@@ -1,18 +1,11 @@
 /**
  * Host -> guest data: cuts bytes into STDIN frames that never exceed the granted window or
- * a quarter of the window (OUTBOUND_FRAME_BYTES), and a Writable whose write callback waits for that (so Node's ordinary
+ * MAX_PAYLOAD, and a Writable whose write callback waits for that (so Node's ordinary
  * backpressure — write() returning false, 'drain', pipeline — follows the guest's credit).
  */
 import { Writable } from "node:stream";
-import { FrameType, INITIAL_WINDOW, MAX_PAYLOAD } from "./contract.js";
+import { FrameType, MAX_PAYLOAD } from "./contract.js";
 import { SendWindow } from "./credit.js";
-
-/**
- * Host -> guest frames carry at most a quarter of the window, so up to four are in flight: the
- * guest agent writes one (file or pipe) and hands its credit back while QEMU already delivers
- * the next. A whole-window frame left the link idle during every write and credit round trip.
- */
-const OUTBOUND_FRAME_BYTES = Math.min(MAX_PAYLOAD, INITIAL_WINDOW / 4);
 
 /** What a sender needs from the channel. */
 export interface FrameSink {
@@ -47,7 +40,7 @@ export class OutboundSender {
         throw this.failure;
       }
       if (this.discarding) return;
-      const n = this.window.take(Math.min(data.length - offset, OUTBOUND_FRAME_BYTES));
+      const n = this.window.take(Math.min(data.length - offset, MAX_PAYLOAD));
       this.sink.send(FrameType.Stdin, this.streamId, data.subarray(offset, offset + n));
       offset += n;
       await this.sink.whenWritable();
