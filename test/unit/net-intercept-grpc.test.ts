@@ -3,7 +3,9 @@
  * test/fixtures/grpc-probe): unary, server-streaming and bidirectional calls, headers and
  * trailers checked by the client. The "guest" is the probe's client on a loopback port bridged
  * into an intercepted flow, as the userspace stack would hand it over; upstream is the probe's
- * server. Over TLS (ALPN h2 toward the guest, verified TLS upstream) and over h2c.
+ * server. Over TLS (ALPN h2 toward the guest, verified TLS upstream) and over h2c. Skipped
+ * without go; net-intercept-grpc-node.test.ts makes the same calls with Node on both ends and
+ * always runs.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";

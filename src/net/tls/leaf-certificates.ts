@@ -7,7 +7,7 @@ import {
 import { X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { CaMaterial } from "./ca.js";
-import { issueCertificate } from "./x509.js";
+import { issueCertificate, keyMaterial, type KeyMaterial } from "./x509.js";
 
 export interface LeafCertificateOptions {
   /** Most contexts kept (least recently used evicted). */
@@ -24,9 +24,12 @@ interface Entry {
 }
 
 /**
- * Per-host leaf certificates signed by the interception CA, cached as ready TLS contexts. One
- * fresh P-256 key per leaf (cheap, unlike RSA); SAN is exactly the name or IPv4 address; short
- * validity, backdated an hour for guest clock skew. ALPN is fixed to http/1.1 by the server.
+ * Per-host leaf certificates signed by the interception CA, cached as ready TLS contexts. SAN
+ * is exactly the name or IPv4 address; short validity, backdated an hour for guest clock skew.
+ * All leaves of one instance share one P-256 key, made when the instance is: a per-leaf key
+ * protects nothing here (every leaf key lives in this same process next to the CA key, which
+ * can sign anything) and would cost a key generation and a PEM round trip on the first
+ * connection to each name, while the guest waits.
  */
 export class LeafCertificates {
   private readonly entries = new Map<string, Entry>();
@@ -36,6 +39,9 @@ export class LeafCertificates {
   private readonly maxEntries: number;
   private readonly validityMs: number;
   private readonly now: () => number;
+  private readonly leafPublicKey: KeyObject;
+  private readonly leafKeyPem: string;
+  private readonly leafKeys: KeyMaterial;
 
   constructor(
     private readonly ca: CaMaterial,
@@ -48,6 +54,10 @@ export class LeafCertificates {
     this.maxEntries = opts.maxEntries ?? 512;
     this.validityMs = opts.validityMs ?? 3 * 24 * 3600_000;
     this.now = opts.now ?? Date.now;
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    this.leafPublicKey = publicKey;
+    this.leafKeyPem = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    this.leafKeys = keyMaterial({ publicKey, issuerPublicKey: this.caPublicKey });
   }
 
   get size(): number {
@@ -85,20 +95,22 @@ export class LeafCertificates {
   }
 
   private issue(name: string, now: number): Entry {
-    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const certPem = issueCertificate({
-      subjectCommonName: name,
-      issuerCommonName: this.caName,
-      publicKey,
-      signingKey: this.caKey,
-      issuerPublicKey: this.caPublicKey,
-      notBefore: new Date(now - 3600_000),
-      notAfter: new Date(now + this.validityMs),
-      isCa: false,
-      altName: name,
-    });
+    const certPem = issueCertificate(
+      {
+        subjectCommonName: name,
+        issuerCommonName: this.caName,
+        publicKey: this.leafPublicKey,
+        signingKey: this.caKey,
+        issuerPublicKey: this.caPublicKey,
+        notBefore: new Date(now - 3600_000),
+        notAfter: new Date(now + this.validityMs),
+        isCa: false,
+        altName: name,
+      },
+      this.leafKeys,
+    );
     const context = createSecureContext({
-      key: privateKey.export({ type: "pkcs8", format: "pem" }),
+      key: this.leafKeyPem,
       // The chain includes the CA, as servers normally send it.
       cert: certPem + this.ca.certPem,
       minVersion: "TLSv1.2",

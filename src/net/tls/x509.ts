@@ -1,41 +1,36 @@
-import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  Certificate,
-  ExtendedKeyUsage,
-  Extension,
-  Extensions,
-  GeneralName,
-  KeyIdentifier,
-  KeyUsage,
-  KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  Validity,
-  Version,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  id_kp_serverAuth,
-} from "@peculiar/asn1-x509";
 import { createHash, randomBytes, sign, type KeyObject } from "node:crypto";
 import { isIPv4 } from "node:net";
+import {
+  TAG,
+  bitString,
+  booleanTrue,
+  explicit,
+  implicitPrimitive,
+  octetString,
+  oid,
+  readTlv,
+  sequence,
+  set,
+  smallInteger,
+  time,
+  unsignedInteger,
+  utf8String,
+} from "./der.js";
 
 /** ecdsa-with-SHA256 (RFC 5758): the parameters field must be absent. */
 const ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
 const COMMON_NAME = "2.5.4.3";
 const ORGANIZATION = "2.5.4.10";
+const BASIC_CONSTRAINTS = "2.5.29.19";
+const KEY_USAGE = "2.5.29.15";
+const SUBJECT_KEY_IDENTIFIER = "2.5.29.14";
+const AUTHORITY_KEY_IDENTIFIER = "2.5.29.35";
+const EXT_KEY_USAGE = "2.5.29.37";
+const SUBJECT_ALT_NAME = "2.5.29.17";
+const KP_SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
+/** KeyUsage bits as DER BIT STRING contents: digitalSignature (bit 0); keyCertSign + cRLSign (bits 5, 6). */
+const KEY_USAGE_LEAF = bitString(Buffer.from([0x80]), 7);
+const KEY_USAGE_CA = bitString(Buffer.from([0x06]), 1);
 
 export interface CertificateRequest {
   subjectCommonName: string;
@@ -54,104 +49,98 @@ export interface CertificateRequest {
   altName?: string;
 }
 
-function name(commonName: string): Name {
-  const attr = (type: string, text: string) =>
-    new RelativeDistinguishedName([
-      new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: text }) }),
-    ]);
-  return new Name([attr(ORGANIZATION, "wheellock"), attr(COMMON_NAME, commonName)]);
+function name(commonName: string): Buffer {
+  const attr = (type: string, text: string) => set(sequence(oid(type), utf8String(text)));
+  return sequence(attr(ORGANIZATION, "wheellock"), attr(COMMON_NAME, commonName));
 }
 
-function spkiDer(key: KeyObject): Buffer {
+/** A key's SubjectPublicKeyInfo, DER. */
+export function spkiDer(key: KeyObject): Buffer {
   return key.export({ type: "spki", format: "der" });
 }
 
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bit string. */
-function keyIdentifier(key: KeyObject): ArrayBuffer {
-  const spki = AsnConvert.parse(spkiDer(key), SubjectPublicKeyInfo);
-  const digest = createHash("sha1").update(Buffer.from(spki.subjectPublicKey)).digest();
-  return new Uint8Array(digest).buffer;
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bit string (without its unused-bits byte). */
+export function keyIdentifier(spki: Buffer): Buffer {
+  const outer = readTlv(spki, 0);
+  const algorithm = readTlv(spki, outer.start);
+  const key = readTlv(spki, algorithm.end);
+  if (key.tag !== TAG.bitString) throw new Error("SubjectPublicKeyInfo: no BIT STRING");
+  return createHash("sha1")
+    .update(spki.subarray(key.start + 1, key.end))
+    .digest();
 }
 
-function extension(extnID: string, critical: boolean, value: unknown): Extension {
-  return new Extension({
-    extnID,
-    critical,
-    extnValue: new OctetString(AsnConvert.serialize(value)),
-  });
+function extension(extnID: string, critical: boolean, value: Buffer): Buffer {
+  // DER leaves out a BOOLEAN equal to its DEFAULT (critical DEFAULT FALSE).
+  return critical
+    ? sequence(oid(extnID), booleanTrue(), octetString(value))
+    : sequence(oid(extnID), octetString(value));
 }
 
 /** A positive 128-bit serial: the top bit cleared keeps the DER INTEGER unsigned. */
-function serialNumber(): ArrayBuffer {
+function serialNumber(): Buffer {
   const bytes = randomBytes(16);
   bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
-  return new Uint8Array(bytes).buffer;
+  return bytes;
+}
+
+/** Everything about a certificate's keys that can be worked out once and reused per leaf. */
+export interface KeyMaterial {
+  /** The certified key's SubjectPublicKeyInfo. */
+  spki: Buffer;
+  /** The issuer's key identifier (for the Authority Key Identifier). */
+  issuerKeyId: Buffer;
+}
+
+export function keyMaterial(
+  req: Pick<CertificateRequest, "publicKey" | "issuerPublicKey">,
+): KeyMaterial {
+  return { spki: spkiDer(req.publicKey), issuerKeyId: keyIdentifier(spkiDer(req.issuerPublicKey)) };
+}
+
+function altNameEntry(altName: string): Buffer {
+  if (isIPv4(altName)) return implicitPrimitive(7, Buffer.from(altName.split(".").map(Number)));
+  return implicitPrimitive(2, Buffer.from(altName, "ascii"));
 }
 
 /**
  * Builds and signs one ECDSA P-256 certificate, returned as PEM. Kept to the fields browsers
  * and OpenSSL require (RFC 5280 profile, CA/B baseline for leaves), nothing optional.
+ * `keys` lets a caller that issues many leaves for one key pair skip re-deriving them.
  */
-export function issueCertificate(req: CertificateRequest): string {
+export function issueCertificate(
+  req: CertificateRequest,
+  keys: KeyMaterial = keyMaterial(req),
+): string {
   const extensions = [
     extension(
-      id_ce_basicConstraints,
+      BASIC_CONSTRAINTS,
       true,
-      new BasicConstraints(req.isCa ? { cA: true, pathLenConstraint: 0 } : { cA: false }),
+      req.isCa ? sequence(booleanTrue(), smallInteger(0)) : sequence(),
     ),
-    extension(
-      id_ce_keyUsage,
-      true,
-      new KeyUsage(
-        req.isCa
-          ? KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign
-          : KeyUsageFlags.digitalSignature,
-      ),
-    ),
-    extension(
-      id_ce_subjectKeyIdentifier,
-      false,
-      new SubjectKeyIdentifier(keyIdentifier(req.publicKey)),
-    ),
-    extension(
-      id_ce_authorityKeyIdentifier,
-      false,
-      new AuthorityKeyIdentifier({
-        keyIdentifier: new KeyIdentifier(keyIdentifier(req.issuerPublicKey)),
-      }),
-    ),
+    extension(KEY_USAGE, true, req.isCa ? KEY_USAGE_CA : KEY_USAGE_LEAF),
+    extension(SUBJECT_KEY_IDENTIFIER, false, octetString(keyIdentifier(keys.spki))),
+    extension(AUTHORITY_KEY_IDENTIFIER, false, sequence(implicitPrimitive(0, keys.issuerKeyId))),
   ];
   if (!req.isCa) {
-    extensions.push(extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth])));
-    if (req.altName !== undefined) {
-      const general = isIPv4(req.altName)
-        ? new GeneralName({ iPAddress: req.altName })
-        : new GeneralName({ dNSName: req.altName });
-      extensions.push(
-        extension(id_ce_subjectAltName, false, new SubjectAlternativeName([general])),
-      );
-    }
+    extensions.push(extension(EXT_KEY_USAGE, false, sequence(oid(KP_SERVER_AUTH))));
+    if (req.altName !== undefined)
+      extensions.push(extension(SUBJECT_ALT_NAME, false, sequence(altNameEntry(req.altName))));
   }
-  const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 });
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: serialNumber(),
-    signature: algorithm,
-    issuer: name(req.issuerCommonName),
-    validity: new Validity({ notBefore: req.notBefore, notAfter: req.notAfter }),
-    subject: name(req.subjectCommonName),
-    subjectPublicKeyInfo: AsnConvert.parse(spkiDer(req.publicKey), SubjectPublicKeyInfo),
-    extensions: new Extensions(extensions),
-  });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const algorithm = sequence(oid(ECDSA_WITH_SHA256));
+  const tbs = sequence(
+    explicit(0, smallInteger(2)), // v3
+    unsignedInteger(serialNumber()),
+    algorithm,
+    name(req.issuerCommonName),
+    sequence(time(req.notBefore), time(req.notAfter)),
+    name(req.subjectCommonName),
+    keys.spki,
+    explicit(3, sequence(...extensions)),
+  );
   // Node signs ECDSA as a DER ECDSA-Sig-Value, exactly what X.509 carries.
-  const signature = sign("sha256", tbsDer, req.signingKey);
-  const cert = new Certificate({
-    tbsCertificate: tbs,
-    signatureAlgorithm: algorithm,
-    signatureValue: new Uint8Array(signature).buffer,
-  });
-  const der = Buffer.from(AsnConvert.serialize(cert));
+  const signature = sign("sha256", tbs, req.signingKey);
+  const der = sequence(tbs, algorithm, bitString(signature));
   const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
   return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
 }
