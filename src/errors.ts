@@ -18,7 +18,8 @@ export type WheellockErrorCode =
   | "ErrImage"
   | "ErrVolumeInUse"
   | "ErrClosed"
-  | "ErrCleanup";
+  | "ErrCleanup"
+  | "ErrBudgetExceeded";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -155,6 +156,13 @@ export class ErrCleanup extends WheellockError {
   }
 }
 
+/** A budget (`maxEgressBytes`, `maxCpuSeconds`) was spent: the sandbox was stopped. */
+export class ErrBudgetExceeded extends WheellockError {
+  constructor(message: string) {
+    super("ErrBudgetExceeded", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -175,6 +183,7 @@ const CLASS_BY_CODE: Record<
   ErrVolumeInUse,
   ErrClosed,
   ErrCleanup,
+  ErrBudgetExceeded,
 };
 
 /**

@@ -6,6 +6,12 @@
 export { GuestAgent } from "./agent.js";
 export type { ChannelOptions as GuestAgentOptions, Hello } from "./channel.js";
 export type { ExecExit, ExecRequest, ExecStream } from "./exec.js";
+export {
+  MAX_ATTRIBUTE_KEYS,
+  type AttributionKey,
+  type GuestAttribution,
+  type GuestUsage,
+} from "./attribution.js";
 export type { FileData, WriteFileRequest } from "./open.js";
 export type { PortStream } from "./port.js";
 export type { GuestSettings, NetworkSetupRequest } from "./requests.js";

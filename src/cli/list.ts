@@ -37,8 +37,30 @@ export function listCommand(): Command {
     });
 }
 
+/** How long `inspect` waits for a running sandbox's usage before printing without it. */
+const LIVE_USAGE_TIMEOUT_MS = 3000;
+
 export function inspectCommand(): Command {
-  return new Command("inspect").argument("<id>", "sandbox id").action((id: string) => {
-    process.stdout.write(`${JSON.stringify(getRecord(id), null, 2)}\n`);
+  return new Command("inspect").argument("<id>", "sandbox id").action(async (id: string) => {
+    const record = getRecord(id);
+    if (record.status === "running") {
+      // A running sandbox's usage is asked of it; a stopped one's is in the record.
+      let timer: NodeJS.Timeout | undefined;
+      const usage = await Promise.race([
+        import("../sdk/index.js")
+          .then(
+            ({ Sandbox }) => Sandbox.connect(id).usage(),
+            () => undefined,
+          )
+          .catch(() => undefined),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), LIVE_USAGE_TIMEOUT_MS);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+      if (usage) record.usage = usage;
+    }
+    process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
   });
 }

@@ -7,7 +7,7 @@ import {
   mergeEnv,
   type SandboxOptions,
 } from "../config/index.js";
-import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
+import { ErrBudgetExceeded, ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import type { ExecProcess, VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
@@ -25,6 +25,13 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
+import { ApprovalPrompt } from "./approve-prompt.js";
+import {
+  addObserveOptions,
+  EXIT_BUDGET,
+  observeSandboxOptions,
+  type ObserveFlags,
+} from "./observe-flags.js";
 import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
 import { attachTerminal, hostTerminalSize } from "./tty.js";
 import {
@@ -41,7 +48,7 @@ import {
   type LongLivedFlags,
 } from "./run-long-lived.js";
 
-interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags {
+interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags, ObserveFlags {
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
   image?: string;
@@ -112,6 +119,7 @@ export function runCommand(): Command {
   addNetworkOptions(cmd);
   addInterceptOptions(cmd);
   addVolumeOptions(cmd);
+  addObserveOptions(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
@@ -143,8 +151,19 @@ function sandboxOptions(
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
     ...volumeSandboxOptions(flags),
+    ...observeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
+}
+
+/** `--approve` in the foreground asks at the terminal; it needs one, and stdin to itself. */
+function approvalPrompt(flags: RunFlags): ApprovalPrompt | undefined {
+  if (!flags.approve) return undefined;
+  if (!process.stdin.isTTY)
+    throw new ErrInvalidConfig("--approve asks at the terminal: stdin must be one (or use -d)");
+  if (flags.interactive && !flags.tty)
+    throw new ErrInvalidConfig("--approve with -i needs -t (-it): stdin belongs to the command");
+  return new ApprovalPrompt(flags.tty === true && flags.interactive === true);
 }
 
 async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<number> {
@@ -157,11 +176,15 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   if (flags.tty && flags.interactive && !process.stdin.isTTY) {
     throw new ErrInvalidConfig("-it requires a terminal on stdin");
   }
+  const prompt = approvalPrompt(flags);
   const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
   let sandbox: VmSandbox;
   try {
-    sandbox = await Sandbox.create(sandboxOptions(flags));
+    sandbox = await Sandbox.create({
+      ...sandboxOptions(flags),
+      ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
+    });
   } catch (err) {
     eventsOut?.end();
     throw err;
@@ -174,12 +197,16 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     );
     await proc.pid;
     return await (flags.tty && flags.interactive
-      ? interactive(proc)
+      ? interactive(proc, prompt?.take)
       : streamed(proc, flags.interactive === true));
   } catch (err) {
     if (err instanceof ErrTimeout) {
       process.stderr.write(`wheellock: ${err.message}\n`);
       return EXIT_TIMEOUT;
+    }
+    if (err instanceof ErrBudgetExceeded) {
+      process.stderr.write(`wheellock: ${err.message}\n`);
+      return EXIT_BUDGET;
     }
     throw err;
   } finally {
@@ -248,8 +275,11 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   }
 }
 
-export async function interactive(proc: ExecProcess): Promise<number> {
-  const restore = attachTerminal(proc);
+export async function interactive(
+  proc: ExecProcess,
+  take?: (chunk: Buffer) => boolean,
+): Promise<number> {
+  const restore = attachTerminal(proc, take);
   try {
     return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
   } finally {

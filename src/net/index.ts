@@ -3,7 +3,16 @@ export { NetworkStack, type NetworkStackOptions, type NetworkStackStats } from "
 export { OpenUpstream, type OpenUpstreamOptions } from "./open-upstream.js";
 export { isPrivateOrSpecialAddress } from "./ip-ranges.js";
 export { defaultAddressing, formatIpv4, parseIpv4, type LinkAddressing } from "./addresses.js";
-export type { Upstream, UpstreamTcp, UpstreamTcpEvents, UpstreamUdp, Denied } from "./upstream.js";
+export type {
+  Upstream,
+  UpstreamTcp,
+  UpstreamTcpEvents,
+  UpstreamUdp,
+  UpstreamUdpEvents,
+  Denied,
+  FlowSource,
+} from "./upstream.js";
+export { isDenied } from "./upstream.js";
 export {
   EgressPolicy,
   HostAllowlist,
@@ -16,7 +25,17 @@ export { compileRules as checkHookRules } from "./http-policy/rules.js";
 export { compileHostPattern, type HostPattern } from "./policy/index.js";
 export { SYSTEM_CA_BUNDLE_PATHS } from "./tls/ca-bundle-paths.js";
 export type { HookRule, SecretSpec } from "./http-policy/index.js";
-export type { NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
+export type {
+  ApprovalNote,
+  GuestOrigin,
+  HeaderList,
+  HostRefusal,
+  HttpPolicy,
+  HttpRequestHead,
+  NetworkEventInfo,
+  NetworkBlockCode,
+  RefusedRequest,
+} from "./intercept/contract.js";
 /**
  * The proxy, the HTTP policy and the CA, loaded on demand: TLS and X.509 code costs start-up
  * time that open-mode sandboxes (and every CLI call) should not pay.

@@ -7,6 +7,7 @@
  */
 import type { Duplex } from "node:stream";
 import { ErrFile, reviveError, WheellockError } from "../errors.js";
+import type { ApprovalDecision } from "../observe/index.js";
 
 export const Msg = {
   /** C→S JSON `OperationRequest`. */
@@ -57,6 +58,9 @@ export type OperationRequest =
   | { op: "port-forward"; port: number }
   | { op: "allow-list"; action: "add" | "delete"; hosts: string[] }
   | { op: "allowed-hosts" }
+  | { op: "pending-requests" }
+  | { op: "decide-request"; requestId: number; decision: ApprovalDecision }
+  | { op: "usage" }
   | { op: "events" }
   | { op: "stop" };
 

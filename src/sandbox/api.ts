@@ -7,6 +7,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { ExecOptions, ExecResult } from "./exec-collect.js";
 import type { ExecProcess } from "./exec-process.js";
+import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
 import type { SandboxEvent } from "./events.js";
 
 export interface SpawnOptions {
@@ -118,7 +119,22 @@ export interface SandboxApi extends AsyncDisposable {
   disallowHosts(...hosts: string[]): Promise<string[]>;
   allowedHosts(): Promise<AllowlistState>;
 
-  /** Exec, network, file and lifecycle events from now on, until the sandbox stops. */
+  /**
+   * Requests held for approval (`approval` / `onBlockedRequest`), oldest first; empty when
+   * approval is off.
+   */
+  pendingRequests(): Promise<BlockedRequest[]>;
+  /**
+   * Decides a held request: `once` lets it through, `sandbox` also adds its `host:port` to
+   * the allowlist, `deny` refuses it. Rejects with ErrNotFound when it is not waiting (decided
+   * already, timed out, or unknown).
+   */
+  decideRequest(requestId: number, decision: ApprovalDecision): Promise<void>;
+
+  /** What the sandbox has used so far: CPU, memory, disk, network per host and secret, execs. */
+  usage(): Promise<SandboxUsage>;
+
+  /** Exec, network, file, approval, usage and lifecycle events from now on, until it stops. */
   events(): AsyncIterableIterator<SandboxEvent>;
 
   /** Stops the sandbox and removes everything it wrote. Safe to call more than once. */

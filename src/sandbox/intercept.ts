@@ -9,11 +9,13 @@ import { ErrInvalidConfig } from "../errors.js";
 import {
   loadInterceptModules,
   type EgressPolicy,
+  type HttpPolicy,
   type Upstream,
   type NetworkEventInfo,
   type SecretSpec,
 } from "../net/index.js";
 import { dataDir } from "../paths.js";
+import type { InterceptHooks } from "./observer.js";
 
 export interface InterceptRequest {
   plan: SandboxPlan;
@@ -21,6 +23,7 @@ export interface InterceptRequest {
   resolveOverrides: ReadonlyMap<string, string>;
   resolve4?: (name: string) => Promise<string[]>;
   onEvent: (event: NetworkEventInfo) => void;
+  hooks: InterceptHooks;
 }
 
 export interface InterceptSetup {
@@ -52,6 +55,24 @@ function secretSpecs(plan: SandboxPlan): SecretSpec[] {
   return plan.secrets.map((s) => ({ ...s, value: plan.secretValues[s.name] ?? "" }));
 }
 
+/**
+ * The request budget goes first: a request beyond it is refused before any hook or secret
+ * sees it (it never leaves the host).
+ */
+function withRequestBudget(policy: HttpPolicy, admit: () => boolean, max: number): HttpPolicy {
+  return {
+    onRequest: async (request, body) =>
+      admit()
+        ? policy.onRequest(request, body)
+        : {
+            action: "block",
+            code: "budget_exceeded",
+            reason: `request budget spent (maxRequests ${max})`,
+          },
+    onResponse: (request, response, body) => policy.onResponse(request, response, body),
+  };
+}
+
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */
 export async function createInterceptUpstream(req: InterceptRequest): Promise<InterceptSetup> {
   const { plan } = req;
@@ -64,9 +85,17 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     secrets: secretSpecs(plan),
     rules: [...plan.networkHooks, ...scriptRules],
   });
+  const { hooks } = req;
+  const maxRequests = plan.budgets.maxRequests;
   const upstream = new InterceptUpstream({
     policy: req.egress,
-    httpPolicy,
+    httpPolicy:
+      maxRequests === undefined
+        ? httpPolicy
+        : withRequestBudget(httpPolicy, hooks.admitRequest, maxRequests),
+    origin: hooks.origin,
+    ...(hooks.onHostRefused ? { onHostRefused: hooks.onHostRefused } : {}),
+    ...(hooks.upstreamHeaders ? { upstreamHeaders: hooks.upstreamHeaders } : {}),
     ca: { certPem: ca.certPem, keyPem: ca.keyPem },
     upstreamCaPems: readUpstreamCas(plan.upstreamCa),
     resolveOverrides: req.resolveOverrides,

@@ -10,10 +10,10 @@ import {
   OpenUpstream,
   type LinkAddressing,
   type NetworkLinkOptions,
-  type NetworkEventInfo,
 } from "../net/index.js";
 import type { SandboxPlan } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
+import type { SandboxObserver } from "./observer.js";
 
 /**
  * Kernel command-line words the guest agent reads to configure eth0: address/prefix, gateway
@@ -58,7 +58,7 @@ export function resolverFor(
  */
 export async function prepareNetwork(
   config: SandboxPlan,
-  onEvent: (event: NetworkEventInfo) => void,
+  observer: SandboxObserver,
 ): Promise<SandboxNetwork> {
   const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
   const nothing = (): void => undefined;
@@ -69,11 +69,13 @@ export async function prepareNetwork(
   if (!config.networkIntercept) {
     return {
       link: {
-        upstream: new OpenUpstream({
-          allowPrivateHosts: config.allowPrivateHosts,
-          resolveOverrides,
-          ...(resolve4 ? { resolve4 } : {}),
-        }),
+        upstream: observer.meterUpstream(
+          new OpenUpstream({
+            allowPrivateHosts: config.allowPrivateHosts,
+            resolveOverrides,
+            ...(resolve4 ? { resolve4 } : {}),
+          }),
+        ),
       },
       egress: undefined,
       execEnv: {},
@@ -83,7 +85,8 @@ export async function prepareNetwork(
   }
   const egress = new EgressPolicy({
     allowedHosts: config.allowedHosts,
-    denyWhenEmpty: config.denyAllHosts,
+    // Audit mode with no list records every host: "what would I need to allow?".
+    denyWhenEmpty: config.denyAllHosts || config.networkAudit,
     allowPrivateHosts: config.allowPrivateHosts,
   });
   // Loaded only when needed: the proxy, TLS and policy code (and tsx for policy scripts) cost
@@ -94,10 +97,11 @@ export async function prepareNetwork(
     egress,
     resolveOverrides,
     ...(resolve4 ? { resolve4 } : {}),
-    onEvent,
+    onEvent: (event) => observer.networkEvent(event),
+    hooks: observer.interceptHooks(),
   });
   return {
-    link: { upstream: intercept.upstream },
+    link: { upstream: observer.meterUpstream(intercept.upstream) },
     egress,
     execEnv: { ...caEnv(), ...intercept.placeholders },
     guestSetup: { ...guestSetup, caPem: intercept.caPem },

@@ -42,10 +42,12 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     for (const [field, tag] of Object.entries(tags))
       expected.set(`T_${snake(record)}_${snake(field)}`, tag);
   }
-  const names: [string, Record<string, string>][] = [
+  const names: [string, Record<string, Value>][] = [
     ["WL_PORT", c.PortName],
     ["WL_SERIAL", c.DiskSerial],
     ["WL_KEY", c.CmdlineKey],
+    ["WL_ATTRIBUTION_KIND", c.AttributionKind],
+    ["WL_ATTRIBUTION_STATE", c.AttributionState],
   ];
   for (const [prefix, table] of names) {
     for (const [name, value] of Object.entries(table))

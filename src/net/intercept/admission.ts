@@ -3,6 +3,7 @@ import { isIPv4 } from "node:net";
 import { canonicalHost } from "../policy/host-name.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import type { HttpRequestHead, NetworkBlockCode } from "./contract.js";
+import type { FlowOrigin } from "./flow-origin.js";
 import { pairs } from "./headers.js";
 
 /** What the proxy knows about a guest connection before any request on it. */
@@ -14,6 +15,8 @@ export interface ConnectionInfo {
   name: string;
   /** HTTPS: the name the leaf certificate was issued for; every Host must equal it. */
   tlsName?: string;
+  /** Who in the guest opened the connection (once known). */
+  origin?: FlowOrigin;
 }
 
 export type Admission =
@@ -44,7 +47,13 @@ export function requestUrl(scheme: string, host: string, port: number, target: s
  * (domain fronting refused), allowed by the allowlist, and, for a literal IPv4 host, an address
  * policy lets the proxy dial.
  */
-export function admit(req: IncomingMessage, conn: ConnectionInfo, policy: EgressPolicy): Admission {
+export function admit(
+  req: IncomingMessage,
+  conn: ConnectionInfo,
+  policy: EgressPolicy,
+  /** The allowlist was overruled for this request (live approval, audit mode). */
+  skipAllowlist = false,
+): Admission {
   const target = req.url ?? "";
   const method = req.method ?? "";
   const refuse = (status: number, code: NetworkBlockCode, reason: string, host = conn.name) => ({
@@ -76,7 +85,7 @@ export function admit(req: IncomingMessage, conn: ConnectionInfo, policy: Egress
       `Host ${host} does not match the TLS server name ${conn.tlsName}`,
       host,
     );
-  const decision = policy.checkHost(host, port);
+  const decision = skipAllowlist ? policy.checkHostSyntax(host) : policy.checkHost(host, port);
   if (!decision.allowed)
     return refuse(
       decision.code === "invalid_host" ? 400 : 403,

@@ -3,14 +3,19 @@ import { pipeline } from "node:stream";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
 import type {
+  GuestOrigin,
+  HeaderList,
+  HostRefusal,
   HttpPolicy,
   HttpRequestHead,
   NetworkBlockCode,
-  NetworkEventInfo,
+  RefusedRequest,
   ResponseVerdict,
 } from "./contract.js";
+import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
-import { RequestEvent } from "./request-event.js";
+import { reconsider } from "./host-refusal.js";
+import type { RequestEvent, RequestEvents } from "./request-event.js";
 import { DialRefused, type HostDialer } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
@@ -18,7 +23,20 @@ export interface ExchangeDeps {
   policy: EgressPolicy;
   httpPolicy: HttpPolicy;
   dialer: HostDialer;
-  onEvent?(e: NetworkEventInfo): void;
+  events: RequestEvents;
+  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
+  upstreamHeaders?(
+    requestId: number,
+    request: HttpRequestHead,
+    origin: GuestOrigin | undefined,
+  ): HeaderList;
+}
+
+/** Headers replaced by (or added from) `extra`, names compared case-insensitively. */
+function withHeaders(headers: HeaderList, extra: HeaderList): HeaderList {
+  if (extra.length === 0) return headers;
+  const names = new Set(extra.map(([k]) => k.toLowerCase()));
+  return [...headers.filter(([k]) => !names.has(k.toLowerCase())), ...extra];
 }
 
 function sendPlain(
@@ -56,7 +74,7 @@ export async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const admission = admit(req, conn, deps.policy);
+  let admission = admit(req, conn, deps.policy);
   const where = admission.ok
     ? {
         host: admission.head.host,
@@ -68,16 +86,16 @@ export async function handleRequest(
         ),
       }
     : { host: admission.host, url: admission.url };
-  const event = new RequestEvent(deps.onEvent, {
-    method: req.method ?? "",
-    scheme: conn.scheme,
-    port: conn.port,
-    ...where,
-  });
-  const refuse = (status: number, code: NetworkBlockCode, reason: string) => {
-    event.finish({ status, blocked: true, code, reason });
-    sendPlain(res, status, `Blocked by policy: ${reason}`, code);
-  };
+  const event = deps.events.start(
+    { method: req.method ?? "", scheme: conn.scheme, port: conn.port, ...where },
+    conn.origin,
+  );
+  // Nothing reaches the guest before we know who asked (flow-origin.ts says why).
+  const refuse = (status: number, code: NetworkBlockCode, reason: string) =>
+    afterOrigin(conn.origin, () => {
+      event.finish({ status, blocked: true, code, reason });
+      sendPlain(res, status, `Blocked by policy: ${reason}`, code);
+    });
   // Closed before any response (the guest went away, or its request turned out malformed
   // after the head): no status to report, least of all the server's default 200.
   res.once("close", () =>
@@ -87,6 +105,7 @@ export async function handleRequest(
         : { reason: "connection closed before a response was sent" },
     ),
   );
+  if (!admission.ok) admission = await reconsider(deps, conn, req, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const requestBody = new BodyBuffer(req);
@@ -99,17 +118,20 @@ export async function handleRequest(
   }
   if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
   if (verdict.action === "respond") {
-    const body = verdict.body;
+    const { body, response } = verdict;
     event.bytesIn = body.length;
-    res.once("finish", () => event.finish({ status: verdict.response.status }));
-    res.writeHead(
-      verdict.response.status,
-      verdict.response.statusMessage ?? "",
-      flat(withLength(endToEnd(verdict.response.headers), body.length)),
-    );
-    res.end(body);
-    return;
+    res.once("finish", () => event.finish({ status: response.status }));
+    return afterOrigin(conn.origin, () => {
+      res.writeHead(
+        response.status,
+        response.statusMessage ?? "",
+        flat(withLength(endToEnd(response.headers), body.length)),
+      );
+      res.end(body);
+    });
   }
+  if (verdict.secrets !== undefined && verdict.secrets.length > 0)
+    event.notes = { ...event.notes, secrets: verdict.secrets };
   const forwarded: HttpRequestHead = verdict.request;
   if (forwarded.host !== admission.head.host || forwarded.port !== admission.head.port) {
     // A policy that retargets a request does not get around the allowlist.
@@ -119,11 +141,15 @@ export async function handleRequest(
   const body = verdict.body ?? requestBody.buffered;
   if (body === undefined && requestBody.spent)
     return refuse(413, "invalid_request", "request body too large for policy inspection");
-  const headers =
+  let headers =
     body !== undefined
       ? withLength(endToEnd(forwarded.headers), body.length)
       : endToEnd(forwarded.headers);
-  forwardUpstream(deps, forwarded, headers, body, req, res, event);
+  if (deps.upstreamHeaders) {
+    const origin = conn.origin ? await conn.origin.wait() : undefined;
+    headers = withHeaders(headers, deps.upstreamHeaders(event.id, forwarded, origin));
+  }
+  forwardUpstream(deps, forwarded, headers, body, req, res, event, conn.origin);
 }
 
 function forwardUpstream(
@@ -134,22 +160,25 @@ function forwardUpstream(
   req: IncomingMessage,
   res: ServerResponse,
   event: RequestEvent,
+  origin: FlowOrigin | undefined,
 ): void {
   const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
   res.once("close", () => {
     if (!res.writableFinished) upstream.destroy();
   });
-  upstream.on("error", (err) => {
-    if (err instanceof DialRefused) {
-      event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
-      sendPlain(res, 403, `Blocked by policy: ${err.message}`, err.code);
-    } else {
-      event.finish({ status: 502, blocked: false, code: "upstream_error", reason: err.message });
-      sendPlain(res, 502, `Upstream error: ${err.message}`);
-    }
-  });
+  upstream.on("error", (err) =>
+    afterOrigin(origin, () => {
+      if (err instanceof DialRefused) {
+        event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
+        sendPlain(res, 403, `Blocked by policy: ${err.message}`, err.code);
+      } else {
+        event.finish({ status: 502, blocked: false, code: "upstream_error", reason: err.message });
+        sendPlain(res, 502, `Upstream error: ${err.message}`);
+      }
+    }),
+  );
   upstream.on("response", (ures) => {
-    void respond(deps, forwarded, ures, res, event);
+    void respond(deps, forwarded, ures, res, event, origin);
   });
   if (body !== undefined) {
     event.bytesOut = body.length;
@@ -166,6 +195,7 @@ async function respond(
   ures: IncomingMessage,
   res: ServerResponse,
   event: RequestEvent,
+  origin: FlowOrigin | undefined,
 ): Promise<void> {
   const head = {
     status: ures.statusCode ?? 502,
@@ -179,6 +209,7 @@ async function respond(
   } catch (err) {
     verdict = { action: "block", ...policyFailure(err) };
   }
+  if (origin) await origin.wait();
   if (res.destroyed) return void ures.destroy();
   if (verdict.action === "block") {
     ures.destroy();

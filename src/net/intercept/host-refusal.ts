@@ -1,0 +1,48 @@
+import type { IncomingMessage } from "node:http";
+import { admit, type Admission, type ConnectionInfo } from "./admission.js";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import type { HostRefusal, RefusedRequest } from "./contract.js";
+import type { RequestEvent } from "./request-event.js";
+
+/** What reconsidering needs of the exchange's dependencies. */
+export interface RefusalDeps {
+  policy: EgressPolicy;
+  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
+}
+
+/**
+ * A request the allowlist refused, put to the sandbox (live approval, audit mode) before the
+ * guest is answered. Only the allowlist can be overruled: every other check of admission runs
+ * again on a request let through, and the HTTP policy (secrets, hooks) and the dial-time
+ * address check still come after it.
+ */
+export async function reconsider(
+  deps: RefusalDeps,
+  conn: ConnectionInfo,
+  req: IncomingMessage,
+  refused: Extract<Admission, { ok: false }>,
+  event: RequestEvent,
+): Promise<Admission> {
+  const ask = deps.onHostRefused;
+  if (!ask || refused.code !== "host_not_allowed") return refused;
+  const request: RefusedRequest = {
+    requestId: event.id,
+    method: req.method ?? "",
+    url: refused.url,
+    scheme: conn.scheme,
+    host: refused.host,
+    port: conn.port,
+    reason: refused.reason,
+    attribution: conn.origin ? await conn.origin.wait() : undefined,
+  };
+  let outcome: HostRefusal;
+  try {
+    outcome = await ask(request);
+  } catch {
+    outcome = { allow: false };
+  }
+  if (outcome.note) event.notes = { ...event.notes, ...outcome.note };
+  if (!outcome.allow)
+    return outcome.reason === undefined ? refused : { ...refused, reason: outcome.reason };
+  return admit(req, conn, deps.policy, true);
+}
