@@ -119,8 +119,9 @@ function mergeSiblings(entries: Map<string, string[]>): Map<string, string[]> {
 export function suggestAllowlist(events: Iterable<unknown>): SuggestedPolicy {
   let eventsRead = 0;
   let eventsUsed = 0;
-  const plain = new Map<string, string[]>(); // default ports: globbable names
-  const withPort = new Map<string, string[]>();
+  // Names by the port they were reached on (undefined: the scheme's default port, which an
+  // entry without a port covers); siblings are merged within one port only.
+  const byPort = new Map<number | undefined, Map<string, string[]>>();
   const tcp = new Set<string>();
   for (const event of events) {
     const n = networkOf(event);
@@ -134,17 +135,19 @@ export function suggestAllowlist(events: Iterable<unknown>): SuggestedPolicy {
     }
     if (n.scheme !== "http" && n.scheme !== "https") continue;
     eventsUsed++;
-    const defaultPort = n.scheme === "https" ? 443 : 80;
-    if (n.port === defaultPort) {
-      if (!plain.has(n.host)) plain.set(n.host, [n.host]);
-    } else {
-      const key = `${n.host}:${n.port}`;
-      if (!withPort.has(key)) withPort.set(key, [key]);
-    }
+    const port = n.port === (n.scheme === "https" ? 443 : 80) ? undefined : n.port;
+    const names = byPort.get(port) ?? new Map<string, string[]>();
+    byPort.set(port, names);
+    const shown = port === undefined ? n.host : `${n.host}:${port}`;
+    if (!names.has(n.host)) names.set(n.host, [shown]);
   }
-  const merged = mergeSiblings(plain);
-  const entries: SuggestedEntry[] = [...merged, ...withPort]
-    .map(([entry, covers]) => ({ entry, covers: [...new Set(covers)].sort() }))
+  const entries: SuggestedEntry[] = [...byPort]
+    .flatMap(([port, names]) =>
+      [...mergeSiblings(names)].map(([name, covers]) => ({
+        entry: port === undefined ? name : `${name}:${port}`,
+        covers: [...new Set(covers)].sort(),
+      })),
+    )
     .sort((a, b) => a.entry.localeCompare(b.entry));
   return {
     allowHosts: entries.map((e) => e.entry),

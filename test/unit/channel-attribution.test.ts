@@ -71,7 +71,7 @@ test("an EXEC without the exec state is a protocol error that ends the session",
     ]),
   ];
   await assert.rejects(channel.attribute([{ kind: "pid", key: 10 }]));
-  await until(() => fatals.length > 0);
+  await until(() => fatals.length > 0, "the session to end");
   assert.match(fatals[0]!.message, /EXEC must come with STATE exec/);
 });
 

@@ -111,6 +111,16 @@ test("allowlist refusals and audit marks count; other refusals do not; odd ports
   assert.deepEqual(s.allowTcp, ["db.example.io:5432"]);
 });
 
+test("siblings on the same odd port merge into a glob with that port", () => {
+  const s = suggestAllowlist([
+    net("a.cdn.test", { port: 8080 }),
+    net("b.cdn.test", { port: 8080 }),
+    net("c.cdn.test"),
+  ]);
+  assert.deepEqual(s.allowHosts, ["*.cdn.test:8080", "c.cdn.test"]);
+  assert.deepEqual(s.entries[0]?.covers, ["a.cdn.test:8080", "b.cdn.test:8080"]);
+});
+
 test("an events file: JSON lines, bad lines counted and skipped", () => {
   const { events, badLines } = parseEventLines(
     `${JSON.stringify(net("a.test"))}\nnot json\n\n{"type":"exec"}\n`,
