@@ -93,7 +93,7 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
       maxRequests === undefined
         ? httpPolicy
         : withRequestBudget(httpPolicy, hooks.admitRequest, maxRequests),
-    origin: hooks.origin,
+    ...(hooks.origin ? { origin: hooks.origin } : {}),
     ...(hooks.onHostRefused ? { onHostRefused: hooks.onHostRefused } : {}),
     ...(hooks.upstreamHeaders ? { upstreamHeaders: hooks.upstreamHeaders } : {}),
     ca: { certPem: ca.certPem, keyPem: ca.keyPem },

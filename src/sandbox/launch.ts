@@ -33,7 +33,7 @@ export interface LaunchInternals {
   consoleLogPath?: string;
   /** A pool starts the `timeoutSeconds` clock when it hands the sandbox out, not now. */
   deferTimeout?: boolean;
-  /** Execs get no cgroups of their own in the guest (the bench's baseline for attribution). */
+  /** Nothing is attributed, and execs get no cgroups in the guest (the bench's baseline). */
   noAttribution?: boolean;
 }
 
@@ -63,7 +63,12 @@ export async function launchVmSandbox(
   const events = new EventHub();
   const resources = new ResourceStack(warnCleanup);
   let sandbox: VmSandbox | undefined;
-  const observer = new SandboxObserver(plan, events, (err) => sandbox?.fail(err));
+  const observer = new SandboxObserver(
+    plan,
+    events,
+    (err) => sandbox?.fail(err),
+    !internal.noAttribution,
+  );
   const startSpan = observer.tracer.startSandbox();
   try {
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.

@@ -36,7 +36,7 @@ import { policyErrorCode } from "./network-event-error.js";
 
 /** The proxy's hooks (see InterceptUpstreamOptions). */
 export interface InterceptHooks {
-  origin(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
+  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
   onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
   upstreamHeaders?(
     requestId: number,
@@ -69,6 +69,8 @@ export class SandboxObserver {
     private readonly hub: EventHub,
     /** Ends the sandbox (a budget was spent). */
     private readonly stop: (err: WheellockError) => void,
+    /** False: nothing is attributed (the bench's baseline). */
+    private readonly attribution = true,
   ) {
     this.meter = new UsageMeter(plan.budgets);
     this.tracer = new SandboxTracer(plan.id, plan.tracePropagation);
@@ -85,7 +87,9 @@ export class SandboxObserver {
   /** Hooks for the intercepting proxy. */
   interceptHooks(): InterceptHooks {
     const hooks: InterceptHooks = {
-      origin: (flow) => this.attributor.forSocket(flow.protocol, flow.guestPort),
+      ...(this.attribution
+        ? { origin: (flow) => this.attributor.forSocket(flow.protocol, flow.guestPort) }
+        : {}),
       admitRequest: () => this.meter.admitRequest(),
     };
     if (this.approvals) {
@@ -135,7 +139,8 @@ export class SandboxObserver {
       });
     };
     // SDK file calls have no guest caller.
-    const answer = file.pid !== undefined ? this.attributor.forPid(file.pid) : undefined;
+    const answer =
+      file.pid !== undefined && this.attribution ? this.attributor.forPid(file.pid) : undefined;
     if (answer instanceof Promise) void answer.then(emit);
     else emit(answer);
   }
@@ -146,6 +151,7 @@ export class SandboxObserver {
    * process, none after).
    */
   beforeFileRequest(caller: VfsCaller): Promise<void> | undefined {
+    if (!this.attribution) return undefined;
     const answer = this.attributor.forPid(caller.pid);
     return answer instanceof Promise ? answer.then(() => undefined) : undefined;
   }
