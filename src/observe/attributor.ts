@@ -18,11 +18,17 @@ export interface AttributorOptions {
   /** After this long a question's answer is unknown (default 2000 ms). */
   timeoutMs?: number;
   /**
-   * How long an answer about a process is reused (default 5000 ms). The guest kernel hands a
-   * pid out again only after going through all others, so a process seen this recently is
-   * still the same one.
+   * How long an answer about a process is used as it is (default 5000 ms). The guest kernel
+   * hands a pid out again only after going through all others, so a process seen this
+   * recently is still the same one.
    */
   pidTtlMs?: number;
+  /**
+   * For this long after that (default 30000 ms) an answer is still used at once, and asked
+   * again in the background: a process's requests are held only the first time it is seen,
+   * not every few seconds.
+   */
+  pidStaleMs?: number;
   /** Answers kept at most (default 4096). */
   maxCachedPids?: number;
 }
@@ -53,11 +59,13 @@ export class Attributor {
   private readonly asking = new Map<number, Promise<ExecAttribution | undefined>>();
   private readonly timeoutMs: number;
   private readonly pidTtlMs: number;
+  private readonly pidStaleMs: number;
   private readonly maxCached: number;
 
   constructor(opts: AttributorOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.pidTtlMs = opts.pidTtlMs ?? 5000;
+    this.pidStaleMs = opts.pidStaleMs ?? 30_000;
     this.maxCached = opts.maxCachedPids ?? 4096;
   }
 
@@ -84,9 +92,15 @@ export class Attributor {
     if (this.closed || !Number.isInteger(pid) || pid <= 0) return undefined;
     if (pid === 1 || this.ask === undefined) return { execId: null, pid };
     const cached = this.byPid.get(pid);
-    if (cached !== undefined && cached.until > Date.now()) return cached.answer;
-    const pending = this.asking.get(pid);
-    if (pending) return pending;
+    const now = Date.now();
+    if (cached !== undefined && cached.until > now) return cached.answer;
+    const asked = this.asking.get(pid) ?? this.askPid(pid);
+    // Stale but recent: use it now, the answer in flight refreshes it.
+    if (cached !== undefined && cached.until + this.pidStaleMs > now) return cached.answer;
+    return asked;
+  }
+
+  private askPid(pid: number): Promise<ExecAttribution | undefined> {
     const asked = this.question({ kind: "pid", key: pid }).then((answer) => {
       this.asking.delete(pid);
       this.remember(pid, answer);
@@ -106,7 +120,11 @@ export class Attributor {
   }
 
   private remember(pid: number, answer: ExecAttribution | undefined): void {
-    if (answer === undefined) return; // gone: asking again later costs nothing
+    if (answer === undefined) {
+      // Gone: asking again later costs nothing, and a stale answer must not outlive it.
+      this.byPid.delete(pid);
+      return;
+    }
     if (this.byPid.size >= this.maxCached) {
       const now = Date.now();
       for (const [p, entry] of this.byPid) if (entry.until <= now) this.byPid.delete(p);

@@ -44,7 +44,7 @@ test("questions asked together go in one request, and answers name the exec", as
 
 test("a process's answer is reused without asking (synchronously) until it expires", async () => {
   const guest = fakeGuest({ "pid:10": "exec" });
-  const a = new Attributor({ pidTtlMs: 50 });
+  const a = new Attributor({ pidTtlMs: 50, pidStaleMs: 0 });
   a.connect(guest.ask);
   const first = a.forPid(10);
   assert.ok(first instanceof Promise);
@@ -55,6 +55,20 @@ test("a process's answer is reused without asking (synchronously) until it expir
   assert.equal(guest.calls.length, 1);
   await new Promise((r) => setTimeout(r, 60));
   assert.ok(a.forPid(10) instanceof Promise, "asked again after the TTL");
+});
+
+test("a stale answer is used at once while it is asked again in the background", async () => {
+  const table: Record<string, "exec" | "none" | "gone"> = { "pid:10": "exec" };
+  const guest = fakeGuest(table);
+  const a = new Attributor({ pidTtlMs: 20, pidStaleMs: 1000 });
+  a.connect(guest.ask);
+  await a.forPid(10);
+  await new Promise((r) => setTimeout(r, 30));
+  table["pid:10"] = "gone";
+  assert.deepEqual(a.forPid(10), { execId: 7, pid: 10, command: ["curl", "x"] }, "stale, at once");
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(guest.calls.length, 2, "asked again");
+  assert.ok(a.forPid(10) instanceof Promise, "gone now: nothing stale is kept");
 });
 
 test("a guest that does not answer makes the answer unknown after the deadline", async () => {
