@@ -16,6 +16,9 @@ import { field, type DecodedRecord, type RecordField } from "./record.js";
 
 /** Keys one ATTRIBUTE request may carry (the agent refuses more). */
 export const MAX_ATTRIBUTE_KEYS = 64;
+/** A command line in a reply: arguments, and their bytes (NULs between them included). */
+export const MAX_ATTRIBUTION_ARGS = 16;
+export const MAX_ATTRIBUTION_ARGV_BYTES = 512;
 
 /** What to attribute: a guest process, or the guest socket bound to a local port. */
 export type AttributionKey =
@@ -73,6 +76,13 @@ function decodeEntry(rec: DecodedRecord): GuestAttribution {
     throw new ErrProtocol("ATTRIBUTE reply: EXEC must come with STATE exec, and only then");
   const pid = rec.require(rec.u32(AttributionTag.Pid), "PID");
   const argv = rec.strings(AttributionTag.Arg);
+  // The host keeps answers (a few thousand): a guest must not make each one large.
+  // NUL-separated, the last one maybe cut short (the agent reads that many bytes of it).
+  const argvBytes = argv.reduce((n, a, i) => n + Buffer.byteLength(a) + (i > 0 ? 1 : 0), 0);
+  if (argv.length > MAX_ATTRIBUTION_ARGS || argvBytes > MAX_ATTRIBUTION_ARGV_BYTES)
+    throw new ErrProtocol(
+      `ATTRIBUTE reply: command line over ${MAX_ATTRIBUTION_ARGS} arguments or ${MAX_ATTRIBUTION_ARGV_BYTES} bytes`,
+    );
   return {
     kind,
     key,

@@ -8,6 +8,8 @@ export type { ChannelOptions as GuestAgentOptions, Hello } from "./channel.js";
 export type { ExecExit, ExecRequest, ExecStream } from "./exec.js";
 export {
   MAX_ATTRIBUTE_KEYS,
+  MAX_ATTRIBUTION_ARGS,
+  MAX_ATTRIBUTION_ARGV_BYTES,
   type AttributionKey,
   type GuestAttribution,
   type GuestUsage,

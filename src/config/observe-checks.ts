@@ -40,19 +40,18 @@ function checkApproval(opts: SandboxOptions): ResolvedSandboxConfig["approval"] 
   const unknown = Object.keys(value).find((k) => k !== "timeoutMs" && k !== "maxPending");
   if (unknown !== undefined)
     throw new ErrInvalidConfig(`approval: unknown field ${JSON.stringify(unknown)}`);
-  const timeoutMs =
-    value.timeoutMs === undefined
-      ? DEFAULT_APPROVAL_TIMEOUT_MS
-      : checkIntegerAtLeast("approval.timeoutMs", value.timeoutMs, 1);
-  if (timeoutMs > MAX_APPROVAL_TIMEOUT_MS)
-    throw new ErrInvalidConfig(`approval.timeoutMs must be at most ${MAX_APPROVAL_TIMEOUT_MS}`);
-  const maxPending =
-    value.maxPending === undefined
-      ? DEFAULT_MAX_PENDING_APPROVALS
-      : checkIntegerAtLeast("approval.maxPending", value.maxPending, 1);
-  if (maxPending > MAX_PENDING_LIMIT)
-    throw new ErrInvalidConfig(`approval.maxPending must be at most ${MAX_PENDING_LIMIT}`);
-  return { enabled: true, timeoutMs, maxPending };
+  const bounded = (field: "timeoutMs" | "maxPending", fallback: number, max: number): number => {
+    const v = value[field];
+    if (v === undefined) return fallback;
+    const n = checkIntegerAtLeast(`approval.${field}`, v, 1);
+    if (n > max) throw new ErrInvalidConfig(`approval.${field} must be at most ${max}`);
+    return n;
+  };
+  return {
+    enabled: true,
+    timeoutMs: bounded("timeoutMs", DEFAULT_APPROVAL_TIMEOUT_MS, MAX_APPROVAL_TIMEOUT_MS),
+    maxPending: bounded("maxPending", DEFAULT_MAX_PENDING_APPROVALS, MAX_PENDING_LIMIT),
+  };
 }
 
 function checkBudgets(opts: SandboxOptions): Budgets {

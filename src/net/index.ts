@@ -33,6 +33,7 @@ export type {
   HttpPolicy,
   HttpRequestHead,
   NetworkEventInfo,
+  ProxyHooks,
   NetworkBlockCode,
   RefusedRequest,
 } from "./intercept/contract.js";

@@ -15,15 +15,14 @@ export type ApprovalDecision = "once" | "sandbox" | "deny";
 
 export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = ["once", "sandbox", "deny"];
 
-/** A request held for a decision (`onBlockedRequest`'s argument, `pendingRequests()`). */
-export interface BlockedRequest {
-  /** The id to decide it by (`decideRequest`, `allow-list approve ID REQUEST`). */
-  readonly requestId: number;
-  readonly method: string;
-  readonly url: string;
-  readonly scheme: "http" | "https";
-  readonly host: string;
-  readonly port: number;
+/**
+ * A request held for a decision (`onBlockedRequest`'s argument, `pendingRequests()`);
+ * `requestId` is the id to decide it by (`decideRequest`, `allow-list approve ID REQUEST`).
+ */
+export interface BlockedRequest extends Pick<
+  RefusedRequest,
+  "requestId" | "method" | "url" | "scheme" | "host" | "port"
+> {
   /** Who made it (absent when it could not be told). */
   readonly attribution?: ExecAttribution;
   /** ISO 8601: when it was held, and when it will be denied if nobody decides. */
@@ -47,6 +46,13 @@ export interface ApprovalSettings {
   /** Requests waiting at once; more are denied at once. */
   readonly maxPending: number;
 }
+
+/**
+ * Allowlist entries "sandbox" decisions add at most; past it such a decision lets only its
+ * own request through. The guest picks the hosts: a decider that always answers "sandbox"
+ * must not let it grow the list (checked on every request) without end.
+ */
+export const MAX_APPROVED_ENTRIES = 1024;
 
 export interface ApprovalHooks {
   /** In-process decider; a throw or an unknown answer denies. */
@@ -80,6 +86,7 @@ export function approvalEntry(request: Pick<BlockedRequest, "host" | "port">): s
 export class ApprovalQueue {
   private readonly held = new Map<number, Held>();
   private closed = false;
+  private approvedEntries = 0;
 
   constructor(
     private readonly settings: ApprovalSettings,
@@ -140,7 +147,8 @@ export class ApprovalQueue {
         this.held.delete(request.requestId);
         clearTimeout(timer);
         const waitedMs = Date.now() - now;
-        if (decision === "sandbox") {
+        if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
+          this.approvedEntries++;
           try {
             this.hooks.allow(approvalEntry(request));
           } catch {

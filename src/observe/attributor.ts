@@ -31,6 +31,11 @@ export interface AttributorOptions {
   pidStaleMs?: number;
   /** Answers kept at most (default 4096). */
   maxCachedPids?: number;
+  /**
+   * Whether the host started an exec of this id in this sandbox. An answer naming any other
+   * is unknown: the guest cannot pin its traffic on an exec that does not exist.
+   */
+  isKnownExec?: (execId: number) => boolean;
 }
 
 interface Question {
@@ -38,8 +43,19 @@ interface Question {
   resolve: (answer: ExecAttribution | undefined) => void;
 }
 
-function toAttribution(answer: GuestAttribution | undefined): ExecAttribution | undefined {
+/**
+ * The answer to `key`, checked: the guest answers in order, but an answer about another key,
+ * another process, or an exec the host never started is no answer (unknown).
+ */
+function toAttribution(
+  key: AttributionKey,
+  answer: GuestAttribution | undefined,
+  isKnownExec: (execId: number) => boolean,
+): ExecAttribution | undefined {
   if (answer === undefined || answer.state === "gone") return undefined;
+  if (answer.kind !== key.kind || answer.key !== key.key) return undefined;
+  if (key.kind === "pid" && answer.pid !== key.key) return undefined;
+  if (answer.state === "exec" && !isKnownExec(answer.execStream ?? 0)) return undefined;
   return {
     execId: answer.state === "exec" ? (answer.execStream ?? null) : null,
     ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
@@ -61,12 +77,14 @@ export class Attributor {
   private readonly pidTtlMs: number;
   private readonly pidStaleMs: number;
   private readonly maxCached: number;
+  private readonly isKnownExec: (execId: number) => boolean;
 
   constructor(opts: AttributorOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.pidTtlMs = opts.pidTtlMs ?? 5000;
     this.pidStaleMs = opts.pidStaleMs ?? 30_000;
     this.maxCached = opts.maxCachedPids ?? 4096;
+    this.isKnownExec = opts.isKnownExec ?? (() => true);
   }
 
   /**
@@ -156,7 +174,7 @@ export class Attributor {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      batch.forEach((q, i) => q.resolve(toAttribution(answers[i])));
+      batch.forEach((q, i) => q.resolve(toAttribution(q.key, answers[i], this.isKnownExec)));
     };
     const timer = setTimeout(() => answer([]), this.timeoutMs);
     timer.unref();

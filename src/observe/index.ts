@@ -14,6 +14,7 @@ export {
   APPROVAL_DECISIONS,
   ApprovalQueue,
   approvalEntry,
+  MAX_APPROVED_ENTRIES,
   neverApprovable,
   type ApprovalDecision,
   type ApprovalEventInfo,
@@ -29,6 +30,8 @@ export {
 } from "./suggest.js";
 export { SandboxTracer, type TracedFileOp } from "./tracing.js";
 export {
+  MAX_USAGE_HOSTS,
+  OTHER_HOSTS,
   UsageMeter,
   type Budgets,
   type HostSample,

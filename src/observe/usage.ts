@@ -28,7 +28,10 @@ export interface SandboxUsage {
     bytes: number;
     /** Requests and raw connections the proxy saw (intercept mode), refused ones included. */
     requests: number;
-    /** Per destination host (intercept mode). */
+    /**
+     * Per destination host (intercept mode); past MAX_USAGE_HOSTS hosts the rest add up
+     * under OTHER_HOSTS (the guest picks the names: one entry each would grow without end).
+     */
     byHost: Record<string, TrafficTotals>;
     /** Per secret, for the requests its value was substituted into. */
     bySecret: Record<string, TrafficTotals>;
@@ -59,6 +62,11 @@ export interface Budgets {
   maxRequests?: number;
 }
 
+/** Hosts counted one by one in `network.byHost`. */
+export const MAX_USAGE_HOSTS = 1024;
+/** The `network.byHost` key the hosts beyond MAX_USAGE_HOSTS add up under. */
+export const OTHER_HOSTS = "(other hosts)";
+
 function add(table: Record<string, TrafficTotals>, key: string, e: NetworkEventInfo): void {
   const t = (table[key] ??= { requests: 0, bytesOut: 0, bytesIn: 0 });
   t.requests++;
@@ -72,8 +80,10 @@ export class UsageMeter {
   private requests = 0;
   private admitted = 0;
   private mountWritten = 0;
-  private readonly byHost: Record<string, TrafficTotals> = {};
-  private readonly bySecret: Record<string, TrafficTotals> = {};
+  // No prototype: the guest names the hosts, and `__proto__` is a valid host name.
+  private readonly byHost: Record<string, TrafficTotals> = Object.create(null);
+  private hosts = 0;
+  private readonly bySecret: Record<string, TrafficTotals> = Object.create(null);
   private readonly execs = { count: 0, running: 0, totalDurationMs: 0, maxDurationMs: 0 };
 
   constructor(readonly budgets: Budgets = {}) {}
@@ -91,7 +101,12 @@ export class UsageMeter {
 
   network(e: NetworkEventInfo): void {
     this.requests++;
-    add(this.byHost, e.host, e);
+    let host = e.host;
+    if (!Object.hasOwn(this.byHost, host)) {
+      if (this.hosts >= MAX_USAGE_HOSTS) host = OTHER_HOSTS;
+      else this.hosts++;
+    }
+    add(this.byHost, host, e);
     for (const name of e.secrets ?? []) add(this.bySecret, name, e);
   }
 

@@ -57,18 +57,17 @@ function secretSpecs(plan: SandboxPlan): SecretSpec[] {
 
 /**
  * The request budget goes first: a request beyond it is refused before any hook or secret
- * sees it (it never leaves the host).
+ * sees it (it never leaves the host). `overBudget` counts the request and says why it is
+ * refused, if it is.
  */
-function withRequestBudget(policy: HttpPolicy, admit: () => boolean, max: number): HttpPolicy {
+function withRequestBudget(policy: HttpPolicy, overBudget: () => string | undefined): HttpPolicy {
   return {
-    onRequest: async (request, body) =>
-      admit()
+    onRequest: async (request, body) => {
+      const reason = overBudget();
+      return reason === undefined
         ? policy.onRequest(request, body)
-        : {
-            action: "block",
-            code: "budget_exceeded",
-            reason: `request budget spent (maxRequests ${max})`,
-          },
+        : { action: "block", code: "budget_exceeded", reason };
+    },
     onResponse: (request, response, body) => policy.onResponse(request, response, body),
   };
 }
@@ -87,12 +86,16 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
   });
   const { hooks } = req;
   const maxRequests = plan.budgets.maxRequests;
+  // HTTP requests (WebSocket upgrades included) and raw TCP relays draw on one budget.
+  const overBudget =
+    maxRequests === undefined
+      ? undefined
+      : () =>
+          hooks.admitRequest() ? undefined : `request budget spent (maxRequests ${maxRequests})`;
   const upstream = new InterceptUpstream({
     policy: req.egress,
-    httpPolicy:
-      maxRequests === undefined
-        ? httpPolicy
-        : withRequestBudget(httpPolicy, hooks.admitRequest, maxRequests),
+    httpPolicy: overBudget === undefined ? httpPolicy : withRequestBudget(httpPolicy, overBudget),
+    ...(overBudget ? { refuseRawRelay: overBudget } : {}),
     ...(hooks.origin ? { origin: hooks.origin } : {}),
     ...(hooks.onHostRefused ? { onHostRefused: hooks.onHostRefused } : {}),
     ...(hooks.upstreamHeaders ? { upstreamHeaders: hooks.upstreamHeaders } : {}),

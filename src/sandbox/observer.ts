@@ -7,16 +7,7 @@
 import type { GuestAgent } from "../channel/index.js";
 import type { SandboxPlan } from "../config/index.js";
 import { ErrBudgetExceeded, ErrNotFound, type WheellockError } from "../errors.js";
-import type {
-  GuestOrigin,
-  HeaderList,
-  HostAllowlist,
-  HostRefusal,
-  HttpRequestHead,
-  NetworkEventInfo,
-  RefusedRequest,
-  Upstream,
-} from "../net/index.js";
+import type { HostAllowlist, NetworkEventInfo, ProxyHooks, Upstream } from "../net/index.js";
 import {
   ApprovalQueue,
   Attributor,
@@ -34,15 +25,8 @@ import type { EventHub, FileEventInfo } from "./events.js";
 import { meteredUpstream } from "./metered-upstream.js";
 import { policyErrorCode } from "./network-event-error.js";
 
-/** The proxy's hooks (see InterceptUpstreamOptions). */
-export interface InterceptHooks {
-  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
-  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
-  upstreamHeaders?(
-    requestId: number,
-    head: HttpRequestHead,
-    origin: GuestOrigin | undefined,
-  ): HeaderList;
+/** The proxy's hooks, and the request budget for the HTTP policy. */
+export interface InterceptHooks extends ProxyHooks {
   /** False once the request budget is spent. */
   admitRequest(): boolean;
 }
@@ -53,7 +37,9 @@ const CPU_CHECK_MS = 1000;
 const GUEST_USAGE_TIMEOUT_MS = 1000;
 
 export class SandboxObserver {
-  readonly attributor = new Attributor();
+  /** Every exec this sandbox started (stream ids): the only ones attribution may name. */
+  private readonly execIds = new Set<number>();
+  readonly attributor = new Attributor({ isKnownExec: (id) => this.execIds.has(id) });
   readonly meter: UsageMeter;
   readonly tracer: SandboxTracer;
   private readonly approvals: ApprovalQueue | undefined;
@@ -182,6 +168,7 @@ export class SandboxObserver {
   ): {
     ended(exitCode: number | undefined, durationMs: number, error?: Error): void;
   } {
+    this.execIds.add(execId);
     this.meter.execStarted();
     const span = this.tracer.startExec(execId, argv);
     let done = false;

@@ -84,3 +84,26 @@ test("more than 64 keys are refused on the host before anything is sent", async 
   );
   assert.equal(guest.requests.length, before);
 });
+
+test("a command line beyond 16 arguments or 512 bytes is a protocol error (answers are kept)", async () => {
+  const answerWith = (args: string[]) =>
+    entry([
+      field.u8(1, AttributionKind.Pid),
+      field.u32(2, 10),
+      field.u8(3, AttributionState.NoExec),
+      field.u32(5, 10),
+      ...args.map((a) => field.string(6, a)),
+    ]);
+  // What the agent sends at most: 512 bytes read, NULs between the arguments.
+  const fits = setup();
+  fits.guest.attributeReply = () => [answerWith(["a".repeat(255), "b".repeat(256)])];
+  const [ok] = await fits.channel.attribute([{ kind: "pid", key: 10 }]);
+  assert.equal(ok?.argv?.length, 2);
+  for (const args of [Array.from({ length: 17 }, () => "x"), ["a".repeat(256), "b".repeat(256)]]) {
+    const { channel, guest, fatals } = setup();
+    guest.attributeReply = () => [answerWith(args)];
+    await assert.rejects(channel.attribute([{ kind: "pid", key: 10 }]));
+    await until(() => fatals.length > 0, "the session to end");
+    assert.match(fatals[0]!.message, /command line over 16 arguments or 512 bytes/);
+  }
+});

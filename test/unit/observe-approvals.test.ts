@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import type { RefusedRequest } from "../../src/net/index.js";
 import {
   ApprovalQueue,
+  MAX_APPROVED_ENTRIES,
   type ApprovalEventInfo,
   type ApprovalHooks,
 } from "../../src/observe/index.js";
@@ -124,4 +125,29 @@ test("private, loopback and metadata addresses are never held, whatever the deci
   assert.equal(asked, 0);
   assert.deepEqual(allowed, []);
   assert.deepEqual(q.pending(), []);
+});
+
+test("held requests stay bounded under a flood: the cap answers at once, the timeout frees slots", async () => {
+  const { q, events } = queue({ timeoutMs: 30, maxPending: 3 });
+  const flood = Array.from({ length: 200 }, () => q.hold(refused()));
+  assert.equal(q.pending().length, 3, "only maxPending are held");
+  const outcomes = await Promise.all(flood);
+  assert.equal(outcomes.filter((o) => o.note?.approval?.decision === "cap").length, 197);
+  assert.equal(outcomes.filter((o) => o.note?.approval?.decision === "timeout").length, 3);
+  assert.ok(outcomes.every((o) => !o.allow));
+  assert.deepEqual(q.pending(), [], "nothing is kept after its decision");
+  // Freed slots take new requests again.
+  const later = q.hold(refused());
+  assert.equal(q.pending().length, 1);
+  assert.equal((await later).note?.approval?.decision, "timeout");
+  assert.equal(events.filter((e) => e.state === "pending").length, 4);
+});
+
+test("a decider that always says sandbox cannot grow the allowlist past MAX_APPROVED_ENTRIES", async () => {
+  const { q, allowed } = queue({ maxPending: 8 }, () => "sandbox");
+  for (let i = 0; i < MAX_APPROVED_ENTRIES + 10; i++) {
+    const result = await q.hold(refused(`h${i}.test`));
+    assert.equal(result.allow, true, "each request still goes");
+  }
+  assert.equal(allowed.length, MAX_APPROVED_ENTRIES);
 });

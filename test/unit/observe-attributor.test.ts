@@ -103,3 +103,35 @@ test("before the agent is connected everything is no exec's; after close, unknow
   assert.equal(a.forPid(42), undefined);
   assert.equal(await a.forSocket("udp", 5), undefined);
 });
+
+test("a guest cannot pin a request on an exec the host never started, nor answer out of turn", async () => {
+  const known = new Set([7]);
+  const lying = (answers: (keys: readonly AttributionKey[]) => GuestAttribution[]) => {
+    const a = new Attributor({ isKnownExec: (id) => known.has(id) });
+    a.connect(async (keys) => answers(keys));
+    return a;
+  };
+  // An exec id the host never handed out.
+  const forged = lying((keys) =>
+    keys.map((k) => ({ kind: k.kind, key: k.key, state: "exec", execStream: 99, pid: 10 })),
+  );
+  assert.equal(await forged.forPid(10), undefined);
+  assert.equal(await forged.forSocket("tcp", 40000), undefined);
+  // Answers about other keys, or a pid answer naming another process.
+  const shuffled = lying((keys) =>
+    [...keys]
+      .reverse()
+      .map((k) => ({ kind: k.kind, key: k.key, state: "exec", execStream: 7, pid: k.key })),
+  );
+  const [p10, p11] = await Promise.all([shuffled.forPid(10), shuffled.forPid(11)]);
+  assert.deepEqual([p10, p11], [undefined, undefined]);
+  const otherPid = lying((keys) =>
+    keys.map((k) => ({ kind: k.kind, key: k.key, state: "exec", execStream: 7, pid: 12 })),
+  );
+  assert.equal(await otherPid.forPid(10), undefined);
+  // The same answer about a known exec is taken.
+  const honest = lying((keys) =>
+    keys.map((k) => ({ kind: k.kind, key: k.key, state: "exec", execStream: 7, pid: k.key })),
+  );
+  assert.deepEqual(await honest.forPid(10), { execId: 7, pid: 10 });
+});

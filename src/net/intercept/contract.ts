@@ -161,6 +161,28 @@ export interface HttpPolicy {
   ): Promise<ResponseVerdict>;
 }
 
+/** What the sandbox adds to the proxy (docs/OBSERVE.md); every hook is optional. */
+export interface ProxyHooks {
+  /**
+   * Who opened a guest flow, asked as the flow starts. What the proxy sends the guest waits
+   * for the answer (the asker bounds how long), so the process is still there to be found.
+   */
+  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
+  /** A request the allowlist refused: hold it for a decision, or let it through (audit). */
+  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
+  /**
+   * A raw TCP connection (a `rawTcpAllow` rule) about to be relayed: a reason refuses it
+   * (the request budget counts these too).
+   */
+  refuseRawRelay?(): string | undefined;
+  /** Headers for a request about to go upstream (e.g. `traceparent`). */
+  upstreamHeaders?(
+    requestId: number,
+    request: HttpRequestHead,
+    origin: GuestOrigin | undefined,
+  ): HeaderList;
+}
+
 /** Forwards everything unchanged: intercept mode with an allowlist and nothing else. */
 export const PASS_THROUGH_POLICY: HttpPolicy = {
   onRequest: async (request) => ({ action: "forward", request }),

@@ -1,13 +1,12 @@
 import type { IncomingMessage } from "node:http";
 import { admit, type Admission, type ConnectionInfo } from "./admission.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
-import type { HostRefusal, RefusedRequest } from "./contract.js";
+import type { ProxyHooks, RefusedRequest } from "./contract.js";
 import type { RequestEvent } from "./request-event.js";
 
 /** What reconsidering needs of the exchange's dependencies. */
-export interface RefusalDeps {
+export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
   policy: EgressPolicy;
-  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
 }
 
 /**
@@ -35,7 +34,7 @@ export async function reconsider(
     reason: refused.reason,
     attribution: conn.origin ? await conn.origin.wait() : undefined,
   };
-  let outcome: HostRefusal;
+  let outcome: Awaited<ReturnType<typeof ask>>;
   try {
     outcome = await ask(request);
   } catch {

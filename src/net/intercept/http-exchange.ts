@@ -3,13 +3,11 @@ import { pipeline } from "node:stream";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
 import type {
-  GuestOrigin,
   HeaderList,
-  HostRefusal,
   HttpPolicy,
   HttpRequestHead,
   NetworkBlockCode,
-  RefusedRequest,
+  ProxyHooks,
   ResponseVerdict,
 } from "./contract.js";
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
@@ -19,17 +17,11 @@ import type { RequestEvent, RequestEvents } from "./request-event.js";
 import { DialRefused, type HostDialer } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
-export interface ExchangeDeps {
+export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstreamHeaders"> {
   policy: EgressPolicy;
   httpPolicy: HttpPolicy;
   dialer: HostDialer;
   events: RequestEvents;
-  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
-  upstreamHeaders?(
-    requestId: number,
-    request: HttpRequestHead,
-    origin: GuestOrigin | undefined,
-  ): HeaderList;
 }
 
 /** Headers replaced by (or added from) `extra`, names compared case-insensitively. */

@@ -14,15 +14,7 @@ import type {
   UpstreamUdpEvents,
 } from "../upstream.js";
 import type { ConnectionInfo } from "./admission.js";
-import type {
-  GuestOrigin,
-  HeaderList,
-  HostRefusal,
-  HttpPolicy,
-  HttpRequestHead,
-  NetworkEventInfo,
-  RefusedRequest,
-} from "./contract.js";
+import type { HttpPolicy, NetworkEventInfo, ProxyHooks } from "./contract.js";
 import { FlowOrigin } from "./flow-origin.js";
 import type { GuestStream } from "./guest-stream.js";
 import { HttpInterceptor } from "./http-interceptor.js";
@@ -32,7 +24,7 @@ import { RequestEvents } from "./request-event.js";
 import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
 
-export interface InterceptUpstreamOptions {
+export interface InterceptUpstreamOptions extends ProxyHooks {
   policy: EgressPolicy;
   httpPolicy: HttpPolicy;
   ca: CaMaterial;
@@ -43,19 +35,6 @@ export interface InterceptUpstreamOptions {
   /** "host:port" globs (allowlist syntax) whose non-HTTP traffic is relayed as raw TCP. */
   rawTcpAllow?: readonly string[];
   onEvent?(e: NetworkEventInfo): void;
-  /**
-   * Who opened a guest flow, asked as the flow starts. What the proxy sends the guest waits
-   * for the answer (the asker bounds how long), so the process is still there to be found.
-   */
-  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
-  /** A request the allowlist refused: hold it for a decision, or let it through (audit). */
-  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
-  /** Headers for a request about to go upstream (e.g. `traceparent`). */
-  upstreamHeaders?(
-    requestId: number,
-    request: HttpRequestHead,
-    origin: GuestOrigin | undefined,
-  ): HeaderList;
   /** Host resolver for upstream dials; default getaddrinfo. */
   resolve4?(name: string): Promise<string[]>;
   connectTimeoutMs?: number;
@@ -174,8 +153,10 @@ export class InterceptUpstream implements Upstream {
       origin,
     );
     if (this.rawAllow.allows(name, port)) {
-      void relayRaw(this.dialer, stream, name, port, event);
-      return;
+      const refusal = this.opts.refuseRawRelay?.();
+      if (refusal === undefined) return void relayRaw(this.dialer, stream, name, port, event);
+      event.finish({ blocked: true, code: "budget_exceeded", reason: refusal });
+      return void stream.destroy();
     }
     event.finish({
       blocked: true,
