@@ -4,6 +4,7 @@ import type { BlockedRequest } from "../observe/index.js";
 import { Sandbox } from "../sdk/index.js";
 import { positiveInteger } from "./flags.js";
 import { formatTable } from "./table.js";
+import { forTerminal } from "./terminal-text.js";
 
 /** What an allow-list change did, and the list after it. */
 export interface AllowListResult {
@@ -82,9 +83,9 @@ export function pendingReport(requests: readonly BlockedRequest[]): string {
   const rows = requests.map((r) => [
     String(r.requestId),
     r.method,
-    r.url,
+    forTerminal(r.url),
     r.attribution?.execId != null ? String(r.attribution.execId) : "-",
-    r.attribution?.command?.join(" ").slice(0, 40) ?? "-",
+    forTerminal(r.attribution?.command?.join(" ").slice(0, 40) ?? "-"),
     r.expiresAt.slice(11, 19),
   ]);
   return formatTable([["REQUEST", "METHOD", "URL", "EXEC", "COMMAND", "EXPIRES"], ...rows]);

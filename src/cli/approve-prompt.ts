@@ -5,6 +5,7 @@
  * question nobody answers ends when its request times out (the sandbox denies it).
  */
 import type { ApprovalDecision, BlockedRequest } from "../observe/index.js";
+import { forTerminal } from "./terminal-text.js";
 
 const KEYS: Readonly<Record<string, ApprovalDecision>> = {
   o: "once",
@@ -28,7 +29,7 @@ function who(request: BlockedRequest): string {
   const a = request.attribution;
   if (!a) return "the sandbox";
   const command = a.command?.join(" ") ?? "";
-  const shown = command.length > 60 ? `${command.slice(0, 57)}...` : command;
+  const shown = forTerminal(command.length > 60 ? `${command.slice(0, 57)}...` : command);
   const what = a.execId === null ? "a process started by no exec" : `exec ${a.execId}`;
   return shown ? `${what} (${shown})` : what;
 }
@@ -74,7 +75,7 @@ export class ApprovalPrompt {
     }
     const r = q.request;
     this.out.write(
-      `\r\nwheellock: ${who(r)} wants ${r.method} ${r.url} (request ${r.requestId}) - ` +
+      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
         `allow [o]nce, for the [s]andbox, or [d]eny? `,
     );
     // The sandbox denies it when it times out; the question goes with it.
