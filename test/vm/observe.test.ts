@@ -281,6 +281,23 @@ describe("audit mode, suggestions and the request budget", () => {
     assert.deepEqual(servers.requestsFor("/sixth"), []);
     assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
   });
+
+  test("a command without privileges cannot move itself out of its exec's cgroup", async () => {
+    // The attack: mount cgroup2, or reach the agent's detached hierarchy through its fds,
+    // and join another cgroup; then make a request (refused by the budget, still reported).
+    const r = await sb.exec(
+      "mkdir -p /tmp/cg; mount -t cgroup2 none /tmp/cg 2>/dev/null && echo mounted; " +
+        'for d in /proc/1/fd/*; do [ -e "$d/cgroup.procs" ] && echo $$ > "$d/cgroup.procs" && echo moved; done 2>/dev/null; ' +
+        curl(url("api.test", "/escape")),
+    );
+    assert.equal(r.stdout, "403\n", r.stderr);
+    let e: (typeof events)[number] | undefined;
+    await until("its event", () => {
+      e = events.find((x) => x.type === "network" && x.network.url.endsWith("/escape"));
+      return e !== undefined;
+    });
+    assert.equal(e?.type === "network" ? e.network.attribution?.execId : undefined, r.execId);
+  });
 });
 
 describe("a detached sandbox: held requests decided from the CLI", () => {
