@@ -102,6 +102,7 @@ async function importInto(name: string, opts: ImportOptions): Promise<ImageRecor
       layers.map((l, i) => ({
         name: l.digest,
         diffId: parsed.diffIds[i] ?? "",
+        sizeBytes: l.size,
         open: () =>
           Promise.resolve(
             createReadStream(opts.store.blobs.path(l.digest), { highWaterMark: 1 << 20 }),

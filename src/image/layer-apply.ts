@@ -6,6 +6,7 @@ import { extract, type Header } from "tar-stream";
 import { ErrImage } from "../errors.js";
 import { findExecutable } from "../util/index.js";
 import { baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from "./rootfs-path.js";
+import type { DecompressedBytesCap } from "./layer-limits.js";
 import type { EntryMeta, Inode, RootfsTree } from "./rootfs-tree.js";
 
 const WHITEOUT = ".wh.";
@@ -50,6 +51,8 @@ function zstdTool(source: Readable, layerName: string): Readable {
     if (err) stdout.destroy(err);
   });
   child.on("error", (err) => stdout.destroy(err));
+  // A reader that gives up (a refused layer) ends the process too, not just its pipe.
+  stdout.once("close", () => child.kill());
   child.on("close", (code) => {
     if (code !== 0)
       stdout.destroy(
@@ -90,12 +93,15 @@ async function peek(source: Readable): Promise<Buffer> {
 /**
  * Applies one uncompressed layer tar to the tree, in archive order, and returns the sha256 of
  * the tar stream (the layer's diff ID) so the caller can check it against the image config.
+ * `cap` bounds the decompressed bytes (layer-limits.ts): the stream fails when they pass it,
+ * and an entry whose declared size would pass it is refused before any of it is written.
  */
 export async function applyLayerTar(
   tar: Readable,
   tree: RootfsTree,
   layer: number,
   layerName: string,
+  cap: DecompressedBytesCap,
 ): Promise<string> {
   const hash = createHash("sha256");
   const hasher = new Transform({
@@ -105,21 +111,30 @@ export async function applyLayerTar(
     },
   });
   const ex = extract();
-  tar.on("error", (e) => hasher.destroy(e));
-  tar.pipe(hasher).pipe(ex);
+  tar.on("error", (e) => cap.destroy(e));
+  cap.on("error", (e) => hasher.destroy(e));
   hasher.on("error", (e) => ex.destroy(e));
-  for await (const entry of ex) {
-    await applyEntry(entry.header, entry as AsyncIterable<Buffer>, tree, layer, layerName);
-    entry.resume();
+  tar.pipe(cap).pipe(hasher).pipe(ex);
+  try {
+    for await (const entry of ex) {
+      cap.reserve(entry.header.size ?? 0);
+      await applyEntry(entry.header, entry as AsyncIterable<Buffer>, tree, layer, layerName);
+      entry.resume();
+    }
+    await tree.flush();
+    // Trailing bytes after the end-of-archive blocks still count towards the diff ID.
+    if (!hasher.writableFinished)
+      await new Promise<void>((resolve, reject) => {
+        hasher.once("finish", resolve);
+        hasher.once("error", reject);
+        hasher.resume();
+      });
+  } catch (err) {
+    // Stop decompressing (and the zstd process, and the blob's file) instead of leaving the
+    // rest of a refused layer paused in a pipe.
+    for (const s of [tar, cap, hasher]) s.destroy();
+    throw err;
   }
-  await tree.flush();
-  // Trailing bytes after the end-of-archive blocks still count towards the diff ID.
-  if (!hasher.writableFinished)
-    await new Promise<void>((resolve, reject) => {
-      hasher.once("finish", resolve);
-      hasher.once("error", reject);
-      hasher.resume();
-    });
   return `sha256:${hash.digest("hex")}`;
 }
 

@@ -76,6 +76,7 @@ async function pullInto(reference: string, opts: PullOptions): Promise<ImageReco
       return manifest.layers.map((layer, i) => ({
         name: layer.digest,
         diffId: config.diffIds[i] ?? "",
+        sizeBytes: layer.size,
         open: async () => {
           await downloads.get(layer.digest);
           if (i === 0) progress.status("unpacking");

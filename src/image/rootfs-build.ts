@@ -5,6 +5,13 @@ import { ErrImage } from "../errors.js";
 import { debugfsScript, runDebugfs } from "./debugfs-fixups.js";
 import { buildExt4FromDir } from "./ext4.js";
 import { applyLayerTar, decompressLayer } from "./layer-apply.js";
+import {
+  DEFAULT_LAYER_LIMITS,
+  DecompressedBytesCap,
+  freeBytes,
+  layerBudget,
+  type LayerLimits,
+} from "./layer-limits.js";
 import { RootfsTree } from "./rootfs-tree.js";
 import { makePrivateDir } from "../paths.js";
 
@@ -13,6 +20,8 @@ export interface LayerSource {
   name: string;
   /** The expected sha256 of the uncompressed tar (from the image config). */
   diffId: string;
+  /** Size of the layer as stored (compressed): what its decompressed size is bounded by. */
+  sizeBytes: number;
   /** Opens the (possibly compressed) layer; called once, in layer order. */
   open: () => Promise<Readable>;
 }
@@ -24,6 +33,8 @@ export interface BuildRootfsOptions {
   outPath: string;
   /** Default: whether this process is root. False forces the debugfs ownership path. */
   asRoot?: boolean;
+  /** Decompression bomb limits (default DEFAULT_LAYER_LIMITS). */
+  limits?: LayerLimits;
 }
 
 /**
@@ -42,8 +53,15 @@ export async function buildRootfsExt4(opts: BuildRootfsOptions): Promise<{ sizeB
   try {
     await mkdir(rootDir, { mode: 0o755 });
     for (const [index, layer] of opts.layers.entries()) {
+      // Free space is measured per layer: earlier layers already took theirs.
+      const budget = layerBudget(
+        layer.sizeBytes,
+        await freeBytes(scratch),
+        opts.limits ?? DEFAULT_LAYER_LIMITS,
+      );
+      const cap = new DecompressedBytesCap(budget, layer.name, layer.sizeBytes);
       const tar = await decompressLayer(await layer.open(), layer.name);
-      const diffId = await applyLayerTar(tar, tree, index, layer.name);
+      const diffId = await applyLayerTar(tar, tree, index, layer.name, cap);
       if (diffId !== layer.diffId)
         throw new ErrImage(
           `layer ${layer.name}: uncompressed digest ${diffId} does not match the image config's ${layer.diffId}`,

@@ -1,4 +1,4 @@
-// host-trust directly, not the tls index: that would load the X.509 code in open mode too.
+/** A guest's network settings after boot or restore: the intercept CA, trust bundles, /etc/hosts. */
 import { SYSTEM_CA_BUNDLE_PATHS } from "../net/index.js";
 import type { GuestAgent } from "../channel/index.js";
 

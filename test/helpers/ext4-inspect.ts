@@ -7,6 +7,7 @@ export interface Ext4Inode {
   gid: number;
   links: number;
   inode: number;
+  sizeBytes: number;
 }
 
 function debugfs(image: string, request: string): string {
@@ -22,6 +23,7 @@ export function statIn(image: string, path: string): Ext4Inode | undefined {
   const m = /Inode: (\d+)\s+Type: (.+?)\s+Mode:\s+(\d+)/.exec(out);
   const u = /User:\s+(\d+)\s+Group:\s+(\d+)/.exec(out);
   const l = /Links: (\d+)/.exec(out);
+  const size = /Size: (\d+)/.exec(out);
   if (!m || !u || !l) return undefined;
   return {
     inode: Number(m[1]),
@@ -30,6 +32,7 @@ export function statIn(image: string, path: string): Ext4Inode | undefined {
     uid: Number(u[1]),
     gid: Number(u[2]),
     links: Number(l[1]),
+    sizeBytes: Number(size?.[1] ?? 0),
   };
 }
 

@@ -84,6 +84,16 @@ export function buildImage(
           : "application/vnd.oci.image.layer.v1.tar+gzip",
     };
   });
+  return assembleImage(layers, cfg, opts);
+}
+
+/** Config and manifest around layers built elsewhere (a blob whose diff_id is made up, say). */
+export function assembleImage(
+  layers: BuiltLayer[],
+  cfg: ImageConfigSpec = {},
+  opts: { architecture?: string; docker?: boolean } = {},
+): BuiltImage {
+  const docker = opts.docker ?? false;
   const config = Buffer.from(
     JSON.stringify({
       architecture: opts.architecture ?? "amd64",

@@ -21,6 +21,7 @@ async function layers(specs: EntrySpec[][], compress = true): Promise<LayerSourc
     out.push({
       name: `layer${i}`,
       diffId: sha256(tar),
+      sizeBytes: blob.length,
       open: () => Promise.resolve(Readable.from([blob])),
     });
   }
@@ -112,6 +113,7 @@ test("zstd, gzip and plain layers are recognised by their bytes", async () => {
     layers: blobs.map((b, i) => ({
       name: `l${i}`,
       diffId: sha256(tars[i] ?? Buffer.alloc(0)),
+      sizeBytes: b?.length ?? 0,
       open: () => Promise.resolve(Readable.from([b ?? Buffer.alloc(0)])),
     })),
     workDir: join(work, "w"),

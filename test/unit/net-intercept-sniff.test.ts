@@ -29,8 +29,12 @@ function clientHello(servername?: string): Promise<Buffer> {
 test("a real ClientHello yields its SNI; none without SNI; need-more while incomplete", async () => {
   const hello = await clientHello("api.example.com");
   assert.deepEqual(sniff(hello), { kind: "tls", sni: "api.example.com" });
-  for (let cut = 1; cut < hello.length; cut += 7)
-    assert.deepEqual(sniff(hello.subarray(0, cut)), { kind: "need-more" }, `cut at ${cut}`);
+  for (let cut = 1; cut < hello.length; cut += 7) {
+    const r = sniff(hello.subarray(0, cut));
+    assert.equal(r.kind, "need-more", `cut at ${cut}`);
+    // The wait it asks for never goes past the real ClientHello.
+    if (r.kind === "need-more") assert.ok(r.minBytes > cut && r.minBytes <= hello.length);
+  }
   const bare = await clientHello();
   assert.deepEqual(sniff(bare), { kind: "tls", sni: undefined });
 });

@@ -154,6 +154,9 @@ function forwardUpstream(
   event: RequestEvent,
   origin: FlowOrigin | undefined,
 ): void {
+  // The guest went away while the policy ran: "close" has fired (the event is finished) and
+  // would never tear an upstream request down, which would then hold its socket for good.
+  if (res.destroyed) return;
   const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
   res.once("close", () => {
     if (!res.writableFinished) upstream.destroy();

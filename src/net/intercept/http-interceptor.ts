@@ -14,6 +14,8 @@ import { handleUpgrade } from "./upgrade.js";
 export class HttpInterceptor {
   private readonly server: Server;
   private readonly connections = new WeakMap<Duplex, ConnectionInfo>();
+  /** Connections already refused for a parse error (Node reports it again for every chunk). */
+  private readonly refused = new WeakSet<Duplex>();
 
   constructor(private readonly deps: ExchangeDeps) {
     // Host is checked by admission, which reports an event; Node's own check would not.
@@ -49,6 +51,10 @@ export class HttpInterceptor {
   }
 
   private clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    // Node's parser stays in its error state and reports it again for every later chunk and
+    // at the end: one 400, one event, one timer per connection, however much the guest sends.
+    if (this.refused.has(socket)) return;
+    this.refused.add(socket);
     const conn = this.connections.get(socket);
     if (conn && err.code !== "ECONNRESET") {
       const reason = `malformed HTTP or TLS from the guest (${err.code ?? "error"}): ${err.message}`;

@@ -2,7 +2,7 @@ import type { UpstreamTcp, UpstreamTcpEvents } from "../upstream.js";
 import { GuestStream } from "./guest-stream.js";
 import { MAX_CLIENT_HELLO_BYTES, sniff, type Sniffed } from "./sniff.js";
 
-export type FlowKind = Exclude<Sniffed, { kind: "need-more" }>;
+export type FlowKind = Exclude<Sniffed, { kind: "need-more"; minBytes: number }>;
 
 /**
  * One guest TCP flow in intercept mode, accepted at once. Its first bytes are held (bounded)
@@ -13,6 +13,8 @@ export type FlowKind = Exclude<Sniffed, { kind: "need-more" }>;
 export class InterceptedFlow implements UpstreamTcp {
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** Fewer bytes than this cannot change sniff's answer: no need to look again before. */
+  private undecidedBelow = 0;
   private stream: GuestStream | undefined;
   private guestEnded = false;
   private finished = false;
@@ -32,7 +34,9 @@ export class InterceptedFlow implements UpstreamTcp {
     if (this.finished) return;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    this.classify(false);
+    // Looking again at every segment would cost the square of what is held (a guest can send
+    // one byte per segment).
+    if (this.heldBytes >= this.undecidedBelow) this.classify(false);
   }
 
   end(): void {
@@ -61,7 +65,11 @@ export class InterceptedFlow implements UpstreamTcp {
     let result = sniff(bytes);
     if (result.kind === "need-more" && (final || bytes.length >= MAX_CLIENT_HELLO_BYTES))
       result = { kind: "other" };
-    if (result.kind === "need-more") return;
+    if (result.kind === "need-more") {
+      this.held = [bytes];
+      this.undecidedBelow = result.minBytes;
+      return;
+    }
     clearTimeout(this.timer);
     this.finished = true;
     this.held = [];

@@ -5,7 +5,11 @@
  */
 
 export type Sniffed =
-  | { kind: "need-more" }
+  /**
+   * Undecided. Fewer than `minBytes` can show the flow is not TLS (an answer that never
+   * changes as bytes arrive), but never that it is: callers may wait for that many.
+   */
+  | { kind: "need-more"; minBytes: number }
   | { kind: "tls"; sni: string | undefined }
   | { kind: "http" }
   | { kind: "other" };
@@ -18,7 +22,7 @@ const EXT_SERVER_NAME = 0x0000;
 const METHOD_MAX = 20;
 
 export function sniff(buf: Buffer): Sniffed {
-  if (buf.length === 0) return { kind: "need-more" };
+  if (buf.length === 0) return { kind: "need-more", minBytes: 1 };
   if (buf[0] === TLS_HANDSHAKE) return sniffTls(buf);
   return sniffHttp(buf);
 }
@@ -31,14 +35,20 @@ function sniffHttp(buf: Buffer): Sniffed {
     if (c === 0x20) return i > 0 ? { kind: "http" } : { kind: "other" };
     if (c < 0x41 || c > 0x5a) return { kind: "other" };
   }
-  return buf.length > METHOD_MAX ? { kind: "other" } : { kind: "need-more" };
+  return buf.length > METHOD_MAX ? { kind: "other" } : { kind: "need-more", minBytes: n + 1 };
 }
 
-/** Joins the handshake records' payloads until the whole ClientHello message is there. */
+/**
+ * Joins the handshake records' payloads until the whole ClientHello message is there. Linear
+ * in the bytes held (TLS lets a client cut its hello into one-byte records), and when it
+ * cannot decide yet it says how many bytes must be held first: the rest of an incomplete
+ * record, or the missing handshake bytes plus at least one more record header.
+ */
 function sniffTls(buf: Buffer): Sniffed {
   const fragments: Buffer[] = [];
-  let have = 0;
-  let at = 0;
+  let have = 0; // handshake bytes in complete records
+  let at = 0; // where the complete records end
+  let messageBytes: number | undefined; // the ClientHello with its 4-byte header, once known
   while (at + 5 <= buf.length) {
     if (buf[at] !== TLS_HANDSHAKE || buf[at + 1] !== 0x03) return { kind: "other" };
     const len = buf.readUInt16BE(at + 3);
@@ -47,19 +57,34 @@ function sniffTls(buf: Buffer): Sniffed {
     fragments.push(buf.subarray(at + 5, at + 5 + len));
     have += len;
     at += 5 + len;
-    const hs = Buffer.concat(fragments, have);
-    if (hs.length >= 4) {
-      if (hs[0] !== CLIENT_HELLO) return { kind: "other" };
-      const msgLen = hs.readUIntBE(1, 3);
-      if (msgLen + 4 > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
-      if (hs.length >= msgLen + 4) {
-        const sni = serverName(hs.subarray(4, 4 + msgLen));
-        return sni === null ? { kind: "other" } : { kind: "tls", sni };
-      }
+    if (messageBytes === undefined && have >= 4) {
+      const head = firstBytes(fragments, 4);
+      if (head[0] !== CLIENT_HELLO) return { kind: "other" };
+      messageBytes = head.readUIntBE(1, 3) + 4;
+      if (messageBytes > MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+    }
+    if (messageBytes !== undefined && have >= messageBytes) {
+      const hs = Buffer.concat(fragments, have);
+      const sni = serverName(hs.subarray(4, messageBytes));
+      return sni === null ? { kind: "other" } : { kind: "tls", sni };
     }
   }
   if (buf.length >= 3 && buf[1] !== 0x03) return { kind: "other" };
-  return buf.length >= MAX_CLIENT_HELLO_BYTES ? { kind: "other" } : { kind: "need-more" };
+  if (buf.length >= MAX_CLIENT_HELLO_BYTES) return { kind: "other" };
+  const missing = messageBytes === undefined ? 4 - have : messageBytes - have;
+  const partialRecord = at + 5 <= buf.length ? buf.readUInt16BE(at + 3) : 0;
+  return { kind: "need-more", minBytes: at + 5 + Math.max(missing, partialRecord) };
+}
+
+/** The first `n` bytes of the joined fragments, without joining them all. */
+function firstBytes(fragments: readonly Buffer[], n: number): Buffer {
+  const out = Buffer.alloc(n);
+  let filled = 0;
+  for (const f of fragments) {
+    filled += f.copy(out, filled, 0, Math.min(f.length, n - filled));
+    if (filled === n) break;
+  }
+  return out;
 }
 
 /** The host_name from a ClientHello body; undefined without SNI, null when malformed. */

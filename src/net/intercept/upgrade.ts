@@ -107,6 +107,10 @@ export async function handleUpgrade(
     ["Connection", "Upgrade"],
     ["Upgrade", upgradeTo],
   ];
+  // The guest went away while the policy ran: its "close" has fired and would never tear the
+  // upstream request (or the tunnel it becomes) down.
+  if (guest.destroyed)
+    return void event.finish({ reason: "connection closed before a response was sent" });
   const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
   guest.once("close", () => upstream.destroy());
   upstream.on("error", (err) => {
