@@ -34,10 +34,10 @@ export interface BlockedRequest extends Pick<
 export interface ApprovalEventInfo {
   readonly state: "pending" | "decided";
   readonly request: BlockedRequest;
-  /** decided: once/sandbox approved it; deny/timeout/cap refused it. */
-  readonly decision?: "once" | "sandbox" | "deny" | "timeout" | "cap";
-  /** decided: who decided (the callback, a `decideRequest` call, the clock). */
-  readonly by?: "callback" | "api" | "timeout";
+  /** decided: once/sandbox approved it; deny/timeout/cap refused it; gone: its guest left. */
+  readonly decision?: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  /** decided: who decided (the callback, a `decideRequest` call, the clock, the guest). */
+  readonly by?: "callback" | "api" | "timeout" | "guest";
 }
 
 export interface ApprovalSettings {
@@ -112,8 +112,11 @@ export class ApprovalQueue {
     for (const h of [...this.held.values()]) h.finish("deny", "api");
   }
 
-  /** The `onHostRefused` of the proxy: holds the request until it is decided. */
-  hold(refused: RefusedRequest): Promise<HostRefusal> {
+  /**
+   * The `onHostRefused` of the proxy: holds the request until it is decided, or until `gone`
+   * says its guest left (the place it held is free at once).
+   */
+  hold(refused: RefusedRequest, gone?: AbortSignal): Promise<HostRefusal> {
     const never = neverApprovable(refused.host);
     if (never !== undefined)
       return Promise.resolve({
@@ -132,6 +135,7 @@ export class ApprovalQueue {
       heldAt: new Date(now).toISOString(),
       expiresAt: new Date(now + this.settings.timeoutMs).toISOString(),
     };
+    if (gone?.aborted) return Promise.resolve({ allow: false });
     if (this.closed || this.held.size >= this.settings.maxPending) {
       this.hooks.emit({ state: "decided", request, decision: "cap" });
       return Promise.resolve({
@@ -142,10 +146,12 @@ export class ApprovalQueue {
     }
     return new Promise<HostRefusal>((resolve) => {
       const timer = setTimeout(() => finish("timeout", "timeout"), this.settings.timeoutMs);
+      const onGone = (): void => finish("gone", "guest");
       const finish: Held["finish"] = (decision, by) => {
         if (!this.held.has(request.requestId)) return;
         this.held.delete(request.requestId);
         clearTimeout(timer);
+        gone?.removeEventListener("abort", onGone);
         const waitedMs = Date.now() - now;
         if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
           this.approvedEntries++;
@@ -166,11 +172,14 @@ export class ApprovalQueue {
                 reason:
                   decision === "timeout"
                     ? `${refused.reason} (no approval within ${this.settings.timeoutMs} ms)`
-                    : `${refused.reason} (denied)`,
+                    : decision === "gone"
+                      ? `${refused.reason} (the guest left while it was held)`
+                      : `${refused.reason} (denied)`,
               }),
         });
       };
       this.held.set(request.requestId, { request, finish });
+      gone?.addEventListener("abort", onGone, { once: true });
       this.hooks.emit({ state: "pending", request });
       const decide = this.hooks.decide;
       if (decide) {

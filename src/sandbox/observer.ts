@@ -80,7 +80,7 @@ export class SandboxObserver {
     };
     if (this.approvals) {
       const approvals = this.approvals;
-      hooks.onHostRefused = (request) => approvals.hold(request);
+      hooks.onHostRefused = (request, gone) => approvals.hold(request, gone);
     } else if (this.plan.networkAudit) {
       hooks.onHostRefused = (request) => ({
         allow: true,

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import type { GuestOrigin, RefusedRequest } from "../../src/net/index.js";
 import { createHttpPolicy } from "../../src/net/http-policy/index.js";
 import { createCa } from "../../src/net/tls/index.js";
-import { guestRequest, settle, upstreamFixture } from "./net-intercept-guest.js";
+import { guestRequest, guestSocket, settle, upstreamFixture } from "./net-intercept-guest.js";
 
 const ca = createCa();
 const { up, proxy } = upstreamFixture(ca);
@@ -163,4 +163,27 @@ test("headers for upstream replace the guest's own of that name", async () => {
   );
   assert.equal(values.length, 1);
   assert.match(values[0] ?? "", /^00-a{32}-0{15}\d-01$/);
+});
+
+test("a held request whose guest closes the connection is let go at once (its place is free)", async () => {
+  let signal: AbortSignal | undefined;
+  let held!: () => void;
+  const asked = new Promise<void>((r) => (held = r));
+  const { p } = proxy({
+    onHostRefused: (_r, gone) => {
+      signal = gone;
+      held();
+      return new Promise((resolve) =>
+        gone.addEventListener("abort", () => resolve({ allow: false })),
+      );
+    },
+  });
+  const socket = await guestSocket(p, { name: "other.test", port: up().httpPort, tls: false });
+  socket.on("error", () => undefined);
+  socket.write(`GET /held HTTP/1.1\r\nHost: other.test:${up().httpPort}\r\n\r\n`);
+  await asked;
+  assert.equal(signal?.aborted, false);
+  socket.destroy();
+  for (let i = 0; i < 100 && !signal?.aborted; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(signal?.aborted, true, "the guest left: the hold is told");
 });

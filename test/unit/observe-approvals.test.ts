@@ -151,3 +151,27 @@ test("a decider that always says sandbox cannot grow the allowlist past MAX_APPR
   }
   assert.equal(allowed.length, MAX_APPROVED_ENTRIES);
 });
+
+test("a request whose guest left stops being held at once and frees its place", async () => {
+  const { q, events } = queue({ timeoutMs: 60_000, maxPending: 1 });
+  const left = new AbortController();
+  const first = q.hold(refused(), left.signal);
+  assert.equal(q.pending().length, 1);
+  left.abort();
+  const outcome = await first;
+  assert.equal(outcome.allow, false);
+  assert.equal(outcome.note?.approval?.decision, "gone");
+  assert.deepEqual(q.pending(), []);
+  assert.deepEqual(events.at(-1)?.by, "guest");
+  // The place is free: the next request is held, not capped.
+  const next = q.hold(refused());
+  assert.equal(q.pending().length, 1);
+  q.close();
+  assert.equal((await next).note?.approval?.decision, "deny");
+  // Already gone when it arrives: not held, not listed, nobody asked.
+  const gone = new AbortController();
+  gone.abort();
+  const { q: q2, events: e2 } = queue({}, () => "once");
+  assert.equal((await q2.hold(refused(), gone.signal)).allow, false);
+  assert.deepEqual(e2, []);
+});

@@ -42,8 +42,11 @@ export interface GuestOrigin {
 
 /** How a request the allowlist refused was let through or refused by the sandbox. */
 export interface ApprovalNote {
-  /** once/sandbox: approved; deny: refused by a person or callback; timeout: nobody answered. */
-  readonly decision: "once" | "sandbox" | "deny" | "timeout" | "cap";
+  /**
+   * once/sandbox: approved; deny: refused by a person or callback; timeout: nobody answered;
+   * cap: too many held already; gone: the guest closed the connection while it was held.
+   */
+  readonly decision: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
   /** Milliseconds the request was held. */
   readonly waitedMs: number;
 }
@@ -169,7 +172,11 @@ export interface ProxyHooks {
    */
   origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
   /** A request the allowlist refused: hold it for a decision, or let it through (audit). */
-  onHostRefused?(request: RefusedRequest): HostRefusal | Promise<HostRefusal>;
+  onHostRefused?(
+    request: RefusedRequest,
+    /** Aborted when the guest closes the connection: nobody is waiting for the answer. */
+    gone: AbortSignal,
+  ): HostRefusal | Promise<HostRefusal>;
   /**
    * A raw TCP connection (a `rawTcpAllow` rule) about to be relayed: a reason refuses it
    * (the request budget counts these too).

@@ -34,11 +34,19 @@ export async function reconsider(
     reason: refused.reason,
     attribution: conn.origin ? await conn.origin.wait() : undefined,
   };
+  // A held request must not keep its place (or a person's attention) once its guest left.
+  const gone = new AbortController();
+  const leave = (): void => gone.abort();
+  const socket = req.socket;
+  if (socket.destroyed) gone.abort();
+  else socket.once("close", leave);
   let outcome: Awaited<ReturnType<typeof ask>>;
   try {
-    outcome = await ask(request);
+    outcome = await ask(request, gone.signal);
   } catch {
     outcome = { allow: false };
+  } finally {
+    socket.off("close", leave);
   }
   if (outcome.note) event.notes = { ...event.notes, ...outcome.note };
   if (!outcome.allow)
