@@ -13,10 +13,9 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { DiskSerial } from "../src/channel/index.js";
 import { buildCpio } from "../src/setup/cpio.js";
-import { buildQemuArgs, findQemuBinary, type Accel } from "../src/vmm/index.js";
+import { QemuProcess, type Accel } from "../src/vmm/index.js";
 
 export function buildPoweroffInitramfs(dir: string): string {
   const binary = join(dir, "poweroff-init");
@@ -55,23 +54,27 @@ export async function bareBootMs(opts: {
     const controlSocketPath = join(dir, "ctl.sock");
     const server = createServer((s) => s.on("error", () => undefined).resume());
     await new Promise<void>((r) => server.listen(controlSocketPath, r));
-    const args = buildQemuArgs({
-      accel: opts.accel,
-      cpus: 1,
-      memoryMb: opts.memoryMb,
-      kernelPath: opts.kernelPath,
-      initramfsPath,
-      kernelArgs: [],
-      disks: [
-        { path: opts.imagePath, serial: DiskSerial.Root, readonly: true },
-        { path: upper, serial: "wl-upper", readonly: false },
-      ],
-      controlSocketPath,
-      consoleLogPath: join(dir, "console.log"),
-    });
+    // The same launch as a sandbox's (descriptors, seccomp, jail as root), started the same way.
     const started = process.hrtime.bigint();
-    const child = spawn(findQemuBinary(), args, { stdio: "ignore" });
-    const code = await new Promise<number | null>((r) => child.once("exit", r));
+    const qemu = await QemuProcess.start(
+      {
+        accel: opts.accel,
+        cpus: 1,
+        memoryMb: opts.memoryMb,
+        kernelPath: opts.kernelPath,
+        initramfsPath,
+        kernelArgs: [],
+        disks: [
+          { path: opts.imagePath, serial: DiskSerial.Root, readonly: true },
+          { path: upper, serial: "wl-upper", readonly: false },
+        ],
+        controlSocketPath,
+        consoleLogPath: join(dir, "console.log"),
+        consoleSocketPath: join(dir, "console.sock"),
+      },
+      join(dir, "qemu.log"),
+    );
+    const { code } = await qemu.exited;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     server.close();
     if (code !== 0) throw new Error(`baseline QEMU exited with ${code}`);

@@ -38,10 +38,13 @@ export async function rawSerialMBps(
   const socket = await port;
   let received = 0;
   const done = new Promise<bigint>((resolve) => {
-    socket.on("data", (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       received += c.length;
-      if (received >= bytes) resolve(process.hrtime.bigint());
-    });
+      if (received < bytes) return;
+      socket.off("data", onData);
+      resolve(process.hrtime.bigint());
+    };
+    socket.on("data", onData);
   });
   const started = process.hrtime.bigint();
   const dev = `$(grep -l '^${RAW_PORT_NAME}$' /sys/class/virtio-ports/*/name | xargs dirname | xargs basename)`;

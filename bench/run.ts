@@ -12,6 +12,7 @@ import { startRounds, type StartRound } from "./starts.js";
 import { cliStartupBench } from "./cli-startup.js";
 import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
+import { interceptLatencyBench } from "./intercept-latency.js";
 import { kernelComparison } from "./kernels.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
 import { stdoutThroughputMBps as throughputMBps } from "./stdout-throughput.js";
@@ -176,8 +177,9 @@ async function main(): Promise<void> {
     const image = await imageBench(log);
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
+    const interceptLatency = await interceptLatencyBench(30, log);
     process.stdout.write(
-      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept, interceptLatency }, null, 2)}\n`,
     );
   } finally {
     await sb.close();

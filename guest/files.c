@@ -15,7 +15,8 @@
 #include "util.h"
 #include "wire.h"
 
-#define READ_CHUNK (128u * 1024u)
+/* One frame per protocol window (256 KiB): half the frames, and read() calls, of 128 KiB. */
+#define READ_CHUNK WL_MAX_PAYLOAD
 #define MAX_PATH_LEN 4095
 
 static uint8_t replybuf[WL_MAX_PAYLOAD];

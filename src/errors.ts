@@ -19,7 +19,10 @@ export type WheellockErrorCode =
   | "ErrVolumeInUse"
   | "ErrClosed"
   | "ErrCleanup"
-  | "ErrBudgetExceeded";
+  | "ErrBudgetExceeded"
+  | "ErrSnapshotMismatch"
+  | "ErrAuth"
+  | "ErrCapacity";
 
 export class WheellockError extends Error {
   readonly code: WheellockErrorCode;
@@ -163,6 +166,31 @@ export class ErrBudgetExceeded extends WheellockError {
   }
 }
 
+/**
+ * A memory snapshot from elsewhere (a registry) does not fit this node: another QEMU, kernel,
+ * agent, image or accelerator, or a tampered artifact. It is never restored; sandboxes here
+ * cold-boot instead.
+ */
+export class ErrSnapshotMismatch extends WheellockError {
+  constructor(message: string) {
+    super("ErrSnapshotMismatch", message);
+  }
+}
+
+/** A remote node refused the credentials: none, wrong, or for another sandbox (401/403). */
+export class ErrAuth extends WheellockError {
+  constructor(message: string) {
+    super("ErrAuth", message);
+  }
+}
+
+/** A remote node is at one of its limits (sandboxes, connections); try another or later. */
+export class ErrCapacity extends WheellockError {
+  constructor(message: string) {
+    super("ErrCapacity", message);
+  }
+}
+
 /** The class each code is thrown as (ErrFile has fields of its own and is revived apart). */
 const CLASS_BY_CODE: Record<
   Exclude<WheellockErrorCode, "ErrFile">,
@@ -184,6 +212,9 @@ const CLASS_BY_CODE: Record<
   ErrClosed,
   ErrCleanup,
   ErrBudgetExceeded,
+  ErrSnapshotMismatch,
+  ErrAuth,
+  ErrCapacity,
 };
 
 /**

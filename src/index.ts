@@ -1,7 +1,14 @@
 /**
  * wheellock SDK: `const sb = await Sandbox.create(); await sb.exec("echo hi"); await sb.close();`
  */
-export { Sandbox, type DetachedStartOptions } from "./sdk/index.js";
+export {
+  Sandbox,
+  NodeSandbox,
+  type ConnectOptions,
+  type DetachedStartOptions,
+  type RemoteCreateOptions,
+  type RemoteOptions,
+} from "./sdk/index.js";
 export { VmSandbox, ExecProcess, DEFAULT_IMAGE_NAME } from "./sandbox/index.js";
 export type { RemoteSandbox } from "./remote/index.js";
 export type {
@@ -49,7 +56,9 @@ export type {
   ResolvedDisk,
   SecretOption,
   NetworkHookRule,
+  ConfigureOptions,
 } from "./config/index.js";
+export type { NodeInfo, SandboxView } from "./serve/index.js";
 // Named volumes (`wheellock volume ...`) to attach with `disks: [{ volume, guestPath }]`.
 export {
   createVolume,

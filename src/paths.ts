@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -31,6 +31,20 @@ export function runDir(): string {
 export function packageRoot(): string {
   // src/paths.ts and dist/paths.js are both one level below the root.
   return join(new URL(".", import.meta.url).pathname, "..");
+}
+
+/**
+ * argv (after `node`) that runs one of wheellock's own entry points (`supervisor/main`,
+ * `setup/kernel-build-main`) from the same tree as this code: the built one (no tsx at run
+ * time), or the source through tsx when wheellock itself runs from source (tests, development).
+ */
+export function ownEntryPoint(module: string): string[] {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const path = fromSource
+    ? join(packageRoot(), "src", `${module}.ts`)
+    : join(packageRoot(), "dist", `${module}.js`);
+  if (!existsSync(path)) throw new Error(`cannot find wheellock's ${module} (${path})`);
+  return fromSource ? ["--import", "tsx", path] : [path];
 }
 
 /**

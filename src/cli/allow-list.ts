@@ -1,8 +1,8 @@
 import { Command } from "commander";
 import { ErrInvalidConfig, WheellockError } from "../errors.js";
 import type { BlockedRequest } from "../observe/index.js";
-import { Sandbox } from "../sdk/index.js";
 import { positiveInteger } from "./flags.js";
+import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
 import { forTerminal } from "./terminal-text.js";
 
@@ -52,29 +52,29 @@ export function allowListReport(
 }
 
 function action(name: "add" | "delete"): Command {
-  return new Command(name)
+  const cmd = new Command(name)
     .description(name === "add" ? "allow more hosts" : "stop allowing hosts")
     .argument("<id>", "sandbox id")
-    .argument("<hosts...>", "host,host,... (globs as in --allow-host)")
-    .action(async (id: string, args: string[]) => {
-      const hosts = parseHosts(args);
-      const sandbox = Sandbox.connect(id);
-      if (!(await sandbox.allowedHosts()).intercepting)
-        throw new WheellockError(
-          "ErrInvalidConfig",
-          "allow-list updates unavailable: sandbox was started without network interception",
-        );
-      const changed =
-        name === "add" ? await sandbox.allowHosts(...hosts) : await sandbox.disallowHosts(...hosts);
-      const now = await sandbox.allowedHosts();
-      process.stdout.write(
-        allowListReport(id, name, {
-          changed,
-          allowed: now.hosts,
-          emptyDeniesAll: now.emptyDeniesAll,
-        }),
+    .argument("<hosts...>", "host,host,... (globs as in --allow-host)");
+  return addRemoteOption(cmd).action(async (id: string, args: string[], flags: RemoteFlags) => {
+    const hosts = parseHosts(args);
+    const sandbox = await connectSandbox(id, flags);
+    if (!(await sandbox.allowedHosts()).intercepting)
+      throw new WheellockError(
+        "ErrInvalidConfig",
+        "allow-list updates unavailable: sandbox was started without network interception",
       );
-    });
+    const changed =
+      name === "add" ? await sandbox.allowHosts(...hosts) : await sandbox.disallowHosts(...hosts);
+    const now = await sandbox.allowedHosts();
+    process.stdout.write(
+      allowListReport(id, name, {
+        changed,
+        allowed: now.hosts,
+        emptyDeniesAll: now.emptyDeniesAll,
+      }),
+    );
+  });
 }
 
 /** One row per held request: what `allow-list approve|deny` needs to decide it. */
@@ -92,16 +92,18 @@ export function pendingReport(requests: readonly BlockedRequest[]): string {
 }
 
 function pending(): Command {
-  return new Command("pending")
+  const cmd = new Command("pending")
     .description("list requests held for approval (run with --approve)")
     .argument("<id>", "sandbox id")
-    .option("--json", "print JSON")
-    .action(async (id: string, flags: { json?: boolean }) => {
-      const requests = await Sandbox.connect(id).pendingRequests();
+    .option("--json", "print JSON");
+  return addRemoteOption(cmd).action(
+    async (id: string, flags: { json?: boolean } & RemoteFlags) => {
+      const requests = await (await connectSandbox(id, flags)).pendingRequests();
       process.stdout.write(
         flags.json ? `${JSON.stringify(requests, null, 2)}\n` : pendingReport(requests),
       );
-    });
+    },
+  );
 }
 
 function decide(name: "approve" | "deny"): Command {
@@ -114,9 +116,10 @@ function decide(name: "approve" | "deny"): Command {
     .argument("<id>", "sandbox id")
     .argument("<request>", "request id (allow-list pending)", positiveInteger("REQUEST"));
   if (name === "approve") cmd.option("--sandbox", "add the request's host:port to the allowlist");
-  return cmd.action(async (id: string, request: number, flags: { sandbox?: boolean }) => {
+  type Flags = { sandbox?: boolean } & RemoteFlags;
+  return addRemoteOption(cmd).action(async (id: string, request: number, flags: Flags) => {
     const decision = name === "deny" ? "deny" : flags.sandbox ? "sandbox" : "once";
-    await Sandbox.connect(id).decideRequest(request, decision);
+    await (await connectSandbox(id, flags)).decideRequest(request, decision);
     const what = { once: "Approved once", sandbox: "Approved for the sandbox", deny: "Denied" };
     process.stdout.write(`${what[decision]}: request ${request} of ${id}\n`);
   });

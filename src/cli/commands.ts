@@ -50,6 +50,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./pull.js")).pullCommand,
   ),
   entry(
+    "push",
+    "push a stored image to a registry",
+    async () => (await import("./push.js")).pushCommand,
+  ),
+  entry(
+    "snapshot",
+    "list, push, pull and remove memory snapshots (restore sandboxes another node booted)",
+    async () => (await import("./snapshot.js")).snapshotCommand,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,
@@ -94,7 +104,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   entry(
     "log",
-    "print a sandbox's log (serial console and the output of its run command)",
+    "print a sandbox's log (serial console and the output of its run command; the last 2-4 MiB)",
     async () => (await import("./log.js")).logCommand,
     { ...ID, aliases: ["logs"] },
   ),
@@ -118,6 +128,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     "cp",
     "copy a file or directory between the host and a running sandbox (mounted paths too)",
     async () => (await import("./cp.js")).cpCommand,
+  ),
+  entry(
+    "rpc",
+    "serve matchlock's JSON-RPC on stdin/stdout (for its SDKs: MATCHLOCK_BIN=wheellock)",
+    async () => (await import("./rpc.js")).rpcCommand,
+  ),
+  entry(
+    "serve",
+    "serve sandboxes to other machines over HTTP(S) and WebSocket (docs/REMOTE.md)",
+    async () => (await import("./serve.js")).serveCommand,
   ),
   entry(
     "diagnose",

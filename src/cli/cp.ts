@@ -9,9 +9,9 @@ import {
 } from "node:fs";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { isSandboxId } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { Sandbox } from "../sdk/index.js";
+import { parseNodeSandboxId } from "../util/index.js";
+import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { copyTreeIn, copyTreeOut } from "./cp-tree.js";
 
 interface Location {
@@ -19,10 +19,10 @@ interface Location {
   path: string;
 }
 
-/** `ID:/guest/path` names a sandbox path; anything else is a host path. */
+/** `ID:/guest/path` (ID may name its node: `vm-...@node`) is a sandbox path; else a host path. */
 function parseLocation(text: string): Location {
   const colon = text.indexOf(":");
-  if (colon > 0 && isSandboxId(text.slice(0, colon))) {
+  if (colon > 0 && parseNodeSandboxId(text.slice(0, colon))) {
     const path = text.slice(colon + 1);
     if (!path.startsWith("/")) throw new ErrInvalidConfig(`guest path must be absolute: ${text}`);
     return { id: text.slice(0, colon), path };
@@ -39,12 +39,13 @@ function parseMode(text: string): number {
 }
 
 export function cpCommand(): Command {
-  return new Command("cp")
+  const cmd = new Command("cp")
     .usage("SRC DEST   (one of them ID:/path; - is stdin or stdout)")
     .argument("<src>")
     .argument("<dest>")
-    .option("--mode <octal>", "permission bits of a file written into the sandbox (default 0644)")
-    .action(async (srcText: string, destText: string, flags: { mode?: string }) => {
+    .option("--mode <octal>", "permission bits of a file written into the sandbox (default 0644)");
+  return addRemoteOption(cmd).action(
+    async (srcText: string, destText: string, flags: { mode?: string } & RemoteFlags) => {
       const src = parseLocation(srcText);
       const dest = parseLocation(destText);
       const explicitMode = flags.mode !== undefined ? parseMode(flags.mode) : undefined;
@@ -52,7 +53,7 @@ export function cpCommand(): Command {
         throw new ErrInvalidConfig("exactly one of SRC and DEST must be ID:/path");
       }
       if (dest.id !== undefined) {
-        const sandbox = Sandbox.connect(dest.id);
+        const sandbox = await connectSandbox(dest.id, flags);
         let target = dest.path;
         if (target.endsWith("/") && src.path !== "-")
           target = posix.join(target, basename(src.path));
@@ -76,7 +77,7 @@ export function cpCommand(): Command {
       if (dest.path !== "-" && !existsSync(dirname(resolve(dest.path)))) {
         throw new ErrInvalidConfig(`no such host directory: ${dirname(resolve(dest.path))}`);
       }
-      const sandbox = Sandbox.connect(src.id as string);
+      const sandbox = await connectSandbox(src.id as string, flags);
       let destPath = dest.path;
       if (destPath !== "-" && existsSync(destPath) && statSync(destPath).isDirectory()) {
         destPath = join(destPath, posix.basename(src.path));
@@ -98,5 +99,6 @@ export function cpCommand(): Command {
       } finally {
         rmSync(temp, { force: true });
       }
-    });
+    },
+  );
 }

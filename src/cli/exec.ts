@@ -1,10 +1,10 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
-import { Sandbox } from "../sdk/index.js";
-import { interactive, streamed } from "./run.js";
+import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
+import { interactive, streamed } from "./forward.js";
 import { hostTerminalSize } from "./tty.js";
 
-interface ExecFlags {
+interface ExecFlags extends RemoteFlags {
   interactive?: boolean;
   tty?: boolean;
   workdir?: string;
@@ -12,7 +12,7 @@ interface ExecFlags {
 }
 
 export function execCommand(): Command {
-  return new Command("exec")
+  const cmd = new Command("exec")
     .usage("[flags] ID -- command [args...]")
     .option("-i, --interactive", "forward stdin to the command")
     .option("-t, --tty", "allocate a pseudo-terminal (-it for an interactive shell)")
@@ -20,10 +20,10 @@ export function execCommand(): Command {
     .option("-u, --user <user>", "user in the guest: uid, uid:gid or name")
     .argument("<id>", "sandbox id")
     .argument("[command...]", "command and arguments (after --)")
-    .passThroughOptions()
-    .action(async (id: string, command: string[], flags: ExecFlags) => {
-      process.exitCode = await exec(id, command, flags);
-    });
+    .passThroughOptions();
+  return addRemoteOption(cmd).action(async (id: string, command: string[], flags: ExecFlags) => {
+    process.exitCode = await exec(id, command, flags);
+  });
 }
 
 async function exec(id: string, command: string[], flags: ExecFlags): Promise<number> {
@@ -35,7 +35,7 @@ async function exec(id: string, command: string[], flags: ExecFlags): Promise<nu
     if (!it) throw new ErrInvalidConfig("command required (or use -it for an interactive shell)");
     command = ["/bin/sh"];
   }
-  const sandbox = Sandbox.connect(id);
+  const sandbox = await connectSandbox(id, flags);
   const proc = sandbox.spawn(command, {
     ...(flags.workdir !== undefined ? { cwd: flags.workdir } : {}),
     ...(flags.user !== undefined ? { user: flags.user } : {}),

@@ -8,6 +8,7 @@ import {
   removeSandbox,
   type GcReport,
 } from "../state/index.js";
+import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
 function printReport(report: GcReport): boolean {
   if (report.skipped) process.stdout.write(`${report.id}: skipped (${report.skipped})\n`);
@@ -34,23 +35,32 @@ export function gcCommand(): Command {
 }
 
 export function rmCommand(): Command {
-  return new Command("rm")
+  const cmd = new Command("rm")
     .argument("[ids...]", "sandbox ids")
-    .option("--stopped", "remove every sandbox that is not running")
-    .action((ids: string[], flags: { stopped?: boolean }) => {
+    .option("--stopped", "remove every sandbox that is not running");
+  return addRemoteOption(cmd).action(
+    async (ids: string[], flags: { stopped?: boolean } & RemoteFlags) => {
+      const onNode = await resolvedRemote(flags);
+      const records = onNode ? await onNode.sdk.listRemote(onNode.remote) : listRecords();
       const targets = flags.stopped
-        ? listRecords()
-            .filter((r) => !LIVE_STATUSES.has(r.status))
-            .map((r) => r.id)
+        ? records.filter((r) => !LIVE_STATUSES.has(r.status)).map((r) => r.id)
         : ids;
       if (targets.length === 0 && !flags.stopped) {
         throw new ErrInvalidConfig("sandbox id required (or use --stopped)");
       }
       for (const id of targets) {
-        removeSandbox(id);
+        if (onNode) {
+          // A node refuses nothing here: removing a running sandbox there stops it first,
+          // so check as `rm` does locally.
+          const view = records.find((r) => r.id === id || r.id.startsWith(`${id}@`));
+          if (view && LIVE_STATUSES.has(view.status))
+            throw new ErrInvalidConfig(`cannot remove running sandbox ${id}, kill it first`);
+          await onNode.sdk.removeRemote(id, onNode.remote);
+        } else removeSandbox(id);
         process.stdout.write(`Removed ${id}\n`);
       }
-    });
+    },
+  );
 }
 
 export function pruneCommand(): Command {

@@ -1,17 +1,24 @@
 import { Command } from "commander";
 import { ErrInvalidConfig } from "../errors.js";
 import { LIVE_STATUSES, listRecords, stopSandbox } from "../state/index.js";
+import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 
 export function killCommand(): Command {
-  return new Command("kill")
+  const cmd = new Command("kill")
     .argument("[id]", "sandbox id")
-    .option("--all", "stop every running sandbox")
-    .action(async (id: string | undefined, flags: { all?: boolean }) => {
+    .option("--all", "stop every running sandbox");
+  return addRemoteOption(cmd).action(
+    async (id: string | undefined, flags: { all?: boolean } & RemoteFlags) => {
+      // On a node, a stopped sandbox is removed with everything of it (nothing to `rm` later).
+      const onNode = await resolvedRemote(flags);
+      const stop = onNode ? (i: string) => onNode.sdk.removeRemote(i, onNode.remote) : stopSandbox;
       if (flags.all) {
-        const live = listRecords().filter((r) => LIVE_STATUSES.has(r.status));
+        const live = onNode
+          ? (await onNode.sdk.listRemote(onNode.remote)).filter((v) => LIVE_STATUSES.has(v.status))
+          : listRecords().filter((r) => LIVE_STATUSES.has(r.status));
         await Promise.all(
           live.map((r) =>
-            stopSandbox(r.id).then(
+            stop(r.id).then(
               () => process.stdout.write(`Killed ${r.id}\n`),
               (err: Error) => process.stderr.write(`Failed to kill ${r.id}: ${err.message}\n`),
             ),
@@ -20,7 +27,8 @@ export function killCommand(): Command {
         return;
       }
       if (id === undefined) throw new ErrInvalidConfig("sandbox id required (or use --all)");
-      await stopSandbox(id);
+      await stop(id);
       process.stdout.write(`Killed ${id}\n`);
-    });
+    },
+  );
 }

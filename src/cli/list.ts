@@ -1,5 +1,7 @@
 import { Command } from "commander";
+import type { SandboxUsage } from "../observe/index.js";
 import { getRecord, listRecords, type SandboxRecord } from "../state/index.js";
+import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
 
 /** `2006-01-02 15:04` in UTC, as the reference CLI prints CREATED. */
@@ -11,56 +13,85 @@ function ports(record: SandboxRecord): string {
   return record.ports.map((p) => `${p.address}:${p.localPort}->${p.remotePort}`).join(",") || "-";
 }
 
+type ListFlags = { running?: boolean; json?: boolean } & RemoteFlags;
+
+/** `list --remote`: every node's sandboxes, with the node that runs each. */
+async function listOnNodes(flags: ListFlags): Promise<boolean> {
+  const onNode = await resolvedRemote(flags);
+  if (!onNode) return false;
+  const views = (await onNode.sdk.listRemote(onNode.remote)).filter(
+    (v) => !flags.running || v.status === "running",
+  );
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(views, null, 2)}\n`);
+    return true;
+  }
+  const rows = views.map((v) => [v.id, v.status, v.image, shortTime(v.createdAt), v.node]);
+  process.stdout.write(formatTable([["ID", "STATUS", "IMAGE", "CREATED", "NODE"], ...rows]));
+  return true;
+}
+
 export function listCommand(): Command {
-  return new Command("list")
+  const cmd = new Command("list")
     .option("--running", "only running sandboxes")
-    .option("--json", "print JSON")
-    .action((flags: { running?: boolean; json?: boolean }) => {
-      const records = listRecords().filter((r) => !flags.running || r.status === "running");
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
-        return;
-      }
-      const rows = records.map((r) => [
-        r.id,
-        r.status,
-        r.image,
-        shortTime(r.createdAt),
-        r.status === "running" || r.status === "starting" || r.status === "stopping"
-          ? String(r.supervisorPid)
-          : "-",
-        ports(r),
-      ]);
-      process.stdout.write(
-        formatTable([["ID", "STATUS", "IMAGE", "CREATED", "PID", "PORTS"], ...rows]),
-      );
-    });
+    .option("--json", "print JSON");
+  return addRemoteOption(cmd).action(async (flags: ListFlags) => {
+    if (await listOnNodes(flags)) return;
+    const records = listRecords().filter((r) => !flags.running || r.status === "running");
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+      return;
+    }
+    const rows = records.map((r) => [
+      r.id,
+      r.status,
+      r.image,
+      shortTime(r.createdAt),
+      r.status === "running" || r.status === "starting" || r.status === "stopping"
+        ? String(r.supervisorPid)
+        : "-",
+      ports(r),
+    ]);
+    process.stdout.write(
+      formatTable([["ID", "STATUS", "IMAGE", "CREATED", "PID", "PORTS"], ...rows]),
+    );
+  });
 }
 
 /** How long `inspect` waits for a running sandbox's usage before printing without it. */
 const LIVE_USAGE_TIMEOUT_MS = 3000;
 
 export function inspectCommand(): Command {
-  return new Command("inspect").argument("<id>", "sandbox id").action(async (id: string) => {
-    const record = getRecord(id);
-    if (record.status === "running") {
+  return addRemoteOption(new Command("inspect").argument("<id>", "sandbox id")).action(
+    async (id: string, flags: RemoteFlags) => {
+      const onNode = await resolvedRemote(flags);
+      if (onNode) {
+        const shown = await onNode.sdk.inspectRemote(id, onNode.remote);
+        return void process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      }
+      const record = getRecord(id);
       // A running sandbox's usage is asked of it; a stopped one's is in the record.
-      let timer: NodeJS.Timeout | undefined;
-      const usage = await Promise.race([
-        import("../sdk/index.js")
-          .then(
-            ({ Sandbox }) => Sandbox.connect(id).usage(),
-            () => undefined,
-          )
-          .catch(() => undefined),
-        new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), LIVE_USAGE_TIMEOUT_MS);
-          timer.unref();
-        }),
-      ]);
-      clearTimeout(timer);
-      if (usage) record.usage = usage;
-    }
-    process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
-  });
+      if (record.status === "running") {
+        const usage = await liveUsage(id);
+        if (usage) record.usage = usage;
+      }
+      process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
+    },
+  );
+}
+
+/** A running sandbox's usage, or undefined when it does not answer in time. */
+async function liveUsage(id: string): Promise<SandboxUsage | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const usage = await Promise.race([
+    import("../sdk/index.js")
+      .then(({ Sandbox }) => Sandbox.connect(id).usage())
+      .catch(() => undefined),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), LIVE_USAGE_TIMEOUT_MS);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  return usage;
 }

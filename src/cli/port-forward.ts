@@ -1,12 +1,12 @@
 import { Command } from "commander";
 import { parsePublish } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { Sandbox } from "../sdk/index.js";
+import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { forwardingServer, listenTcp } from "../supervisor/index.js";
 import { collect } from "./flags.js";
 
 export function portForwardCommand(): Command {
-  return new Command("port-forward")
+  const cmd = new Command("port-forward")
     .usage("[flags] ID [ADDR:][LOCAL:]REMOTE...")
     .argument("<id>", "sandbox id")
     .argument("<specs...>", "[ADDR:][LOCAL:]REMOTE (LOCAL 0 picks a free port)")
@@ -15,11 +15,12 @@ export function portForwardCommand(): Command {
       "host address to listen on (repeatable; default 127.0.0.1)",
       collect,
       [],
-    )
-    .action(async (id: string, specs: string[], flags: { address: string[] }) => {
+    );
+  return addRemoteOption(cmd).action(
+    async (id: string, specs: string[], flags: { address: string[] } & RemoteFlags) => {
       const bindings = parsePublish(specs, flags.address);
       if (bindings.length === 0) throw new ErrInvalidConfig("at least one port to forward");
-      const sandbox = Sandbox.connect(id);
+      const sandbox = await connectSandbox(id, flags);
       const servers = [];
       for (const b of bindings) {
         const server = forwardingServer(sandbox, b.remotePort, (err) =>
@@ -35,5 +36,6 @@ export function portForwardCommand(): Command {
       });
       for (const server of servers) server.close();
       process.exit(0);
-    });
+    },
+  );
 }

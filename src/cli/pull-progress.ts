@@ -32,8 +32,9 @@ export function terminalProgress(
     drawn = lines.length;
   };
   return {
-    layer(digest, size, cached) {
-      layers.set(digest, { size, done: cached ? size : 0, state: cached ? "cached" : "" });
+    layer(digest, size, cached, note) {
+      const state = cached ? (note ?? "cached") : "";
+      layers.set(digest, { size, done: cached ? size : 0, state });
       draw(true);
     },
     bytes(digest, n) {

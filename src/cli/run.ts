@@ -1,6 +1,4 @@
 import { Command, Option } from "commander";
-import { pipeline } from "node:stream/promises";
-import { Writable } from "node:stream";
 import {
   DEFAULT_IMAGE,
   ENV_DEFAULT_IMAGE,
@@ -8,9 +6,10 @@ import {
   type SandboxOptions,
 } from "../config/index.js";
 import { ErrBudgetExceeded, ErrInvalidConfig, ErrTimeout } from "../errors.js";
-import type { ExecProcess, VmSandbox } from "../sandbox/index.js";
+import type { VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
+import { guestKernelNotice } from "../setup/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -26,14 +25,15 @@ import {
   type InterceptFlags,
 } from "./intercept-flags.js";
 import { ApprovalPrompt } from "./approve-prompt.js";
+import { interactive, streamed } from "./forward.js";
 import {
   addObserveOptions,
   EXIT_BUDGET,
   observeSandboxOptions,
   type ObserveFlags,
 } from "./observe-flags.js";
-import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
-import { attachTerminal, hostTerminalSize } from "./tty.js";
+import { addRemoteOption, remoteOptions, type RemoteFlags } from "./remote-flags.js";
+import { hostTerminalSize } from "./tty.js";
 import {
   addImageOptions,
   longLivedArgv,
@@ -69,7 +69,7 @@ interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags, ObserveFla
 }
 
 /** `run` flags, with those of long-lived sandboxes (run-long-lived.ts). */
-type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags;
+type RunAllFlags = RunFlags & LongLivedFlags & RunImageFlags & RemoteFlags;
 
 /** Exit status when the sandbox's --timeout fires (as timeout(1) does). */
 const EXIT_TIMEOUT = 124;
@@ -120,7 +120,18 @@ export function runCommand(): Command {
   addInterceptOptions(cmd);
   addVolumeOptions(cmd);
   addObserveOptions(cmd);
+  addRemoteOption(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    const remote = remoteOptions(flags);
+    if (remote) {
+      // Loaded only for remote runs: a local `run` does not pay for the SDK's remote code.
+      const { runRemote } = await import("./run-remote.js");
+      const secrets = parseSecretFlags(flags.secret ?? []);
+      process.exitCode = await runRemote(command, flags, sandboxOptions(flags, secrets), remote);
+      return;
+    }
+    // The guest kernel is the node's business for a remote run.
+    noteGuestKernel(flags.kernel);
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
       const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));
@@ -129,6 +140,12 @@ export function runCommand(): Command {
     }
     process.exitCode = await run(command, flags);
   });
+}
+
+/** While the minimal kernel builds in the background, or once it has switched in: one line. */
+function noteGuestKernel(kernel: string | undefined): void {
+  const line = guestKernelNotice({ kernel });
+  if (line !== undefined) process.stderr.write(`wheellock: ${line}\n`);
 }
 
 function sandboxOptions(
@@ -213,76 +230,5 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     await sandbox.close();
     await eventsWritten;
     reportKeptOverlays(sandbox.keptOverlays);
-  }
-}
-
-/**
- * Keeps a destination from being ended when the guest's stream ends (stdout is shared). Once
- * the destination has failed (its reader went away), the rest is dropped rather than waited on.
- */
-function keepOpen(dest: NodeJS.WriteStream): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, done) {
-      if (dest.destroyed || dest.write(chunk) || dest.destroyed) done();
-      else dest.once("drain", () => done());
-    },
-  });
-}
-
-/**
- * Waits for the command and the forwarding of its output. When our own stdout or stderr fails
- * (`| head -c1`), the command is abandoned, as a local writer would die of SIGPIPE, and the
- * status is output.ts's EXIT_BROKEN_PIPE.
- */
-async function forwarded(proc: ExecProcess, outputs: Promise<void>[]): Promise<number> {
-  const stop = onOutputFailed(() => proc.abandon());
-  try {
-    const [exit] = await Promise.all([proc.wait(), ...outputs]);
-    return exit.exitCode;
-  } catch (err) {
-    // Abandoned because our output failed: the status is output.ts's, not the command's.
-    if (outputFailed()) return exitStatus(0);
-    throw err;
-  } finally {
-    stop();
-  }
-}
-
-export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
-  if (forwardStdin) process.stdin.pipe(proc.stdin);
-  else proc.stdin.end();
-  // Ctrl-C and SIGTERM go to the guest command, like `docker run`'s signal proxy; a second
-  // Ctrl-C while it is still running ends the sandbox.
-  let interrupts = 0;
-  const forward = (signal: NodeJS.Signals) => {
-    if (signal === "SIGINT" && ++interrupts > 1) proc.abandon();
-    else proc.kill(signal);
-  };
-  process.on("SIGINT", forward);
-  process.on("SIGTERM", forward);
-  try {
-    return await forwarded(proc, [
-      pipeline(proc.stdout, keepOpen(process.stdout)),
-      pipeline(proc.stderr, keepOpen(process.stderr)),
-    ]);
-  } finally {
-    process.off("SIGINT", forward);
-    process.off("SIGTERM", forward);
-    if (forwardStdin) {
-      process.stdin.unpipe(proc.stdin);
-      process.stdin.pause();
-    }
-  }
-}
-
-export async function interactive(
-  proc: ExecProcess,
-  take?: (chunk: Buffer) => boolean,
-): Promise<number> {
-  const restore = attachTerminal(proc, take);
-  try {
-    return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
-  } finally {
-    restore();
   }
 }

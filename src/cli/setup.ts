@@ -4,9 +4,14 @@ import { runSetup } from "../setup/index.js";
 export function setupCommand(): Command {
   return new Command("setup")
     .option("--kernel <path>", "use this guest kernel instead of Debian's cloud kernel")
-    .action(async (flags: { kernel?: string }) => {
+    .option(
+      "--wait",
+      "build the minimal guest kernel now and wait for it (default: in the background)",
+    )
+    .action(async (flags: { kernel?: string; wait?: boolean }) => {
       const result = await runSetup({
         ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
+        waitForKernel: flags.wait === true,
         log: (msg) => process.stderr.write(`${msg}\n`),
       });
       process.stderr.write(

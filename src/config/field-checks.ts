@@ -1,5 +1,7 @@
 import { ErrInvalidConfig } from "../errors.js";
 import { describeValue } from "./describe.js";
+import { parseReference } from "../image/index.js";
+import { DEFAULT_IMAGE } from "./defaults.js";
 import { envNameProblem, envValueProblem } from "./env-vars.js";
 
 /**
@@ -54,6 +56,9 @@ export function checkImageRef(field: string, value: unknown): string {
   if (typeof value !== "string" || value.length === 0 || /[\s\0]/.test(value)) {
     fail(field, "a non-empty image reference without spaces", value);
   }
+  // The full grammar here, once: a detached start must not spawn a supervisor (and leave a
+  // record) for a reference that can never resolve.
+  if (value !== DEFAULT_IMAGE) parseReference(value);
   return value;
 }
 

@@ -18,7 +18,20 @@ export {
   type OnBlockedRequest,
 } from "./observe-checks.js";
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
-export { planFromJson, planFromValue, planToJson, publicConfig, type SandboxPlan } from "./plan.js";
+export {
+  configureNeedsIntercept,
+  planConfigure,
+  type ConfigureOptions,
+  type ConfigurePlan,
+} from "./configure.js";
+export {
+  planFromJson,
+  planFromValue,
+  planToJson,
+  publicConfig,
+  remoteOptionsJson,
+  type SandboxPlan,
+} from "./plan.js";
 export { parsePublish, type PortBinding } from "./publish.js";
 export {
   DEFAULT_CPUS,
@@ -55,6 +68,7 @@ export {
   DEFAULT_WORKSPACE,
   parseVolumeMount,
   validateGuestMount,
+  validateGuestPathWithinWorkspace,
   type MountConfig,
   type MountType,
   type VolumeMount,

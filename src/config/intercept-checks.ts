@@ -57,7 +57,24 @@ function tcpRules(value: unknown): string[] {
   return entries;
 }
 
-const SECRET_FIELDS = new Set(["value", "hosts", "headers", "inQuery", "allowHttp"]);
+const SECRET_FIELDS = new Set(["value", "hosts", "headers", "inQuery", "allowHttp", "placeholder"]);
+
+/** Printable ASCII without spaces: it goes into env values and header values as is. */
+const PLACEHOLDER_RE = /^[!-~]{8,256}$/;
+
+/** A caller-chosen placeholder: long enough not to occur by chance, distinct from the value. */
+function checkPlaceholder(name: string, placeholder: unknown, value: string): string {
+  if (typeof placeholder !== "string" || !PLACEHOLDER_RE.test(placeholder))
+    throw new ErrInvalidConfig(
+      `secrets.${name}.placeholder must be 8 to 256 printable ASCII characters without spaces`,
+    );
+  // Either inside the other would let a substituted request look like a leak, or the reverse.
+  if (value.includes(placeholder) || placeholder.includes(value))
+    throw new ErrInvalidConfig(
+      `secrets.${name}.placeholder must not contain or be part of the value`,
+    );
+  return placeholder;
+}
 
 /** Extra headers a secret goes into: header names the proxy does not own, de-duplicated. */
 function secretHeaders(field: string, value: unknown): string[] {
@@ -78,6 +95,7 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ErrInvalidConfig("secrets must be an object of NAME -> { value, hosts }");
   const out: ResolvedSecret[] = [];
+  const placeholders = new Set<string>();
   for (const [name, spec] of Object.entries(value as Record<string, unknown>)) {
     // A shell variable name: the placeholder must be usable as `$NAME` in the guest.
     if (!SECRET_NAME_RE.test(name))
@@ -92,9 +110,23 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
       throw new ErrInvalidConfig(
         `secrets.${name}: unknown field ${JSON.stringify(unknown)} (known: ${[...SECRET_FIELDS].join(", ")})`,
       );
-    const { value: secret, hosts, headers, inQuery, allowHttp } = spec as Record<string, unknown>;
+    const {
+      value: secret,
+      hosts,
+      headers,
+      inQuery,
+      allowHttp,
+      placeholder,
+    } = spec as Record<string, unknown>;
     if (typeof secret !== "string" || secret.length === 0 || secret.includes("\0"))
       throw new ErrInvalidConfig(`secrets.${name}.value must be a non-empty string without NUL`);
+    if (placeholder !== undefined) {
+      if (placeholders.has(checkPlaceholder(name, placeholder, secret)))
+        throw new ErrInvalidConfig(
+          `secrets.${name}.placeholder is another secret's placeholder too`,
+        );
+      placeholders.add(placeholder as string);
+    }
     const globs = hostGlobs(`secrets.${name}.hosts`, hosts ?? []);
     if (globs.length === 0)
       throw new ErrInvalidConfig(`secrets.${name}.hosts must name at least one host`);
@@ -107,6 +139,7 @@ export function checkSecrets(value: unknown): ResolvedSecret[] {
       inQuery: inQuery === undefined ? false : checkBoolean(`secrets.${name}.inQuery`, inQuery),
       allowHttp:
         allowHttp === undefined ? false : checkBoolean(`secrets.${name}.allowHttp`, allowHttp),
+      ...(placeholder !== undefined ? { placeholder: placeholder as string } : {}),
     });
   }
   return out;

@@ -36,6 +36,12 @@ export interface SecretOption {
    * a placeholder in a plain-HTTP request is blocked (`secret_requires_tls`).
    */
   allowHttp?: boolean;
+  /**
+   * The placeholder the guest sees instead of a random one (the reference's `placeholder`):
+   * 8 to 256 printable ASCII characters without spaces, unlike the value and every other
+   * secret's. Default: `SANDBOX_SECRET_` + 32 random hex digits, drawn per sandbox.
+   */
+  placeholder?: string;
 }
 
 /** How the VM is accelerated. `auto` uses KVM when it can boot a standard kernel, else TCG. */
@@ -209,6 +215,8 @@ export interface ResolvedSecret {
   readonly headers: readonly string[];
   readonly inQuery: boolean;
   readonly allowHttp: boolean;
+  /** The caller's placeholder, if one was given (it is what the guest sees, not a secret). */
+  readonly placeholder?: string;
 }
 
 /** `SandboxOptions` with every default applied and every value checked. Frozen. */

@@ -74,6 +74,27 @@ export function planToJson(
   return JSON.stringify(plan);
 }
 
+/** Where a remote sandbox's options go, for the refusals below. */
+const REMOTE = "a remote sandbox (it runs on another machine)";
+
+/**
+ * Sandbox options as JSON for a remote node (`Sandbox.create({ remote })`), which plans them
+ * itself, with its own defaults, CPU count and paths. Refused with one line naming the field,
+ * as `planToJson` refuses them: callbacks, custom providers and provider mounts, which cannot
+ * leave this process.
+ */
+export function remoteOptionsJson(options: object, label = "options"): string {
+  assertPlainData(options, label, REMOTE);
+  const mounts = (options as { mounts?: Record<string, { type?: unknown }> }).mounts;
+  for (const [path, mount] of Object.entries(mounts ?? {})) {
+    if (mount?.type === "provider")
+      throw new ErrInvalidConfig(
+        `${label}.mounts[${JSON.stringify(path)}]: provider mounts cannot be passed to ${REMOTE}`,
+      );
+  }
+  return JSON.stringify(options);
+}
+
 const PLAN_KEYS = [
   "id",
   "image",

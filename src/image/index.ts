@@ -7,6 +7,14 @@ export { ImageStore, type ImageRecord } from "./image-store.js";
 export type { ImageRuntimeConfig } from "./image-config.js";
 export type { ImportOptions } from "./import.js";
 export type { PullOptions } from "./pull.js";
+export type { PushOptions, PushResult, PushContent } from "./push.js";
+export type { BlobOutcome, BlobSource } from "./registry-upload.js";
+export type { RegistryClient } from "./registry-client.js";
+export type { RegistryConnectOptions } from "./registry-connect.js";
+export type { RegistryCredentials } from "./docker-auth.js";
+export { sha256Digest } from "./blob-store.js";
+export { readBodyUpTo } from "./bounded-body.js";
+export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
 export type { PullProgress } from "./progress.js";
 export {
@@ -23,6 +31,9 @@ export { ensureDefaultImage, type DefaultImage } from "./default-image.js";
 type Pull = typeof import("./pull.js");
 type Import = typeof import("./import.js");
 type Ensure = typeof import("./ensure-image.js");
+type Push = typeof import("./push.js");
+type Connect = typeof import("./registry-connect.js");
+type Upload = typeof import("./registry-upload.js");
 
 /** Pulls an image into the store (see pull.ts). */
 export async function pullImage(
@@ -43,4 +54,32 @@ export async function ensureImage(
   ...args: Parameters<Ensure["ensureImage"]>
 ): ReturnType<Ensure["ensureImage"]> {
   return (await import("./ensure-image.js")).ensureImage(...args);
+}
+
+/** Pushes a stored image to a registry (see push.ts). */
+export async function pushImage(
+  ...args: Parameters<Push["pushImage"]>
+): ReturnType<Push["pushImage"]> {
+  return (await import("./push.js")).pushImage(...args);
+}
+
+/** Pushes any manifest and its blobs (images, snapshot artifacts; see push.ts). */
+export async function pushContent(
+  ...args: Parameters<Push["pushContent"]>
+): ReturnType<Push["pushContent"]> {
+  return (await import("./push.js")).pushContent(...args);
+}
+
+/** A registry client with stored credentials (see registry-connect.ts). */
+export async function connectRegistry(
+  ...args: Parameters<Connect["connectRegistry"]>
+): ReturnType<Connect["connectRegistry"]> {
+  return (await import("./registry-connect.js")).connectRegistry(...args);
+}
+
+/** A blob read from a file, for `pushContent` (see registry-upload.ts). */
+export async function fileBlobSource(
+  ...args: Parameters<Upload["fileBlobSource"]>
+): Promise<ReturnType<Upload["fileBlobSource"]>> {
+  return (await import("./registry-upload.js")).fileBlobSource(...args);
 }

@@ -1,8 +1,10 @@
 import { createReadStream } from "node:fs";
+import { readBodyUpTo } from "./bounded-body.js";
 import { Readable } from "node:stream";
 import { ErrImage, WheellockError } from "../errors.js";
 import { sha256Digest } from "./blob-store.js";
 import { isDiskFull, reportingDiskFull } from "./disk-full.js";
+import { limiter } from "./limiter.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
@@ -167,7 +169,12 @@ async function fetchSmallBlob(
     if (desc.size > MAX_CONFIG_BYTES)
       throw new ErrImage(`image config ${desc.digest} is ${desc.size} bytes; refusing over 16 MiB`);
     const res = await client.getBlob(repository, desc.digest);
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await readBodyUpTo(
+      res,
+      desc.size,
+      () =>
+        new ErrImage(`image config ${desc.digest} is larger than its declared ${desc.size} bytes`),
+    );
     await store.blobs.putBuffer(desc.digest, body);
   }
   return store.blobs.read(desc.digest);
@@ -204,20 +211,4 @@ async function downloadBlob(
       await new Promise((r) => setTimeout(r, 500 * attempt));
     }
   }
-}
-
-/** At most `n` of the returned function's tasks run at once. */
-function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async (task) => {
-    if (active >= n) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await task();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
 }

@@ -1,4 +1,5 @@
 import { ErrImage } from "../errors.js";
+import { readBodyUpTo } from "./bounded-body.js";
 import type { RegistryCredentials } from "./docker-auth.js";
 import { MANIFEST_ACCEPT } from "./manifest.js";
 import { isLoopbackRegistry, registryApiHost } from "./reference.js";
@@ -12,6 +13,26 @@ export interface RegistryClientOptions {
   retries?: number;
   /** Base delay of the exponential backoff between attempts (default 250 ms). */
   retryDelayMs?: number;
+  /** Ask the token service for push rights on the repository too (`wheellock push`). */
+  push?: boolean;
+  /** Other repositories of this registry to read from (cross-repository blob mounts). */
+  mountFrom?: readonly string[];
+}
+
+/** One request to the registry's API; see `RegistryClient.send`. */
+export interface RegistryRequest {
+  method?: "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Path under `/v2/`, or an absolute URL (an upload session's Location). */
+  path: string | URL;
+  headers?: Record<string, string>;
+  /**
+   * A fresh body for each attempt: a retry or an authentication challenge sends it again, and a
+   * stream can be read only once.
+   */
+  body?: () => Buffer | NodeJS.ReadableStream;
+  signal?: AbortSignal | undefined;
+  /** Overrides the client's retries (an upload chunk is resumed by its caller instead). */
+  retries?: number;
 }
 
 export interface FetchedManifest {
@@ -44,31 +65,32 @@ export class RegistryClient {
 
   /** GET a manifest or index by tag or digest. Null when the registry says it does not exist. */
   async getManifest(repository: string, reference: string): Promise<FetchedManifest | null> {
-    const res = await this.request(repository, `${repository}/manifests/${reference}`, {
-      accept: MANIFEST_ACCEPT,
+    const res = await this.send(repository, {
+      path: `${repository}/manifests/${reference}`,
+      headers: { accept: MANIFEST_ACCEPT },
     });
     if (res.status === 404) {
       await res.body?.cancel();
       return null;
     }
     await this.ensureOk(res, repository, "manifest");
-    const declared = Number(res.headers.get("content-length") ?? "0");
-    if (declared > MAX_MANIFEST_BYTES)
-      throw new ErrImage(`manifest from ${this.registry} too large`);
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length > MAX_MANIFEST_BYTES)
-      throw new ErrImage(`manifest from ${this.registry} too large`);
+    const body = await readBodyUpTo(
+      res,
+      MAX_MANIFEST_BYTES,
+      () => new ErrImage(`manifest from ${this.registry} too large`),
+    );
     return { body, contentType: res.headers.get("content-type") ?? undefined };
   }
 
   /** Starts a blob download; the caller streams and verifies `res.body`. */
   async getBlob(repository: string, digest: string, signal?: AbortSignal): Promise<Response> {
-    const res = await this.request(repository, `${repository}/blobs/${digest}`, {}, signal);
+    const res = await this.send(repository, { path: `${repository}/blobs/${digest}`, signal });
     await this.ensureOk(res, repository, `blob ${digest}`);
     return res;
   }
 
-  private async ensureOk(res: Response, repository: string, what: string): Promise<void> {
+  /** Throws the registry's answer as one line unless it is a success. */
+  async ensureOk(res: Response, repository: string, what: string): Promise<void> {
     if (res.ok) return;
     const text = (await res.text().catch(() => "")).slice(0, 300).replace(/\s+/g, " ");
     if (res.status === 401 || res.status === 403) {
@@ -83,13 +105,23 @@ export class RegistryClient {
     );
   }
 
-  private async request(
-    repository: string,
-    path: string,
-    headers: Record<string, string>,
-    signal?: AbortSignal,
-  ): Promise<Response> {
-    const retries = this.opts.retries ?? 3;
+  /** The absolute URL of an API path, or of a Location the registry answered with. */
+  resolve(path: string | URL): URL {
+    return typeof path === "string" ? new URL(path, this.baseUrl) : path;
+  }
+
+  /**
+   * Sends one request with the registry's authentication and retries (network errors, 429, 5xx;
+   * exponential backoff). Credentials go only to the registry's own origin: an upload Location
+   * on another host (a storage redirect) gets none, and must be HTTPS unless the registry is not.
+   */
+  async send(repository: string, req: RegistryRequest): Promise<Response> {
+    const url = this.resolve(req.path);
+    const sameOrigin = url.origin === new URL(this.baseUrl).origin;
+    if (!sameOrigin && url.protocol !== "https:" && !this.baseUrl.startsWith("http:"))
+      throw new ErrImage(`registry ${this.registry} sent a plain-HTTP location ${url.origin}`);
+    const retries = req.retries ?? this.opts.retries ?? 3;
+    const signal = req.signal;
     let challenged = false;
     for (let attempt = 0; ;) {
       let res: Response;
@@ -103,16 +135,22 @@ export class RegistryClient {
         () => abort.abort(new Error(`no response within ${REQUEST_TIMEOUT_MS / 1000} s`)),
         REQUEST_TIMEOUT_MS,
       );
+      const body = req.body?.();
       try {
-        res = await fetch(this.baseUrl + path, {
+        res = await fetch(url, {
+          method: req.method ?? "GET",
           headers: {
-            ...headers,
-            ...(this.authorization ? { authorization: this.authorization } : {}),
+            ...req.headers,
+            ...(this.authorization && sameOrigin ? { authorization: this.authorization } : {}),
           },
           redirect: "follow",
           signal: abort.signal,
-        });
+          ...(body !== undefined
+            ? { body: body as unknown as RequestInit["body"], duplex: "half" as const }
+            : {}),
+        } as RequestInit);
       } catch (err) {
+        destroyBody(body);
         if (signal?.aborted) throw err;
         if (attempt++ < retries) {
           await this.backoff(attempt);
@@ -123,8 +161,9 @@ export class RegistryClient {
         throw new ErrImage(`registry ${this.registry} unreachable: ${cause}`, { cause: err });
       } finally {
         clearTimeout(deadline);
+        signal?.removeEventListener("abort", onAbort);
       }
-      if (res.status === 401 && !challenged) {
+      if (res.status === 401 && !challenged && sameOrigin) {
         challenged = true;
         const header = res.headers.get("www-authenticate");
         await res.body?.cancel();
@@ -138,6 +177,13 @@ export class RegistryClient {
       }
       return res;
     }
+  }
+
+  /** What the token must allow: pull (and push) here, pull from every mount source. */
+  private scopes(repository: string): string[] {
+    const own = `repository:${repository}:${this.opts.push ? "pull,push" : "pull"}`;
+    const sources = (this.opts.mountFrom ?? []).filter((r) => r !== repository);
+    return [own, ...sources.map((r) => `repository:${r}:pull`)];
   }
 
   private backoff(attempt: number): Promise<void> {
@@ -184,7 +230,7 @@ export class RegistryClient {
     )
       throw new ErrImage(`registry ${this.registry}: token realm ${url.origin} is not HTTPS`);
     if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
-    url.searchParams.set("scope", `repository:${repository}:pull`);
+    for (const scope of this.scopes(repository)) url.searchParams.append("scope", scope);
     let res: Response;
     try {
       // The grant's parameters travel in the form body, so it goes to the realm as given.
@@ -235,14 +281,20 @@ function identityTokenRequest(url: URL, refreshToken: string): RequestInit {
     refresh_token: refreshToken,
     client_id: OAUTH_CLIENT_ID,
   });
-  for (const key of ["service", "scope"]) {
-    const value = url.searchParams.get(key);
-    if (value !== null) form.set(key, value);
-  }
+  const service = url.searchParams.get("service");
+  if (service !== null) form.set("service", service);
+  // The token spec joins several scopes with spaces in the form body.
+  const scopes = url.searchParams.getAll("scope");
+  if (scopes.length > 0) form.set("scope", scopes.join(" "));
   return {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: form.toString(),
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   };
+}
+
+/** A request body that was never sent must not keep its file open. */
+function destroyBody(body: Buffer | NodeJS.ReadableStream | undefined): void {
+  if (body && "destroy" in body && typeof body.destroy === "function") body.destroy();
 }

@@ -21,10 +21,17 @@ export {
   type EgressPolicyOptions,
 } from "./policy/index.js";
 // The plan (src/config) checks hook rules once, before anything starts.
-export { compileRules as checkHookRules } from "./http-policy/rules.js";
+export { compileRules as checkHookRules, MAX_HOOK_TIMEOUT_MS } from "./http-policy/rules.js";
 export { compileHostPattern, type HostPattern } from "./policy/index.js";
 export { SYSTEM_CA_BUNDLE_PATHS } from "./tls/ca-bundle-paths.js";
-export type { HookRule, SecretSpec } from "./http-policy/index.js";
+export type {
+  HookRule,
+  SecretSpec,
+  RequestHookContext,
+  RequestHookResult,
+  ResponseHookContext,
+  ResponseHookResult,
+} from "./http-policy/index.js";
 export type {
   ApprovalNote,
   GuestOrigin,

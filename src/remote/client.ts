@@ -4,6 +4,7 @@
  * connector it was given, so the same class serves every transport.
  */
 import { Readable } from "node:stream";
+import { planConfigure, type ConfigureOptions } from "../config/index.js";
 import { ErrVMNotRunning, WheellockError } from "../errors.js";
 import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
 import {
@@ -193,6 +194,12 @@ export class RemoteSandbox implements SandboxApi {
 
   usage(): Promise<SandboxUsage> {
     return this.request<SandboxUsage>({ op: "usage" });
+  }
+
+  async configure(options: ConfigureOptions): Promise<void> {
+    // Checked here too, so a bad option fails before its secret values travel anywhere.
+    planConfigure(options);
+    await this.request({ op: "configure", options });
   }
 
   events(): AsyncIterableIterator<SandboxEvent> {

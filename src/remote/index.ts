@@ -7,8 +7,18 @@ export { RemoteSandbox } from "./client.js";
 export type { Connector } from "./client-conn.js";
 export { serveConnection, type ServeHooks } from "./serve.js";
 export {
+  MAX_FRAME_BYTES,
+  webSocketConnector,
+  webSocketDuplex,
+  type WebSocketTarget,
+} from "./websocket.js";
+export {
+  encodeJson,
   MAX_MESSAGE_BYTES,
+  MessageReader,
   Msg,
+  parseJson,
+  wireError,
   type OperationName,
   type OperationRequest,
   type WireError,

@@ -6,6 +6,7 @@
  * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
  */
 import type { Duplex } from "node:stream";
+import type { ConfigureOptions } from "../config/index.js";
 import { ErrFile, reviveError, WheellockError } from "../errors.js";
 import type { ApprovalDecision } from "../observe/index.js";
 
@@ -61,6 +62,7 @@ export type OperationRequest =
   | { op: "pending-requests" }
   | { op: "decide-request"; requestId: number; decision: ApprovalDecision }
   | { op: "usage" }
+  | { op: "configure"; options: ConfigureOptions }
   | { op: "events" }
   | { op: "stop" };
 

@@ -109,6 +109,8 @@ function dispatch(
       return reply(api.decideRequest(req.requestId, req.decision));
     case "usage":
       return reply(api.usage());
+    case "configure":
+      return reply(api.configure(req.options));
     case "events":
       serveEvents(api, stream);
       return ignore;

@@ -5,6 +5,7 @@
  * implements it with the same verbs, options, results and typed errors.
  */
 import type { Readable, Writable } from "node:stream";
+import type { ConfigureOptions } from "../config/index.js";
 import type { ExecOptions, ExecResult } from "./exec-collect.js";
 import type { ExecProcess } from "./exec-process.js";
 import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
@@ -133,6 +134,15 @@ export interface SandboxApi extends AsyncDisposable {
 
   /** What the sandbox has used so far: CPU, memory, disk, network per host and secret, execs. */
   usage(): Promise<SandboxUsage>;
+
+  /**
+   * Applies secrets, allowlist entries, a policy script and env to the running sandbox, with
+   * the guarantees they have at create time (secret values never reach the guest: commands
+   * started from now on get placeholders). Secrets, allowlist and script need intercept mode
+   * (`networkIntercept: true`): ErrInvalidConfig otherwise. How a warm sandbox is personalised
+   * when it is handed out.
+   */
+  configure(options: ConfigureOptions): Promise<void>;
 
   /** Exec, network, file, approval, usage and lifecycle events from now on, until it stops. */
   events(): AsyncIterableIterator<SandboxEvent>;

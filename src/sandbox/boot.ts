@@ -8,7 +8,14 @@ import { DiskSerial, GuestAgent } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
 import { ResourceStack } from "../util/index.js";
-import { QemuProcess, logTail, startIncoming, type Accel, type VmSpec } from "../vmm/index.js";
+import {
+  QemuProcess,
+  VmStateSaver,
+  logTail,
+  startIncoming,
+  type Accel,
+  type VmSpec,
+} from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
 
 export interface BootRequest {
@@ -25,9 +32,9 @@ export interface BootRequest {
   extraDisks?: VmSpec["disks"];
   bootTimeoutMs: number;
   rawPorts?: VmSpec["rawPorts"];
-  /** Default: `console.log` in the run dir. */
+  /** Default: `console.log` in the run dir (a ring log: util/ring-log.ts). */
   consoleLogPath?: string;
-  /** Give QEMU a QMP socket (`qmp.sock` in the run dir) so the VM's state can be saved. */
+  /** Connect QEMU's monitor and a state socket, so the VM's state can be saved. */
   qmp?: boolean;
   /** Resume from this saved VM state (a snapshot) instead of booting the kernel. */
   restoreStatePath?: string;
@@ -57,7 +64,8 @@ export interface BootedVm {
   hostBootMs: number;
   /** Ends by itself when QEMU closes its end of the link. */
   network: NetworkLink | undefined;
-  qmpSocketPath: string | undefined;
+  /** With `qmp`: saves the VM's state once; close it when done. */
+  stateSaver: VmStateSaver | undefined;
 }
 
 function listen(path: string): Promise<Server> {
@@ -94,14 +102,12 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     ],
     controlSocketPath,
     consoleLogPath,
+    consoleSocketPath: join(req.runDir, "console.sock"),
+    name: req.runDir,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
-    ...(req.qmp ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
-    ...(req.restoreStatePath
-      ? {
-          incomingStatePath: req.restoreStatePath,
-          qmpConnectPath: join(req.runDir, "qmp-in.sock"),
-        }
-      : {}),
+    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
+    ...(req.qmp ? { saveStateSocketPath: join(req.runDir, "save.sock") } : {}),
+    ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
   };
   // What this attempt acquires; handed to the sandbox only if the VM comes up.
@@ -120,18 +126,26 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
   let closeServers = (): void => undefined;
   let ctlConnection: Promise<Socket>;
   let qmpConnection: Promise<Socket> | undefined;
+  let stateSink: Server | undefined;
   try {
     const server = await listen(controlSocketPath);
     ctlConnection = firstConnection(server);
-    // A restoring QEMU connects its monitor here to be told to load the state.
-    const qmpServer = spec.qmpConnectPath ? await listen(spec.qmpConnectPath) : undefined;
+    // QEMU's monitor: told to load a saved state, or later to save one.
+    const qmpServer = spec.qmpSocketPath ? await listen(spec.qmpSocketPath) : undefined;
     qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+    const monitor = qmpConnection;
+    if (monitor) own.defer("qmp connection", () => void monitor.then((s) => s.destroy()));
+    const sink = spec.saveStateSocketPath ? await listen(spec.saveStateSocketPath) : undefined;
+    stateSink = sink;
     closeServers = () => {
       if (server.listening) server.close();
       if (qmpServer?.listening) qmpServer.close();
     };
-    own.defer("boot listeners", closeServers);
-    qemu = QemuProcess.start(spec, join(req.runDir, "qemu.log"));
+    own.defer("boot listeners", () => {
+      closeServers();
+      if (sink?.listening) sink.close();
+    });
+    qemu = await QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
     await own.release();
     throw err;
@@ -167,10 +181,12 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    if (qmpConnection) {
+    const qmpSocket = qmpConnection
+      ? await Promise.race([qmpConnection, deadline, qemuDied])
+      : undefined;
+    if (qmpSocket && req.restoreStatePath) {
       // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
       // a state that fails to load makes QEMU exit, which `qemuDied` reports.
-      const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
       try {
         await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
       } finally {
@@ -201,7 +217,10 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
       network,
-      qmpSocketPath: spec.qmpSocketPath,
+      stateSaver:
+        qmpSocket && stateSink && !req.restoreStatePath
+          ? new VmStateSaver(qmpSocket, stateSink)
+          : undefined,
     };
   } catch (err) {
     await own.release();

@@ -30,3 +30,18 @@ export type {
 export { openEventsFile, writeEventsFile } from "./events-file.js";
 export { DEFAULT_IMAGE_NAME, type ImageSelection } from "./image.js";
 export { networkEventError, type PolicyErrorCode } from "./network-event-error.js";
+// Memory snapshots on this machine: what `wheellock snapshot` lists, pushes, pulls and removes.
+export {
+  SNAPSHOT_FORMAT_VERSION,
+  discardSnapshot,
+  listSnapshots,
+  readSnapshotMeta,
+  snapshotFiles,
+  snapshotKey,
+  snapshotsRoot,
+  writeSnapshot,
+  type SnapshotInputs,
+  type SnapshotMeta,
+  type StoredSnapshot,
+} from "./snapshot-store.js";
+export { listSnapshotKeys } from "./snapshot-store.js";

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SandboxPlan } from "../config/index.js";
+import type { ConfigurePlan, ResolvedSecret, SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import {
   loadInterceptModules,
@@ -29,9 +29,11 @@ export interface InterceptRequest {
 export interface InterceptSetup {
   upstream: Upstream & { close(): void };
   caPem: string;
-  /** Secret name -> placeholder, for every command's env. */
+  /** Secret name -> placeholder, for every command's env (updated by `configure`). */
   placeholders: Record<string, string>;
   close(): void;
+  /** Adds secrets and allowlist entries, replaces the policy script (checked already). */
+  configure(change: ConfigurePlan): Promise<void>;
 }
 
 function readUpstreamCas(paths: readonly string[]): string[] {
@@ -51,8 +53,11 @@ function readUpstreamCas(paths: readonly string[]): string[] {
 }
 
 /** Secret specs for the policy: each secret as resolved, with its value. */
-function secretSpecs(plan: SandboxPlan): SecretSpec[] {
-  return plan.secrets.map((s) => ({ ...s, value: plan.secretValues[s.name] ?? "" }));
+function secretSpecs(
+  secrets: readonly ResolvedSecret[],
+  values: Readonly<Record<string, string>>,
+): SecretSpec[] {
+  return secrets.map((s) => ({ ...s, value: values[s.name] ?? "" }));
 }
 
 /**
@@ -78,12 +83,16 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
   const { createHttpPolicy, InterceptUpstream, loadOrCreateCa, loadPolicyScript } =
     await loadInterceptModules();
   const ca = await loadOrCreateCa(join(dataDir(), "ca"));
-  const scriptRules =
+  let scriptRules =
     plan.policyScript === undefined ? [] : await loadPolicyScript(plan.policyScript);
-  const httpPolicy = createHttpPolicy({
-    secrets: secretSpecs(plan),
-    rules: [...plan.networkHooks, ...scriptRules],
-  });
+  let secrets = secretSpecs(plan.secrets, plan.secretValues);
+  let current = createHttpPolicy({ secrets, rules: [...plan.networkHooks, ...scriptRules] });
+  // The proxy keeps this one object; `configure` swaps the policy behind it. A request in
+  // flight finishes under the policy it started with.
+  const httpPolicy: HttpPolicy = {
+    onRequest: (request, body) => current.onRequest(request, body),
+    onResponse: (request, response, body) => current.onResponse(request, response, body),
+  };
   const { hooks } = req;
   const maxRequests = plan.budgets.maxRequests;
   // HTTP requests (WebSocket upgrades included) and raw TCP relays draw on one budget.
@@ -106,10 +115,32 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     onEvent: req.onEvent,
     ...(req.resolve4 ? { resolve4: req.resolve4 } : {}),
   });
-  return {
+  const setup: InterceptSetup = {
     upstream,
     caPem: ca.certPem,
-    placeholders: httpPolicy.placeholders(),
+    placeholders: current.placeholders(),
     close: () => upstream.close(),
+    configure: async (change) => {
+      const taken = change.secrets.find((s) => secrets.some((old) => old.name === s.name));
+      if (taken !== undefined)
+        throw new ErrInvalidConfig(`secret ${taken.name} is already set in this sandbox`);
+      const rules =
+        change.policyScript === undefined
+          ? scriptRules
+          : await loadPolicyScript(change.policyScript);
+      // Secrets set before keep their placeholders: commands running now hold them.
+      const kept = current.placeholders();
+      const all = [
+        ...secrets.map((s) => ({ ...s, placeholder: kept[s.name] })),
+        ...secretSpecs(change.secrets, change.secretValues),
+      ];
+      const next = createHttpPolicy({ secrets: all, rules: [...plan.networkHooks, ...rules] });
+      current = next;
+      secrets = all;
+      scriptRules = rules;
+      req.egress.allowlist.add([...change.allowedHosts]);
+      setup.placeholders = next.placeholders();
+    },
   };
+  return setup;
 }

@@ -21,7 +21,7 @@ import { resolveImage } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
-import { snapshotKeyFor } from "./snapshot-policy.js";
+import { snapshotInputsFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
 import { VmSandbox } from "./vm-sandbox.js";
 
@@ -131,7 +131,7 @@ export async function launchVmSandbox(
     };
     const vm = await startVm(bootRequest, {
       diskSizeMb: plan.diskSizeMb,
-      snapshotKey: snapshotKeyFor(plan, bootRequest, { rawPorts }),
+      snapshot: snapshotInputsFor(plan, bootRequest, { rawPorts }),
       warn: debugWarn,
     });
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)

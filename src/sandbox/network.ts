@@ -11,7 +11,7 @@ import {
   type LinkAddressing,
   type NetworkLinkOptions,
 } from "../net/index.js";
-import type { SandboxPlan } from "../config/index.js";
+import type { ConfigurePlan, SandboxPlan } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
 import type { SandboxObserver } from "./observer.js";
 
@@ -35,8 +35,13 @@ export interface SandboxNetwork {
   link: NetworkLinkOptions | undefined;
   /** Intercept mode only: the allowlist that `allowHosts`/`disallowHosts` change. */
   egress: EgressPolicy | undefined;
-  /** For every command (CA variables, secret placeholders), over the image's and config's. */
+  /**
+   * For every command (CA variables, secret placeholders), over the image's and config's.
+   * Replaced (never changed in place) when `configure` adds secrets.
+   */
   execEnv: Readonly<Record<string, string>>;
+  /** Intercept mode only: adds secrets and allowlist entries, replaces the policy script. */
+  configure?(change: ConfigurePlan): Promise<void>;
   guestSetup: GuestNetworkSetup;
   /** Releases what outlives the link (the proxy's keep-alive upstream connections). */
   close(): void;
@@ -100,11 +105,16 @@ export async function prepareNetwork(
     onEvent: (event) => observer.networkEvent(event),
     hooks: observer.interceptHooks(),
   });
-  return {
+  const network: SandboxNetwork = {
     link: { upstream: observer.meterUpstream(intercept.upstream) },
     egress,
     execEnv: { ...caEnv(), ...intercept.placeholders },
     guestSetup: { ...guestSetup, caPem: intercept.caPem },
     close: () => intercept.close(),
+    configure: async (change) => {
+      await intercept.configure(change);
+      network.execEnv = { ...caEnv(), ...intercept.placeholders };
+    },
   };
+  return network;
 }

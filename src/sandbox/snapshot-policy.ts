@@ -3,7 +3,7 @@ import type { ResolvedSandboxConfig } from "../config/index.js";
 import { defaultAddressing } from "../net/index.js";
 import type { BootRequest } from "./boot.js";
 import { guestNetworkArgs } from "./network.js";
-import { snapshotKey } from "./snapshot-store.js";
+import { snapshotKey, type SnapshotInputs } from "./snapshot-store.js";
 
 /**
  * Which starts may use a memory snapshot, and under which key. A snapshot holds a guest that
@@ -17,7 +17,13 @@ import { snapshotKey } from "./snapshot-store.js";
  * command line. Making that correct needs the mounts done after restore (by CONFIGURE), not
  * at boot.
  */
-export function snapshotKeyFor(
+export function snapshotKeyFor(...args: Parameters<typeof snapshotInputsFor>): string | undefined {
+  const inputs = snapshotInputsFor(...args);
+  return inputs ? snapshotKey(inputs) : undefined;
+}
+
+/** What the snapshot of this start depends on (its key's inputs); undefined = no snapshot. */
+export function snapshotInputsFor(
   config: ResolvedSandboxConfig,
   req: Pick<
     BootRequest,
@@ -31,14 +37,14 @@ export function snapshotKeyFor(
     | "network"
   >,
   internal: { rawPorts?: unknown[] },
-): string | undefined {
+): SnapshotInputs | undefined {
   if (!config.snapshot) return undefined;
   if (internal.rawPorts && internal.rawPorts.length > 0) return undefined;
   // A saved guest has no extra disks mounted (and its page cache could hold another run's
   // view of one): sandboxes with disks always boot.
   if (config.disks.length > 0) return undefined;
   const addressing = req.network?.addressing ?? defaultAddressing();
-  return snapshotKey({
+  return {
     kernelPath: req.kernelPath,
     initramfsPath: req.initramfsPath,
     imagePath: req.imagePath,
@@ -49,5 +55,5 @@ export function snapshotKeyFor(
     // The guest's network settings come from the command line the saved kernel booted with.
     kernelArgs: req.network ? [...req.kernelArgs, ...guestNetworkArgs(addressing)] : req.kernelArgs,
     networkMtu: req.network ? addressing.mtuBytes : undefined,
-  });
+  };
 }

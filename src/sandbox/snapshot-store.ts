@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   utimesSync,
@@ -23,9 +24,10 @@ import { findQemuBinary } from "../vmm/index.js";
 
 /**
  * Bump when what a snapshot holds or how it is restored changes (2: saved running; 3: guest
- * RAM in its own file, mapped by restores, not in the state stream).
+ * RAM in its own file, mapped by restores, not in the state stream; 4: that file is usable by
+ * jailed QEMUs, group SNAPSHOT_RAM_GID).
  */
-const FORMAT_VERSION = 3;
+export const SNAPSHOT_FORMAT_VERSION = 4;
 /** Snapshots are ~100 MB each; keep the most recently used few. */
 const KEEP_SNAPSHOTS = 6;
 const COMPLETE_MARKER = "complete.json";
@@ -52,6 +54,16 @@ export interface StoredSnapshot {
   memoryPath: string;
 }
 
+/** What `complete.json` says about a snapshot (`wheellock snapshot ls`). */
+export interface SnapshotMeta {
+  key: string;
+  createdAt: string;
+  /** What the saved VM booted with: what `snapshot push` describes by content digests. */
+  inputs?: SnapshotInputs;
+  /** `registry/repository@digest` for a snapshot pulled from a registry. */
+  origin?: string;
+}
+
 /** Identity of a file's content as cheaply as possible: content-addressed paths plus size and mtime. */
 function fileIdentity(path: string): string {
   const st = statSync(path);
@@ -60,7 +72,7 @@ function fileIdentity(path: string): string {
 
 export function snapshotKey(inputs: SnapshotInputs): string {
   const identity = {
-    format: FORMAT_VERSION,
+    format: SNAPSHOT_FORMAT_VERSION,
     kernel: fileIdentity(inputs.kernelPath),
     initramfs: fileIdentity(inputs.initramfsPath),
     image: fileIdentity(inputs.imagePath),
@@ -75,7 +87,7 @@ export function snapshotKey(inputs: SnapshotInputs): string {
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 32);
 }
 
-function snapshotsRoot(): string {
+export function snapshotsRoot(): string {
   return join(cacheDir(), "snapshots");
 }
 
@@ -97,6 +109,15 @@ export function findSnapshot(key: string): StoredSnapshot | undefined {
   return stored(key, dir);
 }
 
+/** Keys of the complete snapshots held (what a node advertises in `/v1/info`). */
+export function listSnapshotKeys(): string[] {
+  const root = snapshotsRoot();
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((key) => existsSync(join(root, key, COMPLETE_MARKER)))
+    .sort();
+}
+
 /** A snapshot that failed to restore is removed so it is never tried again. */
 export function discardSnapshot(key: string): void {
   rmSync(join(snapshotsRoot(), key), { recursive: true, force: true });
@@ -114,6 +135,7 @@ export async function copySparse(from: string, to: string): Promise<void> {
 export async function writeSnapshot(
   key: string,
   fill: (target: StoredSnapshot) => Promise<void>,
+  about: Pick<SnapshotMeta, "inputs" | "origin"> = {},
 ): Promise<void> {
   const root = snapshotsRoot();
   makePrivateDir(root);
@@ -121,7 +143,8 @@ export async function writeSnapshot(
   mkdirSync(tmp, { mode: 0o700 });
   try {
     await fill(stored(key, tmp));
-    writeFileSync(join(tmp, COMPLETE_MARKER), JSON.stringify({ key, createdAt: new Date() }));
+    const meta: SnapshotMeta = { key, createdAt: new Date().toISOString(), ...about };
+    writeFileSync(join(tmp, COMPLETE_MARKER), JSON.stringify(meta));
     const dest = join(root, key);
     if (existsSync(dest)) return; // another process won the race; keep theirs
     await rename(tmp, dest);
@@ -129,6 +152,41 @@ export async function writeSnapshot(
     rmSync(tmp, { recursive: true, force: true });
   }
   pruneSnapshots(root);
+}
+
+/** Every complete snapshot, most recently used first. */
+export function listSnapshots(): Array<SnapshotMeta & StoredSnapshot & { usedAt: Date }> {
+  const root = snapshotsRoot();
+  const names = existsSync(root) ? readdirSync(root).filter((n) => !n.startsWith(".")) : [];
+  const out: Array<SnapshotMeta & StoredSnapshot & { usedAt: Date }> = [];
+  for (const name of names) {
+    const meta = readSnapshotMeta(name);
+    if (meta)
+      out.push({
+        ...meta,
+        ...stored(name, join(root, name)),
+        usedAt: statSync(join(root, name)).mtime,
+      });
+  }
+  return out.sort((a, b) => b.usedAt.getTime() - a.usedAt.getTime());
+}
+
+/** A complete snapshot's metadata (undefined when absent or half-written). */
+export function readSnapshotMeta(key: string): SnapshotMeta | undefined {
+  if (!/^[a-f0-9]{32}$/.test(key)) return undefined;
+  try {
+    const meta = JSON.parse(
+      readFileSync(join(snapshotsRoot(), key, COMPLETE_MARKER), "utf8"),
+    ) as SnapshotMeta;
+    return meta.key === key ? meta : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The files of a complete snapshot, without marking it used. */
+export function snapshotFiles(key: string): StoredSnapshot | undefined {
+  return readSnapshotMeta(key) ? stored(key, join(snapshotsRoot(), key)) : undefined;
 }
 
 function pruneSnapshots(root: string): void {

@@ -1,15 +1,18 @@
 /** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { ErrSetup } from "../errors.js";
 import { createEmptyExt4 } from "../image/index.js";
-import { saveVmState } from "../vmm/index.js";
+import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
   copySparse,
   discardSnapshot,
   findSnapshot,
+  snapshotKey,
   writeSnapshot,
+  type SnapshotInputs,
   type StoredSnapshot,
 } from "./snapshot-store.js";
 
@@ -20,8 +23,8 @@ export interface StartedVm extends BootedVm {
 
 export interface StartOptions {
   diskSizeMb: number;
-  /** Use (or create) the snapshot with this key; undefined = always cold boot. */
-  snapshotKey: string | undefined;
+  /** Use (or create) the snapshot of these inputs (its key); undefined = always cold boot. */
+  snapshot: SnapshotInputs | undefined;
   /** Where snapshot problems are reported; they never fail the start. */
   warn: (message: string) => void;
 }
@@ -34,7 +37,8 @@ export interface StartOptions {
  * holds nothing of this sandbox.
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
-  const snapshot = opts.snapshotKey ? findSnapshot(opts.snapshotKey) : undefined;
+  const key = opts.snapshot ? snapshotKey(opts.snapshot) : undefined;
+  const snapshot = key ? findSnapshot(key) : undefined;
   if (snapshot) {
     try {
       return { ...(await restore(req, snapshot)), restored: true };
@@ -48,7 +52,7 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const saving = opts.snapshotKey !== undefined;
+  const saving = key !== undefined;
   // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
   // so the snapshot's RAM is a copy of that file which restores map instead of loading.
   const memoryPath = join(req.runDir, "ram");
@@ -57,12 +61,16 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (opts.snapshotKey && vm.qmpSocketPath) {
-    await warmUpForSnapshot(vm.agent);
-    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-    await capture(vm.qmpSocketPath, opts.snapshotKey, disks).catch((err: Error) =>
-      opts.warn(`saving a snapshot failed (the sandbox is fine): ${err.message}`),
-    );
+  if (key && opts.snapshot && vm.stateSaver) {
+    const saver = vm.stateSaver;
+    try {
+      await warmUpForSnapshot(vm.agent);
+      const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+      const failure = await capture(saver, key, opts.snapshot, disks);
+      if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
+    } finally {
+      saver.close();
+    }
   }
   return { ...vm, restored: false };
 }
@@ -80,26 +88,51 @@ async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<Boot
   });
 }
 
+/**
+ * Saves a snapshot of the running VM. A failed save is returned (the VM runs on without a
+ * snapshot); a VM that cannot continue afterwards throws: it would stay paused, and every
+ * later operation on the sandbox would wait for it forever.
+ */
 async function capture(
-  qmpSocketPath: string,
+  saver: VmStateSaver,
   key: string,
+  inputs: SnapshotInputs,
   from: { upperDiskPath: string; memoryPath: string },
-): Promise<void> {
+): Promise<Error | undefined> {
   let paused: { resume(): Promise<void> } | undefined;
+  let failure: Error | undefined;
   try {
-    await writeSnapshot(key, async (target) => {
-      paused = await saveVmState(qmpSocketPath, target.statePath);
-      // The VM is stopped: its disk and RAM file match the saved device state.
-      await copySparse(from.upperDiskPath, target.upperDiskPath);
-      await copySparse(from.memoryPath, target.memoryPath);
-    });
-  } finally {
-    await paused?.resume();
+    await writeSnapshot(
+      key,
+      async (target) => {
+        paused = await saver.save(target.statePath);
+        // The VM is stopped: its disk and RAM file match the saved device state.
+        await copySparse(from.upperDiskPath, target.upperDiskPath);
+        await copySparse(from.memoryPath, target.memoryPath);
+        // Restores map it from jailed QEMUs of their own users (vmm/jail.ts).
+        shareSnapshotRam(target.memoryPath);
+      },
+      { inputs },
+    );
+  } catch (err) {
+    failure = err as Error;
   }
+  await paused?.resume().catch((err: Error) => {
+    throw new ErrSetup(`the VM could not continue after saving a snapshot: ${err.message}`);
+  });
+  return failure;
 }
 
 function clearRunDirForRetry(runDir: string, upperDiskPath: string): void {
-  for (const name of ["ctl.sock", "net.sock", "qmp.sock", "qmp-in.sock", "qemu.log", "ram"]) {
+  for (const name of [
+    "ctl.sock",
+    "net.sock",
+    "qmp.sock",
+    "save.sock",
+    "qemu.log",
+    "qemu.log.1",
+    "ram",
+  ]) {
     rmSync(join(runDir, name), { force: true });
   }
   rmSync(upperDiskPath, { force: true });

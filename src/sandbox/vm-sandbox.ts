@@ -6,7 +6,14 @@
  */
 import type { Readable } from "node:stream";
 import type { GuestAgent } from "../channel/index.js";
-import { publicConfig, type ResolvedSandboxConfig, type SandboxPlan } from "../config/index.js";
+import {
+  configureNeedsIntercept,
+  planConfigure,
+  publicConfig,
+  type ConfigureOptions,
+  type ResolvedSandboxConfig,
+  type SandboxPlan,
+} from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import type { HostAllowlist } from "../net/index.js";
 import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
@@ -77,6 +84,8 @@ export class VmSandbox implements SandboxApi {
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  /** Env added by `configure`, over `config.env`. */
+  private configuredEnv: Readonly<Record<string, string>> = {};
 
   constructor(parts: VmSandboxParts) {
     this.id = parts.plan.id;
@@ -136,7 +145,7 @@ export class VmSandbox implements SandboxApi {
       argv,
       env: composeExecEnv({
         image: this.image.env,
-        sandbox: this.config.env,
+        sandbox: { ...this.config.env, ...this.configuredEnv },
         network: this.network?.execEnv,
         command: options.env,
         hostname: this.config.hostname,
@@ -252,6 +261,21 @@ export class VmSandbox implements SandboxApi {
     );
   }
 
+  async configure(options: ConfigureOptions): Promise<void> {
+    this.ensureRunning();
+    const change = planConfigure(options);
+    if (configureNeedsIntercept(change)) {
+      const configure = this.network?.configure;
+      if (!configure)
+        throw new ErrInvalidConfig(
+          `sandbox ${this.id} was started without network interception: secrets, ` +
+            "allowedHosts and policyScript need it (start it with networkIntercept: true)",
+        );
+      await configure(change);
+    }
+    this.configuredEnv = { ...this.configuredEnv, ...change.env };
+  }
+
   events(): AsyncIterableIterator<SandboxEvent> {
     return this.hub.subscribe();
   }
@@ -260,6 +284,15 @@ export class VmSandbox implements SandboxApi {
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
+  }
+
+  /**
+   * @internal Stops the VM at once, without the guest's clean poweroff, even while a `close()`
+   * waits for one (`wheellock rpc` on stdin EOF, or a `close` whose deadline passed).
+   */
+  kill(): Promise<void> {
+    this.qemu.kill();
+    return this.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -9,6 +9,16 @@ import { parsePublish, planSandbox, type SandboxOptions } from "../config/index.
 import { ErrInvalidConfig } from "../errors.js";
 import type { RemoteSandbox } from "../remote/index.js";
 import {
+  connectRemote,
+  createRemote,
+  ENV_REMOTE,
+  resolveRemote,
+  type NodeSandbox,
+  type RemoteOptions,
+} from "./remote.js";
+
+type ResolvedRemote = NonNullable<ReturnType<typeof resolveRemote>>;
+import {
   launchVmSandbox,
   SandboxPool,
   type LaunchInternals,
@@ -30,19 +40,47 @@ export interface DetachedStartOptions {
   eventsPath?: string;
 }
 
-/** Boots a new sandbox in this process. `internal` is for wheellock's own benchmarks. */
+/** For wheellock's own fronts (`rpc`), benchmarks and tests; not part of the public API. */
+export interface CreateInternals extends LaunchInternals {
+  /** The sandbox id, when the caller must know it before the boot (for its log path). */
+  id?: string;
+}
+
+/** `create`'s options for a sandbox on a node: `remote: true` takes the environment's. */
+export type RemoteCreateOptions = SandboxOptions & { remote: RemoteOptions | true };
+
+/**
+ * Boots a new sandbox in this process, or, with `remote`, on a node running `wheellock serve`
+ * (the freer of two when `remote.url` lists several). `internal` is for wheellock's own fronts
+ * and benchmarks.
+ */
+function create(options: RemoteCreateOptions): Promise<NodeSandbox>;
+function create(options?: SandboxOptions, internal?: CreateInternals): Promise<VmSandbox>;
 async function create(
-  options: SandboxOptions = {},
-  internal?: LaunchInternals,
-): Promise<VmSandbox> {
-  return launchVmSandbox(planSandbox(options), internal);
+  options: SandboxOptions & { remote?: RemoteOptions | true } = {},
+  internal: CreateInternals = {},
+): Promise<VmSandbox | NodeSandbox> {
+  const { remote, ...local } = options;
+  if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
+  const { id, ...launch } = internal;
+  return launchVmSandbox(planSandbox(local, undefined, undefined, id), launch);
+}
+
+export interface ConnectOptions {
+  /** The sandbox is on a node (`WHEELLOCK_REMOTE` and `WHEELLOCK_TOKEN` fill in). */
+  remote?: RemoteOptions | true;
 }
 
 /**
- * Attaches to a long-lived sandbox that another process owns (`wheellock run -d`,
- * `startDetached`), by id: the same API, over its supervisor's control socket.
+ * Attaches to a long-lived sandbox by id: one that another process owns (`wheellock run -d`,
+ * `startDetached`) over its supervisor's control socket, or one on a node (`remote`, an id
+ * that names its node, or `WHEELLOCK_REMOTE` set) over a WebSocket. The same API either way.
  */
-function connect(id: string): RemoteSandbox {
+function connect(id: string, options: ConnectOptions = {}): RemoteSandbox {
+  const remote = resolveRemote(options.remote);
+  if (remote) return connectRemote(id, remote);
+  if (id.includes("@"))
+    throw new ErrInvalidConfig(`${id} is on a node: give remote (or set ${ENV_REMOTE})`);
   return connectSupervised(id);
 }
 

@@ -9,6 +9,7 @@ import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js"
 import { ensureInitramfs } from "./initramfs.js";
 import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kernel.js";
 import { ensureMinimalKernel, findMinimalKernel, MIN_KERNEL_PACKAGES } from "./min-kernel.js";
+import { kernelSwitchNotice, startBackgroundKernelBuild } from "./kernel-background.js";
 
 export type { GuestKernel } from "./kernel.js";
 export type { DefaultImage } from "../image/index.js";
@@ -24,6 +25,11 @@ export interface SetupOptions {
   /** A guest kernel (vmlinuz) to use instead of Debian's cloud kernel; default $WHEELLOCK_KERNEL. */
   kernel?: string | undefined;
   log?: (m: string) => void;
+  /**
+   * `setup` only: build the minimal guest kernel now and wait for it (CI, images) instead of
+   * in the background while Debian's kernel serves.
+   */
+  waitForKernel?: boolean;
 }
 
 /** What the host needs, as Debian/Ubuntu packages and the file that proves each is installed. */
@@ -43,6 +49,15 @@ export const HOST_PACKAGES: readonly HostPackage[] = [
 ];
 
 /**
+ * What running sandboxes needs once the guest assets exist (a runtime image ships them built):
+ * QEMU and the ext4 tools. The build-only tools (musl-gcc, make, mmdebstrap, newuidmap) are
+ * checked where a build needs them, with the same "run: wheellock setup" advice.
+ */
+const RUNTIME_PACKAGES: readonly HostPackage[] = HOST_PACKAGES.filter((p) =>
+  ["qemu-system-x86", "e2fsprogs"].includes(p.pkg),
+);
+
+/**
  * `wheellock setup`: installs missing host packages (apt, as root), then prepares the guest
  * kernel, agent, initramfs and default image. Idempotent; quick when done before.
  */
@@ -56,7 +71,7 @@ export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
       log(`minimal guest kernel: ${(err as Error).message}`),
     );
   }
-  return prepare(opts, log, true);
+  return prepare(opts, log, opts.waitForKernel === true ? "build" : "background");
 }
 
 /**
@@ -65,7 +80,7 @@ export async function runSetup(opts: SetupOptions): Promise<SetupResult> {
  * process, so only the first sandbox pays for any checks beyond a few stat calls.
  */
 export async function prepareAssets(opts: SetupOptions = {}): Promise<SetupResult> {
-  const missing = missingPackages(HOST_PACKAGES, { isProvided });
+  const missing = missingPackages(RUNTIME_PACKAGES, { isProvided });
   if (missing.length > 0) {
     const what = missing.map((p) => `${p.provides} (package ${p.pkg})`).join(", ");
     throw new ErrSetup(`missing host tools: ${what}; run: wheellock setup`);
@@ -73,18 +88,33 @@ export async function prepareAssets(opts: SetupOptions = {}): Promise<SetupResul
   const key = `${kernelOverride(opts) ?? ""}\0${guestKernelChoice() ?? ""}`;
   const memo = memoByKernel.get(key);
   if (memo && stillThere(memo)) return memo;
-  const result = await prepare(opts, opts.log ?? noop, false);
+  const result = await prepare(opts, opts.log ?? noop, "find");
   memoByKernel.set(key, result);
   return result;
 }
 
 const memoByKernel = new Map<string, SetupResult>();
 
-/** `build`: compile the minimal kernel when missing (setup), else only use a built one. */
+/**
+ * For the CLI, before a sandbox starts: a line on the background kernel build (progress, or
+ * that sandboxes now boot the minimal kernel), or undefined — always when a kernel is forced.
+ */
+export function guestKernelNotice(opts: Pick<SetupOptions, "kernel"> = {}): string | undefined {
+  if (kernelOverride(opts) !== undefined || guestKernelChoice() !== undefined) return undefined;
+  return kernelSwitchNotice(cacheDir());
+}
+
+/**
+ * What to do about a minimal kernel that is not built yet: compile it and wait (`setup
+ * --wait`), start its build in the background and use Debian's kernel meanwhile (`setup`), or
+ * only use one that is there (a sandbox start: never a multi-minute compile).
+ */
+type MinimalKernelMode = "build" | "background" | "find";
+
 async function prepare(
   opts: SetupOptions,
   log: (m: string) => void,
-  build: boolean,
+  mode: MinimalKernelMode,
 ): Promise<SetupResult> {
   const dir = cacheDir();
   const override = kernelOverride(opts);
@@ -92,7 +122,7 @@ async function prepare(
   const imageP = ensureDefaultImage(dir, log);
   const bootP = (async () => {
     const kernel =
-      override !== undefined ? kernelFromOverride(override) : await pickKernel(dir, log, build);
+      override !== undefined ? kernelFromOverride(override) : await pickKernel(dir, log, mode);
     const agentPath = await ensureGuestAgent(dir, log);
     const initramfsPath = await ensureInitramfs(dir, agentPath, kernel);
     return { kernel, initramfsPath };
@@ -112,26 +142,9 @@ async function prepare(
 async function pickKernel(
   dir: string,
   log: (m: string) => void,
-  build: boolean,
+  mode: MinimalKernelMode,
 ): Promise<GuestKernel> {
   const choice = guestKernelChoice();
-  if (build && choice !== "debian") {
-    // setup keeps the Debian kernel too: it is the fallback, and the tests boot both.
-    const minimalP = ensureMinimalKernel(dir, log).catch((err: unknown) => {
-      // Optional unless forced: a failed build leaves the (slower) Debian kernel in use.
-      if (choice === "minimal") throw err;
-      log(`${(err as Error).message}; using Debian's kernel`);
-      return undefined;
-    });
-    // allSettled, so neither side's rejection is left unobserved.
-    const [debian, minimal] = await Promise.allSettled([ensureGuestKernel(dir, log), minimalP]);
-    if (minimal.status === "rejected") throw minimal.reason;
-    if (minimal.value) return minimal.value;
-    if (choice === "minimal")
-      throw new ErrSetup(`${GUEST_KERNEL_ENV}=minimal but the minimal kernel could not be built`);
-    if (debian.status === "rejected") throw debian.reason;
-    return debian.value;
-  }
   if (choice === "debian") return ensureGuestKernel(dir, log);
   if (choice === "minimal") {
     const k = await ensureMinimalKernel(dir, log);
@@ -141,7 +154,25 @@ async function pickKernel(
       );
     return k;
   }
-  return (await findMinimalKernel(dir)) ?? ensureGuestKernel(dir, log);
+  if (mode === "find") return (await findMinimalKernel(dir)) ?? ensureGuestKernel(dir, log);
+  // setup keeps the Debian kernel too: it is the fallback, and the tests boot both.
+  if (mode === "background") {
+    const debian = await ensureGuestKernel(dir, log);
+    const minimal = await findMinimalKernel(dir);
+    if (minimal) return minimal;
+    await startBackgroundKernelBuild(dir, log);
+    return debian;
+  }
+  const minimalP = ensureMinimalKernel(dir, log).catch((err: unknown) => {
+    // Optional: a failed build leaves the (slower) Debian kernel in use.
+    log(`${(err as Error).message}; using Debian's kernel`);
+    return undefined;
+  });
+  // allSettled, so neither side's rejection is left unobserved.
+  const [debian, minimal] = await Promise.allSettled([ensureGuestKernel(dir, log), minimalP]);
+  if (minimal.status === "fulfilled" && minimal.value) return minimal.value;
+  if (debian.status === "rejected") throw debian.reason;
+  return debian.value;
 }
 
 const GUEST_KERNEL_ENV = "WHEELLOCK_GUEST_KERNEL";

@@ -5,10 +5,11 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { makePrivateDir, packageRoot } from "../paths.js";
-import { withFileLock } from "../util/index.js";
+import { pidAlive, withFileLock } from "../util/index.js";
 import { runTool, runToolOk } from "../util/index.js";
 import { missingPackages, type HostPackage } from "./apt.js";
 import type { GuestKernel } from "./kernel.js";
+import { BuildProgress } from "./kernel-build-status.js";
 
 /** Debian's kernel source package; it installs the tarball below and nothing else of note. */
 const SOURCE_PACKAGE = "linux-source-6.1";
@@ -98,6 +99,16 @@ export async function findMinimalKernel(cacheDir: string): Promise<GuestKernel |
   return key ? readCached(join(cacheDir, "kernel-min", key.hash)) : undefined;
 }
 
+/** undefined when the minimal kernel can be built here, else what is missing, e.g. "missing bc". */
+export async function whyMinimalKernelCannotBuild(
+  key?: CacheKey | undefined,
+): Promise<string | undefined> {
+  const missing = missingPackages(MIN_KERNEL_PACKAGES);
+  if (missing.length === 0 && (key ?? (await cacheKey())) !== undefined) return undefined;
+  const what = missing.length > 0 ? missing.map((p) => p.pkg) : [SOURCE_PACKAGE];
+  return `missing ${[...new Set(what)].join(", ")}`;
+}
+
 /**
  * Builds guest/kernel/wheellock.config from Debian's kernel source into
  * `<cacheDir>/kernel-min/<hash>/vmlinuz` (hash of fragment and source version), once. undefined
@@ -108,10 +119,9 @@ export async function ensureMinimalKernel(
   log: (msg: string) => void,
 ): Promise<GuestKernel | undefined> {
   const key = await cacheKey();
-  const missing = missingPackages(MIN_KERNEL_PACKAGES);
-  if (!key || missing.length > 0) {
-    const what = missing.length > 0 ? missing.map((p) => p.pkg) : [SOURCE_PACKAGE];
-    log(`minimal guest kernel skipped (missing ${[...new Set(what)].join(", ")})`);
+  const missing = await whyMinimalKernelCannotBuild(key);
+  if (!key || missing !== undefined) {
+    log(`minimal guest kernel skipped (${missing ?? "no source"})`);
     return undefined;
   }
   const root = join(cacheDir, "kernel-min");
@@ -126,28 +136,52 @@ export async function ensureMinimalKernel(
       timeoutMs: 60 * 60_000,
       onWait: (pid) => log(`waiting for pid ${pid} to build the minimal guest kernel`),
     },
-    async () => (await readCached(dest)) ?? buildKernel(root, key, log),
+    async () => {
+      const built = await readCached(dest);
+      if (built) return built;
+      await removeDeadBuilds(root);
+      return buildKernel(cacheDir, key, log);
+    },
   );
 }
 
-async function buildKernel(root: string, key: CacheKey, log: (m: string) => void) {
+/**
+ * Work dirs of builds whose process died (a killed `setup`, a reboot): ~1 GB each. A live
+ * pid's may be another fragment's build, under its own lock, so it stays.
+ */
+export async function removeDeadBuilds(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [])) {
+    const pid = /^\.build-(\d+)-\d+$/.exec(name)?.[1];
+    if (pid !== undefined && !pidAlive(Number(pid)))
+      await rm(join(root, name), { recursive: true, force: true });
+  }
+}
+
+async function buildKernel(cacheDir: string, key: CacheKey, log: (m: string) => void) {
+  const root = join(cacheDir, "kernel-min");
   const started = Date.now();
   const work = join(root, `.build-${process.pid}-${started}`);
   makePrivateDir(work);
+  // From the start (unpacking takes a minute or two): other processes see a build running.
+  const progress = new BuildProgress(cacheDir, log, started);
   try {
     log(`building the minimal guest kernel from ${SOURCE_PACKAGE} ${key.sourceVersion} (minutes)`);
-    await runToolOk(["tar", "-xJf", SOURCE_TARBALL, "-C", work], setupError);
+    await runToolOk(["nice", "-n", "19", "tar", "-xJf", SOURCE_TARBALL, "-C", work], setupError);
     const src = await sourceDir(work);
     const out = join(work, "out");
     makePrivateDir(out);
     // nice: setup may run next to VMs and other builds; the kernel build must not starve them.
-    const make = ["nice", "-n", "19", "make", "-s", "-C", src, `O=${out}`];
+    const niceMake = ["nice", "-n", "19", "make", "-C", src, `O=${out}`];
+    const make = [...niceMake, "-s"];
     await runToolOk([...make, "tinyconfig"], setupError);
     // kconfig takes the last assignment of a symbol, so the fragment appended wins.
     await appendFile(join(out, ".config"), `\n${key.fragment}`);
     await runToolOk([...make, "olddefconfig"], setupError);
     checkFragmentApplied(key.fragment, await readFile(join(out, ".config"), "utf8"));
-    await runToolOk([...make, `-j${availableParallelism()}`, "bzImage"], setupError);
+    // Not silent: make's step lines are what the progress counts.
+    await runToolOk([...niceMake, `-j${availableParallelism()}`, "bzImage"], setupError, {
+      onLine: (line) => progress.onLine(line),
+    });
     const release = (
       await readFile(join(out, "include", "config", "kernel.release"), "utf8")
     ).trim();
@@ -172,6 +206,7 @@ async function buildKernel(root: string, key: CacheKey, log: (m: string) => void
     if (!k) throw setupError(`cache entry ${dest} is incomplete`);
     return k;
   } finally {
+    progress.end();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -25,4 +25,5 @@ export {
   sameProcessAlive,
 } from "../util/index.js";
 export { collectGarbage, type GcReport } from "./gc.js";
+export { newRecord } from "./new-record.js";
 export { removeSandbox, stopSandbox } from "./manage.js";

@@ -5,27 +5,19 @@
  * id. Its early stderr goes to a file so a boot failure is reported here in one line.
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { ErrVMNotRunning } from "../errors.js";
-import { makePrivateDir, packageRoot } from "../paths.js";
+import { makePrivateDir, ownEntryPoint } from "../paths.js";
 import { sandboxesDir } from "../state/index.js";
-import { READY_PREFIX, SUPERVISOR_LOG_ENV, writeSupervisorStart } from "./start-request.js";
+import {
+  READY_PREFIX,
+  readStartFailed,
+  SUPERVISOR_LOG_ENV,
+  writeSupervisorStart,
+} from "./start-request.js";
 import type { SuperviseRequest } from "./supervise.js";
-
-/**
- * The supervisor's entry point, from the same tree as this code: the built one (no tsx at run
- * time), or the source through tsx when wheellock itself runs from source (tests, development).
- */
-function supervisorEntry(): string[] {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const path = fromSource
-    ? join(packageRoot(), "src", "supervisor", "main.ts")
-    : join(packageRoot(), "dist", "supervisor", "main.js");
-  if (!existsSync(path)) throw new Error(`cannot find the wheellock supervisor (${path})`);
-  return fromSource ? ["--import", "tsx", path] : [path];
-}
 
 /** The last line the supervisor wrote before it died, for a one-line error. */
 function earlyError(errPath: string, code: number | null, signal: string | null): string {
@@ -58,7 +50,7 @@ export async function startSupervisor(req: SuperviseRequest, label?: string): Pr
   );
   const errFd = openSync(errPath, "w", 0o600);
   try {
-    const child = spawn(process.execPath, supervisorEntry(), {
+    const child = spawn(process.execPath, ownEntryPoint("supervisor/main"), {
       detached: true,
       stdio: ["pipe", "pipe", errFd],
       env: { ...process.env, [SUPERVISOR_LOG_ENV]: errPath },
@@ -72,18 +64,24 @@ export async function startSupervisor(req: SuperviseRequest, label?: string): Pr
       stdout.setEncoding("utf8");
       stdout.on("data", (text: string) => {
         out += text;
-        const line = out.split("\n").find((l) => l.startsWith(READY_PREFIX));
+        // Whole lines only: a line split across reads must not yield half an id.
+        const lines = out.split("\n").slice(0, -1);
+        const line = lines.find((l) => l.startsWith(READY_PREFIX));
         if (line) resolve(line.slice(READY_PREFIX.length).trim());
+        // The start failed: the same typed error an in-process start would have thrown.
+        const failed = lines.map(readStartFailed).find((err) => err !== undefined);
+        if (failed) reject(failed);
       });
       child.once("error", reject);
-      child.once("exit", (code, signal) =>
+      // After its stdout is read to the end (`close`), so a failure line is never missed.
+      child.once("close", (code, signal) =>
         reject(new ErrVMNotRunning(earlyError(errPath, code, signal))),
       );
     });
     // The supervisor lives on by itself: the caller's process must neither wait for it nor
     // hear about its exit (which is `kill`'s business, not a failed start). The "error"
     // listener stays: a late error on a ChildProcess without one would be thrown.
-    child.removeAllListeners("exit");
+    child.removeAllListeners("close");
     stdout.destroy();
     child.stdin?.destroy();
     child.unref();

@@ -10,7 +10,12 @@ import { renameSync } from "node:fs";
 import { join } from "node:path";
 import { WheellockError } from "../errors.js";
 import { sandboxDir } from "../state/index.js";
-import { readSupervisorStart, READY_PREFIX, SUPERVISOR_LOG_ENV } from "./start-request.js";
+import {
+  readSupervisorStart,
+  READY_PREFIX,
+  startFailedLine,
+  SUPERVISOR_LOG_ENV,
+} from "./start-request.js";
 import { supervise } from "./supervise.js";
 
 async function main(): Promise<number> {
@@ -21,6 +26,7 @@ async function main(): Promise<number> {
     onReady: (record) => {
       const errLog = process.env[SUPERVISOR_LOG_ENV];
       if (errLog) renameSync(errLog, join(sandboxDir(record.id), "supervisor.log"));
+      ready = true;
       process.stdout.write(`${READY_PREFIX}${record.id}\n`);
       // The process that reads this goes away: later writes must not kill the supervisor.
       process.stdout.on("error", () => undefined);
@@ -28,11 +34,18 @@ async function main(): Promise<number> {
   });
 }
 
+let ready = false;
+
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
     process.stderr.write(`wheellock: ${message}\n`);
+    // The starting process still waits: it throws this error with its own class and code.
+    if (!ready) {
+      process.stdout.on("error", () => undefined);
+      process.stdout.write(startFailedLine(err));
+    }
     if (
       process.env.WHEELLOCK_DEBUG === "1" &&
       err instanceof Error &&

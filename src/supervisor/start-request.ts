@@ -1,5 +1,5 @@
 /** What the starting process hands a supervisor on its stdin, and back on its stdout. */
-import { ErrInvalidConfig } from "../errors.js";
+import { ErrInvalidConfig, reviveError, WheellockError } from "../errors.js";
 import { planFromValue, planToJson } from "../config/index.js";
 import type { SuperviseRequest } from "./supervise.js";
 
@@ -7,6 +7,36 @@ import type { SuperviseRequest } from "./supervise.js";
 export const SUPERVISOR_LOG_ENV = "WHEELLOCK_SUPERVISOR_LOG";
 /** What the supervisor prints on stdout once the sandbox runs. */
 export const READY_PREFIX = "ready ";
+/** What it prints instead when the start failed: the typed error as JSON (code, message). */
+export const FAILED_PREFIX = "failed ";
+
+/**
+ * The line a supervisor whose start failed prints, so the starting process throws the same
+ * class and `code` an in-process `Sandbox.create` would have (ErrInvalidConfig, ErrImage,
+ * ErrVolumeInUse, ...), not a generic "the supervisor exited".
+ */
+export function startFailedLine(err: unknown): string {
+  const wire =
+    err instanceof WheellockError
+      ? { code: err.code, message: err.message }
+      : { code: "ErrVMNotRunning", message: err instanceof Error ? err.message : String(err) };
+  return `${FAILED_PREFIX}${JSON.stringify(wire)}\n`;
+}
+
+/** The error a `startFailedLine` stands for; undefined for anything else. */
+export function readStartFailed(line: string): WheellockError | undefined {
+  if (!line.startsWith(FAILED_PREFIX)) return undefined;
+  try {
+    const wire = JSON.parse(line.slice(FAILED_PREFIX.length)) as {
+      code?: unknown;
+      message?: unknown;
+    };
+    if (typeof wire.code !== "string" || typeof wire.message !== "string") return undefined;
+    return reviveError(wire.code, wire.message);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The request as JSON; refuses plans that hold callbacks or custom providers. */
 export function writeSupervisorStart(req: SuperviseRequest, label?: string): string {

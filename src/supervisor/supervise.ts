@@ -18,7 +18,7 @@ import {
 import {
   controlSocketPath,
   logPath,
-  processStartTicks,
+  newRecord,
   sandboxDir,
   writeRecord,
   type PortBinding,
@@ -62,45 +62,16 @@ function childPids(): number[] {
   return pids;
 }
 
-function initialRecord(plan: SandboxPlan, req: SuperviseRequest): SandboxRecord {
-  const now = new Date().toISOString();
-  return {
-    id: plan.id,
-    image: plan.image,
-    status: "starting",
-    supervisorPid: process.pid,
-    supervisorStartTicks: processStartTicks(process.pid) ?? 0,
-    createdAt: now,
-    updatedAt: now,
-    ports: req.ports,
-    config: {
-      cpus: plan.cpus,
-      memoryMb: plan.memoryMb,
-      diskSizeMb: plan.diskSizeMb,
-      timeoutSeconds: plan.timeoutSeconds,
-      hostname: plan.hostname,
-      ...(plan.workdir !== undefined ? { workdir: plan.workdir } : {}),
-      ...(plan.user !== undefined ? { user: plan.user } : {}),
-      privileged: plan.privileged,
-      accel: plan.accel,
-      envNames: Object.keys(plan.env).sort(),
-      // Names only: secret values never reach a record.
-      network: {
-        intercept: plan.networkIntercept,
-        allowedHosts: [...plan.allowedHosts],
-        secretNames: plan.secrets.map((s) => s.name),
-      },
-      gracefulShutdownMs: req.gracefulShutdownMs,
-    },
-  };
-}
-
 /** Runs until the sandbox stops; resolves with the process exit status to use. */
 export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): Promise<number> {
   const { plan } = req;
   const eventsOut = req.eventsPath !== undefined ? await openEventsFile(req.eventsPath) : undefined;
   makePrivateDir(sandboxDir(plan.id));
-  let record = initialRecord(plan, req);
+  let record = newRecord(plan, {
+    status: "starting",
+    ports: req.ports,
+    gracefulShutdownMs: req.gracefulShutdownMs,
+  });
   const update = (patch: Partial<SandboxRecord>): void => {
     record = { ...record, ...patch };
     writeRecord(record);

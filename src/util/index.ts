@@ -21,3 +21,12 @@ export { findExecutable } from "./which.js";
 export { removeTree, removeTreeSync } from "./remove-tree.js";
 export { SerialQueue } from "./serial-queue.js";
 export { isSandboxId, newSandboxId } from "./sandbox-id.js";
+export { isNodeId, nodeSandboxId, parseNodeSandboxId } from "./node-sandbox-id.js";
+export {
+  CONSOLE_LOG_SEGMENT_BYTES,
+  openRingLog,
+  previousSegmentPath,
+  readRingLogTail,
+  ringLogSegments,
+} from "./ring-log.js";
+export { TerminalSanitizer, sanitizeTerminalText } from "./terminal-text.js";

@@ -13,6 +13,11 @@ export interface VmDisk {
   cache?: "unsafe" | "writeback";
 }
 
+/**
+ * What one VM is made of. Paths are the host's: QEMU never opens any of them by name. Files
+ * and sockets are handed to it as inherited descriptors (planQemuLaunch), so a QEMU running as
+ * a user of its own (jail.ts) needs no access to the run dir, the cache or the data dir.
+ */
 export interface VmSpec {
   accel: Accel;
   cpus: number;
@@ -22,23 +27,29 @@ export interface VmSpec {
   /** Extra kernel command-line words (wheellock.* keys). */
   kernelArgs: string[];
   disks: VmDisk[];
-  /** Unix socket the host listens on; QEMU connects to it for the control port. */
+  /** Unix socket the host listens on, for the control port. */
   controlSocketPath: string;
-  /** Serial console output goes here. */
+  /** Serial console output is kept here as a bounded ring log (util/ring-log.ts). */
   consoleLogPath: string;
+  /** Where the launcher briefly listens to connect the console to this process. */
+  consoleSocketPath: string;
   /** Unix socket of the host network stack (-netdev stream); no NIC when absent. */
   networkSocketPath?: string;
   /** Jumbo MTU on the virtual link so one frame can carry up to 64 KB. */
   networkMtu?: number;
   /**
    * Extra raw virtio-serial ports (no protocol), each connected to a host unix socket. The
-   * benchmark uses one to measure the bare transport the control channel runs on.
+   * benchmark uses one to measure the bare transport the control channel runs on; FUSE
+   * mounts use one for their requests.
    */
   rawPorts?: { name: string; socketPath: string }[];
-  /** QMP control socket (QEMU listens): used to save the VM's state for snapshots. */
+  /** A host socket for QEMU's QMP monitor (saving a VM's state, loading a saved one). */
   qmpSocketPath?: string;
-  /** A host socket QEMU connects its QMP monitor to (used to start loading a saved state). */
-  qmpConnectPath?: string;
+  /**
+   * A host socket a saved VM state is streamed to (`migrate` to `unix:/proc/self/fd/N`):
+   * QEMU reaches it through an inherited O_PATH descriptor, never by its path.
+   */
+  saveStateSocketPath?: string;
   /**
    * Guest RAM backed by this file instead of anonymous memory. `shared`: the guest's writes go
    * to the file (a VM whose RAM a snapshot will copy); otherwise the file is mapped
@@ -52,12 +63,49 @@ export interface VmSpec {
    * (`-incoming defer`) until told over QMP to read it from INCOMING_STATE_FD.
    */
   incomingStatePath?: string;
+  /** Shown as the VM's name in QEMU's command line: `gc` recognises a sandbox's QEMU by it. */
+  name?: string;
 }
 
 /** The descriptor QEMU inherits the saved state file on (`incomingStatePath`). */
 export const INCOMING_STATE_FD = 3;
+/** The O_PATH descriptor of `saveStateSocketPath`. */
+export const SAVE_STATE_FD = 4;
+const FIRST_FREE_FD = 5;
+
+/**
+ * One descriptor QEMU inherits, and how the launcher makes it:
+ * - `file`: opened here, read-only or read-write, and used by QEMU as it is (disks, state);
+ * - `reopen`: an O_PATH descriptor QEMU opens again through `/proc/self/fd/N` (kernel,
+ *   initramfs, RAM files: QEMU 7.2 takes only paths there), so the user QEMU runs as needs
+ *   permission on the file itself (`write`: read-write); `create` for a new RAM file;
+ * - `connect`: a connection to a host socket, made here on QEMU's behalf;
+ * - `path`: an O_PATH descriptor, a name QEMU can connect to that no path of its own reaches;
+ * - `console`: one end of a socket pair made through a listener at `path` (console-stream.ts);
+ *   the host reads the console from the other.
+ */
+export type LaunchDescriptor = { fd: number } & (
+  | { kind: "file"; path: string; write: boolean }
+  | { kind: "reopen"; path: string; write: boolean; create?: boolean }
+  | { kind: "connect"; path: string }
+  | { kind: "path"; path: string }
+  | { kind: "console"; path: string }
+);
+
+export interface QemuLaunchPlan {
+  args: string[];
+  descriptors: LaunchDescriptor[];
+}
 
 const RAM_BACKEND_ID = "wl-ram";
+
+/**
+ * QEMU's own seccomp filter: no obsolete syscalls, no setuid/setgid-style privilege changes,
+ * no fork/exec (so no `exec:` migration: states are saved to a socket), no scheduler or
+ * resource-limit changes.
+ */
+export const QEMU_SECCOMP =
+  "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 function quoteOptionValue(value: string): string {
   // QEMU option values escape a literal comma by doubling it.
@@ -71,8 +119,37 @@ export function kernelCommandLine(spec: Pick<VmSpec, "accel" | "kernelArgs">): s
   return [...words, ...spec.kernelArgs].join(" ");
 }
 
-export function buildQemuArgs(spec: VmSpec): string[] {
+/** Hands out descriptor numbers in order and remembers what each one is. */
+class DescriptorTable {
+  readonly descriptors: LaunchDescriptor[] = [];
+  private next = FIRST_FREE_FD;
+
+  add(what: DistributiveOmit<LaunchDescriptor, "fd">, fd = this.next++): number {
+    this.descriptors.push({ ...what, fd } as LaunchDescriptor);
+    return fd;
+  }
+
+  /** A path QEMU opens again through the descriptor (QEMU 7.2 has no fd option there). */
+  reopenable(path: string, write = false, create = false): string {
+    const fd = this.add({ kind: "reopen", path, write, ...(create ? { create } : {}) });
+    return `/proc/self/fd/${fd}`;
+  }
+
+  socket(path: string): number {
+    return this.add({ kind: "connect", path });
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The QEMU command line for `spec` and the descriptors it expects to inherit. */
+export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
+  const fds = new DescriptorTable();
+  const consoleFd = fds.add({ kind: "console", path: spec.consoleSocketPath });
   const args: string[] = [
+    "-sandbox",
+    QEMU_SECCOMP,
+    ...(spec.name !== undefined ? ["-name", `guest=${quoteOptionValue(spec.name)}`] : []),
     "-M",
     spec.memoryFile ? `microvm,rtc=on,memory-backend=${RAM_BACKEND_ID}` : "microvm,rtc=on",
     "-accel",
@@ -89,21 +166,37 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     // A guest reboot (our agent's exit path) must end QEMU, never restart the VM.
     "-no-reboot",
     "-kernel",
-    spec.kernelPath,
+    fds.reopenable(spec.kernelPath),
     "-initrd",
-    spec.initramfsPath,
+    fds.reopenable(spec.initramfsPath),
     "-append",
     kernelCommandLine(spec),
     "-chardev",
-    // append: a detached sandbox's log also holds the output of commands run in it.
-    `file,id=console,path=${quoteOptionValue(spec.consoleLogPath)},append=on`,
+    `socket,id=console,fd=${consoleFd}`,
     "-serial",
     "chardev:console",
   ];
   spec.disks.forEach((disk, i) => {
+    // QEMU picks an fdset member by access mode, and opens a writable disk read-only too.
+    const set = i + 1;
+    args.push(
+      "-add-fd",
+      `fd=${fds.add({ kind: "file", path: disk.path, write: false })},set=${set}`,
+    );
+    if (!disk.readonly) {
+      args.push(
+        "-add-fd",
+        `fd=${fds.add({ kind: "file", path: disk.path, write: true })},set=${set}`,
+      );
+    }
+    // QEMU's own image locks are off: they are OFD locks, and a descriptor the fdset keeps
+    // still holds the locks QEMU drops by closing its copy, so re-taking the write lock when
+    // a VM continues after its state was saved failed ("Failed to get write lock"). Who may
+    // use a disk is decided by wheellock's own locks (volumes/disk-lock.ts); a writable
+    // upper disk is one sandbox's alone, in its 0700 run dir.
     args.push(
       "-drive",
-      `id=disk${i},file=${quoteOptionValue(disk.path)},format=raw,if=none,` +
+      `id=disk${i},file=/dev/fdset/${set},file.locking=off,format=raw,if=none,` +
         `readonly=${disk.readonly ? "on" : "off"},cache=${disk.cache ?? "unsafe"}`,
       "-device",
       `virtio-blk-device,drive=disk${i},serial=${disk.serial}`,
@@ -113,35 +206,45 @@ export function buildQemuArgs(spec: VmSpec): string[] {
     "-device",
     "virtio-serial-device,max_ports=4",
     "-chardev",
-    `socket,id=ctl,path=${quoteOptionValue(spec.controlSocketPath)}`,
+    `socket,id=ctl,fd=${fds.socket(spec.controlSocketPath)}`,
     "-device",
     `virtserialport,chardev=ctl,name=${PortName.Control}`,
     "-device",
     "virtio-rng-device",
   );
   if (spec.qmpSocketPath !== undefined) {
-    args.push("-qmp", `unix:${quoteOptionValue(spec.qmpSocketPath)},server=on,wait=off`);
+    args.push(
+      "-chardev",
+      `socket,id=qmp,fd=${fds.socket(spec.qmpSocketPath)}`,
+      "-mon",
+      "chardev=qmp,mode=control",
+    );
+  }
+  if (spec.saveStateSocketPath !== undefined) {
+    fds.add({ kind: "path", path: spec.saveStateSocketPath }, SAVE_STATE_FD);
   }
   if (spec.memoryFile !== undefined) {
+    const { path, shared } = spec.memoryFile;
+    // A shared RAM file is this VM's own and created for it; a snapshot's is mapped
+    // copy-on-write, which QEMU 7.2 still opens read-write (jail.ts, SNAPSHOT_RAM_GID).
+    const memPath = fds.reopenable(path, true, shared);
     args.push(
       "-object",
       `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMb}M,` +
-        `mem-path=${quoteOptionValue(spec.memoryFile.path)},share=${spec.memoryFile.shared ? "on" : "off"}`,
+        `mem-path=${memPath},share=${shared ? "on" : "off"}`,
     );
-  }
-  if (spec.qmpConnectPath !== undefined) {
-    args.push("-qmp", `unix:${quoteOptionValue(spec.qmpConnectPath)}`);
   }
   if (spec.incomingStatePath !== undefined) {
     // Deferred: the migration capabilities must match the saving side's before the stream is
-    // read, and QEMU 7.2 cannot set them on the command line. QemuProcess opens the file as
-    // INCOMING_STATE_FD, so QEMU reads it with no shell, `cat` or pipe in between.
+    // read, and QEMU 7.2 cannot set them on the command line. The file is INCOMING_STATE_FD,
+    // so QEMU reads it with no shell, `cat` or pipe in between.
+    fds.add({ kind: "file", path: spec.incomingStatePath, write: false }, INCOMING_STATE_FD);
     args.push("-incoming", "defer");
   }
   (spec.rawPorts ?? []).forEach((port, i) => {
     args.push(
       "-chardev",
-      `socket,id=raw${i},path=${quoteOptionValue(port.socketPath)}`,
+      `socket,id=raw${i},fd=${fds.socket(port.socketPath)}`,
       "-device",
       `virtserialport,chardev=raw${i},name=${port.name}`,
     );
@@ -149,10 +252,10 @@ export function buildQemuArgs(spec: VmSpec): string[] {
   if (spec.networkSocketPath !== undefined) {
     args.push(
       "-netdev",
-      `stream,id=net0,server=off,addr.type=unix,addr.path=${quoteOptionValue(spec.networkSocketPath)}`,
+      `stream,id=net0,server=off,addr.type=fd,addr.str=${fds.socket(spec.networkSocketPath)}`,
       "-device",
       `virtio-net-device,netdev=net0,host_mtu=${spec.networkMtu ?? 65520}`,
     );
   }
-  return args;
+  return { args, descriptors: fds.descriptors };
 }

@@ -32,8 +32,12 @@ export function wheellock(args: string[], input = "", timeoutMs = 240_000): Prom
   });
 }
 
-export function wheellockSync(args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [...CLI, ...args], { encoding: "utf8", timeout: 60_000 });
+export function wheellockSync(args: string[], env: NodeJS.ProcessEnv = process.env): CliResult {
+  const r = spawnSync(process.execPath, [...CLI, ...args], {
+    encoding: "utf8",
+    env,
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

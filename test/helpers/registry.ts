@@ -10,6 +10,8 @@ import type { BuiltImage } from "./oci-build.js";
 export interface TestRegistry {
   /** host:port */
   host: string;
+  /** Where it keeps blobs and manifests (tests that tamper with what it serves). */
+  storageDir: string;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startRegistry(
   }
   return {
     host,
+    storageDir: join(dir, "data"),
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
@@ -83,6 +86,12 @@ function basic(auth?: { user: string; password: string }): Record<string, string
   return auth
     ? { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}` }
     : {};
+}
+
+/** The file a registry serves a blob from (its filesystem storage layout). */
+export function blobDataPath(reg: TestRegistry, digest: string): string {
+  const hex = digest.replace(/^sha256:/, "");
+  return join(reg.storageDir, "docker/registry/v2/blobs/sha256", hex.slice(0, 2), hex, "data");
 }
 
 export async function pushBlob(

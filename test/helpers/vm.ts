@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { after } from "node:test";
 import { mkdtempSync, readdirSync, existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,4 +42,27 @@ export function childQemuPids(): number[] {
 export function runDirEntries(dataDir: string): string[] {
   const run = join(dataDir, "run");
   return existsSync(run) ? readdirSync(run) : [];
+}
+
+/**
+ * A VM test file holds the shared VM lock while it runs, so it must end whatever happens. Give
+ * each test a `timeout` and its sandboxes a `timeoutSeconds`; this covers the rest. A timed-out
+ * test's body is abandoned, never awaited, so its `finally` may not have closed its sandboxes:
+ * after the file's tests this kills every QEMU of ours still running (a failure: a leak or an
+ * abandoned test) and, should anything else still keep the process alive `graceMs` later,
+ * ends it with status 1.
+ */
+export function endWhenDone(graceMs = 20_000): void {
+  after(() => {
+    const left = childQemuPids();
+    for (const pid of left) process.kill(pid, "SIGKILL");
+    if (left.length > 0) {
+      console.error(`# killed QEMU ${left.join(", ")}: still running after the last test`);
+      process.exitCode = 1;
+    }
+    setTimeout(() => {
+      console.error(`# still alive ${graceMs} ms after the last test: exiting`);
+      process.exit(1);
+    }, graceMs).unref();
+  });
 }

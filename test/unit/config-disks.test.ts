@@ -7,7 +7,7 @@ import { checkDisks, parseDiskSpec } from "../../src/config/disks.js";
 import { resolveSandboxOptions } from "../../src/config/index.js";
 import { SandboxDisks } from "../../src/sandbox/disks.js";
 import { ErrVolumeInUse, diskHolders, lockDisk } from "../../src/volumes/index.js";
-import { buildQemuArgs } from "../../src/vmm/qemu-args.js";
+import { planQemuLaunch } from "../../src/vmm/qemu-args.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wheellock-disks-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -97,7 +97,7 @@ test("the guest is told where disk i goes; persistent disks honour guest flushes
   const attached = SandboxDisks.attach("vm-00000001", disks);
   try {
     assert.deepEqual(attached.kernelArgs, ["wheellock.disks=/a,/b:ro"]);
-    const args = buildQemuArgs({
+    const plan = planQemuLaunch({
       accel: "tcg",
       cpus: 1,
       memoryMb: 256,
@@ -107,8 +107,23 @@ test("the guest is told where disk i goes; persistent disks honour guest flushes
       disks: attached.vmDisks,
       controlSocketPath: "/c",
       consoleLogPath: "/l",
-    }).join(" ");
-    assert.match(args, /file=[^ ]*d\.ext4,format=raw,if=none,readonly=off,cache=writeback/);
+      consoleSocketPath: "/s",
+    });
+    const args = plan.args.join(" ");
+    // Disks reach QEMU as descriptors (an fdset each), the writable one both ways.
+    assert.deepEqual(
+      plan.descriptors.flatMap((d) => (d.kind === "file" ? [[d.path, d.write]] : [])),
+      [
+        [attached.vmDisks[0]!.path, false],
+        [attached.vmDisks[0]!.path, true],
+        [attached.vmDisks[1]!.path, false],
+      ],
+    );
+    assert.match(attached.vmDisks[0]!.path, /d\.ext4$/);
+    assert.match(
+      args,
+      /file=\/dev\/fdset\/1,file\.locking=off,format=raw,if=none,readonly=off,cache=writeback/,
+    );
     assert.match(
       args,
       /readonly=on,cache=writeback -device virtio-blk-device,drive=disk1,serial=wl-disk1/,

@@ -75,9 +75,10 @@ test("curl (OpenSSL) fetches HTTPS and HTTP through the proxy; a blocked host ge
   const blocked = await frontDoor(p, "other.test", up.httpsPort);
   const portOf = (s: Server) => (s.address() as { port: number }).port;
   try {
-    const curl = (url: string, front: Server, name: string, port: number) =>
+    const curl = (url: string, front: Server, name: string, port: number, extra: string[] = []) =>
       run("curl", [
         "-sS",
+        ...extra,
         "--cacert",
         join(dir, "ca.pem"),
         "--connect-to",
@@ -86,9 +87,19 @@ test("curl (OpenSSL) fetches HTTPS and HTTP through the proxy; a blocked host ge
         "\\n%{http_code} %{http_version}",
         url,
       ]);
+    // curl offers h2 by ALPN, so the proxy speaks HTTP/2 to it; the upstream is HTTP/1.1 only.
     const a = await curl(`https://api.test:${up.httpsPort}/curl`, https, "api.test", up.httpsPort);
     assert.match(a.stdout, /"url":"\/curl"/);
-    assert.match(a.stdout, /\n200 1\.1$/);
+    assert.match(a.stdout, /\n200 2$/);
+    // A client that speaks only HTTP/1.1 keeps it.
+    const a1 = await curl(
+      `https://api.test:${up.httpsPort}/curl1`,
+      https,
+      "api.test",
+      up.httpsPort,
+      ["--http1.1"],
+    );
+    assert.match(a1.stdout, /\n200 1\.1$/);
     const b = await curl(`http://api.test:${up.httpPort}/plain`, http, "api.test", up.httpPort);
     assert.match(b.stdout, /\n200 1\.1$/);
     const c = await curl(
@@ -98,7 +109,7 @@ test("curl (OpenSSL) fetches HTTPS and HTTP through the proxy; a blocked host ge
       up.httpsPort,
     );
     assert.match(c.stdout, /Blocked by policy/);
-    assert.match(c.stdout, /\n403 1\.1$/);
+    assert.match(c.stdout, /\n403 2$/);
     // Without the CA, curl refuses the certificate and says so with an alert: an event.
     await assert.rejects(
       run("curl", [
@@ -109,10 +120,11 @@ test("curl (OpenSSL) fetches HTTPS and HTTP through the proxy; a blocked host ge
       ]),
       /certificate/i,
     );
-    await settle(events, 4);
+    await settle(events, 5);
     assert.deepEqual(
       events.map((e) => [e.scheme, e.status, e.code]),
       [
+        ["https", 200, undefined],
         ["https", 200, undefined],
         ["http", 200, undefined],
         ["https", 403, "host_not_allowed"],

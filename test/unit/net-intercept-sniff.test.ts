@@ -11,7 +11,7 @@ import { sniff } from "../../src/net/intercept/sniff.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
 
 /** The first flight of a real Node TLS client for `servername`. */
-function clientHello(servername?: string): Promise<Buffer> {
+function clientHello(servername?: string, alpn?: string[]): Promise<Buffer> {
   return new Promise((resolve) => {
     const sink = new Duplex({
       read() {},
@@ -21,14 +21,18 @@ function clientHello(servername?: string): Promise<Buffer> {
         setImmediate(() => socket.destroy());
       },
     });
-    const socket = connect({ socket: sink, ...(servername ? { servername } : {}) });
+    const socket = connect({
+      socket: sink,
+      ...(servername ? { servername } : {}),
+      ...(alpn ? { ALPNProtocols: alpn } : {}),
+    });
     socket.on("error", () => undefined);
   });
 }
 
 test("a real ClientHello yields its SNI; none without SNI; need-more while incomplete", async () => {
   const hello = await clientHello("api.example.com");
-  assert.deepEqual(sniff(hello), { kind: "tls", sni: "api.example.com" });
+  assert.deepEqual(sniff(hello), { kind: "tls", sni: "api.example.com", offersH2: false });
   for (let cut = 1; cut < hello.length; cut += 7) {
     const r = sniff(hello.subarray(0, cut));
     assert.equal(r.kind, "need-more", `cut at ${cut}`);
@@ -36,7 +40,27 @@ test("a real ClientHello yields its SNI; none without SNI; need-more while incom
     if (r.kind === "need-more") assert.ok(r.minBytes > cut && r.minBytes <= hello.length);
   }
   const bare = await clientHello();
-  assert.deepEqual(sniff(bare), { kind: "tls", sni: undefined });
+  assert.deepEqual(sniff(bare), { kind: "tls", sni: undefined, offersH2: false });
+});
+
+test("an ALPN offer of h2 is seen, in any position; http/1.1 alone is not h2", async () => {
+  const both = await clientHello("api.example.com", ["http/1.1", "h2"]);
+  assert.deepEqual(sniff(both), { kind: "tls", sni: "api.example.com", offersH2: true });
+  const h1 = await clientHello("api.example.com", ["http/1.1"]);
+  assert.deepEqual(sniff(h1), { kind: "tls", sni: "api.example.com", offersH2: false });
+  // "h2c" or "h2-16" are other protocols, not h2 over TLS.
+  const lookalike = await clientHello("api.example.com", ["h2c", "h2-16"]);
+  assert.deepEqual(sniff(lookalike), { kind: "tls", sni: "api.example.com", offersH2: false });
+});
+
+test("the HTTP/2 preface is h2c once complete; a request line starting alike is HTTP/1", () => {
+  const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  assert.equal(sniff(preface).kind, "h2c");
+  assert.equal(sniff(Buffer.concat([preface, Buffer.from([0, 0, 0, 4])])).kind, "h2c");
+  for (let cut = 1; cut < preface.length; cut++)
+    assert.equal(sniff(preface.subarray(0, cut)).kind, "need-more", `cut at ${cut}`);
+  assert.equal(sniff(Buffer.from("PRI * HTTP/1.1\r\n")).kind, "http");
+  assert.equal(sniff(Buffer.from("POST / HTTP/1.1\r\n")).kind, "http");
 });
 
 test("HTTP request lines are recognised; other bytes are not", () => {

@@ -228,34 +228,39 @@ test("a guest that stops reading replies stalls itself, not host memory", async 
   const path = join(dir, "fuse.sock");
   await new Promise<void>((r) => listener.listen(path, r));
   const guest = connect(path);
-  let received = 0;
-  guest.on("data", (d: Buffer) => (received += d.length));
-  const k = new FakeKernel(server);
-  const init = Buffer.alloc(64);
-  init.writeUInt32LE(7, 0);
-  init.writeUInt32LE(37, 4);
-  guest.write(k.request(Opcode.INIT, 0n, init));
-  const openBody = Buffer.alloc(8);
-  openBody.writeUInt32LE(2, 0);
-  guest.write(k.request(Opcode.LOOKUP, 1n, Buffer.from("f\0")));
-  await waitFor(() => received > 0);
-  guest.write(k.request(Opcode.OPEN, 2n, openBody));
-  await waitFor(() => server.counts.handles === 1);
-  guest.pause();
-  const READS = 64;
-  for (let i = 0; i < READS; i++) {
-    const body = Buffer.alloc(40);
-    body.writeBigUInt64LE(1n, 0);
-    body.writeUInt32LE(1 << 20, 16);
-    guest.write(k.request(Opcode.READ, 0n, body));
+  // Cleanup in finally: a failed wait must not leave the socket open and the file hanging.
+  try {
+    let received = 0;
+    guest.on("data", (d: Buffer) => (received += d.length));
+    const k = new FakeKernel(server);
+    const init = Buffer.alloc(64);
+    init.writeUInt32LE(7, 0);
+    init.writeUInt32LE(37, 4);
+    guest.write(k.request(Opcode.INIT, 0n, init));
+    const openBody = Buffer.alloc(8);
+    openBody.writeUInt32LE(2, 0);
+    guest.write(k.request(Opcode.LOOKUP, 1n, Buffer.from("f\0")));
+    await waitFor(() => received > 0);
+    guest.write(k.request(Opcode.OPEN, 2n, openBody));
+    await waitFor(() => server.counts.handles === 1);
+    guest.pause();
+    const READS = 64;
+    for (let i = 0; i < READS; i++) {
+      const body = Buffer.alloc(40);
+      body.writeBigUInt64LE(1n, 0);
+      body.writeUInt32LE(1 << 20, 16);
+      guest.write(k.request(Opcode.READ, 0n, body));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(server.counts.inFlight < READS, `server kept reading: ${server.counts.inFlight}`);
+    guest.resume();
+    // 64 MiB through a unix socket: generous, a loaded machine moves it slowly.
+    await waitFor(() => received >= READS * ((1 << 20) + 16), 60_000);
+  } finally {
+    guest.destroy();
+    await server.close();
+    listener.close();
   }
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok(server.counts.inFlight < READS, `server kept reading: ${server.counts.inFlight}`);
-  guest.resume();
-  await waitFor(() => received >= READS * ((1 << 20) + 16), 5000);
-  guest.destroy();
-  await server.close();
-  listener.close();
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
 import { findQemuBinary } from "../../src/vmm/index.js";
@@ -83,7 +83,11 @@ test("SIGKILL of the supervisor: list says crashed, QEMU dies with it, gc cleans
 test("a QEMU that outlived its supervisor: list says crashed, gc kills it and cleans up", async () => {
   // Where the parent-death signal is missing (no setpriv on the host), QEMU survives its
   // supervisor. Simulate that host: the same QEMU with the parent-death signal cleared.
-  const wrapper = join(scratchDir(), "qemu-without-pdeathsig");
+  // Not in the private scratch dir: as root, QEMU (and so this wrapper) runs as a jailed user
+  // of its own, who must be able to read and run it.
+  const wrapperDir = scratchDir("wheellock-qemu-wrapper-");
+  chmodSync(wrapperDir, 0o755);
+  const wrapper = join(wrapperDir, "qemu-without-pdeathsig");
   writeFileSync(
     wrapper,
     `#!/bin/sh\nexec setpriv --pdeathsig clear -- ${findQemuBinary()} "$@"\n`,

@@ -13,7 +13,7 @@ import { pathForms, pathProblem, splitTarget } from "./target.js";
 import type { HookRule, RequestHookRule, ResponseHookRule } from "./types.js";
 
 export const DEFAULT_HOOK_TIMEOUT_MS = 5000;
-const MAX_HOOK_TIMEOUT_MS = 10 * 60 * 1000;
+export const MAX_HOOK_TIMEOUT_MS = 10 * 60 * 1000;
 const METHOD_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 const COMMON_FIELDS = ["name", "phase", "action", "hosts", "methods", "path", "timeoutMs", "hook"];

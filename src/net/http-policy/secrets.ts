@@ -59,7 +59,10 @@ export class SecretSet {
       if (headerValueProblem(name, spec.value) !== undefined)
         throw new ErrInvalidConfig(`secret ${name}: value has CR, LF, NUL or control characters`);
       const scope = SecretScope.compile(name, spec);
-      return { name, placeholder: newPlaceholder(), value: spec.value, scope };
+      // A caller's placeholder was checked by the config; a policy rebuilt for a running sandbox
+      // (`configure`) keeps the placeholders its guest already has, whatever their form.
+      const placeholder = spec.placeholder ?? newPlaceholder();
+      return { name, placeholder, value: spec.value, scope };
     });
   }
 

@@ -31,6 +31,11 @@ export interface SecretSpec {
   inQuery?: boolean;
   /** Also send the value over plain HTTP (off by default: it would cross the network in clear). */
   allowHttp?: boolean;
+  /**
+   * What the guest sees instead of a new random placeholder: a caller's own (checked by the
+   * config), or the one kept when `configure` rebuilds a running sandbox's policy.
+   */
+  placeholder?: string;
 }
 
 /** One literal find/replace applied to a response body (no regex). */

@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { isIPv4 } from "node:net";
 import { canonicalHost } from "../policy/host-name.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
-import type { HttpRequestHead, NetworkBlockCode } from "./contract.js";
+import type { HeaderList, HttpRequestHead, NetworkBlockCode } from "./contract.js";
 import type { FlowOrigin } from "./flow-origin.js";
 import { pairs } from "./headers.js";
 
@@ -54,8 +54,29 @@ export function admit(
   /** The allowlist was overruled for this request (live approval, audit mode). */
   skipAllowlist = false,
 ): Admission {
-  const target = req.url ?? "";
-  const method = req.method ?? "";
+  return admitHead(requestLine(req), conn, policy, skipAllowlist);
+}
+
+export function requestLine(req: IncomingMessage): RequestLine {
+  return { method: req.method ?? "", target: req.url ?? "", headers: pairs(req.rawHeaders) };
+}
+
+/** A request as admission sees it, whatever the HTTP version it came in. */
+export interface RequestLine {
+  method: string;
+  target: string;
+  /** In wire order; HTTP/2's `:authority` arrives here as a Host header. */
+  headers: HeaderList;
+}
+
+/** `admit` for a request already taken apart (HTTP/2 streams). */
+export function admitHead(
+  line: RequestLine,
+  conn: ConnectionInfo,
+  policy: EgressPolicy,
+  skipAllowlist = false,
+): Admission {
+  const { method, target, headers } = line;
   const refuse = (status: number, code: NetworkBlockCode, reason: string, host = conn.name) => ({
     ok: false as const,
     status,
@@ -67,7 +88,6 @@ export function admit(
   if (method === "CONNECT") return refuse(403, "connect_refused", "CONNECT is not allowed");
   if (!target.startsWith("/") && !(method === "OPTIONS" && target === "*"))
     return refuse(400, "invalid_request", "request target must be origin-form (/path)");
-  const headers = pairs(req.rawHeaders);
   const hosts = headers.filter(([k]) => k.toLowerCase() === "host");
   if (hosts.length !== 1) return refuse(400, "invalid_request", "exactly one Host header required");
   const hostMatch = HOST_PORT_RE.exec(hosts[0]?.[1] ?? "");

@@ -1,5 +1,4 @@
-import type { IncomingMessage } from "node:http";
-import { admit, type Admission, type ConnectionInfo } from "./admission.js";
+import { admitHead, type Admission, type ConnectionInfo, type RequestLine } from "./admission.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import type { ProxyHooks, RefusedRequest } from "./contract.js";
 import type { RequestEvent } from "./request-event.js";
@@ -7,6 +6,13 @@ import type { RequestEvent } from "./request-event.js";
 /** What reconsidering needs of the exchange's dependencies. */
 export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
   policy: EgressPolicy;
+}
+
+/** What carries the request toward the guest (an HTTP/1.1 socket, an HTTP/2 stream). */
+interface GuestSide {
+  readonly destroyed: boolean;
+  once(event: "close", fn: () => void): unknown;
+  off(event: "close", fn: () => void): unknown;
 }
 
 /**
@@ -18,7 +24,8 @@ export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
 export async function reconsider(
   deps: RefusalDeps,
   conn: ConnectionInfo,
-  req: IncomingMessage,
+  line: RequestLine,
+  guest: GuestSide,
   refused: Extract<Admission, { ok: false }>,
   event: RequestEvent,
 ): Promise<Admission> {
@@ -26,7 +33,7 @@ export async function reconsider(
   if (!ask || refused.code !== "host_not_allowed") return refused;
   const request: RefusedRequest = {
     requestId: event.id,
-    method: req.method ?? "",
+    method: line.method,
     url: refused.url,
     scheme: conn.scheme,
     host: refused.host,
@@ -37,19 +44,18 @@ export async function reconsider(
   // A held request must not keep its place (or a person's attention) once its guest left.
   const gone = new AbortController();
   const leave = (): void => gone.abort();
-  const socket = req.socket;
-  if (socket.destroyed) gone.abort();
-  else socket.once("close", leave);
+  if (guest.destroyed) gone.abort();
+  else guest.once("close", leave);
   let outcome: Awaited<ReturnType<typeof ask>>;
   try {
     outcome = await ask(request, gone.signal);
   } catch {
     outcome = { allow: false };
   } finally {
-    socket.off("close", leave);
+    guest.off("close", leave);
   }
   if (outcome.note) event.notes = { ...event.notes, ...outcome.note };
   if (!outcome.allow)
     return outcome.reason === undefined ? refused : { ...refused, reason: outcome.reason };
-  return admit(req, conn, deps.policy, true);
+  return admitHead(line, conn, deps.policy, true);
 }

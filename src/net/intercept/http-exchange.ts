@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { EgressPolicy } from "../policy/egress-policy.js";
-import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import { admit, requestLine, requestUrl, type ConnectionInfo } from "./admission.js";
 import type {
   HeaderList,
   HttpPolicy,
@@ -25,7 +25,7 @@ export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstre
 }
 
 /** Headers replaced by (or added from) `extra`, names compared case-insensitively. */
-function withHeaders(headers: HeaderList, extra: HeaderList): HeaderList {
+export function withHeaders(headers: HeaderList, extra: HeaderList): HeaderList {
   if (extra.length === 0) return headers;
   const names = new Set(extra.map(([k]) => k.toLowerCase()));
   return [...headers.filter(([k]) => !names.has(k.toLowerCase())), ...extra];
@@ -51,7 +51,7 @@ function sendPlain(
 }
 
 /** A policy that threw is a refusal, never a pass. */
-function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
+export function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
   return { code: "blocked_by_rule", reason: `policy failed: ${(err as Error).message}` };
 }
 
@@ -97,7 +97,8 @@ export async function handleRequest(
         : { reason: "connection closed before a response was sent" },
     ),
   );
-  if (!admission.ok) admission = await reconsider(deps, conn, req, admission, event);
+  if (!admission.ok)
+    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const requestBody = new BodyBuffer(req);

@@ -1,6 +1,7 @@
 /**
  * Recognises the protocol of a guest TCP flow from its first bytes, not its port: a TLS
- * ClientHello (with its SNI), an HTTP/1.x request line, or anything else. The bytes are
+ * ClientHello (with its SNI and whether it offers HTTP/2 by ALPN), an HTTP/1.x request line,
+ * the HTTP/2 connection preface (h2c with prior knowledge), or anything else. The bytes are
  * adversarial: every length is bounds-checked and nothing here throws.
  */
 
@@ -10,15 +11,20 @@ export type Sniffed =
    * changes as bytes arrive), but never that it is: callers may wait for that many.
    */
   | { kind: "need-more"; minBytes: number }
-  | { kind: "tls"; sni: string | undefined }
+  | { kind: "tls"; sni: string | undefined; offersH2: boolean }
   | { kind: "http" }
+  | { kind: "h2c" }
   | { kind: "other" };
+
+/** RFC 9113 §3.4: what a client speaking HTTP/2 without TLS sends first. */
+export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /** A ClientHello larger than this (all records together) is not waited for. */
 export const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
 const TLS_HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
+const EXT_ALPN = 0x0010;
 const METHOD_MAX = 20;
 
 export function sniff(buf: Buffer): Sniffed {
@@ -29,6 +35,11 @@ export function sniff(buf: Buffer): Sniffed {
 
 /** `METHOD SP` with an upper-case token; the HTTP parser judges the rest. */
 function sniffHttp(buf: Buffer): Sniffed {
+  const preface = Math.min(buf.length, H2_PREFACE.length);
+  if (buf.subarray(0, preface).equals(H2_PREFACE.subarray(0, preface)))
+    return preface === H2_PREFACE.length
+      ? { kind: "h2c" }
+      : { kind: "need-more", minBytes: H2_PREFACE.length };
   const n = Math.min(buf.length, METHOD_MAX + 1);
   for (let i = 0; i < n; i++) {
     const c = buf[i] ?? 0;
@@ -65,8 +76,8 @@ function sniffTls(buf: Buffer): Sniffed {
     }
     if (messageBytes !== undefined && have >= messageBytes) {
       const hs = Buffer.concat(fragments, have);
-      const sni = serverName(hs.subarray(4, messageBytes));
-      return sni === null ? { kind: "other" } : { kind: "tls", sni };
+      const hello = clientHello(hs.subarray(4, messageBytes));
+      return hello === null ? { kind: "other" } : { kind: "tls", ...hello };
     }
   }
   if (buf.length >= 3 && buf[1] !== 0x03) return { kind: "other" };
@@ -89,19 +100,32 @@ function firstBytes(fragments: readonly Buffer[], n: number): Buffer {
 
 /** The host_name from a ClientHello body; undefined without SNI, null when malformed. */
 export function serverName(body: Buffer): string | undefined | null {
+  const hello = clientHello(body);
+  return hello === null ? null : hello.sni;
+}
+
+/** SNI and the ALPN offer of a ClientHello body; null when malformed. */
+function clientHello(body: Buffer): { sni: string | undefined; offersH2: boolean } | null {
   const r = new Reader(body);
   r.skip(2 + 32); // client_version, random
   r.skip(r.u8()); // session_id
   r.skip(r.u16()); // cipher_suites
   r.skip(r.u8()); // compression_methods
   if (r.failed) return null;
-  if (r.remaining === 0) return undefined; // no extensions at all
+  if (r.remaining === 0) return { sni: undefined, offersH2: false }; // no extensions at all
   const extLen = r.u16();
   const extEnd = r.offset + extLen;
   let sni: string | undefined;
+  let offersH2 = false;
   while (!r.failed && r.offset + 4 <= extEnd) {
     const type = r.u16();
     const len = r.u16();
+    if (type === EXT_ALPN) {
+      const protocols = alpnList(r.take(len));
+      if (protocols === null) return null;
+      offersH2 ||= protocols.includes("h2");
+      continue;
+    }
     if (type !== EXT_SERVER_NAME) {
       r.skip(len);
       continue;
@@ -117,7 +141,16 @@ export function serverName(body: Buffer): string | undefined | null {
     if (ext.failed) return null;
   }
   if (r.failed || r.offset > extEnd || extEnd > body.length) return null;
-  return sni;
+  return { sni, offersH2 };
+}
+
+/** The protocol names of an ALPN extension (RFC 7301 §3.1); null when malformed. */
+function alpnList(ext: Buffer): string[] | null {
+  const r = new Reader(ext);
+  const listEnd = r.u16() + 2;
+  const names: string[] = [];
+  while (!r.failed && r.offset < listEnd) names.push(r.take(r.u8()).toString("latin1"));
+  return r.failed || r.offset !== listEnd ? null : names;
 }
 
 /** Bounds-checked big-endian reads; a read past the end sets `failed` instead of throwing. */

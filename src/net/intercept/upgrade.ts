@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import { admit, requestLine, requestUrl, type ConnectionInfo } from "./admission.js";
 import type { HeaderList, NetworkBlockCode, RequestVerdict } from "./contract.js";
 import { endToEnd, headerValue, pairs, withLength, writeRawResponse } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
@@ -64,7 +64,8 @@ export async function handleUpgrade(
       body,
     );
   };
-  if (!admission.ok) admission = await reconsider(deps, conn, req, admission, event);
+  if (!admission.ok)
+    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
   // Node hands everything after an upgrade request's head over as `head`, unparsed, so a body
   // would never be forwarded while its Content-Length was: a declined upgrade would leave the

@@ -1,0 +1,136 @@
+/**
+ * `wheellock serve`: this machine as a node serving sandboxes over HTTP(S) and WebSocket
+ * (docs/REMOTE.md). Prints one JSON line on stdout once listening (`url`, `node`,
+ * `tokenFile`, and `sandbox` with --single), human lines on stderr.
+ */
+import { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { ErrInvalidConfig } from "../errors.js";
+import {
+  DEFAULT_LISTEN,
+  parseListen,
+  readSingleOptions,
+  SingleHost,
+  startNode,
+  SupervisedHost,
+  type SandboxHost,
+} from "../serve/index.js";
+import { positiveInteger } from "./flags.js";
+import { packageVersion } from "./version.js";
+
+interface ServeFlags {
+  listen: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
+  maxSandboxes: number;
+  maxOperations: number;
+  nodeId?: string;
+  single?: boolean;
+  plan?: string;
+}
+
+const DEFAULT_MAX_SANDBOXES = 32;
+const STOP_ANSWER_GRACE_MS = 5000;
+
+function readPem(path: string, flag: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ErrInvalidConfig(
+      `${flag}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+}
+
+export function serveCommand(): Command {
+  return new Command("serve")
+    .option(
+      "--listen <host:port>",
+      `address to listen on (default ${DEFAULT_LISTEN})`,
+      DEFAULT_LISTEN,
+    )
+    .option(
+      "--token-file <file>",
+      "operator token file (default: made under the data dir, mode 0600)",
+    )
+    .option("--tls-cert <file>", "PEM certificate chain: serve HTTPS/WSS")
+    .option("--tls-key <file>", "PEM private key for --tls-cert")
+    .option("--insecure", "allow plain HTTP on a non-loopback address")
+    .option(
+      "--max-sandboxes <n>",
+      `sandboxes running at once (default ${DEFAULT_MAX_SANDBOXES})`,
+      positiveInteger("--max-sandboxes"),
+      DEFAULT_MAX_SANDBOXES,
+    )
+    .option(
+      "--max-operations <n>",
+      "data-plane operations (WebSockets) open at once (default 1024)",
+      positiveInteger("--max-operations"),
+      1024,
+    )
+    .option("--node-id <name>", "this node's name in sandbox ids (default: generated, kept)")
+    .option("--single", "run one sandbox from a plan (stdin or --plan) and exit when it stops")
+    .option("--plan <file>", "with --single: the plan file ({ options } JSON; - is stdin)")
+    .action(async (flags: ServeFlags) => {
+      process.exitCode = await serve(flags);
+    });
+}
+
+async function serve(flags: ServeFlags): Promise<number> {
+  const listen = parseListen(flags.listen);
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined))
+    throw new ErrInvalidConfig("--tls-cert and --tls-key go together");
+  if (flags.plan !== undefined && !flags.single)
+    throw new ErrInvalidConfig("--plan needs --single");
+  const tls =
+    flags.tlsCert !== undefined && flags.tlsKey !== undefined
+      ? {
+          certPem: readPem(flags.tlsCert, "--tls-cert"),
+          keyPem: readPem(flags.tlsKey, "--tls-key"),
+        }
+      : undefined;
+  const single = flags.single
+    ? await SingleHost.start(await readSingleOptions(flags.plan))
+    : undefined;
+  const host: SandboxHost = single ?? new SupervisedHost(flags.maxSandboxes);
+  let node;
+  try {
+    node = await startNode(
+      {
+        listen,
+        ...(tls ? { tls } : {}),
+        insecure: flags.insecure === true,
+        ...(flags.tokenFile !== undefined ? { tokenFile: flags.tokenFile } : {}),
+        ...(flags.nodeId !== undefined ? { nodeId: flags.nodeId } : {}),
+        version: packageVersion(),
+        maxSandboxes: single ? 1 : flags.maxSandboxes,
+        maxOperations: flags.maxOperations,
+        single: single !== undefined,
+      },
+      host,
+    );
+  } catch (err) {
+    await single?.close();
+    throw err;
+  }
+  const sandbox = single ? `${single.id}@${node.nodeId}` : undefined;
+  process.stderr.write(
+    `wheellock serve: node ${node.nodeId} listening on ${node.url}\n` +
+      `  operator token: ${node.tokenPath}${node.tokenCreated ? " (new)" : ""}\n` +
+      (sandbox ? `  serving sandbox ${sandbox} until it stops\n` : ""),
+  );
+  process.stdout.write(
+    `${JSON.stringify({ url: node.url, node: node.nodeId, tokenFile: node.tokenPath, ...(sandbox ? { sandbox } : {}) })}\n`,
+  );
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("signal"));
+    process.once("SIGTERM", () => resolve("signal"));
+    void single?.ended.then(() => resolve("sandbox"));
+  });
+  // A sandbox that ended through `stop`: that operation's answer is still to be sent.
+  await node.close((await stopped) === "sandbox" ? STOP_ANSWER_GRACE_MS : 0);
+  await host.close();
+  return 0;
+}

@@ -1,0 +1,49 @@
+/**
+ * What a node serves sandboxes from: supervisors it started (the normal form, whose sandboxes
+ * outlive a restart of `serve`) or one sandbox in its own process (`--single`). The routes and
+ * the data plane see only this interface.
+ */
+import type { Duplex } from "node:stream";
+import type { SandboxOptions } from "../config/index.js";
+import type { SandboxRecord, SandboxStatus } from "../state/index.js";
+
+/** One sandbox of the node, as the API shows it (never a secret value). */
+export interface HostedSandbox {
+  /** The local id (`vm-` + 8 hex). */
+  id: string;
+  /** When this node created it: part of what its token is derived from. */
+  createdAt: string;
+  status: SandboxStatus;
+  image: string;
+  /** vCPUs it holds (for the node's free-vCPU count). */
+  vcpus: number;
+  memoryMb: number;
+  config: SandboxRecord["config"];
+  lastError?: string;
+}
+
+export interface SandboxHost {
+  /**
+   * Starts a sandbox from the caller's options (checked here, on the node), and `command` in
+   * it when given (its output goes to the sandbox's log, as with `run -d`).
+   */
+  create(options: SandboxOptions, command: readonly string[]): Promise<HostedSandbox>;
+  list(): HostedSandbox[];
+  find(id: string): HostedSandbox | undefined;
+  /**
+   * Serves one operation of the sandbox protocol arriving on `stream` (its REQUEST is still
+   * to be read from it); the stream ends with the operation.
+   */
+  serveOperation(id: string, stream: Duplex): void;
+  /** The sandbox's log (serial console, the create command's output) from `offset`. */
+  readLog(id: string, offset: number, maxBytes: number): { data: Buffer; size: number };
+  /** Stops the sandbox (if running) and removes everything of it. */
+  remove(id: string): Promise<void>;
+  /** Stops serving; sandboxes owned by supervisors keep running. */
+  close(): Promise<void>;
+}
+
+/** Statuses that hold node resources. */
+export function holdsResources(status: SandboxStatus): boolean {
+  return status === "starting" || status === "running" || status === "stopping";
+}

@@ -1,0 +1,112 @@
+/**
+ * A node: the HTTP(S) server with the REST routes and the WebSocket data plane in front of a
+ * sandbox host (supervisors, or one in-process sandbox with `--single`).
+ */
+import { createServer as createHttpServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { ResourceStack } from "../util/index.js";
+import { DataPlane } from "./data-plane.js";
+import type { SandboxHost } from "./host.js";
+import { checkTransportSecurity, type ListenAddress } from "./listen.js";
+import { loadCredentials, nodeId as resolveNodeId } from "./node-identity.js";
+import { routes } from "./routes.js";
+
+export interface NodeOptions {
+  listen: ListenAddress;
+  /** PEM certificate chain and key: HTTPS and WSS. */
+  tls?: { certPem: string; keyPem: string };
+  /** Allow plain HTTP off loopback. */
+  insecure?: boolean;
+  /** Operator token file (default `<data dir>/serve/operator-token`, made when missing). */
+  tokenFile?: string;
+  nodeId?: string;
+  version: string;
+  maxSandboxes: number;
+  /** Data-plane operations (WebSockets) open at once. Default 1024. */
+  maxOperations?: number;
+  /** Largest REST request body. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Largest WebSocket frame. Default: one protocol message. */
+  maxFrameBytes?: number;
+  single?: boolean;
+  warn?: (message: string) => void;
+}
+
+export interface RunningNode {
+  /** `http://host:port` or `https://...`, with the port actually bound. */
+  url: string;
+  nodeId: string;
+  tokenPath: string;
+  tokenCreated: boolean;
+  host: SandboxHost;
+  /**
+   * Stops listening and closes every connection (sandboxes of supervisors keep running),
+   * first letting open operations finish for up to `graceMs` (the answer to the `stop` that
+   * ended a `--single` sandbox is still on its way).
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** TCP connections beyond the open operations: REST calls and handshakes in progress. */
+const CONNECTION_HEADROOM = 64;
+
+export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<RunningNode> {
+  checkTransportSecurity(opts.listen, opts.tls !== undefined, opts.insecure === true);
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`wheellock: ${m}\n`));
+  const id = resolveNodeId(opts.nodeId);
+  const { credentials, tokenPath, tokenCreated } = loadCredentials(opts.tokenFile, warn);
+  const maxOperations = opts.maxOperations ?? 1024;
+  const handler = routes({
+    host,
+    credentials,
+    nodeId: id,
+    version: opts.version,
+    maxSandboxes: opts.maxSandboxes,
+    maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
+    single: opts.single === true,
+  });
+  const server: Server = opts.tls
+    ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler)
+    : createHttpServer(handler);
+  // Bounded: a flood of idle connections cannot exhaust the node's sockets or memory.
+  server.maxConnections = maxOperations + CONNECTION_HEADROOM;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.maxHeadersCount = 64;
+  const dataPlane = new DataPlane({
+    host,
+    credentials,
+    nodeId: id,
+    maxOperations,
+    ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+  });
+  dataPlane.attach(server);
+  const resources = new ResourceStack((err) => warn(err.message));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: opts.listen.host, port: opts.listen.port }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  resources.defer("listener", () => new Promise<void>((resolve) => server.close(() => resolve())));
+  resources.defer("connections", () => {
+    dataPlane.close();
+    server.closeAllConnections();
+  });
+  const bound = server.address() as AddressInfo;
+  const hostText = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+  return {
+    url: `${opts.tls ? "https" : "http"}://${hostText}:${bound.port}`,
+    nodeId: id,
+    tokenPath,
+    tokenCreated,
+    host,
+    close: async (graceMs = 0) => {
+      server.close();
+      await dataPlane.drained(graceMs);
+      await resources.release();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * The REST API (JSON): lifecycle with the operator token, a sandbox's own view with its token.
+ *   GET    /healthz                    no token; `{"ok":true}` (liveness and readiness probes)
+ *   GET    /v1/info                    node id, version, accelerator, free vCPUs and memory, ...
+ *   GET    /v1/sandboxes               every sandbox of this node
+ *   POST   /v1/sandboxes               `{ options, command? }` -> `{ sandbox, token }`
+ *   GET    /v1/sandboxes/{id}          one sandbox (`?wait=running` waits up to 60 s)
+ *   GET    /v1/sandboxes/{id}/log      its log from `?offset=N` (`x-log-size`: the whole size)
+ *   DELETE /v1/sandboxes/{id}          stop it and remove everything of it
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { SandboxOptions } from "../config/index.js";
+import { ErrAuth, ErrVMNotFound } from "../errors.js";
+import { nodeSandboxId, parseNodeSandboxId } from "../util/index.js";
+import { bearerToken, type NodeCredentials } from "./auth.js";
+import type { HostedSandbox, SandboxHost } from "./host.js";
+import {
+  decodePathSegment,
+  HttpError,
+  readJsonBody,
+  requestUrl,
+  sendError,
+  sendJson,
+} from "./http-json.js";
+import { nodeInfo } from "./node-info.js";
+import { nodeOptions } from "./node-options.js";
+
+export interface RoutesOptions {
+  host: SandboxHost;
+  credentials: NodeCredentials;
+  nodeId: string;
+  version: string;
+  maxSandboxes: number;
+  maxBodyBytes: number;
+  single: boolean;
+}
+
+/** A sandbox as the API shows it: the full id (`vm-...@node`) and what its record holds. */
+export interface SandboxView extends Omit<HostedSandbox, "vcpus" | "memoryMb"> {
+  node: string;
+}
+
+const WAIT_LIMIT_MS = 60_000;
+/** A log is read in slices of at most this (`log -f` asks again from where it got to). */
+const LOG_SLICE_BYTES = 1024 * 1024;
+
+export function sandboxView(s: HostedSandbox, nodeId: string): SandboxView {
+  const { vcpus: _vcpus, memoryMb: _memoryMb, ...rest } = s;
+  return { ...rest, id: nodeSandboxId(s.id, nodeId), node: nodeId };
+}
+
+export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const view = (s: HostedSandbox): SandboxView => sandboxView(s, opts.nodeId);
+  const operator = (req: IncomingMessage): void => {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) throw new HttpError(401, "ErrAuth", "a bearer token is required");
+    if (!opts.credentials.isOperator(token))
+      throw new ErrAuth("this call needs the node's operator token");
+  };
+  /** The sandbox named in the path, for the operator or the sandbox's own token. */
+  const sandboxFor = (req: IncomingMessage, text: string, operatorOnly: boolean): HostedSandbox => {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) throw new HttpError(401, "ErrAuth", "a bearer token is required");
+    const isOperator = opts.credentials.isOperator(token);
+    if (operatorOnly && !isOperator) throw new ErrAuth("this call needs the node's operator token");
+    const denied = new ErrAuth("this token does not open that sandbox");
+    const parsed = parseNodeSandboxId(text);
+    if (!parsed)
+      throw isOperator ? new HttpError(400, "ErrInvalidConfig", "malformed sandbox id") : denied;
+    const found =
+      parsed.nodeId === undefined || parsed.nodeId === opts.nodeId
+        ? opts.host.find(parsed.localId)
+        : undefined;
+    if (!found) throw isOperator ? new ErrVMNotFound(text) : denied;
+    if (!isOperator && !opts.credentials.opens(token, found.id, found.createdAt)) throw denied;
+    return found;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = requestUrl(req);
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    // No token: probes. The node id is no secret (every sandbox id names it).
+    if (path === "/healthz" && method === "GET")
+      return sendJson(res, 200, { ok: true, node: opts.nodeId });
+    if (path === "/v1/info" && method === "GET") {
+      operator(req);
+      return sendJson(
+        res,
+        200,
+        nodeInfo(opts.host, {
+          id: opts.nodeId,
+          version: opts.version,
+          maxSandboxes: opts.maxSandboxes,
+          single: opts.single,
+        }),
+      );
+    }
+    if (path === "/v1/sandboxes") {
+      operator(req);
+      if (method === "GET") return sendJson(res, 200, { sandboxes: opts.host.list().map(view) });
+      if (method === "POST") {
+        const body = await readJsonBody(req, opts.maxBodyBytes);
+        const doc = body as { options?: unknown; command?: unknown };
+        const options = nodeOptions(doc.options ?? {});
+        const command = doc.command ?? [];
+        if (!Array.isArray(command) || !command.every((a) => typeof a === "string"))
+          throw new HttpError(400, "ErrInvalidConfig", "command must be an array of strings");
+        const created = await opts.host.create(options as SandboxOptions, command as string[]);
+        return sendJson(res, 201, {
+          sandbox: view(created),
+          token: opts.credentials.sandboxToken(created.id, created.createdAt),
+        });
+      }
+      throw new HttpError(405, "ErrInvalidConfig", `${method} is not allowed here`);
+    }
+    const log = /^\/v1\/sandboxes\/([^/]{1,100})\/log$/.exec(path);
+    if (log && method === "GET") {
+      const found = sandboxFor(req, decodePathSegment(log[1]), false);
+      const offset = Number(url.searchParams.get("offset") ?? "0");
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw new HttpError(400, "ErrInvalidConfig", "offset must be an integer >= 0");
+      const slice = opts.host.readLog(found.id, offset, LOG_SLICE_BYTES);
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": slice.data.length,
+        "x-log-size": String(slice.size),
+      });
+      res.end(slice.data);
+      return;
+    }
+    const one = /^\/v1\/sandboxes\/([^/]{1,100})$/.exec(path);
+    if (one) {
+      const id = decodePathSegment(one[1]);
+      if (method === "GET") {
+        let found = sandboxFor(req, id, false);
+        if (url.searchParams.get("wait") === "running") found = await waitRunning(opts.host, found);
+        return sendJson(res, 200, view(found));
+      }
+      if (method === "DELETE") {
+        const found = sandboxFor(req, id, true);
+        await opts.host.remove(found.id);
+        return sendJson(res, 200, { removed: nodeSandboxId(found.id, opts.nodeId) });
+      }
+      throw new HttpError(405, "ErrInvalidConfig", `${method} is not allowed here`);
+    }
+    throw new HttpError(404, "ErrNotFound", `no such endpoint: ${method} ${path}`);
+  };
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, err);
+      else res.destroy();
+    });
+  };
+}
+
+/** Polls until the sandbox runs, has ended, or the wait limit passes. */
+async function waitRunning(host: SandboxHost, start: HostedSandbox): Promise<HostedSandbox> {
+  const deadline = Date.now() + WAIT_LIMIT_MS;
+  let current = start;
+  while (current.status === "starting" && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    current = host.find(current.id) ?? current;
+  }
+  return current;
+}

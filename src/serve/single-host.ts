@@ -1,0 +1,118 @@
+/**
+ * `serve --single`: one sandbox, in this process, started from the options given at start-up
+ * and served until it stops (then `serve` exits): the pod-per-sandbox form, where the pod's
+ * life is the sandbox's. There is nothing to create; DELETE or the `stop` operation ends it.
+ */
+import type { Duplex } from "node:stream";
+import { availableParallelism } from "node:os";
+import { planSandbox, type SandboxOptions } from "../config/index.js";
+import { ErrVMNotFound } from "../errors.js";
+import { serveConnection } from "../remote/index.js";
+import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
+import type { HostedSandbox, SandboxHost } from "./host.js";
+import { HttpError } from "./http-json.js";
+
+export class SingleHost implements SandboxHost {
+  private readonly procs = new Set<ExecProcess>();
+  private stoppedReason: string | undefined;
+  private stopped = false;
+  readonly ended: Promise<void>;
+
+  private constructor(
+    private readonly sandbox: VmSandbox,
+    private readonly createdAt: string,
+  ) {
+    this.ended = (async () => {
+      for await (const event of sandbox.events()) {
+        if (event.type === "lifecycle" && event.lifecycle.state === "stopped") {
+          this.stoppedReason = event.lifecycle.reason;
+          break;
+        }
+      }
+      this.stopped = true;
+    })();
+  }
+
+  /** Boots the sandbox (its options checked with this node's defaults). */
+  static async start(options: SandboxOptions): Promise<SingleHost> {
+    const plan = planSandbox(options, process.env, availableParallelism());
+    const createdAt = new Date().toISOString();
+    return new SingleHost(await launchVmSandbox(plan), createdAt);
+  }
+
+  get id(): string {
+    return this.sandbox.id;
+  }
+
+  create(): Promise<HostedSandbox> {
+    return Promise.reject(
+      new HttpError(405, "ErrInvalidConfig", "this node serves one sandbox (--single)"),
+    );
+  }
+
+  list(): HostedSandbox[] {
+    return [this.view()];
+  }
+
+  find(id: string): HostedSandbox | undefined {
+    return id === this.sandbox.id ? this.view() : undefined;
+  }
+
+  serveOperation(id: string, stream: Duplex): void {
+    if (id !== this.sandbox.id) {
+      stream.destroy();
+      return;
+    }
+    serveConnection(this.sandbox, stream, {
+      trackExec: (proc) => {
+        this.procs.add(proc);
+        return () => this.procs.delete(proc);
+      },
+    });
+    stream.resume();
+  }
+
+  readLog(): { data: Buffer; size: number } {
+    // The console of an in-process sandbox is not kept (a pod's log is `serve`'s stderr).
+    return { data: Buffer.alloc(0), size: 0 };
+  }
+
+  async remove(id: string): Promise<void> {
+    if (id !== this.sandbox.id) throw new ErrVMNotFound(id);
+    await this.sandbox.close();
+  }
+
+  async close(): Promise<void> {
+    await this.sandbox.close();
+  }
+
+  private view(): HostedSandbox {
+    const c = this.sandbox.config;
+    return {
+      id: this.sandbox.id,
+      createdAt: this.createdAt,
+      status: this.stopped ? "stopped" : this.sandbox.running ? "running" : "stopping",
+      image: c.image,
+      vcpus: c.vcpuCount,
+      memoryMb: c.memoryMb,
+      config: {
+        cpus: c.cpus,
+        memoryMb: c.memoryMb,
+        diskSizeMb: c.diskSizeMb,
+        timeoutSeconds: c.timeoutSeconds,
+        hostname: c.hostname,
+        ...(c.workdir !== undefined ? { workdir: c.workdir } : {}),
+        ...(c.user !== undefined ? { user: c.user } : {}),
+        privileged: c.privileged,
+        accel: this.sandbox.accel,
+        envNames: Object.keys(c.env).sort(),
+        network: {
+          intercept: c.networkIntercept,
+          allowedHosts: [...c.allowedHosts],
+          secretNames: c.secrets.map((s) => s.name),
+        },
+      },
+      ...(this.stoppedReason !== undefined ? { lastError: this.stoppedReason } : {}),
+    };
+  }
+}

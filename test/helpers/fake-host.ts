@@ -1,0 +1,88 @@
+// A SandboxHost of FakeSandboxes for unit tests of `serve`: each sandbox is served on a unix
+// socket by the real protocol server, and operations are relayed to it as a node relays them
+// to a supervisor (src/serve/relay.ts), so the data plane is tested end to end with no VM.
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import type { Duplex } from "node:stream";
+import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
+import { serveConnection } from "../../src/remote/index.js";
+import type { HostedSandbox, SandboxHost } from "../../src/serve/index.js";
+import { relayOperation } from "../../src/serve/relay.js";
+import { unixConnector } from "../../src/supervisor/index.js";
+import { newSandboxId } from "../../src/util/index.js";
+import { FakeSandbox } from "./fake-sandbox.js";
+
+interface Entry {
+  sandbox: FakeSandbox;
+  server: Server;
+  socketPath: string;
+  hosted: HostedSandbox;
+}
+
+export class FakeHost implements SandboxHost {
+  readonly entries = new Map<string, Entry>();
+  /** How long `create` takes (a VM boot answers only once the VM is up). */
+  createDelayMs = 0;
+
+  constructor(
+    private readonly socketDir: string,
+    private readonly maxSandboxes = 8,
+  ) {}
+
+  async create(): Promise<HostedSandbox> {
+    if (this.entries.size >= this.maxSandboxes) throw new ErrCapacity("fake host is full");
+    await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
+    const id = newSandboxId();
+    const sandbox = new FakeSandbox(id);
+    const socketPath = join(this.socketDir, `${id}.sock`);
+    const server = createServer((socket) => serveConnection(sandbox, socket));
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const hosted: HostedSandbox = {
+      id,
+      createdAt: new Date().toISOString(),
+      status: "running",
+      image: "fake",
+      vcpus: 1,
+      memoryMb: 256,
+      config: {} as HostedSandbox["config"],
+    };
+    this.entries.set(id, { sandbox, server, socketPath, hosted });
+    return hosted;
+  }
+
+  list(): HostedSandbox[] {
+    return [...this.entries.values()].map((e) => e.hosted);
+  }
+
+  find(id: string): HostedSandbox | undefined {
+    return this.entries.get(id)?.hosted;
+  }
+
+  sandbox(id: string): FakeSandbox {
+    const entry = this.entries.get(id.split("@")[0] ?? "");
+    if (!entry) throw new ErrVMNotFound(id);
+    return entry.sandbox;
+  }
+
+  serveOperation(id: string, stream: Duplex): void {
+    const entry = this.entries.get(id);
+    if (!entry) return void stream.destroy();
+    relayOperation(stream, unixConnector(entry.socketPath, id));
+  }
+
+  readLog(): { data: Buffer; size: number } {
+    return { data: Buffer.from("log line\n"), size: 9 };
+  }
+
+  async remove(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry) throw new ErrVMNotFound(id);
+    this.entries.delete(id);
+    await entry.sandbox.close();
+    entry.server.close();
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.entries.keys()]) await this.remove(id);
+  }
+}
