@@ -104,6 +104,8 @@ void cmdline_load(void)
 			fuse = v;
 		else if ((v = value_of(tok, WL_KEY_NET)))
 			net = v;
+		else if ((v = value_of(tok, WL_KEY_ATTRIBUTION)))
+			parsed.attribution_off = strcmp(v, "0") == 0;
 	}
 	if (disks && copy_value(disks_value, sizeof disks_value, disks) == 0)
 		parse_disks(disks_value);

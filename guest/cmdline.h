@@ -16,6 +16,7 @@ struct net_config {
 
 struct cmdline {
 	int privileged; /* privileged=1: commands run without hardening */
+	int attribution_off; /* attribution=0: execs get no cgroups of their own (benchmarks) */
 	/* disks=/a,/b:ro: extra disk i (serial wl-disk<i>) is mounted on disk_paths[i] */
 	int n_disks;
 	const char *disk_paths[CMDLINE_MAX_DISKS];

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attrib.h"
 #include "proto.h"
 #include "spawn.h"
 #include "user.h"
@@ -162,7 +163,9 @@ int exec_start(uint32_t id, const uint8_t *payload, uint32_t len, int privileged
 		.privileged = privileged,
 	};
 	struct spawn_fds fds;
+	attrib_exec_prepare(id);
 	pid_t pid = spawn_child(&req, &fds);
+	attrib_exec_spawned();
 	if (pid < 0) {
 		int e = errno;
 		stream_free(s);

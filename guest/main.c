@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attrib.h"
 #include "boot.h"
 #include "cmdline.h"
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "proto.h"
 #include "spawn.h"
 #include "stream.h"
+#include "usage.h"
 #include "util.h"
 #include "wire.h"
 
@@ -54,7 +56,8 @@ static void send_hello(void)
 
 static int is_open_op(uint8_t t)
 {
-	return t == FT_CONFIGURE || t == FT_PING || t == FT_NETWORK_SETUP || t == FT_EXEC ||
+	return t == FT_CONFIGURE || t == FT_PING || t == FT_NETWORK_SETUP || t == FT_ATTRIBUTE ||
+	       t == FT_USAGE || t == FT_EXEC ||
 	       t == FT_FILE_WRITE ||
 	       t == FT_FILE_READ || t == FT_FILE_LIST || t == FT_FILE_STAT || t == FT_MKDIR ||
 	       t == FT_REMOVE || t == FT_PORT_FORWARD;
@@ -74,6 +77,10 @@ static int open_op(const struct frame *f)
 		return 0;
 	case FT_NETWORK_SETUP:
 		return netsetup_apply(f->stream, f->payload, f->len);
+	case FT_ATTRIBUTE:
+		return attrib_query(f->stream, f->payload, f->len);
+	case FT_USAGE:
+		return usage_report(f->stream);
 	case FT_EXEC:
 		return exec_start(f->stream, f->payload, f->len, privileged);
 	case FT_FILE_WRITE:
@@ -338,6 +345,7 @@ int main(void)
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));
 	spawn_init();
+	attrib_init();
 	signal(SIGPIPE, SIG_IGN);
 
 	sigset_t mask;

@@ -21,6 +21,8 @@ enum wl_frame_type {
 	FT_POWEROFF = 0x04,
 	FT_PING = 0x05,
 	FT_NETWORK_SETUP = 0x06,
+	FT_ATTRIBUTE = 0x07,
+	FT_USAGE = 0x08,
 	FT_EXEC = 0x10,
 	FT_STARTED = 0x11,
 	FT_STDIN = 0x12,
@@ -57,6 +59,28 @@ enum wl_frame_type {
 #define T_NETWORK_SETUP_CA_PATH 2
 #define T_NETWORK_SETUP_BUNDLE 3
 #define T_NETWORK_SETUP_HOSTS_LINE 4
+/* ATTRIBUTE: which exec a process or a socket belongs to (attrib.c) */
+#define T_ATTRIBUTE_PID 1
+#define T_ATTRIBUTE_TCP_PORT 2
+#define T_ATTRIBUTE_UDP_PORT 3
+#define T_ATTRIBUTE_OK_ENTRY 1
+/* one ATTRIBUTE_OK ENTRY */
+#define T_ATTRIBUTION_KIND 1
+#define T_ATTRIBUTION_KEY 2
+#define T_ATTRIBUTION_STATE 3
+#define T_ATTRIBUTION_EXEC 4
+#define T_ATTRIBUTION_PID 5
+#define T_ATTRIBUTION_ARG 6
+/* ATTRIBUTION KIND: what KEY is */
+#define WL_ATTRIBUTION_KIND_PID 1
+#define WL_ATTRIBUTION_KIND_TCP 2
+#define WL_ATTRIBUTION_KIND_UDP 3
+/* ATTRIBUTION STATE: no such process or socket, an exec's (EXEC = its stream), no exec's */
+#define WL_ATTRIBUTION_STATE_GONE 0
+#define WL_ATTRIBUTION_STATE_EXEC 1
+#define WL_ATTRIBUTION_STATE_NO_EXEC 2
+/* USAGE (usage.c) */
+#define T_USAGE_OK_DISK_WRITTEN_BYTES 1
 /* EXEC */
 #define T_EXEC_ARGV 1
 #define T_EXEC_ENV 2
@@ -110,5 +134,6 @@ enum wl_frame_type {
 #define WL_KEY_DISKS "wheellock.disks"
 #define WL_KEY_FUSE "wheellock.fuse"
 #define WL_KEY_NET "wheellock.net"
+#define WL_KEY_ATTRIBUTION "wheellock.attribution"
 
 #endif

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "attrib.h"
 #include "harden.h"
 #include "util.h"
 
@@ -100,6 +101,7 @@ static void __attribute__((noreturn)) exec_search(char **argv, char **envp)
 static void __attribute__((noreturn)) child_main(const struct spawn_req *req, int in, int out,
 						 int err, int tty_slave)
 {
+	attrib_child_join();
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

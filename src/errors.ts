@@ -19,6 +19,7 @@ export type WheellockErrorCode =
   | "ErrVolumeInUse"
   | "ErrClosed"
   | "ErrCleanup"
+  | "ErrBudgetExceeded"
   | "ErrSnapshotMismatch"
   | "ErrAuth"
   | "ErrCapacity"
@@ -159,6 +160,13 @@ export class ErrCleanup extends WheellockError {
   }
 }
 
+/** A budget (`maxEgressBytes`, `maxCpuSeconds`) was spent: the sandbox was stopped. */
+export class ErrBudgetExceeded extends WheellockError {
+  constructor(message: string) {
+    super("ErrBudgetExceeded", message);
+  }
+}
+
 /**
  * A memory snapshot from elsewhere (a registry) does not fit this node: another QEMU, kernel,
  * agent, image or accelerator, or a tampered artifact. It is never restored; sandboxes here
@@ -217,6 +225,7 @@ const CLASS_BY_CODE: Record<
   ErrVolumeInUse,
   ErrClosed,
   ErrCleanup,
+  ErrBudgetExceeded,
   ErrSnapshotMismatch,
   ErrAuth,
   ErrCapacity,

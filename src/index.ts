@@ -34,7 +34,21 @@ export type {
   ExecEventInfo,
   NetworkEventInfo,
   FileInfo,
+  SandboxFileEventInfo,
 } from "./sandbox/index.js";
+// Attribution, live approval, audit suggestions, usage and budgets (docs/OBSERVE.md).
+export { suggestAllowlist } from "./observe/index.js";
+export type {
+  ApprovalDecision,
+  ApprovalEventInfo,
+  BlockedRequest,
+  Budgets,
+  ExecAttribution,
+  SandboxUsage,
+  SuggestedEntry,
+  SuggestedPolicy,
+  TrafficTotals,
+} from "./observe/index.js";
 export type {
   SandboxOptions,
   ResolvedSandboxConfig,

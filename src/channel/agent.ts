@@ -14,6 +14,14 @@ import {
   PortForwardTag,
   RemoveTag,
 } from "./contract.js";
+import {
+  decodeAttributeReply,
+  decodeUsageReply,
+  encodeAttributeRequest,
+  type AttributionKey,
+  type GuestAttribution,
+  type GuestUsage,
+} from "./attribution.js";
 import { Channel, type ChannelOptions, type Hello } from "./channel.js";
 import { ExecHandle, type ExecRequest, type ExecStream } from "./exec.js";
 import {
@@ -74,7 +82,20 @@ export class GuestAgent {
     await this.request(FrameType.NetworkSetup, encodeNetworkSetup(req));
   }
 
-  exec(req: ExecRequest): ExecStream {
+  /** ATTRIBUTE: which exec each process or socket belongs to (one answer per key, in order). */
+  async attribute(keys: readonly AttributionKey[]): Promise<GuestAttribution[]> {
+    return decodeAttributeReply(
+      await this.request(FrameType.Attribute, encodeAttributeRequest(keys)),
+    );
+  }
+
+  /** USAGE: what only the guest can count (bytes written to its disks). */
+  async usage(): Promise<GuestUsage> {
+    return decodeUsageReply(await this.request(FrameType.Usage, []));
+  }
+
+  /** `id`: the exec's stream, the id attribution answers name. */
+  exec(req: ExecRequest): ExecStream & { readonly id: number } {
     const opener = this.channel.opener();
     let payload: Buffer;
     try {

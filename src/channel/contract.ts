@@ -23,6 +23,8 @@ export const FrameType = {
   Poweroff: 0x04,
   Ping: 0x05,
   NetworkSetup: 0x06,
+  Attribute: 0x07,
+  Usage: 0x08,
   Exec: 0x10,
   Started: 0x11,
   Stdin: 0x12,
@@ -82,6 +84,15 @@ export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
 export const HelloTag = { Version: 1, BootMs: 2, Agent: 3 } as const;
 export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2, Seed: 3, Token: 4 } as const;
 export const NetworkSetupTag = { CaPem: 1, CaPath: 2, Bundle: 3, HostsLine: 4 } as const;
+/** ATTRIBUTE: which exec a process or socket belongs to; each tag repeats (at most 64 keys). */
+export const AttributeTag = { Pid: 1, TcpPort: 2, UdpPort: 3 } as const;
+export const AttributeOkTag = { Entry: 1 } as const;
+/** One ATTRIBUTE_OK entry: the key asked about and what the guest found. */
+export const AttributionTag = { Kind: 1, Key: 2, State: 3, Exec: 4, Pid: 5, Arg: 6 } as const;
+export const AttributionKind = { Pid: 1, Tcp: 2, Udp: 3 } as const;
+/** GONE: no such process or socket now; EXEC: an exec's (EXEC = its stream id); NO_EXEC: not. */
+export const AttributionState = { Gone: 0, Exec: 1, NoExec: 2 } as const;
+export const UsageOkTag = { DiskWrittenBytes: 1 } as const;
 export const ExecTag = { Argv: 1, Env: 2, Cwd: 3, User: 4, Tty: 5, Rows: 6, Cols: 7 } as const;
 export const StartedTag = { Pid: 1 } as const;
 export const ErrorTag = { Message: 1, Errno: 2 } as const;
@@ -109,6 +120,10 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
   Hello: HelloTag,
   Configure: ConfigureTag,
   NetworkSetup: NetworkSetupTag,
+  Attribute: AttributeTag,
+  AttributeOk: AttributeOkTag,
+  Attribution: AttributionTag,
+  UsageOk: UsageOkTag,
   Exec: ExecTag,
   Started: StartedTag,
   Error: ErrorTag,
@@ -156,6 +171,8 @@ export const CmdlineKey = {
   Fuse: "wheellock.fuse",
   /** `=ADDR/PREFIX,GATEWAY,MTU`: static eth0 settings. */
   Net: "wheellock.net",
+  /** `=0`: execs get no cgroups of their own (attribution by parent pid only; benchmarks). */
+  Attribution: "wheellock.attribution",
 } as const;
 export type CmdlineKey = (typeof CmdlineKey)[keyof typeof CmdlineKey];
 

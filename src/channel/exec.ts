@@ -31,6 +31,11 @@ export interface ExecExit {
 export interface ExecStream {
   /** The guest pid; rejects when the guest refuses to start it (e.g. unknown user). */
   readonly started: Promise<number>;
+  /**
+   * The exec's id (its stream on the channel: the id attribution names), once it started;
+   * rejects like `started`.
+   */
+  readonly execId: Promise<number>;
   readonly stdout: Readable;
   readonly stderr: Readable;
   /** end() sends EOF. */
@@ -53,11 +58,14 @@ export class ExecHandle implements ExecStream, StreamHandler {
   private readonly startedD = new Deferred<number>();
   private readonly exitD = new Deferred<ExecExit>();
   private live = true;
+  readonly execId: Promise<number>;
 
   constructor(
     readonly id: number,
     private readonly ctx: StreamContext,
   ) {
+    this.execId = this.startedD.promise.then(() => id);
+    this.execId.catch(noop);
     const hooks = { onConsumed: (bytes: number) => this.live && this.ctx.consumed(this.id, bytes) };
     this.stdout = new CreditedReadable(hooks);
     this.stderr = new CreditedReadable(hooks);

@@ -6,6 +6,14 @@
 export { GuestAgent } from "./agent.js";
 export type { ChannelOptions as GuestAgentOptions, Hello } from "./channel.js";
 export type { ExecExit, ExecRequest, ExecStream } from "./exec.js";
+export {
+  MAX_ATTRIBUTE_KEYS,
+  MAX_ATTRIBUTION_ARGS,
+  MAX_ATTRIBUTION_ARGV_BYTES,
+  type AttributionKey,
+  type GuestAttribution,
+  type GuestUsage,
+} from "./attribution.js";
 export type { FileData, WriteFileRequest } from "./open.js";
 export type { PortStream } from "./port.js";
 export type { GuestSettings, NetworkSetupRequest } from "./requests.js";

@@ -4,6 +4,7 @@
  */
 import type { Readable } from "node:stream";
 import { ErrProtocol } from "../errors.js";
+import { decodeAttributeReply, decodeUsageReply } from "./attribution.js";
 import { FileListOkTag, FileReadOkTag, FrameType, frameTypeName } from "./contract.js";
 import { RecvWindow } from "./credit.js";
 import { Deferred } from "./deferred.js";
@@ -20,6 +21,8 @@ export const RECORD_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.Configure,
   FrameType.Ping,
   FrameType.NetworkSetup,
+  FrameType.Attribute,
+  FrameType.Usage,
   FrameType.FileList,
   FrameType.FileStat,
   FrameType.Mkdir,
@@ -49,6 +52,8 @@ export function guestFailure(
 function validateReply(requestType: number, rec: DecodedRecord): void {
   if (requestType === FrameType.FileStat) decodeStat(rec);
   if (requestType === FrameType.FileList) rec.records(FileListOkTag.Entry).forEach(decodeListEntry);
+  if (requestType === FrameType.Attribute) decodeAttributeReply(rec);
+  if (requestType === FrameType.Usage) decodeUsageReply(rec);
 }
 
 export class RequestHandle implements StreamHandler {

@@ -1,6 +1,10 @@
 import { Command } from "commander";
 import { ErrInvalidConfig, WheellockError } from "../errors.js";
+import type { BlockedRequest } from "../observe/index.js";
+import { positiveInteger } from "./flags.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
+import { formatTable } from "./table.js";
+import { forTerminal } from "./terminal-text.js";
 
 /** What an allow-list change did, and the list after it. */
 export interface AllowListResult {
@@ -73,6 +77,59 @@ function action(name: "add" | "delete"): Command {
   });
 }
 
+/** One row per held request: what `allow-list approve|deny` needs to decide it. */
+export function pendingReport(requests: readonly BlockedRequest[]): string {
+  if (requests.length === 0) return "No requests are waiting for approval\n";
+  const rows = requests.map((r) => [
+    String(r.requestId),
+    r.method,
+    forTerminal(r.url),
+    r.attribution?.execId != null ? String(r.attribution.execId) : "-",
+    forTerminal(r.attribution?.command?.join(" ").slice(0, 40) ?? "-"),
+    r.expiresAt.slice(11, 19),
+  ]);
+  return formatTable([["REQUEST", "METHOD", "URL", "EXEC", "COMMAND", "EXPIRES"], ...rows]);
+}
+
+function pending(): Command {
+  const cmd = new Command("pending")
+    .description("list requests held for approval (run with --approve)")
+    .argument("<id>", "sandbox id")
+    .option("--json", "print JSON");
+  return addRemoteOption(cmd).action(
+    async (id: string, flags: { json?: boolean } & RemoteFlags) => {
+      const requests = await (await connectSandbox(id, flags)).pendingRequests();
+      process.stdout.write(
+        flags.json ? `${JSON.stringify(requests, null, 2)}\n` : pendingReport(requests),
+      );
+    },
+  );
+}
+
+function decide(name: "approve" | "deny"): Command {
+  const cmd = new Command(name)
+    .description(
+      name === "approve"
+        ? "let a held request through (--sandbox: and allow its host:port from now on)"
+        : "refuse a held request",
+    )
+    .argument("<id>", "sandbox id")
+    .argument("<request>", "request id (allow-list pending)", positiveInteger("REQUEST"));
+  if (name === "approve") cmd.option("--sandbox", "add the request's host:port to the allowlist");
+  type Flags = { sandbox?: boolean } & RemoteFlags;
+  return addRemoteOption(cmd).action(async (id: string, request: number, flags: Flags) => {
+    const decision = name === "deny" ? "deny" : flags.sandbox ? "sandbox" : "once";
+    await (await connectSandbox(id, flags)).decideRequest(request, decision);
+    const what = { once: "Approved once", sandbox: "Approved for the sandbox", deny: "Denied" };
+    process.stdout.write(`${what[decision]}: request ${request} of ${id}\n`);
+  });
+}
+
 export function allowListCommand(): Command {
-  return new Command("allow-list").addCommand(action("add")).addCommand(action("delete"));
+  return new Command("allow-list")
+    .addCommand(action("add"))
+    .addCommand(action("delete"))
+    .addCommand(pending())
+    .addCommand(decide("approve"))
+    .addCommand(decide("deny"));
 }

@@ -121,8 +121,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   ),
   entry(
     "allow-list",
-    "change a running sandbox's network allow-list",
+    "change a running sandbox's network allow-list; approve or deny held requests",
     async () => (await import("./allow-list.js")).allowListCommand,
+  ),
+  entry(
+    "policy",
+    "suggest a network allowlist from a recorded run (policy suggest --events FILE)",
+    async () => (await import("./policy.js")).policyCommand,
   ),
   entry(
     "cp",

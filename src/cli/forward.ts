@@ -68,8 +68,12 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   }
 }
 
-export async function interactive(proc: ExecProcess): Promise<number> {
-  const restore = attachTerminal(proc);
+export async function interactive(
+  proc: ExecProcess,
+  /** Sees each chunk of keys first (an open `--approve` question); see attachTerminal. */
+  take?: (chunk: Buffer) => boolean,
+): Promise<number> {
+  const restore = attachTerminal(proc, take);
   try {
     return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
   } finally {

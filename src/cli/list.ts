@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import type { SandboxUsage } from "../observe/index.js";
 import { getRecord, listRecords, type SandboxRecord } from "../state/index.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
@@ -57,12 +58,40 @@ export function listCommand(): Command {
   });
 }
 
+/** How long `inspect` waits for a running sandbox's usage before printing without it. */
+const LIVE_USAGE_TIMEOUT_MS = 3000;
+
 export function inspectCommand(): Command {
   return addRemoteOption(new Command("inspect").argument("<id>", "sandbox id")).action(
     async (id: string, flags: RemoteFlags) => {
       const onNode = await resolvedRemote(flags);
-      const shown = onNode ? await onNode.sdk.inspectRemote(id, onNode.remote) : getRecord(id);
-      process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      if (onNode) {
+        const shown = await onNode.sdk.inspectRemote(id, onNode.remote);
+        return void process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      }
+      const record = getRecord(id);
+      // A running sandbox's usage is asked of it; a stopped one's is in the record.
+      if (record.status === "running") {
+        const usage = await liveUsage(id);
+        if (usage) record.usage = usage;
+      }
+      process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
     },
   );
+}
+
+/** A running sandbox's usage, or undefined when it does not answer in time. */
+async function liveUsage(id: string): Promise<SandboxUsage | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const usage = await Promise.race([
+    import("../sdk/index.js")
+      .then(({ Sandbox }) => Sandbox.connect(id).usage())
+      .catch(() => undefined),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), LIVE_USAGE_TIMEOUT_MS);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  return usage;
 }

@@ -5,7 +5,7 @@ import {
   mergeEnv,
   type SandboxOptions,
 } from "../config/index.js";
-import { ErrInvalidConfig, ErrTimeout } from "../errors.js";
+import { ErrBudgetExceeded, ErrInvalidConfig, ErrTimeout } from "../errors.js";
 import type { VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
@@ -24,7 +24,14 @@ import {
   parseSecretFlags,
   type InterceptFlags,
 } from "./intercept-flags.js";
+import { ApprovalPrompt } from "./approve-prompt.js";
 import { interactive, streamed } from "./forward.js";
+import {
+  addObserveOptions,
+  EXIT_BUDGET,
+  observeSandboxOptions,
+  type ObserveFlags,
+} from "./observe-flags.js";
 import { addRemoteOption, remoteOptions, type RemoteFlags } from "./remote-flags.js";
 import { hostTerminalSize } from "./tty.js";
 import {
@@ -41,7 +48,7 @@ import {
   type LongLivedFlags,
 } from "./run-long-lived.js";
 
-interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags {
+interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags, ObserveFlags {
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
   image?: string;
@@ -112,6 +119,7 @@ export function runCommand(): Command {
   addNetworkOptions(cmd);
   addInterceptOptions(cmd);
   addVolumeOptions(cmd);
+  addObserveOptions(cmd);
   addRemoteOption(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     const remote = remoteOptions(flags);
@@ -160,8 +168,19 @@ function sandboxOptions(
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
     ...volumeSandboxOptions(flags),
+    ...observeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
+}
+
+/** `--approve` in the foreground asks at the terminal; it needs one, and stdin to itself. */
+function approvalPrompt(flags: RunFlags): ApprovalPrompt | undefined {
+  if (!flags.approve) return undefined;
+  if (!process.stdin.isTTY)
+    throw new ErrInvalidConfig("--approve asks at the terminal: stdin must be one (or use -d)");
+  if (flags.interactive && !flags.tty)
+    throw new ErrInvalidConfig("--approve with -i needs -t (-it): stdin belongs to the command");
+  return new ApprovalPrompt(flags.tty === true && flags.interactive === true);
 }
 
 async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<number> {
@@ -174,11 +193,15 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   if (flags.tty && flags.interactive && !process.stdin.isTTY) {
     throw new ErrInvalidConfig("-it requires a terminal on stdin");
   }
+  const prompt = approvalPrompt(flags);
   const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
   let sandbox: VmSandbox;
   try {
-    sandbox = await Sandbox.create(sandboxOptions(flags));
+    sandbox = await Sandbox.create({
+      ...sandboxOptions(flags),
+      ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
+    });
   } catch (err) {
     eventsOut?.end();
     throw err;
@@ -191,12 +214,16 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     );
     await proc.pid;
     return await (flags.tty && flags.interactive
-      ? interactive(proc)
+      ? interactive(proc, prompt?.take)
       : streamed(proc, flags.interactive === true));
   } catch (err) {
     if (err instanceof ErrTimeout) {
       process.stderr.write(`wheellock: ${err.message}\n`);
       return EXIT_TIMEOUT;
+    }
+    if (err instanceof ErrBudgetExceeded) {
+      process.stderr.write(`wheellock: ${err.message}\n`);
+      return EXIT_BUDGET;
     }
     throw err;
   } finally {

@@ -14,12 +14,24 @@ export function hostTerminalSize(): TerminalSize {
  * the guest as bytes), keystrokes to the guest, window-size changes as resizes. Returns a
  * function that restores the terminal.
  */
-export function attachTerminal(proc: ExecProcess): () => void {
+export function attachTerminal(
+  proc: ExecProcess,
+  /** Sees each chunk of keys first; true keeps it from the guest (an open `--approve` question). */
+  take?: (chunk: Buffer) => boolean,
+): () => void {
   const stdin = process.stdin;
   const wasRaw = stdin.isRaw;
   stdin.setRawMode(true);
   stdin.resume();
-  stdin.pipe(proc.stdin);
+  const forward = (chunk: Buffer): void => {
+    if (take?.(chunk)) return;
+    if (!proc.stdin.write(chunk)) {
+      stdin.pause();
+      proc.stdin.once("drain", () => stdin.resume());
+    }
+  };
+  if (take) stdin.on("data", forward);
+  else stdin.pipe(proc.stdin);
   const onResize = () => {
     const { rows, cols } = hostTerminalSize();
     proc.resize(rows, cols);
@@ -27,7 +39,8 @@ export function attachTerminal(proc: ExecProcess): () => void {
   process.stdout.on("resize", onResize);
   return () => {
     process.stdout.off("resize", onResize);
-    stdin.unpipe(proc.stdin);
+    if (take) stdin.off("data", forward);
+    else stdin.unpipe(proc.stdin);
     stdin.setRawMode(wasRaw);
     stdin.pause();
   };

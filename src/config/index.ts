@@ -12,6 +12,11 @@ export type {
 } from "./options.js";
 export type { NetworkHookRule } from "./hook-rule.js";
 export { SECRET_NAME_RE } from "./intercept-checks.js";
+export {
+  DEFAULT_APPROVAL_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_APPROVALS,
+  type OnBlockedRequest,
+} from "./observe-checks.js";
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
 export {
   configureNeedsIntercept,

@@ -220,9 +220,11 @@ export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
     allowTcp: Object.freeze(opts.allowTcp === undefined ? [] : tcpRules(opts.allowTcp)),
   };
   const forced =
-    opts.networkIntercept === undefined
+    (opts.networkIntercept === undefined
       ? false
-      : checkBoolean("networkIntercept", opts.networkIntercept);
+      : checkBoolean("networkIntercept", opts.networkIntercept)) ||
+    // Audit mode records what the allowlist would refuse: it needs the proxy to see requests.
+    opts.networkAudit === true;
   return { ...fields, networkIntercept: wantsIntercept(fields, forced) };
 }
 

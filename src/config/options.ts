@@ -4,6 +4,7 @@
  * `resolveSandboxOptions`.
  */
 
+import type { ApprovalDecision, BlockedRequest, Budgets } from "../observe/index.js";
 import type { DiskConfig, ResolvedDisk } from "./disks.js";
 import type { FileHookRule } from "../vfs/index.js";
 import type { MountConfig } from "./volumes.js";
@@ -173,6 +174,37 @@ export interface SandboxOptions {
   upstreamCa?: string[];
   /** Raw-TCP rules `host:port` (globs allowed) passed through in intercept mode. */
   allowTcp?: string[];
+  /**
+   * Live approval (intercept mode): a request to a host outside the allowlist is held, not
+   * refused, until it is decided — by `onBlockedRequest`, `sandbox.decideRequest()` or
+   * `wheellock allow-list approve|deny` — or for `timeoutMs` (default 30000; then denied).
+   * At most `maxPending` (default 16) wait at once. Private, loopback and metadata
+   * addresses are never held. See docs/OBSERVE.md.
+   */
+  approval?: boolean | { timeoutMs?: number; maxPending?: number };
+  /**
+   * Decides held requests in this process (turns `approval` on): `"once"` lets this request
+   * through, `"sandbox"` adds its `host:port` to the allowlist, `"deny"` refuses it. A throw
+   * denies. Callbacks cannot go to a detached sandbox: use `decideRequest` there.
+   */
+  onBlockedRequest?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  /**
+   * Audit mode (turns interception on): requests the allowlist would refuse go through and
+   * their events say so (`network.audit`); private addresses, secret scopes and hooks still
+   * apply. With no allowlist every host is recorded. Feed the events to `suggestAllowlist`.
+   */
+  networkAudit?: boolean;
+  /** Stop the sandbox once its network flows moved this many bytes (both directions). */
+  maxEgressBytes?: number;
+  /** Stop the sandbox once its VM used this much host CPU time (seconds). */
+  maxCpuSeconds?: number;
+  /** Refuse requests (403, `budget_exceeded`) beyond this many (intercept mode). */
+  maxRequests?: number;
+  /**
+   * Send a W3C `traceparent` header with each intercepted request upstream, naming the
+   * request's span (intercept mode; spans need an OpenTelemetry SDK in your program).
+   */
+  tracePropagation?: boolean;
 }
 
 /** A secret as the resolved config keeps it: everything but the value. */
@@ -232,4 +264,13 @@ export interface ResolvedSandboxConfig {
   /** Absolute paths. */
   readonly upstreamCa: readonly string[];
   readonly allowTcp: readonly string[];
+  /** Live approval: off, or on with its bounds. */
+  readonly approval: {
+    readonly enabled: boolean;
+    readonly timeoutMs: number;
+    readonly maxPending: number;
+  };
+  readonly networkAudit: boolean;
+  readonly budgets: Readonly<Budgets>;
+  readonly tracePropagation: boolean;
 }

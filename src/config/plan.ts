@@ -8,6 +8,7 @@
 import type { FileHookRule } from "../vfs/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import type { NetworkHookRule } from "./hook-rule.js";
+import type { OnBlockedRequest } from "./observe-checks.js";
 import type { ResolvedSandboxConfig } from "./options.js";
 import type { MountConfig } from "./volumes.js";
 
@@ -24,6 +25,8 @@ export interface SandboxPlan extends ResolvedSandboxConfig {
   readonly fileHooks: readonly FileHookRule[];
   /** HTTP hook rules, checked (callbacks allowed in-process only). */
   readonly networkHooks: readonly NetworkHookRule[];
+  /** Decides held requests (live approval); in-process only. */
+  readonly onBlockedRequest?: OnBlockedRequest;
 }
 
 /** The plan without secret values: what a sandbox shows as its `config`. */
@@ -33,6 +36,7 @@ export function publicConfig(plan: SandboxPlan): ResolvedSandboxConfig {
     mounts: _mounts,
     fileHooks: _fileHooks,
     networkHooks: _networkHooks,
+    onBlockedRequest: _onBlockedRequest,
     ...rest
   } = plan;
   return Object.freeze(rest);
@@ -62,7 +66,8 @@ export function planToJson(
   label = "options",
   where = "a detached sandbox (it runs in another process)",
 ): string {
-  const { mounts, fileHooks, networkHooks } = plan;
+  const { mounts, fileHooks, networkHooks, onBlockedRequest } = plan;
+  assertPlainData(onBlockedRequest, `${label}.onBlockedRequest`, where);
   assertPlainData(mounts, `${label}.mounts`, where);
   assertPlainData(fileHooks, `${label}.fileHooks`, where);
   assertPlainData(networkHooks, `${label}.networkHooks`, where);
@@ -117,6 +122,10 @@ const PLAN_KEYS = [
   "dnsServers",
   "upstreamCa",
   "allowTcp",
+  "approval",
+  "networkAudit",
+  "budgets",
+  "tracePropagation",
   "mounts",
   "fileHooks",
   "networkHooks",

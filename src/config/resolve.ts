@@ -33,6 +33,7 @@ import { publicConfig, type SandboxPlan } from "./plan.js";
 import { checkMounts } from "./mount-checks.js";
 import { checkFileHooks, checkNetworkHooks, secretValues } from "./rule-checks.js";
 import { checkNetworkOptions } from "./network-checks.js";
+import { checkObserveOptions } from "./observe-checks.js";
 import { checkDisks } from "./disks.js";
 import { newSandboxId } from "../util/index.js";
 
@@ -64,6 +65,7 @@ export function planSandbox(
     mounts: Object.freeze(checkMounts(opts.mounts)),
     fileHooks: Object.freeze(checkFileHooks(opts.fileHooks)),
     networkHooks: Object.freeze(checkNetworkHooks(opts.networkHooks)),
+    ...(opts.onBlockedRequest !== undefined ? { onBlockedRequest: opts.onBlockedRequest } : {}),
   });
 }
 
@@ -108,6 +110,7 @@ function resolveFields(
         ? checkHostPath(ENV_KERNEL, kernelFromEnv)
         : undefined;
 
+  const network = checkNetworkOptions(opts);
   const resolved: ResolvedSandboxConfig = {
     id,
     image:
@@ -148,7 +151,8 @@ function resolveFields(
           : "auto",
     // Absolute now, so a later chdir by the host program cannot change which kernel boots.
     kernel: kernel === undefined ? undefined : resolvePath(kernel),
-    ...checkNetworkOptions(opts),
+    ...network,
+    ...checkObserveOptions(opts, network.networkIntercept && !network.noNetwork),
     disks: Object.freeze(
       opts.disks === undefined
         ? []

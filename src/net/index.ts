@@ -3,7 +3,16 @@ export { NetworkStack, type NetworkStackOptions, type NetworkStackStats } from "
 export { OpenUpstream, type OpenUpstreamOptions } from "./open-upstream.js";
 export { isPrivateOrSpecialAddress } from "./ip-ranges.js";
 export { defaultAddressing, formatIpv4, parseIpv4, type LinkAddressing } from "./addresses.js";
-export type { Upstream, UpstreamTcp, UpstreamTcpEvents, UpstreamUdp, Denied } from "./upstream.js";
+export type {
+  Upstream,
+  UpstreamTcp,
+  UpstreamTcpEvents,
+  UpstreamUdp,
+  UpstreamUdpEvents,
+  Denied,
+  FlowSource,
+} from "./upstream.js";
+export { isDenied } from "./upstream.js";
 export {
   EgressPolicy,
   HostAllowlist,
@@ -23,7 +32,18 @@ export type {
   ResponseHookContext,
   ResponseHookResult,
 } from "./http-policy/index.js";
-export type { HttpPolicy, NetworkEventInfo, NetworkBlockCode } from "./intercept/contract.js";
+export type {
+  ApprovalNote,
+  GuestOrigin,
+  HeaderList,
+  HostRefusal,
+  HttpPolicy,
+  HttpRequestHead,
+  NetworkEventInfo,
+  ProxyHooks,
+  NetworkBlockCode,
+  RefusedRequest,
+} from "./intercept/contract.js";
 /**
  * The proxy, the HTTP policy and the CA, loaded on demand: TLS and X.509 code costs start-up
  * time that open-mode sandboxes (and every CLI call) should not pay.

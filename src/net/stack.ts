@@ -228,7 +228,9 @@ export class NetworkStack {
       },
     });
     this.tcpFlows.set(key, conn);
-    const upstream = this.opts.upstream.connectTcp(this.dialAddress(dstIp), seg.dstPort, conn);
+    const upstream = this.opts.upstream.connectTcp(this.dialAddress(dstIp), seg.dstPort, conn, {
+      srcPort: seg.srcPort,
+    });
     if (isDenied(upstream)) {
       this.counters.tcpDenied++;
       conn.onError();

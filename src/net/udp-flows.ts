@@ -42,14 +42,19 @@ export class UdpFlows {
     let flow = this.flows.get(key);
     if (!flow) {
       if (this.flows.size >= this.limits.maxFlows) return;
-      const socket = this.upstream.openUdp(dialIp, dstPort, {
-        onMessage: (reply) => {
-          const f = this.flows.get(key);
-          if (f) f.idleTimer.refresh();
-          this.deliver(dstIp, dstPort, guestPort, reply);
+      const socket = this.upstream.openUdp(
+        dialIp,
+        dstPort,
+        {
+          onMessage: (reply) => {
+            const f = this.flows.get(key);
+            if (f) f.idleTimer.refresh();
+            this.deliver(dstIp, dstPort, guestPort, reply);
+          },
+          onError: () => this.drop(key),
         },
-        onError: () => this.drop(key),
-      });
+        { srcPort: guestPort },
+      );
       if (isDenied(socket)) {
         this.denied++;
         return;

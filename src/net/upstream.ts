@@ -39,10 +39,25 @@ export interface Denied {
   denied: string;
 }
 
+/** Where a flow comes from in the guest (its socket's local port), for attribution. */
+export interface FlowSource {
+  srcPort: number;
+}
+
 export interface Upstream {
   /** `dstIp` is the dotted address the guest asked for. */
-  connectTcp(dstIp: string, dstPort: number, events: UpstreamTcpEvents): UpstreamTcp | Denied;
-  openUdp(dstIp: string, dstPort: number, events: UpstreamUdpEvents): UpstreamUdp | Denied;
+  connectTcp(
+    dstIp: string,
+    dstPort: number,
+    events: UpstreamTcpEvents,
+    from?: FlowSource,
+  ): UpstreamTcp | Denied;
+  openUdp(
+    dstIp: string,
+    dstPort: number,
+    events: UpstreamUdpEvents,
+    from?: FlowSource,
+  ): UpstreamUdp | Denied;
   /** IPv4 addresses for a name (guest DNS), or an empty list when it does not resolve. */
   resolveIpv4(name: string): Promise<string[]>;
 }

@@ -39,6 +39,7 @@ export function remoteExec(
   req: Extract<OperationRequest, { op: "exec" }>,
 ): ExecStream {
   const started = pending<number>();
+  const execId = pending<number>();
   const exit = pending<ExecExit>();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -66,6 +67,7 @@ export function remoteExec(
     if (ended) return;
     ended = true;
     started.reject(err);
+    execId.reject(err);
     exit.reject(err);
     stdout.end();
     stderr.end();
@@ -74,9 +76,13 @@ export function remoteExec(
   const deliver = (target: PassThrough, data: Buffer): void => deliverOrPause(target, data, conn);
   const onMessage = (msg: Message): void => {
     switch (msg.type) {
-      case Msg.Started:
-        started.resolve(parseJson<{ pid: number }>(msg.payload).pid);
+      case Msg.Started: {
+        const info = parseJson<{ pid: number; execId?: number }>(msg.payload);
+        started.resolve(info.pid);
+        // A server that predates exec ids sends none: 0 names no exec.
+        execId.resolve(typeof info.execId === "number" ? info.execId : 0);
         return;
+      }
       case Msg.Stdout:
         return deliver(stdout, msg.payload);
       case Msg.Stderr:
@@ -105,6 +111,7 @@ export function remoteExec(
   );
   return {
     started: started.promise,
+    execId: execId.promise,
     exit: exit.promise,
     stdout,
     stderr,

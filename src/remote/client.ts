@@ -6,6 +6,7 @@
 import { Readable } from "node:stream";
 import { planConfigure, type ConfigureOptions } from "../config/index.js";
 import { ErrVMNotRunning, WheellockError } from "../errors.js";
+import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
 import {
   commandArgv,
   ExecProcess,
@@ -180,6 +181,19 @@ export class RemoteSandbox implements SandboxApi {
 
   allowedHosts(): Promise<AllowlistState> {
     return this.request<AllowlistState>({ op: "allowed-hosts" });
+  }
+
+  async pendingRequests(): Promise<BlockedRequest[]> {
+    return (await this.request<{ requests: BlockedRequest[] }>({ op: "pending-requests" }))
+      .requests;
+  }
+
+  async decideRequest(requestId: number, decision: ApprovalDecision): Promise<void> {
+    await this.request({ op: "decide-request", requestId, decision });
+  }
+
+  usage(): Promise<SandboxUsage> {
+    return this.request<SandboxUsage>({ op: "usage" });
   }
 
   async configure(options: ConfigureOptions): Promise<void> {

@@ -8,6 +8,7 @@
 import type { Duplex, Writable } from "node:stream";
 import type { ConfigureOptions } from "../config/index.js";
 import { ErrFile, reviveError, WheellockError } from "../errors.js";
+import type { ApprovalDecision } from "../observe/index.js";
 
 export const Msg = {
   /** C→S JSON `OperationRequest`. */
@@ -58,6 +59,9 @@ export type OperationRequest =
   | { op: "port-forward"; port: number }
   | { op: "allow-list"; action: "add" | "delete"; hosts: string[] }
   | { op: "allowed-hosts" }
+  | { op: "pending-requests" }
+  | { op: "decide-request"; requestId: number; decision: ApprovalDecision }
+  | { op: "usage" }
   | { op: "configure"; options: ConfigureOptions }
   | { op: "events" }
   | { op: "stop" };

@@ -44,8 +44,8 @@ export function serveExec(
   });
   const untrack = track(proc);
   let finished = false;
-  proc.pid.then(
-    (pid) => stream.write(encodeJson(Msg.Started, { pid })),
+  Promise.all([proc.pid, proc.execId]).then(
+    ([pid, execId]) => stream.write(encodeJson(Msg.Started, { pid, execId })),
     () => undefined, // the exit promise reports it
   );
   const outputs = Promise.all([

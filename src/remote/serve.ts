@@ -102,6 +102,13 @@ function dispatch(
       );
     case "allowed-hosts":
       return reply(api.allowedHosts());
+    case "pending-requests":
+      return reply(api.pendingRequests().then((requests) => ({ requests })));
+    case "decide-request":
+      if (!Number.isSafeInteger(req.requestId)) throw new TypeError("requestId must be an integer");
+      return reply(api.decideRequest(req.requestId, req.decision));
+    case "usage":
+      return reply(api.usage());
     case "configure":
       return reply(api.configure(req.options));
     case "events":

@@ -6,6 +6,7 @@
  * counterpart there and are not sent. A client that does not read its output makes the
  * forwarder wait; the sandbox's event hub then drops the oldest events past its backlog.
  */
+import type { ExecAttribution } from "../observe/index.js";
 import type { SandboxApi, SandboxEvent } from "../sandbox/index.js";
 import type { FileEventInfo } from "../vfs/index.js";
 import { goFileMode } from "./file-mode.js";
@@ -23,7 +24,22 @@ const BLOCK_REASONS: Readonly<Record<string, string>> = {
   blocked_by_rule: "request blocked by policy",
 };
 
-function fileEvent(timestamp: Date, f: FileEventInfo): object {
+/**
+ * wheellock's attribution (docs/OBSERVE.md) in the reference's spelling; an extra key its
+ * SDKs ignore. Absent when the exec could not be told.
+ */
+function attributionField(a: ExecAttribution | undefined): object {
+  if (a === undefined) return {};
+  return {
+    attribution: {
+      exec_id: a.execId,
+      ...(a.pid !== undefined ? { pid: a.pid } : {}),
+      ...(a.command !== undefined ? { command: a.command } : {}),
+    },
+  };
+}
+
+function fileEvent(timestamp: Date, f: FileEventInfo & { attribution?: ExecAttribution }): object {
   const mode = f.mode ? goFileMode(f.mode) : 0;
   return {
     type: "file",
@@ -35,6 +51,7 @@ function fileEvent(timestamp: Date, f: FileEventInfo): object {
       ...(mode ? { mode } : {}),
       ...(f.uid ? { uid: f.uid } : {}),
       ...(f.gid ? { gid: f.gid } : {}),
+      ...attributionField(f.attribution),
     },
   };
 }
@@ -63,6 +80,7 @@ export function referenceEvent(event: SandboxEvent, fileEvents: boolean): object
       duration_ms: n.durationMs,
       blocked: n.blocked,
       ...(reason !== undefined ? { block_reason: reason } : {}),
+      ...attributionField(n.attribution),
     },
   };
 }

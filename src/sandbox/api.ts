@@ -8,6 +8,7 @@ import type { Readable, Writable } from "node:stream";
 import type { ConfigureOptions } from "../config/index.js";
 import type { ExecOptions, ExecResult } from "./exec-collect.js";
 import type { ExecProcess } from "./exec-process.js";
+import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
 import type { SandboxEvent } from "./events.js";
 
 export interface SpawnOptions {
@@ -120,6 +121,21 @@ export interface SandboxApi extends AsyncDisposable {
   allowedHosts(): Promise<AllowlistState>;
 
   /**
+   * Requests held for approval (`approval` / `onBlockedRequest`), oldest first; empty when
+   * approval is off.
+   */
+  pendingRequests(): Promise<BlockedRequest[]>;
+  /**
+   * Decides a held request: `once` lets it through, `sandbox` also adds its `host:port` to
+   * the allowlist, `deny` refuses it. Rejects with ErrNotFound when it is not waiting (decided
+   * already, timed out, or unknown).
+   */
+  decideRequest(requestId: number, decision: ApprovalDecision): Promise<void>;
+
+  /** What the sandbox has used so far: CPU, memory, disk, network per host and secret, execs. */
+  usage(): Promise<SandboxUsage>;
+
+  /**
    * Applies secrets, allowlist entries, a policy script and env to the running sandbox, with
    * the guarantees they have at create time (secret values never reach the guest: commands
    * started from now on get placeholders). Secrets, allowlist and script need intercept mode
@@ -128,7 +144,7 @@ export interface SandboxApi extends AsyncDisposable {
    */
   configure(options: ConfigureOptions): Promise<void>;
 
-  /** Exec, network, file and lifecycle events from now on, until the sandbox stops. */
+  /** Exec, network, file, approval, usage and lifecycle events from now on, until it stops. */
   events(): AsyncIterableIterator<SandboxEvent>;
 
   /** Stops the sandbox and removes everything it wrote. Safe to call more than once. */

@@ -6,7 +6,8 @@
  * iterator nobody reads cannot grow host memory without bound.
  */
 import type { NetworkEventInfo as ProxyEventInfo } from "../net/index.js";
-import type { FileEventInfo } from "../vfs/index.js";
+import type { ApprovalEventInfo, ExecAttribution, SandboxUsage } from "../observe/index.js";
+import type { FileEventInfo as VfsFileEventInfo } from "../vfs/index.js";
 import type { PolicyErrorCode } from "./network-event-error.js";
 
 /** One HTTP request or raw connection as the proxy saw it, with the policy error it met. */
@@ -15,7 +16,16 @@ export interface NetworkEventInfo extends ProxyEventInfo {
   errorCode?: PolicyErrorCode;
 }
 
+/** One operation on a mount, with the exec that made it (absent: could not be told). */
+export interface FileEventInfo extends VfsFileEventInfo {
+  readonly attribution?: ExecAttribution;
+}
+
 export interface ExecEventInfo {
+  /** The id network and file events name in `attribution.execId`. */
+  execId: number;
+  /** The guest pid of the command's first process. */
+  pid?: number;
   command: string[];
   exitCode: number;
   durationMs: number;
@@ -27,10 +37,15 @@ export type SandboxEvent =
   | { type: "network"; timestamp: Date; network: NetworkEventInfo }
   /** One operation on a mount (reads and writes: totals per open handle, at close). */
   | { type: "file"; timestamp: Date; file: FileEventInfo }
+  /** A request held for approval, and how it was decided. */
+  | { type: "approval"; timestamp: Date; approval: ApprovalEventInfo }
+  /** What the sandbox used: once, just before it stops. */
+  | { type: "usage"; timestamp: Date; usage: SandboxUsage }
   | {
       type: "lifecycle";
       timestamp: Date;
-      lifecycle: { state: "running" | "stopped"; reason?: string };
+      /** `code`: the error that stopped it (ErrTimeout, ErrBudgetExceeded, ...), if any. */
+      lifecycle: { state: "running" | "stopped"; reason?: string; code?: string };
     };
 
 interface Subscriber {

@@ -9,6 +9,8 @@ import { signalName, signalNumber } from "./signals.js";
 export interface ExecExit {
   /** The exit status, or 128 + N when the process was killed by signal N (as a shell reports it). */
   exitCode: number;
+  /** The id that network and file events of this command name (`attribution.execId`). */
+  execId: number;
   /** The terminating signal, when there was one. */
   signal?: NodeJS.Signals;
   durationMs: number;
@@ -30,6 +32,8 @@ export class ExecProcess implements AsyncIterable<OutputChunk> {
   readonly stderr: Readable;
   /** The guest pid; rejects if the command could not start (e.g. unknown user). */
   readonly pid: Promise<number>;
+  /** The exec's id, as events name it (`attribution.execId`); rejects like `pid`. */
+  readonly execId: Promise<number>;
   private readonly exitPromise: Promise<ExecExit>;
 
   constructor(
@@ -42,16 +46,20 @@ export class ExecProcess implements AsyncIterable<OutputChunk> {
     this.stderr = stream.stderr;
     this.pid = stream.started;
     this.pid.catch(() => undefined);
-    this.exitPromise = stream.exit.then(({ exitCode, signal }) => {
-      const name = signal > 0 ? signalName(signal) : undefined;
-      const exit: ExecExit = {
-        exitCode: signal > 0 ? 128 + signal : exitCode,
-        durationMs: Date.now() - startedAt,
-        ...(name ? { signal: name } : {}),
-      };
-      onExit(exit);
-      return exit;
-    });
+    this.execId = stream.execId;
+    this.exitPromise = Promise.all([stream.exit, stream.execId]).then(
+      ([{ exitCode, signal }, execId]) => {
+        const name = signal > 0 ? signalName(signal) : undefined;
+        const exit: ExecExit = {
+          exitCode: signal > 0 ? 128 + signal : exitCode,
+          execId,
+          durationMs: Date.now() - startedAt,
+          ...(name ? { signal: name } : {}),
+        };
+        onExit(exit);
+        return exit;
+      },
+    );
     this.exitPromise.catch(() => undefined);
   }
 

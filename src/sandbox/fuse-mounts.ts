@@ -26,6 +26,7 @@ import {
   HookedProvider,
   type FileEventInfo,
   type FileHookRule,
+  type VfsCaller,
   type VfsProvider,
 } from "../vfs/index.js";
 import { HostTreeWatcher } from "./host-watch.js";
@@ -100,6 +101,8 @@ async function providerFor(
 export interface MountHooks {
   readonly fileHooks?: readonly FileHookRule[];
   readonly onFileEvent?: (event: FileEventInfo) => void;
+  /** Before each guest request (FuseServerOptions.beforeRequest). */
+  readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
 /**
@@ -177,7 +180,11 @@ export class FuseMounts {
       hooks.fileHooks,
       hooks.onFileEvent,
     );
-    const server = new FuseServer({ provider, onError });
+    const server = new FuseServer({
+      provider,
+      onError,
+      ...(hooks.beforeRequest ? { beforeRequest: hooks.beforeRequest } : {}),
+    });
     const socketPath = join(runDir, "fuse.sock");
     const listener = createServer((socket) => {
       // Only QEMU connects, once; nothing else may attach to the guest's filesystem.

@@ -21,7 +21,12 @@ export { ExecProcess, type ExecExit, type OutputChunk } from "./exec-process.js"
 export { runCollected, type ExecOptions, type ExecResult } from "./exec-collect.js";
 export { commandArgv } from "./exec-env.js";
 export { signalName, signalNumber } from "./signals.js";
-export type { SandboxEvent, ExecEventInfo, NetworkEventInfo } from "./events.js";
+export type {
+  SandboxEvent,
+  ExecEventInfo,
+  NetworkEventInfo,
+  FileEventInfo as SandboxFileEventInfo,
+} from "./events.js";
 export { openEventsFile, writeEventsFile } from "./events-file.js";
 export { DEFAULT_IMAGE_NAME, type ImageSelection } from "./image.js";
 export { networkEventError, type PolicyErrorCode } from "./network-event-error.js";

@@ -15,6 +15,7 @@ import {
   type SecretSpec,
 } from "../net/index.js";
 import { dataDir } from "../paths.js";
+import type { InterceptHooks } from "./observer.js";
 
 export interface InterceptRequest {
   plan: SandboxPlan;
@@ -22,6 +23,7 @@ export interface InterceptRequest {
   resolveOverrides: ReadonlyMap<string, string>;
   resolve4?: (name: string) => Promise<string[]>;
   onEvent: (event: NetworkEventInfo) => void;
+  hooks: InterceptHooks;
 }
 
 export interface InterceptSetup {
@@ -58,6 +60,23 @@ function secretSpecs(
   return secrets.map((s) => ({ ...s, value: values[s.name] ?? "" }));
 }
 
+/**
+ * The request budget goes first: a request beyond it is refused before any hook or secret
+ * sees it (it never leaves the host). `overBudget` counts the request and says why it is
+ * refused, if it is.
+ */
+function withRequestBudget(policy: HttpPolicy, overBudget: () => string | undefined): HttpPolicy {
+  return {
+    onRequest: async (request, body) => {
+      const reason = overBudget();
+      return reason === undefined
+        ? policy.onRequest(request, body)
+        : { action: "block", code: "budget_exceeded", reason };
+    },
+    onResponse: (request, response, body) => policy.onResponse(request, response, body),
+  };
+}
+
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */
 export async function createInterceptUpstream(req: InterceptRequest): Promise<InterceptSetup> {
   const { plan } = req;
@@ -74,9 +93,21 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     onRequest: (request, body) => current.onRequest(request, body),
     onResponse: (request, response, body) => current.onResponse(request, response, body),
   };
+  const { hooks } = req;
+  const maxRequests = plan.budgets.maxRequests;
+  // HTTP requests (WebSocket upgrades included) and raw TCP relays draw on one budget.
+  const overBudget =
+    maxRequests === undefined
+      ? undefined
+      : () =>
+          hooks.admitRequest() ? undefined : `request budget spent (maxRequests ${maxRequests})`;
   const upstream = new InterceptUpstream({
     policy: req.egress,
-    httpPolicy,
+    httpPolicy: overBudget === undefined ? httpPolicy : withRequestBudget(httpPolicy, overBudget),
+    ...(overBudget ? { refuseRawRelay: overBudget } : {}),
+    ...(hooks.origin ? { origin: hooks.origin } : {}),
+    ...(hooks.onHostRefused ? { onHostRefused: hooks.onHostRefused } : {}),
+    ...(hooks.upstreamHeaders ? { upstreamHeaders: hooks.upstreamHeaders } : {}),
     ca: { certPem: ca.certPem, keyPem: ca.keyPem },
     upstreamCaPems: readUpstreamCas(plan.upstreamCa),
     resolveOverrides: req.resolveOverrides,

@@ -20,7 +20,7 @@ import { configureGuest } from "./guest-config.js";
 import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { prepareNetwork } from "./network.js";
-import { policyErrorCode } from "./network-event-error.js";
+import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
 import { snapshotInputsFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
@@ -45,6 +45,8 @@ export interface LaunchInternals {
    * layer from it). The guest gets up to KEEP_UPPER_GRACE_MS to unmount it cleanly.
    */
   keepUpperDisk?: string;
+  /** Nothing is attributed, and execs get no cgroups in the guest (the bench's baseline). */
+  noAttribution?: boolean;
 }
 
 /** A kept disk must be unmounted cleanly: the guest's sync can take a while under TCG. */
@@ -76,16 +78,16 @@ export async function launchVmSandbox(
   const events = new EventHub();
   const resources = new ResourceStack(warnCleanup);
   let sandbox: VmSandbox | undefined;
+  const observer = new SandboxObserver(
+    plan,
+    events,
+    (err) => sandbox?.fail(err),
+    !internal.noAttribution,
+  );
+  const startSpan = observer.tracer.startSandbox();
   try {
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
-    const network = await prepareNetwork(plan, (info) => {
-      const errorCode = policyErrorCode(info);
-      events.emit({
-        type: "network",
-        timestamp: new Date(),
-        network: errorCode ? { ...info, errorCode } : info,
-      });
-    });
+    const network = await prepareNetwork(plan, observer);
     resources.defer("network", () => network.close());
     const disks = SandboxDisks.attach(plan.id, plan.disks);
     resources.defer(
@@ -115,7 +117,8 @@ export async function launchVmSandbox(
           sandbox?.fail(new ErrVMNotRunning(`sandbox ${plan.id} mounts failed: ${err.message}`)),
         {
           fileHooks: plan.fileHooks,
-          onFileEvent: (file) => events.emit({ type: "file", timestamp: new Date(), file }),
+          onFileEvent: (file) => observer.fileEvent(file),
+          beforeRequest: (caller) => observer.beforeFileRequest(caller),
         },
         plan.diskSizeMb * 1024 * 1024,
       );
@@ -132,6 +135,7 @@ export async function launchVmSandbox(
       initramfsPath: assets.initramfsPath,
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
+        ...(internal.noAttribution ? [kernelArg(CmdlineKey.Attribution, "0")] : []),
         ...(mounts?.kernelArgs ?? []),
         ...disks.kernelArgs,
       ],
@@ -172,14 +176,18 @@ export async function launchVmSandbox(
       network,
       mounts,
       resources,
+      observer,
     });
     // A restore configured the guest as its first request (BootRequest.configureGuest).
     if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
     await applyGuestNetworkSetup(vm.agent, network.guestSetup);
+    observer.attach(vm.agent, vm.qemu.pid, network.egress?.allowlist);
     sandbox.watch();
     if (!internal.deferTimeout) sandbox.startTimeout();
+    startSpan.end(vm.restored);
     return sandbox;
   } catch (err) {
+    startSpan.end(false, err as Error);
     if (sandbox) await sandbox.close();
     else await resources.release();
     throw err;

@@ -30,6 +30,7 @@ const ERROR_BY_BLOCK: Record<NetworkBlockCode, PolicyErrorCode | undefined> = {
   invalid_request: "ErrBlocked",
   // The upstream failed; policy did not refuse anything.
   upstream_error: undefined,
+  budget_exceeded: "ErrBlocked",
 };
 
 /** The policy error code of a blocked request, if it was refused by policy. */

@@ -11,10 +11,10 @@ import {
   OpenUpstream,
   type LinkAddressing,
   type NetworkLinkOptions,
-  type NetworkEventInfo,
 } from "../net/index.js";
 import type { ConfigurePlan, SandboxPlan } from "../config/index.js";
 import { caEnv, type GuestNetworkSetup } from "./guest-network-setup.js";
+import type { SandboxObserver } from "./observer.js";
 
 /**
  * Kernel command-line words the guest agent reads to configure eth0: address/prefix, gateway
@@ -79,7 +79,7 @@ export function interceptResolveOverrides(
  */
 export async function prepareNetwork(
   config: SandboxPlan,
-  onEvent: (event: NetworkEventInfo) => void,
+  observer: SandboxObserver,
 ): Promise<SandboxNetwork> {
   const guestSetup: GuestNetworkSetup = { caPem: undefined, addHosts: config.addHosts };
   const nothing = (): void => undefined;
@@ -90,11 +90,13 @@ export async function prepareNetwork(
   if (!config.networkIntercept) {
     return {
       link: {
-        upstream: new OpenUpstream({
-          allowPrivateHosts: config.allowPrivateHosts,
-          resolveOverrides,
-          ...(resolve4 ? { resolve4 } : {}),
-        }),
+        upstream: observer.meterUpstream(
+          new OpenUpstream({
+            allowPrivateHosts: config.allowPrivateHosts,
+            resolveOverrides,
+            ...(resolve4 ? { resolve4 } : {}),
+          }),
+        ),
       },
       egress: undefined,
       execEnv: {},
@@ -104,7 +106,8 @@ export async function prepareNetwork(
   }
   const egress = new EgressPolicy({
     allowedHosts: config.allowedHosts,
-    denyWhenEmpty: config.denyAllHosts,
+    // Audit mode with no list records every host: "what would I need to allow?".
+    denyWhenEmpty: config.denyAllHosts || config.networkAudit,
     allowPrivateHosts: config.allowPrivateHosts,
   });
   // Loaded only when needed: the proxy, TLS and policy code (and tsx for policy scripts) cost
@@ -115,10 +118,11 @@ export async function prepareNetwork(
     egress,
     resolveOverrides: interceptResolveOverrides(config.resolveOverrides),
     ...(resolve4 ? { resolve4 } : {}),
-    onEvent,
+    onEvent: (event) => observer.networkEvent(event),
+    hooks: observer.interceptHooks(),
   });
   const network: SandboxNetwork = {
-    link: { upstream: intercept.upstream },
+    link: { upstream: observer.meterUpstream(intercept.upstream) },
     egress,
     execEnv: { ...caEnv(), ...intercept.placeholders },
     guestSetup: { ...guestSetup, caPem: intercept.caPem },

@@ -16,6 +16,7 @@ import {
 } from "../config/index.js";
 import { ErrInvalidConfig, ErrTimeout, ErrVMNotRunning, WheellockError } from "../errors.js";
 import type { HostAllowlist } from "../net/index.js";
+import type { ApprovalDecision, BlockedRequest, SandboxUsage } from "../observe/index.js";
 import type { ResourceStack } from "../util/index.js";
 import type { Accel, QemuProcess } from "../vmm/index.js";
 import type {
@@ -38,6 +39,7 @@ import { SandboxFiles } from "./files.js";
 import type { FuseMounts } from "./fuse-mounts.js";
 import type { ImageSelection } from "./image.js";
 import type { SandboxNetwork } from "./network.js";
+import type { SandboxObserver } from "./observer.js";
 
 /** What launch.ts hands over once the VM runs. */
 export interface VmSandboxParts {
@@ -53,6 +55,8 @@ export interface VmSandboxParts {
   mounts: FuseMounts | undefined;
   /** Owns everything acquired for this sandbox, the VM included. */
   resources: ResourceStack;
+  /** Attribution, approvals, spans, usage and budgets. */
+  observer: SandboxObserver;
 }
 
 export class VmSandbox implements SandboxApi {
@@ -75,6 +79,8 @@ export class VmSandbox implements SandboxApi {
   private readonly network: SandboxNetwork | undefined;
   private readonly mounts: FuseMounts | undefined;
   private readonly resources: ResourceStack;
+  private readonly observer: SandboxObserver;
+  private finalUsage: SandboxUsage | undefined;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -94,6 +100,7 @@ export class VmSandbox implements SandboxApi {
     this.network = parts.network;
     this.mounts = parts.mounts;
     this.resources = parts.resources;
+    this.observer = parts.observer;
     this.files = new SandboxFiles(
       this.agent,
       () => this.ensureRunning(),
@@ -148,13 +155,27 @@ export class VmSandbox implements SandboxApi {
       ...(user !== undefined ? { user } : {}),
       ...(tty !== undefined ? { tty } : {}),
     });
-    return new ExecProcess(stream, startedAt, (exit) =>
+    const tracked = this.observer.execStarted(stream.id, argv);
+    let pid: number | undefined;
+    stream.started.then(
+      (p) => (pid = p),
+      () => undefined,
+    );
+    stream.exit.catch((err: Error) => tracked.ended(undefined, Date.now() - startedAt, err));
+    return new ExecProcess(stream, startedAt, (exit) => {
+      tracked.ended(exit.exitCode, exit.durationMs);
       this.hub.emit({
         type: "exec",
         timestamp: new Date(),
-        exec: { command: argv, exitCode: exit.exitCode, durationMs: exit.durationMs },
-      }),
-    );
+        exec: {
+          execId: exit.execId,
+          ...(pid !== undefined ? { pid } : {}),
+          command: argv,
+          exitCode: exit.exitCode,
+          durationMs: exit.durationMs,
+        },
+      });
+    });
   }
 
   writeFile(path: string, data: FileData, options?: WriteFileOptions): Promise<void> {
@@ -213,6 +234,31 @@ export class VmSandbox implements SandboxApi {
       hosts: list?.entries ?? [],
       emptyDeniesAll: list?.emptyDeniesAll ?? false,
     };
+  }
+
+  async pendingRequests(): Promise<BlockedRequest[]> {
+    this.ensureRunning();
+    return this.observer.pendingRequests();
+  }
+
+  async decideRequest(requestId: number, decision: ApprovalDecision): Promise<void> {
+    this.ensureRunning();
+    this.observer.decideRequest(requestId, decision);
+  }
+
+  /** What it used so far; after it stopped, the figures it stopped with. */
+  async usage(): Promise<SandboxUsage> {
+    return this.finalUsage ?? this.observer.usage();
+  }
+
+  /**
+   * @internal Calls `listener` with the allowlist after every change (`allowHosts`, an
+   * approval for the sandbox); the supervisor keeps the state record current with it.
+   */
+  onAllowlistChange(listener: (hosts: string[]) => void): void {
+    this.network?.egress?.allowlist.onChange(() =>
+      listener(this.network?.egress?.allowlist.entries ?? []),
+    );
   }
 
   async configure(options: ConfigureOptions): Promise<void> {
@@ -303,13 +349,16 @@ export class VmSandbox implements SandboxApi {
 
   private async shutdown(): Promise<void> {
     clearTimeout(this.deadline);
+    // The last figures while QEMU (and, on a clean stop, the agent) still run.
+    this.finalUsage = await this.observer.finish().catch(() => undefined);
     // Cleanup problems are reported, never thrown: the caller's work is done by now, and what
     // could not be removed is left for `wheellock gc`.
     await this.resources.release();
+    const why = this.failure ? { reason: this.failure.message, code: this.failure.code } : {};
     this.hub.emit({
       type: "lifecycle",
       timestamp: new Date(),
-      lifecycle: { state: "stopped", ...(this.failure ? { reason: this.failure.message } : {}) },
+      lifecycle: { state: "stopped", ...why },
     });
     this.hub.end();
   }

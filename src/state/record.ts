@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { PortBinding } from "../config/index.js";
+import type { SandboxUsage } from "../observe/index.js";
 import { dataDir } from "../paths.js";
 
 /**
@@ -37,14 +38,17 @@ export interface SandboxRecord {
     privileged: boolean;
     accel: string;
     envNames: string[];
-    /** Intercept mode: the allowlist at start (runtime changes are not recorded) and the
-     * names of the secrets; their values are never written anywhere. */
+    /** Intercept mode: the allowlist (kept current: `allow-list add|delete` and approvals
+     * for the sandbox change it) and the names of the secrets; their values are never
+     * written anywhere. */
     network?: { intercept: boolean; allowedHosts: string[]; secretNames: string[] };
     /** On stop, running commands get SIGTERM and this long before the VM is powered off. */
     gracefulShutdownMs?: number;
   };
   /** Why it crashed or stopped, when known. */
   lastError?: string;
+  /** What it used, written when it stopped (`inspect` asks a running one). */
+  usage?: SandboxUsage;
 }
 
 /** Statuses in which the supervisor should be alive. */

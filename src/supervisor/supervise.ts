@@ -101,6 +101,11 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   // After the sandbox: its last events (the `stopped` one) are written before the file ends.
   resources.defer("events writer", async () => void (await eventsWritten));
   resources.defer("sandbox", () => sandbox.close());
+  sandbox.onAllowlistChange((hosts) => {
+    const network = record.config.network;
+    if (network)
+      update({ config: { ...record.config, network: { ...network, allowedHosts: hosts } } });
+  });
 
   let stopping: Promise<number> | undefined;
   let deadline: NodeJS.Timeout | undefined;
@@ -114,7 +119,12 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
       if (!crash) await terminateGracefully(control.running, req.gracefulShutdownMs);
       await resources.release();
       const why = crash ?? note;
-      update({ status: crash ? "crashed" : "stopped", ...(why ? { lastError: why } : {}) });
+      const usage = await sandbox.usage().catch(() => undefined);
+      update({
+        status: crash ? "crashed" : "stopped",
+        ...(why ? { lastError: why } : {}),
+        ...(usage ? { usage } : {}),
+      });
       // After the reply to a `stop` operation has gone out.
       setImmediate(() => control.disconnectAll());
       return crash ? 1 : 0;
@@ -133,7 +143,10 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   void (async () => {
     for await (const event of sandbox.events()) {
       if (event.type === "lifecycle" && event.lifecycle.state === "stopped" && !stopping) {
-        void stop(event.lifecycle.reason ?? "VM stopped unexpectedly");
+        const reason = event.lifecycle.reason ?? "VM stopped unexpectedly";
+        // A spent budget is a stop the user asked for, not a crash.
+        if (event.lifecycle.code === "ErrBudgetExceeded") void stop(undefined, reason);
+        else void stop(reason);
       }
     }
   })();

@@ -4,6 +4,8 @@ export { compilePathGlob, type PathGlob } from "./path-glob.js";
 export {
   pidAlive,
   processCommandLine,
+  processCpuSeconds,
+  processPeakRssBytes,
   processStartTicks,
   sameProcessAlive,
 } from "./process-info.js";

@@ -53,3 +53,26 @@ export function processCommandLine(pid: number): string {
     return "";
   }
 }
+
+/** Linux reports process times in USER_HZ ticks, 100 per second on every architecture. */
+const TICKS_PER_SECOND = 100;
+
+/** User plus system CPU time of a process (all its threads), in seconds; undefined if gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  const rest = statFields(pid);
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat.
+  const ticks = Number(rest?.[11]) + Number(rest?.[12]);
+  return Number.isFinite(ticks) ? ticks / TICKS_PER_SECOND : undefined;
+}
+
+/** Peak resident memory of a process (VmHWM), in bytes; undefined if gone. */
+export function processPeakRssBytes(pid: number): number | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kb === undefined ? undefined : Number(kb) * 1024;
+}

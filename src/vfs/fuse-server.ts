@@ -25,7 +25,7 @@ import { InodeTable } from "./inode-table.js";
 import { fileOps } from "./ops-file.js";
 import { nodeOps } from "./ops-node.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
-import type { VfsProvider } from "./provider.js";
+import type { VfsCaller, VfsProvider } from "./provider.js";
 
 export interface FuseServerOptions {
   readonly provider: VfsProvider;
@@ -43,6 +43,12 @@ export interface FuseServerOptions {
   readonly maxHandles?: number;
   /** Called once when the stream breaks the protocol or fails; the server has stopped. */
   readonly onError?: (err: Error) => void;
+  /**
+   * Runs before each request is served; a promise holds the request (its caller waits in
+   * the guest) until it settles. The sandbox uses it to learn which exec a new caller pid
+   * belongs to while that process is certainly alive.
+   */
+  readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
 const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
@@ -111,9 +117,11 @@ export class FuseServer {
     if (header.opcode === Opcode.INTERRUPT) return undefined; // replies come when the work ends
     const handler = this.ops.get(header.opcode);
     if (handler === undefined) throw new VfsError(Errno.ENOSYS);
+    const caller = { uid: header.uid, gid: header.gid, pid: header.pid };
+    const held = NO_REPLY.has(header.opcode) ? undefined : this.options.beforeRequest?.(caller);
+    if (held) await held.catch(() => undefined);
     const { provider } = this.ctx;
     if (provider.forCaller === undefined) return handler(this.ctx, header, body);
-    const caller = { uid: header.uid, gid: header.gid, pid: header.pid };
     return handler({ ...this.ctx, provider: provider.forCaller(caller) }, header, body);
   }
 

@@ -3,7 +3,8 @@
 // `cat` (stdin to stdout), `yes` (endless output that only advances as it is read: `produced`
 // counts what the "guest" made), `printenv NAME`.
 import { PassThrough, Readable, Writable } from "node:stream";
-import { ErrFile, ErrVMNotRunning } from "../../src/errors.js";
+import { ErrFile, ErrNotFound, ErrVMNotRunning } from "../../src/errors.js";
+import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/observe/index.js";
 import {
   ExecProcess,
   type AllowlistState,
@@ -77,6 +78,7 @@ export class FakeSandbox implements SandboxApi {
     return new ExecProcess(
       {
         started: Promise.resolve(42),
+        execId: Promise.resolve(1),
         stdout,
         stderr,
         stdin,
@@ -169,6 +171,18 @@ export class FakeSandbox implements SandboxApi {
     const removed = this.hosts.filter((h) => hosts.includes(h));
     this.hosts = this.hosts.filter((h) => !hosts.includes(h));
     return removed;
+  }
+
+  async pendingRequests(): Promise<BlockedRequest[]> {
+    return [];
+  }
+
+  async decideRequest(requestId: number): Promise<void> {
+    throw new ErrNotFound(`request ${requestId} is not waiting for approval`);
+  }
+
+  async usage(): Promise<SandboxUsage> {
+    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
   }
 
   async allowedHosts(): Promise<AllowlistState> {

@@ -107,6 +107,8 @@ export class FakeGuest extends EventEmitter {
   bytesSentToHost = 0;
   /** Stamped on every frame, like the agent: 0 until a CONFIGURE gives one. */
   token = 0;
+  /** What ATTRIBUTE answers: the reply's fields for the request's record (default: none). */
+  attributeReply: (request: DecodedRecord) => RecordField[] = () => [];
   /** Every record request after HELLO, by frame type (tests inspect what the host asked). */
   readonly requests: { type: number; record: DecodedRecord }[] = [];
   private readonly parser: FrameParser;
@@ -237,7 +239,9 @@ export class FakeGuest extends EventEmitter {
       stdin: [],
       eof: false,
       argv: type === FrameType.Exec ? rec.strings(1) : [],
-      path: type === FrameType.Exec || type === FrameType.PortForward ? "" : (rec.string(1) ?? ""),
+      path: [FrameType.Exec, FrameType.PortForward, FrameType.Attribute].includes(type as never)
+        ? ""
+        : (rec.string(1) ?? ""),
       ended: false,
     };
     this.streams.set(id, stream);
@@ -253,6 +257,10 @@ export class FakeGuest extends EventEmitter {
       case FrameType.Configure:
       case FrameType.NetworkSetup:
         return this.ok(id);
+      case FrameType.Attribute:
+        return this.ok(id, this.attributeReply(this.requests.at(-1)!.record));
+      case FrameType.Usage:
+        return this.ok(id, [field.u64(1, 8192)]);
       case FrameType.FileStat: {
         const data = this.files.get(s.path);
         if (data === undefined) return this.error(id, "No such file or directory", 2);

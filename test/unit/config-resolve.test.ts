@@ -57,6 +57,10 @@ describe("resolveSandboxOptions defaults", () => {
       dnsServers: [],
       upstreamCa: [],
       allowTcp: [],
+      approval: { enabled: false, timeoutMs: 30_000, maxPending: 16 },
+      networkAudit: false,
+      budgets: {},
+      tracePropagation: false,
     });
   });
 

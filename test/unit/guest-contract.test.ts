@@ -42,10 +42,12 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     for (const [field, tag] of Object.entries(tags))
       expected.set(`T_${snake(record)}_${snake(field)}`, tag);
   }
-  const names: [string, Record<string, string>][] = [
+  const names: [string, Record<string, Value>][] = [
     ["WL_PORT", c.PortName],
     ["WL_SERIAL", c.DiskSerial],
     ["WL_KEY", c.CmdlineKey],
+    ["WL_ATTRIBUTION_KIND", c.AttributionKind],
+    ["WL_ATTRIBUTION_STATE", c.AttributionState],
   ];
   for (const [prefix, table] of names) {
     for (const [name, value] of Object.entries(table))
@@ -99,5 +101,20 @@ test("the guest sources use the names of proto.h, not their own copies", () => {
       !text.includes("/proc/cmdline") || file === "cmdline.c",
       `${file} reads /proc/cmdline`,
     );
+  }
+});
+
+test("the agent accepts every frame type the host sends (wire.c's known_host_type)", () => {
+  const wire = readFileSync(new URL("../../guest/wire.c", import.meta.url), "utf8");
+  const body = /static int known_host_type\(uint8_t t\)\s*\{([\s\S]*?)\n\}/.exec(wire)?.[1];
+  assert.ok(body !== undefined, "wire.c has known_host_type");
+  const accepted = new Set([...body.matchAll(/case (FT_\w+):/g)].map((m) => m[1]));
+  // EOF travels both ways (PORT_FORWARD); every other guest type is the guest's to send.
+  const hostSends = Object.entries(contract.FrameType).filter(
+    ([, value]) => value === contract.FrameType.Eof || !contract.GUEST_FRAME_TYPES.has(value),
+  );
+  for (const [name] of hostSends) {
+    const ft = `FT_${contract.screamingSnake(name)}`;
+    assert.ok(accepted.has(ft), `the agent refuses ${ft}, which the host sends`);
   }
 });

@@ -21,24 +21,35 @@ import { EgressPolicy } from "../../src/net/policy/index.js";
 import { createCa, LeafCertificates, type CaMaterial } from "../../src/net/tls/index.js";
 import { isDenied } from "../../src/net/upstream.js";
 
-export function guestDial(up: InterceptUpstream, ip: string, port: number): Promise<Duplex> {
+export function guestDial(
+  up: InterceptUpstream,
+  ip: string,
+  port: number,
+  srcPort?: number,
+): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     let paused = false;
-    const result = up.connectTcp(ip, port, {
-      onConnect: () => resolve(side),
-      onData: (chunk) => {
-        if (!side.push(chunk) && !paused) {
-          paused = true;
-          flow.pause();
-        }
+    const from = srcPort !== undefined ? { srcPort } : undefined;
+    const result = up.connectTcp(
+      ip,
+      port,
+      {
+        onConnect: () => resolve(side),
+        onData: (chunk) => {
+          if (!side.push(chunk) && !paused) {
+            paused = true;
+            flow.pause();
+          }
+        },
+        onEnd: () => side.push(null),
+        onDrain: () => undefined,
+        onError: (err) => {
+          side.destroy(err);
+          reject(err);
+        },
       },
-      onEnd: () => side.push(null),
-      onDrain: () => undefined,
-      onError: (err) => {
-        side.destroy(err);
-        reject(err);
-      },
-    });
+      from,
+    );
     if (isDenied(result)) return reject(new Error(result.denied));
     const flow = result;
     const side = new Duplex({
@@ -81,6 +92,8 @@ export interface GuestRequest {
   slowReadMs?: number;
   /** Instead of buffering the body, only count it. */
   countOnly?: boolean;
+  /** The guest socket's local port (what attribution asks about). */
+  srcPort?: number;
 }
 
 export interface GuestResponse {
@@ -94,7 +107,7 @@ export interface GuestResponse {
 export async function guestSocket(up: InterceptUpstream, r: GuestRequest): Promise<Duplex> {
   const [ip] = await up.resolveIpv4(r.name);
   if (!ip) throw new Error(`no address for ${r.name}`);
-  const raw = await guestDial(up, ip, r.port);
+  const raw = await guestDial(up, ip, r.port, r.srcPort);
   if (!r.tls) return raw;
   return new Promise((resolve, reject) => {
     const s = tlsConnect({

@@ -163,9 +163,11 @@ export async function guestH2(
   name: string,
   port: number,
   tls: { caPem: string } | undefined,
+  /** The guest's source port: given, the proxy asks its `origin` hook who opened the flow. */
+  srcPort?: number,
 ): Promise<ClientHttp2Session> {
   const [ip] = await proxy.resolveIpv4(name);
-  const raw = deferred(await guestDial(proxy, ip ?? "", port));
+  const raw = deferred(await guestDial(proxy, ip ?? "", port, srcPort));
   const socket = tls
     ? await new Promise<import("node:tls").TLSSocket>((resolve, reject) => {
         const s = tlsConnect({

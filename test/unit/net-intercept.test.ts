@@ -222,6 +222,24 @@ test("raw TCP is refused unless a rule allows host:port, then relayed", async ()
     assert.equal(allowed.events[0]?.scheme, "tcp");
     assert.equal(allowed.events[0]?.url, `tcp://echo.test:${echo.port}`);
     assert.equal(allowed.events[0]?.blocked, false);
+
+    // The request budget counts raw relays too: past it, an allowed raw flow is refused.
+    let budget = 1;
+    const metered = proxy({
+      rawTcpAllow: [`echo.test:${echo.port}`],
+      refuseRawRelay: () => (budget-- > 0 ? undefined : "request budget spent"),
+    });
+    const [ip3] = await metered.p.resolveIpv4("echo.test");
+    const r3 = await exchange(await guestDial(metered.p, ip3!, echo.port), "first\n");
+    assert.equal(r3.data, "first\n");
+    const r4 = await exchange(await guestDial(metered.p, ip3!, echo.port), "second\n");
+    assert.equal(r4.data, "");
+    await settle(metered.events, 2);
+    // The relayed flow reports when it closes, maybe after the refusal.
+    assert.deepEqual(metered.events.map((e) => [e.blocked, e.code, e.reason]).sort(), [
+      [false, undefined, undefined],
+      [true, "budget_exceeded", "request budget spent"],
+    ]);
   } finally {
     echo.close();
   }

@@ -20,6 +20,7 @@ function event(patch: Partial<NetworkEventInfo>): NetworkEventInfo {
     bytesOut: 0,
     durationMs: 1,
     blocked: true,
+    requestId: 1,
     ...patch,
   };
 }

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import type { ExecStream } from "../../src/channel/index.js";
-import { ErrFile, ErrInvalidConfig, ErrVMNotRunning } from "../../src/errors.js";
+import { ErrFile, ErrInvalidConfig, ErrNotFound, ErrVMNotRunning } from "../../src/errors.js";
+import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/observe/index.js";
 import type { SandboxOptions } from "../../src/config/index.js";
 import type { RpcSandbox, SandboxFactory } from "../../src/rpc/index.js";
 import {
@@ -83,6 +84,7 @@ function fakeExec(command: string, options: SpawnOptions): ExecStream {
   exit.catch(() => undefined);
   return {
     started: Promise.resolve(1),
+    execId: Promise.resolve(1),
     stdin,
     stdout,
     stderr,
@@ -225,6 +227,18 @@ export class FakeSandbox implements SandboxApi {
       hosts: this.allowlist.hosts.filter((h) => !hosts.includes(h)),
     };
     return removed;
+  }
+
+  async pendingRequests(): Promise<BlockedRequest[]> {
+    return [];
+  }
+
+  async decideRequest(requestId: number): Promise<void> {
+    throw new ErrNotFound(`request ${requestId} is not waiting for approval`);
+  }
+
+  async usage(): Promise<SandboxUsage> {
+    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
   }
 
   async allowedHosts(): Promise<AllowlistState> {

@@ -195,7 +195,7 @@ test("port_forward: real bound ports, bytes both ways, each call replaces the la
   }
 });
 
-test("event notifications: file events only when vfs.interception asks; network events always", async () => {
+test("event notifications: file events only when vfs.interception asks; network events always, with attribution", async () => {
   const vfs = { workspace: "/workspace", mounts: { "/workspace": { type: "memory" } } };
   for (const interception of [
     undefined,
@@ -223,9 +223,11 @@ test("event notifications: file events only when vfs.interception asks; network 
         bytesIn: 0,
         bytesOut: 0,
         durationMs: 3,
+        requestId: 1,
         blocked: true,
         reason: "not on the list",
         code: "host_not_allowed",
+        attribution: { execId: 2, pid: 40, command: ["curl", "x.test"] },
       },
     });
     const net = await h.client.waitFor((m) => m.method === "event" && m.params?.type === "network");
@@ -242,6 +244,7 @@ test("event notifications: file events only when vfs.interception asks; network 
         duration_ms: 3,
         blocked: true,
         block_reason: "host not in allowlist",
+        attribution: { exec_id: 2, pid: 40, command: ["curl", "x.test"] },
       },
     });
     const files = h.client.messages.filter(

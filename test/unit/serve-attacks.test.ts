@@ -8,7 +8,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ErrAuth, ErrInvalidConfig, Sandbox, type NodeSandbox } from "../../src/index.js";
+import {
+  ErrAuth,
+  ErrInvalidConfig,
+  ErrNotFound,
+  Sandbox,
+  type NodeSandbox,
+} from "../../src/index.js";
 import { startNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { CLI } from "../helpers/lifecycle.js";
@@ -77,6 +83,20 @@ describe("serve under attack", () => {
     await tenant.disallowHosts("nothing.example");
     await mine.allowHosts("api.example");
     assert.ok((await tenant.allowedHosts()).hosts.includes("api.example"));
+  });
+
+  test("a sandbox's token cannot approve its own held requests; denying one is fine", async () => {
+    const tenant = Sandbox.connect(mine.id, { remote: { url, token: mine.token as string } });
+    for (const decision of ["once", "sandbox"] as const)
+      await assert.rejects(tenant.decideRequest(1, decision), (err: Error) => {
+        assert.ok(err instanceof ErrAuth, String(err));
+        assert.match(err.message, /decide-request needs the node's operator token/);
+        return true;
+      });
+    // Past the node's check, the (fake) sandbox answers: nothing is waiting.
+    await assert.rejects(tenant.decideRequest(1, "deny"), ErrNotFound);
+    await assert.rejects(mine.decideRequest(1, "once"), ErrNotFound);
+    assert.deepEqual(await tenant.pendingRequests(), []);
   });
 
   test("malformed request targets and escapes are a 4xx, never a 500", async () => {

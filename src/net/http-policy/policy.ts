@@ -59,7 +59,11 @@ export function createHttpPolicy(options: HttpPolicyOptions = {}): SandboxHttpPo
     if (!substituted.ok)
       return { action: "block", code: substituted.code, reason: substituted.reason };
     concealed.set(substituted.request, hooked);
-    return { ...verdict, request: substituted.request };
+    return {
+      ...verdict,
+      request: substituted.request,
+      ...(substituted.used.length > 0 ? { secrets: substituted.used } : {}),
+    };
   };
 
   const onResponse = async (

@@ -21,7 +21,8 @@ interface Secret {
 }
 
 export type SubstituteResult =
-  | { ok: true; request: HttpRequestHead }
+  /** `used`: the names of the secrets whose values went into the request. */
+  | { ok: true; request: HttpRequestHead; used: string[] }
   /** The reason names the secret, never its value or placeholder. */
   | { ok: false; code: NetworkBlockCode; reason: string };
 
@@ -87,7 +88,7 @@ export class SecretSet {
    * secret opts in, the query. Runs last, on the request as it will be forwarded.
    */
   substitute(request: HttpRequestHead): SubstituteResult {
-    if (this.#secrets.length === 0) return { ok: true, request };
+    if (this.#secrets.length === 0) return { ok: true, request, used: [] };
     const scan = new HeadScan(request);
     const bound: Secret[] = [];
     for (const s of this.#secrets) {
@@ -108,14 +109,18 @@ export class SecretSet {
       bound.push(s);
     }
     let out = request;
+    const used: string[] = [];
     for (const s of bound) {
       const places: SwapPlaces = {
         header: (name) => s.scope.substitutesIn({ kind: "header", name }),
         query: s.scope.inQuery,
       };
-      out = swap(out, s.placeholder, s.value, places);
+      const swapped = swap(out, s.placeholder, s.value, places);
+      // swap returns its input when nothing was replaced.
+      if (swapped !== out) used.push(s.name);
+      out = swapped;
     }
-    return { ok: true, request: out };
+    return { ok: true, request: out, used };
   }
 
   /** The reverse of `substitute`: real values back to placeholders, for callbacks. */

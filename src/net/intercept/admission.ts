@@ -3,6 +3,7 @@ import { isIPv4 } from "node:net";
 import { canonicalHost } from "../policy/host-name.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import type { HeaderList, HttpRequestHead, NetworkBlockCode } from "./contract.js";
+import type { FlowOrigin } from "./flow-origin.js";
 import { pairs } from "./headers.js";
 
 /** What the proxy knows about a guest connection before any request on it. */
@@ -14,6 +15,8 @@ export interface ConnectionInfo {
   name: string;
   /** HTTPS: the name the leaf certificate was issued for; every Host must equal it. */
   tlsName?: string;
+  /** Who in the guest opened the connection (once known). */
+  origin?: FlowOrigin;
 }
 
 export type Admission =
@@ -44,12 +47,18 @@ export function requestUrl(scheme: string, host: string, port: number, target: s
  * (domain fronting refused), allowed by the allowlist, and, for a literal IPv4 host, an address
  * policy lets the proxy dial.
  */
-export function admit(req: IncomingMessage, conn: ConnectionInfo, policy: EgressPolicy): Admission {
-  return admitHead(
-    { method: req.method ?? "", target: req.url ?? "", headers: pairs(req.rawHeaders) },
-    conn,
-    policy,
-  );
+export function admit(
+  req: IncomingMessage,
+  conn: ConnectionInfo,
+  policy: EgressPolicy,
+  /** The allowlist was overruled for this request (live approval, audit mode). */
+  skipAllowlist = false,
+): Admission {
+  return admitHead(requestLine(req), conn, policy, skipAllowlist);
+}
+
+export function requestLine(req: IncomingMessage): RequestLine {
+  return { method: req.method ?? "", target: req.url ?? "", headers: pairs(req.rawHeaders) };
 }
 
 /** A request as admission sees it, whatever the HTTP version it came in. */
@@ -65,6 +74,7 @@ export function admitHead(
   line: RequestLine,
   conn: ConnectionInfo,
   policy: EgressPolicy,
+  skipAllowlist = false,
 ): Admission {
   const { method, target, headers } = line;
   const refuse = (status: number, code: NetworkBlockCode, reason: string, host = conn.name) => ({
@@ -95,7 +105,7 @@ export function admitHead(
       `Host ${host} does not match the TLS server name ${conn.tlsName}`,
       host,
     );
-  const decision = policy.checkHost(host, port);
+  const decision = skipAllowlist ? policy.checkHostSyntax(host) : policy.checkHost(host, port);
   if (!decision.allowed)
     return refuse(
       decision.code === "invalid_host" ? 400 : 403,

@@ -23,7 +23,33 @@ export type NetworkBlockCode =
   | "connect_refused"
   | "protocol_not_allowed"
   | "invalid_request"
-  | "upstream_error";
+  | "upstream_error"
+  /** The sandbox's request budget (`maxRequests`) is spent. */
+  | "budget_exceeded";
+
+/**
+ * Who in the guest opened a flow, as the sandbox's guest agent told it (guest-reported: good
+ * for accounting and debugging, not a security boundary).
+ */
+export interface GuestOrigin {
+  /** The exec whose process tree opened it; null when no exec did (an image's daemon). */
+  readonly execId: number | null;
+  /** The guest process holding the socket. */
+  readonly pid?: number;
+  /** That process's command line (at most 16 arguments). */
+  readonly command?: readonly string[];
+}
+
+/** How a request the allowlist refused was let through or refused by the sandbox. */
+export interface ApprovalNote {
+  /**
+   * once/sandbox: approved; deny: refused by a person or callback; timeout: nobody answered;
+   * cap: too many held already; gone: the guest closed the connection while it was held.
+   */
+  readonly decision: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  /** Milliseconds the request was held. */
+  readonly waitedMs: number;
+}
 
 /** One HTTP request (or one raw TCP connection) as the sandbox's event stream reports it. */
 export interface NetworkEventInfo {
@@ -44,6 +70,39 @@ export interface NetworkEventInfo {
   blocked: boolean;
   reason?: string;
   code?: NetworkBlockCode;
+  /** Numbers the sandbox's requests in order (the id `allow-list approve` takes). */
+  requestId: number;
+  /** Who opened the flow; absent when it could not be told (the process was gone). */
+  attribution?: GuestOrigin;
+  /** Names of the secrets whose values were substituted into the request. */
+  secrets?: string[];
+  /** A host outside the allowlist, held for a decision (live approval). */
+  approval?: ApprovalNote;
+  /** Audit mode: what the allowlist would have refused (the request went through). */
+  audit?: { code: NetworkBlockCode; reason: string };
+}
+
+/** A request the allowlist refused, before the guest gets an answer. */
+export interface RefusedRequest {
+  readonly requestId: number;
+  readonly method: string;
+  readonly url: string;
+  readonly scheme: "http" | "https";
+  readonly host: string;
+  readonly port: number;
+  /** The allowlist's reason. */
+  readonly reason: string;
+  readonly attribution: GuestOrigin | undefined;
+}
+
+/** What the sandbox made of a refused request (live approval, audit mode). */
+export interface HostRefusal {
+  /** Let it through: the request goes on as if the allowlist had allowed it. */
+  readonly allow: boolean;
+  /** A refusal's reason for the guest and the event (default: the allowlist's). */
+  readonly reason?: string;
+  /** Merged into the request's event. */
+  readonly note?: Pick<NetworkEventInfo, "approval" | "audit">;
 }
 
 export type HeaderList = Array<[name: string, value: string]>;
@@ -73,8 +132,11 @@ export interface BodyAccess {
 }
 
 export type RequestVerdict =
-  /** Forward `request` (possibly changed); `body` replaces the guest's body when present. */
-  | { action: "forward"; request: HttpRequestHead; body?: Buffer }
+  /**
+   * Forward `request` (possibly changed); `body` replaces the guest's body when present;
+   * `secrets` names the secrets substituted into it (for events and usage).
+   */
+  | { action: "forward"; request: HttpRequestHead; body?: Buffer; secrets?: string[] }
   /** The guest gets a 403 and an event with `code`; nothing goes upstream. */
   | { action: "block"; code: NetworkBlockCode; reason: string }
   /** A hook answered the request itself; nothing goes upstream. */
@@ -100,6 +162,32 @@ export interface HttpPolicy {
     response: HttpResponseHead,
     body: BodyAccess,
   ): Promise<ResponseVerdict>;
+}
+
+/** What the sandbox adds to the proxy (docs/OBSERVE.md); every hook is optional. */
+export interface ProxyHooks {
+  /**
+   * Who opened a guest flow, asked as the flow starts. What the proxy sends the guest waits
+   * for the answer (the asker bounds how long), so the process is still there to be found.
+   */
+  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
+  /** A request the allowlist refused: hold it for a decision, or let it through (audit). */
+  onHostRefused?(
+    request: RefusedRequest,
+    /** Aborted when the guest closes the connection: nobody is waiting for the answer. */
+    gone: AbortSignal,
+  ): HostRefusal | Promise<HostRefusal>;
+  /**
+   * A raw TCP connection (a `rawTcpAllow` rule) about to be relayed: a reason refuses it
+   * (the request budget counts these too).
+   */
+  refuseRawRelay?(): string | undefined;
+  /** Headers for a request about to go upstream (e.g. `traceparent`). */
+  upstreamHeaders?(
+    requestId: number,
+    request: HttpRequestHead,
+    origin: GuestOrigin | undefined,
+  ): HeaderList;
 }
 
 /** Forwards everything unchanged: intercept mode with an allowlist and nothing else. */

@@ -7,9 +7,10 @@ import { h2Fields, h2RequestFields, h2RequestLine, joinCookies } from "./h2-head
 import type { H2Origins } from "./h2-origins.js";
 import { CANCEL, INTERNAL_ERROR, fieldsOf, respondPlain, respondWhole } from "./h2-respond.js";
 import { BodyBuffer, endToEnd, withLength } from "./headers.js";
-import type { ExchangeDeps } from "./http-exchange.js";
+import { reconsider } from "./host-refusal.js";
+import { withHeaders, type ExchangeDeps } from "./http-exchange.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
-import { RequestEvent } from "./request-event.js";
+import type { RequestEvent } from "./request-event.js";
 import { DialRefused } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
@@ -44,7 +45,8 @@ export async function handleH2Stream(
   rawHeaders: readonly string[],
 ): Promise<void> {
   const line = h2RequestLine(rawHeaders);
-  const admission: Admission = line.conflictingAuthority
+  const request = { method: line.method, target: line.path, headers: line.headers };
+  let admission: Admission = line.conflictingAuthority
     ? {
         ok: false,
         status: 400,
@@ -53,22 +55,21 @@ export async function handleH2Stream(
         host: conn.name,
         url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
       }
-    : admitHead(
-        { method: line.method, target: line.path, headers: line.headers },
-        conn,
-        deps.policy,
-      );
-  const event = new RequestEvent(deps.onEvent, {
-    method: line.method,
-    scheme: conn.scheme,
-    port: conn.port,
-    ...(admission.ok
-      ? {
-          host: admission.head.host,
-          url: requestUrl(conn.scheme, admission.head.host, admission.head.port, line.path),
-        }
-      : { host: admission.host, url: admission.url }),
-  });
+    : admitHead(request, conn, deps.policy);
+  const event = deps.events.start(
+    {
+      method: line.method,
+      scheme: conn.scheme,
+      port: conn.port,
+      ...(admission.ok
+        ? {
+            host: admission.head.host,
+            url: requestUrl(conn.scheme, admission.head.host, admission.head.port, line.path),
+          }
+        : { host: admission.host, url: admission.url }),
+    },
+    conn.origin,
+  );
   let status: number | undefined;
   stream.once("close", () =>
     event.finish(
@@ -79,6 +80,9 @@ export async function handleH2Stream(
     event.finish({ status: code, blocked: true, code: block, reason });
     respondPlain(stream, code, `Blocked by policy: ${reason}`, block);
   };
+  // Everything the guest gets waits for its origin to be known (flow-origin.ts).
+  if (conn.origin) await conn.origin.wait();
+  if (!admission.ok) admission = await reconsider(deps, conn, request, stream, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const decision = await decideRequest(
@@ -94,6 +98,7 @@ export async function handleH2Stream(
     respondWhole(stream, status, endToEnd(decision.response.headers), decision.body);
     return;
   }
+  if (decision.secrets !== undefined) event.notes = { ...event.notes, secrets: decision.secrets };
   const { request: forwarded, body } = decision;
 
   let upstream: UpstreamResponse;
@@ -117,8 +122,11 @@ async function sendUpstream(
 ): Promise<UpstreamResponse> {
   const origin = await deps.origins.open(forwarded);
   if (guest.destroyed) throw new Error("the guest reset the stream");
-  const headers =
-    body !== undefined ? withLength(forwarded.headers, body.length) : forwarded.headers;
+  const extra = deps.upstreamHeaders?.(event.id, forwarded, event.origin?.origin) ?? [];
+  const headers = withHeaders(
+    body !== undefined ? withLength(forwarded.headers, body.length) : forwarded.headers,
+    extra,
+  );
   const sendBody = (to: NodeJS.WritableStream): void => {
     if (body !== undefined) {
       event.bytesOut = body.length;

@@ -10,7 +10,6 @@ import { TLSSocket } from "node:tls";
 import { requestUrl, type ConnectionInfo } from "./admission.js";
 import { handleH2Stream, type H2ExchangeDeps } from "./h2-exchange.js";
 import { INTERNAL_ERROR } from "./h2-respond.js";
-import { RequestEvent } from "./request-event.js";
 
 /**
  * What one guest HTTP/2 connection may use. Each limit makes a class of hostile HTTP/2 cost
@@ -136,18 +135,23 @@ export class H2Interceptor {
   /** One event for a connection the proxy gave up on (the guest broke the protocol or a limit). */
   private sessionFailed(conn: ConnectionInfo, err: NodeJS.ErrnoException): void {
     if (err.code === "ECONNRESET") return;
-    new RequestEvent(this.deps.onEvent, {
-      method: "",
-      url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
-      scheme: conn.scheme,
-      host: conn.name,
-      port: conn.port,
-    }).finish({
-      // The status the HTTP/1.1 path reports for the same failures (a bad handshake included).
-      status: 400,
-      blocked: true,
-      code: "invalid_request",
-      reason: `HTTP/2 connection failed: ${err.message}`,
-    });
+    this.deps.events
+      .start(
+        {
+          method: "",
+          url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
+          scheme: conn.scheme,
+          host: conn.name,
+          port: conn.port,
+        },
+        conn.origin,
+      )
+      .finish({
+        // The status the HTTP/1.1 path reports for the same failures (a bad handshake included).
+        status: 400,
+        blocked: true,
+        code: "invalid_request",
+        reason: `HTTP/2 connection failed: ${err.message}`,
+      });
   }
 }

@@ -1,25 +1,35 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream";
 import type { EgressPolicy } from "../policy/egress-policy.js";
-import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import { admit, requestLine, requestUrl, type ConnectionInfo } from "./admission.js";
 import type {
+  HeaderList,
   HttpPolicy,
   HttpRequestHead,
   NetworkBlockCode,
-  NetworkEventInfo,
+  ProxyHooks,
   ResponseVerdict,
 } from "./contract.js";
+import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
+import { reconsider } from "./host-refusal.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
-import { RequestEvent } from "./request-event.js";
+import type { RequestEvent, RequestEvents } from "./request-event.js";
 import { DialRefused, type HostDialer } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
-export interface ExchangeDeps {
+export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstreamHeaders"> {
   policy: EgressPolicy;
   httpPolicy: HttpPolicy;
   dialer: HostDialer;
-  onEvent?(e: NetworkEventInfo): void;
+  events: RequestEvents;
+}
+
+/** Headers replaced by (or added from) `extra`, names compared case-insensitively. */
+export function withHeaders(headers: HeaderList, extra: HeaderList): HeaderList {
+  if (extra.length === 0) return headers;
+  const names = new Set(extra.map(([k]) => k.toLowerCase()));
+  return [...headers.filter(([k]) => !names.has(k.toLowerCase())), ...extra];
 }
 
 function sendPlain(
@@ -52,7 +62,7 @@ export async function handleRequest(
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
-  const admission = admit(req, conn, deps.policy);
+  let admission = admit(req, conn, deps.policy);
   const where = admission.ok
     ? {
         host: admission.head.host,
@@ -64,16 +74,16 @@ export async function handleRequest(
         ),
       }
     : { host: admission.host, url: admission.url };
-  const event = new RequestEvent(deps.onEvent, {
-    method: req.method ?? "",
-    scheme: conn.scheme,
-    port: conn.port,
-    ...where,
-  });
-  const refuse = (status: number, code: NetworkBlockCode, reason: string) => {
-    event.finish({ status, blocked: true, code, reason });
-    sendPlain(res, status, `Blocked by policy: ${reason}`, code);
-  };
+  const event = deps.events.start(
+    { method: req.method ?? "", scheme: conn.scheme, port: conn.port, ...where },
+    conn.origin,
+  );
+  // Nothing reaches the guest before we know who asked (flow-origin.ts says why).
+  const refuse = (status: number, code: NetworkBlockCode, reason: string) =>
+    afterOrigin(conn.origin, () => {
+      event.finish({ status, blocked: true, code, reason });
+      sendPlain(res, status, `Blocked by policy: ${reason}`, code);
+    });
   // Closed before any response (the guest went away, or its request turned out malformed
   // after the head): no status to report, least of all the server's default 200.
   res.once("close", () =>
@@ -83,6 +93,8 @@ export async function handleRequest(
         : { reason: "connection closed before a response was sent" },
     ),
   );
+  if (!admission.ok)
+    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const decision = await decideRequest(
@@ -96,20 +108,26 @@ export async function handleRequest(
     const { response, body } = decision;
     event.bytesIn = body.length;
     res.once("finish", () => event.finish({ status: response.status }));
-    res.writeHead(
-      response.status,
-      response.statusMessage ?? "",
-      flat(withLength(endToEnd(response.headers), body.length)),
-    );
-    res.end(body);
-    return;
+    return afterOrigin(conn.origin, () => {
+      res.writeHead(
+        response.status,
+        response.statusMessage ?? "",
+        flat(withLength(endToEnd(response.headers), body.length)),
+      );
+      res.end(body);
+    });
   }
+  if (decision.secrets !== undefined) event.notes = { ...event.notes, secrets: decision.secrets };
   const { request: forwarded, body } = decision;
-  const headers =
+  let headers =
     body !== undefined
       ? withLength(endToEnd(forwarded.headers), body.length)
       : endToEnd(forwarded.headers);
-  forwardUpstream(deps, forwarded, headers, body, req, res, event);
+  if (deps.upstreamHeaders) {
+    const origin = conn.origin ? await conn.origin.wait() : undefined;
+    headers = withHeaders(headers, deps.upstreamHeaders(event.id, forwarded, origin));
+  }
+  forwardUpstream(deps, forwarded, headers, body, req, res, event, conn.origin);
 }
 
 function forwardUpstream(
@@ -120,6 +138,7 @@ function forwardUpstream(
   req: IncomingMessage,
   res: ServerResponse,
   event: RequestEvent,
+  origin: FlowOrigin | undefined,
 ): void {
   // The guest went away while the policy ran: "close" has fired (the event is finished) and
   // would never tear an upstream request down, which would then hold its socket for good.
@@ -135,17 +154,19 @@ function forwardUpstream(
   res.once("close", abandon);
   guest.once("close", abandon);
   upstream.once("close", () => guest.off("close", abandon));
-  upstream.on("error", (err) => {
-    if (err instanceof DialRefused) {
-      event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
-      sendPlain(res, 403, `Blocked by policy: ${err.message}`, err.code);
-    } else {
-      event.finish({ status: 502, blocked: false, code: "upstream_error", reason: err.message });
-      sendPlain(res, 502, `Upstream error: ${err.message}`);
-    }
-  });
+  upstream.on("error", (err) =>
+    afterOrigin(origin, () => {
+      if (err instanceof DialRefused) {
+        event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });
+        sendPlain(res, 403, `Blocked by policy: ${err.message}`, err.code);
+      } else {
+        event.finish({ status: 502, blocked: false, code: "upstream_error", reason: err.message });
+        sendPlain(res, 502, `Upstream error: ${err.message}`);
+      }
+    }),
+  );
   upstream.on("response", (ures) => {
-    void respond(deps, forwarded, ures, res, event);
+    void respond(deps, forwarded, ures, res, event, origin);
   });
   if (body !== undefined) {
     event.bytesOut = body.length;
@@ -162,6 +183,7 @@ async function respond(
   ures: IncomingMessage,
   res: ServerResponse,
   event: RequestEvent,
+  origin: FlowOrigin | undefined,
 ): Promise<void> {
   const head = {
     status: ures.statusCode ?? 502,
@@ -175,6 +197,7 @@ async function respond(
   } catch (err) {
     verdict = { action: "block", ...policyFailure(err) };
   }
+  if (origin) await origin.wait();
   if (res.destroyed) return void ures.destroy();
   if (verdict.action === "block") {
     ures.destroy();

@@ -3,7 +3,6 @@ import type { Duplex } from "node:stream";
 import { requestUrl, type ConnectionInfo } from "./admission.js";
 import { writeRawResponse } from "./headers.js";
 import { handleRequest, type ExchangeDeps } from "./http-exchange.js";
-import { RequestEvent } from "./request-event.js";
 import { handleUpgrade } from "./upgrade.js";
 
 /**
@@ -59,13 +58,18 @@ export class HttpInterceptor {
     const conn = this.connections.get(socket);
     if (conn && err.code !== "ECONNRESET") {
       const reason = `malformed HTTP or TLS from the guest (${err.code ?? "error"}): ${err.message}`;
-      new RequestEvent(this.deps.onEvent, {
-        method: "",
-        url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
-        scheme: conn.scheme,
-        host: conn.name,
-        port: conn.port,
-      }).finish({ status: 400, blocked: true, code: "invalid_request", reason });
+      this.deps.events
+        .start(
+          {
+            method: "",
+            url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
+            scheme: conn.scheme,
+            host: conn.name,
+            port: conn.port,
+          },
+          conn.origin,
+        )
+        .finish({ status: 400, blocked: true, code: "invalid_request", reason });
       const body = Buffer.from("Bad request\n");
       writeRawResponse(
         socket,

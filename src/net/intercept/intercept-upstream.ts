@@ -6,6 +6,7 @@ import { LeafCertificates } from "../tls/leaf-certificates.js";
 import type { CaMaterial } from "../tls/ca.js";
 import type {
   Denied,
+  FlowSource,
   Upstream,
   UpstreamTcp,
   UpstreamTcpEvents,
@@ -13,14 +14,15 @@ import type {
   UpstreamUdpEvents,
 } from "../upstream.js";
 import type { ConnectionInfo } from "./admission.js";
-import type { HttpPolicy, NetworkEventInfo } from "./contract.js";
+import type { HttpPolicy, NetworkEventInfo, ProxyHooks } from "./contract.js";
+import { FlowOrigin } from "./flow-origin.js";
 import type { GuestStream } from "./guest-stream.js";
 import { H2Interceptor } from "./h2-interceptor.js";
 import { H2Origins } from "./h2-origins.js";
 import { HttpInterceptor } from "./http-interceptor.js";
 import { InterceptedFlow, type FlowKind } from "./intercepted-flow.js";
 import { relayRaw } from "./raw-relay.js";
-import { RequestEvent } from "./request-event.js";
+import { RequestEvents } from "./request-event.js";
 import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
 
@@ -31,7 +33,7 @@ import { HostDialer } from "./upstream-dial.js";
  */
 const GUEST_TLS_HIGH_WATER_BYTES = 64 * 1024;
 
-export interface InterceptUpstreamOptions {
+export interface InterceptUpstreamOptions extends ProxyHooks {
   policy: EgressPolicy;
   httpPolicy: HttpPolicy;
   ca: CaMaterial;
@@ -66,8 +68,10 @@ export class InterceptUpstream implements Upstream {
   private readonly h2: H2Interceptor;
   private readonly origins: H2Origins;
   private readonly rawAllow: HostAllowlist;
+  private readonly events: RequestEvents;
 
   constructor(private readonly opts: InterceptUpstreamOptions) {
+    this.events = new RequestEvents(opts.onEvent);
     this.leaves = new LeafCertificates(opts.ca);
     this.dialer = new HostDialer({
       policy: opts.policy,
@@ -80,7 +84,9 @@ export class InterceptUpstream implements Upstream {
       policy: opts.policy,
       httpPolicy: opts.httpPolicy,
       dialer: this.dialer,
-      ...(opts.onEvent ? { onEvent: (e: NetworkEventInfo) => opts.onEvent?.(e) } : {}),
+      events: this.events,
+      ...(opts.onHostRefused ? { onHostRefused: opts.onHostRefused } : {}),
+      ...(opts.upstreamHeaders ? { upstreamHeaders: opts.upstreamHeaders } : {}),
     };
     this.http = new HttpInterceptor(exchange);
     this.origins = new H2Origins(this.dialer);
@@ -88,32 +94,42 @@ export class InterceptUpstream implements Upstream {
     this.rawAllow = new HostAllowlist(opts.rawTcpAllow ?? [], { denyWhenEmpty: true });
   }
 
-  connectTcp(dstIp: string, dstPort: number, events: UpstreamTcpEvents): UpstreamTcp | Denied {
+  connectTcp(
+    dstIp: string,
+    dstPort: number,
+    events: UpstreamTcpEvents,
+    from?: FlowSource,
+  ): UpstreamTcp | Denied {
     if (dstPort === 0) return { denied: "port 0" };
     // A synthetic address stands for the name it was handed out for; an unknown one for nothing.
     const name = this.names.isSynthetic(dstIp) ? this.names.nameFor(dstIp) : dstIp;
     if (name === undefined) return { denied: `${dstIp} is not a known synthetic address` };
     const rawAllowed = this.rawAllow.allows(name, dstPort);
+    const origin = this.originOf("tcp", from);
     const flow = new InterceptedFlow(
       events,
       rawAllowed ? (this.opts.rawSniffTimeoutMs ?? 1000) : (this.opts.sniffTimeoutMs ?? 15_000),
-      (kind, stream) => this.classified(kind, stream, name, dstPort),
+      (kind, stream) => this.classified(kind, stream, name, dstPort, origin),
     );
     // The guest's handshake completes at once; the protocol is judged from what it sends.
     setImmediate(() => events.onConnect());
     return flow;
   }
 
-  openUdp(dstIp: string, dstPort: number, _events: UpstreamUdpEvents): UpstreamUdp | Denied {
+  openUdp(
+    dstIp: string,
+    dstPort: number,
+    _events: UpstreamUdpEvents,
+    from?: FlowSource,
+  ): UpstreamUdp | Denied {
     const host = this.names.nameFor(dstIp) ?? dstIp;
     const reason = "UDP is not relayed in intercept mode";
-    new RequestEvent(this.opts.onEvent, {
-      method: "",
-      url: `udp://${host}:${dstPort}`,
-      scheme: "udp",
-      host,
-      port: dstPort,
-    }).finish({ blocked: true, code: "protocol_not_allowed", reason });
+    this.events
+      .start(
+        { method: "", url: `udp://${host}:${dstPort}`, scheme: "udp", host, port: dstPort },
+        this.originOf("udp", from),
+      )
+      .finish({ blocked: true, code: "protocol_not_allowed", reason });
     return { denied: reason };
   }
 
@@ -132,20 +148,32 @@ export class InterceptUpstream implements Upstream {
     this.dialer.close();
   }
 
-  private classified(kind: FlowKind, stream: GuestStream, name: string, port: number): void {
-    if (kind.kind === "http") return this.http.accept(stream, { scheme: "http", port, name });
-    if (kind.kind === "h2c") return this.h2.accept(stream, { scheme: "http", port, name });
-    if (kind.kind === "tls") return this.terminateTls(stream, kind, name, port);
-    const event = new RequestEvent(this.opts.onEvent, {
-      method: "",
-      url: `tcp://${name}:${port}`,
-      scheme: "tcp",
-      host: name,
-      port,
-    });
+  private originOf(protocol: "tcp" | "udp", from: FlowSource | undefined): FlowOrigin | undefined {
+    const ask = this.opts.origin;
+    return ask && from ? new FlowOrigin(ask({ protocol, guestPort: from.srcPort })) : undefined;
+  }
+
+  private classified(
+    kind: FlowKind,
+    stream: GuestStream,
+    name: string,
+    port: number,
+    origin: FlowOrigin | undefined,
+  ): void {
+    const withOrigin = origin ? { origin } : {};
+    const conn: ConnectionInfo = { scheme: "http", port, name, ...withOrigin };
+    if (kind.kind === "http") return this.http.accept(stream, conn);
+    if (kind.kind === "h2c") return this.h2.accept(stream, conn);
+    if (kind.kind === "tls") return this.terminateTls(stream, kind, name, port, origin);
+    const event = this.events.start(
+      { method: "", url: `tcp://${name}:${port}`, scheme: "tcp", host: name, port },
+      origin,
+    );
     if (this.rawAllow.allows(name, port)) {
-      void relayRaw(this.dialer, stream, name, port, event);
-      return;
+      const refusal = this.opts.refuseRawRelay?.();
+      if (refusal === undefined) return void relayRaw(this.dialer, stream, name, port, event);
+      event.finish({ blocked: true, code: "budget_exceeded", reason: refusal });
+      return void stream.destroy();
     }
     event.finish({
       blocked: true,
@@ -160,27 +188,33 @@ export class InterceptUpstream implements Upstream {
     { sni, offersH2 }: { sni: string | undefined; offersH2: boolean },
     name: string,
     port: number,
+    origin: FlowOrigin | undefined,
   ) {
     let tlsName = name;
     if (sni !== undefined) {
       const canonical = canonicalHost(sni);
       if (!canonical.ok) {
-        new RequestEvent(this.opts.onEvent, {
-          method: "",
-          url: `https://${name}:${port}/`,
-          scheme: "https",
-          host: name,
-          port,
-        }).finish({
-          blocked: true,
-          code: "invalid_request",
-          reason: `bad SNI: ${canonical.reason}`,
-        });
+        this.events
+          .start(
+            { method: "", url: `https://${name}:${port}/`, scheme: "https", host: name, port },
+            origin,
+          )
+          .finish({
+            blocked: true,
+            code: "invalid_request",
+            reason: `bad SNI: ${canonical.reason}`,
+          });
         return void stream.destroy();
       }
       tlsName = canonical.host;
     }
-    const conn: ConnectionInfo = { scheme: "https", port, name: tlsName, tlsName };
+    const conn: ConnectionInfo = {
+      scheme: "https",
+      port,
+      name: tlsName,
+      tlsName,
+      ...(origin ? { origin } : {}),
+    };
     // A client that offers h2 gets it (ALPN), one that does not stays on the HTTP/1.1 path.
     const options: TLSSocketOptions & { highWaterMark: number } = {
       isServer: true,

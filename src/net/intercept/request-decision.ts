@@ -16,6 +16,8 @@ export type RequestDecision =
       request: HttpRequestHead;
       /** The whole body when the policy read or replaced it; undefined: stream it. */
       body: Buffer | undefined;
+      /** The secrets substituted into it (for its event and usage). */
+      secrets?: string[];
     };
 
 /** A policy that threw is a refusal, never a pass. */
@@ -59,5 +61,12 @@ export async function decideRequest(
       code: "invalid_request",
       reason: "request body too large for policy inspection",
     };
-  return { action: "forward", request: forwarded, body };
+  const secrets =
+    verdict.secrets !== undefined && verdict.secrets.length > 0 ? verdict.secrets : [];
+  return {
+    action: "forward",
+    request: forwarded,
+    body,
+    ...(secrets.length > 0 ? { secrets } : {}),
+  };
 }

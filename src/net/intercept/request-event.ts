@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { NetworkBlockCode, NetworkEventInfo } from "./contract.js";
+import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
 
 export interface RequestOutcome {
   status?: number;
@@ -8,22 +9,42 @@ export interface RequestOutcome {
   reason?: string;
 }
 
-/** Collects one request's figures and reports them exactly once, however the request ends. */
+type Where = Pick<NetworkEventInfo, "method" | "url" | "scheme" | "host" | "port">;
+type Notes = Pick<NetworkEventInfo, "secrets" | "approval" | "audit">;
+
+/** Hands out request ids (one sequence per proxy) and reports finished requests. */
+export class RequestEvents {
+  private nextId = 1;
+
+  constructor(readonly emit: ((e: NetworkEventInfo) => void) | undefined) {}
+
+  start(where: Where, origin?: FlowOrigin): RequestEvent {
+    return new RequestEvent(this.emit, where, this.nextId++, origin);
+  }
+}
+
+/**
+ * Collects one request's figures and reports them exactly once, however the request ends,
+ * with who made it once that is known.
+ */
 export class RequestEvent {
   bytesIn = 0;
   bytesOut = 0;
+  notes: Notes = {};
   private done = false;
   private readonly started = performance.now();
 
   constructor(
     private readonly emit: ((e: NetworkEventInfo) => void) | undefined,
-    public where: Pick<NetworkEventInfo, "method" | "url" | "scheme" | "host" | "port">,
+    public where: Where,
+    readonly id: number,
+    readonly origin?: FlowOrigin,
   ) {}
 
   finish(outcome: RequestOutcome): void {
     if (this.done) return;
     this.done = true;
-    const event: NetworkEventInfo = {
+    const fields = {
       ...this.where,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
@@ -32,11 +53,17 @@ export class RequestEvent {
       ...(outcome.status !== undefined ? { status: outcome.status } : {}),
       ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}),
       ...(outcome.code !== undefined ? { code: outcome.code } : {}),
+      requestId: this.id,
+      ...this.notes,
     };
-    try {
-      this.emit?.(event);
-    } catch {
-      // A throwing listener must not break the proxy.
-    }
+    afterOrigin(this.origin, () => {
+      const attribution = this.origin?.origin;
+      const event: NetworkEventInfo = attribution ? { ...fields, attribution } : fields;
+      try {
+        this.emit?.(event);
+      } catch {
+        // A throwing listener must not break the proxy.
+      }
+    });
   }
 }

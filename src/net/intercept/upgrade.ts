@@ -1,10 +1,10 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { admit, requestUrl, type ConnectionInfo } from "./admission.js";
+import { admit, requestLine, requestUrl, type ConnectionInfo } from "./admission.js";
 import type { HeaderList, NetworkBlockCode, RequestVerdict } from "./contract.js";
 import { endToEnd, headerValue, pairs, withLength, writeRawResponse } from "./headers.js";
+import { reconsider } from "./host-refusal.js";
 import type { ExchangeDeps } from "./http-exchange.js";
-import { RequestEvent } from "./request-event.js";
 import { DialRefused } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
 
@@ -30,19 +30,24 @@ export async function handleUpgrade(
   guest: Duplex,
   head: Buffer,
 ): Promise<void> {
-  const admission = admit(req, conn, deps.policy);
-  const event = new RequestEvent(deps.onEvent, {
-    method: req.method ?? "",
-    scheme: conn.scheme,
-    port: conn.port,
-    ...(admission.ok
-      ? {
-          host: admission.head.host,
-          url: requestUrl(conn.scheme, admission.head.host, conn.port, admission.head.target),
-        }
-      : { host: admission.host, url: admission.url }),
-  });
+  let admission = admit(req, conn, deps.policy);
+  const event = deps.events.start(
+    {
+      method: req.method ?? "",
+      scheme: conn.scheme,
+      port: conn.port,
+      ...(admission.ok
+        ? {
+            host: admission.head.host,
+            url: requestUrl(conn.scheme, admission.head.host, conn.port, admission.head.target),
+          }
+        : { host: admission.host, url: admission.url }),
+    },
+    conn.origin,
+  );
   guest.on("error", () => guest.destroy());
+  // Everything the guest gets waits for its origin to be known (flow-origin.ts).
+  if (conn.origin) await conn.origin.wait();
   const refuse = (status: number, code: NetworkBlockCode, reason: string) => {
     event.finish({ status, blocked: true, code, reason });
     const body = Buffer.from(`Blocked by policy: ${reason}\n`);
@@ -59,6 +64,8 @@ export async function handleUpgrade(
       body,
     );
   };
+  if (!admission.ok)
+    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
   // Node hands everything after an upgrade request's head over as `head`, unparsed, so a body
   // would never be forwarded while its Content-Length was: a declined upgrade would leave the
@@ -72,6 +79,8 @@ export async function handleUpgrade(
     return refuse(403, "blocked_by_rule", `policy failed: ${(err as Error).message}`);
   }
   if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
+  if (verdict.action === "forward" && verdict.secrets !== undefined && verdict.secrets.length > 0)
+    event.notes = { ...event.notes, secrets: verdict.secrets };
   if (verdict.action === "respond") {
     const r = verdict.response;
     event.finish({ status: r.status });
@@ -91,8 +100,11 @@ export async function handleUpgrade(
   }
   // The upgrade headers are hop-by-hop but are the point here: put them back.
   const upgradeTo = headerValue(admission.head.headers, "upgrade") ?? "websocket";
+  const extra = deps.upstreamHeaders?.(event.id, forwarded, conn.origin?.origin) ?? [];
+  const extraNames = new Set(extra.map(([k]) => k.toLowerCase()));
   const headers: HeaderList = [
-    ...endToEnd(forwarded.headers),
+    ...endToEnd(forwarded.headers).filter(([k]) => !extraNames.has(k.toLowerCase())),
+    ...extra,
     ["Connection", "Upgrade"],
     ["Upgrade", upgradeTo],
   ];

@@ -15,6 +15,7 @@ export interface HostAllowlistOptions {
 export class HostAllowlist {
   private patterns: HostPattern[] = [];
   private denyWhenEmpty: boolean;
+  private readonly listeners: (() => void)[] = [];
 
   constructor(entries: readonly string[] = [], opts: HostAllowlistOptions = {}) {
     this.denyWhenEmpty = opts.denyWhenEmpty ?? false;
@@ -31,13 +32,20 @@ export class HostAllowlist {
     return this.patterns.map((p) => p.text);
   }
 
+  /** Called after every change that changed something. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Compiles every entry first, so one bad entry leaves the list unchanged. */
   add(entries: readonly string[]): void {
     const compiled = entries.map(compileHostPattern);
+    const before = this.patterns.length;
     for (const p of compiled) {
       if (!this.patterns.some((q) => q.text.toLowerCase() === p.text.toLowerCase()))
         this.patterns.push(p);
     }
+    if (this.patterns.length !== before) this.changed();
   }
 
   /**
@@ -47,9 +55,20 @@ export class HostAllowlist {
    */
   remove(entries: readonly string[]): void {
     const gone = new Set(entries.map((e) => e.trim().toLowerCase()));
-    const hadEntries = this.patterns.length > 0;
+    const before = this.patterns.length;
     this.patterns = this.patterns.filter((p) => !gone.has(p.text.toLowerCase()));
-    if (hadEntries && this.patterns.length === 0) this.denyWhenEmpty = true;
+    if (before > 0 && this.patterns.length === 0) this.denyWhenEmpty = true;
+    if (this.patterns.length !== before) this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure is its own; the list has changed either way.
+      }
+    }
   }
 
   allows(host: string, port: number): boolean {

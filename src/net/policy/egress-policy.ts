@@ -32,14 +32,21 @@ export class EgressPolicy {
   }
 
   checkHost(rawHost: string, port: number): EgressDecision {
-    const canonical = canonicalHost(rawHost);
-    if (!canonical.ok) return { allowed: false, code: "invalid_host", reason: canonical.reason };
-    if (!this.allowlist.allows(canonical.host, port))
+    const decision = this.checkHostSyntax(rawHost);
+    if (!decision.allowed) return decision;
+    if (!this.allowlist.allows(decision.host, port))
       return {
         allowed: false,
         code: "host_not_allowed",
-        reason: `host ${canonical.host} is not in the allowlist`,
+        reason: `host ${decision.host} is not in the allowlist`,
       };
+    return decision;
+  }
+
+  /** The name alone (a request whose host the allowlist was overruled for, e.g. approved). */
+  checkHostSyntax(rawHost: string): EgressDecision {
+    const canonical = canonicalHost(rawHost);
+    if (!canonical.ok) return { allowed: false, code: "invalid_host", reason: canonical.reason };
     return { allowed: true, host: canonical.host };
   }
 

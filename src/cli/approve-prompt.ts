@@ -1,0 +1,118 @@
+/**
+ * `run --approve` in the foreground: each held request is put to the person at the terminal,
+ * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny).
+ * With `-it` the keys are taken from the guest's input only while a question is open. A
+ * question nobody answers ends when its request times out (the sandbox denies it).
+ */
+import type { ApprovalDecision, BlockedRequest } from "../observe/index.js";
+import { forTerminal } from "./terminal-text.js";
+
+const KEYS: Readonly<Record<string, ApprovalDecision>> = {
+  o: "once",
+  y: "once",
+  s: "sandbox",
+  a: "sandbox",
+  d: "deny",
+  n: "deny",
+  "\r": "deny",
+  "\n": "deny",
+  "\x03": "deny", // Ctrl-C
+  "\x1b": "deny", // Esc
+};
+
+interface Question {
+  request: BlockedRequest;
+  answer: (decision: ApprovalDecision) => void;
+}
+
+function who(request: BlockedRequest): string {
+  const a = request.attribution;
+  if (!a) return "the sandbox";
+  const command = a.command?.join(" ") ?? "";
+  const shown = forTerminal(command.length > 60 ? `${command.slice(0, 57)}...` : command);
+  const what = a.execId === null ? "a process started by no exec" : `exec ${a.execId}`;
+  return shown ? `${what} (${shown})` : what;
+}
+
+export class ApprovalPrompt {
+  private readonly queue: Question[] = [];
+  private current: Question | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readingOwnInput = false;
+
+  /**
+   * @param guestInput true when the terminal's keys go to the guest (-it): then `take` is
+   * fed every chunk by the terminal code and the prompt keeps only what answers it.
+   */
+  constructor(
+    private readonly guestInput: boolean,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly input: NodeJS.ReadStream = process.stdin,
+  ) {}
+
+  /** `onBlockedRequest` for the sandbox. */
+  readonly decide = (request: BlockedRequest): Promise<ApprovalDecision> =>
+    new Promise((answer) => {
+      this.queue.push({ request, answer });
+      if (!this.current) this.next();
+    });
+
+  /** With -it: a chunk of terminal input; true when the prompt took it. */
+  readonly take = (chunk: Buffer): boolean => {
+    if (!this.current) return false;
+    this.key(chunk.toString("utf8"));
+    return true;
+  };
+
+  private next(): void {
+    const q = this.queue.shift();
+    this.current = q;
+    if (!q) return this.stopReading();
+    const left = Date.parse(q.request.expiresAt) - Date.now();
+    if (left <= 0) {
+      q.answer("deny");
+      return this.next();
+    }
+    const r = q.request;
+    this.out.write(
+      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
+        `allow [o]nce, for the [s]andbox, or [d]eny? `,
+    );
+    // The sandbox denies it when it times out; the question goes with it.
+    this.timer = setTimeout(() => this.settle("deny", "timed out"), left);
+    if (!this.guestInput) this.readOwnInput();
+  }
+
+  private key(text: string): void {
+    const decision = KEYS[text.toLowerCase()[0] ?? ""];
+    if (decision !== undefined) this.settle(decision);
+  }
+
+  private settle(decision: ApprovalDecision, note?: string): void {
+    const q = this.current;
+    if (!q) return;
+    clearTimeout(this.timer);
+    this.out.write(`${note ?? decision}\r\n`);
+    this.current = undefined;
+    q.answer(decision);
+    this.next();
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.key(chunk.toString("utf8"));
+
+  private readOwnInput(): void {
+    if (this.readingOwnInput) return;
+    this.readingOwnInput = true;
+    if (this.input.isTTY) this.input.setRawMode(true);
+    this.input.on("data", this.onData);
+    this.input.resume();
+  }
+
+  private stopReading(): void {
+    if (!this.readingOwnInput) return;
+    this.readingOwnInput = false;
+    this.input.off("data", this.onData);
+    if (this.input.isTTY) this.input.setRawMode(false);
+    this.input.pause();
+  }
+}

@@ -1,0 +1,61 @@
+import { admitHead, type Admission, type ConnectionInfo, type RequestLine } from "./admission.js";
+import type { EgressPolicy } from "../policy/egress-policy.js";
+import type { ProxyHooks, RefusedRequest } from "./contract.js";
+import type { RequestEvent } from "./request-event.js";
+
+/** What reconsidering needs of the exchange's dependencies. */
+export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
+  policy: EgressPolicy;
+}
+
+/** What carries the request toward the guest (an HTTP/1.1 socket, an HTTP/2 stream). */
+interface GuestSide {
+  readonly destroyed: boolean;
+  once(event: "close", fn: () => void): unknown;
+  off(event: "close", fn: () => void): unknown;
+}
+
+/**
+ * A request the allowlist refused, put to the sandbox (live approval, audit mode) before the
+ * guest is answered. Only the allowlist can be overruled: every other check of admission runs
+ * again on a request let through, and the HTTP policy (secrets, hooks) and the dial-time
+ * address check still come after it.
+ */
+export async function reconsider(
+  deps: RefusalDeps,
+  conn: ConnectionInfo,
+  line: RequestLine,
+  guest: GuestSide,
+  refused: Extract<Admission, { ok: false }>,
+  event: RequestEvent,
+): Promise<Admission> {
+  const ask = deps.onHostRefused;
+  if (!ask || refused.code !== "host_not_allowed") return refused;
+  const request: RefusedRequest = {
+    requestId: event.id,
+    method: line.method,
+    url: refused.url,
+    scheme: conn.scheme,
+    host: refused.host,
+    port: conn.port,
+    reason: refused.reason,
+    attribution: conn.origin ? await conn.origin.wait() : undefined,
+  };
+  // A held request must not keep its place (or a person's attention) once its guest left.
+  const gone = new AbortController();
+  const leave = (): void => gone.abort();
+  if (guest.destroyed) gone.abort();
+  else guest.once("close", leave);
+  let outcome: Awaited<ReturnType<typeof ask>>;
+  try {
+    outcome = await ask(request, gone.signal);
+  } catch {
+    outcome = { allow: false };
+  } finally {
+    guest.off("close", leave);
+  }
+  if (outcome.note) event.notes = { ...event.notes, ...outcome.note };
+  if (!outcome.allow)
+    return outcome.reason === undefined ? refused : { ...refused, reason: outcome.reason };
+  return admitHead(line, conn, deps.policy, true);
+}

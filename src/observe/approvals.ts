@@ -1,0 +1,195 @@
+/**
+ * Live approval: a request to a host outside the allowlist is held, not refused, while the
+ * host side decides — an in-process callback (`onBlockedRequest`), a person at `run -it
+ * --approve`, or anyone with the sandbox's id (`wheellock allow-list approve|deny`, the
+ * `decideRequest` call). Bounded: each request waits at most `timeoutMs` (then it is denied),
+ * and at most `maxPending` wait at once (more are denied at once). Only the allowlist can be
+ * overruled: a literal private, loopback or metadata address is never held, and everything
+ * after the allowlist (secret scopes, hooks, the dial-time address check) still applies.
+ */
+import type { HostRefusal, RefusedRequest } from "../net/index.js";
+import { isPrivateOrSpecialAddress } from "../net/index.js";
+import type { ExecAttribution } from "./attributor.js";
+
+export type ApprovalDecision = "once" | "sandbox" | "deny";
+
+export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = ["once", "sandbox", "deny"];
+
+/**
+ * A request held for a decision (`onBlockedRequest`'s argument, `pendingRequests()`);
+ * `requestId` is the id to decide it by (`decideRequest`, `allow-list approve ID REQUEST`).
+ */
+export interface BlockedRequest extends Pick<
+  RefusedRequest,
+  "requestId" | "method" | "url" | "scheme" | "host" | "port"
+> {
+  /** Who made it (absent when it could not be told). */
+  readonly attribution?: ExecAttribution;
+  /** ISO 8601: when it was held, and when it will be denied if nobody decides. */
+  readonly heldAt: string;
+  readonly expiresAt: string;
+}
+
+/** One `approval` event: a request held, or how it ended. */
+export interface ApprovalEventInfo {
+  readonly state: "pending" | "decided";
+  readonly request: BlockedRequest;
+  /** decided: once/sandbox approved it; deny/timeout/cap refused it; gone: its guest left. */
+  readonly decision?: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  /** decided: who decided (the callback, a `decideRequest` call, the clock, the guest). */
+  readonly by?: "callback" | "api" | "timeout" | "guest";
+}
+
+export interface ApprovalSettings {
+  /** How long a request waits for a decision (then it is denied). */
+  readonly timeoutMs: number;
+  /** Requests waiting at once; more are denied at once. */
+  readonly maxPending: number;
+}
+
+/**
+ * Allowlist entries "sandbox" decisions add at most; past it such a decision lets only its
+ * own request through. The guest picks the hosts: a decider that always answers "sandbox"
+ * must not let it grow the list (checked on every request) without end.
+ */
+export const MAX_APPROVED_ENTRIES = 1024;
+
+export interface ApprovalHooks {
+  /** In-process decider; a throw or an unknown answer denies. */
+  decide?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  /** Adds an allowlist entry (a "sandbox" decision). */
+  allow(entry: string): void;
+  emit(info: ApprovalEventInfo): void;
+}
+
+interface Held {
+  request: BlockedRequest;
+  finish: (decision: ApprovalEventInfo["decision"] & string, by: ApprovalEventInfo["by"]) => void;
+}
+
+/** Names that stand for the host itself, whatever resolves them. */
+const LOOPBACK_NAME_RE = /(^|\.)localhost$/;
+
+/** Why a refused request must never be offered for approval, or undefined. */
+export function neverApprovable(host: string): string | undefined {
+  if (/^[0-9.]+$/.test(host) && isPrivateOrSpecialAddress(host))
+    return `${host} is a private, loopback or metadata address`;
+  if (LOOPBACK_NAME_RE.test(host)) return `${host} names the loopback interface`;
+  return undefined;
+}
+
+/** The allowlist entry a "sandbox" decision adds: the host on the port it was asked on. */
+export function approvalEntry(request: Pick<BlockedRequest, "host" | "port">): string {
+  return `${request.host}:${request.port}`;
+}
+
+export class ApprovalQueue {
+  private readonly held = new Map<number, Held>();
+  private closed = false;
+  private approvedEntries = 0;
+
+  constructor(
+    private readonly settings: ApprovalSettings,
+    private readonly hooks: ApprovalHooks,
+  ) {}
+
+  /** Requests waiting for a decision, oldest first. */
+  pending(): BlockedRequest[] {
+    return [...this.held.values()].map((h) => h.request);
+  }
+
+  /** Decides a waiting request; false when it is not waiting (decided, timed out, unknown). */
+  decide(requestId: number, decision: ApprovalDecision): boolean {
+    const h = this.held.get(requestId);
+    if (!h || !APPROVAL_DECISIONS.includes(decision)) return false;
+    h.finish(decision, "api");
+    return true;
+  }
+
+  /** Denies everything still waiting (the sandbox is stopping). */
+  close(): void {
+    this.closed = true;
+    for (const h of [...this.held.values()]) h.finish("deny", "api");
+  }
+
+  /**
+   * The `onHostRefused` of the proxy: holds the request until it is decided, or until `gone`
+   * says its guest left (the place it held is free at once).
+   */
+  hold(refused: RefusedRequest, gone?: AbortSignal): Promise<HostRefusal> {
+    const never = neverApprovable(refused.host);
+    if (never !== undefined)
+      return Promise.resolve({
+        allow: false,
+        reason: `${refused.reason} (${never}: never approvable)`,
+      });
+    const now = Date.now();
+    const request: BlockedRequest = {
+      requestId: refused.requestId,
+      method: refused.method,
+      url: refused.url,
+      scheme: refused.scheme,
+      host: refused.host,
+      port: refused.port,
+      ...(refused.attribution ? { attribution: refused.attribution } : {}),
+      heldAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + this.settings.timeoutMs).toISOString(),
+    };
+    if (gone?.aborted) return Promise.resolve({ allow: false });
+    if (this.closed || this.held.size >= this.settings.maxPending) {
+      this.hooks.emit({ state: "decided", request, decision: "cap" });
+      return Promise.resolve({
+        allow: false,
+        reason: `${refused.reason} (${this.settings.maxPending} requests already await approval)`,
+        note: { approval: { decision: "cap", waitedMs: 0 } },
+      });
+    }
+    return new Promise<HostRefusal>((resolve) => {
+      const timer = setTimeout(() => finish("timeout", "timeout"), this.settings.timeoutMs);
+      const onGone = (): void => finish("gone", "guest");
+      const finish: Held["finish"] = (decision, by) => {
+        if (!this.held.has(request.requestId)) return;
+        this.held.delete(request.requestId);
+        clearTimeout(timer);
+        gone?.removeEventListener("abort", onGone);
+        const waitedMs = Date.now() - now;
+        if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
+          this.approvedEntries++;
+          try {
+            this.hooks.allow(approvalEntry(request));
+          } catch {
+            // The entry is checked like any allowlist entry; the request still goes.
+          }
+        }
+        this.hooks.emit({ state: "decided", request, decision, ...(by ? { by } : {}) });
+        const approved = decision === "once" || decision === "sandbox";
+        resolve({
+          allow: approved,
+          note: { approval: { decision, waitedMs } },
+          ...(approved
+            ? {}
+            : {
+                reason:
+                  decision === "timeout"
+                    ? `${refused.reason} (no approval within ${this.settings.timeoutMs} ms)`
+                    : decision === "gone"
+                      ? `${refused.reason} (the guest left while it was held)`
+                      : `${refused.reason} (denied)`,
+              }),
+        });
+      };
+      this.held.set(request.requestId, { request, finish });
+      gone?.addEventListener("abort", onGone, { once: true });
+      this.hooks.emit({ state: "pending", request });
+      const decide = this.hooks.decide;
+      if (decide) {
+        Promise.resolve()
+          .then(() => decide(request))
+          .then(
+            (d) => finish(APPROVAL_DECISIONS.includes(d) ? d : "deny", "callback"),
+            () => finish("deny", "callback"),
+          );
+      }
+    });
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Which exec a guest process or socket belongs to, asked of the guest agent (ATTRIBUTE,
+ * docs/PROTOCOL.md). Questions asked in the same event-loop turn travel in one request (at
+ * most 64 keys each); answers about processes are kept a few seconds, since a process that
+ * touches a mount usually does so many times; every question has a deadline, after which its
+ * answer is "unknown" (undefined), so nothing that waits on one can hang.
+ */
+import type { AttributionKey, GuestAttribution } from "../channel/index.js";
+import { MAX_ATTRIBUTE_KEYS } from "../channel/index.js";
+import type { GuestOrigin } from "../net/index.js";
+
+/** Who in the guest did something: the exec (null: no exec), the process, its command line. */
+export type ExecAttribution = GuestOrigin;
+
+export type AttributionAsk = (keys: readonly AttributionKey[]) => Promise<GuestAttribution[]>;
+
+export interface AttributorOptions {
+  /** After this long a question's answer is unknown (default 2000 ms). */
+  timeoutMs?: number;
+  /**
+   * How long an answer about a process is used as it is (default 5000 ms). The guest kernel
+   * hands a pid out again only after going through all others, so a process seen this
+   * recently is still the same one.
+   */
+  pidTtlMs?: number;
+  /**
+   * For this long after that (default 30000 ms) an answer is still used at once, and asked
+   * again in the background: a process's requests are held only the first time it is seen,
+   * not every few seconds.
+   */
+  pidStaleMs?: number;
+  /** Answers kept at most (default 4096). */
+  maxCachedPids?: number;
+  /**
+   * Whether the host started an exec of this id in this sandbox. An answer naming any other
+   * is unknown: the guest cannot pin its traffic on an exec that does not exist.
+   */
+  isKnownExec?: (execId: number) => boolean;
+}
+
+interface Question {
+  key: AttributionKey;
+  resolve: (answer: ExecAttribution | undefined) => void;
+}
+
+/**
+ * The answer to `key`, checked: the guest answers in order, but an answer about another key,
+ * another process, or an exec the host never started is no answer (unknown).
+ */
+function toAttribution(
+  key: AttributionKey,
+  answer: GuestAttribution | undefined,
+  isKnownExec: (execId: number) => boolean,
+): ExecAttribution | undefined {
+  if (answer === undefined || answer.state === "gone") return undefined;
+  if (answer.kind !== key.kind || answer.key !== key.key) return undefined;
+  if (key.kind === "pid" && answer.pid !== key.key) return undefined;
+  if (answer.state === "exec" && !isKnownExec(answer.execStream ?? 0)) return undefined;
+  return {
+    execId: answer.state === "exec" ? (answer.execStream ?? null) : null,
+    ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
+    ...(answer.argv !== undefined ? { command: answer.argv } : {}),
+  };
+}
+
+export class Attributor {
+  private ask: AttributionAsk | undefined;
+  private closed = false;
+  private queue: Question[] = [];
+  private flushing = false;
+  private readonly byPid = new Map<
+    number,
+    { answer: ExecAttribution | undefined; until: number }
+  >();
+  private readonly asking = new Map<number, Promise<ExecAttribution | undefined>>();
+  private readonly timeoutMs: number;
+  private readonly pidTtlMs: number;
+  private readonly pidStaleMs: number;
+  private readonly maxCached: number;
+  private readonly isKnownExec: (execId: number) => boolean;
+
+  constructor(opts: AttributorOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.pidTtlMs = opts.pidTtlMs ?? 5000;
+    this.pidStaleMs = opts.pidStaleMs ?? 30_000;
+    this.maxCached = opts.maxCachedPids ?? 4096;
+    this.isKnownExec = opts.isKnownExec ?? (() => true);
+  }
+
+  /**
+   * Starts asking the agent. Before, only the agent's own helpers (boot-time mount binds) run
+   * in the guest: everything is "no exec". After `close()`, everything is unknown.
+   */
+  connect(ask: AttributionAsk): void {
+    this.ask = ask;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ask = undefined;
+    for (const q of this.queue.splice(0)) q.resolve(undefined);
+  }
+
+  /**
+   * The exec of a guest process: the answer itself when it is known (no promise, no delay:
+   * the caller can go on synchronously), else a promise of it.
+   */
+  forPid(pid: number): ExecAttribution | undefined | Promise<ExecAttribution | undefined> {
+    // 0: a request the kernel made on nobody's behalf.
+    if (this.closed || !Number.isInteger(pid) || pid <= 0) return undefined;
+    if (pid === 1 || this.ask === undefined) return { execId: null, pid };
+    const cached = this.byPid.get(pid);
+    const now = Date.now();
+    if (cached !== undefined && cached.until > now) return cached.answer;
+    const asked = this.asking.get(pid) ?? this.askPid(pid);
+    // Stale but recent: use it now, the answer in flight refreshes it.
+    if (cached !== undefined && cached.until + this.pidStaleMs > now) return cached.answer;
+    return asked;
+  }
+
+  private askPid(pid: number): Promise<ExecAttribution | undefined> {
+    const asked = this.question({ kind: "pid", key: pid }).then((answer) => {
+      this.asking.delete(pid);
+      this.remember(pid, answer);
+      return answer;
+    });
+    this.asking.set(pid, asked);
+    return asked;
+  }
+
+  /** The exec of the guest socket bound to local `port` (a flow the guest opened). */
+  forSocket(protocol: "tcp" | "udp", port: number): Promise<ExecAttribution | undefined> {
+    if (this.closed || this.ask === undefined) return Promise.resolve(undefined);
+    return this.question({ kind: protocol, key: port }).then((answer) => {
+      if (answer?.pid !== undefined) this.remember(answer.pid, answer);
+      return answer;
+    });
+  }
+
+  private remember(pid: number, answer: ExecAttribution | undefined): void {
+    if (answer === undefined) {
+      // Gone: asking again later costs nothing, and a stale answer must not outlive it.
+      this.byPid.delete(pid);
+      return;
+    }
+    if (this.byPid.size >= this.maxCached) {
+      const now = Date.now();
+      for (const [p, entry] of this.byPid) if (entry.until <= now) this.byPid.delete(p);
+      // Still full: drop the oldest (Map order is insertion order).
+      if (this.byPid.size >= this.maxCached) this.byPid.delete(this.byPid.keys().next().value!);
+    }
+    this.byPid.set(pid, { answer, until: Date.now() + this.pidTtlMs });
+  }
+
+  private question(key: AttributionKey): Promise<ExecAttribution | undefined> {
+    return new Promise((resolve) => {
+      this.queue.push({ key, resolve });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    while (this.queue.length > 0) this.send(this.queue.splice(0, MAX_ATTRIBUTE_KEYS));
+  }
+
+  private send(batch: Question[]): void {
+    const ask = this.ask;
+    let settled = false;
+    const answer = (answers: (GuestAttribution | undefined)[]): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      batch.forEach((q, i) => q.resolve(toAttribution(q.key, answers[i], this.isKnownExec)));
+    };
+    const timer = setTimeout(() => answer([]), this.timeoutMs);
+    timer.unref();
+    if (!ask) return answer([]);
+    ask(batch.map((q) => q.key)).then(answer, () => answer([]));
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * `policy suggest`: the smallest allowlist that would have let a recorded run through (its
+ * `--events` file, typically from an audit-mode run). Every HTTP(S) host the run reached, or
+ * was refused only by the allowlist, is covered; requests refused for any other reason
+ * (private addresses, secret scopes, malformed requests) are left out, since no allowlist
+ * entry would let them through. Sibling hosts become a glob (`a.pypi.org`, `b.pypi.org` ->
+ * `*.pypi.org`), level by level, but never a glob over a public or shared hosting suffix
+ * (`*.com`, `*.co.uk`, `*.github.io`, `*.amazonaws.com`), where it would admit strangers.
+ */
+import { isIPv4 } from "node:net";
+
+export interface SuggestedEntry {
+  /** An allowlist entry (`--allow-host` syntax). */
+  entry: string;
+  /** The recorded hosts (`host` or `host:port`) it covers. */
+  covers: string[];
+}
+
+export interface SuggestedPolicy {
+  /** For `--allow-host` / `allowedHosts`. */
+  allowHosts: string[];
+  /** For `--allow-tcp` / `allowTcp`: raw TCP destinations the run used. */
+  allowTcp: string[];
+  /** Each allowHosts entry with what it covers. */
+  entries: SuggestedEntry[];
+  /** Network events read, and how many of them count. */
+  eventsRead: number;
+  eventsUsed: number;
+}
+
+/** Suffixes under which names belong to different owners: never globbed over. */
+const SHARED_SUFFIXES = [
+  "co.uk",
+  "org.uk",
+  "ac.uk",
+  "gov.uk",
+  "com.au",
+  "net.au",
+  "org.au",
+  "co.jp",
+  "co.nz",
+  "co.in",
+  "com.br",
+  "com.cn",
+  "github.io",
+  "gitlab.io",
+  "herokuapp.com",
+  "appspot.com",
+  "web.app",
+  "firebaseapp.com",
+  "vercel.app",
+  "netlify.app",
+  "pages.dev",
+  "workers.dev",
+  "fly.dev",
+  "onrender.com",
+  "azurewebsites.net",
+  "cloudfront.net",
+  "amazonaws.com",
+  "core.windows.net",
+  "ngrok.io",
+  "ngrok-free.app",
+];
+
+/** Allowlist refusals (and audit marks) are what an entry fixes; other refusals are not. */
+const FIXABLE = new Set(["host_not_allowed"]);
+
+interface Seen {
+  scheme: string;
+  host: string;
+  port: number;
+  blocked: boolean;
+  code: string | undefined;
+}
+
+function networkOf(event: unknown): Seen | undefined {
+  if (typeof event !== "object" || event === null) return undefined;
+  const e = event as { type?: unknown; network?: Record<string, unknown> };
+  const n = e.type === "network" ? e.network : undefined;
+  if (!n || typeof n.host !== "string" || typeof n.port !== "number") return undefined;
+  if (typeof n.scheme !== "string") return undefined;
+  return {
+    scheme: n.scheme,
+    host: n.host.toLowerCase(),
+    port: n.port,
+    blocked: n.blocked === true,
+    code: typeof n.code === "string" ? n.code : undefined,
+  };
+}
+
+function globbable(parent: string): boolean {
+  if (parent.split(".").length < 2 || isIPv4(parent)) return false;
+  return !SHARED_SUFFIXES.some((s) => parent === s || parent.endsWith(`.${s}`));
+}
+
+const parentOf = (name: string): string => name.slice(name.indexOf(".") + 1);
+
+/** Merges siblings into globs until no two entries share a globbable parent. */
+function mergeSiblings(entries: Map<string, string[]>): Map<string, string[]> {
+  for (;;) {
+    const groups = new Map<string, string[]>();
+    for (const entry of entries.keys()) {
+      if (isIPv4(entry) || !entry.includes(".")) continue;
+      const base = entry.startsWith("*.") ? entry.slice(2) : entry;
+      const parent = parentOf(base);
+      if (parent === base || !globbable(parent)) continue;
+      groups.set(parent, [...(groups.get(parent) ?? []), entry]);
+    }
+    const merge = [...groups].find(([, members]) => members.length >= 2);
+    if (!merge) return entries;
+    const [parent, members] = merge;
+    const covers = members.flatMap((m) => entries.get(m) ?? []);
+    for (const m of members) entries.delete(m);
+    const glob = `*.${parent}`;
+    entries.set(glob, [...(entries.get(glob) ?? []), ...covers]);
+  }
+}
+
+export function suggestAllowlist(events: Iterable<unknown>): SuggestedPolicy {
+  let eventsRead = 0;
+  let eventsUsed = 0;
+  // Names by the port they were reached on (undefined: the scheme's default port, which an
+  // entry without a port covers); siblings are merged within one port only.
+  const byPort = new Map<number | undefined, Map<string, string[]>>();
+  const tcp = new Set<string>();
+  for (const event of events) {
+    const n = networkOf(event);
+    if (!n) continue;
+    eventsRead++;
+    if (n.blocked && !FIXABLE.has(n.code ?? "")) continue;
+    if (n.scheme === "tcp") {
+      eventsUsed++;
+      tcp.add(`${n.host}:${n.port}`);
+      continue;
+    }
+    if (n.scheme !== "http" && n.scheme !== "https") continue;
+    eventsUsed++;
+    const port = n.port === (n.scheme === "https" ? 443 : 80) ? undefined : n.port;
+    const names = byPort.get(port) ?? new Map<string, string[]>();
+    byPort.set(port, names);
+    const shown = port === undefined ? n.host : `${n.host}:${port}`;
+    if (!names.has(n.host)) names.set(n.host, [shown]);
+  }
+  const entries: SuggestedEntry[] = [...byPort]
+    .flatMap(([port, names]) =>
+      [...mergeSiblings(names)].map(([name, covers]) => ({
+        entry: port === undefined ? name : `${name}:${port}`,
+        covers: [...new Set(covers)].sort(),
+      })),
+    )
+    .sort((a, b) => a.entry.localeCompare(b.entry));
+  return {
+    allowHosts: entries.map((e) => e.entry),
+    allowTcp: [...tcp].sort(),
+    entries,
+    eventsRead,
+    eventsUsed,
+  };
+}
+
+/** Events from an `--events` file: one JSON object per line; bad lines are counted, skipped. */
+export function parseEventLines(text: string): { events: unknown[]; badLines: number } {
+  const events: unknown[] = [];
+  let badLines = 0;
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      events.push(JSON.parse(line));
+    } catch {
+      badLines++;
+    }
+  }
+  return { events, badLines };
+}

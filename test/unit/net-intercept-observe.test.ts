@@ -1,0 +1,189 @@
+/**
+ * The proxy's side of docs/OBSERVE.md, against upstream servers on 127.0.0.1: who opened a
+ * flow (and the response waiting for that answer), requests the allowlist refused put to the
+ * sandbox (approved, denied, audited — never past a secret's scope), the secrets a request
+ * carried, and headers added upstream (traceparent).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { GuestOrigin, RefusedRequest } from "../../src/net/index.js";
+import { createHttpPolicy } from "../../src/net/http-policy/index.js";
+import { createCa } from "../../src/net/tls/index.js";
+import { guestRequest, guestSocket, settle, upstreamFixture } from "./net-intercept-guest.js";
+
+const ca = createCa();
+const { up, proxy } = upstreamFixture(ca);
+const ORIGIN: GuestOrigin = { execId: 4, pid: 321, command: ["curl", "-s", "x"] };
+
+const get = (
+  p: Parameters<typeof guestRequest>[0],
+  name: string,
+  tls: boolean,
+  extra: { path?: string; headers?: Record<string, string>; srcPort?: number } = {},
+) =>
+  guestRequest(p, {
+    name,
+    port: tls ? up().httpsPort : up().httpPort,
+    tls,
+    caPem: ca.certPem,
+    ...extra,
+  });
+
+test("each event names who opened the flow; the response waits until that is known", async () => {
+  const asked: { protocol: string; guestPort: number }[] = [];
+  let answeredAt = 0;
+  const { p, events } = proxy({
+    origin: async (flow) => {
+      asked.push(flow);
+      await new Promise((r) => setTimeout(r, 150));
+      answeredAt = Date.now();
+      return ORIGIN;
+    },
+  });
+  const res = await get(p, "api.test", false, { path: "/who", srcPort: 40123 });
+  const receivedAt = Date.now();
+  assert.equal(res.status, 200);
+  assert.ok(receivedAt >= answeredAt && answeredAt > 0, "the response came after the answer");
+  assert.deepEqual(asked, [{ protocol: "tcp", guestPort: 40123 }]);
+  await settle(events);
+  assert.deepEqual(events[0]?.attribution, ORIGIN);
+  assert.equal(typeof events[0]?.requestId, "number");
+});
+
+test("a refused host put to the sandbox: approved goes through, denied gets 403 with the reason", async () => {
+  const refusals: RefusedRequest[] = [];
+  let allow = true;
+  const { p, events } = proxy({
+    origin: async () => ORIGIN,
+    onHostRefused: async (r) => {
+      refusals.push(r);
+      return allow
+        ? { allow: true, note: { approval: { decision: "once", waitedMs: 5 } } }
+        : {
+            allow: false,
+            reason: "denied by a person",
+            note: { approval: { decision: "deny", waitedMs: 7 } },
+          };
+    },
+  });
+  const ok = await get(p, "other.test", true, { path: "/approved", srcPort: 40001 });
+  assert.equal(ok.status, 200);
+  assert.equal(refusals[0]?.host, "other.test");
+  assert.equal(refusals[0]?.port, up().httpsPort);
+  assert.deepEqual(refusals[0]?.attribution, ORIGIN);
+  allow = false;
+  const no = await get(p, "other.test", true, { path: "/denied", srcPort: 40002 });
+  assert.equal(no.status, 403);
+  assert.equal(no.headers["x-wheellock-blocked"], "host_not_allowed");
+  assert.match(no.body.toString(), /denied by a person/);
+  await settle(events, 2);
+  assert.deepEqual(events[0]?.approval, { decision: "once", waitedMs: 5 });
+  assert.equal(events[0]?.blocked, false);
+  assert.equal(events[1]?.blocked, true);
+  assert.equal(events[1]?.approval?.decision, "deny");
+  assert.ok(!up().seen.some((s) => s.url === "/denied"), "a denied request reaches no upstream");
+});
+
+test("only the allowlist is put to the sandbox: an allowed host never is", async () => {
+  let asked = 0;
+  const { p } = proxy({
+    onHostRefused: () => {
+      asked++;
+      return { allow: true };
+    },
+  });
+  assert.equal((await get(p, "api.test", false)).status, 200);
+  assert.equal(asked, 0);
+});
+
+test("audit: the refused request goes through and its event says what the allowlist thought", async () => {
+  const { p, events } = proxy({
+    onHostRefused: (r) => ({
+      allow: true,
+      note: { audit: { code: "host_not_allowed", reason: r.reason } },
+    }),
+  });
+  const res = await get(p, "other.test", false, { path: "/audited" });
+  assert.equal(res.status, 200);
+  await settle(events);
+  assert.equal(events[0]?.blocked, false);
+  assert.equal(events[0]?.audit?.code, "host_not_allowed");
+  assert.match(events[0]?.audit?.reason ?? "", /other.test is not in the allowlist/);
+});
+
+test("approving a host does not let a secret's placeholder go there", async () => {
+  const policy = createHttpPolicy({
+    secrets: [{ name: "TOKEN", value: "real-9f8e7d", hosts: [`api.test:${up().httpsPort}`] }],
+  });
+  const ph = policy.placeholders().TOKEN as string;
+  const { p, events } = proxy({
+    httpPolicy: policy,
+    onHostRefused: () => ({
+      allow: true,
+      note: { approval: { decision: "sandbox", waitedMs: 1 } },
+    }),
+  });
+  const res = await get(p, "other.test", true, {
+    path: "/leak",
+    headers: { authorization: `Bearer ${ph}` },
+  });
+  assert.equal(res.status, 403);
+  assert.equal(res.headers["x-wheellock-blocked"], "secret_leak");
+  assert.ok(!up().seen.some((s) => s.url === "/leak"));
+  await settle(events);
+  assert.equal(events[0]?.code, "secret_leak");
+});
+
+test("the secrets substituted into a request are named in its event", async () => {
+  const policy = createHttpPolicy({
+    secrets: [{ name: "TOKEN", value: "real-1a2b3c", hosts: [`api.test:${up().httpsPort}`] }],
+  });
+  const ph = policy.placeholders().TOKEN as string;
+  const { p, events } = proxy({ httpPolicy: policy });
+  await get(p, "api.test", true, { path: "/with", headers: { authorization: `Bearer ${ph}` } });
+  await get(p, "api.test", true, { path: "/without" });
+  await settle(events, 2);
+  assert.deepEqual(events[0]?.secrets, ["TOKEN"]);
+  assert.equal(events[1]?.secrets, undefined);
+});
+
+test("headers for upstream replace the guest's own of that name", async () => {
+  const { p } = proxy({
+    upstreamHeaders: (requestId) => [
+      ["traceparent", `00-${"a".repeat(32)}-${String(requestId).padStart(16, "0")}-01`],
+    ],
+  });
+  await get(p, "api.test", false, {
+    path: "/traced",
+    headers: { traceparent: "00-guest-made-this-up-00" },
+  });
+  const seen = up().seen.find((s) => s.url === "/traced");
+  const values = (seen?.headers ?? []).filter(
+    (_, i, all) => i % 2 === 1 && all[i - 1]?.toLowerCase() === "traceparent",
+  );
+  assert.equal(values.length, 1);
+  assert.match(values[0] ?? "", /^00-a{32}-0{15}\d-01$/);
+});
+
+test("a held request whose guest closes the connection is let go at once (its place is free)", async () => {
+  let signal: AbortSignal | undefined;
+  let held!: () => void;
+  const asked = new Promise<void>((r) => (held = r));
+  const { p } = proxy({
+    onHostRefused: (_r, gone) => {
+      signal = gone;
+      held();
+      return new Promise((resolve) =>
+        gone.addEventListener("abort", () => resolve({ allow: false })),
+      );
+    },
+  });
+  const socket = await guestSocket(p, { name: "other.test", port: up().httpPort, tls: false });
+  socket.on("error", () => undefined);
+  socket.write(`GET /held HTTP/1.1\r\nHost: other.test:${up().httpPort}\r\n\r\n`);
+  await asked;
+  assert.equal(signal?.aborted, false);
+  socket.destroy();
+  for (let i = 0; i < 100 && !signal?.aborted; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(signal?.aborted, true, "the guest left: the hold is told");
+});

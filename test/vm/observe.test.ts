@@ -1,0 +1,418 @@
+// docs/OBSERVE.md end to end, against HTTP servers this test runs on 127.0.0.1: attribution
+// of network and file events to execs (concurrent execs, a daemonised child, a process outside
+// every exec), live approval (once, sandbox, deny, timeout, a pending request decided through
+// the API, never-approvable requests), spans, usage; audit mode and suggestions with the
+// request budget; a detached sandbox decided from the CLI; the egress budget stopping `run`.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { context, trace } from "@opentelemetry/api";
+import {
+  ErrNotFound,
+  Sandbox,
+  suggestAllowlist,
+  type ApprovalDecision,
+  type BlockedRequest,
+  type SandboxEvent,
+  type VmSandbox,
+} from "../../src/index.js";
+import { isolateDataDir, scratchDir } from "../helpers/vm.js";
+import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
+import { killAllSupervisors, startDetached, waitUntil, wheellock } from "../helpers/lifecycle.js";
+import { parentOf, recordSpans } from "../helpers/otel.js";
+
+const dataDir = isolateDataDir();
+const scratch = scratchDir();
+const spans = recordSpans();
+const NAMES = ["api.test", "other.test", "late.test", "slow.test", "a.cdn.test", "b.cdn.test"];
+const servers = new InterceptServers();
+const resolveOverrides = Object.fromEntries(NAMES.map((n) => [n, "127.0.0.1"]));
+const SECRET = "real-secret-0b5e7a";
+
+before(() => servers.start(makeTestCa(scratch, ["api.test"])));
+after(() => {
+  killAllSupervisors(dataDir);
+  servers.close();
+});
+
+const url = (host: string, path: string) => `http://${host}:${servers.httpPort}${path}`;
+/** curl printing only the status code; -m bounds every call. */
+const curl = (target: string, extra = "") =>
+  `curl -sS -m 60 -o /dev/null -w '%{http_code}\\n' ${extra} ${target}`;
+/** The same without quotes, for inside `sh -c '...'` (prints the code without a newline). */
+const bareCurl = (target: string) => `curl -sS -m 60 -o /dev/null -w %{http_code} ${target}`;
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  await waitUntil(what, cond, timeoutMs);
+}
+
+// Bounds per group: a hung VM fails its group instead of the whole CI job.
+const GROUP_TIMEOUT_MS = 10 * 60_000;
+
+describe(
+  "an SDK sandbox: attribution, approval, spans, usage",
+  { timeout: GROUP_TIMEOUT_MS },
+  () => {
+    let sb: VmSandbox;
+    const events: SandboxEvent[] = [];
+    const network = () => events.flatMap((e) => (e.type === "network" ? [e.network] : []));
+    const files = () => events.flatMap((e) => (e.type === "file" ? [e.file] : []));
+    let decide: (r: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision> = () => "deny";
+    const asked: BlockedRequest[] = [];
+
+    before(async () => {
+      sb = await Sandbox.create({
+        memoryMb: 384,
+        timeoutSeconds: 0,
+        // A test below leaves every exec's cgroup, as an image's daemon would never have joined one.
+        privileged: true,
+        allowPrivateHosts: true,
+        resolveOverrides,
+        allowedHosts: ["api.test"],
+        mounts: { "/work": { type: "memory" } },
+        secrets: {
+          TOKEN: { value: SECRET, hosts: [`api.test:${servers.httpPort}`], allowHttp: true },
+        },
+        approval: { timeoutMs: 4000, maxPending: 4 },
+        onBlockedRequest: (r) => {
+          asked.push(r);
+          return decide(r);
+        },
+      });
+      void (async () => {
+        for await (const e of sb.events()) events.push(e);
+      })();
+    });
+    after(() => sb?.close());
+
+    test("two concurrent execs: each request and file names its exec, a daemonised child too", async () => {
+      const script = (n: number) =>
+        `${curl(url("api.test", `/attr-${n}-main`))}; echo ${n} > /work/main-${n}; ` +
+        // A double fork into a session of its own: the daemon is PID 1's child when it runs.
+        `(setsid sh -c 'sleep 2; ${bareCurl(url("api.test", `/attr-${n}-daemon`))} >/dev/null; ` +
+        `echo d > /work/daemon-${n}' </dev/null >/dev/null 2>&1 &); exit 0`;
+      const [one, two] = await Promise.all([sb.exec(script(1)), sb.exec(script(2))]);
+      assert.equal(one.stdout.trim(), "200", one.stderr);
+      assert.equal(two.stdout.trim(), "200", two.stderr);
+      assert.notEqual(one.execId, two.execId);
+      await until("the daemons' requests and files", () =>
+        [1, 2].every(
+          (n) =>
+            network().some((e) => e.url.endsWith(`/attr-${n}-daemon`)) &&
+            files().some((f) => f.path === `/work/daemon-${n}` && f.op === "write"),
+        ),
+      );
+      for (const [n, r] of [
+        [1, one],
+        [2, two],
+      ] as const) {
+        const mine = network().filter((e) => e.url.includes(`/attr-${n}-`));
+        assert.equal(mine.length, 2);
+        for (const e of mine) assert.equal(e.attribution?.execId, r.execId, e.url);
+        const daemon = mine.find((e) => e.url.endsWith("-daemon"));
+        assert.equal(daemon?.attribution?.command?.[0], "curl");
+        assert.ok(daemon?.attribution?.pid !== undefined);
+        const touched = files().filter(
+          (f) => /^\/work\/(main|daemon)-/.test(f.path) && f.path.endsWith(`-${n}`),
+        );
+        assert.ok(touched.length >= 4, JSON.stringify(touched));
+        for (const f of touched) assert.equal(f.attribution?.execId, r.execId, `${f.op} ${f.path}`);
+      }
+      const execEvents = events.flatMap((e) => (e.type === "exec" ? [e.exec] : []));
+      assert.ok(execEvents.some((e) => e.execId === one.execId && e.pid !== undefined));
+    });
+
+    test("a process outside every exec's cgroup is attributed to no exec", async () => {
+      const r = await sb.exec(
+        "mkdir -p /tmp/cg && mount -t cgroup2 none /tmp/cg && " +
+          `sh -c 'echo $$ > /tmp/cg/cgroup.procs && ${bareCurl(url("api.test", "/no-exec"))} && echo x > /work/no-exec'`,
+      );
+      assert.equal(r.stdout.trim(), "200", r.stderr);
+      await until("its events", () => files().some((f) => f.path === "/work/no-exec"));
+      const request = network().find((e) => e.url.endsWith("/no-exec"));
+      assert.equal(request?.attribution?.execId, null);
+      assert.ok(request?.attribution?.pid !== undefined);
+      for (const f of files().filter((f) => f.path === "/work/no-exec"))
+        assert.equal(f.attribution?.execId, null, f.op);
+    });
+
+    test("approval once: that request goes through, the next one is asked again", async () => {
+      decide = () => "once";
+      asked.length = 0;
+      const r = await sb.exec(
+        `${curl(url("other.test", "/once-1"))}; ${curl(url("other.test", "/once-2"))}`,
+      );
+      assert.equal(r.stdout, "200\n200\n");
+      assert.equal(asked.length, 2);
+      assert.equal(asked[0]?.host, "other.test");
+      assert.equal(asked[0]?.attribution?.execId, r.execId);
+      assert.ok(!(await sb.allowedHosts()).hosts.some((h) => h.startsWith("other.test")));
+      const e = network().find((n) => n.url.endsWith("/once-1"));
+      assert.equal(e?.approval?.decision, "once");
+      assert.ok(events.some((e) => e.type === "approval" && e.approval.decision === "once"));
+    });
+
+    test("approval for the sandbox joins the allowlist: asked once only", async () => {
+      decide = () => "sandbox";
+      asked.length = 0;
+      const r = await sb.exec(
+        `${curl(url("late.test", "/s-1"))}; ${curl(url("late.test", "/s-2"))}`,
+      );
+      assert.equal(r.stdout, "200\n200\n");
+      assert.equal(asked.length, 1);
+      assert.ok((await sb.allowedHosts()).hosts.includes(`late.test:${servers.httpPort}`));
+    });
+
+    test("deny, and a timeout, refuse with 403", async () => {
+      decide = () => "deny";
+      assert.equal((await sb.exec(curl(url("other.test", "/denied")))).stdout, "403\n");
+      decide = () => new Promise<ApprovalDecision>(() => undefined);
+      const started = Date.now();
+      assert.equal((await sb.exec(curl(url("other.test", "/timed-out")))).stdout, "403\n");
+      assert.ok(Date.now() - started >= 3500, "held for the 4 s approval timeout");
+      const timedOut = network().find((n) => n.url.endsWith("/timed-out"));
+      assert.equal(timedOut?.approval?.decision, "timeout");
+      assert.deepEqual(servers.requestsFor("/denied"), []);
+      assert.deepEqual(servers.requestsFor("/timed-out"), []);
+    });
+
+    test("a held request is listed and decided through the API", async () => {
+      decide = () => new Promise<ApprovalDecision>(() => undefined);
+      const proc = sb.spawn(["sh", "-c", curl(url("slow.test", "/pending"))]);
+      let held: BlockedRequest[] = [];
+      for (let i = 0; i < 300 && held.length === 0; i++) {
+        held = await sb.pendingRequests();
+        if (held.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(held[0]?.host, "slow.test");
+      await sb.decideRequest(held[0]!.requestId, "once");
+      await assert.rejects(sb.decideRequest(held[0]!.requestId, "deny"), ErrNotFound);
+      let out = "";
+      proc.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      await proc.wait();
+      assert.equal(out, "200\n");
+    });
+
+    test("private and metadata addresses are never put to the approver", async () => {
+      decide = () => "sandbox";
+      asked.length = 0;
+      const r = await sb.exec(curl("http://169.254.169.254/latest/meta-data/"));
+      assert.equal(r.stdout, "403\n");
+      assert.equal(asked.length, 0);
+    });
+
+    test("spans: the exec under the caller's span, its request and file operations under it", async () => {
+      spans.reset();
+      const app = trace.getTracer("test-app").startSpan("agent.turn");
+      const r = await context.with(trace.setSpan(context.active(), app), () =>
+        sb.exec(`${curl(url("api.test", "/traced"))}; echo t > /work/traced`),
+      );
+      app.end();
+      assert.equal(r.stdout, "200\n");
+      await until("the request span", () => spans.byName("wheellock.request").length > 0);
+      const exec = spans
+        .byName("wheellock.exec")
+        .find((s) => s.attributes["wheellock.exec.id"] === r.execId);
+      assert.equal(exec && parentOf(exec), app.spanContext().spanId);
+      const request = spans.byName("wheellock.request")[0]!;
+      assert.equal(parentOf(request), exec!.spanContext().spanId);
+      assert.equal(request.attributes["server.address"], "api.test");
+      assert.equal(request.attributes["http.response.status_code"], 200);
+      const files = spans
+        .byName("wheellock.files")
+        .find((s) => parentOf(s) === exec!.spanContext().spanId);
+      assert.ok(files && (files.attributes["wheellock.files.bytes_written"] as number) > 0);
+    });
+
+    test("usage: CPU, memory, disk, traffic per host and per secret, execs", async () => {
+      const r = await sb.exec(
+        `${curl(url("api.test", "/with-secret"), '-H "Authorization: Bearer $TOKEN"')}; ` +
+          "dd if=/dev/zero of=/root/blob bs=64k count=16 2>/dev/null; sync",
+      );
+      assert.equal(r.stdout, "200\n");
+      const u = await sb.usage();
+      assert.ok(u.cpuSeconds > 0);
+      assert.ok(u.peakMemoryBytes > 64 * 1024 * 1024);
+      assert.ok(u.diskWrittenBytes >= 1024 * 1024, `disk ${u.diskWrittenBytes}`);
+      assert.ok(u.mountWrittenBytes > 0);
+      assert.ok(u.network.bytes > 0);
+      assert.ok((u.network.byHost["api.test"]?.requests ?? 0) >= 5);
+      assert.equal(u.network.bySecret.TOKEN?.requests, 1);
+      assert.ok(u.execs.count >= 9 && u.execs.maxDurationMs > 0);
+    });
+  },
+);
+
+describe("audit mode, suggestions and the request budget", { timeout: GROUP_TIMEOUT_MS }, () => {
+  let sb: VmSandbox;
+  const events: SandboxEvent[] = [];
+
+  before(async () => {
+    sb = await Sandbox.create({
+      memoryMb: 256,
+      timeoutSeconds: 0,
+      allowPrivateHosts: true,
+      resolveOverrides,
+      allowedHosts: ["api.test"],
+      networkAudit: true,
+      maxRequests: 5,
+    });
+    void (async () => {
+      for await (const e of sb.events()) events.push(e);
+    })();
+  });
+  after(() => sb?.close());
+
+  test("everything goes through, the events say what the allowlist would have refused", async () => {
+    const hosts = ["api.test", "other.test", "a.cdn.test", "b.cdn.test"];
+    const r = await sb.exec(hosts.map((h) => curl(url(h, "/audit"))).join("; "));
+    assert.equal(r.stdout, "200\n200\n200\n200\n");
+    const net = events.flatMap((e) => (e.type === "network" ? [e.network] : []));
+    assert.equal(net.find((e) => e.host === "api.test")?.audit, undefined);
+    for (const h of hosts.slice(1))
+      assert.equal(net.find((e) => e.host === h)?.audit?.code, "host_not_allowed", h);
+    const port = servers.httpPort;
+    const expected = [`*.cdn.test:${port}`, `api.test:${port}`, `other.test:${port}`];
+    assert.deepEqual(suggestAllowlist(events).allowHosts, expected);
+    const file = join(scratch, "audit-events.jsonl");
+    writeFileSync(file, events.map((e) => JSON.stringify(e)).join("\n"));
+    const cli = await wheellock(["policy", "suggest", "--events", file]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout, `${expected.join(",")}\n`);
+  });
+
+  test("past maxRequests requests are refused (403 budget_exceeded); the sandbox keeps running", async () => {
+    const r = await sb.exec(
+      `${curl(url("api.test", "/fifth"))}; ${curl(url("api.test", "/sixth"))}`,
+    );
+    assert.equal(r.stdout, "200\n403\n");
+    assert.deepEqual(servers.requestsFor("/sixth"), []);
+    assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
+  });
+
+  test("a command without privileges cannot move itself out of its exec's cgroup", async () => {
+    // The attack: mount cgroup2, or reach the agent's detached hierarchy through its fds,
+    // and join another cgroup; then make a request (refused by the budget, still reported).
+    const r = await sb.exec(
+      "mkdir -p /tmp/cg; mount -t cgroup2 none /tmp/cg 2>/dev/null && echo mounted; " +
+        'for d in /proc/1/fd/*; do [ -e "$d/cgroup.procs" ] && echo $$ > "$d/cgroup.procs" && echo moved; done 2>/dev/null; ' +
+        curl(url("api.test", "/escape")),
+    );
+    assert.equal(r.stdout, "403\n", r.stderr);
+    let e: (typeof events)[number] | undefined;
+    await until("its event", () => {
+      e = events.find((x) => x.type === "network" && x.network.url.endsWith("/escape"));
+      return e !== undefined;
+    });
+    assert.equal(e?.type === "network" ? e.network.attribution?.execId : undefined, r.execId);
+  });
+});
+
+describe(
+  "a detached sandbox: held requests decided from the CLI",
+  { timeout: GROUP_TIMEOUT_MS },
+  () => {
+    test("pending, approve --sandbox (recorded), deny; inspect shows usage", async () => {
+      const id = await startDetached([
+        "--deny-all-hosts",
+        "--approve",
+        "--approve-timeout",
+        "120",
+        "--allow-private-host",
+        ...NAMES.flatMap((n) => ["--resolve", `${n}:127.0.0.1`]),
+      ]);
+      try {
+        const held = async (): Promise<{ requestId: number; host: string }[]> => {
+          const r = await wheellock(["allow-list", "pending", id, "--json"]);
+          assert.equal(r.code, 0, r.stderr);
+          return JSON.parse(r.stdout) as { requestId: number; host: string }[];
+        };
+        const approved = wheellock([
+          "exec",
+          id,
+          "--",
+          "sh",
+          "-c",
+          curl(url("other.test", "/cli-approved")),
+        ]);
+        let list: { requestId: number; host: string }[] = [];
+        for (let i = 0; i < 120 && list.length === 0; i++) {
+          list = await held();
+          if (list.length === 0) await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.equal(list[0]?.host, "other.test");
+        const text = await wheellock(["allow-list", "pending", id]);
+        assert.match(text.stdout, new RegExp(`${list[0]!.requestId}\\s+GET\\s+http://other.test`));
+        const ok = await wheellock([
+          "allow-list",
+          "approve",
+          id,
+          String(list[0]!.requestId),
+          "--sandbox",
+        ]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assert.match(ok.stdout, /Approved for the sandbox/);
+        assert.equal((await approved).stdout, "200\n");
+        const record = JSON.parse((await wheellock(["inspect", id])).stdout) as {
+          config: { network: { allowedHosts: string[] } };
+          usage?: { execs: { count: number } };
+        };
+        assert.deepEqual(record.config.network.allowedHosts, [`other.test:${servers.httpPort}`]);
+        assert.ok((record.usage?.execs.count ?? 0) >= 1, "inspect asks a running sandbox");
+
+        const denied = wheellock([
+          "exec",
+          id,
+          "--",
+          "sh",
+          "-c",
+          curl(url("late.test", "/cli-denied")),
+        ]);
+        list = [];
+        for (let i = 0; i < 120 && list.length === 0; i++) {
+          list = await held();
+          if (list.length === 0) await new Promise((r) => setTimeout(r, 500));
+        }
+        const no = await wheellock(["allow-list", "deny", id, String(list[0]!.requestId)]);
+        assert.equal(no.code, 0, no.stderr);
+        assert.equal((await denied).stdout, "403\n");
+        const again = await wheellock(["allow-list", "deny", id, String(list[0]!.requestId)]);
+        assert.equal(again.code, 1);
+        assert.match(again.stderr, /^wheellock: request \d+ is not waiting for approval\n$/);
+      } finally {
+        await wheellock(["kill", id]);
+      }
+      const stopped = JSON.parse((await wheellock(["inspect", id])).stdout) as {
+        usage?: { execs: { count: number } };
+      };
+      assert.ok((stopped.usage?.execs.count ?? 0) >= 2, "the record keeps the final usage");
+    });
+  },
+);
+
+test(
+  "run: the egress budget stops the sandbox with its own exit status and one line",
+  { timeout: 5 * 60_000 },
+  async () => {
+    const r = await wheellock([
+      "run",
+      "--memory",
+      "256",
+      "--allow-private-host",
+      "--resolve",
+      `api.test:127.0.0.1`,
+      "--max-egress-bytes",
+      "200000",
+      "--",
+      "sh",
+      "-c",
+      `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`,
+    ]);
+    assert.equal(r.code, 122, r.stderr);
+    assert.match(
+      r.stderr,
+      /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
+    );
+  },
+);
