@@ -5,13 +5,18 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Integer flag parser that rejects `12abc`, `1e3`, `-1` and friends. */
-export function positiveInteger(name: string): (value: string) => number {
+/**
+ * Integer flag parser that rejects `12abc`, `1e3`, `-1` and friends, and values under `min`
+ * (0 by default: some flags give 0 a meaning; a size or count that cannot be 0 passes 1).
+ */
+export function positiveInteger(name: string, min = 0): (value: string) => number {
   return (value) => {
     if (!/^\d+$/.test(value.trim())) {
       throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
     }
-    return Number.parseInt(value, 10);
+    const n = Number.parseInt(value, 10);
+    if (n < min) throw new InvalidArgumentError(`${name} must be at least ${min}, got "${value}"`);
+    return n;
   };
 }
 

@@ -26,7 +26,8 @@ export function pushCommand(): Command {
     .option(
       "--chunk-size <MiB>",
       "upload blobs bigger than this in chunks of this size (default 16; blobs up to 32 MiB go whole)",
-      positiveInteger("--chunk-size"),
+      // 0 would mean 1-byte chunks: millions of requests for one layer.
+      positiveInteger("--chunk-size", 1),
     )
     .action(async (image: string, target: string | undefined, flags: PushFlags) => {
       const started = Date.now();

@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { ErrImage, WheellockError } from "../errors.js";
+import { ErrImage, ErrInvalidConfig, WheellockError } from "../errors.js";
+import { sha256Digest } from "./blob-store.js";
 import { BlobLocations } from "./blob-locations.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { ImageStore, type ImageRecord } from "./image-store.js";
@@ -98,6 +99,13 @@ export async function pushContent(
   content: PushContent,
   opts: PushOptions & { store: ImageStore },
 ): Promise<PushResult> {
+  // A target that names a digest other than the manifest's could never be written: say so
+  // before any blob goes up, not as the registry's DIGEST_INVALID after all of them did.
+  const manifestDigest = sha256Digest(content.manifest);
+  if (to.digest !== undefined && to.digest !== manifestDigest)
+    throw new ErrInvalidConfig(
+      `${canonicalReference(to)} names a digest other than the image's ${manifestDigest}`,
+    );
   const progress = opts.progress ?? silentProgress;
   const locations = new BlobLocations(join(opts.store.root, "pushed.json"));
   const client = new RegistryClient(to.registry, {

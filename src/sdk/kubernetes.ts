@@ -58,6 +58,10 @@ const DEFAULT_NAMESPACE = "wheellock";
 const DEFAULT_PORT = 7777;
 const DEFAULT_READY_TIMEOUT_S = 300;
 const DEFAULT_MAX_LIFETIME_S = 3600;
+/** setTimeout's range (2^31-1 ms): beyond it Node fires at once. */
+const MAX_TIMER_S = Math.floor(0x7fffffff / 1000);
+/** Ten years: a shutdown time any Date (and the API server) can hold. */
+const MAX_LIFETIME_S = 10 * 365 * 24 * 3600;
 /** After Ready, the router (its DNS) may lag the pod by a moment: retry reaching it this long. */
 const REACH_RETRY_MS = 15_000;
 
@@ -103,12 +107,12 @@ function checkOptions(options: SandboxOptions, k: KubernetesOptions): void {
   const port = k.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535)
     throw new ErrInvalidConfig(`remote.kubernetes.port must be 1..65535, got ${port}`);
-  for (const [name, value] of [
-    ["readyTimeoutSeconds", k.readyTimeoutSeconds],
-    ["maxLifetimeSeconds", k.maxLifetimeSeconds],
+  for (const [name, value, max] of [
+    ["readyTimeoutSeconds", k.readyTimeoutSeconds, MAX_TIMER_S],
+    ["maxLifetimeSeconds", k.maxLifetimeSeconds, MAX_LIFETIME_S],
   ] as const)
-    if (value !== undefined && !(Number.isFinite(value) && value >= 0))
-      throw new ErrInvalidConfig(`remote.kubernetes.${name} must be a number >= 0`);
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= max))
+      throw new ErrInvalidConfig(`remote.kubernetes.${name} must be a number in 0..${max}`);
   if (k.router !== undefined) checkNodeUrl(k.router);
 }
 

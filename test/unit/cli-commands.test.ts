@@ -186,3 +186,10 @@ test("--events to a path that cannot be written is one line, before any sandbox 
   }
   assert.equal(wheellock(["ls", "--json"]).stdout, "[]\n");
 });
+
+test("push --chunk-size 0 is refused in one line (it meant 1-byte chunks: a push that never ends)", () => {
+  // The image need not exist: the flag is checked before anything is read or sent.
+  const r = wheellock(["push", "nosuch:1", "127.0.0.1:9/x:1", "--chunk-size", "0"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^wheellock: .*--chunk-size must be at least 1, got "0"\n$/);
+});

@@ -116,6 +116,21 @@ describe("push", () => {
     });
   });
 
+  test("a target naming another digest is refused before any blob goes up", async () => {
+    const other = `sha256:${"0".repeat(64)}`;
+    await assert.rejects(
+      pushImage(source, `${authReg.host}/team/pinned@${other}`, { store, credentials: alice }),
+      (err: Error & { code?: string }) =>
+        err.code === "ErrInvalidConfig" && err.message.includes(img.manifestDigest),
+    );
+    // Nothing was sent: the repository does not exist on the registry.
+    const auth = Buffer.from("alice:s3cret").toString("base64");
+    const res = await fetch(`http://${authReg.host}/v2/team/pinned/tags/list`, {
+      headers: { authorization: `Basic ${auth}` },
+    });
+    assert.equal(res.status, 404);
+  });
+
   test("failed chunks and a failed manifest PUT are retried; the upload resumes", async () => {
     const proxy = await faultyProxy(reg.host);
     try {

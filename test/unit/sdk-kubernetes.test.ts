@@ -184,6 +184,13 @@ describe("Sandbox.create({ remote: { kubernetes } })", { timeout: 180_000 }, () 
       Sandbox.create({ remote: { kubernetes: { ...kube, router: "http://u:p@router:8080" } } }),
       ErrInvalidConfig,
     );
+    // Past a timer's range (~24.8 days) Node fires at once: an instant ErrTimeout after a
+    // claim was made. Past a Date's range the shutdown time is a RangeError after the check.
+    for (const bad of [{ readyTimeoutSeconds: 3e6 }, { maxLifetimeSeconds: 1e15 }])
+      await assert.rejects(
+        Sandbox.create({ remote: { kubernetes: { ...kube, ...bad } } }),
+        (err: Error) => err instanceof ErrInvalidConfig && /must be a number/.test(err.message),
+      );
     assert.deepEqual(api.requests, []);
   });
 
