@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,6 +11,7 @@ import { ErrNotFound, ErrSnapshotMismatch } from "../errors.js";
 import {
   canonicalReference,
   connectRegistry,
+  freeBytes,
   parseReference,
   readBodyUpTo,
   sha256Digest,
@@ -46,6 +48,8 @@ export interface SnapshotPullResult {
 }
 
 const MIB = 1024 * 1024;
+/** Left free on the snapshot filesystem after a pull, for everything else that writes there. */
+const DISK_MARGIN_BYTES = 64 * MIB;
 
 /**
  * `wheellock snapshot pull REF`: fetches a snapshot artifact, checks its key against this
@@ -74,6 +78,12 @@ export async function pullSnapshot(
   const key = snapshotKey(fit.inputs);
   const origin = `${ref.registry}/${ref.repository}@${manifestDigest}`;
   if (readSnapshotMeta(key)) return { key, origin, downloaded: false, snapshot: doc };
+  // A VM larger than this host's memory could never be restored here: refused before a byte
+  // is fetched (the artifact says what it wants; nothing else bounds it).
+  if (doc.memoryMb * MIB > totalmem())
+    throw new ErrSnapshotMismatch(
+      `snapshot ${name} needs ${doc.memoryMb} MiB of guest memory, more than this host has`,
+    );
   const memoryBytes = doc.memoryMb * MIB;
   const diskBytes = doc.diskSizeMb * MIB;
   expectFileSize(manifest.memory, memoryBytes);
@@ -97,9 +107,12 @@ export async function pullSnapshot(
         fetchTo(manifest.memory, memoryGz),
         fetchTo(manifest.disk, diskGz),
       ]);
+      // What the layers decode to is bounded by the free disk (less a margin for everything
+      // else on it), whatever sizes the artifact declares.
+      const budget = { remainingBytes: (await freeBytes(target.dir)) - DISK_MARGIN_BYTES };
       await Promise.all([
-        decodeSparse(gunzipped(memoryGz), target.memoryPath, memoryBytes),
-        decodeSparse(gunzipped(diskGz), target.upperDiskPath, diskBytes),
+        decodeSparse(gunzipped(memoryGz), target.memoryPath, memoryBytes, budget),
+        decodeSparse(gunzipped(diskGz), target.upperDiskPath, diskBytes, budget),
       ]);
       await Promise.all([rm(memoryGz), rm(diskGz)]);
       // As for a locally saved snapshot: restores map it from jailed QEMUs of their own users.

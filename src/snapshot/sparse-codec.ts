@@ -71,19 +71,30 @@ export async function decodeSparse(
   source: AsyncIterable<Buffer>,
   path: string,
   expectedSize: number,
+  budget: DataBudget = { remainingBytes: Number.MAX_SAFE_INTEGER },
 ): Promise<void> {
   const fh = await open(path, "wx", 0o600);
   try {
-    await decodeInto(source, fh, expectedSize);
+    await decodeInto(source, fh, expectedSize, budget);
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * How many data bytes the decoders may still write, shared by the layers of one pull: a
+ * hostile artifact can declare a huge file and send a small stream that inflates to it, so the
+ * bytes actually written are what is bounded (holes cost nothing).
+ */
+export interface DataBudget {
+  remainingBytes: number;
 }
 
 async function decodeInto(
   source: AsyncIterable<Buffer>,
   fh: FileHandle,
   expectedSize: number,
+  budget: DataBudget,
 ): Promise<void> {
   const bad = (why: string): never => {
     throw new ErrSnapshotMismatch(`snapshot layer is malformed: ${why}`);
@@ -108,6 +119,11 @@ async function decodeInto(
     if (length % PAGE !== 0 && offset + length !== total) bad("extent length unaligned");
     const data = await reader.take(length);
     if (!data) return bad("truncated extent");
+    budget.remainingBytes -= length;
+    if (budget.remainingBytes < 0)
+      throw new ErrSnapshotMismatch(
+        "no space left on device: the snapshot's layers decode to more data than the disk has free (nothing was kept)",
+      );
     await fh.write(data, 0, length, offset);
     next = offset + length;
   }

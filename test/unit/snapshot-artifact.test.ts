@@ -111,6 +111,29 @@ test("sparse decoding refuses malformed and hostile streams, and writes nothing 
   }
 });
 
+test("sparse decoding stops at the data budget: a small stream cannot fill the disk", async () => {
+  // A hostile artifact declares a large file and sends non-zero pages (which gzip would shrink
+  // ~1000:1 on the wire): what is written is bounded by the pull's budget, shared by the
+  // layers, not by the size the artifact declares.
+  const size = 64 * MIB;
+  const src = sparseFile(size, [
+    [0, Buffer.alloc(4 * MIB, 1)],
+    [32 * MIB, Buffer.alloc(4 * MIB, 2)],
+  ]);
+  const encoded = await collect(encodeSparse(src));
+  const budget = { remainingBytes: 6 * MIB };
+  const out = fresh();
+  await assert.rejects(
+    decodeSparse(chunks(encoded, 64 * 1024), out, size, budget),
+    /no space left/,
+  );
+  assert.ok(statSync(out).blocks * 512 <= 6 * MIB + 1 * MIB, "wrote past the budget");
+  // Within the budget, the same stream decodes whole.
+  const roomy = { remainingBytes: 16 * MIB };
+  await decodeSparse(chunks(encoded, 64 * 1024), fresh(), size, roomy);
+  assert.equal(roomy.remainingBytes, 8 * MIB);
+});
+
 const doc: SnapshotKeyDocument = {
   wheellockSnapshot: 1,
   format: 3,
