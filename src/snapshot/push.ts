@@ -99,6 +99,11 @@ export async function pushSnapshot(
       { manifest, manifestMediaType: SNAPSHOT_MEDIA.manifest, blobs },
       { ...opts, store: new ImageStore() },
     );
+  } catch (err) {
+    // Removed meanwhile (`snapshot rm`, a newer build's sweep): say so, not the raw ENOENT.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && !readSnapshotMeta(key))
+      throw new ErrNotFound(`snapshot ${key} was removed while it was being pushed`);
+    throw err;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
