@@ -7,7 +7,7 @@ import {
 } from "node:http2";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { requestUrl, type ConnectionInfo } from "./admission.js";
+import type { ConnectionInfo } from "./admission.js";
 import { handleH2Stream, type H2ExchangeDeps } from "./h2-exchange.js";
 import { INTERNAL_ERROR } from "./h2-respond.js";
 
@@ -135,23 +135,6 @@ export class H2Interceptor {
   /** One event for a connection the proxy gave up on (the guest broke the protocol or a limit). */
   private sessionFailed(conn: ConnectionInfo, err: NodeJS.ErrnoException): void {
     if (err.code === "ECONNRESET") return;
-    this.deps.events
-      .start(
-        {
-          method: "",
-          url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
-          scheme: conn.scheme,
-          host: conn.name,
-          port: conn.port,
-        },
-        conn.origin,
-      )
-      .finish({
-        // The status the HTTP/1.1 path reports for the same failures (a bad handshake included).
-        status: 400,
-        blocked: true,
-        code: "invalid_request",
-        reason: `HTTP/2 connection failed: ${err.message}`,
-      });
+    this.deps.events.connectionRefused(conn, `HTTP/2 connection failed: ${err.message}`);
   }
 }

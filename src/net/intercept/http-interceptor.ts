@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { requestUrl, type ConnectionInfo } from "./admission.js";
+import type { ConnectionInfo } from "./admission.js";
 import { writeRawResponse } from "./headers.js";
 import { handleRequest, type ExchangeDeps } from "./http-exchange.js";
 import { handleUpgrade } from "./upgrade.js";
@@ -58,18 +58,7 @@ export class HttpInterceptor {
     const conn = this.connections.get(socket);
     if (conn && err.code !== "ECONNRESET") {
       const reason = `malformed HTTP or TLS from the guest (${err.code ?? "error"}): ${err.message}`;
-      this.deps.events
-        .start(
-          {
-            method: "",
-            url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
-            scheme: conn.scheme,
-            host: conn.name,
-            port: conn.port,
-          },
-          conn.origin,
-        )
-        .finish({ status: 400, blocked: true, code: "invalid_request", reason });
+      this.deps.events.connectionRefused(conn, reason);
       const body = Buffer.from("Bad request\n");
       writeRawResponse(
         socket,

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import type { NetworkBlockCode, NetworkEventInfo } from "./contract.js";
+import { requestUrl, type ConnectionInfo } from "./admission.js";
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
 
 export interface RequestOutcome {
@@ -20,6 +21,23 @@ export class RequestEvents {
 
   start(where: Where, origin?: FlowOrigin): RequestEvent {
     return new RequestEvent(this.emit, where, this.nextId++, origin);
+  }
+
+  /**
+   * One refused event for a connection the proxy gave up on before any request (the guest
+   * broke HTTP/1, HTTP/2 or TLS): status 400, as HTTP/1.1 answers the same failures.
+   */
+  connectionRefused(conn: ConnectionInfo, reason: string): void {
+    this.start(
+      {
+        method: "",
+        url: requestUrl(conn.scheme, conn.name, conn.port, "/"),
+        scheme: conn.scheme,
+        host: conn.name,
+        port: conn.port,
+      },
+      conn.origin,
+    ).finish({ status: 400, blocked: true, code: "invalid_request", reason });
   }
 }
 
