@@ -76,11 +76,11 @@ export function pidAlive(pid: number): boolean {
 
 export async function waitUntil(
   what: string,
-  cond: () => boolean,
+  cond: () => boolean | Promise<boolean>,
   timeoutMs = 30_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -182,9 +182,13 @@ describe("faults", { timeout: 600_000 }, () => {
     });
     // The sandbox lives in its supervisor: a new `serve` on the same data dir serves it again.
     a = await startServe(dirA, ["--max-sandboxes", "1", "--listen", `127.0.0.1:${port}`]);
-    assert.equal(
-      (await sb!.exec("echo back; cat /proc/[0-9]*/comm | grep -cx sleep")).stdout,
-      "back\n0\n",
+    assert.equal((await sb!.exec("echo back")).stdout, "back\n");
+    // The lost client's command is killed: SIGKILL and the agent's reaping are asynchronous to
+    // the next exec (a loaded TCG guest once still listed it a second later), so poll for it.
+    await waitUntil(
+      "the lost client's sleep is killed and reaped",
+      async () => (await sb!.exec("cat /proc/[0-9]*/comm | grep -cx sleep")).stdout === "0\n",
+      20_000,
     );
     const list = await remoteCli(["list", "--json"]);
     assert.deepEqual(
