@@ -16,6 +16,7 @@ import {
   sleep,
   type FakeTcp,
 } from "./net-fake-guest.js";
+import { waitUntil } from "../helpers/lifecycle.js";
 
 const GUEST_PORT = 43210;
 const GUEST_ISS = 1000;
@@ -199,9 +200,12 @@ test("TCP: unacknowledged data is retransmitted after the timeout", async () => 
   f.take();
   f.conn.events.onData(Buffer.from("important"));
   const [first] = f.take();
-  await sleep(60);
-  const again = f.take().map((r) => r.tcp as TcpSegment);
-  assert.ok(again.length >= 1, "retransmitted");
+  // Wait for the retransmission itself (a loaded machine runs a 20 ms timer much later).
+  const again: TcpSegment[] = [];
+  await waitUntil("the data is retransmitted", () => {
+    again.push(...f.take().map((r) => r.tcp as TcpSegment));
+    return again.length >= 1;
+  });
   assert.equal(again[0]?.seq, first?.tcp?.seq);
   assert.equal(again[0]?.payload.toString(), "important");
   f.ack(seqAdd(first?.tcp?.seq ?? 0, 9));
@@ -218,8 +222,14 @@ test("TCP: a lost SYN-ACK is resent; a flow that never answers is reset", async 
     guestTcp(PUBLIC_IP, { srcPort: 1, dstPort: 80, seq: 5, ack: 0, flags: TCP_SYN, window: 100 }),
   );
   (ctx.upstream.tcp[0] as FakeTcp).events.onConnect();
-  await sleep(150);
-  const segs = ctx.take().map((r) => r.tcp as TcpSegment);
+  // The retransmissions and the reset run on timers: wait until the flow is gone (a fixed
+  // 150 ms sleep was too short on a loaded machine), then look at everything that was sent.
+  const segs: TcpSegment[] = [];
+  await waitUntil("the unanswered flow is reset", () => {
+    segs.push(...ctx.take().map((r) => r.tcp as TcpSegment));
+    return ctx.stack.stats.tcpFlows === 0;
+  });
+  segs.push(...ctx.take().map((r) => r.tcp as TcpSegment));
   assert.ok(segs.filter((s) => s.flags === (TCP_SYN | TCP_ACK)).length >= 3);
   assert.ok(segs.at(-1)?.flags !== undefined && (segs.at(-1)?.flags ?? 0) & TCP_RST);
   assert.equal(ctx.stack.stats.tcpFlows, 0);
@@ -337,9 +347,11 @@ test("TCP: a zero window is probed until the guest opens it again", async () => 
   f.ack(start, 0); // the guest's buffer is full
   f.conn.events.onData(Buffer.from("abcdef"));
   assert.equal(f.take().length, 0, "nothing sent into a zero window");
-  await sleep(40);
-  const probes = f.take().map((r) => r.tcp as TcpSegment);
-  assert.ok(probes.length >= 1);
+  const probes: TcpSegment[] = [];
+  await waitUntil("the zero window is probed", () => {
+    probes.push(...f.take().map((r) => r.tcp as TcpSegment));
+    return probes.length >= 1;
+  });
   assert.equal(probes[0]?.seq, start);
   assert.equal(probes[0]?.payload.toString(), "a");
   // The guest took the probe byte and reopened its window: the rest follows at once.

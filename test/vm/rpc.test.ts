@@ -17,7 +17,7 @@ import { after, before, describe, test } from "node:test";
 import { wheellock } from "../helpers/lifecycle.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 import { type Message, type WireClient } from "../unit/rpc-client.js";
-import { endInput, qemuOf, startRpcProcess, type RpcProcess } from "../unit/rpc-process.js";
+import { EXIT_BOUND_MS, endInput, qemuOf, startRpcProcess, type RpcProcess } from "../unit/rpc-process.js";
 
 isolateDataDir();
 const scratch = scratchDir("wheellock-rpc-vm-");
@@ -369,13 +369,15 @@ describe("one rpc process, one VM", () => {
     const s = c.request("log_stream");
     await c.waitFor(() => c.data(s, "log_stream.data").includes("entrypoint-up"), 30_000);
     // close does not wait for the open log_stream (the reference would hang here).
+    // Bounded, not hung: a 2 s graceful stop then the kill, with slack for a loaded machine
+    // (a fixed 3 s limit measured the machine as much as the product).
     const closing = Date.now();
-    assert.deepEqual((await c.call("close", { timeout_seconds: 2 }, 10_000)).result, {});
-    assert.ok(Date.now() - closing < 3000, `close took ${Date.now() - closing} ms`);
+    assert.deepEqual((await c.call("close", { timeout_seconds: 2 }, 30_000)).result, {});
+    assert.ok(Date.now() - closing < EXIT_BOUND_MS, `close took ${Date.now() - closing} ms`);
     assert.equal((await c.response(s)).error?.code, -32003);
     const exit = await endInput(rpc);
     assert.equal(exit.code, 0);
-    assert.ok(exit.afterEofMs < 2000, `exited ${exit.afterEofMs} ms after EOF`);
+    assert.ok(exit.afterEofMs < EXIT_BOUND_MS, `exited ${exit.afterEofMs} ms after EOF`);
     assert.deepEqual(qemuOf(id), []);
     const rm = await wheellock(["rm", id]);
     assert.deepEqual([rm.code, rm.stdout], [0, `Removed ${id}\n`]);
