@@ -75,8 +75,7 @@ export async function superviseTarget(run: TargetRun): Promise<TargetResult> {
       total.blocksHit = Math.max(total.blocksHit, outcome.stats.blocksHit);
     }
     // A replay runs its inputs once; a worker that finished its time is done too.
-    if (outcome.stats || run.replay || run.signal?.aborted || Date.now() >= deadlineMs - 500)
-      break;
+    if (outcome.stats || run.replay || run.signal?.aborted || Date.now() >= deadlineMs - 500) break;
     restarts++;
   }
   return { target: run.target, stats: total, restarts, wallMs: Date.now() - started };

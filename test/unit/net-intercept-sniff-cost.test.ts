@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InterceptedFlow, type FlowKind } from "../../src/net/intercept/intercepted-flow.js";
 import { clientHello } from "../helpers/tls-client-hello.js";
+import { cpuMsSince } from "../helpers/timing.js";
 
 const noop = (): void => undefined;
 const events = { onConnect: noop, onData: noop, onEnd: noop, onDrain: noop, onError: noop };
@@ -24,9 +25,9 @@ function byteByByte(bytes: Buffer): { kind: FlowKind | undefined; ms: number } {
   const started = process.cpuUsage();
   for (let i = 0; i < bytes.length && kind === undefined; i++)
     flow.write(bytes.subarray(i, i + 1), noop);
-  const used = process.cpuUsage(started);
+  const ms = cpuMsSince(started);
   flow.destroy();
-  return { kind, ms: (used.user + used.system) / 1000 };
+  return { kind, ms };
 }
 
 test("a large first flight held one byte at a time costs linear time", () => {

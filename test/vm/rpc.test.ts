@@ -17,7 +17,13 @@ import { after, before, describe, test } from "node:test";
 import { wheellock } from "../helpers/lifecycle.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 import { type Message, type WireClient } from "../unit/rpc-client.js";
-import { EXIT_BOUND_MS, endInput, qemuOf, startRpcProcess, type RpcProcess } from "../unit/rpc-process.js";
+import {
+  EXIT_BOUND_MS,
+  endInput,
+  qemuOf,
+  startRpcProcess,
+  type RpcProcess,
+} from "../unit/rpc-process.js";
 
 isolateDataDir();
 const scratch = scratchDir("wheellock-rpc-vm-");
