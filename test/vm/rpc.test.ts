@@ -14,7 +14,7 @@ import {
 } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { wheellock } from "../helpers/lifecycle.js";
+import { waitUntil, wheellock } from "../helpers/lifecycle.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 import { type Message, type WireClient } from "../unit/rpc-client.js";
 import {
@@ -225,11 +225,14 @@ describe("one rpc process, one VM", () => {
           60_000,
         ),
       ).trim();
-    let count = await sleeps();
-    for (let i = 0; i < 20 && count !== "1"; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      count = await sleeps();
-    }
+    // The guest kills and reaps it asynchronously: poll with a deadline (a loaded TCG guest
+    // can take seconds), not a fixed number of tries.
+    let count = "";
+    await waitUntil(
+      "the cancelled sleep is gone",
+      async () => (count = await sleeps()) === "1",
+      120_000,
+    );
     assert.equal(count, "1");
   });
 
