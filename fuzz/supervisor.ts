@@ -17,7 +17,7 @@ export interface TargetRun {
   readonly inputs: readonly Buffer[];
   /** Run `inputs` once each instead of fuzzing. */
   readonly replay: boolean;
-  /** Longest an input may run before the worker is declared hung (default 5 s). */
+  /** Longest an input may run before the worker is declared hung (default 15 s). */
   readonly hangMs?: number;
   readonly onFinding: (f: Finding) => void;
   /** Pass what the target prints through to stderr. */
@@ -118,7 +118,9 @@ function runWorker(
     if (run.verbose) out.pipe(process.stderr, { end: false });
     else out.resume();
   }
-  const hangMs = run.hangMs ?? 5000;
+  // Generous by default: a loaded machine can stall a worker for seconds, and this watch
+  // reports at once (the targets' own per-input limits, confirmed by a second run, are tighter).
+  const hangMs = run.hangMs ?? 15_000;
   const target = run.target;
   return new Promise((resolve) => {
     let stats: EngineStats | undefined;
