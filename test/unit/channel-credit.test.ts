@@ -42,9 +42,7 @@ test("a flooding guest gets one window through while nobody reads, the rest once
   assert.equal(out.length + GUEST_WINDOW / 2, total);
   assert.deepEqual(await p.exit, { exitCode: 0, signal: 0 });
   assert.ok(
-    Buffer.concat([pattern(total, 1).subarray(0, GUEST_WINDOW / 2), out]).equals(
-      pattern(total, 1),
-    ),
+    Buffer.concat([pattern(total, 1).subarray(0, GUEST_WINDOW / 2), out]).equals(pattern(total, 1)),
   );
   channel.close();
 });
