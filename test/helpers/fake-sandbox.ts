@@ -26,6 +26,8 @@ export class FakeSandbox implements SandboxApi {
   readonly configured: ConfigureOptions[] = [];
   private env: Record<string, string> = {};
   private hosts: string[] = [];
+  /** Counts the execs started, as a VM sandbox's meter does. */
+  private readonly meter = new UsageMeter();
   closed = false;
 
   constructor(readonly id: string) {}
@@ -33,6 +35,7 @@ export class FakeSandbox implements SandboxApi {
   spawn(command: string | readonly string[]): ExecProcess {
     if (this.closed) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
     const argv = commandArgv(command);
+    this.meter.execStarted();
     const argsOf =
       /(^|\/)sh$/.test(argv[0] ?? "") && argv[1] === "-c" ? (argv[2] ?? "").split(" ") : argv;
     const [name, ...args] = argsOf;
@@ -182,7 +185,7 @@ export class FakeSandbox implements SandboxApi {
   }
 
   async usage(): Promise<SandboxUsage> {
-    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
+    return this.meter.snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
   }
 
   async allowedHosts(): Promise<AllowlistState> {
