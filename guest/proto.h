@@ -21,6 +21,7 @@ enum wl_frame_type {
 	FT_POWEROFF = 0x04,
 	FT_PING = 0x05,
 	FT_NETWORK_SETUP = 0x06,
+	FT_MOUNT = 0x07,
 	FT_EXEC = 0x10,
 	FT_STARTED = 0x11,
 	FT_STDIN = 0x12,
@@ -57,6 +58,8 @@ enum wl_frame_type {
 #define T_NETWORK_SETUP_CA_PATH 2
 #define T_NETWORK_SETUP_BUNDLE 3
 #define T_NETWORK_SETUP_HOSTS_LINE 4
+/* MOUNT */
+#define T_MOUNT_PATH 1
 /* EXEC */
 #define T_EXEC_ARGV 1
 #define T_EXEC_ENV 2
@@ -108,7 +111,6 @@ enum wl_frame_type {
 /* kernel command-line keys, each given as key=value (cmdline.c) */
 #define WL_KEY_PRIVILEGED "wheellock.privileged"
 #define WL_KEY_DISKS "wheellock.disks"
-#define WL_KEY_FUSE "wheellock.fuse"
 #define WL_KEY_NET "wheellock.net"
 
 #endif

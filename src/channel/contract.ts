@@ -23,6 +23,7 @@ export const FrameType = {
   Poweroff: 0x04,
   Ping: 0x05,
   NetworkSetup: 0x06,
+  Mount: 0x07,
   Exec: 0x10,
   Started: 0x11,
   Stdin: 0x12,
@@ -82,6 +83,7 @@ export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
 export const HelloTag = { Version: 1, BootMs: 2, Agent: 3 } as const;
 export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2, Seed: 3, Token: 4 } as const;
 export const NetworkSetupTag = { CaPem: 1, CaPath: 2, Bundle: 3, HostsLine: 4 } as const;
+export const MountTag = { Path: 1 } as const;
 export const ExecTag = { Argv: 1, Env: 2, Cwd: 3, User: 4, Tty: 5, Rows: 6, Cols: 7 } as const;
 export const StartedTag = { Pid: 1 } as const;
 export const ErrorTag = { Message: 1, Errno: 2 } as const;
@@ -109,6 +111,7 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
   Hello: HelloTag,
   Configure: ConfigureTag,
   NetworkSetup: NetworkSetupTag,
+  Mount: MountTag,
   Exec: ExecTag,
   Started: StartedTag,
   Error: ErrorTag,
@@ -128,7 +131,7 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
 export const PortName = {
   /** The framed protocol of this file. */
   Control: "wheellock.ctl",
-  /** Raw FUSE messages; present only when the sandbox has mounts. */
+  /** Raw FUSE messages; present when the sandbox has mounts or may use a snapshot. */
   Fuse: "wheellock.fuse",
 } as const;
 
@@ -152,8 +155,6 @@ export const CmdlineKey = {
   Privileged: "wheellock.privileged",
   /** `=/a,/b:ro`: guest path of extra disk i at position i. */
   Disks: "wheellock.disks",
-  /** `=/a:/b`: guest paths served over the FUSE port. */
-  Fuse: "wheellock.fuse",
   /** `=ADDR/PREFIX,GATEWAY,MTU`: static eth0 settings. */
   Net: "wheellock.net",
 } as const;

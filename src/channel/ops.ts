@@ -20,6 +20,7 @@ export const RECORD_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.Configure,
   FrameType.Ping,
   FrameType.NetworkSetup,
+  FrameType.Mount,
   FrameType.FileList,
   FrameType.FileStat,
   FrameType.Mkdir,

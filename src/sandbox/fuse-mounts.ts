@@ -1,14 +1,16 @@
 /**
  * Host side of a sandbox's mounts: one FUSE server (src/vfs) behind the `wheellock.fuse`
  * virtio-serial port, serving every mount through a router keyed by guest path. The guest
- * agent mounts that one filesystem and binds each guest path to its subtree
- * (`wheellock.fuse=/a:/b` on the kernel command line).
+ * agent mounts that one filesystem and binds each guest path to its subtree when the host
+ * sends MOUNT (after a boot or a restore: sandbox/guest-apply.ts). A sandbox that may use a
+ * memory snapshot has the port even without mounts (an empty server), so that every such VM
+ * has the same devices.
  */
 import { realpath, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/index.js";
-import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
+import { PortName } from "../channel/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
 import { removeTree } from "../util/index.js";
@@ -202,10 +204,6 @@ export class FuseMounts {
 
   get rawPort(): { name: string; socketPath: string } {
     return { name: PortName.Fuse, socketPath: this.socketPath };
-  }
-
-  get kernelArgs(): string[] {
-    return [kernelArg(CmdlineKey.Fuse, this.guestPaths.join(":"))];
   }
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */

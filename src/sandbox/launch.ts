@@ -15,13 +15,13 @@ import type { BootRequest } from "./boot.js";
 import { SandboxDisks } from "./disks.js";
 import { EventHub } from "./events.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { applyGuestSettings } from "./guest-apply.js";
 import { configureGuest } from "./guest-config.js";
-import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { resolveImage } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { policyErrorCode } from "./network-event-error.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
-import { snapshotInputsFor } from "./snapshot-policy.js";
+import { mayUseSnapshot, snapshotInputsFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
 import { VmSandbox } from "./vm-sandbox.js";
 
@@ -84,8 +84,11 @@ export async function launchVmSandbox(
       () => removeRunDir(dir),
       () => removeRunDirAtExit(dir),
     );
+    // Every VM that may be saved or restored has the FUSE port (same devices for all), and
+    // gets its mounts after the boot or restore (guest-apply.ts).
+    const snapshotCandidate = mayUseSnapshot(plan, internal);
     let mounts: FuseMounts | undefined;
-    if (Object.keys(plan.mounts).length > 0) {
+    if (Object.keys(plan.mounts).length > 0 || snapshotCandidate) {
       mounts = await FuseMounts.open(
         dir,
         plan.mounts,
@@ -100,7 +103,7 @@ export async function launchVmSandbox(
       const opened = mounts;
       resources.defer("mounts", () => opened.close());
     }
-    const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
+    const rawPorts = [...(mounts ? [mounts.rawPort] : []), ...(internal.rawPorts ?? [])];
     const bootRequest: BootRequest = {
       runDir: dir,
       accel: accel.accel,
@@ -110,7 +113,6 @@ export async function launchVmSandbox(
       initramfsPath: assets.initramfsPath,
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
-        ...(mounts?.kernelArgs ?? []),
         ...disks.kernelArgs,
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
@@ -127,7 +129,7 @@ export async function launchVmSandbox(
     };
     const vm = await startVm(bootRequest, {
       diskSizeMb: plan.diskSizeMb,
-      snapshot: snapshotInputsFor(plan, bootRequest, { rawPorts }),
+      snapshot: snapshotCandidate ? snapshotInputsFor(plan, bootRequest) : undefined,
       warn: debugWarn,
     });
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
@@ -147,12 +149,16 @@ export async function launchVmSandbox(
       image,
       events,
       network,
-      mounts,
+      mounts: mounts && mounts.guestPaths.length > 0 ? mounts : undefined,
       resources,
     });
     // A restore configured the guest as its first request (BootRequest.configureGuest).
-    if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
-    await applyGuestNetworkSetup(vm.agent, network.guestSetup);
+    await applyGuestSettings(vm.agent, {
+      hostname: plan.hostname,
+      mountPaths: mounts?.guestPaths ?? [],
+      networkSetup: network.guestSetup,
+      configured: vm.restored,
+    });
     sandbox.watch();
     if (!internal.deferTimeout) sandbox.startTimeout();
     return sandbox;
