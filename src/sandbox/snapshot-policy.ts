@@ -30,9 +30,7 @@ export function snapshotKeyFor(
   req: Parameters<typeof snapshotInputsFor>[1],
   internal: { rawPorts?: readonly unknown[] },
 ): string | undefined {
-  return mayUseSnapshot(config, internal)
-    ? snapshotKey(snapshotInputsFor(config, req))
-    : undefined;
+  return mayUseSnapshot(config, internal) ? snapshotKey(snapshotInputsFor(config, req)) : undefined;
 }
 
 /** What the snapshot of this start depends on (its key's inputs). */

@@ -33,7 +33,7 @@ function needlesIn(path: string, needles: readonly string[]): string[] {
   const found = new Set<string>();
   const fd = openSync(path, "r");
   try {
-    for (let offset = 0; ; ) {
+    for (let offset = 0; ;) {
       const got = readSync(fd, chunk, 0, chunk.length, offset);
       if (got === 0) break;
       const view = chunk.subarray(0, got);
