@@ -7,11 +7,11 @@
  * has the same devices.
  */
 import { realpath, stat } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { basename, dirname, join, posix } from "node:path";
 import type { MountConfig } from "../config/index.js";
 import { PortName } from "../channel/index.js";
-import { ErrInvalidConfig } from "../errors.js";
+import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
 import { removeTree } from "../util/index.js";
 import {
@@ -136,6 +136,7 @@ export class FuseMounts {
 
   private constructor(
     private readonly listener: Server,
+    private readonly pending: { socket?: Socket },
     private readonly server: FuseServer,
     readonly socketPath: string,
     readonly guestPaths: string[],
@@ -181,10 +182,12 @@ export class FuseMounts {
     );
     const server = new FuseServer({ provider, onError });
     const socketPath = join(runDir, "fuse.sock");
+    // QEMU connects when it starts; a restore that fails is followed by a cold boot whose
+    // QEMU connects again, so the latest connection wins until `attach()`, when the VM is up.
+    const pending: { socket?: Socket } = {};
     const listener = createServer((socket) => {
-      // Only QEMU connects, once; nothing else may attach to the guest's filesystem.
-      listener.close();
-      server.attach(socket);
+      pending.socket?.destroy();
+      pending.socket = socket;
     });
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
@@ -193,6 +196,7 @@ export class FuseMounts {
     const watchers = watchHostDirs(mounts, guestPaths, (path) => server.invalidate(path));
     return new FuseMounts(
       listener,
+      pending,
       server,
       socketPath,
       guestPaths,
@@ -200,6 +204,18 @@ export class FuseMounts {
       watchers,
       Object.freeze(keptUpperDirs),
     );
+  }
+
+  /**
+   * Serves the connection of the QEMU that came up (call once its VM runs, before MOUNT) and
+   * stops listening: nothing else may attach to the guest's filesystem.
+   */
+  attach(): void {
+    const socket = this.pending.socket;
+    if (socket === undefined) throw new ErrVMNotRunning("QEMU never connected the FUSE port");
+    this.listener.close();
+    this.pending.socket = undefined;
+    this.server.attach(socket);
   }
 
   get rawPort(): { name: string; socketPath: string } {
@@ -210,6 +226,7 @@ export class FuseMounts {
   async close(): Promise<void> {
     for (const watcher of this.watchers) watcher.close();
     this.listener.close();
+    this.pending.socket?.destroy();
     await this.server.close();
   }
 }

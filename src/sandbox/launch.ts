@@ -152,6 +152,7 @@ export async function launchVmSandbox(
       mounts: mounts && mounts.guestPaths.length > 0 ? mounts : undefined,
       resources,
     });
+    mounts?.attach();
     // A restore configured the guest as its first request (BootRequest.configureGuest).
     await applyGuestSettings(vm.agent, {
       hostname: plan.hostname,
