@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
+import { restoreBench } from "./restore.js";
 import { startRounds, type StartRound } from "./starts.js";
 import { cliStartupBench } from "./cli-startup.js";
 import { imageBench } from "./image.js";
@@ -175,11 +176,12 @@ async function main(): Promise<void> {
     };
     // A separate section: pull/unpack throughput and first vs cached image start.
     const image = await imageBench(log);
+    const restore = await restoreBench(8, log);
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
     const interceptLatency = await interceptLatencyBench(30, log);
     process.stdout.write(
-      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept, interceptLatency }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, cliStartup, image, restore, kernels, intercept, interceptLatency }, null, 2)}\n`,
     );
   } finally {
     await sb.close();

@@ -16,13 +16,13 @@ import type { BootRequest } from "./boot.js";
 import { SandboxDisks } from "./disks.js";
 import { EventHub } from "./events.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { applyGuestSettings } from "./guest-apply.js";
 import { configureGuest } from "./guest-config.js";
-import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
-import { snapshotInputsFor } from "./snapshot-policy.js";
+import { mayUseSnapshot, snapshotInputsFor } from "./snapshot-policy.js";
 import { startVm } from "./start-vm.js";
 import { VmSandbox } from "./vm-sandbox.js";
 
@@ -108,8 +108,11 @@ export async function launchVmSandbox(
       resources.defer("upper disk", () =>
         rename(join(dir, "upper.ext4"), keepUpper).catch(() => undefined),
       );
+    // Every VM that may be saved or restored has the FUSE port (same devices for all), and
+    // gets its mounts after the boot or restore (guest-apply.ts).
+    const snapshotCandidate = mayUseSnapshot(plan, internal);
     let mounts: FuseMounts | undefined;
-    if (Object.keys(plan.mounts).length > 0) {
+    if (Object.keys(plan.mounts).length > 0 || snapshotCandidate) {
       mounts = await FuseMounts.open(
         dir,
         plan.mounts,
@@ -125,7 +128,7 @@ export async function launchVmSandbox(
       const opened = mounts;
       resources.defer("mounts", () => opened.close());
     }
-    const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
+    const rawPorts = [...(mounts ? [mounts.rawPort] : []), ...(internal.rawPorts ?? [])];
     const bootRequest: BootRequest = {
       runDir: dir,
       accel: accel.accel,
@@ -136,7 +139,6 @@ export async function launchVmSandbox(
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
         ...(internal.noAttribution ? [kernelArg(CmdlineKey.Attribution, "0")] : []),
-        ...(mounts?.kernelArgs ?? []),
         ...disks.kernelArgs,
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
@@ -153,7 +155,7 @@ export async function launchVmSandbox(
     };
     const vm = await startVm(bootRequest, {
       diskSizeMb: plan.diskSizeMb,
-      snapshot: snapshotInputsFor(plan, bootRequest, { rawPorts }),
+      snapshot: snapshotCandidate ? snapshotInputsFor(plan, bootRequest) : undefined,
       warn: debugWarn,
     });
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
@@ -174,13 +176,18 @@ export async function launchVmSandbox(
       image,
       events,
       network,
-      mounts,
+      mounts: mounts && mounts.guestPaths.length > 0 ? mounts : undefined,
       resources,
       observer,
     });
+    mounts?.attach();
     // A restore configured the guest as its first request (BootRequest.configureGuest).
-    if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
-    await applyGuestNetworkSetup(vm.agent, network.guestSetup);
+    await applyGuestSettings(vm.agent, {
+      hostname: plan.hostname,
+      mountPaths: mounts?.guestPaths ?? [],
+      networkSetup: network.guestSetup,
+      configured: vm.restored,
+    });
     observer.attach(vm.agent, vm.qemu.pid, network.egress?.allowlist);
     sandbox.watch();
     if (!internal.deferTimeout) sandbox.startTimeout();
