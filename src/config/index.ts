@@ -12,6 +12,7 @@ export type {
 } from "./options.js";
 export type { NetworkHookRule } from "./hook-rule.js";
 export { SECRET_NAME_RE } from "./intercept-checks.js";
+export { checkCheckpointName } from "./field-checks.js";
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
 export {
   configureNeedsIntercept,

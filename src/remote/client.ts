@@ -11,6 +11,7 @@ import {
   ExecProcess,
   runCollected,
   type AllowlistState,
+  type CheckpointInfo,
   type ExecOptions,
   type ExecResult,
   type FileData,
@@ -176,6 +177,13 @@ export class RemoteSandbox implements SandboxApi {
       hosts,
     });
     return result.changed;
+  }
+
+  checkpoint(name?: string): Promise<CheckpointInfo> {
+    return this.request<CheckpointInfo>({
+      op: "checkpoint",
+      ...(name !== undefined ? { name } : {}),
+    });
   }
 
   allowedHosts(): Promise<AllowlistState> {

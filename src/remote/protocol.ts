@@ -60,6 +60,7 @@ export type OperationRequest =
   | { op: "allowed-hosts" }
   | { op: "configure"; options: ConfigureOptions }
   | { op: "events" }
+  | { op: "checkpoint"; name?: string }
   | { op: "stop" };
 
 export type OperationName = OperationRequest["op"];

@@ -43,6 +43,17 @@ export function snapshotInputsFor(
   // A saved guest has no extra disks mounted (and its page cache could hold another run's
   // view of one): sandboxes with disks always boot.
   if (config.disks.length > 0) return undefined;
+  return vmInputs(config, req);
+}
+
+/**
+ * What a saved state of this VM depends on, whether or not it may use a snapshot: a
+ * checkpoint restores only into a VM whose inputs give the same key.
+ */
+export function vmInputs(
+  config: Pick<ResolvedSandboxConfig, "diskSizeMb">,
+  req: Parameters<typeof snapshotInputsFor>[1],
+): SnapshotInputs {
   const addressing = req.network?.addressing ?? defaultAddressing();
   return {
     kernelPath: req.kernelPath,

@@ -25,6 +25,7 @@ import {
   type PoolOptions,
   type SandboxApi,
   type VmSandbox,
+  withCheckpointDefaults,
 } from "../sandbox/index.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { connectSupervised, startSupervisor } from "../supervisor/index.js";
@@ -63,7 +64,10 @@ async function create(
   const { remote, ...local } = options;
   if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
   const { id, ...launch } = internal;
-  return launchVmSandbox(planSandbox(local, undefined, undefined, id), launch);
+  return launchVmSandbox(
+    planSandbox(withCheckpointDefaults(local), undefined, undefined, id),
+    launch,
+  );
 }
 
 export interface ConnectOptions {
@@ -95,7 +99,9 @@ async function startDetached(
   options: SandboxOptions = {},
   start: DetachedStartOptions = {},
 ): Promise<RemoteSandbox> {
-  const plan = planSandbox({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 });
+  const plan = planSandbox(
+    withCheckpointDefaults({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 }),
+  );
   const grace = start.gracefulShutdownSeconds ?? 0;
   if (!Number.isFinite(grace) || grace < 0)
     throw new ErrInvalidConfig(`gracefulShutdownSeconds must be a number >= 0, got ${grace}`);

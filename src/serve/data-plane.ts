@@ -40,10 +40,15 @@ const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
 
 /**
  * Operations a sandbox's own token may not run: they change what the operator decided (its
- * secrets, policy, env) or widen where the guest may reach. Narrowing the allowlist is fine.
+ * secrets, policy, env), widen where the guest may reach, or spend the node's disk on a
+ * checkpoint that outlives the sandbox. Narrowing the allowlist is fine.
  */
 function operatorOnly(req: OperationRequest): boolean {
-  return req.op === "configure" || (req.op === "allow-list" && req.action === "add");
+  return (
+    req.op === "configure" ||
+    req.op === "checkpoint" ||
+    (req.op === "allow-list" && req.action === "add")
+  );
 }
 
 const REASONS: Record<number, string> = {
