@@ -13,6 +13,7 @@ import {
   VmStateSaver,
   logTail,
   startIncoming,
+  waitUntilRunning,
   type Accel,
   type VmSpec,
 } from "../vmm/index.js";
@@ -197,9 +198,10 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     // a state that fails to load makes QEMU exit, which `qemuDied` reports.
     const sink = stateSink;
     const saving = req.restoreStatePath
-      ? startIncoming(qmpSocket, req.restoreRamInStream !== true).then((qmp) =>
-          VmStateSaver.from(qmp, sink),
-        )
+      ? startIncoming(qmpSocket, req.restoreRamInStream !== true).then(async (qmp) => {
+          if (req.restoreRamInStream) await waitUntilRunning(qmp, started + req.bootTimeoutMs);
+          return VmStateSaver.from(qmp, sink);
+        })
       : VmStateSaver.attach(qmpSocket, sink);
     saving.catch(() => undefined); // raced below; QEMU's death or the deadline wins otherwise
     const stateSaver = await Promise.race([saving, deadline, qemuDied]);

@@ -33,6 +33,11 @@ export interface CheckpointSource {
   openStreams(): number;
   /** The VM could not continue after the save: the sandbox must end. */
   onStuck(err: Error): void;
+  /**
+   * After it continues: its clock stood still while it was stopped (QEMU stops the guest's
+   * clock with the VM), so it is set again.
+   */
+  onResumed(): Promise<void>;
 }
 
 /** A capture on disk, for forks (removed once they run) or for the store. */
@@ -96,6 +101,7 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
       });
     }
     capture.pausedMs = saved.downtimeMs + (Date.now() - copyStarted);
+    await source.onResumed();
     return capture;
   } catch (err) {
     removeTreeSync(dir);

@@ -153,6 +153,7 @@ export async function launchVmSandbox(
       hasMounts: Object.keys(plan.mounts).length > 0,
       openStreams: () => vm.agent.openStreams,
       onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
+      onResumed: () => configureGuest(vm.agent, plan.hostname),
     };
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
     // before anything it uses goes. The boot put QEMU itself on the stack already.

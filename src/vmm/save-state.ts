@@ -164,3 +164,18 @@ export async function startIncoming(socket: Socket, ignoreShared = true): Promis
     { command: "migrate-incoming", args: { uri: `fd:${INCOMING_STATE_FD}` } },
   ]);
 }
+
+/**
+ * For a restore whose RAM comes in the state stream (a checkpoint): resolves once QEMU has
+ * loaded it and the guest runs. `migrate-incoming` returns before the load, which takes
+ * seconds for a large stream under TCG; a CONFIGURE sent before then would set the guest's
+ * clock to a time that is stale by the time the guest reads it.
+ */
+export async function waitUntilRunning(qmp: QmpClient, deadline: number): Promise<void> {
+  for (;;) {
+    const status = (await qmp.execute("query-status")) as { running?: boolean };
+    if (status.running === true) return;
+    if (Date.now() > deadline) throw new Error("the restored VM did not start running in time");
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
