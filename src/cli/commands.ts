@@ -60,6 +60,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./snapshot.js")).snapshotCommand,
   ),
   entry(
+    "checkpoint",
+    "save a running sandbox as a checkpoint; list and remove checkpoints",
+    async () => (await import("./checkpoint.js")).checkpointCommand,
+    ID,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,
