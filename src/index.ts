@@ -4,8 +4,11 @@
 export {
   Sandbox,
   NodeSandbox,
+  KubernetesSandbox,
   type ConnectOptions,
   type DetachedStartOptions,
+  type KubernetesCreateOptions,
+  type KubernetesOptions,
   type RemoteCreateOptions,
   type RemoteOptions,
 } from "./sdk/index.js";
@@ -110,10 +113,11 @@ export { networkEventError, type PolicyErrorCode } from "./sandbox/index.js";
 export type { SandboxRecord, SandboxStatus, PortBinding, GcReport } from "./state/index.js";
 /** Long-lived sandboxes by id, as `wheellock kill`, `rm` and `gc` manage them. */
 export { stopSandbox, removeSandbox, collectGarbage } from "./state/index.js";
-// Images: pull ahead of time (with a platform or progress), import tarballs, list and prune.
+// Images: pull ahead of time (with a platform or progress), push, import tarballs, list, prune.
 export {
   ImageStore,
   pullImage,
+  pushImage,
   importImage,
   parseReference,
   parsePlatform,
@@ -122,6 +126,8 @@ export type {
   ImageRecord,
   ImageRuntimeConfig,
   PullOptions,
+  PushOptions,
+  PushResult,
   ImportOptions,
   PullProgress,
   Platform,

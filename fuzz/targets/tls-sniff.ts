@@ -4,29 +4,12 @@
  * throws; an SNI is only ever reported if its bytes are in the input; the classified stream
  * replays exactly the bytes the guest sent, once and in order, whatever the chunking.
  */
-import { Duplex } from "node:stream";
-import { connect } from "node:tls";
 import { InterceptedFlow, type FlowKind } from "../../src/net/intercept/intercepted-flow.js";
 import { serverName, sniff } from "../../src/net/intercept/sniff.js";
 import type { GuestStream } from "../../src/net/intercept/guest-stream.js";
+import { clientHello } from "../../test/helpers/tls-client-hello.js";
 import { chunked } from "../random.js";
 import { check, splitByLength, type FuzzTarget } from "../target.js";
-
-/** The first flight of a real Node TLS client. */
-function clientHello(servername?: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const sink = new Duplex({
-      read() {},
-      write(chunk: Buffer, _e, cb) {
-        resolve(Buffer.from(chunk));
-        cb();
-        setImmediate(() => socket.destroy());
-      },
-    });
-    const socket = connect({ socket: sink, ...(servername ? { servername } : {}) });
-    socket.on("error", () => undefined);
-  });
-}
 
 /** The same handshake bytes re-cut into records of `recordBytes` (TLS allows any split). */
 function fragmented(hello: Buffer, recordBytes: number): Buffer {

@@ -2,10 +2,11 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ErrImage } from "../errors.js";
 import { makePrivateDir } from "../paths.js";
+import { DigestMeter } from "./digest-meter.js";
 
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -67,29 +68,20 @@ export class BlobStore {
     opts: { expectedSize?: number; onBytes?: (n: number) => void } = {},
   ): Promise<void> {
     await this.write(digest, async (tmp) => {
-      const hash = createHash("sha256");
-      let size = 0;
-      const meter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          size += chunk.length;
-          if (opts.expectedSize !== undefined && size > opts.expectedSize)
-            return done(
-              new ErrImage(
-                `blob ${digest} is larger than its descriptor says (${opts.expectedSize} bytes); discarded`,
-              ),
-            );
-          opts.onBytes?.(chunk.length);
-          done(null, chunk);
-        },
+      const meter = new DigestMeter((size, chunk) => {
+        if (opts.expectedSize !== undefined && size > opts.expectedSize)
+          return new ErrImage(
+            `blob ${digest} is larger than its descriptor says (${opts.expectedSize} bytes); discarded`,
+          );
+        opts.onBytes?.(chunk.length);
       });
       await pipeline(openSource(), meter, createWriteStream(tmp, { mode: 0o644 }));
-      const got = `sha256:${hash.digest("hex")}`;
+      const got = meter.digest();
       if (got !== digest)
         throw new ErrImage(`digest mismatch for blob ${digest}: got ${got}; discarded`);
-      if (opts.expectedSize !== undefined && size !== opts.expectedSize)
+      if (opts.expectedSize !== undefined && meter.sizeBytes !== opts.expectedSize)
         throw new ErrImage(
-          `blob ${digest} is ${size} bytes, descriptor says ${opts.expectedSize}; discarded`,
+          `blob ${digest} is ${meter.sizeBytes} bytes, descriptor says ${opts.expectedSize}; discarded`,
         );
     });
   }
@@ -103,19 +95,11 @@ export class BlobStore {
       `import.tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
     );
     try {
-      const hash = createHash("sha256");
-      let sizeBytes = 0;
-      const meter = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          sizeBytes += chunk.length;
-          done(null, chunk);
-        },
-      });
+      const meter = new DigestMeter();
       await pipeline(source, meter, createWriteStream(tmp, { mode: 0o644 }));
-      const digest = `sha256:${hash.digest("hex")}`;
+      const digest = meter.digest();
       await rename(tmp, this.path(digest));
-      return { digest, sizeBytes };
+      return { digest, sizeBytes: meter.sizeBytes };
     } finally {
       await rm(tmp, { force: true });
     }

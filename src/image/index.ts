@@ -13,6 +13,7 @@ export type { RegistryClient } from "./registry-client.js";
 export type { RegistryConnectOptions } from "./registry-connect.js";
 export type { RegistryCredentials } from "./docker-auth.js";
 export { sha256Digest } from "./blob-store.js";
+export { DigestMeter } from "./digest-meter.js";
 export { readBodyUpTo } from "./bounded-body.js";
 export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
 export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";

@@ -21,6 +21,8 @@ export interface WebSocketTarget {
   token: string;
   /** PEM certificates trusted for `wss://`, besides the system's (a private CA). */
   ca?: string;
+  /** More request headers: what a router in front of the node routes by (`X-Sandbox-ID`). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -67,7 +69,7 @@ export function webSocketConnector(target: WebSocketTarget, id: string): Connect
     const { WebSocket, createWebSocketStream } = await import("ws");
     return new Promise<Duplex>((resolve, reject) => {
       const ws = new WebSocket(target.url, {
-        headers: { authorization: `Bearer ${target.token}` },
+        headers: { ...target.headers, authorization: `Bearer ${target.token}` },
         maxPayload: MAX_FRAME_BYTES,
         perMessageDeflate: false,
         // A node that accepts the connection and never answers must not hang the caller.

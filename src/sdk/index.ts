@@ -4,8 +4,16 @@ export {
   type ConnectOptions,
   type CreateInternals,
   type DetachedStartOptions,
+  type KubernetesCreateOptions,
   type RemoteCreateOptions,
 } from "./sandbox.js";
+export {
+  createKubernetes,
+  KubernetesSandbox,
+  type KubernetesInternals,
+  type KubernetesOptions,
+} from "./kubernetes.js";
+export type { ClaimObject, KubeClaims } from "./kube-claims.js";
 export {
   ENV_REMOTE,
   ENV_TOKEN,

@@ -12,6 +12,8 @@ export interface NodeEndpoint {
   token: string;
   /** PEM certificates trusted besides the system's. */
   ca?: string;
+  /** More request headers: what a router in front of the node routes by (`X-Sandbox-ID`). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Bodies a node sends are small; a bigger one is not from a node. */
@@ -81,6 +83,7 @@ export function nodeRequest<T>(
       {
         method,
         headers: {
+          ...node.headers,
           authorization: `Bearer ${node.token}`,
           ...(body !== undefined
             ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) }

@@ -80,6 +80,7 @@ export class NodeSandbox extends RemoteSandbox {
           url: operationUrl(node.url, id),
           token: node.token,
           ...(node.ca !== undefined ? { ca: node.ca } : {}),
+          ...(node.headers !== undefined ? { headers: node.headers } : {}),
         },
         id,
       )();

@@ -17,6 +17,8 @@ import {
   type RemoteOptions,
 } from "./remote.js";
 
+import { createKubernetes, type KubernetesOptions, type KubernetesSandbox } from "./kubernetes.js";
+
 type ResolvedRemote = NonNullable<ReturnType<typeof resolveRemote>>;
 import {
   launchVmSandbox,
@@ -51,17 +53,30 @@ export interface CreateInternals extends LaunchInternals {
 export type RemoteCreateOptions = SandboxOptions & { remote: RemoteOptions | true };
 
 /**
- * Boots a new sandbox in this process, or, with `remote`, on a node running `wheellock serve`
- * (the freer of two when `remote.url` lists several). `internal` is for wheellock's own fronts
- * and benchmarks.
+ * `create`'s options for a sandbox claimed from a Kubernetes warm pool (docs/KUBERNETES.md):
+ * only `secrets`, `allowedHosts` and `env` beside `remote`, the rest is the pool's.
  */
+export type KubernetesCreateOptions = SandboxOptions & {
+  remote: { kubernetes: KubernetesOptions };
+};
+
+/**
+ * Boots a new sandbox in this process, or, with `remote`, on a node running `wheellock serve`
+ * (the freer of two when `remote.url` lists several), or claims one from a Kubernetes warm
+ * pool (`remote.kubernetes`). `internal` is for wheellock's own fronts and benchmarks.
+ */
+function create(options: KubernetesCreateOptions): Promise<KubernetesSandbox>;
 function create(options: RemoteCreateOptions): Promise<NodeSandbox>;
 function create(options?: SandboxOptions, internal?: CreateInternals): Promise<VmSandbox>;
 async function create(
-  options: SandboxOptions & { remote?: RemoteOptions | true } = {},
+  options: SandboxOptions & {
+    remote?: RemoteOptions | true | { kubernetes: KubernetesOptions };
+  } = {},
   internal: CreateInternals = {},
 ): Promise<VmSandbox | NodeSandbox> {
   const { remote, ...local } = options;
+  if (remote !== undefined && remote !== true && "kubernetes" in remote)
+    return createKubernetes(local, remote.kubernetes);
   if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
   const { id, ...launch } = internal;
   return launchVmSandbox(

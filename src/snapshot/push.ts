@@ -2,11 +2,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, statSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { ErrNotFound, ErrSnapshotMismatch } from "../errors.js";
 import {
+  DigestMeter,
   fileBlobSource,
   ImageStore,
   parseReference,
@@ -109,15 +110,7 @@ async function encodeLayer(
   out: string,
   mediaType: string,
 ): Promise<{ path: string; desc: LayerDescriptor }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      size += chunk.length;
-      done(null, chunk);
-    },
-  });
+  const meter = new DigestMeter();
   // Level 1: RAM pages compress ~3x either way, and the push is on a sandbox's critical path
   // to being shareable; gzip's higher levels cost several times the CPU for a few percent.
   await pipeline(
@@ -130,8 +123,8 @@ async function encodeLayer(
     path: out,
     desc: {
       mediaType,
-      digest: `sha256:${hash.digest("hex")}`,
-      size,
+      digest: meter.digest(),
+      size: meter.sizeBytes,
       annotations: { [SIZE_ANNOTATION]: String(statSync(from).size) },
     },
   };

@@ -6,10 +6,10 @@
 // Security Standard, `serve --single` / `--max-sandboxes`, KVM by device plugin with a TCG
 // template beside it, secrets only from Secrets, and egress closed to private ranges.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
-import { Ajv, type ValidateFunction } from "ajv";
+import type { ValidateFunction } from "ajv";
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { Pod } from "kubernetes-models/v1/Pod";
@@ -21,6 +21,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPol
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
 import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
 import { parseAllDocuments } from "yaml";
+import { errorsOf, NO_CRDS, strictPodSpec, validators } from "../helpers/agent-sandbox-crds.js";
 
 const ROOT = resolve(new URL("../..", import.meta.url).pathname);
 const MANIFESTS = join(ROOT, "deploy/kubernetes");
@@ -43,77 +44,6 @@ const docs: Array<{ file: string; doc: Doc }> = readdirSync(MANIFESTS)
     }),
   );
 
-/** ../shared next to the checkout (CI, the main clone), or above a worktree under wt/. */
-function crdDir(): string | undefined {
-  const candidates = [
-    process.env.WHEELLOCK_SHARED_DIR,
-    join(ROOT, "../shared"),
-    join(ROOT, "../../shared"),
-  ].filter((p): p is string => p !== undefined);
-  return candidates
-    .map((p) => join(p, "k8s/agent-sandbox-crds"))
-    .find((p) => existsSync(join(p, "extensions.agents.x-k8s.io_sandboxtemplates.yaml")));
-}
-const CRDS = crdDir();
-const NO_CRDS = CRDS
-  ? false
-  : "the agent-sandbox CRDs are not in ../shared/k8s/agent-sandbox-crds/ (set WHEELLOCK_SHARED_DIR)";
-
-type Schema = Record<string, unknown>;
-
-/**
- * A CRD schema as strict validation sees it: objects with declared properties accept no
- * others, unless the schema preserves unknown fields (Kubernetes' own rule for pruning).
- */
-function strict(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(strict);
-  if (!schema || typeof schema !== "object") return schema;
-  const out: Schema = {};
-  for (const [k, v] of Object.entries(schema as Schema)) out[k] = strict(v);
-  if (out.properties && !out["x-kubernetes-preserve-unknown-fields"] && !out.additionalProperties)
-    out.additionalProperties = false;
-  return out;
-}
-
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-
-/** kind → validator for each served version of the agent-sandbox CRDs. */
-function crdValidators(): Map<string, ValidateFunction> {
-  const out = new Map<string, ValidateFunction>();
-  if (!CRDS) return out;
-  for (const file of readdirSync(CRDS).filter((f) => f.endsWith(".yaml"))) {
-    const crd = parseAllDocuments(readFileSync(join(CRDS, file), "utf8"))[0]?.toJS() as {
-      spec: {
-        group: string;
-        names: { kind: string };
-        versions: Array<{ name: string; schema: { openAPIV3Schema: unknown } }>;
-      };
-    };
-    for (const v of crd.spec.versions)
-      out.set(
-        `${crd.spec.group}/${v.name}/${crd.spec.names.kind}`,
-        ajv.compile(strict(v.schema.openAPIV3Schema) as Schema),
-      );
-  }
-  return out;
-}
-const validators = crdValidators();
-
-/** The PodSpec schema the SandboxTemplate CRD embeds: strict checking for any pod spec. */
-function podSpecValidator(): ValidateFunction | undefined {
-  if (!CRDS) return undefined;
-  const crd = parseAllDocuments(
-    readFileSync(join(CRDS, "extensions.agents.x-k8s.io_sandboxtemplates.yaml"), "utf8"),
-  )[0]?.toJS() as {
-    spec: { versions: Array<{ schema: { openAPIV3Schema: { properties: Schema } } }> };
-  };
-  const spec = crd.spec.versions[0]?.schema.openAPIV3Schema.properties.spec as {
-    properties: { podTemplate: { properties: { spec: unknown } } };
-  };
-  return ajv.compile(strict(spec.properties.podTemplate.properties.spec) as Schema);
-}
-const strictPodSpec = podSpecValidator();
-
 const CORE: Record<string, new (data: never) => { validate(): void }> = {
   "v1/Namespace": Namespace,
   "v1/ConfigMap": ConfigMap,
@@ -125,13 +55,6 @@ const CORE: Record<string, new (data: never) => { validate(): void }> = {
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
-
-function errorsOf(v: ValidateFunction): string {
-  return (v.errors ?? [])
-    .slice(0, 5)
-    .map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`)
-    .join("; ");
-}
 
 interface PodSpec {
   hostNetwork?: boolean;

@@ -51,6 +51,16 @@ after(() => {
   recorder.close();
 });
 
+/** One guest connection to the recorder that sends `payload`, half-closes and waits for the end. */
+async function sendAndWaitClose(p: ReturnType<typeof testProxy>["p"], payload: string) {
+  const [ip] = await p.resolveIpv4("plain.test");
+  const socket = await guestDial(p, ip!, port);
+  socket.on("data", () => undefined);
+  const closed = new Promise((resolve) => socket.once("close", resolve));
+  socket.end(payload);
+  await closed;
+}
+
 const slowPolicy = {
   ...PASS_THROUGH_POLICY,
   onRequest: async (request: Parameters<typeof PASS_THROUGH_POLICY.onRequest>[0]) => {
@@ -62,17 +72,32 @@ const slowPolicy = {
 test("a guest gone while the policy runs leaves no upstream request open", async () => {
   const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"], httpPolicy: slowPolicy });
   try {
-    for (let i = 0; i < 5; i++) {
-      const [ip] = await p.resolveIpv4("plain.test");
-      const socket = await guestDial(p, ip!, port);
-      socket.on("data", () => undefined);
-      const closed = new Promise((resolve) => socket.once("close", resolve));
-      // A good request, then a malformed one: the proxy answers 400 and closes the
-      // connection while the first request is still with the policy.
-      socket.end(`GET /a HTTP/1.1\r\nHost: plain.test:${port}\r\n\r\nGET bad\r\n\r\n`);
-      await closed;
-    }
+    // A good request, then a malformed one: the proxy answers 400 and closes the connection
+    // while the first request is still with the policy.
+    for (let i = 0; i < 5; i++)
+      await sendAndWaitClose(
+        p,
+        `GET /a HTTP/1.1\r\nHost: plain.test:${port}\r\n\r\nGET bad\r\n\r\n`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(openConnections, 0, `${openConnections} upstream connections left open`);
+  } finally {
+    p.close();
+  }
+});
+
+test("a pipelined request waiting its turn is torn down when the connection goes", async () => {
+  // Two good requests and then garbage (or a request cut short by FIN): the 400 closes the
+  // connection; the second response was queued behind the first, gets no "close" of its own
+  // and its request never ends, so its upstream request used to stay open for good (found by
+  // the http fuzz target).
+  const { p } = testProxy(up, createCa(), { allowedHosts: ["plain.test"] });
+  const request = (path: string) => `GET ${path} HTTP/1.1\r\nHost: plain.test:${port}\r\n\r\n`;
+  try {
+    for (const tail of ["XX YY\r\n\r\n", "GET /c HTT"])
+      await sendAndWaitClose(p, request("/a") + request("/b") + tail);
+    for (let waitedMs = 0; openConnections > 0 && waitedMs < 2000; waitedMs += 50)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(openConnections, 0, `${openConnections} upstream connections left open`);
   } finally {
     p.close();

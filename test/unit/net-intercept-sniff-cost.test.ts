@@ -7,27 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Duplex } from "node:stream";
-import { connect } from "node:tls";
 import { InterceptedFlow, type FlowKind } from "../../src/net/intercept/intercepted-flow.js";
+import { clientHello } from "../helpers/tls-client-hello.js";
 
 const noop = (): void => undefined;
 const events = { onConnect: noop, onData: noop, onEnd: noop, onDrain: noop, onError: noop };
-
-function clientHello(servername: string): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const sink = new Duplex({
-      read() {},
-      write(chunk: Buffer, _e, cb) {
-        resolve(Buffer.from(chunk));
-        cb();
-        setImmediate(() => socket.destroy());
-      },
-    });
-    const socket = connect({ socket: sink, servername });
-    socket.on("error", noop);
-  });
-}
 
 /** Writes `bytes` one at a time; returns the classification (if any) and the time taken. */
 function byteByByte(bytes: Buffer): { kind: FlowKind | undefined; ms: number } {

@@ -5,30 +5,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Duplex } from "node:stream";
-import { connect } from "node:tls";
 import { sniff } from "../../src/net/intercept/sniff.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
-
-/** The first flight of a real Node TLS client for `servername`. */
-function clientHello(servername?: string, alpn?: string[]): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const sink = new Duplex({
-      read() {},
-      write(chunk: Buffer, _e, cb) {
-        resolve(Buffer.from(chunk));
-        cb();
-        setImmediate(() => socket.destroy());
-      },
-    });
-    const socket = connect({
-      socket: sink,
-      ...(servername ? { servername } : {}),
-      ...(alpn ? { ALPNProtocols: alpn } : {}),
-    });
-    socket.on("error", () => undefined);
-  });
-}
+import { clientHello } from "../helpers/tls-client-hello.js";
 
 test("a real ClientHello yields its SNI; none without SNI; need-more while incomplete", async () => {
   const hello = await clientHello("api.example.com");
@@ -61,6 +40,18 @@ test("the HTTP/2 preface is h2c once complete; a request line starting alike is 
     assert.equal(sniff(preface.subarray(0, cut)).kind, "need-more", `cut at ${cut}`);
   assert.equal(sniff(Buffer.from("PRI * HTTP/1.1\r\n")).kind, "http");
   assert.equal(sniff(Buffer.from("POST / HTTP/1.1\r\n")).kind, "http");
+});
+
+test("a prefix of the preface asks for one more byte, not the whole preface", () => {
+  // A flow waits for minBytes before it looks again: a short HTTP/1 request from a method
+  // starting with "P" (found by the tls-sniff fuzz target: "PGET / HTTP/1.1" is decided at
+  // 5 bytes) must not wait for 24 it may never send.
+  const short = Buffer.from("PUT / HTTP/1.0\r\n\r\n");
+  for (let cut = 1; cut < 4; cut++) {
+    const r = sniff(short.subarray(0, cut));
+    assert.deepEqual(r, { kind: "need-more", minBytes: cut + 1 }, `cut at ${cut}`);
+  }
+  assert.equal(sniff(short.subarray(0, 4)).kind, "http");
 });
 
 test("HTTP request lines are recognised; other bytes are not", () => {

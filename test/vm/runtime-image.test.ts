@@ -70,6 +70,7 @@ test(
     const commands = [
       ["wheellock", "--version"],
       ["wheellock", "--help"],
+      ["wheellock", "serve", "--help"],
       ["id", "-u"],
       ["qemu-system-x86_64", "--version"],
     ];
@@ -89,12 +90,16 @@ test(
       stdout: string;
       stderr: string;
     }>;
-    const [version, help, uid, qemu] = results;
+    const [version, help, serveHelp, uid, qemu] = results;
     assert.equal(version?.exitCode, 0, version?.stderr);
     assert.equal(version?.stdout.trim(), PACKAGE_VERSION);
     assert.equal(help?.exitCode, 0, help?.stderr);
     assert.match(help?.stdout ?? "", /Usage: wheellock/);
     assert.match(help?.stdout ?? "", /\bpush\b/);
+    // The image's entry point, as the pods run it.
+    assert.equal(serveHelp?.exitCode, 0, serveHelp?.stderr);
+    assert.match(serveHelp?.stdout ?? "", /Usage: wheellock serve/);
+    assert.match(serveHelp?.stdout ?? "", /--single/);
     assert.equal(uid?.stdout.trim(), "10001", "the image's non-root user");
     assert.equal(qemu?.exitCode, 0, qemu?.stderr);
     assert.match(qemu?.stdout ?? "", /QEMU emulator version/);

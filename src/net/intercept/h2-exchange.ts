@@ -7,7 +7,8 @@ import { h2Fields, h2RequestFields, h2RequestLine, joinCookies } from "./h2-head
 import type { H2Origins } from "./h2-origins.js";
 import { CANCEL, INTERNAL_ERROR, fieldsOf, respondPlain, respondWhole } from "./h2-respond.js";
 import { BodyBuffer, endToEnd, withLength } from "./headers.js";
-import { policyFailure, type ExchangeDeps } from "./http-exchange.js";
+import type { ExchangeDeps } from "./http-exchange.js";
+import { decideRequest, policyFailure } from "./request-decision.js";
 import { RequestEvent } from "./request-event.js";
 import { DialRefused } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
@@ -80,30 +81,20 @@ export async function handleH2Stream(
   };
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
-  const requestBody = new BodyBuffer(stream);
-  let verdict;
-  try {
-    verdict = await deps.httpPolicy.onRequest(admission.head, requestBody.access);
-  } catch (err) {
-    const f = policyFailure(err);
-    return refuse(403, f.code, f.reason);
-  }
-  if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
-  if (verdict.action === "respond") {
-    event.bytesIn = verdict.body.length;
-    status = verdict.response.status;
-    respondWhole(stream, status, endToEnd(verdict.response.headers), verdict.body);
+  const decision = await decideRequest(
+    deps.policy,
+    deps.httpPolicy,
+    admission.head,
+    new BodyBuffer(stream),
+  );
+  if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
+  if (decision.action === "respond") {
+    event.bytesIn = decision.body.length;
+    status = decision.response.status;
+    respondWhole(stream, status, endToEnd(decision.response.headers), decision.body);
     return;
   }
-  const forwarded: HttpRequestHead = verdict.request;
-  if (forwarded.host !== admission.head.host || forwarded.port !== admission.head.port) {
-    // A policy that retargets a request does not get around the allowlist.
-    const recheck = deps.policy.checkHost(forwarded.host, forwarded.port);
-    if (!recheck.allowed) return refuse(403, "host_not_allowed", recheck.reason);
-  }
-  const body = verdict.body ?? requestBody.buffered;
-  if (body === undefined && requestBody.spent)
-    return refuse(413, "invalid_request", "request body too large for policy inspection");
+  const { request: forwarded, body } = decision;
 
   let upstream: UpstreamResponse;
   try {

@@ -10,6 +10,7 @@ import type {
   ResponseVerdict,
 } from "./contract.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
+import { decideRequest, policyFailure } from "./request-decision.js";
 import { RequestEvent } from "./request-event.js";
 import { DialRefused, type HostDialer } from "./upstream-dial.js";
 import { openUpstreamRequest } from "./upstream-request.js";
@@ -38,11 +39,6 @@ function sendPlain(
     ...(code ? { "x-wheellock-blocked": code } : {}),
   });
   res.end(body);
-}
-
-/** A policy that threw is a refusal, never a pass. */
-export function policyFailure(err: unknown): { code: NetworkBlockCode; reason: string } {
-  return { code: "blocked_by_rule", reason: `policy failed: ${(err as Error).message}` };
 }
 
 /**
@@ -89,36 +85,26 @@ export async function handleRequest(
   );
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
-  const requestBody = new BodyBuffer(req);
-  let verdict;
-  try {
-    verdict = await deps.httpPolicy.onRequest(admission.head, requestBody.access);
-  } catch (err) {
-    const f = policyFailure(err);
-    return refuse(403, f.code, f.reason);
-  }
-  if (verdict.action === "block") return refuse(403, verdict.code, verdict.reason);
-  if (verdict.action === "respond") {
-    const body = verdict.body;
+  const decision = await decideRequest(
+    deps.policy,
+    deps.httpPolicy,
+    admission.head,
+    new BodyBuffer(req),
+  );
+  if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
+  if (decision.action === "respond") {
+    const { response, body } = decision;
     event.bytesIn = body.length;
-    res.once("finish", () => event.finish({ status: verdict.response.status }));
+    res.once("finish", () => event.finish({ status: response.status }));
     res.writeHead(
-      verdict.response.status,
-      verdict.response.statusMessage ?? "",
-      flat(withLength(endToEnd(verdict.response.headers), body.length)),
+      response.status,
+      response.statusMessage ?? "",
+      flat(withLength(endToEnd(response.headers), body.length)),
     );
     res.end(body);
     return;
   }
-  const forwarded: HttpRequestHead = verdict.request;
-  if (forwarded.host !== admission.head.host || forwarded.port !== admission.head.port) {
-    // A policy that retargets a request does not get around the allowlist.
-    const recheck = deps.policy.checkHost(forwarded.host, forwarded.port);
-    if (!recheck.allowed) return refuse(403, "host_not_allowed", recheck.reason);
-  }
-  const body = verdict.body ?? requestBody.buffered;
-  if (body === undefined && requestBody.spent)
-    return refuse(413, "invalid_request", "request body too large for policy inspection");
+  const { request: forwarded, body } = decision;
   const headers =
     body !== undefined
       ? withLength(endToEnd(forwarded.headers), body.length)
@@ -137,11 +123,18 @@ function forwardUpstream(
 ): void {
   // The guest went away while the policy ran: "close" has fired (the event is finished) and
   // would never tear an upstream request down, which would then hold its socket for good.
-  if (res.destroyed) return;
+  const guest = req.socket;
+  if (res.destroyed || guest.destroyed) return;
   const upstream = openUpstreamRequest(deps.dialer, forwarded, headers);
-  res.once("close", () => {
+  // A pipelined response still waiting for its turn gets no "close" when the guest's
+  // connection goes (Node tells only the response on the wire) and its request never ends,
+  // so the connection's own close is what reaches every exchange on it.
+  const abandon = (): void => {
     if (!res.writableFinished) upstream.destroy();
-  });
+  };
+  res.once("close", abandon);
+  guest.once("close", abandon);
+  upstream.once("close", () => guest.off("close", abandon));
   upstream.on("error", (err) => {
     if (err instanceof DialRefused) {
       event.finish({ status: 403, blocked: true, code: err.code, reason: err.message });

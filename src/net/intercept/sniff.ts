@@ -39,7 +39,8 @@ function sniffHttp(buf: Buffer): Sniffed {
   if (buf.subarray(0, preface).equals(H2_PREFACE.subarray(0, preface)))
     return preface === H2_PREFACE.length
       ? { kind: "h2c" }
-      : { kind: "need-more", minBytes: H2_PREFACE.length };
+      : // The next byte may already leave the preface (an HTTP/1 method starting with "P").
+        { kind: "need-more", minBytes: preface + 1 };
   const n = Math.min(buf.length, METHOD_MAX + 1);
   for (let i = 0; i < n; i++) {
     const c = buf[i] ?? 0;
