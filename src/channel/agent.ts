@@ -56,6 +56,11 @@ export class GuestAgent {
     return this.channel.hello;
   }
 
+  /** Streams open now (see Channel.openStreams). */
+  get openStreams(): number {
+    return this.channel.openStreams;
+  }
+
   get closed(): boolean {
     return this.channel.closed;
   }

@@ -8,6 +8,7 @@ import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/ob
 import {
   ExecProcess,
   type AllowlistState,
+  type CheckpointInfo,
   type ConfigureOptions,
   type ExecOptions,
   type ExecResult,
@@ -24,6 +25,7 @@ export class FakeSandbox implements SandboxApi {
   produced = 0;
   readonly files = new Map<string, Buffer>();
   readonly configured: ConfigureOptions[] = [];
+  readonly checkpoints: Array<string | undefined> = [];
   private env: Record<string, string> = {};
   private hosts: string[] = [];
   closed = false;
@@ -187,6 +189,18 @@ export class FakeSandbox implements SandboxApi {
 
   async allowedHosts(): Promise<AllowlistState> {
     return { intercepting: true, hosts: [...this.hosts], emptyDeniesAll: false };
+  }
+
+  async checkpoint(name?: string): Promise<CheckpointInfo> {
+    this.checkpoints.push(name);
+    return {
+      name: name ?? "fake",
+      createdAt: new Date(0).toISOString(),
+      sourceSandboxId: this.id,
+      sizes: { stateBytes: 1, upperDataBytes: 2, newBytes: 3, sharedBytes: 0 },
+      pausedMs: 4,
+      durationMs: 5,
+    };
   }
 
   async configure(options: ConfigureOptions): Promise<void> {

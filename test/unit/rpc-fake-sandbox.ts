@@ -13,6 +13,7 @@ import type { RpcSandbox, SandboxFactory } from "../../src/rpc/index.js";
 import {
   ExecProcess,
   type AllowlistState,
+  type CheckpointInfo,
   type FileInfo,
   type PortConnection,
   type SandboxApi,
@@ -249,6 +250,10 @@ export class FakeSandbox implements SandboxApi {
   /** rpc never personalises a running sandbox; a call here is a bug in the server. */
   async configure(): Promise<void> {
     throw new ErrInvalidConfig("configure is not part of the rpc server's use");
+  }
+
+  async checkpoint(): Promise<CheckpointInfo> {
+    throw new ErrInvalidConfig("checkpoint is not part of the rpc server's use");
   }
 
   emit(event: SandboxEvent): void {
