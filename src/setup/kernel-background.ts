@@ -14,7 +14,7 @@ import {
   readBuildStatusFile,
   writeBuildStatus,
 } from "./kernel-build-status.js";
-import { whyMinimalKernelCannotBuild } from "./min-kernel.js";
+import { liveBuildLockHolder, whyMinimalKernelCannotBuild } from "./min-kernel.js";
 
 /** The background build's output (appended; one build at a time holds the build lock). */
 export function backgroundBuildLog(cacheDir: string): string {
@@ -59,6 +59,13 @@ export async function startBackgroundKernelBuild(
       return;
     }
     if (read.state === "died") rmSync(buildStatusPath(cacheDir), { force: true });
+    const holder = liveBuildLockHolder(root);
+    if (holder !== undefined) {
+      log(
+        `minimal guest kernel: another process (pid ${holder}) is building it; sandboxes boot Debian's kernel until it is ready`,
+      );
+      return;
+    }
     const cannot = await (opts.whyCannotBuild ?? whyMinimalKernelCannotBuild)();
     if (cannot !== undefined) {
       log(`minimal guest kernel skipped (${cannot}); sandboxes boot Debian's kernel`);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { appendFile, copyFile, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -143,6 +143,31 @@ export async function ensureMinimalKernel(
       return buildKernel(cacheDir, key, log);
     },
   );
+}
+
+/**
+ * The pid of a live process holding a minimal-kernel build lock under `root`, if any: a
+ * foreground `setup --wait` (or an older wheellock) may build without a status file, and a
+ * second builder would only wait for it, for up to an hour.
+ */
+export function liveBuildLockHolder(root: string): number | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    if (!/^\.[0-9a-f]{32}\.lock$/.test(name)) continue;
+    let pid = Number.NaN;
+    try {
+      pid = Number.parseInt(readFileSync(join(root, name), "utf8").trim(), 10);
+    } catch {
+      continue;
+    }
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) return pid;
+  }
+  return undefined;
 }
 
 /**

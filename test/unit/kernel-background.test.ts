@@ -300,3 +300,20 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+test("no second builder while another process holds the build lock (a foreground setup --wait)", async () => {
+  const dir = freshCache();
+  const lock = join(dir, "kernel-min", `.${"ab".repeat(16)}.lock`);
+  writeFileSync(lock, String(process.pid));
+  const logs: string[] = [];
+  const started = join(dir, "started");
+  const opts = { entry: slowBuilder(started, 100), whyCannotBuild: async () => undefined };
+  await startBackgroundKernelBuild(dir, (m) => logs.push(m), opts);
+  assert.deepEqual(logs, [
+    `minimal guest kernel: another process (pid ${process.pid}) is building it; sandboxes boot Debian's kernel until it is ready`,
+  ]);
+  writeFileSync(lock, String(2 ** 22 + 17)); // its holder died: a new build starts
+  await startBackgroundKernelBuild(dir, (m) => logs.push(m), opts);
+  assert.match(logs[1] ?? "", /: building in the background/);
+  await eventually(() => existsSync(started), "the builder to start");
+});
