@@ -58,7 +58,10 @@ export async function startBackgroundKernelBuild(
       );
       return;
     }
-    if (read.state === "died") rmSync(buildStatusPath(cacheDir), { force: true });
+    if (read.state === "died") {
+      rmSync(buildStatusPath(cacheDir), { force: true });
+      log("minimal guest kernel: the previous background build stopped before it finished");
+    }
     const holder = liveBuildLockHolder(root);
     if (holder !== undefined) {
       log(

@@ -10,6 +10,7 @@ import {
   noteKernelBuildFailed,
   noteKernelSwitch,
 } from "./kernel-background.js";
+import { removeOwnBuildDirs } from "./min-kernel.js";
 
 const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
@@ -30,6 +31,7 @@ export async function runKernelBuilder(
     } catch {
       // Not a group leader (started by hand): its children go with the terminal.
     }
+    removeOwnBuildDirs(cacheDir);
     process.exit(1);
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { appendFile, copyFile, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -143,6 +143,23 @@ export async function ensureMinimalKernel(
       return buildKernel(cacheDir, key, log);
     },
   );
+}
+
+/**
+ * Removes the work dirs of this process's builds (~1.5 GB each), synchronously: for a builder
+ * that is being stopped by a signal and exits right after.
+ */
+export function removeOwnBuildDirs(cacheDir: string, pid = process.pid): void {
+  const root = join(cacheDir, "kernel-min");
+  let names: string[] = [];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names)
+    if (name.startsWith(`.build-${pid}-`))
+      rmSync(join(root, name), { recursive: true, force: true });
 }
 
 /**

@@ -223,7 +223,11 @@ test("a builder that died mid-build is reported once, and the next setup starts 
   const started = join(dir, "started");
   const opts = { entry: slowBuilder(started, 200), whyCannotBuild: async () => undefined };
   await startBackgroundKernelBuild(dir, (m) => logs.push(m), opts);
-  assert.match(logs[0] ?? "", /: building in the background/);
+  assert.equal(
+    logs[0],
+    "minimal guest kernel: the previous background build stopped before it finished",
+  );
+  assert.match(logs[1] ?? "", /: building in the background/);
   await eventually(() => existsSync(started), "the new builder to start");
 });
 
@@ -270,6 +274,7 @@ test("kill PID stops the background builder and what it started, and run says so
     "const { spawn } = await import('node:child_process');",
     "const fs = await import('node:fs');",
     `await runKernelBuilder(${JSON.stringify(dir)}, console.log, () => new Promise((resolve) => {`,
+    `  fs.mkdirSync(${JSON.stringify(join(dir, "kernel-min"))} + '/.build-' + process.pid + '-1/out', { recursive: true });`,
     "  const c = spawn('sleep', ['60'], { stdio: 'ignore' });",
     `  fs.writeFileSync(${JSON.stringify(childPidFile)}, String(c.pid));`,
     "  c.on('close', () => resolve(undefined));",
@@ -290,6 +295,11 @@ test("kill PID stops the background builder and what it started, and run says so
   assert.match(kernelSwitchNotice(dir) ?? "", /failed: stopped by SIGTERM/);
   assert.equal(kernelSwitchNotice(dir), undefined);
   assert.match(readFileSync(backgroundBuildLog(dir), "utf8"), /build stopped \(SIGTERM\)/);
+  assert.equal(
+    existsSync(join(dir, "kernel-min", `.build-${builderPid}-1`)),
+    false,
+    "work dir removed",
+  );
 });
 
 function alive(pid: number): boolean {
