@@ -242,7 +242,8 @@ async function buildKernel(cacheDir: string, key: CacheKey, log: (m: string) => 
     await rm(dest, { recursive: true, force: true });
     await rename(staged, dest);
     log(
-      `minimal guest kernel ${manifest.version} built in ${Math.round(manifest.buildMs / 1000)} s`,
+      // The step count calibrates EXPECTED_BUILD_STEPS (the progress percentage).
+      `minimal guest kernel ${manifest.version} built in ${Math.round(manifest.buildMs / 1000)} s (${progress.compiledFiles} compile steps)`,
     );
     const k = await readCached(dest);
     if (!k) throw setupError(`cache entry ${dest} is incomplete`);
