@@ -6,8 +6,9 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox, type VmSandbox } from "../../src/index.js";
+import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
 import { checkpointsRoot } from "../../src/sandbox/index.js";
+import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
 import { childQemuPids, endWhenDone, isolateDataDir, runDirEntries } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
@@ -24,7 +25,12 @@ test("forks are independent copies of a running sandbox", { timeout: 300_000 }, 
   const server = createServer((_req, res) => res.end("reached"));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  const parent = await Sandbox.create({ timeoutSeconds: 240, allowPrivateHosts: true });
+  // Intercept mode: network events are reported only there (open mode has none).
+  const parent = await Sandbox.create({
+    timeoutSeconds: 240,
+    allowedHosts: ["10.0.2.2"],
+    allowPrivateHosts: true,
+  });
   const forks: VmSandbox[] = [];
   try {
     await parent.writeFile("/root/before", "from the parent");
@@ -57,19 +63,29 @@ test("forks are independent copies of a running sandbox", { timeout: 300_000 }, 
     await a.writeFile("/root/only-a", "a");
     await assert.rejects(b.readFile("/root/only-a"));
     await assert.rejects(parent.readFile("/root/only-a"));
-    // Each copy has a network link of its own: both reach the host, and one's traffic is
-    // reported to that copy alone.
-    const eventsB = b.events();
+    // Each copy has a network link (and intercepting proxy) of its own: both reach the host,
+    // and each one's requests are reported to that copy alone, attributed to its own exec.
+    const logs = [parent, a, b].map((s) => recordEvents(s));
+    const [, logA, logB] = logs as [EventLog, EventLog, EventLog];
     const curl = `curl -sS -m 30 http://10.0.2.2:${port}/`;
-    assert.equal((await a.exec(curl)).stdout, "reached");
+    assert.equal((await a.exec(`${curl}?from=a`)).stdout, "reached");
     assert.equal((await b.exec(`${curl}?from=b`)).stdout, "reached");
-    for (;;) {
-      const { value } = await eventsB.next();
-      if (value?.type !== "network") continue;
-      assert.match(JSON.stringify(value.network), /from=b|10\.0\.2\.2/);
-      break;
+    const requestOf = (from: string) => (e: SandboxEvent) =>
+      e.type === "network" && e.network.url.includes(`from=${from}`);
+    for (const [log, from] of [
+      [logA, "a"],
+      [logB, "b"],
+    ] as const) {
+      const seen = await waitForEvent(log, `the request from ${from}`, requestOf(from));
+      assert.ok(seen.type === "network" && !seen.network.blocked, JSON.stringify(seen));
+      const exec = await waitForEvent(log, `the curl exec of ${from}`, (e) => e.type === "exec");
+      assert.ok(exec.type === "exec");
+      assert.equal(seen.network.attribution?.execId, exec.exec.execId);
     }
-    await eventsB.return?.();
+    assert.equal(logA.events.filter(requestOf("b")).length, 0, "b's request reported to a");
+    assert.equal(logB.events.filter(requestOf("a")).length, 0, "a's request reported to b");
+    assert.equal(logs[0]?.events.filter((e) => e.type === "network").length, 0);
+    await Promise.all(logs.map((log) => log.stop()));
   } finally {
     await Promise.all([...forks, parent].map((s) => s.close()));
     server.close();
