@@ -13,9 +13,7 @@ export interface EventLog {
   stop(): Promise<void>;
 }
 
-export function recordEvents(source: {
-  events(): AsyncIterableIterator<SandboxEvent>;
-}): EventLog {
+export function recordEvents(source: { events(): AsyncIterableIterator<SandboxEvent> }): EventLog {
   const events: SandboxEvent[] = [];
   const iterator = source.events();
   let ended = false;
