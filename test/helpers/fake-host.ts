@@ -3,12 +3,11 @@
 // to a supervisor (src/serve/relay.ts), so the data plane is tested end to end with no VM.
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import type { Duplex } from "node:stream";
 import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
 import { serveConnection } from "../../src/remote/index.js";
-import type { HostedSandbox, SandboxHost } from "../../src/serve/index.js";
+import type { HostedSandbox, PreparedOperation, SandboxHost } from "../../src/serve/index.js";
 import { readRingLog, type LogCursor } from "../../src/serve/log-slice.js";
-import { relayOperation } from "../../src/serve/relay.js";
+import { prepareRelay } from "../../src/serve/relay.js";
 import { unixConnector } from "../../src/supervisor/index.js";
 import { newSandboxId } from "../../src/util/index.js";
 import { FakeSandbox } from "./fake-sandbox.js";
@@ -65,10 +64,10 @@ export class FakeHost implements SandboxHost {
     return entry.sandbox;
   }
 
-  serveOperation(id: string, stream: Duplex): void {
+  prepareOperation(id: string): PreparedOperation {
     const entry = this.entries.get(id);
-    if (!entry) return void stream.destroy();
-    relayOperation(stream, unixConnector(entry.socketPath, id));
+    if (!entry) return { serve: (stream) => void stream.destroy(), cancel: () => undefined };
+    return prepareRelay(unixConnector(entry.socketPath, id));
   }
 
   /** Each sandbox's ring log (`<id>.log`, `<id>.log.1`) is read as a supervised one's. */
