@@ -19,8 +19,20 @@ export interface ConfigureOptions {
    * of any script given before. Hook rules given at create time stay, in front of it.
    */
   policyScript?: string;
+  /**
+   * A policy script's content instead of its path: what a node passes on, having opened and
+   * read the file a remote caller named (so what it checked is what runs). Self-contained:
+   * it is loaded from a private copy, so relative imports do not resolve.
+   */
+  policyScriptSource?: PolicyScriptSource;
   /** Environment for every later command, over the sandbox's own `env`. */
   env?: Record<string, string>;
+}
+
+export interface PolicyScriptSource {
+  /** The file's name (its extension picks JS or TS); no directories. */
+  name: string;
+  text: string;
 }
 
 /** `ConfigureOptions`, checked; secret values apart, as in the plan. */
@@ -31,10 +43,32 @@ export interface ConfigurePlan {
   readonly allowedHosts: readonly string[];
   /** Absolute path. */
   readonly policyScript: string | undefined;
+  readonly policyScriptSource: PolicyScriptSource | undefined;
   readonly env: Readonly<Record<string, string>>;
 }
 
-const FIELDS = new Set(["secrets", "allowedHosts", "policyScript", "env"]);
+const FIELDS = new Set(["secrets", "allowedHosts", "policyScript", "policyScriptSource", "env"]);
+
+/** Largest policy script taken as content. */
+export const MAX_POLICY_SCRIPT_BYTES = 1024 * 1024;
+
+function checkScriptSource(value: unknown): PolicyScriptSource {
+  const v = value as Partial<PolicyScriptSource> | null;
+  if (
+    typeof v !== "object" ||
+    v === null ||
+    typeof v.name !== "string" ||
+    !/^[^/\0]{1,255}$/.test(v.name) ||
+    v.name === "." ||
+    v.name === ".." ||
+    typeof v.text !== "string" ||
+    Buffer.byteLength(v.text) > MAX_POLICY_SCRIPT_BYTES
+  )
+    throw new ErrInvalidConfig(
+      "configure: policyScriptSource must be { name: a file name, text: at most 1 MiB }",
+    );
+  return Object.freeze({ name: v.name, text: v.text });
+}
 
 export function planConfigure(options: ConfigureOptions): ConfigurePlan {
   if (typeof options !== "object" || options === null || Array.isArray(options))
@@ -49,16 +83,27 @@ export function planConfigure(options: ConfigureOptions): ConfigurePlan {
     ...(options.allowedHosts !== undefined ? { allowedHosts: options.allowedHosts } : {}),
     ...(options.policyScript !== undefined ? { policyScript: options.policyScript } : {}),
   });
+  if (options.policyScriptSource !== undefined && options.policyScript !== undefined)
+    throw new ErrInvalidConfig("configure: give policyScript or policyScriptSource, not both");
   return Object.freeze({
     secrets: network.secrets,
     secretValues: Object.freeze(secretValues(options.secrets)),
     allowedHosts: network.allowedHosts,
     policyScript: network.policyScript,
+    policyScriptSource:
+      options.policyScriptSource === undefined
+        ? undefined
+        : checkScriptSource(options.policyScriptSource),
     env: Object.freeze(options.env === undefined ? {} : checkEnvRecord("env", options.env)),
   });
 }
 
 /** True when the change needs the intercepting proxy (an open-mode sandbox cannot take it). */
 export function configureNeedsIntercept(plan: ConfigurePlan): boolean {
-  return plan.secrets.length > 0 || plan.allowedHosts.length > 0 || plan.policyScript !== undefined;
+  return (
+    plan.secrets.length > 0 ||
+    plan.allowedHosts.length > 0 ||
+    plan.policyScript !== undefined ||
+    plan.policyScriptSource !== undefined
+  );
 }

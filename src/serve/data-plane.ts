@@ -10,7 +10,13 @@ import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
-import { ErrAuth, ErrCapacity, ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
+import {
+  ErrAuth,
+  ErrCapacity,
+  ErrInvalidConfig,
+  ErrVMNotFound,
+  ErrVMNotRunning,
+} from "../errors.js";
 import {
   encodeJson,
   MAX_FRAME_BYTES,
@@ -24,8 +30,8 @@ import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
 import type { PreparedOperation, SandboxHost } from "./host.js";
-import { nodeOptions } from "./node-options.js";
-import { readRequest } from "./operation-request.js";
+import { readRequest, type ReadRequest } from "./operation-request.js";
+import { readNodePolicyScript } from "./policy-script-read.js";
 
 export interface DataPlaneOptions {
   host: SandboxHost;
@@ -182,9 +188,9 @@ export class DataPlane {
     prepared: PreparedOperation,
     waited: () => void,
   ): Promise<void> {
-    let req: OperationRequest;
+    let read: ReadRequest;
     try {
-      req = await readRequest(stream, this.opts.requestWaitMs);
+      read = await readRequest(stream, this.opts.requestWaitMs);
     } catch {
       // Closed, malformed, or a spare that waited too long: it frees its slot.
       waited();
@@ -193,6 +199,7 @@ export class DataPlane {
       return;
     }
     waited();
+    const { req } = read;
     const reply = (type: number, value: unknown): void =>
       void stream.end(encodeJson(type as Msg, value));
     const refuse = (err: unknown): void => {
@@ -205,14 +212,14 @@ export class DataPlane {
       return refuse(new ErrAuth(`${what} needs the node's operator token`));
     }
     if (req.op === "configure") {
+      let passed: OperationRequest;
       try {
-        // Checked only: the request goes to the supervisor as sent (a path given through a
-        // symlink is opened as given; its target was checked).
-        const policyScript = (req.options as { policyScript?: unknown })?.policyScript;
-        nodeOptions({ policyScript }, this.opts.hostPaths);
+        passed = this.configureOnNode(req);
       } catch (err) {
         return refuse(err);
       }
+      read.putBack(passed);
+      return prepared.serve(stream);
     }
     if (req.op === "stop") {
       // Stopping through the node removes the sandbox too, as DELETE does: nothing is left.
@@ -225,6 +232,24 @@ export class DataPlane {
       return;
     }
     // The host resumes the stream once it reads it (the REQUEST is back at its front).
+    read.putBack();
     prepared.serve(stream);
+  }
+
+  /**
+   * `configure` as the sandbox gets it: a policy script named by path is opened and read here,
+   * once, and its content passed on (a path would be opened again by the sandbox, after the
+   * check: a swap in between would run another file). A caller cannot send content itself:
+   * code that runs in the node's host process comes only from the directories its owner opened.
+   */
+  private configureOnNode(req: Extract<OperationRequest, { op: "configure" }>): OperationRequest {
+    const options = req.options as Record<string, unknown> | null;
+    if (typeof options !== "object" || options === null) return req;
+    if (options.policyScriptSource !== undefined)
+      throw new ErrInvalidConfig("configure: policyScriptSource is set by the node, not callers");
+    if (options.policyScript === undefined) return req;
+    const { policyScript, ...rest } = options;
+    const source = readNodePolicyScript(policyScript, this.opts.hostPaths);
+    return { op: "configure", options: { ...rest, policyScriptSource: source } };
   }
 }

@@ -37,8 +37,13 @@ export function hostPathRoots(dirs: readonly string[]): string[] {
   });
 }
 
+/** Whether the resolved path `real` lies under one of `roots`. */
+export function underRoots(real: string, roots: readonly string[]): boolean {
+  return roots.some((root) => real === root || real.startsWith(root === sep ? root : root + sep));
+}
+
 /** The path to use for `value`: checked, and with symlinks resolved when roots are set. */
-function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
+export function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
   if (typeof value !== "string") return value;
   if (!value.startsWith("/"))
     throw new ErrInvalidConfig(
@@ -51,7 +56,7 @@ function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
     );
   // Symlinks resolved, `..` gone, and that path used: what is checked is what is opened.
   const real = realPath(resolve(value));
-  if (!roots.some((root) => real === root || real.startsWith(root === sep ? root : root + sep)))
+  if (!underRoots(real, roots))
     throw new ErrInvalidConfig(
       `${field}: ${JSON.stringify(value)} is outside the directories this node opens to callers`,
     );
