@@ -94,7 +94,10 @@ async function measure(samples: number): Promise<void> {
         ms[n].push(await once(ways[n]));
       }
     }
-    const stats = (v: number[]) => ({ p50: round3(quantile(v, 0.5)), p90: round3(quantile(v, 0.9)) });
+    const stats = (v: number[]) => ({
+      p50: round3(quantile(v, 0.5)),
+      p90: round3(quantile(v, 0.9)),
+    });
     const p50 = (n: keyof typeof ms): number => quantile(ms[n], 0.5);
     process.stdout.write(
       `${JSON.stringify({

@@ -136,7 +136,9 @@ export async function openWebSocket(
         unreachable.includes(err.code ?? "")
           ? new ErrVMNotRunning(`sandbox ${id}: its node is not reachable (${err.code})`)
           : err.message.includes("certificate") || err.message.includes("self-signed")
-            ? new ErrAuth(`sandbox ${id}: the node's TLS certificate is not trusted: ${err.message}`)
+            ? new ErrAuth(
+                `sandbox ${id}: the node's TLS certificate is not trusted: ${err.message}`,
+              )
             : new ErrVMNotRunning(`sandbox ${id}: cannot reach its node: ${err.message}`),
       );
     });

@@ -48,10 +48,7 @@ export function readRequest(stream: Duplex, waitMs = REQUEST_WAIT_MS): Promise<R
           stream.unshift(
             replacement === undefined
               ? read
-              : Buffer.concat([
-                  encodeJson(Msg.Request, replacement),
-                  read.subarray(requestBytes),
-                ]),
+              : Buffer.concat([encodeJson(Msg.Request, replacement), read.subarray(requestBytes)]),
           ),
       });
     };
