@@ -1,22 +1,26 @@
-// The cost of `serve`'s transport alone, with no VM. A child process plays the machine: a
-// fake sandbox (test/helpers) served by the real protocol server on a unix socket, as a
-// supervisor serves it, behind the real node (routes, auth, WebSocket data plane, relay).
-// This process is the SDK, reaching the same sandbox three ways, samples interleaved:
+// The cost of `serve`'s transport alone, with no VM, in the processes of the real thing: a
+// "supervisor" child serves a fake sandbox (test/helpers) with the real protocol server on a
+// unix socket; a "node" child runs the real node (routes, auth, WebSocket data plane, relay
+// to that socket). This process is the SDK, reaching the same sandbox three ways, samples
+// interleaved:
 //   local   straight through the unix socket (what `Sandbox.connect(id)` does locally)
 //   remote  through the node with the SDK's connector (a spare WebSocket kept ready)
 //   fresh   through the node opening a new WebSocket per operation (the connector before)
 //   node --import tsx bench/remote-wire.ts [--samples 1000]
 // Prints JSON: p50/p90 of `exec(["true"])` each way and the p50 differences against local
 // (issue 13's goal: remote +1 ms at most).
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RemoteSandbox, webSocketConnector } from "../src/remote/index.js";
+import { RemoteSandbox, serveConnection, webSocketConnector } from "../src/remote/index.js";
 import { Sandbox, type SandboxApi } from "../src/index.js";
-import { startNode } from "../src/serve/index.js";
+import { startNode, type HostedSandbox, type SandboxHost } from "../src/serve/index.js";
+import { prepareRelay } from "../src/serve/relay.js";
 import { unixConnector } from "../src/supervisor/index.js";
-import { FakeHost } from "../test/helpers/fake-host.js";
+import { newSandboxId } from "../src/util/index.js";
+import { FakeSandbox } from "../test/helpers/fake-sandbox.js";
 
 interface Machine {
   url: string;
@@ -25,9 +29,38 @@ interface Machine {
   socketPath: string;
 }
 
-async function machine(dir: string): Promise<void> {
+/** The supervisor's part: the fake sandbox on its unix socket, in a process of its own. */
+async function supervisor(dir: string): Promise<void> {
+  const id = newSandboxId();
+  const sandbox = new FakeSandbox(id);
+  const socketPath = join(dir, `${id}.sock`);
+  const server = createServer((socket) => serveConnection(sandbox, socket));
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  process.send?.({ id, socketPath });
+  process.once("disconnect", () => server.close());
+}
+
+/** The node's part: the real node, whose one sandbox is the supervisor's socket. */
+async function nodeProcess(dir: string, id: string, socketPath: string): Promise<void> {
   process.env.WHEELLOCK_DATA_DIR = dir;
-  const host = new FakeHost(dir, 2);
+  const hosted: HostedSandbox = {
+    id,
+    createdAt: new Date().toISOString(),
+    status: "running",
+    image: "fake",
+    vcpus: 1,
+    memoryMb: 256,
+    config: {} as HostedSandbox["config"],
+  };
+  const host: SandboxHost = {
+    create: () => Promise.reject(new Error("not in this bench")),
+    list: () => [hosted],
+    find: (wanted) => (wanted === id ? hosted : undefined),
+    prepareOperation: () => prepareRelay(unixConnector(socketPath, id)),
+    readLog: (_id, cursor) => ({ data: Buffer.alloc(0), cursor }),
+    remove: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
   const node = await startNode(
     {
       listen: { host: "127.0.0.1", port: 0 },
@@ -38,15 +71,23 @@ async function machine(dir: string): Promise<void> {
     },
     host,
   );
-  const { id } = await host.create();
   const ready: Machine = {
     url: node.url,
     token: readFileSync(node.tokenPath, "utf8").trim(),
     id,
-    socketPath: host.entries.get(id)?.socketPath as string,
+    socketPath,
   };
   process.send?.(ready);
-  process.once("disconnect", () => void node.close().then(() => host.close()));
+  process.once("disconnect", () => void node.close());
+}
+
+function child<T>(args: string[]): { proc: ChildProcess; ready: Promise<T> } {
+  const proc = fork(new URL(import.meta.url).pathname, args, { execArgv: ["--import", "tsx"] });
+  const ready = new Promise<T>((resolve, reject) => {
+    proc.once("message", (msg) => resolve(msg as T));
+    proc.once("exit", (code) => reject(new Error(`${args[0]} exited (${code})`)));
+  });
+  return { proc, ready };
 }
 
 function quantile(values: number[], q: number): number {
@@ -63,14 +104,13 @@ async function once(sb: SandboxApi): Promise<number> {
 
 async function measure(samples: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "wheellock-bench-wire-"));
-  const child = fork(new URL(import.meta.url).pathname, ["--machine", dir], {
-    execArgv: ["--import", "tsx"],
-  });
+  const sup = child<{ id: string; socketPath: string }>(["--supervisor", dir]);
+  const procs = [sup.proc];
   try {
-    const m = await new Promise<Machine>((resolve, reject) => {
-      child.once("message", (msg) => resolve(msg as Machine));
-      child.once("exit", (code) => reject(new Error(`the node exited (${code})`)));
-    });
+    const { id, socketPath } = await sup.ready;
+    const nodeChild = child<Machine>(["--node", dir, id, socketPath]);
+    procs.push(nodeChild.proc);
+    const m = await nodeChild.ready;
     const ways: Record<"local" | "remote" | "fresh", SandboxApi> = {
       local: new RemoteSandbox(m.id, unixConnector(m.socketPath, m.id)),
       remote: Sandbox.connect(m.id, { remote: { url: m.url, token: m.token } }),
@@ -110,14 +150,18 @@ async function measure(samples: number): Promise<void> {
       })}\n`,
     );
   } finally {
-    child.disconnect();
-    await new Promise((resolve) => child.once("exit", resolve));
+    for (const proc of procs) {
+      proc.disconnect();
+      await new Promise((resolve) => proc.once("exit", resolve));
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const machineAt = process.argv.indexOf("--machine");
-if (machineAt >= 0) await machine(process.argv[machineAt + 1] as string);
+const [role, ...roleArgs] = process.argv.slice(2);
+if (role === "--supervisor") await supervisor(roleArgs[0] as string);
+else if (role === "--node")
+  await nodeProcess(roleArgs[0] as string, roleArgs[1] as string, roleArgs[2] as string);
 else {
   const at = process.argv.indexOf("--samples");
   await measure(at >= 0 ? Number(process.argv[at + 1]) : 1000);
