@@ -11,8 +11,8 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { pack } from "tar-stream";
 import {
-  canonicalReference,
   MEDIA,
+  newImageRecord,
   parseReference,
   type Descriptor,
   type ImageRecord,
@@ -107,20 +107,15 @@ export async function storeImage(
   const rootfsSizeBytes = (await stat(rootfsPath)).size;
   const records: ImageRecord[] = [];
   for (const ref of refs) {
-    const rec: ImageRecord = {
-      reference: canonicalReference(ref),
-      registry: ref.registry,
-      repository: ref.repository,
-      ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+    const rec = newImageRecord({
+      ref,
       digest: docs.digest,
       configDigest: docs.configDigest,
       platform: `${PLATFORM.os}/${PLATFORM.architecture}`,
       layers: docs.layers,
-      sizeBytes: docs.layers.reduce((n, l) => n + l.size, 0),
-      rootfsFile: rootfsPath.slice(rootfsPath.lastIndexOf("/") + 1),
+      rootfsPath,
       rootfsSizeBytes,
       created: createdIso,
-      storedAt: new Date().toISOString(),
       source: "build",
       config: {
         env: Object.fromEntries(config.env),
@@ -129,7 +124,7 @@ export async function storeImage(
         ...(config.user !== undefined ? { user: config.user } : {}),
         ...(config.workdir !== undefined ? { workdir: config.workdir } : {}),
       },
-    };
+    });
     await store.put(rec);
     records.push(rec);
   }

@@ -6,9 +6,10 @@ import { sha256Digest } from "./blob-store.js";
 import { reportingDiskFull } from "./disk-full.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
+import { newImageRecord } from "./image-record.js";
 import { MEDIA, parseManifest, type Descriptor } from "./manifest.js";
 import { DEFAULT_PLATFORM, formatPlatform, platformMatches } from "./platform.js";
-import { canonicalReference, parseReference } from "./reference.js";
+import { parseReference } from "./reference.js";
 
 export interface ImportOptions {
   store: ImageStore;
@@ -110,11 +111,8 @@ async function importInto(name: string, opts: ImportOptions): Promise<ImageRecor
       })),
     ),
   );
-  const rec: ImageRecord = {
-    reference: canonicalReference(ref),
-    registry: ref.registry,
-    repository: ref.repository,
-    ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+  const rec = newImageRecord({
+    ref,
     digest,
     configDigest: config.digest,
     platform: formatPlatform({
@@ -122,14 +120,12 @@ async function importInto(name: string, opts: ImportOptions): Promise<ImageRecor
       architecture: parsed.architecture ?? DEFAULT_PLATFORM.architecture,
     }),
     layers,
-    sizeBytes: layers.reduce((n, l) => n + l.size, 0),
-    rootfsFile: rootfs.path.slice(rootfs.path.lastIndexOf("/") + 1),
+    rootfsPath: rootfs.path,
     rootfsSizeBytes: rootfs.sizeBytes,
-    ...(parsed.created !== undefined ? { created: parsed.created } : {}),
-    storedAt: new Date().toISOString(),
+    created: parsed.created,
     source: "import",
     config: parsed.runtime,
-  };
+  });
   await opts.store.put(rec);
   // Archive members the image does not use (docker save's VERSION and json files, ...).
   await opts.store.removeBlobsUnlessUsed([...members.values()].map((m) => m.digest));

@@ -4,6 +4,7 @@
  */
 export type { BootableImage, EnsureImageOptions } from "./ensure-image.js";
 export { ImageStore, type ImageRecord } from "./image-store.js";
+export { newImageRecord } from "./image-record.js";
 export type { ImageRuntimeConfig } from "./image-config.js";
 export type { ImportOptions } from "./import.js";
 export type { PullOptions } from "./pull.js";

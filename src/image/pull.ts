@@ -8,6 +8,7 @@ import { limiter } from "./limiter.js";
 import { lookupCredentials, type RegistryCredentials } from "./docker-auth.js";
 import { parseImageConfig } from "./image-config.js";
 import type { ImageRecord, ImageStore } from "./image-store.js";
+import { newImageRecord } from "./image-record.js";
 import { parseManifest, type Descriptor, type ManifestDocument } from "./manifest.js";
 import { DEFAULT_PLATFORM, formatPlatform, platformMatches, type Platform } from "./platform.js";
 import { silentProgress, type PullProgress } from "./progress.js";
@@ -93,11 +94,8 @@ async function pullInto(reference: string, opts: PullOptions): Promise<ImageReco
   // When the ext4 already existed nothing was downloaded: it is what boots; blobs only serve
   // re-flattening. Otherwise every download has been awaited by now.
   await Promise.allSettled(downloads.values());
-  const rec: ImageRecord = {
-    reference: canonicalReference(ref),
-    registry: ref.registry,
-    repository: ref.repository,
-    ...(ref.tag !== undefined ? { tag: ref.tag } : {}),
+  const rec = newImageRecord({
+    ref,
     digest,
     configDigest: manifest.config.digest,
     platform: formatPlatform({
@@ -105,14 +103,12 @@ async function pullInto(reference: string, opts: PullOptions): Promise<ImageReco
       architecture: config.architecture ?? platform.architecture,
     }),
     layers: manifest.layers,
-    sizeBytes: manifest.layers.reduce((n, l) => n + l.size, 0),
-    rootfsFile: rootfs.path.slice(rootfs.path.lastIndexOf("/") + 1),
+    rootfsPath: rootfs.path,
     rootfsSizeBytes: rootfs.sizeBytes,
-    ...(config.created !== undefined ? { created: config.created } : {}),
-    storedAt: new Date().toISOString(),
+    created: config.created,
     source: "registry",
     config: config.runtime,
-  };
+  });
   await opts.store.put(rec);
   progress.status("ready");
   return rec;

@@ -3,11 +3,9 @@
 // `cat` (stdin to stdout), `yes` (endless output that only advances as it is read: `produced`
 // counts what the "guest" made), `printenv NAME`.
 import { PassThrough, Readable, Writable } from "node:stream";
-import { ErrFile, ErrNotFound, ErrVMNotRunning } from "../../src/errors.js";
-import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/observe/index.js";
+import { ErrFile, ErrVMNotRunning } from "../../src/errors.js";
 import {
   ExecProcess,
-  type AllowlistState,
   type ConfigureOptions,
   type ExecOptions,
   type ExecResult,
@@ -18,17 +16,19 @@ import {
   type SandboxEvent,
 } from "../../src/index.js";
 import { commandArgv, runCollected } from "../../src/sandbox/index.js";
+import { FakeEgress } from "./fake-egress.js";
 
-export class FakeSandbox implements SandboxApi {
+export class FakeSandbox extends FakeEgress implements SandboxApi {
   /** Bytes `yes` has produced so far (what a guest would have written). */
   produced = 0;
   readonly files = new Map<string, Buffer>();
   readonly configured: ConfigureOptions[] = [];
   private env: Record<string, string> = {};
-  private hosts: string[] = [];
   closed = false;
 
-  constructor(readonly id: string) {}
+  constructor(readonly id: string) {
+    super();
+  }
 
   spawn(command: string | readonly string[]): ExecProcess {
     if (this.closed) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
@@ -159,34 +159,6 @@ export class FakeSandbox implements SandboxApi {
       done: new Promise((resolve) => readable.once("end", () => resolve())),
       close: () => readable.destroy(),
     };
-  }
-
-  async allowHosts(...hosts: string[]): Promise<string[]> {
-    const added = hosts.filter((h) => !this.hosts.includes(h));
-    this.hosts.push(...added);
-    return added;
-  }
-
-  async disallowHosts(...hosts: string[]): Promise<string[]> {
-    const removed = this.hosts.filter((h) => hosts.includes(h));
-    this.hosts = this.hosts.filter((h) => !hosts.includes(h));
-    return removed;
-  }
-
-  async pendingRequests(): Promise<BlockedRequest[]> {
-    return [];
-  }
-
-  async decideRequest(requestId: number): Promise<void> {
-    throw new ErrNotFound(`request ${requestId} is not waiting for approval`);
-  }
-
-  async usage(): Promise<SandboxUsage> {
-    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
-  }
-
-  async allowedHosts(): Promise<AllowlistState> {
-    return { intercepting: true, hosts: [...this.hosts], emptyDeniesAll: false };
   }
 
   async configure(options: ConfigureOptions): Promise<void> {

@@ -3,13 +3,11 @@
  * clean: the corpus doubles as a regression suite for the host parsers, in seconds. Inputs
  * that once crashed a parser are added there when their bug is fixed.
  */
-import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Engine } from "../../fuzz/engine.js";
-import type { Finding } from "../../fuzz/findings.js";
 import { TARGET_NAMES, loadTarget } from "../../fuzz/targets/index.js";
+import { replayWithoutFindings } from "../helpers/fuzz-replay.js";
 
 const CORPUS = join(import.meta.dirname, "../../fuzz/corpus");
 
@@ -27,21 +25,6 @@ for (const name of TARGET_NAMES) {
   test(`fuzz corpus of ${name} replays without findings`, async () => {
     const target = await loadTarget(name);
     const inputs = [...(await target.seeds()), ...committed(name)];
-    const findings: Finding[] = [];
-    const engine = new Engine({
-      target,
-      seed: 1,
-      deadlineMs: Date.now() + 60_000,
-      coverage: "off",
-      extraInputs: [],
-      onInput: () => undefined,
-      onFinding: (f) => findings.push(f),
-    });
-    const stats = await engine.replay(inputs);
-    assert.equal(stats.execs, inputs.length);
-    assert.deepEqual(
-      findings.map((f) => `${f.kind}: ${f.message}`),
-      [],
-    );
+    await replayWithoutFindings(target, inputs);
   });
 }

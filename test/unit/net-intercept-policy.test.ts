@@ -3,41 +3,23 @@
  * directly, replace or stream-transform the response, block a response, and a policy that
  * throws is a refusal.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Transform } from "node:stream";
 import type { HttpPolicy, InterceptUpstream } from "../../src/net/intercept/index.js";
 import { createHttpPolicy } from "../../src/net/http-policy/index.js";
 import { createCa } from "../../src/net/tls/index.js";
-import {
-  guestRequest,
-  settle,
-  startUpstreams,
-  testProxy,
-  type Upstreams,
-} from "./net-intercept-guest.js";
+import { guestRequest, settle, upstreamFixture, type Upstreams } from "./net-intercept-guest.js";
 
 const ca = createCa();
-let up: Upstreams;
-const proxies: InterceptUpstream[] = [];
-before(async () => {
-  up = await startUpstreams();
-});
-after(() => {
-  for (const p of proxies) p.close();
-  up.close();
-});
-
-function proxy(httpPolicy: HttpPolicy) {
-  const made = testProxy(up, ca, { httpPolicy });
-  proxies.push(made.p);
-  return made;
-}
+const fixture = upstreamFixture(ca);
+const up = (): Upstreams => fixture.up();
+const proxy = (httpPolicy: HttpPolicy) => fixture.proxy({ httpPolicy });
 
 const get = (p: InterceptUpstream, path = "/x", body?: Buffer) =>
   guestRequest(p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
     path,
@@ -206,7 +188,7 @@ test("a policy that retargets a request is still held to the allowlist", async (
 test("with the real HTTP policy: a secret reaches its host, and a placeholder elsewhere is blocked", async () => {
   const policy = createHttpPolicy({
     // The upstream listens on a test port: no port in the entry would mean 443 only.
-    secrets: [{ name: "TOKEN", value: "real-value-123", hosts: [`api.test:${up.httpsPort}`] }],
+    secrets: [{ name: "TOKEN", value: "real-value-123", hosts: [`api.test:${up().httpsPort}`] }],
     rules: [
       {
         phase: "after",
@@ -216,11 +198,10 @@ test("with the real HTTP policy: a secret reaches its host, and a placeholder el
     ],
   });
   const placeholder = policy.placeholders().TOKEN ?? "";
-  const made = testProxy(up, ca, { httpPolicy: policy, allowedHosts: ["api.test", "plain.test"] });
-  proxies.push(made.p);
+  const made = fixture.proxy({ httpPolicy: policy, allowedHosts: ["api.test", "plain.test"] });
   const ok = await guestRequest(made.p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
     headers: { authorization: `Bearer ${placeholder}` },
@@ -231,7 +212,7 @@ test("with the real HTTP policy: a secret reaches its host, and a placeholder el
   assert.doesNotMatch(ok.body.toString(), /real-value-123/);
   const leak = await guestRequest(made.p, {
     name: "plain.test",
-    port: up.httpPort,
+    port: up().httpPort,
     tls: false,
     headers: { authorization: `Bearer ${placeholder}` },
   });

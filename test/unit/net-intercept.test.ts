@@ -3,12 +3,11 @@
  * against HTTP/HTTPS servers this test runs on 127.0.0.1 (reached through resolve overrides
  * and, where the test wants it, allowed private hosts).
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import type { Duplex } from "node:stream";
 import { createServer as createTcpServer } from "node:net";
-import type { InterceptUpstream } from "../../src/net/intercept/index.js";
 import { createCa } from "../../src/net/tls/index.js";
 import {
   guestDial,
@@ -16,38 +15,24 @@ import {
   guestSocket,
   listen,
   settle,
-  startUpstreams,
-  testProxy,
+  upstreamFixture,
   type TestProxyOptions,
   type Upstreams,
 } from "./net-intercept-guest.js";
 
 const ca = createCa();
-let up: Upstreams;
-const proxies: InterceptUpstream[] = [];
-
-before(async () => {
-  up = await startUpstreams();
-});
-after(() => {
-  for (const p of proxies) p.close();
-  up.close();
-});
+const fixture = upstreamFixture(ca);
+const up = (): Upstreams => fixture.up();
 
 function proxy(over: TestProxyOptions = {}) {
-  const made = testProxy(up, ca, {
-    allowedHosts: ["api.test", "plain.test", "echo.test"],
-    ...over,
-  });
-  proxies.push(made.p);
-  return made;
+  return fixture.proxy({ allowedHosts: ["api.test", "plain.test", "echo.test"], ...over });
 }
 
 test("plain HTTP to an allowed host is forwarded, with one event", async () => {
   const { p, events } = proxy();
   const res = await guestRequest(p, {
     name: "plain.test",
-    port: up.httpPort,
+    port: up().httpPort,
     tls: false,
     path: "/a?b=1",
   });
@@ -58,7 +43,7 @@ test("plain HTTP to an allowed host is forwarded, with one event", async () => {
   assert.equal(events.length, 1);
   const e = events[0]!;
   assert.equal(e.method, "GET");
-  assert.equal(e.url, `http://plain.test:${up.httpPort}/a?b=1`);
+  assert.equal(e.url, `http://plain.test:${up().httpPort}/a?b=1`);
   assert.equal(e.scheme, "http");
   assert.equal(e.status, 200);
   assert.equal(e.blocked, false);
@@ -69,7 +54,7 @@ test("HTTPS is terminated with a leaf for the SNI and forwarded over verified TL
   const { p, events } = proxy();
   const res = await guestRequest(p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
     method: "POST",
@@ -81,14 +66,14 @@ test("HTTPS is terminated with a leaf for the SNI and forwarded over verified TL
   assert.equal(seen.body, "payload");
   assert.equal(seen.method, "POST");
   await settle(events);
-  assert.equal(events[0]?.url, `https://api.test:${up.httpsPort}/post`);
+  assert.equal(events[0]?.url, `https://api.test:${up().httpsPort}/post`);
   assert.equal(events[0]?.bytesOut, 7);
 });
 
 test("a guest that does not trust the CA fails the handshake", async () => {
   const { p } = proxy();
   await assert.rejects(
-    guestSocket(p, { name: "api.test", port: up.httpsPort, tls: true }),
+    guestSocket(p, { name: "api.test", port: up().httpsPort, tls: true }),
     /self-signed|unable to (get|verify)/i,
   );
 });
@@ -98,7 +83,7 @@ test("a host outside the allowlist gets 403 and an event with the reason", async
   for (const tls of [false, true]) {
     const res = await guestRequest(p, {
       name: "other.test",
-      port: tls ? up.httpsPort : up.httpPort,
+      port: tls ? up().httpsPort : up().httpPort,
       tls,
       caPem: ca.certPem,
     });
@@ -118,25 +103,25 @@ test("a host outside the allowlist gets 403 and an event with the reason", async
 
 test("the upstream gets the Host that was checked, in canonical form", async () => {
   const { p } = proxy();
-  const socket = await guestSocket(p, { name: "api.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "api.test", port: up().httpPort, tls: false });
   const reply = await sendAndReadAll(
     socket,
-    `GET /h HTTP/1.1\r\nHost: API.Test.:${up.httpPort}\r\nConnection: close\r\n\r\n`,
+    `GET /h HTTP/1.1\r\nHost: API.Test.:${up().httpPort}\r\nConnection: close\r\n\r\n`,
   );
   assert.match(reply, /^HTTP\/1\.1 200 /, reply);
   // The route's JSON (chunked: take it from between the chunk-size lines).
   const body = JSON.parse(/\{.*\}/.exec(reply)?.[0] ?? "{}") as { headers: string[] };
-  assert.deepEqual(body.headers.slice(0, 2), ["Host", `api.test:${up.httpPort}`]);
+  assert.deepEqual(body.headers.slice(0, 2), ["Host", `api.test:${up().httpPort}`]);
 });
 
 test("a Host that differs from the SNI is refused (domain fronting)", async () => {
   const { p, events } = proxy();
   const res = await guestRequest(p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
-    headers: { host: `plain.test:${up.httpsPort}` },
+    headers: { host: `plain.test:${up().httpsPort}` },
   });
   assert.equal(res.status, 403);
   await settle(events);
@@ -145,7 +130,7 @@ test("a Host that differs from the SNI is refused (domain fronting)", async () =
 
 test("CONNECT is refused", async () => {
   const { p, events } = proxy();
-  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "plain.test", port: up().httpPort, tls: false });
   const status = await new Promise<number>((resolve, reject) => {
     const req = request({
       createConnection: () => socket as never,
@@ -248,7 +233,7 @@ test("raw TCP is refused unless a rule allows host:port, then relayed", async ()
 test("WebSocket upgrades pass after policy and echo both ways", async () => {
   const { p, events } = proxy();
   for (const tls of [false, true]) {
-    const port = tls ? up.httpsPort : up.httpPort;
+    const port = tls ? up().httpsPort : up().httpPort;
     const socket = await guestSocket(p, { name: "api.test", port, tls, caPem: ca.certPem });
     const tunnel = await new Promise<Duplex>((resolve, reject) => {
       const req = request({
@@ -276,12 +261,12 @@ test("WebSocket upgrades pass after policy and echo both ways", async () => {
   assert.equal(events[0]?.status, 101);
 
   const denied = proxy({ allowedHosts: ["plain.test"] });
-  const socket = await guestSocket(denied.p, { name: "api.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(denied.p, { name: "api.test", port: up().httpPort, tls: false });
   const status = await new Promise<number>((resolve) => {
     const req = request({
       createConnection: () => socket as never,
       host: "api.test",
-      port: up.httpPort,
+      port: up().httpPort,
       headers: { connection: "Upgrade", upgrade: "websocket" },
     });
     req.on("response", (res) => resolve(res.statusCode ?? 0));
@@ -293,9 +278,9 @@ test("WebSocket upgrades pass after policy and echo both ways", async () => {
 
 test("a name resolving to a private address is refused unless private hosts are allowed", async () => {
   const { p, events } = proxy({ allowPrivate: false, allowedHosts: ["private.test", "127.0.0.1"] });
-  const res = await guestRequest(p, { name: "private.test", port: up.httpPort, tls: false });
+  const res = await guestRequest(p, { name: "private.test", port: up().httpPort, tls: false });
   assert.equal(res.status, 403);
-  const literal = await guestRequest(p, { name: "127.0.0.1", port: up.httpPort, tls: false });
+  const literal = await guestRequest(p, { name: "127.0.0.1", port: up().httpPort, tls: false });
   assert.equal(literal.status, 403);
   await settle(events, 2);
   assert.deepEqual(
@@ -308,7 +293,7 @@ test("an upstream certificate the host does not trust gives 502", async () => {
   const { p, events } = proxy({ upstreamCaPems: [] });
   const res = await guestRequest(p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
   });
@@ -321,7 +306,7 @@ test("an upstream certificate the host does not trust gives 502", async () => {
 test("malformed HTTP gets 400 and the proxy keeps serving", async () => {
   const { p, events } = proxy();
   const [ip] = await p.resolveIpv4("plain.test");
-  const socket = await guestDial(p, ip!, up.httpPort);
+  const socket = await guestDial(p, ip!, up().httpPort);
   const reply = await sendAndReadAll(
     socket,
     "GET / HTTP/1.1\r\nHost: plain.test\r\nBad Header Line\r\n\r\n",
@@ -329,7 +314,7 @@ test("malformed HTTP gets 400 and the proxy keeps serving", async () => {
   assert.match(reply, /^HTTP\/1\.1 400/);
   await settle(events);
   assert.equal(events[0]?.code, "invalid_request");
-  const ok = await guestRequest(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const ok = await guestRequest(p, { name: "plain.test", port: up().httpPort, tls: false });
   assert.equal(ok.status, 200);
 });
 
@@ -337,10 +322,10 @@ test("a request that fails after its head is not reported as a 200", async () =>
   // Node accepts the head, then rejects the unknown transfer coding: the request never got a
   // response, and its event must not claim the server's default status.
   const { p, events } = proxy();
-  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "plain.test", port: up().httpPort, tls: false });
   const reply = await sendAndReadAll(
     socket,
-    `POST /te HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nTransfer-Encoding: identity\r\n\r\nabc`,
+    `POST /te HTTP/1.1\r\nHost: plain.test:${up().httpPort}\r\nTransfer-Encoding: identity\r\n\r\nabc`,
   );
   assert.match(reply, /^HTTP\/1\.1 400/);
   await settle(events);
@@ -359,17 +344,17 @@ test("TLS garbage and a truncated ClientHello are closed without harm", async ()
     Buffer.from([0x16, 0x03, 0x01, 0x00, 0x20]),
     Buffer.alloc(32, 0xff),
   ]);
-  const r1 = await exchange(await guestDial(p, ip!, up.httpsPort), garbage.toString("latin1"));
+  const r1 = await exchange(await guestDial(p, ip!, up().httpsPort), garbage.toString("latin1"));
   assert.equal(r1.data.length, 0);
   // A ClientHello cut short, then silence.
   const truncated = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
-  const r2 = await exchange(await guestDial(p, ip!, up.httpsPort), truncated.toString("latin1"));
+  const r2 = await exchange(await guestDial(p, ip!, up().httpsPort), truncated.toString("latin1"));
   assert.equal(r2.data.length, 0);
   await settle(events, 2);
   assert.ok(events.every((e) => e.blocked));
   const ok = await guestRequest(p, {
     name: "api.test",
-    port: up.httpsPort,
+    port: up().httpsPort,
     tls: true,
     caPem: ca.certPem,
   });
@@ -402,10 +387,10 @@ test("synthetic DNS: stable addresses, mapped back, no upstream lookups; UDP ref
 
 test("an upgrade the upstream declines is relayed as an ordinary response", async () => {
   const { p } = proxy();
-  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "plain.test", port: up().httpPort, tls: false });
   const reply = await sendAndReadAll(
     socket,
-    `GET /h2c HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+    `GET /h2c HTTP/1.1\r\nHost: plain.test:${up().httpPort}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
   );
   assert.match(reply, /^HTTP\/1\.1 200 /);
   assert.match(reply, /"url":"\/h2c"/);
@@ -442,10 +427,10 @@ test("an upgrade request with a body is refused: its body would never reach the 
 
 test("a guest that half-closes after its request still gets the whole response", async () => {
   const { p } = proxy();
-  const socket = await guestSocket(p, { name: "plain.test", port: up.httpPort, tls: false });
+  const socket = await guestSocket(p, { name: "plain.test", port: up().httpPort, tls: false });
   const reply = await sendAndReadAll(
     socket,
-    `GET /half HTTP/1.1\r\nHost: plain.test:${up.httpPort}\r\n\r\n`,
+    `GET /half HTTP/1.1\r\nHost: plain.test:${up().httpPort}\r\n\r\n`,
     true,
   );
   assert.match(reply, /^HTTP\/1\.1 200 /);

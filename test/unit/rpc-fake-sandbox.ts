@@ -6,13 +6,12 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import type { ExecStream } from "../../src/channel/index.js";
-import { ErrFile, ErrInvalidConfig, ErrNotFound, ErrVMNotRunning } from "../../src/errors.js";
-import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/observe/index.js";
+import { ErrFile, ErrInvalidConfig, ErrVMNotRunning } from "../../src/errors.js";
 import type { SandboxOptions } from "../../src/config/index.js";
 import type { RpcSandbox, SandboxFactory } from "../../src/rpc/index.js";
+import { FakeEgress } from "../helpers/fake-egress.js";
 import {
   ExecProcess,
-  type AllowlistState,
   type FileInfo,
   type PortConnection,
   type SandboxApi,
@@ -105,20 +104,20 @@ interface Entry {
   mode: number;
 }
 
-export class FakeSandbox implements SandboxApi {
+export class FakeSandbox extends FakeEgress implements SandboxApi {
   readonly id: string;
   readonly spawned: Spawned[] = [];
   readonly files = new Map<string, Entry>();
   readonly dirs = new Set<string>(["/", "/tmp", "/etc"]);
-  allowlist: AllowlistState = { intercepting: true, hosts: [], emptyDeniesAll: false };
   closed = false;
   private readonly subscribers = new Set<(e: SandboxEvent | undefined) => void>();
 
   constructor(id = "vm-fake0001") {
+    super();
     this.id = id;
   }
 
-  private live(): void {
+  protected override live(): void {
     if (this.closed) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
   }
 
@@ -210,40 +209,6 @@ export class FakeSandbox implements SandboxApi {
     connected.catch(() => undefined);
     const done = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     return { connected, readable: socket, writable: socket, done, close: () => socket.destroy() };
-  }
-
-  async allowHosts(...hosts: string[]): Promise<string[]> {
-    this.live();
-    if (!this.allowlist.intercepting) throw new ErrInvalidConfig("open mode");
-    const added = hosts.filter((h) => !this.allowlist.hosts.includes(h));
-    this.allowlist = { ...this.allowlist, hosts: [...this.allowlist.hosts, ...added] };
-    return added;
-  }
-
-  async disallowHosts(...hosts: string[]): Promise<string[]> {
-    const removed = this.allowlist.hosts.filter((h) => hosts.includes(h));
-    this.allowlist = {
-      ...this.allowlist,
-      hosts: this.allowlist.hosts.filter((h) => !hosts.includes(h)),
-    };
-    return removed;
-  }
-
-  async pendingRequests(): Promise<BlockedRequest[]> {
-    return [];
-  }
-
-  async decideRequest(requestId: number): Promise<void> {
-    throw new ErrNotFound(`request ${requestId} is not waiting for approval`);
-  }
-
-  async usage(): Promise<SandboxUsage> {
-    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
-  }
-
-  async allowedHosts(): Promise<AllowlistState> {
-    this.live();
-    return this.allowlist;
   }
 
   /** rpc never personalises a running sandbox; a call here is a bug in the server. */
