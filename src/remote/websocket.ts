@@ -8,7 +8,7 @@
 import type { IncomingMessage } from "node:http";
 import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from "node:tls";
+import type { ConnectionOptions as TlsConnectionOptions, TLSSocket } from "node:tls";
 import type { WebSocket as WsSocket } from "ws";
 import { ErrAuth, ErrVMNotRunning, reviveError, type WheellockError } from "../errors.js";
 import { MAX_MESSAGE_BYTES } from "./protocol.js";
@@ -79,10 +79,14 @@ export const SPARE_HEADER = "x-wheellock-spare";
  * A TCP (or TLS) connection that keeps the process alive only while `ref`'d: a spare waiting
  * for the next operation must not hold a finished program open.
  */
-function connectionMaker(secure: boolean, held: { socket?: Socket }, unref: boolean) {
+function connectionMaker(
+  tlsConnect: ((options: TlsConnectionOptions) => TLSSocket) | undefined,
+  held: { socket?: Socket },
+  unref: boolean,
+) {
   return (options: TlsConnectionOptions & { socketPath?: string }): Socket => {
     // As `ws` itself connects: its options' `path` is the URL's path, not a unix socket.
-    const socket = secure
+    const socket = tlsConnect
       ? tlsConnect({
           ...options,
           path: undefined,
@@ -105,6 +109,8 @@ export async function openWebSocket(
   spare = false,
 ): Promise<OpenedWebSocket> {
   const { WebSocket } = await import("ws");
+  // TLS code is loaded only for a wss:// node (a plain run never loads it).
+  const tlsConnect = target.url.startsWith("wss:") ? (await import("node:tls")).connect : undefined;
   const held: { socket?: Socket } = {};
   return new Promise<OpenedWebSocket>((resolve, reject) => {
     const ws = new WebSocket(target.url, {
@@ -117,11 +123,7 @@ export async function openWebSocket(
       perMessageDeflate: false,
       // A node that accepts the connection and never answers must not hang the caller.
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-      createConnection: connectionMaker(
-        target.url.startsWith("wss:"),
-        held,
-        spare,
-      ) as unknown as typeof netConnect,
+      createConnection: connectionMaker(tlsConnect, held, spare) as unknown as typeof netConnect,
       ...(target.ca !== undefined ? { ca: target.ca } : {}),
     });
     ws.once("unexpected-response", (_req, res) => {
