@@ -2,7 +2,8 @@
 // the userspace stack, against servers on 127.0.0.1, with the same client (curl) on the host
 // as the baseline; open mode and intercept mode (HTTP parsed and forwarded, HTTPS terminated
 // with the sandbox CA and re-encrypted upstream). JSON on stdout.
-// Run alone: `node --import tsx bench/network.ts`.
+// Run alone: `node --import tsx bench/network.ts [--open-only]` (--open-only: open-mode
+// download/upload against the host's loopback only, no intercept-mode sandbox).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -91,10 +92,13 @@ type Figures = Record<keyof typeof FIGURES, number>;
  * Medians of 3 rounds; each round takes every figure in every place in turn, so a change in
  * the machine's load (shared, busy cores) hits all places alike and the ratios stay fair.
  */
-async function measureInterleaved(places: Record<string, Place>): Promise<Record<string, Figures>> {
+async function measureInterleaved(
+  places: Record<string, Place>,
+  figures: Partial<typeof FIGURES>,
+): Promise<Record<string, Figures>> {
   const samples: Record<string, Record<string, number[]>> = {};
   for (let round = 0; round < 3; round++) {
-    for (const [figure, take] of Object.entries(FIGURES)) {
+    for (const [figure, take] of Object.entries(figures)) {
       for (const [name, place] of Object.entries(places)) {
         ((samples[name] ??= {})[figure] ??= []).push(await take(place));
       }
@@ -122,7 +126,14 @@ function hostCurl(args: string[], stdinZeroBytes: number): Promise<string> {
   });
 }
 
-export async function networkBench(log: (m: string) => void): Promise<Record<string, unknown>> {
+/** Item 5 of issue 17 alone: open-mode download and upload against the host's loopback. */
+const OPEN_ONLY = { downloadMBps: FIGURES.downloadMBps, uploadMBps: FIGURES.uploadMBps };
+
+/** `openOnly`: no intercept-mode sandbox, only the open-mode transfer figures (quicker). */
+export async function networkBench(
+  log: (m: string) => void,
+  openOnly = false,
+): Promise<Record<string, unknown>> {
   const body = randomBytes(DOWNLOAD_BYTES);
   const server = await startServer(body);
   const port = (server.address() as AddressInfo).port;
@@ -135,12 +146,14 @@ export async function networkBench(log: (m: string) => void): Promise<Record<str
     log("network: starting an open-mode and an intercept-mode sandbox");
     await using open = await Sandbox.create({ allowPrivateHosts: true, resolveOverrides });
     await open.writeFile("/tmp/bench-ca.pem", readFileSync(ca.caPath));
-    await using intercept = await Sandbox.create({
-      allowPrivateHosts: true,
-      resolveOverrides,
-      allowedHosts: ["bench.test"],
-      upstreamCa: [ca.caPath],
-    });
+    await using intercept = openOnly
+      ? undefined
+      : await Sandbox.create({
+          allowPrivateHosts: true,
+          resolveOverrides,
+          allowedHosts: ["bench.test"],
+          upstreamCa: [ca.caPath],
+        });
     const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
     const inGuest =
       (sb: Sandbox, extra: string[]): Run =>
@@ -154,7 +167,7 @@ export async function networkBench(log: (m: string) => void): Promise<Record<str
     const http = `http://bench.test:${port}`;
     const https = `https://bench.test:${tlsPort}`;
     log("network: measuring host, open mode and intercept mode in turn");
-    const figures = await measureInterleaved({
+    const places: Record<string, Place> = {
       host: {
         run: (args) =>
           hostCurl(
@@ -173,9 +186,10 @@ export async function networkBench(log: (m: string) => void): Promise<Record<str
         https,
       },
       guestOpenMode: { run: inGuest(open, ["--cacert", "/tmp/bench-ca.pem"]), http, https },
-      // The intercept CA is in the guest's env; the proxy checks upstream against the test CA.
-      guestIntercept: { run: inGuest(intercept, []), http, https },
-    });
+    };
+    // The intercept CA is in the guest's env; the proxy checks upstream against the test CA.
+    if (intercept) places.guestIntercept = { run: inGuest(intercept, []), http, https };
+    const figures = await measureInterleaved(places, openOnly ? OPEN_ONLY : FIGURES);
     const { host, guestOpenMode: o, guestIntercept: i } = figures as Record<string, Figures>;
     return {
       accel: open.accel,
@@ -205,6 +219,9 @@ export async function networkBench(log: (m: string) => void): Promise<Record<str
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const result = await networkBench((m) => process.stderr.write(`bench: ${m}\n`));
+  const result = await networkBench(
+    (m) => process.stderr.write(`bench: ${m}\n`),
+    process.argv.includes("--open-only"),
+  );
   process.stdout.write(`${JSON.stringify({ network: result }, null, 2)}\n`);
 }

@@ -58,6 +58,7 @@ async function nodeProcess(dir: string, id: string, socketPath: string): Promise
     find: (wanted) => (wanted === id ? hosted : undefined),
     prepareOperation: () => prepareRelay(unixConnector(socketPath, id)),
     readLog: (_id, cursor) => ({ data: Buffer.alloc(0), cursor }),
+    usage: () => Promise.resolve(undefined),
     remove: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

@@ -1,7 +1,6 @@
 // `npm run bench`: start, exec and I/O figures with their same-run baselines, as JSON on
 // stdout (progress on stderr). Numbers, not pass/fail: see docs/PERFORMANCE.md.
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,8 +13,10 @@ import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { interceptLatencyBench } from "./intercept-latency.js";
 import { kernelComparison } from "./kernels.js";
-import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
-import { stdoutThroughputMBps as throughputMBps } from "./stdout-throughput.js";
+import { channelRounds, summarizeChannel } from "./channel-throughput.js";
+import { newQemuPid, ourQemuPids } from "./cpu-meter.js";
+import { networkBench } from "./network.js";
+import { listenRawPort } from "./raw-serial.js";
 
 const MB = 1024 * 1024;
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -105,7 +106,9 @@ async function main(): Promise<void> {
   log("warm VM: round trips, throughput, files");
   const dir = mkdtempSync(join(tmpdir(), "wl-bench-"));
   const rawPort = await listenRawPort(dir);
+  const qemusBefore = ourQemuPids();
   const sb = await Sandbox.create({}, { rawPorts: [rawPort.port] });
+  const qemuPid = newQemuPid(qemusBefore);
   try {
     const ping: number[] = [];
     for (let i = 0; i < 300; i++) ping.push((await timed(() => sb.files.ping()))[0]);
@@ -121,18 +124,14 @@ async function main(): Promise<void> {
     );
     const guestForkExecMs = (loopMs - emptyLoopMs) / loops;
 
-    const stdoutBytes = 256 * MB;
-    const stdout = [await throughputMBps(sb, stdoutBytes), await throughputMBps(sb, stdoutBytes)];
-    const raw = await rawSerialMBps(sb, rawPort.connection, stdoutBytes);
-    const pipe = await guestPipeMBps(sb, stdoutBytes);
+    // Exec stdout, file write and file read against the raw port, interleaved per round so
+    // each ratio compares transfers that saw the same load (bench/channel-throughput.ts).
+    const transferBytes = 64 * MB;
+    const channel = summarizeChannel(
+      await channelRounds(sb, rawPort.connection, 3, transferBytes, qemuPid, log),
+    );
+    const pipe = await guestPipeMBps(sb, transferBytes);
 
-    const fileBytes = 64 * MB;
-    const data = randomBytes(fileBytes);
-    const [writeMs] = await timed(() => sb.writeFile("/tmp/bench.bin", data));
-    const [readMs, back] = await timed(() => sb.readFile("/tmp/bench.bin"));
-    if (!back.equals(data)) throw new Error("file read back differs");
-
-    const stdoutMBps = Math.max(...stdout);
     const result = {
       accel: accel.accel,
       accelReason: accel.reason,
@@ -162,15 +161,9 @@ async function main(): Promise<void> {
         ratioExecVsGuestForkExec: round(median(execRtt) / guestForkExecMs),
       },
       throughput: {
-        stdoutMBps: round(stdoutMBps),
-        baselineRawSerialMBps: round(raw),
-        ratioStdoutVsRaw: round(stdoutMBps / raw),
+        ...channel,
         baselineGuestPipeMBps: round(pipe),
-        ratioStdoutVsGuestPipe: round(stdoutMBps / pipe),
-        fileWriteMBps: round(fileBytes / MB / (writeMs / 1000)),
-        fileReadMBps: round(fileBytes / MB / (readMs / 1000)),
-        ratioFileWriteVsRaw: round(fileBytes / MB / (writeMs / 1000) / raw),
-        ratioFileReadVsRaw: round(fileBytes / MB / (readMs / 1000) / raw),
+        ratioStdoutVsGuestPipe: round(channel.stdoutMBps / pipe),
       },
     };
     // A separate section: pull/unpack throughput and first vs cached image start.
@@ -178,8 +171,10 @@ async function main(): Promise<void> {
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
     const interceptLatency = await interceptLatencyBench(30, log);
+    // Open-mode download/upload through the userspace stack vs curl on the host's loopback.
+    const network = await networkBench(log);
     process.stdout.write(
-      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept, interceptLatency }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept, interceptLatency, network }, null, 2)}\n`,
     );
   } finally {
     await sb.close();

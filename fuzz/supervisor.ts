@@ -17,7 +17,7 @@ export interface TargetRun {
   readonly inputs: readonly Buffer[];
   /** Run `inputs` once each instead of fuzzing. */
   readonly replay: boolean;
-  /** Longest an input may run before the worker is declared hung (default 5 s). */
+  /** Longest an input may run before the worker is declared hung (default 15 s). */
   readonly hangMs?: number;
   readonly onFinding: (f: Finding) => void;
   /** Pass what the target prints through to stderr. */
@@ -28,6 +28,8 @@ export interface TargetRun {
   readonly heapMb?: number;
   /** Receives the final corpus (seeds, committed inputs, inputs that reached new code). */
   readonly onCorpus?: (inputs: Buffer[]) => void;
+  /** Ends the run before its time (the worker is stopped; what it reported stands). */
+  readonly signal?: AbortSignal;
 }
 
 export interface TargetResult {
@@ -73,7 +75,7 @@ export async function superviseTarget(run: TargetRun): Promise<TargetResult> {
       total.blocksHit = Math.max(total.blocksHit, outcome.stats.blocksHit);
     }
     // A replay runs its inputs once; a worker that finished its time is done too.
-    if (outcome.stats || run.replay || Date.now() >= deadlineMs - 500) break;
+    if (outcome.stats || run.replay || run.signal?.aborted || Date.now() >= deadlineMs - 500) break;
     restarts++;
   }
   return { target: run.target, stats: total, restarts, wallMs: Date.now() - started };
@@ -116,7 +118,9 @@ function runWorker(
     if (run.verbose) out.pipe(process.stderr, { end: false });
     else out.resume();
   }
-  const hangMs = run.hangMs ?? 5000;
+  // Generous by default: a loaded machine can stall a worker for seconds, and this watch
+  // reports at once (the targets' own per-input limits, confirmed by a second run, are tighter).
+  const hangMs = run.hangMs ?? 15_000;
   const target = run.target;
   return new Promise((resolve) => {
     let stats: EngineStats | undefined;
@@ -127,8 +131,15 @@ function runWorker(
       if (settled) return;
       settled = true;
       clearInterval(watch);
+      run.signal?.removeEventListener("abort", stop);
       resolve({ ...(stats ? { stats } : {}), execs: stats?.execs ?? shared.execs });
     };
+    const stop = (): void => {
+      clearInterval(watch);
+      void worker.terminate().then(finish);
+    };
+    if (run.signal?.aborted) queueMicrotask(stop);
+    else run.signal?.addEventListener("abort", stop, { once: true });
     const rssLimit = process.memoryUsage.rss() + RSS_GROWTH_LIMIT_BYTES;
     const kill = (kind: Finding["kind"], message: string): void => {
       clearInterval(watch);

@@ -1,6 +1,5 @@
 #include "attrib.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 
 #include "cmdline.h"
 #include "proto.h"
+#include "sockowner.h"
 #include "stream.h"
 #include "util.h"
 #include "wire.h"
@@ -104,77 +104,6 @@ void attrib_exec_spawned(void)
 	if (pending_fd >= 0)
 		close(pending_fd);
 	pending_fd = -1;
-}
-
-struct key {
-	uint8_t kind;
-	uint32_t key;
-	unsigned long inode; /* sockets: from /proc/net/{tcp,udp}; 0 = no such socket */
-	pid_t pid;	     /* 0 = unknown */
-};
-
-/* Marks the inode of each socket key of `kind` whose local port is in `table`. */
-static void find_inodes(const char *table, struct key *keys, size_t n, uint8_t kind)
-{
-	FILE *f = fopen(table, "re");
-	if (!f)
-		return;
-	char line[256];
-	if (!fgets(line, sizeof line, f)) { /* header */
-		fclose(f);
-		return;
-	}
-	while (fgets(line, sizeof line, f)) {
-		unsigned port, state;
-		unsigned long inode;
-		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &port,
-			   &state, &inode) != 3)
-			continue;
-		if (inode == 0 || (kind == WL_ATTRIBUTION_KIND_TCP && state == 0x0A)) /* LISTEN */
-			continue;
-		for (size_t i = 0; i < n; i++)
-			if (keys[i].kind == kind && keys[i].key == port && keys[i].inode == 0)
-				keys[i].inode = inode;
-	}
-	fclose(f);
-}
-
-/* Finds the process holding each socket inode: one pass over every process's fds. */
-static void find_owners(struct key *keys, size_t n)
-{
-	size_t left = 0;
-	for (size_t i = 0; i < n; i++)
-		left += keys[i].inode != 0;
-	DIR *proc = left ? opendir("/proc") : NULL;
-	if (!proc)
-		return;
-	struct dirent *de;
-	char path[64], link[64];
-	while (left > 0 && (de = readdir(proc))) {
-		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid <= 1) /* not a process, or the agent (it holds no guest flows) */
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/fd", pid);
-		DIR *fds = opendir(path);
-		if (!fds)
-			continue;
-		struct dirent *fe;
-		while (left > 0 && (fe = readdir(fds))) {
-			ssize_t len = readlinkat(dirfd(fds), fe->d_name, link, sizeof link - 1);
-			if (len <= 8 || strncmp(link, "socket:[", 8) != 0)
-				continue;
-			link[len] = '\0';
-			unsigned long inode = strtoul(link + 8, NULL, 10);
-			for (size_t i = 0; i < n; i++)
-				if (keys[i].inode == inode && keys[i].pid == 0) {
-					keys[i].pid = pid;
-					left--;
-				}
-		}
-		closedir(fds);
-	}
-	closedir(proc);
 }
 
 /* The exec that started pid by the process tree: up the parent chain to an exec's first
@@ -295,7 +224,7 @@ static void add_cmdline(struct rec *r, pid_t pid)
 		rec_str(r, T_ATTRIBUTION_ARG, p);
 }
 
-static void add_entry(struct rec *out, const struct key *k)
+static void add_entry(struct rec *out, const struct sock_key *k)
 {
 	uint8_t entry[MAX_CMDLINE_BYTES + MAX_ARGS * WL_RECORD_ENTRY_HEADER + 64];
 	struct rec r;
@@ -320,9 +249,8 @@ int attrib_query(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	if (!rec_valid(payload, len))
 		return -1;
-	struct key keys[MAX_KEYS];
+	struct sock_key keys[MAX_KEYS];
 	size_t n = 0;
-	int tcp = 0, udp = 0;
 	struct rec_it it;
 	uint8_t tag;
 	const uint8_t *v;
@@ -344,18 +272,12 @@ int attrib_query(uint32_t id, const uint8_t *payload, uint32_t len)
 			wire_send_error(id, E2BIG, "more than %d ATTRIBUTE keys", MAX_KEYS);
 			return 0;
 		}
-		keys[n] = (struct key){kind, key, 0, kind == WL_ATTRIBUTION_KIND_PID ? (pid_t)key : 0};
+		keys[n] = (struct sock_key){kind, key, 0, kind == WL_ATTRIBUTION_KIND_PID ? (pid_t)key : 0};
 		if (kind == WL_ATTRIBUTION_KIND_PID && (key == 0 || key > 0x3fffffff))
 			keys[n].pid = 0;
-		tcp |= kind == WL_ATTRIBUTION_KIND_TCP;
-		udp |= kind == WL_ATTRIBUTION_KIND_UDP;
 		n++;
 	}
-	if (tcp)
-		find_inodes("/proc/net/tcp", keys, n, WL_ATTRIBUTION_KIND_TCP);
-	if (udp)
-		find_inodes("/proc/net/udp", keys, n, WL_ATTRIBUTION_KIND_UDP);
-	find_owners(keys, n);
+	sock_owners(keys, n);
 	struct rec out;
 	rec_init(&out, replybuf, sizeof replybuf);
 	for (size_t i = 0; i < n; i++)

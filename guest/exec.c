@@ -1,6 +1,7 @@
 #include "exec.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@
 #define OUTPUT_CHUNK WL_MAX_PAYLOAD
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static uint8_t iobuf[OUTPUT_CHUNK];
+/* Room for the frame header in front of the data (wire_send_framed). */
+static uint8_t iobuf[WL_HEADER_SIZE + OUTPUT_CHUNK];
 
 static void free_strv(char **v)
 {
@@ -324,14 +326,14 @@ void exec_on_output(struct stream *s, int fd)
 {
 	if (s->tx_window == 0)
 		return; /* never pull from the child without window: this is the backpressure */
-	size_t want = s->tx_window < sizeof iobuf ? s->tx_window : sizeof iobuf;
-	ssize_t n = read(fd, iobuf, want);
+	size_t want = s->tx_window < OUTPUT_CHUNK ? s->tx_window : OUTPUT_CHUNK;
+	ssize_t n = read(fd, iobuf + WL_HEADER_SIZE, want);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		s->tx_window -= (uint32_t)n;
 		s->idle_since_ms = now_ms();
-		wire_send(fd == s->err_fd ? FT_STDERR : FT_STDOUT, s->id, iobuf, (size_t)n);
+		wire_send_framed(fd == s->err_fd ? FT_STDERR : FT_STDOUT, s->id, iobuf, (size_t)n);
 		return;
 	}
 	/* EOF, or EIO from a PTY master whose last slave fd closed. */
@@ -363,6 +365,13 @@ void exec_child_exited(pid_t pid, int status)
 	}
 }
 
+/* 1 if a read of stdout or stderr would not block (data waiting, or end of file). */
+static int output_pending(const struct stream *s)
+{
+	struct pollfd p[2] = {{s->out_fd, POLLIN, 0}, {s->err_fd, POLLIN, 0}};
+	return poll(p, 2, 0) > 0;
+}
+
 int exec_check_done(struct stream *s)
 {
 	if (!s->exited)
@@ -378,6 +387,13 @@ int exec_check_done(struct stream *s)
 		uint64_t idle = now - s->idle_since_ms;
 		if (idle < DRAIN_IDLE_MS)
 			return (int)(DRAIN_IDLE_MS - idle);
+		/* "Idle" must mean the pipes had nothing, not that the agent was busy elsewhere
+		 * (a frame write the host drained slowly, a loaded machine) while output waited:
+		 * what is readable now, data or end of file, is read first. */
+		if (output_pending(s)) {
+			s->idle_since_ms = now;
+			return 0;
+		}
 	}
 	uint8_t b[8];
 	put_be32(b, (uint32_t)s->exit_code);

@@ -184,17 +184,17 @@ int file_read_start(uint32_t id, const uint8_t *payload, uint32_t len)
 
 int file_read_pump(struct stream *s)
 {
-	static uint8_t buf[READ_CHUNK];
+	static uint8_t buf[WL_HEADER_SIZE + READ_CHUNK]; /* header room: wire_send_framed */
 	if (s->tx_window == 0)
 		return 0;
 	size_t want = s->tx_window < READ_CHUNK ? s->tx_window : READ_CHUNK;
-	ssize_t n = read(s->file_fd, buf, want);
+	ssize_t n = read(s->file_fd, buf + WL_HEADER_SIZE, want);
 	if (n < 0 && errno == EINTR)
 		return 1;
 	if (n > 0) {
 		s->tx_window -= (uint32_t)n;
 		s->file_bytes += (uint64_t)n;
-		wire_send(FT_STDOUT, s->id, buf, (size_t)n);
+		wire_send_framed(FT_STDOUT, s->id, buf, (size_t)n);
 		return s->tx_window > 0;
 	}
 	uint32_t id = s->id;

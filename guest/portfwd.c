@@ -11,7 +11,8 @@
 #include "util.h"
 #include "wire.h"
 
-static uint8_t iobuf[WL_MAX_PAYLOAD];
+/* Room for the frame header in front of the data (wire_send_framed). */
+static uint8_t iobuf[WL_HEADER_SIZE + WL_MAX_PAYLOAD];
 
 int port_start(uint32_t id, const uint8_t *payload, uint32_t len)
 {
@@ -86,13 +87,13 @@ void port_on_output(struct stream *s)
 {
 	if (s->tx_window == 0 || s->out_fd < 0)
 		return; /* without window the socket is not read: TCP backpressure does the rest */
-	size_t want = s->tx_window < sizeof iobuf ? s->tx_window : sizeof iobuf;
-	ssize_t n = read(s->out_fd, iobuf, want);
+	size_t want = s->tx_window < WL_MAX_PAYLOAD ? s->tx_window : WL_MAX_PAYLOAD;
+	ssize_t n = read(s->out_fd, iobuf + WL_HEADER_SIZE, want);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		s->tx_window -= (uint32_t)n;
-		wire_send(FT_STDOUT, s->id, iobuf, (size_t)n);
+		wire_send_framed(FT_STDOUT, s->id, iobuf, (size_t)n);
 		return;
 	}
 	/* The service closed its end (or reset it): tell the host, keep the write side. */

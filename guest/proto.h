@@ -12,6 +12,9 @@
 #define WL_HEADER_SIZE 16u
 #define WL_MAX_PAYLOAD 262144u
 #define WL_INITIAL_WINDOW 262144u
+/* guest->host window at stream open (STDOUT/STDERR): four frames, so the agent keeps sending
+ * while the host's CREDIT for earlier frames is on its way back */
+#define WL_GUEST_WINDOW 1048576u
 /* u8 tag + u32 length before each record value */
 #define WL_RECORD_ENTRY_HEADER 5u
 

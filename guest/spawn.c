@@ -21,6 +21,8 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+/* Pipe size for a command's stdout and stderr (see spawn_child). */
+#define OUTPUT_PIPE_BYTES (1024 * 1024)
 
 static struct rlimit child_nofile;
 
@@ -158,6 +160,12 @@ pid_t spawn_child(const struct spawn_req *req, struct spawn_fds *fds)
 	} else {
 		if (pipe2(&p[0], O_CLOEXEC) || pipe2(&p[2], O_CLOEXEC) || pipe2(&p[4], O_CLOEXEC))
 			goto fail;
+		/* Bulk output: a command that fills the default 64 KiB pipe blocks, and every
+		 * switch between it and the agent is costly under emulation (a full TLB flush).
+		 * A larger pipe lets it run ahead and the agent read whole frames. Best effort;
+		 * pages are only used while output waits, and credit still bounds the total. */
+		fcntl(p[2], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
+		fcntl(p[4], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
 	}
 	pid_t pid = fork();
 	if (pid < 0)

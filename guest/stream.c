@@ -32,7 +32,7 @@ struct stream *stream_new(uint32_t id, enum stream_kind kind)
 		return NULL;
 	s->id = id;
 	s->kind = kind;
-	s->tx_window = WL_INITIAL_WINDOW;
+	s->tx_window = WL_GUEST_WINDOW;
 	s->rx_window = WL_INITIAL_WINDOW;
 	s->out_fd = s->err_fd = s->in_fd = s->file_fd = -1;
 	table[count++] = s;

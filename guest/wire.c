@@ -43,22 +43,25 @@ void wire_set_token(uint32_t token)
 	session_token = token;
 }
 
-int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
+static void put_header(uint8_t *hdr, uint8_t type, uint32_t stream, size_t len)
 {
-	uint8_t hdr[WL_HEADER_SIZE] = {WL_MAGIC, type, 0, 0};
+	hdr[0] = WL_MAGIC;
+	hdr[1] = type;
+	hdr[2] = hdr[3] = 0;
 	put_be32(hdr + 4, stream);
 	put_be32(hdr + 8, (uint32_t)len);
 	put_be32(hdr + 12, session_token);
-	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
-	int cnt = len ? 2 : 1;
-	struct iovec *v = iov;
+}
+
+/* Writes every iovec whole. The fd blocks while the host is away, so an error means the port
+ * itself is broken (ENODEV: removed); a frame cut short cannot be resumed either. */
+static void send_all(struct iovec *v, int cnt)
+{
 	while (cnt > 0) {
 		ssize_t n = writev(port->fd, v, cnt);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			/* The fd blocks while the host is away, so an error means the port itself is
-			 * broken (ENODEV: removed); a frame cut short cannot be resumed either. */
 			port_lost(port, strerror(errno));
 		}
 		while (cnt > 0 && (size_t)n >= v->iov_len) {
@@ -71,6 +74,22 @@ int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
 			v->iov_len -= (size_t)n;
 		}
 	}
+}
+
+int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len)
+{
+	uint8_t hdr[WL_HEADER_SIZE];
+	put_header(hdr, type, stream, len);
+	struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
+	send_all(iov, len ? 2 : 1);
+	return 0;
+}
+
+int wire_send_framed(uint8_t type, uint32_t stream, uint8_t *frame, size_t len)
+{
+	put_header(frame, type, stream, len);
+	struct iovec iov = {frame, WL_HEADER_SIZE + len};
+	send_all(&iov, 1);
 	return 0;
 }
 

@@ -19,6 +19,11 @@ void wire_set_token(uint32_t token);
 /* Sends one frame; len must be <= WL_MAX_PAYLOAD. Returns 0; a port that fails to take it
  * ends the VM (port_lost), since a stream cut mid-frame cannot be resumed. */
 int wire_send(uint8_t type, uint32_t stream, const void *payload, size_t len);
+/* The same from a buffer that holds the payload at frame + WL_HEADER_SIZE: the header is
+ * written in front of it and the frame leaves in one write. The virtio-console port turns
+ * every write() into its own buffer, a QEMU exit and a host socket write, so a separate
+ * 16-byte header costs as much as a payload chunk. */
+int wire_send_framed(uint8_t type, uint32_t stream, uint8_t *frame, size_t len);
 int wire_send_u32(uint8_t type, uint32_t stream, uint32_t value);
 /* Terminal ERROR frame on a stream. err may be 0 (no ERRNO field). */
 void wire_send_error(uint32_t stream, int err, const char *fmt, ...)

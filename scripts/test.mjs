@@ -3,7 +3,7 @@
 //   npm test             unit tests, then VM tests (VM tests one file at a time: TCG is CPU-bound)
 //   npm run test:unit    unit tests only (no VM, seconds)
 //   node scripts/test.mjs test/vm/exec.test.ts   selected files
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,14 +20,73 @@ function testFiles(dir) {
     .map((f) => join(dir, f));
 }
 
-function run(files, concurrency) {
-  if (files.length === 0) return 0;
-  const res = spawnSync(
-    process.execPath,
-    ["--import", "tsx", "--test", `--test-concurrency=${concurrency}`, ...files],
-    { stdio: "inherit" },
-  );
-  return res.status ?? 1;
+// Each file runs in its own `node --test` process group with a time limit, so a file that hangs
+// (a VM that never answers, a handle that keeps the process alive) fails on its own, killed with
+// everything it started, and the run goes on: it cannot eat a CI job's whole time. (Node 20's
+// --test-timeout is no per-file limit: it starts counting for every file at once.) The limits
+// are generous for a loaded 2-core machine running VMs under TCG; WHEELLOCK_TEST_FILE_LIMIT_S
+// overrides both.
+const FILE_LIMIT_MS = {
+  unit: 10 * 60_000,
+  vm: 25 * 60_000,
+};
+const limitOverrideS = Number(process.env.WHEELLOCK_TEST_FILE_LIMIT_S);
+const running = new Set();
+
+function runFile(file, limitMs, stream) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--test", file], {
+      stdio: stream ? "inherit" : ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    running.add(child);
+    const output = [];
+    // With files in parallel, each file's report is printed whole when it ends.
+    child.stdout?.on("data", (d) => output.push(d));
+    child.stderr?.on("data", (d) => output.push(d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child);
+    }, limitMs);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      if (output.length > 0) process.stdout.write(Buffer.concat(output));
+      if (timedOut) console.error(`not ok - ${file}: killed after its ${limitMs / 1000} s limit`);
+      resolve(timedOut || signal ? 1 : (code ?? 1));
+    });
+  });
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+// The files' process groups do not see a terminal's Ctrl-C: pass it on.
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    for (const child of running) killGroup(child);
+    process.exit(1);
+  });
+}
+
+async function run(files, concurrency, kind) {
+  const limitMs = limitOverrideS > 0 ? limitOverrideS * 1000 : FILE_LIMIT_MS[kind];
+  const queue = [...files];
+  const failed = [];
+  const lane = async () => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      if ((await runFile(file, limitMs, concurrency === 1)) !== 0) failed.push(file);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  if (failed.length > 0) console.error(`failed test files:\n  ${failed.join("\n  ")}`);
+  return failed.length > 0 ? 1 : 0;
 }
 
 // VM tests keep their sandboxes under /tmp/wheellock-test-* data dirs; anything of that name
@@ -46,10 +105,10 @@ function leftovers() {
 
 let status;
 if (explicit.length > 0) {
-  status = run(explicit, 1);
+  status = await run(explicit, 1, explicit.some((f) => f.includes("test/vm/")) ? "vm" : "unit");
 } else {
-  status = run(testFiles("test/unit"), 2);
-  if (status === 0 && !unitOnly) status = run(testFiles("test/vm"), 1);
+  status = await run(testFiles("test/unit"), 2, "unit");
+  if (status === 0 && !unitOnly) status = await run(testFiles("test/vm"), 1, "vm");
 }
 const left = leftovers();
 if (left.dirs.length > 0 || left.qemus.length > 0) {

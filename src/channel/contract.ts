@@ -12,8 +12,14 @@ export const FRAME_MAGIC = 0x57;
 export const FRAME_HEADER_BYTES = 16;
 /** Largest payload either side may send in one frame; also the parser's allocation bound. */
 export const MAX_PAYLOAD = 262144;
-/** Per-direction, per-stream flow-control window at stream open. */
+/** Host -> guest (STDIN) flow-control window per stream at open: what the agent may have to buffer. */
 export const INITIAL_WINDOW = 262144;
+/**
+ * Guest -> host (STDOUT/STDERR) window per stream at open: what the host may have to buffer.
+ * Four maximal frames, so the agent keeps sending while CREDIT for earlier ones travels back
+ * (with one frame's worth a file read was stop-and-wait).
+ */
+export const GUEST_WINDOW = 1048576;
 /** Bytes per TLV entry header: u8 tag + u32 length. */
 export const RECORD_ENTRY_HEADER_BYTES = 5;
 

@@ -4,7 +4,7 @@
  * decides when to hand window back.
  */
 import { ErrProtocol } from "../errors.js";
-import { INITIAL_WINDOW } from "./contract.js";
+import { GUEST_WINDOW, INITIAL_WINDOW } from "./contract.js";
 
 /** A window can never usefully exceed what a u32 CREDIT could describe; more means a broken guest. */
 const MAX_WINDOW = 0xffffffff;
@@ -14,7 +14,7 @@ const MAX_WINDOW = 0xffffffff;
  * outstanding, and then either the reader holds >= 3/4 of it (its own backpressure) or at
  * least a quarter is consumed and gets returned.
  */
-const CREDIT_BATCH_BYTES = INITIAL_WINDOW / 4;
+const CREDIT_BATCH_BYTES = GUEST_WINDOW / 4;
 
 /** Host -> guest: how much STDIN we may still send on one stream. */
 export class SendWindow {
@@ -77,9 +77,9 @@ export class RecvWindow {
 
   /** Called for every incoming data frame; throws ErrProtocol if the guest overran its window. */
   receive(bytes: number): void {
-    if (this.outstandingBytes + bytes > INITIAL_WINDOW) {
+    if (this.outstandingBytes + bytes > GUEST_WINDOW) {
       throw new ErrProtocol(
-        `guest sent ${bytes} bytes with only ${INITIAL_WINDOW - this.outstandingBytes} bytes of credit`,
+        `guest sent ${bytes} bytes with only ${GUEST_WINDOW - this.outstandingBytes} bytes of credit`,
       );
     }
     this.outstandingBytes += bytes;

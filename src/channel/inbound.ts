@@ -8,7 +8,7 @@
  * explicit read — goes through `read()`).
  */
 import { Readable } from "node:stream";
-import { INITIAL_WINDOW } from "./contract.js";
+import { GUEST_WINDOW } from "./contract.js";
 
 export interface InboundHooks {
   /** `bytes` more have left the buffer (or were discarded): time to (maybe) return credit. */
@@ -25,7 +25,7 @@ export class CreditedReadable extends Readable {
 
   constructor(private readonly hooks: InboundHooks) {
     // The window already bounds what can be buffered; a smaller mark would only add _read calls.
-    super({ highWaterMark: INITIAL_WINDOW });
+    super({ highWaterMark: GUEST_WINDOW });
   }
 
   /** Hands guest data to the reader. After destroy the bytes are dropped but still credited. */

@@ -1,5 +1,4 @@
 import { Command } from "commander";
-import type { SandboxUsage } from "../observe/index.js";
 import { getRecord, listRecords, type SandboxRecord } from "../state/index.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
@@ -66,32 +65,16 @@ export function inspectCommand(): Command {
     async (id: string, flags: RemoteFlags) => {
       const onNode = await resolvedRemote(flags);
       if (onNode) {
+        // The node adds the usage, asked of the sandbox there as below.
         const shown = await onNode.sdk.inspectRemote(id, onNode.remote);
         return void process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
       }
       const record = getRecord(id);
       // A running sandbox's usage is asked of it; a stopped one's is in the record.
-      if (record.status === "running") {
-        const usage = await liveUsage(id);
-        if (usage) record.usage = usage;
-      }
+      const { supervisedUsage } = await import("../supervisor/index.js");
+      const usage = await supervisedUsage(id, LIVE_USAGE_TIMEOUT_MS);
+      if (usage) record.usage = usage;
       process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
     },
   );
-}
-
-/** A running sandbox's usage, or undefined when it does not answer in time. */
-async function liveUsage(id: string): Promise<SandboxUsage | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const usage = await Promise.race([
-    import("../sdk/index.js")
-      .then(({ Sandbox }) => Sandbox.connect(id).usage())
-      .catch(() => undefined),
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), LIVE_USAGE_TIMEOUT_MS);
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
-  return usage;
 }

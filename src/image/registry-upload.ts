@@ -208,8 +208,22 @@ async function putChunked(
     headers: { "content-length": "0" },
     signal: opts.signal,
   });
-  await finished(client, repository, res, blob.digest);
+  try {
+    await finished(client, repository, res, blob.digest);
+  } catch (err) {
+    // A registry may still be storing the tail of a chunk that was cut off when it answers the
+    // status GET, so the resumed chunk lands at the wrong offset and the blob's digest comes
+    // out wrong. Only a fresh session recovers from that.
+    if (failures > 0 && err instanceof ErrImage && /DIGEST_INVALID/.test(err.message))
+      throw new ErrResumeSpoilt(
+        `registry ${client.registry}: upload of ${blob.digest} did not match its digest after a resumed chunk`,
+      );
+    throw err;
+  }
 }
+
+/** A resumed chunked upload that the registry assembled wrongly: worth a whole new attempt. */
+class ErrResumeSpoilt extends ErrImage {}
 
 /** GET on an upload session: how many bytes the registry holds (its `Range: 0-<last>`). */
 async function uploadStatus(
@@ -258,6 +272,7 @@ async function finished(
 /** Network trouble and the registry's own failures are worth another attempt; refusals not. */
 function retryable(err: unknown): boolean {
   const message = (err as Error).message ?? "";
+  if (err instanceof ErrResumeSpoilt) return true;
   return !(err instanceof ErrImage) || /unreachable|HTTP (5\d\d|429|416|404)/.test(message);
 }
 

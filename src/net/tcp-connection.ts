@@ -65,6 +65,11 @@ export class TcpConnection implements UpstreamTcpEvents {
   private readonly iss = randomInt(0, 0xffffffff);
   private sndUna = this.iss;
   private sndNxt = this.iss;
+  /**
+   * The highest sequence number sent so far. A retransmission timer sets sndNxt back to sndUna;
+   * an ACK that arrives after that still acknowledges bytes sent once, up to here.
+   */
+  private sndMax = this.iss;
   private readonly sendQueue = new ByteQueue();
   private guestMss: number;
   private readonly guestShift: number;
@@ -186,7 +191,7 @@ export class TcpConnection implements UpstreamTcpEvents {
         return;
       }
       this.state = "established";
-      this.sndUna = this.sndNxt = seg.ack;
+      this.sndUna = this.sndNxt = this.sndMax = seg.ack;
       this.retransmits = 0;
       this.clearTimer();
     }
@@ -208,7 +213,7 @@ export class TcpConnection implements UpstreamTcpEvents {
    */
   private processAck(seg: TcpSegment): boolean {
     const acked = seqDiff(seg.ack, this.sndUna);
-    const outstanding = seqDiff(this.sndNxt, this.sndUna);
+    const outstanding = seqDiff(this.sndMax, this.sndUna);
     if (acked > outstanding) {
       this.sendAck();
       return false;
@@ -220,8 +225,11 @@ export class TcpConnection implements UpstreamTcpEvents {
     const dataAcked = Math.min(acked, this.sendQueue.lengthBytes);
     this.sendQueue.drop(dataAcked);
     this.hooks.budget.release(dataAcked);
-    if (this.finSent && acked > dataAcked) this.finAcked = true;
+    // Beyond the data only the FIN can be acknowledged (sent once, even if the timer has
+    // since gone back to resend it).
+    if (acked > dataAcked) this.finSent = this.finAcked = true;
     this.sndUna = seg.ack;
+    if (seqDiff(this.sndUna, this.sndNxt) > 0) this.sndNxt = this.sndUna;
     this.retransmits = 0;
     this.rtoMs = this.tuning.initialRtoMs;
     this.clearTimer();
@@ -285,6 +293,7 @@ export class TcpConnection implements UpstreamTcpEvents {
         const payload = this.sendQueue.read(inFlight, Math.min(mss, room, unsent));
         this.hooks.emit(this.segment(TCP_ACK | TCP_PSH, this.sndNxt, payload));
         this.sndNxt = seqAdd(this.sndNxt, payload.length);
+        this.noteSent();
         this.armTimer();
         continue;
       }
@@ -292,6 +301,7 @@ export class TcpConnection implements UpstreamTcpEvents {
         this.finSent = true;
         this.hooks.emit(this.segment(TCP_FIN | TCP_ACK, this.sndNxt));
         this.sndNxt = seqAdd(this.sndNxt, 1);
+        this.noteSent();
         this.armTimer();
       }
       // Zero window with data waiting: the timer probes it (see onTimer).
@@ -318,6 +328,11 @@ export class TcpConnection implements UpstreamTcpEvents {
     };
   }
 
+  /** Records how far sndNxt has reached (see sndMax). */
+  private noteSent(): void {
+    if (seqDiff(this.sndNxt, this.sndMax) > 0) this.sndMax = this.sndNxt;
+  }
+
   private sendAck(): void {
     this.hooks.emit(this.segment(TCP_ACK, this.sndNxt));
   }
@@ -328,6 +343,7 @@ export class TcpConnection implements UpstreamTcpEvents {
     s.mss = this.tuning.maxSegmentBytes;
     if (this.ourShift > 0) s.windowScale = this.ourShift;
     this.sndNxt = seqAdd(this.iss, 1);
+    this.noteSent();
     this.hooks.emit(s);
   }
 
@@ -363,6 +379,7 @@ export class TcpConnection implements UpstreamTcpEvents {
       const probe = this.sendQueue.read(0, 1);
       this.hooks.emit(this.segment(TCP_ACK, this.sndNxt, probe));
       this.sndNxt = seqAdd(this.sndNxt, 1);
+      this.noteSent();
       this.armTimer();
       return;
     }

@@ -19,7 +19,7 @@ import {
   type HostSample,
   type SandboxUsage,
 } from "../observe/index.js";
-import { processCpuSeconds, processPeakRssBytes } from "../util/index.js";
+import { processCpuSeconds, processPeakRssBytes, settledWithin } from "../util/index.js";
 import type { VfsCaller } from "../vfs/index.js";
 import type { EventHub, FileEventInfo } from "./events.js";
 import { meteredUpstream } from "./metered-upstream.js";
@@ -226,14 +226,7 @@ export class SandboxObserver {
     }
     const agent = this.agent;
     if (agent && !agent.closed) {
-      let timer: NodeJS.Timeout | undefined;
-      const guest = await Promise.race([
-        agent.usage().catch(() => undefined),
-        new Promise<undefined>(
-          (resolve) => (timer = setTimeout(() => resolve(undefined), GUEST_USAGE_TIMEOUT_MS)),
-        ),
-      ]);
-      clearTimeout(timer);
+      const guest = await settledWithin(agent.usage(), GUEST_USAGE_TIMEOUT_MS);
       if (guest) this.sample.diskWrittenBytes = guest.diskWrittenBytes;
     }
   }

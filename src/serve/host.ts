@@ -6,6 +6,7 @@
 import type { Duplex } from "node:stream";
 import type { SandboxOptions } from "../config/index.js";
 import type { SandboxRecord, SandboxStatus } from "../state/index.js";
+import type { SandboxUsage } from "../observe/index.js";
 import type { LogCursor } from "./log-slice.js";
 
 /** One sandbox of the node, as the API shows it (never a secret value). */
@@ -42,6 +43,11 @@ export interface SandboxHost {
    * ring) after `cursor`, and where that read ended.
    */
   readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor };
+  /**
+   * The sandbox's usage (as `inspect` shows it): asked of it while it runs, undefined when it
+   * does not answer within `timeoutMs`; a stopped one's final figures where they were kept.
+   */
+  usage(id: string, timeoutMs: number): Promise<SandboxUsage | undefined>;
   /** Stops the sandbox (if running) and removes everything of it. */
   remove(id: string): Promise<void>;
   /** Stops serving; sandboxes owned by supervisors keep running. */

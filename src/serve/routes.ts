@@ -13,6 +13,7 @@ import type { SandboxOptions } from "../config/index.js";
 import { ErrAuth, ErrVMNotFound } from "../errors.js";
 import { nodeSandboxId, parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
+import type { SandboxUsage } from "../observe/index.js";
 import type { HostedSandbox, SandboxHost } from "./host.js";
 import {
   decodePathSegment,
@@ -41,9 +42,16 @@ export interface RoutesOptions {
 /** A sandbox as the API shows it: the full id (`vm-...@node`) and what its record holds. */
 export interface SandboxView extends Omit<HostedSandbox, "vcpus" | "memoryMb"> {
   node: string;
+  /**
+   * `GET /v1/sandboxes/{id}` only (not the list): what `inspect` shows; absent while the
+   * sandbox starts or when it did not answer in time.
+   */
+  usage?: SandboxUsage;
 }
 
 const WAIT_LIMIT_MS = 60_000;
+/** How long one sandbox's view waits for its live usage before going without it. */
+const USAGE_TIMEOUT_MS = 3000;
 /** A log is read in slices of at most this (`log -f` asks again from where it got to). */
 const LOG_SLICE_BYTES = 1024 * 1024;
 
@@ -139,7 +147,8 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       if (method === "GET") {
         let found = sandboxFor(req, id, false);
         if (url.searchParams.get("wait") === "running") found = await waitRunning(opts.host, found);
-        return sendJson(res, 200, view(found));
+        const usage = await opts.host.usage(found.id, USAGE_TIMEOUT_MS);
+        return sendJson(res, 200, { ...view(found), ...(usage ? { usage } : {}) });
       }
       if (method === "DELETE") {
         const found = sandboxFor(req, id, true);

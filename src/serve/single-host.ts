@@ -9,6 +9,8 @@ import { planSandbox, type SandboxOptions } from "../config/index.js";
 import { ErrVMNotFound } from "../errors.js";
 import { serveConnection } from "../remote/index.js";
 import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
+import type { SandboxUsage } from "../observe/index.js";
+import { settledWithin } from "../util/index.js";
 import type { HostedSandbox, PreparedOperation, SandboxHost } from "./host.js";
 import { HttpError } from "./http-json.js";
 import type { LogCursor } from "./log-slice.js";
@@ -16,6 +18,8 @@ import type { LogCursor } from "./log-slice.js";
 export class SingleHost implements SandboxHost {
   private readonly procs = new Set<ExecProcess>();
   private stoppedReason: string | undefined;
+  /** The final figures (the sandbox's last `usage` event), once it stopped. */
+  private finalUsage: SandboxUsage | undefined;
   private stopped = false;
   readonly ended: Promise<void>;
 
@@ -25,6 +29,7 @@ export class SingleHost implements SandboxHost {
   ) {
     this.ended = (async () => {
       for await (const event of sandbox.events()) {
+        if (event.type === "usage") this.finalUsage = event.usage;
         if (event.type === "lifecycle" && event.lifecycle.state === "stopped") {
           this.stoppedReason = event.lifecycle.reason;
           break;
@@ -79,6 +84,12 @@ export class SingleHost implements SandboxHost {
   readLog(_id: string, cursor: LogCursor): { data: Buffer; cursor: LogCursor } {
     // The console of an in-process sandbox is not kept (a pod's log is `serve`'s stderr).
     return { data: Buffer.alloc(0), cursor };
+  }
+
+  async usage(id: string, timeoutMs: number): Promise<SandboxUsage | undefined> {
+    if (id !== this.sandbox.id) return undefined;
+    if (!this.sandbox.running) return this.finalUsage;
+    return settledWithin(this.sandbox.usage(), timeoutMs);
   }
 
   async remove(id: string): Promise<void> {

@@ -21,7 +21,8 @@ import {
   stopSandbox,
   type SandboxRecord,
 } from "../state/index.js";
-import { startSupervisor, unixConnector } from "../supervisor/index.js";
+import { startSupervisor, supervisedUsage, unixConnector } from "../supervisor/index.js";
+import type { SandboxUsage } from "../observe/index.js";
 import { controlSocketPath, logPath } from "../state/index.js";
 import { readRingLog, type LogCursor } from "./log-slice.js";
 import { prepareRelay } from "./relay.js";
@@ -112,6 +113,11 @@ export class SupervisedHost implements SandboxHost {
 
   readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor } {
     return readRingLog(logPath(id), cursor, maxBytes);
+  }
+
+  async usage(id: string, timeoutMs: number): Promise<SandboxUsage | undefined> {
+    // No record yet (still being spawned): nothing used so far worth reporting.
+    return this.find(id) && loadRecord(id) ? supervisedUsage(id, timeoutMs) : undefined;
   }
 
   async remove(id: string): Promise<void> {

@@ -8,3 +8,4 @@ export { startSupervisor } from "./detach.js";
 export { connectSupervised, unixConnector } from "./connect.js";
 export { forwardingServer, joinTcp, listenTcp, PortPublisher } from "./port-forward.js";
 export type { EchoStreams } from "./logged-command.js";
+export { supervisedUsage } from "./usage.js";

@@ -30,3 +30,4 @@ export {
   ringLogSegments,
 } from "./ring-log.js";
 export { TerminalSanitizer, sanitizeTerminalText } from "./terminal-text.js";
+export { settledWithin } from "./within.js";

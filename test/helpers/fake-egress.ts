@@ -1,12 +1,13 @@
 // The egress half of a fake SandboxApi (allowlist, approvals, usage), shared by the fakes that
 // stand in for a VM in unit tests: an allowlist that only records, nothing ever held for
-// approval, zero usage.
+// approval, usage of nothing but the execs a fake reports to `meter`.
 import { ErrInvalidConfig, ErrNotFound } from "../../src/errors.js";
 import { UsageMeter, type BlockedRequest, type SandboxUsage } from "../../src/observe/index.js";
 import type { AllowlistState } from "../../src/index.js";
 
 export abstract class FakeEgress {
   allowlist: AllowlistState = { intercepting: true, hosts: [], emptyDeniesAll: false };
+  protected readonly meter = new UsageMeter();
 
   /** Throws when the fake sandbox can no longer be used (closed). */
   protected live(): void {}
@@ -42,6 +43,6 @@ export abstract class FakeEgress {
   }
 
   async usage(): Promise<SandboxUsage> {
-    return new UsageMeter().snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
+    return this.meter.snapshot({ cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 });
   }
 }

@@ -4,7 +4,8 @@
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
-import { serveConnection } from "../../src/remote/index.js";
+import type { SandboxUsage } from "../../src/observe/index.js";
+import { RemoteSandbox, serveConnection } from "../../src/remote/index.js";
 import type { HostedSandbox, PreparedOperation, SandboxHost } from "../../src/serve/index.js";
 import { readRingLog, type LogCursor } from "../../src/serve/log-slice.js";
 import { prepareRelay } from "../../src/serve/relay.js";
@@ -77,6 +78,12 @@ export class FakeHost implements SandboxHost {
 
   readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor } {
     return readRingLog(this.logPath(id), cursor, maxBytes);
+  }
+
+  /** Asked through the relay, as a supervised sandbox's is through its control socket. */
+  async usage(id: string): Promise<SandboxUsage | undefined> {
+    const entry = this.entries.get(id);
+    return entry ? new RemoteSandbox(id, unixConnector(entry.socketPath, id)).usage() : undefined;
   }
 
   async remove(id: string): Promise<void> {

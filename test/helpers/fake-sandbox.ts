@@ -33,6 +33,7 @@ export class FakeSandbox extends FakeEgress implements SandboxApi {
   spawn(command: string | readonly string[]): ExecProcess {
     if (this.closed) throw new ErrVMNotRunning(`sandbox ${this.id} is closed`);
     const argv = commandArgv(command);
+    this.meter.execStarted();
     const argsOf =
       /(^|\/)sh$/.test(argv[0] ?? "") && argv[1] === "-c" ? (argv[2] ?? "").split(" ") : argv;
     const [name, ...args] = argsOf;

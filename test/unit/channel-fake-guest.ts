@@ -7,6 +7,7 @@ import { once, EventEmitter } from "node:events";
 import {
   ConfigureTag,
   FrameType,
+  GUEST_WINDOW,
   INITIAL_WINDOW,
   PROTOCOL_VERSION,
 } from "../../src/channel/contract.js";
@@ -234,7 +235,7 @@ export class FakeGuest extends EventEmitter {
     const stream: GuestStream = {
       id,
       kind: type,
-      sendWindow: INITIAL_WINDOW,
+      sendWindow: GUEST_WINDOW,
       stdinOutstanding: 0,
       stdin: [],
       eof: false,

@@ -8,7 +8,7 @@ import {
   WheellockError,
 } from "../../src/errors.js";
 import { GuestFileError } from "../../src/channel/index.js";
-import { FrameType, PROTOCOL_VERSION } from "../../src/channel/contract.js";
+import { FrameType, GUEST_WINDOW, PROTOCOL_VERSION } from "../../src/channel/contract.js";
 import { encodeFrame } from "../../src/channel/frame.js";
 import { encodeRecord, field } from "../../src/channel/record.js";
 import { helloFrame, i32pair } from "./channel-fake-guest.js";
@@ -204,7 +204,9 @@ const protocolErrors: [string, (started: Buffer) => Buffer[], RegExp][] = [
     "data beyond the window",
     (s) => [
       s,
-      ...Array.from({ length: 5 }, () => encodeFrame(FrameType.Stdout, 1, Buffer.alloc(65536))),
+      ...Array.from({ length: GUEST_WINDOW / 65536 + 1 }, () =>
+        encodeFrame(FrameType.Stdout, 1, Buffer.alloc(65536)),
+      ),
     ],
     /only 0 bytes of credit/,
   ],

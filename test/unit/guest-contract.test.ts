@@ -34,6 +34,7 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     ["WL_HEADER_SIZE", c.FRAME_HEADER_BYTES],
     ["WL_MAX_PAYLOAD", c.MAX_PAYLOAD],
     ["WL_INITIAL_WINDOW", c.INITIAL_WINDOW],
+    ["WL_GUEST_WINDOW", c.GUEST_WINDOW],
     ["WL_RECORD_ENTRY_HEADER", c.RECORD_ENTRY_HEADER_BYTES],
   ]);
   const snake = c.screamingSnake;

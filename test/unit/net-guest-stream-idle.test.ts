@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GuestStream } from "../../src/net/intercept/guest-stream.js";
+import { waitUntil } from "../helpers/lifecycle.js";
 
 const quietEvents = {
   onConnect: () => undefined,
@@ -20,16 +21,19 @@ test("the idle timeout fires after a quiet period, not while bytes flow, and 0 d
   const stream = new GuestStream(quietEvents);
   stream.on("data", () => undefined);
   let timeouts = 0;
-  stream.setTimeout(400, () => timeouts++);
+  // The timeout is long next to the 20 ms between chunks, so that a loaded machine (which
+  // can stall this loop for hundreds of milliseconds) never leaves a real quiet period.
+  stream.setTimeout(1500, () => timeouts++);
   const started = performance.now();
-  // Bytes both ways every 20 ms for 1.2 s: three times the timeout, never quiet for 400 ms.
-  while (performance.now() - started < 1200) {
+  // Bytes both ways every 20 ms for 3 s: twice the timeout, never quiet for 1.5 s.
+  while (performance.now() - started < 3000) {
     stream.fromGuest(Buffer.from("g"), () => undefined);
     stream.write(Buffer.from("h"));
     await sleep(20);
   }
   assert.equal(timeouts, 0, "no timeout while bytes flow");
-  await sleep(1000);
+  await waitUntil("the idle timeout fires", () => timeouts > 0);
+  await sleep(200);
   assert.equal(timeouts, 1, "one timeout after a quiet period");
 
   const off = new GuestStream(quietEvents);

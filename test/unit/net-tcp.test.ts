@@ -16,6 +16,7 @@ import {
   sleep,
   type FakeTcp,
 } from "./net-fake-guest.js";
+import { waitUntil } from "../helpers/lifecycle.js";
 
 const GUEST_PORT = 43210;
 const GUEST_ISS = 1000;
@@ -199,9 +200,12 @@ test("TCP: unacknowledged data is retransmitted after the timeout", async () => 
   f.take();
   f.conn.events.onData(Buffer.from("important"));
   const [first] = f.take();
-  await sleep(60);
-  const again = f.take().map((r) => r.tcp as TcpSegment);
-  assert.ok(again.length >= 1, "retransmitted");
+  // Wait for the retransmission itself (a loaded machine runs a 20 ms timer much later).
+  const again: TcpSegment[] = [];
+  await waitUntil("the data is retransmitted", () => {
+    again.push(...f.take().map((r) => r.tcp as TcpSegment));
+    return again.length >= 1;
+  });
   assert.equal(again[0]?.seq, first?.tcp?.seq);
   assert.equal(again[0]?.payload.toString(), "important");
   f.ack(seqAdd(first?.tcp?.seq ?? 0, 9));
@@ -218,8 +222,14 @@ test("TCP: a lost SYN-ACK is resent; a flow that never answers is reset", async 
     guestTcp(PUBLIC_IP, { srcPort: 1, dstPort: 80, seq: 5, ack: 0, flags: TCP_SYN, window: 100 }),
   );
   (ctx.upstream.tcp[0] as FakeTcp).events.onConnect();
-  await sleep(150);
-  const segs = ctx.take().map((r) => r.tcp as TcpSegment);
+  // The retransmissions and the reset run on timers: wait until the flow is gone (a fixed
+  // 150 ms sleep was too short on a loaded machine), then look at everything that was sent.
+  const segs: TcpSegment[] = [];
+  await waitUntil("the unanswered flow is reset", () => {
+    segs.push(...ctx.take().map((r) => r.tcp as TcpSegment));
+    return ctx.stack.stats.tcpFlows === 0;
+  });
+  segs.push(...ctx.take().map((r) => r.tcp as TcpSegment));
   assert.ok(segs.filter((s) => s.flags === (TCP_SYN | TCP_ACK)).length >= 3);
   assert.ok(segs.at(-1)?.flags !== undefined && (segs.at(-1)?.flags ?? 0) & TCP_RST);
   assert.equal(ctx.stack.stats.tcpFlows, 0);
@@ -330,19 +340,45 @@ test("TCP: a segment acknowledging data never sent is answered and dropped", () 
   f.stack.close();
 });
 
-test("TCP: a zero window is probed until the guest opens it again", async () => {
+test("TCP: a zero window is probed until the guest opens it again", (t) => {
+  // Mocked timers: the probe schedule is exact, however loaded the machine is.
+  t.mock.timers.enable({ apis: ["setTimeout"] });
   const f = open({ mss: 1000, tcp: { tcp: { initialRtoMs: 15 } } });
   f.take();
   const start = seqAdd(f.synAck.seq, 1);
   f.ack(start, 0); // the guest's buffer is full
   f.conn.events.onData(Buffer.from("abcdef"));
   assert.equal(f.take().length, 0, "nothing sent into a zero window");
-  await sleep(40);
+  t.mock.timers.tick(15);
   const probes = f.take().map((r) => r.tcp as TcpSegment);
-  assert.ok(probes.length >= 1);
+  assert.equal(probes.length, 1);
   assert.equal(probes[0]?.seq, start);
   assert.equal(probes[0]?.payload.toString(), "a");
   // The guest took the probe byte and reopened its window: the rest follows at once.
+  f.ack(seqAdd(start, 1), 1000);
+  const rest = f
+    .take()
+    .map((r) => r.tcp?.payload.toString() ?? "")
+    .join("");
+  assert.equal(rest, "bcdef");
+  f.stack.close();
+});
+
+test("TCP: an acknowledgement that arrives after the timer went back still counts", (t) => {
+  // The probe's ACK can be late: by then the timer has fired again and gone back to the
+  // oldest unacknowledged byte. The ACK covers a byte that was sent, so it must be taken (it
+  // was once dropped as acknowledging "data never sent", and the window update with it: on a
+  // loaded machine the flow then waited for the next probe).
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const f = open({ mss: 1000, tcp: { tcp: { initialRtoMs: 15 } } });
+  f.take();
+  const start = seqAdd(f.synAck.seq, 1);
+  f.ack(start, 0);
+  f.conn.events.onData(Buffer.from("abcdef"));
+  t.mock.timers.tick(15); // the probe
+  assert.equal(f.take().length, 1);
+  t.mock.timers.tick(30); // the timer again, before the guest's ACK arrives
+  f.take();
   f.ack(seqAdd(start, 1), 1000);
   const rest = f
     .take()

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { AttributionKey, GuestAttribution } from "../../src/channel/index.js";
 import { Attributor } from "../../src/observe/index.js";
+import { PROMPTLY_MS } from "../helpers/timing.js";
 
 function fakeGuest(table: Record<string, GuestAttribution["state"] | undefined>) {
   const calls: AttributionKey[][] = [];
@@ -75,10 +76,10 @@ test("a guest that does not answer makes the answer unknown after the deadline",
   const a = new Attributor({ timeoutMs: 30 });
   a.connect(() => new Promise(() => undefined));
   // The deadline does not keep a process alive on its own (a sandbox does): this test does.
-  const keepAlive = setTimeout(() => undefined, 1000);
+  const keepAlive = setTimeout(() => undefined, PROMPTLY_MS);
   const started = Date.now();
   assert.equal(await a.forSocket("tcp", 1), undefined);
-  assert.ok(Date.now() - started < 1000);
+  assert.ok(Date.now() - started < PROMPTLY_MS);
   clearTimeout(keepAlive);
 });
 

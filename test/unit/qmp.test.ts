@@ -14,12 +14,16 @@ process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
 /**
- * A fake monitor: sends the greeting only after `greetAfterMs`, records every command, and
- * answers each with `reply(command)` (an event first, which replies must skip).
+ * A fake monitor: records every command and answers each with `reply(command)` (an event first,
+ * which replies must skip). It holds the greeting back until `greetAfterCommands` commands have
+ * arrived, or `greetAfterMs` passes: a client that waits for the greeting before writing gets it
+ * only after that long, with fewer commands in `seenBeforeGreeting`. (A fixed short delay made
+ * this a race on a loaded machine: the client's writes could land after it.)
  */
 async function fakeMonitor(
   reply: (command: string) => Record<string, unknown>,
-  greetAfterMs = 30,
+  greetAfterCommands = 0,
+  greetAfterMs = 5_000,
 ): Promise<{ client: Socket; seenBeforeGreeting: Promise<string[]>; commands: string[] }> {
   const path = join(dir, `qmp-${n++}.sock`);
   const commands: string[] = [];
@@ -30,15 +34,11 @@ async function fakeMonitor(
     qemu.on("close", () => (closed = true));
     qemu.on("error", () => undefined);
     let buf = "";
-    qemu.on("data", (chunk) => {
-      buf += chunk.toString();
-      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        commands.push((JSON.parse(line) as { execute: string }).execute);
-      }
-    });
-    setTimeout(() => {
+    let greeted = false;
+    const greet = (): void => {
+      if (greeted) return;
+      greeted = true;
+      clearTimeout(fallback);
       resolveSeen([...commands]);
       qemu.write(`${JSON.stringify({ QMP: { version: {}, capabilities: [] } })}\n`);
       // Answer in order once the greeting is out, as QEMU does.
@@ -50,7 +50,18 @@ async function fakeMonitor(
         answer(i + 1);
       };
       answer(0);
-    }, greetAfterMs);
+    };
+    const fallback = setTimeout(greet, greetAfterMs);
+    qemu.on("data", (chunk) => {
+      buf += chunk.toString();
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        commands.push((JSON.parse(line) as { execute: string }).execute);
+      }
+      if (commands.length >= greetAfterCommands) greet();
+    });
+    if (greetAfterCommands === 0) greet();
   });
   await new Promise<void>((r) => server.listen(path, r));
   const client = createConnection(path);
@@ -60,7 +71,7 @@ async function fakeMonitor(
 }
 
 test("attach sends capabilities and the commands before the greeting, in order", async () => {
-  const monitor = await fakeMonitor(() => ({ return: {} }));
+  const monitor = await fakeMonitor(() => ({ return: {} }), 3);
   const qmp = await QmpClient.attach(monitor.client, [
     { command: "first", args: { a: 1 } },
     { command: "second" },

@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import { createHttpPolicy, type SecretSpec } from "../../src/net/http-policy/index.js";
 import { mapCreatePayload } from "../../src/rpc/index.js";
 import { bodyOf, header, req, res } from "./net-http-policy-fixtures.js";
+import { PROMPTLY_MS } from "../helpers/timing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wl-rpc-cb-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -137,7 +138,7 @@ test("fail-open: an error reply, garbage, no socket, a reset, or no answer by ti
     const started = Date.now();
     const v = await policyFor({ timeout_ms: 300 }, hook.path).onRequest(req(), bodyOf());
     assert.deepEqual(forwarded(v), req());
-    assert.ok(Date.now() - started < 2000);
+    assert.ok(Date.now() - started < PROMPTLY_MS, "timeout_ms (300) ended the wait");
     hook.close();
   }
   const v = await policyFor({ timeout_ms: 300 }, join(dir, "missing.sock")).onRequest(
@@ -155,7 +156,9 @@ test("timeout_ms is honoured: a slow answer after it is ignored, one before it i
     "forward",
   );
   const waited = Date.now() - started;
-  assert.ok(waited >= 140 && waited < 380, `waited ${waited} ms`);
+  // Not before timeout_ms; that the answer at 400 ms was not waited for shows in "forward"
+  // (an upper time bound here measured the machine: a loaded one fires timers late).
+  assert.ok(waited >= 140, `waited ${waited} ms`);
   assert.equal(
     (await policyFor({ timeout_ms: 2000 }, slow.path).onRequest(req(), bodyOf())).action,
     "block",

@@ -8,6 +8,7 @@ import { RpcCode, RpcSession } from "../../src/rpc/index.js";
 import { mulberry32 } from "../helpers/seeded-random.js";
 import { created, startSession } from "./rpc-client.js";
 import { fakeFactory } from "./rpc-fake-sandbox.js";
+import { PROMPTLY_MS } from "../helpers/timing.js";
 
 const MiB = 1024 * 1024;
 
@@ -79,7 +80,7 @@ test("past the queue: the excess is refused with -32000; cancel and EOF still ge
   const started = Date.now();
   h.client.input.end();
   await h.session.done;
-  assert.ok(Date.now() - started < 1500, `${Date.now() - started} ms`);
+  assert.ok(Date.now() - started < PROMPTLY_MS, `${Date.now() - started} ms`);
   await h.client.until(() => h.client.errors.get(RpcCode.Cancelled) === 1100);
 });
 

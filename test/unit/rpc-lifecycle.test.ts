@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { RpcCode } from "../../src/rpc/index.js";
 import { b64, created, startSession } from "./rpc-client.js";
 import { fakeFactory } from "./rpc-fake-sandbox.js";
+import { PROMPTLY_MS } from "../helpers/timing.js";
 
 const CANCELLED = { code: RpcCode.Cancelled, message: "context canceled" };
 
@@ -15,9 +16,9 @@ test("close answers {} promptly although a log_stream and a stdin-waiting exec_p
   const pipe = h.client.request("exec_pipe", { command: "cat" });
   await h.client.waitFor((m) => m.method === "exec_pipe.ready");
   const started = Date.now();
-  const close = await h.client.call("close", { timeout_seconds: 2 }, 1000);
+  const close = await h.client.call("close", { timeout_seconds: 2 }, PROMPTLY_MS);
   assert.deepEqual(close.result, {});
-  assert.ok(Date.now() - started < 1000);
+  assert.ok(Date.now() - started < PROMPTLY_MS);
   assert.deepEqual((await h.client.response(stream)).error, CANCELLED);
   assert.deepEqual((await h.client.response(pipe)).error, CANCELLED);
   assert.deepEqual(h.fake.ends, ["close vm-fake0001"]);
@@ -77,7 +78,7 @@ test("stdin EOF without close: in-flight requests answer -32003, the VM is stopp
   const started = Date.now();
   h.client.input.end();
   await h.session.done;
-  assert.ok(Date.now() - started < 1000, `ended in ${Date.now() - started} ms`);
+  assert.ok(Date.now() - started < PROMPTLY_MS, `ended in ${Date.now() - started} ms`);
   assert.deepEqual((await h.client.response(hang)).error, CANCELLED);
   assert.deepEqual(h.fake.ends, ["kill vm-fake0001"]);
 });

@@ -14,7 +14,7 @@ import {
   Sandbox,
   type NodeSandbox,
 } from "../../src/index.js";
-import { readRemoteLog } from "../../src/sdk/index.js";
+import { inspectRemote, readRemoteLog } from "../../src/sdk/index.js";
 import { startNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
@@ -97,6 +97,18 @@ describe("serve: one node", () => {
     assert.equal((await sb.exec(["echo", "hi", "there"])).stdout, "hi there\n");
     assert.equal((await sb.exec(["exit", "3"])).exitCode, 3);
     assert.equal((await sb.exec("cat", { stdin: "round trip" })).stdout, "round trip");
+  });
+
+  test("one sandbox's view carries its usage, asked of it (inspect --remote prints it)", async () => {
+    const remote = { urls: [a.node.url], token: a.token, ca: undefined };
+    const before = await inspectRemote(sb.id, remote);
+    await sb.exec(["echo", "counted"]);
+    const after = await inspectRemote(sb.id, remote);
+    assert.equal(after.usage?.execs.count, (before.usage?.execs.count ?? NaN) + 1);
+    assert.equal(after.usage?.execs.count, (await sb.usage()).execs.count);
+    // The list stays one read of the node's records: no sandbox is asked.
+    const listed = await get(`${a.node.url}/v1/sandboxes`, a.token);
+    assert.ok(!listed.body.includes('"usage"'));
   });
 
   test("options that are code are refused with one line naming them, before any call", async () => {

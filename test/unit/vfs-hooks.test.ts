@@ -19,6 +19,7 @@ import {
 import { compileGlob } from "../../src/vfs/hooks/glob.js";
 import type { FakeKernel } from "./vfs-fake-kernel.js";
 import { kernelFor, rejectsErrno } from "./vfs-posix-suite.js";
+import { PROMPTLY_MS, cpuMsSince } from "../helpers/timing.js";
 
 const ROOT = 1n;
 const O_WRONLY = 1;
@@ -158,7 +159,7 @@ test("before callbacks fail closed: a throw or a timeout is EIO and nothing happ
   ]);
   const started = Date.now();
   await rejectsErrno(k.create(ROOT, "slow"), Errno.EIO);
-  assert.ok(Date.now() - started < 5000, "the timeout, not the hook, ended the wait");
+  assert.ok(Date.now() - started < PROMPTLY_MS, "the timeout, not the hook, ended the wait");
   await rejectsErrno(k.create(ROOT, "throw"), Errno.EIO);
   await assert.rejects(memory.stat("/slow"));
   await assert.rejects(memory.stat("/throw"));
@@ -251,10 +252,11 @@ test("globs: * stays in one directory, ** crosses them and matches the directory
 test("globs stay fast on hostile guest paths (no backtracking blow-up)", () => {
   const glob = compileGlob("/**/*a*a*a*a*a*a*a*b/**/*a*a*a*a*c");
   const path = `/${Array.from({ length: 400 }, () => "a".repeat(200)).join("/")}`;
-  const started = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   assert.equal(glob.test(path), false);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  assert.ok(ms < 2000, `took ${ms} ms`);
+  // CPU time, not wall time: a loaded machine stretches the latter.
+  const ms = cpuMsSince(cpu0);
+  assert.ok(ms < 2000, `took ${ms} ms of CPU`);
 });
 
 test("bad rules are one-line ErrInvalidConfig naming the rule", () => {

@@ -6,6 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { createServer as createH2cServer } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { context, trace } from "@opentelemetry/api";
 import {
@@ -30,13 +32,34 @@ const servers = new InterceptServers();
 const resolveOverrides = Object.fromEntries(NAMES.map((n) => [n, "127.0.0.1"]));
 const SECRET = "real-secret-0b5e7a";
 
-before(() => servers.start(makeTestCa(scratch, ["api.test"])));
+/** Paths an HTTP/2 request arrived on at the h2c upstream (`h2url`), in order. */
+const h2Seen: string[] = [];
+const h2c = createH2cServer((req, res) => {
+  h2Seen.push(req.url);
+  res.end(`ok h2 ${req.url}\n`);
+});
+let h2Port = 0;
+
+before(async () => {
+  await servers.start(makeTestCa(scratch, ["api.test"]));
+  await new Promise<void>((r) => h2c.listen(0, "127.0.0.1", () => r()));
+  h2Port = (h2c.address() as AddressInfo).port;
+});
 after(() => {
   killAllSupervisors(dataDir);
   servers.close();
+  h2c.close();
 });
 
 const url = (host: string, path: string) => `http://${host}:${servers.httpPort}${path}`;
+const h2url = (host: string, path: string) => `http://${host}:${h2Port}${path}`;
+/**
+ * HTTP/2 (h2c, prior knowledge) to each path, a connection each: Debian 12's curl (7.88) fails
+ * a second request on one h2c connection ("Error in the HTTP2 framing layer") even against
+ * Node's own h2c server, with no proxy between. A status line each.
+ */
+const h2curl = (host: string, paths: string[]) =>
+  paths.map((p) => curl(h2url(host, p), "--http2-prior-knowledge")).join("; ");
 /** curl printing only the status code; -m bounds every call. */
 const curl = (target: string, extra = "") =>
   `curl -sS -m 60 -o /dev/null -w '%{http_code}\\n' ${extra} ${target}`;
@@ -121,6 +144,48 @@ describe(
       }
       const execEvents = events.flatMap((e) => (e.type === "exec" ? [e.exec] : []));
       assert.ok(execEvents.some((e) => e.execId === one.execId && e.pid !== undefined));
+    });
+
+    test("HTTP/2: each request on a connection names its exec; approval is asked per request", async () => {
+      const paths = (n: number) => [`/h2-${n}-a`, `/h2-${n}-b`, `/h2-${n}-c`];
+      const [one, two] = await Promise.all([
+        sb.exec(h2curl("api.test", paths(1))),
+        sb.exec(h2curl("api.test", paths(2))),
+      ]);
+      assert.equal(one.stdout, "200\n200\n200\n", one.stderr);
+      assert.equal(two.stdout, "200\n200\n200\n", two.stderr);
+      for (const [n, r] of [
+        [1, one],
+        [2, two],
+      ] as const) {
+        for (const p of paths(n)) {
+          assert.ok(h2Seen.includes(p), `${p} reached the upstream over HTTP/2`);
+          let e: ReturnType<typeof network>[number] | undefined;
+          await until(
+            `the event of ${p}`,
+            () => (e = network().find((x) => x.url.endsWith(p))) !== undefined,
+          );
+          assert.equal(e?.attribution?.execId, r.execId, p);
+          assert.equal(e?.status, 200);
+        }
+      }
+      // Two requests to a host outside the allowlist: each is put to the approver (a decision
+      // for one request covers that request only).
+      decide = () => "once";
+      asked.length = 0;
+      const approved = await sb.exec(h2curl("other.test", ["/h2-once-1", "/h2-once-2"]));
+      assert.equal(approved.stdout, "200\n200\n", approved.stderr);
+      assert.deepEqual(
+        asked.map((a) => [a.url.replace(/^.*\//, "/"), a.attribution?.execId]),
+        [
+          ["/h2-once-1", approved.execId],
+          ["/h2-once-2", approved.execId],
+        ],
+      );
+      decide = () => "deny";
+      const denied = await sb.exec(h2curl("other.test", ["/h2-denied"]));
+      assert.equal(denied.stdout, "403\n");
+      assert.ok(!h2Seen.includes("/h2-denied"));
     });
 
     test("a process outside every exec's cgroup is attributed to no exec", async () => {
@@ -289,6 +354,21 @@ describe("audit mode, suggestions and the request budget", { timeout: GROUP_TIME
     assert.equal(r.stdout, "200\n403\n");
     assert.deepEqual(servers.requestsFor("/sixth"), []);
     assert.equal((await sb.exec("echo alive")).stdout, "alive\n");
+    // HTTP/2 requests draw on the same budget and are refused one by one.
+    const h2 = await sb.exec(h2curl("api.test", ["/h2-over-1", "/h2-over-2"]));
+    assert.equal(h2.stdout, "403\n403\n", h2.stderr);
+    assert.ok(!h2Seen.some((p) => p.startsWith("/h2-over")));
+    await until("their events", () =>
+      ["/h2-over-1", "/h2-over-2"].every((p) =>
+        events.some(
+          (e) =>
+            e.type === "network" &&
+            e.network.url.endsWith(p) &&
+            e.network.code === "budget_exceeded" &&
+            e.network.attribution?.execId === h2.execId,
+        ),
+      ),
+    );
   });
 
   test("a command without privileges cannot move itself out of its exec's cgroup", async () => {

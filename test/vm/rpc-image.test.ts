@@ -8,7 +8,7 @@ import { buildImage, busyboxEntries, layerTar } from "../helpers/oci-build.js";
 import { pushImage, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { isolateDataDir } from "../helpers/vm.js";
 import type { Message } from "../unit/rpc-client.js";
-import { endInput, qemuOf, startRpcProcess } from "../unit/rpc-process.js";
+import { EXIT_BOUND_MS, endInput, qemuOf, startRpcProcess } from "../unit/rpc-process.js";
 
 isolateDataDir();
 const text = (m: Message, key = "stdout") =>
@@ -58,7 +58,7 @@ describe("an image from a local registry", () => {
     assert.equal(qemuOf(id).length, 1);
     const exit = await endInput(rpc);
     assert.equal(exit.code, 0);
-    assert.ok(exit.afterEofMs < 2000, `exited ${exit.afterEofMs} ms after EOF`);
+    assert.ok(exit.afterEofMs < EXIT_BOUND_MS, `exited ${exit.afterEofMs} ms after EOF`);
     assert.deepEqual(qemuOf(id), []);
     assert.equal((await c.response(running, 1000)).error?.code, -32003);
   });

@@ -14,10 +14,16 @@ import {
 } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { wheellock } from "../helpers/lifecycle.js";
+import { waitUntil, wheellock } from "../helpers/lifecycle.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 import { type Message, type WireClient } from "../unit/rpc-client.js";
-import { endInput, qemuOf, startRpcProcess, type RpcProcess } from "../unit/rpc-process.js";
+import {
+  EXIT_BOUND_MS,
+  endInput,
+  qemuOf,
+  startRpcProcess,
+  type RpcProcess,
+} from "../unit/rpc-process.js";
 
 isolateDataDir();
 const scratch = scratchDir("wheellock-rpc-vm-");
@@ -219,11 +225,14 @@ describe("one rpc process, one VM", () => {
           60_000,
         ),
       ).trim();
-    let count = await sleeps();
-    for (let i = 0; i < 20 && count !== "1"; i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      count = await sleeps();
-    }
+    // The guest kills and reaps it asynchronously: poll with a deadline (a loaded TCG guest
+    // can take seconds), not a fixed number of tries.
+    let count = "";
+    await waitUntil(
+      "the cancelled sleep is gone",
+      async () => (count = await sleeps()) === "1",
+      120_000,
+    );
     assert.equal(count, "1");
   });
 
@@ -369,13 +378,15 @@ describe("one rpc process, one VM", () => {
     const s = c.request("log_stream");
     await c.waitFor(() => c.data(s, "log_stream.data").includes("entrypoint-up"), 30_000);
     // close does not wait for the open log_stream (the reference would hang here).
+    // Bounded, not hung: a 2 s graceful stop then the kill, with slack for a loaded machine
+    // (a fixed 3 s limit measured the machine as much as the product).
     const closing = Date.now();
-    assert.deepEqual((await c.call("close", { timeout_seconds: 2 }, 10_000)).result, {});
-    assert.ok(Date.now() - closing < 3000, `close took ${Date.now() - closing} ms`);
+    assert.deepEqual((await c.call("close", { timeout_seconds: 2 }, 30_000)).result, {});
+    assert.ok(Date.now() - closing < EXIT_BOUND_MS, `close took ${Date.now() - closing} ms`);
     assert.equal((await c.response(s)).error?.code, -32003);
     const exit = await endInput(rpc);
     assert.equal(exit.code, 0);
-    assert.ok(exit.afterEofMs < 2000, `exited ${exit.afterEofMs} ms after EOF`);
+    assert.ok(exit.afterEofMs < EXIT_BOUND_MS, `exited ${exit.afterEofMs} ms after EOF`);
     assert.deepEqual(qemuOf(id), []);
     const rm = await wheellock(["rm", id]);
     assert.deepEqual([rm.code, rm.stdout], [0, `Removed ${id}\n`]);
