@@ -12,6 +12,7 @@ import { ErrVMNotRunning, Sandbox, type NodeSandbox } from "../../src/index.js";
 import { SANDBOX_OPTIONS, sandboxCases } from "../helpers/sandbox-cases.js";
 import { CLI, pidAlive, waitUntil, wheellock } from "../helpers/lifecycle.js";
 import {
+  keepLogsOnFailure,
   rssBytes,
   startServe,
   supervisorPids,
@@ -36,6 +37,8 @@ const localIds = (dir: string): string[] =>
     ? readdirSync(join(dir, "sandboxes")).filter((f) => f.startsWith("vm-"))
     : [];
 
+const kept = keepLogsOnFailure("serve", () => [a, b]);
+
 before(
   async () => {
     // Node A takes one sandbox: the next create must be placed on B.
@@ -47,6 +50,7 @@ before(
 
 after(
   async () => {
+    kept.save();
     await sb?.close().catch(() => undefined);
     await a?.stop();
     await b?.stop();
