@@ -7,6 +7,7 @@ import { ErrInvalidConfig } from "../errors.js";
 import { checkEnvRecord } from "./field-checks.js";
 import { checkInterceptOptions } from "./intercept-checks.js";
 import type { ResolvedSecret, SecretOption } from "./options.js";
+import { checkScriptSource, type PolicyScriptSource } from "./policy-script-source.js";
 import { secretValues } from "./rule-checks.js";
 
 export interface ConfigureOptions {
@@ -29,12 +30,6 @@ export interface ConfigureOptions {
   env?: Record<string, string>;
 }
 
-export interface PolicyScriptSource {
-  /** The file's name (its extension picks JS or TS); no directories. */
-  name: string;
-  text: string;
-}
-
 /** `ConfigureOptions`, checked; secret values apart, as in the plan. */
 export interface ConfigurePlan {
   readonly secrets: readonly ResolvedSecret[];
@@ -48,27 +43,6 @@ export interface ConfigurePlan {
 }
 
 const FIELDS = new Set(["secrets", "allowedHosts", "policyScript", "policyScriptSource", "env"]);
-
-/** Largest policy script taken as content. */
-export const MAX_POLICY_SCRIPT_BYTES = 1024 * 1024;
-
-function checkScriptSource(value: unknown): PolicyScriptSource {
-  const v = value as Partial<PolicyScriptSource> | null;
-  if (
-    typeof v !== "object" ||
-    v === null ||
-    typeof v.name !== "string" ||
-    !/^[^/\0]{1,255}$/.test(v.name) ||
-    v.name === "." ||
-    v.name === ".." ||
-    typeof v.text !== "string" ||
-    Buffer.byteLength(v.text) > MAX_POLICY_SCRIPT_BYTES
-  )
-    throw new ErrInvalidConfig(
-      "configure: policyScriptSource must be { name: a file name, text: at most 1 MiB }",
-    );
-  return Object.freeze({ name: v.name, text: v.text });
-}
 
 export function planConfigure(options: ConfigureOptions): ConfigurePlan {
   if (typeof options !== "object" || options === null || Array.isArray(options))
@@ -93,7 +67,7 @@ export function planConfigure(options: ConfigureOptions): ConfigurePlan {
     policyScriptSource:
       options.policyScriptSource === undefined
         ? undefined
-        : checkScriptSource(options.policyScriptSource),
+        : checkScriptSource("configure", options.policyScriptSource),
     env: Object.freeze(options.env === undefined ? {} : checkEnvRecord("env", options.env)),
   });
 }

@@ -20,12 +20,11 @@ export {
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
 export {
   configureNeedsIntercept,
-  MAX_POLICY_SCRIPT_BYTES,
   planConfigure,
   type ConfigureOptions,
   type ConfigurePlan,
-  type PolicyScriptSource,
 } from "./configure.js";
+export { MAX_POLICY_SCRIPT_BYTES, type PolicyScriptSource } from "./policy-script-source.js";
 export {
   planFromJson,
   planFromValue,

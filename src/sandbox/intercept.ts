@@ -88,8 +88,13 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     loadPolicyScriptSource,
   } = await loadInterceptModules();
   const ca = await loadOrCreateCa(join(dataDir(), "ca"));
+  const source = plan.policyScriptSource;
   let scriptRules =
-    plan.policyScript === undefined ? [] : await loadPolicyScript(plan.policyScript);
+    source !== undefined
+      ? await loadPolicyScriptSource(source.name, source.text)
+      : plan.policyScript === undefined
+        ? []
+        : await loadPolicyScript(plan.policyScript);
   let secrets = secretSpecs(plan.secrets, plan.secretValues);
   let current = createHttpPolicy({ secrets, rules: [...plan.networkHooks, ...scriptRules] });
   // The proxy keeps this one object; `configure` swaps the policy behind it. A request in

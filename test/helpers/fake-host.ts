@@ -3,6 +3,7 @@
 // to a supervisor (src/serve/relay.ts), so the data plane is tested end to end with no VM.
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
+import type { SandboxOptions } from "../../src/config/index.js";
 import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
 import type { SandboxUsage } from "../../src/observe/index.js";
 import { RemoteSandbox, serveConnection } from "../../src/remote/index.js";
@@ -24,14 +25,17 @@ export class FakeHost implements SandboxHost {
   readonly entries = new Map<string, Entry>();
   /** How long `create` takes (a VM boot answers only once the VM is up). */
   createDelayMs = 0;
+  /** Sees the options as the node passes them on (what a supervisor would plan from). */
+  onCreate: ((options: SandboxOptions) => Promise<void> | void) | undefined;
 
   constructor(
     private readonly socketDir: string,
     private readonly maxSandboxes = 8,
   ) {}
 
-  async create(): Promise<HostedSandbox> {
+  async create(options: SandboxOptions = {}): Promise<HostedSandbox> {
     if (this.entries.size >= this.maxSandboxes) throw new ErrCapacity("fake host is full");
+    await this.onCreate?.(options);
     await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
     const id = newSandboxId();
     const sandbox = new FakeSandbox(id);
