@@ -103,7 +103,7 @@ async function once(sb: SandboxApi): Promise<number> {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
-async function measure(samples: number): Promise<void> {
+async function measure(samples: number, gapMs: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "wheellock-bench-wire-"));
   const sup = child<{ id: string; socketPath: string }>(["--supervisor", dir]);
   const procs = [sup.proc];
@@ -133,6 +133,7 @@ async function measure(samples: number): Promise<void> {
       for (let k = 0; k < names.length; k++) {
         const n = names[(i + k) % names.length] as keyof typeof ways;
         ms[n].push(await once(ways[n]));
+        if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
       }
     }
     const stats = (v: number[]) => ({
@@ -165,5 +166,9 @@ else if (role === "--node")
   await nodeProcess(roleArgs[0] as string, roleArgs[1] as string, roleArgs[2] as string);
 else {
   const at = process.argv.indexOf("--samples");
-  await measure(at >= 0 ? Number(process.argv[at + 1]) : 1000);
+  const gap = process.argv.indexOf("--gap-ms");
+  await measure(
+    at >= 0 ? Number(process.argv[at + 1]) : 1000,
+    gap >= 0 ? Number(process.argv[gap + 1]) : 0,
+  );
 }

@@ -2,8 +2,8 @@
  * One spare WebSocket kept open ahead of the next operation, so an operation's round trip
  * does not include a TCP connection, an HTTP upgrade and a token check. Each WebSocket still
  * carries one operation and is authenticated on its own, with the connector's own token:
- * nothing is shared between sandboxes. When the spare is taken, a replacement is opened in
- * the background. A spare unused for `idleMs` is closed (the node closes one that waits too
+ * nothing is shared between sandboxes. When an operation that took the spare ends, a
+ * replacement is opened in the background (one that comes while it opens waits for it). A spare unused for `idleMs` is closed (the node closes one that waits too
  * long as well); one the node drops, or refuses (it keeps room for operations), is simply not
  * there next time, and that operation opens its own connection.
  */
@@ -46,7 +46,8 @@ export function sparePool(
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
   const retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
   let spare: Spare | undefined;
-  let opening = false;
+  /** A spare being opened; an operation that finds no spare waits for this one instead. */
+  let opening: { ws: Promise<OpenedWebSocket | undefined>; claimed: boolean } | undefined;
   let closed = false;
   let quietUntil = 0;
 
@@ -74,34 +75,58 @@ export function sparePool(
 
   const refill = (): void => {
     if (closed || spare || opening || Date.now() < quietUntil) return;
-    opening = true;
-    open(true).then(
-      (opened) => {
-        opening = false;
-        park(opened);
-      },
-      () => {
-        // Refused or unreachable: operations open their own; try again a little later.
-        opening = false;
-        quietUntil = Date.now() + retryAfterMs;
-      },
-    );
+    const attempt = {
+      ws: open(true).then(
+        (opened): OpenedWebSocket | undefined => opened,
+        () => {
+          // Refused or unreachable: operations open their own; try again a little later.
+          quietUntil = Date.now() + retryAfterMs;
+          return undefined;
+        },
+      ),
+      claimed: false,
+    };
+    opening = attempt;
+    void attempt.ws.then((opened) => {
+      if (opening === attempt) opening = undefined;
+      if (opened && !attempt.claimed) park(opened);
+    });
   };
 
-  const take = (): OpenedWebSocket | undefined => {
-    const s = spare;
-    if (!s) return undefined;
-    drop(s);
-    if (s.opened.ws.readyState === OPEN) return s.opened;
-    s.opened.ws.terminate();
+  const usable = (opened: OpenedWebSocket | undefined): OpenedWebSocket | undefined => {
+    if (!opened || opened.ws.readyState === OPEN) return opened;
+    opened.ws.terminate();
     return undefined;
   };
 
+  const take = async (): Promise<OpenedWebSocket | undefined> => {
+    const s = spare;
+    if (s) {
+      drop(s);
+      return usable(s.opened);
+    }
+    const pending = opening;
+    if (!pending) return undefined;
+    // Half opened already: finishing it is quicker than starting another.
+    pending.claimed = true;
+    opening = undefined;
+    // A spare's connection does not hold the process open; an operation waiting for it must.
+    const hold = setInterval(() => undefined, 60_000);
+    try {
+      return usable(await pending.ws);
+    } finally {
+      clearInterval(hold);
+    }
+  };
+
   const connect = async (): Promise<Duplex> => {
-    const ready = take();
-    const opened = ready ?? (await open(false));
-    refill();
-    return toStream(opened);
+    const opened = (await take()) ?? (await open(false));
+    const stream = await toStream(opened);
+    // The next spare is opened once this operation is over: opened during it, its TCP
+    // connection, upgrade and token check (here, on the node and at the supervisor) take CPU
+    // from the operation itself (measured: bench/remote-wire.ts, docs/PERFORMANCE.md).
+    stream.once("close", refill);
+    return stream;
   };
   return Object.assign(connect, {
     close: () => {

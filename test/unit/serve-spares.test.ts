@@ -122,12 +122,15 @@ describe("spares", () => {
   test("each pool holds its own sandbox's token: A's spares never open B", async () => {
     const onA = pooled(a.id, a.token as string);
     const onB = pooled(b.id, b.token as string);
+    const startB = n.host.accepted.get(local(b.id)) ?? 0;
     await onA.writeFile("/where", "a");
     await onB.writeFile("/where", "b");
     for (let i = 0; i < 3; i++) {
       assert.equal((await onA.readFile("/where")).toString(), "a");
       assert.equal((await onB.readFile("/where")).toString(), "b");
     }
+    // B's own: 4 operations, the first on a connection of its own, each followed by a spare.
+    await waitUntil("B's own spare", () => n.host.accepted.get(local(b.id)) === startB + 5, 5000);
     // A's token against B: every operation refused, and no spare is ever accepted for B.
     const acceptedB = n.host.accepted.get(local(b.id)) ?? 0;
     const crossed = pooled(b.id, a.token as string);
