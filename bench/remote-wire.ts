@@ -6,7 +6,7 @@
 //   local   straight through the unix socket (what `Sandbox.connect(id)` does locally)
 //   remote  through the node with the SDK's connector (a spare WebSocket kept ready)
 //   fresh   through the node opening a new WebSocket per operation (the connector before)
-//   node --import tsx bench/remote-wire.ts [--samples 1000]
+//   node --import tsx bench/remote-wire.ts [--samples 1000] [--gap-ms N] [--profile DIR]
 // Prints JSON: p50/p90 of `exec(["true"])` each way and the p50 differences against local
 // (issue 13's goal: remote +1 ms at most).
 import { fork, type ChildProcess } from "node:child_process";
@@ -83,7 +83,13 @@ async function nodeProcess(dir: string, id: string, socketPath: string): Promise
 }
 
 function child<T>(args: string[]): { proc: ChildProcess; ready: Promise<T> } {
-  const proc = fork(new URL(import.meta.url).pathname, args, { execArgv: ["--import", "tsx"] });
+  // --profile DIR: the supervisor and the node write V8 CPU profiles there (where the hop's
+  // time goes, per function).
+  const at = process.argv.indexOf("--profile");
+  const profile = at >= 0 ? ["--cpu-prof", `--cpu-prof-dir=${process.argv[at + 1]}`] : [];
+  const proc = fork(new URL(import.meta.url).pathname, args, {
+    execArgv: ["--import", "tsx", ...profile],
+  });
   const ready = new Promise<T>((resolve, reject) => {
     proc.once("message", (msg) => resolve(msg as T));
     proc.once("exit", (code) => reject(new Error(`${args[0]} exited (${code})`)));
