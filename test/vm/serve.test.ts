@@ -5,13 +5,22 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrVMNotRunning, Sandbox, type NodeSandbox } from "../../src/index.js";
 import { SANDBOX_OPTIONS, sandboxCases } from "../helpers/sandbox-cases.js";
 import { CLI, pidAlive, waitUntil, wheellock } from "../helpers/lifecycle.js";
 import {
+  keepLogsOnFailure,
   rssBytes,
   startServe,
   supervisorPids,
@@ -36,6 +45,8 @@ const localIds = (dir: string): string[] =>
     ? readdirSync(join(dir, "sandboxes")).filter((f) => f.startsWith("vm-"))
     : [];
 
+const kept = keepLogsOnFailure("serve", () => [a, b]);
+
 before(
   async () => {
     // Node A takes one sandbox: the next create must be placed on B.
@@ -47,6 +58,7 @@ before(
 
 after(
   async () => {
+    kept.save();
     await sb?.close().catch(() => undefined);
     await a?.stop();
     await b?.stop();
@@ -205,11 +217,20 @@ describe("faults", { timeout: 600_000 }, () => {
     // One token for both nodes, as an operator would deploy them.
     writeFileSync(join(dirB, "serve", "operator-token"), `${token.a}\n`);
     await b.stop();
-    b = await startServe(dirB);
+    // B opens a directory to callers: the mount below is checked by the node and opened by
+    // the supervisor only if it is still what the node checked (the identity travels along).
+    const shared = join(scratch, "shared");
+    mkdirSync(shared);
+    writeFileSync(join(shared, "note.txt"), "from the node\n");
+    b = await startServe(dirB, ["--host-path", shared]);
     // After the restart: B listens on a new port (the URL it had before is refused).
     const urls = [a!.url, b.url];
-    const placed = await Sandbox.create({ remote: { url: urls, token: token.a } });
+    const placed = await Sandbox.create({
+      remote: { url: urls, token: token.a },
+      mounts: { "/shared": { type: "host_fs", hostPath: shared, readonly: true } },
+    });
     assert.match(placed.id, new RegExp(`@${b.node}$`));
+    assert.equal((await placed.exec("cat /shared/note.txt")).stdout, "from the node\n");
     process.env.WHEELLOCK_TOKEN = token.a;
     const run = await wheellock([
       "run",
