@@ -98,6 +98,7 @@ describe(
           TOKEN: { value: SECRET, hosts: [`api.test:${servers.httpPort}`], allowHttp: true },
         },
         approval: { timeoutMs: 4000, maxPending: 4 },
+        tracePropagation: true,
         onBlockedRequest: (r) => {
           asked.push(r);
           return decide(r);
@@ -288,6 +289,10 @@ describe(
         .byName("wheellock.files")
         .find((s) => parentOf(s) === exec!.spanContext().spanId);
       assert.ok(files && (files.attributes["wheellock.files.bytes_written"] as number) > 0);
+      // tracePropagation: the upstream sees the request span as its parent, in the app's trace.
+      const seen = servers.requestsFor("/traced")[0]?.headers.traceparent;
+      const { traceId } = app.spanContext();
+      assert.equal(seen, `00-${traceId}-${request.spanContext().spanId}-01`);
     });
 
     test("usage: CPU, memory, disk, traffic per host and per secret, execs", async () => {
@@ -340,6 +345,10 @@ describe("audit mode, suggestions and the request budget", { timeout: GROUP_TIME
     const port = servers.httpPort;
     const expected = [`*.cdn.test:${port}`, `api.test:${port}`, `other.test:${port}`];
     assert.deepEqual(suggestAllowlist(events).allowHosts, expected);
+    // No tracePropagation here: no traceparent upstream, though spans are recorded.
+    const audited = servers.requestsFor("/audit");
+    assert.equal(audited.length, hosts.length);
+    assert.ok(audited.every((r) => r.headers.traceparent === undefined));
     const file = join(scratch, "audit-events.jsonl");
     writeFileSync(file, events.map((e) => JSON.stringify(e)).join("\n"));
     const cli = await wheellock(["policy", "suggest", "--events", file]);
