@@ -61,8 +61,10 @@ static void find_inodes(const char *table, struct sock_key *keys, size_t n, uint
 		unsigned port, state;
 		unsigned long inode;
 		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &port,
-			   &state, &inode) != 3)
+		/* Addresses as hex digits of any length: /proc/net/tcp6 lists 128-bit ones. */
+		if (sscanf(line,
+			   " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+			   &port, &state, &inode) != 3)
 			continue;
 		if (inode == 0 || (kind == WL_ATTRIBUTION_KIND_TCP && state == 0x0A)) /* LISTEN */
 			continue;
@@ -71,6 +73,25 @@ static void find_inodes(const char *table, struct sock_key *keys, size_t n, uint
 				keys[i].inode = inode;
 	}
 	fclose(f);
+}
+
+/* Marks the inode of each socket key still without one whose socket the kernel lists. */
+static void find_all_inodes(struct sock_key *keys, size_t n)
+{
+	int tcp = 0, udp = 0;
+	for (size_t i = 0; i < n; i++) {
+		tcp |= keys[i].kind == WL_ATTRIBUTION_KIND_TCP && keys[i].inode == 0;
+		udp |= keys[i].kind == WL_ATTRIBUTION_KIND_UDP && keys[i].inode == 0;
+	}
+	/* The *6 tables (absent without CONFIG_IPV6) list dual-stack sockets, IPv4 flows too. */
+	if (tcp) {
+		find_inodes("/proc/net/tcp", keys, n, WL_ATTRIBUTION_KIND_TCP);
+		find_inodes("/proc/net/tcp6", keys, n, WL_ATTRIBUTION_KIND_TCP);
+	}
+	if (udp) {
+		find_inodes("/proc/net/udp", keys, n, WL_ATTRIBUTION_KIND_UDP);
+		find_inodes("/proc/net/udp6", keys, n, WL_ATTRIBUTION_KIND_UDP);
+	}
 }
 
 static void remember(pid_t pid)
@@ -206,6 +227,15 @@ static void find_owners(struct sock_key *keys, size_t n)
 	for (size_t i = 0; i < RECENT_OWNERS && left > 0; i++)
 		if (tried[i] > 1)
 			left -= scan_fds(tried[i], keys, n, left);
+	if (left > 0 && direct) {
+		/* Before walking every process: only for sockets that still exist (a guest that
+		 * opens and closes flows at once must not make each question a walk of /proc). */
+		find_all_inodes(keys, n);
+		left = 0;
+		for (size_t i = 0; i < n; i++)
+			left += keys[i].kind != WL_ATTRIBUTION_KIND_PID && keys[i].pid == 0 &&
+				keys[i].inode != 0;
+	}
 	DIR *proc = left ? opendir("/proc") : NULL;
 	if (!proc)
 		return;
@@ -228,14 +258,7 @@ static void find_owners(struct sock_key *keys, size_t n)
 
 void sock_owners(struct sock_key *keys, size_t n)
 {
-	int tcp = 0, udp = 0;
-	for (size_t i = 0; i < n; i++) {
-		tcp |= keys[i].kind == WL_ATTRIBUTION_KIND_TCP;
-		udp |= keys[i].kind == WL_ATTRIBUTION_KIND_UDP;
-	}
-	if (!direct_lookup() && tcp)
-		find_inodes("/proc/net/tcp", keys, n, WL_ATTRIBUTION_KIND_TCP);
-	if (!direct_lookup() && udp)
-		find_inodes("/proc/net/udp", keys, n, WL_ATTRIBUTION_KIND_UDP);
+	if (!direct_lookup())
+		find_all_inodes(keys, n);
 	find_owners(keys, n);
 }
