@@ -8,6 +8,7 @@
 import type { Duplex } from "node:stream";
 import { NotifyCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
 import type { InodeTable } from "./inode-table.js";
+import { statSignature, type HostProbe } from "./stat-signature.js";
 
 /** Paths held for the next flush; more are dropped. */
 const MAX_PENDING_PATHS = 4096;
@@ -40,8 +41,12 @@ export function invalEntry(parent: bigint, name: string): Buffer {
   return message(NotifyCode.INVAL_ENTRY, body);
 }
 
+/** What to send for one changed path. */
+type Verdict = "none" | "inode" | "all";
+
 export class Invalidator {
-  private readonly pending = new Set<string>();
+  /** Changed paths, each with a probe of its host state when the caller has one. */
+  private readonly pending = new Map<string, HostProbe | undefined>();
   private scheduled = false;
   /** Paths dropped because too many were pending or the guest was not reading. */
   dropped = 0;
@@ -51,13 +56,19 @@ export class Invalidator {
     private readonly stream: () => Duplex | undefined,
   ) {}
 
-  /** `path` (in the served tree) changed on the host side: its name, node and parent. */
-  changed(path: string): void {
-    if (this.pending.size >= MAX_PENDING_PATHS) {
+  /**
+   * `path` (in the served tree) changed on the host side: its name, node and parent. With a
+   * `probe`, what the guest already knows is left alone (the watcher also reports the guest's
+   * own changes, and invalidating those would cost it a round trip each to learn them again).
+   */
+  changed(path: string, probe?: HostProbe): void {
+    if (!this.pending.has(path) && this.pending.size >= MAX_PENDING_PATHS) {
       this.dropped++;
       return;
     }
-    this.pending.add(path);
+    // One caller without a probe makes the path's invalidation unconditional.
+    const unconditional = this.pending.has(path) && this.pending.get(path) === undefined;
+    this.pending.set(path, unconditional ? undefined : probe);
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => this.flush());
@@ -76,8 +87,14 @@ export class Invalidator {
       seenNodes.add(id);
       messages.push(invalInode(id));
     };
-    for (const path of paths) {
+    for (const [path, probe] of paths) {
       const { node, parent, name } = this.inodes.find(path);
+      const verdict = this.verdict(node, probe);
+      if (verdict === "none") continue;
+      if (verdict === "inode") {
+        inode(node);
+        continue;
+      }
       // The entry first: the kernel then looks the name up again (or learns it is gone).
       if (parent !== undefined && name !== "") messages.push(invalEntry(parent, name));
       inode(node);
@@ -89,5 +106,25 @@ export class Invalidator {
       return;
     }
     stream.write(Buffer.concat(messages));
+  }
+
+  /**
+   * "none" when the host state is what the guest was last told (or the name is absent and
+   * the guest holds no node for it); "inode" when the same file changed (its attributes and
+   * pages, not its name); "all" otherwise, or when the state cannot be told.
+   */
+  private verdict(node: bigint | undefined, probe: HostProbe | undefined): Verdict {
+    if (probe === undefined) return "all";
+    let now;
+    try {
+      now = probe();
+    } catch {
+      return "all";
+    }
+    if (now === undefined) return "all";
+    if (node === undefined) return now === null ? "none" : "all";
+    const told = this.inodes.lastTold(node);
+    if (now === null || told === undefined || told.ino !== now.ino) return "all";
+    return told.state === statSignature(now).state ? "none" : "inode";
   }
 }

@@ -17,6 +17,7 @@ import {
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import { Invalidator } from "./fuse-notify.js";
+import type { HostProbe } from "./stat-signature.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
 import { BodyReader } from "./fuse-reader.js";
 import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
@@ -32,6 +33,12 @@ export interface FuseServerOptions {
   /** How long the guest kernel may cache names and attributes; host-side changes show up after this. */
   readonly entryTimeoutMs?: number;
   readonly attrTimeoutMs?: number;
+  /**
+   * Longer timeouts for paths whose host-side changes reach `invalidate()` (a watched host
+   * directory); undefined keeps the defaults. Once an invalidation had to be dropped, the
+   * defaults apply everywhere again: a missed change then shows within the short timeout.
+   */
+  readonly watchedTimeouts?: (path: string) => CacheTimeouts | undefined;
   /** Requests served at once; beyond this the server stops reading from the stream. */
   readonly maxInFlight?: number;
   /**
@@ -65,17 +72,23 @@ export class FuseServer {
   private readonly invalidator: Invalidator;
 
   constructor(private readonly options: FuseServerOptions) {
-    const timeouts: CacheTimeouts = {
+    const defaults: CacheTimeouts = {
       entryMs: options.entryTimeoutMs ?? 1000,
       attrMs: options.attrTimeoutMs ?? 1000,
     };
+    const inodes = new InodeTable();
+    this.invalidator = new Invalidator(inodes, () => this.stream);
+    const watched = options.watchedTimeouts;
     this.ctx = {
       provider: options.provider,
-      inodes: new InodeTable(),
+      inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
-      timeouts,
+      timeouts:
+        watched === undefined
+          ? () => defaults
+          : (path) =>
+              (path !== "" && this.invalidator.dropped === 0 && watched(path)) || defaults,
     };
-    this.invalidator = new Invalidator(this.ctx.inodes, () => this.stream);
   }
 
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
@@ -86,14 +99,21 @@ export class FuseServer {
   /**
    * Tells the guest kernel that `path` (in the served tree) changed behind its back, so its
    * cached name, attributes and pages are dropped now instead of when they time out.
+   * `probe` reads the host's state of the path when the invalidation is sent: what already
+   * matches what the guest was told is not invalidated (see Invalidator.changed).
    */
-  invalidate(path: string): void {
-    if (this.initialized && !this.destroyed) this.invalidator.changed(path);
+  invalidate(path: string, probe?: HostProbe): void {
+    if (this.initialized && !this.destroyed) this.invalidator.changed(path, probe);
   }
 
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
   async handle(request: FuseRequest): Promise<Buffer | undefined> {
     const { header } = request;
+    if (process.env.WL_FUSE_STATS) {
+      const g = globalThis as unknown as { wlOps?: Map<number, number> };
+      g.wlOps ??= new Map();
+      g.wlOps.set(header.opcode, (g.wlOps.get(header.opcode) ?? 0) + 1);
+    }
     const noReply = NO_REPLY.has(header.opcode);
     try {
       const payload = await this.dispatch(request);
