@@ -61,19 +61,8 @@ function makeInputs(inputs: string): void {
   copyFileSync(git0, join(inputs, "tools", "git"));
 }
 
-const opsNow = (): Map<number, number> =>
-  new Map((globalThis as unknown as { wlOps?: Map<number, number> }).wlOps ?? []);
-function opsSince(before: Map<number, number>, what: string): void {
-  if (!process.env.WL_FUSE_STATS) return;
-  const d: string[] = [];
-  for (const [op, n] of opsNow())
-    if (n - (before.get(op) ?? 0) > 0) d.push(`${op}:${n - (before.get(op) ?? 0)}`);
-  process.stderr.write(`ops ${what}: ${d.join(" ")}\n`);
-}
-
 async function measure(sb: Sandbox, dir: string) {
   await sb.exec(`rm -rf ${dir} && mkdir -p ${dir}/tree ${dir}/repo`);
-  let o = opsNow();
   const untarMs = await guestMs(
     sb,
     DROP_CACHES,
@@ -81,13 +70,8 @@ async function measure(sb: Sandbox, dir: string) {
   );
   await sb.exec(`tar -xf /dev/shm/repo.tar -C ${dir}/repo`);
   const status = `cd ${dir}/repo && ${GIT} status --porcelain >/tmp/status.out`;
-  opsSince(o, `untar+prep ${dir}`);
-  o = opsNow();
   const gitStatusColdMs = await guestMs(sb, DROP_CACHES, status);
-  opsSince(o, `status cold ${dir}`);
-  o = opsNow();
   const gitStatusWarmMs = await guestMs(sb, "true", status);
-  opsSince(o, `status warm ${dir}`);
   const clean = await sb.exec("wc -c </tmp/status.out");
   if (clean.stdout.trim() !== "0") throw new Error(`the repository in ${dir} is not clean`);
   await sb.exec(`dd if=/dev/zero of=${dir}/big bs=1M count=${READ_MB} 2>/dev/null`);

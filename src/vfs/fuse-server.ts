@@ -86,8 +86,7 @@ export class FuseServer {
       timeouts:
         watched === undefined
           ? () => defaults
-          : (path) =>
-              (path !== "" && this.invalidator.dropped === 0 && watched(path)) || defaults,
+          : (path) => (path !== "" && this.invalidator.dropped === 0 && watched(path)) || defaults,
     };
   }
 
@@ -109,11 +108,6 @@ export class FuseServer {
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
   async handle(request: FuseRequest): Promise<Buffer | undefined> {
     const { header } = request;
-    if (process.env.WL_FUSE_STATS) {
-      const g = globalThis as unknown as { wlOps?: Map<number, number> };
-      g.wlOps ??= new Map();
-      g.wlOps.set(header.opcode, (g.wlOps.get(header.opcode) ?? 0) + 1);
-    }
     const noReply = NO_REPLY.has(header.opcode);
     try {
       const payload = await this.dispatch(request);

@@ -69,7 +69,12 @@ const getattr: OpHandler = async (ctx, header, body) => {
 };
 
 /** The attribute reply, remembered as what the guest now knows of the node. */
-function attrReply(ctx: OpsContext, nodeid: bigint, stat: VfsStat, timeouts: CacheTimeouts): Buffer {
+function attrReply(
+  ctx: OpsContext,
+  nodeid: bigint,
+  stat: VfsStat,
+  timeouts: CacheTimeouts,
+): Buffer {
   ctx.inodes.told(nodeid, statSignature(stat));
   return attrOut(nodeid, stat, timeouts);
 }

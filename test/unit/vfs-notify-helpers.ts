@@ -59,4 +59,3 @@ export async function served(
   await k.init();
   return { server, k, sent: () => Buffer.concat(chunks.splice(0)) };
 }
-
