@@ -1,7 +1,7 @@
 /**
  * Cache invalidation: unsolicited messages (unique 0, error = notify code) that tell the guest
  * kernel to drop what it cached about a name or a node when the host side changed it. Changed
- * paths are collected and sent together on the next turn of the event loop, de-duplicated and
+ * paths are collected for a few milliseconds and sent together, de-duplicated and
  * bounded: past the bound, or while the guest is not reading, they are dropped and the cache
  * timeouts alone bound how stale the guest's view can get.
  */
@@ -10,10 +10,23 @@ import { NotifyCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
 import type { InodeTable } from "./inode-table.js";
 import { statSignature, type HostProbe } from "./stat-signature.js";
 
+/**
+ * Changes are collected this long before they are checked and sent: the watcher reports the
+ * guest's own operations while their replies are still being made, and a little later the
+ * probe sees them as already known (see Invalidator.changed) instead of invalidating the
+ * name the guest is creating.
+ */
+export const FLUSH_DELAY_MS = 10;
 /** Paths held for the next flush; more are dropped. */
 const MAX_PENDING_PATHS = 4096;
 /** Bytes the stream may hold unsent before notifications are skipped. */
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+/**
+ * The guest agent queues notifications in 64 KiB and drops what does not fit, silently. A
+ * burst of more than half that may lose some there: afterwards the server stops trusting
+ * invalidation to reach the guest (see `reliable`).
+ */
+const GUEST_SAFE_BURST_BYTES = 32 * 1024;
 
 function message(code: number, body: Buffer): Buffer {
   const header = Buffer.alloc(OUT_HEADER_BYTES);
@@ -50,6 +63,12 @@ export class Invalidator {
   private scheduled = false;
   /** Paths dropped because too many were pending or the guest was not reading. */
   dropped = 0;
+  private burst = false;
+
+  /** False once a notification may have been lost, here or in the guest's queue. */
+  get reliable(): boolean {
+    return this.dropped === 0 && !this.burst;
+  }
 
   constructor(
     private readonly inodes: InodeTable,
@@ -71,7 +90,7 @@ export class Invalidator {
     this.pending.set(path, unconditional ? undefined : probe);
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    setTimeout(() => this.flush(), FLUSH_DELAY_MS);
   }
 
   private flush(): void {
@@ -105,7 +124,9 @@ export class Invalidator {
       this.dropped += paths.length;
       return;
     }
-    stream.write(Buffer.concat(messages));
+    const bytes = Buffer.concat(messages);
+    if (bytes.length > GUEST_SAFE_BURST_BYTES) this.burst = true;
+    stream.write(bytes);
   }
 
   /**

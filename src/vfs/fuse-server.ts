@@ -35,8 +35,8 @@ export interface FuseServerOptions {
   readonly attrTimeoutMs?: number;
   /**
    * Longer timeouts for paths whose host-side changes reach `invalidate()` (a watched host
-   * directory); undefined keeps the defaults. Once an invalidation had to be dropped, the
-   * defaults apply everywhere again: a missed change then shows within the short timeout.
+   * directory); undefined keeps the defaults. Once an invalidation may have been lost (see
+   * Invalidator.reliable), new replies get the defaults everywhere again.
    */
   readonly watchedTimeouts?: (path: string) => CacheTimeouts | undefined;
   /** Requests served at once; beyond this the server stops reading from the stream. */
@@ -86,7 +86,7 @@ export class FuseServer {
       timeouts:
         watched === undefined
           ? () => defaults
-          : (path) => (path !== "" && this.invalidator.dropped === 0 && watched(path)) || defaults,
+          : (path) => (path !== "" && this.invalidator.reliable && watched(path)) || defaults,
     };
   }
 

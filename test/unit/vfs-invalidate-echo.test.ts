@@ -5,11 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { setImmediate as tick } from "node:timers/promises";
 import { NotifyCode, Opcode } from "../../src/vfs/fuse-constants.js";
 import { MemoryProvider, type ProbedStat } from "../../src/vfs/index.js";
 import { cstr } from "./vfs-fake-kernel.js";
-import { parse, served } from "./vfs-notify-helpers.js";
+import { flushed as tick, parse, served } from "./vfs-notify-helpers.js";
 
 const ROOT = 1n;
 
@@ -117,5 +116,17 @@ test("watched timeouts: once an invalidation was dropped, the short default appl
   await k.create(w, "a");
   assert.equal(timeoutsOf(await k.call(Opcode.LOOKUP, w, cstr("a"))).entryS, 60n);
   for (let i = 0; i <= 4096; i++) server.invalidate(`/w/x${i}`);
+  assert.equal(timeoutsOf(await k.call(Opcode.LOOKUP, w, cstr("a"))).entryS, 1n);
+});
+
+test("watched timeouts: a burst the guest's 64 KiB queue might not hold ends them too", async () => {
+  const { server, k, sent } = await served({
+    watchedTimeouts: () => ({ entryMs: 60_000, attrMs: 60_000 }),
+  });
+  const w = await k.mkdir(ROOT, "w");
+  await k.create(w, "a");
+  for (let i = 0; i < 600; i++) server.invalidate(`/w/${"n".repeat(40)}${i}`);
+  await tick();
+  assert.ok(sent().length > 32 * 1024);
   assert.equal(timeoutsOf(await k.call(Opcode.LOOKUP, w, cstr("a"))).entryS, 1n);
 });

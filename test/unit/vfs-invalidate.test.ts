@@ -8,11 +8,10 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex, PassThrough } from "node:stream";
-import { setImmediate as tick } from "node:timers/promises";
 import { FuseServer, MemoryProvider } from "../../src/vfs/index.js";
 import { NotifyCode } from "../../src/vfs/fuse-constants.js";
 import { HostTreeWatcher } from "../../src/sandbox/host-watch.js";
-import { parse, served } from "./vfs-notify-helpers.js";
+import { flushed as tick, parse, served } from "./vfs-notify-helpers.js";
 
 const ROOT = 1n;
 

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { Duplex, PassThrough } from "node:stream";
 import { FuseServer, MemoryProvider, type FuseServerOptions } from "../../src/vfs/index.js";
 import { NotifyCode } from "../../src/vfs/fuse-constants.js";
+import { FLUSH_DELAY_MS } from "../../src/vfs/fuse-notify.js";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FakeKernel } from "./vfs-fake-kernel.js";
 
 export interface Notification {
@@ -58,4 +60,9 @@ export async function served(
   server.attach(Duplex.from({ readable: guestIn, writable: guestOut }));
   await k.init();
   return { server, k, sent: () => Buffer.concat(chunks.splice(0)) };
+}
+
+/** Waits until the server has sent what it collected (timers fire in order of expiry). */
+export async function flushed(): Promise<void> {
+  await sleep(FLUSH_DELAY_MS + 20);
 }
