@@ -54,6 +54,8 @@ function makeInputs(inputs: string): void {
   sh("git", ["init", "-q", "--template=", repo]);
   sh("git", [...git, "-C", repo, "add", "-A", "-f"]);
   sh("git", [...git, "-C", repo, "commit", "-qm", "tree"]);
+  // One pack, as a clone has: 10,000 loose objects would double what the untar creates.
+  sh("git", ["-C", repo, "gc", "-q"]);
   sh("tar", ["-cf", join(inputs, "repo.tar"), "-C", repo, "."]);
   rmSync(repo, { recursive: true });
   const git0 = sh("sh", ["-c", "command -v git"]).trim();
