@@ -3,7 +3,8 @@
  * kernel to drop what it cached about a name or a node when the host side changed it. Changed
  * paths are collected for a few milliseconds and sent together, de-duplicated and
  * bounded: past the bound, or while the guest is not reading, they are dropped and the cache
- * timeouts alone bound how stale the guest's view can get.
+ * timeouts alone bound how stale the guest's view can get. The guest agent drops them too when
+ * its queue is full, and says so (NOTIFY_LOST_OPCODE): either way `reliable` turns false.
  */
 import type { Duplex } from "node:stream";
 import { NotifyCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
@@ -21,13 +22,6 @@ export const FLUSH_DELAY_MS = 10;
 const MAX_PENDING_PATHS = 4096;
 /** Bytes the stream may hold unsent before notifications are skipped. */
 const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
-/**
- * The guest agent queues notifications in 64 KiB and drops what does not fit, silently. A
- * burst of more than half that may lose some there: afterwards the server stops trusting
- * invalidation to reach the guest (see `reliable`).
- */
-const GUEST_SAFE_BURST_BYTES = 32 * 1024;
-
 function message(code: number, body: Buffer): Buffer {
   const header = Buffer.alloc(OUT_HEADER_BYTES);
   header.writeUInt32LE(OUT_HEADER_BYTES + body.length, 0);
@@ -63,11 +57,17 @@ export class Invalidator {
   private scheduled = false;
   /** Paths dropped because too many were pending or the guest was not reading. */
   dropped = 0;
-  private burst = false;
+  /** The guest agent reported dropping a notification (its queue was full). */
+  private lostInGuest = false;
 
   /** False once a notification may have been lost, here or in the guest's queue. */
   get reliable(): boolean {
-    return this.dropped === 0 && !this.burst;
+    return this.dropped === 0 && !this.lostInGuest;
+  }
+
+  /** The guest said it dropped a notification (NOTIFY_LOST_OPCODE); for the whole session. */
+  lost(): void {
+    this.lostInGuest = true;
   }
 
   constructor(
@@ -124,9 +124,7 @@ export class Invalidator {
       this.dropped += paths.length;
       return;
     }
-    const bytes = Buffer.concat(messages);
-    if (bytes.length > GUEST_SAFE_BURST_BYTES) this.burst = true;
-    stream.write(bytes);
+    stream.write(Buffer.concat(messages));
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   InitFlag,
   MAX_READAHEAD_BYTES,
   MAX_WRITE_BYTES,
+  NOTIFY_LOST_OPCODE,
   Opcode,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
@@ -58,7 +59,12 @@ export interface FuseServerOptions {
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
-const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
+const NO_REPLY = new Set<number>([
+  Opcode.FORGET,
+  Opcode.BATCH_FORGET,
+  Opcode.INTERRUPT,
+  NOTIFY_LOST_OPCODE,
+]);
 const MAX_BACKGROUND = 64;
 
 export class FuseServer {
@@ -122,6 +128,11 @@ export class FuseServer {
     const { header } = request;
     const body = new BodyReader(request.body);
     if (header.opcode === Opcode.INIT) return this.init(body);
+    if (header.opcode === NOTIFY_LOST_OPCODE) {
+      // The agent dropped a notification: long cache timeouts can no longer be trusted.
+      this.invalidator.lost();
+      return undefined;
+    }
     if (!this.initialized || this.destroyed) throw new VfsError(Errno.EIO);
     if (header.opcode === Opcode.DESTROY) {
       this.destroyed = true;
