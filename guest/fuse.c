@@ -144,9 +144,10 @@ static void relay_to_kernel(void)
 		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
-		if (unique == 0 && fuse_notify_queue(from_host, len) != 0)
-			notify_lost = 1;
-		else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
+		if (unique == 0) {
+			if (fuse_notify_queue(from_host, len) != 0)
+				notify_lost = 1;
+		} else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
 			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
 		memmove(from_host, from_host + len, from_host_len - len);
 		from_host_len -= len;
