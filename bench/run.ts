@@ -7,8 +7,10 @@ import { join } from "node:path";
 import { Sandbox } from "../src/index.js";
 import { prepareAssets } from "../src/setup/index.js";
 import { detectAccel } from "../src/vmm/index.js";
+import { restoreBench } from "./restore.js";
 import { startRounds, type StartRound } from "./starts.js";
 import { cliStartupBench } from "./cli-startup.js";
+import { forkBench } from "./fork.js";
 import { imageBench } from "./image.js";
 import { interceptBench } from "./intercept.js";
 import { interceptLatencyBench } from "./intercept-latency.js";
@@ -84,6 +86,11 @@ async function guestPipeMBps(sb: Sandbox, bytes: number): Promise<number> {
 async function main(): Promise<void> {
   // First, while nothing else of the bench runs: whole-process figures are the noisiest.
   const cliStartup = cliStartupBench(log);
+  // 16 copies of a 512 MB VM on a 2-core TCG machine: run with WHEELLOCK_BENCH_FORKS=1,4,16.
+  const fork = await forkBench(
+    (process.env.WHEELLOCK_BENCH_FORKS ?? "1,4").split(",").map(Number),
+    log,
+  );
   const assets = await prepareAssets();
   const accel = detectAccel("auto");
   log(`accelerator ${accel.accel} (${accel.reason})`);
@@ -169,6 +176,7 @@ async function main(): Promise<void> {
     };
     // A separate section: pull/unpack throughput and first vs cached image start.
     const image = await imageBench(log);
+    const restore = await restoreBench(8, log);
     const kernels = await kernelComparison(accel.accel, log);
     const intercept = await interceptBench(log);
     const interceptLatency = await interceptLatencyBench(30, log);
@@ -176,7 +184,7 @@ async function main(): Promise<void> {
     const network = await networkBench(log);
     const mountMetadata = await mountMetadataBench(log);
     process.stdout.write(
-      `${JSON.stringify({ ...result, cliStartup, image, kernels, intercept, interceptLatency, network, mountMetadata }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, cliStartup, image, restore, fork, kernels, intercept, interceptLatency, network, mountMetadata }, null, 2)}\n`,
     );
   } finally {
     await sb.close();

@@ -9,6 +9,9 @@ void boot_system(void);
  * to /sys (FUSE readahead) are done. Unless the sandbox is privileged, no process it starts
  * can undo that (see boot.c), so none can unbind or re-bind a driver. */
 void boot_lock_sysfs(void);
+/* Remounts sysfs read-only (1) or writable (0) for a moment of the agent's own (MOUNT's
+ * readahead write); 0 or -1 (logged). */
+int boot_sysfs_readonly(int readonly);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);
 

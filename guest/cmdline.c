@@ -9,7 +9,7 @@
 
 static struct cmdline parsed;
 /* Each value is copied here and split in place; the struct points into these. */
-static char disks_value[1024], fuse_value[1024];
+static char disks_value[1024];
 
 const struct cmdline *cmdline(void)
 {
@@ -48,22 +48,6 @@ static void parse_disks(char *value)
 	}
 }
 
-/* The host validated these (absolute, [A-Za-z0-9/_.-], no ".."); refuse anything else. */
-static int parse_mounts(char *value)
-{
-	int n = 0;
-	char *save = NULL;
-	for (char *p = strtok_r(value, ":", &save); p && n < CMDLINE_MAX_MOUNTS;
-	     p = strtok_r(NULL, ":", &save)) {
-		if (p[0] != '/' || strstr(p, "..") ||
-		    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.-") !=
-			    strlen(p))
-			return -1;
-		parsed.mount_paths[n++] = p;
-	}
-	return n > 0 ? n : -1;
-}
-
 /* "10.0.2.15/24,10.0.2.2,65520" */
 static int parse_net(const char *value, struct net_config *cfg)
 {
@@ -94,14 +78,12 @@ void cmdline_load(void)
 	char *cmd = read_small_file("/proc/cmdline", 4096, NULL);
 	if (!cmd)
 		return;
-	const char *disks = NULL, *fuse = NULL, *net = NULL, *v;
+	const char *disks = NULL, *net = NULL, *v;
 	for (char *tok = strtok(cmd, " \n"); tok; tok = strtok(NULL, " \n")) {
 		if ((v = value_of(tok, WL_KEY_PRIVILEGED)))
 			parsed.privileged = strcmp(v, "1") == 0;
 		else if ((v = value_of(tok, WL_KEY_DISKS)))
 			disks = v;
-		else if ((v = value_of(tok, WL_KEY_FUSE)))
-			fuse = v;
 		else if ((v = value_of(tok, WL_KEY_NET)))
 			net = v;
 		else if ((v = value_of(tok, WL_KEY_ATTRIBUTION)))
@@ -109,13 +91,6 @@ void cmdline_load(void)
 	}
 	if (disks && copy_value(disks_value, sizeof disks_value, disks) == 0)
 		parse_disks(disks_value);
-	if (fuse) {
-		parsed.n_mounts = copy_value(fuse_value, sizeof fuse_value, fuse) == 0
-					  ? parse_mounts(fuse_value)
-					  : -1;
-		if (parsed.n_mounts < 0)
-			logmsg("bad %s= value: no mounts", WL_KEY_FUSE);
-	}
 	if (net) {
 		parsed.has_net = parse_net(net, &parsed.net) == 0;
 		if (!parsed.has_net)

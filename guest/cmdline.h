@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 
 #define CMDLINE_MAX_DISKS 8
-#define CMDLINE_MAX_MOUNTS 16
 
 struct net_config {
 	struct in_addr addr, gateway, netmask;
@@ -21,10 +20,6 @@ struct cmdline {
 	int n_disks;
 	const char *disk_paths[CMDLINE_MAX_DISKS];
 	int disk_readonly[CMDLINE_MAX_DISKS];
-	/* fuse=/a:/b: guest paths served over the FUSE port; n_mounts 0 without the key, -1 when
-	 * its value was invalid (no mounts then) */
-	int n_mounts;
-	const char *mount_paths[CMDLINE_MAX_MOUNTS];
 	/* net=ADDR/PREFIX,GATEWAY,MTU: has_net 0 without the key or with an invalid value */
 	int has_net;
 	struct net_config net;

@@ -16,17 +16,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cmdline.h"
+#include "boot.h"
 #include "fuse_notify.h"
 #include "port.h"
 #include "proto.h"
 #include "util.h"
+#include "wire.h"
 /* Where the one FUSE filesystem is mounted; each guest path is a bind mount of a subdir. */
 #define FUSE_ROOT "/run/wheellock/vfs"
 /* The kernel wants a read buffer of at least max_write (1 MiB) plus the request headers. */
 #define MSG_MAX ((1u << 20) + 8192u)
 #define OUT_HEADER_BYTES 16u
 #define MOUNT_WAIT_MS 30000
+#define MAX_MOUNTS 16
+#define MAX_MOUNT_PATH 256
 
 static int fuse_fd = -1;
 static struct port fport = {WL_PORT_FUSE, -1, -1};
@@ -221,14 +224,14 @@ static int make_target(const char *src, const char *target)
 }
 
 /* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
- * process relays; the child's exit status says whether every mount worked. */
-static int bind_paths(const char *const paths[], int n)
+ * process relays. Returns 0 when every mount worked, else 1 + the index of the first path
+ * that failed (the child's exit status), or -1 (n + 1 for a timeout). */
+static int bind_paths(char *const paths[], int n)
 {
 	pid_t child = fork();
 	if (child < 0)
 		return -1;
 	if (child == 0) {
-		int failed = 0;
 		/* stat() of the mount needs a host reply: only here, where the parent relays. */
 		raise_readahead();
 		for (int i = 0; i < n; i++) {
@@ -237,28 +240,28 @@ static int bind_paths(const char *const paths[], int n)
 			if (make_target(src, paths[i]) != 0 ||
 			    mount(src, paths[i], NULL, MS_BIND, NULL) != 0) {
 				logmsg("fuse: bind %s: %s", paths[i], strerror(errno));
-				failed = 1;
+				_exit(1 + i);
 			}
 		}
-		_exit(failed);
+		_exit(0);
 	}
 	uint64_t deadline = now_ms() + MOUNT_WAIT_MS;
 	for (;;) {
 		int status;
 		pid_t done = waitpid(child, &status, WNOHANG);
 		if (done == child)
-			return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		if (now_ms() > deadline) {
 			kill(child, SIGKILL);
 			waitpid(child, NULL, 0);
-			return -1;
+			return n + 1;
 		}
 		struct pollfd pfd[2];
 		size_t k = fuse_poll_fds(pfd);
 		if (k == 0) {
 			kill(child, SIGKILL);
 			waitpid(child, NULL, 0);
-			return -1;
+			return n + 1;
 		}
 		if (poll(pfd, k, 10) > 0)
 			fuse_on_events(pfd, k);
@@ -301,17 +304,23 @@ static int relay_start(void)
 	return 0;
 }
 
-void fuse_setup(void)
+/* The host validates these too (absolute, [A-Za-z0-9/_.-], no ".."); refuse anything else. */
+static int valid_mount_path(const char *p)
 {
-	const struct cmdline *c = cmdline();
-	if (c->n_mounts <= 0)
-		return; /* no key, or a bad value (cmdline.c logged it) */
+	size_t n = strlen(p);
+	return n > 1 && n < MAX_MOUNT_PATH && p[0] == '/' && !strstr(p, "..") &&
+	       strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.-") == n;
+}
+
+/* Opens the port and /dev/fuse and mounts the one FUSE filesystem; 0 or -1 (logged). */
+static int relay_open(void)
+{
 	if (port_open(WL_PORT_FUSE, &fport) != 0 ||
 	    (fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK)) < 0 ||
 	    set_nonblock(fport.fd) != 0 || mkdir_p(FUSE_ROOT, 0755) != 0 ||
 	    (lost_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		logmsg("fuse: cannot start the relay: %s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	char opts[160];
 	snprintf(opts, sizeof opts,
@@ -319,20 +328,89 @@ void fuse_setup(void)
 		 fuse_fd);
 	if (mount("wheellock", FUSE_ROOT, "fuse.wheellock", MS_NOSUID | MS_NODEV, opts) != 0) {
 		logmsg("fuse: mount: %s", strerror(errno));
-		goto fail;
+		return -1;
 	}
 	if (fuse_notify_start(fuse_fd) != 0)
 		logmsg("fuse: no invalidation writer: %s", strerror(errno));
-	if (bind_paths(c->mount_paths, c->n_mounts) != 0)
-		logmsg("fuse: some mounts failed");
-	if (relay_start() != 0) {
-		logmsg("fuse: cannot start the relay thread: %s", strerror(errno));
-		goto fail;
-	}
-	return;
-fail:
+	return 0;
+}
+
+static void relay_abandon(void)
+{
 	close_relay_fds();
 	if (lost_fd >= 0)
 		close(lost_fd);
 	lost_fd = -1;
+}
+
+/* MOUNT after a boot or a restore, never at boot: a memory snapshot is saved before it, so
+ * no restored guest inherits a FUSE session (node ids, cached pages) of the VM that saved
+ * it, and each sees the host files as they are now. Once per guest. */
+int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int privileged)
+{
+	static int requested;
+	if (!rec_valid(payload, len))
+		return -1;
+	char *paths[MAX_MOUNTS];
+	int n = 0, bad = 0;
+	struct rec_it it;
+	uint8_t tag;
+	const uint8_t *v;
+	uint32_t l;
+	rec_iter(&it, payload, len);
+	while (rec_next(&it, &tag, &v, &l) == 1) {
+		if (tag != T_MOUNT_PATH)
+			continue;
+		char *p = n < MAX_MOUNTS ? val_strdup(v, l) : NULL;
+		if (!p || !valid_mount_path(p)) {
+			free(p);
+			bad = 1;
+			break;
+		}
+		paths[n++] = p;
+	}
+	int err = 0;
+	const char *why = NULL;
+	if (bad) {
+		err = EINVAL;
+		why = "invalid or too many paths";
+	} else if (requested) {
+		err = EBUSY;
+		why = "mounts were set up already";
+	}
+	requested = 1;
+	int failed = 0;
+	if (!err && n > 0) {
+		if (relay_open() != 0) {
+			err = errno ? errno : EIO;
+			why = "cannot start the relay";
+		} else {
+			/* The bdi readahead lives in sysfs, read-only from boot on (boot.c); no
+			 * command runs yet (the host mounts before its first EXEC), so no process
+			 * can use the moment it is writable. */
+			if (!privileged)
+				boot_sysfs_readonly(0);
+			failed = bind_paths(paths, n);
+			/* A sysfs left writable would let commands unbind the agent's ports. */
+			if (!privileged && boot_sysfs_readonly(1) != 0)
+				boot_poweroff();
+			if (failed == 0 && relay_start() != 0) {
+				err = errno;
+				why = "cannot start the relay thread";
+			}
+		}
+		if (failed != 0 || err)
+			relay_abandon();
+	}
+	if (failed > 0 && failed <= n)
+		wire_send_error(id, EIO, "mount %s failed", paths[failed - 1]);
+	else if (failed != 0)
+		wire_send_error(id, ETIMEDOUT, "mounts did not finish");
+	else if (err)
+		wire_send_error(id, err, "%s", why);
+	else
+		wire_send(FT_OK, id, NULL, 0);
+	for (int i = 0; i < n; i++)
+		free(paths[i]);
+	return 0;
 }

@@ -57,7 +57,7 @@ static void send_hello(void)
 static int is_open_op(uint8_t t)
 {
 	return t == FT_CONFIGURE || t == FT_PING || t == FT_NETWORK_SETUP || t == FT_ATTRIBUTE ||
-	       t == FT_USAGE || t == FT_EXEC ||
+	       t == FT_USAGE || t == FT_MOUNT || t == FT_EXEC ||
 	       t == FT_FILE_WRITE ||
 	       t == FT_FILE_READ || t == FT_FILE_LIST || t == FT_FILE_STAT || t == FT_MKDIR ||
 	       t == FT_REMOVE || t == FT_PORT_FORWARD;
@@ -81,6 +81,8 @@ static int open_op(const struct frame *f)
 		return attrib_query(f->stream, f->payload, f->len);
 	case FT_USAGE:
 		return usage_report(f->stream);
+	case FT_MOUNT:
+		return fuse_mount_request(f->stream, f->payload, f->len, privileged);
 	case FT_EXEC:
 		return exec_start(f->stream, f->payload, f->len, privileged);
 	case FT_FILE_WRITE:
@@ -337,9 +339,8 @@ int main(void)
 	}
 	boot_system();
 	privileged = cmdline()->privileged;
-	fuse_setup();
-	/* Last of the agent's own sysfs writes done (FUSE readahead): from here on nobody
-	 * unbinds a driver, unless the user asked for a privileged sandbox. */
+	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox
+	 * (MOUNT's readahead write reopens it for a moment, before any command runs). */
 	if (!privileged)
 		boot_lock_sysfs();
 	if (config_set_hostname("wheellock") != 0)

@@ -26,6 +26,7 @@ enum wl_frame_type {
 	FT_NETWORK_SETUP = 0x06,
 	FT_ATTRIBUTE = 0x07,
 	FT_USAGE = 0x08,
+	FT_MOUNT = 0x09,
 	FT_EXEC = 0x10,
 	FT_STARTED = 0x11,
 	FT_STDIN = 0x12,
@@ -84,6 +85,8 @@ enum wl_frame_type {
 #define WL_ATTRIBUTION_STATE_NO_EXEC 2
 /* USAGE (usage.c) */
 #define T_USAGE_OK_DISK_WRITTEN_BYTES 1
+/* MOUNT */
+#define T_MOUNT_PATH 1
 /* EXEC */
 #define T_EXEC_ARGV 1
 #define T_EXEC_ENV 2
@@ -139,7 +142,6 @@ enum wl_frame_type {
 /* kernel command-line keys, each given as key=value (cmdline.c) */
 #define WL_KEY_PRIVILEGED "wheellock.privileged"
 #define WL_KEY_DISKS "wheellock.disks"
-#define WL_KEY_FUSE "wheellock.fuse"
 #define WL_KEY_NET "wheellock.net"
 #define WL_KEY_ATTRIBUTION "wheellock.attribution"
 

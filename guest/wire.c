@@ -142,7 +142,7 @@ static int known_host_type(uint8_t t)
 {
 	switch (t) {
 	case FT_CONFIGURE: case FT_POWEROFF: case FT_PING: case FT_NETWORK_SETUP: case FT_ATTRIBUTE:
-	case FT_USAGE: case FT_EXEC:
+	case FT_USAGE: case FT_MOUNT: case FT_EXEC:
 	case FT_STDIN:
 	case FT_EOF: case FT_SIGNAL: case FT_RESIZE: case FT_CREDIT: case FT_CLOSE:
 	case FT_FILE_WRITE: case FT_FILE_READ: case FT_FILE_LIST: case FT_FILE_STAT:

@@ -17,6 +17,8 @@ export type { RemoteSandbox } from "./remote/index.js";
 export type {
   SandboxApi,
   AllowlistState,
+  CheckpointInfo,
+  ForkOptions,
   FileData,
   MkdirOptions,
   PortConnection,

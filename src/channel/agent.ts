@@ -11,6 +11,7 @@ import {
   FileStatTag,
   FrameType,
   MkdirTag,
+  MountTag,
   PortForwardTag,
   RemoveTag,
 } from "./contract.js";
@@ -55,6 +56,11 @@ export class GuestAgent {
     return this.channel.hello;
   }
 
+  /** Streams open now (see Channel.openStreams). */
+  get openStreams(): number {
+    return this.channel.openStreams;
+  }
+
   get closed(): boolean {
     return this.channel.closed;
   }
@@ -80,6 +86,18 @@ export class GuestAgent {
   /** NETWORK_SETUP: installs the intercept CA and `/etc/hosts` lines in one round trip. */
   async networkSetup(req: NetworkSetupRequest): Promise<void> {
     await this.request(FrameType.NetworkSetup, encodeNetworkSetup(req));
+  }
+
+  /**
+   * MOUNT: the guest mounts the FUSE port's filesystem and binds each guest path to its
+   * subtree (the host serves them: sandbox/fuse-mounts.ts). Once per guest, after CONFIGURE
+   * and before the first command; an ERROR names the path that failed.
+   */
+  async mount(guestPaths: readonly string[]): Promise<void> {
+    await this.request(
+      FrameType.Mount,
+      guestPaths.map((path) => field.string(MountTag.Path, path)),
+    );
   }
 
   /** ATTRIBUTE: which exec each process or socket belongs to (one answer per key, in order). */

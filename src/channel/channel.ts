@@ -112,6 +112,11 @@ export class Channel {
     return this.closeError !== undefined;
   }
 
+  /** Streams open now (execs, transfers, port connections): a checkpoint waits for none. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   /** A fresh session token for the CONFIGURE about to be sent (token.ts). */
   nextToken(): number {
     return this.tokens.next();

@@ -31,6 +31,7 @@ export const FrameType = {
   NetworkSetup: 0x06,
   Attribute: 0x07,
   Usage: 0x08,
+  Mount: 0x09,
   Exec: 0x10,
   Started: 0x11,
   Stdin: 0x12,
@@ -99,6 +100,7 @@ export const AttributionKind = { Pid: 1, Tcp: 2, Udp: 3 } as const;
 /** GONE: no such process or socket now; EXEC: an exec's (EXEC = its stream id); NO_EXEC: not. */
 export const AttributionState = { Gone: 0, Exec: 1, NoExec: 2 } as const;
 export const UsageOkTag = { DiskWrittenBytes: 1 } as const;
+export const MountTag = { Path: 1 } as const;
 export const ExecTag = { Argv: 1, Env: 2, Cwd: 3, User: 4, Tty: 5, Rows: 6, Cols: 7 } as const;
 export const StartedTag = { Pid: 1 } as const;
 export const ErrorTag = { Message: 1, Errno: 2 } as const;
@@ -130,6 +132,7 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
   AttributeOk: AttributeOkTag,
   Attribution: AttributionTag,
   UsageOk: UsageOkTag,
+  Mount: MountTag,
   Exec: ExecTag,
   Started: StartedTag,
   Error: ErrorTag,
@@ -149,7 +152,7 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
 export const PortName = {
   /** The framed protocol of this file. */
   Control: "wheellock.ctl",
-  /** Raw FUSE messages; present only when the sandbox has mounts. */
+  /** Raw FUSE messages; present when the sandbox has mounts or may use a snapshot. */
   Fuse: "wheellock.fuse",
 } as const;
 
@@ -173,8 +176,6 @@ export const CmdlineKey = {
   Privileged: "wheellock.privileged",
   /** `=/a,/b:ro`: guest path of extra disk i at position i. */
   Disks: "wheellock.disks",
-  /** `=/a:/b`: guest paths served over the FUSE port. */
-  Fuse: "wheellock.fuse",
   /** `=ADDR/PREFIX,GATEWAY,MTU`: static eth0 settings. */
   Net: "wheellock.net",
   /** `=0`: execs get no cgroups of their own (attribution by parent pid only; benchmarks). */

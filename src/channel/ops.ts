@@ -23,6 +23,7 @@ export const RECORD_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.NetworkSetup,
   FrameType.Attribute,
   FrameType.Usage,
+  FrameType.Mount,
   FrameType.FileList,
   FrameType.FileStat,
   FrameType.Mkdir,

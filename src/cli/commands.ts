@@ -65,6 +65,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     async () => (await import("./build.js")).buildCommand,
   ),
   entry(
+    "checkpoint",
+    "save a running sandbox as a checkpoint; list and remove checkpoints",
+    async () => (await import("./checkpoint.js")).checkpointCommand,
+    ID,
+  ),
+  entry(
     "image",
     "manage the local image store",
     async () => (await import("./image.js")).imageCommand,

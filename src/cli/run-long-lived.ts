@@ -12,6 +12,7 @@ import {
   type SandboxOptions,
 } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
+import { withCheckpointDefaults } from "../sandbox/index.js";
 import { startSupervisor, supervise, type SuperviseRequest } from "../supervisor/index.js";
 import { collect } from "./flags.js";
 
@@ -64,7 +65,9 @@ export async function runLongLived(
   }
   const request: SuperviseRequest = {
     // A long-lived sandbox has no deadline unless one was asked for (--timeout).
-    plan: planSandbox({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 }),
+    plan: planSandbox(
+      withCheckpointDefaults({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 }),
+    ),
     command,
     ports: parsePublish(flags.publish, flags.address),
     gracefulShutdownMs: Math.round((flags.gracefulShutdown ?? 0) * 1000),

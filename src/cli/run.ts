@@ -51,6 +51,7 @@ import {
 interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags, ObserveFlags {
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
+  fromCheckpoint?: string;
   image?: string;
   cpus?: number;
   memory?: number;
@@ -104,6 +105,10 @@ export function runCommand(): Command {
     .option("--hostname <name>", "guest hostname (default: the sandbox id)")
     .option("--privileged", "skip in-guest hardening (seccomp, capability drop, no_new_privs)")
     .option("--no-snapshot", "cold boot even when a memory snapshot of this boot exists")
+    .option(
+      "--from-checkpoint <name>",
+      "start as a copy of a checkpoint (`wheellock checkpoint`): its memory, files and processes",
+    )
     .addOption(
       new Option("--accel <kind>", "accelerator").argParser(
         oneOf("--accel", ["auto", "kvm", "tcg"] as const),
@@ -163,8 +168,10 @@ function sandboxOptions(
     ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
     ...(flags.accel !== undefined ? { accel: flags.accel } : {}),
     ...(flags.kernel !== undefined ? { kernel: flags.kernel } : {}),
-    privileged: flags.privileged === true,
+    // Unset unless given: a checkpoint's own setting is the default (withCheckpointDefaults).
+    ...(flags.privileged === true ? { privileged: true } : {}),
     ...(flags.snapshot === false ? { snapshot: false } : {}),
+    ...(flags.fromCheckpoint !== undefined ? { fromCheckpoint: flags.fromCheckpoint } : {}),
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
     ...volumeSandboxOptions(flags),

@@ -80,6 +80,17 @@ const HOSTNAME_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 /** sethostname(2) refuses more than HOST_NAME_MAX (64) bytes, even if each label is valid. */
 const HOSTNAME_MAX_LENGTH = 64;
 
+const CHECKPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A checkpoint name: also its file name in the store, so nothing path-like gets through. */
+export function checkCheckpointName(field: string, value: unknown): string {
+  if (typeof value !== "string" || !CHECKPOINT_NAME.test(value))
+    throw new ErrInvalidConfig(
+      `${field} must be 1-64 letters, digits, '.', '_' or '-' (not first), got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
 export function checkHostname(field: string, value: unknown): string {
   const rule =
     "an RFC 1123 hostname (labels of letters, digits and inner hyphens, at most 63 each, " +

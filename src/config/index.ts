@@ -17,6 +17,7 @@ export {
   DEFAULT_MAX_PENDING_APPROVALS,
   type OnBlockedRequest,
 } from "./observe-checks.js";
+export { checkCheckpointName } from "./field-checks.js";
 export { planSandbox, resolveSandboxOptions } from "./resolve.js";
 export {
   configureNeedsIntercept,

@@ -99,6 +99,12 @@ export interface SandboxOptions {
    * Default: true, unless `WHEELLOCK_NO_SNAPSHOT=1`.
    */
   snapshot?: boolean;
+  /**
+   * Start as a copy of this checkpoint (`sandbox.checkpoint(name)`, `wheellock checkpoint`)
+   * instead of booting: its memory and disk as they were, with fresh entropy, clock, hostname
+   * and id. Image and resources default to the checkpoint's; others refuse it. No mounts or disks.
+   */
+  fromCheckpoint?: string;
   /** Accelerator. Default: `$WHEELLOCK_ACCEL`, else `auto`. */
   accel?: AccelChoice;
   /**
@@ -239,6 +245,8 @@ export interface ResolvedSandboxConfig {
   readonly hostname: string;
   readonly privileged: boolean;
   readonly snapshot: boolean;
+  /** The checkpoint this sandbox starts as a copy of. */
+  readonly fromCheckpoint?: string;
   readonly accel: AccelChoice;
   /** Absolute path; undefined: the bundled kernel. */
   readonly kernel: string | undefined;

@@ -19,6 +19,7 @@ import {
   checkAbsoluteGuestPath,
   checkBoolean,
   checkEnvRecord,
+  checkCheckpointName,
   checkHostname,
   checkHostPath,
   checkImageRef,
@@ -149,6 +150,9 @@ function resolveFields(
         : accelFromEnv !== undefined
           ? checkOneOf(ENV_ACCEL, accelFromEnv, ACCEL_CHOICES)
           : "auto",
+    ...(opts.fromCheckpoint !== undefined
+      ? { fromCheckpoint: checkCheckpointName("fromCheckpoint", opts.fromCheckpoint) }
+      : {}),
     // Absolute now, so a later chdir by the host program cannot change which kernel boots.
     kernel: kernel === undefined ? undefined : resolvePath(kernel),
     ...network,

@@ -12,6 +12,7 @@ import {
   ExecProcess,
   runCollected,
   type AllowlistState,
+  type CheckpointInfo,
   type ExecOptions,
   type ExecResult,
   type FileData,
@@ -177,6 +178,13 @@ export class RemoteSandbox implements SandboxApi {
       hosts,
     });
     return result.changed;
+  }
+
+  checkpoint(name?: string): Promise<CheckpointInfo> {
+    return this.request<CheckpointInfo>({
+      op: "checkpoint",
+      ...(name !== undefined ? { name } : {}),
+    });
   }
 
   allowedHosts(): Promise<AllowlistState> {

@@ -64,6 +64,7 @@ export type OperationRequest =
   | { op: "usage" }
   | { op: "configure"; options: ConfigureOptions }
   | { op: "events" }
+  | { op: "checkpoint"; name?: string }
   | { op: "stop" };
 
 export type OperationName = OperationRequest["op"];

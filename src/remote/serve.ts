@@ -111,6 +111,10 @@ function dispatch(
       return reply(api.usage());
     case "configure":
       return reply(api.configure(req.options));
+    case "checkpoint":
+      return reply(
+        api.checkpoint(req.name === undefined ? undefined : requireString(req.name, "name")),
+      );
     case "events":
       serveEvents(api, stream);
       return ignore;

@@ -89,6 +89,27 @@ export interface AllowlistState {
   emptyDeniesAll: boolean;
 }
 
+/** What `checkpoint()` saved (sizes in bytes; see CheckpointSizes in checkpoint-store.ts). */
+export interface CheckpointInfo {
+  name: string;
+  createdAt: string;
+  sourceSandboxId: string;
+  sizes: {
+    /** The saved device state and guest RAM. */
+    stateBytes: number;
+    /** Non-zero bytes of the sandbox's writable disk. */
+    upperDataBytes: number;
+    /** What the checkpoint store grew by. */
+    newBytes: number;
+    /** Bytes it shares with its base snapshot's disk and earlier checkpoints. */
+    sharedBytes: number;
+  };
+  /** How long the sandbox was stopped. */
+  pausedMs: number;
+  /** The whole call, storing included. */
+  durationMs: number;
+}
+
 export interface SandboxApi extends AsyncDisposable {
   readonly id: string;
 
@@ -143,6 +164,13 @@ export interface SandboxApi extends AsyncDisposable {
    * when it is handed out.
    */
   configure(options: ConfigureOptions): Promise<void>;
+
+  /**
+   * Saves the running sandbox's memory and disk as a named checkpoint (stopping it for a
+   * moment); `Sandbox.create({ fromCheckpoint: name })` starts copies of it. Sandboxes with
+   * mounts or disks, and sandboxes with operations in progress, are refused.
+   */
+  checkpoint(name?: string): Promise<CheckpointInfo>;
 
   /** Exec, network, file, approval, usage and lifecycle events from now on, until it stops. */
   events(): AsyncIterableIterator<SandboxEvent>;

@@ -13,6 +13,7 @@ import {
   VmStateSaver,
   logTail,
   startIncoming,
+  waitUntilRunning,
   type Accel,
   type VmSpec,
 } from "../vmm/index.js";
@@ -34,12 +35,17 @@ export interface BootRequest {
   rawPorts?: VmSpec["rawPorts"];
   /** Default: `console.log` in the run dir (a ring log: util/ring-log.ts). */
   consoleLogPath?: string;
-  /** Connect QEMU's monitor and a state socket, so the VM's state can be saved. */
-  qmp?: boolean;
   /** Resume from this saved VM state (a snapshot) instead of booting the kernel. */
   restoreStatePath?: string;
+  /**
+   * The saved state carries the VM's RAM in its stream (a checkpoint), not in a memory file
+   * (a snapshot): the capability both sides of a migration must agree on.
+   */
+  restoreRamInStream?: boolean;
   /** Guest RAM in a file (see VmSpec.memoryFile): shared to be saved, private to restore. */
   memoryFile?: VmSpec["memoryFile"];
+  /** See VmSpec.namedRam. */
+  namedRam?: boolean;
   /**
    * The sandbox's own settings (guest-config.ts). After a restore they are the first request,
    * and their reply is the proof that the resumed agent runs (no separate PING: under TCG
@@ -64,8 +70,13 @@ export interface BootedVm {
   hostBootMs: number;
   /** Ends by itself when QEMU closes its end of the link. */
   network: NetworkLink | undefined;
-  /** With `qmp`: saves the VM's state once; close it when done. */
-  stateSaver: VmStateSaver | undefined;
+  /**
+   * Saves the VM's state (a snapshot, checkpoints); owned by the sandbox's resources. Every
+   * VM has one: any running sandbox may be checkpointed.
+   */
+  stateSaver: VmStateSaver;
+  /** The RAM block is `wl-ram` (a memory file or `namedRam`): what a restore of its state needs. */
+  namedRam: boolean;
 }
 
 function listen(path: string): Promise<Server> {
@@ -105,10 +116,11 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     consoleSocketPath: join(req.runDir, "console.sock"),
     name: req.runDir,
     ...(req.rawPorts ? { rawPorts: req.rawPorts } : {}),
-    ...(req.qmp || req.restoreStatePath ? { qmpSocketPath: join(req.runDir, "qmp.sock") } : {}),
-    ...(req.qmp ? { saveStateSocketPath: join(req.runDir, "save.sock") } : {}),
+    qmpSocketPath: join(req.runDir, "qmp.sock"),
+    saveStateSocketPath: join(req.runDir, "save.sock"),
     ...(req.restoreStatePath ? { incomingStatePath: req.restoreStatePath } : {}),
     ...(req.memoryFile ? { memoryFile: req.memoryFile } : {}),
+    ...(req.namedRam ? { namedRam: true } : {}),
   };
   // What this attempt acquires; handed to the sandbox only if the VM comes up.
   const own = new ResourceStack();
@@ -125,25 +137,25 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
   let qemu: QemuProcess;
   let closeServers = (): void => undefined;
   let ctlConnection: Promise<Socket>;
-  let qmpConnection: Promise<Socket> | undefined;
-  let stateSink: Server | undefined;
+  let qmpConnection: Promise<Socket>;
+  let stateSink: Server;
   try {
     const server = await listen(controlSocketPath);
     ctlConnection = firstConnection(server);
     // QEMU's monitor: told to load a saved state, or later to save one.
-    const qmpServer = spec.qmpSocketPath ? await listen(spec.qmpSocketPath) : undefined;
-    qmpConnection = qmpServer ? firstConnection(qmpServer) : undefined;
+    const qmpServer = await listen(join(req.runDir, "qmp.sock"));
+    qmpConnection = firstConnection(qmpServer);
     const monitor = qmpConnection;
-    if (monitor) own.defer("qmp connection", () => void monitor.then((s) => s.destroy()));
-    const sink = spec.saveStateSocketPath ? await listen(spec.saveStateSocketPath) : undefined;
+    own.defer("qmp connection", () => void monitor.then((s) => s.destroy()));
+    const sink = await listen(join(req.runDir, "save.sock"));
     stateSink = sink;
     closeServers = () => {
       if (server.listening) server.close();
-      if (qmpServer?.listening) qmpServer.close();
+      if (qmpServer.listening) qmpServer.close();
     };
     own.defer("boot listeners", () => {
       closeServers();
-      if (sink?.listening) sink.close();
+      if (sink.listening) sink.close();
     });
     qemu = await QemuProcess.start(spec, join(req.runDir, "qemu.log"));
   } catch (err) {
@@ -181,18 +193,19 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     );
   });
   try {
-    const qmpSocket = qmpConnection
-      ? await Promise.race([qmpConnection, deadline, qemuDied])
-      : undefined;
-    if (qmpSocket && req.restoreStatePath) {
-      // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
-      // a state that fails to load makes QEMU exit, which `qemuDied` reports.
-      try {
-        await Promise.race([startIncoming(qmpSocket), deadline, qemuDied]);
-      } finally {
-        qmpSocket.destroy();
-      }
-    }
+    const qmpSocket = await Promise.race([qmpConnection, deadline, qemuDied]);
+    // A restored VM starts by itself once QEMU has loaded its state (it was saved running);
+    // a state that fails to load makes QEMU exit, which `qemuDied` reports.
+    const sink = stateSink;
+    const saving = req.restoreStatePath
+      ? startIncoming(qmpSocket, req.restoreRamInStream !== true).then(async (qmp) => {
+          if (req.restoreRamInStream) await waitUntilRunning(qmp, started + req.bootTimeoutMs);
+          return VmStateSaver.from(qmp, sink);
+        })
+      : VmStateSaver.attach(qmpSocket, sink);
+    saving.catch(() => undefined); // raced below; QEMU's death or the deadline wins otherwise
+    const stateSaver = await Promise.race([saving, deadline, qemuDied]);
+    own.defer("state saver", () => stateSaver.close());
     const socket = await Promise.race([ctlConnection, deadline, qemuDied]);
     // Only QEMU may connect; stop listening so nothing else can attach to the control port.
     closeServers();
@@ -217,10 +230,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       guestBootMs: hello.bootMs,
       hostBootMs: Date.now() - started,
       network,
-      stateSaver:
-        qmpSocket && stateSink && !req.restoreStatePath
-          ? new VmStateSaver(qmpSocket, stateSink)
-          : undefined,
+      stateSaver,
+      namedRam: req.memoryFile !== undefined || req.namedRam === true,
     };
   } catch (err) {
     await own.release();

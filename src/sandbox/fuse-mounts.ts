@@ -1,15 +1,17 @@
 /**
  * Host side of a sandbox's mounts: one FUSE server (src/vfs) behind the `wheellock.fuse`
  * virtio-serial port, serving every mount through a router keyed by guest path. The guest
- * agent mounts that one filesystem and binds each guest path to its subtree
- * (`wheellock.fuse=/a:/b` on the kernel command line).
+ * agent mounts that one filesystem and binds each guest path to its subtree when the host
+ * sends MOUNT (after a boot or a restore: sandbox/guest-apply.ts). A sandbox that may use a
+ * memory snapshot has the port even without mounts (an empty server), so that every such VM
+ * has the same devices.
  */
 import { realpath, stat } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
 import type { MountConfig } from "../config/index.js";
-import { CmdlineKey, PortName, kernelArg } from "../channel/index.js";
-import { ErrInvalidConfig } from "../errors.js";
+import { PortName } from "../channel/index.js";
+import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
 import { removeTree } from "../util/index.js";
 import {
@@ -111,6 +113,7 @@ export class FuseMounts {
 
   private constructor(
     private readonly listener: Server,
+    private readonly pending: { socket?: Socket },
     private readonly server: FuseServer,
     readonly socketPath: string,
     readonly guestPaths: string[],
@@ -165,10 +168,12 @@ export class FuseMounts {
       ...(hooked ? {} : { watchedTimeouts: (path: string) => watches.timeoutsFor(path) }),
     });
     const socketPath = join(runDir, "fuse.sock");
+    // QEMU connects when it starts; a restore that fails is followed by a cold boot whose
+    // QEMU connects again, so the latest connection wins until `attach()`, when the VM is up.
+    const pending: { socket?: Socket } = {};
     const listener = createServer((socket) => {
-      // Only QEMU connects, once; nothing else may attach to the guest's filesystem.
-      listener.close();
-      server.attach(socket);
+      pending.socket?.destroy();
+      pending.socket = socket;
     });
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
@@ -177,6 +182,7 @@ export class FuseMounts {
     watches.start((path, probe) => server.invalidate(path, probe));
     return new FuseMounts(
       listener,
+      pending,
       server,
       socketPath,
       guestPaths,
@@ -186,18 +192,27 @@ export class FuseMounts {
     );
   }
 
-  get rawPort(): { name: string; socketPath: string } {
-    return { name: PortName.Fuse, socketPath: this.socketPath };
+  /**
+   * Serves the connection of the QEMU that came up (call once its VM runs, before MOUNT) and
+   * stops listening: nothing else may attach to the guest's filesystem.
+   */
+  attach(): void {
+    const socket = this.pending.socket;
+    if (socket === undefined) throw new ErrVMNotRunning("QEMU never connected the FUSE port");
+    this.listener.close();
+    this.pending.socket = undefined;
+    this.server.attach(socket);
   }
 
-  get kernelArgs(): string[] {
-    return [kernelArg(CmdlineKey.Fuse, this.guestPaths.join(":"))];
+  get rawPort(): { name: string; socketPath: string } {
+    return { name: PortName.Fuse, socketPath: this.socketPath };
   }
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */
   async close(): Promise<void> {
     this.watches.close();
     this.listener.close();
+    this.pending.socket?.destroy();
     await this.server.close();
   }
 }

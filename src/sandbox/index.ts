@@ -4,6 +4,7 @@
  */
 export type {
   AllowlistState,
+  CheckpointInfo,
   FileData,
   FileInfo,
   MkdirOptions,
@@ -14,7 +15,15 @@ export type {
   StatOptions,
   WriteFileOptions,
 } from "./api.js";
-export { VmSandbox } from "./vm-sandbox.js";
+export { VmSandbox, type ForkOptions } from "./vm-sandbox.js";
+export { withCheckpointDefaults } from "./checkpoint-start.js";
+export {
+  checkpointsRoot,
+  listCheckpoints,
+  loadCheckpoint,
+  removeCheckpoint,
+  type CheckpointManifest,
+} from "./checkpoint-store.js";
 export { launchVmSandbox, type LaunchInternals } from "./launch.js";
 export { SandboxPool, type PoolOptions } from "./pool.js";
 export { ExecProcess, type ExecExit, type OutputChunk } from "./exec-process.js";

@@ -10,21 +10,24 @@ import type { SandboxPlan } from "../config/index.js";
 import { ErrVMNotRunning } from "../errors.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
-import { ResourceStack, type ReleaseError } from "../util/index.js";
+import { newSandboxId, removeTreeSync, ResourceStack, type ReleaseError } from "../util/index.js";
 import { detectAccel } from "../vmm/index.js";
 import type { BootRequest } from "./boot.js";
 import { SandboxDisks } from "./disks.js";
 import { EventHub } from "./events.js";
 import { FuseMounts } from "./fuse-mounts.js";
+import { applyGuestSettings } from "./guest-apply.js";
 import { configureGuest } from "./guest-config.js";
-import { applyGuestNetworkSetup } from "./guest-network-setup.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
-import { snapshotInputsFor } from "./snapshot-policy.js";
+import { captureVm, checkpointVm, type Capture, type CheckpointSource } from "./checkpoint.js";
+import { checkpointRestoreSource, dropMaterializedState, restoreVm } from "./checkpoint-start.js";
+import { mayUseSnapshot, snapshotInputsFor } from "./snapshot-policy.js";
+import { snapshotKey } from "./snapshot-store.js";
 import { startVm } from "./start-vm.js";
-import { VmSandbox } from "./vm-sandbox.js";
+import { VmSandbox, type ForkOptions } from "./vm-sandbox.js";
 
 /** For wheellock's own supervisor, pool, benchmarks and tests; not part of the public API. */
 export interface LaunchInternals {
@@ -47,6 +50,8 @@ export interface LaunchInternals {
   keepUpperDisk?: string;
   /** Nothing is attributed, and execs get no cgroups in the guest (the bench's baseline). */
   noAttribution?: boolean;
+  /** Resume this capture of another sandbox (a fork) instead of booting. */
+  restoreFrom?: Capture;
 }
 
 /** A kept disk must be unmounted cleanly: the guest's sync can take a while under TCG. */
@@ -108,8 +113,16 @@ export async function launchVmSandbox(
       resources.defer("upper disk", () =>
         rename(join(dir, "upper.ext4"), keepUpper).catch(() => undefined),
       );
+    // Every VM that may be saved or restored has the FUSE port (same devices for all), and
+    // gets its mounts after the boot or restore (guest-apply.ts).
+    const snapshotCandidate = mayUseSnapshot(plan, internal);
+    // The FUSE port is there whether or not this start may use a snapshot (`snapshot: false`
+    // too): a checkpoint or a fork's capture restores only into the same device set.
     let mounts: FuseMounts | undefined;
-    if (Object.keys(plan.mounts).length > 0) {
+    if (
+      Object.keys(plan.mounts).length > 0 ||
+      mayUseSnapshot({ ...plan, snapshot: true }, internal)
+    ) {
       mounts = await FuseMounts.open(
         dir,
         plan.mounts,
@@ -125,7 +138,7 @@ export async function launchVmSandbox(
       const opened = mounts;
       resources.defer("mounts", () => opened.close());
     }
-    const rawPorts = [...(internal.rawPorts ?? []), ...(mounts ? [mounts.rawPort] : [])];
+    const rawPorts = [...(mounts ? [mounts.rawPort] : []), ...(internal.rawPorts ?? [])];
     const bootRequest: BootRequest = {
       runDir: dir,
       accel: accel.accel,
@@ -136,7 +149,6 @@ export async function launchVmSandbox(
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
         ...(internal.noAttribution ? [kernelArg(CmdlineKey.Attribution, "0")] : []),
-        ...(mounts?.kernelArgs ?? []),
         ...disks.kernelArgs,
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
@@ -151,11 +163,32 @@ export async function launchVmSandbox(
         sandbox?.fail(new ErrVMNotRunning(`sandbox ${plan.id} stopped: ${err.message}`)),
       resources,
     };
-    const vm = await startVm(bootRequest, {
-      diskSizeMb: plan.diskSizeMb,
-      snapshot: snapshotInputsFor(plan, bootRequest, { rawPorts }),
-      warn: debugWarn,
-    });
+    const vmInputs = snapshotInputsFor(plan, bootRequest);
+    const snapshot = snapshotCandidate ? vmInputs : undefined;
+    const vmKey = snapshotKey(vmInputs);
+    const restoreSource =
+      internal.restoreFrom !== undefined
+        ? { ...internal.restoreFrom, label: "the fork's capture" }
+        : plan.fromCheckpoint !== undefined
+          ? await checkpointRestoreSource(plan.fromCheckpoint, dir, vmKey, plan)
+          : undefined;
+    const vm = restoreSource
+      ? await restoreVm(bootRequest, restoreSource, vmKey)
+      : await startVm(bootRequest, { diskSizeMb: plan.diskSizeMb, snapshot, warn: debugWarn });
+    if (restoreSource) dropMaterializedState(restoreSource, dir);
+    const copySource: CheckpointSource = {
+      plan,
+      saver: vm.stateSaver,
+      runDir: dir,
+      upperDiskPath: bootRequest.upperDiskPath,
+      namedRam: vm.namedRam,
+      vmKey,
+      baseSnapshotKey: vm.restored && !restoreSource && snapshot ? vmKey : undefined,
+      hasMounts: Object.keys(plan.mounts).length > 0,
+      openStreams: () => vm.agent.openStreams,
+      onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
+      onResumed: () => configureGuest(vm.agent, plan.hostname),
+    };
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
     // before anything it uses goes. The boot put QEMU itself on the stack already.
     resources.defer("vm", async () => {
@@ -174,13 +207,22 @@ export async function launchVmSandbox(
       image,
       events,
       network,
-      mounts,
+      mounts: mounts && mounts.guestPaths.length > 0 ? mounts : undefined,
       resources,
       observer,
+      copies: {
+        checkpoint: (name) => checkpointVm(copySource, name),
+        fork: (count, options) => forkVm(copySource, count, options),
+      },
     });
+    mounts?.attach();
     // A restore configured the guest as its first request (BootRequest.configureGuest).
-    if (!vm.restored) await configureGuest(vm.agent, plan.hostname);
-    await applyGuestNetworkSetup(vm.agent, network.guestSetup);
+    await applyGuestSettings(vm.agent, {
+      hostname: plan.hostname,
+      mountPaths: mounts?.guestPaths ?? [],
+      networkSetup: network.guestSetup,
+      configured: vm.restored,
+    });
     observer.attach(vm.agent, vm.qemu.pid, network.egress?.allowlist);
     sandbox.watch();
     if (!internal.deferTimeout) sandbox.startTimeout();
@@ -191,5 +233,41 @@ export async function launchVmSandbox(
     if (sandbox) await sandbox.close();
     else await resources.release();
     throw err;
+  }
+}
+
+/**
+ * `sandbox.fork(count)`: one capture of the running VM, then `count` sandboxes resumed from
+ * it at once, each with a new id (and hostname), its own disk copy and network link, and a
+ * CONFIGURE of its own (clock, entropy). If any fails, the others are closed.
+ */
+async function forkVm(
+  source: CheckpointSource,
+  count: number,
+  options: ForkOptions,
+): Promise<VmSandbox[]> {
+  const capture = await captureVm(source);
+  try {
+    const starts = await Promise.allSettled(
+      Array.from({ length: count }, () => {
+        const id = newSandboxId();
+        const plan: SandboxPlan = Object.freeze({
+          ...source.plan,
+          id,
+          hostname: id,
+          timeoutSeconds: options.timeoutSeconds ?? source.plan.timeoutSeconds,
+        });
+        return launchVmSandbox(plan, { restoreFrom: capture });
+      }),
+    );
+    const started = starts.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    const failed = starts.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed) {
+      await Promise.all(started.map((copy) => copy.close()));
+      throw failed.reason;
+    }
+    return started;
+  } finally {
+    removeTreeSync(capture.dir);
   }
 }

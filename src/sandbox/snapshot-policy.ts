@@ -6,25 +6,36 @@ import { guestNetworkArgs } from "./network.js";
 import { snapshotKey, type SnapshotInputs } from "./snapshot-store.js";
 
 /**
- * Which starts may use a memory snapshot, and under which key. A snapshot holds a guest that
- * booted with exactly this kernel command line and these devices; anything that gives a guest
- * per-sandbox state at boot time (extra serial ports, mounts, extra disks) must opt out here.
+ * Whether a start may use (or save) a memory snapshot. A snapshot holds a guest saved right
+ * after its boot, before anything of a sandbox reached it; everything that differs between
+ * sandboxes is applied after the restore (guest-apply.ts): hostname, clock, entropy, mounts
+ * (a fresh FUSE session, over the FUSE port every such VM has), network setup. What cannot
+ * change after a restore is in the key (snapshotInputsFor).
  *
- * FUSE mounts in particular stay out: the guest kernel mounted them at boot over a session
- * with the host's FUSE server (INIT negotiated, node ids and open handles cached in the
- * guest's dentry and inode caches). A restored guest would keep talking that old session to a
- * new server that knows none of those node ids, and the mount points are part of the boot
- * command line. Making that correct needs the mounts done after restore (by CONFIGURE), not
- * at boot.
+ * Still booting cold: extra disks (the saved guest has no such devices; hot-plugging them
+ * into a microvm is not possible) and wheellock's own extra raw ports (benchmarks).
  */
-export function snapshotKeyFor(...args: Parameters<typeof snapshotInputsFor>): string | undefined {
-  const inputs = snapshotInputsFor(...args);
-  return inputs ? snapshotKey(inputs) : undefined;
+export function mayUseSnapshot(
+  plan: Pick<ResolvedSandboxConfig, "snapshot" | "disks">,
+  internal: { rawPorts?: readonly unknown[] },
+): boolean {
+  if (!plan.snapshot) return false;
+  if (internal.rawPorts && internal.rawPorts.length > 0) return false;
+  return plan.disks.length === 0;
 }
 
-/** What the snapshot of this start depends on (its key's inputs); undefined = no snapshot. */
-export function snapshotInputsFor(
+/** The key of a start's snapshot; undefined when it may use none. */
+export function snapshotKeyFor(
   config: ResolvedSandboxConfig,
+  req: Parameters<typeof snapshotInputsFor>[1],
+  internal: { rawPorts?: readonly unknown[] },
+): string | undefined {
+  return mayUseSnapshot(config, internal) ? snapshotKey(snapshotInputsFor(config, req)) : undefined;
+}
+
+/** What the snapshot of this start depends on (its key's inputs). */
+export function snapshotInputsFor(
+  config: Pick<ResolvedSandboxConfig, "diskSizeMb">,
   req: Pick<
     BootRequest,
     | "kernelPath"
@@ -36,13 +47,7 @@ export function snapshotInputsFor(
     | "kernelArgs"
     | "network"
   >,
-  internal: { rawPorts?: unknown[] },
-): SnapshotInputs | undefined {
-  if (!config.snapshot) return undefined;
-  if (internal.rawPorts && internal.rawPorts.length > 0) return undefined;
-  // A saved guest has no extra disks mounted (and its page cache could hold another run's
-  // view of one): sandboxes with disks always boot.
-  if (config.disks.length > 0) return undefined;
+): SnapshotInputs {
   const addressing = req.network?.addressing ?? defaultAddressing();
   return {
     kernelPath: req.kernelPath,

@@ -25,9 +25,10 @@ import { findQemuBinary } from "../vmm/index.js";
 /**
  * Bump when what a snapshot holds or how it is restored changes (2: saved running; 3: guest
  * RAM in its own file, mapped by restores, not in the state stream; 4: that file is usable by
- * jailed QEMUs, group SNAPSHOT_RAM_GID).
+ * jailed QEMUs, group SNAPSHOT_RAM_GID; 5: every saved VM has the FUSE port, mounts come
+ * after the restore by MOUNT).
  */
-export const SNAPSHOT_FORMAT_VERSION = 4;
+export const SNAPSHOT_FORMAT_VERSION = 5;
 /** Snapshots are ~100 MB each; keep the most recently used few. */
 const KEEP_SNAPSHOTS = 6;
 const COMPLETE_MARKER = "complete.json";

@@ -58,19 +58,13 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
   const memoryPath = join(req.runDir, "ram");
   const vm = await bootVm({
     ...req,
-    qmp: saving,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (key && opts.snapshot && vm.stateSaver) {
-    const saver = vm.stateSaver;
-    try {
-      await warmUpForSnapshot(vm.agent);
-      const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
-      const failure = await capture(saver, key, opts.snapshot, disks);
-      if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
-    } finally {
-      saver.close();
-    }
+  if (key && opts.snapshot) {
+    await warmUpForSnapshot(vm.agent);
+    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+    const failure = await capture(vm.stateSaver, key, opts.snapshot, disks);
+    if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
   }
   return { ...vm, restored: false };
 }

@@ -21,6 +21,7 @@ import type { ResourceStack } from "../util/index.js";
 import type { Accel, QemuProcess } from "../vmm/index.js";
 import type {
   AllowlistState,
+  CheckpointInfo,
   FileData,
   FileInfo,
   MkdirOptions,
@@ -41,6 +42,9 @@ import type { ImageSelection } from "./image.js";
 import type { SandboxNetwork } from "./network.js";
 import type { SandboxObserver } from "./observer.js";
 
+/** More copies at once than this is a mistake, not a plan (each is a VM). */
+const MAX_FORKS = 64;
+
 /** What launch.ts hands over once the VM runs. */
 export interface VmSandboxParts {
   plan: SandboxPlan;
@@ -57,6 +61,19 @@ export interface VmSandboxParts {
   resources: ResourceStack;
   /** Attribution, approvals, spans, usage and budgets. */
   observer: SandboxObserver;
+  /** Checkpoints and copies of this sandbox (launch.ts: they need the launcher itself). */
+  copies: SandboxCopies;
+}
+
+/** What `checkpoint` and `fork` run (launch.ts binds them to the sandbox's VM). */
+export interface SandboxCopies {
+  checkpoint(name: string | undefined): Promise<CheckpointInfo>;
+  fork(count: number, options: ForkOptions): Promise<VmSandbox[]>;
+}
+
+export interface ForkOptions {
+  /** Extra options for the copies (env, network policy, secrets, timeout...): not the VM's shape. */
+  timeoutSeconds?: number;
 }
 
 export class VmSandbox implements SandboxApi {
@@ -81,6 +98,7 @@ export class VmSandbox implements SandboxApi {
   private readonly resources: ResourceStack;
   private readonly observer: SandboxObserver;
   private finalUsage: SandboxUsage | undefined;
+  private readonly copies: SandboxCopies;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
@@ -101,6 +119,7 @@ export class VmSandbox implements SandboxApi {
     this.mounts = parts.mounts;
     this.resources = parts.resources;
     this.observer = parts.observer;
+    this.copies = parts.copies;
     this.files = new SandboxFiles(
       this.agent,
       () => this.ensureRunning(),
@@ -274,6 +293,25 @@ export class VmSandbox implements SandboxApi {
       await configure(change);
     }
     this.configuredEnv = { ...this.configuredEnv, ...change.env };
+  }
+
+  async checkpoint(name?: string): Promise<CheckpointInfo> {
+    this.ensureRunning();
+    return this.copies.checkpoint(name);
+  }
+
+  /**
+   * Starts `count` copies of this running sandbox (stopping it for a moment to save its
+   * state): each has its memory, files and processes as they were, its own writable disk,
+   * network link, id and hostname, and fresh entropy and clock. Not kept as a checkpoint.
+   */
+  async fork(count: number, options: ForkOptions = {}): Promise<VmSandbox[]> {
+    this.ensureRunning();
+    if (!Number.isInteger(count) || count < 1 || count > MAX_FORKS)
+      throw new ErrInvalidConfig(
+        `fork count must be an integer from 1 to ${MAX_FORKS}, got ${count}`,
+      );
+    return this.copies.fork(count, options);
   }
 
   events(): AsyncIterableIterator<SandboxEvent> {

@@ -27,6 +27,7 @@ import {
   type PoolOptions,
   type SandboxApi,
   type VmSandbox,
+  withCheckpointDefaults,
 } from "../sandbox/index.js";
 import { listRecords, type SandboxRecord } from "../state/index.js";
 import { connectSupervised, startSupervisor } from "../supervisor/index.js";
@@ -78,7 +79,10 @@ async function create(
     return createKubernetes(local, remote.kubernetes);
   if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
   const { id, ...launch } = internal;
-  return launchVmSandbox(planSandbox(local, undefined, undefined, id), launch);
+  return launchVmSandbox(
+    planSandbox(withCheckpointDefaults(local), undefined, undefined, id),
+    launch,
+  );
 }
 
 export interface ConnectOptions {
@@ -110,7 +114,9 @@ async function startDetached(
   options: SandboxOptions = {},
   start: DetachedStartOptions = {},
 ): Promise<RemoteSandbox> {
-  const plan = planSandbox({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 });
+  const plan = planSandbox(
+    withCheckpointDefaults({ ...options, timeoutSeconds: options.timeoutSeconds ?? 0 }),
+  );
   const grace = start.gracefulShutdownSeconds ?? 0;
   if (!Number.isFinite(grace) || grace < 0)
     throw new ErrInvalidConfig(`gracefulShutdownSeconds must be a number >= 0, got ${grace}`);

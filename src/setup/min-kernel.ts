@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { appendFile, copyFile, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -146,6 +146,48 @@ export async function ensureMinimalKernel(
 }
 
 /**
+ * Removes the work dirs of this process's builds (~1.5 GB each), synchronously: for a builder
+ * that is being stopped by a signal and exits right after.
+ */
+export function removeOwnBuildDirs(cacheDir: string, pid = process.pid): void {
+  const root = join(cacheDir, "kernel-min");
+  let names: string[] = [];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names)
+    if (name.startsWith(`.build-${pid}-`))
+      rmSync(join(root, name), { recursive: true, force: true });
+}
+
+/**
+ * The pid of a live process holding a minimal-kernel build lock under `root`, if any: a
+ * foreground `setup --wait` (or an older wheellock) may build without a status file, and a
+ * second builder would only wait for it, for up to an hour.
+ */
+export function liveBuildLockHolder(root: string): number | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    if (!/^\.[0-9a-f]{32}\.lock$/.test(name)) continue;
+    let pid = Number.NaN;
+    try {
+      pid = Number.parseInt(readFileSync(join(root, name), "utf8").trim(), 10);
+    } catch {
+      continue;
+    }
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) return pid;
+  }
+  return undefined;
+}
+
+/**
  * Work dirs of builds whose process died (a killed `setup`, a reboot): ~1 GB each. A live
  * pid's may be another fragment's build, under its own lock, so it stays.
  */
@@ -200,7 +242,8 @@ async function buildKernel(cacheDir: string, key: CacheKey, log: (m: string) => 
     await rm(dest, { recursive: true, force: true });
     await rename(staged, dest);
     log(
-      `minimal guest kernel ${manifest.version} built in ${Math.round(manifest.buildMs / 1000)} s`,
+      // The step count calibrates EXPECTED_BUILD_STEPS (the progress percentage).
+      `minimal guest kernel ${manifest.version} built in ${Math.round(manifest.buildMs / 1000)} s (${progress.compiledFiles} compile steps)`,
     );
     const k = await readCached(dest);
     if (!k) throw setupError(`cache entry ${dest} is incomplete`);

@@ -10,7 +10,8 @@ export {
 export type { LaunchDescriptor, QemuLaunchPlan, VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
 export type { QemuExit } from "./qemu-process.js";
-export { VmStateSaver, startIncoming } from "./save-state.js";
+export { VmStateSaver, startIncoming, waitUntilRunning } from "./save-state.js";
+export type { SavedState, SaveOptions } from "./save-state.js";
 export { QmpClient } from "./qmp.js";
 export { JAIL_ID_BASE } from "./jail-ids.js";
 export { SNAPSHOT_RAM_GID, kvmGroups, mayOpen, shareSnapshotRam } from "./jail.js";

@@ -58,6 +58,12 @@ export interface VmSpec {
    */
   memoryFile?: { path: string; shared: boolean };
   /**
+   * Anonymous RAM, but under the memory backend id a `memoryFile` VM uses: a state saved with
+   * its RAM in the stream by such a VM (a checkpoint of a restored sandbox) names that
+   * backend, and QEMU loads RAM only into a block of the same name.
+   */
+  namedRam?: boolean;
+  /**
    * Start from saved VM state instead of booting: device state (and any RAM not in
    * `memoryFile`) is loaded from this file, written by a VM with the same spec. QEMU waits
    * (`-incoming defer`) until told over QMP to read it from INCOMING_STATE_FD.
@@ -151,7 +157,9 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
     QEMU_SECCOMP,
     ...(spec.name !== undefined ? ["-name", `guest=${quoteOptionValue(spec.name)}`] : []),
     "-M",
-    spec.memoryFile ? `microvm,rtc=on,memory-backend=${RAM_BACKEND_ID}` : "microvm,rtc=on",
+    spec.memoryFile || spec.namedRam
+      ? `microvm,rtc=on,memory-backend=${RAM_BACKEND_ID}`
+      : "microvm,rtc=on",
     "-accel",
     spec.accel,
     "-cpu",
@@ -233,6 +241,9 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
       `memory-backend-file,id=${RAM_BACKEND_ID},size=${spec.memoryMb}M,` +
         `mem-path=${memPath},share=${shared ? "on" : "off"}`,
     );
+  }
+  if (spec.namedRam && spec.memoryFile === undefined) {
+    args.push("-object", `memory-backend-ram,id=${RAM_BACKEND_ID},size=${spec.memoryMb}M`);
   }
   if (spec.incomingStatePath !== undefined) {
     // Deferred: the migration capabilities must match the saving side's before the stream is

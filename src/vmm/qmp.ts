@@ -1,5 +1,8 @@
 import { createConnection, type Socket } from "node:net";
 
+/** QEMU's replies are small; a longer line is not QEMU talking. */
+const MAX_LINE_CHARS = 1024 * 1024;
+
 export interface QmpCommand {
   command: string;
   args?: Record<string, unknown>;
@@ -15,6 +18,7 @@ function commandLine({ command, args }: QmpCommand): string {
  */
 export class QmpClient {
   private buffer = "";
+  private readonly messages: Record<string, unknown>[] = [];
   private waiting: ((msg: Record<string, unknown>) => void) | undefined;
   private failure: Error | undefined;
 
@@ -72,15 +76,12 @@ export class QmpClient {
   }
 
   private async reply(command: string): Promise<unknown> {
-    for (;;) {
-      const msg = await this.next();
-      if ("event" in msg) continue; // asynchronous events are not replies
-      if ("error" in msg) {
-        const error = msg.error as { desc?: string } | undefined;
-        throw new Error(`QMP ${command}: ${error?.desc ?? "failed"}`);
-      }
-      return msg.return;
+    const msg = await this.next();
+    if ("error" in msg) {
+      const error = msg.error as { desc?: string } | undefined;
+      throw new Error(`QMP ${command}: ${error?.desc ?? "failed"}`);
     }
+    return msg.return;
   }
 
   close(): void {
@@ -89,30 +90,46 @@ export class QmpClient {
 
   private next(): Promise<Record<string, unknown>> {
     if (this.failure) return Promise.reject(this.failure);
-    const line = this.takeLine();
-    if (line) return Promise.resolve(line);
+    const message = this.messages.shift();
+    if (message) return Promise.resolve(message);
     return new Promise((resolve) => (this.waiting = resolve));
   }
 
-  private takeLine(): Record<string, unknown> | undefined {
+  /**
+   * Parses whole lines as they come. Asynchronous events are dropped here, not queued: a
+   * monitor stays open for a sandbox's life (checkpoints), and a guest can make QEMU emit
+   * events (RTC_CHANGE, ...) as fast as it likes while nobody reads them.
+   */
+  private onData(chunk: string): void {
+    this.buffer += chunk;
     for (;;) {
       const nl = this.buffer.indexOf("\n");
-      if (nl < 0) return undefined;
+      if (nl < 0) break;
       const text = this.buffer.slice(0, nl).trim();
       this.buffer = this.buffer.slice(nl + 1);
-      if (text) return JSON.parse(text) as Record<string, unknown>;
+      if (!text) continue;
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        this.fail(new Error("QMP sent a line that is not JSON"));
+        this.socket.destroy();
+        return;
+      }
+      if ("event" in message) continue;
+      this.deliver(message);
+    }
+    if (this.buffer.length > MAX_LINE_CHARS) {
+      this.fail(new Error("QMP line too long"));
+      this.socket.destroy();
     }
   }
 
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    if (!this.waiting) return;
-    const line = this.takeLine();
-    if (line) {
-      const resolve = this.waiting;
-      this.waiting = undefined;
-      resolve(line);
-    }
+  private deliver(message: Record<string, unknown>): void {
+    const resolve = this.waiting;
+    this.waiting = undefined;
+    if (resolve) resolve(message);
+    else this.messages.push(message);
   }
 
   private fail(err: Error): void {

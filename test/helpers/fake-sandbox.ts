@@ -6,6 +6,7 @@ import { PassThrough, Readable, Writable } from "node:stream";
 import { ErrFile, ErrVMNotRunning } from "../../src/errors.js";
 import {
   ExecProcess,
+  type CheckpointInfo,
   type ConfigureOptions,
   type ExecOptions,
   type ExecResult,
@@ -23,6 +24,7 @@ export class FakeSandbox extends FakeEgress implements SandboxApi {
   produced = 0;
   readonly files = new Map<string, Buffer>();
   readonly configured: ConfigureOptions[] = [];
+  readonly checkpoints: Array<string | undefined> = [];
   private env: Record<string, string> = {};
   closed = false;
 
@@ -159,6 +161,18 @@ export class FakeSandbox extends FakeEgress implements SandboxApi {
       writable: readable,
       done: new Promise((resolve) => readable.once("end", () => resolve())),
       close: () => readable.destroy(),
+    };
+  }
+
+  async checkpoint(name?: string): Promise<CheckpointInfo> {
+    this.checkpoints.push(name);
+    return {
+      name: name ?? "fake",
+      createdAt: new Date(0).toISOString(),
+      sourceSandboxId: this.id,
+      sizes: { stateBytes: 1, upperDataBytes: 2, newBytes: 3, sharedBytes: 0 },
+      pausedMs: 4,
+      durationMs: 5,
     };
   }
 

@@ -94,7 +94,8 @@ test("a failed command throws with its name and QEMU's description", async () =>
 
 test("startIncoming sets x-ignore-shared and then loads from the inherited fd", async () => {
   const monitor = await fakeMonitor(() => ({ return: {} }));
-  await startIncoming(monitor.client);
+  // The monitor stays open for the sandbox's life (checkpoints): the caller closes it.
+  (await startIncoming(monitor.client)).close();
   assert.deepEqual(monitor.commands, [
     "qmp_capabilities",
     "migrate-set-capabilities",

@@ -12,6 +12,7 @@ import type { RpcSandbox, SandboxFactory } from "../../src/rpc/index.js";
 import { FakeEgress } from "../helpers/fake-egress.js";
 import {
   ExecProcess,
+  type CheckpointInfo,
   type FileInfo,
   type PortConnection,
   type SandboxApi,
@@ -214,6 +215,10 @@ export class FakeSandbox extends FakeEgress implements SandboxApi {
   /** rpc never personalises a running sandbox; a call here is a bug in the server. */
   async configure(): Promise<void> {
     throw new ErrInvalidConfig("configure is not part of the rpc server's use");
+  }
+
+  async checkpoint(): Promise<CheckpointInfo> {
+    throw new ErrInvalidConfig("checkpoint is not part of the rpc server's use");
   }
 
   emit(event: SandboxEvent): void {

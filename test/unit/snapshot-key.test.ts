@@ -73,3 +73,29 @@ test("a sandbox with extra disks never gets a snapshot key (a saved guest has no
   });
   assert.equal(snapshotKeyFor(withDisk, req, {}), undefined);
 });
+
+test("mounts are not in the key: a sandbox with a host-dir workspace restores the plain snapshot", async () => {
+  const { snapshotKeyFor } = await import("../../src/sandbox/snapshot-policy.js");
+  const { resolveSandboxOptions } = await import("../../src/config/index.js");
+  const req = {
+    runDir: dir,
+    accel: "tcg" as const,
+    cpus: 1,
+    memoryMb: 512,
+    kernelPath: base.kernelPath,
+    initramfsPath: base.initramfsPath,
+    kernelArgs: [],
+    imagePath: base.imagePath,
+    upperDiskPath: join(dir, "upper"),
+    bootTimeoutMs: 1000,
+    onFatal: () => undefined,
+  };
+  const plain = resolveSandboxOptions({ snapshot: true, noNetwork: true });
+  const mounted = resolveSandboxOptions({
+    snapshot: true,
+    noNetwork: true,
+    mounts: { "/workspace": { type: "host_fs", hostPath: dir }, "/scratch": { type: "memory" } },
+  });
+  assert.equal(snapshotKeyFor(mounted, req, {}), snapshotKeyFor(plain, req, {}));
+  assert.equal(snapshotKeyFor(plain, req, { rawPorts: [{}] }), undefined, "bench raw ports boot");
+});

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile, readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -76,9 +77,19 @@ test("mounts: one FUSE server on fuse.sock serves every guest path through the r
       GIB,
     );
     try {
-      assert.deepEqual(mounts.kernelArgs, ["wheellock.fuse=/workspace:/tmp/m"]);
+      assert.deepEqual(mounts.guestPaths, ["/workspace", "/tmp/m"]);
       assert.equal(mounts.rawPort.name, "wheellock.fuse");
       const socket = connect(mounts.socketPath);
+      await new Promise((r) => socket.once("connect", r));
+      // The server side of the connection: accepted by now or very soon.
+      for (let i = 0; i < 200; i++) {
+        try {
+          mounts.attach();
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
       const replies: Buffer[] = [];
       socket.on("data", (d: Buffer) => replies.push(d));
       const init = Buffer.alloc(64);
@@ -135,6 +146,32 @@ test("mounts: each writable mount's df shows its budget (default: the disk size 
       assert.deepEqual(await df("/mem"), [256 << 20, 16384]);
       // A read-write host directory is the user's own: its df is the host's, unless a quota is set.
       assert.notDeepEqual(await df("/rw"), [64 << 20, 4096]);
+    } finally {
+      await mounts.close();
+    }
+  });
+});
+
+test("mounts: the latest QEMU connection is served (a failed restore's is dropped)", async () => {
+  await withRunDir(async (runDir) => {
+    const mounts = await FuseMounts.open(runDir, {}, () => undefined, {}, GIB);
+    try {
+      const first = connect(mounts.socketPath);
+      await new Promise((r) => first.once("connect", r));
+      const closed = new Promise((r) => first.once("close", r));
+      const second = connect(mounts.socketPath);
+      await new Promise((r) => second.once("connect", r));
+      await closed; // the earlier connection is gone
+      for (let i = 0; i < 200; i++) {
+        try {
+          mounts.attach();
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      assert.equal(existsSync(mounts.socketPath), false, "nothing else may connect now");
+      second.destroy();
     } finally {
       await mounts.close();
     }

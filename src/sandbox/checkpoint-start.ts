@@ -1,0 +1,73 @@
+/** Starting a sandbox as a copy of a checkpoint or a fork's capture instead of booting. */
+import { rmSync } from "node:fs";
+import type { SandboxOptions } from "../config/index.js";
+import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
+import { bootVm, type BootRequest } from "./boot.js";
+import { loadCheckpoint, materializeCheckpoint } from "./checkpoint-store.js";
+import type { Capture } from "./checkpoint.js";
+import { copySparse } from "./snapshot-store.js";
+import type { StartedVm } from "./start-vm.js";
+
+/** A saved VM to start from: a fork's capture, or a checkpoint written out of the store. */
+export type RestoreSource = Pick<Capture, "statePath" | "upperDiskPath" | "namedRam" | "vmKey"> & {
+  label: string;
+};
+
+/**
+ * The options a copy of checkpoint `options.fromCheckpoint` starts with: the checkpoint's
+ * image and VM shape unless the caller gives them (a different shape is refused at start).
+ */
+export function withCheckpointDefaults<T extends SandboxOptions>(options: T): T {
+  if (options.fromCheckpoint === undefined) return options;
+  const { resources } = loadCheckpoint(options.fromCheckpoint);
+  return { ...resources, ...options };
+}
+
+/**
+ * Checks that checkpoint `name` fits the VM this sandbox would boot (`vmKey`: same kernel,
+ * agent, image, QEMU and shape), then writes its state and disk into the run dir.
+ */
+export async function checkpointRestoreSource(
+  name: string,
+  runDir: string,
+  vmKey: string,
+  plan: { disks: readonly unknown[]; mounts: Readonly<Record<string, unknown>> },
+): Promise<RestoreSource> {
+  if (plan.disks.length > 0 || Object.keys(plan.mounts).length > 0)
+    throw new ErrInvalidConfig(
+      `fromCheckpoint: a copy of checkpoint ${name} cannot have mounts or disks (not supported yet)`,
+    );
+  const manifest = loadCheckpoint(name);
+  if (manifest.vmKey !== vmKey)
+    throw new ErrSnapshotMismatch(
+      `checkpoint ${name} was taken with another kernel, agent, image, QEMU or VM shape ` +
+        "(memory, cpus, disk size, network, privileged) than this sandbox would have: refused " +
+        "(take it again)",
+    );
+  const files = await materializeCheckpoint(manifest, runDir);
+  return { ...files, namedRam: manifest.namedRam, vmKey, label: `checkpoint ${name}` };
+}
+
+/** Resumes the saved VM with the sandbox's own disk copy, network link and CONFIGURE. */
+export async function restoreVm(
+  req: BootRequest,
+  source: RestoreSource,
+  vmKey: string,
+): Promise<StartedVm> {
+  if (source.vmKey !== vmKey)
+    throw new ErrSnapshotMismatch(`${source.label} does not fit this sandbox's VM: refused`);
+  if (source.upperDiskPath !== req.upperDiskPath)
+    await copySparse(source.upperDiskPath, req.upperDiskPath);
+  const vm = await bootVm({
+    ...req,
+    restoreStatePath: source.statePath,
+    restoreRamInStream: true,
+    namedRam: source.namedRam,
+  });
+  return { ...vm, restored: true };
+}
+
+/** A checkpoint's state file written into the run dir is read once, at the restore. */
+export function dropMaterializedState(source: RestoreSource, runDir: string): void {
+  if (source.statePath.startsWith(`${runDir}/`)) rmSync(source.statePath, { force: true });
+}

@@ -1,0 +1,227 @@
+/**
+ * Named checkpoints on disk: a manifest per name (signed with this user's key) over the
+ * content-addressed chunk store (checkpoint-chunks.ts).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rename } from "node:fs/promises";
+import { join } from "node:path";
+import { checkCheckpointName } from "../config/index.js";
+import { ErrInvalidConfig, ErrNotFound, ErrSnapshotMismatch } from "../errors.js";
+import { dataDir, makePrivateDir } from "../paths.js";
+import { withFileLock } from "../util/index.js";
+import { ChunkStore, ZERO_CHUNK, type ChunkedFile } from "./checkpoint-chunks.js";
+import { snapshotFiles } from "./snapshot-store.js";
+
+/** Bump when what a checkpoint holds or how it is restored changes. */
+export const CHECKPOINT_FORMAT = 1;
+const LOCK_TIMEOUT_MS = 120_000;
+
+/** What a restore starts with unless the caller says otherwise (the VM's shape). */
+export interface CheckpointResources {
+  image: string;
+  cpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  privileged: boolean;
+  noNetwork: boolean;
+}
+
+export interface CheckpointSizes {
+  /** The saved device state and RAM stream. */
+  stateBytes: number;
+  /** Non-zero bytes of the writable disk. */
+  upperDataBytes: number;
+  /** What the store grew by for this checkpoint. */
+  newBytes: number;
+  /** Non-zero bytes already held (the base snapshot's disk, earlier checkpoints). */
+  sharedBytes: number;
+}
+
+export interface CheckpointManifest {
+  format: number;
+  name: string;
+  createdAt: string;
+  sourceSandboxId: string;
+  /** Key of what the VM's memory depends on (snapshotKey): kernel, agent, image, QEMU, shape. */
+  vmKey: string;
+  resources: CheckpointResources;
+  /** The RAM block was `wl-ram` (VmSpec.namedRam): a restore must name it the same. */
+  namedRam: boolean;
+  state: ChunkedFile;
+  upper: ChunkedFile;
+  sizes: CheckpointSizes;
+  /** How long the sandbox was stopped while its state was saved and its disk copied. */
+  pausedMs: number;
+}
+
+/** A checkpoint captured from a VM, before it is in the store. */
+export interface CapturedFiles {
+  statePath: string;
+  upperDiskPath: string;
+}
+
+export function checkpointsRoot(): string {
+  return join(dataDir(), "checkpoints");
+}
+
+function chunks(): ChunkStore {
+  return new ChunkStore(join(checkpointsRoot(), "objects"));
+}
+
+function manifestPath(name: string): string {
+  return join(checkpointsRoot(), "manifests", `${checkName(name)}.json`);
+}
+
+export function checkName(name: string): string {
+  return checkCheckpointName("checkpoint name", name);
+}
+
+/**
+ * This user's key for signing manifests. A manifest that does not verify was not written by
+ * wheellock as this user on this machine (copied in, or edited): it is refused, so nobody can
+ * hand a sandbox a crafted VM state through the checkpoint directory.
+ */
+function signingKey(): Buffer {
+  const root = makePrivateDir(checkpointsRoot());
+  const path = join(root, "key");
+  if (!existsSync(path)) {
+    try {
+      writeFileSync(path, randomBytes(32), { mode: 0o600, flag: "wx" });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+  return readFileSync(path);
+}
+
+function sign(manifest: CheckpointManifest): string {
+  return createHmac("sha256", signingKey()).update(JSON.stringify(manifest)).digest("hex");
+}
+
+function withStoreLock<T>(fn: () => Promise<T>): Promise<T> {
+  makePrivateDir(checkpointsRoot());
+  return withFileLock(join(checkpointsRoot(), "lock"), { timeoutMs: LOCK_TIMEOUT_MS }, fn);
+}
+
+export interface SaveCheckpointRequest {
+  name: string;
+  captured: CapturedFiles;
+  sourceSandboxId: string;
+  vmKey: string;
+  resources: CheckpointResources;
+  namedRam: boolean;
+  pausedMs: number;
+  /** The snapshot the sandbox started from: its disk goes in first, so only changes cost. */
+  baseSnapshotKey: string | undefined;
+}
+
+export async function saveCheckpoint(req: SaveCheckpointRequest): Promise<CheckpointManifest> {
+  const path = manifestPath(req.name);
+  makePrivateDir(join(checkpointsRoot(), "manifests"));
+  return withStoreLock(async () => {
+    if (existsSync(path)) throw new ErrInvalidConfig(`checkpoint ${req.name} already exists`);
+    const store = chunks();
+    const base = req.baseSnapshotKey ? snapshotFiles(req.baseSnapshotKey) : undefined;
+    if (base) await store.ingest(base.upperDiskPath, true);
+    const state = await store.ingest(req.captured.statePath, false);
+    const upper = await store.ingest(req.captured.upperDiskPath, true);
+    const manifest: CheckpointManifest = {
+      format: CHECKPOINT_FORMAT,
+      name: req.name,
+      createdAt: new Date().toISOString(),
+      sourceSandboxId: req.sourceSandboxId,
+      vmKey: req.vmKey,
+      resources: req.resources,
+      namedRam: req.namedRam,
+      state: state.file,
+      upper: upper.file,
+      sizes: {
+        stateBytes: state.file.sizeBytes,
+        upperDataBytes: upper.cost.newBytes + upper.cost.sharedBytes,
+        newBytes: state.cost.newBytes + upper.cost.newBytes,
+        sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes,
+      },
+      pausedMs: req.pausedMs,
+    };
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });
+    await rename(tmp, path);
+    return manifest;
+  });
+}
+
+/** A checkpoint's manifest, verified: ErrNotFound when absent, ErrSnapshotMismatch when foreign. */
+export function loadCheckpoint(name: string): CheckpointManifest {
+  const path = manifestPath(name);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new ErrNotFound(`no checkpoint named ${name} (see \`wheellock checkpoint ls\`)`);
+  }
+  let stored: { manifest?: CheckpointManifest; mac?: unknown };
+  try {
+    stored = JSON.parse(text) as typeof stored;
+  } catch {
+    throw new ErrSnapshotMismatch(`checkpoint ${name} is not valid JSON: refused`);
+  }
+  const manifest = stored.manifest;
+  const mac = typeof stored.mac === "string" ? Buffer.from(stored.mac, "hex") : Buffer.alloc(0);
+  const expected = manifest ? Buffer.from(sign(manifest), "hex") : Buffer.alloc(32);
+  if (!manifest || mac.length !== expected.length || !timingSafeEqual(mac, expected))
+    throw new ErrSnapshotMismatch(
+      `checkpoint ${name} was not written by wheellock as this user on this machine (or was changed): refused`,
+    );
+  if (manifest.format !== CHECKPOINT_FORMAT || manifest.name !== name)
+    throw new ErrSnapshotMismatch(
+      `checkpoint ${name} has format ${manifest.format}, this wheellock reads ${CHECKPOINT_FORMAT}: take it again`,
+    );
+  return manifest;
+}
+
+/** Every checkpoint that verifies, newest first. */
+export function listCheckpoints(): CheckpointManifest[] {
+  const dir = join(checkpointsRoot(), "manifests");
+  if (!existsSync(dir)) return [];
+  const out: CheckpointManifest[] = [];
+  for (const file of readdirSync(dir)) {
+    if (!file.endsWith(".json")) continue;
+    try {
+      out.push(loadCheckpoint(file.slice(0, -".json".length)));
+    } catch {
+      // Foreign, changed or half-written: not offered (a restore of it says why).
+    }
+  }
+  return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+/** Removes a checkpoint and every chunk no other checkpoint uses. */
+export async function removeCheckpoint(name: string): Promise<void> {
+  const path = manifestPath(name);
+  await withStoreLock(async () => {
+    if (!existsSync(path)) throw new ErrNotFound(`no checkpoint named ${name}`);
+    rmSync(path, { force: true });
+    const keep = new Set<string>();
+    for (const manifest of listCheckpoints()) {
+      for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks])
+        if (digest !== ZERO_CHUNK) keep.add(digest);
+    }
+    chunks().sweep(keep);
+  });
+}
+
+/** Writes a checkpoint's state and disk into `dir` (each chunk checked against its digest). */
+export async function materializeCheckpoint(
+  manifest: CheckpointManifest,
+  dir: string,
+): Promise<CapturedFiles> {
+  const files = {
+    statePath: join(dir, "checkpoint.state"),
+    upperDiskPath: join(dir, "upper.ext4"),
+  };
+  const store = chunks();
+  await store.materialize(manifest.state, files.statePath);
+  await store.materialize(manifest.upper, files.upperDiskPath);
+  return files;
+}

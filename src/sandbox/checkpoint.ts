@@ -1,0 +1,154 @@
+/**
+ * Checkpoints of a running sandbox: its VM stopped for a moment while its state (devices and
+ * RAM) is saved and its writable disk copied, then resumed; the copy goes into the store.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import type { SandboxPlan } from "../config/index.js";
+import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
+import { removeTreeSync } from "../util/index.js";
+import type { VmStateSaver } from "../vmm/index.js";
+import type { CheckpointInfo } from "./api.js";
+import {
+  checkName,
+  saveCheckpoint,
+  type CapturedFiles,
+  type CheckpointManifest,
+} from "./checkpoint-store.js";
+import { copySparse } from "./snapshot-store.js";
+
+/** What a running sandbox lends the checkpoint code (launch.ts builds it). */
+export interface CheckpointSource {
+  plan: SandboxPlan;
+  saver: VmStateSaver;
+  runDir: string;
+  upperDiskPath: string;
+  namedRam: boolean;
+  /** snapshotKey of the VM's inputs: a restore must compute the same. */
+  vmKey: string;
+  /** The snapshot the VM resumed from, if any (its disk is the dedup base). */
+  baseSnapshotKey: string | undefined;
+  hasMounts: boolean;
+  openStreams(): number;
+  /** The VM could not continue after the save: the sandbox must end. */
+  onStuck(err: Error): void;
+  /**
+   * After it continues: its clock stood still while it was stopped (QEMU stops the guest's
+   * clock with the VM), so it is set again.
+   */
+  onResumed(): Promise<void>;
+}
+
+/** A capture on disk, for forks (removed once they run) or for the store. */
+export interface Capture extends CapturedFiles {
+  dir: string;
+  namedRam: boolean;
+  vmKey: string;
+  pausedMs: number;
+}
+
+/**
+ * Refuses what a copy could not carry faithfully. FUSE mounts: the guest's kernel holds node
+ * ids of this sandbox's FUSE session, which a copy's new server would not know; disks: a
+ * volume is one sandbox's at a time. Open streams: an exec or transfer in flight would be
+ * cut in the copies with no one to tell.
+ */
+function assertCheckpointable(source: CheckpointSource): void {
+  if (source.hasMounts)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has mounts: checkpoint and fork support sandboxes without mounts for now`,
+    );
+  if (source.plan.disks.length > 0)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has disks attached: they cannot be copied into a checkpoint`,
+    );
+  const open = source.openStreams();
+  if (open > 0)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has ${open} operation(s) in progress (exec, file transfer, port ` +
+        "connection): a checkpoint waits for an idle sandbox",
+    );
+}
+
+/** Saves the VM's state and disk into a new private dir under its run dir. */
+export async function captureVm(source: CheckpointSource): Promise<Capture> {
+  assertCheckpointable(source);
+  const dir = mkdtempSync(join(source.runDir, "capture-"));
+  const capture: Capture = {
+    dir,
+    statePath: join(dir, "vm.state"),
+    upperDiskPath: join(dir, "upper.ext4"),
+    namedRam: source.namedRam,
+    vmKey: source.vmKey,
+    pausedMs: 0,
+  };
+  try {
+    // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
+    // VM's RAM is a private mapping no file holds, and one format serves every source.
+    const saved = await source.saver.save(capture.statePath, { ignoreShared: false });
+    const copyStarted = Date.now();
+    try {
+      // Stopped: the disk matches the saved memory until `resume`.
+      await copySparse(source.upperDiskPath, capture.upperDiskPath);
+    } finally {
+      await saved.resume().catch((err: Error) => {
+        const stuck = new ErrVMNotRunning(
+          `sandbox ${source.plan.id} could not continue after a checkpoint: ${err.message}`,
+        );
+        source.onStuck(stuck);
+        throw stuck;
+      });
+    }
+    capture.pausedMs = saved.downtimeMs + (Date.now() - copyStarted);
+    await source.onResumed();
+    return capture;
+  } catch (err) {
+    removeTreeSync(dir);
+    throw err;
+  }
+}
+
+export function checkpointInfo(manifest: CheckpointManifest, durationMs: number): CheckpointInfo {
+  return {
+    name: manifest.name,
+    createdAt: manifest.createdAt,
+    sourceSandboxId: manifest.sourceSandboxId,
+    sizes: manifest.sizes,
+    pausedMs: manifest.pausedMs,
+    durationMs,
+  };
+}
+
+/** `sandbox.checkpoint(name)`: capture, then put it in the store under `name`. */
+export async function checkpointVm(
+  source: CheckpointSource,
+  name: string | undefined,
+): Promise<CheckpointInfo> {
+  const started = Date.now();
+  const chosen = checkName(name ?? `${source.plan.id}-${randomBytes(3).toString("hex")}`);
+  const capture = await captureVm(source);
+  try {
+    const { plan } = source;
+    const manifest = await saveCheckpoint({
+      name: chosen,
+      captured: capture,
+      sourceSandboxId: plan.id,
+      vmKey: capture.vmKey,
+      resources: {
+        image: plan.image,
+        cpus: plan.cpus,
+        memoryMb: plan.memoryMb,
+        diskSizeMb: plan.diskSizeMb,
+        privileged: plan.privileged,
+        noNetwork: plan.noNetwork,
+      },
+      namedRam: capture.namedRam,
+      pausedMs: capture.pausedMs,
+      baseSnapshotKey: source.baseSnapshotKey,
+    });
+    return checkpointInfo(manifest, Date.now() - started);
+  } finally {
+    removeTreeSync(capture.dir);
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * What a sandbox's guest gets right after a boot or a restore, the same on both paths: what
+ * a memory snapshot must never hold (it is saved before any of this reaches the guest).
+ */
+import type { GuestAgent } from "../channel/index.js";
+import { ErrInvalidConfig } from "../errors.js";
+import { configureGuest } from "./guest-config.js";
+import { applyGuestNetworkSetup, type GuestNetworkSetup } from "./guest-network-setup.js";
+
+export interface GuestSettingsToApply {
+  hostname: string;
+  /** Guest paths the FUSE port serves (FuseMounts.guestPaths); none: no MOUNT sent. */
+  mountPaths: readonly string[];
+  networkSetup: GuestNetworkSetup;
+  /**
+   * The VM was restored: its first request, CONFIGURE, was already sent by the boot (its
+   * reply proves the restored agent runs, boot.ts), so it is not repeated here.
+   */
+  configured: boolean;
+}
+
+/**
+ * CONFIGURE (token, clock, entropy, hostname), MOUNT (fresh FUSE session: the guest sees the
+ * host files as they are now), NETWORK_SETUP (intercept CA, --add-host lines). Everything
+ * else of a sandbox (network policy, secrets, env, user, workdir) lives on the host and
+ * never enters the guest's memory. The order matters: CONFIGURE first (session token).
+ */
+export async function applyGuestSettings(
+  agent: GuestAgent,
+  settings: GuestSettingsToApply,
+): Promise<void> {
+  if (!settings.configured) await configureGuest(agent, settings.hostname);
+  if (settings.mountPaths.length > 0) {
+    await agent.mount(settings.mountPaths).catch((err: Error) => {
+      throw new ErrInvalidConfig(`mounts: ${err.message}`);
+    });
+  }
+  await applyGuestNetworkSetup(agent, settings.networkSetup);
+}

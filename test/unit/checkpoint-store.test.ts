@@ -1,0 +1,126 @@
+// The checkpoint store without a VM: chunks shared by content, signed manifests, and the
+// refusals (foreign manifest, changed chunk, unknown name, path-like names).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
+import {
+  checkpointsRoot,
+  listCheckpoints,
+  loadCheckpoint,
+  materializeCheckpoint,
+  removeCheckpoint,
+  saveCheckpoint,
+  type SaveCheckpointRequest,
+} from "../../src/sandbox/checkpoint-store.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "wheellock-ckpt-"));
+process.env.WHEELLOCK_DATA_DIR = join(scratch, "data");
+process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
+
+/** A sparse file of `sizeBytes` with `data` written at each offset. */
+async function sparseFile(name: string, sizeBytes: number, data: Record<number, Buffer>) {
+  const path = join(scratch, name);
+  const handle = await open(path, "w");
+  await handle.truncate(sizeBytes);
+  for (const [offset, bytes] of Object.entries(data))
+    await handle.write(bytes, 0, bytes.length, Number(offset));
+  await handle.close();
+  return path;
+}
+
+const shared = randomBytes(CHUNK_BYTES);
+function request(name: string, statePath: string, upperDiskPath: string): SaveCheckpointRequest {
+  return {
+    name,
+    captured: { statePath, upperDiskPath },
+    sourceSandboxId: "vm-00000001",
+    vmKey: "k".repeat(32),
+    resources: {
+      image: "default",
+      cpus: 1,
+      memoryMb: 512,
+      diskSizeMb: 64,
+      privileged: false,
+      noNetwork: false,
+    },
+    namedRam: true,
+    pausedMs: 10,
+    baseSnapshotKey: undefined,
+  };
+}
+
+test("checkpoints share chunks by content and restore byte for byte", async () => {
+  const state1 = await sparseFile("s1", 3 * CHUNK_BYTES + 5, {
+    0: shared,
+    [CHUNK_BYTES]: randomBytes(100),
+  });
+  const upper1 = await sparseFile("u1", 64 * CHUNK_BYTES, { [10 * CHUNK_BYTES]: shared });
+  const first = await saveCheckpoint(request("one", state1, upper1));
+  // The state's first chunk and the disk's chunk are one object: stored once.
+  assert.equal(first.sizes.newBytes, 2 * CHUNK_BYTES);
+  assert.equal(first.sizes.sharedBytes, CHUNK_BYTES);
+  const state2 = await sparseFile("s2", 2 * CHUNK_BYTES, { 0: shared });
+  const second = await saveCheckpoint(request("two", state2, upper1));
+  assert.equal(second.sizes.newBytes, 0, "everything was in the store already");
+
+  const out = mkdtempSync(join(scratch, "out-"));
+  const files = await materializeCheckpoint(loadCheckpoint("one"), out);
+  assert.deepEqual(readFileSync(files.statePath), readFileSync(state1));
+  assert.deepEqual(readFileSync(files.upperDiskPath), readFileSync(upper1));
+  assert.deepEqual(
+    listCheckpoints().map((c) => c.name),
+    ["two", "one"],
+  );
+  await assert.rejects(saveCheckpoint(request("one", state1, upper1)), /already exists/);
+
+  // Removing one keeps what the other still uses, and drops the rest.
+  await removeCheckpoint("one");
+  const objects = readdirSync(join(checkpointsRoot(), "objects"), { recursive: true });
+  assert.equal(objects.filter((n) => String(n).length > 3).length, 1);
+  const again = mkdtempSync(join(scratch, "out-"));
+  const kept = await materializeCheckpoint(loadCheckpoint("two"), again);
+  assert.deepEqual(readFileSync(kept.statePath), readFileSync(state2));
+  await assert.rejects(removeCheckpoint("one"), { code: "ErrNotFound" });
+});
+
+test("a planted or edited manifest is refused, and so is a changed chunk", async () => {
+  const state = await sparseFile("s3", CHUNK_BYTES, { 0: randomBytes(64) });
+  await saveCheckpoint(request("victim", state, state));
+  const manifests = join(checkpointsRoot(), "manifests");
+  const stored = JSON.parse(readFileSync(join(manifests, "victim.json"), "utf8")) as {
+    manifest: { name: string; vmKey: string };
+    mac: string;
+  };
+  // Another user's checkpoint dropped in (its own key signed it): refused.
+  const foreign = structuredClone(stored);
+  foreign.manifest.name = "foreign";
+  writeFileSync(join(manifests, "foreign.json"), JSON.stringify(foreign));
+  assert.throws(() => loadCheckpoint("foreign"), { code: "ErrSnapshotMismatch" });
+  // An edit that would make a stale checkpoint look current: refused.
+  const edited = structuredClone(stored);
+  edited.manifest.vmKey = "x".repeat(32);
+  writeFileSync(join(manifests, "victim.json"), JSON.stringify(edited));
+  assert.throws(() => loadCheckpoint("victim"), /not written by wheellock/);
+  writeFileSync(join(manifests, "victim.json"), JSON.stringify(stored));
+  assert.equal(loadCheckpoint("victim").name, "victim");
+  assert.ok(!listCheckpoints().some((c) => c.name === "foreign"), "ls hides what does not verify");
+
+  // A chunk swapped on disk never reaches a restore.
+  const digest = loadCheckpoint("victim").state.chunks[0] ?? "";
+  writeFileSync(join(checkpointsRoot(), "objects", digest.slice(0, 2), digest), randomBytes(64));
+  await assert.rejects(
+    materializeCheckpoint(loadCheckpoint("victim"), mkdtempSync(join(scratch, "out-"))),
+    { code: "ErrSnapshotMismatch", message: /changed on disk/ },
+  );
+});
+
+test("names that are not plain names are refused before any path is built", () => {
+  for (const name of ["../x", "a/b", ".hidden", "", "x".repeat(65)])
+    assert.throws(() => loadCheckpoint(name), { code: "ErrInvalidConfig" });
+  assert.throws(() => loadCheckpoint("missing"), { code: "ErrNotFound" });
+});

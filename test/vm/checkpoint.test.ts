@@ -1,0 +1,203 @@
+// Checkpoint and fork of a running sandbox: copies are independent, carry no secret, and
+// checkpoints that are stale, foreign or changed on disk are refused.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
+import { checkpointsRoot } from "../../src/sandbox/index.js";
+import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
+import { waitUntil } from "../helpers/lifecycle.js";
+import { childQemuPids, endWhenDone, isolateDataDir, runDirEntries } from "../helpers/vm.js";
+
+const dataDir = isolateDataDir();
+endWhenDone();
+const CURL_RUNNING = 'kill -0 "$(cat /root/held.pid)" 2>/dev/null && echo running || true';
+const PROBE = "hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s%3N";
+
+function allFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? allFiles(join(dir, e.name)) : [join(dir, e.name)],
+  );
+}
+
+test("forks are independent copies of a running sandbox", { timeout: 300_000 }, async () => {
+  // `?held` is answered only when the test says so: a connection in flight across the fork.
+  const requests: string[] = [];
+  let answerHeld: (() => void) | undefined;
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? "");
+    if (req.url?.includes("held")) answerHeld = () => res.end("held reply");
+    else res.end("reached");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const curl = `curl -sS -m 40 http://10.0.2.2:${port}/`;
+  // Intercept mode: network events are reported only there (open mode has none).
+  const parent = await Sandbox.create({
+    timeoutSeconds: 240,
+    allowedHosts: ["10.0.2.2"],
+    allowPrivateHosts: true,
+  });
+  const forks: VmSandbox[] = [];
+  try {
+    await parent.writeFile("/root/before", "from the parent");
+    // A request in flight when the parent is copied: its connection is the parent's alone
+    // (each copy's link is a new one that knows no flow of the parent's).
+    await parent.exec(
+      `setsid sh -c 'echo $$ > /root/held.pid; exec ${curl}?held > /root/held 2>&1' ` +
+        "</dev/null >/dev/null 2>&1 &",
+    );
+    await waitUntil("the held request reaches the host", () => answerHeld !== undefined, 60_000);
+    const parentLog = recordEvents(parent);
+    forks.push(...(await parent.fork(2)));
+    const [a, b] = forks as [VmSandbox, VmSandbox];
+    const ids = new Set([parent.id, a.id, b.id]);
+    assert.equal(ids.size, 3, "each copy has an id of its own");
+    const probedFrom = Date.now();
+    const probes = await Promise.all([parent, a, b].map((s) => s.exec(PROBE)));
+    const probedTo = Date.now();
+    const rows = probes.map((p) => p.stdout.trim().split("\n"));
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      [parent.config.hostname, a.id, b.id],
+    );
+    const randoms = rows.map((r) => r[1]);
+    for (const r of randoms) assert.match(r ?? "", /^[0-9a-f]{32}$/);
+    assert.equal(new Set(randoms).size, 3, "copies must not repeat each other's random bytes");
+    // Each copy's clock was set when it resumed: it reads the host's time, not the capture's.
+    for (const r of rows) {
+      const clock = Number(r[2]);
+      assert.ok(
+        clock >= probedFrom - 1000 && clock <= probedTo + 1000,
+        `guest clock ${clock} of ${r[0]} outside ${probedFrom}..${probedTo}`,
+      );
+    }
+    // The parent's files are there; new writes stay in their own copy.
+    for (const copy of [a, b])
+      assert.equal((await copy.readFile("/root/before")).toString(), "from the parent");
+    await a.writeFile("/root/only-a", "a");
+    await assert.rejects(b.readFile("/root/only-a"));
+    await assert.rejects(parent.readFile("/root/only-a"));
+    // Each copy has a network link (and intercepting proxy) of its own: both reach the host,
+    // and each one's requests are reported to that copy alone, attributed to its own exec.
+    answerHeld?.();
+    const [logA, logB] = [a, b].map((s) => recordEvents(s)) as [EventLog, EventLog];
+    assert.equal((await a.exec(`${curl}?from=a`)).stdout, "reached");
+    assert.equal((await b.exec(`${curl}?from=b`)).stdout, "reached");
+    const requestOf = (from: string) => (e: SandboxEvent) =>
+      e.type === "network" && e.network.url.includes(from);
+    for (const [log, from] of [
+      [logA, "from=a"],
+      [logB, "from=b"],
+      [parentLog, "held"],
+    ] as const) {
+      const seen = await waitForEvent(log, `the request ${from}`, requestOf(from));
+      assert.ok(seen.type === "network" && !seen.network.blocked, JSON.stringify(seen));
+      if (from !== "held") {
+        const exec = await waitForEvent(log, `the exec of ${from}`, (e) => e.type === "exec");
+        assert.ok(exec.type === "exec");
+        assert.equal(seen.network.attribution?.execId, exec.exec.execId);
+      }
+    }
+    // Only the parent gets the held reply; each copy's curl (the same process, copied) is
+    // left with a connection its link never had, and ends without it.
+    await waitUntil("the parent's held request ends", async () => {
+      return (await parent.exec("cat /root/held")).stdout.length > 0;
+    });
+    assert.equal((await parent.exec("cat /root/held")).stdout, "held reply");
+    for (const copy of [a, b]) {
+      await waitUntil(
+        `the copied curl of ${copy.id} ends`,
+        async () => (await copy.exec(CURL_RUNNING)).stdout === "",
+        90_000,
+      );
+      assert.match((await copy.exec("cat /root/held")).stdout, /^curl: \(\d+\)/);
+    }
+    assert.deepEqual(requests.filter((u) => u.includes("held")).length, 1, requests.join(" "));
+    assert.deepEqual(
+      [parentLog, logA, logB].map((log) => log.events.filter((e) => e.type === "network").length),
+      [1, 1, 1],
+      "each request is reported once, by the sandbox that sent it",
+    );
+    await Promise.all([parentLog, logA, logB].map((log) => log.stop()));
+  } finally {
+    await Promise.all([...forks, parent].map((s) => s.close()));
+    server.close();
+  }
+  assert.deepEqual(childQemuPids(), []);
+  assert.deepEqual(runDirEntries(dataDir), []);
+});
+
+test(
+  "a checkpoint restores as a copy, without secrets; stale and foreign ones are refused",
+  { timeout: 300_000 },
+  async () => {
+    const secret = "real-secret-value-7f3a9c";
+    const parent = await Sandbox.create({
+      timeoutSeconds: 240,
+      secrets: { API_TOKEN: { value: secret, hosts: ["api.example.test"] } },
+    });
+    let copy: VmSandbox | undefined;
+    try {
+      const seen = await parent.exec('printf %s "$API_TOKEN" > /root/token; cat /root/token');
+      assert.notEqual(seen.stdout, secret);
+      assert.ok(seen.stdout.length > 0, "the guest sees a placeholder");
+      const info = await parent.checkpoint("with-secret");
+      assert.equal(info.name, "with-secret");
+      assert.ok(info.sizes.stateBytes > 1024 * 1024, JSON.stringify(info));
+      assert.ok(info.pausedMs >= 0 && info.pausedMs < info.durationMs + 1);
+      // The parent runs on after its checkpoint.
+      assert.equal((await parent.exec("cat /root/token")).stdout, seen.stdout);
+      // Nothing in the store holds the secret's value.
+      for (const file of allFiles(checkpointsRoot()))
+        assert.equal(readFileSync(file).indexOf(secret), -1, `${file} holds the secret`);
+
+      copy = await Sandbox.create({ fromCheckpoint: "with-secret", timeoutSeconds: 120 });
+      assert.notEqual(copy.id, parent.id);
+      assert.equal((await copy.exec("cat /root/token")).stdout, seen.stdout);
+      assert.equal((await copy.exec("hostname")).stdout.trim(), copy.id);
+
+      // Another VM shape than the checkpoint's: refused, not resumed into the wrong VM.
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "with-secret", memoryMb: 640 }),
+        (err: Error & { code?: string }) => err.code === "ErrSnapshotMismatch",
+      );
+      // A manifest planted in the store (copied from another user, or edited) is refused.
+      const manifests = join(checkpointsRoot(), "manifests");
+      const stored = JSON.parse(readFileSync(join(manifests, "with-secret.json"), "utf8")) as {
+        manifest: { name: string; vmKey: string };
+        mac: string;
+      };
+      stored.manifest.name = "planted";
+      writeFileSync(join(manifests, "planted.json"), JSON.stringify(stored));
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "planted" }),
+        (err: Error & { code?: string }) =>
+          err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
+      );
+      // A chunk changed on disk is refused before QEMU sees it.
+      const objects = allFiles(join(checkpointsRoot(), "objects"));
+      const biggest = objects.sort((x, y) => statSync(y).size - statSync(x).size)[0] ?? "";
+      const bytes = readFileSync(biggest);
+      bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+      writeFileSync(biggest, bytes);
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "with-secret" }),
+        (err: Error & { code?: string }) =>
+          err.code === "ErrSnapshotMismatch" && /changed on disk/.test(err.message),
+      );
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "no-such" }),
+        (err: Error & { code?: string }) => err.code === "ErrNotFound",
+      );
+    } finally {
+      await copy?.close();
+      await parent.close();
+    }
+    assert.deepEqual(childQemuPids(), []);
+    assert.deepEqual(runDirEntries(dataDir), []);
+  },
+);
