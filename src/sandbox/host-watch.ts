@@ -5,8 +5,8 @@
  * exhaust the user's inotify watches for every other program. Directories past the bound are
  * not watched; there the guest sees changes when its cache times out (1 s by default).
  */
-import { lstatSync, watch, type FSWatcher } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { watch, type FSWatcher } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 export const DEFAULT_MAX_WATCHED_DIRS = 2048;
@@ -75,16 +75,12 @@ export class HostTreeWatcher {
 
   /** A name appeared or vanished: watch a new directory, drop watches of a gone one. */
   private async renamed(path: string): Promise<void> {
-    // Synchronous: one lstat of a name the kernel just reported, for every file an untar makes.
-    const stat = lstatSync(join(this.root, path), { throwIfNoEntry: false });
+    const stat = await lstat(join(this.root, path)).catch(() => undefined);
     if (stat?.isDirectory()) await this.addTree(path);
     else this.unwatch(path);
   }
 
   private unwatch(dir: string): void {
-    // Only a watched directory has watched ones below it (a tree is watched top down): a
-    // created or removed file costs no walk over every watch.
-    if (!this.watchers.has(dir)) return;
     for (const [path, watcher] of this.watchers) {
       if (path === dir || path.startsWith(`${dir}/`)) {
         watcher.close();

@@ -104,11 +104,11 @@ export async function withNode<T>(
 ): Promise<T> {
   return inParent(rootFd, path, async (entryPath, _parentFd, name) => {
     if (name === undefined) return fn(rootFd);
-    const node = openSync(entryPath, O_PATH | fsc.O_NOFOLLOW);
+    const node = await fsp.open(entryPath, O_PATH | fsc.O_NOFOLLOW);
     try {
-      return await fn(node);
+      return await fn(node.fd);
     } finally {
-      closeSync(node);
+      await node.close().catch(() => undefined);
     }
   });
 }

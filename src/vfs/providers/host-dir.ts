@@ -6,14 +6,7 @@
  * directories are ever opened (O_NONBLOCK, then fstat), so a FIFO or device cannot block or
  * reach anything. Set-id bits are stripped from modes the guest sets: a guest must not be
  * able to plant a setuid binary owned by the host user.
- *
- * Metadata calls (stat, open, mkdir, unlink, rename, chmod, utimes, ...) are synchronous, like
- * the walk (host-dir-walk.ts): on a local directory the guest just used each is a few
- * microseconds of dentry-cache work, and a trip through libuv's thread pool costs more than
- * that (tens of microseconds, more on a loaded host) for each of the several a request makes.
- * Measured with bench/vfs-host-ops.ts. Data (read, write, fsync) and listings stay async.
  */
-import * as fs from "node:fs";
 import { promises as fsp, constants as fsc, type Stats } from "node:fs";
 import { Errno, VfsError, asVfsError } from "../errors.js";
 import { splitPath } from "../names.js";
@@ -92,13 +85,9 @@ export class HostDirProvider implements VfsProvider {
   });
 
   async stat(path: string): Promise<VfsStat> {
-    return inParent(this.rootFd, path, async (entry, parentFd, name) => {
-      if (name === undefined) return this.toStat(fs.statSync(procPath(parentFd)));
-      // An absent name is the common answer of a LOOKUP: no exception built for it here.
-      const st = fs.lstatSync(entry, { throwIfNoEntry: false });
-      if (st === undefined) throw new VfsError(Errno.ENOENT);
-      return this.toStat(st);
-    });
+    return inParent(this.rootFd, path, async (entry, parentFd, name) =>
+      this.toStat(name === undefined ? await fsp.stat(procPath(parentFd)) : await fsp.lstat(entry)),
+    );
   }
 
   async readdir(path: string): Promise<VfsDirEntry[]> {
@@ -124,17 +113,17 @@ export class HostDirProvider implements VfsProvider {
     }
   }
 
-  private openChecked(entry: string, bits: number, mode?: number): VfsHandle {
-    const fd = fs.openSync(entry, bits, mode);
+  private async openChecked(entry: string, bits: number, mode?: number): Promise<VfsHandle> {
+    const file = await fsp.open(entry, bits, mode);
     try {
-      const st = fs.fstatSync(fd);
+      const st = await file.stat();
       if (st.isDirectory()) throw new VfsError(Errno.EISDIR);
       if (!st.isFile()) throw new VfsError(Errno.EACCES);
     } catch (err) {
-      fs.closeSync(fd);
+      await file.close().catch(() => undefined);
       throw asVfsError(err);
     }
-    return fileHandle(fd, this.toStat);
+    return fileHandle(file, this.toStat);
   }
 
   async open(path: string, flags: VfsOpenFlags): Promise<VfsHandle> {
@@ -154,7 +143,7 @@ export class HostDirProvider implements VfsProvider {
   }
 
   async mkdir(path: string, mode: number): Promise<void> {
-    await this.onEntry(path, async (entry) => fs.mkdirSync(entry, mode & ~SETID_BITS & 0o7777));
+    await this.onEntry(path, (entry) => fsp.mkdir(entry, mode & ~SETID_BITS & 0o7777));
   }
 
   async mknod(path: string, type: "file" | "fifo", mode: number): Promise<void> {
@@ -170,11 +159,11 @@ export class HostDirProvider implements VfsProvider {
   }
 
   async unlink(path: string): Promise<void> {
-    await this.onEntry(path, async (entry) => fs.unlinkSync(entry));
+    await this.onEntry(path, (entry) => fsp.unlink(entry));
   }
 
   async rmdir(path: string): Promise<void> {
-    await this.onEntry(path, async (entry) => fs.rmdirSync(entry));
+    await this.onEntry(path, (entry) => fsp.rmdir(entry));
   }
 
   async rename(from: string, to: string, mode: RenameMode): Promise<void> {
@@ -183,8 +172,8 @@ export class HostDirProvider implements VfsProvider {
     if (mode === "exchange") throw new VfsError(Errno.EINVAL);
     await this.onEntry(from, (src) =>
       this.onEntry(to, async (dst) => {
-        if (mode === "noreplace" && exists(dst)) throw new VfsError(Errno.EEXIST);
-        fs.renameSync(src, dst);
+        if (mode === "noreplace" && (await exists(dst))) throw new VfsError(Errno.EEXIST);
+        await fsp.rename(src, dst);
       }),
     );
   }
@@ -193,29 +182,29 @@ export class HostDirProvider implements VfsProvider {
     // link(2) does not follow a symlink in `from`, and both names are beneath the root, so a
     // hard link can only ever name a file that is already inside the root.
     await this.onEntry(from, async (src) => {
-      if (fs.lstatSync(src).isDirectory()) throw new VfsError(Errno.EPERM);
-      await this.onEntry(to, async (dst) => fs.linkSync(src, dst));
+      if ((await fsp.lstat(src)).isDirectory()) throw new VfsError(Errno.EPERM);
+      await this.onEntry(to, (dst) => fsp.link(src, dst));
     });
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    await this.onEntry(path, async (entry) => fs.symlinkSync(target, entry));
+    await this.onEntry(path, (entry) => fsp.symlink(target, entry));
   }
 
   async readlink(path: string): Promise<string> {
-    return this.onEntry(path, async (entry) => fs.readlinkSync(entry));
+    return this.onEntry(path, (entry) => fsp.readlink(entry));
   }
 
   async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
     return withNode(this.rootFd, path, async (fd) => {
       const node = procPath(fd);
-      const st = fs.statSync(node); // the O_PATH descriptor itself: a symlink stays a symlink
+      const st = await fsp.stat(node); // the O_PATH descriptor itself: a symlink stays a symlink
       if (st.isSymbolicLink()) {
         if (attrs.mode !== undefined || attrs.sizeBytes !== undefined)
           throw new VfsError(Errno.EOPNOTSUPP);
       }
       this.checkChown(st, attrs);
-      if (attrs.mode !== undefined) fs.chmodSync(node, attrs.mode & ~SETID_BITS & 0o7777);
+      if (attrs.mode !== undefined) await fsp.chmod(node, attrs.mode & ~SETID_BITS & 0o7777);
       if (attrs.sizeBytes !== undefined) {
         if (!st.isFile()) throw new VfsError(st.isDirectory() ? Errno.EISDIR : Errno.EINVAL);
         const file = await fsp.open(node, fsc.O_WRONLY | fsc.O_NONBLOCK);
@@ -228,10 +217,10 @@ export class HostDirProvider implements VfsProvider {
       if (attrs.atimeMs !== undefined || attrs.mtimeMs !== undefined) {
         const atime = (attrs.atimeMs ?? st.atimeMs) / 1000;
         const mtime = (attrs.mtimeMs ?? st.mtimeMs) / 1000;
-        if (st.isSymbolicLink()) fs.lutimesSync(node, atime, mtime);
-        else fs.utimesSync(node, atime, mtime);
+        if (st.isSymbolicLink()) await fsp.lutimes(node, atime, mtime);
+        else await fsp.utimes(node, atime, mtime);
       }
-      return this.toStat(fs.statSync(node));
+      return this.toStat(await fsp.stat(node));
     });
   }
 
@@ -267,6 +256,11 @@ export class HostDirProvider implements VfsProvider {
   }
 }
 
-function exists(entry: string): boolean {
-  return fs.lstatSync(entry, { throwIfNoEntry: false }) !== undefined;
+async function exists(entry: string): Promise<boolean> {
+  try {
+    await fsp.lstat(entry);
+    return true;
+  } catch {
+    return false;
+  }
 }
