@@ -64,7 +64,7 @@ export class SandboxObserver {
       const decide = plan.onBlockedRequest;
       this.approvals = new ApprovalQueue(plan.approval, {
         ...(decide ? { decide } : {}),
-        allow: (entry) => this.allowlist?.add([entry]),
+        allow: (entry) => this.allowlist?.add([entry], { approved: true }),
         emit: (approval) => this.hub.emit({ type: "approval", timestamp: new Date(), approval }),
       });
     }

@@ -75,7 +75,11 @@ test("the tree: app -> sandbox; app -> exec -> files and requests; no-exec reque
   assert.equal(noExec.attributes["wheellock.verdict"], "blocked");
   assert.equal(byExec.attributes["http.response.status_code"], 200);
   const sc = byExec.spanContext();
-  assert.deepEqual(headers, [["traceparent", `00-${sc.traceId}-${sc.spanId}-01`]]);
+  assert.deepEqual(headers, [
+    ["traceparent", ""],
+    ["tracestate", ""],
+    ["traceparent", `00-${sc.traceId}-${sc.spanId}-01`],
+  ]);
 });
 
 test("without propagation no header is added", () => {
@@ -108,4 +112,14 @@ test("usage adds up execs, traffic per host and per secret, and the budgets trip
   assert.equal(u.network.requests, 2);
   assert.equal(u.cpuSeconds, 1.23);
   assert.equal(u.mountWrittenBytes, 7);
+});
+
+test("with propagation and no SDK recording, the guest's own trace context is still removed", () => {
+  trace.disable(); // the provider registered above goes: nothing records (last test here)
+  const sb = new SandboxTracer("vm-0123abcd", true);
+  sb.startSandbox().end(false);
+  assert.deepEqual(sb.upstreamHeaders(1, undefined), [
+    ["traceparent", ""],
+    ["tracestate", ""],
+  ]);
 });

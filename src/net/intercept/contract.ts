@@ -182,7 +182,10 @@ export interface ProxyHooks {
    * (the request budget counts these too).
    */
   refuseRawRelay?(): string | undefined;
-  /** Headers for a request about to go upstream (e.g. `traceparent`). */
+  /**
+   * Headers for a request about to go upstream (e.g. `traceparent`): each replaces the
+   * guest's of that name; one with an empty value only removes the guest's.
+   */
   upstreamHeaders?(
     requestId: number,
     request: HttpRequestHead,
