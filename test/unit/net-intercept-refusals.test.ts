@@ -8,6 +8,7 @@ import type { RefusedRequest } from "../../src/net/index.js";
 import { DialRefused, HostDialer } from "../../src/net/intercept/upstream-dial.js";
 import { isLinkLocalAddress } from "../../src/net/ip-ranges.js";
 import { EgressPolicy } from "../../src/net/policy/egress-policy.js";
+import { createHttpPolicy } from "../../src/net/http-policy/index.js";
 import { createCa } from "../../src/net/tls/index.js";
 import { guestRequest, settle, upstreamFixture } from "./net-intercept-guest.js";
 
@@ -87,4 +88,27 @@ test("with propagation, the guest's own traceparent and tracestate never go upst
   const names = seen.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   assert.ok(!names.includes("traceparent"), "no traceparent of the guest's");
   assert.ok(!names.includes("tracestate"), "no tracestate of the guest's");
+});
+
+test("a request that would leak a secret is refused as such, never put to the approver", async () => {
+  const policy = createHttpPolicy({
+    secrets: [{ name: "TOKEN", value: "real-5e6f7a", hosts: [`api.test:${up().httpsPort}`] }],
+  });
+  const ph = policy.placeholders().TOKEN as string;
+  const asked: RefusedRequest[] = [];
+  const { p, events } = proxy({ httpPolicy: policy, onHostRefused: approveAll(asked) });
+  const res = await guestRequest(p, {
+    name: "other.test",
+    port: up().httpsPort,
+    tls: true,
+    caPem: ca.certPem,
+    path: "/leak-asked",
+    headers: { authorization: `Bearer ${ph}` },
+  });
+  assert.equal(res.status, 403);
+  assert.equal(res.headers["x-wheellock-blocked"], "secret_leak");
+  assert.equal(asked.length, 0, "nobody is asked");
+  await settle(events);
+  assert.equal(events[0]?.code, "secret_leak");
+  assert.equal(events[0]?.approval, undefined);
 });
