@@ -112,3 +112,26 @@ test("a request that would leak a secret is refused as such, never put to the ap
   assert.equal(events[0]?.code, "secret_leak");
   assert.equal(events[0]?.approval, undefined);
 });
+
+test("a request in flight when the sandbox stops is reported, with the stop's code", async () => {
+  const { p, events } = proxy();
+  const download = guestRequest(p, {
+    name: "api.test",
+    port: up().httpPort,
+    tls: false,
+    path: "/big?bytes=50000000",
+    countOnly: true,
+    slowReadMs: 20,
+  }).catch(() => undefined);
+  for (let i = 0; i < 500 && !up().seen.some((s) => s.url.startsWith("/big?bytes=5")); i++)
+    await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(events.length, 0, "still in flight");
+  p.endInFlight({ blocked: true, code: "budget_exceeded", reason: "egress budget spent" });
+  await settle(events);
+  assert.equal(events[0]?.code, "budget_exceeded");
+  assert.equal(events[0]?.blocked, true);
+  assert.ok((events[0]?.bytesIn ?? 0) > 0, "the bytes it moved are counted");
+  p.close();
+  await download;
+});
