@@ -11,7 +11,7 @@
  * where it would admit strangers.
  */
 import { isIPv4 } from "node:net";
-import { getDomain } from "tldts";
+import { createRequire } from "node:module";
 import { isPrivateOrSpecialAddress } from "../net/index.js";
 import { neverApprovable } from "./approvals.js";
 
@@ -42,6 +42,18 @@ export interface SuggestedPolicy {
 const EXTRA_SHARED_SUFFIXES = ["storage.googleapis.com", "loca.lt", "ngrok.io", "ngrok-free.app"];
 
 const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false } as const;
+
+type Tldts = typeof import("tldts");
+let tldts: Tldts | undefined;
+
+/**
+ * The registrable domain of `name` by the Public Suffix List, or null. The list (tldts) is
+ * loaded on first use: every SDK user and CLI command imports this module, few suggest.
+ */
+function registrableDomain(name: string): string | null {
+  tldts ??= createRequire(import.meta.url)("tldts") as Tldts;
+  return tldts.getDomain(name, PSL_OPTIONS);
+}
 
 /** Allowlist refusals (and audit marks) are what an entry fixes; other refusals are not. */
 const FIXABLE = new Set(["host_not_allowed"]);
@@ -92,7 +104,7 @@ function neverSuggested(host: string): boolean {
 function globbable(parent: string): boolean {
   if (isIPv4(parent)) return false;
   if (EXTRA_SHARED_SUFFIXES.some((s) => parent === s || parent.endsWith(`.${s}`))) return false;
-  const domain = getDomain(parent, PSL_OPTIONS);
+  const domain = registrableDomain(parent);
   return domain !== null && (parent === domain || parent.endsWith(`.${domain}`));
 }
 
