@@ -68,13 +68,16 @@ interface Held {
 }
 
 /** Names that stand for the host itself, whatever resolves them. */
-const LOOPBACK_NAME_RE = /(^|\.)localhost$/;
+const LOOPBACK_NAME_RE = /(^|\.)(localhost|localdomain)$|^ip6-(localhost|loopback)$/;
+/** Names of cloud metadata services (they resolve to link-local addresses there). */
+const METADATA_NAMES = new Set(["metadata.google.internal", "metadata.goog", "metadata"]);
 
 /** Why a refused request must never be offered for approval, or undefined. */
 export function neverApprovable(host: string): string | undefined {
   if (/^[0-9.]+$/.test(host) && isPrivateOrSpecialAddress(host))
     return `${host} is a private, loopback or metadata address`;
   if (LOOPBACK_NAME_RE.test(host)) return `${host} names the loopback interface`;
+  if (METADATA_NAMES.has(host)) return `${host} names a cloud metadata service`;
   return undefined;
 }
 

@@ -158,9 +158,18 @@ export class SandboxTracer {
     }
   }
 
-  /** Headers for a request going upstream: its span starts now so upstreams can join it. */
+  /**
+   * Headers for a request going upstream: its span starts now so upstreams can join it. The
+   * guest's own `traceparent` and `tracestate` never pass (an empty value removes them): the
+   * trace context upstream is ours, or none when no tracer records (no SDK registered).
+   * Without propagation nothing is touched: the guest's headers pass as it sent them.
+   */
   upstreamHeaders(requestId: number, origin: GuestOrigin | undefined): HeaderList {
     if (!this.propagate) return [];
+    const strip: HeaderList = [
+      ["traceparent", ""],
+      ["tracestate", ""],
+    ];
     const span = this.tracer.startSpan(
       "wheellock.request",
       { kind: SpanKind.CLIENT },
@@ -168,8 +177,8 @@ export class SandboxTracer {
     );
     this.early.set(requestId, span);
     return span.spanContext().traceId === "00000000000000000000000000000000"
-      ? []
-      : traceparent(span);
+      ? strip
+      : [...strip, ...traceparent(span)];
   }
 
   /** The span of one finished request (started early when it was propagated). */

@@ -12,6 +12,7 @@ import {
   type HttpPolicy,
   type Upstream,
   type NetworkEventInfo,
+  type RequestOutcome,
   type SecretSpec,
 } from "../net/index.js";
 import { dataDir } from "../paths.js";
@@ -27,7 +28,7 @@ export interface InterceptRequest {
 }
 
 export interface InterceptSetup {
-  upstream: Upstream & { close(): void };
+  upstream: Upstream & { close(): void; endInFlight(outcome: RequestOutcome): void };
   caPem: string;
   /** Secret name -> placeholder, for every command's env (updated by `configure`). */
   placeholders: Record<string, string>;

@@ -75,7 +75,11 @@ test("the tree: app -> sandbox; app -> exec -> files and requests; no-exec reque
   assert.equal(noExec.attributes["wheellock.verdict"], "blocked");
   assert.equal(byExec.attributes["http.response.status_code"], 200);
   const sc = byExec.spanContext();
-  assert.deepEqual(headers, [["traceparent", `00-${sc.traceId}-${sc.spanId}-01`]]);
+  assert.deepEqual(headers, [
+    ["traceparent", ""],
+    ["tracestate", ""],
+    ["traceparent", `00-${sc.traceId}-${sc.spanId}-01`],
+  ]);
 });
 
 test("without propagation no header is added", () => {
@@ -130,4 +134,14 @@ test("file events after their exec ended (a handle released after exit) get a ba
   assert.equal(late!.attributes["wheellock.files.bytes_written"], 2);
   assert.equal(late!.attributes["wheellock.files.ops.release"], 1);
   sb.close();
+});
+
+test("with propagation and no SDK recording, the guest's own trace context is still removed", () => {
+  trace.disable(); // the provider registered above goes: nothing records (last test here)
+  const sb = new SandboxTracer("vm-0123abcd", true);
+  sb.startSandbox().end(false);
+  assert.deepEqual(sb.upstreamHeaders(1, undefined), [
+    ["traceparent", ""],
+    ["tracestate", ""],
+  ]);
 });

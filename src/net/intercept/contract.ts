@@ -155,6 +155,11 @@ export type ResponseVerdict =
 
 /** Secrets and hooks for one sandbox. Everything async may run user code (with timeouts). */
 export interface HttpPolicy {
+  /**
+   * The secrets' leak check alone, on a request as the guest sent it (no hooks run): asked
+   * before a refused request is put to an approver, since no approval may let a leak through.
+   */
+  secretLeak?(request: HttpRequestHead): { code: NetworkBlockCode; reason: string } | undefined;
   onRequest(request: HttpRequestHead, body: BodyAccess): Promise<RequestVerdict>;
   /** `request` is the one that was forwarded (after secrets and hooks). */
   onResponse(
@@ -182,7 +187,10 @@ export interface ProxyHooks {
    * (the request budget counts these too).
    */
   refuseRawRelay?(): string | undefined;
-  /** Headers for a request about to go upstream (e.g. `traceparent`). */
+  /**
+   * Headers for a request about to go upstream (e.g. `traceparent`): each replaces the
+   * guest's of that name; one with an empty value only removes the guest's.
+   */
   upstreamHeaders?(
     requestId: number,
     request: HttpRequestHead,

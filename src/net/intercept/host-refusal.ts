@@ -1,11 +1,12 @@
 import { admitHead, type Admission, type ConnectionInfo, type RequestLine } from "./admission.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
-import type { ProxyHooks, RefusedRequest } from "./contract.js";
+import type { HttpPolicy, ProxyHooks, RefusedRequest } from "./contract.js";
 import type { RequestEvent } from "./request-event.js";
 
 /** What reconsidering needs of the exchange's dependencies. */
 export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
   policy: EgressPolicy;
+  httpPolicy?: Pick<HttpPolicy, "secretLeak">;
 }
 
 /** What carries the request toward the guest (an HTTP/1.1 socket, an HTTP/2 stream). */
@@ -31,6 +32,10 @@ export async function reconsider(
 ): Promise<Admission> {
   const ask = deps.onHostRefused;
   if (!ask || refused.code !== "host_not_allowed") return refused;
+  // Secret leaks are never approvable: nobody is asked about a request that would fail so.
+  const admitted = admitHead(line, conn, deps.policy, true);
+  const leak = admitted.ok ? deps.httpPolicy?.secretLeak?.(admitted.head) : undefined;
+  if (leak) return { ...refused, code: leak.code, reason: leak.reason };
   const request: RefusedRequest = {
     requestId: event.id,
     method: line.method,
