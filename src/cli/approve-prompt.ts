@@ -63,9 +63,12 @@ export class ApprovalPrompt {
   ) {}
 
   /** `onBlockedRequest` for the sandbox. */
-  readonly decide = (request: BlockedRequest): Promise<ApprovalDecision> =>
+  readonly decide = (request: BlockedRequest, ended?: AbortSignal): Promise<ApprovalDecision> =>
     new Promise((answer) => {
-      this.queue.push({ request, answer });
+      const q = { request, answer };
+      this.queue.push(q);
+      // Let go (guest left, decided elsewhere): the question, and the guest's held output, go.
+      ended?.addEventListener("abort", () => this.withdraw(q), { once: true });
       if (!this.current) this.next();
     });
 
@@ -120,6 +123,12 @@ export class ApprovalPrompt {
     this.current = undefined;
     q.answer(decision);
     this.next();
+  }
+
+  private withdraw(q: Question): void {
+    if (this.current === q) return this.settle("deny", "no longer waiting");
+    const at = this.queue.indexOf(q);
+    if (at >= 0) this.queue.splice(at, 1);
   }
 
   private readonly onData = (chunk: Buffer): void => this.key(chunk.toString("utf8"));

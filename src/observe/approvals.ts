@@ -55,8 +55,14 @@ export interface ApprovalSettings {
 export const MAX_APPROVED_ENTRIES = 1024;
 
 export interface ApprovalHooks {
-  /** In-process decider; a throw or an unknown answer denies. */
-  decide?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  /**
+   * In-process decider; a throw or an unknown answer denies. `ended` aborts when the request
+   * stops waiting for other reasons (decided elsewhere, timed out, its guest left).
+   */
+  decide?: (
+    request: BlockedRequest,
+    ended: AbortSignal,
+  ) => ApprovalDecision | Promise<ApprovalDecision>;
   /** Adds an allowlist entry (a "sandbox" decision). */
   allow(entry: string): void;
   emit(info: ApprovalEventInfo): void;
@@ -144,6 +150,7 @@ export class ApprovalQueue {
         note: { approval: { decision: "cap", waitedMs: 0 } },
       });
     }
+    const ended = new AbortController();
     return new Promise<HostRefusal>((resolve) => {
       const timer = setTimeout(() => finish("timeout", "timeout"), this.settings.timeoutMs);
       const onGone = (): void => finish("gone", "guest");
@@ -152,6 +159,7 @@ export class ApprovalQueue {
         this.held.delete(request.requestId);
         clearTimeout(timer);
         gone?.removeEventListener("abort", onGone);
+        ended.abort();
         const waitedMs = Date.now() - now;
         if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
           this.approvedEntries++;
@@ -184,7 +192,7 @@ export class ApprovalQueue {
       const decide = this.hooks.decide;
       if (decide) {
         Promise.resolve()
-          .then(() => decide(request))
+          .then(() => decide(request, ended.signal))
           .then(
             (d) => finish(APPROVAL_DECISIONS.includes(d) ? d : "deny", "callback"),
             () => finish("deny", "callback"),

@@ -155,3 +155,17 @@ test("held output is bounded: the guest is pushed back, not buffered without end
   await forwarding;
   assert.equal(accepted, 16 * 1024 * 1024, "everything flowed once answered");
 });
+
+test("a question whose request stops waiting is withdrawn and the guest's output flows again", async () => {
+  const { p, guest, forwarding, shown } = terminal();
+  const ended = new AbortController();
+  const decision = p.decide(blocked({}, 60_000), ended.signal);
+  guest.end("held");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(!shown().includes("held"));
+  ended.abort(); // its guest left, or `allow-list deny` decided it
+  await decision;
+  await forwarding;
+  assert.match(shown(), /no longer waiting\r\nheld$/);
+  assert.equal(p.take(Buffer.from("o")), false, "no question open");
+});

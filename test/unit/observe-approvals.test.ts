@@ -175,3 +175,28 @@ test("a request whose guest left stops being held at once and frees its place", 
   assert.equal((await q2.hold(refused(), gone.signal)).allow, false);
   assert.deepEqual(e2, []);
 });
+
+test("the decider is told when its request stops waiting otherwise (decided elsewhere, guest left)", async () => {
+  const signals: AbortSignal[] = [];
+  const { q } = queue({}, (_r, ended) => {
+    signals.push(ended);
+    return new Promise(() => undefined); // a person who never answers
+  });
+  const a = refused();
+  const decidedElsewhere = q.hold(a);
+  const left = new AbortController();
+  const guestLeft = q.hold(refused(), left.signal);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    signals.map((s) => s.aborted),
+    [false, false],
+  );
+  q.decide(a.requestId, "deny");
+  await decidedElsewhere;
+  left.abort();
+  await guestLeft;
+  assert.deepEqual(
+    signals.map((s) => s.aborted),
+    [true, true],
+  );
+});
