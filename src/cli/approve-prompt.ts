@@ -1,6 +1,7 @@
 /**
  * `run --approve` in the foreground: each held request is put to the person at the terminal,
- * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny).
+ * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny),
+ * n(ever: deny for the sandbox).
  * With `-it` the keys are taken from the guest's input only while a question is open. While
  * one is open the guest's output is held too (`output`), so the guest cannot wipe the question
  * or print a forged one in its place. A question nobody answers ends when its request times
@@ -19,6 +20,7 @@ const KEYS: Readonly<Record<string, ApprovalDecision>> = {
   o: "once",
   s: "sandbox",
   d: "deny",
+  n: "deny-sandbox",
   "\r": "deny", // Enter
   "\n": "deny",
   "\x03": "deny", // Ctrl-C
@@ -101,7 +103,7 @@ export class ApprovalPrompt {
   private ask(r: BlockedRequest): void {
     this.out.write(
       `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
-        `allow [o]nce, for the [s]andbox, or [d]eny? `,
+        `allow [o]nce, for the [s]andbox, [d]eny, or [n]ever (deny for the sandbox)? `,
     );
   }
 
@@ -110,7 +112,7 @@ export class ApprovalPrompt {
     if (decision !== undefined) return this.settle(decision);
     // Anything else answers nothing; the question is shown again, whole, as the last line.
     if (this.current) {
-      this.out.write("(one key: o, s or d)");
+      this.out.write("(one key: o, s, d or n)");
       this.ask(this.current.request);
     }
   }

@@ -11,9 +11,19 @@ import type { HostRefusal, RefusedRequest } from "../net/index.js";
 import { isPrivateOrSpecialAddress } from "../net/index.js";
 import type { ExecAttribution } from "./attributor.js";
 
-export type ApprovalDecision = "once" | "sandbox" | "deny";
+/**
+ * once: this request; sandbox: it and its host:port from now on (the allowlist); deny: this
+ * request; deny-sandbox: it and every later request to its host:port, refused without asking
+ * for the rest of the sandbox's life (kept here, not in the allowlist).
+ */
+export type ApprovalDecision = "once" | "sandbox" | "deny" | "deny-sandbox";
 
-export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = ["once", "sandbox", "deny"];
+export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
+  "once",
+  "sandbox",
+  "deny",
+  "deny-sandbox",
+];
 
 /**
  * A request held for a decision (`onBlockedRequest`'s argument, `pendingRequests()`);
@@ -34,8 +44,11 @@ export interface BlockedRequest extends Pick<
 export interface ApprovalEventInfo {
   readonly state: "pending" | "decided";
   readonly request: BlockedRequest;
-  /** decided: once/sandbox approved it; deny/timeout/cap refused it; gone: its guest left. */
-  readonly decision?: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  /**
+   * decided: once/sandbox approved it; deny/deny-sandbox/timeout/cap refused it; gone: its
+   * guest left.
+   */
+  readonly decision?: "once" | "sandbox" | "deny" | "deny-sandbox" | "timeout" | "cap" | "gone";
   /** decided: who decided (the callback, a `decideRequest` call, the clock, the guest). */
   readonly by?: "callback" | "api" | "timeout" | "guest";
 }
@@ -48,9 +61,10 @@ export interface ApprovalSettings {
 }
 
 /**
- * Allowlist entries "sandbox" decisions add at most; past it such a decision lets only its
- * own request through. The guest picks the hosts: a decider that always answers "sandbox"
- * must not let it grow the list (checked on every request) without end.
+ * Allowlist entries "sandbox" decisions add at most (and as many "deny-sandbox" ones); past it
+ * such a decision decides only its own request. The guest picks the hosts: a decider that
+ * always answers "sandbox" must not let it grow the list (checked on every request) without
+ * end.
  */
 export const MAX_APPROVED_ENTRIES = 1024;
 
@@ -93,6 +107,8 @@ export class ApprovalQueue {
   private readonly held = new Map<number, Held>();
   private closed = false;
   private approvedEntries = 0;
+  /** host:port refused for the rest of the sandbox's life ("deny-sandbox"). */
+  private readonly deniedEntries = new Set<string>();
 
   constructor(
     private readonly settings: ApprovalSettings,
@@ -142,6 +158,12 @@ export class ApprovalQueue {
       expiresAt: new Date(now + this.settings.timeoutMs).toISOString(),
     };
     if (gone?.aborted) return Promise.resolve({ allow: false });
+    if (this.deniedEntries.has(approvalEntry(request)))
+      return Promise.resolve({
+        allow: false,
+        reason: `${refused.reason} (denied for the sandbox)`,
+        note: { approval: { decision: "deny-sandbox", waitedMs: 0 } },
+      });
     if (this.closed || this.held.size >= this.settings.maxPending) {
       this.hooks.emit({ state: "decided", request, decision: "cap" });
       return Promise.resolve({
@@ -170,6 +192,7 @@ export class ApprovalQueue {
           }
         }
         this.hooks.emit({ state: "decided", request, decision, ...(by ? { by } : {}) });
+        if (decision === "deny-sandbox") this.denyForSandbox(request, by);
         const approved = decision === "once" || decision === "sandbox";
         resolve({
           allow: approved,
@@ -182,7 +205,9 @@ export class ApprovalQueue {
                     ? `${refused.reason} (no approval within ${this.settings.timeoutMs} ms)`
                     : decision === "gone"
                       ? `${refused.reason} (the guest left while it was held)`
-                      : `${refused.reason} (denied)`,
+                      : decision === "deny-sandbox"
+                        ? `${refused.reason} (denied for the sandbox)`
+                        : `${refused.reason} (denied)`,
               }),
         });
       };
@@ -199,5 +224,14 @@ export class ApprovalQueue {
           );
       }
     });
+  }
+
+  /** Later requests to its host:port are refused unasked; those waiting now go the same way. */
+  private denyForSandbox(request: BlockedRequest, by: ApprovalEventInfo["by"]): void {
+    const entry = approvalEntry(request);
+    if (this.deniedEntries.size >= MAX_APPROVED_ENTRIES) return;
+    this.deniedEntries.add(entry);
+    for (const h of [...this.held.values()])
+      if (approvalEntry(h.request) === entry) h.finish("deny-sandbox", by);
   }
 }

@@ -79,9 +79,10 @@ test("only a chunk that is exactly one answer key answers; no aliases", () => {
   assert.equal(answerKey("o"), "once");
   assert.equal(answerKey("S"), "sandbox");
   assert.equal(answerKey("d"), "deny");
+  assert.equal(answerKey("n"), "deny-sandbox");
   for (const k of ["\r", "\x03", "\x1b"]) assert.equal(answerKey(k), "deny");
   // A typed word or a paste, and the old one-letter aliases, answer nothing.
-  for (const k of ["apt-get update\r", "sandbox", "once", "os", "a", "y", "n", "\x1b[A", ""])
+  for (const k of ["apt-get update\r", "sandbox", "once", "os", "a", "y", "no", "\x1b[A", ""])
     assert.equal(answerKey(k), undefined, JSON.stringify(k));
 });
 
@@ -96,7 +97,10 @@ test("a word typed into the question answers nothing and the question is shown a
   assert.equal(settled, false, "still open");
   const again = output().slice(asked);
   assert.match(again, /wants GET https:\/\/evil\.test\/x \(request 3\) - allow \[o\]nce/);
-  assert.ok(again.trimEnd().endsWith("[d]eny?"), "the question is the last line again");
+  assert.ok(
+    again.trimEnd().endsWith("(deny for the sandbox)?"),
+    "the question is the last line again",
+  );
   p.take(Buffer.from("d"));
   assert.equal(await decision, "deny");
 });
@@ -121,7 +125,10 @@ test("the guest's output is held while a question is open and shown after the an
   guest.write(forged);
   await new Promise((r) => setTimeout(r, 20));
   assert.ok(!shown().includes("FORGED"), "nothing of the guest's reaches the terminal");
-  assert.ok(shown().trimEnd().endsWith("[d]eny?"), "the real question stays the last line");
+  assert.ok(
+    shown().trimEnd().endsWith("(deny for the sandbox)?"),
+    "the real question stays the last line",
+  );
   p.take(Buffer.from("d"));
   assert.equal(await decision, "deny");
   guest.end("after");

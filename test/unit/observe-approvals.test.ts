@@ -200,3 +200,37 @@ test("the decider is told when its request stops waiting otherwise (decided else
     [true, true],
   );
 });
+
+test("deny for the sandbox refuses later requests to that host:port without asking, and not others", async () => {
+  let asked = 0;
+  const { q, allowed, events } = queue({}, () => (asked++, new Promise(() => undefined)));
+  const first = refused("pypi.org", 443);
+  const firstOutcome = q.hold(first);
+  const waiting = q.hold(refused("pypi.org", 443)); // asked too, before the decision
+  await new Promise((r) => setImmediate(r));
+  assert.equal(q.decide(first.requestId, "deny-sandbox"), true);
+  const [a, b] = await Promise.all([firstOutcome, waiting]);
+  assert.equal(a.allow, false);
+  assert.equal(a.note?.approval?.decision, "deny-sandbox");
+  assert.equal(
+    b.note?.approval?.decision,
+    "deny-sandbox",
+    "one waiting for the same host goes too",
+  );
+  const later = await q.hold(refused("pypi.org", 443));
+  assert.equal(later.allow, false);
+  assert.match(later.reason ?? "", /denied for the sandbox/);
+  assert.deepEqual(later.note?.approval, { decision: "deny-sandbox", waitedMs: 0 });
+  assert.equal(asked, 2, "the later one was not asked about");
+  assert.deepEqual(allowed, [], "nothing joins the allowlist");
+  assert.deepEqual(
+    events.filter((e) => e.state === "decided").map((e) => e.decision),
+    ["deny-sandbox", "deny-sandbox"],
+  );
+  // Another port of the host, or another host, is still asked about.
+  void q.hold(refused("pypi.org", 80));
+  void q.hold(refused("files.pythonhosted.org", 443));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(q.pending().length, 2);
+  q.close();
+});
