@@ -128,7 +128,8 @@ export class ApprovalPrompt {
   }
 
   private withdraw(q: Question): void {
-    if (this.current === q) return this.settle("deny", "no longer waiting");
+    const expired = Date.now() >= Date.parse(q.request.expiresAt);
+    if (this.current === q) return this.settle("deny", expired ? "timed out" : "no longer waiting");
     const at = this.queue.indexOf(q);
     if (at >= 0) this.queue.splice(at, 1);
   }
