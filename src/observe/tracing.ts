@@ -32,7 +32,17 @@ interface FileBatch {
 interface ExecTrace {
   ctx: Context;
   files: FileBatch | undefined;
+  /**
+   * The exec has ended: its batch went out with it. A file event can still come after (the
+   * guest kernel sends a handle's release after the process exited, on another port than the
+   * exit), so what comes later goes out as a batch of its own, a moment later.
+   */
+  ended?: boolean;
+  lateFlush?: NodeJS.Timeout;
 }
+
+/** How long file events after their exec's end are gathered into one batch. */
+const LATE_FILES_MS = 50;
 
 /** What a file event tells the tracer. */
 export interface TracedFileOp {
@@ -114,6 +124,7 @@ export class SandboxTracer {
       end: (exitCode, error) => {
         if (exitCode !== undefined) span.setAttribute("process.exit.code", exitCode);
         if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+        entry.ended = true;
         this.flushFiles(entry);
         span.end();
       },
@@ -138,6 +149,13 @@ export class SandboxTracer {
     if (file.op === "read") b.bytesRead += file.size ?? 0;
     if (file.op === "write") b.bytesWritten += file.size ?? 0;
     if (file.errno !== 0) b.errors++;
+    if (entry.ended && entry.lateFlush === undefined) {
+      entry.lateFlush = setTimeout(() => {
+        entry.lateFlush = undefined;
+        this.flushFiles(entry);
+      }, LATE_FILES_MS);
+      entry.lateFlush.unref();
+    }
   }
 
   /** Headers for a request going upstream: its span starts now so upstreams can join it. */
@@ -194,7 +212,10 @@ export class SandboxTracer {
 
   /** Ends what is still open (file batches of execs that outlive their commands). */
   close(): void {
-    for (const entry of this.execs.values()) this.flushFiles(entry);
+    for (const entry of this.execs.values()) {
+      clearTimeout(entry.lateFlush);
+      this.flushFiles(entry);
+    }
     this.flushFiles(this.noExecFiles);
     for (const span of this.early.values()) span.end();
     this.early.clear();

@@ -39,7 +39,8 @@ export function keptOverlaysDir(): string {
   return join(dataDir(), "overlays");
 }
 
-async function providerFor(
+/** The provider serving one mount (exported for tests of what it opens). */
+export async function providerFor(
   guestPath: string,
   mount: MountConfig,
   runDir: string,
@@ -69,7 +70,15 @@ async function providerFor(
     provider = mount.provider as VfsProvider;
   } else {
     const owner = mount.owner;
-    const hostOptions = owner === undefined ? {} : { guestOwner: owner };
+    // A node's check of the path (hostIdentity) holds for what is opened now: the directory
+    // itself, or the file in its parent.
+    const identity = mount.hostIdentity;
+    const hostOptions = {
+      ...(owner === undefined ? {} : { guestOwner: owner }),
+      ...(identity === undefined
+        ? {}
+        : { expect: file === undefined ? { identity } : { identity, entry: basename(file) } }),
+    };
     const hostPath = file === undefined ? (mount.hostPath as string) : dirname(file);
     if (mount.type === "overlay") {
       const keep = mount.keepUpper === true;

@@ -109,3 +109,25 @@ test("usage adds up execs, traffic per host and per secret, and the budgets trip
   assert.equal(u.cpuSeconds, 1.23);
   assert.equal(u.mountWrittenBytes, 7);
 });
+
+test("file events after their exec ended (a handle released after exit) get a batch under it", async () => {
+  spans.reset();
+  const sb = new SandboxTracer("vm-0123abcd", false);
+  sb.startSandbox().end(false);
+  const exec = sb.startExec(7, ["sh", "-c", "echo t > /work/f"]);
+  sb.fileOp(7, { op: "open", errno: 0 });
+  exec.end(0);
+  sb.fileOp(7, { op: "write", size: 2, errno: 0 });
+  sb.fileOp(7, { op: "release", errno: 0 });
+  const [execSpan] = spans.byName("wheellock.exec");
+  const before = spans.byName("wheellock.files");
+  assert.equal(before.length, 1, "the batch up to the exit went out with the exec");
+  const deadline = Date.now() + 5000;
+  while (spans.byName("wheellock.files").length < 2 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
+  const late = spans.byName("wheellock.files")[1];
+  assert.equal(late && parentOf(late), execSpan!.spanContext().spanId);
+  assert.equal(late!.attributes["wheellock.files.bytes_written"], 2);
+  assert.equal(late!.attributes["wheellock.files.ops.release"], 1);
+  sb.close();
+});
