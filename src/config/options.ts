@@ -196,10 +196,16 @@ export interface SandboxOptions {
   approval?: boolean | { timeoutMs?: number; maxPending?: number };
   /**
    * Decides held requests in this process (turns `approval` on): `"once"` lets this request
-   * through, `"sandbox"` adds its `host:port` to the allowlist, `"deny"` refuses it. A throw
-   * denies. Callbacks cannot go to a detached sandbox: use `decideRequest` there.
+   * through, `"sandbox"` adds its `host:port` to the allowlist, `"deny"` refuses it,
+   * `"deny-sandbox"` refuses it and every later request to its `host:port` unasked. A throw
+   * denies. `ended` aborts when the request stops waiting otherwise (decided elsewhere, timed
+   * out, its guest left): drop the question. Callbacks cannot go to a detached sandbox: use
+   * `decideRequest` there.
    */
-  onBlockedRequest?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  onBlockedRequest?: (
+    request: BlockedRequest,
+    ended: AbortSignal,
+  ) => ApprovalDecision | Promise<ApprovalDecision>;
   /**
    * Audit mode (turns interception on): requests the allowlist would refuse go through and
    * their events say so (`network.audit`); private addresses, secret scopes and hooks still

@@ -61,14 +61,14 @@ const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
  * Operations a sandbox's own token may not run: they change what the operator decided (its
  * secrets, policy, env), widen where the guest may reach (an allowlist entry, approving a
  * held request), or spend the node's disk on a checkpoint that outlives the sandbox.
- * Narrowing the allowlist and denying a held request are fine.
+ * Narrowing the allowlist and denying a held request (for the sandbox too) are fine.
  */
 function operatorOnly(req: OperationRequest): boolean {
   return (
     req.op === "configure" ||
     req.op === "checkpoint" ||
     (req.op === "allow-list" && req.action === "add") ||
-    (req.op === "decide-request" && req.decision !== "deny")
+    (req.op === "decide-request" && req.decision !== "deny" && req.decision !== "deny-sandbox")
   );
 }
 

@@ -43,10 +43,11 @@ export interface GuestOrigin {
 /** How a request the allowlist refused was let through or refused by the sandbox. */
 export interface ApprovalNote {
   /**
-   * once/sandbox: approved; deny: refused by a person or callback; timeout: nobody answered;
+   * once/sandbox: approved; deny: refused by a person or callback; deny-sandbox: refused, and
+   * so is every later request to its host:port without asking; timeout: nobody answered;
    * cap: too many held already; gone: the guest closed the connection while it was held.
    */
-  readonly decision: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  readonly decision: "once" | "sandbox" | "deny" | "deny-sandbox" | "timeout" | "cap" | "gone";
   /** Milliseconds the request was held. */
   readonly waitedMs: number;
 }

@@ -97,7 +97,15 @@ export async function handleRequest(
     ),
   );
   if (!admission.ok)
-    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
+    admission = await reconsider(
+      deps,
+      conn,
+      requestLine(req),
+      req.socket,
+      admission,
+      event,
+      "close-or-end",
+    );
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const decision = await decideRequest(
