@@ -1,8 +1,12 @@
 #include "user.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -34,12 +38,63 @@ static int parse_id(const char *s, unsigned long *out)
 	return 0;
 }
 
-/* Calls fn for each non-comment line of a colon file; stops when fn returns non-zero. */
-static int each_line(const char *path, int nf, int (*fn)(char **f, int n, void *ctx), void *ctx)
+/*
+ * Reads a passwd/group file. The guest's root owns these files and the agent (PID 1) reads
+ * them for every exec with a user: a FIFO, a device or a symlink put there must not hang or
+ * redirect the agent, so the file is opened without blocking or following a final symlink
+ * and must be a regular file; at most DB_MAX bytes are read. A missing file is an empty one
+ * (NULL, no error); anything else unreadable is an error in err (NULL returned).
+ */
+static char *read_db(const char *path, char *err, size_t errlen, int *failed)
 {
-	char *data = read_small_file(path, DB_MAX, NULL);
+	*failed = 0;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return NULL;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		*failed = 1;
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot read %s: not a regular file", path);
+		close(fd);
+		*failed = 1;
+		return NULL;
+	}
+	char *buf = malloc(DB_MAX + 1);
+	size_t len = 0;
+	while (buf && len < DB_MAX) {
+		ssize_t n = read(fd, buf + len, DB_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf) {
+		snprintf(err, errlen, "cannot read %s: out of memory", path);
+		*failed = 1;
+		return NULL;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * Calls fn for each non-comment line of a colon file; stops when fn returns non-zero.
+ * Returns what fn returned last (0: no line matched), or -1 (message in err) when the file
+ * exists but cannot be read safely.
+ */
+static int each_line(const char *path, int nf, int (*fn)(char **f, int n, void *ctx), void *ctx,
+		     char *err, size_t errlen)
+{
+	int failed;
+	char *data = read_db(path, err, errlen, &failed);
 	if (!data)
-		return 0;
+		return failed ? -1 : 0;
 	int rc = 0;
 	char *save = NULL;
 	for (char *line = strtok_r(data, "\n", &save); line && !rc;
@@ -126,14 +181,20 @@ int user_resolve(const char *spec, struct user *u, char *err, size_t errlen)
 	struct pw_query q = {.u = u};
 	if (parse_id(buf, &id) == 0) {
 		q.uid = (uid_t)id;
-		if (!each_line("/etc/passwd", 7, pw_match, &q)) {
+		/* A numeric id needs no entry: an unreadable passwd only loses HOME and groups, so
+		 * root's execs go on whatever guest root put at /etc/passwd. */
+		if (each_line("/etc/passwd", 7, pw_match, &q, err, errlen) <= 0) {
+			memset(u, 0, sizeof *u);
 			u->uid = (uid_t)id;
 			u->gid = (gid_t)id;
 			strcpy(u->home, "/");
 		}
 	} else {
 		q.name = buf;
-		if (!each_line("/etc/passwd", 7, pw_match, &q)) {
+		int rc = each_line("/etc/passwd", 7, pw_match, &q, err, errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
 			snprintf(err, errlen, "unknown user: %s", buf);
 			return -1;
 		}
@@ -144,7 +205,8 @@ int user_resolve(const char *spec, struct user *u, char *err, size_t errlen)
 			u->gid = (gid_t)id;
 		} else {
 			struct gr_query g = {.name = group};
-			each_line("/etc/group", 4, gr_match, &g);
+			if (each_line("/etc/group", 4, gr_match, &g, err, errlen) < 0)
+				return -1;
 			if (!g.found) {
 				snprintf(err, errlen, "unknown group: %s", group);
 				return -1;
@@ -154,7 +216,8 @@ int user_resolve(const char *spec, struct user *u, char *err, size_t errlen)
 	}
 	u->groups[0] = u->gid;
 	u->ngroups = 1;
+	/* Supplementary groups are a courtesy of the entry: an unreadable group file adds none. */
 	if (u->has_entry)
-		each_line("/etc/group", 4, gr_members, u);
+		each_line("/etc/group", 4, gr_members, u, err, errlen);
 	return 0;
 }
