@@ -1,6 +1,7 @@
 /** A client's end of one operation: connect, send the request, hand messages to a callback. */
 import type { Duplex } from "node:stream";
 import { ErrVMNotRunning } from "../errors.js";
+import { OperationStream } from "./operation-stream.js";
 import {
   encodeJson,
   errorFromWire,
@@ -14,21 +15,47 @@ import {
 
 /**
  * Opens a new byte stream to the sandbox's server (a unix socket, a WebSocket stream). It
- * rejects with ErrVMNotRunning when nothing serves the sandbox any more.
+ * rejects with ErrVMNotRunning when nothing serves the sandbox any more. With `release`, the
+ * connector may hand out a connection that carried an earlier operation (ended cleanly), and
+ * takes each such connection back; without it, every operation's connection is closed after.
  */
-export type Connector = () => Promise<Duplex>;
+export type Connector = (() => Promise<Duplex>) & { release?: (conn: Duplex) => void };
 
-/** Connects and sends the request; the stream's messages go to `onMessage`. */
+/** Where each connection's messages go: the operation it carries now. */
+const routes = new WeakMap<Duplex, (msg: Message) => void>();
+
+/** Reads a connection's messages once, for all the operations it will carry. */
+function route(conn: Duplex, onMessage: (msg: Message) => void): void {
+  if (!routes.has(conn)) {
+    conn.on("error", () => undefined);
+    readMessages(conn, (msg) => routes.get(conn)?.(msg));
+  }
+  routes.set(conn, onMessage);
+}
+
+/**
+ * Connects and sends the request (with `first`'s frames in the same write: the first stdin
+ * that was queued while connecting); the operation's messages go to `onMessage`. When the
+ * server ends the operation cleanly (OP_END), the connection goes back to the connector.
+ */
 export async function openOperation(
   connect: Connector,
   req: OperationRequest,
   onMessage: (msg: Message) => void,
-): Promise<Duplex> {
-  const stream = await connect();
-  stream.on("error", () => undefined);
-  readMessages(stream, onMessage);
-  stream.write(encodeJson(Msg.Request, req));
-  return stream;
+  first: () => Buffer[] = () => [],
+): Promise<OperationStream> {
+  const conn = await connect();
+  const op = new OperationStream(conn);
+  route(conn, (msg) => {
+    if (msg.type !== Msg.OpEnd) return onMessage(msg);
+    op.end();
+    // Idle now: a message before its next operation is a broken peer.
+    route(conn, () => conn.destroy());
+    if (connect.release) connect.release(conn);
+    else conn.destroy();
+  });
+  op.write(Buffer.concat([encodeJson(Msg.Request, req), ...first()]));
+  return op;
 }
 
 /** Runs a request whose answer is one RESULT (or ERROR) and returns the RESULT's JSON. */

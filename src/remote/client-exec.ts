@@ -1,9 +1,9 @@
 /** A guest command reached over an operation connection, as the ExecStream an ExecProcess wraps. */
-import type { Duplex } from "node:stream";
 import { PassThrough, Writable } from "node:stream";
 import type { ExecExit, ExecStream } from "../channel/index.js";
 import { ErrClosed, ErrVMNotRunning } from "../errors.js";
 import { openOperation, type Connector } from "./client-conn.js";
+import type { OperationStream } from "./operation-stream.js";
 import {
   deliverOrPause,
   encodeJson,
@@ -43,7 +43,7 @@ export function remoteExec(
   const exit = pending<ExecExit>();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  let conn: Duplex | undefined;
+  let conn: OperationStream | undefined;
   let ended = false;
   const queued: Buffer[] = [];
   const send = (frame: Buffer, done?: () => void): void => {
@@ -99,7 +99,8 @@ export function remoteExec(
         return fail(errorFromWire(parseJson<WireError>(msg.payload)));
     }
   };
-  openOperation(connect, req, onMessage).then(
+  // Stdin written while connecting goes out with the REQUEST, in one message.
+  openOperation(connect, req, onMessage, () => queued.splice(0)).then(
     (c) => {
       conn = c;
       for (const frame of queued.splice(0)) c.write(frame);

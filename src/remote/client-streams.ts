@@ -1,9 +1,9 @@
 /** The client side of the streaming operations: a port connection and the event stream. */
-import type { Duplex } from "node:stream";
 import { PassThrough, Writable } from "node:stream";
 import { ErrVMNotRunning } from "../errors.js";
 import type { PortConnection, SandboxEvent } from "../sandbox/index.js";
 import { openOperation, type Connector } from "./client-conn.js";
+import type { OperationStream } from "./operation-stream.js";
 import {
   deliverOrPause,
   encodeMessage,
@@ -29,7 +29,7 @@ export function remotePort(connect: Connector, id: string, port: number): PortCo
   const connected = deferred();
   const done = deferred();
   const readable = new PassThrough();
-  let conn: Duplex | undefined;
+  let conn: OperationStream | undefined;
   let over = false;
   const finish = (err?: Error): void => {
     if (over) return;

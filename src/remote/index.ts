@@ -16,6 +16,7 @@ export {
 export type { PooledConnector, SparePoolOptions } from "./websocket-pool.js";
 export {
   encodeJson,
+  encodeMessage,
   MAX_MESSAGE_BYTES,
   MessageReader,
   Msg,

@@ -1,8 +1,11 @@
 /**
  * The sandbox operation protocol: how a `SandboxApi` is carried over a byte stream (a
- * supervisor's unix socket today, a WebSocket stream for `serve`). One operation per
- * connection: the client sends REQUEST (JSON), then data messages flow both ways, and the
- * server ends with EXIT, RESULT or ERROR. Messages are `[type u8][length u32 BE][payload]`.
+ * supervisor's unix socket today, a WebSocket stream for `serve`). One operation at a time
+ * per connection: the client sends REQUEST (JSON), then data messages flow both ways, and the
+ * server ends with EXIT, RESULT or ERROR followed by OP_END; the client answers OP_END once it
+ * sends nothing more for that operation, and may then send the next REQUEST on the same
+ * connection (what the server read in between is dropped). A client may also just close the
+ * connection after the operation. Messages are `[type u8][length u32 BE][payload]`.
  * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
  */
 import type { Duplex, Writable } from "node:stream";
@@ -35,6 +38,11 @@ export const Msg = {
   Eof: 11,
   /** S→C JSON: one sandbox event (timestamps as ISO strings). */
   Event: 12,
+  /**
+   * Empty, both ways. S→C after the terminal message: the connection stays open for another
+   * operation. C→S: the client sends nothing more for this operation.
+   */
+  OpEnd: 13,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
@@ -136,8 +144,15 @@ export function parseJson<T>(payload: Buffer): T {
 /** Bytes of a data message are sent in slices no larger than this. */
 export const DATA_CHUNK_BYTES = 256 * 1024;
 
+/** What messages are written to: a connection, or one operation's view of it. */
+export interface MessageSink {
+  write(data: Buffer): boolean;
+  on(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+}
+
 /** Resolves once `stream` can take more, or is closed. */
-export function drained(stream: Duplex): Promise<void> {
+export function drained(stream: MessageSink): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {
       stream.off("drain", done);
@@ -173,7 +188,7 @@ export function deliverOrPause(
 }
 
 /** Writes data messages, resolving when the stream can take more (backpressure). */
-export async function writeData(stream: Duplex, type: Msg, data: Buffer): Promise<void> {
+export async function writeData(stream: MessageSink, type: Msg, data: Buffer): Promise<void> {
   for (let at = 0; at < data.length; at += DATA_CHUNK_BYTES) {
     if (!stream.write(encodeMessage(type, data.subarray(at, at + DATA_CHUNK_BYTES)))) {
       await drained(stream);

@@ -1,5 +1,6 @@
 /** Serves one `exec` operation: a guest command's stdio relayed over the connection. */
-import type { Duplex, Readable } from "node:stream";
+import type { Readable } from "node:stream";
+import type { OperationStream } from "./operation-stream.js";
 import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
 import { signalNumber } from "../sandbox/index.js";
 import {
@@ -16,7 +17,7 @@ import {
  * Guest output goes out as it comes, and a slow client pauses the guest stream (which stops
  * credits, which stops the guest process): memory per connection stays bounded.
  */
-export function relayOutput(source: Readable, stream: Duplex, type: Msg): Promise<void> {
+export function relayOutput(source: Readable, stream: OperationStream, type: Msg): Promise<void> {
   return new Promise((resolve) => {
     source.on("data", (chunk: Buffer) => {
       if (!stream.write(encodeMessage(type, chunk))) {
@@ -32,7 +33,7 @@ export function relayOutput(source: Readable, stream: Duplex, type: Msg): Promis
 
 export function serveExec(
   api: SandboxApi,
-  stream: Duplex,
+  stream: OperationStream,
   req: Extract<OperationRequest, { op: "exec" }>,
   track: (proc: ExecProcess) => () => void,
 ): (msg: Message) => void {

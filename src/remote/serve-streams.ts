@@ -1,9 +1,9 @@
 /** Serves the streaming operations: a file read, a port connection, the event stream. */
-import type { Duplex } from "node:stream";
+import type { OperationStream } from "./operation-stream.js";
 import type { SandboxApi, SandboxEvent } from "../sandbox/index.js";
 import { drained, encodeJson, encodeMessage, Msg, wireError, type Message } from "./protocol.js";
 
-export function serveReadFile(api: SandboxApi, stream: Duplex, path: string): void {
+export function serveReadFile(api: SandboxApi, stream: OperationStream, path: string): void {
   let source;
   try {
     source = api.readFileStream(path);
@@ -24,7 +24,7 @@ export function serveReadFile(api: SandboxApi, stream: Duplex, path: string): vo
 }
 
 /** A port connection: raw bytes both ways, EOF each way, RESULT when both are over. */
-export function servePort(api: SandboxApi, stream: Duplex, port: number): (msg: Message) => void {
+export function servePort(api: SandboxApi, stream: OperationStream, port: number): (msg: Message) => void {
   const conn = api.openPort(port);
   conn.connected.then(
     () => stream.write(encodeJson(Msg.Started, {})),
@@ -57,7 +57,7 @@ export function servePort(api: SandboxApi, stream: Duplex, port: number): (msg: 
  * the client goes away. A client that reads slowly holds the iterator back, whose backlog is
  * bounded by the event hub (oldest dropped).
  */
-export function serveEvents(api: SandboxApi, stream: Duplex): void {
+export function serveEvents(api: SandboxApi, stream: OperationStream): void {
   const events = api.events();
   stream.once("close", () => void events.return?.());
   void (async () => {

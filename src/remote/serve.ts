@@ -1,10 +1,12 @@
 /**
- * The server side of the operation protocol: one connection (any byte stream) carries one
- * operation on a `SandboxApi`. A supervisor serves its control socket with it; `serve` serves
+ * The server side of the operation protocol: one connection (any byte stream) carries
+ * operations on a `SandboxApi`, one at a time, each through its own view of the connection
+ * (OperationStream). A supervisor serves its control socket with it; `serve` serves
  * WebSocket streams with it. Nothing here knows which kind of sandbox is behind the API.
  */
 import type { Duplex } from "node:stream";
 import { PassThrough } from "node:stream";
+import { OperationStream } from "./operation-stream.js";
 import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
 import { serveExec } from "./serve-exec.js";
 import { serveEvents, servePort, serveReadFile } from "./serve-streams.js";
@@ -28,17 +30,32 @@ export interface ServeHooks {
 type OnMessage = (msg: Message) => void;
 const ignore: OnMessage = () => undefined;
 
-/** Reads the connection's REQUEST and serves it; the connection ends with the operation. */
-export function serveConnection(api: SandboxApi, stream: Duplex, hooks: ServeHooks = {}): void {
-  stream.on("error", () => undefined);
-  let onMessage: OnMessage | undefined;
-  readMessages(stream, (msg) => {
-    if (onMessage) return onMessage(msg);
-    if (msg.type !== Msg.Request) return stream.destroy();
+/**
+ * Serves the connection's operations: each REQUEST starts one; after its terminal message
+ * (and OP_END), what the client still sends for it is dropped until its OP_END, and the next
+ * message must be the next REQUEST. Anything else is a protocol error: the connection closes.
+ */
+export function serveConnection(api: SandboxApi, conn: Duplex, hooks: ServeHooks = {}): void {
+  conn.on("error", () => undefined);
+  let op: OperationStream | undefined;
+  let onMessage: OnMessage = ignore;
+  readMessages(conn, (msg) => {
+    if (op && !op.destroyed) {
+      if (msg.type === Msg.OpEnd || msg.type === Msg.Request) return conn.destroy();
+      return onMessage(msg);
+    }
+    if (op) {
+      // The operation is over here; the client's late messages for it are dropped.
+      if (msg.type === Msg.OpEnd) op = undefined;
+      return;
+    }
+    if (msg.type !== Msg.Request) return conn.destroy();
+    const current = new OperationStream(conn);
+    op = current;
     try {
-      onMessage = dispatch(api, stream, parseJson<OperationRequest>(msg.payload), hooks);
+      onMessage = dispatch(api, current, parseJson<OperationRequest>(msg.payload), hooks);
     } catch (err) {
-      stream.end(encodeJson(Msg.Error, wireError(err)));
+      current.end(encodeJson(Msg.Error, wireError(err)));
       onMessage = ignore;
     }
   });
@@ -51,7 +68,7 @@ function requireString(value: unknown, field: string): string {
 
 function dispatch(
   api: SandboxApi,
-  stream: Duplex,
+  stream: OperationStream,
   req: OperationRequest,
   hooks: ServeHooks,
 ): OnMessage {
@@ -127,7 +144,7 @@ function dispatch(
 
 function serveWriteFile(
   api: SandboxApi,
-  stream: Duplex,
+  stream: OperationStream,
   req: Extract<OperationRequest, { op: "write-file" }>,
   reply: (work: Promise<unknown>) => OnMessage,
 ): OnMessage {

@@ -1,11 +1,14 @@
 /**
- * One spare WebSocket kept open ahead of the next operation, so an operation's round trip
- * does not include a TCP connection, an HTTP upgrade and a token check. Each WebSocket still
- * carries one operation and is authenticated on its own, with the connector's own token:
- * nothing is shared between sandboxes. When an operation that took the spare ends, a
- * replacement is opened in the background (one that comes while it opens waits for it). A spare unused for `idleMs` is closed (the node closes one that waits too
- * long as well); one the node drops, or refuses (it keeps room for operations), is simply not
- * there next time, and that operation opens its own connection.
+ * The WebSockets of one sandbox's connector, kept open between operations, so an operation's
+ * round trip includes neither a TCP connection, an HTTP upgrade and a token check, nor the
+ * node's connection to the supervisor. A WebSocket carries one operation at a time; one whose
+ * operation ended cleanly (OP_END both ways) comes back here (`release`, at most
+ * `maxIdle` of them) for the next. One that ended otherwise is closed, never reused, and a
+ * spare is opened in the background in its place (one that comes while it opens waits for
+ * it). Each WebSocket is authenticated on its own, with the connector's own token: nothing is
+ * shared between sandboxes. One unused for `idleMs` is closed (the node closes one that waits
+ * too long as well); one the node drops, or refuses (it keeps room for operations), is simply
+ * not there next time, and that operation opens its own connection.
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -23,13 +26,23 @@ export interface SparePoolOptions {
   idleMs?: number;
   /** After a spare could not be opened, none is tried for this long. Default 1 s. */
   retryAfterMs?: number;
+  /** Connections kept for the next operations. Default 2. */
+  maxIdle?: number;
 }
 
 /** A connector that holds connections of its own: `close` lets them go. */
 export type PooledConnector = Connector & { close(): void };
 
+/** A connection that carried an operation and waits for the next. */
+interface Idle {
+  stream: Duplex;
+  socket: Socket | undefined;
+  timer: NodeJS.Timeout;
+}
+
 const DEFAULT_IDLE_MS = 10_000;
 const DEFAULT_RETRY_AFTER_MS = 1_000;
+const DEFAULT_MAX_IDLE = 2;
 const OPEN = 1;
 
 interface Spare {
@@ -45,6 +58,7 @@ export function sparePool(
 ): PooledConnector {
   const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
   const retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
+  const maxIdle = options.maxIdle ?? DEFAULT_MAX_IDLE;
   let spare: Spare | undefined;
   /** A spare being opened; an operation that finds no spare waits for this one instead. */
   let opening: { ws: Promise<OpenedWebSocket | undefined>; claimed: boolean } | undefined;
@@ -119,18 +133,51 @@ export function sparePool(
     }
   };
 
+  const idle: Idle[] = [];
+  /** The connection under each stream handed out (ref'd while it carries an operation). */
+  const sockets = new WeakMap<Duplex, Socket | undefined>();
+
   const connect = async (): Promise<Duplex> => {
+    for (let reused = idle.pop(); reused; reused = idle.pop()) {
+      clearTimeout(reused.timer);
+      if (reused.stream.destroyed) continue;
+      reused.socket?.ref();
+      return reused.stream;
+    }
     const opened = (await take()) ?? (await open(false));
     const stream = await toStream(opened);
-    // The next spare is opened once this operation is over: opened during it, its TCP
-    // connection, upgrade and token check (here, on the node and at the supervisor) take CPU
-    // from the operation itself (measured: bench/remote-wire.ts, docs/PERFORMANCE.md).
-    stream.once("close", refill);
+    sockets.set(stream, opened.socket);
+    // A connection that closes is replaced by a spare once its operation is over: opened
+    // during it, its TCP connection, upgrade and token check (here, on the node and at the
+    // supervisor) would take CPU from the operation itself (bench/remote-wire.ts).
+    stream.once("close", () => {
+      const at = idle.findIndex((entry) => entry.stream === stream);
+      if (at < 0) return refill();
+      // An idle one the node or its timer closed: the next operation opens one if it must.
+      clearTimeout(idle[at]?.timer);
+      idle.splice(at, 1);
+    });
     return stream;
   };
+
+  const release = (stream: Duplex): void => {
+    if (closed || stream.destroyed || idle.length >= maxIdle) return void stream.destroy();
+    const socket = sockets.get(stream);
+    // Waiting here must not hold a finished program open.
+    socket?.unref();
+    const timer = setTimeout(() => stream.destroy(), idleMs);
+    timer.unref();
+    idle.push({ stream, socket, timer });
+  };
+
   return Object.assign(connect, {
+    release,
     close: () => {
       closed = true;
+      for (const entry of idle.splice(0)) {
+        clearTimeout(entry.timer);
+        entry.stream.destroy();
+      }
       const s = spare;
       if (s) {
         drop(s);

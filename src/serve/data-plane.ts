@@ -1,14 +1,13 @@
 /**
- * The data plane: `GET /v1/sandboxes/{id}/operation` upgraded to a WebSocket carries one
- * operation of the sandbox protocol (src/remote). The token is checked before the upgrade
- * (401 none, 403 one that does not open this sandbox); the first message is read and checked
- * against what the token may do; then the stream goes to the sandbox's host, which serves it
- * with backpressure end to end. Frames are bounded (`maxPayload`), and so is the number of
- * operations open at once.
+ * The data plane: `GET /v1/sandboxes/{id}/operation` upgraded to a WebSocket carries
+ * operations of the sandbox protocol (src/remote), one after another. The token is checked
+ * before the upgrade (401 none, 403 one that does not open this sandbox); each REQUEST is
+ * checked against what the token may do (request-gate.ts); the stream goes to the sandbox's
+ * host, which serves it with backpressure end to end. Frames are bounded (`maxPayload`), and
+ * so is the number of connections open at once.
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import {
   ErrAuth,
@@ -29,8 +28,8 @@ import {
 import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
-import type { PreparedOperation, SandboxHost } from "./host.js";
-import { readRequest, type ReadRequest } from "./operation-request.js";
+import type { SandboxHost } from "./host.js";
+import { gateRequests, type GateVerdict, type NodeAnswer } from "./request-gate.js";
 import { readNodePolicyScript } from "./policy-script-read.js";
 
 export interface DataPlaneOptions {
@@ -116,8 +115,13 @@ export class DataPlane {
           ws.once("close", () => this.open--);
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
           const prepared = this.opts.host.prepareOperation(id);
-          const waited = spare ? this.holdSpare(id) : () => undefined;
-          void this.serve(id, stream, bearerToken(req.headers.authorization), prepared, waited);
+          const token = bearerToken(req.headers.authorization);
+          const input = gateRequests(stream, {
+            decide: (r) => this.decide(id, token, r),
+            firstRequest: spare ? this.holdSpare(id) : () => undefined,
+            ...(this.opts.requestWaitMs !== undefined ? { waitMs: this.opts.requestWaitMs } : {}),
+          });
+          prepared.serve(stream, input);
         });
       } catch (err) {
         refuseUpgrade(socket, err);
@@ -183,59 +187,32 @@ export class DataPlane {
     return sandbox.id;
   }
 
-  private async serve(
-    id: string,
-    stream: Duplex,
-    token: string | undefined,
-    prepared: PreparedOperation,
-    waited: () => void,
-  ): Promise<void> {
-    let read: ReadRequest;
-    try {
-      read = await readRequest(stream, this.opts.requestWaitMs);
-    } catch {
-      // Closed, malformed, or a spare that waited too long: it frees its slot.
-      waited();
-      prepared.cancel();
-      stream.destroy();
-      return;
-    }
-    waited();
-    const { req } = read;
-    const reply = (type: number, value: unknown): void =>
-      void stream.end(encodeJson(type as Msg, value));
-    const refuse = (err: unknown): void => {
-      prepared.cancel();
-      reply(Msg.Error, wireError(err));
-      stream.resume();
-    };
+  /** What the node does with a REQUEST on `id`'s connection opened with `token`. */
+  private decide(id: string, token: string | undefined, req: OperationRequest): GateVerdict {
+    const refuse = (err: unknown): NodeAnswer => ({
+      answer: Promise.resolve(encodeJson(Msg.Error, wireError(err))),
+    });
     if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));
     }
     if (req.op === "configure") {
-      let passed: OperationRequest;
       try {
-        passed = this.configureOnNode(req);
+        return this.configureOnNode(req);
       } catch (err) {
         return refuse(err);
       }
-      read.putBack(passed);
-      return prepared.serve(stream);
     }
     if (req.op === "stop") {
       // Stopping through the node removes the sandbox too, as DELETE does: nothing is left.
-      prepared.cancel();
-      stream.resume();
-      this.opts.host.remove(id).then(
-        () => reply(Msg.Result, {}),
-        (err: unknown) => reply(Msg.Error, wireError(err)),
-      );
-      return;
+      return {
+        answer: this.opts.host.remove(id).then(
+          () => encodeJson(Msg.Result, {}),
+          (err: unknown) => encodeJson(Msg.Error, wireError(err)),
+        ),
+      };
     }
-    // The host resumes the stream once it reads it (the REQUEST is back at its front).
-    read.putBack();
-    prepared.serve(stream);
+    return req;
   }
 
   /**

@@ -3,7 +3,7 @@
  * outlive a restart of `serve`) or one sandbox in its own process (`--single`). The routes and
  * the data plane see only this interface.
  */
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { SandboxOptions } from "../config/index.js";
 import type { SandboxRecord, SandboxStatus } from "../state/index.js";
 import type { SandboxUsage } from "../observe/index.js";
@@ -33,9 +33,9 @@ export interface SandboxHost {
   list(): HostedSandbox[];
   find(id: string): HostedSandbox | undefined;
   /**
-   * Readies the sandbox's side of one operation as soon as a client's connection is accepted,
-   * before its REQUEST arrives (a supervisor connection opened meanwhile, so the request
-   * does not wait for it). Exactly one of `serve` or `cancel` is called on the result.
+   * Readies the sandbox's side of a client's connection as soon as it is accepted, before its
+   * first REQUEST arrives (a supervisor connection opened meanwhile, so the request does not
+   * wait for it). `serve` is called on the result at once.
    */
   prepareOperation(id: string): PreparedOperation;
   /**
@@ -56,12 +56,11 @@ export interface SandboxHost {
 
 export interface PreparedOperation {
   /**
-   * Serves the operation arriving on `stream` (paused, its REQUEST still at its front); the
-   * stream ends with the operation.
+   * Serves the operations of the client's connection: `input` carries the client's messages
+   * as the node let them through (request-gate.ts); replies are written to `stream`. The
+   * sandbox side ends when `stream` closes.
    */
-  serve(stream: Duplex): void;
-  /** The operation will not run (refused, or its connection closed first). */
-  cancel(): void;
+  serve(stream: Duplex, input: Readable): void;
 }
 
 /** Statuses that hold node resources. */

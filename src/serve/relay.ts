@@ -1,46 +1,43 @@
 /**
- * One operation relayed byte for byte between a client's stream and the sandbox's own
- * protocol server (a supervisor's control socket). `pipe()` stops reading one side while the
- * other cannot take more, so a slow client stops the supervisor's writes, which stops the
- * guest's credits, which stops the guest process: the node holds a few buffers per operation,
- * whatever the rates. The supervisor connection is opened when the client's connection is
- * accepted, so the client's REQUEST finds it ready.
+ * A client's connection relayed to the sandbox's own protocol server (a supervisor's control
+ * socket): the client's messages as the node let them through (request-gate.ts), the
+ * supervisor's bytes as they come. `pipe()` stops reading one side while the other cannot
+ * take more, so a slow client stops the supervisor's writes, which stops the guest's credits,
+ * which stops the guest process: the node holds a few buffers per connection, whatever the
+ * rates. The supervisor connection is opened when the client's connection is accepted, so the
+ * client's first REQUEST finds it ready, and it stays open as long as the client's does
+ * (both carry operations one after another).
  */
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import type { Connector } from "../remote/index.js";
 import type { PreparedOperation } from "./host.js";
 
 export function prepareRelay(connect: Connector): PreparedOperation {
-  let cancelled = false;
   const upstream = connect().then(
     (socket) => {
       socket.on("error", () => undefined);
-      if (cancelled) socket.destroy();
       return socket;
     },
     () => undefined,
   );
   return {
-    serve: (stream) => {
+    serve: (stream, input) => {
       stream.on("error", () => undefined);
+      // Until the supervisor connection is there, the client's messages wait in `input`.
       void upstream.then((socket) => {
         if (!socket || socket.destroyed) return void stream.destroy();
         if (stream.destroyed) return void socket.destroy();
-        pipeBothWays(stream, socket);
+        pipeBothWays(stream, input, socket);
       });
-    },
-    cancel: () => {
-      cancelled = true;
-      void upstream.then((socket) => socket?.destroy());
     },
   };
 }
 
-function pipeBothWays(stream: Duplex, socket: Duplex): void {
+function pipeBothWays(stream: Duplex, input: Readable, socket: Duplex): void {
   stream.once("close", () => socket.destroy());
   // A clean end reaches the client through pipe()'s end(), after the last bytes; only a
   // socket that failed (a supervisor killed mid-operation) cuts the client off at once.
   socket.once("close", (hadError: boolean) => hadError && stream.destroy());
-  stream.pipe(socket);
+  input.pipe(socket);
   socket.pipe(stream);
 }

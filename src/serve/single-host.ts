@@ -3,7 +3,7 @@
  * and served until it stops (then `serve` exits): the pod-per-sandbox form, where the pod's
  * life is the sandbox's. There is nothing to create; DELETE or the `stop` operation ends it.
  */
-import type { Duplex } from "node:stream";
+import { Duplex, type Readable } from "node:stream";
 import { availableParallelism } from "node:os";
 import { planSandbox, type SandboxOptions } from "../config/index.js";
 import { ErrVMNotFound } from "../errors.js";
@@ -66,18 +66,19 @@ export class SingleHost implements SandboxHost {
 
   prepareOperation(id: string): PreparedOperation {
     return {
-      serve: (stream: Duplex) => {
+      // The sandbox is in this process: nothing was opened ahead.
+      serve: (stream: Duplex, input: Readable) => {
         if (id !== this.sandbox.id) return void stream.destroy();
-        serveConnection(this.sandbox, stream, {
+        const conn = Duplex.from({ readable: input, writable: stream });
+        stream.once("close", () => conn.destroy());
+        conn.once("close", () => stream.destroy());
+        serveConnection(this.sandbox, conn, {
           trackExec: (proc) => {
             this.procs.add(proc);
             return () => this.procs.delete(proc);
           },
         });
-        stream.resume();
       },
-      // The sandbox is in this process: nothing was opened ahead.
-      cancel: () => undefined,
     };
   }
 

@@ -71,7 +71,7 @@ export class FakeHost implements SandboxHost {
 
   prepareOperation(id: string): PreparedOperation {
     const entry = this.entries.get(id);
-    if (!entry) return { serve: (stream) => void stream.destroy(), cancel: () => undefined };
+    if (!entry) return { serve: (stream) => void stream.destroy() };
     return prepareRelay(unixConnector(entry.socketPath, id));
   }
 

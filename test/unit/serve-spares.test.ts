@@ -1,8 +1,8 @@
-// Spare WebSockets: a remote sandbox keeps one connection open ahead of its next operation,
-// so an operation does not wait for TCP, the upgrade and the token check. Each spare is still
-// authenticated on its own with its sandbox's token, is never shared, closes when idle (on
-// both sides), is replaced when the node drops it, and never takes the node's room for
-// operations.
+// Kept WebSockets: a remote sandbox carries its operations one after another over one
+// connection (and the node over one supervisor connection), so an operation does not wait for
+// TCP, the upgrade and the token check. Each connection is authenticated on its own with its
+// sandbox's token, is never shared, closes when idle (on both sides), is never reused after an
+// operation that ended abnormally, and spares never take the node's room for operations.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -25,18 +25,17 @@ const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-spares-"));
 process.env.WHEELLOCK_DATA_DIR = dataDir;
 process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
 
-/** A fake host that counts the connections the node accepted and let go unused, by sandbox. */
+/** A fake host that counts the connections the node accepted and closed, by sandbox. */
 class CountingHost extends FakeHost {
   readonly accepted = new Map<string, number>();
-  readonly cancelled = new Map<string, number>();
+  readonly closed = new Map<string, number>();
   override prepareOperation(id: string): PreparedOperation {
     this.accepted.set(id, (this.accepted.get(id) ?? 0) + 1);
     const prepared = super.prepareOperation(id);
     return {
-      serve: (stream) => prepared.serve(stream),
-      cancel: () => {
-        this.cancelled.set(id, (this.cancelled.get(id) ?? 0) + 1);
-        prepared.cancel();
+      serve: (stream, input) => {
+        stream.once("close", () => this.closed.set(id, (this.closed.get(id) ?? 0) + 1));
+        prepared.serve(stream, input);
       },
     };
   }
@@ -105,21 +104,20 @@ describe("spares", () => {
     return new RemoteSandbox(id, pool);
   }
 
-  test("an operation takes the spare; the next spare is opened behind it", async () => {
+  test("operations one after another share one connection", async () => {
     const sb = pooled(a.id, a.token as string);
     const id = local(a.id);
     const start = n.host.accepted.get(id) ?? 0;
-    assert.equal((await sb.exec(["echo", "1"])).stdout, "1\n");
-    // The first operation opened its own connection, then a spare.
-    await waitUntil("the spare", () => n.host.accepted.get(id) === start + 2, 5000);
-    assert.equal((await sb.exec(["echo", "2"])).stdout, "2\n");
-    // The second took the spare (no connection of its own) and a new spare followed.
-    await waitUntil("the next spare", () => n.host.accepted.get(id) === start + 3, 5000);
-    assert.equal((await sb.exec(["echo", "3"])).stdout, "3\n");
-    await waitUntil("a third spare", () => n.host.accepted.get(id) === start + 4, 5000);
+    for (let i = 0; i < 3; i++) assert.equal((await sb.exec(["echo", `${i}`])).stdout, `${i}\n`);
+    await sb.writeFile("/kept", "data");
+    assert.equal((await sb.readFile("/kept")).toString(), "data");
+    assert.equal((await sb.exec("cat", { stdin: "in" })).stdout, "in");
+    await assert.rejects(sb.readFile("/no-such-file"), /no-such-file/);
+    assert.equal((await sb.exec(["echo", "after an error"])).stdout, "after an error\n");
+    assert.equal(n.host.accepted.get(id), start + 1);
   });
 
-  test("each pool holds its own sandbox's token: A's spares never open B", async () => {
+  test("each pool holds its own sandbox's token: A's connections never open B", async () => {
     const onA = pooled(a.id, a.token as string);
     const onB = pooled(b.id, b.token as string);
     const startB = n.host.accepted.get(local(b.id)) ?? 0;
@@ -129,33 +127,50 @@ describe("spares", () => {
       assert.equal((await onA.readFile("/where")).toString(), "a");
       assert.equal((await onB.readFile("/where")).toString(), "b");
     }
-    // B's own: 4 operations, the first on a connection of its own, each followed by a spare.
-    await waitUntil("B's own spare", () => n.host.accepted.get(local(b.id)) === startB + 5, 5000);
-    // A's token against B: every operation refused, and no spare is ever accepted for B.
-    const acceptedB = n.host.accepted.get(local(b.id)) ?? 0;
+    assert.equal(n.host.accepted.get(local(b.id)), startB + 1);
+    // A's token against B: every operation refused, and no connection is ever accepted for B.
     const crossed = pooled(b.id, a.token as string);
     for (let i = 0; i < 3; i++) await assert.rejects(crossed.exec(["true"]), ErrAuth);
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal(n.host.accepted.get(local(b.id)) ?? 0, acceptedB);
+    assert.equal(n.host.accepted.get(local(b.id)), startB + 1);
   });
 
-  test("a spare the node drops (it waited too long) is replaced; operations go on", async () => {
+  test("an operation that ends abnormally closes its connection; the others go on", async () => {
+    const sb = pooled(a.id, a.token as string);
+    const id = local(a.id);
+    const other = sb.spawn("cat");
+    await other.pid;
+    // Abandoned by the client mid-stream: only its own connection goes (other connections
+    // of this node may close meanwhile: idle ones wait 300 ms here).
+    const cut = sb.spawn(["sh", "-c", "cat; echo never"]);
+    await cut.pid;
+    const closed = n.host.closed.get(id) ?? 0;
+    cut.abandon();
+    await waitUntil("its connection closes", () => (n.host.closed.get(id) ?? 0) > closed, 5000);
+    assert.equal((await sb.exec(["echo", "next"])).stdout, "next\n");
+    other.stdin.end("still here");
+    assert.equal((await other.wait()).exitCode, 0);
+  });
+
+  test("a connection the node drops (it waited too long) is not reused; operations go on", async () => {
     const sb = pooled(a.id, a.token as string);
     const id = local(a.id);
     await sb.exec(["true"]);
-    const cancelled = n.host.cancelled.get(id) ?? 0;
-    // The node closes a connection that sends no request within requestWaitMs (300 ms here).
+    // The node closes a connection that sends no request within requestWaitMs (300 ms here):
+    // all of this sandbox's, since none carries an operation now.
     await waitUntil(
-      "the node drops the spare",
-      () => (n.host.cancelled.get(id) ?? 0) > cancelled,
+      "the node drops them",
+      () => n.host.closed.get(id) === n.host.accepted.get(id),
       5000,
     );
+    // Its close reaches this client a moment after the node counted it.
+    await new Promise((r) => setTimeout(r, 100));
     assert.equal((await sb.exec(["echo", "after"])).stdout, "after\n");
     assert.equal((await sb.exec(["echo", "again"])).stdout, "again\n");
   });
 });
 
-test("the client closes an idle spare itself", async () => {
+test("the client closes an idle connection itself", async () => {
   // The node would wait a minute: only the client's 50 ms can close it.
   const n = await node("node-spare-idle", {});
   const pools: PooledConnector[] = [];
@@ -164,15 +179,13 @@ test("the client closes an idle spare itself", async () => {
     const pool = webSocketConnector(
       { url: opUrl(n.running, created.id), token: n.token },
       created.id,
-      {
-        idleMs: 50,
-      },
+      { idleMs: 50 },
     );
     pools.push(pool);
     const id = local(created.id);
     await new RemoteSandbox(created.id, pool).exec(["true"]);
-    await waitUntil("the spare is open", () => n.host.accepted.get(id) === 2, 5000);
-    await waitUntil("the client closes its spare", () => n.host.cancelled.get(id) === 1, 5000);
+    await waitUntil("the client closes it", () => n.host.closed.get(id) === 1, 5000);
+    assert.equal(n.host.accepted.get(id), 1);
   } finally {
     for (const p of pools) p.close();
     await n.running.close();
@@ -213,7 +226,7 @@ describe("spares and the node's limits", () => {
   });
 });
 
-test("a spare does not keep a finished program alive", async () => {
+test("a kept connection does not keep a finished program alive", async () => {
   const n = await node("node-spare-exit", {});
   try {
     const sb = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
@@ -223,7 +236,7 @@ test("a spare does not keep a finished program alive", async () => {
       `import { Sandbox } from ${JSON.stringify(new URL("../../src/index.ts", import.meta.url).pathname)};
 const sb = Sandbox.connect(process.env.ID!, { remote: { url: process.env.URL!, token: process.env.TOKEN! } });
 await sb.exec(["true"]);
-await new Promise((r) => setTimeout(r, 200)); // the spare is open by now
+await new Promise((r) => setTimeout(r, 200)); // its connection is kept by now
 console.log(\`done at \${Date.now()}\`);
 `,
     );
