@@ -102,7 +102,7 @@ async function serve(flags: ServeFlags): Promise<number> {
         }
       : undefined;
   const single = flags.single
-    ? await SingleHost.start(await readSingleOptions(flags.plan))
+    ? await SingleHost.start(await readSingleOptions(flags.plan, hostPaths))
     : undefined;
   const host: SandboxHost = single ?? new SupervisedHost(flags.maxSandboxes);
   let node;

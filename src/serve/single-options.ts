@@ -1,6 +1,9 @@
 /**
  * The sandbox `serve --single` runs: the same document `POST /v1/sandboxes` takes
- * (`{ "options": { ... } }`, or the options object alone), from `--plan FILE` or stdin.
+ * (`{ "options": { ... } }`, or the options object alone), from `--plan FILE` or stdin, and
+ * checked the same way (create-options.ts): its host paths must lie under the node's
+ * `--host-path` directories. Whoever writes the plan (a pod spec, a controller filling a
+ * template) is not necessarily who may read the node's files.
  */
 import { readFileSync } from "node:fs";
 import type { SandboxOptions } from "../config/index.js";
@@ -22,7 +25,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function readSingleOptions(planFile: string | undefined): Promise<SandboxOptions> {
+export async function readSingleOptions(
+  planFile: string | undefined,
+  hostPaths: readonly string[],
+): Promise<SandboxOptions> {
   const text =
     planFile === undefined || planFile === "-" ? await readStdin() : readFileSync(planFile, "utf8");
   let value: unknown;
@@ -33,6 +39,5 @@ export async function readSingleOptions(planFile: string | undefined): Promise<S
   }
   const doc = value as { options?: unknown };
   const options = typeof doc === "object" && doc !== null && "options" in doc ? doc.options : value;
-  // The node owner's own plan, not a network caller's: any absolute host path.
-  return nodeOptions(options, "any") as SandboxOptions;
+  return nodeOptions(options, hostPaths) as SandboxOptions;
 }

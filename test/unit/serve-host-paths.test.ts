@@ -9,7 +9,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
-import { hostPathRoots, startNode, type RunningNode } from "../../src/serve/index.js";
+import {
+  hostPathRoots,
+  readSingleOptions,
+  startNode,
+  type RunningNode,
+} from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
@@ -103,12 +108,32 @@ describe("host paths from the network", () => {
       (options.mounts?.["/data"] as { hostPath: string }).hostPath,
       join(hostPathRoots([open])[0] as string, "work"),
     );
-    // The node owner's own --single plan is not a network caller's.
-    assert.equal(
-      (nodeOptions(mount(secret), "any") as SandboxOptions).mounts?.["/data"]?.type,
-      "host_fs",
-    );
     assert.throws(() => hostPathRoots(["relative"]), /must be absolute/);
     assert.throws(() => hostPathRoots([join(dataDir, "missing")]), /no such directory/);
   });
+});
+
+test("a --single plan's host paths are checked as a POST plan's are", async () => {
+  const planFile = join(dataDir, "single-plan.json");
+  const plan = (hostPath: string): void =>
+    writeFileSync(planFile, JSON.stringify({ options: mount(hostPath) }));
+  plan(join(secret, "key"));
+  // No --host-path: no host path at all, as for a network caller.
+  await assert.rejects(readSingleOptions(planFile, []), refused(/opens no host paths/));
+  // Outside the opened directory, directly or through a symlink under it.
+  await assert.rejects(
+    readSingleOptions(planFile, hostPathRoots([open])),
+    refused(/outside the directories/),
+  );
+  plan(join(open, "link-out", "key"));
+  await assert.rejects(
+    readSingleOptions(planFile, hostPathRoots([open])),
+    refused(/outside the directories/),
+  );
+  // Under it: accepted, resolved, with the identity of what was checked.
+  plan(join(open, "link-in"));
+  const options = await readSingleOptions(planFile, hostPathRoots([open]));
+  const checked = options.mounts?.["/data"] as { hostPath: string; hostIdentity?: string };
+  assert.equal(checked.hostPath, join(hostPathRoots([open])[0] as string, "work"));
+  assert.match(checked.hostIdentity ?? "", /^\d+:\d+$/);
 });
