@@ -4,7 +4,7 @@
 // to that socket). This process is the SDK, reaching the same sandbox three ways, samples
 // interleaved:
 //   local   straight through the unix socket (what `Sandbox.connect(id)` does locally)
-//   remote  through the node with the SDK's connector (a spare WebSocket kept ready)
+//   remote  through the node with the SDK's connector (connections kept between operations)
 //   fresh   through the node opening a new WebSocket per operation (the connector before)
 //   node --import tsx bench/remote-wire.ts [--samples 1000] [--gap-ms N] [--profile DIR]
 // Prints JSON: p50/p90 of `exec(["true"])` each way and the p50 differences against local
@@ -16,10 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RemoteSandbox, serveConnection, webSocketConnector } from "../src/remote/index.js";
 import { Sandbox, type SandboxApi } from "../src/index.js";
-import { startNode, type HostedSandbox, type SandboxHost } from "../src/serve/index.js";
+import { startNode, type SandboxHost } from "../src/serve/index.js";
 import { prepareRelay } from "../src/serve/relay.js";
 import { unixConnector } from "../src/supervisor/index.js";
 import { newSandboxId } from "../src/util/index.js";
+import { fakeHosted } from "../test/helpers/fake-host.js";
 import { FakeSandbox } from "../test/helpers/fake-sandbox.js";
 
 interface Machine {
@@ -43,15 +44,7 @@ async function supervisor(dir: string): Promise<void> {
 /** The node's part: the real node, whose one sandbox is the supervisor's socket. */
 async function nodeProcess(dir: string, id: string, socketPath: string): Promise<void> {
   process.env.WHEELLOCK_DATA_DIR = dir;
-  const hosted: HostedSandbox = {
-    id,
-    createdAt: new Date().toISOString(),
-    status: "running",
-    image: "fake",
-    vcpus: 1,
-    memoryMb: 256,
-    config: {} as HostedSandbox["config"],
-  };
+  const hosted = fakeHosted(id);
   const host: SandboxHost = {
     create: () => Promise.reject(new Error("not in this bench")),
     list: () => [hosted],

@@ -63,23 +63,12 @@ static char *read_db(const char *path, char *err, size_t errlen, int *failed)
 		*failed = 1;
 		return NULL;
 	}
-	char *buf = malloc(DB_MAX + 1);
-	size_t len = 0;
-	while (buf && len < DB_MAX) {
-		ssize_t n = read(fd, buf + len, DB_MAX - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
+	char *buf = read_small_fd(fd, DB_MAX, NULL);
 	close(fd);
 	if (!buf) {
 		snprintf(err, errlen, "cannot read %s: out of memory", path);
 		*failed = 1;
-		return NULL;
 	}
-	buf[len] = '\0';
 	return buf;
 }
 

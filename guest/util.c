@@ -138,11 +138,8 @@ int replace_file(const char *path, const void *data, size_t len)
 	return rc;
 }
 
-char *read_small_file(const char *path, size_t max, size_t *len_out)
+char *read_small_fd(int fd, size_t max, size_t *len_out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
 	char *buf = malloc(max + 1);
 	size_t len = 0;
 	if (buf) {
@@ -156,8 +153,17 @@ char *read_small_file(const char *path, size_t max, size_t *len_out)
 		}
 		buf[len] = '\0';
 	}
-	close(fd);
 	if (len_out)
 		*len_out = len;
+	return buf;
+}
+
+char *read_small_file(const char *path, size_t max, size_t *len_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	char *buf = read_small_fd(fd, max, len_out);
+	close(fd);
 	return buf;
 }

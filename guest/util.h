@@ -23,5 +23,7 @@ int mkdir_parents(const char *path);
 int replace_file(const char *path, const void *data, size_t len);
 /* Reads a small file whole (NUL-terminated), at most max bytes. Caller frees. */
 char *read_small_file(const char *path, size_t max, size_t *len_out);
+/* The same from an open descriptor (left open); NULL only when out of memory. */
+char *read_small_fd(int fd, size_t max, size_t *len_out);
 
 #endif

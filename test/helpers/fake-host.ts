@@ -21,6 +21,19 @@ interface Entry {
   hosted: HostedSandbox;
 }
 
+/** A running fake sandbox as a node lists it. */
+export function fakeHosted(id: string): HostedSandbox {
+  return {
+    id,
+    createdAt: new Date().toISOString(),
+    status: "running",
+    image: "fake",
+    vcpus: 1,
+    memoryMb: 256,
+    config: {} as HostedSandbox["config"],
+  };
+}
+
 export class FakeHost implements SandboxHost {
   readonly entries = new Map<string, Entry>();
   /** How long `create` takes (a VM boot answers only once the VM is up). */
@@ -42,15 +55,7 @@ export class FakeHost implements SandboxHost {
     const socketPath = join(this.socketDir, `${id}.sock`);
     const server = createServer((socket) => serveConnection(sandbox, socket));
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-    const hosted: HostedSandbox = {
-      id,
-      createdAt: new Date().toISOString(),
-      status: "running",
-      image: "fake",
-      vcpus: 1,
-      memoryMb: 256,
-      config: {} as HostedSandbox["config"],
-    };
+    const hosted = fakeHosted(id);
     this.entries.set(id, { sandbox, server, socketPath, hosted });
     return hosted;
   }

@@ -12,7 +12,6 @@ import {
   closeSync,
   mkdirSync,
   mkdtempSync,
-  readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -24,9 +23,10 @@ import { planSandbox, type SandboxOptions, type SandboxPlan } from "../../src/co
 import { ErrInvalidConfig, Sandbox } from "../../src/index.js";
 import { SandboxDisks } from "../../src/sandbox/disks.js";
 import { providerFor } from "../../src/sandbox/fuse-mounts.js";
-import { hostPathRoots, startNode, type RunningNode } from "../../src/serve/index.js";
+import type { RunningNode } from "../../src/serve/index.js";
 import { openImageFile } from "../../src/vmm/launch-descriptors.js";
 import { FakeHost } from "../helpers/fake-host.js";
+import { startTestNode } from "../helpers/test-node.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-create-race-"));
 process.env.WHEELLOCK_DATA_DIR = dataDir;
@@ -50,18 +50,10 @@ let host: FakeHost;
 let token: string;
 before(async () => {
   host = new FakeHost(dataDir);
-  running = await startNode(
-    {
-      listen: { host: "127.0.0.1", port: 0 },
-      version: "test",
-      nodeId: "node-race",
-      tokenFile: join(dataDir, "node.token"),
-      maxSandboxes: 8,
-      hostPaths: hostPathRoots([open]),
-    },
-    host,
-  );
-  token = readFileSync(running.tokenPath, "utf8").trim();
+  ({ running, token } = await startTestNode(host, dataDir, {
+    nodeId: "node-race",
+    hostPaths: [open],
+  }));
 });
 after(async () => {
   await running.close();

@@ -5,18 +5,14 @@
 // of the node's own key.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
-import {
-  hostPathRoots,
-  readSingleOptions,
-  startNode,
-  type RunningNode,
-} from "../../src/serve/index.js";
+import { hostPathRoots, readSingleOptions, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
 import { FakeHost } from "../helpers/fake-host.js";
+import { startTestNode } from "../helpers/test-node.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-paths-"));
 process.env.WHEELLOCK_DATA_DIR = dataDir;
@@ -36,18 +32,10 @@ const mount = (hostPath: string): SandboxOptions => ({
 
 async function node(name: string, hostPaths?: string[]) {
   const host = new FakeHost(dataDir);
-  const running = await startNode(
-    {
-      listen: { host: "127.0.0.1", port: 0 },
-      version: "test",
-      nodeId: name,
-      tokenFile: join(dataDir, `${name}.token`),
-      maxSandboxes: 8,
-      ...(hostPaths ? { hostPaths: hostPathRoots(hostPaths) } : {}),
-    },
-    host,
-  );
-  const remote = { url: running.url, token: readFileSync(running.tokenPath, "utf8").trim() };
+  const { running, remote } = await startTestNode(host, dataDir, {
+    nodeId: name,
+    ...(hostPaths ? { hostPaths } : {}),
+  });
   return { running, host, remote };
 }
 

@@ -20,9 +20,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type ConfigureOptions } from "../../src/index.js";
 import { createHttpPolicy, loadPolicyScriptSource } from "../../src/net/http-policy/index.js";
-import { hostPathRoots, startNode, type RunningNode } from "../../src/serve/index.js";
+import { hostPathRoots, type RunningNode } from "../../src/serve/index.js";
 import { readNodePolicyScript } from "../../src/serve/policy-script-read.js";
 import { FakeHost } from "../helpers/fake-host.js";
+import { startTestNode } from "../helpers/test-node.js";
 import { bodyOf, req } from "./net-http-policy-fixtures.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-policy-"));
@@ -41,18 +42,11 @@ describe("configure's policy script through a node", () => {
   let token: string;
   before(async () => {
     host = new FakeHost(dataDir);
-    running = await startNode(
-      {
-        listen: { host: "127.0.0.1", port: 0 },
-        version: "test",
-        nodeId: "node-policy",
-        tokenFile: join(dataDir, "node.token"),
-        maxSandboxes: 4,
-        hostPaths: hostPathRoots([open]),
-      },
-      host,
-    );
-    token = readFileSync(running.tokenPath, "utf8").trim();
+    ({ running, token } = await startTestNode(host, dataDir, {
+      nodeId: "node-policy",
+      maxSandboxes: 4,
+      hostPaths: [open],
+    }));
   });
   after(async () => {
     await running.close();

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
@@ -17,8 +17,9 @@ import {
   webSocketConnector,
   type PooledConnector,
 } from "../../src/remote/index.js";
-import { startNode, type PreparedOperation, type RunningNode } from "../../src/serve/index.js";
+import type { PreparedOperation, RunningNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
+import { startTestNode } from "../helpers/test-node.js";
 import { waitUntil } from "../helpers/lifecycle.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-spares-"));
@@ -43,19 +44,12 @@ class CountingHost extends FakeHost {
 
 async function node(name: string, extra: { maxOperations?: number; requestWaitMs?: number }) {
   const host = new CountingHost(dataDir);
-  const running = await startNode(
-    {
-      listen: { host: "127.0.0.1", port: 0 },
-      version: "test",
-      nodeId: name,
-      tokenFile: join(dataDir, `${name}.token`),
-      maxSandboxes: 8,
-      maxOperations: extra.maxOperations ?? 64,
-      ...(extra.requestWaitMs !== undefined ? { requestWaitMs: extra.requestWaitMs } : {}),
-    },
-    host,
-  );
-  return { host, running, token: readFileSync(running.tokenPath, "utf8").trim() };
+  const { running, token } = await startTestNode(host, dataDir, {
+    nodeId: name,
+    maxOperations: extra.maxOperations ?? 64,
+    ...(extra.requestWaitMs !== undefined ? { requestWaitMs: extra.requestWaitMs } : {}),
+  });
+  return { host, running, token };
 }
 
 function opUrl(n: RunningNode, id: string): string {
