@@ -11,7 +11,7 @@ export type {
   SecretOption,
 } from "./options.js";
 export type { NetworkHookRule } from "./hook-rule.js";
-export { SECRET_NAME_RE } from "./intercept-checks.js";
+export { MAX_CA_PEM_BYTES, SECRET_NAME_RE } from "./intercept-checks.js";
 export {
   DEFAULT_APPROVAL_TIMEOUT_MS,
   DEFAULT_MAX_PENDING_APPROVALS,

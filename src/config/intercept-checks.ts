@@ -18,6 +18,7 @@ export type InterceptFields = Pick<
   | "addHosts"
   | "dnsServers"
   | "upstreamCa"
+  | "upstreamCaPems"
   | "allowTcp"
 >;
 
@@ -189,6 +190,17 @@ function wantsIntercept(f: Omit<InterceptFields, "networkIntercept">, forced: bo
   );
 }
 
+/** Largest CA file a sandbox trusts (a bundle of a few hundred certificates fits). */
+export const MAX_CA_PEM_BYTES = 1024 * 1024;
+
+function checkPems(field: string, value: unknown): string[] {
+  return stringList(field, value).map((pem, i) => {
+    if (!pem.includes("-----BEGIN CERTIFICATE-----") || pem.length > MAX_CA_PEM_BYTES)
+      throw new ErrInvalidConfig(`${field}[${i}]: not a PEM certificate of at most 1 MiB`);
+    return pem;
+  });
+}
+
 /** The intercept-mode fields of the resolved config. */
 export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
   if (opts.policyScript !== undefined && opts.policyScriptSource !== undefined)
@@ -226,6 +238,9 @@ export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
             resolvePath(checkHostPath("upstreamCa", p)),
           ),
     ),
+    upstreamCaPems: Object.freeze(
+      opts.upstreamCaPems === undefined ? [] : checkPems("upstreamCaPems", opts.upstreamCaPems),
+    ),
     allowTcp: Object.freeze(opts.allowTcp === undefined ? [] : tcpRules(opts.allowTcp)),
   };
   const forced =
@@ -243,6 +258,7 @@ export function anyInterceptOption(f: InterceptFields): boolean {
     f.networkIntercept ||
     Object.keys(f.addHosts).length > 0 ||
     f.dnsServers.length > 0 ||
-    f.upstreamCa.length > 0
+    f.upstreamCa.length > 0 ||
+    f.upstreamCaPems.length > 0
   );
 }

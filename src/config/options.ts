@@ -184,6 +184,11 @@ export interface SandboxOptions {
   dnsServers?: string[];
   /** PEM files of extra CAs trusted for upstream TLS (intercept mode), besides the system's. */
   upstreamCa?: string[];
+  /**
+   * Such CAs as PEM text instead of files: what a node (`serve`) passes on, having opened and
+   * read the files a remote caller named, so what it checked is what is trusted.
+   */
+  upstreamCaPems?: string[];
   /** Raw-TCP rules `host:port` (globs allowed) passed through in intercept mode. */
   allowTcp?: string[];
   /**
@@ -285,6 +290,8 @@ export interface ResolvedSandboxConfig {
   readonly dnsServers: readonly string[];
   /** Absolute paths. */
   readonly upstreamCa: readonly string[];
+  /** PEM texts (a node read them). */
+  readonly upstreamCaPems: readonly string[];
   readonly allowTcp: readonly string[];
   /** Live approval: off, or on with its bounds. */
   readonly approval: {

@@ -121,6 +121,7 @@ const PLAN_KEYS = [
   "addHosts",
   "dnsServers",
   "upstreamCa",
+  "upstreamCaPems",
   "allowTcp",
   "approval",
   "networkAudit",

@@ -53,6 +53,13 @@ function readUpstreamCas(paths: readonly string[]): string[] {
   });
 }
 
+/** The PEM texts of the plan's upstream CAs: its files read now, and the contents a node read. */
+export function trustedUpstreamCas(
+  plan: Pick<SandboxPlan, "upstreamCa" | "upstreamCaPems">,
+): string[] {
+  return [...readUpstreamCas(plan.upstreamCa), ...plan.upstreamCaPems];
+}
+
 /** Secret specs for the policy: each secret as resolved, with its value. */
 function secretSpecs(
   secrets: readonly ResolvedSecret[],
@@ -120,7 +127,7 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
     ...(hooks.onHostRefused ? { onHostRefused: hooks.onHostRefused } : {}),
     ...(hooks.upstreamHeaders ? { upstreamHeaders: hooks.upstreamHeaders } : {}),
     ca: { certPem: ca.certPem, keyPem: ca.keyPem },
-    upstreamCaPems: readUpstreamCas(plan.upstreamCa),
+    upstreamCaPems: trustedUpstreamCas(plan),
     resolveOverrides: req.resolveOverrides,
     rawTcpAllow: plan.allowTcp,
     onEvent: req.onEvent,

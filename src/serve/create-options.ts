@@ -1,15 +1,15 @@
 /**
  * A sandbox's options as a node takes them from the network (POST /v1/sandboxes, --single's
  * plan): plain JSON, host paths checked (node-options.ts). Where the node restricts host paths
- * (serve --host-path), what it checked is what the sandbox uses: a policy script is read here
- * and passed as content; a mount's or disk's path goes with the identity of what the node
+ * (serve --host-path), what it checked is what the sandbox uses: a policy script and upstream
+ * CAs are read here and passed as content; a mount's or disk's path goes with the identity of what the node
  * found there (host-path-open.ts), and the supervisor refuses anything else at use.
  */
-import { remoteOptionsJson } from "../config/index.js";
+import { MAX_CA_PEM_BYTES, remoteOptionsJson } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { checkedIdentity, type CheckedKind } from "./host-path-open.js";
 import { onNode, type HostPathRoots } from "./node-options.js";
-import { readNodePolicyScript } from "./policy-script-read.js";
+import { readNodeFile, readNodePolicyScript } from "./policy-script-read.js";
 
 /** `onNode`, plus the identity of what is there when the node restricts paths. */
 function checkedPath(
@@ -39,8 +39,19 @@ export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string
       delete o.policyScript;
     }
   }
-  if (Array.isArray(o.upstreamCa))
-    o.upstreamCa = o.upstreamCa.map((p, i) => onNode(`upstreamCa[${i}]`, p, roots));
+  if (o.upstreamCaPems !== undefined)
+    throw new ErrInvalidConfig("upstreamCaPems is set by the node, not callers");
+  if (Array.isArray(o.upstreamCa)) {
+    if (roots === "any")
+      o.upstreamCa = o.upstreamCa.map((p, i) => onNode(`upstreamCa[${i}]`, p, roots));
+    else {
+      // Read once here, as a policy script is: the sandbox would open the paths again.
+      o.upstreamCaPems = o.upstreamCa.map(
+        (p, i) => readNodeFile(`upstreamCa[${i}]`, p, roots, MAX_CA_PEM_BYTES).text,
+      );
+      delete o.upstreamCa;
+    }
+  }
   if (typeof o.mounts === "object" && o.mounts !== null)
     o.mounts = Object.fromEntries(
       Object.entries(o.mounts as Record<string, unknown>).map(([guest, mount]) => {

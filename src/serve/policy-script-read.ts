@@ -1,8 +1,9 @@
 /**
- * `configure`'s policy script on a node: the caller names a file on the node; the node opens
- * it once and passes its content on, so the file that was checked is the file that runs. A
- * path checked and then handed to the sandbox to open would let whoever can write under the
- * opened directory swap it (a symlink to any file the `serve` user can read) in between.
+ * Files a caller names on a node whose content the sandbox uses (a policy script, an upstream
+ * CA): the node opens each once and passes its content on, so the file that was checked is
+ * the file that is used. A path checked and then handed to the sandbox to open would let
+ * whoever can write under the opened directory swap it (a symlink to any file the `serve`
+ * user can read) in between.
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
@@ -11,11 +12,22 @@ import { ErrInvalidConfig } from "../errors.js";
 import { onNode, underRoots, type HostPathRoots } from "./node-options.js";
 
 export function readNodePolicyScript(value: unknown, roots: HostPathRoots): PolicyScriptSource {
-  const path = onNode("policyScript", value, roots);
+  const { path, text } = readNodeFile("policyScript", value, roots, MAX_POLICY_SCRIPT_BYTES);
+  return { name: basename(path), text };
+}
+
+/** The checked file's content, read through the descriptor that was checked. */
+export function readNodeFile(
+  field: string,
+  value: unknown,
+  roots: HostPathRoots,
+  maxBytes: number,
+): { path: string; text: string } {
+  const path = onNode(field, value, roots);
   if (typeof path !== "string")
-    throw new ErrInvalidConfig("policyScript: a path on the node must be a string");
+    throw new ErrInvalidConfig(`${field}: a path on the node must be a string`);
   const fail = (why: string): never => {
-    throw new ErrInvalidConfig(`policyScript ${JSON.stringify(value)}: ${why}`);
+    throw new ErrInvalidConfig(`${field} ${JSON.stringify(value)}: ${why}`);
   };
   let fd: number;
   try {
@@ -32,8 +44,8 @@ export function readNodePolicyScript(value: unknown, roots: HostPathRoots): Poli
       fail("is outside the directories this node opens to callers");
     const stat = fstatSync(fd);
     if (!stat.isFile()) fail("not a regular file");
-    if (stat.size > MAX_POLICY_SCRIPT_BYTES) fail("larger than 1 MiB");
-    return { name: basename(path), text: readFileSync(fd, "utf8") };
+    if (stat.size > maxBytes) fail(`larger than ${maxBytes / (1024 * 1024)} MiB`);
+    return { path, text: readFileSync(fd, "utf8") };
   } finally {
     closeSync(fd);
   }

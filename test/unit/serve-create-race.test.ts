@@ -23,6 +23,7 @@ import { planSandbox, type SandboxOptions, type SandboxPlan } from "../../src/co
 import { ErrInvalidConfig, Sandbox } from "../../src/index.js";
 import { SandboxDisks } from "../../src/sandbox/disks.js";
 import { providerFor } from "../../src/sandbox/fuse-mounts.js";
+import { trustedUpstreamCas } from "../../src/sandbox/intercept.js";
 import type { RunningNode } from "../../src/serve/index.js";
 import { openImageFile } from "../../src/vmm/launch-descriptors.js";
 import { FakeHost } from "../helpers/fake-host.js";
@@ -37,6 +38,8 @@ mkdirSync(open);
 mkdirSync(secret);
 writeFileSync(join(secret, "key.txt"), "the serve user's secret\n");
 writeFileSync(join(secret, "other.mjs"), 'export default [{ action: "block", path: "/other" }];\n');
+const CHECKED_CA = "-----BEGIN CERTIFICATE-----\nchecked\n-----END CERTIFICATE-----";
+const OTHER_CA = "-----BEGIN CERTIFICATE-----\nswapped in\n-----END CERTIFICATE-----\n";
 const CHECKED = 'export default [{ action: "block", path: "/checked" }];\n';
 
 /** Replaces `path` with a symlink to `target`, as a local user racing the node would. */
@@ -180,6 +183,33 @@ describe("create-time host paths swapped after the node's check", () => {
     const fine = await createAndUse({ disks }, () => undefined, openDisk);
     assert.equal(typeof fine.value, "number", String(fine.error));
     replaced(await createAndUse({ disks }, () => swap(image, join(secret, "other.img")), openDisk));
+  });
+
+  test("an upstream CA: the sandbox trusts the file the node checked", async () => {
+    const ca = join(open, "ca.pem");
+    writeFileSync(ca, CHECKED_CA);
+    writeFileSync(join(secret, "other-ca.pem"), OTHER_CA);
+    const outcome = await createAndUse(
+      { upstreamCa: [ca], networkIntercept: true },
+      () => swap(ca, join(secret, "other-ca.pem")),
+      async (plan) => {
+        assert.deepEqual(plan.upstreamCa, [], "a path reached the sandbox");
+        return trustedUpstreamCas(plan);
+      },
+    );
+    assert.equal(outcome.error, undefined, String(outcome.error));
+    assert.deepEqual(outcome.value, [CHECKED_CA]);
+  });
+
+  test("content is the node's to pass: a caller's own upstreamCaPems is refused", async () => {
+    await assert.rejects(
+      Sandbox.create({
+        upstreamCaPems: [OTHER_CA],
+        networkIntercept: true,
+        remote: { url: running.url, token },
+      }),
+      (err: Error) => err instanceof ErrInvalidConfig && /set by the node/.test(err.message),
+    );
   });
 
   test("content is the node's to pass: a caller's own policyScriptSource is refused", async () => {
