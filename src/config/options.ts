@@ -113,6 +113,11 @@ export interface SandboxOptions {
    * resolved against the current directory. Default: `$WHEELLOCK_KERNEL`, else bundled.
    */
   kernel?: string;
+  /**
+   * What a node (`serve`) found at `kernel` when it checked the path (`dev:ino`): the file
+   * opened for QEMU must be that one, so a swap after the check is refused.
+   */
+  kernelIdentity?: string;
   /** No network device at all: the guest sees only `lo`. Default false. */
   noNetwork?: boolean;
   /**
@@ -267,6 +272,8 @@ export interface ResolvedSandboxConfig {
   readonly accel: AccelChoice;
   /** Absolute path; undefined: the bundled kernel. */
   readonly kernel: string | undefined;
+  /** `dev:ino` the kernel opened for QEMU must have (a node checked it). */
+  readonly kernelIdentity: string | undefined;
   readonly noNetwork: boolean;
   readonly allowPrivateHosts: boolean;
   /** Lower-case names. */

@@ -36,7 +36,7 @@ import { checkFileHooks, checkNetworkHooks, secretValues } from "./rule-checks.j
 import { checkNetworkOptions } from "./network-checks.js";
 import { checkObserveOptions } from "./observe-checks.js";
 import { checkDisks } from "./disks.js";
-import { newSandboxId } from "../util/index.js";
+import { isFileIdentity, newSandboxId } from "../util/index.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
 
@@ -111,6 +111,12 @@ function resolveFields(
         ? checkHostPath(ENV_KERNEL, kernelFromEnv)
         : undefined;
 
+  if (
+    opts.kernelIdentity !== undefined &&
+    (kernel === undefined || !isFileIdentity(opts.kernelIdentity))
+  )
+    throw new ErrInvalidConfig("kernelIdentity must be dev:ino, with kernel (a node sets it)");
+
   const network = checkNetworkOptions(opts);
   const resolved: ResolvedSandboxConfig = {
     id,
@@ -155,6 +161,7 @@ function resolveFields(
       : {}),
     // Absolute now, so a later chdir by the host program cannot change which kernel boots.
     kernel: kernel === undefined ? undefined : resolvePath(kernel),
+    kernelIdentity: opts.kernelIdentity,
     ...network,
     ...checkObserveOptions(opts, network.networkIntercept && !network.noNetwork),
     disks: Object.freeze(

@@ -145,6 +145,7 @@ export async function launchVmSandbox(
       cpus: plan.vcpuCount,
       memoryMb: plan.memoryMb,
       kernelPath: assets.kernel.vmlinuzPath,
+      ...(plan.kernelIdentity !== undefined ? { kernelIdentity: plan.kernelIdentity } : {}),
       initramfsPath: assets.initramfsPath,
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),

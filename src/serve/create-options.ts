@@ -28,7 +28,11 @@ export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string
     throw new ErrInvalidConfig("options must be a JSON object");
   remoteOptionsJson(value);
   const o = { ...(value as Record<string, unknown>) };
-  if (o.kernel !== undefined) o.kernel = onNode("kernel", o.kernel, roots);
+  if (o.kernel !== undefined) {
+    const checked = checkedPath("kernel", o.kernel, roots, "file");
+    o.kernel = checked.hostPath;
+    if (checked.hostIdentity !== undefined) o.kernelIdentity = checked.hostIdentity;
+  }
   if (o.policyScriptSource !== undefined)
     throw new ErrInvalidConfig("policyScriptSource is set by the node, not callers");
   if (o.policyScript !== undefined) {

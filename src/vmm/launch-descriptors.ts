@@ -150,7 +150,7 @@ function track(fds: number[], fd: number): number {
   return fd;
 }
 
-function openReopenable(
+export function openReopenable(
   d: Extract<LaunchDescriptor, { kind: "reopen" }>,
   jail: QemuJail | undefined,
 ): number {
@@ -166,6 +166,13 @@ function openReopenable(
   // An O_PATH descriptor grants nothing by itself: QEMU's open through it is checked
   // against the file's own permissions, here first so a refusal explains itself.
   const fd = openSync(d.path, O_PATH);
+  // One a node checked (`identity`) must be what was opened: a swap since the check is refused.
+  if (d.identity !== undefined && fdIdentity(fd) !== d.identity) {
+    closeSync(fd);
+    throw new ErrInvalidConfig(
+      `${d.path} is no longer the file that was checked (it was replaced)`,
+    );
+  }
   if (jail && !mayOpen(fstatSync(fd), jail, d.write)) {
     closeSync(fd);
     throw new ErrSetup(

@@ -25,6 +25,8 @@ export interface VmSpec {
   cpus: number;
   memoryMb: number;
   kernelPath: string;
+  /** `dev:ino` the kernel opened must have (a node checked the path). */
+  kernelIdentity?: string;
   initramfsPath: string;
   /** Extra kernel command-line words (wheellock.* keys). */
   kernelArgs: string[];
@@ -94,7 +96,7 @@ const FIRST_FREE_FD = 5;
  */
 export type LaunchDescriptor = { fd: number } & (
   | { kind: "file"; path: string; write: boolean; identity?: string }
-  | { kind: "reopen"; path: string; write: boolean; create?: boolean }
+  | { kind: "reopen"; path: string; write: boolean; create?: boolean; identity?: string }
   | { kind: "connect"; path: string }
   | { kind: "path"; path: string }
   | { kind: "console"; path: string }
@@ -138,8 +140,14 @@ class DescriptorTable {
   }
 
   /** A path QEMU opens again through the descriptor (QEMU 7.2 has no fd option there). */
-  reopenable(path: string, write = false, create = false): string {
-    const fd = this.add({ kind: "reopen", path, write, ...(create ? { create } : {}) });
+  reopenable(path: string, write = false, create = false, identity?: string): string {
+    const fd = this.add({
+      kind: "reopen",
+      path,
+      write,
+      ...(create ? { create } : {}),
+      ...(identity !== undefined ? { identity } : {}),
+    });
     return `/proc/self/fd/${fd}`;
   }
 
@@ -176,7 +184,7 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
     // A guest reboot (our agent's exit path) must end QEMU, never restart the VM.
     "-no-reboot",
     "-kernel",
-    fds.reopenable(spec.kernelPath),
+    fds.reopenable(spec.kernelPath, false, false, spec.kernelIdentity),
     "-initrd",
     fds.reopenable(spec.initramfsPath),
     "-append",

@@ -25,7 +25,7 @@ import { SandboxDisks } from "../../src/sandbox/disks.js";
 import { providerFor } from "../../src/sandbox/fuse-mounts.js";
 import { trustedUpstreamCas } from "../../src/sandbox/intercept.js";
 import type { RunningNode } from "../../src/serve/index.js";
-import { openImageFile } from "../../src/vmm/launch-descriptors.js";
+import { openImageFile, openReopenable } from "../../src/vmm/launch-descriptors.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
@@ -183,6 +183,31 @@ describe("create-time host paths swapped after the node's check", () => {
     const fine = await createAndUse({ disks }, () => undefined, openDisk);
     assert.equal(typeof fine.value, "number", String(fine.error));
     replaced(await createAndUse({ disks }, () => swap(image, join(secret, "other.img")), openDisk));
+  });
+
+  test("a kernel: a symlink put in its place is not opened for QEMU", async () => {
+    const kernel = join(open, "vmlinuz");
+    writeFileSync(kernel, "checked kernel");
+    writeFileSync(join(secret, "other-kernel"), "another file");
+    const openKernel = async (plan: SandboxPlan) => {
+      const fd = openReopenable(
+        {
+          fd: 3,
+          kind: "reopen",
+          path: plan.kernel!,
+          write: false,
+          ...(plan.kernelIdentity !== undefined ? { identity: plan.kernelIdentity } : {}),
+        },
+        undefined,
+      );
+      closeSync(fd);
+      return fd;
+    };
+    const fine = await createAndUse({ kernel }, () => undefined, openKernel);
+    assert.equal(typeof fine.value, "number", String(fine.error));
+    replaced(
+      await createAndUse({ kernel }, () => swap(kernel, join(secret, "other-kernel")), openKernel),
+    );
   });
 
   test("an upstream CA: the sandbox trusts the file the node checked", async () => {
