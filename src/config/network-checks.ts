@@ -33,8 +33,11 @@ export function checkNetworkOptions(opts: SandboxOptions): NetworkFields {
   )
     throw new ErrInvalidConfig("noNetwork cannot be combined with network policy options");
   // Open mode never terminates TLS, so an extra upstream CA would be silently ignored.
-  if (!noNetwork && intercept.upstreamCa.length + intercept.upstreamCaPems.length > 0 &&
-    !intercept.networkIntercept)
+  if (
+    !noNetwork &&
+    intercept.upstreamCa.length + intercept.upstreamCaPems.length > 0 &&
+    !intercept.networkIntercept
+  )
     throw new ErrInvalidConfig(
       "upstreamCa applies only in intercept mode (give allowedHosts, secrets or networkIntercept)",
     );

@@ -24,7 +24,11 @@ export function serveReadFile(api: SandboxApi, stream: OperationStream, path: st
 }
 
 /** A port connection: raw bytes both ways, EOF each way, RESULT when both are over. */
-export function servePort(api: SandboxApi, stream: OperationStream, port: number): (msg: Message) => void {
+export function servePort(
+  api: SandboxApi,
+  stream: OperationStream,
+  port: number,
+): (msg: Message) => void {
   const conn = api.openPort(port);
   conn.connected.then(
     () => stream.write(encodeJson(Msg.Started, {})),
