@@ -40,7 +40,8 @@ export function packageRoot(): string {
   const start = dirname(fileURLToPath(import.meta.url));
   for (let dir = start; ; dir = dirname(dir)) {
     if (existsSync(join(dir, "package.json"))) return (packageRootMemo = dir);
-    if (dirname(dir) === dir) throw new Error(`cannot find wheellock's package.json above ${start}`);
+    if (dirname(dir) === dir)
+      throw new Error(`cannot find wheellock's package.json above ${start}`);
   }
 }
 
