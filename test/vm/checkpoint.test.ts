@@ -9,10 +9,12 @@ import { join } from "node:path";
 import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
 import { checkpointsRoot } from "../../src/sandbox/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
+import { waitUntil } from "../helpers/lifecycle.js";
 import { childQemuPids, endWhenDone, isolateDataDir, runDirEntries } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 endWhenDone();
+const CURL_RUNNING = 'kill -0 "$(cat /root/held.pid)" 2>/dev/null && echo running || true';
 const PROBE = "hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s%3N";
 
 function allFiles(dir: string): string[] {
@@ -22,9 +24,17 @@ function allFiles(dir: string): string[] {
 }
 
 test("forks are independent copies of a running sandbox", { timeout: 300_000 }, async () => {
-  const server = createServer((_req, res) => res.end("reached"));
+  // `?held` is answered only when the test says so: a connection in flight across the fork.
+  const requests: string[] = [];
+  let answerHeld: (() => void) | undefined;
+  const server = createServer((req, res) => {
+    requests.push(req.url ?? "");
+    if (req.url?.includes("held")) answerHeld = () => res.end("held reply");
+    else res.end("reached");
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
+  const curl = `curl -sS -m 40 http://10.0.2.2:${port}/`;
   // Intercept mode: network events are reported only there (open mode has none).
   const parent = await Sandbox.create({
     timeoutSeconds: 240,
@@ -34,6 +44,14 @@ test("forks are independent copies of a running sandbox", { timeout: 300_000 }, 
   const forks: VmSandbox[] = [];
   try {
     await parent.writeFile("/root/before", "from the parent");
+    // A request in flight when the parent is copied: its connection is the parent's alone
+    // (each copy's link is a new one that knows no flow of the parent's).
+    await parent.exec(
+      `setsid sh -c 'echo $$ > /root/held.pid; exec ${curl}?held > /root/held 2>&1' ` +
+        "</dev/null >/dev/null 2>&1 &",
+    );
+    await waitUntil("the held request reaches the host", () => answerHeld !== undefined, 60_000);
+    const parentLog = recordEvents(parent);
     forks.push(...(await parent.fork(2)));
     const [a, b] = forks as [VmSandbox, VmSandbox];
     const ids = new Set([parent.id, a.id, b.id]);
@@ -65,27 +83,46 @@ test("forks are independent copies of a running sandbox", { timeout: 300_000 }, 
     await assert.rejects(parent.readFile("/root/only-a"));
     // Each copy has a network link (and intercepting proxy) of its own: both reach the host,
     // and each one's requests are reported to that copy alone, attributed to its own exec.
-    const logs = [parent, a, b].map((s) => recordEvents(s));
-    const [, logA, logB] = logs as [EventLog, EventLog, EventLog];
-    const curl = `curl -sS -m 30 http://10.0.2.2:${port}/`;
+    answerHeld?.();
+    const [logA, logB] = [a, b].map((s) => recordEvents(s)) as [EventLog, EventLog];
     assert.equal((await a.exec(`${curl}?from=a`)).stdout, "reached");
     assert.equal((await b.exec(`${curl}?from=b`)).stdout, "reached");
     const requestOf = (from: string) => (e: SandboxEvent) =>
-      e.type === "network" && e.network.url.includes(`from=${from}`);
+      e.type === "network" && e.network.url.includes(from);
     for (const [log, from] of [
-      [logA, "a"],
-      [logB, "b"],
+      [logA, "from=a"],
+      [logB, "from=b"],
+      [parentLog, "held"],
     ] as const) {
-      const seen = await waitForEvent(log, `the request from ${from}`, requestOf(from));
+      const seen = await waitForEvent(log, `the request ${from}`, requestOf(from));
       assert.ok(seen.type === "network" && !seen.network.blocked, JSON.stringify(seen));
-      const exec = await waitForEvent(log, `the curl exec of ${from}`, (e) => e.type === "exec");
-      assert.ok(exec.type === "exec");
-      assert.equal(seen.network.attribution?.execId, exec.exec.execId);
+      if (from !== "held") {
+        const exec = await waitForEvent(log, `the exec of ${from}`, (e) => e.type === "exec");
+        assert.ok(exec.type === "exec");
+        assert.equal(seen.network.attribution?.execId, exec.exec.execId);
+      }
     }
-    assert.equal(logA.events.filter(requestOf("b")).length, 0, "b's request reported to a");
-    assert.equal(logB.events.filter(requestOf("a")).length, 0, "a's request reported to b");
-    assert.equal(logs[0]?.events.filter((e) => e.type === "network").length, 0);
-    await Promise.all(logs.map((log) => log.stop()));
+    // Only the parent gets the held reply; each copy's curl (the same process, copied) is
+    // left with a connection its link never had, and ends without it.
+    await waitUntil("the parent's held request ends", async () => {
+      return (await parent.exec("cat /root/held")).stdout.length > 0;
+    });
+    assert.equal((await parent.exec("cat /root/held")).stdout, "held reply");
+    for (const copy of [a, b]) {
+      await waitUntil(
+        `the copied curl of ${copy.id} ends`,
+        async () => (await copy.exec(CURL_RUNNING)).stdout === "",
+        90_000,
+      );
+      assert.match((await copy.exec("cat /root/held")).stdout, /^curl: \(\d+\)/);
+    }
+    assert.deepEqual(requests.filter((u) => u.includes("held")).length, 1, requests.join(" "));
+    assert.deepEqual(
+      [parentLog, logA, logB].map((log) => log.events.filter((e) => e.type === "network").length),
+      [1, 1, 1],
+      "each request is reported once, by the sandbox that sent it",
+    );
+    await Promise.all([parentLog, logA, logB].map((log) => log.stop()));
   } finally {
     await Promise.all([...forks, parent].map((s) => s.close()));
     server.close();
