@@ -17,6 +17,7 @@ import { interceptLatencyBench } from "./intercept-latency.js";
 import { kernelComparison } from "./kernels.js";
 import { channelRounds, summarizeChannel } from "./channel-throughput.js";
 import { newQemuPid, ourQemuPids } from "./cpu-meter.js";
+import { mountMetadataBench } from "./mount-metadata.js";
 import { networkBench } from "./network.js";
 import { listenRawPort } from "./raw-serial.js";
 
@@ -181,8 +182,9 @@ async function main(): Promise<void> {
     const interceptLatency = await interceptLatencyBench(30, log);
     // Open-mode download/upload through the userspace stack vs curl on the host's loopback.
     const network = await networkBench(log);
+    const mountMetadata = await mountMetadataBench(log);
     process.stdout.write(
-      `${JSON.stringify({ ...result, cliStartup, image, restore, fork, kernels, intercept, interceptLatency, network }, null, 2)}\n`,
+      `${JSON.stringify({ ...result, cliStartup, image, restore, fork, kernels, intercept, interceptLatency, network, mountMetadata }, null, 2)}\n`,
     );
   } finally {
     await sb.close();

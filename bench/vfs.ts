@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox, createVolume, removeVolume } from "../src/index.js";
+import { DROP_CACHES, guestMs } from "./guest-time.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
 
 const log = (msg: string) => process.stderr.write(`bench-vfs: ${msg}\n`);
@@ -22,20 +23,6 @@ const TARGETS = {
   volumeDisk: "/vol/bench",
 } as const;
 type Target = keyof typeof TARGETS;
-
-/** Runs a guest shell snippet and returns how long the part between the marks took, in ms. */
-async function guestMs(sb: Sandbox, setup: string, body: string): Promise<number> {
-  const r = await sb.exec(
-    `set -e; ${setup}; a=$(date +%s%N); ${body}; b=$(date +%s%N); echo $(( (b-a)/1000 ))`,
-  );
-  const us = Number(r.stdout.trim().split("\n").pop());
-  if (r.exitCode !== 0 || !Number.isFinite(us)) {
-    throw new Error(`guest command failed (${r.exitCode}): ${r.stderr || r.stdout}`);
-  }
-  return us / 1000;
-}
-
-const DROP_CACHES = "sync; echo 3 > /proc/sys/vm/drop_caches";
 
 async function measure(sb: Sandbox, dir: string) {
   await sb.exec(`rm -rf ${dir} && mkdir -p ${dir}`);

@@ -42,6 +42,9 @@ static size_t to_host_len, to_host_off;
 /* Replies from the host, reassembled until one whole message can go to /dev/fuse. */
 static uint8_t from_host[MSG_MAX];
 static size_t from_host_len;
+/* A host notification was dropped and the host has not been told yet (relay thread only). */
+static int notify_lost;
+#define IN_HEADER_BYTES 40u
 
 /* The host went away or broke the stream: closing /dev/fuse aborts the connection, so guest
  * processes get ENOTCONN instead of hanging, and the relay leaves the poll set for good.
@@ -77,8 +80,22 @@ void fuse_port_lost(void)
 	port_lost(&fport, "the relay saw it disappear");
 }
 
+/* The message that tells the host a notification was lost: a bare fuse_in_header. */
+static void queue_lost_report(void)
+{
+	memset(to_host, 0, IN_HEADER_BYTES);
+	uint32_t len = IN_HEADER_BYTES, opcode = WL_FUSE_NOTIFY_LOST;
+	memcpy(to_host, &len, 4);
+	memcpy(to_host + 4, &opcode, 4);
+	to_host_len = IN_HEADER_BYTES;
+	to_host_off = 0;
+	notify_lost = 0;
+}
+
 static void relay_to_host(void)
 {
+	if (to_host_len == 0 && notify_lost)
+		queue_lost_report();
 	if (to_host_len == 0) {
 		ssize_t got = read(fuse_fd, to_host, sizeof to_host);
 		if (got <= 0) {
@@ -130,9 +147,10 @@ static void relay_to_kernel(void)
 		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
-		if (unique == 0)
-			fuse_notify_queue(from_host, len);
-		else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
+		if (unique == 0) {
+			if (fuse_notify_queue(from_host, len) != 0)
+				notify_lost = 1;
+		} else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
 			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
 		memmove(from_host, from_host + len, from_host_len - len);
 		from_host_len -= len;
@@ -144,10 +162,11 @@ static size_t fuse_poll_fds(struct pollfd *pfd)
 	if (fuse_fd < 0 || fport.fd < 0)
 		return 0;
 	short port_events = POLLIN;
-	if (to_host_len > 0)
+	/* A pending lost report goes out as soon as the port takes it, ahead of new requests. */
+	if (to_host_len > 0 || notify_lost)
 		port_events |= POLLOUT;
 	pfd[0] = (struct pollfd){fport.fd, port_events, 0};
-	if (to_host_len > 0)
+	if (to_host_len > 0 || notify_lost)
 		return 1;
 	pfd[1] = (struct pollfd){fuse_fd, POLLIN, 0};
 	return 2;

@@ -9,7 +9,8 @@
 #include "util.h"
 
 /* Notifications are small (an entry one is a name plus 32 bytes); a full queue drops new
- * ones, which only means the guest notices a host change when its cache times out. */
+ * ones and the caller tells the host (WL_FUSE_NOTIFY_LOST), which then keeps cache timeouts
+ * short: the guest notices the lost change when its cache times out. */
 #define QUEUE_BYTES (64u * 1024u)
 #define NOTIFY_MAX 4096u
 
@@ -74,19 +75,20 @@ int fuse_notify_start(int fuse_fd)
 	return 0;
 }
 
-void fuse_notify_queue(const uint8_t *msg, size_t len)
+int fuse_notify_queue(const uint8_t *msg, size_t len)
 {
-	if (!running || len > NOTIFY_MAX)
-		return;
+	int ok = 0;
 	pthread_mutex_lock(&lock);
-	if (!stopping && queued + len <= QUEUE_BYTES) {
+	if (running && !stopping && len <= NOTIFY_MAX && queued + len <= QUEUE_BYTES) {
 		memcpy(queue + queued, msg, len);
 		queued += len;
 		pthread_cond_signal(&wake);
+		ok = 1;
 	} else if (++dropped % 1000 == 1) {
-		logmsg("fuse: notification queue full, %lu dropped", dropped);
+		logmsg("fuse: notification dropped (%lu so far)", dropped);
 	}
 	pthread_mutex_unlock(&lock);
+	return ok ? 0 : -1;
 }
 
 void fuse_notify_stop(void)

@@ -12,8 +12,9 @@
 /* Starts the writer on a dup of `fuse_fd`; returns 0, or -1 (notifications are then dropped
  * and the host's cache timeouts alone apply). */
 int fuse_notify_start(int fuse_fd);
-/* Queues one whole notification; drops it when the queue is full (bounded memory). */
-void fuse_notify_queue(const uint8_t *msg, size_t len);
+/* Queues one whole notification; returns 0, or -1 when it was dropped (the queue is full:
+ * bounded memory; or no writer runs), which the caller must report to the host. */
+int fuse_notify_queue(const uint8_t *msg, size_t len);
 /* Asks the writer to exit and close its descriptor (the relay is stopping). */
 void fuse_notify_stop(void);
 

@@ -129,6 +129,10 @@ enum wl_frame_type {
 /* virtio-serial port names (/sys/class/virtio-ports/<port>/name) */
 #define WL_PORT_CONTROL "wheellock.ctl"
 #define WL_PORT_FUSE "wheellock.fuse"
+/* On the FUSE port, guest -> host: a bare fuse_in_header (len 40, unique 0) with this opcode,
+ * which the kernel never uses, says the agent dropped at least one host notification (its
+ * queue was full), so the host stops trusting invalidation (src/vfs/fuse-notify.ts). */
+#define WL_FUSE_NOTIFY_LOST 0x574c0001u
 
 /* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
 #define WL_SERIAL_ROOT "wl-root"

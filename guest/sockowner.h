@@ -9,7 +9,7 @@
 struct sock_key {
 	uint8_t kind;	     /* WL_ATTRIBUTION_KIND_*; sock_owners skips all but TCP and UDP */
 	uint32_t key;	     /* sockets: the guest's local port */
-	unsigned long inode; /* out: the socket; 0 = no such socket */
+	unsigned long inode; /* out: the socket (its inode); 0 = not found */
 	pid_t pid;	     /* out: a process holding it; 0 = unknown */
 };
 

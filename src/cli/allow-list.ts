@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { ErrInvalidConfig, WheellockError } from "../errors.js";
-import type { BlockedRequest } from "../observe/index.js";
+import type { ApprovalDecision, BlockedRequest } from "../observe/index.js";
 import { positiveInteger } from "./flags.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { formatTable } from "./table.js";
@@ -111,16 +111,33 @@ function decide(name: "approve" | "deny"): Command {
     .description(
       name === "approve"
         ? "let a held request through (--sandbox: and allow its host:port from now on)"
-        : "refuse a held request",
+        : "refuse a held request (--sandbox: and every later one to its host:port)",
     )
     .argument("<id>", "sandbox id")
     .argument("<request>", "request id (allow-list pending)", positiveInteger("REQUEST"));
-  if (name === "approve") cmd.option("--sandbox", "add the request's host:port to the allowlist");
+  cmd.option(
+    "--sandbox",
+    name === "approve"
+      ? "add the request's host:port to the allowlist"
+      : "refuse later requests to its host:port without asking (for the sandbox's life)",
+  );
   type Flags = { sandbox?: boolean } & RemoteFlags;
   return addRemoteOption(cmd).action(async (id: string, request: number, flags: Flags) => {
-    const decision = name === "deny" ? "deny" : flags.sandbox ? "sandbox" : "once";
+    const decision: ApprovalDecision =
+      name === "deny"
+        ? flags.sandbox
+          ? "deny-sandbox"
+          : "deny"
+        : flags.sandbox
+          ? "sandbox"
+          : "once";
     await (await connectSandbox(id, flags)).decideRequest(request, decision);
-    const what = { once: "Approved once", sandbox: "Approved for the sandbox", deny: "Denied" };
+    const what: Record<ApprovalDecision, string> = {
+      once: "Approved once",
+      sandbox: "Approved for the sandbox",
+      deny: "Denied",
+      "deny-sandbox": "Denied for the sandbox",
+    };
     process.stdout.write(`${what[decision]}: request ${request} of ${id}\n`);
   });
 }

@@ -1,24 +1,36 @@
 /**
  * `run --approve` in the foreground: each held request is put to the person at the terminal,
- * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny).
- * With `-it` the keys are taken from the guest's input only while a question is open. A
- * question nobody answers ends when its request times out (the sandbox denies it).
+ * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny),
+ * n(ever: deny for the sandbox).
+ * With `-it` the keys are taken from the guest's input only while a question is open. While
+ * one is open the guest's output is held too (`output`), so the guest cannot wipe the question
+ * or print a forged one in its place. A question nobody answers ends when its request times
+ * out (the sandbox denies it).
  */
 import type { ApprovalDecision, BlockedRequest } from "../observe/index.js";
+import { OutputHold } from "./output-hold.js";
 import { forTerminal } from "./terminal-text.js";
 
+/**
+ * The keys that answer, each a whole chunk of input by itself: a paste or a word typed into
+ * the question (`apt-get update`) answers nothing, so typing meant for the guest cannot
+ * approve by its first letter. No aliases (`y`, `a`): one letter per answer.
+ */
 const KEYS: Readonly<Record<string, ApprovalDecision>> = {
   o: "once",
-  y: "once",
   s: "sandbox",
-  a: "sandbox",
   d: "deny",
-  n: "deny",
-  "\r": "deny",
+  n: "deny-sandbox",
+  "\r": "deny", // Enter
   "\n": "deny",
   "\x03": "deny", // Ctrl-C
   "\x1b": "deny", // Esc
 };
+
+/** The answer a chunk of terminal input gives, or undefined when it is not exactly one key. */
+export function answerKey(chunk: string): ApprovalDecision | undefined {
+  return Object.hasOwn(KEYS, chunk.toLowerCase()) ? KEYS[chunk.toLowerCase()] : undefined;
+}
 
 interface Question {
   request: BlockedRequest;
@@ -39,6 +51,8 @@ export class ApprovalPrompt {
   private current: Question | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readingOwnInput = false;
+  /** The guest's output, held while a question is open (forward.ts passes its writes). */
+  readonly output = new OutputHold();
 
   /**
    * @param guestInput true when the terminal's keys go to the guest (-it): then `take` is
@@ -51,9 +65,12 @@ export class ApprovalPrompt {
   ) {}
 
   /** `onBlockedRequest` for the sandbox. */
-  readonly decide = (request: BlockedRequest): Promise<ApprovalDecision> =>
+  readonly decide = (request: BlockedRequest, ended?: AbortSignal): Promise<ApprovalDecision> =>
     new Promise((answer) => {
-      this.queue.push({ request, answer });
+      const q = { request, answer };
+      this.queue.push(q);
+      // Let go (guest left, decided elsewhere): the question, and the guest's held output, go.
+      ended?.addEventListener("abort", () => this.withdraw(q), { once: true });
       if (!this.current) this.next();
     });
 
@@ -67,25 +84,37 @@ export class ApprovalPrompt {
   private next(): void {
     const q = this.queue.shift();
     this.current = q;
-    if (!q) return this.stopReading();
+    if (!q) {
+      this.output.release();
+      return this.stopReading();
+    }
     const left = Date.parse(q.request.expiresAt) - Date.now();
     if (left <= 0) {
       q.answer("deny");
       return this.next();
     }
-    const r = q.request;
-    this.out.write(
-      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
-        `allow [o]nce, for the [s]andbox, or [d]eny? `,
-    );
+    this.output.hold();
+    this.ask(q.request);
     // The sandbox denies it when it times out; the question goes with it.
     this.timer = setTimeout(() => this.settle("deny", "timed out"), left);
     if (!this.guestInput) this.readOwnInput();
   }
 
+  private ask(r: BlockedRequest): void {
+    this.out.write(
+      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
+        `allow [o]nce, for the [s]andbox, [d]eny, or [n]ever (deny for the sandbox)? `,
+    );
+  }
+
   private key(text: string): void {
-    const decision = KEYS[text.toLowerCase()[0] ?? ""];
-    if (decision !== undefined) this.settle(decision);
+    const decision = answerKey(text);
+    if (decision !== undefined) return this.settle(decision);
+    // Anything else answers nothing; the question is shown again, whole, as the last line.
+    if (this.current) {
+      this.out.write("(one key: o, s, d or n)");
+      this.ask(this.current.request);
+    }
   }
 
   private settle(decision: ApprovalDecision, note?: string): void {
@@ -96,6 +125,13 @@ export class ApprovalPrompt {
     this.current = undefined;
     q.answer(decision);
     this.next();
+  }
+
+  private withdraw(q: Question): void {
+    const expired = Date.now() >= Date.parse(q.request.expiresAt);
+    if (this.current === q) return this.settle("deny", expired ? "timed out" : "no longer waiting");
+    const at = this.queue.indexOf(q);
+    if (at >= 0) this.queue.splice(at, 1);
   }
 
   private readonly onData = (chunk: Buffer): void => this.key(chunk.toString("utf8"));

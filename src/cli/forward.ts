@@ -6,18 +6,33 @@
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import type { ExecProcess } from "../sandbox/index.js";
+import type { OutputHold } from "./output-hold.js";
 import { exitStatus, onOutputFailed, outputFailed } from "./output.js";
 import { attachTerminal } from "./tty.js";
+
+/** An `--approve` question's claim on the terminal (approve-prompt.ts). */
+export interface TerminalClaim {
+  /** Sees each chunk of keys first; true keeps it from the guest (see attachTerminal). */
+  readonly take: (chunk: Buffer) => boolean;
+  /** Holds the guest's output while a question is open. */
+  readonly output: OutputHold;
+}
 
 /**
  * Keeps a destination from being ended when the guest's stream ends (stdout is shared). Once
  * the destination has failed (its reader went away), the rest is dropped rather than waited on.
+ * With `hold`, each write waits while it is held: the pipe into this stream then stops at its
+ * high-water mark and the guest's output stops behind it.
  */
-function keepOpen(dest: NodeJS.WriteStream): Writable {
+export function keepOpen(dest: Writable, hold?: OutputHold): Writable {
+  const forward = (chunk: Buffer, done: () => void): void => {
+    if (dest.destroyed || dest.write(chunk) || dest.destroyed) done();
+    else dest.once("drain", () => done());
+  };
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      if (dest.destroyed || dest.write(chunk) || dest.destroyed) done();
-      else dest.once("drain", () => done());
+      if (hold) hold.pass(() => forward(chunk, done));
+      else forward(chunk, done);
     },
   });
 }
@@ -41,7 +56,12 @@ async function forwarded(proc: ExecProcess, outputs: Promise<void>[]): Promise<n
   }
 }
 
-export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promise<number> {
+export async function streamed(
+  proc: ExecProcess,
+  forwardStdin: boolean,
+  /** `--approve` without -it: the guest's output waits while a question is open. */
+  hold?: OutputHold,
+): Promise<number> {
   if (forwardStdin) process.stdin.pipe(proc.stdin);
   else proc.stdin.end();
   // Ctrl-C and SIGTERM go to the guest command, like `docker run`'s signal proxy; a second
@@ -55,8 +75,8 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   process.on("SIGTERM", forward);
   try {
     return await forwarded(proc, [
-      pipeline(proc.stdout, keepOpen(process.stdout)),
-      pipeline(proc.stderr, keepOpen(process.stderr)),
+      pipeline(proc.stdout, keepOpen(process.stdout, hold)),
+      pipeline(proc.stderr, keepOpen(process.stderr, hold)),
     ]);
   } finally {
     process.off("SIGINT", forward);
@@ -68,14 +88,10 @@ export async function streamed(proc: ExecProcess, forwardStdin: boolean): Promis
   }
 }
 
-export async function interactive(
-  proc: ExecProcess,
-  /** Sees each chunk of keys first (an open `--approve` question); see attachTerminal. */
-  take?: (chunk: Buffer) => boolean,
-): Promise<number> {
-  const restore = attachTerminal(proc, take);
+export async function interactive(proc: ExecProcess, claim?: TerminalClaim): Promise<number> {
+  const restore = attachTerminal(proc, claim?.take);
   try {
-    return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout))]);
+    return await forwarded(proc, [pipeline(proc.stdout, keepOpen(process.stdout, claim?.output))]);
   } finally {
     restore();
   }

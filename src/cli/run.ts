@@ -221,8 +221,8 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
     );
     await proc.pid;
     return await (flags.tty && flags.interactive
-      ? interactive(proc, prompt?.take)
-      : streamed(proc, flags.interactive === true));
+      ? interactive(proc, prompt)
+      : streamed(proc, flags.interactive === true, prompt?.output));
   } catch (err) {
     if (err instanceof ErrTimeout) {
       process.stderr.write(`wheellock: ${err.message}\n`);

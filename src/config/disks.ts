@@ -6,6 +6,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
+import { isFileIdentity } from "../util/index.js";
 import { checkVolumeName, volumePath } from "../volumes/index.js";
 import { validateGuestMount } from "./volumes.js";
 
@@ -18,6 +19,11 @@ export interface DiskConfig {
   guestPath: string;
   /** Attach and mount read-only; any number of sandboxes may share a read-only disk. */
   readonly?: boolean;
+  /**
+   * Set by a node (`serve`) on a host path it checked: the `dev:ino` it found there. The
+   * image opened for the VM must be that file (a swap after the check is refused).
+   */
+  hostIdentity?: string;
 }
 
 export interface ResolvedDisk {
@@ -27,6 +33,8 @@ export interface ResolvedDisk {
   readonly readonly: boolean;
   /** The volume name when attached by name. */
   readonly volume: string | undefined;
+  /** `DiskConfig.hostIdentity`: what the opened image must be. */
+  readonly hostIdentity: string | undefined;
 }
 
 /** QEMU microvm has a few dozen virtio-mmio slots; the root, upper, NIC and ports use some. */
@@ -105,11 +113,14 @@ export function checkDisks(value: unknown, mountPaths: readonly string[]): Resol
       hostPath = resolve(disk.hostPath);
       if (!isFile(hostPath)) bad(`disk image not found (must be a file): ${hostPath}`);
     }
+    if (disk.hostIdentity !== undefined && !isFileIdentity(disk.hostIdentity))
+      bad("hostIdentity must be dev:ino (a node sets it)");
     return {
       hostPath,
       guestPath,
       readonly: disk.readonly === true,
       volume: disk.volume?.trim(),
+      hostIdentity: disk.hostIdentity,
     };
   });
 }

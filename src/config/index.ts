@@ -25,6 +25,7 @@ export {
   type ConfigureOptions,
   type ConfigurePlan,
 } from "./configure.js";
+export { MAX_POLICY_SCRIPT_BYTES, type PolicyScriptSource } from "./policy-script-source.js";
 export {
   planFromJson,
   planFromValue,

@@ -3,6 +3,7 @@ import { resolve as resolvePath } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
 import { compileHostPattern, secretHeaderProblem } from "../net/index.js";
 import { checkBoolean, checkHostPath } from "./field-checks.js";
+import { checkScriptSource } from "./policy-script-source.js";
 import type { ResolvedSandboxConfig, ResolvedSecret, SandboxOptions } from "./options.js";
 
 export type InterceptFields = Pick<
@@ -13,6 +14,7 @@ export type InterceptFields = Pick<
   | "secrets"
   | "networkHookCount"
   | "policyScript"
+  | "policyScriptSource"
   | "addHosts"
   | "dnsServers"
   | "upstreamCa"
@@ -182,12 +184,15 @@ function wantsIntercept(f: Omit<InterceptFields, "networkIntercept">, forced: bo
     f.secrets.length > 0 ||
     f.networkHookCount > 0 ||
     f.policyScript !== undefined ||
+    f.policyScriptSource !== undefined ||
     f.allowTcp.length > 0
   );
 }
 
 /** The intercept-mode fields of the resolved config. */
 export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
+  if (opts.policyScript !== undefined && opts.policyScriptSource !== undefined)
+    throw new ErrInvalidConfig("give policyScript or policyScriptSource, not both");
   const hooks = opts.networkHooks ?? [];
   if (!Array.isArray(hooks)) throw new ErrInvalidConfig("networkHooks must be an array of rules");
   const secrets = opts.secrets === undefined ? [] : checkSecrets(opts.secrets);
@@ -204,6 +209,10 @@ export function checkInterceptOptions(opts: SandboxOptions): InterceptFields {
       opts.policyScript === undefined
         ? undefined
         : resolvePath(checkHostPath("policyScript", opts.policyScript)),
+    policyScriptSource:
+      opts.policyScriptSource === undefined
+        ? undefined
+        : checkScriptSource("options", opts.policyScriptSource),
     addHosts: Object.freeze(
       opts.addHosts === undefined ? {} : checkNameToIpv4("addHosts", opts.addHosts),
     ),

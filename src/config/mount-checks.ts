@@ -5,6 +5,7 @@
  */
 import { statSync } from "node:fs";
 import { ErrInvalidConfig } from "../errors.js";
+import { isFileIdentity } from "../util/index.js";
 import { checkMountQuota, validateGuestMount, type MountConfig } from "./volumes.js";
 
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
@@ -31,6 +32,8 @@ function checkMount(guestPath: string, mount: MountConfig): MountConfig {
     if (!st.isFile() && !st.isDirectory())
       return bad(`not a directory or regular file: ${mount.hostPath}`);
   }
+  if (mount.hostIdentity !== undefined && !isFileIdentity(mount.hostIdentity))
+    return bad("hostIdentity must be dev:ino (a node sets it)");
   if (mount.type === "provider" && mount.provider === undefined)
     return bad("a provider mount needs a provider");
   if ((mount.type === "host_fs" || mount.type === "overlay") && mount.hostPath === undefined)

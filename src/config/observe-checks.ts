@@ -16,6 +16,8 @@ const MAX_PENDING_LIMIT = 256;
 
 export type OnBlockedRequest = (
   request: BlockedRequest,
+  /** Aborts when the request stops waiting otherwise (decided elsewhere, timeout, guest left). */
+  ended: AbortSignal,
 ) => ApprovalDecision | Promise<ApprovalDecision>;
 
 export type ObserveFields = Pick<

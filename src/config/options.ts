@@ -9,6 +9,7 @@ import type { DiskConfig, ResolvedDisk } from "./disks.js";
 import type { FileHookRule } from "../vfs/index.js";
 import type { MountConfig } from "./volumes.js";
 import type { NetworkHookRule } from "./hook-rule.js";
+import type { PolicyScriptSource } from "./policy-script-source.js";
 
 /**
  * One credential the guest never sees: it gets a placeholder, the host swaps the value in —
@@ -172,6 +173,11 @@ export interface SandboxOptions {
   networkHooks?: readonly NetworkHookRule[];
   /** A JS/TS module (host path) exporting hooks, loaded on the host when the sandbox starts. */
   policyScript?: string;
+  /**
+   * A policy script's content instead of its path: what a node (`serve`) passes on, having
+   * opened and read the file a remote caller named, so what it checked is what runs.
+   */
+  policyScriptSource?: PolicyScriptSource;
   /** Extra guest `/etc/hosts` lines: name -> IPv4 address. */
   addHosts?: Record<string, string>;
   /** DNS servers (`IPv4` or `IPv4:port`) the host asks for the guest's lookups, instead of its resolver. */
@@ -190,10 +196,16 @@ export interface SandboxOptions {
   approval?: boolean | { timeoutMs?: number; maxPending?: number };
   /**
    * Decides held requests in this process (turns `approval` on): `"once"` lets this request
-   * through, `"sandbox"` adds its `host:port` to the allowlist, `"deny"` refuses it. A throw
-   * denies. Callbacks cannot go to a detached sandbox: use `decideRequest` there.
+   * through, `"sandbox"` adds its `host:port` to the allowlist, `"deny"` refuses it,
+   * `"deny-sandbox"` refuses it and every later request to its `host:port` unasked. A throw
+   * denies. `ended` aborts when the request stops waiting otherwise (decided elsewhere, timed
+   * out, its guest left): drop the question. Callbacks cannot go to a detached sandbox: use
+   * `decideRequest` there.
    */
-  onBlockedRequest?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  onBlockedRequest?: (
+    request: BlockedRequest,
+    ended: AbortSignal,
+  ) => ApprovalDecision | Promise<ApprovalDecision>;
   /**
    * Audit mode (turns interception on): requests the allowlist would refuse go through and
    * their events say so (`network.audit`); private addresses, secret scopes and hooks still
@@ -266,6 +278,8 @@ export interface ResolvedSandboxConfig {
   readonly networkHookCount: number;
   /** Absolute path. */
   readonly policyScript: string | undefined;
+  /** The script as content (a node read it); exclusive with `policyScript`. */
+  readonly policyScriptSource: PolicyScriptSource | undefined;
   /** Lower-case names. */
   readonly addHosts: Readonly<Record<string, string>>;
   readonly dnsServers: readonly string[];

@@ -26,6 +26,11 @@ export interface MountConfig {
   readonly type: MountType;
   /** Absolute host path (host_fs and overlay). */
   readonly hostPath?: string;
+  /**
+   * Set by a node (`serve`) on a host path it checked: the `dev:ino` it found there. The
+   * sandbox refuses to serve anything else at that path (a swap after the check).
+   */
+  readonly hostIdentity?: string;
   readonly readonly?: boolean;
   /** Your own filesystem (`type: "provider"`): any object implementing VfsProvider. */
   readonly provider?: VfsProvider;

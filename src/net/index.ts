@@ -44,6 +44,7 @@ export type {
   NetworkBlockCode,
   RefusedRequest,
 } from "./intercept/contract.js";
+export type { RequestOutcome } from "./intercept/request-event.js";
 /**
  * The proxy, the HTTP policy and the CA, loaded on demand: TLS and X.509 code costs start-up
  * time that open-mode sandboxes (and every CLI call) should not pay.

@@ -48,3 +48,20 @@ export function isPrivateOrSpecialAddress(address: string): boolean {
   if (isIPv6(address)) return blockedV6.check(address, "ipv6");
   return true;
 }
+
+const linkLocal = new BlockList();
+linkLocal.addSubnet("169.254.0.0", 16, "ipv4");
+linkLocal.addSubnet("fe80::", 10, "ipv6");
+linkLocal.addAddress("fd00:ec2::254", "ipv6"); // AWS metadata over IPv6
+
+/**
+ * Link-local and cloud metadata addresses (169.254.169.254, fd00:ec2::254), in any spelling
+ * including IPv4-mapped IPv6: reachable only through an allowlist entry someone wrote.
+ */
+export function isLinkLocalAddress(address: string): boolean {
+  if (isIPv4(address)) return linkLocal.check(address, "ipv4");
+  if (!isIPv6(address)) return false;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] !== undefined) return linkLocal.check(mapped[1], "ipv4");
+  return linkLocal.check(address, "ipv6");
+}

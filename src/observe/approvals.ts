@@ -11,9 +11,19 @@ import type { HostRefusal, RefusedRequest } from "../net/index.js";
 import { isPrivateOrSpecialAddress } from "../net/index.js";
 import type { ExecAttribution } from "./attributor.js";
 
-export type ApprovalDecision = "once" | "sandbox" | "deny";
+/**
+ * once: this request; sandbox: it and its host:port from now on (the allowlist); deny: this
+ * request; deny-sandbox: it and every later request to its host:port, refused without asking
+ * for the rest of the sandbox's life (kept here, not in the allowlist).
+ */
+export type ApprovalDecision = "once" | "sandbox" | "deny" | "deny-sandbox";
 
-export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = ["once", "sandbox", "deny"];
+export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
+  "once",
+  "sandbox",
+  "deny",
+  "deny-sandbox",
+];
 
 /**
  * A request held for a decision (`onBlockedRequest`'s argument, `pendingRequests()`);
@@ -34,8 +44,11 @@ export interface BlockedRequest extends Pick<
 export interface ApprovalEventInfo {
   readonly state: "pending" | "decided";
   readonly request: BlockedRequest;
-  /** decided: once/sandbox approved it; deny/timeout/cap refused it; gone: its guest left. */
-  readonly decision?: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  /**
+   * decided: once/sandbox approved it; deny/deny-sandbox/timeout/cap refused it; gone: its
+   * guest left.
+   */
+  readonly decision?: "once" | "sandbox" | "deny" | "deny-sandbox" | "timeout" | "cap" | "gone";
   /** decided: who decided (the callback, a `decideRequest` call, the clock, the guest). */
   readonly by?: "callback" | "api" | "timeout" | "guest";
 }
@@ -48,15 +61,22 @@ export interface ApprovalSettings {
 }
 
 /**
- * Allowlist entries "sandbox" decisions add at most; past it such a decision lets only its
- * own request through. The guest picks the hosts: a decider that always answers "sandbox"
- * must not let it grow the list (checked on every request) without end.
+ * Allowlist entries "sandbox" decisions add at most (and as many "deny-sandbox" ones); past it
+ * such a decision decides only its own request. The guest picks the hosts: a decider that
+ * always answers "sandbox" must not let it grow the list (checked on every request) without
+ * end.
  */
 export const MAX_APPROVED_ENTRIES = 1024;
 
 export interface ApprovalHooks {
-  /** In-process decider; a throw or an unknown answer denies. */
-  decide?: (request: BlockedRequest) => ApprovalDecision | Promise<ApprovalDecision>;
+  /**
+   * In-process decider; a throw or an unknown answer denies. `ended` aborts when the request
+   * stops waiting for other reasons (decided elsewhere, timed out, its guest left).
+   */
+  decide?: (
+    request: BlockedRequest,
+    ended: AbortSignal,
+  ) => ApprovalDecision | Promise<ApprovalDecision>;
   /** Adds an allowlist entry (a "sandbox" decision). */
   allow(entry: string): void;
   emit(info: ApprovalEventInfo): void;
@@ -68,13 +88,16 @@ interface Held {
 }
 
 /** Names that stand for the host itself, whatever resolves them. */
-const LOOPBACK_NAME_RE = /(^|\.)localhost$/;
+const LOOPBACK_NAME_RE = /(^|\.)(localhost|localdomain)$|^ip6-(localhost|loopback)$/;
+/** Names of cloud metadata services (they resolve to link-local addresses there). */
+const METADATA_NAMES = new Set(["metadata.google.internal", "metadata.goog", "metadata"]);
 
 /** Why a refused request must never be offered for approval, or undefined. */
 export function neverApprovable(host: string): string | undefined {
   if (/^[0-9.]+$/.test(host) && isPrivateOrSpecialAddress(host))
     return `${host} is a private, loopback or metadata address`;
   if (LOOPBACK_NAME_RE.test(host)) return `${host} names the loopback interface`;
+  if (METADATA_NAMES.has(host)) return `${host} names a cloud metadata service`;
   return undefined;
 }
 
@@ -87,6 +110,8 @@ export class ApprovalQueue {
   private readonly held = new Map<number, Held>();
   private closed = false;
   private approvedEntries = 0;
+  /** host:port refused for the rest of the sandbox's life ("deny-sandbox"). */
+  private readonly deniedEntries = new Set<string>();
 
   constructor(
     private readonly settings: ApprovalSettings,
@@ -136,6 +161,12 @@ export class ApprovalQueue {
       expiresAt: new Date(now + this.settings.timeoutMs).toISOString(),
     };
     if (gone?.aborted) return Promise.resolve({ allow: false });
+    if (this.deniedEntries.has(approvalEntry(request)))
+      return Promise.resolve({
+        allow: false,
+        reason: `${refused.reason} (denied for the sandbox)`,
+        note: { approval: { decision: "deny-sandbox", waitedMs: 0 } },
+      });
     if (this.closed || this.held.size >= this.settings.maxPending) {
       this.hooks.emit({ state: "decided", request, decision: "cap" });
       return Promise.resolve({
@@ -144,6 +175,7 @@ export class ApprovalQueue {
         note: { approval: { decision: "cap", waitedMs: 0 } },
       });
     }
+    const ended = new AbortController();
     return new Promise<HostRefusal>((resolve) => {
       const timer = setTimeout(() => finish("timeout", "timeout"), this.settings.timeoutMs);
       const onGone = (): void => finish("gone", "guest");
@@ -152,6 +184,7 @@ export class ApprovalQueue {
         this.held.delete(request.requestId);
         clearTimeout(timer);
         gone?.removeEventListener("abort", onGone);
+        ended.abort();
         const waitedMs = Date.now() - now;
         if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
           this.approvedEntries++;
@@ -162,6 +195,7 @@ export class ApprovalQueue {
           }
         }
         this.hooks.emit({ state: "decided", request, decision, ...(by ? { by } : {}) });
+        if (decision === "deny-sandbox") this.denyForSandbox(request, by);
         const approved = decision === "once" || decision === "sandbox";
         resolve({
           allow: approved,
@@ -174,7 +208,9 @@ export class ApprovalQueue {
                     ? `${refused.reason} (no approval within ${this.settings.timeoutMs} ms)`
                     : decision === "gone"
                       ? `${refused.reason} (the guest left while it was held)`
-                      : `${refused.reason} (denied)`,
+                      : decision === "deny-sandbox"
+                        ? `${refused.reason} (denied for the sandbox)`
+                        : `${refused.reason} (denied)`,
               }),
         });
       };
@@ -184,12 +220,21 @@ export class ApprovalQueue {
       const decide = this.hooks.decide;
       if (decide) {
         Promise.resolve()
-          .then(() => decide(request))
+          .then(() => decide(request, ended.signal))
           .then(
             (d) => finish(APPROVAL_DECISIONS.includes(d) ? d : "deny", "callback"),
             () => finish("deny", "callback"),
           );
       }
     });
+  }
+
+  /** Later requests to its host:port are refused unasked; those waiting now go the same way. */
+  private denyForSandbox(request: BlockedRequest, by: ApprovalEventInfo["by"]): void {
+    const entry = approvalEntry(request);
+    if (this.deniedEntries.size >= MAX_APPROVED_ENTRIES) return;
+    this.deniedEntries.add(entry);
+    for (const h of [...this.held.values()])
+      if (approvalEntry(h.request) === entry) h.finish("deny-sandbox", by);
   }
 }

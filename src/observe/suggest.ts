@@ -3,11 +3,17 @@
  * `--events` file, typically from an audit-mode run). Every HTTP(S) host the run reached, or
  * was refused only by the allowlist, is covered; requests refused for any other reason
  * (private addresses, secret scopes, malformed requests) are left out, since no allowlist
- * entry would let them through. Sibling hosts become a glob (`a.pypi.org`, `b.pypi.org` ->
+ * entry would let them through, and so are requests a live approval refused (denied, timed
+ * out, over the cap: someone said no) and private, loopback, link-local and metadata hosts,
+ * whatever the event says. Sibling hosts become a glob (`a.pypi.org`, `b.pypi.org` ->
  * `*.pypi.org`), level by level, but never a glob over a public or shared hosting suffix
- * (`*.com`, `*.co.uk`, `*.github.io`, `*.amazonaws.com`), where it would admit strangers.
+ * (the Public Suffix List's `*.com`, `*.co.uk`, `*.github.io`, `*.blogspot.com`, ...),
+ * where it would admit strangers.
  */
 import { isIPv4 } from "node:net";
+import { createRequire } from "node:module";
+import { isPrivateOrSpecialAddress } from "../net/index.js";
+import { neverApprovable } from "./approvals.js";
 
 export interface SuggestedEntry {
   /** An allowlist entry (`--allow-host` syntax). */
@@ -28,42 +34,32 @@ export interface SuggestedPolicy {
   eventsUsed: number;
 }
 
-/** Suffixes under which names belong to different owners: never globbed over. */
-const SHARED_SUFFIXES = [
-  "co.uk",
-  "org.uk",
-  "ac.uk",
-  "gov.uk",
-  "com.au",
-  "net.au",
-  "org.au",
-  "co.jp",
-  "co.nz",
-  "co.in",
-  "com.br",
-  "com.cn",
-  "github.io",
-  "gitlab.io",
-  "herokuapp.com",
-  "appspot.com",
-  "web.app",
-  "firebaseapp.com",
-  "vercel.app",
-  "netlify.app",
-  "pages.dev",
-  "workers.dev",
-  "fly.dev",
-  "onrender.com",
-  "azurewebsites.net",
-  "cloudfront.net",
-  "amazonaws.com",
-  "core.windows.net",
-  "ngrok.io",
-  "ngrok-free.app",
-];
+/**
+ * Shared hosting suffixes the Public Suffix List (ICANN and PRIVATE sections, through tldts)
+ * does not have, or has one level too high (a bucket is `NAME.storage.googleapis.com`, while
+ * the list stops at `googleapis.com`).
+ */
+const EXTRA_SHARED_SUFFIXES = ["storage.googleapis.com", "loca.lt", "ngrok.io", "ngrok-free.app"];
+
+const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false } as const;
+
+type Tldts = typeof import("tldts");
+let tldts: Tldts | undefined;
+
+/**
+ * The registrable domain of `name` by the Public Suffix List, or null. The list (tldts) is
+ * loaded on first use: every SDK user and CLI command imports this module, few suggest.
+ */
+function registrableDomain(name: string): string | null {
+  tldts ??= createRequire(import.meta.url)("tldts") as Tldts;
+  return tldts.getDomain(name, PSL_OPTIONS);
+}
 
 /** Allowlist refusals (and audit marks) are what an entry fixes; other refusals are not. */
 const FIXABLE = new Set(["host_not_allowed"]);
+
+/** Approval outcomes where someone (or the clock, or the cap) said no: not to be suggested. */
+const REFUSED_APPROVALS = new Set(["deny", "timeout", "cap"]);
 
 interface Seen {
   scheme: string;
@@ -71,6 +67,7 @@ interface Seen {
   port: number;
   blocked: boolean;
   code: string | undefined;
+  deniedByApprover: boolean;
 }
 
 function networkOf(event: unknown): Seen | undefined {
@@ -85,12 +82,30 @@ function networkOf(event: unknown): Seen | undefined {
     port: n.port,
     blocked: n.blocked === true,
     code: typeof n.code === "string" ? n.code : undefined,
+    deniedByApprover:
+      typeof n.approval === "object" &&
+      n.approval !== null &&
+      REFUSED_APPROVALS.has(String((n.approval as { decision?: unknown }).decision)),
   };
 }
 
+/**
+ * No entry may name it: a private, loopback, link-local or metadata literal, or a name for the
+ * host itself or a metadata service (the ones live approval never offers either).
+ */
+function neverSuggested(host: string): boolean {
+  return (isIPv4(host) && isPrivateOrSpecialAddress(host)) || neverApprovable(host) !== undefined;
+}
+
+/**
+ * A glob `*.parent` stays inside one owner's names: `parent` is a registrable domain (or
+ * below one) by the Public Suffix List, and not under a shared suffix the list lacks.
+ */
 function globbable(parent: string): boolean {
-  if (parent.split(".").length < 2 || isIPv4(parent)) return false;
-  return !SHARED_SUFFIXES.some((s) => parent === s || parent.endsWith(`.${s}`));
+  if (isIPv4(parent)) return false;
+  if (EXTRA_SHARED_SUFFIXES.some((s) => parent === s || parent.endsWith(`.${s}`))) return false;
+  const domain = registrableDomain(parent);
+  return domain !== null && (parent === domain || parent.endsWith(`.${domain}`));
 }
 
 const parentOf = (name: string): string => name.slice(name.indexOf(".") + 1);
@@ -128,6 +143,7 @@ export function suggestAllowlist(events: Iterable<unknown>): SuggestedPolicy {
     if (!n) continue;
     eventsRead++;
     if (n.blocked && !FIXABLE.has(n.code ?? "")) continue;
+    if (n.deniedByApprover || neverSuggested(n.host)) continue;
     if (n.scheme === "tcp") {
       eventsUsed++;
       tcp.add(`${n.host}:${n.port}`);

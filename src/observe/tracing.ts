@@ -32,7 +32,17 @@ interface FileBatch {
 interface ExecTrace {
   ctx: Context;
   files: FileBatch | undefined;
+  /**
+   * The exec has ended: its batch went out with it. A file event can still come after (the
+   * guest kernel sends a handle's release after the process exited, on another port than the
+   * exit), so what comes later goes out as a batch of its own, a moment later.
+   */
+  ended?: boolean;
+  lateFlush?: NodeJS.Timeout;
 }
+
+/** How long file events after their exec's end are gathered into one batch. */
+const LATE_FILES_MS = 50;
 
 /** What a file event tells the tracer. */
 export interface TracedFileOp {
@@ -114,6 +124,7 @@ export class SandboxTracer {
       end: (exitCode, error) => {
         if (exitCode !== undefined) span.setAttribute("process.exit.code", exitCode);
         if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+        entry.ended = true;
         this.flushFiles(entry);
         span.end();
       },
@@ -138,11 +149,27 @@ export class SandboxTracer {
     if (file.op === "read") b.bytesRead += file.size ?? 0;
     if (file.op === "write") b.bytesWritten += file.size ?? 0;
     if (file.errno !== 0) b.errors++;
+    if (entry.ended && entry.lateFlush === undefined) {
+      entry.lateFlush = setTimeout(() => {
+        entry.lateFlush = undefined;
+        this.flushFiles(entry);
+      }, LATE_FILES_MS);
+      entry.lateFlush.unref();
+    }
   }
 
-  /** Headers for a request going upstream: its span starts now so upstreams can join it. */
+  /**
+   * Headers for a request going upstream: its span starts now so upstreams can join it. The
+   * guest's own `traceparent` and `tracestate` never pass (an empty value removes them): the
+   * trace context upstream is ours, or none when no tracer records (no SDK registered).
+   * Without propagation nothing is touched: the guest's headers pass as it sent them.
+   */
   upstreamHeaders(requestId: number, origin: GuestOrigin | undefined): HeaderList {
     if (!this.propagate) return [];
+    const strip: HeaderList = [
+      ["traceparent", ""],
+      ["tracestate", ""],
+    ];
     const span = this.tracer.startSpan(
       "wheellock.request",
       { kind: SpanKind.CLIENT },
@@ -150,8 +177,8 @@ export class SandboxTracer {
     );
     this.early.set(requestId, span);
     return span.spanContext().traceId === "00000000000000000000000000000000"
-      ? []
-      : traceparent(span);
+      ? strip
+      : [...strip, ...traceparent(span)];
   }
 
   /** The span of one finished request (started early when it was propagated). */
@@ -194,7 +221,10 @@ export class SandboxTracer {
 
   /** Ends what is still open (file batches of execs that outlive their commands). */
   close(): void {
-    for (const entry of this.execs.values()) this.flushFiles(entry);
+    for (const entry of this.execs.values()) {
+      clearTimeout(entry.lateFlush);
+      this.flushFiles(entry);
+    }
     this.flushFiles(this.noExecFiles);
     for (const span of this.early.values()) span.end();
     this.early.clear();

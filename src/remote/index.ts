@@ -8,10 +8,12 @@ export type { Connector } from "./client-conn.js";
 export { serveConnection, type ServeHooks } from "./serve.js";
 export {
   MAX_FRAME_BYTES,
+  SPARE_HEADER,
   webSocketConnector,
   webSocketDuplex,
   type WebSocketTarget,
 } from "./websocket.js";
+export type { PooledConnector, SparePoolOptions } from "./websocket-pool.js";
 export {
   encodeJson,
   MAX_MESSAGE_BYTES,

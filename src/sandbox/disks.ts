@@ -31,6 +31,7 @@ export class SandboxDisks {
       serial: extraDiskSerial(i),
       readonly: d.readonly,
       cache: "writeback",
+      ...(d.hostIdentity !== undefined ? { identity: d.hostIdentity } : {}),
     }));
   }
 

@@ -8,7 +8,7 @@
  */
 import { realpath, stat } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
-import { basename, dirname, join, posix } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { MountConfig } from "../config/index.js";
 import { PortName } from "../channel/index.js";
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
@@ -31,7 +31,7 @@ import {
   type VfsCaller,
   type VfsProvider,
 } from "../vfs/index.js";
-import { HostTreeWatcher } from "./host-watch.js";
+import { MountWatches } from "./mount-watches.js";
 import { MountFiles } from "./mount-files.js";
 
 /** Where kept overlay upper layers go: the run dir is removed on close. */
@@ -39,7 +39,8 @@ export function keptOverlaysDir(): string {
   return join(dataDir(), "overlays");
 }
 
-async function providerFor(
+/** The provider serving one mount (exported for tests of what it opens). */
+export async function providerFor(
   guestPath: string,
   mount: MountConfig,
   runDir: string,
@@ -69,7 +70,15 @@ async function providerFor(
     provider = mount.provider as VfsProvider;
   } else {
     const owner = mount.owner;
-    const hostOptions = owner === undefined ? {} : { guestOwner: owner };
+    // A node's check of the path (hostIdentity) holds for what is opened now: the directory
+    // itself, or the file in its parent.
+    const identity = mount.hostIdentity;
+    const hostOptions = {
+      ...(owner === undefined ? {} : { guestOwner: owner }),
+      ...(identity === undefined
+        ? {}
+        : { expect: file === undefined ? { identity } : { identity, entry: basename(file) } }),
+    };
     const hostPath = file === undefined ? (mount.hostPath as string) : dirname(file);
     if (mount.type === "overlay") {
       const keep = mount.keepUpper === true;
@@ -107,32 +116,6 @@ export interface MountHooks {
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
-/**
- * Host directories can change behind the guest's back: watch them and invalidate what the
- * guest cached. Watching starts in the background; until it is done (or where the watch
- * bound stops it), the cache timeouts alone apply.
- */
-function watchHostDirs(
-  mounts: Readonly<Record<string, MountConfig>>,
-  guestPaths: readonly string[],
-  invalidate: (guestPath: string) => void,
-): HostTreeWatcher[] {
-  const watchers: HostTreeWatcher[] = [];
-  for (const [i, key] of Object.keys(mounts).entries()) {
-    const mount = mounts[key]!;
-    if ((mount.type !== "host_fs" && mount.type !== "overlay") || mount.hostPath === undefined) {
-      continue;
-    }
-    const guestRoot = guestPaths[i]!;
-    const watcher = new HostTreeWatcher(mount.hostPath, (relative) =>
-      invalidate(relative === "" ? guestRoot : posix.join(guestRoot, relative)),
-    );
-    void watcher.start().catch(() => undefined);
-    watchers.push(watcher);
-  }
-  return watchers;
-}
-
 export class FuseMounts {
   /** The file methods for paths under these mounts, served without the guest agent. */
   readonly files: MountFiles;
@@ -144,7 +127,7 @@ export class FuseMounts {
     readonly socketPath: string,
     readonly guestPaths: string[],
     provider: VfsProvider,
-    private readonly watchers: HostTreeWatcher[],
+    private readonly watches: MountWatches,
     /** Guest path -> host directory of each overlay upper layer kept after close. */
     readonly keptUpperDirs: Readonly<Record<string, string>>,
   ) {
@@ -183,10 +166,15 @@ export class FuseMounts {
       hooks.fileHooks,
       hooks.onFileEvent,
     );
+    const watches = new MountWatches(mounts, guestPaths);
+    // A before-hook may decide differently on a later stat: with hooks, every stat keeps
+    // reaching the host after the short default timeout.
+    const hooked = (hooks.fileHooks?.length ?? 0) > 0;
     const server = new FuseServer({
       provider,
       onError,
       ...(hooks.beforeRequest ? { beforeRequest: hooks.beforeRequest } : {}),
+      ...(hooked ? {} : { watchedTimeouts: (path: string) => watches.timeoutsFor(path) }),
     });
     const socketPath = join(runDir, "fuse.sock");
     // QEMU connects when it starts; a restore that fails is followed by a cold boot whose
@@ -200,7 +188,7 @@ export class FuseMounts {
       listener.once("error", reject);
       listener.listen(socketPath, resolve);
     });
-    const watchers = watchHostDirs(mounts, guestPaths, (path) => server.invalidate(path));
+    watches.start((path, probe) => server.invalidate(path, probe));
     return new FuseMounts(
       listener,
       pending,
@@ -208,7 +196,7 @@ export class FuseMounts {
       socketPath,
       guestPaths,
       provider,
-      watchers,
+      watches,
       Object.freeze(keptUpperDirs),
     );
   }
@@ -231,7 +219,7 @@ export class FuseMounts {
 
   /** Stops serving and releases every provider (an overlay's upper layer goes here). */
   async close(): Promise<void> {
-    for (const watcher of this.watchers) watcher.close();
+    this.watches.close();
     this.listener.close();
     this.pending.socket?.destroy();
     await this.server.close();

@@ -29,6 +29,11 @@ export class HostTreeWatcher {
     await this.addTree("");
   }
 
+  /** True while `dir` (relative, "" for the root) is watched: its changes are reported. */
+  covers(dir: string): boolean {
+    return !this.closed && this.watchers.has(dir);
+  }
+
   get watchedDirs(): number {
     return this.watchers.size;
   }

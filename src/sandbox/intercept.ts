@@ -12,6 +12,7 @@ import {
   type HttpPolicy,
   type Upstream,
   type NetworkEventInfo,
+  type RequestOutcome,
   type SecretSpec,
 } from "../net/index.js";
 import { dataDir } from "../paths.js";
@@ -27,7 +28,7 @@ export interface InterceptRequest {
 }
 
 export interface InterceptSetup {
-  upstream: Upstream & { close(): void };
+  upstream: Upstream & { close(): void; endInFlight(outcome: RequestOutcome): void };
   caPem: string;
   /** Secret name -> placeholder, for every command's env (updated by `configure`). */
   placeholders: Record<string, string>;
@@ -80,11 +81,21 @@ function withRequestBudget(policy: HttpPolicy, overBudget: () => string | undefi
 /** The intercepting upstream: the per-user CA, the HTTP policy (secrets, hooks, script). */
 export async function createInterceptUpstream(req: InterceptRequest): Promise<InterceptSetup> {
   const { plan } = req;
-  const { createHttpPolicy, InterceptUpstream, loadOrCreateCa, loadPolicyScript } =
-    await loadInterceptModules();
+  const {
+    createHttpPolicy,
+    InterceptUpstream,
+    loadOrCreateCa,
+    loadPolicyScript,
+    loadPolicyScriptSource,
+  } = await loadInterceptModules();
   const ca = await loadOrCreateCa(join(dataDir(), "ca"));
+  const source = plan.policyScriptSource;
   let scriptRules =
-    plan.policyScript === undefined ? [] : await loadPolicyScript(plan.policyScript);
+    source !== undefined
+      ? await loadPolicyScriptSource(source.name, source.text)
+      : plan.policyScript === undefined
+        ? []
+        : await loadPolicyScript(plan.policyScript);
   let secrets = secretSpecs(plan.secrets, plan.secretValues);
   let current = createHttpPolicy({ secrets, rules: [...plan.networkHooks, ...scriptRules] });
   // The proxy keeps this one object; `configure` swaps the policy behind it. A request in
@@ -124,10 +135,13 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
       const taken = change.secrets.find((s) => secrets.some((old) => old.name === s.name));
       if (taken !== undefined)
         throw new ErrInvalidConfig(`secret ${taken.name} is already set in this sandbox`);
+      const source = change.policyScriptSource;
       const rules =
-        change.policyScript === undefined
-          ? scriptRules
-          : await loadPolicyScript(change.policyScript);
+        source !== undefined
+          ? await loadPolicyScriptSource(source.name, source.text)
+          : change.policyScript !== undefined
+            ? await loadPolicyScript(change.policyScript)
+            : scriptRules;
       // Secrets set before keep their placeholders: commands running now hold them.
       const kept = current.placeholders();
       const all = [

@@ -121,6 +121,7 @@ export async function prepareNetwork(
     onEvent: (event) => observer.networkEvent(event),
     hooks: observer.interceptHooks(),
   });
+  observer.onFinish((outcome) => intercept.upstream.endInFlight(outcome));
   const network: SandboxNetwork = {
     link: { upstream: observer.meterUpstream(intercept.upstream) },
     egress,

@@ -7,7 +7,13 @@
 import type { GuestAgent } from "../channel/index.js";
 import type { SandboxPlan } from "../config/index.js";
 import { ErrBudgetExceeded, ErrNotFound, type WheellockError } from "../errors.js";
-import type { HostAllowlist, NetworkEventInfo, ProxyHooks, Upstream } from "../net/index.js";
+import type {
+  HostAllowlist,
+  NetworkEventInfo,
+  ProxyHooks,
+  RequestOutcome,
+  Upstream,
+} from "../net/index.js";
 import {
   ApprovalQueue,
   Attributor,
@@ -49,6 +55,10 @@ export class SandboxObserver {
   private sample: HostSample = { cpuSeconds: 0, peakMemoryBytes: 0, diskWrittenBytes: 0 };
   private cpuTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Why a budget stopped the sandbox, once one did. */
+  private budgetReason: string | undefined;
+  /** Reports the requests still in flight (the proxy's), before the final usage. */
+  private endInFlight: ((outcome: RequestOutcome) => void) | undefined;
 
   constructor(
     private readonly plan: SandboxPlan,
@@ -64,7 +74,7 @@ export class SandboxObserver {
       const decide = plan.onBlockedRequest;
       this.approvals = new ApprovalQueue(plan.approval, {
         ...(decide ? { decide } : {}),
-        allow: (entry) => this.allowlist?.add([entry]),
+        allow: (entry) => this.allowlist?.add([entry], { approved: true }),
         emit: (approval) => this.hub.emit({ type: "approval", timestamp: new Date(), approval }),
       });
     }
@@ -206,6 +216,12 @@ export class SandboxObserver {
     this.stopped = true;
     clearInterval(this.cpuTimer);
     this.approvals?.close();
+    // The request that spent the budget (or any still moving) is counted and has its event.
+    this.endInFlight?.(
+      this.budgetReason !== undefined
+        ? { blocked: true, code: "budget_exceeded", reason: this.budgetReason }
+        : { reason: "the sandbox stopped before the request ended" },
+    );
     const usage = await this.usage();
     this.hub.emit({ type: "usage", timestamp: new Date(), usage });
     this.attributor.close();
@@ -213,8 +229,14 @@ export class SandboxObserver {
     return usage;
   }
 
+  /** Called by `finish` first: the intercepting proxy reports its requests in flight. */
+  onFinish(endInFlight: (outcome: RequestOutcome) => void): void {
+    this.endInFlight = endInFlight;
+  }
+
   private overBudget(why: string): void {
     if (this.stopped) return;
+    this.budgetReason ??= `sandbox ${this.plan.id} stopped: ${why}`;
     this.stop(new ErrBudgetExceeded(`sandbox ${this.plan.id} stopped: ${why}`));
   }
 

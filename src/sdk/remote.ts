@@ -6,7 +6,7 @@
  */
 import { remoteOptionsJson, type SandboxOptions } from "../config/index.js";
 import { ErrCapacity, ErrInvalidConfig, ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
-import { RemoteSandbox, webSocketConnector } from "../remote/index.js";
+import { RemoteSandbox, webSocketConnector, type PooledConnector } from "../remote/index.js";
 import type { NodeInfo, SandboxView } from "../serve/index.js";
 import { parseNodeSandboxId } from "../util/index.js";
 import {
@@ -68,32 +68,38 @@ export class NodeSandbox extends RemoteSandbox {
     /** The sandbox's own token (undefined when connected by id). */
     readonly token: string | undefined,
   ) {
-    let located: Promise<NodeEndpoint> | undefined;
+    let located: Promise<PooledConnector> | undefined;
     super(id, async () => {
       // Closed through this object: the node has removed it (its id is unknown there now).
       if (this.closed) throw new ErrVMNotRunning(`sandbox ${id} was closed`);
-      located ??= locate();
-      const node = await located.catch((err: unknown) => {
+      located ??= locate().then((node) => {
+        // One connector for the object's life: it keeps a connection ready for the next call.
+        this.pool = webSocketConnector(
+          {
+            url: operationUrl(node.url, id),
+            token: node.token,
+            ...(node.ca !== undefined ? { ca: node.ca } : {}),
+            ...(node.headers !== undefined ? { headers: node.headers } : {}),
+          },
+          id,
+        );
+        return this.pool;
+      });
+      const connect = await located.catch((err: unknown) => {
         located = undefined;
         throw err;
       });
-      return webSocketConnector(
-        {
-          url: operationUrl(node.url, id),
-          token: node.token,
-          ...(node.ca !== undefined ? { ca: node.ca } : {}),
-          ...(node.headers !== undefined ? { headers: node.headers } : {}),
-        },
-        id,
-      )();
+      return connect();
     });
   }
 
+  private pool: PooledConnector | undefined;
   private closed = false;
 
   override async close(): Promise<void> {
     await super.close();
     this.closed = true;
+    this.pool?.close();
   }
 }
 

@@ -10,11 +10,18 @@ import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, createWebSocketStream } from "ws";
-import { ErrAuth, ErrCapacity, ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
+import {
+  ErrAuth,
+  ErrCapacity,
+  ErrInvalidConfig,
+  ErrVMNotFound,
+  ErrVMNotRunning,
+} from "../errors.js";
 import {
   encodeJson,
   MAX_FRAME_BYTES,
   Msg,
+  SPARE_HEADER,
   webSocketDuplex,
   wireError,
   type OperationRequest,
@@ -22,9 +29,9 @@ import {
 import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
-import type { SandboxHost } from "./host.js";
-import { nodeOptions } from "./node-options.js";
-import { readRequest } from "./operation-request.js";
+import type { PreparedOperation, SandboxHost } from "./host.js";
+import { readRequest, type ReadRequest } from "./operation-request.js";
+import { readNodePolicyScript } from "./policy-script-read.js";
 
 export interface DataPlaneOptions {
   host: SandboxHost;
@@ -36,7 +43,17 @@ export interface DataPlaneOptions {
   hostPaths: readonly string[];
   /** Largest WebSocket frame accepted (a protocol message and its header). */
   maxFrameBytes?: number;
+  /** How long a connection may wait for its REQUEST (a client's spare). Default 60 s. */
+  requestWaitMs?: number;
 }
+
+/**
+ * Spares (connections a client opens ahead of its next operation, marked by a header) wait
+ * for a request while holding an operation slot: each sandbox may keep this many waiting, and
+ * they are accepted only while at least half of the node's slots are free, so spares never
+ * crowd out operations. A refused spare costs the client nothing but its head start.
+ */
+const MAX_WAITING_SPARES_PER_SANDBOX = 4;
 
 const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
 
@@ -44,14 +61,14 @@ const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
  * Operations a sandbox's own token may not run: they change what the operator decided (its
  * secrets, policy, env), widen where the guest may reach (an allowlist entry, approving a
  * held request), or spend the node's disk on a checkpoint that outlives the sandbox.
- * Narrowing the allowlist and denying a held request are fine.
+ * Narrowing the allowlist and denying a held request (for the sandbox too) are fine.
  */
 function operatorOnly(req: OperationRequest): boolean {
   return (
     req.op === "configure" ||
     req.op === "checkpoint" ||
     (req.op === "allow-list" && req.action === "add") ||
-    (req.op === "decide-request" && req.decision !== "deny")
+    (req.op === "decide-request" && req.decision !== "deny" && req.decision !== "deny-sandbox")
   );
 }
 
@@ -72,6 +89,8 @@ function refuseUpgrade(socket: Socket, err: unknown): void {
 export class DataPlane {
   private readonly wss: WebSocketServer;
   private open = 0;
+  /** Spares waiting for their REQUEST, by sandbox id. */
+  private readonly waitingSpares = new Map<string, number>();
 
   constructor(private readonly opts: DataPlaneOptions) {
     this.wss = new WebSocketServer({
@@ -90,12 +109,15 @@ export class DataPlane {
     server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.on("error", () => undefined);
       try {
-        const id = this.authorize(req);
+        const spare = req.headers[SPARE_HEADER] !== undefined;
+        const id = this.authorize(req, spare);
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.open++;
           ws.once("close", () => this.open--);
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
-          void this.serve(id, stream, bearerToken(req.headers.authorization));
+          const prepared = this.opts.host.prepareOperation(id);
+          const waited = spare ? this.holdSpare(id) : () => undefined;
+          void this.serve(id, stream, bearerToken(req.headers.authorization), prepared, waited);
         });
       } catch (err) {
         refuseUpgrade(socket, err);
@@ -115,8 +137,21 @@ export class DataPlane {
     this.wss.close();
   }
 
+  /** Counts a spare as waiting; the function returned ends that (once). */
+  private holdSpare(id: string): () => void {
+    this.waitingSpares.set(id, (this.waitingSpares.get(id) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (this.waitingSpares.get(id) ?? 1) - 1;
+      if (left > 0) this.waitingSpares.set(id, left);
+      else this.waitingSpares.delete(id);
+    };
+  }
+
   /** The local id the request may open; throws the refusal otherwise. */
-  private authorize(req: IncomingMessage): string {
+  private authorize(req: IncomingMessage, spare: boolean): string {
     const path = requestUrl(req).pathname;
     const match = OPERATION_PATH.exec(path);
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
@@ -139,39 +174,58 @@ export class DataPlane {
       throw new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
     if (this.open >= this.opts.maxOperations)
       throw new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`);
+    if (
+      spare &&
+      (this.open >= this.opts.maxOperations / 2 ||
+        (this.waitingSpares.get(sandbox.id) ?? 0) >= MAX_WAITING_SPARES_PER_SANDBOX)
+    )
+      throw new ErrCapacity("this node keeps its free slots for operations now: no spare");
     return sandbox.id;
   }
 
-  private async serve(id: string, stream: Duplex, token: string | undefined): Promise<void> {
-    let req: OperationRequest;
+  private async serve(
+    id: string,
+    stream: Duplex,
+    token: string | undefined,
+    prepared: PreparedOperation,
+    waited: () => void,
+  ): Promise<void> {
+    let read: ReadRequest;
     try {
-      req = await readRequest(stream);
+      read = await readRequest(stream, this.opts.requestWaitMs);
     } catch {
+      // Closed, malformed, or a spare that waited too long: it frees its slot.
+      waited();
+      prepared.cancel();
       stream.destroy();
       return;
     }
+    waited();
+    const { req } = read;
     const reply = (type: number, value: unknown): void =>
       void stream.end(encodeJson(type as Msg, value));
+    const refuse = (err: unknown): void => {
+      prepared.cancel();
+      reply(Msg.Error, wireError(err));
+      stream.resume();
+    };
     if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
-      reply(Msg.Error, wireError(new ErrAuth(`${what} needs the node's operator token`)));
-      stream.resume();
-      return;
+      return refuse(new ErrAuth(`${what} needs the node's operator token`));
     }
     if (req.op === "configure") {
+      let passed: OperationRequest;
       try {
-        // Checked only: the request goes to the supervisor as sent (a path given through a
-        // symlink is opened as given; its target was checked).
-        const policyScript = (req.options as { policyScript?: unknown })?.policyScript;
-        nodeOptions({ policyScript }, this.opts.hostPaths);
+        passed = this.configureOnNode(req);
       } catch (err) {
-        reply(Msg.Error, wireError(err));
-        stream.resume();
-        return;
+        return refuse(err);
       }
+      read.putBack(passed);
+      return prepared.serve(stream);
     }
     if (req.op === "stop") {
       // Stopping through the node removes the sandbox too, as DELETE does: nothing is left.
+      prepared.cancel();
       stream.resume();
       this.opts.host.remove(id).then(
         () => reply(Msg.Result, {}),
@@ -180,6 +234,24 @@ export class DataPlane {
       return;
     }
     // The host resumes the stream once it reads it (the REQUEST is back at its front).
-    this.opts.host.serveOperation(id, stream);
+    read.putBack();
+    prepared.serve(stream);
+  }
+
+  /**
+   * `configure` as the sandbox gets it: a policy script named by path is opened and read here,
+   * once, and its content passed on (a path would be opened again by the sandbox, after the
+   * check: a swap in between would run another file). A caller cannot send content itself:
+   * code that runs in the node's host process comes only from the directories its owner opened.
+   */
+  private configureOnNode(req: Extract<OperationRequest, { op: "configure" }>): OperationRequest {
+    const options = req.options as Record<string, unknown> | null;
+    if (typeof options !== "object" || options === null) return req;
+    if (options.policyScriptSource !== undefined)
+      throw new ErrInvalidConfig("configure: policyScriptSource is set by the node, not callers");
+    if (options.policyScript === undefined) return req;
+    const { policyScript, ...rest } = options;
+    const source = readNodePolicyScript(policyScript, this.opts.hostPaths);
+    return { op: "configure", options: { ...rest, policyScriptSource: source } };
   }
 }

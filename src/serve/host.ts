@@ -33,10 +33,11 @@ export interface SandboxHost {
   list(): HostedSandbox[];
   find(id: string): HostedSandbox | undefined;
   /**
-   * Serves one operation of the sandbox protocol arriving on `stream` (its REQUEST is still
-   * to be read from it); the stream ends with the operation.
+   * Readies the sandbox's side of one operation as soon as a client's connection is accepted,
+   * before its REQUEST arrives (a supervisor connection opened meanwhile, so the request
+   * does not wait for it). Exactly one of `serve` or `cancel` is called on the result.
    */
-  serveOperation(id: string, stream: Duplex): void;
+  prepareOperation(id: string): PreparedOperation;
   /**
    * The sandbox's log (serial console, the create command's output; both segments of its
    * ring) after `cursor`, and where that read ended.
@@ -51,6 +52,16 @@ export interface SandboxHost {
   remove(id: string): Promise<void>;
   /** Stops serving; sandboxes owned by supervisors keep running. */
   close(): Promise<void>;
+}
+
+export interface PreparedOperation {
+  /**
+   * Serves the operation arriving on `stream` (paused, its REQUEST still at its front); the
+   * stream ends with the operation.
+   */
+  serve(stream: Duplex): void;
+  /** The operation will not run (refused, or its connection closed first). */
+  cancel(): void;
 }
 
 /** Statuses that hold node resources. */

@@ -6,7 +6,7 @@
 export { startNode, type NodeOptions, type RunningNode } from "./node.js";
 export { SupervisedHost } from "./supervised-host.js";
 export { SingleHost } from "./single-host.js";
-export type { HostedSandbox, SandboxHost } from "./host.js";
+export type { HostedSandbox, PreparedOperation, SandboxHost } from "./host.js";
 export { DEFAULT_LISTEN, parseListen, isLoopback } from "./listen.js";
 export { defaultTokenPath } from "./node-identity.js";
 export { readSingleOptions } from "./single-options.js";

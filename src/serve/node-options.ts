@@ -9,7 +9,6 @@
  */
 import { realpathSync } from "node:fs";
 import { dirname, basename, join, resolve, sep } from "node:path";
-import { remoteOptionsJson } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 
 /** The node directories a network caller may name (already resolved); "any" for --single. */
@@ -37,8 +36,13 @@ export function hostPathRoots(dirs: readonly string[]): string[] {
   });
 }
 
+/** Whether the resolved path `real` lies under one of `roots`. */
+export function underRoots(real: string, roots: readonly string[]): boolean {
+  return roots.some((root) => real === root || real.startsWith(root === sep ? root : root + sep));
+}
+
 /** The path to use for `value`: checked, and with symlinks resolved when roots are set. */
-function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
+export function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
   if (typeof value !== "string") return value;
   if (!value.startsWith("/"))
     throw new ErrInvalidConfig(
@@ -51,36 +55,9 @@ function onNode(field: string, value: unknown, roots: HostPathRoots): unknown {
     );
   // Symlinks resolved, `..` gone, and that path used: what is checked is what is opened.
   const real = realPath(resolve(value));
-  if (!roots.some((root) => real === root || real.startsWith(root === sep ? root : root + sep)))
+  if (!underRoots(real, roots))
     throw new ErrInvalidConfig(
       `${field}: ${JSON.stringify(value)} is outside the directories this node opens to callers`,
     );
   return real;
-}
-
-export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value))
-    throw new ErrInvalidConfig("options must be a JSON object");
-  remoteOptionsJson(value);
-  const o = { ...(value as Record<string, unknown>) };
-  if (o.kernel !== undefined) o.kernel = onNode("kernel", o.kernel, roots);
-  if (o.policyScript !== undefined) o.policyScript = onNode("policyScript", o.policyScript, roots);
-  if (Array.isArray(o.upstreamCa))
-    o.upstreamCa = o.upstreamCa.map((p, i) => onNode(`upstreamCa[${i}]`, p, roots));
-  if (typeof o.mounts === "object" && o.mounts !== null)
-    o.mounts = Object.fromEntries(
-      Object.entries(o.mounts as Record<string, unknown>).map(([guest, mount]) => {
-        if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
-          return [guest, mount];
-        const field = `mounts[${JSON.stringify(guest)}].hostPath`;
-        return [guest, { ...mount, hostPath: onNode(field, mount.hostPath, roots) }];
-      }),
-    );
-  if (Array.isArray(o.disks))
-    o.disks = o.disks.map((d: unknown, i) =>
-      typeof d === "object" && d !== null && "hostPath" in d
-        ? { ...d, hostPath: onNode(`disks[${i}].hostPath`, d.hostPath, roots) }
-        : d,
-    );
-  return o;
 }

@@ -29,6 +29,8 @@ export interface NodeOptions {
   maxBodyBytes?: number;
   /** Largest WebSocket frame. Default: one protocol message. */
   maxFrameBytes?: number;
+  /** How long a data-plane connection may wait for its request (a spare). Default 60 s. */
+  requestWaitMs?: number;
   single?: boolean;
   /**
    * Node directories network callers may name in host paths (mounts, disks, policy scripts,
@@ -87,6 +89,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxOperations,
     hostPaths: opts.hostPaths ?? [],
     ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+    ...(opts.requestWaitMs !== undefined ? { requestWaitMs: opts.requestWaitMs } : {}),
   });
   dataPlane.attach(server);
   const resources = new ResourceStack((err) => warn(err.message));

@@ -5,16 +5,34 @@
  */
 import type { Duplex } from "node:stream";
 import { ErrProtocol } from "../errors.js";
-import { MessageReader, Msg, parseJson, type OperationRequest } from "../remote/index.js";
+import {
+  encodeJson,
+  MessageReader,
+  Msg,
+  parseJson,
+  type OperationRequest,
+} from "../remote/index.js";
+
+export interface ReadRequest {
+  req: OperationRequest;
+  /**
+   * Puts the REQUEST back at the stream's front, as it came or as `replacement` (what the
+   * node passes on instead), with every byte read after it.
+   */
+  putBack(replacement?: OperationRequest): void;
+}
+
+const HEADER_BYTES = 5;
 
 /** How long a connection may stay open without asking for anything (a client's spare). */
 export const REQUEST_WAIT_MS = 60_000;
 
-/** Resolves with the REQUEST; the stream is paused with every byte read put back. */
-export function readRequest(stream: Duplex, waitMs = REQUEST_WAIT_MS): Promise<OperationRequest> {
+/** Resolves with the REQUEST; the stream is paused until `putBack`. */
+export function readRequest(stream: Duplex, waitMs = REQUEST_WAIT_MS): Promise<ReadRequest> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let done = false;
+    let requestBytes = 0;
     const finish = (err: Error | undefined, req?: OperationRequest): void => {
       if (done) return;
       done = true;
@@ -23,14 +41,23 @@ export function readRequest(stream: Duplex, waitMs = REQUEST_WAIT_MS): Promise<O
       stream.off("close", onClose);
       stream.pause();
       if (err) return reject(err);
-      stream.unshift(Buffer.concat(chunks));
-      resolve(req as OperationRequest);
+      const read = Buffer.concat(chunks);
+      resolve({
+        req: req as OperationRequest,
+        putBack: (replacement) =>
+          stream.unshift(
+            replacement === undefined
+              ? read
+              : Buffer.concat([encodeJson(Msg.Request, replacement), read.subarray(requestBytes)]),
+          ),
+      });
     };
     const reader = new MessageReader((msg) => {
       if (done) return;
       if (msg.type !== Msg.Request)
         return finish(new ErrProtocol("an operation must start with REQUEST"));
       try {
+        requestBytes = HEADER_BYTES + msg.payload.length;
         const req = parseJson<OperationRequest>(msg.payload);
         if (typeof req !== "object" || req === null || typeof req.op !== "string")
           return finish(new ErrProtocol("malformed REQUEST"));

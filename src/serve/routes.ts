@@ -25,7 +25,7 @@ import {
 } from "./http-json.js";
 import { formatLogCursor, LOG_START, parseLogCursor } from "./log-slice.js";
 import { nodeInfo } from "./node-info.js";
-import { nodeOptions } from "./node-options.js";
+import { nodeOptions } from "./create-options.js";
 
 export interface RoutesOptions {
   host: SandboxHost;

@@ -11,7 +11,7 @@ import { serveConnection } from "../remote/index.js";
 import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
 import type { SandboxUsage } from "../observe/index.js";
 import { settledWithin } from "../util/index.js";
-import type { HostedSandbox, SandboxHost } from "./host.js";
+import type { HostedSandbox, PreparedOperation, SandboxHost } from "./host.js";
 import { HttpError } from "./http-json.js";
 import type { LogCursor } from "./log-slice.js";
 
@@ -64,18 +64,21 @@ export class SingleHost implements SandboxHost {
     return id === this.sandbox.id ? this.view() : undefined;
   }
 
-  serveOperation(id: string, stream: Duplex): void {
-    if (id !== this.sandbox.id) {
-      stream.destroy();
-      return;
-    }
-    serveConnection(this.sandbox, stream, {
-      trackExec: (proc) => {
-        this.procs.add(proc);
-        return () => this.procs.delete(proc);
+  prepareOperation(id: string): PreparedOperation {
+    return {
+      serve: (stream: Duplex) => {
+        if (id !== this.sandbox.id) return void stream.destroy();
+        serveConnection(this.sandbox, stream, {
+          trackExec: (proc) => {
+            this.procs.add(proc);
+            return () => this.procs.delete(proc);
+          },
+        });
+        stream.resume();
       },
-    });
-    stream.resume();
+      // The sandbox is in this process: nothing was opened ahead.
+      cancel: () => undefined,
+    };
   }
 
   readLog(_id: string, cursor: LogCursor): { data: Buffer; cursor: LogCursor } {

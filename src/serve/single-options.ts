@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { nodeOptions } from "./node-options.js";
+import { nodeOptions } from "./create-options.js";
 
 /** Bounded like a REST body: a plan is small. */
 const MAX_PLAN_BYTES = 1024 * 1024;

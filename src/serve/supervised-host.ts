@@ -9,7 +9,6 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { Duplex } from "node:stream";
 import { planSandbox, type SandboxOptions } from "../config/index.js";
 import { ErrCapacity, ErrVMNotFound } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
@@ -26,10 +25,15 @@ import { startSupervisor, supervisedUsage, unixConnector } from "../supervisor/i
 import type { SandboxUsage } from "../observe/index.js";
 import { controlSocketPath, logPath } from "../state/index.js";
 import { readRingLog, type LogCursor } from "./log-slice.js";
-import { relayOperation } from "./relay.js";
+import { prepareRelay } from "./relay.js";
 import { runDir } from "../paths.js";
 import { isSandboxId } from "../util/index.js";
-import { holdsResources, type HostedSandbox, type SandboxHost } from "./host.js";
+import {
+  holdsResources,
+  type HostedSandbox,
+  type PreparedOperation,
+  type SandboxHost,
+} from "./host.js";
 
 interface Owned {
   id: string;
@@ -103,8 +107,8 @@ export class SupervisedHost implements SandboxHost {
     return isSandboxId(id) ? this.readOwned(id) : undefined;
   }
 
-  serveOperation(id: string, stream: Duplex): void {
-    relayOperation(stream, unixConnector(controlSocketPath(join(runDir(), id)), id));
+  prepareOperation(id: string): PreparedOperation {
+    return prepareRelay(unixConnector(controlSocketPath(join(runDir(), id)), id));
   }
 
   readLog(id: string, cursor: LogCursor, maxBytes: number): { data: Buffer; cursor: LogCursor } {

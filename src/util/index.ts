@@ -1,4 +1,5 @@
 /** Small host-side helpers shared by every folder: processes, locks, tools, globs, cleanup. */
+export { fdIdentity, fileIdentity, isFileIdentity, pathIdentity } from "./file-identity.js";
 export { withFileLock, type FileLockOptions } from "./file-lock.js";
 export { compilePathGlob, type PathGlob } from "./path-glob.js";
 export {

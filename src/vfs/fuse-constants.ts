@@ -73,6 +73,13 @@ export enum Opcode {
   COPY_FILE_RANGE = 47,
 }
 
+/**
+ * Not a kernel opcode: the guest agent's report (a bare in-header, unique 0, no reply) that
+ * it dropped at least one notification because its queue was full. guest/proto.h
+ * WL_FUSE_NOTIFY_LOST; test/unit/guest-contract.test.ts keeps the two equal.
+ */
+export const NOTIFY_LOST_OPCODE = 0x574c0001;
+
 /** fuse_init_in/out flags we use. */
 export const InitFlag = {
   ASYNC_READ: 1 << 0,

@@ -13,10 +13,12 @@ import {
   InitFlag,
   MAX_READAHEAD_BYTES,
   MAX_WRITE_BYTES,
+  NOTIFY_LOST_OPCODE,
   Opcode,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import { Invalidator } from "./fuse-notify.js";
+import type { HostProbe } from "./stat-signature.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
 import { BodyReader } from "./fuse-reader.js";
 import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
@@ -32,6 +34,12 @@ export interface FuseServerOptions {
   /** How long the guest kernel may cache names and attributes; host-side changes show up after this. */
   readonly entryTimeoutMs?: number;
   readonly attrTimeoutMs?: number;
+  /**
+   * Longer timeouts for paths whose host-side changes reach `invalidate()` (a watched host
+   * directory); undefined keeps the defaults. Once an invalidation may have been lost (see
+   * Invalidator.reliable), new replies get the defaults everywhere again.
+   */
+  readonly watchedTimeouts?: (path: string) => CacheTimeouts | undefined;
   /** Requests served at once; beyond this the server stops reading from the stream. */
   readonly maxInFlight?: number;
   /**
@@ -51,7 +59,12 @@ export interface FuseServerOptions {
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
-const NO_REPLY = new Set<number>([Opcode.FORGET, Opcode.BATCH_FORGET, Opcode.INTERRUPT]);
+const NO_REPLY = new Set<number>([
+  Opcode.FORGET,
+  Opcode.BATCH_FORGET,
+  Opcode.INTERRUPT,
+  NOTIFY_LOST_OPCODE,
+]);
 const MAX_BACKGROUND = 64;
 
 export class FuseServer {
@@ -65,17 +78,22 @@ export class FuseServer {
   private readonly invalidator: Invalidator;
 
   constructor(private readonly options: FuseServerOptions) {
-    const timeouts: CacheTimeouts = {
+    const defaults: CacheTimeouts = {
       entryMs: options.entryTimeoutMs ?? 1000,
       attrMs: options.attrTimeoutMs ?? 1000,
     };
+    const inodes = new InodeTable();
+    this.invalidator = new Invalidator(inodes, () => this.stream);
+    const watched = options.watchedTimeouts;
     this.ctx = {
       provider: options.provider,
-      inodes: new InodeTable(),
+      inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
-      timeouts,
+      timeouts:
+        watched === undefined
+          ? () => defaults
+          : (path) => (path !== "" && this.invalidator.reliable && watched(path)) || defaults,
     };
-    this.invalidator = new Invalidator(this.ctx.inodes, () => this.stream);
   }
 
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
@@ -86,9 +104,11 @@ export class FuseServer {
   /**
    * Tells the guest kernel that `path` (in the served tree) changed behind its back, so its
    * cached name, attributes and pages are dropped now instead of when they time out.
+   * `probe` reads the host's state of the path when the invalidation is sent: what already
+   * matches what the guest was told is not invalidated (see Invalidator.changed).
    */
-  invalidate(path: string): void {
-    if (this.initialized && !this.destroyed) this.invalidator.changed(path);
+  invalidate(path: string, probe?: HostProbe): void {
+    if (this.initialized && !this.destroyed) this.invalidator.changed(path, probe);
   }
 
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
@@ -108,6 +128,11 @@ export class FuseServer {
     const { header } = request;
     const body = new BodyReader(request.body);
     if (header.opcode === Opcode.INIT) return this.init(body);
+    if (header.opcode === NOTIFY_LOST_OPCODE) {
+      // The agent dropped a notification: long cache timeouts can no longer be trusted.
+      this.invalidator.lost();
+      return undefined;
+    }
     if (!this.initialized || this.destroyed) throw new VfsError(Errno.EIO);
     if (header.opcode === Opcode.DESTROY) {
       this.destroyed = true;

@@ -55,5 +55,6 @@ export {
   type FileOp,
   type FileOpInfo,
 } from "./hooks/index.js";
-export { typeBits } from "./fuse-reply.js";
+export { typeBits, type CacheTimeouts } from "./fuse-reply.js";
+export type { HostProbe, ProbedStat } from "./stat-signature.js";
 export { isWithin } from "./names.js";

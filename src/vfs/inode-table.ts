@@ -8,6 +8,7 @@
 import { FUSE_ROOT_ID } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
 import { childPath } from "./names.js";
+import type { StatSignature } from "./stat-signature.js";
 
 interface Link {
   parent: Node;
@@ -20,6 +21,8 @@ interface Node {
   readonly links: Link[];
   lookups: bigint;
   readonly fileId: string | undefined;
+  /** What the guest was last told about the node's attributes (see fuse-notify.ts). */
+  told?: StatSignature;
 }
 
 /** Bounds the path walk so a corrupted table can never loop. */
@@ -163,6 +166,17 @@ export class InodeTable {
       }
       this.byKey.set(this.key(to.parent.id, to.name), node);
     }
+  }
+
+  /** Records the attributes just sent to the guest for `id`. */
+  told(id: bigint, signature: StatSignature): void {
+    const node = this.byId.get(id);
+    if (node !== undefined) node.told = signature;
+  }
+
+  /** The attributes last sent for `id`, if any. */
+  lastTold(id: bigint): StatSignature | undefined {
+    return this.byId.get(id)?.told;
   }
 
   /** The node ids the kernel holds for `path` and its parent (undefined where it holds none). */

@@ -10,7 +10,12 @@ export interface OpsContext {
   readonly provider: VfsProvider;
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
-  readonly timeouts: CacheTimeouts;
+  /**
+   * How long the guest may cache the name and attributes of `path`. Ask BEFORE reading the
+   * provider: a path whose changes start being watched after that read must not get a long
+   * timeout for a stat that may already be stale.
+   */
+  readonly timeouts: (path: string) => CacheTimeouts;
 }
 
 /** A handler returns the reply payload, or undefined for requests that get no reply. */

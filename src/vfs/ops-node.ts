@@ -10,11 +10,18 @@ import {
   NAME_MAX_BYTES,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
-import { attrOut, entryOut, negativeEntryOut, statfsOut } from "./fuse-reply.js";
+import {
+  attrOut,
+  entryOut,
+  negativeEntryOut,
+  statfsOut,
+  type CacheTimeouts,
+} from "./fuse-reply.js";
 import type { FuseInHeader } from "./fuse-framer.js";
 import type { BodyReader } from "./fuse-reader.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
-import type { RenameMode, VfsOwner, VfsSetattr } from "./provider.js";
+import type { RenameMode, VfsOwner, VfsSetattr, VfsStat } from "./provider.js";
+import { statSignature } from "./stat-signature.js";
 
 function owner(header: FuseInHeader): VfsOwner {
   return { uid: header.uid, gid: header.gid };
@@ -22,18 +29,22 @@ function owner(header: FuseInHeader): VfsOwner {
 
 /** Stats the new name and hands the kernel a counted reference to it. */
 export async function replyEntry(ctx: OpsContext, parent: bigint, name: string): Promise<Buffer> {
-  const stat = await ctx.provider.stat(ctx.inodes.childPath(parent, name));
+  const path = ctx.inodes.childPath(parent, name);
+  const timeouts = ctx.timeouts(path);
+  const stat = await ctx.provider.stat(path);
   const fileId = stat.type === "dir" ? undefined : stat.fileId;
-  return entryOut(ctx.inodes.remember(parent, name, fileId), stat, ctx.timeouts);
+  const nodeid = ctx.inodes.remember(parent, name, fileId);
+  ctx.inodes.told(nodeid, statSignature(stat));
+  return entryOut(nodeid, stat, timeouts);
 }
 
 const lookup: OpHandler = async (ctx, header, body) => {
+  const name = body.name();
+  const timeouts = ctx.timeouts(ctx.inodes.childPath(header.nodeid, name));
   try {
-    return await replyEntry(ctx, header.nodeid, body.name());
+    return await replyEntry(ctx, header.nodeid, name);
   } catch (err) {
-    if (toErrno(err) === Errno.ENOENT && ctx.timeouts.entryMs > 0) {
-      return negativeEntryOut(ctx.timeouts);
-    }
+    if (toErrno(err) === Errno.ENOENT && timeouts.entryMs > 0) return negativeEntryOut(timeouts);
     throw err;
   }
 };
@@ -42,19 +53,36 @@ const getattr: OpHandler = async (ctx, header, body) => {
   const flags = body.u32();
   body.skip(4);
   const fh = body.u64();
+  const timeouts = nodeTimeouts(ctx, header.nodeid);
   // The kernel passes the handle for fstat; an unlinked open file has no path left.
   if ((flags & 1) !== 0) {
     const open = ctx.handles.file(fh);
-    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+    return attrReply(ctx, header.nodeid, await open.file.stat(), timeouts);
   }
   const open = ctx.handles.fileOf(header.nodeid);
   // fstat(2) comes without a handle; once the name is gone only an open handle can answer.
   if (open !== undefined && !ctx.inodes.linked(header.nodeid)) {
-    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+    return attrReply(ctx, header.nodeid, await open.file.stat(), timeouts);
   }
   const stat = await ctx.provider.stat(ctx.inodes.path(header.nodeid));
-  return attrOut(header.nodeid, stat, ctx.timeouts);
+  return attrReply(ctx, header.nodeid, stat, timeouts);
 };
+
+/** The attribute reply, remembered as what the guest now knows of the node. */
+function attrReply(
+  ctx: OpsContext,
+  nodeid: bigint,
+  stat: VfsStat,
+  timeouts: CacheTimeouts,
+): Buffer {
+  ctx.inodes.told(nodeid, statSignature(stat));
+  return attrOut(nodeid, stat, timeouts);
+}
+
+/** The node's timeouts by its current path; an unlinked node (no path) gets the default. */
+function nodeTimeouts(ctx: OpsContext, nodeid: bigint): CacheTimeouts {
+  return ctx.timeouts(ctx.inodes.linked(nodeid) ? ctx.inodes.path(nodeid) : "");
+}
 
 function nsToMs(seconds: bigint, ns: number): number {
   return Number(seconds) * 1000 + ns / 1e6;
@@ -94,14 +122,15 @@ const setattr: OpHandler = async (ctx, header, body) => {
         : {}),
   };
   const onlySize = Object.keys(attrs).length === 1 && attrs.sizeBytes !== undefined;
+  const timeouts = nodeTimeouts(ctx, header.nodeid);
   if ((valid & SetattrValid.FH) !== 0 && onlySize) {
     // ftruncate on an open (possibly unlinked) file goes through its handle.
     const open = ctx.handles.file(fh);
     await open.file.truncate(sizeBytes);
-    return attrOut(header.nodeid, await open.file.stat(), ctx.timeouts);
+    return attrReply(ctx, header.nodeid, await open.file.stat(), timeouts);
   }
   const stat = await ctx.provider.setattr(ctx.inodes.path(header.nodeid), attrs);
-  return attrOut(header.nodeid, stat, ctx.timeouts);
+  return attrReply(ctx, header.nodeid, stat, timeouts);
 };
 
 const readlink: OpHandler = async (ctx, header) =>

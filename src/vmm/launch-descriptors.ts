@@ -9,7 +9,8 @@ import {
 } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import type { Stream } from "node:stream";
-import { ErrSetup } from "../errors.js";
+import { ErrInvalidConfig, ErrSetup } from "../errors.js";
+import { fdIdentity } from "../util/index.js";
 import { mayOpen, type QemuJail } from "./jail.js";
 import { consoleSocketPair } from "./console-stream.js";
 import type { LaunchDescriptor } from "./qemu-args.js";
@@ -62,7 +63,7 @@ export async function openLaunchDescriptors(
     for (const d of descriptors) {
       switch (d.kind) {
         case "file":
-          stdio[d.fd] = track(fds, openSync(d.path, d.write ? "r+" : "r"));
+          stdio[d.fd] = track(fds, openImageFile(d));
           break;
         case "reopen":
           stdio[d.fd] = track(fds, openReopenable(d, jail));
@@ -100,6 +101,21 @@ export async function openLaunchDescriptors(
   }
   for (let i = 0; i < stdio.length; i++) stdio[i] ??= "ignore";
   return { stdio, console: consoleHost, close };
+}
+
+/**
+ * Opens a `file` descriptor's path. One a node checked (`identity`) must be what was opened:
+ * a swap since the check (a symlink to another file) is refused.
+ */
+export function openImageFile(d: Extract<LaunchDescriptor, { kind: "file" }>): number {
+  const fd = openSync(d.path, d.write ? "r+" : "r");
+  if (d.identity !== undefined && fdIdentity(fd) !== d.identity) {
+    closeSync(fd);
+    throw new ErrInvalidConfig(
+      `${d.path} is no longer the file that was checked (it was replaced)`,
+    );
+  }
+  return fd;
 }
 
 /** O_CLOEXEC as `/proc/<pid>/fdinfo` shows it (octal `flags`). */

@@ -11,6 +11,8 @@ export interface VmDisk {
    * Disks whose data must outlive the VM use `writeback`, so a guest fsync reaches the host.
    */
   cache?: "unsafe" | "writeback";
+  /** What the opened image must be (`dev:ino`, src/util/file-identity.ts), when a node checked it. */
+  identity?: string;
 }
 
 /**
@@ -91,7 +93,7 @@ const FIRST_FREE_FD = 5;
  *   the host reads the console from the other.
  */
 export type LaunchDescriptor = { fd: number } & (
-  | { kind: "file"; path: string; write: boolean }
+  | { kind: "file"; path: string; write: boolean; identity?: string }
   | { kind: "reopen"; path: string; write: boolean; create?: boolean }
   | { kind: "connect"; path: string }
   | { kind: "path"; path: string }
@@ -187,16 +189,14 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
   spec.disks.forEach((disk, i) => {
     // QEMU picks an fdset member by access mode, and opens a writable disk read-only too.
     const set = i + 1;
-    args.push(
-      "-add-fd",
-      `fd=${fds.add({ kind: "file", path: disk.path, write: false })},set=${set}`,
-    );
-    if (!disk.readonly) {
-      args.push(
-        "-add-fd",
-        `fd=${fds.add({ kind: "file", path: disk.path, write: true })},set=${set}`,
-      );
-    }
+    const image = (write: boolean): DistributiveOmit<LaunchDescriptor, "fd"> => ({
+      kind: "file",
+      path: disk.path,
+      write,
+      ...(disk.identity !== undefined ? { identity: disk.identity } : {}),
+    });
+    args.push("-add-fd", `fd=${fds.add(image(false))},set=${set}`);
+    if (!disk.readonly) args.push("-add-fd", `fd=${fds.add(image(true))},set=${set}`);
     // QEMU's own image locks are off: they are OFD locks, and a descriptor the fdset keeps
     // still holds the locks QEMU drops by closing its copy, so re-taking the write lock when
     // a VM continues after its state was saved failed ("Failed to get write lock"). Who may

@@ -3,13 +3,13 @@
 // to a supervisor (src/serve/relay.ts), so the data plane is tested end to end with no VM.
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import type { Duplex } from "node:stream";
+import type { SandboxOptions } from "../../src/config/index.js";
 import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
 import type { SandboxUsage } from "../../src/observe/index.js";
 import { RemoteSandbox, serveConnection } from "../../src/remote/index.js";
-import type { HostedSandbox, SandboxHost } from "../../src/serve/index.js";
+import type { HostedSandbox, PreparedOperation, SandboxHost } from "../../src/serve/index.js";
 import { readRingLog, type LogCursor } from "../../src/serve/log-slice.js";
-import { relayOperation } from "../../src/serve/relay.js";
+import { prepareRelay } from "../../src/serve/relay.js";
 import { unixConnector } from "../../src/supervisor/index.js";
 import { newSandboxId } from "../../src/util/index.js";
 import { FakeSandbox } from "./fake-sandbox.js";
@@ -25,14 +25,17 @@ export class FakeHost implements SandboxHost {
   readonly entries = new Map<string, Entry>();
   /** How long `create` takes (a VM boot answers only once the VM is up). */
   createDelayMs = 0;
+  /** Sees the options as the node passes them on (what a supervisor would plan from). */
+  onCreate: ((options: SandboxOptions) => Promise<void> | void) | undefined;
 
   constructor(
     private readonly socketDir: string,
     private readonly maxSandboxes = 8,
   ) {}
 
-  async create(): Promise<HostedSandbox> {
+  async create(options: SandboxOptions = {}): Promise<HostedSandbox> {
     if (this.entries.size >= this.maxSandboxes) throw new ErrCapacity("fake host is full");
+    await this.onCreate?.(options);
     await new Promise((resolve) => setTimeout(resolve, this.createDelayMs));
     const id = newSandboxId();
     const sandbox = new FakeSandbox(id);
@@ -66,10 +69,10 @@ export class FakeHost implements SandboxHost {
     return entry.sandbox;
   }
 
-  serveOperation(id: string, stream: Duplex): void {
+  prepareOperation(id: string): PreparedOperation {
     const entry = this.entries.get(id);
-    if (!entry) return void stream.destroy();
-    relayOperation(stream, unixConnector(entry.socketPath, id));
+    if (!entry) return { serve: (stream) => void stream.destroy(), cancel: () => undefined };
+    return prepareRelay(unixConnector(entry.socketPath, id));
   }
 
   /** Each sandbox's ring log (`<id>.log`, `<id>.log.1`) is read as a supervised one's. */

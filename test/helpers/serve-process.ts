@@ -2,8 +2,18 @@
 // token it made, and a kill that leaves nothing running (its detached supervisors included,
 // when asked).
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach } from "node:test";
 import { CLI } from "./lifecycle.js";
 
 export interface ServeProcess {
@@ -82,4 +92,53 @@ export function supervisorPids(dataDir: string, ids: string[]): number[] {
       return [];
     }
   });
+}
+
+/**
+ * When a test of the file fails, copies what the nodes' data dirs say about their sandboxes
+ * (console `vm.log`, `supervisor.log`, `state.json` with the crash reason, the run dir's
+ * `qemu.log` while it exists) and each node's stderr out of the data dirs, which go with the
+ * test process: into `$WHEELLOCK_TEST_KEEP_DIR`, or a `wheellock-kept-*` dir in tmpdir, named
+ * on stderr. Call `save()` in an `after` hook before anything is stopped.
+ */
+export function keepLogsOnFailure(
+  name: string,
+  nodes: () => ReadonlyArray<{ dataDir: string; stderr?: () => string } | undefined>,
+): { save(): void } {
+  let failed = false;
+  afterEach((t) => {
+    if ("passed" in t && t.passed === false) failed = true;
+  });
+  return {
+    save: () => {
+      if (!failed) return;
+      const keep = mkdtempSync(
+        join(process.env.WHEELLOCK_TEST_KEEP_DIR ?? tmpdir(), `wheellock-kept-${name}-`),
+      );
+      nodes().forEach((node, i) => {
+        if (!node) return;
+        const to = join(keep, `node-${i}`);
+        for (const sub of ["sandboxes", "run"]) {
+          const from = join(node.dataDir, sub);
+          if (!existsSync(from)) continue;
+          cpSync(from, join(to, sub), {
+            recursive: true,
+            // Sockets and disk images say nothing and can be large.
+            filter: (src) => {
+              try {
+                return statSync(src).isDirectory() || /\.(log|json)$/.test(src);
+              } catch {
+                return false; // gone meanwhile (a run dir of a stopping sandbox)
+              }
+            },
+          });
+        }
+        if (node.stderr) {
+          mkdirSync(to, { recursive: true });
+          writeFileSync(join(to, "serve.stderr"), node.stderr());
+        }
+      });
+      process.stderr.write(`kept the failed run's logs in ${keep}\n`);
+    },
+  };
 }

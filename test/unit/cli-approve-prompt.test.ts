@@ -3,8 +3,10 @@
 // person answers (escape sequences and bidi overrides are shown escaped).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PassThrough } from "node:stream";
-import { ApprovalPrompt } from "../../src/cli/approve-prompt.js";
+import { PassThrough, Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { ApprovalPrompt, answerKey } from "../../src/cli/approve-prompt.js";
+import { keepOpen } from "../../src/cli/forward.js";
 import { pendingReport } from "../../src/cli/allow-list.js";
 import type { BlockedRequest } from "../../src/observe/index.js";
 
@@ -71,4 +73,106 @@ test("escape sequences and bidi overrides in the command line or URL are shown e
   ]);
   for (const c of ["\x07", "\x1b"]) assert.ok(!table.includes(c), c);
   assert.match(table, /\\x1b\]0;x/);
+});
+
+test("only a chunk that is exactly one answer key answers; no aliases", () => {
+  assert.equal(answerKey("o"), "once");
+  assert.equal(answerKey("S"), "sandbox");
+  assert.equal(answerKey("d"), "deny");
+  assert.equal(answerKey("n"), "deny-sandbox");
+  for (const k of ["\r", "\x03", "\x1b"]) assert.equal(answerKey(k), "deny");
+  // A typed word or a paste, and the old one-letter aliases, answer nothing.
+  for (const k of ["apt-get update\r", "sandbox", "once", "os", "a", "y", "no", "\x1b[A", ""])
+    assert.equal(answerKey(k), undefined, JSON.stringify(k));
+});
+
+test("a word typed into the question answers nothing and the question is shown again", async () => {
+  const { p, output } = prompt();
+  let settled = false;
+  const decision = p.decide(blocked()).then((d) => ((settled = true), d));
+  const asked = output().length;
+  // What the reviewer typed at a forged line: its first letter used to approve for the sandbox.
+  assert.equal(p.take(Buffer.from("apt-get update\r")), true, "kept from the guest");
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false, "still open");
+  const again = output().slice(asked);
+  assert.match(again, /wants GET https:\/\/evil\.test\/x \(request 3\) - allow \[o\]nce/);
+  assert.ok(
+    again.trimEnd().endsWith("(deny for the sandbox)?"),
+    "the question is the last line again",
+  );
+  p.take(Buffer.from("d"));
+  assert.equal(await decision, "deny");
+});
+
+function terminal() {
+  // One stream for both, as a terminal shows the guest's output and the question together.
+  const screen = new PassThrough();
+  let shown = "";
+  screen.on("data", (c: Buffer) => (shown += c.toString()));
+  const p = new ApprovalPrompt(true, screen as never, new PassThrough() as never);
+  const guest = new PassThrough();
+  const forwarding = pipeline(guest, keepOpen(screen, p.output));
+  return { p, guest, forwarding, shown: () => shown };
+}
+
+test("the guest's output is held while a question is open and shown after the answer", async () => {
+  const { p, guest, forwarding, shown } = terminal();
+  guest.write("before ");
+  await new Promise((r) => setImmediate(r));
+  const decision = p.decide(blocked());
+  const forged = "\r\x1b[2KFORGED: wants GET https://pypi.org/ - allow [o]nce, [s]andbox, [d]eny? ";
+  guest.write(forged);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(!shown().includes("FORGED"), "nothing of the guest's reaches the terminal");
+  assert.ok(
+    shown().trimEnd().endsWith("(deny for the sandbox)?"),
+    "the real question stays the last line",
+  );
+  p.take(Buffer.from("d"));
+  assert.equal(await decision, "deny");
+  guest.end("after");
+  await forwarding;
+  const text = shown();
+  assert.ok(text.startsWith("before "));
+  assert.ok(text.indexOf("FORGED") > text.indexOf("request 3"), "held output comes after");
+  assert.ok(text.endsWith(`${forged}after`), "all of it, in order");
+});
+
+test("held output is bounded: the guest is pushed back, not buffered without end", async () => {
+  const { p, guest, forwarding, shown } = terminal();
+  const decision = p.decide(blocked());
+  const chunk = Buffer.alloc(64 * 1024, "x");
+  let accepted = 0;
+  // A guest that writes as fast as it is let: a flood of 16 MiB.
+  const flood = Readable.from(
+    (function* () {
+      for (let i = 0; i < 256; i++) {
+        accepted += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
+  flood.pipe(guest);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(accepted <= 1024 * 1024, `${accepted} bytes taken while held`);
+  assert.equal(shown().includes("xxxx"), false);
+  p.take(Buffer.from("o"));
+  assert.equal(await decision, "once");
+  await forwarding;
+  assert.equal(accepted, 16 * 1024 * 1024, "everything flowed once answered");
+});
+
+test("a question whose request stops waiting is withdrawn and the guest's output flows again", async () => {
+  const { p, guest, forwarding, shown } = terminal();
+  const ended = new AbortController();
+  const decision = p.decide(blocked({}, 60_000), ended.signal);
+  guest.end("held");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(!shown().includes("held"));
+  ended.abort(); // its guest left, or `allow-list deny` decided it
+  await decision;
+  await forwarding;
+  assert.match(shown(), /no longer waiting\r\nheld$/);
+  assert.equal(p.take(Buffer.from("o")), false, "no question open");
 });

@@ -42,7 +42,13 @@ test("disks: resolved to image paths; bad paths, duplicates and shadowed disks r
     ],
     [],
   );
-  assert.deepEqual(a, { hostPath: image, guestPath: "/data", readonly: false, volume: undefined });
+  assert.deepEqual(a, {
+    hostPath: image,
+    guestPath: "/data",
+    readonly: false,
+    volume: undefined,
+    hostIdentity: undefined,
+  });
   assert.equal(b?.hostPath, join(dir, "data", "volumes", "cache.ext4"));
   assert.equal(b?.readonly, true);
   const bad = (disks: unknown, re: RegExp, mounts: string[] = []) =>

@@ -53,6 +53,7 @@ describe("resolveSandboxOptions defaults", () => {
       secrets: [],
       networkHookCount: 0,
       policyScript: undefined,
+      policyScriptSource: undefined,
       addHosts: {},
       dnsServers: [],
       upstreamCa: [],

@@ -175,3 +175,62 @@ test("a request whose guest left stops being held at once and frees its place", 
   assert.equal((await q2.hold(refused(), gone.signal)).allow, false);
   assert.deepEqual(e2, []);
 });
+
+test("the decider is told when its request stops waiting otherwise (decided elsewhere, guest left)", async () => {
+  const signals: AbortSignal[] = [];
+  const { q } = queue({}, (_r, ended) => {
+    signals.push(ended);
+    return new Promise(() => undefined); // a person who never answers
+  });
+  const a = refused();
+  const decidedElsewhere = q.hold(a);
+  const left = new AbortController();
+  const guestLeft = q.hold(refused(), left.signal);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    signals.map((s) => s.aborted),
+    [false, false],
+  );
+  q.decide(a.requestId, "deny");
+  await decidedElsewhere;
+  left.abort();
+  await guestLeft;
+  assert.deepEqual(
+    signals.map((s) => s.aborted),
+    [true, true],
+  );
+});
+
+test("deny for the sandbox refuses later requests to that host:port without asking, and not others", async () => {
+  let asked = 0;
+  const { q, allowed, events } = queue({}, () => (asked++, new Promise(() => undefined)));
+  const first = refused("pypi.org", 443);
+  const firstOutcome = q.hold(first);
+  const waiting = q.hold(refused("pypi.org", 443)); // asked too, before the decision
+  await new Promise((r) => setImmediate(r));
+  assert.equal(q.decide(first.requestId, "deny-sandbox"), true);
+  const [a, b] = await Promise.all([firstOutcome, waiting]);
+  assert.equal(a.allow, false);
+  assert.equal(a.note?.approval?.decision, "deny-sandbox");
+  assert.equal(
+    b.note?.approval?.decision,
+    "deny-sandbox",
+    "one waiting for the same host goes too",
+  );
+  const later = await q.hold(refused("pypi.org", 443));
+  assert.equal(later.allow, false);
+  assert.match(later.reason ?? "", /denied for the sandbox/);
+  assert.deepEqual(later.note?.approval, { decision: "deny-sandbox", waitedMs: 0 });
+  assert.equal(asked, 2, "the later one was not asked about");
+  assert.deepEqual(allowed, [], "nothing joins the allowlist");
+  assert.deepEqual(
+    events.filter((e) => e.state === "decided").map((e) => e.decision),
+    ["deny-sandbox", "deny-sandbox"],
+  );
+  // Another port of the host, or another host, is still asked about.
+  void q.hold(refused("pypi.org", 80));
+  void q.hold(refused("files.pythonhosted.org", 443));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(q.pending().length, 2);
+  q.close();
+});

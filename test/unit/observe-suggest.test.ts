@@ -102,8 +102,8 @@ test("allowlist refusals and audit marks count; other refusals do not; odd ports
       },
     },
   ]);
+  // 10.9.8.7 was reached (private hosts allowed) but no suggestion names a private literal.
   assert.deepEqual(s.allowHosts, [
-    "10.9.8.7",
     "api.example.io:8443",
     "audited.example.net",
     "denied.example.org",
@@ -128,4 +128,50 @@ test("an events file: JSON lines, bad lines counted and skipped", () => {
   assert.equal(events.length, 2);
   assert.equal(badLines, 1);
   assert.deepEqual(suggestAllowlist(events).allowHosts, ["a.test"]);
+});
+
+test("never a glob over a suffix of the Public Suffix List (the review's list) or a bucket host", () => {
+  const parents = [
+    "storage.googleapis.com",
+    "trycloudflare.com",
+    "blogspot.com",
+    "co.kr",
+    "com.tw",
+    "r2.dev",
+    "ngrok.app",
+    "supabase.co",
+    "cloudfunctions.net",
+    "deno.dev",
+    "loca.lt",
+    "azureedge.net",
+    "a.run.app",
+  ];
+  const s = suggestAllowlist(parents.flatMap((p) => [net(`x1.${p}`), net(`x2.${p}`)]));
+  assert.deepEqual(
+    s.allowHosts.filter((e) => e.startsWith("*")),
+    [],
+  );
+  assert.equal(s.allowHosts.length, parents.length * 2);
+  // A registrable domain still gets its glob.
+  const own = suggestAllowlist([net("a.pypi.org"), net("b.pypi.org")]);
+  assert.deepEqual(own.allowHosts, ["*.pypi.org"]);
+});
+
+test("private, loopback and metadata hosts and requests an approver refused are never suggested", () => {
+  const refused = { blocked: true, code: "host_not_allowed", port: 35001 };
+  const s = suggestAllowlist([
+    // Refused as "not in the allowlist" by an older proxy, or let through by audit mode.
+    net("169.254.169.254", { ...refused, port: 80 }),
+    net("10.0.2.2", refused),
+    net("127.0.0.1", { port: 8080 }),
+    net("localhost", refused),
+    net("localhost.localdomain", refused),
+    net("metadata.google.internal", { port: 80 }),
+    net("slow.test", { ...refused, approval: { decision: "timeout", waitedMs: 30000 } }),
+    net("no.test", { ...refused, approval: { decision: "deny", waitedMs: 5 } }),
+    net("full.test", { ...refused, approval: { decision: "cap", waitedMs: 0 } }),
+    net("api.test", { ...refused, approval: { decision: "once", waitedMs: 5 } }),
+    net("other.test", refused),
+  ]);
+  assert.deepEqual(s.allowHosts, ["api.test:35001", "other.test:35001"]);
 });

@@ -75,7 +75,11 @@ test("the tree: app -> sandbox; app -> exec -> files and requests; no-exec reque
   assert.equal(noExec.attributes["wheellock.verdict"], "blocked");
   assert.equal(byExec.attributes["http.response.status_code"], 200);
   const sc = byExec.spanContext();
-  assert.deepEqual(headers, [["traceparent", `00-${sc.traceId}-${sc.spanId}-01`]]);
+  assert.deepEqual(headers, [
+    ["traceparent", ""],
+    ["tracestate", ""],
+    ["traceparent", `00-${sc.traceId}-${sc.spanId}-01`],
+  ]);
 });
 
 test("without propagation no header is added", () => {
@@ -108,4 +112,36 @@ test("usage adds up execs, traffic per host and per secret, and the budgets trip
   assert.equal(u.network.requests, 2);
   assert.equal(u.cpuSeconds, 1.23);
   assert.equal(u.mountWrittenBytes, 7);
+});
+
+test("file events after their exec ended (a handle released after exit) get a batch under it", async () => {
+  spans.reset();
+  const sb = new SandboxTracer("vm-0123abcd", false);
+  sb.startSandbox().end(false);
+  const exec = sb.startExec(7, ["sh", "-c", "echo t > /work/f"]);
+  sb.fileOp(7, { op: "open", errno: 0 });
+  exec.end(0);
+  sb.fileOp(7, { op: "write", size: 2, errno: 0 });
+  sb.fileOp(7, { op: "release", errno: 0 });
+  const [execSpan] = spans.byName("wheellock.exec");
+  const before = spans.byName("wheellock.files");
+  assert.equal(before.length, 1, "the batch up to the exit went out with the exec");
+  const deadline = Date.now() + 5000;
+  while (spans.byName("wheellock.files").length < 2 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
+  const late = spans.byName("wheellock.files")[1];
+  assert.equal(late && parentOf(late), execSpan!.spanContext().spanId);
+  assert.equal(late!.attributes["wheellock.files.bytes_written"], 2);
+  assert.equal(late!.attributes["wheellock.files.ops.release"], 1);
+  sb.close();
+});
+
+test("with propagation and no SDK recording, the guest's own trace context is still removed", () => {
+  trace.disable(); // the provider registered above goes: nothing records (last test here)
+  const sb = new SandboxTracer("vm-0123abcd", true);
+  sb.startSandbox().end(false);
+  assert.deepEqual(sb.upstreamHeaders(1, undefined), [
+    ["traceparent", ""],
+    ["tracestate", ""],
+  ]);
 });

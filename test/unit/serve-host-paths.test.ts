@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, startNode, type RunningNode } from "../../src/serve/index.js";
-import { nodeOptions } from "../../src/serve/node-options.js";
+import { nodeOptions } from "../../src/serve/create-options.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-paths-"));

@@ -26,7 +26,7 @@ export class FuseErrno extends Error {
   }
 }
 
-function cstr(s: string): Buffer {
+export function cstr(s: string): Buffer {
   return Buffer.concat([Buffer.from(s), Buffer.from([0])]);
 }
 

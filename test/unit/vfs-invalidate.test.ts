@@ -8,66 +8,12 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex, PassThrough } from "node:stream";
-import { setImmediate as tick } from "node:timers/promises";
 import { FuseServer, MemoryProvider } from "../../src/vfs/index.js";
 import { NotifyCode } from "../../src/vfs/fuse-constants.js";
 import { HostTreeWatcher } from "../../src/sandbox/host-watch.js";
-import { FakeKernel } from "./vfs-fake-kernel.js";
+import { flushed as tick, parse, served } from "./vfs-notify-helpers.js";
 
 const ROOT = 1n;
-
-interface Notification {
-  code: number;
-  nodeid?: bigint;
-  parent?: bigint;
-  name?: string;
-  offset?: bigint;
-  length?: bigint;
-}
-
-/** Parses what the server wrote to the guest: only unique-0 notifications are expected. */
-function parse(bytes: Buffer): Notification[] {
-  const out: Notification[] = [];
-  for (let at = 0; at < bytes.length;) {
-    const len = bytes.readUInt32LE(at);
-    assert.ok(len >= 16 && at + len <= bytes.length, "length field covers the message exactly");
-    assert.equal(bytes.readBigUInt64LE(at + 8), 0n, "unique 0: a notification");
-    const code = bytes.readInt32LE(at + 4);
-    const body = bytes.subarray(at + 16, at + len);
-    if (code === NotifyCode.INVAL_INODE) {
-      assert.equal(body.length, 24);
-      out.push({
-        code,
-        nodeid: body.readBigUInt64LE(0),
-        offset: body.readBigInt64LE(8),
-        length: body.readBigInt64LE(16),
-      });
-    } else if (code === NotifyCode.INVAL_ENTRY) {
-      const namelen = body.readUInt32LE(8);
-      assert.equal(body.length, 16 + namelen + 1, "name plus its NUL");
-      assert.equal(body[16 + namelen], 0);
-      out.push({
-        code,
-        parent: body.readBigUInt64LE(0),
-        name: body.toString("utf8", 16, 16 + namelen),
-      });
-    } else assert.fail(`unexpected notify code ${code}`);
-    at += len;
-  }
-  return out;
-}
-
-async function served(): Promise<{ server: FuseServer; k: FakeKernel; sent: () => Buffer }> {
-  const server = new FuseServer({ provider: new MemoryProvider() });
-  const k = new FakeKernel(server);
-  const guestIn = new PassThrough();
-  const guestOut = new PassThrough();
-  const chunks: Buffer[] = [];
-  guestOut.on("data", (c: Buffer) => chunks.push(c));
-  server.attach(Duplex.from({ readable: guestIn, writable: guestOut }));
-  await k.init();
-  return { server, k, sent: () => Buffer.concat(chunks.splice(0)) };
-}
 
 test("invalidate: entry in the parent, then the node and the parent, for names the guest holds", async () => {
   const { server, k, sent } = await served();

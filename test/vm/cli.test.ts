@@ -2,7 +2,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { wheellockIntoHead } from "../helpers/broken-pipe.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
@@ -136,38 +138,140 @@ test("version", () => {
   assert.match(r.stdout, /^wheellock \d+\.\d+\.\d+\n$/);
 });
 
-test("run -it drives an interactive shell through a real PTY", async () => {
-  // `script` gives the CLI a real terminal on stdin/stdout, as a user's terminal would.
-  const command = [process.execPath, ...CLI, "run", "-it", "--", "sh"]
-    .map((a) => `'${a}'`)
-    .join(" ");
+/** The CLI on a real terminal: `script` gives it a PTY on stdin/stdout (and stderr). */
+function atTerminal(args: string[]) {
+  const command = [process.execPath, ...CLI, ...args].map((a) => `'${a}'`).join(" ");
   const child = spawn("script", ["-qfec", command, "/dev/null"], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  const waitFor = async (pattern: RegExp) => {
-    const start = Date.now();
-    while (!pattern.test(out)) {
-      if (Date.now() - start > 150_000)
-        throw new Error(`timed out waiting for ${pattern}; got ${out}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return {
+    output: () => out,
+    type: (keys: string) => child.stdin.write(keys),
+    /** Resolves once the output so far matches (a slow CI machine gets 150 s). */
+    waitFor: async (pattern: RegExp) => {
+      const start = Date.now();
+      while (!pattern.test(out)) {
+        if (Date.now() - start > 150_000)
+          throw new Error(`timed out waiting for ${pattern}; got ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    exited,
   };
-  await waitFor(/# $/m);
-  child.stdin.write("tty; echo $((6*7))\r");
-  await waitFor(/42/);
+}
+
+test("run -it drives an interactive shell through a real PTY", async () => {
+  const term = atTerminal(["run", "-it", "--", "sh"]);
+  await term.waitFor(/# $/m);
+  term.type("tty; echo $((6*7))\r");
+  await term.waitFor(/42/);
   // Ctrl-C reaches the guest: it interrupts the sleep, not the CLI.
-  child.stdin.write("sleep 30\r");
+  term.type("sleep 30\r");
   await new Promise((r) => setTimeout(r, 1500));
-  child.stdin.write("\x03");
-  child.stdin.write("echo after-int\r");
-  await waitFor(/after-int\r*\n/);
-  child.stdin.write("exit 9\r");
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  assert.match(out, /\/dev\/pts\/\d+/);
+  term.type("\x03");
+  term.type("echo after-int\r");
+  await term.waitFor(/after-int\r*\n/);
+  term.type("exit 9\r");
+  const code = await term.exited;
+  assert.match(term.output(), /\/dev\/pts\/\d+/);
   assert.equal(code, 9);
 });
+
+test(
+  "run -it --approve asks at the terminal (once, deny); --max-cpu-seconds stops a busy sandbox",
+  { timeout: 6 * 60_000 },
+  async () => {
+    const seen: string[] = [];
+    const upstream = createServer((req, res) => {
+      seen.push(req.url ?? "");
+      res.end("ok\n");
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()));
+    const port = (upstream.address() as AddressInfo).port;
+    const eventsFile = join(scratchDir("wl-cli-approve-"), "events.jsonl");
+    // A TCG boot took 1.3 s of CPU here (an idle VM ~0.06 s a second), the two questions a few
+    // more: the budget leaves room for a slow one (Debian's kernel) and the loop spends the rest.
+    const maxCpuSeconds = 15;
+    const term = atTerminal([
+      "run",
+      "-it",
+      "--approve",
+      "--approve-timeout",
+      "120",
+      "--max-cpu-seconds",
+      String(maxCpuSeconds),
+      "--events",
+      eventsFile,
+      "--allow-private-host",
+      "--allow-host",
+      "api.test",
+      ...["api.test", "once.test", "deny.test"].flatMap((n) => ["--resolve", `${n}:127.0.0.1`]),
+      "--",
+      "sh",
+    ]);
+    try {
+      const curl = (host: string, path: string) =>
+        `curl -sS -m 150 -o /dev/null -w %{http_code} http://${host}:${port}${path}`;
+      const questions = () => term.output().match(/allow \[o\]nce/g)?.length ?? 0;
+      await term.waitFor(/# $/m);
+      term.type(`echo R1=$(${curl("once.test", "/tty-once")})\r`);
+      await term.waitFor(/wants GET http:\/\/once\.test:\d+\/tty-once .*allow \[o\]nce/);
+      // The question names the command that asked (attribution).
+      assert.match(term.output(), /exec \d+ \(curl [^)]*\) wants GET http:\/\/once\.test/);
+      term.type("o");
+      await term.waitFor(/R1=200/);
+      term.type(`echo R2=$(${curl("once.test", "/tty-again")})\r`);
+      await term.waitFor(/wants GET http:\/\/once\.test:\d+\/tty-again/);
+      assert.equal(questions(), 2, "once lets one request through: the next is asked again");
+      term.type("d");
+      await term.waitFor(/R2=403/);
+      assert.deepEqual(seen, ["/tty-once"]);
+      // Keys reach the guest again once no question is open.
+      term.type("echo typed-$((2+3))\r");
+      await term.waitFor(/typed-5/);
+      term.type("while :; do :; done\r");
+      const code = await term.exited;
+      assert.equal(code, 122, term.output());
+      assert.match(
+        term.output(),
+        new RegExp(
+          `wheellock: sandbox vm-[0-9a-f]{8} stopped: its VM used [0-9.]+ s of CPU time, ` +
+            `more than ${maxCpuSeconds} s \\(maxCpuSeconds\\)\\r?\\n`,
+        ),
+      );
+      assert.doesNotMatch(term.output(), /\n\s+at /, "no stack trace");
+      const events = readFileSync(eventsFile, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Record<string, Record<string, unknown> | string>);
+      const decided = events.flatMap((e) =>
+        e.type === "approval" && typeof e.approval === "object" && e.approval.state === "decided"
+          ? [e.approval.decision]
+          : [],
+      );
+      assert.deepEqual(decided, ["once", "deny"]);
+      const stopped = events.find(
+        (e) =>
+          e.type === "lifecycle" &&
+          typeof e.lifecycle === "object" &&
+          e.lifecycle.state === "stopped",
+      );
+      const lifecycle = stopped?.lifecycle as { code?: string; reason?: string } | undefined;
+      assert.equal(lifecycle?.code, "ErrBudgetExceeded", JSON.stringify(stopped));
+      assert.match(
+        lifecycle?.reason ?? "",
+        new RegExp(`more than ${maxCpuSeconds} s \\(maxCpuSeconds\\)`),
+      );
+      const usage = events.find((e) => e.type === "usage")?.usage as { cpuSeconds: number };
+      assert.ok(usage.cpuSeconds > maxCpuSeconds, `usage ${JSON.stringify(usage)}`);
+    } finally {
+      upstream.close();
+    }
+  },
+);
 
 test("killing the CLI with SIGKILL leaves no QEMU behind", async () => {
   const child = spawn(process.execPath, [...CLI, "run", "--", "sleep", "120"], { stdio: "ignore" });

@@ -98,6 +98,7 @@ describe(
           TOKEN: { value: SECRET, hosts: [`api.test:${servers.httpPort}`], allowHttp: true },
         },
         approval: { timeoutMs: 4000, maxPending: 4 },
+        tracePropagation: true,
         onBlockedRequest: (r) => {
           asked.push(r);
           return decide(r);
@@ -284,10 +285,18 @@ describe(
       assert.equal(parentOf(request), exec!.spanContext().spanId);
       assert.equal(request.attributes["server.address"], "api.test");
       assert.equal(request.attributes["http.response.status_code"], 200);
-      const files = spans
-        .byName("wheellock.files")
-        .find((s) => parentOf(s) === exec!.spanContext().spanId);
-      assert.ok(files && (files.attributes["wheellock.files.bytes_written"] as number) > 0);
+      // The write's totals come with the guest's release of its handle, maybe after the exit:
+      // then in a batch of their own, still under the exec.
+      const written = () =>
+        spans
+          .byName("wheellock.files")
+          .filter((s) => parentOf(s) === exec!.spanContext().spanId)
+          .reduce((n, s) => n + Number(s.attributes["wheellock.files.bytes_written"] ?? 0), 0);
+      await until("the exec's file batches with the write", () => written() > 0);
+      // tracePropagation: the upstream sees the request span as its parent, in the app's trace.
+      const seen = servers.requestsFor("/traced")[0]?.headers.traceparent;
+      const { traceId } = app.spanContext();
+      assert.equal(seen, `00-${traceId}-${request.spanContext().spanId}-01`);
     });
 
     test("usage: CPU, memory, disk, traffic per host and per secret, execs", async () => {
@@ -340,6 +349,10 @@ describe("audit mode, suggestions and the request budget", { timeout: GROUP_TIME
     const port = servers.httpPort;
     const expected = [`*.cdn.test:${port}`, `api.test:${port}`, `other.test:${port}`];
     assert.deepEqual(suggestAllowlist(events).allowHosts, expected);
+    // No tracePropagation here: no traceparent upstream, though spans are recorded.
+    const audited = servers.requestsFor("/audit");
+    assert.equal(audited.length, hosts.length);
+    assert.ok(audited.every((r) => r.headers.traceparent === undefined));
     const file = join(scratch, "audit-events.jsonl");
     writeFileSync(file, events.map((e) => JSON.stringify(e)).join("\n"));
     const cli = await wheellock(["policy", "suggest", "--events", file]);

@@ -5,13 +5,22 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrVMNotRunning, Sandbox, type NodeSandbox } from "../../src/index.js";
 import { SANDBOX_OPTIONS, sandboxCases } from "../helpers/sandbox-cases.js";
 import { CLI, pidAlive, waitUntil, wheellock } from "../helpers/lifecycle.js";
 import {
+  keepLogsOnFailure,
   rssBytes,
   startServe,
   supervisorPids,
@@ -36,6 +45,8 @@ const localIds = (dir: string): string[] =>
     ? readdirSync(join(dir, "sandboxes")).filter((f) => f.startsWith("vm-"))
     : [];
 
+const kept = keepLogsOnFailure("serve", () => [a, b]);
+
 before(
   async () => {
     // Node A takes one sandbox: the next create must be placed on B.
@@ -47,6 +58,7 @@ before(
 
 after(
   async () => {
+    kept.save();
     await sb?.close().catch(() => undefined);
     await a?.stop();
     await b?.stop();
@@ -170,7 +182,8 @@ describe("backpressure through the node", { timeout: 300_000 }, () => {
 
 describe("faults", { timeout: 600_000 }, () => {
   test("kill -9 of the node mid-exec: one clear error; a restarted node finds the sandbox", async () => {
-    const proc = sb!.spawn("sleep 60");
+    // Far longer than the wait below: the sleep must be killed, not end by itself.
+    const proc = sb!.spawn("sleep 600");
     proc.stdin.end();
     await proc.pid;
     const port = new URL(a!.url).port;
@@ -184,11 +197,12 @@ describe("faults", { timeout: 600_000 }, () => {
     a = await startServe(dirA, ["--max-sandboxes", "1", "--listen", `127.0.0.1:${port}`]);
     assert.equal((await sb!.exec("echo back")).stdout, "back\n");
     // The lost client's command is killed: SIGKILL and the agent's reaping are asynchronous to
-    // the next exec (a loaded TCG guest once still listed it a second later), so poll for it.
+    // the next exec (a loaded TCG guest once still listed it a second later; under a load of
+    // 12 on 2 cores, still after 20 s), so poll for it.
     await waitUntil(
       "the lost client's sleep is killed and reaped",
       async () => (await sb!.exec("cat /proc/[0-9]*/comm | grep -cx sleep")).stdout === "0\n",
-      20_000,
+      90_000,
     );
     const list = await remoteCli(["list", "--json"]);
     assert.deepEqual(
@@ -203,11 +217,20 @@ describe("faults", { timeout: 600_000 }, () => {
     // One token for both nodes, as an operator would deploy them.
     writeFileSync(join(dirB, "serve", "operator-token"), `${token.a}\n`);
     await b.stop();
-    b = await startServe(dirB);
+    // B opens a directory to callers: the mount below is checked by the node and opened by
+    // the supervisor only if it is still what the node checked (the identity travels along).
+    const shared = join(scratch, "shared");
+    mkdirSync(shared);
+    writeFileSync(join(shared, "note.txt"), "from the node\n");
+    b = await startServe(dirB, ["--host-path", shared]);
     // After the restart: B listens on a new port (the URL it had before is refused).
     const urls = [a!.url, b.url];
-    const placed = await Sandbox.create({ remote: { url: urls, token: token.a } });
+    const placed = await Sandbox.create({
+      remote: { url: urls, token: token.a },
+      mounts: { "/shared": { type: "host_fs", hostPath: shared, readonly: true } },
+    });
     assert.match(placed.id, new RegExp(`@${b.node}$`));
+    assert.equal((await placed.exec("cat /shared/note.txt")).stdout, "from the node\n");
     process.env.WHEELLOCK_TOKEN = token.a;
     const run = await wheellock([
       "run",

@@ -30,6 +30,9 @@ function sha(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/** The flip rule's decision, changed by a test between two guest reads. */
+let flipDenied = false;
+
 describe("hooks, events, invalidation and the files API on one sandbox", () => {
   let sb: Sandbox;
   const events: SandboxEvent[] = [];
@@ -49,6 +52,11 @@ describe("hooks, events, invalidation and the files API on one sandbox", () => {
           mutate: (w) => w.data.toString().replaceAll("SECRET", "XXXXXX"),
         },
         { ops: ["create"], path: "/workspace/veto-*", before: async () => ({ block: "EROFS" }) },
+        {
+          ops: ["open", "read"],
+          path: "/workspace/flip/**",
+          before: () => (flipDenied ? { block: "EACCES" } : "allow"),
+        },
       ],
     });
     const stream = sb.events();
@@ -101,6 +109,19 @@ describe("hooks, events, invalidation and the files API on one sandbox", () => {
     assert.ok(
       file.some((e) => e.op === "create" && e.path === "/workspace/ev.bin" && e.mode !== undefined),
     );
+  });
+
+  test("a hook that starts denying reads is asked again at once: no cache serves the file", async () => {
+    mkdirSync(join(work, "flip"), { recursive: true });
+    writeFileSync(join(work, "flip", "s.txt"), "secret");
+    flipDenied = false;
+    const first = await sb.exec("cat /workspace/flip/s.txt");
+    assert.equal(first.stdout, "secret", first.stderr);
+    flipDenied = true;
+    // Within the cache timeouts of the first read: names, attributes and pages were cached.
+    const second = await sb.exec("cat /workspace/flip/s.txt");
+    assert.equal(second.stdout, "", "nothing of the file once the hook denies");
+    assert.match(second.stderr, /Permission denied/);
   });
 
   test("a host edit, a host delete: the guest sees them at once, not after the cache timeout", async () => {

@@ -1,15 +1,19 @@
 // POSIX behaviour of a host directory mounted in the VM (host_fs), compared with the host
 // itself: the same case script runs in a plain host directory and in the mount, and its output
 // and the resulting trees must match. Then the things a shell script cannot show: mmap, 256 MB
-// files end to end, concurrent O_APPEND writers, and git working in the mount. One VM.
+// files end to end, concurrent O_APPEND writers, git working in the mount, and host changes seen
+// at once through the long cache of a watched directory. One VM.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
+  chmodSync,
   copyFileSync,
   createWriteStream,
+  existsSync,
   mkdirSync,
+  rmSync,
   readFileSync,
   readdirSync,
   lstatSync,
@@ -17,6 +21,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Sandbox } from "../../src/index.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
@@ -206,5 +211,35 @@ describe("POSIX in a host_fs mount, compared with the host", () => {
       encoding: "utf8",
     });
     assert.equal(log.stdout, "second\nfirst\n");
+  });
+
+  test("names and attributes cached for 60 s (no hooks, watched dir): host changes still show at once, right after the guest's own", async () => {
+    mkdirSync(join(work, "cache"));
+    // The guest creates and stats files itself (the watcher reports those changes back: the
+    // echo must not hide what the host does next), then the host edits, chmods, creates and
+    // deletes behind its back. A missed invalidation would show only after the 60 s timeout.
+    const guest = sb.exec(
+      [
+        "cd /workspace/cache && echo guest > f && echo x > d.txt && chmod 644 f",
+        "stat -c %s%a f >/dev/null && [ -e d.txt ] && [ ! -e n.txt ] && touch go",
+        "s=$(date +%s%N); i=0",
+        'until [ "$(stat -c %s-%a f)" = 10-600 ] && [ -e n.txt ] && [ ! -e d.txt ]; do',
+        "  i=$((i+1)); [ $i -lt 3000 ] || { echo timeout; exit 1; }; sleep 0.01",
+        "done",
+        "e=$(date +%s%N); echo $(( (e - s) / 1000000 )); cat f",
+      ].join("\n"),
+    );
+    const go = join(work, "cache", "go");
+    while (!existsSync(go)) await sleep(2);
+    writeFileSync(join(work, "cache", "f"), "host edit\n");
+    chmodSync(join(work, "cache", "f"), 0o600);
+    writeFileSync(join(work, "cache", "n.txt"), "new");
+    rmSync(join(work, "cache", "d.txt"));
+    const r = await guest;
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    const [ms, content] = r.stdout.trim().split("\n");
+    assert.equal(content, "host edit");
+    console.log(`# host changes visible after ${ms} ms (cache timeout 60 s)`);
+    assert.ok(Number(ms) < 30_000, `seen after ${ms} ms: that is a timeout, not an invalidation`);
   });
 });

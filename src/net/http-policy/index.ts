@@ -1,5 +1,5 @@
 export { createHttpPolicy, type SandboxHttpPolicy } from "./policy.js";
-export { loadPolicyScript } from "./policy-script.js";
+export { loadPolicyScript, loadPolicyScriptSource } from "./policy-script.js";
 export { SecretSet, newPlaceholder } from "./secrets.js";
 export { sseDataTransform, MAX_SSE_LINE_BYTES } from "./sse-transform.js";
 export { MAX_BUFFERED_BODY_BYTES } from "./hook-request.js";

@@ -6,8 +6,9 @@
  * Each rule is a HookRule (declarative fields and/or a `hook` callback). `.ts`/`.mts`/`.cts`
  * files are compiled on the fly by tsx (Node 20 cannot strip types itself).
  */
-import { existsSync, statSync } from "node:fs";
-import { extname, resolve } from "node:path";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ErrInvalidConfig } from "../../errors.js";
 import { compileRules } from "./rules.js";
@@ -66,4 +67,30 @@ export async function loadPolicyScript(file: string): Promise<HookRule[]> {
     fail(firstLine(err).replace(/^invalid configuration: /, ""));
   }
   return rules as HookRule[];
+}
+
+/**
+ * Loads a policy script given as content (what a node read from the file a caller named):
+ * from a private copy (an owner-only temporary directory, removed once loaded), so nothing
+ * can change what runs between reading and loading. `name` only picks JS or TS and names it
+ * in errors.
+ */
+export async function loadPolicyScriptSource(name: string, text: string): Promise<HookRule[]> {
+  const dir = mkdtempSync(join(tmpdir(), "wheellock-policy-"));
+  const path = join(dir, basename(name));
+  try {
+    writeFileSync(path, text, { mode: 0o600, flag: "wx" });
+    return await loadPolicyScript(path);
+  } catch (err) {
+    // Errors name the caller's file, not the private copy.
+    if (err instanceof ErrInvalidConfig)
+      throw new ErrInvalidConfig(
+        err.message
+          .replace(/^invalid configuration: /, "")
+          .replace(`policy script ${path}`, `policy script ${name}`),
+      );
+    throw err;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -84,6 +84,10 @@ export function createHttpPolicy(options: HttpPolicyOptions = {}): SandboxHttpPo
   return {
     onRequest,
     onResponse,
+    secretLeak: (request) => {
+      const checked = secrets.substitute(request);
+      return checked.ok ? undefined : { code: checked.code, reason: checked.reason };
+    },
     placeholders: () => secrets.placeholders(),
     secretHosts: () => secrets.hostPatterns(),
     redact: (text) => secrets.redact(text),

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import { isIPv4 } from "node:net";
+import { isPrivateOrSpecialAddress } from "../ip-ranges.js";
 import { canonicalHost } from "../policy/host-name.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import type { HeaderList, HttpRequestHead, NetworkBlockCode } from "./contract.js";
@@ -45,7 +46,7 @@ export function requestUrl(scheme: string, host: string, port: number, target: s
  * Decides whether one guest request may go anywhere: an origin-form target, exactly one Host
  * that parses as a canonical host on the connection's port, equal to the TLS name for HTTPS
  * (domain fronting refused), allowed by the allowlist, and, for a literal IPv4 host, an address
- * policy lets the proxy dial.
+ * policy lets the proxy dial (a private literal outside the allowlist is `private_address`).
  */
 export function admit(
   req: IncomingMessage,
@@ -103,6 +104,17 @@ export function admitHead(
       403,
       "sni_mismatch",
       `Host ${host} does not match the TLS server name ${conn.tlsName}`,
+      host,
+    );
+  // A private, loopback or metadata literal is refused as such before the allowlist speaks:
+  // refused as "not in the allowlist" it would look fixable (to live approval, to `policy
+  // suggest`) when no approval may ever let it through. Only an allowlist entry naming it
+  // (with `allowPrivateHosts`, checked at dial time below) reaches it.
+  if (isIPv4(host) && isPrivateOrSpecialAddress(host) && !policy.allowlist.allows(host, port))
+    return refuse(
+      403,
+      "private_address",
+      `${host} is a private, loopback or metadata address outside the allowlist`,
       host,
     );
   const decision = skipAllowlist ? policy.checkHostSyntax(host) : policy.checkHost(host, port);

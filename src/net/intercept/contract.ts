@@ -43,10 +43,11 @@ export interface GuestOrigin {
 /** How a request the allowlist refused was let through or refused by the sandbox. */
 export interface ApprovalNote {
   /**
-   * once/sandbox: approved; deny: refused by a person or callback; timeout: nobody answered;
+   * once/sandbox: approved; deny: refused by a person or callback; deny-sandbox: refused, and
+   * so is every later request to its host:port without asking; timeout: nobody answered;
    * cap: too many held already; gone: the guest closed the connection while it was held.
    */
-  readonly decision: "once" | "sandbox" | "deny" | "timeout" | "cap" | "gone";
+  readonly decision: "once" | "sandbox" | "deny" | "deny-sandbox" | "timeout" | "cap" | "gone";
   /** Milliseconds the request was held. */
   readonly waitedMs: number;
 }
@@ -155,6 +156,11 @@ export type ResponseVerdict =
 
 /** Secrets and hooks for one sandbox. Everything async may run user code (with timeouts). */
 export interface HttpPolicy {
+  /**
+   * The secrets' leak check alone, on a request as the guest sent it (no hooks run): asked
+   * before a refused request is put to an approver, since no approval may let a leak through.
+   */
+  secretLeak?(request: HttpRequestHead): { code: NetworkBlockCode; reason: string } | undefined;
   onRequest(request: HttpRequestHead, body: BodyAccess): Promise<RequestVerdict>;
   /** `request` is the one that was forwarded (after secrets and hooks). */
   onResponse(
@@ -182,7 +188,10 @@ export interface ProxyHooks {
    * (the request budget counts these too).
    */
   refuseRawRelay?(): string | undefined;
-  /** Headers for a request about to go upstream (e.g. `traceparent`). */
+  /**
+   * Headers for a request about to go upstream (e.g. `traceparent`): each replaces the
+   * guest's of that name; one with an empty value only removes the guest's.
+   */
   upstreamHeaders?(
     requestId: number,
     request: HttpRequestHead,

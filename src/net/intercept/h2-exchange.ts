@@ -4,6 +4,7 @@ import { pipeline, type Readable } from "node:stream";
 import { admitHead, requestUrl, type Admission, type ConnectionInfo } from "./admission.js";
 import type { HeaderList, HttpRequestHead, NetworkBlockCode, ResponseVerdict } from "./contract.js";
 import { h2Fields, h2RequestFields, h2RequestLine, joinCookies } from "./h2-headers.js";
+import { afterOrigin } from "./flow-origin.js";
 import type { H2Origins } from "./h2-origins.js";
 import { CANCEL, INTERNAL_ERROR, fieldsOf, respondPlain, respondWhole } from "./h2-respond.js";
 import { BodyBuffer, endToEnd, withLength } from "./headers.js";
@@ -76,12 +77,13 @@ export async function handleH2Stream(
       status !== undefined ? { status } : { reason: "stream closed before a response was sent" },
     ),
   );
-  const refuse = (code: number, block: NetworkBlockCode, reason: string): void => {
-    event.finish({ status: code, blocked: true, code: block, reason });
-    respondPlain(stream, code, `Blocked by policy: ${reason}`, block);
-  };
-  // Everything the guest gets waits for its origin to be known (flow-origin.ts).
-  if (conn.origin) await conn.origin.wait();
+  // Everything the guest gets waits for its origin to be known (flow-origin.ts); the
+  // policy and the upstream request do not, so the question overlaps them.
+  const refuse = (code: number, block: NetworkBlockCode, reason: string): void =>
+    afterOrigin(conn.origin, () => {
+      event.finish({ status: code, blocked: true, code: block, reason });
+      respondPlain(stream, code, `Blocked by policy: ${reason}`, block);
+    });
   if (!admission.ok) admission = await reconsider(deps, conn, request, stream, admission, event);
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
@@ -93,10 +95,12 @@ export async function handleH2Stream(
   );
   if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
   if (decision.action === "respond") {
-    event.bytesIn = decision.body.length;
-    status = decision.response.status;
-    respondWhole(stream, status, endToEnd(decision.response.headers), decision.body);
-    return;
+    const { response, body } = decision;
+    event.bytesIn = body.length;
+    return afterOrigin(conn.origin, () => {
+      status = response.status;
+      respondWhole(stream, response.status, endToEnd(response.headers), body);
+    });
   }
   if (decision.secrets !== undefined) event.notes = { ...event.notes, secrets: decision.secrets };
   const { request: forwarded, body } = decision;
@@ -106,8 +110,10 @@ export async function handleH2Stream(
     upstream = await sendUpstream(deps, forwarded, body, stream, event);
   } catch (err) {
     if (err instanceof DialRefused) return refuse(403, err.code, err.message);
-    event.finish({ status: 502, code: "upstream_error", reason: (err as Error).message });
-    return respondPlain(stream, 502, `Upstream error: ${(err as Error).message}`);
+    return afterOrigin(conn.origin, () => {
+      event.finish({ status: 502, code: "upstream_error", reason: (err as Error).message });
+      respondPlain(stream, 502, `Upstream error: ${(err as Error).message}`);
+    });
   }
   status = await relayResponse(deps, forwarded, upstream, stream, event);
 }
@@ -121,8 +127,10 @@ async function sendUpstream(
   event: RequestEvent,
 ): Promise<UpstreamResponse> {
   const origin = await deps.origins.open(forwarded);
+  // Headers made from the origin (traceparent: the exec's span) wait for it.
+  const who = deps.upstreamHeaders && event.origin ? await event.origin.wait() : undefined;
   if (guest.destroyed) throw new Error("the guest reset the stream");
-  const extra = deps.upstreamHeaders?.(event.id, forwarded, event.origin?.origin) ?? [];
+  const extra = deps.upstreamHeaders?.(event.id, forwarded, who) ?? [];
   const headers = withHeaders(
     body !== undefined ? withLength(forwarded.headers, body.length) : forwarded.headers,
     extra,
@@ -208,6 +216,7 @@ async function relayResponse(
   } catch (err) {
     verdict = { action: "block", ...policyFailure(err) };
   }
+  if (event.origin) await event.origin.wait();
   if (guest.destroyed) return void up.cancel();
   if (verdict.action === "block") {
     up.cancel();

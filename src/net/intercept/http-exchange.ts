@@ -25,11 +25,14 @@ export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstre
   events: RequestEvents;
 }
 
-/** Headers replaced by (or added from) `extra`, names compared case-insensitively. */
+/**
+ * Headers replaced by (or added from) `extra`, names compared case-insensitively; an `extra`
+ * entry with an empty value only removes the guest's headers of that name (`upstreamHeaders`).
+ */
 export function withHeaders(headers: HeaderList, extra: HeaderList): HeaderList {
   if (extra.length === 0) return headers;
   const names = new Set(extra.map(([k]) => k.toLowerCase()));
-  return [...headers.filter(([k]) => !names.has(k.toLowerCase())), ...extra];
+  return [...headers.filter(([k]) => !names.has(k.toLowerCase())), ...extra.filter(([, v]) => v)];
 }
 
 function sendPlain(
@@ -94,7 +97,15 @@ export async function handleRequest(
     ),
   );
   if (!admission.ok)
-    admission = await reconsider(deps, conn, requestLine(req), req.socket, admission, event);
+    admission = await reconsider(
+      deps,
+      conn,
+      requestLine(req),
+      req.socket,
+      admission,
+      event,
+      "close-or-end",
+    );
   if (!admission.ok) return refuse(admission.status, admission.code, admission.reason);
 
   const decision = await decideRequest(

@@ -22,7 +22,7 @@ import { H2Origins } from "./h2-origins.js";
 import { HttpInterceptor } from "./http-interceptor.js";
 import { InterceptedFlow, type FlowKind } from "./intercepted-flow.js";
 import { relayRaw } from "./raw-relay.js";
-import { RequestEvents } from "./request-event.js";
+import { RequestEvents, type RequestOutcome } from "./request-event.js";
 import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
 
@@ -141,6 +141,11 @@ export class InterceptUpstream implements Upstream {
   }
 
   /** Stops keep-alive connections and idle guest connections (the sandbox is going away). */
+  /** Reports the requests still in flight with `outcome` (the sandbox is stopping). */
+  endInFlight(outcome: RequestOutcome): void {
+    this.events.finishOpen(outcome);
+  }
+
   close(): void {
     this.http.close();
     this.h2.close();

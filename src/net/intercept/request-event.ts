@@ -16,11 +16,31 @@ type Notes = Pick<NetworkEventInfo, "secrets" | "approval" | "audit">;
 /** Hands out request ids (one sequence per proxy) and reports finished requests. */
 export class RequestEvents {
   private nextId = 1;
+  /** Started, not yet reported. */
+  private readonly open = new Set<RequestEvent>();
 
   constructor(readonly emit: ((e: NetworkEventInfo) => void) | undefined) {}
 
   start(where: Where, origin?: FlowOrigin): RequestEvent {
-    return new RequestEvent(this.emit, where, this.nextId++, origin);
+    const event = new RequestEvent(
+      (e) => {
+        this.open.delete(event);
+        this.emit?.(e);
+      },
+      where,
+      this.nextId++,
+      origin,
+    );
+    this.open.add(event);
+    return event;
+  }
+
+  /**
+   * Reports every request still in flight with `outcome` (the sandbox is stopping, e.g. on a
+   * spent budget): the final accounting must count what was moving when it stopped.
+   */
+  finishOpen(outcome: RequestOutcome): void {
+    for (const event of [...this.open]) event.finish(outcome);
   }
 
   /**

@@ -94,7 +94,7 @@ export class HostDialer {
         if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
       }
     }
-    this.checkAddress(address);
+    this.checkAddress(address, name);
     return address;
   }
 
@@ -104,8 +104,8 @@ export class HostDialer {
   }
 
   /** Throws DialRefused for an address policy does not let the proxy connect to. */
-  checkAddress(address: string): void {
-    const decision = this.opts.policy.checkDialAddress(address);
+  checkAddress(address: string, name: string = address): void {
+    const decision = this.opts.policy.checkDialAddress(address, name);
     if (!decision.allowed) throw new DialRefused("private_address", decision.reason);
   }
 

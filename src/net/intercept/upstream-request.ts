@@ -35,7 +35,7 @@ export function openUpstreamRequest(
   const req = tls ? httpsRequest(options) : httpRequest(options);
   if (override !== undefined) {
     try {
-      dialer.checkAddress(override);
+      dialer.checkAddress(override, head.host);
     } catch (err) {
       // The same path as a refusal from `lookup`: the request's 'error'.
       process.nextTick(() => req.destroy(err as Error));

@@ -14,6 +14,8 @@ export interface HostAllowlistOptions {
  */
 export class HostAllowlist {
   private patterns: HostPattern[] = [];
+  /** Entries added by live approval ("sandbox"), not written by anyone. */
+  private readonly approved = new Set<HostPattern>();
   private denyWhenEmpty: boolean;
   private readonly listeners: (() => void)[] = [];
 
@@ -37,15 +39,33 @@ export class HostAllowlist {
     this.listeners.push(listener);
   }
 
-  /** Compiles every entry first, so one bad entry leaves the list unchanged. */
-  add(entries: readonly string[]): void {
+  /**
+   * Compiles every entry first, so one bad entry leaves the list unchanged. `approved`: the
+   * entries come from a live approval (see `namesByEntry`); an entry someone adds by hand
+   * later loses that mark.
+   */
+  add(entries: readonly string[], opts: { approved?: boolean } = {}): void {
     const compiled = entries.map(compileHostPattern);
     const before = this.patterns.length;
     for (const p of compiled) {
-      if (!this.patterns.some((q) => q.text.toLowerCase() === p.text.toLowerCase()))
-        this.patterns.push(p);
+      const same = this.patterns.find((q) => q.text.toLowerCase() === p.text.toLowerCase());
+      if (same) {
+        if (!opts.approved) this.approved.delete(same);
+        continue;
+      }
+      this.patterns.push(p);
+      if (opts.approved) this.approved.add(p);
     }
     if (this.patterns.length !== before) this.changed();
+  }
+
+  /**
+   * Whether an entry written by someone (at creation or by `allow-list add`, not by a live
+   * approval) names `host`, on any port: what lets a name reach a link-local address.
+   */
+  namesByEntry(host: string): boolean {
+    if (this.patterns.length === 0) return !this.denyWhenEmpty;
+    return this.patterns.some((p) => !this.approved.has(p) && p.matches(host, p.port ?? 1));
   }
 
   /**
@@ -57,6 +77,7 @@ export class HostAllowlist {
     const gone = new Set(entries.map((e) => e.trim().toLowerCase()));
     const before = this.patterns.length;
     this.patterns = this.patterns.filter((p) => !gone.has(p.text.toLowerCase()));
+    for (const p of this.approved) if (!this.patterns.includes(p)) this.approved.delete(p);
     if (before > 0 && this.patterns.length === 0) this.denyWhenEmpty = true;
     if (this.patterns.length !== before) this.changed();
   }

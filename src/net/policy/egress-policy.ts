@@ -1,4 +1,4 @@
-import { isPrivateOrSpecialAddress } from "../ip-ranges.js";
+import { isLinkLocalAddress, isPrivateOrSpecialAddress } from "../ip-ranges.js";
 import { HostAllowlist, type HostAllowlistOptions } from "./allowlist.js";
 import { canonicalHost } from "./host-name.js";
 
@@ -50,8 +50,20 @@ export class EgressPolicy {
     return { allowed: true, host: canonical.host };
   }
 
-  /** For the address a connection is about to use, after any resolution. */
-  checkDialAddress(address: string): EgressDecision {
+  /**
+   * For the address a connection is about to use, after any resolution of `name`. A
+   * link-local address (169.254.0.0/16: the cloud metadata service) is reached only through
+   * a name an allowlist entry written by someone names, even with `allowPrivateHosts`: a
+   * request let through by live approval or audit mode never gets there, whatever its name
+   * resolves to.
+   */
+  checkDialAddress(address: string, name: string = address): EgressDecision {
+    if (isLinkLocalAddress(address) && !this.allowlist.namesByEntry(name))
+      return {
+        allowed: false,
+        code: "private_address",
+        reason: `${name} resolves to ${address}, a link-local (metadata) address that only an allowlist entry naming it reaches`,
+      };
     if (!this.allowPrivate && isPrivateOrSpecialAddress(address))
       return {
         allowed: false,

@@ -8,6 +8,8 @@
  * able to plant a setuid binary owned by the host user.
  */
 import { promises as fsp, constants as fsc, type Stats } from "node:fs";
+import { ErrInvalidConfig } from "../../errors.js";
+import { fileIdentity } from "../../util/index.js";
 import { Errno, VfsError, asVfsError } from "../errors.js";
 import { splitPath } from "../names.js";
 import type {
@@ -30,6 +32,11 @@ const SETID_BITS = 0o6000;
 export interface HostDirOptions {
   /** Who files owned by the host user appear to belong to in the guest (default root:root). */
   readonly guestOwner?: VfsOwner;
+  /**
+   * What the root (or `entry`, a name directly in it) must be, as `dev:ino`
+   * (src/util/file-identity.ts): a node checked the path, and a swap since is refused.
+   */
+  readonly expect?: { readonly identity: string; readonly entry?: string };
 }
 
 function fileType(st: Stats): VfsFileType {
@@ -63,6 +70,23 @@ export class HostDirProvider implements VfsProvider {
   /** Opens `rootPath` (which must be a directory; symlinks to it are resolved once, here). */
   static async open(rootPath: string, options: HostDirOptions = {}): Promise<HostDirProvider> {
     const root = await openRoot(await fsp.realpath(rootPath));
+    const expect = options.expect;
+    if (expect !== undefined) {
+      // Checked on what was opened: the root descriptor (or the entry beneath it, not
+      // followed), so no later rename of a parent changes what is served.
+      const stat =
+        expect.entry === undefined
+          ? root.stat({ bigint: true })
+          : fsp.lstat(procPath(root.fd, expect.entry), { bigint: true });
+      const found = await stat.then(fileIdentity, () => "");
+      if (found !== expect.identity) {
+        await root.close();
+        throw new ErrInvalidConfig(
+          `host path ${rootPath}${expect.entry !== undefined ? `/${expect.entry}` : ""} ` +
+            "is no longer the file that was checked (it was replaced)",
+        );
+      }
+    }
     return new HostDirProvider(root, options);
   }
 

@@ -29,7 +29,12 @@ export async function openHostOverlay(
   const upperDir = await mkdtemp(join(options.upperParentDir, "overlay-upper-"));
   try {
     const lower = new ReadOnlyProvider(await HostDirProvider.open(options.hostPath, options));
-    const upper = new QuotaProvider(await HostDirProvider.open(upperDir, options), options.quota);
+    // The expected identity is the lower's (the user's directory), not the new upper's.
+    const { expect: _lowerOnly, ...upperOptions } = options;
+    const upper = new QuotaProvider(
+      await HostDirProvider.open(upperDir, upperOptions),
+      options.quota,
+    );
     // Whatever the guest built there (any depth, any names) goes: see removeTree.
     const dropUpper = async (): Promise<void> => {
       if (options.keepUpper !== true) await removeTree(upperDir);

@@ -1,0 +1,248 @@
+// Spare WebSockets: a remote sandbox keeps one connection open ahead of its next operation,
+// so an operation does not wait for TCP, the upgrade and the token check. Each spare is still
+// authenticated on its own with its sandbox's token, is never shared, closes when idle (on
+// both sides), is replaced when the node drops it, and never takes the node's room for
+// operations.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { WebSocket } from "ws";
+import { ErrAuth, ErrCapacity, Sandbox, type NodeSandbox } from "../../src/index.js";
+import {
+  RemoteSandbox,
+  SPARE_HEADER,
+  webSocketConnector,
+  type PooledConnector,
+} from "../../src/remote/index.js";
+import { startNode, type PreparedOperation, type RunningNode } from "../../src/serve/index.js";
+import { FakeHost } from "../helpers/fake-host.js";
+import { waitUntil } from "../helpers/lifecycle.js";
+
+const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-spares-"));
+process.env.WHEELLOCK_DATA_DIR = dataDir;
+process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
+
+/** A fake host that counts the connections the node accepted and let go unused, by sandbox. */
+class CountingHost extends FakeHost {
+  readonly accepted = new Map<string, number>();
+  readonly cancelled = new Map<string, number>();
+  override prepareOperation(id: string): PreparedOperation {
+    this.accepted.set(id, (this.accepted.get(id) ?? 0) + 1);
+    const prepared = super.prepareOperation(id);
+    return {
+      serve: (stream) => prepared.serve(stream),
+      cancel: () => {
+        this.cancelled.set(id, (this.cancelled.get(id) ?? 0) + 1);
+        prepared.cancel();
+      },
+    };
+  }
+}
+
+async function node(name: string, extra: { maxOperations?: number; requestWaitMs?: number }) {
+  const host = new CountingHost(dataDir);
+  const running = await startNode(
+    {
+      listen: { host: "127.0.0.1", port: 0 },
+      version: "test",
+      nodeId: name,
+      tokenFile: join(dataDir, `${name}.token`),
+      maxSandboxes: 8,
+      maxOperations: extra.maxOperations ?? 64,
+      ...(extra.requestWaitMs !== undefined ? { requestWaitMs: extra.requestWaitMs } : {}),
+    },
+    host,
+  );
+  return { host, running, token: readFileSync(running.tokenPath, "utf8").trim() };
+}
+
+function opUrl(n: RunningNode, id: string): string {
+  return `${n.url.replace(/^http/, "ws")}/v1/sandboxes/${encodeURIComponent(id)}/operation`;
+}
+
+const local = (id: string): string => id.split("@")[0] as string;
+
+/** A spare's handshake by hand: resolves with the HTTP status (101: accepted). */
+function spareHandshake(url: string, token: string, held: WebSocket[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${token}`, [SPARE_HEADER]: "1" },
+    });
+    ws.once("unexpected-response", (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once("open", () => {
+      held.push(ws);
+      resolve(101);
+    });
+    ws.once("error", reject);
+  });
+}
+
+describe("spares", () => {
+  let n: Awaited<ReturnType<typeof node>>;
+  let a: NodeSandbox;
+  let b: NodeSandbox;
+  const pools: PooledConnector[] = [];
+  before(async () => {
+    n = await node("node-spares", { requestWaitMs: 300 });
+    a = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+    b = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+  });
+  after(async () => {
+    for (const p of pools) p.close();
+    await n.running.close();
+    await n.host.close();
+  });
+
+  function pooled(id: string, token: string, idleMs = 5000): RemoteSandbox {
+    const pool = webSocketConnector({ url: opUrl(n.running, id), token }, id, { idleMs });
+    pools.push(pool);
+    return new RemoteSandbox(id, pool);
+  }
+
+  test("an operation takes the spare; the next spare is opened behind it", async () => {
+    const sb = pooled(a.id, a.token as string);
+    const id = local(a.id);
+    const start = n.host.accepted.get(id) ?? 0;
+    assert.equal((await sb.exec(["echo", "1"])).stdout, "1\n");
+    // The first operation opened its own connection, then a spare.
+    await waitUntil("the spare", () => n.host.accepted.get(id) === start + 2, 5000);
+    assert.equal((await sb.exec(["echo", "2"])).stdout, "2\n");
+    // The second took the spare (no connection of its own) and a new spare followed.
+    await waitUntil("the next spare", () => n.host.accepted.get(id) === start + 3, 5000);
+    assert.equal((await sb.exec(["echo", "3"])).stdout, "3\n");
+    await waitUntil("a third spare", () => n.host.accepted.get(id) === start + 4, 5000);
+  });
+
+  test("each pool holds its own sandbox's token: A's spares never open B", async () => {
+    const onA = pooled(a.id, a.token as string);
+    const onB = pooled(b.id, b.token as string);
+    const startB = n.host.accepted.get(local(b.id)) ?? 0;
+    await onA.writeFile("/where", "a");
+    await onB.writeFile("/where", "b");
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await onA.readFile("/where")).toString(), "a");
+      assert.equal((await onB.readFile("/where")).toString(), "b");
+    }
+    // B's own: 4 operations, the first on a connection of its own, each followed by a spare.
+    await waitUntil("B's own spare", () => n.host.accepted.get(local(b.id)) === startB + 5, 5000);
+    // A's token against B: every operation refused, and no spare is ever accepted for B.
+    const acceptedB = n.host.accepted.get(local(b.id)) ?? 0;
+    const crossed = pooled(b.id, a.token as string);
+    for (let i = 0; i < 3; i++) await assert.rejects(crossed.exec(["true"]), ErrAuth);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(n.host.accepted.get(local(b.id)) ?? 0, acceptedB);
+  });
+
+  test("a spare the node drops (it waited too long) is replaced; operations go on", async () => {
+    const sb = pooled(a.id, a.token as string);
+    const id = local(a.id);
+    await sb.exec(["true"]);
+    const cancelled = n.host.cancelled.get(id) ?? 0;
+    // The node closes a connection that sends no request within requestWaitMs (300 ms here).
+    await waitUntil(
+      "the node drops the spare",
+      () => (n.host.cancelled.get(id) ?? 0) > cancelled,
+      5000,
+    );
+    assert.equal((await sb.exec(["echo", "after"])).stdout, "after\n");
+    assert.equal((await sb.exec(["echo", "again"])).stdout, "again\n");
+  });
+});
+
+test("the client closes an idle spare itself", async () => {
+  // The node would wait a minute: only the client's 50 ms can close it.
+  const n = await node("node-spare-idle", {});
+  const pools: PooledConnector[] = [];
+  try {
+    const created = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+    const pool = webSocketConnector(
+      { url: opUrl(n.running, created.id), token: n.token },
+      created.id,
+      {
+        idleMs: 50,
+      },
+    );
+    pools.push(pool);
+    const id = local(created.id);
+    await new RemoteSandbox(created.id, pool).exec(["true"]);
+    await waitUntil("the spare is open", () => n.host.accepted.get(id) === 2, 5000);
+    await waitUntil("the client closes its spare", () => n.host.cancelled.get(id) === 1, 5000);
+  } finally {
+    for (const p of pools) p.close();
+    await n.running.close();
+    await n.host.close();
+  }
+});
+
+describe("spares and the node's limits", () => {
+  test("spares only while half the slots are free, at most 4 waiting per sandbox", async () => {
+    const n = await node("node-spare-limits", { maxOperations: 8 });
+    const held: WebSocket[] = [];
+    try {
+      const sb = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+      const url = opUrl(n.running, sb.id);
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push(await spareHandshake(url, n.token, held));
+      assert.deepEqual(statuses, [101, 101, 101, 101, 503]);
+      // 4 of 8 slots taken: no more spares, but operations still run.
+      const other = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+      assert.equal(await spareHandshake(opUrl(n.running, other.id), n.token, held), 503);
+      const cats = [sb.spawn("cat"), other.spawn("cat"), sb.spawn("cat"), other.spawn("cat")];
+      await Promise.all(cats.map((p) => p.pid));
+      // 8 of 8: an operation is refused as before.
+      await assert.rejects(sb.exec(["true"]), ErrCapacity);
+      for (const ws of held) ws.close();
+      for (const p of cats) p.stdin.end();
+      await Promise.all(cats.map((p) => p.wait()));
+      await waitUntil(
+        "operations run again",
+        async () => (await sb.exec(["echo", "x"]).catch(() => undefined))?.stdout === "x\n",
+        5000,
+      );
+    } finally {
+      for (const ws of held) ws.terminate();
+      await n.running.close();
+      await n.host.close();
+    }
+  });
+});
+
+test("a spare does not keep a finished program alive", async () => {
+  const n = await node("node-spare-exit", {});
+  try {
+    const sb = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
+    const script = join(dataDir, "one-exec.mts");
+    writeFileSync(
+      script,
+      `import { Sandbox } from ${JSON.stringify(new URL("../../src/index.ts", import.meta.url).pathname)};
+const sb = Sandbox.connect(process.env.ID!, { remote: { url: process.env.URL!, token: process.env.TOKEN! } });
+await sb.exec(["true"]);
+await new Promise((r) => setTimeout(r, 200)); // the spare is open by now
+console.log(\`done at \${Date.now()}\`);
+`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
+      env: { ...process.env, ID: sb.id, URL: n.running.url, TOKEN: n.token },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    const exitedAt = Date.now();
+    assert.equal(code, 0);
+    // Counted from the program's last statement, not its start (a loaded machine takes many
+    // seconds to start tsx): a spare holding the process would keep it 10 s (its idle time).
+    const doneAt = Number(/done at (\d+)/.exec(output)?.[1]);
+    assert.ok(Number.isFinite(doneAt), `no "done at" line in ${JSON.stringify(output)}`);
+    assert.ok(exitedAt - doneAt < 7000, `exited ${exitedAt - doneAt} ms after its last statement`);
+  } finally {
+    await n.running.close();
+    await n.host.close();
+  }
+});
