@@ -1,7 +1,5 @@
-import { readFile, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { cacheDir, makePrivateDir } from "../paths.js";
 import { runTool } from "../util/index.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "./stat-memo.js";
 
 /**
  * The installed version of a Debian package that provides `file`, as `dpkg-query` says, or
@@ -9,19 +7,18 @@ import { runTool } from "../util/index.js";
  *
  * Every sandbox start asks (the minimal kernel's cache key holds the kernel source package's
  * version), and starting `dpkg-query` cost a CLI call ~25-50 ms on a loaded 2-core machine:
- * the answer is kept on disk, keyed by the identity of `file` (inode, size, mtime). An upgrade
- * or reinstall unpacks a new file, so the key changes with the version.
+ * the answer is kept on disk, keyed by the identity of `file` (stat-memo.ts). An upgrade or
+ * reinstall unpacks a new file, so the key changes with the version.
  */
 export async function installedPackageVersion(
   pkg: string,
   file: string,
 ): Promise<string | undefined> {
-  const st = await stat(file, { bigint: true }).catch(() => undefined);
-  if (st === undefined) return undefined;
-  const fileId = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
-  const memoPath = join(cacheDir(), "package-versions", `${pkg}.json`);
-  const memo = await readMemo(memoPath);
-  if (memo?.fileId === fileId) return memo.version;
+  const identity = filesIdentity([file]);
+  if (identity === undefined) return undefined;
+  const memoName = `package-version-${pkg}`;
+  const memo = readStatMemo(memoName, identity);
+  if (memo !== undefined) return memo;
   let version: string;
   try {
     const res = await runTool(["dpkg-query", "-W", "-f=${Version}", pkg]);
@@ -30,34 +27,6 @@ export async function installedPackageVersion(
     return undefined; // no dpkg
   }
   if (version.length === 0) return undefined;
-  await writeMemo(memoPath, { fileId, version });
+  writeStatMemo(memoName, identity, version);
   return version;
-}
-
-interface Memo {
-  fileId: string;
-  version: string;
-}
-
-async function readMemo(path: string): Promise<Memo | undefined> {
-  try {
-    const m = JSON.parse(await readFile(path, "utf8")) as Partial<Memo>;
-    return typeof m.fileId === "string" && typeof m.version === "string"
-      ? { fileId: m.fileId, version: m.version }
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Best effort: a memo that cannot be written only means asking dpkg again next time. */
-async function writeMemo(path: string, memo: Memo): Promise<void> {
-  try {
-    makePrivateDir(join(path, ".."));
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(memo), { mode: 0o600 });
-    await rename(tmp, path);
-  } catch {
-    // ignored: see above
-  }
 }
