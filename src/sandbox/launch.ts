@@ -251,7 +251,7 @@ export async function launchVmSandbox(
  * ~100 ms under TCG, and everything it would flush is thrown away (the agent's poweroff
  * SIGKILLs the guest's processes anyway: none of them gets a graceful stop either way).
  */
-function isThrowaway(plan: SandboxPlan, internal: LaunchInternals): boolean {
+export function isThrowaway(plan: SandboxPlan, internal: LaunchInternals): boolean {
   return (
     internal.keepUpperDisk === undefined &&
     internal.cleanPoweroff !== true &&
