@@ -435,10 +435,10 @@ describe(
         ...NAMES.flatMap((n) => ["--resolve", `${n}:127.0.0.1`]),
       ]);
       try {
-        const held = async (): Promise<{ requestId: number; host: string }[]> => {
+        const held = async (): Promise<{ requestId: number; host: string; address?: string }[]> => {
           const r = await wheellock(["allow-list", "pending", id, "--json"]);
           assert.equal(r.code, 0, r.stderr);
-          return JSON.parse(r.stdout) as { requestId: number; host: string }[];
+          return JSON.parse(r.stdout) as { requestId: number; host: string; address?: string }[];
         };
         const approved = wheellock([
           "exec",
@@ -448,13 +448,13 @@ describe(
           "-c",
           curl(url("other.test", "/cli-approved")),
         ]);
-        let list: { requestId: number; host: string }[] = [];
+        let list: { requestId: number; host: string; address?: string }[] = [];
         for (let i = 0; i < 120 && list.length === 0; i++) {
           list = await held();
           if (list.length === 0) await new Promise((r) => setTimeout(r, 500));
         }
         assert.equal(list[0]?.host, "other.test");
-        assert.equal((list[0] as { address?: string }).address, "127.0.0.1", "--resolve's");
+        assert.equal(list[0]?.address, "127.0.0.1", "--resolve's");
         const text = await wheellock(["allow-list", "pending", id]);
         assert.match(text.stdout, new RegExp(`${list[0]!.requestId}\\s+GET\\s+http://other.test`));
         const ok = await wheellock([
