@@ -110,7 +110,10 @@ test("a word typed into the question answers nothing and the question is shown a
   await new Promise((r) => setImmediate(r));
   assert.equal(settled, false, "still open");
   const again = output().slice(asked);
-  assert.match(again, /wants GET https:\/\/evil\.test\/x at 203\.0\.113\.7 \(request 3\) - allow \[o\]nce/);
+  assert.match(
+    again,
+    /wants GET https:\/\/evil\.test\/x at 203\.0\.113\.7 \(request 3\) - allow \[o\]nce/,
+  );
   assert.ok(
     again.trimEnd().endsWith("(deny for the sandbox)?"),
     "the question is the last line again",
