@@ -46,6 +46,11 @@ function who(request: BlockedRequest): string {
   return shown ? `${what} (${shown})` : what;
 }
 
+/** The address the host would dial: a name that resolves somewhere unexpected shows here. */
+function where(request: BlockedRequest): string {
+  return request.address !== undefined ? `at ${request.address}` : "(does not resolve)";
+}
+
 export class ApprovalPrompt {
   private readonly queue: Question[] = [];
   private current: Question | undefined;
@@ -102,7 +107,7 @@ export class ApprovalPrompt {
 
   private ask(r: BlockedRequest): void {
     this.out.write(
-      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
+      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} ${where(r)} (request ${r.requestId}) - ` +
         `allow [o]nce, for the [s]andbox, [d]eny, or [n]ever (deny for the sandbox)? `,
     );
   }

@@ -101,10 +101,12 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   // After the sandbox: its last events (the `stopped` one) are written before the file ends.
   resources.defer("events writer", async () => void (await eventsWritten));
   resources.defer("sandbox", () => sandbox.close());
-  sandbox.onAllowlistChange((hosts) => {
+  sandbox.onAllowlistChange((allowedHosts, approvedHosts) => {
     const network = record.config.network;
     if (network)
-      update({ config: { ...record.config, network: { ...network, allowedHosts: hosts } } });
+      update({
+        config: { ...record.config, network: { ...network, allowedHosts, approvedHosts } },
+      });
   });
 
   let stopping: Promise<number> | undefined;

@@ -94,6 +94,11 @@ export interface RefusedRequest {
   /** The allowlist's reason. */
   readonly reason: string;
   readonly attribution: GuestOrigin | undefined;
+  /**
+   * The IPv4 address the host would dial for `host` (resolved when the request was refused;
+   * a dial after approval resolves and checks again); absent when it does not resolve.
+   */
+  readonly address?: string;
 }
 
 /** What the sandbox made of a refused request (live approval, audit mode). */

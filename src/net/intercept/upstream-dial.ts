@@ -28,6 +28,8 @@ export interface HostDialerOptions {
 }
 
 export const UPSTREAM_HIGH_WATER_BYTES = 64 * 1024;
+/** How long a held request's question waits for its host's address (then it goes without). */
+const RESOLVE_FOR_DISPLAY_MS = 2000;
 
 async function systemResolve4(name: string): Promise<string[]> {
   return (await dnsPromises.lookup(name, { family: 4, all: true })).map((a) => a.address);
@@ -80,21 +82,40 @@ export class HostDialer {
 
   /** The first IPv4 address for `name`, refused unless policy allows dialing it. */
   async resolveChecked(name: string): Promise<string> {
-    let address = this.overrides.get(name.toLowerCase());
-    if (address === undefined) {
-      if (isIPv4(name)) address = name;
-      else {
-        let addresses: string[];
-        try {
-          addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
-        } catch (err) {
-          throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
-        }
-        address = addresses.find((a) => isIPv4(a));
-        if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
-      }
-    }
+    const address = await this.resolveName(name);
     this.checkAddress(address, name);
+    return address;
+  }
+
+  /**
+   * The address a dial to `name` would go to now (overrides first), before any policy check:
+   * what a person deciding about the name is shown. Undefined when it does not resolve, or not
+   * within `timeoutMs`.
+   */
+  async addressOf(name: string, timeoutMs = RESOLVE_FOR_DISPLAY_MS): Promise<string | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.resolveName(name).catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async resolveName(name: string): Promise<string> {
+    const override = this.overrides.get(name.toLowerCase());
+    if (override !== undefined) return override;
+    if (isIPv4(name)) return name;
+    let addresses: string[];
+    try {
+      addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
+    } catch (err) {
+      throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
+    }
+    const address = addresses.find((a) => isIPv4(a));
+    if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
     return address;
   }
 
