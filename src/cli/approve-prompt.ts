@@ -46,9 +46,13 @@ function who(request: BlockedRequest): string {
   return shown ? `${what} (${shown})` : what;
 }
 
-/** The address the host would dial: a name that resolves somewhere unexpected shows here. */
+/**
+ * The address the host would dial, where it is known without DNS (a `--resolve` entry, an IP
+ * literal): a name pinned somewhere unexpected shows here. Other names are not looked up
+ * before they are allowed (a lookup would leak the guest's chosen name).
+ */
 function where(request: BlockedRequest): string {
-  return request.address !== undefined ? `at ${request.address}` : "(does not resolve)";
+  return request.address !== undefined ? `at ${request.address}` : "(not resolved until allowed)";
 }
 
 export class ApprovalPrompt {

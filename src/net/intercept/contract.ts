@@ -95,8 +95,9 @@ export interface RefusedRequest {
   readonly reason: string;
   readonly attribution: GuestOrigin | undefined;
   /**
-   * The IPv4 address the host would dial for `host` (resolved when the request was refused;
-   * a dial after approval resolves and checks again); absent when it does not resolve.
+   * The IPv4 address the host would dial for `host`, where it is known without a DNS query (a
+   * resolve override, an IP literal); absent otherwise: a refused name is not looked up
+   * before it is allowed. A dial after approval resolves and checks again.
    */
   readonly address?: string;
 }

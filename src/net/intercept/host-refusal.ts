@@ -8,8 +8,8 @@ import type { RequestEvent } from "./request-event.js";
 export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
   policy: EgressPolicy;
   httpPolicy?: Pick<HttpPolicy, "secretLeak">;
-  /** Tells the question the address its host resolves to. */
-  dialer?: Pick<HostDialer, "addressOf">;
+  /** Tells the question the address its host goes to, where that is known without DNS. */
+  dialer?: Pick<HostDialer, "knownAddressOf">;
 }
 
 /** What carries the request toward the guest (an HTTP/1.1 socket, an HTTP/2 stream). */
@@ -50,11 +50,8 @@ export async function reconsider(
   const admitted = admitHead(line, conn, deps.policy, true);
   const leak = admitted.ok ? deps.httpPolicy?.secretLeak?.(admitted.head) : undefined;
   if (leak) return { ...refused, code: leak.code, reason: leak.reason };
-  // Both looked up at once: the asker gets the request only when it has both.
-  const [attribution, address] = await Promise.all([
-    conn.origin ? conn.origin.wait() : undefined,
-    deps.dialer?.addressOf(refused.host),
-  ]);
+  const attribution = conn.origin ? await conn.origin.wait() : undefined;
+  const address = deps.dialer?.knownAddressOf(refused.host);
   const request: RefusedRequest = {
     requestId: event.id,
     method: line.method,

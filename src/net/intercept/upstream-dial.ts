@@ -28,8 +28,6 @@ export interface HostDialerOptions {
 }
 
 export const UPSTREAM_HIGH_WATER_BYTES = 64 * 1024;
-/** How long a held request's question waits for its host's address (then it goes without). */
-const RESOLVE_FOR_DISPLAY_MS = 2000;
 
 async function systemResolve4(name: string): Promise<string[]> {
   return (await dnsPromises.lookup(name, { family: 4, all: true })).map((a) => a.address);
@@ -88,20 +86,16 @@ export class HostDialer {
   }
 
   /**
-   * The address a dial to `name` would go to now (overrides first), before any policy check:
-   * what a person deciding about the name is shown. Undefined when it does not resolve, or not
-   * within `timeoutMs`.
+   * The address a dial to `name` would go to, known without asking DNS: a resolve override or
+   * an IP literal. What a person deciding about a refused name is shown. No DNS query is made
+   * for it: the name is the guest's choice and not allowed yet, and a lookup would carry
+   * whatever the guest wrote into it to the name's authoritative server (docs/SECURITY.md,
+   * "DNS exfiltration"). Undefined otherwise.
    */
-  async addressOf(name: string, timeoutMs = RESOLVE_FOR_DISPLAY_MS): Promise<string | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.resolveName(name).catch(() => undefined), late]);
-    } finally {
-      clearTimeout(timer);
-    }
+  knownAddressOf(name: string): string | undefined {
+    const override = this.overrides.get(name.toLowerCase());
+    if (override !== undefined) return override;
+    return isIPv4(name) ? name : undefined;
   }
 
   private async resolveName(name: string): Promise<string> {
