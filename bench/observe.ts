@@ -8,6 +8,7 @@
 // Run alone: `node --import tsx bench/observe.ts [--rounds N]`.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { loadavg } from "node:os";
 import { trace } from "@opentelemetry/api";
 import {
   BasicTracerProvider,
@@ -22,20 +23,17 @@ const arg = (name: string, fallback: number): number => {
 };
 const ROUNDS = arg("--rounds", 5);
 const EXECS_PER_ROUND = 40;
-const REQUESTS = 40;
+const REQUESTS = 20;
+const REQUEST_SAMPLES_PER_ROUND = 3;
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 const median = (xs: number[]): number =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const log = (m: string): void => void process.stderr.write(`bench/observe: ${m}\n`);
 
 async function execRoundTripMs(sb: VmSandbox): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < EXECS_PER_ROUND; i++) {
-    const started = performance.now();
-    await sb.exec("true");
-    times.push(performance.now() - started);
-  }
-  return median(times);
+  const started = performance.now();
+  await sb.exec("true");
+  return performance.now() - started;
 }
 
 /**
@@ -93,17 +91,19 @@ async function main(): Promise<void> {
       await sb.exec("true");
       await sb.exec(`curl -sS -o /dev/null ${url}`);
     }
+    // Sandboxes take turns sample by sample, in an order that rotates, so the machine's load
+    // (other work on the same cores) falls on all three alike.
+    const names = Object.keys(kinds) as (keyof typeof kinds)[];
+    const turns = (i: number) => [...names.slice(i % 3), ...names.slice(0, i % 3)];
     for (let r = 0; r < ROUNDS; r++) {
       log(`round ${r + 1}/${ROUNDS}`);
-      // A different order each round, so drift in the machine's load is spread over all three.
-      const names = Object.keys(kinds) as (keyof typeof kinds)[];
-      const order = [...names.slice(r % 3), ...names.slice(0, r % 3)];
-      for (const k of order) {
-        const sb = kinds[k];
-        figures[k].execMs.push(await execRoundTripMs(sb));
-        figures[k].requestCloseMs.push(await perRequestMs(sb, url, true));
-        figures[k].requestKeepAliveMs.push(await perRequestMs(sb, url, false));
-      }
+      for (let i = 0; i < EXECS_PER_ROUND; i++)
+        for (const k of turns(i)) figures[k].execMs.push(await execRoundTripMs(kinds[k]));
+      for (let i = 0; i < REQUEST_SAMPLES_PER_ROUND; i++)
+        for (const k of turns(i + r)) {
+          figures[k].requestCloseMs.push(await perRequestMs(kinds[k], url, true));
+          figures[k].requestKeepAliveMs.push(await perRequestMs(kinds[k], url, false));
+        }
     }
   } finally {
     await Promise.all(Object.values(kinds).map((sb) => sb.close()));
@@ -118,6 +118,9 @@ async function main(): Promise<void> {
   const on_ = summary("on");
   const traced_ = summary("traced");
   const ratio = (a: number, b: number) => round(a / b);
+  // Median of the ratios of samples taken back to back: steadier than a ratio of medians
+  // when the load drifts.
+  const paired = (a: number[], b: number[]) => round(median(a.map((x, i) => x / (b[i] ?? NaN))));
   process.stdout.write(
     `${JSON.stringify(
       {
@@ -134,8 +137,23 @@ async function main(): Promise<void> {
           requestKeepAliveAttribution: ratio(on_.requestKeepAliveMs, off_.requestKeepAliveMs),
           requestKeepAliveTracing: ratio(traced_.requestKeepAliveMs, on_.requestKeepAliveMs),
         },
+        pairedRatios: {
+          execAttribution: paired(figures.on.execMs, figures.off.execMs),
+          execTracing: paired(figures.traced.execMs, figures.on.execMs),
+          requestCloseAttribution: paired(figures.on.requestCloseMs, figures.off.requestCloseMs),
+          requestCloseTracing: paired(figures.traced.requestCloseMs, figures.on.requestCloseMs),
+          requestKeepAliveAttribution: paired(
+            figures.on.requestKeepAliveMs,
+            figures.off.requestKeepAliveMs,
+          ),
+          requestKeepAliveTracing: paired(
+            figures.traced.requestKeepAliveMs,
+            figures.on.requestKeepAliveMs,
+          ),
+        },
+        loadAverage: loadavg().map(round),
         spansRecorded: exporter.getFinishedSpans().length,
-        raw: figures,
+        samples: figures.on.execMs.length,
       },
       null,
       2,

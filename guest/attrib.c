@@ -16,8 +16,12 @@
 #include "util.h"
 #include "wire.h"
 
-/* Cgroups of execs whose processes may still live; one more exec beyond runs unattributed. */
+/* Cgroups of execs whose processes may still live, plus the ready ones; one more exec beyond
+ * runs unattributed. */
 #define MAX_GROUPS 256
+/* Empty cgroups kept made in advance, so an exec's child starts in one without a mkdir on the
+ * exec's path (a burst beyond them makes its own). */
+#define READY_GROUPS 2
 /* Keys one request may ask about (the host batches at most this many). */
 #define MAX_KEYS 64
 /* Command line reported per process: bytes read, arguments kept. */
@@ -26,17 +30,40 @@
 /* Where the hierarchy is mounted for the moment it takes to open it. */
 #define CGROUP_MNT "/run/wheellock/cgroup"
 
+/* One cgroup "g<seq>" of the private hierarchy. Names are never reused (a cgroup2 directory
+ * cannot be renamed), so a name read from /proc/PID/cgroup means one exec for as long as the
+ * cgroup exists. */
+struct group {
+	uint32_t seq;  /* 0 = free slot */
+	uint32_t exec; /* exec stream id; 0 = ready, waiting for an exec */
+	int fd;	       /* the directory, open while ready (for CLONE_INTO_CGROUP) */
+};
+
 static int cg_root = -1;
-static int pending_fd = -1;
-static uint32_t groups[MAX_GROUPS]; /* exec stream ids; 0 = free slot */
+static struct group groups[MAX_GROUPS];
+static uint32_t next_seq = 1;
+static struct group *pending; /* prepared for the exec being spawned */
+static int sweep_due;	      /* an exec ended or a process exited since the last sweep */
+static int refill_failed;     /* a mkdir failed: no retry before something ends */
 static uint8_t replybuf[WL_MAX_PAYLOAD];
+
+/* "favordynmods" (Linux >= 6.0) keeps the lock that guards moving processes between cgroups
+ * in the mode where taking it for writing needs no RCU grace period: moving the child of a
+ * kernel without clone3 costs a write instead of a wait, at the price of a slightly dearer
+ * fork. Older kernels refuse the option; the hierarchy works without it. */
+static int mount_hierarchy(void)
+{
+	if (mount("cgroup2", CGROUP_MNT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "favordynmods") == 0)
+		return 0;
+	return mount("cgroup2", CGROUP_MNT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
 
 void attrib_init(void)
 {
 	if (cmdline()->attribution_off)
 		return;
-	if (mkdir_p(CGROUP_MNT, 0700) != 0 ||
-	    mount("cgroup2", CGROUP_MNT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+	if (mkdir_p(CGROUP_MNT, 0700) != 0 || mount_hierarchy() != 0) {
 		logmsg("cgroup2: %s; execs are attributed by parent pid only", strerror(errno));
 		rmdir(CGROUP_MNT);
 		return;
@@ -49,61 +76,124 @@ void attrib_init(void)
 	rmdir(CGROUP_MNT);
 }
 
-/* Removes the cgroups of finished execs once nothing runs in them (rmdir says EBUSY until
- * then). */
-static void sweep(void)
+/* Makes one empty cgroup and returns its slot, ready (exec 0, directory open), or NULL. */
+static struct group *make_group(void)
+{
+	struct group *g = NULL;
+	for (size_t i = 0; i < MAX_GROUPS && !g; i++)
+		if (groups[i].seq == 0)
+			g = &groups[i];
+	if (!g)
+		return NULL;
+	char name[16];
+	uint32_t seq = next_seq++;
+	snprintf(name, sizeof name, "g%u", seq);
+	/* EEXIST only if the counter wrapped onto a cgroup that still lives: skip the name. */
+	if (mkdirat(cg_root, name, 0755) != 0)
+		return NULL;
+	int fd = openat(cg_root, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		unlinkat(cg_root, name, AT_REMOVEDIR);
+		return NULL;
+	}
+	*g = (struct group){seq, 0, fd};
+	return g;
+}
+
+static size_t ready_count(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < MAX_GROUPS; i++)
+		n += groups[i].seq != 0 && groups[i].exec == 0;
+	return n;
+}
+
+/* Removes the cgroup of one finished exec once nothing runs in it (rmdir says EBUSY until
+ * then); returns 1 if it removed one. all = 0 stops after the first removal. */
+static int sweep(int all)
 {
 	char name[16];
+	int removed = 0;
 	for (size_t i = 0; i < MAX_GROUPS; i++) {
-		if (groups[i] == 0)
+		struct group *g = &groups[i];
+		if (g->seq == 0 || g->exec == 0 || g == pending)
 			continue;
-		struct stream *s = stream_find(groups[i]);
+		struct stream *s = stream_find(g->exec);
 		if (s && s->kind == S_EXEC)
 			continue;
-		snprintf(name, sizeof name, "e%u", groups[i]);
-		if (unlinkat(cg_root, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-			groups[i] = 0;
-	}
-}
-
-void attrib_exec_prepare(uint32_t id)
-{
-	pending_fd = -1;
-	if (cg_root < 0 || id == 0)
-		return;
-	sweep();
-	size_t slot = MAX_GROUPS;
-	for (size_t i = 0; i < MAX_GROUPS; i++) {
-		if (groups[i] == id) {
-			slot = i;
-			break;
+		snprintf(name, sizeof name, "g%u", g->seq);
+		if (unlinkat(cg_root, name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+			g->seq = 0;
+			removed = 1;
+			if (!all)
+				return 1;
 		}
-		if (groups[i] == 0 && slot == MAX_GROUPS)
-			slot = i;
 	}
-	if (slot == MAX_GROUPS)
-		return;
-	char name[32];
-	snprintf(name, sizeof name, "e%u", id);
-	/* EEXIST: left by an exec of the same id in a snapshot's session; empty by now. */
-	if (mkdirat(cg_root, name, 0755) != 0 && errno != EEXIST)
-		return;
-	groups[slot] = id;
-	snprintf(name, sizeof name, "e%u/cgroup.procs", id);
-	pending_fd = openat(cg_root, name, O_WRONLY | O_CLOEXEC);
+	return removed;
 }
 
-void attrib_child_join(void)
+int attrib_exec_prepare(uint32_t id)
 {
-	if (pending_fd >= 0)
-		(void)!write(pending_fd, "0", 1); /* "0": the writer itself */
+	pending = NULL;
+	if (cg_root < 0 || id == 0)
+		return -1;
+	struct group *g = NULL;
+	for (size_t i = 0; i < MAX_GROUPS && !g; i++)
+		if (groups[i].seq != 0 && groups[i].exec == 0)
+			g = &groups[i];
+	if (!g)
+		g = make_group();
+	if (!g && sweep(1))
+		g = make_group();
+	if (!g)
+		return -1;
+	g->exec = id;
+	pending = g;
+	return g->fd;
+}
+
+void attrib_child_join(int cgroup_fd)
+{
+	if (cgroup_fd < 0)
+		return;
+	int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)!write(fd, "0", 1); /* "0": the writer itself */
 }
 
 void attrib_exec_spawned(void)
 {
-	if (pending_fd >= 0)
-		close(pending_fd);
-	pending_fd = -1;
+	if (pending && pending->fd >= 0)
+		close(pending->fd);
+	if (pending)
+		pending->fd = -1;
+	pending = NULL;
+}
+
+void attrib_note_exit(void)
+{
+	sweep_due = 1;
+	refill_failed = 0;
+}
+
+int attrib_idle_work(void)
+{
+	return cg_root >= 0 && (sweep_due || (!refill_failed && ready_count() < READY_GROUPS));
+}
+
+void attrib_idle(void)
+{
+	if (cg_root < 0)
+		return;
+	/* One step at a time: the caller looks for frames between steps, so an exec that
+	 * arrives meanwhile waits for at most one mkdir or rmdir. */
+	if (sweep_due && sweep(0))
+		return;
+	sweep_due = 0;
+	if (!refill_failed && ready_count() < READY_GROUPS && !make_group()) {
+		logmsg("cgroup2: cannot make an exec cgroup: %s", strerror(errno));
+		refill_failed = 1;
+	}
 }
 
 /* The exec that started pid by the process tree: up the parent chain to an exec's first
@@ -136,6 +226,15 @@ static long exec_by_ancestry(pid_t pid)
 	return 0;
 }
 
+/* The exec whose cgroup is "g<seq>"; 0 for none (a ready cgroup holds no process). */
+static long exec_of_group(unsigned long seq)
+{
+	for (size_t i = 0; i < MAX_GROUPS; i++)
+		if (groups[i].seq != 0 && groups[i].seq == seq)
+			return (long)groups[i].exec;
+	return 0;
+}
+
 /* Exec stream id of pid; 0 = no exec's; -1 = no such process. */
 static long exec_of(pid_t pid)
 {
@@ -147,13 +246,13 @@ static long exec_of(pid_t pid)
 	if (!text)
 		return -1;
 	long id = 0;
-	/* cgroup2 only: "0::/e12" (deeper when a privileged command made sub-groups) */
-	char *line = strstr(text, "0::/e");
+	/* cgroup2 only: "0::/g12" (deeper when a privileged command made sub-groups) */
+	char *line = strstr(text, "0::/g");
 	if (line && (line == text || line[-1] == '\n')) {
 		char *end;
 		unsigned long v = strtoul(line + 5, &end, 10);
-		if (end != line + 5 && (*end == '\n' || *end == '/' || *end == '\0') && v <= UINT32_MAX)
-			id = (long)v;
+		if (end != line + 5 && (*end == '\n' || *end == '/' || *end == '\0'))
+			id = exec_of_group(v);
 	}
 	free(text);
 	return id;

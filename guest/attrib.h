@@ -10,12 +10,20 @@
 /* Mounts the private hierarchy; without cgroup2 (or with wheellock.attribution=0) execs are
  * found by walking parent pids instead, which loses daemons re-parented to PID 1. */
 void attrib_init(void);
-/* Before forking exec `id`'s child: makes its cgroup and opens it for the child. */
-void attrib_exec_prepare(uint32_t id);
-/* In the child, first thing: joins the cgroup prepared for it (all it forks follows). */
-void attrib_child_join(void);
-/* In the agent once the fork is done (or failed): forgets the prepared cgroup's fd. */
+/* Before starting exec `id`'s child: picks a ready cgroup for it (or makes one). Returns the
+ * cgroup's directory fd for clone3(CLONE_INTO_CGROUP), or -1 when the exec runs in none. */
+int attrib_exec_prepare(uint32_t id);
+/* In a child that could not be started in its cgroup, first thing: joins it (what it forks
+ * follows). */
+void attrib_child_join(int cgroup_fd);
+/* In the agent once the child is started (or failed): closes the prepared cgroup's fd. */
 void attrib_exec_spawned(void);
+/* A child was reaped or an exec ended: some cgroup may be empty and removable now. */
+void attrib_note_exit(void);
+/* 1 while cgroups wait to be removed or made; the agent then calls attrib_idle when it has
+ * had nothing else to do for a moment, so neither costs an exec's round trip. */
+int attrib_idle_work(void);
+void attrib_idle(void);
 /* ATTRIBUTE request: answers with one entry per key. Returns -1 on a malformed record. */
 int attrib_query(uint32_t id, const uint8_t *payload, uint32_t len);
 

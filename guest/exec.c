@@ -165,7 +165,7 @@ int exec_start(uint32_t id, const uint8_t *payload, uint32_t len, int privileged
 		.privileged = privileged,
 	};
 	struct spawn_fds fds;
-	attrib_exec_prepare(id);
+	req.cgroup_fd = attrib_exec_prepare(id);
 	pid_t pid = spawn_child(&req, &fds);
 	attrib_exec_spawned();
 	if (pid < 0) {
@@ -401,5 +401,6 @@ int exec_check_done(struct stream *s)
 	uint32_t id = s->id;
 	stream_free(s);
 	wire_send(FT_EXIT, id, b, sizeof b);
+	attrib_note_exit();
 	return -1;
 }

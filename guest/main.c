@@ -29,6 +29,8 @@
 
 /* Retry delay after the host side of the port went away (avoids spinning on HUP). */
 #define PORT_RETRY_MS 100
+/* Quiet time before cgroup upkeep runs: short, as the agent is otherwise asleep. */
+#define IDLE_WORK_MS 1
 
 enum role { R_PORT, R_SIGNAL, R_FUSE_LOST, R_OUT, R_ERR, R_IN, R_CONN };
 struct owner {
@@ -184,6 +186,7 @@ static void reap_children(int sfd)
 	/* PID 1 inherits every orphan: reap them all, not only our direct children. */
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		exec_child_exited(pid, status);
+	attrib_note_exit();
 }
 
 /* Runs the deadline checks and file pumps; returns the poll timeout. */
@@ -269,7 +272,13 @@ static void __attribute__((noreturn)) serve(int sfd)
 				own[n++] = (struct owner){R_IN, s};
 			}
 		}
+		/* Cgroup upkeep waits for a quiet moment (attrib.h). */
+		int idle_work = attrib_idle_work();
+		if (idle_work && (timeout < 0 || timeout > IDLE_WORK_MS))
+			timeout = IDLE_WORK_MS;
 		int rc = poll(pfd, n, timeout);
+		if (rc == 0 && idle_work)
+			attrib_idle();
 		if (rc < 0) {
 			if (errno != EINTR)
 				logmsg("poll: %s", strerror(errno));

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,16 @@
 /* Pids read from /proc before their fds are looked at (newest first); more: in batches. */
 #define PID_BATCH 1024
 
-static pid_t recent[RECENT_OWNERS];
+/* A recent owner, with what makes asking it again cheap: a pidfd (which also tells that the
+ * pid still names the same process) and its /proc fd directory open, and the fd its last
+ * socket had (a client that closes a socket and opens the next usually gets the same
+ * number back). pid 0 = empty. */
+struct owner {
+	pid_t pid;
+	int pidfd, fddir, lastfd;
+};
+
+static struct owner recent[RECENT_OWNERS];
 static pid_t batch[PID_BATCH];
 /* 1: a socket's port is read from the socket itself (pidfd_getfd, Linux 5.6+); 0: from
  * /proc/net/{tcp,udp}, which walks every bucket of the kernel's socket hash tables (about
@@ -94,16 +104,40 @@ static void find_all_inodes(struct sock_key *keys, size_t n)
 	}
 }
 
-static void remember(pid_t pid)
+static void forget(struct owner *o)
+{
+	if (o->pidfd >= 0)
+		close(o->pidfd);
+	if (o->fddir >= 0)
+		close(o->fddir);
+	*o = (struct owner){0, -1, -1, -1};
+}
+
+/* Moves pid to the front of the recent owners; takes pidfd (or closes it). */
+static void remember(pid_t pid, int pidfd, int lastfd)
 {
 	size_t at = RECENT_OWNERS - 1;
 	for (size_t i = 0; i < RECENT_OWNERS; i++)
-		if (recent[i] == pid) {
+		if (recent[i].pid == pid) {
 			at = i;
 			break;
 		}
+	struct owner o = recent[at];
+	if (o.pid != pid) {
+		if (o.pid != 0)
+			forget(&o);
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/fd", pid);
+		o = (struct owner){pid, -1, open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), -1};
+	}
+	if (pidfd >= 0 && o.pidfd < 0)
+		o.pidfd = pidfd;
+	else if (pidfd >= 0 && pidfd != o.pidfd)
+		close(pidfd);
+	if (lastfd >= 0)
+		o.lastfd = lastfd;
 	memmove(recent + 1, recent, at * sizeof recent[0]);
-	recent[0] = pid;
+	recent[0] = o;
 }
 
 /* The kind and local port of socket `fd` (the agent's copy of a process's socket); 0 when it
@@ -178,6 +212,7 @@ static size_t scan_fds(pid_t pid, struct sock_key *keys, size_t n, size_t left)
 		return 0; /* gone */
 	}
 	size_t found = 0;
+	int lastfd = -1;
 	struct dirent *fe;
 	while (found < left && (fe = readdir(fds))) {
 		/* Sockets only: the agent must never hold a copy of a file (closing it would flush). */
@@ -186,20 +221,40 @@ static size_t scan_fds(pid_t pid, struct sock_key *keys, size_t n, size_t left)
 			continue;
 		link[len] = '\0';
 		unsigned long inode = strtoul(link + 8, NULL, 10);
-		found += match_socket(pid, pidfd, atoi(fe->d_name), inode, keys, n);
+		size_t got = match_socket(pid, pidfd, atoi(fe->d_name), inode, keys, n);
+		if (got)
+			lastfd = atoi(fe->d_name);
+		found += got;
 	}
-	if (pidfd >= 0)
-		close(pidfd);
 	closedir(fds);
 	if (found)
-		remember(pid);
+		remember(pid, pidfd, lastfd);
+	else if (pidfd >= 0)
+		close(pidfd);
 	return found;
+}
+
+/* Asks a recent owner's fd that held its last socket whether it is one of the keys now: a
+ * handful of syscalls where a scan of its fds takes a few times as many (and under emulation
+ * each costs tens of microseconds). */
+static size_t try_last_fd(struct owner *o, struct sock_key *keys, size_t n)
+{
+	if (o->pidfd < 0 || o->fddir < 0 || o->lastfd < 0)
+		return 0;
+	char name[16], link[64];
+	snprintf(name, sizeof name, "%d", o->lastfd);
+	/* Sockets only, as in scan_fds. */
+	ssize_t len = readlinkat(o->fddir, name, link, sizeof link - 1);
+	if (len <= 8 || strncmp(link, "socket:[", 8) != 0)
+		return 0;
+	link[len] = '\0';
+	return match_socket(o->pid, o->pidfd, o->lastfd, strtoul(link + 8, NULL, 10), keys, n);
 }
 
 static int was_recent(pid_t pid)
 {
 	for (size_t i = 0; i < RECENT_OWNERS; i++)
-		if (recent[i] == pid)
+		if (recent[i].pid == pid)
 			return 1;
 	return 0;
 }
@@ -222,8 +277,11 @@ static void find_owners(struct sock_key *keys, size_t n)
 	size_t left = 0;
 	for (size_t i = 0; i < n; i++)
 		left += direct ? keys[i].kind != WL_ATTRIBUTION_KIND_PID : keys[i].inode != 0;
+	if (direct && left > 0 && recent[0].pid > 1)
+		left -= try_last_fd(&recent[0], keys, n);
 	pid_t tried[RECENT_OWNERS];
-	memcpy(tried, recent, sizeof tried); /* scan_fds reorders `recent` */
+	for (size_t i = 0; i < RECENT_OWNERS; i++) /* scan_fds reorders `recent` */
+		tried[i] = recent[i].pid;
 	for (size_t i = 0; i < RECENT_OWNERS && left > 0; i++)
 		if (tried[i] > 1)
 			left -= scan_fds(tried[i], keys, n, left);
@@ -258,6 +316,12 @@ static void find_owners(struct sock_key *keys, size_t n)
 
 void sock_owners(struct sock_key *keys, size_t n)
 {
+	static int ready;
+	if (!ready) {
+		for (size_t i = 0; i < RECENT_OWNERS; i++)
+			recent[i] = (struct owner){0, -1, -1, -1};
+		ready = 1;
+	}
 	if (!direct_lookup())
 		find_all_inodes(keys, n);
 	find_owners(keys, n);

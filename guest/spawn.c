@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +22,16 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#define WL_CLONE_INTO_CGROUP 0x200000000ULL
+
+/* struct clone_args up to .cgroup (CLONE_ARGS_SIZE_VER2, Linux >= 5.7). */
+struct clone_args_v2 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
 /* Pipe size for a command's stdout and stderr (see spawn_child). */
 #define OUTPUT_PIPE_BYTES (1024 * 1024)
 
@@ -100,10 +111,15 @@ static void __attribute__((noreturn)) exec_search(char **argv, char **envp)
 	_exit(127);
 }
 
-static void __attribute__((noreturn)) child_main(const struct spawn_req *req, int in, int out,
-						 int err, int tty_slave)
+/* In the child of clone3 or fork. Calls that musl runs on every thread of a threaded process
+ * (setrlimit, setgroups, setgid, setuid go through __synccall, and the agent has a FUSE relay
+ * thread) are made as plain syscalls: after clone3 the child's libc still believes the
+ * parent's threads exist, and the child is single-threaded either way. */
+static void __attribute__((noreturn)) child_main(const struct spawn_req *req, int joined, int in,
+						 int out, int err, int tty_slave)
 {
-	attrib_child_join();
+	if (!joined)
+		attrib_child_join(req->cgroup_fd);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -119,20 +135,47 @@ static void __attribute__((noreturn)) child_main(const struct spawn_req *req, in
 	/* Everything the agent holds is close-on-exec already; this also covers fds a
 	 * future change forgets to mark. */
 	syscall(SYS_close_range, 3u, ~0u, 0u);
-	setrlimit(RLIMIT_NOFILE, &child_nofile);
+	syscall(SYS_setrlimit, RLIMIT_NOFILE, &child_nofile);
 	umask(022);
 
 	const struct user *u = req->user;
 	if (!req->privileged && harden_drop_bounding() != 0)
 		child_fail("dropping capabilities", errno, 127);
-	if (setgroups((size_t)u->ngroups, u->groups) != 0 || setgid(u->gid) != 0 ||
-	    setuid(u->uid) != 0)
+	if (syscall(SYS_setgroups, (size_t)u->ngroups, u->groups) != 0 ||
+	    syscall(SYS_setgid, u->gid) != 0 || syscall(SYS_setuid, u->uid) != 0)
 		child_fail("switching user", errno, 127);
 	if (chdir(req->cwd) != 0)
 		child_fail(req->cwd, errno, 127);
 	if (!req->privileged && harden_lock() != 0)
 		child_fail("seccomp", errno, 127);
 	exec_search(req->argv, req->envp);
+}
+
+/* Starts the child in cgroup_fd's cgroup directly with clone3(CLONE_INTO_CGROUP): no move
+ * afterwards, so none of the cgroup migration locking a write to cgroup.procs costs. Kernels
+ * before 5.7 (ENOSYS, E2BIG, EINVAL) get fork() and the child joins by itself; *joined says
+ * which happened. */
+static pid_t fork_into(int cgroup_fd, int *joined)
+{
+	static int clone3_unusable;
+	*joined = 0;
+	if (cgroup_fd >= 0 && !clone3_unusable) {
+		struct clone_args_v2 args = {
+			.flags = WL_CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)cgroup_fd,
+		};
+		long pid = syscall(SYS_clone3, &args, sizeof args);
+		if (pid >= 0) {
+			*joined = 1;
+			return (pid_t)pid;
+		}
+		if (errno == EAGAIN || errno == ENOMEM)
+			return -1;
+		if (errno == ENOSYS || errno == E2BIG || errno == EINVAL)
+			clone3_unusable = 1;
+	}
+	return fork();
 }
 
 static void close_all(int *fds, int n)
@@ -167,13 +210,14 @@ pid_t spawn_child(const struct spawn_req *req, struct spawn_fds *fds)
 		fcntl(p[2], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
 		fcntl(p[4], F_SETPIPE_SZ, OUTPUT_PIPE_BYTES);
 	}
-	pid_t pid = fork();
+	int joined;
+	pid_t pid = fork_into(req->cgroup_fd, &joined);
 	if (pid < 0)
 		goto fail;
 	if (pid == 0) {
 		if (req->tty)
-			child_main(req, -1, -1, -1, p[1]);
-		child_main(req, p[0], p[3], p[5], -1);
+			child_main(req, joined, -1, -1, -1, p[1]);
+		child_main(req, joined, p[0], p[3], p[5], -1);
 	}
 	if (req->tty) {
 		close(p[1]);

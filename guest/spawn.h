@@ -14,6 +14,7 @@ struct spawn_req {
 	int tty;
 	unsigned short rows, cols;
 	int privileged;
+	int cgroup_fd; /* the exec's cgroup (attrib.h), or -1 */
 };
 
 struct spawn_fds {

@@ -84,11 +84,15 @@ export function pendingReport(requests: readonly BlockedRequest[]): string {
     String(r.requestId),
     r.method,
     forTerminal(r.url),
+    r.address ?? "-",
     r.attribution?.execId != null ? String(r.attribution.execId) : "-",
     forTerminal(r.attribution?.command?.join(" ").slice(0, 40) ?? "-"),
     r.expiresAt.slice(11, 19),
   ]);
-  return formatTable([["REQUEST", "METHOD", "URL", "EXEC", "COMMAND", "EXPIRES"], ...rows]);
+  return formatTable([
+    ["REQUEST", "METHOD", "URL", "ADDRESS", "EXEC", "COMMAND", "EXPIRES"],
+    ...rows,
+  ]);
 }
 
 function pending(): Command {

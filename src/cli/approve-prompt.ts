@@ -46,6 +46,15 @@ function who(request: BlockedRequest): string {
   return shown ? `${what} (${shown})` : what;
 }
 
+/**
+ * The address the host would dial, where it is known without DNS (a `--resolve` entry, an IP
+ * literal): a name pinned somewhere unexpected shows here. Other names are not looked up
+ * before they are allowed (a lookup would leak the guest's chosen name).
+ */
+function where(request: BlockedRequest): string {
+  return request.address !== undefined ? `at ${request.address}` : "(not resolved until allowed)";
+}
+
 export class ApprovalPrompt {
   private readonly queue: Question[] = [];
   private current: Question | undefined;
@@ -102,7 +111,7 @@ export class ApprovalPrompt {
 
   private ask(r: BlockedRequest): void {
     this.out.write(
-      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} (request ${r.requestId}) - ` +
+      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} ${where(r)} (request ${r.requestId}) - ` +
         `allow [o]nce, for the [s]andbox, [d]eny, or [n]ever (deny for the sandbox)? `,
     );
   }

@@ -31,7 +31,7 @@ export const APPROVAL_DECISIONS: readonly ApprovalDecision[] = [
  */
 export interface BlockedRequest extends Pick<
   RefusedRequest,
-  "requestId" | "method" | "url" | "scheme" | "host" | "port"
+  "requestId" | "method" | "url" | "scheme" | "host" | "port" | "address"
 > {
   /** Who made it (absent when it could not be told). */
   readonly attribution?: ExecAttribution;
@@ -156,6 +156,7 @@ export class ApprovalQueue {
       scheme: refused.scheme,
       host: refused.host,
       port: refused.port,
+      ...(refused.address !== undefined ? { address: refused.address } : {}),
       ...(refused.attribution ? { attribution: refused.attribution } : {}),
       heldAt: new Date(now).toISOString(),
       expiresAt: new Date(now + this.settings.timeoutMs).toISOString(),

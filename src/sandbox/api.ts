@@ -87,6 +87,11 @@ export interface AllowlistState {
    * semantics), no host when started with `denyAllHosts` or emptied by `disallowHosts`.
    */
   emptyDeniesAll: boolean;
+  /**
+   * The entries of `hosts` a live approval for the sandbox added: they never let a name
+   * reach a link-local address (docs/OBSERVE.md). One someone adds by hand loses the mark.
+   */
+  approvedHosts?: string[];
 }
 
 /** What `checkpoint()` saved (sizes in bytes; see CheckpointSizes in checkpoint-store.ts). */

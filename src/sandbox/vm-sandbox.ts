@@ -252,6 +252,7 @@ export class VmSandbox implements SandboxApi {
       intercepting: list !== undefined,
       hosts: list?.entries ?? [],
       emptyDeniesAll: list?.emptyDeniesAll ?? false,
+      approvedHosts: list?.approvedEntries ?? [],
     };
   }
 
@@ -274,10 +275,9 @@ export class VmSandbox implements SandboxApi {
    * @internal Calls `listener` with the allowlist after every change (`allowHosts`, an
    * approval for the sandbox); the supervisor keeps the state record current with it.
    */
-  onAllowlistChange(listener: (hosts: string[]) => void): void {
-    this.network?.egress?.allowlist.onChange(() =>
-      listener(this.network?.egress?.allowlist.entries ?? []),
-    );
+  onAllowlistChange(listener: (hosts: string[], approvedHosts: string[]) => void): void {
+    const list = this.network?.egress?.allowlist;
+    list?.onChange(() => listener(list.entries, list.approvedEntries));
   }
 
   async configure(options: ConfigureOptions): Promise<void> {

@@ -39,9 +39,15 @@ export interface SandboxRecord {
     accel: string;
     envNames: string[];
     /** Intercept mode: the allowlist (kept current: `allow-list add|delete` and approvals
-     * for the sandbox change it) and the names of the secrets; their values are never
-     * written anywhere. */
-    network?: { intercept: boolean; allowedHosts: string[]; secretNames: string[] };
+     * for the sandbox change it), which of its entries an approval added (the supervisor
+     * holds the live list with that mark; this is what `inspect` shows of it), and the names
+     * of the secrets; their values are never written anywhere. */
+    network?: {
+      intercept: boolean;
+      allowedHosts: string[];
+      approvedHosts?: string[];
+      secretNames: string[];
+    };
     /** On stop, running commands get SIGTERM and this long before the VM is powered off. */
     gracefulShutdownMs?: number;
   };

@@ -85,7 +85,7 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
     // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
     sandbox = await launchVmSandbox(
       { ...plan, timeoutSeconds: 0 },
-      { consoleLogPath: logPath(plan.id) },
+      { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
     );
   } catch (err) {
     await resources.release();
@@ -101,10 +101,12 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   // After the sandbox: its last events (the `stopped` one) are written before the file ends.
   resources.defer("events writer", async () => void (await eventsWritten));
   resources.defer("sandbox", () => sandbox.close());
-  sandbox.onAllowlistChange((hosts) => {
+  sandbox.onAllowlistChange((allowedHosts, approvedHosts) => {
     const network = record.config.network;
     if (network)
-      update({ config: { ...record.config, network: { ...network, allowedHosts: hosts } } });
+      update({
+        config: { ...record.config, network: { ...network, allowedHosts, approvedHosts } },
+      });
   });
 
   let stopping: Promise<number> | undefined;

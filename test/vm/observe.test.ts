@@ -147,6 +147,25 @@ describe(
       assert.ok(execEvents.some((e) => e.execId === one.execId && e.pid !== undefined));
     });
 
+    test("short-lived processes: each connection names its exec, one that exits right after sending too", async () => {
+      // New processes (no recent owner to ask first), and one that sends its request and
+      // exits without waiting: the guest is asked at the SYN, before either could be gone.
+      const sent = `printf "GET /short-sent HTTP/1.1\\r\\nHost: api.test\\r\\nConnection: close\\r\\n\\r\\n" >&3`;
+      const r = await sb.exec(
+        `for i in 1 2 3; do ${bareCurl(url("api.test", "/short-$i"))} >/dev/null; done; ` +
+          `bash -c 'exec 3<>/dev/tcp/api.test/${servers.httpPort}; ${sent}'`,
+      );
+      assert.equal(r.exitCode, 0, r.stderr);
+      const paths = ["/short-1", "/short-2", "/short-3", "/short-sent"];
+      await until("their events", () =>
+        paths.every((p) => network().some((e) => e.url.endsWith(p))),
+      );
+      for (const p of paths) {
+        const e = network().find((x) => x.url.endsWith(p));
+        assert.equal(e?.attribution?.execId, r.execId, p);
+      }
+    });
+
     test("HTTP/2: each request on a connection names its exec; approval is asked per request", async () => {
       const paths = (n: number) => [`/h2-${n}-a`, `/h2-${n}-b`, `/h2-${n}-c`];
       const [one, two] = await Promise.all([
@@ -416,10 +435,10 @@ describe(
         ...NAMES.flatMap((n) => ["--resolve", `${n}:127.0.0.1`]),
       ]);
       try {
-        const held = async (): Promise<{ requestId: number; host: string }[]> => {
+        const held = async (): Promise<{ requestId: number; host: string; address?: string }[]> => {
           const r = await wheellock(["allow-list", "pending", id, "--json"]);
           assert.equal(r.code, 0, r.stderr);
-          return JSON.parse(r.stdout) as { requestId: number; host: string }[];
+          return JSON.parse(r.stdout) as { requestId: number; host: string; address?: string }[];
         };
         const approved = wheellock([
           "exec",
@@ -429,12 +448,13 @@ describe(
           "-c",
           curl(url("other.test", "/cli-approved")),
         ]);
-        let list: { requestId: number; host: string }[] = [];
+        let list: { requestId: number; host: string; address?: string }[] = [];
         for (let i = 0; i < 120 && list.length === 0; i++) {
           list = await held();
           if (list.length === 0) await new Promise((r) => setTimeout(r, 500));
         }
         assert.equal(list[0]?.host, "other.test");
+        assert.equal(list[0]?.address, "127.0.0.1", "--resolve's");
         const text = await wheellock(["allow-list", "pending", id]);
         assert.match(text.stdout, new RegExp(`${list[0]!.requestId}\\s+GET\\s+http://other.test`));
         const ok = await wheellock([
@@ -448,10 +468,12 @@ describe(
         assert.match(ok.stdout, /Approved for the sandbox/);
         assert.equal((await approved).stdout, "200\n");
         const record = JSON.parse((await wheellock(["inspect", id])).stdout) as {
-          config: { network: { allowedHosts: string[] } };
+          config: { network: { allowedHosts: string[]; approvedHosts?: string[] } };
           usage?: { execs: { count: number } };
         };
         assert.deepEqual(record.config.network.allowedHosts, [`other.test:${servers.httpPort}`]);
+        // The entry keeps its mark in the record: it never lets the name reach link-local.
+        assert.deepEqual(record.config.network.approvedHosts, [`other.test:${servers.httpPort}`]);
         assert.ok((record.usage?.execs.count ?? 0) >= 1, "inspect asks a running sandbox");
 
         const denied = wheellock([

@@ -94,6 +94,12 @@ export interface RefusedRequest {
   /** The allowlist's reason. */
   readonly reason: string;
   readonly attribution: GuestOrigin | undefined;
+  /**
+   * The IPv4 address the host would dial for `host`, where it is known without a DNS query (a
+   * resolve override, an IP literal); absent otherwise: a refused name is not looked up
+   * before it is allowed. A dial after approval resolves and checks again.
+   */
+  readonly address?: string;
 }
 
 /** What the sandbox made of a refused request (live approval, audit mode). */

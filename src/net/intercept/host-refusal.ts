@@ -1,12 +1,15 @@
 import { admitHead, type Admission, type ConnectionInfo, type RequestLine } from "./admission.js";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import type { HttpPolicy, ProxyHooks, RefusedRequest } from "./contract.js";
+import type { HostDialer } from "./upstream-dial.js";
 import type { RequestEvent } from "./request-event.js";
 
 /** What reconsidering needs of the exchange's dependencies. */
 export interface RefusalDeps extends Pick<ProxyHooks, "onHostRefused"> {
   policy: EgressPolicy;
   httpPolicy?: Pick<HttpPolicy, "secretLeak">;
+  /** Tells the question the address its host goes to, where that is known without DNS. */
+  dialer?: Pick<HostDialer, "knownAddressOf">;
 }
 
 /** What carries the request toward the guest (an HTTP/1.1 socket, an HTTP/2 stream). */
@@ -47,6 +50,8 @@ export async function reconsider(
   const admitted = admitHead(line, conn, deps.policy, true);
   const leak = admitted.ok ? deps.httpPolicy?.secretLeak?.(admitted.head) : undefined;
   if (leak) return { ...refused, code: leak.code, reason: leak.reason };
+  const attribution = conn.origin ? await conn.origin.wait() : undefined;
+  const address = deps.dialer?.knownAddressOf(refused.host);
   const request: RefusedRequest = {
     requestId: event.id,
     method: line.method,
@@ -55,7 +60,8 @@ export async function reconsider(
     host: refused.host,
     port: conn.port,
     reason: refused.reason,
-    attribution: conn.origin ? await conn.origin.wait() : undefined,
+    attribution,
+    ...(address !== undefined ? { address } : {}),
   };
   // A held request must not keep its place (or a person's attention) once its guest left.
   const gone = new AbortController();

@@ -80,21 +80,36 @@ export class HostDialer {
 
   /** The first IPv4 address for `name`, refused unless policy allows dialing it. */
   async resolveChecked(name: string): Promise<string> {
-    let address = this.overrides.get(name.toLowerCase());
-    if (address === undefined) {
-      if (isIPv4(name)) address = name;
-      else {
-        let addresses: string[];
-        try {
-          addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
-        } catch (err) {
-          throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
-        }
-        address = addresses.find((a) => isIPv4(a));
-        if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
-      }
-    }
+    const address = await this.resolveName(name);
     this.checkAddress(address, name);
+    return address;
+  }
+
+  /**
+   * The address a dial to `name` would go to, known without asking DNS: a resolve override or
+   * an IP literal. What a person deciding about a refused name is shown. No DNS query is made
+   * for it: the name is the guest's choice and not allowed yet, and a lookup would carry
+   * whatever the guest wrote into it to the name's authoritative server (docs/SECURITY.md,
+   * "DNS exfiltration"). Undefined otherwise.
+   */
+  knownAddressOf(name: string): string | undefined {
+    const override = this.overrides.get(name.toLowerCase());
+    if (override !== undefined) return override;
+    return isIPv4(name) ? name : undefined;
+  }
+
+  private async resolveName(name: string): Promise<string> {
+    const override = this.overrides.get(name.toLowerCase());
+    if (override !== undefined) return override;
+    if (isIPv4(name)) return name;
+    let addresses: string[];
+    try {
+      addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
+    } catch (err) {
+      throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
+    }
+    const address = addresses.find((a) => isIPv4(a));
+    if (address === undefined) throw new Error(`cannot resolve ${name}: no IPv4 address`);
     return address;
   }
 

@@ -34,6 +34,11 @@ export class HostAllowlist {
     return this.patterns.map((p) => p.text);
   }
 
+  /** The entries a live approval added (a subset of `entries`, in order). */
+  get approvedEntries(): string[] {
+    return this.patterns.filter((p) => this.approved.has(p)).map((p) => p.text);
+  }
+
   /** Called after every change that changed something. */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
@@ -47,16 +52,17 @@ export class HostAllowlist {
   add(entries: readonly string[], opts: { approved?: boolean } = {}): void {
     const compiled = entries.map(compileHostPattern);
     const before = this.patterns.length;
+    let marked = false;
     for (const p of compiled) {
       const same = this.patterns.find((q) => q.text.toLowerCase() === p.text.toLowerCase());
       if (same) {
-        if (!opts.approved) this.approved.delete(same);
+        if (!opts.approved && this.approved.delete(same)) marked = true;
         continue;
       }
       this.patterns.push(p);
       if (opts.approved) this.approved.add(p);
     }
-    if (this.patterns.length !== before) this.changed();
+    if (this.patterns.length !== before || marked) this.changed();
   }
 
   /**
