@@ -5,9 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import type { SandboxPlan } from "../config/index.js";
+import { copyableMountProblem, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { removeTreeSync } from "../util/index.js";
+import type { FuseSessionState } from "../vfs/index.js";
 import type { VmStateSaver } from "../vmm/index.js";
 import type { CheckpointInfo } from "./api.js";
 import {
@@ -29,7 +30,8 @@ export interface CheckpointSource {
   vmKey: string;
   /** The snapshot the VM resumed from, if any (its disk is the dedup base). */
   baseSnapshotKey: string | undefined;
-  hasMounts: boolean;
+  /** The guest's FUSE session (FuseMounts.exportSession); undefined while a file is open. */
+  fuseSession(): FuseSessionState | undefined;
   openStreams(): number;
   /** The VM could not continue after the save: the sandbox must end. */
   onStuck(err: Error): void;
@@ -46,19 +48,23 @@ export interface Capture extends CapturedFiles {
   namedRam: boolean;
   vmKey: string;
   pausedMs: number;
+  /** The mounted guest's FUSE session (only when the sandbox has mounts). */
+  fuse: FuseSessionState | undefined;
 }
 
 /**
- * Refuses what a copy could not carry faithfully. FUSE mounts: the guest's kernel holds node
- * ids of this sandbox's FUSE session, which a copy's new server would not know; disks: a
- * volume is one sandbox's at a time. Open streams: an exec or transfer in flight would be
- * cut in the copies with no one to tell.
+ * Refuses what a copy could not carry faithfully, and returns the FUSE session the copies
+ * take over (their kernel holds its node ids). Mounts: host directories only, and no file
+ * open on them (a copy's server could not answer for its handle); disks: a volume is one
+ * sandbox's at a time. Open streams: an exec or transfer in flight would be cut in the
+ * copies with no one to tell.
  */
-function assertCheckpointable(source: CheckpointSource): void {
-  if (source.hasMounts)
-    throw new ErrInvalidConfig(
-      `sandbox ${source.plan.id} has mounts: checkpoint and fork support sandboxes without mounts for now`,
-    );
+function assertCheckpointable(source: CheckpointSource): FuseSessionState | undefined {
+  const mounts = Object.entries(source.plan.mounts);
+  for (const [guestPath, mount] of mounts) {
+    const problem = copyableMountProblem(guestPath, mount);
+    if (problem !== undefined) throw new ErrInvalidConfig(`sandbox ${source.plan.id}: ${problem}`);
+  }
   if (source.plan.disks.length > 0)
     throw new ErrInvalidConfig(
       `sandbox ${source.plan.id} has disks attached: they cannot be copied into a checkpoint`,
@@ -69,11 +75,19 @@ function assertCheckpointable(source: CheckpointSource): void {
       `sandbox ${source.plan.id} has ${open} operation(s) in progress (exec, file transfer, port ` +
         "connection): a checkpoint waits for an idle sandbox",
     );
+  if (mounts.length === 0) return undefined;
+  const session = source.fuseSession();
+  if (session === undefined)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has a file open on a mount (a process in it holds one): ` +
+        "a checkpoint waits until none is",
+    );
+  return session;
 }
 
 /** Saves the VM's state and disk into a new private dir under its run dir. */
 export async function captureVm(source: CheckpointSource): Promise<Capture> {
-  assertCheckpointable(source);
+  const fuse = assertCheckpointable(source);
   const dir = mkdtempSync(join(source.runDir, "capture-"));
   const capture: Capture = {
     dir,
@@ -82,6 +96,7 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     namedRam: source.namedRam,
     vmKey: source.vmKey,
     pausedMs: 0,
+    fuse,
   };
   try {
     // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
@@ -145,6 +160,7 @@ export async function checkpointVm(
       },
       namedRam: capture.namedRam,
       pausedMs: capture.pausedMs,
+      ...(capture.fuse ? { mounts: plan.mounts, fuse: capture.fuse } : {}),
       baseSnapshotKey: source.baseSnapshotKey,
     });
     return checkpointInfo(manifest, Date.now() - started);

@@ -6,7 +6,7 @@
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import { CmdlineKey, kernelArg } from "../channel/index.js";
-import type { SandboxPlan } from "../config/index.js";
+import { checkForkMounts, mountsForCopy, type SandboxPlan } from "../config/index.js";
 import { ErrVMNotRunning } from "../errors.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
@@ -184,7 +184,7 @@ export async function launchVmSandbox(
       namedRam: vm.namedRam,
       vmKey,
       baseSnapshotKey: vm.restored && !restoreSource && snapshot ? vmKey : undefined,
-      hasMounts: Object.keys(plan.mounts).length > 0,
+      fuseSession: () => mounts?.exportSession(),
       openStreams: () => vm.agent.openStreams,
       onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
       onResumed: () => configureGuest(vm.agent, plan.hostname),
@@ -215,11 +215,13 @@ export async function launchVmSandbox(
         fork: (count, options) => forkVm(copySource, count, options),
       },
     });
+    // A copy's guest has its mounts bound to the original's FUSE session: served on, no MOUNT.
+    if (restoreSource?.fuse) mounts?.resumeSession(restoreSource.fuse);
     mounts?.attach();
     // A restore configured the guest as its first request (BootRequest.configureGuest).
     await applyGuestSettings(vm.agent, {
       hostname: plan.hostname,
-      mountPaths: mounts?.guestPaths ?? [],
+      mountPaths: restoreSource ? [] : (mounts?.guestPaths ?? []),
       networkSetup: network.guestSetup,
       configured: vm.restored,
     });
@@ -239,13 +241,16 @@ export async function launchVmSandbox(
 /**
  * `sandbox.fork(count)`: one capture of the running VM, then `count` sandboxes resumed from
  * it at once, each with a new id (and hostname), its own disk copy and network link, and a
- * CONFIGURE of its own (clock, entropy). If any fails, the others are closed.
+ * CONFIGURE of its own (clock, entropy), and the source's mounts as `forkMounts` says (default:
+ * an overlay of its own over each read-write host directory). If any fails, the others are closed.
  */
 async function forkVm(
   source: CheckpointSource,
   count: number,
   options: ForkOptions,
 ): Promise<VmSandbox[]> {
+  const mode = checkForkMounts("forkMounts", options.forkMounts ?? "overlay");
+  const copyMounts = mountsForCopy(source.plan.mounts, mode);
   const capture = await captureVm(source);
   try {
     const starts = await Promise.allSettled(
@@ -255,6 +260,7 @@ async function forkVm(
           ...source.plan,
           id,
           hostname: id,
+          mounts: Object.freeze(copyMounts),
           timeoutSeconds: options.timeoutSeconds ?? source.plan.timeoutSeconds,
         });
         return launchVmSandbox(plan, { restoreFrom: capture });
