@@ -51,6 +51,7 @@ test("forkMounts: read-write host directories become an overlay, read-only or sh
   assert.deepEqual(mountsForCopy(mounts, "share"), mounts);
   assert.throws(
     () => mountsForCopy({ "/m": { type: "memory" } }, "share"),
-    (err: Error & { code?: string }) => err.code === "ErrInvalidConfig" && /memory/.test(err.message),
+    (err: Error & { code?: string }) =>
+      err.code === "ErrInvalidConfig" && /memory/.test(err.message),
   );
 });
