@@ -14,6 +14,8 @@ export type RestoreSource = Pick<
   "statePath" | "upperDiskPath" | "namedRam" | "vmKey" | "fuse"
 > & {
   label: string;
+  /** Copies of read-write disks (Capture.disks): each goes to the sandbox's own drive i. */
+  disks?: readonly (string | undefined)[];
 };
 
 /**
@@ -86,6 +88,13 @@ export async function restoreVm(
     throw new ErrSnapshotMismatch(`${source.label} does not fit this sandbox's VM: refused`);
   if (source.upperDiskPath !== req.upperDiskPath)
     await copySparse(source.upperDiskPath, req.upperDiskPath);
+  for (const [i, captured] of (source.disks ?? []).entries()) {
+    const own = req.extraDisks?.[i]?.path;
+    if (captured === undefined) continue;
+    if (own === undefined || own === captured)
+      throw new ErrInvalidConfig(`${source.label}: disk ${i} has no drive of its own to go to`);
+    await copySparse(captured, own);
+  }
   const vm = await bootVm({
     ...req,
     restoreStatePath: source.statePath,

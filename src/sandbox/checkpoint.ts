@@ -50,13 +50,18 @@ export interface Capture extends CapturedFiles {
   pausedMs: number;
   /** The mounted guest's FUSE session (only when the sandbox has mounts). */
   fuse: FuseSessionState | undefined;
+  /**
+   * Per extra disk (`plan.disks` order): a copy of each read-write disk as it was at the
+   * capture (each copy of the sandbox writes a copy of its own); undefined for a read-only
+   * disk, which copies attach read-only as it is.
+   */
+  disks: (string | undefined)[];
 }
 
 /**
  * Refuses what a copy could not carry faithfully, and returns the FUSE session the copies
  * take over (their kernel holds its node ids). Mounts: host directories only, and no file
- * open on them (a copy's server could not answer for its handle); disks: a volume is one
- * sandbox's at a time. Open streams: an exec or transfer in flight would be cut in the
+ * open on them (a copy's server could not answer for its handle). Open streams: an exec or transfer in flight would be cut in the
  * copies with no one to tell.
  */
 function assertCheckpointable(source: CheckpointSource): FuseSessionState | undefined {
@@ -65,10 +70,6 @@ function assertCheckpointable(source: CheckpointSource): FuseSessionState | unde
     const problem = copyableMountProblem(guestPath, mount);
     if (problem !== undefined) throw new ErrInvalidConfig(`sandbox ${source.plan.id}: ${problem}`);
   }
-  if (source.plan.disks.length > 0)
-    throw new ErrInvalidConfig(
-      `sandbox ${source.plan.id} has disks attached: they cannot be copied into a checkpoint`,
-    );
   const open = source.openStreams();
   if (open > 0)
     throw new ErrInvalidConfig(
@@ -89,6 +90,7 @@ function assertCheckpointable(source: CheckpointSource): FuseSessionState | unde
 export async function captureVm(source: CheckpointSource): Promise<Capture> {
   const fuse = assertCheckpointable(source);
   const dir = mkdtempSync(join(source.runDir, "capture-"));
+  const { disks } = source.plan;
   const capture: Capture = {
     dir,
     statePath: join(dir, "vm.state"),
@@ -97,6 +99,7 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     vmKey: source.vmKey,
     pausedMs: 0,
     fuse,
+    disks: disks.map((d, i) => (d.readonly ? undefined : join(dir, `disk${i}.img`))),
   };
   try {
     // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
@@ -104,8 +107,11 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     const saved = await source.saver.save(capture.statePath, { ignoreShared: false });
     const copyStarted = Date.now();
     try {
-      // Stopped: the disk matches the saved memory until `resume`.
+      // Stopped (QEMU flushed its cache when it stopped): the disks match the saved memory
+      // until `resume`.
       await copySparse(source.upperDiskPath, capture.upperDiskPath);
+      for (const [i, copy] of capture.disks.entries())
+        if (copy !== undefined) await copySparse(disks[i]!.hostPath, copy);
     } finally {
       await saved.resume().catch((err: Error) => {
         const stuck = new ErrVMNotRunning(
@@ -142,6 +148,11 @@ export async function checkpointVm(
 ): Promise<CheckpointInfo> {
   const started = Date.now();
   const chosen = checkName(name ?? `${source.plan.id}-${randomBytes(3).toString("hex")}`);
+  if (source.plan.disks.length > 0)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has disks attached: they cannot be stored in a checkpoint yet ` +
+        "(fork copies them)",
+    );
   const capture = await captureVm(source);
   try {
     const { plan } = source;

@@ -94,7 +94,9 @@ export async function launchVmSandbox(
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
     const network = await prepareNetwork(plan, observer);
     resources.defer("network", () => network.close());
-    const disks = SandboxDisks.attach(plan.id, plan.disks);
+    // A fork's read-write disks are copies of its source's, its own: no volume lock.
+    const capturedDisks = internal.restoreFrom?.disks ?? [];
+    const disks = SandboxDisks.attach(plan.id, plan.disks, capturedDisks);
     resources.defer(
       "disk locks",
       () => disks.release(),
@@ -153,7 +155,9 @@ export async function launchVmSandbox(
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
-      extraDisks: disks.vmDisks,
+      extraDisks: disks.vmDisksWith(
+        capturedDisks.map((c, i) => (c === undefined ? undefined : join(dir, `disk${i}.img`))),
+      ),
       ...(rawPorts.length > 0 ? { rawPorts } : {}),
       ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
       network: network.link,

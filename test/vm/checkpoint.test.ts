@@ -7,6 +7,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
 import { checkpointsRoot } from "../../src/sandbox/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
@@ -276,3 +277,50 @@ test(
     assert.deepEqual(runDirEntries(dataDir), []);
   },
 );
+
+test("forks of a sandbox with disks write copies of their own", { timeout: 600_000 }, async () => {
+  const base = scratchDir();
+  const image = join(base, "rw.ext4");
+  const roImage = join(base, "ro.ext4");
+  for (const path of [image, roImage]) {
+    const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", path, "16M"], { encoding: "utf8" });
+    assert.equal(mkfs.status, 0, mkfs.stderr);
+  }
+  const parent = await Sandbox.create({
+    timeoutSeconds: 400,
+    disks: [
+      { hostPath: image, guestPath: "/data" },
+      { hostPath: roImage, guestPath: "/ro", readonly: true },
+    ],
+  });
+  const copies: VmSandbox[] = [];
+  const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
+  try {
+    await run(parent, "echo parent > /data/before && sync");
+    copies.push(...(await parent.fork(2)));
+    const [a, b] = copies as [VmSandbox, VmSandbox];
+    await Promise.all(copies.map((c) => run(c, `echo ${c.id} > /data/same && sync`)));
+    await run(parent, "echo parent-after > /data/same && sync");
+    assert.equal(await run(a, "cat /data/same /data/before"), `${a.id}\nparent\n`);
+    assert.equal(await run(b, "cat /data/same /data/before"), `${b.id}\nparent\n`);
+    assert.equal(await run(parent, "cat /data/same"), "parent-after\n");
+    // Its drive is the copy's own file, written through the page cache of a guest of its own:
+    // drop the cache and read the disk itself again.
+    assert.equal(await run(a, "echo 3 > /proc/sys/vm/drop_caches; cat /data/same"), `${a.id}\n`);
+    const refused = await a.exec("echo x > /ro/x");
+    assert.notEqual(refused.exitCode, 0);
+    // A disk is not stored in a checkpoint yet: refused before the VM stops.
+    await assert.rejects(
+      parent.checkpoint("with-disk"),
+      (err: Error & { code?: string }) =>
+        err.code === "ErrInvalidConfig" && /disks/.test(err.message),
+    );
+  } finally {
+    await Promise.all([...copies, parent].map((s) => s.close()));
+  }
+  // The image holds what the source sandbox wrote, nothing of the copies.
+  const dump = spawnSync("debugfs", ["-R", "cat /same", image], { encoding: "utf8" });
+  assert.equal(dump.stdout, "parent-after\n", dump.stderr);
+  assert.deepEqual(childQemuPids(), []);
+  assert.deepEqual(runDirEntries(dataDir), []);
+});
