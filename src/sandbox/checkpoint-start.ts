@@ -27,7 +27,9 @@ export function withCheckpointDefaults<T extends SandboxOptions>(options: T): T 
   const { forkMounts, ...rest } = options;
   if (options.fromCheckpoint === undefined) {
     if (forkMounts !== undefined)
-      throw new ErrInvalidConfig("forkMounts applies to a start from a checkpoint (fromCheckpoint)");
+      throw new ErrInvalidConfig(
+        "forkMounts applies to a start from a checkpoint (fromCheckpoint)",
+      );
     return options;
   }
   const mode = forkMounts === undefined ? "overlay" : checkForkMounts("forkMounts", forkMounts);
@@ -57,7 +59,12 @@ export async function checkpointRestoreSource(
   const manifest = loadCheckpoint(name);
   // The copied guest has the checkpoint's mount points bound to its FUSE session already.
   const served = Object.keys(plan.mounts).sort().join(",");
-  if (served !== Object.keys(manifest.mounts ?? {}).sort().join(","))
+  if (
+    served !==
+    Object.keys(manifest.mounts ?? {})
+      .sort()
+      .join(",")
+  )
     throw new ErrInvalidConfig(
       `fromCheckpoint: a copy of checkpoint ${name} must have the checkpoint's mounts ` +
         "(they come with it: do not give mounts)",

@@ -31,7 +31,12 @@ interface Node {
  */
 export interface InodeTableState {
   nextId: string;
-  nodes: { id: string; lookups: string; fileId?: string; links: [parent: string, name: string][] }[];
+  nodes: {
+    id: string;
+    lookups: string;
+    fileId?: string;
+    links: [parent: string, name: string][];
+  }[];
 }
 
 /** Bounds the path walk so a corrupted table can never loop. */
