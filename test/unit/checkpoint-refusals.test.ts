@@ -1,13 +1,14 @@
 // What a checkpoint or fork refuses before it stops the VM: mounts whose contents live in the
 // sandbox's process (memory, custom providers, overlays), a file open on a mount (a copy's
-// FUSE server could not answer for its handle), disks, or operations in flight.
+// FUSE server could not answer for its handle), disks (in a stored checkpoint; a fork copies
+// them), or operations in flight.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SandboxPlan } from "../../src/config/index.js";
-import { captureVm, type CheckpointSource } from "../../src/sandbox/checkpoint.js";
+import { checkpointVm, type CheckpointSource } from "../../src/sandbox/checkpoint.js";
 import type { VmStateSaver } from "../../src/vmm/index.js";
 
 function source(
@@ -59,11 +60,11 @@ for (const [what, over, message] of [
   ["an attached disk", { disks: [{}] }, /disks attached/],
   ["an exec in flight", { open: 1 }, /in progress/],
 ] as const) {
-  test(`a sandbox with ${what} is neither checkpointed nor forked, and never stopped`, async () => {
+  test(`a sandbox with ${what} is not checkpointed, and never stopped`, async () => {
     const runDir = mkdtempSync(join(tmpdir(), "wl-capture-"));
     try {
       const src = source(runDir, over);
-      await assert.rejects(captureVm(src), (err: Error & { code?: string }) => {
+      await assert.rejects(checkpointVm(src, "refused"), (err: Error & { code?: string }) => {
         assert.equal(err.code, "ErrInvalidConfig");
         assert.match(err.message, message);
         return true;
