@@ -107,6 +107,14 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     const saved = await source.saver.save(capture.statePath, { ignoreShared: false });
     const copyStarted = Date.now();
     try {
+      // Again now that the guest is stopped: what it looked up since the check is in it.
+      if (fuse !== undefined) {
+        capture.fuse = source.fuseSession();
+        if (capture.fuse === undefined)
+          throw new ErrInvalidConfig(
+            `sandbox ${source.plan.id} opened a file on a mount while it was checkpointed: try again`,
+          );
+      }
       // Stopped (QEMU flushed its cache when it stopped): the disks match the saved memory
       // until `resume`.
       await copySparse(source.upperDiskPath, capture.upperDiskPath);
