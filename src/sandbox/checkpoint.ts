@@ -86,8 +86,21 @@ function assertCheckpointable(source: CheckpointSource): FuseSessionState | unde
   return session;
 }
 
+/**
+ * How long a checkpoint waits for the streams of operations that just ended (an exec's or a
+ * transfer's stream closes a round trip after its call returned) before refusing.
+ */
+const IDLE_WAIT_MS = 2000;
+
+async function waitForIdle(source: CheckpointSource): Promise<void> {
+  const deadline = Date.now() + IDLE_WAIT_MS;
+  while (source.openStreams() > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 /** Saves the VM's state and disk into a new private dir under its run dir. */
 export async function captureVm(source: CheckpointSource): Promise<Capture> {
+  await waitForIdle(source);
   const fuse = assertCheckpointable(source);
   const dir = mkdtempSync(join(source.runDir, "capture-"));
   const { disks } = source.plan;
