@@ -14,14 +14,14 @@ import { pushImage, startRegistry } from "../test/helpers/registry.js";
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const round = (n: number): number => Math.round(n * 100) / 100;
 
-function stats(samples: number[]) {
+export function stats(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
   const at = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
   return { min: round(s[0] ?? NaN), p50: round(at(0.5)), max: round(at(1)), n: s.length };
 }
 
 /** create + first `exec(["true"])`, and whether it restored. */
-async function createToFirstExec(options: SandboxOptions): Promise<[number, boolean]> {
+export async function createToFirstExec(options: SandboxOptions): Promise<[number, boolean]> {
   const t = now();
   const sb = await Sandbox.create(options);
   try {
@@ -33,10 +33,10 @@ async function createToFirstExec(options: SandboxOptions): Promise<[number, bool
   }
 }
 
-/** The whole CLI process, as a user types it. */
-function cliRunTrueMs(snapshot: boolean): number {
+/** The whole CLI process, as a user types it (`entry`: another build's main.js, for an A/B). */
+export function cliRunTrueMs(snapshot: boolean, entry = "dist/cli/main.js"): number {
   const t = now();
-  const args = ["dist/cli/main.js", "run", ...(snapshot ? [] : ["--no-snapshot"]), "--", "true"];
+  const args = [entry, "run", ...(snapshot ? [] : ["--no-snapshot"]), "--", "true"];
   const r = spawnSync(process.execPath, args, { stdio: "inherit" });
   if (r.status !== 0) throw new Error(`wheellock ${args.slice(1).join(" ")} exited ${r.status}`);
   return now() - t;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /**
  * Where wheellock keeps things. Cache: rebuildable artefacts (kernel, agent, images).
@@ -27,10 +28,21 @@ export function runDir(): string {
   return join(dataDir(), "run");
 }
 
-/** The repository root (where guest/ lives), resolved from this module's location. */
+let packageRootMemo: string | undefined;
+
+/**
+ * The repository root (where guest/ and package.json live): the nearest folder above this
+ * module that holds a package.json. Not a fixed depth: this code runs as src/paths.ts,
+ * dist/paths.js and inside the CLI bundle's chunks (dist/cli/chunks/, scripts/bundle-cli.mjs).
+ */
 export function packageRoot(): string {
-  // src/paths.ts and dist/paths.js are both one level below the root.
-  return join(new URL(".", import.meta.url).pathname, "..");
+  if (packageRootMemo !== undefined) return packageRootMemo;
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return (packageRootMemo = dir);
+    if (dirname(dir) === dir)
+      throw new Error(`cannot find wheellock's package.json above ${start}`);
+  }
 }
 
 /**

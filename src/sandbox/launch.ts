@@ -52,6 +52,11 @@ export interface LaunchInternals {
   noAttribution?: boolean;
   /** Resume this capture of another sandbox (a fork) instead of booting. */
   restoreFrom?: Capture;
+  /**
+   * Always power the guest off cleanly on close, even when nothing of it is kept (the
+   * supervisor: a detached sandbox's stop stays the orderly one its console log shows).
+   */
+  cleanPoweroff?: boolean;
 }
 
 /** A kept disk must be unmounted cleanly: the guest's sync can take a while under TCG. */
@@ -195,8 +200,10 @@ export async function launchVmSandbox(
     };
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)
     // before anything it uses goes. The boot put QEMU itself on the stack already.
+    const throwaway = isThrowaway(plan, internal);
     resources.defer("vm", async () => {
-      if (!vm.agent.closed) vm.agent.poweroff();
+      if (throwaway) vm.qemu.kill();
+      else if (!vm.agent.closed) vm.agent.poweroff();
       const grace = keepUpper !== undefined ? KEEP_UPPER_GRACE_MS : POWEROFF_GRACE_MS;
       await vm.qemu.stop(sandbox?.failed ? 0 : grace);
       vm.agent.close(new ErrVMNotRunning(`sandbox ${plan.id} is closed`));
@@ -240,6 +247,23 @@ export async function launchVmSandbox(
     else await resources.release();
     throw err;
   }
+}
+
+/**
+ * True when nothing the guest wrote outlives the VM: its writable disk is removed with the
+ * run dir, and it has no mounts (a FUSE write the guest still caches), no disks or volumes
+ * (their filesystems must be unmounted cleanly) and no kept upper disk. Such a VM is killed on
+ * close instead of powered off: the guest's poweroff (kill every process, sync, unmount) is
+ * ~100 ms under TCG, and everything it would flush is thrown away (the agent's poweroff
+ * SIGKILLs the guest's processes anyway: none of them gets a graceful stop either way).
+ */
+export function isThrowaway(plan: SandboxPlan, internal: LaunchInternals): boolean {
+  return (
+    internal.keepUpperDisk === undefined &&
+    internal.cleanPoweroff !== true &&
+    plan.disks.length === 0 &&
+    Object.keys(plan.mounts).length === 0
+  );
 }
 
 /**

@@ -1,30 +1,41 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { readdir, readFile, rename, rm } from "node:fs/promises";
+import { existsSync, readdirSync } from "node:fs";
+import { readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { makePrivateDir, packageRoot } from "../paths.js";
 import { withFileLock } from "../util/index.js";
 import { runToolOk } from "../util/index.js";
 import { findExecutable } from "../util/index.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "./stat-memo.js";
 
 const AGENT_NAME = "wheellock-agent";
 
 /** The files that make up the agent build: all of guest/'s sources plus its Makefile. */
-async function sourceFiles(guestDir: string): Promise<string[]> {
-  const names = await readdir(guestDir);
+function sourceFiles(guestDir: string): string[] {
+  const names = readdirSync(guestDir);
   return names.filter((n) => n === "Makefile" || n.endsWith(".c") || n.endsWith(".h")).sort();
 }
 
-/** Content hash of the agent sources, so an edit produces a new binary without a clean step. */
+/**
+ * Content hash of the agent sources, so an edit produces a new binary without a clean step.
+ * Every sandbox start needs it: unchanged files (same stat identity, stat-memo.ts) are not
+ * read and hashed again.
+ */
 export async function agentSourceHash(guestDir: string): Promise<string> {
+  const names = sourceFiles(guestDir);
+  const identity = filesIdentity([guestDir, ...names.map((n) => join(guestDir, n))]);
+  const memo = identity !== undefined ? readStatMemo("agent-source-hash", identity) : undefined;
+  if (memo !== undefined) return memo;
   const hash = createHash("sha256");
-  for (const name of await sourceFiles(guestDir)) {
+  for (const name of names) {
     const data = await readFile(join(guestDir, name));
     hash.update(`${name}\0${data.length}\0`);
     hash.update(data);
   }
-  return hash.digest("hex");
+  const digest = hash.digest("hex");
+  if (identity !== undefined) writeStatMemo("agent-source-hash", identity, digest);
+  return digest;
 }
 
 /**

@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { makePrivateDir, packageRoot } from "../paths.js";
 import { pidAlive, withFileLock } from "../util/index.js";
-import { runTool, runToolOk } from "../util/index.js";
+import { runToolOk } from "../util/index.js";
 import { missingPackages, type HostPackage } from "./apt.js";
 import type { GuestKernel } from "./kernel.js";
 import { BuildProgress } from "./kernel-build-status.js";
+import { installedPackageVersion } from "./source-version.js";
 
 /** Debian's kernel source package; it installs the tarball below and nothing else of note. */
 const SOURCE_PACKAGE = "linux-source-6.1";
@@ -61,14 +62,9 @@ interface CacheKey {
 /** undefined when the source package is not installed (nothing to build from). */
 async function cacheKey(): Promise<CacheKey | undefined> {
   if (!existsSync(SOURCE_TARBALL) || !existsSync(fragmentPath())) return undefined;
-  let sourceVersion: string;
-  try {
-    const res = await runTool(["dpkg-query", "-W", "-f=${Version}", SOURCE_PACKAGE]);
-    sourceVersion = res.code === 0 ? res.stdout.trim() : "";
-  } catch {
-    return undefined; // no dpkg: not a Debian-family host
-  }
-  if (sourceVersion.length === 0) return undefined;
+  // undefined: not installed through dpkg, or not a Debian-family host.
+  const sourceVersion = await installedPackageVersion(SOURCE_PACKAGE, SOURCE_TARBALL);
+  if (sourceVersion === undefined) return undefined;
   const fragment = await readFile(fragmentPath(), "utf8");
   const hash = createHash("sha256")
     .update(`recipe ${RECIPE_VERSION}\0${SOURCE_PACKAGE} ${sourceVersion}\0`)

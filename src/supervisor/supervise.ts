@@ -85,7 +85,7 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
     // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
     sandbox = await launchVmSandbox(
       { ...plan, timeoutSeconds: 0 },
-      { consoleLogPath: logPath(plan.id) },
+      { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
     );
   } catch (err) {
     await resources.release();
