@@ -2,23 +2,30 @@
 // to every copy's first exec done, and the memory each copy's QEMU holds. Numbers, not
 // pass/fail (docs/PERFORMANCE.md). `WHEELLOCK_BENCH_FORKS=1,4,16` picks the counts.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { Sandbox, type CheckpointInfo } from "../src/index.js";
 
 export interface ForkFigures {
   checkpoint: CheckpointInfo;
   forks: Array<
-    | { count: number; toAllFirstExecMs: number; rssPerCopyMb: number }
+    | {
+        count: number;
+        toAllFirstExecMs: number;
+        rssPerCopyMb: number;
+        /** Proportional set size: pages shared between QEMUs (page cache) split among them. */
+        pssPerCopyMb: number;
+      }
     | { count: number; error: string }
   >;
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Resident memory of this process's QEMU children, MB. */
-function qemuRssMb(): number[] {
+/** Resident and proportional memory of this process's QEMU children, MB each. */
+function qemuMemoryMb(): { rss: number; pss: number }[] {
   let out = "";
   try {
-    out = execFileSync("ps", ["-o", "rss=,comm=", "--ppid", String(process.pid)], {
+    out = execFileSync("ps", ["-o", "pid=,comm=", "--ppid", String(process.pid)], {
       encoding: "utf8",
     });
   } catch {
@@ -27,8 +34,21 @@ function qemuRssMb(): number[] {
   return out
     .split("\n")
     .filter((line) => line.includes("qemu"))
-    .map((line) => Number(line.trim().split(/\s+/)[0]) / 1024);
+    .map((line) => {
+      const pid = line.trim().split(/\s+/)[0];
+      let rollup = "";
+      try {
+        rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+      } catch {
+        return { rss: 0, pss: 0 };
+      }
+      const kb = (key: string) =>
+        Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
+      return { rss: kb("Rss") / 1024, pss: kb("Pss") / 1024 };
+    });
 }
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 export async function forkBench(
   counts: number[],
@@ -42,17 +62,23 @@ export async function forkBench(
     const forks: ForkFigures["forks"] = [];
     for (const count of counts) {
       log(`fork ${count}`);
-      const beforeMb = qemuRssMb().reduce((a, b) => a + b, 0);
+      const before = qemuMemoryMb();
       const t = now();
       try {
         const copies = await parent.fork(count, { timeoutSeconds: 0 });
         try {
           await Promise.all(copies.map((c) => c.exec(["true"])));
           const toAllFirstExecMs = Math.round(now() - t);
-          const rss = qemuRssMb();
+          const after = qemuMemoryMb();
           // The parent's QEMU was there before; the copies are what was added.
-          const copiesRss = rss.reduce((a, b) => a + b, 0) - beforeMb;
-          forks.push({ count, toAllFirstExecMs, rssPerCopyMb: Math.round(copiesRss / count) });
+          const added = (key: "rss" | "pss") =>
+            Math.round((sum(after.map((m) => m[key])) - sum(before.map((m) => m[key]))) / count);
+          forks.push({
+            count,
+            toAllFirstExecMs,
+            rssPerCopyMb: added("rss"),
+            pssPerCopyMb: added("pss"),
+          });
         } finally {
           await Promise.all(copies.map((c) => c.close()));
         }

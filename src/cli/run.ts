@@ -1,8 +1,10 @@
 import { Command, Option } from "commander";
 import {
   DEFAULT_IMAGE,
+  FORK_MOUNTS_MODES,
   ENV_DEFAULT_IMAGE,
   mergeEnv,
+  type ForkMountsMode,
   type SandboxOptions,
 } from "../config/index.js";
 import { ErrBudgetExceeded, ErrInvalidConfig, ErrTimeout } from "../errors.js";
@@ -52,6 +54,7 @@ interface RunFlags extends NetworkFlags, InterceptFlags, VolumeFlags, ObserveFla
   /** Commander's negatable `--no-snapshot`: false when given. */
   snapshot?: boolean;
   fromCheckpoint?: string;
+  forkMounts?: ForkMountsMode;
   image?: string;
   cpus?: number;
   memory?: number;
@@ -108,6 +111,13 @@ export function runCommand(): Command {
     .option(
       "--from-checkpoint <name>",
       "start as a copy of a checkpoint (`wheellock checkpoint`): its memory, files and processes",
+    )
+    .addOption(
+      new Option(
+        "--fork-mounts <mode>",
+        "with --from-checkpoint: the checkpoint's read-write host mounts become a private " +
+          "overlay (default), read-only, or shared (written through)",
+      ).argParser(oneOf("--fork-mounts", FORK_MOUNTS_MODES)),
     )
     .addOption(
       new Option("--accel <kind>", "accelerator").argParser(
@@ -172,6 +182,7 @@ function sandboxOptions(
     ...(flags.privileged === true ? { privileged: true } : {}),
     ...(flags.snapshot === false ? { snapshot: false } : {}),
     ...(flags.fromCheckpoint !== undefined ? { fromCheckpoint: flags.fromCheckpoint } : {}),
+    ...(flags.forkMounts !== undefined ? { forkMounts: flags.forkMounts } : {}),
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
     ...volumeSandboxOptions(flags),

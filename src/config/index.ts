@@ -76,6 +76,13 @@ export {
   type VolumeMount,
 } from "./volumes.js";
 export {
+  FORK_MOUNTS_MODES,
+  checkForkMounts,
+  copyableMountProblem,
+  mountsForCopy,
+  type ForkMountsMode,
+} from "./fork-mounts.js";
+export {
   MAX_DISKS,
   checkDisks,
   parseDiskSpec,

@@ -7,6 +7,7 @@
 import type { ApprovalDecision, BlockedRequest, Budgets } from "../observe/index.js";
 import type { DiskConfig, ResolvedDisk } from "./disks.js";
 import type { FileHookRule } from "../vfs/index.js";
+import type { ForkMountsMode } from "./fork-mounts.js";
 import type { MountConfig } from "./volumes.js";
 import type { NetworkHookRule } from "./hook-rule.js";
 import type { PolicyScriptSource } from "./policy-script-source.js";
@@ -103,9 +104,16 @@ export interface SandboxOptions {
   /**
    * Start as a copy of this checkpoint (`sandbox.checkpoint(name)`, `wheellock checkpoint`)
    * instead of booting: its memory and disk as they were, with fresh entropy, clock, hostname
-   * and id. Image and resources default to the checkpoint's; others refuse it. No mounts or disks.
+   * and id. Image and resources default to the checkpoint's; others refuse it. Mounts come
+   * from the checkpoint (see `forkMounts`); giving `mounts` is refused. No disks.
    */
   fromCheckpoint?: string;
+  /**
+   * With `fromCheckpoint`: what the copy gets for the checkpoint's read-write host directory
+   * mounts. `overlay` (default): a writable layer of its own over the directory; `readonly`:
+   * writes fail (EROFS); `share`: it writes the host files, as the original did.
+   */
+  forkMounts?: ForkMountsMode;
   /** Accelerator. Default: `$WHEELLOCK_ACCEL`, else `auto`. */
   accel?: AccelChoice;
   /**

@@ -172,8 +172,9 @@ export interface SandboxApi extends AsyncDisposable {
 
   /**
    * Saves the running sandbox's memory and disk as a named checkpoint (stopping it for a
-   * moment); `Sandbox.create({ fromCheckpoint: name })` starts copies of it. Sandboxes with
-   * mounts or disks, and sandboxes with operations in progress, are refused.
+   * moment); `Sandbox.create({ fromCheckpoint: name, forkMounts })` starts copies of it, with
+   * its host directory mounts (docs/CHECKPOINTS.md). Sandboxes with disks, mounts other than
+   * host directories, a file open on a mount, or operations in progress are refused.
    */
   checkpoint(name?: string): Promise<CheckpointInfo>;
 

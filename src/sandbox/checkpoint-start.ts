@@ -1,6 +1,6 @@
 /** Starting a sandbox as a copy of a checkpoint or a fork's capture instead of booting. */
 import { rmSync } from "node:fs";
-import type { SandboxOptions } from "../config/index.js";
+import { checkForkMounts, mountsForCopy, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
 import { bootVm, type BootRequest } from "./boot.js";
 import { loadCheckpoint, materializeCheckpoint } from "./checkpoint-store.js";
@@ -9,18 +9,37 @@ import { copySparse } from "./snapshot-store.js";
 import type { StartedVm } from "./start-vm.js";
 
 /** A saved VM to start from: a fork's capture, or a checkpoint written out of the store. */
-export type RestoreSource = Pick<Capture, "statePath" | "upperDiskPath" | "namedRam" | "vmKey"> & {
+export type RestoreSource = Pick<
+  Capture,
+  "statePath" | "upperDiskPath" | "namedRam" | "vmKey" | "fuse"
+> & {
   label: string;
+  /** Copies of read-write disks (Capture.disks): each goes to the sandbox's own drive i. */
+  disks?: readonly (string | undefined)[];
 };
 
 /**
  * The options a copy of checkpoint `options.fromCheckpoint` starts with: the checkpoint's
- * image and VM shape unless the caller gives them (a different shape is refused at start).
+ * image and VM shape unless the caller gives them (a different shape is refused at start),
+ * and its mounts as `forkMounts` says (its guest has them mounted already).
  */
 export function withCheckpointDefaults<T extends SandboxOptions>(options: T): T {
-  if (options.fromCheckpoint === undefined) return options;
-  const { resources } = loadCheckpoint(options.fromCheckpoint);
-  return { ...resources, ...options };
+  const { forkMounts, ...rest } = options;
+  if (options.fromCheckpoint === undefined) {
+    if (forkMounts !== undefined)
+      throw new ErrInvalidConfig(
+        "forkMounts applies to a start from a checkpoint (fromCheckpoint)",
+      );
+    return options;
+  }
+  const mode = forkMounts === undefined ? "overlay" : checkForkMounts("forkMounts", forkMounts);
+  if (options.mounts !== undefined && Object.keys(options.mounts).length > 0)
+    throw new ErrInvalidConfig(
+      `fromCheckpoint: a copy of checkpoint ${options.fromCheckpoint} has the checkpoint's mounts ` +
+        "(forkMounts says how it may write them); it cannot be given others",
+    );
+  const { resources, mounts } = loadCheckpoint(options.fromCheckpoint);
+  return { ...resources, ...rest, mounts: mountsForCopy(mounts ?? {}, mode) } as T;
 }
 
 /**
@@ -33,11 +52,23 @@ export async function checkpointRestoreSource(
   vmKey: string,
   plan: { disks: readonly unknown[]; mounts: Readonly<Record<string, unknown>> },
 ): Promise<RestoreSource> {
-  if (plan.disks.length > 0 || Object.keys(plan.mounts).length > 0)
+  if (plan.disks.length > 0)
     throw new ErrInvalidConfig(
-      `fromCheckpoint: a copy of checkpoint ${name} cannot have mounts or disks (not supported yet)`,
+      `fromCheckpoint: a copy of checkpoint ${name} cannot have disks (not supported yet)`,
     );
   const manifest = loadCheckpoint(name);
+  // The copied guest has the checkpoint's mount points bound to its FUSE session already.
+  const served = Object.keys(plan.mounts).sort().join(",");
+  if (
+    served !==
+    Object.keys(manifest.mounts ?? {})
+      .sort()
+      .join(",")
+  )
+    throw new ErrInvalidConfig(
+      `fromCheckpoint: a copy of checkpoint ${name} must have the checkpoint's mounts ` +
+        "(they come with it: do not give mounts)",
+    );
   if (manifest.vmKey !== vmKey)
     throw new ErrSnapshotMismatch(
       `checkpoint ${name} was taken with another kernel, agent, image, QEMU or VM shape ` +
@@ -45,7 +76,13 @@ export async function checkpointRestoreSource(
         "(take it again)",
     );
   const files = await materializeCheckpoint(manifest, runDir);
-  return { ...files, namedRam: manifest.namedRam, vmKey, label: `checkpoint ${name}` };
+  return {
+    ...files,
+    namedRam: manifest.namedRam,
+    vmKey,
+    fuse: manifest.fuse,
+    label: `checkpoint ${name}`,
+  };
 }
 
 /** Resumes the saved VM with the sandbox's own disk copy, network link and CONFIGURE. */
@@ -58,6 +95,13 @@ export async function restoreVm(
     throw new ErrSnapshotMismatch(`${source.label} does not fit this sandbox's VM: refused`);
   if (source.upperDiskPath !== req.upperDiskPath)
     await copySparse(source.upperDiskPath, req.upperDiskPath);
+  for (const [i, captured] of (source.disks ?? []).entries()) {
+    const own = req.extraDisks?.[i]?.path;
+    if (captured === undefined) continue;
+    if (own === undefined || own === captured)
+      throw new ErrInvalidConfig(`${source.label}: disk ${i} has no drive of its own to go to`);
+    await copySparse(captured, own);
+  }
   const vm = await bootVm({
     ...req,
     restoreStatePath: source.statePath,

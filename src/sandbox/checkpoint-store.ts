@@ -6,15 +6,16 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
-import { checkCheckpointName } from "../config/index.js";
+import { checkCheckpointName, type MountConfig } from "../config/index.js";
 import { ErrInvalidConfig, ErrNotFound, ErrSnapshotMismatch } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
 import { withFileLock } from "../util/index.js";
+import type { FuseSessionState } from "../vfs/index.js";
 import { ChunkStore, ZERO_CHUNK, type ChunkedFile } from "./checkpoint-chunks.js";
 import { snapshotFiles } from "./snapshot-store.js";
 
 /** Bump when what a checkpoint holds or how it is restored changes. */
-export const CHECKPOINT_FORMAT = 1;
+export const CHECKPOINT_FORMAT = 2;
 const LOCK_TIMEOUT_MS = 120_000;
 
 /** What a restore starts with unless the caller says otherwise (the VM's shape). */
@@ -53,6 +54,10 @@ export interface CheckpointManifest {
   sizes: CheckpointSizes;
   /** How long the sandbox was stopped while its state was saved and its disk copied. */
   pausedMs: number;
+  /** The sandbox's mounts (host directories), served again to each copy (see forkMounts). */
+  mounts?: Record<string, MountConfig>;
+  /** The guest's FUSE session over those mounts: the node ids its kernel holds. */
+  fuse?: FuseSessionState;
 }
 
 /** A checkpoint captured from a VM, before it is in the store. */
@@ -112,6 +117,8 @@ export interface SaveCheckpointRequest {
   resources: CheckpointResources;
   namedRam: boolean;
   pausedMs: number;
+  mounts?: Readonly<Record<string, MountConfig>>;
+  fuse?: FuseSessionState;
   /** The snapshot the sandbox started from: its disk goes in first, so only changes cost. */
   baseSnapshotKey: string | undefined;
 }
@@ -143,6 +150,7 @@ export async function saveCheckpoint(req: SaveCheckpointRequest): Promise<Checkp
         sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes,
       },
       pausedMs: req.pausedMs,
+      ...(req.mounts && req.fuse ? { mounts: { ...req.mounts }, fuse: req.fuse } : {}),
     };
     const tmp = `${path}.tmp-${process.pid}`;
     writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });

@@ -5,9 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import type { SandboxPlan } from "../config/index.js";
+import { copyableMountProblem, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { removeTreeSync } from "../util/index.js";
+import type { FuseSessionState } from "../vfs/index.js";
 import type { VmStateSaver } from "../vmm/index.js";
 import type { CheckpointInfo } from "./api.js";
 import {
@@ -29,7 +30,8 @@ export interface CheckpointSource {
   vmKey: string;
   /** The snapshot the VM resumed from, if any (its disk is the dedup base). */
   baseSnapshotKey: string | undefined;
-  hasMounts: boolean;
+  /** The guest's FUSE session (FuseMounts.exportSession); undefined while a file is open. */
+  fuseSession(): FuseSessionState | undefined;
   openStreams(): number;
   /** The VM could not continue after the save: the sandbox must end. */
   onStuck(err: Error): void;
@@ -46,35 +48,62 @@ export interface Capture extends CapturedFiles {
   namedRam: boolean;
   vmKey: string;
   pausedMs: number;
+  /** The mounted guest's FUSE session (only when the sandbox has mounts). */
+  fuse: FuseSessionState | undefined;
+  /**
+   * Per extra disk (`plan.disks` order): a copy of each read-write disk as it was at the
+   * capture (each copy of the sandbox writes a copy of its own); undefined for a read-only
+   * disk, which copies attach read-only as it is.
+   */
+  disks: (string | undefined)[];
 }
 
 /**
- * Refuses what a copy could not carry faithfully. FUSE mounts: the guest's kernel holds node
- * ids of this sandbox's FUSE session, which a copy's new server would not know; disks: a
- * volume is one sandbox's at a time. Open streams: an exec or transfer in flight would be
- * cut in the copies with no one to tell.
+ * Refuses what a copy could not carry faithfully, and returns the FUSE session the copies
+ * take over (their kernel holds its node ids). Mounts: host directories only, and no file
+ * open on them (a copy's server could not answer for its handle). Open streams: an exec or transfer in flight would be cut in the
+ * copies with no one to tell.
  */
-function assertCheckpointable(source: CheckpointSource): void {
-  if (source.hasMounts)
-    throw new ErrInvalidConfig(
-      `sandbox ${source.plan.id} has mounts: checkpoint and fork support sandboxes without mounts for now`,
-    );
-  if (source.plan.disks.length > 0)
-    throw new ErrInvalidConfig(
-      `sandbox ${source.plan.id} has disks attached: they cannot be copied into a checkpoint`,
-    );
+function assertCheckpointable(source: CheckpointSource): FuseSessionState | undefined {
+  const mounts = Object.entries(source.plan.mounts);
+  for (const [guestPath, mount] of mounts) {
+    const problem = copyableMountProblem(guestPath, mount);
+    if (problem !== undefined) throw new ErrInvalidConfig(`sandbox ${source.plan.id}: ${problem}`);
+  }
   const open = source.openStreams();
   if (open > 0)
     throw new ErrInvalidConfig(
       `sandbox ${source.plan.id} has ${open} operation(s) in progress (exec, file transfer, port ` +
         "connection): a checkpoint waits for an idle sandbox",
     );
+  if (mounts.length === 0) return undefined;
+  const session = source.fuseSession();
+  if (session === undefined)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has a file open on a mount (a process in it holds one): ` +
+        "a checkpoint waits until none is",
+    );
+  return session;
+}
+
+/**
+ * How long a checkpoint waits for the streams of operations that just ended (an exec's or a
+ * transfer's stream closes a round trip after its call returned) before refusing.
+ */
+const IDLE_WAIT_MS = 2000;
+
+async function waitForIdle(source: CheckpointSource): Promise<void> {
+  const deadline = Date.now() + IDLE_WAIT_MS;
+  while (source.openStreams() > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 /** Saves the VM's state and disk into a new private dir under its run dir. */
 export async function captureVm(source: CheckpointSource): Promise<Capture> {
-  assertCheckpointable(source);
+  await waitForIdle(source);
+  const fuse = assertCheckpointable(source);
   const dir = mkdtempSync(join(source.runDir, "capture-"));
+  const { disks } = source.plan;
   const capture: Capture = {
     dir,
     statePath: join(dir, "vm.state"),
@@ -82,6 +111,8 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     namedRam: source.namedRam,
     vmKey: source.vmKey,
     pausedMs: 0,
+    fuse,
+    disks: disks.map((d, i) => (d.readonly ? undefined : join(dir, `disk${i}.img`))),
   };
   try {
     // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
@@ -89,8 +120,19 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     const saved = await source.saver.save(capture.statePath, { ignoreShared: false });
     const copyStarted = Date.now();
     try {
-      // Stopped: the disk matches the saved memory until `resume`.
+      // Again now that the guest is stopped: what it looked up since the check is in it.
+      if (fuse !== undefined) {
+        capture.fuse = source.fuseSession();
+        if (capture.fuse === undefined)
+          throw new ErrInvalidConfig(
+            `sandbox ${source.plan.id} opened a file on a mount while it was checkpointed: try again`,
+          );
+      }
+      // Stopped (QEMU flushed its cache when it stopped): the disks match the saved memory
+      // until `resume`.
       await copySparse(source.upperDiskPath, capture.upperDiskPath);
+      for (const [i, copy] of capture.disks.entries())
+        if (copy !== undefined) await copySparse(disks[i]!.hostPath, copy);
     } finally {
       await saved.resume().catch((err: Error) => {
         const stuck = new ErrVMNotRunning(
@@ -127,6 +169,11 @@ export async function checkpointVm(
 ): Promise<CheckpointInfo> {
   const started = Date.now();
   const chosen = checkName(name ?? `${source.plan.id}-${randomBytes(3).toString("hex")}`);
+  if (source.plan.disks.length > 0)
+    throw new ErrInvalidConfig(
+      `sandbox ${source.plan.id} has disks attached: they cannot be stored in a checkpoint yet ` +
+        "(fork copies them)",
+    );
   const capture = await captureVm(source);
   try {
     const { plan } = source;
@@ -145,6 +192,7 @@ export async function checkpointVm(
       },
       namedRam: capture.namedRam,
       pausedMs: capture.pausedMs,
+      ...(capture.fuse ? { mounts: plan.mounts, fuse: capture.fuse } : {}),
       baseSnapshotKey: source.baseSnapshotKey,
     });
     return checkpointInfo(manifest, Date.now() - started);

@@ -13,11 +13,20 @@ export class SandboxDisks {
     private readonly locks: DiskLock[],
   ) {}
 
-  /** Takes every attach lock, or none (ErrVolumeInUse names the sandbox in the way). */
-  static attach(sandboxId: string, disks: readonly ResolvedDisk[]): SandboxDisks {
+  /**
+   * Takes every attach lock, or none (ErrVolumeInUse names the sandbox in the way). Disks
+   * that are `private` (by index: a fork's own copy of its source's disk) take no lock.
+   */
+  static attach(
+    sandboxId: string,
+    disks: readonly ResolvedDisk[],
+    privateCopies: readonly (string | undefined)[] = [],
+  ): SandboxDisks {
     const locks: DiskLock[] = [];
     try {
-      for (const disk of disks) locks.push(lockDisk(disk.hostPath, sandboxId, disk.readonly));
+      for (const [i, disk] of disks.entries())
+        if (privateCopies[i] === undefined)
+          locks.push(lockDisk(disk.hostPath, sandboxId, disk.readonly));
     } catch (err) {
       for (const lock of locks) lock.release();
       throw err;
@@ -26,13 +35,27 @@ export class SandboxDisks {
   }
 
   get vmDisks(): VmDisk[] {
-    return this.disks.map((d, i) => ({
+    return this.vmDisksWith([]);
+  }
+
+  /** The QEMU drives; `privatePaths[i]`, when set, is served in place of disk i's image. */
+  vmDisksWith(privatePaths: readonly (string | undefined)[]): VmDisk[] {
+    return this.disks.map((d, i) => {
+      const own = privatePaths[i];
+      if (own !== undefined)
+        return { path: own, serial: extraDiskSerial(i), readonly: false, cache: "writeback" };
+      return this.vmDisk(d, i);
+    });
+  }
+
+  private vmDisk(d: ResolvedDisk, i: number): VmDisk {
+    return {
       path: d.hostPath,
       serial: extraDiskSerial(i),
       readonly: d.readonly,
       cache: "writeback",
       ...(d.hostIdentity !== undefined ? { identity: d.hostIdentity } : {}),
-    }));
+    };
   }
 
   /** `wheellock.disks=/a,/b:ro`: guest path of disk i at position i (paths have no `,` `:`). */

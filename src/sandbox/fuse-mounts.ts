@@ -27,6 +27,7 @@ import {
   quotaOfSize,
   HookedProvider,
   type FileEventInfo,
+  type FuseSessionState,
   type FileHookRule,
   type VfsCaller,
   type VfsProvider,
@@ -211,6 +212,16 @@ export class FuseMounts {
     this.listener.close();
     this.pending.socket = undefined;
     this.server.attach(socket);
+  }
+
+  /** The guest's FUSE session, for its copies; undefined while a file is open (FuseServer). */
+  exportSession(): FuseSessionState | undefined {
+    return this.server.exportSession();
+  }
+
+  /** A copy of a guest whose FUSE session is mounted already: serve it on (before `attach`). */
+  resumeSession(state: FuseSessionState): void {
+    this.server.resumeSession(state);
   }
 
   get rawPort(): { name: string; socketPath: string } {

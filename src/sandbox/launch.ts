@@ -6,7 +6,7 @@
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
 import { CmdlineKey, kernelArg } from "../channel/index.js";
-import type { SandboxPlan } from "../config/index.js";
+import { checkForkMounts, mountsForCopy, type SandboxPlan } from "../config/index.js";
 import { ErrVMNotRunning } from "../errors.js";
 import { runDir } from "../paths.js";
 import { prepareAssets } from "../setup/index.js";
@@ -99,7 +99,9 @@ export async function launchVmSandbox(
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
     const network = await prepareNetwork(plan, observer);
     resources.defer("network", () => network.close());
-    const disks = SandboxDisks.attach(plan.id, plan.disks);
+    // A fork's read-write disks are copies of its source's, its own: no volume lock.
+    const capturedDisks = internal.restoreFrom?.disks ?? [];
+    const disks = SandboxDisks.attach(plan.id, plan.disks, capturedDisks);
     resources.defer(
       "disk locks",
       () => disks.release(),
@@ -159,7 +161,9 @@ export async function launchVmSandbox(
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
-      extraDisks: disks.vmDisks,
+      extraDisks: disks.vmDisksWith(
+        capturedDisks.map((c, i) => (c === undefined ? undefined : join(dir, `disk${i}.img`))),
+      ),
       ...(rawPorts.length > 0 ? { rawPorts } : {}),
       ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
       network: network.link,
@@ -190,7 +194,7 @@ export async function launchVmSandbox(
       namedRam: vm.namedRam,
       vmKey,
       baseSnapshotKey: vm.restored && !restoreSource && snapshot ? vmKey : undefined,
-      hasMounts: Object.keys(plan.mounts).length > 0,
+      fuseSession: () => mounts?.exportSession(),
       openStreams: () => vm.agent.openStreams,
       onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
       onResumed: () => configureGuest(vm.agent, plan.hostname),
@@ -223,11 +227,13 @@ export async function launchVmSandbox(
         fork: (count, options) => forkVm(copySource, count, options),
       },
     });
+    // A copy's guest has its mounts bound to the original's FUSE session: served on, no MOUNT.
+    if (restoreSource?.fuse) mounts?.resumeSession(restoreSource.fuse);
     mounts?.attach();
     // A restore configured the guest as its first request (BootRequest.configureGuest).
     await applyGuestSettings(vm.agent, {
       hostname: plan.hostname,
-      mountPaths: mounts?.guestPaths ?? [],
+      mountPaths: restoreSource ? [] : (mounts?.guestPaths ?? []),
       networkSetup: network.guestSetup,
       configured: vm.restored,
     });
@@ -264,13 +270,16 @@ export function isThrowaway(plan: SandboxPlan, internal: LaunchInternals): boole
 /**
  * `sandbox.fork(count)`: one capture of the running VM, then `count` sandboxes resumed from
  * it at once, each with a new id (and hostname), its own disk copy and network link, and a
- * CONFIGURE of its own (clock, entropy). If any fails, the others are closed.
+ * CONFIGURE of its own (clock, entropy), and the source's mounts as `forkMounts` says (default:
+ * an overlay of its own over each read-write host directory). If any fails, the others are closed.
  */
 async function forkVm(
   source: CheckpointSource,
   count: number,
   options: ForkOptions,
 ): Promise<VmSandbox[]> {
+  const mode = checkForkMounts("forkMounts", options.forkMounts ?? "overlay");
+  const copyMounts = mountsForCopy(source.plan.mounts, mode);
   const capture = await captureVm(source);
   try {
     const starts = await Promise.allSettled(
@@ -280,6 +289,7 @@ async function forkVm(
           ...source.plan,
           id,
           hostname: id,
+          mounts: Object.freeze(copyMounts),
           timeoutSeconds: options.timeoutSeconds ?? source.plan.timeoutSeconds,
         });
         return launchVmSandbox(plan, { restoreFrom: capture });

@@ -11,6 +11,7 @@ import {
   planConfigure,
   publicConfig,
   type ConfigureOptions,
+  type ForkMountsMode,
   type ResolvedSandboxConfig,
   type SandboxPlan,
 } from "../config/index.js";
@@ -74,6 +75,11 @@ export interface SandboxCopies {
 export interface ForkOptions {
   /** Extra options for the copies (env, network policy, secrets, timeout...): not the VM's shape. */
   timeoutSeconds?: number;
+  /**
+   * What each copy gets for the source's read-write host directory mounts: `overlay`
+   * (default: a writable layer of its own), `readonly` (EROFS) or `share` (the same host files).
+   */
+  forkMounts?: ForkMountsMode;
 }
 
 export class VmSandbox implements SandboxApi {

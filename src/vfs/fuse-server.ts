@@ -23,7 +23,7 @@ import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
 import { BodyReader } from "./fuse-reader.js";
 import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
 import { HandleTable } from "./handle-table.js";
-import { InodeTable } from "./inode-table.js";
+import { InodeTable, type InodeTableState } from "./inode-table.js";
 import { fileOps } from "./ops-file.js";
 import { nodeOps } from "./ops-node.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
@@ -67,6 +67,16 @@ const NO_REPLY = new Set<number>([
 ]);
 const MAX_BACKGROUND = 64;
 
+/**
+ * What a copy of a guest (fork, checkpoint) needs from the server of the original: the
+ * kernel's FUSE session was initialised and holds these node ids. Open handles are not part
+ * of it: a session with any is not copied (see FuseServer.exportSession).
+ */
+export interface FuseSessionState {
+  initialized: boolean;
+  inodes: InodeTableState;
+}
+
 export class FuseServer {
   private readonly ctx: OpsContext;
   private readonly ops = new Map<number, OpHandler>([...nodeOps, ...fileOps]);
@@ -99,6 +109,23 @@ export class FuseServer {
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
   get counts(): { nodes: number; handles: number; inFlight: number } {
     return { nodes: this.ctx.inodes.size, handles: this.ctx.handles.size, inFlight: this.inFlight };
+  }
+
+  /**
+   * The session as plain data, for a copy of the guest; undefined while a file is open or a
+   * request is being served (a copy's server could not answer for them).
+   */
+  exportSession(): FuseSessionState | undefined {
+    if (this.ctx.handles.size > 0 || this.inFlight > 0 || this.destroyed) return undefined;
+    return { initialized: this.initialized, inodes: this.ctx.inodes.exportState() };
+  }
+
+  /** Takes over a copied guest's session (before `attach`): no INIT comes again. */
+  resumeSession(state: FuseSessionState): void {
+    if (this.stream !== undefined || this.initialized)
+      throw new Error("FuseServer.resumeSession: the server is already serving");
+    this.ctx.inodes.importState(state.inodes);
+    this.initialized = state.initialized;
   }
 
   /**

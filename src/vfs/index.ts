@@ -2,7 +2,7 @@
  * The host side of guest filesystems: a FUSE server speaking the kernel's wire protocol over
  * any byte stream, and the providers it serves. No VM needed; see docs/ARCHITECTURE.md.
  */
-export { FuseServer, type FuseServerOptions } from "./fuse-server.js";
+export { FuseServer, type FuseServerOptions, type FuseSessionState } from "./fuse-server.js";
 export {
   FuseFramer,
   encodeRequest,

@@ -25,6 +25,20 @@ interface Node {
   told?: StatSignature;
 }
 
+/**
+ * The table as plain data (ids as decimal strings): what a copy of the guest (a fork or a
+ * checkpoint) needs so that the node ids its kernel holds keep meaning the same names.
+ */
+export interface InodeTableState {
+  nextId: string;
+  nodes: {
+    id: string;
+    lookups: string;
+    fileId?: string;
+    links: [parent: string, name: string][];
+  }[];
+}
+
 /** Bounds the path walk so a corrupted table can never loop. */
 const MAX_DEPTH = 4096;
 
@@ -41,6 +55,49 @@ export class InodeTable {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Every node but the root, with its names and lookup count (see InodeTableState). */
+  exportState(): InodeTableState {
+    const nodes: InodeTableState["nodes"] = [];
+    for (const node of this.byId.values()) {
+      if (node === this.root) continue;
+      nodes.push({
+        id: node.id.toString(),
+        lookups: node.lookups.toString(),
+        ...(node.fileId === undefined ? {} : { fileId: node.fileId }),
+        links: node.links.map((l): [string, string] => [l.parent.id.toString(), l.name]),
+      });
+    }
+    return { nextId: this.nextId.toString(), nodes };
+  }
+
+  /**
+   * Replaces an unused table with `state` (a copy's server, before the copied guest sends
+   * anything). Links to ids the state does not hold are dropped: such a name is looked up
+   * again by the guest and gets a new id.
+   */
+  importState(state: InodeTableState): void {
+    if (this.byId.size !== 1) throw new Error("InodeTable.importState: the table is in use");
+    for (const n of state.nodes) {
+      const fileId = n.fileId;
+      const node: Node = { id: BigInt(n.id), links: [], lookups: BigInt(n.lookups), fileId };
+      if (node.id === FUSE_ROOT_ID) continue;
+      this.byId.set(node.id, node);
+      if (fileId !== undefined) this.byFileId.set(fileId, node);
+    }
+    for (const n of state.nodes) {
+      const node = this.byId.get(BigInt(n.id));
+      if (node === undefined || node === this.root) continue;
+      for (const [parentId, name] of n.links) {
+        const parent = this.byId.get(BigInt(parentId));
+        if (parent === undefined) continue;
+        node.links.push({ parent, name });
+        this.byKey.set(this.key(parent.id, name), node);
+      }
+    }
+    const next = BigInt(state.nextId);
+    if (next > this.nextId) this.nextId = next;
   }
 
   /** The current path of a linked node; ENOENT for unknown ids, ESTALE for unlinked ones. */

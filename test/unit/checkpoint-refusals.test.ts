@@ -1,22 +1,32 @@
-// What a checkpoint or fork refuses before it stops the VM: a sandbox with host mounts (two
-// copies would otherwise share the parent's FUSE session and could write the same host files;
-// `forkMounts` is not implemented), disks, or operations in flight.
+// What a checkpoint or fork refuses before it stops the VM: mounts whose contents live in the
+// sandbox's process (memory, custom providers, overlays), a file open on a mount (a copy's
+// FUSE server could not answer for its handle), disks (in a stored checkpoint; a fork copies
+// them), or operations in flight.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SandboxPlan } from "../../src/config/index.js";
-import { captureVm, type CheckpointSource } from "../../src/sandbox/checkpoint.js";
+import { checkpointVm, type CheckpointSource } from "../../src/sandbox/checkpoint.js";
 import type { VmStateSaver } from "../../src/vmm/index.js";
 
 function source(
   runDir: string,
-  over: { hasMounts?: boolean; disks?: readonly unknown[]; open?: number },
+  over: {
+    mounts?: Record<string, { type: string }>;
+    fileOpen?: boolean;
+    disks?: readonly unknown[];
+    open?: number;
+  },
 ): CheckpointSource & { saves: number } {
   const counted = {
     saves: 0,
-    plan: { id: "sb-test", disks: over.disks ?? [] } as unknown as SandboxPlan,
+    plan: {
+      id: "sb-test",
+      disks: over.disks ?? [],
+      mounts: over.mounts ?? {},
+    } as unknown as SandboxPlan,
     saver: {
       save: () => {
         counted.saves += 1;
@@ -28,7 +38,10 @@ function source(
     namedRam: false,
     vmKey: "k",
     baseSnapshotKey: undefined,
-    hasMounts: over.hasMounts ?? false,
+    fuseSession: () =>
+      over.fileOpen === true
+        ? undefined
+        : { initialized: true, inodes: { nextId: "2", nodes: [] } },
     openStreams: () => over.open ?? 0,
     onStuck: () => undefined,
     onResumed: () => Promise.resolve(),
@@ -37,15 +50,21 @@ function source(
 }
 
 for (const [what, over, message] of [
-  ["a read-write host mount", { hasMounts: true }, /has mounts/],
+  ["a memory mount", { mounts: { "/m": { type: "memory" } } }, /memory mount/],
+  ["an overlay mount", { mounts: { "/o": { type: "overlay" } } }, /overlay mount/],
+  [
+    "a file open on a host mount",
+    { mounts: { "/w": { type: "host_fs" } }, fileOpen: true },
+    /file open on a mount/,
+  ],
   ["an attached disk", { disks: [{}] }, /disks attached/],
   ["an exec in flight", { open: 1 }, /in progress/],
 ] as const) {
-  test(`a sandbox with ${what} is neither checkpointed nor forked, and never stopped`, async () => {
+  test(`a sandbox with ${what} is not checkpointed, and never stopped`, async () => {
     const runDir = mkdtempSync(join(tmpdir(), "wl-capture-"));
     try {
       const src = source(runDir, over);
-      await assert.rejects(captureVm(src), (err: Error & { code?: string }) => {
+      await assert.rejects(checkpointVm(src, "refused"), (err: Error & { code?: string }) => {
         assert.equal(err.code, "ErrInvalidConfig");
         assert.match(err.message, message);
         return true;

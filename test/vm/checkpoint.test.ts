@@ -1,16 +1,24 @@
-// Checkpoint and fork of a running sandbox: copies are independent, carry no secret, and
-// checkpoints that are stale, foreign or changed on disk are refused.
+// Checkpoint and fork of a running sandbox: copies are independent, carry no secret, write a
+// host mount only as `forkMounts` says, and checkpoints that are stale, foreign or changed on
+// disk are refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
 import { checkpointsRoot } from "../../src/sandbox/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
 import { waitUntil } from "../helpers/lifecycle.js";
-import { childQemuPids, endWhenDone, isolateDataDir, runDirEntries } from "../helpers/vm.js";
+import {
+  childQemuPids,
+  endWhenDone,
+  isolateDataDir,
+  runDirEntries,
+  scratchDir,
+} from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 endWhenDone();
@@ -201,3 +209,118 @@ test(
     assert.deepEqual(runDirEntries(dataDir), []);
   },
 );
+
+test(
+  "copies of a sandbox with a host mount write it only as forkMounts says",
+  { timeout: 600_000 },
+  async () => {
+    const host = scratchDir();
+    writeFileSync(join(host, "seed"), "from the host");
+    const parent = await Sandbox.create({
+      timeoutSeconds: 500,
+      mounts: { "/work": { type: "host_fs", hostPath: host } },
+    });
+    const copies: VmSandbox[] = [];
+    const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
+    try {
+      // The guest kernel now holds node ids of the mount: the copies' servers must know them.
+      assert.equal(await run(parent, "cat /work/seed"), "from the host");
+      // Default: each copy writes a layer of its own; the host dir and the others see nothing.
+      const [a, b] = (await parent.fork(2)) as [VmSandbox, VmSandbox];
+      copies.push(a, b);
+      await Promise.all([a, b].map((c) => run(c, `echo ${c.id} > /work/same`)));
+      assert.equal(await run(a, "cat /work/same"), `${a.id}\n`);
+      assert.equal(await run(b, "cat /work/same"), `${b.id}\n`);
+      assert.equal(existsSync(join(host, "same")), false, "an overlay copy wrote the host dir");
+      assert.equal(
+        await run(parent, "test -e /work/same && echo there || echo absent"),
+        "absent\n",
+      );
+      assert.equal(await run(a, "cat /work/seed"), "from the host");
+      // The copy's lower layer is the host dir as it is now.
+      writeFileSync(join(host, "later"), "written after the fork");
+      await waitUntil("the copy sees a host file written after the fork", async () => {
+        return (await run(a, "cat /work/later 2>/dev/null || true")) === "written after the fork";
+      });
+      await Promise.all(copies.splice(0).map((c) => c.close()));
+
+      const [ro] = (await parent.fork(1, { forkMounts: "readonly" })) as [VmSandbox];
+      copies.push(ro);
+      const refused = await ro.exec("echo x > /work/ro-write");
+      assert.notEqual(refused.exitCode, 0);
+      assert.match(refused.stderr, /Read-only file system/);
+      assert.equal(await run(ro, "cat /work/seed"), "from the host");
+      assert.equal(existsSync(join(host, "ro-write")), false);
+      await Promise.all(copies.splice(0).map((c) => c.close()));
+
+      // A checkpoint carries the mounts; `share` writes through to the host, as asked.
+      await parent.checkpoint("with-mount");
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "with-mount", mounts: { "/other": { type: "memory" } } }),
+        (err: Error & { code?: string }) => err.code === "ErrInvalidConfig",
+      );
+      const shared = await Sandbox.create({
+        fromCheckpoint: "with-mount",
+        forkMounts: "share",
+        timeoutSeconds: 200,
+      });
+      copies.push(shared);
+      await run(shared, "echo shared > /work/shared");
+      assert.equal(readFileSync(join(host, "shared"), "utf8"), "shared\n");
+      // The source sandbox writes its own mount as before.
+      await run(parent, "echo parent > /work/parent");
+      assert.equal(readFileSync(join(host, "parent"), "utf8"), "parent\n");
+    } finally {
+      await Promise.all([...copies, parent].map((s) => s.close()));
+    }
+    assert.deepEqual(childQemuPids(), []);
+    assert.deepEqual(runDirEntries(dataDir), []);
+  },
+);
+
+test("forks of a sandbox with disks write copies of their own", { timeout: 600_000 }, async () => {
+  const base = scratchDir();
+  const image = join(base, "rw.ext4");
+  const roImage = join(base, "ro.ext4");
+  for (const path of [image, roImage]) {
+    const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", path, "16M"], { encoding: "utf8" });
+    assert.equal(mkfs.status, 0, mkfs.stderr);
+  }
+  const parent = await Sandbox.create({
+    timeoutSeconds: 400,
+    disks: [
+      { hostPath: image, guestPath: "/data" },
+      { hostPath: roImage, guestPath: "/ro", readonly: true },
+    ],
+  });
+  const copies: VmSandbox[] = [];
+  const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
+  try {
+    await run(parent, "echo parent > /data/before && sync");
+    copies.push(...(await parent.fork(2)));
+    const [a, b] = copies as [VmSandbox, VmSandbox];
+    await Promise.all(copies.map((c) => run(c, `echo ${c.id} > /data/same && sync`)));
+    await run(parent, "echo parent-after > /data/same && sync");
+    assert.equal(await run(a, "cat /data/same /data/before"), `${a.id}\nparent\n`);
+    assert.equal(await run(b, "cat /data/same /data/before"), `${b.id}\nparent\n`);
+    assert.equal(await run(parent, "cat /data/same"), "parent-after\n");
+    // Its drive is the copy's own file, written through the page cache of a guest of its own:
+    // drop the cache and read the disk itself again.
+    assert.equal(await run(a, "echo 3 > /proc/sys/vm/drop_caches; cat /data/same"), `${a.id}\n`);
+    const refused = await a.exec("echo x > /ro/x");
+    assert.notEqual(refused.exitCode, 0);
+    // A disk is not stored in a checkpoint yet: refused before the VM stops.
+    await assert.rejects(
+      parent.checkpoint("with-disk"),
+      (err: Error & { code?: string }) =>
+        err.code === "ErrInvalidConfig" && /disks/.test(err.message),
+    );
+  } finally {
+    await Promise.all([...copies, parent].map((s) => s.close()));
+  }
+  // The image holds what the source sandbox wrote, nothing of the copies.
+  const dump = spawnSync("debugfs", ["-R", "cat /same", image], { encoding: "utf8" });
+  assert.equal(dump.stdout, "parent-after\n", dump.stderr);
+  assert.deepEqual(childQemuPids(), []);
+  assert.deepEqual(runDirEntries(dataDir), []);
+});
