@@ -95,6 +95,21 @@ escapeTest("a symlink the guest creates pointing out is never followed", async (
   }
 });
 
+escapeTest("times set on a symlink land on the link, never on its target", async (w) => {
+  const { k, root, outside } = w;
+  const secret = join(outside, "secret");
+  const before = (await lstat(secret)).mtimeMs;
+  await symlink(secret, join(root, "ptr"));
+  const ptr = (await k.lookup(ROOT, "ptr")).nodeid;
+  // Both times (futimens), one time, and an owner check: each path of SETATTR.
+  const both = await k.setattr(ptr, { atimeSec: 1_000_000, mtimeSec: 2_000_000 });
+  assert.equal(both.mode & 0o170000, 0o120000);
+  await k.setattr(ptr, { mtimeSec: 3_000_000 });
+  await k.setattr(ptr, { uid: 0 });
+  assert.equal((await lstat(join(root, "ptr"))).mtimeMs, 3_000_000_000);
+  assert.equal((await lstat(secret)).mtimeMs, before, "the target outside is untouched");
+});
+
 escapeTest(
   "a host symlink to an outside directory cannot be walked through",
   async ({ k, root, outside }) => {

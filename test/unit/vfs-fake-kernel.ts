@@ -109,12 +109,20 @@ export class FakeKernel {
 
   async setattr(
     nodeid: bigint,
-    attrs: { mode?: number; size?: number; uid?: number; mtimeSec?: number; fh?: bigint },
+    attrs: {
+      mode?: number;
+      size?: number;
+      uid?: number;
+      atimeSec?: number;
+      mtimeSec?: number;
+      fh?: bigint;
+    },
   ): Promise<Attr> {
     let valid = 0;
     if (attrs.mode !== undefined) valid |= SetattrValid.MODE;
     if (attrs.size !== undefined) valid |= SetattrValid.SIZE;
     if (attrs.uid !== undefined) valid |= SetattrValid.UID;
+    if (attrs.atimeSec !== undefined) valid |= SetattrValid.ATIME;
     if (attrs.mtimeSec !== undefined) valid |= SetattrValid.MTIME;
     if (attrs.fh !== undefined) valid |= SetattrValid.FH;
     const body = Buffer.concat([
@@ -122,7 +130,7 @@ export class FakeKernel {
       u64(attrs.fh ?? 0n),
       u64(attrs.size ?? 0),
       u64(0), // lock_owner
-      u64(0),
+      u64(attrs.atimeSec ?? 0),
       u64(attrs.mtimeSec ?? 0),
       u64(0),
       u32s(0, 0, 0, attrs.mode ?? 0, 0, attrs.uid ?? 0, 0, 0),

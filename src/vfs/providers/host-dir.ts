@@ -220,6 +220,9 @@ export class HostDirProvider implements VfsProvider {
   }
 
   async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
+    if (attrs.mode === undefined && attrs.sizeBytes === undefined && splitPath(path).length > 0) {
+      return this.setTimesOrOwner(path, attrs);
+    }
     return withNode(this.rootFd, path, async (fd) => {
       const node = procPath(fd);
       const st = await fsp.stat(node); // the O_PATH descriptor itself: a symlink stays a symlink
@@ -245,6 +248,28 @@ export class HostDirProvider implements VfsProvider {
         else await fsp.utimes(node, atime, mtime);
       }
       return this.toStat(await fsp.stat(node));
+    });
+  }
+
+  /**
+   * Times and owner checks (an untar's futimens and fchown, one each per file) need no
+   * descriptor of the node: the parent is pinned and lutimes/lstat never follow the final
+   * name, so a symlink planted there is acted on, never its target. Two thread-pool trips
+   * (one for a chown check) instead of withNode's five.
+   */
+  private setTimesOrOwner(path: string, attrs: VfsSetattr): Promise<VfsStat> {
+    return this.onEntry(path, async (entry) => {
+      const bothTimes = attrs.atimeMs !== undefined && attrs.mtimeMs !== undefined;
+      const needBefore = attrs.uid !== undefined || attrs.gid !== undefined || !bothTimes;
+      const before = needBefore ? await fsp.lstat(entry) : undefined;
+      if (before !== undefined) this.checkChown(before, attrs);
+      if (attrs.atimeMs === undefined && attrs.mtimeMs === undefined && before !== undefined) {
+        return this.toStat(before);
+      }
+      const atimeMs = attrs.atimeMs ?? before?.atimeMs ?? 0;
+      const mtimeMs = attrs.mtimeMs ?? before?.mtimeMs ?? 0;
+      await fsp.lutimes(entry, atimeMs / 1000, mtimeMs / 1000);
+      return this.toStat(await fsp.lstat(entry));
     });
   }
 
