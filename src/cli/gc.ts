@@ -6,6 +6,7 @@ import {
   LIVE_STATUSES,
   listRecords,
   removeSandbox,
+  removeSettledSandbox,
   type GcReport,
 } from "../state/index.js";
 import { addRemoteOption, resolvedRemote, type RemoteFlags } from "./remote-flags.js";
@@ -56,7 +57,7 @@ export function rmCommand(): Command {
           if (view && LIVE_STATUSES.has(view.status))
             throw new ErrInvalidConfig(`cannot remove running sandbox ${id}, kill it first`);
           await onNode.sdk.removeRemote(id, onNode.remote);
-        } else removeSandbox(id);
+        } else await removeSettledSandbox(id);
         process.stdout.write(`Removed ${id}\n`);
       }
     },

@@ -11,6 +11,7 @@
 import type { Duplex, Readable } from "node:stream";
 import type { Connector } from "../remote/index.js";
 import type { PreparedOperation } from "./host.js";
+import { GatedInput } from "./request-gate.js";
 
 export function prepareRelay(connect: Connector): PreparedOperation {
   const upstream = connect().then(
@@ -35,9 +36,13 @@ export function prepareRelay(connect: Connector): PreparedOperation {
 
 function pipeBothWays(stream: Duplex, input: Readable, socket: Duplex): void {
   stream.once("close", () => socket.destroy());
-  // A clean end reaches the client through pipe()'s end(), after the last bytes; only a
-  // socket that failed (a supervisor killed mid-operation) cuts the client off at once.
-  socket.once("close", (hadError: boolean) => hadError && stream.destroy());
+  // An operation the node answers itself (`stop`: it removes the sandbox, which ends the
+  // supervisor's side first) ends the client's stream with the node's reply, never before it.
+  const nodeAnswers = (): boolean => input instanceof GatedInput && input.answeredByNode;
+  // A clean end reaches the client after the last bytes; only a socket that failed (a
+  // supervisor killed mid-operation) cuts the client off at once.
+  socket.once("end", () => nodeAnswers() || stream.end());
+  socket.once("close", (hadError: boolean) => hadError && !nodeAnswers() && stream.destroy());
   input.pipe(socket);
-  socket.pipe(stream);
+  socket.pipe(stream, { end: false });
 }

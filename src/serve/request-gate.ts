@@ -43,11 +43,19 @@ function parseRequest(payload: Buffer): OperationRequest {
 }
 
 /**
- * The client's messages as the sandbox may see them. A protocol error (a first message that
+ * The client's messages as the sandbox may see them; `answeredByNode` turns true when the node
+ * took an operation itself (its reply, not the sandbox's end, ends the client's stream).
+ */
+export class GatedInput extends Readable {
+  answeredByNode = false;
+}
+
+/**
+ * Gates the client's messages. A protocol error (a first message that
  * is no REQUEST, a malformed one, an oversized frame) or a connection idle for `waitMs`
  * between operations closes the client's stream.
  */
-export function gateRequests(client: Duplex, opts: GateOptions): Readable {
+export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
   const waitMs = opts.waitMs ?? REQUEST_WAIT_MS;
   let active = false;
   let answered = false;
@@ -56,7 +64,7 @@ export function gateRequests(client: Duplex, opts: GateOptions): Readable {
     timer = setTimeout(() => client.destroy(), waitMs);
     timer.unref();
   };
-  const input = new Readable({ read: () => void client.resume() });
+  const input = new GatedInput({ read: () => void client.resume() });
   let out: Buffer[] = [];
   const reader = new MessageReader((msg) => {
     if (answered) return;
@@ -75,6 +83,7 @@ export function gateRequests(client: Duplex, opts: GateOptions): Readable {
     const verdict = opts.decide(req);
     if ("answer" in verdict) {
       answered = true;
+      input.answeredByNode = true;
       void verdict.answer.then((reply) => client.end(reply));
       return;
     }

@@ -17,7 +17,7 @@ import {
   LIVE_STATUSES,
   loadRecord,
   reconcile,
-  removeSandbox,
+  removeSettledSandbox,
   stopSandbox,
   type SandboxRecord,
 } from "../state/index.js";
@@ -125,7 +125,7 @@ export class SupervisedHost implements SandboxHost {
     if (!owned) throw new ErrVMNotFound(id);
     const record = loadRecord(id);
     if (record && LIVE_STATUSES.has(reconcile(record).status)) await stopSandbox(id);
-    if (loadRecord(id)) removeSandbox(id);
+    if (loadRecord(id)) await removeSettledSandbox(id);
     this.forget(id);
   }
 

@@ -26,4 +26,4 @@ export {
 } from "../util/index.js";
 export { collectGarbage, type GcReport } from "./gc.js";
 export { newRecord } from "./new-record.js";
-export { removeSandbox, stopSandbox } from "./manage.js";
+export { removeSandbox, removeSettledSandbox, stopSandbox } from "./manage.js";

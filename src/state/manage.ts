@@ -18,12 +18,29 @@ export async function stopSandbox(id: string): Promise<void> {
   if (!LIVE_STATUSES.has(record.status)) throw new ErrVMNotRunning(`sandbox ${id} is not running`);
   const { supervisorPid: pid, supervisorStartTicks: ticks } = record;
   process.kill(pid, "SIGTERM");
-  const deadline = Date.now() + STOP_WAIT_MS + (record.config.gracefulShutdownMs ?? 0);
+  await exitOrKill(pid, ticks, STOP_WAIT_MS + (record.config.gracefulShutdownMs ?? 0));
+  getRecord(id); // reconcile now, so the record is final when we return
+}
+
+/** Waits up to `waitMs` for the process to exit, then SIGKILLs it. */
+async function exitOrKill(pid: number, ticks: number, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
   while (sameProcessAlive(pid, ticks) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   if (sameProcessAlive(pid, ticks)) process.kill(pid, "SIGKILL");
-  getRecord(id); // reconcile now, so the record is final when we return
+}
+
+/**
+ * `removeSandbox` once the supervisor of a sandbox that is no longer live has exited: it
+ * records `stopped` before its teardown ends (its run dir, a last usage update), and a record
+ * removed meanwhile would come back with that last update.
+ */
+export async function removeSettledSandbox(id: string): Promise<void> {
+  const record = getRecord(id);
+  if (!LIVE_STATUSES.has(record.status))
+    await exitOrKill(record.supervisorPid, record.supervisorStartTicks, STOP_WAIT_MS);
+  removeSandbox(id);
 }
 
 /** gc, then delete the record and log; refuses a live sandbox. */

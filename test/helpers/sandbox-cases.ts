@@ -287,6 +287,7 @@ export function sandboxCases(current: () => SandboxApi): void {
       assert.deepEqual(await sb.allowedHosts(), {
         intercepting: false,
         hosts: [],
+        approvedHosts: [],
         emptyDeniesAll: false,
       });
       await assert.rejects(sb.allowHosts("example.test"), { code: "ErrInvalidConfig" });

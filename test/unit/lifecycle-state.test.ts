@@ -208,3 +208,31 @@ test("a write the supervisor refuses early rejects with its error, never an unha
     server.close();
   }
 });
+
+test("rm of a stopped sandbox waits for its supervisor's teardown: its last write cannot bring the record back", async () => {
+  const { removeSettledSandbox } = await import("../../src/state/index.js");
+  const { spawn } = await import("node:child_process");
+  const id = "vm-0000005e";
+  const path = statePath(id);
+  // A supervisor that has recorded `stopped` and is still tearing down: it writes the record
+  // once more just before it exits (as the real one does with the last usage).
+  const last = JSON.stringify(record(id, { status: "stopped" }));
+  const script =
+    "const fs = require('node:fs'), path = require('node:path');" +
+    "setTimeout(() => { fs.mkdirSync(path.dirname(process.argv[1]), { recursive: true });" +
+    " fs.writeFileSync(process.argv[1], process.argv[2]); }, 400);";
+  const teardown = spawn(process.execPath, ["-e", script, path, last]);
+  const exited = new Promise((resolve) => teardown.once("exit", resolve));
+  await new Promise((resolve) => teardown.once("spawn", resolve));
+  const pid = teardown.pid as number;
+  writeRecord(
+    record(id, {
+      status: "stopped",
+      supervisorPid: pid,
+      supervisorStartTicks: processStartTicks(pid) ?? 0,
+    }),
+  );
+  await removeSettledSandbox(id);
+  await exited;
+  assert.equal(existsSync(path), false, "the record stays removed");
+});
