@@ -52,6 +52,7 @@ async function nodeProcess(dir: string, id: string, socketPath: string): Promise
     prepareOperation: () => prepareRelay(unixConnector(socketPath, id)),
     readLog: (_id, cursor) => ({ data: Buffer.alloc(0), cursor }),
     usage: () => Promise.resolve(undefined),
+    stop: () => Promise.resolve(),
     remove: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

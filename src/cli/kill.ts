@@ -9,9 +9,9 @@ export function killCommand(): Command {
     .option("--all", "stop every running sandbox");
   return addRemoteOption(cmd).action(
     async (id: string | undefined, flags: { all?: boolean } & RemoteFlags) => {
-      // On a node, a stopped sandbox is removed with everything of it (nothing to `rm` later).
+      // On a node as here: the sandbox stops, its record and log stay until `rm`.
       const onNode = await resolvedRemote(flags);
-      const stop = onNode ? (i: string) => onNode.sdk.removeRemote(i, onNode.remote) : stopSandbox;
+      const stop = onNode ? (i: string) => onNode.sdk.stopRemote(i, onNode.remote) : stopSandbox;
       if (flags.all) {
         const live = onNode
           ? (await onNode.sdk.listRemote(onNode.remote)).filter((v) => LIVE_STATUSES.has(v.status))

@@ -23,6 +23,7 @@ export {
   NodeSandbox,
   readRemoteLog,
   removeRemote,
+  stopRemote,
   resolveRemote,
   type RemoteOptions,
   type ResolvedRemote,

@@ -205,6 +205,18 @@ export async function inspectRemote(id: string, remote: ResolvedRemote): Promise
   return r.json;
 }
 
+/** Stops the sandbox on its node, which keeps its record and log (as a local `kill`). */
+export async function stopRemote(id: string, remote: ResolvedRemote): Promise<void> {
+  const url = await nodeUrlFor(remote, id);
+  await nodeRequest(
+    endpoint(remote, url),
+    "POST",
+    `/v1/sandboxes/${encodeURIComponent(id)}/stop`,
+    undefined,
+    { timeoutMs: LIFECYCLE_TIMEOUT_MS },
+  );
+}
+
 /** Stops the sandbox and removes everything of it on its node. */
 export async function removeRemote(id: string, remote: ResolvedRemote): Promise<void> {
   const url = await nodeUrlFor(remote, id);

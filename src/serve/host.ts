@@ -48,6 +48,11 @@ export interface SandboxHost {
    * does not answer within `timeoutMs`; a stopped one's final figures where they were kept.
    */
   usage(id: string, timeoutMs: number): Promise<SandboxUsage | undefined>;
+  /**
+   * Stops a running sandbox and keeps its record and log (as a local `kill`), until `remove`;
+   * ErrVMNotRunning when it is not running.
+   */
+  stop(id: string): Promise<void>;
   /** Stops the sandbox (if running) and removes everything of it. */
   remove(id: string): Promise<void>;
   /** Stops serving; sandboxes owned by supervisors keep running. */

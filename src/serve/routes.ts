@@ -6,6 +6,7 @@
  *   POST   /v1/sandboxes               `{ options, command? }` -> `{ sandbox, token }`
  *   GET    /v1/sandboxes/{id}          one sandbox (`?wait=running` waits up to 60 s)
  *   GET    /v1/sandboxes/{id}/log      its log after `?cursor=C` (`x-log-cursor`: where it ended)
+ *   POST   /v1/sandboxes/{id}/stop     stop it; its record and log stay until DELETE
  *   DELETE /v1/sandboxes/{id}          stop it and remove everything of it
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -140,6 +141,12 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       });
       res.end(slice.data);
       return;
+    }
+    const stop = /^\/v1\/sandboxes\/([^/]{1,100})\/stop$/.exec(path);
+    if (stop && method === "POST") {
+      const found = sandboxFor(req, decodePathSegment(stop[1]), true);
+      await opts.host.stop(found.id);
+      return sendJson(res, 200, { stopped: nodeSandboxId(found.id, opts.nodeId) });
     }
     const one = /^\/v1\/sandboxes\/([^/]{1,100})$/.exec(path);
     if (one) {

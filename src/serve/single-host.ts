@@ -6,7 +6,7 @@
 import { Duplex, type Readable } from "node:stream";
 import { availableParallelism } from "node:os";
 import { planSandbox, type SandboxOptions } from "../config/index.js";
-import { ErrVMNotFound } from "../errors.js";
+import { ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
 import { serveConnection } from "../remote/index.js";
 import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
 import type { SandboxUsage } from "../observe/index.js";
@@ -91,6 +91,13 @@ export class SingleHost implements SandboxHost {
     if (id !== this.sandbox.id) return undefined;
     if (!this.sandbox.running) return this.finalUsage;
     return settledWithin(this.sandbox.usage(), timeoutMs);
+  }
+
+  async stop(id: string): Promise<void> {
+    if (id !== this.sandbox.id) throw new ErrVMNotFound(id);
+    if (!this.sandbox.running) throw new ErrVMNotRunning(`sandbox ${id} is not running`);
+    // The node's life is the sandbox's: it exits once this has stopped.
+    await this.sandbox.close();
   }
 
   async remove(id: string): Promise<void> {

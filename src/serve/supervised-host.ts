@@ -120,6 +120,11 @@ export class SupervisedHost implements SandboxHost {
     return this.find(id) && loadRecord(id) ? supervisedUsage(id, timeoutMs) : undefined;
   }
 
+  async stop(id: string): Promise<void> {
+    if (!this.find(id)) throw new ErrVMNotFound(id);
+    await stopSandbox(id);
+  }
+
   async remove(id: string): Promise<void> {
     const owned = this.find(id);
     if (!owned) throw new ErrVMNotFound(id);

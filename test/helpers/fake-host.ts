@@ -4,7 +4,7 @@
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import type { SandboxOptions } from "../../src/config/index.js";
-import { ErrCapacity, ErrVMNotFound } from "../../src/errors.js";
+import { ErrCapacity, ErrVMNotFound, ErrVMNotRunning } from "../../src/errors.js";
 import type { SandboxUsage } from "../../src/observe/index.js";
 import { RemoteSandbox, serveConnection } from "../../src/remote/index.js";
 import type { HostedSandbox, PreparedOperation, SandboxHost } from "../../src/serve/index.js";
@@ -92,7 +92,20 @@ export class FakeHost implements SandboxHost {
   /** Asked through the relay, as a supervised sandbox's is through its control socket. */
   async usage(id: string): Promise<SandboxUsage | undefined> {
     const entry = this.entries.get(id);
-    return entry ? new RemoteSandbox(id, unixConnector(entry.socketPath, id)).usage() : undefined;
+    return entry?.hosted.status === "running"
+      ? new RemoteSandbox(id, unixConnector(entry.socketPath, id)).usage()
+      : undefined;
+  }
+
+  /** Stops the sandbox; it stays listed as stopped until `remove`. */
+  async stop(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry) throw new ErrVMNotFound(id);
+    if (entry.hosted.status !== "running")
+      throw new ErrVMNotRunning(`sandbox ${id} is not running`);
+    entry.hosted = { ...entry.hosted, status: "stopped" };
+    await entry.sandbox.close();
+    entry.server.close();
   }
 
   async remove(id: string): Promise<void> {

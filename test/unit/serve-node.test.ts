@@ -10,11 +10,19 @@ import {
   ErrAuth,
   ErrCapacity,
   ErrInvalidConfig,
+  ErrVMNotFound,
   ErrVMNotRunning,
   Sandbox,
   type NodeSandbox,
 } from "../../src/index.js";
-import { inspectRemote, readRemoteLog } from "../../src/sdk/index.js";
+import {
+  inspectRemote,
+  listRemote,
+  readRemoteLog,
+  removeRemote,
+  resolveRemote,
+  stopRemote,
+} from "../../src/sdk/index.js";
 import { startNode } from "../../src/serve/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
 
@@ -252,6 +260,34 @@ describe("serve: one node", () => {
     assert.equal((await get(`${a.node.url}/v1/sandboxes/${gone.id}`, a.token)).status, 404);
     await assert.rejects(gone.exec(["true"]), ErrVMNotRunning);
   });
+});
+
+test("kill through the node stops the sandbox and keeps it, as locally; rm then removes it", async () => {
+  const n = await node("node-kill");
+  const remote = resolveRemote({ url: n.node.url, token: n.token })!;
+  try {
+    const sb = await Sandbox.create({ remote: { url: n.node.url, token: n.token } });
+    // A sandbox's own token opens no lifecycle call.
+    const byTenant = await fetch(`${n.node.url}/v1/sandboxes/${sb.id}/stop`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${sb.token}` },
+    });
+    assert.equal(byTenant.status, 403);
+    await stopRemote(sb.id, remote);
+    const view = await inspectRemote(sb.id, remote);
+    assert.equal(view.status, "stopped");
+    assert.deepEqual(
+      (await listRemote(remote)).map((v) => [v.id, v.status]),
+      [[sb.id, "stopped"]],
+    );
+    await assert.rejects(stopRemote(sb.id, remote), ErrVMNotRunning);
+    await assert.rejects(sb.exec(["true"]), ErrVMNotRunning);
+    await removeRemote(sb.id, remote);
+    await assert.rejects(inspectRemote(sb.id, remote), ErrVMNotFound);
+  } finally {
+    await n.node.close();
+    await n.host.close();
+  }
 });
 
 describe("serve: limits", () => {
