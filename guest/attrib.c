@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "procmemo.h"
 #include "proto.h"
 #include "sockowner.h"
 #include "stream.h"
@@ -258,69 +259,47 @@ static long exec_of(pid_t pid)
 	return id;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
+/* Reads the process's command line (at most MAX_CMDLINE_BYTES, made UTF-8) into buf;
+ * returns its length, 0 for none (a kernel thread, or gone). */
+static size_t read_cmdline(pid_t pid, char *buf)
 {
-	unsigned char c = s[0];
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 1;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 2;
-		if (c == 0xE0)
-			lo = 0xA0;
-		if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 3;
-		if (c == 0xF0)
-			lo = 0x90;
-		if (c == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	if (need >= left || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t k = 2; k <= need; k++)
-		if ((s[k] & 0xC0) != 0x80)
-			return 0;
-	return need + 1;
-}
-
-/* Replaces bytes that are not well-formed UTF-8 with '?': records carry UTF-8 only, and the
- * host ends a session that sends anything else. */
-static void make_utf8(char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
-		if (n == 0)
-			s[i++] = '?';
-		else
-			i += n;
-	}
-}
-
-/* The process's command line as ARG fields (at most MAX_ARGS, MAX_CMDLINE_BYTES). */
-static void add_cmdline(struct rec *r, pid_t pid)
-{
-	char path[64], buf[MAX_CMDLINE_BYTES + 1];
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t len = fd >= 0 ? read(fd, buf, MAX_CMDLINE_BYTES) : -1;
 	if (fd >= 0)
 		close(fd);
 	if (len <= 0)
-		return; /* a kernel thread, or gone */
-	buf[len] = '\0';
+		return 0;
 	make_utf8(buf, (size_t)len);
+	return (size_t)len;
+}
+
+/* A command line as ARG fields (at most MAX_ARGS). */
+static void add_args(struct rec *r, const char *argv, size_t len)
+{
+	char buf[MAX_CMDLINE_BYTES + 1];
+	memcpy(buf, argv, len);
+	buf[len] = '\0';
 	int args = 0;
 	for (char *p = buf; p < buf + len && args < MAX_ARGS; p += strlen(p) + 1, args++)
 		rec_str(r, T_ATTRIBUTION_ARG, p);
+}
+
+/* The exec and command line of pid: remembered (procmemo.c) or read from /proc. Returns the
+ * exec as exec_of does; *argv points at *len bytes valid until the next call. */
+static long exec_and_cmdline(pid_t pid, const char **argv, size_t *len)
+{
+	static char buf[MAX_CMDLINE_BYTES];
+	long exec;
+	if (procmemo_get(pid, &exec, argv, len))
+		return exec;
+	int memfd = procmemo_open(pid);
+	exec = exec_of(pid);
+	*len = exec >= 0 ? read_cmdline(pid, buf) : 0;
+	*argv = buf;
+	procmemo_put(pid, memfd, exec, buf, *len);
+	return exec;
 }
 
 static void add_entry(struct rec *out, const struct sock_key *k)
@@ -330,7 +309,9 @@ static void add_entry(struct rec *out, const struct sock_key *k)
 	rec_init(&r, entry, sizeof entry);
 	rec_u8(&r, T_ATTRIBUTION_KIND, k->kind);
 	rec_u32(&r, T_ATTRIBUTION_KEY, k->key);
-	long exec = k->pid > 0 ? exec_of(k->pid) : -1;
+	const char *argv = NULL;
+	size_t argv_len = 0;
+	long exec = k->pid > 0 ? exec_and_cmdline(k->pid, &argv, &argv_len) : -1;
 	if (exec < 0) {
 		rec_u8(&r, T_ATTRIBUTION_STATE, WL_ATTRIBUTION_STATE_GONE);
 	} else {
@@ -339,7 +320,7 @@ static void add_entry(struct rec *out, const struct sock_key *k)
 		if (exec > 0)
 			rec_u32(&r, T_ATTRIBUTION_EXEC, (uint32_t)exec);
 		rec_u32(&r, T_ATTRIBUTION_PID, (uint32_t)k->pid);
-		add_cmdline(&r, k->pid);
+		add_args(&r, argv, argv_len);
 	}
 	rec_bytes(out, T_ATTRIBUTE_OK_ENTRY, entry, r.len);
 }

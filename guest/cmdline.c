@@ -86,8 +86,10 @@ void cmdline_load(void)
 			disks = v;
 		else if ((v = value_of(tok, WL_KEY_NET)))
 			net = v;
-		else if ((v = value_of(tok, WL_KEY_ATTRIBUTION)))
+		else if ((v = value_of(tok, WL_KEY_ATTRIBUTION))) {
 			parsed.attribution_off = strcmp(v, "0") == 0;
+			parsed.attribution_fork = strcmp(v, "fork") == 0;
+		}
 	}
 	if (disks && copy_value(disks_value, sizeof disks_value, disks) == 0)
 		parse_disks(disks_value);

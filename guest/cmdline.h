@@ -16,6 +16,9 @@ struct net_config {
 struct cmdline {
 	int privileged; /* privileged=1: commands run without hardening */
 	int attribution_off; /* attribution=0: execs get no cgroups of their own (benchmarks) */
+	/* attribution=fork: an exec's child joins its cgroup after fork() even where clone3 could
+	 * start it there (tests of the path kernels before 5.7 take) */
+	int attribution_fork;
 	/* disks=/a,/b:ro: extra disk i (serial wl-disk<i>) is mounted on disk_paths[i] */
 	int n_disks;
 	const char *disk_paths[CMDLINE_MAX_DISKS];

@@ -33,7 +33,9 @@ static int valid_hostname(const char *s)
  * of the sandbox. */
 static int overwrite_file(const char *path, const char *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put there by guest root fails (ENXIO) instead of blocking the
+	 * agent until something reads it; it is then replaced. */
+	int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return replace_file(path, data, len);
 	struct stat st;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "attrib.h"
+#include "cmdline.h"
 #include "harden.h"
 #include "util.h"
 
@@ -159,6 +160,7 @@ static pid_t fork_into(int cgroup_fd, int *joined)
 {
 	static int clone3_unusable;
 	*joined = 0;
+	clone3_unusable |= cmdline()->attribution_fork;
 	if (cgroup_fd >= 0 && !clone3_unusable) {
 		struct clone_args_v2 args = {
 			.flags = WL_CLONE_INTO_CGROUP,

@@ -120,7 +120,10 @@ int replace_file(const char *path, const void *data, size_t len)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* A fresh file: whatever guest root left at the temporary name (a FIFO would block an
+	 * open for writing) is removed first, and O_EXCL refuses one made in between. */
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
 	int rc = fchmod(fd, 0644);
@@ -160,10 +163,65 @@ char *read_small_fd(int fd, size_t max, size_t *len_out)
 
 char *read_small_file(const char *path, size_t max, size_t *len_out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Some of these files are the guest's (/etc/hosts, which guest root may replace): a FIFO
+	 * or a device there must not block the agent, a symlink must not redirect it. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
 	char *buf = read_small_fd(fd, max, len_out);
 	close(fd);
 	return buf;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		need = 2;
+		if (c == 0xE0)
+			lo = 0xA0;
+		if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 3;
+		if (c == 0xF0)
+			lo = 0x90;
+		if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	if (need >= left || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t k = 2; k <= need; k++)
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+	return need + 1;
+}
+
+/* Replaces bytes that are not well-formed UTF-8 with '?': records carry UTF-8 only, and the
+ * host ends a session that sends anything else. */
+void make_utf8(char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+		if (n == 0)
+			s[i++] = '?';
+		else
+			i += n;
+	}
 }

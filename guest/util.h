@@ -21,9 +21,12 @@ int mkdir_parents(const char *path);
 /* Replaces path (which may be a symlink in the image: the link itself is replaced) with a
  * regular 0644 file holding data, through a temporary file renamed over it. */
 int replace_file(const char *path, const void *data, size_t len);
-/* Reads a small file whole (NUL-terminated), at most max bytes. Caller frees. */
+/* Reads a small regular file whole (NUL-terminated), at most max bytes. Caller frees. NULL
+ * for anything else (a FIFO, a device, a symlink: opened without blocking or following). */
 char *read_small_file(const char *path, size_t max, size_t *len_out);
 /* The same from an open descriptor (left open); NULL only when out of memory. */
 char *read_small_fd(int fd, size_t max, size_t *len_out);
+/* Replaces bytes that are not well-formed UTF-8 with '?' (in place). */
+void make_utf8(char *s, size_t len);
 
 #endif

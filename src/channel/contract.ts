@@ -178,7 +178,10 @@ export const CmdlineKey = {
   Disks: "wheellock.disks",
   /** `=ADDR/PREFIX,GATEWAY,MTU`: static eth0 settings. */
   Net: "wheellock.net",
-  /** `=0`: execs get no cgroups of their own (attribution by parent pid only; benchmarks). */
+  /**
+   * `=0`: execs get no cgroups of their own (attribution by parent pid only; benchmarks).
+   * `=fork`: each child joins its cgroup after `fork`, not through clone3 (tests).
+   */
   Attribution: "wheellock.attribution",
 } as const;
 export type CmdlineKey = (typeof CmdlineKey)[keyof typeof CmdlineKey];

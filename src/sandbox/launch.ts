@@ -50,6 +50,12 @@ export interface LaunchInternals {
   keepUpperDisk?: string;
   /** Nothing is attributed, and execs get no cgroups in the guest (the bench's baseline). */
   noAttribution?: boolean;
+  /**
+   * Tests only: an exec's child joins its cgroup after `fork` instead of starting in it with
+   * `clone3(CLONE_INTO_CGROUP)`, the path of guest kernels before 5.7 (both shipped kernels
+   * take clone3, so that path is otherwise never run).
+   */
+  attributionByFork?: boolean;
   /** Resume this capture of another sandbox (a fork) instead of booting. */
   restoreFrom?: Capture;
   /**
@@ -157,6 +163,9 @@ export async function launchVmSandbox(
       kernelArgs: [
         ...(plan.privileged ? [kernelArg(CmdlineKey.Privileged, "1")] : []),
         ...(internal.noAttribution ? [kernelArg(CmdlineKey.Attribution, "0")] : []),
+        ...(internal.attributionByFork && !internal.noAttribution
+          ? [kernelArg(CmdlineKey.Attribution, "fork")]
+          : []),
         ...disks.kernelArgs,
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,

@@ -1,6 +1,7 @@
-// The agent (PID 1) reads /etc/passwd and /etc/group for every exec with a `user`. Guest root
-// owns those files: a FIFO put there must not hang the agent (every later exec would wait on
-// it). The lookup fails at once with a clear error, and the agent goes on serving.
+// The agent (PID 1) reads /etc/passwd and /etc/group for every exec with a `user`, and
+// rewrites /etc/hosts when a fork copy gets its hostname. Guest root owns those files: a FIFO
+// put there must not hang the agent (every later exec would wait on it). The lookup fails at
+// once with a clear error, the hosts file is replaced, and the agent goes on serving.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { Sandbox } from "../../src/index.js";
@@ -38,5 +39,35 @@ test(
     const back = await s.exec("rm /etc/passwd && mv /etc/passwd.real /etc/passwd");
     assert.equal(back.exitCode, 0, back.stderr);
     assert.equal((await s.exec("id -un", { user: "nobody" })).stdout, "nobody\n");
+  },
+);
+
+test(
+  "a FIFO at /etc/hosts does not hang a fork copy's CONFIGURE (hostname)",
+  { timeout: 300_000 },
+  async () => {
+    // Privileged: /etc/hosts is a bind mount of the agent's tmpfs copy, which only a command
+    // with CAP_SYS_ADMIN can unmount to put something else there.
+    const parent = await Sandbox.create({ privileged: true, timeoutSeconds: 300 });
+    try {
+      const swap = await parent.exec("umount /etc/hosts && rm -f /etc/hosts && mkfifo /etc/hosts");
+      assert.equal(swap.exitCode, 0, swap.stderr);
+      // The copy's CONFIGURE sets its hostname: the agent reads /etc/hosts to keep its lines.
+      // Before the fix it blocked in open() on the FIFO and the fork never came up.
+      const started = Date.now();
+      const [copy] = await parent.fork(1);
+      try {
+        assert.ok(copy, "no fork copy");
+        const r = await copy.exec("hostname; test -f /etc/hosts && grep -c 127.0.1.1 /etc/hosts");
+        assert.equal(r.exitCode, 0, r.stderr);
+        assert.equal(r.stdout, `${copy.id}\n1\n`);
+        // Bounded generously for loaded CI machines: a hang runs into the test's timeout.
+        assert.ok(Date.now() - started < 240_000);
+      } finally {
+        await copy?.close();
+      }
+    } finally {
+      await parent.close();
+    }
   },
 );
