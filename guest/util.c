@@ -164,8 +164,10 @@ char *read_small_fd(int fd, size_t max, size_t *len_out)
 char *read_small_file(const char *path, size_t max, size_t *len_out)
 {
 	/* Some of these files are the guest's (/etc/hosts, which guest root may replace): a FIFO
-	 * or a device there must not block the agent, a symlink must not redirect it. */
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	 * or a device there must not block the agent, so only a regular file is read. A symlink
+	 * is followed, as images link these files (NixOS: /etc/hosts -> /etc/static/hosts): where
+	 * it leads is the guest's own, and only a regular file there is read. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return NULL;
 	struct stat st;
