@@ -111,6 +111,18 @@ describe("spares", () => {
     assert.equal(n.host.accepted.get(id), start + 1);
   });
 
+  test("the SDK's remote sandbox (Sandbox.connect) reuses its connection too", async () => {
+    // Through NodeSandbox, not a bare connector: its connector must hand connections back.
+    const sb = Sandbox.connect(a.id, { remote: { url: n.running.url, token: a.token as string } });
+    const id = local(a.id);
+    const start = n.host.accepted.get(id) ?? 0;
+    for (let i = 0; i < 4; i++) assert.equal((await sb.exec(["echo", `${i}`])).stdout, `${i}\n`);
+    await sb.writeFile("/sdk", "data");
+    assert.equal((await sb.readFile("/sdk")).toString(), "data");
+    // Its idle connections close with the node (they do not hold the test open).
+    assert.equal(n.host.accepted.get(id), start + 1);
+  });
+
   test("each pool holds its own sandbox's token: A's connections never open B", async () => {
     const onA = pooled(a.id, a.token as string);
     const onB = pooled(b.id, b.token as string);
