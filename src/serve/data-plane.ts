@@ -29,14 +29,23 @@ import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
 import type { SandboxHost } from "./host.js";
-import { gateRequests, type GateVerdict, type NodeAnswer } from "./request-gate.js";
+import {
+  gateRequests,
+  type GatedInput,
+  type GateState,
+  type GateVerdict,
+  type NodeAnswer,
+} from "./request-gate.js";
 import { readNodePolicyScript } from "./policy-script-read.js";
 
 export interface DataPlaneOptions {
   host: SandboxHost;
   credentials: NodeCredentials;
   nodeId: string;
-  /** Operations (WebSockets) open at once, over all sandboxes. */
+  /**
+   * Operations running at once, over all sandboxes; also the connections kept open (idle
+   * ones, between operations, are asked to go first when a new one needs the room).
+   */
   maxOperations: number;
   /** Node directories `configure`'s policy script may be in (serve --host-path). */
   hostPaths: readonly string[];
@@ -87,7 +96,13 @@ function refuseUpgrade(socket: Socket, err: unknown): void {
 
 export class DataPlane {
   private readonly wss: WebSocketServer;
+  /** Connections open, and of them those asked to go (IDLE sent): they hold no room. */
   private open = 0;
+  private leaving = 0;
+  /** Operations running (a REQUEST passed, its OP_END not yet). */
+  private busy = 0;
+  /** Connections between operations, longest idle first: the first asked to go. */
+  private readonly idle = new Set<GatedInput>();
   /** Spares waiting for their REQUEST, by sandbox id. */
   private readonly waitingSpares = new Map<string, number>();
 
@@ -99,9 +114,9 @@ export class DataPlane {
     });
   }
 
-  /** Operations open now. */
+  /** Operations running now. */
   get openOperations(): number {
-    return this.open;
+    return this.busy;
   }
 
   attach(server: Server): void {
@@ -116,11 +131,19 @@ export class DataPlane {
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
           const prepared = this.opts.host.prepareOperation(id);
           const token = bearerToken(req.headers.authorization);
+          // The gate reports its first state before it is returned: counted, then listed.
+          const conn: { input?: GatedInput; state: GateState } = { state: "closed" };
           const input = gateRequests(stream, {
             decide: (r) => this.decide(id, token, r),
             firstRequest: spare ? this.holdSpare(id) : () => undefined,
+            stateChanged: (next) => {
+              this.count(conn.input, conn.state, next);
+              conn.state = next;
+            },
             ...(this.opts.requestWaitMs !== undefined ? { waitMs: this.opts.requestWaitMs } : {}),
           });
+          conn.input = input;
+          if (conn.state === "idle") this.count(input, "idle", "idle");
           prepared.serve(stream, input);
         });
       } catch (err) {
@@ -129,11 +152,33 @@ export class DataPlane {
     });
   }
 
-  /** Resolves once no operation is open, or after `waitMs`. */
+  /**
+   * Resolves once no operation runs, or after `waitMs`; idle connections are asked to go
+   * (their clients open new ones elsewhere), and so is each one whose operation ends.
+   */
   async drained(waitMs: number): Promise<void> {
     const deadline = Date.now() + waitMs;
-    while (this.open > 0 && Date.now() < deadline)
+    for (;;) {
+      for (const gate of [...this.idle]) gate.leave();
+      if (this.busy === 0 || Date.now() >= deadline) return;
       await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Keeps the counts as a connection changes state (`input` is unset only at its start). */
+  private count(input: GatedInput | undefined, from: GateState, to: GateState): void {
+    if (from === "busy") this.busy--;
+    if (from === "leaving") this.leaving--;
+    if (to === "busy") this.busy++;
+    if (to === "leaving") this.leaving++;
+    if (!input) return;
+    this.idle.delete(input);
+    if (to === "idle") this.idle.add(input);
+  }
+
+  /** Connections that hold room: open, not asked to go. */
+  private get live(): number {
+    return this.open - this.leaving;
   }
 
   close(): void {
@@ -176,11 +221,18 @@ export class DataPlane {
     if (!this.opts.credentials.opens(token, sandbox.id, sandbox.createdAt)) throw denied;
     if (sandbox.status !== "running")
       throw new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
-    if (this.open >= this.opts.maxOperations)
-      throw new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`);
+    if (this.live >= this.opts.maxOperations) {
+      // Full: a connection kept idle (another client's, most likely) makes room, if any is.
+      const [longestIdle] = this.idle;
+      if (spare || !longestIdle)
+        throw new ErrCapacity(
+          `this node serves its limit of ${this.opts.maxOperations} operations`,
+        );
+      longestIdle.leave();
+    }
     if (
       spare &&
-      (this.open >= this.opts.maxOperations / 2 ||
+      (this.live >= this.opts.maxOperations / 2 ||
         (this.waitingSpares.get(sandbox.id) ?? 0) >= MAX_WAITING_SPARES_PER_SANDBOX)
     )
       throw new ErrCapacity("this node keeps its free slots for operations now: no spare");
@@ -192,6 +244,11 @@ export class DataPlane {
     const refuse = (err: unknown): NodeAnswer => ({
       answer: Promise.resolve(encodeJson(Msg.Error, wireError(err))),
     });
+    // Connections kept between operations hold no operation: the limit is checked here too.
+    if (this.busy >= this.opts.maxOperations)
+      return refuse(
+        new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`),
+      );
     if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));
