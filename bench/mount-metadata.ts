@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { Sandbox } from "../src/index.js";
 import { guestMs, DROP_CACHES } from "./guest-time.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
+import { workspaceBenchOptions } from "./workspace-sandbox.js";
 
 const round = (n: number): number => Math.round(n * 100) / 100;
 /** The sizes; smaller ones only where a loaded machine cannot finish these. */
@@ -114,19 +115,9 @@ export async function mountMetadataBench(
   log("mount metadata: building the tree and the repository on the host");
   makeInputs(inputs, sizes);
   const raw = await listenRawPort(dir);
-  const sb = await Sandbox.create(
-    {
-      privileged: true, // drop_caches needs CAP_SYS_ADMIN
-      memoryMb: 1024,
-      diskSizeMb: 2048,
-      timeoutSeconds: 0,
-      mounts: {
-        "/workspace": { type: "host_fs", hostPath: hostDir },
-        "/opt/inputs": { type: "host_fs", hostPath: inputs, readonly: true },
-      },
-    },
-    { rawPorts: [raw.port] },
-  );
+  const sb = await Sandbox.create(workspaceBenchOptions(hostDir, inputs), {
+    rawPorts: [raw.port],
+  });
   try {
     const cp = await sb.exec(
       "cp /opt/inputs/tree.tar /opt/inputs/repo.tar /dev/shm/ && mkdir -p /opt/tools && cp /opt/inputs/tools/git /opt/tools/git",

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Sandbox, createVolume, removeVolume } from "../src/index.js";
 import { DROP_CACHES, guestMs } from "./guest-time.js";
 import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
+import { workspaceBenchOptions } from "./workspace-sandbox.js";
 
 const log = (msg: string) => process.stderr.write(`bench-vfs: ${msg}\n`);
 const round = (n: number): number => Math.round(n * 100) / 100;
@@ -83,17 +84,7 @@ async function main(): Promise<void> {
   await createVolume(volume, 1024);
   const raw = await listenRawPort(dir);
   const sb = await Sandbox.create(
-    {
-      privileged: true, // drop_caches needs CAP_SYS_ADMIN
-      memoryMb: 1024,
-      diskSizeMb: 2048,
-      timeoutSeconds: 0,
-      mounts: {
-        "/workspace": { type: "host_fs", hostPath: hostDir },
-        "/opt/inputs": { type: "host_fs", hostPath: inputs, readonly: true },
-      },
-      disks: [{ volume, guestPath: "/vol" }],
-    },
+    { ...workspaceBenchOptions(hostDir, inputs), disks: [{ volume, guestPath: "/vol" }] },
     { rawPorts: [raw.port] },
   );
   try {

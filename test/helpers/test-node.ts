@@ -1,6 +1,7 @@
 // A `serve` node in the test's own process, on loopback with an ephemeral port, in front of
 // a given host (a FakeHost, usually), and its operator token.
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   hostPathRoots,
@@ -46,4 +47,32 @@ export async function startTestNode(
   );
   const token = readFileSync(running.tokenPath, "utf8").trim();
   return { running, token, remote: { url: running.url, token } };
+}
+
+/** A node's data dir with a folder opened to callers and one that is not. */
+export interface HostPathsFixture {
+  dataDir: string;
+  /** Meant for `hostPaths` (`serve --host-path`). */
+  open: string;
+  /** Never opened: holds `other.mjs`, a policy script a swap would smuggle in. */
+  secret: string;
+}
+
+/**
+ * A fresh data dir (WHEELLOCK_DATA_DIR points at it; removed at exit) with `open/` and
+ * `secret/` folders, for tests that attack a node's host-path checks.
+ */
+export function hostPathsFixture(prefix: string): HostPathsFixture {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  process.env.WHEELLOCK_DATA_DIR = dataDir;
+  process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
+  const open = join(dataDir, "open");
+  const secret = join(dataDir, "secret");
+  mkdirSync(open);
+  mkdirSync(secret);
+  writeFileSync(
+    join(secret, "other.mjs"),
+    'export default [{ action: "block", path: "/other" }];\n',
+  );
+  return { dataDir, open, secret };
 }

@@ -8,16 +8,7 @@
 // and then uses it as the supervisor does.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { planSandbox, type SandboxOptions, type SandboxPlan } from "../../src/config/index.js";
 import { ErrInvalidConfig, Sandbox } from "../../src/index.js";
@@ -27,17 +18,10 @@ import { trustedUpstreamCas } from "../../src/sandbox/intercept.js";
 import type { RunningNode } from "../../src/serve/index.js";
 import { openImageFile, openReopenable } from "../../src/vmm/launch-descriptors.js";
 import { FakeHost } from "../helpers/fake-host.js";
-import { startTestNode } from "../helpers/test-node.js";
+import { hostPathsFixture, startTestNode } from "../helpers/test-node.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-create-race-"));
-process.env.WHEELLOCK_DATA_DIR = dataDir;
-process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
-const open = join(dataDir, "open");
-const secret = join(dataDir, "secret");
-mkdirSync(open);
-mkdirSync(secret);
+const { dataDir, open, secret } = hostPathsFixture("wheellock-serve-create-race-");
 writeFileSync(join(secret, "key.txt"), "the serve user's secret\n");
-writeFileSync(join(secret, "other.mjs"), 'export default [{ action: "block", path: "/other" }];\n');
 const CHECKED_CA = "-----BEGIN CERTIFICATE-----\nchecked\n-----END CERTIFICATE-----";
 const OTHER_CA = "-----BEGIN CERTIFICATE-----\nswapped in\n-----END CERTIFICATE-----\n";
 const CHECKED = 'export default [{ action: "block", path: "/checked" }];\n';

@@ -6,16 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type ConfigureOptions } from "../../src/index.js";
@@ -23,18 +14,11 @@ import { createHttpPolicy, loadPolicyScriptSource } from "../../src/net/http-pol
 import { hostPathRoots, type RunningNode } from "../../src/serve/index.js";
 import { readNodePolicyScript } from "../../src/serve/policy-script-read.js";
 import { FakeHost } from "../helpers/fake-host.js";
-import { startTestNode } from "../helpers/test-node.js";
+import { hostPathsFixture, startTestNode } from "../helpers/test-node.js";
 import { bodyOf, req } from "./net-http-policy-fixtures.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-policy-"));
-process.env.WHEELLOCK_DATA_DIR = dataDir;
-process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
-const open = join(dataDir, "open");
-const secret = join(dataDir, "secret");
-mkdirSync(open);
-mkdirSync(secret);
+const { dataDir, open, secret } = hostPathsFixture("wheellock-serve-policy-");
 const CHECKED = 'export default [{ action: "block", path: "/checked" }];\n';
-writeFileSync(join(secret, "other.mjs"), 'export default [{ action: "block", path: "/other" }];\n');
 
 describe("configure's policy script through a node", () => {
   let running: RunningNode;

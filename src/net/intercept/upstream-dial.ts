@@ -99,9 +99,8 @@ export class HostDialer {
   }
 
   private async resolveName(name: string): Promise<string> {
-    const override = this.overrides.get(name.toLowerCase());
-    if (override !== undefined) return override;
-    if (isIPv4(name)) return name;
+    const known = this.knownAddressOf(name);
+    if (known !== undefined) return known;
     let addresses: string[];
     try {
       addresses = await (this.opts.resolve4 ?? systemResolve4)(name);
