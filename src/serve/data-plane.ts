@@ -80,6 +80,10 @@ function operatorOnly(req: OperationRequest): boolean {
   );
 }
 
+function notRunning(sandbox: { id: string; status: string }): ErrVMNotRunning {
+  return new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
+}
+
 /** A refusal on the raw socket, before any WebSocket exists. */
 function refuseUpgrade(socket: Socket, err: unknown): void {
   const { status, code, message } = statusFor(err);
@@ -124,17 +128,18 @@ export class DataPlane {
       socket.on("error", () => undefined);
       try {
         const spare = req.headers[SPARE_HEADER] !== undefined;
-        const id = this.authorize(req, spare);
+        const { id, running } = this.authorize(req, spare);
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.open++;
           ws.once("close", () => this.open--);
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
-          const prepared = this.opts.host.prepareOperation(id);
+          // Not running (crashed, stopped): nothing to relay to; the node answers `stop`.
+          const prepared = running ? this.opts.host.prepareOperation(id) : undefined;
           const token = bearerToken(req.headers.authorization);
           // The gate reports its first state before it is returned: counted, then listed.
           const conn: { input?: GatedInput; state: GateState } = { state: "closed" };
           const input = gateRequests(stream, {
-            decide: (r) => this.decide(id, token, r),
+            decide: (r) => this.decide(id, token, r, running),
             firstRequest: spare ? this.holdSpare(id) : () => undefined,
             stateChanged: (next) => {
               this.count(conn.input, conn.state, next);
@@ -144,7 +149,7 @@ export class DataPlane {
           });
           conn.input = input;
           if (conn.state === "idle") this.count(input, "idle", "idle");
-          prepared.serve(stream, input);
+          prepared?.serve(stream, input);
         });
       } catch (err) {
         refuseUpgrade(socket, err);
@@ -199,8 +204,11 @@ export class DataPlane {
     };
   }
 
-  /** The local id the request may open; throws the refusal otherwise. */
-  private authorize(req: IncomingMessage, spare: boolean): string {
+  /**
+   * The local id the request may open, and whether it runs; throws the refusal otherwise. A
+   * sandbox that does not run is opened for `stop` alone (the SDK's close() removes it).
+   */
+  private authorize(req: IncomingMessage, spare: boolean): { id: string; running: boolean } {
     const path = requestUrl(req).pathname;
     const match = OPERATION_PATH.exec(path);
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
@@ -219,8 +227,8 @@ export class DataPlane {
         : undefined;
     if (!sandbox) throw operator ? new ErrVMNotFound(text) : denied;
     if (!this.opts.credentials.opens(token, sandbox.id, sandbox.createdAt)) throw denied;
-    if (sandbox.status !== "running")
-      throw new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
+    const running = sandbox.status === "running";
+    if (!running && spare) throw notRunning(sandbox);
     if (this.live >= this.opts.maxOperations) {
       // Full: a connection kept idle (another client's, most likely) makes room, if any is.
       const [longestIdle] = this.idle;
@@ -236,14 +244,23 @@ export class DataPlane {
         (this.waitingSpares.get(sandbox.id) ?? 0) >= MAX_WAITING_SPARES_PER_SANDBOX)
     )
       throw new ErrCapacity("this node keeps its free slots for operations now: no spare");
-    return sandbox.id;
+    return { id: sandbox.id, running };
   }
 
   /** What the node does with a REQUEST on `id`'s connection opened with `token`. */
-  private decide(id: string, token: string | undefined, req: OperationRequest): GateVerdict {
+  private decide(
+    id: string,
+    token: string | undefined,
+    req: OperationRequest,
+    running: boolean,
+  ): GateVerdict {
     const refuse = (err: unknown): NodeAnswer => ({
       answer: Promise.resolve(encodeJson(Msg.Error, wireError(err))),
     });
+    if (!running && req.op !== "stop") {
+      const sandbox = this.opts.host.find(id);
+      return refuse(sandbox ? notRunning(sandbox) : new ErrVMNotFound(id));
+    }
     // Connections kept between operations hold no operation: the limit is checked here too.
     if (this.busy >= this.opts.maxOperations)
       return refuse(
