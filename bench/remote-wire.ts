@@ -7,6 +7,7 @@
 //   remote  through the node with the SDK's connector (connections kept between operations)
 //   fresh   through the node opening a new WebSocket per operation (the connector before)
 //   node --import tsx bench/remote-wire.ts [--samples 1000] [--gap-ms N] [--profile DIR]
+//     [--ways local,remote,fresh]
 // Prints JSON: p50/p90 of `exec(["true"])` each way and the p50 differences against local
 // (issue 13's goal: remote +1 ms at most).
 import { fork, type ChildProcess } from "node:child_process";
@@ -124,7 +125,11 @@ async function measure(samples: number, gapMs: number): Promise<void> {
         ),
       ),
     };
-    const names = Object.keys(ways) as Array<keyof typeof ways>;
+    // --ways remote: only those (a profile of one path alone).
+    const only = process.argv.indexOf("--ways");
+    const names = (Object.keys(ways) as Array<keyof typeof ways>).filter(
+      (n) => only < 0 || (process.argv[only + 1] ?? "").split(",").includes(n),
+    );
     const ms = { local: [] as number[], remote: [] as number[], fresh: [] as number[] };
     // Warm-up: JIT, connections.
     for (let i = 0; i < 50; i++) for (const n of names) await once(ways[n]);

@@ -35,6 +35,12 @@ interface ServeFlags {
 
 const DEFAULT_MAX_SANDBOXES = 32;
 const STOP_ANSWER_GRACE_MS = 5000;
+/**
+ * Told to stop (SIGTERM, SIGINT: a restart, an upgrade), the node refuses new connections and
+ * gives the operations running this long to finish before it cuts them; a second signal ends
+ * it at once.
+ */
+const SIGNAL_DRAIN_MS = 10_000;
 
 function readPem(path: string, flag: string): string {
   try {
@@ -141,7 +147,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     void single?.ended.then(() => resolve("sandbox"));
   });
   // A sandbox that ended through `stop`: that operation's answer is still to be sent.
-  await node.close((await stopped) === "sandbox" ? STOP_ANSWER_GRACE_MS : 0);
+  await node.close((await stopped) === "sandbox" ? STOP_ANSWER_GRACE_MS : SIGNAL_DRAIN_MS);
   await host.close();
   return 0;
 }

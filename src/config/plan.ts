@@ -42,19 +42,39 @@ export function publicConfig(plan: SandboxPlan): ResolvedSandboxConfig {
   return Object.freeze(rest);
 }
 
-/** Throws for values JSON would drop or mangle: functions and class instances (providers). */
-function assertPlainData(value: unknown, path: string, where: string): void {
-  if (typeof value === "function")
-    throw new ErrInvalidConfig(
-      `${path}: callbacks cannot be passed to ${where}; use a policyScript or declarative rules`,
-    );
+/** Where values JSON would drop or mangle are: functions, and class instances (providers). */
+function findNonPlainData(
+  value: unknown,
+  path: string,
+  found: { callbacks: string[]; objects: string[] },
+): void {
+  if (typeof value === "function") return void found.callbacks.push(path);
   if (value === null || typeof value !== "object") return;
   const proto = Object.getPrototypeOf(value) as unknown;
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null)
-    throw new ErrInvalidConfig(
-      `${path}: objects such as custom providers cannot be passed to ${where}`,
-    );
-  for (const [key, inner] of Object.entries(value)) assertPlainData(inner, `${path}.${key}`, where);
+    return void found.objects.push(path);
+  for (const [key, inner] of Object.entries(value))
+    findNonPlainData(inner, `${path}.${key}`, found);
+}
+
+/** Throws one line naming every such value under the labelled roots, not just the first. */
+function assertPlainData(roots: Array<[unknown, string]>, where: string): void {
+  const found = { callbacks: [] as string[], objects: [] as string[] };
+  for (const [value, path] of roots) findNonPlainData(value, path, found);
+  const problems = [
+    ...(found.callbacks.length > 0
+      ? [
+          `${found.callbacks.join(", ")}: callbacks cannot be passed to ${where}; use a ` +
+            "policyScript or declarative rules",
+        ]
+      : []),
+    ...(found.objects.length > 0
+      ? [
+          `${found.objects.join(", ")}: objects such as custom providers cannot be passed to ${where}`,
+        ]
+      : []),
+  ];
+  if (problems.length > 0) throw new ErrInvalidConfig(problems.join("; "));
 }
 
 /**
@@ -67,10 +87,15 @@ export function planToJson(
   where = "a detached sandbox (it runs in another process)",
 ): string {
   const { mounts, fileHooks, networkHooks, onBlockedRequest } = plan;
-  assertPlainData(onBlockedRequest, `${label}.onBlockedRequest`, where);
-  assertPlainData(mounts, `${label}.mounts`, where);
-  assertPlainData(fileHooks, `${label}.fileHooks`, where);
-  assertPlainData(networkHooks, `${label}.networkHooks`, where);
+  assertPlainData(
+    [
+      [onBlockedRequest, `${label}.onBlockedRequest`],
+      [mounts, `${label}.mounts`],
+      [fileHooks, `${label}.fileHooks`],
+      [networkHooks, `${label}.networkHooks`],
+    ],
+    where,
+  );
   return JSON.stringify(plan);
 }
 
@@ -84,7 +109,7 @@ const REMOTE = "a remote sandbox (it runs on another machine)";
  * leave this process.
  */
 export function remoteOptionsJson(options: object, label = "options"): string {
-  assertPlainData(options, label, REMOTE);
+  assertPlainData([[options, label]], REMOTE);
   const mounts = (options as { mounts?: Record<string, { type?: unknown }> }).mounts;
   for (const [path, mount] of Object.entries(mounts ?? {})) {
     if (mount?.type === "provider")

@@ -47,9 +47,12 @@ export async function openOperation(
   const conn = await connect();
   const op = new OperationStream(conn);
   route(conn, (msg) => {
+    // The node asked an idle connection to go while this REQUEST was on its way: it serves it.
+    if (msg.type === Msg.Idle) return;
     if (msg.type !== Msg.OpEnd) return onMessage(msg);
     op.end();
-    // Idle now: a message before its next operation is a broken peer.
+    // Idle now: any message (the node's IDLE: it will close this one) ends the connection, so
+    // the next operation never goes out on a connection the node is closing.
     route(conn, () => conn.destroy());
     if (connect.release) connect.release(conn);
     else conn.destroy();

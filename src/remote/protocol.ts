@@ -43,6 +43,13 @@ export const Msg = {
    * operation. C→S: the client sends nothing more for this operation.
    */
   OpEnd: 13,
+  /**
+   * S→C empty, only between operations (a `serve` node): this connection will be closed, send
+   * no new REQUEST on it. One already on its way when this was sent is still served: the node
+   * closes only a connection its client closes or leaves silent for a long grace period, so an
+   * operation never meets a connection closed under it.
+   */
+  Idle: 14,
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 

@@ -7,8 +7,9 @@
  * spare is opened in the background in its place (one that comes while it opens waits for
  * it). Each WebSocket is authenticated on its own, with the connector's own token: nothing is
  * shared between sandboxes. One unused for `idleMs` is closed (the node closes one that waits
- * too long as well); one the node drops, or refuses (it keeps room for operations), is simply
- * not there next time, and that operation opens its own connection.
+ * too long as well: it sends IDLE first, and a kept connection or spare that gets it is
+ * closed here, never used again); one the node drops, or refuses (it keeps room for
+ * operations), is simply not there next time, and that operation opens its own connection.
  */
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -68,6 +69,7 @@ export function sparePool(
   const drop = (s: Spare): void => {
     clearTimeout(s.timer);
     s.opened.ws.off("close", s.onClose);
+    s.opened.ws.off("message", s.onClose);
     if (spare === s) spare = undefined;
   };
 
@@ -79,11 +81,16 @@ export function sparePool(
         drop(s);
         opened.ws.close();
       }, idleMs),
-      // Dropped by the node (restarted, idle, full): the next operation opens its own.
-      onClose: () => drop(s),
+      // Dropped by the node (restarted, idle, full), or asked to go (IDLE: nothing else comes
+      // on a spare): the next operation opens its own; this one is never sent an operation.
+      onClose: () => {
+        drop(s);
+        opened.ws.close();
+      },
     };
     s.timer.unref();
     opened.ws.once("close", s.onClose);
+    opened.ws.once("message", s.onClose);
     spare = s;
   };
 

@@ -25,15 +25,22 @@ export function twoChoices(n: number, random: () => number = Math.random): numbe
 
 /**
  * The nodes to try, best first: the two drawn, ordered by their `/v1/info` (a node that does
- * not answer goes last; one that is full is still tried, it may have room by then).
+ * not answer goes last; one that is full is still tried, it may have room by then), then every
+ * other node in random order: the two choices pick the better node, they do not limit the
+ * search (two full or dead nodes drawn must not fail a create that others have room for).
  */
 export async function placementOrder(
   urls: readonly string[],
   info: (url: string) => Promise<NodeInfo>,
   random: () => number = Math.random,
 ): Promise<string[]> {
-  const drawn = twoChoices(urls.length, random).map((i) => urls[i] as string);
+  const drawnAt = twoChoices(urls.length, random);
+  const drawn = drawnAt.map((i) => urls[i] as string);
   if (drawn.length === 1) return drawn;
+  const rest = shuffled(
+    urls.filter((_, i) => !drawnAt.includes(i)),
+    random,
+  );
   const answers = await Promise.all(
     drawn.map((url) =>
       info(url).then(
@@ -47,5 +54,16 @@ export async function placementOrder(
       if (!a.info || !b.info) return a.info ? -1 : b.info ? 1 : 0;
       return compareFreedom(b.info, a.info);
     })
-    .map((a) => a.url);
+    .map((a) => a.url)
+    .concat(rest);
+}
+
+/** A copy of `items` in random order (Fisher-Yates). */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
 }

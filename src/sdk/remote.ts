@@ -4,6 +4,7 @@
  * sandbox is, over a WebSocket connector instead of a unix socket. Ids name their node
  * (`vm-1a2b3c4d@node-name`), so with several nodes an id alone finds its node.
  */
+import type { Duplex } from "node:stream";
 import { remoteOptionsJson, type SandboxOptions } from "../config/index.js";
 import { ErrCapacity, ErrInvalidConfig, ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
 import { RemoteSandbox, webSocketConnector, type PooledConnector } from "../remote/index.js";
@@ -69,7 +70,7 @@ export class NodeSandbox extends RemoteSandbox {
     readonly token: string | undefined,
   ) {
     let located: Promise<PooledConnector> | undefined;
-    super(id, async () => {
+    const connect = async (): Promise<Duplex> => {
       // Closed through this object: the node has removed it (its id is unknown there now).
       if (this.closed) throw new ErrVMNotRunning(`sandbox ${id} was closed`);
       located ??= locate().then((node) => {
@@ -85,12 +86,20 @@ export class NodeSandbox extends RemoteSandbox {
         );
         return this.pool;
       });
-      const connect = await located.catch((err: unknown) => {
+      const pooled = await located.catch((err: unknown) => {
         located = undefined;
         throw err;
       });
-      return connect();
-    });
+      return pooled();
+    };
+    // A connection whose operation ended cleanly goes back to the pool for the next one:
+    // without this every operation would wait for a connection of its own.
+    super(
+      id,
+      Object.assign(connect, {
+        release: (conn: Duplex) => (this.pool?.release ? this.pool.release(conn) : conn.destroy()),
+      }),
+    );
   }
 
   private pool: PooledConnector | undefined;

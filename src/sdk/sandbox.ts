@@ -72,13 +72,22 @@ async function create(
   options: SandboxOptions & {
     remote?: RemoteOptions | true | { kubernetes: KubernetesOptions };
   } = {},
-  internal: CreateInternals = {},
+  internal?: CreateInternals,
 ): Promise<VmSandbox | NodeSandbox> {
   const { remote, ...local } = options;
   if (remote !== undefined && remote !== true && "kubernetes" in remote)
     return createKubernetes(local, remote.kubernetes);
   if (remote !== undefined) return createRemote(local, resolveRemote(remote) as ResolvedRemote);
-  const { id, ...launch } = internal;
+  // A program whose environment names a node must not boot its sandbox here without a word
+  // (code meant to run elsewhere would run on this machine). It says `remote: true` to go
+  // there: what `create` returns without `remote` is typed as a local VmSandbox. wheellock's
+  // own fronts (`internal`) create here.
+  if (internal === undefined && process.env[ENV_REMOTE])
+    throw new ErrInvalidConfig(
+      `${ENV_REMOTE} is set: pass remote: true to create the sandbox on that node ` +
+        `(or unset ${ENV_REMOTE} to create it on this machine)`,
+    );
+  const { id, ...launch } = internal ?? {};
   return launchVmSandbox(
     planSandbox(withCheckpointDefaults(local), undefined, undefined, id),
     launch,

@@ -31,7 +31,8 @@ export function tokensEqual(given: string, expected: string): boolean {
 
 /** The token of `Authorization: Bearer TOKEN`, or undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
-  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/.exec(header ?? "");
+  // The scheme is case-insensitive (RFC 7235): `bearer TOKEN` is the same credential.
+  const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,512})$/i.exec(header ?? "");
   return match?.[1];
 }
 

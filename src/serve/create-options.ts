@@ -74,3 +74,29 @@ export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string
     );
   return o;
 }
+
+/**
+ * POST /v1/sandboxes's body: `{ options?, command? }` and nothing else. Anything other (the
+ * options alone, an array, `null`) is refused, never read as "no options": a default sandbox
+ * in place of the caller's (its `noNetwork` dropped) would widen what the guest may reach.
+ */
+export function createRequest(body: unknown): { options?: unknown; command?: string[] } {
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new ErrInvalidConfig('request body must be a JSON object: { "options": {...} }');
+  const doc = body as Record<string, unknown>;
+  const unknown = Object.keys(doc).filter((k) => k !== "options" && k !== "command");
+  if (unknown.length > 0)
+    throw new ErrInvalidConfig(
+      `unknown field(s) ${unknown.join(", ")} in the request body: options go under "options"`,
+    );
+  const { command } = doc;
+  if (
+    command !== undefined &&
+    (!Array.isArray(command) || !command.every((a) => typeof a === "string"))
+  )
+    throw new ErrInvalidConfig("command must be an array of strings");
+  return {
+    ...(doc.options !== undefined ? { options: doc.options } : {}),
+    ...(command !== undefined ? { command: command as string[] } : {}),
+  };
+}

@@ -29,14 +29,23 @@ import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
 import type { SandboxHost } from "./host.js";
-import { gateRequests, type GateVerdict, type NodeAnswer } from "./request-gate.js";
+import {
+  gateRequests,
+  type GatedInput,
+  type GateState,
+  type GateVerdict,
+  type NodeAnswer,
+} from "./request-gate.js";
 import { readNodePolicyScript } from "./policy-script-read.js";
 
 export interface DataPlaneOptions {
   host: SandboxHost;
   credentials: NodeCredentials;
   nodeId: string;
-  /** Operations (WebSockets) open at once, over all sandboxes. */
+  /**
+   * Operations running at once, over all sandboxes; also the connections kept open (idle
+   * ones, between operations, are asked to go first when a new one needs the room).
+   */
   maxOperations: number;
   /** Node directories `configure`'s policy script may be in (serve --host-path). */
   hostPaths: readonly string[];
@@ -71,6 +80,10 @@ function operatorOnly(req: OperationRequest): boolean {
   );
 }
 
+function notRunning(sandbox: { id: string; status: string }): ErrVMNotRunning {
+  return new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
+}
+
 /** A refusal on the raw socket, before any WebSocket exists. */
 function refuseUpgrade(socket: Socket, err: unknown): void {
   const { status, code, message } = statusFor(err);
@@ -87,7 +100,13 @@ function refuseUpgrade(socket: Socket, err: unknown): void {
 
 export class DataPlane {
   private readonly wss: WebSocketServer;
+  /** Connections open, and of them those asked to go (IDLE sent): they hold no room. */
   private open = 0;
+  private leaving = 0;
+  /** Operations running (a REQUEST passed, its OP_END not yet). */
+  private busy = 0;
+  /** Connections between operations, longest idle first: the first asked to go. */
+  private readonly idle = new Set<GatedInput>();
   /** Spares waiting for their REQUEST, by sandbox id. */
   private readonly waitingSpares = new Map<string, number>();
 
@@ -99,9 +118,9 @@ export class DataPlane {
     });
   }
 
-  /** Operations open now. */
+  /** Operations running now. */
   get openOperations(): number {
-    return this.open;
+    return this.busy;
   }
 
   attach(server: Server): void {
@@ -109,19 +128,28 @@ export class DataPlane {
       socket.on("error", () => undefined);
       try {
         const spare = req.headers[SPARE_HEADER] !== undefined;
-        const id = this.authorize(req, spare);
+        const { id, running } = this.authorize(req, spare);
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.open++;
           ws.once("close", () => this.open--);
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
-          const prepared = this.opts.host.prepareOperation(id);
+          // Not running (crashed, stopped): nothing to relay to; the node answers `stop`.
+          const prepared = running ? this.opts.host.prepareOperation(id) : undefined;
           const token = bearerToken(req.headers.authorization);
+          // The gate reports its first state before it is returned: counted, then listed.
+          const conn: { input?: GatedInput; state: GateState } = { state: "closed" };
           const input = gateRequests(stream, {
-            decide: (r) => this.decide(id, token, r),
+            decide: (r) => this.decide(id, token, r, running),
             firstRequest: spare ? this.holdSpare(id) : () => undefined,
+            stateChanged: (next) => {
+              this.count(conn.input, conn.state, next);
+              conn.state = next;
+            },
             ...(this.opts.requestWaitMs !== undefined ? { waitMs: this.opts.requestWaitMs } : {}),
           });
-          prepared.serve(stream, input);
+          conn.input = input;
+          if (conn.state === "idle") this.count(input, "idle", "idle");
+          prepared?.serve(stream, input);
         });
       } catch (err) {
         refuseUpgrade(socket, err);
@@ -129,11 +157,33 @@ export class DataPlane {
     });
   }
 
-  /** Resolves once no operation is open, or after `waitMs`. */
+  /**
+   * Resolves once no operation runs, or after `waitMs`; idle connections are asked to go
+   * (their clients open new ones elsewhere), and so is each one whose operation ends.
+   */
   async drained(waitMs: number): Promise<void> {
     const deadline = Date.now() + waitMs;
-    while (this.open > 0 && Date.now() < deadline)
+    for (;;) {
+      for (const gate of [...this.idle]) gate.leave();
+      if (this.busy === 0 || Date.now() >= deadline) return;
       await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Keeps the counts as a connection changes state (`input` is unset only at its start). */
+  private count(input: GatedInput | undefined, from: GateState, to: GateState): void {
+    if (from === "busy") this.busy--;
+    if (from === "leaving") this.leaving--;
+    if (to === "busy") this.busy++;
+    if (to === "leaving") this.leaving++;
+    if (!input) return;
+    this.idle.delete(input);
+    if (to === "idle") this.idle.add(input);
+  }
+
+  /** Connections that hold room: open, not asked to go. */
+  private get live(): number {
+    return this.open - this.leaving;
   }
 
   close(): void {
@@ -154,8 +204,11 @@ export class DataPlane {
     };
   }
 
-  /** The local id the request may open; throws the refusal otherwise. */
-  private authorize(req: IncomingMessage, spare: boolean): string {
+  /**
+   * The local id the request may open, and whether it runs; throws the refusal otherwise. A
+   * sandbox that does not run is opened for `stop` alone (the SDK's close() removes it).
+   */
+  private authorize(req: IncomingMessage, spare: boolean): { id: string; running: boolean } {
     const path = requestUrl(req).pathname;
     const match = OPERATION_PATH.exec(path);
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
@@ -174,24 +227,45 @@ export class DataPlane {
         : undefined;
     if (!sandbox) throw operator ? new ErrVMNotFound(text) : denied;
     if (!this.opts.credentials.opens(token, sandbox.id, sandbox.createdAt)) throw denied;
-    if (sandbox.status !== "running")
-      throw new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
-    if (this.open >= this.opts.maxOperations)
-      throw new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`);
+    const running = sandbox.status === "running";
+    if (!running && spare) throw notRunning(sandbox);
+    if (this.live >= this.opts.maxOperations) {
+      // Full: a connection kept idle (another client's, most likely) makes room, if any is.
+      const [longestIdle] = this.idle;
+      if (spare || !longestIdle)
+        throw new ErrCapacity(
+          `this node serves its limit of ${this.opts.maxOperations} operations`,
+        );
+      longestIdle.leave();
+    }
     if (
       spare &&
-      (this.open >= this.opts.maxOperations / 2 ||
+      (this.live >= this.opts.maxOperations / 2 ||
         (this.waitingSpares.get(sandbox.id) ?? 0) >= MAX_WAITING_SPARES_PER_SANDBOX)
     )
       throw new ErrCapacity("this node keeps its free slots for operations now: no spare");
-    return sandbox.id;
+    return { id: sandbox.id, running };
   }
 
   /** What the node does with a REQUEST on `id`'s connection opened with `token`. */
-  private decide(id: string, token: string | undefined, req: OperationRequest): GateVerdict {
+  private decide(
+    id: string,
+    token: string | undefined,
+    req: OperationRequest,
+    running: boolean,
+  ): GateVerdict {
     const refuse = (err: unknown): NodeAnswer => ({
       answer: Promise.resolve(encodeJson(Msg.Error, wireError(err))),
     });
+    if (!running && req.op !== "stop") {
+      const sandbox = this.opts.host.find(id);
+      return refuse(sandbox ? notRunning(sandbox) : new ErrVMNotFound(id));
+    }
+    // Connections kept between operations hold no operation: the limit is checked here too.
+    if (this.busy >= this.opts.maxOperations)
+      return refuse(
+        new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`),
+      );
     if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));

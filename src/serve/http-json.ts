@@ -63,27 +63,44 @@ export function sendError(res: ServerResponse, err: unknown): void {
   res.end(body);
 }
 
-/** The request body as JSON; 413 past `maxBytes` (counted as it arrives, never buffered past). */
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+/**
+ * The request body as JSON; 413 past `maxBytes` (counted as it arrives, never buffered past).
+ * Past the limit the rest is read and dropped, not cut off: a client still sending (a chunked
+ * upload) then gets the 413, where a reset connection would have told it nothing. The server's
+ * request timeout bounds how long that may go on.
+ */
+export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const declared = Number(req.headers["content-length"] ?? "0");
-  if (declared > maxBytes)
-    throw new HttpError(413, "ErrTooLarge", `request body over ${maxBytes} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      req.destroy();
-      throw new HttpError(413, "ErrTooLarge", `request body over ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
+  const tooLarge = new HttpError(413, "ErrTooLarge", `request body over ${maxBytes} bytes`);
+  if (declared > maxBytes) {
+    req.resume();
+    return Promise.reject(tooLarge);
   }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-  } catch {
-    throw new HttpError(400, "ErrInvalidConfig", "request body is not valid JSON");
-  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBytes) return void chunks.push(chunk);
+      req.off("data", onData);
+      req.off("end", onEnd);
+      chunks.length = 0;
+      req.resume();
+      reject(tooLarge);
+    };
+    const onEnd = (): void => {
+      if (size === 0) return resolve({});
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown);
+      } catch {
+        reject(new HttpError(400, "ErrInvalidConfig", "request body is not valid JSON"));
+      }
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", reject);
+    req.once("close", () => reject(new HttpError(400, "ErrInvalidConfig", "request body cut off")));
+  });
 }
 
 /**

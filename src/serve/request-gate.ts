@@ -20,6 +20,17 @@ import {
 /** How long a connection may stay open without asking for anything (between operations). */
 export const REQUEST_WAIT_MS = 60_000;
 
+/**
+ * After IDLE (the node wants the connection gone), how long a REQUEST already on its way is
+ * still served before the node closes the connection itself: a live client closes it at once.
+ */
+export const IDLE_GRACE_MS = 30_000;
+
+const IDLE = encodeMessage(Msg.Idle);
+
+/** Where a connection stands, for the node's count of operations and idle connections. */
+export type GateState = "idle" | "busy" | "leaving" | "closed";
+
 /** The node answers the operation itself: this message, then the connection closes. */
 export interface NodeAnswer {
   answer: Promise<Buffer>;
@@ -32,7 +43,10 @@ export interface GateOptions {
   decide(req: OperationRequest): GateVerdict;
   /** Called once: the first REQUEST arrived, or the connection closed before one. */
   firstRequest(): void;
+  /** Each change: idle (between operations), busy (one runs), leaving (IDLE sent), closed. */
+  stateChanged?(state: GateState): void;
   waitMs?: number;
+  graceMs?: number;
 }
 
 function parseRequest(payload: Buffer): OperationRequest {
@@ -48,6 +62,11 @@ function parseRequest(payload: Buffer): OperationRequest {
  */
 export class GatedInput extends Readable {
   answeredByNode = false;
+  /**
+   * Asks the client to close the connection (IDLE), if it is between operations: it is never
+   * closed under a REQUEST the client sent before it saw that (one that comes is served).
+   */
+  leave: () => void = () => undefined;
 }
 
 /**
@@ -57,22 +76,36 @@ export class GatedInput extends Readable {
  */
 export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
   const waitMs = opts.waitMs ?? REQUEST_WAIT_MS;
-  let active = false;
+  const graceMs = opts.graceMs ?? IDLE_GRACE_MS;
+  let state: GateState = "idle";
   let answered = false;
   let timer: NodeJS.Timeout | undefined;
-  const waitForRequest = (): void => {
-    timer = setTimeout(() => client.destroy(), waitMs);
-    timer.unref();
+  const enter = (next: GateState): void => {
+    clearTimeout(timer);
+    state = next;
+    opts.stateChanged?.(next);
   };
   const input = new GatedInput({ read: () => void client.resume() });
+  // Silent for waitMs between operations: asked to go; silent for graceMs more: closed.
+  const waitForRequest = (): void => {
+    enter("idle");
+    timer = setTimeout(input.leave, waitMs);
+    timer.unref();
+  };
+  input.leave = () => {
+    if (state !== "idle" || answered) return;
+    enter("leaving");
+    // Between operations the sandbox side is quiet (the client saw its OP_END before sending
+    // its own), so this message never lands inside one of the sandbox's.
+    client.write(IDLE);
+    timer = setTimeout(() => client.destroy(), graceMs);
+    timer.unref();
+  };
   let out: Buffer[] = [];
   const reader = new MessageReader((msg) => {
     if (answered) return;
-    if (active) {
-      if (msg.type === Msg.OpEnd) {
-        active = false;
-        waitForRequest();
-      }
+    if (state === "busy") {
+      if (msg.type === Msg.OpEnd) waitForRequest();
       out.push(encodeMessage(msg.type as Msg, msg.payload));
       return;
     }
@@ -84,10 +117,12 @@ export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
     if ("answer" in verdict) {
       answered = true;
       input.answeredByNode = true;
+      // Its reply ends the connection: it holds no room from here on.
+      enter("leaving");
       void verdict.answer.then((reply) => client.end(reply));
       return;
     }
-    active = true;
+    enter("busy");
     out.push(
       verdict === req ? encodeMessage(Msg.Request, msg.payload) : encodeJson(Msg.Request, verdict),
     );
@@ -106,7 +141,7 @@ export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
     if (data && !input.push(data)) client.pause();
   });
   client.once("close", () => {
-    clearTimeout(timer);
+    enter("closed");
     opts.firstRequest();
     input.destroy();
   });

@@ -26,7 +26,7 @@ import {
 } from "./http-json.js";
 import { formatLogCursor, LOG_START, parseLogCursor } from "./log-slice.js";
 import { nodeInfo } from "./node-info.js";
-import { nodeOptions } from "./create-options.js";
+import { createRequest, nodeOptions } from "./create-options.js";
 
 export interface RoutesOptions {
   host: SandboxHost;
@@ -112,13 +112,9 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       operator(req);
       if (method === "GET") return sendJson(res, 200, { sandboxes: opts.host.list().map(view) });
       if (method === "POST") {
-        const body = await readJsonBody(req, opts.maxBodyBytes);
-        const doc = body as { options?: unknown; command?: unknown };
-        const options = nodeOptions(doc.options ?? {}, opts.hostPaths);
-        const command = doc.command ?? [];
-        if (!Array.isArray(command) || !command.every((a) => typeof a === "string"))
-          throw new HttpError(400, "ErrInvalidConfig", "command must be an array of strings");
-        const created = await opts.host.create(options as SandboxOptions, command as string[]);
+        const doc = createRequest(await readJsonBody(req, opts.maxBodyBytes));
+        const options = nodeOptions(doc.options === undefined ? {} : doc.options, opts.hostPaths);
+        const created = await opts.host.create(options as SandboxOptions, doc.command ?? []);
         return sendJson(res, 201, {
           sandbox: view(created),
           token: opts.credentials.sandboxToken(created.id, created.createdAt),

@@ -8,12 +8,21 @@ import { availableParallelism } from "node:os";
 import { planSandbox, type SandboxOptions } from "../config/index.js";
 import { ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
 import { serveConnection } from "../remote/index.js";
-import { launchVmSandbox, type ExecProcess, type VmSandbox } from "../sandbox/index.js";
+import {
+  launchVmSandbox,
+  type ExecProcess,
+  type SandboxApi,
+  type VmSandbox,
+} from "../sandbox/index.js";
 import type { SandboxUsage } from "../observe/index.js";
 import { settledWithin } from "../util/index.js";
 import type { HostedSandbox, PreparedOperation, SandboxHost } from "./host.js";
 import { HttpError } from "./http-json.js";
 import type { LogCursor } from "./log-slice.js";
+
+/** What `serve --single` needs of its sandbox (a VmSandbox; a fake in unit tests). */
+export type InProcessSandbox = SandboxApi &
+  Pick<VmSandbox, "config" | "accel" | "running" | "onAllowlistChange">;
 
 export class SingleHost implements SandboxHost {
   private readonly procs = new Set<ExecProcess>();
@@ -21,12 +30,16 @@ export class SingleHost implements SandboxHost {
   /** The final figures (the sandbox's last `usage` event), once it stopped. */
   private finalUsage: SandboxUsage | undefined;
   private stopped = false;
+  /** The allowlist as it is now (`allow-list add`, approvals), once it changed. */
+  private liveAllowlist: { hosts: string[]; approved: string[] } | undefined;
   readonly ended: Promise<void>;
 
-  private constructor(
-    private readonly sandbox: VmSandbox,
+  /** @internal Use `start` (tests wrap a fake sandbox). */
+  constructor(
+    private readonly sandbox: InProcessSandbox,
     private readonly createdAt: string,
   ) {
+    sandbox.onAllowlistChange((hosts, approved) => (this.liveAllowlist = { hosts, approved }));
     this.ended = (async () => {
       for await (const event of sandbox.events()) {
         if (event.type === "usage") this.finalUsage = event.usage;
@@ -131,7 +144,9 @@ export class SingleHost implements SandboxHost {
         envNames: Object.keys(c.env).sort(),
         network: {
           intercept: c.networkIntercept,
-          allowedHosts: [...c.allowedHosts],
+          // As it is now, not as planned (as a supervisor keeps its record).
+          allowedHosts: [...(this.liveAllowlist?.hosts ?? c.allowedHosts)],
+          ...(this.liveAllowlist ? { approvedHosts: [...this.liveAllowlist.approved] } : {}),
           secretNames: c.secrets.map((s) => s.name),
         },
       },

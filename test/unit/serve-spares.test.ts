@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { WebSocket } from "ws";
 import { ErrAuth, ErrCapacity, Sandbox, type NodeSandbox } from "../../src/index.js";
 import {
+  Msg,
   RemoteSandbox,
   SPARE_HEADER,
   webSocketConnector,
@@ -111,6 +112,18 @@ describe("spares", () => {
     assert.equal(n.host.accepted.get(id), start + 1);
   });
 
+  test("the SDK's remote sandbox (Sandbox.connect) reuses its connection too", async () => {
+    // Through NodeSandbox, not a bare connector: its connector must hand connections back.
+    const sb = Sandbox.connect(a.id, { remote: { url: n.running.url, token: a.token as string } });
+    const id = local(a.id);
+    const start = n.host.accepted.get(id) ?? 0;
+    for (let i = 0; i < 4; i++) assert.equal((await sb.exec(["echo", `${i}`])).stdout, `${i}\n`);
+    await sb.writeFile("/sdk", "data");
+    assert.equal((await sb.readFile("/sdk")).toString(), "data");
+    // Its idle connections close with the node (they do not hold the test open).
+    assert.equal(n.host.accepted.get(id), start + 1);
+  });
+
   test("each pool holds its own sandbox's token: A's connections never open B", async () => {
     const onA = pooled(a.id, a.token as string);
     const onB = pooled(b.id, b.token as string);
@@ -200,11 +213,19 @@ describe("spares and the node's limits", () => {
       // 4 of 8 slots taken: no more spares, but operations still run.
       const other = await Sandbox.create({ remote: { url: n.running.url, token: n.token } });
       assert.equal(await spareHandshake(opUrl(n.running, other.id), n.token, held), 503);
+      const asked: number[] = [];
+      for (const ws of held) ws.on("message", (data: Buffer) => asked.push(data[0] ?? 0));
       const cats = [sb.spawn("cat"), other.spawn("cat"), sb.spawn("cat"), other.spawn("cat")];
       await Promise.all(cats.map((p) => p.pid));
-      // 8 of 8: an operation is refused as before.
-      await assert.rejects(sb.exec(["true"]), ErrCapacity);
+      // 8 of 8, 4 of them spares waiting: the longest waiting is asked to go (IDLE), and the
+      // operation runs.
+      assert.equal((await sb.exec(["echo", "room"])).stdout, "room\n");
+      assert.deepEqual(asked, [Msg.Idle]);
       for (const ws of held) ws.close();
+      // 8 operations running: the next one is refused, idle connections or not.
+      for (let i = 0; i < 4; i++) cats.push((i % 2 ? sb : other).spawn("cat"));
+      await Promise.all(cats.map((p) => p.pid));
+      await assert.rejects(sb.exec(["true"]), ErrCapacity);
       for (const p of cats) p.stdin.end();
       await Promise.all(cats.map((p) => p.wait()));
       await waitUntil(
