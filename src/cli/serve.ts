@@ -27,6 +27,7 @@ interface ServeFlags {
   insecure?: boolean;
   maxSandboxes: number;
   maxOperations: number;
+  maxOperationsPerSandbox?: number;
   nodeId?: string;
   single?: boolean;
   plan?: string;
@@ -78,6 +79,11 @@ export function serveCommand(): Command {
       positiveInteger("--max-operations"),
       1024,
     )
+    .option(
+      "--max-operations-per-sandbox <n>",
+      "operations one sandbox may run at once (default: max-operations / max-sandboxes, at least 8)",
+      positiveInteger("--max-operations-per-sandbox"),
+    )
     .option("--node-id <name>", "this node's name in sandbox ids (default: generated, kept)")
     .option("--single", "run one sandbox from a plan (stdin or --plan) and exit when it stops")
     .option("--plan <file>", "with --single: the plan file ({ options } JSON; - is stdin)")
@@ -123,6 +129,9 @@ async function serve(flags: ServeFlags): Promise<number> {
         version: packageVersion(),
         maxSandboxes: single ? 1 : flags.maxSandboxes,
         maxOperations: flags.maxOperations,
+        ...(flags.maxOperationsPerSandbox !== undefined
+          ? { maxOperationsPerSandbox: flags.maxOperationsPerSandbox }
+          : {}),
         single: single !== undefined,
         hostPaths,
       },

@@ -47,6 +47,11 @@ export interface DataPlaneOptions {
    * ones, between operations, are asked to go first when a new one needs the room).
    */
   maxOperations: number;
+  /**
+   * Operations one sandbox may run at once: a tenant holding its sandbox's token must not take
+   * every slot of the node from the others (docs/SECURITY.md). Default: all of them.
+   */
+  maxOperationsPerSandbox?: number;
   /** Node directories `configure`'s policy script may be in (serve --host-path). */
   hostPaths: readonly string[];
   /** Largest WebSocket frame accepted (a protocol message and its header). */
@@ -105,6 +110,8 @@ export class DataPlane {
   private leaving = 0;
   /** Operations running (a REQUEST passed, its OP_END not yet). */
   private busy = 0;
+  /** Of them, by sandbox id. */
+  private readonly busyBySandbox = new Map<string, number>();
   /** Connections between operations, longest idle first: the first asked to go. */
   private readonly idle = new Set<GatedInput>();
   /** Spares waiting for their REQUEST, by sandbox id. */
@@ -142,13 +149,13 @@ export class DataPlane {
             decide: (r) => this.decide(id, token, r, running),
             firstRequest: spare ? this.holdSpare(id) : () => undefined,
             stateChanged: (next) => {
-              this.count(conn.input, conn.state, next);
+              this.count(id, conn.input, conn.state, next);
               conn.state = next;
             },
             ...(this.opts.requestWaitMs !== undefined ? { waitMs: this.opts.requestWaitMs } : {}),
           });
           conn.input = input;
-          if (conn.state === "idle") this.count(input, "idle", "idle");
+          if (conn.state === "idle") this.count(id, input, "idle", "idle");
           prepared?.serve(stream, input);
         });
       } catch (err) {
@@ -171,10 +178,18 @@ export class DataPlane {
   }
 
   /** Keeps the counts as a connection changes state (`input` is unset only at its start). */
-  private count(input: GatedInput | undefined, from: GateState, to: GateState): void {
-    if (from === "busy") this.busy--;
+  private count(id: string, input: GatedInput | undefined, from: GateState, to: GateState): void {
+    if (from === "busy") {
+      this.busy--;
+      const left = (this.busyBySandbox.get(id) ?? 1) - 1;
+      if (left > 0) this.busyBySandbox.set(id, left);
+      else this.busyBySandbox.delete(id);
+    }
     if (from === "leaving") this.leaving--;
-    if (to === "busy") this.busy++;
+    if (to === "busy") {
+      this.busy++;
+      this.busyBySandbox.set(id, (this.busyBySandbox.get(id) ?? 0) + 1);
+    }
     if (to === "leaving") this.leaving++;
     if (!input) return;
     this.idle.delete(input);
@@ -265,6 +280,11 @@ export class DataPlane {
     if (this.busy >= this.opts.maxOperations)
       return refuse(
         new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`),
+      );
+    const perSandbox = this.opts.maxOperationsPerSandbox ?? this.opts.maxOperations;
+    if ((this.busyBySandbox.get(id) ?? 0) >= perSandbox && req.op !== "stop")
+      return refuse(
+        new ErrCapacity(`sandbox ${id} runs its limit of ${perSandbox} operations on this node`),
       );
     if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;

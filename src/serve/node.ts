@@ -25,6 +25,11 @@ export interface NodeOptions {
   maxSandboxes: number;
   /** Data-plane operations (WebSockets) open at once. Default 1024. */
   maxOperations?: number;
+  /**
+   * Operations one sandbox may run at once. Default: its share, maxOperations / maxSandboxes
+   * (at least 8), so every sandbox the node may hold can always get its share.
+   */
+  maxOperationsPerSandbox?: number;
   /** Largest REST request body. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Largest WebSocket frame. Default: one protocol message. */
@@ -87,6 +92,9 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     credentials,
     nodeId: id,
     maxOperations,
+    maxOperationsPerSandbox:
+      opts.maxOperationsPerSandbox ??
+      Math.min(maxOperations, Math.max(8, Math.floor(maxOperations / opts.maxSandboxes))),
     hostPaths: opts.hostPaths ?? [],
     ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
     ...(opts.requestWaitMs !== undefined ? { requestWaitMs: opts.requestWaitMs } : {}),

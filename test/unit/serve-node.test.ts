@@ -30,7 +30,10 @@ const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-unit-"));
 process.env.WHEELLOCK_DATA_DIR = dataDir;
 process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
 
-async function node(nodeId: string, extra: { maxSandboxes?: number; maxOperations?: number } = {}) {
+async function node(
+  nodeId: string,
+  extra: { maxSandboxes?: number; maxOperations?: number; maxOperationsPerSandbox?: number } = {},
+) {
   const host = new FakeHost(dataDir, extra.maxSandboxes ?? 8);
   const running = await startNode(
     {
@@ -40,6 +43,9 @@ async function node(nodeId: string, extra: { maxSandboxes?: number; maxOperation
       tokenFile: join(dataDir, `${nodeId}.token`),
       maxSandboxes: extra.maxSandboxes ?? 8,
       maxOperations: extra.maxOperations ?? 64,
+      ...(extra.maxOperationsPerSandbox !== undefined
+        ? { maxOperationsPerSandbox: extra.maxOperationsPerSandbox }
+        : {}),
     },
     host,
   );
@@ -307,6 +313,24 @@ describe("serve: limits", () => {
       await n.host.close();
     }
   });
+});
+
+test("one sandbox's operations cannot take every slot of the node from another's", async () => {
+  const n = await node("node-share", { maxOperations: 6, maxOperationsPerSandbox: 2 });
+  try {
+    const remote = { url: n.node.url, token: n.token };
+    const greedy = await Sandbox.create({ remote });
+    const other = await Sandbox.create({ remote });
+    const held = [greedy.spawn("cat"), greedy.spawn("cat")];
+    await Promise.all(held.map((p) => p.pid));
+    await assert.rejects(greedy.exec(["echo", "x"]), /runs its limit of 2 operations/);
+    assert.equal((await other.exec(["echo", "y"])).stdout, "y\n");
+    for (const p of held) p.stdin.end();
+    await Promise.all(held.map((p) => p.wait()));
+  } finally {
+    await n.node.close();
+    await n.host.close();
+  }
 });
 
 describe("serve: slow calls", () => {
