@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import {
   hostPathRoots,
   startNode,
@@ -10,6 +11,7 @@ import {
   type RunningNode,
   type SandboxHost,
 } from "../../src/serve/index.js";
+import { FakeHost } from "./fake-host.js";
 
 export interface TestNodeOptions extends Partial<
   Omit<NodeOptions, "listen" | "version" | "tokenFile" | "hostPaths">
@@ -75,4 +77,31 @@ export function hostPathsFixture(prefix: string): HostPathsFixture {
     'export default [{ action: "block", path: "/other" }];\n',
   );
   return { dataDir, open, secret };
+}
+
+/** A test file's node over a FakeHost: set when the file's tests run. */
+export interface FakeNodeFixture {
+  readonly dataDir: string;
+  host: FakeHost;
+  node: TestNode;
+}
+
+/**
+ * A data dir (WHEELLOCK_DATA_DIR points at it) and a node over a FakeHost in it, started
+ * before the file's tests and closed, with the dir, after them.
+ */
+export function fakeNodeForFile(nodeId: string): FakeNodeFixture {
+  const dataDir = mkdtempSync(join(tmpdir(), `wheellock-${nodeId}-`));
+  process.env.WHEELLOCK_DATA_DIR = dataDir;
+  const fixture = { dataDir } as FakeNodeFixture;
+  before(async () => {
+    fixture.host = new FakeHost(dataDir);
+    fixture.node = await startTestNode(fixture.host, dataDir, { nodeId });
+  });
+  after(async () => {
+    await fixture.node.running.close();
+    await fixture.host.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return fixture;
 }

@@ -2,53 +2,38 @@
 // the node restarted) removes it, as `DELETE` does: the data plane refused every connection to
 // a sandbox not running, so `stop` never reached the node, close() resolved, and the crashed
 // record stayed on the node for good (review13 F9). Only `stop` is served for such a sandbox.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ErrVMNotRunning, Sandbox } from "../../src/index.js";
 import type { HostedSandbox } from "../../src/serve/index.js";
-import { FakeHost } from "../helpers/fake-host.js";
-import { startTestNode, type TestNode } from "../helpers/test-node.js";
+import { fakeNodeForFile } from "../helpers/test-node.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-close-crashed-"));
-process.env.WHEELLOCK_DATA_DIR = dataDir;
-after(() => rmSync(dataDir, { recursive: true, force: true }));
-
-let host: FakeHost;
-let n: TestNode;
-before(async () => {
-  host = new FakeHost(dataDir);
-  n = await startTestNode(host, dataDir, { nodeId: "node-close-crashed" });
-});
-after(async () => {
-  await n.running.close();
-  await host.close();
-});
+const fx = fakeNodeForFile("node-close-crashed");
 
 /** Marks the sandbox crashed, as a node lists one whose supervisor died. */
 function crash(id: string): void {
   const local = id.split("@")[0] as string;
-  const hosted = host.find(local) as { -readonly [K in keyof HostedSandbox]: HostedSandbox[K] };
+  const hosted = fx.host.find(local) as { -readonly [K in keyof HostedSandbox]: HostedSandbox[K] };
   hosted.status = "crashed";
 }
 
 test("close() of a crashed sandbox removes it from its node", async () => {
-  const sb = await Sandbox.create({ remote: n.remote });
+  const sb = await Sandbox.create({ remote: fx.node.remote });
   crash(sb.id);
   // With its own token, as a client that was handed only the sandbox would close it.
-  const own = Sandbox.connect(sb.id, { remote: { url: n.running.url, token: sb.token as string } });
+  const own = Sandbox.connect(sb.id, {
+    remote: { url: fx.node.running.url, token: sb.token as string },
+  });
   await own.close();
-  assert.equal(host.find(sb.id.split("@")[0] as string), undefined);
+  assert.equal(fx.host.find(sb.id.split("@")[0] as string), undefined);
 });
 
 test("anything but stop on a sandbox that is not running is ErrVMNotRunning", async () => {
-  const sb = await Sandbox.create({ remote: n.remote });
+  const sb = await Sandbox.create({ remote: fx.node.remote });
   crash(sb.id);
   await assert.rejects(sb.exec(["true"]), ErrVMNotRunning);
   await assert.rejects(sb.readFile("/etc/hostname"), ErrVMNotRunning);
-  assert.ok(host.find(sb.id.split("@")[0] as string), "it is still listed");
+  assert.ok(fx.host.find(sb.id.split("@")[0] as string), "it is still listed");
   await sb.close();
-  assert.equal(host.find(sb.id.split("@")[0] as string), undefined);
+  assert.equal(fx.host.find(sb.id.split("@")[0] as string), undefined);
 });

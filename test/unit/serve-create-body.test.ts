@@ -2,34 +2,17 @@
 // (the options alone, an array, null) was read as "no options" and booted a default sandbox
 // (network on, the caller's `noNetwork` dropped), or was a 500. An oversized chunked body got
 // a reset connection instead of the 413.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { FakeHost } from "../helpers/fake-host.js";
-import { startTestNode, type TestNode } from "../helpers/test-node.js";
+import { fakeNodeForFile } from "../helpers/test-node.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-create-body-"));
-process.env.WHEELLOCK_DATA_DIR = dataDir;
-after(() => rmSync(dataDir, { recursive: true, force: true }));
-
-let host: FakeHost;
-let n: TestNode;
-before(async () => {
-  host = new FakeHost(dataDir);
-  n = await startTestNode(host, dataDir, { nodeId: "node-create-body" });
-});
-after(async () => {
-  await n.running.close();
-  await host.close();
-});
+const fx = fakeNodeForFile("node-create-body");
 
 async function post(body: string): Promise<{ status: number; code: string | undefined }> {
-  const res = await fetch(`${n.running.url}/v1/sandboxes`, {
+  const res = await fetch(`${fx.node.running.url}/v1/sandboxes`, {
     method: "POST",
-    headers: { authorization: `Bearer ${n.token}`, "content-type": "application/json" },
+    headers: { authorization: `Bearer ${fx.node.token}`, "content-type": "application/json" },
     body,
   });
   const json = (await res.json()) as { error?: { code?: string } };
@@ -50,12 +33,12 @@ test("a body that is not { options, command } is a 400, and nothing boots", asyn
   ];
   for (const body of bodies)
     assert.deepEqual(await post(body), { status: 400, code: "ErrInvalidConfig" }, body);
-  assert.equal(host.entries.size, 0);
+  assert.equal(fx.host.entries.size, 0);
   assert.equal((await post('{"options":{"noNetwork":true}}')).status, 201);
 });
 
 test("an oversized chunked body gets the 413, not a reset connection", async () => {
-  const url = new URL(n.running.url);
+  const url = new URL(fx.node.running.url);
   const socket = connect(Number(url.port), url.hostname);
   let response = "";
   socket.on("data", (chunk: Buffer) => (response += chunk.toString("latin1")));
@@ -66,7 +49,7 @@ test("an oversized chunked body gets the 413, not a reset connection", async () 
   await new Promise((resolve) => socket.once("connect", resolve));
   socket.write(
     "POST /v1/sandboxes HTTP/1.1\r\nHost: node\r\n" +
-      `Authorization: Bearer ${n.token}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      `Authorization: Bearer ${fx.node.token}\r\nTransfer-Encoding: chunked\r\n\r\n`,
   );
   // 2 MiB in 64 KiB chunks: over the 1 MiB limit halfway through.
   const chunk = Buffer.alloc(64 * 1024, "x");

@@ -1,31 +1,14 @@
 // Placement over a node list: the two random choices pick the better node, they do not limit
 // the search. Two dead (or full) nodes drawn failed the create although a listed node had room
 // (review13 F15). And the bearer scheme is case-insensitive (RFC 7235; review13 F14).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Sandbox } from "../../src/index.js";
 import { placementOrder } from "../../src/sdk/placement.js";
 import type { NodeInfo } from "../../src/serve/index.js";
-import { FakeHost } from "../helpers/fake-host.js";
-import { startTestNode, type TestNode } from "../helpers/test-node.js";
+import { fakeNodeForFile } from "../helpers/test-node.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-placement-"));
-process.env.WHEELLOCK_DATA_DIR = dataDir;
-after(() => rmSync(dataDir, { recursive: true, force: true }));
-
-let host: FakeHost;
-let n: TestNode;
-before(async () => {
-  host = new FakeHost(dataDir);
-  n = await startTestNode(host, dataDir, { nodeId: "node-placement" });
-});
-after(async () => {
-  await n.running.close();
-  await host.close();
-});
+const fx = fakeNodeForFile("node-placement");
 
 test("after the two drawn nodes, every other node is tried", async () => {
   const urls = ["a", "b", "c", "d", "e"];
@@ -45,7 +28,10 @@ test("create goes to a listed node with room when the two drawn are unreachable"
   Math.random = () => 0;
   try {
     const sb = await Sandbox.create({
-      remote: { url: ["http://127.0.0.1:1", "http://127.0.0.1:2", n.running.url], token: n.token },
+      remote: {
+        url: ["http://127.0.0.1:1", "http://127.0.0.1:2", fx.node.running.url],
+        token: fx.node.token,
+      },
     });
     assert.match(sb.id, /@node-placement$/);
     assert.equal((await sb.exec(["echo", "placed"])).stdout, "placed\n");
@@ -56,8 +42,8 @@ test("create goes to a listed node with room when the two drawn are unreachable"
 });
 
 test("a lower-case bearer scheme is accepted", async () => {
-  const res = await fetch(`${n.running.url}/v1/info`, {
-    headers: { authorization: `bearer ${n.token}` },
+  const res = await fetch(`${fx.node.running.url}/v1/info`, {
+    headers: { authorization: `bearer ${fx.node.token}` },
   });
   assert.equal(res.status, 200);
 });
