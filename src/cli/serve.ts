@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { ErrInvalidConfig } from "../errors.js";
 import {
   DEFAULT_LISTEN,
@@ -53,13 +54,22 @@ function readPem(path: string, flag: string): string {
   }
 }
 
+/** The pair as Node will load it: a wrong file is named by its flag, not by OpenSSL's code. */
+function checkedTlsPair(certPem: string, keyPem: string): { certPem: string; keyPem: string } {
+  try {
+    createSecureContext({ cert: certPem, key: keyPem });
+  } catch (err) {
+    const what = /key/i.test((err as Error).message)
+      ? "--tls-key is not a PEM private key matching --tls-cert"
+      : "--tls-cert and --tls-key are not a PEM certificate and its private key";
+    throw new ErrInvalidConfig(`${what} (${(err as Error).message})`);
+  }
+  return { certPem, keyPem };
+}
+
 export function serveCommand(): Command {
   return new Command("serve")
-    .option(
-      "--listen <host:port>",
-      `address to listen on (default ${DEFAULT_LISTEN})`,
-      DEFAULT_LISTEN,
-    )
+    .option("--listen <host:port>", "address to listen on", DEFAULT_LISTEN)
     .option(
       "--token-file <file>",
       "operator token file (default: made under the data dir, mode 0600)",
@@ -69,13 +79,13 @@ export function serveCommand(): Command {
     .option("--insecure", "allow plain HTTP on a non-loopback address")
     .option(
       "--max-sandboxes <n>",
-      `sandboxes running at once (default ${DEFAULT_MAX_SANDBOXES})`,
+      "sandboxes running at once",
       positiveInteger("--max-sandboxes"),
       DEFAULT_MAX_SANDBOXES,
     )
     .option(
       "--max-operations <n>",
-      "data-plane operations (WebSockets) open at once (default 1024)",
+      "data-plane operations (WebSockets) open at once",
       positiveInteger("--max-operations"),
       1024,
     )
@@ -108,10 +118,7 @@ async function serve(flags: ServeFlags): Promise<number> {
   const hostPaths = hostPathRoots(flags.hostPath);
   const tls =
     flags.tlsCert !== undefined && flags.tlsKey !== undefined
-      ? {
-          certPem: readPem(flags.tlsCert, "--tls-cert"),
-          keyPem: readPem(flags.tlsKey, "--tls-key"),
-        }
+      ? checkedTlsPair(readPem(flags.tlsCert, "--tls-cert"), readPem(flags.tlsKey, "--tls-key"))
       : undefined;
   const single = flags.single
     ? await SingleHost.start(await readSingleOptions(flags.plan, hostPaths))

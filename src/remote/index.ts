@@ -26,3 +26,4 @@ export {
   type OperationRequest,
   type WireError,
 } from "./protocol.js";
+export { nodeConnectError } from "./node-connect-error.js";

@@ -10,8 +10,9 @@ import { connect as netConnect, isIP, type NetConnectOpts, type Socket } from "n
 import type { Duplex } from "node:stream";
 import type { ConnectionOptions as TlsConnectionOptions, TLSSocket } from "node:tls";
 import type { WebSocket as WsSocket } from "ws";
-import { ErrAuth, ErrVMNotRunning, reviveError, type WheellockError } from "../errors.js";
+import { reviveError, type WheellockError } from "../errors.js";
 import { MAX_MESSAGE_BYTES } from "./protocol.js";
+import { nodeConnectError } from "./node-connect-error.js";
 import {
   sparePool,
   type OpenedWebSocket,
@@ -132,18 +133,9 @@ export async function openWebSocket(
       ws.on("error", () => undefined);
       void refusal(res, target.url).then(reject);
     });
-    ws.once("error", (err: NodeJS.ErrnoException) => {
-      const unreachable = ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND"];
-      reject(
-        unreachable.includes(err.code ?? "")
-          ? new ErrVMNotRunning(`sandbox ${id}: its node is not reachable (${err.code})`)
-          : err.message.includes("certificate") || err.message.includes("self-signed")
-            ? new ErrAuth(
-                `sandbox ${id}: the node's TLS certificate is not trusted: ${err.message}`,
-              )
-            : new ErrVMNotRunning(`sandbox ${id}: cannot reach its node: ${err.message}`),
-      );
-    });
+    ws.once("error", (err: NodeJS.ErrnoException) =>
+      reject(nodeConnectError(err, `sandbox ${id}: its node`)),
+    );
     ws.once("open", () => {
       ws.removeAllListeners("error");
       resolve({ ws, socket: held.socket });

@@ -5,6 +5,7 @@
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { ErrInvalidConfig, ErrVMNotRunning, reviveError } from "../errors.js";
+import { nodeConnectError } from "../remote/index.js";
 
 export interface NodeEndpoint {
   /** `http://host:port` or `https://host:port`. */
@@ -138,7 +139,7 @@ export function nodeRequest<T>(
     );
     req.once("timeout", () => req.destroy(new Error("timed out")));
     req.once("error", (err: NodeJS.ErrnoException) =>
-      reject(new ErrVMNotRunning(`node ${node.url} is not reachable (${err.code ?? err.message})`)),
+      reject(nodeConnectError(err, `node ${node.url}`)),
     );
     req.end(body);
   });

@@ -6,7 +6,7 @@
  * host, which serves it with backpressure end to end. Frames are bounded (`maxPayload`), and
  * so is the number of connections open at once.
  */
-import { STATUS_CODES, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import {
@@ -27,7 +27,7 @@ import {
 } from "../remote/index.js";
 import { parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
-import { decodePathSegment, errorBody, HttpError, requestUrl, statusFor } from "./http-json.js";
+import { decodePathSegment, HttpError, refuseOnSocket, requestUrl } from "./http-json.js";
 import type { SandboxHost } from "./host.js";
 import {
   gateRequests,
@@ -68,7 +68,7 @@ export interface DataPlaneOptions {
  */
 const MAX_WAITING_SPARES_PER_SANDBOX = 4;
 
-const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]{1,100})\/operation$/;
+const OPERATION_PATH = /^\/v1\/sandboxes\/([^/]+)\/operation$/;
 
 /**
  * Operations a sandbox's own token may not run: they change what the operator decided (its
@@ -87,20 +87,6 @@ function operatorOnly(req: OperationRequest): boolean {
 
 function notRunning(sandbox: { id: string; status: string }): ErrVMNotRunning {
   return new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
-}
-
-/** A refusal on the raw socket, before any WebSocket exists. */
-function refuseUpgrade(socket: Socket, err: unknown): void {
-  const { status, code, message } = statusFor(err);
-  const body = errorBody(code, message);
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
-      "Content-Type: application/json\r\n" +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      (status === 401 ? 'WWW-Authenticate: Bearer realm="wheellock"\r\n' : "") +
-      "Connection: close\r\n\r\n" +
-      body,
-  );
 }
 
 export class DataPlane {
@@ -159,7 +145,7 @@ export class DataPlane {
           prepared?.serve(stream, input);
         });
       } catch (err) {
-        refuseUpgrade(socket, err);
+        refuseOnSocket(socket, err);
       }
     });
   }

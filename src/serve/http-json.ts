@@ -1,5 +1,6 @@
 /** JSON in and out of the REST API: bounded bodies, one-line JSON errors. */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { WheellockError, type WheellockErrorCode } from "../errors.js";
 
 /** An HTTP refusal with a typed code, answered as `{"error":{"code","message"}}`. */
@@ -122,4 +123,21 @@ export function requestUrl(req: IncomingMessage): URL {
   } catch {
     throw new HttpError(400, "ErrInvalidConfig", "malformed request target");
   }
+}
+
+/**
+ * A refusal written on the raw socket, as one JSON line like every other error: before any
+ * WebSocket exists, or for a request Node's HTTP parser refused. The socket closes after it.
+ */
+export function refuseOnSocket(socket: Duplex, err: unknown): void {
+  const { status, code, message } = statusFor(err);
+  const body = errorBody(code, message);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
+      "Content-Type: application/json\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      (status === 401 ? 'WWW-Authenticate: Bearer realm="wheellock"\r\n' : "") +
+      "Connection: close\r\n\r\n" +
+      body,
+  );
 }

@@ -31,13 +31,24 @@ export function isLoopback(host: string): boolean {
   return host === "::1";
 }
 
-/** Throws unless the address is loopback, TLS is on, or the operator accepted plain HTTP. */
+/**
+ * Throws unless the address is loopback, TLS is on, or the operator accepted plain HTTP; in
+ * that last case `warn` is told once, as the operator may have meant TLS to end in front.
+ */
 export function checkTransportSecurity(
   address: ListenAddress,
   tls: boolean,
   insecure: boolean,
+  warn: (message: string) => void = () => undefined,
 ): void {
-  if (tls || insecure || isLoopback(address.host)) return;
+  if (tls || isLoopback(address.host)) return;
+  if (insecure) {
+    warn(
+      `plain HTTP on ${address.host} (--insecure): tokens and secrets cross the network in ` +
+        "clear unless TLS ends in front of this node",
+    );
+    return;
+  }
   throw new ErrInvalidConfig(
     `listening on ${address.host} without TLS would send tokens and secrets in clear: ` +
       "give --tls-cert and --tls-key (or --insecure if TLS ends in front of this node)",

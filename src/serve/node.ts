@@ -5,9 +5,11 @@
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { ResourceStack } from "../util/index.js";
 import { DataPlane } from "./data-plane.js";
 import type { SandboxHost } from "./host.js";
+import { HttpError, refuseOnSocket } from "./http-json.js";
 import { checkTransportSecurity, type ListenAddress } from "./listen.js";
 import { loadCredentials, nodeId as resolveNodeId } from "./node-identity.js";
 import { routes } from "./routes.js";
@@ -64,8 +66,8 @@ export interface RunningNode {
 const CONNECTION_HEADROOM = 64;
 
 export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<RunningNode> {
-  checkTransportSecurity(opts.listen, opts.tls !== undefined, opts.insecure === true);
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`wheellock: ${m}\n`));
+  checkTransportSecurity(opts.listen, opts.tls !== undefined, opts.insecure === true, warn);
   const id = resolveNodeId(opts.nodeId);
   const { credentials, tokenPath, tokenCreated } = loadCredentials(opts.tokenFile, warn);
   const maxOperations = opts.maxOperations ?? 1024;
@@ -87,6 +89,25 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
   server.headersTimeout = 10_000;
   server.requestTimeout = 60_000;
   server.maxHeadersCount = 64;
+  // What Node's parser refuses (a malformed request line, headers too large, too slow) is
+  // answered as every other error: one JSON line, then the connection closes.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
+    const status =
+      err.code === "HPE_HEADER_OVERFLOW"
+        ? 431
+        : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? 408
+          : 400;
+    refuseOnSocket(
+      socket,
+      new HttpError(
+        status,
+        "ErrInvalidConfig",
+        `malformed or incomplete HTTP request (${err.code ?? "error"})`,
+      ),
+    );
+  });
   const dataPlane = new DataPlane({
     host,
     credentials,

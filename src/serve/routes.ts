@@ -122,7 +122,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       }
       throw new HttpError(405, "ErrInvalidConfig", `${method} is not allowed here`);
     }
-    const log = /^\/v1\/sandboxes\/([^/]{1,100})\/log$/.exec(path);
+    const log = /^\/v1\/sandboxes\/([^/]+)\/log$/.exec(path);
     if (log && method === "GET") {
       const found = sandboxFor(req, decodePathSegment(log[1]), false);
       const given = url.searchParams.get("cursor");
@@ -138,13 +138,13 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       res.end(slice.data);
       return;
     }
-    const stop = /^\/v1\/sandboxes\/([^/]{1,100})\/stop$/.exec(path);
+    const stop = /^\/v1\/sandboxes\/([^/]+)\/stop$/.exec(path);
     if (stop && method === "POST") {
       const found = sandboxFor(req, decodePathSegment(stop[1]), true);
       await opts.host.stop(found.id);
       return sendJson(res, 200, { stopped: nodeSandboxId(found.id, opts.nodeId) });
     }
-    const one = /^\/v1\/sandboxes\/([^/]{1,100})$/.exec(path);
+    const one = /^\/v1\/sandboxes\/([^/]+)$/.exec(path);
     if (one) {
       const id = decodePathSegment(one[1]);
       if (method === "GET") {

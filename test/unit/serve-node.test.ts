@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { WebSocket } from "ws";
 import {
@@ -172,9 +173,33 @@ describe("serve: one node", () => {
       assert.equal(await handshake(opUrl(a.node.url, bad), sb.token), 403, bad);
     }
     assert.equal((await get(`${a.node.url}/v1/sandboxes/vm-zz`, a.token)).status, 400);
+    // However long: a malformed id, not an unknown endpoint.
+    const long = `vm-00000000@${"n".repeat(200)}`;
+    assert.equal((await get(`${a.node.url}/v1/sandboxes/${long}`, a.token)).status, 400);
+    assert.equal(await handshake(opUrl(a.node.url, long), a.token), 400);
     // A well-formed id of another node, or of nothing: 404 for the operator only.
     assert.equal(await handshake(opUrl(a.node.url, "vm-00000000@node-a"), a.token), 404);
     assert.equal(await handshake(opUrl(a.node.url, "vm-00000000@node-a"), sb.token), 403);
+  });
+
+  test("what Node's HTTP parser refuses is answered as one JSON line too", async () => {
+    const url = new URL(a.node.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () =>
+        socket.write("NOT A REQUEST LINE\r\n\r\n"),
+      );
+      let text = "";
+      socket.on("data", (d: Buffer) => (text += d.toString()));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    const body = answer.slice(answer.indexOf("\r\n\r\n") + 4);
+    assert.equal(
+      (JSON.parse(body) as { error: { code: string } }).error.code,
+      "ErrInvalidConfig",
+      answer,
+    );
   });
 
   test("an oversize frame closes the operation (1009) and nothing else", async () => {
