@@ -25,7 +25,7 @@ import {
   wireError,
   type OperationRequest,
 } from "../remote/index.js";
-import { parseNodeSandboxId } from "../util/index.js";
+import { nodeSandboxId, parseNodeSandboxId } from "../util/index.js";
 import { bearerToken, type NodeCredentials } from "./auth.js";
 import { decodePathSegment, HttpError, refuseOnSocket, requestUrl } from "./http-json.js";
 import type { SandboxHost } from "./host.js";
@@ -52,6 +52,8 @@ export interface DataPlaneOptions {
    * every slot of the node from the others (docs/SECURITY.md). Default: all of them.
    */
   maxOperationsPerSandbox?: number;
+  /** The node's audit trail: one line per change to a sandbox. */
+  audit?: (line: string) => void;
   /** Node directories `configure`'s policy script may be in (serve --host-path). */
   hostPaths: readonly string[];
   /** Largest WebSocket frame accepted (a protocol message and its header). */
@@ -276,9 +278,16 @@ export class DataPlane {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));
     }
+    const by = this.opts.credentials.isOperator(token) ? "operator" : "its own token";
     if (req.op === "configure") {
       try {
-        return this.configureOnNode(req);
+        const configured = this.configureOnNode(req);
+        // Names only: a secret's value never reaches a log.
+        const keys = Object.keys((req.options as Record<string, unknown> | null) ?? {}).sort();
+        this.opts.audit?.(
+          `configured ${nodeSandboxId(id, this.opts.nodeId)} (${keys.join(", ") || "nothing"}; data plane, ${by})`,
+        );
+        return configured;
       } catch (err) {
         return refuse(err);
       }
@@ -287,7 +296,12 @@ export class DataPlane {
       // Stopping through the node removes the sandbox too, as DELETE does: nothing is left.
       return {
         answer: this.opts.host.remove(id).then(
-          () => encodeJson(Msg.Result, {}),
+          () => {
+            this.opts.audit?.(
+              `removed ${nodeSandboxId(id, this.opts.nodeId)} (stop, data plane, ${by})`,
+            );
+            return encodeJson(Msg.Result, {});
+          },
           (err: unknown) => encodeJson(Msg.Error, wireError(err)),
         ),
       };

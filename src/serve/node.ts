@@ -45,6 +45,11 @@ export interface NodeOptions {
    */
   hostPaths?: readonly string[];
   warn?: (message: string) => void;
+  /**
+   * One line per change a caller made to a sandbox (created, stopped, removed, configured),
+   * the node's audit trail. Default: stderr, with the time.
+   */
+  audit?: (line: string) => void;
 }
 
 export interface RunningNode {
@@ -67,6 +72,8 @@ const CONNECTION_HEADROOM = 64;
 
 export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<RunningNode> {
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`wheellock: ${m}\n`));
+  const audit =
+    opts.audit ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
   checkTransportSecurity(opts.listen, opts.tls !== undefined, opts.insecure === true, warn);
   const id = resolveNodeId(opts.nodeId);
   const { credentials, tokenPath, tokenCreated } = loadCredentials(opts.tokenFile, warn);
@@ -80,6 +87,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     single: opts.single === true,
     hostPaths: opts.hostPaths ?? [],
+    audit,
   });
   const server: Server = opts.tls
     ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler)
@@ -112,6 +120,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     host,
     credentials,
     nodeId: id,
+    audit,
     maxOperations,
     maxOperationsPerSandbox:
       opts.maxOperationsPerSandbox ??

@@ -38,6 +38,8 @@ export interface RoutesOptions {
   single: boolean;
   /** Node directories callers may name in host paths (serve --host-path); none by default. */
   hostPaths: readonly string[];
+  /** The node's audit trail: one line per change to a sandbox. */
+  audit: (line: string) => void;
 }
 
 /** A sandbox as the API shows it: the full id (`vm-...@node`) and what its record holds. */
@@ -115,6 +117,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
         const doc = createRequest(await readJsonBody(req, opts.maxBodyBytes));
         const options = nodeOptions(doc.options === undefined ? {} : doc.options, opts.hostPaths);
         const created = await opts.host.create(options as SandboxOptions, doc.command ?? []);
+        opts.audit(`created ${nodeSandboxId(created.id, opts.nodeId)} (REST, operator)`);
         return sendJson(res, 201, {
           sandbox: view(created),
           token: opts.credentials.sandboxToken(created.id, created.createdAt),
@@ -142,6 +145,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     if (stop && method === "POST") {
       const found = sandboxFor(req, decodePathSegment(stop[1]), true);
       await opts.host.stop(found.id);
+      opts.audit(`stopped ${nodeSandboxId(found.id, opts.nodeId)} (REST, operator)`);
       return sendJson(res, 200, { stopped: nodeSandboxId(found.id, opts.nodeId) });
     }
     const one = /^\/v1\/sandboxes\/([^/]+)$/.exec(path);
@@ -156,6 +160,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       if (method === "DELETE") {
         const found = sandboxFor(req, id, true);
         await opts.host.remove(found.id);
+        opts.audit(`removed ${nodeSandboxId(found.id, opts.nodeId)} (REST, operator)`);
         return sendJson(res, 200, { removed: nodeSandboxId(found.id, opts.nodeId) });
       }
       throw new HttpError(405, "ErrInvalidConfig", `${method} is not allowed here`);

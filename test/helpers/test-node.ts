@@ -39,6 +39,7 @@ export async function startTestNode(
   const running = await startNode(
     {
       maxSandboxes: 8,
+      audit: () => undefined,
       ...rest,
       listen: { host: "127.0.0.1", port: 0 },
       version: "test",

@@ -33,7 +33,12 @@ process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
 
 async function node(
   nodeId: string,
-  extra: { maxSandboxes?: number; maxOperations?: number; maxOperationsPerSandbox?: number } = {},
+  extra: {
+    maxSandboxes?: number;
+    maxOperations?: number;
+    maxOperationsPerSandbox?: number;
+    audit?: (line: string) => void;
+  } = {},
 ) {
   const host = new FakeHost(dataDir, extra.maxSandboxes ?? 8);
   const running = await startNode(
@@ -47,6 +52,7 @@ async function node(
       ...(extra.maxOperationsPerSandbox !== undefined
         ? { maxOperationsPerSandbox: extra.maxOperationsPerSandbox }
         : {}),
+      audit: extra.audit ?? (() => undefined),
     },
     host,
   );
@@ -294,7 +300,8 @@ describe("serve: one node", () => {
 });
 
 test("kill through the node stops the sandbox and keeps it, as locally; rm then removes it", async () => {
-  const n = await node("node-kill");
+  const audited: string[] = [];
+  const n = await node("node-kill", { audit: (line) => void audited.push(line) });
   const remote = resolveRemote({ url: n.node.url, token: n.token })!;
   try {
     const sb = await Sandbox.create({ remote: { url: n.node.url, token: n.token } });
@@ -315,6 +322,12 @@ test("kill through the node stops the sandbox and keeps it, as locally; rm then 
     await assert.rejects(sb.exec(["true"]), ErrVMNotRunning);
     await removeRemote(sb.id, remote);
     await assert.rejects(inspectRemote(sb.id, remote), ErrVMNotFound);
+    // The node's audit trail: each change once, by whom.
+    assert.deepEqual(audited, [
+      `created ${sb.id} (REST, operator)`,
+      `stopped ${sb.id} (REST, operator)`,
+      `removed ${sb.id} (REST, operator)`,
+    ]);
   } finally {
     await n.node.close();
     await n.host.close();
