@@ -1,7 +1,9 @@
 // Remote sandboxes against local ones in the same run, and one node under many streams:
 //   npm run build && node --import tsx bench/remote.ts [--rounds 5] [--sandboxes 20] [--streams 200]
 // 1. exec round trip and stdout throughput: a detached sandbox through its supervisor's socket
-//    (local) and one served by `wheellock serve` on loopback (remote), samples interleaved.
+//    (local) and one served by `wheellock serve` on loopback (remote), samples interleaved;
+//    and the round trip of the remote one's own VM through its supervisor's socket (direct),
+//    so that `sameVm.addedRttMs` is the node's cost alone, without two VMs' difference.
 //    Goals (issue 13): round trip +1 ms at most, throughput >= 0.8x.
 // 2. `--sandboxes` sandboxes on one node, `--streams` concurrent exec streams spread over
 //    them, every byte checked (length and SHA-256 of a known pattern).
@@ -101,17 +103,36 @@ try {
     await execRttMs(sb, 5); // warm-up: translated code, connections, page cache
     await stdoutThroughputMBps(sb, 16 * MB);
   }
+  // The remote sandbox's own supervisor socket, on the node's data dir: the same VM without
+  // the node in front, so the pair below differs only by the path (two VMs under TCG differ
+  // by more than the node's hop).
+  process.env.WHEELLOCK_DATA_DIR = dataDir;
+  const direct = Sandbox.connect(remote.id.split("@")[0] as string);
+  process.env.WHEELLOCK_DATA_DIR = localDir;
+  await execRttMs(direct, 5);
   const rtt = { local: [] as number[], remote: [] as number[] };
+  const sameVm = { remote: [] as number[], direct: [] as number[] };
   const mbps = { local: [] as number[], remote: [] as number[] };
   for (let r = 0; r < rounds; r++) {
     rtt.local.push(await execRttMs(local, 20));
     rtt.remote.push(await execRttMs(remote, 20));
+    // The same VM both ways, sample by sample: TCG's noise (±5 ms per exec here) is shared.
+    for (let i = 0; i < 40; i++) {
+      sameVm.remote.push(await execRttMs(remote, 1));
+      sameVm.direct.push(await execRttMs(direct, 1));
+    }
     mbps.local.push(await stdoutThroughputMBps(local, 64 * MB));
     mbps.remote.push(await stdoutThroughputMBps(remote, 64 * MB));
   }
   const pair = {
     execRttMs: { local: round2(median(rtt.local)), remote: round2(median(rtt.remote)) },
     addedRttMs: round2(median(rtt.remote) - median(rtt.local)),
+    sameVm: {
+      remoteMs: round2(median(sameVm.remote)),
+      directMs: round2(median(sameVm.direct)),
+      addedRttMs: round2(median(sameVm.remote) - median(sameVm.direct)),
+      pairedAddedMs: round2(median(sameVm.remote.map((r, i) => r - (sameVm.direct[i] ?? r)))),
+    },
     stdoutMBps: { local: round2(median(mbps.local)), remote: round2(median(mbps.remote)) },
     throughputRatio: round2(median(mbps.remote) / median(mbps.local)),
   };
