@@ -87,6 +87,10 @@ function operatorOnly(req: OperationRequest): boolean {
   );
 }
 
+function nodeFull(maxOperations: number): ErrCapacity {
+  return new ErrCapacity(`this node serves its limit of ${maxOperations} operations`);
+}
+
 function notRunning(sandbox: { id: string; status: string }): ErrVMNotRunning {
   return new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
 }
@@ -235,10 +239,7 @@ export class DataPlane {
     if (this.live >= this.opts.maxOperations) {
       // Full: a connection kept idle (another client's, most likely) makes room, if any is.
       const [longestIdle] = this.idle;
-      if (spare || !longestIdle)
-        throw new ErrCapacity(
-          `this node serves its limit of ${this.opts.maxOperations} operations`,
-        );
+      if (spare || !longestIdle) throw nodeFull(this.opts.maxOperations);
       longestIdle.leave();
     }
     if (
@@ -265,20 +266,18 @@ export class DataPlane {
       return refuse(sandbox ? notRunning(sandbox) : new ErrVMNotFound(id));
     }
     // Connections kept between operations hold no operation: the limit is checked here too.
-    if (this.busy >= this.opts.maxOperations)
-      return refuse(
-        new ErrCapacity(`this node serves its limit of ${this.opts.maxOperations} operations`),
-      );
+    if (this.busy >= this.opts.maxOperations) return refuse(nodeFull(this.opts.maxOperations));
     const perSandbox = this.opts.maxOperationsPerSandbox ?? this.opts.maxOperations;
     if ((this.busyBySandbox.get(id) ?? 0) >= perSandbox && req.op !== "stop")
       return refuse(
         new ErrCapacity(`sandbox ${id} runs its limit of ${perSandbox} operations on this node`),
       );
-    if (operatorOnly(req) && !this.opts.credentials.isOperator(token)) {
+    const operator = this.opts.credentials.isOperator(token);
+    if (operatorOnly(req) && !operator) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));
     }
-    const by = this.opts.credentials.isOperator(token) ? "operator" : "its own token";
+    const by = operator ? "operator" : "its own token";
     if (req.op === "configure") {
       try {
         const configured = this.configureOnNode(req);
