@@ -4,6 +4,7 @@ import { ErrVMNotRunning } from "../errors.js";
 import { OperationStream } from "./operation-stream.js";
 import {
   encodeJson,
+  endsBothWays,
   errorFromWire,
   Msg,
   parseJson,
@@ -50,7 +51,7 @@ export async function openOperation(
     // The node asked an idle connection to go while this REQUEST was on its way: it serves it.
     if (msg.type === Msg.Idle) return;
     if (msg.type !== Msg.OpEnd) return onMessage(msg);
-    op.end();
+    op.finish(!endsBothWays(msg.payload));
     // Idle now: any message (the node's IDLE: it will close this one) ends the connection, so
     // the next operation never goes out on a connection the node is closing.
     route(conn, () => conn.destroy());

@@ -89,7 +89,10 @@ export function remoteExec(
         return deliver(stderr, msg.payload);
       case Msg.Exit: {
         ended = true;
-        const value = parseJson<ExecExit>(msg.payload);
+        const value = parseJson<ExecExit & { pid?: number; execId?: number }>(msg.payload);
+        // Asked for with the exit (`pidWithExit`): no STARTED came before it.
+        if (typeof value.pid === "number") started.resolve(value.pid);
+        if (typeof value.execId === "number") execId.resolve(value.execId);
         stdout.end();
         stderr.end();
         exit.resolve(value);

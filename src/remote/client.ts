@@ -54,6 +54,19 @@ export class RemoteSandbox implements SandboxApi {
   ) {}
 
   spawn(command: string | readonly string[], options: SpawnOptions = {}): ExecProcess {
+    return this.start(command, options, false);
+  }
+
+  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    // exec() hands out no pid before the exit: the server need not send it apart.
+    return runCollected(this.start(command, options, true), options);
+  }
+
+  private start(
+    command: string | readonly string[],
+    options: SpawnOptions,
+    pidWithExit: boolean,
+  ): ExecProcess {
     const tty = options.tty === true ? { rows: 24, cols: 80 } : options.tty || undefined;
     const stream = remoteExec(this.connect, this.id, {
       op: "exec",
@@ -62,12 +75,9 @@ export class RemoteSandbox implements SandboxApi {
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(tty !== undefined ? { tty } : {}),
+      ...(pidWithExit ? { pidWithExit } : {}),
     });
     return new ExecProcess(stream, Date.now(), () => undefined);
-  }
-
-  async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return runCollected(this.spawn(command, options), options);
   }
 
   async writeFile(path: string, data: FileData, options: WriteFileOptions = {}): Promise<void> {

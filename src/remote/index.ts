@@ -17,9 +17,11 @@ export type { PooledConnector, SparePoolOptions } from "./websocket-pool.js";
 export {
   encodeJson,
   encodeMessage,
+  isClientOperationMessage,
   MAX_MESSAGE_BYTES,
   MessageReader,
   Msg,
+  OP_END_FLAGS,
   parseJson,
   wireError,
   type OperationName,
@@ -27,3 +29,4 @@ export {
   type WireError,
 } from "./protocol.js";
 export { nodeConnectError } from "./node-connect-error.js";
+export { OpEndWatch } from "./op-end-watch.js";

@@ -7,9 +7,10 @@
  */
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { encodeMessage, Msg } from "./protocol.js";
+import { encodeMessage, Msg, SERVER_OP_END } from "./protocol.js";
 
-const OP_END = encodeMessage(Msg.OpEnd);
+/** A client's OP_END, for a server that waits for one (see protocol.ts). */
+const CLIENT_OP_END = encodeMessage(Msg.OpEnd);
 
 export class OperationStream extends EventEmitter {
   private over = false;
@@ -50,12 +51,22 @@ export class OperationStream extends EventEmitter {
   }
 
   /**
-   * Ends the operation cleanly: `last` (its terminal message, if any) and OP_END in one write;
-   * the connection stays open for the next operation.
+   * The server ends the operation cleanly: `last` (its terminal message, if any) and OP_END
+   * in one write; the connection stays open for the next operation.
    */
   end(last?: Buffer): void {
     if (this.over) return;
-    this.conn.write(last ? Buffer.concat([last, OP_END]) : OP_END);
+    this.conn.write(last ? Buffer.concat([last, SERVER_OP_END]) : SERVER_OP_END);
+    this.detach();
+  }
+
+  /**
+   * The client's end of an operation the server ended: an older server waits for the
+   * client's OP_END (`answer`), a current one for nothing.
+   */
+  finish(answer: boolean): void {
+    if (this.over) return;
+    if (answer) this.conn.write(CLIENT_OP_END);
     this.detach();
   }
 

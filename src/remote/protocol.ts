@@ -2,11 +2,13 @@
  * The sandbox operation protocol: how a `SandboxApi` is carried over a byte stream (a
  * supervisor's unix socket today, a WebSocket stream for `serve`). One operation at a time
  * per connection: the client sends REQUEST (JSON), then data messages flow both ways, and the
- * server ends with EXIT, RESULT or ERROR followed by OP_END; the client answers OP_END once it
- * sends nothing more for that operation, and may then send the next REQUEST on the same
- * connection (what the server read in between is dropped). A client may also just close the
- * connection after the operation. Messages are `[type u8][length u32 BE][payload]`.
- * Lengths are bounded on both sides, so a confused or hostile peer cannot exhaust memory.
+ * server ends with EXIT, RESULT or ERROR followed by OP_END. The client may then send the next
+ * REQUEST on the same connection; what it still sends for the finished operation (stdin, a
+ * signal that crossed the EXIT) is dropped. Servers that predate this send an OP_END without
+ * the ENDS_BOTH_WAYS flag and wait for the client's own OP_END before the next REQUEST; a
+ * client answers such an OP_END with one. A client may also just close the connection after
+ * the operation. Messages are `[type u8][length u32 BE][payload]`. Lengths are bounded on
+ * both sides, so a confused or hostile peer cannot exhaust memory.
  */
 import type { Duplex, Writable } from "node:stream";
 import type { ConfigureOptions } from "../config/index.js";
@@ -22,7 +24,10 @@ export const Msg = {
   Stderr: 3,
   /** C→S raw bytes; an empty payload is EOF. */
   Stdin: 4,
-  /** S→C JSON `{ exitCode, signal }` as the guest reported it. Terminal. */
+  /**
+   * S→C JSON `{ exitCode, signal }` as the guest reported it (with `pid` and `execId` when the
+   * REQUEST asked for `pidWithExit`). Terminal.
+   */
   Exit: 5,
   /** C→S JSON `{ rows, cols }`. */
   Resize: 6,
@@ -39,8 +44,9 @@ export const Msg = {
   /** S→C JSON: one sandbox event (timestamps as ISO strings). */
   Event: 12,
   /**
-   * Empty, both ways. S→C after the terminal message: the connection stays open for another
-   * operation. C→S: the client sends nothing more for this operation.
+   * S→C after the terminal message: the connection stays open for another operation. Its
+   * payload is one flags byte (`OP_END_FLAGS`); an empty one is an older server's, which
+   * waits for the client's OP_END (C→S, empty: it sends nothing more for this operation).
    */
   OpEnd: 13,
   /**
@@ -53,6 +59,29 @@ export const Msg = {
 } as const;
 export type Msg = (typeof Msg)[keyof typeof Msg];
 
+/** Flags of the server's OP_END. */
+export const OP_END_FLAGS = {
+  /**
+   * The operation is over for both sides: the client sends no OP_END, and the next message
+   * the server takes as an operation's is the next REQUEST (one message fewer per operation
+   * through every process on the way).
+   */
+  EndsBothWays: 1,
+} as const;
+
+/** True for an OP_END after which the client sends nothing (no OP_END of its own). */
+export function endsBothWays(opEnd: Buffer): boolean {
+  return opEnd.length > 0 && ((opEnd[0] ?? 0) & OP_END_FLAGS.EndsBothWays) !== 0;
+}
+
+/**
+ * Messages a client sends within an operation. After the server's OP_END one of them is a
+ * late message for the finished operation (e.g. a signal that crossed the EXIT) and is dropped.
+ */
+export function isClientOperationMessage(type: number): boolean {
+  return type === Msg.Stdin || type === Msg.Resize || type === Msg.Signal || type === Msg.OpEnd;
+}
+
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 const HEADER_BYTES = 5;
 
@@ -64,6 +93,12 @@ export type OperationRequest =
       user?: string;
       env?: Record<string, string>;
       tty?: { rows: number; cols: number };
+      /**
+       * The client needs the pid and exec id only with the exit (`exec()`, not `spawn()`):
+       * the server sends no STARTED, and EXIT carries `pid` and `execId`. A server that
+       * predates it sends STARTED as before.
+       */
+      pidWithExit?: boolean;
     }
   | { op: "read-file"; path: string }
   | { op: "write-file"; path: string; mode?: number; uid?: number; gid?: number }
@@ -97,6 +132,9 @@ export function encodeMessage(type: Msg, payload: Buffer | string = Buffer.alloc
   header.writeUInt32BE(body.length, 1);
   return Buffer.concat([header, body]);
 }
+
+/** The server's OP_END: the operation is over for both sides. */
+export const SERVER_OP_END = encodeMessage(Msg.OpEnd, Buffer.from([OP_END_FLAGS.EndsBothWays]));
 
 export function encodeJson(type: Msg, value: unknown): Buffer {
   return encodeMessage(type, JSON.stringify(value));

@@ -45,20 +45,32 @@ export function serveExec(
   });
   const untrack = track(proc);
   let finished = false;
-  Promise.all([proc.pid, proc.execId]).then(
-    ([pid, execId]) => stream.write(encodeJson(Msg.Started, { pid, execId })),
-    () => undefined, // the exit promise reports it
-  );
+  const started = Promise.all([proc.pid, proc.execId]);
+  // A failed start is reported by the exit promise.
+  started.catch(() => undefined);
+  // A client that asked for the pid with the exit is sent one message fewer.
+  if (req.pidWithExit !== true)
+    started.then(
+      ([pid, execId]) => stream.write(encodeJson(Msg.Started, { pid, execId })),
+      () => undefined,
+    );
   const outputs = Promise.all([
     relayOutput(proc.stdout, stream, Msg.Stdout),
     relayOutput(proc.stderr, stream, Msg.Stderr),
   ]);
-  void Promise.all([proc.wait(), outputs]).then(
-    ([exit]) => {
+  const exitMessage = async (): Promise<Buffer> => {
+    const [exit] = await Promise.all([proc.wait(), outputs]);
+    const signal = exit.signal !== undefined ? signalNumber(exit.signal) : 0;
+    const exitCode = signal > 0 ? -1 : exit.exitCode;
+    if (req.pidWithExit !== true) return encodeJson(Msg.Exit, { exitCode, signal });
+    const [pid, execId] = await started;
+    return encodeJson(Msg.Exit, { exitCode, signal, pid, execId });
+  };
+  void exitMessage().then(
+    (message) => {
       finished = true;
       untrack();
-      const signal = exit.signal !== undefined ? signalNumber(exit.signal) : 0;
-      stream.end(encodeJson(Msg.Exit, { exitCode: signal > 0 ? -1 : exit.exitCode, signal }));
+      stream.end(message);
     },
     (err: unknown) => {
       finished = true;

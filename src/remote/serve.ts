@@ -12,6 +12,7 @@ import { serveExec } from "./serve-exec.js";
 import { serveEvents, servePort, serveReadFile } from "./serve-streams.js";
 import {
   encodeJson,
+  isClientOperationMessage,
   Msg,
   parseJson,
   readMessages,
@@ -32,8 +33,9 @@ const ignore: OnMessage = () => undefined;
 
 /**
  * Serves the connection's operations: each REQUEST starts one; after its terminal message
- * (and OP_END), what the client still sends for it is dropped until its OP_END, and the next
- * message must be the next REQUEST. Anything else is a protocol error: the connection closes.
+ * (and OP_END), what the client still sends for it (stdin, a signal, an older client's own
+ * OP_END) is dropped, and the next REQUEST starts the next. Anything else is a protocol
+ * error: the connection closes.
  */
 export function serveConnection(api: SandboxApi, conn: Duplex, hooks: ServeHooks = {}): void {
   conn.on("error", () => undefined);
@@ -44,11 +46,8 @@ export function serveConnection(api: SandboxApi, conn: Duplex, hooks: ServeHooks
       if (msg.type === Msg.OpEnd || msg.type === Msg.Request) return conn.destroy();
       return onMessage(msg);
     }
-    if (op) {
-      // The operation is over here; the client's late messages for it are dropped.
-      if (msg.type === Msg.OpEnd) op = undefined;
-      return;
-    }
+    // Between operations: the client's late messages for the last one are dropped.
+    if (op && isClientOperationMessage(msg.type)) return;
     if (msg.type !== Msg.Request) return conn.destroy();
     const current = new OperationStream(conn);
     op = current;

@@ -2,7 +2,7 @@
  * The WebSockets of one sandbox's connector, kept open between operations, so an operation's
  * round trip includes neither a TCP connection, an HTTP upgrade and a token check, nor the
  * node's connection to the supervisor. A WebSocket carries one operation at a time; one whose
- * operation ended cleanly (OP_END both ways) comes back here (`release`, at most
+ * operation ended cleanly (the server's OP_END) comes back here (`release`, at most
  * `maxIdle` of them) for the next. One that ended otherwise is closed, never reused, and a
  * spare is opened in the background in its place (one that comes while it opens waits for
  * it). Each WebSocket is authenticated on its own, with the connector's own token: nothing is

@@ -127,18 +127,18 @@ export class DataPlane {
       socket.on("error", () => undefined);
       try {
         const spare = req.headers[SPARE_HEADER] !== undefined;
-        const { id, running } = this.authorize(req, spare);
+        // The token is the handshake's: whether it is the operator's is decided once here.
+        const { id, running, operator } = this.authorize(req, spare);
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           this.open++;
           ws.once("close", () => this.open--);
           const stream = webSocketDuplex(ws, (s) => createWebSocketStream(s));
           // Not running (crashed, stopped): nothing to relay to; the node answers `stop`.
           const prepared = running ? this.opts.host.prepareOperation(id) : undefined;
-          const token = bearerToken(req.headers.authorization);
           // The gate reports its first state before it is returned: counted, then listed.
           const conn: { input?: GatedInput; state: GateState } = { state: "closed" };
           const input = gateRequests(stream, {
-            decide: (r) => this.decide(id, token, r, running),
+            decide: (r) => this.decide(id, operator, r, running),
             firstRequest: spare ? this.holdSpare(id) : () => undefined,
             stateChanged: (next) => {
               this.count(id, conn.input, conn.state, next);
@@ -215,7 +215,10 @@ export class DataPlane {
    * The local id the request may open, and whether it runs; throws the refusal otherwise. A
    * sandbox that does not run is opened for `stop` alone (the SDK's close() removes it).
    */
-  private authorize(req: IncomingMessage, spare: boolean): { id: string; running: boolean } {
+  private authorize(
+    req: IncomingMessage,
+    spare: boolean,
+  ): { id: string; running: boolean; operator: boolean } {
     const path = requestUrl(req).pathname;
     const match = OPERATION_PATH.exec(path);
     if (!match) throw new HttpError(404, "ErrNotFound", `no such endpoint: ${path}`);
@@ -248,13 +251,13 @@ export class DataPlane {
         (this.waitingSpares.get(sandbox.id) ?? 0) >= MAX_WAITING_SPARES_PER_SANDBOX)
     )
       throw new ErrCapacity("this node keeps its free slots for operations now: no spare");
-    return { id: sandbox.id, running };
+    return { id: sandbox.id, running, operator };
   }
 
-  /** What the node does with a REQUEST on `id`'s connection opened with `token`. */
+  /** What the node does with a REQUEST on `id`'s connection (opened by the operator or not). */
   private decide(
     id: string,
-    token: string | undefined,
+    operator: boolean,
     req: OperationRequest,
     running: boolean,
   ): GateVerdict {
@@ -272,7 +275,6 @@ export class DataPlane {
       return refuse(
         new ErrCapacity(`sandbox ${id} runs its limit of ${perSandbox} operations on this node`),
       );
-    const operator = this.opts.credentials.isOperator(token);
     if (operatorOnly(req) && !operator) {
       const what = req.op === "allow-list" ? "allow-list add" : req.op;
       return refuse(new ErrAuth(`${what} needs the node's operator token`));

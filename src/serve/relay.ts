@@ -45,4 +45,6 @@ function pipeBothWays(stream: Duplex, input: Readable, socket: Duplex): void {
   socket.once("close", (hadError: boolean) => hadError && !nodeAnswers() && stream.destroy());
   input.pipe(socket);
   socket.pipe(stream, { end: false });
+  // After pipe(): the gate learns an operation ended once its last bytes went to the client.
+  if (input instanceof GatedInput) input.watchServer(socket);
 }

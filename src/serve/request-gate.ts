@@ -11,8 +11,11 @@ import { ErrProtocol } from "../errors.js";
 import {
   encodeJson,
   encodeMessage,
+  isClientOperationMessage,
   MessageReader,
   Msg,
+  OP_END_FLAGS,
+  OpEndWatch,
   parseJson,
   type OperationRequest,
 } from "../remote/index.js";
@@ -67,6 +70,11 @@ export class GatedInput extends Readable {
    * closed under a REQUEST the client sent before it saw that (one that comes is served).
    */
   leave: () => void = () => undefined;
+  /**
+   * Follows the sandbox side's messages to the client (`source`'s data as it is relayed): an
+   * OP_END that ends the operation both ways ends it here too, as the client sends no OP_END.
+   */
+  watchServer: (source: Readable) => void = () => undefined;
 }
 
 /**
@@ -101,15 +109,26 @@ export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
     timer = setTimeout(() => client.destroy(), graceMs);
     timer.unref();
   };
+  input.watchServer = (source) => {
+    const watch = new OpEndWatch((flags) => {
+      if (state === "busy" && (flags & OP_END_FLAGS.EndsBothWays) !== 0) waitForRequest();
+    });
+    source.on("data", (chunk: Buffer) => watch.push(chunk));
+  };
+  let served = false;
   let out: Buffer[] = [];
   const reader = new MessageReader((msg) => {
     if (answered) return;
     if (state === "busy") {
+      // An older sandbox side waits for the client's OP_END: that ends the operation.
       if (msg.type === Msg.OpEnd) waitForRequest();
       out.push(encodeMessage(msg.type as Msg, msg.payload));
       return;
     }
+    // The client's late messages for the operation that just ended: dropped.
+    if (served && isClientOperationMessage(msg.type)) return;
     if (msg.type !== Msg.Request) throw new ErrProtocol("an operation must start with REQUEST");
+    served = true;
     clearTimeout(timer);
     opts.firstRequest();
     const req = parseRequest(msg.payload);

@@ -74,15 +74,17 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** Polls `cond` every `pollMs` until it holds; fails after `timeoutMs`, naming `what`. */
 export async function waitUntil(
   what: string,
   cond: () => boolean | Promise<boolean>,
   timeoutMs = 30_000,
+  pollMs = 100,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 

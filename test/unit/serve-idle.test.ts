@@ -11,6 +11,7 @@ import { WebSocket } from "ws";
 import { Sandbox } from "../../src/index.js";
 import { encodeJson, encodeMessage, MessageReader, Msg } from "../../src/remote/index.js";
 import { FakeHost } from "../helpers/fake-host.js";
+import { waitUntil } from "../helpers/lifecycle.js";
 import { startTestNode, type TestNode } from "../helpers/test-node.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-idle-"));
@@ -46,13 +47,7 @@ async function rawConnection(id: string, token: string) {
   return { ws, types, closed: () => closed };
 }
 
-const until = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const until = (what: string, cond: () => boolean): Promise<void> => waitUntil(what, cond, 5000, 10);
 
 test("a REQUEST sent while the node closes an idle connection is served, not cut off", async () => {
   const sb = await Sandbox.create({ remote: n.remote });
