@@ -3,7 +3,7 @@
  * and served until it stops (then `serve` exits): the pod-per-sandbox form, where the pod's
  * life is the sandbox's. There is nothing to create; DELETE or the `stop` operation ends it.
  */
-import { Duplex, type Readable } from "node:stream";
+import { Duplex, PassThrough, type Readable } from "node:stream";
 import { availableParallelism } from "node:os";
 import { planSandbox, type SandboxOptions } from "../config/index.js";
 import { ErrVMNotFound, ErrVMNotRunning } from "../errors.js";
@@ -18,6 +18,7 @@ import type { SandboxUsage } from "../observe/index.js";
 import { settledWithin } from "../util/index.js";
 import type { HostedSandbox, PreparedOperation, SandboxHost } from "./host.js";
 import { HttpError } from "./http-json.js";
+import { GatedInput } from "./request-gate.js";
 import type { LogCursor } from "./log-slice.js";
 
 /** What `serve --single` needs of its sandbox (a VmSandbox; a fake in unit tests). */
@@ -82,7 +83,11 @@ export class SingleHost implements SandboxHost {
       // The sandbox is in this process: nothing was opened ahead.
       serve: (stream: Duplex, input: Readable) => {
         if (id !== this.sandbox.id) return void stream.destroy();
-        const conn = Duplex.from({ readable: input, writable: stream });
+        // The sandbox's messages pass through `out`, so the gate sees where operations end.
+        const out = new PassThrough();
+        out.pipe(stream);
+        if (input instanceof GatedInput) input.watchServer(out);
+        const conn = Duplex.from({ readable: input, writable: out });
         stream.once("close", () => conn.destroy());
         conn.once("close", () => stream.destroy());
         serveConnection(this.sandbox, conn, {

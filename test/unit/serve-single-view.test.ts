@@ -89,3 +89,19 @@ test("serve --single shows the live allowlist and approvals, not the plan's", as
     await fake.close();
   }
 });
+
+test("serve --single frees an operation's slot when it ends (the client sends no OP_END)", async () => {
+  const fake = new InProcessFake(newSandboxId());
+  const host = new SingleHost(fake, new Date().toISOString());
+  // One operation at a time: a slot still held after an exec refuses the next client.
+  const n = await startTestNode(host, dataDir, { nodeId: "node-single-slots", maxOperations: 1 });
+  try {
+    for (const word of ["one", "two", "three"]) {
+      const sb = Sandbox.connect(fake.id, { remote: n.remote });
+      assert.equal((await sb.exec(["echo", word])).stdout, `${word}\n`);
+    }
+  } finally {
+    await n.running.close();
+    await fake.close();
+  }
+});
