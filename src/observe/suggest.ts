@@ -35,11 +35,63 @@ export interface SuggestedPolicy {
 }
 
 /**
- * Shared hosting suffixes the Public Suffix List (ICANN and PRIVATE sections, through tldts)
- * does not have, or has one level too high (a bucket is `NAME.storage.googleapis.com`, while
- * the list stops at `googleapis.com`).
+ * Suffixes whose names belong to many parties, or stand for any address, that the Public
+ * Suffix List (ICANN and PRIVATE sections, through tldts) does not have, or has one level too
+ * high (a bucket is `NAME.storage.googleapis.com`, while the list stops at `googleapis.com`).
+ * A glob over one would let a guest reach strangers: shared hosting and tunnels; wildcard DNS
+ * that answers with the address spelled in the name (`8-8-8-8.nip.io`, or loopback for
+ * `*.lvh.me`); request-capture and out-of-band (OAST) services, where every subdomain is
+ * someone's inbox and the classic way to carry data out.
  */
-const EXTRA_SHARED_SUFFIXES = ["storage.googleapis.com", "loca.lt", "ngrok.io", "ngrok-free.app"];
+const EXTRA_SHARED_SUFFIXES = [
+  // shared hosting, tunnels
+  "storage.googleapis.com",
+  "googleusercontent.com",
+  "cloudapp.azure.com",
+  "loca.lt",
+  "localtunnel.me",
+  "localhost.run",
+  "lhr.life",
+  "serveo.net",
+  "ngrok.io",
+  "ngrok-free.app",
+  "github.dev",
+  "gitpod.io",
+  "glitch.me",
+  "modal.run",
+  "ipfs.io",
+  "arweave.net",
+  // wildcard DNS: the name is the address
+  "nip.io",
+  "sslip.io",
+  "xip.io",
+  "traefik.me",
+  "lvh.me",
+  "localtest.me",
+  "vcap.me",
+  "lcl.host",
+  // request capture, out-of-band interaction
+  "oast.fun",
+  "oast.live",
+  "oast.me",
+  "oast.online",
+  "oast.pro",
+  "oast.site",
+  "interact.sh",
+  "oastify.com",
+  "burpcollaborator.net",
+  "dnslog.cn",
+  "ceye.io",
+  "canarytokens.com",
+  "requestrepo.com",
+  "pipedream.net",
+  "webhook.site",
+  "requestbin.net",
+  "requestcatcher.com",
+  "beeceptor.com",
+  "mockbin.org",
+  "hookbin.com",
+];
 
 const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false } as const;
 
