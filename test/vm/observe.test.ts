@@ -560,3 +560,36 @@ test(
     );
   },
 );
+
+test(
+  "exec: a budget that stops a detached sandbox under the command exits as run does (122, one line)",
+  { timeout: 5 * 60_000 },
+  async () => {
+    const id = await startDetached([
+      "--allow-private-host",
+      "--resolve",
+      `api.test:127.0.0.1`,
+      "--allow-host",
+      "api.test",
+      "--max-egress-bytes",
+      "200000",
+    ]);
+    try {
+      const r = await wheellock([
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`,
+      ]);
+      assert.equal(r.code, 122, r.stderr);
+      assert.match(
+        r.stderr,
+        /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
+      );
+    } finally {
+      await wheellock(["kill", id]);
+    }
+  },
+);
