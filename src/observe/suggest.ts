@@ -12,7 +12,7 @@
  */
 import { isIPv4 } from "node:net";
 import { createRequire } from "node:module";
-import { isPrivateOrSpecialAddress } from "../net/index.js";
+import { canonicalHost, isPrivateOrSpecialAddress } from "../net/index.js";
 import { neverApprovable } from "./approvals.js";
 
 export interface SuggestedEntry {
@@ -128,9 +128,14 @@ function networkOf(event: unknown): Seen | undefined {
   const n = e.type === "network" ? e.network : undefined;
   if (!n || typeof n.host !== "string" || typeof n.port !== "number") return undefined;
   if (typeof n.scheme !== "string") return undefined;
+  // Only a host name the proxy could have recorded: an edited or foreign file's `*`, `a,b` or
+  // `x:1` would otherwise come out as allowlist syntax (`--allow-host` splits on commas).
+  const canonical = canonicalHost(n.host);
+  if (!canonical.ok || canonical.host !== n.host.toLowerCase()) return undefined;
+  if (!Number.isInteger(n.port) || n.port < 1 || n.port > 65535) return undefined;
   return {
     scheme: n.scheme,
-    host: n.host.toLowerCase(),
+    host: canonical.host,
     port: n.port,
     blocked: n.blocked === true,
     code: typeof n.code === "string" ? n.code : undefined,

@@ -196,3 +196,17 @@ test("never a glob over wildcard DNS, request-capture (OAST) or tunnel suffixes 
   );
   assert.equal(s.allowHosts.length, pairs.length * 2);
 });
+
+test("hosts no proxy could have recorded are not read: no allowlist syntax comes out", () => {
+  const s = suggestAllowlist([
+    net("*"),
+    net("*.com"),
+    net("evil.test,*"),
+    net("a.test:1"),
+    net("a b.test"),
+    net("ok.test", { port: 70000 }),
+    net("fine.test"),
+  ]);
+  assert.deepEqual(s.allowHosts, ["fine.test"]);
+  assert.equal(s.eventsRead, 1);
+});
