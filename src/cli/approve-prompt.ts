@@ -32,6 +32,9 @@ export function answerKey(chunk: string): ApprovalDecision | undefined {
   return Object.hasOwn(KEYS, chunk.toLowerCase()) ? KEYS[chunk.toLowerCase()] : undefined;
 }
 
+/** Select Graphic Rendition: every attribute (colours, conceal, ...) back to the default. */
+const SGR_RESET = "\x1b[0m";
+
 interface Question {
   request: BlockedRequest;
   answer: (decision: ApprovalDecision) => void;
@@ -110,8 +113,11 @@ export class ApprovalPrompt {
   }
 
   private ask(r: BlockedRequest): void {
+    // The guest's output before the question may have left the terminal drawing invisibly
+    // (SGR 8 "conceal", the same colour on the same colour): the question resets the
+    // attributes first, or a person typing into the guest answers a question they never saw.
     this.out.write(
-      `\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} ${where(r)} (request ${r.requestId}) - ` +
+      `${SGR_RESET}\r\nwheellock: ${who(r)} wants ${r.method} ${forTerminal(r.url)} ${where(r)} (request ${r.requestId}) - ` +
         `allow [o]nce, for the [s]andbox, [d]eny, or [n]ever (deny for the sandbox)? `,
     );
   }

@@ -1,7 +1,8 @@
 import { Command } from "commander";
-import { ErrInvalidConfig } from "../errors.js";
+import { ErrBudgetExceeded, ErrInvalidConfig } from "../errors.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { interactive, streamed } from "./forward.js";
+import { EXIT_BUDGET } from "./observe-flags.js";
 import { hostTerminalSize } from "./tty.js";
 
 interface ExecFlags extends RemoteFlags {
@@ -41,6 +42,13 @@ async function exec(id: string, command: string[], flags: ExecFlags): Promise<nu
     ...(flags.user !== undefined ? { user: flags.user } : {}),
     ...(flags.tty ? { tty: hostTerminalSize() } : {}),
   });
-  await proc.pid;
-  return it ? interactive(proc) : streamed(proc, flags.interactive === true);
+  try {
+    await proc.pid;
+    return await (it ? interactive(proc) : streamed(proc, flags.interactive === true));
+  } catch (err) {
+    // A budget stopped the sandbox under the command: `run`'s status and one line.
+    if (!(err instanceof ErrBudgetExceeded)) throw err;
+    process.stderr.write(`wheellock: ${err.message}\n`);
+    return EXIT_BUDGET;
+  }
 }

@@ -84,7 +84,12 @@ export interface ApprovalHooks {
 
 interface Held {
   request: BlockedRequest;
-  finish: (decision: ApprovalEventInfo["decision"] & string, by: ApprovalEventInfo["by"]) => void;
+  /** `joined`: let through by another request's "sandbox" decision (its entry is added). */
+  finish: (
+    decision: ApprovalEventInfo["decision"] & string,
+    by: ApprovalEventInfo["by"],
+    joined?: boolean,
+  ) => void;
 }
 
 /** Names that stand for the host itself, whatever resolves them. */
@@ -180,23 +185,31 @@ export class ApprovalQueue {
     return new Promise<HostRefusal>((resolve) => {
       const timer = setTimeout(() => finish("timeout", "timeout"), this.settings.timeoutMs);
       const onGone = (): void => finish("gone", "guest");
-      const finish: Held["finish"] = (decision, by) => {
+      const finish: Held["finish"] = (decision, by, joined = false) => {
         if (!this.held.has(request.requestId)) return;
         this.held.delete(request.requestId);
         clearTimeout(timer);
         gone?.removeEventListener("abort", onGone);
         ended.abort();
         const waitedMs = Date.now() - now;
-        if (decision === "sandbox" && this.approvedEntries < MAX_APPROVED_ENTRIES) {
+        const entry = approvalEntry(request);
+        let added = false;
+        if (decision === "sandbox" && !joined && this.approvedEntries < MAX_APPROVED_ENTRIES) {
           this.approvedEntries++;
+          added = true;
           try {
-            this.hooks.allow(approvalEntry(request));
+            this.hooks.allow(entry);
           } catch {
             // The entry is checked like any allowlist entry; the request still goes.
           }
         }
         this.hooks.emit({ state: "decided", request, decision, ...(by ? { by } : {}) });
         if (decision === "deny-sandbox") this.denyForSandbox(request, by);
+        // Its host:port is allowed now: requests to it still waiting go the same way (as a
+        // request sent now would), instead of waiting to time out.
+        if (added)
+          for (const h of [...this.held.values()])
+            if (approvalEntry(h.request) === entry) h.finish("sandbox", by, true);
         const approved = decision === "once" || decision === "sandbox";
         resolve({
           allow: approved,

@@ -12,7 +12,7 @@
  */
 import { isIPv4 } from "node:net";
 import { createRequire } from "node:module";
-import { isPrivateOrSpecialAddress } from "../net/index.js";
+import { canonicalHost, isPrivateOrSpecialAddress } from "../net/index.js";
 import { neverApprovable } from "./approvals.js";
 
 export interface SuggestedEntry {
@@ -35,11 +35,63 @@ export interface SuggestedPolicy {
 }
 
 /**
- * Shared hosting suffixes the Public Suffix List (ICANN and PRIVATE sections, through tldts)
- * does not have, or has one level too high (a bucket is `NAME.storage.googleapis.com`, while
- * the list stops at `googleapis.com`).
+ * Suffixes whose names belong to many parties, or stand for any address, that the Public
+ * Suffix List (ICANN and PRIVATE sections, through tldts) does not have, or has one level too
+ * high (a bucket is `NAME.storage.googleapis.com`, while the list stops at `googleapis.com`).
+ * A glob over one would let a guest reach strangers: shared hosting and tunnels; wildcard DNS
+ * that answers with the address spelled in the name (`8-8-8-8.nip.io`, or loopback for
+ * `*.lvh.me`); request-capture and out-of-band (OAST) services, where every subdomain is
+ * someone's inbox and the classic way to carry data out.
  */
-const EXTRA_SHARED_SUFFIXES = ["storage.googleapis.com", "loca.lt", "ngrok.io", "ngrok-free.app"];
+const EXTRA_SHARED_SUFFIXES = [
+  // shared hosting, tunnels
+  "storage.googleapis.com",
+  "googleusercontent.com",
+  "cloudapp.azure.com",
+  "loca.lt",
+  "localtunnel.me",
+  "localhost.run",
+  "lhr.life",
+  "serveo.net",
+  "ngrok.io",
+  "ngrok-free.app",
+  "github.dev",
+  "gitpod.io",
+  "glitch.me",
+  "modal.run",
+  "ipfs.io",
+  "arweave.net",
+  // wildcard DNS: the name is the address
+  "nip.io",
+  "sslip.io",
+  "xip.io",
+  "traefik.me",
+  "lvh.me",
+  "localtest.me",
+  "vcap.me",
+  "lcl.host",
+  // request capture, out-of-band interaction
+  "oast.fun",
+  "oast.live",
+  "oast.me",
+  "oast.online",
+  "oast.pro",
+  "oast.site",
+  "interact.sh",
+  "oastify.com",
+  "burpcollaborator.net",
+  "dnslog.cn",
+  "ceye.io",
+  "canarytokens.com",
+  "requestrepo.com",
+  "pipedream.net",
+  "webhook.site",
+  "requestbin.net",
+  "requestcatcher.com",
+  "beeceptor.com",
+  "mockbin.org",
+  "hookbin.com",
+];
 
 const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false } as const;
 
@@ -76,9 +128,14 @@ function networkOf(event: unknown): Seen | undefined {
   const n = e.type === "network" ? e.network : undefined;
   if (!n || typeof n.host !== "string" || typeof n.port !== "number") return undefined;
   if (typeof n.scheme !== "string") return undefined;
+  // Only a host name the proxy could have recorded: an edited or foreign file's `*`, `a,b` or
+  // `x:1` would otherwise come out as allowlist syntax (`--allow-host` splits on commas).
+  const canonical = canonicalHost(n.host);
+  if (!canonical.ok || canonical.host !== n.host.toLowerCase()) return undefined;
+  if (!Number.isInteger(n.port) || n.port < 1 || n.port > 65535) return undefined;
   return {
     scheme: n.scheme,
-    host: n.host.toLowerCase(),
+    host: canonical.host,
     port: n.port,
     blocked: n.blocked === true,
     code: typeof n.code === "string" ? n.code : undefined,

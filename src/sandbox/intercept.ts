@@ -82,6 +82,7 @@ function withRequestBudget(policy: HttpPolicy, overBudget: () => string | undefi
         : { action: "block", code: "budget_exceeded", reason };
     },
     onResponse: (request, response, body) => policy.onResponse(request, response, body),
+    ...(policy.secretLeak ? { secretLeak: policy.secretLeak } : {}),
   };
 }
 
@@ -110,6 +111,8 @@ export async function createInterceptUpstream(req: InterceptRequest): Promise<In
   const httpPolicy: HttpPolicy = {
     onRequest: (request, body) => current.onRequest(request, body),
     onResponse: (request, response, body) => current.onResponse(request, response, body),
+    // Live approval asks this before anyone is asked: a secret leak is never approvable.
+    secretLeak: (request) => current.secretLeak?.(request),
   };
   const { hooks } = req;
   const maxRequests = plan.budgets.maxRequests;

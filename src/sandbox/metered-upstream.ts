@@ -2,7 +2,7 @@
  * An Upstream whose flows count their bytes, both directions, for the egress budget and
  * `usage().network.bytes`. It sits between the stack and the real upstream (open mode or the
  * proxy), so it counts the same in both modes: what the guest's TCP and UDP flows carried,
- * headers and TLS included.
+ * headers and TLS included, and the DNS lookups the stack answers for the guest.
  */
 import {
   isDenied,
@@ -14,6 +14,11 @@ import {
   type UpstreamUdp,
   type UpstreamUdpEvents,
 } from "../net/index.js";
+
+/** A DNS message about `name` with `answers` A records: header, question, answers. */
+export function dnsMessageBytes(name: string, answers: number): number {
+  return 12 + (name.length + 2) + 4 + answers * 16;
+}
 
 export function meteredUpstream(inner: Upstream, count: (bytes: number) => void): Upstream {
   return {
@@ -69,6 +74,14 @@ export function meteredUpstream(inner: Upstream, count: (bytes: number) => void)
         close: () => flow.close(),
       };
     },
-    resolveIpv4: (name) => inner.resolveIpv4(name),
+    // A lookup through the gateway's DNS carries the guest's name out (open mode asks the
+    // host's resolvers): it counts like the UDP it stands for, or a guest could move data
+    // through names without the egress budget seeing a byte.
+    resolveIpv4: async (name) => {
+      count(dnsMessageBytes(name, 0));
+      const found = await inner.resolveIpv4(name);
+      count(dnsMessageBytes(name, found.length));
+      return found;
+    },
   };
 }

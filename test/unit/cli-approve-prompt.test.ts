@@ -81,7 +81,8 @@ test("escape sequences and bidi overrides in the command line or URL are shown e
   );
   p.take(Buffer.from("d"));
   assert.equal(await decision, "deny");
-  const text = output();
+  // Our own attribute reset aside, no escape reaches the terminal.
+  const text = output().split("\x1b[0m").join("");
   for (const c of ["\x1b", "\x9b", "\u202e"]) assert.ok(!text.includes(c), c);
   assert.match(text, /\\x1b\[2K\\x0dwheellock/);
   assert.match(text, /\\u202egro/);
@@ -195,4 +196,23 @@ test("a question whose request stops waiting is withdrawn and the guest's output
   await forwarding;
   assert.match(shown(), /no longer waiting\r\nheld$/);
   assert.equal(p.take(Buffer.from("o")), false, "no question open");
+});
+
+test("the question resets the terminal's attributes: guest output cannot make it invisible", async () => {
+  const { p, guest, forwarding, shown } = terminal();
+  // Conceal, and black on black: what a person types next would answer a question unseen.
+  guest.write("\x1b[8m\x1b[30;40m");
+  await new Promise((r) => setImmediate(r));
+  const decision = p.decide(blocked());
+  const text = shown();
+  const question = text.indexOf("wheellock:");
+  assert.ok(question > 0);
+  assert.ok(
+    text.lastIndexOf("\x1b[0m", question) > text.lastIndexOf("\x1b[30;40m", question),
+    "attributes reset after the guest's and before the question",
+  );
+  p.take(Buffer.from("d"));
+  assert.equal(await decision, "deny");
+  guest.end();
+  await forwarding;
 });

@@ -212,3 +212,33 @@ for (const tls of [false, true]) {
     assert.equal(await left(), true, "the guest ended its side: the hold is told");
   });
 }
+
+test("a name pinned to a link-local or (without allowPrivateHosts) private address is refused unasked", async () => {
+  let asked = 0;
+  const ask = () => {
+    asked++;
+    return { allow: true };
+  };
+  const overrides = (address: string) =>
+    new Map([
+      ["api.test", "127.0.0.1"],
+      ["other.test", address],
+    ]);
+  const meta = proxy({ onHostRefused: ask, resolveOverrides: overrides("169.254.169.254") });
+  const r = await get(meta.p, "other.test", false, { path: "/meta" });
+  assert.equal(r.status, 403);
+  assert.equal(r.headers["x-wheellock-blocked"], "private_address");
+  const lan = proxy({
+    onHostRefused: ask,
+    allowPrivate: false,
+    resolveOverrides: overrides("10.0.0.5"),
+  });
+  const l = await get(lan.p, "other.test", false, { path: "/lan" });
+  assert.equal(l.status, 403);
+  assert.equal(l.headers["x-wheellock-blocked"], "private_address");
+  assert.equal(asked, 0, "nobody is asked about a request that could never be dialed");
+  // With private hosts allowed, a LAN address can be approved: the question is asked.
+  const ok = proxy({ onHostRefused: ask, resolveOverrides: overrides("127.0.0.1") });
+  assert.equal((await get(ok.p, "other.test", false, { path: "/asked" })).status, 200);
+  assert.equal(asked, 1);
+});

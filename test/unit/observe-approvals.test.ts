@@ -234,3 +234,28 @@ test("deny for the sandbox refuses later requests to that host:port without aski
   assert.equal(q.pending().length, 2);
   q.close();
 });
+
+test("approval for the sandbox lets requests to that host:port still waiting through too", async () => {
+  const { q, allowed, events } = queue({ timeoutMs: 60_000 });
+  const first = refused("pypi.org", 443);
+  const firstOutcome = q.hold(first);
+  const waiting = q.hold(refused("pypi.org", 443));
+  const other = q.hold(refused("pypi.org", 80));
+  assert.equal(q.decide(first.requestId, "sandbox"), true);
+  const [a, b] = await Promise.all([firstOutcome, waiting]);
+  assert.equal(a.allow, true);
+  assert.equal(b.allow, true, "the one waiting for the same host:port is not left to time out");
+  assert.equal(b.note?.approval?.decision, "sandbox");
+  assert.deepEqual(allowed, ["pypi.org:443"], "the entry is added once");
+  assert.deepEqual(
+    q.pending().map((r) => r.port),
+    [80],
+    "another port is still asked about",
+  );
+  assert.deepEqual(
+    events.filter((e) => e.state === "decided").map((e) => e.decision),
+    ["sandbox", "sandbox"],
+  );
+  q.close();
+  assert.equal((await other).allow, false);
+});

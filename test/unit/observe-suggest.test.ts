@@ -175,3 +175,38 @@ test("private, loopback and metadata hosts and requests an approver refused are 
   ]);
   assert.deepEqual(s.allowHosts, ["api.test:35001", "other.test:35001"]);
 });
+
+test("never a glob over wildcard DNS, request-capture (OAST) or tunnel suffixes the PSL lacks", () => {
+  const pairs = [
+    ["8-8-8-8.nip.io", "1-1-1-1.nip.io"],
+    ["a.sslip.io", "b.sslip.io"],
+    ["app.lvh.me", "api.lvh.me"],
+    ["c5k3.oast.fun", "d9x1.oast.fun"],
+    ["x.oastify.com", "y.oastify.com"],
+    ["eo1.m.pipedream.net", "eo2.m.pipedream.net"],
+    ["a.webhook.site", "b.webhook.site"],
+    ["vm1.eastus.cloudapp.azure.com", "vm2.eastus.cloudapp.azure.com"],
+    ["x-1.app.github.dev", "x-2.app.github.dev"],
+    ["u1.localhost.run", "u2.localhost.run"],
+  ];
+  const s = suggestAllowlist(pairs.flat().map((h) => net(h)));
+  assert.deepEqual(
+    s.allowHosts.filter((e) => e.startsWith("*")),
+    [],
+  );
+  assert.equal(s.allowHosts.length, pairs.length * 2);
+});
+
+test("hosts no proxy could have recorded are not read: no allowlist syntax comes out", () => {
+  const s = suggestAllowlist([
+    net("*"),
+    net("*.com"),
+    net("evil.test,*"),
+    net("a.test:1"),
+    net("a b.test"),
+    net("ok.test", { port: 70000 }),
+    net("fine.test"),
+  ]);
+  assert.deepEqual(s.allowHosts, ["fine.test"]);
+  assert.equal(s.eventsRead, 1);
+});

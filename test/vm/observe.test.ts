@@ -27,7 +27,15 @@ import { parentOf, recordSpans } from "../helpers/otel.js";
 const dataDir = isolateDataDir();
 const scratch = scratchDir();
 const spans = recordSpans();
-const NAMES = ["api.test", "other.test", "late.test", "slow.test", "a.cdn.test", "b.cdn.test"];
+const NAMES = [
+  "api.test",
+  "other.test",
+  "late.test",
+  "slow.test",
+  "a.cdn.test",
+  "b.cdn.test",
+  "leak.test",
+];
 const servers = new InterceptServers();
 const resolveOverrides = Object.fromEntries(NAMES.map((n) => [n, "127.0.0.1"]));
 const SECRET = "real-secret-0b5e7a";
@@ -294,6 +302,20 @@ describe(
       assert.equal(asked.length, 0);
     });
 
+    test("a secret's placeholder toward a host it is not bound to is never put to the approver", async () => {
+      decide = () => "sandbox";
+      asked.length = 0;
+      const r = await sb.exec(curl(url("leak.test", "/leak"), '-H "Authorization: Bearer $TOKEN"'));
+      assert.equal(r.stdout, "403\n");
+      assert.deepEqual(asked, [], "nobody is asked about a secret leak");
+      assert.ok(!(await sb.allowedHosts()).hosts.some((h) => h.startsWith("leak.test")));
+      await until("its event", () => network().some((n) => n.url.endsWith("/leak")));
+      const e = network().find((n) => n.url.endsWith("/leak"));
+      assert.equal(e?.code, "secret_leak");
+      assert.equal(e?.approval, undefined);
+      assert.deepEqual(servers.requestsFor("/leak"), []);
+    });
+
     test("spans: the exec under the caller's span, its request and file operations under it", async () => {
       spans.reset();
       const app = trace.getTracer("test-app").startSpan("agent.turn");
@@ -536,5 +558,38 @@ test(
       r.stderr,
       /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
     );
+  },
+);
+
+test(
+  "exec: a budget that stops a detached sandbox under the command exits as run does (122, one line)",
+  { timeout: 5 * 60_000 },
+  async () => {
+    const id = await startDetached([
+      "--allow-private-host",
+      "--resolve",
+      `api.test:127.0.0.1`,
+      "--allow-host",
+      "api.test",
+      "--max-egress-bytes",
+      "200000",
+    ]);
+    try {
+      const r = await wheellock([
+        "exec",
+        id,
+        "--",
+        "sh",
+        "-c",
+        `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`,
+      ]);
+      assert.equal(r.code, 122, r.stderr);
+      assert.match(
+        r.stderr,
+        /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
+      );
+    } finally {
+      await wheellock(["kill", id]);
+    }
   },
 );

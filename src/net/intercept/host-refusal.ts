@@ -50,8 +50,16 @@ export async function reconsider(
   const admitted = admitHead(line, conn, deps.policy, true);
   const leak = admitted.ok ? deps.httpPolicy?.secretLeak?.(admitted.head) : undefined;
   if (leak) return { ...refused, code: leak.code, reason: leak.reason };
-  const attribution = conn.origin ? await conn.origin.wait() : undefined;
   const address = deps.dialer?.knownAddressOf(refused.host);
+  // Where it would be dialed is known (a resolve override) and no decision could let it go
+  // there (link-local: only a name an entry someone wrote names; private without
+  // allowPrivateHosts): refused as such, nobody is asked to approve what cannot happen.
+  if (address !== undefined) {
+    const dial = deps.policy.checkDialAddress(address, refused.host);
+    if (!dial.allowed)
+      return { ...refused, status: 403, code: "private_address", reason: dial.reason };
+  }
+  const attribution = conn.origin ? await conn.origin.wait() : undefined;
   const request: RefusedRequest = {
     requestId: event.id,
     method: line.method,
