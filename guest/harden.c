@@ -1,9 +1,11 @@
 #include "harden.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 /* musl's headers do not carry the kernel's BPF/seccomp definitions, so the few we need
  * are spelled out here (values from linux/filter.h, linux/seccomp.h, linux/audit.h). */
@@ -119,4 +121,16 @@ int harden_lock(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		return -1;
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+int harden_restrict_ptrace(void)
+{
+	/* The minimal kernel starts with scope 1; a distribution kernel may start with 0. A kernel
+	 * without Yama has no file: nothing to do (ptrace itself is filtered by harden_lock). */
+	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	int ok = write(fd, "1", 1) == 1;
+	close(fd);
+	return ok ? 0 : -1;
 }

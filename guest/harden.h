@@ -6,5 +6,8 @@
 int harden_drop_bounding(void);
 /* no_new_privs + seccomp filter; runs last before execve. */
 int harden_lock(void);
+/* Yama's relational ptrace scope, machine-wide, at boot: a process may reach into (ptrace,
+ * /proc/PID/mem, pidfd_getfd) only its descendants. 0, or -1 if Yama is there and refused. */
+int harden_restrict_ptrace(void);
 
 #endif

@@ -17,6 +17,7 @@
 #include "exec.h"
 #include "files.h"
 #include "fuse.h"
+#include "harden.h"
 #include "netsetup.h"
 #include "port.h"
 #include "portfwd.h"
@@ -350,8 +351,12 @@ int main(void)
 	privileged = cmdline()->privileged;
 	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox
 	 * (MOUNT's readahead write reopens it for a moment, before any command runs). */
-	if (!privileged)
+	if (!privileged) {
 		boot_lock_sysfs();
+		/* One exec must not act as another (its requests would carry that exec's id). */
+		if (harden_restrict_ptrace() != 0)
+			logmsg("yama ptrace_scope: %s", strerror(errno));
+	}
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));
 	spawn_init();

@@ -448,6 +448,31 @@ describe("audit mode, suggestions and the request budget", { timeout: GROUP_TIME
     });
     assert.equal(e?.type === "network" ? e.network.attribution?.execId : undefined, r.execId);
   });
+
+  test("a command cannot reach into another exec's process (memory, fds); into its own child it can", async () => {
+    // The attack (review18 R4): take a connection or inject code into another exec's process,
+    // so that requests go out under that exec's attribution. Same user, same capabilities:
+    // only Yama's relational scope stands in the way.
+    const victim = sb.spawn(["sh", "-c", "exec sleep 60"]);
+    try {
+      const pid = await victim.pid;
+      const reach = (target: string, after = "") =>
+        `perl -e 'open(M, "<", "/proc/$ARGV[0]/mem") or print "mem: $!\n"; ` +
+        `my $p = syscall(434, $ARGV[0] + 0, 0); my $fd = syscall(438, $p, 1, 0); ` +
+        `print $fd >= 0 ? "fd taken\n" : "fd: $!\n"; ${after}' ${target}`;
+      const other = await sb.exec(reach(String(pid)));
+      assert.match(
+        other.stdout,
+        /^mem: (Permission denied|Operation not permitted)\nfd: Operation not permitted\n$/,
+      );
+      // The same reach over its own child works (the shell becomes perl, sleep's parent):
+      // the refusal above is the scope, not perl.
+      const own = await sb.exec(`sleep 30 & exec ${reach("$!", "kill 9, $ARGV[0];")}`);
+      assert.equal(own.stdout, "fd taken\n", own.stderr);
+    } finally {
+      victim.kill("SIGKILL");
+    }
+  });
 });
 
 describe(
