@@ -146,7 +146,7 @@ export function runCommand(): Command {
       return;
     }
     // The guest kernel is the node's business for a remote run.
-    noteGuestKernel(flags.kernel);
+    await noteGuestKernel(flags.kernel);
     if (isLongLived(flags)) {
       const argv = await longLivedArgv(flags, command);
       const options = sandboxOptions(flags, parseSecretFlags(flags.secret ?? []));
@@ -158,8 +158,8 @@ export function runCommand(): Command {
 }
 
 /** While the minimal kernel builds in the background, or once it has switched in: one line. */
-function noteGuestKernel(kernel: string | undefined): void {
-  const line = guestKernelNotice({ kernel });
+async function noteGuestKernel(kernel: string | undefined): Promise<void> {
+  const line = await guestKernelNotice({ kernel });
   if (line !== undefined) process.stderr.write(`wheellock: ${line}\n`);
 }
 

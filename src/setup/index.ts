@@ -9,7 +9,11 @@ import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js"
 import { ensureInitramfs } from "./initramfs.js";
 import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kernel.js";
 import { ensureMinimalKernel, findMinimalKernel, MIN_KERNEL_PACKAGES } from "./min-kernel.js";
-import { kernelSwitchNotice, startBackgroundKernelBuild } from "./kernel-background.js";
+import {
+  kernelBuildRunning,
+  kernelSwitchNotice,
+  startBackgroundKernelBuild,
+} from "./kernel-background.js";
 
 export type { GuestKernel } from "./kernel.js";
 export type { DefaultImage } from "../image/index.js";
@@ -99,9 +103,15 @@ const memoByKernel = new Map<string, SetupResult>();
  * For the CLI, before a sandbox starts: a line on the background kernel build (progress, or
  * that sandboxes now boot the minimal kernel), or undefined — always when a kernel is forced.
  */
-export function guestKernelNotice(opts: Pick<SetupOptions, "kernel"> = {}): string | undefined {
+export async function guestKernelNotice(
+  opts: Pick<SetupOptions, "kernel"> = {},
+): Promise<string | undefined> {
   if (kernelOverride(opts) !== undefined || guestKernelChoice() !== undefined) return undefined;
-  return kernelSwitchNotice(cacheDir());
+  const dir = cacheDir();
+  // A build that runs while this version's kernel is there is another version's (two
+  // installs on one machine): this sandbox boots its own minimal kernel, nothing to say.
+  const ownKernelBuilt = kernelBuildRunning(dir) && (await findMinimalKernel(dir)) !== undefined;
+  return kernelSwitchNotice(dir, { ownKernelBuilt });
 }
 
 /**

@@ -128,11 +128,17 @@ export function clearOwnBuildStatus(cacheDir: string, pid = process.pid): void {
  * progress while it runs; once, that sandboxes now boot the minimal kernel, or that the build
  * failed or died. Only a few stat calls: it runs on every `run`.
  */
-export function kernelSwitchNotice(cacheDir: string): string | undefined {
+export function kernelSwitchNotice(
+  cacheDir: string,
+  opts: { ownKernelBuilt?: boolean } = {},
+): string | undefined {
   const read = readBuildStatusFile(cacheDir);
   const logHint = `log: ${backgroundBuildLog(cacheDir)}`;
-  if (read.state === "running")
+  if (read.state === "running") {
+    // Another version's build: this sandbox boots its own minimal kernel.
+    if (opts.ownKernelBuilt) return undefined;
     return `minimal guest kernel building in the background, ${describeBuild(read.status)}; this sandbox boots Debian's kernel (slower)`;
+  }
   if (read.state === "died") {
     rmSync(buildStatusPath(cacheDir), { force: true });
     return `the background build of the minimal guest kernel stopped before it finished (${logHint}); sandboxes boot Debian's kernel; \`wheellock setup\` starts it again`;
@@ -143,6 +149,11 @@ export function kernelSwitchNotice(cacheDir: string): string | undefined {
   if (takeNote(switchNotePath(cacheDir)) !== undefined)
     return "the minimal guest kernel is built: sandboxes boot it from now on (faster starts)";
   return undefined;
+}
+
+/** Whether a kernel build (background or `setup --wait`) is running now. */
+export function kernelBuildRunning(cacheDir: string): boolean {
+  return readBuildStatusFile(cacheDir).state === "running";
 }
 
 /** A note's text, removing it (each is said once); undefined when there is none. */
