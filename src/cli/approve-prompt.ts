@@ -1,7 +1,7 @@
 /**
  * `run --approve` in the foreground: each held request is put to the person at the terminal,
  * one at a time, as one line on stderr answered by one key — o(nce), s(andbox), d(eny),
- * n(ever: deny for the sandbox).
+ * n(ever: deny for the sandbox) — pressed at least ANSWER_GRACE_MS after the question appeared.
  * With `-it` the keys are taken from the guest's input only while a question is open. While
  * one is open the guest's output is held too (`output`), so the guest cannot wipe the question
  * or print a forged one in its place. A question nobody answers ends when its request times
@@ -31,6 +31,12 @@ const KEYS: Readonly<Record<string, ApprovalDecision>> = {
 export function answerKey(chunk: string): ApprovalDecision | undefined {
   return Object.hasOwn(KEYS, chunk.toLowerCase()) ? KEYS[chunk.toLowerCase()] : undefined;
 }
+
+/**
+ * Keys that come this soon after a question appears answer nothing: a person typing into the
+ * guest (`ls` then `s`...) must not approve a question they have not had time to read.
+ */
+export const ANSWER_GRACE_MS = 500;
 
 /** Select Graphic Rendition: every attribute (colours, conceal, ...) back to the default. */
 const SGR_RESET = "\x1b[0m";
@@ -63,6 +69,8 @@ export class ApprovalPrompt {
   private current: Question | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readingOwnInput = false;
+  /** When the open question was put (keys before ANSWER_GRACE_MS after it answer nothing). */
+  private askedAt = 0;
   /** The guest's output, held while a question is open (forward.ts passes its writes). */
   readonly output = new OutputHold();
 
@@ -74,6 +82,7 @@ export class ApprovalPrompt {
     private readonly guestInput: boolean,
     private readonly out: NodeJS.WriteStream = process.stderr,
     private readonly input: NodeJS.ReadStream = process.stdin,
+    private readonly answerGraceMs = ANSWER_GRACE_MS,
   ) {}
 
   /** `onBlockedRequest` for the sandbox. */
@@ -107,6 +116,7 @@ export class ApprovalPrompt {
     }
     this.output.hold();
     this.ask(q.request);
+    this.askedAt = Date.now();
     // The sandbox denies it when it times out; the question goes with it.
     this.timer = setTimeout(() => this.settle("deny", "timed out"), left);
     if (!this.guestInput) this.readOwnInput();
@@ -123,6 +133,8 @@ export class ApprovalPrompt {
   }
 
   private key(text: string): void {
+    // Typed before the question could be read: meant for the guest, answers nothing.
+    if (Date.now() - this.askedAt < this.answerGraceMs) return;
     const decision = answerKey(text);
     if (decision !== undefined) return this.settle(decision);
     // Anything else answers nothing; the question is shown again, whole, as the last line.

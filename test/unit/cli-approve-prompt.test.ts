@@ -27,14 +27,29 @@ function blocked(over: Partial<BlockedRequest> = {}, expiresInMs = 5000): Blocke
   };
 }
 
-function prompt() {
+/** Keys count at once unless `graceMs` (the CLI waits ANSWER_GRACE_MS). */
+function prompt(graceMs = 0) {
   const out = new PassThrough();
   let written = "";
   out.on("data", (c: Buffer) => (written += c.toString()));
   // -it: keys arrive through `take` (the terminal code feeds it), not from stdin.
-  const p = new ApprovalPrompt(true, out as never, new PassThrough() as never);
+  const p = new ApprovalPrompt(true, out as never, new PassThrough() as never, graceMs);
   return { p, output: () => written };
 }
+
+test("keys typed as the question appears answer nothing; the same key later does", async () => {
+  const { p } = prompt(150);
+  let settled: string | undefined;
+  void p.decide(blocked()).then((d) => (settled = d));
+  // The `s` of `ls`, typed into the guest as the question is drawn: taken, not an answer.
+  assert.equal(p.take(Buffer.from("s")), true);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, undefined, "a key within the grace period approved the request");
+  await new Promise((r) => setTimeout(r, 200));
+  p.take(Buffer.from("d"));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, "deny");
+});
 
 test("one key answers the open question; keys with no question open are not taken", async () => {
   const { p, output } = prompt();
@@ -131,7 +146,7 @@ function terminal() {
   const screen = new PassThrough();
   let shown = "";
   screen.on("data", (c: Buffer) => (shown += c.toString()));
-  const p = new ApprovalPrompt(true, screen as never, new PassThrough() as never);
+  const p = new ApprovalPrompt(true, screen as never, new PassThrough() as never, 0);
   const guest = new PassThrough();
   const forwarding = pipeline(guest, keepOpen(screen, p.output));
   return { p, guest, forwarding, shown: () => shown };

@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { wheellockIntoHead } from "../helpers/broken-pipe.js";
 import { isolateDataDir, runDirEntries, scratchDir } from "../helpers/vm.js";
+import { ANSWER_GRACE_MS } from "../../src/cli/approve-prompt.js";
 
 const dataDir = isolateDataDir();
 const CLI = ["--import", "tsx", join(import.meta.dirname, "../../src/cli/main.ts")];
@@ -221,11 +222,15 @@ test(
       await term.waitFor(/wants GET http:\/\/once\.test:\d+\/tty-once .*allow \[o\]nce/);
       // The question names the command that asked (attribution).
       assert.match(term.output(), /exec \d+ \(curl [^)]*\) wants GET http:\/\/once\.test/);
+      // Keys typed as a question appears answer nothing (a person typing into the guest).
+      const afterGrace = () => new Promise((r) => setTimeout(r, ANSWER_GRACE_MS + 100));
+      await afterGrace();
       term.type("o");
       await term.waitFor(/R1=200/);
       term.type(`echo R2=$(${curl("once.test", "/tty-again")})\r`);
       await term.waitFor(/wants GET http:\/\/once\.test:\d+\/tty-again/);
       assert.equal(questions(), 2, "once lets one request through: the next is asked again");
+      await afterGrace();
       term.type("d");
       await term.waitFor(/R2=403/);
       assert.deepEqual(seen, ["/tty-once"]);
