@@ -46,6 +46,13 @@ export class ErrVMNotRunning extends WheellockError {
   constructor(message = "sandbox VM is not running", options?: { cause?: unknown }) {
     super("ErrVMNotRunning", message, options);
   }
+
+  /** A recorded sandbox that does not run, with why it stopped when that was recorded. */
+  static withStatus(id: string, status: string, why?: string): ErrVMNotRunning {
+    return new ErrVMNotRunning(
+      `sandbox ${id} is not running (status: ${status})${why ? `: ${why}` : ""}`,
+    );
+  }
 }
 
 export class ErrVMNotFound extends WheellockError {

@@ -91,8 +91,8 @@ function nodeFull(maxOperations: number): ErrCapacity {
   return new ErrCapacity(`this node serves its limit of ${maxOperations} operations`);
 }
 
-function notRunning(sandbox: { id: string; status: string }): ErrVMNotRunning {
-  return new ErrVMNotRunning(`sandbox ${sandbox.id} is not running (status: ${sandbox.status})`);
+function notRunning(sandbox: { id: string; status: string; lastError?: string }): ErrVMNotRunning {
+  return ErrVMNotRunning.withStatus(sandbox.id, sandbox.status, sandbox.lastError);
 }
 
 export class DataPlane {

@@ -30,7 +30,7 @@ export function unixConnector(socketPath: string, id: string): Connector {
 export function connectSupervised(id: string): RemoteSandbox {
   const record = getRecord(id);
   if (record.status !== "running") {
-    throw new ErrVMNotRunning(`sandbox ${id} is not running (status: ${record.status})`);
+    throw ErrVMNotRunning.withStatus(id, record.status, record.lastError);
   }
   return new RemoteSandbox(id, unixConnector(controlSocketPath(join(runDir(), id)), id));
 }

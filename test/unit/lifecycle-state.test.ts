@@ -51,6 +51,20 @@ test("a live record whose supervisor is dead reads as crashed, and that is persi
   assert.match(onDisk.lastError ?? "", /supervisor \(pid \d+\) is gone/);
 });
 
+test("connecting to a stopped sandbox says why it stopped, where that was recorded", async () => {
+  const { Sandbox } = await import("../../src/index.js");
+  const why = "its VM used 15.3 s of CPU time, more than 15 s (maxCpuSeconds)";
+  writeRecord(record("vm-0000000b", { status: "stopped", lastError: why }));
+  assert.throws(() => Sandbox.connect("vm-0000000b"), {
+    name: "ErrVMNotRunning",
+    message: `sandbox vm-0000000b is not running (status: stopped): ${why}`,
+  });
+  writeRecord(record("vm-0000000c", { status: "stopped" }));
+  assert.throws(() => Sandbox.connect("vm-0000000c"), {
+    message: "sandbox vm-0000000c is not running (status: stopped)",
+  });
+});
+
 test("a recycled pid (same pid, other start time) is not mistaken for the supervisor", () => {
   writeRecord(record("vm-00000003", { supervisorStartTicks: 1 }));
   assert.equal(getRecord("vm-00000003").status, "crashed");

@@ -124,7 +124,11 @@ test("SIGKILL of QEMU: the supervisor records the crash and exits", async () => 
   assert.match(record.lastError ?? "", /VM exited unexpectedly/);
   assert.ok(!runDirEntries(dataDir).includes(id), "the supervisor removed its run dir");
   const exec = await wheellock(["exec", id, "--", "true"]);
-  assert.equal(exec.stderr, `wheellock: sandbox ${id} is not running (status: crashed)\n`);
+  // With the recorded reason.
+  assert.equal(
+    exec.stderr,
+    `wheellock: sandbox ${id} is not running (status: crashed): ${record.lastError}\n`,
+  );
 });
 
 test("SIGKILL of a CLI mid-exec: the guest command is killed, the sandbox keeps serving", async () => {
