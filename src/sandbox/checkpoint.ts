@@ -12,6 +12,7 @@ import type { FuseSessionState } from "../vfs/index.js";
 import type { VmStateSaver } from "../vmm/index.js";
 import type { CheckpointInfo } from "./api.js";
 import {
+  assertCheckpointNameFree,
   checkName,
   saveCheckpoint,
   type CapturedFiles,
@@ -174,6 +175,8 @@ export async function checkpointVm(
       `sandbox ${source.plan.id} has disks attached: they cannot be stored in a checkpoint yet ` +
         "(fork copies them)",
     );
+  // Before the VM is stopped: a taken name would throw the whole capture away.
+  assertCheckpointNameFree(chosen);
   const capture = await captureVm(source);
   try {
     const { plan } = source;
