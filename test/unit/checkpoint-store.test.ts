@@ -200,6 +200,10 @@ test("a checkpoint under a name that is taken is refused before the sandbox is s
     baseSnapshotKey: undefined,
     fuseSession: () => undefined,
     openStreams: () => 0,
+    holdProcesses: () => {
+      saves += 1;
+      return Promise.reject(new Error("the guest's processes must not be held"));
+    },
     onStuck: () => undefined,
     onResumed: () => Promise.resolve(),
   };
