@@ -77,6 +77,62 @@ void attrib_init(void)
 	rmdir(CGROUP_MNT);
 }
 
+/* 1 when the cgroup's `cgroup.events` says "frozen 1" (or it is gone). */
+static int group_frozen(uint32_t seq)
+{
+	char path[48];
+	snprintf(path, sizeof path, "g%u/cgroup.events", seq);
+	int fd = openat(cg_root, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	char buf[256];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strstr(buf, "frozen 1") != NULL;
+}
+
+int attrib_freeze(int on)
+{
+	if (cg_root < 0)
+		return 0;
+	char path[48];
+	for (size_t i = 0; i < MAX_GROUPS; i++) {
+		/* Ready groups hold no process: an exec started in one must not start frozen. */
+		if (groups[i].seq == 0 || (on && groups[i].exec == 0))
+			continue;
+		snprintf(path, sizeof path, "g%u/cgroup.freeze", groups[i].seq);
+		int fd = openat(cg_root, path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -1;
+		}
+		ssize_t n = write(fd, on ? "1" : "0", 1);
+		int saved = errno;
+		close(fd);
+		if (n != 1) {
+			errno = n < 0 ? saved : EIO;
+			return -1;
+		}
+	}
+	if (!on)
+		return 0;
+	for (int tries = 0; tries < 100; tries++) {
+		int all = 1;
+		for (size_t i = 0; i < MAX_GROUPS && all; i++)
+			if (groups[i].seq != 0 && groups[i].exec != 0 && !group_frozen(groups[i].seq))
+				all = 0;
+		if (all)
+			return 0;
+		usleep(5000);
+	}
+	logmsg("freeze: a cgroup did not report frozen within 500 ms");
+	return 0;
+}
+
 /* Makes one empty cgroup and returns its slot, ready (exec 0, directory open), or NULL. */
 static struct group *make_group(void)
 {

@@ -24,6 +24,12 @@ void attrib_note_exit(void);
  * had nothing else to do for a moment, so neither costs an exec's round trip. */
 int attrib_idle_work(void);
 void attrib_idle(void);
+/* Freezes (on = 1) or thaws (on = 0) every exec's cgroup (the cgroup v2 freezer, which the
+ * processes cannot observe): a checkpoint holds the guest's processes while its memory is
+ * saved, and a copy's run again only after its CONFIGURE mixed in its own entropy. Freezing
+ * waits (up to 500 ms) until the kernel reports every cgroup frozen. Nothing to do without
+ * the hierarchy (attribution off). Returns 0, or -1 with errno. */
+int attrib_freeze(int on);
 /* ATTRIBUTE request: answers with one entry per key. Returns -1 on a malformed record. */
 int attrib_query(uint32_t id, const uint8_t *payload, uint32_t len);
 

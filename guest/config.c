@@ -1,4 +1,5 @@
 #include "config.h"
+#include "attrib.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +197,16 @@ int config_apply(uint32_t id, const uint8_t *payload, uint32_t len)
 			struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
 			if (clock_settime(CLOCK_REALTIME, &ts) != 0) {
 				wire_send_error(id, errno, "clock_settime: %s", strerror(errno));
+				return 0;
+			}
+		} else if (tag == T_CONFIGURE_FREEZE) {
+			uint32_t on;
+			if (val_u32(v, l, &on) != 0) {
+				wire_send_error(id, EINVAL, "bad FREEZE");
+				return 0;
+			}
+			if (attrib_freeze(on != 0) != 0) {
+				wire_send_error(id, errno, "freeze: %s", strerror(errno));
 				return 0;
 			}
 		} else if (tag == T_CONFIGURE_SEED) {

@@ -58,6 +58,7 @@ enum wl_frame_type {
 #define T_CONFIGURE_HOSTNAME 2
 #define T_CONFIGURE_SEED 3
 #define T_CONFIGURE_TOKEN 4
+#define T_CONFIGURE_FREEZE 5
 /* NETWORK_SETUP */
 #define T_NETWORK_SETUP_CA_PEM 1
 #define T_NETWORK_SETUP_CA_PATH 2

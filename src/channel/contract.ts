@@ -89,7 +89,7 @@ export const GUEST_FRAME_TYPES: ReadonlySet<number> = new Set<number>([
 
 // Record tags, one object per record kind (tags are only meaningful within their record).
 export const HelloTag = { Version: 1, BootMs: 2, Agent: 3 } as const;
-export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2, Seed: 3, Token: 4 } as const;
+export const ConfigureTag = { TimeUnixMs: 1, Hostname: 2, Seed: 3, Token: 4, Freeze: 5 } as const;
 export const NetworkSetupTag = { CaPem: 1, CaPath: 2, Bundle: 3, HostsLine: 4 } as const;
 /** ATTRIBUTE: which exec a process or socket belongs to; each tag repeats (at most 64 keys). */
 export const AttributeTag = { Pid: 1, TcpPort: 2, UdpPort: 3 } as const;

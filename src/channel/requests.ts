@@ -28,6 +28,12 @@ export interface GuestSettings {
   hostname?: string;
   /** 1-256 bytes of host entropy for the guest RNG. */
   seed?: Uint8Array;
+  /**
+   * true: hold every exec's processes (cgroup v2 freezer) until a CONFIGURE with false; sent
+   * last, so a thaw comes after the new seed (a copy's processes never run on its source's
+   * RNG state).
+   */
+  freeze?: boolean;
 }
 
 export function encodeConfigure(settings: GuestSettings, token: number): RecordField[] {
@@ -39,6 +45,8 @@ export function encodeConfigure(settings: GuestSettings, token: number): RecordF
   if (settings.seed !== undefined) fields.push(field.bytes(ConfigureTag.Seed, settings.seed));
   if (settings.hostname !== undefined)
     fields.push(field.string(ConfigureTag.Hostname, settings.hostname));
+  if (settings.freeze !== undefined)
+    fields.push(field.u32(ConfigureTag.Freeze, settings.freeze ? 1 : 0));
   return fields;
 }
 

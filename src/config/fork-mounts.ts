@@ -27,7 +27,7 @@ export function checkForkMounts(where: string, value: unknown): ForkMountsMode {
 export function copyableMountProblem(guestPath: string, mount: MountConfig): string | undefined {
   if (mount.type === "host_fs") return undefined;
   return (
-    `mount ${guestPath} is a ${mount.type} mount: copies (checkpoint, fork) support host ` +
+    `mount ${guestPath} is ${mount.type === "overlay" ? "an" : "a"} ${mount.type} mount: copies (checkpoint, fork) support host ` +
     "directory mounts only (its contents live in this sandbox's process)"
   );
 }

@@ -123,40 +123,100 @@ export interface SaveCheckpointRequest {
   baseSnapshotKey: string | undefined;
 }
 
+function alreadyExists(name: string): ErrInvalidConfig {
+  return new ErrInvalidConfig(`checkpoint ${name} already exists`);
+}
+
+/**
+ * Refuses a name that is taken, before a sandbox is stopped to be saved under it (the save
+ * checks again under the store's lock: two saves may race for one name).
+ */
+export function assertCheckpointNameFree(name: string): void {
+  if (existsSync(manifestPath(name))) throw alreadyExists(name);
+}
+
+/**
+ * Removes every chunk and temp file no verified manifest names (call under the store's lock):
+ * what `rm` leaves, and what a save that failed half way (disk full, killed) wrote.
+ */
+function sweepUnreferenced(): void {
+  const keep = new Set<string>();
+  for (const manifest of listCheckpoints()) {
+    for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks])
+      if (digest !== ZERO_CHUNK) keep.add(digest);
+  }
+  chunks().sweep(keep);
+  const dir = join(checkpointsRoot(), "manifests");
+  if (!existsSync(dir)) return;
+  for (const file of readdirSync(dir))
+    if (file.includes(".json.tmp-")) rmSync(join(dir, file), { force: true });
+}
+
+/**
+ * Puts a capture in the store under `req.name`. A save that fails (a full disk, an unreadable
+ * capture) leaves the store as it was: what it had written is swept before the error goes on.
+ */
 export async function saveCheckpoint(req: SaveCheckpointRequest): Promise<CheckpointManifest> {
   const path = manifestPath(req.name);
   makePrivateDir(join(checkpointsRoot(), "manifests"));
   return withStoreLock(async () => {
-    if (existsSync(path)) throw new ErrInvalidConfig(`checkpoint ${req.name} already exists`);
-    const store = chunks();
-    const base = req.baseSnapshotKey ? snapshotFiles(req.baseSnapshotKey) : undefined;
-    if (base) await store.ingest(base.upperDiskPath, true);
-    const state = await store.ingest(req.captured.statePath, false);
-    const upper = await store.ingest(req.captured.upperDiskPath, true);
-    const manifest: CheckpointManifest = {
-      format: CHECKPOINT_FORMAT,
-      name: req.name,
-      createdAt: new Date().toISOString(),
-      sourceSandboxId: req.sourceSandboxId,
-      vmKey: req.vmKey,
-      resources: req.resources,
-      namedRam: req.namedRam,
-      state: state.file,
-      upper: upper.file,
-      sizes: {
-        stateBytes: state.file.sizeBytes,
-        upperDataBytes: upper.cost.newBytes + upper.cost.sharedBytes,
-        newBytes: state.cost.newBytes + upper.cost.newBytes,
-        sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes,
-      },
-      pausedMs: req.pausedMs,
-      ...(req.mounts && req.fuse ? { mounts: { ...req.mounts }, fuse: req.fuse } : {}),
-    };
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });
-    await rename(tmp, path);
-    return manifest;
+    if (existsSync(path)) throw alreadyExists(req.name);
+    try {
+      return await storeCheckpoint(req, path);
+    } catch (err) {
+      try {
+        sweepUnreferenced();
+      } catch {
+        // The original error says more; the next save or `rm` sweeps again.
+      }
+      const { code, message } = err as NodeJS.ErrnoException;
+      if (err instanceof ErrSnapshotMismatch || err instanceof ErrInvalidConfig) throw err;
+      throw Object.assign(
+        new Error(
+          `checkpoint ${req.name} was not saved: ${message}` +
+            (code === "ENOSPC" ? ` (no space left under ${checkpointsRoot()})` : ""),
+          { cause: err },
+        ),
+        code === undefined ? {} : { code },
+      );
+    }
   });
+}
+
+async function storeCheckpoint(
+  req: SaveCheckpointRequest,
+  path: string,
+): Promise<CheckpointManifest> {
+  const store = chunks();
+  // What an earlier save that died half way (killed, host crash) left behind.
+  sweepUnreferenced();
+  const base = req.baseSnapshotKey ? snapshotFiles(req.baseSnapshotKey) : undefined;
+  if (base) await store.ingest(base.upperDiskPath, true);
+  const state = await store.ingest(req.captured.statePath, false);
+  const upper = await store.ingest(req.captured.upperDiskPath, true);
+  const manifest: CheckpointManifest = {
+    format: CHECKPOINT_FORMAT,
+    name: req.name,
+    createdAt: new Date().toISOString(),
+    sourceSandboxId: req.sourceSandboxId,
+    vmKey: req.vmKey,
+    resources: req.resources,
+    namedRam: req.namedRam,
+    state: state.file,
+    upper: upper.file,
+    sizes: {
+      stateBytes: state.file.sizeBytes,
+      upperDataBytes: upper.cost.newBytes + upper.cost.sharedBytes,
+      newBytes: state.cost.newBytes + upper.cost.newBytes,
+      sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes,
+    },
+    pausedMs: req.pausedMs,
+    ...(req.mounts && req.fuse ? { mounts: { ...req.mounts }, fuse: req.fuse } : {}),
+  };
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });
+  await rename(tmp, path);
+  return manifest;
 }
 
 /** A checkpoint's manifest, verified: ErrNotFound when absent, ErrSnapshotMismatch when foreign. */
@@ -210,12 +270,7 @@ export async function removeCheckpoint(name: string): Promise<void> {
   await withStoreLock(async () => {
     if (!existsSync(path)) throw new ErrNotFound(`no checkpoint named ${name}`);
     rmSync(path, { force: true });
-    const keep = new Set<string>();
-    for (const manifest of listCheckpoints()) {
-      for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks])
-        if (digest !== ZERO_CHUNK) keep.add(digest);
-    }
-    chunks().sweep(keep);
+    sweepUnreferenced();
   });
 }
 

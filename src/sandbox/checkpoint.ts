@@ -12,6 +12,7 @@ import type { FuseSessionState } from "../vfs/index.js";
 import type { VmStateSaver } from "../vmm/index.js";
 import type { CheckpointInfo } from "./api.js";
 import {
+  assertCheckpointNameFree,
   checkName,
   saveCheckpoint,
   type CapturedFiles,
@@ -33,11 +34,16 @@ export interface CheckpointSource {
   /** The guest's FUSE session (FuseMounts.exportSession); undefined while a file is open. */
   fuseSession(): FuseSessionState | undefined;
   openStreams(): number;
+  /**
+   * Holds the guest's processes (their exec's cgroups frozen) for the capture: a copy's must
+   * not run before its CONFIGURE gave it its own entropy. `onResumed` lets them go.
+   */
+  holdProcesses(): Promise<void>;
   /** The VM could not continue after the save: the sandbox must end. */
   onStuck(err: Error): void;
   /**
    * After it continues: its clock stood still while it was stopped (QEMU stops the guest's
-   * clock with the VM), so it is set again.
+   * clock with the VM), so it is set again, its RNG reseeded and its processes let go.
    */
   onResumed(): Promise<void>;
 }
@@ -114,7 +120,11 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     fuse,
     disks: disks.map((d, i) => (d.readonly ? undefined : join(dir, `disk${i}.img`))),
   };
+  // Held from here until onResumed (on every way out but a VM that cannot continue).
+  let release: "none" | "due" | "done" = "none";
   try {
+    await source.holdProcesses();
+    release = "due";
     // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
     // VM's RAM is a private mapping no file holds, and one format serves every source.
     const saved = await source.saver.save(capture.statePath, { ignoreShared: false });
@@ -138,15 +148,18 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
         const stuck = new ErrVMNotRunning(
           `sandbox ${source.plan.id} could not continue after a checkpoint: ${err.message}`,
         );
+        release = "done"; // nothing to let go: the sandbox ends
         source.onStuck(stuck);
         throw stuck;
       });
     }
     capture.pausedMs = saved.downtimeMs + (Date.now() - copyStarted);
+    release = "done";
     await source.onResumed();
     return capture;
   } catch (err) {
     removeTreeSync(dir);
+    if (release === "due") await source.onResumed().catch(() => undefined);
     throw err;
   }
 }
@@ -174,6 +187,8 @@ export async function checkpointVm(
       `sandbox ${source.plan.id} has disks attached: they cannot be stored in a checkpoint yet ` +
         "(fork copies them)",
     );
+  // Before the VM is stopped: a taken name would throw the whole capture away.
+  assertCheckpointNameFree(chosen);
   const capture = await captureVm(source);
   try {
     const { plan } = source;

@@ -17,7 +17,7 @@ import { SandboxDisks } from "./disks.js";
 import { EventHub } from "./events.js";
 import { FuseMounts } from "./fuse-mounts.js";
 import { applyGuestSettings } from "./guest-apply.js";
-import { configureGuest } from "./guest-config.js";
+import { configureGuest, holdGuestProcesses } from "./guest-config.js";
 import { resolveImage, type ImageSelection } from "./image.js";
 import { prepareNetwork } from "./network.js";
 import { SandboxObserver } from "./observer.js";
@@ -206,6 +206,7 @@ export async function launchVmSandbox(
       fuseSession: () => mounts?.exportSession(),
       openStreams: () => vm.agent.openStreams,
       onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
+      holdProcesses: () => holdGuestProcesses(vm.agent),
       onResumed: () => configureGuest(vm.agent, plan.hostname),
     };
     // Released first: the guest powers off cleanly (QEMU is killed after a grace period)

@@ -5,8 +5,9 @@
  * CAs are read here and passed as content; a mount's or disk's path goes with the identity of what the node
  * found there (host-path-open.ts), and the supervisor refuses anything else at use.
  */
-import { MAX_CA_PEM_BYTES, remoteOptionsJson } from "../config/index.js";
+import { MAX_CA_PEM_BYTES, remoteOptionsJson, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
+import { withCheckpointDefaults } from "../sandbox/index.js";
 import { checkedIdentity, type CheckedKind } from "./host-path-open.js";
 import { onNode, type HostPathRoots } from "./node-options.js";
 import { readNodeFile, readNodePolicyScript } from "./policy-script-read.js";
@@ -56,23 +57,36 @@ export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string
       delete o.upstreamCa;
     }
   }
-  if (typeof o.mounts === "object" && o.mounts !== null)
-    o.mounts = Object.fromEntries(
-      Object.entries(o.mounts as Record<string, unknown>).map(([guest, mount]) => {
-        if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
-          return [guest, mount];
-        const field = `mounts[${JSON.stringify(guest)}].hostPath`;
-        const checked = checkedPath(field, mount.hostPath, roots, "file or directory");
-        return [guest, { ...mount, ...checked }];
-      }),
-    );
+  if (typeof o.mounts === "object" && o.mounts !== null) o.mounts = checkedMounts(o.mounts, roots);
   if (Array.isArray(o.disks))
     o.disks = o.disks.map((d: unknown, i) =>
       typeof d === "object" && d !== null && "hostPath" in d
         ? { ...d, ...checkedPath(`disks[${i}].hostPath`, d.hostPath, roots, "file") }
         : d,
     );
+  if (o.fromCheckpoint !== undefined) {
+    // A copy of a checkpoint gets the checkpoint's image, shape and mounts (as `run` and the
+    // SDK give them). Its mounts are host paths like any caller's: the same check, or a
+    // caller would reach, through a checkpoint the node's user took, a directory this node
+    // opens to nobody.
+    const copy = withCheckpointDefaults(o as SandboxOptions) as Record<string, unknown>;
+    if (typeof copy.mounts === "object" && copy.mounts !== null)
+      copy.mounts = checkedMounts(copy.mounts, roots, `checkpoint ${String(o.fromCheckpoint)}: `);
+    return copy;
+  }
   return o;
+}
+
+function checkedMounts(mounts: object, roots: HostPathRoots, from = ""): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(mounts as Record<string, unknown>).map(([guest, mount]) => {
+      if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
+        return [guest, mount];
+      const field = `${from}mounts[${JSON.stringify(guest)}].hostPath`;
+      const checked = checkedPath(field, mount.hostPath, roots, "file or directory");
+      return [guest, { ...mount, ...checked }];
+    }),
+  );
 }
 
 /**

@@ -43,6 +43,10 @@ function source(
         ? undefined
         : { initialized: true, inodes: { nextId: "2", nodes: [] } },
     openStreams: () => over.open ?? 0,
+    holdProcesses: () => {
+      counted.saves += 1;
+      return Promise.reject(new Error("the guest's processes must not be held"));
+    },
     onStuck: () => undefined,
     onResumed: () => Promise.resolve(),
   };

@@ -3,11 +3,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { SandboxPlan } from "../../src/config/index.js";
 import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
+import { checkpointVm } from "../../src/sandbox/checkpoint.js";
 import {
   checkpointsRoot,
   listCheckpoints,
@@ -17,6 +19,7 @@ import {
   saveCheckpoint,
   type SaveCheckpointRequest,
 } from "../../src/sandbox/checkpoint-store.js";
+import type { VmStateSaver } from "../../src/vmm/index.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "wheellock-ckpt-"));
 process.env.WHEELLOCK_DATA_DIR = join(scratch, "data");
@@ -123,4 +126,91 @@ test("names that are not plain names are refused before any path is built", () =
   for (const name of ["../x", "a/b", ".hidden", "", "x".repeat(65)])
     assert.throws(() => loadCheckpoint(name), { code: "ErrInvalidConfig" });
   assert.throws(() => loadCheckpoint("missing"), { code: "ErrNotFound" });
+});
+
+/** Every object file in the store (chunks, and temp files a save left). */
+function storedObjects(): string[] {
+  const dir = join(checkpointsRoot(), "objects");
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((n) => n.includes("/"))
+    .map((n) => n.split("/")[1] ?? "")
+    .sort();
+}
+
+/** The digests the verified manifests name. */
+function referenced(): string[] {
+  const keep = new Set<string>();
+  for (const c of listCheckpoints())
+    for (const d of [...c.state.chunks, ...c.upper.chunks]) if (d !== "0") keep.add(d);
+  return [...keep].sort();
+}
+
+test("a save that fails half way leaves the store as it was; a later save sweeps a killed one's leftovers", async () => {
+  const before = storedObjects();
+  assert.deepEqual(before, referenced());
+  // The state goes in (new chunks written), then the disk cannot be read: the save fails
+  // after it has written to the store, as a full disk would.
+  const state = await sparseFile("s-fail", 3 * CHUNK_BYTES, {
+    0: randomBytes(64),
+    [2 * CHUNK_BYTES]: randomBytes(64),
+  });
+  await assert.rejects(
+    saveCheckpoint(request("half", state, join(scratch, "no-such-disk"))),
+    (err: Error & { code?: string }) => {
+      assert.match(err.message, /checkpoint half was not saved/);
+      assert.equal(err.code, "ENOENT");
+      return true;
+    },
+  );
+  assert.deepEqual(storedObjects(), before, "nothing of the failed save is kept");
+  assert.ok(!listCheckpoints().some((c) => c.name === "half"));
+
+  // What a save killed half way leaves (a chunk no manifest names, a half-written temp file,
+  // a manifest temp file) goes with the next save.
+  const orphan = "ab".padEnd(64, "c");
+  mkdirSync(join(checkpointsRoot(), "objects", "ab"), { recursive: true });
+  writeFileSync(join(checkpointsRoot(), "objects", "ab", orphan), "x", { flag: "w" });
+  writeFileSync(join(checkpointsRoot(), "objects", "ab", `${orphan}.tmp-99999`), "x");
+  const manifestTmp = join(checkpointsRoot(), "manifests", "dead.json.tmp-99999");
+  writeFileSync(manifestTmp, "{");
+  const ok = await sparseFile("s-ok", CHUNK_BYTES, { 0: randomBytes(64) });
+  await saveCheckpoint(request("after-crash", ok, ok));
+  assert.deepEqual(storedObjects(), referenced(), "only what manifests name is left");
+  assert.ok(!readdirSync(join(checkpointsRoot(), "manifests")).includes("dead.json.tmp-99999"));
+});
+
+test("a checkpoint under a name that is taken is refused before the sandbox is stopped", async () => {
+  const state = await sparseFile("s-taken", CHUNK_BYTES, { 0: randomBytes(64) });
+  await saveCheckpoint(request("taken", state, state));
+  const runDir = mkdtempSync(join(scratch, "run-"));
+  let saves = 0;
+  const source = {
+    plan: { id: "vm-00000002", disks: [], mounts: {} } as unknown as SandboxPlan,
+    saver: {
+      save: () => {
+        saves += 1;
+        return Promise.reject(new Error("the VM must not be stopped"));
+      },
+    } as unknown as VmStateSaver,
+    runDir,
+    upperDiskPath: join(runDir, "upper.ext4"),
+    namedRam: false,
+    vmKey: "k",
+    baseSnapshotKey: undefined,
+    fuseSession: () => undefined,
+    openStreams: () => 0,
+    holdProcesses: () => {
+      saves += 1;
+      return Promise.reject(new Error("the guest's processes must not be held"));
+    },
+    onStuck: () => undefined,
+    onResumed: () => Promise.resolve(),
+  };
+  await assert.rejects(checkpointVm(source, "taken"), {
+    code: "ErrInvalidConfig",
+    message: /taken already exists/,
+  });
+  assert.equal(saves, 0, "the VM was never stopped");
+  assert.deepEqual(readdirSync(runDir), [], "no capture dir left");
 });

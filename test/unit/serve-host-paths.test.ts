@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, readSingleOptions, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
+import { saveCheckpoint } from "../../src/sandbox/checkpoint-store.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
@@ -99,6 +100,63 @@ describe("host paths from the network", () => {
     assert.throws(() => hostPathRoots(["relative"]), /must be absolute/);
     assert.throws(() => hostPathRoots([join(dataDir, "missing")]), /no such directory/);
   });
+});
+
+test("a copy of a checkpoint gets its mounts only where the node opens host paths (review16 C7)", async () => {
+  // Checkpoints the node's user took locally, of sandboxes with host mounts: one of a
+  // directory the node opens to callers, one of a directory it opens to nobody.
+  const state = join(dataDir, "cp-state");
+  writeFileSync(state, Buffer.alloc(4096, 1));
+  const save = (name: string, hostPath: string) =>
+    saveCheckpoint({
+      name,
+      captured: { statePath: state, upperDiskPath: state },
+      sourceSandboxId: "vm-00000003",
+      vmKey: "k".repeat(32),
+      resources: {
+        image: "default",
+        cpus: 1,
+        memoryMb: 768,
+        diskSizeMb: 64,
+        privileged: false,
+        noNetwork: false,
+      },
+      namedRam: false,
+      pausedMs: 1,
+      mounts: { "/workspace": { type: "host_fs", hostPath } },
+      fuse: { initialized: true, inodes: { nextId: "2", nodes: [] } },
+      baseSnapshotKey: undefined,
+    });
+  await save("of-secret", secret);
+  await save("of-open", join(open, "work"));
+  const roots = hostPathRoots([open]);
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-secret", forkMounts: "share" }, []),
+    refused(
+      /checkpoint of-secret: mounts\["\/workspace"\].hostPath: this node opens no host paths/,
+    ),
+  );
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-secret", forkMounts: "share" }, roots),
+    refused(/is outside the directories this node opens/),
+  );
+  // Where the node opens the directory: the checkpoint's shape and mounts, as `run` gives them.
+  const copy = nodeOptions({ fromCheckpoint: "of-open" }, roots) as SandboxOptions;
+  assert.equal(copy.memoryMb, 768);
+  assert.equal(copy.forkMounts, undefined);
+  const ws = copy.mounts?.["/workspace"] as {
+    type: string;
+    hostPath: string;
+    hostIdentity?: string;
+  };
+  assert.equal(ws.type, "overlay", "forkMounts defaults to overlay");
+  assert.equal(ws.hostPath, join(roots[0] as string, "work"));
+  assert.match(ws.hostIdentity ?? "", /^\d+:\d+$/);
+  // Mounts given with fromCheckpoint are refused, as locally.
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-open", ...mount(join(open, "work")) }, roots),
+    refused(/cannot be given others/),
+  );
 });
 
 test("a --single plan's host paths are checked as a POST plan's are", async () => {

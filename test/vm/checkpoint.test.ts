@@ -210,6 +210,73 @@ test(
   },
 );
 
+// A guest process that reads the kernel RNG while a copy resumes must not draw what the source
+// and the other copies draw (review16 C1): the guest's processes are held across the capture
+// and let go only after the copy's CONFIGURE mixed in its entropy. The sampler prints "counter
+// time bytes" to a file of its own every ~0.5 ms. A copy's file holds the source's lines up to
+// the capture, then lines it printed itself: the first line whose time differs from the
+// source's (its draw may predate the capture: memory copied, not a repeat). Every line after it
+// was drawn after the copy resumed, and must differ from the source's and the other copy's.
+const SAMPLER =
+  'use Time::HiRes qw(time usleep); open(my $u, "<", "/dev/urandom"); $| = 1; my $i = 0; ' +
+  'while (1) { $i++; sysread($u, my $b, 8); printf("%d %.3f %s\\n", $i, time() * 1000, ' +
+  'unpack("H*", $b)); usleep(500); }';
+
+test(
+  "no process of a copy draws the random bytes of the source or another copy",
+  { timeout: 300_000 },
+  async () => {
+    const parent = await Sandbox.create({ timeoutSeconds: 240 });
+    type Line = { time: string; bytes: string };
+    const lines = async (sb: VmSandbox): Promise<Map<number, Line>> => {
+      const rows = (await sb.exec("cat /tmp/samples")).stdout.trim().split("\n");
+      const out = new Map<number, Line>();
+      for (const [i, time, bytes] of rows.map((r) => r.split(" ")))
+        if (bytes !== undefined && time !== undefined) out.set(Number(i), { time, bytes });
+      return out;
+    };
+    try {
+      await parent.writeFile("/root/sampler.pl", SAMPLER);
+      await parent.exec("setsid perl /root/sampler.pl >/tmp/samples 2>/dev/null </dev/null &");
+      await new Promise((r) => setTimeout(r, 800));
+      const repeats: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        const copies = (await parent.fork(2)) as VmSandbox[];
+        try {
+          await new Promise((r) => setTimeout(r, 500));
+          const [source, a, b] = await Promise.all([parent, ...copies].map(lines));
+          const firsts: number[] = [];
+          for (const [name, copy] of [
+            ["a", a!],
+            ["b", b!],
+          ] as const) {
+            const counters = [...copy.keys()].sort((x, y) => x - y);
+            const first = counters.find((k) => source!.get(k)?.time !== copy.get(k)?.time);
+            assert.ok(first !== undefined, `copy ${name} printed lines of its own`);
+            firsts.push(first);
+            for (const k of counters)
+              if (k > first && source!.get(k)?.bytes === copy.get(k)?.bytes)
+                repeats.push(`round ${round}: copy ${name} drew the source's bytes at ${k}`);
+          }
+          const own = Math.max(...firsts);
+          for (const [k, line] of a!)
+            if (k > own && b!.get(k)?.bytes === line.bytes)
+              repeats.push(`round ${round}: the copies drew the same bytes at ${k}`);
+        } finally {
+          await Promise.all(copies.map((c) => c.close()));
+        }
+      }
+      assert.deepEqual(repeats, [], "a copy's process drew random bytes on the source's RNG state");
+      // The source's sampler was let go after its last capture.
+      const before = (await lines(parent)).size;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok((await lines(parent)).size > before, "the source's processes run on");
+    } finally {
+      await parent.close();
+    }
+  },
+);
+
 test(
   "copies of a sandbox with a host mount write it only as forkMounts says",
   { timeout: 600_000 },
