@@ -560,6 +560,13 @@ describe(
   },
 );
 
+/** A 20 MB download past a 200,000-byte egress budget, then time for the stop to land. */
+const overBudgetDownload = () =>
+  `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`;
+/** The one line a CLI prints when that budget stops the sandbox under it. */
+const EGRESS_BUDGET_STOP =
+  /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/;
+
 test(
   "run: the egress budget stops the sandbox with its own exit status and one line",
   { timeout: 5 * 60_000 },
@@ -576,13 +583,10 @@ test(
       "--",
       "sh",
       "-c",
-      `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`,
+      overBudgetDownload(),
     ]);
     assert.equal(r.code, 122, r.stderr);
-    assert.match(
-      r.stderr,
-      /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
-    );
+    assert.match(r.stderr, EGRESS_BUDGET_STOP);
   },
 );
 
@@ -600,19 +604,9 @@ test(
       "200000",
     ]);
     try {
-      const r = await wheellock([
-        "exec",
-        id,
-        "--",
-        "sh",
-        "-c",
-        `curl -sS -m 60 -o /dev/null ${url("api.test", "/big?size=20000000")}; sleep 30`,
-      ]);
+      const r = await wheellock(["exec", id, "--", "sh", "-c", overBudgetDownload()]);
       assert.equal(r.code, 122, r.stderr);
-      assert.match(
-        r.stderr,
-        /^wheellock: sandbox vm-[0-9a-f]{8} stopped: its network flows moved more than 200000 bytes \(maxEgressBytes\)\n$/,
-      );
+      assert.match(r.stderr, EGRESS_BUDGET_STOP);
     } finally {
       await wheellock(["kill", id]);
     }
