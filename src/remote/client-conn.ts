@@ -51,7 +51,7 @@ export async function openOperation(
     // The node asked an idle connection to go while this REQUEST was on its way: it serves it.
     if (msg.type === Msg.Idle) return;
     if (msg.type !== Msg.OpEnd) return onMessage(msg);
-    op.finish(!endsBothWays(msg.payload));
+    op.finish(!endsBothWays(msg.payload[0] ?? 0));
     // Idle now: any message (the node's IDLE: it will close this one) ends the connection, so
     // the next operation never goes out on a connection the node is closing.
     route(conn, () => conn.destroy());

@@ -17,11 +17,11 @@ export type { PooledConnector, SparePoolOptions } from "./websocket-pool.js";
 export {
   encodeJson,
   encodeMessage,
+  endsBothWays,
   isClientOperationMessage,
   MAX_MESSAGE_BYTES,
   MessageReader,
   Msg,
-  OP_END_FLAGS,
   parseJson,
   wireError,
   type OperationName,

@@ -3,9 +3,7 @@
  * a relay that must know where operations end without taking the stream apart: it reads only
  * headers (and an OP_END's flags byte) and copies no payload.
  */
-import { Msg } from "./protocol.js";
-
-const HEADER_BYTES = 5;
+import { HEADER_BYTES, Msg } from "./protocol.js";
 
 export class OpEndWatch {
   private readonly header = Buffer.alloc(HEADER_BYTES);

@@ -69,9 +69,12 @@ export const OP_END_FLAGS = {
   EndsBothWays: 1,
 } as const;
 
-/** True for an OP_END after which the client sends nothing (no OP_END of its own). */
-export function endsBothWays(opEnd: Buffer): boolean {
-  return opEnd.length > 0 && ((opEnd[0] ?? 0) & OP_END_FLAGS.EndsBothWays) !== 0;
+/**
+ * True for an OP_END (its flags byte; 0 for an older server's empty one) after which the
+ * client sends nothing (no OP_END of its own).
+ */
+export function endsBothWays(flags: number): boolean {
+  return (flags & OP_END_FLAGS.EndsBothWays) !== 0;
 }
 
 /**
@@ -83,7 +86,8 @@ export function isClientOperationMessage(type: number): boolean {
 }
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
-const HEADER_BYTES = 5;
+/** A message's header: type u8, payload length u32 BE. */
+export const HEADER_BYTES = 5;
 
 export type OperationRequest =
   | {

@@ -11,10 +11,10 @@ import { ErrProtocol } from "../errors.js";
 import {
   encodeJson,
   encodeMessage,
+  endsBothWays,
   isClientOperationMessage,
   MessageReader,
   Msg,
-  OP_END_FLAGS,
   OpEndWatch,
   parseJson,
   type OperationRequest,
@@ -111,7 +111,7 @@ export function gateRequests(client: Duplex, opts: GateOptions): GatedInput {
   };
   input.watchServer = (source) => {
     const watch = new OpEndWatch((flags) => {
-      if (state === "busy" && (flags & OP_END_FLAGS.EndsBothWays) !== 0) waitForRequest();
+      if (state === "busy" && endsBothWays(flags)) waitForRequest();
     });
     source.on("data", (chunk: Buffer) => watch.push(chunk));
   };
