@@ -9,11 +9,7 @@ import { ensureHostPackages, missingPackages, type HostPackage } from "./apt.js"
 import { ensureInitramfs } from "./initramfs.js";
 import { ensureGuestKernel, kernelFromOverride, type GuestKernel } from "./kernel.js";
 import { ensureMinimalKernel, findMinimalKernel, MIN_KERNEL_PACKAGES } from "./min-kernel.js";
-import {
-  kernelBuildRunning,
-  kernelSwitchNotice,
-  startBackgroundKernelBuild,
-} from "./kernel-background.js";
+import { kernelSwitchNotice, startBackgroundKernelBuild } from "./kernel-background.js";
 
 export type { GuestKernel } from "./kernel.js";
 export type { DefaultImage } from "../image/index.js";
@@ -108,10 +104,9 @@ export async function guestKernelNotice(
 ): Promise<string | undefined> {
   if (kernelOverride(opts) !== undefined || guestKernelChoice() !== undefined) return undefined;
   const dir = cacheDir();
-  // A build that runs while this version's kernel is there is another version's (two
-  // installs on one machine): this sandbox boots its own minimal kernel, nothing to say.
-  const ownKernelBuilt = kernelBuildRunning(dir) && (await findMinimalKernel(dir)) !== undefined;
-  return kernelSwitchNotice(dir, { ownKernelBuilt });
+  return kernelSwitchNotice(dir, {
+    ownKernelBuilt: async () => (await findMinimalKernel(dir)) !== undefined,
+  });
 }
 
 /**

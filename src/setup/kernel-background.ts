@@ -128,15 +128,16 @@ export function clearOwnBuildStatus(cacheDir: string, pid = process.pid): void {
  * progress while it runs; once, that sandboxes now boot the minimal kernel, or that the build
  * failed or died. Only a few stat calls: it runs on every `run`.
  */
-export function kernelSwitchNotice(
+export async function kernelSwitchNotice(
   cacheDir: string,
-  opts: { ownKernelBuilt?: boolean } = {},
-): string | undefined {
+  opts: { ownKernelBuilt?: () => Promise<boolean> } = {},
+): Promise<string | undefined> {
   const read = readBuildStatusFile(cacheDir);
   const logHint = `log: ${backgroundBuildLog(cacheDir)}`;
   if (read.state === "running") {
-    // Another version's build: this sandbox boots its own minimal kernel.
-    if (opts.ownKernelBuilt) return undefined;
+    // A build while this version's kernel is there is another version's (two installs on one
+    // machine): this sandbox boots its own minimal kernel, nothing to say.
+    if (await opts.ownKernelBuilt?.()) return undefined;
     return `minimal guest kernel building in the background, ${describeBuild(read.status)}; this sandbox boots Debian's kernel (slower)`;
   }
   if (read.state === "died") {
@@ -149,11 +150,6 @@ export function kernelSwitchNotice(
   if (takeNote(switchNotePath(cacheDir)) !== undefined)
     return "the minimal guest kernel is built: sandboxes boot it from now on (faster starts)";
   return undefined;
-}
-
-/** Whether a kernel build (background or `setup --wait`) is running now. */
-export function kernelBuildRunning(cacheDir: string): boolean {
-  return readBuildStatusFile(cacheDir).state === "running";
 }
 
 /** A note's text, removing it (each is said once); undefined when there is none. */

@@ -90,20 +90,23 @@ test("a status left by a dead builder, or a garbled one, means no build runs", (
   assert.equal(readBuildStatus(dir), undefined);
 });
 
-test("run's notice: progress while building, then once that sandboxes switched", () => {
+test("run's notice: progress while building, then once that sandboxes switched", async () => {
   const dir = freshCache();
-  assert.equal(kernelSwitchNotice(dir), undefined);
+  assert.equal(await kernelSwitchNotice(dir), undefined);
   const progress = new BuildProgress(dir, () => undefined);
   assert.match(
-    kernelSwitchNotice(dir) ?? "",
+    (await kernelSwitchNotice(dir)) ?? "",
     /building in the background, unpacking and configuring the source \(\d+ s\); this sandbox boots Debian's kernel/,
   );
   // Another version's build (two installs on one machine) while this one's kernel is there.
-  assert.equal(kernelSwitchNotice(dir, { ownKernelBuilt: true }), undefined);
+  assert.equal(
+    await kernelSwitchNotice(dir, { ownKernelBuilt: () => Promise.resolve(true) }),
+    undefined,
+  );
   progress.end();
   noteKernelSwitch(dir, "6.1.0-wheellock-abc");
-  assert.match(kernelSwitchNotice(dir) ?? "", /sandboxes boot it from now on/);
-  assert.equal(kernelSwitchNotice(dir), undefined, "the switch is announced once");
+  assert.match((await kernelSwitchNotice(dir)) ?? "", /sandboxes boot it from now on/);
+  assert.equal(await kernelSwitchNotice(dir), undefined, "the switch is announced once");
 });
 
 test("no notice when the user forced a kernel", async () => {
@@ -216,10 +219,10 @@ test("a builder that died mid-build is reported once, and the next setup starts 
   const dir = freshCache();
   writeBuildStatus(dir, { pid: 2 ** 22 + 17, startedAtMs: 0, compiledFiles: 300 });
   assert.match(
-    kernelSwitchNotice(dir) ?? "",
+    (await kernelSwitchNotice(dir)) ?? "",
     /stopped before it finished .*`wheellock setup` starts it again/,
   );
-  assert.equal(kernelSwitchNotice(dir), undefined, "said once");
+  assert.equal(await kernelSwitchNotice(dir), undefined, "said once");
   writeBuildStatus(dir, { pid: 2 ** 22 + 17, startedAtMs: 0, compiledFiles: 300 });
   const logs: string[] = [];
   const started = join(dir, "started");
@@ -245,8 +248,8 @@ test("the builder: a switch note when built, a failure note otherwise, each said
       moduleFiles: [],
     }),
   );
-  assert.match(kernelSwitchNotice(dir) ?? "", /sandboxes boot it from now on/);
-  assert.equal(kernelSwitchNotice(dir), undefined);
+  assert.match((await kernelSwitchNotice(dir)) ?? "", /sandboxes boot it from now on/);
+  assert.equal(await kernelSwitchNotice(dir), undefined);
 
   const saved = process.exitCode;
   await runKernelBuilder(
@@ -259,10 +262,10 @@ test("the builder: a switch note when built, a failure note otherwise, each said
   process.exitCode = saved;
   assert.match(lines.at(-1) ?? "", /build failed: make bzImage exited with 2/);
   assert.match(
-    kernelSwitchNotice(dir) ?? "",
+    (await kernelSwitchNotice(dir)) ?? "",
     /build of the minimal guest kernel failed: make bzImage exited with 2 \(log: .*build\.log\); sandboxes boot Debian's kernel/,
   );
-  assert.equal(kernelSwitchNotice(dir), undefined);
+  assert.equal(await kernelSwitchNotice(dir), undefined);
   assert.equal(process.listenerCount("SIGTERM"), 0, "no signal handlers left behind");
 });
 
@@ -294,8 +297,8 @@ test("kill PID stops the background builder and what it started, and run says so
   process.kill(builderPid, "SIGTERM");
   await eventually(() => !alive(childPid), "the fake compile to stop");
   await eventually(() => !alive(builderPid), "the builder to stop");
-  assert.match(kernelSwitchNotice(dir) ?? "", /failed: stopped by SIGTERM/);
-  assert.equal(kernelSwitchNotice(dir), undefined);
+  assert.match((await kernelSwitchNotice(dir)) ?? "", /failed: stopped by SIGTERM/);
+  assert.equal(await kernelSwitchNotice(dir), undefined);
   assert.match(readFileSync(backgroundBuildLog(dir), "utf8"), /build stopped \(SIGTERM\)/);
   assert.equal(
     existsSync(join(dir, "kernel-min", `.build-${builderPid}-1`)),
