@@ -7,51 +7,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SandboxPlan } from "../../src/config/index.js";
-import { checkpointVm, type CheckpointSource } from "../../src/sandbox/checkpoint.js";
-import type { VmStateSaver } from "../../src/vmm/index.js";
-
-function source(
-  runDir: string,
-  over: {
-    mounts?: Record<string, { type: string }>;
-    fileOpen?: boolean;
-    disks?: readonly unknown[];
-    open?: number;
-  },
-): CheckpointSource & { saves: number } {
-  const counted = {
-    saves: 0,
-    plan: {
-      id: "sb-test",
-      disks: over.disks ?? [],
-      mounts: over.mounts ?? {},
-    } as unknown as SandboxPlan,
-    saver: {
-      save: () => {
-        counted.saves += 1;
-        return Promise.reject(new Error("the VM must not be stopped"));
-      },
-    } as unknown as VmStateSaver,
-    runDir,
-    upperDiskPath: join(runDir, "upper.ext4"),
-    namedRam: false,
-    vmKey: "k",
-    baseSnapshotKey: undefined,
-    fuseSession: () =>
-      over.fileOpen === true
-        ? undefined
-        : { initialized: true, inodes: { nextId: "2", nodes: [] } },
-    openStreams: () => over.open ?? 0,
-    holdProcesses: () => {
-      counted.saves += 1;
-      return Promise.reject(new Error("the guest's processes must not be held"));
-    },
-    onStuck: () => undefined,
-    onResumed: () => Promise.resolve(),
-  };
-  return counted;
-}
+import { checkpointVm } from "../../src/sandbox/checkpoint.js";
+import { unstoppableSource as source } from "../helpers/checkpoint-source.js";
 
 for (const [what, over, message] of [
   ["a memory mount", { mounts: { "/m": { type: "memory" } } }, /memory mount/],

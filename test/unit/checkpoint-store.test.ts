@@ -7,7 +7,6 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SandboxPlan } from "../../src/config/index.js";
 import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
 import { checkpointVm } from "../../src/sandbox/checkpoint.js";
 import {
@@ -19,7 +18,7 @@ import {
   saveCheckpoint,
   type SaveCheckpointRequest,
 } from "../../src/sandbox/checkpoint-store.js";
-import type { VmStateSaver } from "../../src/vmm/index.js";
+import { unstoppableSource } from "../helpers/checkpoint-source.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "wheellock-ckpt-"));
 process.env.WHEELLOCK_DATA_DIR = join(scratch, "data");
@@ -184,33 +183,11 @@ test("a checkpoint under a name that is taken is refused before the sandbox is s
   const state = await sparseFile("s-taken", CHUNK_BYTES, { 0: randomBytes(64) });
   await saveCheckpoint(request("taken", state, state));
   const runDir = mkdtempSync(join(scratch, "run-"));
-  let saves = 0;
-  const source = {
-    plan: { id: "vm-00000002", disks: [], mounts: {} } as unknown as SandboxPlan,
-    saver: {
-      save: () => {
-        saves += 1;
-        return Promise.reject(new Error("the VM must not be stopped"));
-      },
-    } as unknown as VmStateSaver,
-    runDir,
-    upperDiskPath: join(runDir, "upper.ext4"),
-    namedRam: false,
-    vmKey: "k",
-    baseSnapshotKey: undefined,
-    fuseSession: () => undefined,
-    openStreams: () => 0,
-    holdProcesses: () => {
-      saves += 1;
-      return Promise.reject(new Error("the guest's processes must not be held"));
-    },
-    onStuck: () => undefined,
-    onResumed: () => Promise.resolve(),
-  };
+  const source = unstoppableSource(runDir, {});
   await assert.rejects(checkpointVm(source, "taken"), {
     code: "ErrInvalidConfig",
     message: /taken already exists/,
   });
-  assert.equal(saves, 0, "the VM was never stopped");
+  assert.equal(source.saves, 0, "the VM was never stopped");
   assert.deepEqual(readdirSync(runDir), [], "no capture dir left");
 });
