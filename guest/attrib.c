@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "sockowner.h"
 #include "stream.h"
+#include "synstamp.h"
 #include "util.h"
 #include "wire.h"
 
@@ -38,9 +39,11 @@ struct group {
 	uint32_t seq;  /* 0 = free slot */
 	uint32_t exec; /* exec stream id; 0 = ready, waiting for an exec */
 	int fd;	       /* the directory, open while ready (for CLONE_INTO_CGROUP) */
+	uint64_t id;   /* the cgroup's id (its directory's inode number), as the SYN stamp has it */
 };
 
 static int cg_root = -1;
+static uint64_t cg_root_id; /* the hierarchy's root: processes of no exec */
 static struct group groups[MAX_GROUPS];
 static uint32_t next_seq = 1;
 static struct group *pending; /* prepared for the exec being spawned */
@@ -70,6 +73,13 @@ void attrib_init(void)
 		return;
 	}
 	cg_root = open(CGROUP_MNT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (cg_root >= 0 && fstat(cg_root, &st) == 0)
+		cg_root_id = st.st_ino;
+	/* ENOSYS, EINVAL: a kernel without the BPF syscall or cgroup BPF; the host then asks
+	 * about every connection, as it always may. */
+	if (cg_root >= 0 && synstamp_attach(cg_root) != 0 && errno != ENOSYS && errno != EINVAL)
+		logmsg("SYN stamp: %s; connections are attributed by asking", strerror(errno));
 	/* Detached, the hierarchy is reachable through cg_root alone: a command cannot move
 	 * itself (or another exec's processes) to another cgroup without mounting cgroup2,
 	 * which needs CAP_SYS_ADMIN. */
@@ -153,7 +163,8 @@ static struct group *make_group(void)
 		unlinkat(cg_root, name, AT_REMOVEDIR);
 		return NULL;
 	}
-	*g = (struct group){seq, 0, fd};
+	struct stat st;
+	*g = (struct group){seq, 0, fd, fstat(fd, &st) == 0 ? st.st_ino : 0};
 	return g;
 }
 
@@ -283,36 +294,60 @@ static long exec_by_ancestry(pid_t pid)
 	return 0;
 }
 
-/* The exec whose cgroup is "g<seq>"; 0 for none (a ready cgroup holds no process). */
-static long exec_of_group(unsigned long seq)
+/* The cgroup "g<seq>"; NULL for none. */
+static const struct group *group_of(unsigned long seq)
 {
 	for (size_t i = 0; i < MAX_GROUPS; i++)
 		if (groups[i].seq != 0 && groups[i].seq == seq)
-			return (long)groups[i].exec;
-	return 0;
+			return &groups[i];
+	return NULL;
 }
 
-/* Exec stream id of pid; 0 = no exec's; -1 = no such process. */
-static long exec_of(pid_t pid)
+/* The id of the cgroup at path (from /proc/PID/cgroup, "/..." below the root); 0 unknown. */
+static uint64_t cgroup_id_at(const char *path, size_t len)
 {
-	if (cg_root < 0)
-		return exec_by_ancestry(pid);
+	if (len == 1)
+		return cg_root_id;
+	char rel[256];
+	if (len - 1 >= sizeof rel)
+		return 0;
+	memcpy(rel, path + 1, len - 1);
+	rel[len - 1] = '\0';
+	struct stat st;
+	return fstatat(cg_root, rel, &st, 0) == 0 ? st.st_ino : 0;
+}
+
+/* Whose pid is: owner->exec is its exec's stream id, 0 = no exec's, -1 = no such process. */
+static void owner_of(pid_t pid, struct proc_owner *owner)
+{
+	*owner = (struct proc_owner){0, 0};
+	if (cg_root < 0) {
+		owner->exec = exec_by_ancestry(pid);
+		return;
+	}
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/cgroup", pid);
 	char *text = read_small_file(path, 1024, NULL);
-	if (!text)
-		return -1;
-	long id = 0;
+	if (!text) {
+		owner->exec = -1;
+		return;
+	}
 	/* cgroup2 only: "0::/g12" (deeper when a privileged command made sub-groups) */
-	char *line = strstr(text, "0::/g");
+	char *line = strstr(text, "0::/");
 	if (line && (line == text || line[-1] == '\n')) {
+		char *cg = line + 3;
+		size_t len = strcspn(cg, "\n");
 		char *end;
-		unsigned long v = strtoul(line + 5, &end, 10);
-		if (end != line + 5 && (*end == '\n' || *end == '/' || *end == '\0'))
-			id = exec_of_group(v);
+		unsigned long v = cg[1] == 'g' ? strtoul(cg + 2, &end, 10) : 0;
+		const struct group *g = v != 0 && end != cg + 2 ? group_of(v) : NULL;
+		if (g) {
+			owner->exec = (long)g->exec;
+			owner->cgroup = end == cg + len ? g->id : cgroup_id_at(cg, len);
+		} else {
+			owner->cgroup = cgroup_id_at(cg, len);
+		}
 	}
 	free(text);
-	return id;
 }
 
 /* Reads the process's command line (at most MAX_CMDLINE_BYTES, made UTF-8) into buf;
@@ -342,20 +377,19 @@ static void add_args(struct rec *r, const char *argv, size_t len)
 		rec_str(r, T_ATTRIBUTION_ARG, p);
 }
 
-/* The exec and command line of pid: remembered (procmemo.c) or read from /proc. Returns the
- * exec as exec_of does; *argv points at *len bytes valid until the next call. */
-static long exec_and_cmdline(pid_t pid, const char **argv, size_t *len)
+/* The owner and command line of pid: remembered (procmemo.c) or read from /proc (owner as
+ * owner_of says); *argv points at *len bytes valid until the next call. */
+static void owner_and_cmdline(pid_t pid, struct proc_owner *owner, const char **argv,
+			      size_t *len)
 {
 	static char buf[MAX_CMDLINE_BYTES];
-	long exec;
-	if (procmemo_get(pid, &exec, argv, len))
-		return exec;
+	if (procmemo_get(pid, owner, argv, len))
+		return;
 	int memfd = procmemo_open(pid);
-	exec = exec_of(pid);
-	*len = exec >= 0 ? read_cmdline(pid, buf) : 0;
+	owner_of(pid, owner);
+	*len = owner->exec >= 0 ? read_cmdline(pid, buf) : 0;
 	*argv = buf;
-	procmemo_put(pid, memfd, exec, buf, *len);
-	return exec;
+	procmemo_put(pid, memfd, owner, buf, *len);
 }
 
 static void add_entry(struct rec *out, const struct sock_key *k)
@@ -367,7 +401,10 @@ static void add_entry(struct rec *out, const struct sock_key *k)
 	rec_u32(&r, T_ATTRIBUTION_KEY, k->key);
 	const char *argv = NULL;
 	size_t argv_len = 0;
-	long exec = k->pid > 0 ? exec_and_cmdline(k->pid, &argv, &argv_len) : -1;
+	struct proc_owner owner = {-1, 0};
+	if (k->pid > 0)
+		owner_and_cmdline(k->pid, &owner, &argv, &argv_len);
+	long exec = owner.exec;
 	if (exec < 0) {
 		rec_u8(&r, T_ATTRIBUTION_STATE, WL_ATTRIBUTION_STATE_GONE);
 	} else {
@@ -377,6 +414,8 @@ static void add_entry(struct rec *out, const struct sock_key *k)
 			rec_u32(&r, T_ATTRIBUTION_EXEC, (uint32_t)exec);
 		rec_u32(&r, T_ATTRIBUTION_PID, (uint32_t)k->pid);
 		add_args(&r, argv, argv_len);
+		if (owner.cgroup != 0)
+			rec_u64(&r, T_ATTRIBUTION_CGROUP, owner.cgroup);
 	}
 	rec_bytes(out, T_ATTRIBUTE_OK_ENTRY, entry, r.len);
 }

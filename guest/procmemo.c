@@ -27,7 +27,7 @@
 struct memo {
 	pid_t pid; /* 0 = free */
 	int memfd;
-	long exec;
+	struct proc_owner owner;
 	unsigned long used; /* for least recently used */
 	size_t argv_len;
 	char argv[MEMO_ARGV_BYTES];
@@ -52,7 +52,7 @@ static int same_mm(int memfd)
 	return n > 0 || (n < 0 && errno == EIO);
 }
 
-int procmemo_get(pid_t pid, long *exec, const char **argv, size_t *argv_len)
+int procmemo_get(pid_t pid, struct proc_owner *owner, const char **argv, size_t *argv_len)
 {
 	for (size_t i = 0; i < MEMO_SLOTS; i++) {
 		struct memo *m = &memos[i];
@@ -63,7 +63,7 @@ int procmemo_get(pid_t pid, long *exec, const char **argv, size_t *argv_len)
 			return 0;
 		}
 		m->used = ++clock_ticks;
-		*exec = m->exec;
+		*owner = m->owner;
 		*argv = m->argv;
 		*argv_len = m->argv_len;
 		return 1;
@@ -78,11 +78,12 @@ int procmemo_open(pid_t pid)
 	return pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 }
 
-void procmemo_put(pid_t pid, int memfd, long exec, const char *argv, size_t argv_len)
+void procmemo_put(pid_t pid, int memfd, const struct proc_owner *owner, const char *argv,
+		  size_t argv_len)
 {
 	if (memfd < 0)
 		return;
-	if (pid <= 0 || exec < 0 || argv_len > MEMO_ARGV_BYTES) {
+	if (pid <= 0 || owner->exec < 0 || argv_len > MEMO_ARGV_BYTES) {
 		close(memfd);
 		return;
 	}
@@ -98,7 +99,7 @@ void procmemo_put(pid_t pid, int memfd, long exec, const char *argv, size_t argv
 	}
 	if (slot->pid != 0)
 		drop(slot);
-	*slot = (struct memo){.pid = pid, .memfd = memfd, .exec = exec, .used = ++clock_ticks,
+	*slot = (struct memo){.pid = pid, .memfd = memfd, .owner = *owner, .used = ++clock_ticks,
 			      .argv_len = argv_len};
 	memcpy(slot->argv, argv, argv_len);
 }
