@@ -38,6 +38,11 @@ export interface GuestAttribution {
   readonly pid?: number;
   /** Its command line (at most 16 arguments, 512 bytes); absent for kernel threads. */
   readonly argv?: readonly string[];
+  /**
+   * The cgroup2 id of its cgroup; absent when gone, and from agents older than the SYN stamp
+   * or without cgroup2. Matched against a SYN stamp's, never reported.
+   */
+  readonly cgroup?: bigint;
 }
 
 const KIND_TAG = {
@@ -76,6 +81,7 @@ function decodeEntry(rec: DecodedRecord): GuestAttribution {
     throw new ErrProtocol("ATTRIBUTE reply: EXEC must come with STATE exec, and only then");
   const pid = rec.require(rec.u32(AttributionTag.Pid), "PID");
   const argv = rec.strings(AttributionTag.Arg);
+  const cgroup = rec.u64BigInt(AttributionTag.Cgroup);
   // The host keeps answers (a few thousand): a guest must not make each one large.
   // NUL-separated, the last one maybe cut short (the agent reads that many bytes of it).
   const argvBytes = argv.reduce((n, a, i) => n + Buffer.byteLength(a) + (i > 0 ? 1 : 0), 0);
@@ -90,6 +96,7 @@ function decodeEntry(rec: DecodedRecord): GuestAttribution {
     pid,
     ...(execStream !== undefined ? { execStream } : {}),
     ...(argv.length > 0 ? { argv } : {}),
+    ...(cgroup !== undefined ? { cgroup } : {}),
   };
 }
 

@@ -95,7 +95,16 @@ export const NetworkSetupTag = { CaPem: 1, CaPath: 2, Bundle: 3, HostsLine: 4 } 
 export const AttributeTag = { Pid: 1, TcpPort: 2, UdpPort: 3 } as const;
 export const AttributeOkTag = { Entry: 1 } as const;
 /** One ATTRIBUTE_OK entry: the key asked about and what the guest found. */
-export const AttributionTag = { Kind: 1, Key: 2, State: 3, Exec: 4, Pid: 5, Arg: 6 } as const;
+export const AttributionTag = {
+  Kind: 1,
+  Key: 2,
+  State: 3,
+  Exec: 4,
+  Pid: 5,
+  Arg: 6,
+  /** The process's cgroup2 id (u64): tells a pid's process from a later one (the SYN stamp). */
+  Cgroup: 7,
+} as const;
 export const AttributionKind = { Pid: 1, Tcp: 2, Udp: 3 } as const;
 /** GONE: no such process or socket now; EXEC: an exec's (EXEC = its stream id); NO_EXEC: not. */
 export const AttributionState = { Gone: 0, Exec: 1, NoExec: 2 } as const;

@@ -13,6 +13,7 @@ export type {
   FlowSource,
 } from "./upstream.js";
 export { isDenied } from "./upstream.js";
+export type { SynStamp } from "./syn-stamp.js";
 export {
   EgressPolicy,
   HostAllowlist,

@@ -228,8 +228,11 @@ export class NetworkStack {
       },
     });
     this.tcpFlows.set(key, conn);
+    // The SYN that made the flow says who opened it; later SYNs on this 4-tuple go to the flow
+    // above and never change that.
     const upstream = this.opts.upstream.connectTcp(this.dialAddress(dstIp), seg.dstPort, conn, {
       srcPort: seg.srcPort,
+      ...(seg.stamp ? { stamp: seg.stamp } : {}),
     });
     if (isDenied(upstream)) {
       this.counters.tcpDenied++;

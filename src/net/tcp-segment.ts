@@ -1,5 +1,6 @@
 import { finishChecksum, pseudoHeaderSum, sumWords } from "./checksum.js";
 import { IPV4_PAYLOAD_OFFSET, PROTO_TCP, allocIpv4Frame, type Ipv4FrameHeader } from "./ipv4.js";
+import { StampReader, type SynStamp } from "./syn-stamp.js";
 
 export const TCP_HEADER_BYTES = 20;
 export const TCP_FIN = 0x01;
@@ -20,25 +21,33 @@ export interface TcpSegment {
   mss?: number;
   /** Window-scale shift, SYN only (capped at 14 per RFC 7323). */
   windowScale?: number;
+  /** Who opened the connection (syn-stamp.ts): an opening SYN (no ACK) only. */
+  stamp?: SynStamp;
   payload: Buffer;
 }
 
 function parseOptions(options: Buffer, seg: TcpSegment): void {
+  const stamps = (seg.flags & TCP_ACK) === 0 ? new StampReader() : undefined;
   let i = 0;
   while (i < options.length) {
     const kind = options.readUInt8(i);
-    if (kind === 0) return; // end of list
+    if (kind === 0) break; // end of list
     if (kind === 1) {
       i += 1;
       continue;
     }
-    if (i + 1 >= options.length) return;
-    const len = options.readUInt8(i + 1);
-    if (len < 2 || i + len > options.length) return; // malformed: ignore the rest
+    const len = i + 1 < options.length ? options.readUInt8(i + 1) : 0;
+    if (len < 2 || i + len > options.length) {
+      stamps?.malformed(); // ignore the rest
+      break;
+    }
     if (kind === 2 && len === 4) seg.mss = options.readUInt16BE(i + 2);
     if (kind === 3 && len === 3) seg.windowScale = Math.min(options.readUInt8(i + 2), 14);
+    stamps?.option(options, { kind, length: len, offset: i });
     i += len;
   }
+  const stamp = stamps?.stamp;
+  if (stamp !== undefined) seg.stamp = stamp;
 }
 
 export function parseTcp(segment: Buffer, srcIp: number, dstIp: number): TcpSegment | undefined {
@@ -74,11 +83,20 @@ export interface TcpOutSegment {
   window: number;
   mss?: number;
   windowScale?: number;
+  /**
+   * More options, as they go on the wire (a multiple of 4 bytes): the host sends none; tests
+   * build the guest's stamped SYNs with it.
+   */
+  options?: Buffer;
   payload?: Buffer;
 }
 
 export function buildTcpFrame(h: Omit<Ipv4FrameHeader, "protocol">, s: TcpOutSegment): Buffer {
-  const optionBytes = (s.mss !== undefined ? 4 : 0) + (s.windowScale !== undefined ? 4 : 0);
+  const extra = s.options ?? Buffer.alloc(0);
+  const optionBytes =
+    (s.mss !== undefined ? 4 : 0) + (s.windowScale !== undefined ? 4 : 0) + extra.length;
+  if (extra.length % 4 !== 0 || optionBytes > 40)
+    throw new RangeError("TCP options must fill whole 32-bit words, 40 bytes at most");
   const headerBytes = TCP_HEADER_BYTES + optionBytes;
   const payload = s.payload ?? Buffer.alloc(0);
   const lengthBytes = headerBytes + payload.length;
@@ -106,6 +124,7 @@ export function buildTcpFrame(h: Omit<Ipv4FrameHeader, "protocol">, s: TcpOutSeg
     frame.writeUInt8(s.windowScale, o + 3);
     o += 4;
   }
+  o += extra.copy(frame, o);
   payload.copy(frame, o);
   const sum = sumWords(
     frame,

@@ -2,6 +2,7 @@
  * What the stack needs from the outside world. The stack itself never touches host sockets,
  * so unit tests drive it with fakes and policy lives in one place (the Upstream implementation).
  */
+import type { SynStamp } from "./syn-stamp.js";
 
 /** Callbacks from a host-side connection into the guest flow that owns it. */
 export interface UpstreamTcpEvents {
@@ -42,6 +43,8 @@ export interface Denied {
 /** Where a flow comes from in the guest (its socket's local port), for attribution. */
 export interface FlowSource {
   srcPort: number;
+  /** TCP: who connected, as the flow's first SYN said (syn-stamp.ts); absent: not said. */
+  stamp?: SynStamp;
 }
 
 export interface Upstream {

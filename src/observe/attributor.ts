@@ -3,11 +3,13 @@
  * docs/PROTOCOL.md). Questions asked in the same event-loop turn travel in one request (at
  * most 64 keys each); answers about processes are kept a few seconds, since a process that
  * touches a mount usually does so many times; every question has a deadline, after which its
- * answer is "unknown" (undefined), so nothing that waits on one can hang.
+ * answer is "unknown" (undefined), so nothing that waits on one can hang. A TCP connection
+ * whose SYN names its process (the SYN stamp) is answered from those kept answers, with no
+ * question at all, when the process was seen lately.
  */
 import type { AttributionKey, GuestAttribution } from "../channel/index.js";
 import { MAX_ATTRIBUTE_KEYS } from "../channel/index.js";
-import type { GuestOrigin } from "../net/index.js";
+import type { GuestOrigin, SynStamp } from "../net/index.js";
 
 /** Who in the guest did something: the exec (null: no exec), the process, its command line. */
 export type ExecAttribution = GuestOrigin;
@@ -40,10 +42,33 @@ export interface AttributorOptions {
   isKnownExec?: (execId: number) => boolean;
 }
 
+/**
+ * An answer as kept: what events carry, and the cgroup the process was in when asked, which
+ * only matches SYN stamps against it (kept out of events: it means nothing outside the guest).
+ */
+interface Known {
+  readonly attribution: ExecAttribution;
+  readonly cgroup?: bigint;
+}
+
+type Maybe<T> = T | undefined | Promise<T | undefined>;
+
+/** A question about a pid in flight, shared by everyone who asks meanwhile. */
+interface PidQuestion {
+  readonly known: Promise<Known | undefined>;
+  /** The same, as `forPid` answers (one promise for all its callers). */
+  readonly attribution: Promise<ExecAttribution | undefined>;
+}
+
 interface Question {
   key: AttributionKey;
-  resolve: (answer: ExecAttribution | undefined) => void;
+  resolve: (answer: Known | undefined) => void;
 }
+
+const attributionOf = (known: Known | undefined): ExecAttribution | undefined => known?.attribution;
+
+/** A pid the guest could have (0: the kernel on nobody's behalf). */
+const isPid = (pid: number): boolean => Number.isInteger(pid) && pid > 0;
 
 /**
  * The answer to `key`, checked: the guest answers in order, but an answer about another key,
@@ -53,16 +78,17 @@ function toAttribution(
   key: AttributionKey,
   answer: GuestAttribution | undefined,
   isKnownExec: (execId: number) => boolean,
-): ExecAttribution | undefined {
+): Known | undefined {
   if (answer === undefined || answer.state === "gone") return undefined;
   if (answer.kind !== key.kind || answer.key !== key.key) return undefined;
   if (key.kind === "pid" && answer.pid !== key.key) return undefined;
   if (answer.state === "exec" && !isKnownExec(answer.execStream ?? 0)) return undefined;
-  return {
+  const attribution: ExecAttribution = {
     execId: answer.state === "exec" ? (answer.execStream ?? null) : null,
     ...(answer.pid !== undefined ? { pid: answer.pid } : {}),
     ...(answer.argv !== undefined ? { command: answer.argv } : {}),
   };
+  return { attribution, ...(answer.cgroup !== undefined ? { cgroup: answer.cgroup } : {}) };
 }
 
 export class Attributor {
@@ -70,11 +96,8 @@ export class Attributor {
   private closed = false;
   private queue: Question[] = [];
   private flushing = false;
-  private readonly byPid = new Map<
-    number,
-    { answer: ExecAttribution | undefined; until: number }
-  >();
-  private readonly asking = new Map<number, Promise<ExecAttribution | undefined>>();
+  private readonly byPid = new Map<number, { known: Known; until: number }>();
+  private readonly asking = new Map<number, PidQuestion>();
   private readonly timeoutMs: number;
   private readonly pidTtlMs: number;
   private readonly pidStaleMs: number;
@@ -107,25 +130,56 @@ export class Attributor {
    * The exec of a guest process: the answer itself when it is known (no promise, no delay:
    * the caller can go on synchronously), else a promise of it.
    */
-  forPid(pid: number): ExecAttribution | undefined | Promise<ExecAttribution | undefined> {
-    // 0: a request the kernel made on nobody's behalf.
-    if (this.closed || !Number.isInteger(pid) || pid <= 0) return undefined;
+  forPid(pid: number): Maybe<ExecAttribution> {
+    if (this.closed || !isPid(pid)) return undefined;
     if (pid === 1 || this.ask === undefined) return { execId: null, pid };
-    const cached = this.byPid.get(pid);
-    const now = Date.now();
-    if (cached !== undefined && cached.until > now) return cached.answer;
-    const asked = this.asking.get(pid) ?? this.askPid(pid);
-    // Stale but recent: use it now, the answer in flight refreshes it.
-    if (cached !== undefined && cached.until + this.pidStaleMs > now) return cached.answer;
-    return asked;
+    return this.keptAnswer(pid)?.attribution ?? this.pidQuestion(pid).attribution;
   }
 
-  private askPid(pid: number): Promise<ExecAttribution | undefined> {
-    const asked = this.question({ kind: "pid", key: pid }).then((answer) => {
+  /**
+   * The exec of the guest TCP connection from local `port` whose SYN carried `stamp`. The
+   * kept answer about the stamp's pid (same freshness rules as `forPid`) is the answer, at
+   * once, when it found the process in the stamp's cgroup: each exec has its own, so a pid
+   * another exec's process has since been handed is told apart (one reused within the same
+   * exec is not: forPid's known limit). Otherwise the pid is asked about; when that answer
+   * does not match either (the process is gone, or the pid is another's now), the socket
+   * is asked about, as for a connection whose SYN has no stamp.
+   */
+  forStamp(stamp: SynStamp, port: number): Maybe<ExecAttribution> {
+    // Nothing kept or asked by pid before the agent answers, nor for init (never asked).
+    if (this.closed || this.ask === undefined || !isPid(stamp.pid) || stamp.pid === 1)
+      return this.forSocket("tcp", port);
+    const matches = (known: Known | undefined): known is Known => known?.cgroup === stamp.cgroup;
+    const kept = this.keptAnswer(stamp.pid);
+    if (matches(kept)) return kept.attribution;
+    return this.pidQuestion(stamp.pid).known.then((known) =>
+      matches(known) ? known.attribution : this.forSocket("tcp", port),
+    );
+  }
+
+  /**
+   * The kept answer about `pid` while it may be used: fresh, or stale but recent (then asked
+   * again in the background, and used meanwhile). Past that it is asked again, and unknown.
+   */
+  private keptAnswer(pid: number): Known | undefined {
+    const cached = this.byPid.get(pid);
+    if (cached === undefined) return undefined;
+    const now = Date.now();
+    if (cached.until > now) return cached.known;
+    this.pidQuestion(pid);
+    return cached.until + this.pidStaleMs > now ? cached.known : undefined;
+  }
+
+  /** The question about `pid` in flight, asked now if none is. */
+  private pidQuestion(pid: number): PidQuestion {
+    const inFlight = this.asking.get(pid);
+    if (inFlight !== undefined) return inFlight;
+    const known = this.question({ kind: "pid", key: pid }).then((answer) => {
       this.asking.delete(pid);
       this.remember(pid, answer);
       return answer;
     });
+    const asked = { known, attribution: known.then(attributionOf) };
     this.asking.set(pid, asked);
     return asked;
   }
@@ -134,12 +188,13 @@ export class Attributor {
   forSocket(protocol: "tcp" | "udp", port: number): Promise<ExecAttribution | undefined> {
     if (this.closed || this.ask === undefined) return Promise.resolve(undefined);
     return this.question({ kind: protocol, key: port }).then((answer) => {
-      if (answer?.pid !== undefined) this.remember(answer.pid, answer);
-      return answer;
+      const pid = answer?.attribution.pid;
+      if (pid !== undefined) this.remember(pid, answer);
+      return attributionOf(answer);
     });
   }
 
-  private remember(pid: number, answer: ExecAttribution | undefined): void {
+  private remember(pid: number, answer: Known | undefined): void {
     if (answer === undefined) {
       // Gone: asking again later costs nothing, and a stale answer must not outlive it.
       this.byPid.delete(pid);
@@ -151,10 +206,10 @@ export class Attributor {
       // Still full: drop the oldest (Map order is insertion order).
       if (this.byPid.size >= this.maxCached) this.byPid.delete(this.byPid.keys().next().value!);
     }
-    this.byPid.set(pid, { answer, until: Date.now() + this.pidTtlMs });
+    this.byPid.set(pid, { known: answer, until: Date.now() + this.pidTtlMs });
   }
 
-  private question(key: AttributionKey): Promise<ExecAttribution | undefined> {
+  private question(key: AttributionKey): Promise<Known | undefined> {
     return new Promise((resolve) => {
       this.queue.push({ key, resolve });
       if (!this.flushing) {

@@ -84,7 +84,13 @@ export class SandboxObserver {
   interceptHooks(): InterceptHooks {
     const hooks: InterceptHooks = {
       ...(this.attribution
-        ? { origin: (flow) => this.attributor.forSocket(flow.protocol, flow.guestPort) }
+        ? {
+            // A stamped SYN names its process: answered from what is known when it can be.
+            origin: (flow) =>
+              flow.stamp
+                ? this.attributor.forStamp(flow.stamp, flow.guestPort)
+                : this.attributor.forSocket(flow.protocol, flow.guestPort),
+          }
         : {}),
       admitRequest: () => this.meter.admitRequest(),
     };

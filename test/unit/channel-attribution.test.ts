@@ -107,3 +107,31 @@ test("a command line beyond 16 arguments or 512 bytes is a protocol error (answe
     assert.match(fatals[0]!.message, /command line over 16 arguments or 512 bytes/);
   }
 });
+
+test("CGROUP (tag 7) comes back as a u64 of any size; older agents send none", async () => {
+  const { channel, guest } = setup();
+  const big = 0xfedc_ba98_7654_3210n; // past 2^53: a number would round it
+  guest.attributeReply = () => [
+    entry([
+      field.u8(1, AttributionKind.Tcp),
+      field.u32(2, 40000),
+      field.u8(3, AttributionState.NoExec),
+      field.u32(5, 88),
+      field.u64(7, big),
+    ]),
+    entry([
+      field.u8(1, AttributionKind.Pid),
+      field.u32(2, 9),
+      field.u8(3, AttributionState.NoExec),
+      field.u32(5, 9),
+    ]),
+  ];
+  const answers = await channel.attribute([
+    { kind: "tcp", key: 40000 },
+    { kind: "pid", key: 9 },
+  ]);
+  assert.deepEqual(answers, [
+    { kind: "tcp", key: 40000, state: "none", pid: 88, cgroup: big },
+    { kind: "pid", key: 9, state: "none", pid: 9 },
+  ]);
+});

@@ -21,6 +21,7 @@ import {
 import { buildUdpFrame, parseUdp } from "../../src/net/udp.js";
 import type {
   Denied,
+  FlowSource,
   Upstream,
   UpstreamTcp,
   UpstreamTcpEvents,
@@ -84,6 +85,8 @@ export class FakeTcp implements UpstreamTcp {
     readonly ip: string,
     readonly port: number,
     readonly events: UpstreamTcpEvents,
+    /** Where the stack said the flow came from (its port, its SYN's stamp). */
+    readonly from?: FlowSource,
   ) {}
   flushers: (() => void)[] = [];
   write(chunk: Buffer, onFlushed: () => void): void {
@@ -116,9 +119,14 @@ export class FakeUpstream implements Upstream {
   udp: { ip: string; port: number; sent: Buffer[]; events: UpstreamUdpEvents }[] = [];
   deny = false;
   names = new Map<string, string[]>();
-  connectTcp(ip: string, port: number, events: UpstreamTcpEvents): UpstreamTcp | Denied {
+  connectTcp(
+    ip: string,
+    port: number,
+    events: UpstreamTcpEvents,
+    from?: FlowSource,
+  ): UpstreamTcp | Denied {
     if (this.deny) return { denied: "test" };
-    const c = new FakeTcp(ip, port, events);
+    const c = new FakeTcp(ip, port, events, from);
     this.tcp.push(c);
     return c;
   }

@@ -5,20 +5,30 @@ import type { AttributionKey, GuestAttribution } from "../../src/channel/index.j
 import { Attributor } from "../../src/observe/index.js";
 import { PROMPTLY_MS } from "../helpers/timing.js";
 
-function fakeGuest(table: Record<string, GuestAttribution["state"] | undefined>) {
+/**
+ * Answers from `table` ("kind:key" -> state); a socket's holder is pid 500 + port. `cgroups`
+ * (pid -> cgroup2 id) is what a stamping agent adds to each answer.
+ */
+function fakeGuest(
+  table: Record<string, GuestAttribution["state"] | undefined>,
+  cgroups: Record<number, bigint> = {},
+) {
   const calls: AttributionKey[][] = [];
   const ask = async (keys: readonly AttributionKey[]): Promise<GuestAttribution[]> => {
     calls.push([...keys]);
     return keys.map((k) => {
       const state = table[`${k.kind}:${k.key}`] ?? "gone";
       if (state === "gone") return { kind: k.kind, key: k.key, state };
+      const pid = k.kind === "pid" ? k.key : 500 + k.key;
+      const cgroup = cgroups[pid];
       return {
         kind: k.kind,
         key: k.key,
         state,
-        pid: k.kind === "pid" ? k.key : 500 + k.key,
+        pid,
         argv: ["curl", "x"],
         ...(state === "exec" ? { execStream: 7 } : {}),
+        ...(cgroup !== undefined ? { cgroup } : {}),
       };
     });
   };
@@ -135,4 +145,101 @@ test("a guest cannot pin a request on an exec the host never started, nor answer
     keys.map((k) => ({ kind: k.kind, key: k.key, state: "exec", execStream: 7, pid: k.key })),
   );
   assert.deepEqual(await honest.forPid(10), { execId: 7, pid: 10 });
+});
+
+// ---- SYN stamps (docs/OBSERVE.md): a connection from a process seen lately costs no question.
+
+const CURL = { execId: 7, pid: 10, command: ["curl", "x"] };
+
+test("a stamp naming a process seen lately in that cgroup is answered at once, asking nothing", async () => {
+  const guest = fakeGuest({ "pid:10": "exec", "tcp:40000": "exec" }, { 10: 77n, 40500: 78n });
+  const a = new Attributor();
+  a.connect(guest.ask);
+  await a.forPid(10); // a file request, say
+  await a.forSocket("tcp", 40000); // or an unstamped connection: its holder is kept too
+  const asked = guest.calls.length;
+  assert.deepEqual(a.forStamp({ pid: 10, cgroup: 77n }, 40001), CURL, "no promise: at once");
+  const holder = a.forStamp({ pid: 40500, cgroup: 78n }, 40002);
+  assert.deepEqual(holder, { execId: 7, pid: 40500, command: ["curl", "x"] });
+  assert.equal(guest.calls.length, asked, "nothing asked");
+  await new Promise((r) => setImmediate(r));
+  assert.equal(guest.calls.length, asked, "nor later");
+});
+
+test("a stale answer serves a stamp at once and is asked again; an expired one is asked first", async () => {
+  const guest = fakeGuest({ "pid:10": "exec" }, { 10: 77n });
+  const a = new Attributor({ pidTtlMs: 20, pidStaleMs: 40 });
+  a.connect(guest.ask);
+  await a.forPid(10);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(a.forStamp({ pid: 10, cgroup: 77n }, 40001), CURL, "stale: at once");
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(guest.calls.at(-1), [{ kind: "pid", key: 10 }], "and asked again");
+  await new Promise((r) => setTimeout(r, 70));
+  const expired = a.forStamp({ pid: 10, cgroup: 77n }, 40001);
+  assert.ok(expired instanceof Promise, "past the stale window: asked first");
+  assert.deepEqual(await expired, CURL);
+});
+
+test("a stamp whose cgroup differs from the kept answer's asks about the pid again", async () => {
+  const cgroups: Record<number, bigint> = { 10: 77n };
+  const guest = fakeGuest({ "pid:10": "exec" }, cgroups);
+  const a = new Attributor();
+  a.connect(guest.ask);
+  await a.forPid(10);
+  cgroups[10] = 90n; // pid 10 is another exec's process now
+  const again = a.forStamp({ pid: 10, cgroup: 90n }, 40001);
+  assert.ok(again instanceof Promise, "not the process the host knew");
+  assert.deepEqual(await again, CURL);
+  assert.deepEqual(guest.calls.at(-1), [{ kind: "pid", key: 10 }], "one question, by pid");
+  const calls = guest.calls.length;
+  assert.deepEqual(a.forStamp({ pid: 10, cgroup: 90n }, 40002), CURL, "remembered");
+  assert.deepEqual(a.forPid(10), CURL);
+  assert.equal(guest.calls.length, calls);
+});
+
+test("a stamp whose process is gone, or whose pid is another's, is attributed by its socket", async () => {
+  const guest = fakeGuest({ "pid:11": "exec", "tcp:40001": "none" }, { 11: 55n });
+  const a = new Attributor();
+  a.connect(guest.ask);
+  // pid 12: gone (the process exited before it was asked about).
+  assert.deepEqual(await a.forStamp({ pid: 12, cgroup: 77n }, 40001), {
+    execId: null,
+    pid: 40501,
+    command: ["curl", "x"],
+  });
+  assert.deepEqual(guest.calls.slice(-2), [
+    [{ kind: "pid", key: 12 }],
+    [{ kind: "tcp", key: 40001 }],
+  ]);
+  // pid 11: alive, in another cgroup than the connecting process was.
+  await a.forStamp({ pid: 11, cgroup: 77n }, 40001);
+  assert.deepEqual(guest.calls.slice(-2), [
+    [{ kind: "pid", key: 11 }],
+    [{ kind: "tcp", key: 40001 }],
+  ]);
+  // An agent that reports no cgroup can never confirm a stamp: the socket decides.
+  const old = fakeGuest({ "pid:10": "exec", "tcp:40003": "exec" });
+  const b = new Attributor();
+  b.connect(old.ask);
+  await b.forPid(10);
+  assert.deepEqual(await b.forStamp({ pid: 10, cgroup: 77n }, 40003), {
+    execId: 7,
+    pid: 40503,
+    command: ["curl", "x"],
+  });
+});
+
+test("stamps never bypass the exec check, init, or the agent not being there", async () => {
+  const a = new Attributor({ isKnownExec: () => false });
+  a.connect(fakeGuest({ "pid:10": "exec", "tcp:40001": "exec" }, { 10: 77n }).ask);
+  assert.equal(await a.forStamp({ pid: 10, cgroup: 77n }, 40001), undefined, "unknown exec");
+  const b = new Attributor();
+  const guest = fakeGuest({ "tcp:40001": "none" }, { 40501: 1n });
+  assert.equal(await b.forStamp({ pid: 10, cgroup: 77n }, 40001), undefined, "no agent yet");
+  b.connect(guest.ask);
+  for (const pid of [0, 1]) await b.forStamp({ pid, cgroup: 1n }, 40001);
+  assert.deepEqual(guest.calls, [[{ kind: "tcp", key: 40001 }], [{ kind: "tcp", key: 40001 }]]);
+  b.close();
+  assert.equal(await b.forStamp({ pid: 10, cgroup: 77n }, 40001), undefined, "closed");
 });

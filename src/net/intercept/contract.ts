@@ -10,6 +10,7 @@
  *   placeholders in the guest env, events to the SDK and `--events`, runtime allowlist changes.
  */
 import type { Transform } from "node:stream";
+import type { SynStamp } from "../syn-stamp.js";
 
 /** Why a connection or request was refused; stable strings for events and error codes. */
 export type NetworkBlockCode =
@@ -180,9 +181,15 @@ export interface HttpPolicy {
 export interface ProxyHooks {
   /**
    * Who opened a guest flow, asked as the flow starts. What the proxy sends the guest waits
-   * for the answer (the asker bounds how long), so the process is still there to be found.
+   * for a promised answer (the asker bounds how long), so the process is still there to be
+   * found; an answer given at once (a stamped SYN from a process seen lately) holds nothing.
    */
-  origin?(flow: { protocol: "tcp" | "udp"; guestPort: number }): Promise<GuestOrigin | undefined>;
+  origin?(flow: {
+    protocol: "tcp" | "udp";
+    guestPort: number;
+    /** TCP: who connected, as the flow's first SYN said; absent when it said nothing. */
+    stamp?: SynStamp;
+  }): GuestOrigin | undefined | Promise<GuestOrigin | undefined>;
   /** A request the allowlist refused: hold it for a decision, or let it through (audit). */
   onHostRefused?(
     request: RefusedRequest,

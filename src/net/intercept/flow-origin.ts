@@ -5,20 +5,22 @@ import type { GuestOrigin } from "./contract.js";
  * everything it sends the guest until the answer is in: the asking is done by looking at the
  * guest's sockets, and a process that got its response could close its socket and exit before
  * it was found. The question is usually answered long before (a TLS handshake takes longer),
- * so the hold costs nothing then; the asker bounds it otherwise.
+ * so the hold costs nothing then; the asker bounds it otherwise. An answer the asker already
+ * had (a stamped SYN) is known from the start: nothing waits for it, not even a turn.
  */
 export class FlowOrigin {
   private answer: GuestOrigin | undefined;
   private known = false;
   private waiters: (() => void)[] = [];
 
-  constructor(pending: Promise<GuestOrigin | undefined>) {
+  constructor(pending: GuestOrigin | undefined | Promise<GuestOrigin | undefined>) {
     const settle = (value: GuestOrigin | undefined): void => {
       this.answer = value;
       this.known = true;
       for (const wake of this.waiters.splice(0)) wake();
     };
-    pending.then(settle, () => settle(undefined));
+    if (pending instanceof Promise) pending.then(settle, () => settle(undefined));
+    else settle(pending);
   }
 
   /** Undefined until known, and when it could not be told. */

@@ -155,7 +155,9 @@ export class InterceptUpstream implements Upstream {
 
   private originOf(protocol: "tcp" | "udp", from: FlowSource | undefined): FlowOrigin | undefined {
     const ask = this.opts.origin;
-    return ask && from ? new FlowOrigin(ask({ protocol, guestPort: from.srcPort })) : undefined;
+    if (!ask || !from) return undefined;
+    const stamp = protocol === "tcp" ? from.stamp : undefined;
+    return new FlowOrigin(ask({ protocol, guestPort: from.srcPort, ...(stamp ? { stamp } : {}) }));
   }
 
   private classified(
