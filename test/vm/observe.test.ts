@@ -19,6 +19,7 @@ import {
   type SandboxEvent,
   type VmSandbox,
 } from "../../src/index.js";
+import { Attributor } from "../../src/observe/attributor.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 import { InterceptServers, makeTestCa } from "../helpers/intercept-servers.js";
 import { killAllSupervisors, startDetached, waitUntil, wheellock } from "../helpers/lifecycle.js";
@@ -178,6 +179,41 @@ describe(
       for (const p of paths) {
         const e = network().find((x) => x.url.endsWith(p));
         assert.equal(e?.attribution?.execId, r.execId, p);
+      }
+    });
+
+    test("one process's new connections are attributed from their SYN stamps: one question in all", async () => {
+      // The agent's BPF programs stamp each SYN with the connecting pid and cgroup
+      // (docs/OBSERVE.md "SYN stamp"): after the first answer about that pid the host asks
+      // nothing per connection. Counted where every question to the agent starts.
+      const questions: string[] = [];
+      const proto = Attributor.prototype as unknown as {
+        question: (this: Attributor, key: { kind: string; key: number }) => unknown;
+      };
+      const ask = proto.question;
+      proto.question = function (key) {
+        questions.push(`${key.kind}:${key.key}`);
+        return ask.call(this, key);
+      };
+      try {
+        const paths = [1, 2, 3, 4, 5].map((i) => `/stamped-${i}`);
+        const targets = paths.map((p) => `-o /dev/null ${url("api.test", p)}`).join(" ");
+        const r = await sb.exec(`curl -sS -m 60 -H 'Connection: close' ${targets}`);
+        assert.equal(r.exitCode, 0, r.stderr);
+        await until("their events", () =>
+          paths.every((p) => network().some((e) => e.url.endsWith(p))),
+        );
+        const pids = new Set<number | undefined>();
+        for (const p of paths) {
+          const e = network().find((x) => x.url.endsWith(p));
+          assert.equal(e?.attribution?.execId, r.execId, p);
+          assert.match(e?.attribution?.command?.join(" ") ?? "", /^curl /, p);
+          pids.add(e?.attribution?.pid);
+        }
+        assert.equal(pids.size, 1, "one curl made them all");
+        assert.deepEqual(questions, [`pid:${[...pids][0]}`]);
+      } finally {
+        proto.question = ask;
       }
     });
 
