@@ -19,7 +19,7 @@ export interface SynStamp {
 /** RFC 6994 shared experimental option kind. */
 const KIND_EXPERIMENTAL = 254;
 const STAMP_EXID = 0x574c;
-export const STAMP_OPTION_BYTES = 16;
+const STAMP_OPTION_BYTES = 16;
 
 /** One TCP option as it lies in the option list: kind, length, and where it starts. */
 export interface TcpOption {

@@ -19,6 +19,7 @@ import {
 } from "../../src/net/intercept/index.js";
 import { EgressPolicy } from "../../src/net/policy/index.js";
 import { createCa, LeafCertificates, type CaMaterial } from "../../src/net/tls/index.js";
+import type { SynStamp } from "../../src/net/syn-stamp.js";
 import { isDenied } from "../../src/net/upstream.js";
 
 export function guestDial(
@@ -26,10 +27,12 @@ export function guestDial(
   ip: string,
   port: number,
   srcPort?: number,
+  /** What the guest's SYN said about who connected (needs `srcPort`). */
+  stamp?: SynStamp,
 ): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     let paused = false;
-    const from = srcPort !== undefined ? { srcPort } : undefined;
+    const from = srcPort !== undefined ? { srcPort, ...(stamp ? { stamp } : {}) } : undefined;
     const result = up.connectTcp(
       ip,
       port,
@@ -94,6 +97,8 @@ export interface GuestRequest {
   countOnly?: boolean;
   /** The guest socket's local port (what attribution asks about). */
   srcPort?: number;
+  /** Its SYN's stamp (with `srcPort`). */
+  stamp?: SynStamp;
 }
 
 export interface GuestResponse {
@@ -107,7 +112,7 @@ export interface GuestResponse {
 export async function guestSocket(up: InterceptUpstream, r: GuestRequest): Promise<Duplex> {
   const [ip] = await up.resolveIpv4(r.name);
   if (!ip) throw new Error(`no address for ${r.name}`);
-  const raw = await guestDial(up, ip, r.port, r.srcPort);
+  const raw = await guestDial(up, ip, r.port, r.srcPort, r.stamp);
   if (!r.tls) return raw;
   return new Promise((resolve, reject) => {
     const s = tlsConnect({

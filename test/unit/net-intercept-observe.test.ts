@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { GuestOrigin, RefusedRequest } from "../../src/net/index.js";
 import { createHttpPolicy } from "../../src/net/http-policy/index.js";
+import { FlowOrigin } from "../../src/net/intercept/flow-origin.js";
 import { createCa } from "../../src/net/tls/index.js";
 import { guestRequest, guestSocket, settle, upstreamFixture } from "./net-intercept-guest.js";
 
@@ -19,7 +20,7 @@ const get = (
   p: Parameters<typeof guestRequest>[0],
   name: string,
   tls: boolean,
-  extra: { path?: string; headers?: Record<string, string>; srcPort?: number } = {},
+  extra: Pick<Parameters<typeof guestRequest>[1], "path" | "headers" | "srcPort" | "stamp"> = {},
 ) =>
   guestRequest(p, {
     name,
@@ -48,6 +49,38 @@ test("each event names who opened the flow; the response waits until that is kno
   await settle(events);
   assert.deepEqual(events[0]?.attribution, ORIGIN);
   assert.equal(typeof events[0]?.requestId, "number");
+});
+
+test("a stamped flow's origin is asked with the stamp; an answer given at once holds nothing", async () => {
+  const asked: unknown[] = [];
+  const { p, events } = proxy({
+    origin: (flow) => {
+      asked.push(flow);
+      return ORIGIN;
+    },
+  });
+  const stamp = { pid: 321, cgroup: 12n };
+  const res = await get(p, "api.test", true, { path: "/stamped", srcPort: 40124, stamp });
+  assert.equal(res.status, 200);
+  assert.deepEqual(asked, [{ protocol: "tcp", guestPort: 40124, stamp }]);
+  await settle(events);
+  assert.deepEqual(events[0]?.attribution, ORIGIN);
+});
+
+test("an origin given at once is known from the start: whatever waits for it runs now", async () => {
+  for (const given of [ORIGIN, undefined]) {
+    const origin = new FlowOrigin(given);
+    let ran = false;
+    origin.whenKnown(() => (ran = true));
+    assert.equal(ran, true, "no turn of the event loop");
+    assert.equal(origin.origin, given);
+  }
+  const promised = new FlowOrigin(Promise.resolve(ORIGIN));
+  let ran = false;
+  promised.whenKnown(() => (ran = true));
+  assert.equal(ran, false, "a promise is waited for");
+  assert.equal(await promised.wait(), ORIGIN);
+  assert.equal(ran, true);
 });
 
 test("a refused host put to the sandbox: approved goes through, denied gets 403 with the reason", async () => {

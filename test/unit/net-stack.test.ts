@@ -11,6 +11,7 @@ import {
 } from "../../src/net/dns-message.js";
 import { parseEthernet } from "../../src/net/ethernet.js";
 import { allocIpv4Frame, IPV4_PAYLOAD_OFFSET, PROTO_ICMP } from "../../src/net/ipv4.js";
+import { buildUdpFrame } from "../../src/net/udp.js";
 import {
   GUEST_MAC,
   PUBLIC_IP,
@@ -65,8 +66,10 @@ test("ICMP: echo to the gateway is answered with the same id and data; elsewhere
 
 test("frames from another source address are dropped (no spoofed flows)", () => {
   const { stack, out, upstream } = makeStack();
-  const frame = guestUdp(PUBLIC_IP, 4000, 5000, Buffer.from("x"));
-  frame.writeUInt32BE(parseIpv4("10.0.2.99") ?? 0, 14 + 12);
+  // Checksums made for the spoofed address: only the source check can drop it (TCP:
+  // net-syn-stamp.test.ts).
+  const spoofed = { ...guestHeader(PUBLIC_IP), srcIp: parseIpv4("10.0.2.99") ?? 0 };
+  const frame = buildUdpFrame(spoofed, 4000, 5000, Buffer.from("x"));
   stack.handleFrame(frame);
   assert.equal(out.length, 0);
   assert.equal(upstream.udp.length, 0);

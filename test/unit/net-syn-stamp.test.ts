@@ -6,7 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseIpv4 } from "../../src/net/addresses.js";
-import { TCP_ACK, TCP_SYN, buildTcpFrame, type TcpOutSegment } from "../../src/net/tcp-segment.js";
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  buildTcpFrame,
+  type TcpOutSegment,
+} from "../../src/net/tcp-segment.js";
 import {
   PUBLIC_IP,
   addressing,
@@ -93,15 +100,12 @@ test("two stamps in one SYN are none, even when they agree", () => {
   );
 });
 
-test("only an opening SYN carries a stamp: not a SYN-ACK, not an ACK", () => {
+test("only an opening SYN carries a stamp: not a SYN-ACK, nor any segment without SYN", () => {
   assert.equal(parsed(syn({ flags: TCP_SYN | TCP_ACK, options: stampOption() })).stamp, undefined);
-  const ack = syn({
-    flags: TCP_ACK,
-    mss: undefined,
-    windowScale: undefined,
-    options: stampOption(),
-  });
-  assert.equal(parsed(ack).stamp, undefined);
+  for (const flags of [TCP_ACK, TCP_FIN, TCP_RST, 0]) {
+    const seg = syn({ flags, mss: undefined, windowScale: undefined, options: stampOption() });
+    assert.equal(parsed(seg).stamp, undefined, `flags ${flags}`);
+  }
 });
 
 test("the stack hands the SYN's stamp to the upstream with the flow it opens", () => {
