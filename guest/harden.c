@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -66,12 +67,14 @@ static const uint32_t compat_nrs[] = {26, 376, 377, 347, 0, 128, 379, 129};
 
 int harden_drop_bounding(void)
 {
-	/* NET_ADMIN, BPF and PERFMON too, as Docker drops them: with NET_ADMIN a command could
-	 * build a connection in TCP_REPAIR mode around a raw SYN bearing another process's stamp
-	 * (synstamp.h), and BPF/PERFMON would let it load programs of its own. */
-	static const int caps[] = {12 /* NET_ADMIN */, 16 /* SYS_MODULE */, 17 /* SYS_RAWIO */,
-				   19 /* SYS_PTRACE */,	 21 /* SYS_ADMIN */,  22 /* SYS_BOOT */,
-				   38 /* PERFMON */,	 39 /* BPF */};
+	/* NET_ADMIN, NET_RAW, BPF and PERFMON too: a command that could craft its own packets
+	 * (raw or packet sockets, or TCP_REPAIR) could send a SYN bearing another process's
+	 * stamp (synstamp.h) and, on a 4-tuple in TIME_WAIT, drive its handshake to a working
+	 * connection; BPF/PERFMON would let it load programs of its own. ping still works, over
+	 * ICMP datagram sockets (harden_allow_ping). */
+	static const int caps[] = {12 /* NET_ADMIN */, 13 /* NET_RAW */, 16 /* SYS_MODULE */,
+				   17 /* SYS_RAWIO */, 19 /* SYS_PTRACE */, 21 /* SYS_ADMIN */,
+				   22 /* SYS_BOOT */,  38 /* PERFMON */,    39 /* BPF */};
 	for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
 		/* EINVAL: a kernel older than the capability (5.8 for PERFMON and BPF) */
 		if (prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0) != 0 && errno != EINVAL)
@@ -128,14 +131,26 @@ int harden_lock(void)
 	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 }
 
+/* Writes value to a /proc/sys file; a file the kernel lacks is not an error. */
+static int write_sysctl(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	size_t len = strlen(value);
+	int ok = write(fd, value, len) == (ssize_t)len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+int harden_allow_ping(void)
+{
+	return write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
+}
+
 int harden_restrict_ptrace(void)
 {
 	/* The minimal kernel starts with scope 1; a distribution kernel may start with 0. A kernel
 	 * without Yama has no file: nothing to do (ptrace itself is filtered by harden_lock). */
-	int fd = open("/proc/sys/kernel/yama/ptrace_scope", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	int ok = write(fd, "1", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
+	return write_sysctl("/proc/sys/kernel/yama/ptrace_scope", "1");
 }

@@ -9,5 +9,8 @@ int harden_lock(void);
 /* Yama's relational ptrace scope, machine-wide, at boot: a process may reach into (ptrace,
  * /proc/PID/mem, pidfd_getfd) only its descendants. 0, or -1 if Yama is there and refused. */
 int harden_restrict_ptrace(void);
+/* ICMP echo over datagram sockets for every group (net.ipv4.ping_group_range), at boot:
+ * commands run without CAP_NET_RAW, and ping needs one or the other. 0, or -1 if refused. */
+int harden_allow_ping(void);
 
 #endif

@@ -356,6 +356,8 @@ int main(void)
 		/* One exec must not act as another (its requests would carry that exec's id). */
 		if (harden_restrict_ptrace() != 0)
 			logmsg("yama ptrace_scope: %s", strerror(errno));
+		if (harden_allow_ping() != 0)
+			logmsg("ping_group_range: %s", strerror(errno));
 	}
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));

@@ -319,7 +319,7 @@ export function sandboxCases(current: () => SandboxApi): void {
           "busybox reboot -f 2>&1; echo rebooted=$?",
       );
       const bounding = BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(r.stdout)?.[1] ?? "0"}`);
-      for (const cap of [12n, 16n, 17n, 19n, 21n, 22n, 38n, 39n]) {
+      for (const cap of [12n, 13n, 16n, 17n, 19n, 21n, 22n, 38n, 39n]) {
         assert.equal((bounding >> cap) & 1n, 0n, `capability ${cap} must be dropped`);
       }
       assert.match(r.stdout, /NoNewPrivs:\s+1/);
