@@ -14,7 +14,9 @@ export function checkpointSummary(info: CheckpointInfo): string {
   return (
     `Checkpoint ${info.name} of ${info.sourceSandboxId}: paused ${info.pausedMs} ms, ` +
     `${(info.durationMs / 1000).toFixed(1)} s in all\n` +
-    `State ${megabytes(sizes.stateBytes)}, disk ${megabytes(sizes.upperDataBytes)}; ` +
+    `State ${megabytes(sizes.stateBytes)}, disk ${megabytes(sizes.upperDataBytes)}` +
+    (sizes.mountDataBytes > 0 ? `, mounts ${megabytes(sizes.mountDataBytes)}` : "") +
+    "; " +
     `stored ${megabytes(sizes.newBytes)} new, ${megabytes(sizes.sharedBytes)} shared\n` +
     `Start a copy: wheellock run --from-checkpoint ${info.name} -- CMD\n`
   );

@@ -20,19 +20,24 @@ export function checkForkMounts(where: string, value: unknown): ForkMountsMode {
 }
 
 /**
- * Which mounts a copy can take over: host directories (read-only or read-write), whose
- * contents the host still has. A memory or custom provider's contents, or an overlay's
- * upper layer, live in the original sandbox's process alone.
+ * Which mounts a copy can take over: host directories (the host still has their contents),
+ * memory mounts and overlays (their contents, kept in this process, go with the copy: see
+ * FuseMounts.exportContents). A custom provider is a JS object of this process alone.
  */
 export function copyableMountProblem(guestPath: string, mount: MountConfig): string | undefined {
-  if (mount.type === "host_fs") return undefined;
+  if (mount.type !== "provider") return undefined;
   return (
-    `mount ${guestPath} is ${mount.type === "overlay" ? "an" : "a"} ${mount.type} mount: copies (checkpoint, fork) support host ` +
-    "directory mounts only (its contents live in this sandbox's process)"
+    `mount ${guestPath} is a custom provider mount: copies (checkpoint, fork) cannot carry ` +
+    "its contents (an object of this process); use a host directory, overlay or memory mount"
   );
 }
 
-/** The mounts a copy serves in place of `mounts` (all copyable: see copyableMountProblem). */
+/**
+ * The mounts a copy serves in place of `mounts` (all copyable: see copyableMountProblem).
+ * A memory mount's or an overlay's contents are always the copy's own (there is no host place
+ * to share them): `share` applies to host directories only, and `readonly` makes any mount
+ * read-only. An overlay's host directory stays its read-only lower layer in every mode.
+ */
 export function mountsForCopy(
   mounts: Readonly<Record<string, MountConfig>>,
   mode: ForkMountsMode,
@@ -41,8 +46,9 @@ export function mountsForCopy(
   for (const [guestPath, mount] of Object.entries(mounts)) {
     const problem = copyableMountProblem(guestPath, mount);
     if (problem !== undefined) throw new ErrInvalidConfig(problem);
-    if (mount.readonly === true || mode === "share") out[guestPath] = mount;
+    if (mount.readonly === true) out[guestPath] = mount;
     else if (mode === "readonly") out[guestPath] = { ...mount, readonly: true };
+    else if (mode === "share" || mount.type !== "host_fs") out[guestPath] = mount;
     else {
       // The host_fs quota bounds the directory's growth; an overlay's bounds its layer.
       const { hostPath, hostIdentity, owner, quota } = mount;

@@ -104,6 +104,8 @@ export interface CheckpointInfo {
     stateBytes: number;
     /** Non-zero bytes of the sandbox's writable disk. */
     upperDataBytes: number;
+    /** Bytes of the files in its memory and overlay mounts (0 without such mounts). */
+    mountDataBytes: number;
     /** What the checkpoint store grew by. */
     newBytes: number;
     /** Bytes it shares with its base snapshot's disk and earlier checkpoints. */

@@ -11,7 +11,7 @@ import type { StartedVm } from "./start-vm.js";
 /** A saved VM to start from: a fork's capture, or a checkpoint written out of the store. */
 export type RestoreSource = Pick<
   Capture,
-  "statePath" | "upperDiskPath" | "namedRam" | "vmKey" | "fuse"
+  "statePath" | "upperDiskPath" | "namedRam" | "vmKey" | "fuse" | "mountContents"
 > & {
   label: string;
   /** Copies of read-write disks (Capture.disks): each goes to the sandbox's own drive i. */
@@ -114,4 +114,10 @@ export async function restoreVm(
 /** A checkpoint's state file written into the run dir is read once, at the restore. */
 export function dropMaterializedState(source: RestoreSource, runDir: string): void {
   if (source.statePath.startsWith(`${runDir}/`)) rmSync(source.statePath, { force: true });
+}
+
+/** So are its mounts' contents, once imported (FuseMounts.importContents). */
+export function dropMaterializedMounts(source: RestoreSource, runDir: string): void {
+  const path = source.mountContents?.dataPath;
+  if (path?.startsWith(`${runDir}/`)) rmSync(path, { force: true });
 }

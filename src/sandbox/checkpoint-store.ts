@@ -10,7 +10,8 @@ import { checkCheckpointName, type MountConfig } from "../config/index.js";
 import { ErrInvalidConfig, ErrNotFound, ErrSnapshotMismatch } from "../errors.js";
 import { dataDir, makePrivateDir } from "../paths.js";
 import { withFileLock } from "../util/index.js";
-import type { FuseSessionState } from "../vfs/index.js";
+import type { FuseSessionState, MountImage } from "../vfs/index.js";
+import type { MountContents } from "./fuse-mounts.js";
 import { ChunkStore, ZERO_CHUNK, type ChunkedFile } from "./checkpoint-chunks.js";
 import { snapshotFiles } from "./snapshot-store.js";
 
@@ -33,6 +34,8 @@ export interface CheckpointSizes {
   stateBytes: number;
   /** Non-zero bytes of the writable disk. */
   upperDataBytes: number;
+  /** Bytes of the memory and overlay mounts' files (absent or 0 without such mounts). */
+  mountDataBytes?: number;
   /** What the store grew by for this checkpoint. */
   newBytes: number;
   /** Non-zero bytes already held (the base snapshot's disk, earlier checkpoints). */
@@ -58,12 +61,17 @@ export interface CheckpointManifest {
   mounts?: Record<string, MountConfig>;
   /** The guest's FUSE session over those mounts: the node ids its kernel holds. */
   fuse?: FuseSessionState;
+  /** What the memory and overlay mounts held (per guest path), their bytes in `mountData`. */
+  mountImages?: Record<string, MountImage>;
+  mountData?: ChunkedFile;
 }
 
 /** A checkpoint captured from a VM, before it is in the store. */
 export interface CapturedFiles {
   statePath: string;
   upperDiskPath: string;
+  /** Its memory and overlay mounts' contents (a restore's, written out of the store). */
+  mountContents?: MountContents;
 }
 
 export function checkpointsRoot(): string {
@@ -119,6 +127,7 @@ export interface SaveCheckpointRequest {
   pausedMs: number;
   mounts?: Readonly<Record<string, MountConfig>>;
   fuse?: FuseSessionState;
+  mountContents?: MountContents;
   /** The snapshot the sandbox started from: its disk goes in first, so only changes cost. */
   baseSnapshotKey: string | undefined;
 }
@@ -142,7 +151,8 @@ export function assertCheckpointNameFree(name: string): void {
 function sweepUnreferenced(): void {
   const keep = new Set<string>();
   for (const manifest of listCheckpoints()) {
-    for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks])
+    const mountData = manifest.mountData?.chunks ?? [];
+    for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks, ...mountData])
       if (digest !== ZERO_CHUNK) keep.add(digest);
   }
   chunks().sweep(keep);
@@ -194,6 +204,11 @@ async function storeCheckpoint(
   if (base) await store.ingest(base.upperDiskPath, true);
   const state = await store.ingest(req.captured.statePath, false);
   const upper = await store.ingest(req.captured.upperDiskPath, true);
+  // Large files start on a chunk boundary (BlobFile): the same file costs nothing twice.
+  const mountData = req.mountContents
+    ? await store.ingest(req.mountContents.dataPath, false)
+    : undefined;
+  const mountCost = mountData?.cost ?? { newBytes: 0, sharedBytes: 0 };
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT,
     name: req.name,
@@ -207,11 +222,15 @@ async function storeCheckpoint(
     sizes: {
       stateBytes: state.file.sizeBytes,
       upperDataBytes: upper.cost.newBytes + upper.cost.sharedBytes,
-      newBytes: state.cost.newBytes + upper.cost.newBytes,
-      sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes,
+      mountDataBytes: mountData?.file.sizeBytes ?? 0,
+      newBytes: state.cost.newBytes + upper.cost.newBytes + mountCost.newBytes,
+      sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes + mountCost.sharedBytes,
     },
     pausedMs: req.pausedMs,
     ...(req.mounts && req.fuse ? { mounts: { ...req.mounts }, fuse: req.fuse } : {}),
+    ...(mountData && req.mountContents
+      ? { mountImages: { ...req.mountContents.images }, mountData: mountData.file }
+      : {}),
   };
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });
@@ -286,5 +305,8 @@ export async function materializeCheckpoint(
   const store = chunks();
   await store.materialize(manifest.state, files.statePath);
   await store.materialize(manifest.upper, files.upperDiskPath);
-  return files;
+  if (manifest.mountData === undefined || manifest.mountImages === undefined) return files;
+  const dataPath = join(dir, "mounts.data");
+  await store.materialize(manifest.mountData, dataPath);
+  return { ...files, mountContents: { images: manifest.mountImages, dataPath } };
 }

@@ -11,6 +11,7 @@ import { removeTreeSync } from "../util/index.js";
 import type { FuseSessionState } from "../vfs/index.js";
 import type { VmStateSaver } from "../vmm/index.js";
 import type { CheckpointInfo } from "./api.js";
+import type { MountContents } from "./fuse-mounts.js";
 import {
   assertCheckpointNameFree,
   checkName,
@@ -33,6 +34,8 @@ export interface CheckpointSource {
   baseSnapshotKey: string | undefined;
   /** The guest's FUSE session (FuseMounts.exportSession); undefined while a file is open. */
   fuseSession(): FuseSessionState | undefined;
+  /** The memory and overlay mounts' contents, bytes to `dataPath` (FuseMounts.exportContents). */
+  exportMounts(dataPath: string): Promise<MountContents | undefined>;
   openStreams(): number;
   /**
    * Holds the guest's processes (their exec's cgroups frozen) for the capture: a copy's must
@@ -56,6 +59,8 @@ export interface Capture extends CapturedFiles {
   pausedMs: number;
   /** The mounted guest's FUSE session (only when the sandbox has mounts). */
   fuse: FuseSessionState | undefined;
+  /** What its memory and overlay mounts held (each copy gets a copy of its own). */
+  mountContents?: MountContents | undefined;
   /**
    * Per extra disk (`plan.disks` order): a copy of each read-write disk as it was at the
    * capture (each copy of the sandbox writes a copy of its own); undefined for a read-only
@@ -66,8 +71,9 @@ export interface Capture extends CapturedFiles {
 
 /**
  * Refuses what a copy could not carry faithfully, and returns the FUSE session the copies
- * take over (their kernel holds its node ids). Mounts: host directories only, and no file
- * open on them (a copy's server could not answer for its handle). Open streams: an exec or transfer in flight would be cut in the
+ * take over (their kernel holds its node ids). Mounts: no custom provider (its contents are a
+ * JS object of this process), and no file open on them (a copy's server could not answer for
+ * its handle). Open streams: an exec or transfer in flight would be cut in the
  * copies with no one to tell.
  */
 function assertCheckpointable(source: CheckpointSource): FuseSessionState | undefined {
@@ -137,6 +143,8 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
           throw new ErrInvalidConfig(
             `sandbox ${source.plan.id} opened a file on a mount while it was checkpointed: try again`,
           );
+        // Still stopped: nothing changes the mounts' contents while they are read.
+        capture.mountContents = await source.exportMounts(join(dir, "mounts.data"));
       }
       // Stopped (QEMU flushed its cache when it stopped): the disks match the saved memory
       // until `resume`.
@@ -169,7 +177,7 @@ export function checkpointInfo(manifest: CheckpointManifest, durationMs: number)
     name: manifest.name,
     createdAt: manifest.createdAt,
     sourceSandboxId: manifest.sourceSandboxId,
-    sizes: manifest.sizes,
+    sizes: { ...manifest.sizes, mountDataBytes: manifest.sizes.mountDataBytes ?? 0 },
     pausedMs: manifest.pausedMs,
     durationMs,
   };
@@ -208,6 +216,7 @@ export async function checkpointVm(
       namedRam: capture.namedRam,
       pausedMs: capture.pausedMs,
       ...(capture.fuse ? { mounts: plan.mounts, fuse: capture.fuse } : {}),
+      ...(capture.mountContents ? { mountContents: capture.mountContents } : {}),
       baseSnapshotKey: source.baseSnapshotKey,
     });
     return checkpointInfo(manifest, Date.now() - started);

@@ -26,6 +26,9 @@ import {
   openHostOverlay,
   quotaOfSize,
   HookedProvider,
+  BlobFile,
+  type CopyableContents,
+  type MountImage,
   type FileEventInfo,
   type FuseSessionState,
   type FileHookRule,
@@ -47,6 +50,8 @@ export async function providerFor(
   runDir: string,
   keptUpperDirs: Record<string, string>,
   diskSizeBytes: number,
+  /** Gets each memory and overlay provider: what a copy of the sandbox takes with it. */
+  copyable?: Map<string, CopyableContents>,
 ): Promise<VfsProvider> {
   // The plan checked every field (src/config/mount-checks.ts).
   const quota = mount.quota;
@@ -63,10 +68,12 @@ export async function providerFor(
   }
   let provider: VfsProvider;
   if (mount.type === "memory") {
-    provider = new MemoryProvider({
+    const memory = new MemoryProvider({
       maxBytes: quota?.sizeBytes ?? DEFAULT_MEMORY_BYTES,
       ...(quota?.inodes !== undefined ? { maxInodes: quota.inodes } : {}),
     });
+    copyable?.set(guestPath, memory);
+    provider = memory;
   } else if (mount.type === "provider") {
     provider = mount.provider as VfsProvider;
   } else {
@@ -93,6 +100,7 @@ export async function providerFor(
         ...hostOptions,
       });
       if (keep) keptUpperDirs[guestPath] = overlay.upperDir;
+      copyable?.set(guestPath, overlay.provider);
       provider = overlay.provider;
     } else {
       provider = await HostDirProvider.open(hostPath, hostOptions);
@@ -117,9 +125,25 @@ export interface MountHooks {
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
 }
 
+/** The contents of a copy's memory and overlay mounts (see FuseMounts.importContents). */
+export interface MountContents {
+  /** Per guest path. */
+  images: Readonly<Record<string, MountImage>>;
+  /** The file bytes they point into (a BlobFile). */
+  dataPath: string;
+}
+
+/** The key the router gives a file id of the mount at `guestPath` (RouterProvider.stat). */
+function routedFileId(guestPath: string, fileId: string): string {
+  const parts = guestPath.split("/").filter((n) => n !== "");
+  return `${parts.length === 0 ? "/" : `/${parts.join("/")}`}\0${fileId}`;
+}
+
 export class FuseMounts {
   /** The file methods for paths under these mounts, served without the guest agent. */
   readonly files: MountFiles;
+  /** File ids that an import of contents changed (routed old -> new): see resumeSession. */
+  private readonly renamedIds = new Map<string, string>();
 
   private constructor(
     private readonly listener: Server,
@@ -131,6 +155,7 @@ export class FuseMounts {
     private readonly watches: MountWatches,
     /** Guest path -> host directory of each overlay upper layer kept after close. */
     readonly keptUpperDirs: Readonly<Record<string, string>>,
+    private readonly copyable: ReadonlyMap<string, CopyableContents>,
   ) {
     this.files = new MountFiles(provider, guestPaths, (path) => server.invalidate(path));
   }
@@ -149,11 +174,12 @@ export class FuseMounts {
     const guestPaths = Object.keys(mounts);
     const providers = new Map<string, VfsProvider>();
     const keptUpperDirs: Record<string, string> = {};
+    const copyable = new Map<string, CopyableContents>();
     try {
       for (const path of guestPaths) {
         providers.set(
           path,
-          await providerFor(path, mounts[path]!, runDir, keptUpperDirs, diskSizeBytes),
+          await providerFor(path, mounts[path]!, runDir, keptUpperDirs, diskSizeBytes, copyable),
         );
       }
     } catch (err) {
@@ -199,7 +225,60 @@ export class FuseMounts {
       provider,
       watches,
       Object.freeze(keptUpperDirs),
+      copyable,
     );
+  }
+
+  /**
+   * The contents of every memory and overlay mount, their file bytes written to a new file at
+   * `dataPath` (call while the guest is stopped); undefined when there are none.
+   */
+  async exportContents(dataPath: string): Promise<MountContents | undefined> {
+    if (this.copyable.size === 0) return undefined;
+    const blob = await BlobFile.create(dataPath);
+    const images: Record<string, MountImage> = {};
+    try {
+      for (const [path, provider] of this.copyable)
+        images[path] = await provider.exportContents(blob);
+    } finally {
+      await blob.close();
+    }
+    return { images, dataPath };
+  }
+
+  /**
+   * Fills a copy's memory and overlay mounts with its original's contents (before the copied
+   * guest is served: resumeSession). `label` names the source in errors.
+   */
+  async importContents(contents: MountContents, label: string): Promise<void> {
+    const wanted = [...this.copyable.keys()].sort().join(", ");
+    const given = Object.keys(contents.images).sort().join(", ");
+    if (wanted !== given)
+      throw new ErrInvalidConfig(
+        `${label} holds the contents of mounts [${given}] but this copy has memory or overlay ` +
+          `mounts [${wanted}]: refused`,
+      );
+    let blob: BlobFile;
+    try {
+      blob = await BlobFile.openRead(contents.dataPath);
+    } catch (err) {
+      throw new ErrInvalidConfig(`${label}: its mount contents are missing (${(err as Error).message})`);
+    }
+    try {
+      for (const [path, provider] of this.copyable) {
+        try {
+          const renamed = await provider.importContents(contents.images[path]!, blob);
+          for (const [from, to] of renamed)
+            this.renamedIds.set(routedFileId(path, from), routedFileId(path, to));
+        } catch (err) {
+          throw new ErrInvalidConfig(
+            `${label}: the contents of mount ${path} could not be restored: ${(err as Error).message}`,
+          );
+        }
+      }
+    } finally {
+      await blob.close().catch(() => undefined);
+    }
   }
 
   /**
@@ -221,7 +300,13 @@ export class FuseMounts {
 
   /** A copy of a guest whose FUSE session is mounted already: serve it on (before `attach`). */
   resumeSession(state: FuseSessionState): void {
-    this.server.resumeSession(state);
+    if (this.renamedIds.size === 0) return this.server.resumeSession(state);
+    // Restored files have ids of their own here: the guest's node ids follow them.
+    const nodes = state.inodes.nodes.map((n) => {
+      const to = n.fileId === undefined ? undefined : this.renamedIds.get(n.fileId);
+      return to === undefined ? n : { ...n, fileId: to };
+    });
+    this.server.resumeSession({ ...state, inodes: { ...state.inodes, nodes } });
   }
 
   get rawPort(): { name: string; socketPath: string } {

@@ -23,7 +23,12 @@ import { prepareNetwork } from "./network.js";
 import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
 import { captureVm, checkpointVm, type Capture, type CheckpointSource } from "./checkpoint.js";
-import { checkpointRestoreSource, dropMaterializedState, restoreVm } from "./checkpoint-start.js";
+import {
+  checkpointRestoreSource,
+  dropMaterializedMounts,
+  dropMaterializedState,
+  restoreVm,
+} from "./checkpoint-start.js";
 import { mayUseSnapshot, snapshotInputsFor } from "./snapshot-policy.js";
 import { snapshotKey } from "./snapshot-store.js";
 import { startVm } from "./start-vm.js";
@@ -191,6 +196,11 @@ export async function launchVmSandbox(
         : plan.fromCheckpoint !== undefined
           ? await checkpointRestoreSource(plan.fromCheckpoint, dir, vmKey, plan)
           : undefined;
+    if (restoreSource?.mountContents) {
+      // Before the copied guest is served (attach): its memory and overlay mounts' files.
+      await mounts?.importContents(restoreSource.mountContents, restoreSource.label);
+      dropMaterializedMounts(restoreSource, dir);
+    }
     const vm = restoreSource
       ? await restoreVm(bootRequest, restoreSource, vmKey)
       : await startVm(bootRequest, { diskSizeMb: plan.diskSizeMb, snapshot, warn: debugWarn });
@@ -204,6 +214,7 @@ export async function launchVmSandbox(
       vmKey,
       baseSnapshotKey: vm.restored && !restoreSource && snapshot ? vmKey : undefined,
       fuseSession: () => mounts?.exportSession(),
+      exportMounts: async (dataPath) => mounts?.exportContents(dataPath),
       openStreams: () => vm.agent.openStreams,
       onStuck: (err) => sandbox?.fail(new ErrVMNotRunning(err.message)),
       holdProcesses: () => holdGuestProcesses(vm.agent),

@@ -42,6 +42,16 @@ export { ReadOnlyProvider } from "./providers/read-only.js";
 export { RouterProvider } from "./providers/router.js";
 export { SingleFileProvider } from "./providers/single-file.js";
 export { OverlayProvider } from "./providers/overlay.js";
+export {
+  BlobFile,
+  exportTree,
+  importTree,
+  type BlobSink,
+  type BlobSource,
+  type CopyableContents,
+  type MountImage,
+  type TreeEntry,
+} from "./tree-image.js";
 export { openHostOverlay, type HostOverlayOptions } from "./providers/overlay-host.js";
 export { MAX_WRITE_BYTES } from "./fuse-constants.js";
 export {

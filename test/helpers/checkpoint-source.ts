@@ -37,6 +37,7 @@ export function unstoppableSource(
       over.fileOpen === true
         ? undefined
         : { initialized: true, inodes: { nextId: "2", nodes: [] } },
+    exportMounts: () => Promise.resolve(undefined),
     openStreams: () => over.open ?? 0,
     holdProcesses: () => {
       counted.saves += 1;

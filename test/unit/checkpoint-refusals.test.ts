@@ -1,5 +1,5 @@
-// What a checkpoint or fork refuses before it stops the VM: mounts whose contents live in the
-// sandbox's process (memory, custom providers, overlays), a file open on a mount (a copy's
+// What a checkpoint or fork refuses before it stops the VM: custom provider mounts (a JS
+// object of the sandbox's process; memory and overlay mounts are carried), a file open on a mount (a copy's
 // FUSE server could not answer for its handle), disks (in a stored checkpoint; a fork copies
 // them), or operations in flight.
 import { test } from "node:test";
@@ -11,8 +11,11 @@ import { checkpointVm } from "../../src/sandbox/checkpoint.js";
 import { unstoppableSource as source } from "../helpers/checkpoint-source.js";
 
 for (const [what, over, message] of [
-  ["a memory mount", { mounts: { "/m": { type: "memory" } } }, /memory mount/],
-  ["an overlay mount", { mounts: { "/o": { type: "overlay" } } }, /overlay mount/],
+  [
+    "a custom provider mount",
+    { mounts: { "/p": { type: "provider" } } },
+    /mount \/p is a custom provider mount: copies \(checkpoint, fork\) cannot carry/,
+  ],
   [
     "a file open on a host mount",
     { mounts: { "/w": { type: "host_fs" } }, fileOpen: true },

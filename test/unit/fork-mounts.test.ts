@@ -50,8 +50,22 @@ test("forkMounts: read-write host directories become an overlay, read-only or sh
   });
   assert.deepEqual(mountsForCopy(mounts, "share"), mounts);
   assert.throws(
-    () => mountsForCopy({ "/m": { type: "memory" } }, "share"),
+    () => mountsForCopy({ "/p": { type: "provider" } }, "share"),
     (err: Error & { code?: string }) =>
-      err.code === "ErrInvalidConfig" && /memory/.test(err.message),
+      err.code === "ErrInvalidConfig" && /mount \/p is a custom provider mount/.test(err.message),
   );
+});
+
+test("forkMounts: memory and overlay mounts stay what they are (their contents are per copy)", () => {
+  const mounts: Record<string, MountConfig> = {
+    "/m": { type: "memory", quota: { sizeBytes: 1 << 20 } },
+    "/o": { type: "overlay", hostPath: "/h/o" },
+  };
+  // `share` has no host place to share them in: each copy gets its own, as with `overlay`.
+  assert.deepEqual(mountsForCopy(mounts, "overlay"), mounts);
+  assert.deepEqual(mountsForCopy(mounts, "share"), mounts);
+  assert.deepEqual(mountsForCopy(mounts, "readonly"), {
+    "/m": { ...mounts["/m"], readonly: true },
+    "/o": { ...mounts["/o"], readonly: true },
+  });
 });

@@ -3,6 +3,15 @@
  * cannot grow the host process without limit. Host memory in use stays within about twice
  * `maxBytes` (file buffers grow geometrically) plus a few hundred bytes per inode.
  */
+import {
+  exportTree,
+  importTree,
+  rootEntry,
+  type BlobSink,
+  type BlobSource,
+  type CopyableContents,
+  type MountImage,
+} from "../tree-image.js";
 import { MemoryFs } from "./memory-fs.js";
 import { QuotaProvider } from "./quota.js";
 import { quotaOfSize } from "./quota-ledger.js";
@@ -17,8 +26,22 @@ export interface MemoryProviderOptions {
   readonly maxInodes?: number;
 }
 
-export class MemoryProvider extends QuotaProvider {
+export class MemoryProvider extends QuotaProvider implements CopyableContents {
   constructor(options: MemoryProviderOptions = {}) {
     super(new MemoryFs(), quotaOfSize(options.maxBytes ?? DEFAULT_MEMORY_BYTES, options.maxInodes));
+  }
+
+  /** The whole tree (call while nothing writes it: a sandbox's guest stopped). */
+  async exportContents(sink: BlobSink): Promise<MountImage> {
+    return { kind: "memory", root: await rootEntry(this), entries: await exportTree(this, sink) };
+  }
+
+  /** Into this (empty) provider, through the quota: a copy holds no more than its original. */
+  async importContents(image: MountImage, source: BlobSource): Promise<Map<string, string>> {
+    if (image.kind !== "memory") throw new Error(`a ${image.kind} image is not a memory mount's`);
+    const renamed = await importTree(this, image.entries, source);
+    const { root } = image;
+    await this.setattr("/", root);
+    return renamed;
   }
 }

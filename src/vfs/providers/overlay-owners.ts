@@ -17,6 +17,15 @@ export class UpperOwners {
     if (stat.fileId !== undefined) this.byFile.set(stat.fileId, { uid: owner.uid, gid: owner.gid });
   }
 
+  ownerOf(fileId: string): VfsOwner | undefined {
+    return this.byFile.get(fileId);
+  }
+
+  /** The guest's owner of upper file `fileId` (a copy of the layer sets it again). */
+  setById(fileId: string, owner: VfsOwner): void {
+    this.byFile.set(fileId, { uid: owner.uid, gid: owner.gid });
+  }
+
   /** `stat` with the guest's owner, where one is known. */
   apply(stat: VfsStat): VfsStat {
     const owner = stat.fileId === undefined ? undefined : this.byFile.get(stat.fileId);

@@ -32,6 +32,16 @@ export class OverlayMasks {
     if (isDir && wasHidden) this.opaque.add(path);
   }
 
+  /** Both sets, for a copy of the overlay (importState). */
+  exportState(): { whiteouts: string[]; opaque: string[] } {
+    return { whiteouts: [...this.whiteouts], opaque: [...this.opaque] };
+  }
+
+  importState(state: { whiteouts: readonly string[]; opaque: readonly string[] }): void {
+    for (const w of state.whiteouts) this.whiteouts.add(w);
+    for (const o of state.opaque) this.opaque.add(o);
+  }
+
   makeOpaque(path: string): void {
     this.whiteouts.delete(path);
     this.opaque.add(path);

@@ -27,13 +27,22 @@ import type {
   VfsStat,
   VfsStatfs,
 } from "../provider.js";
+import {
+  exportTree,
+  importTree,
+  rootEntry,
+  type BlobSink,
+  type BlobSource,
+  type CopyableContents,
+  type MountImage,
+} from "../tree-image.js";
 import { CopyUp } from "./overlay-copy-up.js";
 import { UpperOwners } from "./overlay-owners.js";
 import { OverlayMasks } from "./overlay-state.js";
 
 type RootAttrs = Pick<VfsSetattr, "mode" | "uid" | "gid">;
 
-export class OverlayProvider implements VfsProvider {
+export class OverlayProvider implements VfsProvider, CopyableContents {
   readonly readOnly = false;
   private readonly masks = new OverlayMasks();
   private readonly copyUp: CopyUp;
@@ -292,6 +301,45 @@ export class OverlayProvider implements VfsProvider {
   /** Space is what the upper layer has: that is where writes go. */
   statfs(): Promise<VfsStatfs> {
     return this.upper.statfs("/");
+  }
+
+  /**
+   * What this process holds of the overlay (the upper layer, whiteouts, the guest's owners and
+   * root attributes), for a copy of its sandbox; call while nothing writes it.
+   */
+  async exportContents(sink: BlobSink): Promise<MountImage> {
+    const entries = (await exportTree(this.upper, sink)).map((e) => {
+      const owner = e.fileId === undefined ? undefined : this.owners.ownerOf(e.fileId);
+      return owner === undefined ? e : { ...e, uid: owner.uid, gid: owner.gid };
+    });
+    return {
+      kind: "overlay",
+      entries,
+      upperRoot: await rootEntry(this.upper),
+      ...this.masks.exportState(),
+      rootAttrs: { ...this.rootAttrs },
+      rootChanged: this.rootChanged,
+    };
+  }
+
+  /** Into a fresh overlay (its upper layer empty); returns the file ids as the guest saw them. */
+  async importContents(image: MountImage, source: BlobSource): Promise<Map<string, string>> {
+    if (image.kind !== "overlay") throw new Error(`a ${image.kind} image is not an overlay's`);
+    const renamed = await importTree(this.upper, image.entries, source, (entry, fileId) => {
+      if (fileId !== undefined) this.owners.setById(fileId, entry);
+    });
+    const { atimeMs, mtimeMs } = image.upperRoot;
+    await this.upper.setattr("/", { atimeMs, mtimeMs });
+    this.masks.importState(image);
+    const { mode, uid, gid } = image.rootAttrs;
+    this.rootAttrs = {
+      ...(mode === undefined ? {} : { mode }),
+      ...(uid === undefined ? {} : { uid }),
+      ...(gid === undefined ? {} : { gid }),
+    };
+    this.rootChanged = image.rootChanged === true;
+    // The guest knows upper files by the layer's ids (withLayer).
+    return new Map([...renamed].map(([from, to]) => [`u${from}`, `u${to}`]));
   }
 
   async close(): Promise<void> {
