@@ -251,23 +251,26 @@ export class FuseMounts {
    * guest is served: resumeSession). `label` names the source in errors.
    */
   async importContents(contents: MountContents, label: string): Promise<void> {
-    const wanted = [...this.copyable.keys()].sort().join(", ");
-    const given = Object.keys(contents.images).sort().join(", ");
-    if (wanted !== given)
+    // A host directory the copy writes through an overlay of its own has no image: it starts
+    // empty. An image with no memory or overlay mount to go to is refused.
+    const lost = Object.keys(contents.images).filter((path) => !this.copyable.has(path));
+    if (lost.length > 0)
       throw new ErrInvalidConfig(
-        `${label} holds the contents of mounts [${given}] but this copy has memory or overlay ` +
-          `mounts [${wanted}]: refused`,
+        `${label} holds the contents of mount(s) ${lost.join(", ")} but this copy has no ` +
+          "memory or overlay mount there: refused",
       );
     let blob: BlobFile;
     try {
       blob = await BlobFile.openRead(contents.dataPath);
     } catch (err) {
-      throw new ErrInvalidConfig(`${label}: its mount contents are missing (${(err as Error).message})`);
+      throw new ErrInvalidConfig(
+        `${label}: its mount contents are missing (${(err as Error).message})`,
+      );
     }
     try {
-      for (const [path, provider] of this.copyable) {
+      for (const [path, image] of Object.entries(contents.images)) {
         try {
-          const renamed = await provider.importContents(contents.images[path]!, blob);
+          const renamed = await this.copyable.get(path)!.importContents(image, blob);
           for (const [from, to] of renamed)
             this.renamedIds.set(routedFileId(path, from), routedFileId(path, to));
         } catch (err) {

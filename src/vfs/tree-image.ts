@@ -151,7 +151,7 @@ async function copyOut(
   try {
     const { sizeBytes } = await handle.stat();
     const offset = sink.begin(sizeBytes);
-    for (let at = 0; at < sizeBytes; ) {
+    for (let at = 0; at < sizeBytes;) {
       const chunk = await handle.read(at, Math.min(COPY_BYTES, sizeBytes - at));
       if (chunk.length === 0) throw new Error(`${path} shrank while it was saved`);
       await sink.write(offset + at, chunk);
@@ -168,7 +168,10 @@ function checkEntry(entry: TreeEntry, seen: ReadonlySet<string>): void {
   const ok =
     typeof entry.path === "string" &&
     entry.path.startsWith("/") &&
-    !entry.path.split("/").slice(1).some((n) => n === "" || n === "." || n === "..") &&
+    !entry.path
+      .split("/")
+      .slice(1)
+      .some((n) => n === "" || n === "." || n === "..") &&
     ["dir", "file", "symlink", "fifo"].includes(entry.type) &&
     [entry.mode, entry.uid, entry.gid, entry.atimeMs, entry.mtimeMs].every(Number.isFinite) &&
     (entry.linkTo === undefined || seen.has(entry.linkTo)) &&
@@ -236,7 +239,7 @@ async function copyIn(
     const [offset, sizeBytes] = entry.data ?? [0, 0];
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(sizeBytes))
       throw new Error(`bad entry ${JSON.stringify(entry.path)}`);
-    for (let at = 0; at < sizeBytes; ) {
+    for (let at = 0; at < sizeBytes;) {
       const chunk = await source.read(offset + at, Math.min(COPY_BYTES, sizeBytes - at));
       await handle.write(at, chunk);
       at += chunk.length;

@@ -62,7 +62,15 @@ async function view(p: VfsProvider, atime = true, dir = "/"): Promise<Record<str
         s.type === "symlink"
           ? {}
           : { mtimeMs: Math.floor(s.mtimeMs), ...(atime ? { atimeMs: s.atimeMs } : {}) };
-      out[path] = { type: s.type, mode: s.mode, uid: s.uid, gid: s.gid, nlink: s.nlink, content, ...times };
+      out[path] = {
+        type: s.type,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        nlink: s.nlink,
+        content,
+        ...times,
+      };
       if (s.type === "dir") await walk(path);
     }
   };
@@ -196,7 +204,11 @@ test("an overlay's upper layer, whiteouts, owners and root attributes are copied
     assert.deepEqual(await copy.readdir("/gone-dir"), []);
     await rejectsErrno(copy.stat("/gone"), Errno.ENOENT);
     assert.equal((await copy.stat("/edit")).uid, 1000);
-    assert.deepEqual(await copy.statfs(), await original.statfs(), "the copy's quota counts its layer");
+    assert.deepEqual(
+      await copy.statfs(),
+      await original.statfs(),
+      "the copy's quota counts its layer",
+    );
     // Independent, and the lower directory is never written by either.
     const k = await copy.open("/keep", { ...RW, truncate: true });
     await k.write(0, Buffer.from("copy keep"));

@@ -277,21 +277,52 @@ test(
   },
 );
 
+// What a copy must see of the parent's memory mount (/mem) and overlay (/ov): files, a hard
+// link, a symlink, mode and owner, a large file, a changed and a removed lower file.
+const MOUNTS_STATE =
+  "cat /mem/d/f /mem/hard; readlink /mem/sym; stat -c '%a %u %g %h' /mem/d/f; " +
+  "test $(stat -c %i /mem/d/f) = $(stat -c %i /mem/hard) && echo one-inode; " +
+  "md5sum < /mem/big; cat /ov/new /ov/lower-file; " +
+  "test -e /ov/lower-gone && echo there || echo gone";
+
 test(
   "copies of a sandbox with a host mount write it only as forkMounts says",
   { timeout: 600_000 },
   async () => {
     const host = scratchDir();
     writeFileSync(join(host, "seed"), "from the host");
+    const lower = scratchDir();
+    writeFileSync(join(lower, "lower-file"), "lower\n");
+    writeFileSync(join(lower, "lower-gone"), "lower\n");
     const parent = await Sandbox.create({
       timeoutSeconds: 500,
-      mounts: { "/work": { type: "host_fs", hostPath: host } },
+      mounts: {
+        "/work": { type: "host_fs", hostPath: host },
+        "/mem": { type: "memory", quota: { sizeBytes: 8 * 1024 * 1024 } },
+        "/ov": { type: "overlay", hostPath: lower },
+      },
     });
     const copies: VmSandbox[] = [];
     const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
+    const lowerUntouched = (): void => {
+      assert.deepEqual(readdirSync(lower).sort(), ["lower-file", "lower-gone"]);
+      assert.equal(readFileSync(join(lower, "lower-file"), "utf8"), "lower\n");
+    };
     try {
       // The guest kernel now holds node ids of the mount: the copies' servers must know them.
       assert.equal(await run(parent, "cat /work/seed"), "from the host");
+      // Contents that live in this process: a memory mount's tree, an overlay's upper layer.
+      await run(
+        parent,
+        "mkdir /mem/d && echo mem > /mem/d/f && ln /mem/d/f /mem/hard && ln -s d/f /mem/sym && " +
+          "chmod 640 /mem/d/f && chown 1000:1000 /mem/d/f && head -c 3000000 /dev/urandom > /mem/big && " +
+          "echo ov > /ov/new && echo changed > /ov/lower-file && rm /ov/lower-gone",
+      );
+      const parentState = await run(parent, MOUNTS_STATE);
+      assert.match(
+        parentState,
+        /^mem\nmem\nd\/f\n640 1000 1000 2\none-inode\n[0-9a-f]{32} {2}-\nov\nchanged\ngone\n$/,
+      );
       // Default: each copy writes a layer of its own; the host dir and the others see nothing.
       const [a, b] = (await parent.fork(2)) as [VmSandbox, VmSandbox];
       copies.push(a, b);
@@ -304,6 +335,33 @@ test(
         "absent\n",
       );
       assert.equal(await run(a, "cat /work/seed"), "from the host");
+      // Each copy has the memory mount's and the overlay's contents, and writes its own.
+      for (const c of [a, b]) assert.equal(await run(c, MOUNTS_STATE), parentState);
+      const writeOwn = (c: VmSandbox): Promise<string> =>
+        run(
+          c,
+          `echo ${c.id} > /mem/hard; echo ${c.id} > /ov/new; echo ${c.id} > /ov/lower-file; echo ${c.id} > /mem/own-${c.id}`,
+        );
+      await Promise.all([a, b].map(writeOwn));
+      for (const c of [a, b])
+        assert.equal(
+          await run(c, "cat /mem/d/f /ov/new /ov/lower-file; ls /mem | grep -c own-"),
+          `${c.id}\n`.repeat(3) + "1\n",
+        );
+      assert.equal(
+        await run(parent, MOUNTS_STATE),
+        parentState,
+        "a copy's writes reached the parent",
+      );
+      lowerUntouched();
+      // A fork of a fork: its copy has what the fork wrote, and writes on its own.
+      const [aa] = (await a.fork(1)) as [VmSandbox];
+      copies.push(aa);
+      assert.equal(await run(aa, "cat /mem/d/f /ov/new"), `${a.id}\n${a.id}\n`);
+      await run(aa, "echo grandchild > /mem/d/f; echo grandchild > /ov/new");
+      assert.equal(await run(a, "cat /mem/d/f /ov/new"), `${a.id}\n${a.id}\n`);
+      assert.equal(await run(aa, "cat /mem/hard /ov/new"), "grandchild\ngrandchild\n");
+      lowerUntouched();
       // The copy's lower layer is the host dir as it is now.
       writeFileSync(join(host, "later"), "written after the fork");
       await waitUntil("the copy sees a host file written after the fork", async () => {
@@ -317,11 +375,20 @@ test(
       assert.notEqual(refused.exitCode, 0);
       assert.match(refused.stderr, /Read-only file system/);
       assert.equal(await run(ro, "cat /work/seed"), "from the host");
+      // `readonly` makes the copy's memory mount and overlay read-only too (contents kept).
+      assert.equal(await run(ro, MOUNTS_STATE), parentState);
+      for (const path of ["/mem/x", "/ov/x"]) {
+        const r = await ro.exec(`echo x > ${path}`);
+        assert.match(r.stderr, /Read-only file system/, path);
+      }
       assert.equal(existsSync(join(host, "ro-write")), false);
       await Promise.all(copies.splice(0).map((c) => c.close()));
 
-      // A checkpoint carries the mounts; `share` writes through to the host, as asked.
-      await parent.checkpoint("with-mount");
+      // A checkpoint carries the mounts (the memory and overlay contents stored with it);
+      // `share` writes through to the host, as asked.
+      const info = await parent.checkpoint("with-mount");
+      assert.ok(info.sizes.mountDataBytes >= 3_000_000, JSON.stringify(info.sizes));
+      await run(parent, "echo after-checkpoint > /mem/d/f");
       await assert.rejects(
         Sandbox.create({ fromCheckpoint: "with-mount", mounts: { "/other": { type: "memory" } } }),
         (err: Error & { code?: string }) => err.code === "ErrInvalidConfig",
@@ -334,6 +401,29 @@ test(
       copies.push(shared);
       await run(shared, "echo shared > /work/shared");
       assert.equal(readFileSync(join(host, "shared"), "utf8"), "shared\n");
+      // Its memory and overlay contents are the checkpoint's, its own (never shared).
+      assert.equal(await run(shared, MOUNTS_STATE), parentState);
+      await run(shared, "echo shared > /mem/d/f; echo shared > /ov/new");
+      assert.equal(await run(parent, "cat /mem/d/f /ov/new"), "after-checkpoint\nov\n");
+      lowerUntouched();
+      // Another process restores the stored checkpoint: the contents come from the store.
+      const cli = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          join(import.meta.dirname, "../../src/cli/main.ts"),
+          "run",
+          "--from-checkpoint",
+          "with-mount",
+          "--",
+          "sh",
+          "-c",
+          MOUNTS_STATE,
+        ],
+        { encoding: "utf8", timeout: 180_000 },
+      );
+      assert.equal(cli.stdout, parentState, cli.stderr);
       // The source sandbox writes its own mount as before.
       await run(parent, "echo parent > /work/parent");
       assert.equal(readFileSync(join(host, "parent"), "utf8"), "parent\n");
