@@ -27,6 +27,8 @@ import {
   quotaOfSize,
   HookedProvider,
   BlobFile,
+  routedFileId,
+  withRenamedFileIds,
   type CopyableContents,
   type MountImage,
   type FileEventInfo,
@@ -131,12 +133,6 @@ export interface MountContents {
   images: Readonly<Record<string, MountImage>>;
   /** The file bytes they point into (a BlobFile). */
   dataPath: string;
-}
-
-/** The key the router gives a file id of the mount at `guestPath` (RouterProvider.stat). */
-function routedFileId(guestPath: string, fileId: string): string {
-  const parts = guestPath.split("/").filter((n) => n !== "");
-  return `${parts.length === 0 ? "/" : `/${parts.join("/")}`}\0${fileId}`;
 }
 
 export class FuseMounts {
@@ -303,13 +299,8 @@ export class FuseMounts {
 
   /** A copy of a guest whose FUSE session is mounted already: serve it on (before `attach`). */
   resumeSession(state: FuseSessionState): void {
-    if (this.renamedIds.size === 0) return this.server.resumeSession(state);
     // Restored files have ids of their own here: the guest's node ids follow them.
-    const nodes = state.inodes.nodes.map((n) => {
-      const to = n.fileId === undefined ? undefined : this.renamedIds.get(n.fileId);
-      return to === undefined ? n : { ...n, fileId: to };
-    });
-    this.server.resumeSession({ ...state, inodes: { ...state.inodes, nodes } });
+    this.server.resumeSession(withRenamedFileIds(state, this.renamedIds));
   }
 
   get rawPort(): { name: string; socketPath: string } {

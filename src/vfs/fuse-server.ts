@@ -77,6 +77,22 @@ export interface FuseSessionState {
   inodes: InodeTableState;
 }
 
+/**
+ * `state` with the file ids in `renamed` (old -> new) replaced: a copy whose provider holds
+ * the same files under other ids (restored contents) keeps the guest's node ids on them.
+ */
+export function withRenamedFileIds(
+  state: FuseSessionState,
+  renamed: ReadonlyMap<string, string>,
+): FuseSessionState {
+  if (renamed.size === 0) return state;
+  const nodes = state.inodes.nodes.map((n) => {
+    const to = n.fileId === undefined ? undefined : renamed.get(n.fileId);
+    return to === undefined ? n : { ...n, fileId: to };
+  });
+  return { ...state, inodes: { ...state.inodes, nodes } };
+}
+
 export class FuseServer {
   private readonly ctx: OpsContext;
   private readonly ops = new Map<number, OpHandler>([...nodeOps, ...fileOps]);

@@ -2,7 +2,12 @@
  * The host side of guest filesystems: a FUSE server speaking the kernel's wire protocol over
  * any byte stream, and the providers it serves. No VM needed; see docs/ARCHITECTURE.md.
  */
-export { FuseServer, type FuseServerOptions, type FuseSessionState } from "./fuse-server.js";
+export {
+  FuseServer,
+  withRenamedFileIds,
+  type FuseServerOptions,
+  type FuseSessionState,
+} from "./fuse-server.js";
 export {
   FuseFramer,
   encodeRequest,
@@ -39,7 +44,7 @@ export {
 } from "./providers/quota-ledger.js";
 export { HostDirProvider, type HostDirOptions } from "./providers/host-dir.js";
 export { ReadOnlyProvider } from "./providers/read-only.js";
-export { RouterProvider } from "./providers/router.js";
+export { RouterProvider, routedFileId } from "./providers/router.js";
 export { SingleFileProvider } from "./providers/single-file.js";
 export { OverlayProvider } from "./providers/overlay.js";
 export {

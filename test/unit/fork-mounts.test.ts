@@ -4,7 +4,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mountsForCopy, type MountConfig } from "../../src/config/index.js";
-import { FuseServer, MemoryProvider } from "../../src/vfs/index.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  BlobFile,
+  FuseServer,
+  MemoryProvider,
+  RouterProvider,
+  routedFileId,
+  withRenamedFileIds,
+} from "../../src/vfs/index.js";
 import { FakeKernel } from "./vfs-fake-kernel.js";
 
 test("a copy's FUSE server answers for the node ids of the original's session", async () => {
@@ -68,4 +78,44 @@ test("forkMounts: memory and overlay mounts stay what they are (their contents a
     "/m": { ...mounts["/m"], readonly: true },
     "/o": { ...mounts["/o"], readonly: true },
   });
+});
+
+test("a copy with restored memory contents keeps the guest's node ids on the same files", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "wl-fork-ids-"));
+  try {
+    const memory = new MemoryProvider();
+    const original = new FuseServer({ provider: new RouterProvider({ "/m": memory }) });
+    const k = new FakeKernel(original);
+    await k.init();
+    const m = (await k.lookup(1n, "m")).nodeid;
+    const created = await k.create(m, "file");
+    await k.write(created.fh, 0, Buffer.from("hello"));
+    await k.release(created.fh);
+    const hard = await k.link(created.nodeid, m, "hard");
+    assert.equal(hard, created.nodeid);
+    const session = original.exportSession()!;
+    const blob = await BlobFile.create(join(dir, "data"));
+    const image = await memory.exportContents(blob);
+    await blob.close();
+
+    const copyMemory = new MemoryProvider();
+    const source = await BlobFile.openRead(join(dir, "data"));
+    const renamed = await copyMemory.importContents(image, source);
+    await source.close();
+    assert.ok(renamed.size > 0, "the copy's files have ids of their own");
+    const routed = new Map(
+      [...renamed].map(([from, to]) => [routedFileId("/m", from), routedFileId("/m", to)]),
+    );
+    const copy = new FuseServer({ provider: new RouterProvider({ "/m": copyMemory }) });
+    copy.resumeSession(withRenamedFileIds(session, routed));
+    const ck = new FakeKernel(copy);
+    // Both names still lead to the node the copied kernel holds (one inode, two links).
+    assert.equal((await ck.lookup(m, "file")).nodeid, created.nodeid);
+    assert.equal((await ck.lookup(m, "hard")).nodeid, created.nodeid);
+    const fh = await ck.open(created.nodeid);
+    assert.equal((await ck.read(fh, 0, 5)).toString(), "hello");
+    await ck.release(fh);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

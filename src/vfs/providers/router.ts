@@ -48,8 +48,7 @@ export class RouterProvider implements VfsProvider {
   constructor(mounts: ReadonlyMap<string, VfsProvider> | Record<string, VfsProvider>) {
     const entries = mounts instanceof Map ? [...mounts] : Object.entries(mounts);
     this.mounts = entries.map(([path, provider]) => {
-      const parts = splitPath(path);
-      return { path: parts.length === 0 ? "/" : `/${parts.join("/")}`, provider };
+      return { path: mountPathOf(path), provider };
     });
     const seen = new Set<string>();
     for (const m of this.mounts) {
@@ -110,7 +109,7 @@ export class RouterProvider implements VfsProvider {
       // File ids are unique per provider only; two mounts may reuse the same ones.
       return stat.fileId === undefined
         ? stat
-        : { ...stat, fileId: `${r.mount.path}\0${stat.fileId}` };
+        : { ...stat, fileId: routedFileId(r.mount.path, stat.fileId) };
     } catch (err) {
       // An ancestor of a deeper mount exists even where the outer provider has nothing.
       if (err instanceof VfsError && err.errno === Errno.ENOENT && this.isAncestor(path)) {
@@ -228,4 +227,14 @@ export class RouterProvider implements VfsProvider {
     if (r.inner === "/" || this.isAncestor(path)) throw new VfsError(Errno.EBUSY);
     return r;
   }
+}
+
+/** The file id the router shows for `fileId` of the mount at `mountPath` (normalized). */
+export function routedFileId(mountPath: string, fileId: string): string {
+  return `${mountPathOf(mountPath)}\0${fileId}`;
+}
+
+function mountPathOf(path: string): string {
+  const parts = splitPath(path);
+  return parts.length === 0 ? "/" : `/${parts.join("/")}`;
 }
