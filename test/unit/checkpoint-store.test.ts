@@ -18,6 +18,7 @@ import {
   saveCheckpoint,
   type SaveCheckpointRequest,
 } from "../../src/sandbox/checkpoint-store.js";
+import { BlobFile, MemoryProvider } from "../../src/vfs/index.js";
 import { unstoppableSource } from "../helpers/checkpoint-source.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "wheellock-ckpt-"));
@@ -191,3 +192,63 @@ test("a checkpoint under a name that is taken is refused before the sandbox is s
   assert.equal(source.saves, 0, "the VM was never stopped");
   assert.deepEqual(readdirSync(runDir), [], "no capture dir left");
 });
+
+test("a checkpoint stores its memory and overlay mounts' contents and gives them back; rm removes them", async () => {
+  const memory = new MemoryProvider();
+  const big = randomBytes(2 * CHUNK_BYTES + 7);
+  const h = await memory.create(
+    "/big",
+    0o600,
+    { read: true, write: true, append: false, truncate: false },
+    { uid: 0, gid: 0 },
+  );
+  await h.write(0, big);
+  await h.close();
+  await memory.mkdir("/d", 0o700, { uid: 1000, gid: 1000 });
+  const dataPath = join(scratch, "mounts.data");
+  const blob = await BlobFile.create(dataPath);
+  const images = { "/mem": await memory.exportContents(blob) };
+  await blob.close();
+  const state = await sparseFile("ms", CHUNK_BYTES, { 0: Buffer.from("state") });
+  const upper = await sparseFile("mu", CHUNK_BYTES, {});
+  const before = new Set(allObjects());
+  const req = {
+    ...request("with-mounts", state, upper),
+    mounts: { "/mem": { type: "memory" as const } },
+    fuse: { initialized: true, inodes: { nextId: "2", nodes: [] } },
+    mountContents: { images, dataPath },
+  };
+  const manifest = await saveCheckpoint(req);
+  assert.ok(manifest.sizes.mountDataBytes! >= big.length, JSON.stringify(manifest.sizes));
+  // A second checkpoint of the same contents stores no new mount bytes (large files aligned).
+  const again = await saveCheckpoint({ ...req, name: "with-mounts-again" });
+  assert.ok(again.sizes.newBytes < CHUNK_BYTES, JSON.stringify(again.sizes));
+
+  const dir = mkdtempSync(join(scratch, "restore-"));
+  const files = await materializeCheckpoint(loadCheckpoint("with-mounts"), dir);
+  assert.ok(files.mountContents, "the restore gets the mounts' contents");
+  const copy = new MemoryProvider();
+  const source = await BlobFile.openRead(files.mountContents.dataPath);
+  await copy.importContents(files.mountContents.images["/mem"]!, source);
+  await source.close();
+  const r = await copy.open("/big", { read: true, write: false, append: false, truncate: false });
+  assert.ok(Buffer.compare(await r.read(0, big.length + 1), big) === 0);
+  await r.close();
+  assert.deepEqual(
+    { ...(await copy.stat("/d")), fileId: 0, ino: 0, ctimeMs: 0 },
+    { ...(await memory.stat("/d")), fileId: 0, ino: 0, ctimeMs: 0 },
+  );
+
+  await removeCheckpoint("with-mounts");
+  await removeCheckpoint("with-mounts-again");
+  assert.deepEqual(
+    allObjects().filter((o) => !before.has(o)),
+    [],
+    "rm removed the mount chunks",
+  );
+});
+
+function allObjects(): string[] {
+  const dir = join(checkpointsRoot(), "objects");
+  return readdirSync(dir).flatMap((p) => readdirSync(join(dir, p)));
+}

@@ -354,6 +354,10 @@ test(
         "a copy's writes reached the parent",
       );
       lowerUntouched();
+      // The memory mount's quota (8 MiB, 3 MB used) holds in a copy: its contents count.
+      const full = await a.exec("head -c 6000000 /dev/zero > /mem/more");
+      assert.match(full.stderr, /No space left on device/);
+      await run(a, "rm -f /mem/more");
       // A fork of a fork: its copy has what the fork wrote, and writes on its own.
       const [aa] = (await a.fork(1)) as [VmSandbox];
       copies.push(aa);
