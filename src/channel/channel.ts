@@ -34,6 +34,13 @@ export interface ChannelOptions {
    * request must be a CONFIGURE (GuestAgent.configure) with a token of its own.
    */
   resumed?: boolean;
+  /**
+   * The first stream id this channel opens (default 1). A copy of a running guest (a fork or
+   * a checkpoint) starts past every id its source can have used: the agent keeps, for each
+   * exec's cgroup, the id of the exec it was made for, and a copy that numbered its streams
+   * from 1 again would have its own execs named for the source's processes (attribution).
+   */
+  firstStreamId?: number;
 }
 
 export interface Hello {
@@ -74,6 +81,15 @@ export class Channel {
     this.parser = new FrameParser((frame) => this.onFrame(frame));
     this.stray = new StrayFrameGuard(maxUnknownFrames);
     this.tokens = new TokenGate(opts.resumed === true);
+    if (opts.firstStreamId !== undefined) {
+      if (
+        !Number.isInteger(opts.firstStreamId) ||
+        opts.firstStreamId < 1 ||
+        opts.firstStreamId > MAX_STREAM_ID
+      )
+        throw new RangeError(`firstStreamId must be a stream id, got ${opts.firstStreamId}`);
+      this.nextId = opts.firstStreamId;
+    }
     this.transport = new Transport(io, {
       onData: (chunk) => this.onData(chunk),
       onGone: (err) => this.close(err),

@@ -67,6 +67,9 @@ interface Question {
 
 const attributionOf = (known: Known | undefined): ExecAttribution | undefined => known?.attribution;
 
+/** Cgroups whose exec is remembered (the agent keeps at most 256 exec cgroups at once). */
+const MAX_CGROUPS = 1024;
+
 /** A pid the guest could have (0: the kernel on nobody's behalf). */
 const isPid = (pid: number): boolean => Number.isInteger(pid) && pid > 0;
 
@@ -98,6 +101,10 @@ export class Attributor {
   private flushing = false;
   private readonly byPid = new Map<number, { known: Known; until: number }>();
   private readonly asking = new Map<number, PidQuestion>();
+  /** The exec each cgroup was found to be (answers carry both): names a stamp's exec. */
+  private readonly execOfCgroup = new Map<bigint, number | null>();
+  /** A stamped SYN was seen: this guest stamps its connections. */
+  private stamping = false;
   private readonly timeoutMs: number;
   private readonly pidTtlMs: number;
   private readonly pidStaleMs: number;
@@ -142,19 +149,35 @@ export class Attributor {
    * once, when it found the process in the stamp's cgroup: each exec has its own, so a pid
    * another exec's process has since been handed is told apart (one reused within the same
    * exec is not: forPid's known limit). Otherwise the pid is asked about; when that answer
-   * does not match either (the process is gone, or the pid is another's now), the socket
-   * is asked about, as for a connection whose SYN has no stamp.
+   * does not match either (the process is gone, or the pid is another's now), the exec an
+   * earlier answer found in the stamp's cgroup is named, with the stamp's pid; else nothing.
+   * Never the socket's holder: another exec's socket can share the local port (a command may
+   * set ip_local_port_range), and a command can hide its own socket while the agent looks.
    */
   forStamp(stamp: SynStamp, port: number): Maybe<ExecAttribution> {
     // Nothing kept or asked by pid before the agent answers, nor for init (never asked).
     if (this.closed || this.ask === undefined || !isPid(stamp.pid) || stamp.pid === 1)
       return this.forSocket("tcp", port);
+    this.stamping = true;
     const matches = (known: Known | undefined): known is Known => known?.cgroup === stamp.cgroup;
     const kept = this.keptAnswer(stamp.pid);
     if (matches(kept)) return kept.attribution;
-    return this.pidQuestion(stamp.pid).known.then((known) =>
-      matches(known) ? known.attribution : this.forSocket("tcp", port),
-    );
+    return this.pidQuestion(stamp.pid).known.then((known) => {
+      if (matches(known)) return known.attribution;
+      const execId = this.execOfCgroup.get(stamp.cgroup);
+      return execId === undefined ? undefined : { execId, pid: stamp.pid };
+    });
+  }
+
+  /**
+   * The exec of a guest flow: by its SYN's stamp where it has one. A TCP flow without one from
+   * a guest that stamps (one was seen) is unknown: a retransmitted SYN whose first copy was lost,
+   * or a command that kept its SYN from being stamped so that it is asked about by port.
+   */
+  forFlow(protocol: "tcp" | "udp", port: number, stamp?: SynStamp): Maybe<ExecAttribution> {
+    if (stamp !== undefined) return this.forStamp(stamp, port);
+    if (protocol === "tcp" && this.stamping) return undefined;
+    return this.forSocket(protocol, port);
   }
 
   /**
@@ -207,6 +230,12 @@ export class Attributor {
       if (this.byPid.size >= this.maxCached) this.byPid.delete(this.byPid.keys().next().value!);
     }
     this.byPid.set(pid, { known: answer, until: Date.now() + this.pidTtlMs });
+    if (answer.cgroup !== undefined) {
+      this.execOfCgroup.delete(answer.cgroup); // kept in the order last seen
+      this.execOfCgroup.set(answer.cgroup, answer.attribution.execId);
+      if (this.execOfCgroup.size > MAX_CGROUPS)
+        this.execOfCgroup.delete(this.execOfCgroup.keys().next().value!);
+    }
   }
 
   private question(key: AttributionKey): Promise<Known | undefined> {

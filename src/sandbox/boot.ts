@@ -2,6 +2,7 @@
  * Boots one VM: QEMU started, the control port connected, the agent's hello (or a restore's
  * first CONFIGURE) awaited; failures report the console tail.
  */
+import { randomInt } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { DiskSerial, GuestAgent } from "../channel/index.js";
@@ -77,6 +78,17 @@ export interface BootedVm {
   stateSaver: VmStateSaver;
   /** The RAM block is `wl-ram` (a memory file or `namedRam`): what a restore of its state needs. */
   namedRam: boolean;
+}
+
+/**
+ * Where a copy's stream ids start: at random in the upper half of the id space, leaving at
+ * least 2^28 ids. Its source numbered from 1 (or, a copy itself, from its own such start), so
+ * no exec id of the source can come up again in the copy, where the agent still names the
+ * source's processes by them; a copy of a copy overlaps its source's ids with a chance of
+ * (ids used) / 2^31.
+ */
+function copyFirstStreamId(): number {
+  return 2 ** 31 + randomInt(2 ** 31 - 2 ** 28);
 }
 
 function listen(path: string): Promise<Server> {
@@ -212,6 +224,8 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
     const agent = GuestAgent.attach(socket, {
       onFatal: req.onFatal,
       ...(req.restoreStatePath ? { resumed: true } : {}),
+      // A copy of a running guest: its execs' ids must not be ones its source's execs had.
+      ...(req.restoreRamInStream ? { firstStreamId: copyFirstStreamId() } : {}),
     });
     const hello = await Promise.race([agent.hello, deadline, qemuDied]);
     // A restored agent said hello long ago; a round trip proves it is really running. It

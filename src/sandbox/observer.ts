@@ -86,10 +86,7 @@ export class SandboxObserver {
       ...(this.attribution
         ? {
             // A stamped SYN names its process: answered from what is known when it can be.
-            origin: (flow) =>
-              flow.stamp
-                ? this.attributor.forStamp(flow.stamp, flow.guestPort)
-                : this.attributor.forSocket(flow.protocol, flow.guestPort),
+            origin: (flow) => this.attributor.forFlow(flow.protocol, flow.guestPort, flow.stamp),
           }
         : {}),
       admitRequest: () => this.meter.admitRequest(),

@@ -198,34 +198,50 @@ test("a stamp whose cgroup differs from the kept answer's asks about the pid aga
   assert.equal(guest.calls.length, calls);
 });
 
-test("a stamp whose process is gone, or whose pid is another's, is attributed by its socket", async () => {
-  const guest = fakeGuest({ "pid:11": "exec", "tcp:40001": "none" }, { 11: 55n });
+test("a stamp whose process is gone, or whose pid is another's, names its cgroup's exec, never the port's holder", async () => {
+  // The port's holder can be another exec's socket sharing the local port (a command may set
+  // ip_local_port_range) while the connecting command hides its own (review18b S3).
+  const guest = fakeGuest(
+    { "pid:10": "exec", "pid:11": "exec", "tcp:40001": "exec" },
+    { 10: 77n, 11: 55n, 40501: 99n },
+  );
   const a = new Attributor();
   a.connect(guest.ask);
-  // pid 12: gone (the process exited before it was asked about).
-  assert.deepEqual(await a.forStamp({ pid: 12, cgroup: 77n }, 40001), {
-    execId: null,
-    pid: 40501,
-    command: ["curl", "x"],
-  });
-  assert.deepEqual(guest.calls.slice(-2), [
-    [{ kind: "pid", key: 12 }],
-    [{ kind: "tcp", key: 40001 }],
-  ]);
-  // pid 11: alive, in another cgroup than the connecting process was.
-  await a.forStamp({ pid: 11, cgroup: 77n }, 40001);
-  assert.deepEqual(guest.calls.slice(-2), [
-    [{ kind: "pid", key: 11 }],
-    [{ kind: "tcp", key: 40001 }],
-  ]);
-  // An agent that reports no cgroup can never confirm a stamp: the socket decides.
+  await a.forPid(10); // cgroup 77 is exec 7's
+  // pid 12: gone (the process exited before it was asked about), in cgroup 77.
+  assert.deepEqual(await a.forStamp({ pid: 12, cgroup: 77n }, 40001), { execId: 7, pid: 12 });
+  // pid 11: alive, in another cgroup than the connecting process was (88: never seen).
+  assert.equal(await a.forStamp({ pid: 11, cgroup: 88n }, 40001), undefined);
+  assert.ok(!guest.calls.flat().some((k) => k.kind === "tcp"), "the port is never asked about");
+  // An agent that reports no cgroup can never confirm a stamp: unknown.
   const old = fakeGuest({ "pid:10": "exec", "tcp:40003": "exec" });
   const b = new Attributor();
   b.connect(old.ask);
   await b.forPid(10);
-  assert.deepEqual(await b.forStamp({ pid: 10, cgroup: 77n }, 40003), {
+  assert.equal(await b.forStamp({ pid: 10, cgroup: 77n }, 40003), undefined);
+});
+
+test("a TCP flow without a stamp from a guest that stamps is unknown, unasked", async () => {
+  const guest = fakeGuest(
+    { "pid:10": "exec", "tcp:40001": "exec", "udp:40002": "exec" },
+    { 10: 77n },
+  );
+  const a = new Attributor();
+  a.connect(guest.ask);
+  // Before any stamp: asked by port, as with a kernel that stamps nothing.
+  assert.deepEqual(await a.forFlow("tcp", 40001), {
     execId: 7,
-    pid: 40503,
+    pid: 40501,
+    command: ["curl", "x"],
+  });
+  assert.deepEqual(await a.forFlow("tcp", 40003, { pid: 10, cgroup: 77n }), CURL);
+  const asked = guest.calls.length;
+  assert.equal(await a.forFlow("tcp", 40001), undefined);
+  assert.equal(guest.calls.length, asked, "not asked by port");
+  // UDP has no SYN to stamp: still asked by port.
+  assert.deepEqual(await a.forFlow("udp", 40002), {
+    execId: 7,
+    pid: 40502,
     command: ["curl", "x"],
   });
 });

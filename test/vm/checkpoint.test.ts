@@ -8,7 +8,12 @@ import type { AddressInfo } from "node:net";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { Sandbox, type SandboxEvent, type VmSandbox } from "../../src/index.js";
+import {
+  Sandbox,
+  type SandboxEvent,
+  type SandboxOptions,
+  type VmSandbox,
+} from "../../src/index.js";
 import { checkpointsRoot } from "../../src/sandbox/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
 import { waitUntil } from "../helpers/lifecycle.js";
@@ -25,11 +30,67 @@ endWhenDone();
 const CURL_RUNNING = 'kill -0 "$(cat /root/held.pid)" 2>/dev/null && echo running || true';
 const PROBE = "hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s%3N";
 
+/** Intercept mode (network events are reported only there), reaching the host's 10.0.2.2. */
+const REACHES_HOST: SandboxOptions = {
+  timeoutSeconds: 240,
+  allowedHosts: ["10.0.2.2"],
+  allowPrivateHosts: true,
+};
+
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? allFiles(join(dir, e.name)) : [join(dir, e.name)],
   );
 }
+
+test(
+  "a process an exec of the source left running is named for no exec of a copy",
+  { timeout: 300_000 },
+  async () => {
+    // The agent keeps, per exec cgroup, the id of the exec it was made for, across the copy; a
+    // copy numbering its streams from 1 again gave its own exec of that id the source's daemon.
+    const server = createServer((req, res) => res.end("reached"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const parent = await Sandbox.create(REACHES_HOST);
+    const copies: VmSandbox[] = [];
+    try {
+      // Connects once /root/go exists: after the copy has run execs of its own.
+      const daemon = await parent.exec(
+        "setsid sh -c 'while [ ! -e /root/go ]; do sleep 0.2; done; " +
+          `curl -sS -m 30 http://10.0.2.2:${port}/?left-behind' </dev/null >/dev/null 2>&1 &`,
+      );
+      copies.push(...(await parent.fork(1)));
+      const [copy] = copies as [VmSandbox];
+      const parentLog = recordEvents(parent);
+      const copyLog = recordEvents(copy);
+      const copyExecs: number[] = [];
+      while (copyExecs.length < 40 && (copyExecs.at(-1) ?? 0) < daemon.execId)
+        copyExecs.push((await copy.exec("true")).execId);
+      for (const sb of [copy, parent]) await sb.exec("touch /root/go");
+      const leftBehind = (e: SandboxEvent) =>
+        e.type === "network" && e.network.url.includes("left-behind");
+      const inCopy = await waitForEvent(copyLog, "the daemon's request in the copy", leftBehind);
+      const inParent = await waitForEvent(
+        parentLog,
+        "the daemon's request in the parent",
+        leftBehind,
+      );
+      assert.ok(inCopy.type === "network" && inParent.type === "network");
+      const named = inCopy.network.attribution?.execId;
+      assert.ok(
+        named === undefined || named === null,
+        `the copy named its exec ${named} (its execs: ${copyExecs.join(",")})`,
+      );
+      assert.equal(inParent.network.attribution?.execId, daemon.execId);
+      assert.ok(!copyExecs.includes(daemon.execId), `the copy's exec ids ${copyExecs.join(",")}`);
+      await Promise.all([parentLog, copyLog].map((log) => log.stop()));
+    } finally {
+      await Promise.all([...copies, parent].map((s) => s.close()));
+      server.close();
+    }
+  },
+);
 
 test("forks are independent copies of a running sandbox", { timeout: 300_000 }, async () => {
   // `?held` is answered only when the test says so: a connection in flight across the fork.
@@ -43,12 +104,7 @@ test("forks are independent copies of a running sandbox", { timeout: 300_000 }, 
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   const curl = `curl -sS -m 40 http://10.0.2.2:${port}/`;
-  // Intercept mode: network events are reported only there (open mode has none).
-  const parent = await Sandbox.create({
-    timeoutSeconds: 240,
-    allowedHosts: ["10.0.2.2"],
-    allowPrivateHosts: true,
-  });
+  const parent = await Sandbox.create(REACHES_HOST);
   const forks: VmSandbox[] = [];
   try {
     await parent.writeFile("/root/before", "from the parent");
