@@ -266,6 +266,16 @@ void boot_lock_sysfs(void)
 		fatal("making /sys read-only");
 }
 
+void boot_lock_procsys(void)
+{
+	/* A bind of /proc/sys over itself, then made read-only: root without CAP_SYS_ADMIN can
+	 * neither remount it nor mount another procfs where this one is partly hidden. */
+	const unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	if (mount("/proc/sys", "/proc/sys", NULL, MS_BIND, NULL) != 0 ||
+	    mount(NULL, "/proc/sys", NULL, flags, NULL) != 0)
+		fatal("making /proc/sys read-only");
+}
+
 int boot_sysfs_readonly(int readonly)
 {
 	unsigned long flags = MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC;

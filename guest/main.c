@@ -358,6 +358,7 @@ int main(void)
 			logmsg("yama ptrace_scope: %s", strerror(errno));
 		if (harden_allow_ping() != 0)
 			logmsg("ping_group_range: %s", strerror(errno));
+		boot_lock_procsys();
 	}
 	if (config_set_hostname("wheellock") != 0)
 		logmsg("hostname: %s", strerror(errno));

@@ -323,6 +323,16 @@ export function sandboxCases(current: () => SandboxApi): void {
         assert.equal((bounding >> cap) & 1n, 0n, `capability ${cap} must be dropped`);
       }
       assert.match(r.stdout, /NoNewPrivs:\s+1/);
+      // Root may write sysctls without any capability: /proc/sys is read-only for commands
+      // (the local port range was part of an attack on attribution), and stays so.
+      const sysctl = await sb.exec(
+        "echo '40000 40000' > /proc/sys/net/ipv4/ip_local_port_range; " +
+          "mount -o remount,rw /proc/sys 2>/dev/null || echo remount refused; " +
+          "cat /proc/sys/net/ipv4/ip_local_port_range",
+      );
+      assert.match(sysctl.stderr, /Read-only file system/);
+      assert.match(sysctl.stdout, /^remount refused\n/);
+      assert.doesNotMatch(sysctl.stdout, /40000\s+40000/);
       // The VM survived the reboot attempt.
       assert.equal((await sb.exec("echo still-here")).stdout, "still-here\n");
     });
