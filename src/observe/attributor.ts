@@ -23,8 +23,8 @@ export interface AttributorOptions {
    * How long an answer about a process is used as it is (default 5000 ms). The guest kernel
    * hands a pid out again only after going through all others, so a process seen this
    * recently is usually still the same one — not always: root in a privileged sandbox can
-   * shrink pid_max, any command can fork through all pids (a known limit, docs/OBSERVE.md; keying by start time needs the agent to report
-   * it).
+   * shrink pid_max, any command can fork through all pids (a known limit, docs/OBSERVE.md;
+   * keying by start time needs the agent to report it).
    */
   pidTtlMs?: number;
   /**
