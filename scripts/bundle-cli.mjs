@@ -22,6 +22,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import ts from "typescript";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "dist", "cli");
@@ -77,11 +78,30 @@ await build({
   },
 });
 
+// A vm.Script cannot import() on Node 20 (not without an experimental flag, or a warning on
+// stderr): every `import(...)` left in the bundle (npm packages loaded lazily, a policy script's
+// own file) becomes a call of the loader's IMPORT_PARAM (src/cli/code-cache.ts), found by
+// parsing the bundle, not by matching text. The name has import's length: columns stay put.
+const IMPORT_PARAM = "$wlImp";
+const bundle = join(outdir, "cli.cjs");
+let text = readFileSync(bundle, "utf8");
+if (text.includes(IMPORT_PARAM)) throw new Error(`cli.cjs already uses the name ${IMPORT_PARAM}`);
+const parsed = ts.createSourceFile(bundle, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+const imports = [];
+const visit = (node) => {
+  if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword)
+    imports.push(node.expression.getStart(parsed));
+  ts.forEachChild(node, visit);
+};
+visit(parsed);
+for (const at of imports.reverse()) {
+  if (text.slice(at, at + 6) !== "import") throw new Error(`cli.cjs: no import( at ${at}`);
+  text = text.slice(0, at) + IMPORT_PARAM + text.slice(at + 6);
+}
+
 // esbuild escapes every non-ASCII character in code (its default charset) but keeps comments
 // as written: escaped there too, the bundle is ASCII and main.js decodes it as latin1, several
 // times faster than UTF-8 for ~1.5 MB. Only comment text changes (the escapes are not read).
-const bundle = join(outdir, "cli.cjs");
-const text = readFileSync(bundle, "utf8");
 // eslint-disable-next-line no-control-regex
-const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
-if (ascii !== text) writeFileSync(bundle, ascii);
+text = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+writeFileSync(bundle, text);

@@ -7,10 +7,16 @@
  *
  * The cache is only ever an optimisation. A cache file is named after a hash of the bundle's
  * bytes, the V8 version and the architecture, so another build or another Node never picks it
- * up; its payload carries its own SHA-256, so a truncated or corrupt file is ignored (V8 checks
+ * up (the bundle's SHA-256 is memoised by its stat identity, stat-memo.ts: hashing 1.5 MB costs
+ * more than a millisecond a call, and any edit changes the identity); its payload carries its own SHA-256, so a truncated or corrupt file is ignored (V8 checks
  * a payload's version and length but, in release builds, not its bytes); V8 may still reject a
  * cache (other V8 flags), and then the bundle compiles from source as it would without one.
  * Saving never throws: an unwritable cache directory only means no cache.
+ *
+ * A `vm.Script` cannot `import()` on Node 20 without an experimental flag or an experimental
+ * warning on stderr, so the build rewrites the bundle's `import(...)` expressions into calls of
+ * IMPORT_PARAM, a parameter of the wrapper this loader compiles the bundle in: it is this
+ * module's own `import()` (main.js, beside the bundle, resolves specifiers as the bundle would).
  */
 import { createHash } from "node:crypto";
 import { isAscii } from "node:buffer";
@@ -19,6 +25,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import vm from "node:vm";
 import { makePrivateDir } from "../paths.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "../setup/stat-memo.js";
 
 /** How a load went: compiled from a cache, or why not. */
 export type CodeCacheState =
@@ -29,7 +36,7 @@ export type CodeCacheState =
   | "corrupt"
   /** V8 refused it (a different V8 build or flags). */
   | "rejected"
-  /** No cache directory, or this Node cannot compile a script that imports (plain require). */
+  /** No cache directory given: compiled from source, nothing saved. */
   | "off";
 
 export interface CodeCacheLoad<T> {
@@ -47,7 +54,12 @@ const MAGIC = Buffer.from("wheellock-v8-code-cache-1\n");
 const DIGEST_BYTES = 32;
 /** Another build's cache files are removed once they have not been written for this long. */
 const STALE_MS = 7 * 24 * 60 * 60 * 1000;
-const WRAPPER_HEAD = "(function (exports, require, module, __filename, __dirname) {";
+/**
+ * The name the build gives the bundle's `import()` (scripts/bundle-cli.mjs has the same; its
+ * length is import's, so the source map's columns still hold).
+ */
+export const IMPORT_PARAM = "$wlImp";
+const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_PARAM}) {`;
 const WRAPPER_TAIL = "\n})";
 
 function sha256(...parts: (string | Buffer)[]): Buffer {
@@ -56,9 +68,20 @@ function sha256(...parts: (string | Buffer)[]): Buffer {
   return hash.digest();
 }
 
+/** The SHA-256 of `file`'s bytes (`bytes`), memoised by the file's stat identity. */
+function contentHash(file: string, bytes: Buffer): string {
+  const identity = filesIdentity([file]);
+  const memo = `code-cache-${sha256(file).toString("hex").slice(0, 16)}`;
+  const known = identity === undefined ? undefined : readStatMemo(memo, identity);
+  if (known !== undefined) return known;
+  const hash = sha256(bytes).toString("hex");
+  if (identity !== undefined) writeStatMemo(memo, identity, hash);
+  return hash;
+}
+
 /** The cache file's name: the bundle's content, this V8 and this architecture, and the tag. */
-export function codeCacheFileName(source: Buffer, tag: string): string {
-  const key = sha256(source, `\0${process.versions.v8}\0${process.arch}`)
+function codeCacheFileName(file: string, bytes: Buffer, tag: string): string {
+  const key = sha256(contentHash(file, bytes), `\0${process.versions.v8}\0${process.arch}`)
     .toString("hex")
     .slice(0, 32);
   return `${key}-${tag.replace(/[^a-z0-9-]/g, "_").slice(0, 40)}.bin`;
@@ -101,31 +124,25 @@ function writeCache(dir: string, name: string, data: Buffer): void {
 
 /**
  * Loads the CommonJS module `file` (a self-contained bundle: its own requires resolve from its
- * folder), with the code cache in `cacheDir` (undefined: none). `tag` names the cache within
- * the bundle's: each command compiles different functions, so each keeps its own.
+ * folder, its `import()`s are IMPORT_PARAM's), with the code cache in `cacheDir` (undefined:
+ * none). `tag` names the cache within the bundle's: each command compiles different functions,
+ * so each keeps its own.
  */
 export function loadWithCodeCache<T>(
   file: string,
   cacheDir: string | undefined,
   tag: string,
 ): CodeCacheLoad<T> {
-  const require = createRequire(file);
-  // Node older than 20.12 cannot give a vm.Script the main loader's import(): plain require.
-  const importer = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (cacheDir === undefined || importer === undefined) {
-    return { exports: require(file) as T, state: "off", save: () => undefined };
-  }
   const bytes = readFileSync(file);
   // The build keeps the bundle ASCII (latin1 then decodes it as UTF-8 would, several times faster).
   const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8");
-  const name = codeCacheFileName(bytes, tag);
-  const cached = readCache(join(cacheDir, name));
+  const name = cacheDir === undefined ? undefined : codeCacheFileName(file, bytes, tag);
+  const cached: { data?: Buffer; state: CodeCacheState } =
+    cacheDir === undefined || name === undefined
+      ? { state: "off" }
+      : readCache(join(cacheDir, name));
   const compile = (cachedData: Buffer | undefined) =>
-    new vm.Script(WRAPPER_HEAD + source + WRAPPER_TAIL, {
-      filename: file,
-      cachedData,
-      importModuleDynamically: importer,
-    });
+    new vm.Script(WRAPPER_HEAD + source + WRAPPER_TAIL, { filename: file, cachedData });
   let script: vm.Script;
   let state: CodeCacheState = cached.state;
   try {
@@ -144,14 +161,16 @@ export function loadWithCodeCache<T>(
     module: { exports: T },
     filename: string,
     dirname: string,
+    importer: (specifier: string) => Promise<unknown>,
   ) => void;
-  wrapper.call(mod.exports, mod.exports, require, mod, file, dirname(file));
-  let saved = state === "hit";
+  const importer = (specifier: string): Promise<unknown> => import(specifier);
+  wrapper.call(mod.exports, mod.exports, createRequire(file), mod, file, dirname(file), importer);
+  let saved = state !== "miss" && state !== "corrupt" && state !== "rejected";
   return {
     exports: mod.exports,
     state,
     save: () => {
-      if (saved) return;
+      if (saved || cacheDir === undefined || name === undefined) return;
       saved = true;
       try {
         writeCache(cacheDir, name, script.createCachedData());
