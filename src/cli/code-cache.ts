@@ -25,7 +25,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import vm from "node:vm";
 import { makePrivateDir } from "../paths.js";
-import { filesIdentity, readStatMemo, writeStatMemo } from "../setup/stat-memo.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "../stat-memo.js";
 
 /** How a load went: compiled from a cache, or why not. */
 export type CodeCacheState =
