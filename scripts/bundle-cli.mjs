@@ -74,7 +74,10 @@ await build({
   format: "cjs",
   define: { "import.meta.url": "__wheellockImportMetaUrl" },
   banner: {
-    js: '"use strict";\nvar __wheellockImportMetaUrl = require("node:url").pathToFileURL(__filename).href;',
+    js: [
+      '"use strict";',
+      'var __wheellockImportMetaUrl = require("node:url").pathToFileURL(__filename).href;',
+    ].join("\n"),
   },
 });
 

@@ -7,10 +7,12 @@
  *
  * The cache is only ever an optimisation. A cache file is named after a hash of the bundle's
  * bytes, the V8 version and the architecture, so another build or another Node never picks it
- * up (the bundle's SHA-256 is memoised by its stat identity, stat-memo.ts: hashing 1.5 MB costs
- * more than a millisecond a call, and any edit changes the identity); its payload carries its own SHA-256, so a truncated or corrupt file is ignored (V8 checks
- * a payload's version and length but, in release builds, not its bytes); V8 may still reject a
- * cache (other V8 flags), and then the bundle compiles from source as it would without one.
+ * up (the bundle's SHA-256 is memoised by its stat identity, stat-memo.ts: hashing 1.5 MB
+ * costs more than a millisecond a call, and any edit changes the identity). Its payload
+ * carries its own SHA-256, so a truncated or corrupt file is ignored (V8 checks a payload's
+ * version and length but, in release builds, not its bytes: a flipped byte can crash the
+ * process, test/unit/code-cache.test.ts). V8 may still reject a cache (other V8 flags), and
+ * then the bundle compiles from source as it would without one.
  * Saving never throws: an unwritable cache directory only means no cache.
  *
  * A `vm.Script` cannot `import()` on Node 20 without an experimental flag or an experimental
