@@ -1,9 +1,11 @@
 // Named volumes and raw disks attached as block devices: data written in one sandbox is there
 // in the next (SDK, then CLI), a read-only disk refuses writes, one writer at a time, a volume
 // in use cannot be removed, and a kept overlay layer survives close with the guest's changes.
+// Sandboxes with disks start from a memory snapshot and get their own disks after the restore:
+// never another sandbox's data, and each disk as it is on the host now.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import {
@@ -18,12 +20,17 @@ import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 const base = scratchDir();
-const seed = join(base, "seed");
-mkdirSync(seed);
-writeFileSync(join(seed, "hello.txt"), "from the host image\n");
 const roImage = join(base, "ro.ext4");
-const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", seed, roImage, "16M"], { encoding: "utf8" });
-assert.equal(mkfs.status, 0, mkfs.stderr);
+/** An ext4 image of `size` holding `files` (name -> content), made afresh. */
+function makeExt4(path: string, size: string, files: Record<string, string>): void {
+  const dir = `${path}.seed`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", dir, path, size], { encoding: "utf8" });
+  assert.equal(mkfs.status, 0, mkfs.stderr);
+}
+makeExt4(roImage, "16M", { "hello.txt": "from the host image\n" });
 const ov = join(base, "ov");
 mkdirSync(ov);
 writeFileSync(join(ov, "base.txt"), "lower\n");
@@ -120,8 +127,8 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
     assert.equal(readFileSync(join(files, "ov.txt"), "utf8"), "lower\n");
   });
 
-  test("a sandbox with disks never resumes from a memory snapshot", () => {
-    assert.equal(sb.restoredFromSnapshot, false);
+  test("a sandbox with disks resumes from a memory snapshot", () => {
+    assert.equal(sb.restoredFromSnapshot, true);
   });
 
   test("the overlay's kept upper layer holds the guest's changes after close", async () => {
@@ -134,6 +141,55 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
     assert.equal(readFileSync(join(keptUpper, "base.txt"), "utf8"), "changed\n");
     assert.equal(readFileSync(join(ov, "base.txt"), "utf8"), "lower\n");
     assert.ok(!existsSync(join(ov, "added.txt")));
+  });
+});
+
+describe("sandboxes restored from one snapshot, each with a disk of its own", () => {
+  // Same disk slots (read-write, read-only) as above: the same snapshot.
+  const diskA = join(base, "a.ext4");
+  const diskB = join(base, "b.ext4");
+  const create = (hostPath: string): Promise<VmSandbox> =>
+    Sandbox.create({
+      disks: [
+        { hostPath, guestPath: "/data" },
+        { hostPath: roImage, guestPath: "/srv/ro", readonly: true },
+      ],
+    });
+  const show = [
+    "ls /data | grep -v lost+found | tr '\\n' ' '; echo",
+    "cat /data/*.txt",
+    "df -k /data | awk 'NR==2 {print ($2 > 40000) ? \"big\" : \"small\"}'",
+    "cat /srv/ro/hello.txt",
+  ].join("; ");
+
+  test("B sees its own disk as the host wrote it just before, at its size, never A's files", async () => {
+    makeExt4(diskA, "16M", { "a.txt": "A\n" });
+    makeExt4(diskB, "16M", { "old.txt": "stale\n" });
+    const a = await create(diskA);
+    try {
+      assert.equal(a.restoredFromSnapshot, true);
+      const r = await a.exec(`echo secret > /data/secret.txt && sync; ${show}`);
+      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\nfrom the host image\n");
+    } finally {
+      await a.close();
+    }
+    // Written on the host right before the start: a new size and new files.
+    makeExt4(diskB, "64M", { "b.txt": "B\n" });
+    const b = await create(diskB);
+    try {
+      assert.equal(b.restoredFromSnapshot, true);
+      const r = await b.exec(show);
+      assert.equal(r.stdout, "b.txt \nB\nbig\nfrom the host image\n", r.stderr);
+    } finally {
+      await b.close();
+    }
+    const again = await create(diskA);
+    try {
+      const r = await again.exec("cat /data/secret.txt");
+      assert.equal(r.stdout, "secret\n", "A's write reached its own disk");
+    } finally {
+      await again.close();
+    }
   });
 });
 
