@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import {
   ErrVolumeInUse,
   Sandbox,
@@ -16,18 +17,25 @@ import {
   listVolumes,
   removeVolume,
 } from "../../src/index.js";
+import {
+  discardSnapshot,
+  listSnapshotKeys,
+  readSnapshotMeta,
+  snapshotFiles,
+} from "../../src/sandbox/snapshot-store.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 const base = scratchDir();
 const roImage = join(base, "ro.ext4");
 /** An ext4 image of `size` holding `files` (name -> content), made afresh. */
-function makeExt4(path: string, size: string, files: Record<string, string>): void {
+function makeExt4(path: string, size: string, files: Record<string, string>, label = ""): void {
   const dir = `${path}.seed`;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
-  const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", dir, path, size], { encoding: "utf8" });
+  const args = ["-q", "-F", "-L", label, "-d", dir, path, size];
+  const mkfs = spawnSync("mkfs.ext4", args, { encoding: "utf8" });
   assert.equal(mkfs.status, 0, mkfs.stderr);
 }
 makeExt4(roImage, "16M", { "hello.txt": "from the host image\n" });
@@ -145,48 +153,56 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
 });
 
 describe("sandboxes restored from one snapshot, each with a disk of its own", () => {
-  // Same disk slots (read-write, read-only) as above: the same snapshot.
   const diskA = join(base, "a.ext4");
   const diskB = join(base, "b.ext4");
-  const create = (hostPath: string): Promise<VmSandbox> =>
-    Sandbox.create({
-      disks: [
-        { hostPath, guestPath: "/data" },
-        { hostPath: roImage, guestPath: "/srv/ro", readonly: true },
-      ],
-    });
+  // In the ext4 superblock, which any probe of the drive reads (its first 4 KiB).
+  const labelA = randomBytes(8).toString("hex");
+  const create = (hostPath: string, snapshot = true): Promise<VmSandbox> =>
+    Sandbox.create({ snapshot, disks: [{ hostPath, guestPath: "/data" }] });
   const show = [
     "ls /data | grep -v lost+found | tr '\\n' ' '; echo",
     "cat /data/*.txt",
-    "df -k /data | awk 'NR==2 {print ($2 > 40000) ? \"big\" : \"small\"}'",
-    "cat /srv/ro/hello.txt",
+    'df -k /data | awk \'NR==2 {print ($2 > 40000) ? "big" : "small"}\'',
   ].join("; ");
+  const oneSlotSnapshots = (): string[] =>
+    listSnapshotKeys().filter((k) => readSnapshotMeta(k)?.inputs?.diskSlots?.join() === "rw");
 
-  test("B sees its own disk as the host wrote it just before, at its size, never A's files", async () => {
-    makeExt4(diskA, "16M", { "a.txt": "A\n" });
-    makeExt4(diskB, "16M", { "old.txt": "stale\n" });
+  test("the first sandbox saves the snapshot from placeholder drives, then restores it", async () => {
+    for (const key of oneSlotSnapshots()) discardSnapshot(key);
+    makeExt4(diskA, "16M", { "a.txt": "A\n" }, labelA);
     const a = await create(diskA);
     try {
       assert.equal(a.restoredFromSnapshot, true);
       const r = await a.exec(`echo secret > /data/secret.txt && sync; ${show}`);
-      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\nfrom the host image\n");
+      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\n");
     } finally {
       await a.close();
     }
-    // Written on the host right before the start: a new size and new files.
+    const [key, ...more] = oneSlotSnapshots();
+    assert.ok(key !== undefined && more.length === 0, "one snapshot with one disk slot");
+    const ram = snapshotFiles(key)!.memoryPath;
+    const grep = spawnSync("grep", ["-c", "-a", "-F", labelA, ram], { encoding: "utf8" });
+    assert.equal(grep.stdout, "0\n", "the saved memory holds nothing of the first sandbox's disk");
+  });
+
+  test("the next sees its own disk as the host wrote it just before, at its size", async () => {
     makeExt4(diskB, "64M", { "b.txt": "B\n" });
     const b = await create(diskB);
     try {
       assert.equal(b.restoredFromSnapshot, true);
       const r = await b.exec(show);
-      assert.equal(r.stdout, "b.txt \nB\nbig\nfrom the host image\n", r.stderr);
+      assert.equal(r.stdout, "b.txt \nB\nbig\n", r.stderr);
     } finally {
       await b.close();
     }
-    const again = await create(diskA);
+  });
+
+  test("cold (snapshot: false), the agent mounts the disks at boot", async () => {
+    const again = await create(diskA, false);
     try {
-      const r = await again.exec("cat /data/secret.txt");
-      assert.equal(r.stdout, "secret\n", "A's write reached its own disk");
+      assert.equal(again.restoredFromSnapshot, false);
+      const r = await again.exec(show);
+      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\n");
     } finally {
       await again.close();
     }
