@@ -17,6 +17,9 @@ void boot_lock_sysfs(void);
 /* Remounts sysfs read-only (1) or writable (0) for a moment of the agent's own (MOUNT's
  * readahead write); 0 or -1 (logged). */
 int boot_sysfs_readonly(int readonly);
+/* DISK_MOUNT (disks.c): probes extra disk `slot` afresh and mounts it on path as boot_system
+ * mounts the command line's disks; 0, or -1 with errno (logged). /sys must be writable. */
+int boot_attach_disk(int slot, const char *path, int readonly);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);
 

@@ -171,7 +171,8 @@ export async function launchVmSandbox(
         ...(internal.attributionByFork && !internal.noAttribution
           ? [kernelArg(CmdlineKey.Attribution, "fork")]
           : []),
-        ...disks.kernelArgs,
+        // A VM that may be saved or restored gets its disks by DISK_MOUNT (guest-apply.ts).
+        ...(snapshotCandidate ? [] : disks.kernelArgs),
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
@@ -255,6 +256,7 @@ export async function launchVmSandbox(
     await applyGuestSettings(vm.agent, {
       hostname: plan.hostname,
       mountPaths: restoreSource ? [] : (mounts?.guestPaths ?? []),
+      disks: snapshotCandidate && !restoreSource ? disks.guestMounts : [],
       networkSetup: network.guestSetup,
       configured: vm.restored,
     });
