@@ -29,6 +29,8 @@ export function guestDial(
   srcPort?: number,
   /** What the guest's SYN said about who connected (needs `srcPort`). */
   stamp?: SynStamp,
+  /** Sees each chunk the proxy hands the flow, as the stack would get it. */
+  observe?: (chunk: Buffer) => void,
 ): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     let paused = false;
@@ -39,6 +41,7 @@ export function guestDial(
       {
         onConnect: () => resolve(side),
         onData: (chunk) => {
+          observe?.(chunk);
           if (!side.push(chunk) && !paused) {
             paused = true;
             flow.pause();
