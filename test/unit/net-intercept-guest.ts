@@ -251,6 +251,8 @@ export interface Upstreams {
   seen: UpstreamSeen[];
   /** The CA the HTTPS upstream's certificate chains to (not the intercept CA). */
   upstreamCaPem: string;
+  /** The TLS suite of the HTTPS upstream's latest connection (Node's server defaults). */
+  lastSuite(): string | undefined;
   close(): void;
 }
 
@@ -264,6 +266,10 @@ export async function startUpstreams(): Promise<Upstreams> {
   );
   websocketEcho(plain);
   websocketEcho(secure);
+  let lastSuite: string | undefined;
+  secure.on("secureConnection", (s: import("node:tls").TLSSocket) => {
+    lastSuite = s.getCipher().name;
+  });
   const seen: UpstreamSeen[] = [];
   for (const [server, tls] of [
     [plain, false],
@@ -280,6 +286,7 @@ export async function startUpstreams(): Promise<Upstreams> {
     httpsPort,
     seen,
     upstreamCaPem: upstreamCa.certPem,
+    lastSuite: () => lastSuite,
     close: () => {
       plain.closeAllConnections();
       secure.closeAllConnections();
