@@ -31,11 +31,11 @@ import { HostDialer } from "./upstream-dial.js";
  * flow completes only on the next turn of the event loop (Node's JS-stream adapter under
  * TLSSocket defers it with setImmediate), so whatever this holds is all a download can move
  * per turn: at 64 KiB the response stream paused and resumed, and the upstream socket stopped
- * and restarted reading, every 64 KiB, one idle turn each time. 1 MiB (the stack's send buffer
- * per flow) lets a turn carry what the upstream delivered meanwhile: ~10% less proxy CPU per
- * byte and the wall rate up by more (docs/PERFORMANCE.md, session 11). The bound per
- * connection whose guest stops reading is this much cleartext here, besides the stack's
- * budgeted send buffer and the upstream socket's (64 KiB) read-ahead.
+ * and restarted reading, every 64 KiB, with a turn spent waiting each time. 1 MiB (the stack's
+ * send buffer per flow) lets a turn carry what the upstream delivered meanwhile: ~10% less
+ * proxy CPU per byte (docs/PERFORMANCE.md, "Intercepted HTTPS, session 11"). It is also what a
+ * connection whose guest stops reading holds here, outside the stack's budget, besides the
+ * upstream socket's 64 KiB read-ahead (and the kernel's socket buffers, larger than either).
  */
 export const GUEST_TLS_HIGH_WATER_BYTES = 1024 * 1024;
 
