@@ -37,7 +37,7 @@ import { HostDialer } from "./upstream-dial.js";
  * connection whose guest stops reading holds here, outside the stack's budget, besides the
  * upstream socket's 64 KiB read-ahead (and the kernel's socket buffers, larger than either).
  */
-export const GUEST_TLS_HIGH_WATER_BYTES = 1024 * 1024;
+const GUEST_TLS_HIGH_WATER_BYTES = 1024 * 1024;
 
 export interface InterceptUpstreamOptions extends ProxyHooks {
   policy: EgressPolicy;
