@@ -262,7 +262,8 @@ void boot_system(void)
  * refuses a more permissive mount than the visible one), so there is no writable view left. */
 void boot_lock_sysfs(void)
 {
-	if (boot_sysfs_readonly(1) != 0)
+	if (mount(NULL, "/sys", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+		  NULL) != 0)
 		fatal("making /sys read-only");
 }
 
@@ -274,15 +275,6 @@ void boot_lock_procsys(void)
 	if (mount("/proc/sys", "/proc/sys", NULL, MS_BIND, NULL) != 0 ||
 	    mount(NULL, "/proc/sys", NULL, flags, NULL) != 0)
 		fatal("making /proc/sys read-only");
-}
-
-int boot_sysfs_readonly(int readonly)
-{
-	unsigned long flags = MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC;
-	int rc = mount(NULL, "/sys", NULL, readonly ? flags | MS_RDONLY : flags, NULL);
-	if (rc != 0)
-		logmsg("remounting /sys %s: %s", readonly ? "ro" : "rw", strerror(errno));
-	return rc;
 }
 
 void boot_poweroff(void)

@@ -172,6 +172,8 @@ export async function launchVmSandbox(
           ? [kernelArg(CmdlineKey.Attribution, "fork")]
           : []),
         ...disks.kernelArgs,
+        // In the snapshot key like every argument: sandboxes with mounts restore from their own.
+        ...(Object.keys(plan.mounts).length > 0 ? [kernelArg(CmdlineKey.Mounts, "1")] : []),
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
