@@ -14,6 +14,12 @@ void boot_lock_procsys(void);
  * to /sys (FUSE readahead) are done. Unless the sandbox is privileged, no process it starts
  * can undo that (see boot.c), so none can unbind or re-bind a driver. */
 void boot_lock_sysfs(void);
+/* Remounts sysfs read-only (1) or writable (0) for a moment of the agent's own (DISK_MOUNT's
+ * driver rebind); 0 or -1 (logged). */
+int boot_sysfs_readonly(int readonly);
+/* DISK_MOUNT (disks.c): probes extra disk `slot` afresh and mounts it on path as boot_system
+ * mounts the command line's disks; 0, or -1 with errno (logged). /sys must be writable. */
+int boot_attach_disk(int slot, const char *path, int readonly);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);
 

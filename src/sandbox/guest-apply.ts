@@ -11,6 +11,8 @@ export interface GuestSettingsToApply {
   hostname: string;
   /** Guest paths the FUSE port serves (FuseMounts.guestPaths); none: no MOUNT sent. */
   mountPaths: readonly string[];
+  /** Extra disk i at `disks[i]` (SandboxDisks.guestMounts); none: no DISK_MOUNT sent. */
+  disks: readonly { guestPath: string; readonly: boolean }[];
   networkSetup: GuestNetworkSetup;
   /**
    * The VM was restored: its first request, CONFIGURE, was already sent by the boot (its
@@ -20,8 +22,9 @@ export interface GuestSettingsToApply {
 }
 
 /**
- * CONFIGURE (token, clock, entropy, hostname), MOUNT (fresh FUSE session: the guest sees the
- * host files as they are now), NETWORK_SETUP (intercept CA, --add-host lines). Everything
+ * CONFIGURE (token, clock, entropy, hostname), DISK_MOUNT (the sandbox's own disks, probed
+ * afresh: a restored guest knew only its snapshot's placeholders), MOUNT (fresh FUSE session:
+ * the guest sees the host files as they are now), NETWORK_SETUP (intercept CA, --add-host lines). Everything
  * else of a sandbox (network policy, secrets, env, user, workdir) lives on the host and
  * never enters the guest's memory. The order matters: CONFIGURE first (session token).
  */
@@ -30,6 +33,11 @@ export async function applyGuestSettings(
   settings: GuestSettingsToApply,
 ): Promise<void> {
   if (!settings.configured) await configureGuest(agent, settings.hostname);
+  if (settings.disks.length > 0) {
+    await agent.mountDisks(settings.disks).catch((err: Error) => {
+      throw new ErrInvalidConfig(`disks: ${err.message}`);
+    });
+  }
   if (settings.mountPaths.length > 0)
     await mountWithin(agent, settings.mountPaths, MOUNT_TIMEOUT_MS);
   await applyGuestNetworkSetup(agent, settings.networkSetup);
