@@ -86,7 +86,7 @@ static int open_op(const struct frame *f)
 	case FT_USAGE:
 		return usage_report(f->stream);
 	case FT_MOUNT:
-		return fuse_mount_request(f->stream, f->payload, f->len, privileged);
+		return fuse_mount_request(f->stream, f->payload, f->len);
 	case FT_EXEC:
 		return exec_start(f->stream, f->payload, f->len, privileged);
 	case FT_FILE_WRITE:
@@ -352,8 +352,9 @@ int main(void)
 	}
 	boot_system();
 	privileged = cmdline()->privileged;
-	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox
-	 * (MOUNT's readahead write reopens it for a moment, before any command runs). */
+	if (cmdline()->mounts)
+		fuse_boot_mount();
+	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox. */
 	if (!privileged) {
 		boot_lock_sysfs();
 		/* One exec must not act as another (its requests would carry that exec's id). */

@@ -150,5 +150,6 @@ enum wl_frame_type {
 #define WL_KEY_DISKS "wheellock.disks"
 #define WL_KEY_NET "wheellock.net"
 #define WL_KEY_ATTRIBUTION "wheellock.attribution"
+#define WL_KEY_MOUNTS "wheellock.mounts"
 
 #endif

@@ -196,6 +196,11 @@ export const CmdlineKey = {
    * `=fork`: each child joins its cgroup after `fork`, not through clone3 (tests).
    */
   Attribution: "wheellock.attribution",
+  /**
+   * `=1`: the host will send `MOUNT`; the agent mounts the FUSE filesystem at boot (its INIT
+   * answered only after `MOUNT`), so a restore does not pay for the mount itself.
+   */
+  Mounts: "wheellock.mounts",
 } as const;
 export type CmdlineKey = (typeof CmdlineKey)[keyof typeof CmdlineKey];
 

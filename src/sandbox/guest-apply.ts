@@ -38,10 +38,33 @@ export async function applyGuestSettings(
       throw new ErrInvalidConfig(`disks: ${err.message}`);
     });
   }
-  if (settings.mountPaths.length > 0) {
-    await agent.mount(settings.mountPaths).catch((err: Error) => {
-      throw new ErrInvalidConfig(`mounts: ${err.message}`);
-    });
-  }
+  if (settings.mountPaths.length > 0)
+    await mountWithin(agent, settings.mountPaths, MOUNT_TIMEOUT_MS);
   await applyGuestNetworkSetup(agent, settings.networkSetup);
+}
+
+/** How long the guest's binds may wait for host replies before the start fails. */
+const MOUNT_TIMEOUT_MS = 30_000;
+
+/**
+ * MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent makes the
+ * binds on its main thread while its relay thread carries their requests, so nothing in the
+ * guest would end a MOUNT whose requests the host never answered.
+ */
+export async function mountWithin(
+  agent: GuestAgent,
+  paths: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("mounts did not finish")), timeoutMs);
+  });
+  try {
+    await Promise.race([agent.mount(paths), timedOut]);
+  } catch (err) {
+    throw new ErrInvalidConfig(`mounts: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -173,6 +173,8 @@ export async function launchVmSandbox(
           : []),
         // A VM that may be saved or restored gets its disks by DISK_MOUNT (guest-apply.ts).
         ...(snapshotCandidate ? [] : disks.kernelArgs),
+        // In the snapshot key like every argument: sandboxes with mounts restore from their own.
+        ...(Object.keys(plan.mounts).length > 0 ? [kernelArg(CmdlineKey.Mounts, "1")] : []),
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
