@@ -18,6 +18,9 @@ export interface PeerResult {
   wallS: number;
   /** CPU seconds of this worker thread (server + client) during the transfer. */
   cpuS: number;
+  /** TLS suites: the client's connection (direct, or the guest's to the proxy), the server's. */
+  clientSuite?: string;
+  serverSuite?: string;
 }
 
 function drain(res: IncomingMessage): Promise<number> {
@@ -31,6 +34,8 @@ function drain(res: IncomingMessage): Promise<number> {
 
 const up = await startUpstreams();
 
+let clientSuite: string | undefined;
+
 async function direct(bytes: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -42,7 +47,10 @@ async function direct(bytes: number): Promise<number> {
         ca: up.upstreamCaPem,
         agent: false,
       },
-      (res) => drain(res).then(resolve, reject),
+      (res) => {
+        clientSuite = (res.socket as import("node:tls").TLSSocket).getCipher().name;
+        drain(res).then(resolve, reject);
+      },
     );
     req.on("error", reject);
     req.end();
@@ -63,6 +71,7 @@ async function guest(r: Extract<PeerRequest, { kind: "guest" }>): Promise<number
         s.once("secureConnect", () => resolve(s)).once("error", reject);
       })
     : raw;
+  clientSuite = r.tls ? (socket as import("node:tls").TLSSocket).getCipher().name : undefined;
   const port = r.tls ? up.httpsPort : up.httpPort;
   try {
     return await new Promise<number>((resolve, reject) => {
@@ -102,6 +111,8 @@ parentPort?.on("message", (r: PeerRequest | "close") => {
         bytes,
         wallS: Number(process.hrtime.bigint() - t0) / 1e9,
         cpuS: threadCpuSeconds() - cpu0,
+        ...(clientSuite ? { clientSuite } : {}),
+        ...(up.lastSuite() ? { serverSuite: up.lastSuite() } : {}),
       } satisfies PeerResult),
     (err: Error) => parentPort?.postMessage({ error: err.message }),
   );

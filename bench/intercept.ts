@@ -110,6 +110,8 @@ export async function interceptBench(log: (m: string) => void): Promise<Record<s
   const [ip] = await proxy.resolveIpv4("api.test");
   const httpsBridge = await bridge(proxy, ip ?? "", ports.httpsPort);
   const httpBridge = await bridge(proxy, ip ?? "", ports.httpPort);
+  // Which TLS 1.3 suite each leg settled on: the baseline is Node's defaults at both ends.
+  const suites: Record<string, string | undefined> = {};
   const intercepted = async (tls: boolean) => {
     const cpu0 = threadCpuSeconds();
     const r = await peer.run({
@@ -120,6 +122,8 @@ export async function interceptBench(log: (m: string) => void): Promise<Record<s
       caPem: ca.certPem,
     });
     if (r.bytes !== BYTES) throw new Error(`got ${r.bytes} of ${BYTES} bytes`);
+    if (tls) suites.guestToProxy = r.clientSuite;
+    if (tls) suites.proxyToUpstream = r.serverSuite;
     return {
       mbps: BYTES / MB / r.wallS,
       proxyCpuSPerGB: ((threadCpuSeconds() - cpu0) / BYTES) * 1024 * MB,
@@ -130,6 +134,7 @@ export async function interceptBench(log: (m: string) => void): Promise<Record<s
     // Interleaved, so a change in machine load hits both sides alike.
     for (let i = 0; i < ROUNDS; i++) {
       const base = await peer.run({ kind: "direct", bytes: BYTES });
+      suites.baseline = base.clientSuite;
       const https = await intercepted(true);
       const http = await intercepted(false);
       const row = {
@@ -150,6 +155,7 @@ export async function interceptBench(log: (m: string) => void): Promise<Record<s
     return {
       transferBytes: BYTES,
       rounds: ROUNDS,
+      tlsSuites: suites,
       baselineNodeTlsLoopbackMBps: col("baselineMBps"),
       interceptedHttpsMBps: col("httpsMBps"),
       interceptedHttpMBps: col("httpMBps"),

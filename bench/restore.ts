@@ -1,5 +1,5 @@
 // Restore figures (issue 16): create + first exec, cold vs restored from a snapshot, for the
-// default image, a host-dir workspace mount and an OCI image, interleaved round by round (a
+// default image, a host-dir workspace mount, an OCI image and an extra disk (`--disk`), interleaved round by round (a
 // shared machine's drifting load then hits every kind alike); and the whole CLI
 // `run -- true` cold vs restored against the SDK's restore in the same rounds.
 // Alone: `npm run bench:restore` (prints JSON); `npm run bench` includes it.
@@ -61,6 +61,10 @@ export async function restoreBench(
 ): Promise<Record<string, unknown>> {
   const workspace = mkdtempSync(join(tmpdir(), "wl-bench-ws-"));
   writeFileSync(join(workspace, "README"), "a workspace file\n");
+  const diskDir = mkdtempSync(join(tmpdir(), "wl-bench-disk-"));
+  const disk = join(diskDir, "disk.ext4");
+  const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", disk, "64M"], { encoding: "utf8" });
+  if (mkfs.status !== 0) throw new Error(`mkfs.ext4: ${mkfs.stderr}`);
   log("restore: a busybox OCI image in a registry on 127.0.0.1");
   const reg = await startRegistry();
   try {
@@ -73,6 +77,7 @@ export async function restoreBench(
       plain: {},
       workspaceMount: { mounts: { "/workspace": { type: "host_fs", hostPath: workspace } } },
       ociImage: { image: `${reg.host}/bench/busybox:v1` },
+      disk: { disks: [{ hostPath: disk, guestPath: "/data" }] },
     };
     const results: Record<string, KindRounds> = {};
     for (const [name, options] of Object.entries(kinds)) {
@@ -115,6 +120,7 @@ export async function restoreBench(
   } finally {
     await reg.stop();
     rmSync(workspace, { recursive: true, force: true });
+    rmSync(diskDir, { recursive: true, force: true });
   }
 }
 

@@ -27,13 +27,18 @@
 #define MODULES_DIR "/lib/wheellock/modules"
 #define MODULES_ORDER "/lib/wheellock/modules.order"
 #define DISK_WAIT_MS 10000
+#define VIRTIO_BLK_DRIVER "/sys/bus/virtio/drivers/virtio_blk"
 /* Where the disks live before (and, seen from the initramfs, after) the root switch. */
 #define IMAGE_MNT "/mnt/image"
 #define UPPER_MNT "/mnt/upper"
 #define NEWROOT "/mnt/root"
 
 static int initramfs_root_fd = -1;
-/* Extra disks mounted so far, unmounted in reverse at power-off. */
+/* Extra disks mounted so far (at boot or by DISK_MOUNT), unmounted in reverse at power-off. */
+static struct {
+	char *path;
+	int readonly;
+} disks_mounted[CMDLINE_MAX_DISKS];
 static int n_disks_mounted;
 
 static void __attribute__((noreturn)) fatal(const char *what)
@@ -113,16 +118,17 @@ static int find_disk_once(const char *serial, char *dev, size_t devlen)
 	return found;
 }
 
-static void wait_disk(const char *serial, char *dev, size_t devlen)
+/* 0 when the disk with this serial has a device node, else -1 (ENODEV) after DISK_WAIT_MS. */
+static int wait_disk(const char *serial, char *dev, size_t devlen)
 {
 	for (int waited = 0;; waited++) {
 		struct stat st;
 		if (find_disk_once(serial, dev, devlen) == 0 && stat(dev, &st) == 0)
-			return;
+			return 0;
 		if (waited >= DISK_WAIT_MS) {
 			errno = ENODEV;
 			logmsg("no virtio disk with serial %s", serial);
-			fatal("waiting for disks");
+			return -1;
 		}
 		sleep_ms(1);
 	}
@@ -144,40 +150,84 @@ static void mount_base(void)
 	symlink("/proc/self/fd/2", "/dev/stderr");
 }
 
-/* The user's disks, at their guest paths in the new root. A disk that cannot be mounted ends
- * the boot: running without it would silently write the user's data to the throwaway root. */
+/* Extra disk `slot` on path: 0, or -1 (logged). A read-only device cannot replay a journal
+ * left by an unclean stop: the last consistent state is mounted instead. */
+static int mount_disk(int slot, const char *path, int readonly)
+{
+	char serial[32], dev[300];
+	snprintf(serial, sizeof serial, WL_SERIAL_EXTRA_PREFIX "%d", slot);
+	if (wait_disk(serial, dev, sizeof dev) != 0 || mkdir_p(path, 0755) != 0)
+		return -1;
+	unsigned long flags = MS_NOATIME | MS_NOSUID | MS_NODEV;
+	if (readonly)
+		flags |= MS_RDONLY;
+	int rc = mount(dev, path, "ext4", flags, NULL);
+	if (rc != 0 && readonly)
+		rc = mount(dev, path, "ext4", flags, "noload");
+	if (rc != 0) {
+		logmsg("disk %s (%s) on %s: %s", serial, dev, path, strerror(errno));
+		return -1;
+	}
+	disks_mounted[n_disks_mounted].path = strdup(path);
+	disks_mounted[n_disks_mounted++].readonly = readonly;
+	return 0;
+}
+
+/* The user's disks named on the command line (a VM that is never saved), at their guest
+ * paths in the new root. A disk that cannot be mounted ends the boot: running without it
+ * would silently write the user's data to the throwaway root. */
 static void mount_extra_disks(void)
 {
 	const struct cmdline *c = cmdline();
-	for (int i = 0; i < c->n_disks; i++) {
-		char serial[32], dev[300];
-		snprintf(serial, sizeof serial, WL_SERIAL_EXTRA_PREFIX "%d", i);
-		wait_disk(serial, dev, sizeof dev);
-		if (mkdir_p(c->disk_paths[i], 0755) != 0)
-			fatal("creating a disk mount point");
-		unsigned long flags = MS_NOATIME | MS_NOSUID | MS_NODEV;
-		if (c->disk_readonly[i])
-			flags |= MS_RDONLY;
-		int rc = mount(dev, c->disk_paths[i], "ext4", flags, NULL);
-		/* A read-only device cannot replay a journal left by an unclean stop: mount the
-		 * last consistent state instead. */
-		if (rc != 0 && c->disk_readonly[i])
-			rc = mount(dev, c->disk_paths[i], "ext4", flags, "noload");
-		if (rc != 0) {
-			logmsg("disk %s (%s) on %s: %s", serial, dev, c->disk_paths[i],
-			       strerror(errno));
+	for (int i = 0; i < c->n_disks; i++)
+		if (mount_disk(i, c->disk_paths[i], c->disk_readonly[i]) != 0)
 			fatal("mounting a disk");
+}
+
+/* Probes the virtio-blk device of extra disk `slot` again (unbind, bind): a restored guest
+ * still knows the drive of the VM its snapshot was saved from (a placeholder: its size, its
+ * cached blocks). The new probe reads this VM's drive afresh, as a boot would. */
+static int reprobe_disk(int slot)
+{
+	char serial[32], dev[300], link[320], target[300];
+	snprintf(serial, sizeof serial, WL_SERIAL_EXTRA_PREFIX "%d", slot);
+	if (wait_disk(serial, dev, sizeof dev) != 0)
+		return -1;
+	snprintf(link, sizeof link, "/sys/block/%s/device", dev + strlen("/dev/"));
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (n < 0)
+		return -1;
+	target[n] = '\0';
+	const char *name = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+	static const char *const steps[] = {VIRTIO_BLK_DRIVER "/unbind", VIRTIO_BLK_DRIVER "/bind"};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		int fd = open(steps[i], O_WRONLY | O_CLOEXEC);
+		int ok = fd >= 0 && write(fd, name, strlen(name)) == (ssize_t)strlen(name);
+		if (fd >= 0)
+			close(fd);
+		if (!ok) {
+			logmsg("disk %s: %s %s: %s", serial, steps[i], name, strerror(errno));
+			return -1;
 		}
-		n_disks_mounted = i + 1;
 	}
+	return 0;
+}
+
+int boot_attach_disk(int slot, const char *path, int readonly)
+{
+	if (n_disks_mounted >= CMDLINE_MAX_DISKS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return reprobe_disk(slot) == 0 ? mount_disk(slot, path, readonly) : -1;
 }
 
 static void unmount_extra_disks(void)
 {
-	const struct cmdline *c = cmdline();
 	for (int i = n_disks_mounted - 1; i >= 0; i--) {
-		if (umount2(c->disk_paths[i], 0) != 0 && !c->disk_readonly[i])
-			mount(NULL, c->disk_paths[i], NULL, MS_REMOUNT | MS_RDONLY, NULL);
+		const char *path = disks_mounted[i].path;
+		if (umount2(path, 0) != 0 && !disks_mounted[i].readonly)
+			mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL);
 	}
 }
 
@@ -222,8 +272,9 @@ void boot_system(void)
 	load_modules();
 
 	char root_dev[300], upper_dev[300];
-	wait_disk(WL_SERIAL_ROOT, root_dev, sizeof root_dev);
-	wait_disk(WL_SERIAL_UPPER, upper_dev, sizeof upper_dev);
+	if (wait_disk(WL_SERIAL_ROOT, root_dev, sizeof root_dev) != 0 ||
+	    wait_disk(WL_SERIAL_UPPER, upper_dev, sizeof upper_dev) != 0)
+		fatal("waiting for disks");
 	mkdir("/mnt", 0755);
 	if (do_mount(root_dev, IMAGE_MNT, "ext4", MS_RDONLY, NULL) != 0)
 		fatal("mounting the image");

@@ -86,6 +86,8 @@ void cmdline_load(void)
 			disks = v;
 		else if ((v = value_of(tok, WL_KEY_NET)))
 			net = v;
+		else if ((v = value_of(tok, WL_KEY_MOUNTS)))
+			parsed.mounts = strcmp(v, "1") == 0;
 		else if ((v = value_of(tok, WL_KEY_ATTRIBUTION))) {
 			parsed.attribution_off = strcmp(v, "0") == 0;
 			parsed.attribution_fork = strcmp(v, "fork") == 0;

@@ -19,6 +19,8 @@ struct cmdline {
 	/* attribution=fork: an exec's child joins its cgroup after fork() even where clone3 could
 	 * start it there (tests of the path kernels before 5.7 take) */
 	int attribution_fork;
+	/* mounts=1: the host will send MOUNT; the FUSE filesystem is mounted at boot (fuse.h) */
+	int mounts;
 	/* disks=/a,/b:ro: extra disk i (serial wl-disk<i>) is mounted on disk_paths[i] */
 	int n_disks;
 	const char *disk_paths[CMDLINE_MAX_DISKS];

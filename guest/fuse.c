@@ -12,11 +12,8 @@
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "boot.h"
 #include "fuse_notify.h"
 #include "port.h"
 #include "proto.h"
@@ -27,7 +24,6 @@
 /* The kernel wants a read buffer of at least max_write (1 MiB) plus the request headers. */
 #define MSG_MAX ((1u << 20) + 8192u)
 #define OUT_HEADER_BYTES 16u
-#define MOUNT_WAIT_MS 30000
 #define MAX_MOUNTS 16
 #define MAX_MOUNT_PATH 256
 
@@ -188,15 +184,25 @@ static void fuse_on_events(const struct pollfd *pfd, size_t n)
 
 /* The kernel offers FUSE the default 128 KiB readahead; reads then travel in 128 KiB
  * requests although max_pages allows 1 MiB. Raising the mount's bdi window lets sequential
- * reads use whole 1 MiB requests (fewer round trips through the relay). */
+ * reads use whole 1 MiB requests (fewer round trips through the relay). Called at boot,
+ * while /sys is still writable; the device number comes from mountinfo, because a stat()
+ * of the mount would wait for the INIT reply that only comes after MOUNT. */
 static void raise_readahead(void)
 {
-	struct stat st;
-	if (stat(FUSE_ROOT, &st) != 0)
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char line[512], mountpoint[256];
+	unsigned maj, min;
+	int found = 0;
+	while (!found && fgets(line, sizeof line, f))
+		found = sscanf(line, "%*u %*u %u:%u %*s %255s", &maj, &min, mountpoint) == 3 &&
+			strcmp(mountpoint, FUSE_ROOT) == 0;
+	fclose(f);
+	if (!found)
 		return;
 	char path[96];
-	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
-		 minor(st.st_dev));
+	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -221,51 +227,6 @@ static int make_target(const char *src, const char *target)
 		return -1;
 	close(fd);
 	return 0;
-}
-
-/* Bind mounts need LOOKUPs the host must answer, so they run in a child while this
- * process relays. Returns 0 when every mount worked, else 1 + the index of the first path
- * that failed (the child's exit status), or -1 (n + 1 for a timeout). */
-static int bind_paths(char *const paths[], int n)
-{
-	pid_t child = fork();
-	if (child < 0)
-		return -1;
-	if (child == 0) {
-		/* stat() of the mount needs a host reply: only here, where the parent relays. */
-		raise_readahead();
-		for (int i = 0; i < n; i++) {
-			char src[512];
-			snprintf(src, sizeof src, "%s%s", FUSE_ROOT, paths[i]);
-			if (make_target(src, paths[i]) != 0 ||
-			    mount(src, paths[i], NULL, MS_BIND, NULL) != 0) {
-				logmsg("fuse: bind %s: %s", paths[i], strerror(errno));
-				_exit(1 + i);
-			}
-		}
-		_exit(0);
-	}
-	uint64_t deadline = now_ms() + MOUNT_WAIT_MS;
-	for (;;) {
-		int status;
-		pid_t done = waitpid(child, &status, WNOHANG);
-		if (done == child)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		if (now_ms() > deadline) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-			return n + 1;
-		}
-		struct pollfd pfd[2];
-		size_t k = fuse_poll_fds(pfd);
-		if (k == 0) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-			return n + 1;
-		}
-		if (poll(pfd, k, 10) > 0)
-			fuse_on_events(pfd, k);
-	}
 }
 
 /* The relay runs on its own thread: the agent's main loop makes blocking file system calls
@@ -343,10 +304,38 @@ static void relay_abandon(void)
 	lost_fd = -1;
 }
 
-/* MOUNT after a boot or a restore, never at boot: a memory snapshot is saved before it, so
- * no restored guest inherits a FUSE session (node ids, cached pages) of the VM that saved
- * it, and each sees the host files as they are now. Once per guest. */
-int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int privileged)
+/* 0 once fuse_boot_mount mounted the filesystem, else why MOUNT cannot bind anything. */
+static int boot_mount_errno = ENODEV;
+
+/* Mounting at boot takes the mount itself off the restore path (it is in every snapshot of
+ * a sandbox with mounts), yet no snapshot holds a FUSE session: the kernel's INIT request
+ * waits in /dev/fuse, unread, until MOUNT starts the relay after the boot or restore. So no
+ * restored guest inherits node ids or cached pages of the VM that saved it, and each sees
+ * the host files as they are now. */
+void fuse_boot_mount(void)
+{
+	if (relay_open() != 0) {
+		boot_mount_errno = errno ? errno : EIO;
+		relay_abandon();
+		return;
+	}
+	raise_readahead();
+	boot_mount_errno = 0;
+}
+
+/* The bind of one guest path to its subtree; its LOOKUPs are answered by the relay thread. */
+static int bind_path(const char *path)
+{
+	char src[512];
+	snprintf(src, sizeof src, "%s%s", FUSE_ROOT, path);
+	if (make_target(src, path) == 0 && mount(src, path, NULL, MS_BIND, NULL) == 0)
+		return 0;
+	logmsg("fuse: bind %s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* MOUNT after a boot or a restore, before the first command. Once per guest. */
+int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len)
 {
 	static int requested;
 	if (!rec_valid(payload, len))
@@ -377,35 +366,24 @@ int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 	} else if (requested) {
 		err = EBUSY;
 		why = "mounts were set up already";
+	} else if (n > 0 && boot_mount_errno) {
+		err = boot_mount_errno;
+		why = "no FUSE filesystem was mounted at boot";
 	}
 	requested = 1;
 	int failed = 0;
 	if (!err && n > 0) {
-		if (relay_open() != 0) {
-			err = errno ? errno : EIO;
-			why = "cannot start the relay";
-		} else {
-			/* The bdi readahead lives in sysfs, read-only from boot on (boot.c); no
-			 * command runs yet (the host mounts before its first EXEC), so no process
-			 * can use the moment it is writable. */
-			if (!privileged)
-				boot_sysfs_readonly(0);
-			failed = bind_paths(paths, n);
-			/* A sysfs left writable would let commands unbind the agent's ports. */
-			if (!privileged && boot_sysfs_readonly(1) != 0)
-				boot_poweroff();
-			if (failed == 0 && relay_start() != 0) {
-				err = errno;
-				why = "cannot start the relay thread";
-			}
+		if (relay_start() != 0) {
+			err = errno;
+			why = "cannot start the relay thread";
 		}
-		if (failed != 0 || err)
-			relay_abandon();
+		/* On a failure the relay runs on: the host stops a sandbox whose mounts failed. */
+		for (int i = 0; !err && !failed && i < n; i++)
+			if (bind_path(paths[i]) != 0)
+				failed = 1 + i;
 	}
-	if (failed > 0 && failed <= n)
+	if (failed)
 		wire_send_error(id, EIO, "mount %s failed", paths[failed - 1]);
-	else if (failed != 0)
-		wire_send_error(id, ETIMEDOUT, "mounts did not finish");
 	else if (err)
 		wire_send_error(id, err, "%s", why);
 	else

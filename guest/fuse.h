@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* MOUNT (docs/PROTOCOL.md): mounts the host filesystem at every PATH of the request. Pumps
- * the relay itself until the mounts are done, then leaves it to a thread of its own, and
- * replies OK or ERROR naming the path that failed. Returns -1 on a malformed record. */
-int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int privileged);
+/* At boot, with wheellock.mounts=1, while /sys is still writable: opens the port and
+ * /dev/fuse and mounts the one FUSE filesystem, whose INIT stays unanswered until MOUNT. */
+void fuse_boot_mount(void);
+/* MOUNT (docs/PROTOCOL.md): starts the relay thread and binds every PATH of the request to
+ * its subtree of the filesystem mounted at boot, then replies OK or ERROR naming the path
+ * that failed. Returns -1 on a malformed record. */
+int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len);
 /* Readable (an eventfd) once the relay found its port removed (port.h); -1 without a relay.
  * The main loop polls it and then calls fuse_port_lost, which powers the VM off. */
 int fuse_lost_fd(void);

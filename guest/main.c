@@ -14,6 +14,7 @@
 #include "boot.h"
 #include "cmdline.h"
 #include "config.h"
+#include "disks.h"
 #include "exec.h"
 #include "files.h"
 #include "fuse.h"
@@ -63,7 +64,7 @@ static int is_open_op(uint8_t t)
 	       t == FT_USAGE || t == FT_MOUNT || t == FT_EXEC ||
 	       t == FT_FILE_WRITE ||
 	       t == FT_FILE_READ || t == FT_FILE_LIST || t == FT_FILE_STAT || t == FT_MKDIR ||
-	       t == FT_REMOVE || t == FT_PORT_FORWARD;
+	       t == FT_REMOVE || t == FT_PORT_FORWARD || t == FT_DISK_MOUNT;
 }
 
 static int open_op(const struct frame *f)
@@ -85,7 +86,7 @@ static int open_op(const struct frame *f)
 	case FT_USAGE:
 		return usage_report(f->stream);
 	case FT_MOUNT:
-		return fuse_mount_request(f->stream, f->payload, f->len, privileged);
+		return fuse_mount_request(f->stream, f->payload, f->len);
 	case FT_EXEC:
 		return exec_start(f->stream, f->payload, f->len, privileged);
 	case FT_FILE_WRITE:
@@ -102,6 +103,8 @@ static int open_op(const struct frame *f)
 		return file_remove(f->stream, f->payload, f->len);
 	case FT_PORT_FORWARD:
 		return port_start(f->stream, f->payload, f->len);
+	case FT_DISK_MOUNT:
+		return disk_mount_request(f->stream, f->payload, f->len, privileged);
 	}
 	return -1;
 }
@@ -349,8 +352,9 @@ int main(void)
 	}
 	boot_system();
 	privileged = cmdline()->privileged;
-	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox
-	 * (MOUNT's readahead write reopens it for a moment, before any command runs). */
+	if (cmdline()->mounts)
+		fuse_boot_mount();
+	/* From here on nobody unbinds a driver, unless the user asked for a privileged sandbox. */
 	if (!privileged) {
 		boot_lock_sysfs();
 		/* One exec must not act as another (its requests would carry that exec's id). */

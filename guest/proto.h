@@ -47,6 +47,7 @@ enum wl_frame_type {
 	FT_MKDIR = 0x25,
 	FT_REMOVE = 0x26,
 	FT_PORT_FORWARD = 0x30,
+	FT_DISK_MOUNT = 0x0A,
 };
 
 /* HELLO */
@@ -127,6 +128,9 @@ enum wl_frame_type {
 #define T_STAT_GID 5
 #define T_STAT_MTIME_MS 6
 #define T_STAT_LINK 7
+/* DISK_MOUNT: record i is extra disk i (serial wl-disk<i>), mounted read-write or read-only */
+#define T_DISK_MOUNT_PATH 1
+#define T_DISK_MOUNT_READONLY_PATH 2
 
 /* virtio-serial port names (/sys/class/virtio-ports/<port>/name) */
 #define WL_PORT_CONTROL "wheellock.ctl"
@@ -146,5 +150,6 @@ enum wl_frame_type {
 #define WL_KEY_DISKS "wheellock.disks"
 #define WL_KEY_NET "wheellock.net"
 #define WL_KEY_ATTRIBUTION "wheellock.attribution"
+#define WL_KEY_MOUNTS "wheellock.mounts"
 
 #endif

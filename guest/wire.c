@@ -146,7 +146,7 @@ static int known_host_type(uint8_t t)
 	case FT_STDIN:
 	case FT_EOF: case FT_SIGNAL: case FT_RESIZE: case FT_CREDIT: case FT_CLOSE:
 	case FT_FILE_WRITE: case FT_FILE_READ: case FT_FILE_LIST: case FT_FILE_STAT:
-	case FT_MKDIR: case FT_REMOVE: case FT_PORT_FORWARD:
+	case FT_MKDIR: case FT_REMOVE: case FT_PORT_FORWARD: case FT_DISK_MOUNT:
 		return 1;
 	default:
 		return 0;

@@ -12,6 +12,7 @@ import {
   FrameType,
   MkdirTag,
   MountTag,
+  DiskMountTag,
   PortForwardTag,
   RemoveTag,
 } from "./contract.js";
@@ -97,6 +98,20 @@ export class GuestAgent {
     await this.request(
       FrameType.Mount,
       guestPaths.map((path) => field.string(MountTag.Path, path)),
+    );
+  }
+
+  /**
+   * DISK_MOUNT: the guest probes each extra disk's device afresh (a restored guest still knows
+   * its snapshot's placeholder drive) and mounts disk i at `disks[i].guestPath`. Once per guest,
+   * after CONFIGURE and before the first command; an ERROR names the disk that failed.
+   */
+  async mountDisks(disks: readonly { guestPath: string; readonly: boolean }[]): Promise<void> {
+    await this.request(
+      FrameType.DiskMount,
+      disks.map((d) =>
+        field.string(d.readonly ? DiskMountTag.ReadonlyPath : DiskMountTag.Path, d.guestPath),
+      ),
     );
   }
 

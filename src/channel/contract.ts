@@ -52,6 +52,7 @@ export const FrameType = {
   Mkdir: 0x25,
   Remove: 0x26,
   PortForward: 0x30,
+  DiskMount: 0x0a,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -122,6 +123,8 @@ export const FileStatTag = { Path: 1, Follow: 2 } as const;
 export const MkdirTag = { Path: 1, Mode: 2 } as const;
 export const RemoveTag = { Path: 1, Recursive: 2 } as const;
 export const PortForwardTag = { Port: 1 } as const;
+/** DISK_MOUNT: entry i mounts extra disk i (serial `wl-disk<i>`) read-write or read-only. */
+export const DiskMountTag = { Path: 1, ReadonlyPath: 2 } as const;
 export const StatTag = {
   Name: 1,
   Size: 2,
@@ -155,6 +158,7 @@ export const RECORD_TAGS: Readonly<Record<string, Readonly<Record<string, number
   Remove: RemoveTag,
   PortForward: PortForwardTag,
   Stat: StatTag,
+  DiskMount: DiskMountTag,
 };
 
 /** virtio-serial port names (`/sys/class/virtio-ports/<port>/name` in the guest). */
@@ -192,6 +196,11 @@ export const CmdlineKey = {
    * `=fork`: each child joins its cgroup after `fork`, not through clone3 (tests).
    */
   Attribution: "wheellock.attribution",
+  /**
+   * `=1`: the host will send `MOUNT`; the agent mounts the FUSE filesystem at boot (its INIT
+   * answered only after `MOUNT`), so a restore does not pay for the mount itself.
+   */
+  Mounts: "wheellock.mounts",
 } as const;
 export type CmdlineKey = (typeof CmdlineKey)[keyof typeof CmdlineKey];
 

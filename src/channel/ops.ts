@@ -28,6 +28,7 @@ export const RECORD_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.FileStat,
   FrameType.Mkdir,
   FrameType.Remove,
+  FrameType.DiskMount,
 ]);
 const FILE_REQUEST_TYPES: ReadonlySet<number> = new Set<number>([
   FrameType.FileList,

@@ -58,7 +58,15 @@ export class SandboxDisks {
     };
   }
 
-  /** `wheellock.disks=/a,/b:ro`: guest path of disk i at position i (paths have no `,` `:`). */
+  /** What DISK_MOUNT mounts (a VM that may be saved or was restored): disk i at entry i. */
+  get guestMounts(): { guestPath: string; readonly: boolean }[] {
+    return this.disks.map((d) => ({ guestPath: d.guestPath, readonly: d.readonly }));
+  }
+
+  /**
+   * `wheellock.disks=/a,/b:ro`: guest path of disk i at position i (paths have no `,` `:`), for
+   * a VM that is never saved: its agent mounts them at boot.
+   */
   get kernelArgs(): string[] {
     if (this.disks.length === 0) return [];
     const list = this.disks.map((d) => (d.readonly ? `${d.guestPath}:ro` : d.guestPath));

@@ -11,6 +11,8 @@ export interface GuestSettingsToApply {
   hostname: string;
   /** Guest paths the FUSE port serves (FuseMounts.guestPaths); none: no MOUNT sent. */
   mountPaths: readonly string[];
+  /** Extra disk i at `disks[i]` (SandboxDisks.guestMounts); none: no DISK_MOUNT sent. */
+  disks: readonly { guestPath: string; readonly: boolean }[];
   networkSetup: GuestNetworkSetup;
   /**
    * The VM was restored: its first request, CONFIGURE, was already sent by the boot (its
@@ -20,8 +22,9 @@ export interface GuestSettingsToApply {
 }
 
 /**
- * CONFIGURE (token, clock, entropy, hostname), MOUNT (fresh FUSE session: the guest sees the
- * host files as they are now), NETWORK_SETUP (intercept CA, --add-host lines). Everything
+ * CONFIGURE (token, clock, entropy, hostname), DISK_MOUNT (the sandbox's own disks, probed
+ * afresh: a restored guest knew only its snapshot's placeholders), MOUNT (fresh FUSE session:
+ * the guest sees the host files as they are now), NETWORK_SETUP (intercept CA, --add-host lines). Everything
  * else of a sandbox (network policy, secrets, env, user, workdir) lives on the host and
  * never enters the guest's memory. The order matters: CONFIGURE first (session token).
  */
@@ -30,10 +33,38 @@ export async function applyGuestSettings(
   settings: GuestSettingsToApply,
 ): Promise<void> {
   if (!settings.configured) await configureGuest(agent, settings.hostname);
-  if (settings.mountPaths.length > 0) {
-    await agent.mount(settings.mountPaths).catch((err: Error) => {
-      throw new ErrInvalidConfig(`mounts: ${err.message}`);
+  if (settings.disks.length > 0) {
+    await agent.mountDisks(settings.disks).catch((err: Error) => {
+      throw new ErrInvalidConfig(`disks: ${err.message}`);
     });
   }
+  if (settings.mountPaths.length > 0)
+    await mountWithin(agent, settings.mountPaths, MOUNT_TIMEOUT_MS);
   await applyGuestNetworkSetup(agent, settings.networkSetup);
+}
+
+/** How long the guest's binds may wait for host replies before the start fails. */
+const MOUNT_TIMEOUT_MS = 30_000;
+
+/**
+ * MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent makes the
+ * binds on its main thread while its relay thread carries their requests, so nothing in the
+ * guest would end a MOUNT whose requests the host never answered.
+ */
+export async function mountWithin(
+  agent: GuestAgent,
+  paths: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("mounts did not finish")), timeoutMs);
+  });
+  try {
+    await Promise.race([agent.mount(paths), timedOut]);
+  } catch (err) {
+    throw new ErrInvalidConfig(`mounts: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

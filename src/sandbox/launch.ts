@@ -176,7 +176,10 @@ export async function launchVmSandbox(
         ...(internal.attributionByFork && !internal.noAttribution
           ? [kernelArg(CmdlineKey.Attribution, "fork")]
           : []),
-        ...disks.kernelArgs,
+        // A VM that may be saved or restored gets its disks by DISK_MOUNT (guest-apply.ts).
+        ...(snapshotCandidate ? [] : disks.kernelArgs),
+        // In the snapshot key like every argument: sandboxes with mounts restore from their own.
+        ...(Object.keys(plan.mounts).length > 0 ? [kernelArg(CmdlineKey.Mounts, "1")] : []),
       ],
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
@@ -261,6 +264,7 @@ export async function launchVmSandbox(
     await applyGuestSettings(vm.agent, {
       hostname: plan.hostname,
       mountPaths: restoreSource ? [] : (mounts?.guestPaths ?? []),
+      disks: snapshotCandidate && !restoreSource ? disks.guestMounts : [],
       networkSetup: network.guestSetup,
       configured: vm.restored,
     });

@@ -44,6 +44,11 @@ export interface SnapshotInputs {
   kernelArgs: readonly string[];
   /** NIC MTU, or undefined without a NIC. */
   networkMtu: number | undefined;
+  /**
+   * The extra-disk slots (drive i read-write or read-only); absent without extra disks. The
+   * saved VM has placeholder drives there, and a restore attaches the sandbox's own disks.
+   */
+  diskSlots?: readonly ("rw" | "ro")[];
 }
 
 export interface StoredSnapshot {
@@ -84,6 +89,7 @@ export function snapshotKey(inputs: SnapshotInputs): string {
     diskSizeMb: inputs.diskSizeMb,
     kernelArgs: inputs.kernelArgs,
     networkMtu: inputs.networkMtu ?? null,
+    ...(inputs.diskSlots?.length ? { diskSlots: inputs.diskSlots } : {}),
   };
   return createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 32);
 }

@@ -1,9 +1,11 @@
 /** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
 import { rmSync } from "node:fs";
+import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { createEmptyExt4 } from "../image/index.js";
-import { shareSnapshotRam, type VmStateSaver } from "../vmm/index.js";
+import { ResourceStack } from "../util/index.js";
+import { shareSnapshotRam, type VmDisk, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
@@ -29,16 +31,27 @@ export interface StartOptions {
   warn: (message: string) => void;
 }
 
+/** A placeholder drive's size: its content is never read (the guest probes the real one). */
+const PLACEHOLDER_DISK_BYTES = 1024 * 1024;
+
 /**
  * Starts the sandbox's VM: from a snapshot when a matching one exists (a fraction of a cold
  * boot), otherwise by booting; after a cold boot it saves a snapshot for the next start. The
  * snapshot is taken right after the agent's hello and a warm-up (snapshot-warmup.ts), before
  * anything sandbox-specific (clock, hostname, entropy, commands) reaches the guest, so it
  * holds nothing of this sandbox.
+ *
+ * With extra disks, even the guest's probe of a drive (its first blocks: the ext4 superblock)
+ * would put a sandbox's data into the saved memory: that snapshot is saved from a VM of its
+ * own with empty placeholder drives (saveDiskSlotSnapshot), and this sandbox, too, then
+ * restores it with its own disks, which the agent mounts after the restore (DISK_MOUNT).
  */
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
   const key = opts.snapshot ? snapshotKey(opts.snapshot) : undefined;
-  const snapshot = key ? findSnapshot(key) : undefined;
+  const withDisks = (req.extraDisks ?? []).length > 0;
+  let snapshot = key ? findSnapshot(key) : undefined;
+  if (key && opts.snapshot && !snapshot && withDisks)
+    snapshot = await saveDiskSlotSnapshot(req, key, opts.snapshot, opts);
   if (snapshot) {
     try {
       return { ...(await restore(req, snapshot)), restored: true };
@@ -52,7 +65,8 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     }
   }
   await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
-  const saving = key !== undefined;
+  // A VM with the sandbox's own disks is never saved (see above).
+  const saving = key !== undefined && !withDisks;
   // A VM whose state will be saved keeps its RAM in a file (in its run dir, removed with it),
   // so the snapshot's RAM is a copy of that file which restores map instead of loading.
   const memoryPath = join(req.runDir, "ram");
@@ -60,13 +74,57 @@ export async function startVm(req: BootRequest, opts: StartOptions): Promise<Sta
     ...req,
     ...(saving ? { memoryFile: { path: memoryPath, shared: true } } : {}),
   });
-  if (key && opts.snapshot) {
+  if (saving && key && opts.snapshot) {
     await warmUpForSnapshot(vm.agent);
     const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
     const failure = await capture(vm.stateSaver, key, opts.snapshot, disks);
     if (failure) opts.warn(`saving a snapshot failed (the sandbox is fine): ${failure.message}`);
   }
   return { ...vm, restored: false };
+}
+
+/**
+ * Boots a VM like `req`'s but with an empty placeholder in each extra-disk slot (same serial,
+ * read-only flag and cache mode: what the guest's driver negotiated must fit the real drive),
+ * saves its snapshot and stops it. Returns the snapshot, or undefined (warned) on failure;
+ * the run dir is left as before.
+ */
+async function saveDiskSlotSnapshot(
+  req: BootRequest,
+  key: string,
+  inputs: SnapshotInputs,
+  opts: StartOptions,
+): Promise<StoredSnapshot | undefined> {
+  const resources = new ResourceStack();
+  const placeholders: VmDisk[] = [];
+  try {
+    for (const [i, disk] of (req.extraDisks ?? []).entries()) {
+      const path = join(req.runDir, `slot${i}.img`);
+      await writeFile(path, "", { mode: 0o600 });
+      await truncate(path, PLACEHOLDER_DISK_BYTES);
+      placeholders.push({ path, serial: disk.serial, readonly: disk.readonly, cache: disk.cache });
+    }
+    await createEmptyExt4(req.upperDiskPath, opts.diskSizeMb);
+    const memoryPath = join(req.runDir, "ram");
+    const vm = await bootVm({
+      ...req,
+      extraDisks: placeholders,
+      memoryFile: { path: memoryPath, shared: true },
+      onFatal: () => undefined,
+      resources,
+    });
+    await warmUpForSnapshot(vm.agent);
+    const disks = { upperDiskPath: req.upperDiskPath, memoryPath };
+    const failure = await capture(vm.stateSaver, key, inputs, disks);
+    if (failure) throw failure;
+  } catch (err) {
+    opts.warn(`saving a snapshot with disk slots failed (booting): ${(err as Error).message}`);
+  } finally {
+    await resources.release();
+    clearRunDirForRetry(req.runDir, req.upperDiskPath);
+    for (const { path } of placeholders) rmSync(path, { force: true });
+  }
+  return findSnapshot(key);
 }
 
 async function restore(req: BootRequest, snapshot: StoredSnapshot): Promise<BootedVm> {

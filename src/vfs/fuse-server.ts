@@ -197,7 +197,7 @@ export class FuseServer {
     if (this.initialized) throw new VfsError(Errno.EIO);
     const major = body.u32();
     const minor = body.u32();
-    const maxReadahead = body.u32();
+    body.u32(); // max_readahead: the kernel's current window, not a limit (below)
     const kernelFlags = body.u32();
     if (major < FUSE_KERNEL_VERSION) throw new VfsError(Errno.EPROTO);
     if (major === FUSE_KERNEL_VERSION && minor < FUSE_MIN_KERNEL_MINOR) {
@@ -224,7 +224,10 @@ export class FuseServer {
       InitFlag.MAX_PAGES;
     return initOut({
       minor: Math.min(minor, FUSE_OUR_MINOR),
-      maxReadaheadBytes: Math.min(maxReadahead, MAX_READAHEAD_BYTES),
+      // The kernel keeps the smaller of this and the mount's window. The agent raises that
+      // window to 1 MiB right after mounting, when this INIT (with the 128 KiB default in
+      // it) is already queued: echoing the request's value would undo the raise.
+      maxReadaheadBytes: MAX_READAHEAD_BYTES,
       flags: kernelFlags & wanted,
       maxBackground: MAX_BACKGROUND,
       maxWriteBytes: MAX_WRITE_BYTES,

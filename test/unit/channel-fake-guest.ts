@@ -240,7 +240,14 @@ export class FakeGuest extends EventEmitter {
       stdin: [],
       eof: false,
       argv: type === FrameType.Exec ? rec.strings(1) : [],
-      path: [FrameType.Exec, FrameType.PortForward, FrameType.Attribute].includes(type as never)
+      // Requests whose tag 1 is no single path (MOUNT and DISK_MOUNT repeat it).
+      path: [
+        FrameType.Exec,
+        FrameType.PortForward,
+        FrameType.Attribute,
+        FrameType.Mount,
+        FrameType.DiskMount,
+      ].includes(type as never)
         ? ""
         : (rec.string(1) ?? ""),
       ended: false,
@@ -257,6 +264,8 @@ export class FakeGuest extends EventEmitter {
       case FrameType.Ping:
       case FrameType.Configure:
       case FrameType.NetworkSetup:
+      case FrameType.Mount:
+      case FrameType.DiskMount:
         return this.ok(id);
       case FrameType.Attribute:
         return this.ok(id, this.attributeReply(this.requests.at(-1)!.record));

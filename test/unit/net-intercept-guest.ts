@@ -29,6 +29,8 @@ export function guestDial(
   srcPort?: number,
   /** What the guest's SYN said about who connected (needs `srcPort`). */
   stamp?: SynStamp,
+  /** Sees each chunk the proxy hands the flow, as the stack would get it. */
+  observe?: (chunk: Buffer) => void,
 ): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     let paused = false;
@@ -39,6 +41,7 @@ export function guestDial(
       {
         onConnect: () => resolve(side),
         onData: (chunk) => {
+          observe?.(chunk);
           if (!side.push(chunk) && !paused) {
             paused = true;
             flow.pause();
@@ -248,6 +251,8 @@ export interface Upstreams {
   seen: UpstreamSeen[];
   /** The CA the HTTPS upstream's certificate chains to (not the intercept CA). */
   upstreamCaPem: string;
+  /** The TLS suite of the HTTPS upstream's latest connection (Node's server defaults). */
+  lastSuite(): string | undefined;
   close(): void;
 }
 
@@ -261,6 +266,10 @@ export async function startUpstreams(): Promise<Upstreams> {
   );
   websocketEcho(plain);
   websocketEcho(secure);
+  let lastSuite: string | undefined;
+  secure.on("secureConnection", (s: import("node:tls").TLSSocket) => {
+    lastSuite = s.getCipher().name;
+  });
   const seen: UpstreamSeen[] = [];
   for (const [server, tls] of [
     [plain, false],
@@ -277,6 +286,7 @@ export async function startUpstreams(): Promise<Upstreams> {
     httpsPort,
     seen,
     upstreamCaPem: upstreamCa.certPem,
+    lastSuite: () => lastSuite,
     close: () => {
       plain.closeAllConnections();
       secure.closeAllConnections();

@@ -46,11 +46,10 @@ test("a rebuilt kernel, agent or image (same path, new content) changes the key"
   assert.notEqual(snapshotKey(base), key2);
 });
 
-test("a sandbox with extra disks never gets a snapshot key (a saved guest has none mounted)", async () => {
+test("extra disks: the key names each disk slot's read-only flag, never the disk itself", async () => {
   const { snapshotKeyFor } = await import("../../src/sandbox/snapshot-policy.js");
   const { resolveSandboxOptions } = await import("../../src/config/index.js");
-  const disk = join(dir, "disk.ext4");
-  writeFileSync(disk, "");
+  for (const f of ["disk1.ext4", "disk2.ext4"]) writeFileSync(join(dir, f), "");
   const req = {
     runDir: dir,
     accel: "tcg" as const,
@@ -64,14 +63,39 @@ test("a sandbox with extra disks never gets a snapshot key (a saved guest has no
     bootTimeoutMs: 1000,
     onFatal: () => undefined,
   };
-  const plain = resolveSandboxOptions({ snapshot: true, noNetwork: true });
-  assert.notEqual(snapshotKeyFor(plain, req, {}), undefined, "the control case has a key");
-  const withDisk = resolveSandboxOptions({
-    snapshot: true,
-    noNetwork: true,
-    disks: [{ hostPath: disk, guestPath: "/data" }],
-  });
-  assert.equal(snapshotKeyFor(withDisk, req, {}), undefined);
+  const keyWith = (disks: { file: string; at: string; readonly?: boolean }[]) =>
+    snapshotKeyFor(
+      resolveSandboxOptions({
+        snapshot: true,
+        noNetwork: true,
+        disks: disks.map((d) => ({
+          hostPath: join(dir, d.file),
+          guestPath: d.at,
+          readonly: d.readonly ?? false,
+        })),
+      }),
+      req,
+      {},
+    );
+  const plain = keyWith([]);
+  const one = keyWith([{ file: "disk1.ext4", at: "/data" }]);
+  assert.notEqual(one, undefined, "a sandbox with a disk may use a snapshot");
+  assert.notEqual(one, plain, "a snapshot with a disk slot is not the plain one");
+  assert.equal(keyWith([{ file: "disk2.ext4", at: "/other" }]), one, "another disk, same slot");
+  assert.notEqual(keyWith([{ file: "disk1.ext4", at: "/data", readonly: true }]), one);
+  const two = keyWith([
+    { file: "disk1.ext4", at: "/a" },
+    { file: "disk2.ext4", at: "/b", readonly: true },
+  ]);
+  assert.notEqual(two, one);
+  assert.notEqual(
+    two,
+    keyWith([
+      { file: "disk1.ext4", at: "/a", readonly: true },
+      { file: "disk2.ext4", at: "/b" },
+    ]),
+    "slot order counts",
+  );
 });
 
 test("mounts are not in the key: a sandbox with a host-dir workspace restores the plain snapshot", async () => {

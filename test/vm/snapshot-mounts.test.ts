@@ -130,16 +130,28 @@ test(
       await b.close();
     }
 
-    // C: restored without mounts: nothing of B's (or A's) FUSE session is there.
+    // C, D: without mounts. Sandboxes with mounts have snapshots of their own (the FUSE
+    // filesystem is mounted at boot, its INIT left for MOUNT: CmdlineKey.Mounts), so C boots
+    // and saves the plain one, and D, restored from it, has no FUSE filesystem at all.
     const c = await Sandbox.create({ memoryMb, diskSizeMb, snapshot: true });
+    await c.close();
+    const withMounts = (args: readonly string[] | undefined) =>
+      (args ?? []).includes("wheellock.mounts=1");
+    assert.deepEqual(
+      ourSnapshots()
+        .map((s) => withMounts(s.inputs?.kernelArgs))
+        .sort(),
+      [false, true],
+    );
+    const d = await Sandbox.create({ memoryMb, diskSizeMb, snapshot: true });
     try {
-      assert.equal(c.restoredFromSnapshot, true);
-      const r = await c.exec(
+      assert.equal(d.restoredFromSnapshot, true);
+      const r = await d.exec(
         "grep -c fuse /proc/mounts; test -e /workspace && echo present || echo absent",
       );
       assert.equal(r.stdout, "0\nabsent\n", r.stderr);
     } finally {
-      await c.close();
+      await d.close();
     }
     assert.deepEqual(childQemuPids(), []);
     assert.deepEqual(runDirEntries(dataDir), []);

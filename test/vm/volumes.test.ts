@@ -1,11 +1,14 @@
 // Named volumes and raw disks attached as block devices: data written in one sandbox is there
 // in the next (SDK, then CLI), a read-only disk refuses writes, one writer at a time, a volume
 // in use cannot be removed, and a kept overlay layer survives close with the guest's changes.
+// Sandboxes with disks start from a memory snapshot and get their own disks after the restore:
+// never another sandbox's data, and each disk as it is on the host now.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import {
   ErrVolumeInUse,
   Sandbox,
@@ -14,16 +17,28 @@ import {
   listVolumes,
   removeVolume,
 } from "../../src/index.js";
+import {
+  discardSnapshot,
+  listSnapshotKeys,
+  readSnapshotMeta,
+  snapshotFiles,
+} from "../../src/sandbox/snapshot-store.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
 const dataDir = isolateDataDir();
 const base = scratchDir();
-const seed = join(base, "seed");
-mkdirSync(seed);
-writeFileSync(join(seed, "hello.txt"), "from the host image\n");
 const roImage = join(base, "ro.ext4");
-const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", seed, roImage, "16M"], { encoding: "utf8" });
-assert.equal(mkfs.status, 0, mkfs.stderr);
+/** An ext4 image of `size` holding `files` (name -> content), made afresh. */
+function makeExt4(path: string, size: string, files: Record<string, string>, label = ""): void {
+  const dir = `${path}.seed`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  const args = ["-q", "-F", "-L", label, "-d", dir, path, size];
+  const mkfs = spawnSync("mkfs.ext4", args, { encoding: "utf8" });
+  assert.equal(mkfs.status, 0, mkfs.stderr);
+}
+makeExt4(roImage, "16M", { "hello.txt": "from the host image\n" });
 const ov = join(base, "ov");
 mkdirSync(ov);
 writeFileSync(join(ov, "base.txt"), "lower\n");
@@ -120,8 +135,8 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
     assert.equal(readFileSync(join(files, "ov.txt"), "utf8"), "lower\n");
   });
 
-  test("a sandbox with disks never resumes from a memory snapshot", () => {
-    assert.equal(sb.restoredFromSnapshot, false);
+  test("a sandbox with disks resumes from a memory snapshot", () => {
+    assert.equal(sb.restoredFromSnapshot, true);
   });
 
   test("the overlay's kept upper layer holds the guest's changes after close", async () => {
@@ -134,6 +149,63 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
     assert.equal(readFileSync(join(keptUpper, "base.txt"), "utf8"), "changed\n");
     assert.equal(readFileSync(join(ov, "base.txt"), "utf8"), "lower\n");
     assert.ok(!existsSync(join(ov, "added.txt")));
+  });
+});
+
+describe("sandboxes restored from one snapshot, each with a disk of its own", () => {
+  const diskA = join(base, "a.ext4");
+  const diskB = join(base, "b.ext4");
+  // In the ext4 superblock, which any probe of the drive reads (its first 4 KiB).
+  const labelA = randomBytes(8).toString("hex");
+  const create = (hostPath: string, snapshot = true): Promise<VmSandbox> =>
+    Sandbox.create({ snapshot, disks: [{ hostPath, guestPath: "/data" }] });
+  const show = [
+    "ls /data | grep -v lost+found | tr '\\n' ' '; echo",
+    "cat /data/*.txt",
+    'df -k /data | awk \'NR==2 {print ($2 > 40000) ? "big" : "small"}\'',
+  ].join("; ");
+  const oneSlotSnapshots = (): string[] =>
+    listSnapshotKeys().filter((k) => readSnapshotMeta(k)?.inputs?.diskSlots?.join() === "rw");
+
+  test("the first sandbox saves the snapshot from placeholder drives, then restores it", async () => {
+    for (const key of oneSlotSnapshots()) discardSnapshot(key);
+    makeExt4(diskA, "16M", { "a.txt": "A\n" }, labelA);
+    const a = await create(diskA);
+    try {
+      assert.equal(a.restoredFromSnapshot, true);
+      const r = await a.exec(`echo secret > /data/secret.txt && sync; ${show}`);
+      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\n");
+    } finally {
+      await a.close();
+    }
+    const [key, ...more] = oneSlotSnapshots();
+    assert.ok(key !== undefined && more.length === 0, "one snapshot with one disk slot");
+    const ram = snapshotFiles(key)!.memoryPath;
+    const grep = spawnSync("grep", ["-c", "-a", "-F", labelA, ram], { encoding: "utf8" });
+    assert.equal(grep.stdout, "0\n", "the saved memory holds nothing of the first sandbox's disk");
+  });
+
+  test("the next sees its own disk as the host wrote it just before, at its size", async () => {
+    makeExt4(diskB, "64M", { "b.txt": "B\n" });
+    const b = await create(diskB);
+    try {
+      assert.equal(b.restoredFromSnapshot, true);
+      const r = await b.exec(show);
+      assert.equal(r.stdout, "b.txt \nB\nbig\n", r.stderr);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test("cold (snapshot: false), the agent mounts the disks at boot", async () => {
+    const again = await create(diskA, false);
+    try {
+      assert.equal(again.restoredFromSnapshot, false);
+      const r = await again.exec(show);
+      assert.equal(r.stdout, "a.txt secret.txt \nA\nsecret\nsmall\n");
+    } finally {
+      await again.close();
+    }
   });
 });
 

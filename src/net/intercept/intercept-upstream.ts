@@ -27,11 +27,17 @@ import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
 
 /**
- * Cleartext buffered toward a guest TLS connection before backpressure. Node's default (16
- * KiB, one TLS record) costs a round of stream machinery per record; this lets a download
- * move several records per round (measured in bench/intercept.ts).
+ * Cleartext buffered toward a guest TLS connection before backpressure. A write into the guest
+ * flow completes only on the next turn of the event loop (Node's JS-stream adapter under
+ * TLSSocket defers it with setImmediate), so whatever this holds is all a download can move
+ * per turn: at 64 KiB the response stream paused and resumed, and the upstream socket stopped
+ * and restarted reading, every 64 KiB, with a turn spent waiting each time. 1 MiB (the stack's
+ * send buffer per flow) lets a turn carry what the upstream delivered meanwhile: ~10% less
+ * proxy CPU per byte (docs/PERFORMANCE.md, "Intercepted HTTPS, session 11"). It is also what a
+ * connection whose guest stops reading holds here, outside the stack's budget, besides the
+ * upstream socket's 64 KiB read-ahead (and the kernel's socket buffers, larger than either).
  */
-const GUEST_TLS_HIGH_WATER_BYTES = 64 * 1024;
+const GUEST_TLS_HIGH_WATER_BYTES = 1024 * 1024;
 
 export interface InterceptUpstreamOptions extends ProxyHooks {
   policy: EgressPolicy;

@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from "node:https";
 import { isIPv4, type LookupFunction } from "node:net";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { EgressPolicy } from "../policy/egress-policy.js";
+import { aes128First } from "../tls/cipher-preference.js";
 import { upstreamTrustAnchors } from "../tls/host-trust.js";
 import type { NetworkBlockCode } from "./contract.js";
 
@@ -72,8 +73,12 @@ export class HostDialer {
       highWaterMark: UPSTREAM_HIGH_WATER_BYTES,
     };
     // One context built here: a `ca` list would be parsed again for every new upstream
-    // connection (~145 roots, ~50 ms under load), a context is reused as is.
-    this.upstreamTls = createSecureContext({ ca: upstreamTrustAnchors(opts.upstreamCaPems) });
+    // connection (~145 roots, ~50 ms under load), a context is reused as is. The suites are
+    // Node's, AES-128-GCM offered first (a server that follows the client's order picks it).
+    this.upstreamTls = createSecureContext({
+      ca: upstreamTrustAnchors(opts.upstreamCaPems),
+      ciphers: aes128First(),
+    });
     this.httpAgent = new HttpAgent(agentOptions);
     this.httpsAgent = new HttpsAgent({ ...agentOptions, secureContext: this.upstreamTls });
   }

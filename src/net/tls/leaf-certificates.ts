@@ -7,6 +7,7 @@ import {
 import { X509Certificate } from "node:crypto";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { CaMaterial } from "./ca.js";
+import { guestCipherOptions } from "./cipher-preference.js";
 import { issueCertificate, keyMaterial, type KeyMaterial } from "./x509.js";
 
 export interface LeafCertificateOptions {
@@ -114,6 +115,7 @@ export class LeafCertificates {
       // The chain includes the CA, as servers normally send it.
       cert: certPem + this.ca.certPem,
       minVersion: "TLSv1.2",
+      ...guestCipherOptions(),
     });
     return { context, certPem, renewAt: now + this.validityMs / 2 };
   }

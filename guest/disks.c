@@ -1,0 +1,65 @@
+#include "disks.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boot.h"
+#include "cmdline.h"
+#include "proto.h"
+#include "wire.h"
+
+/* The host checks guest paths too (absolute, no `,` `:`); refuse anything odd here. */
+static int valid_disk_path(const char *p)
+{
+	size_t n = strlen(p);
+	return n > 1 && n < 256 && p[0] == '/' && !strstr(p, "..") && !strpbrk(p, ",:\n");
+}
+
+/* Never at boot for a VM that may be saved: a memory snapshot is saved from a guest whose
+ * extra disks are placeholders, mounted nowhere, so no restored guest holds another
+ * sandbox's blocks. Once per guest, before its first command. */
+int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int privileged)
+{
+	static int requested;
+	if (!rec_valid(payload, len))
+		return -1;
+	if (requested) {
+		wire_send_error(id, EBUSY, "disks were mounted already");
+		return 0;
+	}
+	requested = 1;
+	/* Unbinding and binding a driver needs a writable sysfs: no command runs yet. */
+	if (!privileged)
+		boot_sysfs_readonly(0);
+	struct rec_it it;
+	uint8_t tag;
+	const uint8_t *v;
+	uint32_t l;
+	int slot = 0, err = 0;
+	char *failed = NULL;
+	rec_iter(&it, payload, len);
+	while (!failed && rec_next(&it, &tag, &v, &l) == 1) {
+		if (tag != T_DISK_MOUNT_PATH && tag != T_DISK_MOUNT_READONLY_PATH)
+			continue;
+		char *path = val_strdup(v, l);
+		if (!path || slot >= CMDLINE_MAX_DISKS || !valid_disk_path(path))
+			err = EINVAL;
+		else if (boot_attach_disk(slot, path, tag == T_DISK_MOUNT_READONLY_PATH) != 0)
+			err = errno ? errno : EIO;
+		if (err)
+			failed = path ? path : strdup("?");
+		else
+			free(path);
+		slot++;
+	}
+	/* A sysfs left writable would let commands unbind the agent's ports. */
+	if (!privileged && boot_sysfs_readonly(1) != 0)
+		boot_poweroff();
+	if (failed)
+		wire_send_error(id, err, "disk %d on %s failed", slot - 1, failed);
+	else
+		wire_send(FT_OK, id, NULL, 0);
+	free(failed);
+	return 0;
+}
