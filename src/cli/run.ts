@@ -216,10 +216,15 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   await prepareRunImage(flags);
   let sandbox: VmSandbox;
   try {
-    sandbox = await Sandbox.create({
-      ...sandboxOptions(flags),
-      ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
-    });
+    // Nothing here reads usage() after close: it skips the guest's last figures (one round trip
+    // on every run's way out) unless --events is iterating then.
+    sandbox = await Sandbox.create(
+      {
+        ...sandboxOptions(flags),
+        ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
+      },
+      { noFinalUsage: true },
+    );
   } catch (err) {
     eventsOut?.end();
     throw err;

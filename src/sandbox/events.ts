@@ -71,6 +71,11 @@ export class EventHub {
     }
   }
 
+  /** True while anyone iterates the events (an emitted event has a reader). */
+  get subscribed(): boolean {
+    return this.subscribers.size > 0;
+  }
+
   /** Ends every iterator once its queued events are consumed. */
   end(): void {
     this.ended = true;

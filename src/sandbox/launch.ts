@@ -68,6 +68,11 @@ export interface LaunchInternals {
    * supervisor: a detached sandbox's stop stays the orderly one its console log shows).
    */
   cleanPoweroff?: boolean;
+  /**
+   * The caller never reads `usage()` after close (the CLI's foreground `run`): close skips the
+   * final figures, a round trip to the guest, unless someone iterates `events()` then.
+   */
+  noFinalUsage?: boolean;
 }
 
 /** A kept disk must be unmounted cleanly: the guest's sync can take a while under TCG. */
@@ -246,6 +251,7 @@ export async function launchVmSandbox(
       mounts: mounts && mounts.guestPaths.length > 0 ? mounts : undefined,
       resources,
       observer,
+      finalUsage: internal.noFinalUsage !== true,
       copies: {
         checkpoint: (name) => checkpointVm(copySource, name),
         fork: (count, options) => forkVm(copySource, count, options),

@@ -212,9 +212,9 @@ export class SandboxObserver {
 
   /**
    * Before the VM goes: the final usage event (figures sampled while QEMU and the agent still
-   * run), pending approvals denied, spans ended.
+   * run; none when `finalUsage` is false), pending approvals denied, spans ended.
    */
-  async finish(): Promise<SandboxUsage | undefined> {
+  async finish(finalUsage = true): Promise<SandboxUsage | undefined> {
     if (this.stopped) return undefined;
     this.stopped = true;
     clearInterval(this.cpuTimer);
@@ -225,8 +225,10 @@ export class SandboxObserver {
         ? { blocked: true, code: "budget_exceeded", reason: this.budgetReason }
         : { reason: "the sandbox stopped before the request ended" },
     );
-    const usage = await this.usage();
-    this.hub.emit({ type: "usage", timestamp: new Date(), usage });
+    // Without `finalUsage` nobody can read the figures: not asking the guest for them saves
+    // a round trip before the VM can go (a CLI `run`'s close).
+    const usage = finalUsage ? await this.usage() : undefined;
+    if (usage) this.hub.emit({ type: "usage", timestamp: new Date(), usage });
     this.attributor.close();
     this.tracer.close();
     return usage;

@@ -64,6 +64,11 @@ export interface VmSandboxParts {
   observer: SandboxObserver;
   /** Checkpoints and copies of this sandbox (launch.ts: they need the launcher itself). */
   copies: SandboxCopies;
+  /**
+   * False: nothing reads `usage()` after close (LaunchInternals.noFinalUsage); the final figures
+   * are then taken only for an events subscriber.
+   */
+  finalUsage?: boolean;
 }
 
 /** What `checkpoint` and `fork` run (launch.ts binds them to the sandbox's VM). */
@@ -104,6 +109,7 @@ export class VmSandbox implements SandboxApi {
   private readonly resources: ResourceStack;
   private readonly observer: SandboxObserver;
   private finalUsage: SandboxUsage | undefined;
+  private readonly finalUsageWanted: boolean;
   private readonly copies: SandboxCopies;
   private failure: WheellockError | undefined;
   private closing: Promise<void> | undefined;
@@ -126,6 +132,7 @@ export class VmSandbox implements SandboxApi {
     this.resources = parts.resources;
     this.observer = parts.observer;
     this.copies = parts.copies;
+    this.finalUsageWanted = parts.finalUsage ?? true;
     this.files = new SandboxFiles(
       this.agent,
       () => this.ensureRunning(),
@@ -394,7 +401,9 @@ export class VmSandbox implements SandboxApi {
   private async shutdown(): Promise<void> {
     clearTimeout(this.deadline);
     // The last figures while QEMU (and, on a clean stop, the agent) still run.
-    this.finalUsage = await this.observer.finish().catch(() => undefined);
+    this.finalUsage = await this.observer
+      .finish(this.finalUsageWanted || this.hub.subscribed)
+      .catch(() => undefined);
     // Cleanup problems are reported, never thrown: the caller's work is done by now, and what
     // could not be removed is left for `wheellock gc`.
     await this.resources.release();

@@ -7,7 +7,7 @@ import { makePrivateDir, packageRoot } from "../paths.js";
 import { withFileLock } from "../util/index.js";
 import { runToolOk } from "../util/index.js";
 import { findExecutable } from "../util/index.js";
-import { filesIdentity, readStatMemo, writeStatMemo } from "./stat-memo.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "../stat-memo.js";
 
 const AGENT_NAME = "wheellock-agent";
 

@@ -1,5 +1,5 @@
 import { runTool } from "../util/index.js";
-import { filesIdentity, readStatMemo, writeStatMemo } from "./stat-memo.js";
+import { filesIdentity, readStatMemo, writeStatMemo } from "../stat-memo.js";
 
 /**
  * The installed version of a Debian package that provides `file`, as `dpkg-query` says, or

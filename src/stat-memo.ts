@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cacheDir, makePrivateDir } from "../paths.js";
+import { cacheDir, makePrivateDir } from "./paths.js";
 
 /**
  * Values derived from files (a package's version, a content hash) that every sandbox start
