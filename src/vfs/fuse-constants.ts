@@ -87,6 +87,8 @@ export const InitFlag = {
   BIG_WRITES: 1 << 5,
   AUTO_INVAL_DATA: 1 << 12,
   PARALLEL_DIROPS: 1 << 18,
+  /** The server clears set-id bits on chown, truncate and write (the kernel then skips a GETATTR per chown). */
+  HANDLE_KILLPRIV: 1 << 19,
   MAX_PAGES: 1 << 22,
 } as const;
 
@@ -101,6 +103,7 @@ export const SetattrValid = {
   FH: 1 << 6,
   ATIME_NOW: 1 << 7,
   MTIME_NOW: 1 << 8,
+  LOCKOWNER: 1 << 9,
 } as const;
 
 export const FUSE_GETATTR_FH = 1;

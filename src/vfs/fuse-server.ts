@@ -221,6 +221,7 @@ export class FuseServer {
       InitFlag.BIG_WRITES |
       InitFlag.AUTO_INVAL_DATA |
       InitFlag.PARALLEL_DIROPS |
+      InitFlag.HANDLE_KILLPRIV |
       InitFlag.MAX_PAGES;
     return initOut({
       minor: Math.min(minor, FUSE_OUR_MINOR),

@@ -123,15 +123,45 @@ const setattr: OpHandler = async (ctx, header, body) => {
   };
   const onlySize = Object.keys(attrs).length === 1 && attrs.sizeBytes !== undefined;
   const timeouts = nodeTimeouts(ctx, header.nodeid);
+  const kill = killsPrivileges(valid);
   if ((valid & SetattrValid.FH) !== 0 && onlySize) {
     // ftruncate on an open (possibly unlinked) file goes through its handle.
     const open = ctx.handles.file(fh);
     await open.file.truncate(sizeBytes);
-    return attrReply(ctx, header.nodeid, await open.file.stat(), timeouts);
+    const stat = await open.file.stat();
+    const linked = ctx.inodes.linked(header.nodeid);
+    const killed = linked ? await killSetId(ctx, ctx.inodes.path(header.nodeid), stat) : stat;
+    return attrReply(ctx, header.nodeid, killed, timeouts);
   }
-  const stat = await ctx.provider.setattr(ctx.inodes.path(header.nodeid), attrs);
-  return attrReply(ctx, header.nodeid, stat, timeouts);
+  const path = ctx.inodes.path(header.nodeid);
+  const stat = await ctx.provider.setattr(path, attrs);
+  return attrReply(ctx, header.nodeid, kill ? await killSetId(ctx, path, stat) : stat, timeouts);
 };
+
+const SETID_KILL_VALID = SetattrValid.UID | SetattrValid.GID | SetattrValid.SIZE;
+const NOT_ATTRIBUTES = SetattrValid.FH | SetattrValid.LOCKOWNER;
+
+/**
+ * With FUSE_HANDLE_KILLPRIV (negotiated in INIT) the kernel no longer clears set-id bits
+ * itself, and no longer fetches the attributes first to do so (one GETATTR per chown, i.e. per
+ * file of an untar): the server does it on chown and truncate, and on the SETATTR without any
+ * attribute that a write by an unprivileged process to a set-id file sends.
+ */
+function killsPrivileges(valid: number): boolean {
+  return (valid & SETID_KILL_VALID) !== 0 || (valid & ~NOT_ATTRIBUTES) === 0;
+}
+
+/** Clears S_ISUID, and S_ISGID with group execute (as the kernel's fuse_setattr would). */
+async function killSetId(ctx: OpsContext, path: string, stat: VfsStat): Promise<VfsStat> {
+  if (stat.type !== "file") return stat;
+  let mode = stat.mode & ~S_ISUID;
+  if ((stat.mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) mode &= ~S_ISGID;
+  return mode === stat.mode ? stat : ctx.provider.setattr(path, { mode });
+}
+
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
 
 const readlink: OpHandler = async (ctx, header) =>
   Buffer.from(await ctx.provider.readlink(ctx.inodes.path(header.nodeid)));

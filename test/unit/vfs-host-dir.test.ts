@@ -18,6 +18,15 @@ posixSuite("host dir", async () => {
   };
 });
 
+// The same with the sync gate shut after the first call: every host call through the thread pool.
+posixSuite("host dir, thread pool only", async () => {
+  const dir = await tempDir();
+  return {
+    provider: await HostDirProvider.open(dir, { syncGate: { slowCalls: 0 } }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
 test("host dir: guest writes land on the host and host files are visible to the guest", async () => {
   const dir = await tempDir();
   try {

@@ -10,7 +10,7 @@ import {
   type FuseRequest,
   type VfsProvider,
 } from "../../src/vfs/index.js";
-import { InitFlag, MAX_REQUEST_BYTES, Opcode } from "../../src/vfs/fuse-constants.js";
+import { InitFlag, MAX_REQUEST_BYTES, Opcode, SetattrValid } from "../../src/vfs/fuse-constants.js";
 import { FakeKernel } from "./vfs-fake-kernel.js";
 import { kernelFor, rejectsErrno } from "./vfs-posix-suite.js";
 
@@ -299,4 +299,35 @@ test("STATFS, ACCESS, FLUSH, FSYNC, INTERRUPT and DESTROY", async () => {
   await k.call(Opcode.DESTROY, 0n);
   assert.equal(k.server.counts.handles, 0, "DESTROY closes every handle");
   await rejectsErrno(k.lookup(1n, "f"), Errno.EIO);
+});
+
+test("HANDLE_KILLPRIV: set-id bits go on chown, truncate and a write's bare SETATTR, not on chmod", async () => {
+  const out = await new FakeKernel(new FuseServer({ provider: new MemoryProvider() })).init();
+  assert.ok((out.readUInt32LE(12) & InitFlag.HANDLE_KILLPRIV) !== 0, "negotiated");
+  const k = await kernelFor(new MemoryProvider());
+  const { nodeid, fh } = await k.create(1n, "f", 0o644);
+  const bare = async (valid: number): Promise<number> => {
+    const body = Buffer.alloc(88);
+    body.writeUInt32LE(valid, 0);
+    body.writeBigUInt64LE(fh, 8);
+    return (await k.call(Opcode.SETATTR, nodeid, body)).readUInt32LE(16 + 60) & 0o7777;
+  };
+  assert.equal(
+    (await k.setattr(nodeid, { mode: 0o6755 })).mode & 0o7777,
+    0o6755,
+    "chmod keeps them",
+  );
+  assert.equal((await k.setattr(nodeid, { uid: 0 })).mode & 0o7777, 0o755, "chown clears both");
+  await k.setattr(nodeid, { mode: 0o6745 });
+  assert.equal(
+    (await k.setattr(nodeid, { size: 0 })).mode & 0o7777,
+    0o2745,
+    "no g+x: S_ISGID stays",
+  );
+  await k.setattr(nodeid, { mode: 0o4755 });
+  assert.equal(await bare(SetattrValid.FH), 0o755, "a write's SETATTR with no attribute");
+  await k.setattr(nodeid, { mode: 0o4755 });
+  assert.equal(await bare(SetattrValid.FH | SetattrValid.MTIME), 0o4755, "times alone keep them");
+  const dir = await k.mkdir(1n, "d", 0o4755);
+  assert.equal((await k.setattr(dir, { uid: 0 })).mode & 0o7777, 0o4755, "directories keep them");
 });

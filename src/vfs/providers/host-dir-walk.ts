@@ -95,20 +95,3 @@ export async function inParent<T>(
     await parent?.close().catch(() => undefined);
   }
 }
-
-/** Runs `fn` with an O_PATH descriptor of `path` itself (never a symlink's target). */
-export async function withNode<T>(
-  rootFd: number,
-  path: string,
-  fn: (fd: number) => Promise<T>,
-): Promise<T> {
-  return inParent(rootFd, path, async (entryPath, _parentFd, name) => {
-    if (name === undefined) return fn(rootFd);
-    const node = await fsp.open(entryPath, O_PATH | fsc.O_NOFOLLOW);
-    try {
-      return await fn(node.fd);
-    } finally {
-      await node.close().catch(() => undefined);
-    }
-  });
-}

@@ -7,7 +7,27 @@
  * reach anything. Set-id bits are stripped from modes the guest sets: a guest must not be
  * able to plant a setuid binary owned by the host user.
  */
-import { promises as fsp, constants as fsc, type Stats } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  open as openCb,
+  openSync,
+  promises as fsp,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  constants as fsc,
+  type Stats,
+} from "node:fs";
+import { promisify } from "node:util";
 import { ErrInvalidConfig } from "../../errors.js";
 import { fileIdentity } from "../../util/index.js";
 import { Errno, VfsError, asVfsError } from "../errors.js";
@@ -25,7 +45,10 @@ import type {
   VfsStatfs,
 } from "../provider.js";
 import { fileHandle } from "./host-file-handle.js";
-import { inParent, openRoot, procPath, walkDir, withNode } from "./host-dir-walk.js";
+import { O_PATH, inParent, openRoot, procPath, walkDir } from "./host-dir-walk.js";
+import { SyncGate, type SyncGateOptions } from "./sync-gate.js";
+
+const openAsync = promisify(openCb);
 
 const SETID_BITS = 0o6000;
 
@@ -37,6 +60,8 @@ export interface HostDirOptions {
    * (src/util/file-identity.ts): a node checked the path, and a swap since is refused.
    */
   readonly expect?: { readonly identity: string; readonly entry?: string };
+  /** When metadata calls run synchronously (sync-gate.ts); tests tune it. */
+  readonly syncGate?: SyncGateOptions;
 }
 
 function fileType(st: Stats): VfsFileType {
@@ -59,12 +84,20 @@ export class HostDirProvider implements VfsProvider {
   private readonly hostUid = process.getuid?.() ?? -1;
   private readonly hostGid = process.getgid?.() ?? -1;
   private readonly guestOwner: VfsOwner;
+  /** Metadata calls run on the event loop while they are fast (sync-gate.ts). */
+  private readonly gate: SyncGate;
 
   private constructor(
     private readonly root: fsp.FileHandle,
     options: HostDirOptions,
   ) {
     this.guestOwner = options.guestOwner ?? { uid: 0, gid: 0 };
+    this.gate = new SyncGate(options.syncGate);
+  }
+
+  /** One host call: synchronous while the gate is open, else through the thread pool. */
+  private sys<T>(fast: () => T, slow: () => Promise<T>): Promise<T> {
+    return this.gate.call(fast, slow);
   }
 
   /** Opens `rootPath` (which must be a directory; symlinks to it are resolved once, here). */
@@ -110,7 +143,21 @@ export class HostDirProvider implements VfsProvider {
 
   async stat(path: string): Promise<VfsStat> {
     return inParent(this.rootFd, path, async (entry, parentFd, name) =>
-      this.toStat(name === undefined ? await fsp.stat(procPath(parentFd)) : await fsp.lstat(entry)),
+      this.toStat(
+        name === undefined
+          ? await this.sys(
+              () => statSync(procPath(parentFd)),
+              () => fsp.stat(procPath(parentFd)),
+            )
+          : await this.lstat(entry),
+      ),
+    );
+  }
+
+  private lstat(entry: string): Promise<Stats> {
+    return this.sys(
+      () => lstatSync(entry),
+      () => fsp.lstat(entry),
     );
   }
 
@@ -138,16 +185,20 @@ export class HostDirProvider implements VfsProvider {
   }
 
   private async openChecked(entry: string, bits: number, mode?: number): Promise<VfsHandle> {
-    const file = await fsp.open(entry, bits, mode);
+    const fd = await this.sys(
+      () => openSync(entry, bits, mode),
+      () => openAsync(entry, bits, mode),
+    );
+    const file = fileHandle(fd, this.toStat, this.gate);
     try {
       const st = await file.stat();
-      if (st.isDirectory()) throw new VfsError(Errno.EISDIR);
-      if (!st.isFile()) throw new VfsError(Errno.EACCES);
+      if (st.type === "dir") throw new VfsError(Errno.EISDIR);
+      if (st.type !== "file") throw new VfsError(Errno.EACCES);
     } catch (err) {
-      await file.close().catch(() => undefined);
+      await file.close();
       throw asVfsError(err);
     }
-    return fileHandle(file, this.toStat);
+    return file;
   }
 
   async open(path: string, flags: VfsOpenFlags): Promise<VfsHandle> {
@@ -167,7 +218,13 @@ export class HostDirProvider implements VfsProvider {
   }
 
   async mkdir(path: string, mode: number): Promise<void> {
-    await this.onEntry(path, (entry) => fsp.mkdir(entry, mode & ~SETID_BITS & 0o7777));
+    const bits = mode & ~SETID_BITS & 0o7777;
+    await this.onEntry(path, (entry) =>
+      this.sys(
+        () => mkdirSync(entry, bits),
+        () => fsp.mkdir(entry, bits),
+      ),
+    );
   }
 
   async mknod(path: string, type: "file" | "fifo", mode: number): Promise<void> {
@@ -183,11 +240,21 @@ export class HostDirProvider implements VfsProvider {
   }
 
   async unlink(path: string): Promise<void> {
-    await this.onEntry(path, (entry) => fsp.unlink(entry));
+    await this.onEntry(path, (entry) =>
+      this.sys(
+        () => unlinkSync(entry),
+        () => fsp.unlink(entry),
+      ),
+    );
   }
 
   async rmdir(path: string): Promise<void> {
-    await this.onEntry(path, (entry) => fsp.rmdir(entry));
+    await this.onEntry(path, (entry) =>
+      this.sys(
+        () => rmdirSync(entry),
+        () => fsp.rmdir(entry),
+      ),
+    );
   }
 
   async rename(from: string, to: string, mode: RenameMode): Promise<void> {
@@ -196,8 +263,11 @@ export class HostDirProvider implements VfsProvider {
     if (mode === "exchange") throw new VfsError(Errno.EINVAL);
     await this.onEntry(from, (src) =>
       this.onEntry(to, async (dst) => {
-        if (mode === "noreplace" && (await exists(dst))) throw new VfsError(Errno.EEXIST);
-        await fsp.rename(src, dst);
+        if (mode === "noreplace" && (await this.exists(dst))) throw new VfsError(Errno.EEXIST);
+        await this.sys(
+          () => renameSync(src, dst),
+          () => fsp.rename(src, dst),
+        );
       }),
     );
   }
@@ -206,32 +276,57 @@ export class HostDirProvider implements VfsProvider {
     // link(2) does not follow a symlink in `from`, and both names are beneath the root, so a
     // hard link can only ever name a file that is already inside the root.
     await this.onEntry(from, async (src) => {
-      if ((await fsp.lstat(src)).isDirectory()) throw new VfsError(Errno.EPERM);
-      await this.onEntry(to, (dst) => fsp.link(src, dst));
+      if ((await this.lstat(src)).isDirectory()) throw new VfsError(Errno.EPERM);
+      await this.onEntry(to, (dst) =>
+        this.sys(
+          () => linkSync(src, dst),
+          () => fsp.link(src, dst),
+        ),
+      );
     });
   }
 
   async symlink(target: string, path: string): Promise<void> {
-    await this.onEntry(path, (entry) => fsp.symlink(target, entry));
+    await this.onEntry(path, (entry) =>
+      this.sys(
+        () => symlinkSync(target, entry),
+        () => fsp.symlink(target, entry),
+      ),
+    );
   }
 
   async readlink(path: string): Promise<string> {
-    return this.onEntry(path, (entry) => fsp.readlink(entry));
+    return this.onEntry(path, (entry) =>
+      this.sys(
+        () => readlinkSync(entry),
+        () => fsp.readlink(entry),
+      ),
+    );
   }
 
   async setattr(path: string, attrs: VfsSetattr): Promise<VfsStat> {
     if (attrs.mode === undefined && attrs.sizeBytes === undefined && splitPath(path).length > 0) {
       return this.setTimesOrOwner(path, attrs);
     }
-    return withNode(this.rootFd, path, async (fd) => {
+    return this.withNode(path, async (fd) => {
       const node = procPath(fd);
-      const st = await fsp.stat(node); // the O_PATH descriptor itself: a symlink stays a symlink
+      // The O_PATH descriptor itself: a symlink stays a symlink.
+      const st = await this.sys(
+        () => statSync(node),
+        () => fsp.stat(node),
+      );
       if (st.isSymbolicLink()) {
         if (attrs.mode !== undefined || attrs.sizeBytes !== undefined)
           throw new VfsError(Errno.EOPNOTSUPP);
       }
       this.checkChown(st, attrs);
-      if (attrs.mode !== undefined) await fsp.chmod(node, attrs.mode & ~SETID_BITS & 0o7777);
+      if (attrs.mode !== undefined) {
+        const bits = attrs.mode & ~SETID_BITS & 0o7777;
+        await this.sys(
+          () => chmodSync(node, bits),
+          () => fsp.chmod(node, bits),
+        );
+      }
       if (attrs.sizeBytes !== undefined) {
         if (!st.isFile()) throw new VfsError(st.isDirectory() ? Errno.EISDIR : Errno.EINVAL);
         const file = await fsp.open(node, fsc.O_WRONLY | fsc.O_NONBLOCK);
@@ -244,10 +339,41 @@ export class HostDirProvider implements VfsProvider {
       if (attrs.atimeMs !== undefined || attrs.mtimeMs !== undefined) {
         const atime = (attrs.atimeMs ?? st.atimeMs) / 1000;
         const mtime = (attrs.mtimeMs ?? st.mtimeMs) / 1000;
-        if (st.isSymbolicLink()) await fsp.lutimes(node, atime, mtime);
-        else await fsp.utimes(node, atime, mtime);
+        if (st.isSymbolicLink()) {
+          await this.sys(
+            () => lutimesSync(node, atime, mtime),
+            () => fsp.lutimes(node, atime, mtime),
+          );
+        } else {
+          await this.sys(
+            () => utimesSync(node, atime, mtime),
+            () => fsp.utimes(node, atime, mtime),
+          );
+        }
       }
-      return this.toStat(await fsp.stat(node));
+      return this.toStat(
+        await this.sys(
+          () => statSync(node),
+          () => fsp.stat(node),
+        ),
+      );
+    });
+  }
+
+  /** Runs `fn` with an O_PATH descriptor of `path` itself (never a symlink's target). */
+  private withNode<T>(path: string, fn: (fd: number) => Promise<T>): Promise<T> {
+    return inParent(this.rootFd, path, async (entryPath, _parentFd, name) => {
+      if (name === undefined) return fn(this.rootFd);
+      const bits = O_PATH | fsc.O_NOFOLLOW;
+      const fd = await this.sys(
+        () => openSync(entryPath, bits),
+        () => openAsync(entryPath, bits),
+      );
+      try {
+        return await fn(fd);
+      } finally {
+        closeSync(fd); // an O_PATH descriptor: no data to flush
+      }
     });
   }
 
@@ -261,15 +387,18 @@ export class HostDirProvider implements VfsProvider {
     return this.onEntry(path, async (entry) => {
       const bothTimes = attrs.atimeMs !== undefined && attrs.mtimeMs !== undefined;
       const needBefore = attrs.uid !== undefined || attrs.gid !== undefined || !bothTimes;
-      const before = needBefore ? await fsp.lstat(entry) : undefined;
+      const before = needBefore ? await this.lstat(entry) : undefined;
       if (before !== undefined) this.checkChown(before, attrs);
       if (attrs.atimeMs === undefined && attrs.mtimeMs === undefined && before !== undefined) {
         return this.toStat(before);
       }
       const atimeMs = attrs.atimeMs ?? before?.atimeMs ?? 0;
       const mtimeMs = attrs.mtimeMs ?? before?.mtimeMs ?? 0;
-      await fsp.lutimes(entry, atimeMs / 1000, mtimeMs / 1000);
-      return this.toStat(await fsp.lstat(entry));
+      await this.sys(
+        () => lutimesSync(entry, atimeMs / 1000, mtimeMs / 1000),
+        () => fsp.lutimes(entry, atimeMs / 1000, mtimeMs / 1000),
+      );
+      return this.toStat(await this.lstat(entry));
     });
   }
 
@@ -278,6 +407,15 @@ export class HostDirProvider implements VfsProvider {
     const view = this.toStat(st);
     if (attrs.uid !== undefined && attrs.uid !== view.uid) throw new VfsError(Errno.EPERM);
     if (attrs.gid !== undefined && attrs.gid !== view.gid) throw new VfsError(Errno.EPERM);
+  }
+
+  private async exists(entry: string): Promise<boolean> {
+    try {
+      await this.lstat(entry);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async statfs(): Promise<VfsStatfs> {
@@ -302,14 +440,5 @@ export class HostDirProvider implements VfsProvider {
       if (name === undefined) throw new VfsError(Errno.EBUSY);
       return fn(entry);
     });
-  }
-}
-
-async function exists(entry: string): Promise<boolean> {
-  try {
-    await fsp.lstat(entry);
-    return true;
-  } catch {
-    return false;
   }
 }

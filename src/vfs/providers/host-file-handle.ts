@@ -1,17 +1,63 @@
 /** A VfsHandle over a host file descriptor (positional I/O only). */
-import type { promises as fsp, Stats } from "node:fs";
-import { asVfsError } from "../errors.js";
+import {
+  close,
+  closeSync,
+  fstat,
+  fstatSync,
+  fsync,
+  ftruncate,
+  read,
+  write,
+  writeSync,
+  type Stats,
+} from "node:fs";
+import { promisify } from "node:util";
+import { Errno, VfsError, asVfsError } from "../errors.js";
 import type { VfsHandle, VfsStat } from "../provider.js";
+import type { SyncGate } from "./sync-gate.js";
 
-export function fileHandle(file: fsp.FileHandle, toStat: (st: Stats) => VfsStat): VfsHandle {
+const readAsync = promisify(read);
+const writeAsync = promisify(write);
+const fstatAsync = promisify(fstat);
+const ftruncateAsync = promisify(ftruncate);
+const fsyncAsync = promisify(fsync);
+const closeAsync = promisify(close);
+
+/**
+ * Writes up to this size may run on the event loop (through the gate): an untar's files and
+ * tar's 10 KiB records. Larger ones, and every read (a cold read waits for the disk), always
+ * go through the thread pool.
+ */
+const SYNC_WRITE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Owns `fd`; metadata and small writes go through `gate`. The descriptor is closed only once
+ * no call on it is running: a request the guest sends after (or during) RELEASE must fail
+ * with EBADF, never reach whatever file reuses the number.
+ */
+export function fileHandle(fd: number, toStat: (st: Stats) => VfsStat, gate: SyncGate): VfsHandle {
+  let closed = false;
+  let running = 0;
+  let idle: (() => void) | undefined;
   const guard = async <T>(op: () => Promise<T>): Promise<T> => {
+    if (closed) throw new VfsError(Errno.EBADF);
+    running++;
     try {
       return await op();
     } catch (err) {
       throw asVfsError(err);
+    } finally {
+      running--;
+      if (running === 0) idle?.();
     }
   };
-  let closed = false;
+  const writeAt = async (data: Buffer, from: number, position: number): Promise<number> =>
+    data.length - from <= SYNC_WRITE_MAX_BYTES
+      ? gate.call(
+          () => writeSync(fd, data, from, data.length - from, position),
+          async () => (await writeAsync(fd, data, from, data.length - from, position)).bytesWritten,
+        )
+      : (await writeAsync(fd, data, from, data.length - from, position)).bytesWritten;
   return {
     read: (offset, lengthBytes) =>
       guard(async () => {
@@ -19,7 +65,8 @@ export function fileHandle(file: fsp.FileHandle, toStat: (st: Stats) => VfsStat)
         let filled = 0;
         // Short reads happen below end of file too (signals, large reads); keep going until EOF.
         while (filled < lengthBytes) {
-          const { bytesRead } = await file.read(
+          const { bytesRead } = await readAsync(
+            fd,
             buffer,
             filled,
             lengthBytes - filled,
@@ -33,24 +80,30 @@ export function fileHandle(file: fsp.FileHandle, toStat: (st: Stats) => VfsStat)
     write: (offset, data) =>
       guard(async () => {
         let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await file.write(
-            data,
-            written,
-            data.length - written,
-            offset + written,
-          );
-          written += bytesWritten;
-        }
+        while (written < data.length) written += await writeAt(data, written, offset + written);
         return written;
       }),
-    stat: () => guard(async () => toStat(await file.stat())),
-    truncate: (sizeBytes) => guard(() => file.truncate(sizeBytes)),
-    sync: () => guard(() => file.sync()),
+    stat: () =>
+      guard(async () =>
+        toStat(
+          await gate.call(
+            () => fstatSync(fd),
+            () => fstatAsync(fd),
+          ),
+        ),
+      ),
+    truncate: (sizeBytes) => guard(() => ftruncateAsync(fd, sizeBytes)),
+    sync: () => guard(() => fsyncAsync(fd)),
     close: async () => {
       if (closed) return;
       closed = true;
-      await file.close().catch(() => undefined);
+      if (running > 0) await new Promise<void>((resolve) => (idle = resolve));
+      await gate
+        .call(
+          () => closeSync(fd),
+          () => closeAsync(fd),
+        )
+        .catch(() => undefined);
     },
   };
 }
