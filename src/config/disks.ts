@@ -69,7 +69,7 @@ export function parseDiskSpec(spec: string, cwd: string = process.cwd()): DiskCo
 
 /**
  * Checks the SDK's `disks` (and parsed `--disk` values): existing image files, valid guest
- * paths, no two disks at one path, none where a FUSE mount would shadow it.
+ * paths, no two disks at one path, none hidden by a disk mounted after it or a FUSE mount.
  */
 export function checkDisks(value: unknown, mountPaths: readonly string[]): ResolvedDisk[] {
   if (!Array.isArray(value)) throw new ErrInvalidConfig("disks must be an array");
@@ -89,6 +89,11 @@ export function checkDisks(value: unknown, mountPaths: readonly string[]): Resol
       bad(`cannot mount a disk on ${guestPath} (the guest needs it)`);
     }
     if (seen.has(guestPath)) bad(`two disks are mounted at ${guestPath}`);
+    // Disks are mounted in list order: one inside a disk listed after it would be hidden.
+    const inner = [...seen].find((p) => p.startsWith(`${guestPath}/`));
+    if (inner !== undefined) {
+      bad(`disk at ${inner} would be hidden by this one at ${guestPath}: list ${guestPath} first`);
+    }
     seen.add(guestPath);
     const shadow = mountPaths.find((m) => guestPath === m || guestPath.startsWith(`${m}/`));
     if (shadow !== undefined) {

@@ -33,11 +33,8 @@ export async function applyGuestSettings(
   settings: GuestSettingsToApply,
 ): Promise<void> {
   if (!settings.configured) await configureGuest(agent, settings.hostname);
-  if (settings.disks.length > 0) {
-    await agent.mountDisks(settings.disks).catch((err: Error) => {
-      throw new ErrInvalidConfig(`disks: ${err.message}`);
-    });
-  }
+  if (settings.disks.length > 0)
+    await mountDisksWithin(agent, settings.disks, DISK_MOUNT_TIMEOUT_MS);
   if (settings.mountPaths.length > 0)
     await mountWithin(agent, settings.mountPaths, MOUNT_TIMEOUT_MS);
   await applyGuestNetworkSetup(agent, settings.networkSetup);
@@ -45,6 +42,40 @@ export async function applyGuestSettings(
 
 /** How long the guest's binds may wait for host replies before the start fails. */
 const MOUNT_TIMEOUT_MS = 30_000;
+
+/** How long probing and mounting the extra disks (a journal replay included) may take. */
+const DISK_MOUNT_TIMEOUT_MS = 60_000;
+
+/**
+ * DISK_MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent mounts
+ * on its main thread, and a mount whose path leads into the FUSE filesystem before MOUNT
+ * started its relay (e.g. `/var/run/wheellock/vfs`, through the image's `/var/run` symlink)
+ * waits for an INIT reply that never comes.
+ */
+export async function mountDisksWithin(
+  agent: GuestAgent,
+  disks: readonly { guestPath: string; readonly: boolean }[],
+  timeoutMs: number,
+): Promise<void> {
+  await within(agent.mountDisks(disks), timeoutMs, "disks did not finish mounting").catch(
+    (err: Error) => {
+      throw new ErrInvalidConfig(`disks: ${err.message}`);
+    },
+  );
+}
+
+/** `work`, or a rejection with `message` once `timeoutMs` passed. */
+async function within<T>(work: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent makes the
@@ -56,15 +87,7 @@ export async function mountWithin(
   paths: readonly string[],
   timeoutMs: number,
 ): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("mounts did not finish")), timeoutMs);
+  await within(agent.mount(paths), timeoutMs, "mounts did not finish").catch((err: Error) => {
+    throw new ErrInvalidConfig(`mounts: ${err.message}`);
   });
-  try {
-    await Promise.race([agent.mount(paths), timedOut]);
-  } catch (err) {
-    throw new ErrInvalidConfig(`mounts: ${(err as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -75,6 +75,25 @@ test("disks: resolved to image paths; bad paths, duplicates and shadowed disks r
     /two disks are mounted at \/x/,
   );
   bad([{ hostPath: image, guestPath: "/w/sub" }], /shadowed by the VFS mount at \/w/, ["/w"]);
+  // Mounted in list order: a disk inside one listed after it would be hidden (not the reverse).
+  bad(
+    [
+      { hostPath: image, guestPath: "/a/b" },
+      { volume: "cache", guestPath: "/a", readonly: true },
+    ],
+    /disks\[1\]: disk at \/a\/b would be hidden by this one at \/a: list \/a first/,
+  );
+  assert.equal(
+    checkDisks(
+      [
+        { hostPath: image, guestPath: "/a" },
+        { volume: "cache", guestPath: "/a/b", readonly: true },
+        { volume: "cache", guestPath: "/ab", readonly: true },
+      ],
+      [],
+    ).length,
+    3,
+  );
   bad([{ volume: "../x", guestPath: "/x" }], /invalid volume name/);
   bad(
     Array.from({ length: 9 }, (_, i) => ({ hostPath: image, guestPath: `/d${i}` })),

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { GuestAgent } from "../../src/channel/index.js";
-import { mountWithin } from "../../src/sandbox/guest-apply.js";
+import { mountDisksWithin, mountWithin } from "../../src/sandbox/guest-apply.js";
 
 function agentWhoseMount(result: () => Promise<void>): GuestAgent {
   return { mount: () => result() } as unknown as GuestAgent;
@@ -34,6 +34,39 @@ test("a MOUNT error names itself; an answered MOUNT passes", async () => {
   await mountWithin(
     agentWhoseMount(() => Promise.resolve()),
     ["/w"],
+    1000,
+  );
+});
+
+function agentWhoseDiskMount(result: () => Promise<void>): GuestAgent {
+  return { mountDisks: () => result() } as unknown as GuestAgent;
+}
+
+// A disk path that leads into the FUSE filesystem before MOUNT (`/var/run/wheellock/vfs`
+// through the image's /var/run symlink) left the agent waiting for an INIT reply: the start
+// hung for good.
+test("a DISK_MOUNT that is never answered fails the start after the timeout", async () => {
+  const started = Date.now();
+  await assert.rejects(
+    mountDisksWithin(
+      agentWhoseDiskMount(() => new Promise<void>(() => undefined)),
+      [{ guestPath: "/d", readonly: false }],
+      50,
+    ),
+    { code: "ErrInvalidConfig", message: /disks: disks did not finish mounting/ },
+  );
+  assert.ok(Date.now() - started >= 45);
+  await assert.rejects(
+    mountDisksWithin(
+      agentWhoseDiskMount(() => Promise.reject(new Error("DISK_MOUNT: disk 0 on /d failed"))),
+      [{ guestPath: "/d", readonly: false }],
+      1000,
+    ),
+    { message: "invalid configuration: disks: DISK_MOUNT: disk 0 on /d failed" },
+  );
+  await mountDisksWithin(
+    agentWhoseDiskMount(() => Promise.resolve()),
+    [{ guestPath: "/d", readonly: false }],
     1000,
   );
 });
