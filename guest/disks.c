@@ -1,12 +1,15 @@
 #include "disks.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "boot.h"
 #include "cmdline.h"
+#include "fuse.h"
 #include "proto.h"
+#include "util.h"
 #include "wire.h"
 
 /* The host checks guest paths too (absolute, no `,` `:`); refuse anything odd here. */
@@ -14,6 +17,24 @@ static int valid_disk_path(const char *p)
 {
 	size_t n = strlen(p);
 	return n > 1 && n < 256 && p[0] == '/' && !strstr(p, "..") && !strpbrk(p, ",:\n");
+}
+
+/* Where the host refuses a disk (config/disks.ts), checked again on the path a disk's words
+ * really lead to: a symlink in the image (/var/run -> /run) is not in the words. */
+static int leads_to_reserved(const char *path)
+{
+	static const char *const reserved[] = {"/proc", "/sys", "/dev", "/run"};
+	char real[PATH_MAX];
+	if (mkdir_p(path, 0755) != 0 || !realpath(path, real))
+		return -1;
+	if (strcmp(real, "/") == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+		size_t n = strlen(reserved[i]);
+		if (strncmp(real, reserved[i], n) == 0 && (real[n] == '\0' || real[n] == '/'))
+			return 1;
+	}
+	return 0;
 }
 
 /* Never at boot for a VM that may be saved: a memory snapshot is saved from a guest whose
@@ -29,6 +50,10 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 		return 0;
 	}
 	requested = 1;
+	/* The mounts' filesystem (mounted at boot, its INIT unanswered until the relay runs)
+	 * answers from now on: a path that leads into it fails instead of waiting for ever. */
+	if (cmdline()->mounts && fuse_start_relay() != 0)
+		logmsg("disks: no FUSE relay: %s", strerror(errno));
 	/* Unbinding and binding a driver needs a writable sysfs: no command runs yet. */
 	if (!privileged)
 		boot_sysfs_readonly(0);
@@ -43,8 +68,11 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 		if (tag != T_DISK_MOUNT_PATH && tag != T_DISK_MOUNT_READONLY_PATH)
 			continue;
 		char *path = val_strdup(v, l);
-		if (!path || slot >= CMDLINE_MAX_DISKS || !valid_disk_path(path))
+		int reserved = path && valid_disk_path(path) ? leads_to_reserved(path) : 0;
+		if (!path || slot >= CMDLINE_MAX_DISKS || !valid_disk_path(path) || reserved == 1)
 			err = EINVAL;
+		else if (reserved < 0)
+			err = errno ? errno : EIO;
 		else if (boot_attach_disk(slot, path, tag == T_DISK_MOUNT_READONLY_PATH) != 0)
 			err = errno ? errno : EIO;
 		if (err)
@@ -57,7 +85,7 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 	if (!privileged && boot_sysfs_readonly(1) != 0)
 		boot_poweroff();
 	if (failed)
-		wire_send_error(id, err, "disk %d on %s failed", slot - 1, failed);
+		wire_send_error(id, err, "disk %d on %s failed: %s", slot - 1, failed, strerror(err));
 	else
 		wire_send(FT_OK, id, NULL, 0);
 	free(failed);

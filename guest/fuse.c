@@ -323,6 +323,21 @@ void fuse_boot_mount(void)
 	boot_mount_errno = 0;
 }
 
+int fuse_start_relay(void)
+{
+	static int running;
+	if (running)
+		return 0;
+	if (boot_mount_errno) {
+		errno = boot_mount_errno;
+		return -1;
+	}
+	if (relay_start() != 0)
+		return -1;
+	running = 1;
+	return 0;
+}
+
 /* The bind of one guest path to its subtree; its LOOKUPs are answered by the relay thread. */
 static int bind_path(const char *path)
 {
@@ -366,16 +381,14 @@ int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len)
 	} else if (requested) {
 		err = EBUSY;
 		why = "mounts were set up already";
-	} else if (n > 0 && boot_mount_errno) {
-		err = boot_mount_errno;
-		why = "no FUSE filesystem was mounted at boot";
 	}
 	requested = 1;
 	int failed = 0;
 	if (!err && n > 0) {
-		if (relay_start() != 0) {
+		if (fuse_start_relay() != 0) {
 			err = errno;
-			why = "cannot start the relay thread";
+			why = boot_mount_errno ? "no FUSE filesystem was mounted at boot"
+					       : "cannot start the relay thread";
 		}
 		/* On a failure the relay runs on: the host stops a sandbox whose mounts failed. */
 		for (int i = 0; !err && !failed && i < n; i++)

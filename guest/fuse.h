@@ -9,6 +9,9 @@
 /* At boot, with wheellock.mounts=1, while /sys is still writable: opens the port and
  * /dev/fuse and mounts the one FUSE filesystem, whose INIT stays unanswered until MOUNT. */
 void fuse_boot_mount(void);
+/* Starts the relay of the filesystem mounted at boot (once; later calls return 0): from then
+ * on the host answers its requests, INIT first. 0, or -1 with errno. */
+int fuse_start_relay(void);
 /* MOUNT (docs/PROTOCOL.md): starts the relay thread and binds every PATH of the request to
  * its subtree of the filesystem mounted at boot, then replies OK or ERROR naming the path
  * that failed. Returns -1 on a malformed record. */

@@ -48,6 +48,9 @@ function checkMount(guestPath: string, mount: MountConfig): MountConfig {
   return mount;
 }
 
+/** The guest agent binds at most this many paths (MAX_MOUNTS in guest/fuse.c). */
+export const MAX_MOUNTS = 16;
+
 /** The mounts, each checked; keyed by their (validated) guest paths. */
 export function checkMounts(
   mounts: Readonly<Record<string, MountConfig>> | undefined,
@@ -55,6 +58,9 @@ export function checkMounts(
   if (mounts === undefined) return {};
   if (typeof mounts !== "object" || mounts === null || Array.isArray(mounts))
     throw new ErrInvalidConfig("mounts must be an object of guest path -> mount");
+  const count = Object.keys(mounts).length;
+  if (count > MAX_MOUNTS)
+    throw new ErrInvalidConfig(`mounts: ${count} given, at most ${MAX_MOUNTS} are supported`);
   const out: Record<string, MountConfig> = {};
   for (const [guestPath, mount] of Object.entries(mounts)) {
     out[validateGuestMount(guestPath)] = checkMount(guestPath, mount);

@@ -1,11 +1,11 @@
 /** Starting a VM: restore from a matching snapshot, else cold boot and save one for next time. */
-import { rmSync } from "node:fs";
+import { closeSync, rmSync } from "node:fs";
 import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrSetup } from "../errors.js";
 import { createEmptyExt4 } from "../image/index.js";
 import { ResourceStack } from "../util/index.js";
-import { shareSnapshotRam, type VmDisk, type VmStateSaver } from "../vmm/index.js";
+import { openImageFile, shareSnapshotRam, type VmDisk, type VmStateSaver } from "../vmm/index.js";
 import { bootVm, type BootRequest, type BootedVm } from "./boot.js";
 import { warmUpForSnapshot } from "./snapshot-warmup.js";
 import {
@@ -31,6 +31,23 @@ export interface StartOptions {
   warn: (message: string) => void;
 }
 
+/**
+ * Opens each of the sandbox's own disks as the VM's launch will, and closes it again: a disk
+ * that does not open (gone, immutable, replaced since it was checked) fails the start here.
+ * Inside the restore the same error would read as the snapshot's, which is then discarded for
+ * every sandbox that shares it.
+ */
+function checkDisksOpen(disks: readonly VmDisk[]): void {
+  for (const disk of disks) {
+    const fd = openImageFile({
+      path: disk.path,
+      write: !disk.readonly,
+      ...(disk.identity !== undefined ? { identity: disk.identity } : {}),
+    });
+    closeSync(fd);
+  }
+}
+
 /** A placeholder drive's size: its content is never read (the guest probes the real one). */
 const PLACEHOLDER_DISK_BYTES = 1024 * 1024;
 
@@ -49,6 +66,7 @@ const PLACEHOLDER_DISK_BYTES = 1024 * 1024;
 export async function startVm(req: BootRequest, opts: StartOptions): Promise<StartedVm> {
   const key = opts.snapshot ? snapshotKey(opts.snapshot) : undefined;
   const withDisks = (req.extraDisks ?? []).length > 0;
+  if (withDisks) checkDisksOpen(req.extraDisks ?? []);
   let snapshot = key ? findSnapshot(key) : undefined;
   if (key && opts.snapshot && !snapshot && withDisks)
     snapshot = await saveDiskSlotSnapshot(req, key, opts.snapshot, opts);

@@ -107,7 +107,7 @@ export async function openLaunchDescriptors(
  * Opens a `file` descriptor's path. One a node checked (`identity`) must be what was opened:
  * a swap since the check (a symlink to another file) is refused.
  */
-export function openImageFile(d: Extract<LaunchDescriptor, { kind: "file" }>): number {
+export function openImageFile(d: { path: string; write: boolean; identity?: string }): number {
   const fd = openSync(d.path, d.write ? "r+" : "r");
   if (d.identity !== undefined && fdIdentity(fd) !== d.identity) {
     closeSync(fd);

@@ -335,3 +335,18 @@ describe("user", () => {
       ));
   }
 });
+
+describe("mounts: how many", () => {
+  it("at most 16, the agent's limit, refused before any VM starts", () => {
+    const mounts = (n: number) =>
+      Object.fromEntries(
+        Array.from({ length: n }, (_, i) => [`/m${i}`, { type: "memory" as const }]),
+      );
+    assert.doesNotThrow(() => resolveSandboxOptions({ mounts: mounts(16) }));
+    assert.throws(
+      () => resolveSandboxOptions({ mounts: mounts(17) }),
+      (err: unknown) =>
+        err instanceof ErrInvalidConfig && /17 given, at most 16/.test((err as Error).message),
+    );
+  });
+});

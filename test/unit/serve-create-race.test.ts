@@ -151,8 +151,6 @@ describe("create-time host paths swapped after the node's check", () => {
       try {
         const [disk] = disks.vmDisks;
         const fd = openImageFile({
-          fd: 3,
-          kind: "file",
           path: disk!.path,
           write: !disk!.readonly,
           ...(disk!.identity !== undefined ? { identity: disk!.identity } : {}),

@@ -197,6 +197,38 @@ describe("sandboxes restored from one snapshot, each with a disk of its own", ()
     }
   });
 
+  test("a disk the host cannot open fails the start and leaves the shared snapshot", async () => {
+    const [key] = oneSlotSnapshots();
+    assert.ok(key !== undefined);
+    const locked = join(base, "immutable.ext4");
+    makeExt4(locked, "16M", {});
+    assert.equal(spawnSync("chattr", ["+i", locked]).status, 0);
+    try {
+      await assert.rejects(create(locked), /EPERM|operation not permitted/);
+    } finally {
+      spawnSync("chattr", ["-i", locked]);
+    }
+    assert.deepEqual(oneSlotSnapshots(), [key], "the snapshot is not the disk's fault");
+  });
+
+  test("a disk path that leads into a reserved place (a symlink in the image) is refused at once", async () => {
+    // /var/run -> /run in the image: into the mounts' own filesystem, whose INIT waits for
+    // the relay (it used to hang the start), and into /run at all.
+    const started = Date.now();
+    await assert.rejects(
+      Sandbox.create({
+        disks: [{ hostPath: diskB, guestPath: "/var/run/wheellock/vfs" }],
+        mounts: { "/workspace": { type: "memory" } },
+      }),
+      /disk 0 on \/var\/run\/wheellock\/vfs failed: Invalid argument/,
+    );
+    await assert.rejects(
+      Sandbox.create({ disks: [{ hostPath: diskB, guestPath: "/var/run/data" }] }),
+      /disk 0 on \/var\/run\/data failed: Invalid argument/,
+    );
+    assert.ok(Date.now() - started < 40_000, "refused, not timed out");
+  });
+
   test("cold (snapshot: false), the agent mounts the disks at boot", async () => {
     const again = await create(diskA, false);
     try {
