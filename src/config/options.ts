@@ -318,3 +318,56 @@ export interface ResolvedSandboxConfig {
   readonly budgets: Readonly<Budgets>;
   readonly tracePropagation: boolean;
 }
+
+/**
+ * Every key of SandboxOptions, to refuse the ones it does not have: a misspelt option (`disk`
+ * for `disks`) would otherwise start a sandbox without what it asked for.
+ */
+export const SANDBOX_OPTION_KEYS = [
+  "image",
+  "cpus",
+  "memoryMb",
+  "diskSizeMb",
+  "timeoutSeconds",
+  "env",
+  "workdir",
+  "user",
+  "hostname",
+  "privileged",
+  "snapshot",
+  "fromCheckpoint",
+  "forkMounts",
+  "accel",
+  "kernel",
+  "kernelIdentity",
+  "noNetwork",
+  "allowPrivateHosts",
+  "resolveOverrides",
+  "mounts",
+  "disks",
+  "fileHooks",
+  "allowedHosts",
+  "denyAllHosts",
+  "networkIntercept",
+  "secrets",
+  "networkHooks",
+  "policyScript",
+  "policyScriptSource",
+  "addHosts",
+  "dnsServers",
+  "upstreamCa",
+  "upstreamCaPems",
+  "allowTcp",
+  "approval",
+  "onBlockedRequest",
+  "networkAudit",
+  "maxEgressBytes",
+  "maxCpuSeconds",
+  "maxRequests",
+  "tracePropagation",
+] as const satisfies readonly (keyof SandboxOptions)[];
+
+// Fails to compile when SandboxOptions gains a key the list above does not have.
+type UnlistedOptionKey = Exclude<keyof SandboxOptions, (typeof SANDBOX_OPTION_KEYS)[number]>;
+const everyOptionListed: [UnlistedOptionKey] extends [never] ? true : UnlistedOptionKey = true;
+void everyOptionListed;

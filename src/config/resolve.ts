@@ -30,6 +30,7 @@ import {
   checkUserSpec,
 } from "./field-checks.js";
 import type { AccelChoice, ResolvedSandboxConfig, SandboxOptions } from "./options.js";
+import { SANDBOX_OPTION_KEYS } from "./options.js";
 import { publicConfig, type SandboxPlan } from "./plan.js";
 import { checkMounts } from "./mount-checks.js";
 import { checkFileHooks, checkNetworkHooks, secretValues } from "./rule-checks.js";
@@ -92,6 +93,10 @@ function resolveFields(
   if (Object.hasOwn(opts, "id")) {
     throw new ErrInvalidConfig("id is assigned by wheellock and cannot be set");
   }
+  const known: ReadonlySet<string> = new Set(SANDBOX_OPTION_KEYS);
+  const unknown = Object.keys(opts).find((key) => !known.has(key));
+  if (unknown !== undefined)
+    throw new ErrInvalidConfig(`unknown option ${JSON.stringify(unknown)}`);
 
   const cpus = opts.cpus === undefined ? DEFAULT_CPUS : checkPositiveNumber("cpus", opts.cpus);
   const vcpuCount = Math.ceil(cpus);

@@ -350,3 +350,20 @@ describe("mounts: how many", () => {
     );
   });
 });
+
+describe("options: unknown keys", () => {
+  it("a misspelt option is refused, naming it, instead of being ignored", () => {
+    for (const [opts, name] of [
+      [{ disk: [] }, "disk"],
+      [{ allowPrivateHost: true }, "allowPrivateHost"],
+    ] as const) {
+      assert.throws(
+        () => resolveSandboxOptions(opts as unknown as SandboxOptions),
+        (err: unknown) =>
+          err instanceof ErrInvalidConfig &&
+          (err as Error).message === `invalid configuration: unknown option "${name}"`,
+      );
+    }
+    assert.doesNotThrow(() => resolveSandboxOptions({ disks: [], allowPrivateHosts: true }));
+  });
+});
