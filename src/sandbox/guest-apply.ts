@@ -47,34 +47,15 @@ const MOUNT_TIMEOUT_MS = 30_000;
 const DISK_MOUNT_TIMEOUT_MS = 60_000;
 
 /**
- * DISK_MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent mounts
- * on its main thread, and a mount whose path leads into the FUSE filesystem before MOUNT
- * started its relay (e.g. `/var/run/wheellock/vfs`, through the image's `/var/run` symlink)
- * waits for an INIT reply that never comes.
+ * DISK_MOUNT, failing the start if it errs or takes longer than `timeoutMs`: the agent probes
+ * and mounts on its main thread, and nothing in the guest ends a mount that never returns.
  */
 export async function mountDisksWithin(
   agent: GuestAgent,
   disks: readonly { guestPath: string; readonly: boolean }[],
   timeoutMs: number,
 ): Promise<void> {
-  await within(agent.mountDisks(disks), timeoutMs, "disks did not finish mounting").catch(
-    (err: Error) => {
-      throw new ErrInvalidConfig(`disks: ${err.message}`);
-    },
-  );
-}
-
-/** `work`, or a rejection with `message` once `timeoutMs` passed. */
-async function within<T>(work: Promise<T>, timeoutMs: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), timeoutMs);
-  });
-  try {
-    return await Promise.race([work, timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await stepWithin(agent.mountDisks(disks), timeoutMs, "disks", "disks did not finish mounting");
 }
 
 /**
@@ -87,7 +68,28 @@ export async function mountWithin(
   paths: readonly string[],
   timeoutMs: number,
 ): Promise<void> {
-  await within(agent.mount(paths), timeoutMs, "mounts did not finish").catch((err: Error) => {
-    throw new ErrInvalidConfig(`mounts: ${err.message}`);
+  await stepWithin(agent.mount(paths), timeoutMs, "mounts", "mounts did not finish");
+}
+
+/**
+ * One step of the start's guest settings: its error, or `timeoutMessage` once `timeoutMs`
+ * passed without an answer, fails the start as ErrInvalidConfig("`what`: ...").
+ */
+async function stepWithin(
+  step: Promise<void>,
+  timeoutMs: number,
+  what: string,
+  timeoutMessage: string,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(timeoutMessage)), timeoutMs);
   });
+  try {
+    await Promise.race([step, timedOut]);
+  } catch (err) {
+    throw new ErrInvalidConfig(`${what}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }

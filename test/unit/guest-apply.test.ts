@@ -42,9 +42,8 @@ function agentWhoseDiskMount(result: () => Promise<void>): GuestAgent {
   return { mountDisks: () => result() } as unknown as GuestAgent;
 }
 
-// A disk path that leads into the FUSE filesystem before MOUNT (`/var/run/wheellock/vfs`
-// through the image's /var/run symlink) left the agent waiting for an INIT reply: the start
-// hung for good.
+// A DISK_MOUNT that never returned (a disk path into the FUSE filesystem before its relay ran,
+// `/var/run/wheellock/vfs` through the image's /var/run symlink) hung the start for good.
 test("a DISK_MOUNT that is never answered fails the start after the timeout", async () => {
   const started = Date.now();
   await assert.rejects(
