@@ -1,6 +1,6 @@
 // The CLI half of issue 16's restore figures, alone and quick: the whole `wheellock run -- true`
 // process restoring from a snapshot against the SDK's restore (create + first exec in an
-// already-loaded process), interleaved round by round. BASE_CLI=/path/to/other/dist/cli/main.js
+// already-loaded process), interleaved round by round. BASE_CLI=/path/to/other/dist/cli/main.cjs
 // adds that build's CLI to every round (an A/B of builds on the same snapshot; several builds:
 // comma-separated).
 //   npm run build && ROUNDS=10 node --import tsx bench/cli-restore.ts

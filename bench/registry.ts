@@ -80,7 +80,7 @@ async function imageThroughput(
 
 async function cli(node: NodeDirs, args: string[]): Promise<{ ms: number; stdout: string }> {
   const [ms, r] = await timedMs(() =>
-    run(process.execPath, ["dist/cli/main.js", ...args], { env: node.env, timeout: 600_000 }),
+    run(process.execPath, ["dist/cli/main.cjs", ...args], { env: node.env, timeout: 600_000 }),
   );
   return { ms, stdout: r.stdout };
 }

@@ -54,7 +54,7 @@ async function execRttMs(sb: SandboxApi, n: number): Promise<number> {
 async function startServe(dataDir: string) {
   const child = spawn(
     process.execPath,
-    [resolve("dist/cli/main.js"), "serve", "--listen", "127.0.0.1:0", "--max-sandboxes", "64"],
+    [resolve("dist/cli/main.cjs"), "serve", "--listen", "127.0.0.1:0", "--max-sandboxes", "64"],
     { env: { ...process.env, WHEELLOCK_DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "inherit"] },
   );
   const line = await new Promise<string>((ok, fail) => {

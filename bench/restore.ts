@@ -34,7 +34,7 @@ export async function createToFirstExec(options: SandboxOptions): Promise<[numbe
 }
 
 /** The whole CLI process, as a user types it (`entry`: another build's main.js, for an A/B). */
-export function cliRunTrueMs(snapshot: boolean, entry = "dist/cli/main.js"): number {
+export function cliRunTrueMs(snapshot: boolean, entry = "dist/cli/main.cjs"): number {
   const t = now();
   const args = [entry, "run", ...(snapshot ? [] : ["--no-snapshot"]), "--", "true"];
   const r = spawnSync(process.execPath, args, { stdio: "inherit" });

@@ -33,7 +33,7 @@ interface RpcReply {
 
 /** `wheellock rpc` as a child process, one request at a time. */
 class RpcClient {
-  private readonly child = spawn(process.execPath, ["dist/cli/main.js", "rpc"], {
+  private readonly child = spawn(process.execPath, ["dist/cli/main.cjs", "rpc"], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   private buffer = "";

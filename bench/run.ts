@@ -59,7 +59,7 @@ function cliRunTrueMs(): number {
   const t = process.hrtime.bigint();
   const r = spawnSync(
     process.execPath,
-    ["dist/cli/main.js", "run", "--no-snapshot", "--", "true"],
+    ["dist/cli/main.cjs", "run", "--no-snapshot", "--", "true"],
     {
       stdio: "inherit",
     },

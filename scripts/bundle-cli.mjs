@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Bundles the CLI after `tsc` (npm run build): dist/cli/main.js is replaced by an esbuild
-// bundle of src/cli/main.ts (the bare `version` and `--help`, and the loader), and the rest of
-// the CLI (src/cli/cli.ts: commander and every command) becomes one CommonJS file,
-// dist/cli/cli.cjs, that main.js compiles with a V8 code cache (src/cli/code-cache.ts).
+// Bundles the CLI after `tsc` (npm run build): src/cli/main.ts (the bare `version` and
+// `--help`, and the loader) becomes dist/cli/main.cjs, the `wheellock` command, and an ES module
+// twin dist/cli/main.js in place of tsc's; the rest of the CLI (src/cli/cli.ts: commander and
+// every command) becomes one CommonJS file, dist/cli/cli.cjs, that the loader compiles with a
+// V8 code cache (src/cli/code-cache.ts).
 //
 // Why: every CLI call pays for loading its modules. Node's ESM loader pays per file (resolve,
 // stat, read, compile): `run` reached ~250 of our files, about half a second of CPU on this
@@ -47,29 +48,21 @@ const common = {
   logLevel: "warning",
 };
 
-// main.js: only its static imports. Its dynamic import()s (the command table's loaders, the
-// fallback to ./cli.js) stay as they are, to tsc's files beside it; main.js runs neither when
-// cli.cjs is there.
-await build({
-  ...common,
-  entryPoints: { main: "src/cli/main.ts" },
-  format: "esm",
-  plugins: [
-    {
-      name: "dynamic-imports-stay-external",
-      setup(b) {
-        b.onResolve({ filter: /.*/ }, (args) =>
-          args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined,
-        );
-      },
-    },
-  ],
-});
-
-// cli.cjs: strict mode as an ES module's code was; import.meta.url from the file's own path.
-await build({
-  ...common,
-  entryPoints: { cli: "src/cli/cli.ts" },
+// main.js and main.cjs: only main.ts's static imports. Its dynamic import()s (the command
+// table's loaders, the fallback to ./cli.js) stay as they are, to tsc's files beside it; the
+// loader runs neither when cli.cjs is there. main.cjs is the `wheellock` command (package.json's
+// bin): Node starts a CommonJS file without initialising its ES module loader, ~7 ms of every
+// call here; main.js stays for `node dist/cli/main.js` as earlier versions documented it.
+const dynamicImportsStayExternal = {
+  name: "dynamic-imports-stay-external",
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) =>
+      args.kind === "dynamic-import" ? { path: args.path, external: true } : undefined,
+    );
+  },
+};
+// CommonJS output: strict mode as an ES module's code was; import.meta.url from the file's path.
+const commonJs = {
   outExtension: { ".js": ".cjs" },
   format: "cjs",
   define: { "import.meta.url": "__wheellockImportMetaUrl" },
@@ -79,7 +72,22 @@ await build({
       'var __wheellockImportMetaUrl = require("node:url").pathToFileURL(__filename).href;',
     ].join("\n"),
   },
+};
+await build({
+  ...common,
+  entryPoints: { main: "src/cli/main.ts" },
+  format: "esm",
+  plugins: [dynamicImportsStayExternal],
 });
+await build({
+  ...common,
+  ...commonJs,
+  entryPoints: { main: "src/cli/main.ts" },
+  plugins: [dynamicImportsStayExternal],
+});
+
+// cli.cjs: the rest of the CLI, compiled by main with a code cache.
+await build({ ...common, ...commonJs, entryPoints: { cli: "src/cli/cli.ts" } });
 
 // A vm.Script cannot import() on Node 20 (not without an experimental flag, or a warning on
 // stderr): every `import(...)` left in the bundle (npm packages loaded lazily, a policy script's

@@ -33,7 +33,7 @@ let packageRootMemo: string | undefined;
 /**
  * The repository root (where guest/ and package.json live): the nearest folder above this
  * module that holds a package.json. Not a fixed depth: this code runs as src/paths.ts,
- * dist/paths.js and inside the CLI's bundles (dist/cli/main.js and cli.cjs, bundle-cli.mjs).
+ * dist/paths.js and inside the CLI's bundles (dist/cli/main.js, main.cjs and cli.cjs, bundle-cli.mjs).
  */
 export function packageRoot(): string {
   if (packageRootMemo !== undefined) return packageRootMemo;

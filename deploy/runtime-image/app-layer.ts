@@ -59,7 +59,7 @@ function entries(inputs: AppLayerInputs): Entry[] {
   out.push({
     name: "usr/local/bin/wheellock",
     type: "symlink",
-    linkname: `${APP_DIR}/dist/cli/main.js`,
+    linkname: `${APP_DIR}/dist/cli/main.cjs`,
     mode: 0o777,
     ...root,
   });
@@ -92,8 +92,8 @@ function entries(inputs: AppLayerInputs): Entry[] {
   for (const rel of inputs.cacheEntries)
     out.push(...tree(join(inputs.cacheDir, rel), `${IMAGE_CACHE_DIR}/${rel}`, user));
   dir(IMAGE_DATA_DIR, 0o700, user);
-  // dist/cli/main.js is the `wheellock` command: it must be executable.
-  for (const e of out) if (e.name === `${APP_DIR.slice(1)}/dist/cli/main.js`) e.mode = 0o755;
+  // dist/cli/main.cjs is the `wheellock` command: it must be executable.
+  for (const e of out) if (e.name === `${APP_DIR.slice(1)}/dist/cli/main.cjs`) e.mode = 0o755;
   return dedupeDirs(out);
 }
 

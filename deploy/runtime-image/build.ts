@@ -58,7 +58,7 @@ const MEDIA = {
 
 export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<RuntimeImage> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  if (!existsSync(join(REPO, "dist/cli/main.js")))
+  if (!existsSync(join(REPO, "dist/cli/main.cjs")))
     throw new Error("dist/ is missing: run `npm run build` first");
   const work = runtimeImageWorkDir();
   await mkdir(work, { recursive: true, mode: 0o700 });

@@ -55,4 +55,8 @@ async function main(argv: readonly string[]): Promise<number> {
   return status;
 }
 
-process.exitCode = await main(process.argv);
+// Not a top-level await: the build also makes this file CommonJS (main.cjs, the `wheellock`
+// command), which Node starts without its ES module loader.
+void main(process.argv).then((status) => {
+  process.exitCode = status;
+});

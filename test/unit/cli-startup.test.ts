@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const SRC = join(import.meta.dirname, "../../src");
@@ -87,4 +88,21 @@ test("run loads neither image pull nor TLS code until an OCI image or intercept 
       m,
       /^(net\/tls\/(x509|ca|leaf-certificates|host-trust|index)\.ts|net\/intercept\/|pkg:@peculiar)/,
     );
+});
+
+test("the built `wheellock` command is the CommonJS bundle, and it runs a command", () => {
+  const root = join(import.meta.dirname, "../..");
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+    bin: { wheellock: string };
+  };
+  // CommonJS starts without Node's ES module loader (bundle-cli.mjs): a .js bin would be ESM.
+  assert.match(pkg.bin.wheellock, /\.cjs$/);
+  const bin = join(root, pkg.bin.wheellock);
+  const r = spawnSync(process.execPath, [bin, "list", "--json"], {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, WHEELLOCK_CODE_CACHE: "0" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(Array.isArray(JSON.parse(r.stdout)), r.stdout);
 });

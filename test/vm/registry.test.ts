@@ -22,7 +22,7 @@ import {
 import { scratchDir } from "../helpers/vm.js";
 
 const run = promisify(execFile);
-const CLI = "dist/cli/main.js";
+const CLI = "dist/cli/main.cjs";
 let reg: TestRegistry;
 let a: NodeDirs;
 let b: NodeDirs;

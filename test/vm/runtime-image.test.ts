@@ -56,7 +56,7 @@ test(
 
     const a = freshNode();
     const cli = (args: string[]): Promise<{ stdout: string }> =>
-      run(process.execPath, ["dist/cli/main.js", ...args], {
+      run(process.execPath, ["dist/cli/main.cjs", ...args], {
         env: a.env,
         timeout: 10 * MINUTE_MS,
       });
