@@ -5,6 +5,7 @@
 import { randomInt } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { DiskSerial, GuestAgent } from "../channel/index.js";
 import { ErrSetup, ErrTimeout, ErrVMNotRunning } from "../errors.js";
 import { NetworkLink, type NetworkLinkOptions } from "../net/index.js";
@@ -19,6 +20,9 @@ import {
   type VmSpec,
 } from "../vmm/index.js";
 import { guestNetworkArgs } from "./network.js";
+
+/** How long a boot failure waits for QEMU to exit, so that the console is complete. */
+const AGENT_EXIT_GRACE_MS = 3000;
 
 export interface BootRequest {
   runDir: string;
@@ -227,7 +231,16 @@ export async function bootVm(req: BootRequest): Promise<BootedVm> {
       // A copy of a running guest: its execs' ids must not be ones its source's execs had.
       ...(req.restoreRamInStream ? { firstStreamId: copyFirstStreamId() } : {}),
     });
-    const hello = await Promise.race([agent.hello, deadline, qemuDied]);
+    // The agent's channel ends before its hello when it stops at boot (a disk it cannot
+    // mount, say): its reason is on the console, complete once QEMU has gone.
+    const helloOrReason = agent.hello.catch(async (err: unknown) => {
+      if (!(err instanceof ErrVMNotRunning)) throw err;
+      await Promise.race([vm.exited, delay(AGENT_EXIT_GRACE_MS, undefined, { ref: false })]);
+      throw new ErrVMNotRunning(describeFailure("the guest agent stopped during boot"), {
+        cause: err,
+      });
+    });
+    const hello = await Promise.race([helloOrReason, deadline, qemuDied]);
     // A restored agent said hello long ago; a round trip proves it is really running. It
     // must be a CONFIGURE: the agent still holds its snapshot's session token, and only a
     // CONFIGURE gives it this session's. An error reply fails the restore too (the caller

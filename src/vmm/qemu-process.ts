@@ -177,10 +177,17 @@ async function keepLog(
  * terminal: the console is guest output, and errors are printed.
  */
 export function logTail(path: string, maxLines = 15): string {
-  const text = sanitizeTerminalText(readRingLogTail(path, 64 * 1024));
-  return text
+  const lines = sanitizeTerminalText(readRingLogTail(path, 64 * 1024))
     .split("\n")
-    .filter((l) => l.trim().length > 0)
-    .slice(-maxLines)
-    .join("\n");
+    .filter((l) => l.trim().length > 0);
+  // When the agent stopped the boot (guest/boot.c, fatal), its last lines say why; the kernel
+  // panic that follows (PID 1 exited) fills the tail with registers and says nothing more.
+  const agent = lines.filter((l) => l.startsWith(AGENT_LOG_PREFIX));
+  if (agent.some((l) => l.startsWith(`${AGENT_LOG_PREFIX}FATAL:`)))
+    return agent.slice(-AGENT_LINES).join("\n");
+  return lines.slice(-maxLines).join("\n");
 }
+
+/** How the guest agent's console lines start (guest/util.c, logmsg). */
+const AGENT_LOG_PREFIX = "wheellock-agent: ";
+const AGENT_LINES = 5;

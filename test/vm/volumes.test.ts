@@ -229,6 +229,15 @@ describe("sandboxes restored from one snapshot, each with a disk of its own", ()
     assert.ok(Date.now() - started < 40_000, "refused, not timed out");
   });
 
+  test("cold (snapshot: false), a disk that is no file system fails with the agent's reason", async () => {
+    const junk = join(base, "junk.img");
+    writeFileSync(junk, Buffer.alloc(8 << 20, 0x5a));
+    await assert.rejects(
+      Sandbox.create({ snapshot: false, disks: [{ hostPath: junk, guestPath: "/data" }] }),
+      /disk wl-disk0 \(\/dev\/vd[a-z]\) on \/data: Invalid argument\n.*FATAL: mounting a disk/,
+    );
+  });
+
   test("cold (snapshot: false), the agent mounts the disks at boot", async () => {
     const again = await create(diskA, false);
     try {
