@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -150,13 +151,47 @@ static void mount_base(void)
 	symlink("/proc/self/fd/2", "/dev/stderr");
 }
 
+/* The host checks guest paths too (absolute, no `,` `:`); refuse anything odd here. */
+static int valid_disk_path(const char *p)
+{
+	size_t n = strlen(p);
+	return n > 1 && n < 256 && p[0] == '/' && !strstr(p, "..") && !strpbrk(p, ",:\n");
+}
+
+/* Where the host refuses a disk (config/disks.ts, RESERVED_GUEST_PATHS), checked again on
+ * the path a disk's words really lead to: a symlink in the image (/var/run -> /run) is not in
+ * the words. The path is created (as the mount would) to be resolved. */
+int boot_disk_path_refused(const char *path)
+{
+	static const char *const reserved[] = {"/proc", "/sys", "/dev", "/run"};
+	char real[PATH_MAX];
+	if (!valid_disk_path(path)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (mkdir_p(path, 0755) != 0 || !realpath(path, real))
+		return -1;
+	int refused = strcmp(real, "/") == 0;
+	for (size_t i = 0; !refused && i < sizeof reserved / sizeof reserved[0]; i++) {
+		size_t n = strlen(reserved[i]);
+		refused = strncmp(real, reserved[i], n) == 0 && (real[n] == '\0' || real[n] == '/');
+	}
+	if (refused) {
+		logmsg("disk path %s leads to %s, where no disk may be mounted", path, real);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
 /* Extra disk `slot` on path: 0, or -1 (logged). A read-only device cannot replay a journal
  * left by an unclean stop: the last consistent state is mounted instead. */
 static int mount_disk(int slot, const char *path, int readonly)
 {
 	char serial[32], dev[300];
 	snprintf(serial, sizeof serial, WL_SERIAL_EXTRA_PREFIX "%d", slot);
-	if (wait_disk(serial, dev, sizeof dev) != 0 || mkdir_p(path, 0755) != 0)
+	/* The path exists: boot_disk_path_refused made it before resolving it. */
+	if (wait_disk(serial, dev, sizeof dev) != 0)
 		return -1;
 	unsigned long flags = MS_NOATIME | MS_NOSUID | MS_NODEV;
 	if (readonly)
@@ -180,7 +215,8 @@ static void mount_extra_disks(void)
 {
 	const struct cmdline *c = cmdline();
 	for (int i = 0; i < c->n_disks; i++)
-		if (mount_disk(i, c->disk_paths[i], c->disk_readonly[i]) != 0)
+		if (boot_disk_path_refused(c->disk_paths[i]) != 0 ||
+		    mount_disk(i, c->disk_paths[i], c->disk_readonly[i]) != 0)
 			fatal("mounting a disk");
 }
 

@@ -17,6 +17,9 @@ void boot_lock_sysfs(void);
 /* Remounts sysfs read-only (1) or writable (0) for a moment of the agent's own (DISK_MOUNT's
  * driver rebind); 0 or -1 (logged). */
 int boot_sysfs_readonly(int readonly);
+/* 0 when a disk may be mounted on path: a plain absolute path that, created and resolved,
+ * leads nowhere the host refuses (/, /proc, /sys, /dev, /run). -1 with errno otherwise. */
+int boot_disk_path_refused(const char *path);
 /* DISK_MOUNT (disks.c): probes extra disk `slot` afresh and mounts it on path as boot_system
  * mounts the command line's disks; 0, or -1 with errno (logged). /sys must be writable. */
 int boot_attach_disk(int slot, const char *path, int readonly);

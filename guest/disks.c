@@ -12,31 +12,6 @@
 #include "util.h"
 #include "wire.h"
 
-/* The host checks guest paths too (absolute, no `,` `:`); refuse anything odd here. */
-static int valid_disk_path(const char *p)
-{
-	size_t n = strlen(p);
-	return n > 1 && n < 256 && p[0] == '/' && !strstr(p, "..") && !strpbrk(p, ",:\n");
-}
-
-/* Where the host refuses a disk (config/disks.ts), checked again on the path a disk's words
- * really lead to: a symlink in the image (/var/run -> /run) is not in the words. */
-static int leads_to_reserved(const char *path)
-{
-	static const char *const reserved[] = {"/proc", "/sys", "/dev", "/run"};
-	char real[PATH_MAX];
-	if (mkdir_p(path, 0755) != 0 || !realpath(path, real))
-		return -1;
-	if (strcmp(real, "/") == 0)
-		return 1;
-	for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-		size_t n = strlen(reserved[i]);
-		if (strncmp(real, reserved[i], n) == 0 && (real[n] == '\0' || real[n] == '/'))
-			return 1;
-	}
-	return 0;
-}
-
 /* Never at boot for a VM that may be saved: a memory snapshot is saved from a guest whose
  * extra disks are placeholders, mounted nowhere, so no restored guest holds another
  * sandbox's blocks. Once per guest, before its first command. */
@@ -68,10 +43,9 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 		if (tag != T_DISK_MOUNT_PATH && tag != T_DISK_MOUNT_READONLY_PATH)
 			continue;
 		char *path = val_strdup(v, l);
-		int reserved = path && valid_disk_path(path) ? leads_to_reserved(path) : 0;
-		if (!path || slot >= CMDLINE_MAX_DISKS || !valid_disk_path(path) || reserved == 1)
+		if (!path || slot >= CMDLINE_MAX_DISKS)
 			err = EINVAL;
-		else if (reserved < 0)
+		else if (boot_disk_path_refused(path) != 0)
 			err = errno ? errno : EIO;
 		else if (boot_attach_disk(slot, path, tag == T_DISK_MOUNT_READONLY_PATH) != 0)
 			err = errno ? errno : EIO;

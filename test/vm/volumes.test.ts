@@ -226,6 +226,11 @@ describe("sandboxes restored from one snapshot, each with a disk of its own", ()
       Sandbox.create({ disks: [{ hostPath: diskB, guestPath: "/var/run/data" }] }),
       /disk 0 on \/var\/run\/data failed: Invalid argument/,
     );
+    // Cold, the agent mounts the disks at boot: the same check, and the agent's reason.
+    await assert.rejects(
+      Sandbox.create({ snapshot: false, disks: [{ hostPath: diskB, guestPath: "/var/run/data" }] }),
+      /disk path \/var\/run\/data leads to \/run\/data, where no disk may be mounted/,
+    );
     assert.ok(Date.now() - started < 40_000, "refused, not timed out");
   });
 
