@@ -20,17 +20,57 @@ export function stats(samples: number[]) {
   return { min: round(s[0] ?? NaN), p50: round(at(0.5)), max: round(at(1)), n: s.length };
 }
 
-/** create + first `exec(["true"])`, and whether it restored. */
-export async function createToFirstExec(options: SandboxOptions): Promise<[number, boolean]> {
+/** One start's parts: create, the first `exec(["true"])`, and a second one (warm). */
+interface StartParts {
+  createMs: number;
+  firstExecMs: number;
+  secondExecMs: number;
+}
+
+/**
+ * create + first `exec(["true"])`, and whether it restored; `parts` also gets the create and
+ * the first exec apart and a second exec after them (not in the returned time). A second exec
+ * runs the same guest code warm: under TCG the first exec's excess is mostly translating it.
+ */
+export async function createToFirstExec(
+  options: SandboxOptions,
+  parts?: StartParts[],
+): Promise<[number, boolean]> {
   const t = now();
   const sb = await Sandbox.create(options);
   try {
-    const r = await sb.exec(["true"]);
-    if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}: ${r.stderr}`);
-    return [now() - t, sb.restoredFromSnapshot];
+    const created = now();
+    const run = async () => {
+      const r = await sb.exec(["true"]);
+      if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}: ${r.stderr}`);
+    };
+    await run();
+    const total = now() - t;
+    if (parts) {
+      const second = now();
+      await run();
+      parts.push({
+        createMs: created - t,
+        firstExecMs: t + total - created,
+        secondExecMs: now() - second,
+      });
+    }
+    return [total, sb.restoredFromSnapshot];
   } finally {
     await sb.close();
   }
+}
+
+/** How long QEMU takes to start and answer its monitor, with no guest at all (`-S`). */
+function bareQemuStartMs(): number {
+  const t = now();
+  const r = spawnSync(
+    "qemu-system-x86_64",
+    ["-M", "microvm", "-accel", "tcg", "-S", "-nodefaults", "-display", "none", "-qmp", "stdio"],
+    { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n', encoding: "utf8" },
+  );
+  if (r.status !== 0) throw new Error(`qemu -S: ${r.stderr}`);
+  return now() - t;
 }
 
 /** The whole CLI process, as a user types it (`entry`: another build's main.js, for an A/B). */
@@ -92,11 +132,16 @@ export async function restoreBench(
       restoreMs: [],
       sdkRestoreMs: [],
     };
+    const plainRestoreParts: StartParts[] = [];
+    const bareQemuMs: number[] = [];
     for (let i = 0; i < rounds; i++) {
       log(`restore round ${i + 1}/${rounds}`);
       for (const [name, options] of Object.entries(kinds)) {
         const [coldMs] = await createToFirstExec({ ...options, snapshot: false });
-        const [restoreMs, restored] = await createToFirstExec({ ...options, snapshot: true });
+        const [restoreMs, restored] = await createToFirstExec(
+          { ...options, snapshot: true },
+          name === "plain" ? plainRestoreParts : undefined,
+        );
         if (!restored) throw new Error(`${name}: expected a restore`);
         results[name]!.coldMs.push(coldMs);
         results[name]!.restoreMs.push(restoreMs);
@@ -104,9 +149,20 @@ export async function restoreBench(
       cli.coldMs.push(cliRunTrueMs(false));
       cli.restoreMs.push(cliRunTrueMs(true));
       cli.sdkRestoreMs.push((await createToFirstExec({ snapshot: true }))[0]);
+      bareQemuMs.push(bareQemuStartMs());
     }
+    const part = (k: keyof StartParts) => stats(plainRestoreParts.map((p) => p[k]));
     return {
       ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, summary(v)])),
+      // Where the default image's restore goes, same rounds: what no restore under this
+      // accelerator can go below is QEMU's own start plus the guest code run cold after the
+      // state loads (the first exec's excess over a warm one, and the CONFIGURE in create).
+      plainRestoreAnatomy: {
+        createMs: part("createMs"),
+        firstExecMs: part("firstExecMs"),
+        secondExecMs: part("secondExecMs"),
+        bareQemuStartMs: stats(bareQemuMs),
+      },
       cliRunTrue: {
         coldMs: stats(cli.coldMs),
         restoreMs: stats(cli.restoreMs),
