@@ -44,6 +44,24 @@ function allFiles(dir: string): string[] {
   );
 }
 
+/**
+ * Checkpoint `from`'s manifest copied in under the name `as` (as if from another user, or
+ * edited): its signature no longer verifies, and a start from it is refused.
+ */
+async function assertPlantedRefused(from: string, as: string): Promise<void> {
+  const manifests = join(checkpointsRoot(), "manifests");
+  const stored = JSON.parse(readFileSync(join(manifests, `${from}.json`), "utf8")) as {
+    manifest: { name: string };
+  };
+  stored.manifest.name = as;
+  writeFileSync(join(manifests, `${as}.json`), JSON.stringify(stored));
+  await assert.rejects(
+    Sandbox.create({ fromCheckpoint: as }),
+    (err: Error & { code?: string }) =>
+      err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
+  );
+}
+
 test(
   "a process an exec of the source left running is named for no exec of a copy",
   { timeout: 300_000 },
@@ -231,18 +249,7 @@ test(
         (err: Error & { code?: string }) => err.code === "ErrSnapshotMismatch",
       );
       // A manifest planted in the store (copied from another user, or edited) is refused.
-      const manifests = join(checkpointsRoot(), "manifests");
-      const stored = JSON.parse(readFileSync(join(manifests, "with-secret.json"), "utf8")) as {
-        manifest: { name: string; vmKey: string };
-        mac: string;
-      };
-      stored.manifest.name = "planted";
-      writeFileSync(join(manifests, "planted.json"), JSON.stringify(stored));
-      await assert.rejects(
-        Sandbox.create({ fromCheckpoint: "planted" }),
-        (err: Error & { code?: string }) =>
-          err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
-      );
+      await assertPlantedRefused("with-secret", "planted");
       // A chunk changed on disk is refused before QEMU sees it.
       const objects = allFiles(join(checkpointsRoot(), "objects"));
       const biggest = objects.sort((x, y) => statSync(y).size - statSync(x).size)[0] ?? "";
@@ -599,17 +606,7 @@ test(
         Sandbox.create({ fromCheckpoint: "with-disks", memoryMb: 640 }),
         (err: Error & { code?: string }) => err.code === "ErrSnapshotMismatch",
       );
-      const manifests = join(checkpointsRoot(), "manifests");
-      const stored = JSON.parse(readFileSync(join(manifests, "with-disks.json"), "utf8")) as {
-        manifest: { name: string };
-      };
-      stored.manifest.name = "planted-disks";
-      writeFileSync(join(manifests, "planted-disks.json"), JSON.stringify(stored));
-      await assert.rejects(
-        Sandbox.create({ fromCheckpoint: "planted-disks" }),
-        (err: Error & { code?: string }) =>
-          err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
-      );
+      await assertPlantedRefused("with-disks", "planted-disks");
       await Promise.all(copies.splice(0).map((c) => c.close()));
       // rm drops every chunk only it used.
       const rm = spawnSync(
