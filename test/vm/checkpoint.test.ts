@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import {
   Sandbox,
@@ -14,7 +14,7 @@ import {
   type SandboxOptions,
   type VmSandbox,
 } from "../../src/index.js";
-import { checkpointsRoot } from "../../src/sandbox/index.js";
+import { checkpointsRoot, listCheckpoints, loadCheckpoint } from "../../src/sandbox/index.js";
 import { createVolume, volumePath } from "../../src/volumes/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
 import { waitUntil } from "../helpers/lifecycle.js";
@@ -547,9 +547,9 @@ test(
       await Promise.all(copies.splice(0).map((c) => c.close()));
 
       // A stored checkpoint holds each disk's bytes at the checkpoint instant.
-      const objectsBefore = objects();
       const info = await parent.checkpoint("with-disks");
       assert.ok(info.sizes.diskDataBytes > 0, JSON.stringify(info.sizes));
+      const withDisks = loadCheckpoint("with-disks");
       // The source goes on after it: what it writes and removes now is not in the checkpoint.
       await run(
         parent,
@@ -617,7 +617,24 @@ test(
         },
       );
       assert.equal(rm.status, 0, rm.stderr);
-      assert.deepEqual(objects(), objectsBefore);
+      // Every object left is named by a checkpoint that is left: none of its disks' chunks.
+      const named = new Set(
+        listCheckpoints().flatMap((c) =>
+          [c.state, c.upper, c.mountData, ...(c.disks ?? []).map((d) => d.file)].flatMap(
+            (f) => f?.chunks ?? [],
+          ),
+        ),
+      );
+      assert.deepEqual(
+        objects().filter((path) => !named.has(basename(path))),
+        [],
+      );
+      // Its disks had chunks no other checkpoint shares: they are gone.
+      const diskChunks = (withDisks.disks ?? []).flatMap((d) => d.file.chunks);
+      assert.ok(
+        diskChunks.some((d) => d !== "0" && !named.has(d)),
+        "disk chunks of its own",
+      );
     } finally {
       await Promise.all([...copies, parent].map((s) => s.close()));
     }
