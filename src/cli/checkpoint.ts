@@ -9,6 +9,19 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
+/** `/data=@work,/ro:ro (3.1 MB)`: each copy gets private copies of these, never the volume. */
+function diskList(
+  disks: readonly { guestPath: string; readonly: boolean; volume?: string }[],
+  bytes: number,
+): string {
+  if (disks.length === 0) return "-";
+  const each = disks.map(
+    (d) =>
+      `${d.guestPath}${d.volume !== undefined ? `=@${d.volume}` : ""}${d.readonly ? ":ro" : ""}`,
+  );
+  return `${each.join(",")} (${megabytes(bytes)})`;
+}
+
 export function checkpointSummary(info: CheckpointInfo): string {
   const { sizes } = info;
   return (
@@ -16,6 +29,7 @@ export function checkpointSummary(info: CheckpointInfo): string {
     `${(info.durationMs / 1000).toFixed(1)} s in all\n` +
     `State ${megabytes(sizes.stateBytes)}, disk ${megabytes(sizes.upperDataBytes)}` +
     (sizes.mountDataBytes > 0 ? `, mounts ${megabytes(sizes.mountDataBytes)}` : "") +
+    (sizes.diskDataBytes > 0 ? `, disks ${megabytes(sizes.diskDataBytes)}` : "") +
     "; " +
     `stored ${megabytes(sizes.newBytes)} new, ${megabytes(sizes.sharedBytes)} shared\n` +
     `Start a copy: wheellock run --from-checkpoint ${info.name} -- CMD\n`
@@ -41,7 +55,7 @@ export function checkpointCommand(): Command {
     .alias("list")
     .description("list the checkpoints on this machine")
     .action(() => {
-      const rows = [["NAME", "SANDBOX", "CREATED", "MEMORY", "STATE", "DISK", "STORED"]];
+      const rows = [["NAME", "SANDBOX", "CREATED", "MEMORY", "STATE", "DISK", "STORED", "DISKS"]];
       for (const c of listCheckpoints()) {
         rows.push([
           c.name,
@@ -51,6 +65,7 @@ export function checkpointCommand(): Command {
           megabytes(c.sizes.stateBytes),
           megabytes(c.sizes.upperDataBytes),
           megabytes(c.sizes.newBytes),
+          diskList(c.disks ?? [], c.sizes.diskDataBytes ?? 0),
         ]);
       }
       process.stdout.write(formatTable(rows));

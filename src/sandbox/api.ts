@@ -106,6 +106,8 @@ export interface CheckpointInfo {
     upperDataBytes: number;
     /** Bytes of the files in its memory and overlay mounts (0 without such mounts). */
     mountDataBytes: number;
+    /** Non-zero bytes of its extra disks at the checkpoint (0 without disks). */
+    diskDataBytes: number;
     /** What the checkpoint store grew by. */
     newBytes: number;
     /** Bytes it shares with its base snapshot's disk and earlier checkpoints. */
@@ -175,8 +177,9 @@ export interface SandboxApi extends AsyncDisposable {
   /**
    * Saves the running sandbox's memory and disk as a named checkpoint (stopping it for a
    * moment); `Sandbox.create({ fromCheckpoint: name, forkMounts })` starts copies of it, with
-   * its host directory mounts (docs/CHECKPOINTS.md). Sandboxes with disks, mounts other than
-   * host directories, a file open on a mount, or operations in progress are refused.
+   * its host directory mounts and private copies of its disks' content at the checkpoint
+   * (docs/CHECKPOINTS.md). Sandboxes with custom provider mounts, a file open on a mount, or
+   * operations in progress are refused.
    */
   checkpoint(name?: string): Promise<CheckpointInfo>;
 

@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { checkForkMounts, mountsForCopy, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
 import { bootVm, type BootRequest } from "./boot.js";
+import { givenDisks, privateDiskPath } from "./checkpoint-disks.js";
 import { loadCheckpoint, materializeCheckpoint } from "./checkpoint-store.js";
 import type { Capture } from "./checkpoint.js";
 import { copySparse } from "./snapshot-store.js";
@@ -21,7 +22,8 @@ export type RestoreSource = Pick<
 /**
  * The options a copy of checkpoint `options.fromCheckpoint` starts with: the checkpoint's
  * image and VM shape unless the caller gives them (a different shape is refused at start),
- * and its mounts as `forkMounts` says (its guest has them mounted already).
+ * its mounts as `forkMounts` says (its guest has them mounted already), and no disks of the
+ * caller's (the checkpoint's come with it: planWithCheckpointDisks).
  */
 export function withCheckpointDefaults<T extends SandboxOptions>(options: T): T {
   const { forkMounts, ...rest } = options;
@@ -38,25 +40,39 @@ export function withCheckpointDefaults<T extends SandboxOptions>(options: T): T 
       `fromCheckpoint: a copy of checkpoint ${options.fromCheckpoint} has the checkpoint's mounts ` +
         "(forkMounts says how it may write them); it cannot be given others",
     );
+  if (options.disks !== undefined && options.disks.length > 0)
+    throw givenDisks(options.fromCheckpoint);
   const { resources, mounts } = loadCheckpoint(options.fromCheckpoint);
   return { ...resources, ...rest, mounts: mountsForCopy(mounts ?? {}, mode) } as T;
 }
 
 /**
  * Checks that checkpoint `name` fits the VM this sandbox would boot (`vmKey`: same kernel,
- * agent, image, QEMU and shape), then writes its state and disk into the run dir.
+ * agent, image, QEMU, shape and disk slots), then writes its state, disk and extra disks
+ * into the run dir (the disks straight into the copy's own drives).
  */
 export async function checkpointRestoreSource(
   name: string,
   runDir: string,
   vmKey: string,
-  plan: { disks: readonly unknown[]; mounts: Readonly<Record<string, unknown>> },
+  plan: {
+    disks: readonly { hostPath: string; guestPath: string; readonly: boolean }[];
+    mounts: Readonly<Record<string, unknown>>;
+  },
 ): Promise<RestoreSource> {
-  if (plan.disks.length > 0)
-    throw new ErrInvalidConfig(
-      `fromCheckpoint: a copy of checkpoint ${name} cannot have disks (not supported yet)`,
-    );
   const manifest = loadCheckpoint(name);
+  // The copied guest has the checkpoint's disks mounted: each slot must be its private copy.
+  const disks = manifest.disks ?? [];
+  if (
+    plan.disks.length !== disks.length ||
+    plan.disks.some(
+      (d, i) =>
+        d.hostPath !== privateDiskPath(runDir, i) ||
+        d.guestPath !== disks[i]?.guestPath ||
+        d.readonly !== disks[i]?.readonly,
+    )
+  )
+    throw givenDisks(name);
   // The copied guest has the checkpoint's mount points bound to its FUSE session already.
   const served = Object.keys(plan.mounts).sort().join(",");
   if (

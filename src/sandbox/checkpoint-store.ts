@@ -12,7 +12,13 @@ import { dataDir, makePrivateDir } from "../paths.js";
 import { withFileLock } from "../util/index.js";
 import type { FuseSessionState, MountImage } from "../vfs/index.js";
 import type { MountContents } from "./fuse-mounts.js";
-import { ChunkStore, ZERO_CHUNK, type ChunkedFile } from "./checkpoint-chunks.js";
+import { ChunkStore, ZERO_CHUNK, type ChunkedFile, type IngestCost } from "./checkpoint-chunks.js";
+import {
+  parseCheckpointDisks,
+  privateDiskPath,
+  type CheckpointDisk,
+  type DiskToStore,
+} from "./checkpoint-disks.js";
 import { snapshotFiles } from "./snapshot-store.js";
 
 /** Bump when what a checkpoint holds or how it is restored changes. */
@@ -36,6 +42,8 @@ export interface CheckpointSizes {
   upperDataBytes: number;
   /** Bytes of the memory and overlay mounts' files (absent or 0 without such mounts). */
   mountDataBytes?: number;
+  /** Non-zero bytes of the extra disks (absent or 0 without disks). */
+  diskDataBytes?: number;
   /** What the store grew by for this checkpoint. */
   newBytes: number;
   /** Non-zero bytes already held (the base snapshot's disk, earlier checkpoints). */
@@ -64,6 +72,8 @@ export interface CheckpointManifest {
   /** What the memory and overlay mounts held (per guest path), their bytes in `mountData`. */
   mountImages?: Record<string, MountImage>;
   mountData?: ChunkedFile;
+  /** The extra disks' bytes at the checkpoint, in slot order (absent: none). */
+  disks?: CheckpointDisk[];
 }
 
 /** A checkpoint captured from a VM, before it is in the store. */
@@ -128,6 +138,8 @@ export interface SaveCheckpointRequest {
   mounts?: Readonly<Record<string, MountConfig>>;
   fuse?: FuseSessionState;
   mountContents?: MountContents;
+  /** The extra disks as they were at the checkpoint (slot order). */
+  disks?: readonly DiskToStore[];
   /** The snapshot the sandbox started from: its disk goes in first, so only changes cost. */
   baseSnapshotKey: string | undefined;
 }
@@ -151,9 +163,9 @@ export function assertCheckpointNameFree(name: string): void {
 function sweepUnreferenced(): void {
   const keep = new Set<string>();
   for (const manifest of listCheckpoints()) {
-    const mountData = manifest.mountData?.chunks ?? [];
-    for (const digest of [...manifest.state.chunks, ...manifest.upper.chunks, ...mountData])
-      if (digest !== ZERO_CHUNK) keep.add(digest);
+    const files = [manifest.state, manifest.upper, manifest.mountData, ...diskFiles(manifest)];
+    for (const file of files)
+      for (const digest of file?.chunks ?? []) if (digest !== ZERO_CHUNK) keep.add(digest);
   }
   chunks().sweep(keep);
   const dir = join(checkpointsRoot(), "manifests");
@@ -209,6 +221,7 @@ async function storeCheckpoint(
     ? await store.ingest(req.mountContents.dataPath, false)
     : undefined;
   const mountCost = mountData?.cost ?? { newBytes: 0, sharedBytes: 0 };
+  const disks = await storeDisks(store, req.disks ?? []);
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT,
     name: req.name,
@@ -223,19 +236,52 @@ async function storeCheckpoint(
       stateBytes: state.file.sizeBytes,
       upperDataBytes: upper.cost.newBytes + upper.cost.sharedBytes,
       mountDataBytes: mountData?.file.sizeBytes ?? 0,
-      newBytes: state.cost.newBytes + upper.cost.newBytes + mountCost.newBytes,
-      sharedBytes: state.cost.sharedBytes + upper.cost.sharedBytes + mountCost.sharedBytes,
+      diskDataBytes: disks.cost.newBytes + disks.cost.sharedBytes,
+      newBytes:
+        state.cost.newBytes + upper.cost.newBytes + mountCost.newBytes + disks.cost.newBytes,
+      sharedBytes:
+        state.cost.sharedBytes +
+        upper.cost.sharedBytes +
+        mountCost.sharedBytes +
+        disks.cost.sharedBytes,
     },
     pausedMs: req.pausedMs,
     ...(req.mounts && req.fuse ? { mounts: { ...req.mounts }, fuse: req.fuse } : {}),
     ...(mountData && req.mountContents
       ? { mountImages: { ...req.mountContents.images }, mountData: mountData.file }
       : {}),
+    ...(disks.list.length > 0 ? { disks: disks.list } : {}),
   };
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify({ manifest, mac: sign(manifest) }), { mode: 0o600 });
   await rename(tmp, path);
   return manifest;
+}
+
+/** Each disk's bytes into the store (only where it holds data), checked unchanged after. */
+async function storeDisks(
+  store: ChunkStore,
+  disks: readonly DiskToStore[],
+): Promise<{ list: CheckpointDisk[]; cost: IngestCost }> {
+  const cost: IngestCost = { newBytes: 0, sharedBytes: 0 };
+  const list: CheckpointDisk[] = [];
+  for (const disk of disks) {
+    const stored = await store.ingest(disk.path, true);
+    disk.unchanged?.();
+    cost.newBytes += stored.cost.newBytes;
+    cost.sharedBytes += stored.cost.sharedBytes;
+    list.push({
+      guestPath: disk.guestPath,
+      readonly: disk.readonly,
+      ...(disk.volume !== undefined ? { volume: disk.volume } : {}),
+      file: stored.file,
+    });
+  }
+  return { list, cost };
+}
+
+function diskFiles(manifest: CheckpointManifest): ChunkedFile[] {
+  return (manifest.disks ?? []).map((d) => d.file);
 }
 
 /** A checkpoint's manifest, verified: ErrNotFound when absent, ErrSnapshotMismatch when foreign. */
@@ -264,7 +310,8 @@ export function loadCheckpoint(name: string): CheckpointManifest {
     throw new ErrSnapshotMismatch(
       `checkpoint ${name} has format ${manifest.format}, this wheellock reads ${CHECKPOINT_FORMAT}: take it again`,
     );
-  return manifest;
+  const disks = parseCheckpointDisks(manifest.disks);
+  return { ...manifest, ...(disks ? { disks } : {}) };
 }
 
 /** Every checkpoint that verifies, newest first. */
@@ -293,7 +340,10 @@ export async function removeCheckpoint(name: string): Promise<void> {
   });
 }
 
-/** Writes a checkpoint's state and disk into `dir` (each chunk checked against its digest). */
+/**
+ * Writes a checkpoint's state, disk and extra disks into `dir` (each chunk checked against its
+ * digest).
+ */
 export async function materializeCheckpoint(
   manifest: CheckpointManifest,
   dir: string,
@@ -305,6 +355,9 @@ export async function materializeCheckpoint(
   const store = chunks();
   await store.materialize(manifest.state, files.statePath);
   await store.materialize(manifest.upper, files.upperDiskPath);
+  // Each disk straight into the copy's own drive i (planWithCheckpointDisks names them).
+  for (const [i, disk] of (manifest.disks ?? []).entries())
+    await store.materialize(disk.file, privateDiskPath(dir, i));
   if (manifest.mountData === undefined || manifest.mountImages === undefined) return files;
   const dataPath = join(dir, "mounts.data");
   await store.materialize(manifest.mountData, dataPath);

@@ -19,6 +19,7 @@ import {
   type CapturedFiles,
   type CheckpointManifest,
 } from "./checkpoint-store.js";
+import { unchangedGuard, type DiskToStore } from "./checkpoint-disks.js";
 import { copySparse } from "./snapshot-store.js";
 
 /** What a running sandbox lends the checkpoint code (launch.ts builds it). */
@@ -63,8 +64,9 @@ export interface Capture extends CapturedFiles {
   mountContents?: MountContents | undefined;
   /**
    * Per extra disk (`plan.disks` order): a copy of each read-write disk as it was at the
-   * capture (each copy of the sandbox writes a copy of its own); undefined for a read-only
-   * disk, which copies attach read-only as it is.
+   * capture (each copy of the sandbox writes a copy of its own), and of a read-only one that
+   * is itself a private copy in the run dir (a copy of a checkpoint: it goes with its run
+   * dir); undefined for another read-only disk, which copies attach read-only as it is.
    */
   disks: (string | undefined)[];
 }
@@ -124,7 +126,11 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     vmKey: source.vmKey,
     pausedMs: 0,
     fuse,
-    disks: disks.map((d, i) => (d.readonly ? undefined : join(dir, `disk${i}.img`))),
+    disks: disks.map((d, i) =>
+      d.readonly && !d.hostPath.startsWith(`${source.runDir}/`)
+        ? undefined
+        : join(dir, `disk${i}.img`),
+    ),
   };
   // Held from here until onResumed (on every way out but a VM that cannot continue).
   let release: "none" | "due" | "done" = "none";
@@ -177,7 +183,11 @@ export function checkpointInfo(manifest: CheckpointManifest, durationMs: number)
     name: manifest.name,
     createdAt: manifest.createdAt,
     sourceSandboxId: manifest.sourceSandboxId,
-    sizes: { ...manifest.sizes, mountDataBytes: manifest.sizes.mountDataBytes ?? 0 },
+    sizes: {
+      ...manifest.sizes,
+      mountDataBytes: manifest.sizes.mountDataBytes ?? 0,
+      diskDataBytes: manifest.sizes.diskDataBytes ?? 0,
+    },
     pausedMs: manifest.pausedMs,
     durationMs,
   };
@@ -190,16 +200,22 @@ export async function checkpointVm(
 ): Promise<CheckpointInfo> {
   const started = Date.now();
   const chosen = checkName(name ?? `${source.plan.id}-${randomBytes(3).toString("hex")}`);
-  if (source.plan.disks.length > 0)
-    throw new ErrInvalidConfig(
-      `sandbox ${source.plan.id} has disks attached: they cannot be stored in a checkpoint yet ` +
-        "(fork copies them)",
-    );
   // Before the VM is stopped: a taken name would throw the whole capture away.
   assertCheckpointNameFree(chosen);
+  const { plan } = source;
+  // A read-only disk not copied by the capture is read in place: it must stay as it is now.
+  const guards = plan.disks.map((d) =>
+    d.readonly ? unchangedGuard(d.hostPath, plan.id) : undefined,
+  );
   const capture = await captureVm(source);
   try {
-    const { plan } = source;
+    const disks = plan.disks.map((d, i): DiskToStore => ({
+      path: capture.disks[i] ?? d.hostPath,
+      guestPath: d.guestPath,
+      readonly: d.readonly,
+      volume: d.volume,
+      ...(capture.disks[i] === undefined && guards[i] ? { unchanged: guards[i] } : {}),
+    }));
     const manifest = await saveCheckpoint({
       name: chosen,
       captured: capture,
@@ -217,6 +233,7 @@ export async function checkpointVm(
       pausedMs: capture.pausedMs,
       ...(capture.fuse ? { mounts: plan.mounts, fuse: capture.fuse } : {}),
       ...(capture.mountContents ? { mountContents: capture.mountContents } : {}),
+      ...(disks.length > 0 ? { disks } : {}),
       baseSnapshotKey: source.baseSnapshotKey,
     });
     return checkpointInfo(manifest, Date.now() - started);

@@ -38,12 +38,15 @@ export class SandboxDisks {
     return this.vmDisksWith([]);
   }
 
-  /** The QEMU drives; `privatePaths[i]`, when set, is served in place of disk i's image. */
+  /**
+   * The QEMU drives; `privatePaths[i]`, when set, is served in place of disk i's image (with
+   * its read-only flag: a virtio feature the copied guest negotiated).
+   */
   vmDisksWith(privatePaths: readonly (string | undefined)[]): VmDisk[] {
     return this.disks.map((d, i) => {
       const own = privatePaths[i];
       if (own !== undefined)
-        return { path: own, serial: extraDiskSerial(i), readonly: false, cache: "writeback" };
+        return { path: own, serial: extraDiskSerial(i), readonly: d.readonly, cache: "writeback" };
       return this.vmDisk(d, i);
     });
   }

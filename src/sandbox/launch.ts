@@ -24,6 +24,12 @@ import { SandboxObserver } from "./observer.js";
 import { createRunDir, removeRunDir, removeRunDirAtExit, sweepStaleRunDirs } from "./run-dir.js";
 import { captureVm, checkpointVm, type Capture, type CheckpointSource } from "./checkpoint.js";
 import {
+  planWithCapturedDisks,
+  planWithCheckpointDisks,
+  privateDiskPath,
+} from "./checkpoint-disks.js";
+import { loadCheckpoint } from "./checkpoint-store.js";
+import {
   checkpointRestoreSource,
   dropMaterializedMounts,
   dropMaterializedState,
@@ -93,11 +99,12 @@ function debugWarn(message: string): void {
 }
 
 export async function launchVmSandbox(
-  plan: SandboxPlan,
+  given: SandboxPlan,
   internal: LaunchInternals = {},
 ): Promise<VmSandbox> {
-  const image = internal.image ?? (await resolveImage(plan.image));
   const root = runDir();
+  const plan = copyPlan(given, root, internal.restoreFrom);
+  const image = internal.image ?? (await resolveImage(plan.image));
   sweepStaleRunDirs(root);
   const assets = await prepareAssets({ kernel: plan.kernel, log: () => undefined });
   const accel = detectAccel(plan.accel);
@@ -115,8 +122,11 @@ export async function launchVmSandbox(
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
     const network = await prepareNetwork(plan, observer);
     resources.defer("network", () => network.close());
-    // A fork's read-write disks are copies of its source's, its own: no volume lock.
-    const capturedDisks = internal.restoreFrom?.disks ?? [];
+    // A fork's read-write disks are copies of its source's, its own: no volume lock. So are
+    // every disk of a copy of a checkpoint (written out of the store into its run dir).
+    const capturedDisks =
+      internal.restoreFrom?.disks ??
+      (plan.fromCheckpoint !== undefined ? plan.disks.map((d) => d.hostPath) : []);
     const disks = SandboxDisks.attach(plan.id, plan.disks, capturedDisks);
     resources.defer(
       "disk locks",
@@ -184,7 +194,7 @@ export async function launchVmSandbox(
       imagePath: image.ext4Path ?? assets.image.ext4Path,
       upperDiskPath: join(dir, "upper.ext4"),
       extraDisks: disks.vmDisksWith(
-        capturedDisks.map((c, i) => (c === undefined ? undefined : join(dir, `disk${i}.img`))),
+        capturedDisks.map((c, i) => (c === undefined ? undefined : privateDiskPath(dir, i))),
       ),
       ...(rawPorts.length > 0 ? { rawPorts } : {}),
       ...(internal.consoleLogPath ? { consoleLogPath: internal.consoleLogPath } : {}),
@@ -279,6 +289,17 @@ export async function launchVmSandbox(
     else await resources.release();
     throw err;
   }
+}
+
+/**
+ * The plan a sandbox starts with: a fork's copied disks and a copy of a checkpoint's disks
+ * are private files in its run dir (`root`/id, created next); any other plan as it is.
+ */
+function copyPlan(plan: SandboxPlan, root: string, capture: Capture | undefined): SandboxPlan {
+  const dir = join(root, plan.id);
+  if (capture !== undefined) return planWithCapturedDisks(plan, dir, capture.disks);
+  if (plan.fromCheckpoint === undefined) return plan;
+  return planWithCheckpointDisks(plan, dir, loadCheckpoint(plan.fromCheckpoint).disks);
 }
 
 /**

@@ -32,8 +32,11 @@ export interface SnapshotImage {
  * node can compare it with its own QEMU, kernel, agent (initramfs) and accelerator.
  */
 export interface SnapshotKeyDocument {
-  /** Version of this document. */
-  wheellockSnapshot: 1;
+  /**
+   * Version of this document: 2 when it has `diskSlots` (so that a wheellock that reads only
+   * version 1 refuses it rather than restoring a VM with disk slots as one without).
+   */
+  wheellockSnapshot: 1 | 2;
   /** The snapshot store's format (how snapshots are saved and restored). */
   format: number;
   /** sha256 of the QEMU binary that saved the state. */
@@ -55,8 +58,17 @@ export interface SnapshotKeyDocument {
   diskSizeMb: number;
   kernelArgs: string[];
   networkMtu: number | null;
+  /**
+   * The extra-disk slots of the saved VM (placeholder drives, read-write or read-only: a
+   * virtio feature its guest negotiated); absent without. A restore attaches the sandbox's
+   * own disks there (snapshot-policy.ts).
+   */
+  diskSlots?: ("rw" | "ro")[];
   createdAt: string;
 }
+
+/** At most as many slots as a sandbox may have disks (config MAX_DISKS). */
+export const MAX_DISK_SLOTS = 8;
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** The key is a few hundred bytes; anything big is not ours. */
@@ -75,7 +87,13 @@ export function parseKeyDocument(body: Buffer): SnapshotKeyDocument {
   } catch {
     return bad("not JSON");
   }
-  if (!doc || typeof doc !== "object" || doc.wheellockSnapshot !== 1) bad("unknown version");
+  if (
+    !doc ||
+    typeof doc !== "object" ||
+    (doc.wheellockSnapshot !== 1 && doc.wheellockSnapshot !== 2)
+  )
+    bad("unknown version");
+  const diskSlots = parseDiskSlots(doc.wheellockSnapshot === 2, doc.diskSlots, bad);
   const digest = (v: unknown, what: string): string =>
     typeof v === "string" && DIGEST.test(v) ? v : bad(`${what} is not a sha256 digest`);
   const int = (v: unknown, what: string, min: number, max: number): number =>
@@ -98,7 +116,7 @@ export function parseKeyDocument(body: Buffer): SnapshotKeyDocument {
     bad("hostCpu must be a sha256 digest under KVM and null under TCG");
   if (doc.networkMtu !== null) int(doc.networkMtu, "networkMtu", 68, 65535);
   return {
-    wheellockSnapshot: 1,
+    wheellockSnapshot: diskSlots ? 2 : 1,
     format: int(doc.format, "format", 1, 1_000_000),
     qemu: digest(doc.qemu, "qemu"),
     kernel: digest(doc.kernel, "kernel"),
@@ -117,8 +135,23 @@ export function parseKeyDocument(body: Buffer): SnapshotKeyDocument {
     diskSizeMb: int(doc.diskSizeMb, "diskSizeMb", 1, 1024 * 1024 * 1024),
     kernelArgs: args as string[],
     networkMtu: doc.networkMtu as number | null,
+    ...(diskSlots ? { diskSlots } : {}),
     createdAt: typeof doc.createdAt === "string" ? doc.createdAt.slice(0, 64) : "",
   };
+}
+
+/** Version 2 has 1 to MAX_DISK_SLOTS slots, each "rw" or "ro"; version 1 has none. */
+function parseDiskSlots(
+  v2: boolean,
+  value: unknown,
+  bad: (why: string) => never,
+): ("rw" | "ro")[] | undefined {
+  if (!v2) return value === undefined ? undefined : bad("diskSlots in a version 1 key");
+  if (!Array.isArray(value)) return bad("diskSlots is not a list");
+  if (value.length < 1 || value.length > MAX_DISK_SLOTS)
+    return bad(`${value.length} disk slots (1 to ${MAX_DISK_SLOTS})`);
+  if (!value.every((s) => s === "rw" || s === "ro")) return bad('a disk slot is not "rw" or "ro"');
+  return value as ("rw" | "ro")[];
 }
 
 export interface LayerDescriptor {

@@ -48,8 +48,9 @@ export async function describeSnapshot(
     fileDigest(inputs.initramfsPath),
     describeImage(inputs.imagePath),
   ]);
+  const diskSlots = inputs.diskSlots?.length ? [...inputs.diskSlots] : undefined;
   return {
-    wheellockSnapshot: 1,
+    wheellockSnapshot: diskSlots ? 2 : 1,
     format: SNAPSHOT_FORMAT_VERSION,
     qemu,
     kernel,
@@ -62,6 +63,7 @@ export async function describeSnapshot(
     diskSizeMb: inputs.diskSizeMb,
     kernelArgs: [...inputs.kernelArgs],
     networkMtu: inputs.networkMtu ?? null,
+    ...(diskSlots ? { diskSlots } : {}),
     createdAt: meta.createdAt,
   };
 }
@@ -132,6 +134,7 @@ export async function fitToNode(
       diskSizeMb: theirs.diskSizeMb,
       kernelArgs: theirs.kernelArgs,
       networkMtu: theirs.networkMtu ?? undefined,
+      ...(theirs.diskSlots?.length ? { diskSlots: [...theirs.diskSlots] } : {}),
     },
     mismatches,
   };

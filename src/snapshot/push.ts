@@ -52,10 +52,6 @@ export async function pushSnapshot(
     throw new ErrSnapshotMismatch(
       `snapshot ${key} does not record what it was made from (an older wheellock saved it); start a sandbox again to save a new one`,
     );
-  if (inputs.diskSlots?.length)
-    throw new ErrSnapshotMismatch(
-      `snapshot ${key} has extra-disk slots, which a pushed snapshot cannot describe yet`,
-    );
   let current: string | undefined;
   try {
     current = snapshotKey(inputs);

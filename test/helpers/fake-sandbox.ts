@@ -170,7 +170,14 @@ export class FakeSandbox extends FakeEgress implements SandboxApi {
       name: name ?? "fake",
       createdAt: new Date(0).toISOString(),
       sourceSandboxId: this.id,
-      sizes: { stateBytes: 1, upperDataBytes: 2, mountDataBytes: 0, newBytes: 3, sharedBytes: 0 },
+      sizes: {
+        stateBytes: 1,
+        upperDataBytes: 2,
+        mountDataBytes: 0,
+        diskDataBytes: 0,
+        newBytes: 3,
+        sharedBytes: 0,
+      },
       pausedMs: 4,
       durationMs: 5,
     };

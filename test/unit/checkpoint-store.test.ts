@@ -7,7 +7,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createHmac } from "node:crypto";
+import { statSync, utimesSync } from "node:fs";
 import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
+import {
+  parseCheckpointDisks,
+  planWithCheckpointDisks,
+  unchangedGuard,
+} from "../../src/sandbox/checkpoint-disks.js";
+import type { SandboxPlan } from "../../src/config/index.js";
 import { checkpointVm } from "../../src/sandbox/checkpoint.js";
 import {
   checkpointsRoot,
@@ -252,3 +260,132 @@ function allObjects(): string[] {
   const dir = join(checkpointsRoot(), "objects");
   return readdirSync(dir).flatMap((p) => readdirSync(join(dir, p)));
 }
+
+test("a checkpoint stores its disks' bytes and writes each back as a private file; rm removes them", async () => {
+  const before = new Set(allObjects());
+  const rw = await sparseFile("disk-rw", 16 * CHUNK_BYTES, {
+    0: Buffer.from("superblock"),
+    [9 * CHUNK_BYTES + 5]: randomBytes(3000),
+  });
+  const ro = await sparseFile("disk-ro", 8 * CHUNK_BYTES + 17, { [CHUNK_BYTES]: shared });
+  const state = await sparseFile("ds", CHUNK_BYTES, { 0: Buffer.from("state-with-disks") });
+  const manifest = await saveCheckpoint({
+    ...request("with-disks", state, state),
+    disks: [
+      { path: rw, guestPath: "/data", readonly: false, volume: "work" },
+      {
+        path: ro,
+        guestPath: "/ro",
+        readonly: true,
+        volume: undefined,
+        unchanged: unchangedGuard(ro, "sb"),
+      },
+    ],
+  });
+  assert.equal(manifest.sizes.diskDataBytes, 3 * CHUNK_BYTES, JSON.stringify(manifest.sizes));
+  const loaded = loadCheckpoint("with-disks");
+  assert.deepEqual(
+    loaded.disks?.map((d) => [d.guestPath, d.readonly, d.volume, d.file.sizeBytes]),
+    [
+      ["/data", false, "work", 16 * CHUNK_BYTES],
+      ["/ro", true, undefined, 8 * CHUNK_BYTES + 17],
+    ],
+  );
+  // Written out into the copy's run dir as its own drives, byte for byte, holes kept.
+  const dir = mkdtempSync(join(scratch, "restore-disks-"));
+  await materializeCheckpoint(loaded, dir);
+  assert.deepEqual(readFileSync(join(dir, "disk0.img")), readFileSync(rw));
+  assert.deepEqual(readFileSync(join(dir, "disk1.img")), readFileSync(ro));
+  assert.ok(statSync(join(dir, "disk0.img")).blocks * 512 <= 3 * CHUNK_BYTES, "sparse");
+  // The source disk changes after the checkpoint: the checkpoint does not.
+  writeFileSync(rw, "later");
+  const again = mkdtempSync(join(scratch, "restore-disks-"));
+  await materializeCheckpoint(loadCheckpoint("with-disks"), again);
+  assert.deepEqual(readFileSync(join(again, "disk0.img")), readFileSync(join(dir, "disk0.img")));
+  // The copy's plan: the checkpoint's disks, each its private file, no volume.
+  const plan = { id: "sb-copy", fromCheckpoint: "with-disks", disks: [] } as unknown as SandboxPlan;
+  const copy = planWithCheckpointDisks(plan, dir, loaded.disks);
+  assert.deepEqual(
+    copy.disks.map((d) => [d.hostPath, d.guestPath, d.readonly, d.volume]),
+    [
+      [join(dir, "disk0.img"), "/data", false, undefined],
+      [join(dir, "disk1.img"), "/ro", true, undefined],
+    ],
+  );
+  assert.throws(() => planWithCheckpointDisks(copy, dir, loaded.disks), /cannot be given disks/);
+
+  await removeCheckpoint("with-disks");
+  assert.deepEqual(
+    allObjects().filter((o) => !before.has(o)),
+    [],
+    "rm removed the disk chunks",
+  );
+});
+
+test("a read-only disk changed on the host while it is stored is refused; the store stays as it was", async () => {
+  const ro = await sparseFile("disk-ro-changed", 2 * CHUNK_BYTES, { 0: randomBytes(500) });
+  const state = await sparseFile("dsc", CHUNK_BYTES, { 0: randomBytes(64) });
+  const guard = unchangedGuard(ro, "sb-x");
+  utimesSync(ro, new Date(), new Date(Date.now() + 5000));
+  const before = storedObjects();
+  await assert.rejects(
+    saveCheckpoint({
+      ...request("ro-changed", state, state),
+      disks: [{ path: ro, guestPath: "/ro", readonly: true, volume: undefined, unchanged: guard }],
+    }),
+    { code: "ErrInvalidConfig", message: /read-only disk .* changed on the host/ },
+  );
+  assert.deepEqual(storedObjects(), before);
+  assert.throws(() => loadCheckpoint("ro-changed"), { code: "ErrNotFound" });
+});
+
+test("a manifest's disks are checked value by value: hostile ones are refused with one line", () => {
+  const file = { sizeBytes: 2 * CHUNK_BYTES, chunks: ["0", "a".repeat(64)] };
+  const good = { guestPath: "/data", readonly: false, file };
+  assert.equal(parseCheckpointDisks(undefined), undefined, "older manifests have none");
+  assert.deepEqual(parseCheckpointDisks([good]), [good]);
+  const bad: Array<[string, unknown]> = [
+    ["not a list", { length: 1 }],
+    ["no disks", []],
+    ["too many", Array(9).fill(good)],
+    ["a huge count", Array(100_000).fill(good)],
+    ["a disk that is not an object", [7]],
+    ["a relative guest path", [{ ...good, guestPath: "data" }]],
+    ["a guest path with a comma", [{ ...good, guestPath: "/a,b" }]],
+    ["readonly of another type", [{ ...good, readonly: "no" }]],
+    ["a volume of another type", [{ ...good, volume: 3 }]],
+    ["a negative size", [{ ...good, file: { sizeBytes: -1, chunks: [] } }]],
+    ["a fractional size", [{ ...good, file: { sizeBytes: 1.5, chunks: ["0"] } }]],
+    ["a huge size", [{ ...good, file: { sizeBytes: 2 ** 60, chunks: [] } }]],
+    ["chunks that do not cover the size", [{ ...good, file: { ...file, chunks: ["0"] } }]],
+    ["a chunk that is not a digest", [{ ...good, file: { ...file, chunks: ["0", "../x"] } }]],
+  ];
+  for (const [what, value] of bad)
+    assert.throws(
+      () => parseCheckpointDisks(value),
+      (err: Error & { code?: string }) =>
+        err.code === "ErrSnapshotMismatch" &&
+        /^checkpoint disks are malformed: /.test(err.message) &&
+        !err.message.includes("\n"),
+      what,
+    );
+});
+
+test("a signed manifest with malformed disks is refused at load", async () => {
+  const state = await sparseFile("dsm", CHUNK_BYTES, { 0: randomBytes(64) });
+  await saveCheckpoint(request("bad-disks", state, state));
+  const path = join(checkpointsRoot(), "manifests", "bad-disks.json");
+  const stored = JSON.parse(readFileSync(path, "utf8")) as { manifest: Record<string, unknown> };
+  stored.manifest.disks = [
+    { guestPath: "/d", readonly: false, file: { sizeBytes: -5, chunks: [] } },
+  ];
+  // Signed with this user's key, as a wheellock bug would write it.
+  const key = readFileSync(join(checkpointsRoot(), "key"));
+  const mac = createHmac("sha256", key).update(JSON.stringify(stored.manifest)).digest("hex");
+  writeFileSync(path, JSON.stringify({ manifest: stored.manifest, mac }));
+  assert.throws(() => loadCheckpoint("bad-disks"), {
+    code: "ErrSnapshotMismatch",
+    message: /disks are malformed: disk 0 has a size of -5 bytes/,
+  });
+  await removeCheckpoint("bad-disks");
+});

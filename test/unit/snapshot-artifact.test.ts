@@ -154,7 +154,8 @@ const doc: SnapshotKeyDocument = {
 test("the key document: a valid one round-trips; anything off is refused", () => {
   assert.deepEqual(parseKeyDocument(Buffer.from(JSON.stringify(doc))), doc);
   const bad: Array<[string, unknown]> = [
-    ["version", { ...doc, wheellockSnapshot: 2 }],
+    ["version", { ...doc, wheellockSnapshot: 3 }],
+    ["version 2 without disk slots", { ...doc, wheellockSnapshot: 2 }],
     ["digest", { ...doc, kernel: "sha256:abc" }],
     ["accelerator", { ...doc, accel: "hvf" }],
     ["kvm without its host CPU", { ...doc, accel: "kvm" }],
@@ -175,6 +176,34 @@ test("the key document: a valid one round-trips; anything off is refused", () =>
       what,
     );
   assert.throws(() => parseKeyDocument(Buffer.from("{")), /not JSON/);
+});
+
+test("disk slots: version 2 carries them, version 1 (older artifacts) has none", () => {
+  // An artifact written before disk slots could be pushed parses as it did: no slots.
+  const old = parseKeyDocument(Buffer.from(JSON.stringify(doc)));
+  assert.equal(old.diskSlots, undefined);
+  assert.equal(old.wheellockSnapshot, 1);
+  const slotted = { ...doc, wheellockSnapshot: 2, diskSlots: ["rw", "ro"] };
+  assert.deepEqual(parseKeyDocument(Buffer.from(JSON.stringify(slotted))), slotted);
+  const bad: Array<[string, unknown, RegExp]> = [
+    ["slots in a version 1 key", { ...doc, diskSlots: ["rw"] }, /version 1/],
+    ["slots not a list", { ...slotted, diskSlots: "rw" }, /not a list/],
+    ["no slots", { ...slotted, diskSlots: [] }, /0 disk slots/],
+    ["too many slots", { ...slotted, diskSlots: Array(9).fill("rw") }, /9 disk slots/],
+    ["a huge count", { ...slotted, diskSlots: Array(100_000).fill("ro") }, /100000 disk slots/],
+    ["a slot of another type", { ...slotted, diskSlots: ["rw", 1] }, /not "rw" or "ro"/],
+    ["an unknown slot", { ...slotted, diskSlots: ["rw", "wo"] }, /not "rw" or "ro"/],
+    ["a negative count", { ...slotted, diskSlots: { length: -1 } }, /not a list/],
+  ];
+  for (const [what, value, message] of bad)
+    assert.throws(
+      () => parseKeyDocument(Buffer.from(JSON.stringify(value))),
+      (err: Error & { code?: string }) =>
+        err.code === "ErrSnapshotMismatch" &&
+        message.test(err.message) &&
+        !err.message.includes("\n"),
+      what,
+    );
 });
 
 test("the manifest: only a wheellock snapshot with its three layers is accepted", () => {

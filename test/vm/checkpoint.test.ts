@@ -5,8 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import {
   Sandbox,
@@ -14,7 +14,8 @@ import {
   type SandboxOptions,
   type VmSandbox,
 } from "../../src/index.js";
-import { checkpointsRoot } from "../../src/sandbox/index.js";
+import { checkpointsRoot, listCheckpoints, loadCheckpoint } from "../../src/sandbox/index.js";
+import { createVolume, volumePath } from "../../src/volumes/index.js";
 import { recordEvents, waitForEvent, type EventLog } from "../helpers/event-log.js";
 import { waitUntil } from "../helpers/lifecycle.js";
 import {
@@ -40,6 +41,24 @@ const REACHES_HOST: SandboxOptions = {
 function allFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? allFiles(join(dir, e.name)) : [join(dir, e.name)],
+  );
+}
+
+/**
+ * Checkpoint `from`'s manifest copied in under the name `as` (as if from another user, or
+ * edited): its signature no longer verifies, and a start from it is refused.
+ */
+async function assertPlantedRefused(from: string, as: string): Promise<void> {
+  const manifests = join(checkpointsRoot(), "manifests");
+  const stored = JSON.parse(readFileSync(join(manifests, `${from}.json`), "utf8")) as {
+    manifest: { name: string };
+  };
+  stored.manifest.name = as;
+  writeFileSync(join(manifests, `${as}.json`), JSON.stringify(stored));
+  await assert.rejects(
+    Sandbox.create({ fromCheckpoint: as }),
+    (err: Error & { code?: string }) =>
+      err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
   );
 }
 
@@ -230,18 +249,7 @@ test(
         (err: Error & { code?: string }) => err.code === "ErrSnapshotMismatch",
       );
       // A manifest planted in the store (copied from another user, or edited) is refused.
-      const manifests = join(checkpointsRoot(), "manifests");
-      const stored = JSON.parse(readFileSync(join(manifests, "with-secret.json"), "utf8")) as {
-        manifest: { name: string; vmKey: string };
-        mac: string;
-      };
-      stored.manifest.name = "planted";
-      writeFileSync(join(manifests, "planted.json"), JSON.stringify(stored));
-      await assert.rejects(
-        Sandbox.create({ fromCheckpoint: "planted" }),
-        (err: Error & { code?: string }) =>
-          err.code === "ErrSnapshotMismatch" && /not written by wheellock/.test(err.message),
-      );
+      await assertPlantedRefused("with-secret", "planted");
       // A chunk changed on disk is refused before QEMU sees it.
       const objects = allFiles(join(checkpointsRoot(), "objects"));
       const biggest = objects.sort((x, y) => statSync(y).size - statSync(x).size)[0] ?? "";
@@ -495,49 +503,150 @@ test(
   },
 );
 
-test("forks of a sandbox with disks write copies of their own", { timeout: 600_000 }, async () => {
-  const base = scratchDir();
-  const image = join(base, "rw.ext4");
-  const roImage = join(base, "ro.ext4");
-  for (const path of [image, roImage]) {
-    const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", path, "16M"], { encoding: "utf8" });
+test(
+  "forks and checkpoints of a sandbox with disks: copies write private copies of the checkpoint-time content",
+  { timeout: 600_000 },
+  async () => {
+    const base = scratchDir();
+    const volume = await createVolume("ckpt-work", 16);
+    const roImage = join(base, "ro.ext4");
+    const roTree = join(base, "ro-tree");
+    mkdirSync(roTree);
+    writeFileSync(join(roTree, "ro-file"), "read-only content\n");
+    const mkfs = spawnSync("mkfs.ext4", ["-q", "-F", "-d", roTree, roImage, "16M"], {
+      encoding: "utf8",
+    });
     assert.equal(mkfs.status, 0, mkfs.stderr);
-  }
-  const parent = await Sandbox.create({
-    timeoutSeconds: 400,
-    disks: [
-      { hostPath: image, guestPath: "/data" },
-      { hostPath: roImage, guestPath: "/ro", readonly: true },
-    ],
-  });
-  const copies: VmSandbox[] = [];
-  const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
-  try {
-    await run(parent, "echo parent > /data/before && sync");
-    copies.push(...(await parent.fork(2)));
-    const [a, b] = copies as [VmSandbox, VmSandbox];
-    await Promise.all(copies.map((c) => run(c, `echo ${c.id} > /data/same && sync`)));
-    await run(parent, "echo parent-after > /data/same && sync");
-    assert.equal(await run(a, "cat /data/same /data/before"), `${a.id}\nparent\n`);
-    assert.equal(await run(b, "cat /data/same /data/before"), `${b.id}\nparent\n`);
-    assert.equal(await run(parent, "cat /data/same"), "parent-after\n");
-    // Its drive is the copy's own file, written through the page cache of a guest of its own:
-    // read the disk itself again, past the cache (commands cannot drop caches).
-    assert.equal(await run(a, "dd if=/data/same iflag=direct bs=4096 status=none"), `${a.id}\n`);
-    const refused = await a.exec("echo x > /ro/x");
-    assert.notEqual(refused.exitCode, 0);
-    // A disk is not stored in a checkpoint yet: refused before the VM stops.
-    await assert.rejects(
-      parent.checkpoint("with-disk"),
-      (err: Error & { code?: string }) =>
-        err.code === "ErrInvalidConfig" && /disks/.test(err.message),
-    );
-  } finally {
-    await Promise.all([...copies, parent].map((s) => s.close()));
-  }
-  // The image holds what the source sandbox wrote, nothing of the copies.
-  const dump = spawnSync("debugfs", ["-R", "cat /same", image], { encoding: "utf8" });
-  assert.equal(dump.stdout, "parent-after\n", dump.stderr);
-  assert.deepEqual(childQemuPids(), []);
-  assert.deepEqual(runDirEntries(dataDir), []);
-});
+    const parent = await Sandbox.create({
+      timeoutSeconds: 500,
+      disks: [
+        { volume: "ckpt-work", guestPath: "/data" },
+        { hostPath: roImage, guestPath: "/ro", readonly: true },
+      ],
+    });
+    const copies: VmSandbox[] = [];
+    const run = async (sb: VmSandbox, cmd: string): Promise<string> => (await sb.exec(cmd)).stdout;
+    const objects = (): string[] => {
+      const dir = join(checkpointsRoot(), "objects");
+      return existsSync(dir) ? allFiles(dir).sort() : [];
+    };
+    try {
+      await run(parent, "echo parent > /data/before && sync");
+      copies.push(...(await parent.fork(2)));
+      const [a, b] = copies as [VmSandbox, VmSandbox];
+      await Promise.all(copies.map((c) => run(c, `echo ${c.id} > /data/same && sync`)));
+      await run(parent, "echo parent-after > /data/same && sync");
+      assert.equal(await run(a, "cat /data/same /data/before"), `${a.id}\nparent\n`);
+      assert.equal(await run(b, "cat /data/same /data/before"), `${b.id}\nparent\n`);
+      assert.equal(await run(parent, "cat /data/same"), "parent-after\n");
+      // Its drive is the copy's own file, written through the page cache of a guest of its own:
+      // read the disk itself again, past the cache (commands cannot drop caches).
+      assert.equal(await run(a, "dd if=/data/same iflag=direct bs=4096 status=none"), `${a.id}\n`);
+      const refused = await a.exec("echo x > /ro/x");
+      assert.notEqual(refused.exitCode, 0);
+      await Promise.all(copies.splice(0).map((c) => c.close()));
+
+      // A stored checkpoint holds each disk's bytes at the checkpoint instant.
+      const info = await parent.checkpoint("with-disks");
+      assert.ok(info.sizes.diskDataBytes > 0, JSON.stringify(info.sizes));
+      const withDisks = loadCheckpoint("with-disks");
+      // The source goes on after it: what it writes and removes now is not in the checkpoint.
+      await run(
+        parent,
+        "rm /data/before; echo parent-late > /data/same; echo x > /data/later; sync",
+      );
+      const ls = spawnSync(process.execPath, ["dist/cli/main.js", "checkpoint", "ls"], {
+        encoding: "utf8",
+      });
+      assert.match(ls.stdout, /with-disks .*\/data=@ckpt-work,\/ro:ro \(/, ls.stderr);
+
+      const STATE = "cat /data/before /data/same /ro/ro-file; ls /data; mount | grep -c ' /data '";
+      const atCheckpoint = "parent\nparent-after\nread-only content\nbefore\nlost+found\nsame\n1\n";
+      const [c1, c2] = (await Promise.all([
+        Sandbox.create({ fromCheckpoint: "with-disks", timeoutSeconds: 300 }),
+        Sandbox.create({ fromCheckpoint: "with-disks", timeoutSeconds: 300 }),
+      ])) as [VmSandbox, VmSandbox];
+      copies.push(c1, c2);
+      for (const c of [c1, c2]) assert.equal(await run(c, STATE), atCheckpoint, c.id);
+      // Each copy writes a disk of its own: not the other copy's, not the volume.
+      await Promise.all([c1, c2].map((c) => run(c, `echo ${c.id} > /data/same && sync`)));
+      for (const c of [c1, c2])
+        assert.equal(
+          await run(c, "dd if=/data/same iflag=direct bs=4096 status=none"),
+          `${c.id}\n`,
+        );
+      assert.equal(await run(parent, "cat /data/same"), "parent-late\n");
+      assert.notEqual((await c1.exec("echo x > /ro/x")).exitCode, 0, "read-only in the copy too");
+      // A fork of a copy copies the copy's private disk, not the checkpoint's or the volume.
+      const [grandchild] = (await c1.fork(1)) as [VmSandbox];
+      copies.push(grandchild);
+      assert.equal(
+        await run(grandchild, "cat /data/same /ro/ro-file"),
+        `${c1.id}\nread-only content\n`,
+      );
+      // The CLI starts a copy from it too.
+      const cli = spawnSync(
+        process.execPath,
+        ["dist/cli/main.js", "run", "--from-checkpoint", "with-disks", "--", "sh", "-c", STATE],
+        { encoding: "utf8", timeout: 180_000 },
+      );
+      assert.equal(cli.stdout, atCheckpoint, cli.stderr);
+
+      // Disks of the caller's with it: refused (they come with the checkpoint).
+      await assert.rejects(
+        Sandbox.create({
+          fromCheckpoint: "with-disks",
+          disks: [{ volume: "ckpt-work", guestPath: "/data" }],
+        }),
+        (err: Error & { code?: string }) =>
+          err.code === "ErrInvalidConfig" && /has the checkpoint's disks/.test(err.message),
+      );
+      // Stale (another VM shape) and foreign (planted) checkpoints with disks: refused.
+      await assert.rejects(
+        Sandbox.create({ fromCheckpoint: "with-disks", memoryMb: 640 }),
+        (err: Error & { code?: string }) => err.code === "ErrSnapshotMismatch",
+      );
+      await assertPlantedRefused("with-disks", "planted-disks");
+      await Promise.all(copies.splice(0).map((c) => c.close()));
+      // rm drops every chunk only it used.
+      const rm = spawnSync(
+        process.execPath,
+        ["dist/cli/main.js", "checkpoint", "rm", "with-disks"],
+        {
+          encoding: "utf8",
+        },
+      );
+      assert.equal(rm.status, 0, rm.stderr);
+      // Every object left is named by a checkpoint that is left: none of its disks' chunks.
+      const named = new Set(
+        listCheckpoints().flatMap((c) =>
+          [c.state, c.upper, c.mountData, ...(c.disks ?? []).map((d) => d.file)].flatMap(
+            (f) => f?.chunks ?? [],
+          ),
+        ),
+      );
+      assert.deepEqual(
+        objects().filter((path) => !named.has(basename(path))),
+        [],
+      );
+      // Its disks had chunks no other checkpoint shares: they are gone.
+      const diskChunks = (withDisks.disks ?? []).flatMap((d) => d.file.chunks);
+      assert.ok(
+        diskChunks.some((d) => d !== "0" && !named.has(d)),
+        "disk chunks of its own",
+      );
+    } finally {
+      await Promise.all([...copies, parent].map((s) => s.close()));
+    }
+    // The volume holds what the source sandbox wrote, nothing of the copies.
+    const dump = (path: string): string =>
+      spawnSync("debugfs", ["-R", `cat ${path}`, volumePath("ckpt-work")], { encoding: "utf8" })
+        .stdout;
+    assert.equal(dump("/same"), "parent-late\n");
+    assert.equal(dump("/later"), "x\n");
+    assert.equal(dump("/before"), "");
+    assert.equal(volume.name, "ckpt-work");
+    assert.deepEqual(childQemuPids(), []);
+    assert.deepEqual(runDirEntries(dataDir), []);
+  },
+);

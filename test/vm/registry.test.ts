@@ -4,8 +4,8 @@
 // process. Node A pushes; node B pulls into its empty stores and runs / restores; node C is
 // offered a tampered key and a tampered blob, refuses both and cold-boots.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -49,9 +49,10 @@ async function wheellock(
 /** One sandbox start on `node`, in its own process (test/helpers/snapshot-node.ts). */
 async function startOn(
   node: NodeDirs,
+  disks?: string,
 ): Promise<{ restored: boolean; stdout: string; exitCode: number; startToFirstExecMs: number }> {
   const r = await run(process.execPath, ["--import", "tsx", "test/helpers/snapshot-node.ts"], {
-    env: node.env,
+    env: disks === undefined ? node.env : { ...node.env, WHEELLOCK_TEST_DISKS: disks },
     timeout: 300_000,
   });
   return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as Awaited<
@@ -174,5 +175,51 @@ describe("snapshots through a registry", () => {
     const started = await startOn(c);
     assert.equal(started.restored, false, "cold boot");
     assert.match(started.stdout, /^hello from /);
+  });
+
+  test("a snapshot saved for sandboxes with disks travels with its disk slots", async () => {
+    // A read-write and a read-only disk: slots ["rw", "ro"]. Their contents are never in the
+    // snapshot (placeholder drives); each node's sandboxes attach their own.
+    const dir = scratchDir();
+    const tree = join(dir, "tree");
+    mkdirSync(tree);
+    writeFileSync(join(tree, "msg"), "from the read-only disk\n");
+    const images = [join(dir, "rw.ext4"), join(dir, "ro.ext4")];
+    execFileSync("mkfs.ext4", ["-q", "-F", images[0]!, "16M"]);
+    execFileSync("mkfs.ext4", ["-q", "-F", "-d", tree, images[1]!, "16M"]);
+    const disks = images.join(",");
+    const d = freshNode();
+    const e = freshNode();
+    const first = await startOn(d, disks);
+    assert.equal(first.stdout, "from the read-only disk\n");
+    const ls = await wheellock(d, ["snapshot", "ls"]);
+    const key = /^([a-f0-9]{32})\s/m.exec(ls.stdout)?.[1];
+    assert.ok(key, ls.stdout);
+    const ref = `${reg.host}/wheellock/snapshots:disks`;
+    const pushed = await wheellock(d, ["snapshot", "push", key, ref]);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    // The key names the slots (version 2: a reader of version 1 refuses it).
+    const manifest = JSON.parse(
+      await (
+        await fetch(`http://${reg.host}/v2/wheellock/snapshots/manifests/disks`, {
+          headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+        })
+      ).text(),
+    ) as { config: { digest: string } };
+    const doc = JSON.parse(readFileSync(blobDataPath(reg, manifest.config.digest), "utf8")) as {
+      wheellockSnapshot: number;
+      diskSlots?: string[];
+    };
+    assert.deepEqual([doc.wheellockSnapshot, doc.diskSlots], [2, ["rw", "ro"]]);
+
+    const pulled = await wheellock(e, ["snapshot", "pull", ref]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    const started = await startOn(e, disks);
+    assert.equal(started.restored, true, "restored from the pulled snapshot");
+    assert.equal(started.stdout, "from the read-only disk\n");
+    // It used the pulled snapshot: node E saved none of its own.
+    const after = await wheellock(e, ["snapshot", "ls"]);
+    assert.equal(after.stdout.trim().split("\n").length, 2, after.stdout);
+    assert.match(after.stdout, /wheellock\/snapshots@sha256:/);
   });
 });
