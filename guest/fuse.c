@@ -118,9 +118,16 @@ static void relay_to_host(void)
 	to_host_len = to_host_off = 0;
 }
 
-/* Passes on each whole reply in from_host; -1 when the stream broke (the relay stopped). */
-static int pass_replies(void)
+static void relay_to_kernel(void)
 {
+	ssize_t got = read(fport.fd, from_host + from_host_len, sizeof from_host - from_host_len);
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+		relay_stop("host closed the port");
+		return;
+	}
+	if (got < 0)
+		return;
+	from_host_len += (size_t)got;
 	while (from_host_len >= OUT_HEADER_BYTES) {
 		uint32_t len;
 		memcpy(&len, from_host, 4);
@@ -128,10 +135,10 @@ static int pass_replies(void)
 			/* The stream is out of step: nothing after this can be trusted. */
 			logmsg("fuse relay: bad reply length %u", len);
 			relay_stop("protocol error");
-			return -1;
+			return;
 		}
 		if (from_host_len < len)
-			return 0;
+			return;
 		uint64_t unique;
 		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
@@ -143,32 +150,6 @@ static int pass_replies(void)
 			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
 		memmove(from_host, from_host + len, from_host_len - len);
 		from_host_len -= len;
-	}
-	return 0;
-}
-
-/* Reads the port while a reply is partly in (at most MAX_DRAIN_READS reads), passing on
- * each whole reply.
- * The port hands over at most one 4 KiB buffer per read, so a 1 MiB READ reply takes 256
- * reads: one poll() before each made the relay's syscalls per reply twice as many. The bound
- * keeps requests from the kernel moving while a long stream of replies arrives. */
-#define MAX_DRAIN_READS 64
-static void relay_to_kernel(void)
-{
-	for (int reads = 0; reads < MAX_DRAIN_READS && fport.fd >= 0; reads++) {
-		size_t room = sizeof from_host - from_host_len;
-		ssize_t got = read(fport.fd, from_host + from_host_len, room);
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
-			relay_stop("host closed the port");
-			return;
-		}
-		if (got < 0)
-			return;
-		from_host_len += (size_t)got;
-		/* Nothing partial left: a small reply came whole, and another read would only
-		 * say EAGAIN (one syscall more per request on the metadata path). */
-		if (pass_replies() != 0 || from_host_len == 0)
-			return;
 	}
 }
 
@@ -203,10 +184,7 @@ static void fuse_on_events(const struct pollfd *pfd, size_t n)
 
 /* The kernel offers FUSE the default 128 KiB readahead; reads then travel in 128 KiB
  * requests although max_pages allows 1 MiB. Raising the mount's bdi window lets sequential
- * reads use whole 1 MiB requests (fewer round trips through the relay), and a window of
- * 4 MiB keeps several of them in flight: with 1 MiB, a `dd bs=1M` waited for each request
- * before the next was sent (the host's read, the transfer and the guest's copy one after
- * the other; the host's INIT reply offers the same 4 MiB, see fuse-constants.ts). Called at boot,
+ * reads use whole 1 MiB requests (fewer round trips through the relay). Called at boot,
  * while /sys is still writable; the device number comes from mountinfo, because a stat()
  * of the mount would wait for the INIT reply that only comes after MOUNT. */
 static void raise_readahead(void)
@@ -228,7 +206,7 @@ static void raise_readahead(void)
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (write(fd, "4096", 4) != 4)
+	if (write(fd, "1024", 4) != 4)
 		logmsg("fuse: %s: %s", path, strerror(errno));
 	close(fd);
 }

@@ -18,12 +18,7 @@ export const OUT_HEADER_BYTES = 16;
 export const FUSE_MAX_PAGES = 256;
 export const PAGE_BYTES = 4096;
 export const MAX_WRITE_BYTES = FUSE_MAX_PAGES * PAGE_BYTES;
-/**
- * The readahead window offered in INIT (the kernel keeps the smaller of this and the window
- * the agent sets, guest/fuse.c raise_readahead): four max_write requests, so a sequential
- * read has several in flight instead of waiting for each.
- */
-export const MAX_READAHEAD_BYTES = 4 * MAX_WRITE_BYTES;
+export const MAX_READAHEAD_BYTES = MAX_WRITE_BYTES;
 /** Largest request the kernel can send: headers, fuse_write_in and max_write of data, plus slack for names. */
 export const MAX_REQUEST_BYTES = MAX_WRITE_BYTES + PAGE_BYTES;
 /** Linux NAME_MAX; longer names are refused before any provider sees them. */
