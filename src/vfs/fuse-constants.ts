@@ -112,6 +112,8 @@ export const RENAME_EXCHANGE = 2;
 
 /** fuse_open_out.open_flags */
 export const FOPEN_KEEP_CACHE = 1 << 1;
+/** The kernel may cache a directory's READDIR results (kept across opens with KEEP_CACHE). */
+export const FOPEN_CACHE_DIR = 1 << 3;
 
 /** Notification codes (out header error field, unique 0). */
 export const NotifyCode = { INVAL_INODE: 2, INVAL_ENTRY: 3 } as const;

@@ -17,6 +17,7 @@ import {
   Opcode,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
+import { DirListings } from "./dir-listings.js";
 import { Invalidator } from "./fuse-notify.js";
 import type { HostProbe } from "./stat-signature.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
@@ -115,6 +116,7 @@ export class FuseServer {
       provider: options.provider,
       inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
+      listings: new DirListings(),
       timeouts:
         watched === undefined
           ? () => defaults

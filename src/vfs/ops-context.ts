@@ -1,6 +1,7 @@
 /** What every request handler gets: the provider, the tables and the caching policy. */
 import type { FuseInHeader } from "./fuse-framer.js";
 import type { BodyReader } from "./fuse-reader.js";
+import type { DirListings } from "./dir-listings.js";
 import type { CacheTimeouts } from "./fuse-reply.js";
 import type { HandleTable } from "./handle-table.js";
 import type { InodeTable } from "./inode-table.js";
@@ -10,6 +11,8 @@ export interface OpsContext {
   readonly provider: VfsProvider;
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
+  /** Which directory listings the guest kernel may keep between opens. */
+  readonly listings: DirListings;
   /**
    * How long the guest may cache the name and attributes of `path`. Ask BEFORE reading the
    * provider: a path whose changes start being watched after that read must not get a long

@@ -103,11 +103,14 @@ const opendir: OpHandler = async (ctx, header) => {
     { name: "..", type: "dir" },
     ...listed,
   ];
-  return openOut(ctx.handles.add({ kind: "dir", nodeid: header.nodeid, entries }), 0);
+  const fh = ctx.handles.add({ kind: "dir", nodeid: header.nodeid, entries });
+  return openOut(fh, ctx.listings.opened(header.nodeid, fh, entries));
 };
 
 const readdir: OpHandler = async (ctx, _header, body) => {
-  const dir = ctx.handles.dir(body.u64());
+  const fh = body.u64();
+  const dir = ctx.handles.dir(fh);
+  ctx.listings.read(fh);
   const offset = body.u64Number();
   const size = Math.min(body.u32(), MAX_WRITE_BYTES);
   const parts: Buffer[] = [];
@@ -124,7 +127,9 @@ const readdir: OpHandler = async (ctx, _header, body) => {
 };
 
 const releasedir: OpHandler = async (ctx, _header, body) => {
-  ctx.handles.take(body.u64());
+  const fh = body.u64();
+  ctx.handles.take(fh);
+  ctx.listings.released(fh);
   return Buffer.alloc(0);
 };
 

@@ -107,6 +107,25 @@ describe("mounts", () => {
     assert.equal(r.stdout, "10000\nf0\n", r.stderr);
   });
 
+  test("a listing read again follows changes at once: the provider's (not watched), the guest's", async () => {
+    // The kernel keeps a listing between opens only while the host's is the same
+    // (src/vfs/dir-listings.ts). A memory provider changed by its owner sends no
+    // invalidation, and the next `ls` comes well within the 1 s attribute timeout, so a
+    // listing kept without that check would show the old names here.
+    const owner = { uid: 0, gid: 0 };
+    const flags = { read: false, write: true, append: false, truncate: false };
+    await custom.mkdir("/listed", 0o755, owner);
+    await (await custom.create("/listed/a", 0o644, flags, owner)).close();
+    const ls = "ls /mnt/mem/listed | tr '\\n' ' '; echo";
+    assert.equal((await sb.exec(`${ls}; ${ls}; ${ls}`)).stdout, "a \na \na \n");
+    await (await custom.create("/listed/b", 0o644, flags, owner)).close();
+    assert.equal((await sb.exec(ls)).stdout, "a b \n");
+    await custom.unlink("/listed/a");
+    assert.equal((await sb.exec(`${ls}; ${ls}`)).stdout, "b \nb \n");
+    const r = await sb.exec(`touch /mnt/mem/listed/c && ${ls} && rm /mnt/mem/listed/b && ${ls}`);
+    assert.equal(r.stdout, "b c \nc \n", r.stderr);
+  });
+
   test("concurrent writers to separate regions of one file all land", async () => {
     const r = await sb.exec(
       [
