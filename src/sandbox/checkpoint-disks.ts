@@ -6,10 +6,11 @@
  * copied guest's page cache and ext4 state match those bytes only, and two writers on one
  * ext4 corrupt it.
  */
-import { statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_DISKS, type ResolvedDisk, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
+import { fdIdentity, fileIdentity } from "../util/index.js";
 import { CHUNK_BYTES, type ChunkedFile } from "./checkpoint-chunks.js";
 
 /** One disk of a checkpoint, in `plan.disks` order (its slot). */
@@ -37,23 +38,100 @@ export function privateDiskPath(runDir: string, i: number): string {
 }
 
 /**
- * A guard for a read-only disk read in place after the source resumed (the guest cannot
- * write it, and its attach lock keeps any sandbox from attaching it read-write): its inode,
- * size and modification time must be those it had at the checkpoint, or the save is refused.
+ * A disk's image opened for reading as the very file the sandbox attached. Its path may lead
+ * elsewhere now: an image in a directory the guest can write (a workspace mount) can be
+ * swapped for a symlink to any host file, so a checkpoint or fork never reads it by its path.
+ * `path` names the open descriptor (`/proc/<pid>/fd/<n>`, the same file for this process and
+ * the children it starts); `unchanged` throws if the file changed since it was opened.
  */
-export function unchangedGuard(path: string, sandboxId: string): () => void {
-  const identity = (): string => {
-    const st = statSync(path);
-    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-  };
-  const before = identity();
-  return () => {
-    if (identity() !== before)
+export interface AttachedDiskReader {
+  readonly path: string;
+  unchanged(): void;
+  close(): void;
+}
+
+/**
+ * Opens disk `index` of a sandbox for reading. A disk the sandbox attached from a host path
+ * has the identity pinned at its start (`pinDiskIdentities`): anything else there now is
+ * refused. A private copy in the sandbox's own run dir has none (nothing else can write there).
+ */
+export function openAttachedDisk(
+  disk: ResolvedDisk,
+  index: number,
+  sandboxId: string,
+): AttachedDiskReader {
+  const fd = openSync(disk.hostPath, constants.O_RDONLY);
+  try {
+    if (disk.hostIdentity !== undefined && fdIdentity(fd) !== disk.hostIdentity)
       throw new ErrInvalidConfig(
-        `sandbox ${sandboxId}: read-only disk ${path} changed on the host while it was ` +
-          "checkpointed: try again",
+        `sandbox ${sandboxId}: disk ${index} (${disk.hostPath}) is no longer the file the ` +
+          "sandbox attached (it was replaced on the host): refused",
       );
-  };
+    const state = (): string => {
+      const st = fstatSync(fd, { bigint: true });
+      return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    };
+    const before = state();
+    return {
+      path: `/proc/${process.pid}/fd/${fd}`,
+      unchanged: () => {
+        // ctime too: a rewrite in place can put the modification time back, not the change time.
+        if (state() !== before)
+          throw new ErrInvalidConfig(
+            `sandbox ${sandboxId}: read-only disk ${disk.hostPath} changed on the host while ` +
+              "it was checkpointed: try again",
+          );
+      },
+      close: () => closeSync(fd),
+    };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** `openAttachedDisk` for each disk that `wanted` picks (undefined for the others), or none. */
+export function openAttachedDisks(
+  disks: readonly ResolvedDisk[],
+  wanted: (disk: ResolvedDisk, index: number) => boolean,
+  sandboxId: string,
+): (AttachedDiskReader | undefined)[] {
+  const readers: (AttachedDiskReader | undefined)[] = [];
+  try {
+    for (const [i, d] of disks.entries())
+      readers.push(wanted(d, i) ? openAttachedDisk(d, i, sandboxId) : undefined);
+  } catch (err) {
+    for (const reader of readers) reader?.close();
+    throw err;
+  }
+  return readers;
+}
+
+/**
+ * The plan a sandbox attaches its disks with: each disk from a host path gets the identity
+ * (`dev:ino`) of what is there now, unless a node pinned it already. QEMU's open must find
+ * that file (launch-descriptors.ts), and a checkpoint or fork reads that file only.
+ * `privateCopies[i]` set: disk i is the sandbox's own copy in its run dir, left as it is.
+ */
+export function pinDiskIdentities(
+  plan: SandboxPlan,
+  privateCopies: readonly (string | undefined)[],
+): SandboxPlan {
+  if (plan.disks.every((d, i) => d.hostIdentity !== undefined || privateCopies[i] !== undefined))
+    return plan;
+  const pinned = plan.disks.map((d, i): ResolvedDisk => {
+    if (d.hostIdentity !== undefined || privateCopies[i] !== undefined) return d;
+    let identity: string;
+    try {
+      identity = fileIdentity(statSync(d.hostPath, { bigint: true }));
+    } catch (err) {
+      throw new ErrInvalidConfig(
+        `disk ${i} (${d.hostPath}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    return { ...d, hostIdentity: identity };
+  });
+  return Object.freeze({ ...plan, disks: Object.freeze(pinned) });
 }
 
 /**

@@ -19,7 +19,11 @@ import {
   type CapturedFiles,
   type CheckpointManifest,
 } from "./checkpoint-store.js";
-import { unchangedGuard, type DiskToStore } from "./checkpoint-disks.js";
+import {
+  openAttachedDisks,
+  type AttachedDiskReader,
+  type DiskToStore,
+} from "./checkpoint-disks.js";
 import { copySparse } from "./snapshot-store.js";
 
 /** What a running sandbox lends the checkpoint code (launch.ts builds it). */
@@ -132,9 +136,13 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
         : join(dir, `disk${i}.img`),
     ),
   };
+  // Opened before the VM stops (a replaced image is refused with nothing paused), read while
+  // it is stopped: the files the VM has attached, whatever their paths lead to now.
+  let readers: (AttachedDiskReader | undefined)[] = [];
   // Held from here until onResumed (on every way out but a VM that cannot continue).
   let release: "none" | "due" | "done" = "none";
   try {
+    readers = openAttachedDisks(disks, (_, i) => capture.disks[i] !== undefined, source.plan.id);
     await source.holdProcesses();
     release = "due";
     // The RAM goes into the stream (not the shared-file shortcut snapshots use): a restored
@@ -156,7 +164,7 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
       // until `resume`.
       await copySparse(source.upperDiskPath, capture.upperDiskPath);
       for (const [i, copy] of capture.disks.entries())
-        if (copy !== undefined) await copySparse(disks[i]!.hostPath, copy);
+        if (copy !== undefined) await copySparse(readers[i]!.path, copy);
     } finally {
       await saved.resume().catch((err: Error) => {
         const stuck = new ErrVMNotRunning(
@@ -175,6 +183,8 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     removeTreeSync(dir);
     if (release === "due") await source.onResumed().catch(() => undefined);
     throw err;
+  } finally {
+    for (const reader of readers) reader?.close();
   }
 }
 
@@ -203,19 +213,27 @@ export async function checkpointVm(
   // Before the VM is stopped: a taken name would throw the whole capture away.
   assertCheckpointNameFree(chosen);
   const { plan } = source;
-  // A read-only disk not copied by the capture is read in place: it must stay as it is now.
-  const guards = plan.disks.map((d) =>
-    d.readonly ? unchangedGuard(d.hostPath, plan.id) : undefined,
+  // A read-only disk not copied by the capture is read in place, through the file the
+  // sandbox attached, opened now: it must stay as it is until it has been read.
+  const inPlace = openAttachedDisks(
+    plan.disks,
+    (d) => d.readonly && !d.hostPath.startsWith(`${source.runDir}/`),
+    plan.id,
   );
-  const capture = await captureVm(source);
+  let capture: Capture | undefined;
   try {
-    const disks = plan.disks.map((d, i): DiskToStore => ({
-      path: capture.disks[i] ?? d.hostPath,
-      guestPath: d.guestPath,
-      readonly: d.readonly,
-      volume: d.volume,
-      ...(capture.disks[i] === undefined && guards[i] ? { unchanged: guards[i] } : {}),
-    }));
+    capture = await captureVm(source);
+    const captured = capture;
+    const disks = plan.disks.map((d, i): DiskToStore => {
+      const reader = captured.disks[i] === undefined ? inPlace[i] : undefined;
+      return {
+        path: captured.disks[i] ?? reader?.path ?? d.hostPath,
+        guestPath: d.guestPath,
+        readonly: d.readonly,
+        volume: d.volume,
+        ...(reader ? { unchanged: () => reader.unchanged() } : {}),
+      };
+    });
     const manifest = await saveCheckpoint({
       name: chosen,
       captured: capture,
@@ -238,6 +256,7 @@ export async function checkpointVm(
     });
     return checkpointInfo(manifest, Date.now() - started);
   } finally {
-    removeTreeSync(capture.dir);
+    for (const reader of inPlace) reader?.close();
+    if (capture !== undefined) removeTreeSync(capture.dir);
   }
 }

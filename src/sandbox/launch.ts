@@ -26,6 +26,7 @@ import { captureVm, checkpointVm, type Capture, type CheckpointSource } from "./
 import {
   planWithCapturedDisks,
   planWithCheckpointDisks,
+  pinDiskIdentities,
   privateDiskPath,
 } from "./checkpoint-disks.js";
 import { loadCheckpoint } from "./checkpoint-store.js";
@@ -103,7 +104,13 @@ export async function launchVmSandbox(
   internal: LaunchInternals = {},
 ): Promise<VmSandbox> {
   const root = runDir();
-  const plan = copyPlan(given, root, internal.restoreFrom);
+  const copied = copyPlan(given, root, internal.restoreFrom);
+  // A fork's read-write disks are copies of its source's, its own: no volume lock. So are
+  // every disk of a copy of a checkpoint (written out of the store into its run dir).
+  const capturedDisks =
+    internal.restoreFrom?.disks ??
+    (copied.fromCheckpoint !== undefined ? copied.disks.map((d) => d.hostPath) : []);
+  const plan = pinDiskIdentities(copied, capturedDisks);
   const image = internal.image ?? (await resolveImage(plan.image));
   sweepStaleRunDirs(root);
   const assets = await prepareAssets({ kernel: plan.kernel, log: () => undefined });
@@ -122,11 +129,6 @@ export async function launchVmSandbox(
     // Before the run dir exists: a bad CA file or policy script fails with nothing to clean.
     const network = await prepareNetwork(plan, observer);
     resources.defer("network", () => network.close());
-    // A fork's read-write disks are copies of its source's, its own: no volume lock. So are
-    // every disk of a copy of a checkpoint (written out of the store into its run dir).
-    const capturedDisks =
-      internal.restoreFrom?.disks ??
-      (plan.fromCheckpoint !== undefined ? plan.disks.map((d) => d.hostPath) : []);
     const disks = SandboxDisks.attach(plan.id, plan.disks, capturedDisks);
     resources.defer(
       "disk locks",

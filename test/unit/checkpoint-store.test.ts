@@ -1,6 +1,6 @@
 // The checkpoint store without a VM: chunks shared by content, signed manifests, and the
 // refusals (foreign manifest, changed chunk, unknown name, path-like names).
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -8,13 +8,16 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHmac } from "node:crypto";
-import { statSync, utimesSync } from "node:fs";
+import { closeSync, openSync, statSync, symlinkSync, utimesSync, writeSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { fileIdentity } from "../../src/util/index.js";
 import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
 import {
   parseCheckpointDisks,
+  openAttachedDisk,
   planWithCheckpointDisks,
-  unchangedGuard,
 } from "../../src/sandbox/checkpoint-disks.js";
+import type { ResolvedDisk } from "../../src/config/index.js";
 import type { SandboxPlan } from "../../src/config/index.js";
 import { checkpointVm } from "../../src/sandbox/checkpoint.js";
 import {
@@ -278,7 +281,7 @@ test("a checkpoint stores its disks' bytes and writes each back as a private fil
         guestPath: "/ro",
         readonly: true,
         volume: undefined,
-        unchanged: unchangedGuard(ro, "sb"),
+        unchanged: () => undefined,
       },
     ],
   });
@@ -325,7 +328,9 @@ test("a checkpoint stores its disks' bytes and writes each back as a private fil
 test("a read-only disk changed on the host while it is stored is refused; the store stays as it was", async () => {
   const ro = await sparseFile("disk-ro-changed", 2 * CHUNK_BYTES, { 0: randomBytes(500) });
   const state = await sparseFile("dsc", CHUNK_BYTES, { 0: randomBytes(64) });
-  const guard = unchangedGuard(ro, "sb-x");
+  const reader = openAttachedDisk(roDisk(ro), 1, "sb-x");
+  after(() => reader.close());
+  const guard = () => reader.unchanged();
   utimesSync(ro, new Date(), new Date(Date.now() + 5000));
   const before = storedObjects();
   await assert.rejects(
@@ -388,4 +393,49 @@ test("a signed manifest with malformed disks is refused at load", async () => {
     message: /disks are malformed: disk 0 has a size of -5 bytes/,
   });
   await removeCheckpoint("bad-disks");
+});
+
+/** A read-only disk as a plan names it, its identity pinned as at a sandbox's start. */
+function roDisk(path: string, hostIdentity?: string): ResolvedDisk {
+  return { hostPath: path, guestPath: "/ro", readonly: true, volume: undefined, hostIdentity };
+}
+
+test("a read-only disk rewritten in place with its times put back is seen as changed (ctime)", async () => {
+  const ro = await sparseFile("disk-ro-inplace", 64 * 1024, { 0: Buffer.alloc(4096, 1) });
+  const ref = join(scratch, "disk-ro-inplace.ref");
+  writeFileSync(ref, "");
+  execFileSync("touch", ["-r", ro, ref]); // nanosecond times, as `touch -r` keeps them
+  const reader = openAttachedDisk(roDisk(ro), 0, "sb-y");
+  try {
+    const fd = openSync(ro, "r+");
+    writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 0);
+    closeSync(fd);
+    execFileSync("touch", ["-r", ref, ro]);
+    assert.throws(() => reader.unchanged(), {
+      code: "ErrInvalidConfig",
+      message: /changed on the host/,
+    });
+  } finally {
+    reader.close();
+  }
+});
+
+test("a disk's path swapped after the sandbox attached it is refused; the open file is what is read", async () => {
+  const img = await sparseFile("disk-attached", 2 * CHUNK_BYTES, { 0: Buffer.from("ATTACHED") });
+  const secret = await sparseFile("host-secret", CHUNK_BYTES, { 0: Buffer.from("HOST-SECRET") });
+  const pinned = roDisk(img, fileIdentity(statSync(img, { bigint: true })));
+  // Opened while still the attached file: reads go to it even after the path is swapped.
+  const reader = openAttachedDisk(pinned, 0, "sb-z");
+  try {
+    rmSync(img);
+    symlinkSync(secret, img);
+    assert.equal(readFileSync(reader.path).subarray(0, 8).toString(), "ATTACHED");
+  } finally {
+    reader.close();
+  }
+  // Opened after the swap: refused, whatever the path now leads to.
+  assert.throws(() => openAttachedDisk(pinned, 0, "sb-z"), {
+    code: "ErrInvalidConfig",
+    message: /disk 0 \(.*disk-attached\) is no longer the file the sandbox attached/,
+  });
 });
