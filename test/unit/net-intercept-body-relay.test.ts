@@ -13,22 +13,31 @@ import { guestDial, guestSocket, patternBytes, upstreamFixture } from "./net-int
 
 const CHUNK = 16 * 1024;
 
-/** A destination whose writes complete a turn later, as a TLS socket's do; keeps each write. */
+/**
+ * A destination whose writes complete a turn later, as a TLS socket's do; keeps a copy of each
+ * write and counts writes whose buffer changed before they completed (reused too soon).
+ */
 function turnLateSink(complete = true) {
   const writes: Buffer[] = [];
+  const seen = { changedBeforeDone: 0 };
   const sink = new Writable({
     highWaterMark: RELAY_SLAB_BYTES,
     write(chunk: Buffer, _enc, cb) {
-      writes.push(Buffer.from(chunk)); // a copy: what the write carried when it was made
-      if (complete) setImmediate(cb);
+      const copy = Buffer.from(chunk);
+      writes.push(copy);
+      if (!complete) return;
+      setImmediate(() => {
+        if (!copy.equals(chunk)) seen.changedBeforeDone++;
+        cb();
+      });
     },
   });
-  return { sink, writes };
+  return { sink, writes, seen };
 }
 
 function relayed(body: Buffer, copiedOnWrite: boolean) {
   const source = new PassThrough();
-  const { sink, writes } = turnLateSink();
+  const { sink, writes, seen } = turnLateSink();
   let counted = 0;
   let failed = 0;
   relayBody(source, sink, copiedOnWrite, body.length, {
@@ -37,15 +46,17 @@ function relayed(body: Buffer, copiedOnWrite: boolean) {
   });
   for (let at = 0; at < body.length; at += CHUNK) source.write(body.subarray(at, at + CHUNK));
   source.end();
-  return new Promise<{ writes: Buffer[]; counted: number; failed: number }>((resolve) =>
-    sink.on("finish", () => resolve({ writes, counted, failed })),
+  return new Promise<{ writes: Buffer[]; counted: number; failed: number; reused: number }>(
+    (resolve) =>
+      sink.on("finish", () => resolve({ writes, counted, failed, reused: seen.changedBeforeDone })),
   );
 }
 
 test("toward TLS, a body arriving in 16 KiB pieces leaves in a few large writes, intact", async () => {
   const body = patternBytes(4 * 1024 * 1024);
-  const { writes, counted, failed } = await relayed(body, true);
+  const { writes, counted, failed, reused } = await relayed(body, true);
   assert.equal(failed, 0);
+  assert.equal(reused, 0, "a buffer was refilled before its write completed");
   assert.equal(counted, body.length);
   assert.ok(Buffer.concat(writes).equals(body), "the body changed on the way");
   // Piped as it came, this would be 256 writes of 16 KiB.
