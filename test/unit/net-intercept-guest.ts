@@ -178,6 +178,13 @@ export function listen(server: Server): Promise<number> {
 /** Body bytes the /big route has handed to its sockets so far (all servers together). */
 export const bigRoute = { bytesWritten: 0 };
 
+/** What the /pattern route serves: `n` bytes that do not repeat (a multiplicative hash of the offset). */
+export function patternBytes(n: number): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) out[i] = Math.imul(i, 0x9e3779b1) >>> 24;
+  return out;
+}
+
 /** What the upstream test servers do: a few routes and a WebSocket-style echo after 101. */
 function routes(req: IncomingMessage, res: import("node:http").ServerResponse): void {
   const url = new URL(req.url ?? "/", "http://x");
@@ -193,6 +200,21 @@ function routes(req: IncomingMessage, res: import("node:http").ServerResponse): 
         bigRoute.bytesWritten += n;
         if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n)))
           return void res.once("drain", pump);
+      }
+      res.end();
+    };
+    return pump();
+  }
+  if (url.pathname === "/pattern") {
+    // Bytes that differ along the body (a reused buffer shows as a mismatch), in 48 KiB writes.
+    const body = patternBytes(Number(url.searchParams.get("bytes") ?? 0));
+    res.writeHead(200, { "content-length": body.length });
+    let at = 0;
+    const pump = () => {
+      while (at < body.length) {
+        const piece = body.subarray(at, at + 48 * 1024);
+        at += piece.length;
+        if (!res.write(piece)) return void res.once("drain", pump);
       }
       res.end();
     };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { pipeline } from "node:stream";
+import { TLSSocket } from "node:tls";
 import type { EgressPolicy } from "../policy/egress-policy.js";
 import { admit, requestLine, requestUrl, type ConnectionInfo } from "./admission.js";
 import type {
@@ -11,6 +11,7 @@ import type {
   ResponseVerdict,
 } from "./contract.js";
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
+import { relayBody } from "./body-relay.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
@@ -240,14 +241,15 @@ async function respond(
     ? endToEnd(out.headers, ["content-length", "transfer-encoding"])
     : endToEnd(out.headers);
   res.writeHead(out.status, out.statusMessage ?? "", flat(headers));
-  // The counting listener sits on the stream that feeds the guest.
+  // Bytes are counted on the stream that feeds the guest.
   const source = transform ? ures.pipe(transform) : ures;
   if (transform) ures.on("error", (err) => transform.destroy(err));
-  source.on("data", (c: Buffer) => (event.bytesIn += c.length));
-  pipeline(source, res, (err) => {
-    if (err) {
+  const length = transform ? undefined : Number(ures.headers["content-length"]);
+  relayBody(source, res, res.socket instanceof TLSSocket, length, {
+    onBytes: (n) => (event.bytesIn += n),
+    onFailed: () => {
       ures.destroy();
       res.destroy();
-    }
+    },
   });
 }
