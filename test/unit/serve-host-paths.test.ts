@@ -159,6 +159,68 @@ test("a copy of a checkpoint gets its mounts only where the node opens host path
   );
 });
 
+test("a copy of a checkpoint with disks: refused where the node cannot check them (review16)", async () => {
+  // A checkpoint the node's user took of `run -d --disk /private/p.img:/p:ro`: its disk's
+  // content went into the store, without the host path it came from.
+  const state = join(dataDir, "cp-disk-state");
+  writeFileSync(state, Buffer.alloc(4096, 1));
+  const image = join(secret, "p.img");
+  writeFileSync(image, Buffer.alloc(8192, 7));
+  const save = (name: string, volume: string | undefined) =>
+    saveCheckpoint({
+      name,
+      captured: { statePath: state, upperDiskPath: state },
+      sourceSandboxId: "vm-00000004",
+      vmKey: "k".repeat(32),
+      resources: {
+        image: "default",
+        cpus: 1,
+        memoryMb: 768,
+        diskSizeMb: 64,
+        privileged: false,
+        noNetwork: false,
+      },
+      namedRam: false,
+      pausedMs: 1,
+      disks: [{ path: image, guestPath: "/p", readonly: true, volume }],
+      baseSnapshotKey: undefined,
+    });
+  await save("of-disk", undefined);
+  await save("of-volume", "cache");
+  const roots = hostPathRoots([open]);
+  for (const r of [[], roots])
+    assert.throws(
+      () => nodeOptions({ fromCheckpoint: "of-disk" }, r),
+      refused(/checkpoint of-disk: disks\[0\] \(\/p\) came from a host file .* refused/),
+    );
+  // Even with volumes open: its disk did not come from one.
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-disk" }, roots, true),
+    refused(/host file/),
+  );
+  // A volume's content: only where the node opens volumes to callers.
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-volume" }, roots),
+    refused(/checkpoint of-volume: disks\[0\].volume: this node opens no named volumes/),
+  );
+  const copy = nodeOptions({ fromCheckpoint: "of-volume" }, roots, true) as SandboxOptions;
+  assert.equal(copy.memoryMb, 768);
+});
+
+test("named volumes: refused to network callers unless the node allows them (--allow-volumes)", async () => {
+  const disks = [{ volume: "cache", guestPath: "/cache" }];
+  for (const r of [[], hostPathRoots([open])])
+    assert.throws(
+      () => nodeOptions({ disks }, r),
+      refused(/disks\[0\].volume: this node opens no named volumes to callers .*--allow-volumes/),
+    );
+  assert.deepEqual((nodeOptions({ disks }, [], true) as SandboxOptions).disks, disks);
+  const planFile = join(dataDir, "single-volume-plan.json");
+  writeFileSync(planFile, JSON.stringify({ options: { disks } }));
+  await assert.rejects(readSingleOptions(planFile, []), refused(/no named volumes/));
+  assert.deepEqual((await readSingleOptions(planFile, [], true)).disks, disks);
+});
+
 test("a --single plan's host paths are checked as a POST plan's are", async () => {
   const planFile = join(dataDir, "single-plan.json");
   const plan = (hostPath: string): void =>
