@@ -43,20 +43,15 @@ async function cutStart(name: string, signal: NodeJS.Signals) {
   };
 }
 
-test("SIGINT during a start: exit 130 through the exit event, the run dir removed", async () => {
-  assert.deepEqual(await cutStart("int", "SIGINT"), {
-    code: 130,
-    killedBy: null,
-    runDirLeft: false,
-    why: "SIGINT",
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+] as const)
+  test(`${signal} during a start: exit ${code} through the exit event, the run dir removed`, async () => {
+    assert.deepEqual(await cutStart(signal.toLowerCase(), signal), {
+      code,
+      killedBy: null,
+      runDirLeft: false,
+      why: signal,
+    });
   });
-});
-
-test("SIGTERM during a start (kill of a starting sandbox): exit 143, the run dir removed", async () => {
-  assert.deepEqual(await cutStart("term", "SIGTERM"), {
-    code: 143,
-    killedBy: null,
-    runDirLeft: false,
-    why: "SIGTERM",
-  });
-});

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, readSingleOptions, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
-import { saveCheckpoint } from "../../src/sandbox/checkpoint-store.js";
+import { saveCheckpoint, type SaveCheckpointRequest } from "../../src/sandbox/checkpoint-store.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
@@ -102,30 +102,37 @@ describe("host paths from the network", () => {
   });
 });
 
+/** A checkpoint the node's user took locally (a small fake state), with `extra` fields. */
+function saveLocalCheckpoint(name: string, extra: Partial<SaveCheckpointRequest>) {
+  const state = join(dataDir, "cp-state");
+  writeFileSync(state, Buffer.alloc(4096, 1));
+  return saveCheckpoint({
+    name,
+    captured: { statePath: state, upperDiskPath: state },
+    sourceSandboxId: "vm-00000003",
+    vmKey: "k".repeat(32),
+    resources: {
+      image: "default",
+      cpus: 1,
+      memoryMb: 768,
+      diskSizeMb: 64,
+      privileged: false,
+      noNetwork: false,
+    },
+    namedRam: false,
+    pausedMs: 1,
+    baseSnapshotKey: undefined,
+    ...extra,
+  });
+}
+
 test("a copy of a checkpoint gets its mounts only where the node opens host paths (review16 C7)", async () => {
   // Checkpoints the node's user took locally, of sandboxes with host mounts: one of a
   // directory the node opens to callers, one of a directory it opens to nobody.
-  const state = join(dataDir, "cp-state");
-  writeFileSync(state, Buffer.alloc(4096, 1));
   const save = (name: string, hostPath: string) =>
-    saveCheckpoint({
-      name,
-      captured: { statePath: state, upperDiskPath: state },
-      sourceSandboxId: "vm-00000003",
-      vmKey: "k".repeat(32),
-      resources: {
-        image: "default",
-        cpus: 1,
-        memoryMb: 768,
-        diskSizeMb: 64,
-        privileged: false,
-        noNetwork: false,
-      },
-      namedRam: false,
-      pausedMs: 1,
+    saveLocalCheckpoint(name, {
       mounts: { "/workspace": { type: "host_fs", hostPath } },
       fuse: { initialized: true, inodes: { nextId: "2", nodes: [] } },
-      baseSnapshotKey: undefined,
     });
   await save("of-secret", secret);
   await save("of-open", join(open, "work"));
@@ -162,28 +169,11 @@ test("a copy of a checkpoint gets its mounts only where the node opens host path
 test("a copy of a checkpoint with disks: refused where the node cannot check them (review16)", async () => {
   // A checkpoint the node's user took of `run -d --disk /private/p.img:/p:ro`: its disk's
   // content went into the store, without the host path it came from.
-  const state = join(dataDir, "cp-disk-state");
-  writeFileSync(state, Buffer.alloc(4096, 1));
   const image = join(secret, "p.img");
   writeFileSync(image, Buffer.alloc(8192, 7));
   const save = (name: string, volume: string | undefined) =>
-    saveCheckpoint({
-      name,
-      captured: { statePath: state, upperDiskPath: state },
-      sourceSandboxId: "vm-00000004",
-      vmKey: "k".repeat(32),
-      resources: {
-        image: "default",
-        cpus: 1,
-        memoryMb: 768,
-        diskSizeMb: 64,
-        privileged: false,
-        noNetwork: false,
-      },
-      namedRam: false,
-      pausedMs: 1,
+    saveLocalCheckpoint(name, {
       disks: [{ path: image, guestPath: "/p", readonly: true, volume }],
-      baseSnapshotKey: undefined,
     });
   await save("of-disk", undefined);
   await save("of-volume", "cache");
