@@ -205,6 +205,25 @@ test("named volumes: refused to network callers unless the node allows them (--a
       refused(/disks\[0\].volume: this node opens no named volumes to callers .*--allow-volumes/),
     );
   assert.deepEqual((nodeOptions({ disks }, [], true) as SandboxOptions).disks, disks);
+  // Through a node: POST /v1/sandboxes as the SDK sends it, the node's flag passed on.
+  for (const allowVolumes of [false, true]) {
+    const host = new FakeHost(dataDir);
+    const { running, remote } = await startTestNode(host, dataDir, {
+      nodeId: `node-volumes-${allowVolumes}`,
+      allowVolumes,
+    });
+    const given: unknown[] = [];
+    host.onCreate = (options) => void given.push(options.disks);
+    try {
+      if (!allowVolumes)
+        await assert.rejects(Sandbox.create({ disks, remote }), refused(/no named volumes/));
+      else await (await Sandbox.create({ disks, remote })).close();
+      assert.deepEqual(given, allowVolumes ? [disks] : []);
+    } finally {
+      await running.close();
+      await host.close();
+    }
+  }
   const planFile = join(dataDir, "single-volume-plan.json");
   writeFileSync(planFile, JSON.stringify({ options: { disks } }));
   await assert.rejects(readSingleOptions(planFile, []), refused(/no named volumes/));
