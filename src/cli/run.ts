@@ -12,6 +12,7 @@ import type { VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
 import { guestKernelNotice } from "../setup/index.js";
+import { exitOnSignalDuring } from "../util/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -218,12 +219,18 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   try {
     // Nothing here reads usage() after close: it skips the guest's last figures (one round trip
     // on every run's way out) unless --events is iterating then.
-    sandbox = await Sandbox.create(
-      {
-        ...sandboxOptions(flags),
-        ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
-      },
-      { noFinalUsage: true },
+    // Ctrl-C here ends the process through its `exit` event, which removes the run dir (a
+    // copy of a checkpoint's private disks) rather than leave it for `wheellock gc`.
+    sandbox = await exitOnSignalDuring(
+      () =>
+        Sandbox.create(
+          {
+            ...sandboxOptions(flags),
+            ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
+          },
+          { noFinalUsage: true },
+        ),
+      (signal) => process.stderr.write(`wheellock: ${signal}: the sandbox's start was cut\n`),
     );
   } catch (err) {
     eventsOut?.end();

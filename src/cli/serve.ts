@@ -33,6 +33,7 @@ interface ServeFlags {
   single?: boolean;
   plan?: string;
   hostPath: string[];
+  allowVolumes?: boolean;
 }
 
 const DEFAULT_MAX_SANDBOXES = 32;
@@ -104,6 +105,10 @@ export function serveCommand(): Command {
       (dir: string, dirs: string[]) => [...dirs, dir],
       [] as string[],
     )
+    .option(
+      "--allow-volumes",
+      "let callers attach this node's named volumes (disks[].volume; default: refused)",
+    )
     .action(async (flags: ServeFlags) => {
       process.exitCode = await serve(flags);
     });
@@ -121,7 +126,9 @@ async function serve(flags: ServeFlags): Promise<number> {
       ? checkedTlsPair(readPem(flags.tlsCert, "--tls-cert"), readPem(flags.tlsKey, "--tls-key"))
       : undefined;
   const single = flags.single
-    ? await SingleHost.start(await readSingleOptions(flags.plan, hostPaths))
+    ? await SingleHost.start(
+        await readSingleOptions(flags.plan, hostPaths, flags.allowVolumes === true),
+      )
     : undefined;
   const host: SandboxHost = single ?? new SupervisedHost(flags.maxSandboxes);
   let node;
@@ -141,6 +148,7 @@ async function serve(flags: ServeFlags): Promise<number> {
           : {}),
         single: single !== undefined,
         hostPaths,
+        allowVolumes: flags.allowVolumes === true,
       },
       host,
     );

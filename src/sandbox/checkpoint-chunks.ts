@@ -5,8 +5,8 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { open, rename, writeFile } from "node:fs/promises";
+import { constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { open, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ErrSnapshotMismatch } from "../errors.js";
@@ -102,20 +102,39 @@ export class ChunkStore {
   private async read(digest: string): Promise<Buffer> {
     if (!/^[a-f0-9]{64}$/.test(digest))
       throw new ErrSnapshotMismatch(`checkpoint names a chunk that is not a digest: ${digest}`);
-    let chunk: Buffer;
+    const changed = (why: string): ErrSnapshotMismatch =>
+      new ErrSnapshotMismatch(
+        `checkpoint chunk ${digest.slice(0, 12)} was changed on disk (${why})`,
+      );
+    let handle: FileHandle;
     try {
-      const handle = await open(this.objectPath(digest), "r");
-      try {
-        chunk = await handle.readFile();
-      } finally {
-        await handle.close();
-      }
-    } catch {
+      // Never through a symlink: a planted link to /dev/zero or a huge file would be read
+      // without end before any digest is checked.
+      handle = await open(this.objectPath(digest), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ELOOP") throw changed("a symlink");
       throw new ErrSnapshotMismatch(`checkpoint chunk ${digest.slice(0, 12)} is missing`);
     }
-    const actual = createHash("sha256").update(chunk).digest("hex");
-    if (actual !== digest || chunk.length > CHUNK_BYTES)
-      throw new ErrSnapshotMismatch(`checkpoint chunk ${digest.slice(0, 12)} was changed on disk`);
+    let chunk: Buffer;
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw changed("not a regular file");
+      if (st.size > CHUNK_BYTES) throw changed(`${st.size} bytes, over a chunk's ${CHUNK_BYTES}`);
+      // At most one byte past a chunk: a file that grows after the stat is still bounded.
+      const buffer = Buffer.alloc(CHUNK_BYTES + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      if (length > CHUNK_BYTES) throw changed(`over a chunk's ${CHUNK_BYTES} bytes`);
+      chunk = buffer.subarray(0, length);
+    } finally {
+      await handle.close();
+    }
+    if (createHash("sha256").update(chunk).digest("hex") !== digest) throw changed("digest");
     return chunk;
   }
 
@@ -125,9 +144,31 @@ export class ChunkStore {
     if (existsSync(path)) return false;
     mkdirSync(join(this.dir, digest.slice(0, 2)), { recursive: true, mode: 0o700 });
     const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, chunk, { mode: 0o600 });
+    const handle = await openNew(tmp);
+    try {
+      await handle.writeFile(chunk);
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, path);
     return true;
+  }
+}
+
+const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Creates `path` for writing, never opening what is there: a leftover of a killed save with
+ * this pid, or a planted symlink, is unlinked (the link itself, not its target) and the
+ * file made anew.
+ */
+async function openNew(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, NEW_FILE, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    rmSync(path, { force: true });
+    return await open(path, NEW_FILE, 0o600);
   }
 }
 

@@ -11,7 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { rename } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { cacheDir, makePrivateDir } from "../paths.js";
 import { runToolOk } from "../util/index.js";
 import { findQemuBinary } from "../vmm/index.js";
@@ -130,9 +130,20 @@ export function discardSnapshot(key: string): void {
   rmSync(join(snapshotsRoot(), key), { recursive: true, force: true });
 }
 
-/** Copies a sparse disk image without filling its holes (and shares blocks where the fs can). */
+/**
+ * Copies a sparse disk image without filling its holes (and shares blocks where the fs can).
+ * A full disk is one line naming where space ran out (`code` ENOSPC), as the checkpoint
+ * store says it, not cp's output.
+ */
 export async function copySparse(from: string, to: string): Promise<void> {
-  await runToolOk(["cp", "--sparse=always", "--reflink=auto", from, to], (msg) => new Error(msg));
+  await runToolOk(["cp", "--sparse=always", "--reflink=auto", from, to], (msg) =>
+    /No space left on device/.test(msg)
+      ? Object.assign(
+          new Error(`copying ${from} to ${to} failed: ENOSPC (no space left under ${dirname(to)})`),
+          { code: "ENOSPC" },
+        )
+      : new Error(msg),
+  );
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { MAX_CA_PEM_BYTES, remoteOptionsJson, type SandboxOptions } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { withCheckpointDefaults } from "../sandbox/index.js";
+import { loadCheckpoint, withCheckpointDefaults } from "../sandbox/index.js";
 import { checkedIdentity, type CheckedKind } from "./host-path-open.js";
 import { onNode, type HostPathRoots } from "./node-options.js";
 import { readNodeFile, readNodePolicyScript } from "./policy-script-read.js";
@@ -24,7 +24,16 @@ function checkedPath(
   return { hostPath, hostIdentity: checkedIdentity(field, hostPath, roots, kind) };
 }
 
-export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string, unknown> {
+/**
+ * `allowVolumes` (serve --allow-volumes): whether callers may attach the node's named volumes
+ * (`disks[].volume`). Off by default: a volume is the node's storage, named by anyone who can
+ * guess its name, and no --host-path covers it.
+ */
+export function nodeOptions(
+  value: unknown,
+  roots: HostPathRoots,
+  allowVolumes = false,
+): Record<string, unknown> {
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ErrInvalidConfig("options must be a JSON object");
   remoteOptionsJson(value);
@@ -59,22 +68,51 @@ export function nodeOptions(value: unknown, roots: HostPathRoots): Record<string
   }
   if (typeof o.mounts === "object" && o.mounts !== null) o.mounts = checkedMounts(o.mounts, roots);
   if (Array.isArray(o.disks))
-    o.disks = o.disks.map((d: unknown, i) =>
-      typeof d === "object" && d !== null && "hostPath" in d
+    o.disks = o.disks.map((d: unknown, i) => {
+      if (typeof d !== "object" || d === null) return d;
+      if ("volume" in d && d.volume !== undefined && roots !== "any" && !allowVolumes)
+        throw new ErrInvalidConfig(
+          `disks[${i}].volume: this node opens no named volumes to callers (its owner can, ` +
+            "with serve --allow-volumes)",
+        );
+      return "hostPath" in d
         ? { ...d, ...checkedPath(`disks[${i}].hostPath`, d.hostPath, roots, "file") }
-        : d,
-    );
+        : d;
+    });
   if (o.fromCheckpoint !== undefined) {
     // A copy of a checkpoint gets the checkpoint's image, shape and mounts (as `run` and the
     // SDK give them). Its mounts are host paths like any caller's: the same check, or a
     // caller would reach, through a checkpoint the node's user took, a directory this node
     // opens to nobody.
     const copy = withCheckpointDefaults(o as SandboxOptions) as Record<string, unknown>;
+    if (roots !== "any") checkpointDisks(String(o.fromCheckpoint), allowVolumes);
     if (typeof copy.mounts === "object" && copy.mounts !== null)
       copy.mounts = checkedMounts(copy.mounts, roots, `checkpoint ${String(o.fromCheckpoint)}: `);
     return copy;
   }
   return o;
+}
+
+/**
+ * A copy gets its checkpoint's disks too: their content at the checkpoint, so a caller may
+ * have it only where it could attach the source disk. A manifest names a disk's volume but
+ * not the host path a `--disk FILE` came from (nor does a disk of a copy or a fork, its
+ * private file, keep its origin): such a disk cannot be checked against --host-path, and
+ * is refused to network callers; a volume's, only where the node opens volumes.
+ */
+function checkpointDisks(name: string, allowVolumes: boolean): void {
+  (loadCheckpoint(name).disks ?? []).forEach((d, i) => {
+    if (d.volume === undefined)
+      throw new ErrInvalidConfig(
+        `checkpoint ${name}: disks[${i}] (${d.guestPath}) came from a host file the node ` +
+          "cannot check against --host-path: a copy of it is refused to network callers",
+      );
+    if (!allowVolumes)
+      throw new ErrInvalidConfig(
+        `checkpoint ${name}: disks[${i}].volume: this node opens no named volumes to ` +
+          "callers (its owner can, with serve --allow-volumes)",
+      );
+  });
 }
 
 function checkedMounts(mounts: object, roots: HostPathRoots, from = ""): Record<string, unknown> {

@@ -44,6 +44,8 @@ export interface NodeOptions {
    * kernel, CAs), resolved (`hostPathRoots`). Default none.
    */
   hostPaths?: readonly string[];
+  /** Whether network callers may attach the node's named volumes (serve --allow-volumes). */
+  allowVolumes?: boolean;
   warn?: (message: string) => void;
   /**
    * One line per change a caller made to a sandbox (created, stopped, removed, configured),
@@ -87,6 +89,7 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     single: opts.single === true,
     hostPaths: opts.hostPaths ?? [],
+    allowVolumes: opts.allowVolumes === true,
     audit,
   });
   const server: Server = opts.tls

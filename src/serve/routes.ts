@@ -38,6 +38,8 @@ export interface RoutesOptions {
   single: boolean;
   /** Node directories callers may name in host paths (serve --host-path); none by default. */
   hostPaths: readonly string[];
+  /** Whether callers may attach named volumes (serve --allow-volumes); off by default. */
+  allowVolumes?: boolean;
   /** The node's audit trail: one line per change to a sandbox. */
   audit: (line: string) => void;
 }
@@ -115,7 +117,11 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
       if (method === "GET") return sendJson(res, 200, { sandboxes: opts.host.list().map(view) });
       if (method === "POST") {
         const doc = createRequest(await readJsonBody(req, opts.maxBodyBytes));
-        const options = nodeOptions(doc.options === undefined ? {} : doc.options, opts.hostPaths);
+        const options = nodeOptions(
+          doc.options === undefined ? {} : doc.options,
+          opts.hostPaths,
+          opts.allowVolumes === true,
+        );
         const created = await opts.host.create(options as SandboxOptions, doc.command ?? []);
         opts.audit(`created ${nodeSandboxId(created.id, opts.nodeId)} (REST, operator)`);
         return sendJson(res, 201, {

@@ -28,6 +28,7 @@ async function readStdin(): Promise<string> {
 export async function readSingleOptions(
   planFile: string | undefined,
   hostPaths: readonly string[],
+  allowVolumes = false,
 ): Promise<SandboxOptions> {
   const text =
     planFile === undefined || planFile === "-" ? await readStdin() : readFileSync(planFile, "utf8");
@@ -39,5 +40,5 @@ export async function readSingleOptions(
   }
   const doc = value as { options?: unknown };
   const options = typeof doc === "object" && doc !== null && "options" in doc ? doc.options : value;
-  return nodeOptions(options, hostPaths) as SandboxOptions;
+  return nodeOptions(options, hostPaths, allowVolumes) as SandboxOptions;
 }

@@ -24,7 +24,7 @@ import {
   type PortBinding,
   type SandboxRecord,
 } from "../state/index.js";
-import { ResourceStack } from "../util/index.js";
+import { exitOnSignalDuring, ResourceStack } from "../util/index.js";
 import { ControlServer } from "./control-server.js";
 import { runLogged, type EchoStreams } from "./logged-command.js";
 import { PortPublisher } from "./port-forward.js";
@@ -83,9 +83,15 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   let sandbox: VmSandbox;
   try {
     // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
-    sandbox = await launchVmSandbox(
-      { ...plan, timeoutSeconds: 0 },
-      { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
+    // Cut by a signal (`kill` of a starting sandbox, Ctrl-C on `run --rm=false`): the process
+    // exits, so that its run dir goes (exitOnSignalDuring), with the record saying why.
+    sandbox = await exitOnSignalDuring(
+      () =>
+        launchVmSandbox(
+          { ...plan, timeoutSeconds: 0 },
+          { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
+        ),
+      (signal) => update({ status: "stopped", lastError: `start interrupted (${signal})` }),
     );
   } catch (err) {
     await resources.release();

@@ -11,6 +11,7 @@ export {
   sameProcessAlive,
 } from "./process-info.js";
 export { ResourceStack, ReleaseError, type Releasable } from "./resource-stack.js";
+export { exitOnSignalDuring } from "./exit-on-signal.js";
 export {
   outputTail,
   runTool,

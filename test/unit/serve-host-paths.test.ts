@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, readSingleOptions, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
-import { saveCheckpoint } from "../../src/sandbox/checkpoint-store.js";
+import { saveCheckpoint, type SaveCheckpointRequest } from "../../src/sandbox/checkpoint-store.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
@@ -102,30 +102,37 @@ describe("host paths from the network", () => {
   });
 });
 
+/** A checkpoint the node's user took locally (a small fake state), with `extra` fields. */
+function saveLocalCheckpoint(name: string, extra: Partial<SaveCheckpointRequest>) {
+  const state = join(dataDir, "cp-state");
+  writeFileSync(state, Buffer.alloc(4096, 1));
+  return saveCheckpoint({
+    name,
+    captured: { statePath: state, upperDiskPath: state },
+    sourceSandboxId: "vm-00000003",
+    vmKey: "k".repeat(32),
+    resources: {
+      image: "default",
+      cpus: 1,
+      memoryMb: 768,
+      diskSizeMb: 64,
+      privileged: false,
+      noNetwork: false,
+    },
+    namedRam: false,
+    pausedMs: 1,
+    baseSnapshotKey: undefined,
+    ...extra,
+  });
+}
+
 test("a copy of a checkpoint gets its mounts only where the node opens host paths (review16 C7)", async () => {
   // Checkpoints the node's user took locally, of sandboxes with host mounts: one of a
   // directory the node opens to callers, one of a directory it opens to nobody.
-  const state = join(dataDir, "cp-state");
-  writeFileSync(state, Buffer.alloc(4096, 1));
   const save = (name: string, hostPath: string) =>
-    saveCheckpoint({
-      name,
-      captured: { statePath: state, upperDiskPath: state },
-      sourceSandboxId: "vm-00000003",
-      vmKey: "k".repeat(32),
-      resources: {
-        image: "default",
-        cpus: 1,
-        memoryMb: 768,
-        diskSizeMb: 64,
-        privileged: false,
-        noNetwork: false,
-      },
-      namedRam: false,
-      pausedMs: 1,
+    saveLocalCheckpoint(name, {
       mounts: { "/workspace": { type: "host_fs", hostPath } },
       fuse: { initialized: true, inodes: { nextId: "2", nodes: [] } },
-      baseSnapshotKey: undefined,
     });
   await save("of-secret", secret);
   await save("of-open", join(open, "work"));
@@ -157,6 +164,70 @@ test("a copy of a checkpoint gets its mounts only where the node opens host path
     () => nodeOptions({ fromCheckpoint: "of-open", ...mount(join(open, "work")) }, roots),
     refused(/cannot be given others/),
   );
+});
+
+test("a copy of a checkpoint with disks: refused where the node cannot check them (review16)", async () => {
+  // A checkpoint the node's user took of `run -d --disk /private/p.img:/p:ro`: its disk's
+  // content went into the store, without the host path it came from.
+  const image = join(secret, "p.img");
+  writeFileSync(image, Buffer.alloc(8192, 7));
+  const save = (name: string, volume: string | undefined) =>
+    saveLocalCheckpoint(name, {
+      disks: [{ path: image, guestPath: "/p", readonly: true, volume }],
+    });
+  await save("of-disk", undefined);
+  await save("of-volume", "cache");
+  const roots = hostPathRoots([open]);
+  for (const r of [[], roots])
+    assert.throws(
+      () => nodeOptions({ fromCheckpoint: "of-disk" }, r),
+      refused(/checkpoint of-disk: disks\[0\] \(\/p\) came from a host file .* refused/),
+    );
+  // Even with volumes open: its disk did not come from one.
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-disk" }, roots, true),
+    refused(/host file/),
+  );
+  // A volume's content: only where the node opens volumes to callers.
+  assert.throws(
+    () => nodeOptions({ fromCheckpoint: "of-volume" }, roots),
+    refused(/checkpoint of-volume: disks\[0\].volume: this node opens no named volumes/),
+  );
+  const copy = nodeOptions({ fromCheckpoint: "of-volume" }, roots, true) as SandboxOptions;
+  assert.equal(copy.memoryMb, 768);
+});
+
+test("named volumes: refused to network callers unless the node allows them (--allow-volumes)", async () => {
+  const disks = [{ volume: "cache", guestPath: "/cache" }];
+  for (const r of [[], hostPathRoots([open])])
+    assert.throws(
+      () => nodeOptions({ disks }, r),
+      refused(/disks\[0\].volume: this node opens no named volumes to callers .*--allow-volumes/),
+    );
+  assert.deepEqual((nodeOptions({ disks }, [], true) as SandboxOptions).disks, disks);
+  // Through a node: POST /v1/sandboxes as the SDK sends it, the node's flag passed on.
+  for (const allowVolumes of [false, true]) {
+    const host = new FakeHost(dataDir);
+    const { running, remote } = await startTestNode(host, dataDir, {
+      nodeId: `node-volumes-${allowVolumes}`,
+      allowVolumes,
+    });
+    const given: unknown[] = [];
+    host.onCreate = (options) => void given.push(options.disks);
+    try {
+      if (!allowVolumes)
+        await assert.rejects(Sandbox.create({ disks, remote }), refused(/no named volumes/));
+      else await (await Sandbox.create({ disks, remote })).close();
+      assert.deepEqual(given, allowVolumes ? [disks] : []);
+    } finally {
+      await running.close();
+      await host.close();
+    }
+  }
+  const planFile = join(dataDir, "single-volume-plan.json");
+  writeFileSync(planFile, JSON.stringify({ options: { disks } }));
+  await assert.rejects(readSingleOptions(planFile, []), refused(/no named volumes/));
+  assert.deepEqual((await readSingleOptions(planFile, [], true)).disks, disks);
 });
 
 test("a --single plan's host paths are checked as a POST plan's are", async () => {
