@@ -92,7 +92,9 @@ function assertCheckpointable(source: CheckpointSource): FuseSessionState | unde
   if (open > 0)
     throw new ErrInvalidConfig(
       `sandbox ${source.plan.id} has ${open} operation(s) in progress (exec, file transfer, port ` +
-        "connection): a checkpoint waits for an idle sandbox",
+        "connection; a command given to run -d is one until it ends): a checkpoint needs none " +
+        `(it waited ${IDLE_WAIT_MS / 1000} s for them to end); end them and try again, or start ` +
+        "the sandbox with run -d and no command and run its work with exec (docs/CHECKPOINTS.md)",
     );
   if (mounts.length === 0) return undefined;
   const session = source.fuseSession();
