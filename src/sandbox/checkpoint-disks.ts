@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { MAX_DISKS, type ResolvedDisk, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
 import { fdIdentity, fileIdentity } from "../util/index.js";
+import { OPEN_WITHOUT_WAITING } from "../vmm/index.js";
 import { CHUNK_BYTES, type ChunkedFile } from "./checkpoint-chunks.js";
 
 /** One disk of a checkpoint, in `plan.disks` order (its slot). */
@@ -60,7 +61,8 @@ export function openAttachedDisk(
   index: number,
   sandboxId: string,
 ): AttachedDiskReader {
-  const fd = openSync(disk.hostPath, constants.O_RDONLY);
+  // Without waiting: a path swapped for a FIFO is refused below, not waited on for ever.
+  const fd = openSync(disk.hostPath, constants.O_RDONLY | OPEN_WITHOUT_WAITING);
   try {
     if (disk.hostIdentity !== undefined && fdIdentity(fd) !== disk.hostIdentity)
       throw new ErrInvalidConfig(

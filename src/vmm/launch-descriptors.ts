@@ -1,4 +1,5 @@
 import {
+  constants,
   chownSync,
   closeSync,
   fchownSync,
@@ -108,7 +109,11 @@ export async function openLaunchDescriptors(
  * a swap since the check (a symlink to another file) is refused.
  */
 export function openImageFile(d: { path: string; write: boolean; identity?: string }): number {
-  const fd = openSync(d.path, d.write ? "r+" : "r");
+  // O_NONBLOCK: a path swapped for a FIFO must not hang this process in open() before the
+  // identity check can refuse it (no effect on a regular file; QEMU sets its own flags on
+  // the descriptors it takes from an fdset).
+  const flags = (d.write ? constants.O_RDWR : constants.O_RDONLY) | OPEN_WITHOUT_WAITING;
+  const fd = openSync(d.path, flags);
   if (d.identity !== undefined && fdIdentity(fd) !== d.identity) {
     closeSync(fd);
     throw new ErrInvalidConfig(
@@ -117,6 +122,9 @@ export function openImageFile(d: { path: string; write: boolean; identity?: stri
   }
   return fd;
 }
+
+/** Opens that return at once whatever the path leads to: a FIFO, a terminal. */
+export const OPEN_WITHOUT_WAITING = constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /** O_CLOEXEC as `/proc/<pid>/fdinfo` shows it (octal `flags`). */
 const O_CLOEXEC = 0o2000000;
