@@ -6,12 +6,12 @@
  * copied guest's page cache and ext4 state match those bytes only, and two writers on one
  * ext4 corrupt it.
  */
-import { closeSync, constants, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_DISKS, type ResolvedDisk, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
-import { fdIdentity, fileIdentity } from "../util/index.js";
-import { OPEN_WITHOUT_WAITING } from "../vmm/index.js";
+import { fileIdentity } from "../util/index.js";
+import { openPinnedFile } from "../vmm/index.js";
 import { CHUNK_BYTES, type ChunkedFile } from "./checkpoint-chunks.js";
 
 /** One disk of a checkpoint, in `plan.disks` order (its slot). */
@@ -61,14 +61,19 @@ export function openAttachedDisk(
   index: number,
   sandboxId: string,
 ): AttachedDiskReader {
-  // Without waiting: a path swapped for a FIFO is refused below, not waited on for ever.
-  const fd = openSync(disk.hostPath, constants.O_RDONLY | OPEN_WITHOUT_WAITING);
+  let fd: number;
   try {
-    if (disk.hostIdentity !== undefined && fdIdentity(fd) !== disk.hostIdentity)
-      throw new ErrInvalidConfig(
-        `sandbox ${sandboxId}: disk ${index} (${disk.hostPath}) is no longer the file the ` +
-          "sandbox attached (it was replaced on the host): refused",
-      );
+    // Opened only once it is known to be the attached file: a path swapped for a FIFO or a
+    // device is refused, never opened (launch-descriptors.ts).
+    fd = openPinnedFile(disk.hostPath, constants.O_RDONLY, disk.hostIdentity);
+  } catch (err) {
+    if (!(err instanceof ErrInvalidConfig)) throw err;
+    throw new ErrInvalidConfig(
+      `sandbox ${sandboxId}: disk ${index} (${disk.hostPath}) is no longer the file the ` +
+        "sandbox attached (it was replaced on the host): refused",
+    );
+  }
+  try {
     const state = (): string => {
       const st = fstatSync(fd, { bigint: true });
       return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;

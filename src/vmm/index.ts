@@ -9,7 +9,7 @@ export {
 } from "./qemu-args.js";
 export type { LaunchDescriptor, QemuLaunchPlan, VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
-export { OPEN_WITHOUT_WAITING, openImageFile } from "./launch-descriptors.js";
+export { openImageFile, openPinnedFile } from "./launch-descriptors.js";
 export type { QemuExit } from "./qemu-process.js";
 export { VmStateSaver, startIncoming, waitUntilRunning } from "./save-state.js";
 export type { SavedState, SaveOptions } from "./save-state.js";

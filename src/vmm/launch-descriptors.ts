@@ -109,22 +109,31 @@ export async function openLaunchDescriptors(
  * a swap since the check (a symlink to another file) is refused.
  */
 export function openImageFile(d: { path: string; write: boolean; identity?: string }): number {
-  // O_NONBLOCK: a path swapped for a FIFO must not hang this process in open() before the
-  // identity check can refuse it (no effect on a regular file; QEMU sets its own flags on
-  // the descriptors it takes from an fdset).
-  const flags = (d.write ? constants.O_RDWR : constants.O_RDONLY) | OPEN_WITHOUT_WAITING;
-  const fd = openSync(d.path, flags);
-  if (d.identity !== undefined && fdIdentity(fd) !== d.identity) {
-    closeSync(fd);
-    throw new ErrInvalidConfig(
-      `${d.path} is no longer the file that was checked (it was replaced)`,
-    );
+  return openPinnedFile(d.path, d.write ? constants.O_RDWR : constants.O_RDONLY, d.identity);
+}
+
+/**
+ * Opens `path` with `flags`; with an `identity`, only if it is still that file. The path is
+ * resolved first with O_PATH, which opens nothing (no FIFO to wait on, no device whose open
+ * does something), and the file is opened only once its identity is checked, through that
+ * descriptor (the same file, whatever the path leads to by then).
+ */
+export function openPinnedFile(path: string, flags: number, identity: string | undefined): number {
+  if (identity === undefined) return openSync(path, flags | OPEN_WITHOUT_WAITING);
+  const located = openSync(path, O_PATH);
+  try {
+    if (fdIdentity(located) !== identity)
+      throw new ErrInvalidConfig(
+        `${path} is no longer the file that was checked (it was replaced)`,
+      );
+    return openSync(`/proc/self/fd/${located}`, flags | OPEN_WITHOUT_WAITING);
+  } finally {
+    closeSync(located);
   }
-  return fd;
 }
 
 /** Opens that return at once whatever the path leads to: a FIFO, a terminal. */
-export const OPEN_WITHOUT_WAITING = constants.O_NONBLOCK | constants.O_NOCTTY;
+const OPEN_WITHOUT_WAITING = constants.O_NONBLOCK | constants.O_NOCTTY;
 
 /** O_CLOEXEC as `/proc/<pid>/fdinfo` shows it (octal `flags`). */
 const O_CLOEXEC = 0o2000000;
