@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { copyableMountProblem, type SandboxPlan } from "../config/index.js";
+import { copyableMountProblem, type ResolvedDisk, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrVMNotRunning } from "../errors.js";
 import { removeTreeSync } from "../util/index.js";
 import type { FuseSessionState } from "../vfs/index.js";
@@ -118,6 +118,14 @@ async function waitForIdle(source: CheckpointSource): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
+/**
+ * Whether the capture leaves disk `d` where it is: a read-only disk, unless it is a private
+ * copy in the sandbox's own run dir (a copy of a checkpoint's: it goes with that run dir).
+ */
+function readInPlace(d: ResolvedDisk, runDir: string): boolean {
+  return d.readonly && !d.hostPath.startsWith(`${runDir}/`);
+}
+
 /** Saves the VM's state and disk into a new private dir under its run dir. */
 export async function captureVm(source: CheckpointSource): Promise<Capture> {
   await waitForIdle(source);
@@ -133,9 +141,7 @@ export async function captureVm(source: CheckpointSource): Promise<Capture> {
     pausedMs: 0,
     fuse,
     disks: disks.map((d, i) =>
-      d.readonly && !d.hostPath.startsWith(`${source.runDir}/`)
-        ? undefined
-        : join(dir, `disk${i}.img`),
+      readInPlace(d, source.runDir) ? undefined : join(dir, `disk${i}.img`),
     ),
   };
   // Opened before the VM stops (a replaced image is refused with nothing paused), read while
@@ -217,11 +223,7 @@ export async function checkpointVm(
   const { plan } = source;
   // A read-only disk not copied by the capture is read in place, through the file the
   // sandbox attached, opened now: it must stay as it is until it has been read.
-  const inPlace = openAttachedDisks(
-    plan.disks,
-    (d) => d.readonly && !d.hostPath.startsWith(`${source.runDir}/`),
-    plan.id,
-  );
+  const inPlace = openAttachedDisks(plan.disks, (d) => readInPlace(d, source.runDir), plan.id);
   let capture: Capture | undefined;
   try {
     capture = await captureVm(source);
