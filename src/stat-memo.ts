@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cacheDir, makePrivateDir } from "./paths.js";
@@ -11,6 +12,9 @@ import { cacheDir, makePrivateDir } from "./paths.js";
  * nothing changed. Stat calls are synchronous: a few dozen of them cost well under a
  * millisecond, far less than a trip through the thread pool each on a loaded machine.
  */
+
+/** The stat fields after each path in an identity line (dev, ino, size, mtime, ctime). */
+const IDENTITY_STAT_FIELDS = 5;
 
 /** The identity of these files as one string, or undefined when one cannot be stat'ed. */
 export function filesIdentity(paths: readonly string[]): string | undefined {
@@ -29,7 +33,7 @@ export function filesIdentity(paths: readonly string[]): string | undefined {
 /** The value memoised under `name` for `identity`, or undefined. */
 export function readStatMemo(name: string, identity: string): string | undefined {
   try {
-    const m = JSON.parse(readFileSync(memoPath(name), "utf8")) as Partial<Memo>;
+    const m = JSON.parse(readFileSync(memoPath(name, identity), "utf8")) as Partial<Memo>;
     return m.identity === identity && typeof m.value === "string" ? m.value : undefined;
   } catch {
     return undefined;
@@ -38,7 +42,7 @@ export function readStatMemo(name: string, identity: string): string | undefined
 
 /** Best effort: a memo that cannot be written only means doing the work again next time. */
 export function writeStatMemo(name: string, identity: string, value: string): void {
-  const path = memoPath(name);
+  const path = memoPath(name, identity);
   try {
     makePrivateDir(join(path, ".."));
     const tmp = `${path}.${process.pid}.tmp`;
@@ -54,6 +58,15 @@ interface Memo {
   value: string;
 }
 
-function memoPath(name: string): string {
-  return join(cacheDir(), "memo", `${name}.json`);
+/**
+ * One file per name and set of files: two checkouts (two guest/ dirs, two bundles) keep a memo
+ * each instead of overwriting one another's at every call and redoing the work each time.
+ */
+function memoPath(name: string, identity: string): string {
+  const files = identity
+    .split("\n")
+    .map((line) => line.split(":").slice(0, -IDENTITY_STAT_FIELDS).join(":"))
+    .join("\0");
+  const key = createHash("sha256").update(files).digest("hex").slice(0, 16);
+  return join(cacheDir(), "memo", `${name}-${key}.json`);
 }

@@ -73,11 +73,10 @@ function sha256(...parts: (string | Buffer)[]): Buffer {
 /** The SHA-256 of `file`'s bytes (`bytes`), memoised by the file's stat identity. */
 function contentHash(file: string, bytes: Buffer): string {
   const identity = filesIdentity([file]);
-  const memo = `code-cache-${sha256(file).toString("hex").slice(0, 16)}`;
-  const known = identity === undefined ? undefined : readStatMemo(memo, identity);
+  const known = identity === undefined ? undefined : readStatMemo("code-cache", identity);
   if (known !== undefined) return known;
   const hash = sha256(bytes).toString("hex");
-  if (identity !== undefined) writeStatMemo(memo, identity, hash);
+  if (identity !== undefined) writeStatMemo("code-cache", identity, hash);
   return hash;
 }
 

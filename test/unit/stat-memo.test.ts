@@ -57,3 +57,33 @@ test("the agent source hash is memoised, and changes with any edit, even one tha
   writeFileSync(join(guest, "extra.h"), files["extra.h"]);
   assert.equal(await agentSourceHash(guest), directHash(files));
 });
+
+test("two checkouts keep a memo each: alternating between them does not hash again", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "wheellock-statmemo-"));
+  const saved = process.env.WHEELLOCK_CACHE_DIR;
+  t.after(() => {
+    if (saved === undefined) delete process.env.WHEELLOCK_CACHE_DIR;
+    else process.env.WHEELLOCK_CACHE_DIR = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  process.env.WHEELLOCK_CACHE_DIR = join(dir, "cache");
+  const guests = ["a", "b"].map((name) => {
+    const guest = join(dir, name, "guest");
+    mkdirSync(guest, { recursive: true });
+    writeFileSync(join(guest, "main.c"), `/* ${name} */\n`);
+    return guest;
+  });
+  for (const guest of guests) await agentSourceHash(guest);
+  const memoDir = join(dir, "cache", "memo");
+  const written = new Map(
+    readdirSync(memoDir).map((f) => [f, statSync(join(memoDir, f), { bigint: true }).ctimeNs]),
+  );
+  assert.equal(written.size, 2, "one memo per checkout");
+  for (const guest of guests) await agentSourceHash(guest);
+  for (const [file, ctime] of written)
+    assert.equal(
+      statSync(join(memoDir, file), { bigint: true }).ctimeNs,
+      ctime,
+      `${file} was not rewritten`,
+    );
+});
