@@ -338,14 +338,29 @@ int fuse_start_relay(void)
 	return 0;
 }
 
+/* Why the last bind_path failed, for the host's one-line error. */
+static char bind_failure[128];
+
 /* The bind of one guest path to its subtree; its LOOKUPs are answered by the relay thread. */
 static int bind_path(const char *path)
 {
 	char src[512];
 	snprintf(src, sizeof src, "%s%s", FUSE_ROOT, path);
-	if (make_target(src, path) == 0 && mount(src, path, NULL, MS_BIND, NULL) == 0)
-		return 0;
-	logmsg("fuse: bind %s: %s", path, strerror(errno));
+	const char *step = "cannot create the mount point";
+	if (make_target(src, path) == 0) {
+		step = "cannot bind it";
+		if (mount(src, path, NULL, MS_BIND, NULL) == 0)
+			return 0;
+	}
+	int e = errno;
+	/* A file mount's target is opened without following links: ELOOP means the image has
+	 * a symbolic link there, which a mount must not follow out of place. */
+	if (e == ELOOP)
+		snprintf(bind_failure, sizeof bind_failure,
+			 "the image has a symbolic link at that path");
+	else
+		snprintf(bind_failure, sizeof bind_failure, "%s: %s", step, strerror(e));
+	logmsg("fuse: bind %s: %s", path, bind_failure);
 	return -1;
 }
 
@@ -396,7 +411,7 @@ int fuse_mount_request(uint32_t id, const uint8_t *payload, uint32_t len)
 				failed = 1 + i;
 	}
 	if (failed)
-		wire_send_error(id, EIO, "mount %s failed", paths[failed - 1]);
+		wire_send_error(id, EIO, "mount %s failed: %s", paths[failed - 1], bind_failure);
 	else if (err)
 		wire_send_error(id, err, "%s", why);
 	else

@@ -135,6 +135,16 @@ describe("a sandbox with a named volume, a read-only disk and a kept overlay", (
     assert.equal(readFileSync(join(files, "ov.txt"), "utf8"), "lower\n");
   });
 
+  test("a file mount over a symbolic link in the image is refused, and says so", async () => {
+    // /etc/os-release is a link to ../usr/lib/os-release in Debian: a mount must not follow it.
+    await assert.rejects(
+      Sandbox.create({
+        mounts: { "/etc/os-release": { type: "host_fs", hostPath: join(files, "app.json") } },
+      }),
+      /mount \/etc\/os-release failed: the image has a symbolic link at that path/,
+    );
+  });
+
   test("a sandbox with disks resumes from a memory snapshot", () => {
     assert.equal(sb.restoredFromSnapshot, true);
   });
