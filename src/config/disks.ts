@@ -36,6 +36,11 @@ export interface ResolvedDisk {
   readonly volume: string | undefined;
   /** `DiskConfig.hostIdentity`: what the opened image must be. */
   readonly hostIdentity: string | undefined;
+  /**
+   * A read-only disk's `size:mtimeNs:ctimeNs` when the sandbox attached it (set at launch,
+   * never by a caller): a checkpoint or fork refuses the disk if it changed since then.
+   */
+  readonly attachedState?: string;
 }
 
 /** QEMU microvm has a few dozen virtio-mmio slots; the root, upper, NIC and ports use some. */
