@@ -78,7 +78,10 @@ export function ownDirConflict(hostPath: string): string | undefined {
   for (const { what, path } of ownDirs()) {
     const own = realOrNearest(path);
     // The source holds (or is) the directory, or the place it will be made in.
-    if (inside(own.real, source.real) || (sourceId !== undefined && chain(own.existing).has(sourceId)))
+    if (
+      inside(own.real, source.real) ||
+      (sourceId !== undefined && chain(own.existing).has(sourceId))
+    )
       return `holds wheellock's ${what} ${own.real}`;
     const ownId = own.existing === own.real ? identity(own.real) : undefined;
     if (inside(source.real, own.real) || (ownId !== undefined && sourceChain.has(ownId)))
