@@ -18,6 +18,21 @@ import { cacheDir, dataDir, runDir } from "../paths.js";
 /** The host-wide jail-id claims (src/vmm/jail-ids.ts). */
 const CLAIMS_ROOT = "/run/wheellock";
 
+/**
+ * Places inside those directories whose subdirectories hold only what guests wrote or are
+ * meant to see: kept overlay upper layers (src/sandbox/fuse-mounts.ts), a build's cache
+ * mounts (src/build/cache.ts) and its steps' scratch, secret files for one step included
+ * (src/build/builder.ts, under the image store). A path strictly inside one may be mounted;
+ * the place itself, or anything above it, may not.
+ */
+function guestShared(): string[] {
+  return [
+    join(dataDir(), "overlays"),
+    join(cacheDir(), "build", "mounts"),
+    join(cacheDir(), "images", "oci", "tmp"),
+  ];
+}
+
 function ownDirs(): { what: string; path: string }[] {
   return [
     { what: "data dir", path: dataDir() },
@@ -75,6 +90,10 @@ export function ownDirConflict(hostPath: string): string | undefined {
   const source = realOrNearest(hostPath);
   const sourceId = identity(source.real);
   const sourceChain = chain(source.existing);
+  const shared = guestShared().some((p) => {
+    const place = realOrNearest(p).real;
+    return source.real !== place && inside(source.real, place);
+  });
   for (const { what, path } of ownDirs()) {
     const own = realOrNearest(path);
     // The source holds (or is) the directory, or the place it will be made in.
@@ -84,6 +103,7 @@ export function ownDirConflict(hostPath: string): string | undefined {
     )
       return `holds wheellock's ${what} ${own.real}`;
     const ownId = own.existing === own.real ? identity(own.real) : undefined;
+    if (shared) continue;
     if (inside(source.real, own.real) || (ownId !== undefined && sourceChain.has(ownId)))
       return `is inside wheellock's ${what} ${own.real}`;
   }

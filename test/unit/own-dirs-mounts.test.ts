@@ -112,6 +112,30 @@ test("a disk image inside a wheellock dir is refused; a named volume and others 
   );
 });
 
+test("what wheellock itself shares with guests stays mountable: kept overlays, build cache mounts", () => {
+  const kept = join(data, "overlays", "sb1-work");
+  const buildMount = join(cache, "build", "mounts", "0123abcd");
+  const stepSecrets = join(cache, "images", "oci", "tmp", "build-1-x", "run-y", "secrets-z");
+  for (const d of [kept, buildMount, stepSecrets]) mkdirSync(d, { recursive: true });
+  const p = plan({
+    mounts: {
+      "/k": { type: "host_fs", hostPath: kept },
+      "/c": { type: "host_fs", hostPath: buildMount },
+      "/s": { type: "host_fs", hostPath: stepSecrets, readonly: true },
+    },
+  });
+  assert.equal(Object.keys(p.mounts).length, 3);
+  // Not the places themselves: all sandboxes' kept layers, all build caches.
+  refused(
+    { mounts: { "/k": { type: "host_fs", hostPath: join(data, "overlays") } } },
+    /is inside wheellock's data dir/,
+  );
+  refused(
+    { mounts: { "/c": { type: "host_fs", hostPath: join(cache, "build", "mounts") } } },
+    /is inside wheellock's cache dir/,
+  );
+});
+
 test("mounts beside the wheellock dirs are fine", () => {
   const p = plan({
     mounts: {
