@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { planSandbox, type SandboxOptions } from "../../src/config/index.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
+import { wheellockSync } from "../helpers/lifecycle.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "wheellock-own-dirs-"));
 process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
@@ -145,4 +146,15 @@ test("mounts beside the wheellock dirs are fine", () => {
     },
   });
   assert.equal(Object.keys(p.mounts).length, 3);
+});
+
+test("attack: `wheellock run -v $HOME:/workspace` and `-d` are refused with one line, before any VM", () => {
+  for (const args of [
+    ["run", "-v", `${home}:/workspace`, "--", "true"],
+    ["run", "-d", "--disk", `${join(data, "checkpoints", "snap.ext4")}:/d`],
+  ]) {
+    const r = wheellockSync(args, { ...process.env });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^wheellock: invalid configuration: .* wheellock's data dir .*\n$/);
+  }
 });
