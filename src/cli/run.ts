@@ -12,7 +12,7 @@ import type { VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
 import { guestKernelNotice } from "../setup/index.js";
-import { exitOnSignalDuring } from "../util/index.js";
+import { exitOnSignal, exitOnUnhandledSignal, SignalHandling } from "../util/index.js";
 import { collect, oneOf, positiveInteger, positiveNumber } from "./flags.js";
 import { addNetworkOptions, networkSandboxOptions, type NetworkFlags } from "./network-flags.js";
 import {
@@ -215,27 +215,51 @@ async function run(command: string[], flags: RunFlags & RunImageFlags): Promise<
   const prompt = approvalPrompt(flags);
   const eventsOut = flags.events !== undefined ? await openEventsFile(flags.events) : undefined;
   await prepareRunImage(flags);
+  // Ctrl-C during the start ends the process through its `exit` event, which removes the run
+  // dir (a copy of a checkpoint's private disks) rather than leave it for `wheellock gc`.
+  const signals = new SignalHandling(
+    exitOnSignal((signal) =>
+      process.stderr.write(`wheellock: ${signal}: the sandbox's start was cut\n`),
+    ),
+  );
   let sandbox: VmSandbox;
   try {
     // Nothing here reads usage() after close: it skips the guest's last figures (one round trip
     // on every run's way out) unless --events is iterating then.
-    // Ctrl-C here ends the process through its `exit` event, which removes the run dir (a
-    // copy of a checkpoint's private disks) rather than leave it for `wheellock gc`.
-    sandbox = await exitOnSignalDuring(
-      () =>
-        Sandbox.create(
-          {
-            ...sandboxOptions(flags),
-            ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
-          },
-          { noFinalUsage: true },
-        ),
-      (signal) => process.stderr.write(`wheellock: ${signal}: the sandbox's start was cut\n`),
+    sandbox = await Sandbox.create(
+      {
+        ...sandboxOptions(flags),
+        ...(prompt ? { onBlockedRequest: prompt.decide } : {}),
+      },
+      { noFinalUsage: true },
     );
   } catch (err) {
+    signals.dispose();
     eventsOut?.end();
     throw err;
   }
+  // Then, until the run ends, a signal the command's forwarder does not take (before it is
+  // there, while the sandbox closes) exits the same way: its default action would kill the
+  // process with the run dir left behind. Switched with no moment unhandled in between.
+  signals.set(
+    exitOnUnhandledSignal((signal) =>
+      process.stderr.write(`wheellock: ${signal}: the run was cut\n`),
+    ),
+  );
+  try {
+    return await runIn(sandbox, command, flags, prompt, eventsOut);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function runIn(
+  sandbox: VmSandbox,
+  command: string[],
+  flags: RunFlags & RunImageFlags,
+  prompt: ApprovalPrompt | undefined,
+  eventsOut: Awaited<ReturnType<typeof openEventsFile>> | undefined,
+): Promise<number> {
   const eventsWritten = eventsOut ? writeEventsFile(sandbox.events(), eventsOut) : undefined;
   try {
     const proc = sandbox.spawn(

@@ -8,6 +8,7 @@ import { resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
 import { isFileIdentity } from "../util/index.js";
 import { checkVolumeName, volumePath } from "../volumes/index.js";
+import { ownDirConflict } from "./own-dirs.js";
 import { validateGuestMount } from "./volumes.js";
 
 export interface DiskConfig {
@@ -35,6 +36,11 @@ export interface ResolvedDisk {
   readonly volume: string | undefined;
   /** `DiskConfig.hostIdentity`: what the opened image must be. */
   readonly hostIdentity: string | undefined;
+  /**
+   * A read-only disk's `size:mtimeNs:ctimeNs` when the sandbox attached it (set at launch,
+   * never by a caller): a checkpoint or fork refuses the disk if it changed since then.
+   */
+  readonly attachedState?: string;
 }
 
 /** QEMU microvm has a few dozen virtio-mmio slots; the root, upper, NIC and ports use some. */
@@ -117,6 +123,10 @@ export function checkDisks(value: unknown, mountPaths: readonly string[]): Resol
       }
       hostPath = resolve(disk.hostPath);
       if (!isFile(hostPath)) bad(`disk image not found (must be a file): ${hostPath}`);
+      // Named volumes live in the data dir and are attached by name (locked, checked).
+      const conflict = ownDirConflict(hostPath);
+      if (conflict !== undefined)
+        bad(`disk image ${hostPath} ${conflict}: attach a copy of it, or a volume by name`);
     }
     if (disk.hostIdentity !== undefined && !isFileIdentity(disk.hostIdentity))
       bad("hostIdentity must be dev:ino (a node sets it)");

@@ -89,3 +89,4 @@ export {
   type DiskConfig,
   type ResolvedDisk,
 } from "./disks.js";
+export { ownDirConflict } from "./own-dirs.js";

@@ -6,6 +6,7 @@
 import { statSync } from "node:fs";
 import { ErrInvalidConfig } from "../errors.js";
 import { isFileIdentity } from "../util/index.js";
+import { ownDirConflict } from "./own-dirs.js";
 import { checkMountQuota, validateGuestMount, type MountConfig } from "./volumes.js";
 
 const MOUNT_TYPES: readonly string[] = ["host_fs", "overlay", "memory", "provider"];
@@ -31,6 +32,9 @@ function checkMount(guestPath: string, mount: MountConfig): MountConfig {
     if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
     if (!st.isFile() && !st.isDirectory())
       return bad(`not a directory or regular file: ${mount.hostPath}`);
+    const conflict = ownDirConflict(mount.hostPath);
+    if (conflict !== undefined)
+      return bad(`host path ${mount.hostPath} ${conflict}: a guest must not reach it`);
   }
   if (mount.hostIdentity !== undefined && !isFileIdentity(mount.hostIdentity))
     return bad("hostIdentity must be dev:ino (a node sets it)");

@@ -5,7 +5,17 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { open, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -37,6 +47,11 @@ export class ChunkStore {
 
   objectPath(digest: string): string {
     return join(this.dir, digest.slice(0, 2), digest);
+  }
+
+  /** The store's directory for `digest`'s prefix. */
+  private prefixDir(digest: string): string {
+    return join(this.dir, digest.slice(0, 2));
   }
 
   /**
@@ -88,13 +103,24 @@ export class ChunkStore {
   /** Removes every object no manifest names (call under the store's lock). */
   sweep(keep: ReadonlySet<string>): number {
     let removed = 0;
-    if (!existsSync(this.dir)) return 0;
-    for (const prefix of readdirSync(this.dir)) {
-      for (const name of readdirSync(join(this.dir, prefix))) {
-        if (keep.has(name)) continue;
-        rmSync(join(this.dir, prefix, name), { force: true });
-        removed++;
+    const objects = openOwnDir(this.dir, true);
+    if (objects === undefined) return 0;
+    try {
+      for (const prefix of readdirSync(fdPath(objects))) {
+        // Never through a symlink planted for a prefix: its target's files would be deleted.
+        const dir = openOwnDir(join(fdPath(objects), prefix), false, join(this.dir, prefix));
+        try {
+          for (const name of readdirSync(fdPath(dir))) {
+            if (keep.has(name)) continue;
+            rmSync(join(fdPath(dir), name), { force: true });
+            removed++;
+          }
+        } finally {
+          closeSync(dir);
+        }
       }
+    } finally {
+      closeSync(objects);
     }
     return removed;
   }
@@ -106,15 +132,21 @@ export class ChunkStore {
       new ErrSnapshotMismatch(
         `checkpoint chunk ${digest.slice(0, 12)} was changed on disk (${why})`,
       );
+    const missing = () =>
+      new ErrSnapshotMismatch(`checkpoint chunk ${digest.slice(0, 12)} is missing`);
+    const dir = openOwnDir(this.prefixDir(digest), true);
+    if (dir === undefined) throw missing();
     let handle: FileHandle;
     try {
       // Never through a symlink: a planted link to /dev/zero or a huge file would be read
-      // without end before any digest is checked.
-      handle = await open(this.objectPath(digest), constants.O_RDONLY | constants.O_NOFOLLOW);
+      // without end before any digest is checked. Non-blocking: a planted FIFO fails at once.
+      handle = await open(join(fdPath(dir), digest), CHUNK_READ);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ELOOP") throw changed("a symlink");
-      throw new ErrSnapshotMismatch(`checkpoint chunk ${digest.slice(0, 12)} is missing`);
+      throw missing();
+    } finally {
+      closeSync(dir);
     }
     let chunk: Buffer;
     try {
@@ -140,19 +172,66 @@ export class ChunkStore {
 
   /** True when the object was new. Written to a temp name and renamed: never half there. */
   private async put(digest: string, chunk: Buffer): Promise<boolean> {
-    const path = this.objectPath(digest);
-    if (existsSync(path)) return false;
-    mkdirSync(join(this.dir, digest.slice(0, 2)), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.tmp-${process.pid}`;
-    const handle = await openNew(tmp);
     try {
-      await handle.writeFile(chunk);
-    } finally {
-      await handle.close();
+      mkdirSync(this.prefixDir(digest), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      // A dangling symlink there: refused below.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    await rename(tmp, path);
-    return true;
+    // Written through the directory as opened and checked: never into a planted symlink's target.
+    const dir = openOwnDir(this.prefixDir(digest));
+    try {
+      const path = join(fdPath(dir), digest);
+      if (existsSync(path)) return false;
+      const tmp = `${path}.tmp-${process.pid}`;
+      const handle = await openNew(tmp);
+      try {
+        await handle.writeFile(chunk);
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, path);
+      return true;
+    } finally {
+      closeSync(dir);
+    }
   }
+}
+
+const DIR_NOFOLLOW = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+const CHUNK_READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Opens a directory of the store (the objects directory, a prefix directory) without following
+ * a symlink there, and checks it is a directory of this user's. Its contents are then reached
+ * through the descriptor (`fdPath`), so a swap after the check changes nothing.
+ */
+function openOwnDir(path: string): number;
+function openOwnDir(path: string, missingOk: true): number | undefined;
+function openOwnDir(path: string, missingOk: false, shown: string): number;
+function openOwnDir(path: string, missingOk = false, shown = path): number | undefined {
+  const refused = (why: string) =>
+    new ErrSnapshotMismatch(`checkpoint chunk store: ${shown} is ${why}: refused`);
+  let fd: number;
+  try {
+    fd = openSync(path, DIR_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" || code === "ENOTDIR") throw refused("a symlink or not a directory");
+    if (code === "ENOENT" && missingOk) return undefined;
+    throw err;
+  }
+  const st = fstatSync(fd);
+  if (st.uid !== process.getuid?.()) {
+    closeSync(fd);
+    throw refused(`owned by uid ${st.uid}, not this user`);
+  }
+  return fd;
+}
+
+/** A path that names what descriptor `fd` of this process has open. */
+function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
 }
 
 const NEW_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;

@@ -6,7 +6,7 @@
  * copied guest's page cache and ext4 state match those bytes only, and two writers on one
  * ext4 corrupt it.
  */
-import { closeSync, constants, fstatSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, statSync, type BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { MAX_DISKS, type ResolvedDisk, type SandboxPlan } from "../config/index.js";
 import { ErrInvalidConfig, ErrSnapshotMismatch } from "../errors.js";
@@ -74,15 +74,18 @@ export function openAttachedDisk(
     );
   }
   try {
-    const state = (): string => {
-      const st = fstatSync(fd, { bigint: true });
-      return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    };
+    const state = (): string => diskState(fstatSync(fd, { bigint: true }));
     const before = state();
+    // The guest has read (and cached) the bytes that were there at its start: a rewrite since
+    // then would put other bytes in the checkpoint than its memory holds.
+    if (disk.attachedState !== undefined && before !== disk.attachedState)
+      throw new ErrInvalidConfig(
+        `sandbox ${sandboxId}: read-only disk ${disk.hostPath} changed on the host since the ` +
+          "sandbox attached it: refused (restart the sandbox to use the new contents)",
+      );
     return {
       path: `/proc/${process.pid}/fd/${fd}`,
       unchanged: () => {
-        // ctime too: a rewrite in place can put the modification time back, not the change time.
         if (state() !== before)
           throw new ErrInvalidConfig(
             `sandbox ${sandboxId}: read-only disk ${disk.hostPath} changed on the host while ` +
@@ -124,21 +127,34 @@ export function pinDiskIdentities(
   plan: SandboxPlan,
   privateCopies: readonly (string | undefined)[],
 ): SandboxPlan {
-  if (plan.disks.every((d, i) => d.hostIdentity !== undefined || privateCopies[i] !== undefined))
-    return plan;
   const pinned = plan.disks.map((d, i): ResolvedDisk => {
-    if (d.hostIdentity !== undefined || privateCopies[i] !== undefined) return d;
-    let identity: string;
+    if (privateCopies[i] !== undefined) return d;
+    const needState = d.readonly && d.attachedState === undefined;
+    if (d.hostIdentity !== undefined && !needState) return d;
+    let st: BigIntStats;
     try {
-      identity = fileIdentity(statSync(d.hostPath, { bigint: true }));
+      st = statSync(d.hostPath, { bigint: true });
     } catch (err) {
       throw new ErrInvalidConfig(
         `disk ${i} (${d.hostPath}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
-    return { ...d, hostIdentity: identity };
+    return {
+      ...d,
+      hostIdentity: d.hostIdentity ?? fileIdentity(st),
+      ...(needState ? { attachedState: diskState(st) } : {}),
+    };
   });
+  if (pinned.every((d, i) => d === plan.disks[i])) return plan;
   return Object.freeze({ ...plan, disks: Object.freeze(pinned) });
+}
+
+/**
+ * What says a disk image's bytes are as they were: its size and its modification and change
+ * times. ctime too: a rewrite in place can put the modification time back, not the change time.
+ */
+function diskState(st: BigIntStats): string {
+  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /**

@@ -5,7 +5,12 @@
  * CAs are read here and passed as content; a mount's or disk's path goes with the identity of what the node
  * found there (host-path-open.ts), and the supervisor refuses anything else at use.
  */
-import { MAX_CA_PEM_BYTES, remoteOptionsJson, type SandboxOptions } from "../config/index.js";
+import {
+  MAX_CA_PEM_BYTES,
+  ownDirConflict,
+  remoteOptionsJson,
+  type SandboxOptions,
+} from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
 import { loadCheckpoint, withCheckpointDefaults } from "../sandbox/index.js";
 import { checkedIdentity, type CheckedKind } from "./host-path-open.js";
@@ -22,6 +27,25 @@ function checkedPath(
   const hostPath = onNode(field, value, roots);
   if (roots === "any" || typeof hostPath !== "string") return { hostPath };
   return { hostPath, hostIdentity: checkedIdentity(field, hostPath, roots, kind) };
+}
+
+/**
+ * `checkedPath` for a path the guest will see (a mount, a disk): never one that holds or lies
+ * in the node's own data, run or cache dir, whatever --host-path opened (the plan refuses it
+ * too; here it is refused before the node does anything with it).
+ */
+function guestVisible(
+  field: string,
+  value: unknown,
+  roots: HostPathRoots,
+  kind: CheckedKind,
+): { hostPath: unknown; hostIdentity?: string } {
+  const checked = checkedPath(field, value, roots, kind);
+  if (typeof checked.hostPath !== "string") return checked;
+  const conflict = ownDirConflict(checked.hostPath);
+  if (conflict !== undefined)
+    throw new ErrInvalidConfig(`${field}: ${JSON.stringify(checked.hostPath)} ${conflict}`);
+  return checked;
 }
 
 /**
@@ -76,7 +100,7 @@ export function nodeOptions(
             "with serve --allow-volumes)",
         );
       return "hostPath" in d
-        ? { ...d, ...checkedPath(`disks[${i}].hostPath`, d.hostPath, roots, "file") }
+        ? { ...d, ...guestVisible(`disks[${i}].hostPath`, d.hostPath, roots, "file") }
         : d;
     });
   if (o.fromCheckpoint !== undefined) {
@@ -121,7 +145,7 @@ function checkedMounts(mounts: object, roots: HostPathRoots, from = ""): Record<
       if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
         return [guest, mount];
       const field = `${from}mounts[${JSON.stringify(guest)}].hostPath`;
-      const checked = checkedPath(field, mount.hostPath, roots, "file or directory");
+      const checked = guestVisible(field, mount.hostPath, roots, "file or directory");
       return [guest, { ...mount, ...checked }];
     }),
   );

@@ -24,7 +24,7 @@ import {
   type PortBinding,
   type SandboxRecord,
 } from "../state/index.js";
-import { exitOnSignalDuring, ResourceStack } from "../util/index.js";
+import { exitOnSignal, ResourceStack, SignalHandling } from "../util/index.js";
 import { ControlServer } from "./control-server.js";
 import { runLogged, type EchoStreams } from "./logged-command.js";
 import { PortPublisher } from "./port-forward.js";
@@ -80,22 +80,28 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   // Everything the supervisor holds, released in reverse order by `stop` or a failed start.
   const resources = new ResourceStack((err) => process.stderr.write(`wheellock: ${err.message}\n`));
   if (eventsOut) resources.defer("events file", () => void eventsOut.end());
+  // Cut by a signal while starting (`kill` of a starting sandbox, Ctrl-C on `run --rm=false`):
+  // the process exits, so that its run dir goes, with the record saying why. Once the sandbox
+  // is up a signal stops it (below); the handling is switched, never removed in between, and
+  // before the control server is listening (a signal there had its default action: the
+  // process died with its record "starting" and its run dir left behind). Installed for the
+  // rest of the supervisor's life, as the stop was: a signal while it stops stops it again.
+  const signals = new SignalHandling(
+    exitOnSignal((signal) =>
+      update({ status: "stopped", lastError: `start interrupted (${signal})` }),
+    ),
+  );
   let sandbox: VmSandbox;
   try {
     // The deadline is ours (below): reaching it is a clean, graceful stop, not a crash.
-    // Cut by a signal (`kill` of a starting sandbox, Ctrl-C on `run --rm=false`): the process
-    // exits, so that its run dir goes (exitOnSignalDuring), with the record saying why.
-    sandbox = await exitOnSignalDuring(
-      () =>
-        launchVmSandbox(
-          { ...plan, timeoutSeconds: 0 },
-          { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
-        ),
-      (signal) => update({ status: "stopped", lastError: `start interrupted (${signal})` }),
+    sandbox = await launchVmSandbox(
+      { ...plan, timeoutSeconds: 0 },
+      { consoleLogPath: logPath(plan.id), cleanPoweroff: true },
     );
   } catch (err) {
     await resources.release();
     update({ status: "crashed", lastError: (err as Error).message });
+    signals.dispose();
     throw err;
   }
   const eventsWritten =
@@ -116,6 +122,8 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
   });
 
   let stopping: Promise<number> | undefined;
+  /** The control server, once listening (a signal may stop the sandbox before it is). */
+  const server: { control?: ControlServer } = {};
   let deadline: NodeJS.Timeout | undefined;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
@@ -124,7 +132,8 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
     stopping ??= (async () => {
       clearTimeout(deadline);
       update({ status: "stopping" });
-      if (!crash) await terminateGracefully(control.running, req.gracefulShutdownMs);
+      if (!crash && server.control)
+        await terminateGracefully(server.control.running, req.gracefulShutdownMs);
       await resources.release();
       const why = crash ?? note;
       const usage = await sandbox.usage().catch(() => undefined);
@@ -134,18 +143,22 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
         ...(usage ? { usage } : {}),
       });
       // After the reply to a `stop` operation has gone out.
-      setImmediate(() => control.disconnectAll());
+      setImmediate(() => server.control?.disconnectAll());
       return crash ? 1 : 0;
     })();
     void stopping.then(finish);
     return stopping;
   };
+  signals.set(() => void stop());
   const control = await ControlServer.listen(
     sandbox,
     controlSocketPath(join(runDir(), plan.id)),
     async () => void (await stop()),
   );
+  server.control = control;
   resources.defer("control socket", () => control.stopAccepting());
+  // Stopped by a signal while the control server was starting: it is let go at once (above).
+  if (stopping) return done;
   const publisher = new PortPublisher(sandbox);
   resources.defer("published ports", () => publisher.close());
   void (async () => {
@@ -158,8 +171,6 @@ export async function supervise(req: SuperviseRequest, hooks: SuperviseHooks): P
       }
     }
   })();
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const)
-    process.on(signal, () => void stop());
   try {
     const bound = await publisher.listenAll(req.ports);
     update({ status: "running", qemuPid: childPids()[0], ports: bound });

@@ -11,7 +11,12 @@ export {
   sameProcessAlive,
 } from "./process-info.js";
 export { ResourceStack, ReleaseError, type Releasable } from "./resource-stack.js";
-export { exitOnSignalDuring } from "./exit-on-signal.js";
+export {
+  exitOnSignal,
+  exitOnSignalDuring,
+  exitOnUnhandledSignal,
+  SignalHandling,
+} from "./exit-on-signal.js";
 export {
   outputTail,
   runTool,

@@ -62,15 +62,18 @@ export interface HostPathsFixture {
 }
 
 /**
- * A fresh data dir (WHEELLOCK_DATA_DIR points at it; removed at exit) with `open/` and
- * `secret/` folders, for tests that attack a node's host-path checks.
+ * A fresh data dir (WHEELLOCK_DATA_DIR points at it) with `open/` and `secret/` folders beside
+ * it (a host path inside the data dir is refused), all removed at exit, for tests that attack
+ * a node's host-path checks.
  */
 export function hostPathsFixture(prefix: string): HostPathsFixture {
-  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const dataDir = join(root, "data");
   process.env.WHEELLOCK_DATA_DIR = dataDir;
-  process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
-  const open = join(dataDir, "open");
-  const secret = join(dataDir, "secret");
+  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+  const open = join(root, "open");
+  const secret = join(root, "secret");
+  mkdirSync(dataDir);
   mkdirSync(open);
   mkdirSync(secret);
   writeFileSync(

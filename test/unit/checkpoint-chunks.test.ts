@@ -7,11 +7,13 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrSnapshotMismatch } from "../../src/errors.js";
@@ -84,4 +86,57 @@ test("a save never writes through a symlink planted at its temp name", async () 
   const out = join(scratch, "tmp-link-out.img");
   await store.materialize(file, out);
   assert.deepEqual(readFileSync(out), data);
+});
+
+/** The store's prefix directory of `digest` replaced by a symlink to `target`. */
+function plantPrefix(store: ChunkStore, digest: string, target: string): string {
+  const prefix = join(store.dir, digest.slice(0, 2));
+  rmSync(prefix, { recursive: true, force: true });
+  symlinkSync(target, prefix);
+  return prefix;
+}
+
+test("attack: a sweep never deletes through a prefix directory planted as a symlink", async () => {
+  const { store, file } = await storeOfOne("sweep-link");
+  const digest = file.chunks[0] as string;
+  const victim = join(scratch, "sweep-victim");
+  mkdirSync(victim);
+  writeFileSync(join(victim, "precious.txt"), "keep me\n");
+  plantPrefix(store, digest, victim);
+  assert.throws(() => store.sweep(new Set([digest])), changedOnDisk(/is a symlink or not a/));
+  assert.equal(readFileSync(join(victim, "precious.txt"), "utf8"), "keep me\n");
+});
+
+test("attack: a save never writes a chunk into a prefix directory planted as a symlink", async () => {
+  const store = new ChunkStore(join(scratch, "put-link", "objects"));
+  const data = randomBytes(CHUNK_BYTES);
+  const digest = createHash("sha256").update(data).digest("hex");
+  const victim = join(scratch, "put-victim");
+  mkdirSync(victim);
+  mkdirSync(store.dir, { recursive: true });
+  plantPrefix(store, digest, victim);
+  const source = join(scratch, "put-link.img");
+  writeFileSync(source, data);
+  await assert.rejects(store.ingest(source, false), changedOnDisk(/chunk store: .* is a symlink/));
+  assert.deepEqual(readdirSync(victim), []);
+  // Nor reads one from there: a copy of the chunk planted beside it is refused too.
+  writeFileSync(join(victim, digest), data);
+  await assert.rejects(
+    store.materialize({ sizeBytes: CHUNK_BYTES, chunks: [digest] }, join(scratch, "put-out.img")),
+    changedOnDisk(/is a symlink or not a directory: refused/),
+  );
+});
+
+test("attack: an object planted as a FIFO is refused at once, not waited on", async () => {
+  const { store, object, file } = await storeOfOne("fifo");
+  rmSync(object);
+  execFileSync("mkfifo", [object]);
+  const outcome = await Promise.race([
+    store.materialize(file, join(scratch, "fifo-out.img")).then(
+      () => "read",
+      (err: Error) => err.message,
+    ),
+    new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref()),
+  ]);
+  assert.match(outcome, /not a regular file/);
 });

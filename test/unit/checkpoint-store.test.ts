@@ -15,6 +15,7 @@ import { CHUNK_BYTES } from "../../src/sandbox/checkpoint-chunks.js";
 import {
   parseCheckpointDisks,
   openAttachedDisk,
+  pinDiskIdentities,
   planWithCheckpointDisks,
 } from "../../src/sandbox/checkpoint-disks.js";
 import type { ResolvedDisk } from "../../src/config/index.js";
@@ -438,4 +439,34 @@ test("a disk's path swapped after the sandbox attached it is refused; the open f
     code: "ErrInvalidConfig",
     message: /disk 0 \(.*disk-attached\) is no longer the file the sandbox attached/,
   });
+});
+
+test("attack: a read-only disk rewritten in place between the sandbox's start and a checkpoint is refused", async () => {
+  const ro = await sparseFile("disk-ro-since-attach", 64 * 1024, { 0: Buffer.alloc(4096, 1) });
+  const ref = join(scratch, "disk-ro-since-attach.ref");
+  writeFileSync(ref, "");
+  execFileSync("touch", ["-r", ro, ref]);
+  const asPlanned = (disk: ResolvedDisk) => ({ disks: [disk] }) as unknown as SandboxPlan;
+  // As at the sandbox's start: pinned, its state recorded (a node-pinned disk's too).
+  const [attached] = pinDiskIdentities(asPlanned(roDisk(ro)), []).disks;
+  const [nodePinned] = pinDiskIdentities(
+    asPlanned(roDisk(ro, fileIdentity(statSync(ro, { bigint: true })))),
+    [],
+  ).disks;
+  assert.ok(attached && nodePinned);
+  openAttachedDisk(attached, 0, "sb-w").close(); // unchanged: fine
+  // Rewritten in place (same file, same size), its modification time put back: the guest
+  // cached the old bytes, the checkpoint would store the new ones.
+  const fd = openSync(ro, "r+");
+  writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 0);
+  closeSync(fd);
+  execFileSync("touch", ["-r", ref, ro]);
+  for (const disk of [attached, nodePinned])
+    assert.throws(() => openAttachedDisk(disk, 0, "sb-w"), {
+      code: "ErrInvalidConfig",
+      message: /sandbox sb-w: read-only disk .* changed on the host since the sandbox attached it/,
+    });
+  // A read-write disk has no recorded state (the guest itself writes it).
+  const [rw] = pinDiskIdentities(asPlanned({ ...roDisk(ro), readonly: false }), []).disks;
+  assert.equal(rw?.attachedState, undefined);
 });

@@ -55,3 +55,77 @@ for (const [signal, code] of [
       why: signal,
     });
   });
+
+/**
+ * A child that starts (`start` resolves at once), then sits in the window after the start and
+ * before any forwarder of the command's signals (`wheellock run` waiting for its command's
+ * pid; a supervisor starting its control server), holding a run dir. `how`: "before" as run
+ * and the supervisor did (exitOnSignalDuring over the start alone); "now" as they do.
+ */
+async function cutAfterStart(name: string, how: "before" | "now", forwarder = false) {
+  const runDir = join(scratch, name, "run");
+  mkdirSync(runDir, { recursive: true });
+  const forwarded = join(scratch, name, "forwarded");
+  const child = `
+    const { writeFileSync } = await import("node:fs");
+    const u = await import(${JSON.stringify(util)});
+    const resources = new u.ResourceStack();
+    resources.defer("run dir", () => undefined, () => u.removeTreeSync(${JSON.stringify(runDir)}));
+    const started = () => Promise.resolve();
+    if (${JSON.stringify(how)} === "before") await u.exitOnSignalDuring(started);
+    else {
+      const signals = new u.SignalHandling(u.exitOnSignal());
+      await started();
+      signals.set(u.exitOnUnhandledSignal());
+    }
+    const forward = () => {
+      writeFileSync(${JSON.stringify(forwarded)}, "yes");
+      process.off("SIGINT", forward);
+      console.log("forwarder gone");
+    };
+    if (${forwarder}) process.on("SIGINT", forward);
+    setInterval(() => {}, 1000);
+    console.log("in the window");`;
+  const proc = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", child], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const line = () => new Promise<void>((resolve) => proc.stdout.once("data", () => resolve()));
+  await line();
+  if (forwarder) {
+    // The forwarder takes the first Ctrl-C (to the guest command); once it is gone, the next
+    // one ends the run with its cleanup.
+    const gone = line();
+    proc.kill("SIGINT");
+    await gone;
+  }
+  proc.kill("SIGINT");
+  const [code, killedBy] = await new Promise<[number | null, string | null]>((resolve) =>
+    proc.once("exit", (c, s) => resolve([c, s])),
+  );
+  return { code, killedBy, runDirLeft: existsSync(runDir), forwarded: existsSync(forwarded) };
+}
+
+test("attack: Ctrl-C after the start, before the command's forwarder, leaves no run dir", async () => {
+  // As it was: the signal's default action, the run dir left for `wheellock gc`.
+  assert.deepEqual(await cutAfterStart("window-before", "before"), {
+    code: null,
+    killedBy: "SIGINT",
+    runDirLeft: true,
+    forwarded: false,
+  });
+  assert.deepEqual(await cutAfterStart("window-now", "now"), {
+    code: 130,
+    killedBy: null,
+    runDirLeft: false,
+    forwarded: false,
+  });
+});
+
+test("while a forwarder takes Ctrl-C, the fallback lets it; once it is gone, Ctrl-C cleans up", async () => {
+  assert.deepEqual(await cutAfterStart("forwarder", "now", true), {
+    code: 130,
+    killedBy: null,
+    runDirLeft: false,
+    forwarded: true,
+  });
+});

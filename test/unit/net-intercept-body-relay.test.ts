@@ -7,7 +7,13 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { PassThrough, Writable } from "node:stream";
 import { test } from "node:test";
-import { relayBody, RELAY_SLAB_BYTES } from "../../src/net/intercept/body-relay.js";
+import {
+  relayBody,
+  RelayBudget,
+  RELAY_BUDGET_BYTES,
+  RELAY_FLOOR_BYTES,
+  RELAY_SLAB_BYTES,
+} from "../../src/net/intercept/body-relay.js";
 import { createCa } from "../../src/net/tls/index.js";
 import { guestDial, guestSocket, patternBytes, upstreamFixture } from "./net-intercept-guest.js";
 
@@ -35,12 +41,13 @@ function turnLateSink(complete = true) {
   return { sink, writes, seen };
 }
 
-function relayed(body: Buffer, copiedOnWrite: boolean) {
+function relayed(body: Buffer, copiedOnWrite: boolean, budget?: RelayBudget) {
   const source = new PassThrough();
   const { sink, writes, seen } = turnLateSink();
   let counted = 0;
   let failed = 0;
   relayBody(source, sink, copiedOnWrite, body.length, {
+    ...(budget ? { budget } : {}),
     onBytes: (n) => (counted += n),
     onFailed: () => failed++,
   });
@@ -75,10 +82,24 @@ test("a destination that stops completing writes stops the source after two buff
   const { sink } = turnLateSink(false);
   let counted = 0;
   relayBody(source, sink, true, undefined, { onBytes: (n) => (counted += n), onFailed: () => {} });
+  const offered = await offerUntilHeld(source, 16 * 1024 * 1024);
+  assert.ok(offered < 16 * 1024 * 1024, "the source was never held");
+  assert.ok(
+    counted <= 2 * RELAY_SLAB_BYTES + CHUNK,
+    `${counted} bytes taken from the source with no write completing`,
+  );
+  source.destroy();
+  sink.destroy();
+});
+
+/**
+ * Writes up to `total` bytes into `source` in 16 KiB pieces, waiting for it to drain between
+ * pieces as a socket would; stops when it stays full for 200 ms. Returns the bytes offered.
+ */
+async function offerUntilHeld(source: PassThrough, total: number): Promise<number> {
   const piece = Buffer.alloc(CHUNK);
   let offered = 0;
-  // Offer 16 MiB, waiting for the source to drain between pieces as a socket would.
-  for (let i = 0; i < 1024; i++) {
+  while (offered < total) {
     offered += piece.length;
     if (!source.write(piece)) {
       const drained = await Promise.race([
@@ -88,13 +109,48 @@ test("a destination that stops completing writes stops the source after two buff
       if (!drained) break;
     }
   }
-  assert.ok(offered < 16 * 1024 * 1024, "the source was never held");
+  return offered;
+}
+
+test("attack: many flows the guest never reads hold no more than the sandbox's relay budget", async () => {
+  // 40 flows at two 1 MiB buffers each would hold 80 MiB here; the budget is 8 MiB.
+  const budget = new RelayBudget(8 * 1024 * 1024);
+  const flows = 40;
+  let taken = 0;
+  const stalled = Array.from({ length: flows }, () => {
+    const source = new PassThrough({ highWaterMark: CHUNK });
+    const { sink } = turnLateSink(false);
+    relayBody(source, sink, true, undefined, {
+      budget,
+      onBytes: (n) => (taken += n),
+      onFailed: () => {},
+    });
+    return { source, sink };
+  });
+  await Promise.all(stalled.map(({ source }) => offerUntilHeld(source, 4 * 1024 * 1024)));
+  const floors = flows * 2 * RELAY_FLOOR_BYTES;
+  assert.ok(budget.inUse <= budget.limit + floors, `${budget.inUse} bytes of relay buffers`);
+  // Taken from the sources: what the buffers hold, plus one piece each that did not fit.
   assert.ok(
-    counted <= 2 * RELAY_SLAB_BYTES + CHUNK,
-    `${counted} bytes taken from the source with no write completing`,
+    taken <= budget.limit + floors + flows * CHUNK,
+    `${taken} bytes taken from ${flows} sources no guest reads`,
   );
-  source.destroy();
-  sink.destroy();
+
+  // A flow the guest does read still completes, intact, on the floor's buffers.
+  const body = patternBytes(3 * 1024 * 1024 + 7);
+  const normal = await relayed(body, true, budget);
+  assert.equal(normal.failed, 0);
+  assert.equal(normal.reused, 0);
+  assert.ok(Buffer.concat(normal.writes).equals(body), "the body changed on the way");
+
+  // Closed flows give their buffers back.
+  for (const { source, sink } of stalled) {
+    sink.destroy();
+    source.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(budget.inUse, 0);
+  assert.ok(RELAY_BUDGET_BYTES >= 4 * RELAY_SLAB_BYTES && RELAY_BUDGET_BYTES <= 128 * 1024 * 1024);
 });
 
 test("a source that fails mid-body reports one failure", async () => {

@@ -15,11 +15,14 @@ import { saveCheckpoint, type SaveCheckpointRequest } from "../../src/sandbox/ch
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "wheellock-serve-paths-"));
+// The node's data dir beside the folders (a host path inside it is refused whatever is open).
+const root = mkdtempSync(join(tmpdir(), "wheellock-serve-paths-"));
+const dataDir = join(root, "data");
+mkdirSync(dataDir);
 process.env.WHEELLOCK_DATA_DIR = dataDir;
-process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
-const open = join(dataDir, "open");
-const secret = join(dataDir, "secret");
+process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+const open = join(root, "open");
+const secret = join(root, "secret");
 mkdirSync(join(open, "work"), { recursive: true });
 mkdirSync(secret);
 writeFileSync(join(secret, "key"), "node key\n");
@@ -253,4 +256,30 @@ test("a --single plan's host paths are checked as a POST plan's are", async () =
   const checked = options.mounts?.["/data"] as { hostPath: string; hostIdentity?: string };
   assert.equal(checked.hostPath, join(hostPathRoots([open])[0] as string, "work"));
   assert.match(checked.hostIdentity ?? "", /^\d+:\d+$/);
+});
+
+test("attack: a network caller cannot mount the node's own data dir, even under an opened directory", async () => {
+  // The owner opened the folder that holds the node's data dir (serve --host-path $HOME).
+  const { running, host, remote } = await node("node-home", [root]);
+  try {
+    const own = /is inside wheellock's data dir|holds wheellock's data dir/;
+    for (const path of [root, dataDir, join(dataDir, "checkpoints")]) {
+      mkdirSync(path, { recursive: true });
+      await assert.rejects(Sandbox.create({ ...mount(path), remote }), refused(own), path);
+    }
+    writeFileSync(join(dataDir, "checkpoints", "snap.img"), "");
+    await assert.rejects(
+      Sandbox.create({
+        disks: [{ hostPath: join(dataDir, "checkpoints", "snap.img"), guestPath: "/d" }],
+        remote,
+      }),
+      refused(/disks\[0\]\.hostPath: .* is inside wheellock's data dir/),
+    );
+    assert.equal(host.entries.size, 0, "nothing reached the host");
+    const sb = await Sandbox.create({ ...mount(join(open, "work")), remote });
+    await sb.close();
+  } finally {
+    await running.close();
+    await host.close();
+  }
 });

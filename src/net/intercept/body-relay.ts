@@ -7,11 +7,56 @@ import { finished, pipeline, type Readable, type Writable } from "node:stream";
  */
 export const RELAY_SLAB_BYTES = 1024 * 1024;
 
+/**
+ * What the relay buffers of all of one sandbox's flows may hold together. Without it a guest
+ * that opens its 1,024 flows and reads none of them holds two full buffers each here (2 GiB).
+ */
+export const RELAY_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The smallest buffer a flow gets when the budget is spent: outside the budget, so that a flow
+ * the guest does read always moves (were it to wait for buffers held by flows the guest does
+ * not read, the guest would wait for it: a deadlock). At most two per flow.
+ */
+export const RELAY_FLOOR_BYTES = 16 * 1024;
+
+/**
+ * The relay buffers of one sandbox's flows (one per InterceptUpstream). A body takes two
+ * buffers when its first bytes arrive and gives them back when it is through or fails: full
+ * size while the budget lasts, then what is left of it, and never less than the floor. So all
+ * flows together hold at most the limit plus two floors per flow.
+ */
+export class RelayBudget {
+  private used = 0;
+
+  constructor(readonly limit: number = RELAY_BUDGET_BYTES) {}
+
+  /** Bytes held now by all flows' buffers. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** The size of each of the two buffers a body wanting `want` per buffer gets; reserved. */
+  reserve(want: number): number {
+    const left = Math.max(0, Math.floor((this.limit - this.used) / 2));
+    const each = Math.max(Math.min(want, left), Math.min(want, RELAY_FLOOR_BYTES));
+    this.used += 2 * each;
+    return each;
+  }
+
+  /** Gives back what `reserve` returned. */
+  release(each: number): void {
+    this.used -= 2 * each;
+  }
+}
+
 export interface BodyRelay {
   /** Counts the body bytes taken from the source. */
   onBytes(n: number): void;
   /** Runs at most once, when either side fails or closes before the body is through. */
   onFailed(): void;
+  /** The sandbox's budget for relay buffers; without one, this body's buffers are its own. */
+  budget?: RelayBudget;
 }
 
 /**
@@ -32,7 +77,10 @@ export function relayBody(
   sizeHint: number | undefined,
   relay: BodyRelay,
 ): void {
-  if (copiedOnWrite) return new SlabRelay(source, res, slabBytes(sizeHint), relay).start();
+  if (copiedOnWrite) {
+    const budget = relay.budget ?? new RelayBudget(Number.MAX_SAFE_INTEGER);
+    return new SlabRelay(source, res, slabBytes(sizeHint), budget, relay).start();
+  }
   source.on("data", (c: Buffer) => relay.onBytes(c.length));
   pipeline(source, res, (err) => {
     if (err) relay.onFailed();
@@ -58,11 +106,15 @@ class SlabRelay {
   /** The part of a chunk that did not fit; the source stays paused while there is one. */
   private rest: Buffer | undefined;
   private pausedHere = false;
+  /** Each buffer's size, reserved from the budget with the first bytes (0: none yet). */
+  private size = 0;
+  private released = false;
 
   constructor(
     private readonly source: Readable,
     private readonly res: Writable,
-    private readonly size: number,
+    private readonly want: number,
+    private readonly budget: RelayBudget,
     private readonly relay: BodyRelay,
   ) {}
 
@@ -71,11 +123,13 @@ class SlabRelay {
     finished(this.source, (err) => (err ? this.fail() : this.sourceEnded()));
     finished(this.res, (err) => {
       if (err) this.fail();
+      this.release();
     });
   }
 
   private take(chunk: Buffer): void {
-    if (this.failed) return;
+    if (this.failed || this.released) return;
+    if (this.size === 0) this.size = this.budget.reserve(this.want);
     this.relay.onBytes(chunk.length);
     this.rest = this.copyIn(chunk);
     this.holdIfFull();
@@ -134,6 +188,15 @@ class SlabRelay {
   private fail(): void {
     if (this.failed) return;
     this.failed = true;
+    this.release();
     this.relay.onFailed();
+  }
+
+  /** The buffers go back to the budget (a write in flight keeps its own until it completes). */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slabs[0] = this.slabs[1] = undefined;
+    if (this.size > 0) this.budget.release(this.size);
   }
 }

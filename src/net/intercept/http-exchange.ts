@@ -11,7 +11,7 @@ import type {
   ResponseVerdict,
 } from "./contract.js";
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
-import { relayBody } from "./body-relay.js";
+import { relayBody, type RelayBudget } from "./body-relay.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
@@ -24,6 +24,8 @@ export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstre
   httpPolicy: HttpPolicy;
   dialer: HostDialer;
   events: RequestEvents;
+  /** What the sandbox's response bodies may hold in relay buffers, all flows together. */
+  relayBudget?: RelayBudget;
 }
 
 /**
@@ -246,6 +248,7 @@ async function respond(
   if (transform) ures.on("error", (err) => transform.destroy(err));
   const length = transform ? undefined : Number(ures.headers["content-length"]);
   relayBody(source, res, res.socket instanceof TLSSocket, length, {
+    ...(deps.relayBudget ? { budget: deps.relayBudget } : {}),
     onBytes: (n) => (event.bytesIn += n),
     onFailed: () => {
       ures.destroy();

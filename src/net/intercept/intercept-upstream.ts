@@ -25,6 +25,7 @@ import { relayRaw } from "./raw-relay.js";
 import { RequestEvents, type RequestOutcome } from "./request-event.js";
 import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
+import { RelayBudget } from "./body-relay.js";
 
 /**
  * Cleartext buffered toward a guest TLS connection before backpressure. A write into the guest
@@ -91,6 +92,7 @@ export class InterceptUpstream implements Upstream {
       httpPolicy: opts.httpPolicy,
       dialer: this.dialer,
       events: this.events,
+      relayBudget: new RelayBudget(),
       ...(opts.onHostRefused ? { onHostRefused: opts.onHostRefused } : {}),
       ...(opts.upstreamHeaders ? { upstreamHeaders: opts.upstreamHeaders } : {}),
     };
