@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 // Start-up cost is part of every CLI call: the bare `version` and `--help` are answered from
 // the command table without loading commander or any command's module, and otherwise only the
 // invoked command's module is loaded (commands.ts, program.ts; docs/PERFORMANCE.md). In the
