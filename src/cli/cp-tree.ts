@@ -3,10 +3,11 @@
  * copied with their permission bits; symlinks and special files are skipped with a warning
  * (the file API cannot create them). Files stream one at a time, never whole in memory.
  */
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, lstatSync } from "node:fs";
+import { createReadStream, mkdirSync, readdirSync, lstatSync } from "node:fs";
 import { join, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { SandboxApi } from "../sandbox/index.js";
+import { createSparseWriteStream } from "./sparse-write.js";
 
 function warn(message: string): void {
   process.stderr.write(`wheellock cp: ${message}\n`);
@@ -42,10 +43,7 @@ export async function copyTreeOut(
     const to = join(hostDir, entry.name);
     if (entry.isDir) await copyTreeOut(sandbox, from, to, entry.mode);
     else if ((entry.mode & 0o170000) === 0o100000) {
-      await pipeline(
-        sandbox.readFileStream(from),
-        createWriteStream(to, { mode: entry.mode & 0o777 }),
-      );
+      await pipeline(sandbox.readFileStream(from), createSparseWriteStream(to, entry.mode & 0o777));
     } else warn(`skipped ${from}: not a regular file or directory`);
   }
 }

@@ -1,18 +1,12 @@
 import { Command } from "commander";
-import {
-  createReadStream,
-  createWriteStream,
-  existsSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { createReadStream, existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ErrInvalidConfig } from "../errors.js";
 import { parseNodeSandboxId } from "../util/index.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { copyTreeIn, copyTreeOut } from "./cp-tree.js";
+import { createSparseWriteStream } from "./sparse-write.js";
 
 interface Location {
   id?: string;
@@ -94,7 +88,7 @@ export function cpCommand(): Command {
       // A temp file renamed at the end: a failed copy never truncates an existing file.
       const temp = `${destPath}.wheellock-${process.pid}.tmp`;
       try {
-        await pipeline(sandbox.readFileStream(src.path), createWriteStream(temp, { mode: 0o644 }));
+        await pipeline(sandbox.readFileStream(src.path), createSparseWriteStream(temp, 0o644));
         renameSync(temp, destPath);
       } finally {
         rmSync(temp, { force: true });
