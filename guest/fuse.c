@@ -12,8 +12,6 @@
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuse_notify.h"
@@ -28,13 +26,6 @@
 #define OUT_HEADER_BYTES 16u
 #define MAX_MOUNTS 16
 #define MAX_MOUNT_PATH 256
-/* After forwarding a request, the relay polls without sleeping for up to this long while a
- * reply is due (docs/PERFORMANCE.md, issue 17). A sleeping guest halts its vCPU, and each
- * reply then pays for waking QEMU's vCPU thread and the guest's idle path (under TCG about
- * a tenth of a metadata request's round trip); a reply that takes longer than this is
- * waited for as before. Each empty poll yields, so other guest threads (the requests'
- * senders among them) keep the vCPU. */
-#define REPLY_SPIN_NS 1000000ull
 
 static int fuse_fd = -1;
 static struct port fport = {WL_PORT_FUSE, -1, -1};
@@ -49,10 +40,6 @@ static uint8_t from_host[MSG_MAX];
 static size_t from_host_len;
 /* A host notification was dropped and the host has not been told yet (relay thread only). */
 static int notify_lost;
-/* Requests forwarded whose replies have not come back, and until when the relay spins for
- * them (relay thread only; see REPLY_SPIN_NS). */
-static unsigned replies_due;
-static uint64_t spin_until_ns;
 #define IN_HEADER_BYTES 40u
 
 /* The host went away or broke the stream: closing /dev/fuse aborts the connection, so guest
@@ -101,26 +88,6 @@ static void queue_lost_report(void)
 	notify_lost = 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* linux/fuse.h opcodes that get no reply (nor does the lost report). */
-#define FUSE_FORGET 2u
-#define FUSE_INTERRUPT 36u
-#define FUSE_BATCH_FORGET 42u
-
-static int expects_reply(const uint8_t *msg)
-{
-	uint32_t opcode;
-	memcpy(&opcode, msg + 4, 4);
-	return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET && opcode != FUSE_INTERRUPT &&
-	       opcode != WL_FUSE_NOTIFY_LOST;
-}
-
 static void relay_to_host(void)
 {
 	if (to_host_len == 0 && notify_lost)
@@ -147,10 +114,6 @@ static void relay_to_host(void)
 		if (put <= 0)
 			return; /* EAGAIN: the poll loop waits for POLLOUT */
 		to_host_off += (size_t)put;
-	}
-	if (expects_reply(to_host)) {
-		replies_due++;
-		spin_until_ns = now_ns() + REPLY_SPIN_NS;
 	}
 	to_host_len = to_host_off = 0;
 }
@@ -180,8 +143,6 @@ static void relay_to_kernel(void)
 		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
-		if (unique != 0 && replies_due > 0)
-			replies_due--;
 		if (unique == 0) {
 			if (fuse_notify_queue(from_host, len) != 0)
 				notify_lost = 1;
@@ -279,12 +240,8 @@ static void *relay_loop(void *unused)
 		size_t k = fuse_poll_fds(pfd);
 		if (k == 0)
 			return NULL; /* stopped: the fds are closed */
-		int spin = replies_due > 0 && now_ns() < spin_until_ns;
-		int n = poll(pfd, k, spin ? 0 : -1);
-		if (n > 0)
+		if (poll(pfd, k, -1) > 0)
 			fuse_on_events(pfd, k);
-		else if (n == 0)
-			sched_yield();
 	}
 }
 
