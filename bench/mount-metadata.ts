@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Sandbox } from "../src/index.js";
 import { guestMs, DROP_CACHES } from "./guest-time.js";
-import { listenRawPort, rawSerialMBps } from "./raw-serial.js";
+import { fuseRequestStats, type RequestStatsSnapshot } from "../src/vfs/request-stats.js";
+import { listenRawPort, rawRoundTripUs, rawSerialInMBps, rawSerialMBps } from "./raw-serial.js";
 import { workspaceBenchOptions } from "./workspace-sandbox.js";
 
 const round = (n: number): number => Math.round(n * 100) / 100;
@@ -76,30 +77,54 @@ function makeInputs(inputs: string, sizes: MountBenchSizes): void {
   copyFileSync(git0, join(inputs, "tools", "git"));
 }
 
+/** One line for the log: requests, host time, then the five commonest opcodes. */
+function requestLine(s: RequestStatsSnapshot): string {
+  const top = Object.entries(s.byOpcode)
+    .slice(0, 5)
+    .map(([op, v]) => `${op} ${v.requests}`)
+    .join(", ");
+  return `${s.requests} FUSE requests (${top}), ${s.notifications} notifications, host ${Math.round(s.hostMs)} ms`;
+}
+
 async function measure(sb: Sandbox, dir: string, readMb: number, log: (msg: string) => void) {
+  // FUSE requests per step (none on the root disk): which ones each file costs (issue 17).
+  const requests: Record<string, RequestStatsSnapshot> = {};
+  const step = (name: string): void => {
+    requests[name] = fuseRequestStats.take();
+    if (requests[name].requests > 0) log(`    ${requestLine(requests[name])}`);
+  };
   await sb.exec(`rm -rf ${dir} && mkdir -p ${dir}/tree ${dir}/repo`);
+  fuseRequestStats.take();
   const untarMs = await guestMs(
     sb,
     DROP_CACHES,
     `tar -xf /dev/shm/tree.tar -C ${dir}/tree && sync`,
   );
   log(`  untar ${round(untarMs)} ms`);
+  step("untar");
   await sb.exec(`tar -xf /dev/shm/repo.tar -C ${dir}/repo`);
   const status = `cd ${dir}/repo && ${GIT} status --porcelain >/tmp/status.out`;
+  fuseRequestStats.take();
   const gitStatusColdMs = await guestMs(sb, DROP_CACHES, status);
+  log(`  git status cold ${round(gitStatusColdMs)} ms`);
+  step("gitStatusCold");
   const gitStatusWarmMs = await guestMs(sb, "true", status);
-  log(`  git status cold ${round(gitStatusColdMs)} ms, warm ${round(gitStatusWarmMs)} ms`);
+  log(`  git status warm ${round(gitStatusWarmMs)} ms`);
+  step("gitStatusWarm");
   const clean = await sb.exec("wc -c </tmp/status.out");
   if (clean.stdout.trim() !== "0") throw new Error(`the repository in ${dir} is not clean`);
   await sb.exec(`dd if=/dev/zero of=${dir}/big bs=1M count=${readMb} 2>/dev/null`);
+  fuseRequestStats.take();
   const readMs = await guestMs(sb, DROP_CACHES, `dd if=${dir}/big of=/dev/null bs=1M 2>/dev/null`);
   log(`  read ${readMb} MiB in ${round(readMs)} ms`);
+  step("seqRead");
   await sb.exec(`rm -rf ${dir}`);
   return {
     untarMs: round(untarMs),
     gitStatusColdMs: round(gitStatusColdMs),
     gitStatusWarmMs: round(gitStatusWarmMs),
     seqReadMBps: round(readMb / (readMs / 1000)),
+    requests,
   };
 }
 
@@ -124,12 +149,26 @@ export async function mountMetadataBench(
     );
     if (cp.exitCode !== 0) throw new Error(`copying inputs: ${cp.stderr}`);
     const loadBefore = loadAverage();
+    fuseRequestStats.enabled = true;
     const results = {} as Record<Target, Awaited<ReturnType<typeof measure>>>;
     for (const [name, path] of Object.entries(TARGETS) as [Target, string][]) {
       log(`mount metadata: ${name} (${path})`);
       results[name] = await measure(sb, path, sizes.readMb, log);
     }
+    fuseRequestStats.enabled = false;
     const rawSerial = round(await rawSerialMBps(sb, raw.connection, sizes.readMb * 1024 * 1024));
+    // FUSE reads travel host -> guest; the figure above is guest -> host.
+    const rawIn = round(await rawSerialInMBps(sb, raw.connection, sizes.readMb * 1024 * 1024));
+    const rawRoundTrip = round(await rawRoundTripUs(sb, raw.connection, 2000));
+    const perRequestUs = (k: "untar" | "gitStatusCold") => {
+      const n = results.hostDir.requests[k]?.requests ?? 0;
+      const ms = k === "untar" ? results.hostDir.untarMs : results.hostDir.gitStatusColdMs;
+      return n > 0 ? round((ms * 1000) / n) : undefined;
+    };
+    log(
+      `raw port: out ${rawSerial} MB/s, in ${rawIn} MB/s, round trip ${rawRoundTrip} us; ` +
+        `untar ${perRequestUs("untar")} us per FUSE request`,
+    );
     const slower = (k: "untarMs" | "gitStatusColdMs" | "gitStatusWarmMs") =>
       round(results.hostDir[k] / results.rootDisk[k]);
     return {
@@ -139,13 +178,19 @@ export async function mountMetadataBench(
       loadAverageAfter: loadAverage(),
       ...results,
       baselineRawSerialMBps: rawSerial,
+      baselineRawSerialInMBps: rawIn,
+      baselineRawRoundTripUs: rawRoundTrip,
+      untarUsPerFuseRequest: perRequestUs("untar"),
+      gitStatusColdUsPerFuseRequest: perRequestUs("gitStatusCold"),
       untarTimesRootDisk: slower("untarMs"),
       gitStatusColdTimesRootDisk: slower("gitStatusColdMs"),
       gitStatusWarmTimesRootDisk: slower("gitStatusWarmMs"),
       seqReadVsRootDisk: round(results.hostDir.seqReadMBps / results.rootDisk.seqReadMBps),
       seqReadVsRawSerial: round(results.hostDir.seqReadMBps / rawSerial),
+      seqReadVsRawSerialIn: round(results.hostDir.seqReadMBps / rawIn),
     };
   } finally {
+    fuseRequestStats.enabled = false;
     await sb.close();
     raw.close();
     rmSync(dir, { recursive: true, force: true });

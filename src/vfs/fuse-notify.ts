@@ -9,6 +9,7 @@
 import type { Duplex } from "node:stream";
 import { NotifyCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
 import type { InodeTable } from "./inode-table.js";
+import { fuseRequestStats } from "./request-stats.js";
 import { statSignature, type HostProbe } from "./stat-signature.js";
 
 /**
@@ -125,6 +126,7 @@ export class Invalidator {
       return;
     }
     stream.write(Buffer.concat(messages));
+    fuseRequestStats.notified(messages.length);
   }
 
   /**

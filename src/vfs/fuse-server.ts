@@ -25,6 +25,7 @@ import { BodyReader } from "./fuse-reader.js";
 import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
 import { HandleTable } from "./handle-table.js";
 import { InodeTable, type InodeTableState } from "./inode-table.js";
+import { fuseRequestStats } from "./request-stats.js";
 import { fileOps } from "./ops-file.js";
 import { nodeOps } from "./ops-node.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
@@ -160,12 +161,15 @@ export class FuseServer {
   async handle(request: FuseRequest): Promise<Buffer | undefined> {
     const { header } = request;
     const noReply = NO_REPLY.has(header.opcode);
+    const started = fuseRequestStats.start();
     try {
       const payload = await this.dispatch(request);
       return noReply || payload === undefined ? undefined : reply(header.unique, payload);
     } catch (err) {
       if (noReply) return undefined;
       return errorReply(header.unique, toErrno(err));
+    } finally {
+      fuseRequestStats.record(header.opcode, started);
     }
   }
 

@@ -73,3 +73,9 @@ export {
 export { typeBits, type CacheTimeouts } from "./fuse-reply.js";
 export type { HostProbe, ProbedStat } from "./stat-signature.js";
 export { isWithin } from "./names.js";
+export {
+  FuseRequestStats,
+  fuseRequestStats,
+  type OpcodeStat,
+  type RequestStatsSnapshot,
+} from "./request-stats.js";
