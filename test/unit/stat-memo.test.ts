@@ -1,6 +1,6 @@
 // The agent's source hash is needed on every sandbox start; it is memoised by the files' stat
 // identity (issue 16), which must never hand back the hash of sources that changed since.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -18,7 +18,8 @@ function directHash(files: Record<string, string>): string {
   return hash.digest("hex");
 }
 
-test("the agent source hash is memoised, and changes with any edit, even one that keeps size and mtime", async (t) => {
+/** A scratch dir whose `cache` subdir is the cache dir until the test ends. */
+function scratchWithOwnCache(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), "wheellock-statmemo-"));
   const saved = process.env.WHEELLOCK_CACHE_DIR;
   t.after(() => {
@@ -27,6 +28,11 @@ test("the agent source hash is memoised, and changes with any edit, even one tha
     rmSync(dir, { recursive: true, force: true });
   });
   process.env.WHEELLOCK_CACHE_DIR = join(dir, "cache");
+  return dir;
+}
+
+test("the agent source hash is memoised, and changes with any edit, even one that keeps size and mtime", async (t) => {
+  const dir = scratchWithOwnCache(t);
   const guest = join(dir, "guest");
   mkdirSync(guest);
   const files: Record<string, string> = { Makefile: "all:\n", "main.c": "int main(){return 0;}\n" };
@@ -59,14 +65,7 @@ test("the agent source hash is memoised, and changes with any edit, even one tha
 });
 
 test("two checkouts keep a memo each: alternating between them does not hash again", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "wheellock-statmemo-"));
-  const saved = process.env.WHEELLOCK_CACHE_DIR;
-  t.after(() => {
-    if (saved === undefined) delete process.env.WHEELLOCK_CACHE_DIR;
-    else process.env.WHEELLOCK_CACHE_DIR = saved;
-    rmSync(dir, { recursive: true, force: true });
-  });
-  process.env.WHEELLOCK_CACHE_DIR = join(dir, "cache");
+  const dir = scratchWithOwnCache(t);
   const guests = ["a", "b"].map((name) => {
     const guest = join(dir, name, "guest");
     mkdirSync(guest, { recursive: true });
