@@ -44,6 +44,12 @@ export interface NodeOptions {
    * kernel, CAs), resolved (`hostPathRoots`). Default none.
    */
   hostPaths?: readonly string[];
+  /**
+   * Node directories callers may name but never write (serve --host-path-ro), resolved: their
+   * mounts and disks must be read-only (or overlays); the only roots a policy script is taken
+   * from. Default none.
+   */
+  readOnlyHostPaths?: readonly string[];
   /** Whether network callers may attach the node's named volumes (serve --allow-volumes). */
   allowVolumes?: boolean;
   warn?: (message: string) => void;
@@ -80,6 +86,8 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
   const id = resolveNodeId(opts.nodeId);
   const { credentials, tokenPath, tokenCreated } = loadCredentials(opts.tokenFile, warn);
   const maxOperations = opts.maxOperations ?? 1024;
+  const writable = opts.hostPaths ?? [];
+  const roots = [...writable, ...(opts.readOnlyHostPaths ?? [])];
   const handler = routes({
     host,
     credentials,
@@ -88,7 +96,8 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxSandboxes: opts.maxSandboxes,
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     single: opts.single === true,
-    hostPaths: opts.hostPaths ?? [],
+    hostPaths: roots,
+    writableHostPaths: writable,
     allowVolumes: opts.allowVolumes === true,
     audit,
   });
@@ -128,7 +137,8 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxOperationsPerSandbox:
       opts.maxOperationsPerSandbox ??
       Math.min(maxOperations, Math.max(8, Math.floor(maxOperations / opts.maxSandboxes))),
-    hostPaths: opts.hostPaths ?? [],
+    hostPaths: roots,
+    writableHostPaths: writable,
     ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
     ...(opts.requestWaitMs !== undefined ? { requestWaitMs: opts.requestWaitMs } : {}),
   });

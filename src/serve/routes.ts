@@ -38,6 +38,8 @@ export interface RoutesOptions {
   single: boolean;
   /** Node directories callers may name in host paths (serve --host-path); none by default. */
   hostPaths: readonly string[];
+  /** Of those, the ones callers may write (not --host-path-ro); default all. */
+  writableHostPaths?: readonly string[];
   /** Whether callers may attach named volumes (serve --allow-volumes); off by default. */
   allowVolumes?: boolean;
   /** The node's audit trail: one line per change to a sandbox. */
@@ -121,6 +123,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
           doc.options === undefined ? {} : doc.options,
           opts.hostPaths,
           opts.allowVolumes === true,
+          opts.writableHostPaths,
         );
         const created = await opts.host.create(options as SandboxOptions, doc.command ?? []);
         opts.audit(`created ${nodeSandboxId(created.id, opts.nodeId)} (REST, operator)`);
