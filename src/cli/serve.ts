@@ -33,6 +33,7 @@ interface ServeFlags {
   single?: boolean;
   plan?: string;
   hostPath: string[];
+  hostPathRo: string[];
   allowVolumes?: boolean;
 }
 
@@ -106,6 +107,13 @@ export function serveCommand(): Command {
       [] as string[],
     )
     .option(
+      "--host-path-ro <dir>",
+      "a node directory callers may name but not write: read-only mounts and disks, and the " +
+        "only place a policy script is taken from (repeatable)",
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
+    .option(
       "--allow-volumes",
       "let callers attach this node's named volumes (disks[].volume; default: refused)",
     )
@@ -121,13 +129,19 @@ async function serve(flags: ServeFlags): Promise<number> {
   if (flags.plan !== undefined && !flags.single)
     throw new ErrInvalidConfig("--plan needs --single");
   const hostPaths = hostPathRoots(flags.hostPath);
+  const readOnlyHostPaths = hostPathRoots(flags.hostPathRo, "--host-path-ro");
   const tls =
     flags.tlsCert !== undefined && flags.tlsKey !== undefined
       ? checkedTlsPair(readPem(flags.tlsCert, "--tls-cert"), readPem(flags.tlsKey, "--tls-key"))
       : undefined;
   const single = flags.single
     ? await SingleHost.start(
-        await readSingleOptions(flags.plan, hostPaths, flags.allowVolumes === true),
+        await readSingleOptions(
+          flags.plan,
+          [...hostPaths, ...readOnlyHostPaths],
+          flags.allowVolumes === true,
+          hostPaths,
+        ),
       )
     : undefined;
   const host: SandboxHost = single ?? new SupervisedHost(flags.maxSandboxes);
@@ -148,6 +162,7 @@ async function serve(flags: ServeFlags): Promise<number> {
           : {}),
         single: single !== undefined,
         hostPaths,
+        readOnlyHostPaths,
         allowVolumes: flags.allowVolumes === true,
       },
       host,

@@ -14,7 +14,7 @@ import {
 import { ErrInvalidConfig } from "../errors.js";
 import { loadCheckpoint, withCheckpointDefaults } from "../sandbox/index.js";
 import { checkedIdentity, type CheckedKind } from "./host-path-open.js";
-import { onNode, type HostPathRoots } from "./node-options.js";
+import { onNode, underRoots, writableOf, type HostPathRoots } from "./node-options.js";
 import { readNodeFile, readNodePolicyScript } from "./policy-script-read.js";
 
 /** `onNode`, plus the identity of what is there when the node restricts paths. */
@@ -49,15 +49,37 @@ function guestVisible(
 }
 
 /**
+ * A mount or disk that writes its host path (`writes`) must lie under a root callers may write
+ * (`--host-path`); under a `--host-path-ro` root it must be read-only (an overlay, which never
+ * writes its lower directory, is fine).
+ */
+function refuseWriteToReadOnlyRoot(
+  field: string,
+  hostPath: unknown,
+  writes: boolean,
+  writable: readonly string[] | undefined,
+  fix: string,
+): void {
+  if (writable === undefined || !writes || typeof hostPath !== "string") return;
+  if (underRoots(hostPath, writable)) return;
+  throw new ErrInvalidConfig(
+    `${field}: ${JSON.stringify(hostPath)} lies in a read-only directory (serve --host-path-ro): ${fix}`,
+  );
+}
+
+/**
  * `allowVolumes` (serve --allow-volumes): whether callers may attach the node's named volumes
  * (`disks[].volume`). Off by default: a volume is the node's storage, named by anyone who can
- * guess its name, and no --host-path covers it.
+ * guess its name, and no --host-path covers it. `writable`: the roots callers may write
+ * (`--host-path`; default all of `roots`), the others being `--host-path-ro`.
  */
 export function nodeOptions(
   value: unknown,
   roots: HostPathRoots,
   allowVolumes = false,
+  writable?: readonly string[],
 ): Record<string, unknown> {
+  const rw = roots === "any" ? undefined : writableOf(roots, writable);
   if (typeof value !== "object" || value === null || Array.isArray(value))
     throw new ErrInvalidConfig("options must be a JSON object");
   remoteOptionsJson(value);
@@ -73,7 +95,7 @@ export function nodeOptions(
     if (roots === "any") o.policyScript = onNode("policyScript", o.policyScript, roots);
     else {
       // Read once here: the sandbox would open the path again, after the check.
-      o.policyScriptSource = readNodePolicyScript(o.policyScript, roots);
+      o.policyScriptSource = readNodePolicyScript(o.policyScript, roots, rw);
       delete o.policyScript;
     }
   }
@@ -90,7 +112,8 @@ export function nodeOptions(
       delete o.upstreamCa;
     }
   }
-  if (typeof o.mounts === "object" && o.mounts !== null) o.mounts = checkedMounts(o.mounts, roots);
+  if (typeof o.mounts === "object" && o.mounts !== null)
+    o.mounts = checkedMounts(o.mounts, roots, rw);
   if (Array.isArray(o.disks))
     o.disks = o.disks.map((d: unknown, i) => {
       if (typeof d !== "object" || d === null) return d;
@@ -99,9 +122,18 @@ export function nodeOptions(
           `disks[${i}].volume: this node opens no named volumes to callers (its owner can, ` +
             "with serve --allow-volumes)",
         );
-      return "hostPath" in d
-        ? { ...d, ...guestVisible(`disks[${i}].hostPath`, d.hostPath, roots, "file") }
-        : d;
+      if (!("hostPath" in d)) return d;
+      const field = `disks[${i}].hostPath`;
+      const checked = guestVisible(field, d.hostPath, roots, "file");
+      const writes = !("readonly" in d) || d.readonly !== true;
+      refuseWriteToReadOnlyRoot(
+        field,
+        checked.hostPath,
+        writes,
+        rw,
+        "attach it with readonly: true",
+      );
+      return { ...d, ...checked };
     });
   if (o.fromCheckpoint !== undefined) {
     // A copy of a checkpoint gets the checkpoint's image, shape and mounts (as `run` and the
@@ -111,7 +143,12 @@ export function nodeOptions(
     const copy = withCheckpointDefaults(o as SandboxOptions) as Record<string, unknown>;
     if (roots !== "any") checkpointDisks(String(o.fromCheckpoint), allowVolumes);
     if (typeof copy.mounts === "object" && copy.mounts !== null)
-      copy.mounts = checkedMounts(copy.mounts, roots, `checkpoint ${String(o.fromCheckpoint)}: `);
+      copy.mounts = checkedMounts(
+        copy.mounts,
+        roots,
+        rw,
+        `checkpoint ${String(o.fromCheckpoint)}: `,
+      );
     return copy;
   }
   return o;
@@ -139,13 +176,28 @@ function checkpointDisks(name: string, allowVolumes: boolean): void {
   });
 }
 
-function checkedMounts(mounts: object, roots: HostPathRoots, from = ""): Record<string, unknown> {
+function checkedMounts(
+  mounts: object,
+  roots: HostPathRoots,
+  writable: readonly string[] | undefined,
+  from = "",
+): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(mounts as Record<string, unknown>).map(([guest, mount]) => {
       if (typeof mount !== "object" || mount === null || !("hostPath" in mount))
         return [guest, mount];
       const field = `${from}mounts[${JSON.stringify(guest)}].hostPath`;
       const checked = guestVisible(field, mount.hostPath, roots, "file or directory");
+      // Anything but an overlay or a read-only host_fs mount writes its host path.
+      const m = mount as { type?: unknown; readonly?: unknown };
+      const writes = m.type !== "overlay" && m.readonly !== true;
+      refuseWriteToReadOnlyRoot(
+        field,
+        checked.hostPath,
+        writes,
+        writable,
+        'mount it with readonly: true or as type "overlay"',
+      );
       return [guest, { ...mount, ...checked }];
     }),
   );

@@ -56,6 +56,8 @@ export interface DataPlaneOptions {
   audit?: (line: string) => void;
   /** Node directories `configure`'s policy script may be in (serve --host-path). */
   hostPaths: readonly string[];
+  /** Of those, the ones callers may write (a policy script is never taken from one). */
+  writableHostPaths?: readonly string[];
   /** Largest WebSocket frame accepted (a protocol message and its header). */
   maxFrameBytes?: number;
   /** How long a connection may wait for its REQUEST (a client's spare). Default 60 s. */
@@ -323,7 +325,11 @@ export class DataPlane {
       throw new ErrInvalidConfig("configure: policyScriptSource is set by the node, not callers");
     if (options.policyScript === undefined) return req;
     const { policyScript, ...rest } = options;
-    const source = readNodePolicyScript(policyScript, this.opts.hostPaths);
+    const source = readNodePolicyScript(
+      policyScript,
+      this.opts.hostPaths,
+      this.opts.writableHostPaths,
+    );
     return { op: "configure", options: { ...rest, policyScriptSource: source } };
   }
 }

@@ -132,6 +132,10 @@ export function requestUrl(req: IncomingMessage): URL {
 export function refuseOnSocket(socket: Duplex, err: unknown): void {
   const { status, code, message } = statusFor(err);
   const body = errorBody(code, message);
+  // Closed once the answer is out, not when the peer closes its side: the server allows
+  // half-open sockets, and a silent peer kept the connection (and its place in the node's
+  // connection cap) for as long as it liked (review rev19 M1).
+  socket.once("finish", () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
       "Content-Type: application/json\r\n" +

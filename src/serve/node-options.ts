@@ -24,16 +24,26 @@ function realPath(path: string): string {
   }
 }
 
-/** `--host-path` values as roots: absolute, existing, symlinks resolved. */
-export function hostPathRoots(dirs: readonly string[]): string[] {
+/** `--host-path` (or `--host-path-ro`) values as roots: absolute, existing, symlinks resolved. */
+export function hostPathRoots(dirs: readonly string[], flag = "--host-path"): string[] {
   return dirs.map((dir) => {
-    if (!dir.startsWith("/")) throw new ErrInvalidConfig(`--host-path ${dir}: must be absolute`);
+    if (!dir.startsWith("/")) throw new ErrInvalidConfig(`${flag} ${dir}: must be absolute`);
     try {
       return realpathSync(dir);
     } catch {
-      throw new ErrInvalidConfig(`--host-path ${dir}: no such directory`);
+      throw new ErrInvalidConfig(`${flag} ${dir}: no such directory`);
     }
   });
+}
+
+/**
+ * Of `roots`, those callers may write (`--host-path`; `--host-path-ro` roots are not): a
+ * read-write host_fs mount or disk must lie under one, and a policy script (code the node
+ * runs in its own process) must not, or the operator token would write a file and then have
+ * the node run it (review rev19 H2).
+ */
+export function writableOf(roots: HostPathRoots, writable?: readonly string[]): readonly string[] {
+  return roots === "any" ? [] : (writable ?? roots);
 }
 
 /** Whether the resolved path `real` lies under one of `roots`. */

@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { ResourceStack } from "../util/index.js";
+import { CONNECTION_WAIT_MS, guardConnections } from "./connection-guard.js";
 import { DataPlane } from "./data-plane.js";
 import type { SandboxHost } from "./host.js";
 import { HttpError, refuseOnSocket } from "./http-json.js";
@@ -36,6 +37,14 @@ export interface NodeOptions {
   maxBodyBytes?: number;
   /** Largest WebSocket frame. Default: one protocol message. */
   maxFrameBytes?: number;
+  /**
+   * Connections that have not sent a complete request (none yet, or none since the last
+   * response): how long one may wait (default 10 s), how many may wait at once (default 256,
+   * their own share of the connection cap) and from one peer address (default 32).
+   */
+  connectionWaitMs?: number;
+  maxWaitingConnections?: number;
+  maxWaitingConnectionsPerPeer?: number;
   /** How long a data-plane connection may wait for its request (a spare). Default 60 s. */
   requestWaitMs?: number;
   single?: boolean;
@@ -44,6 +53,12 @@ export interface NodeOptions {
    * kernel, CAs), resolved (`hostPathRoots`). Default none.
    */
   hostPaths?: readonly string[];
+  /**
+   * Node directories callers may name but never write (serve --host-path-ro), resolved: their
+   * mounts and disks must be read-only (or overlays); the only roots a policy script is taken
+   * from. Default none.
+   */
+  readOnlyHostPaths?: readonly string[];
   /** Whether network callers may attach the node's named volumes (serve --allow-volumes). */
   allowVolumes?: boolean;
   warn?: (message: string) => void;
@@ -71,6 +86,8 @@ export interface RunningNode {
 
 /** TCP connections beyond the open operations: REST calls and handshakes in progress. */
 const CONNECTION_HEADROOM = 64;
+const DEFAULT_MAX_WAITING = 256;
+const DEFAULT_MAX_WAITING_PER_PEER = 32;
 
 export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<RunningNode> {
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`wheellock: ${m}\n`));
@@ -80,6 +97,8 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
   const id = resolveNodeId(opts.nodeId);
   const { credentials, tokenPath, tokenCreated } = loadCredentials(opts.tokenFile, warn);
   const maxOperations = opts.maxOperations ?? 1024;
+  const writable = opts.hostPaths ?? [];
+  const roots = [...writable, ...(opts.readOnlyHostPaths ?? [])];
   const handler = routes({
     host,
     credentials,
@@ -88,16 +107,26 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxSandboxes: opts.maxSandboxes,
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     single: opts.single === true,
-    hostPaths: opts.hostPaths ?? [],
+    hostPaths: roots,
+    writableHostPaths: writable,
     allowVolumes: opts.allowVolumes === true,
     audit,
   });
   const server: Server = opts.tls
     ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler)
     : createHttpServer(handler);
-  // Bounded: a flood of idle connections cannot exhaust the node's sockets or memory.
-  server.maxConnections = maxOperations + CONNECTION_HEADROOM;
-  server.headersTimeout = 10_000;
+  // Bounded: a flood of idle connections cannot exhaust the node's sockets or memory, and
+  // connections that sent no request have their own share of the cap, each for a short wait
+  // (connection-guard.ts): without a token, none can keep the operator's calls out.
+  const waitMs = opts.connectionWaitMs ?? CONNECTION_WAIT_MS;
+  const maxWaiting = opts.maxWaitingConnections ?? DEFAULT_MAX_WAITING;
+  guardConnections(server, {
+    waitMs,
+    maxWaiting,
+    maxWaitingPerPeer: opts.maxWaitingConnectionsPerPeer ?? DEFAULT_MAX_WAITING_PER_PEER,
+  });
+  server.maxConnections = maxOperations + CONNECTION_HEADROOM + maxWaiting;
+  server.headersTimeout = waitMs;
   server.requestTimeout = 60_000;
   server.maxHeadersCount = 64;
   // What Node's parser refuses (a malformed request line, headers too large, too slow) is
@@ -128,7 +157,8 @@ export async function startNode(opts: NodeOptions, host: SandboxHost): Promise<R
     maxOperationsPerSandbox:
       opts.maxOperationsPerSandbox ??
       Math.min(maxOperations, Math.max(8, Math.floor(maxOperations / opts.maxSandboxes))),
-    hostPaths: opts.hostPaths ?? [],
+    hostPaths: roots,
+    writableHostPaths: writable,
     ...(opts.maxFrameBytes !== undefined ? { maxFrameBytes: opts.maxFrameBytes } : {}),
     ...(opts.requestWaitMs !== undefined ? { requestWaitMs: opts.requestWaitMs } : {}),
   });

@@ -9,10 +9,26 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, readlinkSync }
 import { basename } from "node:path";
 import { MAX_POLICY_SCRIPT_BYTES, type PolicyScriptSource } from "../config/index.js";
 import { ErrInvalidConfig } from "../errors.js";
-import { onNode, underRoots, type HostPathRoots } from "./node-options.js";
+import { onNode, underRoots, writableOf, type HostPathRoots } from "./node-options.js";
 
-export function readNodePolicyScript(value: unknown, roots: HostPathRoots): PolicyScriptSource {
-  const { path, text } = readNodeFile("policyScript", value, roots, MAX_POLICY_SCRIPT_BYTES);
+/**
+ * A policy script runs in the node's own process (as the `serve` user): it is taken only from
+ * a root callers cannot write (`--host-path-ro`), never from a `--host-path` root, which a
+ * read-write mount or the files API can write through. `writable`: the roots callers may
+ * write (default: all of `roots`).
+ */
+export function readNodePolicyScript(
+  value: unknown,
+  roots: HostPathRoots,
+  writable?: readonly string[],
+): PolicyScriptSource {
+  const { path, real, text } = readNodeFile("policyScript", value, roots, MAX_POLICY_SCRIPT_BYTES);
+  if (roots !== "any" && underRoots(real, writableOf(roots, writable)))
+    throw new ErrInvalidConfig(
+      `policyScript ${JSON.stringify(value)}: lies in a --host-path directory callers can ` +
+        "write (a read-write mount, the files API), so the node will not run it: its owner " +
+        "can open a directory read-only for policy scripts with serve --host-path-ro DIR",
+    );
   return { name: basename(path), text };
 }
 
@@ -22,7 +38,7 @@ export function readNodeFile(
   value: unknown,
   roots: HostPathRoots,
   maxBytes: number,
-): { path: string; text: string } {
+): { path: string; real: string; text: string } {
   const path = onNode(field, value, roots);
   if (typeof path !== "string")
     throw new ErrInvalidConfig(`${field}: a path on the node must be a string`);
@@ -40,12 +56,13 @@ export function readNodeFile(
   try {
     // Where the opened file really is: a parent directory swapped for a symlink between the
     // check and the open shows here.
-    if (roots !== "any" && !underRoots(readlinkSync(`/proc/self/fd/${fd}`), roots))
+    const real = readlinkSync(`/proc/self/fd/${fd}`);
+    if (roots !== "any" && !underRoots(real, roots))
       fail("is outside the directories this node opens to callers");
     const stat = fstatSync(fd);
     if (!stat.isFile()) fail("not a regular file");
     if (stat.size > maxBytes) fail(`larger than ${maxBytes / (1024 * 1024)} MiB`);
-    return { path, text: readFileSync(fd, "utf8") };
+    return { path, real, text: readFileSync(fd, "utf8") };
   } finally {
     closeSync(fd);
   }

@@ -9,6 +9,7 @@
  *   POST   /v1/sandboxes/{id}/stop     stop it; its record and log stay until DELETE
  *   DELETE /v1/sandboxes/{id}          stop it and remove everything of it
  */
+import { tokenAccepted } from "./connection-guard.js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { SandboxOptions } from "../config/index.js";
 import { ErrAuth, ErrVMNotFound } from "../errors.js";
@@ -38,6 +39,8 @@ export interface RoutesOptions {
   single: boolean;
   /** Node directories callers may name in host paths (serve --host-path); none by default. */
   hostPaths: readonly string[];
+  /** Of those, the ones callers may write (not --host-path-ro); default all. */
+  writableHostPaths?: readonly string[];
   /** Whether callers may attach named volumes (serve --allow-volumes); off by default. */
   allowVolumes?: boolean;
   /** The node's audit trail: one line per change to a sandbox. */
@@ -72,6 +75,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
     if (token === undefined) throw new HttpError(401, "ErrAuth", "a bearer token is required");
     if (!opts.credentials.isOperator(token))
       throw new ErrAuth("this call needs the node's operator token");
+    tokenAccepted(req);
   };
   /** The sandbox named in the path, for the operator or the sandbox's own token. */
   const sandboxFor = (req: IncomingMessage, text: string, operatorOnly: boolean): HostedSandbox => {
@@ -89,6 +93,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
         : undefined;
     if (!found) throw isOperator ? new ErrVMNotFound(text) : denied;
     if (!isOperator && !opts.credentials.opens(token, found.id, found.createdAt)) throw denied;
+    tokenAccepted(req);
     return found;
   };
 
@@ -121,6 +126,7 @@ export function routes(opts: RoutesOptions): (req: IncomingMessage, res: ServerR
           doc.options === undefined ? {} : doc.options,
           opts.hostPaths,
           opts.allowVolumes === true,
+          opts.writableHostPaths,
         );
         const created = await opts.host.create(options as SandboxOptions, doc.command ?? []);
         opts.audit(`created ${nodeSandboxId(created.id, opts.nodeId)} (REST, operator)`);

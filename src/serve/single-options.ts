@@ -29,6 +29,7 @@ export async function readSingleOptions(
   planFile: string | undefined,
   hostPaths: readonly string[],
   allowVolumes = false,
+  writable?: readonly string[],
 ): Promise<SandboxOptions> {
   const text =
     planFile === undefined || planFile === "-" ? await readStdin() : readFileSync(planFile, "utf8");
@@ -40,5 +41,5 @@ export async function readSingleOptions(
   }
   const doc = value as { options?: unknown };
   const options = typeof doc === "object" && doc !== null && "options" in doc ? doc.options : value;
-  return nodeOptions(options, hostPaths, allowVolumes) as SandboxOptions;
+  return nodeOptions(options, hostPaths, allowVolumes, writable) as SandboxOptions;
 }

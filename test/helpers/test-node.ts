@@ -14,11 +14,13 @@ import {
 import { FakeHost } from "./fake-host.js";
 
 export interface TestNodeOptions extends Partial<
-  Omit<NodeOptions, "listen" | "version" | "tokenFile" | "hostPaths">
+  Omit<NodeOptions, "listen" | "version" | "tokenFile" | "hostPaths" | "readOnlyHostPaths">
 > {
   nodeId: string;
   /** Directories opened to callers (`serve --host-path`), resolved here. */
   hostPaths?: readonly string[];
+  /** Directories opened read-only (`serve --host-path-ro`), resolved here. */
+  readOnlyHostPaths?: readonly string[];
 }
 
 export interface TestNode {
@@ -35,7 +37,7 @@ export async function startTestNode(
   dataDir: string,
   options: TestNodeOptions,
 ): Promise<TestNode> {
-  const { hostPaths, ...rest } = options;
+  const { hostPaths, readOnlyHostPaths, ...rest } = options;
   const running = await startNode(
     {
       maxSandboxes: 8,
@@ -45,6 +47,7 @@ export async function startTestNode(
       version: "test",
       tokenFile: join(dataDir, `${options.nodeId}.token`),
       ...(hostPaths ? { hostPaths: hostPathRoots(hostPaths) } : {}),
+      ...(readOnlyHostPaths ? { readOnlyHostPaths: hostPathRoots(readOnlyHostPaths) } : {}),
     },
     host,
   );
@@ -57,6 +60,8 @@ export interface HostPathsFixture {
   dataDir: string;
   /** Meant for `hostPaths` (`serve --host-path`). */
   open: string;
+  /** Meant for `readOnlyHostPaths` (`serve --host-path-ro`): where policy scripts go. */
+  readOnly: string;
   /** Never opened: holds `other.mjs`, a policy script a swap would smuggle in. */
   secret: string;
 }
@@ -73,14 +78,16 @@ export function hostPathsFixture(prefix: string): HostPathsFixture {
   process.on("exit", () => rmSync(root, { recursive: true, force: true }));
   const open = join(root, "open");
   const secret = join(root, "secret");
+  const readOnly = join(root, "ro");
   mkdirSync(dataDir);
+  mkdirSync(readOnly);
   mkdirSync(open);
   mkdirSync(secret);
   writeFileSync(
     join(secret, "other.mjs"),
     'export default [{ action: "block", path: "/other" }];\n',
   );
-  return { dataDir, open, secret };
+  return { dataDir, open, readOnly, secret };
 }
 
 /** A test file's node over a FakeHost: set when the file's tests run. */

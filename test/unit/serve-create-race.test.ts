@@ -20,7 +20,7 @@ import { openImageFile, openReopenable } from "../../src/vmm/launch-descriptors.
 import { FakeHost } from "../helpers/fake-host.js";
 import { hostPathsFixture, startTestNode } from "../helpers/test-node.js";
 
-const { dataDir, open, secret } = hostPathsFixture("wheellock-serve-create-race-");
+const { dataDir, open, readOnly, secret } = hostPathsFixture("wheellock-serve-create-race-");
 writeFileSync(join(secret, "key.txt"), "the serve user's secret\n");
 const CHECKED_CA = "-----BEGIN CERTIFICATE-----\nchecked\n-----END CERTIFICATE-----";
 const OTHER_CA = "-----BEGIN CERTIFICATE-----\nswapped in\n-----END CERTIFICATE-----\n";
@@ -40,6 +40,7 @@ before(async () => {
   ({ running, token } = await startTestNode(host, dataDir, {
     nodeId: "node-race",
     hostPaths: [open],
+    readOnlyHostPaths: [readOnly],
   }));
 });
 after(async () => {
@@ -81,7 +82,7 @@ const replaced = (outcome: { error?: unknown }): void => {
 
 describe("create-time host paths swapped after the node's check", () => {
   test("a policy script: the sandbox runs the file the node checked", async () => {
-    const script = join(open, "hooks.mjs");
+    const script = join(readOnly, "hooks.mjs");
     writeFileSync(script, CHECKED);
     const outcome = await createAndUse(
       { policyScript: script },

@@ -87,10 +87,13 @@ describe("host paths from the network", () => {
     for (const path of [secret, join(open, "..", "secret"), join(open, "link-out"), "/etc"])
       await assert.rejects(Sandbox.create({ ...mount(path), remote }), refused(outside), path);
     const sb = await Sandbox.create({ ...mount(join(open, "work")), remote });
-    const tenantSide = await Sandbox.create({ policyScript: join(open, "hooks.ts"), remote });
+    // A policy script runs in the node: never from a root callers can write (--host-path).
+    await assert.rejects(
+      Sandbox.create({ policyScript: join(open, "hooks.ts"), remote }),
+      refused(/callers can write .*--host-path-ro/),
+    );
     await assert.rejects(sb.configure({ policyScript: join(secret, "key") }), refused(outside));
     await sb.close();
-    await tenantSide.close();
   });
 
   test("the path used is the one checked: symlinks resolved before the sandbox opens it", () => {

@@ -29,7 +29,7 @@ describe("configure's policy script through a node", () => {
     ({ running, token } = await startTestNode(host, dataDir, {
       nodeId: "node-policy",
       maxSandboxes: 4,
-      hostPaths: [open],
+      readOnlyHostPaths: [open],
     }));
   });
   after(async () => {
@@ -72,7 +72,9 @@ describe("configure's policy script through a node", () => {
 test("the node opens the script once: no symlink as its last component, no FIFO, bounded", () => {
   const roots = hostPathRoots([open]);
   writeFileSync(join(open, "ok.ts"), CHECKED);
-  assert.deepEqual(readNodePolicyScript(join(open, "ok.ts"), roots), {
+  // Only from a root callers cannot write (--host-path-ro): `roots` are all writable by default.
+  assert.throws(() => readNodePolicyScript(join(open, "ok.ts"), roots), /callers can write/);
+  assert.deepEqual(readNodePolicyScript(join(open, "ok.ts"), roots, []), {
     name: "ok.ts",
     text: CHECKED,
   });
@@ -84,10 +86,13 @@ test("the node opens the script once: no symlink as its last component, no FIFO,
     /cannot open it \(ELOOP\)/,
   );
   execFileSync("mkfifo", [join(open, "fifo.mjs")]);
-  assert.throws(() => readNodePolicyScript(join(open, "fifo.mjs"), roots), /not a regular file/);
+  assert.throws(
+    () => readNodePolicyScript(join(open, "fifo.mjs"), roots, []),
+    /not a regular file/,
+  );
   writeFileSync(join(open, "big.mjs"), Buffer.alloc(1024 * 1024 + 1, 0x20));
-  assert.throws(() => readNodePolicyScript(join(open, "big.mjs"), roots), /larger than 1 MiB/);
-  assert.throws(() => readNodePolicyScript(join(secret, "other.mjs"), roots), /outside/);
+  assert.throws(() => readNodePolicyScript(join(open, "big.mjs"), roots, []), /larger than 1 MiB/);
+  assert.throws(() => readNodePolicyScript(join(secret, "other.mjs"), roots, []), /outside/);
 });
 
 test("a script given as content loads from a private copy that is gone afterwards", async () => {

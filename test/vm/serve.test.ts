@@ -288,6 +288,59 @@ describe("serve --single", { timeout: 300_000 }, () => {
   });
 });
 
+// Review rev19 H2: the operator token wrote a script into a --host-path directory through a
+// read-write mount, then named it as the policy script, which the node ran on the host.
+describe(
+  "serve --host-path-ro: policy scripts only from a root callers cannot write",
+  { timeout: 300_000 },
+  () => {
+    test("a script written through a mount is refused; the read-only root is read-only", async () => {
+      const dir = nodeDir("host-path-ro");
+      const [rw, ro] = [join(dir, "rw"), join(dir, "ro")];
+      mkdirSync(rw);
+      mkdirSync(ro);
+      writeFileSync(join(ro, "policy.mjs"), "export default [];\n");
+      const marker = join(dir, "ran-on-host");
+      const node = await startServe(join(dir, "data"), ["--host-path", rw, "--host-path-ro", ro]);
+      const remote = { url: node.url, token: node.token };
+      let box: NodeSandbox | undefined;
+      try {
+        box = await Sandbox.create({
+          ...SANDBOX_OPTIONS,
+          allowedHosts: ["example.com"],
+          mounts: {
+            "/w": { type: "host_fs", hostPath: rw },
+            "/r": { type: "host_fs", hostPath: ro, readonly: true },
+          },
+          remote,
+        });
+        await box.writeFile(
+          "/w/hooks.mjs",
+          `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(marker)}, "x");\nexport default [];\n`,
+        );
+        assert.ok(existsSync(join(rw, "hooks.mjs")), "the write went through the mount");
+        const configured = await box.configure({ policyScript: join(rw, "hooks.mjs") }).then(
+          () => "accepted",
+          (err: Error) => err.message,
+        );
+        assert.equal(existsSync(marker), false, "the caller's script ran on the host");
+        assert.match(configured, /callers can write .*--host-path-ro/);
+        // Nothing is planted in the read-only root, and a script there is taken.
+        await assert.rejects(box.writeFile("/r/hooks.mjs", "export default [];\n"));
+        assert.equal(existsSync(join(ro, "hooks.mjs")), false);
+        await box.configure({ policyScript: join(ro, "policy.mjs") });
+        await assert.rejects(
+          Sandbox.create({ mounts: { "/r": { type: "host_fs", hostPath: ro } }, remote }),
+          /read-only directory \(serve --host-path-ro\)/,
+        );
+      } finally {
+        await box?.close();
+        await node.stop("SIGKILL");
+      }
+    });
+  },
+);
+
 // Last: the shared table ends by closing the sandbox the tests above use.
 describe(
   "served sandbox (Sandbox.create({ remote }) against serve on loopback)",
