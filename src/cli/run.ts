@@ -146,7 +146,12 @@ export function runCommand(): Command {
       // Loaded only for remote runs: a local `run` does not pay for the SDK's remote code.
       const { runRemote } = await import("./run-remote.js");
       const secrets = parseSecretFlags(flags.secret ?? []);
-      process.exitCode = await runRemote(command, flags, sandboxOptions(flags, secrets), remote);
+      process.exitCode = await runRemote(
+        command,
+        flags,
+        sandboxOptions(flags, secrets, true),
+        remote,
+      );
       return;
     }
     // The guest kernel is the node's business for a remote run.
@@ -170,6 +175,7 @@ async function noteGuestKernel(kernel: string | undefined): Promise<void> {
 function sandboxOptions(
   flags: RunFlags,
   secrets?: ReturnType<typeof parseSecretFlags>,
+  remote = false,
 ): SandboxOptions {
   return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
@@ -189,7 +195,7 @@ function sandboxOptions(
     ...(flags.forkMounts !== undefined ? { forkMounts: flags.forkMounts } : {}),
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
-    ...volumeSandboxOptions(flags),
+    ...volumeSandboxOptions(flags, remote),
     ...observeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };
