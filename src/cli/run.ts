@@ -8,7 +8,6 @@ import {
   type SandboxOptions,
 } from "../config/index.js";
 import { ErrBudgetExceeded, ErrInvalidConfig, ErrTimeout } from "../errors.js";
-import { checkRunPlatform } from "../image/platform.js";
 import type { VmSandbox } from "../sandbox/index.js";
 import { openEventsFile, writeEventsFile } from "../sandbox/index.js";
 import { Sandbox } from "../sdk/index.js";
@@ -140,7 +139,9 @@ export function runCommand(): Command {
   addRemoteOption(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
     // Checked before anything else, for the default image and a remote run as well.
-    if (flags.platform !== undefined) checkRunPlatform(flags.platform);
+    // (The image code loads only when --platform is given: CLI start-up.)
+    if (flags.platform !== undefined)
+      (await import("../image/index.js")).checkRunPlatform(flags.platform);
     const remote = remoteOptions(flags);
     if (remote) {
       // Loaded only for remote runs: a local `run` does not pay for the SDK's remote code.
