@@ -184,8 +184,10 @@ int boot_disk_path_refused(const char *path)
 	return 0;
 }
 
-/* Extra disk `slot` on path: 0, or -1 (logged). A read-only device cannot replay a journal
- * left by an unclean stop: the last consistent state is mounted instead. */
+/* Extra disk `slot` on path: 0, -1 (logged), or -2 when the device is there but mount(2) as
+ * ext4 failed (errno: the kernel's, e.g. ENOMEM or EINVAL for a file that is no file system).
+ * A read-only device cannot replay a journal left by an unclean stop: the last consistent
+ * state is mounted instead. */
 static int mount_disk(int slot, const char *path, int readonly)
 {
 	char serial[32], dev[300];
@@ -200,8 +202,10 @@ static int mount_disk(int slot, const char *path, int readonly)
 	if (rc != 0 && readonly)
 		rc = mount(dev, path, "ext4", flags, "noload");
 	if (rc != 0) {
-		logmsg("disk %s (%s) on %s: %s", serial, dev, path, strerror(errno));
-		return -1;
+		int e = errno;
+		logmsg("disk %s (%s) on %s: mount as ext4: %s", serial, dev, path, strerror(e));
+		errno = e;
+		return -2;
 	}
 	disks_mounted[n_disks_mounted].path = strdup(path);
 	disks_mounted[n_disks_mounted++].readonly = readonly;

@@ -21,7 +21,8 @@ int boot_sysfs_readonly(int readonly);
  * leads nowhere the host refuses (/, /proc, /sys, /dev, /run). -1 with errno otherwise. */
 int boot_disk_path_refused(const char *path);
 /* DISK_MOUNT (disks.c): probes extra disk `slot` afresh and mounts it on path as boot_system
- * mounts the command line's disks; 0, or -1 with errno (logged). /sys must be writable. */
+ * mounts the command line's disks; 0, or -1 with errno (logged), or -2 with errno when the
+ * device is there but does not mount as ext4. /sys must be writable. */
 int boot_attach_disk(int slot, const char *path, int readonly);
 /* Kills everything, syncs, unmounts, and ends the VM. */
 void __attribute__((noreturn)) boot_poweroff(void);

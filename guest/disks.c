@@ -36,7 +36,7 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 	uint8_t tag;
 	const uint8_t *v;
 	uint32_t l;
-	int slot = 0, err = 0;
+	int slot = 0, err = 0, not_fs = 0;
 	char *failed = NULL;
 	rec_iter(&it, payload, len);
 	while (!failed && rec_next(&it, &tag, &v, &l) == 1) {
@@ -47,8 +47,12 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 			err = EINVAL;
 		else if (boot_disk_path_refused(path) != 0)
 			err = errno ? errno : EIO;
-		else if (boot_attach_disk(slot, path, tag == T_DISK_MOUNT_READONLY_PATH) != 0)
-			err = errno ? errno : EIO;
+		else {
+			int rc = boot_attach_disk(slot, path, tag == T_DISK_MOUNT_READONLY_PATH);
+			if (rc != 0)
+				err = errno ? errno : EIO;
+			not_fs = rc == -2;
+		}
 		if (err)
 			failed = path ? path : strdup("?");
 		else
@@ -58,7 +62,14 @@ int disk_mount_request(uint32_t id, const uint8_t *payload, uint32_t len, int pr
 	/* A sysfs left writable would let commands unbind the agent's ports. */
 	if (!privileged && boot_sysfs_readonly(1) != 0)
 		boot_poweroff();
-	if (failed)
+	/* mount(2) of a file that is no ext4 file system says ENOMEM or EINVAL, which reads as
+	 * if the guest were short of memory: say what was tried instead. */
+	if (failed && not_fs)
+		wire_send_error(id, err,
+				"disk %d on %s failed: the image could not be mounted as an ext4 file "
+				"system (is it one? mount said: %s)",
+				slot - 1, failed, strerror(err));
+	else if (failed)
 		wire_send_error(id, err, "disk %d on %s failed: %s", slot - 1, failed, strerror(err));
 	else
 		wire_send(FT_OK, id, NULL, 0);

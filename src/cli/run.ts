@@ -138,12 +138,21 @@ export function runCommand(): Command {
   addObserveOptions(cmd);
   addRemoteOption(cmd);
   return cmd.action(async (command: string[], flags: RunAllFlags) => {
+    // Checked before anything else, for the default image and a remote run as well.
+    // (The image code loads only when --platform is given: CLI start-up.)
+    if (flags.platform !== undefined)
+      (await import("../image/index.js")).checkRunPlatform(flags.platform);
     const remote = remoteOptions(flags);
     if (remote) {
       // Loaded only for remote runs: a local `run` does not pay for the SDK's remote code.
       const { runRemote } = await import("./run-remote.js");
       const secrets = parseSecretFlags(flags.secret ?? []);
-      process.exitCode = await runRemote(command, flags, sandboxOptions(flags, secrets), remote);
+      process.exitCode = await runRemote(
+        command,
+        flags,
+        sandboxOptions(flags, secrets, true),
+        remote,
+      );
       return;
     }
     // The guest kernel is the node's business for a remote run.
@@ -167,6 +176,7 @@ async function noteGuestKernel(kernel: string | undefined): Promise<void> {
 function sandboxOptions(
   flags: RunFlags,
   secrets?: ReturnType<typeof parseSecretFlags>,
+  remote = false,
 ): SandboxOptions {
   return {
     ...(flags.image !== undefined ? { image: flags.image } : {}),
@@ -186,7 +196,7 @@ function sandboxOptions(
     ...(flags.forkMounts !== undefined ? { forkMounts: flags.forkMounts } : {}),
     ...networkSandboxOptions(flags),
     ...interceptSandboxOptions(flags, secrets),
-    ...volumeSandboxOptions(flags),
+    ...volumeSandboxOptions(flags, remote),
     ...observeSandboxOptions(flags),
     env: mergeEnv(flags.envFile, flags.env),
   };

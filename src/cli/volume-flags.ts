@@ -42,13 +42,13 @@ export function addVolumeOptions(cmd: Command): Command {
 }
 
 /** The `-v` list as `mounts` and the `--disk` list as `disks`; errors name the flag value. */
-export function volumeSandboxOptions(flags: VolumeFlags): SandboxOptions {
+export function volumeSandboxOptions(flags: VolumeFlags, remote = false): SandboxOptions {
   const specs = flags.volume ?? [];
   // `--workspace /` lifts the within-workspace rule: -v may then mount at any absolute path
   // (each mount point itself must still be a valid, non-root guest path).
   const workspace =
     flags.workspace === "/" ? "/" : validateGuestMount(flags.workspace ?? DEFAULT_WORKSPACE);
-  const disks = (flags.disk ?? []).map((spec) => parseDiskSpec(spec));
+  const disks = (flags.disk ?? []).map((spec) => parseDiskSpec(spec, process.cwd(), remote));
   const options: SandboxOptions = disks.length > 0 ? { disks } : {};
   if (specs.length === 0) {
     if (flags.keepOverlay === true) throw new ErrInvalidConfig("--keep-overlay needs a -v mount");
@@ -56,7 +56,7 @@ export function volumeSandboxOptions(flags: VolumeFlags): SandboxOptions {
   }
   const mounts: Record<string, MountConfig> = {};
   for (const spec of specs) {
-    const { guestPath, mount } = parseVolumeMount(spec, workspace);
+    const { guestPath, mount } = parseVolumeMount(spec, workspace, process.cwd(), remote);
     if (mounts[guestPath] !== undefined) {
       throw new ErrInvalidConfig(`two volumes are mounted at ${guestPath}`);
     }

@@ -4,7 +4,7 @@
  * error texts follow the reference's parseDiskMountSpec.
  */
 import { statSync } from "node:fs";
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
 import { isFileIdentity } from "../util/index.js";
 import { checkVolumeName, volumePath } from "../volumes/index.js";
@@ -52,7 +52,11 @@ const RESERVED_GUEST_PATHS = ["/", "/proc", "/sys", "/dev", "/run"];
 const FORMAT = "expected format host_path:guest_mount[:ro] or @volume_name:guest_mount[:ro]";
 
 /** Parses one `--disk` value. */
-export function parseDiskSpec(spec: string, cwd: string = process.cwd()): DiskConfig {
+export function parseDiskSpec(
+  spec: string,
+  cwd: string = process.cwd(),
+  remote = false,
+): DiskConfig {
   const bad = (why: string): never => {
     throw new ErrInvalidConfig(`invalid disk mount ${JSON.stringify(spec)}: ${why}`);
   };
@@ -68,6 +72,9 @@ export function parseDiskSpec(spec: string, cwd: string = process.cwd()): DiskCo
     }
     readonly = true;
   }
+  // A remote node has its own files: a path relative to this machine means nothing there.
+  if (remote && !host.startsWith("@") && !isAbsolute(host))
+    return bad("with --remote the host path names a path on the node and must be absolute");
   return host.startsWith("@")
     ? { volume: host.slice(1), guestPath, readonly }
     : { hostPath: resolve(cwd, host), guestPath, readonly };

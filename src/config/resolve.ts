@@ -1,4 +1,4 @@
-import { availableParallelism } from "node:os";
+import { availableParallelism, totalmem } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
 import {
@@ -178,5 +178,20 @@ function resolveFields(
           ),
     ),
   };
+  checkHostMemory(resolved.memoryMb);
   return Object.freeze(resolved);
+}
+
+/**
+ * A guest cannot have more memory than the host has RAM: QEMU would fail at boot with a
+ * multi-line ftruncate error (or a node would answer "not running"), so refuse it here, in the
+ * one place the SDK, CLI, REST node and rpc all plan through.
+ */
+function checkHostMemory(memoryMb: number): void {
+  const hostMb = Math.floor(totalmem() / 2 ** 20);
+  if (memoryMb > hostMb) {
+    throw new ErrInvalidConfig(
+      `memoryMb ${memoryMb} is more than the host's ${hostMb} MiB of memory`,
+    );
+  }
 }

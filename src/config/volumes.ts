@@ -4,7 +4,7 @@
  * ValidateGuestPathWithinWorkspace), with its error texts, so scripts written for it work.
  */
 import { existsSync } from "node:fs";
-import { posix, resolve } from "node:path";
+import { isAbsolute, posix, resolve } from "node:path";
 import { ErrInvalidConfig } from "../errors.js";
 import type { VfsProvider } from "../vfs/index.js";
 
@@ -123,19 +123,33 @@ export function parseVolumeMount(
   spec: string,
   workspace: string = DEFAULT_WORKSPACE,
   cwd: string = process.cwd(),
+  remote = false,
 ): VolumeMount {
   const bad = (why: string): never => {
     throw new ErrInvalidConfig(`invalid volume mount ${JSON.stringify(spec)}: ${why}`);
   };
   const parts = spec.split(":");
-  if (parts.length < 2 || parts.length > 3) {
-    return bad("expected format host:guest or host:guest:ro");
+  const split = remote ? undefined : splitAtExistingHostPath(parts, cwd);
+  if (split === undefined && (parts.length < 2 || parts.length > 3)) {
+    return bad(
+      parts.length > 3
+        ? `expected format host:guest or host:guest:ro (a host path may contain ':' only if it exists, and no prefix of this one does)`
+        : "expected format host:guest or host:guest:ro",
+    );
   }
-  const [hostPart = "", guestPart = "", option] = parts;
+  const [hostPart = "", guestPart = "", option] = split ?? parts;
   if (hostPart === "" || guestPart === "")
     return bad("expected format host:guest or host:guest:ro");
+  // A remote node has its own files: a path relative to this machine means nothing there.
+  if (remote && !isAbsolute(hostPart))
+    return bad(`with --remote the host path names a path on the node and must be absolute`);
   const hostPath = resolve(cwd, hostPart);
-  if (!existsSync(hostPath)) return bad(`host path does not exist: ${hostPath}`);
+  if (!remote && !existsSync(hostPath))
+    return bad(
+      parts.length > 2
+        ? `host path does not exist: ${hostPath} (nor does any longer host path up to a ':')`
+        : `host path does not exist: ${hostPath}`,
+    );
   const { mode, quota } = parseVolumeOptions(option, bad);
   let mount: MountConfig;
   switch (mode) {
@@ -159,6 +173,37 @@ export function parseVolumeMount(
     return { guestPath: validateGuestMount(guestPath), mount };
   } catch (err) {
     return bad((err as Error).message.replace(/^invalid configuration: /, ""));
+  }
+}
+
+/**
+ * `host:guest[:opts]` where the host path may itself contain ':'. The shortest prefix that names
+ * an existing host path and leaves `guest` or `guest:opts` with valid options wins, so every
+ * form that worked before keeps its meaning (guest paths never contain ':'). Undefined: none.
+ */
+function splitAtExistingHostPath(
+  parts: readonly string[],
+  cwd: string,
+): [string, string, string | undefined] | undefined {
+  for (let k = 1; k < parts.length; k++) {
+    const rest = parts.slice(k);
+    const host = parts.slice(0, k).join(":");
+    if (rest.length > 2 || host === "" || !existsSync(resolve(cwd, host))) continue;
+    const [guest = "", option] = rest;
+    if (option !== undefined && !optionsParse(option)) continue;
+    return [host, guest, option];
+  }
+  return undefined;
+}
+
+function optionsParse(option: string): boolean {
+  try {
+    parseVolumeOptions(option, (why) => {
+      throw new Error(why);
+    });
+    return true;
+  } catch {
+    return false;
   }
 }
 

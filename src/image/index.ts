@@ -16,7 +16,13 @@ export type { RegistryCredentials } from "./docker-auth.js";
 export { DigestMeter } from "./digest-meter.js";
 export { readBodyUpTo } from "./bounded-body.js";
 export { MEDIA as IMAGE_MEDIA_TYPES } from "./manifest.js";
-export { parsePlatform, formatPlatform, DEFAULT_PLATFORM, type Platform } from "./platform.js";
+export {
+  checkRunPlatform,
+  parsePlatform,
+  formatPlatform,
+  DEFAULT_PLATFORM,
+  type Platform,
+} from "./platform.js";
 export type { PullProgress } from "./progress.js";
 export {
   parseReference,

@@ -26,6 +26,19 @@ export function parsePlatform(text: string): Platform {
   return variant !== undefined ? { os, architecture, variant } : { os, architecture };
 }
 
+/**
+ * `run --platform`: a well-formed platform the guest can boot (linux/amd64, any variant), else
+ * one line. Other platforms can be pulled (`pull --platform`) but never run.
+ */
+export function checkRunPlatform(text: string): Platform {
+  const p = parsePlatform(text);
+  if (p.os !== DEFAULT_PLATFORM.os || p.architecture !== DEFAULT_PLATFORM.architecture)
+    throw new ErrInvalidConfig(
+      `platform ${text} cannot run here: sandboxes run ${formatPlatform(DEFAULT_PLATFORM)} guests`,
+    );
+  return p;
+}
+
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, ...(p.variant !== undefined ? [p.variant] : [])].join("/");
 }

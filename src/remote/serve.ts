@@ -5,6 +5,7 @@
  * WebSocket streams with it. Nothing here knows which kind of sandbox is behind the API.
  */
 import type { Duplex } from "node:stream";
+import { ErrInvalidConfig } from "../errors.js";
 import { PassThrough } from "node:stream";
 import { OperationStream } from "./operation-stream.js";
 import type { ExecProcess, SandboxApi } from "../sandbox/index.js";
@@ -81,6 +82,13 @@ function dispatch(
   if (typeof req !== "object" || req === null) throw new TypeError("operation must be an object");
   switch (req.op) {
     case "exec":
+      // An array only, as REST's `command`: a string would otherwise run (as `sh -c`).
+      if (
+        !Array.isArray(req.argv) ||
+        req.argv.length === 0 ||
+        !req.argv.every((a: unknown) => typeof a === "string")
+      )
+        throw new ErrInvalidConfig("exec argv must be a non-empty array of strings");
       return serveExec(api, stream, req, hooks.trackExec ?? (() => () => undefined));
     case "read-file":
       serveReadFile(api, stream, requireString(req.path, "path"));

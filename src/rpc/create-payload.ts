@@ -45,6 +45,10 @@ function invalid(message: string): RpcError {
 
 function positive(p: Params, key: string, integer: boolean, fallback: number): number {
   const n = numberField(p, key, { integer, where: `resources.${key}` });
+  // The reference lets only positive values override and silently keeps the default for a
+  // negative one; here a negative value is the client's mistake and answers -32602.
+  if (n < 0)
+    throw invalid(`resources.${key} must be >= 0 (0 or absent: the default ${fallback}), got ${n}`);
   return n > 0 ? n : fallback;
 }
 

@@ -76,7 +76,8 @@ export class RpcSession implements SessionState {
   private readonly out: RpcOutput;
   private readonly admission: Admission;
   private readonly byId = new Map<number, AbortController>();
-  private readonly all = new Set<AbortController>();
+  /** Every request not yet answered, with how to answer it -32003 if the session ends first. */
+  private readonly all = new Map<AbortController, () => void>();
   /** Requests past their barrier (running against the current VM). */
   private readonly running = new Set<AbortController>();
   private readonly inputs = new Map<number, InputTarget>();
@@ -170,7 +171,7 @@ export class RpcSession implements SessionState {
   }
 
   private async shutdown(): Promise<void> {
-    for (const c of this.all) c.abort(cancelledError());
+    for (const c of this.all.keys()) c.abort(cancelledError());
     const vm = this.vm;
     this.vm = undefined;
     if (vm !== undefined) {
@@ -182,6 +183,9 @@ export class RpcSession implements SessionState {
     const deadline = Date.now() + SETTLE_MS;
     while (this.all.size > 0 && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 10));
+    // What did not settle in time (a boot or pull that ignores the cancel, the requests queued
+    // behind it) still answers -32003: every request read gets exactly one reply before exit.
+    for (const answerCancelled of [...this.all.values()]) answerCancelled();
     await this.out.flush(SETTLE_MS);
     this.resolveDone();
   }
@@ -236,7 +240,17 @@ export class RpcSession implements SessionState {
     }
     const controller = new AbortController();
     const { signal } = controller;
-    this.all.add(controller);
+    let answered = false;
+    const answer = (message: object): void => {
+      if (answered) return;
+      answered = true;
+      this.all.delete(controller);
+      this.out.send(message);
+    };
+    this.all.set(controller, () => {
+      const e = cancelledError();
+      answer(errorMessage(req.id, e.code, e.message));
+    });
     if (req.id !== undefined) this.byId.set(req.id, controller);
     const ctx: CallContext = {
       id: req.id,
@@ -261,10 +275,10 @@ export class RpcSession implements SessionState {
     if (kind === "barrier") this.barrier = run.then(noop, noop);
     run
       .then(
-        (result) => this.out.send(resultMessage(req.id, result)),
+        (result) => answer(resultMessage(req.id, result)),
         (err: unknown) => {
           const e = toRpcError(err);
-          this.out.send(errorMessage(req.id, e.code, e.message));
+          answer(errorMessage(req.id, e.code, e.message));
         },
       )
       .finally(() => {

@@ -12,6 +12,8 @@ import { makePrivateDir } from "../paths.js";
 export const DEFAULT_VOLUME_SIZE_MB = 10240;
 /** ext4 with a journal needs a few MiB; below this mkfs refuses or leaves no room for data. */
 export const MIN_VOLUME_SIZE_MB = 8;
+/** 16 TiB: the largest ext4 file system with 4 KiB blocks, and the largest file a host ext4 holds. */
+export const MAX_VOLUME_SIZE_MB = 16 * 1024 * 1024;
 
 export interface VolumeInfo {
   readonly name: string;
@@ -31,10 +33,10 @@ export async function createVolume(
   sizeMb: number = DEFAULT_VOLUME_SIZE_MB,
 ): Promise<VolumeInfo> {
   const name = checkVolumeName(rawName);
-  if (!Number.isInteger(sizeMb) || sizeMb < MIN_VOLUME_SIZE_MB) {
+  if (!Number.isInteger(sizeMb) || sizeMb < MIN_VOLUME_SIZE_MB || sizeMb > MAX_VOLUME_SIZE_MB) {
     throw new WheellockError(
       "ErrInvalidConfig",
-      `volume size must be a whole number of MB >= ${MIN_VOLUME_SIZE_MB}, got ${sizeMb}`,
+      `volume size must be a whole number of MB from ${MIN_VOLUME_SIZE_MB} to ${MAX_VOLUME_SIZE_MB} (16 TiB), got ${sizeMb}`,
     );
   }
   const path = volumePath(name);

@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { scratchDir } from "../helpers/vm.js";
 
@@ -97,6 +98,37 @@ test("errors are one line; unknown sandboxes are named", () => {
     [1, "", "wheellock: invalid configuration: memoryMb must be an integer >= 64, got 10\n"],
   );
   assert.equal(wheellock(["ls", "--json"]).stdout, "[]\n");
+});
+
+test("huge sizes and unrunnable platforms are refused in one line, no VM (review rev19 L1-L3)", () => {
+  const hostMb = Math.floor(totalmem() / 2 ** 20);
+  const memory = wheellock(["run", "--memory", "99999999999", "--", "true"]);
+  assert.deepEqual(
+    [memory.code, memory.stderr],
+    [
+      1,
+      `wheellock: invalid configuration: memoryMb 99999999999 is more than the host's ${hostMb} MiB of memory\n`,
+    ],
+  );
+  const volume = wheellock(["volume", "create", "y", "--size", "99999999999"]);
+  assert.deepEqual(
+    [volume.code, volume.stderr],
+    [
+      1,
+      "wheellock: volume size must be a whole number of MB from 8 to 16777216 (16 TiB), got 99999999999\n",
+    ],
+  );
+  for (const [platform, why] of [
+    ["windows/x", "platform windows/x cannot run here: sandboxes run linux/amd64 guests"],
+    ["linux/arm64", "platform linux/arm64 cannot run here: sandboxes run linux/amd64 guests"],
+    ["linux", 'invalid platform "linux": expected os/arch[/variant], e.g. linux/amd64'],
+  ] as const) {
+    const r = wheellock(["run", "--platform", platform, "--", "true"]);
+    assert.deepEqual(
+      [r.code, r.stdout, r.stderr],
+      [1, "", `wheellock: invalid configuration: ${why}\n`],
+    );
+  }
 });
 
 test("list, gc and prune on an empty data dir", () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { totalmem } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { describe, it } from "node:test";
 import { ErrInvalidConfig } from "../../src/errors.js";
@@ -153,6 +154,18 @@ describe("resolveSandboxOptions defaults", () => {
     const r = resolve({ env });
     assert.deepEqual(Object.keys(r.env), ["__proto__"]);
     assert.equal(Object.getPrototypeOf(r.env), Object.prototype);
+  });
+
+  it("refuses memory above the host's RAM in one line (review rev19 L1)", () => {
+    const hostMb = Math.floor(totalmem() / 2 ** 20);
+    assert.throws(
+      () => resolve({ memoryMb: 1e12 }),
+      (e: Error) =>
+        e instanceof ErrInvalidConfig &&
+        e.message ===
+          `invalid configuration: memoryMb 1000000000000 is more than the host's ${hostMb} MiB of memory`,
+    );
+    assert.equal(resolve({ memoryMb: 64 }).memoryMb, 64);
   });
 
   it("allows ceil(cpus) equal to the host CPU count", () => {

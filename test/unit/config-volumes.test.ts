@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -8,6 +8,7 @@ import {
   validateGuestMount,
   validateGuestPathWithinWorkspace,
 } from "../../src/config/volumes.js";
+import { parseDiskSpec } from "../../src/config/disks.js";
 
 const host = mkdtempSync(join(tmpdir(), "wheellock-vol-"));
 process.on("exit", () => rmSync(host, { recursive: true, force: true }));
@@ -35,6 +36,50 @@ test("-v: relative guest paths are inside the workspace; relative host paths fro
   assert.equal(parseVolumeMount(`${host}:code`, "/work/").guestPath, "/work/code");
   const rel = parseVolumeMount(`.:code`, "/workspace", host);
   assert.equal(rel.mount.hostPath, host);
+});
+
+test("-v: a host path containing ':' mounts when it exists; the plain split keeps its meaning (review rev19 L8)", () => {
+  const colon = join(host, "co:lon");
+  mkdirSync(colon, { recursive: true });
+  assert.deepEqual(parseVolumeMount(`${colon}:/workspace/c`), {
+    guestPath: "/workspace/c",
+    mount: { type: "overlay", hostPath: colon },
+  });
+  assert.deepEqual(parseVolumeMount(`${colon}:/workspace/c:ro`).mount, {
+    type: "host_fs",
+    hostPath: colon,
+    readonly: true,
+  });
+  assert.equal(parseVolumeMount("co:lon:c", "/workspace", host).mount.hostPath, colon);
+  // "co" exists too: the shortest split with valid options wins, as before this change.
+  mkdirSync(join(host, "co"), { recursive: true });
+  assert.equal(parseVolumeMount("co:lon:ro", "/workspace", host).guestPath, "/workspace/lon");
+  assert.equal(parseVolumeMount("co:lon:c", "/workspace", host).mount.hostPath, colon);
+  assert.throws(
+    () => parseVolumeMount(`${host}/no:such:/workspace/c`),
+    /host path does not exist: .*\/no \(nor does any longer host path up to a ':'\)$/,
+  );
+  assert.throws(
+    () => parseVolumeMount(`${host}/no:such:thing:/workspace/c`),
+    /expected format host:guest or host:guest:ro \(a host path may contain ':' only if it exists/,
+  );
+});
+
+test("-v and --disk with --remote: a relative host path is refused, an absolute one is the node's (review rev19 L9)", () => {
+  assert.throws(
+    () => parseVolumeMount("./rel:/workspace/r", "/workspace", host, true),
+    /^ErrInvalidConfig: invalid configuration: invalid volume mount "\.\/rel:\/workspace\/r": with --remote the host path names a path on the node and must be absolute$/,
+  );
+  assert.throws(
+    () => parseDiskSpec("rel.img:/d", host, true),
+    /invalid disk mount "rel.img:\/d": with --remote the host path names a path on the node and must be absolute/,
+  );
+  // Not checked here: the node checks its own paths.
+  assert.equal(
+    parseVolumeMount("/on/the/node:/workspace/r", "/workspace", host, true).mount.hostPath,
+    "/on/the/node",
+  );
+  assert.equal(parseDiskSpec("@vol:/d", host, true).volume, "vol");
 });
 
 test("-v: errors say what is wrong, with the reference's texts", () => {

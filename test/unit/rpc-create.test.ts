@@ -42,6 +42,16 @@ test("image is required, id cannot be set, resources merge per field over the de
     "resources.memory_mb must be a whole number",
   );
   assert.equal(invalid({ ...IMG, resources: { cpus: "2" } }), "resources.cpus must be a number");
+  // A negative value is a client error, not "use the default" (review rev19 L5): -32602 from
+  // the payload's own check, before the image is looked at.
+  assert.equal(
+    invalid({ ...IMG, resources: { memory_mb: -5 } }),
+    "resources.memory_mb must be >= 0 (0 or absent: the default 512), got -5",
+  );
+  assert.equal(
+    invalid({ image: "no-such-registry.invalid/x:1", resources: { cpus: -1 } }),
+    "resources.cpus must be >= 0 (0 or absent: the default 1), got -1",
+  );
 });
 
 test("privileged, launch_entrypoint, env, image_config and extra_disks", () => {

@@ -94,6 +94,27 @@ test("EOF while the VM boots: the new VM is discarded as soon as it is up (nobod
   assert.deepEqual(fake.ends, ["discard vm-fake0001"]);
 });
 
+test("EOF while a slow create boots: create and the exec behind it each answer -32003 once (review rev19 L4)", async () => {
+  const fake = fakeFactory(undefined, 3000);
+  const h = startSession({ fake });
+  const c = h.client.request("create", { image: "alpine:latest" });
+  const e = h.client.request("exec", { command: "echo never" });
+  await new Promise((r) => setTimeout(r, 50));
+  h.client.input.end();
+  await h.session.done;
+  const replies = h.client.messages.filter((m) => m.id === c || m.id === e);
+  assert.deepEqual(
+    replies.map((m) => [m.id, m.error]),
+    [
+      [c, CANCELLED],
+      [e, CANCELLED],
+    ],
+  );
+  // The boot that ends later answers nothing more (exactly one reply per request).
+  await new Promise((r) => setTimeout(r, 3200));
+  assert.equal(h.client.messages.filter((m) => m.id === c || m.id === e).length, 2);
+});
+
 test("launch_entrypoint: ENTRYPOINT+CMD start; an early failure fails create and discards the VM", async () => {
   const ok = startSession({ fake: fakeFactory({ entrypoint: ["sleep"], cmd: ["2000"] }) });
   await created(ok, { launch_entrypoint: true });

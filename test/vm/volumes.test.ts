@@ -244,12 +244,23 @@ describe("sandboxes restored from one snapshot, each with a disk of its own", ()
     assert.ok(Date.now() - started < 40_000, "refused, not timed out");
   });
 
+  test("restored, a small file that is no file system says it did not mount as ext4 (review rev19)", async () => {
+    // What `--disk /etc/passwd:/d` attached: the kernel's ENOMEM read as the guest being short
+    // of memory.
+    const small = join(base, "small.txt");
+    writeFileSync(small, "root:x:0:0:root:/root:/bin/sh\n".repeat(40));
+    await assert.rejects(
+      create(small),
+      /disk 0 on \/data failed: the image could not be mounted as an ext4 file system \(is it one\? mount said: [^)\n]+\)$/,
+    );
+  });
+
   test("cold (snapshot: false), a disk that is no file system fails with the agent's reason", async () => {
     const junk = join(base, "junk.img");
     writeFileSync(junk, Buffer.alloc(8 << 20, 0x5a));
     await assert.rejects(
       Sandbox.create({ snapshot: false, disks: [{ hostPath: junk, guestPath: "/data" }] }),
-      /disk wl-disk0 \(\/dev\/vd[a-z]\) on \/data: Invalid argument\n.*FATAL: mounting a disk/,
+      /disk wl-disk0 \(\/dev\/vd[a-z]\) on \/data: mount as ext4: Invalid argument\n.*FATAL: mounting a disk/,
     );
   });
 
