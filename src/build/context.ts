@@ -9,6 +9,7 @@ import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { join, posix, sep } from "node:path";
 import dockerignore from "@balena/dockerignore";
+import { ownDirConflict } from "../config/index.js";
 import { ErrBuild } from "../errors.js";
 import { compilePathGlob } from "../util/index.js";
 
@@ -97,6 +98,11 @@ export class BuildContext {
     });
     if (real !== this.root && !real.startsWith(this.root + sep))
       throw new ErrBuild(`${what}: ${shown} resolves outside the build context (${real})`);
+    // A context such as $HOME holds wheellock's own dirs (CA and checkpoint keys, volumes,
+    // records): copied, they would be in the image, seen by every later step and pushed.
+    const conflict = ownDirConflict(real);
+    if (conflict !== undefined)
+      throw new ErrBuild(`${what}: ${shown} ${conflict}: an image must not carry it`);
     return real;
   }
 
