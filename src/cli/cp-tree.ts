@@ -5,9 +5,8 @@
  */
 import { createReadStream, mkdirSync, readdirSync, lstatSync } from "node:fs";
 import { join, posix } from "node:path";
-import { pipeline } from "node:stream/promises";
 import type { SandboxApi } from "../sandbox/index.js";
-import { createSparseWriteStream } from "./sparse-write.js";
+import { copyGuestFileOut } from "./cp-file-out.js";
 
 function warn(message: string): void {
   process.stderr.write(`wheellock cp: ${message}\n`);
@@ -43,7 +42,10 @@ export async function copyTreeOut(
     const to = join(hostDir, entry.name);
     if (entry.isDir) await copyTreeOut(sandbox, from, to, entry.mode);
     else if ((entry.mode & 0o170000) === 0o100000) {
-      await pipeline(sandbox.readFileStream(from), createSparseWriteStream(to, entry.mode & 0o777));
+      await copyGuestFileOut(sandbox, from, to, {
+        sizeBytes: entry.sizeBytes,
+        mode: entry.mode & 0o777,
+      });
     } else warn(`skipped ${from}: not a regular file or directory`);
   }
 }

@@ -3,10 +3,10 @@ import { createReadStream, existsSync, renameSync, rmSync, statSync } from "node
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ErrInvalidConfig } from "../errors.js";
-import { parseNodeSandboxId } from "../util/index.js";
+import { exitOnSignalDuring, parseNodeSandboxId } from "../util/index.js";
 import { addRemoteOption, connectSandbox, type RemoteFlags } from "./remote-flags.js";
 import { copyTreeIn, copyTreeOut } from "./cp-tree.js";
-import { createSparseWriteStream } from "./sparse-write.js";
+import { copyGuestFileOut } from "./cp-file-out.js";
 
 interface Location {
   id?: string;
@@ -85,13 +85,22 @@ export function cpCommand(): Command {
         await pipeline(sandbox.readFileStream(src.path), process.stdout, { end: false });
         return;
       }
-      // A temp file renamed at the end: a failed copy never truncates an existing file.
+      // A temp file renamed at the end: a failed copy never truncates an existing file, and
+      // one stopped by Ctrl-C (or SIGTERM, SIGHUP) leaves nothing behind.
       const temp = `${destPath}.wheellock-${process.pid}.tmp`;
+      const removeTemp = () => rmSync(temp, { force: true });
+      const size = source?.sizeBytes ?? 0;
       try {
-        await pipeline(sandbox.readFileStream(src.path), createSparseWriteStream(temp, 0o644));
-        renameSync(temp, destPath);
+        await exitOnSignalDuring(async () => {
+          await copyGuestFileOut(sandbox, src.path, temp, {
+            sizeBytes: size,
+            mode: 0o644,
+            exclusive: true,
+          });
+          renameSync(temp, destPath);
+        }, removeTemp);
       } finally {
-        rmSync(temp, { force: true });
+        removeTemp();
       }
     },
   );

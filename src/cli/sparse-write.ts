@@ -5,7 +5,7 @@
  * fill the host's disk; skipped, the copy costs only its data blocks, as `cp --sparse` does.
  * The file must be new (or empty): a skipped block reads as zero only where nothing was.
  */
-import { closeSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, ftruncateSync, openSync, writeSync } from "node:fs";
 import { Writable } from "node:stream";
 
 /** Holes are made in whole file-system blocks; 4 KiB is the common block size. */
@@ -17,14 +17,25 @@ function allZero(buf: Buffer): boolean {
   return buf.equals(buf.length === BLOCK ? ZEROS : ZEROS.subarray(0, buf.length));
 }
 
-export function createSparseWriteStream(path: string, mode: number): Writable {
+/**
+ * Never through a symlink at `path` (a link already in the destination would redirect the
+ * write); `exclusive`: the file must not exist (a temp name, which others could predict).
+ */
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
+
+export function createSparseWriteStream(
+  path: string,
+  mode: number,
+  options: { exclusive?: boolean } = {},
+): Writable {
   let fd = -1;
   let position = 0;
   return new Writable({
     // Synchronous writes: one file at a time, and a disk error surfaces on this chunk.
     construct(done) {
       try {
-        fd = openSync(path, "w", mode);
+        const flags = OPEN_FLAGS | (options.exclusive ? constants.O_EXCL : constants.O_TRUNC);
+        fd = openSync(path, flags, mode);
         done();
       } catch (err) {
         done(err as Error);
