@@ -8,7 +8,9 @@
  */
 import { constants } from "node:os";
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+// SIGQUIT too: Ctrl-\ at a terminal is a user stopping the process, and its default action
+// (a core dump) skipped the cleanup as SIGINT's did (review rev19b F8).
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
 
 /** Exits the process as a shell reports one killed by `signal`, after `beforeExit`. */
 function exitFor(signal: NodeJS.Signals, beforeExit: (signal: NodeJS.Signals) => void): never {

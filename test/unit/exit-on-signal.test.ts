@@ -62,7 +62,12 @@ for (const [signal, code] of [
  * pid; a supervisor starting its control server), holding a run dir. `how`: "before" as run
  * and the supervisor did (exitOnSignalDuring over the start alone); "now" as they do.
  */
-async function cutAfterStart(name: string, how: "before" | "now", forwarder = false) {
+async function cutAfterStart(
+  name: string,
+  how: "before" | "now",
+  forwarder = false,
+  signal: NodeJS.Signals = "SIGINT",
+) {
   const runDir = join(scratch, name, "run");
   mkdirSync(runDir, { recursive: true });
   const forwarded = join(scratch, name, "forwarded");
@@ -98,7 +103,7 @@ async function cutAfterStart(name: string, how: "before" | "now", forwarder = fa
     proc.kill("SIGINT");
     await gone;
   }
-  proc.kill("SIGINT");
+  proc.kill(signal);
   const [code, killedBy] = await new Promise<[number | null, string | null]>((resolve) =>
     proc.once("exit", (c, s) => resolve([c, s])),
   );
@@ -127,5 +132,14 @@ test("while a forwarder takes Ctrl-C, the fallback lets it; once it is gone, Ctr
     killedBy: null,
     runDirLeft: false,
     forwarded: true,
+  });
+});
+
+test("Ctrl-\\ (SIGQUIT) in the same window cleans up too, where its core dump left the run dir", async () => {
+  assert.deepEqual(await cutAfterStart("quit", "now", false, "SIGQUIT"), {
+    code: 131,
+    killedBy: null,
+    runDirLeft: false,
+    forwarded: false,
   });
 });
