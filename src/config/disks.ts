@@ -133,7 +133,11 @@ export function checkDisks(value: unknown, mountPaths: readonly string[]): Resol
       // Named volumes live in the data dir and are attached by name (locked, checked).
       const conflict = ownDirConflict(hostPath);
       if (conflict !== undefined)
-        bad(`disk image ${hostPath} ${conflict}: attach a copy of it, or a volume by name`);
+        bad(
+          conflict.includes("wheellock's")
+            ? `disk image ${hostPath} ${conflict}: attach a copy of it, or a volume by name`
+            : `host path ${hostPath} ${conflict}: a guest must not reach it`,
+        );
     }
     if (disk.hostIdentity !== undefined && !isFileIdentity(disk.hostIdentity))
       bad("hostIdentity must be dev:ino (a node sets it)");

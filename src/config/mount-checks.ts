@@ -32,7 +32,9 @@ function checkMount(guestPath: string, mount: MountConfig): MountConfig {
     if (st === undefined) return bad(`host path does not exist: ${mount.hostPath}`);
     if (!st.isFile() && !st.isDirectory())
       return bad(`not a directory or regular file: ${mount.hostPath}`);
-    const conflict = ownDirConflict(mount.hostPath);
+    // This user's own paths: what wheellock shares with guests (a build's cache mounts, kept
+    // overlay layers) may be mounted; a serve node refuses those to callers itself.
+    const conflict = ownDirConflict(mount.hostPath, { allowGuestShared: true });
     if (conflict !== undefined)
       return bad(`host path ${mount.hostPath} ${conflict}: a guest must not reach it`);
   }

@@ -11,7 +11,7 @@
  * every directory on the way up, so a bind mount of one of these directories elsewhere is
  * caught too.
  */
-import { realpathSync, statSync } from "node:fs";
+import { readFileSync, realpathSync, statSync, statfsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { cacheDir, dataDir, runDir } from "../paths.js";
 
@@ -82,30 +82,163 @@ function inside(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer === "/" ? "/" : `${outer}/`);
 }
 
+/** One line of /proc/self/mountinfo: what matters here. */
+interface MountEntry {
+  /** major:minor of the file system. */
+  dev: string;
+  /** The directory of that file system mounted here (a bind mount's source inside it). */
+  root: string;
+  mountPoint: string;
+  fsType: string;
+}
+
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** This process's mounts, read once per check; none where /proc is not there. */
+function readMounts(): MountEntry[] {
+  let text: string;
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const out: MountEntry[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.split(" ");
+    const sep = f.indexOf("-", 6);
+    if (f.length < 5 || sep < 0 || sep + 1 >= f.length) continue;
+    out.push({
+      dev: f[2] ?? "",
+      root: unescapeMountPath(f[3] ?? ""),
+      mountPoint: unescapeMountPath(f[4] ?? ""),
+      fsType: f[sep + 1] ?? "",
+    });
+  }
+  return out;
+}
+
 /**
- * Why `hostPath` (an existing host file or directory the guest would see) must not be given
- * to a guest, or undefined when it is clear of wheellock's own directories.
+ * Kernel pseudo file systems: a host provider serving /proc/PID/mem, /sys or a cgroup tree
+ * hands the guest the host's processes and devices. By `statfs` magic (procfs, sysfs,
+ * debugfs, securityfs, cgroup, cgroup2, tracefs, bpf) and, in mountinfo, by type.
  */
-export function ownDirConflict(hostPath: string): string | undefined {
-  const source = realOrNearest(hostPath);
-  const sourceId = identity(source.real);
-  const sourceChain = chain(source.existing);
-  const shared = guestShared().some((p) => {
-    const place = realOrNearest(p).real;
-    return source.real !== place && inside(source.real, place);
-  });
+const PSEUDO_MAGIC = new Set([
+  0x9fa0, 0x62656572, 0x64626720, 0x73636673, 0x27e0eb, 0x63677270, 0x74726163, 0xcafe4a11,
+]);
+const PSEUDO_TYPES = new Set([
+  "proc",
+  "sysfs",
+  "debugfs",
+  "securityfs",
+  "cgroup",
+  "cgroup2",
+  "tracefs",
+  "bpf",
+  "devtmpfs",
+  "devpts",
+  "configfs",
+  "efivarfs",
+  "pstore",
+  "fusectl",
+  "binfmt_misc",
+]);
+/** devtmpfs has tmpfs's magic: refused by where it is. */
+const PSEUDO_PLACES = ["/proc", "/sys", "/dev"];
+
+function onPseudoFs(real: string): boolean {
+  if (PSEUDO_PLACES.some((p) => inside(real, p))) return true;
+  try {
+    return PSEUDO_MAGIC.has(Number(statfsSync(real).type) >>> 0);
+  } catch {
+    return false;
+  }
+}
+
+const PSEUDO = "a proc/sys pseudo file system";
+
+/**
+ * Other paths of the directory at `real` (an existing real path): where other mounts of its
+ * file system (bind mounts) show it. A bind mount of the data dir's `checkpoints` elsewhere
+ * shares no directory above it with the data dir; its path inside the file system does.
+ */
+function aliases(real: string, mounts: readonly MountEntry[]): string[] {
+  let at: MountEntry | undefined;
+  for (const m of mounts)
+    if (
+      inside(real, m.mountPoint) &&
+      (at === undefined || m.mountPoint.length >= at.mountPoint.length)
+    )
+      at = m;
+  if (at === undefined) return [];
+  const inFs = join(at.root, real.slice(at.mountPoint.length));
+  const out: string[] = [];
+  for (const m of mounts) {
+    if (m === at || m.dev !== at.dev || !inside(inFs, m.root)) continue;
+    out.push(join(m.mountPoint, inFs.slice(m.root.length)));
+  }
+  return out;
+}
+
+/** The identity test for one directory or file the guest would reach, at `real`. */
+function conflictAt(
+  real: string,
+  existing: string,
+  mounts: readonly MountEntry[],
+  allowGuestShared: boolean,
+): string | undefined {
+  const sourceId = identity(real);
+  const sourceChain = chain(existing);
+  const paths = existing === real ? [real, ...aliases(real, mounts)] : [real];
+  const places = allowGuestShared ? guestShared().map((p) => realOrNearest(p).real) : [];
+  const shared = (path: string) => places.some((place) => path !== place && inside(path, place));
   for (const { what, path } of ownDirs()) {
     const own = realOrNearest(path);
     // The source holds (or is) the directory, or the place it will be made in.
     if (
-      inside(own.real, source.real) ||
+      paths.some((p) => inside(own.real, p)) ||
       (sourceId !== undefined && chain(own.existing).has(sourceId))
     )
       return `holds wheellock's ${what} ${own.real}`;
     const ownId = own.existing === own.real ? identity(own.real) : undefined;
-    if (shared) continue;
-    if (inside(source.real, own.real) || (ownId !== undefined && sourceChain.has(ownId)))
+    if (paths.some((p) => inside(p, own.real) && !shared(p)))
       return `is inside wheellock's ${what} ${own.real}`;
+    if (!shared(real) && ownId !== undefined && sourceChain.has(ownId))
+      return `is inside wheellock's ${what} ${own.real}`;
+  }
+  return undefined;
+}
+
+export interface OwnDirCheck {
+  /**
+   * Whether what wheellock itself shares with guests (kept overlay layers, a build's cache
+   * mounts and step scratch) may be mounted. Only for its own callers (the SDK, the CLI, a
+   * build); never for a path a network caller of `serve` names. Default false.
+   */
+  allowGuestShared?: boolean;
+}
+
+/**
+ * Why `hostPath` (an existing host file or directory the guest would see) must not be given
+ * to a guest, or undefined when it is clear: it is on a proc/sys pseudo file system, or it
+ * holds, is or lies inside wheellock's own directories; for a directory, the same for every
+ * mount below it (a bind mount of `$HOME` inside an innocent directory).
+ */
+export function ownDirConflict(hostPath: string, check: OwnDirCheck = {}): string | undefined {
+  const allowShared = check.allowGuestShared === true;
+  const source = realOrNearest(hostPath);
+  if (PSEUDO_PLACES.some((p) => inside(resolve(hostPath), p)) || onPseudoFs(source.real))
+    return `is on ${PSEUDO}`;
+  const mounts = readMounts();
+  const own = conflictAt(source.real, source.existing, mounts, allowShared);
+  if (own !== undefined) return own;
+  for (const m of mounts) {
+    if (m.mountPoint === source.real || !inside(m.mountPoint, source.real)) continue;
+    if (PSEUDO_TYPES.has(m.fsType) || onPseudoFs(m.mountPoint))
+      return `holds ${PSEUDO} at ${m.mountPoint}`;
+    const below = conflictAt(m.mountPoint, m.mountPoint, mounts, allowShared);
+    if (below !== undefined) return `has ${m.mountPoint} mounted in it, which ${below}`;
   }
   return undefined;
 }

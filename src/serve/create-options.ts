@@ -42,7 +42,9 @@ function guestVisible(
 ): { hostPath: unknown; hostIdentity?: string } {
   const checked = checkedPath(field, value, roots, kind);
   if (typeof checked.hostPath !== "string") return checked;
-  const conflict = ownDirConflict(checked.hostPath);
+  // Not even what the node shares with its own guests (kept overlay layers, build cache
+  // mounts): those belong to other sandboxes and builds.
+  const conflict = ownDirConflict(checked.hostPath, { allowGuestShared: false });
   if (conflict !== undefined)
     throw new ErrInvalidConfig(`${field}: ${JSON.stringify(checked.hostPath)} ${conflict}`);
   return checked;

@@ -2,13 +2,15 @@
 // run or cache dir (mounting $HOME with the default data dir) would let its guest read and
 // write its own run dir, other sandboxes' records, checkpoints and their key. Refused when
 // the sandbox is planned (the SDK, the CLI and a serve node all plan through planSandbox).
-import { test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { planSandbox, type SandboxOptions } from "../../src/config/index.js";
 import { ErrInvalidConfig } from "../../src/errors.js";
+import { nodeOptions } from "../../src/serve/create-options.js";
 import { wheellockSync } from "../helpers/lifecycle.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "wheellock-own-dirs-"));
@@ -158,3 +160,91 @@ test("attack: `wheellock run -v $HOME:/workspace` and `-d` are refused with one 
     assert.match(r.stderr, /^wheellock: invalid configuration: .* wheellock's data dir .*\n$/);
   }
 });
+
+test("a serve node refuses callers what wheellock shares with its own guests", () => {
+  const kept = join(data, "overlays", "sb1-work");
+  const buildMount = join(cache, "build", "mounts", "0123abcd");
+  for (const d of [kept, buildMount]) mkdirSync(d, { recursive: true });
+  for (const [hostPath, re] of [
+    [kept, /mounts\["\/k"\]\.hostPath: .* is inside wheellock's data dir/],
+    [buildMount, /mounts\["\/k"\]\.hostPath: .* is inside wheellock's cache dir/],
+  ] as const)
+    assert.throws(
+      () => nodeOptions({ mounts: { "/k": { type: "host_fs", hostPath } } }, [scratch]),
+      (err: unknown) => err instanceof ErrInvalidConfig && re.test(err.message),
+    );
+});
+
+test("proc, sys and dev paths are refused as mounts and disks", () => {
+  const links = mkdtempSync(join(tmpdir(), "wheellock-own-dirs-proc-"));
+  try {
+    symlinkSync("/proc/self", join(links, "self"));
+    for (const hostPath of ["/proc/1", "/sys/kernel", "/dev", join(links, "self")])
+      refused(
+        { mounts: { "/p": { type: "host_fs", hostPath, readonly: true } } },
+        /mounts\["\/p"\]: host path .* is on a proc\/sys pseudo file system: a guest must not reach it$/,
+      );
+    refused(
+      { disks: [{ hostPath: "/proc/1/environ", guestPath: "/d", readonly: true }] },
+      /disks\[0\]: host path \/proc\/1\/environ is on a proc\/sys pseudo file system: a guest/,
+    );
+  } finally {
+    rmSync(links, { recursive: true, force: true });
+  }
+});
+
+describe("mounts below a host path (root: real bind mounts)", { skip: rootOnly() }, () => {
+  const outside = join(scratch, "outside");
+  const mounted: string[] = [];
+  const bind = (from: string, to: string, fsType?: string) => {
+    mkdirSync(to, { recursive: true });
+    execFileSync("mount", fsType ? ["-t", fsType, fsType, to] : ["--bind", from, to]);
+    mounted.push(to);
+  };
+  after(() => {
+    for (const m of mounted.reverse()) execFileSync("umount", ["-l", m]);
+  });
+
+  test("a directory holding a bind mount of $HOME (which holds the data dir) is refused", () => {
+    bind(home, join(outside, "a", "home"));
+    refused(
+      { mounts: { "/h": { type: "host_fs", hostPath: join(outside, "a") } } },
+      /host path .* has .*\/a\/home mounted in it, which holds wheellock's data dir/,
+    );
+  });
+
+  test("a bind mount of a directory inside the data dir is refused, named or below", () => {
+    bind(join(data, "checkpoints"), join(outside, "b", "cp"));
+    refused(
+      { mounts: { "/h": { type: "host_fs", hostPath: join(outside, "b", "cp") } } },
+      /is inside wheellock's data dir/,
+    );
+    refused(
+      { mounts: { "/h": { type: "host_fs", hostPath: join(outside, "b") } } },
+      /has .*\/b\/cp mounted in it, which is inside wheellock's data dir/,
+    );
+  });
+
+  test("a proc file system mounted below, or /proc bound elsewhere, is refused", () => {
+    bind("", join(outside, "c", "p"), "proc");
+    bind("/proc/1", join(outside, "d"));
+    refused(
+      { mounts: { "/h": { type: "host_fs", hostPath: join(outside, "c") } } },
+      /host path .* holds a proc\/sys pseudo file system at .*\/c\/p: a guest must not reach it$/,
+    );
+    refused(
+      { mounts: { "/h": { type: "host_fs", hostPath: join(outside, "d") } } },
+      /is on a proc\/sys pseudo file system/,
+    );
+  });
+
+  test("a directory with harmless mounts below stays mountable", () => {
+    bind(work, join(outside, "e", "w"));
+    const p = plan({ mounts: { "/h": { type: "host_fs", hostPath: join(outside, "e") } } });
+    assert.equal(Object.keys(p.mounts).length, 1);
+  });
+});
+
+function rootOnly(): string | false {
+  return process.getuid?.() === 0 ? false : "needs root to make bind mounts (CI runs as root)";
+}
