@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
-import { saveCheckpoint } from "../../src/sandbox/checkpoint-store.js";
+import { saveFakeCheckpoint } from "../helpers/fake-checkpoint.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { hostPathsFixture, startTestNode } from "../helpers/test-node.js";
 
@@ -114,27 +114,12 @@ test("a writable root above a read-only one wins: its files are writable through
 });
 
 test("a copy of a checkpoint: its read-write mount of a read-only root is refused too", async () => {
-  const state = join(dataDir, "cp-state");
-  writeFileSync(state, Buffer.alloc(4096, 1));
-  await saveCheckpoint({
-    name: "of-ro",
-    captured: { statePath: state, upperDiskPath: state },
+  await saveFakeCheckpoint(dataDir, "of-ro", {
     sourceSandboxId: "vm-00000004",
-    vmKey: "k".repeat(32),
-    resources: {
-      image: "default",
-      cpus: 1,
-      memoryMb: 768,
-      diskSizeMb: 64,
-      privileged: false,
-      noNetwork: false,
-    },
-    namedRam: false,
-    pausedMs: 1,
-    baseSnapshotKey: undefined,
     mounts: { "/workspace": { type: "host_fs", hostPath: readOnly } },
     fuse: { initialized: true, inodes: { nextId: "2", nodes: [] } },
   });
+
   const roots = hostPathRoots([readOnly]);
   assert.throws(
     () => nodeOptions({ fromCheckpoint: "of-ro", forkMounts: "share" }, roots, false, []),

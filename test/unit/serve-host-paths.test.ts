@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { ErrInvalidConfig, Sandbox, type SandboxOptions } from "../../src/index.js";
 import { hostPathRoots, readSingleOptions, type RunningNode } from "../../src/serve/index.js";
 import { nodeOptions } from "../../src/serve/create-options.js";
-import { saveCheckpoint, type SaveCheckpointRequest } from "../../src/sandbox/checkpoint-store.js";
+import type { SaveCheckpointRequest } from "../../src/sandbox/checkpoint-store.js";
+import { saveFakeCheckpoint } from "../helpers/fake-checkpoint.js";
 import { FakeHost } from "../helpers/fake-host.js";
 import { startTestNode } from "../helpers/test-node.js";
 
@@ -108,29 +109,8 @@ describe("host paths from the network", () => {
   });
 });
 
-/** A checkpoint the node's user took locally (a small fake state), with `extra` fields. */
-function saveLocalCheckpoint(name: string, extra: Partial<SaveCheckpointRequest>) {
-  const state = join(dataDir, "cp-state");
-  writeFileSync(state, Buffer.alloc(4096, 1));
-  return saveCheckpoint({
-    name,
-    captured: { statePath: state, upperDiskPath: state },
-    sourceSandboxId: "vm-00000003",
-    vmKey: "k".repeat(32),
-    resources: {
-      image: "default",
-      cpus: 1,
-      memoryMb: 768,
-      diskSizeMb: 64,
-      privileged: false,
-      noNetwork: false,
-    },
-    namedRam: false,
-    pausedMs: 1,
-    baseSnapshotKey: undefined,
-    ...extra,
-  });
-}
+const saveLocalCheckpoint = (name: string, extra: Partial<SaveCheckpointRequest>) =>
+  saveFakeCheckpoint(dataDir, name, extra);
 
 test("a copy of a checkpoint gets its mounts only where the node opens host paths (review16 C7)", async () => {
   // Checkpoints the node's user took locally, of sandboxes with host mounts: one of a
