@@ -38,6 +38,7 @@ import { checkNetworkOptions } from "./network-checks.js";
 import { checkObserveOptions } from "./observe-checks.js";
 import { checkDisks } from "./disks.js";
 import { isFileIdentity, newSandboxId } from "../util/index.js";
+import { MAX_VOLUME_SIZE_MB } from "../volumes/index.js";
 
 const ACCEL_CHOICES: readonly AccelChoice[] = ["auto", "kvm", "tcg"];
 
@@ -138,9 +139,7 @@ function resolveFields(
         ? DEFAULT_MEMORY_MB
         : checkIntegerAtLeast("memoryMb", opts.memoryMb, MIN_MEMORY_MB),
     diskSizeMb:
-      opts.diskSizeMb === undefined
-        ? DEFAULT_DISK_SIZE_MB
-        : checkIntegerAtLeast("diskSizeMb", opts.diskSizeMb, MIN_DISK_SIZE_MB),
+      opts.diskSizeMb === undefined ? DEFAULT_DISK_SIZE_MB : checkDiskSize(opts.diskSizeMb),
     timeoutSeconds:
       opts.timeoutSeconds === undefined
         ? DEFAULT_TIMEOUT_SECONDS
@@ -180,6 +179,20 @@ function resolveFields(
   };
   checkHostMemory(resolved.memoryMb);
   return Object.freeze(resolved);
+}
+
+/**
+ * The writable layer is an ext4 image: past 16 TiB (4 KiB blocks) neither mkfs nor a host
+ * ext4 file takes it, and the size overflowed a raw Node error ("len" out of range).
+ */
+function checkDiskSize(value: unknown): number {
+  const sizeMb = checkIntegerAtLeast("diskSizeMb", value, MIN_DISK_SIZE_MB);
+  if (sizeMb > MAX_VOLUME_SIZE_MB) {
+    throw new ErrInvalidConfig(
+      `diskSizeMb ${sizeMb} is more than ${MAX_VOLUME_SIZE_MB} (16 TiB, the largest ext4 file system)`,
+    );
+  }
+  return sizeMb;
 }
 
 /**

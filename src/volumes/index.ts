@@ -3,6 +3,7 @@ export { checkVolumeName, volumePath, volumesDir } from "./names.js";
 export {
   DEFAULT_VOLUME_SIZE_MB,
   ErrVolumeNotFound,
+  MAX_VOLUME_SIZE_MB,
   createVolume,
   listVolumes,
   removeVolume,

@@ -168,6 +168,17 @@ describe("resolveSandboxOptions defaults", () => {
     assert.equal(resolve({ memoryMb: 64 }).memoryMb, 64);
   });
 
+  it("refuses a writable layer above 16 TiB in one line, not a raw Node range error", () => {
+    assert.throws(
+      () => resolve({ diskSizeMb: 99_999_999_999 }),
+      (e: Error) =>
+        e instanceof ErrInvalidConfig &&
+        e.message ===
+          "invalid configuration: diskSizeMb 99999999999 is more than 16777216 (16 TiB, the largest ext4 file system)",
+    );
+    assert.equal(resolve({ diskSizeMb: 16 * 1024 * 1024 }).diskSizeMb, 16 * 1024 * 1024);
+  });
+
   it("allows ceil(cpus) equal to the host CPU count", () => {
     assert.equal(resolve({ cpus: 3.2 }).vcpuCount, 4);
     assert.equal(resolve({ cpus: 4 }).vcpuCount, 4);
