@@ -11,7 +11,7 @@
  * every directory on the way up, so a bind mount of one of these directories elsewhere is
  * caught too.
  */
-import { readFileSync, realpathSync, statSync, statfsSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, statSync, statfsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { cacheDir, dataDir, runDir } from "../paths.js";
 
@@ -210,6 +210,45 @@ function conflictAt(
   return undefined;
 }
 
+/** Where in the data dir a walk for a file's other names does not go: chunk files only. */
+const NOT_WALKED = new Set(["objects"]);
+const WALK_DEPTH = 4;
+
+/**
+ * For a file with other names (a hard link), the one inside the data dir, if any: a link to
+ * the CA key or a checkpoint key made elsewhere passes every path test, and a link to a
+ * volume's image attached as a disk would have two writers on one ext4. Rare (the file must
+ * have a link count above one), so a walk of the data dir is affordable then.
+ */
+function linkInDataDir(real: string): string | undefined {
+  let want: string;
+  try {
+    const st = statSync(real);
+    if (!st.isFile() || st.nlink < 2) return undefined;
+    want = `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+  const walk = (dir: string, depth: number): string | undefined => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return undefined;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isFile() && identity(path) === want) return path;
+      if (entry.isDirectory() && depth > 0 && !NOT_WALKED.has(entry.name)) {
+        const found = walk(path, depth - 1);
+        if (found !== undefined) return found;
+      }
+    }
+    return undefined;
+  };
+  return walk(realOrNearest(dataDir()).real, WALK_DEPTH);
+}
+
 export interface OwnDirCheck {
   /**
    * Whether what wheellock itself shares with guests (kept overlay layers, a build's cache
@@ -233,6 +272,8 @@ export function ownDirConflict(hostPath: string, check: OwnDirCheck = {}): strin
   const mounts = readMounts();
   const own = conflictAt(source.real, source.existing, mounts, allowShared);
   if (own !== undefined) return own;
+  const link = linkInDataDir(source.real);
+  if (link !== undefined) return `is a hard link of wheellock's ${link}`;
   for (const m of mounts) {
     if (m.mountPoint === source.real || !inside(m.mountPoint, source.real)) continue;
     if (PSEUDO_TYPES.has(m.fsType) || onPseudoFs(m.mountPoint))

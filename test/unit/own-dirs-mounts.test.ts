@@ -5,7 +5,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { planSandbox, type SandboxOptions } from "../../src/config/index.js";
@@ -62,6 +62,28 @@ test("a host_fs or overlay mount holding, equal to or inside a wheellock dir is 
     { mounts: { "/o": { type: "overlay", hostPath: home, readonly: true } } },
     /mounts\["\/o"\]: .* holds wheellock's data dir/,
   );
+});
+
+test("a hard link of a file in the data dir is refused as a file mount and as a disk", () => {
+  const links = mkdtempSync(join(tmpdir(), "wheellock-own-dirs-hardlinks-"));
+  try {
+    linkSync(join(data, "checkpoints", "key"), join(links, "key"));
+    linkSync(join(data, "volumes", "v.ext4"), join(links, "v.ext4"));
+    refused(
+      { mounts: { "/k": { type: "host_fs", hostPath: join(links, "key"), readonly: true } } },
+      /is a hard link of wheellock's .*checkpoints\/key/,
+    );
+    refused(
+      { disks: [{ hostPath: join(links, "v.ext4"), guestPath: "/d" }] },
+      /is a hard link of wheellock's .*volumes\/v.ext4/,
+    );
+    // A file with other names outside the data dir is fine.
+    writeFileSync(join(links, "a"), "x");
+    linkSync(join(links, "a"), join(links, "b"));
+    plan({ mounts: { "/a": { type: "host_fs", hostPath: join(links, "a"), readonly: true } } });
+  } finally {
+    rmSync(links, { recursive: true, force: true });
+  }
 });
 
 test("a symlink does not hide a wheellock dir from the check", () => {
