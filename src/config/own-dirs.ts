@@ -14,6 +14,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync, statfsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { cacheDir, dataDir, runDir } from "../paths.js";
+import { fileIdentity } from "../util/index.js";
 
 /** The host-wide jail-id claims (src/vmm/jail-ids.ts). */
 const CLAIMS_ROOT = "/run/wheellock";
@@ -61,8 +62,7 @@ function realOrNearest(path: string): { real: string; existing: string } {
 
 function identity(path: string): string | undefined {
   try {
-    const st = statSync(path);
-    return `${st.dev}:${st.ino}`;
+    return fileIdentity(statSync(path, { bigint: true }));
   } catch {
     return undefined;
   }
@@ -181,31 +181,58 @@ function aliases(real: string, mounts: readonly MountEntry[]): string[] {
   return out;
 }
 
+/** One of wheellock's own directories, resolved once per check. */
+interface OwnPlace {
+  what: string;
+  /** Its real path (or where it will be made). */
+  real: string;
+  /** Identities of its nearest existing ancestor-or-self and of every directory above. */
+  chain: Set<string>;
+  /** Its own identity, when it exists. */
+  id: string | undefined;
+}
+
+/** What every test of one check compares against: the own dirs and the guest-shared places. */
+interface OwnPlaces {
+  own: OwnPlace[];
+  shared: string[];
+  mounts: readonly MountEntry[];
+}
+
+function ownPlaces(allowGuestShared: boolean, mounts: readonly MountEntry[]): OwnPlaces {
+  return {
+    own: ownDirs().map(({ what, path }) => {
+      const { real, existing } = realOrNearest(path);
+      return {
+        what,
+        real,
+        chain: chain(existing),
+        id: existing === real ? identity(real) : undefined,
+      };
+    }),
+    shared: allowGuestShared ? guestShared().map((p) => realOrNearest(p).real) : [],
+    mounts,
+  };
+}
+
 /** The identity test for one directory or file the guest would reach, at `real`. */
-function conflictAt(
-  real: string,
-  existing: string,
-  mounts: readonly MountEntry[],
-  allowGuestShared: boolean,
-): string | undefined {
+function conflictAt(real: string, existing: string, places: OwnPlaces): string | undefined {
   const sourceId = identity(real);
   const sourceChain = chain(existing);
-  const paths = existing === real ? [real, ...aliases(real, mounts)] : [real];
-  const places = allowGuestShared ? guestShared().map((p) => realOrNearest(p).real) : [];
-  const shared = (path: string) => places.some((place) => path !== place && inside(path, place));
-  for (const { what, path } of ownDirs()) {
-    const own = realOrNearest(path);
+  const paths = existing === real ? [real, ...aliases(real, places.mounts)] : [real];
+  const shared = (path: string) =>
+    places.shared.some((place) => path !== place && inside(path, place));
+  for (const own of places.own) {
     // The source holds (or is) the directory, or the place it will be made in.
     if (
       paths.some((p) => inside(own.real, p)) ||
-      (sourceId !== undefined && chain(own.existing).has(sourceId))
+      (sourceId !== undefined && own.chain.has(sourceId))
     )
-      return `holds wheellock's ${what} ${own.real}`;
-    const ownId = own.existing === own.real ? identity(own.real) : undefined;
+      return `holds wheellock's ${own.what} ${own.real}`;
     if (paths.some((p) => inside(p, own.real) && !shared(p)))
-      return `is inside wheellock's ${what} ${own.real}`;
-    if (!shared(real) && ownId !== undefined && sourceChain.has(ownId))
-      return `is inside wheellock's ${what} ${own.real}`;
+      return `is inside wheellock's ${own.what} ${own.real}`;
+    if (!shared(real) && own.id !== undefined && sourceChain.has(own.id))
+      return `is inside wheellock's ${own.what} ${own.real}`;
   }
   return undefined;
 }
@@ -223,9 +250,9 @@ const WALK_DEPTH = 4;
 function linkInDataDir(real: string): string | undefined {
   let want: string;
   try {
-    const st = statSync(real);
-    if (!st.isFile() || st.nlink < 2) return undefined;
-    want = `${st.dev}:${st.ino}`;
+    const st = statSync(real, { bigint: true });
+    if (!st.isFile() || st.nlink < 2n) return undefined;
+    want = fileIdentity(st);
   } catch {
     return undefined;
   }
@@ -265,12 +292,12 @@ export interface OwnDirCheck {
  * mount below it (a bind mount of `$HOME` inside an innocent directory).
  */
 export function ownDirConflict(hostPath: string, check: OwnDirCheck = {}): string | undefined {
-  const allowShared = check.allowGuestShared === true;
   const source = realOrNearest(hostPath);
   if (PSEUDO_PLACES.some((p) => inside(resolve(hostPath), p)) || onPseudoFs(source.real))
     return `is on ${PSEUDO}`;
   const mounts = readMounts();
-  const own = conflictAt(source.real, source.existing, mounts, allowShared);
+  const places = ownPlaces(check.allowGuestShared === true, mounts);
+  const own = conflictAt(source.real, source.existing, places);
   if (own !== undefined) return own;
   const link = linkInDataDir(source.real);
   if (link !== undefined) return `is a hard link of wheellock's ${link}`;
@@ -278,7 +305,7 @@ export function ownDirConflict(hostPath: string, check: OwnDirCheck = {}): strin
     if (m.mountPoint === source.real || !inside(m.mountPoint, source.real)) continue;
     if (PSEUDO_TYPES.has(m.fsType) || onPseudoFs(m.mountPoint))
       return `holds ${PSEUDO} at ${m.mountPoint}`;
-    const below = conflictAt(m.mountPoint, m.mountPoint, mounts, allowShared);
+    const below = conflictAt(m.mountPoint, m.mountPoint, places);
     if (below !== undefined) return `has ${m.mountPoint} mounted in it, which ${below}`;
   }
   return undefined;
