@@ -1,6 +1,6 @@
 /**
- * A sandbox's start with Ctrl-C (SIGINT), SIGTERM and SIGHUP ending the process through
- * `process.exit`, not through the signal's default action. Killed by a signal, Node runs no
+ * A sandbox's start with Ctrl-C (SIGINT), SIGTERM, SIGHUP and Ctrl-\ (SIGQUIT) ending the
+ * process through `process.exit`, not through the signal's default action. Killed by a signal, Node runs no
  * `exit` listeners, so a start cut there left its run dir (a copy of a checkpoint's private
  * disks: the checkpoint-time content of its volumes) and disk locks for `wheellock gc`;
  * exiting, it runs every ResourceStack's synchronous releases (the run dir removed, the locks
@@ -22,8 +22,8 @@ function exitFor(signal: NodeJS.Signals, beforeExit: (signal: NodeJS.Signals) =>
 }
 
 /**
- * What SIGINT, SIGTERM and SIGHUP do, for as long as it is installed, switched with `set`
- * without a moment between two handlers: a listener removed and the next one added leaves
+ * What SIGINT, SIGTERM, SIGHUP and SIGQUIT do, for as long as it is installed, switched with
+ * `set` without a moment between two handlers: a listener removed and the next one added leaves
  * none for an instant, and a signal then gets its default action (the process dies, no
  * cleanup).
  */
