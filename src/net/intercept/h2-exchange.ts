@@ -91,7 +91,7 @@ export async function handleH2Stream(
     deps.policy,
     deps.httpPolicy,
     admission.head,
-    new BodyBuffer(stream),
+    new BodyBuffer(stream, deps.bodyBudget, stream),
   );
   if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
   if (decision.action === "respond") {
@@ -205,7 +205,7 @@ async function relayResponse(
   guest: ServerHttp2Stream,
   event: RequestEvent,
 ): Promise<number | undefined> {
-  const responseBody = new BodyBuffer(up.body);
+  const responseBody = new BodyBuffer(up.body, deps.bodyBudget, guest);
   let verdict: ResponseVerdict;
   try {
     verdict = await deps.httpPolicy.onResponse(

@@ -1,4 +1,5 @@
 import type { Duplex, Readable } from "node:stream";
+import type { ByteBudget } from "../byte-budget.js";
 import type { BodyAccess, HeaderList } from "./contract.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and proxy-only ones: never forwarded either way. */
@@ -70,16 +71,50 @@ export function writeRawResponse(
 }
 
 /**
+ * What the bodies a sandbox's policy reads may hold together (all flows, both HTTP versions).
+ * Each read is bounded (MAX_BUFFERED_BODY_BYTES), but a guest opening many requests at once to
+ * a host whose hooks read bodies would multiply that bound by its flows and streams.
+ */
+export const BODY_BUDGET_BYTES = 256 * 1024 * 1024;
+
+/** The side of an exchange whose "close" ends it (a ServerResponse, an HTTP/2 stream). */
+export interface ExchangeEnd {
+  readonly closed?: boolean;
+  readonly destroyed?: boolean;
+  once(event: "close", listener: () => void): unknown;
+}
+
+/**
  * A body a policy may read (bounded). Once read, `buffered` holds it and the stream is spent;
- * a read that went over the limit leaves the stream spent with nothing to forward.
+ * a read that went over the limit, or past what the sandbox's `budget` has left, leaves the
+ * stream spent with nothing to forward. The bytes count against the budget until `until`
+ * (the exchange's response side) closes.
  */
 export class BodyBuffer {
   buffered: Buffer | undefined;
   /** Consumed by a read that failed; the body can no longer be forwarded. */
   spent = false;
   private reading: Promise<Buffer> | undefined;
+  /** Bytes this body has taken from the budget. */
+  private held = 0;
+  /** The exchange is over: nothing more is counted, and what was is given back. */
+  private over = false;
 
-  constructor(private readonly stream: Readable) {}
+  constructor(
+    private readonly stream: Readable,
+    private readonly budget?: ByteBudget,
+    until?: ExchangeEnd,
+  ) {
+    if (until === undefined) return;
+    if (until.closed || until.destroyed) this.over = true;
+    else until.once("close", () => this.release(true));
+  }
+
+  private release(over = false): void {
+    this.budget?.release(this.held);
+    this.held = 0;
+    if (over) this.over = true;
+  }
 
   readonly access: BodyAccess = {
     readBody: (limitBytes) => {
@@ -106,6 +141,7 @@ export class BodyBuffer {
       const fail = (err: Error) => {
         cleanup();
         this.spent = true;
+        this.release();
         reject(err);
       };
       const onData = (c: Buffer) => {
@@ -113,7 +149,17 @@ export class BodyBuffer {
         if (size > limitBytes) {
           this.stream.pause();
           fail(new Error(`body larger than ${limitBytes} bytes`));
-        } else chunks.push(c);
+        } else if (this.budget && !this.over && this.budget.free < c.length) {
+          this.stream.pause();
+          const mib = Math.round(this.budget.limitBytes / 1024 / 1024);
+          fail(new Error(`the sandbox's bodies under inspection hold ${mib} MiB already`));
+        } else {
+          if (this.budget && !this.over) {
+            this.budget.take(c.length);
+            this.held += c.length;
+          }
+          chunks.push(c);
+        }
       };
       const onEnd = () => {
         cleanup();

@@ -11,6 +11,7 @@ import type {
   ResponseVerdict,
 } from "./contract.js";
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
+import type { ByteBudget } from "../byte-budget.js";
 import { relayBody, type RelayBudget } from "./body-relay.js";
 import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
@@ -26,6 +27,8 @@ export interface ExchangeDeps extends Pick<ProxyHooks, "onHostRefused" | "upstre
   events: RequestEvents;
   /** What the sandbox's response bodies may hold in relay buffers, all flows together. */
   relayBudget?: RelayBudget;
+  /** What the bodies its policy reads may hold, all flows together (BODY_BUDGET_BYTES). */
+  bodyBudget?: ByteBudget;
 }
 
 /**
@@ -115,7 +118,7 @@ export async function handleRequest(
     deps.policy,
     deps.httpPolicy,
     admission.head,
-    new BodyBuffer(req),
+    new BodyBuffer(req, deps.bodyBudget, res),
   );
   if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
   if (decision.action === "respond") {
@@ -204,7 +207,7 @@ async function respond(
     statusMessage: ures.statusMessage ?? "",
     headers: pairs(ures.rawHeaders),
   };
-  const responseBody = new BodyBuffer(ures);
+  const responseBody = new BodyBuffer(ures, deps.bodyBudget, res);
   let verdict: ResponseVerdict;
   try {
     verdict = await deps.httpPolicy.onResponse(forwarded, head, responseBody.access);

@@ -26,6 +26,8 @@ import { RequestEvents, type RequestOutcome } from "./request-event.js";
 import { SyntheticNames } from "./synthetic-dns.js";
 import { HostDialer } from "./upstream-dial.js";
 import { RelayBudget } from "./body-relay.js";
+import { ByteBudget } from "../byte-budget.js";
+import { BODY_BUDGET_BYTES } from "./headers.js";
 
 /**
  * Cleartext buffered toward a guest TLS connection before backpressure. A write into the guest
@@ -58,6 +60,8 @@ export interface InterceptUpstreamOptions extends ProxyHooks {
   sniffTimeoutMs?: number;
   /** The same, for destinations a raw-TCP rule allows (server-speaks-first; default 1 s). */
   rawSniffTimeoutMs?: number;
+  /** What the bodies the HTTP policy reads may hold together (default BODY_BUDGET_BYTES). */
+  bodyBudgetBytes?: number;
 }
 
 /**
@@ -93,6 +97,7 @@ export class InterceptUpstream implements Upstream {
       dialer: this.dialer,
       events: this.events,
       relayBudget: new RelayBudget(),
+      bodyBudget: new ByteBudget(opts.bodyBudgetBytes ?? BODY_BUDGET_BYTES),
       ...(opts.onHostRefused ? { onHostRefused: opts.onHostRefused } : {}),
       ...(opts.upstreamHeaders ? { upstreamHeaders: opts.upstreamHeaders } : {}),
     };
