@@ -6,6 +6,8 @@ export {
   INCOMING_STATE_FD,
   SAVE_STATE_FD,
   QEMU_SECCOMP,
+  qemuCpuModel,
+  TCG_CPU_MODEL,
 } from "./qemu-args.js";
 export type { LaunchDescriptor, QemuLaunchPlan, VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
