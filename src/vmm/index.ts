@@ -7,7 +7,6 @@ export {
   SAVE_STATE_FD,
   QEMU_SECCOMP,
   qemuCpuModel,
-  TCG_CPU_MODEL,
 } from "./qemu-args.js";
 export type { LaunchDescriptor, QemuLaunchPlan, VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";
