@@ -183,10 +183,13 @@ static void fuse_on_events(const struct pollfd *pfd, size_t n)
 }
 
 /* The kernel offers FUSE the default 128 KiB readahead; reads then travel in 128 KiB
- * requests although max_pages allows 1 MiB. Raising the mount's bdi window lets sequential
- * reads use whole 1 MiB requests (fewer round trips through the relay). Called at boot,
- * while /sys is still writable; the device number comes from mountinfo, because a stat()
- * of the mount would wait for the INIT reply that only comes after MOUNT. */
+ * requests although max_pages allows 1 MiB. Raising the mount's bdi window to 4 MiB lets
+ * sequential reads use whole 1 MiB requests, up to four of them in flight, so the host's
+ * file reads overlap the transfer of earlier replies through the port (docs/PERFORMANCE.md,
+ * "Sequential read through a mount, session 14"). The host's INIT allows the same window
+ * (MAX_READAHEAD_BYTES). Called at boot, while /sys is still writable; the device number
+ * comes from mountinfo, because a stat() of the mount would wait for the INIT reply that
+ * only comes after MOUNT. */
 static void raise_readahead(void)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -206,7 +209,7 @@ static void raise_readahead(void)
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (write(fd, "1024", 4) != 4)
+	if (write(fd, "4096", 4) != 4)
 		logmsg("fuse: %s: %s", path, strerror(errno));
 	close(fd);
 }

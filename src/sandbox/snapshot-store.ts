@@ -14,7 +14,7 @@ import { rename } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { cacheDir, makePrivateDir } from "../paths.js";
 import { runToolOk } from "../util/index.js";
-import { findQemuBinary } from "../vmm/index.js";
+import { findQemuBinary, qemuCpuModel } from "../vmm/index.js";
 
 /**
  * Saved VM states ("snapshots") of freshly booted sandboxes, one per distinct boot: the key
@@ -84,6 +84,7 @@ export function snapshotKey(inputs: SnapshotInputs): string {
     image: fileIdentity(inputs.imagePath),
     qemu: fileIdentity(findQemuBinary()),
     accel: inputs.accel,
+    cpu: qemuCpuModel(inputs.accel === "kvm" ? "kvm" : "tcg"),
     vcpus: inputs.vcpus,
     memoryMb: inputs.memoryMb,
     diskSizeMb: inputs.diskSizeMb,

@@ -18,7 +18,11 @@ export const OUT_HEADER_BYTES = 16;
 export const FUSE_MAX_PAGES = 256;
 export const PAGE_BYTES = 4096;
 export const MAX_WRITE_BYTES = FUSE_MAX_PAGES * PAGE_BYTES;
-export const MAX_READAHEAD_BYTES = MAX_WRITE_BYTES;
+/**
+ * The readahead window the INIT reply allows (the kernel keeps the smaller of this and the
+ * mount's window, which the agent raises to the same 4 MiB): four 1 MiB READs in flight.
+ */
+export const MAX_READAHEAD_BYTES = 4 * MAX_WRITE_BYTES;
 /** Largest request the kernel can send: headers, fuse_write_in and max_write of data, plus slack for names. */
 export const MAX_REQUEST_BYTES = MAX_WRITE_BYTES + PAGE_BYTES;
 /** Linux NAME_MAX; longer names are refused before any provider sees them. */

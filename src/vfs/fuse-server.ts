@@ -232,7 +232,7 @@ export class FuseServer {
     return initOut({
       minor: Math.min(minor, FUSE_OUR_MINOR),
       // The kernel keeps the smaller of this and the mount's window. The agent raises that
-      // window to 1 MiB right after mounting, when this INIT (with the 128 KiB default in
+      // window to 4 MiB right after mounting, when this INIT (with the 128 KiB default in
       // it) is already queued: echoing the request's value would undo the raise.
       maxReadaheadBytes: MAX_READAHEAD_BYTES,
       flags: kernelFlags & wanted,

@@ -6,6 +6,7 @@ export {
   INCOMING_STATE_FD,
   SAVE_STATE_FD,
   QEMU_SECCOMP,
+  qemuCpuModel,
 } from "./qemu-args.js";
 export type { LaunchDescriptor, QemuLaunchPlan, VmDisk, VmSpec } from "./qemu-args.js";
 export { QemuProcess, findQemuBinary, logTail } from "./qemu-process.js";

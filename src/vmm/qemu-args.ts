@@ -158,6 +158,20 @@ class DescriptorTable {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
+/**
+ * The guest CPU: the host's under KVM; under TCG every feature TCG emulates except ERMS and
+ * FSRM ("fast REP MOVSB"). With those, the guest kernel copies user data (read, write,
+ * virtio-console, FUSE replies, the page cache) with `rep movsb`, which TCG runs one byte
+ * per loop iteration; without them it uses `rep movsq`, eight bytes per iteration: a guest
+ * `cat` from tmpfs moved 2.2x as fast and a read through a host-dir mount 2.3x
+ * (docs/PERFORMANCE.md, "Sequential read through a mount, session 14"). Part of the
+ * snapshot key: a saved guest keeps the copy routines its kernel picked at boot.
+ */
+export function qemuCpuModel(accel: Accel): string {
+  return accel === "kvm" ? "host" : TCG_CPU_MODEL;
+}
+export const TCG_CPU_MODEL = "max,-erms,-fsrm";
+
 /** The QEMU command line for `spec` and the descriptors it expects to inherit. */
 export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
   const fds = new DescriptorTable();
@@ -173,7 +187,7 @@ export function planQemuLaunch(spec: VmSpec): QemuLaunchPlan {
     "-accel",
     spec.accel,
     "-cpu",
-    spec.accel === "kvm" ? "host" : "max",
+    qemuCpuModel(spec.accel),
     "-smp",
     String(spec.cpus),
     "-m",

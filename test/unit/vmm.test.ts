@@ -92,6 +92,13 @@ test("QEMU argv: microvm, no default devices, resources, disks by serial", () =>
   assert.ok(!args.includes("-netdev"), "no NIC unless a network socket is given");
 });
 
+test("QEMU argv: under TCG the guest CPU has no fast REP MOVSB (ERMS, FSRM); KVM passes the host's", () => {
+  // With ERMS the guest kernel copies with `rep movsb`, one byte per TCG loop iteration
+  // (docs/PERFORMANCE.md, "Sequential read through a mount, session 14").
+  assert.deepEqual(optionAfter(buildQemuArgs(spec), "-cpu"), ["max,-erms,-fsrm"]);
+  assert.deepEqual(optionAfter(buildQemuArgs({ ...spec, accel: "kvm" }), "-cpu"), ["host"]);
+});
+
 test("QEMU argv: network socket adds a jumbo-MTU virtio-net NIC", () => {
   const plan = planQemuLaunch({ ...spec, networkSocketPath: "/run/net.sock" });
   const args = plan.args;

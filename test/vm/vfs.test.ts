@@ -146,7 +146,7 @@ describe("mounts", () => {
     }
   });
 
-  test("sequential reads use 1 MiB requests (readahead raised) and match the host", async () => {
+  test("sequential reads use 1 MiB requests, 4 MiB readahead, and match the host", async () => {
     // Written on the host: no page of it is cached in the guest (commands cannot drop caches:
     // /proc/sys is read-only to them), so the read goes through the relay.
     const { createHash, randomBytes } = await import("node:crypto");
@@ -156,7 +156,48 @@ describe("mounts", () => {
       "cat /sys/class/bdi/$(mountpoint -d /run/wheellock/vfs)/read_ahead_kb; sha256sum /workspace/fresh | cut -c1-64",
     );
     const hostSha = createHash("sha256").update(fresh).digest("hex");
-    assert.equal(r.stdout, `1024\n${hostSha}\n`, r.stderr);
+    assert.equal(r.stdout, `4096\n${hostSha}\n`, r.stderr);
+  });
+
+  test("under TCG the guest kernel copies without fast REP MOVSB (no erms, no fsrm)", async (t) => {
+    // `rep movsb` runs one byte per TCG loop iteration: every read through a mount, the
+    // port and the page cache copies with it when the guest CPU claims ERMS.
+    const r = await sb.exec("cat /proc/cmdline; grep -m1 '^flags' /proc/cpuinfo");
+    // The kernel is told the TSC rate only under TCG (kernelCommandLine).
+    if (!r.stdout.includes("tsc_early_khz=")) return t.skip("KVM passes the host's CPU");
+    assert.match(r.stdout, /\brep_good\b/, "the flags line was read");
+    assert.doesNotMatch(r.stdout, /\b(erms|fsrm)\b/);
+  });
+
+  test("a file whose pages the guest holds shows a host-side edit of its middle", async () => {
+    const { createHash, randomBytes } = await import("node:crypto");
+    const { openSync, writeSync, closeSync } = await import("node:fs");
+    const data = randomBytes(8 * 1024 * 1024);
+    const path = join(work, "cached");
+    writeFileSync(path, data);
+    const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+    // Read whole, twice: the second read is served from the guest's page cache.
+    const first = await sb.exec(
+      "sha256sum /workspace/cached | cut -c1-64; sha256sum /workspace/cached | cut -c1-64",
+    );
+    assert.equal(first.stdout, `${sha(data)}\n${sha(data)}\n`, first.stderr);
+    // In place, same size: only the mtime (and the watcher's invalidation) says it changed.
+    const patch = randomBytes(1024 * 1024);
+    const fd = openSync(path, "r+");
+    writeSync(fd, patch, 0, patch.length, 3 * 1024 * 1024 + 123);
+    closeSync(fd);
+    patch.copy(data, 3 * 1024 * 1024 + 123);
+    const r = await sb.exec(
+      [
+        `s=$(date +%s%N); i=0`,
+        `until [ "$(sha256sum /workspace/cached | cut -c1-64)" = ${sha(data)} ]; do`,
+        "  i=$((i+1)); [ $i -lt 3000 ] || { echo timeout; exit 1; }; sleep 0.01",
+        "done",
+        "e=$(date +%s%N); echo $(( (e - s) / 1000000 ))",
+      ].join("\n"),
+    );
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    assert.ok(Number(r.stdout.trim()) < 30_000, `seen after ${r.stdout.trim()} ms`);
   });
 
   test("a read-only mount refuses writes and keeps the host file", async () => {
