@@ -123,3 +123,12 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
 export const S_IFIFO = 0o010000;
+
+/**
+ * Write-behind (guest/fuse_wb.c): bit 0 of the in-header's `padding` (offset 36) says the
+ * guest's relay already answered this request (WRITE, SETATTR, RELEASE) and drops the host's
+ * reply. The server runs such requests in arrival order and every other request after all
+ * earlier ones of them; a hostile guest may set it on anything, it changes only that order.
+ * guest/proto.h WL_FUSE_RELAY_ANSWERED; test/unit/guest-contract.test.ts keeps them equal.
+ */
+export const RELAY_ANSWERED_FLAG = 1;

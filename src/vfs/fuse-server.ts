@@ -15,6 +15,7 @@ import {
   MAX_WRITE_BYTES,
   NOTIFY_LOST_OPCODE,
   Opcode,
+  RELAY_ANSWERED_FLAG,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import { DirListings } from "./dir-listings.js";
@@ -157,6 +158,31 @@ export class FuseServer {
     if (this.initialized && !this.destroyed) this.invalidator.changed(path, probe);
   }
 
+  /** Write-behind requests received and not finished, and the promise of the last of them. */
+  private behindPending = 0;
+  private behindTail: Promise<unknown> = Promise.resolve();
+
+  /**
+   * `handle` in the order write-behind needs: a request the relay already answered (marked,
+   * RELAY_ANSWERED_FLAG) runs after every earlier marked one; any other request waits until
+   * all earlier marked ones finished, so a READ sees the WRITEs before it, a RENAME the
+   * chmod, a FLUSH (whose reply the relay turns into their error) all of them. A hostile
+   * guest marking everything only serialises its own requests; each still counts in the
+   * in-flight limits while it waits.
+   */
+  private ordered(request: FuseRequest): Promise<Buffer | undefined> {
+    const marked = ((request.header.relayFlags ?? 0) & RELAY_ANSWERED_FLAG) !== 0;
+    if (!marked) {
+      return this.behindPending === 0
+        ? this.handle(request)
+        : this.behindTail.then(() => this.handle(request));
+    }
+    this.behindPending++;
+    const result = this.behindTail.then(() => this.handle(request));
+    this.behindTail = result.finally(() => this.behindPending--);
+    return result;
+  }
+
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
   async handle(request: FuseRequest): Promise<Buffer | undefined> {
     const { header } = request;
@@ -273,7 +299,7 @@ export class FuseServer {
           this.inFlightBytes -= heldBytes;
           resume();
         };
-        void this.handle(request).then((reply) => {
+        void this.ordered(request).then((reply) => {
           if (reply === undefined || stream.destroyed) return done();
           this.inFlightBytes += reply.length - heldBytes;
           heldBytes = reply.length;
