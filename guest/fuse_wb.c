@@ -66,9 +66,18 @@ struct node {
 struct pending {
 	uint64_t unique; /* 0: free slot */
 	uint64_t nodeid;
-	uint32_t opcode, flags, bytes;
-	uint8_t marked;
+	uint32_t opcode, flags;
 };
+
+/* Requests written behind, oldest first: the host runs them in this order and reports them
+ * done in WL_RELAY_BEHIND_DONE messages (a count, and the errors among them). */
+struct behind {
+	uint64_t unique, nodeid; /* nodeid 0: no node accounting (RELEASE) */
+	uint32_t bytes;
+};
+#define BEHIND_SLOTS 1024u
+static struct behind behind_q[BEHIND_SLOTS];
+static size_t behind_head, behind_count;
 
 #define NODE_SLOTS 4096u
 #define NODE_MAX 3072u
@@ -215,16 +224,14 @@ static int batch_append(const uint8_t *req, size_t len)
 static int write_behind(uint8_t *req, size_t len, uint64_t unique, uint32_t opcode,
 			uint64_t nodeid, struct node *n)
 {
+	(void)opcode;
 	if (len > WB_MAX_REQUEST || wb_bytes + len > WB_MAX_BYTES ||
-	    batch_len + len > sizeof batch || pend_count >= PENDING_MAX)
+	    batch_len + len > sizeof batch || behind_count >= BEHIND_SLOTS)
 		return -1;
-	struct pending *p = pend_add(unique);
-	if (!p)
-		return -1;
-	p->opcode = opcode;
-	p->nodeid = n ? nodeid : 0;
-	p->marked = 1;
-	p->bytes = (uint32_t)len;
+	struct behind *b = &behind_q[(behind_head + behind_count++) & (BEHIND_SLOTS - 1)];
+	b->unique = unique;
+	b->nodeid = n ? nodeid : 0;
+	b->bytes = (uint32_t)len;
 	uint32_t flags;
 	memcpy(&flags, req + 36, 4);
 	flags |= WL_FUSE_RELAY_ANSWERED;
@@ -510,6 +517,8 @@ static void on_notification(const uint8_t *msg, size_t len)
 	int32_t code;
 	uint64_t a = 0, b = 0;
 	memcpy(&code, msg + 4, 4);
+	if (code < 1 || code > 7)
+		return; /* not the kernel's (another private message) */
 	if (len >= OUT_HDR + 8)
 		memcpy(&a, msg + OUT_HDR, 8);
 	/* inval_inode {ino}, inval_entry {parent}, delete {parent, child}: drop what is held. */
@@ -519,6 +528,45 @@ static void on_notification(const uint8_t *msg, size_t len)
 	node_forget_attr(b);
 }
 
+/* WL_RELAY_BEHIND_DONE: {u32 count, u32 errors, errors x {u64 unique, i32 errno, u32 0}}:
+ * the oldest `count` requests written behind are done, these of them failed. */
+static void on_behind_done(const uint8_t *msg, size_t len)
+{
+	uint32_t count, errors;
+	if (len < OUT_HDR + 8)
+		return;
+	memcpy(&count, msg + OUT_HDR, 4);
+	memcpy(&errors, msg + OUT_HDR + 4, 4);
+	if (count > behind_count)
+		count = (uint32_t)behind_count;
+	for (uint32_t e = 0; e < errors && OUT_HDR + 8 + 16 * (size_t)(e + 1) <= len; e++) {
+		const uint8_t *at = msg + OUT_HDR + 8 + 16 * (size_t)e;
+		uint64_t unique;
+		int32_t err;
+		memcpy(&unique, at, 8);
+		memcpy(&err, at + 8, 4);
+		for (uint32_t k = 0; k < count; k++) {
+			struct behind *b = &behind_q[(behind_head + k) & (BEHIND_SLOTS - 1)];
+			struct node *n = b->unique == unique ? node_find(b->nodeid) : NULL;
+			if (!n || err <= 0)
+				continue;
+			n->attr_known = 0;
+			/* ENOSYS from FLUSH would stop the kernel sending FLUSH at all. */
+			if (n->sticky == 0)
+				n->sticky = err == ENOSYS ? EIO : err;
+		}
+	}
+	for (uint32_t k = 0; k < count; k++) {
+		struct behind *b = &behind_q[behind_head];
+		struct node *n = node_find(b->nodeid);
+		if (n && n->outstanding)
+			n->outstanding--;
+		wb_bytes -= b->bytes;
+		behind_head = (behind_head + 1) & (BEHIND_SLOTS - 1);
+		behind_count--;
+	}
+}
+
 int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 {
 	uint64_t unique;
@@ -526,6 +574,10 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 	memcpy(&unique, msg + 8, 8);
 	memcpy(&error, msg + 4, 4);
 	if (unique == 0) {
+		if ((uint32_t)error == WL_RELAY_BEHIND_DONE) {
+			on_behind_done(msg, len);
+			return 1;
+		}
 		on_notification(msg, len);
 		return 0;
 	}
@@ -536,20 +588,6 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 	erase(pend, sizeof *pend, PENDING_SLOTS, i);
 	pend_count--;
 	struct node *n = node_find(p.nodeid);
-	if (p.marked) {
-		wb_bytes -= p.bytes;
-		if (n) {
-			if (n->outstanding)
-				n->outstanding--;
-			if (error != 0) {
-				n->attr_known = 0;
-				/* ENOSYS from FLUSH would stop the kernel sending FLUSH at all. */
-				if (n->sticky == 0)
-					n->sticky = -error == ENOSYS ? EIO : -error;
-			}
-		}
-		return 1;
-	}
 	if (error != 0) {
 		if (p.opcode == OP_SETATTR)
 			node_forget_attr(p.nodeid);

@@ -142,6 +142,9 @@ enum wl_frame_type {
 /* Bit 0 of fuse_in_header's last 4 bytes (`padding`, 0 from the kernel): the relay answered
  * this request itself (write-behind, fuse_wb.c) and drops the host's reply. */
 #define WL_FUSE_RELAY_ANSWERED 1u
+/* Host -> relay (unique 0, `error` = this code; never reaches the kernel): the oldest N
+ * requests written behind are done, with the errors among them (docs/PROTOCOL.md). */
+#define WL_RELAY_BEHIND_DONE 0x574c0202u
 
 /* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
 #define WL_SERIAL_ROOT "wl-root"

@@ -132,3 +132,11 @@ export const S_IFIFO = 0o010000;
  * guest/proto.h WL_FUSE_RELAY_ANSWERED; test/unit/guest-contract.test.ts keeps them equal.
  */
 export const RELAY_ANSWERED_FLAG = 1;
+
+/**
+ * Host -> relay, a fuse_out_header with unique 0 and this `error` (never a kernel notify code;
+ * the relay consumes it): the oldest `count` write-behind requests are done. Payload: u32
+ * count, u32 errors, then per error u64 unique, i32 errno, u32 0. guest/proto.h
+ * WL_RELAY_BEHIND_DONE.
+ */
+export const RELAY_BEHIND_DONE = 0x574c0202;
