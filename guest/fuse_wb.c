@@ -15,7 +15,10 @@ enum {
 	OP_LOOKUP = 1, OP_FORGET = 2, OP_GETATTR = 3, OP_SETATTR = 4, OP_SYMLINK = 6, OP_MKNOD = 8,
 	OP_MKDIR = 9, OP_LINK = 13, OP_OPEN = 14, OP_WRITE = 16, OP_RELEASE = 18, OP_FSYNC = 20,
 	OP_FLUSH = 25, OP_RELEASEDIR = 29, OP_CREATE = 35, OP_FALLOCATE = 43,
-	OP_COPY_FILE_RANGE = 47,
+	OP_COPY_FILE_RANGE = 47, OP_UNLINK = 10, OP_RMDIR = 11, OP_RENAME = 12, OP_READLINK = 5,
+	OP_READ = 15, OP_STATFS = 17, OP_GETXATTR = 22, OP_LISTXATTR = 23, OP_OPENDIR = 27,
+	OP_READDIR = 28, OP_FSYNCDIR = 30, OP_ACCESS = 34, OP_INTERRUPT = 36, OP_BATCH_FORGET = 42,
+	OP_READDIRPLUS = 44, OP_RENAME2 = 45, OP_LSEEK = 46,
 };
 #define IN_HDR 40u
 #define OUT_HDR 16u
@@ -61,12 +64,19 @@ struct node {
 	int sticky;		/* first error of a write-behind request, for the next FLUSH/FSYNC */
 	uint32_t outstanding;	/* write-behind requests the host has not answered */
 	uint32_t open_writers;	/* handles open for writing (CREATE/OPEN replies, RELEASE) */
+	/* A directory's attributes pushed by the host (WL_RELAY_NODE_ATTR) after a guest change,
+	 * for the next GETATTR; until dattr_until (CLOCK_MONOTONIC ns). */
+	struct wb_attr dattr;
+	uint64_t dattr_until;
+	uint8_t dattr_ok;
+	uint32_t dchanging; /* requests changing its entries sent and not answered yet */
 };
 
 struct pending {
 	uint64_t unique; /* 0: free slot */
-	uint64_t nodeid;
+	uint64_t nodeid, nodeid2; /* nodeid2: a RENAME's new directory */
 	uint32_t opcode, flags;
+	uint8_t changing; /* counted in dchanging of nodeid (and nodeid2) */
 };
 
 /* Requests written behind, oldest first: the host runs them in this order and reports them
@@ -169,7 +179,14 @@ static void node_forget_attr(uint64_t id)
 {
 	struct node *n = node_find(id);
 	if (n)
-		n->attr_known = 0;
+		n->attr_known = n->dattr_ok = 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static struct pending *pend_add(uint64_t unique)
@@ -243,14 +260,89 @@ static int write_behind(uint8_t *req, size_t len, uint64_t unique, uint32_t opco
 	return 0;
 }
 
-static void track(uint64_t unique, uint32_t opcode, uint64_t nodeid, uint32_t flags)
+static struct pending *track(uint64_t unique, uint32_t opcode, uint64_t nodeid, uint32_t flags)
 {
 	struct pending *p = pend_add(unique);
 	if (!p)
-		return;
+		return NULL;
 	p->opcode = opcode;
 	p->nodeid = nodeid;
 	p->flags = flags;
+	return p;
+}
+
+/* A request that changes directory `dir`'s entries: a push about it is used only while this
+ * is the one such request in flight (another one's push might describe an older state). An
+ * untracked one is never answered here, so the directory takes no push again. */
+static void changing(struct pending *p, uint64_t dir)
+{
+	struct node *n = node_get(dir);
+	if (!n)
+		return;
+	n->dattr_ok = 0;
+	n->dchanging++;
+	if (p)
+		p->changing = 1;
+}
+
+static void changed(uint64_t dir)
+{
+	struct node *n = node_find(dir);
+	if (n && n->dchanging)
+		n->dchanging--;
+}
+
+/* Requests that leave a node's attributes as they are (the kernel's own view of atime aside). */
+static int keeps_attr(uint32_t opcode)
+{
+	switch (opcode) {
+	case OP_LOOKUP: case OP_FORGET: case OP_GETATTR: case OP_READLINK: case OP_OPEN:
+	case OP_READ: case OP_STATFS: case OP_RELEASE: case OP_GETXATTR: case OP_LISTXATTR:
+	case OP_FLUSH: case OP_OPENDIR: case OP_READDIR: case OP_RELEASEDIR: case OP_FSYNCDIR:
+	case OP_ACCESS: case OP_INTERRUPT: case OP_BATCH_FORGET: case OP_READDIRPLUS:
+	case OP_LSEEK: case OP_FSYNC:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* GETATTR of a directory whose attributes the host pushed after the last change to it. */
+static int on_getattr(uint64_t unique, uint64_t nodeid, uint32_t flags, int fuse_fd)
+{
+	struct node *n = node_find(nodeid);
+	uint64_t now = mono_ns();
+	if (!n || !n->dattr_ok || now >= n->dattr_until) {
+		track(unique, OP_GETATTR, nodeid, flags);
+		return WB_PASS;
+	}
+	uint64_t left = n->dattr_until - now, sec = left / 1000000000ull;
+	uint32_t nsec = (uint32_t)(left % 1000000000ull);
+	uint8_t out[16 + ATTR_BYTES];
+	memset(out, 0, 16);
+	memcpy(out, &sec, 8);
+	memcpy(out + 8, &nsec, 4);
+	memcpy(out + 16, &n->dattr, ATTR_BYTES);
+	answer(fuse_fd, unique, 0, out, sizeof out);
+	return WB_TAKEN;
+}
+
+/* WL_RELAY_NODE_ATTR: {u64 nodeid, fuse_attr_out}. */
+static void on_node_attr(const uint8_t *msg, size_t len)
+{
+	uint64_t id, valid_s;
+	uint32_t valid_ns;
+	if (len < OUT_HDR + 8 + 16 + ATTR_BYTES)
+		return;
+	memcpy(&id, msg + OUT_HDR, 8);
+	memcpy(&valid_s, msg + OUT_HDR + 8, 8);
+	memcpy(&valid_ns, msg + OUT_HDR + 16, 4);
+	struct node *n = node_get(id);
+	if (!n || n->dchanging != 1 || (valid_s == 0 && valid_ns == 0) || valid_s > 86400)
+		return;
+	memcpy(&n->dattr, msg + OUT_HDR + 24, ATTR_BYTES);
+	n->dattr_until = mono_ns() + valid_s * 1000000000ull + valid_ns;
+	n->dattr_ok = 1;
 }
 
 /* The attributes SETATTR `in` will leave, from what the relay knows; -1 if unpredictable. */
@@ -377,20 +469,53 @@ static int on_release(uint8_t *req, size_t len, uint64_t unique, uint32_t opcode
 	return WB_TAKEN;
 }
 
-/* close(2): answered here unless write-behind requests of the node are still on their way;
- * then the host's reply (after them, fuse-server.ts orders it) becomes their first error. */
+/* close(2) of a node with requests written behind waits here, not at the host, until the
+ * host reported them done; then it returns their first error (NFS-like: close reports what
+ * writing failed to do). At most HELD_FLUSHES wait; more go to the host, whose reply (after
+ * those requests, fuse-server.ts orders it) is turned into that error. */
+#define HELD_FLUSHES 64u
+static struct {
+	uint64_t unique, nodeid;
+} held[HELD_FLUSHES];
+static size_t held_count;
+
+static int take_sticky(struct node *n)
+{
+	int err = n ? n->sticky : 0;
+	if (n)
+		n->sticky = 0;
+	return err;
+}
+
 static int on_flush(uint64_t unique, uint64_t nodeid, int fuse_fd)
 {
 	struct node *n = node_find(nodeid);
 	if (n && n->outstanding > 0) {
-		track(unique, OP_FLUSH, nodeid, 0);
-		return WB_PASS;
+		if (held_count == HELD_FLUSHES) {
+			track(unique, OP_FLUSH, nodeid, 0);
+			return WB_PASS;
+		}
+		held[held_count].unique = unique;
+		held[held_count++].nodeid = nodeid;
+		if (batch_off < batch_len)
+			flush_now = 1;
+		return WB_TAKEN;
 	}
-	int err = n ? n->sticky : 0;
-	if (n)
-		n->sticky = 0;
-	answer(fuse_fd, unique, err, NULL, 0);
+	answer(fuse_fd, unique, take_sticky(n), NULL, 0);
 	return WB_TAKEN;
+}
+
+static void answer_held(int fuse_fd)
+{
+	for (size_t i = 0; i < held_count;) {
+		struct node *n = node_find(held[i].nodeid);
+		if (n && n->outstanding > 0) {
+			i++;
+			continue;
+		}
+		answer(fuse_fd, held[i].unique, take_sticky(n), NULL, 0);
+		held[i] = held[--held_count];
+	}
 }
 
 /* Anything forwarded: the batch goes first, in the same port write when it fits. */
@@ -415,7 +540,36 @@ int wb_on_request(uint8_t *req, size_t len, int fuse_fd)
 	if (len >= IN_HDR + 4)
 		memcpy(&flags, req + IN_HDR, 4);
 	int r = WB_PASS;
+	if (!keeps_attr(opcode)) {
+		struct node *d = node_find(nodeid);
+		if (d)
+			d->dattr_ok = 0;
+	}
 	switch (opcode) {
+	case OP_GETATTR:
+		r = on_getattr(unique, nodeid, flags, fuse_fd);
+		break;
+	case OP_UNLINK:
+	case OP_RMDIR:
+		changing(track(unique, opcode, nodeid, flags), nodeid);
+		break;
+	case OP_RENAME:
+	case OP_RENAME2: {
+		struct pending *p = track(unique, opcode, nodeid, flags);
+		changing(p, nodeid);
+		if (len >= IN_HDR + 8) {
+			memcpy(&other, req + IN_HDR, 8);
+			if (other != nodeid) {
+				struct node *d = node_find(other);
+				if (d)
+					d->dattr_ok = 0;
+				changing(p, other);
+				if (p)
+					p->nodeid2 = other;
+			}
+		}
+		break;
+	}
 	case OP_WRITE:
 		r = on_write(req, len, unique, nodeid, fuse_fd);
 		break;
@@ -433,20 +587,21 @@ int wb_on_request(uint8_t *req, size_t len, int fuse_fd)
 		break;
 	case OP_FSYNC:
 	case OP_LOOKUP:
-	case OP_GETATTR:
+	case OP_OPEN:
+		track(unique, opcode, nodeid, flags);
+		break;
 	case OP_MKDIR:
 	case OP_MKNOD:
 	case OP_SYMLINK:
-	case OP_OPEN:
 	case OP_CREATE:
-		track(unique, opcode, nodeid, flags);
+		changing(track(unique, opcode, nodeid, flags), nodeid);
 		break;
 	case OP_LINK:
 		if (len >= IN_HDR + 8) {
 			memcpy(&other, req + IN_HDR, 8);
 			node_forget_attr(other); /* its link count changes */
 		}
-		track(unique, opcode, nodeid, flags);
+		changing(track(unique, opcode, nodeid, flags), nodeid);
 		break;
 	case OP_FALLOCATE:
 		node_forget_attr(nodeid);
@@ -530,7 +685,7 @@ static void on_notification(const uint8_t *msg, size_t len)
 
 /* WL_RELAY_BEHIND_DONE: {u32 count, u32 errors, errors x {u64 unique, i32 errno, u32 0}}:
  * the oldest `count` requests written behind are done, these of them failed. */
-static void on_behind_done(const uint8_t *msg, size_t len)
+static void on_behind_done(const uint8_t *msg, size_t len, int fuse_fd)
 {
 	uint32_t count, errors;
 	if (len < OUT_HDR + 8)
@@ -565,6 +720,7 @@ static void on_behind_done(const uint8_t *msg, size_t len)
 		behind_head = (behind_head + 1) & (BEHIND_SLOTS - 1);
 		behind_count--;
 	}
+	answer_held(fuse_fd);
 }
 
 int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
@@ -575,7 +731,11 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 	memcpy(&error, msg + 4, 4);
 	if (unique == 0) {
 		if ((uint32_t)error == WL_RELAY_BEHIND_DONE) {
-			on_behind_done(msg, len);
+			on_behind_done(msg, len, fuse_fd);
+			return 1;
+		}
+		if ((uint32_t)error == WL_RELAY_NODE_ATTR) {
+			on_node_attr(msg, len);
 			return 1;
 		}
 		on_notification(msg, len);
@@ -587,6 +747,11 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 	struct pending p = pend[i];
 	erase(pend, sizeof *pend, PENDING_SLOTS, i);
 	pend_count--;
+	if (p.changing) {
+		changed(p.nodeid);
+		if (p.nodeid2)
+			changed(p.nodeid2);
+	}
 	struct node *n = node_find(p.nodeid);
 	if (error != 0) {
 		if (p.opcode == OP_SETATTR)
@@ -597,9 +762,7 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 	case OP_FLUSH:
 	case OP_FSYNC:
 		if (n && n->sticky) {
-			int err = n->sticky;
-			n->sticky = 0;
-			answer(fuse_fd, unique, err, NULL, 0);
+			answer(fuse_fd, unique, take_sticky(n), NULL, 0);
 			return 1;
 		}
 		break;
@@ -636,5 +799,5 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 void wb_notify_lost(void)
 {
 	for (size_t i = 0; i < NODE_SLOTS; i++)
-		nodes[i].attr_known = 0;
+		nodes[i].attr_known = nodes[i].dattr_ok = 0;
 }

@@ -145,6 +145,9 @@ enum wl_frame_type {
 /* Host -> relay (unique 0, `error` = this code; never reaches the kernel): the oldest N
  * requests written behind are done, with the errors among them (docs/PROTOCOL.md). */
 #define WL_RELAY_BEHIND_DONE 0x574c0202u
+/* Host -> relay: a directory's attributes after a guest request changed it, sent before that
+ * request's reply; the relay answers the next GETATTR of it (fuse_wb.c). */
+#define WL_RELAY_NODE_ATTR 0x574c0201u
 
 /* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
 #define WL_SERIAL_ROOT "wl-root"

@@ -140,3 +140,10 @@ export const RELAY_ANSWERED_FLAG = 1;
  * WL_RELAY_BEHIND_DONE.
  */
 export const RELAY_BEHIND_DONE = 0x574c0202;
+
+/**
+ * Host -> relay, unique 0, this `error`: a directory's fresh attributes after a guest request
+ * changed it, sent before that request's reply. Payload: u64 nodeid, then a fuse_attr_out
+ * (attr_valid, attr_valid_nsec, dummy, fuse_attr). guest/proto.h WL_RELAY_NODE_ATTR.
+ */
+export const RELAY_NODE_ATTR = 0x574c0201;

@@ -126,6 +126,10 @@ export class FuseServer {
         watched === undefined
           ? () => defaults
           : (path) => (path !== "" && this.invalidator.reliable && watched(path)) || defaults,
+      toRelay: (message) => {
+        const stream = this.stream;
+        if (stream !== undefined && !stream.destroyed) stream.write(message);
+      },
     };
   }
 

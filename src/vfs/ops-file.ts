@@ -3,7 +3,7 @@ import { MAX_WRITE_BYTES, Opcode } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
 import { dirent, openOut, writeOut } from "./fuse-reply.js";
 import type { OpHandler } from "./ops-context.js";
-import { replyEntry } from "./ops-node.js";
+import { pushDirAttr, replyEntry } from "./ops-node.js";
 import type { VfsDirEntry, VfsOpenFlags } from "./provider.js";
 
 const O_ACCMODE = 3;
@@ -47,6 +47,7 @@ const create: OpHandler = async (ctx, header, body) => {
   try {
     const entry = await replyEntry(ctx, header.nodeid, name);
     const nodeid = entry.readBigUInt64LE(0);
+    await pushDirAttr(ctx, header.nodeid);
     return Buffer.concat([entry, openOut(ctx.handles.add({ kind: "file", nodeid, file }), 0)]);
   } catch (err) {
     await file.close().catch(() => undefined);

@@ -11,6 +11,7 @@ import {
   NOTIFY_LOST_OPCODE,
   RELAY_ANSWERED_FLAG,
   RELAY_BEHIND_DONE,
+  RELAY_NODE_ATTR,
 } from "../../src/vfs/fuse-constants.js";
 
 type Value = number | string;
@@ -45,6 +46,7 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     ["WL_FUSE_NOTIFY_LOST", NOTIFY_LOST_OPCODE],
     ["WL_FUSE_RELAY_ANSWERED", RELAY_ANSWERED_FLAG],
     ["WL_RELAY_BEHIND_DONE", RELAY_BEHIND_DONE],
+    ["WL_RELAY_NODE_ATTR", RELAY_NODE_ATTR],
   ]);
   const snake = c.screamingSnake;
   for (const [name, value] of Object.entries(c.FrameType)) expected.set(`FT_${snake(name)}`, value);
