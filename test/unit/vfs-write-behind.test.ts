@@ -20,6 +20,7 @@ import {
   Opcode,
   RELAY_ANSWERED_FLAG,
   RELAY_BEHIND_DONE,
+  RELAY_NODE_ATTR,
   SetattrValid,
 } from "../../src/vfs/fuse-constants.js";
 
@@ -37,6 +38,8 @@ class Relay {
   /** From WL_RELAY_BEHIND_DONE messages: marked requests done, and the errors among them. */
   behindDone = 0;
   readonly behindErrors = new Map<bigint, number>();
+  /** RELAY_NODE_ATTR pushes as "attr <nodeid> <nlink>" and replies as "reply <unique>", in order. */
+  readonly order: string[] = [];
 
   constructor(readonly server: FuseServer) {
     const guestOut = new PassThrough();
@@ -56,7 +59,14 @@ class Relay {
           this.pending = this.pending.subarray(len);
           continue;
         }
-        this.replies.set(this.pending.readBigUInt64LE(8), {
+        if (unique === 0n && this.pending.readUInt32LE(4) === RELAY_NODE_ATTR) {
+          const nlink = this.pending.readUInt32LE(24 + 16 + 64);
+          this.order.push(`attr ${this.pending.readBigUInt64LE(16)} ${nlink}`);
+          this.pending = this.pending.subarray(len);
+          continue;
+        }
+        this.order.push(`reply ${unique}`);
+        this.replies.set(unique, {
           error: -this.pending.readInt32LE(4) || 0,
           payload: Buffer.from(this.pending.subarray(16, len)),
         });
@@ -107,11 +117,7 @@ class Relay {
     const head = Buffer.alloc(16);
     head.writeUInt32LE(2, 0); // O_RDWR
     head.writeUInt32LE(0o100644, 4);
-    const p = await this.call(
-      Opcode.CREATE,
-      1n,
-      Buffer.concat([head, Buffer.from(`${name}\0`)]),
-    );
+    const p = await this.call(Opcode.CREATE, 1n, Buffer.concat([head, Buffer.from(`${name}\0`)]));
     return { nodeid: p.readBigUInt64LE(0), fh: p.readBigUInt64LE(128) };
   }
 }
@@ -212,11 +218,7 @@ test("failure: chmod written behind, then rename: the rename waits and the file 
   const chmod = relay.send(Opcode.SETATTR, f.nodeid, chmodBody(0o100600), true);
   const renameBody = Buffer.alloc(8);
   renameBody.writeBigUInt64LE(1n);
-  const rename = relay.send(
-    Opcode.RENAME,
-    1n,
-    Buffer.concat([renameBody, Buffer.from("f\0g\0")]),
-  );
+  const rename = relay.send(Opcode.RENAME, 1n, Buffer.concat([renameBody, Buffer.from("f\0g\0")]));
   await sleep(50);
   assert.equal(relay.answered(rename), false, "the rename waits for the chmod before it");
   release();
@@ -271,7 +273,11 @@ test("attack: the marker on anything only orders: every request is still checked
   const flush = relay.send(Opcode.FLUSH, 77n, flushBody);
   const badNode = relay.send(Opcode.SETATTR, 4242n, chmodBody(0o100777), true);
   // A FLUSH's reply comes after the report of the marked requests before it.
-  assert.equal((await relay.reply(flush)).error, 0, "FLUSH of an unknown handle: nothing to report");
+  assert.equal(
+    (await relay.reply(flush)).error,
+    0,
+    "FLUSH of an unknown handle: nothing to report",
+  );
   assert.ok(relay.behindDone >= 2);
   assert.equal(relay.behindErrors.get(badHandle), Errno.EBADF, "still checked");
   await relay.done(3);
@@ -295,5 +301,27 @@ test("attack: the marker on anything only orders: every request is still checked
   const data = await relay.call(Opcode.READ, f.nodeid, readBody(f.fh, 0, 300));
   assert.equal(data.toString(), "y".repeat(200));
   assert.equal(relay.server.counts.inFlight, 0);
+  await relay.server.close();
+});
+
+test("a directory's attributes after a change are pushed to the relay before the change's reply", async () => {
+  const relay = new Relay(new FuseServer({ provider: new MemoryProvider() }));
+  await relay.init();
+  relay.order.length = 0;
+  const mkdirBody = Buffer.alloc(8);
+  mkdirBody.writeUInt32LE(0o755, 0);
+  const mkdir = relay.send(Opcode.MKDIR, 1n, Buffer.concat([mkdirBody, Buffer.from("d\0")]));
+  await relay.reply(mkdir);
+  const d = (await relay.reply(mkdir)).payload.readBigUInt64LE(0);
+  const rmdir = relay.send(Opcode.RMDIR, 1n, Buffer.from("d\0"));
+  await relay.reply(rmdir);
+  const missing = relay.send(Opcode.UNLINK, 1n, Buffer.from("nope\0"));
+  assert.equal((await relay.reply(missing)).error, Errno.ENOENT);
+  assert.deepEqual(
+    relay.order,
+    ["attr 1 3", `reply ${mkdir}`, "attr 1 2", `reply ${rmdir}`, `reply ${missing}`],
+    "a failed change pushes nothing",
+  );
+  assert.ok(d > 1n);
   await relay.server.close();
 });
