@@ -151,7 +151,7 @@ static void relay_to_kernel(void)
 			return;
 		uint64_t unique;
 		memcpy(&unique, from_host + 8, 8);
-		if (wb_on_host_message(from_host, len, fuse_fd >= 0 ? fuse_fd : -1)) {
+		if (wb_on_host_message(from_host, len, fuse_fd)) {
 			memmove(from_host, from_host + len, from_host_len - len);
 			from_host_len -= len;
 			continue;
