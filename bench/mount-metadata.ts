@@ -77,10 +77,10 @@ function makeInputs(inputs: string, sizes: MountBenchSizes): void {
   copyFileSync(git0, join(inputs, "tools", "git"));
 }
 
-/** One line for the log: requests, host time, then the five commonest opcodes. */
+/** One line for the log: requests, host time, then the ten commonest opcodes. */
 function requestLine(s: RequestStatsSnapshot): string {
   const top = Object.entries(s.byOpcode)
-    .slice(0, 5)
+    .slice(0, 10)
     .map(([op, v]) => `${op} ${v.requests}`)
     .join(", ");
   return `${s.requests} FUSE requests (${top}), ${s.notifications} notifications, host ${Math.round(s.hostMs)} ms`;

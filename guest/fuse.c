@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fuse_notify.h"
+#include "fuse_wb.h"
 #include "port.h"
 #include "proto.h"
 #include "util.h"
@@ -92,7 +93,7 @@ static void relay_to_host(void)
 {
 	if (to_host_len == 0 && notify_lost)
 		queue_lost_report();
-	if (to_host_len == 0) {
+	if (to_host_len == 0 && !wb_wants_port()) {
 		ssize_t got = read(fuse_fd, to_host, sizeof to_host);
 		if (got <= 0) {
 			/* ENODEV: unmounted; EAGAIN/EINTR: nothing now; ENOENT: interrupted request. */
@@ -104,6 +105,15 @@ static void relay_to_host(void)
 		}
 		to_host_len = (size_t)got;
 		to_host_off = 0;
+		if (wb_on_request(to_host, to_host_len, fuse_fd) == WB_TAKEN)
+			to_host_len = 0;
+	}
+	/* Requests written behind go first (fuse_wb.c), then this one. */
+	int behind = wb_drain(fport.fd);
+	if (behind != 0 || to_host_len == 0) {
+		if (behind < 0)
+			relay_stop("port write failed");
+		return;
 	}
 	while (to_host_off < to_host_len) {
 		ssize_t put = write(fport.fd, to_host + to_host_off, to_host_len - to_host_off);
@@ -141,11 +151,18 @@ static void relay_to_kernel(void)
 			return;
 		uint64_t unique;
 		memcpy(&unique, from_host + 8, 8);
+		if (wb_on_host_message(from_host, len, fuse_fd)) {
+			memmove(from_host, from_host + len, from_host_len - len);
+			from_host_len -= len;
+			continue;
+		}
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
 		if (unique == 0) {
-			if (fuse_notify_queue(from_host, len) != 0)
+			if (fuse_notify_queue(from_host, len) != 0) {
 				notify_lost = 1;
+				wb_notify_lost();
+			}
 		} else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
 			logmsg("fuse relay: write to /dev/fuse: %s", strerror(errno));
 		memmove(from_host, from_host + len, from_host_len - len);
@@ -159,10 +176,11 @@ static size_t fuse_poll_fds(struct pollfd *pfd)
 		return 0;
 	short port_events = POLLIN;
 	/* A pending lost report goes out as soon as the port takes it, ahead of new requests. */
-	if (to_host_len > 0 || notify_lost)
+	int port_first = to_host_len > 0 || notify_lost || wb_wants_port();
+	if (port_first)
 		port_events |= POLLOUT;
 	pfd[0] = (struct pollfd){fport.fd, port_events, 0};
-	if (to_host_len > 0 || notify_lost)
+	if (port_first)
 		return 1;
 	pfd[1] = (struct pollfd){fuse_fd, POLLIN, 0};
 	return 2;
@@ -243,8 +261,13 @@ static void *relay_loop(void *unused)
 		size_t k = fuse_poll_fds(pfd);
 		if (k == 0)
 			return NULL; /* stopped: the fds are closed */
-		if (poll(pfd, k, -1) > 0)
+		int ready = poll(pfd, k, wb_poll_timeout());
+		if (ready > 0)
 			fuse_on_events(pfd, k);
+		else if (ready == 0) {
+			wb_idle();
+			relay_to_host();
+		}
 	}
 }
 

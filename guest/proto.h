@@ -139,6 +139,15 @@ enum wl_frame_type {
  * which the kernel never uses, says the agent dropped at least one host notification (its
  * queue was full), so the host stops trusting invalidation (src/vfs/fuse-notify.ts). */
 #define WL_FUSE_NOTIFY_LOST 0x574c0001u
+/* Bit 0 of fuse_in_header's last 4 bytes (`padding`, 0 from the kernel): the relay answered
+ * this request itself (write-behind, fuse_wb.c) and drops the host's reply. */
+#define WL_FUSE_RELAY_ANSWERED 1u
+/* Host -> relay (unique 0, `error` = this code; never reaches the kernel): the oldest N
+ * requests written behind are done, with the errors among them (docs/PROTOCOL.md). */
+#define WL_RELAY_BEHIND_DONE 0x574c0202u
+/* Host -> relay: a directory's attributes after a guest request changed it, sent before that
+ * request's reply; the relay answers the next GETATTR of it (fuse_wb.c). */
+#define WL_RELAY_NODE_ATTR 0x574c0201u
 
 /* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
 #define WL_SERIAL_ROOT "wl-root"

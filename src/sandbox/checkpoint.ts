@@ -114,8 +114,12 @@ const IDLE_WAIT_MS = 2000;
 
 async function waitForIdle(source: CheckpointSource): Promise<void> {
   const deadline = Date.now() + IDLE_WAIT_MS;
-  while (source.openStreams() > 0 && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  const mounts = Object.keys(source.plan.mounts).length > 0;
+  // A file the guest closed just now may stay open on the host a few ms more: the guest's
+  // relay answers RELEASE itself and sends it on with its next batch (write-behind).
+  const busy = (): boolean =>
+    source.openStreams() > 0 || (mounts && source.fuseSession() === undefined);
+  while (busy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
 }
 
 /**

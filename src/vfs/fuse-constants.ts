@@ -127,3 +127,27 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
 export const S_IFIFO = 0o010000;
+
+/**
+ * Write-behind (guest/fuse_wb.c): bit 0 of the in-header's `padding` (offset 36) says the
+ * guest's relay already answered this request (WRITE, SETATTR, RELEASE) and drops the host's
+ * reply. The server runs such requests in arrival order and every other request after all
+ * earlier ones of them; a hostile guest may set it on anything, it changes only that order.
+ * guest/proto.h WL_FUSE_RELAY_ANSWERED; test/unit/guest-contract.test.ts keeps them equal.
+ */
+export const RELAY_ANSWERED_FLAG = 1;
+
+/**
+ * Host -> relay, a fuse_out_header with unique 0 and this `error` (never a kernel notify code;
+ * the relay consumes it): the oldest `count` write-behind requests are done. Payload: u32
+ * count, u32 errors, then per error u64 unique, i32 errno, u32 0. guest/proto.h
+ * WL_RELAY_BEHIND_DONE.
+ */
+export const RELAY_BEHIND_DONE = 0x574c0202;
+
+/**
+ * Host -> relay, unique 0, this `error`: a directory's fresh attributes after a guest request
+ * changed it, sent before that request's reply. Payload: u64 nodeid, then a fuse_attr_out
+ * (attr_valid, attr_valid_nsec, dummy, fuse_attr). guest/proto.h WL_RELAY_NODE_ATTR.
+ */
+export const RELAY_NODE_ATTR = 0x574c0201;

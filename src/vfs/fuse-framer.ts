@@ -14,6 +14,12 @@ export interface FuseInHeader {
   readonly uid: number;
   readonly gid: number;
   readonly pid: number;
+  /**
+   * The in-header's last 4 bytes (`padding`, 0 from the kernel). The guest's relay sets
+   * RELAY_ANSWERED_FLAG there on a request it already answered itself (write-behind); the
+   * server uses it only to order requests (fuse-server.ts), never to trust anything.
+   */
+  readonly relayFlags?: number;
 }
 
 export interface FuseRequest {
@@ -31,6 +37,7 @@ export function decodeInHeader(buf: Buffer): FuseInHeader {
     uid: buf.readUInt32LE(24),
     gid: buf.readUInt32LE(28),
     pid: buf.readUInt32LE(32),
+    relayFlags: buf.readUInt32LE(36),
   };
 }
 
@@ -47,6 +54,7 @@ export function encodeRequest(
   buf.writeUInt32LE(header.uid, 24);
   buf.writeUInt32LE(header.gid, 28);
   buf.writeUInt32LE(header.pid, 32);
+  buf.writeUInt32LE(header.relayFlags ?? 0, 36);
   body.copy(buf, IN_HEADER_BYTES);
   return buf;
 }

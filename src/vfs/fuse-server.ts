@@ -15,6 +15,8 @@ import {
   MAX_WRITE_BYTES,
   NOTIFY_LOST_OPCODE,
   Opcode,
+  RELAY_ANSWERED_FLAG,
+  RELAY_BEHIND_DONE,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import { DirListings } from "./dir-listings.js";
@@ -68,6 +70,8 @@ const NO_REPLY = new Set<number>([
   NOTIFY_LOST_OPCODE,
 ]);
 const MAX_BACKGROUND = 64;
+/** A WL_RELAY_BEHIND_DONE goes out at least every this many write-behind requests. */
+const BEHIND_REPORT_EVERY = 256;
 
 /**
  * What a copy of a guest (fork, checkpoint) needs from the server of the original: the
@@ -122,6 +126,10 @@ export class FuseServer {
         watched === undefined
           ? () => defaults
           : (path) => (path !== "" && this.invalidator.reliable && watched(path)) || defaults,
+      toRelay: (message) => {
+        const stream = this.stream;
+        if (stream !== undefined && !stream.destroyed) stream.write(message);
+      },
     };
   }
 
@@ -157,6 +165,70 @@ export class FuseServer {
     if (this.initialized && !this.destroyed) this.invalidator.changed(path, probe);
   }
 
+  /** Write-behind requests received and not finished, and the promise of the last of them. */
+  private behindPending = 0;
+  private behindTail: Promise<unknown> = Promise.resolve();
+  /** Write-behind requests finished and not yet reported to the relay, and their errors. */
+  private behindDone = 0;
+  private behindErrors: { unique: bigint; errno: number }[] = [];
+
+  /**
+   * `handle` in the order write-behind needs: a request the relay already answered (marked,
+   * RELAY_ANSWERED_FLAG) runs after every earlier marked one; any other request waits until
+   * all earlier marked ones finished, so a READ sees the WRITEs before it, a RENAME the
+   * chmod, a FLUSH (whose reply the relay turns into their error) all of them. A marked
+   * request gets no reply of its own: the relay learns that it is done, and its error, from
+   * a WL_RELAY_BEHIND_DONE message, one per batch (sent before any later request's reply).
+   * A hostile guest marking everything only serialises its own requests and loses their
+   * replies; each still counts in the in-flight limits while it waits.
+   */
+  private ordered(request: FuseRequest): Promise<Buffer | undefined> {
+    const marked = ((request.header.relayFlags ?? 0) & RELAY_ANSWERED_FLAG) !== 0;
+    if (!marked) {
+      if (this.behindPending === 0) return this.handle(request);
+      return this.behindTail.then(() => {
+        this.reportBehind();
+        return this.handle(request);
+      });
+    }
+    this.behindPending++;
+    const result = this.behindTail.then(async () => {
+      const reply = await this.handle(request);
+      this.behindPending--;
+      this.behindDone++;
+      const errno = reply === undefined || reply.length < 16 ? 0 : -reply.readInt32LE(4);
+      if (errno > 0) this.behindErrors.push({ unique: request.header.unique, errno });
+      if (
+        this.behindPending === 0 ||
+        this.behindDone >= BEHIND_REPORT_EVERY ||
+        this.behindErrors.length >= BEHIND_REPORT_EVERY
+      )
+        this.reportBehind();
+      return undefined;
+    });
+    this.behindTail = result;
+    return result;
+  }
+
+  /** WL_RELAY_BEHIND_DONE for the marked requests finished since the last one (PROTOCOL.md). */
+  private reportBehind(): void {
+    if (this.behindDone === 0) return;
+    const errors = this.behindErrors;
+    const msg = Buffer.alloc(16 + 8 + 16 * errors.length);
+    msg.writeUInt32LE(msg.length, 0);
+    msg.writeUInt32LE(RELAY_BEHIND_DONE, 4);
+    msg.writeUInt32LE(this.behindDone, 16);
+    msg.writeUInt32LE(errors.length, 20);
+    errors.forEach((e, i) => {
+      msg.writeBigUInt64LE(e.unique, 24 + 16 * i);
+      msg.writeInt32LE(e.errno, 32 + 16 * i);
+    });
+    this.behindDone = 0;
+    this.behindErrors = [];
+    const stream = this.stream;
+    if (stream !== undefined && !stream.destroyed) stream.write(msg);
+  }
+
   /** Serves one request; resolves to the reply bytes, or undefined for requests with none. */
   async handle(request: FuseRequest): Promise<Buffer | undefined> {
     const { header } = request;
@@ -169,7 +241,8 @@ export class FuseServer {
       if (noReply) return undefined;
       return errorReply(header.unique, toErrno(err));
     } finally {
-      fuseRequestStats.record(header.opcode, started);
+      const behind = ((header.relayFlags ?? 0) & RELAY_ANSWERED_FLAG) !== 0;
+      fuseRequestStats.record(header.opcode, started, behind);
     }
   }
 
@@ -273,7 +346,7 @@ export class FuseServer {
           this.inFlightBytes -= heldBytes;
           resume();
         };
-        void this.handle(request).then((reply) => {
+        void this.ordered(request).then((reply) => {
           if (reply === undefined || stream.destroyed) return done();
           this.inFlightBytes += reply.length - heldBytes;
           heldBytes = reply.length;

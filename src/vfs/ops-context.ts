@@ -19,6 +19,11 @@ export interface OpsContext {
    * timeout for a stat that may already be stale.
    */
   readonly timeouts: (path: string) => CacheTimeouts;
+  /**
+   * Writes a private message to the guest's relay now, ahead of the reply of the request
+   * being served (WL_RELAY_NODE_ATTR); undefined where no relay listens (tests).
+   */
+  readonly toRelay?: (message: Buffer) => void;
 }
 
 /** A handler returns the reply payload, or undefined for requests that get no reply. */

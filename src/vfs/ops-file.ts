@@ -3,7 +3,7 @@ import { MAX_WRITE_BYTES, Opcode } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
 import { dirent, openOut, writeOut } from "./fuse-reply.js";
 import type { OpHandler } from "./ops-context.js";
-import { replyEntry } from "./ops-node.js";
+import { pushDirAttr, replyEntry } from "./ops-node.js";
 import type { VfsDirEntry, VfsOpenFlags } from "./provider.js";
 
 const O_ACCMODE = 3;
@@ -47,6 +47,7 @@ const create: OpHandler = async (ctx, header, body) => {
   try {
     const entry = await replyEntry(ctx, header.nodeid, name);
     const nodeid = entry.readBigUInt64LE(0);
+    await pushDirAttr(ctx, header.nodeid);
     return Buffer.concat([entry, openOut(ctx.handles.add({ kind: "file", nodeid, file }), 0)]);
   } catch (err) {
     await file.close().catch(() => undefined);
@@ -82,12 +83,13 @@ const release: OpHandler = async (ctx, _header, body) => {
 };
 
 /**
- * Every WRITE already reached the host file, so close(2) has nothing to flush. ENOSYS tells the
- * kernel so once (it stops sending FLUSH for the mount), which saves a round trip per close.
+ * close(2). Every WRITE already reached the host file by the time this runs (the server runs
+ * it after all earlier write-behind requests), so there is nothing to flush here; the guest's
+ * relay answers FLUSH itself unless write-behind requests of the file are still on their way,
+ * and then turns this reply into their first error (guest/fuse_wb.c). Not ENOSYS: the kernel
+ * would stop sending FLUSH for the mount, and write-behind errors would have no close to show at.
  */
-const flush: OpHandler = async () => {
-  throw new VfsError(Errno.ENOSYS);
-};
+const flush: OpHandler = async () => Buffer.alloc(0);
 
 const fsync: OpHandler = async (ctx, _header, body) => {
   await ctx.handles.file(body.u64()).file.sync();

@@ -8,6 +8,7 @@ import {
   S_IFREG,
   SetattrValid,
   NAME_MAX_BYTES,
+  RELAY_NODE_ATTR,
 } from "./fuse-constants.js";
 import { Errno, VfsError, toErrno } from "./errors.js";
 import {
@@ -77,6 +78,30 @@ function attrReply(
 ): Buffer {
   ctx.inodes.told(nodeid, statSignature(stat));
   return attrOut(nodeid, stat, timeouts);
+}
+
+/**
+ * WL_RELAY_NODE_ATTR (docs/PROTOCOL.md): a directory's attributes right after a guest request
+ * changed its entries, written to the relay before that request's reply. The guest kernel
+ * drops the directory's attributes on such a change and the next path walk through it asks
+ * again (default_permissions); the relay answers that GETATTR from this, within the same
+ * validity a GETATTR reply would give, unless something about the directory came in between.
+ * A failed stat pushes nothing (the relay then asks the host as before).
+ */
+export async function pushDirAttr(ctx: OpsContext, nodeid: bigint): Promise<void> {
+  if (ctx.toRelay === undefined) return;
+  try {
+    const timeouts = nodeTimeouts(ctx, nodeid);
+    const attr = attrReply(ctx, nodeid, await ctx.provider.stat(ctx.inodes.path(nodeid)), timeouts);
+    const msg = Buffer.alloc(16 + 8 + attr.length);
+    msg.writeUInt32LE(msg.length, 0);
+    msg.writeUInt32LE(RELAY_NODE_ATTR, 4);
+    msg.writeBigUInt64LE(nodeid, 16);
+    attr.copy(msg, 24);
+    ctx.toRelay(msg);
+  } catch {
+    // nothing pushed
+  }
 }
 
 /** The node's timeouts by its current path; an unlinked node (no path) gets the default. */
@@ -170,7 +195,9 @@ const symlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
   const target = body.linkTarget();
   await ctx.provider.symlink(target, ctx.inodes.childPath(header.nodeid, name), owner(header));
-  return replyEntry(ctx, header.nodeid, name);
+  const entry = await replyEntry(ctx, header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
+  return entry;
 };
 
 const mknod: OpHandler = async (ctx, header, body) => {
@@ -182,7 +209,9 @@ const mknod: OpHandler = async (ctx, header, body) => {
   if (kind !== S_IFREG && kind !== S_IFIFO) throw new VfsError(Errno.EPERM);
   const path = ctx.inodes.childPath(header.nodeid, name);
   await ctx.provider.mknod(path, kind === S_IFREG ? "file" : "fifo", mode & 0o7777, owner(header));
-  return replyEntry(ctx, header.nodeid, name);
+  const entry = await replyEntry(ctx, header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
+  return entry;
 };
 
 const mkdir: OpHandler = async (ctx, header, body) => {
@@ -190,13 +219,16 @@ const mkdir: OpHandler = async (ctx, header, body) => {
   body.skip(4);
   const name = body.name();
   await ctx.provider.mkdir(ctx.inodes.childPath(header.nodeid, name), mode & 0o7777, owner(header));
-  return replyEntry(ctx, header.nodeid, name);
+  const entry = await replyEntry(ctx, header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
+  return entry;
 };
 
 const unlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
   await ctx.provider.unlink(ctx.inodes.childPath(header.nodeid, name));
   ctx.inodes.detach(header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
   return Buffer.alloc(0);
 };
 
@@ -204,6 +236,7 @@ const rmdir: OpHandler = async (ctx, header, body) => {
   const name = body.name();
   await ctx.provider.rmdir(ctx.inodes.childPath(header.nodeid, name));
   ctx.inodes.detach(header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
   return Buffer.alloc(0);
 };
 
@@ -227,6 +260,8 @@ async function renameCommon(
   await ctx.provider.rename(from, to, mode);
   if (mode === "exchange") ctx.inodes.exchange(header.nodeid, fromName, newParent, toName);
   else ctx.inodes.move(header.nodeid, fromName, newParent, toName);
+  await pushDirAttr(ctx, header.nodeid);
+  if (newParent !== header.nodeid) await pushDirAttr(ctx, newParent);
   return Buffer.alloc(0);
 }
 
@@ -244,7 +279,9 @@ const link: OpHandler = async (ctx, header, body) => {
   const oldNode = body.u64();
   const name = body.name();
   await ctx.provider.link(ctx.inodes.path(oldNode), ctx.inodes.childPath(header.nodeid, name));
-  return replyEntry(ctx, header.nodeid, name);
+  const entry = await replyEntry(ctx, header.nodeid, name);
+  await pushDirAttr(ctx, header.nodeid);
+  return entry;
 };
 
 const statfs: OpHandler = async (ctx, header) =>

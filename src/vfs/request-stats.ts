@@ -21,7 +21,11 @@ export interface RequestStatsSnapshot {
   readonly byOpcode: Readonly<Record<string, OpcodeStat>>;
 }
 
+/** Keys of requests the guest's relay answered itself (write-behind): counted apart. */
+const BEHIND = 2 ** 32;
+
 function opcodeName(opcode: number): string {
+  if (opcode >= BEHIND) return `${opcodeName(opcode - BEHIND)}(behind)`;
   if (opcode === NOTIFY_LOST_OPCODE) return "NOTIFY_LOST";
   return Opcode[opcode] ?? `OPCODE_${opcode}`;
 }
@@ -36,11 +40,13 @@ export class FuseRequestStats {
     return this.enabled ? process.hrtime.bigint() : undefined;
   }
 
-  record(opcode: number, started: bigint | undefined): void {
+  /** `behind`: the request came marked as answered by the guest's relay (write-behind). */
+  record(opcode: number, started: bigint | undefined, behind = false): void {
     if (started === undefined) return;
     const took = process.hrtime.bigint() - started;
-    const entry = this.counts.get(opcode);
-    if (entry === undefined) this.counts.set(opcode, { requests: 1, hostNs: took });
+    const key = behind ? opcode + BEHIND : opcode;
+    const entry = this.counts.get(key);
+    if (entry === undefined) this.counts.set(key, { requests: 1, hostNs: took });
     else {
       entry.requests++;
       entry.hostNs += took;

@@ -7,7 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as contract from "../../src/channel/contract.js";
-import { NOTIFY_LOST_OPCODE } from "../../src/vfs/fuse-constants.js";
+import {
+  NOTIFY_LOST_OPCODE,
+  RELAY_ANSWERED_FLAG,
+  RELAY_BEHIND_DONE,
+  RELAY_NODE_ATTR,
+} from "../../src/vfs/fuse-constants.js";
 
 type Value = number | string;
 
@@ -39,6 +44,9 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     ["WL_RECORD_ENTRY_HEADER", c.RECORD_ENTRY_HEADER_BYTES],
     // The FUSE port's one message of our own (src/vfs speaks FUSE; the rest is linux/fuse.h).
     ["WL_FUSE_NOTIFY_LOST", NOTIFY_LOST_OPCODE],
+    ["WL_FUSE_RELAY_ANSWERED", RELAY_ANSWERED_FLAG],
+    ["WL_RELAY_BEHIND_DONE", RELAY_BEHIND_DONE],
+    ["WL_RELAY_NODE_ATTR", RELAY_NODE_ATTR],
   ]);
   const snake = c.screamingSnake;
   for (const [name, value] of Object.entries(c.FrameType)) expected.set(`FT_${snake(name)}`, value);

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Duplex, PassThrough } from "node:stream";
 import { FuseServer, MemoryProvider, type FuseServerOptions } from "../../src/vfs/index.js";
-import { NotifyCode } from "../../src/vfs/fuse-constants.js";
+import { NotifyCode, RELAY_NODE_ATTR } from "../../src/vfs/fuse-constants.js";
 import { FLUSH_DELAY_MS } from "../../src/vfs/fuse-notify.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FakeKernel } from "./vfs-fake-kernel.js";
@@ -16,7 +16,10 @@ export interface Notification {
   length?: bigint;
 }
 
-/** Parses what the server wrote to the guest: only unique-0 notifications are expected. */
+/**
+ * Parses what the server wrote to the guest: only unique-0 notifications are expected, and
+ * the directory attributes pushed to the relay (RELAY_NODE_ATTR, not for the kernel), skipped.
+ */
 export function parse(bytes: Buffer): Notification[] {
   const out: Notification[] = [];
   for (let at = 0; at < bytes.length;) {
@@ -25,6 +28,10 @@ export function parse(bytes: Buffer): Notification[] {
     assert.equal(bytes.readBigUInt64LE(at + 8), 0n, "unique 0: a notification");
     const code = bytes.readInt32LE(at + 4);
     const body = bytes.subarray(at + 16, at + len);
+    if (code === RELAY_NODE_ATTR) {
+      at += len;
+      continue;
+    }
     if (code === NotifyCode.INVAL_INODE) {
       assert.equal(body.length, 24);
       out.push({
