@@ -4,6 +4,7 @@ import { isIPv4 } from "node:net";
 import type { HeaderList, HttpRequestHead } from "./contract.js";
 import { flat } from "./headers.js";
 import type { HostDialer } from "./upstream-dial.js";
+import { upstreamReadOptions } from "./upstream-reads.js";
 
 /**
  * Opens the upstream request for a guest request that policy let through: same scheme as the
@@ -29,7 +30,8 @@ export function openUpstreamRequest(
     lookup: dialer.lookup,
     family: 4,
     agent: tls ? dialer.httpsAgent : dialer.httpAgent,
-    ...(tls ? { ALPNProtocols: ["http/1.1"] } : {}),
+    // Used only if the agent opens a new socket for this request (upstream-reads.ts).
+    ...(tls ? { ALPNProtocols: ["http/1.1"], onread: upstreamReadOptions() } : {}),
     ...(tls && !isIPv4(head.host) ? { servername: head.host } : {}),
   };
   const req = tls ? httpsRequest(options) : httpRequest(options);
