@@ -7,7 +7,7 @@ import { h2Fields, h2RequestFields, h2RequestLine, joinCookies } from "./h2-head
 import { afterOrigin } from "./flow-origin.js";
 import type { H2Origins } from "./h2-origins.js";
 import { CANCEL, INTERNAL_ERROR, fieldsOf, respondPlain, respondWhole } from "./h2-respond.js";
-import { BodyBuffer, endToEnd, withLength } from "./headers.js";
+import { ExchangeBodies, endToEnd, withLength } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
 import { withHeaders, type ExchangeDeps } from "./http-exchange.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
@@ -72,11 +72,13 @@ export async function handleH2Stream(
     conn.origin,
   );
   let status: number | undefined;
-  stream.once("close", () =>
+  const bodies = new ExchangeBodies(deps.bodyBudget);
+  stream.once("close", () => {
+    bodies.end();
     event.finish(
       status !== undefined ? { status } : { reason: "stream closed before a response was sent" },
-    ),
-  );
+    );
+  });
   // Everything the guest gets waits for its origin to be known (flow-origin.ts); the
   // policy and the upstream request do not, so the question overlaps them.
   const refuse = (code: number, block: NetworkBlockCode, reason: string): void =>
@@ -91,7 +93,7 @@ export async function handleH2Stream(
     deps.policy,
     deps.httpPolicy,
     admission.head,
-    new BodyBuffer(stream, deps.bodyBudget, stream),
+    bodies.buffer(stream),
   );
   if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
   if (decision.action === "respond") {
@@ -115,7 +117,7 @@ export async function handleH2Stream(
       respondPlain(stream, 502, `Upstream error: ${(err as Error).message}`);
     });
   }
-  status = await relayResponse(deps, forwarded, upstream, stream, event);
+  status = await relayResponse(deps, forwarded, upstream, stream, event, bodies);
 }
 
 /** Sends the request upstream and resolves with the response head (body still streaming). */
@@ -204,8 +206,9 @@ async function relayResponse(
   up: UpstreamResponse,
   guest: ServerHttp2Stream,
   event: RequestEvent,
+  bodies: ExchangeBodies,
 ): Promise<number | undefined> {
-  const responseBody = new BodyBuffer(up.body, deps.bodyBudget, guest);
+  const responseBody = bodies.buffer(up.body);
   let verdict: ResponseVerdict;
   try {
     verdict = await deps.httpPolicy.onResponse(

@@ -77,44 +77,65 @@ export function writeRawResponse(
  */
 export const BODY_BUDGET_BYTES = 256 * 1024 * 1024;
 
-/** The side of an exchange whose "close" ends it (a ServerResponse, an HTTP/2 stream). */
-export interface ExchangeEnd {
-  readonly closed?: boolean;
-  readonly destroyed?: boolean;
-  once(event: "close", listener: () => void): unknown;
+/**
+ * The bodies one exchange (a request and its response) buffers for the policy, counted
+ * against the sandbox's budget until the exchange calls `end()` from its own close handler.
+ */
+export class ExchangeBodies {
+  private held = 0;
+  private over = false;
+
+  constructor(private readonly budget?: ByteBudget) {}
+
+  /** Counts `n` more bytes; false when the budget cannot take them (nothing is counted). */
+  take(n: number): boolean {
+    if (this.budget === undefined || this.over) return true;
+    if (this.budget.free < n) return false;
+    this.budget.take(n);
+    this.held += n;
+    return true;
+  }
+
+  /** Gives back bytes a failed read had counted. */
+  giveBack(n: number): void {
+    const back = Math.min(n, this.held);
+    this.budget?.release(back);
+    this.held -= back;
+  }
+
+  /** The exchange is over: everything is given back, and nothing more is counted. */
+  end(): void {
+    this.giveBack(this.held);
+    this.over = true;
+  }
+
+  /** Why a read was refused, in one line. */
+  get refusal(): string {
+    const mib = Math.round((this.budget?.limitBytes ?? 0) / 1024 / 1024);
+    return `the sandbox's bodies under inspection hold ${mib} MiB already`;
+  }
+
+  /** A body of this exchange that the policy may read. */
+  buffer(stream: Readable): BodyBuffer {
+    return new BodyBuffer(stream, this);
+  }
 }
 
 /**
  * A body a policy may read (bounded). Once read, `buffered` holds it and the stream is spent;
- * a read that went over the limit, or past what the sandbox's `budget` has left, leaves the
- * stream spent with nothing to forward. The bytes count against the budget until `until`
- * (the exchange's response side) closes.
+ * a read that went over the limit, or past what the sandbox's budget has left (`bodies`),
+ * leaves the stream spent with nothing to forward.
  */
 export class BodyBuffer {
   buffered: Buffer | undefined;
   /** Consumed by a read that failed; the body can no longer be forwarded. */
   spent = false;
   private reading: Promise<Buffer> | undefined;
-  /** Bytes this body has taken from the budget. */
-  private held = 0;
-  /** The exchange is over: nothing more is counted, and what was is given back. */
-  private over = false;
 
   constructor(
     private readonly stream: Readable,
-    private readonly budget?: ByteBudget,
-    until?: ExchangeEnd,
-  ) {
-    if (until === undefined) return;
-    if (until.closed || until.destroyed) this.over = true;
-    else until.once("close", () => this.release(true));
-  }
-
-  private release(over = false): void {
-    this.budget?.release(this.held);
-    this.held = 0;
-    if (over) this.over = true;
-  }
+    private readonly bodies?: ExchangeBodies,
+  ) {}
 
   readonly access: BodyAccess = {
     readBody: (limitBytes) => {
@@ -132,6 +153,7 @@ export class BodyBuffer {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      let counted = 0;
       const cleanup = () => {
         this.stream.off("data", onData);
         this.stream.off("end", onEnd);
@@ -141,7 +163,7 @@ export class BodyBuffer {
       const fail = (err: Error) => {
         cleanup();
         this.spent = true;
-        this.release();
+        this.bodies?.giveBack(counted);
         reject(err);
       };
       const onData = (c: Buffer) => {
@@ -149,15 +171,11 @@ export class BodyBuffer {
         if (size > limitBytes) {
           this.stream.pause();
           fail(new Error(`body larger than ${limitBytes} bytes`));
-        } else if (this.budget && !this.over && this.budget.free < c.length) {
+        } else if (this.bodies && !this.bodies.take(c.length)) {
           this.stream.pause();
-          const mib = Math.round(this.budget.limitBytes / 1024 / 1024);
-          fail(new Error(`the sandbox's bodies under inspection hold ${mib} MiB already`));
+          fail(new Error(this.bodies.refusal));
         } else {
-          if (this.budget && !this.over) {
-            this.budget.take(c.length);
-            this.held += c.length;
-          }
+          counted += c.length;
           chunks.push(c);
         }
       };

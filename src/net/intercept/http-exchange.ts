@@ -13,7 +13,7 @@ import type {
 import { afterOrigin, type FlowOrigin } from "./flow-origin.js";
 import type { ByteBudget } from "../byte-budget.js";
 import { relayBody, type RelayBudget } from "./body-relay.js";
-import { BodyBuffer, endToEnd, flat, pairs, withLength } from "./headers.js";
+import { ExchangeBodies, endToEnd, flat, pairs, withLength } from "./headers.js";
 import { reconsider } from "./host-refusal.js";
 import { decideRequest, policyFailure } from "./request-decision.js";
 import type { RequestEvent, RequestEvents } from "./request-event.js";
@@ -95,13 +95,15 @@ export async function handleRequest(
     });
   // Closed before any response (the guest went away, or its request turned out malformed
   // after the head): no status to report, least of all the server's default 200.
-  res.once("close", () =>
+  const bodies = new ExchangeBodies(deps.bodyBudget);
+  res.once("close", () => {
+    bodies.end();
     event.finish(
       res.headersSent
         ? { status: res.statusCode }
         : { reason: "connection closed before a response was sent" },
-    ),
-  );
+    );
+  });
   if (!admission.ok)
     admission = await reconsider(
       deps,
@@ -118,7 +120,7 @@ export async function handleRequest(
     deps.policy,
     deps.httpPolicy,
     admission.head,
-    new BodyBuffer(req, deps.bodyBudget, res),
+    bodies.buffer(req),
   );
   if (decision.action === "refuse") return refuse(decision.status, decision.code, decision.reason);
   if (decision.action === "respond") {
@@ -144,7 +146,7 @@ export async function handleRequest(
     const origin = conn.origin ? await conn.origin.wait() : undefined;
     headers = withHeaders(headers, deps.upstreamHeaders(event.id, forwarded, origin));
   }
-  forwardUpstream(deps, forwarded, headers, body, req, res, event, conn.origin);
+  forwardUpstream(deps, forwarded, headers, body, req, res, event, conn.origin, bodies);
 }
 
 function forwardUpstream(
@@ -156,6 +158,7 @@ function forwardUpstream(
   res: ServerResponse,
   event: RequestEvent,
   origin: FlowOrigin | undefined,
+  bodies: ExchangeBodies,
 ): void {
   // The guest went away while the policy ran: "close" has fired (the event is finished) and
   // would never tear an upstream request down, which would then hold its socket for good.
@@ -183,7 +186,7 @@ function forwardUpstream(
     }),
   );
   upstream.on("response", (ures) => {
-    void respond(deps, forwarded, ures, res, event, origin);
+    void respond(deps, forwarded, ures, res, event, origin, bodies);
   });
   if (body !== undefined) {
     event.bytesOut = body.length;
@@ -201,13 +204,14 @@ async function respond(
   res: ServerResponse,
   event: RequestEvent,
   origin: FlowOrigin | undefined,
+  bodies: ExchangeBodies,
 ): Promise<void> {
   const head = {
     status: ures.statusCode ?? 502,
     statusMessage: ures.statusMessage ?? "",
     headers: pairs(ures.rawHeaders),
   };
-  const responseBody = new BodyBuffer(ures, deps.bodyBudget, res);
+  const responseBody = bodies.buffer(ures);
   let verdict: ResponseVerdict;
   try {
     verdict = await deps.httpPolicy.onResponse(forwarded, head, responseBody.access);
