@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse_dircache.h"
 #include "fuse_notify.h"
 #include "port.h"
 #include "proto.h"
@@ -92,6 +93,8 @@ static void relay_to_host(void)
 {
 	if (to_host_len == 0 && notify_lost)
 		queue_lost_report();
+	if (to_host_len == 0)
+		to_host_len = dircache_outgoing(to_host, sizeof to_host);
 	if (to_host_len == 0) {
 		ssize_t got = read(fuse_fd, to_host, sizeof to_host);
 		if (got <= 0) {
@@ -102,7 +105,7 @@ static void relay_to_host(void)
 			}
 			return;
 		}
-		to_host_len = (size_t)got;
+		to_host_len = dircache_on_request(to_host, (size_t)got, sizeof to_host, fuse_fd);
 		to_host_off = 0;
 	}
 	while (to_host_off < to_host_len) {
@@ -143,7 +146,9 @@ static void relay_to_kernel(void)
 		memcpy(&unique, from_host + 8, 8);
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
-		if (unique == 0) {
+		if (dircache_on_host_message(from_host, len))
+			; /* the directory cache's own message: never for the kernel */
+		else if (unique == 0) {
 			if (fuse_notify_queue(from_host, len) != 0)
 				notify_lost = 1;
 		} else if (fuse_fd >= 0 && write(fuse_fd, from_host, len) < 0 && errno != ENOENT)
@@ -159,10 +164,10 @@ static size_t fuse_poll_fds(struct pollfd *pfd)
 		return 0;
 	short port_events = POLLIN;
 	/* A pending lost report goes out as soon as the port takes it, ahead of new requests. */
-	if (to_host_len > 0 || notify_lost)
+	if (to_host_len > 0 || notify_lost || dircache_has_outgoing())
 		port_events |= POLLOUT;
 	pfd[0] = (struct pollfd){fport.fd, port_events, 0};
-	if (to_host_len > 0 || notify_lost)
+	if (port_events & POLLOUT)
 		return 1;
 	pfd[1] = (struct pollfd){fuse_fd, POLLIN, 0};
 	return 2;
@@ -240,7 +245,7 @@ static void *relay_loop(void *unused)
 		size_t k = fuse_poll_fds(pfd);
 		if (k == 0)
 			return NULL; /* stopped: the fds are closed */
-		if (poll(pfd, k, -1) > 0)
+		if (poll(pfd, k, dircache_poll_timeout_ms()) > 0)
 			fuse_on_events(pfd, k);
 	}
 }
