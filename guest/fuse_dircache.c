@@ -678,10 +678,13 @@ static void on_listing(const uint8_t *p, size_t plen)
 
 static void on_name(uint32_t code, const uint8_t *p, size_t plen)
 {
-	if (plen < 16)
+	if (plen < 24)
 		return;
-	uint64_t id = rd64(p);
+	uint64_t id = rd64(p), node = rd64(p + 16);
 	uint32_t n = rd32(p + 8);
+	/* The node whose links changed (nlink, ctime): an entry held for it elsewhere is old. */
+	if (node != 0)
+		node_changed(node);
 	struct dir *d = dir_find(id);
 	if (!d)
 		return;
@@ -689,14 +692,14 @@ static void on_name(uint32_t code, const uint8_t *p, size_t plen)
 		d->spoiled = 1;
 	if (!d->held)
 		return;
-	const char *name = (const char *)p + 16;
-	if (n > plen - 16 || !valid_name(name, n)) {
+	const char *name = (const char *)p + 24;
+	if (n > plen - 24 || !valid_name(name, n)) {
 		dir_touched(id);
 		return;
 	}
-	if (code == WL_RELAY_DIR_REMOVE)
-		ent_remove(d, name, n);
-	else if (!ent_find(d, name, n) && ent_add(d, name, n, NULL, 0) != 0)
+	/* An added name may replace another file (rename): whatever entry it had is not its. */
+	ent_remove(d, name, n);
+	if (code == WL_RELAY_DIR_ADD && ent_add(d, name, n, NULL, 0) != 0)
 		dir_release(d); /* cannot hold it complete: not at all */
 	dir_maybe_free(d);
 }
@@ -724,13 +727,13 @@ static void on_drop(const uint8_t *p, size_t plen)
 	struct dir *d = dir_find(id);
 	if (!d)
 		return;
-	if (flags & 1) {
-		d->pending = 0; /* the host's answer to our LIST_DIR: it will not list it */
-	} else {
-		listing_clear(d); /* the host no longer counts it as held: no release */
-		if (d->pending)
-			d->spoiled = 1;
-	}
+	/* Either way the host no longer counts it as held (no release is due): what the relay
+	 * holds goes. A reply answers our LIST_DIR (the host will not list it). */
+	listing_clear(d);
+	if (flags & 1)
+		d->pending = 0;
+	else if (d->pending)
+		d->spoiled = 1;
 	dir_maybe_free(d);
 }
 

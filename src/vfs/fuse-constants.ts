@@ -123,3 +123,18 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
 export const S_IFIFO = 0o010000;
+
+/**
+ * The FUSE relay's directory cache (guest/fuse_dircache.c; docs/PROTOCOL.md "Directory
+ * listings held by the FUSE relay"). Guest -> host: a request with this opcode (unique 0,
+ * body {u32 op, u32 0}): op 0 asks for the listing of directory `nodeid`, op 1 says the relay
+ * dropped it. Host -> guest: messages with unique 0 and one of RelayCode in `error`, which
+ * the relay consumes (never the kernel). guest/proto.h holds the same numbers.
+ */
+export const LIST_DIR_OPCODE = 0x574c0002;
+export const RelayCode = {
+  DIR_LISTING: 0x574c0101,
+  DIR_ADD: 0x574c0102,
+  DIR_REMOVE: 0x574c0103,
+  DIR_DROP: 0x574c0104,
+} as const;

@@ -12,6 +12,7 @@ import {
   FUSE_OUR_MINOR,
   InitFlag,
   MAX_READAHEAD_BYTES,
+  LIST_DIR_OPCODE,
   MAX_WRITE_BYTES,
   NOTIFY_LOST_OPCODE,
   Opcode,
@@ -26,6 +27,7 @@ import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js"
 import { HandleTable } from "./handle-table.js";
 import { InodeTable, type InodeTableState } from "./inode-table.js";
 import { fuseRequestStats } from "./request-stats.js";
+import { RelayListings, dropMessage } from "./relay-listing.js";
 import { fileOps } from "./ops-file.js";
 import { nodeOps } from "./ops-node.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
@@ -59,6 +61,12 @@ export interface FuseServerOptions {
    * belongs to while that process is certainly alive.
    */
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
+  /**
+   * Lets the guest's FUSE relay answer LOOKUPs from directory listings the server gives it
+   * (relay-listing.ts). Off by default; off where each stat must reach the provider (file
+   * hooks).
+   */
+  readonly relayListings?: boolean;
 }
 
 const NO_REPLY = new Set<number>([
@@ -66,6 +74,7 @@ const NO_REPLY = new Set<number>([
   Opcode.BATCH_FORGET,
   Opcode.INTERRUPT,
   NOTIFY_LOST_OPCODE,
+  LIST_DIR_OPCODE,
 ]);
 const MAX_BACKGROUND = 64;
 
@@ -77,6 +86,8 @@ const MAX_BACKGROUND = 64;
 export interface FuseSessionState {
   initialized: boolean;
   inodes: InodeTableState;
+  /** Directories whose listings the guest's relay may hold (RelayListings.exportState). */
+  relayDirs?: string[];
 }
 
 /**
@@ -118,6 +129,11 @@ export class FuseServer {
       inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
       listings: new DirListings(),
+      relay: new RelayListings(
+        options.relayListings ?? false,
+        () => this.invalidator.sent + this.invalidator.dropped,
+      ),
+      pushes: [],
       timeouts:
         watched === undefined
           ? () => defaults
@@ -126,8 +142,13 @@ export class FuseServer {
   }
 
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
-  get counts(): { nodes: number; handles: number; inFlight: number } {
-    return { nodes: this.ctx.inodes.size, handles: this.ctx.handles.size, inFlight: this.inFlight };
+  get counts(): { nodes: number; handles: number; inFlight: number; relayDirs: number } {
+    return {
+      nodes: this.ctx.inodes.size,
+      handles: this.ctx.handles.size,
+      inFlight: this.inFlight,
+      relayDirs: this.ctx.relay.size,
+    };
   }
 
   /**
@@ -136,7 +157,11 @@ export class FuseServer {
    */
   exportSession(): FuseSessionState | undefined {
     if (this.ctx.handles.size > 0 || this.inFlight > 0 || this.destroyed) return undefined;
-    return { initialized: this.initialized, inodes: this.ctx.inodes.exportState() };
+    return {
+      initialized: this.initialized,
+      inodes: this.ctx.inodes.exportState(),
+      relayDirs: this.ctx.relay.exportState(),
+    };
   }
 
   /** Takes over a copied guest's session (before `attach`): no INIT comes again. */
@@ -144,6 +169,7 @@ export class FuseServer {
     if (this.stream !== undefined || this.initialized)
       throw new Error("FuseServer.resumeSession: the server is already serving");
     this.ctx.inodes.importState(state.inodes);
+    this.ctx.relay.importState(state.relayDirs);
     this.initialized = state.initialized;
   }
 
@@ -162,18 +188,33 @@ export class FuseServer {
     const { header } = request;
     const noReply = NO_REPLY.has(header.opcode);
     const started = fuseRequestStats.start();
+    // What this request tells the guest's relay goes just before its reply (relay-listing.ts).
+    const pushes: Buffer[] = [];
+    const withPushes = (out: Buffer): Buffer =>
+      pushes.length === 0 ? out : Buffer.concat([...pushes, out]);
     try {
-      const payload = await this.dispatch(request);
-      return noReply || payload === undefined ? undefined : reply(header.unique, payload);
+      if (header.opcode === LIST_DIR_OPCODE) return await this.listDir(request);
+      const payload = await this.dispatch(request, pushes);
+      if (noReply || payload === undefined)
+        return pushes.length === 0 ? undefined : Buffer.concat(pushes);
+      return withPushes(reply(header.unique, payload));
     } catch (err) {
-      if (noReply) return undefined;
-      return errorReply(header.unique, toErrno(err));
+      if (noReply) return pushes.length === 0 ? undefined : Buffer.concat(pushes);
+      return withPushes(errorReply(header.unique, toErrno(err)));
     } finally {
       fuseRequestStats.record(header.opcode, started);
     }
   }
 
-  private async dispatch(request: FuseRequest): Promise<Buffer | undefined> {
+  /** The relay's LIST_DIR: a listing or DROP (a whole message of its own), or nothing. */
+  private async listDir(request: FuseRequest): Promise<Buffer | undefined> {
+    const { nodeid } = request.header;
+    if (!this.initialized || this.destroyed) return dropMessage(nodeid, true);
+    const op = request.body.length >= 4 ? request.body.readUInt32LE(0) : 0;
+    return this.ctx.relay.request(this.ctx, nodeid, op);
+  }
+
+  private async dispatch(request: FuseRequest, pushes: Buffer[]): Promise<Buffer | undefined> {
     const { header } = request;
     const body = new BodyReader(request.body);
     if (header.opcode === Opcode.INIT) return this.init(body);
@@ -195,8 +236,11 @@ export class FuseServer {
     const held = NO_REPLY.has(header.opcode) ? undefined : this.options.beforeRequest?.(caller);
     if (held) await held.catch(() => undefined);
     const { provider } = this.ctx;
-    if (provider.forCaller === undefined) return handler(this.ctx, header, body);
-    return handler({ ...this.ctx, provider: provider.forCaller(caller) }, header, body);
+    const ctx: OpsContext =
+      provider.forCaller === undefined
+        ? { ...this.ctx, pushes }
+        : { ...this.ctx, pushes, provider: provider.forCaller(caller) };
+    return handler(ctx, header, body);
   }
 
   private init(body: BodyReader): Buffer {
@@ -315,6 +359,7 @@ export class FuseServer {
 /** What a READ or READDIR will send back (its size field, capped): reserved when it arrives. */
 function replyEstimateBytes(request: FuseRequest): number {
   const { opcode } = request.header;
+  if (opcode === LIST_DIR_OPCODE) return 64 * 1024;
   if ((opcode !== Opcode.READ && opcode !== Opcode.READDIR) || request.body.length < 20) return 0;
   return Math.min(request.body.readUInt32LE(16), MAX_WRITE_BYTES);
 }

@@ -22,6 +22,7 @@ import type { BodyReader } from "./fuse-reader.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
 import type { RenameMode, VfsOwner, VfsSetattr, VfsStat } from "./provider.js";
 import { statSignature } from "./stat-signature.js";
+import { childPath } from "./names.js";
 
 function owner(header: FuseInHeader): VfsOwner {
   return { uid: header.uid, gid: header.gid };
@@ -170,6 +171,7 @@ const symlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
   const target = body.linkTarget();
   await ctx.provider.symlink(target, ctx.inodes.childPath(header.nodeid, name), owner(header));
+  ctx.relay.added(ctx, header.nodeid, name);
   return replyEntry(ctx, header.nodeid, name);
 };
 
@@ -182,6 +184,7 @@ const mknod: OpHandler = async (ctx, header, body) => {
   if (kind !== S_IFREG && kind !== S_IFIFO) throw new VfsError(Errno.EPERM);
   const path = ctx.inodes.childPath(header.nodeid, name);
   await ctx.provider.mknod(path, kind === S_IFREG ? "file" : "fifo", mode & 0o7777, owner(header));
+  ctx.relay.added(ctx, header.nodeid, name);
   return replyEntry(ctx, header.nodeid, name);
 };
 
@@ -189,20 +192,30 @@ const mkdir: OpHandler = async (ctx, header, body) => {
   const mode = body.u32();
   body.skip(4);
   const name = body.name();
-  await ctx.provider.mkdir(ctx.inodes.childPath(header.nodeid, name), mode & 0o7777, owner(header));
-  return replyEntry(ctx, header.nodeid, name);
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  // Asked before the mkdir, like any timeout (OpsContext.timeouts): for the empty listing.
+  const inside = ctx.timeouts(childPath(path, "x"));
+  const sentBefore = ctx.relay.sent();
+  await ctx.provider.mkdir(path, mode & 0o7777, owner(header));
+  const entry = await replyEntry(ctx, header.nodeid, name);
+  ctx.relay.madeDir(ctx, header.nodeid, name, entry.readBigUInt64LE(0), inside, sentBefore);
+  return entry;
 };
 
 const unlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
-  await ctx.provider.unlink(ctx.inodes.childPath(header.nodeid, name));
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  await ctx.provider.unlink(path);
+  ctx.relay.removed(ctx, header.nodeid, name, ctx.inodes.find(path).node);
   ctx.inodes.detach(header.nodeid, name);
   return Buffer.alloc(0);
 };
 
 const rmdir: OpHandler = async (ctx, header, body) => {
   const name = body.name();
-  await ctx.provider.rmdir(ctx.inodes.childPath(header.nodeid, name));
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  await ctx.provider.rmdir(path);
+  ctx.relay.removedDir(ctx, header.nodeid, name, ctx.inodes.find(path).node);
   ctx.inodes.detach(header.nodeid, name);
   return Buffer.alloc(0);
 };
@@ -225,6 +238,12 @@ async function renameCommon(
   // Moving a directory into itself would detach a subtree from the root of the table.
   if (to.startsWith(`${from}/`)) throw new VfsError(Errno.EINVAL);
   await ctx.provider.rename(from, to, mode);
+  // Both names now lead to other nodes (or none): listed again without entries.
+  const fromNode = ctx.inodes.find(from).node;
+  const toNode = ctx.inodes.find(to).node;
+  if (mode === "exchange") ctx.relay.added(ctx, header.nodeid, fromName, toNode);
+  else ctx.relay.removed(ctx, header.nodeid, fromName, fromNode);
+  ctx.relay.added(ctx, newParent, toName, toNode);
   if (mode === "exchange") ctx.inodes.exchange(header.nodeid, fromName, newParent, toName);
   else ctx.inodes.move(header.nodeid, fromName, newParent, toName);
   return Buffer.alloc(0);
@@ -244,6 +263,7 @@ const link: OpHandler = async (ctx, header, body) => {
   const oldNode = body.u64();
   const name = body.name();
   await ctx.provider.link(ctx.inodes.path(oldNode), ctx.inodes.childPath(header.nodeid, name));
+  ctx.relay.added(ctx, header.nodeid, name, oldNode);
   return replyEntry(ctx, header.nodeid, name);
 };
 
