@@ -144,8 +144,7 @@ export class RelayListings {
 
   /** The name was added in `parent` (CREATE, MKNOD, SYMLINK, LINK, a rename's target). */
   added(ctx: OpsContext, parent: bigint, name: string, node = 0n): void {
-    if (this.held.has(parent))
-      ctx.pushes.push(nameMessage(RelayCode.DIR_ADD, parent, name, node));
+    if (this.held.has(parent)) ctx.pushes.push(nameMessage(RelayCode.DIR_ADD, parent, name, node));
   }
 
   /** The name is gone from `parent` (UNLINK, a rename's source); `node` was its node. */

@@ -45,7 +45,9 @@ class Relay {
   async send(opcode: number, nodeid: bigint, body: Buffer = Buffer.alloc(0)): Promise<Message[]> {
     const unique = opcode === LIST_DIR_OPCODE ? 0n : this.unique++;
     const bytes = encodeRequest({ opcode, unique, nodeid, uid: 0, gid: 0, pid: 1 }, body);
-    return split(await this.server.handle({ header: decodeInHeader(bytes), body: bytes.subarray(40) }));
+    return split(
+      await this.server.handle({ header: decodeInHeader(bytes), body: bytes.subarray(40) }),
+    );
   }
 
   listDir(dir: bigint, op = 0): Promise<Message[]> {
@@ -73,10 +75,7 @@ class Relay {
   }
 }
 
-async function relayFor(
-  provider = new MemoryProvider(),
-  relayListings = true,
-): Promise<Relay> {
+async function relayFor(provider = new MemoryProvider(), relayListings = true): Promise<Relay> {
   const r = new Relay(new FuseServer({ provider, relayListings }));
   await r.k.init();
   return r;
@@ -143,9 +142,10 @@ test("MKDIR pushes the new directory's empty listing before its reply; names mad
 
   const created = replyAndPushes(await r.create(dir, "f"));
   assert.equal(created.reply.code, 0);
-  assert.deepEqual(created.pushes.map((m) => [m.code, pushName(m).dir, pushName(m).name]), [
-    [RelayCode.DIR_ADD, dir, "f"],
-  ]);
+  assert.deepEqual(
+    created.pushes.map((m) => [m.code, pushName(m).dir, pushName(m).name]),
+    [[RelayCode.DIR_ADD, dir, "f"]],
+  );
   const sub = replyAndPushes(await r.mkdir(dir, "sub"));
   assert.deepEqual(
     sub.pushes.map((m) => m.code),
@@ -154,9 +154,10 @@ test("MKDIR pushes the new directory's empty listing before its reply; names mad
   );
   const subDir = sub.reply.body.readBigUInt64LE(0);
   const unlinked = replyAndPushes(await r.send(Opcode.UNLINK, dir, cstr("f")));
-  assert.deepEqual(unlinked.pushes.map((m) => [m.code, pushName(m).name]), [
-    [RelayCode.DIR_REMOVE, "f"],
-  ]);
+  assert.deepEqual(
+    unlinked.pushes.map((m) => [m.code, pushName(m).name]),
+    [[RelayCode.DIR_REMOVE, "f"]],
+  );
   assert.notEqual(pushName(unlinked.pushes[0]!).node, 0n, "the unlinked node is named");
   const removed = replyAndPushes(await r.send(Opcode.RMDIR, dir, cstr("sub")));
   assert.deepEqual(
@@ -179,10 +180,13 @@ test("renames push the source's removal and the target's (re)addition", async ()
   body.writeBigUInt64LE(dir, 0);
   const renamed = replyAndPushes(await r.send(Opcode.RENAME, dir, body));
   assert.equal(renamed.reply.code, 0);
-  assert.deepEqual(renamed.pushes.map((m) => [m.code, pushName(m).name]), [
-    [RelayCode.DIR_REMOVE, "a"],
-    [RelayCode.DIR_ADD, "b"],
-  ]);
+  assert.deepEqual(
+    renamed.pushes.map((m) => [m.code, pushName(m).name]),
+    [
+      [RelayCode.DIR_REMOVE, "a"],
+      [RelayCode.DIR_ADD, "b"],
+    ],
+  );
 });
 
 test("without relayListings nothing is pushed and LIST_DIR is refused", async () => {
@@ -191,7 +195,10 @@ test("without relayListings nothing is pushed and LIST_DIR is refused", async ()
   assert.equal(made.length, 1, "the reply alone");
   const dir = made[0]!.body.readBigUInt64LE(0);
   const drop = await r.listDir(dir);
-  assert.deepEqual(drop.map((m) => [m.unique, m.code]), [[0n, RelayCode.DIR_DROP]]);
+  assert.deepEqual(
+    drop.map((m) => [m.unique, m.code]),
+    [[0n, RelayCode.DIR_DROP]],
+  );
   assert.equal(r.server.counts.relayDirs, 0);
 });
 
@@ -245,7 +252,10 @@ test("a listing taken while the guest changes the directory is followed by the p
   const dir = await r.dir(1n, "d");
   const listing = r.listDir(dir);
   const created = replyAndPushes(await r.create(dir, "new"));
-  assert.deepEqual(created.pushes.map((m) => m.code), [RelayCode.DIR_ADD]);
+  assert.deepEqual(
+    created.pushes.map((m) => m.code),
+    [RelayCode.DIR_ADD],
+  );
   release();
   assert.equal((await listing)[0]!.code, RelayCode.DIR_LISTING);
 });
@@ -253,7 +263,10 @@ test("a listing taken while the guest changes the directory is followed by the p
 test("LIST_DIR on a file, an unknown node, a huge directory, or before INIT gets DROP and counts nothing", async () => {
   const provider = new MemoryProvider();
   const early = new Relay(new FuseServer({ provider, relayListings: true }));
-  assert.deepEqual((await early.listDir(1n)).map((m) => m.code), [RelayCode.DIR_DROP]);
+  assert.deepEqual(
+    (await early.listDir(1n)).map((m) => m.code),
+    [RelayCode.DIR_DROP],
+  );
   const r = await relayFor(provider);
   const file = (await r.k.create(1n, "f")).nodeid;
   const big = await r.dir(1n, "big");
@@ -283,7 +296,8 @@ test("a copy of the guest keeps pushing for the listings its relay holds", async
   const copy = new Relay(new FuseServer({ provider, relayListings: true }));
   copy.server.resumeSession(state!);
   const created = replyAndPushes(await copy.create(dir, "f"));
-  assert.deepEqual(created.pushes.map((m) => [m.code, pushName(m).name]), [
-    [RelayCode.DIR_ADD, "f"],
-  ]);
+  assert.deepEqual(
+    created.pushes.map((m) => [m.code, pushName(m).name]),
+    [[RelayCode.DIR_ADD, "f"]],
+  );
 });
