@@ -32,6 +32,8 @@
 #define ASK_INTERVAL_NS 1000000000ull
 #define SWEEP_MS 1000
 #define MAX_VALID_SEC 86400ull
+/* ADD/REMOVE pushes kept while a listing is on its way, to be applied on top of it. */
+#define MAX_LOGGED 256u
 
 enum {
 	OP_LOOKUP = 1,
@@ -81,12 +83,23 @@ struct dent {
 static struct dent tomb_storage;
 #define TOMB (&tomb_storage)
 
+/* A name pushed while the directory's listing was on its way. */
+struct logged {
+	uint32_t code;
+	uint16_t namelen;
+	char name[];
+};
+
 struct dir {
 	struct dir *next;
 	uint64_t nodeid;
 	int held;    /* the listing below is complete until `expires` */
 	int pending; /* a LIST_DIR was sent; its answer is not in yet */
-	int spoiled; /* something changed since the LIST_DIR: its answer will be stale */
+	int spoiled; /* the host changed it since the LIST_DIR: its answer will be stale */
+	/* The guest's changes since the LIST_DIR (pushed ADD/REMOVE), in order: the answer
+	 * may be from before or after each, so each is applied again on top of it. */
+	struct logged **log;
+	uint32_t nlog;
 	uint64_t expires, asked_at;
 	struct dent **slots;
 	uint32_t cap, used, count;
@@ -235,6 +248,23 @@ static struct dir *dir_add(uint64_t id)
 	return d;
 }
 
+static void log_clear(struct dir *d)
+{
+	for (uint32_t i = 0; i < d->nlog; i++)
+		free(d->log[i]);
+	free(d->log);
+	d->log = NULL;
+	d->nlog = 0;
+}
+
+/* The listing on its way may miss a change that cannot be replayed: it will be dropped. */
+static void spoil(struct dir *d)
+{
+	if (d->pending)
+		d->spoiled = 1;
+	log_clear(d);
+}
+
 static void listing_clear(struct dir *d)
 {
 	for (uint32_t i = 0; i < d->cap; i++) {
@@ -258,6 +288,7 @@ static void dir_maybe_free(struct dir *d)
 {
 	if (d->held || d->pending)
 		return;
+	log_clear(d);
 	struct dir **p = &dirs[d->nodeid % DIR_BUCKETS];
 	while (*p && *p != d)
 		p = &(*p)->next;
@@ -284,8 +315,7 @@ static void dir_touched(uint64_t id)
 	if (!d)
 		return;
 	dir_release(d);
-	if (d->pending)
-		d->spoiled = 1;
+	spoil(d);
 	dir_maybe_free(d);
 }
 
@@ -336,8 +366,8 @@ static int grow(struct dir *d)
 	return 0;
 }
 
-/* Adds `name` (with its entry, or none); 0, or -1 (too many, no memory, or listed already:
- * the caller still owns `entry`). */
+/* Adds `name` (with its entry, or none); 0, 1 when it is listed already, or -1 (too many,
+ * no memory). Unless 0, the caller still owns `entry`'s lookup. */
 static int ent_add(struct dir *d, const char *name, size_t n, const uint8_t *entry, uint64_t now)
 {
 	if (nentries >= MAX_ENTRIES)
@@ -347,7 +377,7 @@ static int ent_add(struct dir *d, const char *name, size_t n, const uint8_t *ent
 	uint32_t h = name_hash(name, n);
 	struct dent **s = slot_for(d, name, n, h);
 	if (*s && *s != TOMB)
-		return -1;
+		return 1;
 	struct dent *e = calloc(1, sizeof *e + n + 1);
 	if (!e)
 		return -1;
@@ -513,6 +543,7 @@ static void ask(struct dir *d, uint64_t id, uint64_t now)
 	}
 	d->pending = 1;
 	d->spoiled = 0;
+	log_clear(d);
 	d->asked_at = now;
 	enqueue(Q_LIST, id);
 }
@@ -625,11 +656,21 @@ static void on_listing(const uint8_t *p, size_t plen)
 	int reply = flags & 1;
 	struct dir *d = dir_find(id);
 	int accept = reply ? d && d->pending && !d->spoiled : 1;
-	if (reply && d)
+	struct logged **log = NULL;
+	uint32_t nlog = 0;
+	if (reply && d) {
 		d->pending = 0;
+		log = d->log;
+		nlog = d->nlog;
+		d->log = NULL;
+		d->nlog = 0;
+	}
 	if (!d && accept)
 		d = dir_add(id);
 	if (!d || !accept || count > MAX_ENTRIES - nentries + (d->held ? d->count : 0)) {
+		for (uint32_t j = 0; j < nlog; j++)
+			free(log[j]);
+		free(log);
 		forget_listing(ents, elen, count);
 		if (!d || !d->held)
 			enqueue(Q_RELEASE, id);
@@ -638,8 +679,8 @@ static void on_listing(const uint8_t *p, size_t plen)
 		return;
 	}
 	listing_clear(d);
-	d->pending = reply ? 0 : d->pending;
-	d->spoiled = d->pending; /* a non-reply listing overtakes a LIST_DIR still pending */
+	if (d->pending)
+		spoil(d); /* a non-reply listing overtakes a LIST_DIR still pending */
 	uint64_t now = now_ns();
 	size_t at = 0;
 	uint32_t i = 0;
@@ -650,16 +691,28 @@ static void on_listing(const uint8_t *p, size_t plen)
 			break;
 		const uint8_t *entry = has ? ents + at + 8 : NULL;
 		const char *name = (const char *)ents + at + 8 + (has ? ENTRY_OUT : 0);
-		if (!valid_name(name, n) || (entry && rd64(entry) == 0)) {
-			if (entry && rd64(entry) != 0)
-				enqueue(Q_FORGET, rd64(entry));
+		if (!valid_name(name, n) || (entry && rd64(entry) == 0))
+			break; /* forget_listing below hands its lookup back */
+		int added = ent_add(d, name, n, entry, now);
+		if (added < 0)
 			break;
-		}
-		if (ent_add(d, name, n, entry, now) != 0 && entry)
+		if (added > 0 && entry)
 			enqueue(Q_FORGET, rd64(entry));
 		at += size;
 	}
-	if (i < count) {
+	/* The guest's changes pushed while it travelled, again, in order. */
+	int bad = i < count;
+	for (uint32_t j = 0; j < nlog; j++) {
+		if (!bad) {
+			ent_remove(d, log[j]->name, log[j]->namelen);
+			if (log[j]->code == WL_RELAY_DIR_ADD &&
+			    ent_add(d, log[j]->name, log[j]->namelen, NULL, 0) != 0)
+				bad = 1; /* cannot hold it complete */
+		}
+		free(log[j]);
+	}
+	free(log);
+	if (bad) {
 		/* Malformed or too large: nothing of it can be trusted to be complete. */
 		logmsg("fuse dircache: listing of node %llu refused", (unsigned long long)id);
 		forget_listing(ents + at, elen - at, count - i);
@@ -688,15 +741,27 @@ static void on_name(uint32_t code, const uint8_t *p, size_t plen)
 	struct dir *d = dir_find(id);
 	if (!d)
 		return;
-	if (d->pending)
-		d->spoiled = 1;
-	if (!d->held)
-		return;
 	const char *name = (const char *)p + 24;
 	if (n > plen - 24 || !valid_name(name, n)) {
 		dir_touched(id);
 		return;
 	}
+	if (d->pending && !d->spoiled) {
+		struct logged *l = d->nlog < MAX_LOGGED ? malloc(sizeof *l + n) : NULL;
+		struct logged **grown = l ? realloc(d->log, (d->nlog + 1) * sizeof *grown) : NULL;
+		if (!grown) {
+			free(l);
+			spoil(d);
+		} else {
+			d->log = grown;
+			l->code = code;
+			l->namelen = (uint16_t)n;
+			memcpy(l->name, name, n);
+			d->log[d->nlog++] = l;
+		}
+	}
+	if (!d->held)
+		return;
 	/* An added name may replace another file (rename): whatever entry it had is not its. */
 	ent_remove(d, name, n);
 	if (code == WL_RELAY_DIR_ADD && ent_add(d, name, n, NULL, 0) != 0)
@@ -716,8 +781,7 @@ static void on_drop(const uint8_t *p, size_t plen)
 			while (d) {
 				struct dir *next = d->next;
 				listing_clear(d);
-				if (d->pending)
-					d->spoiled = 1;
+				spoil(d);
 				dir_maybe_free(d);
 				d = next;
 			}
@@ -730,10 +794,12 @@ static void on_drop(const uint8_t *p, size_t plen)
 	/* Either way the host no longer counts it as held (no release is due): what the relay
 	 * holds goes. A reply answers our LIST_DIR (the host will not list it). */
 	listing_clear(d);
-	if (flags & 1)
+	if (flags & 1) {
 		d->pending = 0;
-	else if (d->pending)
-		d->spoiled = 1;
+		log_clear(d);
+	} else {
+		spoil(d);
+	}
 	dir_maybe_free(d);
 }
 

@@ -58,8 +58,6 @@ export class Invalidator {
   private scheduled = false;
   /** Paths dropped because too many were pending or the guest was not reading. */
   dropped = 0;
-  /** Batches of notifications written to the guest so far. */
-  sent = 0;
   /** The guest agent reported dropping a notification (its queue was full). */
   private lostInGuest = false;
 
@@ -127,7 +125,6 @@ export class Invalidator {
       this.dropped += paths.length;
       return;
     }
-    this.sent++;
     stream.write(Buffer.concat(messages));
     fuseRequestStats.notified(messages.length);
   }

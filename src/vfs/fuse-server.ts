@@ -129,10 +129,7 @@ export class FuseServer {
       inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
       listings: new DirListings(),
-      relay: new RelayListings(
-        options.relayListings ?? false,
-        () => this.invalidator.sent + this.invalidator.dropped,
-      ),
+      relay: new RelayListings(options.relayListings ?? false),
       pushes: [],
       timeouts:
         watched === undefined

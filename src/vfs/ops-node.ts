@@ -195,10 +195,9 @@ const mkdir: OpHandler = async (ctx, header, body) => {
   const path = ctx.inodes.childPath(header.nodeid, name);
   // Asked before the mkdir, like any timeout (OpsContext.timeouts): for the empty listing.
   const inside = ctx.timeouts(childPath(path, "x"));
-  const sentBefore = ctx.relay.sent();
   await ctx.provider.mkdir(path, mode & 0o7777, owner(header));
   const entry = await replyEntry(ctx, header.nodeid, name);
-  ctx.relay.madeDir(ctx, header.nodeid, name, entry.readBigUInt64LE(0), inside, sentBefore);
+  ctx.relay.madeDir(ctx, header.nodeid, name, entry.readBigUInt64LE(0), inside);
   return entry;
 };
 

@@ -110,13 +110,9 @@ export class RelayListings {
 
   /**
    * `enabled` false (a provider with file hooks: each stat must reach them) answers every
-   * LIST_DIR with DROP and pushes nothing. `invalidations` counts the notification batches
-   * sent to the guest so far (see madeDir).
+   * LIST_DIR with DROP and pushes nothing.
    */
-  constructor(
-    readonly enabled: boolean,
-    private readonly invalidations: () => number = () => 0,
-  ) {}
+  constructor(readonly enabled: boolean) {}
 
   /** Directories the relay may hold (for tests and leak checks). */
   get size(): number {
@@ -162,9 +158,10 @@ export class RelayListings {
   /**
    * MKDIR made `node` (named `name` in `parent`): its listing is empty, so the relay can
    * answer every LOOKUP in it (an untar's new names) until something is created there.
-   * `timeouts` were asked before the mkdir; `sentBefore` is `invalidations()` from then: a
-   * notification sent since could have been about the new directory (a host process putting a
-   * file in it) and have reached the relay before this listing, so none is pushed then.
+   * `timeouts` were asked before the mkdir (a new directory is not watched yet: the default
+   * timeout, as for the kernel's negative entries). Call right after the node was remembered,
+   * with no await before the reply is written: a notification about the new directory can
+   * then only follow this listing on the stream (and drop it in the relay).
    */
   madeDir(
     ctx: OpsContext,
@@ -172,18 +169,12 @@ export class RelayListings {
     name: string,
     node: bigint,
     timeouts: CacheTimeouts,
-    sentBefore: number,
   ): void {
     this.added(ctx, parent, name, node);
     if (!this.enabled || timeouts.entryMs <= 0 || this.held.size >= MAX_HELD) return;
-    if (this.invalidations() !== sentBefore || this.held.has(node)) return;
+    if (this.held.has(node)) return;
     this.held.add(node);
     ctx.pushes.push(listingMessage(node, false, timeouts.entryMs, []));
-  }
-
-  /** Invalidation batches sent so far (pass to madeDir). */
-  sent(): number {
-    return this.invalidations();
   }
 
   private drop(dir: bigint): Buffer {
