@@ -30,6 +30,8 @@
 #define NAME_LEN_MAX 255u
 #define FORGETS_PER_BATCH 4096u
 #define ASK_INTERVAL_NS 1000000000ull
+/* After the host refused to list a directory (too large, not one): not asked again before. */
+#define REFUSED_NS 10000000000ull
 #define SWEEP_MS 1000
 #define MAX_VALID_SEC 86400ull
 /* ADD/REMOVE pushes kept while a listing is on its way, to be applied on top of it. */
@@ -101,6 +103,7 @@ struct dir {
 	struct logged **log;
 	uint32_t nlog;
 	uint64_t expires, asked_at;
+	uint64_t refused_until; /* not asked again before (the host refused it); kept till then */
 	struct dent **slots;
 	uint32_t cap, used, count;
 };
@@ -286,7 +289,7 @@ static void listing_clear(struct dir *d)
 /* Frees the directory's record once it holds nothing and waits for nothing. */
 static void dir_maybe_free(struct dir *d)
 {
-	if (d->held || d->pending)
+	if (d->held || d->pending || d->refused_until)
 		return;
 	log_clear(d);
 	struct dir **p = &dirs[d->nodeid % DIR_BUCKETS];
@@ -477,7 +480,10 @@ static void sweep(uint64_t now)
 		struct dir *d = dirs[b];
 		while (d) {
 			struct dir *next = d->next;
-			if (d->held && now >= d->expires) {
+			if (d->refused_until && now >= d->refused_until) {
+				d->refused_until = 0;
+				dir_maybe_free(d);
+			} else if (d->held && now >= d->expires) {
 				dir_release(d);
 				dir_maybe_free(d);
 			} else if (d->held) {
@@ -495,7 +501,7 @@ static void sweep(uint64_t now)
 
 int dircache_has_outgoing(void)
 {
-	if (nheld > 0) {
+	if (ndirs > 0) {
 		uint64_t now = now_ns();
 		if (now >= next_sweep)
 			sweep(now);
@@ -505,7 +511,7 @@ int dircache_has_outgoing(void)
 
 int dircache_poll_timeout_ms(void)
 {
-	return nheld > 0 ? SWEEP_MS : -1;
+	return ndirs > 0 ? SWEEP_MS : -1;
 }
 
 /* ---- LOOKUP ---- */
@@ -537,7 +543,8 @@ static void ask(struct dir *d, uint64_t id, uint64_t now)
 {
 	if (!d && !(d = dir_add(id)))
 		return;
-	if (d->pending || (d->asked_at && now - d->asked_at < ASK_INTERVAL_NS)) {
+	if (d->pending || (d->asked_at && now - d->asked_at < ASK_INTERVAL_NS) ||
+	    now < d->refused_until) {
 		dir_maybe_free(d);
 		return;
 	}
@@ -795,8 +802,10 @@ static void on_drop(const uint8_t *p, size_t plen)
 	 * holds goes. A reply answers our LIST_DIR (the host will not list it). */
 	listing_clear(d);
 	if (flags & 1) {
+		/* The host will not list it: too large, not a directory (bit 1: only busy now). */
 		d->pending = 0;
 		log_clear(d);
+		d->refused_until = now_ns() + ((flags & 2) ? ASK_INTERVAL_NS : REFUSED_NS);
 	} else {
 		spoil(d);
 	}

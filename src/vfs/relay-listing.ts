@@ -24,11 +24,13 @@ import { statSignature } from "./stat-signature.js";
 export const MAX_LISTING_ENTRIES = 4096;
 export const MAX_LISTING_BYTES = 512 * 1024;
 export const MAX_HELD = 4096;
-const MAX_IN_FLIGHT = 4;
+const MAX_IN_FLIGHT = 8;
 /** Stats of one listing issued together. */
 const STAT_BATCH = 32;
 /** LISTING / DROP flag: this answers the relay's LIST_DIR. */
 export const LISTING_REPLY = 1;
+/** DROP flag: refused only because the host is busy with other listings (ask again soon). */
+export const DROP_BUSY = 2;
 const LISTING_HEAD_BYTES = 32;
 const RECORD_HEAD_BYTES = 8;
 const NAME_MAX_BYTES = 255;
@@ -47,10 +49,10 @@ function validity(ms: number): [bigint, number] {
 }
 
 /** DIR_DROP: the relay must not (or no longer) answer from a listing of `dir`; 0 is every one. */
-export function dropMessage(dir: bigint, reply: boolean): Buffer {
+export function dropMessage(dir: bigint, reply: boolean, busy = false): Buffer {
   const body = Buffer.alloc(16);
   body.writeBigUInt64LE(dir, 0);
-  body.writeUInt32LE(reply ? LISTING_REPLY : 0, 8);
+  body.writeUInt32LE((reply ? LISTING_REPLY : 0) | (busy ? DROP_BUSY : 0), 8);
   return message(RelayCode.DIR_DROP, body);
 }
 
@@ -125,7 +127,8 @@ export class RelayListings {
   }
 
   importState(ids: readonly string[] | undefined): void {
-    for (const id of (ids ?? []).slice(0, MAX_HELD)) this.held.add(BigInt(id));
+    for (const id of (ids ?? []).slice(0, MAX_HELD))
+      if (/^\d{1,20}$/.test(id)) this.held.add(BigInt(id));
   }
 
   /** The relay's LIST_DIR (unique 0): op 0 asks for a listing, 1 says it let one go. */
@@ -189,7 +192,8 @@ export class RelayListings {
    * away (it arrives after the push).
    */
   private async list(ctx: OpsContext, dir: bigint): Promise<Buffer> {
-    if (!this.enabled || this.inFlight >= MAX_IN_FLIGHT) return dropMessage(dir, true);
+    if (!this.enabled) return dropMessage(dir, true);
+    if (this.inFlight >= MAX_IN_FLIGHT) return dropMessage(dir, true, true);
     if (!this.held.has(dir) && this.held.size >= MAX_HELD) return dropMessage(dir, true);
     if (!ctx.inodes.linked(dir)) return dropMessage(dir, true);
     const path = ctx.inodes.path(dir);
