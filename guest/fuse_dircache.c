@@ -736,20 +736,14 @@ static void on_listing(const uint8_t *p, size_t plen)
 		next_sweep = now + (uint64_t)SWEEP_MS * 1000000ull;
 }
 
-static void on_name(uint32_t code, const uint8_t *p, size_t plen)
+/* `name` in directory `id` was added (ADD: it is listed, without an entry: it may be another
+ * file now) or removed (REMOVE). A listing on its way gets the change again on top. */
+static void name_changed(uint32_t code, uint64_t id, const char *name, size_t n, int bad)
 {
-	if (plen < 24)
-		return;
-	uint64_t id = rd64(p), node = rd64(p + 16);
-	uint32_t n = rd32(p + 8);
-	/* The node whose links changed (nlink, ctime): an entry held for it elsewhere is old. */
-	if (node != 0)
-		node_changed(node);
 	struct dir *d = dir_find(id);
 	if (!d)
 		return;
-	const char *name = (const char *)p + 24;
-	if (n > plen - 24 || !valid_name(name, n)) {
+	if (bad || !valid_name(name, n)) {
 		dir_touched(id);
 		return;
 	}
@@ -774,6 +768,18 @@ static void on_name(uint32_t code, const uint8_t *p, size_t plen)
 	if (code == WL_RELAY_DIR_ADD && ent_add(d, name, n, NULL, 0) != 0)
 		dir_release(d); /* cannot hold it complete: not at all */
 	dir_maybe_free(d);
+}
+
+static void on_name(uint32_t code, const uint8_t *p, size_t plen)
+{
+	if (plen < 24)
+		return;
+	uint64_t id = rd64(p), node = rd64(p + 16);
+	uint32_t n = rd32(p + 8);
+	/* The node whose links changed (nlink, ctime): an entry held for it elsewhere is old. */
+	if (node != 0)
+		node_changed(node);
+	name_changed(code, id, (const char *)p + 24, n, n > plen - 24);
 }
 
 static void on_drop(const uint8_t *p, size_t plen)
@@ -819,12 +825,20 @@ static void on_notify(uint32_t code, const uint8_t *p, size_t plen)
 	uint64_t id = rd64(p);
 	switch (code) {
 	case N_INVAL_INODE:
-		dir_touched(id);
+		/* Attributes (and pages) of the node. A directory's names change only with an
+		 * INVAL_ENTRY of each (the host's watcher names them), or a DIR_DROP when the
+		 * directory itself was replaced: its listing stays. The guest's own MKDIR is
+		 * echoed this way a little later, when the directory's mtime has moved. */
 		node_changed(id);
 		break;
-	case N_INVAL_ENTRY:
-		dir_touched(id);
+	case N_INVAL_ENTRY: {
+		/* The name changed on the host: listed from now on without an entry, so a LOOKUP
+		 * of it goes to the host; the rest of the listing stands. */
+		uint32_t n = plen >= 16 ? rd32(p + 8) : 0;
+		name_changed(WL_RELAY_DIR_ADD, id, (const char *)p + 16, n,
+			     plen < 16 || n > plen - 16);
 		break;
+	}
 	case N_DELETE:
 		dir_touched(id);
 		if (plen >= 16) {

@@ -122,14 +122,19 @@ export class FuseServer {
       attrMs: options.attrTimeoutMs ?? 1000,
     };
     const inodes = new InodeTable();
-    this.invalidator = new Invalidator(inodes, () => this.stream);
+    const relay = new RelayListings(options.relayListings ?? false);
+    this.invalidator = new Invalidator(
+      inodes,
+      () => this.stream,
+      (node) => relay.replaced(node),
+    );
     const watched = options.watchedTimeouts;
     this.ctx = {
       provider: options.provider,
       inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
       listings: new DirListings(),
-      relay: new RelayListings(options.relayListings ?? false),
+      relay,
       pushes: [],
       timeouts:
         watched === undefined

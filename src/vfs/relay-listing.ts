@@ -180,6 +180,14 @@ export class RelayListings {
     ctx.pushes.push(listingMessage(node, false, timeouts.entryMs, []));
   }
 
+  /**
+   * A host-side change replaced or removed what `dir`'s name led to (an invalidation of the
+   * whole name, not just its attributes): the DROP for the relay, when it may hold a listing.
+   */
+  replaced(dir: bigint): Buffer | undefined {
+    return this.held.delete(dir) ? dropMessage(dir, false) : undefined;
+  }
+
   private drop(dir: bigint): Buffer {
     this.held.delete(dir);
     return dropMessage(dir, true);

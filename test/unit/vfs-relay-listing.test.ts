@@ -6,7 +6,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FuseServer, MemoryProvider, decodeInHeader, encodeRequest } from "../../src/vfs/index.js";
-import { LIST_DIR_OPCODE, Opcode, RelayCode } from "../../src/vfs/fuse-constants.js";
+import { Duplex, PassThrough } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LIST_DIR_OPCODE, NotifyCode, Opcode, RelayCode } from "../../src/vfs/fuse-constants.js";
+import { FLUSH_DELAY_MS } from "../../src/vfs/fuse-notify.js";
 import { MAX_LISTING_ENTRIES } from "../../src/vfs/relay-listing.js";
 import { FakeKernel, cstr } from "./vfs-fake-kernel.js";
 
@@ -300,4 +303,34 @@ test("a copy of the guest keeps pushing for the listings its relay holds", async
     created.pushes.map((m) => [m.code, pushName(m).name]),
     [[RelayCode.DIR_ADD, "f"]],
   );
+});
+
+test("a held directory replaced on the host gets DIR_DROP ahead of its invalidation; an attribute change does not", async () => {
+  const provider = new MemoryProvider();
+  const server = new FuseServer({ provider, relayListings: true });
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on("data", (c: Buffer) => chunks.push(c));
+  server.attach(Duplex.from({ readable: new PassThrough(), writable: out }));
+  const r = new Relay(server);
+  await r.k.init();
+  const dir = await r.dir(1n, "d");
+  const stat = await provider.stat("/d");
+  // Attributes only (the echo of the guest's own mkdir, whose mtime moved since).
+  server.invalidate("/d", () => ({ ...stat, mtimeMs: stat.mtimeMs + 5000 }));
+  await sleep(FLUSH_DELAY_MS + 20);
+  assert.ok(
+    split(Buffer.concat(chunks.splice(0))).every((m) => m.code !== RelayCode.DIR_DROP),
+    "no DROP for an attribute change",
+  );
+  server.invalidate("/d"); // replaced: unconditional
+  await sleep(FLUSH_DELAY_MS + 20);
+  const sent = split(Buffer.concat(chunks.splice(0)));
+  assert.deepEqual(
+    sent.map((m) => m.code),
+    [RelayCode.DIR_DROP, NotifyCode.INVAL_ENTRY, NotifyCode.INVAL_INODE, NotifyCode.INVAL_INODE],
+  );
+  assert.equal(sent[0]!.body.readBigUInt64LE(0), dir);
+  assert.equal(server.counts.relayDirs, 0, "no longer held: no more pushes");
+  assert.deepEqual(replyAndPushes(await r.create(dir, "f")).pushes, []);
 });

@@ -156,6 +156,14 @@ describe("mounts", () => {
       );
       assert.equal(sizes.stdout, `${(99 * 100) / 2}\nabsent\n`, sizes.stderr);
       assert.ok(lookups() < 30, "100 names of a walked directory, looked up in the relay");
+      // A directory too large to list (10,000 names, the test above) is asked for once, not
+      // at every LOOKUP in it.
+      const big = await sb.exec(
+        "sync; echo 3 > /proc/sys/vm/drop_caches; cd /workspace/many && for i in $(seq 30); do stat -c %s f$i; done | wc -l",
+      );
+      assert.equal(big.stdout, "30\n", big.stderr);
+      const asked = fuseRequestStats.take().byOpcode.LIST_DIR?.requests ?? 0;
+      assert.ok(asked <= 2, `LIST_DIR ${asked} times for one directory`);
       // Host edits in the walked directory show as before.
       writeFileSync(join(walk, "w5"), "changed!!");
       writeFileSync(join(walk, "late"), "late\n");
