@@ -7,11 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as contract from "../../src/channel/contract.js";
-import {
-  LIST_DIR_OPCODE,
-  NOTIFY_LOST_OPCODE,
-  RelayCode,
-} from "../../src/vfs/fuse-constants.js";
+import { LIST_DIR_OPCODE, NOTIFY_LOST_OPCODE, RelayCode } from "../../src/vfs/fuse-constants.js";
 
 type Value = number | string;
 
