@@ -32,6 +32,9 @@
 #define ASK_INTERVAL_NS 1000000000ull
 /* After the host refused to list a directory (too large, not one): not asked again before. */
 #define REFUSED_NS 10000000000ull
+/* A LIST_DIR unanswered this long is given up (a copy of the guest: the answer went to the
+ * original) and may be asked again; answers carry the ask's number, so a late one is known. */
+#define PENDING_NS 5000000000ull
 #define SWEEP_MS 1000
 #define MAX_VALID_SEC 86400ull
 /* ADD/REMOVE pushes kept while a listing is on its way, to be applied on top of it. */
@@ -104,6 +107,7 @@ struct dir {
 	uint32_t nlog;
 	uint64_t expires, asked_at;
 	uint64_t refused_until; /* not asked again before (the host refused it); kept till then */
+	uint32_t seq;		/* the number of the LIST_DIR pending */
 	struct dent **slots;
 	uint32_t cap, used, count;
 };
@@ -117,11 +121,12 @@ static struct dent *nodes[NODE_BUCKETS];
 enum { Q_FORGET, Q_LIST, Q_RELEASE };
 struct qitem {
 	uint64_t id;
-	uint32_t kind;
+	uint32_t kind, seq;
 };
 static struct qitem *queue;
 static size_t qhead, qlen, qcap;
 static uint64_t next_sweep;
+static uint32_t next_seq;
 
 static uint64_t now_ns(void)
 {
@@ -155,7 +160,7 @@ static uint32_t name_hash(const char *s, size_t n)
 	return h;
 }
 
-static void enqueue(uint32_t kind, uint64_t id)
+static void enqueue_seq(uint32_t kind, uint64_t id, uint32_t seq)
 {
 	if (qhead > 0 && qhead == qlen)
 		qhead = qlen = 0;
@@ -178,7 +183,12 @@ static void enqueue(uint32_t kind, uint64_t id)
 			qcap = cap;
 		}
 	}
-	queue[qlen++] = (struct qitem){id, kind};
+	queue[qlen++] = (struct qitem){id, kind, seq};
+}
+
+static void enqueue(uint32_t kind, uint64_t id)
+{
+	enqueue_seq(kind, id, 0);
 }
 
 /* ---- node index: unused entries by node id ---- */
@@ -306,7 +316,10 @@ static void dir_release(struct dir *d)
 {
 	if (d->held) {
 		listing_clear(d);
-		enqueue(Q_RELEASE, d->nodeid);
+		/* While a LIST_DIR is pending the host counts it held anyway: its answer settles
+		 * it (kept, or released then); a release now could overtake that answer. */
+		if (!d->pending)
+			enqueue(Q_RELEASE, d->nodeid);
 	}
 }
 
@@ -443,7 +456,7 @@ size_t dircache_outgoing(uint8_t *buf, size_t cap)
 				break;
 			in_header(buf + at, LIST_DIR_BYTES, WL_FUSE_LIST_DIR, q->id);
 			wr32(buf + at + IN_HDR, q->kind == Q_LIST ? 0 : 1);
-			wr32(buf + at + IN_HDR + 4, 0);
+			wr32(buf + at + IN_HDR + 4, q->seq);
 			at += LIST_DIR_BYTES;
 			qhead++;
 			continue;
@@ -543,7 +556,8 @@ static void ask(struct dir *d, uint64_t id, uint64_t now)
 {
 	if (!d && !(d = dir_add(id)))
 		return;
-	if (d->pending || (d->asked_at && now - d->asked_at < ASK_INTERVAL_NS) ||
+	if ((d->pending && now - d->asked_at < PENDING_NS) ||
+	    (!d->pending && d->asked_at && now - d->asked_at < ASK_INTERVAL_NS) ||
 	    now < d->refused_until) {
 		dir_maybe_free(d);
 		return;
@@ -552,7 +566,8 @@ static void ask(struct dir *d, uint64_t id, uint64_t now)
 	d->spoiled = 0;
 	log_clear(d);
 	d->asked_at = now;
-	enqueue(Q_LIST, id);
+	d->seq = ++next_seq;
+	enqueue_seq(Q_LIST, id, d->seq);
 }
 
 /* 1 when the LOOKUP in buf was answered here. */
@@ -658,14 +673,17 @@ static void on_listing(const uint8_t *p, size_t plen)
 		return;
 	uint64_t id = rd64(p), vsec = rd64(p + 16);
 	uint32_t flags = rd32(p + 8), count = rd32(p + 12), vnsec = rd32(p + 24);
+	uint32_t seq = rd32(p + 28);
 	const uint8_t *ents = p + 32;
 	size_t elen = plen - 32;
 	int reply = flags & 1;
 	struct dir *d = dir_find(id);
-	int accept = reply ? d && d->pending && !d->spoiled : 1;
+	/* A reply answers the LIST_DIR pending, or none (late: given up, or asked again). */
+	int ours = reply && d && d->pending && d->seq == seq;
+	int accept = reply ? ours && !d->spoiled : 1;
 	struct logged **log = NULL;
 	uint32_t nlog = 0;
-	if (reply && d) {
+	if (ours) {
 		d->pending = 0;
 		log = d->log;
 		nlog = d->nlog;
@@ -679,7 +697,7 @@ static void on_listing(const uint8_t *p, size_t plen)
 			free(log[j]);
 		free(log);
 		forget_listing(ents, elen, count);
-		if (!d || !d->held)
+		if (!d || (!d->held && !d->pending))
 			enqueue(Q_RELEASE, id);
 		if (d)
 			dir_maybe_free(d);
@@ -724,7 +742,8 @@ static void on_listing(const uint8_t *p, size_t plen)
 		logmsg("fuse dircache: listing of node %llu refused", (unsigned long long)id);
 		forget_listing(ents + at, elen - at, count - i);
 		listing_clear(d);
-		enqueue(Q_RELEASE, id);
+		if (!d->pending)
+			enqueue(Q_RELEASE, id);
 		dir_maybe_free(d);
 		return;
 	}
@@ -807,6 +826,10 @@ static void on_drop(const uint8_t *p, size_t plen)
 	/* Either way the host no longer counts it as held (no release is due): what the relay
 	 * holds goes. A reply answers our LIST_DIR (the host will not list it). */
 	listing_clear(d);
+	if ((flags & 1) && !(d->pending && d->seq == rd32(p + 12))) {
+		dir_maybe_free(d); /* a late answer to a LIST_DIR given up: nothing to settle */
+		return;
+	}
 	if (flags & 1) {
 		/* The host will not list it: too large, not a directory (bit 1: only busy now). */
 		d->pending = 0;

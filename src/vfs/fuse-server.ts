@@ -112,6 +112,8 @@ export class FuseServer {
   private initialized = false;
   private destroyed = false;
   private inFlight = 0;
+  /** Of those, the relay's LIST_DIRs (not a reason to refuse a copy: see exportSession). */
+  private listDirsInFlight = 0;
   private inFlightBytes = 0;
   private stream: Duplex | undefined;
   private readonly invalidator: Invalidator;
@@ -158,7 +160,10 @@ export class FuseServer {
    * request is being served (a copy's server could not answer for them).
    */
   exportSession(): FuseSessionState | undefined {
-    if (this.ctx.handles.size > 0 || this.inFlight > 0 || this.destroyed) return undefined;
+    // A LIST_DIR being answered does not count: a copy's relay gives up waiting for it and asks
+    // again (the answer goes to the original, whose relay it was).
+    const serving = this.inFlight - this.listDirsInFlight;
+    if (this.ctx.handles.size > 0 || serving > 0 || this.destroyed) return undefined;
     return {
       initialized: this.initialized,
       inodes: this.ctx.inodes.exportState(),
@@ -213,7 +218,8 @@ export class FuseServer {
     const { nodeid } = request.header;
     if (!this.initialized || this.destroyed) return dropMessage(nodeid, true);
     const op = request.body.length >= 4 ? request.body.readUInt32LE(0) : 0;
-    return this.ctx.relay.request(this.ctx, nodeid, op);
+    const seq = request.body.length >= 8 ? request.body.readUInt32LE(4) : 0;
+    return this.ctx.relay.request(this.ctx, nodeid, op, seq);
   }
 
   private async dispatch(request: FuseRequest, pushes: Buffer[]): Promise<Buffer | undefined> {
@@ -311,11 +317,14 @@ export class FuseServer {
         // A request counts until its reply has left the socket: a guest that stops reading
         // replies stalls itself instead of filling host memory with them.
         let heldBytes = request.body.length + replyEstimateBytes(request);
+        const listDir = request.header.opcode === LIST_DIR_OPCODE;
         this.inFlight++;
+        if (listDir) this.listDirsInFlight++;
         this.inFlightBytes += heldBytes;
         if (full()) pause();
         const done = (): void => {
           this.inFlight--;
+          if (listDir) this.listDirsInFlight--;
           this.inFlightBytes -= heldBytes;
           resume();
         };

@@ -49,10 +49,11 @@ function validity(ms: number): [bigint, number] {
 }
 
 /** DIR_DROP: the relay must not (or no longer) answer from a listing of `dir`; 0 is every one. */
-export function dropMessage(dir: bigint, reply: boolean, busy = false): Buffer {
+export function dropMessage(dir: bigint, reply: boolean, busy = false, seq = 0): Buffer {
   const body = Buffer.alloc(16);
   body.writeBigUInt64LE(dir, 0);
   body.writeUInt32LE((reply ? LISTING_REPLY : 0) | (busy ? DROP_BUSY : 0), 8);
+  body.writeUInt32LE(seq >>> 0, 12); // a reply's: the LIST_DIR's number
   return message(RelayCode.DIR_DROP, body);
 }
 
@@ -89,6 +90,7 @@ export function listingMessage(
   reply: boolean,
   negativeMs: number,
   records: readonly Buffer[],
+  seq = 0,
 ): Buffer {
   const head = Buffer.alloc(LISTING_HEAD_BYTES);
   const [sec, nsec] = validity(negativeMs);
@@ -97,6 +99,7 @@ export function listingMessage(
   head.writeUInt32LE(records.length, 12);
   head.writeBigUInt64LE(sec, 16);
   head.writeUInt32LE(nsec, 24);
+  head.writeUInt32LE(seq >>> 0, 28); // a reply's: the LIST_DIR's number
   return message(RelayCode.DIR_LISTING, Buffer.concat([head, ...records]));
 }
 
@@ -108,6 +111,8 @@ function namesTimeouts(ctx: OpsContext, path: string): CacheTimeouts {
 export class RelayListings {
   /** Directories the relay may hold a listing of: pushes go to these. */
   private readonly held = new Set<bigint>();
+  /** Listings being made, by directory. */
+  private readonly listing = new Map<bigint, number>();
   private inFlight = 0;
 
   /**
@@ -131,14 +136,22 @@ export class RelayListings {
       if (/^\d{1,20}$/.test(id)) this.held.add(BigInt(id));
   }
 
-  /** The relay's LIST_DIR (unique 0): op 0 asks for a listing, 1 says it let one go. */
-  async request(ctx: OpsContext, dir: bigint, op: number): Promise<Buffer | undefined> {
+  /**
+   * The relay's LIST_DIR (unique 0): op 0 asks for a listing (`seq` is echoed in the answer),
+   * 1 says it let one go.
+   */
+  async request(
+    ctx: OpsContext,
+    dir: bigint,
+    op: number,
+    seq: number,
+  ): Promise<Buffer | undefined> {
     if (op === 1) {
-      this.held.delete(dir);
+      if (!this.listing.has(dir)) this.held.delete(dir);
       return undefined;
     }
     if (op !== 0) return undefined;
-    return this.list(ctx, dir);
+    return this.list(ctx, dir, seq);
   }
 
   /** The name was added in `parent` (CREATE, MKNOD, SYMLINK, LINK, a rename's target). */
@@ -188,9 +201,10 @@ export class RelayListings {
     return this.held.delete(dir) ? dropMessage(dir, false) : undefined;
   }
 
-  private drop(dir: bigint): Buffer {
-    this.held.delete(dir);
-    return dropMessage(dir, true);
+  /** A refusal; the directory stays held while another listing of it is being made. */
+  private drop(dir: bigint, seq: number): Buffer {
+    if ((this.listing.get(dir) ?? 0) <= 1) this.held.delete(dir);
+    return dropMessage(dir, true, false, seq);
   }
 
   /**
@@ -199,24 +213,26 @@ export class RelayListings {
    * a guest change made while the listing is read is pushed and the relay throws the listing
    * away (it arrives after the push).
    */
-  private async list(ctx: OpsContext, dir: bigint): Promise<Buffer> {
-    if (!this.enabled) return dropMessage(dir, true);
-    if (this.inFlight >= MAX_IN_FLIGHT) return dropMessage(dir, true, true);
-    if (!this.held.has(dir) && this.held.size >= MAX_HELD) return dropMessage(dir, true);
-    if (!ctx.inodes.linked(dir)) return dropMessage(dir, true);
+  private async list(ctx: OpsContext, dir: bigint, seq: number): Promise<Buffer> {
+    if (!this.enabled) return dropMessage(dir, true, false, seq);
+    if (this.inFlight >= MAX_IN_FLIGHT) return dropMessage(dir, true, true, seq);
+    if (!this.held.has(dir) && this.held.size >= MAX_HELD)
+      return dropMessage(dir, true, false, seq);
+    if (!ctx.inodes.linked(dir)) return dropMessage(dir, true, false, seq);
     const path = ctx.inodes.path(dir);
     this.held.add(dir);
     this.inFlight++;
+    this.listing.set(dir, (this.listing.get(dir) ?? 0) + 1);
     const counted: bigint[] = [];
     try {
       const negative = namesTimeouts(ctx, path);
-      if (negative.entryMs <= 0) return this.drop(dir);
+      if (negative.entryMs <= 0) return this.drop(dir, seq);
       const names = (await ctx.provider.readdir(path)).map((e) => e.name);
       let bytes = LISTING_HEAD_BYTES;
       for (const name of names) bytes += recordBytes(Buffer.byteLength(name), true);
       const tooLong = names.some((n) => Buffer.byteLength(n) > NAME_MAX_BYTES);
       if (names.length > MAX_LISTING_ENTRIES || bytes > MAX_LISTING_BYTES || tooLong)
-        return this.drop(dir);
+        return this.drop(dir, seq);
       const records: Buffer[] = [];
       let negativeMs = negative.entryMs;
       for (let at = 0; at < names.length; at += STAT_BATCH) {
@@ -226,7 +242,7 @@ export class RelayListings {
           batch.map((name) => ctx.provider.stat(childPath(path, name))),
         );
         // The directory was renamed or removed meanwhile: the names may be another's.
-        if (!ctx.inodes.linked(dir) || ctx.inodes.path(dir) !== path) return this.drop(dir);
+        if (!ctx.inodes.linked(dir) || ctx.inodes.path(dir) !== path) return this.drop(dir, seq);
         stats.forEach((result, i) => {
           const name = batch[i]!;
           const t = timeouts[i]!;
@@ -250,13 +266,16 @@ export class RelayListings {
         });
       }
       counted.length = 0;
-      return listingMessage(dir, true, negativeMs, records);
+      return listingMessage(dir, true, negativeMs, records, seq);
     } catch {
-      return this.drop(dir);
+      return this.drop(dir, seq);
     } finally {
       // A listing not sent hands back the lookups it counted.
       for (const id of counted) ctx.inodes.forget(id, 1n);
       this.inFlight--;
+      const left = (this.listing.get(dir) ?? 1) - 1;
+      if (left > 0) this.listing.set(dir, left);
+      else this.listing.delete(dir);
     }
   }
 }

@@ -334,3 +334,41 @@ test("a held directory replaced on the host gets DIR_DROP ahead of its invalidat
   assert.equal(server.counts.relayDirs, 0, "no longer held: no more pushes");
   assert.deepEqual(replyAndPushes(await r.create(dir, "f")).pushes, []);
 });
+
+test("a LIST_DIR being answered does not keep a copy from being made; its answer carries its number", async () => {
+  const inner = new MemoryProvider();
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const provider = Object.create(inner) as MemoryProvider;
+  provider.readdir = async (path: string) => {
+    const names = await inner.readdir(path);
+    await gate;
+    return names;
+  };
+  const server = new FuseServer({ provider, relayListings: true });
+  const guestIn = new PassThrough();
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on("data", (c: Buffer) => chunks.push(c));
+  server.attach(Duplex.from({ readable: guestIn, writable: out }));
+  const init = new FakeKernel(server).request(Opcode.INIT, 0n, Buffer.alloc(64));
+  init.writeUInt32LE(7, 40);
+  init.writeUInt32LE(31, 44);
+  guestIn.write(init);
+  await sleep(20);
+  const body = Buffer.alloc(8);
+  body.writeUInt32LE(0, 0);
+  body.writeUInt32LE(77, 4);
+  const ask = encodeRequest(
+    { opcode: LIST_DIR_OPCODE, unique: 0n, nodeid: 1n, uid: 0, gid: 0, pid: 0 },
+    body,
+  );
+  guestIn.write(ask);
+  await sleep(20);
+  assert.equal(server.counts.inFlight, 1, "the LIST_DIR is being answered");
+  assert.notEqual(server.exportSession(), undefined, "a copy can still be made");
+  release();
+  await sleep(20);
+  const answer = split(Buffer.concat(chunks)).find((m) => m.code === RelayCode.DIR_LISTING);
+  assert.equal(answer?.body.readUInt32LE(28), 77, "the LIST_DIR's number, echoed");
+});
