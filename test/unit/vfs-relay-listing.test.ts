@@ -239,9 +239,8 @@ test("LIST_DIR lists every name with a counted entry; FORGETs of them drain the 
   assert.equal(r.server.counts.relayDirs, 0);
 });
 
-test("a listing taken while the guest changes the directory is followed by the push", async () => {
-  // The stats of a listing are slow; a CREATE in the directory finishes meanwhile and its
-  // ADD must be written (the relay then throws the older listing away when it arrives).
+/** A memory provider whose readdir waits until `release` (a listing caught half made). */
+function gatedReaddir(): { provider: MemoryProvider; release: () => void } {
   const inner = new MemoryProvider();
   let release = (): void => undefined;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -251,6 +250,13 @@ test("a listing taken while the guest changes the directory is followed by the p
     await gate;
     return names;
   };
+  return { provider, release: () => release() };
+}
+
+test("a listing taken while the guest changes the directory is followed by the push", async () => {
+  // The stats of a listing are slow; a CREATE in the directory finishes meanwhile and its
+  // ADD must be written (the relay then throws the older listing away when it arrives).
+  const { provider, release } = gatedReaddir();
   const r = await relayFor(provider);
   const dir = await r.dir(1n, "d");
   const listing = r.listDir(dir);
@@ -336,15 +342,7 @@ test("a held directory replaced on the host gets DIR_DROP ahead of its invalidat
 });
 
 test("a LIST_DIR being answered does not keep a copy from being made; its answer carries its number", async () => {
-  const inner = new MemoryProvider();
-  let release = (): void => undefined;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  const provider = Object.create(inner) as MemoryProvider;
-  provider.readdir = async (path: string) => {
-    const names = await inner.readdir(path);
-    await gate;
-    return names;
-  };
+  const { provider, release } = gatedReaddir();
   const server = new FuseServer({ provider, relayListings: true });
   const guestIn = new PassThrough();
   const out = new PassThrough();
