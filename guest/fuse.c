@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse_dircache.h"
 #include "fuse_notify.h"
 #include "fuse_wb.h"
 #include "port.h"
@@ -93,6 +94,9 @@ static void relay_to_host(void)
 {
 	if (to_host_len == 0 && notify_lost)
 		queue_lost_report();
+	/* The directory cache's own messages (forgets, listing requests) when nothing else waits. */
+	if (to_host_len == 0 && !wb_wants_port())
+		to_host_len = dircache_outgoing(to_host, sizeof to_host);
 	if (to_host_len == 0 && !wb_wants_port()) {
 		ssize_t got = read(fuse_fd, to_host, sizeof to_host);
 		if (got <= 0) {
@@ -103,9 +107,12 @@ static void relay_to_host(void)
 			}
 			return;
 		}
-		to_host_len = (size_t)got;
+		/* The directory cache sees every request (and may answer a LOOKUP: 0), then
+		 * write-behind; no room is given for the cache's queued messages here, so what
+		 * write-behind takes is the request alone. */
+		to_host_len = dircache_on_request(to_host, (size_t)got, (size_t)got, fuse_fd);
 		to_host_off = 0;
-		if (wb_on_request(to_host, to_host_len, fuse_fd) == WB_TAKEN)
+		if (to_host_len > 0 && wb_on_request(to_host, to_host_len, fuse_fd) == WB_TAKEN)
 			to_host_len = 0;
 	}
 	/* Requests written behind go first (fuse_wb.c), then this one. */
@@ -151,14 +158,13 @@ static void relay_to_kernel(void)
 			return;
 		uint64_t unique;
 		memcpy(&unique, from_host + 8, 8);
-		if (wb_on_host_message(from_host, len, fuse_fd)) {
-			memmove(from_host, from_host + len, from_host_len - len);
-			from_host_len -= len;
-			continue;
-		}
 		/* One write per reply; an error (e.g. an interrupted request's reply) is the
 		 * kernel refusing that reply only. Unique 0 is a notification: another thread. */
-		if (unique == 0) {
+		if (dircache_on_host_message(from_host, len))
+			; /* the directory cache's own message: never for the kernel */
+		else if (wb_on_host_message(from_host, len, fuse_fd))
+			; /* write-behind's own message, or a reply it answered already */
+		else if (unique == 0) {
 			if (fuse_notify_queue(from_host, len) != 0) {
 				notify_lost = 1;
 				wb_notify_lost();
@@ -176,7 +182,8 @@ static size_t fuse_poll_fds(struct pollfd *pfd)
 		return 0;
 	short port_events = POLLIN;
 	/* A pending lost report goes out as soon as the port takes it, ahead of new requests. */
-	int port_first = to_host_len > 0 || notify_lost || wb_wants_port();
+	int port_first =
+		to_host_len > 0 || notify_lost || wb_wants_port() || dircache_has_outgoing();
 	if (port_first)
 		port_events |= POLLOUT;
 	pfd[0] = (struct pollfd){fport.fd, port_events, 0};
@@ -250,6 +257,15 @@ static int make_target(const char *src, const char *target)
 	return 0;
 }
 
+/* The sooner of write-behind's idle flush and the directory cache's expiry sweep (-1: none). */
+static int relay_poll_timeout(void)
+{
+	int wb = wb_poll_timeout(), dc = dircache_poll_timeout_ms();
+	if (wb < 0)
+		return dc;
+	return dc < 0 || wb < dc ? wb : dc;
+}
+
 /* The relay runs on its own thread: the agent's main loop makes blocking file system calls
  * (the files API, a symlink that leads into a mount), and a FUSE request they cause must
  * still reach the host. Relayed on the main loop, it would wait for that very loop. */
@@ -261,7 +277,7 @@ static void *relay_loop(void *unused)
 		size_t k = fuse_poll_fds(pfd);
 		if (k == 0)
 			return NULL; /* stopped: the fds are closed */
-		int ready = poll(pfd, k, wb_poll_timeout());
+		int ready = poll(pfd, k, relay_poll_timeout());
 		if (ready > 0)
 			fuse_on_events(pfd, k);
 		else if (ready == 0) {

@@ -161,4 +161,15 @@ enum wl_frame_type {
 #define WL_KEY_ATTRIBUTION "wheellock.attribution"
 #define WL_KEY_MOUNTS "wheellock.mounts"
 
+/* The FUSE relay's directory cache (guest/fuse_dircache.c, docs/PROTOCOL.md "Directory
+ * listings held by the FUSE relay"). Guest -> host: a fuse_in_header (unique 0) with this
+ * opcode and a body {u32 op, u32 0}: op 0 asks for the listing of directory nodeid, op 1
+ * says the relay no longer holds it. Host -> guest: a fuse_out_header with unique 0 and one
+ * of the positive codes below in `error` (never passed to the kernel). */
+#define WL_FUSE_LIST_DIR 0x574c0002u
+#define WL_RELAY_DIR_LISTING 0x574c0101u
+#define WL_RELAY_DIR_ADD 0x574c0102u
+#define WL_RELAY_DIR_REMOVE 0x574c0103u
+#define WL_RELAY_DIR_DROP 0x574c0104u
+
 #endif

@@ -198,6 +198,8 @@ export class FuseMounts {
       onError,
       ...(hooks.beforeRequest ? { beforeRequest: hooks.beforeRequest } : {}),
       ...(hooked ? {} : { watchedTimeouts: (path: string) => watches.timeoutsFor(path) }),
+      // The relay answers LOOKUPs from listings: with hooks every stat must reach them.
+      relayListings: !hooked,
     });
     const socketPath = join(runDir, "fuse.sock");
     // QEMU connects when it starts; a restore that fails is followed by a cold boot whose

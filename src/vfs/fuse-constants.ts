@@ -151,3 +151,18 @@ export const RELAY_BEHIND_DONE = 0x574c0202;
  * (attr_valid, attr_valid_nsec, dummy, fuse_attr). guest/proto.h WL_RELAY_NODE_ATTR.
  */
 export const RELAY_NODE_ATTR = 0x574c0201;
+
+/**
+ * The FUSE relay's directory cache (guest/fuse_dircache.c; docs/PROTOCOL.md "Directory
+ * listings held by the FUSE relay"). Guest -> host: a request with this opcode (unique 0,
+ * body {u32 op, u32 0}): op 0 asks for the listing of directory `nodeid`, op 1 says the relay
+ * dropped it. Host -> guest: messages with unique 0 and one of RelayCode in `error`, which
+ * the relay consumes (never the kernel). guest/proto.h holds the same numbers.
+ */
+export const LIST_DIR_OPCODE = 0x574c0002;
+export const RelayCode = {
+  DIR_LISTING: 0x574c0101,
+  DIR_ADD: 0x574c0102,
+  DIR_REMOVE: 0x574c0103,
+  DIR_DROP: 0x574c0104,
+} as const;

@@ -71,9 +71,15 @@ export class Invalidator {
     this.lostInGuest = true;
   }
 
+  /**
+   * `replaced` gives the message (if any) that makes the guest's FUSE relay drop its listing
+   * of a directory node whose name now leads elsewhere or nowhere (relay-listing.ts): its
+   * names' own invalidations cannot reach a listing under the old node.
+   */
   constructor(
     private readonly inodes: InodeTable,
     private readonly stream: () => Duplex | undefined,
+    private readonly replaced?: (node: bigint) => Buffer | undefined,
   ) {}
 
   /**
@@ -115,6 +121,8 @@ export class Invalidator {
         inode(node);
         continue;
       }
+      const dropListing = node === undefined ? undefined : this.replaced?.(node);
+      if (dropListing !== undefined) messages.push(dropListing);
       // The entry first: the kernel then looks the name up again (or learns it is gone).
       if (parent !== undefined && name !== "") messages.push(invalEntry(parent, name));
       inode(node);

@@ -12,6 +12,7 @@ import {
   FUSE_OUR_MINOR,
   InitFlag,
   MAX_READAHEAD_BYTES,
+  LIST_DIR_OPCODE,
   MAX_WRITE_BYTES,
   NOTIFY_LOST_OPCODE,
   Opcode,
@@ -28,6 +29,7 @@ import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js"
 import { HandleTable } from "./handle-table.js";
 import { InodeTable, type InodeTableState } from "./inode-table.js";
 import { fuseRequestStats } from "./request-stats.js";
+import { RelayListings, dropMessage } from "./relay-listing.js";
 import { fileOps } from "./ops-file.js";
 import { nodeOps } from "./ops-node.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
@@ -61,6 +63,12 @@ export interface FuseServerOptions {
    * belongs to while that process is certainly alive.
    */
   readonly beforeRequest?: (caller: VfsCaller) => Promise<void> | undefined;
+  /**
+   * Lets the guest's FUSE relay answer LOOKUPs from directory listings the server gives it
+   * (relay-listing.ts). Off by default; off where each stat must reach the provider (file
+   * hooks).
+   */
+  readonly relayListings?: boolean;
 }
 
 const NO_REPLY = new Set<number>([
@@ -68,6 +76,7 @@ const NO_REPLY = new Set<number>([
   Opcode.BATCH_FORGET,
   Opcode.INTERRUPT,
   NOTIFY_LOST_OPCODE,
+  LIST_DIR_OPCODE,
 ]);
 const MAX_BACKGROUND = 64;
 /** A WL_RELAY_BEHIND_DONE goes out at least every this many write-behind requests. */
@@ -81,6 +90,8 @@ const BEHIND_REPORT_EVERY = 256;
 export interface FuseSessionState {
   initialized: boolean;
   inodes: InodeTableState;
+  /** Directories whose listings the guest's relay may hold (RelayListings.exportState). */
+  relayDirs?: string[];
 }
 
 /**
@@ -105,6 +116,8 @@ export class FuseServer {
   private initialized = false;
   private destroyed = false;
   private inFlight = 0;
+  /** Of those, the relay's LIST_DIRs (not a reason to refuse a copy: see exportSession). */
+  private listDirsInFlight = 0;
   private inFlightBytes = 0;
   private stream: Duplex | undefined;
   private readonly invalidator: Invalidator;
@@ -115,27 +128,35 @@ export class FuseServer {
       attrMs: options.attrTimeoutMs ?? 1000,
     };
     const inodes = new InodeTable();
-    this.invalidator = new Invalidator(inodes, () => this.stream);
+    const relay = new RelayListings(options.relayListings ?? false);
+    this.invalidator = new Invalidator(
+      inodes,
+      () => this.stream,
+      (node) => relay.replaced(node),
+    );
     const watched = options.watchedTimeouts;
     this.ctx = {
       provider: options.provider,
       inodes,
       handles: new HandleTable(options.maxHandles ?? 4096),
       listings: new DirListings(),
+      relay,
+      pushes: [],
       timeouts:
         watched === undefined
           ? () => defaults
           : (path) => (path !== "" && this.invalidator.reliable && watched(path)) || defaults,
-      toRelay: (message) => {
-        const stream = this.stream;
-        if (stream !== undefined && !stream.destroyed) stream.write(message);
-      },
     };
   }
 
   /** Node ids and handles the guest currently holds (for tests and leak checks). */
-  get counts(): { nodes: number; handles: number; inFlight: number } {
-    return { nodes: this.ctx.inodes.size, handles: this.ctx.handles.size, inFlight: this.inFlight };
+  get counts(): { nodes: number; handles: number; inFlight: number; relayDirs: number } {
+    return {
+      nodes: this.ctx.inodes.size,
+      handles: this.ctx.handles.size,
+      inFlight: this.inFlight,
+      relayDirs: this.ctx.relay.size,
+    };
   }
 
   /**
@@ -143,8 +164,15 @@ export class FuseServer {
    * request is being served (a copy's server could not answer for them).
    */
   exportSession(): FuseSessionState | undefined {
-    if (this.ctx.handles.size > 0 || this.inFlight > 0 || this.destroyed) return undefined;
-    return { initialized: this.initialized, inodes: this.ctx.inodes.exportState() };
+    // A LIST_DIR being answered does not count: a copy's relay gives up waiting for it and asks
+    // again (the answer goes to the original, whose relay it was).
+    const serving = this.inFlight - this.listDirsInFlight;
+    if (this.ctx.handles.size > 0 || serving > 0 || this.destroyed) return undefined;
+    return {
+      initialized: this.initialized,
+      inodes: this.ctx.inodes.exportState(),
+      relayDirs: this.ctx.relay.exportState(),
+    };
   }
 
   /** Takes over a copied guest's session (before `attach`): no INIT comes again. */
@@ -152,6 +180,7 @@ export class FuseServer {
     if (this.stream !== undefined || this.initialized)
       throw new Error("FuseServer.resumeSession: the server is already serving");
     this.ctx.inodes.importState(state.inodes);
+    this.ctx.relay.importState(state.relayDirs);
     this.initialized = state.initialized;
   }
 
@@ -234,19 +263,35 @@ export class FuseServer {
     const { header } = request;
     const noReply = NO_REPLY.has(header.opcode);
     const started = fuseRequestStats.start();
+    // What this request tells the guest's relay goes just before its reply (relay-listing.ts).
+    const pushes: Buffer[] = [];
+    const withPushes = (out: Buffer): Buffer =>
+      pushes.length === 0 ? out : Buffer.concat([...pushes, out]);
     try {
-      const payload = await this.dispatch(request);
-      return noReply || payload === undefined ? undefined : reply(header.unique, payload);
+      if (header.opcode === LIST_DIR_OPCODE) return await this.listDir(request);
+      const payload = await this.dispatch(request, pushes);
+      if (noReply || payload === undefined)
+        return pushes.length === 0 ? undefined : Buffer.concat(pushes);
+      return withPushes(reply(header.unique, payload));
     } catch (err) {
-      if (noReply) return undefined;
-      return errorReply(header.unique, toErrno(err));
+      if (noReply) return pushes.length === 0 ? undefined : Buffer.concat(pushes);
+      return withPushes(errorReply(header.unique, toErrno(err)));
     } finally {
       const behind = ((header.relayFlags ?? 0) & RELAY_ANSWERED_FLAG) !== 0;
       fuseRequestStats.record(header.opcode, started, behind);
     }
   }
 
-  private async dispatch(request: FuseRequest): Promise<Buffer | undefined> {
+  /** The relay's LIST_DIR: a listing or DROP (a whole message of its own), or nothing. */
+  private async listDir(request: FuseRequest): Promise<Buffer | undefined> {
+    const { nodeid } = request.header;
+    if (!this.initialized || this.destroyed) return dropMessage(nodeid, true);
+    const op = request.body.length >= 4 ? request.body.readUInt32LE(0) : 0;
+    const seq = request.body.length >= 8 ? request.body.readUInt32LE(4) : 0;
+    return this.ctx.relay.request(this.ctx, nodeid, op, seq);
+  }
+
+  private async dispatch(request: FuseRequest, pushes: Buffer[]): Promise<Buffer | undefined> {
     const { header } = request;
     const body = new BodyReader(request.body);
     if (header.opcode === Opcode.INIT) return this.init(body);
@@ -268,8 +313,11 @@ export class FuseServer {
     const held = NO_REPLY.has(header.opcode) ? undefined : this.options.beforeRequest?.(caller);
     if (held) await held.catch(() => undefined);
     const { provider } = this.ctx;
-    if (provider.forCaller === undefined) return handler(this.ctx, header, body);
-    return handler({ ...this.ctx, provider: provider.forCaller(caller) }, header, body);
+    const ctx: OpsContext =
+      provider.forCaller === undefined
+        ? { ...this.ctx, pushes }
+        : { ...this.ctx, pushes, provider: provider.forCaller(caller) };
+    return handler(ctx, header, body);
   }
 
   private init(body: BodyReader): Buffer {
@@ -338,11 +386,14 @@ export class FuseServer {
         // A request counts until its reply has left the socket: a guest that stops reading
         // replies stalls itself instead of filling host memory with them.
         let heldBytes = request.body.length + replyEstimateBytes(request);
+        const listDir = request.header.opcode === LIST_DIR_OPCODE;
         this.inFlight++;
+        if (listDir) this.listDirsInFlight++;
         this.inFlightBytes += heldBytes;
         if (full()) pause();
         const done = (): void => {
           this.inFlight--;
+          if (listDir) this.listDirsInFlight--;
           this.inFlightBytes -= heldBytes;
           resume();
         };
@@ -388,6 +439,7 @@ export class FuseServer {
 /** What a READ or READDIR will send back (its size field, capped): reserved when it arrives. */
 function replyEstimateBytes(request: FuseRequest): number {
   const { opcode } = request.header;
+  if (opcode === LIST_DIR_OPCODE) return 64 * 1024;
   if ((opcode !== Opcode.READ && opcode !== Opcode.READDIR) || request.body.length < 20) return 0;
   return Math.min(request.body.readUInt32LE(16), MAX_WRITE_BYTES);
 }

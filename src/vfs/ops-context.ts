@@ -5,6 +5,7 @@ import type { DirListings } from "./dir-listings.js";
 import type { CacheTimeouts } from "./fuse-reply.js";
 import type { HandleTable } from "./handle-table.js";
 import type { InodeTable } from "./inode-table.js";
+import type { RelayListings } from "./relay-listing.js";
 import type { VfsProvider } from "./provider.js";
 
 export interface OpsContext {
@@ -19,11 +20,14 @@ export interface OpsContext {
    * timeout for a stat that may already be stale.
    */
   readonly timeouts: (path: string) => CacheTimeouts;
+  /** Which directory listings the guest's FUSE relay holds (relay-listing.ts). */
+  readonly relay: RelayListings;
   /**
-   * Writes a private message to the guest's relay now, ahead of the reply of the request
-   * being served (WL_RELAY_NODE_ATTR); undefined where no relay listens (tests).
+   * Messages for the guest's relay that this request caused (relay-listing.ts, and a changed
+   * directory's attributes: ops-node.ts pushDirAttr), written to the stream just before its
+   * reply; a fresh array for every request.
    */
-  readonly toRelay?: (message: Buffer) => void;
+  readonly pushes: Buffer[];
 }
 
 /** A handler returns the reply payload, or undefined for requests that get no reply. */

@@ -44,6 +44,7 @@ const create: OpHandler = async (ctx, header, body) => {
     uid: header.uid,
     gid: header.gid,
   });
+  ctx.relay.added(ctx, header.nodeid, name);
   try {
     const entry = await replyEntry(ctx, header.nodeid, name);
     const nodeid = entry.readBigUInt64LE(0);

@@ -23,6 +23,7 @@ import type { BodyReader } from "./fuse-reader.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
 import type { RenameMode, VfsOwner, VfsSetattr, VfsStat } from "./provider.js";
 import { statSignature } from "./stat-signature.js";
+import { childPath } from "./names.js";
 
 function owner(header: FuseInHeader): VfsOwner {
   return { uid: header.uid, gid: header.gid };
@@ -89,7 +90,6 @@ function attrReply(
  * A failed stat pushes nothing (the relay then asks the host as before).
  */
 export async function pushDirAttr(ctx: OpsContext, nodeid: bigint): Promise<void> {
-  if (ctx.toRelay === undefined) return;
   try {
     const timeouts = nodeTimeouts(ctx, nodeid);
     const attr = attrReply(ctx, nodeid, await ctx.provider.stat(ctx.inodes.path(nodeid)), timeouts);
@@ -98,7 +98,7 @@ export async function pushDirAttr(ctx: OpsContext, nodeid: bigint): Promise<void
     msg.writeUInt32LE(RELAY_NODE_ATTR, 4);
     msg.writeBigUInt64LE(nodeid, 16);
     attr.copy(msg, 24);
-    ctx.toRelay(msg);
+    ctx.pushes.push(msg);
   } catch {
     // nothing pushed
   }
@@ -195,6 +195,7 @@ const symlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
   const target = body.linkTarget();
   await ctx.provider.symlink(target, ctx.inodes.childPath(header.nodeid, name), owner(header));
+  ctx.relay.added(ctx, header.nodeid, name);
   const entry = await replyEntry(ctx, header.nodeid, name);
   await pushDirAttr(ctx, header.nodeid);
   return entry;
@@ -209,6 +210,7 @@ const mknod: OpHandler = async (ctx, header, body) => {
   if (kind !== S_IFREG && kind !== S_IFIFO) throw new VfsError(Errno.EPERM);
   const path = ctx.inodes.childPath(header.nodeid, name);
   await ctx.provider.mknod(path, kind === S_IFREG ? "file" : "fifo", mode & 0o7777, owner(header));
+  ctx.relay.added(ctx, header.nodeid, name);
   const entry = await replyEntry(ctx, header.nodeid, name);
   await pushDirAttr(ctx, header.nodeid);
   return entry;
@@ -218,15 +220,21 @@ const mkdir: OpHandler = async (ctx, header, body) => {
   const mode = body.u32();
   body.skip(4);
   const name = body.name();
-  await ctx.provider.mkdir(ctx.inodes.childPath(header.nodeid, name), mode & 0o7777, owner(header));
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  // Asked before the mkdir, like any timeout (OpsContext.timeouts): for the empty listing.
+  const inside = ctx.timeouts(childPath(path, "x"));
+  await ctx.provider.mkdir(path, mode & 0o7777, owner(header));
   const entry = await replyEntry(ctx, header.nodeid, name);
+  ctx.relay.madeDir(ctx, header.nodeid, name, entry.readBigUInt64LE(0), inside);
   await pushDirAttr(ctx, header.nodeid);
   return entry;
 };
 
 const unlink: OpHandler = async (ctx, header, body) => {
   const name = body.name();
-  await ctx.provider.unlink(ctx.inodes.childPath(header.nodeid, name));
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  await ctx.provider.unlink(path);
+  ctx.relay.removed(ctx, header.nodeid, name, ctx.inodes.find(path).node);
   ctx.inodes.detach(header.nodeid, name);
   await pushDirAttr(ctx, header.nodeid);
   return Buffer.alloc(0);
@@ -234,7 +242,9 @@ const unlink: OpHandler = async (ctx, header, body) => {
 
 const rmdir: OpHandler = async (ctx, header, body) => {
   const name = body.name();
-  await ctx.provider.rmdir(ctx.inodes.childPath(header.nodeid, name));
+  const path = ctx.inodes.childPath(header.nodeid, name);
+  await ctx.provider.rmdir(path);
+  ctx.relay.removedDir(ctx, header.nodeid, name, ctx.inodes.find(path).node);
   ctx.inodes.detach(header.nodeid, name);
   await pushDirAttr(ctx, header.nodeid);
   return Buffer.alloc(0);
@@ -258,6 +268,12 @@ async function renameCommon(
   // Moving a directory into itself would detach a subtree from the root of the table.
   if (to.startsWith(`${from}/`)) throw new VfsError(Errno.EINVAL);
   await ctx.provider.rename(from, to, mode);
+  // Both names now lead to other nodes (or none): listed again without entries.
+  const fromNode = ctx.inodes.find(from).node;
+  const toNode = ctx.inodes.find(to).node;
+  if (mode === "exchange") ctx.relay.added(ctx, header.nodeid, fromName, toNode);
+  else ctx.relay.removed(ctx, header.nodeid, fromName, fromNode);
+  ctx.relay.added(ctx, newParent, toName, toNode);
   if (mode === "exchange") ctx.inodes.exchange(header.nodeid, fromName, newParent, toName);
   else ctx.inodes.move(header.nodeid, fromName, newParent, toName);
   await pushDirAttr(ctx, header.nodeid);
@@ -279,6 +295,7 @@ const link: OpHandler = async (ctx, header, body) => {
   const oldNode = body.u64();
   const name = body.name();
   await ctx.provider.link(ctx.inodes.path(oldNode), ctx.inodes.childPath(header.nodeid, name));
+  ctx.relay.added(ctx, header.nodeid, name, oldNode);
   const entry = await replyEntry(ctx, header.nodeid, name);
   await pushDirAttr(ctx, header.nodeid);
   return entry;

@@ -4,7 +4,7 @@
  * issue 17). Process-wide and off unless a bench turns it on; when off, a request costs one
  * boolean check.
  */
-import { NOTIFY_LOST_OPCODE, Opcode } from "./fuse-constants.js";
+import { LIST_DIR_OPCODE, NOTIFY_LOST_OPCODE, Opcode } from "./fuse-constants.js";
 
 export interface OpcodeStat {
   readonly requests: number;
@@ -27,6 +27,7 @@ const BEHIND = 2 ** 32;
 function opcodeName(opcode: number): string {
   if (opcode >= BEHIND) return `${opcodeName(opcode - BEHIND)}(behind)`;
   if (opcode === NOTIFY_LOST_OPCODE) return "NOTIFY_LOST";
+  if (opcode === LIST_DIR_OPCODE) return "LIST_DIR";
   return Opcode[opcode] ?? `OPCODE_${opcode}`;
 }
 

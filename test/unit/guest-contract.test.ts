@@ -8,10 +8,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import * as contract from "../../src/channel/contract.js";
 import {
+  LIST_DIR_OPCODE,
   NOTIFY_LOST_OPCODE,
   RELAY_ANSWERED_FLAG,
   RELAY_BEHIND_DONE,
   RELAY_NODE_ATTR,
+  RelayCode,
 } from "../../src/vfs/fuse-constants.js";
 
 type Value = number | string;
@@ -44,9 +46,16 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     ["WL_RECORD_ENTRY_HEADER", c.RECORD_ENTRY_HEADER_BYTES],
     // The FUSE port's one message of our own (src/vfs speaks FUSE; the rest is linux/fuse.h).
     ["WL_FUSE_NOTIFY_LOST", NOTIFY_LOST_OPCODE],
+    // The relay's write-behind (guest/fuse_wb.c).
     ["WL_FUSE_RELAY_ANSWERED", RELAY_ANSWERED_FLAG],
     ["WL_RELAY_BEHIND_DONE", RELAY_BEHIND_DONE],
     ["WL_RELAY_NODE_ATTR", RELAY_NODE_ATTR],
+    // The relay's directory cache (guest/fuse_dircache.c).
+    ["WL_FUSE_LIST_DIR", LIST_DIR_OPCODE],
+    ["WL_RELAY_DIR_LISTING", RelayCode.DIR_LISTING],
+    ["WL_RELAY_DIR_ADD", RelayCode.DIR_ADD],
+    ["WL_RELAY_DIR_REMOVE", RelayCode.DIR_REMOVE],
+    ["WL_RELAY_DIR_DROP", RelayCode.DIR_DROP],
   ]);
   const snake = c.screamingSnake;
   for (const [name, value] of Object.entries(c.FrameType)) expected.set(`FT_${snake(name)}`, value);

@@ -4,10 +4,11 @@
 // API keeps working when guest symlinks lead it through a mount.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { MemoryProvider, Sandbox } from "../../src/index.js";
+import { fuseRequestStats } from "../../src/vfs/index.js";
 import { isolateDataDir, scratchDir } from "../helpers/vm.js";
 
 isolateDataDir();
@@ -124,6 +125,69 @@ describe("mounts", () => {
     assert.equal((await sb.exec(`${ls}; ${ls}`)).stdout, "b \nb \n");
     const r = await sb.exec(`touch /mnt/mem/listed/c && ${ls} && rm /mnt/mem/listed/b && ${ls}`);
     assert.equal(r.stdout, "b c \nc \n", r.stderr);
+  });
+
+  test("the relay answers LOOKUPs from the listings it holds, and host changes still show", async () => {
+    // guest/fuse_dircache.c: new names in a directory the guest made, and a walk of one it
+    // did not know (listed whole on the first miss), cross to the host no more.
+    const lookups = (): number => fuseRequestStats.take().byOpcode.LOOKUP?.requests ?? 0;
+    fuseRequestStats.enabled = true;
+    try {
+      fuseRequestStats.take();
+      const made = await sb.exec(
+        "mkdir /workspace/rl && cd /workspace/rl && for i in $(seq 40); do echo $i > f$i; done",
+      );
+      assert.equal(made.exitCode, 0, made.stderr);
+      assert.ok(lookups() < 10, "40 new names, looked up in the relay");
+      // A host-side create and delete in that directory reach the guest by the watcher.
+      writeFileSync(join(work, "rl", "host-made"), "from host\n");
+      rmSync(join(work, "rl", "f1"));
+      const seen = await sb.exec(
+        "for i in $(seq 50); do test -e /workspace/rl/host-made && ! test -e /workspace/rl/f1 && break; sleep 0.1; done; cat /workspace/rl/host-made; ls /workspace/rl/f1 2>&1 | grep -c 'No such'",
+      );
+      assert.equal(seen.stdout, "from host\n1\n", seen.stderr);
+      // A cold walk of a host-made directory: one LOOKUP forwarded, the listing asked for.
+      const walk = join(work, "walk");
+      mkdirSync(walk);
+      for (let i = 0; i < 100; i++) writeFileSync(join(walk, `w${i}`), "x".repeat(i));
+      fuseRequestStats.take();
+      const sizes = await sb.exec(
+        "sync; echo 3 > /proc/sys/vm/drop_caches; cd /workspace/walk && test -e w0 && sleep 0.3 && for i in $(seq 0 99); do stat -c %s w$i; done | awk '{ s += $1 } END { print s }'; test -e nothing || echo absent",
+      );
+      assert.equal(sizes.stdout, `${(99 * 100) / 2}\nabsent\n`, sizes.stderr);
+      assert.ok(lookups() < 30, "100 names of a walked directory, looked up in the relay");
+      // A directory too large to list (10,000 names, the test above) is asked for once, not
+      // at every LOOKUP in it.
+      const big = await sb.exec(
+        "sync; echo 3 > /proc/sys/vm/drop_caches; cd /workspace/many && for i in $(seq 30); do stat -c %s f$i; done | wc -l",
+      );
+      assert.equal(big.stdout, "30\n", big.stderr);
+      const asked = fuseRequestStats.take().byOpcode.LIST_DIR?.requests ?? 0;
+      assert.ok(asked <= 2, `LIST_DIR ${asked} times for one directory`);
+      // Host edits in the walked directory show as before.
+      writeFileSync(join(walk, "w5"), "changed!!");
+      writeFileSync(join(walk, "late"), "late\n");
+      const edits = await sb.exec(
+        "for i in $(seq 50); do test -e /workspace/walk/late && test $(stat -c %s /workspace/walk/w5) = 9 && break; sleep 0.1; done; cat /workspace/walk/late; stat -c %s /workspace/walk/w5",
+      );
+      assert.equal(edits.stdout, "late\n9\n", edits.stderr);
+    } finally {
+      fuseRequestStats.enabled = false;
+    }
+  });
+
+  test("an unwatched provider's new file shows within the 1 s timeout in a directory the relay holds", async () => {
+    const owner = { uid: 0, gid: 0 };
+    const flags = { read: false, write: true, append: false, truncate: false };
+    const r = await sb.exec("mkdir /mnt/mem/rl && test ! -e /mnt/mem/rl/x && echo absent");
+    assert.equal(r.stdout, "absent\n", r.stderr);
+    await (await custom.create("/rl/x", 0o644, flags, owner)).close();
+    const started = Date.now();
+    const seen = await sb.exec(
+      "for i in $(seq 40); do test -e /mnt/mem/rl/x && echo seen && break; sleep 0.1; done",
+    );
+    assert.equal(seen.stdout, "seen\n", seen.stderr);
+    assert.ok(Date.now() - started < 3000);
   });
 
   test("concurrent writers to separate regions of one file all land", async () => {
