@@ -90,6 +90,8 @@ function attrReply(
  * A failed stat pushes nothing (the relay then asks the host as before).
  */
 export async function pushDirAttr(ctx: OpsContext, nodeid: bigint): Promise<void> {
+  // Off where the relay answers nothing itself (file hooks: each stat must reach them).
+  if (!ctx.relay.enabled) return;
   try {
     const timeouts = nodeTimeouts(ctx, nodeid);
     const attr = attrReply(ctx, nodeid, await ctx.provider.stat(ctx.inodes.path(nodeid)), timeouts);

@@ -68,9 +68,19 @@ export class FakeKernel {
       body: bytes.subarray(40),
     });
     if (reply === undefined) return undefined;
-    const header = reply.readInt32LE(4);
-    if (reply.readUInt32LE(0) !== reply.length) throw new Error("reply length field is wrong");
-    return { error: header, payload: reply.subarray(16) };
+    // What the server pushes to the guest's relay ahead of a reply (unique 0) never reaches
+    // the kernel: the relay consumes it.
+    let at = 0;
+    while (reply.length - at >= 16 && reply.readBigUInt64LE(at + 8) === 0n) {
+      const len = reply.readUInt32LE(at);
+      if (len < 16 || at + len > reply.length) throw new Error("push length field is wrong");
+      at += len;
+    }
+    if (at === reply.length) return undefined;
+    const own = reply.subarray(at);
+    const header = own.readInt32LE(4);
+    if (own.readUInt32LE(0) !== own.length) throw new Error("reply length field is wrong");
+    return { error: header, payload: own.subarray(16) };
   }
 
   request(opcode: number, nodeid: bigint, body: Buffer = Buffer.alloc(0)): Buffer {

@@ -65,6 +65,11 @@ class Relay {
           this.pending = this.pending.subarray(len);
           continue;
         }
+        if (unique === 0n) {
+          // The directory cache's pushes (vfs-relay-listing.test.ts) are not this test's.
+          this.pending = this.pending.subarray(len);
+          continue;
+        }
         this.order.push(`reply ${unique}`);
         this.replies.set(unique, {
           error: -this.pending.readInt32LE(4) || 0,
@@ -305,7 +310,8 @@ test("attack: the marker on anything only orders: every request is still checked
 });
 
 test("a directory's attributes after a change are pushed to the relay before the change's reply", async () => {
-  const relay = new Relay(new FuseServer({ provider: new MemoryProvider() }));
+  // Pushed only where the relay answers requests itself (not with file hooks).
+  const relay = new Relay(new FuseServer({ provider: new MemoryProvider(), relayListings: true }));
   await relay.init();
   relay.order.length = 0;
   const mkdirBody = Buffer.alloc(8);
