@@ -90,6 +90,30 @@ static void queue_lost_report(void)
 	notify_lost = 0;
 }
 
+/* FUSE_IOCTL: the host serves no ioctls (ENOSYS, which the kernel turns into ENOTTY), and the
+ * kernel does not remember that as it does for other unimplemented requests. So each isatty()
+ * of a file in a mount (Python's open() asks once per file, perl's too) would cross to the
+ * host for the same answer; the relay gives it here. 1 when answered. */
+#define FUSE_OPCODE_IOCTL 39u
+static int answer_ioctl_here(const uint8_t *req, size_t len)
+{
+	uint32_t opcode;
+	if (len < IN_HEADER_BYTES)
+		return 0;
+	memcpy(&opcode, req + 4, 4);
+	if (opcode != FUSE_OPCODE_IOCTL)
+		return 0;
+	uint8_t out[OUT_HEADER_BYTES];
+	uint32_t out_len = OUT_HEADER_BYTES;
+	int32_t err = -ENOSYS;
+	memcpy(out, &out_len, 4);
+	memcpy(out + 4, &err, 4);
+	memcpy(out + 8, req + 8, 8); /* unique */
+	if (write(fuse_fd, out, sizeof out) < 0 && errno != ENOENT)
+		logmsg("fuse relay: ioctl reply: %s", strerror(errno));
+	return 1;
+}
+
 static void relay_to_host(void)
 {
 	if (to_host_len == 0 && notify_lost)
@@ -107,6 +131,8 @@ static void relay_to_host(void)
 			}
 			return;
 		}
+		if (answer_ioctl_here(to_host, (size_t)got))
+			return;
 		/* The directory cache sees every request (and may answer a LOOKUP: 0), then
 		 * write-behind; no room is given for the cache's queued messages here, so what
 		 * write-behind takes is the request alone. */

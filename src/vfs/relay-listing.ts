@@ -18,8 +18,17 @@ import { RelayCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
 import { Errno, toErrno } from "./errors.js";
 import { ENTRY_OUT_BYTES, entryOut, type CacheTimeouts } from "./fuse-reply.js";
 import { childPath } from "./names.js";
-import type { OpsContext } from "./ops-context.js";
+import type { InodeTable } from "./inode-table.js";
+import type { VfsProvider } from "./provider.js";
 import { statSignature } from "./stat-signature.js";
+
+/** What a listing needs of the server's OpsContext (that interface holds a RelayListings). */
+export interface ListingContext {
+  readonly provider: VfsProvider;
+  readonly inodes: InodeTable;
+  readonly timeouts: (path: string) => CacheTimeouts;
+  readonly pushes: Buffer[];
+}
 
 export const MAX_LISTING_ENTRIES = 4096;
 export const MAX_LISTING_BYTES = 512 * 1024;
@@ -104,7 +113,7 @@ export function listingMessage(
 }
 
 /** The timeouts for names in directory `path` (the watcher covers a directory's names). */
-function namesTimeouts(ctx: OpsContext, path: string): CacheTimeouts {
+function namesTimeouts(ctx: ListingContext, path: string): CacheTimeouts {
   return ctx.timeouts(childPath(path, "x"));
 }
 
@@ -141,7 +150,7 @@ export class RelayListings {
    * 1 says it let one go.
    */
   async request(
-    ctx: OpsContext,
+    ctx: ListingContext,
     dir: bigint,
     op: number,
     seq: number,
@@ -155,18 +164,18 @@ export class RelayListings {
   }
 
   /** The name was added in `parent` (CREATE, MKNOD, SYMLINK, LINK, a rename's target). */
-  added(ctx: OpsContext, parent: bigint, name: string, node = 0n): void {
+  added(ctx: ListingContext, parent: bigint, name: string, node = 0n): void {
     if (this.held.has(parent)) ctx.pushes.push(nameMessage(RelayCode.DIR_ADD, parent, name, node));
   }
 
   /** The name is gone from `parent` (UNLINK, a rename's source); `node` was its node. */
-  removed(ctx: OpsContext, parent: bigint, name: string, node = 0n): void {
+  removed(ctx: ListingContext, parent: bigint, name: string, node = 0n): void {
     if (this.held.has(parent))
       ctx.pushes.push(nameMessage(RelayCode.DIR_REMOVE, parent, name, node));
   }
 
   /** RMDIR: the name goes, and so does any listing of the directory itself. */
-  removedDir(ctx: OpsContext, parent: bigint, name: string, node: bigint | undefined): void {
+  removedDir(ctx: ListingContext, parent: bigint, name: string, node: bigint | undefined): void {
     this.removed(ctx, parent, name, node ?? 0n);
     if (node !== undefined && this.held.delete(node)) ctx.pushes.push(dropMessage(node, false));
   }
@@ -180,7 +189,7 @@ export class RelayListings {
    * then only follow this listing on the stream (and drop it in the relay).
    */
   madeDir(
-    ctx: OpsContext,
+    ctx: ListingContext,
     parent: bigint,
     name: string,
     node: bigint,
@@ -213,7 +222,7 @@ export class RelayListings {
    * a guest change made while the listing is read is pushed and the relay throws the listing
    * away (it arrives after the push).
    */
-  private async list(ctx: OpsContext, dir: bigint, seq: number): Promise<Buffer> {
+  private async list(ctx: ListingContext, dir: bigint, seq: number): Promise<Buffer> {
     if (!this.enabled) return dropMessage(dir, true, false, seq);
     if (this.inFlight >= MAX_IN_FLIGHT) return dropMessage(dir, true, true, seq);
     if (!this.held.has(dir) && this.held.size >= MAX_HELD)

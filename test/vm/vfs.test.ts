@@ -176,6 +176,24 @@ describe("mounts", () => {
     }
   });
 
+  test("isatty() of a file in a mount is answered in the guest: not a terminal, no host trip", async () => {
+    // guest/fuse.c answer_ioctl_here: the host serves no ioctls, and the kernel asks again at
+    // every one (Python's open() does one per file).
+    writeFileSync(join(work, "plain"), "x\n");
+    fuseRequestStats.enabled = true;
+    try {
+      fuseRequestStats.take();
+      const r = await sb.exec(
+        "n=0; for i in $(seq 20); do test -t 0 < /workspace/plain || n=$((n+1)); done; echo $n",
+      );
+      assert.equal(r.stdout, "20\n", r.stderr);
+      const ioctls = fuseRequestStats.take().byOpcode.IOCTL?.requests ?? 0;
+      assert.equal(ioctls, 0, `${ioctls} IOCTL requests reached the host`);
+    } finally {
+      fuseRequestStats.enabled = false;
+    }
+  });
+
   test("an unwatched provider's new file shows within the 1 s timeout in a directory the relay holds", async () => {
     const owner = { uid: 0, gid: 0 };
     const flags = { read: false, write: true, append: false, truncate: false };
