@@ -64,6 +64,9 @@ struct node {
 	int sticky;		/* first error of a write-behind request, for the next FLUSH/FSYNC */
 	uint32_t outstanding;	/* write-behind requests the host has not answered */
 	uint32_t open_writers;	/* handles open for writing (CREATE/OPEN replies, RELEASE) */
+	/* The host said its writes may fail for lack of space (WL_RELAY_SYNC_WRITES): nothing of
+	 * it goes behind, so write() itself reports ENOSPC/EDQUOT. */
+	uint8_t sync_writes;
 	/* A directory's attributes pushed by the host (WL_RELAY_NODE_ATTR) after a guest change,
 	 * for the next GETATTR; until dattr_until (CLOCK_MONOTONIC ns). */
 	struct wb_attr dattr;
@@ -349,7 +352,8 @@ static void on_node_attr(const uint8_t *msg, size_t len)
 static int predict_setattr(const uint8_t *in, size_t in_len, const struct node *n,
 			   struct wb_attr *a)
 {
-	if (in_len < 88 || !n || !n->attr_known || n->open_writers == 0 || n->sticky)
+	if (in_len < 88 || !n || !n->attr_known || n->open_writers == 0 || n->sticky ||
+	    n->sync_writes)
 		return -1;
 	uint32_t valid, mode, uid, gid, atimensec, mtimensec;
 	uint64_t size, atime, mtime;
@@ -437,7 +441,7 @@ static int on_write(uint8_t *req, size_t len, uint64_t unique, uint64_t nodeid, 
 	memcpy(&off, req + IN_HDR + 8, 8);
 	memcpy(&size, req + IN_HDR + 16, 4);
 	/* A node with an error not reported yet writes synchronously: its writer sees it now. */
-	if (!n || n->sticky || size != len - IN_HDR - 40 ||
+	if (!n || n->sticky || n->sync_writes || size != len - IN_HDR - 40 ||
 	    write_behind(req, len, unique, OP_WRITE, nodeid, n) != 0) {
 		node_forget_attr(nodeid);
 		return WB_PASS;
@@ -736,6 +740,17 @@ int wb_on_host_message(const uint8_t *msg, size_t len, int fuse_fd)
 		}
 		if ((uint32_t)error == WL_RELAY_NODE_ATTR) {
 			on_node_attr(msg, len);
+			return 1;
+		}
+		if ((uint32_t)error == WL_RELAY_SYNC_WRITES) {
+			uint64_t id;
+			struct node *n = NULL;
+			if (len >= OUT_HDR + 8) {
+				memcpy(&id, msg + OUT_HDR, 8);
+				n = node_get(id);
+			}
+			if (n)
+				n->sync_writes = 1;
 			return 1;
 		}
 		on_notification(msg, len);

@@ -148,6 +148,9 @@ enum wl_frame_type {
 /* Host -> relay: a directory's attributes after a guest request changed it, sent before that
  * request's reply; the relay answers the next GETATTR of it (fuse_wb.c). */
 #define WL_RELAY_NODE_ATTR 0x574c0201u
+/* Host -> relay: {u64 nodeid}: the file just opened or created may fail writes for lack of
+ * space (a quota); none of its writes go behind (fuse_wb.c). Sent before the OPEN/CREATE reply. */
+#define WL_RELAY_SYNC_WRITES 0x574c0203u
 
 /* virtio-blk serials (/sys/block/vd<x>/serial); extra disk i is WL_SERIAL_EXTRA_PREFIX<i> */
 #define WL_SERIAL_ROOT "wl-root"

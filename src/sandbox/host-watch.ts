@@ -38,7 +38,12 @@ export class HostTreeWatcher {
     return this.watchers.size;
   }
 
-  private async addTree(start: string): Promise<void> {
+  /**
+   * `fresh`: the tree appeared after the start (a new directory). What was made in it before
+   * its watch existed raised no event, so each name found is reported (the guest may already
+   * hold the directory as empty, e.g. the relay's listing after its own mkdir).
+   */
+  private async addTree(start: string, fresh = false): Promise<void> {
     const queue = [start];
     while (queue.length > 0 && !this.closed) {
       const dir = queue.shift()!;
@@ -48,7 +53,9 @@ export class HostTreeWatcher {
       }
       const entries = await readdir(join(this.root, dir), { withFileTypes: true }).catch(() => []);
       for (const entry of entries) {
-        if (entry.isDirectory()) queue.push(dir === "" ? entry.name : `${dir}/${entry.name}`);
+        const path = dir === "" ? entry.name : `${dir}/${entry.name}`;
+        if (fresh) this.onChange(path);
+        if (entry.isDirectory()) queue.push(path);
       }
     }
   }
@@ -76,7 +83,7 @@ export class HostTreeWatcher {
   /** A name appeared or vanished: watch a new directory, drop watches of a gone one. */
   private async renamed(path: string): Promise<void> {
     const stat = await lstat(join(this.root, path)).catch(() => undefined);
-    if (stat?.isDirectory()) await this.addTree(path);
+    if (stat?.isDirectory()) await this.addTree(path, true);
     else this.unwatch(path);
   }
 

@@ -153,6 +153,14 @@ export const RELAY_BEHIND_DONE = 0x574c0202;
 export const RELAY_NODE_ATTR = 0x574c0201;
 
 /**
+ * Host -> relay, unique 0, this `error`: the file just opened or created (payload: u64
+ * nodeid) is on a provider whose writes may fail for lack of space (VfsHandle.spaceLimited),
+ * so the relay writes nothing of it behind. Sent before the OPEN or CREATE reply.
+ * guest/proto.h WL_RELAY_SYNC_WRITES.
+ */
+export const RELAY_SYNC_WRITES = 0x574c0203;
+
+/**
  * The FUSE relay's directory cache (guest/fuse_dircache.c; docs/PROTOCOL.md "Directory
  * listings held by the FUSE relay"). Guest -> host: a request with this opcode (unique 0,
  * body {u32 op, u32 0}): op 0 asks for the listing of directory `nodeid`, op 1 says the relay

@@ -1,10 +1,10 @@
 /** Handlers for open handles: files (open/create/read/write/...) and directories. */
-import { MAX_WRITE_BYTES, Opcode } from "./fuse-constants.js";
+import { MAX_WRITE_BYTES, OUT_HEADER_BYTES, Opcode, RELAY_SYNC_WRITES } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
 import { dirent, openOut, writeOut } from "./fuse-reply.js";
-import type { OpHandler } from "./ops-context.js";
+import type { OpHandler, OpsContext } from "./ops-context.js";
 import { pushDirAttr, replyEntry } from "./ops-node.js";
-import type { VfsDirEntry, VfsOpenFlags } from "./provider.js";
+import type { VfsDirEntry, VfsHandle, VfsOpenFlags } from "./provider.js";
 
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
@@ -23,9 +23,20 @@ export function decodeOpenFlags(flags: number): VfsOpenFlags {
   };
 }
 
+/** Tells the guest's relay to write nothing of this file behind (RELAY_SYNC_WRITES). */
+function pushSyncWrites(ctx: OpsContext, nodeid: bigint, file: VfsHandle): void {
+  if (file.spaceLimited !== true) return;
+  const msg = Buffer.alloc(OUT_HEADER_BYTES + 8);
+  msg.writeUInt32LE(msg.length, 0);
+  msg.writeUInt32LE(RELAY_SYNC_WRITES, 4);
+  msg.writeBigUInt64LE(nodeid, OUT_HEADER_BYTES);
+  ctx.pushes.push(msg);
+}
+
 const open: OpHandler = async (ctx, header, body) => {
   const flags = decodeOpenFlags(body.u32());
   const file = await ctx.provider.open(ctx.inodes.path(header.nodeid), flags);
+  if (flags.write) pushSyncWrites(ctx, header.nodeid, file);
   try {
     return openOut(ctx.handles.add({ kind: "file", nodeid: header.nodeid, file }), 0);
   } catch (err) {
@@ -49,6 +60,7 @@ const create: OpHandler = async (ctx, header, body) => {
     const entry = await replyEntry(ctx, header.nodeid, name);
     const nodeid = entry.readBigUInt64LE(0);
     await pushDirAttr(ctx, header.nodeid);
+    if (flags.write) pushSyncWrites(ctx, nodeid, file);
     return Buffer.concat([entry, openOut(ctx.handles.add({ kind: "file", nodeid, file }), 0)]);
   } catch (err) {
     await file.close().catch(() => undefined);

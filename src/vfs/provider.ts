@@ -78,6 +78,12 @@ export interface VfsHandle {
   truncate(sizeBytes: number): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Writes may fail for lack of space in normal use (a quota, a memory mount's budget): the
+   * guest's FUSE relay must not answer them before the host did (no write-behind for this
+   * file), or a program that ignores close()'s error would lose data without a word.
+   */
+  readonly spaceLimited?: boolean;
 }
 
 /** The guest caller that creates a node; providers that can't set owners may ignore it. */

@@ -13,6 +13,7 @@ import {
   RELAY_ANSWERED_FLAG,
   RELAY_BEHIND_DONE,
   RELAY_NODE_ATTR,
+  RELAY_SYNC_WRITES,
   RelayCode,
 } from "../../src/vfs/fuse-constants.js";
 
@@ -50,6 +51,7 @@ function expectedHeader(c: typeof contract): Map<string, Value> {
     ["WL_FUSE_RELAY_ANSWERED", RELAY_ANSWERED_FLAG],
     ["WL_RELAY_BEHIND_DONE", RELAY_BEHIND_DONE],
     ["WL_RELAY_NODE_ATTR", RELAY_NODE_ATTR],
+    ["WL_RELAY_SYNC_WRITES", RELAY_SYNC_WRITES],
     // The relay's directory cache (guest/fuse_dircache.c).
     ["WL_FUSE_LIST_DIR", LIST_DIR_OPCODE],
     ["WL_RELAY_DIR_LISTING", RelayCode.DIR_LISTING],

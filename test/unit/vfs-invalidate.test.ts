@@ -80,6 +80,23 @@ test("host watcher: new files and directories, and files in new directories, are
   }
 });
 
+test("host watcher: names made in a new directory before its watch existed are reported", async () => {
+  const root = mkdtempSync(join(tmpdir(), "wl-watch-"));
+  try {
+    const seen: string[] = [];
+    const watcher = new HostTreeWatcher(root, (p) => seen.push(p));
+    await watcher.start();
+    // Made together, before the watcher can have watched "n": no event of "n" tells of them.
+    mkdirSync(join(root, "n", "deep"), { recursive: true });
+    writeFileSync(join(root, "n", "early.txt"), "1");
+    writeFileSync(join(root, "n", "deep", "earlier.txt"), "2");
+    await waitFor(() => seen.includes("n/early.txt") && seen.includes("n/deep/earlier.txt"));
+    watcher.close();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("host watcher: the directory bound holds, and the rest is counted as skipped", async () => {
   const root = mkdtempSync(join(tmpdir(), "wl-watch-"));
   try {

@@ -83,20 +83,25 @@ describe("write-behind in the FUSE relay", () => {
     assert.equal(statSync(join(work, "d")).nlink, 2);
   });
 
-  test("failure: a write past the quota that the relay answered early fails at close, not silently", async () => {
+  test("failure: a write past a quota fails on write() itself: the relay writes nothing behind on a quota mount", async () => {
     const r = await sb.exec(
       [
         "dd if=/dev/zero of=/mnt/mem/f bs=1M count=8 2>/dev/null; echo filled=$(stat -c %s /mnt/mem/f)",
-        // One small write: answered at once by the relay, refused by the host's quota.
+        // One small write: the host told the relay at open that this file's writes may fail
+        // for lack of space (RELAY_SYNC_WRITES), so it waits for the host's answer.
         "dd if=/dev/zero of=/mnt/mem/f bs=100 count=1 oflag=append conv=notrunc; echo status=$?",
         "echo size=$(stat -c %s /mnt/mem/f)",
+        // A shell's redirection ignores close()'s result: its echo must fail at the write.
+        "echo hello > /mnt/mem/small; echo echo=$?; stat -c %s /mnt/mem/small",
       ].join("; "),
     );
     const lines = r.stdout.trim().split("\n");
     assert.equal(lines[0], `filled=${8 * MIB}`);
     assert.notEqual(lines[1], "status=0", `dd must fail: ${r.stderr}`);
-    // GNU dd (the Debian image's) names the call: the write succeeded, the close reports it.
-    assert.match(r.stderr, /closing output file .*No space left on device/);
+    // GNU dd (the Debian image's) names the call that failed: the write, not the close.
+    assert.match(r.stderr, /error writing .*No space left on device/);
     assert.equal(lines[2], `size=${8 * MIB}`);
+    assert.equal(lines[3], "echo=1", `echo into a full mount: ${r.stderr}`);
+    assert.equal(lines[4], "0");
   });
 });

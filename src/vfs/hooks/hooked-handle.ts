@@ -18,13 +18,16 @@ interface Totals {
 export class HookedHandle implements VfsHandle {
   private readonly reads: Totals = { bytes: 0, count: 0 };
   private readonly writes: Totals = { bytes: 0, count: 0 };
+  readonly spaceLimited: boolean;
 
   constructor(
     private readonly inner: VfsHandle,
     private readonly engine: HookEngine,
     /** The path and caller at open time (the file may be renamed or unlinked since). */
     private readonly base: FileOpInfo,
-  ) {}
+  ) {
+    this.spaceLimited = inner.spaceLimited === true;
+  }
 
   async read(offset: number, lengthBytes: number): Promise<Buffer> {
     const info: FileOpInfo = {

@@ -41,6 +41,7 @@ export class UpperOwners {
   /** A handle whose `stat` answers with the guest's owner. */
   handle(inner: VfsHandle): VfsHandle {
     return {
+      ...(inner.spaceLimited === true ? { spaceLimited: true } : {}),
       read: (offset, lengthBytes) => inner.read(offset, lengthBytes),
       write: (offset, data) => inner.write(offset, data),
       stat: async () => this.apply(await inner.stat()),

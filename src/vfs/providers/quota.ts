@@ -200,6 +200,7 @@ function chargedHandle(
 ): VfsHandle {
   let closed = false;
   return {
+    spaceLimited: true,
     read: (offset, lengthBytes) => inner.read(offset, lengthBytes),
     write: async (offset, data) => {
       if (data.length === 0) return inner.write(offset, data);
