@@ -108,6 +108,7 @@ struct dir {
 	uint64_t expires, asked_at;
 	uint64_t refused_until; /* not asked again before (the host refused it); kept till then */
 	uint32_t seq;		/* the number of the LIST_DIR pending */
+	uint32_t answered;	/* LOOKUPs the listing answered since it came */
 	struct dent **slots;
 	uint32_t cap, used, count;
 };
@@ -485,6 +486,24 @@ size_t dircache_outgoing(uint8_t *buf, size_t cap)
 	return at;
 }
 
+/* A large listing that answered few lookups for its size: a program touching a name or two of
+ * a large directory a second apart would otherwise have the host read and stat the whole
+ * directory each time, where the kernel alone asks for just those names. Such a directory is
+ * not listed again soon. */
+static int poorly_used(const struct dir *d)
+{
+	return d->count >= 256 && (uint64_t)d->answered * 8 < d->count;
+}
+
+static void expire(struct dir *d, uint64_t now)
+{
+	int poor = poorly_used(d);
+	dir_release(d);
+	d->asked_at = 0; /* expired, not refused: a fresh listing may be asked at once */
+	if (poor)
+		d->refused_until = now + REFUSED_NS;
+}
+
 /* Expired listings and entries go (their lookups back to the host); at most once a second. */
 static void sweep(uint64_t now)
 {
@@ -497,7 +516,7 @@ static void sweep(uint64_t now)
 				d->refused_until = 0;
 				dir_maybe_free(d);
 			} else if (d->held && now >= d->expires) {
-				dir_release(d);
+				expire(d, now);
 				dir_maybe_free(d);
 			} else if (d->held) {
 				for (uint32_t i = 0; i < d->cap; i++) {
@@ -581,10 +600,8 @@ static int answer_lookup(const uint8_t *buf, size_t len, int fuse_fd)
 		return 0;
 	uint64_t unique = rd64(buf + 8), id = rd64(buf + 16), now = now_ns();
 	struct dir *d = dir_find(id);
-	if (d && d->held && now >= d->expires) {
-		dir_release(d);
-		d->asked_at = 0; /* expired, not refused: a fresh listing may be asked at once */
-	}
+	if (d && d->held && now >= d->expires)
+		expire(d, now);
 	if (!d || !d->held) {
 		ask(d, id, now);
 		return 0;
@@ -592,6 +609,7 @@ static int answer_lookup(const uint8_t *buf, size_t len, int fuse_fd)
 	struct dent *e = ent_find(d, name, n);
 	if (!e) {
 		reply_entry(fuse_fd, unique, NULL, d->expires - now, 0);
+		d->answered++;
 		return 1;
 	}
 	if (e->entry && now < e->entry_exp && now < e->attr_exp) {
@@ -599,12 +617,16 @@ static int answer_lookup(const uint8_t *buf, size_t len, int fuse_fd)
 		node_unlink(e);
 		free(e->entry);
 		e->entry = NULL; /* the kernel holds that lookup now */
+		d->answered++;
 		return 1;
 	}
 	entry_forget(e);
 	/* Listed without a usable entry (made by the guest, or handed out already): the kernel
-	 * dropped what it had, so a walk is likely; the whole listing again, with entries. */
-	ask(d, id, now);
+	 * dropped what it had, so a walk is likely; the whole listing again, with entries, unless
+	 * this one answered few of its names (a large directory touched here and there: the
+	 * host would read all of it again for each). */
+	if (!poorly_used(d))
+		ask(d, id, now);
 	return 0;
 }
 
@@ -699,6 +721,9 @@ static void on_listing(const uint8_t *p, size_t plen)
 		forget_listing(ents, elen, count);
 		if (!d || (!d->held && !d->pending))
 			enqueue(Q_RELEASE, id);
+		/* No room for it: not asked again for a while (see the refusal below). */
+		if (d && accept && !d->held)
+			d->refused_until = now_ns() + REFUSED_NS;
 		if (d)
 			dir_maybe_free(d);
 		return;
@@ -738,18 +763,23 @@ static void on_listing(const uint8_t *p, size_t plen)
 	}
 	free(log);
 	if (bad) {
-		/* Malformed or too large: nothing of it can be trusted to be complete. */
+		/* Malformed or too large: nothing of it can be trusted to be complete. Not asked
+		 * again for a while, as if the host had refused it: with more names than the cache
+		 * holds, the directories past the cap would otherwise be listed again at every miss
+		 * a second apart, a host readdir each time. */
 		logmsg("fuse dircache: listing of node %llu refused", (unsigned long long)id);
 		forget_listing(ents + at, elen - at, count - i);
 		listing_clear(d);
 		if (!d->pending)
 			enqueue(Q_RELEASE, id);
+		d->refused_until = now + REFUSED_NS;
 		dir_maybe_free(d);
 		return;
 	}
 	vsec = vsec > MAX_VALID_SEC ? MAX_VALID_SEC : vsec;
 	d->expires = now + vsec * 1000000000ull + (vnsec % 1000000000u);
 	d->held = 1;
+	d->answered = 0;
 	nheld++;
 	if (next_sweep == 0 || next_sweep > now + (uint64_t)SWEEP_MS * 1000000ull)
 		next_sweep = now + (uint64_t)SWEEP_MS * 1000000ull;

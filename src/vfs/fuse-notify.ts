@@ -115,7 +115,7 @@ export class Invalidator {
     };
     for (const [path, probe] of paths) {
       const { node, parent, name } = this.inodes.find(path);
-      const verdict = this.verdict(node, probe);
+      const { verdict, gone } = this.verdict(node, probe);
       if (verdict === "none") continue;
       if (verdict === "inode") {
         inode(node);
@@ -127,6 +127,9 @@ export class Invalidator {
       if (parent !== undefined && name !== "") messages.push(invalEntry(parent, name));
       inode(node);
       inode(parent);
+      // The host removed this name: it no longer leads to the node, whose other names (hard
+      // links) must now be the ones its path is built from.
+      if (gone && node !== undefined && parent !== undefined) this.inodes.detach(parent, name);
     }
     if (messages.length === 0) return;
     if (stream.writableLength > MAX_UNSENT_BYTES) {
@@ -142,18 +145,23 @@ export class Invalidator {
    * the guest holds no node for it); "inode" when the same file changed (its attributes and
    * pages, not its name); "all" otherwise, or when the state cannot be told.
    */
-  private verdict(node: bigint | undefined, probe: HostProbe | undefined): Verdict {
-    if (probe === undefined) return "all";
+  private verdict(
+    node: bigint | undefined,
+    probe: HostProbe | undefined,
+  ): { verdict: Verdict; gone: boolean } {
+    const all = { verdict: "all" as const, gone: false };
+    if (probe === undefined) return all;
     let now;
     try {
       now = probe();
     } catch {
-      return "all";
+      return all;
     }
-    if (now === undefined) return "all";
-    if (node === undefined) return now === null ? "none" : "all";
+    if (now === undefined) return all;
+    if (now === null) return { verdict: node === undefined ? "none" : "all", gone: true };
+    if (node === undefined) return all;
     const told = this.inodes.lastTold(node);
-    if (now === null || told === undefined || told.ino !== now.ino) return "all";
-    return told.state === statSignature(now).state ? "none" : "inode";
+    if (told === undefined || told.ino !== now.ino) return all;
+    return { verdict: told.state === statSignature(now).state ? "none" : "inode", gone: false };
   }
 }

@@ -26,7 +26,7 @@ async function knownFile() {
   await k.release(fh);
   await k.getattr(file);
   const told: ProbedStat = await provider.stat("/dir/f");
-  return { server, k, sent, dir, file, told };
+  return { server, k, sent, dir, file, told, provider };
 }
 
 test("echo: the host state is what the guest was told: nothing is invalidated", async () => {
@@ -53,13 +53,14 @@ test("echo: another file under the name, a deleted name, a new name, an unreadab
     { code: NotifyCode.INVAL_INODE, nodeid: file, offset: 0n, length: 0n },
     { code: NotifyCode.INVAL_INODE, nodeid: dir, offset: 0n, length: 0n },
   ];
+  // Deleted last: a name the host removed is dropped from the table (the next test).
   for (const probe of [
     () => ({ ...told, ino: (told.ino ?? 0) + 1 }),
-    () => null,
     () => undefined,
     () => {
       throw new Error("EACCES");
     },
+    () => null,
   ]) {
     server.invalidate("/dir/f", probe);
     await tick();
@@ -72,6 +73,16 @@ test("echo: another file under the name, a deleted name, a new name, an unreadab
     { code: NotifyCode.INVAL_ENTRY, parent: dir, name: "new" },
     { code: NotifyCode.INVAL_INODE, nodeid: dir, offset: 0n, length: 0n },
   ]);
+});
+
+test("a hard link the host removed no longer names the file: its other name still stats", async () => {
+  const { server, k, provider, file, dir } = await knownFile();
+  await k.link(file, dir, "g"); // the guest's last lookup: the table builds the path from "g"
+  await provider.unlink("/dir/g"); // the host removes that name behind the guest's back
+  server.invalidate("/dir/g", () => null);
+  await tick();
+  const attr = await k.getattr(file);
+  assert.equal(attr.nlink, 1);
 });
 
 test("echo: one report without a probe makes the path's invalidation unconditional", async () => {

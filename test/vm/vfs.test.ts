@@ -163,7 +163,10 @@ describe("mounts", () => {
       );
       assert.equal(big.stdout, "30\n", big.stderr);
       const asked = fuseRequestStats.take().byOpcode.LIST_DIR?.requests ?? 0;
-      assert.ok(asked <= 2, `LIST_DIR ${asked} times for one directory`);
+      // Counted for the whole command: the big directory once (then refused for 10 s, not
+      // asked at each of the 30 lookups), and the mount's root and /workspace, whose
+      // listings drop_caches may have let expire.
+      assert.ok(asked <= 4, `LIST_DIR ${asked} times for 30 lookups in one directory`);
       // Host edits in the walked directory show as before.
       writeFileSync(join(walk, "w5"), "changed!!");
       writeFileSync(join(walk, "late"), "late\n");
