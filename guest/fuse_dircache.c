@@ -109,6 +109,11 @@ struct dir {
 	uint64_t refused_until; /* not asked again before (the host refused it); kept till then */
 	uint32_t seq;		/* the number of the LIST_DIR pending */
 	uint32_t answered;	/* LOOKUPs the listing answered since it came */
+	/* Names not listed may be answered "absent": only for a listing the host pushed after
+	 * the guest's own MKDIR. A listing the relay fetched (a walk) answers for the names it
+	 * has; any other name goes to the host, as it would without the relay: a file the host
+	 * made a moment ago, before its watcher told the guest, must not be "absent" here. */
+	int negatives;
 	struct dent **slots;
 	uint32_t cap, used, count;
 };
@@ -607,6 +612,8 @@ static int answer_lookup(const uint8_t *buf, size_t len, int fuse_fd)
 		return 0;
 	}
 	struct dent *e = ent_find(d, name, n);
+	if (!e && !d->negatives)
+		return 0;
 	if (!e) {
 		reply_entry(fuse_fd, unique, NULL, d->expires - now, 0);
 		d->answered++;
@@ -780,6 +787,7 @@ static void on_listing(const uint8_t *p, size_t plen)
 	d->expires = now + vsec * 1000000000ull + (vnsec % 1000000000u);
 	d->held = 1;
 	d->answered = 0;
+	d->negatives = !reply;
 	nheld++;
 	if (next_sweep == 0 || next_sweep > now + (uint64_t)SWEEP_MS * 1000000ull)
 		next_sweep = now + (uint64_t)SWEEP_MS * 1000000ull;
