@@ -14,7 +14,14 @@ import {
   RouterProvider,
   encodeRequest,
 } from "../../src/vfs/index.js";
-import { Opcode } from "../../src/vfs/fuse-constants.js";
+import {
+  Opcode,
+  RELAY_ANSWERED_FLAG,
+  RELAY_BEHIND_DONE,
+  RELAY_NODE_ATTR,
+  RELAY_SYNC_WRITES,
+  RelayCode,
+} from "../../src/vfs/fuse-constants.js";
 import { chunked, hashBytes } from "../random.js";
 import { check, splitByLength, type FuzzTarget, type UnitCodec } from "../target.js";
 
@@ -89,6 +96,14 @@ function session(): Buffer {
   ]);
 }
 
+/** What the server may write to the guest's relay with unique 0 (never a kernel reply). */
+const RELAY_PUSH_CODES = new Set<number>([
+  RELAY_BEHIND_DONE,
+  RELAY_NODE_ATTR,
+  RELAY_SYNC_WRITES,
+  ...Object.values(RelayCode),
+]);
+
 export const fuseUnits: UnitCodec = {
   split: (input) => splitByLength(input, IN_HEADER_BYTES, (b, at) => b.readUInt32LE(at)),
   fix: (unit) => {
@@ -109,6 +124,9 @@ function expectedReplies(input: Buffer): Expected {
   const framer = new FuseFramer(
     (r) => {
       if (NO_REPLY.has(r.header.opcode)) return;
+      // Marked as answered by the relay (write-behind): the host reports it in a
+      // RELAY_BEHIND_DONE message instead of a reply of its own.
+      if (((r.header.relayFlags ?? 0) & RELAY_ANSWERED_FLAG) !== 0) return;
       uniques.set(r.header.unique, (uniques.get(r.header.unique) ?? 0) + 1);
     },
     () => undefined,
@@ -174,6 +192,11 @@ export const fuseTarget: FuzzTarget = {
       const error = stream.readInt32LE(at + 4);
       const id = stream.readBigUInt64LE(at + 8);
       check(length >= OUT_HEADER_BYTES && at + length <= stream.length, `reply length ${length}`);
+      if (id === 0n && RELAY_PUSH_CODES.has(error)) {
+        // A message for the guest's relay (written before a reply), never for the kernel.
+        at += length;
+        continue;
+      }
       check(error <= 0 && error > -4096, `errno ${error} out of range`);
       check(error === 0 || length === OUT_HEADER_BYTES, "an error reply carries a payload");
       const left = expected.get(id) ?? 0;

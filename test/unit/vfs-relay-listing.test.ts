@@ -13,6 +13,7 @@ import {
   NotifyCode,
   Opcode,
   RELAY_NODE_ATTR,
+  RELAY_SYNC_WRITES,
   RelayCode,
 } from "../../src/vfs/fuse-constants.js";
 import { FLUSH_DELAY_MS } from "../../src/vfs/fuse-notify.js";
@@ -44,7 +45,9 @@ function split(bytes: Buffer | undefined): Message[] {
     });
     at += len;
   }
-  return out.filter((m) => m.unique !== 0n || m.code !== RELAY_NODE_ATTR);
+  return out.filter(
+    (m) => m.unique !== 0n || (m.code !== RELAY_NODE_ATTR && m.code !== RELAY_SYNC_WRITES),
+  );
 }
 
 class Relay {
