@@ -64,7 +64,9 @@ function makeInputs(inputs: string, sizes: MountBenchSizes): void {
   const repoList = join(inputs, "repo.list");
   writeFileSync(repoList, `${nodeModulesFiles(sizes.repoFiles).join("\n")}\n`);
   sh("sh", ["-c", `tar -chf - -C "${root}" -T "${repoList}" | tar -xf - -C "${repo}"`]);
-  const git = ["-c", "user.name=b", "-c", "user.email=b@example.com"];
+  // gc.auto=0: the commit of 10,000 files would start git's automatic gc in the background,
+  // and the explicit gc below would then fail with "gc is already running".
+  const git = ["-c", "user.name=b", "-c", "user.email=b@example.com", "-c", "gc.auto=0"];
   sh("git", ["init", "-q", "--template=", repo]);
   sh("git", [...git, "-C", repo, "add", "-A", "-f"]);
   sh("git", [...git, "-C", repo, "commit", "-qm", "tree"]);
