@@ -48,6 +48,14 @@ export function reply(unique: bigint, payload: Buffer = Buffer.alloc(0)): Buffer
   return Buffer.concat([outHeader(unique, 0, payload.length), payload]);
 }
 
+/**
+ * A message for the guest's FUSE relay, never for the kernel: unique 0 (like a notification)
+ * and a positive private `code` (RELAY_* in fuse-constants.ts) where a reply has its error.
+ */
+export function relayMessage(code: number, body: Buffer): Buffer {
+  return Buffer.concat([outHeader(0n, code, body.length), body]);
+}
+
 export function errorReply(unique: bigint, errno: number): Buffer {
   return outHeader(unique, -errno, 0);
 }

@@ -25,7 +25,7 @@ import { Invalidator } from "./fuse-notify.js";
 import type { HostProbe } from "./stat-signature.js";
 import { FuseFramer, type FuseRequest } from "./fuse-framer.js";
 import { BodyReader } from "./fuse-reader.js";
-import { errorReply, initOut, reply, type CacheTimeouts } from "./fuse-reply.js";
+import { errorReply, initOut, relayMessage, reply, type CacheTimeouts } from "./fuse-reply.js";
 import { HandleTable } from "./handle-table.js";
 import { InodeTable, type InodeTableState } from "./inode-table.js";
 import { fuseRequestStats } from "./request-stats.js";
@@ -243,15 +243,14 @@ export class FuseServer {
   private reportBehind(): void {
     if (this.behindDone === 0) return;
     const errors = this.behindErrors;
-    const msg = Buffer.alloc(16 + 8 + 16 * errors.length);
-    msg.writeUInt32LE(msg.length, 0);
-    msg.writeUInt32LE(RELAY_BEHIND_DONE, 4);
-    msg.writeUInt32LE(this.behindDone, 16);
-    msg.writeUInt32LE(errors.length, 20);
+    const body = Buffer.alloc(8 + 16 * errors.length);
+    body.writeUInt32LE(this.behindDone, 0);
+    body.writeUInt32LE(errors.length, 4);
     errors.forEach((e, i) => {
-      msg.writeBigUInt64LE(e.unique, 24 + 16 * i);
-      msg.writeInt32LE(e.errno, 32 + 16 * i);
+      body.writeBigUInt64LE(e.unique, 8 + 16 * i);
+      body.writeInt32LE(e.errno, 16 + 16 * i);
     });
+    const msg = relayMessage(RELAY_BEHIND_DONE, body);
     this.behindDone = 0;
     this.behindErrors = [];
     const stream = this.stream;

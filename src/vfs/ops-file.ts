@@ -1,7 +1,7 @@
 /** Handlers for open handles: files (open/create/read/write/...) and directories. */
-import { MAX_WRITE_BYTES, OUT_HEADER_BYTES, Opcode, RELAY_SYNC_WRITES } from "./fuse-constants.js";
+import { MAX_WRITE_BYTES, Opcode, RELAY_SYNC_WRITES } from "./fuse-constants.js";
 import { Errno, VfsError } from "./errors.js";
-import { dirent, openOut, writeOut } from "./fuse-reply.js";
+import { dirent, openOut, relayMessage, writeOut } from "./fuse-reply.js";
 import type { OpHandler, OpsContext } from "./ops-context.js";
 import { pushDirAttr, replyEntry } from "./ops-node.js";
 import type { VfsDirEntry, VfsHandle, VfsOpenFlags } from "./provider.js";
@@ -26,11 +26,9 @@ export function decodeOpenFlags(flags: number): VfsOpenFlags {
 /** Tells the guest's relay to write nothing of this file behind (RELAY_SYNC_WRITES). */
 function pushSyncWrites(ctx: OpsContext, nodeid: bigint, file: VfsHandle): void {
   if (file.spaceLimited !== true) return;
-  const msg = Buffer.alloc(OUT_HEADER_BYTES + 8);
-  msg.writeUInt32LE(msg.length, 0);
-  msg.writeUInt32LE(RELAY_SYNC_WRITES, 4);
-  msg.writeBigUInt64LE(nodeid, OUT_HEADER_BYTES);
-  ctx.pushes.push(msg);
+  const body = Buffer.alloc(8);
+  body.writeBigUInt64LE(nodeid, 0);
+  ctx.pushes.push(relayMessage(RELAY_SYNC_WRITES, body));
 }
 
 const open: OpHandler = async (ctx, header, body) => {

@@ -15,6 +15,7 @@ import {
   attrOut,
   entryOut,
   negativeEntryOut,
+  relayMessage,
   statfsOut,
   type CacheTimeouts,
 } from "./fuse-reply.js";
@@ -95,12 +96,9 @@ export async function pushDirAttr(ctx: OpsContext, nodeid: bigint): Promise<void
   try {
     const timeouts = nodeTimeouts(ctx, nodeid);
     const attr = attrReply(ctx, nodeid, await ctx.provider.stat(ctx.inodes.path(nodeid)), timeouts);
-    const msg = Buffer.alloc(16 + 8 + attr.length);
-    msg.writeUInt32LE(msg.length, 0);
-    msg.writeUInt32LE(RELAY_NODE_ATTR, 4);
-    msg.writeBigUInt64LE(nodeid, 16);
-    attr.copy(msg, 24);
-    ctx.pushes.push(msg);
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64LE(nodeid, 0);
+    ctx.pushes.push(relayMessage(RELAY_NODE_ATTR, Buffer.concat([id, attr])));
   } catch {
     // nothing pushed
   }

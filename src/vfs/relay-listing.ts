@@ -14,9 +14,9 @@
  * made at once, MAX_LISTING_ENTRIES names and MAX_LISTING_BYTES bytes per listing (a larger
  * directory gets DROP), and nothing it asks for creates a node id a LOOKUP could not.
  */
-import { RelayCode, OUT_HEADER_BYTES } from "./fuse-constants.js";
+import { RelayCode } from "./fuse-constants.js";
 import { Errno, toErrno } from "./errors.js";
-import { ENTRY_OUT_BYTES, entryOut, type CacheTimeouts } from "./fuse-reply.js";
+import { ENTRY_OUT_BYTES, entryOut, relayMessage, type CacheTimeouts } from "./fuse-reply.js";
 import { childPath } from "./names.js";
 import type { InodeTable } from "./inode-table.js";
 import type { VfsProvider } from "./provider.js";
@@ -44,13 +44,6 @@ const LISTING_HEAD_BYTES = 32;
 const RECORD_HEAD_BYTES = 8;
 const NAME_MAX_BYTES = 255;
 
-function message(code: number, body: Buffer): Buffer {
-  const header = Buffer.alloc(OUT_HEADER_BYTES);
-  header.writeUInt32LE(OUT_HEADER_BYTES + body.length, 0);
-  header.writeUInt32LE(code, 4); // positive, like a notification; unique stays 0
-  return Buffer.concat([header, body]);
-}
-
 function validity(ms: number): [bigint, number] {
   const safe = Number.isFinite(ms) && ms > 0 ? ms : 0;
   const seconds = Math.floor(safe / 1000);
@@ -63,7 +56,7 @@ export function dropMessage(dir: bigint, reply: boolean, busy = false, seq = 0):
   body.writeBigUInt64LE(dir, 0);
   body.writeUInt32LE((reply ? LISTING_REPLY : 0) | (busy ? DROP_BUSY : 0), 8);
   body.writeUInt32LE(seq >>> 0, 12); // a reply's: the LIST_DIR's number
-  return message(RelayCode.DIR_DROP, body);
+  return relayMessage(RelayCode.DIR_DROP, body);
 }
 
 /** DIR_ADD / DIR_REMOVE of `name` in `dir`; `node` (0: none) is the node whose links changed. */
@@ -74,7 +67,7 @@ export function nameMessage(code: number, dir: bigint, name: string, node: bigin
   body.writeUInt32LE(nameBytes.length, 8);
   body.writeBigUInt64LE(node, 16);
   nameBytes.copy(body, 24);
-  return message(code, body);
+  return relayMessage(code, body);
 }
 
 /** One name of a listing, with the entry the relay may hand to the kernel (or none). */
@@ -109,7 +102,7 @@ export function listingMessage(
   head.writeBigUInt64LE(sec, 16);
   head.writeUInt32LE(nsec, 24);
   head.writeUInt32LE(seq >>> 0, 28); // a reply's: the LIST_DIR's number
-  return message(RelayCode.DIR_LISTING, Buffer.concat([head, ...records]));
+  return relayMessage(RelayCode.DIR_LISTING, Buffer.concat([head, ...records]));
 }
 
 /** The timeouts for names in directory `path` (the watcher covers a directory's names). */
